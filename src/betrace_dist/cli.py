@@ -1,0 +1,49 @@
+"""`betrace-dist`: the project's command line (ledger, release data check)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import REPO_ROOT
+from .errors import ProblemsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="betrace-dist", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ledger = sub.add_parser("ledger", help="print every block of every page and its checker")
+    ledger.add_argument("--site", type=Path, default=REPO_ROOT / "mkdocs.yml", help="mkdocs.yml")
+    check = sub.add_parser("release", help="validate the release data")
+    check.add_argument("action", choices=["check"])
+    check.add_argument("--file", type=Path, default=REPO_ROOT / "releases.yaml")
+    args = parser.parse_args(argv)
+
+    if args.command == "release":
+        from .release import load_release_data
+
+        try:
+            data = load_release_data(args.file)
+        except ProblemsError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"{args.file}: valid; current release {data.current.version}")
+        return 0
+
+    from .gate.collect import Gate
+    from .gate.ledger import format_table
+
+    gate = Gate(args.site)
+    try:
+        entries = gate.ledger()
+    except (ProblemsError, SystemExit) as exc:
+        print(exc.code if isinstance(exc, SystemExit) else exc, file=sys.stderr)
+        return 1
+    print(format_table(entries))
+    bad = [e for e in entries if e.status in ("unclaimed", "error")]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Checkers: each claims blocks by language and verifies or runs them.
+
+A checker raises CheckFailure with the reason and, where it knows it, the line inside the block;
+the gate turns that into `page.md:LINE: reason`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from ..lexer import Block
+
+Status = Literal["run", "verified"]
+
+
+class CheckFailure(Exception):
+    def __init__(self, reason: str, body_line: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.body_line = body_line  # 1-based line inside the block body, when known
+
+
+@dataclass
+class Context:
+    """What a checker may use: the page, the site root and pytest's request (fixtures, tmp dirs)."""
+
+    page: Path
+    site_root: Path
+    request: Any = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Checker(Protocol):
+    name: ClassVar[str]
+    status: ClassVar[Status]
+    languages: ClassVar[frozenset[str]]
+
+    def check(self, block: Block, ctx: Context) -> None: ...
+
+
+def registry() -> list[Checker]:
+    from .json_ import JsonChecker
+    from .markdown import MarkdownChecker
+    from .python import PythonChecker
+    from .shell import ShellChecker
+    from .yaml_ import YamlChecker
+
+    return [YamlChecker(), JsonChecker(), ShellChecker(), PythonChecker(), MarkdownChecker()]
+
+
+def claim(block: Block, checkers: list[Checker]) -> Checker | None:
+    for checker in checkers:
+        if block.language in checker.languages:
+            return checker
+    return None

@@ -1,0 +1,194 @@
+"""Sybil integration: one pytest item per fenced block, failures reported as `page.md:LINE`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sybil import Document, Example, Region, Sybil
+from sybil.example import SybilFailure
+
+from ..errors import ProblemsError
+from .checkers import Checker, CheckFailure, Context, registry
+from .ledger import Entry, entry_for, relative
+from .lexer import Block, LexError, blocks
+from .render import Rendered, RenderError, Site
+
+#: Every gate created in this process (conftest files register theirs), for the ledger summary.
+GATES: list[Gate] = []
+
+
+class GateFailure(SybilFailure):
+    """A block that does not hold: the message starts with `page.md:LINE:`."""
+
+    def __init__(self, example: Example, message: str) -> None:
+        super().__init__(example, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class PageResult:
+    """A page as the gate sees it: its blocks and ledger entries, or why it could not be read."""
+
+    path: Path
+    rendered: Rendered | None
+    items: list[tuple[Block, Entry, Checker | None]]
+    error: tuple[int, str] | None = None
+
+
+class Gate:
+    def __init__(self, config_file: Path, patterns: tuple[str, ...] = ("*.md",)) -> None:
+        self.site = Site(config_file)
+        self.patterns = patterns
+        self.checkers = registry()
+        GATES.append(self)
+
+    # -- reading pages ---------------------------------------------------------------------
+    def page_name(self, path: Path) -> str:
+        return relative(path, self.site.root)
+
+    def analyse(self, path: Path) -> PageResult:
+        path = Path(path)
+        name = self.page_name(path)
+        try:
+            rendered = self.site.render(path)
+        except RenderError as exc:
+            return PageResult(path, None, [], (exc.line, exc.reason))
+        try:
+            found = blocks(rendered.text)
+        except LexError as exc:
+            return PageResult(path, rendered, [], (rendered.source_line(exc.line), exc.reason))
+        items = []
+        for block in found:
+            entry, checker = entry_for(name, rendered.source_line(block.line), block, self.checkers)
+            items.append((block, entry, checker))
+        return PageResult(path, rendered, items)
+
+    def pages(self) -> list[Path]:
+        docs = self.site.docs_dir
+        return sorted({p for pattern in self.patterns for p in docs.rglob(pattern)})
+
+    def ledger(self) -> list[Entry]:
+        """Static ledger of the whole site (nothing is run)."""
+        entries: list[Entry] = []
+        for path in self.pages():
+            result = self.analyse(path)
+            if result.error:
+                line, reason = result.error
+                entries.append(Entry(self.page_name(path), line, "-", "-", "error", reason))
+            entries.extend(entry for _, entry, _ in result.items)
+        return entries
+
+    def prepare(self) -> None:
+        """Load the site (and with it the release data); stop pytest with the problems if any."""
+        try:
+            self.site.config  # noqa: B018 - loading runs the macros' define_env
+        except ProblemsError as exc:
+            raise pytest.UsageError(f"the site cannot be loaded:\n{exc}") from None
+        except SystemExit as exc:  # define_env stops mkdocs with SystemExit(message)
+            raise pytest.UsageError(str(exc.code)) from None
+
+    # -- pytest ----------------------------------------------------------------------------
+    def sybil(self) -> Sybil:
+        gate = self
+
+        class GateDocument(Document):
+            @classmethod
+            def parse(cls, path: str, *parsers: Any, encoding: str = "utf-8") -> Document:
+                result = gate.analyse(Path(path))
+                text = result.rendered.text if result.rendered else ""
+                document = cls(text, path)
+                document.result = result  # type: ignore[attr-defined]
+                for region in gate.regions(result):
+                    document.add(region)
+                return document
+
+            def examples(self) -> Iterator[Example]:
+                for example, region in zip(
+                    super().examples(), (r for _, r in self.regions), strict=True
+                ):
+                    example.line = region.parsed.line  # the SOURCE line of the block
+                    yield example
+
+        return GateSybil(
+            parsers=[lambda document: iter(())],
+            patterns=list(self.patterns),
+            path=str(self.site.docs_dir),
+            fixtures=["request"],
+            document_types={".md": GateDocument},
+        )
+
+    def pytest(self) -> Callable[..., Any]:
+        return self.sybil().pytest()
+
+    def regions(self, result: PageResult) -> Iterator[Region]:
+        name = self.page_name(result.path)
+        if result.error:
+            line, reason = result.error
+            entry = Entry(name, line, "-", "-", "error", reason)
+            yield Region(0, 0, entry, _fail(f"{name}:{line}: {reason}"))
+            return
+        assert result.rendered is not None
+        rendered = result.rendered
+        for block, entry, checker in result.items:
+            yield Region(
+                block.start,
+                block.end,
+                entry,
+                self._evaluator(result.path, rendered, block, entry, checker),
+            )
+
+    def _evaluator(
+        self, path: Path, rendered: Rendered, block: Block, entry: Entry, checker: Checker | None
+    ) -> Callable[[Example], None]:
+        name = entry.page
+
+        def evaluate(example: Example) -> None:
+            if entry.status == "skipped":
+                return None
+            if checker is None:
+                raise GateFailure(
+                    example,
+                    f"{name}:{entry.line}: {entry.reason}: every block needs a checker, or a "
+                    f"skip with its reason on the line above: <!-- gate: skip: <why> -->",
+                )
+            ctx = Context(
+                page=path, site_root=self.site.root, request=example.namespace.get("request")
+            )
+            try:
+                checker.check(block, ctx)
+            except CheckFailure as exc:
+                line = entry.line
+                if exc.body_line is not None:
+                    line = rendered.source_line(block.first_body_line + exc.body_line - 1)
+                raise GateFailure(
+                    example, f"{name}:{line}: {checker.name} block ({block.language}): {exc.reason}"
+                ) from None
+            return None
+
+        return evaluate
+
+
+def _fail(message: str) -> Callable[[Example], None]:
+    def evaluate(example: Example) -> None:
+        raise GateFailure(example, message)
+
+    return evaluate
+
+
+class GateSybil(Sybil):
+    def identify(self, example: Example) -> str:
+        entry: Entry = example.region.parsed
+        same_line = [
+            r
+            for _, r in example.document.regions
+            if r.parsed.line == entry.line and r.start < example.region.start
+        ]
+        suffix = f"#{len(same_line) + 1}" if same_line else ""
+        return f"line:{entry.line}{suffix},{entry.language}"

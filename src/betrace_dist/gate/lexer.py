@@ -1,0 +1,180 @@
+"""Fenced code blocks as pymdownx.superfences sees them, wherever they are nested.
+
+Blocks may sit inside content tabs, admonitions and lists (indented), carry attributes in their
+info string (```` ```yaml title="values.yaml" hl_lines="2" ````, ```` ``` { .yaml .annotate } ````),
+and be preceded by a gate directive comment (`<!-- gate: skip: why -->`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+DIRECTIVE = re.compile(r"^\s*<!--\s*gate:(?P<body>.*?)-->\s*$")
+DIRECTIVE_START = re.compile(r"^\s*<!--\s*gate\b")
+
+
+class LexError(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Directive:
+    line: int  # rendered line, 1-based
+    action: str  # "skip"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # rendered line of the opening fence, 1-based
+    start: int  # character offsets in the rendered text (opening fence .. end of closing fence)
+    end: int
+    indent: str
+    language: str
+    attrs: dict[str, str] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+    body: str = ""
+    directive: Directive | None = None
+
+    @property
+    def first_body_line(self) -> int:
+        return self.line + 1
+
+    @property
+    def title(self) -> str | None:
+        return self.attrs.get("title")
+
+
+def parse_info(info: str, line: int) -> tuple[str, dict[str, str], tuple[str, ...]]:
+    """Language, attributes and classes from a fence info string."""
+    info = info.strip()
+    if not info:
+        return "", {}, ()
+    language = ""
+    if not info.startswith("{"):
+        language, _, info = info.partition(" ")
+        language = language.strip().lstrip(".")
+        info = info.strip()
+    if info.startswith("{"):
+        if not info.endswith("}"):
+            raise LexError(line, f"unclosed attribute list in fence info '{info}'")
+        info = info[1:-1]
+    try:
+        tokens = shlex.split(info)
+    except ValueError as exc:
+        raise LexError(line, f"fence info '{info}' cannot be read: {exc}") from None
+    attrs: dict[str, str] = {}
+    classes: list[str] = []
+    for token in tokens:
+        if token.startswith("."):
+            classes.append(token[1:])
+        elif token.startswith("#"):
+            attrs["id"] = token[1:]
+        elif "=" in token:
+            key, _, value = token.partition("=")
+            attrs[key] = value
+        else:
+            attrs[token] = ""
+    if not language and classes:
+        language, classes = classes[0], classes[1:]
+    return language.lower(), attrs, tuple(classes)
+
+
+def parse_directive(text: str, line: int) -> Directive:
+    match = DIRECTIVE.match(text)
+    if not match:
+        raise LexError(line, "a gate directive must be one line: <!-- gate: skip: <reason> -->")
+    body = match["body"].strip()
+    action, _, reason = body.partition(":")
+    action = action.strip()
+    if action != "skip":
+        raise LexError(
+            line,
+            f"unknown gate directive '{action}'; the only one is <!-- gate: skip: <reason> -->",
+        )
+    if not reason.strip():
+        raise LexError(
+            line, "a skip needs its reason: <!-- gate: skip: <why this block is not checked> -->"
+        )
+    return Directive(line, action, reason.strip())
+
+
+def _closes(line: str, indent: str, fence: str) -> bool:
+    stripped = line.strip()
+    return (
+        line.startswith(indent)
+        and len(line) - len(line.lstrip()) == len(indent)
+        and len(stripped) >= len(fence)
+        and set(stripped) == {fence[0]}
+    )
+
+
+def blocks(text: str) -> list[Block]:
+    """Every fenced block of a rendered page, in order."""
+    lines = text.split("\n")
+    offsets = [0]
+    for ln in lines:
+        offsets.append(offsets[-1] + len(ln) + 1)
+    found: list[Block] = []
+    pending: Directive | None = None
+    i = 0
+    while i < len(lines):
+        raw = lines[i]
+        if DIRECTIVE_START.match(raw):
+            if pending is not None:
+                raise LexError(pending.line, "this gate directive is not followed by a code block")
+            pending = parse_directive(raw, i + 1)
+            i += 1
+            continue
+        match = OPEN.match(raw)
+        if not match or (match["fence"][0] == "`" and "`" in match["info"]):
+            if pending is not None and raw.strip():
+                raise LexError(pending.line, "this gate directive is not followed by a code block")
+            i += 1
+            continue
+        indent, fence = match["indent"], match["fence"]
+        language, attrs, classes = parse_info(match["info"], i + 1)
+        j = i + 1
+        while j < len(lines) and not _closes(lines[j], indent, fence):
+            if (
+                lines[j].strip()
+                and set(lines[j].strip()) == {fence[0]}
+                and len(lines[j].strip()) >= len(fence)
+            ):
+                raise LexError(
+                    i + 1,
+                    f"the code block opened here is closed at line {j + 1} with a different "
+                    f"indentation ({len(lines[j]) - len(lines[j].lstrip())} spaces instead of "
+                    f"{len(indent)}); in tabs, admonitions and lists both fences share one indent",
+                )
+            j += 1
+        if j >= len(lines):
+            raise LexError(i + 1, f"the code block opened here with {fence} is never closed")
+        body_lines = [
+            ln[len(indent) :] if ln.startswith(indent) else ln.lstrip() for ln in lines[i + 1 : j]
+        ]
+        body = "\n".join(body_lines) + ("\n" if body_lines else "")
+        found.append(
+            Block(
+                line=i + 1,
+                start=offsets[i],
+                end=offsets[j] + len(lines[j]),
+                indent=indent,
+                language=language,
+                attrs=attrs,
+                classes=classes,
+                body=body,
+                directive=pending,
+            )
+        )
+        pending = None
+        i = j + 1
+    if pending is not None:
+        raise LexError(pending.line, "this gate directive is not followed by a code block")
+    return found

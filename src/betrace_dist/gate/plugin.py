@@ -1,0 +1,54 @@
+"""pytest plugin of the gate: `--ledger` prints every block, its checker and its outcome."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from .collect import GATES
+from .ledger import format_table
+
+_NODE = re.compile(r"^(?P<page>[^:]+)::line:(?P<line>\d+)")
+#: (page relative to the rootdir, source line) -> passed, filled as reports arrive (xdist too).
+OUTCOMES: dict[tuple[str, int], bool] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("betrace-gate", "BeTrace doc gate")
+    group.addoption(
+        "--ledger",
+        action="store_true",
+        default=False,
+        help="after the run, print the block ledger: page, line, language, checker, status",
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    OUTCOMES.clear()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    match = _NODE.match(report.nodeid)
+    if match is None or (report.when != "call" and report.passed):
+        return
+    key = (match["page"], int(match["line"]))
+    OUTCOMES[key] = OUTCOMES.get(key, True) and report.passed
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not config.getoption("--ledger"):
+        return
+    for gate in GATES:
+        entries = []
+        for entry in gate.ledger():
+            page = (gate.site.root / entry.page).resolve()
+            try:
+                node_page = page.relative_to(config.rootpath).as_posix()
+            except ValueError:
+                node_page = entry.page
+            passed = OUTCOMES.get((node_page, entry.line))
+            entries.append(entry if passed is None else entry.with_outcome(passed))
+        terminalreporter.section(f"block ledger of {gate.site.config_file}")
+        terminalreporter.write_line(format_table(entries))

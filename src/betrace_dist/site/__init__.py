@@ -1,0 +1,1 @@
+"""What the site shows: macros and tables built from the release data."""

@@ -1,0 +1,84 @@
+"""The mkdocs-macros environment: every version and interface fact a page shows comes from here.
+
+`macros/__init__.py` calls `install(env)`. The release data is loaded once per build; a problem in
+it stops the build with file, line and field before any page is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ProblemsError
+from ..release import RELEASES_FILE, ReleaseData, load_release_data
+from . import tables
+
+
+class ReleaseDataError(SystemExit):
+    """Stops `mkdocs build`/`serve` with the problems as the only message (no traceback)."""
+
+
+def release_file(env: Any) -> Path:
+    """releases.yaml beside mkdocs.yml, unless `extra.release_data` names another file."""
+    name = env.conf.get("extra", {}).get("release_data")
+    if not name:
+        return RELEASES_FILE
+    return (Path(env.conf["config_file_path"]).parent / name).resolve()
+
+
+def install(env: Any) -> None:
+    path = release_file(env)
+    try:
+        data = load_release_data(path)
+    except ProblemsError as exc:
+        raise ReleaseDataError(f"release data is invalid:\n{exc}") from None
+    define(env, data)
+
+
+def define(env: Any, data: ReleaseData) -> None:
+    env.variables["project"] = data.project
+    env.variables["release"] = data.current
+    env.variables["releases"] = data
+    backend = data.current.backend
+
+    @env.macro
+    def image(name: str) -> str:
+        """Reference of a BeTrace image (backend, grafana-plugin, plugin-init), digest if known."""
+        return data.image_ref(name)
+
+    @env.macro
+    def obs_image(name: str) -> str:
+        """Reference of a pinned observability image (grafana, tempo, loki, ...)."""
+        pinned = data.current.observability.model_dump(by_alias=True)
+        if name not in pinned:
+            raise KeyError(f"no observability image '{name}'; images: {', '.join(pinned)}")
+        return getattr(data.current.observability, name.replace("-", "_")).ref
+
+    @env.macro
+    def port(name: str) -> int:
+        """A backend port by name (http, grpc)."""
+        if name not in backend.ports:
+            raise KeyError(f"no backend port '{name}'; ports: {', '.join(backend.ports)}")
+        return backend.ports[name].port
+
+    @env.macro
+    def endpoint(path: str) -> str:
+        """A backend endpoint path, refused unless the backend serves it."""
+        known = [e.path for e in backend.endpoints]
+        if path not in known:
+            raise KeyError(
+                f"the backend serves no endpoint '{path}'; endpoints: {', '.join(known)}"
+            )
+        return path
+
+    @env.macro
+    def env_var(name: str) -> str:
+        """An environment variable name, refused unless the backend reads it."""
+        return backend.env_var(name).name
+
+    env.macro(lambda: tables.compatibility(data), "compatibility_table")
+    env.macro(lambda: tables.images(data), "images_table")
+    env.macro(lambda: tables.environment(data), "env_table")
+    env.macro(lambda: tables.endpoints(data), "endpoints_table")
+    env.macro(lambda: tables.ports(data), "ports_table")
+    env.macro(lambda: tables.history(data), "history_table")

@@ -1,0 +1,108 @@
+"""The gate on a site with one deliberate fault per page: each fails at its page:line, with why.
+
+Expected lines are found in the fixture pages by their content, never typed here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, copy_site, line_containing, run_mkdocs, run_pytest
+
+SITE = FIXTURES / "faulty-site"
+DOCS = SITE / "docs"
+
+
+@pytest.fixture(scope="module")
+def gate_run() -> str:
+    result = run_pytest(["docs", "-q", "--ledger"], cwd=SITE)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+    return result.stdout
+
+
+def failure_lines(output: str) -> dict[str, str]:
+    """`docs/page.md:LINE: reason` lines of the gate's output, by `page.md:LINE`."""
+    found = {}
+    for match in re.finditer(r"^(docs/[\w./-]+\.md:\d+): (.+)$", output, re.MULTILINE):
+        found[match[1]] = match[2]
+    return found
+
+
+def expect(output: str, page: str, line: int, *words: str) -> None:
+    failures = failure_lines(output)
+    key = f"docs/{page}:{line}"
+    assert key in failures, f"expected a failure at {key}; the gate reported {sorted(failures)}"
+    for word in words:
+        assert word in failures[key], f"{key}: {failures[key]!r} does not say {word!r}"
+
+
+def test_unclaimed_block_fails_with_page_line(gate_run: str) -> None:
+    line = line_containing(DOCS / "unclaimed.md", "```toml")
+    expect(gate_run, "unclaimed.md", line, "no checker for language 'toml'", "gate: skip")
+
+
+def test_bad_yaml_inside_a_content_tab_fails_at_its_line(gate_run: str) -> None:
+    line = line_containing(DOCS / "tabs.md", "tag: [unclosed")
+    expect(gate_run, "tabs.md", line, "invalid YAML")
+
+
+def test_macro_typo_fails_at_its_source_line(gate_run: str) -> None:
+    line = line_containing(DOCS / "macro-typo.md", "relase.version")
+    expect(gate_run, "macro-typo.md", line, "'relase' is undefined")
+
+
+def test_failing_python_example_is_a_failure_not_an_internal_error(gate_run: str) -> None:
+    expect(
+        gate_run,
+        "python-fails.md",
+        line_containing(DOCS / "python-fails.md", "#> 3"),
+        "the page says '#> 3'",
+        "printed '#> 2'",
+    )
+    expect(
+        gate_run, "python-fails.md", line_containing(DOCS / "python-fails.md", '"prot"'), "KeyError"
+    )
+
+
+def test_block_after_a_multi_line_macro_maps_to_the_source_line(gate_run: str) -> None:
+    line = line_containing(DOCS / "after-table.md", "adminPassword: two")
+    expect(gate_run, "after-table.md", line, "duplicate key", "adminPassword")
+
+
+def test_clean_page_passes_and_the_ledger_counts_every_block(gate_run: str) -> None:
+    assert "docs/index.md:" not in gate_run
+    totals = re.search(r"^(\d+) blocks on (\d+) pages: (.*)$", gate_run, re.MULTILINE)
+    assert totals, gate_run
+    # fences in the fixture pages, counted from their text
+    fences = sum(
+        len(re.findall(r"^\s*```[a-z]", page.read_text(encoding="utf-8"), re.MULTILINE))
+        for page in DOCS.glob("*.md")
+    )
+    # the macro-typo page cannot be rendered: it stands in the ledger as one error entry
+    assert int(totals[1]) == fences + 1
+    assert "1 unclaimed" in totals[3] and "1 error" in totals[3]
+
+
+def test_failing_python_example_is_reported_plainly_under_every_traceback_style() -> None:
+    for style in ("auto", "long", "short", "line", "native", "no"):
+        result = run_pytest(["docs/python-fails.md", "-q", f"--tb={style}"], cwd=SITE)
+        assert result.returncode == 1, (style, result.stdout[-2000:])
+        assert "INTERNALERROR" not in result.stdout + result.stderr, style
+
+
+def test_broken_anchor_fails_the_strict_build(tmp_path: Path) -> None:
+    site = copy_site(tmp_path, ["index.md", "anchor.md"])
+    result = run_mkdocs(["build", "--strict", "-d", str(tmp_path / "out")], cwd=site)
+    assert result.returncode != 0
+    assert "anchor.md" in result.stderr and "#no-such-heading" in result.stderr, result.stderr
+
+
+def test_site_without_faults_builds_and_passes(tmp_path: Path) -> None:
+    site = copy_site(tmp_path, ["index.md"])
+    assert run_mkdocs(["build", "--strict", "-d", str(tmp_path / "out")], cwd=site).returncode == 0
+    result = run_pytest(["docs", "-q"], cwd=site)
+    assert result.returncode == 0, result.stdout

@@ -1,0 +1,89 @@
+"""The fence lexer: attributes, nesting in tabs/admonitions/lists, directives and their errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from betrace_dist.gate.lexer import LexError, blocks, parse_info
+
+
+def test_info_string_with_attributes() -> None:
+    assert parse_info('yaml title="values.yaml" hl_lines="2 3"', 1) == (
+        "yaml",
+        {"title": "values.yaml", "hl_lines": "2 3"},
+        (),
+    )
+
+
+def test_attribute_list_form_with_annotations() -> None:
+    language, attrs, classes = parse_info('{ .yaml .annotate title="x.yaml" }', 1)
+    assert (language, attrs, classes) == ("yaml", {"title": "x.yaml"}, ("annotate",))
+
+
+def test_blocks_nested_in_tabs_admonitions_and_lists_are_found_and_dedented() -> None:
+    text = "\n".join(
+        [
+            '=== "Helm"',
+            "",
+            '    !!! note "x"',
+            "",
+            '        ```yaml title="v.yaml"',
+            "        a: 1",
+            "        ```",
+            "",
+            "1. Step",
+            "",
+            "    ```bash",
+            "    echo hi",
+            "    ```",
+        ]
+    )
+    found = blocks(text)
+    assert [(b.line, b.language, b.body, b.title) for b in found] == [
+        (5, "yaml", "a: 1\n", "v.yaml"),
+        (11, "bash", "echo hi\n", None),
+    ]
+
+
+def test_longer_fence_holds_a_shorter_one() -> None:
+    (block,) = blocks("````markdown\n```yaml\na: 1\n```\n````\n")
+    assert block.language == "markdown" and block.body == "```yaml\na: 1\n```\n"
+
+
+def test_unterminated_fence_names_its_opening_line() -> None:
+    with pytest.raises(LexError) as info:
+        blocks("text\n\n```yaml\na: 1\n")
+    assert info.value.line == 3 and "never closed" in info.value.reason
+
+
+def test_closing_fence_with_the_wrong_indentation_is_named() -> None:
+    with pytest.raises(LexError) as info:
+        blocks('=== "Tab"\n\n    ```yaml\n    a: 1\n```\n')
+    assert info.value.line == 3
+    assert "different indentation (0 spaces instead of 4)" in info.value.reason
+
+
+def test_skip_directive_attaches_its_reason() -> None:
+    (block,) = blocks("<!-- gate: skip: sample output -->\n```text\nok\n```\n")
+    assert block.directive is not None and block.directive.reason == "sample output"
+
+
+@pytest.mark.parametrize(
+    ("directive", "message"),
+    [
+        ("<!-- gate: skip -->", "a skip needs its reason"),
+        ("<!-- gate: skip: -->", "a skip needs its reason"),
+        ("<!-- gate: skipp: typo -->", "unknown gate directive 'skipp'"),
+        ("<!-- gate: skip: two\nlines -->", "must be one line"),
+    ],
+)
+def test_bad_directives_are_refused(directive: str, message: str) -> None:
+    with pytest.raises(LexError) as info:
+        blocks(f"{directive}\n```text\nok\n```\n")
+    assert info.value.line == 1 and message in info.value.reason
+
+
+def test_directive_not_followed_by_a_block_is_refused() -> None:
+    with pytest.raises(LexError) as info:
+        blocks("<!-- gate: skip: why -->\nA paragraph.\n\n```text\nok\n```\n")
+    assert info.value.line == 1 and "not followed by a code block" in info.value.reason

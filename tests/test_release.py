@@ -1,0 +1,159 @@
+"""releases.yaml: the real file is valid, and every kind of bad input names file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from betrace_dist.errors import ProblemsError
+from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data
+
+from .conftest import copy_site, line_containing, run_mkdocs, run_pytest
+
+ORIGINAL = RELEASES_FILE.read_text(encoding="utf-8")
+
+
+def broken(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
+    assert old in ORIGINAL, f"releases.yaml no longer contains {old!r}: update this test"
+    path = tmp_path / "releases.yaml"
+    path.write_text(ORIGINAL.replace(old, new, count), encoding="utf-8")
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ProblemsError) as info:
+        load_release_data(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_the_real_release_data_is_valid(release_data: ReleaseData) -> None:
+    assert release_data.current is release_data.releases[0]
+    assert release_data.image_ref("backend").startswith(release_data.project.registry + "/")
+
+
+def test_unknown_key_names_file_line_and_field(tmp_path: Path) -> None:
+    path = broken(
+        tmp_path, "      app_version: 2.0.0\n    plugin:", "      app_verison: 2.0.0\n    plugin:"
+    )
+    line = line_containing(path, "app_verison")
+    assert f"{path}:{line}: releases[0].chart.app_verison: unknown key" in "\n".join(problems(path))
+
+
+def test_wrong_type_names_the_field(tmp_path: Path) -> None:
+    path = broken(tmp_path, "port: 12011", 'port: "twelve"')
+    line = line_containing(path, '"twelve"')
+    found = "\n".join(problems(path))
+    assert (
+        f"{path}:{line}: releases[0].backend.ports.http.port: Input should be a valid integer"
+        in found
+    )
+
+
+def test_missing_field_points_at_its_parent(tmp_path: Path) -> None:
+    path = broken(tmp_path, "      page_path: /a/betrace-app\n", "")
+    line = line_containing(path, "    plugin:")
+    assert f"{path}:{line}: releases[0].plugin.page_path: required field is missing" in problems(
+        path
+    )
+
+
+@pytest.mark.parametrize("floating", ["latest", "stable", "main"])
+def test_floating_tag_is_refused(tmp_path: Path, floating: str) -> None:
+    path = broken(
+        tmp_path, "      backend:\n        tag: 2.0.0", f"      backend:\n        tag: {floating}"
+    )
+    line = line_containing(path, f"tag: {floating}")
+    found = "\n".join(problems(path))
+    assert f"{path}:{line}: releases[0].images.backend.tag: the tag '{floating}' moves" in found
+
+
+def test_malformed_digest_is_refused(tmp_path: Path) -> None:
+    path = broken(
+        tmp_path,
+        "      backend:\n        tag: 2.0.0",
+        "      backend:\n        tag: 2.0.0\n        digest: sha256:abc",
+    )
+    line = line_containing(path, "sha256:abc")
+    assert any(
+        p.startswith(f"{path}:{line}: releases[0].images.backend.digest:") for p in problems(path)
+    )
+
+
+def second_release(text: str, version: str, date: str) -> str:
+    """The file with a copy of the current release appended as an older one."""
+    head, _, current = text.partition("releases:\n")
+    older = current.replace("  - version: 2.0.0", f"  - version: {version}", 1)
+    older = older.replace("    date: 2026-11-24", f"    date: {date}", 1)
+    return f"{head}releases:\n{current}{older}"
+
+
+def test_duplicate_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "releases.yaml"
+    path.write_text(second_release(ORIGINAL, "2.0.0", "2026-01-01"), encoding="utf-8")
+    lines = [n for n, t in enumerate(path.read_text().splitlines(), 1) if "- version: 2.0.0" in t]
+    assert (
+        f"{path}:{lines[1]}: releases[1].version: version 2.0.0 is listed twice (also releases[0])"
+        in problems(path)
+    )
+
+
+def test_history_out_of_order_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "releases.yaml"
+    path.write_text(second_release(ORIGINAL, "2.1.0", "2026-01-01"), encoding="utf-8")
+    line = line_containing(path, "- version: 2.1.0")
+    found = "\n".join(problems(path))
+    assert (
+        f"{path}:{line}: releases[1].version: "
+        "history must be newest first, but 2.1.0 comes after 2.0.0" in found
+    )
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = broken(tmp_path, "  name: BeTrace", "  name: [BeTrace")
+    found = problems(path)
+    assert len(found) == 1 and found[0].startswith(f"{path}:") and "invalid YAML" in found[0]
+
+
+def test_duplicate_key_in_release_data_is_refused(tmp_path: Path) -> None:
+    path = broken(tmp_path, "  license: MIT\n", "  license: MIT\n  license: MIT\n")
+    line = [n for n, t in enumerate(path.read_text().splitlines(), 1) if "license: MIT" in t][1]
+    (found,) = problems(path)
+    assert found.startswith(f"{path}:{line}: invalid YAML:"), found
+    assert 'duplicate key "license"' in found
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = broken(tmp_path, "tag: 2.0.0", "tag: latest", count=3)
+    assert len(problems(path)) == 3
+
+
+def site_with_bad_release_data(tmp_path: Path) -> Path:
+    site = copy_site(tmp_path, ["index.md"])
+    bad = broken(tmp_path, "  license: MIT", "  license: Apache-2.0")
+    config = (site / "mkdocs.yml").read_text(encoding="utf-8")
+    config = "\n".join(
+        f"  release_data: {bad}" if ln.startswith("  release_data:") else ln
+        for ln in config.splitlines()
+    )
+    (site / "mkdocs.yml").write_text(config, encoding="utf-8")
+    return site
+
+
+def test_mkdocs_build_stops_on_bad_release_data_and_writes_nothing(tmp_path: Path) -> None:
+    site = site_with_bad_release_data(tmp_path)
+    out = tmp_path / "out"
+    result = run_mkdocs(["build", "--strict", "-d", str(out)], cwd=site)
+    line = line_containing(tmp_path / "releases.yaml", "license: Apache-2.0")
+    assert result.returncode != 0
+    assert f"releases.yaml:{line}: project.license:" in result.stderr, result.stderr
+    assert not out.exists()
+
+
+def test_the_gate_stops_on_bad_release_data_with_the_same_message(tmp_path: Path) -> None:
+    site = site_with_bad_release_data(tmp_path)
+    result = run_pytest(["docs", "-q"], cwd=site)
+    line = line_containing(tmp_path / "releases.yaml", "license: Apache-2.0")
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert f"releases.yaml:{line}: project.license:" in result.stderr
+    assert "passed" not in result.stdout
