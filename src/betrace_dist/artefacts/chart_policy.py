@@ -1,0 +1,654 @@
+"""Policy of the BeTrace chart: render it with the real Helm, then check what Kubernetes would get.
+
+Each check returns readable violations ("<template> <Kind>/<name> container x: what is wrong,
+what was expected"), so the chart tests and the doc gate can share them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from .. import tools
+from ..release import ReleaseData
+
+
+class HelmError(Exception):
+    """Helm exited non-zero; the message is its own output."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One rendered Kubernetes object and the template it came from."""
+
+    source: str
+    doc: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str((self.doc.get("metadata") or {}).get("name", ""))
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind}/{self.name}"
+
+
+def helm_env(home: Path) -> dict[str, str]:
+    """Environment for Helm with its cache, config and data under `home` (nothing of the user's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HELM_", "KUBE"))}
+    for name in ("CACHE", "CONFIG", "DATA"):
+        folder = home / name.lower()
+        folder.mkdir(parents=True, exist_ok=True)
+        env[f"HELM_{name}_HOME"] = str(folder)
+    # No kube context: client-side commands must never reach a cluster.
+    env["KUBECONFIG"] = str(home / "no-kubeconfig")
+    return env
+
+
+class Helm:
+    """The Helm CLI with an isolated home; every call is offline (template, lint, show)."""
+
+    def __init__(self, binary: str | None = None, home: Path | None = None) -> None:
+        found = binary or tools.find("helm")
+        if not found:
+            raise HelmError("helm is not installed (run `make tools`)")
+        self.binary = found
+        self.home = home or Path(tempfile.mkdtemp(prefix="helm-home-"))
+        self.env = helm_env(self.home)
+
+    def run(self, *args: str) -> str:
+        proc = subprocess.run(
+            [self.binary, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise HelmError((proc.stderr or proc.stdout).strip())
+        return proc.stdout
+
+    @staticmethod
+    def _values_args(values_files: Iterable[Path], set_values: Sequence[str]) -> list[str]:
+        args: list[str] = []
+        for path in values_files:
+            args += ["--values", str(path)]
+        for item in set_values:
+            args += ["--set", item]
+        return args
+
+    def template(
+        self,
+        chart: Path,
+        values_files: Iterable[Path] = (),
+        set_values: Sequence[str] = (),
+        release: str = "betrace",
+        namespace: str = "betrace",
+    ) -> list[Manifest]:
+        out = self.run(
+            "template",
+            release,
+            str(chart),
+            "--namespace",
+            namespace,
+            *self._values_args(values_files, set_values),
+        )
+        return parse_manifests(out)
+
+    def lint(self, chart: Path, values_files: Iterable[Path] = ()) -> str:
+        return self.run("lint", "--strict", str(chart), *self._values_args(values_files, ()))
+
+
+def parse_manifests(text: str) -> list[Manifest]:
+    """Split `helm template` output into objects, each with its `# Source:` template path."""
+    yaml = YAML(typ="safe")
+    out: list[Manifest] = []
+    for chunk in text.split("\n---"):
+        source = ""
+        for line in chunk.splitlines():
+            if line.startswith("# Source: "):
+                source = line.removeprefix("# Source: ").strip()
+                break
+        doc = yaml.load(chunk)
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise HelmError(f"{source or 'rendered output'}: not a Kubernetes object: {doc!r:.80}")
+        out.append(Manifest(source, doc))
+    return out
+
+
+# --- walking rendered objects -------------------------------------------------------------------
+
+_POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+
+def pod_specs(manifests: Iterable[Manifest]) -> Iterator[tuple[Manifest, dict[str, Any]]]:
+    """Every pod spec the chart renders: Deployments' templates and bare Pods (test hooks)."""
+    for m in manifests:
+        if m.kind in _POD_TEMPLATE_KINDS:
+            yield m, ((m.doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        elif m.kind == "Pod":
+            yield m, m.doc.get("spec") or {}
+
+
+def containers(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(label, container) for init containers and containers of one pod spec."""
+    for field_name, label in (("initContainers", "init container"), ("containers", "container")):
+        for c in spec.get(field_name) or []:
+            yield f"{label} {c.get('name')}", c
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env") or []}
+
+
+def _find(manifests: Iterable[Manifest], kind: str, name: str) -> Manifest | None:
+    return next((m for m in manifests if m.kind == kind and m.name == name), None)
+
+
+def _image_name(image: str, registry: str) -> str | None:
+    """'backend' for '<registry>/backend:tag', None for an image of another registry."""
+    if not image.startswith(registry + "/"):
+        return None
+    return re.split(r"[:@]", image[len(registry) + 1 :], maxsplit=1)[0]
+
+
+def _pods_with_image(
+    manifests: list[Manifest], registry: str, name: str
+) -> Iterator[tuple[Manifest, dict[str, Any], dict[str, Any]]]:
+    for m, spec in pod_specs(manifests):
+        for c in spec.get("containers") or []:
+            if _image_name(str(c.get("image", "")), registry) == name:
+                yield m, spec, c
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+
+def check_hardening(manifests: list[Manifest]) -> list[str]:
+    """Every container (init and test ones too) is non-root, read-only, unprivileged, bounded."""
+    out: list[str] = []
+    for m, spec in pod_specs(manifests):
+        pod_sc = spec.get("securityContext") or {}
+        if spec.get("automountServiceAccountToken") is not False:
+            out.append(f"{m}: automountServiceAccountToken must be false (nothing calls the API)")
+        for label, c in containers(spec):
+            where = f"{m} {label}"
+            sc = c.get("securityContext") or {}
+
+            def effective(
+                key: str, sc: dict[str, Any] = sc, pod_sc: dict[str, Any] = pod_sc
+            ) -> Any:
+                return sc.get(key, pod_sc.get(key))
+
+            if effective("runAsNonRoot") is not True:
+                out.append(f"{where}: runAsNonRoot must be true")
+            if effective("runAsUser") in (None, 0):
+                out.append(f"{where}: runAsUser must be a non-zero user id")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                out.append(f"{where}: readOnlyRootFilesystem must be true")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                out.append(f"{where}: allowPrivilegeEscalation must be false")
+            if sc.get("privileged") is True:
+                out.append(f"{where}: privileged must not be true")
+            caps = sc.get("capabilities") or {}
+            if "ALL" not in (caps.get("drop") or []):
+                out.append(f"{where}: capabilities.drop must contain ALL")
+            if caps.get("add"):
+                out.append(f"{where}: capabilities.add must be empty, found {caps['add']}")
+            seccomp = (effective("seccompProfile") or {}).get("type")
+            if seccomp not in ("RuntimeDefault", "Localhost"):
+                out.append(f"{where}: seccompProfile.type must be RuntimeDefault, found {seccomp}")
+            resources = c.get("resources") or {}
+            for part in ("requests", "limits"):
+                for res in ("cpu", "memory"):
+                    if res not in (resources.get(part) or {}):
+                        out.append(f"{where}: resources.{part}.{res} is missing")
+    return out
+
+
+def check_images(manifests: list[Manifest], data: ReleaseData) -> list[str]:
+    """BeTrace images come from the release registry at the release's tag; others are pinned."""
+    registry = data.project.registry
+    pinned = {img.ref for img in data.current.observability.__dict__.values()}
+    out: list[str] = []
+    for m, spec in pod_specs(manifests):
+        for label, c in containers(spec):
+            image = str(c.get("image", ""))
+            where = f"{m} {label}"
+            tag = re.sub(r"@.*$", "", image).rpartition("/")[2].partition(":")[2]
+            if not tag or tag in {"latest", "stable", "main", "master", "edge", "nightly"}:
+                out.append(f"{where}: image '{image}' is not pinned to a version tag")
+                continue
+            name = _image_name(image, registry)
+            if name is not None:
+                try:
+                    expected = data.image_ref(name)
+                except KeyError as exc:
+                    out.append(f"{where}: image '{image}': {exc.args[0]}")
+                    continue
+                if image != expected:
+                    out.append(
+                        f"{where}: image '{image}' differs from the release's '{expected}' "
+                        "(releases.yaml)"
+                    )
+            elif image not in pinned:
+                out.append(
+                    f"{where}: image '{image}' is neither a BeTrace image under '{registry}/' nor "
+                    "a pinned image of releases.yaml observability"
+                )
+    return out
+
+
+def _http_get(probe: dict[str, Any] | None) -> tuple[str | None, Any]:
+    get = (probe or {}).get("httpGet") or {}
+    return get.get("path"), get.get("port")
+
+
+def check_backend(manifests: list[Manifest], data: ReleaseData) -> list[str]:
+    """One replica, Recreate, the real ports, probes, env vars and OTLP endpoint format."""
+    backend = data.current.backend
+    out: list[str] = []
+    ports = {name: p.port for name, p in backend.ports.items()}
+    known_env = {v.name for v in backend.env}
+    health = {
+        kind: next(e.path for e in backend.endpoints if e.purpose.startswith(kind))
+        for kind in ("Liveness", "Readiness")
+    }
+    found = list(_pods_with_image(manifests, data.project.registry, "backend"))
+    if not found:
+        return ["no pod runs the backend image"]
+    for m, _spec, c in found:
+        where = f"{m} container {c.get('name')}"
+        if m.kind == "Deployment":
+            replicas = (m.doc.get("spec") or {}).get("replicas", 1)
+            if replicas != backend.replicas:
+                out.append(
+                    f"{m}: replicas is {replicas}, must be {backend.replicas} (rules on disk, "
+                    "violations in memory: a second pod diverges)"
+                )
+            strategy = ((m.doc.get("spec") or {}).get("strategy") or {}).get("type")
+            if strategy != "Recreate":
+                out.append(
+                    f"{m}: strategy is {strategy}, must be Recreate (a ReadWriteOnce volume "
+                    "cannot be shared by two pods during a rolling update)"
+                )
+        declared = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+        for name, port in ports.items():
+            if declared.get(name) != port:
+                out.append(
+                    f"{where}: port '{name}' is {declared.get(name)}, the backend listens on "
+                    f"{port} (releases.yaml backend.ports.{name})"
+                )
+        for probe_name, kind in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness")):
+            path, port = _http_get(c.get(probe_name))
+            if path != health[kind]:
+                out.append(f"{where}: {probe_name} path is {path}, expected {health[kind]}")
+            if port not in ("http", ports["http"]):
+                out.append(f"{where}: {probe_name} port is {port}, expected http")
+        env = env_of(c)
+        for name in env:
+            if name in backend.not_read:
+                out.append(
+                    f"{where}: env {name} is not read by the backend (releases.yaml not_read)"
+                )
+            elif name not in known_env:
+                out.append(
+                    f"{where}: env {name} is not a variable the backend reads; it reads "
+                    + ", ".join(sorted(known_env))
+                )
+        for name, port_name in (("BETRACE_PORT_BACKEND", "http"), ("BETRACE_PORT_GRPC", "grpc")):
+            value = (env.get(name) or {}).get("value")
+            if value != str(declared.get(port_name)):
+                out.append(
+                    f"{where}: env {name} is {value!r}, but the container port "
+                    f"'{port_name}' is {declared.get(port_name)}"
+                )
+        otlp = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or {}).get("value")
+        if otlp is not None and not re.fullmatch(r"[A-Za-z0-9.-]+:\d{1,5}", str(otlp)):
+            out.append(
+                f"{where}: OTEL_EXPORTER_OTLP_ENDPOINT is '{otlp}', the backend wants host:port "
+                "with no scheme (e.g. otel-collector:4317)"
+            )
+        data_dir = (env.get("BETRACE_DATA_DIR") or {}).get("value")
+        mounts = {vm.get("mountPath") for vm in c.get("volumeMounts") or []}
+        if data_dir not in mounts:
+            out.append(f"{where}: BETRACE_DATA_DIR {data_dir!r} is not a mounted volume")
+    return out
+
+
+def check_secret_env(manifests: list[Manifest]) -> list[str]:
+    """Passwords and keys reach containers from Secrets, never as literal values."""
+    out: list[str] = []
+    for m, spec in pod_specs(manifests):
+        for label, c in containers(spec):
+            for name, var in env_of(c).items():
+                if re.search(r"PASSWORD|SECRET|_KEY$|TOKEN", name) and "value" in var:
+                    out.append(f"{m} {label}: env {name} is a literal; use valueFrom.secretKeyRef")
+    return out
+
+
+def _load_yaml(text: str, where: str, out: list[str]) -> Any:
+    try:
+        return YAML(typ="safe").load(text)
+    except Exception as exc:  # any parse error is a finding, not a crash
+        out.append(f"{where}: not YAML ({exc})")
+        return None
+
+
+def check_grafana(manifests: list[Manifest], data: ReleaseData) -> list[str]:
+    """Only the BeTrace plugin may load unsigned, no anonymous access, plugin really installed."""
+    plugin = data.current.plugin
+    registry = data.project.registry
+    out: list[str] = []
+    pods = [
+        (m, spec, c)
+        for m, spec in pod_specs(manifests)
+        for c in spec.get("containers") or []
+        if c.get("name") == "grafana"
+    ]
+    if not pods:
+        return ["no pod has a container named grafana"]
+    for m, spec, c in pods:
+        where = f"{m} container grafana"
+        env = env_of(c)
+        unsigned = (env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS") or {}).get("value")
+        if unsigned != plugin.id:
+            out.append(
+                f"{where}: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is {unsigned!r}, must be "
+                f"exactly '{plugin.id}' (releases.yaml plugin.id)"
+            )
+        anonymous = (env.get("GF_AUTH_ANONYMOUS_ENABLED") or {}).get("value")
+        if anonymous != "false":
+            out.append(f"{where}: GF_AUTH_ANONYMOUS_ENABLED is {anonymous!r}, must be 'false'")
+        if "GF_AUTH_ANONYMOUS_ORG_ROLE" in env:
+            out.append(f"{where}: GF_AUTH_ANONYMOUS_ORG_ROLE must not be set")
+        password = env.get("GF_SECURITY_ADMIN_PASSWORD") or {}
+        if "secretKeyRef" not in (password.get("valueFrom") or {}):
+            out.append(f"{where}: GF_SECURITY_ADMIN_PASSWORD must come from a Secret")
+        plugins_dir = (env.get("GF_PATHS_PLUGINS") or {}).get("value", plugin.plugins_dir)
+        volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+        mounts = {vm.get("mountPath"): vm.get("name") for vm in c.get("volumeMounts") or []}
+        baked = _image_name(str(c.get("image", "")), registry) == "grafana-plugin"
+        if not baked:
+            init = [
+                i
+                for i in spec.get("initContainers") or []
+                if _image_name(str(i.get("image", "")), registry) == "plugin-init"
+            ]
+            shared = mounts.get(plugins_dir)
+            if not init:
+                out.append(
+                    f"{where}: the image has no plugin inside and no plugin-init container "
+                    "installs it"
+                )
+            elif not any(
+                vm.get("name") == shared and vm.get("mountPath") == plugins_dir
+                for i in init
+                for vm in i.get("volumeMounts") or []
+            ):
+                out.append(
+                    f"{where}: the plugin-init container does not write into the volume Grafana "
+                    f"mounts at {plugins_dir}"
+                )
+            else:
+                # plugin-init copies to its first argument (or $BETRACE_PLUGIN_TARGET).
+                target = f"{plugins_dir}/{plugin.id}"
+                for i in init:
+                    given = (i.get("args") or [None])[0] or (
+                        env_of(i).get("BETRACE_PLUGIN_TARGET") or {}
+                    ).get("value")
+                    if given != target:
+                        out.append(
+                            f"{m} init container {i.get('name')}: copies the plugin to {given}, "
+                            f"Grafana looks for it in {target}"
+                        )
+        elif plugins_dir in mounts:
+            out.append(
+                f"{where}: volume '{mounts[plugins_dir]}' is mounted over {plugins_dir} and hides "
+                "the plugin inside the grafana-plugin image"
+            )
+        # The provisioning file that enables the app.
+        volume = volumes.get(mounts.get("/etc/grafana/provisioning/plugins")) or {}
+        cm_name = (volume.get("configMap") or {}).get("name")
+        cm = _find(manifests, "ConfigMap", cm_name) if cm_name else None
+        if cm is None:
+            out.append(f"{where}: no rendered ConfigMap is mounted at provisioning/plugins")
+            continue
+        apps = []
+        for key, text in (cm.doc.get("data") or {}).items():
+            doc = _load_yaml(text, f"{cm} {key}", out) or {}
+            if doc.get("apiVersion") != 1:
+                out.append(f"{cm} {key}: apiVersion must be 1")
+            apps += doc.get("apps") or []
+        app = next((a for a in apps if a.get("type") == plugin.id), None)
+        if app is None:
+            out.append(f"{cm}: no app of type '{plugin.id}' is provisioned")
+        elif not str((app.get("jsonData") or {}).get("backendUrl", "")).startswith("http"):
+            out.append(f"{cm}: jsonData.backendUrl of '{plugin.id}' must be an http(s) URL")
+    return out
+
+
+def check_references(
+    manifests: list[Manifest], external: Iterable[tuple[str, str]] = ()
+) -> list[str]:
+    """Every PVC, ConfigMap and Secret a pod uses is rendered by the chart or named as external."""
+    given = set(external)
+    out: list[str] = []
+
+    def exists(kind: str, name: str) -> bool:
+        return (kind, name) in given or _find(manifests, kind, name) is not None
+
+    def has_key(kind: str, name: str, key: str) -> bool:
+        if (kind, name) in given:
+            return True
+        m = _find(manifests, kind, name)
+        return m is not None and key in {
+            **(m.doc.get("data") or {}),
+            **(m.doc.get("stringData") or {}),
+        }
+
+    for m, spec in pod_specs(manifests):
+        volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+        for name, v in volumes.items():
+            refs = [
+                ("PersistentVolumeClaim", (v.get("persistentVolumeClaim") or {}).get("claimName")),
+                ("ConfigMap", (v.get("configMap") or {}).get("name")),
+                ("Secret", (v.get("secret") or {}).get("secretName")),
+            ]
+            for kind, ref in refs:
+                if ref and not exists(kind, ref):
+                    out.append(f"{m}: volume '{name}' uses {kind} '{ref}', which is not rendered")
+        for label, c in containers(spec):
+            for vm in c.get("volumeMounts") or []:
+                if vm.get("name") not in volumes:
+                    out.append(f"{m} {label}: mounts volume '{vm.get('name')}', not declared")
+            for var in c.get("env") or []:
+                source = var.get("valueFrom") or {}
+                for kind, field_name in (
+                    ("Secret", "secretKeyRef"),
+                    ("ConfigMap", "configMapKeyRef"),
+                ):
+                    ref = source.get(field_name)
+                    if ref and not has_key(kind, ref.get("name"), ref.get("key")):
+                        out.append(
+                            f"{m} {label}: env {var.get('name')} reads key '{ref.get('key')}' of "
+                            f"{kind} '{ref.get('name')}', which is not rendered"
+                        )
+    return out
+
+
+def check_services(manifests: list[Manifest]) -> list[str]:
+    """Every Service selects a rendered pod and targets a port that pod declares."""
+    out: list[str] = []
+    pods = [
+        (((m.doc.get("spec") or {}).get("template") or {}).get("metadata") or {}, spec)
+        for m, spec in pod_specs(manifests)
+        if m.kind != "Pod"
+    ]
+    for svc in (m for m in manifests if m.kind == "Service"):
+        selector = (svc.doc.get("spec") or {}).get("selector") or {}
+        matched = [
+            spec
+            for meta, spec in pods
+            if selector and selector.items() <= (meta.get("labels") or {}).items()
+        ]
+        if not matched:
+            out.append(f"{svc}: selector {selector} matches no rendered pod")
+            continue
+        declared = {
+            p.get(k)
+            for spec in matched
+            for c in spec.get("containers") or []
+            for p in c.get("ports") or []
+            for k in ("name", "containerPort")
+        }
+        for port in (svc.doc.get("spec") or {}).get("ports") or []:
+            target = port.get("targetPort", port.get("port"))
+            if target not in declared:
+                out.append(
+                    f"{svc}: port '{port.get('name')}' targets {target}, no container has it"
+                )
+    return out
+
+
+def check_backend_service(manifests: list[Manifest], data: ReleaseData) -> list[str]:
+    """The backend Service publishes the backend's real ports under their names."""
+    out: list[str] = []
+    services = [m for m in manifests if m.kind == "Service" and m.name.endswith("-backend")]
+    if not services:
+        return ["no backend Service (a Service whose name ends in -backend) is rendered"]
+    for svc in services:
+        ports = {p.get("name"): p.get("port") for p in svc.doc["spec"].get("ports") or []}
+        for name, port in data.current.backend.ports.items():
+            if ports.get(name) != port.port:
+                out.append(
+                    f"{svc}: port '{name}' is {ports.get(name)}, expected {port.port} "
+                    f"(releases.yaml backend.ports.{name})"
+                )
+    return out
+
+
+def check_all(
+    manifests: list[Manifest], data: ReleaseData, external: Iterable[tuple[str, str]] = ()
+) -> list[str]:
+    """Every policy above, on one rendering of the chart."""
+    return [
+        *check_hardening(manifests),
+        *check_images(manifests, data),
+        *check_backend(manifests, data),
+        *check_backend_service(manifests, data),
+        *check_secret_env(manifests),
+        *check_grafana(manifests, data),
+        *check_references(manifests, external),
+        *check_services(manifests),
+    ]
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    """A values file as plain data ({} for an empty file)."""
+    return YAML(typ="safe").load(Path(path).read_text(encoding="utf-8")) or {}
+
+
+def external_secrets(values: dict[str, Any]) -> set[tuple[str, str]]:
+    """Secrets and claims a scenario's values name as created outside the chart."""
+    out: set[tuple[str, str]] = set()
+    backend = values.get("backend") or {}
+    grafana = values.get("grafana") or {}
+    for section, key in (
+        ((backend.get("signatureKey") or {}), "existingSecret"),
+        ((grafana.get("admin") or {}), "existingSecret"),
+    ):
+        if section.get(key):
+            out.add(("Secret", section[key]))
+    for component in (backend, grafana):
+        claim = (component.get("persistence") or {}).get("existingClaim")
+        if claim:
+            out.add(("PersistentVolumeClaim", claim))
+    return out
+
+
+def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
+    """Chart.yaml and the values defaults agree with releases.yaml."""
+    out: list[str] = []
+    chart_file = Path(chart_dir) / "Chart.yaml"
+    chart = YAML(typ="safe").load(chart_file.read_text(encoding="utf-8"))
+    release = data.current
+    for key, expected in (
+        ("name", release.chart.name),
+        ("version", release.chart.version),
+        ("appVersion", release.chart.app_version),
+        ("kubeVersion", f">={release.kubernetes.minimum}.0-0"),
+    ):
+        if str(chart.get(key)) != expected:
+            out.append(
+                f"{chart_file}: {key} is {chart.get(key)!r}, releases.yaml says {expected!r}"
+            )
+    annotations = chart.get("annotations") or {}
+    if annotations.get("artifacthub.io/license") != data.project.license:
+        out.append(f"{chart_file}: artifacthub.io/license must be {data.project.license}")
+    listed = {
+        i.get("image")
+        for i in YAML(typ="safe").load(annotations.get("artifacthub.io/images", "[]"))
+    }
+    expected_images = {data.image_ref(n) for n in ("backend", "plugin-init", "grafana-plugin")}
+    expected_images.add(release.observability.grafana.ref)
+    if listed != expected_images:
+        out.append(
+            f"{chart_file}: artifacthub.io/images lists {sorted(listed)}, expected "
+            f"{sorted(expected_images)}"
+        )
+    values_file = Path(chart_dir) / "values.yaml"
+    values = YAML(typ="safe").load(values_file.read_text(encoding="utf-8"))
+    for path, found, expected in (
+        ("image.registry", values["image"]["registry"], data.project.registry),
+        (
+            "backend.ports.http",
+            values["backend"]["ports"]["http"],
+            release.backend.ports["http"].port,
+        ),
+        (
+            "backend.ports.grpc",
+            values["backend"]["ports"]["grpc"],
+            release.backend.ports["grpc"].port,
+        ),
+        ("backend.replicas", values["backend"]["replicas"], release.backend.replicas),
+        (
+            "grafana.image",
+            f"{values['grafana']['image']['repository']}:{values['grafana']['image']['tag']}",
+            release.observability.grafana.ref,
+        ),
+    ):
+        if found != expected:
+            out.append(f"{values_file}: {path} is {found!r}, releases.yaml says {expected!r}")
+    return out
+
+
+def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> list[str]:
+    """Strict Kubernetes schema validation (unknown fields rejected) for each version given."""
+    import kubernetes_validate  # imported here: loading its schemas is only needed by this check
+
+    out: list[str] = []
+    for version in versions:
+        for m in manifests:
+            try:
+                kubernetes_validate.validate(m.doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = ".".join(str(p) for p in exc.path) or "(root)"
+                out.append(f"{m} (Kubernetes {version}): {path}: {exc.message}")
+            except kubernetes_validate.SchemaNotFoundError:
+                out.append(f"{m} (Kubernetes {version}): unknown kind or apiVersion")
+    return out

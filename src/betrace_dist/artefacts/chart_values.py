@@ -1,0 +1,403 @@
+"""Values documentation of a Helm chart: parse `## @param` comments, generate schema and table.
+
+Convention (Bitnami style, read from the comment block directly above each key of values.yaml):
+
+    ## @section Backend
+    ## @param backend.replicas [integer] Number of backend pods
+    ## @schema {"const": 1}
+    replicas: 1
+
+- every mapping key must carry exactly one `## @param <dotted.path>` naming that very key;
+- `[modifiers]` (optional, comma separated) set the type when the default does not show it:
+  string, integer, number, boolean, array, object, nullable, and two kinds of open mapping:
+  `map` (names to strings: labels, annotations) and `freeform` (any content: affinity);
+- `## @schema {json}` lines add JSON Schema keywords (enum, const, pattern, minimum...) to the
+  parameter above them; `## @section Title` starts a new table in the reference;
+- single-hash comments (`# ...`) are free text for readers and are ignored.
+
+Every other mapping is closed (`additionalProperties: false`), so a misspelled key fails
+`helm install`, `helm template` and `helm lint` with the key's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap
+
+from ..errors import Problem, ProblemsError
+from ..yamlio import load_with_lines, to_plain
+
+SCHEMA_FILE = "values.schema.json"
+README_FILE = "README.md"
+TABLE_START = "<!-- values:start -->"
+TABLE_END = "<!-- values:end -->"
+REGENERATE = "python -m betrace_dist.artefacts.chart_values {command} {chart}"
+
+_PARAM = re.compile(r"^##\s+@param\s+(?P<path>\S+)(?:\s+\[(?P<mods>[^\]]*)\])?\s+(?P<text>\S.*)$")
+_SCHEMA = re.compile(r"^##\s+@schema\s+(?P<json>\{.*\})\s*$")
+_SECTION = re.compile(r"^##\s+@section\s+(?P<title>\S.*)$")
+_TYPES = {"string", "integer", "number", "boolean", "array", "object"}
+_MODIFIERS = _TYPES | {"nullable", "map", "freeform"}
+
+
+@dataclass
+class Param:
+    """One documented key of values.yaml."""
+
+    path: str
+    line: int
+    description: str
+    default: Any
+    modifiers: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    section: str = ""
+    children: list[Param] = field(default_factory=list)
+
+    @property
+    def open_mapping(self) -> bool:
+        return "map" in self.modifiers or "freeform" in self.modifiers
+
+    @property
+    def type_name(self) -> str:
+        declared = [m for m in self.modifiers if m in _TYPES]
+        if declared:
+            name = declared[0]
+        elif self.open_mapping:
+            name = "object"
+        else:
+            name = _json_type(self.default) or "null"
+        return f"{name}, nullable" if "nullable" in self.modifiers else name
+
+
+@dataclass
+class ValuesDoc:
+    """The documented keys of one values.yaml, as a tree (top-level keys first)."""
+
+    path: Path
+    params: list[Param]
+
+    def walk(self) -> list[Param]:
+        out: list[Param] = []
+
+        def visit(items: list[Param]) -> None:
+            for item in items:
+                out.append(item)
+                visit(item.children)
+
+        visit(self.params)
+        return out
+
+
+def _json_type(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return None
+
+
+def _comment_block(lines: list[str], key_line: int) -> list[tuple[int, str]]:
+    """The contiguous comment lines right above a 1-based line, top to bottom."""
+    block: list[tuple[int, str]] = []
+    index = key_line - 2
+    while index >= 0 and lines[index].strip().startswith("#"):
+        block.append((index + 1, lines[index].strip()))
+        index -= 1
+    return list(reversed(block))
+
+
+def parse_values(chart_dir: Path) -> ValuesDoc:
+    """Read values.yaml and its `## @param` comments; raise ProblemsError on any gap."""
+    path = Path(chart_dir) / "values.yaml"
+    root = load_with_lines(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    problems: list[Problem] = []
+    documented_lines: set[int] = set()
+    used_lines: set[int] = set()
+    sections = [
+        (number, match["title"].strip())
+        for number, text in enumerate(lines, start=1)
+        if (match := _SECTION.match(text.strip()))
+    ]
+
+    def section_of(line: int) -> str:
+        return next((title for number, title in reversed(sections) if number < line), "")
+
+    def visit(node: CommentedMap, prefix: str) -> list[Param]:
+        params: list[Param] = []
+        for key in node:
+            line = node.lc.key(key)[0] + 1
+            key_path = f"{prefix}{key}"
+            block = _comment_block(lines, line)
+            found: list[Param] = []
+            section = section_of(line)
+            for number, text in block:
+                used_lines.add(number)
+                if _SECTION.match(text):
+                    continue
+                if match := _PARAM.match(text):
+                    documented_lines.add(number)
+                    mods = [m.strip() for m in (match["mods"] or "").split(",") if m.strip()]
+                    for mod in mods:
+                        if mod not in _MODIFIERS:
+                            problems.append(
+                                Problem(
+                                    path,
+                                    number,
+                                    f"unknown modifier [{mod}]; known: "
+                                    + ", ".join(sorted(_MODIFIERS)),
+                                    match["path"],
+                                )
+                            )
+                    found.append(
+                        Param(match["path"], line, match["text"].strip(), None, mods, {}, section)
+                    )
+                elif match := _SCHEMA.match(text):
+                    if not found:
+                        problems.append(Problem(path, number, "@schema without an @param above it"))
+                        continue
+                    try:
+                        found[-1].extra.update(json.loads(match["json"]))
+                    except json.JSONDecodeError as exc:
+                        problems.append(
+                            Problem(
+                                path, number, f"@schema is not JSON ({exc.msg})", found[-1].path
+                            )
+                        )
+                elif text.startswith("## @"):
+                    problems.append(Problem(path, number, f"unknown annotation: {text}"))
+            if not found:
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        f"no documentation: add '## @param {key_path} <description>' "
+                        "on the line above the key",
+                        key_path,
+                    )
+                )
+                param = Param(key_path, line, "", None, [], {}, section)
+            else:
+                param = found[-1]
+                if len(found) > 1:
+                    problems.append(
+                        Problem(path, line, f"{len(found)} @param lines above one key", key_path)
+                    )
+                if param.path != key_path:
+                    problems.append(
+                        Problem(
+                            path,
+                            line,
+                            f"the comment documents '{param.path}' but the key below it is "
+                            f"'{key_path}'",
+                            key_path,
+                        )
+                    )
+                    param.path = key_path
+            value = node[key]
+            param.default = to_plain(value)
+            if isinstance(value, CommentedMap) and value and not param.open_mapping:
+                param.children = visit(value, key_path + ".")
+            elif isinstance(value, dict) and not value and not param.open_mapping:
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        "an empty mapping needs [map] (names to strings) or [freeform]",
+                        key_path,
+                    )
+                )
+            elif param.default is None and not param.modifiers:
+                problems.append(
+                    Problem(
+                        path, line, "a null default needs a type, e.g. [string, nullable]", key_path
+                    )
+                )
+            params.append(param)
+        return params
+
+    if not isinstance(root, CommentedMap):
+        raise ProblemsError([Problem(path, 1, "values.yaml is not a mapping")])
+    params = visit(root, "")
+    for number, text in enumerate(lines, start=1):
+        text = text.strip()
+        if _PARAM.match(text) and number not in documented_lines:
+            problems.append(
+                Problem(path, number, "this @param is not directly above the key it documents")
+            )
+        elif text.startswith("## @") and number not in used_lines and not _SECTION.match(text):
+            problems.append(Problem(path, number, f"annotation not above any key: {text}"))
+    if problems:
+        raise ProblemsError(problems)
+    return ValuesDoc(path, params)
+
+
+def _param_schema(param: Param) -> dict[str, Any]:
+    schema: dict[str, Any] = {"description": param.description}
+    type_name = param.type_name.split(",")[0]
+    schema["type"] = [type_name, "null"] if "nullable" in param.modifiers else type_name
+    if "map" in param.modifiers:
+        schema["additionalProperties"] = {"type": "string"}
+    elif "freeform" in param.modifiers:
+        pass
+    elif type_name == "object":
+        schema["properties"] = {c.path.rsplit(".", 1)[-1]: _param_schema(c) for c in param.children}
+        schema["additionalProperties"] = False
+    elif type_name == "array" and param.default:
+        item_type = _json_type(param.default[0])
+        if item_type in {"string", "integer", "number", "boolean"}:
+            schema["items"] = {"type": item_type}
+    schema.update(param.extra)
+    return schema
+
+
+def build_schema(doc: ValuesDoc) -> dict[str, Any]:
+    """JSON Schema (draft-07, which Helm 3.8+ and Helm 4 both read) of the documented values."""
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Values of the BeTrace Helm chart",
+        "description": "Generated from the comments of values.yaml by "
+        + REGENERATE.format(command="schema", chart="helm/betrace")
+        + "; do not edit by hand.",
+        "type": "object",
+        "properties": {p.path: _param_schema(p) for p in doc.params},
+        "additionalProperties": False,
+    }
+
+
+def schema_text(doc: ValuesDoc) -> str:
+    return json.dumps(build_schema(doc), indent=2, ensure_ascii=False) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Code-span text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _prose(text: str) -> str:
+    """Prose safe inside a Markdown table cell (no raw HTML from <placeholders>)."""
+    return _cell(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _default_cell(param: Param) -> str:
+    if param.children:
+        return ""
+    text = json.dumps(param.default, ensure_ascii=False)
+    return f"`{_cell(text)}`"
+
+
+def render_table(doc: ValuesDoc) -> str:
+    """Markdown reference of every key: one table per `@section`."""
+    out: list[str] = []
+    current: str | None = None
+    for param in doc.walk():
+        if param.section != current:
+            current = param.section
+            if out:
+                out.append("")
+            if current:
+                out += [f"### {current}", ""]
+            out += ["| Key | Type | Default | Description |", "| --- | --- | --- | --- |"]
+        extra = ""
+        for keyword in ("enum", "const", "pattern", "minimum", "maximum"):
+            if keyword in param.extra:
+                value = param.extra[keyword]
+                shown = value if isinstance(value, str) else json.dumps(value)
+                extra += f" ({keyword}: `{_cell(shown)}`)"
+        out.append(
+            f"| `{param.path}` | {param.type_name} | {_default_cell(param)} | "
+            f"{_prose(param.description)}{extra} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def readme_with_table(readme: str, table: str, path: Path) -> str:
+    """The README text with the table placed between the values markers."""
+    start, end = readme.find(TABLE_START), readme.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ProblemsError(
+            [Problem(path, None, f"markers {TABLE_START} and {TABLE_END} not found (in order)")]
+        )
+    return readme[: start + len(TABLE_START)] + "\n\n" + table + "\n" + readme[end:]
+
+
+def stale_files(chart_dir: Path) -> list[str]:
+    """Generated files that differ from what values.yaml says, each with the command to fix it."""
+    chart_dir = Path(chart_dir)
+    doc = parse_values(chart_dir)
+    out: list[str] = []
+    schema_path = chart_dir / SCHEMA_FILE
+    current = schema_path.read_text(encoding="utf-8") if schema_path.is_file() else ""
+    if current != schema_text(doc):
+        out.append(
+            f"{schema_path} is out of date with values.yaml; run "
+            + REGENERATE.format(command="schema", chart=chart_dir)
+        )
+    readme_path = chart_dir / README_FILE
+    readme = readme_path.read_text(encoding="utf-8") if readme_path.is_file() else ""
+    try:
+        expected = readme_with_table(readme, render_table(doc), readme_path)
+    except ProblemsError as exc:
+        out.append(str(exc))
+    else:
+        if readme != expected:
+            out.append(
+                f"the values table in {readme_path} is out of date with values.yaml; run "
+                + REGENERATE.format(command="readme", chart=chart_dir)
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m betrace_dist.artefacts.chart_values",
+        description="Generate values.schema.json and the values table from values.yaml comments.",
+    )
+    parser.add_argument(
+        "command",
+        choices=["schema", "table", "readme", "check"],
+        help="schema: write values.schema.json; table: print the Markdown table; "
+        "readme: write the table into README.md; check: fail if anything is stale",
+    )
+    parser.add_argument("chart", type=Path, help="chart directory, e.g. helm/betrace")
+    args = parser.parse_args(argv)
+    try:
+        doc = parse_values(args.chart)
+        if args.command == "schema":
+            (args.chart / SCHEMA_FILE).write_text(schema_text(doc), encoding="utf-8")
+        elif args.command == "table":
+            sys.stdout.write(render_table(doc))
+        elif args.command == "readme":
+            readme_path = args.chart / README_FILE
+            text = readme_path.read_text(encoding="utf-8")
+            readme_path.write_text(
+                readme_with_table(text, render_table(doc), readme_path), encoding="utf-8"
+            )
+        else:
+            stale = stale_files(args.chart)
+            for line in stale:
+                print(line, file=sys.stderr)
+            return 1 if stale else 0
+    except ProblemsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The chart works with Helm 3 too (releases.yaml helm.minimum is a 3.x): Helm 3 lints every
+scenario and renders the very objects Helm 4 renders (the schema refusals run on both Helm
+versions in test_chart_values.py). Runs where a Helm 3 binary named `helm3` is installed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT, tools
+from betrace_dist.artefacts import chart_policy
+from betrace_dist.artefacts.chart_policy import Helm, Manifest
+from betrace_dist.release import ReleaseData
+
+CHART = REPO_ROOT / "helm" / "betrace"
+SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+@pytest.fixture(scope="module")
+def helm3(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    binary = tools.find("helm3")
+    if not binary:
+        pytest.skip("no Helm 3 binary named helm3 in .tools/bin or on PATH")
+    helm = Helm(binary, tmp_path_factory.mktemp("helm3-home"))
+    assert helm.run("version", "--short").startswith("v3."), f"{binary} is not Helm 3"
+    return helm
+
+
+@pytest.fixture(scope="module")
+def helm4(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
+
+
+def comparable(manifests: list[Manifest]) -> list[dict]:
+    """Rendered objects without the random values of generated Secrets."""
+    return [
+        {**m.doc, "data": sorted(m.doc["data"])} if m.kind == "Secret" else m.doc for m in manifests
+    ]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_helm3_lints_and_renders_what_helm4_renders(
+    helm3: Helm, helm4: Helm, release_data: ReleaseData, scenario: Path
+) -> None:
+    assert "0 chart(s) failed" in helm3.lint(CHART, [scenario])
+    manifests = helm3.template(CHART, [scenario])
+    assert comparable(manifests) == comparable(helm4.template(CHART, [scenario]))
+    external = chart_policy.external_secrets(chart_policy.load_values(scenario))
+    assert chart_policy.check_all(manifests, release_data, external) == []

@@ -1,0 +1,318 @@
+"""Each chart rule, broken on purpose in a temporary copy of the chart, fails with a clear message.
+
+These prove that the policy in src/betrace_dist/artefacts/chart_policy.py can fail: a check that
+passes on the real chart and on every broken copy would protect nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.artefacts import chart_policy
+from betrace_dist.artefacts.chart_policy import Helm, HelmError
+from betrace_dist.release import ReleaseData
+
+CHART = REPO_ROOT / "helm" / "betrace"
+
+
+@pytest.fixture(scope="module")
+def helm(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture
+def chart(tmp_path: Path) -> Path:
+    """A private copy of the chart that a test may break."""
+    copy = tmp_path / "betrace"
+    shutil.copytree(CHART, copy)
+    return copy
+
+
+def edit(chart: Path, relative: str, old: str, new: str) -> None:
+    """Replace text in one chart file; fails loudly if the text is gone (the test would be void)."""
+    path = chart / relative
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{relative} no longer contains {old!r}: update this test"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def violations(
+    helm: Helm, chart: Path, data: ReleaseData, set_values: tuple[str, ...] = ()
+) -> list[str]:
+    manifests = helm.template(chart, set_values=set_values)
+    return chart_policy.check_all(manifests, data)
+
+
+def assert_violation(found: list[str], *fragments: str) -> None:
+    assert any(all(f in v for f in fragments) for v in found), (
+        f"expected a violation mentioning {fragments}, got:\n" + "\n".join(found)
+    )
+
+
+def test_unbroken_copy_has_no_violation(helm: Helm, chart: Path, release_data: ReleaseData) -> None:
+    assert violations(helm, chart, release_data) == []
+
+
+def test_two_backend_replicas_are_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(chart, "templates/backend-deployment.yaml", "replicas: {{ $b.replicas }}", "replicas: 2")
+    assert_violation(
+        violations(helm, chart, release_data),
+        "templates/backend-deployment.yaml Deployment/betrace-backend",
+        "replicas is 2, must be 1",
+    )
+
+
+def test_rolling_update_of_the_backend_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(chart, "templates/backend-deployment.yaml", "type: Recreate", "type: RollingUpdate")
+    assert_violation(violations(helm, chart, release_data), "strategy is RollingUpdate")
+
+
+def test_probe_on_health_instead_of_v1_health_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(chart, "templates/backend-deployment.yaml", "path: /v1/health", "path: /health")
+    assert_violation(
+        violations(helm, chart, release_data),
+        "container backend",
+        "livenessProbe path is /health, expected /v1/health",
+    )
+
+
+def test_port_8080_is_reported(helm: Helm, chart: Path, release_data: ReleaseData) -> None:
+    found = violations(helm, chart, release_data, ("backend.ports.http=8080",))
+    assert_violation(found, "port 'http' is 8080, the backend listens on 12011")
+    assert_violation(found, "Service/betrace-backend", "port 'http' is 8080, expected 12011")
+
+
+def test_service_targeting_a_missing_container_port_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(chart, "templates/backend-service.yaml", "targetPort: http", "targetPort: 8080")
+    assert_violation(
+        violations(helm, chart, release_data),
+        "Service/betrace-backend",
+        "targets 8080, no container has it",
+    )
+
+
+def test_env_var_the_backend_never_reads_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(
+        chart,
+        "templates/backend-deployment.yaml",
+        "            - name: BETRACE_DATA_DIR\n",
+        "            - name: BETRACE_STORAGE_PATH\n              value: /data\n"
+        "            - name: BETRACE_DATA_DIR\n",
+    )
+    assert_violation(
+        violations(helm, chart, release_data),
+        "env BETRACE_STORAGE_PATH is not read by the backend",
+    )
+
+
+def test_otlp_endpoint_with_scheme_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    # The schema refuses the value (see test_chart_values.py); a template that adds a scheme
+    # itself is caught by the policy.
+    edit(
+        chart,
+        "templates/backend-deployment.yaml",
+        "value: {{ . | quote }}",
+        'value: {{ printf "http://%s" . | quote }}',
+    )
+    found = violations(helm, chart, release_data, ("backend.otlpEndpoint=collector:4317",))
+    assert_violation(found, "OTEL_EXPORTER_OTLP_ENDPOINT is 'http://collector:4317'", "no scheme")
+
+
+def test_signature_key_as_literal_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(
+        chart,
+        "templates/backend-deployment.yaml",
+        "              valueFrom:\n"
+        "                secretKeyRef:\n"
+        '                  name: {{ include "betrace.signatureSecretName" . }}\n'
+        "                  key: {{ $b.signatureKey.secretKey }}\n",
+        "              value: dev-key\n",
+    )
+    assert_violation(
+        violations(helm, chart, release_data),
+        "container backend: env BETRACE_SIGNATURE_KEY is a literal",
+    )
+
+
+def test_pvc_referenced_without_template_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    (chart / "templates" / "backend-pvc.yaml").unlink()
+    assert_violation(
+        violations(helm, chart, release_data),
+        "volume 'data' uses PersistentVolumeClaim 'betrace-backend', which is not rendered",
+    )
+
+
+def test_secret_key_that_the_secret_lacks_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(chart, "templates/grafana-secret.yaml", "{{ $a.passwordKey }}:", "password:")
+    assert_violation(
+        violations(helm, chart, release_data),
+        "env GF_SECURITY_ADMIN_PASSWORD reads key 'admin-password' of Secret "
+        "'betrace-grafana-admin', which is not rendered",
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "readOnlyRootFilesystem"),
+        ("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", "allowPrivilege"),
+        ('drop: ["ALL"]', 'drop: ["NET_RAW"]', "capabilities.drop must contain ALL"),
+        (
+            "runAsNonRoot: true\nrunAsUser: {{ .runAsUser }}",
+            "runAsUser: 0",
+            "runAsUser must be a non-zero",
+        ),
+    ],
+    ids=["writable-root", "privilege-escalation", "capabilities", "root"],
+)
+def test_weakened_container_security_is_reported_for_every_container(
+    helm: Helm, chart: Path, release_data: ReleaseData, old: str, new: str, message: str
+) -> None:
+    edit(chart, "templates/_helpers.tpl", old, new)
+    found = violations(helm, chart, release_data)
+    for container in ("container backend", "init container install-plugin", "container health"):
+        assert_violation(found, container, message)
+
+
+def test_missing_resource_limits_are_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(
+        chart,
+        "templates/tests/test-backend-health.yaml",
+        "{{- toYaml .Values.tests.resources | nindent 8 }}",
+        '{{- toYaml (omit .Values.tests.resources "limits") | nindent 8 }}',
+    )
+    assert_violation(
+        violations(helm, chart, release_data),
+        "container health",
+        "resources.limits.memory is missing",
+    )
+
+
+def test_latest_tag_and_foreign_image_are_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    # The schema refuses a floating tag first (test_chart_values.py); without it, the policy does.
+    (chart / "values.schema.json").unlink()
+    found = violations(helm, chart, release_data, ("backend.image.tag=latest",))
+    assert_violation(found, "container backend", "is not pinned to a version tag")
+    found = violations(helm, chart, release_data, ("image.registry=ghcr.io/someone/else",))
+    assert_violation(found, "'ghcr.io/someone/else/backend:2.0.0' is neither a BeTrace image")
+
+
+def test_unsigned_plugin_wildcard_and_anonymous_access_are_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(chart, "templates/_helpers.tpl", "\nbetrace-app\n", "\nbetrace-app,*\n")
+    edit(
+        chart,
+        "templates/grafana-deployment.yaml",
+        '- name: GF_AUTH_ANONYMOUS_ENABLED\n              value: "false"',
+        '- name: GF_AUTH_ANONYMOUS_ENABLED\n              value: "true"',
+    )
+    found = violations(helm, chart, release_data)
+    assert_violation(found, "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is 'betrace-app,*'")
+    assert_violation(found, "GF_AUTH_ANONYMOUS_ENABLED is 'true', must be 'false'")
+    assert_violation(found, "no app of type 'betrace-app' is provisioned")
+
+
+def test_plugin_volume_over_the_baked_plugin_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(
+        chart,
+        "templates/grafana-deployment.yaml",
+        "mountPath: /var/lib/grafana/data",
+        "mountPath: /var/lib/grafana/plugins",
+    )
+    assert_violation(
+        violations(helm, chart, release_data, ("grafana.plugin.source=image",)),
+        "is mounted over /var/lib/grafana/plugins and hides the plugin",
+    )
+
+
+def test_missing_plugin_init_container_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(
+        chart,
+        "templates/grafana-deployment.yaml",
+        "{{- if $fromInit }}\n      initContainers:",
+        "{{- if false }}\n      initContainers:",
+    )
+    assert_violation(
+        violations(helm, chart, release_data),
+        "no plugin-init container installs it",
+    )
+
+
+def test_plugin_copied_where_grafana_does_not_look_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(
+        chart,
+        "templates/grafana-deployment.yaml",
+        '"/var/lib/grafana/plugins/%s"',
+        '"/plugins/%s"',
+    )
+    assert_violation(
+        violations(helm, chart, release_data),
+        "init container install-plugin: copies the plugin to /plugins/betrace-app",
+        "Grafana looks for it in /var/lib/grafana/plugins/betrace-app",
+    )
+
+
+def test_invalid_kubernetes_field_is_reported(helm: Helm, chart: Path) -> None:
+    edit(chart, "templates/backend-service.yaml", "  type: {{", "  kind: x\n  type: {{")
+    problems = chart_policy.validate_kubernetes(helm.template(chart), ["1.25"])
+    assert_violation(problems, "Service/betrace-backend (Kubernetes 1.25)", "'kind' was unexpected")
+
+
+def test_chart_version_drift_from_release_data_is_reported(
+    chart: Path, release_data: ReleaseData
+) -> None:
+    edit(chart, "Chart.yaml", "appVersion: 2.0.0", "appVersion: 1.9.0")
+    edit(
+        chart,
+        "Chart.yaml",
+        "ghcr.io/betracehq/betrace/backend:2.0.0",
+        "ghcr.io/betracehq/backend:2.0.0",
+    )
+    found = chart_policy.check_chart_metadata(chart, release_data)
+    assert_violation(found, "Chart.yaml: appVersion is '1.9.0', releases.yaml says '2.0.0'")
+    assert_violation(found, "artifacthub.io/images lists")
+
+
+def test_broken_template_fails_with_helms_message(helm: Helm, chart: Path) -> None:
+    edit(
+        chart,
+        "templates/backend-service.yaml",
+        "{{- with .Values.backend.service.annotations }}",
+        "{{- with .Values.backend.service.annotations ",
+    )
+    with pytest.raises(HelmError, match=r"backend-service\.yaml"):
+        helm.template(chart)

@@ -1,0 +1,210 @@
+"""values.yaml is documented key by key, and the schema and README table generated from it are
+current; the schema refuses what would silently misconfigure BeTrace."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from betrace_dist import REPO_ROOT, tools
+from betrace_dist.artefacts import chart_values
+from betrace_dist.artefacts.chart_policy import Helm, HelmError
+from betrace_dist.errors import ProblemsError
+
+CHART = REPO_ROOT / "helm" / "betrace"
+
+
+@pytest.fixture(scope="module", params=["helm", "helm3"])
+def helm(
+    request: pytest.FixtureRequest,
+    tool: Callable[[str, str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Helm:
+    """Helm 4 (required), then Helm 3 where a `helm3` binary is installed (see test_chart_helm3)."""
+    if request.param == "helm3":
+        return helm3_or_skip(tmp_path_factory)
+    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
+
+
+def helm3_or_skip(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    binary = tools.find("helm3")
+    if not binary:
+        pytest.skip("no Helm 3 binary named helm3 in .tools/bin or on PATH")
+    helm = Helm(binary, tmp_path_factory.mktemp("helm3-home"))
+    assert helm.run("version", "--short").startswith("v3."), f"{binary} is not Helm 3"
+    return helm
+
+
+@pytest.fixture
+def chart(tmp_path: Path) -> Path:
+    copy = tmp_path / "betrace"
+    shutil.copytree(CHART, copy)
+    return copy
+
+
+def schema() -> dict[str, Any]:
+    return json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+
+
+def objects(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    if "properties" in node:
+        yield path or "(root)", node
+        for key, child in node["properties"].items():
+            yield from objects(child, f"{path}.{key}" if path else key)
+
+
+def test_every_values_key_is_documented() -> None:
+    doc = chart_values.parse_values(CHART)
+    assert all(p.description for p in doc.walk())
+
+
+def test_schema_and_readme_table_are_generated_from_current_values() -> None:
+    assert chart_values.stale_files(CHART) == []
+
+
+def test_every_closed_mapping_refuses_unknown_keys() -> None:
+    closed = dict(objects(schema()))
+    assert len(closed) > 10
+    for path, node in closed.items():
+        assert node.get("additionalProperties") is False, f"{path} accepts unknown keys"
+
+
+def test_schema_is_valid_draft_07_and_accepts_every_scenario() -> None:
+    validator = jsonschema.Draft7Validator(schema())
+    validator.check_schema(validator.schema)
+    defaults = YAML(typ="safe").load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    validator.validate(defaults)
+    for scenario in sorted((CHART / "ci").glob("*.yaml")):
+        values = YAML(typ="safe").load(scenario.read_text(encoding="utf-8")) or {}
+        errors = [e.message for e in validator.iter_errors(values)]
+        assert not errors, f"{scenario.name}: {errors}"
+
+
+def test_table_lists_every_key() -> None:
+    table = chart_values.render_table(chart_values.parse_values(CHART))
+    for param in chart_values.parse_values(CHART).walk():
+        assert f"| `{param.path}` |" in table
+    assert "(const: `1`)" in table
+    for section in ("Common", "Backend", "Grafana", "Network policy", "Tests"):
+        assert f"### {section}\n" in table
+
+
+# --- helm refuses bad values files, naming the key ------------------------------------------------
+
+
+# Helm 4 writes '/backend/replicas', Helm 3 'backend.replicas': the patterns accept both.
+BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
+    "misspelled-key": ({"backend": {"replica": 1}}, r"backend.*replica.* not allowed"),
+    "misspelled-section": ({"grafan": {}}, r"grafan.* not allowed"),
+    "literal-admin-password": ({"grafana": {"adminPassword": "admin"}}, r"adminPassword"),
+    "wrong-type": ({"backend": {"ports": {"http": "12011x"}}}, r"backend[./]ports[./]http"),
+    "two-replicas": ({"backend": {"replicas": 2}}, r"backend[./]replicas"),
+    "otlp-with-scheme": (
+        {"backend": {"otlpEndpoint": "http://otel-collector:4317"}},
+        r"backend[./]otlpEndpoint",
+    ),
+    "pull-policy": ({"image": {"pullPolicy": "Sometimes"}}, r"image[./]pullPolicy"),
+    "latest-tag": ({"backend": {"image": {"tag": "latest"}}}, r"backend[./]image[./]tag"),
+    "plugin-source": (
+        {"grafana": {"plugin": {"source": "catalog"}}},
+        r"grafana[./]plugin[./]source",
+    ),
+}
+
+
+def assert_helm_refuses(helm: Helm, tmp_path: Path, values: dict[str, Any], pattern: str) -> None:
+    bad = tmp_path / "bad-values.yaml"
+    bad.write_text(json.dumps(values), encoding="utf-8")
+    with pytest.raises(HelmError) as failure:
+        helm.template(CHART, [bad])
+    message = str(failure.value)
+    assert "don't meet the specifications of the schema" in message, message
+    assert re.search(pattern, message), f"{pattern!r} not in: {message}"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_bad_values_file_fails_helm_template_naming_the_key(
+    helm: Helm, tmp_path: Path, case: str
+) -> None:
+    assert_helm_refuses(helm, tmp_path, *BAD_VALUES[case])
+
+
+def test_otlp_endpoint_as_host_port_is_accepted(helm: Helm) -> None:
+    helm.template(CHART, set_values=["backend.otlpEndpoint=otel-collector.observability:4317"])
+
+
+# --- the generator, broken on purpose -------------------------------------------------------------
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{path.name} no longer contains {old!r}: update this test"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_undocumented_key_fails_with_file_line_and_key(chart: Path) -> None:
+    values = chart / "values.yaml"
+    edit(values, "  debug: false\n", "  debug: false\n  logLevel: info\n")
+    line = values.read_text(encoding="utf-8").splitlines().index("  logLevel: info") + 1
+    with pytest.raises(ProblemsError) as failure:
+        chart_values.parse_values(chart)
+    assert f"values.yaml:{line}: backend.logLevel: no documentation" in str(failure.value)
+
+
+def test_comment_naming_another_key_fails(chart: Path) -> None:
+    edit(chart / "values.yaml", "## @param backend.debug ", "## @param backend.debugging ")
+    with pytest.raises(ProblemsError, match=r"documents 'backend\.debugging' but the key below"):
+        chart_values.parse_values(chart)
+
+
+def test_param_separated_from_its_key_fails(chart: Path) -> None:
+    edit(chart / "values.yaml", "  debug: false\n", "\n  debug: false\n")
+    with pytest.raises(ProblemsError) as failure:
+        chart_values.parse_values(chart)
+    assert "this @param is not directly above the key it documents" in str(failure.value)
+    assert "backend.debug: no documentation" in str(failure.value)
+
+
+def test_annotation_away_from_any_key_fails(chart: Path) -> None:
+    edit(
+        chart / "values.yaml", "## @section Tests\n", '## @section Tests\n## @schema {"const": 1}\n'
+    )
+    with pytest.raises(ProblemsError, match=r"annotation not above any key: ## @schema"):
+        chart_values.parse_values(chart)
+
+
+def test_empty_mapping_without_map_or_freeform_fails(chart: Path) -> None:
+    edit(chart / "values.yaml", "## @param commonLabels [map] ", "## @param commonLabels ")
+    with pytest.raises(ProblemsError, match=r"commonLabels: an empty mapping needs \[map\]"):
+        chart_values.parse_values(chart)
+
+
+def test_stale_schema_and_readme_name_the_command_that_fixes_them(chart: Path) -> None:
+    edit(chart / "values.yaml", "Turn on debug logging", "Switch on debug logging")
+    stale = chart_values.stale_files(chart)
+    assert len(stale) == 2
+    assert "values.schema.json is out of date" in stale[0]
+    assert "python -m betrace_dist.artefacts.chart_values schema" in stale[0]
+    assert "README.md is out of date" in stale[1]
+    assert "python -m betrace_dist.artefacts.chart_values readme" in stale[1]
+    assert chart_values.main(["schema", str(chart)]) == 0
+    assert chart_values.main(["readme", str(chart)]) == 0
+    assert chart_values.stale_files(chart) == []
+    assert chart_values.main(["check", str(chart)]) == 0
+
+
+def test_schema_keyword_from_comment_reaches_the_schema(chart: Path) -> None:
+    edit(chart / "values.yaml", '## @schema {"const": 1}', '## @schema {"maximum": 1}')
+    generated = chart_values.build_schema(chart_values.parse_values(chart))
+    replicas = generated["properties"]["backend"]["properties"]["replicas"]
+    assert replicas["maximum"] == 1
+    assert "const" not in replicas
+    assert "violations in memory" in replicas["description"]
