@@ -1,0 +1,274 @@
+# OCI images of BeTrace, built from the packages the BeTrace source flake exports.
+#
+# Application code exports packages; this flake only consumes them (the project's ADR-011).
+# Linux only: dockerTools builds Linux images. Examples (from the repository root):
+#
+#   nix build ./docker#backend-image          # docker-archive tarball in ./result
+#   nix run ./docker#load-backend-image       # docker load
+#   nix run ./docker#push-backend-image -- VERSION-amd64
+#   nix run ./docker#build-all                # build every image, print the store paths
+{
+  description = "OCI images of BeTrace: backend, Grafana with the BeTrace app, plugin-init";
+
+  inputs = {
+    betrace.url = "github:betrace-hq/betrace";
+    # One nixpkgs for the packages and the images: the one BeTrace itself is built with.
+    nixpkgs.follows = "betrace/nixpkgs";
+  };
+
+  outputs =
+    {
+      self,
+      betrace,
+      nixpkgs,
+    }:
+    let
+      # The release these images belong to, in ONE place. releases.yaml is the record:
+      # `python -m betrace_dist.bump` rewrites this block and tests/artefacts/test_nix.py proves it
+      # equals releases.yaml (version, registry, ports, plugin id).
+      release = {
+        version = "2.0.0";
+        registry = "ghcr.io/betracehq/betrace";
+        source = "https://github.com/betrace-hq/betrace";
+        license = "MIT";
+        ports = {
+          http = 12011;
+          grpc = 12012;
+        };
+        dataDir = "/var/lib/betrace";
+        plugin = {
+          id = "betrace-app";
+          pluginsDir = "/var/lib/grafana/plugins";
+          # Where plugin-init copies the plugin unless told otherwise (argument 1 or env).
+          initTarget = "/plugins/betrace-app";
+        };
+      };
+
+      linuxSystems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      otherSystems = [
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ];
+      inherit (nixpkgs) lib;
+
+      labels = title: {
+        "org.opencontainers.image.title" = title;
+        "org.opencontainers.image.version" = release.version;
+        "org.opencontainers.image.source" = release.source;
+        "org.opencontainers.image.licenses" = release.license;
+      };
+
+      imagesFor =
+        system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+          backend = betrace.packages.${system}.backend;
+          plugin = betrace.packages.${system}.grafana-plugin;
+          pluginDir = "${release.plugin.pluginsDir}/${release.plugin.id}";
+
+          # Fixed numeric ids: Kubernetes `runAsNonRoot` needs a number, not a name.
+          backendUid = "10001";
+          grafanaUid = "472"; # the uid of Grafana's own images, so volumes move between them
+          nobody = "65534";
+
+          backendNss = pkgs.dockerTools.fakeNss.override {
+            extraPasswdLines = [ "betrace:x:${backendUid}:${backendUid}:BeTrace:${release.dataDir}:/sbin/nologin" ];
+            extraGroupLines = [ "betrace:x:${backendUid}:" ];
+          };
+          grafanaNss = pkgs.dockerTools.fakeNss.override {
+            extraPasswdLines = [ "grafana:x:${grafanaUid}:0:Grafana:/var/lib/grafana:/sbin/nologin" ];
+          };
+
+          # The init container's whole job: copy the plugin directory (the grafana-plugin package,
+          # with plugin.json and module.js) into a shared volume. It refuses to run if the payload
+          # is not a plugin, so an image built with an empty payload fails loudly, not silently.
+          pluginInit = pkgs.writeShellApplication {
+            name = "betrace-plugin-init";
+            runtimeInputs = [ pkgs.coreutils ];
+            text = ''
+              payload="${plugin}"
+              target="''${1:-''${BETRACE_PLUGIN_TARGET:-${release.plugin.initTarget}}}"
+              for required in plugin.json module.js; do
+                if [ ! -f "$payload/$required" ]; then
+                  echo "plugin-init: $payload has no $required: this image carries no plugin" >&2
+                  exit 1
+                fi
+              done
+              mkdir -p "$target"
+              # Copy contents, not the read-only store modes, so Grafana (another user) reads them
+              # and the next start can overwrite them with a newer plugin.
+              cp -R --no-preserve=mode,ownership "$payload/." "$target/"
+              echo "plugin-init: copied ${release.plugin.id} to $target"
+            '';
+          };
+        in
+        {
+          backend-image = pkgs.dockerTools.buildLayeredImage {
+            name = "${release.registry}/backend";
+            tag = release.version;
+            contents = [ backendNss ];
+            extraCommands = ''
+              mkdir -p .${release.dataDir} tmp
+              chmod 1777 tmp
+            '';
+            # The data directory must be writable by the non-root user (rules.json lives there).
+            fakeRootCommands = ''
+              chown -R ${backendUid}:${backendUid} .${release.dataDir}
+            '';
+            config = {
+              User = "${backendUid}:${backendUid}";
+              Entrypoint = [ "${backend}/bin/betrace-backend" ];
+              WorkingDir = release.dataDir;
+              Env = [
+                "BETRACE_DATA_DIR=${release.dataDir}"
+                "BETRACE_PORT_BACKEND=${toString release.ports.http}"
+                "BETRACE_PORT_GRPC=${toString release.ports.grpc}"
+              ];
+              ExposedPorts = {
+                "${toString release.ports.http}/tcp" = { };
+                "${toString release.ports.grpc}/tcp" = { };
+              };
+              Volumes = {
+                "${release.dataDir}" = { };
+              };
+              Labels = labels "BeTrace backend";
+            };
+          };
+
+          grafana-plugin-image = pkgs.dockerTools.buildLayeredImage {
+            name = "${release.registry}/grafana-plugin";
+            tag = release.version;
+            contents = [ grafanaNss ];
+            # Real files, not links into the store: Grafana's plugin scanner then sees a plain
+            # directory whatever its version does with symbolic links.
+            extraCommands = ''
+              mkdir -p .${release.plugin.pluginsDir} var/log/grafana tmp
+              chmod 1777 tmp
+              cp -R --no-preserve=mode,ownership ${plugin} .${pluginDir}
+            '';
+            fakeRootCommands = ''
+              chown -R ${grafanaUid}:0 var/lib/grafana var/log/grafana
+            '';
+            config = {
+              User = "${grafanaUid}:0";
+              Entrypoint = [
+                "${pkgs.grafana}/bin/grafana"
+                "server"
+                "--homepath"
+                "${pkgs.grafana}/share/grafana"
+              ];
+              WorkingDir = "/var/lib/grafana";
+              Env = [
+                "GF_PATHS_DATA=/var/lib/grafana"
+                "GF_PATHS_PLUGINS=${release.plugin.pluginsDir}"
+                "GF_PATHS_LOGS=/var/log/grafana"
+                # The plugin is unsigned: allow exactly this id, nothing else.
+                "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=${release.plugin.id}"
+              ];
+              ExposedPorts = {
+                "3000/tcp" = { };
+              };
+              Labels = labels "Grafana with the BeTrace app plugin";
+            };
+          };
+
+          plugin-init-image = pkgs.dockerTools.buildLayeredImage {
+            name = "${release.registry}/plugin-init";
+            tag = release.version;
+            # The payload travels in the closure of the entrypoint (it names the plugin's path).
+            contents = [ pluginInit ];
+            # A fresh Docker volume mounted on /plugins takes this directory's owner.
+            extraCommands = ''
+              mkdir -p plugins
+            '';
+            fakeRootCommands = ''
+              chown ${nobody}:${nobody} plugins
+            '';
+            config = {
+              User = "${nobody}:${nobody}";
+              Entrypoint = [ "${pluginInit}/bin/betrace-plugin-init" ];
+              Env = [
+                "BETRACE_PLUGIN_TARGET=${release.plugin.initTarget}"
+                "BETRACE_PLUGIN_SOURCE=${plugin}"
+              ];
+              Labels = labels "BeTrace plugin-init: copies the BeTrace app plugin into a volume";
+            };
+          };
+        };
+
+      appsFor =
+        system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+          images = imagesFor system;
+          app = description: drv: {
+            type = "app";
+            program = "${drv}/bin/${drv.meta.mainProgram}";
+            meta = { inherit description; };
+          };
+          perImage =
+            verb: description: mkText:
+            lib.mapAttrs' (
+              name: image:
+              lib.nameValuePair "${verb}-${name}" (
+                app "${description} ${image.imageName}" (
+                  pkgs.writeShellApplication {
+                    name = "${verb}-${name}";
+                    runtimeInputs = if verb == "push" then [ pkgs.skopeo ] else [ pkgs.docker-client ];
+                    text = mkText image;
+                  }
+                )
+              )
+            ) images;
+        in
+        {
+          build-all = app "Build every BeTrace image and print its store path" (
+            pkgs.writeShellApplication {
+              name = "build-all";
+              # Referencing the images makes building this script build them.
+              text = lib.concatMapStringsSep "\n" (name: ''echo "${name} ${images.${name}}"'') (
+                builtins.attrNames images
+              );
+            }
+          );
+        }
+        // perImage "load" "Load into the local Docker engine:" (image: ''
+          docker load --input "${image}"
+        '')
+        // perImage "push" "Push to the registry:" (image: ''
+          # Usage: push-<image> [TAG]; TAG defaults to ${image.imageTag}. CI pushes one tag per
+          # architecture (VERSION-amd64) and joins them into a multi-arch index afterwards.
+          # With DIGEST_FILE set, skopeo writes the pushed manifest digest there.
+          tag="''${1:-${image.imageTag}}"
+          extra=()
+          if [ -n "''${DIGEST_FILE:-}" ]; then
+            extra+=(--digestfile "$DIGEST_FILE")
+          fi
+          skopeo copy "''${extra[@]}" "docker-archive:${image}" "docker://${image.imageName}:$tag"
+          echo "pushed ${image.imageName}:$tag"
+        '');
+
+      # On macOS the apps exist so that `nix run` explains itself instead of "attribute missing".
+      linuxOnlyApps =
+        system:
+        lib.genAttrs (builtins.attrNames (appsFor "x86_64-linux")) (name: {
+          type = "app";
+          program = throw (
+            "docker/flake.nix: '${name}' builds OCI images, which are Linux-only, and ${system} is not "
+            + "Linux. Run it for x86_64-linux or aarch64-linux with a Linux builder "
+            + "(for example nix-darwin's nix.linux-builder): nix run ./docker#apps.aarch64-linux.${name}"
+          );
+        });
+    in
+    {
+      # Read by tests and by the images workflow (tag check); not a nixpkgs-style library.
+      lib = { inherit release; };
+
+      packages = lib.genAttrs linuxSystems imagesFor;
+
+      apps = lib.genAttrs linuxSystems appsFor // lib.genAttrs otherSystems linuxOnlyApps;
+    };
+}

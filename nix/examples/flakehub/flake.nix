@@ -1,0 +1,35 @@
+# A flake that uses BeTrace from FlakeHub. "=X.Y.Z" pins exactly that release; "X.Y.*" would
+# follow its patch releases on `nix flake update`.
+{
+  description = "Example: the BeTrace backend from FlakeHub";
+
+  inputs = {
+    nixpkgs.url = "https://flakehub.com/f/NixOS/nixpkgs/0.1.*.tar.gz";
+    betrace = {
+      url = "https://flakehub.com/f/betrace-hq/betrace/=2.0.0.tar.gz";
+      # One nixpkgs for your system and BeTrace: no second copy to download and build.
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  outputs =
+    {
+      self,
+      nixpkgs,
+      betrace,
+    }:
+    let
+      forAllSystems = nixpkgs.lib.genAttrs [
+        "x86_64-linux"
+        "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ];
+    in
+    {
+      packages = forAllSystems (system: {
+        betrace-backend = betrace.packages.${system}.backend;
+        default = self.packages.${system}.betrace-backend;
+      });
+    };
+}

@@ -1,0 +1,34 @@
+# A flake that uses BeTrace straight from its GitHub tag.
+{
+  description = "Example: the BeTrace backend from GitHub";
+
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+    betrace = {
+      url = "github:betrace-hq/betrace/v2.0.0";
+      # One nixpkgs for your system and BeTrace: no second copy to download and build.
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  outputs =
+    {
+      self,
+      nixpkgs,
+      betrace,
+    }:
+    let
+      forAllSystems = nixpkgs.lib.genAttrs [
+        "x86_64-linux"
+        "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ];
+    in
+    {
+      packages = forAllSystems (system: {
+        betrace-backend = betrace.packages.${system}.backend;
+        default = self.packages.${system}.betrace-backend;
+      });
+    };
+}

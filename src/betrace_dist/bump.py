@@ -1,0 +1,261 @@
+"""One command bumps a release: `python -m betrace_dist.bump VERSION [--chart-version X]`.
+
+It prepends a new entry to releases.yaml (a copy of the current one with the new version, tags,
+chart and date; digests dropped, since they belong to the old images) and rewrites every artefact
+that carries the version. Every edit is a line-preserving text edit (comments and layout stay),
+every old value must equal what releases.yaml said (a file that had already drifted is refused),
+and nothing is written unless the new release data validates and every edit applies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import io
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from . import REPO_ROOT
+from .errors import ProblemsError
+from .release import _VERSION, ReleaseData, Version, load_release_data
+
+RELEASES = Path("releases.yaml")
+CHART = Path("helm/betrace/Chart.yaml")
+COMPOSE = Path("docker/docker-compose.yml")
+IMAGES = ("backend", "grafana-plugin", "plugin-init")
+
+
+class BumpError(Exception):
+    """The bump was refused; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """One place in one file that carries a version: group 2 of `pattern` is the version."""
+
+    path: Path
+    pattern: str
+    carries: str  # "release" (the release version) or "chart" (the chart version)
+    what: str
+
+
+# Every file that carries the version, besides releases.yaml and the image references.
+SITES = [
+    Site(Path("docker/flake.nix"), r'(\n\s*version = ")([^"]+)(";)', "release", "release.version"),
+    Site(
+        Path("nix/pkgs/by-name/be/betrace-backend/package.nix"),
+        r'(\n  version = ")([^"]+)(";)',
+        "release",
+        "version",
+    ),
+    Site(
+        Path("nix/pkgs/by-name/gr/grafana-betrace-app/package.nix"),
+        r'(\n  betraceRelease = ")([^"]+)(";)',
+        "release",
+        "betraceRelease (source tag)",
+    ),
+    Site(
+        Path("nix/examples/github/flake.nix"),
+        r'(url = "github:[^/"]+/[^/"]+/v)([^"]+)(")',
+        "release",
+        "betrace input tag",
+    ),
+    Site(
+        Path("nix/examples/flakehub/flake.nix"),
+        r'(url = "https://flakehub\.com/f/[^/"]+/[^/"]+/=)([^"]+?)(\.tar\.gz")',
+        "release",
+        "betrace input version",
+    ),
+    Site(CHART, r"(\nversion: ?)(\S+)(\n)", "chart", "version"),
+    Site(CHART, r"(\nappVersion: ?)(\S+)(\n)", "release", "appVersion"),
+]
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # never re-wrap long lines
+    return yaml
+
+
+def _next_minor(version: str) -> str:
+    major, minor, _ = version.split("-")[0].split(".")
+    return f"{major}.{int(minor) + 1}.0"
+
+
+def _check_version(value: str, what: str, current: str) -> None:
+    if not _VERSION.match(value):
+        raise BumpError(f"{what} '{value}' is not a version of the form MAJOR.MINOR.PATCH")
+    if not Version(value) > Version(current):
+        raise BumpError(f"{what} {value} is not newer than the current {current}")
+
+
+def _edit_site(text: str, site: Site, old: str, new: str) -> str:
+    matches = list(re.finditer(site.pattern, text))
+    if len(matches) != 1:
+        raise BumpError(
+            f"{site.path}: expected one {site.what}, found {len(matches)}; update SITES in "
+            "src/betrace_dist/bump.py with the file's new layout"
+        )
+    raw = matches[0].group(2)
+    found = raw.strip("\"'")
+    if found != old:
+        raise BumpError(
+            f"{site.path}: {site.what} is {found}, but releases.yaml says {old}; "
+            "fix that drift first, then bump"
+        )
+    quote = raw[0] if raw[0] in "\"'" else ""
+    return text[: matches[0].start(2)] + f"{quote}{new}{quote}" + text[matches[0].end(2) :]
+
+
+def _edit_image_refs(text: str, registry: str, old: str, new: str) -> str:
+    """registry/<image>:<old>[@sha256:...] -> registry/<image>:<new> (the digest was old)."""
+    names = "|".join(re.escape(n) for n in IMAGES)
+    pattern = rf"({re.escape(registry)}/(?:{names})):{re.escape(old)}(@sha256:[0-9a-f]{{64}})?\b"
+    return re.sub(pattern, rf"\1:{new}", text)
+
+
+def _new_releases_text(
+    text: str, version: str, chart_version: str, date: dt.date, summary: str
+) -> str:
+    yaml = _yaml()
+    doc = yaml.load(text)
+    entry = copy.deepcopy(doc["releases"][0])
+    entry["version"] = version
+    entry["date"] = date
+    entry["summary"] = summary
+    for name in IMAGES:
+        entry["images"][name]["tag"] = version
+        entry["images"][name].pop("digest", None)
+    entry["chart"]["version"] = chart_version
+    entry["chart"]["app_version"] = version
+    entry["backend"]["version"] = version
+    doc["releases"].insert(0, entry)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue()
+
+
+def plan(
+    root: Path,
+    version: str,
+    chart_version: str | None = None,
+    date: dt.date | None = None,
+    summary: str | None = None,
+) -> dict[Path, str]:
+    """New text of every file the bump changes; raises BumpError (nothing written) if refused."""
+    try:
+        data: ReleaseData = load_release_data(root / RELEASES)
+    except ProblemsError as exc:
+        raise BumpError(f"the current release data is invalid:\n{exc}") from None
+    cur = data.current
+    _check_version(version, "version", cur.version)
+    chart_version = chart_version or _next_minor(cur.chart.version)
+    _check_version(chart_version, "chart version", cur.chart.version)
+    date = date or dt.date.today()
+    summary = summary or f"BeTrace {version}."
+
+    texts: dict[Path, str] = {}
+
+    def edit(path: Path, change: Callable[[str], str]) -> None:
+        if path not in texts:
+            if not (root / path).is_file():
+                raise BumpError(f"{path}: not found; the bump would leave it behind")
+            texts[path] = (root / path).read_text(encoding="utf-8")
+        texts[path] = change(texts[path])
+
+    old = {"release": cur.version, "chart": cur.chart.version}
+    new = {"release": version, "chart": chart_version}
+    for site in SITES:
+        edit(site.path, lambda t, s=site: _edit_site(t, s, old[s.carries], new[s.carries]))
+    for path in (CHART, COMPOSE):
+        if (root / path).is_file():
+            edit(path, lambda t: _edit_image_refs(t, data.project.registry, cur.version, version))
+    texts[RELEASES] = _new_releases_text(
+        (root / RELEASES).read_text(encoding="utf-8"), version, chart_version, date, summary
+    )
+    # Validate the new release data as the project reads it, before any file is touched.
+    with tempfile.TemporaryDirectory() as tmp:
+        check = Path(tmp) / RELEASES.name
+        check.write_text(texts[RELEASES], encoding="utf-8")
+        try:
+            load_release_data(check)
+        except ProblemsError as exc:
+            where = str(exc).replace(str(check), f"{RELEASES} (as bumped)")
+            raise BumpError(f"the new release data would be invalid:\n{where}") from None
+    return {path: text for path, text in texts.items() if text != _read(root / path)}
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def write_all(root: Path, texts: dict[Path, str]) -> None:
+    """Write every file or none: temporary files first, then renames, undone on failure."""
+    temps: dict[Path, Path] = {}
+    originals = {path: _read(root / path) for path in texts}
+    try:
+        for path, text in texts.items():
+            temp = (root / path).with_name(f".{(root / path).name}.bump-tmp")
+            temp.write_text(text, encoding="utf-8")
+            temps[path] = temp
+        done: list[Path] = []
+        try:
+            for path, temp in temps.items():
+                temp.replace(root / path)
+                done.append(path)
+        except OSError:
+            for path in done:
+                (root / path).write_text(originals[path], encoding="utf-8")
+            raise
+    finally:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+
+
+def bump(
+    root: Path,
+    version: str,
+    chart_version: str | None = None,
+    date: dt.date | None = None,
+    summary: str | None = None,
+) -> list[Path]:
+    """Bump and write; returns the files changed (relative to root)."""
+    texts = plan(root, version, chart_version, date, summary)
+    write_all(root, texts)
+    return sorted(texts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m betrace_dist.bump", description=__doc__)
+    parser.add_argument("version", help="the new release version, e.g. 2.1.0")
+    parser.add_argument("--chart-version", help="new chart version (default: next minor)")
+    parser.add_argument("--date", type=dt.date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    parser.add_argument("--summary", help="one-line summary of the release")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--dry-run", action="store_true", help="list the files, write nothing")
+    args = parser.parse_args(argv)
+    options = (args.chart_version, args.date, args.summary)
+    try:
+        if args.dry_run:
+            changed = sorted(plan(args.root, args.version, *options))
+        else:
+            changed = bump(args.root, args.version, *options)
+    except BumpError as exc:
+        print(f"bump refused, nothing written: {exc}", file=sys.stderr)
+        return 1
+    verb = "would change" if args.dry_run else "changed"
+    print(f"{args.version}: {verb} " + ", ".join(str(p) for p in changed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

