@@ -85,6 +85,19 @@ class Gate:
             entries.extend(entry for _, entry, _ in result.items)
         return entries
 
+    @property
+    def release_data(self) -> Any:
+        """The release data the site's macros use (extra.release_data, or releases.yaml)."""
+        if not hasattr(self, "_release"):
+            from ..release import load_release_data
+            from ..site.macros import release_file
+
+            class _Env:
+                conf = self.site.config
+
+            self._release = load_release_data(release_file(_Env()))
+        return self._release
+
     def prepare(self) -> None:
         """Load the site (and with it the release data); stop pytest with the problems if any."""
         try:
@@ -121,6 +134,7 @@ class Gate:
             patterns=list(self.patterns),
             path=str(self.site.docs_dir),
             fixtures=["request"],
+            teardown=_close_session,
             document_types={".md": GateDocument},
         )
 
@@ -159,7 +173,11 @@ class Gate:
                     f"skip with its reason on the line above: <!-- gate: skip: <why> -->",
                 )
             ctx = Context(
-                page=path, site_root=self.site.root, request=example.namespace.get("request")
+                page=path,
+                site_root=self.site.root,
+                request=example.namespace.get("request"),
+                state=example.namespace,
+                release=self.release_data,
             )
             try:
                 checker.check(block, ctx)
@@ -173,6 +191,12 @@ class Gate:
             return None
 
         return evaluate
+
+
+def _close_session(namespace: dict[str, Any]) -> None:
+    session = namespace.pop("session", None)
+    if session is not None:
+        session.close()
 
 
 def _fail(message: str) -> Callable[[Example], None]:

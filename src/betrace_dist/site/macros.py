@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE, ReleaseData, load_release_data
-from . import tables
+from . import compose_defaults, tables
 
 
 class ReleaseDataError(SystemExit):
@@ -75,6 +75,11 @@ def define(env: Any, data: ReleaseData) -> None:
     def env_var(name: str) -> str:
         """An environment variable name, refused unless the backend reads it."""
         return backend.env_var(name).name
+
+    @env.macro
+    def compose_port(service: str, target: int | None = None) -> int:
+        """Host port a Compose service publishes by default (docker/docker-compose.yml)."""
+        return compose_defaults.published_port(service, target)
 
     env.macro(lambda: tables.compatibility(data), "compatibility_table")
     env.macro(lambda: tables.images(data), "images_table")

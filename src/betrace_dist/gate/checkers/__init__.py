@@ -29,7 +29,16 @@ class Context:
     page: Path
     site_root: Path
     request: Any = None
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # shared by the blocks of one page
+    release: Any = None  # the site's ReleaseData
+
+    def session(self) -> Any:
+        """The page's sandbox session, created by its first block that needs one."""
+        from ..session import Session
+
+        if "session" not in self.state:
+            self.state["session"] = Session(self.release)
+        return self.state["session"]
 
 
 class Checker(Protocol):
@@ -38,6 +47,13 @@ class Checker(Protocol):
     languages: ClassVar[frozenset[str]]
 
     def check(self, block: Block, ctx: Context) -> None: ...
+
+
+def save_titled(block: Block, ctx: Context) -> None:
+    """A block titled with a file name is a file the reader saves: later commands use it."""
+    title = (block.title or "").strip()
+    if title and " " not in title and "." in title.rsplit("/", 1)[-1]:
+        ctx.session().save(title, block.body)
 
 
 def registry() -> list[Checker]:

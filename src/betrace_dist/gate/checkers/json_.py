@@ -6,7 +6,7 @@ import json
 from typing import Any, ClassVar
 
 from ..lexer import Block
-from . import CheckFailure, Context, Status
+from . import CheckFailure, Context, Status, save_titled
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -30,3 +30,4 @@ class JsonChecker:
             raise CheckFailure(f"invalid JSON: {exc.msg}", exc.lineno) from None
         except ValueError as exc:
             raise CheckFailure(f"invalid JSON: {exc}") from None
+        save_titled(block, ctx)

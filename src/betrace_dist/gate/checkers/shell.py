@@ -40,9 +40,20 @@ def script_of(block: Block) -> tuple[str, str]:
     return "bash", "\n".join(out)
 
 
+_MODELS: dict[str, object] = {}
+
+
+def _models() -> dict:  # type: ignore[type-arg]
+    if not _MODELS:
+        from ..commands import models
+
+        _MODELS.update(models())
+    return _MODELS
+
+
 class ShellChecker:
     name: ClassVar[str] = "shell"
-    status: ClassVar[Status] = "verified"
+    status: ClassVar[Status] = "run"
     languages: ClassVar[frozenset[str]] = frozenset({"bash", "sh", "shell", "console"})
 
     def check(self, block: Block, ctx: Context) -> None:
@@ -81,3 +92,21 @@ class ShellChecker:
                 f"ShellCheck SC{first['code']} ({first['level']}): {first['message']}{more}",
                 first["line"],
             )
+        self.run(script, ctx)
+
+    def run(self, script: str, ctx: Context) -> None:
+        """Each command to a command model, in the page's session."""
+        from ..session import CommandError
+        from ..shellwords import SplitError, split
+
+        try:
+            commands = split(script)
+        except SplitError as exc:
+            raise CheckFailure(exc.reason, exc.line) from None
+        session = ctx.session()
+        try:
+            session.run(commands, _models())
+        except CommandError as exc:
+            line = getattr(exc, "line", None)
+            shown = next((c.text.split("\n")[0] for c in commands if c.line == line), "")
+            raise CheckFailure(f"`{shown}`: {exc}", line) from None

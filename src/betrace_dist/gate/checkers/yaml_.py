@@ -8,7 +8,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ..lexer import Block
-from . import CheckFailure, Context, Status
+from . import CheckFailure, Context, Status, save_titled
 
 
 class YamlChecker:
@@ -29,3 +29,4 @@ class YamlChecker:
             raise CheckFailure(f"invalid YAML: {detail}", mark.line + 1 if mark else None) from None
         except YAMLError as exc:
             raise CheckFailure(f"invalid YAML: {exc}") from None
+        save_titled(block, ctx)

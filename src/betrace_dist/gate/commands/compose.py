@@ -1,0 +1,220 @@
+"""`docker compose`: the real Compose binary validates the project the reader is in; the
+services, ports and programs a command names must exist."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ...artefacts.compose import (
+    IMAGE_CONTENTS,
+    SERVICE_IMAGES,
+    ComposeError,
+    compose_binary,
+    load_project,
+)
+from ..session import CommandError, Invocation
+from ..world import Listener, closest, listing
+from .flags import accepted, split_flag
+
+_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+_GLOBAL_VALUE = {
+    "-f",
+    "--file",
+    "--env-file",
+    "-p",
+    "--project-name",
+    "--profile",
+    "--project-directory",
+}
+#: subcommand flags that take a value (the rest are switches or service names)
+_VALUE = {"--tail", "--since", "--until", "--pull", "--scale", "--rmi", "-t", "--timeout"}
+_VALUE |= {
+    "-u",
+    "--user",
+    "-w",
+    "--workdir",
+    "-e",
+    "--env",
+    "--format",
+    "--index",
+    "--wait-timeout",
+}
+_SERVICE_ARGS = {
+    "up",
+    "start",
+    "stop",
+    "restart",
+    "logs",
+    "pull",
+    "ps",
+    "rm",
+    "kill",
+    "create",
+    "top",
+    "images",
+    "pause",
+    "unpause",
+}
+_KNOWN = _SERVICE_ARGS | {
+    "down",
+    "exec",
+    "run",
+    "config",
+    "ls",
+    "version",
+    "events",
+    "port",
+    "cp",
+    "build",
+    "push",
+    "watch",
+    "wait",
+}
+
+
+def docker(inv: Invocation) -> None:
+    argv = inv.argv
+    if len(argv) >= 2 and argv[1] == "compose":
+        compose(inv, argv[2:])
+        return
+    if len(argv) >= 3 and argv[1] == "pull":
+        data = inv.session.release
+        known = [data.image_ref(n) for n in ("backend", "grafana-plugin", "plugin-init")]
+        known += [
+            getattr(data.current.observability, k).ref
+            for k in ("grafana", "tempo", "loki", "prometheus", "pyroscope", "otel_collector")
+        ]
+        if argv[2] not in known:
+            raise CommandError(
+                f"docker pull: '{argv[2]}' is not an image of this release{closest(argv[2], known)}"
+            )
+        return
+    sub = argv[1] if len(argv) > 1 else ""
+    raise CommandError(
+        f"docker {sub}: only `docker compose ...` and `docker pull IMAGE` are modelled"
+    )
+
+
+def docker_compose_v1(inv: Invocation) -> None:
+    raise CommandError("docker-compose is Compose v1, which is end-of-life: write `docker compose`")
+
+
+def _project(
+    inv: Invocation, files: list[str], env_file: str | None
+) -> tuple[Path, dict[str, Any]]:
+    session = inv.session
+    if files:
+        compose_file = session.path(files[0])
+    else:
+        compose_file = next(
+            (session.cwd / f for f in _FILES if (session.cwd / f).is_file()),
+            session.cwd / _FILES[-1],
+        )
+    if not compose_file.is_file():
+        raise CommandError(
+            f"there is no Compose file in '{session.shown(session.cwd)}' at this point of the page"
+        )
+    env_path = session.path(env_file) if env_file else compose_file.parent / ".env"
+    lines = env_path.read_text(encoding="utf-8").splitlines() if env_path.is_file() else []
+    # Variables the page exported override .env, as they do for the real `docker compose`.
+    lines += [f"{k}={v}" for k, v in session.env.items() if k in session.exported]
+    with tempfile.NamedTemporaryFile("w", suffix=".env", dir=session.tmp, delete=False) as env:
+        env.write("\n".join(lines) + "\n")
+    try:
+        return compose_file, load_project(compose_file, Path(env.name))
+    except ComposeError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise CommandError(
+            f"Compose rejects the project in '{session.shown(compose_file.parent)}': {reason}"
+        ) from None
+
+
+def compose(inv: Invocation, args: list[str]) -> None:
+    files: list[str] = []
+    env_file = None
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        name, value = split_flag(args[i])
+        if name not in _GLOBAL_VALUE and name not in accepted(compose_binary()):
+            raise CommandError(f"docker compose: unknown option '{name}'")
+        if name in _GLOBAL_VALUE and value is None:
+            i += 1
+            value = args[i] if i < len(args) else None
+        if name in ("-f", "--file") and value:
+            files.append(value)
+        if name == "--env-file":
+            env_file = value
+        i += 1
+    if i >= len(args):
+        raise CommandError("docker compose: no subcommand")
+    sub, rest = args[i], args[i + 1 :]
+    if sub not in _KNOWN:
+        raise CommandError(
+            f"docker compose: unknown subcommand '{sub}'{closest(sub, sorted(_KNOWN))}"
+        )
+    positional: list[str] = []
+    j = 0
+    while j < len(rest):
+        name, value = split_flag(rest[j])
+        if name.startswith("-") and positional and sub in ("exec", "run"):
+            positional.extend(rest[j:])  # the rest is the command run inside the container
+            break
+        if name.startswith("-"):
+            if name not in accepted(compose_binary(), sub):
+                raise CommandError(f"docker compose {sub}: unknown option '{name}'")
+            if name in _VALUE and value is None:
+                j += 1
+        else:
+            positional.append(rest[j])
+            if sub in ("exec", "run"):
+                positional.extend(rest[j + 1 :])
+                break
+        j += 1
+    compose_file, project = _project(inv, files, env_file)
+    services: dict[str, Any] = project.get("services", {})
+    named = positional[:1] if sub in ("exec", "run") else positional if sub in _SERVICE_ARGS else []
+    for name in named:
+        if name not in services:
+            raise CommandError(
+                f"no service '{name}'{closest(name, list(services))}; "
+                f"{listing('services', list(services))}"
+            )
+    world = inv.session.world
+    key = str(compose_file.parent)
+    if sub in ("up", "start", "restart", "create"):
+        world.compose_projects[key] = project
+        for name in named or list(services):
+            for port in services[name].get("ports", []):
+                if port.get("published"):
+                    published = int(str(port["published"]).split("-")[0])
+                    world.listeners[published] = Listener(
+                        published, name, int(port["target"]), f"compose service {name}"
+                    )
+    elif sub == "down":
+        for port in [
+            p for p, lst in world.listeners.items() if lst.source.startswith("compose service")
+        ]:
+            del world.listeners[port]
+        world.compose_projects.pop(key, None)
+    elif sub in ("exec", "run") and len(positional) > 1:
+        program = positional[1]
+        image = SERVICE_IMAGES.get(positional[0])
+        contents = IMAGE_CONTENTS.get(image or "")
+        if contents is not None and program not in contents.binaries:
+            has = ", ".join(sorted(contents.binaries)) or "no program to exec"
+            raise CommandError(
+                f"the {positional[0]} image has no '{program}' ({contents.source}); it has: {has}"
+            )
+    elif (
+        sub in ("logs", "ps", "exec", "stop", "top", "pause", "kill")
+        and key not in world.compose_projects
+    ):
+        raise CommandError(
+            f"docker compose {sub}: the stack in '{inv.session.shown(compose_file.parent)}' was "
+            "not started earlier on this page"
+        )
+
+
+MODELS = {"docker": docker, "docker-compose": docker_compose_v1}

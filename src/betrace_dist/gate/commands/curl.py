@@ -1,0 +1,150 @@
+"""`curl` (and URLs): the host and port must reach something the page started or forwarded, and
+the path must be an endpoint that component serves; JSON bodies must be JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlsplit
+
+from ..session import CommandError, Invocation
+from ..world import closest
+from .flags import accepted, split_flag
+
+_VALUE = {
+    "-X",
+    "--request",
+    "-d",
+    "--data",
+    "--data-raw",
+    "--data-binary",
+    "--json",
+    "-H",
+    "--header",
+}
+_VALUE |= {
+    "-o",
+    "--output",
+    "-u",
+    "--user",
+    "-w",
+    "--write-out",
+    "-m",
+    "--max-time",
+    "--retry",
+    "-A",
+}
+_VALUE |= {"--connect-timeout", "--retry-delay", "-e", "--cacert", "-T", "--upload-file"}
+_LOCAL = {"localhost", "127.0.0.1", "[::1]", "::1"}
+#: OTLP/HTTP paths the collector receives on 4318
+_OTLP_HTTP = {("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs")}
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "/?$")
+
+
+def served(inv: Invocation, component: str, target_port: int) -> list[tuple[str, str]]:
+    """(method, path) pairs a component serves on one of its ports."""
+    release = inv.session.release.current
+    if component in ("backend",) or component.endswith("backend"):
+        http = release.backend.ports["http"].port
+        if target_port != http:
+            raise CommandError(
+                f"port {target_port} of the backend speaks gRPC, not HTTP; HTTP is on {http}"
+            )
+        return [(e.method, e.path) for e in release.backend.endpoints]
+    if "grafana" in component:
+        from ..grafana_http import paths
+
+        return paths()
+    if "collector" in component and target_port == 4318:
+        return sorted(_OTLP_HTTP)
+    raise CommandError(f"nothing known is served over HTTP by {component} on port {target_port}")
+
+
+def check_url(inv: Invocation, url: str, method: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise CommandError(f"'{url}' is not an http(s) URL")
+    host = parts.hostname or ""
+    if host not in _LOCAL:
+        return  # a URL on the reader's own domain (ingress): checked by the chart, not here
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    listeners = inv.session.world.listeners
+    if port not in listeners:
+        known = ", ".join(
+            f"{p} ({lst.component}, {lst.source})" for p, lst in sorted(listeners.items())
+        )
+        raise CommandError(
+            f"nothing answers on {host}:{port} at this point of the page; "
+            + (f"listening: {known}" if known else "no port was published or forwarded yet")
+        )
+    listener = listeners[port]
+    path = parts.path or "/"
+    endpoints = served(inv, listener.component, listener.target_port)
+    if not any(m == method and _pattern(p).match(path) for m, p in endpoints):
+        same_path = [m for m, p in endpoints if _pattern(p).match(path)]
+        if same_path:
+            raise CommandError(
+                f"{listener.component} serves {path} with {', '.join(same_path)}, not {method}"
+            )
+        names = [p for _, p in endpoints]
+        raise CommandError(
+            f"{listener.component} (port {port}) serves no {path}{closest(path, names)}; "
+            f"it serves: {', '.join(sorted(set(names)))}"
+        )
+
+
+def _body(inv: Invocation, value: str) -> None:
+    if value.startswith("@"):
+        target = inv.session.path(value[1:])
+        if not target.is_file():
+            raise CommandError(f"curl reads the body from '{value[1:]}', which does not exist here")
+        value = target.read_text(encoding="utf-8")
+    try:
+        json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise CommandError(
+            f"the request body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+
+
+def curl(inv: Invocation) -> None:
+    args = inv.argv[1:]
+    method = None
+    body = None
+    is_json = False
+    urls = []
+    i = 0
+    while i < len(args):
+        name, value = split_flag(args[i])
+        if name.startswith("-") and name != "-":
+            combined = name.startswith("-") and not name.startswith("--") and len(name) > 2
+            flags = [f"-{c}" for c in name[1:]] if combined else [name]
+            for flag in flags:
+                if flag not in accepted("curl") and flag not in _VALUE:
+                    raise CommandError(f"curl has no option '{flag}'")
+            last = flags[-1]
+            if last in _VALUE and value is None:
+                i += 1
+                value = args[i] if i < len(args) else ""
+            if last in ("-X", "--request"):
+                method = value
+            if last in ("-d", "--data", "--data-raw", "--data-binary", "--json"):
+                body = value
+                is_json = is_json or last == "--json"
+            if last in ("-H", "--header") and value and value.lower().startswith("content-type:"):
+                is_json = is_json or "json" in value.lower()
+        else:
+            urls.append(args[i])
+        i += 1
+    if not urls:
+        raise CommandError("curl: no URL")
+    if body is not None and is_json:
+        _body(inv, body)
+    for url in urls:
+        check_url(inv, url, method or ("POST" if body is not None else "GET"))
+
+
+MODELS = {"curl": curl}

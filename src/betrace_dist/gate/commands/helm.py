@@ -1,0 +1,463 @@
+"""`helm`: the real Helm checks every command offline; releases join the page's world.
+
+- install / upgrade / template / lint / show / package of the BeTrace chart (a local path, or the
+  published OCI reference, which stands for the chart in this repository) run with the real Helm
+  (install as `--dry-run=client`, and with Helm 3 too where it is installed); the objects
+  `helm template` renders become the release's objects.
+- the official Grafana chart cannot be fetched offline: its values (-f files and --set keys) are
+  checked against the key schema kept in the repository, and its Service/Deployment/Secret are
+  modelled from the chart's naming rule.
+- test / rollback / uninstall / status / history / get need the release installed earlier.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from ... import tools
+from ...artefacts.chart_policy import HelmError, parse_manifests
+from ..session import CommandError, Invocation, Session
+from ..world import HelmRelease, K8sObject, closest, listing
+from .flags import accepted, split_flag
+
+_VALUE_FLAGS = {"-n", "--namespace", "-f", "--values", "--set", "--set-string", "--set-file"}
+_VALUE_FLAGS |= {"--set-json", "--version", "--timeout", "--kube-context", "--kubeconfig", "-o"}
+_VALUE_FLAGS |= {"--output", "--description", "--repo", "--username", "--password", "-d"}
+_VALUE_FLAGS |= {"--destination", "--post-renderer", "--max", "--revision", "--app-version"}
+_VALUE_FLAGS |= {"--kube-version", "--api-versions", "-a", "--name-template", "--wait-for"}
+#: flags `helm template` does not take but install/upgrade do; dropped when rendering
+_RUNTIME_ONLY = {"--wait", "--atomic", "--timeout", "--install", "--reuse-values", "--reset-values"}
+_RUNTIME_ONLY |= {"--cleanup-on-fail", "--force", "--history-max", "--rollback-on-failure"}
+_RUNTIME_ONLY |= {"--reset-then-reuse-values", "--description", "--wait-for-jobs", "--wait-for"}
+_RUNTIME_ONLY |= {"--create-namespace", "--dry-run"}
+
+
+def _helm(session: Session, binary: str, args: list[str]) -> str:
+    done = subprocess.run(
+        [binary, *args],
+        cwd=session.cwd,
+        env=session.env,
+        capture_output=True,
+        text=True,
+        timeout=session.timeout,
+        check=False,
+        start_new_session=True,
+    )
+    if done.returncode != 0:
+        raise HelmError((done.stderr or done.stdout).strip())
+    return done.stdout
+
+
+class Parsed:
+    """A helm command line: subcommand words, positionals and flags (in order)."""
+
+    def __init__(
+        self, argv: list[str], sub_arity: int, value_flags: frozenset[str] | set[str] = frozenset()
+    ) -> None:
+        value_flags = value_flags or _VALUE_FLAGS
+        self.sub: list[str] = []
+        self.positional: list[str] = []
+        self.flags: list[tuple[str, str | None]] = []
+        rest = argv[1:]
+        i = 0
+        while i < len(rest):
+            name, value = split_flag(rest[i])
+            if name == "--":
+                self.positional.extend(rest[i + 1 :])
+                break
+            if name.startswith("-") and name != "-":
+                if name in value_flags and value is None:
+                    i += 1
+                    value = rest[i] if i < len(rest) else None
+                self.flags.append((name, value))
+            elif len(self.sub) < sub_arity:
+                self.sub.append(rest[i])
+            else:
+                self.positional.append(rest[i])
+            i += 1
+
+    def get(self, *names: str) -> str | None:
+        found = None
+        for name, value in self.flags:
+            if name in names:
+                found = value
+        return found
+
+    def all(self, *names: str) -> list[str]:
+        return [v for n, v in self.flags if n in names and v is not None]
+
+    def has(self, name: str) -> bool:
+        return any(n == name for n, _ in self.flags)
+
+    @property
+    def namespace(self) -> str:
+        return self.get("-n", "--namespace") or "default"
+
+
+def _check_flags(binary: str, sub: list[str], parsed: Parsed) -> None:
+    known = accepted(binary, *sub)
+    for name, _ in parsed.flags:
+        if name not in known:
+            raise CommandError(
+                f"helm {' '.join(sub)} has no flag '{name}'{closest(name, sorted(known))}"
+            )
+
+
+def _oci_chart(session: Session) -> str:
+    data = session.release
+    return f"{data.chart_oci}/{data.current.chart.name}"
+
+
+def _local_chart(inv: Invocation, ref: str, parsed: Parsed) -> Path | None:
+    """The BeTrace chart directory a reference stands for, or None for a remote chart."""
+    session = inv.session
+    if ref.startswith("oci://"):
+        expected = _oci_chart(session)
+        if ref != expected:
+            raise CommandError(
+                f"'{ref}' is not where the BeTrace chart is published; it is {expected}"
+            )
+        version = parsed.get("--version")
+        want = session.release.current.chart.version
+        if version is not None and version != want:
+            raise CommandError(
+                f"the BeTrace chart of this release is version {want}, not {version}"
+            )
+        return session.repo / "helm" / session.release.current.chart.name
+    if "/" in ref and not ref.startswith((".", "/")) and not session.path(ref).exists():
+        return None
+    path = session.path(ref)
+    if not (path / "Chart.yaml").is_file():
+        raise CommandError(f"there is no chart at '{ref}' from '{session.shown(session.cwd)}'")
+    return path
+
+
+def _values_paths(inv: Invocation, parsed: Parsed) -> list[Path]:
+    paths = []
+    for value in parsed.all("-f", "--values"):
+        path = inv.session.path(value)
+        if not path.is_file():
+            raise CommandError(
+                f"the values file '{value}' does not exist at this point of the page"
+            )
+        paths.append(path)
+    return paths
+
+
+def _render(
+    inv: Invocation, chart: Path, name: str, parsed: Parsed, binary: str
+) -> list[K8sObject]:
+    args = ["template", name, str(chart), "--namespace", parsed.namespace]
+    for flag, value in parsed.flags:
+        if flag in _RUNTIME_ONLY or flag in ("-n", "--namespace", "--version"):
+            continue
+        args += [flag] if value is None else [flag, value]
+    try:
+        out = _helm(inv.session, binary, args)
+        manifests = parse_manifests(out)
+    except HelmError as exc:
+        raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
+    return [
+        K8sObject(
+            m.kind,
+            m.name,
+            (m.doc.get("metadata") or {}).get("namespace") or parsed.namespace,
+            m.doc,
+            f"helm release {name}",
+        )
+        for m in manifests
+    ]
+
+
+def _first(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines[:4])
+
+
+def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> HelmRelease:
+    session = inv.session
+    alias, _, chart = ref.partition("/")
+    gc = session.release.current.grafana_chart
+    if alias not in session.world.helm_repos:
+        known = listing("repositories added", list(session.world.helm_repos))
+        raise CommandError(f"no Helm repository '{alias}' was added earlier on this page ({known})")
+    if session.world.helm_repos[alias] != gc.repo_url or chart != gc.chart:
+        raise CommandError(
+            f"'{ref}' cannot be checked offline: only {gc.repo_name}/{gc.chart} ({gc.repo_url}) "
+            "is modelled"
+        )
+    version = parsed.get("--version")
+    if version is not None and version != gc.version:
+        raise CommandError(
+            f"the guides are checked against {gc.repo_name}/{gc.chart} {gc.version}, not {version}"
+        )
+    from .. import grafana_chart
+
+    values: dict[str, Any] = {}
+    yaml = YAML(typ="safe")
+    for path in _values_paths(inv, parsed):
+        loaded = yaml.load(path.read_text(encoding="utf-8")) or {}
+        problems = grafana_chart.validate_values(loaded)
+        if problems:
+            raise CommandError(f"{session.shown(path)}: {problems[0]}")
+        values = _merge(values, loaded)
+    for item in parsed.all("--set", "--set-string", "--set-json", "--set-file"):
+        for assignment in item.split(","):
+            key = assignment.partition("=")[0]
+            problems = grafana_chart.validate_set(key, assignment.partition("=")[2])
+            if problems:
+                raise CommandError(f"--set {assignment}: {problems[0]}")
+    fullname = grafana_chart.fullname(name, values)
+    port = grafana_chart.service_port(values)
+    ns = parsed.namespace
+    labels = {
+        "app.kubernetes.io/name": "grafana",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "grafana",
+    }
+    pod = {
+        "metadata": {"labels": labels},
+        "spec": {
+            "containers": [{"name": "grafana", "ports": [{"containerPort": 3000}]}],
+            "initContainers": [
+                {"name": c.get("name", "")} for c in values.get("extraInitContainers") or []
+            ],
+        },
+    }
+    objects = [
+        K8sObject(
+            "Service",
+            fullname,
+            ns,
+            {
+                "metadata": {"labels": labels},
+                "spec": {"ports": [{"name": "service", "port": port, "targetPort": 3000}]},
+            },
+            f"helm release {name} (modelled)",
+        ),
+        K8sObject(
+            "Deployment",
+            fullname,
+            ns,
+            {"metadata": {"labels": labels}, "spec": {"template": pod}},
+            f"helm release {name} (modelled)",
+        ),
+    ]
+    admin = values.get("admin") or {}
+    if not admin.get("existingSecret"):
+        objects.append(
+            K8sObject(
+                "Secret",
+                fullname,
+                ns,
+                {"data": {"admin-user": "", "admin-password": ""}},
+                f"helm release {name} (modelled)",
+            )
+        )
+    return HelmRelease(name, ns, ref, 1, objects, modelled=True)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(out.get(key), dict) and isinstance(value, dict)
+            else value
+        )
+    return out
+
+
+def _namespace_ready(inv: Invocation, parsed: Parsed) -> None:
+    world = inv.session.world
+    ns = parsed.namespace
+    if ns in world.namespaces:
+        return
+    if parsed.has("--create-namespace"):
+        world.namespaces.add(ns)
+        return
+    raise CommandError(
+        f"namespace '{ns}' does not exist yet: add --create-namespace, or create it first"
+    )
+
+
+def install(inv: Invocation, parsed: Parsed, upgrade: bool) -> None:
+    session = inv.session
+    if len(parsed.positional) != 2:
+        raise CommandError(
+            f"helm {parsed.sub[0]} takes a release name and a chart, got {parsed.positional}"
+        )
+    name, ref = parsed.positional
+    key = (parsed.namespace, name)
+    existing = session.world.releases.get(key)
+    if upgrade and existing is None and not parsed.has("--install"):
+        installed = [f"{n} in {ns}" for ns, n in session.world.releases]
+        raise CommandError(
+            f"helm upgrade: no release '{name}' in namespace '{parsed.namespace}' "
+            f"({listing('releases', installed)}); add --install or install it first"
+        )
+    if not upgrade and existing is not None:
+        raise CommandError(
+            f"helm install: release '{name}' already exists in '{parsed.namespace}'; use helm "
+            "upgrade"
+        )
+    for binary in (b for b in (tools.find("helm"), tools.find("helm3")) if b):
+        _check_flags(binary, parsed.sub, parsed)
+    _namespace_ready(inv, parsed)
+    chart = _local_chart(inv, ref, parsed)
+    if chart is None:
+        release = _remote_release(inv, name, ref, parsed)
+    else:
+        _values_paths(inv, parsed)
+        binaries = [b for b in (tools.find("helm"), tools.find("helm3")) if b]
+        objects: list[K8sObject] = []
+        for binary in binaries:
+            # Helm 4 checks the command itself with --dry-run=client; Helm 3's --dry-run would
+            # contact a cluster, so Helm 3 only renders (below), which needs none.
+            if not upgrade and _major(binary) >= 4:
+                args = [a for a in inv.argv[1:] if not a.startswith("--dry-run")]
+                if ref.startswith("oci://"):
+                    args = [str(chart) if a == ref else a for a in args]
+                    args = _drop_flag(args, "--version")
+                try:
+                    _helm(session, binary, [*args, "--dry-run=client"])
+                except HelmError as exc:
+                    raise CommandError(
+                        f"Helm {_major(binary)} rejects it: {_first(str(exc))}"
+                    ) from None
+            objects = _render(inv, chart, name, parsed, binary)
+        release = HelmRelease(name, parsed.namespace, ref, 1, objects)
+    if existing is not None:
+        release.revision = existing.revision + 1
+    session.world.releases[key] = release
+
+
+def _drop_flag(args: list[str], flag: str) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == flag:
+            skip = True
+            continue
+        if a.startswith(flag + "="):
+            continue
+        out.append(a)
+    return out
+
+
+_MAJOR: dict[str, int] = {}
+
+
+def _major(binary: str) -> int:
+    if binary not in _MAJOR:
+        out = subprocess.run(
+            [binary, "version", "--short"], capture_output=True, text=True, check=False, timeout=30
+        ).stdout
+        _MAJOR[binary] = int(out.strip().lstrip("v").split(".")[0] or 0)
+    return _MAJOR[binary]
+
+
+def _release(inv: Invocation, parsed: Parsed) -> HelmRelease:
+    if not parsed.positional:
+        raise CommandError(f"helm {' '.join(parsed.sub)} needs a release name")
+    name = parsed.positional[0]
+    found = inv.session.world.releases.get((parsed.namespace, name))
+    if found is None:
+        installed = [f"{n} (namespace {ns})" for ns, n in inv.session.world.releases]
+        raise CommandError(
+            f"no release '{name}' in namespace '{parsed.namespace}'; "
+            f"{listing('releases', installed)}"
+        )
+    return found
+
+
+def helm(inv: Invocation) -> None:
+    argv = inv.argv
+    if len(argv) < 2:
+        raise CommandError("helm: no subcommand")
+    sub = Parsed(argv, 1).sub[0] if Parsed(argv, 1).sub else ""
+    session = inv.session
+    world = session.world
+    binary = tools.find("helm")
+    if binary is None:
+        raise CommandError("helm is not installed (make tools)")
+    two_word = sub in ("repo", "show", "get", "registry", "search", "dependency", "plugin")
+    parsed = Parsed(argv, 2 if two_word else 1)
+    if sub in ("install", "upgrade"):
+        install(inv, parsed, upgrade=sub == "upgrade")
+        return
+    if sub in ("template", "lint", "package", "show", "dependency"):
+        _check_flags(binary, parsed.sub, parsed)
+        args = list(argv[1:])
+        for pos in parsed.positional:
+            if pos.startswith("oci://") or (
+                sub == "show" and _local_chart(inv, pos, parsed) is None
+            ):
+                if not pos.startswith("oci://"):
+                    raise CommandError(
+                        f"'{pos}' cannot be shown offline; only the BeTrace chart is"
+                    )
+                chart = _local_chart(inv, pos, parsed)
+                args = _drop_flag([str(chart) if a == pos else a for a in args], "--version")
+        try:
+            _helm(session, binary, args)
+        except HelmError as exc:
+            raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
+        return
+    if sub == "repo":
+        action = parsed.sub[1] if len(parsed.sub) > 1 else ""
+        if action == "add":
+            if len(parsed.positional) != 2:
+                raise CommandError("helm repo add takes a name and a URL")
+            world.helm_repos[parsed.positional[0]] = parsed.positional[1].rstrip("/")
+        elif action in ("update", "list"):
+            if not world.helm_repos:
+                raise CommandError(
+                    f"helm repo {action}: no repository was added earlier on this page"
+                )
+        else:
+            raise CommandError(f"helm repo {action} is not modelled")
+        return
+    if sub == "registry":
+        return  # login/logout: credentials only, nothing to check offline
+    if sub == "search":
+        if not world.helm_repos:
+            raise CommandError("helm search repo: no repository was added earlier on this page")
+        return
+    _check_flags(binary, parsed.sub, parsed)
+    if sub in ("test", "status", "history", "get"):
+        release = _release(inv, parsed)
+        if (
+            sub == "test"
+            and not release.modelled
+            and not any(o.is_hook("test") for o in release.objects)
+        ):
+            raise CommandError(f"release '{release.name}' has no test hook")
+        return
+    if sub == "rollback":
+        release = _release(inv, parsed)
+        if len(parsed.positional) > 1:
+            revision = int(parsed.positional[1])
+            if not 1 <= revision < release.revision + 1:
+                raise CommandError(
+                    f"release '{release.name}' has revisions 1..{release.revision}, not {revision}"
+                )
+        release.revision += 1
+        return
+    if sub in ("uninstall", "delete"):
+        release = _release(inv, parsed)
+        del world.releases[(release.namespace, release.name)]
+        return
+    if sub in ("list", "ls", "version", "env"):
+        return
+    raise CommandError(f"helm {sub} is not modelled")
+
+
+MODELS = {"helm": helm}

@@ -1,0 +1,137 @@
+"""`nix`: the flake a command names must exist and have the output it asks for (evaluated with
+real Nix, inputs replaced by the recording stand-ins of nixpkgs); remote flake references must be
+the project's, at this release."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from ... import REPO_ROOT, tools
+from ...artefacts.nix import Nix
+from ..session import CommandError, Invocation
+from ..world import closest
+
+STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
+_VALUE = {
+    "--override-input",
+    "-o",
+    "--out-link",
+    "--profile",
+    "--system",
+    "--option",
+    "-f",
+    "--file",
+}
+
+
+@cache
+def _nix() -> Nix | None:
+    nix, inst = tools.find("nix"), tools.find("nix-instantiate")
+    if not nix or not inst:
+        return None
+    return Nix(nix=nix, nix_instantiate=inst, home=Path(tempfile.mkdtemp(prefix="gate-nix-")))
+
+
+@cache
+def _outputs(flake_dir: str, stamp: float) -> dict[str, list[str]]:
+    """Output names per category (packages, apps, ...) for x86_64-linux, from `nix flake show`."""
+    nix = _nix()
+    assert nix is not None
+    text = Path(flake_dir, "flake.nix").read_text(encoding="utf-8")
+    # Every input, and the inputs of inputs, replaced: nothing may be fetched.
+    used = {}
+    if re.search(r"\bbetrace\b", text):
+        used |= {"betrace": STUBS / "betrace", "betrace/nixpkgs": STUBS / "nixpkgs"}
+    if re.search(r"\bnixpkgs\.url\b|inputs\.nixpkgs\s*=", text):
+        used["nixpkgs"] = STUBS / "nixpkgs"
+    proc = nix.flake("flake show", flake_dir, used, "--json")
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
+        raise CommandError(f"nix flake show fails on {flake_dir}: {' '.join(lines[-2:])}")
+    shown = json.loads(proc.stdout)
+    out: dict[str, list[str]] = {}
+    for category in ("packages", "apps", "devShells", "nixosModules", "overlays"):
+        node = shown.get(category) or {}
+        names = set(
+            node.get("x86_64-linux", {}) if category in ("packages", "apps", "devShells") else node
+        )
+        out[category] = sorted(names)
+    return out
+
+
+def _remote(inv: Invocation, ref: str) -> None:
+    data = inv.session.release
+    version = data.current.version
+    owner_repo = data.project.repository.removeprefix("https://github.com/")
+    if ref.startswith("github:"):
+        want = f"github:{owner_repo}"
+        if not (ref == want or ref.startswith(want + "/") or ref.startswith(want + "#")):
+            raise CommandError(f"'{ref}' is not BeTrace's flake; it is {want}/v{version}")
+        tag = ref.removeprefix(want).lstrip("/").split("#")[0]
+        if tag and tag != f"v{version}":
+            raise CommandError(f"'{ref}' names {tag}; this release is v{version}")
+        return
+    if ref.startswith("https://flakehub.com/f/"):
+        want = f"https://flakehub.com/f/{data.project.flakehub}/"
+        if not ref.startswith(want):
+            raise CommandError(f"'{ref}' is not BeTrace's FlakeHub flake ({want}...)")
+        return
+    raise CommandError(f"the flake reference '{ref}' is not modelled")
+
+
+def nix(inv: Invocation) -> None:
+    args = inv.argv[1:]
+    words = []
+    i = 0
+    while i < len(args):
+        if args[i] in _VALUE:
+            i += 2
+            continue
+        if args[i] == "--extra-experimental-features":
+            i += 2
+            continue
+        if not args[i].startswith("-"):
+            words.append(args[i])
+        i += 1
+    sub = words[:2] if words[:1] == ["flake"] else words[:1]
+    refs = words[len(sub) :]
+    if (sub and sub[0] in ("hash", "store", "path-info", "log", "profile")) or sub == [
+        "flake",
+        "metadata",
+    ]:
+        for ref in refs:
+            if ref.startswith(("github:", "https://flakehub.com")):
+                _remote(inv, ref)
+        return
+    if not sub or sub[0] not in ("run", "build", "flake", "develop", "shell", "eval"):
+        raise CommandError(f"nix {' '.join(sub)} is not modelled")
+    for ref in refs or ["."]:
+        flake, _, attr = ref.partition("#")
+        if flake.startswith(("github:", "https://")):
+            _remote(inv, flake)
+            continue
+        directory = inv.session.path(flake or ".")
+        if not (directory / "flake.nix").is_file():
+            raise CommandError(f"there is no flake.nix in '{inv.session.shown(directory)}'")
+        if not attr:
+            continue
+        if _nix() is None:
+            raise CommandError(
+                "Nix is not installed here, so the flake output cannot be checked (apt-get "
+                "install nix-bin)"
+            )
+        outputs = _outputs(str(directory), (directory / "flake.nix").stat().st_mtime)
+        category = "apps" if sub[0] == "run" else "packages"
+        names = outputs[category] + (outputs["packages"] if sub[0] == "run" else [])
+        if attr.split(".")[-1] not in names:
+            raise CommandError(
+                f"the flake in '{inv.session.shown(directory)}' has no {category[:-1]} "
+                f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
+            )
+
+
+MODELS = {"nix": nix}

@@ -1,0 +1,224 @@
+"""A page's sandbox: a copy of the repository, a clean environment, and what the page deployed.
+
+Blocks of one page run top to bottom in one session, so a page keeps its working directory,
+exported variables and the files earlier blocks wrote. Commands that only touch files (cd,
+export, cp, sed, cat > f <<EOF, ...) run for real inside the sandbox; commands that would reach
+a cluster, a Docker daemon or the network go to a command model that checks them against the
+real tools run offline and against the page's world.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import REPO_ROOT, tools
+from ..release import ReleaseData, load_release_data
+from .shellwords import Command
+from .world import World
+
+#: Parts of the repository a page's sandbox gets (the reader's clone, minus tooling state).
+_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", ".tools", "site", "__pycache__", "*.egg-info", ".hypothesis", "benchmarks"
+)
+
+#: Commands that only read or write files: run for real in the sandbox.
+REAL = frozenset(
+    {"cp", "mv", "mkdir", "cat", "sed", "echo", "printf", "ls", "chmod", "touch", "rm", "openssl"}
+    | {"tee", "head", "tail", "grep", "true", "base64", "jq", "test", "diff", "wc", "sort", "cut"}
+)
+#: Commands that may follow a model command in a pipeline: they only format its output.
+FILTERS = frozenset({"jq", "base64", "grep", "head", "tail", "sort", "less", "wc", "cut", "tee"})
+
+
+class CommandError(Exception):
+    """A command does not hold; the message says what exists instead."""
+
+
+@dataclass
+class Invocation:
+    argv: list[str]  # expanded as bash would (command substitutions stand as placeholders)
+    command: Command
+    session: Session
+
+
+Model = Callable[[Invocation], None]
+
+
+class Session:
+    def __init__(self, release: ReleaseData | None = None, timeout: float = 60.0) -> None:
+        self.release = release or load_release_data()
+        self.timeout = timeout
+        self.tmp = Path(tempfile.mkdtemp(prefix="betrace-page-"))
+        self.home = self.tmp / "home"
+        self.repo = self.tmp / "distribution"
+        self.home.mkdir()
+        shutil.copytree(REPO_ROOT, self.repo, ignore=_IGNORE, symlinks=True)
+        self.cwd = self.repo
+        self.world = World()
+        self.env = self._clean_env()
+        self.exported: set[str] = set()  # variables the page itself set
+
+    def _clean_env(self) -> dict[str, str]:
+        path = os.pathsep.join(
+            p
+            for p in (
+                str(tools.TOOLS_BIN),
+                str(Path(tools.find("python3") or "/usr/bin").parent),
+                "/usr/bin",
+                "/bin",
+            )
+            if p
+        )
+        unreachable = "http://127.0.0.1:9"  # the discard port: any proxied request fails at once
+        return {
+            "PATH": path,
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "KUBECONFIG": str(self.home / ".kube" / "config"),
+            "DOCKER_HOST": f"unix://{self.tmp / 'no-docker-daemon.sock'}",
+            "DOCKER_CONFIG": str(self.home / ".docker"),
+            "HELM_CACHE_HOME": str(self.home / ".cache" / "helm"),
+            "HELM_CONFIG_HOME": str(self.home / ".config" / "helm"),
+            "HELM_DATA_HOME": str(self.home / ".local" / "share" / "helm"),
+            "HTTP_PROXY": unreachable,
+            "HTTPS_PROXY": unreachable,
+            "http_proxy": unreachable,
+            "https_proxy": unreachable,
+            "NO_PROXY": "",
+            "NIX_CONFIG": "substituters =\nexperimental-features = nix-command flakes",
+        }
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- files -------------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """A path as the page's shell would resolve it (~ is the sandbox home)."""
+        if name == "~" or name.startswith("~/"):
+            name = str(self.home) + name[1:]
+        p = Path(name)
+        return p if p.is_absolute() else self.cwd / p
+
+    def shown(self, path: Path) -> str:
+        """A sandbox path as the reader would write it."""
+        for base, label in ((self.cwd, ""), (self.repo, "<clone>/"), (self.home, "~/")):
+            try:
+                return label + path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+        return str(path)
+
+    def save(self, name: str, text: str) -> Path:
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        return target
+
+    # -- running -----------------------------------------------------------------------------
+    def bash(self, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["bash", "-c", script],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=self.timeout,
+            check=False,
+            start_new_session=True,
+        )
+        if check and done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise CommandError(f"failed with exit code {done.returncode}: {' '.join(detail[-3:])}")
+        return done
+
+    def expand(self, words: list[str]) -> list[str]:
+        """Words expanded as bash expands them, in the page's environment and directory."""
+        if not words:
+            return []
+        done = self.bash('printf "%s\\0" ' + " ".join(words), check=False)
+        if done.returncode != 0:
+            raise CommandError(f"cannot expand the arguments: {done.stderr.strip()}")
+        return done.stdout.split("\0")[:-1]
+
+    def run(self, commands: list[Command], models: dict[str, Model]) -> None:
+        """Run a block's commands in order; the first that does not hold raises CommandError."""
+        index = 0
+        while index < len(commands):
+            cmd = commands[index]
+            position, length = cmd.pipeline
+            members = commands[index : index + length] if position == 0 else [cmd]
+            index += len(members)
+            try:
+                self._run_pipeline(members, models)
+            except CommandError as exc:
+                exc.line = cmd.line  # type: ignore[attr-defined]
+                raise
+
+    def _run_pipeline(self, members: list[Command], models: dict[str, Model]) -> None:
+        heads = [m.argv[0] if m.argv else "" for m in members]
+        if all(h in REAL for h in heads):
+            for sub in (s for m in members for s in m.substitutions):
+                self._check_substitution(sub, models)
+            self.bash(" | ".join(m.text for m in members))
+            return
+        first = members[0]
+        for head in heads[1:]:
+            if head not in FILTERS:
+                raise CommandError(
+                    f"'{head}' after a pipe is not modelled; filters: {', '.join(sorted(FILTERS))}"
+                )
+        self._run_one(first, models)
+
+    def _check_substitution(self, sub: Command, models: dict[str, Model]) -> None:
+        head = sub.argv[0] if sub.argv else ""
+        if head not in REAL:
+            self._run_one(sub, models)
+
+    def _run_one(self, cmd: Command, models: dict[str, Model]) -> None:
+        for sub in cmd.substitutions:
+            self._check_substitution(sub, models)
+        if not cmd.argv:  # plain assignments: shell variables for the next commands
+            for assignment in self.expand(cmd.assignments):
+                name, _, value = assignment.partition("=")
+                self.env[name] = value
+                self.exported.add(name)
+            return
+        head = cmd.argv[0]
+        argv = self.expand(cmd.model_words[len(cmd.assignments) :])
+        if head == "cd":
+            target = self.path(argv[1] if len(argv) > 1 else str(self.home))
+            if not target.is_dir():
+                raise CommandError(
+                    f"cd: there is no directory '{self.shown(target)}' at this point of the page"
+                )
+            self.cwd = target.resolve()
+            return
+        if head == "export":
+            for assignment in self.expand(cmd.words[1:]):
+                name, eq, value = assignment.partition("=")
+                if not eq:
+                    raise CommandError(f"export: '{assignment}' assigns nothing (write NAME=value)")
+                self.env[name] = value
+                self.exported.add(name)
+            return
+        if head in REAL:
+            self.bash(cmd.text)
+            return
+        model = models.get(head)
+        if model is None:
+            raise CommandError(
+                f"no command model for '{head}': add one to the gate, or skip the block with "
+                "<!-- gate: skip: <reason> -->"
+            )
+        model(Invocation(argv, cmd, self))
+
+
+def quote(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)

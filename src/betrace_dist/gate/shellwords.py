@@ -1,0 +1,143 @@
+"""Split a shell block into the simple commands a reader types, with their lines.
+
+bashlex parses the block as bash does (continuations, quotes, pipelines, lists, heredocs); each
+simple command keeps its raw words (quotes and `$VAR` intact, expanded later by real bash), its
+source text (heredoc included) and the line it starts on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import bashlex
+import bashlex.errors
+
+
+class SplitError(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+@dataclass
+class Command:
+    words: list[str]  # raw words as written (quotes kept), assignments first
+    text: str  # the command's source text, heredoc body included
+    line: int  # 1-based line in the block
+    #: the same words with every $(...) replaced by a placeholder: what command models expand
+    model_words: list[str] = field(default_factory=list)
+    heredoc: str | None = None
+    pipeline: tuple[int, int] = (0, 1)  # position in its pipeline, pipeline length
+    background: bool = False
+    substitutions: list[Command] = field(default_factory=list)
+
+    @property
+    def assignments(self) -> list[str]:
+        out = []
+        for word in self.words:
+            name, eq, _ = word.partition("=")
+            if eq and name.isidentifier():
+                out.append(word)
+            else:
+                break
+        return out
+
+    @property
+    def argv(self) -> list[str]:
+        return self.words[len(self.assignments) :]
+
+
+#: What a command substitution stands for when a command model reads its arguments.
+SUBSTITUTED = "substituted-value"
+
+
+def _line(script: str, pos: int) -> int:
+    return script.count("\n", 0, pos) + 1
+
+
+class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
+    def __init__(self, script: str) -> None:
+        self.script = script
+        self.commands: list[Command] = []
+
+    def command(self, node: bashlex.ast.node, background: bool, pipeline: tuple[int, int]) -> None:
+        start, end = node.pos
+        words: list[str] = []
+        model_words: list[str] = []
+        heredoc = None
+        subs: list[Command] = []
+        for part in node.parts:
+            if part.kind in ("word", "assignment"):
+                raw = self.script[part.pos[0] : part.pos[1]]
+                masked = raw
+                for sub in reversed(getattr(part, "parts", [])):
+                    if sub.kind == "commandsubstitution":
+                        inner = _Collector(self.script)
+                        inner.walk(sub.command)
+                        subs[:0] = inner.commands
+                        a, b = sub.pos[0] - part.pos[0], sub.pos[1] - part.pos[0]
+                        masked = masked[:a] + SUBSTITUTED + masked[b:]
+                words.append(raw)
+                model_words.append(masked)
+            elif part.kind == "redirect" and getattr(part, "heredoc", None) is not None:
+                heredoc = part.heredoc.value
+                end = max(end, part.heredoc.pos[1])
+        self.commands.append(
+            Command(
+                words=words,
+                model_words=model_words,
+                text=self.script[start:end],
+                line=_line(self.script, start),
+                heredoc=heredoc,
+                pipeline=pipeline,
+                background=background,
+                substitutions=subs,
+            )
+        )
+
+    def walk(self, node: bashlex.ast.node, background: bool = False) -> None:
+        kind = node.kind
+        if kind == "command":
+            self.command(node, background, (0, 1))
+        elif kind == "pipeline":
+            members = [p for p in node.parts if p.kind != "pipe"]
+            for index, member in enumerate(members):
+                if member.kind != "command":
+                    raise SplitError(
+                        _line(self.script, member.pos[0]),
+                        "a pipeline member that is not a simple command is not modelled",
+                    )
+                self.command(member, background, (index, len(members)))
+        elif kind == "list":
+            parts = node.parts
+            for index, part in enumerate(parts):
+                if part.kind == "operator":
+                    continue
+                follows = parts[index + 1] if index + 1 < len(parts) else None
+                amp = follows is not None and follows.kind == "operator" and follows.op == "&"
+                self.walk(part, background=amp)
+        else:
+            raise SplitError(
+                _line(self.script, node.pos[0]),
+                f"shell {kind} constructs (if, for, while, functions, subshells) are not modelled "
+                "in guide blocks; write the steps as plain commands",
+            )
+
+
+def split(script: str) -> list[Command]:
+    """The simple commands of a script, in order."""
+    if not script.strip():
+        return []
+    try:
+        trees = bashlex.parse(script)
+    except bashlex.errors.ParsingError as exc:
+        raise SplitError(
+            _line(script, exc.position), f"cannot parse the command: {exc.message}"
+        ) from None
+    except NotImplementedError as exc:
+        raise SplitError(1, f"unsupported shell syntax: {exc}") from None
+    collector = _Collector(script)
+    for tree in trees:
+        collector.walk(tree)
+    return collector.commands

@@ -1,0 +1,101 @@
+"""What a page has deployed so far: Helm releases and their objects, Compose services, ports.
+
+Command models read it (does Service X exist in namespace Y? what answers on localhost:3000?)
+and write it (an install adds a release, a port-forward makes a port answer).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def closest(name: str, choices: list[str]) -> str:
+    """', did you mean X?' or an empty string."""
+    match = difflib.get_close_matches(name, choices, n=1)
+    return f", did you mean '{match[0]}'?" if match else ""
+
+
+def listing(kind: str, names: list[str]) -> str:
+    return f"{kind}: {', '.join(sorted(names))}" if names else f"no {kind} at all"
+
+
+@dataclass
+class K8sObject:
+    kind: str
+    name: str
+    namespace: str
+    doc: dict[str, Any]
+    source: str  # "helm release betrace", "kubectl create", ...
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.doc.get("metadata") or {}).get("labels") or {})
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        """Labels of the pods this object runs (workloads) or is (pods)."""
+        if self.kind == "Pod":
+            return self.labels
+        template = ((self.doc.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        return dict(template.get("labels") or {})
+
+    @property
+    def component(self) -> str | None:
+        return self.labels.get("app.kubernetes.io/component")
+
+    def containers(self) -> list[dict[str, Any]]:
+        spec = self.doc.get("spec") or {}
+        pod = (spec.get("template") or {}).get("spec") or spec
+        return list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
+
+    def service_ports(self) -> list[dict[str, Any]]:
+        return list((self.doc.get("spec") or {}).get("ports") or [])
+
+    def is_hook(self, hook: str) -> bool:
+        annotations = (self.doc.get("metadata") or {}).get("annotations") or {}
+        return hook in str(annotations.get("helm.sh/hook", "")).split(",")
+
+
+@dataclass
+class HelmRelease:
+    name: str
+    namespace: str
+    chart: str  # local path, oci:// reference or repo/chart
+    revision: int
+    objects: list[K8sObject]
+    modelled: bool = False  # True when the chart could not be rendered offline (a remote chart)
+
+
+@dataclass
+class Listener:
+    """Something answering on a local port."""
+
+    port: int
+    component: str  # backend, grafana, otel-collector, ...
+    target_port: int  # the component's own port behind it
+    source: str  # "compose service backend", "kubectl port-forward svc/betrace-grafana"
+
+
+@dataclass
+class World:
+    namespaces: set[str] = field(default_factory=lambda: {"default"})
+    releases: dict[tuple[str, str], HelmRelease] = field(default_factory=dict)
+    objects: list[K8sObject] = field(default_factory=list)  # created outside Helm
+    helm_repos: dict[str, str] = field(default_factory=dict)
+    listeners: dict[int, Listener] = field(default_factory=dict)
+    compose_projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by project dir
+
+    def all_objects(self, namespace: str) -> list[K8sObject]:
+        found = [o for r in self.releases.values() for o in r.objects if o.namespace == namespace]
+        return found + [o for o in self.objects if o.namespace == namespace]
+
+    def find(self, namespace: str, kind: str, name: str) -> K8sObject | None:
+        for obj in self.all_objects(namespace):
+            if obj.kind == kind and obj.name == name:
+                return obj
+        return None
+
+    def names(self, namespace: str, kind: str) -> list[str]:
+        return [o.name for o in self.all_objects(namespace) if o.kind == kind]

@@ -1,0 +1,39 @@
+"""Default host ports of the Compose stack, read from docker/docker-compose.yml itself."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from ..artefacts.compose import COMPOSE_FILE
+from ..yamlio import load_with_lines, to_plain
+
+_DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}")
+
+
+def _resolve(text: str) -> str:
+    # ${VAR:-default} -> default, innermost first (defaults may nest)
+    while True:
+        new = _DEFAULT.sub(lambda m: m[1], text)
+        if new == text:
+            return text
+        text = new
+
+
+@cache
+def _services() -> dict:  # type: ignore[type-arg]
+    return to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
+
+
+def published_port(service: str, target: int | None = None) -> int:
+    services = _services()
+    if service not in services:
+        raise KeyError(
+            f"the Compose stack has no service '{service}'; services: {', '.join(services)}"
+        )
+    for entry in services[service].get("ports", []):
+        parts = _resolve(str(entry)).rsplit(":", 2)
+        host, container = parts[-2], parts[-1].split("/")[0]
+        if target is None or int(container) == target:
+            return int(host)
+    raise KeyError(f"the Compose service '{service}' publishes no port {target}")

@@ -1,0 +1,83 @@
+"""Every command model catches a realistic guide mistake, naming page:line, the command, and
+what exists instead. Expected lines are found in the fixture pages by their text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import FIXTURES, line_containing, run_pytest
+
+SITE = FIXTURES / "guide-mistakes"
+DOCS = SITE / "docs"
+
+
+@pytest.fixture(scope="module")
+def gate_output() -> str:
+    result = run_pytest(["docs", "-q", "-p", "no:randomly"], cwd=SITE)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "INTERNALERROR" not in result.stdout
+    return result.stdout
+
+
+CASES = [
+    # page, text of the failing line, what the message must say
+    (
+        "compose-service.md",
+        "logs grafna",
+        ["no service 'grafna'", "did you mean 'grafana'", "services: backend"],
+    ),
+    ("compose-v1.md", "docker-compose up", ["Compose v1", "write `docker compose`"]),
+    ("compose-no-env.md", "docker compose up", ["required variable BETRACE_SIGNATURE_KEY"]),
+    ("curl-port.md", "localhost:8080", ["nothing answers on localhost:8080", "12011 (backend"]),
+    ("curl-path.md", "/health", ["serves no /health", "did you mean '/v1/health'"]),
+    ("curl-body.md", "curl -fsS -X POST", ["request body is not JSON"]),
+    ("helm-values-key.md", "helm install", ["additional properties 'replicaCount' not allowed"]),
+    (
+        "helm-flag.md",
+        "--create-namespaces",
+        ["no flag '--create-namespaces'", "did you mean '--create-namespace'"],
+    ),
+    ("helm-values-file.md", "my-values.yaml", ["'my-values.yaml' does not exist"]),
+    ("helm-rollback.md", "helm rollback", ["no release 'betrace' in namespace 'betrace'"]),
+    (
+        "kubectl-namespace.md",
+        "-n monitoring",
+        ["namespace 'monitoring' does not exist", "namespaces: betrace"],
+    ),
+    (
+        "kubectl-service.md",
+        "betrace-grafna",
+        ["no Service 'betrace-grafna'", "did you mean 'betrace-grafana'"],
+    ),
+    ("kubectl-port.md", "3000:3000", ["has no port 3000", "it has: 80"]),
+    (
+        "grafana-chart-key.md",
+        "helm install grafana",
+        ["unknown key 'adminPasword'", "did you mean 'adminPassword'"],
+    ),
+    ("nix-output.md", "build-everything", ["no app 'build-everything'", "apps: build-all"]),
+]
+
+
+@pytest.mark.parametrize(("page", "needle", "words"), CASES, ids=[c[0] for c in CASES])
+def test_mistake_is_named_with_page_line_and_what_exists(
+    gate_output: str, page: str, needle: str, words: list[str]
+) -> None:
+    line = line_containing(DOCS / page, needle)
+    match = re.search(
+        rf"^docs/{re.escape(page)}:{line}: shell block \(bash\): `([^`]*)`: (.*)$",
+        gate_output,
+        re.M,
+    )
+    assert match, f"no failure at docs/{page}:{line}\n{gate_output[-4000:]}"
+    command, reason = match[1], match[2]
+    assert needle.split()[0] in command
+    for word in words:
+        assert word in reason, f"docs/{page}:{line}: {reason!r} does not say {word!r}"
+
+
+def test_every_mistake_page_is_covered() -> None:
+    pages = {p.name for p in DOCS.glob("*.md")} - {"index.md"}
+    assert pages == {c[0] for c in CASES}
