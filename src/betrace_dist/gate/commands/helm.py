@@ -37,16 +37,7 @@ _RUNTIME_ONLY |= {"--create-namespace", "--dry-run"}
 
 
 def _helm(session: Session, binary: str, args: list[str]) -> str:
-    done = subprocess.run(
-        [binary, *args],
-        cwd=session.cwd,
-        env=session.env,
-        capture_output=True,
-        text=True,
-        timeout=session.timeout,
-        check=False,
-        start_new_session=True,
-    )
+    done = session.process([binary, *args])
     if done.returncode != 0:
         raise HelmError((done.stderr or done.stdout).strip())
     return done.stdout
@@ -206,7 +197,7 @@ def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> Hel
             raise CommandError(f"{session.shown(path)}: {problems[0]}")
         values = _merge(values, loaded)
     for item in parsed.all("--set", "--set-string", "--set-json", "--set-file"):
-        for assignment in item.split(","):
+        for assignment in _set_items(item):
             key = assignment.partition("=")[0]
             problems = grafana_chart.validate_set(key, assignment.partition("=")[2])
             if problems:
@@ -259,6 +250,20 @@ def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> Hel
             )
         )
     return HelmRelease(name, ns, ref, 1, objects, modelled=True)
+
+
+def _set_items(text: str) -> list[str]:
+    """`--set a=1,b={x,y}` -> ['a=1', 'b={x,y}']: commas inside braces belong to a list value."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "{"
+        depth -= ch == "}"
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*items, current] if current else items
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
