@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -33,6 +34,8 @@ REAL = frozenset(
     {"cp", "mv", "mkdir", "cat", "sed", "echo", "printf", "ls", "chmod", "touch", "rm", "openssl"}
     | {"tee", "head", "tail", "grep", "true", "base64", "jq", "test", "diff", "wc", "sort", "cut"}
 )
+#: Real commands that write to the paths they are given
+WRITERS = frozenset({"cp", "mv", "mkdir", "touch", "rm", "tee", "sed", "chmod"})
 #: Commands that may follow a model command in a pipeline: they only format its output.
 FILTERS = frozenset({"jq", "base64", "grep", "head", "tail", "sort", "less", "wc", "cut", "tee"})
 
@@ -122,17 +125,12 @@ class Session:
         return target
 
     # -- running -----------------------------------------------------------------------------
+    def process(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run a program in the sandbox; past the time limit its whole process group is killed."""
+        return run_bounded(argv, cwd=self.cwd, env=self.env, timeout=self.timeout)
+
     def bash(self, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["bash", "-c", script],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=self.timeout,
-            check=False,
-            start_new_session=True,
-        )
+        done = self.process(["bash", "-c", script])
         if check and done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()
             raise CommandError(f"failed with exit code {done.returncode}: {' '.join(detail[-3:])}")
@@ -166,6 +164,8 @@ class Session:
         if all(h in REAL for h in heads):
             for sub in (s for m in members for s in m.substitutions):
                 self._check_substitution(sub, models)
+            for member in members:
+                self._confine(member, self.expand(member.model_words[len(member.assignments) :]))
             self.bash(" | ".join(m.text for m in members))
             return
         first = members[0]
@@ -175,6 +175,22 @@ class Session:
                     f"'{head}' after a pipe is not modelled; filters: {', '.join(sorted(FILTERS))}"
                 )
         self._run_one(first, models)
+
+    def _confine(self, cmd: Command, argv: list[str]) -> None:
+        """Refuse a file command that would write outside the page's sandbox."""
+        targets = [t for _, t in cmd.redirects]
+        if argv and argv[0] in WRITERS:
+            targets += [a for a in argv[1:] if not a.startswith("-")]
+        for raw in targets:
+            expanded = self.expand([raw])[0] if raw not in argv else raw
+            if expanded.startswith(("s/", "/dev/null")) or "=" in expanded.split("/")[0]:
+                continue  # a sed expression or an assignment, not a path
+            resolved = self.path(expanded).resolve()
+            if resolved != self.tmp and self.tmp not in resolved.parents:
+                raise CommandError(
+                    f"'{expanded}' is outside the page's sandbox: a guide's file commands work "
+                    "inside the reader's clone or home"
+                )
 
     def _check_substitution(self, sub: Command, models: dict[str, Model]) -> None:
         head = sub.argv[0] if sub.argv else ""
@@ -209,6 +225,7 @@ class Session:
                 self.exported.add(name)
             return
         if head in REAL:
+            self._confine(cmd, argv)
             self.bash(cmd.text)
             return
         model = models.get(head)
@@ -218,6 +235,29 @@ class Session:
                 "<!-- gate: skip: <reason> -->"
             )
         model(Invocation(argv, cmd, self))
+
+
+def run_bounded(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run, but a timeout kills the whole process group, so nothing is left running."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise CommandError(f"did not finish within {timeout:g} s; it was stopped") from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def quote(argv: list[str]) -> str:

@@ -28,6 +28,7 @@ class Command:
     #: the same words with every $(...) replaced by a placeholder: what command models expand
     model_words: list[str] = field(default_factory=list)
     heredoc: str | None = None
+    redirects: list[tuple[str, str]] = field(default_factory=list)  # (operator, raw target)
     pipeline: tuple[int, int] = (0, 1)  # position in its pipeline, pipeline length
     background: bool = False
     substitutions: list[Command] = field(default_factory=list)
@@ -67,6 +68,7 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
         model_words: list[str] = []
         heredoc = None
         subs: list[Command] = []
+        redirects: list[tuple[str, str]] = []
         for part in node.parts:
             if part.kind in ("word", "assignment"):
                 raw = self.script[part.pos[0] : part.pos[1]]
@@ -80,9 +82,13 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
                         masked = masked[:a] + SUBSTITUTED + masked[b:]
                 words.append(raw)
                 model_words.append(masked)
-            elif part.kind == "redirect" and getattr(part, "heredoc", None) is not None:
-                heredoc = part.heredoc.value
-                end = max(end, part.heredoc.pos[1])
+            elif part.kind == "redirect":
+                if getattr(part, "heredoc", None) is not None:
+                    heredoc = part.heredoc.value
+                    end = max(end, part.heredoc.pos[1])
+                elif part.type in (">", ">>", ">|", "&>") and hasattr(part.output, "pos"):
+                    target = self.script[part.output.pos[0] : part.output.pos[1]]
+                    redirects.append((part.type, target))
         self.commands.append(
             Command(
                 words=words,
@@ -90,6 +96,7 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
                 text=self.script[start:end],
                 line=_line(self.script, start),
                 heredoc=heredoc,
+                redirects=redirects,
                 pipeline=pipeline,
                 background=background,
                 substitutions=subs,

@@ -49,6 +49,24 @@ class Checker(Protocol):
     def check(self, block: Block, ctx: Context) -> None: ...
 
 
+def require_tool(name: str, hint: str) -> str:
+    """A real tool's path; missing, the block is skipped with the reason (a failure in CI)."""
+    import os
+
+    import pytest
+
+    from ... import tools
+
+    path = tools.find(name)
+    if path:
+        return path
+    message = f"'{name}' is not installed ({hint})"
+    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
+        raise CheckFailure(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping")
+    pytest.skip(message)
+    raise AssertionError  # unreachable: pytest.skip raises
+
+
 def save_titled(block: Block, ctx: Context) -> None:
     """A block titled with a file name is a file the reader saves: later commands use it."""
     title = (block.title or "").strip()
@@ -59,11 +77,19 @@ def save_titled(block: Block, ctx: Context) -> None:
 def registry() -> list[Checker]:
     from .json_ import JsonChecker
     from .markdown import MarkdownChecker
+    from .nix import NixChecker
     from .python import PythonChecker
     from .shell import ShellChecker
     from .yaml_ import YamlChecker
 
-    return [YamlChecker(), JsonChecker(), ShellChecker(), PythonChecker(), MarkdownChecker()]
+    return [
+        YamlChecker(),
+        JsonChecker(),
+        ShellChecker(),
+        PythonChecker(),
+        MarkdownChecker(),
+        NixChecker(),
+    ]
 
 
 def claim(block: Block, checkers: list[Checker]) -> Checker | None:

@@ -1,0 +1,88 @@
+"""The page sandbox: real file commands stay inside it, hung commands are killed with their
+process group, and the real repository and home are never touched."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.gate.commands import models
+from betrace_dist.gate.session import CommandError, Session
+from betrace_dist.gate.shellwords import split
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    s = Session(timeout=2)
+    yield s
+    s.close()
+
+
+def run(session: Session, script: str) -> None:
+    session.run(split(script), models())
+
+
+def test_state_carries_across_blocks(session: Session) -> None:
+    run(session, "mkdir -p work\ncd work\nexport GREETING=hello\n")
+    run(session, 'echo "$GREETING" > note.txt\n')
+    assert (session.repo / "work" / "note.txt").read_text() == "hello\n"
+
+
+def test_a_block_cannot_write_outside_its_sandbox(session: Session) -> None:
+    marker = f"escaped-{uuid.uuid4().hex}"
+    with pytest.raises(CommandError, match="outside the page's sandbox"):
+        run(session, f"cp README.md ../../../{marker}\n")
+    with pytest.raises(CommandError, match="outside the page's sandbox"):
+        run(session, f"echo x > /tmp/{marker}\n")
+    assert not list(Path("/tmp").glob(f"{marker}*"))
+    assert not (REPO_ROOT.parent / marker).exists()
+
+
+def test_home_is_the_sandbox_home(session: Session) -> None:
+    marker = f"note-{uuid.uuid4().hex}.txt"
+    run(session, f"echo x > ~/{marker}\n")
+    assert (session.home / marker).is_file()
+    assert not (Path.home() / marker).exists()
+
+
+def test_a_hung_command_is_killed_with_its_process_group(session: Session) -> None:
+    marker = f"hang-{uuid.uuid4().hex}"
+    with pytest.raises(CommandError, match=r"did not finish within 2 s"):
+        run(session, f"tail -f /dev/null {marker} 2>/dev/null | cat\n")
+    left = [
+        p for p in Path("/proc").iterdir()
+        if p.name.isdigit() and marker.encode() in _cmdline(p)
+    ]  # fmt: skip
+    assert left == [], "a process of the block survived its timeout"
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_the_environment_is_clean(session: Session) -> None:
+    os.environ["BETRACE_LEAK_CHECK"] = "secret"
+    try:
+        fresh = Session()
+        assert "BETRACE_LEAK_CHECK" not in fresh.env
+        assert fresh.env["HOME"] == str(fresh.home)
+        assert fresh.env["DOCKER_HOST"].startswith("unix://" + str(fresh.tmp))
+        fresh.close()
+    finally:
+        del os.environ["BETRACE_LEAK_CHECK"]
+
+
+def test_closing_removes_the_sandbox() -> None:
+    s = Session()
+    tmp = s.tmp
+    assert (tmp / "distribution" / "releases.yaml").is_file()
+    s.close()
+    assert not tmp.exists()
