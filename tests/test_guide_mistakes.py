@@ -33,6 +33,7 @@ CASES = [
     ("curl-port.md", "localhost:8080", ["nothing answers on localhost:8080", "12011 (backend"]),
     ("curl-path.md", "/health", ["serves no /health", "did you mean '/v1/health'"]),
     ("curl-body.md", "curl -fsS -X POST", ["request body is not JSON"]),
+    ("curl-field.md", "curl -fsS -X POST", ["no field 'expresion'", "did you mean 'expression'"]),
     ("helm-values-key.md", "helm install", ["additional properties 'replicaCount' not allowed"]),
     (
         "helm-flag.md",

@@ -165,7 +165,7 @@ class Session:
             for sub in (s for m in members for s in m.substitutions):
                 self._check_substitution(sub, models)
             for member in members:
-                self._confine(member, self.expand(member.model_words[len(member.assignments) :]))
+                self.confine(member, self.expand(member.model_words[len(member.assignments) :]))
             self.bash(" | ".join(m.text for m in members))
             return
         first = members[0]
@@ -176,7 +176,7 @@ class Session:
                 )
         self._run_one(first, models)
 
-    def _confine(self, cmd: Command, argv: list[str]) -> None:
+    def confine(self, cmd: Command, argv: list[str]) -> None:
         """Refuse a file command that would write outside the page's sandbox."""
         targets = [t for _, t in cmd.redirects]
         if argv and argv[0] in WRITERS:
@@ -225,7 +225,7 @@ class Session:
                 self.exported.add(name)
             return
         if head in REAL:
-            self._confine(cmd, argv)
+            self.confine(cmd, argv)
             self.bash(cmd.text)
             return
         model = models.get(head)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
+from pathlib import Path
 from urllib.parse import urlsplit
+
+from ruamel.yaml import YAML
 
 from ..session import CommandError, Invocation
 from ..world import closest
@@ -63,13 +67,14 @@ def served(inv: Invocation, component: str, target_port: int) -> list[tuple[str,
     raise CommandError(f"nothing known is served over HTTP by {component} on port {target_port}")
 
 
-def check_url(inv: Invocation, url: str, method: str) -> None:
+def check_url(inv: Invocation, url: str, method: str) -> str | None:
+    """The component that answers the URL (None for a URL off this machine), or CommandError."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise CommandError(f"'{url}' is not an http(s) URL")
     host = parts.hostname or ""
     if host not in _LOCAL:
-        return  # a URL on the reader's own domain (ingress): checked by the chart, not here
+        return None  # a URL on the reader's own domain (ingress): checked by the chart, not here
     port = parts.port or (443 if parts.scheme == "https" else 80)
     listeners = inv.session.world.listeners
     if port not in listeners:
@@ -87,9 +92,9 @@ def check_url(inv: Invocation, url: str, method: str) -> None:
         from .. import grafana_http
 
         if grafana_http.served(method, path):
-            return
+            return listener.component
     elif any(m == method and _pattern(p).match(path) for m, p in endpoints):
-        return
+        return listener.component
     same_path = [m for m, p in endpoints if _pattern(p).match(path)]
     if same_path:
         raise CommandError(
@@ -102,14 +107,60 @@ def check_url(inv: Invocation, url: str, method: str) -> None:
     )
 
 
-def _body(inv: Invocation, value: str) -> None:
+_TYPES = {"string": str, "boolean": bool, "array": list, "object": dict}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _fields(body: object, spec: dict, where: str) -> None:
+    """Field names and types of a request body against the backend's request definitions."""
+    if not isinstance(body, dict):
+        raise CommandError(f"{where}: the body must be a JSON object")
+    fields = spec.get("fields", {})
+    for name, value in body.items():
+        known = _camel(name)
+        if known not in fields:
+            raise CommandError(
+                f"{where}: the backend has no field '{name}'{closest(name, list(fields))} "
+                f"(unknown fields are dropped silently); fields: {', '.join(fields)}"
+            )
+        kind = _TYPES[fields[known]]
+        if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
+            raise CommandError(f"{where}: '{name}' must be a JSON {fields[known]}")
+        item_spec = spec.get("items", {}).get(known)
+        if item_spec is not None:
+            for index, item in enumerate(value):
+                _fields(item, item_spec, f"{where} {name}[{index}]")
+    present = {_camel(n) for n in body}
+    missing = [n for n in spec.get("required", []) if n not in present]
+    if missing:
+        raise CommandError(f"{where}: required field(s) missing: {', '.join(missing)}")
+
+
+@cache
+def _requests() -> dict:  # type: ignore[type-arg]
+    path = Path(__file__).parents[1] / "data" / "backend-requests.yaml"
+    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+def _check_request(method: str, path: str, body: object) -> None:
+    for key, spec in _requests().items():
+        want_method, _, pattern = key.partition(" ")
+        if want_method == method and _pattern(pattern).match(path):
+            _fields(body, spec, f"{method} {path}")
+
+
+def _body(inv: Invocation, value: str) -> object:
     if value.startswith("@"):
         target = inv.session.path(value[1:])
         if not target.is_file():
             raise CommandError(f"curl reads the body from '{value[1:]}', which does not exist here")
         value = target.read_text(encoding="utf-8")
     try:
-        json.loads(value)
+        return json.loads(value)
     except json.JSONDecodeError as exc:
         raise CommandError(
             f"the request body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
@@ -147,10 +198,12 @@ def curl(inv: Invocation) -> None:
         i += 1
     if not urls:
         raise CommandError("curl: no URL")
-    if body is not None and is_json:
-        _body(inv, body)
+    parsed = _body(inv, body) if body is not None and is_json else None
     for url in urls:
-        check_url(inv, url, method or ("POST" if body is not None else "GET"))
+        verb = method or ("POST" if body is not None else "GET")
+        listener = check_url(inv, url, verb)
+        if listener == "backend" and parsed is not None:
+            _check_request(verb, urlsplit(url).path, parsed)
 
 
 MODELS = {"curl": curl}

@@ -412,9 +412,15 @@ def helm(inv: Invocation) -> None:
                 chart = _local_chart(inv, pos, parsed)
                 args = _drop_flag([str(chart) if a == pos else a for a in args], "--version")
         try:
-            _helm(session, binary, args)
+            out = _helm(session, binary, args)
         except HelmError as exc:
             raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
+        session.confine(inv.command, [])
+        for operator, target in inv.command.redirects:
+            # `helm template ... > manifests.yaml`: the reader gets the real output
+            path = session.path(session.expand([target])[0])
+            with path.open("a" if operator == ">>" else "w", encoding="utf-8") as handle:
+                handle.write(out)
         return
     if sub == "repo":
         action = parsed.sub[1] if len(parsed.sub) > 1 else ""
@@ -459,6 +465,11 @@ def helm(inv: Invocation) -> None:
     if sub in ("uninstall", "delete"):
         release = _release(inv, parsed)
         del world.releases[(release.namespace, release.name)]
+        # Objects annotated helm.sh/resource-policy: keep outlive the release (PVCs, usually).
+        for obj in release.objects:
+            annotations = (obj.doc.get("metadata") or {}).get("annotations") or {}
+            if annotations.get("helm.sh/resource-policy") == "keep":
+                world.objects.append(obj)
         return
     if sub in ("list", "ls", "version", "env"):
         return

@@ -42,11 +42,33 @@ KINDS = {
     "namespace": "Namespace",
     "namespaces": "Namespace",
     "ns": "Namespace",
+    "job": "Job",
+    "jobs": "Job",
+    "cronjob": "CronJob",
+    "cronjobs": "CronJob",
+    "cj": "CronJob",
+    "statefulset": "StatefulSet",
+    "statefulsets": "StatefulSet",
+    "sts": "StatefulSet",
+    "daemonset": "DaemonSet",
+    "daemonsets": "DaemonSet",
+    "ds": "DaemonSet",
+    "replicaset": "ReplicaSet",
+    "replicasets": "ReplicaSet",
+    "rs": "ReplicaSet",
+    "storageclass": "StorageClass",
+    "storageclasses": "StorageClass",
+    "sc": "StorageClass",
+    "node": "Node",
+    "nodes": "Node",
+    "no": "Node",
     "events": "Event",
     "event": "Event",
     "all": "all",
 }
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
+#: kinds that belong to the cluster, not to anything a guide installs
+_CLUSTER_SCOPED = {"StorageClass", "Node"}
 _VALUE = frozenset(
     {"-n", "--namespace", "-l", "--selector", "-o", "--output", "-c", "--container", "-f"}
     | {"--filename", "--from-literal", "--from-file", "--type", "--for", "--timeout", "--since"}
@@ -218,6 +240,9 @@ def kubectl(inv: Invocation) -> None:
         first = pos[0]
         if "/" in first:
             _target(world, ns, first)
+        elif "," in first:
+            for word in first.split(","):
+                _kind(word)  # several kinds at once: each must be a kind, names are not given
         else:
             kind = _kind(first)
             for name in pos[1:]:
@@ -226,7 +251,9 @@ def kubectl(inv: Invocation) -> None:
                         raise CommandError(
                             f"no namespace '{name}'{closest(name, list(world.namespaces))}"
                         )
-                elif kind == "Pod":
+                elif kind in ("Pod", "Job") or kind in _CLUSTER_SCOPED:
+                    if kind in _CLUSTER_SCOPED:
+                        continue  # cluster objects (nodes, storage classes) are the reader's own
                     _object(world, ns, kind, name)
                 elif kind != "all":
                     obj = _object(world, ns, kind, name)
