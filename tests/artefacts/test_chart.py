@@ -23,6 +23,7 @@ EXPECTED_SCENARIOS = {
     "production-values.yaml",
     "external-observability-values.yaml",
     "plugin-image-values.yaml",
+    "backend-only-values.yaml",
 }
 
 
@@ -69,8 +70,20 @@ def test_scenario_renders_valid_kubernetes_objects(
 def test_scenario_follows_the_chart_policy(
     rendered: dict[str, list[chart_policy.Manifest]], release_data: ReleaseData, scenario: str
 ) -> None:
-    external = chart_policy.external_secrets(scenario_values(scenario))
-    problems = chart_policy.check_all(rendered[scenario], release_data, external)
+    values = scenario_values(scenario)
+    external = chart_policy.external_secrets(values)
+    grafana = chart_policy.grafana_enabled(values)
+    problems = chart_policy.check_all(rendered[scenario], release_data, external, grafana)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_existing_secrets_never_take_a_name_the_chart_generates(helm: Helm, scenario: Path) -> None:
+    """A Secret created beforehand must not be one an install of release betrace owns."""
+    existing = chart_policy.existing_secret_names(chart_policy.load_values(scenario))
+    generated = chart_policy.generated_secret_names(helm, CHART, [scenario])
+    assert generated, "the chart generates no Secret: the check would be void"
+    problems = chart_policy.check_existing_secret_names(existing, generated)
     assert not problems, "\n".join(problems)
 
 
@@ -125,6 +138,79 @@ def test_production_scenario_uses_existing_secrets_and_tls(
     assert all(m.doc["spec"].get("tls") for m in ingresses)
 
 
+def object_names(manifests: list[chart_policy.Manifest]) -> set[tuple[str, str]]:
+    return {(m.kind, m.name) for m in manifests}
+
+
+def test_backend_only_scenario_renders_the_backend_and_nothing_of_grafana(
+    rendered: dict[str, list[chart_policy.Manifest]],
+) -> None:
+    manifests = rendered["backend-only-values.yaml"]
+    assert object_names(manifests) == {
+        ("ServiceAccount", "betrace"),
+        ("Secret", "betrace-backend"),
+        ("PersistentVolumeClaim", "betrace-backend"),
+        ("Service", "betrace-backend"),
+        ("Deployment", "betrace-backend"),
+        ("Ingress", "betrace-backend"),
+        ("NetworkPolicy", "betrace-backend"),
+        ("Pod", "betrace-test-health"),
+    }
+    assert chart_policy.check_no_grafana(manifests) == []
+    assert not any("grafana" in m.source.rpartition("/")[2] for m in manifests)
+
+
+def test_turning_grafana_off_leaves_every_backend_object_as_it_was(helm: Helm) -> None:
+    """grafana.enabled=false removes Grafana's objects and changes nothing else."""
+
+    def comparable(manifests: list[chart_policy.Manifest]) -> dict[tuple[str, str], dict]:
+        return {
+            (m.kind, m.name): {**m.doc, "data": sorted(m.doc["data"])}
+            if m.kind == "Secret"
+            else m.doc
+            for m in manifests
+        }
+
+    for scenario in ("default-values.yaml", "production-values.yaml"):
+        path = CHART / "ci" / scenario
+        with_grafana = comparable(helm.template(CHART, [path]))
+        without = comparable(helm.template(CHART, [path], ["grafana.enabled=false"]))
+        grafana_objects = {key for key in with_grafana if "-grafana" in key[1]}
+        assert grafana_objects, scenario
+        assert set(without) == set(with_grafana) - grafana_objects, scenario
+        assert without == {k: v for k, v in with_grafana.items() if k in without}, scenario
+
+
+def test_backend_network_policy_admits_the_ingress_controller_and_the_test_pod(
+    rendered: dict[str, list[chart_policy.Manifest]],
+) -> None:
+    """Browsers reach the backend through the ingress controller, never from a Grafana pod."""
+    values = scenario_values("backend-only-values.yaml")
+    (policy,) = [m for m in rendered["backend-only-values.yaml"] if m.kind == "NetworkPolicy"]
+    (rule,) = policy.doc["spec"]["ingress"]
+    assert {p["port"] for p in rule["ports"]} == {12011, 12012}
+    peers = rule["from"]
+    assert peers[:-1] == values["networkPolicy"]["backendFrom"]
+    assert peers[-1] == {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "betrace",
+                "app.kubernetes.io/instance": "betrace",
+                "app.kubernetes.io/component": "test",
+            }
+        }
+    }
+    (hook,) = [m for m in rendered["backend-only-values.yaml"] if m.kind == "Pod"]
+    assert peers[-1]["podSelector"]["matchLabels"].items() <= hook.doc["metadata"]["labels"].items()
+    # Without backendFrom, the policy admits any source (production-values.yaml).
+    (open_policy,) = [
+        m
+        for m in rendered["production-values.yaml"]
+        if m.kind == "NetworkPolicy" and m.name == "betrace-backend"
+    ]
+    assert "from" not in open_policy.doc["spec"]["ingress"][0]
+
+
 def test_external_observability_scenario_provisions_datasources_and_otlp(
     rendered: dict[str, list[chart_policy.Manifest]],
 ) -> None:
@@ -165,6 +251,38 @@ def test_notes_tell_the_next_commands(helm: Helm) -> None:
     assert "kubectl port-forward --namespace betrace service/betrace-grafana 3000:80" in notes
     assert "jsonpath='{.data.admin-password}'" in notes
     assert "helm test betrace --namespace betrace" in notes
+
+
+def test_backend_only_notes_point_to_the_guide_and_the_backend(
+    helm: Helm, release_data: ReleaseData
+) -> None:
+    guide = f"{release_data.project.site_url}guides/add-betrace-to-an-existing-grafana/"
+    scenario = CHART / "ci" / "backend-only-values.yaml"
+    notes = helm.run(
+        "install", "betrace", str(CHART), "--dry-run=client", "-n", "betrace", "-f", str(scenario)
+    )
+    notes = notes[notes.index("NOTES:") :]
+    assert guide in notes
+    assert "grafana.enabled is false" in notes
+    assert "backendUrl: https://betrace-api.example.com" in notes
+    assert "http://betrace-backend.betrace.svc:12011" in notes
+    assert "helm test betrace --namespace betrace" in notes
+    assert "grafana-admin" not in notes
+    assert "service/betrace-grafana" not in notes
+    # Without a backend ingress, the browser reaches the backend through a port-forward.
+    notes = helm.run(
+        "install",
+        "betrace",
+        str(CHART),
+        "--dry-run=client",
+        "-n",
+        "betrace",
+        "--set",
+        "grafana.enabled=false",
+    )
+    assert guide in notes
+    assert "backendUrl: http://localhost:12011" in notes
+    assert "kubectl port-forward --namespace betrace service/betrace-backend 12011:12011" in notes
 
 
 def test_helm_test_hook_calls_backend_health(

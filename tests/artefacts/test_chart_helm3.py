@@ -47,5 +47,10 @@ def test_helm3_lints_and_renders_what_helm4_renders(
     assert "0 chart(s) failed" in helm3.lint(CHART, [scenario])
     manifests = helm3.template(CHART, [scenario])
     assert comparable(manifests) == comparable(helm4.template(CHART, [scenario]))
-    external = chart_policy.external_secrets(chart_policy.load_values(scenario))
-    assert chart_policy.check_all(manifests, release_data, external) == []
+    values = chart_policy.load_values(scenario)
+    external = chart_policy.external_secrets(values)
+    grafana = chart_policy.grafana_enabled(values)
+    assert chart_policy.check_all(manifests, release_data, external, grafana) == []
+    generated = chart_policy.generated_secret_names(helm3, CHART, [scenario])
+    existing = chart_policy.existing_secret_names(values)
+    assert chart_policy.check_existing_secret_names(existing, generated) == []

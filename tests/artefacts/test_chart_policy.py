@@ -6,6 +6,7 @@ passes on the real chart and on every broken copy would protect nothing.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -316,3 +317,109 @@ def test_broken_template_fails_with_helms_message(helm: Helm, chart: Path) -> No
     )
     with pytest.raises(HelmError, match=r"backend-service\.yaml"):
         helm.template(chart)
+
+
+# --- grafana.enabled=false and existing Secrets ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "old", "kind"),
+    [
+        ("grafana-service.yaml", "{{- if .Values.grafana.enabled }}\n", "Service/betrace-grafana"),
+        (
+            "grafana-configmap.yaml",
+            "{{- if .Values.grafana.enabled }}\n",
+            "ConfigMap/betrace-grafana-plugins",
+        ),
+        (
+            "grafana-secret.yaml",
+            "{{- if and .Values.grafana.enabled (not $a.existingSecret) }}",
+            "Secret/betrace-grafana-admin",
+        ),
+    ],
+    ids=["service", "configmap", "secret"],
+)
+def test_grafana_object_rendered_without_grafana_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData, template: str, old: str, kind: str
+) -> None:
+    new = (
+        "{{- if not $a.existingSecret }}"
+        if template == "grafana-secret.yaml"
+        else "{{- if true }}\n"
+    )
+    edit(chart, f"templates/{template}", old, new)
+    manifests = helm.template(chart, set_values=("grafana.enabled=false",))
+    assert_violation(
+        chart_policy.check_all(manifests, release_data, grafana=False),
+        f"templates/{template} {kind}",
+        "rendered although grafana.enabled is false",
+    )
+
+
+def test_grafana_network_policy_without_grafana_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(
+        chart,
+        "templates/networkpolicy.yaml",
+        "{{- if .Values.grafana.enabled }}\n---",
+        "{{- if true }}\n---",
+    )
+    manifests = helm.template(
+        chart, set_values=("grafana.enabled=false", "networkPolicy.enabled=true")
+    )
+    assert_violation(
+        chart_policy.check_all(manifests, release_data, grafana=False),
+        "NetworkPolicy/betrace-grafana",
+    )
+
+
+def test_grafana_policy_still_demands_grafana_when_it_is_on(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    """Rendering no Grafana is a violation unless the scenario turned Grafana off."""
+    manifests = helm.template(chart, set_values=("grafana.enabled=false",))
+    assert chart_policy.check_all(manifests, release_data, grafana=False) == []
+    assert_violation(
+        chart_policy.check_all(manifests, release_data), "no pod has a container named grafana"
+    )
+
+
+def test_existing_secret_with_a_generated_name_is_reported(helm: Helm, tmp_path: Path) -> None:
+    """The names production-values.yaml once used: the first equals a generated Secret."""
+    values = {
+        "grafana": {"admin": {"existingSecret": "betrace-grafana-admin"}},
+        "backend": {
+            "signatureKey": {"existingSecret": "betrace-signature-key"},
+            "ingress": {"enabled": True, "tlsSecret": "betrace-backend"},
+        },
+    }
+    path = tmp_path / "colliding-values.yaml"
+    path.write_text(json.dumps(values), encoding="utf-8")
+    generated = chart_policy.generated_secret_names(helm, CHART, [path])
+    assert generated == {"betrace-backend", "betrace-grafana-admin"}
+    found = chart_policy.check_existing_secret_names(
+        chart_policy.existing_secret_names(values), generated
+    )
+    assert_violation(
+        found,
+        "grafana.admin.existingSecret names the existing Secret 'betrace-grafana-admin'",
+        "generates for release 'betrace'",
+    )
+    assert_violation(found, "backend.ingress.tlsSecret names the existing Secret 'betrace-backend'")
+    assert len(found) == 2, "betrace-signature-key is no generated name"
+
+
+def test_generated_names_follow_the_release_name(helm: Helm, tmp_path: Path) -> None:
+    generated = chart_policy.generated_secret_names(helm, CHART, release="observability")
+    assert generated == {"observability-betrace-backend", "observability-betrace-grafana-admin"}
+
+
+def test_chart_home_other_than_the_site_is_reported(chart: Path, release_data: ReleaseData) -> None:
+    edit(
+        chart, "Chart.yaml", "home: https://betrace-hq.github.io/distribution/", "home: https://x/"
+    )
+    assert_violation(
+        chart_policy.check_chart_metadata(chart, release_data),
+        "home is 'https://x/', releases.yaml project.site_url says",
+    )

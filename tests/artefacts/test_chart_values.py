@@ -117,6 +117,7 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"grafana": {"plugin": {"source": "catalog"}}},
         r"grafana[./]plugin[./]source",
     ),
+    "grafana-enabled-as-string": ({"grafana": {"enabled": "no"}}, r"grafana[./]enabled"),
 }
 
 

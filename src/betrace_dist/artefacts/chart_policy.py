@@ -442,6 +442,27 @@ def check_grafana(manifests: list[Manifest], data: ReleaseData) -> list[str]:
     return out
 
 
+_GRAFANA_COMPONENT = "grafana"
+
+
+def check_no_grafana(manifests: list[Manifest]) -> list[str]:
+    """With grafana.enabled false, nothing of the chart's own Grafana is rendered."""
+    out: list[str] = []
+    for m in manifests:
+        meta = m.doc.get("metadata") or {}
+        component = (meta.get("labels") or {}).get("app.kubernetes.io/component")
+        selected = (((m.doc.get("spec") or {}).get("podSelector") or {}).get("matchLabels")) or {}
+        if component == _GRAFANA_COMPONENT or re.search(r"-grafana(-|$)", m.name):
+            out.append(f"{m}: a Grafana object is rendered although grafana.enabled is false")
+        elif selected.get("app.kubernetes.io/component") == _GRAFANA_COMPONENT:
+            out.append(f"{m}: selects Grafana pods although grafana.enabled is false")
+    for m, spec in pod_specs(manifests):
+        for label, c in containers(spec):
+            if c.get("name") == "grafana" or "GF_PATHS_PLUGINS" in env_of(c):
+                out.append(f"{m} {label}: runs Grafana although grafana.enabled is false")
+    return out
+
+
 def check_references(
     manifests: list[Manifest], external: Iterable[tuple[str, str]] = ()
 ) -> list[str]:
@@ -543,16 +564,19 @@ def check_backend_service(manifests: list[Manifest], data: ReleaseData) -> list[
 
 
 def check_all(
-    manifests: list[Manifest], data: ReleaseData, external: Iterable[tuple[str, str]] = ()
+    manifests: list[Manifest],
+    data: ReleaseData,
+    external: Iterable[tuple[str, str]] = (),
+    grafana: bool = True,
 ) -> list[str]:
-    """Every policy above, on one rendering of the chart."""
+    """Every policy above, on one rendering of the chart; `grafana` is grafana.enabled."""
     return [
         *check_hardening(manifests),
         *check_images(manifests, data),
         *check_backend(manifests, data),
         *check_backend_service(manifests, data),
         *check_secret_env(manifests),
-        *check_grafana(manifests, data),
+        *(check_grafana(manifests, data) if grafana else check_no_grafana(manifests)),
         *check_references(manifests, external),
         *check_services(manifests),
     ]
@@ -581,6 +605,73 @@ def external_secrets(values: dict[str, Any]) -> set[tuple[str, str]]:
     return out
 
 
+def grafana_enabled(values: dict[str, Any]) -> bool:
+    """grafana.enabled of a values file (true unless the file turns it off)."""
+    return (values.get("grafana") or {}).get("enabled", True) is not False
+
+
+# Values that name a Secret created outside the chart. The first two replace a Secret the chart
+# would generate itself; the TLS and pull Secrets are never generated but must not clash either.
+EXISTING_SECRET_VALUES = ("backend.signatureKey.existingSecret", "grafana.admin.existingSecret")
+_OTHER_SECRET_VALUES = ("backend.ingress.tlsSecret", "grafana.ingress.tlsSecret")
+
+
+def _value_at(values: dict[str, Any], path: str) -> Any:
+    node: Any = values
+    for key in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def existing_secret_names(values: dict[str, Any]) -> dict[str, str]:
+    """Value path -> name of every Secret a values file says exists outside the chart."""
+    out: dict[str, str] = {}
+    for path in (*EXISTING_SECRET_VALUES, *_OTHER_SECRET_VALUES):
+        name = _value_at(values, path)
+        if name:
+            out[path] = str(name)
+    for index, name in enumerate(_value_at(values, "image.pullSecrets") or []):
+        out[f"image.pullSecrets[{index}]"] = str(name)
+    return out
+
+
+def generated_secret_names(
+    helm: Helm,
+    chart: Path,
+    values_files: Iterable[Path] = (),
+    release: str = "betrace",
+    namespace: str = "betrace",
+) -> set[str]:
+    """Names of the Secrets the chart generates for `release` with these values, with Grafana
+    on and no existing Secret named: every Secret name an install of the release may own."""
+    unset = [f"{path}=" for path in EXISTING_SECRET_VALUES]
+    manifests = helm.template(
+        chart, values_files, [*unset, "grafana.enabled=true"], release, namespace
+    )
+    return {m.name for m in manifests if m.kind == "Secret"}
+
+
+def check_existing_secret_names(
+    existing: dict[str, str], generated: Iterable[str], release: str = "betrace"
+) -> list[str]:
+    """No Secret a values file names as existing has the name of a Secret the chart generates.
+
+    Such a name cannot be created next to an install that generated it (`kubectl create secret`
+    fails), and an upgrade to values naming it stops rendering the generated Secret, so Helm
+    deletes the very Secret the values point at.
+    """
+    owned = set(generated)
+    return [
+        f"{path} names the existing Secret '{name}', which is also the name of a Secret the "
+        f"chart generates for release '{release}'; choose a name the chart never generates "
+        f"(e.g. '{name}-credentials')"
+        for path, name in sorted(existing.items())
+        if name in owned
+    ]
+
+
 def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
     """Chart.yaml and the values defaults agree with releases.yaml."""
     out: list[str] = []
@@ -597,6 +688,11 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
             out.append(
                 f"{chart_file}: {key} is {chart.get(key)!r}, releases.yaml says {expected!r}"
             )
+    if chart.get("home") != data.project.site_url:
+        out.append(
+            f"{chart_file}: home is {chart.get('home')!r}, releases.yaml project.site_url says "
+            f"{data.project.site_url!r} (NOTES.txt links the guides below it)"
+        )
     annotations = chart.get("annotations") or {}
     if annotations.get("artifacthub.io/license") != data.project.license:
         out.append(f"{chart_file}: artifacthub.io/license must be {data.project.license}")
