@@ -338,7 +338,62 @@ def install(inv: Invocation, parsed: Parsed, upgrade: bool) -> None:
         release = HelmRelease(name, parsed.namespace, ref, 1, objects)
     if existing is not None:
         release.revision = existing.revision + 1
+    if not release.modelled:
+        _references_exist(session, release)
     session.world.releases[key] = release
+
+
+def _references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, key or '') of every Secret, ConfigMap and PVC a pod spec needs."""
+    found: list[tuple[str, str, str]] = []
+    for volume in pod.get("volumes") or []:
+        if "secret" in volume:
+            found.append(("Secret", volume["secret"].get("secretName", ""), ""))
+        if "configMap" in volume:
+            found.append(("ConfigMap", volume["configMap"].get("name", ""), ""))
+        if "persistentVolumeClaim" in volume:
+            found.append(
+                ("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], "")
+            )
+    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+        for env in container.get("env") or []:
+            source = env.get("valueFrom") or {}
+            for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                ref = source.get(field)
+                if ref and not ref.get("optional"):
+                    found.append((kind, ref.get("name", ""), ref.get("key", "")))
+        for env_from in container.get("envFrom") or []:
+            for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                ref = env_from.get(field)
+                if ref and not ref.get("optional"):
+                    found.append((kind, ref.get("name", ""), ""))
+    return found
+
+
+def _references_exist(session: Session, release: HelmRelease) -> None:
+    """Every Secret, ConfigMap and PVC the release's pods need exists in its namespace: in the
+    release itself, or created earlier on the page (an existing Secret the values name)."""
+    ns = release.namespace
+    available = {(o.kind, o.name): o for o in release.objects if not o.is_hook("test")}
+    available |= {(o.kind, o.name): o for o in session.world.all_objects(ns)}
+    for obj in release.objects:
+        spec = obj.doc.get("spec") or {}
+        pod = (spec.get("template") or {}).get("spec") or (spec if obj.kind == "Pod" else None)
+        if pod is None or obj.is_hook("test"):
+            continue
+        for kind, name, key in _references(pod):
+            target = available.get((kind, name))
+            if target is None:
+                raise CommandError(
+                    f"{obj.kind} '{obj.name}' needs {kind} '{name}', which neither the release "
+                    f"nor an earlier step creates in namespace '{ns}'"
+                )
+            data = dict(target.doc.get("data") or {}) | dict(target.doc.get("stringData") or {})
+            if key and target.kind != "PersistentVolumeClaim" and key not in data:
+                raise CommandError(
+                    f"{obj.kind} '{obj.name}' reads key '{key}' of {kind} '{name}', which has "
+                    f"only: {', '.join(sorted(data)) or 'no keys'}"
+                )
 
 
 def _drop_flag(args: list[str], flag: str) -> list[str]:
