@@ -40,6 +40,11 @@ CASES = [
         "--create-namespaces",
         ["no flag '--create-namespaces'", "did you mean '--create-namespace'"],
     ),
+    (
+        "helm-existing-secret.md",
+        "production-values",
+        ["needs Secret 'betrace-", "nor an earlier step creates"],
+    ),
     ("helm-values-file.md", "my-values.yaml", ["'my-values.yaml' does not exist"]),
     ("helm-rollback.md", "helm rollback", ["no release 'betrace' in namespace 'betrace'"]),
     (
