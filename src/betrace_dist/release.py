@@ -8,7 +8,9 @@ from functools import total_ordering
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+from ruamel.yaml.comments import CommentedSeq
 
 from . import REPO_ROOT
 from .errors import Problem, ProblemsError
@@ -24,7 +26,7 @@ _FLOATING_TAGS = {"latest", "stable", "main", "master", "edge", "nightly", "dev"
 
 def _semver(value: str) -> str:
     if not _VERSION.match(value):
-        raise ValueError(f"'{value}' is not a version of the form MAJOR.MINOR.PATCH")
+        raise ValueError(f"'{value}' is not a version of the form MAJOR.MINOR.PATCH, such as 2.0.0")
     return value
 
 
@@ -50,10 +52,27 @@ def _minor(value: str) -> str:
     return value
 
 
-SemVer = Annotated[str, AfterValidator(_semver)]
+def _not_a_number(expected: str) -> BeforeValidator:
+    """YAML reads an unquoted 2.0 or 1.30 as a number (1.30 even becomes 1.3): say so."""
+
+    def check(value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise PydanticCustomError(
+                "number_not_version",
+                "YAML reads {value} as a number, not a version: write {expected}",
+                {"value": value, "expected": expected},
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+SemVer = Annotated[str, _not_a_number("MAJOR.MINOR.PATCH, such as 2.0.0"), AfterValidator(_semver)]
 Tag = Annotated[str, AfterValidator(_tag)]
 Digest = Annotated[str, AfterValidator(_digest)]
-MinorVersion = Annotated[str, AfterValidator(_minor)]
+MinorVersion = Annotated[
+    str, _not_a_number('MAJOR.MINOR in quotes, such as "1.25"'), AfterValidator(_minor)
+]
 EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
 
 
@@ -224,6 +243,11 @@ class ReleaseData(Model):
     def current(self) -> Release:
         return self.releases[0]
 
+    @property
+    def chart_oci(self) -> str:
+        """Where the chart workflow pushes the chart: oci://<registry owner>/charts."""
+        return "oci://" + self.project.registry.rsplit("/", 1)[0] + "/charts"
+
     def image_ref(self, name: str, release: Release | None = None) -> str:
         """Full reference of a BeTrace image: registry/name:tag, with @digest once published."""
         release = release or self.current
@@ -281,13 +305,42 @@ def _history_problems(data: ReleaseData, root: object, path: Path) -> list[Probl
     return problems
 
 
-def _message(error: dict) -> str:
-    if error["type"] == "extra_forbidden":
+def _raw_value(lines: list[str], line: int | None) -> str | None:
+    """The value as written on a `key: value` or `- value` line (YAML may have changed it)."""
+    if line is None or not 0 < line <= len(lines):
+        return None
+    text = lines[line - 1].split(" #", 1)[0].strip()
+    if ": " in text:
+        text = text.split(": ", 1)[1]
+    elif text.startswith("- "):
+        text = text[2:]
+    return text.strip() or None
+
+
+def _message(error: dict, raw: str | None = None) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
         return "unknown key (misspelled? see the model in src/betrace_dist/release.py)"
-    if error["type"] == "missing":
+    if kind == "missing":
         return "required field is missing"
-    msg = str(error["msg"])
-    return msg.removeprefix("Value error, ")
+    value = error.get("input")
+    if kind == "number_not_version":
+        expected = error.get("ctx", {}).get("expected", "a quoted version")
+        return f"YAML reads {raw or value} as the number {value}, not a version: write {expected}"
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_type" and isinstance(value, int | float | bool):
+        what = "true/false" if isinstance(value, bool) else "a number"
+        msg += f"; YAML reads {raw or value} as {what}: put it in quotes"
+    return msg
+
+
+def _not_a_mapping(path: Path, root: object) -> Problem:
+    expected = "a mapping with the keys schema, project and releases (schema: 1 on line one)"
+    if root is None:
+        return Problem(path, 1, f"the file holds no data; it must be {expected}")
+    kind = "list" if isinstance(root, list) else f"single value ({root!r})"
+    line = root.lc.line + 1 if isinstance(root, CommentedSeq) else 1
+    return Problem(path, line, f"the top level is a {kind}, but it must be {expected}")
 
 
 def load_release_data(path: Path = RELEASES_FILE) -> ReleaseData:
@@ -296,6 +349,9 @@ def load_release_data(path: Path = RELEASES_FILE) -> ReleaseData:
     if not path.is_file():
         raise ProblemsError([Problem(path, None, "release data file not found")])
     root = load_with_lines(path)
+    if not isinstance(root, dict):
+        raise ProblemsError([_not_a_mapping(path, root)])
+    lines = path.read_text(encoding="utf-8").splitlines()
     try:
         data = ReleaseData.model_validate(to_plain(root))
     except ValidationError as exc:
@@ -303,7 +359,9 @@ def load_release_data(path: Path = RELEASES_FILE) -> ReleaseData:
         for error in exc.errors():
             loc = tuple(error["loc"])
             # A missing field has no line of its own: point at its parent mapping.
-            problems.append(Problem(path, line_of(root, loc), _message(error), field_path(loc)))
+            line = line_of(root, loc)
+            message = _message(error, _raw_value(lines, line))
+            problems.append(Problem(path, line, message, field_path(loc)))
         raise ProblemsError(problems) from None
     problems = _history_problems(data, root, path)
     if problems:

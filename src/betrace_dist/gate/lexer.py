@@ -14,6 +14,18 @@ from dataclasses import dataclass, field
 OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*gate:(?P<body>.*?)-->\s*$")
 DIRECTIVE_START = re.compile(r"^\s*<!--\s*gate\b")
+#: Lines that open a block whose content is indented by 4 more spaces: content tabs,
+#: admonitions (collapsible too) and list items.
+CONTAINER = re.compile(
+    r"^(?:(?P<tab>===\+?)|(?P<note>!!!|\?\?\?\+?)|(?P<item>[-*+]|\d+\.))(?:[ \t]|$)"
+)
+_CONTAINER_KINDS = {"tab": "content tab", "note": "admonition", "item": "list item"}
+
+
+NOT_FOLLOWED = (
+    "this gate directive is not followed by a code block: put it on the line right above the "
+    "opening fence of the block it skips"
+)
 
 
 class LexError(Exception):
@@ -63,12 +75,20 @@ def parse_info(info: str, line: int) -> tuple[str, dict[str, str], tuple[str, ..
         info = info.strip()
     if info.startswith("{"):
         if not info.endswith("}"):
-            raise LexError(line, f"unclosed attribute list in fence info '{info}'")
+            raise LexError(
+                line,
+                f"unclosed attribute list in fence info '{info}': end it with '}}', "
+                "e.g. ``` { .yaml .annotate }",
+            )
         info = info[1:-1]
     try:
         tokens = shlex.split(info)
     except ValueError as exc:
-        raise LexError(line, f"fence info '{info}' cannot be read: {exc}") from None
+        raise LexError(
+            line,
+            f"fence info '{info}' cannot be read ({exc}): write attributes as "
+            'key="value" with both quotes, e.g. ```yaml title="values.yaml"',
+        ) from None
     attrs: dict[str, str] = {}
     classes: list[str] = []
     for token in tokens:
@@ -115,6 +135,44 @@ def _closes(line: str, indent: str, fence: str) -> bool:
     )
 
 
+def _width(indent: str) -> int:
+    """Columns of an indentation, tabs expanded as Python-Markdown expands them (4)."""
+    return len(indent.expandtabs(4))
+
+
+def _outside_container(
+    lines: list[str], i: int, width: int, opened_at: dict[int, int]
+) -> LexError | None:
+    """A fence indented too little to be inside the tab, admonition or list item above it.
+
+    Python-Markdown nests content by 4 spaces: a fence at 2 spaces under `=== "Tab"` is not
+    in the tab (the tab renders empty and the block below it), which is never what was meant.
+    """
+    if width % 4 == 0:
+        return None
+    k = i - 1
+    while k >= 0:
+        if k in opened_at:  # the closing fence of an earlier block: skip its body
+            k = opened_at[k]
+        line = lines[k].expandtabs(4)
+        stripped = line.lstrip()
+        if stripped:
+            depth = len(line) - len(stripped)
+            if depth < width:
+                match = CONTAINER.match(stripped)
+                if match is None or width >= depth + 4:
+                    return None
+                kind = _CONTAINER_KINDS[str(match.lastgroup)]
+                return LexError(
+                    i + 1,
+                    f"this code block is indented by {width} spaces, which puts it outside the "
+                    f"{kind} opened at line {k + 1} (its content is indented by {depth + 4} "
+                    f"spaces): indent both fences and the body by {depth + 4} spaces",
+                )
+        k -= 1
+    return None
+
+
 def blocks(text: str) -> list[Block]:
     """Every fenced block of a rendered page, in order."""
     lines = text.split("\n")
@@ -122,24 +180,28 @@ def blocks(text: str) -> list[Block]:
     for ln in lines:
         offsets.append(offsets[-1] + len(ln) + 1)
     found: list[Block] = []
+    opened_at: dict[int, int] = {}  # closing fence line index -> opening fence line index
     pending: Directive | None = None
     i = 0
     while i < len(lines):
         raw = lines[i]
         if DIRECTIVE_START.match(raw):
             if pending is not None:
-                raise LexError(pending.line, "this gate directive is not followed by a code block")
+                raise LexError(pending.line, NOT_FOLLOWED)
             pending = parse_directive(raw, i + 1)
             i += 1
             continue
         match = OPEN.match(raw)
         if not match or (match["fence"][0] == "`" and "`" in match["info"]):
             if pending is not None and raw.strip():
-                raise LexError(pending.line, "this gate directive is not followed by a code block")
+                raise LexError(pending.line, NOT_FOLLOWED)
             i += 1
             continue
         indent, fence = match["indent"], match["fence"]
         language, attrs, classes = parse_info(match["info"], i + 1)
+        misplaced = _outside_container(lines, i, _width(indent), opened_at)
+        if misplaced is not None:
+            raise misplaced
         j = i + 1
         while j < len(lines) and not _closes(lines[j], indent, fence):
             if (
@@ -151,11 +213,17 @@ def blocks(text: str) -> list[Block]:
                     i + 1,
                     f"the code block opened here is closed at line {j + 1} with a different "
                     f"indentation ({len(lines[j]) - len(lines[j].lstrip())} spaces instead of "
-                    f"{len(indent)}); in tabs, admonitions and lists both fences share one indent",
+                    f"{len(indent)}); in tabs, admonitions and lists both fences share one "
+                    f"indent: indent the closing {fence} like the opening one",
                 )
             j += 1
         if j >= len(lines):
-            raise LexError(i + 1, f"the code block opened here with {fence} is never closed")
+            where = f"indented by {len(indent)} spaces" if indent else "at the start of a line"
+            raise LexError(
+                i + 1,
+                f"the code block opened here with {fence} is never closed: end it with a line "
+                f"of {fence} {where}, like the opening fence",
+            )
         body_lines = [
             ln[len(indent) :] if ln.startswith(indent) else ln.lstrip() for ln in lines[i + 1 : j]
         ]
@@ -173,8 +241,9 @@ def blocks(text: str) -> list[Block]:
                 directive=pending,
             )
         )
+        opened_at[j] = i
         pending = None
         i = j + 1
     if pending is not None:
-        raise LexError(pending.line, "this gate directive is not followed by a code block")
+        raise LexError(pending.line, NOT_FOLLOWED)
     return found
