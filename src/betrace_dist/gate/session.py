@@ -33,6 +33,7 @@ _IGNORE = shutil.ignore_patterns(
 REAL = frozenset(
     {"cp", "mv", "mkdir", "cat", "sed", "echo", "printf", "ls", "chmod", "touch", "rm", "openssl"}
     | {"tee", "head", "tail", "grep", "true", "base64", "jq", "test", "diff", "wc", "sort", "cut"}
+    | {"mktemp", "pwd", "basename", "dirname"}
 )
 #: Real commands that write to the paths they are given
 WRITERS = frozenset({"cp", "mv", "mkdir", "touch", "rm", "tee", "sed", "chmod"})
@@ -62,6 +63,7 @@ class Session:
         self.home = self.tmp / "home"
         self.repo = self.tmp / "distribution"
         self.home.mkdir()
+        (self.tmp / "tmp").mkdir()
         shutil.copytree(REPO_ROOT, self.repo, ignore=_IGNORE, symlinks=True)
         self.cwd = self.repo
         self.world = World()
@@ -96,6 +98,7 @@ class Session:
             "https_proxy": unreachable,
             "NO_PROXY": "",
             "NIX_CONFIG": "substituters =\nexperimental-features = nix-command flakes",
+            "TMPDIR": str(self.tmp / "tmp"),
         }
 
     def close(self) -> None:
@@ -228,7 +231,7 @@ class Session:
             self.confine(cmd, argv)
             self.bash(cmd.text)
             return
-        model = models.get(head)
+        model = models.get(head) or models.get(head.rsplit("/", 1)[-1])
         if model is None:
             raise CommandError(
                 f"no command model for '{head}': add one to the gate, or skip the block with "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 
+from ...release import load_release_data
 from ..session import REAL, CommandError, Invocation
 from ..world import closest
 
@@ -31,7 +33,8 @@ def git(inv: Invocation) -> None:
         return
     if sub == "tag":
         tags = [a for a in argv[2:] if re.fullmatch(r"v?\d+\.\d+\.\d+.*", a)]
-        want = f"v{data.current.version}"
+        # the release data as the page has left it (a bump earlier on the page moves it)
+        want = f"v{load_release_data(inv.session.repo / 'releases.yaml').current.version}"
         if tags and tags[0] != want:
             raise CommandError(f"the tag of this release is {want}, not {tags[0]}")
         return
@@ -49,6 +52,40 @@ def git(inv: Invocation) -> None:
     ):
         return
     raise CommandError(f"git {sub} is not modelled")
+
+
+def python(inv: Invocation) -> None:
+    """`python -m betrace_dist.bump|cli ...`: the project's own commands, run for real on the
+    page's copy of the repository (never on the repository the gate runs from)."""
+    args = inv.argv[1:]
+    if args[:1] != ["-m"] or len(args) < 2 or not args[1].startswith("betrace_dist"):
+        raise CommandError("only `python -m betrace_dist.<command>` is modelled")
+    module, rest = args[1], args[2:]
+    if module == "betrace_dist.bump":
+        rest = [*rest, "--root", str(inv.session.repo)]
+    elif module == "betrace_dist.cli":
+        betrace_dist(inv, rest)
+        return
+    else:
+        raise CommandError(f"`python -m {module}` is not modelled")
+    _run_project(inv, ["-m", module, *rest])
+
+
+def betrace_dist(inv: Invocation, args: list[str] | None = None) -> None:
+    """`betrace-dist release check` reads the page's copy of releases.yaml."""
+    args = inv.argv[1:] if args is None else args
+    if args[:2] == ["release", "check"] and "--file" not in args:
+        args = [*args, "--file", str(inv.session.repo / "releases.yaml")]
+    elif args[:1] == ["ledger"] and "--site" not in args:
+        args = [*args, "--site", str(inv.session.repo / "mkdocs.yml")]
+    _run_project(inv, ["-m", "betrace_dist.cli", *args])
+
+
+def _run_project(inv: Invocation, args: list[str]) -> None:
+    done = inv.session.process([sys.executable, *args])
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise CommandError(f"failed with exit code {done.returncode}: {' '.join(detail[-3:])}")
 
 
 def make(inv: Invocation) -> None:
@@ -72,5 +109,12 @@ def sleep(inv: Invocation) -> None:
     """Waiting changes nothing the gate can observe."""
 
 
-MODELS = {"git": git, "make": make, "sleep": sleep}
+MODELS = {
+    "git": git,
+    "make": make,
+    "sleep": sleep,
+    "python": python,
+    "python3": python,
+    "betrace-dist": betrace_dist,
+}
 assert not set(MODELS) & REAL

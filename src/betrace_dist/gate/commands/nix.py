@@ -36,19 +36,23 @@ def _nix() -> Nix | None:
     return Nix(nix=nix, nix_instantiate=inst, home=Path(tempfile.mkdtemp(prefix="gate-nix-")))
 
 
+def _overrides(directory: Path) -> dict[str, Path]:
+    """Every input, and the inputs of inputs, replaced by a stand-in: nothing may be fetched."""
+    text = (directory / "flake.nix").read_text(encoding="utf-8")
+    used: dict[str, Path] = {}
+    if re.search(r"\bbetrace\b", text):
+        used |= {"betrace": STUBS / "betrace", "betrace/nixpkgs": STUBS / "nixpkgs"}
+    if re.search(r"\bnixpkgs\.url\b|inputs\.nixpkgs\s*=", text):
+        used["nixpkgs"] = STUBS / "nixpkgs"
+    return used
+
+
 @cache
 def _outputs(flake_dir: str, stamp: float) -> dict[str, list[str]]:
     """Output names per category (packages, apps, ...) for x86_64-linux, from `nix flake show`."""
     nix = _nix()
     assert nix is not None
-    text = Path(flake_dir, "flake.nix").read_text(encoding="utf-8")
-    # Every input, and the inputs of inputs, replaced: nothing may be fetched.
-    used = {}
-    if re.search(r"\bbetrace\b", text):
-        used |= {"betrace": STUBS / "betrace", "betrace/nixpkgs": STUBS / "nixpkgs"}
-    if re.search(r"\bnixpkgs\.url\b|inputs\.nixpkgs\s*=", text):
-        used["nixpkgs"] = STUBS / "nixpkgs"
-    proc = nix.flake("flake show", flake_dir, used, "--json")
+    proc = nix.flake("flake show", flake_dir, _overrides(Path(flake_dir)), "--json")
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
         raise CommandError(f"nix flake show fails on {flake_dir}: {' '.join(lines[-2:])}")
@@ -88,6 +92,9 @@ def nix(inv: Invocation) -> None:
     words = []
     i = 0
     while i < len(args):
+        if args[i] in ("--override-input", "--option"):
+            i += 3  # NAME VALUE
+            continue
         if args[i] in _VALUE:
             i += 2
             continue
@@ -125,13 +132,26 @@ def nix(inv: Invocation) -> None:
                 "install nix-bin)"
             )
         outputs = _outputs(str(directory), (directory / "flake.nix").stat().st_mtime)
-        category = "apps" if sub[0] == "run" else "packages"
-        names = outputs[category] + (outputs["packages"] if sub[0] == "run" else [])
+        if sub[0] == "eval":
+            _eval(inv, directory, attr)
+            continue
+        category = {"run": "apps", "develop": "devShells"}.get(sub[0], "packages")
+        names = outputs[category] + (outputs["packages"] if sub[0] in ("run", "shell") else [])
         if attr.split(".")[-1] not in names:
             raise CommandError(
                 f"the flake in '{inv.session.shown(directory)}' has no {category[:-1]} "
                 f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
             )
+
+
+def _eval(inv: Invocation, directory: Path, attr: str) -> None:
+    """`nix eval ./flake#attr.path`: evaluated for real with the stand-in inputs."""
+    nix = _nix()
+    assert nix is not None
+    proc = nix.flake("eval --json", f"{directory}#{attr}", _overrides(directory))
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
+        raise CommandError(f"nix eval of '{attr}' fails: {' '.join(lines[-2:])}")
 
 
 MODELS = {"nix": nix}
