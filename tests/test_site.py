@@ -43,7 +43,10 @@ def test_pages_show_the_current_release(built_site: Path, release_data: ReleaseD
     text = (built_site / "reference" / "releases" / "index.html").read_text()
     assert f"BeTrace {release_data.current.version}" in text
     assert release_data.image_ref("backend") in text
-    assert str(release_data.current.backend.ports["http"].port) in text
+    backend = (built_site / "reference" / "backend-configuration" / "index.html").read_text()
+    assert str(release_data.current.backend.ports["http"].port) in backend
+    for var in release_data.current.backend.env:
+        assert var.name in backend
 
 
 def test_the_site_loads_no_third_party_font(built_site: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE, ReleaseData, load_release_data
-from . import compose_defaults, tables
+from . import artefact_tables, compose_defaults, tables
 
 
 class ReleaseDataError(SystemExit):
@@ -39,6 +39,9 @@ def define(env: Any, data: ReleaseData) -> None:
     env.variables["project"] = data.project
     env.variables["release"] = data.current
     env.variables["releases"] = data
+    major, minor, _ = data.current.version.split("-")[0].split(".")
+    # the version a maintainer would release next (the release guide's example)
+    env.variables["next_version"] = f"{major}.{int(minor) + 1}.0"
     backend = data.current.backend
 
     @env.macro
@@ -81,6 +84,9 @@ def define(env: Any, data: ReleaseData) -> None:
         """Host port a Compose service publishes by default (docker/docker-compose.yml)."""
         return compose_defaults.published_port(service, target)
 
+    env.macro(artefact_tables.chart_values_table, "chart_values_table")
+    env.macro(artefact_tables.compose_services_table, "compose_services_table")
+    env.macro(artefact_tables.compose_env_table, "compose_env_table")
     env.macro(lambda: tables.compatibility(data), "compatibility_table")
     env.macro(lambda: tables.images(data), "images_table")
     env.macro(lambda: tables.environment(data), "env_table")

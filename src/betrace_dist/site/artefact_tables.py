@@ -1,0 +1,44 @@
+"""Reference tables generated from the artefacts themselves: the chart's documented values, the
+Compose services, ports and variables. Nothing here is typed twice."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ..artefacts import chart_values
+from ..artefacts.compose import COMPOSE_FILE, ENV_EXAMPLE, read_env_file
+from ..yamlio import load_with_lines, to_plain
+from .compose_defaults import _resolve
+from .tables import cell, code, table
+
+CHART_DIR = COMPOSE_FILE.parents[1] / "helm" / "betrace"
+
+
+@cache
+def chart_values_table() -> str:
+    """The same table helm/betrace/README.md carries, from the values.yaml comments."""
+    return chart_values.render_table(chart_values.parse_values(CHART_DIR))
+
+
+def compose_services_table() -> str:
+    services = to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
+    rows = []
+    for name, service in services.items():
+        ports = [_resolve(str(p)) for p in service.get("ports", [])]
+        rows.append(
+            [
+                code(name),
+                code(_resolve(str(service.get("image", "")))),
+                ", ".join(code(p) for p in ports) or "none (internal)",
+            ]
+        )
+    return table(["Service", "Image", "Published (host:port:container)"], rows)
+
+
+def compose_env_table() -> str:
+    entries = read_env_file(ENV_EXAMPLE)
+    rows = [
+        [code(e.name), code(e.value) if e.value else "(empty)", cell(e.comment)]
+        for e in entries.values()
+    ]
+    return table(["Variable", "In .env.example", "Meaning"], rows)
