@@ -22,8 +22,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv with the site and test dependencies
 
-tools: $(STAMP) ## fetch the external tools the gate runs (helm) into .tools/bin
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
+tools: $(STAMP) $(AXE) ## fetch the external tools the gate runs (helm 4 and 3) into .tools/bin
 	$(BIN)/python -m betrace_dist.tools install
+
+# axe-core for the accessibility checks, pinned by the lock file (needs npm; skipped without it)
+$(AXE): tests/browser/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --silent; \
+	else echo "npm not found: the accessibility checks will be skipped"; fi
 
 serve: $(STAMP) ## serve the site locally with live reload on http://127.0.0.1:8000
 	$(BIN)/mkdocs serve --strict

@@ -156,4 +156,6 @@ def test_readme_test_command_is_the_one_ci_runs(repo_root: Path) -> None:
     assert commands == [TEST_COMMAND] * len(commands)
     assert TEST_COMMAND in wf.run_commands(repo_root / wf.WORKFLOWS / "ci.yml")
     ci_run = (repo_root / ".ci" / "run").read_text(encoding="utf-8")
-    assert re.search(rf"^{re.escape(TEST_COMMAND)}\b", ci_run, re.M), ".ci/run must run " + TEST_COMMAND
+    assert re.search(rf"^{re.escape(TEST_COMMAND)}\b", ci_run, re.M), (
+        ".ci/run must run " + TEST_COMMAND
+    )

@@ -1,0 +1,81 @@
+"""The verification summary shown under each page title, counted from the gate's static ledger.
+
+The numbers are the gate's own: the page is read by `Gate.analyse`, which renders it through the
+site's macros exactly as the gate does, so the note can never count blocks the gate does not.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ..gate.collect import Gate
+from ..gate.ledger import STATUSES, Entry
+
+#: Always named in the note, even at zero, so readers can compare pages at a glance.
+SHOWN = ("run", "verified", "skipped")
+
+
+@dataclass(frozen=True)
+class PageSummary:
+    """How many examples of one page the gate runs, verifies and skips, for one release."""
+
+    version: str
+    counts: tuple[tuple[str, int], ...]  # (status, number) in ledger order
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.counts)
+
+    def count(self, status: str) -> int:
+        return dict(self.counts).get(status, 0)
+
+    @property
+    def counts_text(self) -> str:
+        """`1 run, 8 verified, 2 skipped` (other statuses only when the page has some)."""
+        return ", ".join(f"{n} {status}" for status, n in self.counts)
+
+    @property
+    def text(self) -> str:
+        return f"Examples on this page verified against BeTrace {self.version}: {self.counts_text}"
+
+
+def summarise(entries: Iterable[Entry], version: str) -> PageSummary | None:
+    """The summary of one page's ledger entries; None for a page without code blocks."""
+    counted = Counter(entry.status for entry in entries)
+    if not counted:
+        return None
+    counts = tuple(
+        (status, counted.get(status, 0))
+        for status in STATUSES
+        if status in SHOWN or counted.get(status, 0)
+    )
+    return PageSummary(version, counts)
+
+
+class Verifier:
+    """Page summaries for one site; its config and release data are loaded once, on first use."""
+
+    def __init__(self, config_file: Path) -> None:
+        self.config_file = Path(config_file)
+
+    @cached_property
+    def gate(self) -> Gate:
+        return Gate(self.config_file)
+
+    @cached_property
+    def version(self) -> str:
+        """The release the pages are rendered for (the macros' `release.version`)."""
+        return str(self.gate.site.macros.variables["release"].version)
+
+    def summary(self, page: Path) -> PageSummary | None:
+        result = self.gate.analyse(page)
+        entries = [entry for _, entry, _ in result.items]
+        if result.error:
+            line, reason = result.error
+            name = self.gate.page_name(page)
+            entries.append(Entry(name, line, "-", "-", "error", reason))
+        return summarise(entries, self.version)

@@ -1,0 +1,94 @@
+"""mkdocs hooks (mkdocs.yml `hooks:`): the verified note under each page title, and a name for
+the theme's search dialog.
+
+The note is added in `on_page_context`, after the search plugin indexed the page, so searching
+the site finds pages by their content and not by the note that every page carries.
+This module must not define `on_config`: the gate loads mkdocs.yml and runs every `on_config`,
+hooks included, so one here would run again inside each build.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Template
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import Files
+from mkdocs.structure.pages import Page
+from mkdocs.utils import get_relative_url
+
+from betrace_dist.site.badge import PageSummary, Verifier
+
+#: The page that explains the note, and the section of it the note links to.
+EXPLAINED_IN = "contributing/how-the-docs-are-verified.md"
+EXPLAINED_AT = "the-verified-note-under-each-title"
+TEMPLATE = "partials/verified.html"
+FIRST_TITLE_END = re.compile(r"</h1>", re.IGNORECASE)
+#: The theme's search dialog has no accessible name (axe: aria-dialog-name, serious).
+SEARCH_DIALOG = re.compile(r'(<div class="md-search"[^>]*role="dialog")(?![^>]*aria-label)')
+
+# Per build: `mkdocs serve` rebuilds after an edit of releases.yaml, so nothing outlives a build.
+_build: dict[str, Any] = {}
+
+
+def on_pre_build(config: MkDocsConfig) -> None:
+    _build.clear()
+    _build["verifier"] = Verifier(Path(config.config_file_path))
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    _build["files"] = files
+    return files
+
+
+def on_page_context(
+    context: dict[str, Any], page: Page, config: MkDocsConfig, **kwargs: Any
+) -> dict[str, Any]:
+    verifier: Verifier | None = _build.get("verifier")
+    if verifier is None or not page.file.abs_src_path or page.content is None:
+        return context
+    summary = verifier.summary(Path(page.file.abs_src_path))
+    if summary is not None:
+        page.content = with_note(page.content, render_note(summary, page, config))
+    return context
+
+
+def render_note(summary: PageSummary, page: Page, config: MkDocsConfig) -> str:
+    template: Template | None = _build.get("template")
+    if template is None:
+        template = _build["template"] = config.theme.get_env().get_template(TEMPLATE)
+    return template.render(summary=summary, href=explanation_href(page))
+
+
+def explanation_href(page: Page) -> str | None:
+    """Relative link from `page` to the section explaining the note, if the site has the page."""
+    files: Files | None = _build.get("files")
+    target = files.get_file_from_path(EXPLAINED_IN) if files is not None else None
+    if target is None:
+        return None
+    return f"{get_relative_url(target.url, page.url)}#{EXPLAINED_AT}"
+
+
+def with_note(content: str, note: str) -> str:
+    """The page HTML with the note right after its title (before everything if it has none)."""
+    end = FIRST_TITLE_END.search(content)
+    if end is None:
+        return note + content
+    return content[: end.end()] + "\n" + note + content[end.end() :]
+
+
+def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    return name_search_dialog(output)
+
+
+def on_post_template(output_content: str, template_name: str, config: MkDocsConfig) -> str:
+    """Static pages (404.html) carry the header and its search dialog too."""
+    if template_name.endswith(".html"):
+        return name_search_dialog(output_content)
+    return output_content
+
+
+def name_search_dialog(html: str) -> str:
+    return SEARCH_DIALOG.sub(r'\1 aria-label="Search"', html, count=1)

@@ -1,0 +1,212 @@
+"""One strict build of the site, one local web server and one Chromium for the whole session.
+
+The server lays the build out as mike deploys it on GitHub Pages: the site under
+`/distribution/<version>/` (here the same build as `dev` and as `2.0`), `versions.json` beside
+the version folders, and the site's `404.html` for any other address. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+
+from ..conftest import require_tool, run_mkdocs
+
+HERE = Path(__file__).parent
+FIXTURE_SITE = HERE / "fixture-site"
+AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+#: Where the site lives below the host: the path of `site_url` (mike adds the version to it).
+SITE_PATH = "/distribution/"
+#: The versions mike would list; the build is served as both, `dev` first as the workflow does.
+VERSIONS = [
+    {"version": "dev", "title": "dev", "aliases": []},
+    {"version": "2.0", "title": "2.0", "aliases": ["latest"]},
+]
+FIXTURE_PATH = "/fixture/"
+
+
+def require_module(name: str, hint: str) -> ModuleType:
+    """An importable Python package, or a skip (a failure under BETRACE_REQUIRE_TOOLS=1)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"Python package '{name}' is not installed ({hint})"
+        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
+            pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
+        pytest.skip(message)
+
+
+def require_file(path: Path, hint: str) -> Path:
+    if path.is_file():
+        return path
+    message = f"{path.relative_to(REPO_ROOT)} is missing ({hint})"
+    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
+        pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
+    pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class Build:
+    site: Path
+
+
+def build(config: Path, out: Path) -> Build:
+    result = run_mkdocs(["build", "--strict", "-f", str(config), "-d", str(out)], cwd=REPO_ROOT)
+    problems = [line for line in result.stderr.splitlines() if not line.startswith("INFO")]
+    assert result.returncode == 0, f"mkdocs build --strict -f {config} failed:\n" + "\n".join(
+        problems
+    )
+    return Build(out)
+
+
+@pytest.fixture(scope="session")
+def real_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    return build(REPO_ROOT / "mkdocs.yml", tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="session")
+def fixture_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    return build(FIXTURE_SITE / "mkdocs.yml", tmp_path_factory.mktemp("fixture-site"))
+
+
+class Layout:
+    """Which file answers which address: the mike layout of the real build, and the fixture."""
+
+    def __init__(self, site: Path, fixture: Path, versions_json: Path) -> None:
+        self.site = site
+        self.fixture = fixture
+        self.versions_json = versions_json
+
+    def path_for(self, address: str) -> Path | None:
+        """The file or folder (one with an index.html) that answers `address`, if any."""
+        path = unquote(urlsplit(address).path)
+        if path in ("/versions.json", SITE_PATH + "versions.json"):
+            return self.versions_json
+        root, rest = self.site, None
+        for version in VERSIONS:
+            prefix = f"{SITE_PATH}{version['version']}/"
+            if path.startswith(prefix):
+                rest = path[len(prefix) :]
+        if rest is None and path.startswith(FIXTURE_PATH):
+            root, rest = self.fixture, path[len(FIXTURE_PATH) :]
+        if rest is None and path.startswith(SITE_PATH):
+            rest = path[len(SITE_PATH) :]  # a plain (unversioned) deployment: the 404 page's links
+        if rest is None:
+            return None
+        target = (root / rest).resolve()
+        if not target.is_relative_to(root.resolve()):
+            return None
+        if target.is_file() or (target / "index.html").is_file():
+            return target
+        return None
+
+    def page_for(self, address: str) -> Path | None:
+        """The HTML file a browser gets for `address` (a folder's index.html)."""
+        found = self.path_for(address)
+        if found is not None and found.is_dir():
+            return found / "index.html"
+        return found
+
+
+def serve(layout: Layout) -> ThreadingHTTPServer:
+    class Handler(SimpleHTTPRequestHandler):
+        def send_head(self) -> Any:
+            if layout.path_for(self.path) is not None:
+                return super().send_head()  # folders: redirect to add the slash, then index.html
+            body = (layout.site / "404.html").read_bytes()  # what GitHub Pages does
+            self.send_response(HTTPStatus.NOT_FOUND)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+
+        def translate_path(self, path: str) -> str:
+            return str(layout.path_for(path))
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@dataclass(frozen=True)
+class Served:
+    origin: str  # http://127.0.0.1:PORT
+    layout: Layout
+
+    def version_url(self, version: str = "dev", page: str = "") -> str:
+        return f"{self.origin}{SITE_PATH}{version}/{page}"
+
+    def fixture_url(self, page: str = "") -> str:
+        return f"{self.origin}{FIXTURE_PATH}{page}"
+
+
+@pytest.fixture(scope="session")
+def served(
+    real_build: Build, fixture_build: Build, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    versions = tmp_path_factory.mktemp("gh-pages") / "versions.json"
+    versions.write_text(json.dumps(VERSIONS), encoding="utf-8")
+    layout = Layout(real_build.site, fixture_build.site, versions)
+    server = serve(layout)
+    host, port = server.server_address[:2]
+    try:
+        yield Served(f"http://{host}:{port}", layout)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    chromium = require_tool("chromium", "apt-get install -y chromium")
+    hint = "pip install playwright; the system chromium is used, never 'playwright install'"
+    sync_api = require_module("playwright.sync_api", hint)
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    return require_file(AXE, "run: npm ci --prefix tests/browser").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """BETRACE_SCREENSHOTS if set (CI keeps that folder), else a temporary folder."""
+    named = os.environ.get("BETRACE_SCREENSHOTS")
+    folder = Path(named) if named else tmp_path_factory.mktemp("screenshots")
+    if named and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -1,0 +1,494 @@
+"""The site as readers meet it: every page of a strict build, opened in Chromium, light and dark.
+
+Each page is visited once per colour scheme (session fixture `visits`); the tests below are the
+guarantees checked on what those visits recorded, plus a few interactions (search, tabs, copy,
+version selector) that need a page of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.gate.collect import GATES, Gate
+from betrace_dist.release import ReleaseData
+
+from .conftest import VERSIONS, Build, Served
+
+pytestmark = pytest.mark.slow
+
+SCHEMES = {"light": "default", "dark": "slate"}  # colour scheme asked for -> Material's scheme
+SEARCHES = ("helm", "compose", "flake")
+BLOCKING_IMPACTS = ("serious", "critical")
+ANNOTATION = re.compile(r"\s*(#|//|--|;)\s*\(\d+\)!?\s*$")  # a code annotation marker, `# (1)`
+
+#: Everything one visit needs from the page, in one round trip.
+COLLECT = """() => {
+  const outside = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (!node.parentElement.closest("code, pre, script, style, noscript, template")) {
+      outside.push(node.textContent);
+    }
+  }
+  const note = document.querySelector(".md-content .betrace-verified");
+  return {
+    text: outside.join(" "),
+    ids: [...document.querySelectorAll("[id]")].map((e) => e.id)
+      .concat([...document.querySelectorAll("a[name]")].map((e) => e.name)),
+    links: [...document.querySelectorAll("a[href]")]
+      .filter((a) => !a.closest(".md-version"))  // other versions are other deployments
+      .map((a) => a.href),
+    // textContent, not innerText: blocks in a closed admonition are not rendered until opened
+    code: [...document.querySelectorAll("pre > code")].map((c) => c.textContent),
+    title: document.querySelector(".md-content h1")?.innerText ?? "",
+    note: note ? note.innerText : null,
+    scheme: document.body.getAttribute("data-md-color-scheme"),
+  };
+}"""
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5),
+  }));
+}"""
+
+
+@dataclass
+class Visit:
+    """What one page showed in one colour scheme."""
+
+    page: str  # path below the version folder: "", "reference/releases/"
+    scheme: str  # light or dark
+    status: int = 0
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    outside_requests: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    screenshot: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return f"/{self.page} ({self.scheme})"
+
+
+def page_paths(site: Path) -> list[str]:
+    """Every page of the build, as its path below the site root (the 404 page is not a page)."""
+    paths = []
+    for html in site.rglob("*.html"):
+        relative = html.relative_to(site)
+        if relative.as_posix() == "404.html":
+            continue
+        if html.name == "index.html":
+            folder = relative.parent.as_posix()
+            paths.append("" if folder == "." else folder + "/")
+        else:
+            paths.append(relative.as_posix())
+    return sorted(paths)
+
+
+def watch(page: Any, visit: Visit) -> None:
+    """Record console errors and failed requests; the page's own status is the test's to judge."""
+
+    def console(message: Any) -> None:
+        about_the_page = message.location.get("url") in (page.url, "")
+        own_status = message.text.startswith("Failed to load resource") and about_the_page
+        if message.type == "error" and not own_status:
+            visit.console_errors.append(message.text)
+
+    def response(answer: Any) -> None:
+        if answer.status >= 400 and not answer.request.is_navigation_request():
+            visit.failed_requests.append(f"{answer.url} (HTTP {answer.status})")
+
+    page.on("console", console)
+    page.on("pageerror", lambda e: visit.console_errors.append(f"uncaught: {e}"))
+    page.on("requestfailed", lambda r: visit.failed_requests.append(f"{r.url} ({r.failure})"))
+    page.on("response", response)
+
+
+def new_context(browser: Any, served: Served, scheme: str, outside: list[str]) -> Any:
+    """A browser context that answers every request to another host with an abort, and notes it."""
+    context = browser.new_context(
+        color_scheme=scheme, viewport={"width": 1280, "height": 900}, service_workers="block"
+    )
+
+    def refuse(route: Any) -> None:
+        outside.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith(served.origin + "/"), refuse)
+    return context
+
+
+def slug(page: str) -> str:
+    return page.strip("/").replace("/", "--") or "home"
+
+
+@pytest.fixture(scope="session")
+def visits(
+    browser: Any, served: Served, real_build: Build, axe_source: str, screenshot_dir: Path
+) -> dict[tuple[str, str], Visit]:
+    """Every page, light then dark: status, errors, requests, text, links, axe, screenshot."""
+    found: dict[tuple[str, str], Visit] = {}
+    for scheme in SCHEMES:
+        outside: list[str] = []
+        context = new_context(browser, served, scheme, outside)
+        try:
+            for path in page_paths(real_build.site):
+                visit = Visit(path, scheme)
+                page = context.new_page()
+                watch(page, visit)
+                response = page.goto(served.version_url("dev", path), wait_until="networkidle")
+                visit.status = response.status if response else 0
+                visit.data = page.evaluate(COLLECT)
+                page.add_script_tag(content=axe_source)
+                visit.violations = page.evaluate(AXE_RUN)
+                visit.screenshot = screenshot_dir / f"{slug(path)}-{scheme}.png"
+                page.screenshot(path=str(visit.screenshot), full_page=True)
+                visit.outside_requests = list(outside)
+                outside.clear()
+                page.close()
+                found[(path, scheme)] = visit
+        finally:
+            context.close()
+    summary = {
+        visit.name: [
+            f"{v['impact']}: {v['id']} ({len(v['nodes'])} nodes)" for v in visit.violations
+        ]
+        for visit in found.values()
+    }
+    (screenshot_dir / "axe-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return found
+
+
+@pytest.fixture(scope="session")
+def gate() -> Iterator[Gate]:
+    """The gate of the real site, kept out of the `--ledger` report (docs/ has its own)."""
+    instance = Gate(REPO_ROOT / "mkdocs.yml")
+    GATES.remove(instance)
+    yield instance
+
+
+def source_of(page: str) -> Path:
+    """The Markdown file a built page comes from (pages are folders: use_directory_urls)."""
+    docs = REPO_ROOT / "docs"
+    stem = page.rstrip("/")
+    for candidate in (docs / f"{stem}.md", docs / stem / "index.md", docs / "index.md"):
+        if candidate.is_file() and (stem or candidate == docs / "index.md"):
+            return candidate
+    raise AssertionError(f"no source page for /{page}")
+
+
+def lines(text: str) -> list[tuple[str, bool]]:
+    """Non-empty lines, stripped, each with whether it ended in a code annotation marker."""
+    out = []
+    for line in text.splitlines():
+        bare = ANNOTATION.sub("", line).strip()
+        if bare:
+            out.append((bare, bare != line.strip()))
+    return out
+
+
+def shows(displayed: str, block: str) -> bool:
+    """Whether a displayed code block holds the gate's block, line for line, in order."""
+    want, have = lines(block), [text for text, _ in lines(displayed)]
+    if not want:
+        return True
+    for start in range(len(have) - len(want) + 1):
+        if all(
+            have[start + i] == text or (marked and have[start + i].startswith(text))
+            for i, (text, marked) in enumerate(want)
+        ):
+            return True
+    return False
+
+
+# -- every page, as recorded -------------------------------------------------------------------
+
+
+def test_every_page_of_the_build_answers_200(
+    visits: dict[tuple[str, str], Visit], real_build: Build
+) -> None:
+    pages = page_paths(real_build.site)
+    sources = list((REPO_ROOT / "docs").rglob("*.md"))
+    assert len(pages) >= len(sources), f"{len(sources)} Markdown pages, {len(pages)} built"
+    bad = [f"{v.name}: HTTP {v.status}" for v in visits.values() if v.status != 200]
+    assert not bad, bad
+
+
+def test_no_page_logs_an_error_or_fails_a_request(visits: dict[tuple[str, str], Visit]) -> None:
+    problems = [
+        f"{v.name}: {what}"
+        for v in visits.values()
+        for what in v.console_errors + v.failed_requests
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_no_page_asks_any_host_but_the_local_server(visits: dict[tuple[str, str], Visit]) -> None:
+    outside = [f"{v.name}: {url}" for v in visits.values() for url in v.outside_requests]
+    assert not outside, "requests that would leave the machine:\n" + "\n".join(outside)
+
+
+def test_no_template_syntax_reaches_readers(visits: dict[tuple[str, str], Visit]) -> None:
+    leaks = [
+        f"{v.name}: …{v.data['text'][max(0, i - 40) : i + 40]}…"
+        for v in visits.values()
+        for i in (v.data["text"].find("{{"), v.data["text"].find("{%"))
+        if i >= 0
+    ]
+    assert not leaks, "\n".join(leaks)
+
+
+def test_code_blocks_show_what_the_gate_checked(
+    visits: dict[tuple[str, str], Visit], gate: Gate
+) -> None:
+    """Every block the gate rendered (release macros filled in) is what the reader sees."""
+    missing = []
+    checked = 0
+    for (page, scheme), visit in visits.items():
+        if scheme != "light":
+            continue
+        result = gate.analyse(source_of(page))
+        for block, entry, _ in result.items:
+            checked += 1
+            if not any(shows(code, block.body) for code in visit.data["code"]):
+                missing.append(f"{entry.page}:{entry.line} ({entry.language}) not shown as built")
+    assert checked, "the gate found no code block on any page"
+    assert not missing, "\n".join(missing)
+
+
+def test_releases_page_shows_the_current_release(
+    visits: dict[tuple[str, str], Visit], release_data: ReleaseData
+) -> None:
+    visit = visits[("reference/releases/", "light")]
+    assert f"BeTrace {release_data.current.version}" in visit.data["text"]
+    backend = release_data.image_ref("backend")
+    assert any(backend in code for code in visit.data["code"]), visit.data["code"]
+
+
+def test_every_internal_link_and_anchor_resolves(
+    visits: dict[tuple[str, str], Visit], served: Served
+) -> None:
+    ids = {
+        served.layout.page_for(served.version_url("dev", v.page)): set(v.data["ids"])
+        for v in visits.values()
+    }
+    broken = []
+    for visit in visits.values():
+        if visit.scheme != "light":
+            continue
+        for link in visit.data["links"]:
+            if not link.startswith(served.origin + "/"):
+                continue  # another site (the repository, the edit links): not this site's to hold
+            target = served.layout.page_for(link)
+            fragment = unquote(urlsplit(link).fragment)
+            if target is None:
+                broken.append(f"{visit.name}: {link} answers 404")
+            elif fragment and target.suffix == ".html":
+                if target not in ids:
+                    broken.append(f"{visit.name}: {link} points into a page no visit opened")
+                elif fragment not in ids[target]:
+                    broken.append(f"{visit.name}: {link}: no element has id '{fragment}'")
+    assert not broken, "\n".join(broken)
+
+
+def test_no_serious_or_critical_accessibility_violation(
+    visits: dict[tuple[str, str], Visit],
+) -> None:
+    blocking = [
+        f"{v.name}: {x['impact']} {x['id']}: {x['help']} at {', '.join(x['nodes'])}"
+        for v in visits.values()
+        for x in v.violations
+        if x["impact"] in BLOCKING_IMPACTS
+    ]
+    assert not blocking, "\n".join(blocking)
+
+
+def test_every_page_has_a_light_and_a_dark_screenshot(
+    visits: dict[tuple[str, str], Visit],
+) -> None:
+    for visit in visits.values():
+        assert visit.data["scheme"] == SCHEMES[visit.scheme], f"{visit.name} not in its scheme"
+        assert visit.screenshot and visit.screenshot.stat().st_size > 0, visit.name
+    assert Counter(v.scheme for v in visits.values()) == {
+        s: len(visits) // len(SCHEMES) for s in SCHEMES
+    }
+
+
+def test_verified_note_sits_under_the_title_of_pages_with_blocks(
+    visits: dict[tuple[str, str], Visit], gate: Gate, release_data: ReleaseData
+) -> None:
+    for (page, scheme), visit in visits.items():
+        if scheme != "light":
+            continue
+        result = gate.analyse(source_of(page))
+        note = visit.data["note"]
+        if not result.items:
+            assert note is None, f"{visit.name} has no code block but shows: {note}"
+            continue
+        assert note, f"{visit.name} has {len(result.items)} blocks and no verified note"
+        assert f"verified against BeTrace {release_data.current.version}" in note, note
+        counts = Counter(entry.status for _, entry, _ in result.items)
+        for status in ("run", "verified", "skipped"):
+            assert f"{counts.get(status, 0)} {status}" in note, (visit.name, note)
+
+
+# -- interactions ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def light(browser: Any, served: Served) -> Iterator[Any]:
+    outside: list[str] = []
+    context = new_context(browser, served, "light", outside)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.origin)
+    yield context
+    context.close()
+    assert not outside, outside
+
+
+def search_results(page: Any, query: str) -> list[str]:
+    """The pages (paths below the version folder) the site's search lists for `query`."""
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.press_sequentially(query, delay=20)  # the theme searches on key presses, not on input
+    meta = page.locator(".md-search-result__meta")
+    meta.filter(has_text="matching").wait_for()  # "No matching documents", "3 matching documents"
+    hrefs = page.eval_on_selector_all(
+        "li.md-search-result__item > a.md-search-result__link", "els => els.map(e => e.href)"
+    )
+    base = urlsplit(page.url).path
+    return sorted({urlsplit(h).path.removeprefix(base) for h in hrefs})
+
+
+@pytest.fixture(scope="module")
+def search_index(real_build: Build) -> list[dict[str, str]]:
+    index = json.loads((real_build.site / "search" / "search_index.json").read_text())
+    return index["docs"]
+
+
+@pytest.mark.parametrize("query", SEARCHES)
+def test_search_finds_the_pages_about_a_word(
+    query: str, light: Any, served: Served, search_index: list[dict[str, str]]
+) -> None:
+    """Pages whose title or a heading names the word are found; every hit mentions it."""
+    stem = query.rstrip("e")
+    mentioned, titled, page_titled = set(), set(), set()
+    for doc in search_index:
+        page, _, anchor = doc["location"].partition("#")
+        if stem in (doc["title"] + " " + doc["text"]).lower():
+            mentioned.add(page)
+        if query in doc["title"].lower():
+            titled.add(page)
+            if not anchor:
+                page_titled.add(page)
+    assert mentioned, f"no page mentions '{query}': nothing for the search to find"
+
+    page = light.new_page()
+    page.goto(served.version_url("dev"), wait_until="networkidle")
+    found = set(search_results(page, query))
+    page.close()
+
+    assert found, f"searching '{query}' lists nothing; pages mentioning it: {sorted(mentioned)}"
+    assert page_titled <= found, f"'{query}': titled pages {sorted(page_titled - found)} missing"
+    if titled:
+        assert found & titled, f"'{query}': none of the pages with it in a heading: {titled}"
+    assert found <= mentioned, f"'{query}': hits that never mention it: {sorted(found - mentioned)}"
+
+
+def test_copy_button_copies_the_block_as_the_gate_checked_it(
+    light: Any, served: Served, gate: Gate
+) -> None:
+    page = light.new_page()
+    page.goto(served.version_url("dev", "reference/releases/"), wait_until="networkidle")
+    block = page.locator("div.highlight").first
+    block.hover()
+    block.locator("button[data-md-type=copy]").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    shown = block.locator("code").inner_text()
+    page.close()
+    bodies = [b.body for b, _, _ in gate.analyse(source_of("reference/releases/")).items]
+    assert copied.strip() == shown.strip()
+    assert copied.strip() in [body.strip() for body in bodies], (copied, bodies)
+
+
+def test_version_selector_lists_the_published_versions(light: Any, served: Served) -> None:
+    page = light.new_page()
+    page.goto(served.version_url("dev"), wait_until="networkidle")
+    listed = page.locator(".md-version__list .md-version__link").all_inner_texts()
+    current = page.locator(".md-version__current").inner_text()
+    dev_banner = page.locator("[data-md-component=outdated]").is_visible()
+    page.goto(served.version_url("2.0"), wait_until="networkidle")
+    latest_banner = page.locator("[data-md-component=outdated]").is_visible()
+    latest_current = page.locator(".md-version__current").inner_text()
+    page.close()
+    assert [text.strip() for text in listed] == [v["title"] for v in VERSIONS]
+    assert current.strip() == "dev" and latest_current.strip() == "2.0"
+    assert dev_banner, "dev is not the default version: the outdated banner must show"
+    assert not latest_banner, "2.0 carries the default alias: no outdated banner"
+
+
+def test_unknown_address_gets_the_sites_404_page(
+    light: Any, served: Served, screenshot_dir: Path
+) -> None:
+    page = light.new_page()
+    visit = Visit("no/such/page/", "light")
+    watch(page, visit)
+    response = page.goto(served.version_url("dev", "no/such/page/"), wait_until="networkidle")
+    title = page.locator(".md-content h1").inner_text()
+    links = page.eval_on_selector_all(
+        ".md-content a[href], .md-header a[href]",
+        "els => els.filter(e => !e.closest('.md-version')).map(e => e.href)",
+    )
+    banner = page.locator("[data-md-component=outdated] a").get_attribute("href")
+    page.screenshot(path=str(screenshot_dir / "404-light.png"), full_page=True)
+    page.close()
+    assert response is not None and response.status == 404
+    assert title == "This page does not exist"
+    assert not visit.console_errors + visit.failed_requests
+    here = [link for link in links if link.startswith(served.origin + "/")]
+    assert here, "the 404 page links nowhere on this site"
+    assert all(served.layout.page_for(link) for link in here), here
+    assert banner and not banner.startswith("//"), (
+        f"outdated banner link {banner!r} leaves the site"
+    )
+
+
+def test_content_tabs_switch_and_stay_linked_across_pages(browser: Any, served: Served) -> None:
+    outside: list[str] = []
+    context = new_context(browser, served, "light", outside)
+    page = context.new_page()
+
+    def visible_blocks() -> list[str]:
+        return [
+            text.strip()
+            for text in page.locator(".tabbed-content > .tabbed-block:visible").all_inner_texts()
+        ]
+
+    page.goto(served.fixture_url(), wait_until="networkidle")
+    assert visible_blocks() == ["docker compose up --detach"]
+    page.locator(".tabbed-labels > label", has_text="Helm").click()
+    assert visible_blocks() == ["helm install betrace ./helm/betrace"]
+
+    page.get_by_role("link", name="upgrade", exact=True).click()
+    page.wait_for_load_state("networkidle")
+    assert visible_blocks() == ["helm upgrade betrace ./helm/betrace"], (
+        "the Helm tab did not follow"
+    )
+    page.locator(".tabbed-labels > label", has_text="Nix").click()
+    page.goto(served.fixture_url(), wait_until="networkidle")
+    assert visible_blocks() == ["nix run .#betrace-backend"], "the Nix tab did not follow back"
+    context.close()
+    assert not outside, outside

@@ -1,0 +1,247 @@
+"""The theme features of the built site, read from its HTML (no browser needed).
+
+The browser tests (tests/browser/) check what a reader's browser does with these pages; these
+check what the build writes, in a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from mkdocs.config import load_config
+from ruamel.yaml import YAML
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.gate.collect import GATES
+from betrace_dist.gate.ledger import Entry
+from betrace_dist.release import ReleaseData
+from betrace_dist.site import hooks
+from betrace_dist.site.badge import Verifier, summarise
+
+from .conftest import run_mkdocs
+
+#: Elements that make a browser fetch something while the page loads.
+LOADS = {"script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src"}
+LOADING_LINKS = {"stylesheet", "preload", "modulepreload", "icon", "preconnect", "dns-prefetch"}
+EXTERNAL = re.compile(r"^(https?:)?//", re.IGNORECASE)
+
+
+NOTE = re.compile(r'<p class="betrace-verified">(?P<body>.*?)</p>', re.DOTALL)
+TAG = re.compile(r"<[^>]+>")
+
+
+class PageHTML(HTMLParser):
+    """The parts of a built page these tests read."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.meta: dict[str, str] = {}
+        self.fetched: list[str] = []
+        self.ids: set[str] = set()
+        self.classes: set[str] = set()
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        self.classes.update(values.get("class", "").split())
+        if "id" in values:
+            self.ids.add(values["id"])
+        if tag == "meta" and ("property" in values or "name" in values):
+            self.meta[values.get("property") or values["name"]] = values.get("content", "")
+        if tag in LOADS and values.get(LOADS[tag]):
+            self.fetched.append(values[LOADS[tag]])
+        if tag == "link" and LOADING_LINKS & set(values.get("rel", "").split()):
+            self.fetched.append(values.get("href", ""))
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+
+def parse(path: Path) -> PageHTML:
+    page = PageHTML()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def notes(path: Path) -> list[tuple[str, list[str]]]:
+    """Each verified note of a page: its text, and the links in it."""
+    return [
+        (words(TAG.sub("", m["body"])), re.findall(r'href="([^"]*)"', m["body"]))
+        for m in NOTE.finditer(path.read_text(encoding="utf-8"))
+    ]
+
+
+def words(text: str) -> str:
+    return " ".join(unescape(text).split())
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    result = run_mkdocs(["build", "--strict", "-d", str(out)], cwd=REPO_ROOT)
+    problems = [line for line in result.stderr.splitlines() if not line.startswith("INFO")]
+    assert result.returncode == 0, "\n".join(problems)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pages(site: Path) -> dict[Path, Path]:
+    """Source page -> built HTML, for every page of the site."""
+    docs = REPO_ROOT / "docs"
+    built = {}
+    for source in sorted(docs.rglob("*.md")):
+        relative = source.relative_to(docs).with_suffix("")
+        folder = relative.parent if relative.name == "index" else relative
+        built[source] = site / folder / "index.html"
+    return built
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    instance = Verifier(REPO_ROOT / "mkdocs.yml")
+    GATES.remove(instance.gate)  # the docs/ gate reports the ledger; this one only counts
+    return instance
+
+
+def test_every_page_has_social_tags_naming_it(site: Path) -> None:
+    config = load_config(str(REPO_ROOT / "mkdocs.yml"))
+    for html in sorted(site.rglob("*.html")):
+        page = parse(html)
+        name = html.relative_to(site).as_posix()
+        title = words(page.title).removesuffix(f" - {config.site_name}")
+        for tag in ("og:title", "twitter:title"):
+            assert page.meta.get(tag) == title, f"{name}: {tag} is not the page title '{title}'"
+        for tag in ("og:description", "twitter:description", "og:site_name", "twitter:card"):
+            assert page.meta.get(tag), f"{name}: no {tag}"
+        if name != "404.html":
+            assert page.meta.get("og:url", "").startswith(config.site_url), name
+
+
+def test_the_404_page_is_the_sites_own(site: Path) -> None:
+    page = parse(site / "404.html")
+    assert "This page does not exist" in (site / "404.html").read_text(encoding="utf-8")
+    assert "md-search" in page.classes, "the 404 page offers the search box"
+
+
+def test_no_page_loads_anything_from_another_host(site: Path) -> None:
+    external = [
+        f"{html.relative_to(site)}: {url}"
+        for html in sorted(site.rglob("*.html"))
+        for url in parse(html).fetched
+        if EXTERNAL.match(url)
+    ]
+    assert not external, "\n".join(external)
+    for css in site.rglob("*.css"):
+        urls = re.findall(r"url\(\s*['\"]?([^'\")]+)", css.read_text(encoding="utf-8"))
+        assert not [u for u in urls if EXTERNAL.match(u)], css
+        assert "@import" not in css.read_text(encoding="utf-8"), css
+
+
+def test_versions_are_provided_by_mike(site: Path) -> None:
+    config = load_config(str(REPO_ROOT / "mkdocs.yml"))
+    assert config.extra["version"]["provider"] == "mike"
+    html = (site / "index.html").read_text(encoding="utf-8")
+    theme = re.search(r'<script id="__config" type="application/json">(.*?)</script>', html)
+    assert theme is not None, "the theme's configuration is not in the page"
+    assert json.loads(theme[1])["version"]["provider"] == "mike", "the theme was not told"
+    assert 'data-md-component="outdated"' in html, "no outdated-version banner"
+
+
+def test_every_page_shows_when_it_was_last_updated(pages: dict[Path, Path]) -> None:
+    for source, html in pages.items():
+        assert "git-revision-date-localized-plugin" in parse(html).classes, source
+
+
+def test_verified_note_counts_the_pages_ledger(
+    pages: dict[Path, Path], verifier: Verifier, release_data: ReleaseData, site: Path
+) -> None:
+    explained = parse(site / "contributing" / "how-the-docs-are-verified" / "index.html")
+    assert hooks.EXPLAINED_AT in explained.ids, "the note links to a section that does not exist"
+    with_blocks = 0
+    for source, html in pages.items():
+        summary = verifier.summary(source)
+        shown = notes(html)
+        if summary is None:
+            assert not shown, f"{source} has no code block but shows a verified note"
+            continue
+        with_blocks += 1
+        assert [text for text, _ in shown] == [summary.text], source
+        assert release_data.current.version in summary.text
+        ((_, (link,)),) = shown
+        target = (html.parent / link.split("#")[0] / "index.html").resolve()
+        assert target == (site / "contributing/how-the-docs-are-verified/index.html").resolve()
+    assert with_blocks, "no page has code blocks: the note was never shown"
+
+
+def test_summary_names_run_verified_and_skipped_even_at_zero() -> None:
+    def entry(status: str) -> Entry:
+        return Entry("docs/x.md", 1, "bash", "shell", status)
+
+    assert summarise([], "2.0.0") is None
+    summary = summarise([entry("verified"), entry("verified"), entry("skipped")], "2.0.0")
+    assert summary is not None
+    assert summary.text == (
+        "Examples on this page verified against BeTrace 2.0.0: 0 run, 2 verified, 1 skipped"
+    )
+    with_fault = summarise([entry("run"), entry("unclaimed")], "2.0.0")
+    assert with_fault is not None and with_fault.counts_text.endswith("1 unclaimed")
+
+
+def test_note_goes_right_under_the_title() -> None:
+    assert hooks.with_note("<h1>T</h1><p>x</p>", "<p>N</p>") == "<h1>T</h1>\n<p>N</p><p>x</p>"
+    assert hooks.with_note("<p>x</p>", "<p>N</p>") == "<p>N</p><p>x</p>"
+
+
+def test_search_dialog_gets_a_name_once() -> None:
+    html = '<div class="md-search" data-md-component="search" role="dialog">'
+    named = hooks.name_search_dialog(html)
+    assert named.endswith('role="dialog" aria-label="Search">')
+    assert hooks.name_search_dialog(named) == named
+
+
+@pytest.mark.slow
+def test_strict_build_needs_no_git_history(tmp_path: Path) -> None:
+    """Outside a git checkout (a source archive), pages show the build date; nothing fails."""
+    tree = tmp_path / "tree"
+    anywhere = {".git", ".venv", ".tools", "node_modules", "__pycache__", ".ruff_cache"}
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        at_root = {"site"} if Path(folder) == REPO_ROOT else set()
+        return {name for name in names if name in anywhere | at_root}
+
+    shutil.copytree(REPO_ROOT, tree, ignore=skip)
+    result = run_mkdocs(["build", "--strict", "-d", str(tmp_path / "out")], cwd=tree)
+    problems = [line for line in result.stderr.splitlines() if not line.startswith("INFO")]
+    assert result.returncode == 0, "\n".join(problems)
+    assert "git-revision-date-localized-plugin" in (tmp_path / "out/index.html").read_text()
+
+
+def test_ci_checks_out_the_history_page_dates_need() -> None:
+    """A shallow clone makes the dates plugin warn on GitHub Actions, which fails a strict build."""
+    for workflow in sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml")):
+        jobs = YAML(typ="safe").load(workflow.read_text(encoding="utf-8"))["jobs"]
+        for name, job in jobs.items():
+            steps = job.get("steps", [])
+            builds = any(
+                re.search(r"\bmake (test|build)\b|mkdocs|\bmike\b", str(s.get("run", "")))
+                for s in steps
+            )
+            if not builds:
+                continue
+            checkout = next(
+                s for s in steps if str(s.get("uses", "")).startswith("actions/checkout")
+            )
+            depth = (checkout.get("with") or {}).get("fetch-depth")
+            assert depth == 0, f"{workflow.name}: job '{name}' builds the site from a shallow clone"
