@@ -39,7 +39,7 @@ build: $(STAMP) ## build the site into site/ (strict, offline)
 	$(BIN)/mkdocs build --strict
 
 test: tools ## run every test: engine, artefacts, site build and the doc gate (pytest docs/)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist=loadfile $(PYTEST_ARGS)
 
 gate: tools ## run only the doc gate on docs/ (PAGE=docs/x.md for one page)
 	$(BIN)/pytest $(or $(PAGE),docs) $(PYTEST_ARGS)
