@@ -31,13 +31,10 @@ def release_data() -> ReleaseData:
 
 def require_tool(name: str, hint: str) -> str:
     """Path of a real tool, or a skip (a failure under BETRACE_REQUIRE_TOOLS=1) naming the fix."""
-    path = tools.find(name)
-    if path:
-        return path
-    message = f"'{name}' is not installed ({hint})"
-    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
-        pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
-    pytest.skip(message)
+    try:
+        return tools.require(name, hint)
+    except tools.ToolMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -49,11 +46,11 @@ def tool() -> Callable[[str, str], str]:
 collect_ignore_glob = ["fixtures/*"]
 
 
-def run_pytest(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    """pytest in a child process (a gate run must not share state with this session)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BETRACE_"))}
+def run_python(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: int
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        [sys.executable, *argv],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -61,19 +58,17 @@ def run_pytest(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Com
         timeout=timeout,
         check=False,
     )
+
+
+def run_pytest(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """pytest in a child process (a gate run must not share state with this session)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BETRACE_"))}
+    return run_python(["-m", "pytest", "-p", "no:cacheprovider", *args], cwd, env, timeout)
 
 
 def run_mkdocs(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    return subprocess.run(
-        [sys.executable, "-m", "mkdocs", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_python(["-m", "mkdocs", *args], cwd, env, timeout)
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

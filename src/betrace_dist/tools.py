@@ -27,6 +27,25 @@ HELM_WHEELS = {
 }
 
 
+class ToolMissing(Exception):
+    """A required tool is absent and BETRACE_REQUIRE_TOOLS=1 forbids skipping."""
+
+
+def require(name: str, hint: str) -> str:
+    """Path of a real tool; missing, the caller's test is skipped with the reason, or, under
+    BETRACE_REQUIRE_TOOLS=1 (CI), ToolMissing is raised so that nothing is skipped silently."""
+    path = find(name)
+    if path:
+        return path
+    message = f"'{name}' is not installed ({hint})"
+    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
+        raise ToolMissing(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping")
+    import pytest
+
+    pytest.skip(message)
+    raise AssertionError("unreachable: pytest.skip raises")
+
+
 def find(name: str) -> str | None:
     """Path of a tool: the project's .tools/bin first, then the virtualenv, then PATH."""
     for folder in (TOOLS_BIN, Path(sys.executable).parent):

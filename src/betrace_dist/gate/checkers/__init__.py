@@ -51,20 +51,12 @@ class Checker(Protocol):
 
 def require_tool(name: str, hint: str) -> str:
     """A real tool's path; missing, the block is skipped with the reason (a failure in CI)."""
-    import os
-
-    import pytest
-
     from ... import tools
 
-    path = tools.find(name)
-    if path:
-        return path
-    message = f"'{name}' is not installed ({hint})"
-    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
-        raise CheckFailure(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping")
-    pytest.skip(message)
-    raise AssertionError  # unreachable: pytest.skip raises
+    try:
+        return tools.require(name, hint)
+    except tools.ToolMissing as exc:
+        raise CheckFailure(str(exc)) from None
 
 
 def save_titled(block: Block, ctx: Context) -> None:
