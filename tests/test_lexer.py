@@ -87,3 +87,36 @@ def test_directive_not_followed_by_a_block_is_refused() -> None:
     with pytest.raises(LexError) as info:
         blocks("<!-- gate: skip: why -->\nA paragraph.\n\n```text\nok\n```\n")
     assert info.value.line == 1 and "not followed by a code block" in info.value.reason
+
+
+def test_blocks_know_the_content_tab_they_sit_in() -> None:
+    text = "\n".join(
+        [
+            '=== "Nix"',
+            "",
+            "    ```bash",
+            "    nix run .#build-all",
+            "    ```",
+            "",
+            '=== "Pull"',
+            "",
+            "    Some text.",
+            "",
+            "    ```bash",
+            "    docker compose pull",
+            "    ```",
+            "",
+            "After the tabs.",
+            "",
+            "```bash",
+            "docker compose up -d",
+            "```",
+            "",
+            '=== "Other group"',
+            "",
+            "    ```bash",
+            "    true",
+            "    ```",
+        ]
+    )
+    assert [b.tab for b in blocks(text)] == [(0, 0), (0, 1), None, (1, 0)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*gate:(?P<body>.*?)-->\s*$")
@@ -53,6 +53,9 @@ class Block:
     classes: tuple[str, ...] = ()
     body: str = ""
     directive: Directive | None = None
+    #: (group, index) of the innermost content tab holding the block: tabs of one group are
+    #: alternatives a reader chooses between, so the gate runs each from the same state
+    tab: tuple[int, int] | None = None
 
     @property
     def first_body_line(self) -> int:
@@ -246,4 +249,46 @@ def blocks(text: str) -> list[Block]:
         i = j + 1
     if pending is not None:
         raise LexError(pending.line, NOT_FOLLOWED)
-    return found
+    return _with_tabs(lines, found)
+
+
+TAB = re.compile(r"^===[+!]?[ \t]")
+
+
+def _with_tabs(lines: list[str], found: list[Block]) -> list[Block]:
+    """Each block with the content tab it sits in: (group number, index of the tab in it)."""
+    starts = {b.line - 1: b for b in found}
+    ends = {b.line - 1: b.line - 1 + b.body.count("\n") + 1 for b in found}
+    stack: list[tuple[int, int, int]] = []  # open tabs: (marker indent, group, index)
+    sibling: dict[int, tuple[int, int]] = {}  # indent -> (group, index) of the last tab there
+    groups = 0
+    out: list[Block] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i].expandtabs(4)
+        stripped = line.lstrip()
+        if not stripped:
+            i += 1
+            continue
+        depth = len(line) - len(stripped)
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        is_tab = TAB.match(stripped) is not None
+        for indent in [k for k in sibling if k > depth or (k == depth and not is_tab)]:
+            del sibling[indent]
+        if is_tab:
+            if depth in sibling:
+                group, index = sibling[depth][0], sibling[depth][1] + 1
+            else:
+                group, index = groups, 0
+                groups += 1
+            sibling[depth] = (group, index)
+            stack.append((depth, group, index))
+        if i in starts:
+            block = starts[i]
+            tab = (stack[-1][1], stack[-1][2]) if stack else None
+            out.append(replace(block, tab=tab))
+            i = ends[i] + 1
+            continue
+        i += 1
+    return out
