@@ -159,3 +159,73 @@ def test_readme_test_command_is_the_one_ci_runs(repo_root: Path) -> None:
     assert re.search(rf"^{re.escape(TEST_COMMAND)}\b", ci_run, re.M), (
         ".ci/run must run " + TEST_COMMAND
     )
+
+
+# --- triggers, secrets and credentials --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_workflow_keeps_secrets_and_credentials_in_their_step(repo_root: Path, name: str) -> None:
+    problems = wf.hardening_problems(repo_root / wf.WORKFLOWS / name)
+    assert problems == [], "\n".join(map(str, problems))
+
+
+NIX_INSTALLER = "DeterminateSystems/nix-installer-action@ef8a148080ab6020fd15196c2084a2eea5ff2d25"
+HARDENING_BREAKS = [
+    ("ci.yml", "  pull_request:\n", "  pull_request_target:\n",
+     "ci.yml:5: trigger 'pull_request_target' runs with secrets and a write token"),
+    ("ci.yml", "  pull_request:\n", "  pull_request:\n  workflow_run:\n    workflows: [docs]\n",
+     "ci.yml:5: trigger 'workflow_run' runs with secrets"),
+    ("ci.yml", "      contents: read\n    env:", "      contents: write\n    env:",
+     "job 'test' grants contents: write in a workflow that pull_request triggers"),
+    ("ci.yml", "    permissions: {}\n    steps:", "    permissions: write-all\n    steps:",
+     "job 'gate' grants write-all: write in a workflow that pull_request triggers"),
+    ("images.yml", f"{NIX_INSTALLER} # v22\n      - name: The tag",
+     f"{NIX_INSTALLER} # v22\n        with:\n"
+     "          github-token: ${{ secrets.GITHUB_TOKEN }}\n      - name: The tag",
+     "job 'build' hands secrets.GITHUB_TOKEN to DeterminateSystems/nix-installer-action (with:)"),
+    ("flakehub.yml", "          visibility: public\n",
+     "          visibility: public\n        env:\n          TOKEN: ${{ github.token }}\n",
+     "job 'publish' hands github.token to DeterminateSystems/flakehub-push (env:)"),
+    ("chart.yml", "    timeout-minutes: 15\n",
+     "    timeout-minutes: 15\n    env:\n      TOKEN: ${{ secrets.GITHUB_TOKEN }}\n",
+     "job 'package' puts secrets.GITHUB_TOKEN in the job's env"),
+    ("chart.yml", "concurrency:\n",
+     "env:\n  TOKEN: ${{ secrets.REGISTRY_TOKEN }}\n\nconcurrency:\n",
+     "workflow-level env: holds secrets.REGISTRY_TOKEN"),
+    ("chart.yml", """printf '%s' "$REGISTRY_TOKEN" |""",
+     """printf '%s' "${{ secrets.GITHUB_TOKEN }}" |""",
+     "job 'package' pastes secrets.GITHUB_TOKEN into a run: script"),
+    ("ci.yml", "  gate:\n",
+     "  reuse:\n    uses: ./.github/workflows/docs.yml\n    secrets: inherit\n\n  gate:\n",
+     "job 'reuse' passes every secret on (secrets: inherit)"),
+    ("ci.yml", "          persist-credentials: false\n          fetch-depth: 0",
+     "          fetch-depth: 0",
+     "job 'test' checks out without 'persist-credentials: false'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "message"),
+    HARDENING_BREAKS,
+    ids=[re.sub(r"\W+", "-", b[3][:40]) for b in HARDENING_BREAKS],
+)
+def test_hardening_breach_is_reported_with_file_and_line(
+    repo_root: Path, tmp_path: Path, name: str, old: str, new: str, message: str
+) -> None:
+    path = broken(repo_root, tmp_path, name, old, new, 1)
+    problems = [str(p) for p in wf.hardening_problems(path)]
+    assert any(message in p for p in problems), problems
+    assert all(re.match(rf"{re.escape(str(path))}:\d+: ", p) for p in problems), problems
+
+
+def test_registry_login_may_receive_the_token_and_a_pushing_checkout_may_keep_it(
+    repo_root: Path,
+) -> None:
+    images = (repo_root / wf.WORKFLOWS / "images.yml").read_text(encoding="utf-8")
+    docs = (repo_root / wf.WORKFLOWS / "docs.yml").read_text(encoding="utf-8")
+    assert "password: ${{ secrets.GITHUB_TOKEN }}" in images  # docker/login-action's with:
+    assert "contents: write # mike commits to gh-pages" in docs
+    assert "persist-credentials" not in docs  # mike pushes with the checkout's credentials
+    assert wf.hardening_problems(repo_root / wf.WORKFLOWS / "images.yml") == []
+    assert wf.hardening_problems(repo_root / wf.WORKFLOWS / "docs.yml") == []

@@ -122,3 +122,136 @@ def run_commands(path: Path) -> list[str]:
             if isinstance(step.get("run"), str):
                 commands += [line.strip() for line in step["run"].splitlines()]
     return commands
+
+
+# --- triggers, secrets and credentials ---------------------------------------------------------
+
+#: Triggers that run with the base repository's secrets and a write token on input a stranger
+#: controls (a fork's pull request, the artefacts of a run it started).
+FORBIDDEN_TRIGGERS = {
+    "pull_request_target": "runs with secrets and a write token on a fork's pull request",
+    "workflow_run": "runs with secrets and a write token after a run a fork's pull request started",
+}
+#: Third-party actions that may receive a secret in `with:`, because handing one over is what
+#: they are for (logging in to a registry).
+SECRET_CONSUMERS = {"docker/login-action"}
+_SECRET = re.compile(r"\$\{\{[^}]*\b(secrets\.[A-Za-z_][A-Za-z0-9_]*|github\.token)\b[^}]*\}\}")
+_WRITE_SCOPES_ON_PR = {"pull_request", "pull_request_review", "pull_request_review_comment"}
+
+
+def _triggers(doc: CommentedMap) -> list[str]:
+    on = doc.get("on", doc.get(True))  # YAML 1.1 readers turn a bare `on` into true
+    if isinstance(on, str):
+        return [on]
+    if isinstance(on, list):
+        return [str(t) for t in on]
+    return [str(t) for t in on or {}]
+
+
+def _secrets_in(node: Any) -> list[str]:
+    """Secret expressions (`${{ secrets.X }}`, `${{ github.token }}`) anywhere inside a node."""
+    if isinstance(node, str):
+        return [m.group(1) for m in _SECRET.finditer(node)]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _secrets_in(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _secrets_in(value)]
+    return []
+
+
+def _action(uses: str) -> str:
+    return uses.split("@", 1)[0]
+
+
+def hardening_problems(path: Path) -> list[Problem]:
+    """Triggers, secrets and credentials: each breach with its line.
+
+    - no `pull_request_target` / `workflow_run` trigger;
+    - a workflow that pull requests trigger grants no write scope to any job;
+    - a secret (or `github.token`) reaches only a `run:` step's own `env:`, or the `with:` of an
+      action whose job is to use it (SECRET_CONSUMERS); never a workflow- or job-level `env:`
+      (every step, third-party actions included, would see it), never pasted into a `run:`
+      script, never another action's `with:`/`env:`, never `secrets: inherit`;
+    - `actions/checkout` keeps no credentials (`persist-credentials: false`) unless its job
+      pushes with git (`contents: write`).
+    """
+    doc = load_with_lines(path)
+    if not isinstance(doc, CommentedMap):
+        return [Problem(path, 1, "not a workflow (no top-level mapping)")]
+    out: list[Problem] = []
+
+    def add(line: int | None, message: str) -> None:
+        out.append(Problem(path, line, message))
+
+    on_key = "on" if "on" in doc else True
+    triggers = _triggers(doc)
+    for trigger in triggers:
+        if trigger in FORBIDDEN_TRIGGERS:
+            add(_line(doc, on_key), f"trigger '{trigger}' {FORBIDDEN_TRIGGERS[trigger]}")
+    on_pull_requests = sorted(_WRITE_SCOPES_ON_PR & set(triggers))
+    for secret in _secrets_in(doc.get("env")):
+        add(
+            _line(doc, "env"),
+            f"workflow-level env: holds {secret}: every step of every job, "
+            "third-party actions included, can read it; set it on the one step that needs it",
+        )
+    jobs = doc.get("jobs") or {}
+    for job_id, job in jobs.items():
+        perms = job.get("permissions") or {}
+        if isinstance(perms, dict):
+            writes = sorted(scope for scope, level in perms.items() if level == "write")
+        else:
+            writes = [] if perms == "read-all" else [str(perms)]
+        if on_pull_requests and writes:
+            add(
+                _line(job, "permissions"),
+                f"job '{job_id}' grants {', '.join(writes)}: write in "
+                f"a workflow that {', '.join(on_pull_requests)} triggers; pull requests get "
+                "read-only tokens",
+            )
+        if job.get("secrets") == "inherit":
+            add(
+                _line(job, "secrets"),
+                f"job '{job_id}' passes every secret on "
+                "(secrets: inherit); name the ones the called workflow needs",
+            )
+        for secret in _secrets_in(job.get("env")):
+            add(
+                _line(job, "env"),
+                f"job '{job_id}' puts {secret} in the job's env: every step, "
+                "third-party actions included, can read it; set it on the step that needs it",
+            )
+        for step in job.get("steps") or []:
+            if not isinstance(step, dict):
+                continue
+            uses = step.get("uses")
+            if isinstance(step.get("run"), str):
+                for secret in _secrets_in(step["run"]):
+                    add(
+                        _line(step, "run"),
+                        f"job '{job_id}' pastes {secret} into a run: script; "
+                        "pass it through the step's env: instead",
+                    )
+            if uses and not uses.startswith("./"):
+                action = _action(uses)
+                allowed = action in SECRET_CONSUMERS
+                for key in ("with", "env"):
+                    if key == "with" and allowed:
+                        continue
+                    for secret in _secrets_in(step.get(key)):
+                        add(
+                            _line(step, key),
+                            f"job '{job_id}' hands {secret} to {action} "
+                            f"({key}:); only {sorted(SECRET_CONSUMERS)} may receive a secret",
+                        )
+                if action == "actions/checkout":
+                    options = step.get("with") or {}
+                    pushes = isinstance(perms, dict) and perms.get("contents") == "write"
+                    if options.get("persist-credentials") is not False and not pushes:
+                        add(
+                            _line(step, "uses"),
+                            f"job '{job_id}' checks out without "
+                            "'persist-credentials: false': the token stays in .git/config for "
+                            "every later step, and the job does not push",
+                        )
+    return out
