@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test gate ledger build lint bench tools setup clean
+.PHONY: help serve test gate ledger build lint bench tools setup clean checkov
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ tools: $(STAMP) $(AXE) ## fetch the external tools the gate runs (helm 4 and 3) 
 $(AXE): tests/browser/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --silent; \
 	else echo "npm not found: the accessibility checks will be skipped"; fi
+
+checkov: $(STAMP) ## create .venv-checkov with the pinned checkov (the second security scanner CI runs)
+	$(BIN)/python -m betrace_dist.artefacts.checkov install
 
 serve: $(STAMP) ## serve the site locally with live reload on http://127.0.0.1:8000
 	$(BIN)/mkdocs serve --strict
@@ -55,4 +58,4 @@ bench: tools ## time the gate and the site build (medians written to benchmarks/
 	$(BIN)/python benchmarks/bench_site.py
 
 clean: ## remove the virtualenv, the tools and build output
-	rm -rf $(VENV) .tools site
+	rm -rf $(VENV) .venv-checkov .tools site

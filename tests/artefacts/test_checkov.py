@@ -1,0 +1,176 @@
+"""Checkov, a second opinion next to the chart policy: the chart and the workflows pass it.
+
+- The chart: every ci/*-values.yaml scenario is rendered by the real Helm 4
+  (`helm template betrace helm/betrace -n betrace -f ci/X.yaml --output-dir ...`) and the
+  manifests are scanned with `--framework kubernetes`. Checkov's own `helm` framework is not
+  used: it renders only the chart's defaults, with whatever `helm` is first on PATH, and when
+  none is found it logs an error and exits 0, a silent pass. Our rendering uses the pinned
+  Helm and each scenario's values, and keeps one file per template, so a finding names it.
+- The workflows: .github/workflows with `--framework github_actions`.
+- The Compose file (docker/docker-compose.yml) is not scanned: checkov has no Compose framework
+  (only Dockerfiles, and the repository has none). tests/artefacts/test_compose.py covers it.
+
+The skips, each with its reason, are in .checkov.yaml at the repository root. Every scan also
+asserts that checks really ran, and the break test proves that checkov still fails a chart made
+privileged and root: a skip list that swallowed everything would pass every scan above.
+Checkov lives in its own virtualenv (`make checkov`); without it these tests are skipped, or
+fail under BETRACE_REQUIRE_TOOLS=1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.artefacts import checkov
+from betrace_dist.artefacts.chart_policy import Helm
+
+CHART = REPO_ROOT / "helm" / "betrace"
+SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+
+#: fewer passed checks than this means checkov found (almost) nothing to scan
+MIN_PASSED = {"kubernetes": 50, "github_actions": 5}
+
+#: checks that .checkov.yaml skips for the whole chart but that fail on one pod only: without
+#: the skip list they must fail there and nowhere else (the Deployments keep their coverage)
+SKIP_SCOPE = {
+    "CKV_K8S_8": {"Pod/betrace-test-health"},
+    "CKV_K8S_9": {"Pod/betrace-test-health"},
+    "CKV_K8S_40": {"Pod/betrace-test-health", "Deployment/betrace-grafana"},
+}
+
+#: security contexts made privileged and root -> what checkov must report
+BREAKS = {
+    "allowPrivilegeEscalation: false\nprivileged: false": (
+        "allowPrivilegeEscalation: true\nprivileged: true"
+    ),
+    "runAsNonRoot: true\nrunAsUser: {{ .runAsUser }}": "runAsNonRoot: false\nrunAsUser: 0",
+    "runAsNonRoot: true\nrunAsUser: {{ . }}": "runAsNonRoot: false\nrunAsUser: 0",
+}
+BROKEN_IDS = {
+    "CKV_K8S_16",  # Container should not be privileged
+    "CKV_K8S_20",  # Containers should not run with allowPrivilegeEscalation
+    "CKV_K8S_23",  # Minimize the admission of root containers
+}
+
+
+@pytest.fixture(scope="module")
+def checkov_bin() -> str:
+    found = checkov.find()
+    if found:
+        return found
+    message = f"checkov is not installed in {checkov.VENV.name} (run make checkov)"
+    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
+        pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def helm(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
+
+
+def render(helm: Helm, chart: Path, values: Path | None, out: Path) -> Path:
+    """The chart rendered as checkov will read it: one file per template under `out`."""
+    args = ["--values", str(values)] if values else []
+    helm.run(
+        "template", "betrace", str(chart), "--namespace", "betrace", *args, "--output-dir", str(out)
+    )
+    assert any(out.rglob("*.yaml")), f"helm rendered nothing into {out}"
+    return out
+
+
+def assert_ran(report: checkov.Report) -> None:
+    assert not report.parsing_errors, f"checkov could not parse: {report.parsing_errors}"
+    assert report.passed > MIN_PASSED[report.framework], (
+        f"only {report.passed} {report.framework} checks passed: did checkov scan anything?"
+    )
+
+
+def assert_clean(report: checkov.Report) -> None:
+    assert_ran(report)
+    assert not report.failed, (
+        f"checkov {report.framework}: {len(report.failed)} failed checks (fix them, or skip them "
+        "in .checkov.yaml with the reason):\n" + "\n".join(map(str, report.failed))
+    )
+
+
+def kind_and_name(finding: checkov.Finding) -> str:
+    """'Pod.default.betrace-test-health' -> 'Pod/betrace-test-health'."""
+    kind, _namespace, name = finding.resource.split(".", 2)
+    return f"{kind}/{name}"
+
+
+def test_skip_list_is_documented() -> None:
+    """Each skipped check sits on its own line with a reason next to it."""
+    config = YAML(typ="safe").load(checkov.CONFIG.read_text(encoding="utf-8"))
+    skipped = config["skip-check"]
+    assert config["skip-download"] is True, "checkov must not call its API (skip-download)"
+    lines = checkov.CONFIG.read_text(encoding="utf-8").splitlines()
+    for check_id in skipped:
+        line = next((x for x in lines if x.strip().startswith(f"- {check_id} ")), "")
+        reason = line.partition("#")[2].strip()
+        assert len(reason) > 15, f".checkov.yaml: {check_id} is skipped without a reason"
+    assert set(SKIP_SCOPE) <= set(skipped)
+
+
+def test_scenarios_present() -> None:
+    assert len(SCENARIOS) >= 5, f"expected the chart's ci/ scenarios, found {SCENARIOS}"
+
+
+@pytest.mark.parametrize("values", SCENARIOS, ids=lambda p: p.stem)
+def test_chart_scenario_passes_checkov(
+    checkov_bin: str, helm: Helm, values: Path, tmp_path: Path
+) -> None:
+    manifests = render(helm, CHART, values, tmp_path / "rendered")
+    report = checkov.scan(checkov_bin, manifests, "kubernetes", tmp_path)
+    assert_clean(report)
+
+
+def test_workflows_pass_checkov(checkov_bin: str, tmp_path: Path) -> None:
+    assert any(WORKFLOWS.glob("*.yml")), f"no workflows in {WORKFLOWS}"
+    report = checkov.scan(checkov_bin, WORKFLOWS, "github_actions", tmp_path)
+    assert_clean(report)
+
+
+def test_chart_wide_skips_fail_only_where_expected(
+    checkov_bin: str, helm: Helm, tmp_path: Path
+) -> None:
+    """Without .checkov.yaml, the pod-specific skipped checks fail on their pods and no other."""
+    manifests = render(helm, CHART, None, tmp_path / "rendered")
+    report = checkov.scan(checkov_bin, manifests, "kubernetes", tmp_path, config=None)
+    assert_ran(report)
+    for check_id, expected in SKIP_SCOPE.items():
+        where = {kind_and_name(f) for f in report.failed if f.check_id == check_id}
+        assert where == expected, (
+            f"{check_id} fails on {sorted(where)}, expected {sorted(expected)}"
+        )
+
+
+def test_privileged_root_chart_fails_checkov(checkov_bin: str, helm: Helm, tmp_path: Path) -> None:
+    """A copy of the chart with privileged, root containers: checkov reports it, skips or not."""
+    chart = tmp_path / "betrace"
+    shutil.copytree(CHART, chart)
+    helpers = chart / "templates" / "_helpers.tpl"
+    text = helpers.read_text(encoding="utf-8")
+    for old, new in BREAKS.items():
+        assert old in text, f"_helpers.tpl no longer contains {old!r}: update this test"
+        text = text.replace(old, new)
+    helpers.write_text(text, encoding="utf-8")
+
+    manifests = render(helm, chart, None, tmp_path / "rendered")
+    report = checkov.scan(checkov_bin, manifests, "kubernetes", tmp_path)
+    assert_ran(report)
+    missing = BROKEN_IDS - report.failed_ids()
+    assert not missing, f"checkov did not report {sorted(missing)}; it reported:\n" + "\n".join(
+        map(str, report.failed)
+    )
+    privileged = {kind_and_name(f) for f in report.failed if f.check_id == "CKV_K8S_16"}
+    assert {"Deployment/betrace-backend", "Deployment/betrace-grafana"} <= privileged
