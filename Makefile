@@ -35,7 +35,7 @@ $(AXE): tests/browser/package-lock.json
 checkov: $(STAMP) ## create .venv-checkov with the pinned checkov (the second security scanner CI runs)
 	$(BIN)/python -m betrace_dist.artefacts.checkov install
 
-serve: $(STAMP) ## serve the site locally with live reload on http://127.0.0.1:8000
+serve: $(STAMP) ## serve the site locally with live reload on http://127.0.0.1:8000/distribution/
 	$(BIN)/mkdocs serve --strict
 
 build: $(STAMP) ## build the site into site/ (strict, offline)
