@@ -63,6 +63,7 @@ CASES = [
         "helm install grafana",
         ["unknown key 'adminPasword'", "did you mean 'adminPassword'"],
     ),
+    ("tabs-depend.md", "docker compose pull", ["no Compose file in '.'"]),
     ("nix-output.md", "build-everything", ["no app 'build-everything'", "apps: build-all"]),
 ]
 

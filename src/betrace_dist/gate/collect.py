@@ -12,6 +12,7 @@ from sybil import Document, Example, Region, Sybil
 from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
+from . import profile
 from .checkers import Checker, CheckFailure, Context, registry
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
@@ -48,6 +49,7 @@ class Gate:
         self.patterns = patterns
         self.checkers = registry()
         GATES.append(self)
+        profile.install()  # opt-in timing: only when BETRACE_GATE_PROFILE names a file
 
     # -- reading pages ---------------------------------------------------------------------
     def page_name(self, path: Path) -> str:
@@ -178,9 +180,14 @@ class Gate:
                 request=example.namespace.get("request"),
                 state=example.namespace,
                 release=self.release_data,
+                tab=block.tab,
             )
             try:
-                checker.check(block, ctx)
+                if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py
+                    with profile.block(name, entry.line, checker.name, block.language):
+                        checker.check(block, ctx)
+                else:
+                    checker.check(block, ctx)
             except CheckFailure as exc:
                 line = entry.line
                 if exc.body_line is not None:
@@ -196,7 +203,8 @@ class Gate:
 def _close_session(namespace: dict[str, Any]) -> None:
     session = namespace.pop("session", None)
     if session is not None:
-        session.close()
+        with profile.phase("sandbox removal"):  # a no-op unless profiling
+            session.close()
 
 
 def _fail(message: str) -> Callable[[Example], None]:

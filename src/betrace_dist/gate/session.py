@@ -9,6 +9,7 @@ real tools run offline and against the page's world.
 
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import shutil
@@ -17,16 +18,18 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from .. import REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
+from . import profile
 from .shellwords import Command
 from .world import World
 
 #: Parts of the repository a page's sandbox gets (the reader's clone, minus tooling state).
 _IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".tools", "site", "__pycache__", "*.egg-info", ".hypothesis", "benchmarks"
+    ".git", ".venv*", ".tools", "site", "__pycache__", "*.egg-info", ".hypothesis", "benchmarks"
 )
 
 #: Commands that only read or write files: run for real in the sandbox.
@@ -55,6 +58,15 @@ class Invocation:
 Model = Callable[[Invocation], None]
 
 
+@dataclass
+class _Snapshot:
+    files: Path  # a copy of the sandbox directory
+    world: World
+    env: dict[str, str]
+    exported: set[str]
+    cwd: Path
+
+
 class Session:
     def __init__(self, release: ReleaseData | None = None, timeout: float = 60.0) -> None:
         self.release = release or load_release_data()
@@ -64,11 +76,16 @@ class Session:
         self.repo = self.tmp / "distribution"
         self.home.mkdir()
         (self.tmp / "tmp").mkdir()
-        shutil.copytree(REPO_ROOT, self.repo, ignore=_IGNORE, symlinks=True)
+        with profile.phase("sandbox copy"):  # a no-op unless profiling
+            _copy_clone(self.repo)
         self.cwd = self.repo
         self.world = World()
         self.env = self._clean_env()
         self.exported: set[str] = set()  # variables the page itself set
+        self._tab: tuple[int, int] | None = None
+        self._before: dict[int, _Snapshot] = {}
+        self._after_first: dict[int, _Snapshot] = {}
+        self._snapshots: list[_Snapshot] = []
 
     def _clean_env(self) -> dict[str, str]:
         path = os.pathsep.join(
@@ -103,6 +120,49 @@ class Session:
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        for snapshot in self._snapshots:
+            shutil.rmtree(snapshot.files, ignore_errors=True)
+
+    # -- content tabs: alternatives run from the same state --------------------------------
+    def enter(self, tab: tuple[int, int] | None) -> None:
+        """Called before each block with its content tab. Tabs of one group are alternatives:
+        each runs from the state the page had before the group; after the group the page goes
+        on from the state its first tab left (the tab a reader sees first)."""
+        previous = self._tab
+        if tab == previous:
+            return
+        if previous is not None and previous[1] > 0 and (tab is None or tab[0] != previous[0]):
+            self._restore(self._after_first[previous[0]])
+        if tab is not None:
+            group, index = tab
+            if index == 0 and group not in self._before:
+                self._before[group] = self._snapshot()
+            elif index > 0:
+                if group not in self._before:  # the first tab has no block
+                    self._before[group] = self._snapshot()
+                    self._after_first[group] = self._before[group]
+                elif group not in self._after_first:
+                    self._after_first[group] = self._snapshot()
+                self._restore(self._before[group])
+        self._tab = tab
+
+    def _snapshot(self) -> _Snapshot:
+        files = Path(tempfile.mkdtemp(prefix="betrace-page-snapshot-"))
+        shutil.rmtree(files)
+        shutil.copytree(self.tmp, files, symlinks=True)
+        snapshot = _Snapshot(
+            files, copy.deepcopy(self.world), dict(self.env), set(self.exported), self.cwd
+        )
+        self._snapshots.append(snapshot)
+        return snapshot
+
+    def _restore(self, snapshot: _Snapshot) -> None:
+        shutil.rmtree(self.tmp)
+        shutil.copytree(snapshot.files, self.tmp, symlinks=True)
+        self.world = copy.deepcopy(snapshot.world)
+        self.env = dict(snapshot.env)
+        self.exported = set(snapshot.exported)
+        self.cwd = snapshot.cwd
 
     # -- files -------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -238,6 +298,47 @@ class Session:
                 "<!-- gate: skip: <reason> -->"
             )
         model(Invocation(argv, cmd, self))
+
+
+@cache
+def _clone_files() -> tuple[str, ...] | None:
+    """What a fresh clone holds: the files git tracks, plus new files it does not ignore."""
+    if not (REPO_ROOT / ".git").exists():
+        return None
+    done = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(REPO_ROOT),
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        return None
+    return tuple(sorted({f for f in done.stdout.split("\0") if f}))
+
+
+def _copy_clone(target: Path) -> None:
+    """Lay out the reader's clone in the sandbox (working-tree contents of the clone's files)."""
+    files = _clone_files()
+    if files is None:  # not a git checkout (an unpacked archive): copy all but tool state
+        shutil.copytree(REPO_ROOT, target, ignore=_IGNORE, symlinks=True)
+        return
+    for name in files:
+        source = REPO_ROOT / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree, not yet in git
+        dest = target / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, dest, follow_symlinks=False)
 
 
 def run_bounded(

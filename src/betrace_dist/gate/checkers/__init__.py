@@ -31,14 +31,18 @@ class Context:
     request: Any = None
     state: dict[str, Any] = field(default_factory=dict)  # shared by the blocks of one page
     release: Any = None  # the site's ReleaseData
+    tab: tuple[int, int] | None = None  # the content tab of the block being checked
 
     def session(self) -> Any:
-        """The page's sandbox session, created by its first block that needs one."""
+        """The page's sandbox session, created by its first block that needs one, and placed
+        in the state of the block's content tab."""
         from ..session import Session
 
         if "session" not in self.state:
             self.state["session"] = Session(self.release)
-        return self.state["session"]
+        session = self.state["session"]
+        session.enter(self.tab)
+        return session
 
 
 class Checker(Protocol):
