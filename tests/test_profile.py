@@ -1,0 +1,125 @@
+"""The gate's opt-in profile and its in-run speed-ups: timings are filed where they belong, and
+the speed-ups give the same answers as the work they save."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.artefacts.chart_policy import HelmError
+from betrace_dist.gate import profile, session
+from betrace_dist.gate.checkers import shell
+from betrace_dist.gate.commands import helm
+
+
+def test_profile_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(profile.ENV, raising=False)
+    if not profile.ACTIVE:  # a profiled test run keeps it on; nothing to prove then
+        assert profile.install() is False
+        assert subprocess.Popen is not profile._TimedPopen
+
+
+def test_programs_are_filed_under_their_name() -> None:
+    assert profile.tool_name(["/x/.tools/bin/helm3", "template"]) == "helm3"
+    assert profile.tool_name(["bash", "-n"]) == "bash -n"
+    assert profile.tool_name(["bash", "-c", "true"]) == "bash"
+    assert profile.tool_name(["/usr/bin/python3.11", "-m", "x"]) == "python"
+    assert profile.tool_name("docker-compose") == "docker-compose"
+
+
+def test_engine_time_is_block_time_minus_external_time() -> None:
+    rec = profile.Recorder()
+    rec.blocks.append(profile._Block("a.md", 3, "shell", "bash", 0.5, 0.4))
+    rec.blocks.append(profile._Block("a.md", 9, "yaml", "yaml", 0.1, 0.0))
+    rec.tool("helm", 0.4)
+    rep = rec.report()
+    assert rep["engine_seconds"] == pytest.approx(0.2)
+    assert rep["engine_ms_per_block"] == pytest.approx(100.0)
+    assert rep["checkers"]["shell"]["engine"] == pytest.approx(0.1)
+    assert rep["tools"] == {"helm": {"calls": 1, "seconds": 0.4}}
+    merged = profile.merge([rep, rep])
+    assert merged["blocks"] == 4
+    assert merged["tools"]["helm"]["calls"] == 2
+
+
+def test_a_profiled_process_writes_its_timings(tmp_path: Path) -> None:
+    out = tmp_path / "profile.json"
+    script = textwrap.dedent(
+        f"""
+        import subprocess
+        from betrace_dist.gate import profile
+        assert profile.install({str(out)!r})
+        with profile.block("page.md", 7, "shell", "bash"):
+            subprocess.run(["bash", "-n"], input="echo hi", text=True, check=True)
+            subprocess.run(["bash", "-c", "sleep 0.2"], check=True)
+        with profile.phase("sandbox copy"):
+            pass
+        """
+    )
+    # not as an xdist worker: a worker would name its file after itself
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env)
+    rep = json.loads(out.read_text())
+    assert rep["tools"]["bash -n"]["calls"] == 1
+    assert rep["tools"]["bash"]["seconds"] >= 0.2
+    assert rep["phases"]["sandbox copy"]["calls"] == 1
+    (block,) = rep["per_block"]
+    assert (block["page"], block["line"]) == ("page.md", 7)
+    assert block["external"] >= 0.2
+    assert block["seconds"] >= block["external"]
+
+
+def test_shell_checks_are_reused_only_for_the_same_script() -> None:
+    good, bad = "echo ok-$RANDOM-profile-test\n", "if then fi-profile-test\n"
+    before = shell._bash_n.cache_info()
+    assert shell._bash_n(good).returncode == 0
+    assert shell._bash_n(bad).returncode != 0  # a different script is checked, not reused
+    assert shell._bash_n(good) is shell._bash_n(good)
+    after = shell._bash_n.cache_info()
+    assert after.misses - before.misses == 2
+    shellcheck = shell.tools.find("shellcheck")
+    if shellcheck is None:
+        pytest.skip("ShellCheck is not installed")
+    quoted, unquoted = 'echo "$HOME"\n', "echo $HOME\n"
+    assert shell._shellcheck(shellcheck, "bash", quoted) == []
+    assert shell._shellcheck(shellcheck, "bash", unquoted)[0]["code"] == 2086
+    assert shell._shellcheck(shellcheck, "sh", unquoted)[0]["code"] == 2086
+
+
+def test_a_parsed_render_is_a_fresh_copy_each_time() -> None:
+    text = "# Source: c/templates/a.yaml\nkind: ConfigMap\nmetadata:\n  name: a\ndata: {k: v}\n"
+    first = helm._parsed(text)
+    first[0].doc["data"]["k"] = "changed"
+    second = helm._parsed(text)
+    assert second[0].doc["data"] == {"k": "v"}
+    assert second[0].source == "c/templates/a.yaml"
+    other = helm._parsed(text.replace("name: a", "name: b"))
+    assert other[0].doc["metadata"]["name"] == "b"
+    for _ in range(2):  # an error is raised every time, never remembered as a result
+        with pytest.raises(HelmError):
+            helm._parsed("# Source: x\n- a list\n")
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+def test_sandboxes_are_full_fresh_clones_and_gone_when_closed() -> None:
+    first = session.Session()
+    second = session.Session()
+    try:
+        (first.repo / "README.md").write_text("changed by the first page")
+        assert _files(first.repo) == _files(second.repo)
+        assert (second.repo / "README.md").read_text() == (REPO_ROOT / "README.md").read_text()
+    finally:
+        tmp = first.tmp
+        first.close()
+        second.close()
+    assert not tmp.exists()
