@@ -4,8 +4,10 @@ the project's, at this release."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
+import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -33,7 +35,10 @@ def _nix() -> Nix | None:
     nix, inst = tools.find("nix"), tools.find("nix-instantiate")
     if not nix or not inst:
         return None
-    return Nix(nix=nix, nix_instantiate=inst, home=Path(tempfile.mkdtemp(prefix="gate-nix-")))
+    home = Path(tempfile.mkdtemp(prefix="gate-nix-"))
+    # The relocated store is rebuilt per process; remove it when the process ends.
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return Nix(nix=nix, nix_instantiate=inst, home=home)
 
 
 def _overrides(directory: Path) -> dict[str, Path]:

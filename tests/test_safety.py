@@ -1,0 +1,487 @@
+"""The offline gate reaches no Docker daemon, no Kubernetes API server and no network, even on a
+machine where all three are configured; and it leaves the repository as it found it.
+
+The test plays such a machine: it listens on 127.0.0.1 (a Kubernetes API server named by
+$KUBECONFIG, another named by ~/.kube/config, a Docker daemon named by $DOCKER_HOST, a Docker
+daemon on a unix socket named by the current Docker context, an HTTP proxy named by the proxy
+variables), runs the gate in a child process with that environment, and requires that no
+connection ever arrived. A control test first proves each trap catches the real tool.
+
+The gate runs in a git copy of the work tree (with the copy's own source on PYTHONPATH), so the
+repository check sees only what the gate did, never a concurrent edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT, tools
+from betrace_dist.gate.render import Site
+from betrace_dist.release import ReleaseData
+
+from .conftest import FIXTURES, copy_site, line_containing
+
+pytestmark = pytest.mark.slow
+
+GIT = ["git", "-c", "user.name=gate test", "-c", "user.email=gate@example.invalid"]
+GIT += ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
+
+
+class Listener:
+    """A socket that records every connection made to it (and its first bytes)."""
+
+    def __init__(self, name: str, family: int, address: str | tuple[str, int]) -> None:
+        self.name = name
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind(address)
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.hits: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(0.5)
+                try:
+                    first = conn.recv(120)
+                except OSError:
+                    first = b""
+            self.hits.append(f"{peer!r} sent {first!r}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+@dataclass
+class Trap:
+    """A developer machine with a cluster, two Docker daemons and a proxy configured."""
+
+    root: Path
+    home: Path
+    env: dict[str, str]
+    listeners: dict[str, Listener] = field(default_factory=dict)
+
+    def hits(self) -> dict[str, list[str]]:
+        return {name: list(lst.hits) for name, lst in self.listeners.items() if lst.hits}
+
+    def clear(self) -> None:
+        for listener in self.listeners.values():
+            listener.hits.clear()
+
+    def home_files(self) -> dict[str, bytes]:
+        return {
+            p.relative_to(self.home).as_posix(): p.read_bytes()
+            for p in sorted(self.home.rglob("*"))
+            if p.is_file() and not p.is_socket()
+        }
+
+
+def kubeconfig(port: int, name: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": name, "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+            "users": [{"name": name, "user": {"token": "trap"}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "current-context": name,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def trap() -> Iterator[Trap]:
+    # A short directory of our own: a unix socket path must stay under 108 bytes.
+    root = Path(tempfile.mkdtemp(prefix="trap-"))
+    home = root / "home"
+    listeners = {
+        name: Listener(name, socket.AF_INET, ("127.0.0.1", 0))
+        for name in ("kube-env", "kube-home", "docker-tcp", "proxy")
+    }
+    listeners["docker-unix"] = Listener("docker-unix", socket.AF_UNIX, str(root / "docker.sock"))
+    (home / ".kube").mkdir(parents=True)
+    (home / ".kube" / "config").write_text(kubeconfig(listeners["kube-home"].port, "home"))
+    (root / "kubeconfig").write_text(kubeconfig(listeners["kube-env"].port, "env"))
+    context = "trap"
+    meta = home / ".docker" / "contexts" / "meta" / hashlib.sha256(context.encode()).hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(
+        json.dumps(
+            {
+                "Name": context,
+                "Metadata": {},
+                "Endpoints": {"docker": {"Host": f"unix://{root / 'docker.sock'}"}},
+            }
+        )
+    )
+    (home / ".docker" / "config.json").write_text(json.dumps({"currentContext": context}))
+    proxy = f"http://127.0.0.1:{listeners['proxy'].port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BETRACE_"))}
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    env |= {
+        "HOME": str(home),
+        "KUBECONFIG": str(root / "kubeconfig"),
+        "DOCKER_HOST": f"tcp://127.0.0.1:{listeners['docker-tcp'].port}",
+        "DOCKER_CONFIG": str(home / ".docker"),
+        "HTTP_PROXY": proxy,
+        "HTTPS_PROXY": proxy,
+        "http_proxy": proxy,
+        "https_proxy": proxy,
+        "ALL_PROXY": proxy,
+    }
+    yield Trap(root, home, env, listeners)
+    for listener in listeners.values():
+        listener.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _work_tree_files() -> list[str]:
+    """Tracked files and new ones not ignored, as they are now (others' tool state excluded)."""
+    args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    done = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    names = [n for n in done.stdout.split("\0") if n]
+    return [n for n in names if not n.split("/", 1)[0].startswith(".venv")]
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A committed git copy of the work tree; its gate runs the copy's own engine."""
+    copy = tmp_path_factory.mktemp("repo") / "distribution"
+    for name in _work_tree_files():
+        source = REPO_ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name, follow_symlinks=False)
+    subprocess.run([*GIT, "init", "-q", str(copy)], check=True, timeout=60)
+    if tools.TOOLS_BIN.is_dir():  # the real Helm binaries, without copying them
+        (copy / ".tools").symlink_to(tools.TOOLS_BIN.parent)
+        (copy / ".git" / "info" / "exclude").write_text("/.tools\n")
+    subprocess.run([*GIT, "-C", str(copy), "add", "-A"], check=True, timeout=60)
+    subprocess.run([*GIT, "-C", str(copy), "commit", "-qm", "copy"], check=True, timeout=60)
+    return copy
+
+
+def git_status(repo: Path) -> str:
+    done = subprocess.run(
+        [*GIT, "-C", str(repo), "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def run_gate(
+    args: list[str], cwd: Path, env: dict[str, str], tmpdir: Path, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """pytest on pages in a child process, with exactly `env` (plus the copy's source first)."""
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    child = env | {"TMPDIR": str(tmpdir), "PYTHONPATH": str(cwd / "src")}
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd, env=child, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def processes_mentioning(marker: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            shown = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{proc.name}: {shown}")
+    return found
+
+
+def test_the_traps_catch_the_real_tools(trap: Trap, tmp_path: Path) -> None:
+    """Control: outside the gate's sandbox, each planted setting does reach its listener."""
+    trap.clear()
+    helm = tools.find("helm")
+    compose = tools.find("docker-compose")
+    without = {name: {k: v for k, v in trap.env.items() if k != name} for name in trap.env}
+    runs: list[tuple[list[str], dict[str, str]]] = []
+    if helm:  # $KUBECONFIG, then ~/.kube/config
+        runs += [([helm, "list"], trap.env), ([helm, "list"], without["KUBECONFIG"])]
+    if compose:  # $DOCKER_HOST, then the current context's unix socket
+        (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: busybox\n")
+        runs += [([compose, "ps"], trap.env), ([compose, "ps"], without["DOCKER_HOST"])]
+    procs = [
+        subprocess.Popen(
+            argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for argv, env in runs
+    ]
+    for proc in procs:
+        proc.wait(timeout=120)
+    proxies = urllib.request.ProxyHandler({"https": trap.env["HTTPS_PROXY"]})
+    with pytest.raises(OSError):
+        urllib.request.build_opener(proxies).open("https://example.invalid/", timeout=5)
+    expected = {"proxy"}
+    expected |= {"kube-env", "kube-home"} if helm else set()
+    expected |= {"docker-tcp", "docker-unix"} if compose else set()
+    assert set(trap.hits()) == expected, trap.hits()
+    trap.clear()
+
+
+@dataclass
+class GateRun:
+    result: subprocess.CompletedProcess[str]
+    hits: dict[str, list[str]]
+    status_before: str
+    status_after: str
+    home_before: dict[str, bytes]
+    home_after: dict[str, bytes]
+    tmpdir: Path
+    left: list[str]
+    running: list[str]
+
+
+@pytest.fixture(scope="module")
+def whole_gate(trap: Trap, repo_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> GateRun:
+    """One run of the gate on every page of the site, on the hostile machine."""
+    trap.clear()
+    tmpdir = tmp_path_factory.mktemp("gate-tmp")
+    status_before, home_before = git_status(repo_copy), trap.home_files()
+    result = run_gate(["docs", "-q", "-p", "no:randomly", "-rs"], repo_copy, trap.env, tmpdir)
+    return GateRun(
+        result,
+        trap.hits(),
+        status_before,
+        git_status(repo_copy),
+        home_before,
+        trap.home_files(),
+        tmpdir,
+        # pytest-of-<user> is pytest's own temporary root, which pytest itself prunes
+        sorted(p.name for p in tmpdir.iterdir() if not p.name.startswith("pytest-of-")),
+        processes_mentioning(str(tmpdir)),
+    )
+
+
+def test_the_gate_passes_on_the_hostile_machine(whole_gate: GateRun) -> None:
+    out = whole_gate.result.stdout
+    assert whole_gate.result.returncode == 0, out[-4000:] + whole_gate.result.stderr[-2000:]
+    assert re.search(r"\d+ passed", out)
+
+
+def test_the_gate_reaches_no_cluster_daemon_or_proxy(whole_gate: GateRun) -> None:
+    assert whole_gate.hits == {}, f"the gate connected to: {whole_gate.hits}"
+
+
+def test_the_gate_leaves_the_repository_and_home_as_they_were(whole_gate: GateRun) -> None:
+    assert whole_gate.status_after == whole_gate.status_before, "the gate changed the repository"
+    assert whole_gate.home_after == whole_gate.home_before, "the gate wrote into the home"
+
+
+def test_the_gate_leaves_no_process_running(whole_gate: GateRun) -> None:
+    assert whole_gate.running == []
+
+
+def test_the_gate_removes_its_page_sandboxes(whole_gate: GateRun) -> None:
+    assert whole_gate.left == [], f"left behind in TMPDIR: {whole_gate.left}"
+
+
+def test_the_gate_removes_its_nix_store(whole_gate: GateRun) -> None:
+    left = [n for n in whole_gate.left if n.startswith("gate-nix-")]
+    assert left == [], f"left behind in TMPDIR: {left}"
+
+
+def _strace() -> str:
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt-get install strace)")
+    probe = subprocess.run(
+        [strace, "-f", "-o", "/dev/null", "true"], capture_output=True, timeout=30, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"strace cannot trace here: {probe.stderr.decode().strip()}")
+    return strace
+
+
+GUIDES = [
+    "docs/guides/deploy-on-kubernetes.md",
+    "docs/guides/deploy-with-docker-compose.md",
+    "docs/guides/use-betrace-from-a-nix-flake.md",
+]
+
+
+def test_the_gate_opens_no_network_connection_at_all(
+    trap: Trap, repo_copy: Path, tmp_path: Path
+) -> None:
+    """Beyond the listeners: every connect() of every process, for the Kubernetes, Compose and
+    Nix guides. A Unix socket is fine (local IPC); any IPv4 or IPv6 address is not, loopback
+    included, and a name lookup would show as a connection to a DNS server."""
+    strace = _strace()
+    log = tmp_path / "connect.log"
+    prefix = [strace, "-f", "-qq", "-e", "trace=connect,execve", "-o", str(log)]
+    result = run_gate(["-q", *GUIDES], repo_copy, trap.env, tmp_path / "tmp", prefix)
+    traced = log.read_text()
+    for tool in ("helm", "docker-compose", "nix"):  # the trace saw the real tools run
+        assert re.search(rf'execve\("[^"]*/{re.escape(tool)}"', traced), f"{tool} never ran"
+    inet = [ln for ln in traced.splitlines() if re.search(r"AF_INET6?\b", ln)]
+    assert inet == [], "network connections:\n" + "\n".join(inet[:20])
+    assert trap.hits() == {}
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+# --- a missing optional tool ------------------------------------------------------------------
+
+
+def _gate_without_nix(
+    tmp_path: Path, require: bool, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The gate on a one-page site with a Nix block; PATH holds no Nix unless `path` is given."""
+    site = copy_site(tmp_path / ("required" if require else "optional"), ["index.md"], MISSING)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("bash", "sh", "git"):  # what a minimal machine has; Nix it has not
+        found = shutil.which(name)
+        if found and not (bin_dir / name).exists():
+            (bin_dir / name).symlink_to(found)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BETRACE_"))}
+    env["PATH"] = path or str(bin_dir)
+    if require:
+        env["BETRACE_REQUIRE_TOOLS"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "docs", "-rs", "-q"],
+        cwd=site, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+MISSING = FIXTURES / "missing-tool-site"
+NIX_REASON = "'nix-instantiate' is not installed (apt-get install nix-bin)"
+
+
+def test_without_nix_a_nix_block_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    assert tools.find("nix-instantiate") in (None, shutil.which("nix-instantiate"))
+    result = _gate_without_nix(tmp_path, require=False)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-2000:]
+    assert re.search(r"^SKIPPED \[1\] .*" + re.escape(NIX_REASON) + "$", out, re.M), out
+    assert re.search(r"\b1 skipped\b", out) and "failed" not in out
+
+
+def test_without_nix_and_required_tools_a_nix_block_fails(tmp_path: Path) -> None:
+    result = _gate_without_nix(tmp_path, require=True)
+    out = result.stdout
+    assert result.returncode == 1, out[-3000:]
+    line = line_containing(MISSING / "docs" / "index.md", "```nix")
+    expected = f"docs/index.md:{line}: nix block (nix): {NIX_REASON}; BETRACE_REQUIRE_TOOLS=1 "
+    assert expected + "forbids skipping" in out, out[-3000:]
+    assert "skipped" not in out
+
+
+def test_with_nix_the_same_block_passes(tmp_path: Path) -> None:
+    nix = shutil.which("nix-instantiate")
+    if nix is None:
+        pytest.skip("nix-instantiate is not installed here: the control needs it")
+    path = os.pathsep.join([str(Path(nix).parent), "/usr/bin", "/bin"])
+    result = _gate_without_nix(tmp_path, require=True, path=path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"\b1 passed\b", result.stdout)
+
+
+# --- what we publish: BeTrace images only through the release data ----------------------------
+
+DIGEST = "sha256:" + "5e" * 32
+BETRACE_IMAGES = ("backend", "grafana-plugin", "plugin-init")
+#: Pages that show an artefact as it is, not the release data: the artefact's own test ties it
+#: to releases.yaml, so a digest there without the artefact updated fails that test instead.
+ARTEFACT_VIEWS = {
+    "docs/reference/compose-stack.md": "its table shows docker/docker-compose.yml, pinned to "
+    "releases.yaml by tests/artefacts/test_compose.py::test_images_are_the_ones_releases_yaml_pins",
+}
+
+
+def _doc_sources() -> list[Path]:
+    docs = REPO_ROOT / "docs"
+    return sorted(p for p in docs.rglob("*") if p.suffix in (".md", ".html") and p.is_file())
+
+
+def test_no_page_hard_codes_a_betrace_image(release_data: ReleaseData) -> None:
+    """Pages name BeTrace images with {{ image("...") }}: then a digest, once published in
+    releases.yaml, reaches every page, and a registry rename is one line."""
+    registry = release_data.project.registry
+    owner = registry.split("/")[1]
+    versions = "|".join(re.escape(r.version) for r in release_data.releases)
+    shapes = [
+        re.compile(rf"{re.escape(registry.split('/')[0])}/{re.escape(owner)}\b"),
+        re.compile(rf"\b(?:{'|'.join(BETRACE_IMAGES)}):(?:{versions})\b"),
+    ]
+    found = [
+        f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}"
+        for path in _doc_sources()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(s.search(line) for s in shapes)
+    ]
+    assert found == [], 'write {{ image("...") }} instead:\n' + "\n".join(found)
+
+
+def test_a_published_digest_reaches_every_page(tmp_path: Path, release_data: ReleaseData) -> None:
+    text = (REPO_ROOT / "releases.yaml").read_text(encoding="utf-8")
+    tags = {name: release_data.image_ref(name).rsplit(":", 1)[1] for name in BETRACE_IMAGES}
+    for name in BETRACE_IMAGES:
+        block = f"      {name}:\n        tag: {tags[name]}\n"
+        assert block in text, f"releases.yaml no longer spells {name} as expected: update this"
+        text = text.replace(block, block + f"        digest: {DIGEST}\n", 1)
+    (tmp_path / "releases.yaml").write_text(text, encoding="utf-8")
+    site_root = copy_site(tmp_path, [])
+    config = site_root / "mkdocs.yml"
+    config.write_text(
+        re.sub(r"release_data: .*", f"release_data: {tmp_path / 'releases.yaml'}",
+               config.read_text(encoding="utf-8")),
+        encoding="utf-8",
+    )  # fmt: skip
+    for page in (REPO_ROOT / "docs").rglob("*.md"):
+        target = site_root / "docs" / page.relative_to(REPO_ROOT / "docs")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(page, target)
+    site = Site(config)
+    registry = re.escape(release_data.project.registry)
+    reference = re.compile(rf"{registry}/({'|'.join(BETRACE_IMAGES)})(\S*)")
+    seen, without = 0, []
+    for page in sorted((site_root / "docs").rglob("*.md")):
+        if page.relative_to(site_root).as_posix() in ARTEFACT_VIEWS:
+            continue
+        rendered = site.render(page).text
+        for match in reference.finditer(rendered):
+            seen += 1
+            if not match[2].startswith(f":{tags[match[1]]}@{DIGEST}"):
+                without.append(f"{page.relative_to(site_root)}: {match[0]}")
+    assert seen >= 5, f"only {seen} BeTrace image references rendered: the check sees too little"
+    assert without == [], "image references without the published digest:\n" + "\n".join(without)
