@@ -42,6 +42,17 @@ def tool() -> Callable[[str, str], str]:
     return require_tool
 
 
+@pytest.fixture(scope="session")
+def helm3(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Helm 3 (the guides must work with Helm 3.8+ and 4): skipped locally when absent, a
+    failure in CI."""
+    from betrace_dist.artefacts.chart_policy import Helm
+
+    helm = Helm(require_tool("helm3", "run make tools"), tmp_path_factory.mktemp("helm3-home"))
+    assert helm.run("version", "--short").startswith("v3."), f"{helm.binary} is not Helm 3"
+    return helm
+
+
 # The fixture sites hold deliberate faults; they are run by tests, never collected as tests.
 collect_ignore_glob = ["fixtures/*"]
 

@@ -29,7 +29,11 @@ ALNUM = string.ascii_letters + string.digits
 PLANTED: list[tuple[str, str, str]] = [
     ("deploy/id_rsa", "private key", "-----BEGIN " + "RSA PRIVATE KEY-----"),
     ("deploy/key.pem", "private key", "-----BEGIN " + "OPENSSH PRIVATE KEY-----"),
-    ("docker/production.env", "AWS access key id", "AWS_ACCESS_KEY_ID=" + "AKIA" + rand(UPPER_DIGITS, 16)),
+    (
+        "docker/production.env",
+        "AWS access key id",
+        "AWS_ACCESS_KEY_ID=" + "AKIA" + rand(UPPER_DIGITS, 16),
+    ),
     ("ci/publish.yml", "GitHub token", "  GH_TOKEN: " + "ghp_" + rand(ALNUM, 36)),
     ("docs/notes.md", "GitLab token", "Use `" + "glpat-" + rand(ALNUM, 20) + "` to clone."),
     ("tools/notify.py", "Slack token", 'SLACK = "' + "xoxb-" + rand(string.digits, 12) + '"'),

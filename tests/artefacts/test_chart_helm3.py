@@ -9,23 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from betrace_dist import REPO_ROOT, tools
+from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import chart_policy
 from betrace_dist.artefacts.chart_policy import Helm, Manifest
 from betrace_dist.release import ReleaseData
 
 CHART = REPO_ROOT / "helm" / "betrace"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
-
-
-@pytest.fixture(scope="module")
-def helm3(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    binary = tools.find("helm3")
-    if not binary:
-        pytest.skip("no Helm 3 binary named helm3 in .tools/bin or on PATH")
-    helm = Helm(binary, tmp_path_factory.mktemp("helm3-home"))
-    assert helm.run("version", "--short").startswith("v3."), f"{binary} is not Helm 3"
-    return helm
 
 
 @pytest.fixture(scope="module")

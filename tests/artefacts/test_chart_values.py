@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from betrace_dist import REPO_ROOT, tools
+from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import chart_values
 from betrace_dist.artefacts.chart_policy import Helm, HelmError
 from betrace_dist.errors import ProblemsError
@@ -30,17 +30,8 @@ def helm(
 ) -> Helm:
     """Helm 4 (required), then Helm 3 where a `helm3` binary is installed (see test_chart_helm3)."""
     if request.param == "helm3":
-        return helm3_or_skip(tmp_path_factory)
+        return request.getfixturevalue("helm3")
     return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
-
-
-def helm3_or_skip(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    binary = tools.find("helm3")
-    if not binary:
-        pytest.skip("no Helm 3 binary named helm3 in .tools/bin or on PATH")
-    helm = Helm(binary, tmp_path_factory.mktemp("helm3-home"))
-    assert helm.run("version", "--short").startswith("v3."), f"{binary} is not Helm 3"
-    return helm
 
 
 @pytest.fixture
