@@ -132,10 +132,11 @@ def nix(inv: Invocation) -> None:
         if not attr:
             continue
         if _nix() is None:
-            raise CommandError(
-                "Nix is not installed here, so the flake output cannot be checked (apt-get "
-                "install nix-bin)"
-            )
+            # like any missing tool: the block is skipped with the reason, a failure in CI
+            try:
+                tools.require("nix", "apt-get install nix-bin")
+            except tools.ToolMissing as exc:
+                raise CommandError(str(exc)) from None
         outputs = _outputs(str(directory), (directory / "flake.nix").stat().st_mtime)
         if sub[0] == "eval":
             _eval(inv, directory, attr)
