@@ -3,6 +3,7 @@ services, ports and programs a command names must exist."""
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -120,15 +121,30 @@ def _project(
     lines = env_path.read_text(encoding="utf-8").splitlines() if env_path.is_file() else []
     # Variables the page exported override .env, as they do for the real `docker compose`.
     lines += [f"{k}={v}" for k, v in session.env.items() if k in session.exported]
-    with tempfile.NamedTemporaryFile("w", suffix=".env", dir=session.tmp, delete=False) as env:
-        env.write("\n".join(lines) + "\n")
-    try:
-        return compose_file, load_project(compose_file, Path(env.name))
-    except ComposeError as exc:
-        reason = str(exc).split(": ", 1)[-1]
+    env_text = "\n".join(lines) + "\n"
+    # A page runs many compose commands on the same project: Compose resolves it once per
+    # distinct (file, its text, environment) -- `config` reads nothing else of this stack;
+    # the result is copied, never shared. The .env it gets is written in the sandbox's TMPDIR.
+    key = (str(compose_file), compose_file.read_text(encoding="utf-8"), env_text)
+    if key not in _RESOLVED:
+        with tempfile.TemporaryDirectory(dir=session.tmp / "tmp") as scratch:
+            env = Path(scratch) / "compose.env"
+            env.write_text(env_text, encoding="utf-8")
+            try:
+                _RESOLVED[key] = load_project(compose_file, env)
+            except ComposeError as exc:
+                _RESOLVED[key] = exc
+    found = _RESOLVED[key]
+    if isinstance(found, ComposeError):
+        reason = str(found).split(": ", 1)[-1]
         raise CommandError(
             f"Compose rejects the project in '{session.shown(compose_file.parent)}': {reason}"
-        ) from None
+        )
+    return compose_file, copy.deepcopy(found)
+
+
+#: resolved projects (or Compose's refusal) by (file, file text, environment text)
+_RESOLVED: dict[tuple[str, str, str], dict[str, Any] | ComposeError] = {}
 
 
 def compose(inv: Invocation, args: list[str]) -> None:
