@@ -30,7 +30,7 @@ tools: $(STAMP) $(AXE) ## fetch the external tools the gate runs (helm 4 and 3) 
 # axe-core for the accessibility checks, pinned by the lock file (needs npm; skipped without it)
 $(AXE): tests/browser/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --silent; \
-	else echo "npm not found: the accessibility checks will be skipped"; fi
+	else echo "npm not found: the accessibility checks will be skipped (and fail in CI)"; fi
 
 checkov: $(STAMP) ## create .venv-checkov with the pinned checkov (the second security scanner CI runs)
 	$(BIN)/python -m betrace_dist.artefacts.checkov install

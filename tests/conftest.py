@@ -29,6 +29,13 @@ def release_data() -> ReleaseData:
     return load_release_data()
 
 
+def skip_or_fail(message: str) -> None:
+    """Skip with the reason locally; fail under BETRACE_REQUIRE_TOOLS=1 (CI skips nothing)."""
+    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
+        pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
+    pytest.skip(message)
+
+
 def require_tool(name: str, hint: str) -> str:
     """Path of a real tool, or a skip (a failure under BETRACE_REQUIRE_TOOLS=1) naming the fix."""
     try:
@@ -40,6 +47,14 @@ def require_tool(name: str, hint: str) -> str:
 @pytest.fixture(scope="session")
 def tool() -> Callable[[str, str], str]:
     return require_tool
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Helm 4, with a home of its own."""
+    from betrace_dist.artefacts.chart_policy import Helm
+
+    return Helm(require_tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
 
 
 @pytest.fixture(scope="session")

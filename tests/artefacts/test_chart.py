@@ -4,7 +4,6 @@ passes the chart policy (src/betrace_dist/artefacts/chart_policy.py)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from pathlib import Path
 
 import kubernetes_validate
@@ -25,11 +24,6 @@ EXPECTED_SCENARIOS = {
     "plugin-image-values.yaml",
     "backend-only-values.yaml",
 }
-
-
-@pytest.fixture(scope="module")
-def helm(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ versions in test_chart_values.py). Runs where a Helm 3 binary named `helm3` is i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,6 @@ CHART = REPO_ROOT / "helm" / "betrace"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
 
 
-@pytest.fixture(scope="module")
-def helm4(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
-
-
 def comparable(manifests: list[Manifest]) -> list[dict]:
     """Rendered objects without the random values of generated Secrets."""
     return [
@@ -32,11 +26,11 @@ def comparable(manifests: list[Manifest]) -> list[dict]:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
 def test_helm3_lints_and_renders_what_helm4_renders(
-    helm3: Helm, helm4: Helm, release_data: ReleaseData, scenario: Path
+    helm3: Helm, helm: Helm, release_data: ReleaseData, scenario: Path
 ) -> None:
     assert "0 chart(s) failed" in helm3.lint(CHART, [scenario])
     manifests = helm3.template(CHART, [scenario])
-    assert comparable(manifests) == comparable(helm4.template(CHART, [scenario]))
+    assert comparable(manifests) == comparable(helm.template(CHART, [scenario]))
     values = chart_policy.load_values(scenario)
     external = chart_policy.external_secrets(values)
     grafana = chart_policy.grafana_enabled(values)

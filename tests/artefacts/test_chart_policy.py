@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,11 +18,6 @@ from betrace_dist.artefacts.chart_policy import Helm, HelmError
 from betrace_dist.release import ReleaseData
 
 CHART = REPO_ROOT / "helm" / "betrace"
-
-
-@pytest.fixture(scope="module")
-def helm(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def helm(
     """Helm 4 (required), then Helm 3 where a `helm3` binary is installed (see test_chart_helm3)."""
     if request.param == "helm3":
         return request.getfixturevalue("helm3")
-    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
+    return request.getfixturevalue("helm")
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ fail under BETRACE_REQUIRE_TOOLS=1.
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +28,8 @@ from ruamel.yaml import YAML
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import checkov
 from betrace_dist.artefacts.chart_policy import Helm
+
+from ..conftest import skip_or_fail
 
 CHART = REPO_ROOT / "helm" / "betrace"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -66,15 +66,8 @@ def checkov_bin() -> str:
     found = checkov.find()
     if found:
         return found
-    message = f"checkov is not installed in {checkov.VENV.name} (run make checkov)"
-    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
-        pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def helm(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
+    skip_or_fail(f"checkov is not installed in {checkov.VENV.name} (run make checkov)")
+    raise AssertionError("unreachable")
 
 
 def render(helm: Helm, chart: Path, values: Path | None, out: Path) -> Path:

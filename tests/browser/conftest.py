@@ -25,7 +25,7 @@ import pytest
 
 from betrace_dist import REPO_ROOT
 
-from ..conftest import require_tool, run_mkdocs
+from ..conftest import require_tool, run_mkdocs, skip_or_fail
 
 HERE = Path(__file__).parent
 FIXTURE_SITE = HERE / "fixture-site"
@@ -53,19 +53,15 @@ def require_module(name: str, hint: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError:
-        message = f"Python package '{name}' is not installed ({hint})"
-        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
-            pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"Python package '{name}' is not installed ({hint})")
+        raise
 
 
 def require_file(path: Path, hint: str) -> Path:
     if path.is_file():
         return path
-    message = f"{path.relative_to(REPO_ROOT)} is missing ({hint})"
-    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
-        pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(f"{path.relative_to(REPO_ROOT)} is missing ({hint})")
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
