@@ -101,6 +101,7 @@ def test_bump_drops_digests_of_the_old_images(tree: Path) -> None:
             f"{registry}/backend:2.0.0", f"{registry}/backend:2.0.0@{digest}"
         )
     )
+    assert f"{registry}/backend:2.0.0@{digest}" in compose.read_text(), "the digest was not set up"
     assert run(tree, NEW, "--date", "2026-12-01") == 0
     data = load_release_data(releases)
     assert data.current.images.backend.digest is None

@@ -624,3 +624,26 @@ def test_broken_env_example_is_caught(
     copy.edit(c.ENV_EXAMPLE.name, pattern, replacement)
     violations = c.check_env_example(copy.compose_file, env_example)
     assert any(message in v for v in violations), "\n".join(violations)
+
+
+def test_grafana_environment_in_list_form_is_read_like_the_mapping(
+    copy: StackCopy, release_data: ReleaseData
+) -> None:
+    """`- NAME=value` is as valid as `NAME: value`; the policies must read both."""
+    path = copy.compose_file
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  grafana:\n")
+    block_start = text.index("    environment:\n", start)
+    block_end = text.index("    ports:\n", block_start)
+    lines = text[block_start:block_end].splitlines()[1:]
+    items = [
+        ln.replace(": ", "=", 1).replace("      ", "      - ", 1)
+        for ln in lines
+        if ln.strip() and not ln.strip().startswith("#")
+    ]
+    items = [i.replace('="', "=").rstrip('"') if '="' in i else i for i in items]
+    listed = "    environment:\n" + "\n".join(items) + "\n"
+    path.write_text(text[:block_start] + listed + text[block_end:], encoding="utf-8")
+    stack = copy.load()
+    assert isinstance(stack.raw["services"]["grafana"]["environment"], list)
+    assert c.check_grafana(stack, release_data) == []

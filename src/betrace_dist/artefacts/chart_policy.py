@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from .. import tools
 from ..release import ReleaseData
 
 
@@ -59,12 +57,9 @@ def helm_env(home: Path) -> dict[str, str]:
 class Helm:
     """The Helm CLI with an isolated home; every call is offline (template, lint, show)."""
 
-    def __init__(self, binary: str | None = None, home: Path | None = None) -> None:
-        found = binary or tools.find("helm")
-        if not found:
-            raise HelmError("helm is not installed (run `make tools`)")
-        self.binary = found
-        self.home = home or Path(tempfile.mkdtemp(prefix="helm-home-"))
+    def __init__(self, binary: str, home: Path) -> None:
+        self.binary = binary
+        self.home = home
         self.env = helm_env(self.home)
 
     def run(self, *args: str) -> str:

@@ -566,6 +566,8 @@ def check_grafana(stack: Stack, data: ReleaseData) -> list[str]:
     plugin = data.current.plugin
     env = stack.env("grafana")
     raw_env = (stack.raw.get("services", {}).get("grafana", {}) or {}).get("environment") or {}
+    if isinstance(raw_env, list):  # `- NAME=value` form
+        raw_env = dict(str(e).partition("=")[::2] for e in raw_env)
     out = []
     allowed = env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS", "")
     if allowed != plugin.id:
