@@ -28,6 +28,7 @@ CASES = [
         "logs grafna",
         ["no service 'grafna'", "did you mean 'grafana'", "services: backend"],
     ),
+    ("compose-exec-before-up.md", "compose exec", ["was not started earlier on this page"]),
     ("compose-v1.md", "docker-compose up", ["Compose v1", "write `docker compose`"]),
     ("compose-no-env.md", "docker compose up", ["required variable BETRACE_SIGNATURE_KEY"]),
     ("curl-port.md", "localhost:8080", ["nothing answers on localhost:8080", "12011 (backend"]),

@@ -89,16 +89,8 @@ class Gate:
 
     @property
     def release_data(self) -> Any:
-        """The release data the site's macros use (extra.release_data, or releases.yaml)."""
-        if not hasattr(self, "_release"):
-            from ..release import load_release_data
-            from ..site.macros import release_file
-
-            class _Env:
-                conf = self.site.config
-
-            self._release = load_release_data(release_file(_Env()))
-        return self._release
+        """The release data the site's macros loaded (extra.release_data, or releases.yaml)."""
+        return self.site.macros.variables["releases"]
 
     def prepare(self) -> None:
         """Load the site (and with it the release data); stop pytest with the problems if any."""

@@ -31,10 +31,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     match = _NODE.match(report.nodeid)
-    if match is None or (report.when != "call" and report.passed):
-        return
+    if match is None or report.skipped or (report.when != "call" and report.passed):
+        return  # a skipped block keeps its planned status; only failures change it
     key = (match["page"], int(match["line"]))
-    OUTCOMES[key] = OUTCOMES.get(key, True) and report.passed
+    OUTCOMES[key] = OUTCOMES.get(key, True) and not report.failed
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -350,7 +350,7 @@ class Site:
         # The same `on_config` chain `mkdocs build` runs: define_env loads the release data here.
         return self._loaded.plugins.on_config(self._loaded)
 
-    @property
+    @cached_property
     def docs_dir(self) -> Path:
         """Read from mkdocs.yml without validating it, so pytest can collect before the full
         load (which reports configuration problems cleanly) runs."""
@@ -371,7 +371,9 @@ class Site:
             )
         return plugin
 
+    @cached_property
     def _snippets(self) -> Any | None:
+        """One snippets preprocessor per site (it resets its state at every run)."""
         extensions = self.config["markdown_extensions"]
         if "pymdownx.snippets" not in extensions:
             return None
@@ -437,7 +439,7 @@ class Site:
         raise RenderError(1 + offset, "macro rendering failed (see the mkdocs-macros log)")
 
     def _insert_snippets(self, text: str, source: str) -> str:
-        preprocessor = self._snippets()
+        preprocessor = self._snippets
         if preprocessor is None:
             return text
         lines = text.split("\n")
@@ -445,7 +447,7 @@ class Site:
             return "\n".join(preprocessor.run(lines))
         except Exception as exc:
             target = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
-            line = next((i for i, s in enumerate(source.splitlines(), 1) if target in s), 1)
+            line = next((i for i, s in enumerate(source.split("\n"), 1) if target in s), 1)
             raise RenderError(line, f"snippet could not be included: {exc}") from None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -88,16 +87,8 @@ class Session:
         self._snapshots: list[_Snapshot] = []
 
     def _clean_env(self) -> dict[str, str]:
-        path = os.pathsep.join(
-            p
-            for p in (
-                str(tools.TOOLS_BIN),
-                str(Path(tools.find("python3") or "/usr/bin").parent),
-                "/usr/bin",
-                "/bin",
-            )
-            if p
-        )
+        python_bin = str(Path(tools.find("python3") or "/usr/bin/python3").parent)
+        path = os.pathsep.join((str(tools.TOOLS_BIN), python_bin, "/usr/bin", "/bin"))
         unreachable = "http://127.0.0.1:9"  # the discard port: any proxied request fails at once
         return {
             "PATH": path,
@@ -362,7 +353,3 @@ def run_bounded(
         proc.communicate()
         raise CommandError(f"did not finish within {timeout:g} s; it was stopped") from None
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
-
-
-def quote(argv: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from functools import cache
 
+from .. import REPO_ROOT
 from ..artefacts import chart_values
-from ..artefacts.compose import COMPOSE_FILE, ENV_EXAMPLE, read_env_file
-from ..yamlio import load_with_lines, to_plain
+from ..artefacts.compose import ENV_EXAMPLE, read_env_file
+from . import compose_defaults
 from .compose_defaults import _resolve
 from .tables import cell, code, table
 
-CHART_DIR = COMPOSE_FILE.parents[1] / "helm" / "betrace"
+CHART_DIR = REPO_ROOT / "helm" / "betrace"
 
 
 @cache
@@ -21,7 +22,7 @@ def chart_values_table() -> str:
 
 
 def compose_services_table() -> str:
-    services = to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
+    services = compose_defaults.services()
     rows = []
     for name, service in services.items():
         ports = [_resolve(str(p)) for p in service.get("ports", [])]

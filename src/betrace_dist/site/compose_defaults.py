@@ -21,17 +21,18 @@ def _resolve(text: str) -> str:
 
 
 @cache
-def _services() -> dict:  # type: ignore[type-arg]
+def services() -> dict:  # type: ignore[type-arg]
+    """The services of docker/docker-compose.yml as written (parsed once)."""
     return to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
 
 
 def published_port(service: str, target: int | None = None) -> int:
-    services = _services()
-    if service not in services:
+    stack = services()
+    if service not in stack:
         raise KeyError(
-            f"the Compose stack has no service '{service}'; services: {', '.join(services)}"
+            f"the Compose stack has no service '{service}'; services: {', '.join(stack)}"
         )
-    for entry in services[service].get("ports", []):
+    for entry in stack[service].get("ports", []):
         parts = _resolve(str(entry)).rsplit(":", 2)
         host, container = parts[-2], parts[-1].split("/")[0]
         if target is None or int(container) == target:

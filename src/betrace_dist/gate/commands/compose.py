@@ -214,7 +214,15 @@ def compose(inv: Invocation, args: list[str]) -> None:
         ]:
             del world.listeners[port]
         world.compose_projects.pop(key, None)
-    elif sub in ("exec", "run") and len(positional) > 1:
+    if (
+        sub in ("logs", "ps", "exec", "stop", "top", "pause", "kill")
+        and key not in world.compose_projects
+    ):
+        raise CommandError(
+            f"docker compose {sub}: the stack in '{inv.session.shown(compose_file.parent)}' was "
+            "not started earlier on this page"
+        )
+    if sub in ("exec", "run") and len(positional) > 1:
         program = positional[1]
         image = SERVICE_IMAGES.get(positional[0])
         contents = IMAGE_CONTENTS.get(image or "")
@@ -223,14 +231,6 @@ def compose(inv: Invocation, args: list[str]) -> None:
             raise CommandError(
                 f"the {positional[0]} image has no '{program}' ({contents.source}); it has: {has}"
             )
-    elif (
-        sub in ("logs", "ps", "exec", "stop", "top", "pause", "kill")
-        and key not in world.compose_projects
-    ):
-        raise CommandError(
-            f"docker compose {sub}: the stack in '{inv.session.shown(compose_file.parent)}' was "
-            "not started earlier on this page"
-        )
 
 
 MODELS = {"docker": docker, "docker-compose": docker_compose_v1}

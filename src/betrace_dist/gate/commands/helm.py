@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -425,16 +426,13 @@ def _drop_flag(args: list[str], flag: str) -> list[str]:
     return out
 
 
-_MAJOR: dict[str, int] = {}
-
-
+@cache
 def _major(binary: str) -> int:
-    if binary not in _MAJOR:
-        out = subprocess.run(
-            [binary, "version", "--short"], capture_output=True, text=True, check=False, timeout=30
-        ).stdout
-        _MAJOR[binary] = int(out.strip().lstrip("v").split(".")[0] or 0)
-    return _MAJOR[binary]
+    """Major version of a Helm binary (asked once per binary and run)."""
+    out = subprocess.run(
+        [binary, "version", "--short"], capture_output=True, text=True, check=False, timeout=30
+    ).stdout
+    return int(out.strip().lstrip("v").split(".")[0] or 0)
 
 
 def _release(inv: Invocation, parsed: Parsed) -> HelmRelease:
