@@ -28,7 +28,7 @@
       # equals releases.yaml (version, registry, ports, plugin id).
       release = {
         version = "2.0.0";
-        registry = "ghcr.io/betracehq/betrace";
+        registry = "ghcr.io/betrace-hq/betrace";
         source = "https://github.com/betrace-hq/betrace";
         license = "MIT";
         ports = {

@@ -59,7 +59,7 @@ BETRACE_VALUES: dict[str, Any] = {
     "extraInitContainers": [
         {
             "name": "betrace-plugin",
-            "image": "ghcr.io/betracehq/betrace/plugin-init:2.0.0",
+            "image": "ghcr.io/betrace-hq/betrace/plugin-init:2.0.0",
             "volumeMounts": [{"name": "betrace-plugin", "mountPath": "/plugins"}],
         }
     ],

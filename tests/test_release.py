@@ -32,6 +32,28 @@ def test_the_real_release_data_is_valid(release_data: ReleaseData) -> None:
     assert release_data.image_ref("backend").startswith(release_data.project.registry + "/")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("registry: ghcr.io/betrace-hq/betrace", "registry: ghcr.io/betracehq/betrace", "registry"),
+        ("flakehub: betrace-hq/betrace", "flakehub: betracehq/betrace", "flakehub"),
+    ],
+)
+def test_an_owner_other_than_the_repository_organisation_is_refused(
+    tmp_path: Path, old: str, new: str, key: str
+) -> None:
+    path = broken(tmp_path, old, new)
+    line = line_containing(path, new)
+    found = "\n".join(problems(path))
+    assert f"{path}:{line}: project.{key}: owner 'betracehq' is not the organisation" in found
+
+
+def test_the_release_pins_the_upstream_commit(tmp_path: Path) -> None:
+    path = broken(tmp_path, "commit: c5f17ae4a572472e1afa62fa32a6f5fbecb1718d", "commit: main")
+    line = line_containing(path, "commit: main")
+    assert f"{path}:{line}: releases[0].upstream.commit:" in "\n".join(problems(path))
+
+
 def test_unknown_key_names_file_line_and_field(tmp_path: Path) -> None:
     path = broken(
         tmp_path, "      app_version: 2.0.0\n    plugin:", "      app_verison: 2.0.0\n    plugin:"

@@ -218,9 +218,28 @@ class Backend(Model):
         raise KeyError(f"the backend reads no environment variable '{name}'")
 
 
+class Upstream(Model):
+    """The BeTrace source a release packages: a commit of project.repository (and its tag, once
+    upstream tags releases; until then every build pins the commit)."""
+
+    commit: str = Field(pattern=r"^[0-9a-f]{40}$", description="full 40-hex commit id")
+    date: dt.date
+    tag: str | None = None
+
+    @property
+    def short(self) -> str:
+        return self.commit[:8]
+
+    @property
+    def ref(self) -> str:
+        """What a build fetches: the tag once one exists, the commit until then."""
+        return self.tag or self.commit
+
+
 class Release(Model):
     version: SemVer
     date: dt.date
+    upstream: Upstream
     summary: str
     images: Images
     chart: Chart
@@ -305,6 +324,32 @@ def _history_problems(data: ReleaseData, root: object, path: Path) -> list[Probl
     return problems
 
 
+def _namespace_problems(data: ReleaseData, root: object, path: Path) -> list[Problem]:
+    """Images, chart and flake must live under the organisation that owns the repository: a
+    workflow's token can publish only there, and any other owner is a name a stranger could hold."""
+    project = data.project
+    organisation = project.repository.removeprefix("https://").split("/")[1]
+    owners = {
+        "registry": project.registry.split("/")[1],
+        "flakehub": project.flakehub.split("/")[0],
+    }
+    problems = []
+    for key, owner in owners.items():
+        if owner != organisation:
+            loc = ("project", key)
+            problems.append(
+                Problem(
+                    path,
+                    line_of(root, loc),
+                    f"owner '{owner}' is not the organisation of project.repository "
+                    f"('{organisation}'): publishing workflows can push only under their own "
+                    "organisation, and another owner is a name a stranger could claim",
+                    field_path(loc),
+                )
+            )
+    return problems
+
+
 def _raw_value(lines: list[str], line: int | None) -> str | None:
     """The value as written on a `key: value` or `- value` line (YAML may have changed it)."""
     if line is None or not 0 < line <= len(lines):
@@ -363,7 +408,7 @@ def load_release_data(path: Path = RELEASES_FILE) -> ReleaseData:
             message = _message(error, _raw_value(lines, line))
             problems.append(Problem(path, line, message, field_path(loc)))
         raise ProblemsError(problems) from None
-    problems = _history_problems(data, root, path)
+    problems = _namespace_problems(data, root, path) + _history_problems(data, root, path)
     if problems:
         raise ProblemsError(problems)
     return data

@@ -294,8 +294,8 @@ def test_chart_version_drift_from_release_data_is_reported(
     edit(
         chart,
         "Chart.yaml",
-        "ghcr.io/betracehq/betrace/backend:2.0.0",
-        "ghcr.io/betracehq/backend:2.0.0",
+        "ghcr.io/betrace-hq/betrace/backend:2.0.0",
+        "ghcr.io/betrace-hq/backend:2.0.0",
     )
     found = chart_policy.check_chart_metadata(chart, release_data)
     assert_violation(found, "Chart.yaml: appVersion is '1.9.0', releases.yaml says '2.0.0'")

@@ -325,7 +325,7 @@ BREAKS = [
         COMPOSE,
         r"betrace/backend:2\.0\.0",
         "betrace-hq/backend:2.0.0",
-        "services.backend.image is 'ghcr.io/betracehq/betrace-hq/backend:2.0.0'",
+        "services.backend.image is 'ghcr.io/betrace-hq/betrace-hq/backend:2.0.0'",
         id="backend-image-spelling",
     ),
     pytest.param(

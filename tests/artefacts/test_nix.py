@@ -407,7 +407,7 @@ def test_push_app_copies_the_archive_with_a_digest_file(
         "--digestfile",
         str(tmp_path / "digest"),
         f"docker-archive:{built['backend-image']}",
-        "docker://ghcr.io/betracehq/betrace/backend:2.0.0-amd64",
+        "docker://ghcr.io/betrace-hq/betrace/backend:2.0.0-amd64",
     ]
 
 
