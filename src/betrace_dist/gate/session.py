@@ -5,6 +5,11 @@ exported variables and the files earlier blocks wrote. Commands that only touch 
 export, cp, sed, cat > f <<EOF, ...) run for real inside the sandbox; commands that would reach
 a cluster, a Docker daemon or the network go to a command model that checks them against the
 real tools run offline and against the page's world.
+
+Every process a page starts, models' tools included, runs in the page's jail (isolation.py):
+read-only filesystem but the sandbox, no network but the page's own loopback, nothing outlives
+its command, limits on time, memory and output. The argument checks below (`confine`, the
+writes the gate itself makes in `save`) are the second line of defence, not the first.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -23,8 +28,12 @@ from pathlib import Path
 from .. import REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
 from . import profile
+from .isolation import BWRAP_HINT, Done, Jail, JailError
 from .shellwords import Command
 from .world import World
+
+#: Wall-clock time one page may take in all (each command has its own, shorter limit too).
+PAGE_TIMEOUT = 600.0
 
 #: Parts of the repository a page's sandbox gets (the reader's clone, minus tooling state).
 _IGNORE = shutil.ignore_patterns(
@@ -67,10 +76,16 @@ class _Snapshot:
 
 
 class Session:
-    def __init__(self, release: ReleaseData | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        release: ReleaseData | None = None,
+        timeout: float = 60.0,
+        page_timeout: float = PAGE_TIMEOUT,
+    ) -> None:
         self.release = release or load_release_data()
         self.timeout = timeout
-        self.tmp = Path(tempfile.mkdtemp(prefix="betrace-page-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix="betrace-page-")).resolve()
+        self.jail = Jail(self.tmp, deadline=time.monotonic() + page_timeout)
         self.home = self.tmp / "home"
         self.repo = self.tmp / "distribution"
         self.home.mkdir()
@@ -110,6 +125,7 @@ class Session:
         }
 
     def close(self) -> None:
+        self.jail.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
         for snapshot in self._snapshots:
             shutil.rmtree(snapshot.files, ignore_errors=True)
@@ -172,19 +188,42 @@ class Session:
                 continue
         return str(path)
 
+    def inside(self, path: Path, verb: str = "write") -> Path:
+        """The path, resolved (symbolic links followed), if it lies in the page's sandbox."""
+        resolved = path.resolve()
+        if resolved != self.tmp and self.tmp not in resolved.parents:
+            raise CommandError(
+                f"the gate will not {verb} '{path}': it resolves to '{resolved}', outside the "
+                "page's sandbox (a guide's files live in the reader's clone or home)"
+            )
+        return resolved
+
+    def read(self, name: str) -> str:
+        """A file of the page, read by the gate itself (never through a link leading out)."""
+        return self.inside(self.path(name), "read").read_text(encoding="utf-8", errors="replace")
+
     def save(self, name: str, text: str) -> Path:
-        target = self.path(name)
+        """Write a file the page gives (a titled block): only inside the sandbox."""
+        target = self.inside(self.path(name))
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise CommandError(f"'{name}' exists and is not a plain file")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         return target
 
     # -- running -----------------------------------------------------------------------------
-    def process(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        """Run a program in the sandbox; past the time limit its whole process group is killed."""
-        return run_bounded(argv, cwd=self.cwd, env=self.env, timeout=self.timeout)
+    def process(self, argv: list[str]) -> Done:
+        """Run a program in the page's jail (see isolation.py), in the page's directory."""
+        if not self.jail.available:
+            tools.require("bwrap", BWRAP_HINT)  # skip with the reason; a failure in CI
+        try:
+            return self.jail.run(argv, cwd=self.cwd, env=self.env, timeout=self.timeout)
+        except JailError as exc:
+            raise CommandError(str(exc)) from None
 
-    def bash(self, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = self.process(["bash", "-c", script])
+    def bash(self, script: str, check: bool = True) -> Done:
+        # pipefail: a pipeline fails when any member fails, not only the last
+        done = self.process(["bash", "-o", "pipefail", "-c", script])
         if check and done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()
             raise CommandError(f"failed with exit code {done.returncode}: {' '.join(detail[-3:])}")
@@ -330,26 +369,3 @@ def _copy_clone(target: Path) -> None:
         dest = target / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest, follow_symlinks=False)
-
-
-def run_bounded(
-    argv: list[str], cwd: Path, env: dict[str, str], timeout: float
-) -> subprocess.CompletedProcess[str]:
-    """subprocess.run, but a timeout kills the whole process group, so nothing is left running."""
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise CommandError(f"did not finish within {timeout:g} s; it was stopped") from None
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)

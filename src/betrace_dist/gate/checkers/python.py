@@ -1,13 +1,18 @@
 """Python blocks, through pytest-examples: linted with ruff, run, and `#>` printed output checked.
 
-pytest-examples raises pytest outcome exceptions whose tracebacks it rewrites; the gate catches
-them and reports a plain `page.md:LINE` failure, so a failing example is a failure, never an
-internal error of pytest.
+The block is linted by the gate (ruff reads it; nothing runs), then run by `pyrun.py` as a
+program inside the page's jail, in the page's working directory, with the page's time and
+output limits: never inside the gate's process. Every way a block can end (an exception, a
+wrong `#>` comment, `os._exit`, a hang) is a plain `page.md:LINE` failure.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from pytest_examples import CodeExample, EvalExample
@@ -32,20 +37,38 @@ class PythonChecker:
             evaluator.lint_ruff(example)
         except pytest.fail.Exception as exc:
             raise CheckFailure(f"ruff: {_first_line(str(exc))}", _ruff_line(str(exc))) from None
-        try:
-            evaluator.run_print_check(example)
-        except pytest.fail.Exception as exc:
-            raise _print_mismatch(str(exc), block.body) from None
-        except Exception as exc:
-            failure = CheckFailure(
-                f"the example raised {type(exc).__name__}: {exc}",
-                _example_line(exc, {f"{example.module_name}.py", str(example.path)}),
+        result = _run_in_jail(block.body, str(ctx.page), ctx)
+        if result["outcome"] == "printed":
+            raise _print_mismatch(result["report"], block.body)
+        if result["outcome"] == "raised":
+            raise CheckFailure(
+                f"the example raised {result['type']}: {result['message']}", result.get("line")
             )
-        else:
-            return
-        # Raised outside the handler, so the example's traceback is not chained to it: on
-        # Python 3.11 pytest-examples' rewritten frames make traceback formatting itself crash.
-        raise failure
+
+
+def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
+    from ..session import CommandError
+
+    session = ctx.session()
+    scratch = Path(tempfile.mkdtemp(prefix="python-block-", dir=session.tmp / "tmp"))
+    spec, result = scratch / "block.json", scratch / "result.json"
+    spec.write_text(json.dumps({"source": source, "page": page}), encoding="utf-8")
+    argv = [sys.executable, "-I", "-m", "betrace_dist.gate.pyrun", str(spec), str(result)]
+    try:
+        done = session.process(argv)
+    except CommandError as exc:
+        raise CheckFailure(f"the example {exc}") from None
+    try:
+        found: dict[str, Any] = json.loads(session.read(str(result)))
+    except (OSError, ValueError, CommandError):
+        said = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise CheckFailure(
+            f"the example ended its process (exit code {done.returncode}) before reporting a "
+            f"result{': ' + said if said else ''}"
+        ) from None
+    if not isinstance(found, dict) or found.get("outcome") not in ("passed", "printed", "raised"):
+        raise CheckFailure(f"the example's runner reported nonsense: {str(found)[:200]}")
+    return found
 
 
 def _print_mismatch(report: str, body: str) -> CheckFailure:
@@ -78,19 +101,3 @@ def _ruff_line(text: str) -> int | None:
         if len(parts) >= 3 and parts[1].isdigit():
             return int(parts[1])
     return None
-
-
-def _example_line(exc: BaseException, filenames: set[str]) -> int | None:
-    """Line of the example where it raised, read from raw traceback objects.
-
-    traceback.extract_tb is avoided on purpose: it computes column positions, which fails with
-    StopIteration on the frames pytest-examples produces (Python 3.11).
-    """
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        name = tb.tb_frame.f_code.co_filename
-        if name in filenames or any(name.endswith("/" + f) for f in filenames):
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line

@@ -4,6 +4,7 @@ services, ports and programs a command names must exist."""
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,8 @@ from ...artefacts.compose import (
     SERVICE_IMAGES,
     ComposeError,
     compose_binary,
-    load_project,
 )
-from ..session import CommandError, Invocation
+from ..session import CommandError, Invocation, Session
 from ..world import Listener, closest, listing
 from .flags import accepted, split_flag
 
@@ -125,15 +125,9 @@ def _project(
     # A page runs many compose commands on the same project: Compose resolves it once per
     # distinct (file, its text, environment) -- `config` reads nothing else of this stack;
     # the result is copied, never shared. The .env it gets is written in the sandbox's TMPDIR.
-    key = (str(compose_file), compose_file.read_text(encoding="utf-8"), env_text)
+    key = (str(compose_file), session.read(str(compose_file)), env_text)
     if key not in _RESOLVED:
-        with tempfile.TemporaryDirectory(dir=session.tmp / "tmp") as scratch:
-            env = Path(scratch) / "compose.env"
-            env.write_text(env_text, encoding="utf-8")
-            try:
-                _RESOLVED[key] = load_project(compose_file, env)
-            except ComposeError as exc:
-                _RESOLVED[key] = exc
+        _RESOLVED[key] = _resolve(session, compose_file, env_text)
     found = _RESOLVED[key]
     if isinstance(found, ComposeError):
         reason = str(found).split(": ", 1)[-1]
@@ -141,6 +135,23 @@ def _project(
             f"Compose rejects the project in '{session.shown(compose_file.parent)}': {reason}"
         )
     return compose_file, copy.deepcopy(found)
+
+
+def _resolve(session: Session, compose_file: Path, env_text: str) -> dict[str, Any] | ComposeError:
+    """`docker compose config` of a page's project, run in the page's jail: a Compose file can
+    name files to read and remote `include`s, so it gets the page's walls like any command."""
+    with tempfile.TemporaryDirectory(dir=session.tmp / "tmp") as scratch:
+        env = Path(scratch) / "compose.env"
+        env.write_text(env_text, encoding="utf-8")
+        argv = [compose_binary(), "-f", str(compose_file), "--env-file", str(env)]
+        done = session.process([*argv, "config", "--format", "json"])
+    if done.returncode != 0:
+        return ComposeError(f"{compose_file}: {done.stderr.strip()}")
+    try:
+        project: dict[str, Any] = json.loads(done.stdout)
+    except ValueError as exc:
+        return ComposeError(f"{compose_file}: Compose printed no project ({exc})")
+    return project
 
 
 #: resolved projects (or Compose's refusal) by (file, file text, environment text)

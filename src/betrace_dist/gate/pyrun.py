@@ -1,0 +1,81 @@
+"""Run one Python block of a page with pytest-examples, as a program inside the page's jail.
+
+The gate never runs a page's Python in its own process: a block could read the gate's
+environment, patch its checkers or end the run (`os._exit(0)`). The gate starts this module in
+the page's jail (`python -I -m betrace_dist.gate.pyrun SPEC RESULT`); it runs the block with
+pytest-examples' print checking and writes what happened to RESULT as JSON:
+
+    {"outcome": "passed"}
+    {"outcome": "printed", "report": "<pytest-examples' diff of the #> comments>"}
+    {"outcome": "raised", "type": "KeyError", "message": "...", "line": 3}
+
+A block that ends the process before the result is written leaves no RESULT: the gate reports
+that as a failure, never as a pass. A hostile block can still forge its own RESULT (it runs in
+this process); the walls keep everything else out of its reach (see the security page).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _line_in(exc: BaseException, filenames: set[str]) -> int | None:
+    """Line of the block where it raised, read from raw traceback objects (the example's frames
+    are rewritten by pytest-examples; traceback.extract_tb fails on them under Python 3.11)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name in filenames or any(name.endswith("/" + f) for f in filenames):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def run(source: str, page: str, scratch: Path, update: bool = False) -> dict[str, Any]:
+    import pytest
+    from pytest_examples import CodeExample
+    from pytest_examples.config import ExamplesConfig
+    from pytest_examples.run_code import run_code
+
+    example = CodeExample.create(source, path=Path(page), start_line=0)
+    python_file = scratch / f"{example.module_name}.py"
+    python_file.write_text(example.source, encoding="utf-8")
+    config = ExamplesConfig(line_length=100, target_version="py310")
+    try:
+        printed, _ = run_code(
+            example=example,
+            python_file=python_file,
+            loader=None,
+            config=config,
+            enable_print_mock=True,
+            print_callback=None,
+            include_print=None,
+            module_globals=None,
+            call=None,
+        )
+        if update:
+            return {"outcome": "passed", "updated": printed.updated_print_statements(example)}
+        printed.check_print_statements(example)
+    except pytest.fail.Exception as exc:
+        return {"outcome": "printed", "report": str(exc)}
+    except BaseException as exc:
+        line = _line_in(exc, {str(python_file), python_file.name, str(example.path)})
+        return {"outcome": "raised", "type": type(exc).__name__, "message": str(exc), "line": line}
+    return {"outcome": "passed"}
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    result_file = Path(argv[1])
+    scratch = result_file.parent
+    result = run(spec["source"], spec["page"], scratch, bool(spec.get("update")))
+    result_file.write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
