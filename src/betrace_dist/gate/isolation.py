@@ -47,6 +47,8 @@ PROCESS_LIMIT = 1024
 HIDDEN_DIRS = ("/root", "/home", "/run", "/var/run", "/etc/ssh", "/var/lib/docker", "/srv")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 
+#: Replaced by an empty tmpfs of the jail's own: a page sees nothing of the host's /tmp.
+PRIVATE_TMP = "/tmp"  # noqa: S108 - named to be hidden, never written
 BWRAP_HINT = "apt-get install bubblewrap: pages run only inside its jail"
 
 
@@ -69,7 +71,7 @@ def _shown_again() -> list[Path]:
     installation the gate runs on (pyenv keeps it under /root), its virtualenv, the project and
     its tools (a test may run the gate on a copy of the project under /tmp)."""
     wanted = {Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT, tools.TOOLS_BIN.resolve()}
-    hidden = [Path(d) for d in (*HIDDEN_DIRS, "/tmp")] + [Path.home()]
+    hidden = [Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)] + [Path.home()]
     return sorted(p for p in wanted if any(p == h or h in p.parents for h in hidden))
 
 
@@ -117,8 +119,7 @@ class Jail:
 
     def _walls(self, cwd: Path) -> list[str]:
         argv = [self.bwrap, "--ro-bind", "/", "/"]
-        private_tmp = "/tmp"  # noqa: S108 - an empty tmpfs of the jail's own, not the host's /tmp
-        for hidden in (*HIDDEN_DIRS, str(Path.home()), private_tmp):
+        for hidden in (*HIDDEN_DIRS, str(Path.home()), PRIVATE_TMP):
             if Path(hidden).is_dir() and not Path(hidden).is_symlink():
                 argv += ["--tmpfs", hidden]
         for hidden in HIDDEN_FILES:
