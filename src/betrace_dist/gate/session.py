@@ -79,11 +79,12 @@ class Session:
     def __init__(
         self,
         release: ReleaseData | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         page_timeout: float = PAGE_TIMEOUT,
     ) -> None:
         self.release = release or load_release_data()
-        self.timeout = timeout
+        # The operator (never a page) may shorten the limit: BETRACE_COMMAND_TIMEOUT seconds.
+        self.timeout = timeout or float(os.environ.get("BETRACE_COMMAND_TIMEOUT") or 60)
         self.tmp = Path(tempfile.mkdtemp(prefix="betrace-page-")).resolve()
         self.jail = Jail(self.tmp, deadline=time.monotonic() + page_timeout)
         self.home = self.tmp / "home"

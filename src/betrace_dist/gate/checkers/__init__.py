@@ -67,7 +67,12 @@ def save_titled(block: Block, ctx: Context) -> None:
     """A block titled with a file name is a file the reader saves: later commands use it."""
     title = (block.title or "").strip()
     if title and " " not in title and "." in title.rsplit("/", 1)[-1]:
-        ctx.session().save(title, block.body)
+        from ..session import CommandError
+
+        try:
+            ctx.session().save(title, block.body)
+        except CommandError as exc:
+            raise CheckFailure(f"title '{title}': {exc}") from None
 
 
 def registry() -> list[Checker]:

@@ -1,0 +1,240 @@
+"""Hostile pages cannot write, read, connect or outlive their sandbox, nor end or hang the run.
+
+tests/fixtures/hostile-site holds pages written as an attacker would (one class of escape per
+page: Python blocks, shell writes, network, titled blocks, tools' output flags, processes that
+try to survive, output that could exhaust or crash the gate). The test plays a machine worth
+attacking: a home with an SSH key, a token in the environment, a canary folder with a secret
+file in it, and a listener on 127.0.0.1. It runs the gate on the corpus in a child pytest (on two
+workers, as CI does) and then proves containment: nothing outside the page sandboxes changed,
+no secret reached the output, no connection arrived, no process survived, and the run ended
+well inside its limit with a normal failure report (no internal error).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+
+from .conftest import FIXTURES, copy_site, require_tool
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = FIXTURES / "hostile-site"
+PAGES = sorted(p.name for p in (HOSTILE / "docs").glob("*.md"))
+TOKEN = "hostile-token-5f0c2a"  # noqa: S105 - a canary, not a credential
+SECRET = "canary-secret-91d7e4"  # noqa: S105 - a canary
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY----- canary-key-c3b8 -----END-----"
+MARKERS = [f"sleep {n}" for n in range(3071, 3078)]  # the sleeps the pages try to leave behind
+COMMAND_TIMEOUT = 5  # seconds per command for this run, so the hang ends quickly
+
+
+class Listener:
+    """127.0.0.1:<port>, recording every connection."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.hits: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.close()
+            self.hits.append(repr(peer))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def survivors() -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if any(marker in cmdline for marker in MARKERS) and "pytest" not in cmdline:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+@dataclass
+class HostileRun:
+    result: subprocess.CompletedProcess[str]
+    seconds: float
+    canary_before: dict[str, bytes]
+    canary_after: dict[str, bytes]
+    home_before: dict[str, bytes]
+    home_after: dict[str, bytes]
+    repo_before: dict[str, bytes]
+    repo_after: dict[str, bytes]
+    hits: list[str]
+    survivors: list[str]
+
+    @property
+    def output(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
+    require_tool("bwrap", "apt-get install bubblewrap")
+    root = Path(tempfile.mkdtemp(prefix="hostile-"))
+    home, canary, tmpdir = root / "home", root / "canary", root / "tmp"
+    for folder in (home / ".ssh", canary, tmpdir):
+        folder.mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text(SSH_KEY)
+    (canary / "secret.txt").write_text(SECRET)
+    listener = Listener()
+    site = copy_site(tmp_path_factory.mktemp("hostile"), PAGES, source=HOSTILE)
+    tokens = {"@CANARY@": str(canary), "@HOME@": str(home), "@PORT@": str(listener.port)}
+    tokens["@REPO@"] = str(REPO_ROOT)
+    for page in (site / "docs").glob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        for token, value in tokens.items():
+            text = text.replace(token, value)
+        page.write_text(text, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BETRACE_"))}
+    env |= {"HOME": str(home), "TMPDIR": str(tmpdir), "GITHUB_TOKEN": TOKEN}
+    env |= {"BETRACE_COMMAND_TIMEOUT": str(COMMAND_TIMEOUT), "HOSTILE_TOKEN": TOKEN}
+    if os.environ.get("BETRACE_REQUIRE_TOOLS"):
+        env["BETRACE_REQUIRE_TOOLS"] = os.environ["BETRACE_REQUIRE_TOOLS"]
+    before = (snapshot(canary), snapshot(home), snapshot(REPO_ROOT / "docs"))
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "docs", "-q"],
+        cwd=site, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    time.sleep(0.5)  # a survivor would still be there; the kernel reaps the jailed ones at once
+    run = HostileRun(
+        result,
+        seconds,
+        before[0],
+        snapshot(canary),
+        before[1],
+        snapshot(home),
+        before[2],
+        snapshot(REPO_ROOT / "docs"),
+        list(listener.hits),
+        survivors(),
+    )
+    yield run
+    listener.close()
+    for line in run.survivors:  # never leave one behind, even when the test fails
+        os.kill(int(line.split(":")[0]), 9)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_hostile_pages_write_nothing_outside_their_sandbox(hostile: HostileRun) -> None:
+    assert hostile.canary_after == hostile.canary_before
+    assert hostile.home_after == hostile.home_before
+    assert hostile.repo_after == hostile.repo_before
+    assert not (REPO_ROOT / "python-wrote").exists()
+
+
+def test_hostile_pages_print_no_secret(hostile: HostileRun) -> None:
+    for secret in (TOKEN, SECRET, "canary-key-c3b8"):
+        assert secret not in hostile.output
+
+
+def test_hostile_pages_reach_no_listener(hostile: HostileRun) -> None:
+    assert hostile.hits == []
+
+
+def test_hostile_pages_leave_no_process(hostile: HostileRun) -> None:
+    assert hostile.survivors == []
+
+
+def test_hostile_pages_end_the_run_normally_within_its_limits(hostile: HostileRun) -> None:
+    out = hostile.output
+    assert "INTERNALERROR" not in out, out[-3000:]
+    assert hostile.result.returncode == 1, out[-3000:]  # failures, not a crash or an exit 0
+    assert re.search(r"\d+ failed", out), out[-3000:]
+    # every command had COMMAND_TIMEOUT seconds; the whole corpus on two workers ends far
+    # sooner than one unbounded hang (3076 s) would
+    assert hostile.seconds < 300
+
+
+@pytest.mark.parametrize(
+    ("page", "needle", "reason"),
+    [
+        ("python.md", "os._exit(0)", "ended its process"),
+        ("processes.md", "time.sleep(3077)", f"did not finish within {COMMAND_TIMEOUT} s"),
+        ("output.md", "head -c 200000000 /dev/zero | base64", "printed more than 8 MiB"),
+    ],
+)
+def test_a_block_that_dies_is_a_plain_failure_at_its_line(
+    hostile: HostileRun, page: str, needle: str, reason: str
+) -> None:
+    text = (HOSTILE / "docs" / page).read_text(encoding="utf-8").splitlines()
+    body = next(n for n, line in enumerate(text, 1) if line == needle)
+    fence = max(n for n in range(1, body) if text[n - 1].startswith("```"))
+    found = [ln for ln in hostile.output.splitlines() if f"{page}:" in ln and reason in ln]
+    assert found, f"no failure '{reason}' for {page}:\n{hostile.output[-4000:]}"
+    lines = range(fence, body + 1)  # the block's fence, or a line of its body up to the culprit
+    assert any(f"{page}:{n}:" in line for line in found for n in lines), found
+
+
+def test_binary_output_is_decoded_not_a_crash(hostile: HostileRun) -> None:
+    assert "UnicodeDecodeError" not in hostile.output
+
+
+def test_control_the_attacks_do_escape_without_the_jail(tmp_path: Path) -> None:
+    """Control: run plainly (not by the gate), the Python attacks of python.md do write the
+    canary and reach the listener, so the containment above is the jail's doing."""
+    listener = Listener()
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    text = (HOSTILE / "docs" / "python.md").read_text(encoding="utf-8")
+    text = text.replace("@CANARY@", str(canary)).replace("@PORT@", str(listener.port))
+    text = text.replace("@HOME@", str(tmp_path)).replace("@REPO@", str(tmp_path))
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    try:
+        for block in (blocks[0], blocks[2]):  # the write and the connection
+            subprocess.run([sys.executable, "-c", block], check=True, timeout=30)
+        time.sleep(0.3)
+        assert (canary / "python-wrote").read_text() == "escaped"
+        assert listener.hits, "the connection attack did not reach the listener"
+    finally:
+        listener.close()
