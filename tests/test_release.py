@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from betrace_dist.errors import ProblemsError
 from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data
+from betrace_dist.yamlio import load_with_lines
 
 from .conftest import copy_site, line_containing, run_mkdocs, run_pytest
 
@@ -179,3 +181,139 @@ def test_the_gate_stops_on_bad_release_data_with_the_same_message(tmp_path: Path
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
     assert f"releases.yaml:{line}: project.license:" in result.stderr
     assert "passed" not in result.stdout
+
+
+#: Every kind of upstream fact in a release, as paths into releases.yaml ("*" = each item).
+SOURCED = [
+    ("plugin",),
+    ("plugin", "settings", "*"),
+    ("grafana",),
+    ("backend",),
+    ("backend", "ports", "*"),
+    ("backend", "bind"),
+    ("backend", "endpoints", "*"),
+    ("backend", "limits", "*"),
+    ("backend", "env", "*"),
+    ("backend", "sdk_env"),
+    ("backend", "not_read_source"),
+    ("known_issues", "*"),
+]
+
+
+def _nodes(node: object, path: tuple[str, ...]) -> list[object]:
+    if not path:
+        return [node]
+    head, rest = path[0], path[1:]
+    if head == "*":
+        items = node.values() if isinstance(node, dict) else node
+        return [n for item in items for n in _nodes(item, rest)]  # type: ignore[union-attr]
+    return _nodes(node[head], rest)  # type: ignore[index]
+
+
+def test_every_upstream_fact_names_its_source_or_what_was_observed() -> None:
+    raw = load_with_lines(RELEASES_FILE)
+    missing = []
+    for index, release in enumerate(raw["releases"]):
+        for path in SOURCED:
+            nodes = _nodes(release, path)
+            assert nodes, f"releases[{index}] has no {'.'.join(path)}: update SOURCED"
+            for node in nodes:
+                if not (node.get("source") or node.get("observed")):
+                    missing.append(f"releases.yaml:{node.lc.line + 1}: {'.'.join(path)}")
+        bodies = [
+            e[part]
+            for e in release["backend"]["endpoints"]
+            for part in ("query", "request", "response")
+            if part in e
+        ]
+        missing += [f"releases.yaml:{b.lc.line + 1}: body" for b in bodies if not b.get("source")]
+    assert not missing, "facts without source or observed:\n" + "\n".join(missing)
+
+
+def test_a_fact_without_source_or_observation_is_refused(tmp_path: Path) -> None:
+    path = broken(
+        tmp_path,
+        "          meaning: Writable directory for persistent state (rules.json).\n"
+        "          source: backend/cmd/betrace-backend/main.go\n",
+        "          meaning: Writable directory for persistent state (rules.json).\n",
+    )
+    line = line_containing(path, "- name: BETRACE_DATA_DIR")
+    found = "\n".join(problems(path))
+    assert f"{path}:{line}: releases[0].backend.env[2]: states no evidence: add `source:" in found
+
+
+def test_a_source_that_is_not_a_file_path_is_refused(tmp_path: Path) -> None:
+    path = broken(
+        tmp_path,
+        "source: backend/internal/observability/logger.go",
+        "source: the logger of the backend",
+    )
+    line = line_containing(path, "source: the logger of the backend")
+    found = "\n".join(problems(path))
+    assert (
+        f"{path}:{line}: releases[0].backend.env[5].source[0]: 'the logger of the backend' is "
+        in found
+    )
+    assert "is not the path of an upstream file" in found
+
+
+def test_a_known_issue_id_listed_twice_is_refused(tmp_path: Path) -> None:
+    path = broken(tmp_path, "      - id: violations-in-memory", "      - id: binds-all-interfaces")
+    line = line_containing(path, "- version: 2.0.0")
+    assert (
+        f"{path}:{line}: releases[0]: known issue ids listed twice: binds-all-interfaces"
+        in problems(path)
+    )
+
+
+def test_request_fields_come_from_the_release_data(release_data: ReleaseData) -> None:
+    """The curl model reads request bodies from the release data (no second copy)."""
+    from betrace_dist.gate.commands.curl import _requests
+
+    requests = _requests(release_data.current)
+    assert requests["POST /v1/rules"]["required"] == ["name", "expression"]
+    assert "traceId" in requests["POST /v1/spans"]["items"]["spans"]["fields"]  # type: ignore[index]
+
+
+def test_every_source_exists_upstream_at_the_pinned_commit(release_data: ReleaseData) -> None:
+    """Needs a git directory of upstream BeTrace (BETRACE_UPSTREAM_GIT); without one it checks
+    nothing: the sources are then only checked for their form, by the model."""
+    import os
+    import subprocess
+
+    git_dir = os.environ.get("BETRACE_UPSTREAM_GIT")
+    if not git_dir:
+        pytest.skip("BETRACE_UPSTREAM_GIT names no git directory of upstream BeTrace")
+    missing = []
+    for release in release_data.releases:
+        for source in sorted(_sources(release)):
+            spec = f"{release.upstream.commit}:{source.split('#', 1)[0]}"
+            check = ["git", f"--git-dir={git_dir}", "cat-file", "-e", spec]
+            if subprocess.run(check, capture_output=True, check=False).returncode != 0:
+                missing.append(f"{release.version}: {source}")
+    assert not missing, "sources absent from upstream at the pinned commit:\n" + "\n".join(missing)
+
+
+_OTHER_PROJECT = re.compile(r"^[\w.-]+/[\w.-]+@[\w.-]+:")
+
+
+def _sources(node: object) -> set[str]:
+    """Every upstream source path named in a model (others' files, owner/repo@ref:path, aside)."""
+    from pydantic import BaseModel
+
+    found: set[str] = set()
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            if name in ("source", "required_source", "plugins_dir_source") and value:
+                named = [value] if isinstance(value, str) else value
+                found |= {s for s in named if not _OTHER_PROJECT.match(s)}
+            else:
+                found |= _sources(value)
+    elif isinstance(node, dict):
+        for value in node.values():
+            found |= _sources(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _sources(value)
+    return found

@@ -1,4 +1,4 @@
-"""`betrace-dist`: the project's command line (ledger, release data check)."""
+"""`betrace-dist`: the project's command line (ledger, release data check, upstream contract)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,16 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("release", help="validate the release data")
     check.add_argument("action", choices=["check"])
     check.add_argument("--file", type=Path, default=REPO_ROOT / "releases.yaml")
+    contract = sub.add_parser(
+        "contract", help="compare the release data with upstream's API description and plugin.json"
+    )
+    contract.add_argument("--openapi", type=Path, required=True, help="Swagger 2.0 or OpenAPI 3")
+    contract.add_argument("--plugin", type=Path, help="the Grafana app's plugin.json")
+    contract.add_argument("--file", type=Path, default=REPO_ROOT / "releases.yaml")
     args = parser.parse_args(argv)
+
+    if args.command == "contract":
+        return _contract(args.file, args.openapi, args.plugin)
 
     if args.command == "release":
         from .release import load_release_data
@@ -43,6 +52,24 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(entries))
     bad = [e for e in entries if e.status in ("unclaimed", "error")]
     return 1 if bad else 0
+
+
+def _contract(data: Path, openapi: Path, plugin: Path | None) -> int:
+    from .contract import contract
+
+    try:
+        problems = contract(data, openapi, plugin)
+    except ProblemsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} difference(s) with upstream", file=sys.stderr)
+        return 1
+    against = ", ".join(str(p) for p in (openapi, plugin) if p)
+    print(f"{data}: the release data agrees with {against}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,15 @@ from functools import total_ordering
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from ruamel.yaml.comments import CommentedSeq
 
@@ -101,6 +109,53 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+_SOURCE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:")
+_SOURCE_PATH = re.compile(r"^[A-Za-z0-9_.@-]+(?:/[A-Za-z0-9_.@-]+)*$")
+
+
+def _source(value: str) -> str:
+    """A file of upstream at the pinned commit (`backend/cmd/betrace-backend/main.go`, with an
+    optional `#fragment`), or `owner/repo@ref:path` for a file of another project."""
+    prefix = _SOURCE_PREFIX.match(value)
+    path = value[prefix.end() :] if prefix else value
+    path = path.split("#", 1)[0]
+    looks_like_file = "/" in path or "." in path.rsplit("/", 1)[-1] or prefix is not None
+    if not _SOURCE_PATH.match(path) or not looks_like_file or path.startswith("/"):
+        raise ValueError(
+            f"'{value}' is not the path of an upstream file (such as "
+            "backend/cmd/betrace-backend/main.go, relative to the upstream repository at "
+            "upstream.commit), nor owner/repo@ref:path for a file of another project; "
+            "put explanations in a comment or in `observed`"
+        )
+    return value
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+Source = Annotated[str, AfterValidator(_source)]
+Sources = Annotated[list[Source], BeforeValidator(_one_or_many), Field(min_length=1)]
+Observation = Annotated[str, Field(min_length=1, pattern=r"\S")]
+
+
+class Sourced(Model):
+    """A fact about something this project did not write: it names where it comes from, an
+    upstream file (`source`) or what running the real program showed (`observed`), or both."""
+
+    source: Sources | None = None
+    observed: Observation | None = None
+
+    @model_validator(mode="after")
+    def _has_evidence(self) -> Sourced:
+        if not self.source and not self.observed:
+            raise ValueError(
+                "states no evidence: add `source: <upstream file at upstream.commit>` "
+                "or `observed: <what running the real program showed>`"
+            )
+        return self
+
+
 class Project(Model):
     name: str
     repository: str = Field(pattern=r"^https://")
@@ -131,15 +186,23 @@ class Chart(Model):
     app_version: SemVer
 
 
-class Plugin(Model):
+class PluginSetting(Sourced):
+    name: str = Field(pattern=r"^(jsonData|secureJsonData)\.[A-Za-z0-9_]+$")
+    default: str
+    meaning: str
+
+
+class Plugin(Sourced):
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*-app$")
     type: Literal["app"]
     version: SemVer
     page_path: str = Field(pattern=r"^/a/")
     plugins_dir: str = Field(pattern=r"^/")
+    plugins_dir_source: Source
+    settings: list[PluginSetting] = Field(default_factory=list)
 
 
-class GrafanaSupport(Model):
+class GrafanaSupport(Sourced):
     minimum: SemVer
     tested: list[SemVer] = Field(min_length=1)
 
@@ -179,27 +242,91 @@ class Observability(Model):
     otel_collector: PinnedImage = Field(alias="otel-collector")
 
 
-class Port(Model):
+class Port(Sourced):
     port: int = Field(ge=1, le=65535)
     env: EnvName
     serves: str
 
 
-class Endpoint(Model):
+class Bind(Sourced):
+    address: str
+    setting: str
+
+
+FieldType = Literal["string", "boolean", "integer", "number", "array", "object"]
+FieldName = Annotated[str, Field(pattern=r"^[A-Za-z@][A-Za-z0-9_@]*$")]
+
+
+class Body(Sourced):
+    """Fields of a request body, query string or response (JSON names, as upstream's API
+    description spells them), the fields the gate requires, and the fields of array items."""
+
+    fields: dict[FieldName, FieldType] = Field(min_length=1)
+    required: list[FieldName] = Field(default_factory=list)
+    required_source: Source | None = None
+    items: dict[FieldName, Body] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Body:
+        unknown = [n for n in self.required if n not in self.fields]
+        if unknown:
+            raise ValueError(f"required names fields that are not listed: {', '.join(unknown)}")
+        if self.required and not self.required_source:
+            raise ValueError("required fields need a required_source (the upstream file)")
+        not_arrays = [n for n in self.items if self.fields.get(n) != "array"]
+        if not_arrays:
+            raise ValueError(f"items describes fields that are not arrays: {', '.join(not_arrays)}")
+        return self
+
+    def spec(self) -> dict[str, object]:
+        """Plain form for checkers: fields, required and items (nested the same way)."""
+        return {
+            "fields": dict(self.fields),
+            "required": list(self.required),
+            "items": {name: body.spec() for name, body in self.items.items()},
+        }
+
+
+class Endpoint(Sourced):
     method: Literal["GET", "POST", "PUT", "DELETE", "PATCH"]
     path: str = Field(pattern=r"^/")
     port: Literal["http", "grpc"]
     purpose: str
+    query: Body | None = None
+    request: Body | None = None
+    response: Body | None = None
+    contract: bool = Field(
+        default=True, description="false: upstream's API description does not list it"
+    )
+    contract_note: str | None = None
+
+    @model_validator(mode="after")
+    def _contract_reason(self) -> Endpoint:
+        if not self.contract and not self.contract_note:
+            raise ValueError("contract: false needs a contract_note saying why")
+        return self
 
 
-class EnvVar(Model):
+class Limit(Sourced):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    value: int = Field(ge=1)
+    unit: str
+    meaning: str
+
+
+class EnvVar(Sourced):
     name: EnvName
     default: str
     meaning: str
     secret: bool = False
 
 
-class Backend(Model):
+class SdkEnv(Sourced):
+    pattern: str = Field(pattern=r"^[A-Z][A-Z0-9_]*_\*$")
+    meaning: str
+
+
+class Backend(Sourced):
     binary: str
     version: SemVer
     go_minimum: MinorVersion
@@ -207,9 +334,20 @@ class Backend(Model):
         description="rules live on disk and violations in memory: exactly one replica"
     )
     ports: dict[Literal["http", "grpc"], Port]
+    bind: Bind
     endpoints: list[Endpoint] = Field(min_length=1)
+    limits: list[Limit] = Field(min_length=1)
     env: list[EnvVar] = Field(min_length=1)
+    sdk_env: SdkEnv
     not_read: list[EnvName] = Field(default_factory=list)
+    not_read_source: Sourced
+
+    def limit(self, name: str) -> Limit:
+        for limit in self.limits:
+            if limit.name == name:
+                return limit
+        known = ", ".join(limit.name for limit in self.limits)
+        raise KeyError(f"the release data has no backend limit '{name}'; limits: {known}")
 
     def env_var(self, name: str) -> EnvVar:
         for var in self.env:
@@ -236,6 +374,21 @@ class Upstream(Model):
         return self.tag or self.commit
 
 
+class KnownIssue(Sourced):
+    """A known problem of the upstream version a release packages."""
+
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    title: str
+    what: str
+    affects: str
+    workaround: str
+    upstream_issue: str | None = Field(
+        default=None,
+        pattern=r"^https://github\.com/[^/]+/[^/]+/issues/\d+$",
+        description="the upstream issue, once one is filed",
+    )
+
+
 class Release(Model):
     version: SemVer
     date: dt.date
@@ -251,6 +404,22 @@ class Release(Model):
     grafana_chart: GrafanaChart
     observability: Observability
     backend: Backend
+    known_issues: list[KnownIssue] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_issue_ids(self) -> Release:
+        ids = [issue.id for issue in self.known_issues]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"known issue ids listed twice: {', '.join(twice)}")
+        return self
+
+    def known_issue(self, issue_id: str) -> KnownIssue:
+        for issue in self.known_issues:
+            if issue.id == issue_id:
+                return issue
+        known = ", ".join(issue.id for issue in self.known_issues) or "(none)"
+        raise KeyError(f"no known issue '{issue_id}' in release {self.version}; ids: {known}")
 
 
 class ReleaseData(Model):

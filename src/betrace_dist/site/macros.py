@@ -6,6 +6,7 @@ it stops the build with file, line and field before any page is written.
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,20 @@ def define(env: Any, data: ReleaseData) -> None:
         """Host port a Compose service publishes by default (docker/docker-compose.yml)."""
         return compose_defaults.published_port(service, target)
 
+    @env.macro
+    def known_issue(issue_id: str) -> str:
+        """A warning admonition for one known upstream issue, linked to the known-issues page."""
+        page = getattr(env, "page", None)
+        here = posixpath.dirname(page.file.src_uri) if page is not None else ""
+        link = posixpath.relpath(tables.KNOWN_ISSUES_PAGE, here or ".")
+        return tables.known_issue(data, issue_id, link)
+
+    @env.macro
+    def limit(name: str) -> str:
+        """A backend limit as a reader reads it ("4 MiB", "10000 spans"), by name."""
+        found = backend.limit(name)
+        return tables.amount(found.value, found.unit)
+
     env.macro(artefact_tables.chart_values_table, "chart_values_table")
     env.macro(artefact_tables.compose_services_table, "compose_services_table")
     env.macro(artefact_tables.compose_env_table, "compose_env_table")
@@ -93,3 +108,5 @@ def define(env: Any, data: ReleaseData) -> None:
     env.macro(lambda: tables.endpoints(data), "endpoints_table")
     env.macro(lambda: tables.ports(data), "ports_table")
     env.macro(lambda: tables.history(data), "history_table")
+    env.macro(lambda: tables.known_issues(data), "known_issues_list")
+    env.macro(lambda: tables.limits(data), "limits_table")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
-from ..release import Release, ReleaseData
+from ..release import KnownIssue, Release, ReleaseData
 
 
 def cell(value: object) -> str:
@@ -103,3 +103,81 @@ def history(data: ReleaseData) -> str:
         for r in data.releases
     ]
     return table(["Release", "Date", "Chart", "Plugin", "Grafana", "Summary"], rows)
+
+
+KNOWN_ISSUES_PAGE = "reference/known-issues.md"
+
+
+def _text(value: str) -> str:
+    """Prose from the release data, HTML-escaped, on one line, `*` and `_` kept literal."""
+    text = html.escape(" ".join(value.split()), quote=False)
+    return text.replace("*", "\\*").replace("_", "\\_")
+
+
+def _upstream(data: ReleaseData, issue: KnownIssue) -> str:
+    if issue.upstream_issue:
+        return f"[{issue.upstream_issue}]({issue.upstream_issue})"
+    return f"not yet reported upstream ([repository]({data.project.repository}))"
+
+
+def known_issue(data: ReleaseData, issue_id: str, link: str) -> str:
+    """A Material warning admonition for one known issue; `link` is the known-issues page as
+    seen from the page that shows it."""
+    release = data.current
+    issue = release.known_issue(issue_id)
+    title = html.escape(issue.title).replace('"', "&quot;")
+    body = [
+        _text(issue.what),
+        f"**Who is affected:** {_text(issue.affects)}",
+        f"**Workaround:** {_text(issue.workaround)}",
+        f"Known issue of BeTrace {release.backend.version}, {_upstream(data, issue)}; "
+        f"see [all known issues]({link}#{issue.id}).",
+    ]
+    lines = [f'!!! warning "Known issue: {title}"', ""]
+    for paragraph in body:
+        lines += [f"    {paragraph}", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _evidence(data: ReleaseData, release: Release, issue: KnownIssue) -> str:
+    base = f"{data.project.repository}/blob/{release.upstream.commit}/"
+    parts = [f"[`{s}`]({base}{s})" for s in issue.source or []]
+    if issue.observed:
+        parts.append(f"observed on the running backend: {_text(issue.observed)}")
+    return "; ".join(parts)
+
+
+def known_issues(data: ReleaseData, release: Release | None = None) -> str:
+    """Every known issue of a release, one section each (anchored by its id)."""
+    r = release or data.current
+    if not r.known_issues:
+        return f"No known issue of BeTrace {r.version} is recorded.\n"
+    out = []
+    for issue in r.known_issues:
+        out += [
+            f"## {html.escape(issue.title, quote=False)} {{#{issue.id}}}",
+            "",
+            _text(issue.what),
+            "",
+            f"**Who is affected:** {_text(issue.affects)}",
+            "",
+            f"**Workaround:** {_text(issue.workaround)}",
+            "",
+            f"**Upstream:** {_upstream(data, issue)}. **Evidence:** {_evidence(data, r, issue)}.",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def amount(value: int, unit: str) -> str:
+    if unit == "bytes":
+        for size, name in ((1 << 20, "MiB"), (1 << 10, "KiB")):
+            if value >= size and value % size == 0:
+                return f"{value // size} {name}"
+    return f"{value} {unit}"
+
+
+def limits(data: ReleaseData, release: Release | None = None) -> str:
+    b = (release or data.current).backend
+    rows = [[code(lim.name), amount(lim.value, lim.unit), cell(lim.meaning)] for lim in b.limits]
+    return table(["Limit", "Value", "Meaning"], rows)

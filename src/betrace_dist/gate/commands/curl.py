@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from ruamel.yaml import YAML
-
+from ...release import Release
 from ..session import CommandError, Invocation
 from ..world import closest
 from .flags import accepted, split_flag
@@ -140,14 +137,18 @@ def _fields(body: object, spec: dict, where: str) -> None:
         raise CommandError(f"{where}: required field(s) missing: {', '.join(missing)}")
 
 
-@cache
-def _requests() -> dict:  # type: ignore[type-arg]
-    path = Path(__file__).parents[1] / "data" / "backend-requests.yaml"
-    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+def _requests(release: Release) -> dict[str, dict[str, object]]:
+    """Request bodies the backend defines, by "METHOD /path", from the release data
+    (releases.yaml backend.endpoints[].request, taken from upstream's API description)."""
+    return {
+        f"{e.method} {e.path}": e.request.spec()
+        for e in release.backend.endpoints
+        if e.request is not None
+    }
 
 
-def _check_request(method: str, path: str, body: object) -> None:
-    for key, spec in _requests().items():
+def _check_request(release: Release, method: str, path: str, body: object) -> None:
+    for key, spec in _requests(release).items():
         want_method, _, pattern = key.partition(" ")
         if want_method == method and _pattern(pattern).match(path):
             _fields(body, spec, f"{method} {path}")
@@ -203,7 +204,7 @@ def curl(inv: Invocation) -> None:
         verb = method or ("POST" if body is not None else "GET")
         listener = check_url(inv, url, verb)
         if listener == "backend" and parsed is not None:
-            _check_request(verb, urlsplit(url).path, parsed)
+            _check_request(inv.session.release.current, verb, urlsplit(url).path, parsed)
 
 
 MODELS = {"curl": curl}

@@ -1,0 +1,71 @@
+"""Known issues come from the release data: the known_issue() macro warns on any page, an unknown
+id stops the build with the list of ids, and the Known issues page lists every issue."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.gate.render import RenderError, Site
+from betrace_dist.release import ReleaseData
+
+from .test_macros import render, site_with
+
+
+def test_known_issue_renders_a_warning_with_what_who_and_workaround(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
+    issue = release_data.current.known_issue("binds-all-interfaces")
+    text = render(site_with(tmp_path), '{{ known_issue("binds-all-interfaces") }}')
+    lines = text.splitlines()
+    assert lines[0] == f'!!! warning "Known issue: {issue.title}"'
+    assert all(line.startswith("    ") for line in lines[1:] if line)
+    body = " ".join(line.strip() for line in lines[1:])
+    assert issue.what.split()[0] in body and "**Who is affected:** " in body
+    assert "**Workaround:** " in body and "not yet reported upstream" in body
+    assert "(reference/known-issues.md#binds-all-interfaces)" in body
+
+
+def test_known_issue_links_to_the_page_from_a_nested_page(tmp_path: Path) -> None:
+    site = site_with(tmp_path)
+    page = site.docs_dir / "guides" / "p.md"
+    page.parent.mkdir()
+    page.write_text('{{ known_issue("violations-in-memory") }}')
+    assert "(../reference/known-issues.md#violations-in-memory)" in site.render(page).text
+
+
+def test_an_issue_reported_upstream_links_to_it(tmp_path: Path) -> None:
+    text = (REPO_ROOT / "releases.yaml").read_text()
+    url = "https://github.com/betrace-hq/betrace/issues/1"
+    old = "      - id: violations-in-memory\n"
+    assert old in text
+    changed = text.replace(old, f"{old}        upstream_issue: {url}\n")
+    out = render(site_with(tmp_path, changed), '{{ known_issue("violations-in-memory") }}')
+    assert f"[{url}]({url})" in out and "not yet reported" not in out
+
+
+def test_an_unknown_issue_id_fails_with_the_list_of_ids(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
+    with pytest.raises(RenderError) as info:
+        render(site_with(tmp_path), '# P\n\nSee {{ known_issue("no-such-issue") }}.\n')
+    ids = ", ".join(issue.id for issue in release_data.current.known_issues)
+    assert info.value.line == 3
+    assert f"no known issue 'no-such-issue' in release 2.0.0; ids: {ids}" in info.value.reason
+
+
+def test_the_known_issues_page_lists_every_issue(release_data: ReleaseData) -> None:
+    site = Site(REPO_ROOT / "mkdocs.yml")
+    text = site.render(site.docs_dir / "reference" / "known-issues.md").text
+    anchors = re.findall(r"^## .+ \{#([a-z0-9-]+)\}$", text, flags=re.MULTILINE)
+    assert anchors == [issue.id for issue in release_data.current.known_issues]
+    assert len(release_data.current.known_issues) >= 11
+    for issue in release_data.current.known_issues:
+        assert f"**Workaround:** {issue.workaround.split()[0]}" in text
+
+
+def test_the_known_issues_page_is_in_the_navigation() -> None:
+    assert "reference/known-issues.md" in (REPO_ROOT / "mkdocs.yml").read_text()
