@@ -426,6 +426,10 @@ class Site:
                 text = None  # on_error_fail: mkdocs-macros logged the error and called exit()
             except PluginError as exc:
                 raise RenderError(1 + offset, str(exc)) from None
+            except Exception as exc:  # mkdocs-macros failed while reporting (a % in a message)
+                text = None
+                if plugin.env.failure is None:
+                    raise RenderError(1 + offset, f"macro rendering failed: {exc}") from None
         env = plugin.env
         if not isinstance(env, sandbox.PageSandbox):
             raise RenderError(1 + offset, "the macros did not render in the page sandbox")

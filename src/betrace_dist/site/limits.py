@@ -100,9 +100,11 @@ def check_printf(template: str) -> None:
     for match in _PRINTF_FIELD.finditer(template):
         for number in match.groups():
             if number == "*":
-                raise LimitError("a '*' width or precision in a % format is not allowed in pages")
+                raise LimitError("a '*' width or precision in a printf-style format is not allowed")
             if number:
-                refuse(f"the format {match[0]!r}", int(number), MAX_VALUE)
+                # no percent sign in the message: mkdocs-macros 1.5 formats error messages with
+                # `%` (mkdocs_macros/errors.py format_error) and would fail on it
+                refuse(f"the printf-style width {number}", int(number), MAX_VALUE)
 
 
 def check_format_string(template: str) -> None:

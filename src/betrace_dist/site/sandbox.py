@@ -199,6 +199,10 @@ def template_line(exc: BaseException) -> int | None:
     return found
 
 
+#: Attribute prefixes a page never reaches: Python internals, pydantic's machinery, class walks.
+_NEVER = ("_", "model_", "mro")
+
+
 class PageSandbox(ImmutableSandboxedEnvironment):
     """The environment pages render in: no Python internals, bounded sizes and time."""
 
@@ -219,11 +223,13 @@ class PageSandbox(ImmutableSandboxedEnvironment):
             return False
         if isinstance(obj, type | types.ModuleType) or isinstance(value, type | types.ModuleType):
             return False
-        return not attr.startswith(("model_", "mro"))
+        return not attr.startswith(_NEVER)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Undefined):  # `cycler.__init__`: say that `cycler` is undefined
             obj._fail_with_undefined_error()
+        if isinstance(attribute, str) and attribute.startswith(_NEVER):
+            return self.unsafe_undefined(obj, attribute)  # refused before Python looks it up
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
