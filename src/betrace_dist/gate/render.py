@@ -292,7 +292,7 @@ def _check_front_matter(source: str, reserved: frozenset[str] = frozenset()) -> 
             "text. Write it as key: value lines, quoting values that hold ': ', '[' or '{'",
         ) from None
     if bounds_problem is not None:
-        raise RenderError(bounds_problem[0] + 1, f"the front matter {bounds_problem[1]}")
+        raise RenderError(bounds_problem[0] + 2, f"the front matter {bounds_problem[1]}")
     if data is not None and not isinstance(data, dict):
         raise RenderError(
             2,
