@@ -1,4 +1,12 @@
-"""YAML loading that keeps line numbers and refuses duplicate keys."""
+"""YAML loading that keeps line numbers, refuses duplicate keys, and refuses documents too big
+to hold: over MAX_CHARS characters, or growing past MAX_NODES nodes through aliases.
+
+ruamel (like PyYAML) keeps an alias as a second reference to the anchored node, so loading a
+"billion laughs" document (ten anchors, each a list of ten aliases to the one before) is fast
+and small; it is walking it (`to_plain`, a deep copy, pydantic validation, printing it) that
+visits 10**9 nodes and runs for hours. The composed node graph is measured first, each shared
+node counted once per use, in time linear in its number of distinct nodes.
+"""
 
 from __future__ import annotations
 
@@ -37,8 +45,94 @@ def load_with_lines(path: Path) -> Any:
     return parse_with_lines(text.replace("\r\n", "\n"), path)
 
 
+#: Characters of one YAML text the project reads (releases.yaml is about 30 KB).
+MAX_CHARS = 2_000_000
+#: Nodes of one YAML document once its aliases are expanded.
+MAX_NODES = 200_000
+
+
+def size_problem(text: str) -> tuple[int, str] | None:
+    """(0-based line, reason) if the text is longer than MAX_CHARS."""
+    if len(text) <= MAX_CHARS:
+        return None
+    return text.count("\n", 0, MAX_CHARS), (
+        f"is {len(text):,} characters long; YAML the project reads may be at most "
+        f"{MAX_CHARS:,} (the limit is crossed on this line)"
+    )
+
+
+def _children(node: Any) -> list[Any]:
+    value = getattr(node, "value", None)
+    if not isinstance(value, list):
+        return []
+    return [part for item in value for part in (item if isinstance(item, tuple) else (item,))]
+
+
+def expansion_problem(root: Any, limit: int = MAX_NODES) -> tuple[int, str] | None:
+    """(0-based line, reason) if the composed document grows past `limit` nodes through aliases,
+    or an alias refers to the node that contains it. Works on ruamel's and PyYAML's nodes."""
+    sizes: dict[int, int] = {}
+    path: set[int] = set()  # nodes started and not finished: the current path from the root
+    stack: list[tuple[Any, bool]] = [(root, False)] if root is not None else []
+    while stack:
+        node, done = stack.pop()
+        if done:
+            path.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[id(node)] > limit:
+                return node.start_mark.line, (
+                    f"expands to more than {limit:,} nodes once its aliases are followed "
+                    "(aliases that multiply, a 'billion laughs' document): this node alone "
+                    f"holds {sizes[id(node)]:,}; write the values out or use fewer aliases"
+                )
+        elif id(node) in path:
+            return node.start_mark.line, "has an alias that refers to the node that contains it"
+        elif id(node) not in sizes:
+            path.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return None
+
+
+def bounds_problem(text: str, root: Any) -> tuple[int, str] | None:
+    """Size, then expansion, of a text and its composed document (None: within bounds)."""
+    return size_problem(text) or expansion_problem(root)
+
+
+def stream_problem(text: str, yaml: YAML | None = None) -> tuple[int, str] | None:
+    """(0-based line, reason) for the first document of a stream that is too big to load.
+    Syntax errors propagate as ruamel's MarkedYAMLError, as loading would raise them."""
+    found = size_problem(text)
+    if found is None:
+        for root in (yaml or _loader()).compose_all(text):
+            found = expansion_problem(root)
+            if found is not None:
+                break
+    return found
+
+
+def check_bounds(text: str, path: Path | str) -> None:
+    """Raise a ProblemsError naming file and line if `text` is too big to load."""
+    found = stream_problem(text)
+    if found is not None:
+        raise ProblemsError([Problem(path, found[0] + 1, f"YAML refused: the document {found[1]}")])
+
+
+def safe_load(text: str, path: Path | str) -> Any:
+    """`YAML(typ="safe").load`, refusing texts too big to load (ProblemsError with file:line)."""
+    check_bounds(text, path)
+    return YAML(typ="safe").load(text)
+
+
+def safe_load_all(text: str, path: Path | str) -> list[Any]:
+    """Every document of a stream, as `safe_load` does for one."""
+    check_bounds(text, path)
+    return list(YAML(typ="safe").load_all(text))
+
+
 def parse_with_lines(text: str, path: Path | str) -> Any:
     try:
+        check_bounds(text, path)
         return _loader().load(text)
     except MarkedYAMLError as exc:
         raise ProblemsError([yaml_problem(exc, path)]) from None

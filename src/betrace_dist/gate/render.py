@@ -25,12 +25,15 @@ import markdown
 import yaml
 from mkdocs.config import load_config
 from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.exceptions import Abort, ConfigurationError
+from mkdocs.exceptions import Abort, ConfigurationError, PluginError
 from mkdocs.structure.files import File
 from mkdocs.structure.pages import Page
 from ruamel.yaml import YAML
 
+from .. import yamlio
 from ..errors import Problem, ProblemsError
+from ..site import sandbox
+from ..site.sandbox import shadow_reason
 
 
 class RenderError(Exception):
@@ -255,8 +258,9 @@ _FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOT
 _FRONT_MATTER_KEY = re.compile(r"^[A-Za-z0-9_-]+:(\s|$)")
 
 
-def _check_front_matter(source: str) -> None:
-    """Refuse front matter mkdocs would silently show as page text instead of reading it."""
+def _check_front_matter(source: str, reserved: frozenset[str] = frozenset()) -> None:
+    """Refuse front matter mkdocs would silently show as page text instead of reading it, that
+    expands through aliases, or that would shadow a name the release data or macros provide."""
     text = source.removeprefix("\ufeff")
     lines = text.split("\n")
     if not lines or lines[0].rstrip(" \t") != "---":
@@ -271,7 +275,9 @@ def _check_front_matter(source: str) -> None:
             )
         return
     try:
-        data = yaml.safe_load(match[1])
+        root = yaml.compose(match[1])
+        bounds_problem = yamlio.bounds_problem(match[1], root)
+        data = yaml.safe_load(match[1]) if bounds_problem is None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         context = getattr(exc, "context_mark", None)
@@ -285,12 +291,17 @@ def _check_front_matter(source: str) -> None:
             f"the front matter is not valid YAML ({problem}); mkdocs would show it as page "
             "text. Write it as key: value lines, quoting values that hold ': ', '[' or '{'",
         ) from None
+    if bounds_problem is not None:
+        raise RenderError(bounds_problem[0] + 2, f"the front matter {bounds_problem[1]}")
     if data is not None and not isinstance(data, dict):
         raise RenderError(
             2,
             f"the front matter is a {type(data).__name__}, not a mapping; mkdocs would show it "
             "as page text. Write it as key: value lines (title: My page)",
         )
+    for key_node, _ in root.value if isinstance(root, yaml.MappingNode) else []:
+        if str(key_node.value) in reserved:
+            raise RenderError(key_node.start_mark.line + 2, shadow_reason(str(key_node.value)))
 
 
 def _macro_hint(exc: BaseException, names: list[str]) -> str:
@@ -308,20 +319,6 @@ def _macro_hint(exc: BaseException, names: list[str]) -> str:
             "{% raw %} ... {% endraw %}"
         )
     return ""
-
-
-def _template_line(exc: BaseException) -> int | None:
-    """Line of the Jinja template where an exception happened (Jinja rewrites tracebacks)."""
-    lineno = getattr(exc, "lineno", None)
-    if isinstance(lineno, int):
-        return lineno
-    tb = exc.__traceback__
-    found = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            found = tb.tb_lineno
-        tb = tb.tb_next
-    return found
 
 
 class Site:
@@ -399,7 +396,7 @@ class Site:
             source = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise RenderError(*_not_utf8(path.read_bytes(), exc)) from None
-        _check_front_matter(source)
+        _check_front_matter(source, sandbox.provided(self.macros).names)
         page = self.page(path)
         try:
             page.read_source(self.config)
@@ -420,23 +417,29 @@ class Site:
         return Rendered(source, text, line_map)
 
     def _render_macros(self, page: Page, body: str, offset: int) -> str:
+        """Render through the plugin, as `mkdocs build` does; its sandbox records a failure."""
         plugin = self.macros
         with _quiet_logs():
             try:
-                return plugin.on_page_markdown(body, page=page, config=self.config, files=None)
+                text = plugin.on_page_markdown(body, page=page, config=self.config, files=None)
             except SystemExit:
-                pass  # on_error_fail: mkdocs-macros logged the error and called exit()
-        # Render again through the plugin's own Jinja environment to learn the error and its line.
-        variables = dict(plugin.variables)
-        variables["page"] = page
-        variables.update(page.meta or {})
-        try:
-            plugin.env.from_string(body).render(**variables)
-        except Exception as exc:
-            line = (_template_line(exc) or 1) + offset
-            hint = _macro_hint(exc, [*variables, *getattr(plugin, "macros", {})])
-            raise RenderError(line, f"macro error ({type(exc).__name__}): {exc}{hint}") from None
-        raise RenderError(1 + offset, "macro rendering failed (see the mkdocs-macros log)")
+                text = None  # on_error_fail: mkdocs-macros logged the error and called exit()
+            except PluginError as exc:
+                raise RenderError(1 + offset, str(exc)) from None
+            except Exception as exc:  # mkdocs-macros failed while reporting (a % in a message)
+                text = None
+                if plugin.env.failure is None:
+                    raise RenderError(1 + offset, f"macro rendering failed: {exc}") from None
+        env = plugin.env
+        if not isinstance(env, sandbox.PageSandbox):
+            raise RenderError(1 + offset, "the macros did not render in the page sandbox")
+        if text is not None:
+            return str(text)
+        failure = env.failure
+        if failure is None:
+            raise RenderError(1 + offset, "macro rendering failed (see the mkdocs-macros log)")
+        hint = _macro_hint(failure.error, sorted(sandbox.provided(plugin).names))
+        raise RenderError((failure.line or 1) + offset, f"{failure.reason}{hint}")
 
     def _insert_snippets(self, text: str, source: str) -> str:
         preprocessor = self._snippets

@@ -1,4 +1,5 @@
-"""YAML blocks: must parse (every document of a stream), with no duplicate keys."""
+"""YAML blocks: must parse (every document of a stream), with no duplicate keys, and stay within
+the bounds of betrace_dist.yamlio (no alias bombs, no oversized documents)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import ClassVar
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from ... import yamlio
 from ..lexer import Block
 from . import CheckFailure, Context, Status, save_titled
 
@@ -20,6 +22,9 @@ class YamlChecker:
         yaml = YAML(typ="rt")
         yaml.allow_duplicate_keys = False
         try:
+            found = yamlio.stream_problem(block.body, yaml)
+            if found is not None:
+                raise CheckFailure(f"YAML refused: the document {found[1]}", found[0] + 1)
             list(yaml.load_all(block.body))
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark

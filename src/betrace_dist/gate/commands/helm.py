@@ -18,10 +18,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
-from ... import tools
+from ... import tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
+from ...errors import ProblemsError
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
 from .flags import accepted, split_flag
@@ -203,9 +202,11 @@ def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> Hel
     from .. import grafana_chart
 
     values: dict[str, Any] = {}
-    yaml = YAML(typ="safe")
     for path in _values_paths(inv, parsed):
-        loaded = yaml.load(path.read_text(encoding="utf-8")) or {}
+        try:  # bounded: a values file written by a page may be an alias bomb
+            loaded = yamlio.safe_load(path.read_text(encoding="utf-8"), session.shown(path)) or {}
+        except ProblemsError as exc:
+            raise CommandError(str(exc.problems[0])) from None
         problems = grafana_chart.validate_values(loaded)
         if problems:
             raise CommandError(f"{session.shown(path)}: {problems[0]}")

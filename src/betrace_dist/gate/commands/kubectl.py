@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ruamel.yaml import YAML
-
+from ... import yamlio
+from ...errors import ProblemsError
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
 from .helm import Parsed
@@ -201,7 +201,10 @@ def _apply(inv: Invocation, ns: str, parsed: Parsed) -> None:
         path = inv.session.path(value)
         if not path.is_file():
             raise CommandError(f"the file '{value}' does not exist at this point of the page")
-        docs = [d for d in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")) if d]
+        try:  # bounded: a manifest written by a page may be an alias bomb
+            docs = [d for d in yamlio.safe_load_all(path.read_text(encoding="utf-8"), value) if d]
+        except ProblemsError as exc:
+            raise CommandError(str(exc.problems[0])) from None
         problems = validate_kubernetes(
             [Manifest(value, d) for d in docs], [inv.session.release.current.kubernetes.minimum]
         )
