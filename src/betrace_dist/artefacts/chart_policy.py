@@ -782,3 +782,57 @@ def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> l
             except kubernetes_validate.SchemaNotFoundError:
                 out.append(f"{m} (Kubernetes {version}): unknown kind or apiVersion")
     return out
+
+
+# --- links to the published site ----------------------------------------------------------------
+
+_URL = re.compile(r"https?://[^\s)\"'<>`\]]+")
+
+
+def site_page_paths(docs_dir: Path) -> set[str]:
+    """URL path of every page of the site, as mkdocs builds it with use_directory_urls:
+    docs/guides/x.md -> guides/x/, docs/index.md -> '' (the version's home)."""
+    out = set()
+    for page in Path(docs_dir).rglob("*.md"):
+        rel = page.relative_to(docs_dir)
+        folder = rel.parent.as_posix()
+        folder = "" if folder == "." else folder + "/"
+        out.add(folder if rel.name == "index.md" else f"{folder}{rel.stem}/")
+    return out
+
+
+def site_versions(data: ReleaseData) -> set[str]:
+    """Folders mike serves the site under: the `latest` alias and X.Y of the current release
+    (.github/workflows/docs.yml deploys tag vX.Y.Z as X.Y with the alias latest)."""
+    return {"latest", data.current.version.rpartition(".")[0]}
+
+
+def check_site_links(texts: dict[str, str], data: ReleaseData, docs_dir: Path) -> list[str]:
+    """Every URL below project.site_url in `texts` (name -> text) is a page of the built site.
+
+    The site root redirects to the default version; any other address must name a version folder
+    and a page that docs/ holds, or the reader gets the site's 404.
+    """
+    site = data.project.site_url
+    pages = site_page_paths(docs_dir)
+    versions = sorted(site_versions(data))
+    out: list[str] = []
+    for name, text in texts.items():
+        for number, line in enumerate(text.splitlines(), start=1):
+            for url in _URL.findall(line):
+                url = url.rstrip(".,;:")
+                if not url.startswith(site) or url == site:
+                    continue
+                rest = url[len(site) :].partition("#")[0].partition("?")[0]
+                version, _, page = rest.partition("/")
+                if version not in versions:
+                    out.append(
+                        f"{name}:{number}: {url} names no version folder of the site; mike "
+                        f"serves it under {', '.join(site + v + '/' for v in versions)}"
+                    )
+                elif page not in pages:
+                    out.append(
+                        f"{name}:{number}: {url} is not a page of the site: docs/ has no page "
+                        f"for '{page}' (pages are docs/<path>.md -> <path>/)"
+                    )
+    return out
