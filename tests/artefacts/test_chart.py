@@ -377,3 +377,46 @@ def test_site_link_without_version_or_to_a_missing_page_is_reported(
         problems[1].startswith("README.md:1: ")
         and "no page for 'guides/no-such-guide/'" in problems[1]
     )
+
+
+def test_rules_access_pod_reaches_the_backend_volume_on_its_node(
+    rendered: dict[str, list[chart_policy.Manifest]], release_data: ReleaseData
+) -> None:
+    """helm/examples/rules-access-pod.yaml (the guide's backup pod) mounts the claim the chart
+    renders, lands next to the backend pod, runs as its user, and is a valid hardened pod."""
+    path = REPO_ROOT / "helm" / "examples" / "rules-access-pod.yaml"
+    pod = chart_policy.Manifest(path.name, chart_policy.load_values(path))
+    manifests = rendered["default-values.yaml"]
+    (deployment,) = [m for m in manifests if m.kind == "Deployment" and m.name == "betrace-backend"]
+    (claim,) = [m for m in manifests if m.kind == "PersistentVolumeClaim" and "backend" in m.name]
+    spec = pod.doc["spec"]
+    assert spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim.name
+    (term,) = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    labels = deployment.doc["spec"]["template"]["metadata"]["labels"]
+    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
+    values = chart_policy.load_values(CHART / "values.yaml")
+    assert spec["securityContext"]["runAsUser"] == values["backend"]["runAsUser"]
+    image = values["tests"]["image"]
+    assert spec["containers"][0]["image"] == f"{image['repository']}:{image['tag']}"
+    assert (
+        spec["containers"][0]["workingDir"] == spec["containers"][0]["volumeMounts"][0]["mountPath"]
+    )
+    assert chart_policy.check_hardening([pod]) == []
+    problems = chart_policy.validate_kubernetes([pod], kubernetes_versions(release_data))
+    assert not problems, "\n".join(problems)
+
+
+def test_scrape_annotations_name_the_metrics_port_and_path(
+    rendered: dict[str, list[chart_policy.Manifest]], release_data: ReleaseData
+) -> None:
+    (backend,) = [
+        m
+        for m in rendered["external-observability-values.yaml"]
+        if m.kind == "Deployment" and m.name == "betrace-backend"
+    ]
+    annotations = backend.doc["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(release_data.current.backend.ports["http"].port)
+    metrics = next(e.path for e in release_data.current.backend.endpoints if "metrics" in e.purpose)
+    assert annotations["prometheus.io/path"] == metrics
