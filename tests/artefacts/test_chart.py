@@ -196,13 +196,28 @@ def test_backend_network_policy_admits_the_ingress_controller_and_the_test_pod(
     }
     (hook,) = [m for m in rendered["backend-only-values.yaml"] if m.kind == "Pod"]
     assert peers[-1]["podSelector"]["matchLabels"].items() <= hook.doc["metadata"]["labels"].items()
-    # Without backendFrom, the policy admits any source (production-values.yaml).
-    (open_policy,) = [
+
+
+def test_every_rendered_backend_network_policy_lists_its_sources(
+    rendered: dict[str, list[chart_policy.Manifest]], release_data: ReleaseData
+) -> None:
+    """Production once enabled a policy with no sources, which admitted every pod."""
+    policies = [
+        m
+        for manifests in rendered.values()
+        for m in manifests
+        if m.kind == "NetworkPolicy" and m.name == "betrace-backend"
+    ]
+    assert len(policies) >= 2, "production and backend-only both turn the policy on"
+    for manifests in rendered.values():
+        assert chart_policy.check_network_policies(manifests, release_data) == []
+    values = scenario_values("production-values.yaml")
+    (policy,) = [
         m
         for m in rendered["production-values.yaml"]
         if m.kind == "NetworkPolicy" and m.name == "betrace-backend"
     ]
-    assert "from" not in open_policy.doc["spec"]["ingress"][0]
+    assert policy.doc["spec"]["ingress"][0]["from"][:-1] == values["networkPolicy"]["backendFrom"]
 
 
 def test_external_observability_scenario_provisions_datasources_and_otlp(
@@ -250,7 +265,7 @@ def test_notes_tell_the_next_commands(helm: Helm) -> None:
 def test_backend_only_notes_point_to_the_guide_and_the_backend(
     helm: Helm, release_data: ReleaseData
 ) -> None:
-    guide = f"{release_data.project.site_url}guides/add-betrace-to-an-existing-grafana/"
+    guide = f"{release_data.project.site_url}latest/guides/add-betrace-to-an-existing-grafana/"
     scenario = CHART / "ci" / "backend-only-values.yaml"
     notes = helm.run(
         "install", "betrace", str(CHART), "--dry-run=client", "-n", "betrace", "-f", str(scenario)
@@ -292,3 +307,116 @@ def test_helm_test_hook_calls_backend_health(
     port = release_data.current.backend.ports["http"].port
     assert command[0] == "wget"
     assert command[-1] == f"http://betrace-backend:{port}/v1/health"
+    # A small pinned image with wget, not a whole Grafana (the chart's tests.image default).
+    tests = chart_policy.load_values(CHART / "values.yaml")["tests"]
+    image = hook.doc["spec"]["containers"][0]["image"]
+    assert image == f"{tests['image']['repository']}:{tests['image']['tag']}"
+    assert image.startswith("docker.io/library/busybox:")
+    assert image != release_data.current.observability.grafana.ref
+
+
+def test_backend_pod_outlasts_the_slow_stop(
+    rendered: dict[str, list[chart_policy.Manifest]],
+) -> None:
+    for scenario, manifests in rendered.items():
+        (backend,) = [
+            m for m in manifests if m.kind == "Deployment" and m.name.endswith("-backend")
+        ]
+        grace = backend.doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace >= chart_policy.MIN_GRACE_SECONDS == 30, scenario
+
+
+def chart_texts(helm: Helm) -> dict[str, str]:
+    """Every text file of helm/, and the NOTES Helm prints for each scenario."""
+    texts = {
+        str(path.relative_to(REPO_ROOT)): path.read_text(encoding="utf-8")
+        for path in sorted((REPO_ROOT / "helm").rglob("*"))
+        if path.is_file() and path.suffix in {".md", ".txt", ".yaml", ".yml", ".json", ".tpl"}
+    }
+    for scenario in SCENARIOS:
+        out = helm.run(
+            "install",
+            "betrace",
+            str(CHART),
+            "--dry-run=client",
+            "-n",
+            "betrace",
+            "-f",
+            str(scenario),
+        )
+        texts[f"NOTES.txt ({scenario.name})"] = out[out.index("NOTES:") :]
+    return texts
+
+
+def test_every_site_link_in_the_chart_is_a_page_of_the_site(
+    helm: Helm, release_data: ReleaseData
+) -> None:
+    texts = chart_texts(helm)
+    site = release_data.project.site_url
+    linked = [t for t in texts.values() if f"{site}latest/guides/" in t]
+    assert len(linked) >= 2, "README.md and the backend-only NOTES link a guide"
+    problems = chart_policy.check_site_links(texts, release_data, REPO_ROOT / "docs")
+    assert not problems, "\n".join(problems)
+
+
+def test_site_link_without_version_or_to_a_missing_page_is_reported(
+    release_data: ReleaseData,
+) -> None:
+    """The NOTES once linked <site>/guides/..., which mike does not serve (no version)."""
+    site = release_data.project.site_url
+    texts = {
+        "NOTES.txt": f"see\n   {site}guides/add-betrace-to-an-existing-grafana/\n",
+        "README.md": f"[x]({site}latest/guides/no-such-guide/)",
+        "ok.md": f"{site} {site}latest/ {site}latest/guides/deploy-on-kubernetes/#upgrade",
+    }
+    problems = chart_policy.check_site_links(texts, release_data, REPO_ROOT / "docs")
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("NOTES.txt:2: ")
+    assert "names no version folder" in problems[0] and f"{site}latest/" in problems[0]
+    assert (
+        problems[1].startswith("README.md:1: ")
+        and "no page for 'guides/no-such-guide/'" in problems[1]
+    )
+
+
+def test_rules_access_pod_reaches_the_backend_volume_on_its_node(
+    rendered: dict[str, list[chart_policy.Manifest]], release_data: ReleaseData
+) -> None:
+    """helm/examples/rules-access-pod.yaml (the guide's backup pod) mounts the claim the chart
+    renders, lands next to the backend pod, runs as its user, and is a valid hardened pod."""
+    path = REPO_ROOT / "helm" / "examples" / "rules-access-pod.yaml"
+    pod = chart_policy.Manifest(path.name, chart_policy.load_values(path))
+    manifests = rendered["default-values.yaml"]
+    (deployment,) = [m for m in manifests if m.kind == "Deployment" and m.name == "betrace-backend"]
+    (claim,) = [m for m in manifests if m.kind == "PersistentVolumeClaim" and "backend" in m.name]
+    spec = pod.doc["spec"]
+    assert spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim.name
+    (term,) = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    labels = deployment.doc["spec"]["template"]["metadata"]["labels"]
+    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
+    values = chart_policy.load_values(CHART / "values.yaml")
+    assert spec["securityContext"]["runAsUser"] == values["backend"]["runAsUser"]
+    image = values["tests"]["image"]
+    assert spec["containers"][0]["image"] == f"{image['repository']}:{image['tag']}"
+    assert (
+        spec["containers"][0]["workingDir"] == spec["containers"][0]["volumeMounts"][0]["mountPath"]
+    )
+    assert chart_policy.check_hardening([pod]) == []
+    problems = chart_policy.validate_kubernetes([pod], kubernetes_versions(release_data))
+    assert not problems, "\n".join(problems)
+
+
+def test_scrape_annotations_name_the_metrics_port_and_path(
+    rendered: dict[str, list[chart_policy.Manifest]], release_data: ReleaseData
+) -> None:
+    (backend,) = [
+        m
+        for m in rendered["external-observability-values.yaml"]
+        if m.kind == "Deployment" and m.name == "betrace-backend"
+    ]
+    annotations = backend.doc["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(release_data.current.backend.ports["http"].port)
+    metrics = next(e.path for e in release_data.current.backend.endpoints if "metrics" in e.purpose)
+    assert annotations["prometheus.io/path"] == metrics

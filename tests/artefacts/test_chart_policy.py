@@ -350,6 +350,13 @@ def test_grafana_object_rendered_without_grafana_is_reported(
     )
 
 
+#: networkPolicy turned on with one source, as --set values (the schema demands a source)
+NETWORK_POLICY_ON = (
+    "networkPolicy.enabled=true",
+    "networkPolicy.backendFrom[0].namespaceSelector.matchLabels.team=observability",
+)
+
+
 def test_grafana_network_policy_without_grafana_is_reported(
     helm: Helm, chart: Path, release_data: ReleaseData
 ) -> None:
@@ -359,9 +366,7 @@ def test_grafana_network_policy_without_grafana_is_reported(
         "{{- if .Values.grafana.enabled }}\n---",
         "{{- if true }}\n---",
     )
-    manifests = helm.template(
-        chart, set_values=("grafana.enabled=false", "networkPolicy.enabled=true")
-    )
+    manifests = helm.template(chart, set_values=("grafana.enabled=false", *NETWORK_POLICY_ON))
     assert_violation(
         chart_policy.check_all(manifests, release_data, grafana=False),
         "NetworkPolicy/betrace-grafana",
@@ -417,3 +422,70 @@ def test_chart_home_other_than_the_site_is_reported(chart: Path, release_data: R
         chart_policy.check_chart_metadata(chart, release_data),
         "home is 'https://x/', releases.yaml project.site_url says",
     )
+
+
+def test_grace_period_shorter_than_the_slow_stop_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    """The old chart had no terminationGracePeriodSeconds; 10 s is shorter than the 11-20 s stop."""
+    (chart / "values.schema.json").unlink()  # the schema refuses it first; the policy must too
+    found = violations(helm, chart, release_data, ("backend.terminationGracePeriodSeconds=10",))
+    assert_violation(
+        found,
+        "Deployment/betrace-backend: terminationGracePeriodSeconds is 10",
+        "at least 30",
+        "11-20 s",
+    )
+    edit(
+        chart,
+        "templates/backend-deployment.yaml",
+        "terminationGracePeriodSeconds: {{ $b.terminationGracePeriodSeconds }}",
+        "",
+    )
+    assert_violation(violations(helm, chart, release_data), "terminationGracePeriodSeconds is None")
+
+
+def test_backend_network_policy_without_sources_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    """The old template left `from` out when backendFrom was empty: every pod was admitted."""
+    backend_from = "backendFrom.\n      from:\n"  # the backend rule's `from`, not Grafana's
+    edit(chart, "templates/networkpolicy.yaml", backend_from, backend_from + "{{- if false }}\n")
+    edit(
+        chart,
+        "templates/networkpolicy.yaml",
+        "{{- if .Values.grafana.enabled }}\n---",
+        "{{- end }}\n{{- if .Values.grafana.enabled }}\n---",
+    )
+    manifests = helm.template(chart, set_values=NETWORK_POLICY_ON)
+    assert_violation(
+        chart_policy.check_all(manifests, release_data),
+        "NetworkPolicy/betrace-backend: spec.ingress[0] has no 'from'",
+        "admits every pod",
+        "networkPolicy.backendFrom",
+    )
+
+
+def test_debug_set_to_false_is_reported(helm: Helm, chart: Path, release_data: ReleaseData) -> None:
+    """BETRACE_DEBUG=false turns debug logging on: any non-empty value does."""
+    edit(
+        chart,
+        "templates/backend-deployment.yaml",
+        '{{- if $b.debug }}\n            - name: BETRACE_DEBUG\n              value: "true"',
+        "{{- if true }}\n            - name: BETRACE_DEBUG\n"
+        "              value: {{ $b.debug | quote }}",
+    )
+    assert_violation(
+        violations(helm, chart, release_data),
+        "container backend: env BETRACE_DEBUG is 'false', which turns debug logging ON",
+    )
+
+
+def test_foreign_image_in_the_test_hook_needs_only_a_pin(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    """The helm test pod may use a small pinned image; a floating tag is still refused."""
+    assert violations(helm, chart, release_data) == []
+    (chart / "values.schema.json").unlink()
+    found = violations(helm, chart, release_data, ("tests.image.tag=latest",))
+    assert_violation(found, "Pod/betrace-test-health container health", "is not pinned")

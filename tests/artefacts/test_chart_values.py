@@ -109,6 +109,15 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         r"grafana[./]plugin[./]source",
     ),
     "grafana-enabled-as-string": ({"grafana": {"enabled": "no"}}, r"grafana[./]enabled"),
+    # A NetworkPolicy without sources admits every pod: the backend has no authentication.
+    "network-policy-without-sources": (
+        {"networkPolicy": {"enabled": True}},
+        r"networkPolicy[./]backendFrom",
+    ),
+    "grace-period-under-the-slow-stop": (
+        {"backend": {"terminationGracePeriodSeconds": 10}},
+        r"backend[./]terminationGracePeriodSeconds",
+    ),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from .. import backend_env
 from ..release import ReleaseData
 
 
@@ -221,6 +222,7 @@ def check_images(manifests: list[Manifest], data: ReleaseData) -> list[str]:
     pinned = {img.ref for img in data.current.observability.__dict__.values()}
     out: list[str] = []
     for m, spec in pod_specs(manifests):
+        test_hook = _is_test_hook(m)
         for label, c in containers(spec):
             image = str(c.get("image", ""))
             where = f"{m} {label}"
@@ -240,12 +242,19 @@ def check_images(manifests: list[Manifest], data: ReleaseData) -> list[str]:
                         f"{where}: image '{image}' differs from the release's '{expected}' "
                         "(releases.yaml)"
                     )
-            elif image not in pinned:
+            elif image not in pinned and not test_hook:
+                # A `helm test` pod runs no part of BeTrace: a small pinned image (tests.image)
+                # is allowed there; everything else comes from the release data.
                 out.append(
                     f"{where}: image '{image}' is neither a BeTrace image under '{registry}/' nor "
                     "a pinned image of releases.yaml observability"
                 )
     return out
+
+
+def _is_test_hook(m: Manifest) -> bool:
+    annotations = (m.doc.get("metadata") or {}).get("annotations") or {}
+    return m.kind == "Pod" and annotations.get("helm.sh/hook") == "test"
 
 
 def _http_get(probe: dict[str, Any] | None) -> tuple[str | None, Any]:
@@ -258,7 +267,6 @@ def check_backend(manifests: list[Manifest], data: ReleaseData) -> list[str]:
     backend = data.current.backend
     out: list[str] = []
     ports = {name: p.port for name, p in backend.ports.items()}
-    known_env = {v.name for v in backend.env}
     health = {
         kind: next(e.path for e in backend.endpoints if e.purpose.startswith(kind))
         for kind in ("Liveness", "Readiness")
@@ -266,8 +274,9 @@ def check_backend(manifests: list[Manifest], data: ReleaseData) -> list[str]:
     found = list(_pods_with_image(manifests, data.project.registry, "backend"))
     if not found:
         return ["no pod runs the backend image"]
-    for m, _spec, c in found:
+    for m, spec, c in found:
         where = f"{m} container {c.get('name')}"
+        out += _grace_period(m, spec)
         if m.kind == "Deployment":
             replicas = (m.doc.get("spec") or {}).get("replicas", 1)
             if replicas != backend.replicas:
@@ -295,16 +304,9 @@ def check_backend(manifests: list[Manifest], data: ReleaseData) -> list[str]:
             if port not in ("http", ports["http"]):
                 out.append(f"{where}: {probe_name} port is {port}, expected http")
         env = env_of(c)
-        for name in env:
-            if name in backend.not_read:
-                out.append(
-                    f"{where}: env {name} is not read by the backend (releases.yaml not_read)"
-                )
-            elif name not in known_env:
-                out.append(
-                    f"{where}: env {name} is not a variable the backend reads; it reads "
-                    + ", ".join(sorted(known_env))
-                )
+        # One rule per variable, shared with the Compose checks and the gate (backend_env.py).
+        for name, problem in backend_env.env_problems(backend_env.container_env(c), data):
+            out.append(f"{where}: env {name} {problem}")
         for name, port_name in (("BETRACE_PORT_BACKEND", "http"), ("BETRACE_PORT_GRPC", "grpc")):
             value = (env.get(name) or {}).get("value")
             if value != str(declared.get(port_name)):
@@ -312,16 +314,52 @@ def check_backend(manifests: list[Manifest], data: ReleaseData) -> list[str]:
                     f"{where}: env {name} is {value!r}, but the container port "
                     f"'{port_name}' is {declared.get(port_name)}"
                 )
-        otlp = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or {}).get("value")
-        if otlp is not None and not re.fullmatch(r"[A-Za-z0-9.-]+:\d{1,5}", str(otlp)):
-            out.append(
-                f"{where}: OTEL_EXPORTER_OTLP_ENDPOINT is '{otlp}', the backend wants host:port "
-                "with no scheme (e.g. otel-collector:4317)"
-            )
         data_dir = (env.get("BETRACE_DATA_DIR") or {}).get("value")
         mounts = {vm.get("mountPath") for vm in c.get("volumeMounts") or []}
         if data_dir not in mounts:
             out.append(f"{where}: BETRACE_DATA_DIR {data_dir!r} is not a mounted volume")
+    return out
+
+
+#: the slowest clean stop observed (11-20 s with nothing listening on the OTLP endpoint) plus margin
+MIN_GRACE_SECONDS = 30
+
+
+def _grace_period(m: Manifest, spec: dict[str, Any]) -> list[str]:
+    grace = spec.get("terminationGracePeriodSeconds")
+    if not isinstance(grace, int) or grace < MIN_GRACE_SECONDS:
+        return [
+            f"{m}: terminationGracePeriodSeconds is {grace}, must be set to at least "
+            f"{MIN_GRACE_SECONDS}: the backend took 11-20 s to stop when nothing listened on its "
+            "OTLP endpoint, and a shorter grace period ends the stop in SIGKILL"
+        ]
+    return []
+
+
+def _selects(policy: Manifest, labels: dict[str, Any]) -> bool:
+    selector = ((policy.doc.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
+    return selector.items() <= labels.items()
+
+
+def check_network_policies(manifests: list[Manifest], data: ReleaseData) -> list[str]:
+    """A NetworkPolicy that selects the backend admits only listed sources: every ingress rule
+    has a non-empty `from` (a rule without one admits every pod, and the backend has no auth)."""
+    out: list[str] = []
+    backend_labels = [
+        ((m.doc.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+        for m, _spec, _c in _pods_with_image(manifests, data.project.registry, "backend")
+        if m.kind != "Pod"
+    ]
+    for policy in (m for m in manifests if m.kind == "NetworkPolicy"):
+        if not any(_selects(policy, labels) for labels in backend_labels):
+            continue
+        for index, rule in enumerate((policy.doc.get("spec") or {}).get("ingress") or []):
+            if not rule.get("from"):
+                out.append(
+                    f"{policy}: spec.ingress[{index}] has no 'from', so it admits every pod of the "
+                    "cluster to the backend, which has no authentication; list the sources "
+                    "(networkPolicy.backendFrom)"
+                )
     return out
 
 
@@ -570,6 +608,7 @@ def check_all(
         *check_images(manifests, data),
         *check_backend(manifests, data),
         *check_backend_service(manifests, data),
+        *check_network_policies(manifests, data),
         *check_secret_env(manifests),
         *(check_grafana(manifests, data) if grafana else check_no_grafana(manifests)),
         *check_references(manifests, external),
@@ -742,4 +781,58 @@ def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> l
                 out.append(f"{m} (Kubernetes {version}): {path}: {exc.message}")
             except kubernetes_validate.SchemaNotFoundError:
                 out.append(f"{m} (Kubernetes {version}): unknown kind or apiVersion")
+    return out
+
+
+# --- links to the published site ----------------------------------------------------------------
+
+_URL = re.compile(r"https?://[^\s)\"'<>`\]]+")
+
+
+def site_page_paths(docs_dir: Path) -> set[str]:
+    """URL path of every page of the site, as mkdocs builds it with use_directory_urls:
+    docs/guides/x.md -> guides/x/, docs/index.md -> '' (the version's home)."""
+    out = set()
+    for page in Path(docs_dir).rglob("*.md"):
+        rel = page.relative_to(docs_dir)
+        folder = rel.parent.as_posix()
+        folder = "" if folder == "." else folder + "/"
+        out.add(folder if rel.name == "index.md" else f"{folder}{rel.stem}/")
+    return out
+
+
+def site_versions(data: ReleaseData) -> set[str]:
+    """Folders mike serves the site under: the `latest` alias and X.Y of the current release
+    (.github/workflows/docs.yml deploys tag vX.Y.Z as X.Y with the alias latest)."""
+    return {"latest", data.current.version.rpartition(".")[0]}
+
+
+def check_site_links(texts: dict[str, str], data: ReleaseData, docs_dir: Path) -> list[str]:
+    """Every URL below project.site_url in `texts` (name -> text) is a page of the built site.
+
+    The site root redirects to the default version; any other address must name a version folder
+    and a page that docs/ holds, or the reader gets the site's 404.
+    """
+    site = data.project.site_url
+    pages = site_page_paths(docs_dir)
+    versions = sorted(site_versions(data))
+    out: list[str] = []
+    for name, text in texts.items():
+        for number, line in enumerate(text.splitlines(), start=1):
+            for url in _URL.findall(line):
+                url = url.rstrip(".,;:")
+                if not url.startswith(site) or url == site:
+                    continue
+                rest = url[len(site) :].partition("#")[0].partition("?")[0]
+                version, _, page = rest.partition("/")
+                if version not in versions:
+                    out.append(
+                        f"{name}:{number}: {url} names no version folder of the site; mike "
+                        f"serves it under {', '.join(site + v + '/' for v in versions)}"
+                    )
+                elif page not in pages:
+                    out.append(
+                        f"{name}:{number}: {url} is not a page of the site: docs/ has no page "
+                        f"for '{page}' (pages are docs/<path>.md -> <path>/)"
+                    )
     return out

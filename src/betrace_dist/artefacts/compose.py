@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import REPO_ROOT, tools
+from .. import REPO_ROOT, backend_env, tools
 from ..errors import ProblemsError
 from ..release import ReleaseData
 from ..yamlio import load_with_lines, to_plain
@@ -387,7 +387,11 @@ def check_backend_env(stack: Stack, data: ReleaseData) -> list[str]:
     backend = data.current.backend
     read = {var.name for var in backend.env}
     out = []
-    for name in stack.env("backend"):
+    for name, value in stack.env("backend").items():
+        if name in read and name != "OTEL_EXPORTER_OTLP_ENDPOINT":  # that one: check_otlp_endpoint
+            problem = backend_env.value_problem(name, value)
+            if problem:
+                out.append(f"services.backend.environment.{name} {problem}")
         if name in backend.not_read:
             out.append(
                 f"services.backend.environment.{name}: betrace-backend does not read {name} "
@@ -456,12 +460,11 @@ def check_otlp_endpoint(stack: Stack) -> list[str]:
     where = "services.backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT"
     if not value:
         return [f"{where} is not set; the backend would export to localhost:4317, inside itself"]
-    scheme, host, port = _host_port(value)
-    if scheme:
-        return [
-            f"{where} is '{value}': the backend wants host:port with no scheme, "
-            f"e.g. '{host}:{port}'"
-        ]
+    # The value's form is the backend's rule, shared with the chart and the gate.
+    problem = backend_env.value_problem("OTEL_EXPORTER_OTLP_ENDPOINT", value)
+    if problem:
+        return [f"{where} {problem}"]
+    _scheme, host, port = _host_port(value)
     if host not in stack.services:
         return [f"{where} points at '{host}', which is not a service of the stack"]
     if host != "otel-collector":

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ... import tools, yamlio
+from ... import backend_env, tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
 from ..session import CommandError, Invocation, Session
@@ -350,6 +350,10 @@ def install(inv: Invocation, parsed: Parsed, upgrade: bool) -> None:
                         f"Helm {_major(binary)} rejects it: {_first(str(exc))}"
                     ) from None
             objects = _render(inv, chart, name, parsed, binary)
+        # Values of the backend's variables follow the one rule of backend_env.py.
+        problems = backend_env.manifest_problems([o.doc for o in objects], session.release)
+        if problems:
+            raise CommandError(f"the release would give the backend {problems[0]}")
         release = HelmRelease(name, parsed.namespace, ref, 1, objects)
     if existing is not None:
         release.revision = existing.revision + 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ... import yamlio
+from ... import backend_env, yamlio
 from ...errors import ProblemsError
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
@@ -208,6 +208,10 @@ def _apply(inv: Invocation, ns: str, parsed: Parsed) -> None:
         problems = validate_kubernetes(
             [Manifest(value, d) for d in docs], [inv.session.release.current.kubernetes.minimum]
         )
+        if problems:
+            raise CommandError(f"{value}: {problems[0]}")
+        # Values of the backend's variables follow the one rule of backend_env.py.
+        problems = backend_env.manifest_problems(docs, inv.session.release)
         if problems:
             raise CommandError(f"{value}: {problems[0]}")
         for doc in docs:

@@ -1,0 +1,166 @@
+"""One rule per backend variable (src/betrace_dist/backend_env.py), the same for the chart, the
+Compose stack and the gate, held to releases.yaml and to the chart's own schema."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from betrace_dist import REPO_ROOT, backend_env
+from betrace_dist.release import ReleaseData
+
+OTLP = "OTEL_EXPORTER_OTLP_ENDPOINT"
+
+
+def test_every_variable_of_the_release_data_has_a_rule(release_data: ReleaseData) -> None:
+    names = {v.name for v in release_data.current.backend.env}
+    assert names == set(backend_env.RULES), "a variable of releases.yaml needs a value rule"
+
+
+def test_each_rule_accepts_the_release_datas_own_default(release_data: ReleaseData) -> None:
+    """The rules encode what releases.yaml says; its concrete defaults must satisfy them."""
+    concrete = {"BETRACE_PORT_BACKEND", "BETRACE_PORT_GRPC", "BETRACE_DATA_DIR", OTLP}
+    for var in release_data.current.backend.env:
+        if var.name in concrete:
+            assert backend_env.value_problem(var.name, var.default) is None, var.name
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        (OTLP, "http://otel-collector:4317", "no scheme, e.g. 'otel-collector:4317'"),
+        (OTLP, "https://collector.observability:4317", "too many colons in address"),
+        (OTLP, "otel-collector", "host:port with no scheme"),
+        (OTLP, "otel-collector:99999", "not from 1 to 65535"),
+        ("BETRACE_DEBUG", "false", "turns debug logging ON"),
+        ("BETRACE_DEBUG", "0", "turns debug logging ON"),
+        ("BETRACE_PORT_BACKEND", "8080x", "a TCP port number"),
+        ("BETRACE_DATA_DIR", " ", "writable directory"),
+        ("BETRACE_SIGNATURE_KEY", "", "built-in development key"),
+    ],
+)
+def test_wrong_values_are_reported_with_the_reason(name: str, value: str, fragment: str) -> None:
+    problem = backend_env.value_problem(name, value)
+    assert problem is not None and fragment in problem, problem
+    assert problem.startswith(f"is '{value}'") or "empty" in problem
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (OTLP, "otel-collector.observability.svc.cluster.local:4317"),
+        (OTLP, "10.0.0.7:4317"),
+        ("BETRACE_DEBUG", "true"),
+        ("BETRACE_DEBUG", ""),
+        ("BETRACE_PORT_GRPC", "12012"),
+    ],
+)
+def test_right_values_pass(name: str, value: str) -> None:
+    assert backend_env.value_problem(name, value) is None
+
+
+def test_names_the_backend_ignores_are_reported(release_data: ReleaseData) -> None:
+    found = dict(
+        backend_env.env_problems(
+            {"BETRACE_STORAGE_PATH": "/data", "LOG_FORMAT": "json", OTLP: None}, release_data
+        )
+    )
+    assert "releases.yaml backend.not_read" in found["BETRACE_STORAGE_PATH"]
+    assert "is not a variable the backend reads" in found["LOG_FORMAT"]
+    assert OTLP not in found, "a value from a Secret is not checked, its name is"
+
+
+def test_chart_schema_pattern_agrees_with_the_rule() -> None:
+    """Helm cannot call Python, so values.schema.json carries the OTLP rule as a pattern; it
+    must accept and refuse exactly what the rule does."""
+    schema = json.loads((REPO_ROOT / "helm/betrace/values.schema.json").read_text())
+    pattern = schema["properties"]["backend"]["properties"]["otlpEndpoint"]["pattern"]
+    samples = [
+        "otel-collector:4317",
+        "otel-collector.observability.svc.cluster.local:4317",
+        "10.0.0.7:4317",
+        "http://otel-collector:4317",
+        "otel-collector",
+        "otel_collector:4317",
+        "collector:4317/v1",
+        "-collector:4317",
+    ]
+    for value in samples:
+        schema_ok = re.search(pattern, value) is not None
+        rule_ok = backend_env.value_problem(OTLP, value) is None
+        assert schema_ok == rule_ok, value
+
+
+def test_manifest_with_a_wrong_backend_value_is_reported(release_data: ReleaseData) -> None:
+    """What the gate's kubectl and helm models call on a page's manifests."""
+    backend = release_data.image_ref("backend")
+    doc = {
+        "kind": "Deployment",
+        "metadata": {"name": "betrace-backend"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "backend",
+                            "image": backend,
+                            "env": [
+                                {"name": OTLP, "value": "http://otel-collector:4317"},
+                                {"name": "BETRACE_DEBUG", "value": "false"},
+                            ],
+                        },
+                        {"name": "other", "image": "docker.io/x/y:1", "env": [{"name": "PORT"}]},
+                    ]
+                }
+            }
+        },
+    }
+    problems = backend_env.manifest_problems([doc], release_data)
+    assert problems == [
+        f"Deployment/betrace-backend container backend: {OTLP} "
+        + backend_env.value_problem(OTLP, "http://otel-collector:4317"),
+        "Deployment/betrace-backend container backend: BETRACE_DEBUG "
+        + backend_env.value_problem("BETRACE_DEBUG", "false"),
+    ]
+
+
+def test_the_gate_refuses_a_page_manifest_with_a_scheme_in_the_otlp_endpoint(
+    release_data: ReleaseData,
+) -> None:
+    """A page that applies Kubernetes YAML giving the backend http://... fails the gate."""
+    from betrace_dist.gate.commands import models
+    from betrace_dist.gate.session import CommandError, Session
+    from betrace_dist.gate.shellwords import split
+
+    manifest = f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: betrace-backend
+spec:
+  selector:
+    matchLabels: {{app: betrace}}
+  template:
+    metadata:
+      labels: {{app: betrace}}
+    spec:
+      containers:
+        - name: backend
+          image: {release_data.image_ref("backend")}
+          env:
+            - name: {OTLP}
+              value: http://otel-collector:4317
+"""
+    session = Session(timeout=30)
+    try:
+        session.save("backend.yaml", manifest)
+        session.run(split("kubectl create namespace betrace"), models())
+        with pytest.raises(CommandError) as failure:
+            session.run(split("kubectl apply -f backend.yaml --namespace betrace"), models())
+    finally:
+        session.close()
+    message = str(failure.value)
+    assert message.startswith("backend.yaml: Deployment/betrace-backend container backend"), message
+    assert f"{OTLP} is 'http://otel-collector:4317'" in message and "no scheme" in message
