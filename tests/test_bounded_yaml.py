@@ -21,6 +21,10 @@ from betrace_dist.release import RELEASES_FILE, load_release_data
 
 from .conftest import copy_site, line_containing, run_pytest
 
+#: A hang guard, not a speed test: doing the refused work (expanding the bomb, building the
+#: value, running the loop) takes hours; any machine refuses it in far less than this.
+HANG = 60
+
 
 def laughs(levels: int = 10, indent: str = "") -> str:
     """The classic: level i is a list of ten aliases to level i-1, so level 9 holds 10**10."""
@@ -42,7 +46,7 @@ def test_ten_level_laughs_hold_ten_billion_nodes() -> None:
     assert found is not None and "holds 11,111,111,111" in found[1]
 
 
-def test_an_alias_bomb_is_refused_with_file_line_in_well_under_a_second(tmp_path: Path) -> None:
+def test_an_alias_bomb_is_refused_with_file_line_without_expanding_it(tmp_path: Path) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text(laughs(), encoding="utf-8")
     started = time.monotonic()
@@ -55,7 +59,7 @@ def test_an_alias_bomb_is_refused_with_file_line_in_well_under_a_second(tmp_path
     assert found.startswith(f"{path}:{line_containing(path, 'l5: &l5')}: YAML refused:")
     assert "expands to more than 200,000 nodes once its aliases are followed" in found
     assert "billion laughs" in found
-    assert elapsed < 1
+    assert elapsed < HANG
 
 
 def test_release_data_with_an_alias_bomb_is_refused_before_validation(tmp_path: Path) -> None:
@@ -68,7 +72,7 @@ def test_release_data_with_an_alias_bomb_is_refused_before_validation(tmp_path: 
     found = only_problem(info.value)
     print(found)
     assert found.startswith(f"{path}:{line_containing(path, 'l5: &l5')}: YAML refused:")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < HANG
 
 
 def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
@@ -123,7 +127,7 @@ def test_front_matter_with_an_alias_bomb_fails_the_page_at_its_line(tmp_path: Pa
     started = time.monotonic()
     with pytest.raises(RenderError) as info:
         site.render(path)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < HANG
     assert info.value.line == line_containing(path, "l5: &l5")
     assert info.value.reason.startswith("the front matter expands to more than 200,000 nodes")
 
@@ -139,4 +143,4 @@ def test_a_yaml_block_with_an_alias_bomb_fails_the_gate_at_its_line(tmp_path: Pa
     line = line_containing(page, "l5: &l5")
     assert f"bomb.md:{line}" in result.stdout
     assert "YAML refused: the document expands to more than 200,000 nodes" in result.stdout
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < HANG

@@ -17,6 +17,10 @@ from betrace_dist.site.sandbox import PageSandbox
 
 from .conftest import copy_site, run_mkdocs
 
+#: A hang guard, not a speed test: doing the refused work (expanding the bomb, building the
+#: value, running the loop) takes hours; any machine refuses it in far less than this.
+HANG = 60
+
 NOT_ALLOWED = "is not allowed: pages may read the release data and call the macros"
 LIMIT = "render limit against pages that exhaust the machine"
 
@@ -149,7 +153,7 @@ def test_values_too_large_are_refused_before_they_are_built(
 ) -> None:
     started = time.monotonic()
     error = failure(site, body)
-    assert (error.line, time.monotonic() - started < 2) == (5, True)
+    assert (error.line, time.monotonic() - started < HANG) == (5, True)
     assert expected in error.reason and LIMIT in error.reason
 
 
@@ -167,7 +171,7 @@ def test_a_page_that_never_ends_is_stopped_at_the_time_limit(
     error = failure(
         site, "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
     )
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < HANG
     assert error.line == 5
     assert "rendering took longer than 1 s and was stopped" in error.reason
 

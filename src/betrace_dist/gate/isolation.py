@@ -117,7 +117,7 @@ class Jail:
     def available(self) -> bool:
         return bool(self.bwrap)
 
-    def _walls(self, cwd: Path) -> list[str]:
+    def _walls(self, cwd: Path, shown: tuple[Path, ...] = ()) -> list[str]:
         argv = [self.bwrap, "--ro-bind", "/", "/"]
         for hidden in (*HIDDEN_DIRS, str(Path.home()), PRIVATE_TMP):
             if Path(hidden).is_dir() and not Path(hidden).is_symlink():
@@ -125,7 +125,7 @@ class Jail:
         for hidden in HIDDEN_FILES:
             if Path(hidden).exists():
                 argv += ["--ro-bind", "/dev/null", hidden]
-        for path in _shown_again():  # after the tmpfs that hid them, before the sandbox
+        for path in (*_shown_again(), *shown):  # after the tmpfs that hid them, before the sandbox
             argv += ["--ro-bind", str(path), str(path)]
         argv += ["--bind", str(self.writable), str(self.writable)]
         argv += ["--proc", "/proc", "--dev", "/dev", "--hostname", "betrace-page"]
@@ -158,11 +158,11 @@ class Jail:
             self._cgroup = _pids_cgroup(f"betrace-page-{os.getpid()}-{child}")
         return self._netns
 
-    def wrap(self, argv: list[str], cwd: Path) -> list[str]:
-        """The command line that runs argv inside the jail."""
+    def wrap(self, argv: list[str], cwd: Path, shown: tuple[Path, ...] = ()) -> list[str]:
+        """The command line that runs argv inside the jail (`shown`: extra read-only paths)."""
         netns = self._network()
         enter = ["nsenter", f"--net={netns}", "--"]
-        return [*_limits(self._cgroup), *enter, *self._walls(cwd), "--", *argv]
+        return [*_limits(self._cgroup), *enter, *self._walls(cwd, shown), "--", *argv]
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Done:
         """Run argv in the jail; past its time or output limit its whole jail is killed."""
@@ -172,11 +172,14 @@ class Jail:
         wrapped = self.wrap(argv, cwd)
         return run_bounded(wrapped, cwd, env, min(timeout, left))
 
-    def start(self, argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> Popen:
-        """Start a long-running program (the live tier's backend) in the page's namespace."""
+    def start(
+        self, argv: list[str], cwd: Path, env: dict[str, str], log: Path, shown: list[Path]
+    ) -> subprocess.Popen[bytes]:
+        """Start a long-running program (the live tier's backend) in the page's namespace; it
+        is stopped by the caller or, at the latest, with the page (its jail dies with the gate)."""
         with log.open("wb") as out:
             return subprocess.Popen(
-                self.wrap(argv, cwd),
+                self.wrap(argv, cwd, tuple(shown)),
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -198,9 +201,6 @@ class Jail:
                     time.sleep(0.02)
             self._cgroup = None
         self._netns = None
-
-
-Popen = subprocess.Popen  # re-exported for the type of Jail.start
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

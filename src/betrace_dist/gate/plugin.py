@@ -23,6 +23,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="after the run, print the block ledger: page, line, language, checker, status",
     )
+    group.addoption(
+        "--live-backend",
+        default=None,
+        metavar="PATH",
+        help="live tier: run the pages' backend steps for real against this betrace-backend "
+        "program (also BETRACE_LIVE_BACKEND); without it the tier is skipped",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from . import live
+
+    try:
+        live.configure(config.getoption("--live-backend"))
+    except live.LiveError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

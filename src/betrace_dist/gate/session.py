@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .. import REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
-from . import profile
+from . import live, profile
 from .isolation import BWRAP_HINT, Done, Jail, JailError
 from .shellwords import Command
 from .world import World
@@ -87,6 +87,9 @@ class Session:
         self.timeout = timeout or float(os.environ.get("BETRACE_COMMAND_TIMEOUT") or 60)
         self.tmp = Path(tempfile.mkdtemp(prefix="betrace-page-")).resolve()
         self.jail = Jail(self.tmp, deadline=time.monotonic() + page_timeout)
+        # the real backend of the live tier, when the run was given one (see live.py)
+        self.live = live.LiveBackend(self) if live.program() else None
+        self.last_output: str | None = None  # what the last command run for real printed
         self.home = self.tmp / "home"
         self.repo = self.tmp / "distribution"
         self.home.mkdir()
@@ -126,6 +129,8 @@ class Session:
         }
 
     def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
         self.jail.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
         for snapshot in self._snapshots:
@@ -165,6 +170,8 @@ class Session:
         return snapshot
 
     def _restore(self, snapshot: _Snapshot) -> None:
+        if self.live is not None:
+            self.live.stop()  # its data dir goes back with the files; it restarts from there
         shutil.rmtree(self.tmp)
         shutil.copytree(snapshot.files, self.tmp, symlinks=True)
         self.world = copy.deepcopy(snapshot.world)
@@ -213,12 +220,12 @@ class Session:
         return target
 
     # -- running -----------------------------------------------------------------------------
-    def process(self, argv: list[str]) -> Done:
+    def process(self, argv: list[str], env: dict[str, str] | None = None) -> Done:
         """Run a program in the page's jail (see isolation.py), in the page's directory."""
         if not self.jail.available:
             tools.require("bwrap", BWRAP_HINT)  # skip with the reason; a failure in CI
         try:
-            return self.jail.run(argv, cwd=self.cwd, env=self.env, timeout=self.timeout)
+            return self.jail.run(argv, cwd=self.cwd, env=env or self.env, timeout=self.timeout)
         except JailError as exc:
             raise CommandError(str(exc)) from None
 

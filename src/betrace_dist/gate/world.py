@@ -76,6 +76,7 @@ class Listener:
     component: str  # backend, grafana, otel-collector, ...
     target_port: int  # the component's own port behind it
     source: str  # "compose service backend", "kubectl port-forward svc/betrace-grafana"
+    env: dict[str, str] = field(default_factory=dict)  # what the artefact gives the component
 
 
 @dataclass

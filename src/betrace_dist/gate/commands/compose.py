@@ -216,10 +216,17 @@ def compose(inv: Invocation, args: list[str]) -> None:
             for port in services[name].get("ports", []):
                 if port.get("published"):
                     published = int(str(port["published"]).split("-")[0])
+                    environment = services[name].get("environment") or {}
                     world.listeners[published] = Listener(
-                        published, name, int(port["target"]), f"compose service {name}"
+                        published,
+                        name,
+                        int(port["target"]),
+                        f"compose service {name}",
+                        {k: str(v) for k, v in environment.items() if v is not None},
                     )
-    elif sub == "down":
+    if sub in ("restart", "stop", "down") and inv.session.live is not None:
+        inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
+    if sub == "down":
         for port in [
             p for p, lst in world.listeners.items() if lst.source.startswith("compose service")
         ]:

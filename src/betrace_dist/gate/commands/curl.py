@@ -200,11 +200,71 @@ def curl(inv: Invocation) -> None:
     if not urls:
         raise CommandError("curl: no URL")
     parsed = _body(inv, body) if body is not None and is_json else None
+    live_urls = []
     for url in urls:
         verb = method or ("POST" if body is not None else "GET")
         listener = check_url(inv, url, verb)
         if listener == "backend" and parsed is not None:
             _check_request(inv.session.release.current, verb, urlsplit(url).path, parsed)
+        if listener == "backend" and inv.session.live is not None:
+            live_urls.append((verb, url))
+    if live_urls:
+        _run_live(inv, live_urls, writes_out=any(a in _OUTPUT_FLAGS for a in args))
+
+
+#: curl options whose output the live tier leaves alone (it then does not read the status)
+_OUTPUT_FLAGS = {"-w", "--write-out", "-o", "--output", "-O", "--remote-name", "-I", "--head"}
+_MARK = "\n__betrace_gate_status__"
+
+
+def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) -> None:
+    """The page's curl, run for real against the real backend (the live tier, see live.py)."""
+    from .. import live
+
+    session = inv.session
+    assert session.live is not None
+    for _, url in urls:
+        port = urlsplit(url).port or 80
+        try:
+            session.live.ensure(session.world.listeners[port])
+        except live.LiveError as exc:
+            raise CommandError(f"live tier: {exc}") from None
+    argv = list(inv.argv) if writes_out else [*inv.argv, "--write-out", _MARK + "%{http_code}"]
+    done = session.process(argv, env=live.client_env(session.env))
+    out, _, status_text = done.stdout.rpartition(_MARK)
+    if writes_out or not status_text.isdigit():
+        out, status = done.stdout, None
+    else:
+        status = int(status_text)
+    ok = done.returncode == 0 and (status is None or status < 400)
+    session.live.ran.append(live.Ran(inv.command.line, inv.command.text, status, ok))
+    session.last_output = out
+    if not ok:
+        said = (done.stderr.strip() or out.strip())[-300:]
+        shown = f"HTTP {status}" if status else f"exit code {done.returncode}"
+        raise CommandError(f"the real backend answered {shown}: {said}")
+    if status is not None and len(urls) == 1:
+        _check_answer(inv, urls[0][0], urlsplit(urls[0][1]).path, out)
+
+
+def _check_answer(inv: Invocation, method: str, path: str, out: str) -> None:
+    """A JSON answer has no field the release data does not document for the endpoint."""
+    from ..live import json_fields
+
+    answer = json_fields(out)
+    endpoints = inv.session.release.current.backend.endpoints
+    endpoint = next(
+        (e for e in endpoints if e.method == method and _pattern(e.path).match(path)), None
+    )
+    if answer is None or endpoint is None or endpoint.response is None:
+        return
+    documented = sorted(endpoint.response.fields)
+    extra = sorted(set(answer) - set(documented))
+    if extra:
+        raise CommandError(
+            f"the real backend's answer to {method} {path} has field(s) the release data does "
+            f"not document: {', '.join(extra)} (releases.yaml lists {', '.join(documented)})"
+        )
 
 
 MODELS = {"curl": curl}

@@ -1,0 +1,157 @@
+"""The live tier: the pages' backend steps run for real against a real BeTrace backend program.
+
+Offline, a `curl` to the backend is checked against a model (the port is published, the path
+is served, the body has the fields the release data lists). Given a real `betrace-backend`
+(`pytest docs/ --live-backend PATH`, or BETRACE_LIVE_BACKEND=PATH), the gate also starts that
+program in the page's jail when the page's model has the backend running and published (after
+`docker compose up`, a `kubectl port-forward`), on the published port and with the environment
+the page's artefact gives it, and runs the page's command for real: the HTTP status must be a
+success, a JSON answer must have the fields the release data documents for that endpoint, and a
+console block's documented output is compared (see checkers/shell.py).
+
+The interface is one of "targets": today the only live target is a backend program; a later
+full-live run (a real Docker daemon, a disposable cluster) plugs in as another target behind the
+same option, never by default. The tier changes nothing when no program is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from .session import Session
+    from .world import Listener
+
+ENV_VAR = "BETRACE_LIVE_BACKEND"
+#: Seconds the real backend gets to answer its health check after it starts.
+START_TIMEOUT = 15.0
+#: Variables the gate sets itself whatever the artefact says, because the artefact's value names
+#: a place that exists only in a container (the data volume) or a port that the page published.
+_ADAPTED = ("BETRACE_DATA_DIR", "BETRACE_PORT_BACKEND")
+
+_program: Path | None = None
+
+
+class LiveError(Exception):
+    """The live tier could not run (the program, its start); the message says why."""
+
+
+def configure(path: str | None) -> None:
+    """Set the backend program for this run (from --live-backend or BETRACE_LIVE_BACKEND)."""
+    global _program
+    path = path or os.environ.get(ENV_VAR) or None
+    if not path:
+        _program = None
+        return
+    program = Path(path).expanduser().resolve()
+    if not program.is_file() or not os.access(program, os.X_OK):
+        raise LiveError(f"--live-backend: '{path}' is not an executable file")
+    _program = program
+
+
+def program() -> Path | None:
+    return _program
+
+
+@dataclass
+class Ran:
+    """One command of a page run for real against the live backend."""
+
+    line: int | None
+    command: str
+    status: int | None
+    ok: bool
+
+
+@dataclass
+class LiveBackend:
+    """The real backend of one page: started once, stopped with the page (or its stack)."""
+
+    session: Session
+    proc: subprocess.Popen[bytes] | None = None
+    port: int | None = None
+    log: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    ran: list[Ran] = field(default_factory=list)
+    starts: int = 0
+
+    def ensure(self, listener: Listener) -> None:
+        """The real backend answers on the listener's port (started now if it is not)."""
+        if self.proc is not None and self.proc.poll() is None and self.port == listener.port:
+            return
+        self.stop()
+        prog = program()
+        assert prog is not None, "the live tier runs only with a program"
+        self.starts += 1
+        data = self.session.tmp / "live" / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.log = self.session.tmp / "live" / f"backend-{self.starts}.log"
+        env = {k: v for k, v in listener.env.items() if k not in _ADAPTED}
+        env |= {"BETRACE_DATA_DIR": str(data), "BETRACE_PORT_BACKEND": str(listener.port)}
+        env |= {k: self.session.env[k] for k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        self.env = env
+        self.port = listener.port
+        self.proc = self.session.jail.start([str(prog)], data, env, self.log, shown=[prog])
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        assert self.proc is not None and self.port is not None
+        url = f"http://127.0.0.1:{self.port}/v1/health"
+        end = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                raise LiveError(f"the real backend exited with {code}: {self.tail()}")
+            probe = ["curl", "-fsS", "--max-time", "1", url]
+            done = self.session.jail.run(probe, self.session.tmp, client_env(self.session.env), 5)
+            if done.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise LiveError(f"the real backend did not answer {url} within {START_TIMEOUT:g} s")
+
+    def tail(self) -> str:
+        if self.log is None or not self.log.is_file():
+            return ""
+        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        return " | ".join(lines[-3:])
+
+    def stop(self) -> None:
+        """SIGTERM, as Compose and Kubernetes stop it; killed after a short grace (the gate does
+        not wait out the slow stop without an OTLP endpoint, a known issue)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=2)
+        except Exception:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+
+def client_env(env: dict[str, str]) -> dict[str, str]:
+    """The page's environment for a real client of the live backend: the proxy settings that
+    keep offline tools from the network would send loopback requests to the discard port; in
+    the jail only the page's own loopback exists, so they go."""
+    cleared = {k: v for k, v in env.items() if k.lower() not in ("http_proxy", "https_proxy")}
+    return cleared | {"NO_PROXY": "localhost,127.0.0.1,::1", "no_proxy": "localhost,127.0.0.1"}
+
+
+def json_fields(text: str) -> dict[str, Any] | None:
+    """The top-level object of a JSON answer, or None when the answer is not a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
