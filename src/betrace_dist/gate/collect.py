@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from sybil import Document, Example, Region, Sybil
 from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
-from . import profile
+from . import display, profile
 from .checkers import Checker, CheckFailure, Context, registry
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
@@ -41,6 +42,9 @@ class PageResult:
     rendered: Rendered | None
     items: list[tuple[Block, Entry, Checker | None]]
     error: tuple[int, str] | None = None
+    #: what is wrong with the page outside its blocks: (rendered line, source line, reason) of
+    #: code readers see that no checker claims, and of links to nothing
+    problems: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 class Gate:
@@ -48,6 +52,7 @@ class Gate:
         self.site = Site(config_file)
         self.patterns = patterns
         self.checkers = registry()
+        self._page_ids: dict[Path, set[str] | None] = {}
         GATES.append(self)
         profile.install()  # opt-in timing: only when BETRACE_GATE_PROFILE names a file
 
@@ -66,11 +71,38 @@ class Gate:
             found = blocks(rendered.text)
         except LexError as exc:
             return PageResult(path, rendered, [], (rendered.source_line(exc.line), exc.reason))
+        shown = self.display.shown(rendered.text)
+        invisible = display.hidden(rendered.text, found, shown, rendered.source_line)
         items = []
-        for block in found:
-            entry, checker = entry_for(name, rendered.source_line(block.line), block, self.checkers)
+        for index, block in enumerate(found):
+            line = rendered.source_line(block.line)
+            if index in invisible:  # never run what readers do not see
+                entry = Entry(
+                    name, line, block.language or "-", "-", "error", invisible[index].reason
+                )
+                items.append((block, entry, None))
+                continue
+            entry, checker = entry_for(name, line, block, self.checkers)
             items.append((block, entry, checker))
-        return PageResult(path, rendered, items)
+        problems = display.unchecked(rendered.text, found, shown) + display.link_problems(
+            rendered.text, path.resolve(), self.site.docs_dir, shown, self._ids
+        )
+        located = [(p.line, rendered.source_line(p.line), p.reason) for p in problems]
+        return PageResult(path, rendered, items, problems=sorted(located))
+
+    @cached_property
+    def display(self) -> display.Renderer:
+        """Python-Markdown configured as the site's: what readers are shown."""
+        return display.Renderer(self.site.config)
+
+    def _ids(self, path: Path) -> set[str] | None:
+        """Ids (heading anchors included) of another page of the site, None if unreadable."""
+        if path not in self._page_ids:
+            try:
+                self._page_ids[path] = self.display.shown(self.site.render(path).text).ids
+            except RenderError:
+                self._page_ids[path] = None
+        return self._page_ids[path]
 
     def pages(self) -> list[Path]:
         docs = self.site.docs_dir
@@ -85,6 +117,10 @@ class Gate:
                 line, reason = result.error
                 entries.append(Entry(self.page_name(path), line, "-", "-", "error", reason))
             entries.extend(entry for _, entry, _ in result.items)
+            entries.extend(
+                Entry(self.page_name(path), line, "-", "-", "error", reason)
+                for _, line, reason in result.problems
+            )
         return entries
 
     @property
@@ -144,6 +180,15 @@ class Gate:
             return
         assert result.rendered is not None
         rendered = result.rendered
+        offsets = _line_offsets(rendered.text)
+        taken = {block.start for block, _, _ in result.items}
+        for rendered_line, line, reason in result.problems:
+            start = offsets[rendered_line - 1]
+            while start in taken:  # two problems on one line: regions must not share a start
+                start += 1
+            taken.add(start)
+            entry = Entry(name, line, "-", "-", "error", reason)
+            yield Region(start, start, entry, _fail(f"{name}:{line}: {reason}"))
         for block, entry, checker in result.items:
             yield Region(
                 block.start,
@@ -160,6 +205,8 @@ class Gate:
         def evaluate(example: Example) -> None:
             if entry.status == "skipped":
                 return None
+            if entry.status == "error":
+                raise GateFailure(example, f"{name}:{entry.line}: {entry.reason}")
             if checker is None:
                 raise GateFailure(
                     example,
@@ -197,6 +244,13 @@ def _close_session(namespace: dict[str, Any]) -> None:
     if session is not None:
         with profile.phase("sandbox removal"):  # a no-op unless profiling
             session.close()
+
+
+def _line_offsets(text: str) -> list[int]:
+    offsets = [0]
+    for line in text.split("\n"):
+        offsets.append(offsets[-1] + len(line) + 1)
+    return offsets
 
 
 def _fail(message: str) -> Callable[[Example], None]:
