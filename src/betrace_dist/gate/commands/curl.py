@@ -13,32 +13,8 @@ from ruamel.yaml import YAML
 
 from ..session import CommandError, Invocation
 from ..world import closest
-from .flags import accepted, split_flag
+from .flags import options, split_flag
 
-_VALUE = {
-    "-X",
-    "--request",
-    "-d",
-    "--data",
-    "--data-raw",
-    "--data-binary",
-    "--json",
-    "-H",
-    "--header",
-}
-_VALUE |= {
-    "-o",
-    "--output",
-    "-u",
-    "--user",
-    "-w",
-    "--write-out",
-    "-m",
-    "--max-time",
-    "--retry",
-    "-A",
-}
-_VALUE |= {"--connect-timeout", "--retry-delay", "-e", "--cacert", "-T", "--upload-file"}
 _LOCAL = {"localhost", "127.0.0.1", "[::1]", "::1"}
 #: OTLP/HTTP paths the collector receives on 4318
 _OTLP_HTTP = {("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs")}
@@ -173,6 +149,7 @@ def curl(inv: Invocation) -> None:
     body = None
     is_json = False
     urls = []
+    known = options("curl")  # curl's own `--help all`: which options exist, which take a value
     i = 0
     while i < len(args):
         name, value = split_flag(args[i])
@@ -180,10 +157,10 @@ def curl(inv: Invocation) -> None:
             combined = name.startswith("-") and not name.startswith("--") and len(name) > 2
             flags = [f"-{c}" for c in name[1:]] if combined else [name]
             for flag in flags:
-                if flag not in accepted("curl") and flag not in _VALUE:
+                if flag not in known.names:
                     raise CommandError(f"curl has no option '{flag}'")
             last = flags[-1]
-            if last in _VALUE and value is None:
+            if last in known.valued and value is None:
                 i += 1
                 value = args[i] if i < len(args) else ""
             if last in ("-X", "--request"):
