@@ -166,3 +166,9 @@ def test_curl_option_values_are_not_read_as_urls() -> None:
     inv.argv = ["curl", "--noproxy", "*"]
     with pytest.raises(CommandError, match="no URL"):
         curl(inv)
+
+
+def test_a_pipeline_fails_when_any_member_fails(session: Session) -> None:
+    run(session, "printf 'a\\nb\\n' | wc -l\n")
+    with pytest.raises(CommandError, match="exit code"):
+        run(session, "cat no-such-file.txt | wc -l\n")  # wc succeeds; cat's failure counts

@@ -220,7 +220,7 @@ class Session:
                 self._check_substitution(sub, models)
             for member in members:
                 self.confine(member, self.expand(member.model_words[len(member.assignments) :]))
-            self.bash(" | ".join(m.text for m in members))
+            self.bash("set -o pipefail\n" + " | ".join(m.text for m in members))
             return
         first = members[0]
         for head in heads[1:]:
