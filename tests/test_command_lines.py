@@ -172,3 +172,43 @@ def test_a_pipeline_fails_when_any_member_fails(session: Session) -> None:
     run(session, "printf 'a\\nb\\n' | wc -l\n")
     with pytest.raises(CommandError, match="exit code"):
         run(session, "cat no-such-file.txt | wc -l\n")  # wc succeeds; cat's failure counts
+
+
+# -- console transcripts --------------------------------------------------------------------
+
+
+def test_console_steps_and_output_comparison() -> None:
+    from betrace_dist.gate.checkers import CheckFailure
+    from betrace_dist.gate.checkers.shell import compare, steps
+
+    found = steps("$ printf 'a\\nb\\n' \\\n    | head -1\na\n$ cd /tmp\n")
+    assert [(s.line, s.output, s.output_line) for s in found] == [(1, ["a"], 3), (4, None, 5)]
+    assert found[0].script.startswith("printf") and found[1].script == "\n\n\ncd /tmp\n"
+    compare(found[0], "a\n")
+    with pytest.raises(CheckFailure, match="shows 'a' as output, but the command printed 'b'") as e:
+        compare(found[0], "b\n")
+    assert e.value.body_line == 3
+
+
+def test_a_model_that_returns_output_has_it_compared(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """The hook a live backend uses: a model returning what the command printed."""
+    from betrace_dist.gate.checkers import CheckFailure, Context, shell
+    from betrace_dist.gate.lexer import blocks
+
+    monkeypatch.setattr(shell, "_MODELS", {"greet": lambda inv: "hello\n"})
+    ctx = Context(page=tmp_path, site_root=tmp_path)  # type: ignore[arg-type]
+    checker = shell.ShellChecker()
+    (good,) = blocks("```console\n$ greet\nhello\n```\n")
+    (bad,) = blocks("```console\n$ greet\ngoodbye\n```\n")
+    try:
+        assert checker.plan(good) == (
+            "modelled",
+            "checked against a model of greet; the output shown is not compared",
+        )  # statically the ledger cannot know a model will answer: it says less, never more
+        checker.check(good, ctx)
+        with pytest.raises(CheckFailure, match="printed 'hello'"):
+            checker.check(bad, ctx)
+    finally:
+        ctx.state["session"].close()

@@ -150,3 +150,18 @@ def test_site_without_faults_builds_and_passes(tmp_path: Path) -> None:
     assert run_mkdocs(["build", "--strict", "-d", str(tmp_path / "out")], cwd=site).returncode == 0
     result = run_pytest(["docs", "-q"], cwd=site)
     assert result.returncode == 0, result.stdout
+
+
+def test_console_output_is_compared_with_what_the_command_printed(gate_run: str) -> None:
+    page = DOCS / "console.md"
+    expect(gate_run, "console.md", line_containing(page, "three"), "shows 'three'", "printed 'two'")
+    assert f"docs/console.md:{line_containing(page, 'first')}" not in gate_run  # `...` matched
+
+
+def test_console_output_from_a_model_is_reported_as_not_compared(gate_run: str) -> None:
+    line = line_containing(DOCS / "console.md", "kubectl create namespace demo") - 1
+    ledger = re.search(
+        rf"^docs/console\.md\s+{line}\s+console\s+shell\s+(\w+)\s+(.*)$", gate_run, re.M
+    )
+    assert ledger, gate_run[-3000:]
+    assert ledger[1] == "modelled" and "output shown is not compared" in ledger[2]

@@ -116,11 +116,12 @@ class Gate:
             if result.error:
                 line, reason = result.error
                 entries.append(Entry(self.page_name(path), line, "-", "-", "error", reason))
-            entries.extend(entry for _, entry, _ in result.items)
-            entries.extend(
+            page = [entry for _, entry, _ in result.items]
+            page += [
                 Entry(self.page_name(path), line, "-", "-", "error", reason)
                 for _, line, reason in result.problems
-            )
+            ]
+            entries.extend(sorted(page, key=lambda e: e.line))
         return entries
 
     @property

@@ -318,7 +318,8 @@ def parse(argv: list[str], kubectl: str) -> Args:
 
 # -- handlers: one per subcommand --------------------------------------------------------------
 
-Handler = Callable[[Invocation, str, Args], None]
+#: a handler may return what the command prints, when kubectl itself produced it offline
+Handler = Callable[[Invocation, str, Args], str | None]
 
 
 def _files(inv: Invocation, args: Args) -> list[tuple[str, str]]:
@@ -373,7 +374,7 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str) -> None:
     )
 
 
-def _generate(inv: Invocation, ns: str, args: Args) -> None:
+def _generate(inv: Invocation, ns: str, args: Args) -> str | None:
     """`kubectl create KIND NAME ...`: the real kubectl, offline, prints the object."""
     dry_run = args.get("--dry-run")
     if dry_run not in (None, "client", "none"):
@@ -390,6 +391,8 @@ def _generate(inv: Invocation, ns: str, args: Args) -> None:
     _write_redirects(inv, done.stdout)
     if dry_run is None:
         _join(inv.session.world, YAML(typ="safe").load(done.stdout), ns, "kubectl create")
+        return None  # what kubectl prints against a cluster ("secret/x created") is not known
+    return "" if inv.command.redirects else done.stdout
 
 
 def _write_redirects(inv: Invocation, output: str) -> None:
@@ -404,11 +407,11 @@ def _write_redirects(inv: Invocation, output: str) -> None:
             target.write_text(output, encoding="utf-8")
 
 
-def _create(inv: Invocation, ns: str, args: Args) -> None:
+def _create(inv: Invocation, ns: str, args: Args) -> str | None:
     if len(args.path) > 1:
-        _generate(inv, ns, args)
-    else:
-        _apply(inv, ns, args)
+        return _generate(inv, ns, args)
+    _apply(inv, ns, args)
+    return None
 
 
 def _names(world: World, ns: str, kind: str, names: list[str], args: Args) -> None:
@@ -502,7 +505,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def kubectl(inv: Invocation) -> None:
+def kubectl(inv: Invocation) -> str | None:
     args = parse(inv.argv, binary())
     if args.has("--context", "--kubeconfig", "--cluster", "--server", "-s"):
         raise CommandError(
@@ -515,9 +518,8 @@ def kubectl(inv: Invocation) -> None:
             f"{', '.join(sorted(HANDLERS))}"
         )
     if args.path[:2] == ["create", "namespace"] or args.path[:2] == ["create", "ns"]:
-        handler(inv, "default", args)  # a namespace belongs to no namespace
-        return
-    handler(inv, _namespace(inv.session.world, args), args)
+        return handler(inv, "default", args)  # a namespace belongs to no namespace
+    return handler(inv, _namespace(inv.session.world, args), args)
 
 
 MODELS = {"kubectl": kubectl}
