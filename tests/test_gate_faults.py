@@ -82,12 +82,14 @@ def test_clean_page_passes_and_the_ledger_counts_every_block(gate_run: str) -> N
         len(re.findall(r"^\s*```[a-z]", page.read_text(encoding="utf-8"), re.MULTILINE))
         for page in DOCS.glob("*.md")
     )
-    # the macro-typo page cannot be rendered: it stands in the ledger as one error entry; so do
-    # the code readers see that no fence holds (3 on unseen-code.md: a quoted fence, which the
-    # count above does not see, an indented block and raw HTML) and the broken links (3)
-    assert int(totals[1]) == fences + 1 + 3 + 3
-    # errors: the macro typo, the fence hidden in a comment, 3 unseen code blocks, 3 links
-    assert "1 unclaimed" in totals[3] and "8 error" in totals[3]
+    # pages that cannot be rendered (the macro typo, the front matter override) stand in the
+    # ledger as one error entry each; so do the code readers see that no fence holds (3 on
+    # unseen-code.md: a quoted fence, which the count above does not see, an indented block and
+    # raw HTML) and the broken links (3)
+    assert int(totals[1]) == fences + 2 + 3 + 3
+    # errors: those 8, and the fence hidden in a comment
+    assert "1 unclaimed" in totals[3] and "9 error" in totals[3]
+    assert "1 modelled" in totals[3]  # the console block whose output a cluster would print
 
 
 def test_code_readers_see_outside_fences_fails_at_its_line(gate_run: str) -> None:
@@ -165,3 +167,14 @@ def test_console_output_from_a_model_is_reported_as_not_compared(gate_run: str) 
     )
     assert ledger, gate_run[-3000:]
     assert ledger[1] == "modelled" and "output shown is not compared" in ledger[2]
+
+
+def test_front_matter_cannot_override_the_release_data(gate_run: str) -> None:
+    page = DOCS / "front-matter.md"
+    expect(
+        gate_run,
+        "front-matter.md",
+        line_containing(page, "release:"),
+        "macro variable",
+        "'release'",
+    )

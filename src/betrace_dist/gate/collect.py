@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,6 +19,9 @@ from .checkers import Checker, CheckFailure, Context, registry
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
 from .render import Rendered, RenderError, Site
+
+#: mkdocs' own front matter pattern (mkdocs.utils.meta.YAML_RE)
+_FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
 
 #: Every gate created in this process (conftest files register theirs), for the ledger summary.
 GATES: list[Gate] = []
@@ -63,6 +67,9 @@ class Gate:
     def analyse(self, path: Path) -> PageResult:
         path = Path(path)
         name = self.page_name(path)
+        overrides = self._overrides(path)
+        if overrides is not None:
+            return PageResult(path, None, [], overrides)
         try:
             rendered = self.site.render(path)
         except RenderError as exc:
@@ -89,6 +96,37 @@ class Gate:
         )
         located = [(p.line, rendered.source_line(p.line), p.reason) for p in problems]
         return PageResult(path, rendered, items, problems=sorted(located))
+
+    def _overrides(self, path: Path) -> tuple[int, str] | None:
+        """A front matter key that would replace a macro variable or macro on this page.
+
+        mkdocs-macros renders a page with its front matter merged over the site's variables, so
+        `release:` in front matter would silently replace the release data the page shows."""
+        try:
+            source = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+        except (OSError, UnicodeDecodeError):
+            return None  # the renderer reports it with its line
+        match = _FRONT_MATTER.match(source)
+        if match is None:
+            return None
+        plugin = self.site.macros
+        for number, line in enumerate(match[1].split("\n"), 2):
+            key = line.split(":", 1)[0].strip().strip("'\"") if ":" in line else ""
+            if not key or line[:1] in (" ", "\t", "#", "-"):
+                continue
+            kind = (
+                "macro variable"
+                if key in plugin.variables
+                else "macro"
+                if key in plugin.macros or key in plugin.filters
+                else None
+            )
+            if kind is not None:
+                return number, (
+                    f"the front matter sets '{key}', a {kind} of the site: on this page it "
+                    f"would replace what the release data gives '{key}'; rename the key"
+                )
+        return None
 
     @cached_property
     def display(self) -> display.Renderer:
