@@ -166,3 +166,10 @@ def test_code_readers_see_outside_fences_and_fences_they_do_not(shown_by_site: P
         "<!--\n```bash\necho hidden\n```\n-->\n"  # line 10: a fence nobody sees
     )
     assert shown_by_site(text) == ([10], [3, 5])
+
+
+def test_of_two_identical_blocks_the_one_in_a_comment_is_the_hidden_one(
+    shown_by_site: Problems,
+) -> None:
+    text = "<!--\n```bash\necho same\n```\n-->\n\n```bash\necho same\n```\n"
+    assert shown_by_site(text) == ([2], [])

@@ -131,12 +131,16 @@ def hidden(
     for code in shown.code:
         remaining[_key(code)] = remaining.get(_key(code), 0) + 1
     out = {}
-    for index, block in enumerate(found):
+    comments = {i: _comment_opened(text, b.start) for i, b in enumerate(found)}
+    # blocks outside comments claim the shown code first: of two identical blocks, one in a
+    # comment, the one in the comment is the hidden one
+    for index in sorted(range(len(found)), key=lambda i: (comments[i] is not None, i)):
+        block = found[index]
         key = _key(block.body)
         if remaining.get(key, 0) > 0:
             remaining[key] -= 1
             continue
-        comment = _comment_opened(text, block.start)
+        comment = comments[index]
         if comment is not None:
             reason = (
                 "this code block is inside the HTML comment opened at line "
@@ -149,7 +153,7 @@ def hidden(
                 "see it, so the gate does not run it"
             )
         out[index] = Problem(block.line, reason)
-    return out
+    return dict(sorted(out.items()))
 
 
 _RAW_TAG = re.compile(r"\s*<(pre|code)\b", re.IGNORECASE)
