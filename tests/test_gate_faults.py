@@ -82,9 +82,55 @@ def test_clean_page_passes_and_the_ledger_counts_every_block(gate_run: str) -> N
         len(re.findall(r"^\s*```[a-z]", page.read_text(encoding="utf-8"), re.MULTILINE))
         for page in DOCS.glob("*.md")
     )
-    # the macro-typo page cannot be rendered: it stands in the ledger as one error entry
-    assert int(totals[1]) == fences + 1
-    assert "1 unclaimed" in totals[3] and "1 error" in totals[3]
+    # pages that cannot be rendered (the macro typo, the front matter override) stand in the
+    # ledger as one error entry each; so do the code readers see that no fence holds (3 on
+    # unseen-code.md: a quoted fence, which the count above does not see, an indented block and
+    # raw HTML) and the broken links (3)
+    assert int(totals[1]) == fences + 2 + 3 + 3
+    # errors: those 8, and the fence hidden in a comment
+    assert "1 unclaimed" in totals[3] and "9 error" in totals[3]
+    assert "1 modelled" in totals[3]  # the console block whose output a cluster would print
+
+
+def test_code_readers_see_outside_fences_fails_at_its_line(gate_run: str) -> None:
+    page = DOCS / "unseen-code.md"
+    expect(gate_run, "unseen-code.md", line_containing(page, "> ```bash"), "inside a blockquote")
+    expect(
+        gate_run,
+        "unseen-code.md",
+        line_containing(page, "    echo"),
+        "an indented code block",
+        "no checker claims",
+    )
+    expect(gate_run, "unseen-code.md", line_containing(page, "<pre><code>"), "raw HTML code")
+
+
+def test_fence_inside_an_html_comment_fails_and_never_runs(gate_run: str) -> None:
+    from betrace_dist.gate.collect import Gate
+
+    page = DOCS / "unseen-code.md"
+    line = line_containing(page, "touch hidden-command-ran") - 1  # its opening fence
+    expect(
+        gate_run,
+        "unseen-code.md",
+        line,
+        f"inside the HTML comment opened at line {line_containing(page, '<!--')}",
+        "does not run it",
+    )
+    result = Gate(SITE / "mkdocs.yml").analyse(page)
+    hidden = [(e, c) for b, e, c in result.items if "hidden-command-ran" in b.body]
+    assert hidden and hidden[0][1] is None and hidden[0][0].status == "error"  # no checker: no run
+    visible = [c for b, _, c in result.items if "checked" in b.body]
+    assert visible and visible[0] is not None
+
+
+def test_broken_internal_links_and_anchors_fail_in_the_gate(gate_run: str) -> None:
+    links = DOCS / "links.md"
+    expect(gate_run, "links.md", line_containing(links, "no-such-page.md"), "no file of the site")
+    expect(gate_run, "links.md", line_containing(links, "#no-such-section"), "no heading or id")
+    anchor = DOCS / "anchor.md"
+    expect(gate_run, "anchor.md", line_containing(anchor, "#no-such-heading"), "of index.md")
+    assert "docs/links.md:3:" not in gate_run  # links to a page and a heading that exist
 
 
 def test_failing_python_example_is_reported_plainly_under_every_traceback_style() -> None:
@@ -106,3 +152,29 @@ def test_site_without_faults_builds_and_passes(tmp_path: Path) -> None:
     assert run_mkdocs(["build", "--strict", "-d", str(tmp_path / "out")], cwd=site).returncode == 0
     result = run_pytest(["docs", "-q"], cwd=site)
     assert result.returncode == 0, result.stdout
+
+
+def test_console_output_is_compared_with_what_the_command_printed(gate_run: str) -> None:
+    page = DOCS / "console.md"
+    expect(gate_run, "console.md", line_containing(page, "three"), "shows 'three'", "printed 'two'")
+    assert f"docs/console.md:{line_containing(page, 'first')}" not in gate_run  # `...` matched
+
+
+def test_console_output_from_a_model_is_reported_as_not_compared(gate_run: str) -> None:
+    line = line_containing(DOCS / "console.md", "kubectl create namespace demo") - 1
+    ledger = re.search(
+        rf"^docs/console\.md\s+{line}\s+console\s+shell\s+(\w+)\s+(.*)$", gate_run, re.M
+    )
+    assert ledger, gate_run[-3000:]
+    assert ledger[1] == "modelled" and "output shown is not compared" in ledger[2]
+
+
+def test_front_matter_cannot_override_the_release_data(gate_run: str) -> None:
+    page = DOCS / "front-matter.md"
+    expect(
+        gate_run,
+        "front-matter.md",
+        line_containing(page, "release:"),
+        "macro variable",
+        "'release'",
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from betrace_dist.gate.lexer import LexError, blocks, parse_info
@@ -120,3 +122,54 @@ def test_blocks_know_the_content_tab_they_sit_in() -> None:
         ]
     )
     assert [b.tab for b in blocks(text)] == [(0, 0), (0, 1), None, (1, 0)]
+
+
+# -- what readers are shown (Python-Markdown with the site's own extensions) --------------------
+
+#: a page text -> (lines of fences readers do not see, lines of code readers see unclaimed)
+Problems = Callable[[str], tuple[list[int], list[int]]]
+
+
+@pytest.fixture(scope="module")
+def shown_by_site() -> Problems:
+    from betrace_dist import REPO_ROOT
+    from betrace_dist.gate import display
+    from betrace_dist.gate.render import Site
+
+    renderer = display.Renderer(Site(REPO_ROOT / "mkdocs.yml").config)
+
+    def problems(text: str) -> tuple[list[int], list[int]]:
+        found = blocks(text)
+        shown = renderer.shown(text)
+        hidden = display.hidden(text, found, shown, lambda n: n)
+        return sorted(p.line for p in hidden.values()), [
+            p.line for p in display.unchecked(text, found, shown)
+        ]
+
+    return problems
+
+
+def test_nested_fences_readers_see_are_all_claimed(shown_by_site: Problems) -> None:
+    text = (
+        '=== "Tab"\n\n    ```bash\n    echo tab\n    ```\n\n'
+        "!!! note\n\n    ```yaml\n    a: 1\n    ```\n\n"
+        "1. Step\n\n    ```bash\n    echo step\n    ```\n\n"
+        "````markdown\n```bash\necho inner\n```\n````\n"
+    )
+    assert shown_by_site(text) == ([], [])
+
+
+def test_code_readers_see_outside_fences_and_fences_they_do_not(shown_by_site: Problems) -> None:
+    text = (
+        "Text\n\n    indented = True\n\n"  # line 3: an indented code block
+        "> ```bash\n> echo quoted\n> ```\n\n"  # line 5: a fence in a blockquote
+        "<!--\n```bash\necho hidden\n```\n-->\n"  # line 10: a fence nobody sees
+    )
+    assert shown_by_site(text) == ([10], [3, 5])
+
+
+def test_of_two_identical_blocks_the_one_in_a_comment_is_the_hidden_one(
+    shown_by_site: Problems,
+) -> None:
+    text = "<!--\n```bash\necho same\n```\n-->\n\n```bash\necho same\n```\n"
+    assert shown_by_site(text) == ([2], [])

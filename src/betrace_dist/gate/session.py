@@ -63,7 +63,11 @@ class Invocation:
     session: Session
 
 
-Model = Callable[[Invocation], None]
+#: A command model checks one command and raises CommandError when it does not hold. It may return
+#: what the command would print (a Done or its stdout as a str): console blocks compare
+#: their shown output with it (a live backend can answer for curl this way). None: the model
+#: checked the command but cannot say what it prints, and the output shown is not compared.
+Model = Callable[[Invocation], "Done | str | None"]
 
 
 @dataclass
@@ -89,7 +93,6 @@ class Session:
         self.jail = Jail(self.tmp, deadline=time.monotonic() + page_timeout)
         # the real backend of the live tier, when the run was given one (see live.py)
         self.live = live.LiveBackend(self) if live.program() else None
-        self.last_output: str | None = None  # what the last command run for real printed
         self.home = self.tmp / "home"
         self.repo = self.tmp / "distribution"
         self.home.mkdir()
@@ -104,6 +107,8 @@ class Session:
         self._before: dict[int, _Snapshot] = {}
         self._after_first: dict[int, _Snapshot] = {}
         self._snapshots: list[_Snapshot] = []
+        #: what each command run since the last reset printed (None: a model that cannot say)
+        self.printed: list[Done | str | None] = []
 
     def _clean_env(self) -> dict[str, str]:
         python_bin = str(Path(tools.find("python3") or "/usr/bin/python3").parent)
@@ -267,7 +272,7 @@ class Session:
                 self._check_substitution(sub, models)
             for member in members:
                 self.confine(member, self.expand(member.model_words[len(member.assignments) :]))
-            self.bash(" | ".join(m.text for m in members))
+            self.printed.append(self.bash(" | ".join(m.text for m in members)))
             return
         first = members[0]
         for head in heads[1:]:
@@ -327,7 +332,7 @@ class Session:
             return
         if head in REAL:
             self.confine(cmd, argv)
-            self.bash(cmd.text)
+            self.printed.append(self.bash(cmd.text))
             return
         model = models.get(head) or models.get(head.rsplit("/", 1)[-1])
         if model is None:
@@ -335,7 +340,7 @@ class Session:
                 f"no command model for '{head}': add one to the gate, or skip the block with "
                 "<!-- gate: skip: <reason> -->"
             )
-        model(Invocation(argv, cmd, self))
+        self.printed.append(model(Invocation(argv, cmd, self)))
 
 
 @cache

@@ -7,6 +7,7 @@ source text (heredoc included) and the line it starts on.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import bashlex
@@ -132,13 +133,56 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
             )
 
 
+#: `<<'EOF'`, `<<"EOF"`, `<<\EOF` (and `<<-` forms): a here-document whose body bash does not
+#: expand. bashlex reads only bare delimiters.
+_QUOTED_HEREDOC = re.compile(r"<<(-?)([ \t]*)(?:'(\w+)'|\"(\w+)\"|\\(\w+))")
+
+
+def _bare_delimiters(script: str) -> str:
+    """The script with quoted here-document delimiters written bare, padded with spaces so that
+    every offset (and so every command's source text, taken from the original) is unchanged."""
+
+    def bare(match: re.Match[str]) -> str:
+        word = match[3] or match[4] or match[5]
+        pad = len(match[0]) - len(match[1]) - len(word) - 2
+        return f"<<{match[1]}{' ' * pad}{word}"
+
+    return _QUOTED_HEREDOC.sub(bare, script)
+
+
+_UNCLOSED = re.compile(r"here-document .* delimited by end-of-file \(wanted ['\"](\w+)['\"]\)")
+
+
+def _unclosed_heredoc(script: str, message: str) -> SplitError | None:
+    """A here-document never closed, reported at its `<<` (bashlex names the end of the block)."""
+    match = _UNCLOSED.search(message)
+    if match is None:
+        return None
+    word = match[1]
+    for opened in re.finditer(r"<<(-?)[ \t]*['\"\\]?" + word + r"\b", script):
+        rest = script[opened.end() :].split("\n")[1:]
+        strip = "\t" if opened[1] else ""
+        if not any(line.lstrip(strip) == word for line in rest):
+            start = opened.start()
+            break
+    else:
+        return None
+    return SplitError(
+        _line(script, start),
+        f"the here-document opened here is never closed: end it with a line holding only {word}",
+    )
+
+
 def split(script: str) -> list[Command]:
     """The simple commands of a script, in order."""
     if not script.strip():
         return []
     try:
-        trees = bashlex.parse(script)
+        trees = bashlex.parse(_bare_delimiters(script))
     except bashlex.errors.ParsingError as exc:
+        unclosed = _unclosed_heredoc(script, exc.message)
+        if unclosed is not None:
+            raise unclosed from None
         raise SplitError(
             _line(script, exc.position), f"cannot parse the command: {exc.message}"
         ) from None

@@ -1,13 +1,20 @@
-"""Shell blocks: `bash -n` for syntax, then ShellCheck for the mistakes readers copy.
+"""Shell blocks: `bash -n` for syntax, then ShellCheck for the mistakes readers copy, then each
+command runs in the page's session (file commands for real, the rest against command models).
 
-`console` blocks are transcripts: lines starting with `$ ` (and their `\\` continuations) are
-commands; the rest is output and is blanked out, so line numbers still match the page.
+`console` (and `shell-session`) blocks are transcripts: lines starting with `$ ` (and their `\\`
+continuations) are commands, the lines after them what they printed. Each command runs on its
+own; when it ran for real (a file command) or its model could say what it prints, the output
+shown must be what it printed (a line `...` stands for any lines). When a model cannot say (a
+cluster, a daemon, a server), the ledger reports the block as "modelled": checked against a
+model, output not compared.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
@@ -23,9 +30,12 @@ SHELLCHECK_EXCLUDE = {
 }
 
 
+CONSOLE = frozenset({"console", "shell-session"})
+
+
 def script_of(block: Block) -> tuple[str, str]:
     """(dialect, script text) with console output lines blanked."""
-    if block.language != "console":
+    if block.language not in CONSOLE:
         return ("sh" if block.language == "sh" else "bash"), block.body
     out: list[str] = []
     continuing = False
@@ -79,11 +89,24 @@ def _models() -> dict:  # type: ignore[type-arg]
 class ShellChecker:
     name: ClassVar[str] = "shell"
     status: ClassVar[Status] = "run"
-    languages: ClassVar[frozenset[str]] = frozenset({"bash", "sh", "shell", "console"})
+    languages: ClassVar[frozenset[str]] = frozenset({"bash", "sh", "shell"}) | CONSOLE
+
+    def plan(self, block: Block) -> tuple[str, str] | None:
+        """The ledger status of a console block whose shown output no one can produce offline."""
+        if block.language not in CONSOLE:
+            return None
+        modelled = sorted(
+            {h for step in steps(block.body) if step.output for h in _model_heads(step)}
+        )
+        if not modelled:
+            return None
+        return "modelled", (
+            f"checked against a model of {', '.join(modelled)}; the output shown is not compared"
+        )
 
     def check(self, block: Block, ctx: Context) -> None:
         dialect, script = script_of(block)
-        if block.language == "console" and not script.strip():
+        if block.language in CONSOLE and not script.strip():
             raise CheckFailure("a console block needs at least one command line starting with '$ '")
         syntax = _bash_n(script)  # speed: one `bash -n` per distinct script in a run
         if syntax.returncode != 0:
@@ -107,10 +130,17 @@ class ShellChecker:
                 f"ShellCheck SC{first['code']} ({first['level']}): {first['message']}{more}",
                 first["line"],
             )
+        if block.language in CONSOLE:
+            for step in steps(block.body):
+                printed = self.run(step.script, ctx)
+                if step.output is not None and printed is not None:
+                    compare(step, printed)
+            return
         self.run(script, ctx)
 
-    def run(self, script: str, ctx: Context) -> None:
-        """Each command to a command model, in the page's session."""
+    def run(self, script: str, ctx: Context) -> str | None:
+        """Each command to a command model, in the page's session; what the commands printed,
+        or None when a model could not say."""
         from ..session import CommandError
         from ..shellwords import SplitError, split
 
@@ -119,9 +149,95 @@ class ShellChecker:
         except SplitError as exc:
             raise CheckFailure(exc.reason, exc.line) from None
         session = ctx.session()
+        session.printed = []
         try:
             session.run(commands, _models())
         except CommandError as exc:
             line = getattr(exc, "line", None)
             shown = next((c.text.split("\n")[0] for c in commands if c.line == line), "")
             raise CheckFailure(f"`{shown}`: {exc}", line) from None
+        if any(p is None for p in session.printed):
+            return None
+        return "".join(p if isinstance(p, str) else p.stdout for p in session.printed)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One `$ command` of a console block and the output shown under it."""
+
+    line: int  # body line of the `$`, 1-based
+    script: str  # the command, prompt removed, after line-1 blank lines (so lines match)
+    output: list[str] | None  # the lines shown under it (None: nothing is shown)
+    output_line: int  # body line of the first output line
+
+
+def steps(body: str) -> list[Step]:
+    lines = body.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    out: list[Step] = []
+    i = 0
+    while i < len(lines):
+        if not (lines[i].startswith("$ ") or lines[i] == "$"):
+            i += 1  # output before any command: shellcheck and the syntax check saw blanks
+            continue
+        start = i
+        command = [lines[i][2:]]
+        while command[-1].rstrip().endswith("\\") and i + 1 < len(lines):
+            i += 1
+            command.append(lines[i])
+        i += 1
+        shown_from = i
+        while i < len(lines) and not (lines[i].startswith("$ ") or lines[i] == "$"):
+            i += 1
+        shown = lines[shown_from:i]
+        while shown and not shown[-1].strip():
+            shown.pop()
+        script = "\n" * start + "\n".join(command) + "\n"
+        out.append(Step(start + 1, script, shown or None, shown_from + 1))
+    return out
+
+
+def _model_heads(step: Step) -> set[str]:
+    """Programs of a step that go to a model rather than run for real."""
+    from ..session import REAL
+    from ..shellwords import SplitError, split
+
+    try:
+        commands = split(step.script)
+    except SplitError:
+        return set()
+    heads = {c.argv[0].rsplit("/", 1)[-1] for c in commands if c.argv}
+    return {h for h in heads if h not in REAL and h not in ("cd", "export")}
+
+
+def compare(step: Step, printed: str) -> None:
+    """The output a console block shows must be what its command printed; `...` is any lines."""
+    shown = [line.rstrip() for line in step.output or []]
+    actual = [line.rstrip() for line in printed.rstrip("\n").split("\n")] if printed else []
+    pattern = "\n".join(".*?" if line == "..." else re.escape(line) for line in shown)
+    if re.fullmatch(pattern, "\n".join(actual), re.DOTALL):
+        return
+    for index, line in enumerate(shown):
+        if line == "...":
+            break
+        got = actual[index] if index < len(actual) else None
+        if got != line:
+            said = f"printed '{got}'" if got is not None else "printed nothing more"
+            raise CheckFailure(
+                f"the page shows '{line}' as output, but the command {said}; copy what it "
+                "prints, or write ... for lines that vary",
+                step.output_line + index,
+            )
+    if "..." in shown:
+        raise CheckFailure(
+            "the output shown does not match what the command printed, even with ... for the "
+            f"lines that vary; it printed: {' | '.join(actual[:6])}",
+            step.output_line,
+        )
+    extra = actual[len(shown)] if len(actual) > len(shown) else ""
+    raise CheckFailure(
+        f"the command printed more than the page shows (next: '{extra}'); show all of it, "
+        "or end the output with a line ...",
+        step.output_line + len(shown) - 1,
+    )

@@ -10,32 +10,8 @@ from urllib.parse import urlsplit
 from ...release import Release
 from ..session import CommandError, Invocation
 from ..world import closest
-from .flags import accepted, split_flag
+from .flags import options, split_flag
 
-_VALUE = {
-    "-X",
-    "--request",
-    "-d",
-    "--data",
-    "--data-raw",
-    "--data-binary",
-    "--json",
-    "-H",
-    "--header",
-}
-_VALUE |= {
-    "-o",
-    "--output",
-    "-u",
-    "--user",
-    "-w",
-    "--write-out",
-    "-m",
-    "--max-time",
-    "--retry",
-    "-A",
-}
-_VALUE |= {"--connect-timeout", "--retry-delay", "-e", "--cacert", "-T", "--upload-file"}
 _LOCAL = {"localhost", "127.0.0.1", "[::1]", "::1"}
 #: OTLP/HTTP paths the collector receives on 4318
 _OTLP_HTTP = {("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs")}
@@ -168,12 +144,13 @@ def _body(inv: Invocation, value: str) -> object:
         ) from None
 
 
-def curl(inv: Invocation) -> None:
+def curl(inv: Invocation) -> str | None:
     args = inv.argv[1:]
     method = None
     body = None
     is_json = False
     urls = []
+    known = options("curl")  # curl's own `--help all`: which options exist, which take a value
     i = 0
     while i < len(args):
         name, value = split_flag(args[i])
@@ -181,10 +158,10 @@ def curl(inv: Invocation) -> None:
             combined = name.startswith("-") and not name.startswith("--") and len(name) > 2
             flags = [f"-{c}" for c in name[1:]] if combined else [name]
             for flag in flags:
-                if flag not in accepted("curl") and flag not in _VALUE:
+                if flag not in known.names:
                     raise CommandError(f"curl has no option '{flag}'")
             last = flags[-1]
-            if last in _VALUE and value is None:
+            if last in known.valued and value is None:
                 i += 1
                 value = args[i] if i < len(args) else ""
             if last in ("-X", "--request"):
@@ -208,8 +185,9 @@ def curl(inv: Invocation) -> None:
             _check_request(inv.session.release.current, verb, urlsplit(url).path, parsed)
         if listener == "backend" and inv.session.live is not None:
             live_urls.append((verb, url))
-    if live_urls:
-        _run_live(inv, live_urls, writes_out=any(a in _OUTPUT_FLAGS for a in args))
+    if live_urls:  # what the real backend answered: a console block compares it
+        return _run_live(inv, live_urls, writes_out=any(a in _OUTPUT_FLAGS for a in args))
+    return None
 
 
 #: curl options whose output the live tier leaves alone (it then does not read the status)
@@ -217,7 +195,7 @@ _OUTPUT_FLAGS = {"-w", "--write-out", "-o", "--output", "-O", "--remote-name", "
 _MARK = "\n__betrace_gate_status__"
 
 
-def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) -> None:
+def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) -> str:
     """The page's curl, run for real against the real backend (the live tier, see live.py)."""
     from .. import live
 
@@ -238,13 +216,13 @@ def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) ->
         status = int(status_text)
     ok = done.returncode == 0 and (status is None or status < 400)
     session.live.ran.append(live.Ran(inv.command.line, inv.command.text, status, ok))
-    session.last_output = out
     if not ok:
         said = (done.stderr.strip() or out.strip())[-300:]
         shown = f"HTTP {status}" if status else f"exit code {done.returncode}"
         raise CommandError(f"the real backend answered {shown}: {said}")
     if status is not None and len(urls) == 1:
         _check_answer(inv, urls[0][0], urlsplit(urls[0][1]).path, out)
+    return out
 
 
 def _check_answer(inv: Invocation, method: str, path: str, out: str) -> None:

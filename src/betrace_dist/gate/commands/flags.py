@@ -1,36 +1,78 @@
-"""Flags a real tool accepts, read from its own `--help`, so a guide cannot invent one."""
+"""Flags a real tool accepts, read from its own `--help`, so a guide cannot invent one, and
+which of them take a value, so that a command line is split as the tool splits it."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import dataclass
 from functools import cache
 
 _FLAG = re.compile(r"(?:^|\s|,)(--?[A-Za-z][\w-]*)")
-
+#: what follows the names of a boolean flag in kubectl's help (`--watch=false:`)
+_BOOLEAN_DEFAULT = frozenset({"true", "false"})
 
 #: tools whose plain --help lists only a few options
 _FULL_HELP = {"curl": ["--help", "all"]}
 
 
+@dataclass(frozen=True)
+class Options:
+    names: frozenset[str]  # every -x / --long flag the help lists
+    valued: frozenset[str]  # the ones that take a value
+
+    def __or__(self, other: Options) -> Options:
+        return Options(self.names | other.names, self.valued | other.valued)
+
+
 @cache
-def accepted(binary: str, *subcommand: str) -> frozenset[str]:
-    """Every -x / --long flag the help text of `binary subcommand --help` lists."""
+def help_text(binary: str, *args: str) -> str:
+    """What `binary ARGS` prints (help is read once per run, then cached)."""
     done = subprocess.run(
-        [binary, *subcommand, *_FULL_HELP.get(binary.rsplit("/", 1)[-1], ["--help"])],
+        [binary, *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
         env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
     )
-    text = done.stdout + done.stderr
-    flags = set()
+    return done.stdout + done.stderr
+
+
+def parse_help(text: str) -> Options:
+    """Flags of a help text, in the three layouts the tools use:
+    `-d, --data <data>` (curl), `-n, --namespace string` (helm: a type word after the names),
+    `-f, --filename=[]:` (kubectl: a default after `=`; true/false for a boolean). A value that is
+    optional (`--dry-run string[="unset"]`) can only be attached with `=`: not counted as valued."""
+    names: set[str] = set()
+    valued: set[str] = set()
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith("-"):
-            flags.update(m for m in _FLAG.findall(stripped.split("  ")[0]))
-    return frozenset(flags)
+        if not stripped.startswith("-"):
+            continue
+        head = stripped.split("  ")[0]
+        found = _FLAG.findall(head)
+        names.update(found)
+        if "=" in head and head.endswith(":"):
+            takes = head.split("=", 1)[1].removesuffix(":") not in _BOOLEAN_DEFAULT
+        else:
+            rest = _FLAG.sub("", head).replace(",", "").strip()
+            takes = bool(rest) and "[=" not in rest  # `--wait string[="x"]`: only `--wait=v`
+        if takes:
+            valued.update(found)
+    return Options(frozenset(names), frozenset(valued))
+
+
+@cache
+def options(binary: str, *subcommand: str) -> Options:
+    """The flags of `binary subcommand --help`."""
+    tail = _FULL_HELP.get(binary.rsplit("/", 1)[-1], ["--help"])
+    return parse_help(help_text(binary, *subcommand, *tail))
+
+
+def accepted(binary: str, *subcommand: str) -> frozenset[str]:
+    """Every -x / --long flag the help text of `binary subcommand --help` lists."""
+    return options(binary, *subcommand).names
 
 
 def split_flag(arg: str) -> tuple[str, str | None]:

