@@ -77,6 +77,11 @@ CASES = [
         ["upstream has no tags yet", "pin the commit c5f17ae4"],
     ),
     (
+        "nix-result-replaced.md",
+        "./result/bin",
+        ["'result' is the build of betrace-grafana-plugin-0.1.0", "not a build of the backend"],
+    ),
+    (
         "nix-otlp-scheme.md",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         ["betrace-backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT", "host:port with no scheme"],

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import atexit
 import json
+import platform
 import re
 import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
 
-from ... import REPO_ROOT, tools
+from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import Nix
 from ..session import CommandError, Invocation
-from ..world import closest
+from ..world import Listener, closest
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
 UPSTREAM = STUBS / "betrace"
 # flake-utils' default systems, which upstream's flake exports (the same names for each)
 SYSTEMS = ("x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin")
+# stand-ins are built for the machine the gate runs on
+_HOST = {"aarch64": "aarch64-linux", "arm64": "aarch64-linux"}.get(platform.machine(), SYSTEMS[0])
 # Upstream's apps that run from a source checkout, not from the packaged program (flake.nix at
 # c5f17ae4a572472e1afa62fa32a6f5fbecb1718d: `cd backend && exec go run ...`, `cd bff && exec npm
 # run dev`, `nix build .#all`). `nix run <flake>#backend` picks the app before the package.
@@ -138,7 +141,7 @@ def _resolve(sub: str, attr: str, outputs: dict[str, list[str]]) -> tuple[str, s
     return None
 
 
-def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> None:
+def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tuple[str, str]:
     """`nix run github:betrace-hq/betrace/<rev>#backend`: resolved against upstream's outputs."""
     _require_nix()
     outputs = _outputs(str(UPSTREAM), (UPSTREAM / "flake.nix").stat().st_mtime)
@@ -157,6 +160,7 @@ def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> None
             f"{_CHECKOUT_APPS[name]}; run the package instead: "
             f"nix {sub} {flake}#packages.<system>.{name}"
         )
+    return found
 
 
 def _require_nix() -> None:
@@ -168,23 +172,33 @@ def _require_nix() -> None:
             raise CommandError(str(exc)) from None
 
 
-def nix(inv: Invocation) -> None:
-    args = inv.argv[1:]
-    words = []
+def _words(args: list[str]) -> tuple[list[str], str | None]:
+    """The non-flag words of a nix command line, and the out-link a build leaves (None for
+    --no-link)."""
+    words: list[str] = []
+    link: str | None = "result"
     i = 0
     while i < len(args):
         if args[i] in ("--override-input", "--option"):
             i += 3  # NAME VALUE
             continue
-        if args[i] in _VALUE:
+        if args[i] in ("-o", "--out-link"):
+            link = args[i + 1] if i + 1 < len(args) else link
+        if args[i] == "--no-link":
+            link = None
+        if args[i] in _VALUE or args[i] == "--extra-experimental-features":
             i += 2
             continue
-        if args[i] == "--extra-experimental-features":
-            i += 2
-            continue
+        if args[i] == "--":
+            break  # what follows goes to the program `nix run` starts
         if not args[i].startswith("-"):
             words.append(args[i])
         i += 1
+    return words, link
+
+
+def nix(inv: Invocation) -> None:
+    words, link = _words(inv.argv[1:])
     sub = words[:2] if words[:1] == ["flake"] else words[:1]
     refs = words[len(sub) :]
     if (sub and sub[0] in ("hash", "store", "path-info", "log", "profile")) or sub == [
@@ -197,30 +211,91 @@ def nix(inv: Invocation) -> None:
         return
     if not sub or sub[0] not in ("run", "build", "flake", "develop", "shell", "eval"):
         raise CommandError(f"nix {' '.join(sub)} is not modelled")
-    for ref in refs or ["."]:
-        flake, _, attr = ref.partition("#")
-        if flake.startswith(("github:", "https://")):
-            _remote(inv, flake)
-            if sub[0] in ("run", "build", "shell", "develop"):
-                _check_upstream_attr(inv, sub[0], ref, attr)
+    for index, ref in enumerate(refs or ["."]):
+        built = _installable(inv, sub[0], ref)
+        if built is None:
             continue
-        directory = inv.session.path(flake or ".")
-        if not (directory / "flake.nix").is_file():
-            raise CommandError(f"there is no flake.nix in '{inv.session.shown(directory)}'")
-        if not attr:
-            continue
-        _require_nix()
-        outputs = _outputs(str(directory), (directory / "flake.nix").stat().st_mtime)
-        if sub[0] == "eval":
-            _eval(inv, directory, attr)
-            continue
-        category = {"run": "apps", "develop": "devShells"}.get(sub[0], "packages")
-        names = outputs[category] + (outputs["packages"] if sub[0] in ("run", "shell") else [])
-        if attr.split(".")[-1] not in names:
+        if sub[0] == "build" and link is not None:
+            _out_link(inv, link if index == 0 else f"{link}-{index}", *built)
+        if sub[0] == "run" and built[1].rsplit(".", 1)[-1] in ("backend", "betrace-backend"):
+            _backend_listens(inv, {}, f"nix run {ref}")
+
+
+def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[str, Path]] | None:
+    """Check one flake reference; (flake directory, attribute, inputs) of a package it names."""
+    flake, _, attr = ref.partition("#")
+    if flake.startswith(("github:", "https://")):
+        _remote(inv, flake)
+        if sub not in ("run", "build", "shell", "develop"):
+            return None
+        category, name = _check_upstream_attr(inv, sub, ref, attr)
+        return UPSTREAM, f"{category}.{_HOST}.{name}", _overrides(UPSTREAM)
+    directory = inv.session.path(flake or ".")
+    if not (directory / "flake.nix").is_file():
+        raise CommandError(f"there is no flake.nix in '{inv.session.shown(directory)}'")
+    if not attr:
+        return None
+    _require_nix()
+    outputs = _outputs(str(directory), (directory / "flake.nix").stat().st_mtime)
+    if sub == "eval":
+        _eval(inv, directory, attr)
+        return None
+    category = {"run": "apps", "develop": "devShells"}.get(sub, "packages")
+    names = outputs[category] + (outputs["packages"] if sub in ("run", "shell") else [])
+    if attr.split(".")[-1] not in names:
+        raise CommandError(
+            f"the flake in '{inv.session.shown(directory)}' has no {category[:-1]} "
+            f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
+        )
+    return directory, attr, _overrides(directory)
+
+
+def _out_link(inv: Invocation, link: str, directory: Path, attr: str, inputs: dict) -> None:
+    """`nix build` leaves a link to what it built: the stand-in is built for real, so a later
+    `./result/bin/...` finds exactly what the reader's would (or nothing, if it was replaced)."""
+    nix = _nix()
+    assert nix is not None
+    proc = nix.flake_json("build --no-link", f"{directory}#{attr}", inputs)
+    target = inv.session.path(link)
+    inv.session.confine(inv.command, [link])
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    target.symlink_to(proc[0]["outputs"]["out"])
+
+
+def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> None:
+    """The backend now answers on its ports (from the environment it was started with)."""
+    session = inv.session
+    env = {**session.env, **inline}
+    for port in session.release.current.backend.ports.values():
+        value = env.get(port.env, str(port.port))
+        if not value.isdigit():
+            raise CommandError(f"{port.env}={value} is not a port number")
+        session.world.listeners[int(value)] = Listener(int(value), "backend", port.port, source)
+
+
+def betrace_backend(inv: Invocation) -> None:
+    """Running the backend binary: it must exist where the page says (a build earlier on the
+    page left it there), and every variable given to it must be one it reads, in its form."""
+    session = inv.session
+    head = inv.argv[0]
+    binary = session.release.current.backend.binary
+    if "/" in head:
+        path = session.path(head)
+        if not path.is_file():
+            link = head.split("/", 2)[1] if head.startswith("./") else head.split("/", 1)[0]
+            where = session.path(link)
+            built = where.readlink().name.split("-", 1)[-1] if where.is_symlink() else ""
+            known = f"'{link}' is the build of {built}" if built else ""
             raise CommandError(
-                f"the flake in '{inv.session.shown(directory)}' has no {category[:-1]} "
-                f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
+                f"there is no '{head}' at this point of the page"
+                + (f": {known}, not a build of the backend" if known else "")
             )
+    inline = dict(a.partition("=")[::2] for a in session.expand(inv.command.assignments))
+    for name, value in inline.items():
+        if found := backend_env.problem(name, value, session.release):
+            raise CommandError(f"{name}{found}")
+    _backend_listens(inv, inline, f"{binary} started on this machine")
 
 
 def _eval(inv: Invocation, directory: Path, attr: str) -> None:
@@ -233,4 +308,4 @@ def _eval(inv: Invocation, directory: Path, attr: str) -> None:
         raise CommandError(f"nix eval of '{attr}' fails: {' '.join(lines[-2:])}")
 
 
-MODELS = {"nix": nix}
+MODELS = {"nix": nix, "betrace-backend": betrace_backend}
