@@ -81,6 +81,7 @@ CASES = [
         "./result/bin",
         ["'result' is the build of betrace-grafana-plugin-0.1.0", "not a build of the backend"],
     ),
+    ("make-gate-page.md", "make gate", ["there is no 'docs/guides/tarbal.md'"]),
     (
         "nix-otlp-scheme.md",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
