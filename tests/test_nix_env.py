@@ -53,7 +53,7 @@ def test_a_url_for_the_otlp_endpoint_is_reported_at_its_line(release_data: Relea
             9,
             "systemd.services.betrace-backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT is "
             "'http://collector:4317': the backend wants host:port with no scheme, "
-            "e.g. 'collector:4317'",
+            "e.g. 'collector:4317' (with a scheme its exporter fails: too many colons in address)",
         )
     ]
 
@@ -62,11 +62,19 @@ def test_a_variable_the_backend_never_reads_is_reported(release_data: ReleaseDat
     broken = MODULE.replace("BETRACE_DATA_DIR =", "BETRACE_STORAGE_PATH =")
     ((line, reason),) = nix_env.problems(broken, release_data)
     assert line == 8
-    assert "betrace-backend does not read BETRACE_STORAGE_PATH" in reason
+    assert "BETRACE_STORAGE_PATH is not read by the backend" in reason
 
 
 def test_an_unknown_variable_names_the_ones_it_reads(release_data: ReleaseData) -> None:
     broken = MODULE.replace("BETRACE_DATA_DIR =", "BETRACE_DATADIR =")
     ((_, reason),) = nix_env.problems(broken, release_data)
-    assert "BETRACE_DATADIR is not a variable betrace-backend reads" in reason
+    assert "BETRACE_DATADIR is not a variable the backend reads" in reason
     assert "BETRACE_DATA_DIR" in reason
+
+
+def test_a_value_the_backend_misreads_is_reported(release_data: ReleaseData) -> None:
+    """BETRACE_DEBUG=false turns debug logging on: the shared rule, applied to a Nix block."""
+    broken = MODULE.replace('BETRACE_DATA_DIR = "/var/lib/betrace";', 'BETRACE_DEBUG = "false";')
+    ((line, reason),) = nix_env.problems(broken, release_data)
+    assert line == 8
+    assert "which turns debug logging ON" in reason

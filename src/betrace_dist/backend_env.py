@@ -1,55 +1,132 @@
-"""What the backend makes of an environment variable, from the release data: one rule for every
-place that sets the backend's environment (Compose files, Nix blocks, ...)."""
+"""What the backend accepts in each variable it reads: one rule per variable, called by every check
+that sets one (Compose stack, chart policy, the gate's Kubernetes manifests).
+
+The variables and their meaning come from releases.yaml (`backend.env`); the rules below encode
+what that meaning says a value must look like, as observed on the backend built from the pinned
+commit (see the release data and the project's facts): `OTEL_EXPORTER_OTLP_ENDPOINT` is host:port
+with no scheme (`http://host:port` fails with "too many colons in address"), and any non-empty
+`BETRACE_DEBUG` turns debug logging on, `false` and `0` included. tests/artefacts/
+test_chart_backend_env.py proves every variable of the release data has a rule and that each rule
+accepts the release data's own default.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .release import ReleaseData
 
-OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+#: a DNS name or IPv4 address, then a port: what the backend's OTLP gRPC exporter dials
+_HOST_PORT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}")
+_FALSE_WORDS = {"false", "0", "no", "off"}
 
 
-def host_port(value: str) -> tuple[str | None, str, int | None]:
-    """('http', 'tempo', 3200) from 'http://tempo:3200'; (None, 'tempo', 4317) from 'tempo:4317'."""
+def _port(value: str) -> str | None:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        return f"is '{value}': a TCP port number from 1 to 65535"
+    return None
+
+
+def _otlp_endpoint(value: str) -> str | None:
     if "://" in value:
         parts = urlsplit(value)
-        try:
-            port = parts.port
-        except ValueError:  # not a number: report the URL, not a traceback
-            port = None
-        return parts.scheme, parts.hostname or "", port
-    host, _, port = value.rpartition(":")
-    if not host:
-        return None, value, None
-    return None, host.strip("[]"), int(port) if port.isdigit() else None
+        bare = parts.netloc or value.split("://", 1)[1]
+        return (
+            f"is '{value}': the backend wants host:port with no scheme, e.g. '{bare}' "
+            "(with a scheme its exporter fails: too many colons in address)"
+        )
+    if not _HOST_PORT.fullmatch(value):
+        return f"is '{value}': the backend wants host:port with no scheme, e.g. otel-collector:4317"
+    if not 1 <= int(value.rpartition(":")[2]) <= 65535:
+        return f"is '{value}': the port is not from 1 to 65535"
+    return None
+
+
+def _data_dir(value: str) -> str | None:
+    return None if value.strip() else "is empty: the backend needs a writable directory"
+
+
+def _debug(value: str) -> str | None:
+    if value.strip().lower() in _FALSE_WORDS:
+        return (
+            f"is '{value}', which turns debug logging ON: any non-empty value does; leave the "
+            "variable unset to keep debug logging off"
+        )
+    return None
+
+
+def _signature_key(value: str) -> str | None:
+    if not value.strip():
+        return "is empty: the backend then signs with its built-in development key"
+    return None
+
+
+#: variable -> rule; a rule returns what is wrong with a value ("is 'x': ..."), or None
+RULES: dict[str, Callable[[str], str | None]] = {
+    "BETRACE_PORT_BACKEND": _port,
+    "BETRACE_PORT_GRPC": _port,
+    "BETRACE_DATA_DIR": _data_dir,
+    "BETRACE_SIGNATURE_KEY": _signature_key,
+    "OTEL_EXPORTER_OTLP_ENDPOINT": _otlp_endpoint,
+    "BETRACE_DEBUG": _debug,
+}
+
+
+def value_problem(name: str, value: str) -> str | None:
+    """What is wrong with `value` for backend variable `name` ("is 'x': why"), or None."""
+    rule = RULES.get(name)
+    return rule(value) if rule else None
 
 
 def name_problem(name: str, data: ReleaseData) -> str | None:
-    """Why setting `name` for the backend is wrong (releases.yaml backend.env and not_read), as
-    the rest of a sentence that starts with where the variable is set (`...environment.PORT`)."""
+    """Why the backend ignores `name`, or None when it reads it (releases.yaml backend.env)."""
     backend = data.current.backend
-    read = {var.name for var in backend.env}
     if name in backend.not_read:
-        return f": betrace-backend does not read {name} (releases.yaml backend.not_read); remove it"
-    if name not in read:
-        return f" is not a variable betrace-backend reads; it reads {', '.join(sorted(read))}"
+        return f"is not read by the backend (releases.yaml backend.not_read); remove {name}"
+    known = {v.name for v in backend.env}
+    if name not in known:
+        return "is not a variable the backend reads; it reads " + ", ".join(sorted(known))
     return None
 
 
-def otlp_scheme_problem(value: str) -> str | None:
-    """The backend wants host:port for its OTLP endpoint; a URL fails at start-up. The rest of a
-    sentence that starts with where the variable is set."""
-    scheme, host, port = host_port(value)
-    if scheme:
-        return f" is '{value}': the backend wants host:port with no scheme, e.g. '{host}:{port}'"
-    return None
+def env_problems(env: Mapping[str, str | None], data: ReleaseData) -> Iterator[tuple[str, str]]:
+    """(name, problem) for each variable of a backend environment; None values come from a
+    Secret or ConfigMap and only their name is checked."""
+    for name, value in env.items():
+        problem = name_problem(name, data)
+        if problem is None and value is not None:
+            problem = value_problem(name, value)
+        if problem:
+            yield name, problem
 
 
-def problem(name: str, value: str, data: ReleaseData) -> str | None:
-    """The name first, then the value where the release data describes its form."""
-    if found := name_problem(name, data):
-        return found
-    if name == OTLP_ENDPOINT:
-        return otlp_scheme_problem(value)
-    return None
+def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
+    """A Kubernetes container's env as name -> literal value (None for valueFrom)."""
+    return {
+        str(e.get("name")): (str(e["value"]) if "value" in e else None)
+        for e in container.get("env") or []
+    }
+
+
+def is_backend_image(image: str, data: ReleaseData) -> bool:
+    return image.startswith(f"{data.project.registry}/backend:") or image.startswith(
+        f"{data.project.registry}/backend@"
+    )
+
+
+def manifest_problems(docs: Iterable[Mapping[str, Any]], data: ReleaseData) -> list[str]:
+    """Problems of every backend container in Kubernetes objects (a page's manifests)."""
+    out: list[str] = []
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        pod = (spec.get("template") or {}).get("spec") or (spec if doc.get("kind") == "Pod" else {})
+        for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+            if not is_backend_image(str(c.get("image", "")), data):
+                continue
+            name = (doc.get("metadata") or {}).get("name")
+            for var, problem in env_problems(container_env(c), data):
+                out.append(f"{doc.get('kind')}/{name} container {c.get('name')}: {var} {problem}")
+    return out

@@ -15,10 +15,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import REPO_ROOT, tools
-from ..backend_env import host_port as _host_port
-from ..backend_env import name_problem, otlp_scheme_problem
 from ..errors import ProblemsError
 from ..release import ReleaseData
 from ..yamlio import load_with_lines, to_plain
@@ -297,6 +296,21 @@ class Stack:
         return None
 
 
+def _host_port(value: str) -> tuple[str | None, str, int | None]:
+    """('http', 'tempo', 3200) from 'http://tempo:3200'; (None, 'tempo', 4317) from 'tempo:4317'."""
+    if "://" in value:
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:  # not a number: report the URL, not a traceback
+            port = None
+        return parts.scheme, parts.hostname or "", port
+    host, _, port = value.rpartition(":")
+    if not host:
+        return None, value, None
+    return None, host.strip("[]"), int(port) if port.isdigit() else None
+
+
 # --- policies ------------------------------------------------------------------------------------
 
 
@@ -370,11 +384,21 @@ def check_published_ports(
 
 
 def check_backend_env(stack: Stack, data: ReleaseData) -> list[str]:
-    return [
-        f"services.backend.environment.{name}{problem}"
-        for name in stack.env("backend")
-        if (problem := name_problem(name, data))
-    ]
+    backend = data.current.backend
+    read = {var.name for var in backend.env}
+    out = []
+    for name in stack.env("backend"):
+        if name in backend.not_read:
+            out.append(
+                f"services.backend.environment.{name}: betrace-backend does not read {name} "
+                "(releases.yaml backend.not_read); remove it"
+            )
+        elif name not in read:
+            out.append(
+                f"services.backend.environment.{name} is not a variable betrace-backend reads; "
+                f"it reads {', '.join(sorted(read))}"
+            )
+    return out
 
 
 _COLLECTOR_CONFIG = ("otel-collector", ("--config",), "/etc/otelcol-contrib/config.yaml")
@@ -432,9 +456,12 @@ def check_otlp_endpoint(stack: Stack) -> list[str]:
     where = "services.backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT"
     if not value:
         return [f"{where} is not set; the backend would export to localhost:4317, inside itself"]
-    if problem := otlp_scheme_problem(value):
-        return [f"{where}{problem}"]
-    _, host, port = _host_port(value)
+    scheme, host, port = _host_port(value)
+    if scheme:
+        return [
+            f"{where} is '{value}': the backend wants host:port with no scheme, "
+            f"e.g. '{host}:{port}'"
+        ]
     if host not in stack.services:
         return [f"{where} points at '{host}', which is not a service of the stack"]
     if host != "otel-collector":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..backend_env import problem
+from ..backend_env import env_problems
 from ..release import ReleaseData
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_'\-]*")
@@ -156,10 +156,11 @@ def backend_env(text: str, binary: str) -> list[Assignment]:
 
 
 def problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
-    """(line in the block, sentence) for every backend variable the block sets wrongly."""
+    """(line in the block, sentence) for every backend variable the block sets wrongly; a value
+    that is not a plain string (interpolated, computed) has its name checked only."""
     out = []
     for found in backend_env(text, data.current.backend.binary):
-        name = found.path[-1]
-        if found_problem := problem(name, found.value or "", data):
-            out.append((found.line, f"{'.'.join(found.path)}{found_problem}"))
+        env = {found.path[-1]: found.value}
+        for _, problem in env_problems(env, data):
+            out.append((found.line, f"{'.'.join(found.path)} {problem}"))
     return out

@@ -292,9 +292,8 @@ def betrace_backend(inv: Invocation) -> None:
                 + (f": {known}, not a build of the backend" if known else "")
             )
     inline = dict(a.partition("=")[::2] for a in session.expand(inv.command.assignments))
-    for name, value in inline.items():
-        if found := backend_env.problem(name, value, session.release):
-            raise CommandError(f"{name}{found}")
+    for name, problem in backend_env.env_problems(inline, session.release):
+        raise CommandError(f"{name} {problem}")
     _backend_listens(inv, inline, f"{binary} started on this machine")
 
 
