@@ -255,12 +255,23 @@ def _out_link(inv: Invocation, link: str, directory: Path, attr: str, inputs: di
     `./result/bin/...` finds exactly what the reader's would (or nothing, if it was replaced)."""
     nix = _nix()
     assert nix is not None
-    proc = nix.flake_json("build --no-link", f"{directory}#{attr}", inputs)
+    built = Path(
+        nix.flake_json("build --no-link", f"{directory}#{attr}", inputs)[0]["outputs"]["out"]
+    )
+    # A copy inside the page's sandbox, so that the page's own processes (jailed to the sandbox)
+    # and its snapshots see what the link points at; the stand-ins are a few small files.
+    copy = inv.session.tmp / "nix-store" / built.name
+    if not copy.exists():
+        copy.parent.mkdir(exist_ok=True)
+        if built.is_dir():
+            shutil.copytree(built, copy, symlinks=True)
+        else:
+            shutil.copy2(built, copy)
     target = inv.session.path(link)
     inv.session.confine(inv.command, [link])
     if target.is_symlink() or target.exists():
         target.unlink()
-    target.symlink_to(proc[0]["outputs"]["out"])
+    target.symlink_to(copy)
 
 
 def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> None:
