@@ -19,7 +19,11 @@ from betrace_dist.release import load_release_data
 
 STUBS = Path(__file__).parent / "artefacts" / "nix_stubs"
 NEW = "2.1.0"
-FILES = [bump.RELEASES, bump.CHART, bump.COMPOSE, *(s.path for s in bump.SITES)]
+# The nixpkgs expressions pin the upstream commit, which a bump keeps: copied to check that.
+PACKAGES = [
+    nixa.BY_NAME / n[:2] / n / "package.nix" for n in ("betrace-backend", "grafana-betrace-app")
+]
+FILES = [bump.RELEASES, bump.CHART, bump.COMPOSE, *(s.path for s in bump.SITES), *PACKAGES]
 
 
 @pytest.fixture
@@ -51,8 +55,10 @@ def test_bump_changes_every_place_that_carries_the_version(
     old_version = old.current.version
     assert run(tree, NEW, "--date", "2026-12-01", "--chart-version", "1.2.0") == 0
     changed = capsys.readouterr().out
-    for rel in {str(p) for p in FILES}:
+    for rel in {str(p) for p in FILES} - {str(p) for p in PACKAGES}:
         assert rel in changed, f"{rel} was not changed"
+    for rel in PACKAGES:
+        assert str(rel) not in changed, f"{rel} pins the upstream commit; the bump keeps it"
 
     data = load_release_data(tree / bump.RELEASES)
     cur = data.current
@@ -166,10 +172,10 @@ def test_a_file_that_already_drifted_is_refused(
 
 
 def test_a_missing_artefact_is_refused(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tree / "nix/examples/github/flake.nix").unlink()
+    (tree / "nix/examples/flakehub/flake.nix").unlink()
     before = snapshot(tree)
     assert run(tree, NEW) == 1
-    assert "nix/examples/github/flake.nix: not found" in capsys.readouterr().err
+    assert "nix/examples/flakehub/flake.nix: not found" in capsys.readouterr().err
     assert snapshot(tree) == before
 
 

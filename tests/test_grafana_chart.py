@@ -400,3 +400,29 @@ def test_every_endpoint_names_where_grafana_defines_it() -> None:
         grafana_http._parse({"endpoints": [{"path": "/x", "methods": ["GET"]}]})
     with pytest.raises(ValueError, match="methods"):
         grafana_http._parse({"endpoints": [{"path": "/x", "methods": ["FETCH"], "source": "s"}]})
+
+
+# --- the keys the existing-Grafana guide adds -------------------------------------------------
+
+
+def test_recreate_strategy_and_configmap_mounts_are_chart_keys() -> None:
+    """deploymentStrategy (copied into the Deployment's strategy) replaces the rolling update that
+    hangs on a ReadWriteOnce volume; extraConfigmapMounts mounts the provisioning file."""
+    values = {
+        "deploymentStrategy": {"type": "Recreate"},
+        "extraConfigmapMounts": [
+            {
+                "name": "betrace-app-provisioning",
+                "configMap": "betrace-app-provisioning",
+                "mountPath": "/etc/grafana/provisioning/plugins/betrace-app.yaml",
+                "subPath": "betrace-app.yaml",
+                "readOnly": True,
+            }
+        ],
+    }
+    assert validate_values(values) == []
+
+
+def test_a_misspelled_strategy_key_would_leave_the_rolling_update_in_place() -> None:
+    problem = only(validate_values({"deploymentStrategie": {"type": "Recreate"}}))
+    assert "did you mean 'deploymentStrategy'" in str(problem)

@@ -66,6 +66,27 @@ CASES = [
     ),
     ("tabs-depend.md", "docker compose pull", ["no Compose file in '.'"]),
     ("nix-output.md", "build-everything", ["no app 'build-everything'", "apps: build-all"]),
+    (
+        "nix-run-app.md",
+        "nix run github:",
+        ["apps.<system>.backend", "go run", "#packages.<system>.backend"],
+    ),
+    (
+        "nix-tag-ref.md",
+        "nix build github:",
+        ["upstream has no tags yet", "pin the commit c5f17ae4"],
+    ),
+    (
+        "nix-result-replaced.md",
+        "./result/bin",
+        ["'result' is the build of betrace-grafana-plugin-0.1.0", "not a build of the backend"],
+    ),
+    ("make-gate-page.md", "make gate", ["there is no 'docs/guides/tarbal.md'"]),
+    (
+        "nix-otlp-scheme.md",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ["betrace-backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT", "host:port with no scheme"],
+    ),
 ]
 
 
@@ -75,13 +96,15 @@ def test_mistake_is_named_with_page_line_and_what_exists(
 ) -> None:
     line = line_containing(DOCS / page, needle)
     match = re.search(
-        rf"^docs/{re.escape(page)}:{line}: shell block \(bash\): `([^`]*)`: (.*)$",
+        rf"^docs/{re.escape(page)}:{line}: (?:shell block \(bash\): `([^`]*)`|nix block \(nix\)): "
+        r"(.*)$",
         gate_output,
         re.M,
     )
     assert match, f"no failure at docs/{page}:{line}\n{gate_output[-4000:]}"
     command, reason = match[1], match[2]
-    assert needle.split()[0] in command
+    # a shell failure names the command; a Nix block's failure names the attribute path
+    assert needle.split()[0] in (command if command is not None else reason)
     for word in words:
         assert word in reason, f"docs/{page}:{line}: {reason!r} does not say {word!r}"
 

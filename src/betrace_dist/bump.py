@@ -46,27 +46,11 @@ class Site:
     what: str
 
 
-# Every file that carries the version, besides releases.yaml and the image references.
+# Every file that carries the version, besides releases.yaml and the image references. The
+# nixpkgs expressions and the GitHub example flake carry the upstream commit instead (upstream has
+# no tags): a bump keeps the release's upstream pin, and tests hold them to releases.yaml.
 SITES = [
     Site(Path("docker/flake.nix"), r'(\n\s*version = ")([^"]+)(";)', "release", "release.version"),
-    Site(
-        Path("nix/pkgs/by-name/be/betrace-backend/package.nix"),
-        r'(\n  version = ")([^"]+)(";)',
-        "release",
-        "version",
-    ),
-    Site(
-        Path("nix/pkgs/by-name/gr/grafana-betrace-app/package.nix"),
-        r'(\n  betraceRelease = ")([^"]+)(";)',
-        "release",
-        "betraceRelease (source tag)",
-    ),
-    Site(
-        Path("nix/examples/github/flake.nix"),
-        r'(url = "github:[^/"]+/[^/"]+/v)([^"]+)(")',
-        "release",
-        "betrace input tag",
-    ),
     Site(
         Path("nix/examples/flakehub/flake.nix"),
         r'(url = "https://flakehub\.com/f/[^/"]+/[^/"]+/=)([^"]+?)(\.tar\.gz")',

@@ -123,14 +123,22 @@ def test_backend_package_recorded_arguments(
     rec = nix.eval_expr(nixa.package_expr(STUBS, repo_root / PACKAGES["betrace-backend"]))
     args = rec["args"]
     assert rec["function"] == "buildGoModule"
-    assert args["version"] == release_data.current.backend.version
     assert args["vendorHash"] is None
     assert args["modRoot"] == "backend"
     assert args["subPackages"] == ["cmd/betrace-backend"]
-    assert f"-X main.version={release_data.current.backend.version}" in args["ldflags"]
     assert args["meta"]["license"]["spdxId"] == "MIT"
     assert args["meta"]["mainProgram"] == "betrace-backend"
-    assert args["src"]["tag"] == f"v{release_data.current.version}"
+    # upstream has no tags: the commit the release data pins, versioned as nixpkgs does
+    upstream = release_data.current.upstream
+    assert upstream.tag is None
+    assert args["src"]["rev"] == upstream.commit
+    assert "tag" not in args["src"]
+    assert args["version"] == f"0-unstable-{upstream.date.isoformat()}"
+    assert f"-X main.version={args['version']}" in args["ldflags"]
+    assert args["passthru"]["updateScript"] == {
+        "updater": "nix-update-script",
+        "args": {"extraArgs": ["--version=branch"]},
+    }
 
 
 def test_plugin_package_recorded_arguments(
@@ -139,9 +147,12 @@ def test_plugin_package_recorded_arguments(
     rec = nix.eval_expr(nixa.package_expr(STUBS, repo_root / PACKAGES["grafana-betrace-app"]))
     args = rec["args"]
     assert rec["function"] == "buildNpmPackage"
-    assert args["version"] == release_data.current.plugin.version
+    upstream = release_data.current.upstream
+    assert args["version"] == f"0-unstable-{upstream.date.isoformat()}"
     assert args["sourceRoot"] == "source/grafana-betrace-app"
-    assert args["src"]["tag"] == f"v{release_data.current.version}"
+    assert args["src"]["rev"] == upstream.commit
+    assert "--version=branch" in args["passthru"]["updateScript"]["args"]["extraArgs"]
+    assert "npmFlags" not in args, "npm ci works at the pinned commit without extra flags"
     assert args["meta"]["license"]["spdxId"] == "MIT"
 
 
@@ -152,16 +163,26 @@ BREAKS = [
      "vendorHash must be null"),
     ("betrace-backend", 'mainProgram = "betrace-backend";', 'mainProgram = "betrace";',
      "meta.mainProgram is 'betrace', expected 'betrace-backend'"),
-    ("betrace-backend", 'version = "', 'version = "1.',
-     "releases.yaml says"),
+    ("betrace-backend", 'version = "0-unstable-', 'version = "2.0.0-unstable-',
+     "nixpkgs wants '0-unstable-2026-01-08'"),
+    ("betrace-backend", 'rev = "c5f17ae4', 'tag = "v2.0.0"; rev = "0000',
+     "releases.yaml pins rev = 'c5f17ae4a572472e1afa62fa32a6f5fbecb1718d'"),
+    ("betrace-backend", 'rev = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";', 'tag = "v2.0.0";',
+     "src.tag is 'v2.0.0'; releases.yaml pins rev"),
+    ("betrace-backend", '"--version=branch"', "",
+     "passthru.updateScript must follow the branch"),
+    ("betrace-backend", "passthru.updateScript =", "passthru.somethingElse =",
+     "passthru.updateScript is missing"),
     ("betrace-backend", 'modRoot = "backend";', "",
      "modRoot must be 'backend'"),
     ("betrace-backend", "description = ", "summary = ",
      "meta.description is missing"),
     ("grafana-betrace-app", "lib.licenses.mit", "lib.licenses.asl20",
      "meta.license is Apache-2.0, but BeTrace is MIT"),
-    ("grafana-betrace-app", 'betraceRelease = "', 'betraceRelease = "9.',
-     "src tag is 'v9."),
+    ("grafana-betrace-app", 'version = "0-unstable-', 'version = "0.1.0"; x = "',
+     "version is '0.1.0'"),
+    ("grafana-betrace-app", 'rev = "c5f17ae4', 'rev = "d5f17ae4',
+     "src.rev is 'd5f17ae4"),
     ("grafana-betrace-app", "cp -R dist $out", "mkdir $out",
      "installPhase must install dist/ as $out"),
 ]  # fmt: skip
@@ -458,8 +479,9 @@ def example_problems(
     original = nodes["betrace"]["original"]
     version = data.current.version
     if kind == "github":
-        found = (original.get("owner"), original.get("repo"), original.get("ref"))
-        want = ("betrace-hq", "betrace", f"v{version}")
+        # upstream has no tags yet: the commit the release data pins
+        found = (original.get("owner"), original.get("repo"), original.get("rev"))
+        want = ("betrace-hq", "betrace", data.current.upstream.ref)
     else:
         found = original.get("url")
         want = f"https://flakehub.com/f/{data.project.flakehub}/={version}.tar.gz"
@@ -477,9 +499,15 @@ def example_problems(
     [
         (
             "github",
-            "betrace/v",
-            "betrace/v1.",
-            "github: betrace input is ('betrace-hq', 'betrace', 'v1.",
+            "betrace/c5f17ae4",
+            "betrace/d5f17ae4",
+            "github: betrace input is ('betrace-hq', 'betrace', 'd5f17ae4",
+        ),
+        (
+            "github",
+            "betrace/c5f17ae4a572472e1afa62fa32a6f5fbecb1718d",
+            "betrace/v2.0.0",
+            "github: betrace input is ('betrace-hq', 'betrace', None)",
         ),
         ("flakehub", "betrace/=", "betrace/=1.", "flakehub: betrace input is 'https://flakehub"),
         ("github", 'inputs.nixpkgs.follows = "nixpkgs";', "", "does not follow"),
@@ -500,3 +528,24 @@ def test_broken_example_flake_is_reported(
     inputs = {**EXAMPLE_INPUTS, "betrace/nixpkgs": STUBS / "nixpkgs"} if not new else EXAMPLE_INPUTS
     problems = example_problems(nix, tmp_path, example, release_data, inputs)
     assert any(message in p for p in problems), problems
+
+
+# --- the stand-in of upstream's flake ---------------------------------------------------------
+
+
+def test_upstream_stand_in_has_an_app_that_shadows_the_backend_package(nix: nixa.Nix) -> None:
+    """Upstream's flake.nix (at the pinned commit) exports apps.<system>.backend, a development
+    script, next to packages.<system>.backend: the doc gate's Nix model depends on both."""
+    shown = nix.flake_json("flake show", str(STUBS / "betrace"), {"nixpkgs": STUBS / "nixpkgs"})
+    systems = {"x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"}
+    for category in ("packages", "apps", "devShells"):
+        assert set(shown[category]) == systems, category
+    linux = {category: set(shown[category]["x86_64-linux"]) for category in shown}
+    assert {"backend", "grafana-plugin", "frontend", "all", "default"} <= linux["packages"]
+    assert {"backend", "frontend", "dev", "default"} <= linux["apps"]
+    plugin = nix.flake_json(
+        "eval",
+        f"{STUBS / 'betrace'}#packages.x86_64-linux.grafana-plugin.pname",
+        {"nixpkgs": STUBS / "nixpkgs"},
+    )
+    assert plugin == "betrace-grafana-plugin"

@@ -1,5 +1,6 @@
 # A flake that uses BeTrace from FlakeHub. "=X.Y.Z" pins exactly that release; "X.Y.*" would
-# follow its patch releases on `nix flake update`.
+# follow its patch releases on `nix flake update`. It resolves only once the release is published
+# on FlakeHub, which has not happened yet.
 {
   description = "Example: the BeTrace backend from FlakeHub";
 

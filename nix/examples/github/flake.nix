@@ -1,11 +1,12 @@
-# A flake that uses BeTrace straight from its GitHub tag.
+# A flake that uses BeTrace straight from GitHub. Upstream has no tags yet, so the input pins the
+# commit this release packages (releases.yaml releases[0].upstream.commit).
 {
   description = "Example: the BeTrace backend from GitHub";
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
     betrace = {
-      url = "github:betrace-hq/betrace/v2.0.0";
+      url = "github:betrace-hq/betrace/c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
       # One nixpkgs for your system and BeTrace: no second copy to download and build.
       inputs.nixpkgs.follows = "nixpkgs";
     };

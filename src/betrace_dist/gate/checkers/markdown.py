@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..lexer import Block, LexError, blocks
-from . import CheckFailure, Context, Status
+from . import CheckFailure, Context, Status, save_titled
 
 
 class MarkdownChecker:
@@ -20,3 +20,4 @@ class MarkdownChecker:
             raise CheckFailure(
                 f"the Markdown example is malformed: {exc.reason}", exc.line
             ) from None
+        save_titled(block, ctx)

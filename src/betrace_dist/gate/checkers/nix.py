@@ -1,4 +1,5 @@
-"""Nix blocks: parsed by the real Nix parser (syntax and undefined variables)."""
+"""Nix blocks: parsed by the real Nix parser (syntax and undefined variables), then the
+backend variables they set are held to the release data, as in a Compose file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
+from .. import nix_env
 from ..lexer import Block
 from . import CheckFailure, Context, Status, require_tool, save_titled
 
@@ -44,4 +46,7 @@ class NixChecker:
                 line = int(digits) if digits.isdigit() else None
             message = message.replace(str(path), "the block").removeprefix("error: ")
             raise CheckFailure(f"Nix cannot parse it: {message}", line)
+        if ctx.release is not None:
+            for line, reason in nix_env.problems(block.body, ctx.release):
+                raise CheckFailure(reason, line)
         save_titled(block, ctx)

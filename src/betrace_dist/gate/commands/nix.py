@@ -1,23 +1,42 @@
 """`nix`: the flake a command names must exist and have the output it asks for (evaluated with
 real Nix, inputs replaced by the recording stand-ins of nixpkgs); remote flake references must be
-the project's, at this release."""
+the project's, at the upstream commit (or tag) the release data pins, and resolve as Nix resolves
+them against the outputs of upstream's real flake (its stand-in, tests/artefacts/nix_stubs/betrace,
+carries the output names of upstream's flake.nix at the pinned commit)."""
 
 from __future__ import annotations
 
 import atexit
 import json
+import platform
 import re
 import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
 
-from ... import REPO_ROOT, tools
+from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import Nix
 from ..session import CommandError, Invocation
-from ..world import closest
+from ..world import Listener, closest
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
+UPSTREAM = STUBS / "betrace"
+# flake-utils' default systems, which upstream's flake exports (the same names for each)
+SYSTEMS = ("x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin")
+# stand-ins are built for the machine the gate runs on
+_HOST = {"aarch64": "aarch64-linux", "arm64": "aarch64-linux"}.get(platform.machine(), SYSTEMS[0])
+# Upstream's apps that run from a source checkout, not from the packaged program (flake.nix at
+# c5f17ae4a572472e1afa62fa32a6f5fbecb1718d: `cd backend && exec go run ...`, `cd bff && exec npm
+# run dev`, `nix build .#all`). `nix run <flake>#backend` picks the app before the package.
+_CHECKOUT_APPS = {
+    "backend": "a development script (`cd backend && go run ./cmd/betrace-backend`) that fails "
+    "outside a source checkout",
+    "frontend": "a development server (`cd bff && npm run dev`) that fails outside a checkout",
+    "build": "`nix build .#all` in a source checkout",
+    "dev": "a script that only prints how to start the services with Flox",
+    "default": "upstream's `dev` app, a script that only prints how to start services with Flox",
+}
 _VALUE = {
     "--override-input",
     "-o",
@@ -43,10 +62,12 @@ def _nix() -> Nix | None:
 
 def _overrides(directory: Path) -> dict[str, Path]:
     """Every input, and the inputs of inputs, replaced by a stand-in: nothing may be fetched."""
+    if directory.resolve() == UPSTREAM.resolve():
+        return {"nixpkgs": STUBS / "nixpkgs"}
     text = (directory / "flake.nix").read_text(encoding="utf-8")
     used: dict[str, Path] = {}
     if re.search(r"\bbetrace\b", text):
-        used |= {"betrace": STUBS / "betrace", "betrace/nixpkgs": STUBS / "nixpkgs"}
+        used |= {"betrace": UPSTREAM, "betrace/nixpkgs": STUBS / "nixpkgs"}
     if re.search(r"\bnixpkgs\.url\b|inputs\.nixpkgs\s*=", text):
         used["nixpkgs"] = STUBS / "nixpkgs"
     return used
@@ -75,14 +96,25 @@ def _outputs(flake_dir: str, stamp: float) -> dict[str, list[str]]:
 def _remote(inv: Invocation, ref: str) -> None:
     data = inv.session.release
     version = data.current.version
+    upstream = data.current.upstream
     owner_repo = data.project.repository.removeprefix("https://github.com/")
     if ref.startswith("github:"):
         want = f"github:{owner_repo}"
         if not (ref == want or ref.startswith(want + "/") or ref.startswith(want + "#")):
-            raise CommandError(f"'{ref}' is not BeTrace's flake; it is {want}/v{version}")
-        tag = ref.removeprefix(want).lstrip("/").split("#")[0]
-        if tag and tag != f"v{version}":
-            raise CommandError(f"'{ref}' names {tag}; this release is v{version}")
+            raise CommandError(f"'{ref}' is not BeTrace's flake; it is {want}/{upstream.ref}")
+        rev = ref.removeprefix(want).lstrip("/").split("#")[0]
+        listed = {upstream.commit, *([upstream.tag] if upstream.tag else [])}
+        if rev and rev not in listed:
+            raise CommandError(
+                f"'{ref}' names {rev}, which the release data does not list for BeTrace "
+                f"{version}: "
+                + (
+                    f"pin the tag {upstream.tag} or the commit {upstream.commit}"
+                    if upstream.tag
+                    else f"upstream has no tags yet; pin the commit {upstream.commit} "
+                    "(releases.yaml releases[0].upstream.commit)"
+                )
+            )
         return
     if ref.startswith("https://flakehub.com/f/"):
         want = f"https://flakehub.com/f/{data.project.flakehub}/"
@@ -92,23 +124,81 @@ def _remote(inv: Invocation, ref: str) -> None:
     raise CommandError(f"the flake reference '{ref}' is not modelled")
 
 
-def nix(inv: Invocation) -> None:
-    args = inv.argv[1:]
-    words = []
+def _resolve(sub: str, attr: str, outputs: dict[str, list[str]]) -> tuple[str, str] | None:
+    """(category, name) that `nix <sub> flake#attr` picks, in Nix's order, or None.
+
+    `nix run` tries apps.<system>.attr, then packages.<system>.attr; `nix build` and
+    `nix shell` packages; `nix develop` devShells, then packages. A full path
+    (`packages.x86_64-linux.backend`) is taken as written."""
+    parts = attr.split(".")
+    if len(parts) == 3 and parts[0] in outputs:
+        category, system, name = parts
+        return (category, name) if system in SYSTEMS and name in outputs[category] else None
+    order = {"run": ["apps", "packages"], "develop": ["devShells", "packages"]}
+    for category in order.get(sub, ["packages"]):
+        if attr in outputs[category]:
+            return category, attr
+    return None
+
+
+def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tuple[str, str]:
+    """`nix run github:betrace-hq/betrace/<rev>#backend`: resolved against upstream's outputs."""
+    _require_nix()
+    outputs = _outputs(str(UPSTREAM), (UPSTREAM / "flake.nix").stat().st_mtime)
+    found = _resolve(sub, attr or "default", outputs)
+    if found is None:
+        category = {"run": "apps", "develop": "devShells"}.get(sub, "packages")
+        raise CommandError(
+            f"BeTrace's flake has no {category[:-1]} '{attr}'{closest(attr, outputs[category])}; "
+            f"packages: {', '.join(outputs['packages'])}"
+        )
+    category, name = found
+    if category == "apps" and name in _CHECKOUT_APPS:
+        flake = ref.partition("#")[0]
+        raise CommandError(
+            f"Nix picks apps before packages, so this runs upstream's apps.<system>.{name}, "
+            f"{_CHECKOUT_APPS[name]}; run the package instead: "
+            f"nix {sub} {flake}#packages.<system>.{name}"
+        )
+    return found
+
+
+def _require_nix() -> None:
+    if _nix() is None:
+        # like any missing tool: the block is skipped with the reason, a failure in CI
+        try:
+            tools.require("nix", "apt-get install nix-bin")
+        except tools.ToolMissing as exc:
+            raise CommandError(str(exc)) from None
+
+
+def _words(args: list[str]) -> tuple[list[str], str | None]:
+    """The non-flag words of a nix command line, and the out-link a build leaves (None for
+    --no-link)."""
+    words: list[str] = []
+    link: str | None = "result"
     i = 0
     while i < len(args):
         if args[i] in ("--override-input", "--option"):
             i += 3  # NAME VALUE
             continue
-        if args[i] in _VALUE:
+        if args[i] in ("-o", "--out-link"):
+            link = args[i + 1] if i + 1 < len(args) else link
+        if args[i] == "--no-link":
+            link = None
+        if args[i] in _VALUE or args[i] == "--extra-experimental-features":
             i += 2
             continue
-        if args[i] == "--extra-experimental-features":
-            i += 2
-            continue
+        if args[i] == "--":
+            break  # what follows goes to the program `nix run` starts
         if not args[i].startswith("-"):
             words.append(args[i])
         i += 1
+    return words, link
+
+
+def nix(inv: Invocation) -> None:
+    words, link = _words(inv.argv[1:])
     sub = words[:2] if words[:1] == ["flake"] else words[:1]
     refs = words[len(sub) :]
     if (sub and sub[0] in ("hash", "store", "path-info", "log", "profile")) or sub == [
@@ -121,33 +211,101 @@ def nix(inv: Invocation) -> None:
         return
     if not sub or sub[0] not in ("run", "build", "flake", "develop", "shell", "eval"):
         raise CommandError(f"nix {' '.join(sub)} is not modelled")
-    for ref in refs or ["."]:
-        flake, _, attr = ref.partition("#")
-        if flake.startswith(("github:", "https://")):
-            _remote(inv, flake)
+    for index, ref in enumerate(refs or ["."]):
+        built = _installable(inv, sub[0], ref)
+        if built is None:
             continue
-        directory = inv.session.path(flake or ".")
-        if not (directory / "flake.nix").is_file():
-            raise CommandError(f"there is no flake.nix in '{inv.session.shown(directory)}'")
-        if not attr:
-            continue
-        if _nix() is None:
-            # like any missing tool: the block is skipped with the reason, a failure in CI
-            try:
-                tools.require("nix", "apt-get install nix-bin")
-            except tools.ToolMissing as exc:
-                raise CommandError(str(exc)) from None
-        outputs = _outputs(str(directory), (directory / "flake.nix").stat().st_mtime)
-        if sub[0] == "eval":
-            _eval(inv, directory, attr)
-            continue
-        category = {"run": "apps", "develop": "devShells"}.get(sub[0], "packages")
-        names = outputs[category] + (outputs["packages"] if sub[0] in ("run", "shell") else [])
-        if attr.split(".")[-1] not in names:
+        if sub[0] == "build" and link is not None:
+            _out_link(inv, link if index == 0 else f"{link}-{index}", *built)
+        if sub[0] == "run" and built[1].rsplit(".", 1)[-1] in ("backend", "betrace-backend"):
+            _backend_listens(inv, {}, f"nix run {ref}")
+
+
+def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[str, Path]] | None:
+    """Check one flake reference; (flake directory, attribute, inputs) of a package it names."""
+    flake, _, attr = ref.partition("#")
+    if flake.startswith(("github:", "https://")):
+        _remote(inv, flake)
+        if sub not in ("run", "build", "shell", "develop"):
+            return None
+        category, name = _check_upstream_attr(inv, sub, ref, attr)
+        return UPSTREAM, f"{category}.{_HOST}.{name}", _overrides(UPSTREAM)
+    directory = inv.session.path(flake or ".")
+    if not (directory / "flake.nix").is_file():
+        raise CommandError(f"there is no flake.nix in '{inv.session.shown(directory)}'")
+    if not attr:
+        return None
+    _require_nix()
+    outputs = _outputs(str(directory), (directory / "flake.nix").stat().st_mtime)
+    if sub == "eval":
+        _eval(inv, directory, attr)
+        return None
+    category = {"run": "apps", "develop": "devShells"}.get(sub, "packages")
+    names = outputs[category] + (outputs["packages"] if sub in ("run", "shell") else [])
+    if attr.split(".")[-1] not in names:
+        raise CommandError(
+            f"the flake in '{inv.session.shown(directory)}' has no {category[:-1]} "
+            f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
+        )
+    return directory, attr, _overrides(directory)
+
+
+def _out_link(inv: Invocation, link: str, directory: Path, attr: str, inputs: dict) -> None:
+    """`nix build` leaves a link to what it built: the stand-in is built for real, so a later
+    `./result/bin/...` finds exactly what the reader's would (or nothing, if it was replaced)."""
+    nix = _nix()
+    assert nix is not None
+    built = Path(
+        nix.flake_json("build --no-link", f"{directory}#{attr}", inputs)[0]["outputs"]["out"]
+    )
+    # A copy inside the page's sandbox, so that the page's own processes (jailed to the sandbox)
+    # and its snapshots see what the link points at; the stand-ins are a few small files.
+    copy = inv.session.tmp / "nix-store" / built.name
+    if not copy.exists():
+        copy.parent.mkdir(exist_ok=True)
+        if built.is_dir():
+            shutil.copytree(built, copy, symlinks=True)
+        else:
+            shutil.copy2(built, copy)
+    target = inv.session.path(link)
+    inv.session.confine(inv.command, [link])
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    target.symlink_to(copy)
+
+
+def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> None:
+    """The backend now answers on its ports (from the environment it was started with)."""
+    session = inv.session
+    env = {**session.env, **inline}
+    for port in session.release.current.backend.ports.values():
+        value = env.get(port.env, str(port.port))
+        if not value.isdigit():
+            raise CommandError(f"{port.env}={value} is not a port number")
+        session.world.listeners[int(value)] = Listener(int(value), "backend", port.port, source)
+
+
+def betrace_backend(inv: Invocation) -> None:
+    """Running the backend binary: it must exist where the page says (a build earlier on the
+    page left it there), and every variable given to it must be one it reads, in its form."""
+    session = inv.session
+    head = inv.argv[0]
+    binary = session.release.current.backend.binary
+    if "/" in head:
+        path = session.path(head)
+        if not path.is_file():
+            link = head.split("/", 2)[1] if head.startswith("./") else head.split("/", 1)[0]
+            where = session.path(link)
+            built = where.readlink().name.split("-", 1)[-1] if where.is_symlink() else ""
+            known = f"'{link}' is the build of {built}" if built else ""
             raise CommandError(
-                f"the flake in '{inv.session.shown(directory)}' has no {category[:-1]} "
-                f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
+                f"there is no '{head}' at this point of the page"
+                + (f": {known}, not a build of the backend" if known else "")
             )
+    inline = dict(a.partition("=")[::2] for a in session.expand(inv.command.assignments))
+    for name, problem in backend_env.env_problems(inline, session.release):
+        raise CommandError(f"{name} {problem}")
+    _backend_listens(inv, inline, f"{binary} started on this machine")
 
 
 def _eval(inv: Invocation, directory: Path, attr: str) -> None:
@@ -160,4 +318,4 @@ def _eval(inv: Invocation, directory: Path, attr: str) -> None:
         raise CommandError(f"nix eval of '{attr}' fails: {' '.join(lines[-2:])}")
 
 
-MODELS = {"nix": nix}
+MODELS = {"nix": nix, "betrace-backend": betrace_backend}

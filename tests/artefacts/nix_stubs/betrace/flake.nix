@@ -1,34 +1,122 @@
 # Stand-in for the BeTrace source flake (github:betrace-hq/betrace), which cannot be fetched in
-# offline tests: packages with the shape of the real ones. See ../README.md.
+# offline tests. See ../README.md.
+#
+# Its outputs are the ones of the real flake.nix at the commit the release data pins
+# (c5f17ae4a572472e1afa62fa32a6f5fbecb1718d, releases.yaml releases[0].upstream.commit): the same
+# names under packages, apps and devShells, for flake-utils' four default systems. Only `backend`
+# and `grafana-plugin` have the shape of the real packages; every other output is an empty
+# placeholder. The apps matter to the doc gate: `nix run <flake>#backend` resolves apps before
+# packages, and upstream's `apps.<system>.backend` is a development script
+# (`cd backend && go run ./cmd/betrace-backend`) that works only inside a source checkout.
 {
   description = "BeTrace source flake stand-in for offline tests";
 
   # The real flake's input; tests override it with the nixpkgs stand-in.
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
 
   outputs =
     { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+      forAllSystems = lib.genAttrs lib.platforms.all;
+      placeholder = pkgs: name: pkgs.runCommand "stand-in-${name}" { } "mkdir $out";
+      # What each upstream app runs, in short: the stand-in script only says so.
+      upstreamApps = {
+        dev = "prints how to start the services with Flox";
+        frontend = "cd bff && npm run dev (needs a source checkout)";
+        backend = "cd backend && go run ./cmd/betrace-backend (needs a source checkout)";
+        serve = "caddy for the frontend plus the backend binary";
+        build = "nix build .#all (in a source checkout)";
+        status = "prints the project's commands";
+        test-grafana-e2e = "end-to-end tests";
+        test-backend = "backend integration tests";
+        test-monaco = "editor tests";
+        test-backend-api = "API tests";
+        check-coverage-gates = "coverage gate";
+      };
+    in
     {
-      packages = nixpkgs.lib.genAttrs nixpkgs.lib.platforms.all (
+      packages = forAllSystems (
         system:
         let
           pkgs = nixpkgs.legacyPackages.${system};
+          others = [
+            "frontend"
+            "container-backend"
+            "container-frontend"
+            "container-grafana"
+            "container-loki"
+            "container-tempo"
+            "container-prometheus"
+            "containers-all"
+            "cosign-keygen"
+            "docker-compose"
+            "loki-wrapped"
+            "tempo-wrapped"
+            "prometheus-wrapped"
+            "pyroscope-wrapped"
+            "alloy-wrapped"
+            "grafana-wrapped"
+          ];
         in
-        rec {
-          backend = pkgs.runCommand "betrace-backend-2.0.0" { } ''
-            mkdir -p $out/bin
-            printf '#!/bin/sh\necho betrace-backend stand-in\n' > $out/bin/betrace-backend
-            chmod +x $out/bin/betrace-backend
-          '';
-          # What `npm run build` leaves in grafana-betrace-app/dist.
-          grafana-plugin = pkgs.runCommand "betrace-grafana-plugin-0.1.0" { } ''
-            mkdir -p $out/img
-            printf '{"id": "betrace-app", "type": "app", "info": {"version": "0.1.0"}}\n' > $out/plugin.json
-            printf '/* module stand-in */\n' > $out/module.js
-            printf '<svg xmlns="http://www.w3.org/2000/svg"/>\n' > $out/img/logo.svg
-          '';
-          default = backend;
+        lib.genAttrs others (placeholder pkgs)
+        // rec {
+          backend =
+            pkgs.runCommand "betrace-backend-2.0.0" { } ''
+              mkdir -p $out/bin
+              printf '#!/bin/sh\necho betrace-backend stand-in\n' > $out/bin/betrace-backend
+              chmod +x $out/bin/betrace-backend
+            ''
+            // {
+              pname = "betrace-backend";
+              version = "2.0.0";
+            };
+          # What `npm run build` leaves in grafana-betrace-app/dist; upstream builds it with
+          # stdenv.mkDerivation, pname betrace-grafana-plugin.
+          grafana-plugin =
+            pkgs.runCommand "betrace-grafana-plugin-0.1.0" { } ''
+              mkdir -p $out/img
+              printf '{"id": "betrace-app", "type": "app", "info": {"version": "0.1.0"}}\n' > $out/plugin.json
+              printf '/* module stand-in */\n' > $out/module.js
+              printf '<svg xmlns="http://www.w3.org/2000/svg"/>\n' > $out/img/logo.svg
+            ''
+            // {
+              pname = "betrace-grafana-plugin";
+              version = "0.1.0";
+            };
+          # upstream: symlinkJoin of frontend and backend
+          all = placeholder pkgs "betrace-complete";
+          default = all;
         }
+      );
+
+      apps = forAllSystems (
+        system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+          app = name: what: {
+            type = "app";
+            program = "${
+              pkgs.writeShellApplication {
+                name = "${name}-stand-in";
+                text = "echo 'upstream app ${name}: ${what}' >&2; exit 1";
+              }
+            }/bin/${name}-stand-in";
+          };
+        in
+        lib.mapAttrs' (name: what: lib.nameValuePair name (app name what)) upstreamApps
+        // {
+          default = app "dev" upstreamApps.dev;
+        }
+      );
+
+      devShells = forAllSystems (
+        system:
+        lib.genAttrs [
+          "default"
+          "frontend"
+          "backend"
+        ] (placeholder nixpkgs.legacyPackages.${system})
       );
     };
 }

@@ -4,19 +4,23 @@
   lib,
   buildGoModule,
   fetchFromGitHub,
+  nix-update-script,
 }:
 
 buildGoModule (finalAttrs: {
   pname = "betrace-backend";
-  version = "2.0.0";
+  # Upstream has no tags or releases yet, so this is a snapshot of a commit, versioned the way
+  # nixpkgs versions untagged sources: 0-unstable-<commit date>. The commit is the one the
+  # distribution's release data pins (releases.yaml releases[0].upstream); a test keeps them equal.
+  version = "0-unstable-2026-01-08";
 
   src = fetchFromGitHub {
     owner = "betrace-hq";
     repo = "betrace";
-    tag = "v${finalAttrs.version}";
-    # Placeholder until the tag exists upstream (nothing is published yet): the first build
-    # fails with "hash mismatch ... got: sha256-..."; put that value here. `nix-prefetch-github
-    # betrace-hq betrace --rev v<version>` prints it too. nixpkgs does not accept lib.fakeHash.
+    rev = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
+    # Filled in on submission: the first build fails with "hash mismatch ... got: sha256-...";
+    # that value goes here (`nix flake prefetch github:betrace-hq/betrace/<rev>` prints it too).
+    # nixpkgs does not accept lib.fakeHash.
     hash = lib.fakeHash;
   };
 
@@ -33,6 +37,9 @@ buildGoModule (finalAttrs: {
     "-w"
     "-X main.version=${finalAttrs.version}"
   ];
+
+  # No tags upstream: follow the default branch. nix-update also refreshes every other hash.
+  passthru.updateScript = nix-update-script { extraArgs = [ "--version=branch" ]; };
 
   meta = {
     description = "Behavioural assurance for OpenTelemetry traces: rule engine and API";

@@ -11,22 +11,20 @@
   lib,
   buildNpmPackage,
   fetchFromGitHub,
+  nix-update-script,
 }:
 
-let
-  # The plugin has its own version (plugin.json), but it ships in the BeTrace repository, tagged
-  # with the BeTrace release: this is the tag the source is taken from.
-  betraceRelease = "2.0.0";
-in
 buildNpmPackage (finalAttrs: {
   pname = "grafana-betrace-app";
-  version = "0.1.0";
+  # The plugin calls itself 0.1.0 (plugin.json), but upstream has no tags or releases: like the
+  # backend, this is a snapshot of the commit the release data pins, versioned the nixpkgs way.
+  version = "0-unstable-2026-01-08";
 
   src = fetchFromGitHub {
     owner = "betrace-hq";
     repo = "betrace";
-    tag = "v${betraceRelease}";
-    # Placeholder until the tag exists upstream; see the note in ../../be/betrace-backend.
+    rev = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
+    # Filled in on submission; the same value as in ../../be/betrace-backend (same source).
     hash = lib.fakeHash;
   };
 
@@ -35,9 +33,6 @@ buildNpmPackage (finalAttrs: {
   # Computed from grafana-betrace-app/package-lock.json by the first build (or prefetch-npm-deps).
   npmDepsHash = lib.fakeHash;
 
-  # The plugin's dependency tree has peer-dependency conflicts that npm >= 7 rejects by default.
-  npmFlags = [ "--legacy-peer-deps" ];
-
   # `npm run build` (buildNpmPackage's default build script) writes the plugin to dist/.
   installPhase = ''
     runHook preInstall
@@ -45,7 +40,12 @@ buildNpmPackage (finalAttrs: {
     runHook postInstall
   '';
 
-  passthru.pluginId = "betrace-app";
+  passthru = {
+    pluginId = "betrace-app";
+    # No tags upstream: follow the default branch; nix-update refreshes npmDepsHash as well,
+    # which gitUpdater and unstableGitUpdater do not.
+    updateScript = nix-update-script { extraArgs = [ "--version=branch" ]; };
+  };
 
   meta = {
     description = "Grafana app plugin for BeTrace: write rules and review violations in Grafana";

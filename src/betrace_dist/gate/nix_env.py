@@ -1,0 +1,166 @@
+"""The backend's environment as a Nix block sets it, read statically.
+
+A NixOS module or a flake that runs the backend sets its variables in an attribute set such as
+`systemd.services.betrace-backend.environment = { OTEL_EXPORTER_OTLP_ENDPOINT = "..."; }`. This
+module finds those assignments with their line, without evaluating anything (the block's inputs,
+nixpkgs and NixOS, cannot be fetched offline), so that they can be held to the same rule as a
+Compose file's environment (`betrace_dist.backend_env`).
+
+It reads attribute paths only: `a.b = { c = "x"; };` and `a.b.c = "x";` both give `a.b.c`. A
+brace that does not directly follow `=` (function arguments, `in { ... }`, a list item) starts a
+fresh path, so a module body's paths start at its own top level.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..backend_env import env_problems
+from ..release import ReleaseData
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_'\-]*")
+_KEYWORDS = {"let", "in", "inherit", "rec", "with", "if", "then", "else", "assert", "or"}
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # id, str, {, }, =, ;, ., other
+    text: str | None  # the identifier, or a string's value when it has no interpolation
+    line: int
+
+
+@dataclass(frozen=True)
+class Assignment:
+    path: tuple[str, ...]
+    value: str | None  # a plain string literal, else None
+    line: int  # 1-based, in the block
+
+
+def _skip_string(text: str, i: int, closing: str) -> tuple[int, str | None]:
+    """Index after a string starting at i (past its opening quote), and its plain value."""
+    out, plain, depth = [], True, 0
+    while i < len(text):
+        if closing == '"' and text[i] == "\\":
+            out.append(text[i + 1 : i + 2])
+            i += 2
+            continue
+        if closing == "''" and text.startswith("''", i) and text[i + 2 : i + 3] in ("$", "'", "\\"):
+            i += 3
+            continue
+        if text.startswith("${", i):
+            plain, depth, i = False, depth + 1, i + 2
+            continue
+        if depth and text[i] == "}":
+            depth -= 1
+        elif not depth and text.startswith(closing, i):
+            return i + len(closing), "".join(out) if plain else None
+        elif not depth:
+            out.append(text[i])
+        i += 1
+    return i, None
+
+
+def tokens(text: str) -> list[Token]:
+    out: list[Token] = []
+    i = 0
+    while i < len(text):
+        ch, line = text[i], text.count("\n", 0, i) + 1
+        if ch.isspace():
+            i += 1
+        elif ch == "#":
+            i = text.find("\n", i) if "\n" in text[i:] else len(text)
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = len(text) if end < 0 else end + 2
+        elif ch == '"' or text.startswith("''", i):
+            closing = '"' if ch == '"' else "''"
+            i, value = _skip_string(text, i + len(closing), closing)
+            out.append(Token("str", value, line))
+        elif match := _IDENT.match(text, i):
+            out.append(Token("id", match.group(), line))
+            i = match.end()
+        elif ch in "{}=;.":
+            kind = "other" if text.startswith(("==", "=>"), i) else ch
+            out.append(Token(kind, ch, line))
+            i += 2 if kind == "other" and ch == "=" else 1
+        else:
+            out.append(Token("other", ch, line))
+            i += 1
+    return out
+
+
+def _path_at(toks: list[Token], i: int) -> tuple[list[str], int] | None:
+    """An attribute path followed by `=` at toks[i], with the index of the `=`."""
+    path: list[str] = []
+    while i < len(toks):
+        tok = toks[i]
+        if tok.kind not in ("id", "str") or (tok.kind == "id" and tok.text in _KEYWORDS):
+            return None
+        path.append(tok.text if tok.text is not None else "?")
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if nxt is None:
+            return None
+        if nxt.kind == "=":
+            return path, i + 1
+        if nxt.kind != ".":
+            return None
+        i += 2
+    return None
+
+
+def assignments(text: str) -> list[Assignment]:
+    """Every `path = "string";` and `path = <other>;` binding, with its full attribute path."""
+    toks = tokens(text)
+    frames: list[list[str]] = [[]]
+    out: list[Assignment] = []
+    start = True
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        found = _path_at(toks, i) if start else None
+        if found is not None:
+            path, eq = found
+            full = frames[-1] + path
+            value = toks[eq + 1] if eq + 1 < len(toks) else None
+            if value is not None and value.kind == "{":
+                frames.append(full)
+                i, start = eq + 2, True
+                continue
+            plain = value is not None and value.kind == "str" and toks[eq + 2 : eq + 3]
+            text_value = value.text if plain and toks[eq + 2].kind == ";" else None
+            out.append(Assignment(tuple(full), text_value, tok.line))
+            i, start = eq + 1, False
+            continue
+        if tok.kind == "{":
+            frames.append([])
+        elif tok.kind == "}" and len(frames) > 1:
+            frames.pop()
+        start = tok.kind in ("{", ";") or (tok.kind == "id" and tok.text in ("let", "in", "rec"))
+        i += 1
+    return out
+
+
+def backend_env(text: str, binary: str) -> list[Assignment]:
+    """Assignments to `<...>.environment.NAME` of something named after the backend."""
+    out = []
+    for found in assignments(text):
+        path = found.path
+        if len(path) < 3 or path[-2] != "environment":
+            continue
+        if any("betrace" in part and "grafana" not in part for part in path[:-2]) or any(
+            binary == part for part in path[:-2]
+        ):
+            out.append(found)
+    return out
+
+
+def problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
+    """(line in the block, sentence) for every backend variable the block sets wrongly; a value
+    that is not a plain string (interpolated, computed) has its name checked only."""
+    out = []
+    for found in backend_env(text, data.current.backend.binary):
+        env = {found.path[-1]: found.value}
+        for _, problem in env_problems(env, data):
+            out.append((found.line, f"{'.'.join(found.path)} {problem}"))
+    return out

@@ -1,0 +1,80 @@
+"""The backend's environment as a Nix block sets it: found with its attribute path and line, and
+held to the release data like a Compose file's environment."""
+
+from __future__ import annotations
+
+from betrace_dist.gate import nix_env
+from betrace_dist.release import ReleaseData
+
+MODULE = """\
+{ pkgs, ... }:
+let
+  inherit (pkgs) hello; # a comment with { a brace
+in
+{
+  systemd.services.betrace-backend = {
+    environment = {
+      BETRACE_DATA_DIR = "/var/lib/betrace";
+      OTEL_EXPORTER_OTLP_ENDPOINT = "collector:4317";
+    };
+    serviceConfig.ExecStart = "${hello}/bin/hello --flag=${toString 1}";
+  };
+  systemd.services.grafana.environment.PORT = "3000";
+  systemd.services.betrace-backend.environment.BETRACE_DEBUG = ''
+    on
+  '';
+}
+"""
+
+
+def test_assignments_carry_their_full_attribute_path_and_line() -> None:
+    found = {".".join(a.path): (a.line, a.value) for a in nix_env.assignments(MODULE)}
+    assert found["systemd.services.betrace-backend.environment.BETRACE_DATA_DIR"] == (
+        8,
+        "/var/lib/betrace",
+    )
+    assert found["systemd.services.betrace-backend.serviceConfig.ExecStart"] == (11, None)
+    assert found["systemd.services.grafana.environment.PORT"] == (13, "3000")
+    assert found["systemd.services.betrace-backend.environment.BETRACE_DEBUG"][0] == 14
+
+
+def test_only_the_backends_environment_is_held_to_the_release_data(
+    release_data: ReleaseData,
+) -> None:
+    names = [a.path[-1] for a in nix_env.backend_env(MODULE, "betrace-backend")]
+    assert names == ["BETRACE_DATA_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT", "BETRACE_DEBUG"]
+    assert nix_env.problems(MODULE, release_data) == []
+
+
+def test_a_url_for_the_otlp_endpoint_is_reported_at_its_line(release_data: ReleaseData) -> None:
+    broken = MODULE.replace('"collector:4317"', '"http://collector:4317"')
+    assert nix_env.problems(broken, release_data) == [
+        (
+            9,
+            "systemd.services.betrace-backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT is "
+            "'http://collector:4317': the backend wants host:port with no scheme, "
+            "e.g. 'collector:4317' (with a scheme its exporter fails: too many colons in address)",
+        )
+    ]
+
+
+def test_a_variable_the_backend_never_reads_is_reported(release_data: ReleaseData) -> None:
+    broken = MODULE.replace("BETRACE_DATA_DIR =", "BETRACE_STORAGE_PATH =")
+    ((line, reason),) = nix_env.problems(broken, release_data)
+    assert line == 8
+    assert "BETRACE_STORAGE_PATH is not read by the backend" in reason
+
+
+def test_an_unknown_variable_names_the_ones_it_reads(release_data: ReleaseData) -> None:
+    broken = MODULE.replace("BETRACE_DATA_DIR =", "BETRACE_DATADIR =")
+    ((_, reason),) = nix_env.problems(broken, release_data)
+    assert "BETRACE_DATADIR is not a variable the backend reads" in reason
+    assert "BETRACE_DATA_DIR" in reason
+
+
+def test_a_value_the_backend_misreads_is_reported(release_data: ReleaseData) -> None:
+    """BETRACE_DEBUG=false turns debug logging on: the shared rule, applied to a Nix block."""
+    broken = MODULE.replace('BETRACE_DATA_DIR = "/var/lib/betrace";', 'BETRACE_DEBUG = "false";')
+    ((line, reason),) = nix_env.problems(broken, release_data)
+    assert line == 8
+    assert "which turns debug logging ON" in reason
