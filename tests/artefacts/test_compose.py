@@ -739,3 +739,23 @@ def test_grafana_environment_in_list_form_is_read_like_the_mapping(
     stack = copy.load()
     assert isinstance(stack.raw["services"]["grafana"]["environment"], list)
     assert c.check_grafana(stack, release_data) == []
+
+
+REFERENCE_PAGE = c.REPO_ROOT / "docs" / "reference" / "compose-stack.md"
+
+
+def _page_volumes(text: str) -> dict[str, str]:
+    """volume -> `mounted at` cell, from the Volumes table of the Compose reference page."""
+    section = text.split("## Volumes", 1)[1].split("\n## ", 1)[0]
+    rows = [r.split("|")[1:3] for r in section.splitlines() if r.startswith("| `")]
+    return {name: where for names, where in rows for name in re.findall(r"`([^`]+)`", names)}
+
+
+def test_reference_page_lists_the_volumes_the_stack_mounts(stack: c.Stack) -> None:
+    listed = _page_volumes(REFERENCE_PAGE.read_text(encoding="utf-8"))
+    assert set(listed) == set(stack.project["volumes"])
+    for name, service in stack.services.items():
+        for mount in service.get("volumes", []):
+            cell = listed.get(mount.get("source", ""), "")
+            if mount.get("type") == "volume" and name in ("backend", "grafana"):
+                assert f"`{mount['target']}`" in cell, (name, mount, cell)
