@@ -11,7 +11,10 @@
   description = "OCI images of BeTrace: backend, Grafana with the BeTrace app, plugin-init";
 
   inputs = {
-    betrace.url = "github:betrace-hq/betrace";
+    # The BeTrace commit this release packages (releases.yaml releases[0].upstream.commit; upstream
+    # has no tags yet). Never the default branch: tests/artefacts/test_dockerfiles.py holds this
+    # URL to the release data; docker/Dockerfile and docker-compose.yml pin the same commit.
+    betrace.url = "github:betrace-hq/betrace/c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
     # One nixpkgs for the packages and the images: the one BeTrace itself is built with.
     nixpkgs.follows = "betrace/nixpkgs";
   };
@@ -28,6 +31,8 @@
       # equals releases.yaml (version, registry, ports, plugin id).
       release = {
         version = "2.0.0";
+        # The BeTrace commit inputs.betrace.url pins (the images workflow checks the lock uses it).
+        upstreamCommit = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
         registry = "ghcr.io/betrace-hq/betrace";
         source = "https://github.com/betrace-hq/betrace";
         license = "MIT";
@@ -145,7 +150,9 @@
             # Real files, not links into the store: Grafana's plugin scanner then sees a plain
             # directory whatever its version does with symbolic links.
             extraCommands = ''
-              mkdir -p .${release.plugin.pluginsDir} var/log/grafana tmp
+              # var/lib/grafana/data: Compose mounts Grafana's data volume there (GF_PATHS_DATA),
+              # beside the plugins directory; a fresh volume takes this directory's owner.
+              mkdir -p .${release.plugin.pluginsDir} var/lib/grafana/data var/log/grafana tmp
               chmod 1777 tmp
               cp -R --no-preserve=mode,ownership ${plugin} .${pluginDir}
             '';

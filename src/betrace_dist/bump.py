@@ -57,6 +57,13 @@ SITES = [
         "release",
         "betrace input version",
     ),
+    Site(COMPOSE, r"(\n  BETRACE_VERSION: )(\S+)(\n)", "release", "BETRACE_VERSION build arg"),
+    Site(
+        Path("docker/Dockerfile"),
+        r"(\nARG BETRACE_VERSION=)(\S+)(\n)",
+        "release",
+        "ARG BETRACE_VERSION",
+    ),
     Site(CHART, r"(\nversion: ?)(\S+)(\n)", "chart", "version"),
     Site(CHART, r"(\nappVersion: ?)(\S+)(\n)", "release", "appVersion"),
 ]

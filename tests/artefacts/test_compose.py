@@ -59,6 +59,7 @@ class StackCopy:
         shutil.copy2(c.COMPOSE_FILE, root / c.COMPOSE_FILE.name)
         shutil.copytree(c.COMPOSE_DIR / "config", root / "config")
         shutil.copy2(c.ENV_EXAMPLE, root / c.ENV_EXAMPLE.name)
+        shutil.copy2(c.COMPOSE_DIR / "Dockerfile", root / "Dockerfile")
 
     @property
     def compose_file(self) -> Path:
@@ -262,6 +263,33 @@ def test_grafana_enables_the_app_with_the_browser_facing_backend_url(
     assert c.check_datasources(stack) == []
 
 
+def test_betrace_services_build_from_the_pinned_commit(
+    stack: c.Stack, release_data: ReleaseData
+) -> None:
+    for service, stage in c.BUILT_SERVICES.items():
+        build = stack.service(service)["build"]
+        assert build["target"] == stage
+        assert build["args"]["BETRACE_COMMIT"] == release_data.current.upstream.commit
+        assert build["args"]["BETRACE_VERSION"] == release_data.current.version
+        assert Path(build["context"]) == c.COMPOSE_DIR
+    assert c.check_builds(stack, release_data) == []
+
+
+def test_backend_gets_more_time_to_stop_than_it_was_seen_to_need(stack: c.Stack) -> None:
+    seconds = c.duration_seconds(stack.service("backend")["stop_grace_period"])
+    assert seconds is not None
+    assert seconds >= c.MIN_BACKEND_STOP_GRACE_SECONDS > 20
+    assert c.check_stop_grace(stack) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30.0), ("1m30s", 90.0), ("1h", 3600.0), ("500ms", 0.5), ("30", None), ("", None)],
+)
+def test_compose_durations_are_read_like_compose(text: str, seconds: float | None) -> None:
+    assert c.duration_seconds(text) == seconds
+
+
 def test_every_service_image_has_a_contents_row_and_the_backend_has_no_shell() -> None:
     assert set(c.SERVICE_IMAGES.values()) <= set(c.IMAGE_CONTENTS)
     backend = c.IMAGE_CONTENTS["backend"]
@@ -392,8 +420,7 @@ BREAKS = [
         r"\1    healthcheck:\n"
         r'      test: ["CMD", "curl", "-f", "http://localhost:12011/v1/health"]\n',
         "services.backend.healthcheck calls 'curl' (it is the command), which the backend image "
-        "does not have (docker/flake.nix builds it with dockerTools from betrace-backend and "
-        "NSS files only: no shell",
+        "does not have (docker/Dockerfile builds it FROM scratch with the binary alone",
         id="backend-healthcheck-curl",
     ),
     pytest.param(
@@ -461,6 +488,71 @@ BREAKS = [
         r"\1 always",
         "services.pyroscope.restart is 'always', expected 'unless-stopped'",
         id="restart-policy",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(BETRACE_COMMIT: )c5f17ae4a572\w+",
+        r"\1main",
+        "services.backend.build.args.BETRACE_COMMIT is 'main'; releases.yaml pins "
+        "'c5f17ae4a572472e1afa62fa32a6f5fbecb1718d'",
+        id="build-from-a-branch",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(target: grafana-plugin\n      args:) \*betrace-build-args",
+        r"\1\n        BETRACE_COMMIT: c5f17ae4a572472e1afa62fa32a6f5fbecb1718d\n"
+        r"        BETRACE_VERSION: 1.9.0",
+        "services.grafana.build.args.BETRACE_VERSION is '1.9.0'; releases.yaml pins '2.0.0'",
+        id="build-version-drift",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"target: grafana-plugin",
+        "target: backend",
+        "services.grafana.build.target is 'backend', expected 'grafana-plugin'",
+        id="build-wrong-target",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(?s)(backend:2\.0\.0\n)    build:.*?args: \*betrace-build-args\n",
+        r"\1",
+        "services.backend.build is missing: the backend image is not published",
+        id="build-missing",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(target: backend\n)",
+        r"\1      dockerfile: backend.Dockerfile\n",
+        "backend.Dockerfile does not exist",
+        id="build-missing-dockerfile",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"stop_grace_period: 30s",
+        "stop_grace_period: 10s",
+        "services.backend.stop_grace_period is 10s; the backend can take 11-20 s to stop",
+        id="stop-grace-too-short",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"    stop_grace_period: 30s\n",
+        "",
+        "services.backend.stop_grace_period is unset (10s)",
+        id="stop-grace-unset",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"      - grafana-data:/var/lib/grafana/data\n",
+        "",
+        "services.grafana: GF_PATHS_DATA '/var/lib/grafana/data' is not on a named volume",
+        id="grafana-data-not-persisted",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"- grafana-data:/var/lib/grafana/data",
+        "- grafana-data:/var/lib/grafana",
+        "a volume mount at /var/lib/grafana hides the plugin",
+        id="grafana-data-volume-over-plugins",
     ),
     pytest.param(
         COMPOSE,
@@ -647,3 +739,23 @@ def test_grafana_environment_in_list_form_is_read_like_the_mapping(
     stack = copy.load()
     assert isinstance(stack.raw["services"]["grafana"]["environment"], list)
     assert c.check_grafana(stack, release_data) == []
+
+
+REFERENCE_PAGE = c.REPO_ROOT / "docs" / "reference" / "compose-stack.md"
+
+
+def _page_volumes(text: str) -> dict[str, str]:
+    """volume -> `mounted at` cell, from the Volumes table of the Compose reference page."""
+    section = text.split("## Volumes", 1)[1].split("\n## ", 1)[0]
+    rows = [r.split("|")[1:3] for r in section.splitlines() if r.startswith("| `")]
+    return {name: where for names, where in rows for name in re.findall(r"`([^`]+)`", names)}
+
+
+def test_reference_page_lists_the_volumes_the_stack_mounts(stack: c.Stack) -> None:
+    listed = _page_volumes(REFERENCE_PAGE.read_text(encoding="utf-8"))
+    assert set(listed) == set(stack.project["volumes"])
+    for name, service in stack.services.items():
+        for mount in service.get("volumes", []):
+            cell = listed.get(mount.get("source", ""), "")
+            if mount.get("type") == "volume" and name in ("backend", "grafana"):
+                assert f"`{mount['target']}`" in cell, (name, mount, cell)

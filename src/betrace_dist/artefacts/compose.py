@@ -55,17 +55,20 @@ class ImageContents:
 IMAGE_CONTENTS: dict[str, ImageContents] = {
     "backend": ImageContents(
         frozenset(),
-        "docker/flake.nix builds it with dockerTools from betrace-backend and NSS files only: "
-        "no shell, no curl, no wget, and the binary has no health-check flag",
+        "docker/Dockerfile builds it FROM scratch with the binary alone, docker/flake.nix with "
+        "dockerTools from betrace-backend and NSS files only: no shell, no curl, no wget, and "
+        "the binary has no health-check flag",
     ),
     "grafana-plugin": ImageContents(
         frozenset({"grafana"}),
-        "docker/flake.nix builds it from nixpkgs' grafana, the plugin and NSS files: no shell "
-        "and no HTTP client",
+        "what both builds share: docker/Dockerfile adds the plugin to the official Grafana image "
+        "(Alpine, with curl), but docker/flake.nix builds it from nixpkgs' grafana, the plugin "
+        "and NSS files, with no shell and no HTTP client",
     ),
     "plugin-init": ImageContents(
         frozenset({"betrace-plugin-init"}),
-        "docker/flake.nix: its entrypoint script copies the plugin into a volume; no HTTP client",
+        "what both builds share: docker/Dockerfile puts its entrypoint script on busybox, "
+        "docker/flake.nix on coreutils; neither has an HTTP client",
     ),
     "otel-collector": ImageContents(
         frozenset({"otelcol-contrib"}),
@@ -735,6 +738,88 @@ def check_operations(stack: Stack, data: ReleaseData) -> list[str]:
     return out
 
 
+#: Services built from docker/Dockerfile: service -> the Dockerfile stage (= the image name).
+BUILT_SERVICES: dict[str, str] = {"backend": "backend", "grafana": "grafana-plugin"}
+
+#: Build args every BeTrace image takes, and where releases.yaml keeps their value.
+BUILD_ARGS = ("BETRACE_COMMIT", "BETRACE_VERSION")
+
+#: The backend took 11-20 s to stop on SIGTERM with nothing on its OTLP endpoint (observed on a
+#: build of the pinned commit); Compose waits 10 s by default before SIGKILL.
+MIN_BACKEND_STOP_GRACE_SECONDS = 30.0
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def duration_seconds(value: str) -> float | None:
+    """Seconds in a Compose duration ('1m30s', '30s'); None when it is not one."""
+    text = str(value).strip()
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def expected_build_args(data: ReleaseData) -> dict[str, str]:
+    return {"BETRACE_COMMIT": data.current.upstream.commit, "BETRACE_VERSION": data.current.version}
+
+
+def check_builds(stack: Stack, data: ReleaseData) -> list[str]:
+    """Each BeTrace service builds from docker/Dockerfile at the commit releases.yaml pins."""
+    out = []
+    want = expected_build_args(data)
+    for name, stage in BUILT_SERVICES.items():
+        if name not in stack.services:
+            continue
+        build = stack.service(name).get("build")
+        where = f"services.{name}.build"
+        if not build:
+            out.append(
+                f"{where} is missing: the {stage} image is not published, so `docker compose up "
+                f"--build` must build it (context: ., target: {stage})"
+            )
+            continue
+        dockerfile = Path(build.get("context", "")) / build.get("dockerfile", "Dockerfile")
+        if not dockerfile.is_file():
+            out.append(f"{where}: the Dockerfile {dockerfile} does not exist")
+        if build.get("target") != stage:
+            out.append(f"{where}.target is {build.get('target')!r}, expected {stage!r}")
+        args = {k: "" if v is None else str(v) for k, v in (build.get("args") or {}).items()}
+        for arg, value in want.items():
+            if args.get(arg) != value:
+                out.append(
+                    f"{where}.args.{arg} is {args.get(arg)!r}; releases.yaml pins {value!r} "
+                    "(releases[0].upstream.commit / releases[0].version)"
+                )
+    return out
+
+
+def check_stop_grace(stack: Stack) -> list[str]:
+    value = stack.service("backend").get("stop_grace_period")
+    seconds = duration_seconds(value) if value else 10.0
+    if seconds is None or seconds < MIN_BACKEND_STOP_GRACE_SECONDS:
+        return [
+            f"services.backend.stop_grace_period is {value or 'unset (10s)'}; the backend can take "
+            f"11-20 s to stop, so give it at least {MIN_BACKEND_STOP_GRACE_SECONDS:.0f}s"
+        ]
+    return []
+
+
+def check_grafana_data(stack: Stack) -> list[str]:
+    """Grafana's data directory is on a named volume (its database survives `down`)."""
+    data_dir = stack.env("grafana").get("GF_PATHS_DATA", "/var/lib/grafana")
+    if any(
+        m.get("type") == "volume" and m.get("target") == data_dir
+        for m in stack.service("grafana").get("volumes", [])
+    ):
+        return []
+    return [
+        f"services.grafana: GF_PATHS_DATA '{data_dir}' is not on a named volume (users and "
+        "dashboards would be lost with the container)"
+    ]
+
+
 #: Every policy, in the order a report lists them; each takes (stack, data).
 POLICIES = (
     lambda stack, data: check_no_version_key(stack),
@@ -750,6 +835,9 @@ POLICIES = (
     lambda stack, data: check_healthchecks(stack),
     lambda stack, data: check_literal_secrets(stack),
     check_operations,
+    check_builds,
+    lambda stack, data: check_stop_grace(stack),
+    lambda stack, data: check_grafana_data(stack),
 )
 
 
