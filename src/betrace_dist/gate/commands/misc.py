@@ -8,6 +8,7 @@ import sys
 import time
 
 from ...release import load_release_data
+from ..isolation import Done
 from ..session import REAL, CommandError, Invocation
 from ..world import closest
 
@@ -55,7 +56,7 @@ def git(inv: Invocation) -> None:
     raise CommandError(f"git {sub} is not modelled")
 
 
-def python(inv: Invocation) -> None:
+def python(inv: Invocation) -> Done:
     """`python -m betrace_dist.bump|cli ...`: the project's own commands, run for real on the
     page's copy of the repository (never on the repository the gate runs from)."""
     args = inv.argv[1:]
@@ -65,28 +66,30 @@ def python(inv: Invocation) -> None:
     if module == "betrace_dist.bump":
         rest = [*rest, "--root", str(inv.session.repo)]
     elif module == "betrace_dist.cli":
-        betrace_dist(inv, rest)
-        return
+        return betrace_dist(inv, rest)
     else:
         raise CommandError(f"`python -m {module}` is not modelled")
-    _run_project(inv, ["-m", module, *rest])
+    return _run_project(inv, ["-m", module, *rest])
 
 
-def betrace_dist(inv: Invocation, args: list[str] | None = None) -> None:
+def betrace_dist(inv: Invocation, args: list[str] | None = None) -> Done:
     """`betrace-dist release check` reads the page's copy of releases.yaml."""
     args = inv.argv[1:] if args is None else args
     if args[:2] == ["release", "check"] and "--file" not in args:
         args = [*args, "--file", str(inv.session.repo / "releases.yaml")]
     elif args[:1] == ["ledger"] and "--site" not in args:
         args = [*args, "--site", str(inv.session.repo / "mkdocs.yml")]
-    _run_project(inv, ["-m", "betrace_dist.cli", *args])
+    return _run_project(inv, ["-m", "betrace_dist.cli", *args])
 
 
-def _run_project(inv: Invocation, args: list[str]) -> None:
+def _run_project(inv: Invocation, args: list[str]) -> Done:
+    """The project's command, run for real in the page's jail: what it printed is returned, so
+    a console block compares the output it shows."""
     done = inv.session.process([sys.executable, *args])
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise CommandError(f"failed with exit code {done.returncode}: {' '.join(detail[-3:])}")
+    return done
 
 
 def make(inv: Invocation) -> None:
