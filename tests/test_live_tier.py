@@ -1,0 +1,89 @@
+"""The live tier's mechanism: given a backend program, the gate starts it in the page's jail
+when the page's model has the backend running, runs the page's curl for real and compares.
+
+These tests give the gate tests/fixtures/live-site/programs/stand-in-backend, a small HTTP
+program of the test's own: the real betrace-backend is built from upstream's source by hand
+and never in tests (see docs/contributing/how-the-docs-are-verified.md, "The live tier").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, copy_site, line_containing, require_tool, run_pytest
+
+pytestmark = pytest.mark.slow
+
+LIVE = FIXTURES / "live-site"
+STAND_IN = LIVE / "programs" / "stand-in-backend"
+READY_OUTPUT = '"uptimeSeconds":"...","metadata":{"storage":"in-memory"}}'
+
+
+def live_site(tmp_path: Path, mode: str | None = None, output: str | None = None) -> Path:
+    site = copy_site(tmp_path, ["index.md"], source=LIVE)
+    page = site / "docs" / "index.md"
+    text = page.read_text(encoding="utf-8")
+    if mode:
+        text = text.replace(
+            "docker compose up --wait", f"docker compose up --wait\necho {mode} > ~/stand-in-mode"
+        )
+    if output:
+        text = text.replace(READY_OUTPUT, output)
+    page.write_text(text, encoding="utf-8")
+    return site
+
+
+def gate(site: Path, *args: str) -> str:
+    require_tool("bwrap", "apt-get install bubblewrap")
+    done = run_pytest(["docs", "-q", "-p", "no:randomly", *args], site)
+    return done.stdout + done.stderr
+
+
+def test_without_a_program_the_output_is_not_compared(tmp_path: Path) -> None:
+    out = gate(live_site(tmp_path, output='"uptimeSeconds":"...","wrong":true}'))
+    assert re.search(r"\b2 passed\b", out), out[-2000:]
+
+
+def test_the_stand_in_answers_and_the_shown_output_is_compared(tmp_path: Path) -> None:
+    out = gate(live_site(tmp_path), "--live-backend", str(STAND_IN))
+    assert re.search(r"\b2 passed\b", out), out[-2000:]
+
+
+def test_a_wrong_shown_output_fails_at_its_line_against_the_live_backend(tmp_path: Path) -> None:
+    site = live_site(tmp_path, output='"uptimeSeconds":"...","metadata":{"storage":"disk"}}')
+    out = gate(site, "--live-backend", str(STAND_IN))
+    line = line_containing(site / "docs" / "index.md", '"storage":"disk"')
+    assert f"index.md:{line}: shell block (console): the page shows" in out, out[-3000:]
+
+
+def test_an_undocumented_field_in_a_real_answer_names_the_release_data(tmp_path: Path) -> None:
+    out = gate(live_site(tmp_path, mode="extra-field"), "--live-backend", str(STAND_IN))
+    assert "has field(s) the release data does not document: uptime" in out, out[-3000:]
+
+
+def test_an_error_status_of_the_live_backend_fails_the_block(tmp_path: Path) -> None:
+    out = gate(live_site(tmp_path, mode="error"), "--live-backend", str(STAND_IN))
+    assert "the real backend answered" in out and "500" in out, out[-3000:]
+
+
+def test_a_program_that_is_not_executable_is_a_usage_error(tmp_path: Path) -> None:
+    out = gate(live_site(tmp_path), "--live-backend", str(tmp_path / "missing"))
+    assert "--live-backend: " in out and "is not an executable file" in out
+
+
+def test_the_live_backend_does_not_outlive_the_run(tmp_path: Path) -> None:
+    gate(live_site(tmp_path), "--live-backend", str(STAND_IN))
+    left = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"stand-in-backend" in cmdline and str(os.getpid()).encode() not in cmdline:
+                left.append(cmdline.replace(b"\0", b" ").decode())
+    assert left == []
