@@ -205,7 +205,7 @@ def test_a_model_that_returns_output_has_it_compared(
     try:
         assert checker.plan(good) == (
             "modelled",
-            "checked against a model of greet; the output shown is not compared",
+            "checked against a model of 'greet'; the output shown is not compared",
         )  # statically the ledger cannot know a model will answer: it says less, never more
         checker.check(good, ctx)
         with pytest.raises(CheckFailure, match="printed 'hello'"):

@@ -3,7 +3,7 @@ markdown extensions, so the gate decides from real behaviour, never from a guess
 of text is displayed as code, and which ids and links a page has.
 
 Three guarantees rest on it:
-- every code element shown (a `<pre>`, or a multi-line raw `<code>`) is one of the fenced blocks
+- every code element shown (a `<pre>`) is one of the fenced blocks
   the lexer found, so none escapes its checker: indented code blocks, fences inside blockquotes,
   raw `<pre>` in HTML fail with their line;
 - every block the lexer found is shown: a fence inside an HTML comment is invisible, so the gate
@@ -78,10 +78,9 @@ class _Reader(HTMLParser):
             if self._pre == 0:
                 self.shown.code.append("".join(self._text))
         elif tag == "code" and self._code and not self._pre:
+            # <code> outside <pre> is inline: browsers fold its line breaks into spaces, so a
+            # code span that wraps in the Markdown source is prose, never a block of code
             self._code -= 1
-            text = "".join(self._text)
-            if self._code == 0 and "\n" in text.strip():
-                self.shown.code.append(text)  # raw <code> shown as a multi-line block
 
     def handle_data(self, data: str) -> None:
         if self._pre or self._code:

@@ -209,6 +209,24 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def _drain(proc: subprocess.Popen[bytes], limit: float = 10.0) -> None:
+    """Read the pipes of a killed jail to their end: the kernel tears a PID namespace down
+    asynchronously, and only when its last process is gone do the pipes close. Returning after
+    that means nothing of the command is left when the caller goes on."""
+    assert proc.stdout is not None and proc.stderr is not None
+    end = time.monotonic() + limit
+    with selectors.DefaultSelector() as sel:
+        for stream in (proc.stdout, proc.stderr):
+            if not stream.closed:
+                sel.register(stream, selectors.EVENT_READ)
+        while sel.get_map() and time.monotonic() < end:
+            for key, _ in sel.select(timeout=0.2):
+                if not os.read(key.fd, 65536):
+                    sel.unregister(key.fileobj)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
 def run_bounded(
     argv: list[str],
     cwd: Path,
@@ -252,13 +270,13 @@ def run_bounded(
                 chunks[key.fd].append(data)
     if broke is not None:
         _kill_group(proc)  # type: ignore[arg-type]
-        proc.stdout.close()
-        proc.stderr.close()
+        _drain(proc)
         raise JailError(broke)
     try:
         code = proc.wait(timeout=max(end - time.monotonic(), 0.1))
     except subprocess.TimeoutExpired:
         _kill_group(proc)  # type: ignore[arg-type]
+        _drain(proc)
         raise JailError(f"did not finish within {timeout:g} s; it was stopped") from None
     finally:
         proc.stdout.close()

@@ -92,17 +92,19 @@ class ShellChecker:
     languages: ClassVar[frozenset[str]] = frozenset({"bash", "sh", "shell"}) | CONSOLE
 
     def plan(self, block: Block) -> tuple[str, str] | None:
-        """The ledger status of a console block whose shown output no one can produce offline."""
-        if block.language not in CONSOLE:
+        """The ledger status of a block, said plainly: "run" when every command runs for real,
+        "modelled" (with what the models stand in for) when one goes to a command model."""
+        script = script_of(block)[1]
+        if block.language in CONSOLE:
+            heads = {h for step in steps(block.body) for h in _model_heads(step)}
+        else:
+            heads = _model_heads(Step(1, script, None, 1))
+        if not heads:
             return None
-        modelled = sorted(
-            {h for step in steps(block.body) if step.output for h in _model_heads(step)}
-        )
-        if not modelled:
-            return None
-        return "modelled", (
-            f"checked against a model of {', '.join(modelled)}; the output shown is not compared"
-        )
+        stand_ins = sorted({MODELLED.get(h, f"'{h}'") for h in heads})
+        shown = [s for s in steps(block.body) if s.output] if block.language in CONSOLE else []
+        note = "; the output shown is not compared" if shown else ""
+        return "modelled", f"checked against a model of {', '.join(stand_ins)}{note}"
 
     def check(self, block: Block, ctx: Context) -> None:
         dialect, script = script_of(block)
@@ -217,6 +219,20 @@ def _model_heads(step: Step) -> set[str]:
     heads = {c.argv[0].rsplit("/", 1)[-1] for c in commands if c.argv}
     return {h for h in heads if h not in REAL and h not in ("cd", "export") and not _ran(h)}
 
+
+#: What each command model stands in for, as the ledger and the page note name it.
+MODELLED = {
+    "helm": "a Kubernetes cluster (real Helm, client-side dry run)",
+    "kubectl": "a Kubernetes cluster (real kubectl, offline)",
+    "docker": "a Docker daemon (real Compose, configuration only)",
+    "docker-compose": "a Docker daemon (real Compose, configuration only)",
+    "curl": "the running services (ports and endpoints from the release data)",
+    "nix": "upstream's flake and nixpkgs (real Nix, stand-in inputs)",
+    "betrace-backend": "the backend program (started in the model only)",
+    "git": "the project's remote repository",
+    "make": "the project's make targets (named, not run)",
+    "sleep": "time passing (no wait offline)",
+}
 
 #: Commands whose model runs the real program and returns what it printed: the project's own
 #: commands (`python -m betrace_dist...`, `betrace-dist`), run for real on the page's copy.

@@ -28,7 +28,10 @@ def git(inv: Invocation) -> None:
                 f"git clone: '{url}' is not this project's repository "
                 f"({data.project.distribution_repository})"
             )
-        target = inv.session.path(urls[1] if len(urls) > 1 else url.rsplit("/", 1)[-1])
+        # the gate writes the copy itself: only inside the page's sandbox (second line)
+        target = inv.session.inside(
+            inv.session.path(urls[1] if len(urls) > 1 else url.rsplit("/", 1)[-1])
+        )
         if target.exists():
             raise CommandError(f"git clone: '{inv.session.shown(target)}' already exists")
         shutil.copytree(known[url], target, symlinks=True)

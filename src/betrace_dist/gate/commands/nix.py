@@ -282,7 +282,9 @@ def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> No
         value = env.get(port.env, str(port.port))
         if not value.isdigit():
             raise CommandError(f"{port.env}={value} is not a port number")
-        session.world.listeners[int(value)] = Listener(int(value), "backend", port.port, source)
+        given = {k: v for k, v in env.items() if k in inline or k in session.exported}
+        listener = Listener(int(value), "backend", port.port, source, given)
+        session.world.listeners[int(value)] = listener
 
 
 def betrace_backend(inv: Invocation) -> None:
