@@ -78,7 +78,7 @@ def test_cpu_time_and_phases_inside_blocks_are_filed_apart() -> None:
 
 
 def test_a_call_is_shown_with_short_paths() -> None:
-    argv = ["/tmp/betrace-page-x/distribution/.tools/bin/helm", "template", "/a/b/chart"]
+    argv = ["/sandbox/betrace-page-x/.tools/bin/helm", "template", "/a/b/chart"]
     assert profile.example(argv) == "helm template chart"
     assert profile.example(["echo", "a b/c"]) == "echo a b/c"  # not a path: kept
     assert profile.example(["x"] * 10, limit=3) == "x x x ..."
