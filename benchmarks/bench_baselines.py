@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,10 +60,18 @@ def tool_calls(root: Path, scratch: Path, python: str) -> list[ToolCall]:
     ]
 
 
-def time_call(call: ToolCall, env: dict[str, str], cwd: Path) -> float:
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's reaped children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_call(call: ToolCall, env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one call."""
     binary = shutil.which(call.argv[0], path=env.get("PATH"))
     if binary is None:
         raise FileNotFoundError(call.argv[0])
+    cpu = children_cpu()
     start = time.perf_counter()
     done = subprocess.run(
         [binary, *call.argv[1:]],
@@ -78,26 +86,27 @@ def time_call(call: ToolCall, env: dict[str, str], cwd: Path) -> float:
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(call.argv)}: exit {done.returncode}: {done.stderr[-500:]}")
-    return elapsed
+    return elapsed, children_cpu() - cpu
 
 
 def tool_units(
     calls: list[ToolCall], env: dict[str, str], cwd: Path, runs: int
 ) -> dict[str, dict[str, Any]]:
-    """Median seconds of one call of each program (the first call is a warm-up, not counted:
-    the floor is what a call costs once the disk cache holds the binary)."""
+    """Median wall and CPU seconds of one call of each program (the first call is a warm-up,
+    not counted: the floor is what a call costs once the disk cache holds the binary)."""
     units: dict[str, dict[str, Any]] = {}
     for call in calls:
         try:
-            first = time_call(call, env, cwd)
-            times = [time_call(call, env, cwd) for _ in range(runs)]
+            first, _ = time_call(call, env, cwd)
+            times = [time_call(call, env, cwd) for _ in range(max(runs, 3))]
         except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
             units[call.tool] = {"error": str(exc), "argv": call.argv}
             continue
         units[call.tool] = {
-            "median_s": round(statistics.median(times), 4),
+            "median_s": round(statistics.median(t[0] for t in times), 4),
+            "cpu_median_s": round(statistics.median(t[1] for t in times), 4),
             "first_s": round(first, 4),
-            "runs": runs,
+            "runs": len(times),
             "argv": " ".join(Path(a).name if "/" in a else a for a in call.argv),
             "note": call.note,
         }
@@ -107,37 +116,34 @@ def tool_units(
 def tool_floor(units: dict[str, dict[str, Any]], profile: dict[str, Any]) -> dict[str, Any]:
     """The gate's tool calls priced at the bare cost of one call: the sum of calls times unit.
     Programs the gate ran without a representative are listed, not guessed."""
-    floor, once, missing = 0.0, 0.0, []
+    floor, floor_cpu, once, missing = 0.0, 0.0, 0.0, []
     for name, tool in profile.get("tools", {}).items():
-        unit = units.get(name, {}).get("median_s")
-        if unit is None:
+        unit = units.get(name, {})
+        if unit.get("median_s") is None:
             missing.append(name)
             continue
-        floor += tool["calls"] * unit
+        floor += tool["calls"] * unit["median_s"]
+        floor_cpu += tool["calls"] * unit.get("cpu_median_s", 0.0)
     for unit in units.values():
         once += unit.get("median_s", 0.0)
     return {
         "floor_s": round(floor, 3),
+        "floor_cpu_s": round(floor_cpu, 3),
         "each_once_s": round(once, 3),
         "without_representative": sorted(missing),
     }
 
 
-def repeat(once: Callable[[], float], runs: int) -> list[float]:
-    return [once() for _ in range(runs)]
-
-
 def python_startup(python: str, env: dict[str, str], runs: int = 15) -> dict[str, Any]:
-    """`python -c pass`, median of `runs` (after one warm-up)."""
-
-    def once() -> float:
-        start = time.perf_counter()
-        subprocess.run([python, "-c", "pass"], env=env, check=True)
-        return time.perf_counter() - start
-
-    once()
-    times = repeat(once, runs)
-    return {"median_s": round(statistics.median(times), 4), "runs": runs}
+    """`python -c pass`, median wall and CPU seconds of `runs` (after one warm-up)."""
+    call = ToolCall("python -c pass", [python, "-c", "pass"])
+    time_call(call, env, Path.cwd())
+    times = [time_call(call, env, Path.cwd()) for _ in range(runs)]
+    return {
+        "median_s": round(statistics.median(t[0] for t in times), 4),
+        "cpu_median_s": round(statistics.median(t[1] for t in times), 4),
+        "runs": runs,
+    }
 
 
 # -- instruction counts ---------------------------------------------------------------------------
