@@ -134,12 +134,14 @@ def explanations(report: dict[str, Any]) -> list[str]:
     for variant in ("first run (no project bytecode)", "no bytecode at all"):
         cold = gate.get(variant)
         if cold and warm:
+            cw, ww = cold["wall"], warm["wall"]
             out.append(
-                f"Cold bytecode: the gate's {variant} takes "
-                f"{ratio(cold['wall']['median_s'], warm['wall']['median_s'])}x the warm run; "
-                f"engine time per block {cold['profile']['engine_ms_per_block']} ms against "
-                f"{warm['profile']['engine_ms_per_block']} ms warm (modules imported inside "
-                "blocks are compiled there)."
+                f"Cold bytecode: the gate's {variant} uses "
+                f"{ratio(cw.get('cpu_median_s'), ww.get('cpu_median_s'))}x the warm run's CPU "
+                f"seconds ({ratio(cw['median_s'], ww['median_s'])}x its wall seconds); engine "
+                f"CPU per block {cold['profile']['engine_cpu_ms_per_block']} ms against "
+                f"{warm['profile']['engine_cpu_ms_per_block']} ms warm (modules first imported "
+                "inside a block are compiled there)."
             )
     share = machine.get("bytecode", {}).get("compiled_share")
     if share is not None:
@@ -151,8 +153,9 @@ def explanations(report: dict[str, Any]) -> list[str]:
     wall, cpu = prof.get("engine_seconds"), prof.get("engine_cpu_seconds")
     if wall and cpu:
         out.append(
-            f"CPU contention: the engine's wall time is {ratio(wall, cpu)}x its CPU time in the "
-            "warm runs (1.0 on an idle machine; more means waiting for a CPU)."
+            f"Waiting: the engine's wall time is {ratio(wall, cpu)}x its CPU time in the warm "
+            "runs (near 1 on an idle machine with a fast disk; more means waiting for a CPU "
+            "or for the disk)."
         )
     sharing = machine.get("sharing", {})
     if sharing.get("measured"):
@@ -161,10 +164,16 @@ def explanations(report: dict[str, Any]) -> list[str]:
             f"average while the benchmark ran (steal {sharing['steal_share']:.0%})."
         )
     phases = prof.get("phase_seconds_in_blocks")
+    warm_phases = warm.get("phases", {})
     if phases is not None:
         out.append(
-            f"Sandbox copies inside blocks: {phases} s per warm run (one copy per page, on "
-            f"{machine.get('tmp_filesystem', 'unknown')}); a slow disk shows up here."
+            f"File copies inside blocks: {phases} s per warm run (a sandbox per page, a "
+            f"snapshot per content-tab group, on {machine.get('tmp_filesystem', 'unknown')}), "
+            "counted as engine time; a slow disk shows up here"
+            + "".join(
+                f"; {k} {v['calls']}x {v['seconds']} s" for k, v in sorted(warm_phases.items())
+            )
+            + "."
         )
     out += _first_calls(report.get("profile_tools", {}))
     out += _areas(report.get("cprofile", {}))
@@ -250,7 +259,7 @@ def _machine_lines(report: dict[str, Any]) -> list[str]:
 
 def _gate_lines(report: dict[str, Any]) -> list[str]:
     out = ["", "| gate variant | median (s) | CPU (s) | min | max | runs | engine ms/block "
-           "| engine CPU ms/block | external (s) | sandbox copies in blocks (s) |",
+           "| engine CPU ms/block | external (s) | file copies in blocks (s) |",
            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, g in report.get("gate", {}).items():
         w, p = g["wall"], g["profile"]
@@ -267,8 +276,8 @@ def _baseline_lines(report: dict[str, Any]) -> list[str]:
     b = report.get("baselines", {})
     out = [
         "",
-        "| baseline | median (s) | first call (s) | gate calls | call |",
-        "|---|---|---|---|---|",
+        "| baseline | median (s) | CPU (s) | first call (s) | gate calls | call |",
+        "|---|---|---|---|---|---|",
     ]
     calls = report.get("profile_tools", {})
     if b.get("python_startup"):

@@ -154,6 +154,7 @@ class Bench:
                 "load_after_each": loads,
             }
             out[variant]["tools"] = profiles[-1]["tools"]
+            out[variant]["phases"] = profiles[-1]["phases"]
             print(f"  gate ({variant}): median {out[variant]['wall']['median_s']} s", flush=True)
         return out
 
@@ -578,7 +579,15 @@ def main() -> None:
     )
     parser.add_argument("--scale-runs", type=int, default=1, help="runs per synthetic size")
     parser.add_argument("--only", default="", help="comma list of " + ",".join(ALL_PARTS))
+    parser.add_argument(
+        "--report", type=Path, help="print the Markdown of an earlier results .json and stop"
+    )
     args = parser.parse_args()
+    if args.report:  # e.g. another machine's results, read with this version's report
+        earlier = json.loads(args.report.read_text(encoding="utf-8"))
+        finish(earlier)
+        print(report_lib.markdown(earlier))
+        return
     unknown = set(filter(None, args.only.split(","))) - set(ALL_PARTS)
     if unknown:
         parser.error(f"--only: unknown parts {sorted(unknown)}; known: {', '.join(ALL_PARTS)}")

@@ -132,7 +132,8 @@ def test_the_report_heading_says_when_it_is_not_a_fresh_clone() -> None:
 
 def _report(label: str) -> dict:
     gate = {
-        "wall": {"median_s": 10.0, "min_s": 9.0, "max_s": 11.0, "runs": 3},
+        "wall": {"median_s": 10.0, "cpu_median_s": 5.0, "min_s": 9.0, "max_s": 11.0, "runs": 3},
+        "phases": {"sandbox copy": {"calls": 11, "seconds": 0.9}},
         "profile": {
             "engine_ms_per_block": 40.0,
             "engine_cpu_ms_per_block": 20.0,
@@ -142,7 +143,7 @@ def _report(label: str) -> dict:
             "phase_seconds_in_blocks": 0.9,
         },
     }
-    cold = {**gate, "wall": {**gate["wall"], "median_s": 15.0}}
+    cold = {**gate, "wall": {**gate["wall"], "median_s": 15.0, "cpu_median_s": 6.0}}
     cold["profile"] = {**gate["profile"], "engine_ms_per_block": 90.0}
     tools = {"helm": {"calls": 4, "seconds": 1.0, "first_call_seconds": 0.7}}
     record = {
@@ -186,9 +187,11 @@ def _report(label: str) -> dict:
 def test_explanations_are_drawn_from_the_numbers() -> None:
     lines = report_lib.explanations(_report(machine.FRESH))
     text = "\n".join(lines)
-    assert "takes 1.5x the warm run; engine time per block 90.0 ms against 40.0 ms" in text
+    assert "uses 1.2x the warm run's CPU seconds (1.5x its wall seconds)" in text
+    assert "engine CPU per block 20.0 ms against 20.0 ms warm" in text
+    assert "slow disk shows up here; sandbox copy 11x 0.9 s." in text
     assert "compiled bytecode for 50% of its modules" in text
-    assert "wall time is 2.0x its CPU time" in text
+    assert "engine's wall time is 2.0x its CPU time" in text
     assert "Other work used 1.2 of 2 cores" in text
     assert "helm 0.70 s against 0.100 s" in text  # the first call against the others' mean
     assert "30% of the warm run's own time went to file system calls" in text
