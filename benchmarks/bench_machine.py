@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,8 +175,6 @@ def filesystem(path: Path) -> str:
 
 def record(path: str, root: Path, checkout: str) -> dict[str, Any]:
     """The machine record written at the top of every report."""
-    import tempfile
-
     cores = os.cpu_count() or 1
     return {
         "checkout": checkout,

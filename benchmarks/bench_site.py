@@ -55,7 +55,6 @@ ALL_PARTS = (*DEFAULT_PARTS, "build", "serve", "scale", "xdist")
 COLD_FIRST = "first run (no project bytecode)"
 COLD_ALL = "no bytecode at all"
 WARM = "warm"
-COMPOSE_PAGE = "docs/guides/deploy-with-docker-compose.md"
 #: what a synthetic site needs beside docs/ (read by the macros, the snippets and the hooks)
 SITE_PARTS = ("mkdocs.yml", "macros", "releases.yaml", "src", "helm", "docker", "nix", ".github")
 SITE_PARTS += ("Makefile", "pyproject.toml", "README.md")
@@ -214,12 +213,6 @@ class Bench:
         row = summary("mkdocs serve: rebuild after editing a page", times)
         print(f"  {row['name']}: median {row['median_s']} s", flush=True)
         return row
-
-    def profile(self, target: str = "docs", cwd: Path | None = None) -> dict[str, Any]:
-        path = self.keep / f"profile-{time.time_ns()}.json"
-        env = self.env(BETRACE_GATE_PROFILE=str(path))
-        self.timed(self.pytest(target), cwd or self.root, env)
-        return load_profile(path)
 
     # -- scaling -----------------------------------------------------------------------------
     def scaling(self, sizes: list[int], runs: int) -> list[dict]:
