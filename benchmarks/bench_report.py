@@ -135,13 +135,17 @@ def explanations(report: dict[str, Any]) -> list[str]:
         cold = gate.get(variant)
         if cold and warm:
             cw, ww = cold["wall"], warm["wall"]
+            cpu_ratio = ratio(cw.get("cpu_median_s"), ww.get("cpu_median_s"))
+            verdict = (
+                "compiling costs little here; a larger wall ratio is load"
+                if cpu_ratio is not None and cpu_ratio < 1.1
+                else "modules first imported inside a block are compiled there"
+            )
             out.append(
-                f"Cold bytecode: the gate's {variant} uses "
-                f"{ratio(cw.get('cpu_median_s'), ww.get('cpu_median_s'))}x the warm run's CPU "
+                f"Cold bytecode: the gate's {variant} uses {cpu_ratio}x the warm run's CPU "
                 f"seconds ({ratio(cw['median_s'], ww['median_s'])}x its wall seconds); engine "
                 f"CPU per block {cold['profile']['engine_cpu_ms_per_block']} ms against "
-                f"{warm['profile']['engine_cpu_ms_per_block']} ms warm (modules first imported "
-                "inside a block are compiled there)."
+                f"{warm['profile']['engine_cpu_ms_per_block']} ms warm ({verdict})."
             )
     share = machine.get("bytecode", {}).get("compiled_share")
     if share is not None:
