@@ -54,8 +54,8 @@ lint: $(STAMP) ## ruff on the engine, macros, tests and benchmarks
 	$(BIN)/ruff check src macros tests benchmarks docs/conftest.py
 	$(BIN)/ruff format --check src macros tests benchmarks docs/conftest.py
 
-bench: tools ## time the gate and the site build (medians written to benchmarks/results/)
-	$(BIN)/python benchmarks/bench_site.py
+bench: tools ## time the gate on a fresh clone, as ratios to baselines (benchmarks/README.md)
+	$(BIN)/python benchmarks/bench_site.py $(or $(BENCH_ARGS),--runs 2)
 
 clean: ## remove the virtualenv, the tools and build output
 	rm -rf $(VENV) .venv-checkov .tools site

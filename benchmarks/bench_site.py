@@ -1,24 +1,25 @@
-"""Time the doc gate and the site build: several runs, medians, JSON + a Markdown table.
+"""Time the doc gate with figures that compare across machines: a fresh clone, the machine's
+record, baselines measured in the same run, ratios, instruction counts and a profile.
 
-Run with `make bench` (or `python benchmarks/bench_site.py --help`). Results go to
-benchmarks/results/<date>-<label>.json (not committed) and the table is printed.
+Run with `make bench` (or `python benchmarks/bench_site.py --help`); benchmarks/README.md says
+how to read the figures. Results go to benchmarks/results/<date>-<label>.json and .md (not
+committed) and the table is printed.
 
-What is measured (each a median of BENCH_RUNS runs unless said otherwise):
+By default (`--only` empty) the run measures, on a fresh `git clone` of HEAD:
 
-- the gate on the real site, `pytest docs/`: cold (a fresh, empty bytecode cache, so every module
-  is compiled as on a first run) and warm (a primed bytecode cache);
-- the gate on one page alone (the Compose guide);
-- `mkdocs build --strict`, and `mkdocs serve`: the time from editing a page until the served
-  page shows the edit (on a temporary copy of the site);
-- where the time goes: one profiled gate run (BETRACE_GATE_PROFILE, see
-  src/betrace_dist/gate/profile.py): per checker, per external tool, and the engine's own time
-  per block;
-- scaling: synthetic sites made of N copies of the real pages (1x, 10x, 50x blocks), the gate's
-  time per block at each size, and the same corpus through plain Sybil with parse-only checks;
-- `pytest -n 2 --dist=loadfile` against serial on the 10x corpus.
+- the machine: cores, CPU model, load before and after, how much CPU other work used meanwhile,
+  Python and tool versions, whether the gate's isolation (bubblewrap) is active;
+- baselines: `python -c pass`, one representative call of each external program the gate runs
+  (the tool floor), and plain Sybil parsing the same pages;
+- the gate, `pytest docs/`, three ways: a first run (no project bytecode, as after a clone), with
+  no bytecode at all (every module compiled), and warm; every run is profiled
+  (BETRACE_GATE_PROFILE, see src/betrace_dist/gate/profile.py: cheap) for the engine's time per
+  block in wall and CPU seconds;
+- one warm gate run under cProfile: where the engine's own time goes;
+- instruction counts (callgrind) of the ledger of every page, in process: repeatable under load.
 
-`--root DIR` measures another checkout of the repository (for a before/after comparison): its
-`src/` is put first on PYTHONPATH and its `.tools/bin` first on PATH.
+Opt-in parts (name them in --only): build, serve, scale, xdist (the older site-wide timings).
+`--in-place` measures the working tree itself, labelled "not a fresh clone".
 """
 
 from __future__ import annotations
@@ -42,10 +43,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import bench_baselines as baselines
+import bench_machine as machine
+import bench_report as report_lib
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = HERE.parent
-RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-COMPOSE_PAGE = "docs/guides/deploy-with-docker-compose.md"
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+DEFAULT_PARTS = ("baselines", "gate", "cprofile", "instructions")
+ALL_PARTS = (*DEFAULT_PARTS, "build", "serve", "scale", "xdist")
+COLD_FIRST = "first run (no project bytecode)"
+COLD_ALL = "no bytecode at all"
+WARM = "warm"
 #: what a synthetic site needs beside docs/ (read by the macros, the snippets and the hooks)
 SITE_PARTS = ("mkdocs.yml", "macros", "releases.yaml", "src", "helm", "docker", "nix", ".github")
 SITE_PARTS += ("Makefile", "pyproject.toml", "README.md")
@@ -79,7 +88,7 @@ class Bench:
         self.runs = runs
         self.keep = keep  # scratch space for this benchmark run
         self.py = sys.executable
-        self.warm_cache = keep / "pycache-warm"
+        self.last_cpu = 0.0
 
     # -- running -----------------------------------------------------------------------------
     def env(self, cold: bool = False, **extra: str) -> dict[str, str]:
@@ -89,18 +98,20 @@ class Bench:
         )
         env["PYTHONPATH"] = str(self.root / "src")
         env.pop("BETRACE_GATE_PROFILE", None) if "BETRACE_GATE_PROFILE" not in extra else None
-        if cold:  # an empty bytecode cache: every module is compiled, as on a first run
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if cold:  # an empty bytecode cache: every module is compiled, the venv's and stdlib's too
             env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="pyc-cold-", dir=self.keep)
             env["PYTHONDONTWRITEBYTECODE"] = "1"
-        else:  # a primed bytecode cache of our own (the checkout's __pycache__ is left alone)
-            env["PYTHONPYCACHEPREFIX"] = str(self.warm_cache)
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-        return env
+        return env  # otherwise the checkout's own __pycache__, as a reader's runs use it
 
     def timed(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+        """Wall seconds of a command; its CPU seconds (all its processes) in self.last_cpu."""
+        cpu = baselines.children_cpu()
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
+        self.last_cpu = baselines.children_cpu() - cpu
         if done.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
         return elapsed
@@ -116,21 +127,53 @@ class Bench:
         return [self.py, "-m", "pytest", target, "-q", "-p", "no:cacheprovider", *extra]
 
     # -- the real site -----------------------------------------------------------------------
-    def gate(self) -> list[dict]:
-        cmd = self.pytest("docs")
-        self.timed(cmd, self.root, self.env())  # primes the warm bytecode cache
-        return [
-            self.repeat(
-                "gate: pytest docs/ (cold)", lambda: self.timed(cmd, self.root, self.env(True))
-            ),
-            self.repeat(
-                "gate: pytest docs/ (warm)", lambda: self.timed(cmd, self.root, self.env())
-            ),
-            self.repeat(
-                "gate: one page (Compose guide)",
-                lambda: self.timed(self.pytest(COMPOSE_PAGE), self.root, self.env()),
-            ),
-        ]
+    def gate_run(self, cold: bool) -> tuple[float, float, dict[str, Any], float]:
+        """One profiled gate run: wall and CPU seconds, its profile, the 1-minute load after."""
+        path = self.keep / f"profile-{time.time_ns()}.json"
+        env = self.env(cold, BETRACE_GATE_PROFILE=str(path))
+        wall = self.timed(self.pytest("docs"), self.root, env)
+        return wall, self.last_cpu, load_profile(path), machine.load_average()[:1][0]
+
+    def gate(self, runs: int) -> dict[str, dict[str, Any]]:
+        """The gate three ways; every run profiled (engine time per block, wall and CPU)."""
+        out: dict[str, dict[str, Any]] = {}
+        for variant in (COLD_FIRST, COLD_ALL, WARM):
+            walls, cpus, profiles, loads = [], [], [], []
+            for _ in range(runs):
+                if variant == COLD_FIRST:
+                    remove_bytecode(self.root)
+                wall, cpu, prof, load = self.gate_run(cold=variant == COLD_ALL)
+                walls.append(wall)
+                cpus.append(cpu)
+                profiles.append(prof)
+                loads.append(load)
+            out[variant] = {
+                "wall": summary(f"gate: pytest docs/ ({variant})", walls, cpus),
+                "profile": report_lib.profile_summary(profiles),
+                "load_after_each": loads,
+            }
+            out[variant]["tools"] = profiles[-1]["tools"]
+            out[variant]["phases"] = profiles[-1]["phases"]
+            print(f"  gate ({variant}): median {out[variant]['wall']['median_s']} s", flush=True)
+        return out
+
+    def cprofile(self) -> dict[str, Any]:
+        """One warm gate run under cProfile, summarised (own time, cumulative, by area)."""
+        out = self.keep / "gate.prof"
+        cmd = [self.py, "-m", "cProfile", "-o", str(out), "-m", "pytest", "docs", "-q"]
+        self.timed([*cmd, "-p", "no:cacheprovider"], self.root, self.env())
+        return report_lib.cprofile_summary(str(out))
+
+    def sybil_parse_only(self, runs: int) -> dict[str, Any]:
+        site = self.keep / "parse-only-1x"
+        synthetic_site(self.root, site, 1)
+        (site / "docs" / "conftest.py").write_text(PARSE_ONLY_CONFTEST)
+        self.timed(self.pytest("docs"), site, self.env())  # warm-up: compiles the conftest
+        walls, cpus = [], []
+        for _ in range(runs):
+            walls.append(self.timed(self.pytest("docs"), site, self.env()))
+            cpus.append(self.last_cpu)
+        return summary("plain Sybil, parse only, same pages", walls, cpus)
 
     def build(self) -> dict:
         out = self.keep / "site"
@@ -170,12 +213,6 @@ class Bench:
         row = summary("mkdocs serve: rebuild after editing a page", times)
         print(f"  {row['name']}: median {row['median_s']} s", flush=True)
         return row
-
-    def profile(self, target: str = "docs", cwd: Path | None = None) -> dict[str, Any]:
-        path = self.keep / f"profile-{time.time_ns()}.json"
-        env = self.env(BETRACE_GATE_PROFILE=str(path))
-        self.timed(self.pytest(target), cwd or self.root, env)
-        return load_profile(path)
 
     # -- scaling -----------------------------------------------------------------------------
     def scaling(self, sizes: list[int], runs: int) -> list[dict]:
@@ -230,14 +267,17 @@ class Bench:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def summary(name: str, times: list[float]) -> dict[str, Any]:
-    return {
+def summary(name: str, times: list[float], cpus: list[float] | None = None) -> dict[str, Any]:
+    row = {
         "name": name,
         "runs": len(times),
         "median_s": round(statistics.median(times), 3),
         "min_s": round(min(times), 3),
         "max_s": round(max(times), 3),
     }
+    if cpus:
+        row["cpu_median_s"] = round(statistics.median(cpus), 3)
+    return row
 
 
 def load_profile(path: Path) -> dict[str, Any]:
@@ -366,75 +406,234 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def remove_bytecode(root: Path) -> None:
+    """Delete the checkout's __pycache__ folders (not the venv's, not the tools'): the state of a
+    fresh clone. They are caches, rebuilt by the next run."""
+    for folder in ("src", "docs", "macros", "tests", "benchmarks"):
+        for cache in (root / folder).rglob("__pycache__"):
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def fresh_clone(root: Path, dest: Path) -> dict[str, Any]:
+    """`git clone` of the checkout's HEAD into `dest`; the venv running this script and the
+    checkout's .tools (downloaded binaries, not in git) are reused, and the record says so."""
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(root), str(dest)], check=True)
+    tools = root / ".tools"
+    if tools.is_dir():
+        (dest / ".tools").symlink_to(tools.resolve(), target_is_directory=True)
+        # .gitignore's `/.tools/` matches a folder, not a link: keep the link out of the files
+        # the gate lays out in a page's sandbox, as a real folder would be
+        with (dest / ".git" / "info" / "exclude").open("a", encoding="utf-8") as exclude:
+            exclude.write("/.tools\n")
+    status = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return checkout_record(root, dest, machine.FRESH, bool(status.strip()))
+
+
+def checkout_record(root: Path, measured: Path, label: str, dirty: bool) -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "-C", str(measured), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "label": label,
+        "measured": str(measured),
+        "source": str(root),
+        "commit": commit,
+        "uncommitted_changes_in_source": dirty
+        and label == machine.FRESH,  # a clone measures the commit, not the changes
+        "venv_reused": sys.prefix,
+        "tools_reused": str(root / ".tools"),
+    }
+
+
+def check_imports_from(env: dict[str, str], root: Path, py: str) -> None:
+    """The measured checkout's code must be what runs (not the venv's editable install)."""
+    where = subprocess.run(
+        [py, "-c", "import betrace_dist; print(betrace_dist.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=True,
+    ).stdout.strip()
+    if not Path(where).resolve().is_relative_to(root.resolve()):
+        sys.exit(f"betrace_dist is imported from {where}, not from the measured {root}")
+
+
+def measure(bench: Bench, args: argparse.Namespace, report: dict[str, Any], save) -> None:
+    parts = set(filter(None, args.only.split(","))) or set(DEFAULT_PARTS)
+    env = bench.env()
+    if "baselines" in parts or "gate" in parts:
+        base = report["baselines"]
+        base["python_startup"] = baselines.python_startup(bench.py, env)
+        calls = baselines.tool_calls(bench.root, bench.keep, bench.py)
+        base["tools"] = baselines.tool_units(calls, env, bench.root, args.runs)
+        base["sybil_parse_only"] = bench.sybil_parse_only(args.runs)
+        print(f"  baselines: {json.dumps(base['python_startup'])}", flush=True)
+        save()
+    if "gate" in parts:
+        report["gate"] = bench.gate(args.runs)
+        report["profile_tools"] = report["gate"][WARM]["tools"]
+        save()
+    if "cprofile" in parts:
+        report["cprofile"] = bench.cprofile()
+        save()
+    if "instructions" in parts:
+        report["instructions"] = instructions(bench, env)
+        save()
+    legacy(bench, parts, args, report, save)
+
+
+def instructions(bench: Bench, env: dict[str, str]) -> dict[str, Any]:
+    perf = baselines.perf_instructions(env["PATH"])
+    valgrind = baselines.callgrind_available(env["PATH"])
+    if valgrind is None:
+        return {"perf_stat_instructions": perf, "callgrind": "valgrind not installed"}
+    counts = baselines.instruction_counts(
+        valgrind, bench.py, bench.root / "mkdocs.yml", env, bench.root
+    )
+    print(f"  instructions: {counts}", flush=True)
+    return {"perf_stat_instructions": perf, **counts}
+
+
+def legacy(bench: Bench, parts: set[str], args: argparse.Namespace, report, save) -> None:
+    """The older site-wide timings, on request: build, serve, scale, xdist."""
+    if "build" in parts:
+        report["results"].append(bench.build())
+        save()
+    if "serve" in parts:
+        try:
+            report["results"].append(bench.serve())
+        except (TimeoutError, OSError) as exc:  # reported, the other measurements go on
+            report["serve_error"] = str(exc)
+        save()
+    if "scale" in parts:
+        report["scaling"] = []
+        for n in [int(s) for s in args.scales.split(",") if s]:
+            report["scaling"] += bench.scaling([n], args.scale_runs)
+            save()
+    if "xdist" in parts:
+        report["xdist"] = bench.xdist(10, args.scale_runs)
+        save()
+
+
+def finish(report: dict[str, Any]) -> None:
+    """Ratios to the baselines, and the explanations, from what was measured."""
+    base = report.get("baselines", {})
+    floor: dict[str, Any] = {}
+    if base.get("tools") and report.get("profile_tools"):
+        floor = baselines.tool_floor(base["tools"], {"tools": report["profile_tools"]})
+        base["tool_floor"] = floor
+    startup, sybil = base.get("python_startup", {}), base.get("sybil_parse_only", {})
+    bases = {
+        "python_startup": (startup.get("median_s"), startup.get("cpu_median_s")),
+        "tool_floor": (floor.get("floor_s"), floor.get("floor_cpu_s")),
+        "sybil_parse_only": (sybil.get("median_s"), sybil.get("cpu_median_s")),
+    }
+    figures: list[tuple[str, float | None, float | None]] = []
+    for variant, g in report.get("gate", {}).items():
+        figures.append((f"gate, {variant}", g["wall"]["median_s"], g["wall"].get("cpu_median_s")))
+    warm = report.get("gate", {}).get(WARM, {}).get("profile", {})
+    if warm:
+        figures += [
+            ("gate warm: inside external programs", warm["external_seconds"], None),
+            ("gate warm: external programs' CPU", None, warm["external_cpu_seconds"]),
+            ("gate warm: engine", warm["engine_seconds"], warm["engine_cpu_seconds"]),
+            (
+                "gate warm: engine per block",
+                _ms_to_s(warm["engine_ms_per_block"]),
+                _ms_to_s(warm["engine_cpu_ms_per_block"]),
+            ),
+        ]
+    report["ratios"] = report_lib.ratio_rows(figures, bases)
+    report["explanations"] = report_lib.explanations(report)
+
+
+def _ms_to_s(ms: float | None) -> float | None:
+    return None if ms is None else round(ms / 1000, 5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="checkout to measure")
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help='measure --root itself, not a fresh clone of it (labelled "not a fresh clone")',
+    )
     parser.add_argument("--label", default="", help="suffix of the results file")
     parser.add_argument("--runs", type=int, default=RUNS, help="runs per measurement")
     parser.add_argument(
         "--scales", default=os.environ.get("BENCH_SCALES", "1,10,50"), help="synthetic sizes"
     )
     parser.add_argument("--scale-runs", type=int, default=1, help="runs per synthetic size")
+    parser.add_argument("--only", default="", help="comma list of " + ",".join(ALL_PARTS))
     parser.add_argument(
-        "--only", default="", help="comma list: gate,build,serve,profile,scale,xdist"
+        "--report", type=Path, help="print the Markdown of an earlier results .json and stop"
     )
     args = parser.parse_args()
-    only = set(filter(None, args.only.split(",")))
+    if args.report:  # e.g. another machine's results, read with this version's report
+        earlier = json.loads(args.report.read_text(encoding="utf-8"))
+        finish(earlier)
+        print(report_lib.markdown(earlier))
+        return
+    unknown = set(filter(None, args.only.split(","))) - set(ALL_PARTS)
+    if unknown:
+        parser.error(f"--only: unknown parts {sorted(unknown)}; known: {', '.join(ALL_PARTS)}")
+    run(args)
 
-    def wanted(part: str) -> bool:
-        return not only or part in only
 
-    root = args.root.resolve()
+def run(args: argparse.Namespace) -> None:
+    source = args.root.resolve()
     folder = HERE / "results"
     folder.mkdir(exist_ok=True)
-    report: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "root": str(root),
-        "label": args.label,
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
-        "results": [],
-    }
-    name = report["when"][:19].replace(":", "") + (f"-{args.label}" if args.label else "")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    name = when[:19].replace(":", "") + (f"-{args.label}" if args.label else "")
     out = folder / f"{name}.json"
-
-    def save() -> None:  # after each part, so a long run that stops keeps what it measured
-        out.write_text(json.dumps(report, indent=2) + "\n")
-
+    before = machine.CpuTimes.sample()
+    load_before = machine.load_average()
     with tempfile.TemporaryDirectory(prefix="betrace-bench-") as scratch:
-        bench = Bench(root, args.runs, Path(scratch))
-        print(f"measuring {root} ({args.runs} runs each)", flush=True)
-        if wanted("gate"):
-            report["results"] += bench.gate()
-            save()
-        if wanted("build"):
-            report["results"].append(bench.build())
-            save()
-        if wanted("serve"):
-            try:
-                report["results"].append(bench.serve())
-            except (TimeoutError, OSError) as exc:  # reported, the other measurements go on
-                report["serve_error"] = str(exc)
-                print(f"  mkdocs serve: {exc}", flush=True)
-            save()
-        if wanted("profile"):
-            report["profile"] = bench.profile()
-            report["profile_compose_page"] = {
-                k: v for k, v in bench.profile(COMPOSE_PAGE).items() if k != "per_block"
-            }
-            save()
-        scales = [int(s) for s in args.scales.split(",") if s]
-        if wanted("scale"):
-            report["scaling"] = []
-            for n in scales:
-                report["scaling"] += bench.scaling([n], args.scale_runs)
-                save()
-        if wanted("xdist"):
-            report["xdist"] = bench.xdist(10, args.scale_runs)
-            save()
+        keep = Path(scratch)
+        if args.in_place:
+            root, checkout = source, checkout_record(source, source, machine.IN_PLACE, False)
+            print(f"NOT A FRESH CLONE: measuring the working tree {source} as it is", flush=True)
+        else:
+            root = keep / "clone"
+            checkout = fresh_clone(source, root)
+            print(f"measuring a fresh clone of {source} at {checkout['commit'][:12]}", flush=True)
+        bench = Bench(root, args.runs, keep)
+        check_imports_from(bench.env(), root, bench.py)
+        report: dict[str, Any] = {
+            "when": when,
+            "label": args.label,
+            "note": report_lib.RATIO_NOTE,
+            "checkout": checkout,
+            "machine": machine.record(bench.env()["PATH"], root, checkout["label"]),
+            "baselines": {},
+            "results": [],
+        }
+        report["machine"]["load_before"] = load_before
+
+        def save() -> None:  # after each part, so a long run that stops keeps what it measured
+            out.write_text(json.dumps(report, indent=2) + "\n")
+
+        measure(bench, args, report, save)
+    report["machine"]["load_after"] = machine.load_average()
+    cores = report["machine"]["cores"]
+    report["machine"]["sharing"] = machine.sharing(before, machine.CpuTimes.sample(), cores)
+    finish(report)
+    save()
+    text = report_lib.markdown(report)
+    if report["results"] or report.get("scaling") or report.get("xdist"):
+        text += "\n\n" + table(report)
+    out.with_suffix(".md").write_text(text + "\n")
     print()
-    print(table(report))
-    print(f"\nwritten to {out}")
+    print(text)
+    print(f"\nwritten to {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

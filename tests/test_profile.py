@@ -45,10 +45,43 @@ def test_engine_time_is_block_time_minus_external_time() -> None:
     assert rep["engine_seconds"] == pytest.approx(0.2)
     assert rep["engine_ms_per_block"] == pytest.approx(100.0)
     assert rep["checkers"]["shell"]["engine"] == pytest.approx(0.1)
-    assert rep["tools"] == {"helm": {"calls": 1, "seconds": 0.4}}
+    assert rep["tools"]["helm"] == {
+        "calls": 1,
+        "seconds": 0.4,
+        "cpu_seconds": 0.0,
+        "first_call_seconds": 0.4,
+        "example": "",
+    }
     merged = profile.merge([rep, rep])
     assert merged["blocks"] == 4
     assert merged["tools"]["helm"]["calls"] == 2
+    assert merged["tools"]["helm"]["first_call_seconds"] == pytest.approx(0.4)
+
+
+def test_cpu_time_and_phases_inside_blocks_are_filed_apart() -> None:
+    rec = profile.Recorder()
+    rec.blocks.append(profile._Block("a.md", 3, "shell", "bash", 0.5, 0.2, cpu=0.1, phases=0.15))
+    rec.blocks.append(profile._Block("a.md", 9, "yaml", "yaml", 0.1, 0.0, cpu=0.1))
+    rec.tool("helm", 0.15, cpu=0.12, example="helm template x")
+    rec.tool("helm", 0.05, cpu=0.04, example="helm lint y")
+    rep = rec.report()
+    assert rep["engine_cpu_seconds"] == pytest.approx(0.2)
+    assert rep["engine_cpu_ms_per_block"] == pytest.approx(100.0)
+    assert rep["phase_seconds_in_blocks"] == pytest.approx(0.15)
+    assert rep["external_cpu_seconds"] == pytest.approx(0.16)
+    helm_ = rep["tools"]["helm"]
+    assert (helm_["first_call_seconds"], helm_["example"]) == (0.15, "helm template x")
+    merged = profile.merge([rep, {"tools": {"helm": {"calls": 1, "seconds": 1.0}}}])
+    assert merged["engine_cpu_seconds"] == pytest.approx(0.2)  # an older file without CPU fields
+    assert merged["tools"]["helm"]["calls"] == 3
+    assert merged["tools"]["helm"]["first_call_seconds"] == pytest.approx(0.15)
+
+
+def test_a_call_is_shown_with_short_paths() -> None:
+    argv = ["/sandbox/betrace-page-x/.tools/bin/helm", "template", "/a/b/chart"]
+    assert profile.example(argv) == "helm template chart"
+    assert profile.example(["echo", "a b/c"]) == "echo a b/c"  # not a path: kept
+    assert profile.example(["x"] * 10, limit=3) == "x x x ..."
 
 
 def test_a_profiled_process_writes_its_timings(tmp_path: Path) -> None:
@@ -56,13 +89,14 @@ def test_a_profiled_process_writes_its_timings(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import subprocess
+        import time
         from betrace_dist.gate import profile
         assert profile.install({str(out)!r})
         with profile.block("page.md", 7, "shell", "bash"):
             subprocess.run(["bash", "-n"], input="echo hi", text=True, check=True)
             subprocess.run(["bash", "-c", "sleep 0.2"], check=True)
-        with profile.phase("sandbox copy"):
-            pass
+            with profile.phase("sandbox copy"):
+                time.sleep(0.05)
         """
     )
     # not as an xdist worker: a worker would name its file after itself
@@ -71,11 +105,15 @@ def test_a_profiled_process_writes_its_timings(tmp_path: Path) -> None:
     rep = json.loads(out.read_text())
     assert rep["tools"]["bash -n"]["calls"] == 1
     assert rep["tools"]["bash"]["seconds"] >= 0.2
+    assert rep["tools"]["bash"]["example"] == "bash -c sleep 0.2"
     assert rep["phases"]["sandbox copy"]["calls"] == 1
     (block,) = rep["per_block"]
     assert (block["page"], block["line"]) == ("page.md", 7)
     assert block["external"] >= 0.2
     assert block["seconds"] >= block["external"]
+    assert block["phases"] >= 0.05  # the phase ran inside the block and is filed with it
+    assert block["seconds"] >= block["external"] + block["phases"]
+    assert block["cpu"] >= 0
 
 
 def test_shell_checks_are_reused_only_for_the_same_script() -> None:

@@ -5,6 +5,13 @@ wall time and the time spent inside external programs, plus totals per checker a
 tool (helm, helm3, docker-compose, nix, shellcheck, bash, ...). The engine's own overhead of a
 block is its wall time minus the external time inside it.
 
+Wall time grows when other work shares the CPUs, so each block also records the CPU time the
+gate's own process spent on it (``time.process_time``) and each tool the CPU time of its
+processes (``RUSAGE_CHILDREN``): CPU seconds are far less sensitive to a busy machine than wall
+seconds. A tool's first call is recorded apart (first-call costs: a cold disk cache, a store
+built per process), and so is the time of engine phases inside blocks (a page's sandbox copy
+happens inside its first block).
+
 Off (the default), the only cost is one boolean test per block: nothing is patched or recorded.
 Under pytest-xdist each worker writes its own file, ``path.gw0.json``, ``path.gw1.json``, ...
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import resource
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +40,25 @@ ACTIVE = False
 class _Tool:
     calls: int = 0
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU time (user + system) of the program's processes
+    first: float = 0.0  # wall time of the first call
+    example: str = ""  # the first call's command line, paths shortened to their base name
+
+    def add(self, seconds: float, cpu: float = 0.0, example: str = "") -> None:
+        if not self.calls:
+            self.first, self.example = seconds, example
+        self.calls += 1
+        self.seconds += seconds
+        self.cpu += cpu
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "seconds": round(self.seconds, 4),
+            "cpu_seconds": round(self.cpu, 4),
+            "first_call_seconds": round(self.first, 4),
+            "example": self.example,
+        }
 
 
 @dataclass
@@ -42,6 +69,8 @@ class _Block:
     language: str
     seconds: float
     external: float
+    cpu: float = 0.0  # CPU time of the gate's own process during the block
+    phases: float = 0.0  # time of engine phases (sandbox copy, ...) inside the block
 
 
 @dataclass
@@ -52,17 +81,15 @@ class Recorder:
     blocks: list[_Block] = field(default_factory=list)
     phases: dict[str, _Tool] = field(default_factory=dict)
     external: float = 0.0  # running total of the time inside external programs
+    in_phases: float = 0.0  # running total of the time inside engine phases
 
-    def tool(self, name: str, seconds: float) -> None:
-        entry = self.tools.setdefault(name, _Tool())
-        entry.calls += 1
-        entry.seconds += seconds
+    def tool(self, name: str, seconds: float, cpu: float = 0.0, example: str = "") -> None:
+        self.tools.setdefault(name, _Tool()).add(seconds, cpu, example)
         self.external += seconds
 
     def phase(self, name: str, seconds: float) -> None:
-        entry = self.phases.setdefault(name, _Tool())
-        entry.calls += 1
-        entry.seconds += seconds
+        self.phases.setdefault(name, _Tool()).add(seconds)
+        self.in_phases += seconds
 
     def report(self) -> dict[str, Any]:
         per_checker: dict[str, dict[str, float]] = {}
@@ -76,23 +103,21 @@ class Recorder:
             c["engine"] += b.seconds - b.external
         wall = sum(b.seconds for b in self.blocks)
         external = sum(b.external for b in self.blocks)
+        cpu = sum(b.cpu for b in self.blocks)
+        in_phases = sum(b.phases for b in self.blocks)
         return {
             "blocks": len(self.blocks),
             "block_seconds": round(wall, 4),
             "external_seconds": round(external, 4),
             "engine_seconds": round(wall - external, 4),
-            "engine_ms_per_block": round(1000 * (wall - external) / len(self.blocks), 3)
-            if self.blocks
-            else None,
+            "engine_ms_per_block": _per_block(wall - external, self.blocks),
+            "engine_cpu_seconds": round(cpu, 4),
+            "engine_cpu_ms_per_block": _per_block(cpu, self.blocks),
+            "phase_seconds_in_blocks": round(in_phases, 4),
+            "external_cpu_seconds": round(sum(t.cpu for t in self.tools.values()), 4),
             "checkers": {k: {n: round(v, 4) for n, v in c.items()} for k, c in per_checker.items()},
-            "tools": {
-                k: {"calls": t.calls, "seconds": round(t.seconds, 4)}
-                for k, t in sorted(self.tools.items())
-            },
-            "phases": {
-                k: {"calls": t.calls, "seconds": round(t.seconds, 4)}
-                for k, t in sorted(self.phases.items())
-            },
+            "tools": {k: t.as_dict() for k, t in sorted(self.tools.items())},
+            "phases": {k: t.as_dict() for k, t in sorted(self.phases.items())},
             "per_block": [
                 {
                     "page": b.page,
@@ -101,20 +126,30 @@ class Recorder:
                     "language": b.language,
                     "seconds": round(b.seconds, 5),
                     "external": round(b.external, 5),
+                    "cpu": round(b.cpu, 5),
+                    "phases": round(b.phases, 5),
                 }
                 for b in self.blocks
             ],
         }
 
 
+def _per_block(seconds: float, blocks: list[_Block]) -> float | None:
+    return round(1000 * seconds / len(blocks), 3) if blocks else None
+
+
 RECORDER = Recorder()
+
+
+def _args(argv: Any) -> list[str]:
+    if isinstance(argv, (str, bytes, os.PathLike)):
+        argv = [argv]
+    return [os.fsdecode(a) for a in argv]
 
 
 def tool_name(argv: Any) -> str:
     """The name a program call is filed under: the program's base name (`bash -n` apart)."""
-    if isinstance(argv, (str, bytes, os.PathLike)):
-        argv = [argv]
-    args = [os.fsdecode(a) for a in argv]
+    args = _args(argv)
     name = Path(args[0]).name if args else "?"
     if name == "bash" and len(args) > 1 and args[1] == "-n":
         return "bash -n"
@@ -123,12 +158,27 @@ def tool_name(argv: Any) -> str:
     return name
 
 
+def example(argv: Any, limit: int = 8) -> str:
+    """A call's command line for the report: paths shortened to their base name (sandbox paths
+    differ per run), at most `limit` words."""
+    args = _args(argv)
+    words = [Path(a).name if "/" in a and " " not in a else a for a in args[:limit]]
+    return " ".join(words) + (" ..." if len(args) > limit else "")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class _TimedPopen(subprocess.Popen):  # type: ignore[type-arg]
     """Popen that files its lifetime (start to reaped) under the program's name."""
 
     def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
         self._profile_name = tool_name(args)
+        self._profile_example = example(args)
         self._profile_start = time.perf_counter()
+        self._profile_cpu = _children_cpu()
         self._profile_done = False
         super().__init__(args, *rest, **kwargs)
 
@@ -136,7 +186,12 @@ class _TimedPopen(subprocess.Popen):  # type: ignore[type-arg]
         code = super().wait(timeout)
         if not self._profile_done:
             self._profile_done = True
-            RECORDER.tool(self._profile_name, time.perf_counter() - self._profile_start)
+            RECORDER.tool(
+                self._profile_name,
+                time.perf_counter() - self._profile_start,
+                _children_cpu() - self._profile_cpu,  # reaped children: this program's, mostly
+                self._profile_example,
+            )
         return code
 
 
@@ -166,8 +221,8 @@ def write(path: Path) -> None:
 @contextmanager
 def block(page: str, line: int, checker: str, language: str) -> Iterator[None]:
     """Time one block's check (only called while ACTIVE)."""
-    start = time.perf_counter()
-    external = RECORDER.external
+    start, cpu = time.perf_counter(), time.process_time()
+    external, in_phases = RECORDER.external, RECORDER.in_phases
     try:
         yield
     finally:
@@ -179,6 +234,8 @@ def block(page: str, line: int, checker: str, language: str) -> Iterator[None]:
                 language,
                 time.perf_counter() - start,
                 RECORDER.external - external,
+                time.process_time() - cpu,
+                RECORDER.in_phases - in_phases,
             )
         )
 
@@ -200,18 +257,26 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """One report from several (the xdist workers' files)."""
     rec = Recorder()
     for rep in reports:
-        for name, t in rep.get("tools", {}).items():
-            entry = rec.tools.setdefault(name, _Tool())
-            entry.calls += t["calls"]
-            entry.seconds += t["seconds"]
-        for name, t in rep.get("phases", {}).items():
-            entry = rec.phases.setdefault(name, _Tool())
-            entry.calls += t["calls"]
-            entry.seconds += t["seconds"]
+        for target, key in ((rec.tools, "tools"), (rec.phases, "phases")):
+            for name, t in rep.get(key, {}).items():
+                entry = target.setdefault(name, _Tool())
+                if not entry.calls:  # the first worker's first call stands for the first call
+                    entry.first = t.get("first_call_seconds", 0.0)
+                    entry.example = t.get("example", "")
+                entry.calls += t["calls"]
+                entry.seconds += t["seconds"]
+                entry.cpu += t.get("cpu_seconds", 0.0)
         for b in rep.get("per_block", []):
             rec.blocks.append(
                 _Block(
-                    b["page"], b["line"], b["checker"], b["language"], b["seconds"], b["external"]
+                    b["page"],
+                    b["line"],
+                    b["checker"],
+                    b["language"],
+                    b["seconds"],
+                    b["external"],
+                    b.get("cpu", 0.0),
+                    b.get("phases", 0.0),
                 )
             )
     return rec.report()

@@ -167,7 +167,8 @@ class Session:
     def _snapshot(self) -> _Snapshot:
         files = Path(tempfile.mkdtemp(prefix="betrace-page-snapshot-"))
         shutil.rmtree(files)
-        shutil.copytree(self.tmp, files, symlinks=True)
+        with profile.phase("content-tab snapshot"):  # a no-op unless profiling
+            shutil.copytree(self.tmp, files, symlinks=True)
         snapshot = _Snapshot(
             files, copy.deepcopy(self.world), dict(self.env), set(self.exported), self.cwd
         )
@@ -177,8 +178,9 @@ class Session:
     def _restore(self, snapshot: _Snapshot) -> None:
         if self.live is not None:
             self.live.stop()  # its data dir goes back with the files; it restarts from there
-        shutil.rmtree(self.tmp)
-        shutil.copytree(snapshot.files, self.tmp, symlinks=True)
+        with profile.phase("content-tab restore"):  # a no-op unless profiling
+            shutil.rmtree(self.tmp)
+            shutil.copytree(snapshot.files, self.tmp, symlinks=True)
         self.world = copy.deepcopy(snapshot.world)
         self.env = dict(snapshot.env)
         self.exported = set(snapshot.exported)
