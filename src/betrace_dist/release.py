@@ -374,6 +374,27 @@ class Upstream(Model):
         return self.tag or self.commit
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"'{value}' is not a regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
+class FalseClaim(Model):
+    """A statement about upstream that is false at the pinned commit: the gate fails every page
+    that says it (the pattern, searched case-insensitively in the page as readers see it, with
+    line breaks read as spaces), and names why."""
+
+    claim: Regex
+    why: str
+    see: str | None = Field(default=None, description="the known issue that explains it")
+
+
 class KnownIssue(Sourced):
     """A known problem of the upstream version a release packages."""
 
@@ -386,6 +407,10 @@ class KnownIssue(Sourced):
         default=None,
         pattern=r"^https://github\.com/[^/]+/[^/]+/issues/\d+$",
         description="the upstream issue, once one is filed",
+    )
+    shown_with: list[Regex] = Field(
+        default_factory=list,
+        description="a page with a code block matching one of these must show this issue",
     )
 
 
@@ -405,6 +430,7 @@ class Release(Model):
     observability: Observability
     backend: Backend
     known_issues: list[KnownIssue] = Field(default_factory=list)
+    false_claims: list[FalseClaim] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_issue_ids(self) -> Release:
@@ -412,6 +438,9 @@ class Release(Model):
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
             raise ValueError(f"known issue ids listed twice: {', '.join(twice)}")
+        unknown = sorted({c.see for c in self.false_claims if c.see and c.see not in ids})
+        if unknown:
+            raise ValueError(f"false_claims name unknown known issues: {', '.join(unknown)}")
         return self
 
     def known_issue(self, issue_id: str) -> KnownIssue:

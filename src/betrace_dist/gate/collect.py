@@ -14,7 +14,7 @@ from sybil import Document, Example, Region, Sybil
 from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
-from . import display, profile
+from . import claims, display, profile
 from .checkers import Checker, CheckFailure, Context, registry
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
@@ -94,6 +94,7 @@ class Gate:
         problems = display.unchecked(rendered.text, found, shown) + display.link_problems(
             rendered.text, path.resolve(), self.site.docs_dir, shown, self._ids
         )
+        problems += claims.problems(rendered.text, found, self.release_data.current)
         located = [(p.line, rendered.source_line(p.line), p.reason) for p in problems]
         return PageResult(path, rendered, items, problems=sorted(located))
 
@@ -221,8 +222,12 @@ class Gate:
         rendered = result.rendered
         offsets = _line_offsets(rendered.text)
         taken = {block.start for block, _, _ in result.items}
+        spans = [(block.start, block.end) for block, _, _ in result.items]
         for rendered_line, line, reason in result.problems:
             start = offsets[rendered_line - 1]
+            # a problem found inside a block (a claim in its code) is placed after it: regions
+            # may not overlap; the report still names the problem's own line
+            start = next((end for begin, end in spans if begin <= start < end), start)
             while start in taken:  # two problems on one line: regions must not share a start
                 start += 1
             taken.add(start)

@@ -1,0 +1,74 @@
+"""What a page says about upstream, held to the release data: no false claim, no hidden issue.
+
+Two lists of releases.yaml drive it, so a fact learnt once (from upstream's source or from
+running the real backend) guards every page from then on:
+
+- `false_claims`: statements that are false at the pinned commit ("the app lists its rules",
+  "bodies up to 10 MiB"). A page whose text, as readers see it, says one fails at that line.
+- `known_issues[].shown_with`: code that leads a reader into a known issue (creating a rule, which
+  breaks after a restart; starting the bare binary, which binds every interface). A page with
+  such a block must show the issue (`{{ known_issue("id") }}`), or the block fails at its line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..release import Release
+from .lexer import Block
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int  # rendered line, 1-based
+    reason: str
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def false_claims(text: str, release: Release) -> list[Problem]:
+    """Every false claim the page makes, at the line where it starts."""
+    flat = text.replace("\n", " ")  # a claim may wrap across lines of the source
+    found = []
+    for claim in release.false_claims:
+        for match in re.finditer(claim.claim, flat, re.IGNORECASE):
+            said = " ".join(match.group(0).split())
+            see = f" (known issue {claim.see})" if claim.see else ""
+            found.append(
+                Problem(
+                    _line(text, match.start()),
+                    f"the page says '{said}', which is false at BeTrace {release.version}: "
+                    f"{claim.why}{see}",
+                )
+            )
+    return found
+
+
+def hidden_issues(text: str, blocks: list[Block], release: Release) -> list[Problem]:
+    """Blocks that lead into a known issue on a page that does not show it: one problem per
+    block, naming every issue it leads into (once per page: one admonition answers them all)."""
+    missing: dict[int, list[str]] = {}
+    for issue in release.known_issues:
+        if not issue.shown_with or f"Known issue: {issue.title}" in text:
+            continue
+        first = next(
+            (b for b in blocks if any(re.search(p, b.body) for p in issue.shown_with)), None
+        )
+        if first is not None:
+            missing.setdefault(first.line, []).append(issue.id)
+    return [
+        Problem(
+            line,
+            f"this block leads the reader into known issue(s) of BeTrace {release.version} "
+            f"that the page does not show: "
+            + ", ".join(f'{{{{ known_issue("{i}") }}}}' for i in ids),
+        )
+        for line, ids in sorted(missing.items())
+    ]
+
+
+def problems(text: str, blocks: list[Block], release: Release) -> list[Problem]:
+    return false_claims(text, release) + hidden_issues(text, blocks, release)

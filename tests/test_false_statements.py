@@ -1,0 +1,62 @@
+"""The nine statements the real backend disproved can no longer pass the gate.
+
+Building upstream's backend at the pinned commit and running every guide against it showed
+nine statements of the site to be false (see releases.yaml: `known_issues`, `false_claims`).
+tests/fixtures/false-statements has one page per statement in the wording the pages once had;
+each fails at its page.md:LINE with the reason. Two are caught elsewhere, where they live:
+`nix run <flake>#backend` by the Nix model (tests/fixtures/guide-mistakes/docs/nix-run-app.md,
+tests/test_guide_mistakes.py), and a stop grace shorter than the slow stop by the artefact
+policies (tests/artefacts/test_compose.py, tests/artefacts/test_chart_policy.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import FIXTURES, line_containing, run_pytest
+from .test_gate_faults import failure_lines
+
+SITE = FIXTURES / "false-statements"
+DOCS = SITE / "docs"
+
+
+@pytest.fixture(scope="module")
+def gate_run() -> str:
+    result = run_pytest(["docs", "-q"], cwd=SITE)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and "INTERNALERROR" not in out, out[-3000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    ("page", "wording", "reason"),
+    [
+        ("app-lists-rules.md", "appear in Grafana", "app-pages-ignore-backend-url"),
+        ("app-backend-url-advice.md", "For anyone else", "app-pages-ignore-backend-url"),
+        ("body-limit.md", "up to 10 MiB", "about 4 MiB first (429)"),
+        ("no-other-variable.md", "reads no other variable", "OTEL_* variables"),
+        ("readiness.md", "is not writable", "/v1/ready checks nothing"),
+        ("restart-rule.md", "-X POST", 'known_issue("repost-rule-after-restart")'),
+        ("bare-binary.md", "result/bin", 'known_issue("slow-stop-without-otlp")'),
+        ("grpc-probe.md", "grpc:", "no standard gRPC health service"),
+    ],
+)
+def test_the_old_wording_fails_at_its_line(
+    gate_run: str, page: str, wording: str, reason: str
+) -> None:
+    failures = failure_lines(gate_run)
+    line = line_containing(DOCS / page, wording)
+    found = {k: v for k, v in failures.items() if k.startswith(f"docs/{page}:")}
+    assert found, f"{page} passed the gate; failures: {sorted(failures)}"
+    # a claim is reported where it starts; a block where its fence opens (the line above)
+    key = next((k for k in (f"docs/{page}:{line}", f"docs/{page}:{line - 1}") if k in found), None)
+    assert key is not None, f"{page}: expected line {line}, got {found}"
+    assert reason in found[key], found[key]
+
+
+def test_a_block_leading_into_two_issues_names_both(gate_run: str) -> None:
+    failures = failure_lines(gate_run)
+    line = line_containing(DOCS / "bare-binary.md", "```bash")
+    reason = failures[f"docs/bare-binary.md:{line}"]
+    assert 'known_issue("slow-stop-without-otlp")' in reason
+    assert 'known_issue("binds-all-interfaces")' in reason
