@@ -12,6 +12,7 @@ import shutil
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from mkdocs.config import load_config
@@ -245,3 +246,99 @@ def test_ci_checks_out_the_history_page_dates_need() -> None:
             )
             depth = (checkout.get("with") or {}).get("fetch-depth")
             assert depth == 0, f"{workflow.name}: job '{name}' builds the site from a shallow clone"
+
+
+# -- the reader's pieces: diagram, send-traces example, chart values block ---------------------
+
+DIAGRAM = REPO_ROOT / "docs" / "assets" / "images" / "betrace-flow.svg"
+SEND_TRACES = REPO_ROOT / "docs" / "guides" / "send-traces-to-betrace.md"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def diagram_problems(svg_text: str, release: ReleaseData) -> list[str]:
+    """What the hand-drawn diagram gets wrong: a fetch from elsewhere, no text alternative, or
+    ports and the span endpoint that are not the release's."""
+    where = DIAGRAM.relative_to(REPO_ROOT)
+    try:
+        root = ElementTree.fromstring(svg_text)  # noqa: S314 (a file of this repository)
+    except ElementTree.ParseError as exc:
+        return [f"{where}: not well-formed XML: {exc}"]
+    problems = []
+    for element in root.iter():
+        for name, value in element.attrib.items():
+            if name.endswith("href") and not value.startswith("#"):
+                problems.append(f"{where}: <{element.tag}> {name}={value!r} loads a file")
+    if re.search(r"url\(\s*['\"]?(?!#)", svg_text) or "@import" in svg_text:
+        problems.append(f"{where}: a style loads a file")
+    for part in ("title", "desc"):
+        if not (root.findtext(SVG + part) or "").strip():
+            problems.append(f"{where}: no <{part}> (the text alternative for screen readers)")
+    texts = " ".join(t.text or "" for t in root.iter(SVG + "text"))
+    backend = release.current.backend
+    for name, label in (("http", "REST"), ("grpc", "gRPC")):
+        if f"{label} {backend.ports[name].port}" not in texts:
+            problems.append(
+                f"{where}: the {label} port shown is not {backend.ports[name].port} "
+                f"(releases.yaml backend.ports.{name})"
+            )
+    if not any(e.path == "/v1/spans" for e in backend.endpoints) or "/v1/spans" not in texts:
+        problems.append(f"{where}: POST /v1/spans is not an endpoint of the release, or not shown")
+    return problems
+
+
+def test_diagram_is_self_contained_and_shows_the_releases_ports(release_data: ReleaseData) -> None:
+    assert diagram_problems(DIAGRAM.read_text(encoding="utf-8"), release_data) == []
+
+
+def test_diagram_faults_are_named(release_data: ReleaseData) -> None:
+    good = DIAGRAM.read_text(encoding="utf-8")
+    other_port = good.replace("REST 12011", "REST 8080")
+    assert any("REST port shown is not" in p for p in diagram_problems(other_port, release_data))
+    fetching = good.replace("</svg>", '<image href="https://cdn.example/x.png"/></svg>')
+    assert any("loads a file" in p for p in diagram_problems(fetching, release_data))
+    untitled = re.sub(r"<title[^>]*>.*?</title>", "", good, flags=re.DOTALL)
+    assert any("no <title>" in p for p in diagram_problems(untitled, release_data))
+
+
+def test_diagram_is_on_the_home_and_send_traces_pages(pages: dict[Path, Path]) -> None:
+    for source in (REPO_ROOT / "docs" / "index.md", SEND_TRACES):
+        html = pages[source].read_text(encoding="utf-8")
+        figure = re.search(r'<figure class="betrace-diagram">(.*?)</figure>', html, re.DOTALL)
+        assert figure, f"{source.name}: no diagram"
+        alt = re.search(r'<img alt="([^"]{80,})"[^>]*src="[^"]*betrace-flow\.svg"', figure[1])
+        assert alt, f"{source.name}: the diagram has no text alternative of some length"
+
+
+def python_prints(body: str) -> str:
+    """The text a Python example says it prints: the triple-quoted string after its print."""
+    found = re.search(r'^print\(.*\)\n"""\n(.*?)\n"""\s*$', body, re.DOTALL | re.MULTILINE)
+    assert found, "the Python example shows no printed output after its print()"
+    return found[1]
+
+
+def test_python_example_prints_the_body_curl_posts(verifier: Verifier) -> None:
+    """The Python example and spans.json are the same request, so curl checks what Python sends."""
+    result = verifier.gate.analyse(SEND_TRACES)
+    by_kind = {(b.language, b.title): b.body for b, _, _ in result.items}
+    saved = by_kind[("json", "spans.json")]
+    printed = python_prints(by_kind[("python", None)])
+    assert printed.strip() == saved.strip(), "the Python example and spans.json differ"
+    assert json.loads(printed) == json.loads(saved)
+
+
+def test_python_example_and_spans_json_drifting_apart_is_caught() -> None:
+    body = 'print(x)\n"""\n{"spans": []}\n"""\n'
+    assert python_prints(body) == '{"spans": []}'
+    with pytest.raises(AssertionError, match="no printed output"):
+        python_prints("print(x)\n")
+
+
+def test_chart_values_tables_sit_in_the_block_the_site_styles(pages: dict[Path, Path]) -> None:
+    from betrace_dist.site.artefact_tables import VALUES_CLASS
+
+    html = pages[REPO_ROOT / "docs" / "reference" / "chart-values.md"].read_text(encoding="utf-8")
+    block = re.search(rf'<div class="{VALUES_CLASS}">(.*?)\n</div>', html, re.DOTALL)
+    assert block, f"no <div class={VALUES_CLASS!r}> on the chart values page"
+    assert block[1].count("<table>") >= 4, "the chart values tables are not inside the block"
+    css = (REPO_ROOT / "docs" / "assets" / "stylesheets" / "site.css").read_text(encoding="utf-8")
+    assert f".{VALUES_CLASS} td:first-child code" in css

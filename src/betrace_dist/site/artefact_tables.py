@@ -15,10 +15,17 @@ from .tables import cell, code, table
 CHART_DIR = REPO_ROOT / "helm" / "betrace"
 
 
+#: Class of the block around the chart values tables: site.css keeps each key on one line there
+#: and lets the table scroll sideways on a narrow screen.
+VALUES_CLASS = "betrace-values"
+
+
 @cache
 def chart_values_table() -> str:
-    """The same table helm/betrace/README.md carries, from the values.yaml comments."""
-    return chart_values.render_table(chart_values.parse_values(CHART_DIR))
+    """The same table helm/betrace/README.md carries, from the values.yaml comments, in a block
+    whose class lets the site style it (md_in_html renders the Markdown inside)."""
+    tables = chart_values.render_table(chart_values.parse_values(CHART_DIR))
+    return f'<div class="{VALUES_CLASS}" markdown>\n\n{tables}\n</div>\n'
 
 
 def compose_services_table() -> str:
