@@ -342,3 +342,55 @@ def test_chart_values_tables_sit_in_the_block_the_site_styles(pages: dict[Path, 
     assert block[1].count("<table>") >= 4, "the chart values tables are not inside the block"
     css = (REPO_ROOT / "docs" / "assets" / "stylesheets" / "site.css").read_text(encoding="utf-8")
     assert f".{VALUES_CLASS} td:first-child code" in css
+
+
+def test_python_example_posts_what_curl_posts(verifier: Verifier) -> None:
+    """post_spans, run against a loopback server of this test, sends spans.json as curl does:
+    POST, the span path, a JSON content type; and it returns the decoded answer."""
+    import contextlib
+    import io
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    result = verifier.gate.analyse(SEND_TRACES)
+    by_kind = {(b.language, b.title): b.body for b, _, _ in result.items}
+    seen: list[tuple[str, str, str, bytes]] = []
+    answer = b'{"accepted":2,"rejected":0,"errors":[]}'
+
+    class Backend(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.command, self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    example: dict[str, object] = {"__name__": "example"}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(by_kind[("python", None)], example)  # noqa: S102 (a block of this site's page)
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/spans"
+        spans = [example["charge"], example["skipped"]]
+        got = example["post_spans"](spans, url)  # type: ignore[operator]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got == json.loads(answer)
+    ((method, path, content_type, body),) = seen
+    assert (method, path, content_type) == ("POST", "/v1/spans", "application/json")
+    assert json.loads(body) == json.loads(by_kind[("json", "spans.json")])
+    assert str(example["SPANS_URL"]).endswith("/v1/spans")
+
+
+def test_chart_value_keys_may_break_only_after_a_dot() -> None:
+    from betrace_dist.site.artefact_tables import breakable_key, chart_values_table
+
+    assert breakable_key("backend.image.tag") == "<code>backend.<wbr>image.<wbr>tag</code>"
+    assert breakable_key("a<b") == "<code>a&lt;b</code>"
+    assert "| <code>image.<wbr>registry</code> |" in chart_values_table()
