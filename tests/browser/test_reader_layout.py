@@ -35,6 +35,7 @@ CODE_BOXES = """() => [...document.querySelectorAll(".md-content pre > code")]
       left: box.left, right: box.right, width: box.width,
       scrollWidth: code.scrollWidth, clientWidth: code.clientWidth,
       overflowX: style.overflowX, whiteSpace: style.whiteSpace,
+      cue: style.backgroundImage.includes("gradient"),
     };
   })
   .filter((c) => c.width > 0)"""
@@ -118,6 +119,8 @@ def code_problems(page: Any) -> list[str]:
         wraps = code["whiteSpace"] in ("pre-wrap", "break-spaces")
         if too_wide and not wraps and code["overflowX"] not in ("auto", "scroll"):
             problems.append(f"{where}: lines are cut off (overflow-x: {code['overflowX']})")
+        elif too_wide and not wraps and not code["cue"]:
+            problems.append(f"{where}: scrolls with no visible sign that lines go on")
     return problems
 
 
@@ -233,6 +236,8 @@ def test_code_cut_off_is_caught(browser: Any, served: Served) -> None:
         open_page(page, served, "guides/send-traces-to-betrace/")
         break_with(page, ".md-typeset pre > code { overflow: hidden !important; }")
         assert any("lines are cut off (overflow-x: hidden)" in p for p in code_problems(page))
+        break_with(page, ".md-typeset pre > code { overflow: auto !important; background: none; }")
+        assert any("no visible sign" in p for p in code_problems(page))
         break_with(page, ".md-typeset pre > code { width: 900px; overflow: visible !important; }")
         assert any("spans x=" in p for p in code_problems(page))
 
