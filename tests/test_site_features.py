@@ -12,6 +12,7 @@ import shutil
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from mkdocs.config import load_config
@@ -245,3 +246,160 @@ def test_ci_checks_out_the_history_page_dates_need() -> None:
             )
             depth = (checkout.get("with") or {}).get("fetch-depth")
             assert depth == 0, f"{workflow.name}: job '{name}' builds the site from a shallow clone"
+
+
+# -- the reader's pieces: diagram, send-traces example, chart values block ---------------------
+
+DIAGRAM = REPO_ROOT / "docs" / "assets" / "images" / "betrace-flow.svg"
+SEND_TRACES = REPO_ROOT / "docs" / "guides" / "send-traces-to-betrace.md"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def diagram_problems(svg_text: str, release: ReleaseData) -> list[str]:
+    """What the hand-drawn diagram gets wrong: a fetch from elsewhere, no text alternative, or
+    ports and the span endpoint that are not the release's."""
+    where = DIAGRAM.relative_to(REPO_ROOT)
+    try:
+        root = ElementTree.fromstring(svg_text)  # noqa: S314 (a file of this repository)
+    except ElementTree.ParseError as exc:
+        return [f"{where}: not well-formed XML: {exc}"]
+    problems = []
+    for element in root.iter():
+        for name, value in element.attrib.items():
+            if name.endswith("href") and not value.startswith("#"):
+                problems.append(f"{where}: <{element.tag}> {name}={value!r} loads a file")
+    if re.search(r"url\(\s*['\"]?(?!#)", svg_text) or "@import" in svg_text:
+        problems.append(f"{where}: a style loads a file")
+    for part in ("title", "desc"):
+        if not (root.findtext(SVG + part) or "").strip():
+            problems.append(f"{where}: no <{part}> (the text alternative for screen readers)")
+    texts = " ".join(t.text or "" for t in root.iter(SVG + "text"))
+    backend = release.current.backend
+    for name, label in (("http", "REST"), ("grpc", "gRPC")):
+        if f"{label} {backend.ports[name].port}" not in texts:
+            problems.append(
+                f"{where}: the {label} port shown is not {backend.ports[name].port} "
+                f"(releases.yaml backend.ports.{name})"
+            )
+    if not any(e.path == "/v1/spans" for e in backend.endpoints) or "/v1/spans" not in texts:
+        problems.append(f"{where}: POST /v1/spans is not an endpoint of the release, or not shown")
+    return problems
+
+
+def test_diagram_is_self_contained_and_shows_the_releases_ports(release_data: ReleaseData) -> None:
+    assert diagram_problems(DIAGRAM.read_text(encoding="utf-8"), release_data) == []
+
+
+def test_diagram_faults_are_named(release_data: ReleaseData) -> None:
+    good = DIAGRAM.read_text(encoding="utf-8")
+    other_port = good.replace("REST 12011", "REST 8080")
+    assert any("REST port shown is not" in p for p in diagram_problems(other_port, release_data))
+    fetching = good.replace("</svg>", '<image href="https://cdn.example/x.png"/></svg>')
+    assert any("loads a file" in p for p in diagram_problems(fetching, release_data))
+    untitled = re.sub(r"<title[^>]*>.*?</title>", "", good, flags=re.DOTALL)
+    assert any("no <title>" in p for p in diagram_problems(untitled, release_data))
+
+
+def test_diagram_is_on_the_home_and_send_traces_pages(pages: dict[Path, Path]) -> None:
+    for source in (REPO_ROOT / "docs" / "index.md", SEND_TRACES):
+        html = pages[source].read_text(encoding="utf-8")
+        figure = re.search(r'<figure class="betrace-diagram">(.*?)</figure>', html, re.DOTALL)
+        assert figure, f"{source.name}: no diagram"
+        alt = re.search(r'<img alt="([^"]{80,})"[^>]*src="[^"]*betrace-flow\.svg"', figure[1])
+        assert alt, f"{source.name}: the diagram has no text alternative of some length"
+
+
+def python_prints(body: str) -> str:
+    """The text a Python example says it prints: the triple-quoted string after its print."""
+    found = re.search(r'^print\(.*\)\n"""\n(.*?)\n"""\s*$', body, re.DOTALL | re.MULTILINE)
+    assert found, "the Python example shows no printed output after its print()"
+    return found[1]
+
+
+def example_mismatch(bodies: dict[tuple[str, str | None], str]) -> str | None:
+    """Why the Python example and spans.json are not the same request, if they are not."""
+    saved = bodies.get(("json", "spans.json"))
+    code = bodies.get(("python", None))
+    if saved is None or code is None:
+        return "the page has no spans.json block or no Python example"
+    printed = python_prints(code)
+    if printed.strip() != saved.strip():
+        return "the Python example prints another body than spans.json"
+    return None
+
+
+def send_traces_bodies(verifier: Verifier) -> dict[tuple[str, str | None], str]:
+    return {(b.language, b.title): b.body for b, _, _ in verifier.gate.analyse(SEND_TRACES).items}
+
+
+def test_python_example_prints_the_body_curl_posts(verifier: Verifier) -> None:
+    """The Python example and spans.json are the same request, so curl checks what Python sends."""
+    bodies = send_traces_bodies(verifier)
+    assert example_mismatch(bodies) is None
+    changed = dict(bodies)
+    changed[("json", "spans.json")] = bodies[("json", "spans.json")].replace("1500", "900")
+    assert example_mismatch(changed) == "the Python example prints another body than spans.json"
+    with pytest.raises(AssertionError, match="no printed output"):
+        python_prints("print(x)\n")
+
+
+def test_chart_values_tables_sit_in_the_block_the_site_styles(pages: dict[Path, Path]) -> None:
+    from betrace_dist.site.artefact_tables import VALUES_CLASS
+
+    html = pages[REPO_ROOT / "docs" / "reference" / "chart-values.md"].read_text(encoding="utf-8")
+    block = re.search(rf'<div class="{VALUES_CLASS}">(.*?)\n</div>', html, re.DOTALL)
+    assert block, f"no <div class={VALUES_CLASS!r}> on the chart values page"
+    assert block[1].count("<table>") >= 4, "the chart values tables are not inside the block"
+    css = (REPO_ROOT / "docs" / "assets" / "stylesheets" / "site.css").read_text(encoding="utf-8")
+    assert f".{VALUES_CLASS} td:first-child code" in css
+
+
+def test_python_example_posts_what_curl_posts(verifier: Verifier) -> None:
+    """post_spans, run against a loopback server of this test, sends spans.json as curl does:
+    POST, the span path, a JSON content type; and it returns the decoded answer."""
+    import contextlib
+    import io
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    by_kind = send_traces_bodies(verifier)
+    seen: list[tuple[str, str, str, bytes]] = []
+    answer = b'{"accepted":2,"rejected":0,"errors":[]}'
+
+    class Backend(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.command, self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    example: dict[str, object] = {"__name__": "example"}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(by_kind[("python", None)], example)  # noqa: S102 (a block of this site's page)
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/spans"
+        spans = [example["charge"], example["skipped"]]
+        got = example["post_spans"](spans, url)  # type: ignore[operator]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got == json.loads(answer)
+    ((method, path, content_type, body),) = seen
+    assert (method, path, content_type) == ("POST", "/v1/spans", "application/json")
+    assert json.loads(body) == json.loads(by_kind[("json", "spans.json")])
+    assert str(example["SPANS_URL"]).endswith("/v1/spans")
+
+
+def test_chart_value_keys_may_break_only_after_a_dot() -> None:
+    from betrace_dist.site.artefact_tables import breakable_key, chart_values_table
+
+    assert breakable_key("backend.image.tag") == "<code>backend.<wbr>image.<wbr>tag</code>"
+    assert breakable_key("a<b") == "<code>a&lt;b</code>"
+    assert "| <code>image.<wbr>registry</code> |" in chart_values_table()

@@ -3,6 +3,8 @@ Compose services, ports and variables. Nothing here is typed twice."""
 
 from __future__ import annotations
 
+import html
+import re
 from functools import cache
 
 from .. import REPO_ROOT
@@ -15,10 +17,28 @@ from .tables import cell, code, table
 CHART_DIR = REPO_ROOT / "helm" / "betrace"
 
 
+#: Class of the block around the chart values tables: site.css keeps each key on one line there
+#: and lets the table scroll sideways on a narrow screen.
+VALUES_CLASS = "betrace-values"
+
+
 @cache
 def chart_values_table() -> str:
-    """The same table helm/betrace/README.md carries, from the values.yaml comments."""
-    return chart_values.render_table(chart_values.parse_values(CHART_DIR))
+    """The same table helm/betrace/README.md carries, from the values.yaml comments, in a block
+    whose class lets the site style it (md_in_html renders the Markdown inside)."""
+    tables = chart_values.render_table(chart_values.parse_values(CHART_DIR))
+    tables = _KEY_CELL.sub(lambda m: "| " + breakable_key(m["key"]) + " |", tables)
+    return f'<div class="{VALUES_CLASS}" markdown>\n\n{tables}\n</div>\n'
+
+
+#: The first cell of a row of the chart values table: a key in backticks.
+_KEY_CELL = re.compile(r"^\| `(?P<key>[^`|]+)` \|", re.MULTILINE)
+
+
+def breakable_key(key: str) -> str:
+    """A key as code that a narrow column may break after a dot, and nowhere else."""
+    parts = [html.escape(part, quote=False) for part in key.split(".")]
+    return "<code>" + ".<wbr>".join(parts) + "</code>"
 
 
 def compose_services_table() -> str:
