@@ -24,7 +24,7 @@ setup: $(STAMP) ## create .venv with the site and test dependencies
 
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 
-tools: $(STAMP) $(AXE) ## fetch the external tools the gate runs (helm 4 and 3) into .tools/bin
+tools: $(STAMP) $(AXE) ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
 	$(BIN)/python -m betrace_dist.tools install
 
 # axe-core for the accessibility checks, pinned by the lock file (needs npm; skipped without it)

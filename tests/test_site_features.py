@@ -186,7 +186,7 @@ def test_verified_note_counts_the_pages_ledger(
     assert with_blocks, "no page has code blocks: the note was never shown"
 
 
-def test_summary_names_run_verified_and_skipped_even_at_zero() -> None:
+def test_summary_says_what_was_done_for_each_status_even_at_zero() -> None:
     def entry(status: str) -> Entry:
         return Entry("docs/x.md", 1, "bash", "shell", status)
 
@@ -194,7 +194,8 @@ def test_summary_names_run_verified_and_skipped_even_at_zero() -> None:
     summary = summarise([entry("verified"), entry("verified"), entry("skipped")], "2.0.0")
     assert summary is not None
     assert summary.text == (
-        "Examples on this page verified against BeTrace 2.0.0: 0 run, 2 verified, 1 skipped"
+        "Examples on this page, for BeTrace 2.0.0: 0 ran for real, 0 checked against a model, "
+        "2 checked statically, 1 skipped"
     )
     with_fault = summarise([entry("run"), entry("unclaimed")], "2.0.0")
     assert with_fault is not None and with_fault.counts_text.endswith("1 unclaimed")

@@ -340,7 +340,8 @@ def test_verified_note_sits_under_the_title_of_pages_with_blocks(
             assert note is None, f"{visit.name} has no code block but shows: {note}"
             continue
         assert note, f"{visit.name} has {len(result.items)} blocks and no verified note"
-        assert f"verified against BeTrace {release_data.current.version}" in note, note
+        assert f"for BeTrace {release_data.current.version}: " in note, note
+        assert "ran for real" in note and "checked against a model" in note, note
         counts = Counter(entry.status for _, entry, _ in result.items)
         for status in ("run", "verified", "skipped"):
             assert f"{counts.get(status, 0)} {status}" in note, (visit.name, note)

@@ -16,7 +16,14 @@ from ..gate.collect import Gate
 from ..gate.ledger import STATUSES, Entry
 
 #: Always named in the note, even at zero, so readers can compare pages at a glance.
-SHOWN = ("run", "verified", "skipped")
+SHOWN = ("run", "modelled", "verified", "skipped")
+#: What each ledger status means, in the words of the note: what was done, no more.
+LABELS = {
+    "run": "ran for real",
+    "modelled": "checked against a model",
+    "verified": "checked statically",
+    "skipped": "skipped",
+}
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,17 @@ class PageSummary:
 
     @property
     def counts_text(self) -> str:
-        """`1 run, 8 verified, 2 skipped` (other statuses only when the page has some)."""
-        return ", ".join(f"{n} {status}" for status, n in self.counts)
+        """`1 ran for real, 8 checked against a model, 3 checked statically, 2 skipped` (other
+        statuses only when the page has some)."""
+        return ", ".join(f"{n} {LABELS.get(status, status)}" for status, n in self.counts)
+
+    @property
+    def claim(self) -> str:
+        return f"Examples on this page, for BeTrace {self.version}"
 
     @property
     def text(self) -> str:
-        return f"Examples on this page verified against BeTrace {self.version}: {self.counts_text}"
+        return f"{self.claim}: {self.counts_text}"
 
 
 def summarise(entries: Iterable[Entry], version: str) -> PageSummary | None:
