@@ -87,3 +87,30 @@ def test_the_live_backend_does_not_outlive_the_run(tmp_path: Path) -> None:
             if b"stand-in-backend" in cmdline and str(os.getpid()).encode() not in cmdline:
                 left.append(cmdline.replace(b"\0", b" ").decode())
     assert left == []
+
+
+def test_update_outputs_rewrites_the_shown_output_and_keeps_macros(tmp_path: Path) -> None:
+    site = live_site(tmp_path, output='"uptimeSeconds":"...","metadata":{"storage":"disk"}}')
+    page = site / "docs" / "index.md"
+    before = page.read_text(encoding="utf-8")
+    out = gate(site, "--live-backend", str(STAND_IN), "--update-outputs", "-n", "0")
+    after = page.read_text(encoding="utf-8")
+    assert re.search(r"\b2 passed\b", out), out[-2000:]
+    assert '"metadata":{"storage":"disk"}' in before and '"storage":"disk"' not in after
+    expected = (
+        '{"status":"HEALTHY","version":"{{ release.backend.version }}",'
+        '"uptimeSeconds":"...","metadata":{"storage":"in-memory"}}'
+    )
+    assert expected in after.splitlines(), after
+    assert before.replace('{"storage":"disk"}', '{"storage":"in-memory"}') == after
+    # the rewritten page now passes as it is
+    assert re.search(r"\b2 passed\b", gate(site, "--live-backend", str(STAND_IN)))
+
+
+def test_update_outputs_refuses_nothing_it_can_compare_without_a_program(tmp_path: Path) -> None:
+    """Offline, curl's output comes from a model: nothing is compared, nothing rewritten."""
+    site = live_site(tmp_path, output='"uptimeSeconds":"...","metadata":{"storage":"disk"}}')
+    page = site / "docs" / "index.md"
+    before = page.read_text(encoding="utf-8")
+    gate(site, "--update-outputs", "-n", "0")
+    assert page.read_text(encoding="utf-8") == before

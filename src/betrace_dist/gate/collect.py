@@ -264,6 +264,7 @@ class Gate:
                 state=example.namespace,
                 release=self.release_data,
                 tab=block.tab,
+                source_line=lambda n: rendered.source_line(block.first_body_line + n - 1),
             )
             try:
                 if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py

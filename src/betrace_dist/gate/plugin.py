@@ -24,6 +24,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="after the run, print the block ledger: page, line, language, checker, status",
     )
     group.addoption(
+        "--update-outputs",
+        action="store_true",
+        default=False,
+        help="rewrite the output console blocks show from what their commands really printed "
+        "(with --live-backend, also the backend's answers); macros and '...' are kept",
+    )
+    group.addoption(
         "--live-backend",
         default=None,
         metavar="PATH",
@@ -33,7 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from . import live
+    from . import live, update
+
+    update.enable(bool(config.getoption("--update-outputs")))
 
     try:
         live.configure(config.getoption("--live-backend"))
@@ -51,6 +60,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return  # a skipped block keeps its planned status; only failures change it
     key = (match["page"], int(match["line"]))
     OUTCOMES[key] = OUTCOMES.get(key, True) and not report.failed
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from . import update
+
+    if update.enabled():
+        for line in update.apply():
+            print(line)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

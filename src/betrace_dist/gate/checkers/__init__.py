@@ -32,6 +32,8 @@ class Context:
     state: dict[str, Any] = field(default_factory=dict)  # shared by the blocks of one page
     release: Any = None  # the site's ReleaseData
     tab: tuple[int, int] | None = None  # the content tab of the block being checked
+    #: the page-source line of a line of the block's body (1-based), for --update-outputs
+    source_line: Any = None
 
     def session(self) -> Any:
         """The page's sandbox session, created by its first block that needs one, and placed

@@ -136,7 +136,7 @@ class ShellChecker:
             for step in steps(block.body):
                 printed = self.run(step.script, ctx)
                 if step.output is not None and printed is not None:
-                    compare(step, printed)
+                    _compare_or_update(step, printed, ctx)
                 elif step.output is not None and not _model_heads(step):
                     # the ledger promised a comparison: a model that could not give the output
                     # must not pass silently
@@ -247,6 +247,25 @@ def _ran(head: str) -> bool:
 
 
 ELLIPSIS = "..."
+
+
+def _compare_or_update(step: Step, printed: str, ctx: Context) -> None:
+    """Compare the shown output; under --update-outputs queue a rewrite instead of failing."""
+    from .. import update
+
+    try:
+        compare(step, printed)
+    except CheckFailure:
+        if not update.enabled() or ctx.source_line is None:
+            raise
+        shown = [line.rstrip() for line in step.output or []]
+        actual = [line.rstrip() for line in printed.rstrip("\n").split("\n")] if printed else []
+        first = ctx.source_line(step.output_line)
+        last = ctx.source_line(step.output_line + len(shown) - 1)
+        try:
+            update.queue(ctx.page, first, last, shown, actual)
+        except update.UpdateError as exc:
+            raise CheckFailure(str(exc), step.output_line) from None
 
 
 def json_matches(shown: object, actual: object) -> bool:
