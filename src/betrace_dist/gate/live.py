@@ -70,6 +70,20 @@ class Ran:
     command: str
     status: int | None
     ok: bool
+    page: str = ""
+
+
+#: every command this process ran against a live backend, for the run's summary
+RAN: list[Ran] = []
+
+
+def summary() -> list[str]:
+    """One line per command run against the live backend: page, result, command."""
+    return [
+        f"{r.page}: {'ok' if r.ok else 'FAILED'} (HTTP {r.status or '-'}) "
+        f"{' '.join(r.command.split())[:140]}"
+        for r in RAN
+    ]
 
 
 @dataclass

@@ -71,6 +71,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from . import live
+
+    if live.program() is not None:
+        terminalreporter.section(f"live tier: commands run against {live.program()}")
+        for line in live.summary() or ["none: no page started the backend in this process"]:
+            terminalreporter.write_line(line)
     if not config.getoption("--ledger"):
         return
     for gate in GATES:

@@ -93,6 +93,7 @@ class Session:
         self.jail = Jail(self.tmp, deadline=time.monotonic() + page_timeout)
         # the real backend of the live tier, when the run was given one (see live.py)
         self.live = live.LiveBackend(self) if live.program() else None
+        self.page = ""  # the page this session runs (for reports), set by its first block
         self.home = self.tmp / "home"
         self.repo = self.tmp / "distribution"
         self.home.mkdir()

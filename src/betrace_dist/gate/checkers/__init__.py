@@ -42,6 +42,7 @@ class Context:
 
         if "session" not in self.state:
             self.state["session"] = Session(self.release)
+            self.state["session"].page = str(self.page)
         session = self.state["session"]
         session.enter(self.tab)
         return session

@@ -215,7 +215,9 @@ def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) ->
     else:
         status = int(status_text)
     ok = done.returncode == 0 and (status is None or status < 400)
-    session.live.ran.append(live.Ran(inv.command.line, inv.command.text, status, ok))
+    ran = live.Ran(inv.command.line, inv.command.text, status, ok, session.page)
+    session.live.ran.append(ran)
+    live.RAN.append(ran)
     if not ok:
         said = (done.stderr.strip() or out.strip())[-300:]
         shown = f"HTTP {status}" if status else f"exit code {done.returncode}"
