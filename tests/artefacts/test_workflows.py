@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
+from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import workflows as wf
 
 EXPECTED = {"ci.yml", "images.yml", "flakehub.yml", "chart.yml", "docs.yml"}
@@ -229,3 +231,43 @@ def test_registry_login_may_receive_the_token_and_a_pushing_checkout_may_keep_it
     assert "persist-credentials" not in docs  # mike pushes with the checkout's credentials
     assert wf.hardening_problems(repo_root / wf.WORKFLOWS / "images.yml") == []
     assert wf.hardening_problems(repo_root / wf.WORKFLOWS / "docs.yml") == []
+
+
+_COMMIT_OUTPUT = re.compile(r"\$\{\{ steps\.\w+\.outputs\.commit \}\}")
+
+
+def unpinned_checkouts(name: str, workflow: dict) -> list[str]:  # type: ignore[type-arg]
+    """Checkouts of another repository (upstream BeTrace) not at the pinned commit's output."""
+    problems = []
+    for job_name, job in (workflow.get("jobs") or {}).items():
+        for step in job.get("steps") or []:
+            inputs = step.get("with") or {}
+            uses = str(step.get("uses", ""))
+            if not uses.startswith("actions/checkout@") or "repository" not in inputs:
+                continue
+            ref = str(inputs.get("ref", ""))
+            if not _COMMIT_OUTPUT.fullmatch(ref):
+                problems.append(
+                    f"{name}: job {job_name} checks out {inputs['repository']} at "
+                    f"'{ref or 'its default branch'}'; upstream has no tags: use the commit "
+                    "releases.yaml pins (upstream.commit)"
+                )
+    return problems
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO_ROOT / wf.WORKFLOWS).glob("*.yml")), ids=lambda p: p.name
+)
+def test_a_checkout_of_upstream_uses_the_pinned_commit(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert unpinned_checkouts(path.name, YAML(typ="safe").load(text)) == []
+    if "outputs.commit }}" in text:  # the output is read from the release data
+        assert "upstream.commit" in text
+
+
+def test_a_checkout_of_upstream_at_the_tag_is_caught() -> None:
+    text = (REPO_ROOT / wf.WORKFLOWS / "flakehub.yml").read_text(encoding="utf-8")
+    broken = text.replace("ref: ${{ steps.release.outputs.commit }}", "ref: ${{ github.ref_name }}")
+    assert broken != text
+    (problem,) = unpinned_checkouts("flakehub.yml", YAML(typ="safe").load(broken))
+    assert "at '${{ github.ref_name }}'; upstream has no tags" in problem
