@@ -7,7 +7,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,9 @@ class Nix:
     nix_instantiate: str
     home: Path
     env: dict[str, str] = field(init=False)
+    #: how a command runs: subprocess here; the gate passes its page jail (page-written flakes
+    #: are untrusted: evaluating one may read files or fetch, so it gets the page's walls)
+    runner: Callable[[list[str], dict[str, str]], Any] | None = None
 
     def __post_init__(self) -> None:
         h = self.home
@@ -63,10 +66,13 @@ class Nix:
             "allow-import-from-derivation = false",
         }
 
-    def run(self, args: list[str], check: bool = False) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            args, env=self.env, capture_output=True, text=True, timeout=120, check=False
-        )
+    def run(self, args: list[str], check: bool = False) -> Any:
+        if self.runner is not None:
+            proc = self.runner(args, self.env)
+        else:
+            proc = subprocess.run(
+                args, env=self.env, capture_output=True, text=True, timeout=120, check=False
+            )
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed:\n{proc.stderr.strip()}")
         return proc

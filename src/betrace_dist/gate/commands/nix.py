@@ -6,18 +6,15 @@ carries the output names of upstream's flake.nix at the pinned commit)."""
 
 from __future__ import annotations
 
-import atexit
 import json
 import platform
 import re
 import shutil
-import tempfile
-from functools import cache
 from pathlib import Path
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import Nix
-from ..session import CommandError, Invocation
+from ..session import CommandError, Invocation, Session
 from ..world import Listener, closest
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
@@ -49,15 +46,23 @@ _VALUE = {
 }
 
 
-@cache
-def _nix() -> Nix | None:
-    nix, inst = tools.find("nix"), tools.find("nix-instantiate")
-    if not nix or not inst:
-        return None
-    home = Path(tempfile.mkdtemp(prefix="gate-nix-"))
-    # The relocated store is rebuilt per process; remove it when the process ends.
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
-    return Nix(nix=nix, nix_instantiate=inst, home=home)
+def _nix(session: Session) -> Nix | None:
+    """The page's Nix: its store, state and home inside the page's sandbox, every command run in
+    the page's jail (a page writes the flakes it evaluates, so evaluation is untrusted)."""
+    found = getattr(session, "nix", None)
+    if found is None:
+        nix, inst = tools.find("nix"), tools.find("nix-instantiate")
+        if not nix or not inst:
+            return None
+        found = Nix(
+            nix=nix,
+            nix_instantiate=inst,
+            home=session.tmp / "nix",
+            runner=lambda args, env: session.process(args, env=env),
+        )
+        found.env["PATH"] = session.env["PATH"]
+        session.nix = found  # type: ignore[attr-defined]
+    return found
 
 
 def _overrides(directory: Path) -> dict[str, Path]:
@@ -73,10 +78,15 @@ def _overrides(directory: Path) -> dict[str, Path]:
     return used
 
 
-@cache
-def _outputs(flake_dir: str, stamp: float) -> dict[str, list[str]]:
+#: outputs of a flake by (directory, flake.nix mtime): the same flake is shown once per run
+_OUTPUTS: dict[tuple[str, float], dict[str, list[str]]] = {}
+
+
+def _outputs(session: Session, flake_dir: str, stamp: float) -> dict[str, list[str]]:
     """Output names per category (packages, apps, ...) for x86_64-linux, from `nix flake show`."""
-    nix = _nix()
+    if (flake_dir, stamp) in _OUTPUTS:
+        return _OUTPUTS[(flake_dir, stamp)]
+    nix = _nix(session)
     assert nix is not None
     proc = nix.flake("flake show", flake_dir, _overrides(Path(flake_dir)), "--json")
     if proc.returncode != 0:
@@ -90,6 +100,7 @@ def _outputs(flake_dir: str, stamp: float) -> dict[str, list[str]]:
             node.get("x86_64-linux", {}) if category in ("packages", "apps", "devShells") else node
         )
         out[category] = sorted(names)
+    _OUTPUTS[(flake_dir, stamp)] = out
     return out
 
 
@@ -143,8 +154,8 @@ def _resolve(sub: str, attr: str, outputs: dict[str, list[str]]) -> tuple[str, s
 
 def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tuple[str, str]:
     """`nix run github:betrace-hq/betrace/<rev>#backend`: resolved against upstream's outputs."""
-    _require_nix()
-    outputs = _outputs(str(UPSTREAM), (UPSTREAM / "flake.nix").stat().st_mtime)
+    _require_nix(inv.session)
+    outputs = _outputs(inv.session, str(UPSTREAM), (UPSTREAM / "flake.nix").stat().st_mtime)
     found = _resolve(sub, attr or "default", outputs)
     if found is None:
         category = {"run": "apps", "develop": "devShells"}.get(sub, "packages")
@@ -163,8 +174,8 @@ def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tupl
     return found
 
 
-def _require_nix() -> None:
-    if _nix() is None:
+def _require_nix(session: Session) -> None:
+    if _nix(session) is None:
         # like any missing tool: the block is skipped with the reason, a failure in CI
         try:
             tools.require("nix", "apt-get install nix-bin")
@@ -235,8 +246,8 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
         raise CommandError(f"there is no flake.nix in '{inv.session.shown(directory)}'")
     if not attr:
         return None
-    _require_nix()
-    outputs = _outputs(str(directory), (directory / "flake.nix").stat().st_mtime)
+    _require_nix(inv.session)
+    outputs = _outputs(inv.session, str(directory), (directory / "flake.nix").stat().st_mtime)
     if sub == "eval":
         _eval(inv, directory, attr)
         return None
@@ -253,7 +264,7 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
 def _out_link(inv: Invocation, link: str, directory: Path, attr: str, inputs: dict) -> None:
     """`nix build` leaves a link to what it built: the stand-in is built for real, so a later
     `./result/bin/...` finds exactly what the reader's would (or nothing, if it was replaced)."""
-    nix = _nix()
+    nix = _nix(inv.session)
     assert nix is not None
     built = Path(
         nix.flake_json("build --no-link", f"{directory}#{attr}", inputs)[0]["outputs"]["out"]
@@ -312,7 +323,7 @@ def betrace_backend(inv: Invocation) -> None:
 
 def _eval(inv: Invocation, directory: Path, attr: str) -> None:
     """`nix eval ./flake#attr.path`: evaluated for real with the stand-in inputs."""
-    nix = _nix()
+    nix = _nix(inv.session)
     assert nix is not None
     proc = nix.flake("eval --json", f"{directory}#{attr}", _overrides(directory))
     if proc.returncode != 0:
