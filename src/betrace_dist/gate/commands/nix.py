@@ -166,10 +166,9 @@ def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tupl
 def _require_nix() -> None:
     if _nix() is None:
         # like any missing tool: the block is skipped with the reason, a failure in CI
-        try:
-            tools.require("nix", "apt-get install nix-bin")
-        except tools.ToolMissing as exc:
-            raise CommandError(str(exc)) from None
+        from ..checkers import require_tool
+
+        require_tool("nix", "apt-get install nix-bin", fail=CommandError)
 
 
 def _words(args: list[str]) -> tuple[list[str], str | None]:
