@@ -17,7 +17,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 from ruamel.yaml.comments import CommentedSeq
 
 from . import REPO_ROOT
@@ -30,6 +30,12 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
 _TAG = re.compile(r"^v?\d+(?:\.\d+){0,3}(?:[-+][0-9A-Za-z.-]+)?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FLOATING_TAGS = {"latest", "stable", "main", "master", "edge", "nightly", "dev"}
+
+
+def next_minor(version: str) -> str:
+    """The next minor version after `version` (2.0.1 -> 2.1.0): what a maintainer releases next."""
+    major, minor, _ = version.split("-")[0].split(".")
+    return f"{major}.{int(minor) + 1}.0"
 
 
 def _semver(value: str) -> str:
@@ -531,7 +537,7 @@ def _raw_value(lines: list[str], line: int | None) -> str | None:
     return text.strip() or None
 
 
-def _message(error: dict, raw: str | None = None) -> str:
+def _message(error: ErrorDetails, raw: str | None = None) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key (misspelled? see the model in src/betrace_dist/release.py)"

@@ -160,7 +160,8 @@ def load_project(compose_file: Path, env_file: Path, binary: str | None = None) 
     done = run_compose_config(compose_file, env_file, "--format", "json", binary=binary)
     if done.returncode != 0:
         raise ComposeError(f"{compose_file}: {done.stderr.strip()}")
-    return json.loads(done.stdout)
+    project: dict[str, Any] = json.loads(done.stdout)
+    return project
 
 
 # --- the .env file and interpolation -------------------------------------------------------------
@@ -254,7 +255,8 @@ class Stack:
 
     @property
     def services(self) -> dict[str, Any]:
-        return self.project.get("services", {})
+        services: dict[str, Any] = self.project.get("services", {})
+        return services
 
     def env(self, service: str) -> dict[str, str]:
         return {
@@ -263,7 +265,8 @@ class Stack:
         }
 
     def service(self, name: str) -> dict[str, Any]:
-        return self.services.get(name, {})
+        service: dict[str, Any] = self.services.get(name, {})
+        return service
 
     def host_path(self, service: str, container_path: str) -> Path | None:
         """The host file behind a path inside a container, through the service's bind mounts."""
@@ -280,7 +283,7 @@ class Stack:
         for arg in self.service(service).get("command") or []:
             for name in names:
                 if arg.startswith(name + "="):
-                    return arg.split("=", 1)[1]
+                    return str(arg.split("=", 1)[1])
         return None
 
     def config(self, service: str, container_path: str) -> dict[str, Any]:
@@ -308,10 +311,10 @@ def _host_port(value: str) -> tuple[str | None, str, int | None]:
         except ValueError:  # not a number: report the URL, not a traceback
             port = None
         return parts.scheme, parts.hostname or "", port
-    host, _, port = value.rpartition(":")
+    host, _, port_text = value.rpartition(":")
     if not host:
         return None, value, None
-    return None, host.strip("[]"), int(port) if port.isdigit() else None
+    return None, host.strip("[]"), int(port_text) if port_text.isdigit() else None
 
 
 # --- policies ------------------------------------------------------------------------------------
@@ -320,7 +323,7 @@ def _host_port(value: str) -> tuple[str | None, str, int | None]:
 def expected_image(data: ReleaseData, key: str) -> str:
     if key in _BETRACE_IMAGES:
         return data.image_ref(key)
-    return getattr(data.current.observability, key.replace("-", "_")).ref
+    return str(getattr(data.current.observability, key.replace("-", "_")).ref)
 
 
 def check_no_version_key(stack: Stack) -> list[str]:
@@ -639,7 +642,7 @@ def check_datasources(stack: Stack) -> list[str]:
     env = stack.env("grafana")
     provisioning = env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
     folder = stack.host_path("grafana", f"{provisioning}/datasources")
-    sources = []
+    sources: list[Any] = []
     for path in sorted(folder.glob("*.y*ml")) if folder and folder.is_dir() else []:
         sources += (to_plain(load_with_lines(path)) or {}).get("datasources") or []
     out = []

@@ -66,7 +66,8 @@ class Dockerfile:
 def _logical_lines(text: str) -> list[tuple[int, str]]:
     """(first line number, instruction text) with `\\` continuations and comments handled."""
     out: list[tuple[int, str]] = []
-    start, parts = 0, []
+    start = 0
+    parts: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not parts and (not stripped or stripped.startswith("#")):

@@ -26,11 +26,11 @@ def workflow_files(root: Path) -> list[Path]:
     return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
 
 
-def _line(node: Any, key: str) -> int | None:
+def _line(node: Any, key: str | bool) -> int | None:  # `on:` may load as True
     if isinstance(node, CommentedMap) and key in node:
-        return node.lc.key(key)[0] + 1
+        return int(node.lc.key(key)[0]) + 1
     if isinstance(node, CommentedMap):
-        return node.lc.line + 1
+        return int(node.lc.line) + 1
     return None
 
 

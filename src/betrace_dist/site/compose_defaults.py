@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Any
 
 from ..artefacts.compose import COMPOSE_FILE
 from ..yamlio import load_with_lines, to_plain
@@ -21,9 +22,10 @@ def _resolve(text: str) -> str:
 
 
 @cache
-def services() -> dict:  # type: ignore[type-arg]
+def services() -> dict[str, Any]:
     """The services of docker/docker-compose.yml as written (parsed once)."""
-    return to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
+    found: dict[str, Any] = to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
+    return found
 
 
 def published_port(service: str, target: int | None = None) -> int:

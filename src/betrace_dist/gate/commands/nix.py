@@ -249,7 +249,9 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
     return directory, attr, _overrides(directory)
 
 
-def _out_link(inv: Invocation, link: str, directory: Path, attr: str, inputs: dict) -> None:
+def _out_link(
+    inv: Invocation, link: str, directory: Path, attr: str, inputs: dict[str, Path]
+) -> None:
     """`nix build` leaves a link to what it built: the stand-in is built for real, so a later
     `./result/bin/...` finds exactly what the reader's would (or nothing, if it was replaced)."""
     nix = _nix()
