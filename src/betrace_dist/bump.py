@@ -25,12 +25,13 @@ from ruamel.yaml import YAML
 
 from . import REPO_ROOT
 from .errors import ProblemsError
+from .names import BETRACE_IMAGES
 from .release import _VERSION, ReleaseData, Version, load_release_data, next_minor
 
 RELEASES = Path("releases.yaml")
 CHART = Path("helm/betrace/Chart.yaml")
 COMPOSE = Path("docker/docker-compose.yml")
-IMAGES = ("backend", "grafana-plugin", "plugin-init")
+IMAGES = BETRACE_IMAGES
 
 
 class BumpError(Exception):

@@ -22,6 +22,7 @@ from ruamel.yaml.comments import CommentedSeq
 
 from . import REPO_ROOT
 from .errors import Problem, ProblemsError
+from .names import is_floating_tag
 from .yamlio import field_path, line_of, load_with_lines, to_plain
 
 RELEASES_FILE = REPO_ROOT / "releases.yaml"
@@ -29,7 +30,6 @@ RELEASES_FILE = REPO_ROOT / "releases.yaml"
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
 _TAG = re.compile(r"^v?\d+(?:\.\d+){0,3}(?:[-+][0-9A-Za-z.-]+)?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_FLOATING_TAGS = {"latest", "stable", "main", "master", "edge", "nightly", "dev"}
 
 
 def next_minor(version: str) -> str:
@@ -45,7 +45,7 @@ def _semver(value: str) -> str:
 
 
 def _tag(value: str) -> str:
-    if value.lower() in _FLOATING_TAGS:
+    if is_floating_tag(value):
         raise ValueError(
             f"the tag '{value}' moves over time; pin a version tag (and a digest once published)"
         )

@@ -17,6 +17,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from .. import backend_env
+from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import ReleaseData
 
 
@@ -226,8 +227,8 @@ def check_images(manifests: list[Manifest], data: ReleaseData) -> list[str]:
         for label, c in containers(spec):
             image = str(c.get("image", ""))
             where = f"{m} {label}"
-            tag = re.sub(r"@.*$", "", image).rpartition("/")[2].partition(":")[2]
-            if not tag or tag in {"latest", "stable", "main", "master", "edge", "nightly"}:
+            tag = image_tag(image)
+            if not tag or is_floating_tag(tag):
                 out.append(f"{where}: image '{image}' is not pinned to a version tag")
                 continue
             name = _image_name(image, registry)
@@ -391,7 +392,7 @@ def check_secret_env(manifests: list[Manifest]) -> list[str]:
     for m, spec in pod_specs(manifests):
         for label, c in containers(spec):
             for name, var in env_of(c).items():
-                if re.search(r"PASSWORD|SECRET|_KEY$|TOKEN", name) and "value" in var:
+                if looks_secret(name) and "value" in var:
                     out.append(f"{m} {label}: env {name} is a literal; use valueFrom.secretKeyRef")
     return out
 
@@ -756,7 +757,7 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
         i.get("image")
         for i in YAML(typ="safe").load(annotations.get("artifacthub.io/images", "[]"))
     }
-    expected_images = {data.image_ref(n) for n in ("backend", "plugin-init", "grafana-plugin")}
+    expected_images = {data.image_ref(n) for n in BETRACE_IMAGES}
     expected_images.add(release.observability.grafana.ref)
     if listed != expected_images:
         out.append(

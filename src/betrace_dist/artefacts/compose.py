@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .. import REPO_ROOT, backend_env, tools
 from ..errors import ProblemsError
+from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import ReleaseData
 from ..yamlio import load_with_lines, to_plain
 
@@ -39,7 +40,6 @@ SERVICE_IMAGES: dict[str, str] = {
     "loki": "loki",
     "pyroscope": "pyroscope",
 }
-_BETRACE_IMAGES = {"backend", "grafana-plugin", "plugin-init"}
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ def _host_port(value: str) -> tuple[str | None, str, int | None]:
 
 
 def expected_image(data: ReleaseData, key: str) -> str:
-    if key in _BETRACE_IMAGES:
+    if key in BETRACE_IMAGES:
         return data.image_ref(key)
     return str(getattr(data.current.observability, key.replace("-", "_")).ref)
 
@@ -339,11 +339,10 @@ def check_images(stack: Stack, data: ReleaseData) -> list[str]:
     out = []
     for name, service in stack.services.items():
         image = service.get("image", "")
-        last = image.split("@")[0].rsplit("/", 1)[-1]
-        tag = last.split(":", 1)[1] if ":" in last else ""
-        if tag in ("", "latest"):
+        tag = image_tag(image)
+        if not tag or is_floating_tag(tag):
             out.append(
-                f"services.{name}.image '{image}' has {'the tag latest' if tag else 'no tag'}, "
+                f"services.{name}.image '{image}' has {f'the tag {tag}' if tag else 'no tag'}, "
                 "which moves over time; pin the version from releases.yaml"
             )
             continue
@@ -705,7 +704,6 @@ def check_healthchecks(stack: Stack) -> list[str]:
 
 
 def check_literal_secrets(stack: Stack) -> list[str]:
-    secretish = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|API_KEY")
     required = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^}]+\}$")
     out = []
     for name, service in (stack.raw.get("services") or {}).items():
@@ -713,7 +711,7 @@ def check_literal_secrets(stack: Stack) -> list[str]:
         if isinstance(environment, list):
             environment = dict(e.partition("=")[::2] for e in environment)
         for key, value in environment.items():
-            if secretish.search(key) and not required.match(str(value or "")):
+            if looks_secret(key) and not required.match(str(value or "")):
                 out.append(
                     f"services.{name}.environment.{key} is written in the compose file; take it "
                     f"from .env as ${{VAR:?message}} so the stack refuses to start without it"

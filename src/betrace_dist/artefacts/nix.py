@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
+from ..names import BETRACE_IMAGES
 from ..release import ReleaseData
 
 EXPERIMENTAL = ["--extra-experimental-features", "nix-command flakes"]
@@ -268,7 +269,7 @@ def release_problems(release_attr: Mapping[str, Any], data: ReleaseData) -> list
     plugin = release_attr.get("plugin", {})
     if plugin.get("id") != cur.plugin.id or plugin.get("pluginsDir") != cur.plugin.plugins_dir:
         out.append(f"{DOCKER_FLAKE}: release.plugin {plugin!r} disagrees with releases.yaml")
-    for name in ("backend", "grafana-plugin", "plugin-init"):
+    for name in BETRACE_IMAGES:
         tag = getattr(cur.images, name.replace("-", "_")).tag
         if tag != cur.version:
             out.append(f"releases.yaml: image {name} tag {tag} differs from release {cur.version}")
