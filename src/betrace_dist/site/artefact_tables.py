@@ -17,7 +17,8 @@ CHART_DIR = REPO_ROOT / "helm" / "betrace"
 
 @cache
 def chart_values_table() -> str:
-    """The same table helm/betrace/README.md carries, from the values.yaml comments."""
+    """The same table helm/betrace/README.md carries, from the values.yaml comments (cached for
+    one build: macros.install clears it when the next build starts)."""
     return chart_values.render_table(chart_values.parse_values(CHART_DIR))
 
 

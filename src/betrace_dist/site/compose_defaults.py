@@ -23,7 +23,8 @@ def _resolve(text: str) -> str:
 
 @cache
 def services() -> dict[str, Any]:
-    """The services of docker/docker-compose.yml as written (parsed once)."""
+    """The services of docker/docker-compose.yml as written (parsed once per build:
+    macros.install clears the cache when the next build starts)."""
     found: dict[str, Any] = to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
     return found
 

@@ -29,12 +29,21 @@ def release_file(env: Any) -> Path:
 
 
 def install(env: Any) -> None:
+    """Called once per build (mkdocs-macros' on_config): `mkdocs serve` rebuilds in the same
+    process, so the tables cached for the last build are dropped and the release data re-read."""
+    forget_cached_tables()
     path = release_file(env)
     try:
         data = load_release_data(path)
     except ProblemsError as exc:
         raise ReleaseDataError(f"release data is invalid:\n{exc}") from None
     define(env, data)
+
+
+def forget_cached_tables() -> None:
+    """Drop what the last build read from the artefacts: no cached table outlives its build."""
+    artefact_tables.chart_values_table.cache_clear()
+    compose_defaults.services.cache_clear()
 
 
 def define(env: Any, data: ReleaseData) -> None:
