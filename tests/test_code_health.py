@@ -54,3 +54,26 @@ def test_mypy_catches_a_type_error_and_an_unannotated_function(tmp_path: Path) -
     assert result.returncode == 1, out + result.stderr
     assert f"src/betrace_dist/release.py:{bad_line}: error: Incompatible return value" in out, out
     assert re.search(r"src/betrace_dist/tools\.py:\d+: error: Function is missing a type", out), out
+
+
+def _ruff_complexity(root: Path, *paths: str) -> subprocess.CompletedProcess[str]:
+    """ruff's complexity rule (C901) with the project's limit from root/pyproject.toml."""
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "C901",
+         "--output-format", "concise", *paths],
+        cwd=root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_no_function_in_src_is_over_the_complexity_limit() -> None:
+    result = _ruff_complexity(REPO_ROOT, "src")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_function_over_the_limit_is_reported(tmp_path: Path) -> None:
+    shutil.copy2(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    branches = "".join(f"    if x == {n}:\n        return {n}\n" for n in range(13))
+    (tmp_path / "tangled.py").write_text(f"def tangled(x: int) -> int:\n{branches}    return -1\n")
+    result = _ruff_complexity(tmp_path, "tangled.py")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "tangled.py:1:5: C901 `tangled` is too complex (14 > 12)" in result.stdout

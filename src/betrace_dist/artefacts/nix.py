@@ -139,6 +139,7 @@ def _license(meta: Mapping[str, Any]) -> str:
     return lic.get("spdxId", "?") if isinstance(lic, dict) else repr(lic)
 
 
+# over 60 lines: one check per package attribute, in the order of the expression
 def package_problems(
     recorded: Mapping[str, Any], dir_name: str, data: ReleaseData, where: str
 ) -> list[str]:
@@ -288,7 +289,8 @@ def _non_root(config: Mapping[str, Any]) -> str | None:
     return None
 
 
-def image_problems(name: str, args: Mapping[str, Any], data: ReleaseData) -> list[str]:
+# complexity over 12: one branch per image attribute the Nix expression must set; to split
+def image_problems(name: str, args: Mapping[str, Any], data: ReleaseData) -> list[str]:  # noqa: C901
     """Rules for one image, from the arguments dockerTools.buildLayeredImage recorded."""
     cur = data.current
     config = args.get("config", {})

@@ -176,6 +176,7 @@ def _outside_container(
     return None
 
 
+# over 60 lines: the fence state machine reads best as one loop over lines
 def blocks(text: str) -> list[Block]:
     """Every fenced block of a rendered page, in order."""
     lines = text.split("\n")

@@ -145,7 +145,8 @@ def _body(inv: Invocation, value: str) -> object:
         ) from None
 
 
-def curl(inv: Invocation) -> str | None:
+# complexity over 12: curl's options, one branch each; the file is being reworked elsewhere
+def curl(inv: Invocation) -> str | None:  # noqa: C901
     args = inv.argv[1:]
     method = None
     body = None

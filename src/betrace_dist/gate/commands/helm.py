@@ -183,6 +183,7 @@ def _first(text: str) -> str:
     return " ".join(lines[:4])
 
 
+# over 60 lines: installing a third-party chart: pull, render and record in one flow
 def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> HelmRelease:
     session = inv.session
     alias, _, chart = ref.partition("/")
@@ -306,7 +307,8 @@ def _namespace_ready(inv: Invocation, parsed: Parsed) -> None:
     )
 
 
-def install(inv: Invocation, parsed: Parsed, upgrade: bool) -> None:
+# complexity over 12: install and upgrade share one flow of checks on the chart, values and release
+def install(inv: Invocation, parsed: Parsed, upgrade: bool) -> None:  # noqa: C901
     session = inv.session
     if len(parsed.positional) != 2:
         raise CommandError(
