@@ -845,7 +845,8 @@ POLICIES = (
 
 
 def check_stack(stack: Stack, data: ReleaseData) -> list[str]:
-    """Every policy at once (what the doc gate runs on a compose file); defaults assumed."""
+    """Every policy at once, a policy that cannot run reported as a finding; defaults assumed.
+    The artefact tests run it on docker/ and on broken copies (the gate does not call it)."""
     out: list[str] = []
     for policy in POLICIES:
         try:
