@@ -50,9 +50,10 @@ gate: tools ## run only the doc gate on docs/ (PAGE=docs/x.md for one page)
 ledger: $(STAMP) ## print the block ledger: every block of every page and its checker
 	$(BIN)/betrace-dist ledger
 
-lint: $(STAMP) ## ruff on the engine, macros, tests and benchmarks
+lint: $(STAMP) ## ruff on the engine, macros, tests and benchmarks; mypy on the engine (src/)
 	$(BIN)/ruff check src macros tests benchmarks docs/conftest.py
 	$(BIN)/ruff format --check src macros tests benchmarks docs/conftest.py
+	$(BIN)/mypy
 
 bench: tools ## time the gate on a fresh clone, as ratios to baselines (benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_site.py $(or $(BENCH_ARGS),--runs 2)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -29,11 +30,17 @@ def release_data() -> ReleaseData:
     return load_release_data()
 
 
-def skip_or_fail(message: str) -> None:
-    """Skip with the reason locally; fail under BETRACE_REQUIRE_TOOLS=1 (CI skips nothing)."""
-    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
-        pytest.fail(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping", pytrace=False)
-    pytest.skip(message)
+def missing(exc: tools.ToolMissing) -> NoReturn:
+    """The tests' side of the missing-tool rule (tools.ToolMissing): skip with the reason
+    locally, fail under BETRACE_REQUIRE_TOOLS=1 (CI skips nothing)."""
+    if exc.fatal:
+        pytest.fail(str(exc), pytrace=False)
+    pytest.skip(str(exc))
+
+
+def skip_or_fail(message: str) -> NoReturn:
+    """Something a test needs is absent: skip with the message, or fail in CI."""
+    missing(tools.ToolMissing(message))
 
 
 def require_tool(name: str, hint: str) -> str:
@@ -41,7 +48,7 @@ def require_tool(name: str, hint: str) -> str:
     try:
         return tools.require(name, hint)
     except tools.ToolMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing(exc)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from betrace_dist import REPO_ROOT
+from betrace_dist import REPO_ROOT, tools
 
 from .conftest import FIXTURES, copy_site, require_tool
 
@@ -137,8 +137,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BETRACE_"))}
     env |= {"HOME": str(home), "TMPDIR": str(tmpdir), "GITHUB_TOKEN": TOKEN}
     env |= {"BETRACE_COMMAND_TIMEOUT": str(COMMAND_TIMEOUT), "HOSTILE_TOKEN": TOKEN}
-    if os.environ.get("BETRACE_REQUIRE_TOOLS"):
-        env["BETRACE_REQUIRE_TOOLS"] = os.environ["BETRACE_REQUIRE_TOOLS"]
+    if os.environ.get(tools.REQUIRE_TOOLS_ENV):  # the sub-session follows the same rule
+        env[tools.REQUIRE_TOOLS_ENV] = os.environ[tools.REQUIRE_TOOLS_ENV]
     before = (snapshot(canary), snapshot(home), snapshot(REPO_ROOT / "docs"))
     started = time.monotonic()
     result = subprocess.run(

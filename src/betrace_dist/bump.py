@@ -18,18 +18,20 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
 from . import REPO_ROOT
 from .errors import ProblemsError
-from .release import _VERSION, ReleaseData, Version, load_release_data
+from .names import BETRACE_IMAGES
+from .release import _VERSION, ReleaseData, Version, load_release_data, next_minor
 
 RELEASES = Path("releases.yaml")
 CHART = Path("helm/betrace/Chart.yaml")
 COMPOSE = Path("docker/docker-compose.yml")
-IMAGES = ("backend", "grafana-plugin", "plugin-init")
+IMAGES = BETRACE_IMAGES
 
 
 class BumpError(Exception):
@@ -75,11 +77,6 @@ def _yaml() -> YAML:
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096  # never re-wrap long lines
     return yaml
-
-
-def _next_minor(version: str) -> str:
-    major, minor, _ = version.split("-")[0].split(".")
-    return f"{major}.{int(minor) + 1}.0"
 
 
 def _check_version(value: str, what: str, current: str) -> None:
@@ -149,7 +146,7 @@ def plan(
         raise BumpError(f"the current release data is invalid:\n{exc}") from None
     cur = data.current
     _check_version(version, "version", cur.version)
-    chart_version = chart_version or _next_minor(cur.chart.version)
+    chart_version = chart_version or next_minor(cur.chart.version)
     _check_version(chart_version, "chart version", cur.chart.version)
     date = date or dt.date.today()
     summary = summary or f"BeTrace {version}."
@@ -166,7 +163,9 @@ def plan(
     old = {"release": cur.version, "chart": cur.chart.version}
     new = {"release": version, "chart": chart_version}
     for site in SITES:
-        edit(site.path, lambda t, s=site: _edit_site(t, s, old[s.carries], new[s.carries]))
+        edit(
+            site.path, partial(_edit_site, site=site, old=old[site.carries], new=new[site.carries])
+        )
     for path in (CHART, COMPOSE):
         if (root / path).is_file():
             edit(path, lambda t: _edit_image_refs(t, data.project.registry, cur.version, version))

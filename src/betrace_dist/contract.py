@@ -95,7 +95,8 @@ class _Resolver:
 def _json_schema(container: dict[str, Any]) -> dict[str, Any] | None:
     """The schema of a Swagger 2 body/response, or of an OpenAPI 3 JSON content."""
     if "schema" in container:
-        return container["schema"]
+        schema: dict[str, Any] = container["schema"]
+        return schema
     content = container.get("content") or {}
     media = content.get("application/json") or next(iter(content.values()), None)
     return (media or {}).get("schema")
@@ -146,6 +147,16 @@ class _Report:
 def _compare_body(
     rep: _Report, loc: Loc, ours: Body, theirs: Schema, what: str, items: bool
 ) -> None:
+    _compare_fields(rep, loc, ours, theirs, what)
+    if theirs.required is not None and sorted(theirs.required) != sorted(ours.required):
+        rep.add(
+            (*loc, "required"),
+            f"required fields are {ours.required} here, {theirs.required} in {rep.upstream}",
+        )
+    _compare_items(rep, loc, ours, theirs, what, items)
+
+
+def _compare_fields(rep: _Report, loc: Loc, ours: Body, theirs: Schema, what: str) -> None:
     listed = ", ".join(theirs.fields) or "none"
     for name, kind in ours.fields.items():
         if name not in theirs.fields:
@@ -158,27 +169,28 @@ def _compare_body(
                 (*loc, "fields", name),
                 f"type is {kind} here, {theirs.fields[name]} in {rep.upstream}",
             )
-    for name, kind in theirs.fields.items():
+    for name, their_kind in theirs.fields.items():
         if name not in ours.fields:
             rep.add(
                 (*loc, "fields"),
-                f"{rep.upstream} has the {what} field '{name}' ({kind}), absent here",
+                f"{rep.upstream} has the {what} field '{name}' ({their_kind}), absent here",
             )
-    if theirs.required is not None and sorted(theirs.required) != sorted(ours.required):
-        rep.add(
-            (*loc, "required"),
-            f"required fields are {ours.required} here, {theirs.required} in {rep.upstream}",
-        )
+
+
+def _compare_items(
+    rep: _Report, loc: Loc, ours: Body, theirs: Schema, what: str, items: bool
+) -> None:
+    """The fields of array items: ours against theirs, and (when `items`) theirs we lack."""
     for name, sub in ours.items.items():
         if name in theirs.items:
             _compare_body(rep, (*loc, "items", name), sub, theirs.items[name], what, items)
     if items:
-        for name, sub in theirs.items.items():
+        for name, their_sub in theirs.items.items():
             if name not in ours.items:
                 rep.add(
                     (*loc, "items"),
                     f"{rep.upstream} describes the items of '{name}' "
-                    f"(fields: {', '.join(sub.fields)}), absent here",
+                    f"(fields: {', '.join(their_sub.fields)}), absent here",
                 )
 
 

@@ -17,11 +17,12 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 from ruamel.yaml.comments import CommentedSeq
 
 from . import REPO_ROOT
 from .errors import Problem, ProblemsError
+from .names import is_floating_tag
 from .yamlio import field_path, line_of, load_with_lines, to_plain
 
 RELEASES_FILE = REPO_ROOT / "releases.yaml"
@@ -29,7 +30,12 @@ RELEASES_FILE = REPO_ROOT / "releases.yaml"
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
 _TAG = re.compile(r"^v?\d+(?:\.\d+){0,3}(?:[-+][0-9A-Za-z.-]+)?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_FLOATING_TAGS = {"latest", "stable", "main", "master", "edge", "nightly", "dev"}
+
+
+def next_minor(version: str) -> str:
+    """The next minor version after `version` (2.0.1 -> 2.1.0): what a maintainer releases next."""
+    major, minor, _ = version.split("-")[0].split(".")
+    return f"{major}.{int(minor) + 1}.0"
 
 
 def _semver(value: str) -> str:
@@ -39,7 +45,7 @@ def _semver(value: str) -> str:
 
 
 def _tag(value: str) -> str:
-    if value.lower() in _FLOATING_TAGS:
+    if is_floating_tag(value):
         raise ValueError(
             f"the tag '{value}' moves over time; pin a version tag (and a digest once published)"
         )
@@ -560,7 +566,7 @@ def _raw_value(lines: list[str], line: int | None) -> str | None:
     return text.strip() or None
 
 
-def _message(error: dict, raw: str | None = None) -> str:
+def _message(error: ErrorDetails, raw: str | None = None) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key (misspelled? see the model in src/betrace_dist/release.py)"

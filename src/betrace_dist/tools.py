@@ -33,23 +33,36 @@ LAYER_TOOLS = {
 }
 
 
+#: Set to 1 (as CI does), a missing tool fails instead of skipping: nothing is skipped silently.
+REQUIRE_TOOLS_ENV = "BETRACE_REQUIRE_TOOLS"
+
+
+def skipping_forbidden() -> bool:
+    """True under BETRACE_REQUIRE_TOOLS=1 (CI): a missing tool must fail, not skip."""
+    return os.environ.get(REQUIRE_TOOLS_ENV) == "1"
+
+
 class ToolMissing(Exception):
-    """A required tool is absent and BETRACE_REQUIRE_TOOLS=1 forbids skipping."""
+    """A tool (or package, or file) the caller needs is absent.
+
+    The one missing-tool rule: `fatal` is set under BETRACE_REQUIRE_TOOLS=1, and then the message
+    says that skipping is forbidden. The callers' adapters (tests/conftest.py for tests,
+    gate/checkers for the gate) skip with the message when it is not fatal and fail when it is.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.fatal = skipping_forbidden()
+        suffix = f"; {REQUIRE_TOOLS_ENV}=1 forbids skipping" if self.fatal else ""
+        super().__init__(reason + suffix)
 
 
 def require(name: str, hint: str) -> str:
-    """Path of a real tool; missing, the caller's test is skipped with the reason, or, under
-    BETRACE_REQUIRE_TOOLS=1 (CI), ToolMissing is raised so that nothing is skipped silently."""
+    """Path of a real tool; missing, ToolMissing naming the tool and how to install it."""
     path = find(name)
     if path:
         return path
-    message = f"'{name}' is not installed ({hint})"
-    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
-        raise ToolMissing(message + "; BETRACE_REQUIRE_TOOLS=1 forbids skipping")
-    import pytest
-
-    pytest.skip(message)
-    raise AssertionError("unreachable: pytest.skip raises")
+    raise ToolMissing(f"'{name}' is not installed ({hint})")
 
 
 def find(name: str) -> str | None:

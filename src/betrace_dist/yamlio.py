@@ -137,7 +137,7 @@ def parse_with_lines(text: str, path: Path | str) -> Any:
     except MarkedYAMLError as exc:
         raise ProblemsError([yaml_problem(exc, path)]) from None
     except ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
+        line: int | None = text.count("\n", 0, exc.position) + 1
         message = (
             f"invalid YAML: character U+{exc.character:04X} is not allowed in YAML text; "
             "remove it (write a tab or special character as an escape in a double-quoted string)"

@@ -54,14 +54,12 @@ def require_module(name: str, hint: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError:
         skip_or_fail(f"Python package '{name}' is not installed ({hint})")
-        raise
 
 
 def require_file(path: Path, hint: str) -> Path:
     if path.is_file():
         return path
     skip_or_fail(f"{path.relative_to(REPO_ROOT)} is missing ({hint})")
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

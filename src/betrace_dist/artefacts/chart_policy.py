@@ -17,6 +17,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from .. import backend_env
+from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import ReleaseData
 
 
@@ -174,7 +175,9 @@ def _pods_with_image(
 # --- the checks ---------------------------------------------------------------------------------
 
 
-def check_hardening(manifests: list[Manifest]) -> list[str]:
+# complexity over 12: one `if` per hardening rule of each container;
+# independent checks in a row, not yet split
+def check_hardening(manifests: list[Manifest]) -> list[str]:  # noqa: C901
     """Every container (init and test ones too) is non-root, read-only, unprivileged, bounded."""
     out: list[str] = []
     for m, spec in pod_specs(manifests):
@@ -226,8 +229,8 @@ def check_images(manifests: list[Manifest], data: ReleaseData) -> list[str]:
         for label, c in containers(spec):
             image = str(c.get("image", ""))
             where = f"{m} {label}"
-            tag = re.sub(r"@.*$", "", image).rpartition("/")[2].partition(":")[2]
-            if not tag or tag in {"latest", "stable", "main", "master", "edge", "nightly"}:
+            tag = image_tag(image)
+            if not tag or is_floating_tag(tag):
                 out.append(f"{where}: image '{image}' is not pinned to a version tag")
                 continue
             name = _image_name(image, registry)
@@ -264,13 +267,7 @@ def _http_get(probe: dict[str, Any] | None) -> tuple[str | None, Any]:
 
 def check_backend(manifests: list[Manifest], data: ReleaseData) -> list[str]:
     """One replica, Recreate, the real ports, probes, env vars and OTLP endpoint format."""
-    backend = data.current.backend
     out: list[str] = []
-    ports = {name: p.port for name, p in backend.ports.items()}
-    health = {
-        kind: next(e.path for e in backend.endpoints if e.purpose.startswith(kind))
-        for kind in ("Liveness", "Readiness")
-    }
     found = list(_pods_with_image(manifests, data.project.registry, "backend"))
     if not found:
         return ["no pod runs the backend image"]
@@ -278,46 +275,74 @@ def check_backend(manifests: list[Manifest], data: ReleaseData) -> list[str]:
         where = f"{m} container {c.get('name')}"
         out += _grace_period(m, spec)
         if m.kind == "Deployment":
-            replicas = (m.doc.get("spec") or {}).get("replicas", 1)
-            if replicas != backend.replicas:
-                out.append(
-                    f"{m}: replicas is {replicas}, must be {backend.replicas} (rules on disk, "
-                    "violations in memory: a second pod diverges)"
-                )
-            strategy = ((m.doc.get("spec") or {}).get("strategy") or {}).get("type")
-            if strategy != "Recreate":
-                out.append(
-                    f"{m}: strategy is {strategy}, must be Recreate (a ReadWriteOnce volume "
-                    "cannot be shared by two pods during a rolling update)"
-                )
-        declared = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
-        for name, port in ports.items():
-            if declared.get(name) != port:
-                out.append(
-                    f"{where}: port '{name}' is {declared.get(name)}, the backend listens on "
-                    f"{port} (releases.yaml backend.ports.{name})"
-                )
-        for probe_name, kind in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness")):
-            path, port = _http_get(c.get(probe_name))
-            if path != health[kind]:
-                out.append(f"{where}: {probe_name} path is {path}, expected {health[kind]}")
-            if port not in ("http", ports["http"]):
-                out.append(f"{where}: {probe_name} port is {port}, expected http")
-        env = env_of(c)
+            out += _backend_rollout(m, data.current.backend.replicas)
+        out += _backend_ports(where, c, data)
         # One rule per variable, shared with the Compose checks and the gate (backend_env.py).
         for name, problem in backend_env.env_problems(backend_env.container_env(c), data):
             out.append(f"{where}: env {name} {problem}")
-        for name, port_name in (("BETRACE_PORT_BACKEND", "http"), ("BETRACE_PORT_GRPC", "grpc")):
-            value = (env.get(name) or {}).get("value")
-            if value != str(declared.get(port_name)):
-                out.append(
-                    f"{where}: env {name} is {value!r}, but the container port "
-                    f"'{port_name}' is {declared.get(port_name)}"
-                )
-        data_dir = (env.get("BETRACE_DATA_DIR") or {}).get("value")
-        mounts = {vm.get("mountPath") for vm in c.get("volumeMounts") or []}
-        if data_dir not in mounts:
-            out.append(f"{where}: BETRACE_DATA_DIR {data_dir!r} is not a mounted volume")
+        out += _backend_env(where, c)
+    return out
+
+
+def _backend_rollout(m: Manifest, wanted_replicas: int) -> list[str]:
+    """One replica, replaced with Recreate: the backend keeps its state on one volume."""
+    out: list[str] = []
+    replicas = (m.doc.get("spec") or {}).get("replicas", 1)
+    if replicas != wanted_replicas:
+        out.append(
+            f"{m}: replicas is {replicas}, must be {wanted_replicas} (rules on disk, "
+            "violations in memory: a second pod diverges)"
+        )
+    strategy = ((m.doc.get("spec") or {}).get("strategy") or {}).get("type")
+    if strategy != "Recreate":
+        out.append(
+            f"{m}: strategy is {strategy}, must be Recreate (a ReadWriteOnce volume "
+            "cannot be shared by two pods during a rolling update)"
+        )
+    return out
+
+
+def _backend_ports(where: str, c: dict[str, Any], data: ReleaseData) -> list[str]:
+    """The container ports and the probes' paths and ports, against releases.yaml."""
+    backend = data.current.backend
+    out: list[str] = []
+    ports = {name: p.port for name, p in backend.ports.items()}
+    health = {
+        kind: next(e.path for e in backend.endpoints if e.purpose.startswith(kind))
+        for kind in ("Liveness", "Readiness")
+    }
+    declared = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+    for name, port in ports.items():
+        if declared.get(name) != port:
+            out.append(
+                f"{where}: port '{name}' is {declared.get(name)}, the backend listens on "
+                f"{port} (releases.yaml backend.ports.{name})"
+            )
+    for probe_name, kind in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness")):
+        path, probe_port = _http_get(c.get(probe_name))
+        if path != health[kind]:
+            out.append(f"{where}: {probe_name} path is {path}, expected {health[kind]}")
+        if probe_port not in ("http", ports["http"]):
+            out.append(f"{where}: {probe_name} port is {probe_port}, expected http")
+    return out
+
+
+def _backend_env(where: str, c: dict[str, Any]) -> list[str]:
+    """The port variables match the container ports; the data directory is a mounted volume."""
+    out: list[str] = []
+    env = env_of(c)
+    declared = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+    for var, port_name in (("BETRACE_PORT_BACKEND", "http"), ("BETRACE_PORT_GRPC", "grpc")):
+        value = (env.get(var) or {}).get("value")
+        if value != str(declared.get(port_name)):
+            out.append(
+                f"{where}: env {var} is {value!r}, but the container port "
+                f"'{port_name}' is {declared.get(port_name)}"
+            )
+    data_dir = (env.get("BETRACE_DATA_DIR") or {}).get("value")
+    mounts = {vm.get("mountPath") for vm in c.get("volumeMounts") or []}
+    if data_dir not in mounts:
+        out.append(f"{where}: BETRACE_DATA_DIR {data_dir!r} is not a mounted volume")
     return out
 
 
@@ -369,7 +394,7 @@ def check_secret_env(manifests: list[Manifest]) -> list[str]:
     for m, spec in pod_specs(manifests):
         for label, c in containers(spec):
             for name, var in env_of(c).items():
-                if re.search(r"PASSWORD|SECRET|_KEY$|TOKEN", name) and "value" in var:
+                if looks_secret(name) and "value" in var:
                     out.append(f"{m} {label}: env {name} is a literal; use valueFrom.secretKeyRef")
     return out
 
@@ -382,7 +407,9 @@ def _load_yaml(text: str, where: str, out: list[str]) -> Any:
         return None
 
 
-def check_grafana(manifests: list[Manifest], data: ReleaseData) -> list[str]:
+# complexity over 12: the Grafana pod's rules in order (image, plugin, provisioning);
+# to split per rule
+def check_grafana(manifests: list[Manifest], data: ReleaseData) -> list[str]:  # noqa: C901
     """Only the BeTrace plugin may load unsigned, no anonymous access, plugin really installed."""
     plugin = data.current.plugin
     registry = data.project.registry
@@ -461,7 +488,7 @@ def check_grafana(manifests: list[Manifest], data: ReleaseData) -> list[str]:
         if cm is None:
             out.append(f"{where}: no rendered ConfigMap is mounted at provisioning/plugins")
             continue
-        apps = []
+        apps: list[Any] = []
         for key, text in (cm.doc.get("data") or {}).items():
             doc = _load_yaml(text, f"{cm} {key}", out) or {}
             if doc.get("apiVersion") != 1:
@@ -496,7 +523,8 @@ def check_no_grafana(manifests: list[Manifest]) -> list[str]:
     return out
 
 
-def check_references(
+# complexity over 12: one branch per kind of reference a pod makes; to split per kind
+def check_references(  # noqa: C901
     manifests: list[Manifest], external: Iterable[tuple[str, str]] = ()
 ) -> list[str]:
     """Every PVC, ConfigMap and Secret a pod uses is rendered by the chart or named as external."""
@@ -734,7 +762,7 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
         i.get("image")
         for i in YAML(typ="safe").load(annotations.get("artifacthub.io/images", "[]"))
     }
-    expected_images = {data.image_ref(n) for n in ("backend", "plugin-init", "grafana-plugin")}
+    expected_images = {data.image_ref(n) for n in BETRACE_IMAGES}
     expected_images.add(release.observability.grafana.ref)
     if listed != expected_images:
         out.append(
@@ -743,7 +771,7 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
         )
     values_file = Path(chart_dir) / "values.yaml"
     values = YAML(typ="safe").load(values_file.read_text(encoding="utf-8"))
-    for path, found, expected in (
+    value_facts: list[tuple[str, object, object]] = [
         ("image.registry", values["image"]["registry"], data.project.registry),
         (
             "backend.ports.http",
@@ -761,9 +789,10 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
             f"{values['grafana']['image']['repository']}:{values['grafana']['image']['tag']}",
             release.observability.grafana.ref,
         ),
-    ):
-        if found != expected:
-            out.append(f"{values_file}: {path} is {found!r}, releases.yaml says {expected!r}")
+    ]
+    for path, found, fact in value_facts:
+        if found != fact:
+            out.append(f"{values_file}: {path} is {found!r}, releases.yaml says {fact!r}")
     return out
 
 

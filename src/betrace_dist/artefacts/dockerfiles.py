@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import REPO_ROOT
+from ..names import BETRACE_IMAGES, image_tag, is_floating_tag
 from ..release import ReleaseData
 
 DOCKER_DIR = REPO_ROOT / "docker"
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
 
 #: The images the Dockerfile must produce, as build targets (stage names).
-TARGETS = ("backend", "grafana-plugin", "plugin-init")
+TARGETS = BETRACE_IMAGES
 #: Build args that carry the release into every image.
 COMMIT_ARG, VERSION_ARG = "BETRACE_COMMIT", "BETRACE_VERSION"
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -66,7 +67,8 @@ class Dockerfile:
 def _logical_lines(text: str) -> list[tuple[int, str]]:
     """(first line number, instruction text) with `\\` continuations and comments handled."""
     out: list[tuple[int, str]] = []
-    start, parts = 0, []
+    start = 0
+    parts: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not parts and (not stripped or stripped.startswith("#")):
@@ -147,9 +149,8 @@ def check_base_images(df: Dockerfile) -> list[str]:
                 "pinned image so every build uses the same one"
             )
         else:
-            last = image.split("@")[0].rsplit("/", 1)[-1]
-            tag = last.partition(":")[2]
-            if not tag or tag == "latest" or not re.search(r"\d+\.\d+", tag):
+            tag = image_tag(image)
+            if not tag or is_floating_tag(tag) or not re.search(r"\d+\.\d+", tag):
                 out.append(
                     f"{df.where(stage.line)}: FROM {image} has "
                     f"{'no tag' if not tag else f'the tag {tag!r}'}, which moves over time; "

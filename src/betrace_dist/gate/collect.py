@@ -80,7 +80,7 @@ class Gate:
             return PageResult(path, rendered, [], (rendered.source_line(exc.line), exc.reason))
         shown = self.display.shown(rendered.text)
         invisible = display.hidden(rendered.text, found, shown, rendered.source_line)
-        items = []
+        items: list[tuple[Block, Entry, Checker | None]] = []
         for index, block in enumerate(found):
             line = rendered.source_line(block.line)
             if index in invisible:  # never run what readers do not see

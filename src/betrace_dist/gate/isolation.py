@@ -269,13 +269,13 @@ def run_bounded(
                     break
                 chunks[key.fd].append(data)
     if broke is not None:
-        _kill_group(proc)  # type: ignore[arg-type]
+        _kill_group(proc)
         _drain(proc)
         raise JailError(broke)
     try:
         code = proc.wait(timeout=max(end - time.monotonic(), 0.1))
     except subprocess.TimeoutExpired:
-        _kill_group(proc)  # type: ignore[arg-type]
+        _kill_group(proc)
         _drain(proc)
         raise JailError(f"did not finish within {timeout:g} s; it was stopped") from None
     finally:

@@ -127,8 +127,9 @@ def assignments(text: str) -> list[Assignment]:
                 frames.append(full)
                 i, start = eq + 2, True
                 continue
-            plain = value is not None and value.kind == "str" and toks[eq + 2 : eq + 3]
-            text_value = value.text if plain and toks[eq + 2].kind == ";" else None
+            ends = [t.kind for t in toks[eq + 2 : eq + 3]]
+            plain = value is not None and value.kind == "str" and ends == [";"]
+            text_value = value.text if value is not None and plain else None
             out.append(Assignment(tuple(full), text_value, tok.line))
             i, start = eq + 1, False
             continue

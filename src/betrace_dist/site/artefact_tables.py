@@ -25,7 +25,8 @@ VALUES_CLASS = "betrace-values"
 @cache
 def chart_values_table() -> str:
     """The same table helm/betrace/README.md carries, from the values.yaml comments, in a block
-    whose class lets the site style it (md_in_html renders the Markdown inside)."""
+    whose class lets the site style it (md_in_html renders the Markdown inside); cached for one
+    build: macros.install clears it when the next build starts."""
     tables = chart_values.render_table(chart_values.parse_values(CHART_DIR))
     tables = _KEY_CELL.sub(lambda m: "| " + breakable_key(m["key"]) + " |", tables)
     return f'<div class="{VALUES_CLASS}" markdown>\n\n{tables}\n</div>\n'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Any
 
 from ..artefacts.compose import COMPOSE_FILE
 from ..yamlio import load_with_lines, to_plain
@@ -21,9 +22,11 @@ def _resolve(text: str) -> str:
 
 
 @cache
-def services() -> dict:  # type: ignore[type-arg]
-    """The services of docker/docker-compose.yml as written (parsed once)."""
-    return to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
+def services() -> dict[str, Any]:
+    """The services of docker/docker-compose.yml as written (parsed once per build:
+    macros.install clears the cache when the next build starts)."""
+    found: dict[str, Any] = to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
+    return found
 
 
 def published_port(service: str, target: int | None = None) -> int:

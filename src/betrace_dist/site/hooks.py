@@ -29,7 +29,9 @@ FIRST_TITLE_END = re.compile(r"</h1>", re.IGNORECASE)
 #: The theme's search dialog has no accessible name (axe: aria-dialog-name, serious).
 SEARCH_DIALOG = re.compile(r'(<div class="md-search"[^>]*role="dialog")(?![^>]*aria-label)')
 
-# Per build: `mkdocs serve` rebuilds after an edit of releases.yaml, so nothing outlives a build.
+# Per build, cleared at on_pre_build: `mkdocs serve` rebuilds in the same process after an edit
+# (mkdocs.yml `watch:` lists releases.yaml and the artefacts), so nothing here outlives a build.
+# The macros' cached tables are cleared by macros.install at the start of each build.
 _build: dict[str, Any] = {}
 
 

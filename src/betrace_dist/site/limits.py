@@ -21,7 +21,7 @@ from functools import wraps
 from types import TracebackType
 from typing import Any
 
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 #: Seconds one page may take to render (the largest real page takes well under one).
 TIME_LIMIT = 10.0

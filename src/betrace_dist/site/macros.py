@@ -7,11 +7,12 @@ it stops the build with file, line and field before any page is written.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import ProblemsError
-from ..release import RELEASES_FILE, ReleaseData, load_release_data
+from ..release import RELEASES_FILE, ReleaseData, load_release_data, next_minor
 from . import artefact_tables, compose_defaults, tables
 
 
@@ -24,10 +25,13 @@ def release_file(env: Any) -> Path:
     name = env.conf.get("extra", {}).get("release_data")
     if not name:
         return RELEASES_FILE
-    return (Path(env.conf["config_file_path"]).parent / name).resolve()
+    return (Path(env.conf["config_file_path"]).parent / str(name)).resolve()
 
 
 def install(env: Any) -> None:
+    """Called once per build (mkdocs-macros' on_config): `mkdocs serve` rebuilds in the same
+    process, so the tables cached for the last build are dropped and the release data re-read."""
+    forget_cached_tables()
     path = release_file(env)
     try:
         data = load_release_data(path)
@@ -36,36 +40,43 @@ def install(env: Any) -> None:
     define(env, data)
 
 
+def forget_cached_tables() -> None:
+    """Drop what the last build read from the artefacts: no cached table outlives its build."""
+    artefact_tables.chart_values_table.cache_clear()
+    compose_defaults.services.cache_clear()
+
+
 def define(env: Any, data: ReleaseData) -> None:
     env.variables["project"] = data.project
     env.variables["release"] = data.current
     env.variables["releases"] = data
-    major, minor, _ = data.current.version.split("-")[0].split(".")
     # the version a maintainer would release next (the release guide's example)
-    env.variables["next_version"] = f"{major}.{int(minor) + 1}.0"
+    env.variables["next_version"] = next_minor(data.current.version)
+    for name, macro in {**_fact_macros(data), **_table_macros(env, data)}.items():
+        env.macro(macro, name)
+
+
+def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
+    """Macros that give one fact of the release, refusing names the release does not have."""
     backend = data.current.backend
 
-    @env.macro
     def image(name: str) -> str:
         """Reference of a BeTrace image (backend, grafana-plugin, plugin-init), digest if known."""
         return data.image_ref(name)
 
-    @env.macro
     def obs_image(name: str) -> str:
         """Reference of a pinned observability image (grafana, tempo, loki, ...)."""
         pinned = data.current.observability.model_dump(by_alias=True)
         if name not in pinned:
             raise KeyError(f"no observability image '{name}'; images: {', '.join(pinned)}")
-        return getattr(data.current.observability, name.replace("-", "_")).ref
+        return str(getattr(data.current.observability, name.replace("-", "_")).ref)
 
-    @env.macro
     def port(name: str) -> int:
         """A backend port by name (http, grpc)."""
         if name not in backend.ports:
             raise KeyError(f"no backend port '{name}'; ports: {', '.join(backend.ports)}")
         return backend.ports[name].port
 
-    @env.macro
     def endpoint(path: str) -> str:
         """A backend endpoint path, refused unless the backend serves it."""
         known = [e.path for e in backend.endpoints]
@@ -75,17 +86,29 @@ def define(env: Any, data: ReleaseData) -> None:
             )
         return path
 
-    @env.macro
     def env_var(name: str) -> str:
         """An environment variable name, refused unless the backend reads it."""
         return backend.env_var(name).name
 
-    @env.macro
-    def compose_port(service: str, target: int | None = None) -> int:
-        """Host port a Compose service publishes by default (docker/docker-compose.yml)."""
-        return compose_defaults.published_port(service, target)
+    def limit(name: str) -> str:
+        """A backend limit as a reader reads it ("4 MiB", "10000 spans"), by name."""
+        found = backend.limit(name)
+        return tables.amount(found.value, found.unit)
 
-    @env.macro
+    return {
+        "image": image,
+        "obs_image": obs_image,
+        "port": port,
+        "endpoint": endpoint,
+        "env_var": env_var,
+        "compose_port": compose_defaults.published_port,
+        "limit": limit,
+    }
+
+
+def _table_macros(env: Any, data: ReleaseData) -> dict[str, Callable[..., str]]:
+    """Macros that write a table, a list or an admonition from the release and the artefacts."""
+
     def known_issue(issue_id: str) -> str:
         """A warning admonition for one known upstream issue, linked to the known-issues page."""
         page = getattr(env, "page", None)
@@ -93,20 +116,17 @@ def define(env: Any, data: ReleaseData) -> None:
         link = posixpath.relpath(tables.KNOWN_ISSUES_PAGE, here or ".")
         return tables.known_issue(data, issue_id, link)
 
-    @env.macro
-    def limit(name: str) -> str:
-        """A backend limit as a reader reads it ("4 MiB", "10000 spans"), by name."""
-        found = backend.limit(name)
-        return tables.amount(found.value, found.unit)
-
-    env.macro(artefact_tables.chart_values_table, "chart_values_table")
-    env.macro(artefact_tables.compose_services_table, "compose_services_table")
-    env.macro(artefact_tables.compose_env_table, "compose_env_table")
-    env.macro(lambda: tables.compatibility(data), "compatibility_table")
-    env.macro(lambda: tables.images(data), "images_table")
-    env.macro(lambda: tables.environment(data), "env_table")
-    env.macro(lambda: tables.endpoints(data), "endpoints_table")
-    env.macro(lambda: tables.ports(data), "ports_table")
-    env.macro(lambda: tables.history(data), "history_table")
-    env.macro(lambda: tables.known_issues(data), "known_issues_list")
-    env.macro(lambda: tables.limits(data), "limits_table")
+    return {
+        "known_issue": known_issue,
+        "chart_values_table": artefact_tables.chart_values_table,
+        "compose_services_table": artefact_tables.compose_services_table,
+        "compose_env_table": artefact_tables.compose_env_table,
+        "compatibility_table": lambda: tables.compatibility(data),
+        "images_table": lambda: tables.images(data),
+        "env_table": lambda: tables.environment(data),
+        "endpoints_table": lambda: tables.endpoints(data),
+        "ports_table": lambda: tables.ports(data),
+        "history_table": lambda: tables.history(data),
+        "known_issues_list": lambda: tables.known_issues(data),
+        "limits_table": lambda: tables.limits(data),
+    }

@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Any
 
 from jinja2 import Template, TemplateSyntaxError, Undefined
-from jinja2.defaults import DEFAULT_FILTERS
+from jinja2.filters import FILTERS as DEFAULT_FILTERS
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from mkdocs.exceptions import PluginError
@@ -320,14 +320,14 @@ class GuardedTemplate(Template):
                 out.append(chunk)
         except Exception:
             env.handle_exception()
-        return env.concat(out)  # type: ignore[no-any-return]
+        return str(env.concat(out))
 
     def _suspended_line(self, chunks: Any) -> int | None:
         """Template line of the output statement the render generator stopped at."""
         frame = getattr(chunks, "gi_frame", None)
         inner = getattr(chunks, "gi_yieldfrom", None)
-        while getattr(inner, "gi_frame", None) is not None:
-            frame, inner = inner.gi_frame, getattr(inner, "gi_yieldfrom", None)
+        while (inner_frame := getattr(inner, "gi_frame", None)) is not None:
+            frame, inner = inner_frame, getattr(inner, "gi_yieldfrom", None)
         return self.get_corresponding_lineno(frame.f_lineno) if frame is not None else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
+from ..names import BETRACE_IMAGES
 from ..release import KnownIssue, Release, ReleaseData
 
 
@@ -50,9 +51,7 @@ def compatibility(data: ReleaseData, release: Release | None = None) -> str:
 
 def images(data: ReleaseData, release: Release | None = None) -> str:
     r = release or data.current
-    rows = [
-        [code(n), code(data.image_ref(n, r))] for n in ("backend", "grafana-plugin", "plugin-init")
-    ]
+    rows = [[code(n), code(data.image_ref(n, r))] for n in BETRACE_IMAGES]
     rows += [
         [code(name), code(image.ref)]
         for name, image in (

@@ -56,14 +56,20 @@ class Checker(Protocol):
     def check(self, block: Block, ctx: Context) -> None: ...
 
 
-def require_tool(name: str, hint: str) -> str:
-    """A real tool's path; missing, the block is skipped with the reason (a failure in CI)."""
+def require_tool(name: str, hint: str, fail: type[Exception] = CheckFailure) -> str:
+    """A real tool's path. The gate's side of the missing-tool rule (tools.ToolMissing): missing,
+    the block is skipped with the reason; under BETRACE_REQUIRE_TOOLS=1 (CI) `fail` is raised
+    with it (a CheckFailure, or the CommandError of a command model)."""
+    import pytest
+
     from ... import tools
 
     try:
         return tools.require(name, hint)
     except tools.ToolMissing as exc:
-        raise CheckFailure(str(exc)) from None
+        if exc.fatal:
+            raise fail(str(exc)) from None
+        pytest.skip(str(exc))
 
 
 def save_titled(block: Block, ctx: Context) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import subprocess
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,7 @@ def _first(text: str) -> str:
     return " ".join(lines[:4])
 
 
+# over 60 lines: installing a third-party chart: pull, render and record in one flow
 def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> HelmRelease:
     session = inv.session
     alias, _, chart = ref.partition("/")
@@ -305,7 +307,8 @@ def _namespace_ready(inv: Invocation, parsed: Parsed) -> None:
     )
 
 
-def install(inv: Invocation, parsed: Parsed, upgrade: bool) -> None:
+# complexity over 12: install and upgrade share one flow of checks on the chart, values and release
+def install(inv: Invocation, parsed: Parsed, upgrade: bool) -> None:  # noqa: C901
     session = inv.session
     if len(parsed.positional) != 2:
         raise CommandError(
@@ -454,97 +457,132 @@ def _release(inv: Invocation, parsed: Parsed) -> HelmRelease:
     return found
 
 
+#: Subcommands whose second word is part of the command (`helm repo add`, `helm show values`).
+_TWO_WORD = ("repo", "show", "get", "registry", "search", "dependency", "plugin")
+
+Handler = Callable[[Invocation, Parsed, str], None]
+
+
 def helm(inv: Invocation) -> None:
+    """`helm SUB ...`: one small handler per subcommand (HANDLERS), or "not modelled"."""
     argv = inv.argv
     if len(argv) < 2:
         raise CommandError("helm: no subcommand")
-    sub = Parsed(argv, 1).sub[0] if Parsed(argv, 1).sub else ""
-    session = inv.session
-    world = session.world
+    first = Parsed(argv, 1).sub
+    sub = first[0] if first else ""
     binary = tools.find("helm")
     if binary is None:
         raise CommandError("helm is not installed (make tools)")
-    two_word = sub in ("repo", "show", "get", "registry", "search", "dependency", "plugin")
-    parsed = Parsed(argv, 2 if two_word else 1)
-    if sub in ("install", "upgrade"):
-        install(inv, parsed, upgrade=sub == "upgrade")
-        return
-    if sub in ("template", "lint", "package", "show", "dependency"):
+    parsed = Parsed(argv, 2 if sub in _TWO_WORD else 1)
+    HANDLERS.get(sub, _not_modelled)(inv, parsed, binary)
+
+
+def _flags_checked(handler: Handler) -> Handler:
+    """The handler, after the command line's flags are checked against the real Helm's."""
+
+    def checked(inv: Invocation, parsed: Parsed, binary: str) -> None:
         _check_flags(binary, parsed.sub, parsed)
-        args = list(argv[1:])
-        for pos in parsed.positional:
-            if pos.startswith("oci://") or (
-                sub == "show" and _local_chart(inv, pos, parsed) is None
-            ):
-                if not pos.startswith("oci://"):
-                    raise CommandError(
-                        f"'{pos}' cannot be shown offline; only the BeTrace chart is"
-                    )
-                chart = _local_chart(inv, pos, parsed)
-                args = _drop_flag([str(chart) if a == pos else a for a in args], "--version")
-        try:
-            out = _helm(session, binary, args)
-        except HelmError as exc:
-            raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
-        session.confine(inv.command, [])
-        for operator, target in inv.command.redirects:
-            # `helm template ... > manifests.yaml`: the reader gets the real output
-            path = session.path(session.expand([target])[0])
-            with path.open("a" if operator == ">>" else "w", encoding="utf-8") as handle:
-                handle.write(out)
-        return
-    if sub == "repo":
-        action = parsed.sub[1] if len(parsed.sub) > 1 else ""
-        if action == "add":
-            if len(parsed.positional) != 2:
-                raise CommandError("helm repo add takes a name and a URL")
-            world.helm_repos[parsed.positional[0]] = parsed.positional[1].rstrip("/")
-        elif action in ("update", "list"):
-            if not world.helm_repos:
-                raise CommandError(
-                    f"helm repo {action}: no repository was added earlier on this page"
-                )
-        else:
-            raise CommandError(f"helm repo {action} is not modelled")
-        return
-    if sub == "registry":
-        return  # login/logout: credentials only, nothing to check offline
-    if sub == "search":
-        if not world.helm_repos:
-            raise CommandError("helm search repo: no repository was added earlier on this page")
-        return
+        handler(inv, parsed, binary)
+
+    return checked
+
+
+def _not_modelled(inv: Invocation, parsed: Parsed, binary: str) -> None:
     _check_flags(binary, parsed.sub, parsed)
-    if sub in ("test", "status", "history", "get"):
-        release = _release(inv, parsed)
-        if (
-            sub == "test"
-            and not release.modelled
-            and not any(o.is_hook("test") for o in release.objects)
-        ):
-            raise CommandError(f"release '{release.name}' has no test hook")
-        return
-    if sub == "rollback":
-        release = _release(inv, parsed)
-        if len(parsed.positional) > 1:
-            revision = int(parsed.positional[1])
-            if not 1 <= revision < release.revision + 1:
-                raise CommandError(
-                    f"release '{release.name}' has revisions 1..{release.revision}, not {revision}"
-                )
-        release.revision += 1
-        return
-    if sub in ("uninstall", "delete"):
-        release = _release(inv, parsed)
-        del world.releases[(release.namespace, release.name)]
-        # Objects annotated helm.sh/resource-policy: keep outlive the release (PVCs, usually).
-        for obj in release.objects:
-            annotations = (obj.doc.get("metadata") or {}).get("annotations") or {}
-            if annotations.get("helm.sh/resource-policy") == "keep":
-                world.objects.append(obj)
-        return
-    if sub in ("list", "ls", "version", "env"):
-        return
-    raise CommandError(f"helm {sub} is not modelled")
+    raise CommandError(f"helm {parsed.sub[0] if parsed.sub else ''} is not modelled")
+
+
+def _nothing(inv: Invocation, parsed: Parsed, binary: str) -> None:
+    """Read-only or credential-only subcommands: nothing to model offline."""
+
+
+def _offline(inv: Invocation, parsed: Parsed, binary: str) -> None:
+    """template, lint, package, show, dependency: run for real on the local chart."""
+    session, sub = inv.session, parsed.sub[0]
+    _check_flags(binary, parsed.sub, parsed)
+    args = list(inv.argv[1:])
+    for pos in parsed.positional:
+        if pos.startswith("oci://") or (sub == "show" and _local_chart(inv, pos, parsed) is None):
+            if not pos.startswith("oci://"):
+                raise CommandError(f"'{pos}' cannot be shown offline; only the BeTrace chart is")
+            chart = _local_chart(inv, pos, parsed)
+            args = _drop_flag([str(chart) if a == pos else a for a in args], "--version")
+    try:
+        out = _helm(session, binary, args)
+    except HelmError as exc:
+        raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
+    session.confine(inv.command, [])
+    for operator, target in inv.command.redirects:
+        # `helm template ... > manifests.yaml`: the reader gets the real output
+        path = session.path(session.expand([target])[0])
+        with path.open("a" if operator == ">>" else "w", encoding="utf-8") as handle:
+            handle.write(out)
+
+
+def _repo(inv: Invocation, parsed: Parsed, binary: str) -> None:
+    world = inv.session.world
+    action = parsed.sub[1] if len(parsed.sub) > 1 else ""
+    if action == "add":
+        if len(parsed.positional) != 2:
+            raise CommandError("helm repo add takes a name and a URL")
+        world.helm_repos[parsed.positional[0]] = parsed.positional[1].rstrip("/")
+    elif action in ("update", "list"):
+        if not world.helm_repos:
+            raise CommandError(f"helm repo {action}: no repository was added earlier on this page")
+    else:
+        raise CommandError(f"helm repo {action} is not modelled")
+
+
+def _search(inv: Invocation, parsed: Parsed, binary: str) -> None:
+    if not inv.session.world.helm_repos:
+        raise CommandError("helm search repo: no repository was added earlier on this page")
+
+
+def _inspect(inv: Invocation, parsed: Parsed, binary: str) -> None:
+    """test, status, history, get: the release must exist (and `test` needs a test hook)."""
+    release = _release(inv, parsed)
+    if (
+        parsed.sub[0] == "test"
+        and not release.modelled
+        and not any(o.is_hook("test") for o in release.objects)
+    ):
+        raise CommandError(f"release '{release.name}' has no test hook")
+
+
+def _rollback(inv: Invocation, parsed: Parsed, binary: str) -> None:
+    release = _release(inv, parsed)
+    if len(parsed.positional) > 1:
+        revision = int(parsed.positional[1])
+        if not 1 <= revision < release.revision + 1:
+            raise CommandError(
+                f"release '{release.name}' has revisions 1..{release.revision}, not {revision}"
+            )
+    release.revision += 1
+
+
+def _uninstall(inv: Invocation, parsed: Parsed, binary: str) -> None:
+    world = inv.session.world
+    release = _release(inv, parsed)
+    del world.releases[(release.namespace, release.name)]
+    # Objects annotated helm.sh/resource-policy: keep outlive the release (PVCs, usually).
+    for obj in release.objects:
+        annotations = (obj.doc.get("metadata") or {}).get("annotations") or {}
+        if annotations.get("helm.sh/resource-policy") == "keep":
+            world.objects.append(obj)
+
+
+HANDLERS: dict[str, Handler] = {
+    "install": lambda inv, parsed, binary: install(inv, parsed, upgrade=False),
+    "upgrade": lambda inv, parsed, binary: install(inv, parsed, upgrade=True),
+    **dict.fromkeys(("template", "lint", "package", "show", "dependency"), _offline),
+    "repo": _repo,
+    "registry": _nothing,  # login/logout: credentials only, nothing to check offline
+    "search": _search,
+    **dict.fromkeys(("test", "status", "history", "get"), _flags_checked(_inspect)),
+    "rollback": _flags_checked(_rollback),
+    **dict.fromkeys(("uninstall", "delete"), _flags_checked(_uninstall)),
+    **dict.fromkeys(("list", "ls", "version", "env"), _flags_checked(_nothing)),
+}
 
 
 MODELS = {"helm": helm}

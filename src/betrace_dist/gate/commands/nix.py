@@ -177,10 +177,9 @@ def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tupl
 def _require_nix(session: Session) -> None:
     if _nix(session) is None:
         # like any missing tool: the block is skipped with the reason, a failure in CI
-        try:
-            tools.require("nix", "apt-get install nix-bin")
-        except tools.ToolMissing as exc:
-            raise CommandError(str(exc)) from None
+        from ..checkers import require_tool
+
+        require_tool("nix", "apt-get install nix-bin", fail=CommandError)
 
 
 def _words(args: list[str]) -> tuple[list[str], str | None]:
@@ -261,7 +260,9 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
     return directory, attr, _overrides(directory)
 
 
-def _out_link(inv: Invocation, link: str, directory: Path, attr: str, inputs: dict) -> None:
+def _out_link(
+    inv: Invocation, link: str, directory: Path, attr: str, inputs: dict[str, Path]
+) -> None:
     """`nix build` leaves a link to what it built: the stand-in is built for real, so a later
     `./result/bin/...` finds exactly what the reader's would (or nothing, if it was replaced)."""
     nix = _nix(inv.session)

@@ -1,0 +1,33 @@
+"""Names and predicates that the release model, the artefact policies, the gate and the site all
+use: written once here, so that no two copies can drift apart."""
+
+from __future__ import annotations
+
+import re
+
+#: The images the project builds and publishes (docker/Dockerfile's targets, releases.yaml's
+#: `images:`), in the order pages list them.
+BETRACE_IMAGES = ("backend", "grafana-plugin", "plugin-init")
+
+#: Tags that move over time, so an image pulled by one is not the image that was checked.
+FLOATING_TAGS = frozenset({"latest", "stable", "main", "master", "edge", "nightly", "dev"})
+
+#: Variable names that hold a credential: such a variable must never be given a literal value.
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|API_KEY")
+
+
+def is_floating_tag(tag: str) -> bool:
+    """True for a tag that moves over time (`latest`, `main`, ...), in any letter case."""
+    return tag.lower() in FLOATING_TAGS
+
+
+def image_tag(image: str) -> str:
+    """The tag of an image reference ('' when it has none); a digest and the registry's port
+    are not tags: `reg:5000/a/b:1.0@sha256:...` -> '1.0'."""
+    last = image.split("@")[0].rsplit("/", 1)[-1]
+    return last.partition(":")[2]
+
+
+def looks_secret(name: str) -> bool:
+    """True for a variable name such as DB_PASSWORD, API_TOKEN or SIGNATURE_KEY."""
+    return SECRET_NAME.search(name) is not None

@@ -1,0 +1,79 @@
+"""The engine's code is held to its promises by real tools: mypy holds the type annotations
+(configured in pyproject.toml, strict for the modules everything else trusts). Each check runs
+on src/ as it is, and on a copy with a fault put in on purpose, to show the check can fail."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _mypy(root: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    """mypy as `make lint` runs it: the files and flags come from root/pyproject.toml."""
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(cache), "--no-color-output"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def _copy(tmp_path: Path) -> Path:
+    root = tmp_path / "copy"
+    shutil.copytree(REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("*.egg-info"))
+    shutil.copy2(REPO_ROOT / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
+def test_mypy_passes_on_src(tmp_path: Path) -> None:
+    result = _mypy(REPO_ROOT, tmp_path / "cache")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found" in result.stdout
+
+
+def test_mypy_catches_a_type_error_and_an_unannotated_function(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    release = root / "src/betrace_dist/release.py"
+    text = release.read_text(encoding="utf-8")
+    text += '\n\ndef _broken() -> int:\n    return "not a number"\n'
+    release.write_text(text, encoding="utf-8")
+    bad_line = text.count("\n")  # the `return` line, 1-based
+    tools = root / "src/betrace_dist/tools.py"
+    tools.write_text(tools.read_text(encoding="utf-8") + "\n\ndef untyped(x):\n    return x\n")
+
+    result = _mypy(root, tmp_path / "cache")
+
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert f"src/betrace_dist/release.py:{bad_line}: error: Incompatible return value" in out, out
+    assert re.search(r"src/betrace_dist/tools\.py:\d+: error: Function is missing a type", out), out
+
+
+def _ruff_complexity(root: Path, *paths: str) -> subprocess.CompletedProcess[str]:
+    """ruff's complexity rule (C901) with the project's limit from root/pyproject.toml."""
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "C901",
+         "--output-format", "concise", *paths],
+        cwd=root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_no_function_in_src_is_over_the_complexity_limit() -> None:
+    result = _ruff_complexity(REPO_ROOT, "src")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_function_over_the_limit_is_reported(tmp_path: Path) -> None:
+    shutil.copy2(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    branches = "".join(f"    if x == {n}:\n        return {n}\n" for n in range(13))
+    (tmp_path / "tangled.py").write_text(f"def tangled(x: int) -> int:\n{branches}    return -1\n")
+    result = _ruff_complexity(tmp_path, "tangled.py")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "tangled.py:1:5: C901 `tangled` is too complex (14 > 12)" in result.stdout

@@ -1,0 +1,52 @@
+"""The shared names and predicates (names.py) that the release model and every policy use."""
+
+from __future__ import annotations
+
+import pytest
+
+from betrace_dist.names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
+from betrace_dist.release import ReleaseData, next_minor
+
+
+@pytest.mark.parametrize("tag", ["latest", "Latest", "main", "dev", "nightly", "edge", "stable"])
+def test_floating_tags_are_one_set(tag: str) -> None:
+    assert is_floating_tag(tag)
+
+
+@pytest.mark.parametrize("tag", ["2.0.0", "v2.53.0", "11.4.0-ubuntu"])
+def test_version_tags_are_not_floating(tag: str) -> None:
+    assert not is_floating_tag(tag)
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [
+        ("grafana/grafana:11.4.0", "11.4.0"),
+        ("reg.example:5000/team/app:1.2@sha256:" + "0" * 64, "1.2"),
+        ("reg.example:5000/team/app", ""),
+        ("busybox", ""),
+    ],
+)
+def test_image_tag(image: str, tag: str) -> None:
+    assert image_tag(image) == tag
+
+
+@pytest.mark.parametrize("name", ["DB_PASSWORD", "API_TOKEN", "SIGNATURE_KEY", "KEY", "API_KEYS"])
+def test_secret_looking_names(name: str) -> None:
+    assert looks_secret(name)
+
+
+@pytest.mark.parametrize("name", ["BETRACE_PORT_BACKEND", "KEYCLOAK_URL", "MONKEY_MODE"])
+def test_plain_names(name: str) -> None:
+    assert not looks_secret(name)
+
+
+def test_every_image_the_project_builds_has_a_reference(release_data: ReleaseData) -> None:
+    assert [release_data.image_ref(n).split("/")[-1].split(":")[0] for n in BETRACE_IMAGES] == [
+        *BETRACE_IMAGES
+    ]
+
+
+def test_next_minor() -> None:
+    assert next_minor("2.0.1") == "2.1.0"
+    assert next_minor("2.3.0-rc.1") == "2.4.0"

@@ -1,0 +1,58 @@
+"""The one missing-tool rule: `tools.require` raises ToolMissing, and the two adapters (this
+suite's conftest, the gate's checkers) skip with its reason or, under BETRACE_REQUIRE_TOOLS=1,
+fail with it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from betrace_dist import tools
+from betrace_dist.gate.checkers import CheckFailure, require_tool
+
+from .conftest import missing
+
+ABSENT = "betrace-no-such-tool"
+
+
+def test_a_missing_tool_raises_with_its_name_and_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(tools.REQUIRE_TOOLS_ENV, raising=False)
+    with pytest.raises(tools.ToolMissing) as caught:
+        tools.require(ABSENT, "install it")
+    assert str(caught.value) == f"'{ABSENT}' is not installed (install it)"
+    assert not caught.value.fatal
+
+
+def test_under_required_tools_the_error_is_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tools.REQUIRE_TOOLS_ENV, "1")
+    with pytest.raises(tools.ToolMissing) as caught:
+        tools.require(ABSENT, "install it")
+    assert caught.value.fatal
+    assert str(caught.value).endswith("; BETRACE_REQUIRE_TOOLS=1 forbids skipping")
+
+
+def test_the_tests_adapter_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(tools.REQUIRE_TOOLS_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        missing(tools.ToolMissing(f"'{ABSENT}' is not installed"))
+    monkeypatch.setenv(tools.REQUIRE_TOOLS_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="forbids skipping"):
+        missing(tools.ToolMissing(f"'{ABSENT}' is not installed"))
+
+
+def test_the_gates_adapter_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(tools.REQUIRE_TOOLS_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        require_tool(ABSENT, "install it")
+    monkeypatch.setenv(tools.REQUIRE_TOOLS_ENV, "1")
+    with pytest.raises(CheckFailure, match="forbids skipping"):
+        require_tool(ABSENT, "install it")
+    with pytest.raises(KeyError, match="forbids skipping"):  # a command model's own error type
+        require_tool(ABSENT, "install it", fail=KeyError)
+
+
+def test_tools_does_not_import_pytest() -> None:
+    code = "import sys, betrace_dist.tools; sys.exit('pytest' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
