@@ -13,16 +13,10 @@ running the real backend) guards every page from then on:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..release import Release
+from .display import Problem
 from .lexer import Block
-
-
-@dataclass(frozen=True)
-class Problem:
-    line: int  # rendered line, 1-based
-    reason: str
 
 
 def _line(text: str, offset: int) -> int:

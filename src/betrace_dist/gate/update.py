@@ -135,7 +135,8 @@ def apply() -> list[str]:
                 for src, shown in zip(old_source, item.old_rendered, strict=True)
                 for mv in _macro_values(src, shown)
             ]
-            indent = re.match(r"\s*", old_source[0]).group(0) if old_source else ""
+            first_line = old_source[0] if old_source else ""
+            indent = first_line[: len(first_line) - len(first_line.lstrip())]
             new = [indent + _with_macros(line, values) for line in item.new_rendered]
             lines[start : start + len(item.old_rendered)] = new
             done.append(f"{page}:{item.first}: output rewritten ({len(new)} line(s))")
