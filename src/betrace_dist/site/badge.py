@@ -60,9 +60,11 @@ def summarise(entries: Iterable[Entry], version: str) -> PageSummary | None:
     counted = Counter(entry.status for entry in entries)
     if not counted:
         return None
+    # what was done, strongest first (ran, modelled, checked statically, skipped), then faults
+    order = [*SHOWN, *(s for s in STATUSES if s not in SHOWN)]
     counts = tuple(
         (status, counted.get(status, 0))
-        for status in STATUSES
+        for status in order
         if status in SHOWN or counted.get(status, 0)
     )
     return PageSummary(version, counts)

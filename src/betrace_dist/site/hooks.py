@@ -23,7 +23,7 @@ from betrace_dist.site.badge import PageSummary, Verifier
 
 #: The page that explains the note, and the section of it the note links to.
 EXPLAINED_IN = "contributing/how-the-docs-are-verified.md"
-EXPLAINED_AT = "the-verified-note-under-each-title"
+EXPLAINED_AT = "the-note-under-each-title"
 TEMPLATE = "partials/verified.html"
 FIRST_TITLE_END = re.compile(r"</h1>", re.IGNORECASE)
 #: The theme's search dialog has no accessible name (axe: aria-dialog-name, serious).
