@@ -43,6 +43,17 @@ MEMORY_LIMIT = 4 * 1024 * 1024 * 1024
 FILE_LIMIT = 512 * 1024 * 1024
 #: Processes (and threads) one page may have at once, where a pids cgroup can be made.
 PROCESS_LIMIT = 1024
+#: Memory of all the processes of one page together, where a memory cgroup can be made.
+PAGE_MEMORY = 6 * 1024 * 1024 * 1024
+#: Size of each RAM-backed folder of the jail (its /tmp and /dev/shm).
+TMPFS_SIZE = 256 * 1024 * 1024
+#: The user a page runs as: nobody. Root without capabilities could still write /proc/sys
+#: (core_pattern runs a program as the host's root) and read root's files; nobody cannot.
+PAGE_UID = PAGE_GID = 65534
+#: Drops to the page's user inside the jail, after bwrap set it up; no_new_privs keeps set-uid
+#: programs from giving any privilege back.
+DROP = ["setpriv", f"--reuid={PAGE_UID}", f"--regid={PAGE_GID}", "--clear-groups"]
+DROP += ["--no-new-privs", "--"]
 #: Paths that hold secrets of the machine or sockets of daemons: never visible to a page.
 HIDDEN_DIRS = ("/root", "/home", "/run", "/var/run", "/etc/ssh", "/var/lib/docker", "/srv")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
@@ -75,31 +86,73 @@ def _shown_again() -> list[Path]:
     return sorted(p for p in wanted if any(p == h or h in p.parents for h in hidden))
 
 
-def _pids_cgroup(name: str) -> Path | None:
-    """A pids cgroup (v1 or v2) limiting the page to PROCESS_LIMIT tasks, or None where the
-    machine does not let the gate make one (then the time limit is the only bound)."""
-    for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
-        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+def _under_hidden(path: Path) -> bool:
+    roots = [Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)] + [Path.home()]
+    return any(root in path.parents for root in roots)
+
+
+def _own_cgroup(controller: str) -> Path | None:
+    """Where this process sits in a cgroup v1 hierarchy (children may be made below it)."""
+    base = Path("/sys/fs/cgroup") / controller
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return base / path.lstrip("/")
+    return None
+
+
+def _cgroups(name: str) -> list[Path]:
+    """Cgroups (v1) for one page: at most PROCESS_LIMIT tasks and PAGE_MEMORY bytes in all,
+    where the machine lets the gate make them; each missing one is said in the docstring of the
+    module (then the per-process limits and the time limit are the bounds)."""
+    wanted = {"pids": ("pids.max", PROCESS_LIMIT), "memory": ("memory.limit_in_bytes", PAGE_MEMORY)}
+    made = []
+    for controller, (knob, value) in wanted.items():
+        parent = _own_cgroup(controller)
+        if parent is None or not (parent / "cgroup.procs").exists():
             continue
-        group = base / name
+        group = parent / name
         try:
             group.mkdir(exist_ok=True)
-            (group / "pids.max").write_text(str(PROCESS_LIMIT))
+            (group / knob).write_text(str(value))
         except OSError:
             with contextlib.suppress(OSError):
                 group.rmdir()
             continue
-        return group
-    return None
+        made.append(group)
+    return made
 
 
-def _limits(cgroup: Path | None) -> list[str]:
-    """The command prefix that applies the resource limits (and joins the pids cgroup) before
+def _limits(cgroups: list[Path]) -> list[str]:
+    """The command prefix that applies the resource limits (and joins the page's cgroups) before
     anything of the page runs: programs, not a preexec hook, so no lock of the gate is involved."""
     prefix = ["prlimit", f"--as={MEMORY_LIMIT}", f"--fsize={FILE_LIMIT}", "--core=0", "--"]
-    if cgroup is not None:
-        prefix += ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup / "cgroup.procs")]
+    if cgroups:
+        joins = " && ".join(f'echo $$ > "${i}"' for i in range(1, len(cgroups) + 1))
+        files = [str(group / "cgroup.procs") for group in cgroups]
+        script = f'{joins} && shift {len(cgroups)} && exec "$@"'
+        prefix += ["sh", "-c", script, "join-cgroups", *files]
     return prefix
+
+
+def hand_over(root: Path, keep: frozenset[str] = frozenset()) -> None:
+    """Give what the gate wrote under `root` to the page's user, so the page can change it as
+    it would change files of its own; directories stay traversable by the gate (0755). Entries
+    whose name is in `keep` (the gate's own folder) stay the gate's."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in keep]
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            info = os.lstat(path)
+            if info.st_uid != PAGE_UID:
+                os.lchown(path, PAGE_UID, PAGE_GID)
+    if os.lstat(root).st_uid != PAGE_UID:
+        os.lchown(root, PAGE_UID, PAGE_GID)
+    root.chmod(0o755)
 
 
 @dataclass
@@ -111,7 +164,7 @@ class Jail:
     bwrap: str = field(default_factory=lambda: tools.find("bwrap") or "")
     _holder: subprocess.Popen[bytes] | None = None
     _netns: str | None = None
-    _cgroup: Path | None = None
+    _cgroups: list[Path] = field(default_factory=list)
 
     @property
     def available(self) -> bool:
@@ -119,18 +172,30 @@ class Jail:
 
     def _walls(self, cwd: Path, shown: tuple[Path, ...] = ()) -> list[str]:
         argv = [self.bwrap, "--ro-bind", "/", "/"]
-        for hidden in (*HIDDEN_DIRS, str(Path.home()), PRIVATE_TMP):
+        for hidden in (*HIDDEN_DIRS, str(Path.home())):
             if Path(hidden).is_dir() and not Path(hidden).is_symlink():
                 argv += ["--tmpfs", hidden]
+        argv += ["--perms", "1777", "--size", str(TMPFS_SIZE), "--tmpfs", PRIVATE_TMP]
         for hidden in HIDDEN_FILES:
             if Path(hidden).exists():
                 argv += ["--ro-bind", "/dev/null", hidden]
+        made: set[Path] = set()
         for path in (*_shown_again(), *shown):  # after the tmpfs that hid them, before the sandbox
+            # the folders between a hidden root and the path, traversable by the page's user
+            for parent in reversed(path.parents[:-1]):
+                hidden_root = str(parent) in (*HIDDEN_DIRS, str(Path.home()), PRIVATE_TMP)
+                if parent not in made and not hidden_root and _under_hidden(parent):
+                    argv += ["--perms", "0755", "--dir", str(parent)]
+                    made.add(parent)
             argv += ["--ro-bind", str(path), str(path)]
         argv += ["--bind", str(self.writable), str(self.writable)]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--hostname", "betrace-page"]
+        argv += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
+        argv += ["--perms", "1777", "--size", str(TMPFS_SIZE), "--tmpfs", "/dev/shm"]  # noqa: S108
+        argv += ["--hostname", "betrace-page"]
         argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        argv += ["--cap-drop", "ALL", "--die-with-parent", "--new-session"]
+        # every capability dropped but the two setpriv needs to become nobody, right after
+        argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        argv += ["--die-with-parent", "--new-session"]
         return [*argv, "--chdir", str(cwd)]
 
     def _network(self) -> str:
@@ -155,14 +220,14 @@ class Jail:
             except (ValueError, KeyError):
                 raise JailError(f"bubblewrap could not make a network namespace: {text}") from None
             self._netns = f"/proc/{child}/ns/net"
-            self._cgroup = _pids_cgroup(f"betrace-page-{os.getpid()}-{child}")
+            self._cgroups = _cgroups(f"betrace-page-{os.getpid()}-{child}")
         return self._netns
 
     def wrap(self, argv: list[str], cwd: Path, shown: tuple[Path, ...] = ()) -> list[str]:
         """The command line that runs argv inside the jail (`shown`: extra read-only paths)."""
         netns = self._network()
         enter = ["nsenter", f"--net={netns}", "--"]
-        return [*_limits(self._cgroup), *enter, *self._walls(cwd, shown), "--", *argv]
+        return [*_limits(self._cgroups), *enter, *self._walls(cwd, shown), "--", *DROP, *argv]
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Done:
         """Run argv in the jail; past its time or output limit its whole jail is killed."""
@@ -177,7 +242,8 @@ class Jail:
     ) -> subprocess.Popen[bytes]:
         """Start a long-running program (the live tier's backend) in the page's namespace; it
         is stopped by the caller or, at the latest, with the page (its jail dies with the gate)."""
-        with log.open("wb") as out:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with os.fdopen(os.open(log, flags, 0o644), "wb") as out:
             return subprocess.Popen(
                 self.wrap(argv, cwd, tuple(shown)),
                 cwd=cwd,
@@ -192,14 +258,14 @@ class Jail:
         if self._holder is not None:
             _kill_group(self._holder)
             self._holder = None
-        if self._cgroup is not None:
-            for _ in range(50):  # the kernel frees the group once its last task is reaped
+        for group in self._cgroups:
+            for _ in range(50):  # the kernel frees a group once its last task is reaped
                 try:
-                    self._cgroup.rmdir()
+                    group.rmdir()
                     break
                 except OSError:
                     time.sleep(0.02)
-            self._cgroup = None
+        self._cgroups = []
         self._netns = None
 
 

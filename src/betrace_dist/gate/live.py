@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .world import Listener
 
 ENV_VAR = "BETRACE_LIVE_BACKEND"
+GATE_DIR = ".gate"  # session.GATE_DIR (not imported: session imports this module)
 #: Seconds the real backend gets to answer its health check after it starts.
 START_TIMEOUT = 15.0
 #: Variables the gate sets itself whatever the artefact says, because the artefact's value names
@@ -106,9 +107,13 @@ class LiveBackend:
         prog = program()
         assert prog is not None, "the live tier runs only with a program"
         self.starts += 1
-        data = self.session.tmp / "live" / "data"
+        # logs in the gate's own folder, which the page (nobody) cannot write: a link the page
+        # planted cannot turn the gate's log into a write elsewhere
+        live_dir = self.session.tmp / GATE_DIR / "live"
+        data = live_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        self.log = self.session.tmp / "live" / f"backend-{self.starts}.log"
+        self.session.hand_over(data)
+        self.log = live_dir / f"backend-{self.starts}.log"
         env = {k: v for k, v in listener.env.items() if k not in _ADAPTED}
         env |= {"BETRACE_DATA_DIR": str(data), "BETRACE_PORT_BACKEND": str(listener.port)}
         env |= {k: self.session.env[k] for k in ("PATH", "HOME", "LANG", "TMPDIR")}

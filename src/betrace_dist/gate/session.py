@@ -27,11 +27,13 @@ from pathlib import Path
 
 from .. import REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
-from . import live, profile
+from . import isolation, live, profile
 from .isolation import BWRAP_HINT, Done, Jail, JailError
 from .shellwords import Command
 from .world import World
 
+#: The gate's own folder in a page's sandbox (live-tier logs): the gate's, never the page's.
+GATE_DIR = ".gate"
 #: Wall-clock time one page may take in all (each command has its own, shorter limit too).
 PAGE_TIMEOUT = 600.0
 
@@ -100,6 +102,8 @@ class Session:
         (self.tmp / "tmp").mkdir()
         with profile.phase("sandbox copy"):  # a no-op unless profiling
             _copy_clone(self.repo)
+        (self.tmp / GATE_DIR).mkdir()
+        self.hand_over()  # the page runs as nobody (isolation.py): its files are nobody's
         self.cwd = self.repo
         self.world = World()
         self.env = self._clean_env()
@@ -133,6 +137,10 @@ class Session:
             "NIX_CONFIG": "substituters =\nexperimental-features = nix-command flakes",
             "TMPDIR": str(self.tmp / "tmp"),
         }
+
+    def hand_over(self, path: Path | None = None) -> None:
+        """Give what the gate wrote in the sandbox to the page's user (see isolation.hand_over)."""
+        isolation.hand_over(path or self.tmp, keep=frozenset({GATE_DIR}))
 
     def close(self) -> None:
         if self.live is not None:
@@ -182,6 +190,7 @@ class Session:
         with profile.phase("content-tab restore"):  # a no-op unless profiling
             shutil.rmtree(self.tmp)
             shutil.copytree(snapshot.files, self.tmp, symlinks=True)
+        self.hand_over()  # copies are the gate's: give them back to the page
         self.world = copy.deepcopy(snapshot.world)
         self.env = dict(snapshot.env)
         self.exported = set(snapshot.exported)
@@ -225,6 +234,7 @@ class Session:
             raise CommandError(f"'{name}' exists and is not a plain file")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
+        self.hand_over()
         return target
 
     # -- running -----------------------------------------------------------------------------
@@ -346,6 +356,7 @@ class Session:
                 "<!-- gate: skip: <reason> -->"
             )
         self.printed.append(model(Invocation(argv, cmd, self)))
+        self.hand_over()  # what a model wrote for the page (a redirect, a link) is the page's
 
 
 @cache

@@ -53,6 +53,7 @@ def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix="python-block-", dir=session.tmp / "tmp"))
     spec, result = scratch / "block.json", scratch / "result.json"
     spec.write_text(json.dumps({"source": source, "page": page}), encoding="utf-8")
+    session.hand_over(scratch)  # the block runs as the page's user and writes its result here
     argv = [sys.executable, "-I", "-m", "betrace_dist.gate.pyrun", str(spec), str(result)]
     try:
         done = session.process(argv)

@@ -142,6 +142,7 @@ def _resolve(session: Session, compose_file: Path, env_text: str) -> dict[str, A
     """`docker compose config` of a page's project, run in the page's jail: a Compose file can
     name files to read and remote `include`s, so it gets the page's walls like any command."""
     with tempfile.TemporaryDirectory(dir=session.tmp / "tmp") as scratch:
+        Path(scratch).chmod(0o755)  # Compose runs as the page's user in the jail
         env = Path(scratch) / "compose.env"
         env.write_text(env_text, encoding="utf-8")
         argv = [compose_binary(), "-f", str(compose_file), "--env-file", str(env)]
