@@ -402,6 +402,8 @@ def _copy_clone(target: Path) -> None:
     they were when the run's first page began): one mkdir per folder, one copy per file."""
     source = _pristine()
     folders, others = _layout()
+    profile.note("sandbox", "each page's own copy of the run's pristine clone (no overlay mount)")
+    profile.note("content-tab states", "manifests; only files changed since the last are copied")
     target.mkdir()
     for folder in folders:
         (target / folder).mkdir()
