@@ -4,6 +4,7 @@ never leak one tab's changes into its sibling, and keep disk use under a bound."
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,20 @@ def _tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
     return out
 
 
+def _tick_past(root: Path) -> None:
+    """Wait until the filesystem's clock has moved past the last change under root, so that
+    nothing there counts as changed in the tick of the next recording (racy entries are copied
+    every time, which is right, but makes exact byte counts depend on timing)."""
+    newest = max(entry.ctime_ns for entry in scan(root).values())
+    probe = root.parent / "clock-probe"
+    while True:
+        probe.write_text("t")
+        if probe.stat().st_ctime_ns > newest:
+            probe.unlink()
+            return
+        time.sleep(0.001)
+
+
 Sandbox = tuple[Path, Path, Snapshots]  # the sandbox, its pristine folder, its states
 
 
@@ -45,6 +60,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     (root / "repo" / "docker").mkdir(parents=True)
     for name in ("README.md", "docker/compose.yaml"):
         (root / "repo" / name).write_bytes((pristine / name).read_bytes())
+    _tick_past(root)
     states = Snapshots(root, {"repo": pristine})
     yield root, pristine, states
     states.close()
@@ -60,6 +76,7 @@ def test_a_state_taken_right_after_layout_copies_nothing(sandbox: Sandbox) -> No
 def test_restore_undoes_every_kind_of_change(sandbox: Sandbox) -> None:
     root, pristine, states = sandbox
     (root / "home" / "notes.txt").write_text("before the tabs\n")
+    _tick_past(root)
     before = _tree(root)
     state = states.take()
     assert states.used == len("before the tabs\n")  # only what changed since the layout
@@ -95,6 +112,7 @@ def test_unchanged_content_is_kept_once_across_states(sandbox: Sandbox) -> None:
     root, _, states = sandbox
     big = root / "home" / "big.bin"
     big.write_bytes(os.urandom(3 * 1024 * 1024))
+    _tick_past(root)
     for _ in range(20):  # 20 tab groups after one large file: one copy of it, not 20
         states.restore(states.take())
     assert states.used == 3 * 1024 * 1024

@@ -380,6 +380,7 @@ def _pristine() -> Path:
     if files is None:  # not a git checkout (an unpacked archive): copy all but tool state
         shutil.copytree(REPO_ROOT, pristine, ignore=_IGNORE, symlinks=True)
         return pristine
+    pristine.mkdir()
     for folder in sorted({str(Path(name).parent) for name in files}):
         (pristine / folder).mkdir(parents=True, exist_ok=True)
     for name in files:
