@@ -175,7 +175,9 @@ def explanations(report: dict[str, Any]) -> list[str]:
             f"snapshot per content-tab group, on {machine.get('tmp_filesystem', 'unknown')}), "
             "counted as engine time; a slow disk shows up here"
             + "".join(
-                f"; {k} {v['calls']}x {v['seconds']} s" for k, v in sorted(warm_phases.items())
+                f"; {k} {v['calls']}x {v['seconds']} s"
+                + (f" (CPU {v['cpu_seconds']} s)" if "cpu_seconds" in v else "")
+                for k, v in sorted(warm_phases.items())
             )
             + "."
         )

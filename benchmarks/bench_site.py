@@ -154,6 +154,7 @@ class Bench:
             }
             out[variant]["tools"] = profiles[-1]["tools"]
             out[variant]["phases"] = profiles[-1]["phases"]
+            out[variant]["notes"] = profiles[-1].get("notes", {})
             print(f"  gate ({variant}): median {out[variant]['wall']['median_s']} s", flush=True)
         return out
 
@@ -378,11 +379,16 @@ def table(report: dict[str, Any]) -> str:
                 f"| {name} | {int(c['blocks'])} | {c['seconds']:.3f} | {c['external']:.3f} "
                 f"| {c['engine']:.3f} |"
             )
-        out += ["", "| external tool / engine phase | calls | total (s) |", "|---|---|---|"]
+        out += [
+            "",
+            "| external tool / engine phase | calls | total (s) | CPU (s) |",
+            "|---|---|---|---|",
+        ]
         for name, t in sorted(prof["tools"].items(), key=lambda kv: -kv[1]["seconds"]):
-            out.append(f"| {name} | {t['calls']} | {t['seconds']:.3f} |")
+            out.append(f"| {name} | {t['calls']} | {t['seconds']:.3f} | {_cpu(t)} |")
         for name, t in sorted(prof["phases"].items()):
-            out.append(f"| ({name}) | {t['calls']} | {t['seconds']:.3f} |")
+            out.append(f"| ({name}) | {t['calls']} | {t['seconds']:.3f} | {_cpu(t)} |")
+        out += [f"- {k}: {v}" for k, v in sorted(prof.get("notes", {}).items())]
     if report.get("scaling"):
         out += [
             "",
@@ -404,6 +410,11 @@ def table(report: dict[str, Any]) -> str:
             f"-n 2 --dist=loadfile {x['n2_loadfile_median_s']} s, speed-up {x['speedup']}x",
         ]
     return "\n".join(out)
+
+
+def _cpu(t: dict[str, Any]) -> str:
+    """A profile entry's CPU seconds (older profiles of engine phases have none)."""
+    return f"{t['cpu_seconds']:.3f}" if "cpu_seconds" in t else "-"
 
 
 def remove_bytecode(root: Path) -> None:

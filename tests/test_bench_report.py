@@ -194,7 +194,9 @@ def test_explanations_are_drawn_from_the_numbers() -> None:
     again = "\n".join(report_lib.explanations(report))
     assert "uses 1.02x the warm run's CPU seconds" in again
     assert "compiling costs little here; a larger wall ratio is load" in again
-    assert "slow disk shows up here; sandbox copy 11x 0.9 s." in text
+    assert "slow disk shows up here; sandbox copy 11x 0.9 s." in text  # a profile without CPU
+    report["gate"][bench_site.WARM]["phases"]["sandbox copy"]["cpu_seconds"] = 0.3
+    assert "sandbox copy 11x 0.9 s (CPU 0.3 s)." in "\n".join(report_lib.explanations(report))
     assert "compiled bytecode for 50% of its modules" in text
     assert "engine's wall time is 2.0x its CPU time" in text
     assert "Other work used 1.2 of 2 cores" in text

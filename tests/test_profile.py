@@ -97,6 +97,8 @@ def test_a_profiled_process_writes_its_timings(tmp_path: Path) -> None:
             subprocess.run(["bash", "-c", "sleep 0.2"], check=True)
             with profile.phase("sandbox copy"):
                 time.sleep(0.05)
+                sum(range(2_000_000))  # CPU time of the gate's own process, filed with the phase
+            profile.note("sandbox", "copy")
         """
     )
     # not as an xdist worker: a worker would name its file after itself
@@ -107,6 +109,9 @@ def test_a_profiled_process_writes_its_timings(tmp_path: Path) -> None:
     assert rep["tools"]["bash"]["seconds"] >= 0.2
     assert rep["tools"]["bash"]["example"] == "bash -c sleep 0.2"
     assert rep["phases"]["sandbox copy"]["calls"] == 1
+    assert rep["phases"]["sandbox copy"]["cpu_seconds"] > 0
+    assert rep["notes"] == {"sandbox": "copy"}
+    assert profile.merge([rep, {}])["notes"] == {"sandbox": "copy"}
     (block,) = rep["per_block"]
     assert (block["page"], block["line"]) == ("page.md", 7)
     assert block["external"] >= 0.2

@@ -3,7 +3,9 @@
 Set ``BETRACE_GATE_PROFILE=path.json`` and run the gate; at exit the file holds, per block, its
 wall time and the time spent inside external programs, plus totals per checker and per external
 tool (helm, helm3, docker-compose, nix, shellcheck, bash, ...). The engine's own overhead of a
-block is its wall time minus the external time inside it.
+block is its wall time minus the external time inside it. Engine phases (sandbox copy, content-tab
+snapshot and restore, sandbox removal) record wall and CPU time; `notes` say how the run made
+its sandboxes.
 
 Wall time grows when other work shares the CPUs, so each block also records the CPU time the
 gate's own process spent on it (``time.process_time``) and each tool the CPU time of its
@@ -82,14 +84,18 @@ class Recorder:
     phases: dict[str, _Tool] = field(default_factory=dict)
     external: float = 0.0  # running total of the time inside external programs
     in_phases: float = 0.0  # running total of the time inside engine phases
+    notes: dict[str, str] = field(default_factory=dict)  # how the run did things (e.g. sandbox)
 
     def tool(self, name: str, seconds: float, cpu: float = 0.0, example: str = "") -> None:
         self.tools.setdefault(name, _Tool()).add(seconds, cpu, example)
         self.external += seconds
 
-    def phase(self, name: str, seconds: float) -> None:
-        self.phases.setdefault(name, _Tool()).add(seconds)
+    def phase(self, name: str, seconds: float, cpu: float = 0.0) -> None:
+        self.phases.setdefault(name, _Tool()).add(seconds, cpu)
         self.in_phases += seconds
+
+    def note(self, key: str, value: str) -> None:
+        self.notes[key] = value
 
     def report(self) -> dict[str, Any]:
         per_checker: dict[str, dict[str, float]] = {}
@@ -118,6 +124,7 @@ class Recorder:
             "checkers": {k: {n: round(v, 4) for n, v in c.items()} for k, c in per_checker.items()},
             "tools": {k: t.as_dict() for k, t in sorted(self.tools.items())},
             "phases": {k: t.as_dict() for k, t in sorted(self.phases.items())},
+            "notes": dict(sorted(self.notes.items())),
             "per_block": [
                 {
                     "page": b.page,
@@ -246,17 +253,25 @@ def phase(name: str) -> Iterator[None]:
     if not ACTIVE:
         yield
         return
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
-        RECORDER.phase(name, time.perf_counter() - start)
+        # the phase's CPU time is the gate's own (file copies happen in the gate's process)
+        RECORDER.phase(name, time.perf_counter() - start, time.process_time() - cpu)
+
+
+def note(key: str, value: str) -> None:
+    """Say how the run did something (how sandboxes are made, ...), when recording."""
+    if ACTIVE:
+        RECORDER.note(key, value)
 
 
 def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """One report from several (the xdist workers' files)."""
     rec = Recorder()
     for rep in reports:
+        rec.notes.update(rep.get("notes", {}))
         for target, key in ((rec.tools, "tools"), (rec.phases, "phases")):
             for name, t in rep.get(key, {}).items():
                 entry = target.setdefault(name, _Tool())

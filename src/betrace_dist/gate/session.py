@@ -14,6 +14,7 @@ writes the gate itself makes in `save`) are the second line of defence, not the 
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import shutil
@@ -30,6 +31,7 @@ from ..release import ReleaseData, load_release_data
 from . import isolation, live, profile
 from .isolation import BWRAP_HINT, Done, Jail, JailError
 from .shellwords import Command
+from .snapshots import Manifest, Snapshots, scan
 from .world import World
 
 #: The gate's own folder in a page's sandbox (live-tier logs): the gate's, never the page's.
@@ -74,7 +76,7 @@ Model = Callable[[Invocation], "Done | str | None"]
 
 @dataclass
 class _Snapshot:
-    files: Path  # a copy of the sandbox directory
+    files: Manifest  # the sandbox's tree; changed files' content is kept in the page's store
     world: World
     env: dict[str, str]
     exported: set[str]
@@ -111,7 +113,8 @@ class Session:
         self._tab: tuple[int, int] | None = None
         self._before: dict[int, _Snapshot] = {}
         self._after_first: dict[int, _Snapshot] = {}
-        self._snapshots: list[_Snapshot] = []
+        # the sandbox as laid out: content tabs' states keep only what changed since
+        self._snapshots = Snapshots(self.tmp, {self.repo.name: _pristine()})
         #: what each command run since the last reset printed (None: a model that cannot say)
         self.printed: list[Done | str | None] = []
 
@@ -147,8 +150,7 @@ class Session:
             self.live.stop()
         self.jail.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-        for snapshot in self._snapshots:
-            shutil.rmtree(snapshot.files, ignore_errors=True)
+        self._snapshots.close()
 
     # -- content tabs: alternatives run from the same state --------------------------------
     def enter(self, tab: tuple[int, int] | None) -> None:
@@ -174,23 +176,18 @@ class Session:
         self._tab = tab
 
     def _snapshot(self) -> _Snapshot:
-        files = Path(tempfile.mkdtemp(prefix="betrace-page-snapshot-"))
-        shutil.rmtree(files)
         with profile.phase("content-tab snapshot"):  # a no-op unless profiling
-            shutil.copytree(self.tmp, files, symlinks=True)
-        snapshot = _Snapshot(
+            files = self._snapshots.take()  # copies only files changed since the last state
+        return _Snapshot(
             files, copy.deepcopy(self.world), dict(self.env), set(self.exported), self.cwd
         )
-        self._snapshots.append(snapshot)
-        return snapshot
 
     def _restore(self, snapshot: _Snapshot) -> None:
         if self.live is not None:
             self.live.stop()  # its data dir goes back with the files; it restarts from there
         with profile.phase("content-tab restore"):  # a no-op unless profiling
-            shutil.rmtree(self.tmp)
-            shutil.copytree(snapshot.files, self.tmp, symlinks=True)
-        self.hand_over()  # copies are the gate's: give them back to the page
+            self._snapshots.restore(snapshot.files)  # removes what is new, copies back changes
+        self.hand_over()  # what the restore copied is the gate's: give it back to the page
         self.world = copy.deepcopy(snapshot.world)
         self.env = dict(snapshot.env)
         self.exported = set(snapshot.exported)
@@ -385,16 +382,45 @@ def _clone_files() -> tuple[str, ...] | None:
     return tuple(sorted({f for f in done.stdout.split("\0") if f}))
 
 
-def _copy_clone(target: Path) -> None:
-    """Lay out the reader's clone in the sandbox (working-tree contents of the clone's files)."""
+@cache
+def _pristine() -> Path:
+    """The reader's clone, copied once per run (removed at exit): every page's sandbox is laid
+    out from it, and content tabs' states take the content of unchanged files from it. It lies
+    outside every page's writable directory, so no page command can change it."""
+    root = Path(tempfile.mkdtemp(prefix="betrace-clone-")).resolve()
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    pristine = root / "distribution"
     files = _clone_files()
     if files is None:  # not a git checkout (an unpacked archive): copy all but tool state
-        shutil.copytree(REPO_ROOT, target, ignore=_IGNORE, symlinks=True)
-        return
+        shutil.copytree(REPO_ROOT, pristine, ignore=_IGNORE, symlinks=True)
+        return pristine
+    pristine.mkdir()
+    for folder in sorted({str(Path(name).parent) for name in files}):
+        (pristine / folder).mkdir(parents=True, exist_ok=True)
     for name in files:
         source = REPO_ROOT / name
-        if not source.exists() and not source.is_symlink():
-            continue  # deleted in the working tree, not yet in git
-        dest = target / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, dest, follow_symlinks=False)
+        if source.exists() or source.is_symlink():  # else deleted in the working tree
+            shutil.copy2(source, pristine / name, follow_symlinks=False)
+    return pristine
+
+
+@cache
+def _layout() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The pristine clone's folders (parents first) and its other entries (files, links)."""
+    tree = scan(_pristine())  # links to folders are entries of their own, never followed
+    folders = sorted(path for path, entry in tree.items() if entry.kind == "d")
+    return tuple(folders), tuple(path for path, entry in tree.items() if entry.kind != "d")
+
+
+def _copy_clone(target: Path) -> None:
+    """Lay out the reader's clone in the sandbox (working-tree contents of the clone's files, as
+    they were when the run's first page began): one mkdir per folder, one copy per file."""
+    source = _pristine()
+    folders, others = _layout()
+    profile.note("sandbox", "each page's own copy of the run's pristine clone (no overlay mount)")
+    profile.note("content-tab states", "manifests; only files changed since the last are copied")
+    target.mkdir()
+    for folder in folders:
+        (target / folder).mkdir()
+    for name in others:
+        shutil.copy2(source / name, target / name, follow_symlinks=False)
