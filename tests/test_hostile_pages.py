@@ -84,6 +84,13 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     }
 
 
+def kernel_knobs() -> dict[str, str]:
+    """Kernel settings a page running as root could change (core_pattern runs a program as
+    the host's root when a process dumps core)."""
+    knobs = ("kernel/core_pattern", "vm/stat_interval")
+    return {k: Path("/proc/sys", k).read_text() for k in knobs if Path("/proc/sys", k).exists()}
+
+
 def survivors() -> list[str]:
     found = []
     for proc in Path("/proc").iterdir():
@@ -110,6 +117,8 @@ class HostileRun:
     repo_after: dict[str, bytes]
     hits: list[str]
     survivors: list[str]
+    knobs_before: dict[str, str]
+    knobs_after: dict[str, str]
 
     @property
     def output(self) -> str:
@@ -140,6 +149,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
     if os.environ.get(tools.REQUIRE_TOOLS_ENV):  # the sub-session follows the same rule
         env[tools.REQUIRE_TOOLS_ENV] = os.environ[tools.REQUIRE_TOOLS_ENV]
     before = (snapshot(canary), snapshot(home), snapshot(REPO_ROOT / "docs"))
+    knobs_before = kernel_knobs()
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "docs", "-q"],
@@ -158,6 +168,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
         snapshot(REPO_ROOT / "docs"),
         list(listener.hits),
         survivors(),
+        knobs_before,
+        kernel_knobs(),
     )
     yield run
     listener.close()
@@ -176,6 +188,19 @@ def test_hostile_pages_write_nothing_outside_their_sandbox(hostile: HostileRun) 
 def test_hostile_pages_print_no_secret(hostile: HostileRun) -> None:
     for secret in (TOKEN, SECRET, "canary-key-c3b8"):
         assert secret not in hostile.output
+    for root_only in ("/var/cache/debconf/passwords.dat", "/etc/security/opasswd"):
+        path = Path(root_only)
+        text = path.read_text(errors="replace").strip() if path.is_file() else ""
+        if len(text) > 8:  # only a file with content can show a leak
+            assert text[:60] not in hostile.output, f"{root_only} leaked"
+
+
+def test_hostile_pages_change_no_kernel_setting(hostile: HostileRun) -> None:
+    assert hostile.knobs_after == hostile.knobs_before
+
+
+def test_a_clone_of_a_huge_sandbox_is_refused(hostile: HostileRun) -> None:
+    assert "the gate copies at most 256 MiB" in hostile.output
 
 
 def test_hostile_pages_reach_no_listener(hostile: HostileRun) -> None:

@@ -86,9 +86,18 @@ def _shown_again() -> list[Path]:
     return sorted(p for p in wanted if any(p == h or h in p.parents for h in hidden))
 
 
-def _under_hidden(path: Path) -> bool:
-    roots = [Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)] + [Path.home()]
-    return any(root in path.parents for root in roots)
+def _traversable_parents(path: Path, made: set[Path]) -> list[str]:
+    """bwrap arguments making the folders between a hidden root (a tmpfs) and `path`, mode
+    0755, so that the page's user can reach what is bound at `path` (bwrap would make them
+    0700, for root alone)."""
+    roots = {Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)} | {Path.home()}
+    argv: list[str] = []
+    for parent in reversed(path.parents[:-1]):
+        if parent in made or parent in roots or not any(r in parent.parents for r in roots):
+            continue
+        argv += ["--perms", "0755", "--dir", str(parent)]
+        made.add(parent)
+    return argv
 
 
 def _own_cgroup(controller: str) -> Path | None:
@@ -181,13 +190,9 @@ class Jail:
                 argv += ["--ro-bind", "/dev/null", hidden]
         made: set[Path] = set()
         for path in (*_shown_again(), *shown):  # after the tmpfs that hid them, before the sandbox
-            # the folders between a hidden root and the path, traversable by the page's user
-            for parent in reversed(path.parents[:-1]):
-                hidden_root = str(parent) in (*HIDDEN_DIRS, str(Path.home()), PRIVATE_TMP)
-                if parent not in made and not hidden_root and _under_hidden(parent):
-                    argv += ["--perms", "0755", "--dir", str(parent)]
-                    made.add(parent)
+            argv += _traversable_parents(path, made)
             argv += ["--ro-bind", str(path), str(path)]
+        argv += _traversable_parents(self.writable, made)
         argv += ["--bind", str(self.writable), str(self.writable)]
         argv += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
         argv += ["--perms", "1777", "--size", str(TMPFS_SIZE), "--tmpfs", "/dev/shm"]  # noqa: S108

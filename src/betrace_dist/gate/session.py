@@ -224,6 +224,19 @@ class Session:
         """A file of the page, read by the gate itself (never through a link leading out)."""
         return self.inside(self.path(name), "read").read_text(encoding="utf-8", errors="replace")
 
+    def write(self, name: str, text: str, append: bool = False) -> Path:
+        """Write (or append) what a model printed to a file the page names (a redirect): the
+        gate's own write, so only inside the sandbox and never through a link."""
+        target = self.inside(self.path(name))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+        try:
+            with os.fdopen(os.open(target, flags, 0o644), "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise CommandError(f"cannot write '{name}': {exc.strerror}") from None
+        self.hand_over()
+        return target
+
     def save(self, name: str, text: str) -> Path:
         """Write a file the page gives (a titled block): only inside the sandbox."""
         target = self.inside(self.path(name))
@@ -241,6 +254,7 @@ class Session:
             from .checkers import require_tool
 
             require_tool("bwrap", BWRAP_HINT)  # skip with the reason; a failure in CI
+        self.hand_over()  # what the gate wrote since (a model's config files) is the page's too
         try:
             return self.jail.run(argv, cwd=self.cwd, env=env or self.env, timeout=self.timeout)
         except JailError as exc:
@@ -332,7 +346,8 @@ class Session:
                 raise CommandError(
                     f"cd: there is no directory '{self.shown(target)}' at this point of the page"
                 )
-            self.cwd = target.resolve()
+            # a guide works in the reader's clone or home: the gate reads files relative to cwd
+            self.cwd = self.inside(target, "change to")
             return
         if head == "export":
             for assignment in self.expand(cmd.words[1:]):

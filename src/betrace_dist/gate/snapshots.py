@@ -185,8 +185,8 @@ class Snapshots:
                 _remove(self.root / path, have.kind)
                 removed.add(path)
         for path, want in sorted(state.items()):
-            have = None if path in removed or _under(path, removed) else now.get(path)
-            self._put(path, want, have)
+            current = None if path in removed or _under(path, removed) else now.get(path)
+            self._put(path, want, current)
         known = scan(self.root, self._clock())
         for path, entry in known.items():
             if entry.kind == "f":  # every file now holds the content its state kept

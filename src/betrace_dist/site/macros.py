@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import REPO_ROOT
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE, ReleaseData, load_release_data, next_minor
 from . import artefact_tables, compose_defaults, tables
+from .links import links_leaving
 
 
 class ReleaseDataError(SystemExit):
@@ -32,6 +34,13 @@ def install(env: Any) -> None:
     """Called once per build (mkdocs-macros' on_config): `mkdocs serve` rebuilds in the same
     process, so the tables cached for the last build are dropped and the release data re-read."""
     forget_cached_tables()
+    site_root = Path(env.conf["config_file_path"]).parent
+    leaving = sorted({*links_leaving(site_root), *links_leaving(REPO_ROOT)})
+    if leaving:
+        raise ReleaseDataError(
+            "symbolic links leave the repository (a page could include the file they point "
+            "at, from the machine that builds the site): " + "; ".join(leaving)
+        )
     path = release_file(env)
     try:
         data = load_release_data(path)

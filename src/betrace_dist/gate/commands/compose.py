@@ -119,7 +119,8 @@ def _project(
             f"there is no Compose file in '{session.shown(session.cwd)}' at this point of the page"
         )
     env_path = session.path(env_file) if env_file else compose_file.parent / ".env"
-    lines = env_path.read_text(encoding="utf-8").splitlines() if env_path.is_file() else []
+    # the gate reads it itself: only a file of the page's (never /proc/self/environ, a host file)
+    lines = session.read(str(env_path)).splitlines() if env_path.is_file() else []
     # Variables the page exported override .env, as they do for the real `docker compose`.
     lines += [f"{k}={v}" for k, v in session.env.items() if k in session.exported]
     env_text = "\n".join(lines) + "\n"

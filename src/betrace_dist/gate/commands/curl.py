@@ -136,7 +136,7 @@ def _body(inv: Invocation, value: str) -> object:
         target = inv.session.path(value[1:])
         if not target.is_file():
             raise CommandError(f"curl reads the body from '{value[1:]}', which does not exist here")
-        value = target.read_text(encoding="utf-8")
+        value = inv.session.read(value[1:])  # only the page's own files
     try:
         return json.loads(value)
     except json.JSONDecodeError as exc:

@@ -206,7 +206,8 @@ def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> Hel
     values: dict[str, Any] = {}
     for path in _values_paths(inv, parsed):
         try:  # bounded: a values file written by a page may be an alias bomb
-            loaded = yamlio.safe_load(path.read_text(encoding="utf-8"), session.shown(path)) or {}
+            text = session.read(str(path))  # only the page's own files
+            loaded = yamlio.safe_load(text, session.shown(path)) or {}
         except ProblemsError as exc:
             raise CommandError(str(exc.problems[0])) from None
         problems = grafana_chart.validate_values(loaded)
@@ -514,9 +515,7 @@ def _offline(inv: Invocation, parsed: Parsed, binary: str) -> None:
     session.confine(inv.command, [])
     for operator, target in inv.command.redirects:
         # `helm template ... > manifests.yaml`: the reader gets the real output
-        path = session.path(session.expand([target])[0])
-        with path.open("a" if operator == ">>" else "w", encoding="utf-8") as handle:
-            handle.write(out)
+        session.write(session.expand([target])[0], out, append=operator == ">>")
 
 
 def _repo(inv: Invocation, parsed: Parsed, binary: str) -> None:

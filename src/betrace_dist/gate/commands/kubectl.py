@@ -406,12 +406,7 @@ def _write_redirects(inv: Invocation, output: str) -> None:
     """What the page sends to a file (`> secret.yaml`) is what kubectl printed."""
     inv.session.confine(inv.command, inv.argv)
     for operator, raw in inv.command.redirects:
-        target = inv.session.path(inv.session.expand([raw])[0])
-        if operator == ">>":
-            with target.open("a", encoding="utf-8") as handle:
-                handle.write(output)
-        else:
-            target.write_text(output, encoding="utf-8")
+        inv.session.write(inv.session.expand([raw])[0], output, append=operator == ">>")
 
 
 def _create(inv: Invocation, ns: str, args: Args) -> str | None:

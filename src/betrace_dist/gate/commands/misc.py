@@ -6,6 +6,7 @@ import re
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from ...release import load_release_data
 from ..isolation import Done
@@ -34,6 +35,12 @@ def git(inv: Invocation) -> None:
         )
         if target.exists():
             raise CommandError(f"git clone: '{inv.session.shown(target)}' already exists")
+        size = _tree_size(known[url])
+        if size > CLONE_LIMIT:  # apparent sizes: sparse files count at their full length
+            raise CommandError(
+                f"git clone: the clone would copy {size >> 20} MiB; the gate copies at most "
+                f"{CLONE_LIMIT >> 20} MiB for a page"
+            )
         shutil.copytree(known[url], target, symlinks=True)
         return
     if sub == "tag":
@@ -57,6 +64,14 @@ def git(inv: Invocation) -> None:
     ):
         return
     raise CommandError(f"git {sub} is not modelled")
+
+
+#: Largest tree the git model copies for a page's clone (the project is a few MiB).
+CLONE_LIMIT = 256 * 1024 * 1024
+
+
+def _tree_size(root: Path) -> int:
+    return sum(p.lstat().st_size for p in root.rglob("*") if not p.is_symlink())
 
 
 def python(inv: Invocation) -> Done:

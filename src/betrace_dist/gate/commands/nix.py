@@ -280,8 +280,9 @@ def _out_link(
         else:
             shutil.copy2(built, copy)
     target = inv.session.path(link)
-    inv.session.confine(inv.command, [link])
+    inv.session.inside(target.parent)  # the gate makes the link itself: only in the sandbox
     if target.is_symlink() or target.exists():
+        inv.session.inside(target, "replace")  # a link leading out is refused, not followed
         target.unlink()
     target.symlink_to(copy)
 
