@@ -1,7 +1,15 @@
 # OCI images of BeTrace, built from the packages the BeTrace source flake exports.
 #
 # Application code exports packages; this flake only consumes them (the project's ADR-011).
-# Linux only: dockerTools builds Linux images. Examples (from the repository root):
+# Linux only: dockerTools builds Linux images.
+#
+# The Nix alternative, not what the release publishes: the images workflow builds
+# docker/Dockerfile. Upstream's grafana-plugin package runs a plain `npm install` in its build
+# (grafana-betrace-app/flake.nix at the pinned commit), and Nix builds on Linux in a sandbox
+# without network, so grafana-plugin-image and plugin-init-image, which carry that package, fail
+# to build at this commit. Read from upstream's flake, not run. backend-image does not need it.
+#
+# Examples (from the repository root):
 #
 #   nix build ./docker#backend-image          # docker-archive tarball in ./result
 #   nix run ./docker#load-backend-image       # docker load
@@ -31,7 +39,7 @@
       # equals releases.yaml (version, registry, ports, plugin id).
       release = {
         version = "2.0.0";
-        # The BeTrace commit inputs.betrace.url pins (the images workflow checks the lock uses it).
+        # The BeTrace commit inputs.betrace.url pins (tests/artefacts/test_dockerfiles.py).
         upstreamCommit = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
         registry = "ghcr.io/betrace-hq/betrace";
         source = "https://github.com/betrace-hq/betrace";
@@ -271,7 +279,7 @@
         });
     in
     {
-      # Read by tests and by the images workflow (tag check); not a nixpkgs-style library.
+      # Read by tests (tests/artefacts/test_nix.py); not a nixpkgs-style library.
       lib = { inherit release; };
 
       packages = lib.genAttrs linuxSystems imagesFor;

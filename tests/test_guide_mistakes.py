@@ -72,6 +72,11 @@ CASES = [
         ["apps.<system>.backend", "go run", "#packages.<system>.backend"],
     ),
     (
+        "nix-run-system.md",
+        'nix run "github:',
+        ["attribute 'currentSystem' missing", "builtins.currentSystem needs --impure"],
+    ),
+    (
         "nix-tag-ref.md",
         "nix build github:",
         ["upstream has no tags yet", "pin the commit c5f17ae4"],

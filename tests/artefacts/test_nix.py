@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,38 @@ def test_wrong_by_name_shard_is_caught(repo_root: Path, tmp_path: Path) -> None:
         "nix/pkgs/by-name/bt/betrace-backend/package.nix: wrong shard 'bt' for 'betrace-backend'; "
         "expected nix/pkgs/by-name/be/betrace-backend/package.nix"
     ]
+
+
+# The submission guide's check for comments that mean nothing inside nixpkgs, and the words that
+# mark a comment as one about this repository or the submission.
+SUBMISSION_GUIDE = Path("docs/guides/submit-betrace-to-nixpkgs.md")
+LEFTOVER_GREP = "grep -nE '^#|release data|submission|submitter'"
+ABOUT_US = re.compile(r"release data|releases\.yaml|a test|distribution|submi|\.\./\.\./", re.I)
+
+
+def comments_the_grep_misses(text: str) -> list[str]:
+    """Comment lines about this repository that the guide's grep would not print."""
+    pattern = re.compile(r"^#|release data|submission|submitter")
+    return [
+        f"{number}: {line.strip()}"
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.lstrip().startswith("#") and ABOUT_US.search(line) and not pattern.search(line)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGES))
+def test_the_submission_guide_finds_every_comment_about_this_repository(
+    repo_root: Path, name: str
+) -> None:
+    assert LEFTOVER_GREP in (repo_root / SUBMISSION_GUIDE).read_text(encoding="utf-8")
+    text = (repo_root / PACKAGES[name]).read_text(encoding="utf-8")
+    assert comments_the_grep_misses(text) == []
+
+
+def test_a_comment_about_this_repository_the_grep_misses_is_caught(repo_root: Path) -> None:
+    text = (repo_root / PACKAGES["betrace-backend"]).read_text(encoding="utf-8")
+    broken = text.replace("  modRoot =", "  # See this distribution's tests.\n  modRoot =", 1)
+    assert comments_the_grep_misses(broken) == ["26: # See this distribution's tests."]
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGES))

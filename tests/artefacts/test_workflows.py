@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ruamel.yaml import YAML
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import workflows as wf
+from betrace_dist.release import ReleaseData
 
 EXPECTED = {"ci.yml", "images.yml", "flakehub.yml", "chart.yml", "docs.yml"}
 TEST_COMMAND = "make test"
@@ -182,10 +184,14 @@ HARDENING_BREAKS = [
      "job 'test' grants contents: write in a workflow that pull_request triggers"),
     ("ci.yml", "    permissions: {}\n    steps:", "    permissions: write-all\n    steps:",
      "job 'gate' grants write-all: write in a workflow that pull_request triggers"),
-    ("images.yml", f"{NIX_INSTALLER} # v22\n      - name: The tag",
+    ("images.yml", '          python-version: "3.11"\n      - name: Install the project',
+     '          python-version: "3.11"\n          token: ${{ secrets.GITHUB_TOKEN }}\n'
+     "      - name: Install the project",
+     "job 'build' hands secrets.GITHUB_TOKEN to actions/setup-python (with:)"),
+    ("flakehub.yml", f"{NIX_INSTALLER} # v22\n",
      f"{NIX_INSTALLER} # v22\n        with:\n"
-     "          github-token: ${{ secrets.GITHUB_TOKEN }}\n      - name: The tag",
-     "job 'build' hands secrets.GITHUB_TOKEN to DeterminateSystems/nix-installer-action (with:)"),
+     "          github-token: ${{ secrets.GITHUB_TOKEN }}\n",
+     "job 'publish' hands secrets.GITHUB_TOKEN to DeterminateSystems/nix-installer-action (with:)"),
     ("flakehub.yml", "          visibility: public\n",
      "          visibility: public\n        env:\n          TOKEN: ${{ github.token }}\n",
      "job 'publish' hands github.token to DeterminateSystems/flakehub-push (env:)"),
@@ -271,3 +277,104 @@ def test_a_checkout_of_upstream_at_the_tag_is_caught() -> None:
     assert broken != text
     (problem,) = unpinned_checkouts("flakehub.yml", YAML(typ="safe").load(broken))
     assert "at '${{ github.ref_name }}'; upstream has no tags" in problem
+
+
+# --- images.yml: Docker builds of docker/Dockerfile, fed by releases.yaml ------------------------
+
+IMAGES = REPO_ROOT / wf.WORKFLOWS / "images.yml"
+RELEASE_STEP = "The tag names the release, and the Dockerfile builds the pinned commit"
+BUILD_STEP = "Build and push one tag per architecture"
+# Each flag the build command must carry, and why.
+BUILD_FLAGS = {
+    "docker buildx build": "builds with BuildKit",
+    "--file docker/Dockerfile": "builds docker/Dockerfile",
+    '--target "$target"': "builds each image as its own Dockerfile target",
+    '--platform "linux/$ARCH"': "builds for the runner's architecture",
+    '--build-arg "BETRACE_COMMIT=$COMMIT"': "passes the pinned commit from releases.yaml",
+    '--build-arg "BETRACE_VERSION=$VERSION"': "passes the release version from releases.yaml",
+    '--tag "$ref-$ARCH"': "tags ref-ARCH, which the manifest job joins",
+    "--push": "pushes to the registry",
+}
+
+
+def step(path: Path, job: str, name: str) -> dict:  # type: ignore[type-arg]
+    workflow = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    steps = workflow["jobs"][job]["steps"]
+    found = [s for s in steps if s.get("name") == name]
+    assert found, f"{path.name}: job {job} has no step named {name!r}"
+    return found[0]  # type: ignore[no-any-return]
+
+
+def build_problems(path: Path) -> list[str]:
+    """What the build step of images.yml fails to do, one line per missing flag or input."""
+    build = step(path, "build", BUILD_STEP)
+    script = " ".join(line.strip().rstrip("\\") for line in build["run"].splitlines())
+    problems = [
+        f"{path.name}: step {BUILD_STEP!r} no longer {why} ({flag})"
+        for flag, why in BUILD_FLAGS.items()
+        if flag not in script
+    ]
+    wanted = {"IMAGES": "images", "COMMIT": "commit", "VERSION": "version"}
+    for var, output in wanted.items():
+        if build.get("env", {}).get(var) != f"${{{{ steps.release.outputs.{output} }}}}":
+            problems.append(f"{path.name}: {var} is not the release step's '{output}' output")
+    return problems
+
+
+def release_step(path: Path, tag: str) -> subprocess.CompletedProcess[str]:
+    """The release step's Python, run for real with the project's interpreter."""
+    run = step(path, "build", RELEASE_STEP)["run"]
+    script = run.split("<<'PY'\n", 1)[1].rsplit("PY\n", 1)[0]
+    return subprocess.run(
+        [sys.executable, "-"], input=script, env={**os.environ, "TAG": tag},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_images_workflow_reads_every_image_from_the_release_data(release_data: ReleaseData) -> None:
+    done = release_step(IMAGES, f"v{release_data.current.version}")
+    assert done.returncode == 0, done.stderr
+    outputs = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert outputs["commit"] == release_data.current.upstream.commit
+    assert outputs["version"] == release_data.current.version
+    images = dict(pair.split("=", 1) for pair in outputs["images"].split())
+    assert images == {
+        name: f"{release_data.project.registry}/{name}:{tag.tag}"
+        for name, tag in [
+            ("backend", release_data.current.images.backend),
+            ("grafana-plugin", release_data.current.images.grafana_plugin),
+            ("plugin-init", release_data.current.images.plugin_init),
+        ]
+    }
+
+
+def test_images_workflow_refuses_a_tag_that_is_not_the_release(release_data: ReleaseData) -> None:
+    done = release_step(IMAGES, "v0.0.1")
+    assert done.returncode == 1
+    want = f"the release is {release_data.current.version} but the tag is v0.0.1"
+    assert want in done.stderr, done.stderr
+    assert "images=" not in done.stdout
+
+
+def test_images_workflow_builds_the_dockerfile_with_the_release_args() -> None:
+    assert build_problems(IMAGES) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('              --build-arg "BETRACE_COMMIT=$COMMIT" \\\n', "",
+         "no longer passes the pinned commit from releases.yaml"),
+        ('--target "$target"', "--target backend",
+         "no longer builds each image as its own Dockerfile target"),
+        ("              --push \\\n", "", "no longer pushes to the registry"),
+        ("COMMIT: ${{ steps.release.outputs.commit }}",
+         "COMMIT: c5f17ae4a572472e1afa62fa32a6f5fbecb1718d",
+         "COMMIT is not the release step's 'commit' output"),
+    ],
+)  # fmt: skip
+def test_a_broken_images_build_is_reported(
+    repo_root: Path, tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    problems = build_problems(broken(repo_root, tmp_path, "images.yml", old, new, 1))
+    assert any(message in p for p in problems), problems

@@ -1,6 +1,6 @@
 # A flake that uses BeTrace from FlakeHub. "=X.Y.Z" pins exactly that release; "X.Y.*" would
-# follow its patch releases on `nix flake update`. It resolves only once the release is published
-# on FlakeHub, which has not happened yet.
+# follow its patch releases on `nix flake update`. It resolves once the release's tag has run this
+# repository's flakehub workflow, which publishes the pinned BeTrace commit under that version.
 {
   description = "Example: the BeTrace backend from FlakeHub";
 

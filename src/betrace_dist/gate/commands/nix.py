@@ -13,8 +13,9 @@ import shutil
 from pathlib import Path
 
 from ... import REPO_ROOT, backend_env, tools
-from ...artefacts.nix import Nix
+from ...artefacts.nix import EXPERIMENTAL, Nix
 from ..session import CommandError, Invocation, Session
+from ..shellwords import SUBSTITUTED
 from ..world import Listener, closest
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
@@ -207,9 +208,11 @@ def _words(args: list[str]) -> tuple[list[str], str | None]:
     return words, link
 
 
-def nix(inv: Invocation) -> None:
+def nix(inv: Invocation) -> str | None:
     words, link = _words(inv.argv[1:])
     sub = words[:2] if words[:1] == ["flake"] else words[:1]
+    if "--expr" in inv.argv and sub == ["eval"]:
+        return _eval_expr(inv)
     refs = words[len(sub) :]
     if (sub and sub[0] in ("hash", "store", "path-info", "log", "profile")) or sub == [
         "flake",
@@ -218,17 +221,55 @@ def nix(inv: Invocation) -> None:
         for ref in refs:
             if ref.startswith(("github:", "https://flakehub.com")):
                 _remote(inv, ref)
-        return
+        return None
     if not sub or sub[0] not in ("run", "build", "flake", "develop", "shell", "eval"):
         raise CommandError(f"nix {' '.join(sub)} is not modelled")
     for index, ref in enumerate(refs or ["."]):
-        built = _installable(inv, sub[0], ref)
+        built = _installable(inv, sub[0], _substituted(inv, ref))
         if built is None:
             continue
         if sub[0] == "build" and link is not None:
             _out_link(inv, link if index == 0 else f"{link}-{index}", *built)
         if sub[0] == "run" and built[1].rsplit(".", 1)[-1] in ("backend", "betrace-backend"):
             _backend_listens(inv, {}, f"nix run {ref}")
+    return None
+
+
+def _eval_expr(inv: Invocation) -> str:
+    """`nix eval --expr EXPR` (no flake): evaluated for real, with the page's flags, in its jail.
+    `--impure --raw --expr builtins.currentSystem` prints this machine's system."""
+    _require_nix(inv.session)
+    nix = _nix(inv.session)
+    assert nix is not None
+    proc = nix.run([nix.nix, *EXPERIMENTAL, *inv.argv[1:]])
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
+        hint = (
+            " (builtins.currentSystem needs --impure: pure evaluation does not see the machine)"
+            if "'currentSystem' missing" in proc.stderr
+            else ""
+        )
+        raise CommandError(f"nix eval fails: {' '.join(lines[-2:]) or proc.stderr.strip()}{hint}")
+    return str(proc.stdout)
+
+
+def _substituted(inv: Invocation, ref: str) -> str:
+    """A flake reference with a `$(...)` in it, such as
+    `#packages.$(nix eval --impure --raw --expr builtins.currentSystem).backend`: the value is
+    what that `nix eval` prints, evaluated for real. Other substitutions are not read."""
+    if SUBSTITUTED not in ref:
+        return ref
+    subs = inv.command.substitutions
+    evals = [s for s in subs if s.argv[:2] == ["nix", "eval"] and "--expr" in s.argv]
+    if len(subs) != 1 or len(evals) != 1:
+        shown = ", ".join(f"$({s.text})" for s in subs)
+        raise CommandError(
+            f"the flake reference takes a value from {shown}, which the Nix model does not read; "
+            "for the reader's system write $(nix eval --impure --raw --expr builtins.currentSystem)"
+        )
+    sub = evals[0]
+    value = _eval_expr(Invocation(inv.session.expand(sub.model_words), sub, inv.session))
+    return ref.replace(SUBSTITUTED, value.strip())
 
 
 def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[str, Path]] | None:

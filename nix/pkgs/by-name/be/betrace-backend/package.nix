@@ -10,17 +10,15 @@
 buildGoModule (finalAttrs: {
   pname = "betrace-backend";
   # Upstream has no tags or releases yet, so this is a snapshot of a commit, versioned the way
-  # nixpkgs versions untagged sources: 0-unstable-<commit date>. The commit is the one the
-  # distribution's release data pins (releases.yaml releases[0].upstream); a test keeps them equal.
+  # nixpkgs versions untagged sources: 0-unstable-<commit date>.
+  # The commit is the one the release data of BeTrace Distribution pins; a test keeps them equal.
   version = "0-unstable-2026-01-08";
 
   src = fetchFromGitHub {
     owner = "betrace-hq";
     repo = "betrace";
     rev = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
-    # Filled in on submission: the first build fails with "hash mismatch ... got: sha256-...";
-    # that value goes here (`nix flake prefetch github:betrace-hq/betrace/<rev>` prints it too).
-    # nixpkgs does not accept lib.fakeHash.
+    # Filled in on submission (`nix flake prefetch` prints it); nixpkgs refuses lib.fakeHash.
     hash = lib.fakeHash;
   };
 

@@ -17,7 +17,8 @@
 buildNpmPackage (finalAttrs: {
   pname = "grafana-betrace-app";
   # The plugin calls itself 0.1.0 (plugin.json), but upstream has no tags or releases: like the
-  # backend, this is a snapshot of the commit the release data pins, versioned the nixpkgs way.
+  # backend, this is a snapshot of a commit, versioned the nixpkgs way.
+  # The commit is the one the release data of BeTrace Distribution pins; a test keeps them equal.
   version = "0-unstable-2026-01-08";
 
   src = fetchFromGitHub {
@@ -30,7 +31,7 @@ buildNpmPackage (finalAttrs: {
 
   sourceRoot = "${finalAttrs.src.name}/grafana-betrace-app";
 
-  # Computed from grafana-betrace-app/package-lock.json by the first build (or prefetch-npm-deps).
+  # Filled in on submission: the first build computes it from grafana-betrace-app/package-lock.json.
   npmDepsHash = lib.fakeHash;
 
   # `npm run build` (buildNpmPackage's default build script) writes the plugin to dist/.
