@@ -227,6 +227,10 @@ class GrafanaChart(Model):
     chart: str
     version: SemVer
     app_version: SemVer
+    minimum: SemVer | None = Field(
+        default=None,
+        description="oldest chart version that renders the guide's values as written",
+    )
 
 
 class PinnedImage(Model):
