@@ -88,6 +88,26 @@ CASES = [
     ),
     ("make-gate-page.md", "make gate", ["there is no 'docs/guides/tarbal.md'"]),
     (
+        "docker-build-target.md",
+        "grafana-plugins",
+        ["has no stage 'grafana-plugins'", "did you mean 'grafana-plugin'", "stages: backend"],
+    ),
+    (
+        "docker-build-arg.md",
+        "BETRACE_REF",
+        ["declares no ARG 'BETRACE_REF'", "ARGs: BETRACE_COMMIT, BETRACE_VERSION"],
+    ),
+    (
+        "docker-push-unbuilt.md",
+        "push \"$REGISTRY/plugin-init",
+        ["'registry.example.com/betrace/plugin-init:2.0.0' was not built earlier on this page"],
+    ),
+    (
+        "git-clone-branch.md",
+        "git clone",
+        ["--branch main: the tag of this release is v2.0.0"],
+    ),
+    (
         "nix-otlp-scheme.md",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         ["betrace-backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT", "host:port with no scheme"],

@@ -227,6 +227,10 @@ class GrafanaChart(Model):
     chart: str
     version: SemVer
     app_version: SemVer
+    minimum: SemVer | None = Field(
+        default=None,
+        description="oldest chart version that renders the guide's values as written",
+    )
 
 
 class PinnedImage(Model):
@@ -448,6 +452,17 @@ class Release(Model):
         if unknown:
             raise ValueError(f"false_claims name unknown known issues: {', '.join(unknown)}")
         return self
+
+    @property
+    def published(self) -> bool:
+        """True once every BeTrace image of this release has a digest.
+
+        The publishing workflow (.github/workflows/images.yml, with the chart workflow on the
+        same tag) records the digests of the images it pushed, and the release's last step
+        copies them here: a digest is the one sign in the release data that the images and the
+        chart can be pulled. Pages state the status from this property (`release.published`)."""
+        images = (self.images.backend, self.images.grafana_plugin, self.images.plugin_init)
+        return all(image.digest for image in images)
 
     def known_issue(self, issue_id: str) -> KnownIssue:
         for issue in self.known_issues:

@@ -87,6 +87,7 @@ class World:
     helm_repos: dict[str, str] = field(default_factory=dict)
     listeners: dict[int, Listener] = field(default_factory=dict)
     compose_projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by project dir
+    images: dict[str, str] = field(default_factory=dict)  # tag -> how `docker build` made it
 
     def all_objects(self, namespace: str) -> list[K8sObject]:
         found = [o for r in self.releases.values() for o in r.objects if o.namespace == namespace]

@@ -224,7 +224,7 @@ def _model_heads(step: Step) -> set[str]:
 MODELLED = {
     "helm": "a Kubernetes cluster (real Helm, client-side dry run)",
     "kubectl": "a Kubernetes cluster (real kubectl, offline)",
-    "docker": "a Docker daemon (real Compose, configuration only)",
+    "docker": "a Docker daemon (real Compose, configuration only; builds from the Dockerfile)",
     "docker-compose": "a Docker daemon (real Compose, configuration only)",
     "curl": "the running services (ports and endpoints from the release data)",
     "nix": "upstream's flake and nixpkgs (real Nix, stand-in inputs)",

@@ -1,11 +1,23 @@
-"""`docker compose`: the real Compose binary validates the project the reader is in; the
-services, ports and programs a command names must exist."""
+"""`docker`: the real Compose binary validates the project the reader is in (the services, ports
+and programs a command names must exist); `docker pull`, `docker build` and `docker push` are
+models.
+
+There is no Docker daemon here, so nothing is built, pulled or pushed. `docker build` is checked
+against the Dockerfile in the page's sandbox: the file and the context directory must exist, the
+`--target` must be a stage of it and every `--build-arg` an ARG it declares (Docker itself only
+warns about an unused build arg); the tags it names are recorded. `docker push` must push a tag
+built earlier on the page. Whether the build succeeds (the network, the base images, the
+upstream source) and whether the registry accepts the push are not checked.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,26 +89,135 @@ _KNOWN = _SERVICE_ARGS | {
 
 
 def docker(inv: Invocation) -> None:
-    argv = inv.argv
-    if len(argv) >= 2 and argv[1] == "compose":
-        compose(inv, argv[2:])
-        return
-    if len(argv) >= 3 and argv[1] == "pull":
-        data = inv.session.release
-        known = [data.image_ref(n) for n in BETRACE_IMAGES]
-        known += [
-            getattr(data.current.observability, k).ref
-            for k in ("grafana", "tempo", "loki", "prometheus", "pyroscope", "otel_collector")
-        ]
-        if argv[2] not in known:
+    sub = inv.argv[1] if len(inv.argv) > 1 else ""
+    handler = _DOCKER.get(sub)
+    if handler is None:
+        raise CommandError(
+            f"docker {sub}: only `docker {' / '.join(_DOCKER)}` are modelled"
+            f"{closest(sub, list(_DOCKER))}"
+        )
+    handler(inv, inv.argv[2:])
+
+
+def _pull(inv: Invocation, args: list[str]) -> None:
+    if not args:
+        raise CommandError("docker pull: name an image")
+    data = inv.session.release
+    known = [data.image_ref(n) for n in BETRACE_IMAGES]
+    known += [
+        getattr(data.current.observability, k).ref
+        for k in ("grafana", "tempo", "loki", "prometheus", "pyroscope", "otel_collector")
+    ]
+    if args[0] not in known:
+        raise CommandError(
+            f"docker pull: '{args[0]}' is not an image of this release{closest(args[0], known)}"
+        )
+
+
+#: `docker build` options the model reads (no Docker binary here lists the rest in its --help)
+_BUILD_VALUE = frozenset({"-t", "--tag", "--target", "--build-arg", "-f", "--file", "--platform"})
+_BUILD_SWITCH = frozenset({"--pull", "--no-cache", "-q", "--quiet"})
+
+
+@dataclass
+class _Build:
+    tags: list[str] = field(default_factory=list)
+    target: str | None = None
+    build_args: list[str] = field(default_factory=list)
+    file: str | None = None
+    contexts: list[str] = field(default_factory=list)
+
+
+def _build_options(args: list[str]) -> _Build:
+    """The options of a `docker build` command line, split as Docker splits them."""
+    build = _Build()
+    i = 0
+    while i < len(args):
+        name, value = split_flag(args[i])
+        if not name.startswith("-") or name == "-":
+            build.contexts.append(args[i])
+        elif name in _BUILD_VALUE:
+            if value is None:
+                i += 1
+                if i >= len(args):
+                    raise CommandError(f"docker build: {name} needs a value")
+                value = args[i]
+            _set_build_option(build, name, value)
+        elif name not in _BUILD_SWITCH:
+            modelled = ", ".join(sorted(_BUILD_VALUE | _BUILD_SWITCH))
+            raise CommandError(f"docker build: option '{name}' is not modelled ({modelled})")
+        i += 1
+    if len(build.contexts) != 1:
+        raise CommandError("docker build: give exactly one context directory, such as `docker/`")
+    return build
+
+
+def _set_build_option(build: _Build, name: str, value: str) -> None:
+    if name in ("-t", "--tag"):
+        build.tags.append(value)
+    elif name == "--target":
+        build.target = value
+    elif name == "--build-arg":
+        build.build_args.append(value)
+    elif name in ("-f", "--file"):
+        build.file = value
+
+
+_STAGE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*\S+\s+AS\s+(\S+)\s*$", re.I | re.M)
+_ARG = re.compile(r"^\s*ARG\s+(.+)$", re.I | re.M)
+
+
+def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
+    session = inv.session
+    context = session.path(build.contexts[0])
+    if not context.is_dir():
+        raise CommandError(
+            f"docker build: the context '{build.contexts[0]}' is no directory at this point of "
+            "the page"
+        )
+    # Docker reads -f relative to the current directory, and Dockerfile in the context without it
+    dockerfile = session.path(build.file) if build.file else context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise CommandError(
+            f"docker build: there is no Dockerfile '{session.shown(dockerfile)}' at this point "
+            "of the page"
+        )
+    return dockerfile, session.read(str(dockerfile))
+
+
+def _build(inv: Invocation, args: list[str]) -> None:
+    build = _build_options(args)
+    dockerfile, text = _dockerfile(inv, build)
+    shown = inv.session.shown(dockerfile)
+    stages = [s.lower() for s in _STAGE.findall(text)]
+    if build.target is not None and build.target.lower() not in stages:
+        raise CommandError(
+            f"docker build: '{shown}' has no stage '{build.target}'"
+            f"{closest(build.target, stages)}; {listing('stages', stages)}"
+        )
+    declared = [w.split("=", 1)[0] for line in _ARG.findall(text) for w in line.split()]
+    for arg in build.build_args:
+        name = arg.split("=", 1)[0]
+        if name not in declared:
             raise CommandError(
-                f"docker pull: '{argv[2]}' is not an image of this release{closest(argv[2], known)}"
+                f"docker build: '{shown}' declares no ARG '{name}'{closest(name, declared)}; "
+                f"{listing('ARGs', sorted(set(declared)))}"
             )
-        return
-    sub = argv[1] if len(argv) > 1 else ""
-    raise CommandError(
-        f"docker {sub}: only `docker compose ...` and `docker pull IMAGE` are modelled"
-    )
+    made = f"docker build --target {build.target or '(the last stage)'}"
+    for tag in build.tags:
+        inv.session.world.images[tag] = made
+
+
+def _push(inv: Invocation, args: list[str]) -> None:
+    refs = [a for a in args if not a.startswith("-")]
+    if len(refs) != 1:
+        raise CommandError("docker push: name one image, with its tag")
+    built = list(inv.session.world.images)
+    if refs[0] not in built:
+        raise CommandError(
+            f"docker push: '{refs[0]}' was not built earlier on this page{closest(refs[0], built)}"
+            f"; {listing('built', built)}"
+        )
 
 
 def docker_compose_v1(inv: Invocation) -> None:
@@ -254,5 +375,13 @@ def compose(inv: Invocation, args: list[str]) -> None:  # noqa: C901
                 f"the {positional[0]} image has no '{program}' ({contents.source}); it has: {has}"
             )
 
+
+#: `docker SUBCOMMAND` handlers
+_DOCKER: dict[str, Callable[[Invocation, list[str]], None]] = {
+    "compose": lambda inv, args: compose(inv, args),
+    "pull": _pull,
+    "build": _build,
+    "push": _push,
+}
 
 MODELS = {"docker": docker, "docker-compose": docker_compose_v1}

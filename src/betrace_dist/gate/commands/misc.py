@@ -12,36 +12,73 @@ from ...release import load_release_data
 from ..isolation import Done
 from ..session import REAL, CommandError, Invocation
 from ..world import closest
+from .flags import split_flag
+
+#: `git clone` options that take a value; every other option is taken as a switch
+_CLONE_VALUE = frozenset({"-b", "--branch", "--depth", "-o", "--origin"})
+
+
+def _clone_words(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The valued options (by long name) and the positional words of `git clone ...`."""
+    options: dict[str, str] = {}
+    words: list[str] = []
+    i = 0
+    while i < len(argv):
+        name, value = split_flag(argv[i])
+        if name in _CLONE_VALUE:
+            if value is None:
+                i += 1
+                if i >= len(argv):
+                    raise CommandError(f"git clone: {name} needs a value")
+                value = argv[i]
+            options[{"-b": "--branch", "-o": "--origin"}.get(name, name)] = value
+        elif not name.startswith("-"):
+            words.append(argv[i])
+        i += 1
+    return options, words
+
+
+def _clone(inv: Invocation, argv: list[str]) -> None:
+    options, urls = _clone_words(argv)
+    if not urls:
+        raise CommandError("git clone needs a URL")
+    data = inv.session.release
+    url = urls[0].removesuffix(".git")
+    known = {data.project.distribution_repository: inv.session.repo}
+    if url not in known:
+        raise CommandError(
+            f"git clone: '{url}' is not this project's repository "
+            f"({data.project.distribution_repository})"
+        )
+    want = f"v{data.current.version}"
+    if "--branch" in options and options["--branch"] != want:
+        raise CommandError(
+            f"git clone --branch {options['--branch']}: the tag of this release is {want}; "
+            "the page's files are the ones of that tag"
+        )
+    depth = options.get("--depth", "1")
+    if not depth.isdigit() or int(depth) < 1:
+        raise CommandError(f"git clone --depth {depth}: not a positive number")
+    # the gate writes the copy itself: only inside the page's sandbox (second line)
+    target = inv.session.inside(
+        inv.session.path(urls[1] if len(urls) > 1 else url.rsplit("/", 1)[-1])
+    )
+    if target.exists():
+        raise CommandError(f"git clone: '{inv.session.shown(target)}' already exists")
+    size = _tree_size(known[url])
+    if size > CLONE_LIMIT:  # apparent sizes: sparse files count at their full length
+        raise CommandError(
+            f"git clone: the clone would copy {size >> 20} MiB; the gate copies at most "
+            f"{CLONE_LIMIT >> 20} MiB for a page"
+        )
+    shutil.copytree(known[url], target, symlinks=True)
 
 
 def git(inv: Invocation) -> None:
     argv = inv.argv
     sub = argv[1] if len(argv) > 1 else ""
-    data = inv.session.release
     if sub == "clone":
-        urls = [a for a in argv[2:] if not a.startswith("-")]
-        if not urls:
-            raise CommandError("git clone needs a URL")
-        url = urls[0].removesuffix(".git")
-        known = {data.project.distribution_repository: inv.session.repo}
-        if url not in known:
-            raise CommandError(
-                f"git clone: '{url}' is not this project's repository "
-                f"({data.project.distribution_repository})"
-            )
-        # the gate writes the copy itself: only inside the page's sandbox (second line)
-        target = inv.session.inside(
-            inv.session.path(urls[1] if len(urls) > 1 else url.rsplit("/", 1)[-1])
-        )
-        if target.exists():
-            raise CommandError(f"git clone: '{inv.session.shown(target)}' already exists")
-        size = _tree_size(known[url])
-        if size > CLONE_LIMIT:  # apparent sizes: sparse files count at their full length
-            raise CommandError(
-                f"git clone: the clone would copy {size >> 20} MiB; the gate copies at most "
-                f"{CLONE_LIMIT >> 20} MiB for a page"
-            )
-        shutil.copytree(known[url], target, symlinks=True)
+        _clone(inv, argv[2:])
         return
     if sub == "tag":
         tags = [a for a in argv[2:] if re.fullmatch(r"v?\d+\.\d+\.\d+.*", a)]
