@@ -10,6 +10,7 @@ ratios that carry over between machines:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -236,3 +237,53 @@ def perf_instructions(path: str) -> str:
     if "not supported" in text or "not counted" in text or done.returncode != 0:
         return f"not supported here ({text.splitlines()[-1] if text else done.returncode})"
     return "supported"
+
+
+_JAIL_SCRIPT = """
+import json, statistics, sys, tempfile, time
+from pathlib import Path
+from betrace_dist.gate.isolation import Jail, hand_over, run_bounded
+runs = int(sys.argv[1])
+box = Path(tempfile.mkdtemp(prefix="bench-jail-"))
+hand_over(box)
+jail = Jail(box, time.monotonic() + 600)
+env = {"PATH": "/usr/bin:/bin"}
+jail.run(["true"], box, env, 30)  # warm-up: makes the page's network namespace and cgroups
+def timed(run):
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+jailed = [timed(lambda: jail.run(["true"], box, env, 30)) for _ in range(runs)]
+plain = [timed(lambda: run_bounded(["true"], box, env, 30)) for _ in range(runs)]
+jail.close()
+print(json.dumps({"runs": runs, "jailed_ms": 1000 * statistics.median(jailed),
+                  "plain_ms": 1000 * statistics.median(plain)}))
+"""
+
+
+def jail_overhead(python: str, env: dict[str, str], cwd: Path, runs: int = 30) -> dict[str, Any]:
+    """What the isolation adds to one command: `true` run in the page's jail (bwrap, nsenter,
+    prlimit, setpriv, cgroups) against `true` run plainly, medians of `runs` each."""
+    done = subprocess.run(
+        [python, "-c", _JAIL_SCRIPT, str(runs)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        return {"error": (done.stderr or done.stdout).strip()[-300:]}
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["overhead_ms"] = round(result["jailed_ms"] - result["plain_ms"], 2)
+    return result
+
+
+def isolation_per_block(jail: dict[str, Any], tools: dict[str, Any], blocks: int) -> float | None:
+    """Milliseconds the isolation adds per block: its overhead per command times the jailed
+    commands of the gate run (every jailed command starts with prlimit), divided by blocks."""
+    calls = (tools.get("prlimit") or {}).get("calls")
+    if "overhead_ms" not in jail or not calls or not blocks:
+        return None
+    return round(jail["overhead_ms"] * calls / blocks, 2)

@@ -484,11 +484,19 @@ def measure(bench: Bench, args: argparse.Namespace, report: dict[str, Any], save
         calls = baselines.tool_calls(bench.root, bench.keep, bench.py)
         base["tools"] = baselines.tool_units(calls, env, bench.root, args.runs)
         base["sybil_parse_only"] = bench.sybil_parse_only(args.runs)
+        base["jail"] = baselines.jail_overhead(bench.py, env, bench.root)
         print(f"  baselines: {json.dumps(base['python_startup'])}", flush=True)
+        print(f"  isolation, one command: {json.dumps(base['jail'])}", flush=True)
         save()
     if "gate" in parts:
         report["gate"] = bench.gate(args.runs)
         report["profile_tools"] = report["gate"][WARM]["tools"]
+        blocks = int(report["gate"][WARM]["profile"].get("blocks") or 0)
+        per_block = baselines.isolation_per_block(
+            report["baselines"].get("jail", {}), report["profile_tools"], blocks
+        )
+        report["isolation_ms_per_block"] = per_block
+        print(f"  isolation per block: {per_block} ms", flush=True)
         save()
     if "cprofile" in parts:
         report["cprofile"] = bench.cprofile()

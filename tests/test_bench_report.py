@@ -250,3 +250,11 @@ def test_a_fresh_clone_state_has_no_project_bytecode(tmp_path: Path) -> None:
     bench_site.remove_bytecode(tmp_path)
     assert not cache.exists()
     assert venv_cache.exists()  # the venv is what a reader installed: left alone
+
+
+def test_isolation_per_block_prices_each_jailed_command() -> None:
+    jail = {"overhead_ms": 10.0}
+    tools = {"prlimit": {"calls": 300}, "helm": {"calls": 20}}
+    assert baselines.isolation_per_block(jail, tools, 150) == 20.0
+    assert baselines.isolation_per_block({"error": "no bwrap"}, tools, 150) is None
+    assert baselines.isolation_per_block(jail, {}, 150) is None
