@@ -99,7 +99,7 @@ CASES = [
     ),
     (
         "docker-push-unbuilt.md",
-        "push \"$REGISTRY/plugin-init",
+        'push "$REGISTRY/plugin-init',
         ["'registry.example.com/betrace/plugin-init:2.0.0' was not built earlier on this page"],
     ),
     (

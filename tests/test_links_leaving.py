@@ -10,7 +10,7 @@ from betrace_dist.site.links import links_leaving
 
 from .conftest import copy_site, run_mkdocs, run_pytest
 
-SECRET = "canary-outside-6e1f"  # noqa: S105 - a canary, not a credential
+SECRET = "canary-outside-6e1f"  # noqa: S105  secrets-scan: allow a canary the test plants
 
 
 def leaky_site(tmp_path: Path) -> Path:

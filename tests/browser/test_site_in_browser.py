@@ -21,6 +21,7 @@ import pytest
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.collect import GATES, Gate
 from betrace_dist.release import ReleaseData
+from betrace_dist.site.badge import LABELS
 
 from .conftest import VERSIONS, Build, Served
 
@@ -51,6 +52,7 @@ COLLECT = """() => {
       .map((a) => a.href),
     // textContent, not innerText: blocks in a closed admonition are not rendered until opened
     code: [...document.querySelectorAll("pre > code")].map((c) => c.textContent),
+    inline_code: [...document.querySelectorAll(":not(pre) > code")].map((c) => c.textContent),
     title: document.querySelector(".md-content h1")?.innerText ?? "",
     note: note ? note.innerText : null,
     scheme: document.body.getAttribute("data-md-color-scheme"),
@@ -275,8 +277,9 @@ def test_releases_page_shows_the_current_release(
 ) -> None:
     visit = visits[("reference/releases/", "light")]
     assert f"BeTrace {release_data.current.version}" in visit.data["text"]
+    # the images table names each image (a `docker pull` block appears once they are published)
     backend = release_data.image_ref("backend")
-    assert any(backend in code for code in visit.data["code"]), visit.data["code"]
+    assert backend in visit.data["inline_code"] + visit.data["code"], visit.data["inline_code"]
 
 
 def test_every_internal_link_and_anchor_resolves(
@@ -343,8 +346,8 @@ def test_verified_note_sits_under_the_title_of_pages_with_blocks(
         assert f"for BeTrace {release_data.current.version}: " in note, note
         assert "ran for real" in note and "checked against a model" in note, note
         counts = Counter(entry.status for _, entry, _ in result.items)
-        for status in ("run", "verified", "skipped"):
-            assert f"{counts.get(status, 0)} {status}" in note, (visit.name, note)
+        for status, label in LABELS.items():
+            assert f"{counts.get(status, 0)} {label}" in note, (visit.name, note)
 
 
 # -- interactions ------------------------------------------------------------------------------
@@ -413,14 +416,14 @@ def test_copy_button_copies_the_block_as_the_gate_checked_it(
     light: Any, served: Served, gate: Gate
 ) -> None:
     page = light.new_page()
-    page.goto(served.version_url("dev", "reference/releases/"), wait_until="networkidle")
+    page.goto(served.version_url("dev", "reference/security/"), wait_until="networkidle")
     block = page.locator("div.highlight").first
     block.hover()
     block.locator("button[data-md-type=copy]").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     shown = block.locator("code").inner_text()
     page.close()
-    bodies = [b.body for b, _, _ in gate.analyse(source_of("reference/releases/")).items]
+    bodies = [b.body for b, _, _ in gate.analyse(source_of("reference/security/")).items]
     assert copied.strip() == shown.strip()
     assert copied.strip() in [body.strip() for body in bodies], (copied, bodies)
 

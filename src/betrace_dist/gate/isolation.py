@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import REPO_ROOT, tools
+from .. import GATE_SOURCE, REPO_ROOT, tools
 
 #: Bytes of stdout (and of stderr) a command may print before it is stopped.
 OUTPUT_LIMIT = 8 * 1024 * 1024
@@ -82,6 +82,7 @@ def _shown_again() -> list[Path]:
     installation the gate runs on (pyenv keeps it under /root), its virtualenv, the project and
     its tools (a test may run the gate on a copy of the project under /tmp)."""
     wanted = {Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT, tools.TOOLS_BIN.resolve()}
+    wanted.add(GATE_SOURCE)
     hidden = [Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)] + [Path.home()]
     return sorted(p for p in wanted if any(p == h or h in p.parents for h in hidden))
 

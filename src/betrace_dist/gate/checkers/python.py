@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import pytest
 from pytest_examples import CodeExample, EvalExample
 
+from ... import GATE_SOURCE
 from ..lexer import Block
 from . import CheckFailure, Context, Status
 
@@ -54,7 +55,13 @@ def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
     spec, result = scratch / "block.json", scratch / "result.json"
     spec.write_text(json.dumps({"source": source, "page": page}), encoding="utf-8")
     session.hand_over(scratch)  # the block runs as the page's user and writes its result here
-    argv = [sys.executable, "-I", "-m", "betrace_dist.gate.pyrun", str(spec), str(result)]
+    # the gate's own runner (never the page's copy of it), from the source the gate runs on;
+    # -I keeps the outer environment and the page's directory off sys.path
+    runner = (
+        f"import runpy, sys; sys.path.insert(0, {str(GATE_SOURCE)!r}); "
+        "runpy.run_module('betrace_dist.gate.pyrun', run_name='__main__', alter_sys=True)"
+    )
+    argv = [sys.executable, "-I", "-c", runner, str(spec), str(result)]
     try:
         done = session.process(argv)
     except CommandError as exc:

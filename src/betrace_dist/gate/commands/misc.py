@@ -140,7 +140,9 @@ def betrace_dist(inv: Invocation, args: list[str] | None = None) -> Done:
 def _run_project(inv: Invocation, args: list[str]) -> Done:
     """The project's command, run for real in the page's jail: what it printed is returned, so
     a console block compares the output it shows."""
-    done = inv.session.process([sys.executable, *args])
+    # the page's copy of the project: its own source, as a reader's clone would run it
+    env = inv.session.env | {"PYTHONPATH": str(inv.session.repo / "src")}
+    done = inv.session.process([sys.executable, *args], env=env)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise CommandError(f"failed with exit code {done.returncode}: {' '.join(detail[-3:])}")
