@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import pytest
 from betrace_dist import REPO_ROOT, tools
 
 from .conftest import FIXTURES, copy_site, require_tool
+from .test_safety import Listener
 
 pytestmark = pytest.mark.slow
 
@@ -45,38 +45,9 @@ MARKERS = [f"sleep {n}" for n in range(3071, 3078)]  # the sleeps the pages try 
 COMMAND_TIMEOUT = 5  # seconds per command for this run, so the hang ends quickly
 
 
-class Listener:
-    """127.0.0.1:<port>, recording every connection."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.hits: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self.sock.getsockname()[1])
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, peer = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.close()
-            self.hits.append(repr(peer))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
+def loopback_listener() -> Listener:
+    """127.0.0.1:<port>, recording every connection (the safety test's listener)."""
+    return Listener("hostile", socket.AF_INET, ("127.0.0.1", 0))
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -137,7 +108,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
         folder.mkdir(parents=True)
     (home / ".ssh" / "id_ed25519").write_text(SSH_KEY)
     (canary / "secret.txt").write_text(SECRET)
-    listener = Listener()
+    listener = loopback_listener()
     site = copy_site(tmp_path_factory.mktemp("hostile"), PAGES, source=HOSTILE)
     tokens = {"@CANARY@": str(canary), "@HOME@": str(home), "@PORT@": str(listener.port)}
     tokens["@REPO@"] = str(REPO_ROOT)
@@ -251,7 +222,7 @@ def test_binary_output_is_decoded_not_a_crash(hostile: HostileRun) -> None:
 def test_control_the_attacks_do_escape_without_the_jail(tmp_path: Path) -> None:
     """Control: run plainly (not by the gate), the Python attacks of python.md do write the
     canary and reach the listener, so the containment above is the jail's doing."""
-    listener = Listener()
+    listener = loopback_listener()
     canary = tmp_path / "canary"
     canary.mkdir()
     text = (HOSTILE / "docs" / "python.md").read_text(encoding="utf-8")

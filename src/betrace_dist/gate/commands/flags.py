@@ -81,3 +81,20 @@ def split_flag(arg: str) -> tuple[str, str | None]:
         name, _, value = arg.partition("=")
         return name, value
     return arg, None
+
+
+class FlagQueries:
+    """What a parsed command line answers about its flags (`self.flags`: (name, value) pairs in
+    order): the last value of a flag, or all of them. Shared by the Helm and kubectl models."""
+
+    flags: list[tuple[str, str | None]]
+
+    def get(self, *names: str) -> str | None:
+        found = None
+        for name, value in self.flags:
+            if name in names:
+                found = value
+        return found
+
+    def all(self, *names: str) -> list[str]:
+        return [v for n, v in self.flags if n in names and v is not None]

@@ -24,7 +24,7 @@ from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
-from .flags import accepted, split_flag
+from .flags import FlagQueries, accepted, split_flag
 
 _VALUE_FLAGS = {"-n", "--namespace", "-f", "--values", "--set", "--set-string", "--set-file"}
 _VALUE_FLAGS |= {"--set-json", "--version", "--timeout", "--kube-context", "--kubeconfig", "-o"}
@@ -45,7 +45,7 @@ def _helm(session: Session, binary: str, args: list[str]) -> str:
     return done.stdout
 
 
-class Parsed:
+class Parsed(FlagQueries):
     """A helm command line: subcommand words, positionals and flags (in order)."""
 
     def __init__(
@@ -73,15 +73,6 @@ class Parsed:
                 self.positional.append(rest[i])
             i += 1
 
-    def get(self, *names: str) -> str | None:
-        found = None
-        for name, value in self.flags:
-            if name in names:
-                found = value
-        return found
-
-    def all(self, *names: str) -> list[str]:
-        return [v for n, v in self.flags if n in names and v is not None]
 
     def has(self, name: str) -> bool:
         return any(n == name for n, _ in self.flags)

@@ -26,7 +26,7 @@ from ... import backend_env, tools, yamlio
 from ...errors import ProblemsError
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
-from .flags import Options, help_text, options, parse_help
+from .flags import FlagQueries, Options, help_text, options, parse_help
 
 KINDS = {
     "pod": "Pod",
@@ -209,22 +209,13 @@ def _jsonpath_secret(obj: K8sObject, jsonpath: str) -> None:
 
 
 @dataclass
-class Args:
+class Args(FlagQueries):
     """A kubectl command line: its subcommand path, positionals and flags (in order)."""
 
     path: list[str] = field(default_factory=list)  # e.g. ["rollout", "status"]
     positional: list[str] = field(default_factory=list)
     flags: list[tuple[str, str | None]] = field(default_factory=list)
 
-    def get(self, *names: str) -> str | None:
-        found = None
-        for name, value in self.flags:
-            if name in names:
-                found = value
-        return found
-
-    def all(self, *names: str) -> list[str]:
-        return [v for n, v in self.flags if n in names and v is not None]
 
     def has(self, *names: str) -> bool:
         return any(n in names for n, _ in self.flags)
