@@ -149,6 +149,12 @@ def _limits(cgroups: list[Path]) -> list[str]:
     return prefix
 
 
+def give(path: Path) -> None:
+    """One path (a link itself, never what it points at) to the page's user."""
+    if os.lstat(path).st_uid != PAGE_UID:
+        os.lchown(path, PAGE_UID, PAGE_GID)
+
+
 def hand_over(root: Path, keep: frozenset[str] = frozenset()) -> None:
     """Give what the gate wrote under `root` to the page's user, so the page can change it as
     it would change files of its own; directories stay traversable by the gate (0755). Entries

@@ -142,8 +142,18 @@ class Session:
         }
 
     def hand_over(self, path: Path | None = None) -> None:
-        """Give what the gate wrote in the sandbox to the page's user (see isolation.hand_over)."""
-        isolation.hand_over(path or self.tmp, keep=frozenset({GATE_DIR}))
+        """Give what the gate wrote in the sandbox to the page's user (see isolation.hand_over):
+        the whole sandbox, or one path the gate just wrote and the folders it made for it."""
+        if path is None:
+            isolation.hand_over(self.tmp, keep=frozenset({GATE_DIR}))
+            return
+        for parent in reversed(path.parents):  # folders the gate made on the way
+            if self.tmp in parent.parents:
+                isolation.give(parent)
+        if path.is_dir() and not path.is_symlink():
+            isolation.hand_over(path)
+        else:
+            isolation.give(path)
 
     def close(self) -> None:
         if self.live is not None:
@@ -234,7 +244,7 @@ class Session:
                 handle.write(text)
         except OSError as exc:
             raise CommandError(f"cannot write '{name}': {exc.strerror}") from None
-        self.hand_over()
+        self.hand_over(target)
         return target
 
     def save(self, name: str, text: str) -> Path:
@@ -244,7 +254,7 @@ class Session:
             raise CommandError(f"'{name}' exists and is not a plain file")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-        self.hand_over()
+        self.hand_over(target)
         return target
 
     # -- running -----------------------------------------------------------------------------
@@ -254,7 +264,6 @@ class Session:
             from .checkers import require_tool
 
             require_tool("bwrap", BWRAP_HINT)  # skip with the reason; a failure in CI
-        self.hand_over()  # what the gate wrote since (a model's config files) is the page's too
         try:
             return self.jail.run(argv, cwd=self.cwd, env=env or self.env, timeout=self.timeout)
         except JailError as exc:
@@ -368,7 +377,6 @@ class Session:
                 "<!-- gate: skip: <reason> -->"
             )
         self.printed.append(model(Invocation(argv, cmd, self)))
-        self.hand_over()  # what a model wrote for the page (a redirect, a link) is the page's
 
 
 @cache

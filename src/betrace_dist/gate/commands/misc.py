@@ -72,6 +72,7 @@ def _clone(inv: Invocation, argv: list[str]) -> None:
             f"{CLONE_LIMIT >> 20} MiB for a page"
         )
     shutil.copytree(known[url], target, symlinks=True)
+    inv.session.hand_over(target)  # the page's clone is the page's (it runs as nobody)
 
 
 def git(inv: Invocation) -> None:

@@ -326,6 +326,8 @@ def _out_link(
         inv.session.inside(target, "replace")  # a link leading out is refused, not followed
         target.unlink()
     target.symlink_to(copy)
+    inv.session.hand_over(copy)
+    inv.session.hand_over(target)
 
 
 def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> None:
