@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from functools import total_ordering
 from pathlib import Path
@@ -607,11 +608,25 @@ def _not_a_mapping(path: Path, root: object) -> Problem:
     return Problem(path, line, f"the top level is a {kind}, but it must be {expected}")
 
 
+#: Valid release data by (file, content digest): a site build loads it for the pages and again
+#: for the gate's note under each title; ReleaseData is frozen, so sharing it is safe. Any change
+#: to the file (mkdocs serve) changes the key.
+_LOADED: dict[tuple[str, str], ReleaseData] = {}
+
+
 def load_release_data(path: Path = RELEASES_FILE) -> ReleaseData:
     """Load and validate the release data, or raise ProblemsError listing every problem."""
     path = Path(path)
     if not path.is_file():
         raise ProblemsError([Problem(path, None, "release data file not found")])
+    key = (str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest())
+    if key not in _LOADED:
+        _LOADED.clear()  # one file in use at a time; tests load many copies
+        _LOADED[key] = _load(path)
+    return _LOADED[key]
+
+
+def _load(path: Path) -> ReleaseData:
     root = load_with_lines(path)
     if not isinstance(root, dict):
         raise ProblemsError([_not_a_mapping(path, root)])
