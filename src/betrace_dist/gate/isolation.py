@@ -58,6 +58,8 @@ DROP += ["--no-new-privs", "--"]
 HIDDEN_DIRS = ("/root", "/home", "/run", "/var/run", "/etc/ssh", "/var/lib/docker", "/srv")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 
+#: The gate's own folder in a page's sandbox (live-tier logs): the page's user cannot write it.
+GATE_DIR = ".gate"
 #: Replaced by an empty tmpfs of the jail's own: a page sees nothing of the host's /tmp.
 PRIVATE_TMP = "/tmp"  # noqa: S108 - named to be hidden, never written
 BWRAP_HINT = "apt-get install bubblewrap: pages run only inside its jail"

@@ -21,7 +21,7 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from .session import Session
     from .world import Listener
 
+from .isolation import GATE_DIR
+
 ENV_VAR = "BETRACE_LIVE_BACKEND"
-GATE_DIR = ".gate"  # session.GATE_DIR (not imported: session imports this module)
 #: Seconds the real backend gets to answer its health check after it starts.
 START_TIMEOUT = 15.0
 #: Variables the gate sets itself whatever the artefact says, because the artefact's value names
@@ -95,8 +96,6 @@ class LiveBackend:
     proc: subprocess.Popen[bytes] | None = None
     port: int | None = None
     log: Path | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    ran: list[Ran] = field(default_factory=list)
     starts: int = 0
 
     def ensure(self, listener: Listener) -> None:
@@ -117,7 +116,6 @@ class LiveBackend:
         env = {k: v for k, v in listener.env.items() if k not in _ADAPTED}
         env |= {"BETRACE_DATA_DIR": str(data), "BETRACE_PORT_BACKEND": str(listener.port)}
         env |= {k: self.session.env[k] for k in ("PATH", "HOME", "LANG", "TMPDIR")}
-        self.env = env
         self.port = listener.port
         self.proc = self.session.jail.start([str(prog)], data, env, self.log, shown=[prog])
         self._wait_healthy()

@@ -29,13 +29,11 @@ from pathlib import Path
 from .. import REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
 from . import isolation, live, profile
-from .isolation import BWRAP_HINT, Done, Jail, JailError
+from .isolation import BWRAP_HINT, GATE_DIR, Done, Jail, JailError
 from .shellwords import Command
 from .snapshots import Manifest, Snapshots, scan
 from .world import World
 
-#: The gate's own folder in a page's sandbox (live-tier logs): the gate's, never the page's.
-GATE_DIR = ".gate"
 #: Wall-clock time one page may take in all (each command has its own, shorter limit too).
 PAGE_TIMEOUT = 600.0
 

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from ... import tools
 from ..lexer import Block
+from ..update import ELLIPSIS  # one spelling of "any value" for compare and update
 from . import CheckFailure, Context, Status
 
 #: ShellCheck rules the guides opt out of, each with the reason.
@@ -246,9 +247,6 @@ def _ran(head: str) -> bool:
     return head in _RUN_FOR_REAL or (head == "curl" and live.program() is not None)
 
 
-ELLIPSIS = "..."
-
-
 def _compare_or_update(step: Step, printed: str, ctx: Context) -> None:
     """Compare the shown output; under --update-outputs queue a rewrite instead of failing."""
     from .. import update
@@ -258,8 +256,7 @@ def _compare_or_update(step: Step, printed: str, ctx: Context) -> None:
     except CheckFailure:
         if not update.enabled() or ctx.source_line is None:
             raise
-        shown = [line.rstrip() for line in step.output or []]
-        actual = [line.rstrip() for line in printed.rstrip("\n").split("\n")] if printed else []
+        shown, actual = _lines(step, printed)
         first = ctx.source_line(step.output_line)
         last = ctx.source_line(step.output_line + len(shown) - 1)
         try:
@@ -295,11 +292,17 @@ def _same_json(shown: str, actual: str) -> bool:
         return False
 
 
+def _lines(step: Step, printed: str) -> tuple[list[str], list[str]]:
+    """The output a step shows and what its command printed, line by line, ends trimmed."""
+    shown = [line.rstrip() for line in step.output or []]
+    actual = [line.rstrip() for line in printed.rstrip("\n").split("\n")] if printed else []
+    return shown, actual
+
+
 def compare(step: Step, printed: str) -> None:
     """The output a console block shows must be what its command printed; `...` is any lines,
     and a JSON line is compared as JSON (see json_matches)."""
-    shown = [line.rstrip() for line in step.output or []]
-    actual = [line.rstrip() for line in printed.rstrip("\n").split("\n")] if printed else []
+    shown, actual = _lines(step, printed)
     if ELLIPSIS not in shown and len(shown) == len(actual):
         shown = [
             a if s != a and _same_json(s, a) else s for s, a in zip(shown, actual, strict=True)

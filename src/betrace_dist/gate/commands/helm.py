@@ -73,7 +73,6 @@ class Parsed(FlagQueries):
                 self.positional.append(rest[i])
             i += 1
 
-
     def has(self, name: str) -> bool:
         return any(n == name for n, _ in self.flags)
 

@@ -216,7 +216,6 @@ class Args(FlagQueries):
     positional: list[str] = field(default_factory=list)
     flags: list[tuple[str, str | None]] = field(default_factory=list)
 
-
     def has(self, *names: str) -> bool:
         return any(n in names for n, _ in self.flags)
 
