@@ -9,4 +9,4 @@ pytest_collect_file = gate.pytest()
 
 
 def pytest_configure(config):
-    gate.prepare()
+    gate.prepare(config)

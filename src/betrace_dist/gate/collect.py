@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from sybil import Document, Example, Region, Sybil
 from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
-from . import claims, display, profile
+from ..release import RELEASES_FILE
+from . import claims, display, profile, result_cache
 from .checkers import Checker, CheckFailure, Context, registry
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
@@ -57,6 +59,10 @@ class Gate:
         self.patterns = patterns
         self.checkers = registry()
         self._page_ids: dict[Path, set[str] | None] = {}
+        #: passed pages kept for warm runs (result_cache.py); off until `prepare` is given a folder
+        self.results = result_cache.ResultCache(None)
+        #: why the cache is off, for the run's summary (None while it is on)
+        self.cache_off: str | None = "not prepared"
         GATES.append(self)
         profile.install()  # opt-in timing: only when BETRACE_GATE_PROFILE names a file
 
@@ -168,14 +174,38 @@ class Gate:
         """The release data the site's macros loaded (extra.release_data, or releases.yaml)."""
         return self.site.macros.variables["releases"]
 
-    def prepare(self) -> None:
-        """Load the site (and with it the release data); stop pytest with the problems if any."""
+    def prepare(self, config: pytest.Config | None = None) -> None:
+        """Load the site (and with it the release data); stop pytest with the problems if any.
+        With pytest's `config`, the result cache is set up (or the reason it is off kept)."""
+        folder, self.cache_off = _cache_folder(config)
+        self.results = result_cache.ResultCache(folder)
         try:
             self.site.config  # noqa: B018 - loading runs the macros' define_env
         except ProblemsError as exc:
             raise pytest.UsageError(f"the site cannot be loaded:\n{exc}") from None
         except SystemExit as exc:  # define_env stops mkdocs with SystemExit(message)
             raise pytest.UsageError(str(exc.code)) from None
+
+    # -- the result cache ----------------------------------------------------------------------
+    def page_key(self, result: PageResult) -> result_cache.PageKey | None:
+        """What a page's outcome depends on (result_cache.py); None for a page that cannot pass."""
+        from .session import clone_files  # the session module starts no process on import
+
+        files = clone_files()
+        if result.rendered is None or result.error or result.problems or files is None:
+            return None
+        named = (self.site.config.get("extra") or {}).get("release_data")
+        release = [self.site.config_file, RELEASES_FILE]
+        release += [self.site.root / str(named)] if named else []
+        parts = {
+            "code": result_cache.code_digest(self.site.docs_dir / "conftest.py"),
+            "tools": result_cache.tools_digest(),
+            "settings": result_cache.settings_digest(os.environ),
+            "release": result_cache.files_digest(release),
+            "tree": result_cache.manifest_digest(self.results.checkout, files),
+            "page": result_cache.digest(result.rendered.text.encode()),
+        }
+        return result_cache.PageKey(self.page_name(result.path), parts)
 
     # -- pytest ----------------------------------------------------------------------------
     def sybil(self) -> Sybil:
@@ -188,7 +218,12 @@ class Gate:
                 text = result.rendered.text if result.rendered else ""
                 document = cls(text, path)
                 document.result = result  # type: ignore[attr-defined]
-                for region in gate.regions(result):
+                key = gate.page_key(result) if gate.results.enabled else None
+                found = gate.results.lookup(key) if key else result_cache.Lookup(False, "")
+                regions = list(gate.regions(result, reused=found.hit))
+                if key is not None:
+                    document.namespace["gate cache"] = _PageRun(gate, key, found, len(regions))
+                for region in regions:
                     document.add(region)
                 return document
 
@@ -211,7 +246,9 @@ class Gate:
     def pytest(self) -> Callable[..., Any]:
         return self.sybil().pytest()
 
-    def regions(self, result: PageResult) -> Iterator[Region]:
+    def regions(self, result: PageResult, reused: bool = False) -> Iterator[Region]:
+        """One region per block (and per problem of the page); `reused`: the page passed
+        with these very inputs before (result_cache.py), so its blocks pass without running."""
         name = self.page_name(result.path)
         if result.error:
             line, reason = result.error
@@ -234,12 +271,8 @@ class Gate:
             entry = Entry(name, line, "-", "-", "error", reason)
             yield Region(start, start, entry, _fail(f"{name}:{line}: {reason}"))
         for block, entry, checker in result.items:
-            yield Region(
-                block.start,
-                block.end,
-                entry,
-                self._evaluator(result.path, rendered, block, entry, checker),
-            )
+            evaluate = self._evaluator(result.path, rendered, block, entry, checker)
+            yield Region(block.start, block.end, entry, _reuse if reused else _counted(evaluate))
 
     def _evaluator(
         self, path: Path, rendered: Rendered, block: Block, entry: Entry, checker: Checker | None
@@ -284,7 +317,73 @@ class Gate:
         return evaluate
 
 
+@dataclass
+class _PageRun:
+    """One page's run, for the result cache: stored when every block ran and passed."""
+
+    gate: Gate
+    key: result_cache.PageKey
+    found: result_cache.Lookup
+    blocks: int
+    ran: int = 0
+    failed: bool = False
+
+
+def _reuse(example: Example) -> None:
+    """A block of a page whose inputs are all as when it last passed (result_cache.py)."""
+    _note(example, "reused")
+
+
+def _note(example: Example, outcome: str) -> None:
+    request = example.namespace.get("request")
+    run = example.namespace.get("gate cache")
+    if request is not None and run is not None:
+        why = "" if outcome == "reused" else run.found.why
+        request.node.user_properties.append(("betrace-gate-cache", (outcome, why)))
+
+
+def _counted(evaluate: Callable[[Example], None]) -> Callable[[Example], None]:
+    def run(example: Example) -> None:
+        page = example.namespace.get("gate cache")
+        if page is None:
+            return evaluate(example)
+        _note(example, "ran")
+        try:
+            evaluate(example)
+        except BaseException:  # a failure, and a skip at run time (pytest.skip) too
+            page.failed = True
+            raise
+        finally:
+            page.ran += 1
+        return None
+
+    return run
+
+
+def _cache_folder(config: pytest.Config | None) -> tuple[Path | None, str | None]:
+    """Where passed pages are kept, or why they are not (result_cache.py)."""
+    if config is None:
+        return None, "the gate was not started by pytest"
+    if config.getoption("--no-cache", default=False):
+        return None, "--no-cache"
+    if os.environ.get("CI"):
+        return None, "CI runs every page (the CI environment variable is set)"
+    if config.getoption("--update-outputs", default=False):
+        return None, "--update-outputs runs every page"
+    if config.getoption("--live-backend", default=None) or os.environ.get("BETRACE_LIVE_BACKEND"):
+        return None, "the live tier runs every page"
+    store = getattr(config, "cache", None)
+    if store is None:
+        return None, "pytest's cache is off (-p no:cacheprovider)"
+    return Path(store.mkdir("betrace-gate")), None
+
+
 def _close_session(namespace: dict[str, Any]) -> None:
+    run: _PageRun | None = namespace.pop("gate cache", None)
+    session = namespace.get("session")
+    if run is not None and run.ran == run.blocks and not run.failed and not run.found.hit:
+        run.key.reads = session.reads() if session is not None else {}
+        run.gate.results.store(run.key)
     session = namespace.pop("session", None)
     if session is not None:
         with profile.phase("sandbox removal"):  # a no-op unless profiling

@@ -13,6 +13,8 @@ from .ledger import format_table
 _NODE = re.compile(r"^(?P<page>[^:]+)::line:(?P<line>\d+)")
 #: (page relative to the rootdir, source line) -> passed, filled as reports arrive (xdist too).
 OUTCOMES: dict[tuple[str, int], bool] = {}
+#: page -> (reused or ran, why it ran), from the blocks' reports (gate/result_cache.py)
+CACHE: dict[str, tuple[str, str]] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,6 +31,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the output console blocks show from what their commands really printed "
         "(with --live-backend, also the backend's answers); macros and '...' are kept",
+    )
+    group.addoption(
+        "--no-cache",
+        action="store_true",
+        default=False,
+        help="run every page, even one whose inputs are all as when it last passed "
+        "(the gate's result cache, kept in pytest's cache folder; CI never uses it)",
     )
     group.addoption(
         "--live-backend",
@@ -52,9 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     OUTCOMES.clear()
+    CACHE.clear()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == "betrace-gate-cache":
+            outcome, why = (str(part) for part in value)  # type: ignore[attr-defined]
+            CACHE.setdefault(report.nodeid.split("::", 1)[0], (outcome, why))
     match = _NODE.match(report.nodeid)
     if match is None or report.skipped or (report.when != "call" and report.passed):
         return  # a skipped block keeps its planned status; only failures change it
@@ -70,8 +84,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             print(line)
 
 
+def cache_summary() -> list[str]:
+    """What the result cache did in this run: pages reused, pages run and why."""
+    reused = sorted(page for page, (outcome, _) in CACHE.items() if outcome == "reused")
+    ran = sorted((page, why) for page, (outcome, why) in CACHE.items() if outcome == "ran")
+    lines = [f"{len(reused)} page(s) reused: every input as when they last passed"]
+    lines += [f"  {page}" for page in reused]
+    lines += [f"{len(ran)} page(s) run:"] + [f"  {page}: {why}" for page, why in ran]
+    return [*lines, "pytest --no-cache runs every page; CI always does"]
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     from . import live
+
+    if CACHE:
+        terminalreporter.section("gate result cache")
+        for line in cache_summary():
+            terminalreporter.write_line(line)
 
     if live.program() is not None:
         terminalreporter.section(f"live tier: commands run against {live.program()}")

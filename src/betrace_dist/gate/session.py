@@ -15,20 +15,21 @@ writes the gate itself makes in `save`) are the second line of defence, not the 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from .. import REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
-from . import isolation, live, profile
+from . import isolation, live, profile, result_cache
 from .isolation import BWRAP_HINT, GATE_DIR, Done, Jail, JailError
 from .shellwords import Command
 from .snapshots import Manifest, Snapshots, scan
@@ -105,6 +106,9 @@ class Session:
         (self.tmp / GATE_DIR).mkdir()
         self.hand_over()  # the page runs as nobody (isolation.py): its files are nobody's
         self.cwd = self.repo
+        #: the reader's clone in the sandbox and the page's copies of it (`git clone`)
+        self.views = [self.repo]
+        self._read: set[str] = set()  # names of the clone's files read so far (reads())
         self.world = World()
         self.env = self._clean_env()
         self.exported: set[str] = set()  # variables the page itself set
@@ -153,6 +157,41 @@ class Session:
         else:
             isolation.give(path)
 
+    def copy_clone(self, target: Path) -> None:
+        """Copy the page's clone to `target` (the project's `git clone`); the copy is one more
+        place where the page may read the clone's files (result_cache.py)."""
+        with self._gate_reads():
+            shutil.copytree(self.repo, target, symlinks=True)
+            self.views.append(target)
+
+    @contextlib.contextmanager
+    def _gate_reads(self) -> Iterator[None]:
+        """Around the gate's own copies of the page's files (`git clone`, content tabs): the
+        page's reads so far are kept, and what the copy reads is not counted as the page's."""
+        self._harvest()
+        try:
+            yield
+        finally:
+            for view in self.views:
+                for name in _layout()[1]:
+                    with contextlib.suppress(OSError):
+                        result_cache.forget_reads(view / name)
+
+    def _harvest(self) -> None:
+        for view in self.views:
+            self._read.update(n for n in _layout()[1] if result_cache.was_read(view / n))
+
+    def reads(self) -> dict[str, str]:
+        """Files of the reader's clone this page read (any of its commands, or the gate for
+        it) in its sandbox or a copy of it, with the digest of their content as laid out
+        (result_cache.py); where the file system keeps no access times, every file."""
+        source = _pristine()
+        files = _layout()[1]
+        if result_cache.access_times_work(str(self.tmp)):
+            self._harvest()
+            files = tuple(sorted(self._read))
+        return {name: result_cache.file_digest(source / name) or "-" for name in files}
+
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
@@ -184,7 +223,7 @@ class Session:
         self._tab = tab
 
     def _snapshot(self) -> _Snapshot:
-        with profile.phase("content-tab snapshot"):  # a no-op unless profiling
+        with profile.phase("content-tab snapshot"), self._gate_reads():
             files = self._snapshots.take()  # copies only files changed since the last state
         return _Snapshot(
             files, copy.deepcopy(self.world), dict(self.env), set(self.exported), self.cwd
@@ -193,7 +232,7 @@ class Session:
     def _restore(self, snapshot: _Snapshot) -> None:
         if self.live is not None:
             self.live.stop()  # its data dir goes back with the files; it restarts from there
-        with profile.phase("content-tab restore"):  # a no-op unless profiling
+        with profile.phase("content-tab restore"), self._gate_reads():
             self._snapshots.restore(snapshot.files)  # removes what is new, copies back changes
         self.hand_over()  # what the restore copied is the gate's: give it back to the page
         self.world = copy.deepcopy(snapshot.world)
@@ -378,7 +417,7 @@ class Session:
 
 
 @cache
-def _clone_files() -> tuple[str, ...] | None:
+def clone_files() -> tuple[str, ...] | None:
     """What a fresh clone holds: the files git tracks, plus new files it does not ignore."""
     if not (REPO_ROOT / ".git").exists():
         return None
@@ -411,7 +450,7 @@ def _pristine() -> Path:
     root = Path(tempfile.mkdtemp(prefix="betrace-clone-")).resolve()
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     pristine = root / "distribution"
-    files = _clone_files()
+    files = clone_files()
     if files is None:  # not a git checkout (an unpacked archive): copy all but tool state
         shutil.copytree(REPO_ROOT, pristine, ignore=_IGNORE, symlinks=True)
         return pristine
@@ -445,3 +484,4 @@ def _copy_clone(target: Path) -> None:
         (target / folder).mkdir()
     for name in others:
         shutil.copy2(source / name, target / name, follow_symlinks=False)
+        result_cache.forget_reads(target / name)  # its first read stamps it again (result_cache.py)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -71,7 +70,7 @@ def _clone(inv: Invocation, argv: list[str]) -> None:
             f"git clone: the clone would copy {size >> 20} MiB; the gate copies at most "
             f"{CLONE_LIMIT >> 20} MiB for a page"
         )
-    shutil.copytree(known[url], target, symlinks=True)
+    inv.session.copy_clone(target)
     inv.session.hand_over(target)  # the page's clone is the page's (it runs as nobody)
 
 
