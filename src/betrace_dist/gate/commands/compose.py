@@ -179,8 +179,8 @@ def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
     dockerfile = session.path(build.file) if build.file else context / "Dockerfile"
     if not dockerfile.is_file():
         raise CommandError(
-            f"docker build: there is no Dockerfile '{session.shown(dockerfile)}' at this point "
-            "of the page"
+            f"docker build: there is no Dockerfile '{session.reader_path(dockerfile)}' at this "
+            "point of the page"
         )
     return dockerfile, session.read(str(dockerfile))
 
@@ -188,7 +188,7 @@ def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
 def _build(inv: Invocation, args: list[str]) -> None:
     build = _build_options(args)
     dockerfile, text = _dockerfile(inv, build)
-    shown = inv.session.shown(dockerfile)
+    shown = inv.session.reader_path(dockerfile)
     stages = [s.lower() for s in _STAGE.findall(text)]
     if build.target is not None and build.target.lower() not in stages:
         raise CommandError(
@@ -237,7 +237,8 @@ def _project(
         )
     if not compose_file.is_file():
         raise CommandError(
-            f"there is no Compose file in '{session.shown(session.cwd)}' at this point of the page"
+            f"there is no Compose file in '{session.reader_path(session.cwd)}' at this point of "
+            "the page"
         )
     env_path = session.path(env_file) if env_file else compose_file.parent / ".env"
     # the gate reads it itself: only a file of the page's (never /proc/self/environ, a host file)
@@ -255,7 +256,7 @@ def _project(
     if isinstance(found, ComposeError):
         reason = str(found).split(": ", 1)[-1]
         raise CommandError(
-            f"Compose rejects the project in '{session.shown(compose_file.parent)}': {reason}"
+            f"Compose rejects the project in '{session.reader_path(compose_file.parent)}': {reason}"
         )
     return compose_file, copy.deepcopy(found)
 
@@ -362,8 +363,8 @@ def compose(inv: Invocation, args: list[str]) -> None:  # noqa: C901
         and key not in world.compose_projects
     ):
         raise CommandError(
-            f"docker compose {sub}: the stack in '{inv.session.shown(compose_file.parent)}' was "
-            "not started earlier on this page"
+            f"docker compose {sub}: the stack in "
+            f"'{inv.session.reader_path(compose_file.parent)}' was not started earlier on this page"
         )
     if sub in ("exec", "run") and len(positional) > 1:
         program = positional[1]
