@@ -383,6 +383,3 @@ def service_port(values: dict[str, Any] | None = None) -> int:
     if isinstance(port, bool) or not isinstance(port, int | str) or not str(port).isdigit():
         raise ValueError(f"service.port must be a port number, got {port!r}")
     return int(port)
-
-
-GRAFANA_CHART: ChartInfo = schema().chart
