@@ -112,16 +112,29 @@ class FlagQueries:
 class CommandLine(FlagQueries):
     """The words after a program's name, split as the tool splits them: subcommand words,
     positionals and flags ((name, value) pairs, in order). A flag in `valued` takes the next word
-    as its value unless written `--name=value`; every other flag is a switch; `--` ends the flags.
-    `sub_arity`: how many leading non-flag words name the subcommand (`helm repo add`: 2)."""
+    as its value unless written `--name=value` (at the end of the line it has None); every other
+    flag is a switch; `--` ends the flags.
+    `sub_arity`: how many leading non-flag words name the subcommand (`helm repo add`: 2).
+    `verbatim_after`: once the subcommand and that many positionals are read, the rest of the line
+    is positional as written (`docker compose exec SERVICE COMMAND...`: 1; `docker compose
+    [OPTIONS] SUBCOMMAND ...`: 0, the subcommand's own flags are read by a second CommandLine)."""
 
-    def __init__(self, words: list[str], valued: Collection[str], sub_arity: int = 0) -> None:
+    def __init__(
+        self,
+        words: list[str],
+        valued: Collection[str],
+        sub_arity: int = 0,
+        verbatim_after: int | None = None,
+    ) -> None:
         self.valued = valued
         self.sub: list[str] = []
         self.positional: list[str] = []
         self.flags: list[tuple[str, str | None]] = []
         i = 0
         while i < len(words):
+            if self._rest_is_verbatim(sub_arity, verbatim_after):
+                self.positional.extend(words[i:])
+                break
             name, value = split_flag(words[i])
             if name == "--":
                 self.positional.extend(words[i + 1 :])
@@ -136,3 +149,14 @@ class CommandLine(FlagQueries):
             else:
                 self.positional.append(words[i])
             i += 1
+
+    def _rest_is_verbatim(self, sub_arity: int, verbatim_after: int | None) -> bool:
+        return (
+            verbatim_after is not None
+            and len(self.sub) == sub_arity
+            and len(self.positional) >= verbatim_after
+        )
+
+    def missing_value(self) -> str | None:
+        """The first flag that takes a value but has none (the line ended after it)."""
+        return next((n for n, v in self.flags if n in self.valued and v is None), None)

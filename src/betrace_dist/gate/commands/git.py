@@ -10,34 +10,24 @@ from pathlib import Path
 
 from ...release import load_release_data
 from ..session import CommandError, Invocation
-from .flags import split_flag
+from .flags import CommandLine
 
 #: `git clone` options that take a value; every other option is taken as a switch
 _CLONE_VALUE = frozenset({"-b", "--branch", "--depth", "-o", "--origin"})
 
 
-def _clone_words(argv: list[str]) -> tuple[dict[str, str], list[str]]:
-    """The valued options (by long name) and the positional words of `git clone ...`."""
-    options: dict[str, str] = {}
-    words: list[str] = []
-    i = 0
-    while i < len(argv):
-        name, value = split_flag(argv[i])
-        if name in _CLONE_VALUE:
-            if value is None:
-                i += 1
-                if i >= len(argv):
-                    raise CommandError(f"git clone: {name} needs a value")
-                value = argv[i]
-            options[{"-b": "--branch", "-o": "--origin"}.get(name, name)] = value
-        elif not name.startswith("-"):
-            words.append(argv[i])
-        i += 1
-    return options, words
+def clone_line(words: list[str]) -> CommandLine:
+    """`git clone ...` (the words after `clone`), split as git splits it."""
+    line = CommandLine(words, _CLONE_VALUE)
+    missing = line.missing_value()
+    if missing is not None:
+        raise CommandError(f"git clone: {missing} needs a value")
+    return line
 
 
-def _clone(inv: Invocation, argv: list[str]) -> None:
-    options, urls = _clone_words(argv)
+def _clone(inv: Invocation, words: list[str]) -> None:
+    line = clone_line(words)
+    urls = line.positional
     if not urls:
         raise CommandError("git clone needs a URL")
     data = inv.session.release
@@ -49,12 +39,14 @@ def _clone(inv: Invocation, argv: list[str]) -> None:
             f"({data.project.distribution_repository})"
         )
     want = f"v{data.current.version}"
-    if "--branch" in options and options["--branch"] != want:
+    branch = line.get("-b", "--branch")
+    if branch is not None and branch != want:
         raise CommandError(
-            f"git clone --branch {options['--branch']}: the tag of this release is {want}; "
+            f"git clone --branch {branch}: the tag of this release is {want}; "
             "the page's files are the ones of that tag"
         )
-    depth = options.get("--depth", "1")
+    depth = line.get("--depth")
+    depth = "1" if depth is None else depth
     if not depth.isdigit() or int(depth) < 1:
         raise CommandError(f"git clone --depth {depth}: not a positive number")
     # the gate writes the copy itself: only inside the page's sandbox (second line)
