@@ -33,6 +33,7 @@ from ..world import Listener, World, closest, listing
 from .flags import CommandLine, accepted
 
 _FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+#: Compose's own options (before the subcommand) that take a value
 _GLOBAL_VALUE = {
     "-f",
     "--file",
@@ -174,11 +175,11 @@ def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
 def _build(inv: Invocation, args: list[str]) -> None:
     build = build_options(args)
     dockerfile, text = _dockerfile(inv, build)
-    shown = inv.session.reader_path(dockerfile)
+    where = inv.session.reader_path(dockerfile)
     stages = [s.lower() for s in _STAGE.findall(text)]
     if build.target is not None and build.target.lower() not in stages:
         raise CommandError(
-            f"docker build: '{shown}' has no stage '{build.target}'"
+            f"docker build: '{where}' has no stage '{build.target}'"
             f"{closest(build.target, stages)}; {listing('stages', stages)}"
         )
     declared = [w.split("=", 1)[0] for line in _ARG.findall(text) for w in line.split()]
@@ -186,7 +187,7 @@ def _build(inv: Invocation, args: list[str]) -> None:
         name = arg.split("=", 1)[0]
         if name not in declared:
             raise CommandError(
-                f"docker build: '{shown}' declares no ARG '{name}'{closest(name, declared)}; "
+                f"docker build: '{where}' declares no ARG '{name}'{closest(name, declared)}; "
                 f"{listing('ARGs', sorted(set(declared)))}"
             )
     made = f"docker build --target {build.target or '(the last stage)'}"

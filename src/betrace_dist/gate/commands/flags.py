@@ -1,5 +1,9 @@
 """Flags a real tool accepts, read from its own `--help`, so a guide cannot invent one, and
-which of them take a value, so that a command line is split as the tool splits it."""
+which of them take a value, so that a command line is split as the tool splits it.
+
+`CommandLine` is the one splitter of the Helm, git clone, docker build and docker compose models;
+kubectl.py splits its lines itself, because which words are subcommands and which flags take a
+value change as kubectl's help is read word by word (and `-it` bundles switches)."""
 
 from __future__ import annotations
 

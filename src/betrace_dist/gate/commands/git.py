@@ -1,6 +1,6 @@
-"""`git`: `git clone` of this project's repository (the gate copies the repository the page runs
-from into the page's sandbox), `git tag` of the release's version, and the everyday subcommands
-that change nothing the gate checks."""
+"""`git`: `git clone` of this project's repository (the gate copies the sandbox's copy of the
+repository, the reader's clone, to where the page clones it), `git tag` of the release's version,
+and the everyday subcommands that change nothing the gate checks."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The project's own commands a guide runs in the reader's clone: `make TARGET`,
-`python -m betrace_dist.<command>` and `betrace-dist`, run for real on the page's copy."""
+"""The project's own commands a guide runs in the reader's clone: `make TARGET` (the target must
+exist in the Makefile; it is not run), and `python -m betrace_dist.<command>` and `betrace-dist`,
+run for real on the page's copy of the repository."""
 
 from __future__ import annotations
 
