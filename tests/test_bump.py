@@ -23,7 +23,13 @@ NEW = "2.1.0"
 PACKAGES = [
     nixa.BY_NAME / n[:2] / n / "package.nix" for n in ("betrace-backend", "grafana-betrace-app")
 ]
-FILES = [bump.RELEASES, bump.CHART, bump.COMPOSE, *(s.path for s in bump.SITES), *PACKAGES]
+FILES = [
+    bump.RELEASES,
+    bump.CHART,
+    bump.COMPOSE,
+    *(s.path for s in bump.VERSION_LOCATIONS),
+    *PACKAGES,
+]
 
 
 @pytest.fixture
@@ -74,7 +80,7 @@ def test_bump_changes_every_place_that_carries_the_version(
     chart = (tree / bump.CHART).read_text()
     assert "\nversion: 1.2.0\n" in chart
     assert f"\nappVersion: {NEW}\n" in chart
-    for rel in (bump.CHART, bump.COMPOSE, *(s.path for s in bump.SITES)):
+    for rel in (bump.CHART, bump.COMPOSE, *(s.path for s in bump.VERSION_LOCATIONS)):
         text = (tree / rel).read_text()
         assert f"{data.project.registry}/backend:{old_version}" not in text, rel
         if rel != bump.CHART:

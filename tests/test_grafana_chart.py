@@ -12,7 +12,6 @@ import pytest
 
 from betrace_dist.gate import grafana_chart, grafana_http
 from betrace_dist.gate.grafana_chart import (
-    GRAFANA_CHART,
     SchemaError,
     fullname,
     parse_schema,
@@ -91,12 +90,13 @@ def only(problems: list[grafana_chart.KeyProblem]) -> grafana_chart.KeyProblem:
 
 
 def test_schema_names_the_chart_and_version_it_describes() -> None:
-    assert GRAFANA_CHART.chart == "grafana-community/grafana"
-    assert GRAFANA_CHART.version == "12.11.1"
-    assert GRAFANA_CHART.name == "grafana"
-    assert str(GRAFANA_CHART) == CHART
-    assert GRAFANA_CHART.repository == "https://github.com/grafana-community/helm-charts"
-    assert len(GRAFANA_CHART.commit) == 40
+    chart = grafana_chart.schema().chart
+    assert chart.chart == "grafana-community/grafana"
+    assert chart.version == "12.11.1"
+    assert chart.name == "grafana"
+    assert str(chart) == CHART
+    assert chart.repository == "https://github.com/grafana-community/helm-charts"
+    assert len(chart.commit) == 40
 
 
 def test_schema_describes_the_chart_version_the_release_data_pins(
@@ -104,9 +104,10 @@ def test_schema_describes_the_chart_version_the_release_data_pins(
 ) -> None:
     """Bumping the chart in releases.yaml without re-reading its values must fail here."""
     pinned = release_data.current.grafana_chart
-    assert f"{pinned.repo_name}/{pinned.chart}" == GRAFANA_CHART.chart
-    assert pinned.version == GRAFANA_CHART.version
-    assert pinned.app_version == GRAFANA_CHART.app_version
+    chart = grafana_chart.schema().chart
+    assert f"{pinned.repo_name}/{pinned.chart}" == chart.chart
+    assert pinned.version == chart.version
+    assert pinned.app_version == chart.app_version
 
 
 @pytest.mark.parametrize(
@@ -382,11 +383,6 @@ def test_grafana_serves_the_paths_guides_use(method: str, path: str) -> None:
 )
 def test_grafana_rejects_wrong_paths_and_methods(method: str, path: str) -> None:
     assert not grafana_http.served(method, path)
-
-
-def test_methods_for_a_path_name_what_it_answers() -> None:
-    assert grafana_http.methods_for("/api/plugins/betrace-app/settings") == ["GET", "POST"]
-    assert grafana_http.methods_for("/api/healthz") == []
 
 
 def test_path_templates_are_offered_as_method_and_path_pairs() -> None:

@@ -140,7 +140,7 @@ def shown_by_site() -> Problems:
 
     def problems(text: str) -> tuple[list[int], list[int]]:
         found = blocks(text)
-        shown = renderer.shown(text)
+        shown = renderer.displayed_page(text)
         hidden = display.hidden(text, found, shown, lambda n: n)
         return sorted(p.line for p in hidden.values()), [
             p.line for p in display.unchecked(text, found, shown)

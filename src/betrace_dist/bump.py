@@ -39,7 +39,7 @@ class BumpError(Exception):
 
 
 @dataclass(frozen=True)
-class Site:
+class VersionLocation:
     """One place in one file that carries a version: group 2 of `pattern` is the version."""
 
     path: Path
@@ -51,23 +51,27 @@ class Site:
 # Every file that carries the version, besides releases.yaml and the image references. The
 # nixpkgs expressions and the GitHub example flake carry the upstream commit instead (upstream has
 # no tags): a bump keeps the release's upstream pin, and tests hold them to releases.yaml.
-SITES = [
-    Site(Path("docker/flake.nix"), r'(\n\s*version = ")([^"]+)(";)', "release", "release.version"),
-    Site(
+VERSION_LOCATIONS = [
+    VersionLocation(
+        Path("docker/flake.nix"), r'(\n\s*version = ")([^"]+)(";)', "release", "release.version"
+    ),
+    VersionLocation(
         Path("nix/examples/flakehub/flake.nix"),
         r'(url = "https://flakehub\.com/f/[^/"]+/[^/"]+/=)([^"]+?)(\.tar\.gz")',
         "release",
         "betrace input version",
     ),
-    Site(COMPOSE, r"(\n  BETRACE_VERSION: )(\S+)(\n)", "release", "BETRACE_VERSION build arg"),
-    Site(
+    VersionLocation(
+        COMPOSE, r"(\n  BETRACE_VERSION: )(\S+)(\n)", "release", "BETRACE_VERSION build arg"
+    ),
+    VersionLocation(
         Path("docker/Dockerfile"),
         r"(\nARG BETRACE_VERSION=)(\S+)(\n)",
         "release",
         "ARG BETRACE_VERSION",
     ),
-    Site(CHART, r"(\nversion: ?)(\S+)(\n)", "chart", "version"),
-    Site(CHART, r"(\nappVersion: ?)(\S+)(\n)", "release", "appVersion"),
+    VersionLocation(CHART, r"(\nversion: ?)(\S+)(\n)", "chart", "version"),
+    VersionLocation(CHART, r"(\nappVersion: ?)(\S+)(\n)", "release", "appVersion"),
 ]
 
 
@@ -86,18 +90,18 @@ def _check_version(value: str, what: str, current: str) -> None:
         raise BumpError(f"{what} {value} is not newer than the current {current}")
 
 
-def _edit_site(text: str, site: Site, old: str, new: str) -> str:
-    matches = list(re.finditer(site.pattern, text))
+def _edit_location(text: str, location: VersionLocation, old: str, new: str) -> str:
+    matches = list(re.finditer(location.pattern, text))
     if len(matches) != 1:
         raise BumpError(
-            f"{site.path}: expected one {site.what}, found {len(matches)}; update SITES in "
-            "src/betrace_dist/bump.py with the file's new layout"
+            f"{location.path}: expected one {location.what}, found {len(matches)}; update "
+            "VERSION_LOCATIONS in src/betrace_dist/bump.py with the file's new layout"
         )
     raw = matches[0].group(2)
     found = raw.strip("\"'")
     if found != old:
         raise BumpError(
-            f"{site.path}: {site.what} is {found}, but releases.yaml says {old}; "
+            f"{location.path}: {location.what} is {found}, but releases.yaml says {old}; "
             "fix that drift first, then bump"
         )
     quote = raw[0] if raw[0] in "\"'" else ""
@@ -162,9 +166,15 @@ def plan(
 
     old = {"release": cur.version, "chart": cur.chart.version}
     new = {"release": version, "chart": chart_version}
-    for site in SITES:
+    for location in VERSION_LOCATIONS:
         edit(
-            site.path, partial(_edit_site, site=site, old=old[site.carries], new=new[site.carries])
+            location.path,
+            partial(
+                _edit_location,
+                location=location,
+                old=old[location.carries],
+                new=new[location.carries],
+            ),
         )
     for path in (CHART, COMPOSE):
         if (root / path).is_file():

@@ -744,9 +744,6 @@ def check_operations(stack: Stack, data: ReleaseData) -> list[str]:
 #: Services built from docker/Dockerfile: service -> the Dockerfile stage (= the image name).
 BUILT_SERVICES: dict[str, str] = {"backend": "backend", "grafana": "grafana-plugin"}
 
-#: Build args every BeTrace image takes, and where releases.yaml keeps their value.
-BUILD_ARGS = ("BETRACE_COMMIT", "BETRACE_VERSION")
-
 #: The backend took 11-20 s to stop on SIGTERM with nothing on its OTLP endpoint (observed on a
 #: build of the pinned commit); Compose waits 10 s by default before SIGKILL.
 MIN_BACKEND_STOP_GRACE_SECONDS = 30.0

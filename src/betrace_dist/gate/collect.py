@@ -84,7 +84,7 @@ class Gate:
             found = blocks(rendered.text)
         except LexError as exc:
             return PageResult(path, rendered, [], (rendered.source_line(exc.line), exc.reason))
-        shown = self.display.shown(rendered.text)
+        shown = self.display.displayed_page(rendered.text)
         invisible = display.hidden(rendered.text, found, shown, rendered.source_line)
         items: list[tuple[Block, Entry, Checker | None]] = []
         for index, block in enumerate(found):
@@ -144,7 +144,7 @@ class Gate:
         """Ids (heading anchors included) of another page of the site, None if unreadable."""
         if path not in self._page_ids:
             try:
-                self._page_ids[path] = self.display.shown(self.site.render(path).text).ids
+                self._page_ids[path] = self.display.displayed_page(self.site.render(path).text).ids
             except RenderError:
                 self._page_ids[path] = None
         return self._page_ids[path]

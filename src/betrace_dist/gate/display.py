@@ -95,7 +95,8 @@ class Renderer:
         configs = {k: v for k, v in config["mdx_configs"].items() if k not in _APPLIED}
         self._md = markdown.Markdown(extensions=extensions, extension_configs=configs)
 
-    def shown(self, text: str) -> Shown:
+    def displayed_page(self, text: str) -> Shown:
+        """What a reader is shown of a page's Markdown: its code elements, ids and links."""
         self._md.reset()
         reader = _Reader()
         reader.feed(self._md.convert(text))

@@ -175,7 +175,7 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _a(kind: str) -> str:
+def _with_article(kind: str) -> str:
     return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
 
 
@@ -207,9 +207,9 @@ def _unknown(prefix: str, key: str, node: Node) -> KeyProblem:
 
 
 def _wrong_type(path: str, node: Node, value: Any, hint: str) -> KeyProblem:
-    names = [_a(t) for t in node.types]
+    names = [_with_article(t) for t in node.types]
     wanted = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-    message = f"expected {wanted} for '{path}', got {_a(_kind(value))}"
+    message = f"expected {wanted} for '{path}', got {_with_article(_kind(value))}"
     if hint:
         message += f" ({hint})"
     return KeyProblem(path, message)
@@ -245,7 +245,11 @@ def validate_values(values: Any) -> list[KeyProblem]:
     if values is None:
         return out
     if not isinstance(values, dict):
-        return [KeyProblem("", f"a values file must be a map of keys, got {_a(_kind(values))}")]
+        return [
+            KeyProblem(
+                "", f"a values file must be a map of keys, got {_with_article(_kind(values))}"
+            )
+        ]
     _check(schema().root, values, "", "", out)
     return out
 
@@ -301,7 +305,9 @@ def validate_set(path: str, value: str = "") -> list[KeyProblem]:
             continue
         if not node.accepts("map"):
             kind = " or ".join(node.types)
-            return [KeyProblem(prefix, f"'{prefix}' is {_a(kind)}, it has no key '{part}'")]
+            return [
+                KeyProblem(prefix, f"'{prefix}' is {_with_article(kind)}, it has no key '{part}'")
+            ]
         if node.values is not None:
             node, prefix = node.values, _join(prefix, part)
             continue
@@ -377,6 +383,3 @@ def service_port(values: dict[str, Any] | None = None) -> int:
     if isinstance(port, bool) or not isinstance(port, int | str) or not str(port).isdigit():
         raise ValueError(f"service.port must be a port number, got {port!r}")
     return int(port)
-
-
-GRAFANA_CHART: ChartInfo = schema().chart

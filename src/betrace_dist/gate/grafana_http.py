@@ -90,8 +90,3 @@ def served(method: str, path: str) -> bool:
     """Whether a Grafana server answers `method path` (query string and trailing slash ignored)."""
     method = method.upper()
     return any(method in e.methods and e.matches(path) for e in endpoints())
-
-
-def methods_for(path: str) -> list[str]:
-    """The methods Grafana answers on a path; empty when it serves the path with none."""
-    return sorted({m for e in endpoints() if e.matches(path) for m in e.methods})

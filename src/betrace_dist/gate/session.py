@@ -43,8 +43,8 @@ _IGNORE = shutil.ignore_patterns(
     ".git", ".venv*", ".tools", "site", "__pycache__", "*.egg-info", ".hypothesis", "benchmarks"
 )
 
-#: Commands that only read or write files: run for real in the sandbox.
-REAL = frozenset(
+#: Commands that only read, write or print files: run for real in the sandbox, never modelled.
+FILE_COMMANDS = frozenset(
     {"cp", "mv", "mkdir", "cat", "sed", "echo", "printf", "ls", "chmod", "touch", "rm", "openssl"}
     | {"tee", "head", "tail", "grep", "true", "base64", "jq", "test", "diff", "wc", "sort", "cut"}
     | {"mktemp", "pwd", "basename", "dirname"}
@@ -248,7 +248,7 @@ class Session:
         p = Path(name)
         return p if p.is_absolute() else self.cwd / p
 
-    def shown(self, path: Path) -> str:
+    def reader_path(self, path: Path) -> str:
         """A sandbox path as the reader would write it."""
         for base, label in ((self.cwd, ""), (self.repo, "<clone>/"), (self.home, "~/")):
             try:
@@ -339,7 +339,7 @@ class Session:
 
     def _run_pipeline(self, members: list[Command], models: dict[str, Model]) -> None:
         heads = [m.argv[0] if m.argv else "" for m in members]
-        if all(h in REAL for h in heads):
+        if all(h in FILE_COMMANDS for h in heads):
             for sub in (s for m in members for s in m.substitutions):
                 self._check_substitution(sub, models)
             for member in members:
@@ -372,7 +372,7 @@ class Session:
 
     def _check_substitution(self, sub: Command, models: dict[str, Model]) -> None:
         head = sub.argv[0] if sub.argv else ""
-        if head not in REAL:
+        if head not in FILE_COMMANDS:
             self._run_one(sub, models)
 
     def _run_one(self, cmd: Command, models: dict[str, Model]) -> None:
@@ -390,7 +390,8 @@ class Session:
             target = self.path(argv[1] if len(argv) > 1 else str(self.home))
             if not target.is_dir():
                 raise CommandError(
-                    f"cd: there is no directory '{self.shown(target)}' at this point of the page"
+                    f"cd: there is no directory '{self.reader_path(target)}' at this point of the "
+                    "page"
                 )
             # a guide works in the reader's clone or home: the gate reads files relative to cwd
             self.cwd = self.inside(target, "change to")
@@ -403,7 +404,7 @@ class Session:
                 self.env[name] = value
                 self.exported.add(name)
             return
-        if head in REAL:
+        if head in FILE_COMMANDS:
             self.confine(cmd, argv)
             self.printed.append(self.bash(cmd.text))
             return

@@ -210,7 +210,7 @@ def steps(body: str) -> list[Step]:
 
 def _model_heads(step: Step) -> set[str]:
     """Programs of a step that go to a model rather than run for real."""
-    from ..session import REAL
+    from ..session import FILE_COMMANDS
     from ..shellwords import SplitError, split
 
     try:
@@ -218,7 +218,9 @@ def _model_heads(step: Step) -> set[str]:
     except SplitError:
         return set()
     heads = {c.argv[0].rsplit("/", 1)[-1] for c in commands if c.argv}
-    return {h for h in heads if h not in REAL and h not in ("cd", "export") and not _ran(h)}
+    return {
+        h for h in heads if h not in FILE_COMMANDS and h not in ("cd", "export") and not _ran(h)
+    }
 
 
 #: What each command model stands in for, as the ledger and the page note name it.

@@ -29,10 +29,11 @@ from ...artefacts.compose import (
 )
 from ...names import BETRACE_IMAGES
 from ..session import CommandError, Invocation, Session
-from ..world import Listener, closest, listing
-from .flags import accepted, split_flag
+from ..world import Listener, World, closest, listing
+from .flags import CommandLine, accepted
 
 _FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+#: Compose's own options (before the subcommand) that take a value
 _GLOBAL_VALUE = {
     "-f",
     "--file",
@@ -121,46 +122,33 @@ _BUILD_SWITCH = frozenset({"--pull", "--no-cache", "-q", "--quiet"})
 
 @dataclass
 class _Build:
+    context: str
     tags: list[str] = field(default_factory=list)
     target: str | None = None
     build_args: list[str] = field(default_factory=list)
     file: str | None = None
-    contexts: list[str] = field(default_factory=list)
 
 
-def _build_options(args: list[str]) -> _Build:
-    """The options of a `docker build` command line, split as Docker splits them."""
-    build = _Build()
-    i = 0
-    while i < len(args):
-        name, value = split_flag(args[i])
-        if not name.startswith("-") or name == "-":
-            build.contexts.append(args[i])
-        elif name in _BUILD_VALUE:
-            if value is None:
-                i += 1
-                if i >= len(args):
-                    raise CommandError(f"docker build: {name} needs a value")
-                value = args[i]
-            _set_build_option(build, name, value)
-        elif name not in _BUILD_SWITCH:
+def build_options(args: list[str]) -> _Build:
+    """The options of a `docker build` command line (the words after `build`), split as Docker
+    splits them."""
+    line = CommandLine(args, _BUILD_VALUE)
+    for name, _ in line.flags:
+        if name not in _BUILD_VALUE | _BUILD_SWITCH:
             modelled = ", ".join(sorted(_BUILD_VALUE | _BUILD_SWITCH))
             raise CommandError(f"docker build: option '{name}' is not modelled ({modelled})")
-        i += 1
-    if len(build.contexts) != 1:
+    missing = line.missing_value()
+    if missing is not None:
+        raise CommandError(f"docker build: {missing} needs a value")
+    if len(line.positional) != 1:
         raise CommandError("docker build: give exactly one context directory, such as `docker/`")
-    return build
-
-
-def _set_build_option(build: _Build, name: str, value: str) -> None:
-    if name in ("-t", "--tag"):
-        build.tags.append(value)
-    elif name == "--target":
-        build.target = value
-    elif name == "--build-arg":
-        build.build_args.append(value)
-    elif name in ("-f", "--file"):
-        build.file = value
+    return _Build(
+        context=line.positional[0],
+        tags=line.all("-t", "--tag"),
+        target=line.get("--target"),
+        build_args=line.all("--build-arg"),
+        file=line.get("-f", "--file"),
+    )
 
 
 _STAGE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*\S+\s+AS\s+(\S+)\s*$", re.I | re.M)
@@ -169,30 +157,29 @@ _ARG = re.compile(r"^\s*ARG\s+(.+)$", re.I | re.M)
 
 def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
     session = inv.session
-    context = session.path(build.contexts[0])
+    context = session.path(build.context)
     if not context.is_dir():
         raise CommandError(
-            f"docker build: the context '{build.contexts[0]}' is no directory at this point of "
-            "the page"
+            f"docker build: the context '{build.context}' is no directory at this point of the page"
         )
     # Docker reads -f relative to the current directory, and Dockerfile in the context without it
     dockerfile = session.path(build.file) if build.file else context / "Dockerfile"
     if not dockerfile.is_file():
         raise CommandError(
-            f"docker build: there is no Dockerfile '{session.shown(dockerfile)}' at this point "
-            "of the page"
+            f"docker build: there is no Dockerfile '{session.reader_path(dockerfile)}' at this "
+            "point of the page"
         )
     return dockerfile, session.read(str(dockerfile))
 
 
 def _build(inv: Invocation, args: list[str]) -> None:
-    build = _build_options(args)
+    build = build_options(args)
     dockerfile, text = _dockerfile(inv, build)
-    shown = inv.session.shown(dockerfile)
+    where = inv.session.reader_path(dockerfile)
     stages = [s.lower() for s in _STAGE.findall(text)]
     if build.target is not None and build.target.lower() not in stages:
         raise CommandError(
-            f"docker build: '{shown}' has no stage '{build.target}'"
+            f"docker build: '{where}' has no stage '{build.target}'"
             f"{closest(build.target, stages)}; {listing('stages', stages)}"
         )
     declared = [w.split("=", 1)[0] for line in _ARG.findall(text) for w in line.split()]
@@ -200,7 +187,7 @@ def _build(inv: Invocation, args: list[str]) -> None:
         name = arg.split("=", 1)[0]
         if name not in declared:
             raise CommandError(
-                f"docker build: '{shown}' declares no ARG '{name}'{closest(name, declared)}; "
+                f"docker build: '{where}' declares no ARG '{name}'{closest(name, declared)}; "
                 f"{listing('ARGs', sorted(set(declared)))}"
             )
     made = f"docker build --target {build.target or '(the last stage)'}"
@@ -237,7 +224,8 @@ def _project(
         )
     if not compose_file.is_file():
         raise CommandError(
-            f"there is no Compose file in '{session.shown(session.cwd)}' at this point of the page"
+            f"there is no Compose file in '{session.reader_path(session.cwd)}' at this point of "
+            "the page"
         )
     env_path = session.path(env_file) if env_file else compose_file.parent / ".env"
     # the gate reads it itself: only a file of the page's (never /proc/self/environ, a host file)
@@ -255,7 +243,7 @@ def _project(
     if isinstance(found, ComposeError):
         reason = str(found).split(": ", 1)[-1]
         raise CommandError(
-            f"Compose rejects the project in '{session.shown(compose_file.parent)}': {reason}"
+            f"Compose rejects the project in '{session.reader_path(compose_file.parent)}': {reason}"
         )
     return compose_file, copy.deepcopy(found)
 
@@ -282,51 +270,61 @@ def _resolve(session: Session, compose_file: Path, env_text: str) -> dict[str, A
 _RESOLVED: dict[tuple[str, str, str], dict[str, Any] | ComposeError] = {}
 
 
-# complexity over 12: subcommand if chain; due for the handler table helm.py now uses
-def compose(inv: Invocation, args: list[str]) -> None:  # noqa: C901
-    files: list[str] = []
-    env_file = None
-    i = 0
-    while i < len(args) and args[i].startswith("-"):
-        name, value = split_flag(args[i])
+#: `docker compose` subcommands whose first positional is a service and the rest a command run
+#: in its container
+_COMMAND_AFTER_SERVICE = ("exec", "run")
+
+
+@dataclass
+class ComposeLine:
+    """`docker compose [OPTIONS] SUBCOMMAND [ARGS]`: Compose's own options, the subcommand's."""
+
+    options: CommandLine
+    sub: str
+    args: CommandLine
+
+    @property
+    def files(self) -> list[str]:
+        return [f for f in self.options.all("-f", "--file") if f]
+
+
+def compose_line(args: list[str]) -> ComposeLine:
+    """The words after `docker compose`, split as Compose splits them: every option must be one
+    the real Compose lists in its help (for the subcommand, in the subcommand's help)."""
+    options = CommandLine(args, _GLOBAL_VALUE, sub_arity=1, verbatim_after=0)
+    for name, _ in options.flags:
         if name not in _GLOBAL_VALUE and name not in accepted(compose_binary()):
             raise CommandError(f"docker compose: unknown option '{name}'")
-        if name in _GLOBAL_VALUE and value is None:
-            i += 1
-            value = args[i] if i < len(args) else None
-        if name in ("-f", "--file") and value:
-            files.append(value)
-        if name == "--env-file":
-            env_file = value
-        i += 1
-    if i >= len(args):
+    if not options.sub:
         raise CommandError("docker compose: no subcommand")
-    sub, rest = args[i], args[i + 1 :]
+    sub = options.sub[0]
     if sub not in _KNOWN:
         raise CommandError(
             f"docker compose: unknown subcommand '{sub}'{closest(sub, sorted(_KNOWN))}"
         )
-    positional: list[str] = []
-    j = 0
-    while j < len(rest):
-        name, value = split_flag(rest[j])
-        if name.startswith("-") and positional and sub in ("exec", "run"):
-            positional.extend(rest[j:])  # the rest is the command run inside the container
-            break
-        if name.startswith("-"):
-            if name not in accepted(compose_binary(), sub):
-                raise CommandError(f"docker compose {sub}: unknown option '{name}'")
-            if name in _VALUE and value is None:
-                j += 1
-        else:
-            positional.append(rest[j])
-            if sub in ("exec", "run"):
-                positional.extend(rest[j + 1 :])
-                break
-        j += 1
+    after = 1 if sub in _COMMAND_AFTER_SERVICE else None
+    line = CommandLine(options.positional, _VALUE, verbatim_after=after)
+    for name, _ in line.flags:
+        if name not in accepted(compose_binary(), sub):
+            raise CommandError(f"docker compose {sub}: unknown option '{name}'")
+    return ComposeLine(options, sub, line)
+
+
+def compose(inv: Invocation, args: list[str]) -> None:
+    """`docker compose ...`: the services it names exist in the project Compose resolves; `up`
+    publishes their ports in the page's world, `down` takes them away."""
+    line = compose_line(args)
+    sub, positional = line.sub, line.args.positional
+    files, env_file = line.files, line.options.get("--env-file")
     compose_file, project = _project(inv, files, env_file)
     services: dict[str, Any] = project.get("services", {})
-    named = positional[:1] if sub in ("exec", "run") else positional if sub in _SERVICE_ARGS else []
+    named = (
+        positional[:1]
+        if sub in _COMMAND_AFTER_SERVICE
+        else positional
+        if sub in _SERVICE_ARGS
+        else []
+    )
     for name in named:
         if name not in services:
             raise CommandError(
@@ -337,18 +335,7 @@ def compose(inv: Invocation, args: list[str]) -> None:  # noqa: C901
     key = str(compose_file.parent)
     if sub in ("up", "start", "restart", "create"):
         world.compose_projects[key] = project
-        for name in named or list(services):
-            for port in services[name].get("ports", []):
-                if port.get("published"):
-                    published = int(str(port["published"]).split("-")[0])
-                    environment = services[name].get("environment") or {}
-                    world.listeners[published] = Listener(
-                        published,
-                        name,
-                        int(port["target"]),
-                        f"compose service {name}",
-                        {k: str(v) for k, v in environment.items() if v is not None},
-                    )
+        _publish(world, services, named or list(services))
     if sub in ("restart", "stop", "down") and inv.session.live is not None:
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
     if sub == "down":
@@ -362,18 +349,38 @@ def compose(inv: Invocation, args: list[str]) -> None:  # noqa: C901
         and key not in world.compose_projects
     ):
         raise CommandError(
-            f"docker compose {sub}: the stack in '{inv.session.shown(compose_file.parent)}' was "
-            "not started earlier on this page"
+            f"docker compose {sub}: the stack in "
+            f"'{inv.session.reader_path(compose_file.parent)}' was not started earlier on this page"
         )
-    if sub in ("exec", "run") and len(positional) > 1:
-        program = positional[1]
-        image = SERVICE_IMAGES.get(positional[0])
-        contents = IMAGE_CONTENTS.get(image or "")
-        if contents is not None and program not in contents.binaries:
-            has = ", ".join(sorted(contents.binaries)) or "no program to exec"
-            raise CommandError(
-                f"the {positional[0]} image has no '{program}' ({contents.source}); it has: {has}"
-            )
+    if sub in _COMMAND_AFTER_SERVICE and len(positional) > 1:
+        _program_exists(positional[0], positional[1])
+
+
+def _publish(world: World, services: dict[str, Any], started: list[str]) -> None:
+    """The ports the started services publish now answer on the host."""
+    for name in started:
+        for port in services[name].get("ports", []):
+            if port.get("published"):
+                published = int(str(port["published"]).split("-")[0])
+                environment = services[name].get("environment") or {}
+                world.listeners[published] = Listener(
+                    published,
+                    name,
+                    int(port["target"]),
+                    f"compose service {name}",
+                    {k: str(v) for k, v in environment.items() if v is not None},
+                )
+
+
+def _program_exists(service: str, program: str) -> None:
+    """`docker compose exec|run SERVICE PROGRAM`: the service's image has the program."""
+    image = SERVICE_IMAGES.get(service)
+    contents = IMAGE_CONTENTS.get(image or "")
+    if contents is not None and program not in contents.binaries:
+        has = ", ".join(sorted(contents.binaries)) or "no program to exec"
+        raise CommandError(
+            f"the {service} image has no '{program}' ({contents.source}); it has: {has}"
+        )
 
 
 #: `docker SUBCOMMAND` handlers

@@ -1,10 +1,15 @@
 """Flags a real tool accepts, read from its own `--help`, so a guide cannot invent one, and
-which of them take a value, so that a command line is split as the tool splits it."""
+which of them take a value, so that a command line is split as the tool splits it.
+
+`CommandLine` is the one splitter of the Helm, git clone, docker build and docker compose models;
+kubectl.py splits its lines itself, because which words are subcommands and which flags take a
+value change as kubectl's help is read word by word (and `-it` bundles switches)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 
@@ -84,8 +89,9 @@ def split_flag(arg: str) -> tuple[str, str | None]:
 
 
 class FlagQueries:
-    """What a parsed command line answers about its flags (`self.flags`: (name, value) pairs in
-    order): the last value of a flag, or all of them. Shared by the Helm and kubectl models."""
+    """What a split command line answers about its flags (`self.flags`: (name, value) pairs in
+    order): the last value of a flag, all of them, whether one is there, and the Kubernetes
+    namespace (`-n`/`--namespace`, "default" without) for the Helm and kubectl models."""
 
     flags: list[tuple[str, str | None]]
 
@@ -98,3 +104,63 @@ class FlagQueries:
 
     def all(self, *names: str) -> list[str]:
         return [v for n, v in self.flags if n in names and v is not None]
+
+    def has(self, *names: str) -> bool:
+        return any(n in names for n, _ in self.flags)
+
+    @property
+    def namespace(self) -> str:
+        return self.get("-n", "--namespace") or "default"
+
+
+class CommandLine(FlagQueries):
+    """The words after a program's name, split as the tool splits them: subcommand words,
+    positionals and flags ((name, value) pairs, in order). A flag in `valued` takes the next word
+    as its value unless written `--name=value` (at the end of the line it has None); every other
+    flag is a switch; `--` ends the flags.
+    `sub_arity`: how many leading non-flag words name the subcommand (`helm repo add`: 2).
+    `verbatim_after`: once the subcommand and that many positionals are read, the rest of the line
+    is positional as written (`docker compose exec SERVICE COMMAND...`: 1; `docker compose
+    [OPTIONS] SUBCOMMAND ...`: 0, the subcommand's own flags are read by a second CommandLine)."""
+
+    def __init__(
+        self,
+        words: list[str],
+        valued: Collection[str],
+        sub_arity: int = 0,
+        verbatim_after: int | None = None,
+    ) -> None:
+        self.valued = valued
+        self.sub: list[str] = []
+        self.positional: list[str] = []
+        self.flags: list[tuple[str, str | None]] = []
+        i = 0
+        while i < len(words):
+            if self._rest_is_verbatim(sub_arity, verbatim_after):
+                self.positional.extend(words[i:])
+                break
+            name, value = split_flag(words[i])
+            if name == "--":
+                self.positional.extend(words[i + 1 :])
+                break
+            if name.startswith("-") and name != "-":
+                if name in valued and value is None:
+                    i += 1
+                    value = words[i] if i < len(words) else None
+                self.flags.append((name, value))
+            elif len(self.sub) < sub_arity:
+                self.sub.append(words[i])
+            else:
+                self.positional.append(words[i])
+            i += 1
+
+    def _rest_is_verbatim(self, sub_arity: int, verbatim_after: int | None) -> bool:
+        return (
+            verbatim_after is not None
+            and len(self.sub) == sub_arity
+            and len(self.positional) >= verbatim_after
+        )
+
+    def missing_value(self) -> str | None:
+        """The first flag that takes a value but has none (the line ended after it)."""
+        return next((n for n, v in self.flags if n in self.valued and v is None), None)

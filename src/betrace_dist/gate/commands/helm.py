@@ -24,7 +24,7 @@ from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
-from .flags import FlagQueries, accepted, split_flag
+from .flags import CommandLine, accepted
 
 _VALUE_FLAGS = {"-n", "--namespace", "-f", "--values", "--set", "--set-string", "--set-file"}
 _VALUE_FLAGS |= {"--set-json", "--version", "--timeout", "--kube-context", "--kubeconfig", "-o"}
@@ -45,43 +45,7 @@ def _helm(session: Session, binary: str, args: list[str]) -> str:
     return done.stdout
 
 
-class Parsed(FlagQueries):
-    """A helm command line: subcommand words, positionals and flags (in order)."""
-
-    def __init__(
-        self, argv: list[str], sub_arity: int, value_flags: frozenset[str] | set[str] = frozenset()
-    ) -> None:
-        value_flags = value_flags or _VALUE_FLAGS
-        self.sub: list[str] = []
-        self.positional: list[str] = []
-        self.flags: list[tuple[str, str | None]] = []
-        rest = argv[1:]
-        i = 0
-        while i < len(rest):
-            name, value = split_flag(rest[i])
-            if name == "--":
-                self.positional.extend(rest[i + 1 :])
-                break
-            if name.startswith("-") and name != "-":
-                if name in value_flags and value is None:
-                    i += 1
-                    value = rest[i] if i < len(rest) else None
-                self.flags.append((name, value))
-            elif len(self.sub) < sub_arity:
-                self.sub.append(rest[i])
-            else:
-                self.positional.append(rest[i])
-            i += 1
-
-    def has(self, name: str) -> bool:
-        return any(n == name for n, _ in self.flags)
-
-    @property
-    def namespace(self) -> str:
-        return self.get("-n", "--namespace") or "default"
-
-
-def _check_flags(binary: str, sub: list[str], parsed: Parsed) -> None:
+def _check_flags(binary: str, sub: list[str], parsed: CommandLine) -> None:
     known = accepted(binary, *sub)
     for name, _ in parsed.flags:
         if name not in known:
@@ -95,7 +59,7 @@ def _oci_chart(session: Session) -> str:
     return f"{data.chart_oci}/{data.current.chart.name}"
 
 
-def _local_chart(inv: Invocation, ref: str, parsed: Parsed) -> Path | None:
+def _local_chart(inv: Invocation, ref: str, parsed: CommandLine) -> Path | None:
     """The BeTrace chart directory a reference stands for, or None for a remote chart."""
     session = inv.session
     if ref.startswith("oci://"):
@@ -115,11 +79,13 @@ def _local_chart(inv: Invocation, ref: str, parsed: Parsed) -> Path | None:
         return None
     path = session.path(ref)
     if not (path / "Chart.yaml").is_file():
-        raise CommandError(f"there is no chart at '{ref}' from '{session.shown(session.cwd)}'")
+        raise CommandError(
+            f"there is no chart at '{ref}' from '{session.reader_path(session.cwd)}'"
+        )
     return path
 
 
-def _values_paths(inv: Invocation, parsed: Parsed) -> list[Path]:
+def _values_paths(inv: Invocation, parsed: CommandLine) -> list[Path]:
     paths = []
     for value in parsed.all("-f", "--values"):
         path = inv.session.path(value)
@@ -132,7 +98,7 @@ def _values_paths(inv: Invocation, parsed: Parsed) -> list[Path]:
 
 
 def _render(
-    inv: Invocation, chart: Path, name: str, parsed: Parsed, binary: str
+    inv: Invocation, chart: Path, name: str, parsed: CommandLine, binary: str
 ) -> list[K8sObject]:
     args = ["template", name, str(chart), "--namespace", parsed.namespace]
     for flag, value in parsed.flags:
@@ -174,7 +140,7 @@ def _first(text: str) -> str:
 
 
 # over 60 lines: installing a third-party chart: pull, render and record in one flow
-def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> HelmRelease:
+def _remote_release(inv: Invocation, name: str, ref: str, parsed: CommandLine) -> HelmRelease:
     session = inv.session
     alias, _, chart = ref.partition("/")
     gc = session.release.current.grafana_chart
@@ -197,12 +163,12 @@ def _remote_release(inv: Invocation, name: str, ref: str, parsed: Parsed) -> Hel
     for path in _values_paths(inv, parsed):
         try:  # bounded: a values file written by a page may be an alias bomb
             text = session.read(str(path))  # only the page's own files
-            loaded = yamlio.safe_load(text, session.shown(path)) or {}
+            loaded = yamlio.safe_load(text, session.reader_path(path)) or {}
         except ProblemsError as exc:
             raise CommandError(str(exc.problems[0])) from None
         problems = grafana_chart.validate_values(loaded)
         if problems:
-            raise CommandError(f"{session.shown(path)}: {problems[0]}")
+            raise CommandError(f"{session.reader_path(path)}: {problems[0]}")
         values = _merge(values, loaded)
     for item in parsed.all("--set", "--set-string", "--set-json", "--set-file"):
         for assignment in _set_items(item):
@@ -285,7 +251,7 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _namespace_ready(inv: Invocation, parsed: Parsed) -> None:
+def _namespace_ready(inv: Invocation, parsed: CommandLine) -> None:
     world = inv.session.world
     ns = parsed.namespace
     if ns in world.namespaces:
@@ -299,7 +265,7 @@ def _namespace_ready(inv: Invocation, parsed: Parsed) -> None:
 
 
 # complexity over 12: install and upgrade share one flow of checks on the chart, values and release
-def install(inv: Invocation, parsed: Parsed, upgrade: bool) -> None:  # noqa: C901
+def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:  # noqa: C901
     session = inv.session
     if len(parsed.positional) != 2:
         raise CommandError(
@@ -434,7 +400,7 @@ def _major(binary: str) -> int:
     return int(out.strip().lstrip("v").split(".")[0] or 0)
 
 
-def _release(inv: Invocation, parsed: Parsed) -> HelmRelease:
+def _release(inv: Invocation, parsed: CommandLine) -> HelmRelease:
     if not parsed.positional:
         raise CommandError(f"helm {' '.join(parsed.sub)} needs a release name")
     name = parsed.positional[0]
@@ -451,7 +417,7 @@ def _release(inv: Invocation, parsed: Parsed) -> HelmRelease:
 #: Subcommands whose second word is part of the command (`helm repo add`, `helm show values`).
 _TWO_WORD = ("repo", "show", "get", "registry", "search", "dependency", "plugin")
 
-Handler = Callable[[Invocation, Parsed, str], None]
+Handler = Callable[[Invocation, CommandLine, str], None]
 
 
 def helm(inv: Invocation) -> None:
@@ -459,35 +425,35 @@ def helm(inv: Invocation) -> None:
     argv = inv.argv
     if len(argv) < 2:
         raise CommandError("helm: no subcommand")
-    first = Parsed(argv, 1).sub
+    first = CommandLine(argv[1:], _VALUE_FLAGS, 1).sub
     sub = first[0] if first else ""
     binary = tools.find("helm")
     if binary is None:
         raise CommandError("helm is not installed (make tools)")
-    parsed = Parsed(argv, 2 if sub in _TWO_WORD else 1)
+    parsed = CommandLine(argv[1:], _VALUE_FLAGS, 2 if sub in _TWO_WORD else 1)
     HANDLERS.get(sub, _not_modelled)(inv, parsed, binary)
 
 
 def _flags_checked(handler: Handler) -> Handler:
     """The handler, after the command line's flags are checked against the real Helm's."""
 
-    def checked(inv: Invocation, parsed: Parsed, binary: str) -> None:
+    def checked(inv: Invocation, parsed: CommandLine, binary: str) -> None:
         _check_flags(binary, parsed.sub, parsed)
         handler(inv, parsed, binary)
 
     return checked
 
 
-def _not_modelled(inv: Invocation, parsed: Parsed, binary: str) -> None:
+def _not_modelled(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     _check_flags(binary, parsed.sub, parsed)
     raise CommandError(f"helm {parsed.sub[0] if parsed.sub else ''} is not modelled")
 
 
-def _nothing(inv: Invocation, parsed: Parsed, binary: str) -> None:
+def _nothing(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     """Read-only or credential-only subcommands: nothing to model offline."""
 
 
-def _offline(inv: Invocation, parsed: Parsed, binary: str) -> None:
+def _offline(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     """template, lint, package, show, dependency: run for real on the local chart."""
     session, sub = inv.session, parsed.sub[0]
     _check_flags(binary, parsed.sub, parsed)
@@ -508,7 +474,7 @@ def _offline(inv: Invocation, parsed: Parsed, binary: str) -> None:
         session.write(session.expand([target])[0], out, append=operator == ">>")
 
 
-def _repo(inv: Invocation, parsed: Parsed, binary: str) -> None:
+def _repo(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     world = inv.session.world
     action = parsed.sub[1] if len(parsed.sub) > 1 else ""
     if action == "add":
@@ -522,12 +488,12 @@ def _repo(inv: Invocation, parsed: Parsed, binary: str) -> None:
         raise CommandError(f"helm repo {action} is not modelled")
 
 
-def _search(inv: Invocation, parsed: Parsed, binary: str) -> None:
+def _search(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     if not inv.session.world.helm_repos:
         raise CommandError("helm search repo: no repository was added earlier on this page")
 
 
-def _inspect(inv: Invocation, parsed: Parsed, binary: str) -> None:
+def _inspect(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     """test, status, history, get: the release must exist (and `test` needs a test hook)."""
     release = _release(inv, parsed)
     if (
@@ -538,7 +504,7 @@ def _inspect(inv: Invocation, parsed: Parsed, binary: str) -> None:
         raise CommandError(f"release '{release.name}' has no test hook")
 
 
-def _rollback(inv: Invocation, parsed: Parsed, binary: str) -> None:
+def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     release = _release(inv, parsed)
     if len(parsed.positional) > 1:
         revision = int(parsed.positional[1])
@@ -549,7 +515,7 @@ def _rollback(inv: Invocation, parsed: Parsed, binary: str) -> None:
     release.revision += 1
 
 
-def _uninstall(inv: Invocation, parsed: Parsed, binary: str) -> None:
+def _uninstall(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     world = inv.session.world
     release = _release(inv, parsed)
     del world.releases[(release.namespace, release.name)]

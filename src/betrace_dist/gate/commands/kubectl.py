@@ -216,13 +216,6 @@ class Args(FlagQueries):
     positional: list[str] = field(default_factory=list)
     flags: list[tuple[str, str | None]] = field(default_factory=list)
 
-    def has(self, *names: str) -> bool:
-        return any(n in names for n, _ in self.flags)
-
-    @property
-    def namespace(self) -> str:
-        return self.get("-n", "--namespace") or "default"
-
     @property
     def sub(self) -> str:
         return self.path[0] if self.path else ""

@@ -283,7 +283,7 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
         return UPSTREAM, f"{category}.{_HOST}.{name}", _overrides(UPSTREAM)
     directory = inv.session.path(flake or ".")
     if not (directory / "flake.nix").is_file():
-        raise CommandError(f"there is no flake.nix in '{inv.session.shown(directory)}'")
+        raise CommandError(f"there is no flake.nix in '{inv.session.reader_path(directory)}'")
     if not attr:
         return None
     _require_nix(inv.session)
@@ -295,7 +295,7 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
     names = outputs[category] + (outputs["packages"] if sub in ("run", "shell") else [])
     if attr.split(".")[-1] not in names:
         raise CommandError(
-            f"the flake in '{inv.session.shown(directory)}' has no {category[:-1]} "
+            f"the flake in '{inv.session.reader_path(directory)}' has no {category[:-1]} "
             f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
         )
     return directory, attr, _overrides(directory)

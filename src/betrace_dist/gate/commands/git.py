@@ -1,0 +1,104 @@
+"""`git`: `git clone` of this project's repository (the gate copies the sandbox's copy of the
+repository, the reader's clone, to where the page clones it), `git tag` of the release's version,
+and the everyday subcommands that change nothing the gate checks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ...release import load_release_data
+from ..session import CommandError, Invocation
+from .flags import CommandLine
+
+#: `git clone` options that take a value; every other option is taken as a switch
+_CLONE_VALUE = frozenset({"-b", "--branch", "--depth", "-o", "--origin"})
+
+
+def clone_line(words: list[str]) -> CommandLine:
+    """`git clone ...` (the words after `clone`), split as git splits it."""
+    line = CommandLine(words, _CLONE_VALUE)
+    missing = line.missing_value()
+    if missing is not None:
+        raise CommandError(f"git clone: {missing} needs a value")
+    return line
+
+
+def _clone(inv: Invocation, words: list[str]) -> None:
+    line = clone_line(words)
+    urls = line.positional
+    if not urls:
+        raise CommandError("git clone needs a URL")
+    data = inv.session.release
+    url = urls[0].removesuffix(".git")
+    known = {data.project.distribution_repository: inv.session.repo}
+    if url not in known:
+        raise CommandError(
+            f"git clone: '{url}' is not this project's repository "
+            f"({data.project.distribution_repository})"
+        )
+    want = f"v{data.current.version}"
+    branch = line.get("-b", "--branch")
+    if branch is not None and branch != want:
+        raise CommandError(
+            f"git clone --branch {branch}: the tag of this release is {want}; "
+            "the page's files are the ones of that tag"
+        )
+    depth = line.get("--depth")
+    depth = "1" if depth is None else depth
+    if not depth.isdigit() or int(depth) < 1:
+        raise CommandError(f"git clone --depth {depth}: not a positive number")
+    # the gate writes the copy itself: only inside the page's sandbox (second line)
+    target = inv.session.inside(
+        inv.session.path(urls[1] if len(urls) > 1 else url.rsplit("/", 1)[-1])
+    )
+    if target.exists():
+        raise CommandError(f"git clone: '{inv.session.reader_path(target)}' already exists")
+    size = _tree_size(known[url])
+    if size > CLONE_LIMIT:  # apparent sizes: sparse files count at their full length
+        raise CommandError(
+            f"git clone: the clone would copy {size >> 20} MiB; the gate copies at most "
+            f"{CLONE_LIMIT >> 20} MiB for a page"
+        )
+    inv.session.copy_clone(target)  # known[url] is the page's clone
+    inv.session.hand_over(target)  # the page's clone is the page's (it runs as nobody)
+
+
+def git(inv: Invocation) -> None:
+    argv = inv.argv
+    sub = argv[1] if len(argv) > 1 else ""
+    if sub == "clone":
+        _clone(inv, argv[2:])
+        return
+    if sub == "tag":
+        tags = [a for a in argv[2:] if re.fullmatch(r"v?\d+\.\d+\.\d+.*", a)]
+        # the release data as the page has left it (a bump earlier on the page moves it)
+        want = f"v{load_release_data(inv.session.repo / 'releases.yaml').current.version}"
+        if tags and tags[0] != want:
+            raise CommandError(f"the tag of this release is {want}, not {tags[0]}")
+        return
+    if sub in (
+        "push",
+        "add",
+        "commit",
+        "checkout",
+        "switch",
+        "pull",
+        "fetch",
+        "status",
+        "diff",
+        "log",
+    ):
+        return
+    raise CommandError(f"git {sub} is not modelled")
+
+
+#: Largest tree the git model copies for a page's clone (the project is a few MiB).
+CLONE_LIMIT = 256 * 1024 * 1024
+
+
+def _tree_size(root: Path) -> int:
+    return sum(p.lstat().st_size for p in root.rglob("*") if not p.is_symlink())
+
+
+MODELS = {"git": git}
