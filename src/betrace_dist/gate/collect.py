@@ -63,6 +63,7 @@ class Gate:
         self.results = result_cache.ResultCache(None)
         #: why the cache is off, for the run's summary (None while it is on)
         self.cache_off: str | None = "not prepared"
+        self.pages_seen = 0  # pages pytest collected from this gate
         GATES.append(self)
         profile.install()  # opt-in timing: only when BETRACE_GATE_PROFILE names a file
 
@@ -215,6 +216,7 @@ class Gate:
             @classmethod
             def parse(cls, path: str, *parsers: Any, encoding: str = "utf-8") -> Document:
                 result = gate.analyse(Path(path))
+                gate.pages_seen += 1
                 text = result.rendered.text if result.rendered else ""
                 document = cls(text, path)
                 document.result = result  # type: ignore[attr-defined]

@@ -97,9 +97,10 @@ def cache_summary() -> list[str]:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     from . import live
 
-    if CACHE:
+    off = sorted({gate.cache_off for gate in GATES if gate.cache_off and gate.pages_seen})
+    if CACHE or off:
         terminalreporter.section("gate result cache")
-        for line in cache_summary():
+        for line in cache_summary() if CACHE else [f"off: {why}" for why in off]:
             terminalreporter.write_line(line)
 
     if live.program() is not None:
