@@ -174,3 +174,21 @@ def test_the_gate_copying_files_is_not_counted_as_the_page_reading_them() -> Non
         assert list(session.reads()) == ["README.md"]
     finally:
         session.close()
+
+
+def test_what_readers_are_shown_is_kept_by_its_text_and_a_damaged_entry_is_ignored(
+    tmp_path: Path,
+) -> None:
+    from betrace_dist.gate.collect import Gate
+
+    gate = Gate(REPO_ROOT / "mkdocs.yml")
+    gate.results = result_cache.ResultCache(tmp_path)
+    text = "# Title {#anchor}\n\n```bash\necho hi\n```\n\n[a link](other.md)\n"
+    fresh = gate.display.displayed_page(text)
+    assert gate.displayed(text) == fresh  # computed, then kept
+    assert gate.displayed(text) == fresh  # read back
+    (entry,) = (tmp_path / "displayed").glob("*.json")
+    entry.write_text('{"format": 1, "value": {"code": 3}}')
+    assert gate.displayed(text) == fresh  # a damaged entry is computed again
+    other = text.replace("echo hi", "echo bye")
+    assert gate.displayed(other).code == ["echo bye\n"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from ..errors import ProblemsError
 from ..release import RELEASES_FILE
 from . import claims, display, profile, result_cache
 from .checkers import Checker, CheckFailure, Context, registry
+from .display import Shown
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
 from .render import Rendered, RenderError, Site
@@ -85,7 +87,8 @@ class Gate:
             found = blocks(rendered.text)
         except LexError as exc:
             return PageResult(path, rendered, [], (rendered.source_line(exc.line), exc.reason))
-        shown = self.display.displayed_page(rendered.text)
+        shown = self.displayed(rendered.text)
+        self._page_ids.setdefault(path.resolve(), shown.ids)
         invisible = display.hidden(rendered.text, found, shown, rendered.source_line)
         items: list[tuple[Block, Entry, Checker | None]] = []
         for index, block in enumerate(found):
@@ -141,11 +144,27 @@ class Gate:
         """Python-Markdown configured as the site's: what readers are shown."""
         return display.Renderer(self.site.config)
 
+    def displayed(self, text: str) -> Shown:
+        """What readers are shown of a rendered page; kept by the result cache, keyed on the
+        text, the site configuration and the gate's code (converting is most of a warm run)."""
+        if not self.results.enabled:
+            return self.display.displayed_page(text)
+        config = result_cache.file_digest(self.site.config_file) or "-"
+        key = result_cache.digest(f"{result_cache.code_digest()} {config}\n{text}".encode())
+        kept = self.results.load("displayed", key)
+        if isinstance(kept, dict):
+            with contextlib.suppress(TypeError, ValueError):
+                return Shown(list(kept["code"]), set(kept["ids"]), list(kept["links"]))
+        shown = self.display.displayed_page(text)
+        as_json = {"code": shown.code, "ids": sorted(shown.ids), "links": shown.links}
+        self.results.keep("displayed", key, as_json)
+        return shown
+
     def _ids(self, path: Path) -> set[str] | None:
         """Ids (heading anchors included) of another page of the site, None if unreadable."""
         if path not in self._page_ids:
             try:
-                self._page_ids[path] = self.display.displayed_page(self.site.render(path).text).ids
+                self._page_ids[path] = self.displayed(self.site.render(path).text).ids
             except RenderError:
                 self._page_ids[path] = None
         return self._page_ids[path]

@@ -164,6 +164,15 @@ def manifest_digest(root: Path, names: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def _write(path: Path, value: object) -> None:
+    """Write the entry whole or not at all (a temporary file renamed over the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(value, out, indent=1, sort_keys=True)
+    Path(name).replace(path)
+
+
 # -- which files a page read ------------------------------------------------------------------
 
 
@@ -251,15 +260,25 @@ class ResultCache:
         return Lookup(True, "unchanged since it last passed")
 
     def store(self, key: PageKey) -> None:
-        """Write the entry whole or not at all (a temporary file renamed over the old one)."""
+        if self.directory is not None:
+            entry = {"format": FORMAT, "page": key.page, "parts": key.parts, "reads": key.reads}
+            _write(self._entry(key.page), entry)
+
+    def keep(self, kind: str, key: str, value: object) -> None:
+        """A derived value (what readers are shown of a rendered page), under its input's key."""
+        if self.directory is not None:
+            _write(self.directory / kind / f"{key}.json", {"format": FORMAT, "value": value})
+
+    def load(self, kind: str, key: str) -> object:
         if self.directory is None:
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        entry = {"format": FORMAT, "page": key.page, "parts": key.parts, "reads": key.reads}
-        fd, name = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(entry, out, indent=1, sort_keys=True)
-        Path(name).replace(self._entry(key.page))
+            return None
+        try:
+            kept = json.loads((self.directory / kind / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return (
+            kept.get("value") if isinstance(kept, dict) and kept.get("format") == FORMAT else None
+        )
 
     def forget(self, page: str) -> None:
         if self.directory is not None:
