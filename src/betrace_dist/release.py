@@ -608,10 +608,13 @@ def _not_a_mapping(path: Path, root: object) -> Problem:
     return Problem(path, line, f"the top level is a {kind}, but it must be {expected}")
 
 
-#: Valid release data by (file, content digest): a site build loads it for the pages and again
-#: for the gate's note under each title; ReleaseData is frozen, so sharing it is safe. Any change
-#: to the file (mkdocs serve) changes the key.
-_LOADED: dict[tuple[str, str], ReleaseData] = {}
+#: Valid release data by content digest: a site build loads it for the pages and again for the
+#: gate's note under each title, and a page's `git tag` reads the page's copy of the same file.
+#: Valid data does not depend on where the file lies (only problems name the file), and
+#: ReleaseData is frozen, so sharing it is safe. Any change to a file changes its key.
+_LOADED: dict[str, ReleaseData] = {}
+#: Distinct contents kept (tests load many copies; the oldest is dropped first).
+_KEEP = 4
 
 
 def load_release_data(path: Path = RELEASES_FILE) -> ReleaseData:
@@ -619,10 +622,12 @@ def load_release_data(path: Path = RELEASES_FILE) -> ReleaseData:
     path = Path(path)
     if not path.is_file():
         raise ProblemsError([Problem(path, None, "release data file not found")])
-    key = (str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest())
+    key = hashlib.sha256(path.read_bytes()).hexdigest()
     if key not in _LOADED:
-        _LOADED.clear()  # one file in use at a time; tests load many copies
-        _LOADED[key] = _load(path)
+        data = _load(path)
+        while len(_LOADED) >= _KEEP:
+            del _LOADED[next(iter(_LOADED))]
+        _LOADED[key] = data
     return _LOADED[key]
 
 

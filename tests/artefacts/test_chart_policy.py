@@ -11,10 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import chart_policy
-from betrace_dist.artefacts.chart_policy import Helm, HelmError
+from betrace_dist.artefacts.chart_policy import Helm, HelmError, parse_manifests
 from betrace_dist.release import ReleaseData
 
 CHART = REPO_ROOT / "helm" / "betrace"
@@ -489,3 +490,20 @@ def test_foreign_image_in_the_test_hook_needs_only_a_pin(
     (chart / "values.schema.json").unlink()
     found = violations(helm, chart, release_data, ("tests.image.tag=latest",))
     assert_violation(found, "Pod/betrace-test-health container health", "is not pinned")
+
+
+@pytest.mark.parametrize("values", sorted(p.name for p in (CHART / "ci").glob("*.yaml")))
+def test_the_fast_loader_reads_every_render_as_the_yaml_1_2_loader_does(
+    helm: Helm, values: str
+) -> None:
+    """Rendered charts are read with libyaml (YAML 1.1) for speed: for every render CI makes,
+    the objects are exactly those ruamel's YAML 1.2 loader gives."""
+    out = helm.run("template", "betrace", str(CHART), "-f", str(CHART / "ci" / values))
+    slow = [d for d in YAML(typ="safe", pure=True).load_all(out) if d is not None]
+    assert [m.doc for m in parse_manifests(out)] == slow
+
+
+def test_a_render_that_is_not_yaml_names_its_template() -> None:
+    out = "---\n# Source: betrace/templates/broken.yaml\nkind: [unclosed\n"
+    with pytest.raises(HelmError, match=r"betrace/templates/broken.yaml: not valid YAML"):
+        parse_manifests(out)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from .. import backend_env
+from .. import backend_env, yamlio
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import ReleaseData
 
@@ -110,7 +110,6 @@ class Helm:
 
 def parse_manifests(text: str) -> list[Manifest]:
     """Split `helm template` output into objects, each with its `# Source:` template path."""
-    yaml = YAML(typ="safe")
     out: list[Manifest] = []
     for chunk in text.split("\n---"):
         source = ""
@@ -118,7 +117,10 @@ def parse_manifests(text: str) -> list[Manifest]:
             if line.startswith("# Source: "):
                 source = line.removeprefix("# Source: ").strip()
                 break
-        doc = yaml.load(chunk)
+        try:
+            doc = yamlio.fast_safe_load(chunk + "\n")  # the split took the final line break
+        except yamlio.YAML_ERRORS as exc:
+            raise HelmError(f"{source or 'rendered output'}: not valid YAML: {exc}") from None
         if doc is None:
             continue
         if not isinstance(doc, dict):

@@ -15,14 +15,13 @@ writes the gate itself makes in `save`) are the second line of defence, not the 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import copy
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -160,24 +159,12 @@ class Session:
     def copy_clone(self, target: Path) -> None:
         """Copy the page's clone to `target` (the project's `git clone`); the copy is one more
         place where the page may read the clone's files (result_cache.py)."""
-        with self._gate_reads():
-            shutil.copytree(self.repo, target, symlinks=True)
-            self.views.append(target)
-
-    @contextlib.contextmanager
-    def _gate_reads(self) -> Iterator[None]:
-        """Around the gate's own copies of the page's files (`git clone`, content tabs): the
-        page's reads so far are kept, and what the copy reads is not counted as the page's."""
-        self._harvest()
-        try:
-            yield
-        finally:
-            for view in self.views:
-                for name in _layout()[1]:
-                    with contextlib.suppress(OSError):
-                        result_cache.forget_reads(view / name)
+        shutil.copytree(self.repo, target, symlinks=True, copy_function=result_cache.copy2_unread)
+        self.views.append(target)
 
     def _harvest(self) -> None:
+        """Note the files read so far: before the gate puts files back (content tabs), which
+        replaces them, stamps and all."""
         for view in self.views:
             self._read.update(n for n in _layout()[1] if result_cache.was_read(view / n))
 
@@ -223,7 +210,7 @@ class Session:
         self._tab = tab
 
     def _snapshot(self) -> _Snapshot:
-        with profile.phase("content-tab snapshot"), self._gate_reads():
+        with profile.phase("content-tab snapshot"):  # a no-op unless profiling
             files = self._snapshots.take()  # copies only files changed since the last state
         return _Snapshot(
             files, copy.deepcopy(self.world), dict(self.env), set(self.exported), self.cwd
@@ -232,7 +219,8 @@ class Session:
     def _restore(self, snapshot: _Snapshot) -> None:
         if self.live is not None:
             self.live.stop()  # its data dir goes back with the files; it restarts from there
-        with profile.phase("content-tab restore"), self._gate_reads():
+        self._harvest()
+        with profile.phase("content-tab restore"):  # a no-op unless profiling
             self._snapshots.restore(snapshot.files)  # removes what is new, copies back changes
         self.hand_over()  # what the restore copied is the gate's: give it back to the page
         self.world = copy.deepcopy(snapshot.world)
@@ -484,5 +472,7 @@ def _copy_clone(target: Path) -> None:
     for folder in folders:
         (target / folder).mkdir()
     for name in others:
-        shutil.copy2(source / name, target / name, follow_symlinks=False)
-        result_cache.forget_reads(target / name)  # its first read stamps it again (result_cache.py)
+        if (source / name).is_symlink():
+            (target / name).symlink_to((source / name).readlink())
+        else:  # unread: its first read stamps it (result_cache.py)
+            result_cache.copy2_unread(source / name, target / name)

@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import result_cache
 from .checkers import CheckFailure
 
 #: Bytes of file copies one page's content-tab states may keep (shared between its states).
@@ -169,7 +170,7 @@ class Snapshots:
                 "MiB a page may keep; make large files before the tabs smaller, or not needed"
             )
         target = self.store / str(next(self._names))
-        shutil.copyfile(self.root / path, target, follow_symlinks=False)
+        result_cache.copy_unread(self.root / path, target)  # keeping is not the page reading
         self.used += target.stat().st_size
         return str(target)
 
@@ -205,9 +206,9 @@ class Snapshots:
         elif want.kind == "f" and not (have is not None and want.same(have)):
             if have is not None:
                 target.unlink()
-            shutil.copyfile(want.stored, target, follow_symlinks=False)
+            result_cache.copy_unread(Path(want.stored), target)
             target.chmod(want.mode)
-            os.utime(target, ns=(want.mtime_ns, want.mtime_ns), follow_symlinks=False)
+            os.utime(target, ns=(0, want.mtime_ns), follow_symlinks=False)  # and unread
 
     def close(self) -> None:
         shutil.rmtree(self.store, ignore_errors=True)

@@ -22,10 +22,15 @@ class YamlChecker:
         yaml = YAML(typ="rt")
         yaml.allow_duplicate_keys = False
         try:
-            found = yamlio.stream_problem(block.body, yaml)
+            found = yamlio.size_problem(block.body)
+            # each document composed once: bounded, then constructed from the same node
+            for root in () if found else yaml.compose_all(block.body):
+                found = yamlio.expansion_problem(root)
+                if found is not None:
+                    break
+                yaml.constructor.construct_document(root)  # duplicate keys are found here
             if found is not None:
                 raise CheckFailure(f"YAML refused: the document {found[1]}", found[0] + 1)
-            list(yaml.load_all(block.body))
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             if exc.context_mark is not None and "<stream end>" in (exc.problem or ""):

@@ -122,7 +122,7 @@ def _render(
     ]
 
 
-# Speed: parsing a render (pure-Python YAML, ~80 ms for the chart) is done once per distinct
+# Speed: parsing a render (libyaml, a few ms; ~80 ms without it) is done once per distinct
 # output in a run; pages install, upgrade and template the same chart with the same values.
 # Each caller gets its own copy of the objects, as from a fresh parse. Nothing outlives the run.
 _PARSED: dict[str, list[Manifest]] = {}
