@@ -166,3 +166,32 @@ def test_sandboxes_are_full_fresh_clones_and_gone_when_closed() -> None:
         first.close()
         second.close()
     assert not tmp.exists()
+
+
+def test_the_cpu_time_of_jailed_programs_is_counted(tmp_path: Path) -> None:
+    """A jailed program is reaped inside its PID namespace, so the gate's children's usage never
+    sees its CPU time; the page's cpuacct group does (where the machine lets the gate make one).
+    """
+    require_tool("bwrap", "apt-get install bubblewrap")
+    out = tmp_path / "profile.json"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from betrace_dist.gate import profile, session
+        assert profile.install({str(out)!r})
+        page = session.Session()
+        try:
+            page.process([sys.executable, "-c", "sum(range(30_000_000))"])
+        finally:
+            page.close()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env)
+    rep = json.loads(out.read_text())
+    if "jailed CPU" in rep["notes"]:
+        pytest.skip(f"no cpuacct cgroup on this machine: {rep['notes']['jailed CPU']}")
+    burned = rep["jailed"]["python"]["cpu_seconds"]
+    assert burned >= 0.2, rep["jailed"]  # the loop alone takes about half a second
+    assert rep["tools"]["prlimit"]["cpu_seconds"] < burned  # the wrapper's own figure misses it
+    assert rep["external_cpu_seconds"] >= burned

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
+from . import profile
 
 #: Bytes of stdout (and of stderr) a command may print before it is stopped.
 OUTPUT_LIMIT = 8 * 1024 * 1024
@@ -121,16 +122,21 @@ def _cgroups(name: str) -> list[Path]:
     """Cgroups (v1) for one page: at most PROCESS_LIMIT tasks and PAGE_MEMORY bytes in all,
     where the machine lets the gate make them; each missing one is said in the docstring of the
     module (then the per-process limits and the time limit are the bounds)."""
-    wanted = {"pids": ("pids.max", PROCESS_LIMIT), "memory": ("memory.limit_in_bytes", PAGE_MEMORY)}
+    wanted = {
+        "pids": ("pids.max", PROCESS_LIMIT),
+        "memory": ("memory.limit_in_bytes", PAGE_MEMORY),
+        "cpuacct": None,  # no limit: it counts the CPU time of the page's programs (profile.py)
+    }
     made = []
-    for controller, (knob, value) in wanted.items():
+    for controller, knob in wanted.items():
         parent = _own_cgroup(controller)
         if parent is None or not (parent / "cgroup.procs").exists():
             continue
         group = parent / name
         try:
             group.mkdir(exist_ok=True)
-            (group / knob).write_text(str(value))
+            if knob is not None:
+                (group / knob[0]).write_text(str(knob[1]))
         except OSError:
             with contextlib.suppress(OSError):
                 group.rmdir()
@@ -249,7 +255,25 @@ class Jail:
         if left <= 0:
             raise JailError("the page used up its time limit; later commands were not run")
         wrapped = self.wrap(argv, cwd)
-        return run_bounded(wrapped, cwd, env, min(timeout, left))
+        if not profile.ACTIVE:
+            return run_bounded(wrapped, cwd, env, min(timeout, left))
+        # jailed programs are reaped inside their PID namespace, so their CPU time never
+        # reaches this process's children's usage: the page's cpuacct group counts it
+        before, start = self._cpu_used(), time.perf_counter()
+        try:
+            return run_bounded(wrapped, cwd, env, min(timeout, left))
+        finally:
+            after = self._cpu_used()
+            used = after - before if before is not None and after is not None else None
+            profile.jailed(profile.tool_name(argv), time.perf_counter() - start, used)
+
+    def _cpu_used(self) -> float | None:
+        """CPU seconds the page's programs used so far (None where no cpuacct group exists)."""
+        for group in self._cgroups:
+            if "cpuacct" in group.parts:
+                with contextlib.suppress(OSError, ValueError):
+                    return int((group / "cpuacct.usage").read_text()) / 1e9
+        return None
 
     def start(
         self, argv: list[str], cwd: Path, env: dict[str, str], log: Path, shown: list[Path]

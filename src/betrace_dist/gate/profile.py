@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 ENV = "BETRACE_GATE_PROFILE"
+#: The program every jailed command starts with (isolation.py): filed as a tool for its wall
+#: time; the CPU time of what it runs is filed under `jailed`.
+JAIL_WRAPPER = "prlimit"
 
 #: True while a profile is being recorded (read by the hooks in collect.py and session.py).
 ACTIVE = False
@@ -85,10 +88,16 @@ class Recorder:
     external: float = 0.0  # running total of the time inside external programs
     in_phases: float = 0.0  # running total of the time inside engine phases
     notes: dict[str, str] = field(default_factory=dict)  # how the run did things (e.g. sandbox)
+    #: commands run in a page's jail, by program: wall time and the CPU time of all the
+    #: processes they started (from the page's cpuacct cgroup; 0 where there is none)
+    jailed: dict[str, _Tool] = field(default_factory=dict)
 
     def tool(self, name: str, seconds: float, cpu: float = 0.0, example: str = "") -> None:
         self.tools.setdefault(name, _Tool()).add(seconds, cpu, example)
         self.external += seconds
+
+    def jail(self, name: str, seconds: float, cpu: float) -> None:
+        self.jailed.setdefault(name, _Tool()).add(seconds, cpu)
 
     def phase(self, name: str, seconds: float, cpu: float = 0.0) -> None:
         self.phases.setdefault(name, _Tool()).add(seconds, cpu)
@@ -120,7 +129,14 @@ class Recorder:
             "engine_cpu_seconds": round(cpu, 4),
             "engine_cpu_ms_per_block": _per_block(cpu, self.blocks),
             "phase_seconds_in_blocks": round(in_phases, 4),
-            "external_cpu_seconds": round(sum(t.cpu for t in self.tools.values()), 4),
+            # the jail's wrapper (prlimit) is reaped here, its programs are not: their CPU comes
+            # from the page's cgroup (`jailed`), where the machine lets the gate make one
+            "external_cpu_seconds": round(
+                sum(t.cpu for name, t in self.tools.items() if name != JAIL_WRAPPER)
+                + sum(t.cpu for t in self.jailed.values()),
+                4,
+            ),
+            "jailed": {k: t.as_dict() for k, t in sorted(self.jailed.items())},
             "checkers": {k: {n: round(v, 4) for n, v in c.items()} for k, c in per_checker.items()},
             "tools": {k: t.as_dict() for k, t in sorted(self.tools.items())},
             "phases": {k: t.as_dict() for k, t in sorted(self.phases.items())},
@@ -261,6 +277,14 @@ def phase(name: str) -> Iterator[None]:
         RECORDER.phase(name, time.perf_counter() - start, time.process_time() - cpu)
 
 
+def jailed(name: str, seconds: float, cpu: float | None) -> None:
+    """One command run in a page's jail, with its programs' CPU time (None: not counted)."""
+    if ACTIVE:
+        RECORDER.jail(name, seconds, cpu or 0.0)
+        if cpu is None:
+            RECORDER.note("jailed CPU", "not counted: no cpuacct cgroup could be made")
+
+
 def note(key: str, value: str) -> None:
     """Say how the run did something (how sandboxes are made, ...), when recording."""
     if ACTIVE:
@@ -272,7 +296,7 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     rec = Recorder()
     for rep in reports:
         rec.notes.update(rep.get("notes", {}))
-        for target, key in ((rec.tools, "tools"), (rec.phases, "phases")):
+        for target, key in ((rec.tools, "tools"), (rec.phases, "phases"), (rec.jailed, "jailed")):
             for name, t in rep.get(key, {}).items():
                 entry = target.setdefault(name, _Tool())
                 if not entry.calls:  # the first worker's first call stands for the first call
