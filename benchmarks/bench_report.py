@@ -237,6 +237,7 @@ def markdown(report: dict[str, Any]) -> str:
             + " | ".join(cells)
             + " |"
         )
+    out += _budget_lines(report)
     out += _gate_lines(report) + _baseline_lines(report) + _cprofile_lines(report)
     ins = report.get("instructions")
     if ins:
@@ -245,6 +246,41 @@ def markdown(report: dict[str, Any]) -> str:
         out += ["", "Why figures differ between machines (from this run):", ""]
         out += [f"- {line}" for line in report["explanations"]]
     return "\n".join(out)
+
+
+#: The performance issue's goals: (figure, where in the report, goal in seconds). Goals, not
+#: tests: nothing asserts a speed; the table says which are met on the measured machine.
+BUDGETS = (
+    ("gate, every page run, 2 workers", ("budgets", "cold_2_workers", "median_s"), 10.0),
+    ("gate, nothing changed (result cache)", ("budgets", "warm_cached", "median_s"), 2.0),
+    ("one page while writing (slowest page)", ("budgets", "one_page", "median_s"), 2.0),
+    ("engine time per block", ("gate", "warm", "profile", "engine_ms_per_block"), 0.010),
+    ("mkdocs build --strict", ("budgets", "build", "median_s"), 3.0),
+    ("make test, whole suite", ("suite", "median_s"), 240.0),
+)
+
+
+def _dig(report: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        report = report.get(key) if isinstance(report, dict) else None  # type: ignore[assignment]
+    return report
+
+
+def _budget_lines(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, path, goal in BUDGETS:
+        value = _dig(report, path)
+        if value is None:
+            continue
+        seconds = value / 1000 if path[-1].endswith("_ms_per_block") else value
+        verdict = "met" if seconds <= goal else f"missed ({seconds / goal:.1f}x the goal)"
+        rows.append(f"| {name} | {seconds:.3f} | {goal:g} | {verdict} |")
+    if not rows:
+        return []
+    slowest = _dig(report, ("budgets", "one_page", "slowest"))
+    out = ["", "Budgets (goals, not tests; seconds on this machine):", ""]
+    out += ["| figure | measured (s) | goal (s) | |", "|---|---|---|---|", *rows]
+    return out + (["", f"Slowest single page: {slowest}"] if slowest else [])
 
 
 def _machine_lines(report: dict[str, Any]) -> list[str]:

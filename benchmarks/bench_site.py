@@ -50,8 +50,8 @@ import bench_report as report_lib
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = HERE.parent
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-DEFAULT_PARTS = ("baselines", "gate", "cprofile", "instructions")
-ALL_PARTS = (*DEFAULT_PARTS, "build", "serve", "scale", "xdist")
+DEFAULT_PARTS = ("baselines", "gate", "budgets", "cprofile", "instructions")
+ALL_PARTS = (*DEFAULT_PARTS, "suite", "build", "serve", "scale", "xdist")
 COLD_FIRST = "first run (no project bytecode)"
 COLD_ALL = "no bytecode at all"
 WARM = "warm"
@@ -157,6 +157,53 @@ class Bench:
             out[variant]["notes"] = profiles[-1].get("notes", {})
             print(f"  gate ({variant}): median {out[variant]['wall']['median_s']} s", flush=True)
         return out
+
+    # -- the budgets of the performance issue ------------------------------------------------
+    def budgets(self, runs: int) -> dict[str, Any]:
+        """The figures the budgets name: every page run on 2 workers, a warm run with nothing
+        changed (the result cache on), each page alone (as while writing it), the build."""
+        out: dict[str, Any] = {}
+        env = {k: v for k, v in self.env().items() if k != "CI"}  # CI turns the cache off
+        every = self.pytest("docs", None, "-n", "2")
+        out["cold_2_workers"] = self._walls("gate, every page run, -n 2", every, env, runs)
+        cached = [self.py, "-m", "pytest", "docs", "-q", "-n", "0"]
+        self.timed([*cached, "--cache-clear"], self.root, env)  # fills the cache
+        out["warm_cached"] = self._walls("gate, nothing changed (cache)", cached, env, runs)
+        pages: dict[str, Any] = {}
+        for page in sorted((self.root / "docs").rglob("*.md")):
+            name = page.relative_to(self.root).as_posix()
+            if "```" in page.read_text(encoding="utf-8"):
+                cmd = self.pytest(name, None, "-n", "0")
+                pages[name] = self._walls(f"one page: {name}", cmd, env, runs)
+        slowest = max(pages, key=lambda n: pages[n]["median_s"])
+        out["one_page"] = {"pages": pages, "slowest": slowest, **pages[slowest]}
+        build = [self.py, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(self.keep / "b")]
+        out["build"] = self._walls("mkdocs build --strict", build, env, runs)
+        return out
+
+    def suite(self) -> dict[str, Any]:
+        """The whole test suite as `make test` runs it, once (it takes minutes)."""
+        cmd = [
+            self.py,
+            "-m",
+            "pytest",
+            "-n",
+            "2",
+            "--dist=loadfile",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ]
+        return self._walls("make test (pytest -n 2)", cmd, self.env(), 1)
+
+    def _walls(self, name: str, cmd: list[str], env: dict[str, str], runs: int) -> dict:
+        walls, cpus = [], []
+        for _ in range(runs):
+            walls.append(self.timed(cmd, self.root, env))
+            cpus.append(self.last_cpu)
+        row = summary(name, walls, cpus)
+        print(f"  {name}: median {row['median_s']} s", flush=True)
+        return row
 
     def cprofile(self) -> dict[str, Any]:
         """One warm gate run under cProfile, summarised (own time, cumulative, by area)."""
@@ -497,6 +544,12 @@ def measure(bench: Bench, args: argparse.Namespace, report: dict[str, Any], save
         )
         report["isolation_ms_per_block"] = per_block
         print(f"  isolation per block: {per_block} ms", flush=True)
+        save()
+    if "budgets" in parts:
+        report["budgets"] = bench.budgets(args.runs)
+        save()
+    if "suite" in parts:
+        report["suite"] = bench.suite()
         save()
     if "cprofile" in parts:
         report["cprofile"] = bench.cprofile()

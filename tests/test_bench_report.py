@@ -258,3 +258,21 @@ def test_isolation_per_block_prices_each_jailed_command() -> None:
     assert baselines.isolation_per_block(jail, tools, 150) == 20.0
     assert baselines.isolation_per_block({"error": "no bwrap"}, tools, 150) is None
     assert baselines.isolation_per_block(jail, {}, 150) is None
+
+
+def test_budgets_say_which_goals_are_met_and_by_how_much_one_is_missed() -> None:
+
+    report = {
+        "budgets": {
+            "warm_cached": {"median_s": 1.5},
+            "one_page": {"median_s": 4.0, "slowest": "docs/a.md"},
+        },
+        "gate": {"warm": {"profile": {"engine_ms_per_block": 25.0}}},
+    }
+    lines = "\n".join(report_lib._budget_lines(report))
+    assert "| gate, nothing changed (result cache) | 1.500 | 2 | met |" in lines
+    assert "| one page while writing (slowest page) | 4.000 | 2 | missed (2.0x the goal) |" in lines
+    assert "| engine time per block | 0.025 | 0.01 | missed (2.5x the goal) |" in lines
+    assert "mkdocs build" not in lines  # not measured: no row, never a made-up figure
+    assert "Slowest single page: docs/a.md" in lines
+    assert report_lib._budget_lines({}) == []
