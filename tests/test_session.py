@@ -4,11 +4,14 @@ process group, and the real repository and home are never touched."""
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.commands import models
@@ -86,3 +89,32 @@ def test_closing_removes_the_sandbox() -> None:
     assert (tmp / "distribution" / "releases.yaml").is_file()
     s.close()
     assert not tmp.exists()
+
+
+@given(
+    st.lists(
+        st.text(alphabet="abcXYZ019_./:=,@%+-", min_size=1, max_size=12), min_size=1, max_size=5
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_words_taken_as_they_are_are_the_words_bash_would_give(words: list[str]) -> None:
+    """Session.expand skips the jailed bash for plain words: bash must give them unchanged."""
+    from betrace_dist.gate.session import PLAIN_WORD
+
+    assert all(PLAIN_WORD.fullmatch(w) for w in words)
+    done = subprocess.run(
+        ["bash", "-c", 'printf "%s\\0" ' + " ".join(words)],
+        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.stdout.split("\0")[:-1] == words
+
+
+CHANGED_BY_BASH = ["$HOME", "~/x", "a*", "a?", "[ab]", "{a,b}", "'q'", '"q"', "#c", "a\\b"]
+CHANGED_BY_BASH += ["$(id)", "`id`", "a b", "x=~/y", "!x", "a;b"]
+
+
+@pytest.mark.parametrize("word", CHANGED_BY_BASH)
+def test_a_word_bash_could_change_goes_to_bash(word: str) -> None:
+    from betrace_dist.gate.session import PLAIN_WORD
+
+    assert PLAIN_WORD.fullmatch(word) is None

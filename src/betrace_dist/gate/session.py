@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import copy
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -52,6 +53,10 @@ FILE_COMMANDS = frozenset(
 WRITERS = frozenset({"cp", "mv", "mkdir", "touch", "rm", "tee", "sed", "chmod"})
 #: Commands that may follow a model command in a pipeline: they only format its output.
 FILTERS = frozenset({"jq", "base64", "grep", "head", "tail", "sort", "less", "wc", "cut", "tee"})
+
+
+#: A word bash leaves as it is: no quotes, parameters, globs, braces, tilde or comment.
+PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:=,@%+-]+")
 
 
 class CommandError(Exception):
@@ -304,8 +309,8 @@ class Session:
 
     def expand(self, words: list[str]) -> list[str]:
         """Words expanded as bash expands them, in the page's environment and directory."""
-        if not words:
-            return []
+        if all(PLAIN_WORD.fullmatch(word) for word in words):
+            return list(words)  # nothing bash would change: no jailed bash for them
         done = self.bash('printf "%s\\0" ' + " ".join(words), check=False)
         if done.returncode != 0:
             raise CommandError(f"cannot expand the arguments: {done.stderr.strip()}")
