@@ -73,7 +73,10 @@ class Gate:
     def page_name(self, path: Path) -> str:
         return relative(path, self.site.root)
 
-    def analyse(self, path: Path) -> PageResult:
+    def analyse(self, path: Path, html: str | None = None, problems: bool = True) -> PageResult:
+        """A page as the gate reads it. `html`: the page as mkdocs converted it, when a build
+        asks (what readers are shown is read from it, not converted again); `problems=False`:
+        the blocks only, without the page's problems outside them (links, claims)."""
         path = Path(path)
         name = self.page_name(path)
         overrides = self._overrides(path)
@@ -87,7 +90,7 @@ class Gate:
             found = blocks(rendered.text)
         except LexError as exc:
             return PageResult(path, rendered, [], (rendered.source_line(exc.line), exc.reason))
-        shown = self.displayed(rendered.text)
+        shown = self.displayed(rendered.text) if html is None else display.shown_in_html(html)
         self._page_ids.setdefault(path.resolve(), shown.ids)
         invisible = display.hidden(rendered.text, found, shown, rendered.source_line)
         items: list[tuple[Block, Entry, Checker | None]] = []
@@ -101,11 +104,14 @@ class Gate:
                 continue
             entry, checker = entry_for(name, line, block, self.checkers)
             items.append((block, entry, checker))
-        problems = display.unchecked(rendered.text, found, shown) + display.link_problems(
+        if not problems:
+            return PageResult(path, rendered, items)
+        found_problems = display.unchecked(rendered.text, found, shown)
+        found_problems += display.link_problems(
             rendered.text, path.resolve(), self.site.docs_dir, shown, self._ids
         )
-        problems += claims.problems(rendered.text, found, self.release_data.current)
-        located = [(p.line, rendered.source_line(p.line), p.reason) for p in problems]
+        found_problems += claims.problems(rendered.text, found, self.release_data.current)
+        located = [(p.line, rendered.source_line(p.line), p.reason) for p in found_problems]
         return PageResult(path, rendered, items, problems=sorted(located))
 
     def _overrides(self, path: Path) -> tuple[int, str] | None:

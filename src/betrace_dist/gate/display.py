@@ -98,10 +98,15 @@ class Renderer:
     def displayed_page(self, text: str) -> Shown:
         """What a reader is shown of a page's Markdown: its code elements, ids and links."""
         self._md.reset()
-        reader = _Reader()
-        reader.feed(self._md.convert(text))
-        reader.close()
-        return reader.shown
+        return shown_in_html(self._md.convert(text))
+
+
+def shown_in_html(html: str) -> Shown:
+    """The code elements, ids and links of a page's HTML (mkdocs' own, or the Renderer's)."""
+    reader = _Reader()
+    reader.feed(html)
+    reader.close()
+    return reader.shown
 
 
 def _key(text: str) -> tuple[str, ...]:

@@ -85,8 +85,9 @@ class Verifier:
         """The release the pages are rendered for (the macros' `release.version`)."""
         return str(self.gate.site.macros.variables["release"].version)
 
-    def summary(self, page: Path) -> PageSummary | None:
-        result = self.gate.analyse(page)
+    def summary(self, page: Path, html: str | None = None) -> PageSummary | None:
+        """The note of a page; `html`: the page as the build converted it (read, not redone)."""
+        result = self.gate.analyse(page, html=html, problems=False)
         entries = [entry for _, entry, _ in result.items]
         if result.error:
             line, reason = result.error

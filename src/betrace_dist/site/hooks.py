@@ -51,7 +51,7 @@ def on_page_context(
     verifier: Verifier | None = _build.get("verifier")
     if verifier is None or not page.file.abs_src_path or page.content is None:
         return context
-    summary = verifier.summary(Path(page.file.abs_src_path))
+    summary = verifier.summary(Path(page.file.abs_src_path), page.content)
     if summary is not None:
         page.content = with_note(page.content, render_note(summary, page, config))
     return context
