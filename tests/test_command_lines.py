@@ -6,6 +6,7 @@ for real, offline."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -336,3 +337,36 @@ def test_a_model_that_returns_output_has_it_compared(
             checker.check(bad, ctx)
     finally:
         ctx.state["session"].close()
+
+
+def test_help_texts_are_kept_between_runs_while_the_program_file_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program of the test's own counts how often its help is asked for."""
+    from betrace_dist.gate.commands import flags
+
+    calls = tmp_path / "calls"
+    program = tmp_path / "tool"
+    program.write_text(f'#!/bin/sh\necho x >> {calls}\necho "  -n, --name string   a name"\n')
+    program.chmod(0o755)
+    monkeypatch.setattr(flags, "HELP_STORE", tmp_path / "help")
+    asked = 0
+
+    def ask() -> frozenset[str]:
+        nonlocal asked
+        flags.help_text.cache_clear()  # a new run: nothing in memory
+        flags.options.cache_clear()
+        asked += 1
+        return flags.options(str(program), "sub").valued
+
+    assert ask() == {"-n", "--name"}
+    assert ask() == {"-n", "--name"}
+    assert len(calls.read_text().splitlines()) == 1  # the second run read the kept text
+    program.write_text(program.read_text() + "# reinstalled\n")
+    assert ask() == {"-n", "--name"}
+    assert len(calls.read_text().splitlines()) == 2  # another program file: asked again
+    monkeypatch.setattr(flags, "HELP_STORE", None)
+    ask()
+    assert len(calls.read_text().splitlines()) == 3  # no store (--no-cache, CI): always asked
+    flags.help_text.cache_clear()
+    flags.options.cache_clear()

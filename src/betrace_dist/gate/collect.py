@@ -205,6 +205,10 @@ class Gate:
         With pytest's `config`, the result cache is set up (or the reason it is off kept)."""
         folder, self.cache_off = _cache_folder(config)
         self.results = result_cache.ResultCache(folder)
+        if folder is not None:  # tools' help texts are kept with the results
+            from .commands import flags
+
+            flags.HELP_STORE = folder / "help"
         try:
             self.site.config  # noqa: B018 - loading runs the macros' define_env
         except ProblemsError as exc:

@@ -36,6 +36,9 @@ ENV = "BETRACE_GATE_PROFILE"
 #: The program every jailed command starts with (isolation.py): filed as a tool for its wall
 #: time; the CPU time of what it runs is filed under `jailed`.
 JAIL_WRAPPER = "prlimit"
+#: The one bwrap the gate starts itself: a page's network-namespace holder, alive for the whole
+#: page. Reaped last, the usage it is filed with is everything reaped meanwhile: not its own.
+JAIL_HOLDER = "bwrap"
 
 #: True while a profile is being recorded (read by the hooks in collect.py and session.py).
 ACTIVE = False
@@ -132,7 +135,11 @@ class Recorder:
             # the jail's wrapper (prlimit) is reaped here, its programs are not: their CPU comes
             # from the page's cgroup (`jailed`), where the machine lets the gate make one
             "external_cpu_seconds": round(
-                sum(t.cpu for name, t in self.tools.items() if name != JAIL_WRAPPER)
+                sum(
+                    t.cpu
+                    for name, t in self.tools.items()
+                    if name not in (JAIL_WRAPPER, JAIL_HOLDER)
+                )
                 + sum(t.cpu for t in self.jailed.values()),
                 4,
             ),

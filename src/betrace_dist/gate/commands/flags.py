@@ -7,11 +7,14 @@ value change as kubectl's help is read word by word (and `-it` bundles switches)
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import subprocess
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 _FLAG = re.compile(r"(?:^|\s|,)(--?[A-Za-z][\w-]*)")
 #: what follows the names of a boolean flag in kubectl's help (`--watch=false:`)
@@ -30,9 +33,40 @@ class Options:
         return Options(self.names | other.names, self.valued | other.valued)
 
 
+#: Where help texts are kept between runs (the result cache's folder, set by the gate when
+#: the cache is on): a help text depends only on the program file and the words asked.
+HELP_STORE: Path | None = None
+
+
 @cache
 def help_text(binary: str, *args: str) -> str:
-    """What `binary ARGS` prints (help is read once per run, then cached)."""
+    """What `binary ARGS` prints: read once per run, and kept in HELP_STORE while the program
+    file (path, size, modification time) is the same."""
+    kept = _kept_help(binary, args)
+    if kept is not None and kept.is_file():
+        return kept.read_text(encoding="utf-8")
+    text = _run_help(binary, args)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(kept)  # whole or not at all
+    return text
+
+
+def _kept_help(binary: str, args: tuple[str, ...]) -> Path | None:
+    if HELP_STORE is None:
+        return None
+    try:
+        program = Path(binary).resolve()
+        info = program.stat()
+    except OSError:
+        return None
+    identity = f"{program}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}\0" + "\0".join(args)
+    return HELP_STORE / f"{hashlib.sha256(identity.encode()).hexdigest()}.txt"
+
+
+def _run_help(binary: str, args: tuple[str, ...]) -> str:
     done = subprocess.run(
         [binary, *args],
         capture_output=True,
