@@ -7,15 +7,18 @@ passes on the real chart and on every broken copy would protect nothing.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import chart_policy
-from betrace_dist.artefacts.chart_policy import Helm, HelmError, parse_manifests
+from betrace_dist.artefacts.chart_policy import Helm, HelmError, Manifest, parse_manifests
 from betrace_dist.release import ReleaseData
 
 CHART = REPO_ROOT / "helm" / "betrace"
@@ -507,3 +510,93 @@ def test_a_render_that_is_not_yaml_names_its_template() -> None:
     out = "---\n# Source: betrace/templates/broken.yaml\nkind: [unclosed\n"
     with pytest.raises(HelmError, match=r"betrace/templates/broken.yaml: not valid YAML"):
         parse_manifests(out)
+
+
+# --- the Grafana rules, each broken in the rendered objects --------------------------------------
+
+
+def _grafana(manifests: list[Manifest]) -> dict[str, Any]:
+    deployment = next(m for m in manifests if m.kind == "Deployment" and m.name.endswith("grafana"))
+    return deployment.doc["spec"]["template"]["spec"]
+
+
+def _grafana_env(manifests: list[Manifest]) -> list[dict[str, Any]]:
+    return _grafana(manifests)["containers"][0]["env"]
+
+
+def _anonymous_role(manifests: list[Manifest]) -> None:
+    _grafana_env(manifests).append({"name": "GF_AUTH_ANONYMOUS_ORG_ROLE", "value": "Viewer"})
+
+
+def _literal_password(manifests: list[Manifest]) -> None:
+    env = _grafana_env(manifests)
+    env[:] = [e for e in env if e["name"] != "GF_SECURITY_ADMIN_PASSWORD"]
+    env.append({"name": "GF_SECURITY_ADMIN_PASSWORD", "valueFrom": {}})
+
+
+def _init_writes_elsewhere(manifests: list[Manifest]) -> None:
+    _grafana(manifests)["initContainers"][0]["volumeMounts"][0]["mountPath"] = "/plugins"
+
+
+def _no_provisioning_mount(manifests: list[Manifest]) -> None:
+    container = _grafana(manifests)["containers"][0]
+    container["volumeMounts"] = [
+        vm
+        for vm in container["volumeMounts"]
+        if vm["mountPath"] != "/etc/grafana/provisioning/plugins"
+    ]
+
+
+def _provisioning(manifests: list[Manifest]) -> dict[str, str]:
+    return next(m for m in manifests if m.kind == "ConfigMap" and "grafana" in m.name).doc["data"]
+
+
+def _provisioning_api_version_2(manifests: list[Manifest]) -> None:
+    data = _provisioning(manifests)
+    for key, text in data.items():
+        data[key] = text.replace("apiVersion: 1", "apiVersion: 2")
+
+
+def _backend_url_without_scheme(manifests: list[Manifest]) -> None:
+    data = _provisioning(manifests)
+    for key, text in data.items():
+        data[key] = re.sub(r"backendUrl: *\S*http://", "backendUrl: ", text)
+
+
+def _provisioning_not_yaml(manifests: list[Manifest]) -> None:
+    data = _provisioning(manifests)
+    for key in data:
+        data[key] = "apps: [unclosed"
+
+
+GRAFANA_BREAKS = [
+    (_anonymous_role, "container grafana: GF_AUTH_ANONYMOUS_ORG_ROLE must not be set"),
+    (_literal_password, "container grafana: GF_SECURITY_ADMIN_PASSWORD must come from a Secret"),
+    (
+        _init_writes_elsewhere,
+        "container grafana: the plugin-init container does not write into the volume Grafana "
+        "mounts at /var/lib/grafana/plugins",
+    ),
+    (
+        _no_provisioning_mount,
+        "container grafana: no rendered ConfigMap is mounted at provisioning/plugins",
+    ),
+    (_provisioning_api_version_2, ": apiVersion must be 1"),
+    (_backend_url_without_scheme, "jsonData.backendUrl of 'betrace-app' must be an http(s) URL"),
+    (_provisioning_not_yaml, ": not YAML ("),
+]
+
+
+@pytest.mark.parametrize(
+    ("breaks", "message"), GRAFANA_BREAKS, ids=[b[0].__name__.strip("_") for b in GRAFANA_BREAKS]
+)
+def test_each_grafana_rule_is_reported(
+    helm: Helm,
+    release_data: ReleaseData,
+    breaks: Callable[[list[Manifest]], None],
+    message: str,
+) -> None:
+    manifests = helm.template(CHART)
+    assert chart_policy.check_grafana(manifests, release_data) == []
+    breaks(manifests)
+    assert_violation(chart_policy.check_grafana(manifests, release_data), message)
