@@ -11,7 +11,7 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .. import REPO_ROOT, backend_env, tools
 from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
-from ..release import ReleaseData
+from ..release import Plugin, ReleaseData
 from ..yamlio import load_with_lines, to_plain
 
 COMPOSE_DIR = REPO_ROOT / "docker"
@@ -570,73 +570,135 @@ def _grafana_expand(text: str, env: Mapping[str, str]) -> str:
     return _GRAFANA_VAR.sub(sub, text)
 
 
-# complexity over 12: the Grafana service's rules in order (image, plugin, provisioning);
-# to split per rule
-def check_grafana(stack: Stack, data: ReleaseData) -> list[str]:  # noqa: C901
-    plugin = data.current.plugin
+@dataclass(frozen=True)
+class _GrafanaService:
+    """The stack's grafana service, as the Grafana rules see it."""
+
+    stack: Stack
+    data: ReleaseData
+    env: dict[str, str]  # after interpolation
+    raw_env: dict[str, Any]  # as written in the compose file
+
+    @property
+    def plugin(self) -> Plugin:
+        return self.data.current.plugin
+
+
+def _grafana_service(stack: Stack, data: ReleaseData) -> _GrafanaService:
     env = stack.env("grafana")
     raw_env = (stack.raw.get("services", {}).get("grafana", {}) or {}).get("environment") or {}
     if isinstance(raw_env, list):  # `- NAME=value` form
         raw_env = dict(str(e).partition("=")[::2] for e in raw_env)
+    return _GrafanaService(stack, data, env, raw_env)
+
+
+def _only_betrace_loads_unsigned(g: _GrafanaService) -> list[str]:
+    allowed = g.env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS", "")
+    if allowed == g.plugin.id:
+        return []
+    return [
+        f"services.grafana.environment.GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is "
+        f"'{allowed}'; allow exactly '{g.plugin.id}' and no other unsigned plugin"
+    ]
+
+
+def _anonymous_access_is_off(g: _GrafanaService) -> list[str]:
+    if g.env.get("GF_AUTH_ANONYMOUS_ENABLED", "false").lower() == "false":
+        return []
+    return ["services.grafana.environment.GF_AUTH_ANONYMOUS_ENABLED must be false"]
+
+
+def _admin_password_is_set(g: _GrafanaService) -> list[str]:
+    if "GF_SECURITY_ADMIN_PASSWORD" in g.raw_env:
+        return []
+    return ["services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD is not set (admin/admin)"]
+
+
+def _plugins_path_is_the_images(g: _GrafanaService) -> list[str]:
+    plugins_dir = g.plugin.plugins_dir
+    if g.env.get("GF_PATHS_PLUGINS", plugins_dir) == plugins_dir:
+        return []
+    return [
+        f"services.grafana: GF_PATHS_PLUGINS must be {plugins_dir}, where the image has the plugin"
+    ]
+
+
+def _no_mount_hides_the_plugin(g: _GrafanaService) -> list[str]:
+    plugins_dir = g.plugin.plugins_dir
     out = []
-    allowed = env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS", "")
-    if allowed != plugin.id:
-        out.append(
-            f"services.grafana.environment.GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is "
-            f"'{allowed}'; allow exactly '{plugin.id}' and no other unsigned plugin"
-        )
-    if env.get("GF_AUTH_ANONYMOUS_ENABLED", "false").lower() != "false":
-        out.append("services.grafana.environment.GF_AUTH_ANONYMOUS_ENABLED must be false")
-    if "GF_SECURITY_ADMIN_PASSWORD" not in raw_env:
-        out.append(
-            "services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD is not set (admin/admin)"
-        )
-    if env.get("GF_PATHS_PLUGINS", plugin.plugins_dir) != plugin.plugins_dir:
-        out.append(
-            f"services.grafana: GF_PATHS_PLUGINS must be {plugin.plugins_dir}, where the image "
-            "has the plugin"
-        )
-    for mount in stack.service("grafana").get("volumes", []):
+    for mount in g.stack.service("grafana").get("volumes", []):
         target = mount.get("target", "").rstrip("/")
-        if plugin.plugins_dir == target or plugin.plugins_dir.startswith(target + "/"):
+        if plugins_dir == target or plugins_dir.startswith(target + "/"):
             out.append(
                 f"services.grafana.volumes: a {mount.get('type')} mount at {target} hides the "
-                f"plugin the image ships in {plugin.plugins_dir} (and keeps an old one after "
-                "an upgrade)"
+                f"plugin the image ships in {plugins_dir} (and keeps an old one after an upgrade)"
             )
-    provisioning = env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
-    folder = stack.host_path("grafana", f"{provisioning}/plugins")
+    return out
+
+
+def _plugin_app_is_provisioned(g: _GrafanaService) -> list[str]:
+    """The provisioning files enable the app (apiVersion 1) with a backend URL that works."""
+    provisioning = g.env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
+    folder = g.stack.host_path("grafana", f"{provisioning}/plugins")
     files = sorted(folder.glob("*.y*ml")) if folder and folder.is_dir() else []
+    out = []
     apps = []
     for path in files:
         doc = to_plain(load_with_lines(path)) or {}
         if doc.get("apiVersion") != 1:
             out.append(f"{path.name}: apiVersion is {doc.get('apiVersion')!r}, expected 1")
-        apps += [(path, app) for app in doc.get("apps") or [] if app.get("type") == plugin.id]
+        apps += [(path, app) for app in doc.get("apps") or [] if app.get("type") == g.plugin.id]
     if not apps:
-        return [*out, f"grafana provisioning/plugins: no app of type '{plugin.id}' is provisioned"]
+        return [
+            *out,
+            f"grafana provisioning/plugins: no app of type '{g.plugin.id}' is provisioned",
+        ]
     for path, app in apps:
-        raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
-        url = _grafana_expand(raw_url, env)
-        scheme, host, port = _host_port(url)
-        where = f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}')"
-        if scheme not in ("http", "https"):
-            out.append(f"{where} is not an http(s) URL")
-        elif host in stack.services:
-            out.append(
-                f"{where} names the compose service '{host}', but the app calls the backend "
-                "from the user's browser, which cannot resolve it; use the published URL"
-            )
-        elif host in ("localhost", "127.0.0.1"):
-            http = data.current.backend.ports["http"].port
-            published = stack.published_host_port("backend", http)
-            if published is None:
-                out.append(f"{where}: the backend's HTTP port {http} is not published")
-            elif str(port) != published:
-                out.append(
-                    f"{where}: the backend's HTTP port is published on {published}, not {port}"
-                )
+        out += _backend_url_reaches_the_browser(g, path, app)
     return out
+
+
+def _backend_url_reaches_the_browser(
+    g: _GrafanaService, path: Path, app: Mapping[str, Any]
+) -> list[str]:
+    """jsonData.backendUrl is an http(s) URL the user's browser can reach: not a compose service
+    name, and on localhost the port the backend's HTTP port is published on."""
+    raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
+    url = _grafana_expand(raw_url, g.env)
+    scheme, host, port = _host_port(url)
+    where = f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}')"
+    if scheme not in ("http", "https"):
+        return [f"{where} is not an http(s) URL"]
+    if host in g.stack.services:
+        return [
+            f"{where} names the compose service '{host}', but the app calls the backend "
+            "from the user's browser, which cannot resolve it; use the published URL"
+        ]
+    if host not in ("localhost", "127.0.0.1"):
+        return []
+    http = g.data.current.backend.ports["http"].port
+    published = g.stack.published_host_port("backend", http)
+    if published is None:
+        return [f"{where}: the backend's HTTP port {http} is not published"]
+    if str(port) != published:
+        return [f"{where}: the backend's HTTP port is published on {published}, not {port}"]
+    return []
+
+
+#: The Grafana service's rules, in the order they report.
+_GRAFANA_RULES: list[Callable[[_GrafanaService], list[str]]] = [
+    _only_betrace_loads_unsigned,
+    _anonymous_access_is_off,
+    _admin_password_is_set,
+    _plugins_path_is_the_images,
+    _no_mount_hides_the_plugin,
+    _plugin_app_is_provisioned,
+]
+
+
+def check_grafana(stack: Stack, data: ReleaseData) -> list[str]:
+    grafana = _grafana_service(stack, data)
+    return [problem for rule in _GRAFANA_RULES for problem in rule(grafana)]
 
 
 def check_datasources(stack: Stack) -> list[str]:
