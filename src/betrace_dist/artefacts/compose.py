@@ -506,54 +506,87 @@ def check_prometheus(stack: Stack, data: ReleaseData) -> list[str]:
     return out
 
 
-def check_collector(stack: Stack) -> list[str]:
-    config = _collector_config(stack)
-    name = _config_name(stack, _COLLECTOR_CONFIG)
-    receivers = config.get("receivers") or {}
-    exporters = config.get("exporters") or {}
-    pipelines = (config.get("service") or {}).get("pipelines") or {}
-    out = []
-    if 4317 not in _otlp_ports(receivers, "grpc"):
-        out.append(f"{name}: no otlp receiver listens for gRPC on 4317")
-    for pipeline_name, pipeline in pipelines.items():
-        for kind in ("receivers", "processors", "exporters"):
-            defined = config.get(kind) or {}
-            for component in pipeline.get(kind) or []:
-                if component not in defined:
-                    out.append(
-                        f"{name}: pipeline {pipeline_name} uses {kind[:-1]} '{component}', "
-                        f"which is not defined under {kind}"
-                    )
-    tempo_receivers = (_tempo_config(stack).get("distributor") or {}).get("receivers") or {}
+@dataclass(frozen=True)
+class _Collector:
+    """The OpenTelemetry Collector's configuration, as the collector rules see it."""
+
+    stack: Stack
+    config: Mapping[str, Any]
+    name: str  # the configuration file's name, for messages
+
+    @property
+    def pipelines(self) -> Mapping[str, Any]:
+        pipelines: Mapping[str, Any] = (self.config.get("service") or {}).get("pipelines") or {}
+        return pipelines
+
+    def exporters_of(self, pipeline: str) -> list[str]:
+        return list((self.pipelines.get(pipeline) or {}).get("exporters") or [])
+
+    def endpoint(self, exporter: str) -> str:
+        return str(((self.config.get("exporters") or {}).get(exporter) or {}).get("endpoint", ""))
+
+
+def _collector_receives_otlp_grpc(col: _Collector) -> list[str]:
+    if 4317 in _otlp_ports(col.config.get("receivers") or {}, "grpc"):
+        return []
+    return [f"{col.name}: no otlp receiver listens for gRPC on 4317"]
+
+
+def _pipelines_use_defined_components(col: _Collector) -> list[str]:
+    return [
+        f"{col.name}: pipeline {pipeline_name} uses {kind[:-1]} '{component}', "
+        f"which is not defined under {kind}"
+        for pipeline_name, pipeline in col.pipelines.items()
+        for kind in ("receivers", "processors", "exporters")
+        for component in pipeline.get(kind) or []
+        if component not in (col.config.get(kind) or {})
+    ]
+
+
+def _traces_reach_tempo(col: _Collector) -> list[str]:
+    """An otlp exporter of the traces pipeline points at a gRPC receiver of Tempo."""
+    tempo_receivers = (_tempo_config(col.stack).get("distributor") or {}).get("receivers") or {}
     tempo_ports = _otlp_ports(tempo_receivers, "grpc")
     tempo_endpoints = {("tempo", port) for port in tempo_ports}
-    traces = [
-        e
-        for e in (pipelines.get("traces") or {}).get("exporters") or []
-        if e.split("/")[0] == "otlp"
-        and _host_port(str((exporters.get(e) or {}).get("endpoint", "")))[1:] in tempo_endpoints
+    if any(
+        e.split("/")[0] == "otlp" and _host_port(col.endpoint(e))[1:] in tempo_endpoints
+        for e in col.exporters_of("traces")
+    ):
+        return []
+    return [
+        f"{col.name}: the traces pipeline has no otlp exporter to Tempo "
+        f"(tempo:{'/'.join(map(str, sorted(tempo_ports))) or '?'}, tempo.yaml distributor)"
     ]
-    if not traces:
-        out.append(
-            f"{name}: the traces pipeline has no otlp exporter to Tempo "
-            f"(tempo:{'/'.join(map(str, sorted(tempo_ports))) or '?'}, tempo.yaml distributor)"
-        )
-    scraped = _scrape_targets(_prometheus_config(stack))
-    metrics_ok = False
-    for e in (pipelines.get("metrics") or {}).get("exporters") or []:
-        endpoint = str((exporters.get(e) or {}).get("endpoint", ""))
+
+
+def _metrics_reach_prometheus(col: _Collector) -> list[str]:
+    """A prometheus exporter Prometheus scrapes, or a prometheusremotewrite to Prometheus."""
+    scraped = _scrape_targets(_prometheus_config(col.stack))
+    for e in col.exporters_of("metrics"):
+        endpoint = col.endpoint(e)
         kind = e.split("/")[0]
         if kind == "prometheus" and f"otel-collector:{_host_port(endpoint)[2]}" in scraped:
-            metrics_ok = True
+            return []
         if kind == "prometheusremotewrite" and _host_port(endpoint)[1] == "prometheus":
-            metrics_ok = True
-    if not metrics_ok:
-        out.append(
-            f"{name}: the metrics pipeline reaches Prometheus neither through a prometheus "
-            f"exporter that {_config_name(stack, _PROMETHEUS_CONFIG)} scrapes nor through "
-            "prometheusremotewrite"
-        )
-    return out
+            return []
+    return [
+        f"{col.name}: the metrics pipeline reaches Prometheus neither through a prometheus "
+        f"exporter that {_config_name(col.stack, _PROMETHEUS_CONFIG)} scrapes nor through "
+        "prometheusremotewrite"
+    ]
+
+
+_COLLECTOR_RULES: list[Callable[[_Collector], list[str]]] = [
+    _collector_receives_otlp_grpc,
+    _pipelines_use_defined_components,
+    _traces_reach_tempo,
+    _metrics_reach_prometheus,
+]
+
+
+def check_collector(stack: Stack) -> list[str]:
+    collector = _Collector(stack, _collector_config(stack), _config_name(stack, _COLLECTOR_CONFIG))
+    return [problem for rule in _COLLECTOR_RULES for problem in rule(collector)]
 
 
 _GRAFANA_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
