@@ -600,3 +600,43 @@ def test_each_grafana_rule_is_reported(
     assert chart_policy.check_grafana(manifests, release_data) == []
     breaks(manifests)
     assert_violation(chart_policy.check_grafana(manifests, release_data), message)
+
+
+# --- the hardening rules, each broken in the rendered objects ------------------------------------
+
+
+def _backend_pod(manifests: list[Manifest]) -> dict[str, Any]:
+    deployment = next(m for m in manifests if m.kind == "Deployment" and m.name.endswith("backend"))
+    return deployment.doc["spec"]["template"]["spec"]
+
+
+def _backend_sc(manifests: list[Manifest]) -> dict[str, Any]:
+    return _backend_pod(manifests)["containers"][0]["securityContext"]
+
+
+HARDENING_BREAKS = [
+    (lambda ms: _backend_pod(ms).update(automountServiceAccountToken=True),
+     "Deployment/betrace-backend: automountServiceAccountToken must be false"),
+    (lambda ms: _backend_sc(ms).update(privileged=True),
+     "container backend: privileged must not be true"),
+    (lambda ms: _backend_sc(ms)["capabilities"].update(add=["NET_ADMIN"]),
+     "container backend: capabilities.add must be empty, found ['NET_ADMIN']"),
+    (lambda ms: _backend_sc(ms).update(seccompProfile={"type": "Unconfined"}),
+     "container backend: seccompProfile.type must be RuntimeDefault, found Unconfined"),
+    (lambda ms: _backend_sc(ms).update(runAsNonRoot=False),
+     "container backend: runAsNonRoot must be true"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("breaks", "message"),
+    HARDENING_BREAKS,
+    ids=["automount", "privileged", "capabilities-add", "seccomp", "run-as-root"],
+)
+def test_each_hardening_rule_is_reported(
+    helm: Helm, breaks: Callable[[list[Manifest]], None], message: str
+) -> None:
+    manifests = helm.template(CHART)
+    assert chart_policy.check_hardening(manifests) == []
+    breaks(manifests)
+    assert_violation(chart_policy.check_hardening(manifests), message)

@@ -177,9 +177,87 @@ def _pods_with_image(
 # --- the checks ---------------------------------------------------------------------------------
 
 
-# complexity over 12: one `if` per hardening rule of each container;
-# independent checks in a row, not yet split
-def check_hardening(manifests: list[Manifest]) -> list[str]:  # noqa: C901
+@dataclass(frozen=True)
+class _Container:
+    """One container (init and test ones too) and its pod's security context."""
+
+    where: str  # "<manifest> container <name>", for messages
+    c: dict[str, Any]
+    pod_sc: dict[str, Any]
+
+    @property
+    def sc(self) -> dict[str, Any]:
+        sc: dict[str, Any] = self.c.get("securityContext") or {}
+        return sc
+
+    def effective(self, key: str) -> Any:
+        """A security setting of the container, or else of its pod."""
+        return self.sc.get(key, self.pod_sc.get(key))
+
+
+def _runs_as_non_root(ct: _Container) -> list[str]:
+    out = []
+    if ct.effective("runAsNonRoot") is not True:
+        out.append(f"{ct.where}: runAsNonRoot must be true")
+    if ct.effective("runAsUser") in (None, 0):
+        out.append(f"{ct.where}: runAsUser must be a non-zero user id")
+    return out
+
+
+def _root_filesystem_is_read_only(ct: _Container) -> list[str]:
+    if ct.sc.get("readOnlyRootFilesystem") is True:
+        return []
+    return [f"{ct.where}: readOnlyRootFilesystem must be true"]
+
+
+def _no_privilege(ct: _Container) -> list[str]:
+    out = []
+    if ct.sc.get("allowPrivilegeEscalation") is not False:
+        out.append(f"{ct.where}: allowPrivilegeEscalation must be false")
+    if ct.sc.get("privileged") is True:
+        out.append(f"{ct.where}: privileged must not be true")
+    return out
+
+
+def _capabilities_dropped(ct: _Container) -> list[str]:
+    out = []
+    caps = ct.sc.get("capabilities") or {}
+    if "ALL" not in (caps.get("drop") or []):
+        out.append(f"{ct.where}: capabilities.drop must contain ALL")
+    if caps.get("add"):
+        out.append(f"{ct.where}: capabilities.add must be empty, found {caps['add']}")
+    return out
+
+
+def _seccomp_profile_set(ct: _Container) -> list[str]:
+    seccomp = (ct.effective("seccompProfile") or {}).get("type")
+    if seccomp in ("RuntimeDefault", "Localhost"):
+        return []
+    return [f"{ct.where}: seccompProfile.type must be RuntimeDefault, found {seccomp}"]
+
+
+def _resources_bounded(ct: _Container) -> list[str]:
+    resources = ct.c.get("resources") or {}
+    return [
+        f"{ct.where}: resources.{part}.{res} is missing"
+        for part in ("requests", "limits")
+        for res in ("cpu", "memory")
+        if res not in (resources.get(part) or {})
+    ]
+
+
+#: The hardening rules of every container, in the order they report.
+_CONTAINER_RULES: list[Callable[[_Container], list[str]]] = [
+    _runs_as_non_root,
+    _root_filesystem_is_read_only,
+    _no_privilege,
+    _capabilities_dropped,
+    _seccomp_profile_set,
+    _resources_bounded,
+]
+
+
+def check_hardening(manifests: list[Manifest]) -> list[str]:
     """Every container (init and test ones too) is non-root, read-only, unprivileged, bounded."""
     out: list[str] = []
     for m, spec in pod_specs(manifests):
@@ -187,37 +265,8 @@ def check_hardening(manifests: list[Manifest]) -> list[str]:  # noqa: C901
         if spec.get("automountServiceAccountToken") is not False:
             out.append(f"{m}: automountServiceAccountToken must be false (nothing calls the API)")
         for label, c in containers(spec):
-            where = f"{m} {label}"
-            sc = c.get("securityContext") or {}
-
-            def effective(
-                key: str, sc: dict[str, Any] = sc, pod_sc: dict[str, Any] = pod_sc
-            ) -> Any:
-                return sc.get(key, pod_sc.get(key))
-
-            if effective("runAsNonRoot") is not True:
-                out.append(f"{where}: runAsNonRoot must be true")
-            if effective("runAsUser") in (None, 0):
-                out.append(f"{where}: runAsUser must be a non-zero user id")
-            if sc.get("readOnlyRootFilesystem") is not True:
-                out.append(f"{where}: readOnlyRootFilesystem must be true")
-            if sc.get("allowPrivilegeEscalation") is not False:
-                out.append(f"{where}: allowPrivilegeEscalation must be false")
-            if sc.get("privileged") is True:
-                out.append(f"{where}: privileged must not be true")
-            caps = sc.get("capabilities") or {}
-            if "ALL" not in (caps.get("drop") or []):
-                out.append(f"{where}: capabilities.drop must contain ALL")
-            if caps.get("add"):
-                out.append(f"{where}: capabilities.add must be empty, found {caps['add']}")
-            seccomp = (effective("seccompProfile") or {}).get("type")
-            if seccomp not in ("RuntimeDefault", "Localhost"):
-                out.append(f"{where}: seccompProfile.type must be RuntimeDefault, found {seccomp}")
-            resources = c.get("resources") or {}
-            for part in ("requests", "limits"):
-                for res in ("cpu", "memory"):
-                    if res not in (resources.get(part) or {}):
-                        out.append(f"{where}: resources.{part}.{res} is missing")
+            container = _Container(f"{m} {label}", c, pod_sc)
+            out += [problem for rule in _CONTAINER_RULES for problem in rule(container)]
     return out
 
 
