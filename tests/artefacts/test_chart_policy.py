@@ -640,3 +640,21 @@ def test_each_hardening_rule_is_reported(
     assert chart_policy.check_hardening(manifests) == []
     breaks(manifests)
     assert_violation(chart_policy.check_hardening(manifests), message)
+
+
+def test_undeclared_mount_and_missing_configmap_are_reported(helm: Helm) -> None:
+    manifests = helm.template(CHART)
+    assert chart_policy.check_references(manifests) == []
+    grafana = _grafana(manifests)
+    grafana["containers"][0]["volumeMounts"].append({"name": "cache", "mountPath": "/cache"})
+    configmap = next(v for v in grafana["volumes"] if "configMap" in v)
+    configmap["configMap"]["name"] = "elsewhere"
+    found = chart_policy.check_references(manifests)
+    assert_violation(found, "container grafana: mounts volume 'cache', not declared")
+    assert_violation(
+        found, f"volume '{configmap['name']}' uses ConfigMap 'elsewhere', which is not"
+    )
+    external = [("ConfigMap", "elsewhere")]
+    assert chart_policy.check_references(manifests, external) == [
+        f for f in found if "ConfigMap 'elsewhere'" not in f
+    ]

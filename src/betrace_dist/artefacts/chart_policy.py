@@ -639,53 +639,84 @@ def check_no_grafana(manifests: list[Manifest]) -> list[str]:
     return out
 
 
-# complexity over 12: one branch per kind of reference a pod makes; to split per kind
-def check_references(  # noqa: C901
-    manifests: list[Manifest], external: Iterable[tuple[str, str]] = ()
-) -> list[str]:
-    """Every PVC, ConfigMap and Secret a pod uses is rendered by the chart or named as external."""
-    given = set(external)
-    out: list[str] = []
+@dataclass(frozen=True)
+class _Rendered:
+    """What a pod may refer to: the rendered objects, and those named as existing already."""
 
-    def exists(kind: str, name: str) -> bool:
-        return (kind, name) in given or _find(manifests, kind, name) is not None
+    manifests: list[Manifest]
+    given: set[tuple[str, str]]
 
-    def has_key(kind: str, name: str, key: str) -> bool:
-        if (kind, name) in given:
+    def exists(self, kind: str, name: str) -> bool:
+        return (kind, name) in self.given or _find(self.manifests, kind, name) is not None
+
+    def has_key(self, kind: str, name: str, key: str) -> bool:
+        if (kind, name) in self.given:
             return True
-        m = _find(manifests, kind, name)
+        m = _find(self.manifests, kind, name)
         return m is not None and key in {
             **(m.doc.get("data") or {}),
             **(m.doc.get("stringData") or {}),
         }
 
+
+def _volume_sources_exist(rendered: _Rendered, m: Manifest, spec: dict[str, Any]) -> list[str]:
+    """Each volume's PersistentVolumeClaim, ConfigMap or Secret."""
+    out = []
+    for name, v in _volumes(spec).items():
+        refs = [
+            ("PersistentVolumeClaim", (v.get("persistentVolumeClaim") or {}).get("claimName")),
+            ("ConfigMap", (v.get("configMap") or {}).get("name")),
+            ("Secret", (v.get("secret") or {}).get("secretName")),
+        ]
+        out += [
+            f"{m}: volume '{name}' uses {kind} '{ref}', which is not rendered"
+            for kind, ref in refs
+            if ref and not rendered.exists(kind, ref)
+        ]
+    return out
+
+
+def _mounts_are_declared(
+    label: str, c: dict[str, Any], m: Manifest, spec: dict[str, Any]
+) -> list[str]:
+    volumes = _volumes(spec)
+    return [
+        f"{m} {label}: mounts volume '{vm.get('name')}', not declared"
+        for vm in c.get("volumeMounts") or []
+        if vm.get("name") not in volumes
+    ]
+
+
+def _env_keys_exist(rendered: _Rendered, label: str, c: dict[str, Any], m: Manifest) -> list[str]:
+    """Each env var read from a key of a Secret or ConfigMap."""
+    out = []
+    for var in c.get("env") or []:
+        source = var.get("valueFrom") or {}
+        for kind, field_name in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+            ref = source.get(field_name)
+            if ref and not rendered.has_key(kind, ref.get("name"), ref.get("key")):
+                out.append(
+                    f"{m} {label}: env {var.get('name')} reads key '{ref.get('key')}' of "
+                    f"{kind} '{ref.get('name')}', which is not rendered"
+                )
+    return out
+
+
+def _volumes(spec: dict[str, Any]) -> dict[str, Any]:
+    return {v.get("name"): v for v in spec.get("volumes") or []}
+
+
+def check_references(
+    manifests: list[Manifest], external: Iterable[tuple[str, str]] = ()
+) -> list[str]:
+    """Every PVC, ConfigMap and Secret a pod uses is rendered by the chart or named as external."""
+    rendered = _Rendered(manifests, set(external))
+    out: list[str] = []
     for m, spec in pod_specs(manifests):
-        volumes = {v.get("name"): v for v in spec.get("volumes") or []}
-        for name, v in volumes.items():
-            refs = [
-                ("PersistentVolumeClaim", (v.get("persistentVolumeClaim") or {}).get("claimName")),
-                ("ConfigMap", (v.get("configMap") or {}).get("name")),
-                ("Secret", (v.get("secret") or {}).get("secretName")),
-            ]
-            for kind, ref in refs:
-                if ref and not exists(kind, ref):
-                    out.append(f"{m}: volume '{name}' uses {kind} '{ref}', which is not rendered")
+        out += _volume_sources_exist(rendered, m, spec)
         for label, c in containers(spec):
-            for vm in c.get("volumeMounts") or []:
-                if vm.get("name") not in volumes:
-                    out.append(f"{m} {label}: mounts volume '{vm.get('name')}', not declared")
-            for var in c.get("env") or []:
-                source = var.get("valueFrom") or {}
-                for kind, field_name in (
-                    ("Secret", "secretKeyRef"),
-                    ("ConfigMap", "configMapKeyRef"),
-                ):
-                    ref = source.get(field_name)
-                    if ref and not has_key(kind, ref.get("name"), ref.get("key")):
-                        out.append(
-                            f"{m} {label}: env {var.get('name')} reads key '{ref.get('key')}' of "
-                            f"{kind} '{ref.get('name')}', which is not rendered"
-                        )
+            out += _mounts_are_declared(label, c, m, spec)
+            out += _env_keys_exist(rendered, label, c, m)
     return out
 
 
