@@ -370,3 +370,88 @@ def test_help_texts_are_kept_between_runs_while_the_program_file_is_the_same(
     assert len(calls.read_text().splitlines()) == 3  # no store (--no-cache, CI): always asked
     flags.help_text.cache_clear()
     flags.options.cache_clear()
+
+
+# -- helm install of the third-party Grafana chart (modelled) -----------------------------------
+
+
+def _grafana_repo(session: Session) -> str:
+    chart = session.release.current.grafana_chart
+    return f"helm repo add {chart.repo_name} {chart.repo_url}\n"
+
+
+def test_helm_install_of_a_repository_not_added_is_refused(session: Session) -> None:
+    with pytest.raises(
+        CommandError, match=r"no Helm repository 'grafana' was added earlier on this page"
+    ):
+        run(session, "helm install grafana grafana/grafana\n")
+
+
+def test_helm_install_of_an_unmodelled_chart_is_refused(session: Session) -> None:
+    chart = session.release.current.grafana_chart
+    with pytest.raises(CommandError, match=rf"'{chart.repo_name}/loki' cannot be checked offline"):
+        run(session, _grafana_repo(session) + f"helm install loki {chart.repo_name}/loki\n")
+
+
+def test_helm_install_of_another_chart_version_is_refused(session: Session) -> None:
+    chart = session.release.current.grafana_chart
+    with pytest.raises(CommandError, match=rf"checked against .*{chart.version}, not 0\.0\.1$"):
+        run(
+            session,
+            _grafana_repo(session)
+            + f"helm install grafana {chart.repo_name}/grafana --version 0.0.1\n",
+        )
+
+
+def test_helm_install_with_an_unknown_set_key_is_refused(session: Session) -> None:
+    chart = session.release.current.grafana_chart
+    with pytest.raises(CommandError, match=r"^--set service\.prot=80: "):
+        run(
+            session,
+            _grafana_repo(session)
+            + f"helm install grafana {chart.repo_name}/grafana --set service.prot=80\n",
+        )
+
+
+def test_helm_install_with_a_values_alias_bomb_is_refused(session: Session) -> None:
+    chart = session.release.current.grafana_chart
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    (session.cwd / "v.yaml").write_text(bomb, encoding="utf-8")
+    with pytest.raises(CommandError, match=r"v\.yaml:\d+: YAML refused: the document"):
+        run(
+            session,
+            _grafana_repo(session) + f"helm install grafana {chart.repo_name}/grafana -f v.yaml\n",
+        )
+
+
+def test_helm_install_with_an_unknown_values_key_is_refused(session: Session) -> None:
+    chart = session.release.current.grafana_chart
+    (session.cwd / "v.yaml").write_text("adminPasword: x\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=r"^v\.yaml: .*adminPasword"):
+        run(
+            session,
+            _grafana_repo(session) + f"helm install grafana {chart.repo_name}/grafana -f v.yaml\n",
+        )
+
+
+def test_helm_install_of_the_grafana_chart_models_its_objects(session: Session) -> None:
+    chart = session.release.current.grafana_chart
+    (session.cwd / "v.yaml").write_text(
+        "fullnameOverride: dash\nservice:\n  port: 8080\nadmin:\n  existingSecret: admin\n",
+        encoding="utf-8",
+    )
+    run(
+        session,
+        _grafana_repo(session)
+        + f"helm install grafana {chart.repo_name}/grafana -n monitoring --create-namespace "
+        "-f v.yaml\n",
+    )
+    release = session.world.releases[("monitoring", "grafana")]
+    assert release.modelled
+    kinds = {(o.kind, o.name) for o in release.objects}
+    assert kinds == {("Service", "dash"), ("Deployment", "dash")}  # no Secret: an existing one
+    service = next(o for o in release.objects if o.kind == "Service")
+    assert service.doc["spec"]["ports"] == [{"name": "service", "port": 8080, "targetPort": 3000}]

@@ -173,3 +173,53 @@ def test_of_two_identical_blocks_the_one_in_a_comment_is_the_hidden_one(
 ) -> None:
     text = "<!--\n```bash\necho same\n```\n-->\n\n```bash\necho same\n```\n"
     assert shown_by_site(text) == ([2], [])
+
+
+# -- the fence rules without a page of their own ------------------------------------------------
+
+
+def test_info_ids_bare_attributes_and_a_class_as_the_language() -> None:
+    assert parse_info("{ .console #first linenums }", 1) == (
+        "console",
+        {"id": "first", "linenums": ""},
+        (),
+    )
+    assert parse_info("   ", 1) == ("", {}, ())
+
+
+@pytest.mark.parametrize(
+    ("info", "message"),
+    [
+        ("yaml { .annotate", "unclosed attribute list in fence info '{ .annotate'"),
+        ('yaml title="values.yaml', "fence info 'title=\"values.yaml' cannot be read ("),
+    ],
+)
+def test_unreadable_info_string_names_the_fence_line(info: str, message: str) -> None:
+    with pytest.raises(LexError) as error:
+        blocks(f"text\n```{info}\na: 1\n```\n")
+    assert error.value.line == 2 and message in error.value.reason
+
+
+def test_two_directives_in_a_row_name_the_first() -> None:
+    with pytest.raises(LexError) as error:
+        blocks("<!-- gate: skip: one -->\n<!-- gate: skip: two -->\n```text\nok\n```\n")
+    assert error.value.line == 1 and "not followed by a code block" in error.value.reason
+
+
+def test_directive_at_the_end_of_the_page_is_refused() -> None:
+    with pytest.raises(LexError) as error:
+        blocks("```text\nok\n```\n\n<!-- gate: skip: why -->\n")
+    assert error.value.line == 5 and "not followed by a code block" in error.value.reason
+
+
+def test_inline_code_of_three_backticks_opens_no_block() -> None:
+    assert blocks("```not a fence``` in a line\n") == []
+
+
+def test_block_offsets_cover_the_fences_and_the_body_is_dedented() -> None:
+    text = "intro\n\n- item\n\n    ```bash\n    echo hi\n\n      two\n    ```\nafter\n"
+    (block,) = blocks(text)
+    assert text[block.start : block.end] == "    ```bash\n    echo hi\n\n      two\n    ```"
+    assert block.indent == "    " and block.body == "echo hi\n\n  two\n"
+    (empty,) = blocks("```text\n```\n")
+    assert empty.body == ""

@@ -7,15 +7,18 @@ passes on the real chart and on every broken copy would protect nothing.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import chart_policy
-from betrace_dist.artefacts.chart_policy import Helm, HelmError, parse_manifests
+from betrace_dist.artefacts.chart_policy import Helm, HelmError, Manifest, parse_manifests
 from betrace_dist.release import ReleaseData
 
 CHART = REPO_ROOT / "helm" / "betrace"
@@ -507,3 +510,151 @@ def test_a_render_that_is_not_yaml_names_its_template() -> None:
     out = "---\n# Source: betrace/templates/broken.yaml\nkind: [unclosed\n"
     with pytest.raises(HelmError, match=r"betrace/templates/broken.yaml: not valid YAML"):
         parse_manifests(out)
+
+
+# --- the Grafana rules, each broken in the rendered objects --------------------------------------
+
+
+def _grafana(manifests: list[Manifest]) -> dict[str, Any]:
+    deployment = next(m for m in manifests if m.kind == "Deployment" and m.name.endswith("grafana"))
+    return deployment.doc["spec"]["template"]["spec"]
+
+
+def _grafana_env(manifests: list[Manifest]) -> list[dict[str, Any]]:
+    return _grafana(manifests)["containers"][0]["env"]
+
+
+def _anonymous_role(manifests: list[Manifest]) -> None:
+    _grafana_env(manifests).append({"name": "GF_AUTH_ANONYMOUS_ORG_ROLE", "value": "Viewer"})
+
+
+def _literal_password(manifests: list[Manifest]) -> None:
+    env = _grafana_env(manifests)
+    env[:] = [e for e in env if e["name"] != "GF_SECURITY_ADMIN_PASSWORD"]
+    env.append({"name": "GF_SECURITY_ADMIN_PASSWORD", "valueFrom": {}})
+
+
+def _init_writes_elsewhere(manifests: list[Manifest]) -> None:
+    _grafana(manifests)["initContainers"][0]["volumeMounts"][0]["mountPath"] = "/plugins"
+
+
+def _no_provisioning_mount(manifests: list[Manifest]) -> None:
+    container = _grafana(manifests)["containers"][0]
+    container["volumeMounts"] = [
+        vm
+        for vm in container["volumeMounts"]
+        if vm["mountPath"] != "/etc/grafana/provisioning/plugins"
+    ]
+
+
+def _provisioning(manifests: list[Manifest]) -> dict[str, str]:
+    return next(m for m in manifests if m.kind == "ConfigMap" and "grafana" in m.name).doc["data"]
+
+
+def _provisioning_api_version_2(manifests: list[Manifest]) -> None:
+    data = _provisioning(manifests)
+    for key, text in data.items():
+        data[key] = text.replace("apiVersion: 1", "apiVersion: 2")
+
+
+def _backend_url_without_scheme(manifests: list[Manifest]) -> None:
+    data = _provisioning(manifests)
+    for key, text in data.items():
+        data[key] = re.sub(r"backendUrl: *\S*http://", "backendUrl: ", text)
+
+
+def _provisioning_not_yaml(manifests: list[Manifest]) -> None:
+    data = _provisioning(manifests)
+    for key in data:
+        data[key] = "apps: [unclosed"
+
+
+GRAFANA_BREAKS = [
+    (_anonymous_role, "container grafana: GF_AUTH_ANONYMOUS_ORG_ROLE must not be set"),
+    (_literal_password, "container grafana: GF_SECURITY_ADMIN_PASSWORD must come from a Secret"),
+    (
+        _init_writes_elsewhere,
+        "container grafana: the plugin-init container does not write into the volume Grafana "
+        "mounts at /var/lib/grafana/plugins",
+    ),
+    (
+        _no_provisioning_mount,
+        "container grafana: no rendered ConfigMap is mounted at provisioning/plugins",
+    ),
+    (_provisioning_api_version_2, ": apiVersion must be 1"),
+    (_backend_url_without_scheme, "jsonData.backendUrl of 'betrace-app' must be an http(s) URL"),
+    (_provisioning_not_yaml, ": not YAML ("),
+]
+
+
+@pytest.mark.parametrize(
+    ("breaks", "message"), GRAFANA_BREAKS, ids=[b[0].__name__.strip("_") for b in GRAFANA_BREAKS]
+)
+def test_each_grafana_rule_is_reported(
+    helm: Helm,
+    release_data: ReleaseData,
+    breaks: Callable[[list[Manifest]], None],
+    message: str,
+) -> None:
+    manifests = helm.template(CHART)
+    assert chart_policy.check_grafana(manifests, release_data) == []
+    breaks(manifests)
+    assert_violation(chart_policy.check_grafana(manifests, release_data), message)
+
+
+# --- the hardening rules, each broken in the rendered objects ------------------------------------
+
+
+def _backend_pod(manifests: list[Manifest]) -> dict[str, Any]:
+    deployment = next(m for m in manifests if m.kind == "Deployment" and m.name.endswith("backend"))
+    return deployment.doc["spec"]["template"]["spec"]
+
+
+def _backend_sc(manifests: list[Manifest]) -> dict[str, Any]:
+    return _backend_pod(manifests)["containers"][0]["securityContext"]
+
+
+HARDENING_BREAKS = [
+    (lambda ms: _backend_pod(ms).update(automountServiceAccountToken=True),
+     "Deployment/betrace-backend: automountServiceAccountToken must be false"),
+    (lambda ms: _backend_sc(ms).update(privileged=True),
+     "container backend: privileged must not be true"),
+    (lambda ms: _backend_sc(ms)["capabilities"].update(add=["NET_ADMIN"]),
+     "container backend: capabilities.add must be empty, found ['NET_ADMIN']"),
+    (lambda ms: _backend_sc(ms).update(seccompProfile={"type": "Unconfined"}),
+     "container backend: seccompProfile.type must be RuntimeDefault, found Unconfined"),
+    (lambda ms: _backend_sc(ms).update(runAsNonRoot=False),
+     "container backend: runAsNonRoot must be true"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("breaks", "message"),
+    HARDENING_BREAKS,
+    ids=["automount", "privileged", "capabilities-add", "seccomp", "run-as-root"],
+)
+def test_each_hardening_rule_is_reported(
+    helm: Helm, breaks: Callable[[list[Manifest]], None], message: str
+) -> None:
+    manifests = helm.template(CHART)
+    assert chart_policy.check_hardening(manifests) == []
+    breaks(manifests)
+    assert_violation(chart_policy.check_hardening(manifests), message)
+
+
+def test_undeclared_mount_and_missing_configmap_are_reported(helm: Helm) -> None:
+    manifests = helm.template(CHART)
+    assert chart_policy.check_references(manifests) == []
+    grafana = _grafana(manifests)
+    grafana["containers"][0]["volumeMounts"].append({"name": "cache", "mountPath": "/cache"})
+    configmap = next(v for v in grafana["volumes"] if "configMap" in v)
+    configmap["configMap"]["name"] = "elsewhere"
+    found = chart_policy.check_references(manifests)
+    assert_violation(found, "container grafana: mounts volume 'cache', not declared")
+    assert_violation(
+        found, f"volume '{configmap['name']}' uses ConfigMap 'elsewhere', which is not"
+    )
+    external = [("ConfigMap", "elsewhere")]
+    assert chart_policy.check_references(manifests, external) == [
+        f for f in found if "ConfigMap 'elsewhere'" not in f
+    ]

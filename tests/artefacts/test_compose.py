@@ -577,6 +577,29 @@ BREAKS = [
         id="backend-url-wrong-port",
     ),
     pytest.param(
+        COMPOSE,
+        r'      - "[^"\n]*:\$\{BETRACE_HTTP_HOST_PORT:-12011\}:12011"\n',
+        "",
+        "jsonData.backendUrl '${BETRACE_BACKEND_URL}' (= 'http://localhost:12011'): the "
+        "backend's HTTP port 12011 is not published",
+        id="backend-http-port-unpublished",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"      GF_SECURITY_ADMIN_PASSWORD: .*\n",
+        "",
+        "services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD is not set (admin/admin)",
+        id="no-admin-password",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"GF_PATHS_PLUGINS: /var/lib/grafana/plugins",
+        "GF_PATHS_PLUGINS: /var/lib/grafana/data/plugins",
+        "services.grafana: GF_PATHS_PLUGINS must be /var/lib/grafana/plugins, where the image "
+        "has the plugin",
+        id="grafana-plugins-path",
+    ),
+    pytest.param(
         PLUGINS,
         r"type: betrace-app",
         "type: betrace-plugin",

@@ -10,6 +10,7 @@ Each guarantee has a test that breaks it on purpose and reads the message.
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import re
@@ -582,3 +583,122 @@ def test_upstream_stand_in_has_an_app_that_shadows_the_backend_package(nix: nixa
         {"nixpkgs": STUBS / "nixpkgs"},
     )
     assert plugin == "betrace-grafana-plugin"
+
+
+# --- each rule, broken in the recorded arguments -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recorded_packages(nix: nixa.Nix, repo_root: Path) -> dict[str, Any]:
+    return {
+        name: nix.eval_expr(nixa.package_expr(STUBS, repo_root / path))
+        for name, path in PACKAGES.items()
+    }
+
+
+def _set(*path_and_value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change to recorded arguments: set args[a][b]... to a value (a missing value deletes)."""
+    *path, value = path_and_value
+
+    def change(args: dict[str, Any]) -> None:
+        node = args
+        for key in path[:-1]:
+            node = node[key]
+        if value is _MISSING:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+
+    return change
+
+
+_MISSING = object()
+_OTHER_HASH = "sha256-" + "B" * 43 + "="
+PACKAGE_RULE_BREAKS = [
+    ("betrace-backend", _set("pname", "betrace"), "pname is 'betrace', not 'betrace-backend'"),
+    ("betrace-backend", _set("meta", "homepage", "https://example.org"),
+     "meta.homepage is 'https://example.org', expected https://github.com/betrace-hq/betrace"),
+    ("betrace-backend", _set("src", "fetcher", "fetchurl"),
+     "src is not pinned with fetchFromGitHub"),
+    ("betrace-backend", _set("src", "owner", "someone"),
+     "src is someone/betrace, expected betrace-hq/betrace"),
+    ("betrace-backend", _set("src", "hash", "sha256:abc"), "src.hash is not an SRI sha256 hash"),
+    ("betrace-backend", _set("subPackages", ["cmd/other"]),
+     "subPackages is ['cmd/other'], expected ['cmd/betrace-backend']"),
+    ("betrace-backend", _set("ldflags", ["-s", "-w"]),
+     "ldflags must set -X main.version=${version}"),
+    ("betrace-backend", _set("vendorHash", _MISSING),
+     "vendorHash must be null (vendor/ is committed), found None"),
+    ("grafana-betrace-app", _set("sourceRoot", "source"),
+     "sourceRoot must point at grafana-betrace-app/"),
+    ("grafana-betrace-app", _set("npmDepsHash", _MISSING), "npmDepsHash is missing"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    PACKAGE_RULE_BREAKS,
+    ids=[b[2][:30] for b in PACKAGE_RULE_BREAKS],
+)
+def test_each_package_rule_is_reported(
+    recorded_packages: dict[str, Any],
+    release_data: ReleaseData,
+    name: str,
+    change: Callable[[dict[str, Any]], None],
+    message: str,
+) -> None:
+    recorded = copy.deepcopy(recorded_packages[name])
+    change(recorded["args"])
+    problems = nixa.package_problems(recorded, name, release_data, "pkg.nix")
+    assert f"pkg.nix: {message}" in problems, problems
+
+
+def test_package_of_another_builder_is_reported(
+    recorded_packages: dict[str, Any], release_data: ReleaseData
+) -> None:
+    recorded = {**recorded_packages["betrace-backend"], "function": "stdenv.mkDerivation"}
+    problems = nixa.package_problems(recorded, "betrace-backend", release_data, "pkg.nix")
+    assert problems == [
+        "pkg.nix: built with stdenv.mkDerivation, not buildGoModule/buildNpmPackage"
+    ]
+
+
+@pytest.fixture(scope="module")
+def recorded_images(nix: nixa.Nix, repo_root: Path) -> Any:
+    return images_recorded(nix, repo_root / "docker")
+
+
+def _env_var(name: str, value: str) -> Callable[[dict[str, Any]], None]:
+    def change(args: dict[str, Any]) -> None:
+        env = [e for e in args["config"]["Env"] if not e.startswith(f"{name}=")]
+        args["config"]["Env"] = [*env, f"{name}={value}"]
+
+    return change
+
+
+IMAGE_RULE_BREAKS = [
+    ("backend", _set("config", "Entrypoint", ["/bin/sh"]),
+     "backend: Entrypoint ['/bin/sh'] is not the betrace-backend binary"),
+    ("backend", _env_var("BETRACE_PORT_GRPC", "9000"),
+     "backend: BETRACE_PORT_GRPC=9000 but the grpc port is 12012"),
+    ("backend", _env_var("BACKEND_PORT", "1"),
+     "backend: sets BACKEND_PORT, which the backend never reads"),
+    ("grafana-plugin", _env_var("GF_PATHS_PLUGINS", "/plugins"),
+     "grafana-plugin: GF_PATHS_PLUGINS is not /var/lib/grafana/plugins"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"), IMAGE_RULE_BREAKS, ids=[b[2][:30] for b in IMAGE_RULE_BREAKS]
+)
+def test_each_image_rule_is_reported(
+    recorded_images: Any,
+    release_data: ReleaseData,
+    name: str,
+    change: Callable[[dict[str, Any]], None],
+    message: str,
+) -> None:
+    args = copy.deepcopy(recorded_images[IMAGES[name]])
+    assert nixa.image_problems(name, args, release_data) == []
+    change(args)
+    assert message in nixa.image_problems(name, args, release_data)

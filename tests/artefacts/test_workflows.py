@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import workflows as wf
+from betrace_dist.errors import Problem
 from betrace_dist.release import ReleaseData
 
 EXPECTED = {"ci.yml", "images.yml", "flakehub.yml", "chart.yml", "docs.yml"}
@@ -378,3 +379,12 @@ def test_a_broken_images_build_is_reported(
 ) -> None:
     problems = build_problems(broken(repo_root, tmp_path, "images.yml", old, new, 1))
     assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize("check", [wf.policy_problems, wf.hardening_problems])
+def test_a_file_that_is_not_a_mapping_is_not_a_workflow(
+    tmp_path: Path, check: Callable[[Path], list[Problem]]
+) -> None:
+    path = tmp_path / "list.yml"
+    path.write_text("- a list\n", encoding="utf-8")
+    assert [str(p) for p in check(path)] == [f"{path}:1: not a workflow (no top-level mapping)"]

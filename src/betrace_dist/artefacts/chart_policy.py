@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 
 from .. import backend_env, yamlio
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
-from ..release import ReleaseData
+from ..release import Plugin, ReleaseData
 
 
 class HelmError(Exception):
@@ -177,9 +177,87 @@ def _pods_with_image(
 # --- the checks ---------------------------------------------------------------------------------
 
 
-# complexity over 12: one `if` per hardening rule of each container;
-# independent checks in a row, not yet split
-def check_hardening(manifests: list[Manifest]) -> list[str]:  # noqa: C901
+@dataclass(frozen=True)
+class _Container:
+    """One container (init and test ones too) and its pod's security context."""
+
+    where: str  # "<manifest> container <name>", for messages
+    c: dict[str, Any]
+    pod_sc: dict[str, Any]
+
+    @property
+    def sc(self) -> dict[str, Any]:
+        sc: dict[str, Any] = self.c.get("securityContext") or {}
+        return sc
+
+    def effective(self, key: str) -> Any:
+        """A security setting of the container, or else of its pod."""
+        return self.sc.get(key, self.pod_sc.get(key))
+
+
+def _runs_as_non_root(ct: _Container) -> list[str]:
+    out = []
+    if ct.effective("runAsNonRoot") is not True:
+        out.append(f"{ct.where}: runAsNonRoot must be true")
+    if ct.effective("runAsUser") in (None, 0):
+        out.append(f"{ct.where}: runAsUser must be a non-zero user id")
+    return out
+
+
+def _root_filesystem_is_read_only(ct: _Container) -> list[str]:
+    if ct.sc.get("readOnlyRootFilesystem") is True:
+        return []
+    return [f"{ct.where}: readOnlyRootFilesystem must be true"]
+
+
+def _no_privilege(ct: _Container) -> list[str]:
+    out = []
+    if ct.sc.get("allowPrivilegeEscalation") is not False:
+        out.append(f"{ct.where}: allowPrivilegeEscalation must be false")
+    if ct.sc.get("privileged") is True:
+        out.append(f"{ct.where}: privileged must not be true")
+    return out
+
+
+def _capabilities_dropped(ct: _Container) -> list[str]:
+    out = []
+    caps = ct.sc.get("capabilities") or {}
+    if "ALL" not in (caps.get("drop") or []):
+        out.append(f"{ct.where}: capabilities.drop must contain ALL")
+    if caps.get("add"):
+        out.append(f"{ct.where}: capabilities.add must be empty, found {caps['add']}")
+    return out
+
+
+def _seccomp_profile_set(ct: _Container) -> list[str]:
+    seccomp = (ct.effective("seccompProfile") or {}).get("type")
+    if seccomp in ("RuntimeDefault", "Localhost"):
+        return []
+    return [f"{ct.where}: seccompProfile.type must be RuntimeDefault, found {seccomp}"]
+
+
+def _resources_bounded(ct: _Container) -> list[str]:
+    resources = ct.c.get("resources") or {}
+    return [
+        f"{ct.where}: resources.{part}.{res} is missing"
+        for part in ("requests", "limits")
+        for res in ("cpu", "memory")
+        if res not in (resources.get(part) or {})
+    ]
+
+
+#: The hardening rules of every container, in the order they report.
+_CONTAINER_RULES: list[Callable[[_Container], list[str]]] = [
+    _runs_as_non_root,
+    _root_filesystem_is_read_only,
+    _no_privilege,
+    _capabilities_dropped,
+    _seccomp_profile_set,
+    _resources_bounded,
+]
+
+
+def check_hardening(manifests: list[Manifest]) -> list[str]:
     """Every container (init and test ones too) is non-root, read-only, unprivileged, bounded."""
     out: list[str] = []
     for m, spec in pod_specs(manifests):
@@ -187,37 +265,8 @@ def check_hardening(manifests: list[Manifest]) -> list[str]:  # noqa: C901
         if spec.get("automountServiceAccountToken") is not False:
             out.append(f"{m}: automountServiceAccountToken must be false (nothing calls the API)")
         for label, c in containers(spec):
-            where = f"{m} {label}"
-            sc = c.get("securityContext") or {}
-
-            def effective(
-                key: str, sc: dict[str, Any] = sc, pod_sc: dict[str, Any] = pod_sc
-            ) -> Any:
-                return sc.get(key, pod_sc.get(key))
-
-            if effective("runAsNonRoot") is not True:
-                out.append(f"{where}: runAsNonRoot must be true")
-            if effective("runAsUser") in (None, 0):
-                out.append(f"{where}: runAsUser must be a non-zero user id")
-            if sc.get("readOnlyRootFilesystem") is not True:
-                out.append(f"{where}: readOnlyRootFilesystem must be true")
-            if sc.get("allowPrivilegeEscalation") is not False:
-                out.append(f"{where}: allowPrivilegeEscalation must be false")
-            if sc.get("privileged") is True:
-                out.append(f"{where}: privileged must not be true")
-            caps = sc.get("capabilities") or {}
-            if "ALL" not in (caps.get("drop") or []):
-                out.append(f"{where}: capabilities.drop must contain ALL")
-            if caps.get("add"):
-                out.append(f"{where}: capabilities.add must be empty, found {caps['add']}")
-            seccomp = (effective("seccompProfile") or {}).get("type")
-            if seccomp not in ("RuntimeDefault", "Localhost"):
-                out.append(f"{where}: seccompProfile.type must be RuntimeDefault, found {seccomp}")
-            resources = c.get("resources") or {}
-            for part in ("requests", "limits"):
-                for res in ("cpu", "memory"):
-                    if res not in (resources.get(part) or {}):
-                        out.append(f"{where}: resources.{part}.{res} is missing")
+            container = _Container(f"{m} {label}", c, pod_sc)
+            out += [problem for rule in _CONTAINER_RULES for problem in rule(container)]
     return out
 
 
@@ -409,99 +458,164 @@ def _load_yaml(text: str, where: str, out: list[str]) -> Any:
         return None
 
 
-# complexity over 12: the Grafana pod's rules in order (image, plugin, provisioning);
-# to split per rule
-def check_grafana(manifests: list[Manifest], data: ReleaseData) -> list[str]:  # noqa: C901
-    """Only the BeTrace plugin may load unsigned, no anonymous access, plugin really installed."""
-    plugin = data.current.plugin
-    registry = data.project.registry
+@dataclass(frozen=True)
+class _GrafanaPod:
+    """A pod with a container named grafana, as the Grafana rules see it."""
+
+    manifests: list[Manifest]
+    m: Manifest
+    spec: dict[str, Any]
+    c: dict[str, Any]
+    plugin: Plugin
+    registry: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.m} container grafana"
+
+    @property
+    def env(self) -> dict[str, dict[str, Any]]:
+        return env_of(self.c)
+
+    @property
+    def plugins_dir(self) -> Any:
+        return (self.env.get("GF_PATHS_PLUGINS") or {}).get("value", self.plugin.plugins_dir)
+
+    @property
+    def mounts(self) -> dict[str, Any]:
+        """Grafana's volume mounts: mount path to volume name."""
+        return {vm.get("mountPath"): vm.get("name") for vm in self.c.get("volumeMounts") or []}
+
+    def images(self, kind: str) -> list[dict[str, Any]]:
+        """The pod's init containers that run one BeTrace image (e.g. plugin-init)."""
+        return [
+            i
+            for i in self.spec.get("initContainers") or []
+            if _image_name(str(i.get("image", "")), self.registry) == kind
+        ]
+
+
+def _only_betrace_loads_unsigned(pod: _GrafanaPod) -> list[str]:
+    unsigned = (pod.env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS") or {}).get("value")
+    if unsigned == pod.plugin.id:
+        return []
+    return [
+        f"{pod.where}: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is {unsigned!r}, must be "
+        f"exactly '{pod.plugin.id}' (releases.yaml plugin.id)"
+    ]
+
+
+def _anonymous_access_is_off(pod: _GrafanaPod) -> list[str]:
+    anonymous = (pod.env.get("GF_AUTH_ANONYMOUS_ENABLED") or {}).get("value")
+    if anonymous == "false":
+        return []
+    return [f"{pod.where}: GF_AUTH_ANONYMOUS_ENABLED is {anonymous!r}, must be 'false'"]
+
+
+def _no_anonymous_role(pod: _GrafanaPod) -> list[str]:
+    if "GF_AUTH_ANONYMOUS_ORG_ROLE" not in pod.env:
+        return []
+    return [f"{pod.where}: GF_AUTH_ANONYMOUS_ORG_ROLE must not be set"]
+
+
+def _admin_password_from_a_secret(pod: _GrafanaPod) -> list[str]:
+    password = pod.env.get("GF_SECURITY_ADMIN_PASSWORD") or {}
+    if "secretKeyRef" in (password.get("valueFrom") or {}):
+        return []
+    return [f"{pod.where}: GF_SECURITY_ADMIN_PASSWORD must come from a Secret"]
+
+
+def _plugin_is_installed(pod: _GrafanaPod) -> list[str]:
+    """Baked into the grafana-plugin image (and not hidden), or copied in by plugin-init."""
+    if _image_name(str(pod.c.get("image", "")), pod.registry) != "grafana-plugin":
+        return _plugin_init_installs_it(pod)
+    if pod.plugins_dir in pod.mounts:
+        return [
+            f"{pod.where}: volume '{pod.mounts[pod.plugins_dir]}' is mounted over "
+            f"{pod.plugins_dir} and hides the plugin inside the grafana-plugin image"
+        ]
+    return []
+
+
+def _plugin_init_installs_it(pod: _GrafanaPod) -> list[str]:
+    """A plugin-init container writes into the volume Grafana mounts, at the plugin's folder."""
+    init = pod.images("plugin-init")
+    plugins_dir = pod.plugins_dir
+    shared = pod.mounts.get(plugins_dir)
+    if not init:
+        return [
+            f"{pod.where}: the image has no plugin inside and no plugin-init container installs it"
+        ]
+    if not any(
+        vm.get("name") == shared and vm.get("mountPath") == plugins_dir
+        for i in init
+        for vm in i.get("volumeMounts") or []
+    ):
+        return [
+            f"{pod.where}: the plugin-init container does not write into the volume Grafana "
+            f"mounts at {plugins_dir}"
+        ]
+    # plugin-init copies to its first argument (or $BETRACE_PLUGIN_TARGET).
+    target = f"{plugins_dir}/{pod.plugin.id}"
     out: list[str] = []
+    for i in init:
+        given = (i.get("args") or [None])[0] or (env_of(i).get("BETRACE_PLUGIN_TARGET") or {}).get(
+            "value"
+        )
+        if given != target:
+            out.append(
+                f"{pod.m} init container {i.get('name')}: copies the plugin to {given}, "
+                f"Grafana looks for it in {target}"
+            )
+    return out
+
+
+def _plugin_app_is_provisioned(pod: _GrafanaPod) -> list[str]:
+    """The ConfigMap mounted at provisioning/plugins enables the app with a backend URL."""
+    volumes = {v.get("name"): v for v in pod.spec.get("volumes") or []}
+    volume = volumes.get(pod.mounts.get("/etc/grafana/provisioning/plugins")) or {}
+    cm_name = (volume.get("configMap") or {}).get("name")
+    cm = _find(pod.manifests, "ConfigMap", cm_name) if cm_name else None
+    if cm is None:
+        return [f"{pod.where}: no rendered ConfigMap is mounted at provisioning/plugins"]
+    out: list[str] = []
+    apps: list[Any] = []
+    for key, text in (cm.doc.get("data") or {}).items():
+        doc = _load_yaml(text, f"{cm} {key}", out) or {}
+        if doc.get("apiVersion") != 1:
+            out.append(f"{cm} {key}: apiVersion must be 1")
+        apps += doc.get("apps") or []
+    plugin_id = pod.plugin.id
+    app = next((a for a in apps if a.get("type") == plugin_id), None)
+    if app is None:
+        out.append(f"{cm}: no app of type '{plugin_id}' is provisioned")
+    elif not str((app.get("jsonData") or {}).get("backendUrl", "")).startswith("http"):
+        out.append(f"{cm}: jsonData.backendUrl of '{plugin_id}' must be an http(s) URL")
+    return out
+
+
+#: The Grafana pod's rules, in the order they report.
+_GRAFANA_RULES: list[Callable[[_GrafanaPod], list[str]]] = [
+    _only_betrace_loads_unsigned,
+    _anonymous_access_is_off,
+    _no_anonymous_role,
+    _admin_password_from_a_secret,
+    _plugin_is_installed,
+    _plugin_app_is_provisioned,
+]
+
+
+def check_grafana(manifests: list[Manifest], data: ReleaseData) -> list[str]:
+    """Only the BeTrace plugin may load unsigned, no anonymous access, plugin really installed."""
     pods = [
-        (m, spec, c)
+        _GrafanaPod(manifests, m, spec, c, data.current.plugin, data.project.registry)
         for m, spec in pod_specs(manifests)
         for c in spec.get("containers") or []
         if c.get("name") == "grafana"
     ]
     if not pods:
         return ["no pod has a container named grafana"]
-    for m, spec, c in pods:
-        where = f"{m} container grafana"
-        env = env_of(c)
-        unsigned = (env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS") or {}).get("value")
-        if unsigned != plugin.id:
-            out.append(
-                f"{where}: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is {unsigned!r}, must be "
-                f"exactly '{plugin.id}' (releases.yaml plugin.id)"
-            )
-        anonymous = (env.get("GF_AUTH_ANONYMOUS_ENABLED") or {}).get("value")
-        if anonymous != "false":
-            out.append(f"{where}: GF_AUTH_ANONYMOUS_ENABLED is {anonymous!r}, must be 'false'")
-        if "GF_AUTH_ANONYMOUS_ORG_ROLE" in env:
-            out.append(f"{where}: GF_AUTH_ANONYMOUS_ORG_ROLE must not be set")
-        password = env.get("GF_SECURITY_ADMIN_PASSWORD") or {}
-        if "secretKeyRef" not in (password.get("valueFrom") or {}):
-            out.append(f"{where}: GF_SECURITY_ADMIN_PASSWORD must come from a Secret")
-        plugins_dir = (env.get("GF_PATHS_PLUGINS") or {}).get("value", plugin.plugins_dir)
-        volumes = {v.get("name"): v for v in spec.get("volumes") or []}
-        mounts = {vm.get("mountPath"): vm.get("name") for vm in c.get("volumeMounts") or []}
-        baked = _image_name(str(c.get("image", "")), registry) == "grafana-plugin"
-        if not baked:
-            init = [
-                i
-                for i in spec.get("initContainers") or []
-                if _image_name(str(i.get("image", "")), registry) == "plugin-init"
-            ]
-            shared = mounts.get(plugins_dir)
-            if not init:
-                out.append(
-                    f"{where}: the image has no plugin inside and no plugin-init container "
-                    "installs it"
-                )
-            elif not any(
-                vm.get("name") == shared and vm.get("mountPath") == plugins_dir
-                for i in init
-                for vm in i.get("volumeMounts") or []
-            ):
-                out.append(
-                    f"{where}: the plugin-init container does not write into the volume Grafana "
-                    f"mounts at {plugins_dir}"
-                )
-            else:
-                # plugin-init copies to its first argument (or $BETRACE_PLUGIN_TARGET).
-                target = f"{plugins_dir}/{plugin.id}"
-                for i in init:
-                    given = (i.get("args") or [None])[0] or (
-                        env_of(i).get("BETRACE_PLUGIN_TARGET") or {}
-                    ).get("value")
-                    if given != target:
-                        out.append(
-                            f"{m} init container {i.get('name')}: copies the plugin to {given}, "
-                            f"Grafana looks for it in {target}"
-                        )
-        elif plugins_dir in mounts:
-            out.append(
-                f"{where}: volume '{mounts[plugins_dir]}' is mounted over {plugins_dir} and hides "
-                "the plugin inside the grafana-plugin image"
-            )
-        # The provisioning file that enables the app.
-        volume = volumes.get(mounts.get("/etc/grafana/provisioning/plugins")) or {}
-        cm_name = (volume.get("configMap") or {}).get("name")
-        cm = _find(manifests, "ConfigMap", cm_name) if cm_name else None
-        if cm is None:
-            out.append(f"{where}: no rendered ConfigMap is mounted at provisioning/plugins")
-            continue
-        apps: list[Any] = []
-        for key, text in (cm.doc.get("data") or {}).items():
-            doc = _load_yaml(text, f"{cm} {key}", out) or {}
-            if doc.get("apiVersion") != 1:
-                out.append(f"{cm} {key}: apiVersion must be 1")
-            apps += doc.get("apps") or []
-        app = next((a for a in apps if a.get("type") == plugin.id), None)
-        if app is None:
-            out.append(f"{cm}: no app of type '{plugin.id}' is provisioned")
-        elif not str((app.get("jsonData") or {}).get("backendUrl", "")).startswith("http"):
-            out.append(f"{cm}: jsonData.backendUrl of '{plugin.id}' must be an http(s) URL")
-    return out
+    return [problem for pod in pods for rule in _GRAFANA_RULES for problem in rule(pod)]
 
 
 _GRAFANA_COMPONENT = "grafana"
@@ -525,53 +639,84 @@ def check_no_grafana(manifests: list[Manifest]) -> list[str]:
     return out
 
 
-# complexity over 12: one branch per kind of reference a pod makes; to split per kind
-def check_references(  # noqa: C901
-    manifests: list[Manifest], external: Iterable[tuple[str, str]] = ()
-) -> list[str]:
-    """Every PVC, ConfigMap and Secret a pod uses is rendered by the chart or named as external."""
-    given = set(external)
-    out: list[str] = []
+@dataclass(frozen=True)
+class _Rendered:
+    """What a pod may refer to: the rendered objects, and those named as existing already."""
 
-    def exists(kind: str, name: str) -> bool:
-        return (kind, name) in given or _find(manifests, kind, name) is not None
+    manifests: list[Manifest]
+    given: set[tuple[str, str]]
 
-    def has_key(kind: str, name: str, key: str) -> bool:
-        if (kind, name) in given:
+    def exists(self, kind: str, name: str) -> bool:
+        return (kind, name) in self.given or _find(self.manifests, kind, name) is not None
+
+    def has_key(self, kind: str, name: str, key: str) -> bool:
+        if (kind, name) in self.given:
             return True
-        m = _find(manifests, kind, name)
+        m = _find(self.manifests, kind, name)
         return m is not None and key in {
             **(m.doc.get("data") or {}),
             **(m.doc.get("stringData") or {}),
         }
 
+
+def _volume_sources_exist(rendered: _Rendered, m: Manifest, spec: dict[str, Any]) -> list[str]:
+    """Each volume's PersistentVolumeClaim, ConfigMap or Secret."""
+    out = []
+    for name, v in _volumes(spec).items():
+        refs = [
+            ("PersistentVolumeClaim", (v.get("persistentVolumeClaim") or {}).get("claimName")),
+            ("ConfigMap", (v.get("configMap") or {}).get("name")),
+            ("Secret", (v.get("secret") or {}).get("secretName")),
+        ]
+        out += [
+            f"{m}: volume '{name}' uses {kind} '{ref}', which is not rendered"
+            for kind, ref in refs
+            if ref and not rendered.exists(kind, ref)
+        ]
+    return out
+
+
+def _mounts_are_declared(
+    label: str, c: dict[str, Any], m: Manifest, spec: dict[str, Any]
+) -> list[str]:
+    volumes = _volumes(spec)
+    return [
+        f"{m} {label}: mounts volume '{vm.get('name')}', not declared"
+        for vm in c.get("volumeMounts") or []
+        if vm.get("name") not in volumes
+    ]
+
+
+def _env_keys_exist(rendered: _Rendered, label: str, c: dict[str, Any], m: Manifest) -> list[str]:
+    """Each env var read from a key of a Secret or ConfigMap."""
+    out = []
+    for var in c.get("env") or []:
+        source = var.get("valueFrom") or {}
+        for kind, field_name in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+            ref = source.get(field_name)
+            if ref and not rendered.has_key(kind, ref.get("name"), ref.get("key")):
+                out.append(
+                    f"{m} {label}: env {var.get('name')} reads key '{ref.get('key')}' of "
+                    f"{kind} '{ref.get('name')}', which is not rendered"
+                )
+    return out
+
+
+def _volumes(spec: dict[str, Any]) -> dict[str, Any]:
+    return {v.get("name"): v for v in spec.get("volumes") or []}
+
+
+def check_references(
+    manifests: list[Manifest], external: Iterable[tuple[str, str]] = ()
+) -> list[str]:
+    """Every PVC, ConfigMap and Secret a pod uses is rendered by the chart or named as external."""
+    rendered = _Rendered(manifests, set(external))
+    out: list[str] = []
     for m, spec in pod_specs(manifests):
-        volumes = {v.get("name"): v for v in spec.get("volumes") or []}
-        for name, v in volumes.items():
-            refs = [
-                ("PersistentVolumeClaim", (v.get("persistentVolumeClaim") or {}).get("claimName")),
-                ("ConfigMap", (v.get("configMap") or {}).get("name")),
-                ("Secret", (v.get("secret") or {}).get("secretName")),
-            ]
-            for kind, ref in refs:
-                if ref and not exists(kind, ref):
-                    out.append(f"{m}: volume '{name}' uses {kind} '{ref}', which is not rendered")
+        out += _volume_sources_exist(rendered, m, spec)
         for label, c in containers(spec):
-            for vm in c.get("volumeMounts") or []:
-                if vm.get("name") not in volumes:
-                    out.append(f"{m} {label}: mounts volume '{vm.get('name')}', not declared")
-            for var in c.get("env") or []:
-                source = var.get("valueFrom") or {}
-                for kind, field_name in (
-                    ("Secret", "secretKeyRef"),
-                    ("ConfigMap", "configMapKeyRef"),
-                ):
-                    ref = source.get(field_name)
-                    if ref and not has_key(kind, ref.get("name"), ref.get("key")):
-                        out.append(
-                            f"{m} {label}: env {var.get('name')} reads key '{ref.get('key')}' of "
-                            f"{kind} '{ref.get('name')}', which is not rendered"
-                        )
+            out += _mounts_are_declared(label, c, m, spec)
+            out += _env_keys_exist(rendered, label, c, m)
     return out
 
 

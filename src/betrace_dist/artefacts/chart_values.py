@@ -121,132 +121,139 @@ def _comment_block(lines: list[str], key_line: int) -> list[tuple[int, str]]:
     return list(reversed(block))
 
 
-# complexity over 12 and over 60 lines: the `## @param` grammar and its walk share state
-# (seen paths, problems); to split
-def parse_values(chart_dir: Path) -> ValuesDoc:  # noqa: C901
+@dataclass
+class _Reader:
+    """One read of values.yaml: its lines and sections, the comment lines used, what is wrong."""
+
+    path: Path
+    lines: list[str]
+    problems: list[Problem] = field(default_factory=list)
+    documented_lines: set[int] = field(default_factory=set)
+    used_lines: set[int] = field(default_factory=set)
+    sections: list[tuple[int, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sections = [
+            (number, match["title"].strip())
+            for number, text in enumerate(self.lines, start=1)
+            if (match := _SECTION.match(text.strip()))
+        ]
+
+    def problem(self, line: int, message: str, key_path: str | None = None) -> None:
+        self.problems.append(Problem(self.path, line, message, key_path))
+
+    def section_of(self, line: int) -> str:
+        return next((title for number, title in reversed(self.sections) if number < line), "")
+
+    def visit(self, node: CommentedMap, prefix: str) -> list[Param]:
+        """The documented keys of one mapping, children included."""
+        return [self._read_key(node, key, prefix) for key in node]
+
+    def _read_key(self, node: CommentedMap, key: Any, prefix: str) -> Param:
+        line = node.lc.key(key)[0] + 1
+        key_path = f"{prefix}{key}"
+        param = self._param_of_key(self._read_comments(line), line, key_path)
+        self._read_value(param, node[key], line, key_path)
+        return param
+
+    def _read_comments(self, line: int) -> list[Param]:
+        """The `## @param` lines of the comment block above a key, with their `## @schema`."""
+        found: list[Param] = []
+        section = self.section_of(line)
+        for number, text in _comment_block(self.lines, line):
+            self.used_lines.add(number)
+            if _SECTION.match(text):
+                continue
+            if match := _PARAM.match(text):
+                found.append(self._read_param(match, number, line, section))
+            elif match := _SCHEMA.match(text):
+                self._read_schema(match, number, found)
+            elif text.startswith("## @"):
+                self.problem(number, f"unknown annotation: {text}")
+        return found
+
+    def _read_param(self, match: re.Match[str], number: int, line: int, section: str) -> Param:
+        """One `## @param` line; each modifier must be a known one."""
+        self.documented_lines.add(number)
+        mods = [m.strip() for m in (match["mods"] or "").split(",") if m.strip()]
+        for mod in mods:
+            if mod not in _MODIFIERS:
+                self.problem(
+                    number,
+                    f"unknown modifier [{mod}]; known: " + ", ".join(sorted(_MODIFIERS)),
+                    match["path"],
+                )
+        return Param(match["path"], line, match["text"].strip(), None, mods, {}, section)
+
+    def _read_schema(self, match: re.Match[str], number: int, found: list[Param]) -> None:
+        """One `## @schema` line: JSON keywords for the `## @param` above it."""
+        if not found:
+            self.problem(number, "@schema without an @param above it")
+            return
+        try:
+            found[-1].extra.update(json.loads(match["json"]))
+        except json.JSONDecodeError as exc:
+            self.problem(number, f"@schema is not JSON ({exc.msg})", found[-1].path)
+
+    def _param_of_key(self, found: list[Param], line: int, key_path: str) -> Param:
+        """The one `## @param` of a key, naming that very key."""
+        if not found:
+            self.problem(
+                line,
+                f"no documentation: add '## @param {key_path} <description>' "
+                "on the line above the key",
+                key_path,
+            )
+            return Param(key_path, line, "", None, [], {}, self.section_of(line))
+        param = found[-1]
+        if len(found) > 1:
+            self.problem(line, f"{len(found)} @param lines above one key", key_path)
+        if param.path != key_path:
+            self.problem(
+                line,
+                f"the comment documents '{param.path}' but the key below it is '{key_path}'",
+                key_path,
+            )
+            param.path = key_path
+        return param
+
+    def _read_value(self, param: Param, value: Any, line: int, key_path: str) -> None:
+        """The default of a key: a closed mapping is read key by key; {} and null need a type."""
+        param.default = to_plain(value)
+        if isinstance(value, CommentedMap) and value and not param.open_mapping:
+            param.children = self.visit(value, key_path + ".")
+        elif isinstance(value, dict) and not value and not param.open_mapping:
+            self.problem(
+                line, "an empty mapping needs [map] (names to strings) or [freeform]", key_path
+            )
+        elif param.default is None and not param.modifiers:
+            self.problem(line, "a null default needs a type, e.g. [string, nullable]", key_path)
+
+    def stray_annotations(self) -> None:
+        """`## @` lines that no key used: a `## @param` apart from its key, or an orphan."""
+        for number, text in enumerate(self.lines, start=1):
+            text = text.strip()
+            if _PARAM.match(text) and number not in self.documented_lines:
+                self.problem(number, "this @param is not directly above the key it documents")
+            elif (
+                text.startswith("## @")
+                and number not in self.used_lines
+                and not _SECTION.match(text)
+            ):
+                self.problem(number, f"annotation not above any key: {text}")
+
+
+def parse_values(chart_dir: Path) -> ValuesDoc:
     """Read values.yaml and its `## @param` comments; raise ProblemsError on any gap."""
     path = Path(chart_dir) / "values.yaml"
     root = load_with_lines(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    problems: list[Problem] = []
-    documented_lines: set[int] = set()
-    used_lines: set[int] = set()
-    sections = [
-        (number, match["title"].strip())
-        for number, text in enumerate(lines, start=1)
-        if (match := _SECTION.match(text.strip()))
-    ]
-
-    def section_of(line: int) -> str:
-        return next((title for number, title in reversed(sections) if number < line), "")
-
-    # complexity over 12: one branch per YAML node shape; moves out with parse_values
-    def visit(node: CommentedMap, prefix: str) -> list[Param]:  # noqa: C901
-        params: list[Param] = []
-        for key in node:
-            line = node.lc.key(key)[0] + 1
-            key_path = f"{prefix}{key}"
-            block = _comment_block(lines, line)
-            found: list[Param] = []
-            section = section_of(line)
-            for number, text in block:
-                used_lines.add(number)
-                if _SECTION.match(text):
-                    continue
-                if match := _PARAM.match(text):
-                    documented_lines.add(number)
-                    mods = [m.strip() for m in (match["mods"] or "").split(",") if m.strip()]
-                    for mod in mods:
-                        if mod not in _MODIFIERS:
-                            problems.append(
-                                Problem(
-                                    path,
-                                    number,
-                                    f"unknown modifier [{mod}]; known: "
-                                    + ", ".join(sorted(_MODIFIERS)),
-                                    match["path"],
-                                )
-                            )
-                    found.append(
-                        Param(match["path"], line, match["text"].strip(), None, mods, {}, section)
-                    )
-                elif match := _SCHEMA.match(text):
-                    if not found:
-                        problems.append(Problem(path, number, "@schema without an @param above it"))
-                        continue
-                    try:
-                        found[-1].extra.update(json.loads(match["json"]))
-                    except json.JSONDecodeError as exc:
-                        problems.append(
-                            Problem(
-                                path, number, f"@schema is not JSON ({exc.msg})", found[-1].path
-                            )
-                        )
-                elif text.startswith("## @"):
-                    problems.append(Problem(path, number, f"unknown annotation: {text}"))
-            if not found:
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        f"no documentation: add '## @param {key_path} <description>' "
-                        "on the line above the key",
-                        key_path,
-                    )
-                )
-                param = Param(key_path, line, "", None, [], {}, section)
-            else:
-                param = found[-1]
-                if len(found) > 1:
-                    problems.append(
-                        Problem(path, line, f"{len(found)} @param lines above one key", key_path)
-                    )
-                if param.path != key_path:
-                    problems.append(
-                        Problem(
-                            path,
-                            line,
-                            f"the comment documents '{param.path}' but the key below it is "
-                            f"'{key_path}'",
-                            key_path,
-                        )
-                    )
-                    param.path = key_path
-            value = node[key]
-            param.default = to_plain(value)
-            if isinstance(value, CommentedMap) and value and not param.open_mapping:
-                param.children = visit(value, key_path + ".")
-            elif isinstance(value, dict) and not value and not param.open_mapping:
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        "an empty mapping needs [map] (names to strings) or [freeform]",
-                        key_path,
-                    )
-                )
-            elif param.default is None and not param.modifiers:
-                problems.append(
-                    Problem(
-                        path, line, "a null default needs a type, e.g. [string, nullable]", key_path
-                    )
-                )
-            params.append(param)
-        return params
-
+    reader = _Reader(path, path.read_text(encoding="utf-8").splitlines())
     if not isinstance(root, CommentedMap):
         raise ProblemsError([Problem(path, 1, "values.yaml is not a mapping")])
-    params = visit(root, "")
-    for number, text in enumerate(lines, start=1):
-        text = text.strip()
-        if _PARAM.match(text) and number not in documented_lines:
-            problems.append(
-                Problem(path, number, "this @param is not directly above the key it documents")
-            )
-        elif text.startswith("## @") and number not in used_lines and not _SECTION.match(text):
-            problems.append(Problem(path, number, f"annotation not above any key: {text}"))
-    if problems:
-        raise ProblemsError(problems)
+    params = reader.visit(root, "")
+    reader.stray_annotations()
+    if reader.problems:
+        raise ProblemsError(reader.problems)
     return ValuesDoc(path, params)
 
 

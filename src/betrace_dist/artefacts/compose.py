@@ -11,7 +11,7 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .. import REPO_ROOT, backend_env, tools
 from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
-from ..release import ReleaseData
+from ..release import Plugin, ReleaseData
 from ..yamlio import load_with_lines, to_plain
 
 COMPOSE_DIR = REPO_ROOT / "docker"
@@ -506,54 +506,87 @@ def check_prometheus(stack: Stack, data: ReleaseData) -> list[str]:
     return out
 
 
-def check_collector(stack: Stack) -> list[str]:
-    config = _collector_config(stack)
-    name = _config_name(stack, _COLLECTOR_CONFIG)
-    receivers = config.get("receivers") or {}
-    exporters = config.get("exporters") or {}
-    pipelines = (config.get("service") or {}).get("pipelines") or {}
-    out = []
-    if 4317 not in _otlp_ports(receivers, "grpc"):
-        out.append(f"{name}: no otlp receiver listens for gRPC on 4317")
-    for pipeline_name, pipeline in pipelines.items():
-        for kind in ("receivers", "processors", "exporters"):
-            defined = config.get(kind) or {}
-            for component in pipeline.get(kind) or []:
-                if component not in defined:
-                    out.append(
-                        f"{name}: pipeline {pipeline_name} uses {kind[:-1]} '{component}', "
-                        f"which is not defined under {kind}"
-                    )
-    tempo_receivers = (_tempo_config(stack).get("distributor") or {}).get("receivers") or {}
+@dataclass(frozen=True)
+class _Collector:
+    """The OpenTelemetry Collector's configuration, as the collector rules see it."""
+
+    stack: Stack
+    config: Mapping[str, Any]
+    name: str  # the configuration file's name, for messages
+
+    @property
+    def pipelines(self) -> Mapping[str, Any]:
+        pipelines: Mapping[str, Any] = (self.config.get("service") or {}).get("pipelines") or {}
+        return pipelines
+
+    def exporters_of(self, pipeline: str) -> list[str]:
+        return list((self.pipelines.get(pipeline) or {}).get("exporters") or [])
+
+    def endpoint(self, exporter: str) -> str:
+        return str(((self.config.get("exporters") or {}).get(exporter) or {}).get("endpoint", ""))
+
+
+def _collector_receives_otlp_grpc(col: _Collector) -> list[str]:
+    if 4317 in _otlp_ports(col.config.get("receivers") or {}, "grpc"):
+        return []
+    return [f"{col.name}: no otlp receiver listens for gRPC on 4317"]
+
+
+def _pipelines_use_defined_components(col: _Collector) -> list[str]:
+    return [
+        f"{col.name}: pipeline {pipeline_name} uses {kind[:-1]} '{component}', "
+        f"which is not defined under {kind}"
+        for pipeline_name, pipeline in col.pipelines.items()
+        for kind in ("receivers", "processors", "exporters")
+        for component in pipeline.get(kind) or []
+        if component not in (col.config.get(kind) or {})
+    ]
+
+
+def _traces_reach_tempo(col: _Collector) -> list[str]:
+    """An otlp exporter of the traces pipeline points at a gRPC receiver of Tempo."""
+    tempo_receivers = (_tempo_config(col.stack).get("distributor") or {}).get("receivers") or {}
     tempo_ports = _otlp_ports(tempo_receivers, "grpc")
     tempo_endpoints = {("tempo", port) for port in tempo_ports}
-    traces = [
-        e
-        for e in (pipelines.get("traces") or {}).get("exporters") or []
-        if e.split("/")[0] == "otlp"
-        and _host_port(str((exporters.get(e) or {}).get("endpoint", "")))[1:] in tempo_endpoints
+    if any(
+        e.split("/")[0] == "otlp" and _host_port(col.endpoint(e))[1:] in tempo_endpoints
+        for e in col.exporters_of("traces")
+    ):
+        return []
+    return [
+        f"{col.name}: the traces pipeline has no otlp exporter to Tempo "
+        f"(tempo:{'/'.join(map(str, sorted(tempo_ports))) or '?'}, tempo.yaml distributor)"
     ]
-    if not traces:
-        out.append(
-            f"{name}: the traces pipeline has no otlp exporter to Tempo "
-            f"(tempo:{'/'.join(map(str, sorted(tempo_ports))) or '?'}, tempo.yaml distributor)"
-        )
-    scraped = _scrape_targets(_prometheus_config(stack))
-    metrics_ok = False
-    for e in (pipelines.get("metrics") or {}).get("exporters") or []:
-        endpoint = str((exporters.get(e) or {}).get("endpoint", ""))
+
+
+def _metrics_reach_prometheus(col: _Collector) -> list[str]:
+    """A prometheus exporter Prometheus scrapes, or a prometheusremotewrite to Prometheus."""
+    scraped = _scrape_targets(_prometheus_config(col.stack))
+    for e in col.exporters_of("metrics"):
+        endpoint = col.endpoint(e)
         kind = e.split("/")[0]
         if kind == "prometheus" and f"otel-collector:{_host_port(endpoint)[2]}" in scraped:
-            metrics_ok = True
+            return []
         if kind == "prometheusremotewrite" and _host_port(endpoint)[1] == "prometheus":
-            metrics_ok = True
-    if not metrics_ok:
-        out.append(
-            f"{name}: the metrics pipeline reaches Prometheus neither through a prometheus "
-            f"exporter that {_config_name(stack, _PROMETHEUS_CONFIG)} scrapes nor through "
-            "prometheusremotewrite"
-        )
-    return out
+            return []
+    return [
+        f"{col.name}: the metrics pipeline reaches Prometheus neither through a prometheus "
+        f"exporter that {_config_name(col.stack, _PROMETHEUS_CONFIG)} scrapes nor through "
+        "prometheusremotewrite"
+    ]
+
+
+_COLLECTOR_RULES: list[Callable[[_Collector], list[str]]] = [
+    _collector_receives_otlp_grpc,
+    _pipelines_use_defined_components,
+    _traces_reach_tempo,
+    _metrics_reach_prometheus,
+]
+
+
+def check_collector(stack: Stack) -> list[str]:
+    collector = _Collector(stack, _collector_config(stack), _config_name(stack, _COLLECTOR_CONFIG))
+    return [problem for rule in _COLLECTOR_RULES for problem in rule(collector)]
 
 
 _GRAFANA_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -570,73 +603,135 @@ def _grafana_expand(text: str, env: Mapping[str, str]) -> str:
     return _GRAFANA_VAR.sub(sub, text)
 
 
-# complexity over 12: the Grafana service's rules in order (image, plugin, provisioning);
-# to split per rule
-def check_grafana(stack: Stack, data: ReleaseData) -> list[str]:  # noqa: C901
-    plugin = data.current.plugin
+@dataclass(frozen=True)
+class _GrafanaService:
+    """The stack's grafana service, as the Grafana rules see it."""
+
+    stack: Stack
+    data: ReleaseData
+    env: dict[str, str]  # after interpolation
+    raw_env: dict[str, Any]  # as written in the compose file
+
+    @property
+    def plugin(self) -> Plugin:
+        return self.data.current.plugin
+
+
+def _grafana_service(stack: Stack, data: ReleaseData) -> _GrafanaService:
     env = stack.env("grafana")
     raw_env = (stack.raw.get("services", {}).get("grafana", {}) or {}).get("environment") or {}
     if isinstance(raw_env, list):  # `- NAME=value` form
         raw_env = dict(str(e).partition("=")[::2] for e in raw_env)
+    return _GrafanaService(stack, data, env, raw_env)
+
+
+def _only_betrace_loads_unsigned(g: _GrafanaService) -> list[str]:
+    allowed = g.env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS", "")
+    if allowed == g.plugin.id:
+        return []
+    return [
+        f"services.grafana.environment.GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is "
+        f"'{allowed}'; allow exactly '{g.plugin.id}' and no other unsigned plugin"
+    ]
+
+
+def _anonymous_access_is_off(g: _GrafanaService) -> list[str]:
+    if g.env.get("GF_AUTH_ANONYMOUS_ENABLED", "false").lower() == "false":
+        return []
+    return ["services.grafana.environment.GF_AUTH_ANONYMOUS_ENABLED must be false"]
+
+
+def _admin_password_is_set(g: _GrafanaService) -> list[str]:
+    if "GF_SECURITY_ADMIN_PASSWORD" in g.raw_env:
+        return []
+    return ["services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD is not set (admin/admin)"]
+
+
+def _plugins_path_is_the_images(g: _GrafanaService) -> list[str]:
+    plugins_dir = g.plugin.plugins_dir
+    if g.env.get("GF_PATHS_PLUGINS", plugins_dir) == plugins_dir:
+        return []
+    return [
+        f"services.grafana: GF_PATHS_PLUGINS must be {plugins_dir}, where the image has the plugin"
+    ]
+
+
+def _no_mount_hides_the_plugin(g: _GrafanaService) -> list[str]:
+    plugins_dir = g.plugin.plugins_dir
     out = []
-    allowed = env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS", "")
-    if allowed != plugin.id:
-        out.append(
-            f"services.grafana.environment.GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is "
-            f"'{allowed}'; allow exactly '{plugin.id}' and no other unsigned plugin"
-        )
-    if env.get("GF_AUTH_ANONYMOUS_ENABLED", "false").lower() != "false":
-        out.append("services.grafana.environment.GF_AUTH_ANONYMOUS_ENABLED must be false")
-    if "GF_SECURITY_ADMIN_PASSWORD" not in raw_env:
-        out.append(
-            "services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD is not set (admin/admin)"
-        )
-    if env.get("GF_PATHS_PLUGINS", plugin.plugins_dir) != plugin.plugins_dir:
-        out.append(
-            f"services.grafana: GF_PATHS_PLUGINS must be {plugin.plugins_dir}, where the image "
-            "has the plugin"
-        )
-    for mount in stack.service("grafana").get("volumes", []):
+    for mount in g.stack.service("grafana").get("volumes", []):
         target = mount.get("target", "").rstrip("/")
-        if plugin.plugins_dir == target or plugin.plugins_dir.startswith(target + "/"):
+        if plugins_dir == target or plugins_dir.startswith(target + "/"):
             out.append(
                 f"services.grafana.volumes: a {mount.get('type')} mount at {target} hides the "
-                f"plugin the image ships in {plugin.plugins_dir} (and keeps an old one after "
-                "an upgrade)"
+                f"plugin the image ships in {plugins_dir} (and keeps an old one after an upgrade)"
             )
-    provisioning = env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
-    folder = stack.host_path("grafana", f"{provisioning}/plugins")
+    return out
+
+
+def _plugin_app_is_provisioned(g: _GrafanaService) -> list[str]:
+    """The provisioning files enable the app (apiVersion 1) with a backend URL that works."""
+    provisioning = g.env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
+    folder = g.stack.host_path("grafana", f"{provisioning}/plugins")
     files = sorted(folder.glob("*.y*ml")) if folder and folder.is_dir() else []
+    out = []
     apps = []
     for path in files:
         doc = to_plain(load_with_lines(path)) or {}
         if doc.get("apiVersion") != 1:
             out.append(f"{path.name}: apiVersion is {doc.get('apiVersion')!r}, expected 1")
-        apps += [(path, app) for app in doc.get("apps") or [] if app.get("type") == plugin.id]
+        apps += [(path, app) for app in doc.get("apps") or [] if app.get("type") == g.plugin.id]
     if not apps:
-        return [*out, f"grafana provisioning/plugins: no app of type '{plugin.id}' is provisioned"]
+        return [
+            *out,
+            f"grafana provisioning/plugins: no app of type '{g.plugin.id}' is provisioned",
+        ]
     for path, app in apps:
-        raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
-        url = _grafana_expand(raw_url, env)
-        scheme, host, port = _host_port(url)
-        where = f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}')"
-        if scheme not in ("http", "https"):
-            out.append(f"{where} is not an http(s) URL")
-        elif host in stack.services:
-            out.append(
-                f"{where} names the compose service '{host}', but the app calls the backend "
-                "from the user's browser, which cannot resolve it; use the published URL"
-            )
-        elif host in ("localhost", "127.0.0.1"):
-            http = data.current.backend.ports["http"].port
-            published = stack.published_host_port("backend", http)
-            if published is None:
-                out.append(f"{where}: the backend's HTTP port {http} is not published")
-            elif str(port) != published:
-                out.append(
-                    f"{where}: the backend's HTTP port is published on {published}, not {port}"
-                )
+        out += _backend_url_reaches_the_browser(g, path, app)
     return out
+
+
+def _backend_url_reaches_the_browser(
+    g: _GrafanaService, path: Path, app: Mapping[str, Any]
+) -> list[str]:
+    """jsonData.backendUrl is an http(s) URL the user's browser can reach: not a compose service
+    name, and on localhost the port the backend's HTTP port is published on."""
+    raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
+    url = _grafana_expand(raw_url, g.env)
+    scheme, host, port = _host_port(url)
+    where = f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}')"
+    if scheme not in ("http", "https"):
+        return [f"{where} is not an http(s) URL"]
+    if host in g.stack.services:
+        return [
+            f"{where} names the compose service '{host}', but the app calls the backend "
+            "from the user's browser, which cannot resolve it; use the published URL"
+        ]
+    if host not in ("localhost", "127.0.0.1"):
+        return []
+    http = g.data.current.backend.ports["http"].port
+    published = g.stack.published_host_port("backend", http)
+    if published is None:
+        return [f"{where}: the backend's HTTP port {http} is not published"]
+    if str(port) != published:
+        return [f"{where}: the backend's HTTP port is published on {published}, not {port}"]
+    return []
+
+
+#: The Grafana service's rules, in the order they report.
+_GRAFANA_RULES: list[Callable[[_GrafanaService], list[str]]] = [
+    _only_betrace_loads_unsigned,
+    _anonymous_access_is_off,
+    _admin_password_is_set,
+    _plugins_path_is_the_images,
+    _no_mount_hides_the_plugin,
+    _plugin_app_is_provisioned,
+]
+
+
+def check_grafana(stack: Stack, data: ReleaseData) -> list[str]:
+    grafana = _grafana_service(stack, data)
+    return [problem for rule in _GRAFANA_RULES for problem in rule(grafana)]
 
 
 def check_datasources(stack: Stack) -> list[str]:

@@ -145,73 +145,131 @@ def _license(meta: Mapping[str, Any]) -> str:
     return lic.get("spdxId", "?") if isinstance(lic, dict) else repr(lic)
 
 
-# over 60 lines: one check per package attribute, in the order of the expression
+@dataclass(frozen=True)
+class _Package:
+    """The arguments a nixpkgs expression passed to its builder, as the package rules see them."""
+
+    function: str  # buildGoModule, buildNpmPackage...
+    args: Mapping[str, Any]
+    dir_name: str  # the by-name folder: the pname it must have
+    data: ReleaseData
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        meta: Mapping[str, Any] = self.args.get("meta", {})
+        return meta
+
+    @property
+    def src(self) -> Mapping[str, Any]:
+        src: Mapping[str, Any] = self.args.get("src", {})
+        return src
+
+
+def _pname_is_the_folder(p: _Package) -> list[str]:
+    pname = p.args.get("pname")
+    return [] if pname == p.dir_name else [f"pname is {pname!r}, not {p.dir_name!r}"]
+
+
+def _meta_is_complete(p: _Package) -> list[str]:
+    keys = ("description", "homepage", "license", "maintainers", "platforms")
+    return [f"meta.{key} is missing" for key in keys if key not in p.meta]
+
+
+def _license_is_betraces(p: _Package) -> list[str]:
+    license_id = _license(p.meta)
+    if license_id == p.data.project.license:
+        return []
+    return [
+        f"meta.license is {license_id}, but BeTrace is {p.data.project.license} (lib.licenses.mit)"
+    ]
+
+
+def _homepage_is_the_repository(p: _Package) -> list[str]:
+    homepage = p.meta.get("homepage")
+    if homepage == p.data.project.repository:
+        return []
+    return [f"meta.homepage is {homepage!r}, expected {p.data.project.repository}"]
+
+
+def _src_is_fetched_from_github(p: _Package) -> list[str]:
+    out = []
+    if p.src.get("fetcher") != "fetchFromGitHub":
+        out.append("src is not pinned with fetchFromGitHub")
+    owner_repo = p.data.project.repository.removeprefix("https://github.com/")
+    found = f"{p.src.get('owner')}/{p.src.get('repo')}"
+    if found != owner_repo:
+        out.append(f"src is {found}, expected {owner_repo}")
+    return out
+
+
+def _src_is_pinned(p: _Package) -> list[str]:
+    return _pin_problems(p.args, p.data)
+
+
+def _src_hash_is_sri(p: _Package) -> list[str]:
+    if _SRI_SHA256.match(str(p.src.get("hash"))):
+        return []
+    return ["src.hash is not an SRI sha256 hash"]
+
+
+def _go_module_builds_the_backend(p: _Package) -> list[str]:
+    """buildGoModule: the backend's module, its committed vendor/, its binary, its version."""
+    args, out = p.args, []
+    binary = p.data.current.backend.binary
+    if args.get("modRoot") != "backend":
+        out.append("modRoot must be 'backend' (the Go module)")
+    if not ("vendorHash" in args and args["vendorHash"] is None):
+        out.append(
+            f"vendorHash must be null (vendor/ is committed), found {args.get('vendorHash')!r}"
+        )
+    if args.get("subPackages") != [f"cmd/{binary}"]:
+        out.append(f"subPackages is {args.get('subPackages')!r}, expected ['cmd/{binary}']")
+    if f"-X main.version={args.get('version')}" not in args.get("ldflags", []):
+        out.append("ldflags must set -X main.version=${version}")
+    if p.meta.get("mainProgram") != binary:
+        out.append(f"meta.mainProgram is {p.meta.get('mainProgram')!r}, expected {binary!r}")
+    return out
+
+
+def _npm_package_builds_the_plugin(p: _Package) -> list[str]:
+    """buildNpmPackage: the plugin's folder, its npm dependencies' hash, dist/ installed."""
+    args, out = p.args, []
+    if not str(args.get("sourceRoot", "")).endswith("/grafana-betrace-app"):
+        out.append("sourceRoot must point at grafana-betrace-app/")
+    if not _SRI_SHA256.match(str(args.get("npmDepsHash"))):
+        out.append("npmDepsHash is missing")
+    if re.search(r"\bdist\b.*\$out", str(args.get("installPhase", ""))) is None:
+        out.append("installPhase must install dist/ as $out (the plugin directory)")
+    return out
+
+
+def _builder_rules(p: _Package) -> list[str]:
+    if p.function == "buildGoModule":
+        return _go_module_builds_the_backend(p)
+    if p.function == "buildNpmPackage":
+        return _npm_package_builds_the_plugin(p)
+    return [f"built with {p.function}, not buildGoModule/buildNpmPackage"]
+
+
+#: The package rules, in the order of the expression.
+_PACKAGE_RULES: list[Callable[[_Package], list[str]]] = [
+    _pname_is_the_folder,
+    _meta_is_complete,
+    _license_is_betraces,
+    _homepage_is_the_repository,
+    _src_is_fetched_from_github,
+    _src_is_pinned,
+    _src_hash_is_sri,
+    _builder_rules,
+]
+
+
 def package_problems(
     recorded: Mapping[str, Any], dir_name: str, data: ReleaseData, where: str
 ) -> list[str]:
     """Rules for the nixpkgs expressions, from the arguments the stand-in builder recorded."""
-    args = recorded["args"]
-    meta = args.get("meta", {})
-    release = data.current
-    out: list[str] = []
-
-    def want(cond: bool, message: str) -> None:
-        if not cond:
-            out.append(f"{where}: {message}")
-
-    want(args.get("pname") == dir_name, f"pname is {args.get('pname')!r}, not {dir_name!r}")
-    for key in ("description", "homepage", "license", "maintainers", "platforms"):
-        want(key in meta, f"meta.{key} is missing")
-    want(
-        _license(meta) == data.project.license,
-        f"meta.license is {_license(meta)}, but BeTrace is {data.project.license} "
-        "(lib.licenses.mit)",
-    )
-    want(
-        meta.get("homepage") == data.project.repository,
-        f"meta.homepage is {meta.get('homepage')!r}, expected {data.project.repository}",
-    )
-    src = args.get("src", {})
-    want(src.get("fetcher") == "fetchFromGitHub", "src is not pinned with fetchFromGitHub")
-    owner_repo = data.project.repository.removeprefix("https://github.com/")
-    want(
-        f"{src.get('owner')}/{src.get('repo')}" == owner_repo,
-        f"src is {src.get('owner')}/{src.get('repo')}, expected {owner_repo}",
-    )
-    out += [f"{where}: {problem}" for problem in _pin_problems(args, data)]
-    want(bool(_SRI_SHA256.match(str(src.get("hash")))), "src.hash is not an SRI sha256 hash")
-    if recorded["function"] == "buildGoModule":
-        want(args.get("modRoot") == "backend", "modRoot must be 'backend' (the Go module)")
-        want(
-            "vendorHash" in args and args["vendorHash"] is None,
-            f"vendorHash must be null (vendor/ is committed), found {args.get('vendorHash')!r}",
-        )
-        binary = release.backend.binary
-        want(
-            args.get("subPackages") == [f"cmd/{binary}"],
-            f"subPackages is {args.get('subPackages')!r}, expected ['cmd/{binary}']",
-        )
-        want(
-            f"-X main.version={args.get('version')}" in args.get("ldflags", []),
-            "ldflags must set -X main.version=${version}",
-        )
-        want(
-            meta.get("mainProgram") == binary,
-            f"meta.mainProgram is {meta.get('mainProgram')!r}, expected {binary!r}",
-        )
-    elif recorded["function"] == "buildNpmPackage":
-        want(
-            str(args.get("sourceRoot", "")).endswith("/grafana-betrace-app"),
-            "sourceRoot must point at grafana-betrace-app/",
-        )
-        want(bool(_SRI_SHA256.match(str(args.get("npmDepsHash")))), "npmDepsHash is missing")
-        want(
-            re.search(r"\bdist\b.*\$out", str(args.get("installPhase", ""))) is not None,
-            "installPhase must install dist/ as $out (the plugin directory)",
-        )
-    else:
-        out.append(f"{where}: built with {recorded['function']}, not buildGoModule/buildNpmPackage")
-    return out
+    package = _Package(recorded["function"], recorded["args"], dir_name, data)
+    return [f"{where}: {problem}" for rule in _PACKAGE_RULES for problem in rule(package)]
 
 
 def expected_pin(data: ReleaseData) -> tuple[str, str, str]:
@@ -295,60 +353,129 @@ def _non_root(config: Mapping[str, Any]) -> str | None:
     return None
 
 
-# complexity over 12: one branch per image attribute the Nix expression must set; to split
-def image_problems(name: str, args: Mapping[str, Any], data: ReleaseData) -> list[str]:  # noqa: C901
+@dataclass(frozen=True)
+class _Image:
+    """The arguments dockerTools.buildLayeredImage recorded for one image, as its rules see them."""
+
+    name: str  # backend, grafana-plugin, plugin-init
+    args: Mapping[str, Any]
+    data: ReleaseData
+    env: dict[str, str]  # config.Env as a mapping
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        config: Mapping[str, Any] = self.args.get("config", {})
+        return config
+
+
+def _image_is_the_releases(image: _Image) -> list[str]:
+    expected = image.data.image_ref(image.name)
+    ref = f"{image.args.get('name')}:{image.args.get('tag')}"
+    if ref == expected.split("@")[0]:
+        return []
+    return [f"{image.name}: image is {ref}, releases.yaml says {expected}"]
+
+
+def _image_runs_as_non_root(image: _Image) -> list[str]:
+    problem = _non_root(image.config)
+    return [f"{image.name}: {problem}"] if problem else []
+
+
+def _backend_entrypoint_is_the_binary(image: _Image) -> list[str]:
+    binary = image.data.current.backend.binary
+    entry = image.config.get("Entrypoint", [])
+    if entry and entry[0].endswith(f"/bin/{binary}"):
+        return []
+    return [f"backend: Entrypoint {entry!r} is not the {binary} binary"]
+
+
+def _backend_exposes_its_ports(image: _Image) -> list[str]:
+    ports = {f"{p.port}/tcp" for p in image.data.current.backend.ports.values()}
+    exposed = image.config.get("ExposedPorts", {})
+    if set(exposed) == ports:
+        return []
+    return [f"backend: exposes {sorted(exposed)}, the binary listens on {sorted(ports)}"]
+
+
+def _backend_port_variables_match(image: _Image) -> list[str]:
+    env = image.env
+    return [
+        f"backend: {port.env}={env[port.env]} but the {port_name} port is {port.port}"
+        for port_name, port in image.data.current.backend.ports.items()
+        if env.get(port.env, str(port.port)) != str(port.port)
+    ]
+
+
+def _backend_data_dir_is_writable(image: _Image) -> list[str]:
+    """BETRACE_DATA_DIR is set, and fakeRootCommands chowns it to the image's user."""
+    data_dir = image.env.get("BETRACE_DATA_DIR")
+    if not data_dir:
+        return ["backend: BETRACE_DATA_DIR is not set (the default ./data is not writable)"]
+    uid = str(image.config.get("User", "")).split(":", 1)[0]
+    chown = re.search(
+        rf"chown\s+(-R\s+)?{uid}\S*\s+\.?{re.escape(data_dir)}\b",
+        str(image.args.get("fakeRootCommands", "")),
+    )
+    if chown is not None:
+        return []
+    return [
+        f"backend: BETRACE_DATA_DIR={data_dir} is not made writable for user {uid} "
+        "(fakeRootCommands must chown it)"
+    ]
+
+
+def _backend_sets_only_what_it_reads(image: _Image) -> list[str]:
+    not_read = image.data.current.backend.not_read
+    return [
+        f"backend: sets {var}, which the backend never reads"
+        for var in image.env
+        if var in not_read
+    ]
+
+
+def _grafana_allows_only_the_plugin_unsigned(image: _Image) -> list[str]:
+    plugin_id = image.data.current.plugin.id
+    allowed = image.env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS")
+    if allowed == plugin_id:
+        return []
+    return [
+        f"grafana-plugin: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is {allowed!r}; allow "
+        f"exactly {plugin_id!r}"
+    ]
+
+
+def _grafana_reads_plugins_from_the_plugins_dir(image: _Image) -> list[str]:
+    plugins_dir = image.data.current.plugin.plugins_dir
+    if image.env.get("GF_PATHS_PLUGINS") == plugins_dir:
+        return []
+    return [f"grafana-plugin: GF_PATHS_PLUGINS is not {plugins_dir}"]
+
+
+#: The rules of every image, then those of one image, in the order they report.
+_IMAGE_RULES: list[Callable[[_Image], list[str]]] = [
+    _image_is_the_releases,
+    _image_runs_as_non_root,
+]
+_IMAGE_RULES_BY_NAME: dict[str, list[Callable[[_Image], list[str]]]] = {
+    "backend": [
+        _backend_entrypoint_is_the_binary,
+        _backend_exposes_its_ports,
+        _backend_port_variables_match,
+        _backend_data_dir_is_writable,
+        _backend_sets_only_what_it_reads,
+    ],
+    "grafana-plugin": [
+        _grafana_allows_only_the_plugin_unsigned,
+        _grafana_reads_plugins_from_the_plugins_dir,
+    ],
+}
+
+
+def image_problems(name: str, args: Mapping[str, Any], data: ReleaseData) -> list[str]:
     """Rules for one image, from the arguments dockerTools.buildLayeredImage recorded."""
-    cur = data.current
-    config = args.get("config", {})
-    env = _env(config)
-    out: list[str] = []
-    ref = f"{args.get('name')}:{args.get('tag')}"
-    if ref != data.image_ref(name).split("@")[0]:
-        out.append(f"{name}: image is {ref}, releases.yaml says {data.image_ref(name)}")
-    if problem := _non_root(config):
-        out.append(f"{name}: {problem}")
-    if name == "backend":
-        entry = config.get("Entrypoint", [])
-        if not (entry and entry[0].endswith(f"/bin/{cur.backend.binary}")):
-            out.append(f"backend: Entrypoint {entry!r} is not the {cur.backend.binary} binary")
-        ports = {f"{p.port}/tcp" for p in cur.backend.ports.values()}
-        if set(config.get("ExposedPorts", {})) != ports:
-            out.append(
-                f"backend: exposes {sorted(config.get('ExposedPorts', {}))}, the binary listens "
-                f"on {sorted(ports)}"
-            )
-        for port_name, port in cur.backend.ports.items():
-            if env.get(port.env, str(port.port)) != str(port.port):
-                out.append(
-                    f"backend: {port.env}={env[port.env]} but the {port_name} port is {port.port}"
-                )
-        data_dir = env.get("BETRACE_DATA_DIR")
-        if not data_dir:
-            out.append("backend: BETRACE_DATA_DIR is not set (the default ./data is not writable)")
-        else:
-            uid = str(config.get("User", "")).split(":", 1)[0]
-            chown = re.search(
-                rf"chown\s+(-R\s+)?{uid}\S*\s+\.?{re.escape(data_dir)}\b",
-                str(args.get("fakeRootCommands", "")),
-            )
-            if chown is None:
-                out.append(
-                    f"backend: BETRACE_DATA_DIR={data_dir} is not made writable for user {uid} "
-                    "(fakeRootCommands must chown it)"
-                )
-        for var in env:
-            if var in cur.backend.not_read:
-                out.append(f"backend: sets {var}, which the backend never reads")
-    if name == "grafana-plugin":
-        allowed = env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS")
-        if allowed != cur.plugin.id:
-            out.append(
-                f"grafana-plugin: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is {allowed!r}; allow "
-                f"exactly {cur.plugin.id!r}"
-            )
-        if env.get("GF_PATHS_PLUGINS") != cur.plugin.plugins_dir:
-            out.append(f"grafana-plugin: GF_PATHS_PLUGINS is not {cur.plugin.plugins_dir}")
-    return out
+    image = _Image(name, args, data, _env(args.get("config", {})))
+    rules = _IMAGE_RULES + _IMAGE_RULES_BY_NAME.get(name, [])
+    return [problem for rule in rules for problem in rule(image)]
 
 
 def plugin_dir_problems(directory: Path, what: str) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,63 +36,118 @@ def _line(node: Any, key: str | bool) -> int | None:  # `on:` may load as True
     return None
 
 
-# complexity over 12: one `if` per workflow policy rule; independent checks in a row, to split
-def policy_problems(path: Path) -> list[Problem]:  # noqa: C901
+#: A breach found by one rule: its line (None when unknown) and what is wrong.
+_Found = list[tuple[int | None, str]]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One job of a workflow, as the per-job rules see it."""
+
+    file: str  # the workflow's file name
+    id: str
+    node: Any
+    line: int | None  # the line of the job's key
+    lines: list[str]  # the workflow's text, for the comment after a `uses:`
+
+
+def _permissions_are_empty(doc: CommentedMap) -> _Found:
+    if "permissions" not in doc:
+        return [(1, "no top-level 'permissions: {}': every job would get the default token scopes")]
+    perms = doc.get("permissions")
+    if perms != {}:
+        return [(_line(doc, "permissions"), f"top-level permissions must be {{}}, found {perms!r}")]
+    return []
+
+
+def _has_concurrency_group(doc: CommentedMap) -> _Found:
+    if "concurrency" not in doc:
+        return [(1, "no top-level 'concurrency' group: two runs could publish at the same time")]
+    return []
+
+
+def _job_has_permissions(job: _Job) -> _Found:
+    """Each job names its own permissions; only ID_TOKEN_ALLOWED may mint an OIDC token."""
+    if "permissions" not in job.node:
+        return [(job.line, f"job '{job.id}' has no 'permissions': grant what it needs, per job")]
+    perms = job.node["permissions"] or {}
+    return [
+        (
+            _line(perms, scope),
+            f"job '{job.id}' requests id-token: write; only {sorted(ID_TOKEN_ALLOWED)} may",
+        )
+        for scope, level in perms.items()
+        if (scope, level) == ("id-token", "write") and (job.file, job.id) not in ID_TOKEN_ALLOWED
+    ]
+
+
+def _job_has_timeout(job: _Job) -> _Found:
+    if not isinstance(job.node.get("timeout-minutes"), int):
+        return [(job.line, f"job '{job.id}' has no 'timeout-minutes'")]
+    return []
+
+
+def _action_is_pinned(job: _Job, node: Any) -> _Found:
+    """A `uses:` names a full commit SHA and, in a comment, the release it is."""
+    uses = node.get("uses") if isinstance(node, dict) else None
+    if not uses or uses.startswith(("./", "docker://")):
+        return []
+    line = _line(node, "uses")
+    raw = job.lines[line - 1] if line else ""
+    if not _PINNED.match(uses):
+        return [(line, f"'{uses}' is not pinned by a full 40-hex commit SHA")]
+    if not _VERSION_COMMENT.search(raw):
+        return [(line, f"'{uses}' has no '# vX.Y.Z' comment naming the pinned release")]
+    return []
+
+
+def _run_takes_no_untrusted_text(job: _Job, node: Any) -> _Found:
+    """No `${{ github.event... }}` or `${{ github.head_ref }}` pasted into a step's script."""
+    run = node.get("run") if isinstance(node, dict) and node is not job.node else None
+    if not isinstance(run, str):
+        return []
+    return [
+        (
+            _line(node, "run"),
+            f"job '{job.id}' interpolates {match.group(0)} into a run: script "
+            "(script injection); pass it through env: instead",
+        )
+        for match in _INJECTABLE.finditer(run)
+    ]
+
+
+def _job_and_steps_are_safe(job: _Job) -> _Found:
+    """The job's own `uses:` (a called workflow) and each step's: pinned, and no injection."""
+    return [
+        found
+        for node in [job.node, *(job.node.get("steps") or [])]
+        for found in _action_is_pinned(job, node) + _run_takes_no_untrusted_text(job, node)
+    ]
+
+
+_WORKFLOW_RULES: list[Callable[[CommentedMap], _Found]] = [
+    _permissions_are_empty,
+    _has_concurrency_group,
+]
+_JOB_RULES: list[Callable[[_Job], _Found]] = [
+    _job_has_permissions,
+    _job_has_timeout,
+    _job_and_steps_are_safe,
+]
+
+
+def policy_problems(path: Path) -> list[Problem]:
     """Every policy breach in one workflow file, each with its line."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     doc = load_with_lines(path)
-    out: list[Problem] = []
-
-    def add(line: int | None, message: str) -> None:
-        out.append(Problem(path, line, message))
-
     if not isinstance(doc, CommentedMap):
         return [Problem(path, 1, "not a workflow (no top-level mapping)")]
-    perms = doc.get("permissions")
-    if "permissions" not in doc:
-        add(1, "no top-level 'permissions: {}': every job would get the default token scopes")
-    elif perms != {}:
-        add(_line(doc, "permissions"), f"top-level permissions must be {{}}, found {perms!r}")
-    if "concurrency" not in doc:
-        add(1, "no top-level 'concurrency' group: two runs could publish at the same time")
+    found = [f for rule in _WORKFLOW_RULES for f in rule(doc)]
     jobs = doc.get("jobs") or {}
-    for job_id, job in jobs.items():
-        where = _line(jobs, job_id)
-        if "permissions" not in job:
-            add(where, f"job '{job_id}' has no 'permissions': grant what it needs, per job")
-        else:
-            for scope, level in (job["permissions"] or {}).items():
-                if (scope, level) == ("id-token", "write") and (
-                    path.name,
-                    job_id,
-                ) not in ID_TOKEN_ALLOWED:
-                    add(
-                        _line(job["permissions"], scope),
-                        f"job '{job_id}' requests id-token: write; only "
-                        f"{sorted(ID_TOKEN_ALLOWED)} may",
-                    )
-        if not isinstance(job.get("timeout-minutes"), int):
-            add(where, f"job '{job_id}' has no 'timeout-minutes'")
-        nodes = [job, *(job.get("steps") or [])]
-        for node in nodes:
-            uses = node.get("uses") if isinstance(node, dict) else None
-            if uses and not uses.startswith(("./", "docker://")):
-                line = _line(node, "uses")
-                raw = lines[line - 1] if line else ""
-                if not _PINNED.match(uses):
-                    add(line, f"'{uses}' is not pinned by a full 40-hex commit SHA")
-                elif not _VERSION_COMMENT.search(raw):
-                    add(line, f"'{uses}' has no '# vX.Y.Z' comment naming the pinned release")
-            run = node.get("run") if isinstance(node, dict) and node is not job else None
-            if isinstance(run, str):
-                for match in _INJECTABLE.finditer(run):
-                    add(
-                        _line(node, "run"),
-                        f"job '{job_id}' interpolates {match.group(0)} into a run: script "
-                        "(script injection); pass it through env: instead",
-                    )
-    return out
+    for job_id, node in jobs.items():
+        job = _Job(path.name, job_id, node, _line(jobs, job_id), lines)
+        found += [f for rule in _JOB_RULES for f in rule(job)]
+    return [Problem(path, line, message) for line, message in found]
 
 
 def gate_problems(path: Path, gate: str = "gate") -> list[Problem]:
@@ -164,8 +221,159 @@ def _action(uses: str) -> str:
     return uses.split("@", 1)[0]
 
 
-# complexity over 12: one `if` per hardening rule of each job and step; to split per rule
-def hardening_problems(path: Path) -> list[Problem]:  # noqa: C901
+@dataclass(frozen=True)
+class _Hardened:
+    """One job of a workflow, as the hardening rules see it."""
+
+    id: str
+    node: Any
+    on_pull_requests: list[str]  # the pull-request triggers of its workflow
+
+    @property
+    def perms(self) -> Any:
+        return self.node.get("permissions") or {}
+
+
+def _no_forbidden_trigger(doc: CommentedMap) -> _Found:
+    on_key = "on" if "on" in doc else True
+    return [
+        (_line(doc, on_key), f"trigger '{trigger}' {FORBIDDEN_TRIGGERS[trigger]}")
+        for trigger in _triggers(doc)
+        if trigger in FORBIDDEN_TRIGGERS
+    ]
+
+
+def _no_secret_in_workflow_env(doc: CommentedMap) -> _Found:
+    return [
+        (
+            _line(doc, "env"),
+            f"workflow-level env: holds {secret}: every step of every job, "
+            "third-party actions included, can read it; set it on the one step that needs it",
+        )
+        for secret in _secrets_in(doc.get("env"))
+    ]
+
+
+def _no_write_scope_on_pull_requests(job: _Hardened) -> _Found:
+    perms = job.perms
+    if isinstance(perms, dict):
+        writes = sorted(scope for scope, level in perms.items() if level == "write")
+    else:
+        writes = [] if perms == "read-all" else [str(perms)]
+    if not (job.on_pull_requests and writes):
+        return []
+    return [
+        (
+            _line(job.node, "permissions"),
+            f"job '{job.id}' grants {', '.join(writes)}: write in a workflow that "
+            f"{', '.join(job.on_pull_requests)} triggers; pull requests get read-only tokens",
+        )
+    ]
+
+
+def _no_inherited_secrets(job: _Hardened) -> _Found:
+    if job.node.get("secrets") != "inherit":
+        return []
+    return [
+        (
+            _line(job.node, "secrets"),
+            f"job '{job.id}' passes every secret on "
+            "(secrets: inherit); name the ones the called workflow needs",
+        )
+    ]
+
+
+def _no_secret_in_job_env(job: _Hardened) -> _Found:
+    return [
+        (
+            _line(job.node, "env"),
+            f"job '{job.id}' puts {secret} in the job's env: every step, "
+            "third-party actions included, can read it; set it on the step that needs it",
+        )
+        for secret in _secrets_in(job.node.get("env"))
+    ]
+
+
+def _no_secret_in_run_script(job: _Hardened, step: dict[str, Any]) -> _Found:
+    if not isinstance(step.get("run"), str):
+        return []
+    return [
+        (
+            _line(step, "run"),
+            f"job '{job.id}' pastes {secret} into a run: script; "
+            "pass it through the step's env: instead",
+        )
+        for secret in _secrets_in(step["run"])
+    ]
+
+
+def _secret_only_to_its_consumer(job: _Hardened, step: dict[str, Any]) -> _Found:
+    """An action gets a secret in `with:` only when it is a SECRET_CONSUMER; never in `env:`."""
+    uses = step.get("uses")
+    if not uses or uses.startswith("./"):
+        return []
+    action = _action(uses)
+    keys = ["env"] if action in SECRET_CONSUMERS else ["with", "env"]
+    return [
+        (
+            _line(step, key),
+            f"job '{job.id}' hands {secret} to {action} "
+            f"({key}:); only {sorted(SECRET_CONSUMERS)} may receive a secret",
+        )
+        for key in keys
+        for secret in _secrets_in(step.get(key))
+    ]
+
+
+def _checkout_keeps_no_credentials(job: _Hardened, step: dict[str, Any]) -> _Found:
+    """`persist-credentials: false` on a checkout, unless the job pushes (`contents: write`)."""
+    uses = step.get("uses")
+    if not uses or uses.startswith("./") or _action(uses) != "actions/checkout":
+        return []
+    options = step.get("with") or {}
+    pushes = isinstance(job.perms, dict) and job.perms.get("contents") == "write"
+    if options.get("persist-credentials") is False or pushes:
+        return []
+    return [
+        (
+            _line(step, "uses"),
+            f"job '{job.id}' checks out without "
+            "'persist-credentials: false': the token stays in .git/config for "
+            "every later step, and the job does not push",
+        )
+    ]
+
+
+_STEP_HARDENING_RULES: list[Callable[[_Hardened, dict[str, Any]], _Found]] = [
+    _no_secret_in_run_script,
+    _secret_only_to_its_consumer,
+    _checkout_keeps_no_credentials,
+]
+
+
+def _steps_keep_secrets_in_place(job: _Hardened) -> _Found:
+    return [
+        found
+        for step in job.node.get("steps") or []
+        if isinstance(step, dict)
+        for rule in _STEP_HARDENING_RULES
+        for found in rule(job, step)
+    ]
+
+
+_WORKFLOW_HARDENING_RULES: list[Callable[[CommentedMap], _Found]] = [
+    _no_forbidden_trigger,
+    _no_secret_in_workflow_env,
+]
+_JOB_HARDENING_RULES: list[Callable[[_Hardened], _Found]] = [
+    _no_write_scope_on_pull_requests,
+    _no_inherited_secrets,
+    _no_secret_in_job_env,
+    _steps_keep_secrets_in_place,
+]
+
+
+def hardening_problems(path: Path) -> list[Problem]:
     """Triggers, secrets and credentials: each breach with its line.
 
     - no `pull_request_target` / `workflow_run` trigger;
@@ -180,80 +388,9 @@ def hardening_problems(path: Path) -> list[Problem]:  # noqa: C901
     doc = load_with_lines(path)
     if not isinstance(doc, CommentedMap):
         return [Problem(path, 1, "not a workflow (no top-level mapping)")]
-    out: list[Problem] = []
-
-    def add(line: int | None, message: str) -> None:
-        out.append(Problem(path, line, message))
-
-    on_key = "on" if "on" in doc else True
-    triggers = _triggers(doc)
-    for trigger in triggers:
-        if trigger in FORBIDDEN_TRIGGERS:
-            add(_line(doc, on_key), f"trigger '{trigger}' {FORBIDDEN_TRIGGERS[trigger]}")
-    on_pull_requests = sorted(_WRITE_SCOPES_ON_PR & set(triggers))
-    for secret in _secrets_in(doc.get("env")):
-        add(
-            _line(doc, "env"),
-            f"workflow-level env: holds {secret}: every step of every job, "
-            "third-party actions included, can read it; set it on the one step that needs it",
-        )
-    jobs = doc.get("jobs") or {}
-    for job_id, job in jobs.items():
-        perms = job.get("permissions") or {}
-        if isinstance(perms, dict):
-            writes = sorted(scope for scope, level in perms.items() if level == "write")
-        else:
-            writes = [] if perms == "read-all" else [str(perms)]
-        if on_pull_requests and writes:
-            add(
-                _line(job, "permissions"),
-                f"job '{job_id}' grants {', '.join(writes)}: write in "
-                f"a workflow that {', '.join(on_pull_requests)} triggers; pull requests get "
-                "read-only tokens",
-            )
-        if job.get("secrets") == "inherit":
-            add(
-                _line(job, "secrets"),
-                f"job '{job_id}' passes every secret on "
-                "(secrets: inherit); name the ones the called workflow needs",
-            )
-        for secret in _secrets_in(job.get("env")):
-            add(
-                _line(job, "env"),
-                f"job '{job_id}' puts {secret} in the job's env: every step, "
-                "third-party actions included, can read it; set it on the step that needs it",
-            )
-        for step in job.get("steps") or []:
-            if not isinstance(step, dict):
-                continue
-            uses = step.get("uses")
-            if isinstance(step.get("run"), str):
-                for secret in _secrets_in(step["run"]):
-                    add(
-                        _line(step, "run"),
-                        f"job '{job_id}' pastes {secret} into a run: script; "
-                        "pass it through the step's env: instead",
-                    )
-            if uses and not uses.startswith("./"):
-                action = _action(uses)
-                allowed = action in SECRET_CONSUMERS
-                for key in ("with", "env"):
-                    if key == "with" and allowed:
-                        continue
-                    for secret in _secrets_in(step.get(key)):
-                        add(
-                            _line(step, key),
-                            f"job '{job_id}' hands {secret} to {action} "
-                            f"({key}:); only {sorted(SECRET_CONSUMERS)} may receive a secret",
-                        )
-                if action == "actions/checkout":
-                    options = step.get("with") or {}
-                    pushes = isinstance(perms, dict) and perms.get("contents") == "write"
-                    if options.get("persist-credentials") is not False and not pushes:
-                        add(
-                            _line(step, "uses"),
-                            f"job '{job_id}' checks out without "
-                            "'persist-credentials: false': the token stays in .git/config for "
-                            "every later step, and the job does not push",
-                        )
-    return out
+    found = [f for rule in _WORKFLOW_HARDENING_RULES for f in rule(doc)]
+    on_pull_requests = sorted(_WRITE_SCOPES_ON_PR & set(_triggers(doc)))
+    for job_id, node in (doc.get("jobs") or {}).items():
+        job = _Hardened(job_id, node, on_pull_requests)
+        found += [f for rule in _JOB_HARDENING_RULES for f in rule(job)]
+    return [Problem(path, line, message) for line, message in found]

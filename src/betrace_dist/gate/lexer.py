@@ -77,6 +77,14 @@ def parse_info(info: str, line: int) -> tuple[str, dict[str, str], tuple[str, ..
         language, _, info = info.partition(" ")
         language = language.strip().lstrip(".")
         info = info.strip()
+    attrs, classes = _read_attributes(_attribute_tokens(info, line))
+    if not language and classes:
+        language, classes = classes[0], classes[1:]
+    return language.lower(), attrs, tuple(classes)
+
+
+def _attribute_tokens(info: str, line: int) -> list[str]:
+    """The words of an info string after its language, `{ ... }` unwrapped, quotes honoured."""
     if info.startswith("{"):
         if not info.endswith("}"):
             raise LexError(
@@ -86,13 +94,17 @@ def parse_info(info: str, line: int) -> tuple[str, dict[str, str], tuple[str, ..
             )
         info = info[1:-1]
     try:
-        tokens = shlex.split(info)
+        return shlex.split(info)
     except ValueError as exc:
         raise LexError(
             line,
             f"fence info '{info}' cannot be read ({exc}): write attributes as "
             'key="value" with both quotes, e.g. ```yaml title="values.yaml"',
         ) from None
+
+
+def _read_attributes(tokens: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`.class`, `#id`, `key=value` and bare `key` words, as attributes and classes."""
     attrs: dict[str, str] = {}
     classes: list[str] = []
     for token in tokens:
@@ -105,9 +117,7 @@ def parse_info(info: str, line: int) -> tuple[str, dict[str, str], tuple[str, ..
             attrs[key] = value
         else:
             attrs[token] = ""
-    if not language and classes:
-        language, classes = classes[0], classes[1:]
-    return language.lower(), attrs, tuple(classes)
+    return attrs, classes
 
 
 def parse_directive(text: str, line: int) -> Directive:
@@ -177,13 +187,60 @@ def _outside_container(
     return None
 
 
-# over 60 lines: the fence state machine reads best as one loop over lines
-def blocks(text: str) -> list[Block]:
-    """Every fenced block of a rendered page, in order."""
-    lines = text.split("\n")
+def _opening_fence(raw: str) -> re.Match[str] | None:
+    """The fence a line opens, if any: a backtick fence with a backtick in its info is inline
+    code, not a fence."""
+    match = OPEN.match(raw)
+    if not match or (match["fence"][0] == "`" and "`" in match["info"]):
+        return None
+    return match
+
+
+def _closing_line(lines: list[str], i: int, indent: str, fence: str) -> int:
+    """The index of the line that closes the block opened at line index `i`.
+
+    A fence of the same character at another indentation, or none at all, is an error named at
+    the opening line."""
+    j = i + 1
+    while j < len(lines) and not _closes(lines[j], indent, fence):
+        stripped = lines[j].strip()
+        if stripped and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
+            raise LexError(
+                i + 1,
+                f"the code block opened here is closed at line {j + 1} with a different "
+                f"indentation ({len(lines[j]) - len(lines[j].lstrip())} spaces instead of "
+                f"{len(indent)}); in tabs, admonitions and lists both fences share one "
+                f"indent: indent the closing {fence} like the opening one",
+            )
+        j += 1
+    if j >= len(lines):
+        where = f"indented by {len(indent)} spaces" if indent else "at the start of a line"
+        raise LexError(
+            i + 1,
+            f"the code block opened here with {fence} is never closed: end it with a line "
+            f"of {fence} {where}, like the opening fence",
+        )
+    return j
+
+
+def _body(lines: list[str], indent: str) -> str:
+    """The lines between two fences, without the fences' indentation."""
+    body_lines = [ln[len(indent) :] if ln.startswith(indent) else ln.lstrip() for ln in lines]
+    return "\n".join(body_lines) + ("\n" if body_lines else "")
+
+
+def _line_offsets(lines: list[str]) -> list[int]:
+    """The character offset of the start of each line (and one past the last)."""
     offsets = [0]
     for ln in lines:
         offsets.append(offsets[-1] + len(ln) + 1)
+    return offsets
+
+
+def blocks(text: str) -> list[Block]:
+    """Every fenced block of a rendered page, in order."""
+    lines = text.split("\n")
+    offsets = _line_offsets(lines)
     found: list[Block] = []
     opened_at: dict[int, int] = {}  # closing fence line index -> opening fence line index
     pending: Directive | None = None
@@ -196,8 +253,8 @@ def blocks(text: str) -> list[Block]:
             pending = parse_directive(raw, i + 1)
             i += 1
             continue
-        match = OPEN.match(raw)
-        if not match or (match["fence"][0] == "`" and "`" in match["info"]):
+        match = _opening_fence(raw)
+        if match is None:
             if pending is not None and raw.strip():
                 raise LexError(pending.line, NOT_FOLLOWED)
             i += 1
@@ -207,32 +264,7 @@ def blocks(text: str) -> list[Block]:
         misplaced = _outside_container(lines, i, _width(indent), opened_at)
         if misplaced is not None:
             raise misplaced
-        j = i + 1
-        while j < len(lines) and not _closes(lines[j], indent, fence):
-            if (
-                lines[j].strip()
-                and set(lines[j].strip()) == {fence[0]}
-                and len(lines[j].strip()) >= len(fence)
-            ):
-                raise LexError(
-                    i + 1,
-                    f"the code block opened here is closed at line {j + 1} with a different "
-                    f"indentation ({len(lines[j]) - len(lines[j].lstrip())} spaces instead of "
-                    f"{len(indent)}); in tabs, admonitions and lists both fences share one "
-                    f"indent: indent the closing {fence} like the opening one",
-                )
-            j += 1
-        if j >= len(lines):
-            where = f"indented by {len(indent)} spaces" if indent else "at the start of a line"
-            raise LexError(
-                i + 1,
-                f"the code block opened here with {fence} is never closed: end it with a line "
-                f"of {fence} {where}, like the opening fence",
-            )
-        body_lines = [
-            ln[len(indent) :] if ln.startswith(indent) else ln.lstrip() for ln in lines[i + 1 : j]
-        ]
-        body = "\n".join(body_lines) + ("\n" if body_lines else "")
+        j = _closing_line(lines, i, indent, fence)
         found.append(
             Block(
                 line=i + 1,
@@ -242,7 +274,7 @@ def blocks(text: str) -> list[Block]:
                 language=language,
                 attrs=attrs,
                 classes=classes,
-                body=body,
+                body=_body(lines[i + 1 : j], indent),
                 directive=pending,
             )
         )

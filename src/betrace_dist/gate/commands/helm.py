@@ -139,8 +139,8 @@ def _first(text: str) -> str:
     return " ".join(lines[:4])
 
 
-# over 60 lines: installing a third-party chart: pull, render and record in one flow
-def _remote_release(inv: Invocation, name: str, ref: str, parsed: CommandLine) -> HelmRelease:
+def _modelled_chart(inv: Invocation, ref: str, parsed: CommandLine) -> None:
+    """The one third-party chart the gate models: its repository added, its name, its version."""
     session = inv.session
     alias, _, chart = ref.partition("/")
     gc = session.release.current.grafana_chart
@@ -157,8 +157,13 @@ def _remote_release(inv: Invocation, name: str, ref: str, parsed: CommandLine) -
         raise CommandError(
             f"the guides are checked against {gc.repo_name}/{gc.chart} {gc.version}, not {version}"
         )
+
+
+def _remote_values(inv: Invocation, parsed: CommandLine) -> dict[str, Any]:
+    """The merged `-f` files, each checked against the Grafana chart's keys; `--set` keys too."""
     from .. import grafana_chart
 
+    session = inv.session
     values: dict[str, Any] = {}
     for path in _values_paths(inv, parsed):
         try:  # bounded: a values file written by a page may be an alias bomb
@@ -176,9 +181,15 @@ def _remote_release(inv: Invocation, name: str, ref: str, parsed: CommandLine) -
             problems = grafana_chart.validate_set(key, assignment.partition("=")[2])
             if problems:
                 raise CommandError(f"--set {assignment}: {problems[0]}")
+    return values
+
+
+def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObject]:
+    """What the Grafana chart renders that later steps use: Service, Deployment, admin Secret."""
+    from .. import grafana_chart
+
     fullname = grafana_chart.fullname(name, values)
-    port = grafana_chart.service_port(values)
-    ns = parsed.namespace
+    source = f"helm release {name} (modelled)"
     labels = {
         "app.kubernetes.io/name": "grafana",
         "app.kubernetes.io/instance": name,
@@ -193,37 +204,33 @@ def _remote_release(inv: Invocation, name: str, ref: str, parsed: CommandLine) -
             ],
         },
     }
+    port = grafana_chart.service_port(values)
+    service = {
+        "metadata": {"labels": labels},
+        "spec": {"ports": [{"name": "service", "port": port, "targetPort": 3000}]},
+    }
     objects = [
-        K8sObject(
-            "Service",
-            fullname,
-            ns,
-            {
-                "metadata": {"labels": labels},
-                "spec": {"ports": [{"name": "service", "port": port, "targetPort": 3000}]},
-            },
-            f"helm release {name} (modelled)",
-        ),
+        K8sObject("Service", fullname, ns, service, source),
         K8sObject(
             "Deployment",
             fullname,
             ns,
             {"metadata": {"labels": labels}, "spec": {"template": pod}},
-            f"helm release {name} (modelled)",
+            source,
         ),
     ]
-    admin = values.get("admin") or {}
-    if not admin.get("existingSecret"):
-        objects.append(
-            K8sObject(
-                "Secret",
-                fullname,
-                ns,
-                {"data": {"admin-user": "", "admin-password": ""}},
-                f"helm release {name} (modelled)",
-            )
-        )
-    return HelmRelease(name, ns, ref, 1, objects, modelled=True)
+    if not (values.get("admin") or {}).get("existingSecret"):
+        secret = {"data": {"admin-user": "", "admin-password": ""}}
+        objects.append(K8sObject("Secret", fullname, ns, secret, source))
+    return objects
+
+
+def _remote_release(inv: Invocation, name: str, ref: str, parsed: CommandLine) -> HelmRelease:
+    """Installing the third-party Grafana chart: checked offline against a model of it."""
+    _modelled_chart(inv, ref, parsed)
+    values = _remote_values(inv, parsed)
+    ns = parsed.namespace
+    return HelmRelease(name, ns, ref, 1, _grafana_objects(name, ns, values), modelled=True)
 
 
 def _set_items(text: str) -> list[str]:
