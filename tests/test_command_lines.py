@@ -455,3 +455,15 @@ def test_helm_install_of_the_grafana_chart_models_its_objects(session: Session) 
     assert kinds == {("Service", "dash"), ("Deployment", "dash")}  # no Secret: an existing one
     service = next(o for o in release.objects if o.kind == "Service")
     assert service.doc["spec"]["ports"] == [{"name": "service", "port": 8080, "targetPort": 3000}]
+
+
+def test_helm_install_with_a_values_file_that_is_not_yaml_names_its_line(
+    session: Session,
+) -> None:
+    chart = session.release.current.grafana_chart
+    (session.cwd / "v.yaml").write_text("service:\n  type: [ClusterIP\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=r"v\.yaml:\d+: .*(flow sequence|expected)"):
+        run(
+            session,
+            _grafana_repo(session) + f"helm install grafana {chart.repo_name}/grafana -f v.yaml\n",
+        )

@@ -133,9 +133,13 @@ def _bounded_round_trip(text: str, path: Path | str) -> Any:
 
 
 def safe_load(text: str, path: Path | str) -> Any:
-    """`YAML(typ="safe").load`, refusing texts too big to load (ProblemsError with file:line)."""
-    check_bounds(text, path)
-    return YAML(typ="safe").load(text)
+    """`YAML(typ="safe").load`, refusing texts too big to load; a text too big or not YAML is
+    a ProblemsError naming file and line."""
+    try:
+        check_bounds(text, path)
+        return YAML(typ="safe").load(text)
+    except MarkedYAMLError as exc:
+        raise ProblemsError([yaml_problem(exc, path)]) from None
 
 
 def _yaml_errors() -> tuple[type[Exception], ...]:
