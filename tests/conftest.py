@@ -82,6 +82,12 @@ collect_ignore_glob = ["fixtures/*"]
 def run_python(
     argv: list[str], cwd: Path, env: dict[str, str], timeout: int
 ) -> subprocess.CompletedProcess[str]:
+    """Python in a child process. The child keeps the bytecode it compiles, as Python does by
+    default and as in CI, even where the caller's environment sets PYTHONDONTWRITEBYTECODE:
+    otherwise each of the suite's many child sessions compiles the engine and rewrites the
+    asserts of every pytest plugin's modules anew (about a second each). The files land in
+    __pycache__ folders, which git ignores."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return subprocess.run(
         [sys.executable, *argv],
         cwd=cwd,
