@@ -79,6 +79,15 @@ def helm3(tmp_path_factory: pytest.TempPathFactory) -> object:
 collect_ignore_glob = ["fixtures/*"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked slow run first, the rest after in their own order (stable sort).
+
+    `make test` hands whole files to two workers in this order (--dist=loadfile), each worker
+    taking the next file when it is nearly done: a long file taken last would leave the other
+    worker idle while it runs, so the long ones start first and the short ones fill the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def run_python(
     argv: list[str], cwd: Path, env: dict[str, str], timeout: int
 ) -> subprocess.CompletedProcess[str]:
