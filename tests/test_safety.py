@@ -208,9 +208,15 @@ def git_status(repo: Path) -> str:
 def run_gate(
     args: list[str], cwd: Path, env: dict[str, str], tmpdir: Path, prefix: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """pytest on pages in a child process, with exactly `env` (plus the copy's source first)."""
+    """pytest on pages in a child process, with exactly `env` (plus the copy's source first).
+
+    Python's own bytecode cache is kept out of the copy (PYTHONDONTWRITEBYTECODE): the copy's
+    engine is imported from its src/, and the interpreter's __pycache__ there is not something
+    the gate wrote. Without it the repository check fails wherever the variable is unset, as
+    on CI's runners."""
     tmpdir.mkdir(parents=True, exist_ok=True)
     child = env | {"TMPDIR": str(tmpdir), "PYTHONPATH": str(cwd / "src")}
+    child["PYTHONDONTWRITEBYTECODE"] = "1"
     return subprocess.run(
         [*(prefix or []), sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=cwd, env=child, capture_output=True, text=True, timeout=600, check=False,
