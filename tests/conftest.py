@@ -79,9 +79,24 @@ def helm3(tmp_path_factory: pytest.TempPathFactory) -> object:
 collect_ignore_glob = ["fixtures/*"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked slow run first, the rest after in their own order (stable sort).
+
+    `make test` hands whole files to two workers in this order (--dist=loadfile), each worker
+    taking the next file when it is nearly done: a long file taken last would leave the other
+    worker idle while it runs, so the long ones start first and the short ones fill the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def run_python(
     argv: list[str], cwd: Path, env: dict[str, str], timeout: int
 ) -> subprocess.CompletedProcess[str]:
+    """Python in a child process. The child keeps the bytecode it compiles, as Python does by
+    default and as in CI, even where the caller's environment sets PYTHONDONTWRITEBYTECODE:
+    otherwise each of the suite's many child sessions compiles the engine and rewrites the
+    asserts of every pytest plugin's modules anew (about a second each). The files land in
+    __pycache__ folders, which git ignores."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return subprocess.run(
         [sys.executable, *argv],
         cwd=cwd,

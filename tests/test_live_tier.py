@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,36 @@ def test_without_a_program_the_output_is_not_compared(tmp_path: Path) -> None:
     assert re.search(r"\b2 passed\b", out), out[-2000:]
 
 
-def test_the_stand_in_answers_and_the_shown_output_is_compared(tmp_path: Path) -> None:
-    out = gate(live_site(tmp_path), "--live-backend", str(STAND_IN))
-    assert re.search(r"\b2 passed\b", out), out[-2000:]
+def stand_ins_left() -> list[str]:
+    """Stand-in backends still running (not this session's own processes)."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"stand-in-backend" in cmdline and str(os.getpid()).encode() not in cmdline:
+                left.append(cmdline.replace(b"\0", b" ").decode())
+    return left
+
+
+@dataclass(frozen=True)
+class StandInRun:
+    output: str
+    left: list[str]  # stand-ins running the moment the gate returned
+
+
+@pytest.fixture(scope="module")
+def stand_in_run(tmp_path_factory: pytest.TempPathFactory) -> StandInRun:
+    """The page as it is, against the stand-in: one run, which two tests inspect."""
+    site = live_site(tmp_path_factory.mktemp("stand-in"))
+    output = gate(site, "--live-backend", str(STAND_IN))
+    return StandInRun(output, stand_ins_left())
+
+
+def test_the_stand_in_answers_and_the_shown_output_is_compared(stand_in_run: StandInRun) -> None:
+    assert re.search(r"\b2 passed\b", stand_in_run.output), stand_in_run.output[-2000:]
 
 
 def test_a_wrong_shown_output_fails_at_its_line_against_the_live_backend(tmp_path: Path) -> None:
@@ -75,18 +103,8 @@ def test_a_program_that_is_not_executable_is_a_usage_error(tmp_path: Path) -> No
     assert "--live-backend: " in out and "is not an executable file" in out
 
 
-def test_the_live_backend_does_not_outlive_the_run(tmp_path: Path) -> None:
-    gate(live_site(tmp_path), "--live-backend", str(STAND_IN))
-    left = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"stand-in-backend" in cmdline and str(os.getpid()).encode() not in cmdline:
-                left.append(cmdline.replace(b"\0", b" ").decode())
-    assert left == []
+def test_the_live_backend_does_not_outlive_the_run(stand_in_run: StandInRun) -> None:
+    assert stand_in_run.left == []
 
 
 def test_update_outputs_rewrites_the_shown_output_and_keeps_macros(tmp_path: Path) -> None:

@@ -7,18 +7,20 @@ the version folders, and the site's `404.html` for any other address. Nothing le
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -29,6 +31,7 @@ from ..conftest import require_tool, run_mkdocs, skip_or_fail
 
 HERE = Path(__file__).parent
 FIXTURE_SITE = HERE / "fixture-site"
+T = TypeVar("T")
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = [
     "--headless",
@@ -177,17 +180,46 @@ def served(
         server.server_close()
 
 
+PLAYWRIGHT_HINT = "pip install playwright; the system chromium is used, never 'playwright install'"
+
+
+def chromium_path() -> str:
+    """The system Chromium, once Playwright is importable; else a skip (in CI a failure)."""
+    chromium = require_tool("chromium", "apt-get install -y chromium")
+    require_module("playwright.sync_api", PLAYWRIGHT_HINT)
+    return chromium
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    chromium = require_tool("chromium", "apt-get install -y chromium")
-    hint = "pip install playwright; the system chromium is used, never 'playwright install'"
-    sync_api = require_module("playwright.sync_api", hint)
+    chromium = chromium_path()
+    sync_api = importlib.import_module("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             yield instance
         finally:
             instance.close()
+
+
+def in_parallel(jobs: Sequence[T], run: Callable[[Any, T], Awaitable[None]]) -> None:
+    """`await run(browser, job)` for all jobs at once, in a Chromium of their own, driven by
+    Playwright's asynchronous API in a thread of its own (the session's `browser` is the
+    synchronous API, whose event loop holds this thread)."""
+    chromium = chromium_path()
+
+    async def all_jobs() -> None:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                await asyncio.gather(*(run(browser, job) for job in jobs))
+            finally:
+                await browser.close()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(lambda: asyncio.run(all_jobs())).result()
 
 
 @pytest.fixture(scope="session")

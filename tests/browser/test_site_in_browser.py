@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,14 @@ from betrace_dist.gate.collect import GATES, Gate
 from betrace_dist.release import ReleaseData
 from betrace_dist.site.badge import LABELS
 
-from .conftest import VERSIONS, Build, Served
+from .conftest import VERSIONS, Build, Served, in_parallel
 
 pytestmark = pytest.mark.slow
 
 SCHEMES = {"light": "default", "dark": "slate"}  # colour scheme asked for -> Material's scheme
 SEARCHES = ("helm", "compose", "flake")
 BLOCKING_IMPACTS = ("serious", "critical")
+VIEWPORT = {"width": 1280, "height": 900}
 ANNOTATION = re.compile(r"\s*(#|//|--|;)\s*\(\d+\)!?\s*$")  # a code annotation marker, `# (1)`
 
 #: Everything one visit needs from the page, in one round trip.
@@ -101,30 +102,35 @@ def page_paths(site: Path) -> list[str]:
     return sorted(paths)
 
 
-def watch(page: Any, visit: Visit) -> None:
-    """Record console errors and failed requests; the page's own status is the test's to judge."""
+def watch(page: Any, visit: Visit | Callable[[], Visit]) -> None:
+    """Record console errors and failed requests; the page's own status is the test's to judge.
+
+    `visit` is the visit they belong to, or a function naming it (a tab that visits page after
+    page records each on the visit under way)."""
+    now = visit if callable(visit) else lambda: visit
 
     def console(message: Any) -> None:
         about_the_page = message.location.get("url") in (page.url, "")
         own_status = message.text.startswith("Failed to load resource") and about_the_page
         if message.type == "error" and not own_status:
-            visit.console_errors.append(message.text)
+            now().console_errors.append(message.text)
 
     def response(answer: Any) -> None:
         if answer.status >= 400 and not answer.request.is_navigation_request():
-            visit.failed_requests.append(f"{answer.url} (HTTP {answer.status})")
+            now().failed_requests.append(f"{answer.url} (HTTP {answer.status})")
+
+    def failed(request: Any) -> None:
+        now().failed_requests.append(f"{request.url} ({request.failure})")
 
     page.on("console", console)
-    page.on("pageerror", lambda e: visit.console_errors.append(f"uncaught: {e}"))
-    page.on("requestfailed", lambda r: visit.failed_requests.append(f"{r.url} ({r.failure})"))
+    page.on("pageerror", lambda e: now().console_errors.append(f"uncaught: {e}"))
+    page.on("requestfailed", failed)
     page.on("response", response)
 
 
 def new_context(browser: Any, served: Served, scheme: str, outside: list[str]) -> Any:
     """A browser context that answers every request to another host with an abort, and notes it."""
-    context = browser.new_context(
-        color_scheme=scheme, viewport={"width": 1280, "height": 900}, service_workers="block"
-    )
+    context = browser.new_context(color_scheme=scheme, viewport=VIEWPORT, service_workers="block")
 
     def refuse(route: Any) -> None:
         outside.append(route.request.url)
@@ -138,33 +144,56 @@ def slug(page: str) -> str:
     return page.strip("/").replace("/", "--") or "home"
 
 
+async def record_scheme(
+    browser: Any, served: Served, axe: str, shots: Path, visits: list[Visit]
+) -> None:
+    """The visits of one colour scheme, page after page in one tab of one context.
+
+    One tab, not one per page: a new tab costs Chromium a renderer and a second of CPU, more
+    than the visit itself. What the tab logs or asks for is recorded on the visit under way."""
+    context = await browser.new_context(
+        color_scheme=visits[0].scheme, viewport=VIEWPORT, service_workers="block"
+    )
+
+    async def refuse(route: Any) -> None:
+        current.outside_requests.append(route.request.url)
+        await route.abort()
+
+    await context.route(lambda url: not url.startswith(served.origin + "/"), refuse)
+    current = visits[0]
+    try:
+        page = await context.new_page()
+        watch(page, lambda: current)
+        for current in visits:  # the visit `watch` and `refuse` record on
+            url = served.version_url("dev", current.page)
+            response = await page.goto(url, wait_until="networkidle")
+            current.status = response.status if response else 0
+            current.data = await page.evaluate(COLLECT)
+            await page.add_script_tag(content=axe)
+            current.violations = await page.evaluate(AXE_RUN)
+            current.screenshot = shots / f"{slug(current.page)}-{current.scheme}.png"
+            await page.screenshot(path=str(current.screenshot), full_page=True)
+    finally:
+        await context.close()
+
+
 @pytest.fixture(scope="session")
 def visits(
-    browser: Any, served: Served, real_build: Build, axe_source: str, screenshot_dir: Path
+    served: Served, real_build: Build, axe_source: str, screenshot_dir: Path
 ) -> dict[tuple[str, str], Visit]:
-    """Every page, light then dark: status, errors, requests, text, links, axe, screenshot."""
-    found: dict[tuple[str, str], Visit] = {}
-    for scheme in SCHEMES:
-        outside: list[str] = []
-        context = new_context(browser, served, scheme, outside)
-        try:
-            for path in page_paths(real_build.site):
-                visit = Visit(path, scheme)
-                page = context.new_page()
-                watch(page, visit)
-                response = page.goto(served.version_url("dev", path), wait_until="networkidle")
-                visit.status = response.status if response else 0
-                visit.data = page.evaluate(COLLECT)
-                page.add_script_tag(content=axe_source)
-                visit.violations = page.evaluate(AXE_RUN)
-                visit.screenshot = screenshot_dir / f"{slug(path)}-{scheme}.png"
-                page.screenshot(path=str(visit.screenshot), full_page=True)
-                visit.outside_requests = list(outside)
-                outside.clear()
-                page.close()
-                found[(path, scheme)] = visit
-        finally:
-            context.close()
+    """Every page, light and dark: status, errors, requests, text, links, axe, screenshot.
+
+    The two schemes are visited at the same time, one tab each (`in_parallel`): a visit spends
+    much of its time waiting for the network to go idle, and the two tabs' waits overlap.
+    """
+    paths = page_paths(real_build.site)
+    found = {(path, scheme): Visit(path, scheme) for scheme in SCHEMES for path in paths}
+    by_scheme = [[found[(path, scheme)] for path in paths] for scheme in SCHEMES]
+
+    async def record(browser: Any, visits: list[Visit]) -> None:
+        await record_scheme(browser, served, axe_source, screenshot_dir, visits)
+
+    in_parallel(by_scheme, record)
     summary = {
         visit.name: [
             f"{v['impact']}: {v['id']} ({len(v['nodes'])} nodes)" for v in visit.violations
