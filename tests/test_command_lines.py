@@ -5,6 +5,7 @@ for real, offline."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +21,8 @@ from betrace_dist.gate.commands.flags import CommandLine, parse_help
 from betrace_dist.gate.commands.git import clone_line
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import SplitError, split
-from betrace_dist.gate.world import World
+from betrace_dist.gate.world import Listener, World
+from betrace_dist.release import load_release_data
 
 from .conftest import require_tool
 
@@ -291,6 +293,44 @@ def test_curl_option_values_are_not_read_as_urls() -> None:
     inv.argv = ["curl", "--noproxy", "*"]
     with pytest.raises(CommandError, match="no URL"):
         curl(inv)
+
+
+def _curl_at_backend(*args: str) -> str | None:
+    """curl's model on a command line, with the backend answering on its HTTP port."""
+    release = load_release_data()
+    port = release.current.backend.ports["http"].port
+    world = World()
+    world.listeners[port] = Listener(port, "backend", port, "compose service backend")
+    session = SimpleNamespace(world=world, release=release, live=None)
+    argv = ["curl", *(a.replace("PORT", str(port)) for a in args)]
+    return curl(SimpleNamespace(argv=argv, session=session))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-fsW", "http://localhost:PORT/v1/health"], "curl has no option '-W'"),
+        (["--jsn", "{}", "http://localhost:PORT/v1/rules"], "curl has no option '--jsn'"),
+        (["-X", "DELETE", "http://localhost:PORT/v1/health"], "with GET, not DELETE"),
+        (["--request=PUT", "http://localhost:PORT/v1/health"], "with GET, not PUT"),
+        (["-d", "x", "http://localhost:PORT/v1/health"], "with GET, not POST"),
+        (["--json", "{bad", "http://localhost:PORT/v1/rules"], "request body is not JSON"),
+        (["-H", "content-type: application/json", "http://localhost:PORT/v1/rules", "-d"],
+         "request body is not JSON: Expecting value"),
+        (["-H", "Content-Type: application/json", "--data-raw", '{"nme": "r"}',
+          "http://localhost:PORT/v1/rules"], "no field 'nme'"),
+    ],
+)  # fmt: skip
+def test_curl_reads_its_options_as_curl_does(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=re.escape(message)):
+        _curl_at_backend(*args)
+
+
+def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:
+    url = "http://localhost:PORT/v1/rules"
+    assert _curl_at_backend("-d", "{bad", url) is None
+    assert _curl_at_backend("-H", "Content-Type: text/plain", "-d", "{bad", url) is None
+    assert _curl_at_backend("-H", "Accept: application/json", "-d", "{bad", url) is None
 
 
 def test_a_pipeline_fails_when_any_member_fails(session: Session) -> None:
