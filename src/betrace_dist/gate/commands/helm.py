@@ -352,30 +352,46 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     session.world.releases[(parsed.namespace, name)] = release
 
 
+#: (kind, field) of an env entry's valueFrom and of an envFrom entry that name a Secret/ConfigMap
+_ENV_REFS = (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef"))
+_ENV_FROM_REFS = (("Secret", "secretRef"), ("ConfigMap", "configMapRef"))
+
+
+def _volume_references(volume: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, '') of the Secret, ConfigMap or PVC a pod volume mounts."""
+    found: list[tuple[str, str, str]] = []
+    if "secret" in volume:
+        found.append(("Secret", volume["secret"].get("secretName", ""), ""))
+    if "configMap" in volume:
+        found.append(("ConfigMap", volume["configMap"].get("name", ""), ""))
+    if "persistentVolumeClaim" in volume:
+        found.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], ""))
+    return found
+
+
+def _required(source: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> list[tuple[str, Any]]:
+    """(kind, reference) of each reference in source that is not marked optional."""
+    refs = ((kind, source.get(field)) for kind, field in fields)
+    return [(kind, ref) for kind, ref in refs if ref and not ref.get("optional")]
+
+
+def _container_references(container: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, key or '') of what a container's env and envFrom read."""
+    found: list[tuple[str, str, str]] = []
+    for env in container.get("env") or []:
+        for kind, ref in _required(env.get("valueFrom") or {}, _ENV_REFS):
+            found.append((kind, ref.get("name", ""), ref.get("key", "")))
+    for env_from in container.get("envFrom") or []:
+        for kind, ref in _required(env_from, _ENV_FROM_REFS):
+            found.append((kind, ref.get("name", ""), ""))
+    return found
+
+
 def _references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(kind, name, key or '') of every Secret, ConfigMap and PVC a pod spec needs."""
-    found: list[tuple[str, str, str]] = []
-    for volume in pod.get("volumes") or []:
-        if "secret" in volume:
-            found.append(("Secret", volume["secret"].get("secretName", ""), ""))
-        if "configMap" in volume:
-            found.append(("ConfigMap", volume["configMap"].get("name", ""), ""))
-        if "persistentVolumeClaim" in volume:
-            found.append(
-                ("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], "")
-            )
+    found = [ref for volume in pod.get("volumes") or [] for ref in _volume_references(volume)]
     for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
-        for env in container.get("env") or []:
-            source = env.get("valueFrom") or {}
-            for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
-                ref = source.get(field)
-                if ref and not ref.get("optional"):
-                    found.append((kind, ref.get("name", ""), ref.get("key", "")))
-        for env_from in container.get("envFrom") or []:
-            for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
-                ref = env_from.get(field)
-                if ref and not ref.get("optional"):
-                    found.append((kind, ref.get("name", ""), ""))
+        found += _container_references(container)
     return found
 
 
