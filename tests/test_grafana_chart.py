@@ -422,3 +422,36 @@ def test_recreate_strategy_and_configmap_mounts_are_chart_keys() -> None:
 def test_a_misspelled_strategy_key_would_leave_the_rolling_update_in_place() -> None:
     problem = only(validate_values({"deploymentStrategie": {"type": "Recreate"}}))
     assert "did you mean 'deploymentStrategy'" in str(problem)
+
+
+def test_a_parents_note_explains_its_entries_and_items_but_not_its_named_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The note of a free map or a list says what its entries are; a named key has its own."""
+    keys = {
+        "named": {"type": "map", "note": "parent note", "keys": {"k": {"type": "int"}}},
+        "own": {"type": "map", "keys": {"k": {"type": "int", "note": "own note"}}},
+        "free": {"type": "map", "note": "free note", "values": {"type": "int"}},
+        "list": {"type": "list", "note": "list note", "items": {"type": "int"}},
+        "open": {"type": "map", "freeform": True},
+        "anylist": {"type": "list"},
+        "anything": {"type": ["any", "list"], "items": {"type": "int"}},  # any: nothing below
+    }
+    doc = {"chart": "c", "version": "1.0.0", "app_version": "1", "source": {}, "keys": keys}
+    monkeypatch.setattr(grafana_chart, "schema", lambda: parse_schema(doc))
+    values = {
+        "named": {"k": "x", "z": 1},
+        "own": {"k": "x"},
+        "free": {"a": "x"},
+        "list": [1, "x"],
+        "open": {"anything": {"deep": [1]}},
+        "anylist": [1, {"a": 1}],
+        "anything": ["x"],
+    }
+    assert [(p.key, p.message) for p in validate_values(values)] == [
+        ("named.k", "expected an int for 'named.k', got a string"),
+        ("named.z", "unknown key 'named.z' in the c 1.0.0 values; 'named' takes: k"),
+        ("own.k", "expected an int for 'own.k', got a string (own note)"),
+        ("free.a", "expected an int for 'free.a', got a string (free note)"),
+        ("list[1]", "expected an int for 'list[1]', got a string (list note)"),
+    ]

@@ -46,6 +46,33 @@ def test_a_block_cannot_write_outside_its_sandbox(session: Session) -> None:
     assert not (REPO_ROOT.parent / marker).exists()
 
 
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("cd no-such-dir\n", "cd: there is no directory 'no-such-dir' at this point of the page"),
+        ("cd /\n", "the gate will not change to '/': it resolves to '/', outside the page's"),
+        ("export GREETING\n", "export: 'GREETING' assigns nothing (write NAME=value)"),
+        ("frobnicate --all\n", "no command model for 'frobnicate': add one to the gate, or skip"),
+        ("echo $(frobnicate)\n", "no command model for 'frobnicate'"),
+    ],
+)  # fmt: skip
+def test_a_command_the_gate_cannot_follow_is_refused(
+    session: Session, script: str, message: str
+) -> None:
+    with pytest.raises(CommandError) as caught:
+        run(session, script)
+    assert str(caught.value).startswith(message), caught.value
+
+
+def test_builtins_and_assignments_change_the_state_later_commands_see(session: Session) -> None:
+    run(session, "mkdir -p work\ncd work\nNAME=a\nexport OTHER=b\n")
+    assert session.cwd == session.repo / "work"
+    assert session.env["NAME"] == "a" and session.env["OTHER"] == "b"
+    assert {"NAME", "OTHER"} <= session.exported
+    run(session, "cd\n")
+    assert session.cwd == session.home  # `cd` alone goes home
+
+
 def test_home_is_the_sandbox_home(session: Session) -> None:
     marker = f"note-{uuid.uuid4().hex}.txt"
     run(session, f"echo x > ~/{marker}\n")

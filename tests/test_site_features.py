@@ -256,6 +256,18 @@ SEND_TRACES = REPO_ROOT / "docs" / "guides" / "send-traces-to-betrace.md"
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+def _diagram_fetches(root: ElementTree.Element, svg_text: str, where: Path) -> list[str]:
+    """A link or a style of the diagram that loads a file from elsewhere."""
+    problems = []
+    for element in root.iter():
+        for name, value in element.attrib.items():
+            if name.endswith("href") and not value.startswith("#"):
+                problems.append(f"{where}: <{element.tag}> {name}={value!r} loads a file")
+    if re.search(r"url\(\s*['\"]?(?!#)", svg_text) or "@import" in svg_text:
+        problems.append(f"{where}: a style loads a file")
+    return problems
+
+
 def diagram_problems(svg_text: str, release: ReleaseData) -> list[str]:
     """What the hand-drawn diagram gets wrong: a fetch from elsewhere, no text alternative, or
     ports and the span endpoint that are not the release's."""
@@ -264,13 +276,7 @@ def diagram_problems(svg_text: str, release: ReleaseData) -> list[str]:
         root = ElementTree.fromstring(svg_text)  # noqa: S314 (a file of this repository)
     except ElementTree.ParseError as exc:
         return [f"{where}: not well-formed XML: {exc}"]
-    problems = []
-    for element in root.iter():
-        for name, value in element.attrib.items():
-            if name.endswith("href") and not value.startswith("#"):
-                problems.append(f"{where}: <{element.tag}> {name}={value!r} loads a file")
-    if re.search(r"url\(\s*['\"]?(?!#)", svg_text) or "@import" in svg_text:
-        problems.append(f"{where}: a style loads a file")
+    problems = _diagram_fetches(root, svg_text, where)
     for part in ("title", "desc"):
         if not (root.findtext(SVG + part) or "").strip():
             problems.append(f"{where}: no <{part}> (the text alternative for screen readers)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -222,21 +223,36 @@ def _check(node: Node, value: Any, path: str, hint: str, out: list[KeyProblem]) 
     if not node.accepts(kind):
         out.append(_wrong_type(path, node, value, node.note or hint))
         return
-    if node.open:
-        return
-    if kind == "map":
-        for raw_key, sub in value.items():
-            key = str(raw_key)
-            if node.values is not None:
-                _check(node.values, sub, _join(path, key), node.note, out)
-            elif node.keys is not None:
-                if key in node.keys:
-                    _check(node.keys[key], sub, _join(path, key), "", out)
-                else:
-                    out.append(_unknown(path, key, node))
-    elif kind == "list" and node.items is not None:
+    check_children = _CHILDREN.get(kind)
+    if check_children is not None and not node.open:
+        check_children(node, value, path, out)
+
+
+def _check_map(node: Node, value: dict[Any, Any], path: str, out: list[KeyProblem]) -> None:
+    """Each entry of a map: under a free map's value shape, or as one of the node's keys."""
+    for raw_key, sub in value.items():
+        key = str(raw_key)
+        if node.values is not None:
+            _check(node.values, sub, _join(path, key), node.note, out)
+        elif node.keys is not None:
+            if key in node.keys:
+                _check(node.keys[key], sub, _join(path, key), "", out)
+            else:
+                out.append(_unknown(path, key, node))
+
+
+def _check_list(node: Node, value: list[Any], path: str, out: list[KeyProblem]) -> None:
+    """Each item of a list, when the node says what its items are."""
+    if node.items is not None:
         for index, item in enumerate(value):
             _check(node.items, item, _join(path, index), node.note, out)
+
+
+#: what is checked below a value of each kind (scalars have nothing below them)
+_CHILDREN: dict[str, Callable[[Node, Any, str, list[KeyProblem]], None]] = {
+    "map": _check_map,
+    "list": _check_list,
+}
 
 
 def validate_values(values: Any) -> list[KeyProblem]:

