@@ -12,6 +12,8 @@ import pytest
 
 from .conftest import FIXTURES, copy_site, line_containing, run_mkdocs, run_pytest
 
+pytestmark = pytest.mark.slow  # gate runs in child processes
+
 SITE = FIXTURES / "faulty-site"
 DOCS = SITE / "docs"
 

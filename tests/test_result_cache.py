@@ -22,6 +22,8 @@ import pytest
 from betrace_dist import REPO_ROOT, tools
 from betrace_dist.gate import result_cache
 
+pytestmark = pytest.mark.slow  # twenty gate runs in child processes
+
 PAGE = "docs/reference/security.md"
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
 
@@ -51,7 +53,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def gate(project: Path, *args: str, **env: str) -> dict[str, str]:
     """Run the gate on PAGE; the result cache's verdict per page: 'reused' or why it ran."""
-    child = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CI"))}
+    drop = ("PYTEST_", "CI", "PYTHONDONTWRITEBYTECODE")  # bytecode kept: 20 runs of one engine
+    child = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     child |= {"PYTHONPATH": str(project / "src"), **env}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-n", "0", *(args or (PAGE,))],
