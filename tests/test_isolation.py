@@ -174,3 +174,26 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return b""
+
+
+def test_tools_linked_from_a_hidden_folder_are_shown_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A checkout whose .tools/bin links to another checkout's binaries under /tmp (as a test's
+    copy of the project has): the folder they lead to is shown read-only in the jail."""
+    import shutil
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(dir=isolation.PRIVATE_TMP))  # under the hidden /tmp
+    elsewhere = tmp_path / "other-checkout" / "bin"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "helm").write_text("#!/bin/sh\n")
+    links = tmp_path / "copy" / ".tools" / "bin"
+    links.mkdir(parents=True)
+    (links / "helm").symlink_to(elsewhere / "helm")
+    monkeypatch.setattr(tools, "TOOLS_BIN", links)
+    try:
+        shown = isolation._shown_again()
+    finally:
+        shutil.rmtree(tmp_path)
+    assert elsewhere.resolve() in shown and links.resolve() in shown

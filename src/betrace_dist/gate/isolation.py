@@ -83,9 +83,12 @@ class Done:
 def _shown_again() -> list[Path]:
     """Read-only paths under the hidden homes or /tmp that the tools need: the Python
     installation the gate runs on (pyenv keeps it under /root), its virtualenv, the project and
-    its tools (a test may run the gate on a copy of the project under /tmp)."""
+    its tools, and the folders the tools' links lead to (a test may run the gate on a copy of
+    the project under /tmp whose tools are links to another checkout's)."""
     wanted = {Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT, tools.TOOLS_BIN.resolve()}
     wanted.add(GATE_SOURCE)
+    if tools.TOOLS_BIN.is_dir():
+        wanted.update(entry.resolve().parent for entry in tools.TOOLS_BIN.iterdir())
     hidden = [Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)] + [Path.home()]
     return sorted(p for p in wanted if any(p == h or h in p.parents for h in hidden))
 
