@@ -272,3 +272,12 @@ def to_plain(node: Any) -> Any:
     if isinstance(node, list):
         return [to_plain(v) for v in node]
     return node
+
+
+def type_name(value: Any, names: dict[type, str]) -> str | None:
+    """What `names` calls the type of a parsed YAML or JSON value (None: a type it does not
+    name). Keys are tried in order, so `bool` must come before `int` (True is an int)."""
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    return None

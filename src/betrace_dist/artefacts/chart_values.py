@@ -32,7 +32,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from ..errors import Problem, ProblemsError
-from ..yamlio import load_with_lines, to_plain
+from ..yamlio import load_with_lines, to_plain, type_name
 
 SCHEMA_FILE = "values.schema.json"
 README_FILE = "README.md"
@@ -95,20 +95,13 @@ class ValuesDoc:
         return out
 
 
+#: JSON Schema's names of the types a values file holds (bool before int: True is an int).
+_JSON_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
+_JSON_TYPES |= {list: "array", dict: "object"}
+
+
 def _json_type(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return None
+    return type_name(value, _JSON_TYPES)
 
 
 def _comment_block(lines: list[str], key_line: int) -> list[tuple[int, str]]:

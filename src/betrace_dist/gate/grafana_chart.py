@@ -20,6 +20,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from ..yamlio import type_name
+
 SCHEMA_FILE = Path(__file__).parent / "data" / "grafana-chart-values.yaml"
 
 #: type names a schema node may use
@@ -158,22 +160,15 @@ def schema() -> Schema:
 # --- values files --------------------------------------------------------------------------
 
 
+#: The schema's names of the kinds a values file holds (bool before int: True is an int).
+_KINDS: dict[type, str] = {bool: "bool", int: "int", float: "number", str: "string"}
+_KINDS |= {dict: "map", list: "list"}
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "map"
-    if isinstance(value, list):
-        return "list"
-    return type(value).__name__
+    return type_name(value, _KINDS) or type(value).__name__
 
 
 def _with_article(kind: str) -> str:
