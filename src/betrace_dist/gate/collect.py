@@ -66,6 +66,9 @@ class Gate:
         #: why the cache is off, for the run's summary (None while it is on)
         self.cache_off: str | None = "not prepared"
         self.pages_seen = 0  # pages pytest collected from this gate
+        self._settings_files: list[Path] = []
+        self._warnings: list[str] = []
+        self._runs: dict[Path, _PageRun] = {}  # page file -> its run, for failed reports
         GATES.append(self)
         profile.install()  # opt-in timing: only when BETRACE_GATE_PROFILE names a file
 
@@ -205,6 +208,9 @@ class Gate:
         With pytest's `config`, the result cache is set up (or the reason it is off kept)."""
         folder, self.cache_off = _cache_folder(config)
         self.results = result_cache.ResultCache(folder)
+        if config is not None:  # pytest's settings and warning filters decide outcomes too
+            self._settings_files = [config.inipath] if config.inipath else []
+            self._warnings = list(config.getoption("pythonwarnings", None) or [])
         if folder is not None:  # tools' help texts are kept with the results
             from .commands import flags
 
@@ -219,23 +225,47 @@ class Gate:
     # -- the result cache ----------------------------------------------------------------------
     def page_key(self, result: PageResult) -> result_cache.PageKey | None:
         """What a page's outcome depends on (result_cache.py); None for a page that cannot pass."""
-        from .session import clone_files  # the session module starts no process on import
+        if result.rendered is None or result.error or result.problems:
+            return None
+        parts = self._shared_parts()
+        if parts is None:
+            return None
+        parts["page"] = result_cache.digest(result.rendered.text.encode())
+        return result_cache.PageKey(self.page_name(result.path), parts)
+
+    def _shared_parts(self) -> dict[str, str] | None:
+        """The parts of the key every page shares (None: not a git checkout, no cache)."""
+        from .session import FILE_COMMANDS, clone_files, page_path  # starts no process
 
         files = clone_files()
-        if result.rendered is None or result.error or result.problems or files is None:
+        if files is None:
             return None
         named = (self.site.config.get("extra") or {}).get("release_data")
-        release = [self.site.config_file, RELEASES_FILE]
+        release = [self.site.config_file, RELEASES_FILE, *self._settings_files]
         release += [self.site.root / str(named)] if named else []
-        parts = {
+        programs = tuple(sorted(FILE_COMMANDS | {"bash", "sh", "env"}))
+        return {
             "code": result_cache.code_digest(self.site.docs_dir / "conftest.py"),
-            "tools": result_cache.tools_digest(),
-            "settings": result_cache.settings_digest(os.environ),
+            "tools": result_cache.tools_digest(page_path(), programs),
+            "settings": result_cache.settings_digest(os.environ, self._warnings),
             "release": result_cache.files_digest(release),
             "tree": result_cache.manifest_digest(self.results.checkout, files),
-            "page": result_cache.digest(result.rendered.text.encode()),
         }
-        return result_cache.PageKey(self.page_name(result.path), parts)
+
+    def still_as_collected(self, key: result_cache.PageKey) -> bool:
+        """Whether the inputs every page shares are as when the page was looked up (an edit
+        during the run, even one undone, must not be stored as a pass of the old inputs)."""
+        result_cache.code_digest.cache_clear()
+        result_cache.tools_digest.cache_clear()
+        now = self._shared_parts()
+        return now is not None and all(key.parts.get(k) == v for k, v in now.items())
+
+    def failed(self, path: Path) -> None:
+        """A report of this page failed (any phase, any cause): keep nothing of it."""
+        run = self._runs.get(Path(path).resolve())
+        if run is not None:
+            run.failed = True
+            self.results.forget(run.key.page)
 
     # -- pytest ----------------------------------------------------------------------------
     def sybil(self) -> Sybil:
@@ -253,7 +283,8 @@ class Gate:
                 found = gate.results.lookup(key) if key else result_cache.Lookup(False, "")
                 regions = list(gate.regions(result, reused=found.hit))
                 if key is not None:
-                    document.namespace["gate cache"] = _PageRun(gate, key, found, len(regions))
+                    run = _PageRun(gate, key, found, len(regions))
+                    document.namespace["gate cache"] = gate._runs[Path(path).resolve()] = run
                 for region in regions:
                     document.add(region)
                 return document
@@ -412,7 +443,8 @@ def _cache_folder(config: pytest.Config | None) -> tuple[Path | None, str | None
 def _close_session(namespace: dict[str, Any]) -> None:
     run: _PageRun | None = namespace.pop("gate cache", None)
     session = namespace.get("session")
-    if run is not None and run.ran == run.blocks and not run.failed and not run.found.hit:
+    complete = run is not None and run.ran == run.blocks and not run.failed
+    if run is not None and complete and not run.found.hit and run.gate.still_as_collected(run.key):
         run.key.reads = session.reads() if session is not None else {}
         run.gate.results.store(run.key)
     session = namespace.pop("session", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,6 +66,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed:  # in any phase: the result cache keeps nothing of the page
+        page = Path(str(report.fspath))
+        for gate in GATES:
+            gate.failed(page)
     for name, value in report.user_properties:
         if name == "betrace-gate-cache":
             outcome, why = (str(part) for part in value)  # type: ignore[attr-defined]

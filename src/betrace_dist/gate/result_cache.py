@@ -6,25 +6,32 @@ unit of reuse is the page. Its key has two parts.
 The fixed part is a digest of each input the whole page depends on:
 
 - ``page``: the page as readers see it (rendered, macros filled; every block and its order);
-- ``release``: the release data and site configuration files the models and macros read;
+- ``release``: the release data and site configuration files the models and macros read, and
+  the project's ``pyproject.toml`` (pytest's and ruff's settings: ruff lints Python blocks);
 - ``code``: the gate's own code and data (the ``betrace_dist`` package, the conftest that loads
   it, the stand-ins under ``tests/artefacts``) and the versions of every installed package;
-- ``tools``: where each program the gate or a page may run resolves, with its size and
-  modification time, and ``PATH``;
-- ``settings``: the ``BETRACE_*`` environment variables that change what the gate does;
-- ``tree``: the names of every file of the reader's clone (and where its links point), so a
-  file added or removed anywhere, which a listing or a glob would see, changes every page.
+- ``tools``: where each program the gate or a page may run resolves (a page's by the jail's
+  ``PATH``), with its size, modification time and inode, and ``PATH``;
+- ``settings``: the ``BETRACE_*`` environment variables that change what the gate does, and
+  the warning filters;
+- ``tree``: the names and modes of every file of the reader's clone (where its links point,
+  which are gone), so a file added, removed or made executable anywhere, which a listing or a
+  glob would see, changes every page.
 
 The second part is the content of each file of the clone that the page's run read. A page's
 sandbox is laid out with every file's access time set to zero; the file system then stamps a
 file when it is first read (`relatime` always updates a time older than a day), so after the
-page, the files with a stamp are the ones it read. Where the file system does not update access
+page, the files with a stamp are the ones it read; a file whose inode or change time moved
+counts as read too (`tar --atime-preserve` puts the access time back, which moves the change
+time). Where the file system does not update access
 times (`noatime`), every file of the clone counts as read: correct, only less reuse.
 
 Only a page whose blocks all ran and passed is stored; a failure, a skip at run time or a run
-of part of a page (``-k``, one node id) stores nothing. Limits, said in the contributing guide:
-a check that looks only at a file's size or time without reading it, or a command that reads the
-checkout through its absolute path instead of the sandbox, is not seen.
+of part of a page (``-k``, one node id) stores nothing; a page any of whose reports failed, in
+any phase (a teardown, an exception in a thread), is forgotten. Limits, said in the
+contributing guide: a check that looks only at a file's size or time without reading it
+(`wc -c`, `test -s`, `ls -l`), a read with O_NOATIME, or a command that reads the checkout
+through its absolute path instead of the sandbox, is not seen.
 
 Entries live in pytest's cache folder (``.pytest_cache/d/betrace-gate``: ``pytest
 --cache-clear`` empties it). ``--no-cache`` runs every page; so do CI (the ``CI`` environment
@@ -127,24 +134,35 @@ def code_digest(conftest: Path | None = None) -> str:
 
 
 @cache
-def tools_digest() -> str:
+def tools_digest(page_path: str = "", page_programs: tuple[str, ...] = ()) -> str:
+    """Where each program resolves, with its size, time and inode: the gate's own (by the
+    gate's PATH) and those a page's commands run in its jail (by the jail's PATH)."""
     rows = [f"PATH={os.environ.get('PATH', '')}"]
-    for name in PROGRAMS:
-        found = tools.find(name)
-        if found is None:
-            rows.append(f"{name}: missing")
-            continue
-        info = Path(found).resolve().stat()
-        rows.append(f"{name}: {Path(found).resolve()} {info.st_size} {info.st_mtime_ns}")
+    rows += [_program_row(name, tools.find(name)) for name in PROGRAMS]
+    rows += [
+        "jail " + _program_row(name, shutil.which(name, path=page_path))
+        for name in sorted(page_programs)
+    ]
     return digest("\n".join(rows).encode())
 
 
-def settings_digest(environ: Mapping[str, str]) -> str:
+def _program_row(name: str, found: str | None) -> str:
+    if found is None:
+        return f"{name}: missing"
+    program = Path(found).resolve()
+    info = program.stat()
+    return f"{name}: {program} {info.st_size} {info.st_mtime_ns} {info.st_ino}"
+
+
+def settings_digest(environ: Mapping[str, str], warnings: Iterable[str] = ()) -> str:
+    """The BETRACE_* settings, and the warning filters (`-W`, PYTHONWARNINGS): a warning made an
+    error fails a block that passed."""
     rows = sorted(
         f"{k}={v}"
         for k, v in environ.items()
-        if k.startswith("BETRACE_") and k not in UNRELATED_SETTINGS
+        if (k.startswith("BETRACE_") and k not in UNRELATED_SETTINGS) or k == "PYTHONWARNINGS"
     )
+    rows += [f"-W {w}" for w in warnings]
     return digest("\n".join(rows).encode())
 
 
@@ -156,13 +174,30 @@ def files_digest(paths: Iterable[Path]) -> str:
 
 
 def manifest_digest(root: Path, names: Iterable[str]) -> str:
-    """The clone's file names, and where its links point."""
+    """The clone's file names, each file's mode (a file made executable, or unreadable,
+    changes what a page can do with it), where its links point, and which listed files are
+    gone (deleted without `git rm`: git still lists them, a fresh clone's copy lacks them)."""
     h = hashlib.sha256()
     for name in sorted(names):
         path = root / name
-        target = str(path.readlink()) if path.is_symlink() else ""
-        h.update(f"{name}\0{target}\n".encode())
+        try:
+            info = os.lstat(path)
+        except OSError:
+            h.update(f"{name}\0missing\n".encode())
+            continue
+        target = str(path.readlink()) if stat.S_ISLNK(info.st_mode) else ""
+        h.update(f"{name}\0{info.st_mode:o}\0{target}\n".encode())
     return h.hexdigest()
+
+
+def signature(path: Path) -> tuple[int, int] | None:
+    """A file's inode and change time: any write, rename over it, chmod or time reset moves
+    them (a page cannot set a change time). None when it is gone."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_ctime_ns
 
 
 def _write(path: Path, value: object) -> None:

@@ -113,6 +113,9 @@ class Session:
         #: the reader's clone in the sandbox and the page's copies of it (`git clone`)
         self.views = [self.repo]
         self._read: set[str] = set()  # names of the clone's files read so far (reads())
+        #: each view's files as laid out (inode, change time): a file changed since is counted
+        #: as read too, since some commands put a file's access time back after reading it
+        self._laid_out = {self.repo: _signatures(self.repo)}
         self.world = World()
         self.env = self._clean_env()
         self.exported: set[str] = set()  # variables the page itself set
@@ -125,8 +128,7 @@ class Session:
         self.printed: list[Done | str | None] = []
 
     def _clean_env(self) -> dict[str, str]:
-        python_bin = str(Path(tools.find("python3") or "/usr/bin/python3").parent)
-        path = os.pathsep.join((str(tools.TOOLS_BIN), python_bin, "/usr/bin", "/bin"))
+        path = page_path()
         unreachable = "http://127.0.0.1:9"  # the discard port: any proxied request fails at once
         return {
             "PATH": path,
@@ -165,13 +167,21 @@ class Session:
         """Copy the page's clone to `target` (the project's `git clone`); the copy is one more
         place where the page may read the clone's files (result_cache.py)."""
         shutil.copytree(self.repo, target, symlinks=True, copy_function=result_cache.copy2_unread)
+        self.hand_over(target)  # the page's clone is the page's (it runs as nobody)
         self.views.append(target)
+        self._laid_out[target] = _signatures(target)
 
     def _harvest(self) -> None:
         """Note the files read so far: before the gate puts files back (content tabs), which
-        replaces them, stamps and all."""
+        replaces them, stamps and all. A file changed since it was laid out counts as read."""
         for view in self.views:
-            self._read.update(n for n in _layout()[1] if result_cache.was_read(view / n))
+            laid_out = self._laid_out.get(view, {})
+            self._read.update(
+                name
+                for name in _layout()[1]
+                if result_cache.was_read(view / name)
+                or result_cache.signature(view / name) != laid_out.get(name)
+            )
 
     def reads(self) -> dict[str, str]:
         """Files of the reader's clone this page read (any of its commands, or the gate for
@@ -426,6 +436,16 @@ _BUILTINS: dict[str, Callable[[Session, Command, list[str]], None]] = {
     "cd": Session._cd,
     "export": Session._export,
 }
+
+
+def page_path() -> str:
+    """The PATH of a page's commands: the project's tools, Python's folder, /usr/bin, /bin."""
+    python_bin = str(Path(tools.find("python3") or "/usr/bin/python3").parent)
+    return os.pathsep.join((str(tools.TOOLS_BIN), python_bin, "/usr/bin", "/bin"))
+
+
+def _signatures(view: Path) -> dict[str, tuple[int, int] | None]:
+    return {name: result_cache.signature(view / name) for name in _layout()[1]}
 
 
 @cache

@@ -60,8 +60,7 @@ def _clone(inv: Invocation, words: list[str]) -> None:
             f"git clone: the clone would copy {size >> 20} MiB; the gate copies at most "
             f"{CLONE_LIMIT >> 20} MiB for a page"
         )
-    inv.session.copy_clone(target)  # known[url] is the page's clone
-    inv.session.hand_over(target)  # the page's clone is the page's (it runs as nobody)
+    inv.session.copy_clone(target)  # known[url] is the page's clone; the copy is the page's
 
 
 def git(inv: Invocation) -> None:
