@@ -222,25 +222,40 @@ def forget_reads(path: Path) -> None:
 def copy_unread(source: Path, target: Path) -> None:
     """Copy a file's content without stamping it as read (O_NOATIME: the gate may, as the
     owner or as root); the copy looks unread too. For the gate's own copies: what they read
-    is not the page's doing."""
-    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
-    try:
-        fd = os.open(source, flags | os.O_NOFOLLOW)
-    except PermissionError:  # O_NOATIME needs ownership: fall back to a read the stamp sees
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as src, open(target, "wb") as dst:  # noqa: PTH123
-        shutil.copyfileobj(src, dst, 1024 * 1024)
-    forget_reads(target)
+    is not the page's doing. The target is replaced if it exists; its mode is the source's."""
+    _copy(source, target, keep_time=False)
 
 
 def copy2_unread(source: str | Path, target: str | Path) -> None:
-    """`shutil.copy2` (content, mode, times) by `copy_unread`: a copy function for copytree."""
+    """`shutil.copy2` (content, mode, modification time) by `copy_unread`, for copytree."""
     source, target = Path(source), Path(target)
     if target.is_dir():
         target = target / source.name
-    copy_unread(source, target)
-    shutil.copystat(source, target)
-    forget_reads(target)
+    _copy(source, target, keep_time=True)
+
+
+def _copy(source: Path, target: Path, keep_time: bool) -> None:
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
+    except PermissionError:  # O_NOATIME needs ownership: fall back to a read the stamp sees
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(src)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        dst = os.open(target, flags, stat.S_IMODE(info.st_mode))
+        try:
+            offset = 0
+            while offset < info.st_size:  # in the kernel, as shutil does on Linux
+                sent = os.sendfile(dst, src, offset, info.st_size - offset)
+                if sent == 0:
+                    break
+                offset += sent
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+    mtime = info.st_mtime_ns if keep_time else os.lstat(target).st_mtime_ns
+    os.utime(target, ns=(0, mtime), follow_symlinks=False)  # unread: its first read stamps it
 
 
 def was_read(path: Path) -> bool:
