@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,20 @@ def test_the_gates_adapter_skips_locally_and_fails_in_ci(monkeypatch: pytest.Mon
 def test_tools_does_not_import_pytest() -> None:
     code = "import sys, betrace_dist.tools; sys.exit('pytest' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_project_tool_is_found_as_the_program_itself_not_through_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of the project whose .tools links to a checkout whose .tools links elsewhere:
+    a page's jail shows the folder the program lies in, never the links on the way."""
+    real = tmp_path / "real" / "bin"
+    real.mkdir(parents=True)
+    (real / "helm").write_text("#!/bin/sh\n")
+    (real / "helm").chmod(0o755)
+    (tmp_path / "checkout").mkdir()
+    (tmp_path / "checkout" / ".tools").symlink_to(real.parent)
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / ".tools").symlink_to(tmp_path / "checkout" / ".tools")
+    monkeypatch.setattr(tools, "TOOLS_BIN", tmp_path / "copy" / ".tools" / "bin")
+    assert tools.find("helm") == str((real / "helm").resolve())

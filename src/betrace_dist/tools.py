@@ -67,10 +67,14 @@ def require(name: str, hint: str) -> str:
 
 def find(name: str) -> str | None:
     """Path of a tool: the project's .tools/bin first, then the virtualenv, then PATH."""
-    for folder in (TOOLS_BIN, Path(sys.executable).parent):
-        candidate = folder / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
+    candidate = TOOLS_BIN / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        # the program itself, not a way to it through links: a page's jail shows the folder
+        # a tool lies in, not every folder a chain of links passes through
+        return str(candidate.resolve())
+    candidate = Path(sys.executable).parent / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
     return shutil.which(name)
 
 

@@ -441,7 +441,8 @@ _BUILTINS: dict[str, Callable[[Session, Command, list[str]], None]] = {
 def page_path() -> str:
     """The PATH of a page's commands: the project's tools, Python's folder, /usr/bin, /bin."""
     python_bin = str(Path(tools.find("python3") or "/usr/bin/python3").parent)
-    return os.pathsep.join((str(tools.TOOLS_BIN), python_bin, "/usr/bin", "/bin"))
+    tools_bin = str(tools.TOOLS_BIN.resolve())  # not through links the jail may hide
+    return os.pathsep.join((tools_bin, python_bin, "/usr/bin", "/bin"))
 
 
 def _signatures(view: Path) -> dict[str, tuple[int, int] | None]:
