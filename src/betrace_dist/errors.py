@@ -27,3 +27,13 @@ class ProblemsError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class LineError(Exception):
+    """Something wrong at one line of the text being read (a page, a block, a script):
+    `line` counts from 1 in that text; the reader of the error maps it to the page's line."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason

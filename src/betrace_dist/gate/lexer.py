@@ -11,6 +11,8 @@ import re
 import shlex
 from dataclasses import dataclass, field, replace
 
+from ..errors import LineError
+
 OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*gate:(?P<body>.*?)-->\s*$")
 DIRECTIVE_START = re.compile(r"^\s*<!--\s*gate\b")
@@ -21,18 +23,14 @@ CONTAINER = re.compile(
 )
 _CONTAINER_KINDS = {"tab": "content tab", "note": "admonition", "item": "list item"}
 
-
 NOT_FOLLOWED = (
     "this gate directive is not followed by a code block: put it on the line right above the "
     "opening fence of the block it skips"
 )
 
 
-class LexError(Exception):
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
-        self.reason = reason
+class LexError(LineError):
+    """A fenced block that cannot be read: an unclosed fence, a broken attribute list."""
 
 
 @dataclass(frozen=True)

@@ -31,18 +31,13 @@ from mkdocs.structure.pages import Page
 from ruamel.yaml import YAML
 
 from .. import yamlio
-from ..errors import Problem, ProblemsError
+from ..errors import LineError, Problem, ProblemsError
 from ..site import sandbox
 from ..site.sandbox import shadow_reason
 
 
-class RenderError(Exception):
+class RenderError(LineError):
     """A page could not be rendered; carries the source line and the reason."""
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 import bashlex
 import bashlex.errors
 
+from ..errors import LineError
 
-class SplitError(Exception):
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
-        self.reason = reason
+
+class SplitError(LineError):
+    """A shell block bashlex cannot split as bash would."""
 
 
 @dataclass
