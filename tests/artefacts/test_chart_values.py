@@ -215,63 +215,57 @@ def line_of(path: Path, text: str) -> int:
     return path.read_text(encoding="utf-8").splitlines().index(text) + 1
 
 
-def test_unknown_modifier_fails_naming_the_known_ones(chart: Path) -> None:
+#: (the edit: old text, new text; the line the problem is reported at; the message after
+#: `values.yaml:LINE: `): each annotation rule, broken on purpose in a copy of the chart.
+BROKEN_ANNOTATIONS = {
+    "unknown modifier, naming the known ones": (
+        "## @param commonLabels [map] ",
+        "## @param commonLabels [map, mapping] ",
+        "## @param commonLabels [map, mapping] Labels added to every resource",
+        "commonLabels: unknown modifier [mapping]; known: array, boolean, freeform, integer, "
+        "map, nullable, number, object, string",
+    ),
+    "@schema without an @param above it": (
+        "## @param nameOverride ",
+        '## @schema {"const": ""}\n## @param nameOverride ',
+        '## @schema {"const": ""}',
+        "@schema without an @param above it",
+    ),
+    "@schema that is not JSON, naming the key": (
+        '## @schema {"const": 1}',
+        "## @schema {const: 1}",
+        "  ## @schema {const: 1}",
+        "backend.replicas: @schema is not JSON (",
+    ),
+    "unknown annotation": (
+        "## @param nameOverride ",
+        "## @default x\n## @param nameOverride ",
+        "## @default x",
+        "unknown annotation: ## @default x",
+    ),
+    "two @param lines above one key": (
+        "## @param nameOverride ",
+        "## @param nameOverride Once\n## @param nameOverride ",
+        'nameOverride: ""',
+        "nameOverride: 2 @param lines above one key",
+    ),
+    "a null default without a type": (
+        'nameOverride: ""',
+        "nameOverride: null",
+        "nameOverride: null",
+        "nameOverride: a null default needs a type, e.g. [string, nullable]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_ANNOTATIONS))
+def test_a_broken_annotation_fails_at_its_line(chart: Path, case: str) -> None:
+    old, new, at, message = BROKEN_ANNOTATIONS[case]
     values = chart / "values.yaml"
-    edit(values, "## @param commonLabels [map] ", "## @param commonLabels [map, mapping] ")
-    line = line_of(values, "## @param commonLabels [map, mapping] Labels added to every resource")
+    edit(values, old, new)
     with pytest.raises(ProblemsError) as failure:
         chart_values.parse_values(chart)
-    assert (
-        f"values.yaml:{line}: commonLabels: unknown modifier [mapping]; known: array, boolean, "
-        "freeform, integer, map, nullable, number, object, string"
-    ) in str(failure.value)
-
-
-def test_schema_without_a_param_above_it_fails(chart: Path) -> None:
-    values = chart / "values.yaml"
-    edit(values, "## @param nameOverride ", '## @schema {"const": ""}\n## @param nameOverride ')
-    line = line_of(values, '## @schema {"const": ""}')
-    with pytest.raises(ProblemsError) as failure:
-        chart_values.parse_values(chart)
-    assert f"values.yaml:{line}: @schema without an @param above it" in str(failure.value)
-
-
-def test_schema_that_is_not_json_fails_naming_the_key(chart: Path) -> None:
-    values = chart / "values.yaml"
-    edit(values, '## @schema {"const": 1}', "## @schema {const: 1}")
-    line = line_of(values, "  ## @schema {const: 1}")
-    with pytest.raises(ProblemsError) as failure:
-        chart_values.parse_values(chart)
-    assert f"values.yaml:{line}: backend.replicas: @schema is not JSON (" in str(failure.value)
-
-
-def test_unknown_annotation_fails(chart: Path) -> None:
-    values = chart / "values.yaml"
-    edit(values, "## @param nameOverride ", "## @default x\n## @param nameOverride ")
-    line = line_of(values, "## @default x")
-    with pytest.raises(ProblemsError) as failure:
-        chart_values.parse_values(chart)
-    assert f"values.yaml:{line}: unknown annotation: ## @default x" in str(failure.value)
-
-
-def test_two_params_above_one_key_fail(chart: Path) -> None:
-    values = chart / "values.yaml"
-    edit(values, "## @param nameOverride ", "## @param nameOverride Once\n## @param nameOverride ")
-    line = line_of(values, 'nameOverride: ""')
-    with pytest.raises(ProblemsError) as failure:
-        chart_values.parse_values(chart)
-    assert f"values.yaml:{line}: nameOverride: 2 @param lines above one key" in str(failure.value)
-
-
-def test_null_default_without_a_type_fails(chart: Path) -> None:
-    values = chart / "values.yaml"
-    edit(values, 'nameOverride: ""', "nameOverride: null")
-    line = line_of(values, "nameOverride: null")
-    with pytest.raises(ProblemsError) as failure:
-        chart_values.parse_values(chart)
-    assert (
-        f"values.yaml:{line}: nameOverride: a null default needs a type, e.g. [string, nullable]"
-    ) in str(failure.value)
+    assert f"values.yaml:{line_of(values, at)}: {message}" in str(failure.value)
 
 
 def test_values_that_are_not_a_mapping_fail(chart: Path) -> None:
