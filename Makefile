@@ -9,10 +9,10 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test gate ledger build lint bench tools setup clean checkov
+.PHONY: help serve test gate ledger build build-zensical lint bench tools setup clean checkov
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ serve: $(STAMP) ## serve the site locally with live reload on http://127.0.0.1:8
 build: $(STAMP) ## build the site into site/ (strict, offline)
 	$(BIN)/mkdocs build --strict
 
+# Zensical reads a configuration generated from mkdocs.yml (never edited by hand; see
+# docs/contributing/building-with-zensical.md), rewritten before every build.
+build-zensical: $(STAMP) ## build the site with Zensical instead of MkDocs into site/ (strict)
+	$(BIN)/python -m betrace_dist.site.zensical_config
+	$(BIN)/zensical build --strict --config-file zensical.yml
+
 test: tools ## run every test: engine, artefacts, site build and the doc gate (pytest docs/)
 	$(BIN)/pytest -n 2 --dist=loadfile $(PYTEST_ARGS)
 
@@ -59,4 +65,4 @@ bench: tools ## time the gate on a fresh clone, as ratios to baselines (benchmar
 	$(BIN)/python benchmarks/bench_site.py $(or $(BENCH_ARGS),--runs 2)
 
 clean: ## remove the virtualenv, the tools and build output
-	rm -rf $(VENV) .venv-checkov .tools site
+	rm -rf $(VENV) .venv-checkov .tools site zensical.yml

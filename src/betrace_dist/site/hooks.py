@@ -20,12 +20,9 @@ from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
 from betrace_dist.site.badge import PageSummary, Verifier
+from betrace_dist.site.notes import EXPLAINED_AT, EXPLAINED_IN, TEMPLATE, with_note
 
-#: The page that explains the note, and the section of it the note links to.
-EXPLAINED_IN = "contributing/how-the-docs-are-verified.md"
-EXPLAINED_AT = "the-note-under-each-title"
-TEMPLATE = "partials/verified.html"
-FIRST_TITLE_END = re.compile(r"</h1>", re.IGNORECASE)
+__all__ = ["EXPLAINED_AT", "EXPLAINED_IN", "with_note"]
 #: The theme's search dialog has no accessible name (axe: aria-dialog-name, serious).
 SEARCH_DIALOG = re.compile(r'(<div class="md-search"[^>]*role="dialog")(?![^>]*aria-label)')
 
@@ -70,15 +67,9 @@ def explanation_href(page: Page) -> str | None:
     target = files.get_file_from_path(EXPLAINED_IN) if files is not None else None
     if target is None:
         return None
+    if target.src_uri == page.file.src_uri:
+        return f"#{EXPLAINED_AT}"  # as the Zensical build writes it (notes.Notes.href)
     return f"{get_relative_url(target.url, page.url)}#{EXPLAINED_AT}"
-
-
-def with_note(content: str, note: str) -> str:
-    """The page HTML with the note right after its title (before everything if it has none)."""
-    end = FIRST_TITLE_END.search(content)
-    if end is None:
-        return note + content
-    return content[: end.end()] + "\n" + note + content[end.end() :]
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:

@@ -1,0 +1,185 @@
+"""What a reader sees of a built page, as lines that two builds of the site can be compared by.
+
+Both generators write the page's content inside the theme's `<article>`; the rest of the HTML
+(header, navigation, footer, scripts) is the theme's, which differs between Material for MkDocs
+and Zensical by design. From the article this keeps, in document order:
+
+- `h2 #id: text` for each heading, with its anchor (what links point at);
+- `code: ...` for each code block, its text exactly (what readers copy);
+- `link: href` for each link (and `id: name` for each other element id);
+- `text: ...` for the rest, whitespace runs folded into one space (the HTML's line breaks are
+  the generator's, not the reader's);
+
+and leaves out the theme's own markup (icons, the permalink sign). `compare` names the page and
+the first line that differs; `differences` reads the list of the differences that cannot be
+avoided (tests/data/zensical-differences.yaml), each with its reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+#: Elements without an end tag: they never open a level.
+VOID = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+#: Ids the theme or the highlighter numbers per build, not content (code line anchors).
+_NUMBERED_ID = re.compile(r"^__codelineno-|^__code_\d+$")
+#: Ids of the theme's own markup inside the article: Zensical's target of the "skip to
+#: content" link (Material puts it outside the article).
+THEME_IDS = frozenset({"__skip"})
+
+
+class _Article(HTMLParser):
+    """Collects the reader's lines from the first `<article>` of a page."""
+
+    def __init__(self, skip_classes: frozenset[str]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.skip_classes = skip_classes
+        self.lines: list[str] = []
+        self._depth = 0  # element depth inside the article (0: outside)
+        self._skipping: int | None = None  # depth at which a skipped element opened
+        self._pre: list[str] | None = None
+        self._pre_depth = 0
+        self._heading: tuple[str, str, list[str]] | None = None
+        self._text: list[str] = []
+        self.done = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.done:
+            return
+        if not self._depth:
+            if tag == "article":
+                self._depth = 1
+            return
+        if tag in VOID:
+            self._void(tag, dict(attrs))
+            return
+        self._depth += 1
+        values = dict(attrs)
+        classes = set((values.get("class") or "").split())
+        if self._skipping is not None:
+            return
+        if classes & self.skip_classes or tag in {"svg", "script", "style"}:
+            self._skipping = self._depth
+            return
+        self._open(tag, values)
+
+    def _void(self, tag: str, values: dict[str, str | None]) -> None:
+        if self._skipping is None and tag == "br" and self._pre is None:
+            self._text.append(" ")
+
+    def _open(self, tag: str, values: dict[str, str | None]) -> None:
+        element_id = values.get("id")
+        if tag == "pre":
+            self._flush()
+            self._pre, self._pre_depth = [], self._depth
+            return
+        if tag in HEADINGS:
+            self._flush()
+            self._heading = (tag, element_id or "", [])
+            return
+        if (
+            element_id
+            and element_id not in THEME_IDS
+            and not _NUMBERED_ID.match(element_id)
+            and self._pre is None
+        ):
+            self._flush()
+            self.lines.append(f"id: {element_id}")
+        if tag == "a" and values.get("href") is not None and self._pre is None:
+            self._flush()
+            self.lines.append(f"link: {values['href']}")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.done or not self._depth or tag in VOID:
+            return
+        if self._skipping is not None:
+            if self._depth == self._skipping:
+                self._skipping = None
+            self._depth -= 1
+            return
+        if tag == "pre" and self._pre is not None and self._depth == self._pre_depth:
+            self.lines.append("code: " + "".join(self._pre))
+            self._pre = None
+        elif tag in HEADINGS and self._heading is not None:
+            level, anchor, words = self._heading
+            self.lines.append(f"{level} #{anchor}: {_fold(''.join(words))}")
+            self._heading = None
+        elif tag in {"p", "li", "td", "th", "dt", "dd", "div", "summary", "blockquote"}:
+            self._flush()
+        self._depth -= 1
+        if self._depth == 0:
+            self._flush()
+            self.done = True
+
+    def handle_data(self, data: str) -> None:
+        if self.done or not self._depth or self._skipping is not None:
+            return
+        if self._pre is not None:
+            self._pre.append(data)
+        elif self._heading is not None:
+            self._heading[2].append(data)
+        else:
+            self._text.append(data)
+
+    def _flush(self) -> None:
+        text = _fold("".join(self._text))
+        self._text = []
+        if text:
+            self.lines.append(f"text: {text}")
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def reader_lines(html: str, skip_classes: frozenset[str] = frozenset()) -> list[str]:
+    """The reader's lines of a built page (empty if the page has no `<article>`)."""
+    parser = _Article(frozenset({"headerlink", *skip_classes}))
+    parser.feed(html)
+    parser.close()
+    return parser.lines
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The first place where two builds of one page show readers something different."""
+
+    page: str
+    line: int  # 1-based, in the reader's lines
+    left: str | None
+    right: str | None
+
+    def __str__(self) -> str:
+        return (
+            f"{self.page}: reader line {self.line} differs:\n"
+            f"  mkdocs:   {self.left if self.left is not None else '(page ends)'}\n"
+            f"  zensical: {self.right if self.right is not None else '(page ends)'}"
+        )
+
+
+def first_difference(page: str, left: list[str], right: list[str]) -> Difference | None:
+    for number, (a, b) in enumerate(zip(left, right, strict=False), 1):
+        if a != b:
+            return Difference(page, number, a, b)
+    if len(left) != len(right):
+        n = min(len(left), len(right))
+        return Difference(
+            page,
+            n + 1,
+            left[n] if n < len(left) else None,
+            right[n] if n < len(right) else None,
+        )
+    return None
+
+
+def built_pages(site: Path) -> dict[str, Path]:
+    """Every page of a built site by its path (`guides/x/index.html`), without static pages."""
+    return {
+        p.relative_to(site).as_posix(): p
+        for p in sorted(site.rglob("index.html"))
+        if not p.relative_to(site).as_posix().startswith(("assets/", "search/"))
+    }
