@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
 
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 #: Elements without an end tag: they never open a level.
@@ -183,3 +184,138 @@ def built_pages(site: Path) -> dict[str, Path]:
         for p in sorted(site.rglob("index.html"))
         if not p.relative_to(site).as_posix().startswith(("assets/", "search/"))
     }
+
+
+def built_site_pages(site: Path) -> dict[str, Path]:
+    """`built_pages` and the 404 page."""
+    pages = built_pages(site)
+    if (site / "404.html").is_file():
+        pages["404.html"] = site / "404.html"
+    return pages
+
+
+_ARTICLE = re.compile(r"<article\b.*</article>", re.DOTALL)
+_CODE = re.compile(r"<pre\b.*?</pre>|<code\b.*?</code>", re.DOTALL)
+_MACRO = re.compile(r"\{\{|\{%")
+
+
+def article(html: str) -> str:
+    """The page's `<article>` (its content), empty if it has none."""
+    found = _ARTICLE.search(html)
+    return found[0] if found else ""
+
+
+def unrendered_macros(site: Path) -> list[str]:
+    """`page: text` for each page that shows Jinja's `{{` or `{%` outside code: a macro that was
+    not rendered (code may show them: Helm templates and GitHub expressions are code)."""
+    found = []
+    for name, path in built_site_pages(site).items():
+        text = _CODE.sub("", path.read_text(encoding="utf-8"))
+        for match in _MACRO.finditer(text):
+            start = text.rfind("\n", 0, match.start()) + 1
+            end = text.find("\n", match.end())
+            found.append(f"{name}: {text[start : end if end != -1 else None].strip()[:120]}")
+            break
+    return found
+
+
+class _Ids(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(str(values["id"]))
+        if tag == "a" and values.get("name"):
+            self.ids.add(str(values["name"]))
+        if tag == "a" and values.get("href") is not None:
+            self.links.append(str(values["href"]))
+
+
+def _read(html: str) -> _Ids:
+    parser = _Ids()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def _target(site: Path, page: Path, path: str) -> Path:
+    """The file a relative link of `page` opens: a folder's index.html, as a web server does."""
+    target = (page.parent / unquote(path)).resolve() if path else page
+    if target.is_dir():
+        target = target / "index.html"
+    return target
+
+
+def broken_links(site: Path) -> list[str]:
+    """`page: link: why` for each link in a page's content that goes to no page of the built
+    site, or to an anchor that is no id of its page: the gate's link and anchor check, run on
+    what a generator wrote rather than on the Markdown."""
+    site = site.resolve()
+    ids: dict[Path, set[str]] = {}
+    found = []
+    for name, page in built_site_pages(site).items():
+        if name == "404.html":
+            continue  # its links are absolute (/distribution/...), resolved by the web server
+        for href in _read(article(page.read_text(encoding="utf-8"))).links:
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("/", "mailto:")):
+                continue
+            target = _target(site, page.resolve(), parts.path)
+            if not target.is_file() or not target.is_relative_to(site):
+                found.append(f"{name}: {href}: goes to no page of the site")
+                continue
+            anchor = unquote(parts.fragment)
+            if not anchor:
+                continue
+            if target not in ids:
+                ids[target] = _read(target.read_text(encoding="utf-8")).ids
+            if anchor not in ids[target]:
+                found.append(f"{name}: {href}: no id '{anchor}' in {target.relative_to(site)}")
+    return found
+
+
+class _Navigation(HTMLParser):
+    """Links of the theme's primary navigation: (href, title)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.links: list[tuple[str, str]] = []
+        self._link: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        classes = (values.get("class") or "").split()
+        if self.depth and tag not in VOID:
+            self.depth += 1
+        elif tag == "nav" and "md-nav--primary" in classes:
+            self.depth = 1
+        if self.depth and tag == "a" and "md-nav__link" in classes and "href" in values:
+            self._link = [str(values["href"] or ""), ""]
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.depth or tag in VOID:
+            return
+        if tag == "a" and self._link is not None:
+            self.links.append((self._link[0], _fold(self._link[1])))
+            self._link = None
+        self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._link is not None:
+            self._link[1] += data
+
+
+def navigation(html: str, page_url: str) -> list[tuple[str, str]]:
+    """The primary navigation of a page: each link as (address from the site root, title)."""
+    parser = _Navigation()
+    parser.feed(html)
+    parser.close()
+    base = "https://site.invalid/" + page_url
+    return [
+        (urljoin(base, href).removeprefix("https://site.invalid/"), t) for href, t in parser.links
+    ]

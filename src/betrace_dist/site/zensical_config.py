@@ -91,6 +91,29 @@ def _plugins(config: dict[str, Any], source: Path) -> tuple[list[Any], dict[str,
     return kept, {"macros": macros, "dates": dates is not None}
 
 
+#: The hooks module whose work (the verified note) the extension does; its other hook, a name
+#: for the search dialog, Zensical's own template already gives (partials/search.html).
+HOOKS = Path(__file__).with_name("hooks.py")
+
+
+def _notes(config: dict[str, Any], source: Path) -> bool:
+    """Whether pages get the verified note: when mkdocs.yml runs the hooks that add it."""
+    hooks = [(source.parent / str(h)).resolve() for h in config.get("hooks") or []]
+    others = [str(h) for h in hooks if h != HOOKS.resolve()]
+    if others:
+        raise ProblemsError(
+            [
+                Problem(
+                    source,
+                    None,
+                    f"hooks: {', '.join(others)} have no counterpart in the "
+                    "Zensical build (src/betrace_dist/site/zensical_config.py)",
+                )
+            ]
+        )
+    return bool(hooks)
+
+
 def build_key(root: Path) -> str:
     """What the pages depend on that Zensical's own cache (`.cache/`, keyed on the page sources,
     the configuration and the theme) does not see: the project's code and installed packages
@@ -121,10 +144,14 @@ def generate(source: Path, site_dir: str | None = None) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ProblemsError([Problem(source, 1, "the configuration is not a mapping")])
     plugins, extension = _plugins(config, source)
+    extension["notes"] = _notes(config, source)
     out = {k: v for k, v in config.items() if k not in {"plugins", "hooks"}}
     out["plugins"] = plugins
     if site_dir is not None:
         out["site_dir"] = site_dir
+    # Zensical's own look ("modern": other fonts and icons) unless mkdocs.yml asks otherwise:
+    # the site keeps the look it has under Material for MkDocs.
+    out["theme"] = {"variant": "classic", **dict(out.get("theme") or {})}
     # First, so its preprocessor's place is decided by its priority, not by the list's order.
     settings = {"config_file": source.name, **extension, "build_key": build_key(source.parent)}
     out["markdown_extensions"] = [{EXTENSION: settings}, *(config.get("markdown_extensions") or [])]

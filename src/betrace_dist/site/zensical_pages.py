@@ -248,6 +248,8 @@ class NotePostprocessor(Postprocessor):
         if marker not in text:
             return text
         text = text.replace(marker, "").rstrip("\n")
+        if not self.settings.get("notes"):
+            return text
         context = _context(self.md)
         page = context.page
         with _LOCK:
