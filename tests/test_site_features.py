@@ -33,7 +33,7 @@ LOADING_LINKS = {"stylesheet", "preload", "modulepreload", "icon", "preconnect",
 EXTERNAL = re.compile(r"^(https?:)?//", re.IGNORECASE)
 
 
-NOTE = re.compile(r'<p class="betrace-verified">(?P<body>.*?)</p>', re.DOTALL)
+NOTE = re.compile(r'<p class="betrace-verified"[^>]*>(?P<body>.*?)</p>', re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
 
 
