@@ -302,3 +302,24 @@ def test_the_generated_config_refuses_a_plugin_it_has_no_counterpart_for(tmp_pat
     config.write_text("site_name: S\nplugins:\n  - search\n", encoding="utf-8")
     with pytest.raises(ProblemsError, match="the macros plugin is not enabled"):
         zensical_config.generate(config)
+
+
+def test_invalid_release_data_stops_the_zensical_build_with_file_line_and_field(
+    tmp_path: Path,
+) -> None:
+    root = copy_site(tmp_path, ["index.md"])
+    data = (REPO_ROOT / "releases.yaml").read_text(encoding="utf-8")
+    broken = re.sub(r"(?m)^(\s+version: )\"?2\.0\.0\"?$", r"\1banana", data, count=1)
+    assert broken != data
+    (tmp_path / "releases.yaml").write_text(broken, encoding="utf-8")
+    line = broken.split("\n").index(next(s for s in broken.split("\n") if "banana" in s)) + 1
+    config = root / "mkdocs.yml"
+    config.write_text(
+        re.sub(
+            r"release_data: .*", f"release_data: {tmp_path / 'releases.yaml'}", config.read_text()
+        )
+    )
+    zensical_config.write(config)
+    code, output = run_zensical(root, zensical_config.GENERATED)
+    assert code != 0
+    assert f"releases.yaml:{line}: releases[0].backend.version: 'banana' is not a version" in output
