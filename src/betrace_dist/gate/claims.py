@@ -13,6 +13,7 @@ running the real backend) guards every page from then on:
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from ..release import Release
 from .display import Problem
@@ -23,8 +24,8 @@ def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def false_claims(text: str, release: Release) -> list[Problem]:
-    """Every false claim the page makes, at the line where it starts."""
+def false_claims(text: str, release: Release, what: str = "page") -> list[Problem]:
+    """Every false claim the page (or another text: `what`) makes, at the line where it starts."""
     flat = text.replace("\n", " ")  # a claim may wrap across lines of the source
     found = []
     for claim in release.false_claims:
@@ -34,7 +35,7 @@ def false_claims(text: str, release: Release) -> list[Problem]:
             found.append(
                 Problem(
                     _line(text, match.start()),
-                    f"the page says '{said}', which is false at BeTrace {release.version}: "
+                    f"the {what} says '{said}', which is false at BeTrace {release.version}: "
                     f"{claim.why}{see}",
                 )
             )
@@ -66,3 +67,36 @@ def hidden_issues(text: str, blocks: list[Block], release: Release) -> list[Prob
 
 def problems(text: str, blocks: list[Block], release: Release) -> list[Problem]:
     return false_claims(text, release) + hidden_issues(text, blocks, release)
+
+
+#: The artefacts' texts readers see besides the pages, held to the same false claims: the chart's
+#: README, NOTES.txt and values descriptions, the Compose files and their comments, the configs
+#: beside them, and the Nix expressions' descriptions. Folders are read whole.
+ARTEFACT_TEXTS = (
+    "helm/betrace/README.md",
+    "helm/betrace/Chart.yaml",
+    "helm/betrace/values.yaml",
+    "helm/betrace/templates",
+    "docker",
+    "nix",
+)
+_TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".tpl", ".nix", ".sh", ".example", ""}
+
+
+def artefact_files(root: Path) -> list[Path]:
+    files: list[Path] = []
+    for name in ARTEFACT_TEXTS:
+        path = root / name
+        found = sorted(path.rglob("*")) if path.is_dir() else [path]
+        files += [f for f in found if f.is_file() and f.suffix in _TEXT_SUFFIXES | {".json"}]
+    return [f for f in files if f.name != "values.schema.json"]  # generated from values.yaml
+
+
+def artefact_false_claims(root: Path, release: Release) -> list[str]:
+    """`file:LINE: reason` for every false claim in the artefacts' texts under `root`."""
+    out = []
+    for path in artefact_files(root):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = path.relative_to(root)
+        out += [f"{where}:{p.line}: {p.reason}" for p in false_claims(text, release, "text")]
+    return out
