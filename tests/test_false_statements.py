@@ -53,6 +53,14 @@ def gate_run() -> str:
         ("api-key.md", "Set an API key", "CORS preflight fail"),
         ("write-rules-in-grafana.md", "write rules", "known issue app-pages-ignore-backend-url"),
         ("compile-trap.md", "-X POST", 'known_issue("rule-name-taken-after-compile-error")'),
+        # values typed by hand and wrong, in a table, a block, prose (issue 18, item 7)
+        ("typed-image-tag.md", "backend:1.9.0", "has a tag no release has"),
+        ("typed-chart-version.md", "--version 0.9.0", "no version of the BeTrace chart"),
+        ("typed-port.md", "12021", "not a port of the backend"),
+        ("typed-limit.md", "5 MiB", "no limit of the backend"),
+        ("typed-obs-image.md", "grafana/tempo:2.4.0", "not the pinned tempo image"),
+        # a page a known issue names, without it
+        ("guides/send-traces-to-betrace.md", "# 28", "known issue partial-ingest"),
     ],
 )
 def test_the_old_wording_fails_at_its_line(

@@ -12,6 +12,7 @@ BETRACE_REQUIRE_TOOLS=1, as in CI); the tests of the probes' reporting run witho
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,7 @@ def outcomes(
     program = backend_program()
     jobs = {name: Job(name, release_data) for name in NAMES}
     jobs["artefact-stop"] = Job("artefact-stop", release_data, {"artefacts": artefacts["env"]})
+    jobs["python-example"] = Job("python-example", release_data, python_example())
     for name, (old, new) in CHANGED_FACTS.items():
         changed = _broken(tmp_path_factory.mktemp(name) / "releases.yaml", old, new)
         jobs[f"changed:{name}"] = Job(name, load_release_data(changed))
@@ -111,6 +113,36 @@ def outcomes(
         if isinstance(outcome, Outcome):
             print(f"probe {name} ({outcome.seconds:g} s): {outcome.measured}")
     return found
+
+
+SEND_TRACES = REPO_ROOT / "docs" / "guides" / "send-traces-to-betrace.md"
+COMPOSE_GUIDE = REPO_ROOT / "docs" / "guides" / "deploy-with-docker-compose.md"
+
+
+def page_blocks(page: Path) -> list[Any]:
+    """The fenced blocks of a page as readers see it (rendered with the site's macros)."""
+    from betrace_dist.gate.lexer import blocks
+    from betrace_dist.gate.render import Site
+
+    return blocks(Site(REPO_ROOT / "mkdocs.yml").render(page).text)
+
+
+def block(page: Path, language: str, title: str | None = None) -> str:
+    found = [
+        b.body
+        for b in page_blocks(page)
+        if b.language == language and (title is None or b.attrs.get("title") == title)
+    ]
+    assert len(found) == 1, f"{page.name}: expected one {language} block titled {title!r}"
+    return str(found[0])
+
+
+def python_example() -> dict[str, Any]:
+    """The send-traces page's Python example and the Compose guide's rule it breaks."""
+    return {
+        "source": block(SEND_TRACES, "python"),
+        "rule": block(COMPOSE_GUIDE, "json", "rule.json"),
+    }
 
 
 def measured(outcomes: dict[str, Outcome | str], name: str) -> dict[str, Any]:
@@ -292,3 +324,38 @@ def test_the_report_names_the_line_and_the_measurement() -> None:
         "after API traffic ...",
         "    with_receiver_s: the fact says <= 1 s, measured 3.2",
     ]
+
+
+def test_the_python_example_of_the_send_traces_page_runs_against_the_real_backend(
+    outcomes: dict[str, Outcome | str],
+) -> None:
+    """The page's example posts its two spans with `post_spans` to the real backend: the answer
+    is the one the page documents (its "Answer" block), and the spans break the Compose guide's
+    rule, as the page says, so the backend records one violation of it."""
+    found = measured(outcomes, "python-example")
+    documented = json.loads(block(SEND_TRACES, "json", "Answer"))
+    rule = json.loads(python_example()["rule"])["name"]
+    assert not example_disagreements(found, documented, rule), found
+
+
+def example_disagreements(found: dict[str, Any], documented: object, rule: str) -> list[str]:
+    out = []
+    if found["answer"] != documented:
+        out.append(
+            f"the page documents the answer {documented}, the backend gave {found['answer']}"
+        )
+    if (found["violations"], found["violated_rules"]) != (1, [rule]):
+        out.append(f"one violation of {rule} expected, the backend recorded {found['violations']}")
+    return out
+
+
+def test_a_changed_documented_answer_or_a_missing_violation_is_caught() -> None:
+    """Break test of the comparison: the page documenting another answer, or no violation."""
+    real = {"answer": {"accepted": 2, "rejected": 0, "errors": []}, "violations": 1}
+    real["violated_rules"] = ["r"]
+    assert example_disagreements(real, {"accepted": 2, "rejected": 0, "errors": []}, "r") == []
+    wrong = example_disagreements(real, {"accepted": 3, "rejected": 0, "errors": []}, "r")
+    assert wrong and "accepted': 3" in wrong[0]
+    assert example_disagreements(
+        real | {"violations": 0, "violated_rules": []}, real["answer"], "r"
+    )

@@ -459,6 +459,10 @@ class KnownIssue(Sourced):
         default_factory=list,
         description="a page with a code block matching one of these must show this issue",
     )
+    pages: list[Annotated[str, Field(pattern=r"^[a-z0-9/_-]+\.md$")]] = Field(
+        default_factory=list,
+        description="the pages (under docs/) this issue concerns: each must keep stating it",
+    )
 
 
 class Release(Model):

@@ -12,12 +12,19 @@ running the real backend) guards every page from then on:
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
-from ..release import Release
+from ..release import KnownIssue, Release
 from .display import Problem
 from .lexer import Block
+
+
+def stated(issue: KnownIssue, text: str) -> bool:
+    """The page shows the issue's admonition (as `known_issue("id")` writes its title)."""
+    escaped = html.escape(issue.title).replace('"', "&quot;")
+    return any(f"Known issue: {title}" in text for title in (issue.title, escaped))
 
 
 def _line(text: str, offset: int) -> int:
@@ -47,7 +54,7 @@ def hidden_issues(text: str, blocks: list[Block], release: Release) -> list[Prob
     block, naming every issue it leads into (once per page: one admonition answers them all)."""
     missing: dict[int, list[str]] = {}
     for issue in release.known_issues:
-        if not issue.shown_with or f"Known issue: {issue.title}" in text:
+        if not issue.shown_with or stated(issue, text):
             continue
         first = next(
             (b for b in blocks if any(re.search(p, b.body) for p in issue.shown_with)), None
@@ -62,6 +69,20 @@ def hidden_issues(text: str, blocks: list[Block], release: Release) -> list[Prob
             + ", ".join(f'{{{{ known_issue("{i}") }}}}' for i in ids),
         )
         for line, ids in sorted(missing.items())
+    ]
+
+
+def unstated_issues(text: str, page: str, release: Release) -> list[Problem]:
+    """A page that a known issue names (`pages:`) but that no longer states it, at line 1."""
+    return [
+        Problem(
+            1,
+            f"known issue {issue.id} of BeTrace {release.version} names this page "
+            f"(releases.yaml known_issues[].pages), but the page no longer states it: "
+            f'add {{{{ known_issue("{issue.id}") }}}} where the reader meets it',
+        )
+        for issue in release.known_issues
+        if page in issue.pages and not stated(issue, text)
     ]
 
 

@@ -642,3 +642,38 @@ def measure_artefact_stop(params: Mapping[str, Any]) -> dict[str, Any]:
 MEASUREMENTS: dict[str, Probe] = PROBES | {
     "artefact-stop": Probe("artefact-stop", measure_artefact_stop, lambda data: {}, _ports, 90.0)
 }
+
+
+# --- a page's example, run against the real backend ----------------------------------------------
+
+
+def measure_python_example(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The send-traces page's Python example, as readers see it (`params["source"]`), run
+    against the real backend listening where the example sends (`params["http"]`), with the
+    page's rule (`params["rule"]`) created first: what `post_spans` returned, and how many
+    violations of that rule the backend then recorded."""
+    import contextlib
+    import io
+
+    rule = json.loads(params["rule"])
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", rule)
+        scope: dict[str, Any] = {"__name__": "example"}
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            exec(compile(params["source"], "example.py", "exec"), scope)  # noqa: S102 (the page's own example, in the probe's namespace)
+            answer = scope["post_spans"]([scope["charge"], scope["skipped"]])
+        time.sleep(EVALUATION_WAIT)
+        found = api.call("GET", f"/v1/violations?ruleId={rule['name']}").json() or {}
+        api.stop(signal.SIGKILL)
+    return {
+        "answer": answer,
+        "printed": printed.getvalue(),
+        "violations": found.get("totalCount"),
+        "violated_rules": sorted({v.get("ruleId") for v in found.get("violations") or []}),
+    }
+
+
+MEASUREMENTS["python-example"] = Probe(
+    "python-example", measure_python_example, lambda data: {}, _ports, 60.0
+)
