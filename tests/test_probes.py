@@ -6,14 +6,14 @@ upstream snapshot (or the one BETRACE_LIVE_BACKEND names). A probe that disagree
 fact's releases.yaml:LINE and what it measured. The artefact test starts the backend with the
 Compose stack's and the chart's own environment and holds its stop to half their grace period.
 
-Without a backend the measurements are skipped with the reason (a failure under
+The backend is the live tier's (built from the upstream snapshot by default); with --no-live or
+without a snapshot the measurements are skipped with the reason (a failure under
 BETRACE_REQUIRE_TOOLS=1, as in CI); the tests of the probes' reporting run without one.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,18 +37,14 @@ ADAPTED = ("BETRACE_DATA_DIR", "BETRACE_PORT_BACKEND", "BETRACE_PORT_GRPC")
 
 
 def backend_program() -> Path:
-    """The backend built from the upstream snapshot, or BETRACE_LIVE_BACKEND; else a skip."""
-    given = os.environ.get("BETRACE_LIVE_BACKEND")
-    if given:
-        return Path(given)
-    try:
-        from betrace_dist import upstream  # type: ignore[attr-defined]
-    except ImportError:
-        skip_or_fail("no backend program: set BETRACE_LIVE_BACKEND to a built betrace-backend")
-    try:
-        return Path(upstream.backend_program())
-    except Exception as exc:
-        skip_or_fail(f"the backend could not be built from the upstream snapshot: {exc}")
+    """The backend the live tier uses (built from the upstream snapshot, or --live-backend /
+    BETRACE_LIVE_BACKEND); without one a skip with the reason, a failure in CI."""
+    from betrace_dist.gate import live
+
+    program = live.program()
+    if program is None:
+        skip_or_fail(f"no real backend for the probes: {live.off_reason() or 'not configured'}")
+    return program
 
 
 def _artefact_env(env: dict[str, Any]) -> dict[str, str]:
