@@ -44,6 +44,7 @@ def gate_run() -> str:
         ("body-over-10-mib.md", "A larger body gets 429", "400 (http: request body too large)"),
         ("otel-sampler.md", "honours the standard", "only some OTEL_* variables"),
         ("all-or-nothing.md", "all-or-nothing", "known issue partial-ingest"),
+        ("rejected-count.md", "why it rejected", "known issue partial-ingest"),
         ("receives-otlp.md", "backend receives", "known issue no-otlp-receiver"),
         ("app-calls-backend-url.md", "calls the backend at", "Test connection uses backendUrl"),
         ("troubleshoot-backend-url.md", "when it loads rules", "only Test connection"),
