@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from betrace_dist import REPO_ROOT
+from betrace_dist import REPO_ROOT, tools
 from betrace_dist.artefacts import compose as c
 from betrace_dist.probes import Expect, disagreements
 from betrace_dist.probes.catalogue import PROBES
@@ -44,6 +44,10 @@ def backend_program() -> Path:
     program = live.program()
     if program is None:
         skip_or_fail(f"no real backend for the probes: {live.off_reason() or 'not configured'}")
+    if not tools.find("bwrap"):
+        skip_or_fail(
+            "bubblewrap (bwrap) is not installed: the probes run the backend in a network namespace"
+        )
     return program
 
 

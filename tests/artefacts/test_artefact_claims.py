@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import REPO_ROOT
-from betrace_dist.gate.claims import artefact_false_claims, artefact_files
+from betrace_dist.gate.claims import artefact_false_claims, artefact_files, artefact_typed_values
 from betrace_dist.release import ReleaseData
 
 
@@ -88,3 +88,37 @@ def test_an_old_wording_fails_at_its_file_and_line(
     assert any(
         f.split(":", 2)[:2] == [relative, str(n)] and reason in f for f in found for n in lines
     ), (f"{relative}:{first}", found)
+
+
+def test_the_artefacts_type_no_wrong_value(release_data: ReleaseData) -> None:
+    assert artefact_typed_values(REPO_ROOT, release_data) == []
+
+
+@pytest.mark.parametrize(
+    ("relative", "now", "wrong", "reason"),
+    [
+        (
+            "helm/betrace/README.md",
+            "localhost:12011",
+            "localhost:12013",
+            "not a port of the backend",
+        ),
+        (
+            "docker/docker-compose.yml",
+            "ghcr.io/betrace-hq/betrace/backend:2.0.0",
+            "ghcr.io/betrace-hq/betrace/backend:1.9.0",
+            "has a tag no release has",
+        ),
+    ],
+)
+def test_a_wrong_value_typed_in_an_artefact_fails_at_its_line(
+    relative: str, now: str, wrong: str, reason: str, tmp_path: Path, release_data: ReleaseData
+) -> None:
+    text = (REPO_ROOT / relative).read_text(encoding="utf-8")
+    assert now in text, f"{relative} no longer says {now!r}: update this test"
+    target = tmp_path / relative
+    target.parent.mkdir(parents=True)
+    target.write_text(text.replace(now, wrong, 1), encoding="utf-8")
+    line = text[: text.index(now)].count("\n") + 1
+    found = artefact_typed_values(tmp_path, release_data)
+    assert any(f.startswith(f"{relative}:{line}: ") and reason in f for f in found), found

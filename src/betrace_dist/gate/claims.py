@@ -16,7 +16,7 @@ import html
 import re
 from pathlib import Path
 
-from ..release import KnownIssue, Release
+from ..release import KnownIssue, Release, ReleaseData
 from .display import Problem
 from .lexer import Block
 
@@ -120,4 +120,17 @@ def artefact_false_claims(root: Path, release: Release) -> list[str]:
         text = path.read_text(encoding="utf-8", errors="replace")
         where = path.relative_to(root)
         out += [f"{where}:{p.line}: {p.reason}" for p in false_claims(text, release, "text")]
+    return out
+
+
+def artefact_typed_values(root: Path, data: ReleaseData) -> list[str]:
+    """`file:LINE: reason` for every image tag, chart version, port or size that an artefact's
+    text types by hand and gets wrong (gate/typed.py, as on the pages)."""
+    from . import typed
+
+    out = []
+    for path in artefact_files(root):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = path.relative_to(root)
+        out += [f"{where}:{p.line}: {p.reason}" for p in typed.problems(text, data)]
     return out
