@@ -58,6 +58,12 @@ def _debug(value: str) -> str | None:
     return None
 
 
+def _milliseconds(value: str) -> str | None:
+    if not value.isdigit() or int(value) < 1:
+        return f"is '{value}': a whole number of milliseconds, such as 1000"
+    return None
+
+
 def _signature_key(value: str) -> str | None:
     if not value.strip():
         return "is empty: the backend then signs with its built-in development key"
@@ -71,6 +77,7 @@ RULES: dict[str, Callable[[str], str | None]] = {
     "BETRACE_DATA_DIR": _data_dir,
     "BETRACE_SIGNATURE_KEY": _signature_key,
     "OTEL_EXPORTER_OTLP_ENDPOINT": _otlp_endpoint,
+    "OTEL_EXPORTER_OTLP_TIMEOUT": _milliseconds,
     "BETRACE_DEBUG": _debug,
 }
 
@@ -109,6 +116,19 @@ def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
         str(e.get("name")): (str(e["value"]) if "value" in e else None)
         for e in container.get("env") or []
     }
+
+
+def distribution_default_problems(env: Mapping[str, str | None], data: ReleaseData) -> list[str]:
+    """Each variable to which releases.yaml gives a `distribution_default` is set to it."""
+    out = []
+    for var in data.current.backend.env:
+        want = var.distribution_default
+        if want is not None and env.get(var.name) != want:
+            out.append(
+                f"{var.name} is {env.get(var.name)!r}, but releases.yaml's distribution_default "
+                f"is {want!r} (the value the probe stop-time proves)"
+            )
+    return out
 
 
 def is_backend_image(image: str, data: ReleaseData) -> bool:

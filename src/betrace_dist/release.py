@@ -146,12 +146,28 @@ Sources = Annotated[list[Source], BeforeValidator(_one_or_many), Field(min_lengt
 Observation = Annotated[str, Field(min_length=1, pattern=r"\S")]
 
 
+def _probe_name(value: str) -> str:
+    from .probes.catalogue import PROBES  # the probes read the release model's types only
+
+    if value not in PROBES:
+        raise ValueError(
+            f"no probe is named '{value}'; probes (src/betrace_dist/probes/catalogue.py): "
+            + ", ".join(sorted(PROBES))
+        )
+    return value
+
+
+ProbeName = Annotated[str, AfterValidator(_probe_name)]
+
+
 class Sourced(Model):
     """A fact about something this project did not write: it names where it comes from, an
-    upstream file (`source`) or what running the real program showed (`observed`), or both."""
+    upstream file (`source`) or what running the real program showed (`observed`), or both.
+    An observation names the probe that measures it again in every test run (`probe`)."""
 
     source: Sources | None = None
     observed: Observation | None = None
+    probe: ProbeName | None = None
 
     @model_validator(mode="after")
     def _has_evidence(self) -> Sourced:
@@ -160,6 +176,13 @@ class Sourced(Model):
                 "states no evidence: add `source: <upstream file at upstream.commit>` "
                 "or `observed: <what running the real program showed>`"
             )
+        if self.observed and not self.probe:
+            raise ValueError(
+                "an `observed` fact needs `probe: <name>`, the probe that measures it again in "
+                "every test run (src/betrace_dist/probes/catalogue.py)"
+            )
+        if self.probe and not self.observed:
+            raise ValueError("`probe` re-measures an observation: add `observed: <what it shows>`")
         return self
 
 
@@ -330,6 +353,18 @@ class EnvVar(Sourced):
     default: str
     meaning: str
     secret: bool = False
+    distribution_default: str | None = Field(
+        default=None,
+        description="the value this project's artefacts (Compose, chart, NixOS module) set",
+    )
+
+
+class Cors(Sourced):
+    """The CORS headers the backend sends on every answer (a browser's view of the API)."""
+
+    allow_origin: str
+    allow_methods: list[str] = Field(min_length=1)
+    allow_headers: list[str] = Field(min_length=1)
 
 
 class SdkEnv(Sourced):
@@ -346,6 +381,7 @@ class Backend(Sourced):
     )
     ports: dict[Literal["http", "grpc"], Port]
     bind: Bind
+    cors: Cors
     endpoints: list[Endpoint] = Field(min_length=1)
     limits: list[Limit] = Field(min_length=1)
     env: list[EnvVar] = Field(min_length=1)
@@ -427,6 +463,10 @@ class KnownIssue(Sourced):
     shown_with: list[Regex] = Field(
         default_factory=list,
         description="a page with a code block matching one of these must show this issue",
+    )
+    pages: list[Annotated[str, Field(pattern=r"^[a-z0-9/_-]+\.md$")]] = Field(
+        default_factory=list,
+        description="the pages (under docs/) this issue concerns: each must keep stating it",
     )
 
 

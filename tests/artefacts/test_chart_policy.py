@@ -428,17 +428,36 @@ def test_chart_home_other_than_the_site_is_reported(chart: Path, release_data: R
     )
 
 
+def test_an_otlp_timeout_other_than_the_release_datas_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    """The chart sets OTEL_EXPORTER_OTLP_TIMEOUT to releases.yaml's distribution_default (the
+    value the probe stop-time proves); another value, or none, is reported."""
+    found = violations(helm, chart, release_data, ("backend.otlpTimeoutMs=20000",))
+    assert_violation(
+        found, "OTEL_EXPORTER_OTLP_TIMEOUT is '20000'", "distribution_default is '1000'"
+    )
+    edit(
+        chart,
+        "templates/backend-deployment.yaml",
+        "- name: OTEL_EXPORTER_OTLP_TIMEOUT",
+        "- name: X",
+    )
+    found = violations(helm, chart, release_data)
+    assert_violation(found, "OTEL_EXPORTER_OTLP_TIMEOUT is None")
+
+
 def test_grace_period_shorter_than_the_slow_stop_is_reported(
     helm: Helm, chart: Path, release_data: ReleaseData
 ) -> None:
-    """The old chart had no terminationGracePeriodSeconds; 10 s is shorter than the 11-20 s stop."""
+    """The old chart had no terminationGracePeriodSeconds; 10 s is shorter than the 10-31 s stop."""
     (chart / "values.schema.json").unlink()  # the schema refuses it first; the policy must too
     found = violations(helm, chart, release_data, ("backend.terminationGracePeriodSeconds=10",))
     assert_violation(
         found,
         "Deployment/betrace-backend: terminationGracePeriodSeconds is 10",
         "at least 30",
-        "11-20 s",
+        "10 to 31 s",
     )
     edit(
         chart,

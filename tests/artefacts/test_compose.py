@@ -530,8 +530,16 @@ BREAKS = [
         COMPOSE,
         r"stop_grace_period: 30s",
         "stop_grace_period: 10s",
-        "services.backend.stop_grace_period is 10s; the backend can take 11-20 s to stop",
+        "services.backend.stop_grace_period is 10s; the backend took 10 to 31 s to stop",
         id="stop-grace-too-short",
+    ),
+    pytest.param(
+        COMPOSE,
+        r'OTEL_EXPORTER_OTLP_TIMEOUT: "1000"',
+        'OTEL_EXPORTER_OTLP_TIMEOUT: "20000"',
+        "services.backend.environment.OTEL_EXPORTER_OTLP_TIMEOUT is '20000', but releases.yaml's "
+        "distribution_default is '1000'",
+        id="otlp-timeout-not-the-release-datas",
     ),
     pytest.param(
         COMPOSE,

@@ -839,8 +839,8 @@ def check_operations(stack: Stack, data: ReleaseData) -> list[str]:
 #: Services built from docker/Dockerfile: service -> the Dockerfile stage (= the image name).
 BUILT_SERVICES: dict[str, str] = {"backend": "backend", "grafana": "grafana-plugin"}
 
-#: The backend took 11-20 s to stop on SIGTERM with nothing on its OTLP endpoint (observed on a
-#: build of the pinned commit); Compose waits 10 s by default before SIGKILL.
+#: The backend took 10 to 31 s to stop on SIGTERM with nothing on its OTLP endpoint and no OTLP
+#: timeout (probe stop-time); Compose waits 10 s by default before SIGKILL.
 MIN_BACKEND_STOP_GRACE_SECONDS = 30.0
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
@@ -890,13 +890,20 @@ def check_builds(stack: Stack, data: ReleaseData) -> list[str]:
     return out
 
 
+def check_distribution_defaults(stack: Stack, data: ReleaseData) -> list[str]:
+    """The backend gets the release data's distribution defaults (OTEL_EXPORTER_OTLP_TIMEOUT)."""
+    problems = backend_env.distribution_default_problems(stack.env("backend"), data)
+    return [f"services.backend.environment.{p}" for p in problems]
+
+
 def check_stop_grace(stack: Stack) -> list[str]:
     value = stack.service("backend").get("stop_grace_period")
     seconds = duration_seconds(value) if value else 10.0
     if seconds is None or seconds < MIN_BACKEND_STOP_GRACE_SECONDS:
         return [
-            f"services.backend.stop_grace_period is {value or 'unset (10s)'}; the backend can take "
-            f"11-20 s to stop, so give it at least {MIN_BACKEND_STOP_GRACE_SECONDS:.0f}s"
+            f"services.backend.stop_grace_period is {value or 'unset (10s)'}; the backend took "
+            f"10 to 31 s to stop without an OTLP timeout, so give it at least "
+            f"{MIN_BACKEND_STOP_GRACE_SECONDS:.0f}s"
         ]
     return []
 
@@ -932,6 +939,7 @@ POLICIES = (
     check_operations,
     check_builds,
     lambda stack, data: check_stop_grace(stack),
+    check_distribution_defaults,
     lambda stack, data: check_grafana_data(stack),
 )
 

@@ -12,19 +12,27 @@ running the real backend) guards every page from then on:
 
 from __future__ import annotations
 
+import html
 import re
+from pathlib import Path
 
-from ..release import Release
+from ..release import KnownIssue, Release, ReleaseData
 from .display import Problem
 from .lexer import Block
+
+
+def stated(issue: KnownIssue, text: str) -> bool:
+    """The page shows the issue's admonition (as `known_issue("id")` writes its title)."""
+    escaped = html.escape(issue.title).replace('"', "&quot;")
+    return any(f"Known issue: {title}" in text for title in (issue.title, escaped))
 
 
 def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def false_claims(text: str, release: Release) -> list[Problem]:
-    """Every false claim the page makes, at the line where it starts."""
+def false_claims(text: str, release: Release, what: str = "page") -> list[Problem]:
+    """Every false claim the page (or another text: `what`) makes, at the line where it starts."""
     flat = text.replace("\n", " ")  # a claim may wrap across lines of the source
     found = []
     for claim in release.false_claims:
@@ -34,7 +42,7 @@ def false_claims(text: str, release: Release) -> list[Problem]:
             found.append(
                 Problem(
                     _line(text, match.start()),
-                    f"the page says '{said}', which is false at BeTrace {release.version}: "
+                    f"the {what} says '{said}', which is false at BeTrace {release.version}: "
                     f"{claim.why}{see}",
                 )
             )
@@ -46,7 +54,7 @@ def hidden_issues(text: str, blocks: list[Block], release: Release) -> list[Prob
     block, naming every issue it leads into (once per page: one admonition answers them all)."""
     missing: dict[int, list[str]] = {}
     for issue in release.known_issues:
-        if not issue.shown_with or f"Known issue: {issue.title}" in text:
+        if not issue.shown_with or stated(issue, text):
             continue
         first = next(
             (b for b in blocks if any(re.search(p, b.body) for p in issue.shown_with)), None
@@ -64,5 +72,65 @@ def hidden_issues(text: str, blocks: list[Block], release: Release) -> list[Prob
     ]
 
 
+def unstated_issues(text: str, page: str, release: Release) -> list[Problem]:
+    """A page that a known issue names (`pages:`) but that no longer states it, at line 1."""
+    return [
+        Problem(
+            1,
+            f"known issue {issue.id} of BeTrace {release.version} names this page "
+            f"(releases.yaml known_issues[].pages), but the page no longer states it: "
+            f'add {{{{ known_issue("{issue.id}") }}}} where the reader meets it',
+        )
+        for issue in release.known_issues
+        if page in issue.pages and not stated(issue, text)
+    ]
+
+
 def problems(text: str, blocks: list[Block], release: Release) -> list[Problem]:
     return false_claims(text, release) + hidden_issues(text, blocks, release)
+
+
+#: The artefacts' texts readers see besides the pages, held to the same false claims: the chart's
+#: README, NOTES.txt and values descriptions, the Compose files and their comments, the configs
+#: beside them, and the Nix expressions' descriptions. Folders are read whole.
+ARTEFACT_TEXTS = (
+    "helm/betrace/README.md",
+    "helm/betrace/Chart.yaml",
+    "helm/betrace/values.yaml",
+    "helm/betrace/templates",
+    "docker",
+    "nix",
+)
+_TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".tpl", ".nix", ".sh", ".example", ""}
+
+
+def artefact_files(root: Path) -> list[Path]:
+    files: list[Path] = []
+    for name in ARTEFACT_TEXTS:
+        path = root / name
+        found = sorted(path.rglob("*")) if path.is_dir() else [path]
+        files += [f for f in found if f.is_file() and f.suffix in _TEXT_SUFFIXES | {".json"}]
+    return [f for f in files if f.name != "values.schema.json"]  # generated from values.yaml
+
+
+def artefact_false_claims(root: Path, release: Release) -> list[str]:
+    """`file:LINE: reason` for every false claim in the artefacts' texts under `root`."""
+    out = []
+    for path in artefact_files(root):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = path.relative_to(root)
+        out += [f"{where}:{p.line}: {p.reason}" for p in false_claims(text, release, "text")]
+    return out
+
+
+def artefact_typed_values(root: Path, data: ReleaseData) -> list[str]:
+    """`file:LINE: reason` for every image tag, chart version, port or size that an artefact's
+    text types by hand and gets wrong (gate/typed.py, as on the pages)."""
+    from . import typed
+
+    out = []
+    for path in artefact_files(root):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = path.relative_to(root)
+        out += [f"{where}:{p.line}: {p.reason}" for p in typed.problems(text, data)]
+    return out

@@ -17,7 +17,7 @@ from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE
-from . import claims, display, live, profile, result_cache
+from . import claims, display, live, profile, result_cache, typed
 from .checkers import Checker, CheckFailure, Context, registry
 from .display import Shown
 from .ledger import Entry, entry_for, relative
@@ -114,6 +114,10 @@ class Gate:
             rendered.text, path.resolve(), self.site.docs_dir, shown, self._ids
         )
         found_problems += claims.problems(rendered.text, found, self.release_data.current)
+        found_problems += claims.unstated_issues(
+            rendered.text, relative(path, self.site.docs_dir), self.release_data.current
+        )
+        found_problems += typed.problems(rendered.text, self.release_data)
         located = [(p.line, rendered.source_line(p.line), p.reason) for p in found_problems]
         return PageResult(path, rendered, items, problems=sorted(located))
 

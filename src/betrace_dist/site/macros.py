@@ -65,6 +65,17 @@ def define(env: Any, data: ReleaseData) -> None:
         env.macro(macro, name)
 
 
+def _env_default_macro(data: ReleaseData) -> Callable[[str], str]:
+    def env_default(name: str) -> str:
+        """The value this project's artefacts give a backend variable (distribution_default)."""
+        value = data.current.backend.env_var(name).distribution_default
+        if value is None:
+            raise KeyError(f"releases.yaml gives {name} no distribution_default")
+        return value
+
+    return env_default
+
+
 def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
     """Macros that give one fact of the release, refusing names the release does not have."""
     backend = data.current.backend
@@ -110,6 +121,7 @@ def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
         "port": port,
         "endpoint": endpoint,
         "env_var": env_var,
+        "env_default": _env_default_macro(data),
         "compose_port": compose_defaults.published_port,
         "limit": limit,
     }

@@ -49,7 +49,7 @@ buildNpmPackage (finalAttrs: {
   };
 
   meta = {
-    description = "Grafana app plugin for BeTrace: write rules and review violations in Grafana";
+    description = "Grafana app plugin for BeTrace, behavioural assurance for OpenTelemetry traces";
     homepage = "https://github.com/betrace-hq/betrace";
     license = lib.licenses.mit;
     # Add the submitter's handle (maintainers/maintainer-list.nix) when opening the nixpkgs PR.

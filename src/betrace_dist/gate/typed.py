@@ -1,0 +1,120 @@
+"""Values a page types by hand instead of taking them from the release data, held to it.
+
+The design says every version, image reference, port and limit comes from releases.yaml through
+the macros. A value typed by hand is not an error while it is right; this check fails the page
+where it is wrong, wherever it stands (any kind of block, prose, a table), at its line:
+
+- a BeTrace image (`<registry>/<name>:<tag>`) with a tag no release of the history has, or a
+  name that is not a BeTrace image;
+- a pinned observability image (`grafana/tempo:<tag>`, ...) with another tag than the pinned one
+  (Grafana may also name a version the plugin is tested with);
+- `--version X` for the BeTrace chart that no release has, or for the Grafana chart other than
+  the release's version or its tested minimum;
+- a port in the backend's range (120xx) written after `:` or `=` that the backend does not serve;
+- a size in MiB that is no byte limit of the backend (a limit retyped wrong).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ..release import ReleaseData
+from ..site.tables import amount
+from .display import Problem
+
+_VERSIONISH = r"v?\d[\w.+-]*"
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _images(text: str, data: ReleaseData) -> Iterator[Problem]:
+    tags: dict[str, set[str]] = {}
+    for release in data.releases:
+        for name in ("backend", "grafana-plugin", "plugin-init"):
+            image = getattr(release.images, name.replace("-", "_"))
+            tags.setdefault(name, set()).add(image.tag)
+    pattern = re.escape(data.project.registry) + r"/([a-z0-9-]+)(?::(" + _VERSIONISH + "))?"
+    for match in re.finditer(pattern, text):
+        name, tag = match[1], match[2]
+        if name not in tags:
+            reason = f"'{match[0]}' names no BeTrace image; images: {', '.join(sorted(tags))}"
+        elif tag and tag.rstrip(".") not in tags[name]:
+            reason = (
+                f"'{match[0]}' has a tag no release has (releases.yaml: "
+                f'{", ".join(sorted(tags[name]))}); write {{{{ image("{name}") }}}}'
+            )
+        else:
+            continue
+        yield Problem(_line(text, match.start()), reason)
+
+
+def _observability(text: str, data: ReleaseData) -> Iterator[Problem]:
+    current = data.current
+    for key, pinned in current.observability.model_dump(by_alias=True).items():
+        allowed = {pinned["tag"]}
+        if key == "grafana":
+            allowed |= set(current.grafana.tested) | {current.grafana_chart.app_version}
+        short = pinned["image"].removeprefix("docker.io/")
+        pattern = r"(?<![\w/.-])(?:docker\.io/)?" + re.escape(short) + r":(" + _VERSIONISH + ")"
+        for match in re.finditer(pattern, text):
+            if match[1].rstrip(".") not in allowed:
+                yield Problem(
+                    _line(text, match.start()),
+                    f"'{match[0]}' is not the pinned {key} image ({pinned['image']}:"
+                    f'{pinned["tag"]}); write {{{{ obs_image("{key}") }}}}',
+                )
+
+
+def _chart_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
+    ours = {release.chart.version for release in data.releases}
+    chart = data.current.grafana_chart
+    theirs = {chart.version} | ({chart.minimum} if chart.minimum else set())
+    flat = text.replace("\\\n", "  ")  # a command continued on the next line is one line
+    for match in re.finditer(r"--version[ =]\"?(\d+\.\d+\.\d+[\w.+-]*)", flat):
+        start = flat.rfind("\n", 0, match.start()) + 1
+        command = flat[start : match.start()]
+        if re.search(r"grafana-community|GRAFANA_CHART|/grafana\b", command):
+            allowed, what, macro = theirs, "Grafana chart", "release.grafana_chart.version"
+        elif re.search(r"betrace", command, re.IGNORECASE):
+            allowed, what, macro = ours, "BeTrace chart", "release.chart.version"
+        else:
+            continue
+        if match[1] not in allowed:
+            yield Problem(
+                _line(text, match.start()),
+                f"--version {match[1]} is no version of the {what} in releases.yaml "
+                f"({', '.join(sorted(allowed))}); write {{{{ {macro} }}}}",
+            )
+
+
+def _ports(text: str, data: ReleaseData) -> Iterator[Problem]:
+    served = {str(port.port) for port in data.current.backend.ports.values()}
+    for match in re.finditer(r"(?<=[:=])\"?(120\d\d)\b", text):
+        if match[1] not in served:
+            yield Problem(
+                _line(text, match.start()),
+                f"port {match[1]} is not a port of the backend ({', '.join(sorted(served))}); "
+                'write {{ port("http") }} or {{ port("grpc") }}',
+            )
+
+
+def _sizes(text: str, data: ReleaseData) -> Iterator[Problem]:
+    limits = [lim for lim in data.current.backend.limits if lim.unit == "bytes"]
+    known = {amount(lim.value, lim.unit) for lim in limits}
+    for match in re.finditer(r"\b(\d+(?:\.\d+)?) ?MiB\b", text):
+        if f"{match[1]} MiB" not in known:
+            names = ", ".join(f"{lim.name} = {amount(lim.value, lim.unit)}" for lim in limits)
+            yield Problem(
+                _line(text, match.start()),
+                f"'{match[0]}' is no limit of the backend ({names}); write "
+                '{{ limit("<name>") }}',
+            )
+
+
+def problems(text: str, data: ReleaseData) -> list[Problem]:
+    """Every value the page types by hand and gets wrong."""
+    checks = (_images, _observability, _chart_versions, _ports, _sizes)
+    return [problem for check in checks for problem in check(text, data)]

@@ -1,0 +1,679 @@
+"""The probes, one small function each, registered by the name releases.yaml gives (`probe:`).
+
+Each `measure_*` runs inside the probe's network namespace (see run.py) with `params` computed
+on the host from the release data (and, for the artefact probes, from the rendered artefacts).
+Each `expect_*` states what the fact in releases.yaml claims, value by value; numbers come from
+the release data wherever it holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import Expect, Probe, at_least, at_most, contains, equal
+from .lab import Backend, Receiver, grpc_status, grpc_stream_status, listening
+
+if TYPE_CHECKING:
+    from ..release import ReleaseData
+
+#: Where a probe works inside its namespace: a private tmpfs (run.py mounts it), and a directory
+#: that is read-only even for root (run.py remounts it).
+WORK = Path("/tmp/probe")  # noqa: S108 (a tmpfs of the probe's own namespace)
+READ_ONLY = Path("/tmp/read-only")  # noqa: S108
+#: Seconds after a trace's last span before the backend evaluates it, plus margin.
+EVALUATION_WAIT = 4.5
+#: The OTLP port the lab's receiver listens on (in the probe's own namespace).
+OTLP_PORT = 4317
+
+#: The Compose guide's rule and a trace that breaks it (a large charge, fraud check skipped).
+RULE = {
+    "name": "no-fraud-skip-on-large-charge",
+    "description": "Large charges must not skip the fraud check",
+    "expression": "when { payment.charge.where(amount > 1000) } never { payment.skip_fraud_check }",
+    "enabled": True,
+    "severity": "HIGH",
+}
+
+
+def breaking_trace(trace_id: str) -> list[dict[str, Any]]:
+    charge: dict[str, Any] = {
+        "traceId": trace_id,
+        "spanId": "00f067aa0ba902b7",
+        "name": "payment.charge",
+    }
+    charge |= {"startTime": "1767225600000000000", "endTime": "1767225600050000000"}
+    charge["attributes"] = {"amount": "1500"}
+    skip: dict[str, Any] = {
+        "traceId": trace_id,
+        "spanId": "b7ad6b7169203331",
+        "name": "payment.skip_fraud_check",
+    }
+    skip |= {"parentSpanId": "00f067aa0ba902b7", "startTime": "1767225600010000000"}
+    skip |= {"endTime": "1767225600020000000", "attributes": {}}
+    return [charge, skip]
+
+
+PROBES: dict[str, Probe] = {}
+
+
+def register(probe: Probe) -> Probe:
+    PROBES[probe.name] = probe
+    return probe
+
+
+def _ports(data: ReleaseData) -> dict[str, Any]:
+    ports = data.current.backend.ports
+    return {"http": ports["http"].port, "grpc": ports["grpc"].port}
+
+
+def backend(
+    params: Mapping[str, Any],
+    name: str = "data",
+    offset: int = 0,
+    env: Mapping[str, str] | None = None,
+    to_receiver: bool = True,
+) -> Backend:
+    """A backend of this probe on the release's ports (+ offset), with `env`, reporting to the
+    lab's OTLP receiver unless `env` names an endpoint or `to_receiver` is False."""
+    sent = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"127.0.0.1:{OTLP_PORT}"} if to_receiver else {}
+    sent |= dict(env or {})
+    return Backend(
+        Path(params["program"]),
+        WORK / name,
+        params["http"] + offset,
+        params["grpc"] + offset,
+        sent,
+    )
+
+
+def receiver() -> Receiver:
+    return Receiver(OTLP_PORT).start()
+
+
+def violations(api: Backend) -> int:
+    answer = api.call("GET", f"/v1/violations?ruleId={RULE['name']}")
+    return int((answer.json() or {}).get("totalCount") or 0)
+
+
+def traffic(api: Backend) -> None:
+    """API calls just before a stop: the case in which stops were slowest."""
+    for n in range(3):
+        api.post_json("/v1/spans", {"spans": breaking_trace(f"{n:032x}")})
+        api.call("GET", "/v1/rules")
+
+
+# --- bound addresses -------------------------------------------------------------------------
+
+
+def measure_bound(params: Mapping[str, Any]) -> dict[str, Any]:
+    with receiver_running():
+        api = backend(params).start()
+        found = [a for a in listening() if not a.endswith(f":{OTLP_PORT}")]
+        api.stop(signal.SIGKILL)
+    return {"listening": found}
+
+
+def expect_bound(data: ReleaseData) -> dict[str, Expect]:
+    ports = _ports(data)
+    return {"listening": equal([f"*:{ports['http']}", f"*:{ports['grpc']}"])}
+
+
+class receiver_running:
+    def __enter__(self) -> Receiver:
+        self.receiver = receiver()
+        return self.receiver
+
+    def __exit__(self, *exc: object) -> None:
+        self.receiver.stop()
+
+
+register(Probe("bound-addresses", measure_bound, expect_bound, _ports))
+
+
+# --- readiness -------------------------------------------------------------------------------
+
+
+def _without_uptime(text: str) -> object:
+    body = json.loads(text)
+    body.pop("uptimeSeconds", None)
+    return body
+
+
+def measure_ready(params: Mapping[str, Any]) -> dict[str, Any]:
+    with receiver_running():
+        api = backend(params)
+        api.data = READ_ONLY
+        api.start()
+        health, ready = api.call("GET", "/v1/health"), api.call("GET", "/v1/ready")
+        create = api.post_json("/v1/rules", RULE)
+        api.stop(signal.SIGKILL)
+    return {
+        "ready_status": ready.status,
+        "ready_equals_health": _without_uptime(ready.body) == _without_uptime(health.body),
+        "ready_body_status": (ready.json() or {}).get("status"),
+        "rule_write_status": create.status,
+    }
+
+
+def expect_ready(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "ready_status": equal(200),
+        "ready_equals_health": equal(True),
+        "ready_body_status": equal("HEALTHY"),
+        "rule_write_status": equal(500),
+    }
+
+
+register(Probe("ready-equals-health", measure_ready, expect_ready, _ports))
+
+
+# --- body sizes ------------------------------------------------------------------------------
+
+
+def _body_of(size: int) -> bytes:
+    """A JSON body of exactly `size` bytes: one span whose one attribute fills it."""
+    span = {"traceId": "0" * 31 + "1", "spanId": "1" * 16, "name": "probe.size", "attributes": {}}
+    empty = json.dumps({"spans": [span | {"attributes": {"fill": ""}}]})
+    span["attributes"] = {"fill": "x" * (size - len(empty))}
+    body = json.dumps({"spans": [span]}).encode()
+    assert len(body) == size
+    return body
+
+
+def _body_params(data: ReleaseData) -> dict[str, Any]:
+    backend_ = data.current.backend
+    return _ports(data) | {
+        "grpc_limit": backend_.limit("request_body").value,
+        "http_limit": backend_.limit("http_request_body").value,
+    }
+
+
+def measure_body(params: Mapping[str, Any]) -> dict[str, Any]:
+    margin = 64 * 1024
+    sizes = {
+        "below_grpc_limit": params["grpc_limit"] - margin,
+        "above_grpc_limit": params["grpc_limit"] + margin,
+        "below_http_limit": params["http_limit"] - margin,
+        "above_http_limit": params["http_limit"] + margin,
+    }
+    out: dict[str, Any] = {}
+    with receiver_running():
+        api = backend(params).start()
+        for key, size in sizes.items():
+            answer = api.call("POST", "/v1/spans", _body_of(size))
+            out[key] = answer.status
+            out[f"{key}_message"] = answer.body[:200]
+        api.stop(signal.SIGKILL)
+    return out
+
+
+def expect_body(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "below_grpc_limit": equal(200),
+        "above_grpc_limit": equal(429),
+        "above_grpc_limit_message": contains("grpc: received message larger than max"),
+        "below_http_limit": equal(429),
+        "above_http_limit": equal(400),
+        "above_http_limit_message": contains("http: request body too large"),
+    }
+
+
+register(Probe("body-size", measure_body, expect_body, _body_params))
+
+
+# --- the OpenTelemetry SDK's variables --------------------------------------------------------
+
+MARKER = "probe-resource-attribute-seen"
+SERVICE_NAME = "probe-service-name-seen"
+TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+METRICS = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+
+
+def measure_otel_env(params: Mapping[str, Any]) -> dict[str, Any]:
+    env = {
+        "OTEL_RESOURCE_ATTRIBUTES": f"probe.marker={MARKER}",
+        "OTEL_SERVICE_NAME": SERVICE_NAME,
+        "OTEL_TRACES_SAMPLER": "always_off",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
+    with receiver_running() as otlp:
+        api = backend(params, env=env).start()
+        traffic(api)
+        api.stop()  # the SDK flushes what it holds on the way out
+    return {
+        "exported_over_grpc": otlp.methods(),
+        "resource_attributes_applied": otlp.payload_has(MARKER),
+        "service_name_from_code": otlp.payload_has("betrace-backend"),
+        "service_name_from_env": otlp.payload_has(SERVICE_NAME),
+    }
+
+
+def expect_otel_env(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        # traces arrive although OTEL_TRACES_SAMPLER=always_off, over gRPC although the
+        # protocol variable asks for http/protobuf: both are ignored
+        "exported_over_grpc": Expect(
+            f"both {TRACES} and {METRICS}",
+            lambda seen: isinstance(seen, list) and TRACES in seen and METRICS in seen,
+        ),
+        "resource_attributes_applied": equal(True),
+        "service_name_from_code": equal(True),
+        "service_name_from_env": equal(False),
+    }
+
+
+register(Probe("otel-variables", measure_otel_env, expect_otel_env, _ports))
+
+
+# --- restarts ----------------------------------------------------------------------------------
+
+
+def measure_recovered(params: Mapping[str, Any]) -> dict[str, Any]:
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", RULE)
+        api.stop()
+        api.start()
+        put = api.call("PUT", f"/v1/rules/{RULE['name']}", json.dumps(RULE))
+        delete = api.call("DELETE", f"/v1/rules/{RULE['name']}")
+        read = api.call("GET", f"/v1/rules/{RULE['name']}")
+        api.stop(signal.SIGKILL)
+    return {
+        "read_after_restart": read.status,
+        "put_after_restart": put.status,
+        "put_message": put.body[:200],
+        "delete_after_restart": delete.status,
+        "delete_message": delete.body[:200],
+    }
+
+
+def expect_recovered(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "read_after_restart": equal(200),
+        "put_after_restart": equal(400),
+        "put_message": contains("invalid transition from nonexistent"),
+        "delete_after_restart": equal(400),
+        "delete_message": contains("invalid transition from nonexistent"),
+    }
+
+
+register(Probe("recovered-rules", measure_recovered, expect_recovered, _ports))
+
+
+def measure_repost(params: Mapping[str, Any]) -> dict[str, Any]:
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", RULE)
+        api.stop()
+        api.start()
+        again = api.post_json("/v1/rules", RULE)
+        api.post_json("/v1/spans", {"spans": breaking_trace("a" * 32)})
+        time.sleep(EVALUATION_WAIT)
+        after_repost = violations(api)
+        api.stop()
+        api.start()
+        api.post_json("/v1/spans", {"spans": breaking_trace("b" * 32)})
+        time.sleep(EVALUATION_WAIT)
+        after_next_restart = violations(api)
+        api.stop(signal.SIGKILL)
+    return {
+        "repost_status": again.status,
+        "repost_message": again.body[:200],
+        "violations_after_repost": after_repost,
+        "violations_after_next_restart": after_next_restart,
+    }
+
+
+def expect_repost(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "repost_status": equal(500),
+        "repost_message": contains("already exists"),
+        "violations_after_repost": equal(0),
+        "violations_after_next_restart": at_least(1, "violations"),
+    }
+
+
+register(Probe("repost-after-restart", measure_repost, expect_repost, _ports))
+
+
+def measure_memory(params: Mapping[str, Any]) -> dict[str, Any]:
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", RULE)
+        api.post_json("/v1/spans", {"spans": breaking_trace("c" * 32)})
+        time.sleep(EVALUATION_WAIT)
+        before = violations(api)
+        api.stop()
+        api.start()
+        after = violations(api)
+        rule = api.call("GET", f"/v1/rules/{RULE['name']}").status
+        api.stop(signal.SIGKILL)
+    return {"violations_before_stop": before, "violations_after_start": after, "rule_kept": rule}
+
+
+def expect_memory(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "violations_before_stop": at_least(1, "violations"),
+        "violations_after_start": equal(0),
+        "rule_kept": equal(200),
+    }
+
+
+register(Probe("violations-in-memory", measure_memory, expect_memory, _ports))
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+
+def measure_partial(params: Mapping[str, Any]) -> dict[str, Any]:
+    nameless = {"traceId": "d" * 32, "spanId": "c0ffee00c0ffee00", "attributes": {}}
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", RULE)
+        answer = api.post_json("/v1/spans", {"spans": [*breaking_trace("d" * 32), nameless]})
+        time.sleep(EVALUATION_WAIT)
+        found = violations(api)
+        api.stop(signal.SIGKILL)
+    return {"batch_status": answer.status, "violations_from_refused_batch": found}
+
+
+def expect_partial(data: ReleaseData) -> dict[str, Expect]:
+    return {"batch_status": equal(400), "violations_from_refused_batch": at_least(1, "violations")}
+
+
+register(Probe("partial-ingest", measure_partial, expect_partial, _ports))
+
+
+def measure_no_otlp(params: Mapping[str, Any]) -> dict[str, Any]:
+    with receiver_running():
+        api = backend(params).start()
+        found = [a for a in listening() if not a.endswith(f":{OTLP_PORT}")]
+        otlp_http = api.call("POST", "/v1/traces", b"{}").status
+        otlp_grpc = grpc_status(params["grpc"], TRACES)
+        spans = api.post_json("/v1/spans", {"spans": breaking_trace("e" * 32)})
+        api.stop(signal.SIGKILL)
+    return {
+        "listening": found,
+        "otlp_http_traces": otlp_http,
+        "otlp_grpc_traces": otlp_grpc,
+        "spans_accepted": (spans.json() or {}).get("accepted"),
+    }
+
+
+def expect_no_otlp(data: ReleaseData) -> dict[str, Expect]:
+    ports = _ports(data)
+    return {
+        "listening": equal([f"*:{ports['http']}", f"*:{ports['grpc']}"]),
+        "otlp_http_traces": equal(404),
+        "otlp_grpc_traces": equal("UNIMPLEMENTED"),
+        "spans_accepted": equal(2),
+    }
+
+
+register(Probe("no-otlp-receiver", measure_no_otlp, expect_no_otlp, _ports))
+
+
+# --- rules whose expression does not compile -----------------------------------------------------
+
+
+def measure_compile_trap(params: Mapping[str, Any]) -> dict[str, Any]:
+    broken = RULE | {"expression": "when { payment.charge.where(amount > ) } never { x }"}
+    other = RULE | {"name": "no-fraud-skip-on-large-charge-2"}
+    path = f"/v1/rules/{RULE['name']}"
+    with receiver_running():
+        api = backend(params).start()
+        first = api.post_json("/v1/rules", broken)
+        again = api.post_json("/v1/rules", RULE)
+        read = api.call("GET", path)
+        put = api.call("PUT", path, json.dumps(RULE))
+        renamed = api.post_json("/v1/rules", other)
+        api.stop()
+        api.start()
+        after_restart = api.post_json("/v1/rules", RULE)
+        api.stop(signal.SIGKILL)
+    return {
+        "broken_expression": first.status,
+        "post_fixed_same_name": again.status,
+        "post_fixed_message": again.body[:200],
+        "get_same_name": read.status,
+        "put_same_name": put.status,
+        "put_message": put.body[:200],
+        "post_other_name": renamed.status,
+        "post_same_name_after_restart": after_restart.status,
+    }
+
+
+def expect_compile_trap(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "broken_expression": equal(400),
+        "post_fixed_same_name": equal(409),
+        "post_fixed_message": contains("already exists"),
+        "get_same_name": equal(404),
+        "put_same_name": equal(400),
+        "put_message": contains("invalid transition from draft"),
+        "post_other_name": equal(200),
+        "post_same_name_after_restart": equal(200),
+    }
+
+
+register(Probe("compile-trap", measure_compile_trap, expect_compile_trap, _ports))
+
+
+# --- the start-up log, gRPC, CORS -----------------------------------------------------------------
+
+
+def measure_startup_log(params: Mapping[str, Any]) -> dict[str, Any]:
+    with receiver_running():
+        api = backend(params).start()
+        time.sleep(0.3)  # the log lines come right after the listeners start
+        out = {
+            "log": api.text(),
+            "advertised_path": api.call("GET", "/health").status,
+            "health_path": api.call("GET", "/v1/health").status,
+        }
+        api.stop(signal.SIGKILL)
+    return out
+
+
+def expect_startup_log(data: ReleaseData) -> dict[str, Expect]:
+    port = _ports(data)["http"]
+    return {
+        "log": contains(f"http://localhost:{port}/health"),
+        "advertised_path": equal(404),
+        "health_path": equal(200),
+    }
+
+
+register(Probe("startup-log", measure_startup_log, expect_startup_log, _ports))
+
+BETRACE_SERVICES = {
+    "HealthService": "/betrace.v1.HealthService/Check",
+    "RuleService": "/betrace.v1.RuleService/ListRules",
+    "SpanService": "/betrace.v1.SpanService/IngestSpans",
+    "ViolationService": "/betrace.v1.ViolationService/ListViolations",
+}
+
+
+def measure_grpc(params: Mapping[str, Any]) -> dict[str, Any]:
+    port = params["grpc"]
+    with receiver_running():
+        api = backend(params).start()
+        out = {
+            "grpc_health": grpc_status(port, "/grpc.health.v1.Health/Check"),
+            "reflection_v1": grpc_stream_status(
+                port, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+            ),
+            "reflection_v1alpha": grpc_stream_status(
+                port, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+            ),
+        }
+        for service, method in BETRACE_SERVICES.items():
+            out[service] = grpc_status(port, method)
+        api.stop(signal.SIGKILL)
+    return out
+
+
+def expect_grpc(data: ReleaseData) -> dict[str, Expect]:
+    served = Expect("served (any status but UNIMPLEMENTED)", lambda seen: seen != "UNIMPLEMENTED")
+    out = {key: equal("UNIMPLEMENTED") for key in ("grpc_health", "reflection_v1")}
+    out["reflection_v1alpha"] = equal("UNIMPLEMENTED")
+    return out | dict.fromkeys(BETRACE_SERVICES, served)
+
+
+register(Probe("grpc-services", measure_grpc, expect_grpc, _ports))
+
+
+def measure_cors(params: Mapping[str, Any]) -> dict[str, Any]:
+    preflight = {
+        "Origin": "https://grafana.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "x-api-key",
+    }
+    with receiver_running():
+        api = backend(params).start()
+        answer = api.call("OPTIONS", "/v1/rules", headers=preflight)
+        plain = api.call("GET", "/v1/rules", headers={"Origin": "https://grafana.example"})
+        api.stop(signal.SIGKILL)
+    allowed = answer.headers.get("access-control-allow-headers", "")
+    return {
+        "preflight_status": answer.status,
+        "allow_origin": answer.headers.get("access-control-allow-origin"),
+        "allow_origin_on_get": plain.headers.get("access-control-allow-origin"),
+        "allow_headers": [h.strip() for h in allowed.split(",") if h.strip()],
+        "allow_methods": answer.headers.get("access-control-allow-methods"),
+    }
+
+
+def _cors_params(data: ReleaseData) -> dict[str, Any]:
+    return _ports(data)
+
+
+def expect_cors(data: ReleaseData) -> dict[str, Expect]:
+    cors = data.current.backend.cors
+    return {
+        "preflight_status": equal(200),
+        "allow_origin": equal(cors.allow_origin),
+        "allow_origin_on_get": equal(cors.allow_origin),
+        "allow_headers": equal(list(cors.allow_headers)),
+        "allow_methods": equal(", ".join(cors.allow_methods)),
+    }
+
+
+register(Probe("cors", measure_cors, expect_cors, _cors_params))
+
+
+# --- stopping ------------------------------------------------------------------------------
+
+
+def _timed_stop(
+    params: Mapping[str, Any], name: str, offset: int, env: Mapping[str, str], to_receiver: bool
+) -> float:
+    api = backend(params, name, offset, env, to_receiver).start()
+    traffic(api)
+    return api.stop()
+
+
+def _in_parallel(
+    params: Mapping[str, Any], runs: Mapping[str, Mapping[str, str]], to_receiver: bool = True
+) -> dict[str, Any]:
+    """Each run's stop time in seconds, all runs at once on ports of their own."""
+    with ThreadPoolExecutor(len(runs)) as pool:
+        futures = {
+            key: pool.submit(_timed_stop, params, key, 10 * (n + 1), env, to_receiver)
+            for n, (key, env) in enumerate(runs.items())
+        }
+        return {f"{key}_s": future.result() for key, future in futures.items()}
+
+
+def _stop_params(data: ReleaseData) -> dict[str, Any]:
+    timeout = data.current.backend.env_var("OTEL_EXPORTER_OTLP_TIMEOUT")
+    return _ports(data) | {"timeout_ms": timeout.distribution_default}
+
+
+#: a loopback address with no listener in the probe's namespace
+NOTHING_LISTENS = "127.0.0.1:4999"
+
+
+def measure_stop(params: Mapping[str, Any]) -> dict[str, Any]:
+    runs: dict[str, dict[str, str]] = {
+        "with_receiver": {},
+        "without_listener": {"OTEL_EXPORTER_OTLP_ENDPOINT": NOTHING_LISTENS},
+        "without_listener_with_timeout": {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": NOTHING_LISTENS,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": str(params["timeout_ms"]),
+        },
+    }
+    with receiver_running():
+        return _in_parallel(params, runs)
+
+
+def expect_stop(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "with_receiver_s": at_most(1.0),
+        # longer than Docker's default stop timeout of 10 s
+        "without_listener_s": at_least(10.0),
+        "without_listener_with_timeout_s": at_most(5.0),
+    }
+
+
+register(Probe("stop-time", measure_stop, expect_stop, _stop_params, limit=90.0))
+
+
+def measure_artefact_stop(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend with each artefact's own environment (`params["artefacts"]`, read from the
+    rendered chart and the resolved Compose project), stopped after API traffic: as written
+    (the Compose endpoint's name does not resolve here; the chart's default endpoint refuses),
+    and with the endpoint on a loopback port that refuses."""
+    runs: dict[str, dict[str, str]] = {}
+    for artefact, env in params["artefacts"].items():
+        runs[f"{artefact}_as_written"] = env
+        runs[f"{artefact}_refused"] = env | {"OTEL_EXPORTER_OTLP_ENDPOINT": NOTHING_LISTENS}
+    return _in_parallel(params, runs, to_receiver=False)
+
+
+#: What the runner can measure: every probe, and the stop of each artefact's backend (not a fact
+#: of releases.yaml: its bound is each artefact's grace period, see tests/test_probes.py).
+MEASUREMENTS: dict[str, Probe] = PROBES | {
+    "artefact-stop": Probe("artefact-stop", measure_artefact_stop, lambda data: {}, _ports, 90.0)
+}
+
+
+# --- a page's example, run against the real backend ----------------------------------------------
+
+
+def measure_python_example(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The send-traces page's Python example, as readers see it (`params["source"]`), run
+    against the real backend listening where the example sends (`params["http"]`), with the
+    page's rule (`params["rule"]`) created first: what `post_spans` returned, and how many
+    violations of that rule the backend then recorded."""
+    import contextlib
+    import io
+
+    rule = json.loads(params["rule"])
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", rule)
+        scope: dict[str, Any] = {"__name__": "example"}
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            exec(compile(params["source"], "example.py", "exec"), scope)  # noqa: S102 (the page's own example, in the probe's namespace)
+            answer = scope["post_spans"]([scope["charge"], scope["skipped"]])
+        time.sleep(EVALUATION_WAIT)
+        found = api.call("GET", f"/v1/violations?ruleId={rule['name']}").json() or {}
+        api.stop(signal.SIGKILL)
+    return {
+        "answer": answer,
+        "printed": printed.getvalue(),
+        "violations": found.get("totalCount"),
+        "violated_rules": sorted({v.get("ruleId") for v in found.get("violations") or []}),
+    }
+
+
+MEASUREMENTS["python-example"] = Probe(
+    "python-example", measure_python_example, lambda data: {}, _ports, 60.0
+)

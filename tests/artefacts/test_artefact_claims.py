@@ -1,0 +1,124 @@
+"""The artefacts' texts (chart README, NOTES.txt, values descriptions, Compose comments, Nix
+descriptions) are held to releases.yaml's false_claims, as the pages are.
+
+Each old wording below is the one the artefact had before the audit against the running backend
+(issue 18) found it false; written back into a copy of its file, it fails with file:LINE.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.gate.claims import artefact_false_claims, artefact_files, artefact_typed_values
+from betrace_dist.release import ReleaseData
+
+
+def test_the_artefacts_make_no_false_claim(release_data: ReleaseData) -> None:
+    files = {str(f.relative_to(REPO_ROOT)) for f in artefact_files(REPO_ROOT)}
+    assert {"helm/betrace/README.md", "helm/betrace/templates/NOTES.txt"} <= files
+    assert {"helm/betrace/values.yaml", "docker/docker-compose.yml"} <= files
+    assert "nix/pkgs/by-name/gr/grafana-betrace-app/package.nix" in files
+    assert artefact_false_claims(REPO_ROOT, release_data.current) == []
+
+
+OLD_WORDINGS = [
+    pytest.param(
+        "helm/betrace/templates/NOTES.txt",
+        "4. The app's Test connection (its configuration page) calls the backend from your",
+        "4. The plugin calls the backend at {{ .Values.grafana.plugin.backendUrl }} from your",
+        "Test connection uses backendUrl",
+        id="notes-plugin-calls-backend-url",
+    ),
+    pytest.param(
+        "helm/betrace/README.md",
+        "configuration page's Test connection calls the backend at",
+        "plugin runs in the user's browser and calls the backend at",
+        "app's pages ignore it",
+        id="readme-plugin-calls-backend-url",
+    ),
+    pytest.param(
+        "helm/betrace/values.yaml",
+        "empty means <backend.ingress.host> with https://",
+        "empty means https://<backend.ingress.host> with",
+        "unless backend.ingress.tlsSecret",
+        id="values-ingress-https",
+    ),
+    pytest.param(
+        "helm/betrace/values.yaml",
+        "and in a few seconds with otlpTimeoutMs",
+        "but took 11-20 s",
+        "10 to 31 s",
+        id="values-stop-time",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "and an observability\n# stack (",
+        "and the observability\n# stack the backend reports to (",
+        "nothing to Loki or Pyroscope",
+        id="compose-reports-to-loki",
+    ),
+    pytest.param(
+        "nix/pkgs/by-name/gr/grafana-betrace-app/package.nix",
+        "Grafana app plugin for BeTrace, behavioural assurance for OpenTelemetry traces",
+        "Grafana app plugin for BeTrace: write rules and review violations in Grafana",
+        "known issue app-pages-ignore-backend-url",
+        id="nix-description",
+    ),
+]
+
+
+@pytest.mark.parametrize(("relative", "now", "old", "reason"), OLD_WORDINGS)
+def test_an_old_wording_fails_at_its_file_and_line(
+    relative: str, now: str, old: str, reason: str, tmp_path: Path, release_data: ReleaseData
+) -> None:
+    text = (REPO_ROOT / relative).read_text(encoding="utf-8")
+    assert now in text, f"{relative} no longer says {now!r}: update this test"
+    target = tmp_path / relative
+    target.parent.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / relative, target)
+    changed = text.replace(now, old, 1)
+    target.write_text(changed, encoding="utf-8")
+    first = changed[: changed.index(old)].count("\n") + 1
+    lines = range(first, first + old.count("\n") + 1)  # a claim is reported where it starts
+    found = artefact_false_claims(tmp_path, release_data.current)
+    assert any(
+        f.split(":", 2)[:2] == [relative, str(n)] and reason in f for f in found for n in lines
+    ), (f"{relative}:{first}", found)
+
+
+def test_the_artefacts_type_no_wrong_value(release_data: ReleaseData) -> None:
+    assert artefact_typed_values(REPO_ROOT, release_data) == []
+
+
+@pytest.mark.parametrize(
+    ("relative", "now", "wrong", "reason"),
+    [
+        (
+            "helm/betrace/README.md",
+            "localhost:12011",
+            "localhost:12013",
+            "not a port of the backend",
+        ),
+        (
+            "docker/docker-compose.yml",
+            "ghcr.io/betrace-hq/betrace/backend:2.0.0",
+            "ghcr.io/betrace-hq/betrace/backend:1.9.0",
+            "has a tag no release has",
+        ),
+    ],
+)
+def test_a_wrong_value_typed_in_an_artefact_fails_at_its_line(
+    relative: str, now: str, wrong: str, reason: str, tmp_path: Path, release_data: ReleaseData
+) -> None:
+    text = (REPO_ROOT / relative).read_text(encoding="utf-8")
+    assert now in text, f"{relative} no longer says {now!r}: update this test"
+    target = tmp_path / relative
+    target.parent.mkdir(parents=True)
+    target.write_text(text.replace(now, wrong, 1), encoding="utf-8")
+    line = text[: text.index(now)].count("\n") + 1
+    found = artefact_typed_values(tmp_path, release_data)
+    assert any(f.startswith(f"{relative}:{line}: ") and reason in f for f in found), found

@@ -1,0 +1,361 @@
+"""Every observed fact of releases.yaml, measured again on the real backend in this run.
+
+Each `observed:` fact names a probe (src/betrace_dist/probes/catalogue.py); the probes run at once,
+each in a network namespace of its own with only loopback, against the backend built from the
+upstream snapshot (or the one BETRACE_LIVE_BACKEND names). A probe that disagrees fails with the
+fact's releases.yaml:LINE and what it measured. The artefact test starts the backend with the
+Compose stack's and the chart's own environment and holds its stop to half their grace period.
+
+The backend is the live tier's (built from the upstream snapshot by default); with --no-live or
+without a snapshot the measurements are skipped with the reason (a failure under
+BETRACE_REQUIRE_TOOLS=1, as in CI); the tests of the probes' reporting run without one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from betrace_dist import REPO_ROOT, tools
+from betrace_dist.artefacts import compose as c
+from betrace_dist.probes import Expect, disagreements
+from betrace_dist.probes.catalogue import PROBES
+from betrace_dist.probes.run import Fact, Job, Outcome, observed_facts, report, run_all, verdict
+from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data
+
+from .conftest import skip_or_fail
+
+FACTS = observed_facts(RELEASES_FILE)
+NAMES = sorted({fact.probe for fact in FACTS})
+CHART = REPO_ROOT / "helm" / "betrace"
+#: Variables the probe sets itself: the data directory and the ports name container places.
+ADAPTED = ("BETRACE_DATA_DIR", "BETRACE_PORT_BACKEND", "BETRACE_PORT_GRPC")
+
+
+def backend_program() -> Path:
+    """The backend the live tier uses (built from the upstream snapshot, or --live-backend /
+    BETRACE_LIVE_BACKEND); without one a skip with the reason, a failure in CI."""
+    from betrace_dist.gate import live
+
+    program = live.program()
+    if program is None:
+        skip_or_fail(f"no real backend for the probes: {live.off_reason() or 'not configured'}")
+    if not tools.find("bwrap"):
+        skip_or_fail(
+            "bubblewrap (bwrap) is not installed: the probes run the backend in a network namespace"
+        )
+    return program
+
+
+def _artefact_env(env: dict[str, Any]) -> dict[str, str]:
+    """A backend environment as the probe can start it: places and ports adapted, a Secret's
+    value (None) replaced by a stand-in."""
+    return {
+        name: "probe-stand-in-secret" if value is None else str(value)
+        for name, value in env.items()
+        if name not in ADAPTED
+    }
+
+
+def compose_backend(tmp: Path) -> tuple[dict[str, str], float]:
+    """The Compose stack's backend environment (as `docker compose config` resolves it) and
+    its stop_grace_period in seconds."""
+    from .artefacts.test_compose import write_env
+
+    binary = c.compose_binary()
+    stack = c.Stack(c.load_project(c.COMPOSE_FILE, write_env(tmp), binary), c.COMPOSE_FILE)
+    grace = c.duration_seconds(stack.service("backend").get("stop_grace_period") or "10s")
+    assert grace is not None
+    return _artefact_env(dict(stack.env("backend"))), grace
+
+
+def chart_backend(helm: Any) -> tuple[dict[str, str], float]:
+    """The chart's backend environment (rendered with its default values) and its
+    terminationGracePeriodSeconds."""
+    from betrace_dist.artefacts import chart_policy
+    from betrace_dist.backend_env import container_env
+
+    manifests = helm.template(CHART)
+    (deployment,) = [m for m in manifests if m.kind == "Deployment" and m.name.endswith("backend")]
+    pod = deployment.doc["spec"]["template"]["spec"]
+    (container,) = [ct for _, ct in chart_policy.containers(pod) if ct.get("name") == "backend"]
+    return _artefact_env(container_env(container)), float(pod["terminationGracePeriodSeconds"])
+
+
+@pytest.fixture(scope="module")
+def artefacts(helm: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    compose_env, compose_grace = compose_backend(tmp_path_factory.mktemp("compose-env"))
+    chart_env, chart_grace = chart_backend(helm)
+    return {
+        "env": {"compose": compose_env, "chart": chart_env},
+        "grace": {"compose": compose_grace, "chart": chart_grace},
+    }
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    release_data: ReleaseData, artefacts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Outcome | str]:
+    """Every probe, the artefacts' stop and the probes of the changed facts, measured at once."""
+    program = backend_program()
+    jobs = {name: Job(name, release_data) for name in NAMES}
+    jobs["artefact-stop"] = Job("artefact-stop", release_data, {"artefacts": artefacts["env"]})
+    jobs["python-example"] = Job("python-example", release_data, python_example())
+    for name, (old, new) in CHANGED_FACTS.items():
+        changed = _broken(tmp_path_factory.mktemp(name) / "releases.yaml", old, new)
+        jobs[f"changed:{name}"] = Job(name, load_release_data(changed))
+    found = run_all(jobs, program)
+    for name, outcome in sorted(found.items()):
+        if isinstance(outcome, Outcome):
+            print(f"probe {name} ({outcome.seconds:g} s): {outcome.measured}")
+    return found
+
+
+SEND_TRACES = REPO_ROOT / "docs" / "guides" / "send-traces-to-betrace.md"
+COMPOSE_GUIDE = REPO_ROOT / "docs" / "guides" / "deploy-with-docker-compose.md"
+
+
+def page_blocks(page: Path) -> list[Any]:
+    """The fenced blocks of a page as readers see it (rendered with the site's macros)."""
+    from betrace_dist.gate.lexer import blocks
+    from betrace_dist.gate.render import Site
+
+    return blocks(Site(REPO_ROOT / "mkdocs.yml").render(page).text)
+
+
+def block(page: Path, language: str, title: str | None = None) -> str:
+    found = [
+        b.body
+        for b in page_blocks(page)
+        if b.language == language and (title is None or b.attrs.get("title") == title)
+    ]
+    assert len(found) == 1, f"{page.name}: expected one {language} block titled {title!r}"
+    return str(found[0])
+
+
+def python_example() -> dict[str, Any]:
+    """The send-traces page's Python example and the Compose guide's rule it breaks."""
+    return {
+        "source": block(SEND_TRACES, "python"),
+        "rule": block(COMPOSE_GUIDE, "json", "rule.json"),
+    }
+
+
+def measured(outcomes: dict[str, Outcome | str], name: str) -> dict[str, Any]:
+    outcome = outcomes[name]
+    if isinstance(outcome, str):
+        pytest.fail(outcome, pytrace=False)
+    return outcome.measured
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_observed_facts_hold_on_the_real_backend(
+    name: str, outcomes: dict[str, Outcome | str], release_data: ReleaseData
+) -> None:
+    problems = verdict(name, release_data, measured(outcomes, name))
+    assert not problems, "\n".join(report(FACTS, name, problems, "releases.yaml"))
+
+
+@pytest.mark.parametrize("artefact", ["compose", "chart"])
+def test_the_backend_stops_well_inside_each_artefacts_grace_period(
+    artefact: str, outcomes: dict[str, Outcome | str], artefacts: dict[str, Any]
+) -> None:
+    grace = artefacts["grace"][artefact]
+    stops = {k: v for k, v in measured(outcomes, "artefact-stop").items() if artefact in k}
+    assert len(stops) == 2, stops
+    slow = {k: v for k, v in stops.items() if v > grace / 2}
+    assert not slow, (
+        f"the backend started with the {artefact} environment took {slow} s to stop; its grace "
+        f"period is {grace:g} s (want at most half): {artefacts['env'][artefact]}"
+    )
+
+
+# --- the probes' own guarantees, without a backend ------------------------------------------------
+
+
+def test_every_observed_fact_names_a_probe_that_exists() -> None:
+    assert FACTS and all(fact.probe in PROBES for fact in FACTS), [
+        f"releases.yaml:{f.line}: {f.field} probe {f.probe!r}"
+        for f in FACTS
+        if f.probe not in PROBES
+    ]
+    text = RELEASES_FILE.read_text(encoding="utf-8")
+    assert text.count("\n        probe: ") + text.count("\n          probe: ") == len(FACTS)
+
+
+def test_every_probe_is_named_by_a_fact() -> None:
+    assert set(PROBES) == set(NAMES)
+
+
+def _broken(path: Path, old: str, new: str) -> Path:
+    text = RELEASES_FILE.read_text(encoding="utf-8")
+    assert old in text, f"releases.yaml no longer contains {old!r}: update this test"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_an_observed_fact_without_a_probe_is_refused(tmp_path: Path) -> None:
+    from betrace_dist.errors import ProblemsError
+
+    path = _broken(
+        tmp_path / "releases.yaml", "        probe: cors\n      endpoints:", "      endpoints:"
+    )
+    with pytest.raises(ProblemsError) as caught:
+        load_release_data(path)
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert problem.startswith(f"{path}:") and "backend.cors" in problem, problem
+    assert "needs `probe: <name>`" in problem
+
+
+def test_a_probe_name_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    from betrace_dist.errors import ProblemsError
+
+    path = _broken(
+        tmp_path / "releases.yaml",
+        "probe: cors\n      endpoints:",
+        "probe: corss\n      endpoints:",
+    )
+    with pytest.raises(ProblemsError) as caught:
+        load_release_data(path)
+    (problem,) = [str(p) for p in caught.value.problems]
+    line = path.read_text().splitlines().index("        probe: corss") + 1
+    assert problem.startswith(f"{path}:{line}:") and "no probe is named 'corss'" in problem
+
+
+#: a changed expectation for each probe: an edit of releases.yaml the real measurement refutes,
+#: or (for probes whose claims are fixed words of the fact) a wrong measurement
+CHANGED_FACTS: dict[str, tuple[str, str]] = {
+    "bound-addresses": ("    http:\n          port: 12011", "    http:\n          port: 12013"),
+    "cors": (
+        "allow_headers: [Content-Type, Authorization,",
+        "allow_headers: [Content-Type, X-API-Key,",
+    ),
+    "body-size": ("value: 4194304", "value: 10485760"),
+    "stop-time": ('distribution_default: "1000"', 'distribution_default: "5000"'),
+}
+
+
+def _wrong(value: Any) -> Iterator[Any]:
+    """Values a measurement could have had instead of `value`."""
+    if isinstance(value, bool):
+        yield not value
+    elif isinstance(value, int | float):
+        yield from (value + 1000, value - 1000, 0)
+    elif isinstance(value, str):
+        yield from ("", "OK", "UNIMPLEMENTED", value + "-changed")
+    elif isinstance(value, list):
+        yield from ([], [*value, "extra"])
+
+
+def _true_measurement(name: str, release_data: ReleaseData) -> dict[str, Any]:
+    """A measurement that bears out every claim of the probe (made from its expectations)."""
+    out: dict[str, Any] = {}
+    for key, expect in PROBES[name].expect(release_data).items():
+        out[key] = next(v for v in _candidates(expect) if expect.holds(v))
+    return out
+
+
+def _candidates(expect: Expect) -> Iterator[Any]:
+    says = expect.says
+    if says.startswith("= "):
+        import ast
+
+        yield ast.literal_eval(says[2:])
+    if says.startswith("served"):
+        yield "OK"
+    yield from (0.5, 2.0, 12.0, 400, 1)
+    if says.startswith("contains "):
+        yield says.removeprefix("contains ").strip("'")
+    yield "served"
+    yield [
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_claim_of_a_probe_fails_on_a_wrong_measurement_with_the_facts_line(
+    name: str, release_data: ReleaseData
+) -> None:
+    """Break test: for each value a probe checks, a changed measurement makes it fail, and the
+    report names every fact of the probe with its releases.yaml line."""
+    right = _true_measurement(name, release_data)
+    assert not verdict(name, release_data, right)
+    lines = {f.line for f in FACTS if f.probe == name}
+    for key, value in right.items():
+        caught = [
+            problems
+            for wrong in _wrong(value)
+            if (problems := verdict(name, release_data, right | {key: wrong}))
+        ]
+        assert caught, f"probe {name}: no wrong value of {key} is caught"
+        text = "\n".join(report(FACTS, name, caught[0], "releases.yaml"))
+        assert all(f"releases.yaml:{line}: " in text for line in lines), text
+        assert caught[0][0].startswith(f"{key}: the fact says"), caught[0]
+    missing = disagreements(PROBES[name].expect(release_data), {})
+    assert len(missing) == len(right)
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED_FACTS))
+def test_a_changed_fact_fails_against_the_real_measurement(
+    name: str, outcomes: dict[str, Outcome | str], tmp_path: Path
+) -> None:
+    """Break test on the real measurement: releases.yaml edited to say something else."""
+    old, new = CHANGED_FACTS[name]
+    changed = load_release_data(_broken(tmp_path / "releases.yaml", old, new))
+    problems = verdict(name, changed, measured(outcomes, f"changed:{name}"))
+    assert problems, f"probe {name} did not notice the change {old!r} -> {new!r}"
+    text = "\n".join(report(FACTS, name, problems, "releases.yaml"))
+    print(text)
+    assert "releases.yaml:" in text and "measured" in text
+
+
+def test_the_report_names_the_line_and_the_measurement() -> None:
+    facts = [Fact(540, "releases[0].known_issues[3]", "stop-time", "after API traffic ...")]
+    problems = disagreements(
+        {"with_receiver_s": Expect("<= 1 s", lambda v: v <= 1)}, {"with_receiver_s": 3.2}
+    )
+    assert report(facts, "stop-time", problems, "releases.yaml") == [
+        "releases.yaml:540: releases[0].known_issues[3] (probe stop-time) says: "
+        "after API traffic ...",
+        "    with_receiver_s: the fact says <= 1 s, measured 3.2",
+    ]
+
+
+def test_the_python_example_of_the_send_traces_page_runs_against_the_real_backend(
+    outcomes: dict[str, Outcome | str],
+) -> None:
+    """The page's example posts its two spans with `post_spans` to the real backend: the answer
+    is the one the page documents (its "Answer" block), and the spans break the Compose guide's
+    rule, as the page says, so the backend records one violation of it."""
+    found = measured(outcomes, "python-example")
+    documented = json.loads(block(SEND_TRACES, "json", "Answer"))
+    rule = json.loads(python_example()["rule"])["name"]
+    assert not example_disagreements(found, documented, rule), found
+
+
+def example_disagreements(found: dict[str, Any], documented: object, rule: str) -> list[str]:
+    out = []
+    if found["answer"] != documented:
+        out.append(
+            f"the page documents the answer {documented}, the backend gave {found['answer']}"
+        )
+    if (found["violations"], found["violated_rules"]) != (1, [rule]):
+        out.append(f"one violation of {rule} expected, the backend recorded {found['violations']}")
+    return out
+
+
+def test_a_changed_documented_answer_or_a_missing_violation_is_caught() -> None:
+    """Break test of the comparison: the page documenting another answer, or no violation."""
+    real = {"answer": {"accepted": 2, "rejected": 0, "errors": []}, "violations": 1}
+    real["violated_rules"] = ["r"]
+    assert example_disagreements(real, {"accepted": 2, "rejected": 0, "errors": []}, "r") == []
+    wrong = example_disagreements(real, {"accepted": 3, "rejected": 0, "errors": []}, "r")
+    assert wrong and "accepted': 3" in wrong[0]
+    assert example_disagreements(
+        real | {"violations": 0, "violated_rules": []}, real["answer"], "r"
+    )
