@@ -108,6 +108,30 @@ CASES = [
         ["--branch main: the tag of this release is v2.0.0"],
     ),
     (
+        "helm-stack-key-level.md",
+        "helm install kps",
+        [
+            "stack-values.yaml:5:",
+            "'extraInitContainers' is a key of the Grafana chart at the top level",
+            "indent it under 'grafana:'",
+        ],
+    ),
+    (
+        "helm-stack-init-security.md",
+        "helm install kps",
+        ["stack-values.yaml:3:", "fails Pod Security 'restricted'", "seccompProfile.type"],
+    ),
+    (
+        "helm-grafana-rolling-volume.md",
+        "helm upgrade grafana",
+        ["ReadWriteOnce volume", "deploymentStrategy.type: Recreate"],
+    ),
+    (
+        "git-pull-detached.md",
+        "git pull",
+        ["has v2.0.0 checked out on a detached HEAD", "git fetch --tags"],
+    ),
+    (
         "nix-otlp-scheme.md",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         ["betrace-backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT", "host:port with no scheme"],
