@@ -159,5 +159,6 @@ def test_mistake_is_named_with_page_line_and_what_exists(
 
 
 def test_every_mistake_page_is_covered() -> None:
-    pages = {p.name for p in DOCS.glob("*.md")} - {"index.md"}
+    # python-minimum.md fails in a Python block: tests/test_python_minimum.py reads it
+    pages = {p.name for p in DOCS.glob("*.md")} - {"index.md", "python-minimum.md"}
     assert pages == {c[0] for c in CASES}

@@ -222,6 +222,12 @@ class ToolSupport(Model):
     minimum: SemVer
 
 
+class Examples(Model):
+    """What the guides' own examples need of the reader's machine."""
+
+    python_minimum: MinorVersion
+
+
 class GrafanaChart(Model):
     repo_name: str
     repo_url: str = Field(pattern=r"^https://")
@@ -440,6 +446,7 @@ class Release(Model):
     grafana_chart: GrafanaChart
     observability: Observability
     backend: Backend
+    examples: Examples | None = None
     known_issues: list[KnownIssue] = Field(default_factory=list)
     false_claims: list[FalseClaim] = Field(default_factory=list)
 
