@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test gate ledger build lint bench tools setup clean checkov
+.PHONY: help serve test gate ledger build lint bench tools setup clean checkov system-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,9 +28,12 @@ tools: $(STAMP) $(AXE) ## fetch the external tools the gate runs (helm 4 and 3, 
 	$(BIN)/python -m betrace_dist.tools install
 
 # axe-core for the accessibility checks, pinned by the lock file (needs npm; skipped without it)
-$(AXE): tests/browser/package-lock.json
+$(AXE): tests/browser/package-lock.json | system-deps
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --silent; \
 	else echo "npm not found: the accessibility checks will be skipped (and fail in CI)"; fi
+
+system-deps: ## install the system programs the tests need (bwrap, nix, chromium, npm, strace) as root with apt; otherwise list them
+	scripts/install-system-deps
 
 checkov: $(STAMP) ## create .venv-checkov with the pinned checkov (the second security scanner CI runs)
 	$(BIN)/python -m betrace_dist.artefacts.checkov install
@@ -41,7 +44,7 @@ serve: $(STAMP) ## serve the site locally with live reload on http://127.0.0.1:8
 build: $(STAMP) ## build the site into site/ (strict, offline)
 	$(BIN)/mkdocs build --strict
 
-test: tools ## run every test: engine, artefacts, site build and the doc gate (pytest docs/)
+test: system-deps tools ## run every test: engine, artefacts, site build and the doc gate (pytest docs/)
 	$(BIN)/pytest -n 2 --dist=loadfile $(PYTEST_ARGS)
 
 gate: tools ## run only the doc gate on docs/ (PAGE=docs/x.md for one page)
