@@ -127,6 +127,20 @@ CASES = [
         ["ReadWriteOnce volume", "deploymentStrategy.type: Recreate"],
     ),
     (
+        "kubectl-gitops-unstable.md",
+        "kubectl apply",
+        [
+            "application.yaml: the Application's values render differently each time",
+            "Secret/betrace-backend",
+            "backend.signatureKey.existingSecret",
+        ],
+    ),
+    (
+        "kubectl-gitops-crd-key.md",
+        "kubectl apply",
+        ["flux.yaml: HelmRelease spec.install:", "'createNamespaces' was unexpected"],
+    ),
+    (
         "git-pull-detached.md",
         "git pull",
         ["has v2.0.0 checked out on a detached HEAD", "git fetch --tags"],

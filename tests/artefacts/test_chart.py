@@ -23,6 +23,7 @@ EXPECTED_SCENARIOS = {
     "external-observability-values.yaml",
     "plugin-image-values.yaml",
     "backend-only-values.yaml",
+    "gitops-values.yaml",
 }
 
 
@@ -436,3 +437,16 @@ def test_pull_secret_reaches_every_pod_the_chart_makes(helm: Helm, setting: str)
         assert spec.get("imagePullSecrets") == [{"name": "regcred"}], f"{m.kind}/{m.name}"
     for m, spec in chart_policy.pod_specs(helm.template(CHART)):
         assert "imagePullSecrets" not in spec, f"{m.kind}/{m.name}: a pull secret nobody set"
+
+
+def test_gitops_scenario_renders_the_same_twice(helm: Helm) -> None:
+    """What Argo CD and Flux compare: with existing Secrets named, nothing in the render is
+    generated; with the defaults, the generated Secrets differ between two renders."""
+    gitops = [CHART / "ci" / "gitops-values.yaml"]
+    assert helm.run("template", "betrace", str(CHART), "-f", str(gitops[0])) == helm.run(
+        "template", "betrace", str(CHART), "-f", str(gitops[0])
+    )
+    assert not [m for m in helm.template(CHART, gitops) if m.kind == "Secret"]
+    assert helm.run("template", "betrace", str(CHART)) != helm.run(
+        "template", "betrace", str(CHART)
+    )

@@ -46,6 +46,15 @@ def _helm(session: Session, binary: str, args: list[str]) -> str:
     return done.stdout
 
 
+def render_text(session: Session, chart: Path, release: str, namespace: str, values: Path) -> str:
+    """`helm template` of a chart with one values file, by the real Helm (HelmError if refused)."""
+    binary = tools.find("helm")
+    if binary is None:
+        raise CommandError("helm is not installed (make tools)")
+    args = ["template", release, str(chart), "--namespace", namespace, "-f", str(values)]
+    return _helm(session, binary, args)
+
+
 def _check_flags(binary: str, sub: list[str], parsed: CommandLine) -> None:
     known = accepted(binary, *sub)
     for name, _ in parsed.flags:
