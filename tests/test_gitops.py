@@ -31,9 +31,8 @@ def test_an_application_on_the_release_tag_passes(release_data: ReleaseData) -> 
 def test_an_application_following_main_is_refused(release_data: ReleaseData) -> None:
     doc = application("main", release_data.project.distribution_repository)
     (problem,) = gitops.source_problems(doc, release_data)
-    assert problem == (
-        f"Application spec.source.targetRevision: 'main', expected 'v{release_data.current.version}'"
-    )
+    tag = f"v{release_data.current.version}"
+    assert problem == f"Application spec.source.targetRevision: 'main', expected '{tag}'"
 
 
 def test_a_missing_required_field_is_named(release_data: ReleaseData) -> None:
