@@ -52,7 +52,7 @@ def test_page_stating_less_than_needed_fails() -> None:
 
 
 def test_page_without_the_minimum_fails() -> None:
-    problem = page_problem("3.10", None, "This needs Python 3.10.\n## Send\n\nText.\n")
+    problem = page_problem("3.10", None, "## Send\n\nNeeds a recent Python.\n")
     assert problem is not None and "does not state the Python it needs" in problem
 
 

@@ -98,20 +98,18 @@ _STATED = re.compile(r"\bPython (\d+\.\d+)")
 
 
 def page_problem(stated: str, need: Need | None, before: str) -> str | None:
-    """What is wrong with what the page says before the example, or None."""
-    section = re.split(r"^#+ ", before, flags=re.M)[-1]  # the text since the last heading
-    if f"Python {stated}" not in section:
+    """What is wrong with the Python the page states before the example, or None. `stated` is
+    the release data's minimum, the one the guides write (with its macro)."""
+    mentions = _STATED.findall(before)  # what the reader has read when they reach the example
+    if not mentions:
         return (
             f"the text before the example does not state the Python it needs: write "
             f'"Python {{{{ release.examples.python_minimum }}}} or later" ({stated})'
         )
-    if need is None:
-        return None
-    lower = [m for m in _STATED.findall(section) if parse(m) < need.version]
-    if parse(stated) < need.version or lower:
-        said = lower[0] if lower else stated
+    lower = [m for m in mentions if need is not None and parse(m) < need.version]
+    if need is not None and lower:
         return (
-            f"the page says Python {said}, but the example needs Python {shown(need.version)} "
-            f"({need.why}); raise examples.python_minimum in releases.yaml"
+            f"the page says Python {lower[0]}, but the example needs Python "
+            f"{shown(need.version)} ({need.why}); raise examples.python_minimum in releases.yaml"
         )
     return None
