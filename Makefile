@@ -10,6 +10,7 @@ export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help serve test gate ledger build build-zensical lint bench tools setup clean checkov backend
+.PHONY: system-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,9 +32,12 @@ backend: $(STAMP) ## build the real betrace-backend from upstream's snapshot (..
 	$(BIN)/python -m betrace_dist.upstream backend
 
 # axe-core for the accessibility checks, pinned by the lock file (needs npm; skipped without it)
-$(AXE): tests/browser/package-lock.json
+$(AXE): tests/browser/package-lock.json | system-deps
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --silent; \
 	else echo "npm not found: the accessibility checks will be skipped (and fail in CI)"; fi
+
+system-deps: ## install the system programs the tests need (bwrap, nix, chromium, npm, strace) as root with apt; otherwise list them
+	scripts/install-system-deps
 
 checkov: $(STAMP) ## create .venv-checkov with the pinned checkov (the second security scanner CI runs)
 	$(BIN)/python -m betrace_dist.artefacts.checkov install
@@ -50,7 +54,7 @@ build-zensical: $(STAMP) ## build the site with Zensical instead of MkDocs into 
 	$(BIN)/python -m betrace_dist.site.zensical_config
 	$(BIN)/zensical build --strict --config-file zensical.yml
 
-test: tools ## run every test: engine, artefacts, site build and the doc gate (pytest docs/)
+test: system-deps tools ## run every test: engine, artefacts, site build and the doc gate (pytest docs/)
 	$(BIN)/pytest -n 2 --dist=loadfile $(PYTEST_ARGS)
 
 gate: tools ## run only the doc gate on docs/ (PAGE=docs/x.md for one page)

@@ -245,6 +245,25 @@ class ToolSupport(Model):
     minimum: SemVer
 
 
+class Target(Model):
+    """One way to run BeTrace, as the home page's status table shows it. How it is checked is
+    counted from the gate's ledger of its guide (or of one section of it), never written here."""
+
+    name: str = Field(min_length=1)
+    guide: str = Field(pattern=r"^guides/[a-z0-9-]+\.md$")
+    section: str | None = None  # a heading of the guide: only that section's blocks count
+    works: str = Field(min_length=1)
+    # the guide needs the release's images (or chart): unpublished, the table says so
+    needs_images: bool = False
+    issues: list[str] = Field(default_factory=list)  # ids of known_issues
+
+
+class Examples(Model):
+    """What the guides' own examples need of the reader's machine."""
+
+    python_minimum: MinorVersion
+
+
 class GrafanaChart(Model):
     repo_name: str
     repo_url: str = Field(pattern=r"^https://")
@@ -485,6 +504,8 @@ class Release(Model):
     grafana_chart: GrafanaChart
     observability: Observability
     backend: Backend
+    examples: Examples | None = None
+    targets: list[Target] = Field(default_factory=list)
     known_issues: list[KnownIssue] = Field(default_factory=list)
     false_claims: list[FalseClaim] = Field(default_factory=list)
 
@@ -497,6 +518,9 @@ class Release(Model):
         unknown = sorted({c.see for c in self.false_claims if c.see and c.see not in ids})
         if unknown:
             raise ValueError(f"false_claims name unknown known issues: {', '.join(unknown)}")
+        unknown = sorted({i for t in self.targets for i in t.issues if i not in ids})
+        if unknown:
+            raise ValueError(f"targets name unknown known issues: {', '.join(unknown)}")
         return self
 
     @property

@@ -23,6 +23,7 @@ EXPECTED_SCENARIOS = {
     "external-observability-values.yaml",
     "plugin-image-values.yaml",
     "backend-only-values.yaml",
+    "gitops-values.yaml",
 }
 
 
@@ -420,3 +421,32 @@ def test_scrape_annotations_name_the_metrics_port_and_path(
     assert annotations["prometheus.io/port"] == str(release_data.current.backend.ports["http"].port)
     metrics = next(e.path for e in release_data.current.backend.endpoints if "metrics" in e.purpose)
     assert annotations["prometheus.io/path"] == metrics
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["image.pullSecrets[0]=regcred", "image.pullSecrets[0].name=regcred"],
+    ids=["name", "kubernetes-form"],
+)
+def test_pull_secret_reaches_every_pod_the_chart_makes(helm: Helm, setting: str) -> None:
+    """Both forms of image.pullSecrets render, and every pod (the helm test pod too) gets it."""
+    manifests = helm.template(CHART, set_values=[setting])
+    pods = list(chart_policy.pod_specs(manifests))
+    assert {m.kind for m, _ in pods} == {"Deployment", "Pod"}, "no pod or no test pod rendered"
+    for m, spec in pods:
+        assert spec.get("imagePullSecrets") == [{"name": "regcred"}], f"{m.kind}/{m.name}"
+    for m, spec in chart_policy.pod_specs(helm.template(CHART)):
+        assert "imagePullSecrets" not in spec, f"{m.kind}/{m.name}: a pull secret nobody set"
+
+
+def test_gitops_scenario_renders_the_same_twice(helm: Helm) -> None:
+    """What Argo CD and Flux compare: with existing Secrets named, nothing in the render is
+    generated; with the defaults, the generated Secrets differ between two renders."""
+    gitops = [CHART / "ci" / "gitops-values.yaml"]
+    assert helm.run("template", "betrace", str(CHART), "-f", str(gitops[0])) == helm.run(
+        "template", "betrace", str(CHART), "-f", str(gitops[0])
+    )
+    assert not [m for m in helm.template(CHART, gitops) if m.kind == "Secret"]
+    assert helm.run("template", "betrace", str(CHART)) != helm.run(
+        "template", "betrace", str(CHART)
+    )

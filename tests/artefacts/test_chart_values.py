@@ -114,6 +114,11 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"networkPolicy": {"enabled": True}},
         r"networkPolicy[./]backendFrom",
     ),
+    # a pull secret is a name or Kubernetes' {name: ...}; anything else is a typo
+    "pull-secret-without-name": (
+        {"image": {"pullSecrets": [{"secret": "regcred"}]}},
+        r"image[./]pullSecrets",
+    ),
     "grace-period-under-the-slow-stop": (
         {"backend": {"terminationGracePeriodSeconds": 10}},
         r"backend[./]terminationGracePeriodSeconds",

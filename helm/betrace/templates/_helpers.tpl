@@ -106,6 +106,16 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
+{{/* imagePullSecrets of a pod: image.pullSecrets, each a name or a {name: ...} object. */}}
+{{- define "betrace.imagePullSecrets" -}}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ if kindIs "map" . }}{{ .name | quote }}{{ else }}{{ . | quote }}{{ end }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Name of the Secret that holds the backend's signature key. */}}
 {{- define "betrace.signatureSecretName" -}}
 {{- default (include "betrace.componentName" (dict "ctx" . "component" "backend")) .Values.backend.signatureKey.existingSecret }}

@@ -364,6 +364,7 @@ class Gate:
                 release=self.release_data,
                 tab=block.tab,
                 source_line=lambda n: rendered.source_line(block.first_body_line + n - 1),
+                before=rendered.text[: block.start],
             )
             try:
                 if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py

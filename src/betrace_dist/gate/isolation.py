@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
-from . import profile
+from . import profile, python_minimum
 
 #: Bytes of stdout (and of stderr) a command may print before it is stopped.
 OUTPUT_LIMIT = 8 * 1024 * 1024
@@ -87,6 +87,8 @@ def _shown_again() -> list[Path]:
     the project under /tmp whose tools are links to another checkout's)."""
     wanted = {Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT, tools.TOOLS_BIN.resolve()}
     wanted.add(GATE_SOURCE)
+    # the older Pythons a page's Python example is run with (python_minimum.py)
+    wanted.update(program.parents[1] for _, program in python_minimum.older_pythons())
     if tools.TOOLS_BIN.is_dir():
         wanted.update(entry.resolve().parent for entry in tools.TOOLS_BIN.iterdir())
     hidden = [Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)] + [Path.home()]

@@ -16,6 +16,12 @@ _NODE = re.compile(r"^(?P<page>[^:]+)::line:(?P<line>\d+)")
 OUTCOMES: dict[tuple[str, int], bool] = {}
 #: page -> (reused or ran, why it ran), from the blocks' reports (gate/result_cache.py)
 CACHE: dict[str, tuple[str, str]] = {}
+#: gate blocks reported in this run: how many were checked (passed or failed) and how many not
+BLOCKS = {"checked": 0, "skipped": 0}
+#: reason -> number of tests (gate blocks or not) skipped for a tool that is not installed
+MISSING: dict[str, int] = {}
+#: the command that installs every system program the tests use (scripts/install-system-deps)
+FIX = "sudo scripts/install-system-deps"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,9 +76,26 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     OUTCOMES.clear()
     CACHE.clear()
+    MISSING.clear()
+    BLOCKS.update(checked=0, skipped=0)
+
+
+def _note_skip_or_check(report: pytest.TestReport) -> None:
+    """Count the gate's blocks by what happened to them, and every skip for a missing tool."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if "is not installed" in reason:
+            MISSING[reason] = MISSING.get(reason, 0) + 1
+    if _NODE.match(report.nodeid) is None:
+        return
+    if report.skipped:
+        BLOCKS["skipped"] += 1
+    elif report.when == "call":
+        BLOCKS["checked"] += 1
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _note_skip_or_check(report)
     if report.failed:  # in any phase: the result cache keeps nothing of the page
         page = Path(str(report.fspath))
         for gate in GATES:
@@ -88,12 +111,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     OUTCOMES[key] = OUTCOMES.get(key, True) and not report.failed
 
 
+def nothing_checked() -> str | None:
+    """Why this run is no pass although nothing failed: the doc gate checked no block."""
+    if BLOCKS["checked"] or not BLOCKS["skipped"]:
+        return None
+    return (
+        f"the doc gate checked no block: all {BLOCKS['skipped']} were skipped, so no page was "
+        f"verified; install what is missing ({FIX}) and run again"
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     from . import update
 
     if update.enabled():
         for line in update.apply():
             print(line)
+    if nothing_checked() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def cache_summary() -> list[str]:
@@ -106,6 +141,19 @@ def cache_summary() -> list[str]:
     return [*lines, "pytest --no-cache runs every page; CI always does"]
 
 
+def _missing_summary(terminalreporter: Any) -> None:
+    """What did not run for a missing program, the one command that fixes it, and whether the
+    doc gate checked anything at all."""
+    if MISSING:
+        terminalreporter.section("not run: programs that are not installed")
+        for reason, count in sorted(MISSING.items()):
+            terminalreporter.write_line(f"{count:5d} skipped: {reason}")
+        terminalreporter.write_line(f"install them all with: {FIX}")
+    why = nothing_checked()
+    if why:
+        terminalreporter.write_line(f"FAILED: {why}", red=True, bold=True)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     from . import live
 
@@ -115,6 +163,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for line in cache_summary() if CACHE else [f"off: {why}" for why in off]:
             terminalreporter.write_line(line)
 
+    _missing_summary(terminalreporter)
     if live.program() is not None and any(gate.pages_seen for gate in GATES):
         terminalreporter.section(f"live tier: commands run against {live.program()}")
         for line in live.summary() or ["none: no page started the backend in this process"]:

@@ -66,6 +66,7 @@ class HelmRelease:
     revision: int
     objects: list[K8sObject]
     modelled: bool = False  # True when the chart could not be rendered offline (a remote chart)
+    values: dict[str, Any] = field(default_factory=dict)  # a modelled Grafana's, for upgrades
 
 
 @dataclass
@@ -88,6 +89,8 @@ class World:
     listeners: dict[int, Listener] = field(default_factory=dict)
     compose_projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by project dir
     images: dict[str, str] = field(default_factory=dict)  # tag -> how `docker build` made it
+    # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
+    checkouts: dict[str, str] = field(default_factory=dict)
 
     def all_objects(self, namespace: str) -> list[K8sObject]:
         found = [o for r in self.releases.values() for o in r.objects if o.namespace == namespace]

@@ -85,12 +85,38 @@ class Verifier:
         """The release the pages are rendered for (the macros' `release.version`)."""
         return str(self.gate.site.macros.variables["release"].version)
 
-    def summary(self, page: Path, html: str | None = None) -> PageSummary | None:
-        """The note of a page; `html`: the page as the build converted it (read, not redone)."""
+    def entries(self, page: Path, html: str | None = None) -> list[Entry]:
+        """The gate's ledger of a page; `html`: the page as the build converted it."""
         result = self.gate.analyse(page, html=html, problems=False)
         entries = [entry for _, entry, _ in result.items]
         if result.error:
             line, reason = result.error
             name = self.gate.page_name(page)
             entries.append(Entry(name, line, "-", "-", "error", reason))
+        return entries
+
+    def summary(self, page: Path, html: str | None = None) -> PageSummary | None:
+        """The note of a page; `html`: the page as the build converted it (read, not redone)."""
+        return summarise(self.entries(page, html), self.version)
+
+    def section_summary(self, page: Path, heading: str | None) -> PageSummary | None:
+        """The summary of one section of a page (its heading's text), or of the whole page."""
+        entries = self.entries(page)
+        if heading is not None:
+            first, last = section_lines(page.read_text(encoding="utf-8"), heading, page)
+            entries = [e for e in entries if first <= e.line <= last]
         return summarise(entries, self.version)
+
+
+def section_lines(source: str, heading: str, page: Path) -> tuple[int, int]:
+    """First and last source line (1-based) of the section under a Markdown heading."""
+    lines = source.splitlines()
+    for index, line in enumerate(lines):
+        level = len(line) - len(line.lstrip("#"))
+        if level and line[level:].strip() == heading:
+            for end in range(index + 1, len(lines)):
+                other = len(lines[end]) - len(lines[end].lstrip("#"))
+                if other and other <= level and lines[end][other : other + 1] == " ":
+                    return index + 1, end
+            return index + 1, len(lines)
+    raise ValueError(f"{page}: no heading '{heading}'")

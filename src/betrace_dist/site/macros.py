@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import REPO_ROOT
 from ..errors import ProblemsError
-from ..release import RELEASES_FILE, ReleaseData, load_release_data, next_minor
+from ..release import RELEASES_FILE, ReleaseData, Target, load_release_data, next_minor
 from . import artefact_tables, compose_defaults, tables
 from .links import links_leaving
+
+if TYPE_CHECKING:
+    from .badge import Verifier
 
 
 class ReleaseDataError(SystemExit):
@@ -49,8 +53,17 @@ def install(env: Any) -> None:
     define(env, data)
 
 
+@cache
+def _verifier(config_file: Path) -> Verifier:
+    """The gate's ledger of the site's pages, for the status table (one per build)."""
+    from .badge import Verifier
+
+    return Verifier(config_file)
+
+
 def forget_cached_tables() -> None:
     """Drop what the last build read from the artefacts: no cached table outlives its build."""
+    _verifier.cache_clear()
     artefact_tables.chart_values_table.cache_clear()
     compose_defaults.services.cache_clear()
 
@@ -137,8 +150,25 @@ def _table_macros(env: Any, data: ReleaseData) -> dict[str, Callable[..., str]]:
         link = posixpath.relpath(tables.KNOWN_ISSUES_PAGE, here or ".")
         return tables.known_issue(data, issue_id, link)
 
+    def relative(path: str) -> str:
+        page = getattr(env, "page", None)
+        here = posixpath.dirname(page.file.src_uri) if page is not None else ""
+        return posixpath.relpath(path, here or ".")
+
+    def status_table() -> str:
+        """Per target: what works, its known issues, and how the gate checks its guide."""
+        verifier = _verifier(Path(env.conf["config_file_path"]))
+        docs = Path(env.conf["docs_dir"])
+
+        def checked(target: Target) -> str:
+            summary = verifier.section_summary(docs / target.guide, target.section)
+            return summary.counts_text if summary is not None else "no example to check"
+
+        return tables.status(data, checked, relative)
+
     return {
         "known_issue": known_issue,
+        "status_table": status_table,
         "chart_values_table": artefact_tables.chart_values_table,
         "compose_services_table": artefact_tables.compose_services_table,
         "compose_env_table": artefact_tables.compose_env_table,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 
 from ..names import BETRACE_IMAGES
-from ..release import KnownIssue, Release, ReleaseData
+from ..release import KnownIssue, Release, ReleaseData, Target
 
 
 def cell(value: object) -> str:
@@ -180,3 +181,31 @@ def limits(data: ReleaseData, release: Release | None = None) -> str:
     b = (release or data.current).backend
     rows = [[code(lim.name), amount(lim.value, lim.unit), cell(lim.meaning)] for lim in b.limits]
     return table(["Limit", "Value", "Meaning"], rows)
+
+
+def status(data: ReleaseData, checked: Callable[[Target], str], link: Callable[[str], str]) -> str:
+    """The home page's status table: per target, what works, its known issues, and how its
+    guide is checked (`checked`, counted from the gate's ledger); `link` makes a site path
+    relative to the page that shows the table."""
+    release = data.current
+    rows = ["| Target | What works | Known issues | How its guide is checked |"]
+    rows.append("|---|---|---|---|")
+    issues_page = link(KNOWN_ISSUES_PAGE)
+    for target in release.targets:
+        guide = link(target.guide) + (f"#{_anchor(target.section)}" if target.section else "")
+        issues = [
+            f"[{html.escape(release.known_issue(i).title, quote=False)}]({issues_page}#{i})"
+            for i in target.issues
+        ]
+        if target.needs_images and not release.published:
+            issues.insert(0, f"Images not published yet: [build them]({guide})")
+        rows.append(
+            f"| [{_text(target.name)}]({guide}) | {_text(target.works)} | "
+            f"{'<br>'.join(issues) or 'none recorded'} | {checked(target)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _anchor(heading: str) -> str:
+    """The id Python-Markdown's toc gives a heading (lower case, words joined by '-')."""
+    return re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", heading).strip().lower())

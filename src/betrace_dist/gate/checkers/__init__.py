@@ -34,6 +34,8 @@ class Context:
     tab: tuple[int, int] | None = None  # the content tab of the block being checked
     #: the page-source line of a line of the block's body (1-based), for --update-outputs
     source_line: Any = None
+    #: the page's rendered text before the block (what a reader has read when they reach it)
+    before: str = ""
 
     def session(self) -> Any:
         """The page's sandbox session, created by its first block that needs one, and placed

@@ -19,7 +19,7 @@ from pytest_examples import CodeExample, EvalExample
 
 from ... import GATE_SOURCE
 from ..lexer import Block
-from . import CheckFailure, Context, Status
+from . import CheckFailure, Context, Status, require_tool
 
 
 class PythonChecker:
@@ -45,6 +45,36 @@ class PythonChecker:
             raise CheckFailure(
                 f"the example raised {result['type']}: {result['message']}", result.get("line")
             )
+        _check_python_minimum(block.body, ctx)
+
+
+def _check_python_minimum(source: str, ctx: Context) -> None:
+    """The page states the oldest Python the example needs (releases.yaml
+    examples.python_minimum), and no lower one than it really needs (python_minimum.py)."""
+    from .. import python_minimum
+
+    examples = ctx.release.current.examples if ctx.release is not None else None
+    if examples is None:
+        raise CheckFailure(
+            "releases.yaml states no examples.python_minimum, the oldest Python the guides' "
+            "examples need; the page must say it before a Python example"
+        )
+    require_tool("vermin", "pip install vermin (a test dependency: make setup installs it)")
+    session = ctx.session()
+    scratch = Path(tempfile.mkdtemp(prefix="python-minimum-", dir=session.tmp / "tmp"))
+    program = scratch / "example.py"
+    program.write_text(source, encoding="utf-8")
+    session.hand_over(scratch)
+
+    def run(interpreter: Path) -> str | None:
+        done = session.process([str(interpreter), "-I", str(program)])
+        said = (done.stderr or done.stdout).strip().splitlines()
+        return None if done.returncode == 0 else (said[-1] if said else f"exit {done.returncode}")
+
+    need = python_minimum.needed(source, run)
+    problem = python_minimum.page_problem(examples.python_minimum, need, ctx.before)
+    if problem is not None:
+        raise CheckFailure(problem)
 
 
 def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:

@@ -11,6 +11,9 @@ from ...release import load_release_data
 from ..session import CommandError, Invocation
 from .flags import CommandLine
 
+#: a release tag as this project writes them
+_TAG = re.compile(r"v?\d+\.\d+\.\d+\S*")
+
 #: `git clone` options that take a value; every other option is taken as a switch
 _CLONE_VALUE = frozenset({"-b", "--branch", "--depth", "-o", "--origin"})
 
@@ -61,6 +64,47 @@ def _clone(inv: Invocation, words: list[str]) -> None:
             f"{CLONE_LIMIT >> 20} MiB for a page"
         )
     inv.session.copy_clone(target)  # known[url] is the page's clone; the copy is the page's
+    # `--branch <tag>` checks the tag out on a detached HEAD (git-clone(1)): no branch to pull
+    inv.session.world.checkouts[str(target)] = branch or ""
+
+
+def _checkout_of(inv: Invocation) -> tuple[Path, str] | None:
+    """The clone the page's working folder lies in, and the tag its HEAD is detached at."""
+    cwd = inv.session.cwd
+    for folder, tag in inv.session.world.checkouts.items():
+        root = Path(folder)
+        if cwd == root or root in cwd.parents:
+            return root, tag
+    return None
+
+
+def _switch(inv: Invocation, words: list[str]) -> None:
+    """`git checkout <ref>` / `git switch <branch>`: a tag leaves HEAD detached, a branch not."""
+    found = _checkout_of(inv)
+    refs = [w for w in words[1:] if not w.startswith("-")]
+    if found is None or not refs:
+        return
+    tag = bool(_TAG.fullmatch(refs[-1]))
+    if words[0] == "switch" and tag and "--detach" not in words:
+        raise CommandError(
+            f"git switch {refs[-1]}: git switch wants a branch and fails on a tag ('a branch is "
+            "expected, got tag'); write `git checkout <tag>` or `git switch --detach <tag>`"
+        )
+    detached = (words[0] == "checkout" and tag) or "--detach" in words
+    inv.session.world.checkouts[str(found[0])] = refs[-1] if detached else ""
+
+
+def _pull(inv: Invocation) -> None:
+    found = _checkout_of(inv)
+    if found is None or not found[1]:
+        return
+    root, tag = found
+    raise CommandError(
+        f"git pull: '{inv.session.reader_path(root)}' has {tag} checked out on a detached HEAD "
+        f"(a clone with --branch {tag} checks out the tag, not a branch), so git pull fails "
+        "with 'You are not currently on a branch'; move to a newer release with "
+        "`git fetch --tags` and `git checkout v<new version>`"
+    )
 
 
 def git(inv: Invocation) -> None:
@@ -69,8 +113,14 @@ def git(inv: Invocation) -> None:
     if sub == "clone":
         _clone(inv, argv[2:])
         return
+    if sub in ("checkout", "switch"):
+        _switch(inv, argv[1:])
+        return
+    if sub == "pull":
+        _pull(inv)
+        return
     if sub == "tag":
-        tags = [a for a in argv[2:] if re.fullmatch(r"v?\d+\.\d+\.\d+.*", a)]
+        tags = [a for a in argv[2:] if _TAG.fullmatch(a)]
         # the release data as the page has left it (a bump earlier on the page moves it)
         want = f"v{load_release_data(inv.session.repo / 'releases.yaml').current.version}"
         if tags and tags[0] != want:
@@ -80,9 +130,6 @@ def git(inv: Invocation) -> None:
         "push",
         "add",
         "commit",
-        "checkout",
-        "switch",
-        "pull",
         "fetch",
         "status",
         "diff",

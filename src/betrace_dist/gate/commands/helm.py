@@ -6,7 +6,8 @@
   `helm template` renders become the release's objects.
 - the official Grafana chart cannot be fetched offline: its values (-f files and --set keys) are
   checked against the key schema kept in the repository, and its Service/Deployment/Secret are
-  modelled from the chart's naming rule.
+  modelled from the chart's naming rule. kube-prometheus-stack is read as the stack reads its
+  values: the Grafana chart's keys under `grafana:` (grafana_stack.py).
 - test / rollback / uninstall / status / history / get need the release installed earlier.
 """
 
@@ -43,6 +44,15 @@ def _helm(session: Session, binary: str, args: list[str]) -> str:
     if done.returncode != 0:
         raise HelmError((done.stderr or done.stdout).strip())
     return done.stdout
+
+
+def render_text(session: Session, chart: Path, release: str, namespace: str, values: Path) -> str:
+    """`helm template` of a chart with one values file, by the real Helm (HelmError if refused)."""
+    binary = tools.find("helm")
+    if binary is None:
+        raise CommandError("helm is not installed (make tools)")
+    args = ["template", release, str(chart), "--namespace", namespace, "-f", str(values)]
+    return _helm(session, binary, args)
 
 
 def _check_flags(binary: str, sub: list[str], parsed: CommandLine) -> None:
@@ -139,45 +149,77 @@ def _first(text: str) -> str:
     return " ".join(lines[:4])
 
 
-def _modelled_chart(inv: Invocation, ref: str, parsed: CommandLine) -> None:
-    """The one third-party chart the gate models: its repository added, its name, its version."""
+def _modelled_chart(inv: Invocation, ref: str, parsed: CommandLine) -> bool:
+    """The third-party charts the gate models: the Grafana chart, and kube-prometheus-stack,
+    which installs it as its dependency. True for the stack."""
+    from ..grafana_stack import stack
+
     session = inv.session
     alias, _, chart = ref.partition("/")
     gc = session.release.current.grafana_chart
     if alias not in session.world.helm_repos:
         known = listing("repositories added", list(session.world.helm_repos))
         raise CommandError(f"no Helm repository '{alias}' was added earlier on this page ({known})")
-    if session.world.helm_repos[alias] != gc.repo_url or chart != gc.chart:
+    url = session.world.helm_repos[alias]
+    if url == stack().repository and chart == stack().chart:
+        # the stack's own version is the reader's (from helm list): its Grafana keys are
+        # checked against the Grafana chart the stack bundles at the version data names
+        return True
+    if url != gc.repo_url or chart != gc.chart:
         raise CommandError(
             f"'{ref}' cannot be checked offline: only {gc.repo_name}/{gc.chart} ({gc.repo_url}) "
-            "is modelled"
+            f"and {stack().chart} ({stack().repository}) are modelled"
         )
     version = parsed.get("--version")
     if version is not None and version != gc.version:
         raise CommandError(
             f"the guides are checked against {gc.repo_name}/{gc.chart} {gc.version}, not {version}"
         )
+    return False
 
 
-def _remote_values(inv: Invocation, parsed: CommandLine) -> dict[str, Any]:
+def _values_file(session: Session, path: Path, umbrella: bool) -> dict[str, Any]:
+    """One `-f` file, read as the chart reads it; a problem names the file and its line. The
+    Grafana-level values come back (for the stack, what is under `grafana:`)."""
+    from .. import grafana_chart, grafana_stack
+
+    try:  # bounded: a values file written by a page may be an alias bomb
+        text = session.read(str(path))  # only the page's own files
+        loaded = yamlio.safe_load(text, session.reader_path(path)) or {}
+    except ProblemsError as exc:
+        raise CommandError(str(exc.problems[0])) from None
+    if umbrella:
+        problems = grafana_stack.validate_stack_values(loaded)
+        values = grafana_stack.grafana_values(loaded) if not problems else {}
+        prefix = f"{grafana_stack.stack().dependency}."
+    else:
+        problems = grafana_chart.validate_values(loaded)
+        values = loaded if isinstance(loaded, dict) else {}
+        prefix = ""
+    if not problems:
+        found = grafana_stack.init_container_problems(values)
+        problems = [type(p)(prefix + p.key, p.message) for p in found]
+    if problems:
+        line = grafana_stack.key_line(text, problems[0].key)
+        where = session.reader_path(path) + (f":{line}" if line else "")
+        raise CommandError(f"{where}: {problems[0]}")
+    return values
+
+
+def _remote_values(inv: Invocation, parsed: CommandLine, umbrella: bool) -> dict[str, Any]:
     """The merged `-f` files, each checked against the Grafana chart's keys; `--set` keys too."""
     from .. import grafana_chart
 
-    session = inv.session
     values: dict[str, Any] = {}
     for path in _values_paths(inv, parsed):
-        try:  # bounded: a values file written by a page may be an alias bomb
-            text = session.read(str(path))  # only the page's own files
-            loaded = yamlio.safe_load(text, session.reader_path(path)) or {}
-        except ProblemsError as exc:
-            raise CommandError(str(exc.problems[0])) from None
-        problems = grafana_chart.validate_values(loaded)
-        if problems:
-            raise CommandError(f"{session.reader_path(path)}: {problems[0]}")
-        values = _merge(values, loaded)
+        values = _merge(values, _values_file(inv.session, path, umbrella))
     for item in parsed.all("--set", "--set-string", "--set-json", "--set-file"):
         for assignment in _set_items(item):
             key = assignment.partition("=")[0]
+            if umbrella and key.startswith("grafana."):
+                key = key.removeprefix("grafana.")
+            elif umbrella:
+                continue  # the stack's other keys are not modelled
             problems = grafana_chart.validate_set(key, assignment.partition("=")[2])
             if problems:
                 raise CommandError(f"--set {assignment}: {problems[0]}")
@@ -225,12 +267,24 @@ def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObje
     return objects
 
 
-def _remote_release(inv: Invocation, name: str, ref: str, parsed: CommandLine) -> HelmRelease:
-    """Installing the third-party Grafana chart: checked offline against a model of it."""
-    _modelled_chart(inv, ref, parsed)
-    values = _remote_values(inv, parsed)
+def _remote_release(
+    inv: Invocation, name: str, ref: str, parsed: CommandLine, existing: HelmRelease | None
+) -> HelmRelease:
+    """Installing the third-party Grafana chart (alone or in the stack): checked offline against
+    a model of it. The release keeps its Grafana-level values for the next upgrade."""
+    from ..grafana_stack import rolling_volume_problem
+
+    umbrella = _modelled_chart(inv, ref, parsed)
+    values = _remote_values(inv, parsed, umbrella)
+    if existing is not None and parsed.has("--reuse-values"):
+        values = _merge(existing.values, values)
+    if existing is not None:
+        problem = rolling_volume_problem(values)
+        if problem is not None:
+            raise CommandError(f"helm upgrade {name}: {problem}")
     ns = parsed.namespace
-    return HelmRelease(name, ns, ref, 1, _grafana_objects(name, ns, values), modelled=True)
+    objects = _grafana_objects(name, ns, values)
+    return HelmRelease(name, ns, ref, 1, objects, modelled=True, values=values)
 
 
 def _set_items(text: str) -> list[str]:
@@ -342,7 +396,7 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     _namespace_ready(inv, parsed)
     chart = _local_chart(inv, ref, parsed)
     if chart is None:
-        release = _remote_release(inv, name, ref, parsed)
+        release = _remote_release(inv, name, ref, parsed, existing)
     else:
         release = _local_release(inv, parsed, chart, upgrade)
     if existing is not None:

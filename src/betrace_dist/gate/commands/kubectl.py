@@ -16,14 +16,19 @@ One small handler per subcommand (HANDLERS); a subcommand without one is "not mo
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from ... import backend_env, tools, yamlio
+from ...artefacts.chart_policy import HelmError
 from ...errors import ProblemsError
+from .. import gitops
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help
@@ -336,8 +341,12 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             docs = [d for d in yamlio.safe_load_all(text, name) if d]
         except ProblemsError as exc:
             raise CommandError(str(exc.problems[0])) from None
+        custom = [d for d in docs if isinstance(d, dict) and gitops.modelled(d)]
+        for doc in custom:
+            _check_gitops(inv, name, doc)
         problems = validate_kubernetes(
-            [Manifest(name, d) for d in docs], [inv.session.release.current.kubernetes.minimum]
+            [Manifest(name, d) for d in docs if not any(d is c for c in custom)],
+            [inv.session.release.current.kubernetes.minimum],
         )
         if problems:
             raise CommandError(f"{name}: {problems[0]}")
@@ -349,6 +358,41 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             continue
         for doc in docs:
             _join(inv.session.world, doc, ns, f"kubectl {args.sub}")
+
+
+def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
+    """An Argo CD Application, Flux HelmRelease or GitRepository: its CRD's schema, the chart's
+    source, and a render of its values that is the same every time (gitops.py)."""
+    problems = gitops.schema_problems(doc) + gitops.source_problems(doc, inv.session.release)
+    if problems:
+        raise CommandError(f"{name}: {problems[0]}")
+    values = gitops.chart_values(doc)
+    if values is None:
+        return
+    from .helm import render_text
+
+    chart = inv.session.repo / gitops.CHART_PATH
+    release = gitops.release_name(doc)
+    target = (doc.get("spec") or {}).get("targetNamespace") or (
+        ((doc.get("spec") or {}).get("destination") or {}).get("namespace") or "default"
+    )
+    scratch = Path(tempfile.mkdtemp(prefix="gitops-", dir=inv.session.tmp / "tmp"))
+    values_file = scratch / "values.json"  # JSON is YAML: Helm reads it as a values file
+    values_file.write_text(json.dumps(values), encoding="utf-8")
+    inv.session.hand_over(scratch)
+    try:
+        unstable = gitops.unstable_objects(
+            lambda: render_text(inv.session, chart, release, str(target), values_file)
+        )
+    except HelmError as exc:
+        raise CommandError(f"{name}: Helm rejects the {doc.get('kind')}'s values: {exc}") from None
+    if unstable:
+        raise CommandError(
+            f"{name}: the {doc.get('kind')}'s values render differently each time "
+            f"({', '.join(unstable)}): the chart generates that Secret where it sees no cluster, "
+            "so the application never stays in sync; name Secrets created beforehand in "
+            "backend.signatureKey.existingSecret and grafana.admin.existingSecret"
+        )
 
 
 def _join(world: World, doc: dict[str, Any], ns: str, source: str) -> None:

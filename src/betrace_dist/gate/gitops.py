@@ -1,0 +1,111 @@
+"""Argo CD Applications and Flux HelmReleases (with their GitRepository), as a page applies them.
+
+kubernetes-validate knows Kubernetes' own kinds only, so these are checked against JSON Schemas
+written from the upstream CRDs at pinned versions (data/gitops-schemas.yaml says which). Beyond
+the schema, the gate checks what makes such an object work with this project: it takes the
+chart from this repository at the release's tag, and its values render with the real Helm to the
+same objects every time (a GitOps tool renders the chart over and over; the chart's generated
+secrets, read back with `lookup`, change at every render where `lookup` sees no cluster).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft7Validator
+from ruamel.yaml import YAML
+
+from ..release import ReleaseData
+
+SCHEMAS_FILE = Path(__file__).parent / "data" / "gitops-schemas.yaml"
+CHART_PATH = "helm/betrace"
+
+
+@cache
+def _schemas() -> dict[str, Any]:
+    return dict(YAML(typ="safe").load(SCHEMAS_FILE.read_text(encoding="utf-8")))
+
+
+def kind_of(doc: dict[str, Any]) -> str:
+    return f"{doc.get('apiVersion')}/{doc.get('kind')}"
+
+
+def modelled(doc: dict[str, Any]) -> bool:
+    """True for the kinds this module checks (their CRDs are not Kubernetes' own)."""
+    return kind_of(doc) in _schemas()["kinds"]
+
+
+def schema_problems(doc: dict[str, Any]) -> list[str]:
+    """Every place the object breaks its CRD's schema, as `path: message`."""
+    raw = _schemas()
+    schema = {**raw["kinds"][kind_of(doc)], "definitions": raw["definitions"]}
+    validator = Draft7Validator(schema)
+    out = []
+    for error in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.path))):
+        path = ".".join(str(p) for p in error.path) or "(root)"
+        out.append(f"{doc.get('kind')} {path}: {error.message}")
+    return out
+
+
+def _get(doc: Any, *path: str) -> Any:
+    for part in path:
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    return doc
+
+
+def source_problems(doc: dict[str, Any], data: ReleaseData) -> list[str]:
+    """The chart must come from this repository, at the tag of the release the page describes."""
+    repo, tag = data.project.distribution_repository, f"v{data.current.version}"
+    kind = doc.get("kind")
+    wanted: list[tuple[tuple[str, ...], str]] = []
+    if kind == "Application":
+        wanted = [(("spec", "source", "repoURL"), repo), (("spec", "source", "path"), CHART_PATH)]
+        wanted.append((("spec", "source", "targetRevision"), tag))
+    elif kind == "GitRepository":
+        wanted = [(("spec", "url"), repo), (("spec", "ref", "tag"), tag)]
+    elif kind == "HelmRelease":
+        wanted = [(("spec", "chart", "spec", "chart"), f"./{CHART_PATH}")]
+    out = []
+    for path, value in wanted:
+        found = _get(doc, *path)
+        if str(found).removesuffix(".git") != value:
+            out.append(f"{kind} {'.'.join(path)}: '{found}', expected '{value}'")
+    return out
+
+
+def chart_values(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The BeTrace chart values the object hands Helm, or None when it carries none."""
+    if doc.get("kind") == "Application":
+        return _get(doc, "spec", "source", "helm", "valuesObject") or {}
+    if doc.get("kind") == "HelmRelease":
+        return _get(doc, "spec", "values") or {}
+    return None
+
+
+def release_name(doc: dict[str, Any]) -> str:
+    """The Helm release the tool makes: Argo CD's releaseName or the Application's name;
+    Flux's releaseName or `<targetNamespace->name` (helm-controller's default)."""
+    meta = doc.get("metadata") or {}
+    if doc.get("kind") == "Application":
+        return str(_get(doc, "spec", "source", "helm", "releaseName") or meta.get("name"))
+    target = _get(doc, "spec", "targetNamespace")
+    default = f"{target}-{meta.get('name')}" if target else str(meta.get("name"))
+    return str(_get(doc, "spec", "releaseName") or default)
+
+
+def unstable_objects(render: Callable[[], str]) -> list[str]:
+    """Objects that differ between two renders of the same values ("Kind/name")."""
+    first, second = _by_object(render()), _by_object(render())
+    return sorted(
+        name for name in first.keys() | second.keys() if first.get(name) != second.get(name)
+    )
+
+
+def _by_object(text: str) -> dict[str, str]:
+    from ..artefacts.chart_policy import parse_manifests
+
+    return {f"{m.kind}/{m.name}": json.dumps(m.doc, sort_keys=True) for m in parse_manifests(text)}

@@ -1,0 +1,115 @@
+"""The oldest Python a page's Python example needs, measured two ways.
+
+vermin (PyPI) reads the code and names the oldest Python that has every feature it uses; it
+misses what fails only when the code runs (a `str | None` annotation is evaluated when the
+function is defined, a TypeError before 3.10, which vermin reports as 3.9). Running the example
+with every older Python installed on the machine (pyenv's, `ls ~/.pyenv/versions`) finds those.
+The example needs the newer of the two answers.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+Minor = tuple[int, int]
+
+#: Where pyenv keeps its interpreters (each `<version>/bin/python`).
+PYENV_VERSIONS = Path.home() / ".pyenv" / "versions"
+
+
+def shown(version: Minor) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def parse(text: str) -> Minor:
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+@cache
+def older_pythons() -> tuple[tuple[Minor, Path], ...]:
+    """Python 3 interpreters older than the one the gate runs on, oldest first: one per minor
+    version, as `<prefix>/bin/python` under pyenv's folder."""
+    found: dict[Minor, Path] = {}
+    for prefix in sorted(PYENV_VERSIONS.glob("3.*")) if PYENV_VERSIONS.is_dir() else ():
+        match = re.fullmatch(r"(\d+)\.(\d+)\.\d+", prefix.name)
+        program = prefix / "bin" / "python"
+        if match and program.is_file():
+            version = (int(match[1]), int(match[2]))
+            if version < sys.version_info[:2]:
+                found[version] = program
+    return tuple(sorted(found.items()))
+
+
+def vermin_minimum(source: str) -> Minor | None:
+    """vermin's oldest Python 3 for the source (None when vermin is not installed)."""
+    beside = Path(sys.executable).parent / "vermin"
+    program = str(beside) if beside.is_file() else shutil.which("vermin")
+    if program is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="vermin-") as folder:  # vermin reads files only
+        example = Path(folder) / "example.py"
+        example.write_text(source, encoding="utf-8")
+        done = subprocess.run(
+            [program, "--no-tips", "--eval-annotations", "--format", "parsable", str(example)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    last = (done.stdout.strip().splitlines() or [""])[-1]
+    # the summary line: ":::<python 2 minimum>:<python 3 minimum>:"
+    match = re.search(r":(\d+\.\d+):$", last)
+    return parse(match[1]) if match else None
+
+
+@dataclass(frozen=True)
+class Need:
+    version: Minor
+    why: str
+
+
+def needed(source: str, run: Callable[[Path], str | None]) -> Need | None:
+    """The oldest Python the source needs, and why; `run` runs it with one interpreter and
+    returns None when it passed, else the error's last line."""
+    found: Need | None = None
+    by_vermin = vermin_minimum(source)
+    if by_vermin is not None:
+        found = Need(by_vermin, f"vermin {shown(by_vermin)}")
+    for version, program in reversed(older_pythons()):  # newest first: the first failure counts
+        if found is not None and version < found.version:
+            break
+        error = run(program)
+        if error is not None:
+            after = (version[0], version[1] + 1)
+            return Need(after, f"Python {shown(version)} failed it: {error}")
+    return found
+
+
+_STATED = re.compile(r"\bPython (\d+\.\d+)")
+
+
+def page_problem(stated: str, need: Need | None, before: str) -> str | None:
+    """What is wrong with the Python the page states before the example, or None. `stated` is
+    the release data's minimum, the one the guides write (with its macro)."""
+    mentions = _STATED.findall(before)  # what the reader has read when they reach the example
+    if not mentions:
+        return (
+            f"the text before the example does not state the Python it needs: write "
+            f'"Python {{{{ release.examples.python_minimum }}}} or later" ({stated})'
+        )
+    lower = [m for m in mentions if need is not None and parse(m) < need.version]
+    if need is not None and lower:
+        return (
+            f"the page says Python {lower[0]}, but the example needs Python "
+            f"{shown(need.version)} ({need.why}); raise examples.python_minimum in releases.yaml"
+        )
+    return None

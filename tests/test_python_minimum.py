@@ -1,0 +1,70 @@
+"""The oldest Python an example needs: vermin's reading, and the real older interpreters."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from betrace_dist.gate import python_minimum
+from betrace_dist.gate.python_minimum import Need, needed, page_problem
+
+from .conftest import FIXTURES, line_containing
+
+#: A union annotation in a signature: evaluated when the function is defined, so Python 3.9
+#: raises TypeError, while vermin (reading only) reports an older Python (3.0 with vermin 1.9).
+UNION = "def f(a: str | None = None) -> None:\n    pass\n\nf()\n"
+
+
+def run_real(program: Path, tmp_path: Path) -> str | None:
+    example = tmp_path / "example.py"
+    example.write_text(UNION, encoding="utf-8")
+    done = subprocess.run(
+        [str(program), "-I", str(example)], capture_output=True, text=True, check=False
+    )
+    return None if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
+
+
+def test_vermin_alone_misses_a_union_annotation() -> None:
+    found = python_minimum.vermin_minimum(UNION)
+    assert found is not None and found < (3, 10), found
+
+
+def test_running_the_older_pythons_finds_what_vermin_misses(tmp_path: Path) -> None:
+    versions = dict(python_minimum.older_pythons())
+    if (3, 9) not in versions or (3, 10) not in versions:
+        pytest.skip(f"needs Python 3.9 and 3.10 under {python_minimum.PYENV_VERSIONS}")
+    need = needed(UNION, lambda program: run_real(program, tmp_path))
+    assert need is not None
+    assert need.version == (3, 10)
+    assert "Python 3.9 failed it: TypeError" in need.why
+
+
+def test_page_stating_less_than_needed_fails() -> None:
+    need = Need((3, 10), "Python 3.9 failed it: TypeError")
+    problem = page_problem("3.9", need, "## Send\n\nThis needs Python 3.9 or later.\n")
+    assert problem is not None
+    assert "the page says Python 3.9, but the example needs Python 3.10" in problem
+    said = page_problem("3.10", need, "## Send\n\nNeeds Python 3.10; tried on Python 3.8.\n")
+    assert said is not None and "says Python 3.8" in said
+    assert page_problem("3.10", need, "## Send\n\nThis needs Python 3.10 or later.\n") is None
+
+
+def test_page_without_the_minimum_fails() -> None:
+    problem = page_problem("3.10", None, "## Send\n\nNeeds a recent Python.\n")
+    assert problem is not None and "does not state the Python it needs" in problem
+
+
+def test_gate_fails_an_example_newer_than_the_stated_minimum() -> None:
+    from .conftest import run_pytest
+
+    site = FIXTURES / "guide-mistakes"
+    result = run_pytest(["docs/python-minimum.md", "-q", "-p", "no:randomly"], cwd=site)
+    line = line_containing(site / "docs" / "python-minimum.md", "```python")
+    assert result.returncode == 1, result.stdout[-2000:]
+    expected = (
+        f"docs/python-minimum.md:{line}: python block (python): the page says Python 3.10, "
+        "but the example needs Python 3.11 (vermin 3.11)"
+    )
+    assert expected in result.stdout, result.stdout[-2000:]
