@@ -32,7 +32,7 @@ from ruamel.yaml import YAML
 
 from .. import yamlio
 from ..errors import LineError, Problem, ProblemsError
-from ..site import sandbox
+from ..site import sandbox, snippets
 from ..site.sandbox import shadow_reason
 
 
@@ -375,7 +375,8 @@ class Site:
         bases = snippet_cfg.get("base_path", ["."])
         bases = [bases] if isinstance(bases, str) else bases
         snippet_cfg["base_path"] = [str((self.root / b).resolve()) for b in bases]
-        md = markdown.Markdown(extensions=["pymdownx.snippets"], extension_configs=configs)
+        # the allow-listed snippets: only files of the folders the project names (snippets.py)
+        md = markdown.Markdown(extensions=snippets.replace_in(["pymdownx.snippets"], configs))
         return md.preprocessors["snippet"]
 
     def page(self, path: Path) -> Page:

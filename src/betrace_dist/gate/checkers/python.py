@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -51,10 +49,12 @@ def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
     from ..session import CommandError
 
     session = ctx.session()
-    scratch = Path(tempfile.mkdtemp(prefix="python-block-", dir=session.tmp / "tmp"))
-    spec, result = scratch / "block.json", scratch / "result.json"
-    spec.write_text(json.dumps({"source": source, "page": page}), encoding="utf-8")
-    session.hand_over(scratch)  # the block runs as the page's user and writes its result here
+    # made by descriptor (never where a link of the page leads); the block runs as the page's
+    # user and writes its result here, which the gate reads back beneath the sandbox only
+    scratch = session.scratch()
+    spec_text = json.dumps({"source": source, "page": page})
+    spec = session.write_scratch(scratch, "block.json", spec_text)
+    result = scratch / "result.json"
     # the gate's own runner (never the page's copy of it), from the source the gate runs on;
     # -I keeps the outer environment and the page's directory off sys.path
     runner = (
