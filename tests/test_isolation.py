@@ -360,3 +360,16 @@ def test_a_clone_of_a_huge_sandbox_is_refused(page: Session) -> None:
     command = split(" ".join(argv))[0]
     with pytest.raises(CommandError, match="the gate copies at most 256 MiB"):
         git(Invocation(argv, command, page))
+
+
+def test_a_deeply_nested_sandbox_is_refused_not_recursed(page: Session) -> None:
+    as_page(page, "cd ~ && for n in $(seq 300); do mkdir d && cd d || exit 1; done")
+    with pytest.raises(CommandError, match="nested deeper than 256"):
+        page.hand_over()
+
+
+def test_a_file_hard_linked_into_the_sandbox_is_not_handed_over(page: Session) -> None:
+    as_page(page, "echo x > ~/own && ln ~/own ~/second-name")
+    os.chown(page.home / "own", 0, 0)  # as if it were a file of the machine's
+    page.hand_over()
+    assert (page.home / "own").stat().st_uid == 0

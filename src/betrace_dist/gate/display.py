@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 import markdown
 
 from ..site import limits
+from ..site.snippets import is_snippets
 from .lexer import Block
 
 #: Extensions that change the page text before Python-Markdown sees it; the gate has already
@@ -92,7 +93,9 @@ class Renderer:
     """One Python-Markdown instance configured like the site's (minus what the gate applied)."""
 
     def __init__(self, config: Any) -> None:
-        extensions = [e for e in config["markdown_extensions"] if e not in _APPLIED]
+        extensions = [
+            e for e in config["markdown_extensions"] if e not in _APPLIED and not is_snippets(e)
+        ]
         configs = {k: v for k, v in config["mdx_configs"].items() if k not in _APPLIED}
         self._md = markdown.Markdown(extensions=extensions, extension_configs=configs)
 

@@ -367,7 +367,7 @@ class Site:
     def _snippets(self) -> Any | None:
         """One snippets preprocessor per site (it resets its state at every run)."""
         extensions = self.config["markdown_extensions"]
-        if "pymdownx.snippets" not in extensions:
+        if not any(snippets.is_snippets(e) for e in extensions):
             return None
         configs = {k: dict(v) for k, v in self.config["mdx_configs"].items()}
         snippet_cfg = configs.setdefault("pymdownx.snippets", {})

@@ -232,25 +232,67 @@ class Tree:
 
 def _chown_entry(dirfd: int, name: str, uid: int, keep: frozenset[str]) -> None:
     info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    if info.st_uid != uid:
-        os.chown(name, uid, uid, dir_fd=dirfd, follow_symlinks=False)
-    if not stat.S_ISDIR(info.st_mode):
+    _chown_if_safe(dirfd, name, info, uid)
+    if stat.S_ISDIR(info.st_mode):
+        _chown_below(_open_dir(dirfd, name), uid, keep, close=True)
+
+
+def _chown_if_safe(dirfd: int, name: str, info: os.stat_result, uid: int) -> None:
+    """chown one entry (a link itself); a file with other hard links is left alone: it may be
+    a file of the machine the page linked in (where the sandbox is not a file system of its
+    own), and handing it to the page would give the page that file."""
+    if info.st_uid == uid or (stat.S_ISREG(info.st_mode) and info.st_nlink > 1):
         return
+    os.chown(name, uid, uid, dir_fd=dirfd, follow_symlinks=False)
+
+
+def _open_dir(dirfd: int, name: str) -> int:
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        sub = os.open(name, flags, dir_fd=dirfd)
+        return os.open(name, flags, dir_fd=dirfd)
     except OSError:  # replaced meanwhile by something else: not followed
+        return -1
+
+
+#: Folders nested deeper than this are refused when the gate hands a tree over.
+MAX_DEPTH = 256
+
+
+def _chown_below(top: int, uid: int, keep: frozenset[str], close: bool = False) -> None:
+    """Every entry below the folder `top`, depth first with one descriptor per level (a page
+    may nest folders deeply: past MAX_DEPTH the hand-over is refused, not recursed)."""
+    if top < 0:
         return
+    stack: list[tuple[int, bool, Iterator[os.DirEntry[str]]]] = [(top, close, os.scandir(top))]
     try:
-        _chown_below(sub, uid, keep)
+        while stack:
+            dirfd, _, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                _pop(stack)
+                continue
+            if entry.name in keep:
+                continue
+            info = entry.stat(follow_symlinks=False)
+            _chown_if_safe(dirfd, entry.name, info, uid)
+            if stat.S_ISDIR(info.st_mode):
+                if len(stack) >= MAX_DEPTH:
+                    raise UnsafePath(errno.ELOOP, f"folders nested deeper than {MAX_DEPTH}", "")
+                sub = _open_dir(dirfd, entry.name)
+                if sub >= 0:
+                    stack.append((sub, True, os.scandir(sub)))
     finally:
-        os.close(sub)
+        while stack:
+            _pop(stack)
 
 
-def _chown_below(dirfd: int, uid: int, keep: frozenset[str]) -> None:
-    for entry in os.scandir(dirfd):
-        if entry.name not in keep:
-            _chown_entry(dirfd, entry.name, uid, keep)
+def _pop(stack: list[tuple[int, bool, Iterator[os.DirEntry[str]]]]) -> None:
+    dirfd, owned, entries = stack.pop()
+    close_entries = getattr(entries, "close", None)
+    if close_entries is not None:
+        close_entries()
+    if owned:
+        os.close(dirfd)
 
 
 def remove_tree(path: Path) -> None:

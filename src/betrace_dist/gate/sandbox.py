@@ -31,7 +31,7 @@ from .isolation import PAGE_UID, Jail
 #: Bytes a page's sandbox may hold in all (RAM-backed: only what the page writes is used).
 SANDBOX_SIZE = 1024 * 1024 * 1024
 #: Files and folders a page's sandbox may hold in all.
-SANDBOX_INODES = 400_000
+SANDBOX_INODES = 100_000
 #: The program that mounts the sandbox's file system (found once, on the gate's own PATH).
 _MOUNT, _UMOUNT = shutil.which("mount"), shutil.which("umount")
 

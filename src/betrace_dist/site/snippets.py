@@ -70,9 +70,15 @@ class AllowListedSnippets(SnippetExtension):  # type: ignore[misc]
         md.preprocessors.register(_Checked(self.getConfigs(), md), "snippet", 32)
 
 
+def is_snippets(extension: Any) -> bool:
+    """True for pymdownx.snippets, by name or as the allow-listed instance."""
+    return bool(extension == NAME or isinstance(extension, AllowListedSnippets))
+
+
 def replace_in(extensions: list[Any], configs: dict[str, Any]) -> list[Any]:
-    """`extensions` with pymdownx.snippets replaced by the allow-listed one (same options)."""
+    """`extensions` with pymdownx.snippets replaced by the allow-listed one (same options,
+    which stay in `configs` for whoever reads them there)."""
     if NAME not in extensions:
         return extensions
-    checked = AllowListedSnippets(**dict(configs.pop(NAME, {}) or {}))
+    checked = AllowListedSnippets(**dict(configs.get(NAME) or {}))
     return [checked if ext == NAME else ext for ext in extensions]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from pytest_examples import CodeExample, EvalExample
@@ -18,6 +19,10 @@ from pytest_examples import CodeExample, EvalExample
 from ... import GATE_SOURCE
 from ..lexer import Block
 from . import CheckFailure, Context, Status
+
+if TYPE_CHECKING:
+    from ..isolation import Done
+    from ..session import Session
 
 
 class PythonChecker:
@@ -63,9 +68,18 @@ def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
     )
     argv = [sys.executable, "-I", "-c", runner, str(spec), str(result)]
     try:
-        done = session.process(argv)
+        return _result(session, session.process(argv), result)
     except CommandError as exc:
         raise CheckFailure(f"the example {exc}") from None
+    finally:
+        session.sandbox.remove(scratch)  # links in it are removed, never followed
+
+
+def _result(session: Session, done: Done, result: Path) -> dict[str, Any]:
+    """What the runner reported, read back beneath the sandbox only (never through a link,
+    never from a FIFO, at most safefs.READ_LIMIT bytes)."""
+    from ..session import CommandError
+
     try:
         found: dict[str, Any] = json.loads(session.read(str(result)))
     except (OSError, ValueError, CommandError):
