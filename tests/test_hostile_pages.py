@@ -270,7 +270,6 @@ def test_page_output_reaches_the_report_as_data(hostile: HostileRun) -> None:
     assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
     commands = [ln for ln in out.splitlines() if ln.lstrip().startswith(("::", "##["))]
     assert commands == []
-    assert "\\x1b]52" in out  # shown, as text
 
 
 def _failures_of(hostile: HostileRun, page: str) -> list[str]:
@@ -295,11 +294,3 @@ def test_no_snippet_of_tooling_or_the_machine_is_included(hostile: HostileRun) -
 def test_a_page_built_to_render_slowly_is_stopped_at_its_bound(hostile: HostileRun) -> None:
     found = _failures_of(hostile, "r2-quadratic.md")
     assert any("took longer than" in ln for ln in found), found
-
-
-def test_the_gate_reads_no_fifo_and_no_huge_file_of_a_page(hostile: HostileRun) -> None:
-    """r2-hangs.md and r2-memory.md: FIFOs and 400 MiB files where the gate reads."""
-    hangs = _failures_of(hostile, "r2-hangs.md")
-    assert any("not a regular file" in ln for ln in hangs), hangs  # the clone's FIFO
-    memory = _failures_of(hostile, "r2-memory.md")
-    assert any("larger than 16 MiB" in ln for ln in memory), memory

@@ -373,3 +373,16 @@ def test_a_file_hard_linked_into_the_sandbox_is_not_handed_over(page: Session) -
     os.chown(page.home / "own", 0, 0)  # as if it were a file of the machine's
     page.hand_over()
     assert (page.home / "own").stat().st_uid == 0
+
+
+def test_the_gate_keeps_a_bounded_share_of_a_blocks_output(page: Session) -> None:
+    """Event-based: the block's fifth 8 MB print passes the 32 MiB the gate keeps."""
+    from betrace_dist.gate.session import PRINTED_LIMIT
+
+    page.printed = []
+    with pytest.raises(CommandError, match="printed more than 32 MiB in all"):
+        for _ in range(PRINTED_LIMIT // 8_000_000 + 1):
+            page._keep(page.bash("tail -c 8000000 /dev/zero | tr '\\0' x"))
+    assert (
+        sum(len(p.stdout) for p in page.printed if isinstance(p, isolation.Done)) <= PRINTED_LIMIT
+    )

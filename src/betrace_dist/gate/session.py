@@ -37,6 +37,8 @@ from .shellwords import Command
 from .snapshots import Manifest, Snapshots, scan
 from .world import World
 
+#: Characters of output the gate keeps for one block's commands in all.
+PRINTED_LIMIT = 32 * 1024 * 1024
 #: Wall-clock time one page may take in all (each command has its own, shorter limit too).
 PAGE_TIMEOUT = 600.0
 
@@ -139,6 +141,7 @@ class Session:
         self._snapshots = Snapshots(self.tmp, {self.repo.name: _pristine()})
         #: what each command run since the last reset printed (None: a model that cannot say)
         self.printed: list[Done | str | None] = []
+        self._printed_size: tuple[list[Done | str | None], int] = (self.printed, 0)
 
     def _clean_env(self) -> dict[str, str]:
         path = page_path()
@@ -329,6 +332,23 @@ class Session:
         self.sandbox.write(target, text.encode("utf-8"))
         return target
 
+    def _keep(self, out: Done | str | None) -> None:
+        """Keep what a command printed, for the block's comparison: at most PRINTED_LIMIT
+        characters for one block in all (each command's own output is capped in the jail; a
+        block of many commands must not fill the gate's memory)."""
+        kept, size = self._printed_size
+        if kept is not self.printed:  # the list was reset for a new block
+            size = 0
+        size += len(out) if isinstance(out, str) else 0
+        size += len(out.stdout) + len(out.stderr) if isinstance(out, Done) else 0
+        if size > PRINTED_LIMIT:
+            raise CommandError(
+                f"the block's commands printed more than {PRINTED_LIMIT >> 20} MiB in all; "
+                "the gate keeps no more of one block"
+            )
+        self._printed_size = (self.printed, size)
+        self.printed.append(out)
+
     # -- running -----------------------------------------------------------------------------
     def process(self, argv: list[str], env: dict[str, str] | None = None) -> Done:
         """Run a program in the page's jail (see isolation.py), in the page's directory."""
@@ -380,7 +400,7 @@ class Session:
                 self._check_substitution(sub, models)
             for member in members:
                 self.confine(member, self.expand(member.model_words[len(member.assignments) :]))
-            self.printed.append(self.bash(" | ".join(m.text for m in members)))
+            self._keep(self.bash(" | ".join(m.text for m in members)))
             return
         first = members[0]
         for head in heads[1:]:
@@ -424,7 +444,7 @@ class Session:
             builtin(self, cmd, argv)
         elif head in FILE_COMMANDS:
             self.confine(cmd, argv)
-            self.printed.append(self.bash(cmd.text))
+            self._keep(self.bash(cmd.text))
         else:
             self._run_model(head, cmd, argv, models)
 
@@ -467,7 +487,7 @@ class Session:
                 f"no command model for '{head}': add one to the gate, or skip the block with "
                 "<!-- gate: skip: <reason> -->"
             )
-        self.printed.append(model(Invocation(argv, cmd, self)))
+        self._keep(model(Invocation(argv, cmd, self)))
 
 
 #: shell builtins that change the session itself (its directory, its variables)
