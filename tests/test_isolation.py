@@ -386,3 +386,15 @@ def test_the_gate_keeps_a_bounded_share_of_a_blocks_output(page: Session) -> Non
     assert (
         sum(len(p.stdout) for p in page.printed if isinstance(p, isolation.Done)) <= PRINTED_LIMIT
     )
+
+
+def test_git_clone_never_walks_the_machine_through_a_swapped_clone(page: Session) -> None:
+    from betrace_dist.gate.commands.git import git
+    from betrace_dist.gate.session import Invocation
+    from betrace_dist.gate.shellwords import split
+
+    page.cwd = page.home
+    as_page(page, f"mv {page.repo} {page.repo}-moved && ln -s / {page.repo}")
+    argv = ["git", "clone", page.release.project.distribution_repository, "copy"]
+    with pytest.raises(CommandError, match="no longer a folder"):  # refused before any walk
+        git(Invocation(argv, split(" ".join(argv))[0], page))
