@@ -276,12 +276,25 @@ def _failures_of(hostile: HostileRun, page: str) -> list[str]:
     return [ln for ln in hostile.output.splitlines() if f"{page}:" in ln]
 
 
-def test_a_forged_pass_is_reported_as_the_failure_it_is(hostile: HostileRun) -> None:
-    text = (HOSTILE / "docs" / "r2-forged-pass.md").read_text(encoding="utf-8").splitlines()
-    first = text.index("test forged = pass") + 1
+@pytest.mark.parametrize(
+    ("page", "failing"),
+    [("r2-forged-pass.md", "test forged = pass"), ("r3-stranger.md", "test hijacked = pass")],
+)
+def test_a_forged_pass_is_reported_as_the_failure_it_is(
+    hostile: HostileRun, page: str, failing: str
+) -> None:
+    """r2: BASH_ENV, ENV, options, exported functions, rc files; r3: fake jail programs (bash,
+    prlimit, nsenter, bwrap, setpriv, env) first on the page's PATH."""
+    text = (HOSTILE / "docs" / page).read_text(encoding="utf-8").splitlines()
+    first = text.index(failing) + 1
+    found = _failures_of(hostile, page)
+    assert any(f"{page}:{first}:" in ln for ln in found), found
+
+
+def test_variables_that_change_how_blocks_start_are_refused(hostile: HostileRun) -> None:
     found = _failures_of(hostile, "r2-forged-pass.md")
-    assert any(f"r2-forged-pass.md:{first}:" in ln for ln in found), found
-    assert any("BASH_ENV' changes how programs start" in ln for ln in found), found
+    for name in ("BASH_ENV", "ENV", "LD_PRELOAD"):
+        assert any(f"'{name}' changes how programs start" in ln for ln in found), found
 
 
 def test_no_snippet_of_tooling_or_the_machine_is_included(hostile: HostileRun) -> None:

@@ -398,3 +398,16 @@ def test_git_clone_never_walks_the_machine_through_a_swapped_clone(page: Session
     argv = ["git", "clone", page.release.project.distribution_repository, "copy"]
     with pytest.raises(CommandError, match="no longer a folder"):  # refused before any walk
         git(Invocation(argv, split(" ".join(argv))[0], page))
+
+
+def test_the_gates_own_look_at_a_path_failing_is_a_failure_at_its_line(page: Session) -> None:
+    """A model stat-ing a magic link the page made (/proc/1/root/...) meets EACCES: a plain
+    failure of the command's line, never an internal error."""
+    from betrace_dist.gate.shellwords import split
+
+    def looks(inv: object) -> None:
+        raise PermissionError(13, "Permission denied", "/proc/1/root/etc/passwd")
+
+    with pytest.raises(CommandError, match="will not follow '/proc/1/root/etc/passwd'") as info:
+        page.run(split("true\nlooks at it"), {"looks": looks})
+    assert info.value.line == 2  # type: ignore[attr-defined]

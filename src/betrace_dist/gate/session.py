@@ -172,7 +172,8 @@ class Session:
         try:
             self.sandbox.hand_over(path)
         except OSError as exc:
-            raise CommandError(f"the gate will not hand over '{path}': {_reason(exc)}") from None
+            what = "the sandbox" if path is None else f"'{path}'"
+            raise CommandError(f"the gate will not hand over {what}: {_reason(exc)}") from None
 
     def copy_clone(self, target: Path) -> None:
         """Copy the page's clone to `target` (the project's `git clone`); the copy is one more
@@ -392,6 +393,10 @@ class Session:
             except CommandError as exc:
                 exc.line = cmd.line  # type: ignore[attr-defined]
                 raise
+            except OSError as exc:  # the gate's own look at a path the page made: refused
+                error = CommandError(f"the gate will not follow '{exc.filename}': {exc.strerror}")
+                error.line = cmd.line  # type: ignore[attr-defined]
+                raise error from None
 
     def _run_pipeline(self, members: list[Command], models: dict[str, Model]) -> None:
         heads = [m.argv[0] if m.argv else "" for m in members]
