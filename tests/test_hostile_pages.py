@@ -2,12 +2,17 @@
 
 tests/fixtures/hostile-site holds pages written as an attacker would (one class of escape per
 page: Python blocks, shell writes, network, titled blocks, tools' output flags, processes that
-try to survive, output that could exhaust or crash the gate). The test plays a machine worth
-attacking: a home with an SSH key, a token in the environment, a canary folder with a secret
-file in it, and a listener on 127.0.0.1. It runs the gate on the corpus in a child pytest (on two
-workers, as CI does) and then proves containment: nothing outside the page sandboxes changed,
-no secret reached the output, no connection arrived, no process survived, and the run ended
-well inside its limit with a normal failure report (no internal error).
+try to survive, output that could exhaust or crash the gate). The `r2-*` pages are the second
+round (docs/contributing/threat-model.md): links, FIFOs and special files planted for the gate's
+own work after a page ran, a swapped clone, scratch folders, forged passes, Markdown built to
+render slowly, files built to fill the gate's memory, a filled and locked sandbox, output that
+drives a terminal or a CI log, and snippets of the repository's tooling or the machine.
+The test plays a machine worth attacking: a home with an SSH key, a token in the environment, a
+canary folder with a secret file in it, and a listener on 127.0.0.1. It runs the gate on the
+corpus in a child pytest (on two workers, as CI does) and then proves containment: nothing
+outside the page sandboxes changed, no secret reached the output, no connection arrived, no
+process survived, no sandbox was left, and the run ended well inside its limit with a normal
+failure report (no internal error).
 """
 
 from __future__ import annotations
@@ -79,6 +84,17 @@ def survivors() -> list[str]:
     return found
 
 
+def left_behind(tmpdir: Path) -> list[str]:
+    """Page sandboxes (folders or mounts) still there after the run."""
+    folders = [p.name for p in tmpdir.iterdir() if p.name.startswith("betrace-page")]
+    mounts = [
+        line
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if str(tmpdir) in line
+    ]
+    return folders + mounts
+
+
 @dataclass
 class HostileRun:
     result: subprocess.CompletedProcess[str]
@@ -91,6 +107,7 @@ class HostileRun:
     repo_after: dict[str, bytes]
     hits: list[str]
     survivors: list[str]
+    left_behind: list[str]
     knobs_before: dict[str, str]
     knobs_after: dict[str, str]
 
@@ -142,6 +159,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
         snapshot(REPO_ROOT / "docs"),
         list(listener.hits),
         survivors(),
+        left_behind(tmpdir),
         knobs_before,
         kernel_knobs(),
     )
@@ -171,10 +189,6 @@ def test_hostile_pages_print_no_secret(hostile: HostileRun) -> None:
 
 def test_hostile_pages_change_no_kernel_setting(hostile: HostileRun) -> None:
     assert hostile.knobs_after == hostile.knobs_before
-
-
-def test_a_clone_of_a_huge_sandbox_is_refused(hostile: HostileRun) -> None:
-    assert "the gate copies at most 256 MiB" in hostile.output
 
 
 def test_hostile_pages_reach_no_listener(hostile: HostileRun) -> None:
@@ -237,3 +251,59 @@ def test_control_the_attacks_do_escape_without_the_jail(tmp_path: Path) -> None:
         assert listener.hits, "the connection attack did not reach the listener"
     finally:
         listener.close()
+
+
+def test_hostile_pages_leave_no_sandbox_behind(hostile: HostileRun) -> None:
+    """r2-disk.md fills its sandbox, locks folders (chmod 000), plants links and FIFOs."""
+    assert hostile.left_behind == []
+
+
+def test_no_write_lands_in_the_gates_own_virtualenv(hostile: HostileRun) -> None:
+    """r2-planted-links.md points links at the virtualenv: a .pth there would run as root."""
+    for name in ("escape.pth", "titled.pth"):
+        assert not (REPO_ROOT / ".venv" / name).exists()
+
+
+def test_page_output_reaches_the_report_as_data(hostile: HostileRun) -> None:
+    """r2-output-injection.md prints OSC 52 (clipboard), screen clears and workflow commands."""
+    out = hostile.output
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    commands = [ln for ln in out.splitlines() if ln.lstrip().startswith(("::", "##["))]
+    assert commands == []
+
+
+def _failures_of(hostile: HostileRun, page: str) -> list[str]:
+    return [ln for ln in hostile.output.splitlines() if f"{page}:" in ln]
+
+
+@pytest.mark.parametrize(
+    ("page", "failing"),
+    [("r2-forged-pass.md", "test forged = pass"), ("r3-stranger.md", "test hijacked = pass")],
+)
+def test_a_forged_pass_is_reported_as_the_failure_it_is(
+    hostile: HostileRun, page: str, failing: str
+) -> None:
+    """r2: BASH_ENV, ENV, options, exported functions, rc files; r3: fake jail programs (bash,
+    prlimit, nsenter, bwrap, setpriv, env) first on the page's PATH."""
+    text = (HOSTILE / "docs" / page).read_text(encoding="utf-8").splitlines()
+    first = text.index(failing) + 1
+    found = _failures_of(hostile, page)
+    assert any(f"{page}:{first}:" in ln for ln in found), found
+
+
+def test_variables_that_change_how_blocks_start_are_refused(hostile: HostileRun) -> None:
+    found = _failures_of(hostile, "r2-forged-pass.md")
+    for name in ("BASH_ENV", "ENV", "LD_PRELOAD"):
+        assert any(f"'{name}' changes how programs start" in ln for ln in found), found
+
+
+def test_no_snippet_of_tooling_or_the_machine_is_included(hostile: HostileRun) -> None:
+    assert "root:x:0:0" not in hostile.output
+    assert "[core]" not in hostile.output and "repositoryformatversion" not in hostile.output
+    found = _failures_of(hostile, "r2-snippets.md")
+    assert any("is refused" in ln or "could not be found" in ln for ln in found), found
+
+
+def test_a_page_built_to_render_slowly_is_stopped_at_its_bound(hostile: HostileRun) -> None:
+    found = _failures_of(hostile, "r2-quadratic.md")
+    assert any("took longer than" in ln for ln in found), found

@@ -197,3 +197,217 @@ def test_tools_linked_from_a_hidden_folder_are_shown_again(
     finally:
         shutil.rmtree(tmp_path)
     assert elsewhere.resolve() in shown and links.resolve() in shown
+
+
+# -- round 2: the gate never follows what a page made (gate/safefs.py, gate/sandbox.py) --------
+
+
+@pytest.fixture
+def page() -> Iterator[Session]:
+    require_tool("bwrap", isolation.BWRAP_HINT)
+    session = Session(timeout=30)
+    yield session
+    session.close()
+
+
+def as_page(session: Session, script: str) -> isolation.Done:
+    """What a page's own process does (a Python block, say): it runs as the page's user."""
+    return session.bash(script, check=False)
+
+
+@pytest.fixture
+def canary(tmp_path: Path) -> Path:
+    folder = tmp_path / "canary"
+    folder.mkdir()
+    (folder / "secret.txt").write_text("canary-secret")
+    folder.chmod(0o777)  # even a folder anyone could write stays untouched
+    return folder
+
+
+def test_the_gate_writes_nothing_through_a_link_the_page_planted(
+    page: Session, canary: Path
+) -> None:
+    as_page(page, f"ln -s {canary} ~/out; ln -s {canary}/secret.txt ~/file")
+    for name in ("~/out/written", "~/file"):
+        with pytest.raises(CommandError, match=r"leads out of the page's sandbox|cannot write"):
+            page.write(name, "escaped")
+    with pytest.raises(CommandError, match="a folder on its way is a link"):
+        page.save("~/out/titled.txt", "escaped")
+    assert sorted(p.name for p in canary.iterdir()) == ["secret.txt"]
+    assert (canary / "secret.txt").read_text() == "canary-secret"
+
+
+def test_a_link_inside_the_sandbox_is_still_followed(page: Session) -> None:
+    as_page(page, "mkdir ~/real && ln -s real ~/alias")
+    page.write("~/alias/x.txt", "kept")
+    assert page.read("~/real/x.txt") == "kept"
+
+
+def test_the_gate_reads_no_secret_fifo_or_huge_file_of_a_page(page: Session) -> None:
+    script = "ln -s /proc/self/environ ~/env; mkfifo ~/fifo; truncate -s 40M ~/huge"
+    as_page(page, script + "; ln -s /proc/1/root/etc/hostname ~/magic")
+    started = time.monotonic()
+    for name, why in (
+        ("~/env", "leads out"),
+        ("~/magic", "leads out"),
+        ("~/fifo", "not a regular file"),
+        ("~/huge", "larger than 16 MiB"),
+    ):
+        with pytest.raises(CommandError, match=why):
+            page.read(name)
+    assert time.monotonic() - started < 5  # a FIFO never blocked the read
+
+
+def test_git_clone_copies_the_pages_clone_as_the_page_never_the_machine(
+    page: Session, canary: Path
+) -> None:
+    as_page(page, f"mv {page.repo} {page.repo}-moved && ln -s {canary} {page.repo}")
+    with pytest.raises(CommandError, match="the copy of the clone failed"):
+        page.copy_clone(page.home / "copy")
+    found = as_page(page, "cat ~/copy/secret.txt").stdout
+    assert "canary-secret" not in found
+
+
+def test_the_gates_scratch_folder_is_never_where_a_link_leads(page: Session, canary: Path) -> None:
+    scratch_name = page.tmp / "tmp"
+    as_page(page, f"rm -rf {scratch_name} && ln -s {canary} {scratch_name}")
+    scratch = page.scratch()
+    page.write_scratch(scratch, "compose.env", "A=b\n")
+    assert scratch.parent == page.tmp and not scratch.is_symlink()
+    assert sorted(p.name for p in canary.iterdir()) == ["secret.txt"]
+
+
+def test_the_live_tiers_data_folder_is_made_as_the_page(page: Session, canary: Path) -> None:
+    from betrace_dist.gate.live import LiveBackend
+
+    as_page(page, f"ln -s {canary} {page.tmp}/.betrace-live")
+    with pytest.raises(Exception, match="data folder cannot be made"):
+        LiveBackend(page).data_folder()  # the page's user cannot write the canary from the jail
+    assert sorted(p.name for p in canary.iterdir()) == ["secret.txt"]
+    assert canary.stat().st_uid == os.getuid()
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        *("BASH_ENV=~/forge.sh", "ENV=~/forge.sh", "SHELLOPTS=braceexpand", "BASHOPTS=extglob"),
+        *("LD_PRELOAD=~/forge.so", "BASH_FUNC_test%%=() { return 0; }", "PS4=$(touch x)"),
+    ],
+)
+def test_a_page_cannot_set_what_changes_how_later_blocks_run(
+    page: Session, assignment: str
+) -> None:
+    with pytest.raises(CommandError, match="changes how programs start"):
+        page._assign([assignment])
+
+
+def test_rc_files_and_a_planted_bash_or_prlimit_change_no_verdict(
+    page: Session, canary: Path
+) -> None:
+    forge = "trap 'exit 0' EXIT"
+    as_page(page, f'echo "{forge}" > ~/.bashrc; cp ~/.bashrc ~/.profile; mkdir ~/bin')
+    for program in ("bash", "prlimit", "nsenter", "setpriv", "env", "sh"):
+        as_page(
+            page, f"printf '#!/bin/sh\\ntouch {canary}/ran-{program}\\nexit 0\\n' > ~/bin/{program}"
+        )
+    as_page(page, "chmod +x ~/bin/*")
+    page._assign([f"PATH={page.home}/bin:{page.env['PATH']}"])
+    with pytest.raises(CommandError, match="failed with exit code 1"):
+        page.bash("test forged = pass")
+    assert sorted(p.name for p in canary.iterdir()) == ["secret.txt"]
+
+
+def test_every_sandbox_is_removed_whatever_the_page_did(canary: Path) -> None:
+    require_tool("bwrap", isolation.BWRAP_HINT)
+    session = Session(timeout=30)
+    base = session.sandbox.base
+    script = (
+        "mkdir -p ~/locked/inner && echo x > ~/locked/inner/f && mkfifo ~/locked/fifo && "
+        f"ln -s {canary} ~/locked/inner/out && chmod 000 ~/locked/inner ~/locked && "
+        f"chmod 500 {session.tmp}"
+    )
+    as_page(session, script)
+    session.close()
+    assert not base.exists()
+    assert sorted(p.name for p in canary.iterdir()) == ["secret.txt"]
+    assert str(base) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_a_sandbox_holds_at_most_its_size(page: Session) -> None:
+    if not page.sandbox.mounted:
+        pytest.skip(
+            "the gate could not mount a tmpfs here (not root): the disk bound is FILE_LIMIT"
+        )
+    done = as_page(page, "for n in 1 2 3; do head -c 500M /dev/zero > ~/fill-$n || break; done")
+    assert "No space left on device" in done.stderr
+
+
+def test_a_fork_bomb_meets_the_page_users_process_limit(page: Session) -> None:
+    done = as_page(page, "ulimit -u")
+    assert done.stdout.split() == [str(isolation.USER_PROCESS_LIMIT)]
+
+
+def test_a_clone_of_a_huge_sandbox_is_refused(page: Session) -> None:
+    """The size is reached by construction (a sparse file the test makes as the page would),
+    so the refusal never races a time limit on a slow machine."""
+    from betrace_dist.gate.commands.git import git
+    from betrace_dist.gate.session import Invocation
+    from betrace_dist.gate.shellwords import split
+
+    as_page(page, f"truncate -s 300M {page.repo}/sparse.bin")
+    url = page.release.project.distribution_repository
+    argv = ["git", "clone", url, "copy"]
+    command = split(" ".join(argv))[0]
+    with pytest.raises(CommandError, match="the gate copies at most 256 MiB"):
+        git(Invocation(argv, command, page))
+
+
+def test_a_deeply_nested_sandbox_is_refused_not_recursed(page: Session) -> None:
+    as_page(page, "cd ~ && for n in $(seq 300); do mkdir d && cd d || exit 1; done")
+    with pytest.raises(CommandError, match="nested deeper than 256"):
+        page.hand_over()
+
+
+def test_a_file_hard_linked_into_the_sandbox_is_not_handed_over(page: Session) -> None:
+    as_page(page, "echo x > ~/own && ln ~/own ~/second-name")
+    os.chown(page.home / "own", 0, 0)  # as if it were a file of the machine's
+    page.hand_over()
+    assert (page.home / "own").stat().st_uid == 0
+
+
+def test_the_gate_keeps_a_bounded_share_of_a_blocks_output(page: Session) -> None:
+    """Event-based: the block's fifth 8 MB print passes the 32 MiB the gate keeps."""
+    from betrace_dist.gate.session import PRINTED_LIMIT
+
+    page.printed = []
+    with pytest.raises(CommandError, match="printed more than 32 MiB in all"):
+        for _ in range(PRINTED_LIMIT // 8_000_000 + 1):
+            page._keep(page.bash("tail -c 8000000 /dev/zero | tr '\\0' x"))
+    assert (
+        sum(len(p.stdout) for p in page.printed if isinstance(p, isolation.Done)) <= PRINTED_LIMIT
+    )
+
+
+def test_git_clone_never_walks_the_machine_through_a_swapped_clone(page: Session) -> None:
+    from betrace_dist.gate.commands.git import git
+    from betrace_dist.gate.session import Invocation
+    from betrace_dist.gate.shellwords import split
+
+    page.cwd = page.home
+    as_page(page, f"mv {page.repo} {page.repo}-moved && ln -s / {page.repo}")
+    argv = ["git", "clone", page.release.project.distribution_repository, "copy"]
+    with pytest.raises(CommandError, match="no longer a folder"):  # refused before any walk
+        git(Invocation(argv, split(" ".join(argv))[0], page))
+
+
+def test_the_gates_own_look_at_a_path_failing_is_a_failure_at_its_line(page: Session) -> None:
+    """A model stat-ing a magic link the page made (/proc/1/root/...) meets EACCES: a plain
+    failure of the command's line, never an internal error."""
+    from betrace_dist.gate.shellwords import split
+
+    def looks(inv: object) -> None:
+        raise PermissionError(13, "Permission denied", "/proc/1/root/etc/passwd")
+
+    with pytest.raises(CommandError, match="will not follow '/proc/1/root/etc/passwd'") as info:
+        page.run(split("true\nlooks at it"), {"looks": looks})
+    assert info.value.line == 2  # type: ignore[attr-defined]

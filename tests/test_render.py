@@ -51,10 +51,11 @@ def test_helm_template_in_an_included_file_reaches_the_page_untouched(tmp_path: 
     config = root / "mkdocs.yml"
     config.write_text(config.read_text().replace(f'base_path: ["{REPO_ROOT}"]', 'base_path: ["."]'))
     site = Site(config)
-    (root / "deployment.yaml").write_text(
+    (root / "helm").mkdir()  # a folder pages may include from (site/snippets.py)
+    (root / "helm" / "deployment.yaml").write_text(
         'image: "{{ .Values.image.repository }}:{{ .Chart.AppVersion }}"\n'
     )
-    page = write(site, "p.md", 'Intro\n\n```text\n--8<-- "deployment.yaml"\n```\n')
+    page = write(site, "p.md", 'Intro\n\n```text\n--8<-- "helm/deployment.yaml"\n```\n')
     rendered = site.render(page)
     assert '"{{ .Values.image.repository }}:{{ .Chart.AppVersion }}"' in rendered.text
 

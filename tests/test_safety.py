@@ -471,3 +471,108 @@ def test_a_published_digest_reaches_every_page(tmp_path: Path, release_data: Rel
                 without.append(f"{page.relative_to(site_root)}: {match[0]}")
     assert seen >= 5, f"only {seen} BeTrace image references rendered: the check sees too little"
     assert without == [], "image references without the published digest:\n" + "\n".join(without)
+
+
+# -- what reaches the reader and the log: snippets, rendering, output ------------------------
+
+
+@pytest.fixture
+def snippet_repo(tmp_path: Path) -> Path:
+    """A repository with a .git folder, a dotfile and links, beside a file of 'the machine'."""
+    repo = tmp_path / "repo"
+    for folder in ("docs", ".git", ".github/workflows", "helm"):
+        (repo / folder).mkdir(parents=True)
+    (repo / ".git" / "config").write_text("[core]\n\tsecret-of-the-checkout = 1\n")
+    (repo / "docs" / ".hidden").write_text("hidden dotfile\n")
+    (repo / "docs" / "shown.txt").write_text("allowed snippet\n")
+    (repo / ".github" / "workflows" / "ci.yml").write_text("name: ci\n")
+    (repo / "pyproject.toml").write_text("[project]\n")
+    (tmp_path / "machine.txt").write_text("file of the machine\n")
+    (repo / "docs" / "to-git").symlink_to("../.git/config")
+    (repo / "helm" / "to-machine").symlink_to(tmp_path / "machine.txt")
+    return repo
+
+
+def _snippet(repo: Path, path: str) -> str:
+    import markdown
+
+    from betrace_dist.site import snippets
+
+    configs = {"pymdownx.snippets": {"base_path": [str(repo)], "check_paths": True}}
+    md = markdown.Markdown(extensions=snippets.replace_in(["pymdownx.snippets"], configs))
+    return str(md.convert(f'--8<-- "{path}"\n'))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *(".git/config", "../machine.txt", "docs/../.git/config", "docs/.hidden", "docs/to-git"),
+        *("helm/to-machine", "pyproject.toml", ".github/../.git/config"),
+    ],
+)
+def test_a_snippet_outside_the_allowed_folders_is_refused(snippet_repo: Path, path: str) -> None:
+    from pymdownx.snippets import SnippetMissingError
+
+    with pytest.raises(SnippetMissingError):
+        _snippet(snippet_repo, path)
+
+
+def test_a_snippet_of_an_allowed_folder_is_included(snippet_repo: Path) -> None:
+    assert "allowed snippet" in _snippet(snippet_repo, "docs/shown.txt")
+    assert "name: ci" in _snippet(snippet_repo, ".github/workflows/ci.yml")
+
+
+def test_the_site_build_uses_the_allow_listed_snippets() -> None:
+    """mkdocs.yml names pymdownx.snippets; the build hook swaps in the checked one."""
+    from mkdocs.config import load_config
+
+    from betrace_dist.site import hooks, snippets
+
+    config = load_config(str(REPO_ROOT / "mkdocs.yml"))
+    config = hooks.on_config(config)
+    kinds = [type(e).__name__ for e in config.markdown_extensions if not isinstance(e, str)]
+    assert kinds == [snippets.AllowListedSnippets.__name__]
+    assert "pymdownx.snippets" not in config.markdown_extensions
+    # and the gate, which runs the same on_config chain, still inserts the snippets
+    site = Site(REPO_ROOT / "mkdocs.yml")
+    page = REPO_ROOT / "docs" / "guides" / "deploy-on-kubernetes.md"
+    assert "--8<--" in page.read_text(encoding="utf-8")
+    assert "--8<--" not in site.render(page).text
+
+
+def test_markdown_that_never_finishes_is_stopped_at_the_render_bound() -> None:
+    """Event-based: the conversion never ends by itself, so only the bound can end it."""
+    from betrace_dist.site import limits
+
+    def endless(text: str) -> str:
+        while True:
+            text = text[::-1]
+
+    with pytest.raises(limits.LimitError, match="took longer than"):
+        limits.markdown_to_html(endless, "x", "page.md")
+    with pytest.raises(limits.LimitError, match="at most"):
+        limits.markdown_to_html(str.upper, "x" * (limits.MAX_MARKDOWN + 1), "page.md")
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b]52;c;aGk=\x07", "\\x1b]52;c;aGk=\\x07"),
+        ("a\n::add-mask::x", "a\n\\::add-mask::x"),
+        ("  ##[group]x", "  \\##[group]x"),
+        ("\x9b31m\u202eevil", "\\x9b31m\\u202eevil"),
+        ("line\r\nnext\rover", "line\nnext\\x0dover"),
+    ],
+)
+def test_page_output_is_shown_as_data(raw: str, shown: str) -> None:
+    from betrace_dist.gate.escape import as_data
+
+    assert as_data(raw) == shown
+
+
+def test_page_output_in_a_report_is_capped() -> None:
+    from betrace_dist.gate.escape import MESSAGE_LIMIT, as_data
+
+    shown = as_data("x" * (MESSAGE_LIMIT + 10))
+    assert shown.endswith("[10 more characters not shown]")
+    assert len(shown) < MESSAGE_LIMIT + 100

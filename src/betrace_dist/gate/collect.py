@@ -17,9 +17,11 @@ from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE
+from ..site.limits import LimitError
 from . import claims, display, live, profile, result_cache, typed
 from .checkers import Checker, CheckFailure, Context, registry
 from .display import Shown
+from .escape import as_data
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
 from .render import Rendered, RenderError, Site
@@ -35,6 +37,7 @@ class GateFailure(SybilFailure):
     """A block that does not hold: the message starts with `page.md:LINE:`."""
 
     def __init__(self, example: Example, message: str) -> None:
+        message = as_data(message)  # page output in it is data (escape.py)
         super().__init__(example, message)
         self.message = message
 
@@ -93,7 +96,10 @@ class Gate:
             found = blocks(rendered.text)
         except LexError as exc:
             return PageResult(path, rendered, [], (rendered.source_line(exc.line), exc.reason))
-        shown = self.displayed(rendered.text) if html is None else display.shown_in_html(html)
+        try:
+            shown = self.displayed(rendered.text) if html is None else display.shown_in_html(html)
+        except LimitError as exc:  # too large, or too slow to turn into HTML: a page's failure
+            return PageResult(path, rendered, [], (1, str(exc)))
         self._page_ids.setdefault(path.resolve(), shown.ids)
         invisible = display.hidden(rendered.text, found, shown, rendered.source_line)
         items: list[tuple[Block, Entry, Checker | None]] = []
@@ -178,7 +184,7 @@ class Gate:
         if path not in self._page_ids:
             try:
                 self._page_ids[path] = self.displayed(self.site.render(path).text).ids
-            except RenderError:
+            except (RenderError, LimitError):
                 self._page_ids[path] = None
         return self._page_ids[path]
 

@@ -24,6 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 import markdown
 
+from ..site import limits
+from ..site.snippets import is_snippets
 from .lexer import Block
 
 #: Extensions that change the page text before Python-Markdown sees it; the gate has already
@@ -91,14 +93,17 @@ class Renderer:
     """One Python-Markdown instance configured like the site's (minus what the gate applied)."""
 
     def __init__(self, config: Any) -> None:
-        extensions = [e for e in config["markdown_extensions"] if e not in _APPLIED]
+        extensions = [
+            e for e in config["markdown_extensions"] if e not in _APPLIED and not is_snippets(e)
+        ]
         configs = {k: v for k, v in config["mdx_configs"].items() if k not in _APPLIED}
         self._md = markdown.Markdown(extensions=extensions, extension_configs=configs)
 
-    def displayed_page(self, text: str) -> Shown:
-        """What a reader is shown of a page's Markdown: its code elements, ids and links."""
+    def displayed_page(self, text: str, page: str = "the page") -> Shown:
+        """What a reader is shown of a page's Markdown: its code elements, ids and links.
+        Bounded in size and time (limits.markdown_to_html)."""
         self._md.reset()
-        return shown_in_html(self._md.convert(text))
+        return shown_in_html(limits.markdown_to_html(self._md.convert, text, page))
 
 
 def shown_in_html(html: str) -> Shown:

@@ -10,9 +10,14 @@ A page is untrusted input (anyone can open a pull request), so the argument chec
   reaches no host, no proxy and no listener of the machine, while the page's own steps (and the
   live tier's real backend) can still talk to each other on 127.0.0.1;
 - processes: a PID namespace per command, so nothing it starts outlives it (`setsid`, `nohup`
-  and double forks included), all capabilities dropped, a process-count cap (cgroup `pids`,
-  where the machine lets the gate create one), and resource limits on address space, file size
-  and core dumps;
+  and double forks included), all capabilities dropped, resource limits (rlimits, which hold
+  whatever the cgroup version) on address space, file size, core dumps and the number of
+  processes of the page's user, plus cgroups where the machine lets the gate make them (v1
+  `pids` and `memory`, or v2 `pids.max` and `memory.max`);
+- environment: the programs that build the jail (prlimit, nsenter, bwrap, setpriv) run by
+  their full path with the gate's own environment; the page's variables are set only inside,
+  after the drop to the page's user (`env -i`), so nothing a page exports (PATH, LD_PRELOAD)
+  reaches a program that runs with the gate's rights;
 - time and output: a wall-clock limit per command and per page, and a cap on what a command
   prints (the gate reads at most OUTPUT_LIMIT bytes of each stream, then stops the command).
 
@@ -34,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
-from . import profile, python_minimum
+from . import profile, python_minimum, safefs
 
 #: Bytes of stdout (and of stderr) a command may print before it is stopped.
 OUTPUT_LIMIT = 8 * 1024 * 1024
@@ -53,7 +58,23 @@ TMPFS_SIZE = 256 * 1024 * 1024
 PAGE_UID = PAGE_GID = 65534
 #: Drops to the page's user inside the jail, after bwrap set it up; no_new_privs keeps set-uid
 #: programs from giving any privilege back.
-DROP = ["setpriv", f"--reuid={PAGE_UID}", f"--regid={PAGE_GID}", "--clear-groups"]
+#: Processes (and threads) the page's user may have at once, counted across the machine
+#: (RLIMIT_NPROC): the bound on fork bombs that holds without a cgroup.
+USER_PROCESS_LIMIT = 4096
+
+
+def _program(name: str) -> str:
+    """A program the gate runs with its own rights, by its full path, found on the system's
+    folders (never on a PATH a page could have set)."""
+    for folder in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        if os.access(Path(folder, name), os.X_OK):
+            return str(Path(folder, name))
+    return name
+
+
+#: The environment of the programs that build the jail: the gate's, never the page's.
+OUTER_ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
+DROP = [_program("setpriv"), f"--reuid={PAGE_UID}", f"--regid={PAGE_GID}", "--clear-groups"]
 DROP += ["--no-new-privs", "--"]
 #: Paths that hold secrets of the machine or sockets of daemons: never visible to a page.
 HIDDEN_DIRS = ("/root", "/home", "/run", "/var/run", "/etc/ssh", "/var/lib/docker", "/srv")
@@ -64,6 +85,24 @@ GATE_DIR = ".gate"
 #: Replaced by an empty tmpfs of the jail's own: a page sees nothing of the host's /tmp.
 PRIVATE_TMP = "/tmp"  # noqa: S108 - named to be hidden, never written
 BWRAP_HINT = "apt-get install bubblewrap: pages run only inside its jail"
+
+
+#: Variables that change how bash (or any program) starts rather than what a command does: a
+#: page that sets one could make a later block's failing commands pass (BASH_ENV runs a file
+#: before every script, SHELLOPTS/BASHOPTS switch errors off, an exported function replaces a
+#: command, LD_PRELOAD loads code into every program). The gate never takes them from a page.
+STARTUP_VARIABLES = frozenset(
+    {"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PROMPT_COMMAND", "PS4", "IFS", "GLOBIGNORE"}
+    | {"BASH_XTRACEFD", "EXECIGNORE", "POSIXLY_CORRECT", "CDPATH", "INPUTRC", "HISTFILE"}
+    | {"PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PYTHONINSPECT", "PERL5OPT", "GCONV_PATH"}
+)
+#: Prefixes of such variables (exported functions, the dynamic loader, allocator hooks).
+STARTUP_PREFIXES = ("BASH_FUNC_", "LD_", "MALLOC_", "GLIBC_TUNABLES")
+
+
+def startup_variable(name: str) -> bool:
+    """True for a variable the gate never takes from a page (see STARTUP_VARIABLES)."""
+    return name in STARTUP_VARIABLES or name.startswith(STARTUP_PREFIXES)
 
 
 class JailError(Exception):
@@ -123,6 +162,29 @@ def _own_cgroup(controller: str) -> Path | None:
     return None
 
 
+def _cgroup_v2(name: str) -> list[Path]:
+    """A cgroup v2 group for one page, where the unified hierarchy is mounted and writable."""
+    base = Path("/sys/fs/cgroup")
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    own = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if own is None or not (base / "cgroup.controllers").is_file():
+        return []
+    group = base / own.lstrip("/") / name
+    try:
+        group.mkdir(exist_ok=True)
+        for knob, value in (("pids.max", PROCESS_LIMIT), ("memory.max", PAGE_MEMORY)):
+            with contextlib.suppress(OSError):  # a controller not delegated here
+                (group / knob).write_text(str(value))
+    except OSError:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        return []
+    return [group]
+
+
 def _cgroups(name: str) -> list[Path]:
     """Cgroups (v1) for one page: at most PROCESS_LIMIT tasks and PAGE_MEMORY bytes in all,
     where the machine lets the gate make them; each missing one is said in the docstring of the
@@ -132,7 +194,9 @@ def _cgroups(name: str) -> list[Path]:
         "memory": ("memory.limit_in_bytes", PAGE_MEMORY),
         "cpuacct": None,  # no limit: it counts the CPU time of the page's programs (profile.py)
     }
-    made = []
+    made: list[Path] = []
+    if (Path("/sys/fs/cgroup") / "cgroup.controllers").is_file():
+        return _cgroup_v2(name)
     for controller, knob in wanted.items():
         parent = _own_cgroup(controller)
         if parent is None or not (parent / "cgroup.procs").exists():
@@ -153,35 +217,36 @@ def _cgroups(name: str) -> list[Path]:
 def _limits(cgroups: list[Path]) -> list[str]:
     """The command prefix that applies the resource limits (and joins the page's cgroups) before
     anything of the page runs: programs, not a preexec hook, so no lock of the gate is involved."""
-    prefix = ["prlimit", f"--as={MEMORY_LIMIT}", f"--fsize={FILE_LIMIT}", "--core=0", "--"]
+    prefix = [_program("prlimit"), f"--as={MEMORY_LIMIT}", f"--fsize={FILE_LIMIT}", "--core=0"]
+    prefix += [f"--nproc={USER_PROCESS_LIMIT}", "--"]
     if cgroups:
         joins = " && ".join(f'echo $$ > "${i}"' for i in range(1, len(cgroups) + 1))
         files = [str(group / "cgroup.procs") for group in cgroups]
         script = f'{joins} && shift {len(cgroups)} && exec "$@"'
-        prefix += ["sh", "-c", script, "join-cgroups", *files]
+        prefix += [_program("sh"), "-c", script, "join-cgroups", *files]
     return prefix
 
 
-def give(path: Path) -> None:
-    """One path (a link itself, never what it points at) to the page's user."""
-    if os.lstat(path).st_uid != PAGE_UID:
-        os.lchown(path, PAGE_UID, PAGE_GID)
+def _settable(name: str, value: str) -> bool:
+    return bool(name) and "=" not in name and "\0" not in name + value
 
 
-def hand_over(root: Path, keep: frozenset[str] = frozenset()) -> None:
-    """Give what the gate wrote under `root` to the page's user, so the page can change it as
-    it would change files of its own; directories stay traversable by the gate (0755). Entries
-    whose name is in `keep` (the gate's own folder) stay the gate's."""
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in keep]
-        for name in [*dirs, *files]:
-            path = Path(folder, name)
-            info = os.lstat(path)
-            if info.st_uid != PAGE_UID:
-                os.lchown(path, PAGE_UID, PAGE_GID)
-    if os.lstat(root).st_uid != PAGE_UID:
-        os.lchown(root, PAGE_UID, PAGE_GID)
-    root.chmod(0o755)
+def inner_env(env: dict[str, str]) -> list[str]:
+    """`env -i NAME=value ...`: the page's environment, set inside the jail after the drop to
+    the page's user, and nothing else (no variable of the gate's own)."""
+    names = [k for k in env if _settable(k, env[k])]
+    return [_program("env"), "-i", "--", *(f"{k}={env[k]}" for k in names)]
+
+
+def hand_over(root: Path) -> None:
+    """Give a folder the gate made, and all under it, to the page's user (descriptor walk,
+    links themselves changed, never what they point at); it stays traversable (0755)."""
+    tree = safefs.Tree(root)
+    try:
+        tree.chown_tree(root, PAGE_UID)
+        os.fchmod(tree.fd, 0o755)
+    finally:
+        tree.close()
 
 
 @dataclass
@@ -228,9 +293,10 @@ class Jail:
         if self._netns is None:
             read, write = os.pipe()
             holder = [self.bwrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid"]
-            holder += ["--die-with-parent", "--info-fd", str(write), "sleep", "infinity"]
+            holder += ["--die-with-parent", "--info-fd", str(write), _program("sleep")]
             self._holder = subprocess.Popen(
-                holder,
+                [*holder, "infinity"],
+                env=OUTER_ENV,
                 pass_fds=(write,),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -248,25 +314,29 @@ class Jail:
             self._cgroups = _cgroups(f"betrace-page-{os.getpid()}-{child}")
         return self._netns
 
-    def wrap(self, argv: list[str], cwd: Path, shown: tuple[Path, ...] = ()) -> list[str]:
-        """The command line that runs argv inside the jail (`shown`: extra read-only paths)."""
+    def wrap(
+        self, argv: list[str], cwd: Path, env: dict[str, str], shown: tuple[Path, ...] = ()
+    ) -> list[str]:
+        """The command line that runs argv inside the jail with exactly `env` as its environment
+        (`shown`: extra read-only paths). Run it with OUTER_ENV."""
         netns = self._network()
-        enter = ["nsenter", f"--net={netns}", "--"]
-        return [*_limits(self._cgroups), *enter, *self._walls(cwd, shown), "--", *DROP, *argv]
+        enter = [_program("nsenter"), f"--net={netns}", "--"]
+        walls = self._walls(cwd, shown)
+        return [*_limits(self._cgroups), *enter, *walls, "--", *DROP, *inner_env(env), *argv]
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Done:
         """Run argv in the jail; past its time or output limit its whole jail is killed."""
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise JailError("the page used up its time limit; later commands were not run")
-        wrapped = self.wrap(argv, cwd)
+        wrapped = self.wrap(argv, cwd, env)
         if not profile.ACTIVE:
-            return run_bounded(wrapped, cwd, env, min(timeout, left))
+            return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left))
         # jailed programs are reaped inside their PID namespace, so their CPU time never
         # reaches this process's children's usage: the page's cpuacct group counts it
         before, start = self._cpu_used(), time.perf_counter()
         try:
-            return run_bounded(wrapped, cwd, env, min(timeout, left))
+            return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left))
         finally:
             after = self._cpu_used()
             used = after - before if before is not None and after is not None else None
@@ -284,13 +354,14 @@ class Jail:
         self, argv: list[str], cwd: Path, env: dict[str, str], log: Path, shown: list[Path]
     ) -> subprocess.Popen[bytes]:
         """Start a long-running program (the live tier's backend) in the page's namespace; it
-        is stopped by the caller or, at the latest, with the page (its jail dies with the gate)."""
+        is stopped by the caller or, at the latest, with the page (its jail dies with the gate).
+        Its log is a file of the gate's own (outside the sandbox), capped at FILE_LIMIT."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        with os.fdopen(os.open(log, flags, 0o644), "wb") as out:
+        with os.fdopen(os.open(log, flags, 0o600), "wb") as out:
             return subprocess.Popen(
-                self.wrap(argv, cwd, tuple(shown)),
+                self.wrap(argv, cwd, env, tuple(shown)),
                 cwd=cwd,
-                env=env,
+                env=OUTER_ENV,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .checkers import Checker, claim
+from .escape import as_data
 from .lexer import Block
 
 #: "modelled": a console block whose shown output comes from a command model, which cannot
@@ -53,7 +54,9 @@ def entry_for(
 
 def format_table(entries: list[Entry]) -> str:
     headers = ("page", "line", "language", "checker", "status", "reason")
-    rows = [(e.page, str(e.line), e.language, e.checker, e.status, e.reason) for e in entries]
+    # a skip reason and a language are a page's text: shown as data, on one line (escape.py)
+    raw = [(e.page, str(e.line), e.language, e.checker, e.status, e.reason) for e in entries]
+    rows = [tuple(as_data(c).replace("\n", "\\n") for c in row) for row in raw]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers[:-1])]
     out = ["  ".join(h.ljust(w) for h, w in zip(headers[:-1], widths, strict=True)) + "  reason"]
     for row in rows:

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 from .. import upstream
 from ..tools import ToolMissing
-from .isolation import GATE_DIR
+from .escape import as_data
+from .isolation import startup_variable
 
 ENV_VAR = "BETRACE_LIVE_BACKEND"
 #: Seconds the real backend gets to answer its health check after it starts.
@@ -110,8 +111,10 @@ RAN: list[Ran] = []
 def summary() -> list[str]:
     """One line per command run against the live backend: page, result, command."""
     return [
-        f"{r.page}: {'ok' if r.ok else 'FAILED'} (HTTP {r.status or '-'}) "
-        f"{' '.join(r.command.split())[:140]}"
+        as_data(
+            f"{r.page}: {'ok' if r.ok else 'FAILED'} (HTTP {r.status or '-'}) "
+            f"{' '.join(r.command.split())[:140]}"
+        )
         for r in RAN
     ]
 
@@ -134,19 +137,31 @@ class LiveBackend:
         prog = program()
         assert prog is not None, "the live tier runs only with a program"
         self.starts += 1
-        # logs in the gate's own folder, which the page (nobody) cannot write: a link the page
-        # planted cannot turn the gate's log into a write elsewhere
-        live_dir = self.session.tmp / GATE_DIR / "live"
-        data = live_dir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        self.session.hand_over(data)
-        self.log = live_dir / f"backend-{self.starts}.log"
-        env = {k: v for k, v in listener.env.items() if k not in _ADAPTED}
+        data = self.data_folder()
+        # the log is the gate's own, outside the sandbox (sandbox.py): out of the page's reach
+        self.log = self.session.sandbox.gate / f"backend-{self.starts}.log"
+        env = {
+            k: v
+            for k, v in listener.env.items()
+            if k not in _ADAPTED and not startup_variable(k)  # LD_PRELOAD from a Compose file
+        }
         env |= {"BETRACE_DATA_DIR": str(data), "BETRACE_PORT_BACKEND": str(listener.port)}
         env |= {k: self.session.env[k] for k in ("PATH", "HOME", "LANG", "TMPDIR")}
         self.port = listener.port
         self.proc = self.session.jail.start([str(prog)], data, env, self.log, shown=[prog])
         self._wait_healthy()
+
+    def data_folder(self) -> Path:
+        """The backend's data folder, the page's (the backend runs as the page's user): made in
+        the jail, as that user, so a link the page planted there leads nowhere it could not
+        go itself (never by the gate's own mkdir or chown)."""
+        data = self.session.tmp / ".betrace-live" / "data"
+        made = self.session.jail.run(
+            ["mkdir", "-p", "--", str(data)], self.session.tmp, {"PATH": "/usr/bin:/bin"}, 10
+        )
+        if made.returncode != 0:
+            raise LiveError(f"the live backend's data folder cannot be made: {made.stderr[-300:]}")
+        return data
 
     def _wait_healthy(self) -> None:
         assert self.proc is not None and self.port is not None
@@ -166,7 +181,9 @@ class LiveBackend:
     def tail(self) -> str:
         if self.log is None or not self.log.is_file():
             return ""
-        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        with self.log.open("rb") as log:  # the gate's own file; only its end is shown
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
         return " | ".join(lines[-3:])
 
     def stop(self) -> None:

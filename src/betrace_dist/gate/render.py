@@ -32,7 +32,7 @@ from ruamel.yaml import YAML
 
 from .. import yamlio
 from ..errors import LineError, Problem, ProblemsError
-from ..site import sandbox
+from ..site import sandbox, snippets
 from ..site.sandbox import shadow_reason
 
 
@@ -367,7 +367,7 @@ class Site:
     def _snippets(self) -> Any | None:
         """One snippets preprocessor per site (it resets its state at every run)."""
         extensions = self.config["markdown_extensions"]
-        if "pymdownx.snippets" not in extensions:
+        if not any(snippets.is_snippets(e) for e in extensions):
             return None
         configs = {k: dict(v) for k, v in self.config["mdx_configs"].items()}
         snippet_cfg = configs.setdefault("pymdownx.snippets", {})
@@ -375,7 +375,8 @@ class Site:
         bases = snippet_cfg.get("base_path", ["."])
         bases = [bases] if isinstance(bases, str) else bases
         snippet_cfg["base_path"] = [str((self.root / b).resolve()) for b in bases]
-        md = markdown.Markdown(extensions=["pymdownx.snippets"], extension_configs=configs)
+        # the allow-listed snippets: only files of the folders the project names (snippets.py)
+        md = markdown.Markdown(extensions=snippets.replace_in(["pymdownx.snippets"], configs))
         return md.preprocessors["snippet"]
 
     def page(self, path: Path) -> Page:

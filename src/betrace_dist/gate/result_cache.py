@@ -40,6 +40,7 @@ variable), the live tier and ``--update-outputs``, whose point is to run.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -235,12 +236,17 @@ def copy2_unread(source: str | Path, target: str | Path) -> None:
 
 
 def _copy(source: Path, target: Path, keep_time: bool) -> None:
+    """Copy one regular file: a FIFO, device or socket in its place is refused (and opened
+    without blocking, so a FIFO never hangs the copy), a link never followed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
     try:
-        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
+        src = os.open(source, flags | getattr(os, "O_NOATIME", 0))
     except PermissionError:  # O_NOATIME needs ownership: fall back to a read the stamp sees
-        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+        src = os.open(source, flags)
     try:
         info = os.fstat(src)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file: not copied", str(source))
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
         dst = os.open(target, flags, stat.S_IMODE(info.st_mode))
         try:

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,14 +28,17 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .. import REPO_ROOT, tools
+from .. import GATE_SOURCE, REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
-from . import isolation, live, profile, result_cache
-from .isolation import BWRAP_HINT, GATE_DIR, Done, Jail, JailError
+from . import live, profile, result_cache
+from .isolation import BWRAP_HINT, Done, JailError, startup_variable
+from .sandbox import Sandbox
 from .shellwords import Command
 from .snapshots import Manifest, Snapshots, scan
 from .world import World
 
+#: Characters of output the gate keeps for one block's commands in all.
+PRINTED_LIMIT = 32 * 1024 * 1024
 #: Wall-clock time one page may take in all (each command has its own, shorter limit too).
 PAGE_TIMEOUT = 600.0
 
@@ -55,12 +59,22 @@ WRITERS = frozenset({"cp", "mv", "mkdir", "touch", "rm", "tee", "sed", "chmod"})
 FILTERS = frozenset({"jq", "base64", "grep", "head", "tail", "sort", "less", "wc", "cut", "tee"})
 
 
+#: The bash every block runs in: the system's, by its full path.
+BASH = "/bin/bash"
+
+#: A name a page may give a variable.
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 #: A word bash leaves as it is: no quotes, parameters, globs, braces, tilde or comment.
 PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:=,@%+-]+")
 
 
 class CommandError(Exception):
     """A command does not hold; the message says what exists instead."""
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 @dataclass
@@ -96,8 +110,10 @@ class Session:
         self.release = release or load_release_data()
         # The operator (never a page) may shorten the limit: BETRACE_COMMAND_TIMEOUT seconds.
         self.timeout = timeout or float(os.environ.get("BETRACE_COMMAND_TIMEOUT") or 60)
-        self.tmp = Path(tempfile.mkdtemp(prefix="betrace-page-")).resolve()
-        self.jail = Jail(self.tmp, deadline=time.monotonic() + page_timeout)
+        #: the page's folders and the gate's handle on them (sandbox.py)
+        self.sandbox = Sandbox(deadline=time.monotonic() + page_timeout)
+        self.tmp = self.sandbox.root
+        self.jail = self.sandbox.jail
         # the real backend of the live tier, when the run was given one (see live.py)
         self.live = live.LiveBackend(self) if live.program() else None
         self.page = ""  # the page this session runs (for reports), set by its first block
@@ -107,7 +123,6 @@ class Session:
         (self.tmp / "tmp").mkdir()
         with profile.phase("sandbox copy"):  # a no-op unless profiling
             _copy_clone(self.repo)
-        (self.tmp / GATE_DIR).mkdir()
         self.hand_over()  # the page runs as nobody (isolation.py): its files are nobody's
         self.cwd = self.repo
         #: the reader's clone in the sandbox and the page's copies of it (`git clone`)
@@ -126,6 +141,7 @@ class Session:
         self._snapshots = Snapshots(self.tmp, {self.repo.name: _pristine()})
         #: what each command run since the last reset printed (None: a model that cannot say)
         self.printed: list[Done | str | None] = []
+        self._printed_size: tuple[list[Done | str | None], int] = (self.printed, 0)
 
     def _clean_env(self) -> dict[str, str]:
         path = page_path()
@@ -150,24 +166,29 @@ class Session:
         }
 
     def hand_over(self, path: Path | None = None) -> None:
-        """Give what the gate wrote in the sandbox to the page's user (see isolation.hand_over):
-        the whole sandbox, or one path the gate just wrote and the folders it made for it."""
-        if path is None:
-            isolation.hand_over(self.tmp, keep=frozenset({GATE_DIR}))
-            return
-        for parent in reversed(path.parents):  # folders the gate made on the way
-            if self.tmp in parent.parents:
-                isolation.give(parent)
-        if path.is_dir() and not path.is_symlink():
-            isolation.hand_over(path)
-        else:
-            isolation.give(path)
+        """Give what the gate wrote in the sandbox to the page's user (sandbox.py): the whole
+        sandbox, or one path the gate just wrote and the folders it made for it; by descriptors,
+        never through a link the page made."""
+        try:
+            self.sandbox.hand_over(path)
+        except OSError as exc:
+            what = "the sandbox" if path is None else f"'{path}'"
+            raise CommandError(f"the gate will not hand over {what}: {_reason(exc)}") from None
 
     def copy_clone(self, target: Path) -> None:
         """Copy the page's clone to `target` (the project's `git clone`); the copy is one more
-        place where the page may read the clone's files (result_cache.py)."""
-        shutil.copytree(self.repo, target, symlinks=True, copy_function=result_cache.copy2_unread)
-        self.hand_over(target)  # the page's clone is the page's (it runs as nobody)
+        place where the page may read the clone's files (result_cache.py). The page has had the
+        clone in its hands: the copy runs in its jail, as its user, so a link, FIFO or device it
+        planted there leads nowhere the page could not already reach."""
+        runner = (
+            f"import shutil, sys; sys.path.insert(0, {str(GATE_SOURCE)!r}); "
+            "from betrace_dist.gate.result_cache import copy2_unread; "
+            "shutil.copytree(sys.argv[1], sys.argv[2], symlinks=True, copy_function=copy2_unread)"
+        )
+        done = self.process([sys.executable, "-I", "-c", runner, str(self.repo), str(target)])
+        if done.returncode != 0:
+            said = " ".join(done.stderr.strip().splitlines()[-1:])
+            raise CommandError(f"git clone: the copy of the clone failed: {said}")
         self.views.append(target)
         self._laid_out[target] = _signatures(target)
 
@@ -197,9 +218,10 @@ class Session:
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
-        self.jail.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self._snapshots.close()
+        try:
+            self.sandbox.close()  # the jail, then every file of the page, whatever it did
+        finally:
+            self._snapshots.close()
 
     # -- content tabs: alternatives run from the same state --------------------------------
     def enter(self, tab: tuple[int, int] | None) -> None:
@@ -271,31 +293,62 @@ class Session:
         return resolved
 
     def read(self, name: str) -> str:
-        """A file of the page, read by the gate itself (never through a link leading out)."""
-        return self.inside(self.path(name), "read").read_text(encoding="utf-8", errors="replace")
+        """A file of the page, read by the gate itself: resolved beneath the sandbox (never
+        through a link leading out), a regular file only (never a FIFO or a device), at most
+        safefs.READ_LIMIT bytes."""
+        path = self.path(name)
+        try:
+            data = self.sandbox.read(path)
+        except OSError as exc:
+            raise CommandError(f"the gate will not read '{name}': {_reason(exc)}") from None
+        return data.decode("utf-8", errors="replace")
 
     def write(self, name: str, text: str, append: bool = False) -> Path:
         """Write (or append) what a model printed to a file the page names (a redirect): the
-        gate's own write, so only inside the sandbox and never through a link."""
-        target = self.inside(self.path(name))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+        gate's own write, so only beneath the sandbox, never through a link, only a file."""
+        target = self.path(name)
         try:
-            with os.fdopen(os.open(target, flags, 0o644), "w", encoding="utf-8") as handle:
-                handle.write(text)
+            self.sandbox.write(target, text.encode("utf-8"), append=append)
         except OSError as exc:
-            raise CommandError(f"cannot write '{name}': {exc.strerror}") from None
-        self.hand_over(target)
+            raise CommandError(f"cannot write '{name}': {_reason(exc)}") from None
         return target
 
     def save(self, name: str, text: str) -> Path:
-        """Write a file the page gives (a titled block): only inside the sandbox."""
-        target = self.inside(self.path(name))
-        if target.is_symlink() or (target.exists() and not target.is_file()):
-            raise CommandError(f"'{name}' exists and is not a plain file")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        self.hand_over(target)
+        """Write a file the page gives (a titled block): only beneath the sandbox."""
+        target = self.path(name)
+        try:
+            self.sandbox.makedirs(target.parent)
+            self.sandbox.write(target, text.encode("utf-8"))
+        except OSError as exc:
+            raise CommandError(f"'{name}' cannot be written: {_reason(exc)}") from None
         return target
+
+    def scratch(self) -> Path:
+        """A fresh folder of the page's user for files the gate hands to a jailed tool."""
+        return self.sandbox.scratch()
+
+    def write_scratch(self, folder: Path, name: str, text: str) -> Path:
+        """One file the gate writes in a scratch folder (see `scratch`)."""
+        target = folder / name
+        self.sandbox.write(target, text.encode("utf-8"))
+        return target
+
+    def _keep(self, out: Done | str | None) -> None:
+        """Keep what a command printed, for the block's comparison: at most PRINTED_LIMIT
+        characters for one block in all (each command's own output is capped in the jail; a
+        block of many commands must not fill the gate's memory)."""
+        kept, size = self._printed_size
+        if kept is not self.printed:  # the list was reset for a new block
+            size = 0
+        size += len(out) if isinstance(out, str) else 0
+        size += len(out.stdout) + len(out.stderr) if isinstance(out, Done) else 0
+        if size > PRINTED_LIMIT:
+            raise CommandError(
+                f"the block's commands printed more than {PRINTED_LIMIT >> 20} MiB in all; "
+                "the gate keeps no more of one block"
+            )
+        self._printed_size = (self.printed, size)
+        self.printed.append(out)
 
     # -- running -----------------------------------------------------------------------------
     def process(self, argv: list[str], env: dict[str, str] | None = None) -> Done:
@@ -310,8 +363,9 @@ class Session:
             raise CommandError(str(exc)) from None
 
     def bash(self, script: str, check: bool = True) -> Done:
+        # the system's bash (never one the page put on its PATH), no rc file, no profile;
         # pipefail: a pipeline fails when any member fails, not only the last
-        done = self.process(["bash", "-o", "pipefail", "-c", script])
+        done = self.process([BASH, "--norc", "--noprofile", "-o", "pipefail", "-c", script])
         if check and done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()
             raise CommandError(f"failed with exit code {done.returncode}: {' '.join(detail[-3:])}")
@@ -339,6 +393,10 @@ class Session:
             except CommandError as exc:
                 exc.line = cmd.line  # type: ignore[attr-defined]
                 raise
+            except OSError as exc:  # the gate's own look at a path the page made: refused
+                error = CommandError(f"the gate will not follow '{exc.filename}': {exc.strerror}")
+                error.line = cmd.line  # type: ignore[attr-defined]
+                raise error from None
 
     def _run_pipeline(self, members: list[Command], models: dict[str, Model]) -> None:
         heads = [m.argv[0] if m.argv else "" for m in members]
@@ -347,7 +405,7 @@ class Session:
                 self._check_substitution(sub, models)
             for member in members:
                 self.confine(member, self.expand(member.model_words[len(member.assignments) :]))
-            self.printed.append(self.bash(" | ".join(m.text for m in members)))
+            self._keep(self.bash(" | ".join(m.text for m in members)))
             return
         first = members[0]
         for head in heads[1:]:
@@ -391,7 +449,7 @@ class Session:
             builtin(self, cmd, argv)
         elif head in FILE_COMMANDS:
             self.confine(cmd, argv)
-            self.printed.append(self.bash(cmd.text))
+            self._keep(self.bash(cmd.text))
         else:
             self._run_model(head, cmd, argv, models)
 
@@ -399,6 +457,12 @@ class Session:
         """NAME=value words (expanded): variables of the commands that follow."""
         for assignment in assignments:
             name, _, value = assignment.partition("=")
+            if not VARIABLE_NAME.fullmatch(name) or startup_variable(name):
+                raise CommandError(
+                    f"'{name}' changes how programs start, not what a command does: the gate "
+                    "runs every block in an environment it builds itself and does not take it "
+                    "from a page"
+                )
             self.env[name] = value
             self.exported.add(name)
 
@@ -428,7 +492,7 @@ class Session:
                 f"no command model for '{head}': add one to the gate, or skip the block with "
                 "<!-- gate: skip: <reason> -->"
             )
-        self.printed.append(model(Invocation(argv, cmd, self)))
+        self._keep(model(Invocation(argv, cmd, self)))
 
 
 #: shell builtins that change the session itself (its directory, its variables)

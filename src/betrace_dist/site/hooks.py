@@ -19,6 +19,7 @@ from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
+from betrace_dist.site import limits, snippets
 from betrace_dist.site.badge import PageSummary, Verifier
 from betrace_dist.site.notes import EXPLAINED_AT, EXPLAINED_IN, TEMPLATE, with_note
 
@@ -30,6 +31,12 @@ SEARCH_DIALOG = re.compile(r'(<div class="md-search"[^>]*role="dialog")(?![^>]*a
 # (mkdocs.yml `watch:` lists releases.yaml and the artefacts), so nothing here outlives a build.
 # The macros' cached tables are cleared by macros.install at the start of each build.
 _build: dict[str, Any] = {}
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Snippets only from the folders the project names (snippets.py)."""
+    config.markdown_extensions = snippets.replace_in(config.markdown_extensions, config.mdx_configs)
+    return config
 
 
 def on_pre_build(config: MkDocsConfig) -> None:
@@ -85,3 +92,29 @@ def on_post_template(output_content: str, template_name: str, config: MkDocsConf
 
 def name_search_dialog(html: str) -> str:
     return SEARCH_DIALOG.sub(r'\1 aria-label="Search"', html, count=1)
+
+
+def _end_render_deadline() -> None:
+    deadline = _build.pop("deadline", None)
+    if deadline is not None:
+        deadline.__exit__(None, None, None)
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """The page's Markdown is turned into HTML next, by mkdocs: bounded in size here, and in
+    time until on_page_content (limits.py), so one page cannot hang the build."""
+    _end_render_deadline()
+    limits.refuse(f"the Markdown of {page.file.src_path}", len(markdown), limits.MAX_MARKDOWN)
+    deadline = limits.Deadline(limits.TIME_LIMIT)
+    deadline.__enter__()
+    _build["deadline"] = deadline
+    return markdown
+
+
+def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    _end_render_deadline()
+    return html
+
+
+def on_post_build(config: MkDocsConfig) -> None:
+    _end_render_deadline()

@@ -246,3 +246,22 @@ class Deadline:
             self._armed = False
             if self._fired:
                 _set_async_exc(self._thread, ctypes.py_object())  # NULL: withdraw it
+
+
+#: Characters of one page's Markdown (as rendered by the macros) turned into HTML: the largest
+#: real page has under 40,000; Python-Markdown's cost grows faster than the text on some inputs.
+MAX_MARKDOWN = 400_000
+
+
+def markdown_to_html(convert: Callable[[str], str], text: str, page: str) -> str:
+    """`convert(text)` (Python-Markdown) with a size limit and a wall-clock limit, so one page
+    cannot hang the gate or the site build."""
+    refuse(f"the Markdown of {page}", len(text), MAX_MARKDOWN)
+    try:
+        with Deadline(TIME_LIMIT):
+            return convert(text)
+    except RenderTimeout:
+        raise LimitError(
+            f"turning {page} into HTML took longer than {TIME_LIMIT:g} s and was stopped "
+            "(render limit against pages that exhaust the machine)"
+        ) from None

@@ -40,13 +40,17 @@ class Context:
     def session(self) -> Any:
         """The page's sandbox session, created by its first block that needs one, and placed
         in the state of the block's content tab."""
-        from ..session import Session
+        from ..session import CommandError, Session
 
         if "session" not in self.state:
             self.state["session"] = Session(self.release)
             self.state["session"].page = str(self.page)
         session = self.state["session"]
-        session.enter(self.tab)
+        try:
+            session.enter(self.tab)
+        except (OSError, CommandError) as exc:  # a sandbox the gate will not hand back
+            reason = f"content tabs: the page's state cannot be restored: {exc}"
+            raise CheckFailure(reason) from None
         return session
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from pytest_examples import CodeExample, EvalExample
@@ -20,6 +19,10 @@ from pytest_examples import CodeExample, EvalExample
 from ... import GATE_SOURCE
 from ..lexer import Block
 from . import CheckFailure, Context, Status, require_tool
+
+if TYPE_CHECKING:
+    from ..isolation import Done
+    from ..session import Session
 
 
 class PythonChecker:
@@ -61,10 +64,8 @@ def _check_python_minimum(source: str, ctx: Context) -> None:
         )
     require_tool("vermin", "pip install vermin (a test dependency: make setup installs it)")
     session = ctx.session()
-    scratch = Path(tempfile.mkdtemp(prefix="python-minimum-", dir=session.tmp / "tmp"))
-    program = scratch / "example.py"
-    program.write_text(source, encoding="utf-8")
-    session.hand_over(scratch)
+    # written by descriptor in a folder of the page's user (never where a link of the page leads)
+    program = session.write_scratch(session.scratch(), "example.py", source)
 
     def run(interpreter: Path) -> str | None:
         done = session.process([str(interpreter), "-I", str(program)])
@@ -81,10 +82,12 @@ def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
     from ..session import CommandError
 
     session = ctx.session()
-    scratch = Path(tempfile.mkdtemp(prefix="python-block-", dir=session.tmp / "tmp"))
-    spec, result = scratch / "block.json", scratch / "result.json"
-    spec.write_text(json.dumps({"source": source, "page": page}), encoding="utf-8")
-    session.hand_over(scratch)  # the block runs as the page's user and writes its result here
+    # made by descriptor (never where a link of the page leads); the block runs as the page's
+    # user and writes its result here, which the gate reads back beneath the sandbox only
+    scratch = session.scratch()
+    spec_text = json.dumps({"source": source, "page": page})
+    spec = session.write_scratch(scratch, "block.json", spec_text)
+    result = scratch / "result.json"
     # the gate's own runner (never the page's copy of it), from the source the gate runs on;
     # -I keeps the outer environment and the page's directory off sys.path
     runner = (
@@ -93,9 +96,18 @@ def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
     )
     argv = [sys.executable, "-I", "-c", runner, str(spec), str(result)]
     try:
-        done = session.process(argv)
+        return _result(session, session.process(argv), result)
     except CommandError as exc:
         raise CheckFailure(f"the example {exc}") from None
+    finally:
+        session.sandbox.remove(scratch)  # links in it are removed, never followed
+
+
+def _result(session: Session, done: Done, result: Path) -> dict[str, Any]:
+    """What the runner reported, read back beneath the sandbox only (never through a link,
+    never from a FIFO, at most safefs.READ_LIMIT bytes)."""
+    from ..session import CommandError
+
     try:
         found: dict[str, Any] = json.loads(session.read(str(result)))
     except (OSError, ValueError, CommandError):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,12 +250,13 @@ def _project(
 def _resolve(session: Session, compose_file: Path, env_text: str) -> dict[str, Any] | ComposeError:
     """`docker compose config` of a page's project, run in the page's jail: a Compose file can
     name files to read and remote `include`s, so it gets the page's walls like any command."""
-    with tempfile.TemporaryDirectory(dir=session.tmp / "tmp") as scratch:
-        Path(scratch).chmod(0o755)  # Compose runs as the page's user in the jail
-        env = Path(scratch) / "compose.env"
-        env.write_text(env_text, encoding="utf-8")
+    scratch = session.scratch()  # made by descriptor: never where a link of the page leads
+    try:
+        env = session.write_scratch(scratch, "compose.env", env_text)
         argv = [compose_binary(), "-f", str(compose_file), "--env-file", str(env)]
         done = session.process([*argv, "config", "--format", "json"])
+    finally:
+        session.sandbox.remove(scratch)
     if done.returncode != 0:
         return ComposeError(f"{compose_file}: {done.stderr.strip()}")
     try:

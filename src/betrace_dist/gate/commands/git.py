@@ -144,6 +144,12 @@ CLONE_LIMIT = 256 * 1024 * 1024
 
 
 def _tree_size(root: Path) -> int:
+    """Apparent size of the page's clone; a link in its place (to `/`, say) is refused, never
+    walked: the gate's own walk stays inside the sandbox, bounded by its file count."""
+    if root.is_symlink() or not root.is_dir():
+        raise CommandError(
+            "git clone: the page's clone is no longer a folder (a link stands in its place)"
+        )
     return sum(p.lstat().st_size for p in root.rglob("*") if not p.is_symlink())
 
 

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from ... import backend_env, tools, yamlio
@@ -376,10 +374,11 @@ def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
     target = (doc.get("spec") or {}).get("targetNamespace") or (
         ((doc.get("spec") or {}).get("destination") or {}).get("namespace") or "default"
     )
-    scratch = Path(tempfile.mkdtemp(prefix="gitops-", dir=inv.session.tmp / "tmp"))
-    values_file = scratch / "values.json"  # JSON is YAML: Helm reads it as a values file
-    values_file.write_text(json.dumps(values), encoding="utf-8")
-    inv.session.hand_over(scratch)
+    # JSON is YAML: Helm reads it as a values file; written by descriptor in a folder of the
+    # page's user, never where a link of the page leads (session.scratch)
+    values_file = inv.session.write_scratch(
+        inv.session.scratch(), "values.json", json.dumps(values)
+    )
     try:
         unstable = gitops.unstable_objects(
             lambda: render_text(inv.session, chart, release, str(target), values_file)

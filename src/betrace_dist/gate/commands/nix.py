@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import platform
 import re
-import shutil
 from pathlib import Path
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import EXPERIMENTAL, Nix
+from .. import safefs
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener, closest
@@ -70,7 +70,10 @@ def _overrides(directory: Path) -> dict[str, Path]:
     """Every input, and the inputs of inputs, replaced by a stand-in: nothing may be fetched."""
     if directory.resolve() == UPSTREAM.resolve():
         return {"nixpkgs": STUBS / "nixpkgs"}
-    text = (directory / "flake.nix").read_text(encoding="utf-8")
+    try:  # a page's file: never followed out, never a FIFO, bounded (safefs.py)
+        text = safefs.read_regular(directory / "flake.nix").decode("utf-8", "replace")
+    except OSError as exc:
+        raise CommandError(f"the gate will not read '{directory / 'flake.nix'}': {exc}") from None
     used: dict[str, Path] = {}
     if re.search(r"\bbetrace\b", text):
         used |= {"betrace": UPSTREAM, "betrace/nixpkgs": STUBS / "nixpkgs"}
@@ -314,20 +317,16 @@ def _out_link(
     # A copy inside the page's sandbox, so that the page's own processes (jailed to the sandbox)
     # and its snapshots see what the link points at; the stand-ins are a few small files.
     copy = inv.session.tmp / "nix-store" / built.name
-    if not copy.exists():
-        copy.parent.mkdir(exist_ok=True)
-        if built.is_dir():
-            shutil.copytree(built, copy, symlinks=True)
-        else:
-            shutil.copy2(built, copy)
     target = inv.session.path(link)
-    inv.session.inside(target.parent)  # the gate makes the link itself: only in the sandbox
-    if target.is_symlink() or target.exists():
-        inv.session.inside(target, "replace")  # a link leading out is refused, not followed
-        target.unlink()
-    target.symlink_to(copy)
-    inv.session.hand_over(copy)
-    inv.session.hand_over(target)
+    inv.session.inside(target.parent)  # the link is made only in the sandbox
+    # copied and linked in the jail, as the page's user: a link the page planted on the way
+    # (nix-store, the link's name) leads nowhere the page could not already write
+    script = 'mkdir -p -- "$1" && { [ -e "$2" ] || cp -a -- "$3" "$2"; } && rm -f -- "$4"'
+    script += ' && ln -s -- "$2" "$4"'
+    argv = ["/bin/sh", "-c", script, "sh", str(copy.parent), str(copy), str(built), str(target)]
+    done = inv.session.process(argv)
+    if done.returncode != 0:
+        raise CommandError(f"nix build: the result link cannot be made: {done.stderr.strip()}")
 
 
 def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> None:

@@ -54,7 +54,7 @@ def make(inv: Invocation) -> None:
     makefile = inv.session.cwd / "Makefile"
     if not makefile.is_file():
         raise CommandError(f"there is no Makefile in '{inv.session.reader_path(inv.session.cwd)}'")
-    targets = re.findall(r"^([a-z][a-z0-9-]*):", makefile.read_text(encoding="utf-8"), re.M)
+    targets = re.findall(r"^([a-z][a-z0-9-]*):", inv.session.read(str(makefile)), re.M)
     for word in inv.argv[1:]:
         name, eq, value = word.partition("=")
         if eq:
