@@ -415,14 +415,27 @@ def _note(example: Example, outcome: str) -> None:
         request.node.user_properties.append(("betrace-gate-cache", (outcome, why)))
 
 
+def _live_reported(example: Example, evaluate: Callable[[Example], None]) -> None:
+    """Run the block; each command it sent to the live backend travels with the block's report
+    (as a user property), so the run's closing list holds the commands of every xdist worker."""
+    before = len(live.RAN)
+    try:
+        evaluate(example)
+    finally:
+        request = example.namespace.get("request")
+        if request is not None:
+            for line in live.summary()[before:]:
+                request.node.user_properties.append(("betrace-live", line))
+
+
 def _counted(evaluate: Callable[[Example], None]) -> Callable[[Example], None]:
     def run(example: Example) -> None:
         page = example.namespace.get("gate cache")
         if page is None:
-            return evaluate(example)
+            return _live_reported(example, evaluate)
         _note(example, "ran")
         try:
-            evaluate(example)
+            _live_reported(example, evaluate)
         except BaseException:  # a failure, and a skip at run time (pytest.skip) too
             page.failed = True
             raise

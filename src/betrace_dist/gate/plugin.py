@@ -14,6 +14,8 @@ from .ledger import format_table
 _NODE = re.compile(r"^(?P<page>[^:]+)::line:(?P<line>\d+)")
 #: (page relative to the rootdir, source line) -> passed, filled as reports arrive (xdist too).
 OUTCOMES: dict[tuple[str, int], bool] = {}
+#: one line per command a block sent to the live backend, from the blocks' reports (xdist too)
+LIVE: list[str] = []
 #: page -> (reused or ran, why it ran), from the blocks' reports (gate/result_cache.py)
 CACHE: dict[str, tuple[str, str]] = {}
 #: gate blocks reported in this run: how many were checked (passed or failed) and how many not
@@ -76,6 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     OUTCOMES.clear()
     CACHE.clear()
+    LIVE.clear()
     MISSING.clear()
     BLOCKS.update(checked=0, skipped=0)
 
@@ -101,6 +104,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for gate in GATES:
             gate.failed(page)
     for name, value in report.user_properties:
+        if name == "betrace-live" and report.when == "call":
+            LIVE.append(str(value))
         if name == "betrace-gate-cache":
             outcome, why = (str(part) for part in value)  # type: ignore[attr-defined]
             CACHE.setdefault(report.nodeid.split("::", 1)[0], (outcome, why))
@@ -154,8 +159,23 @@ def _missing_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"FAILED: {why}", red=True, bold=True)
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+def _live_summary(terminalreporter: Any) -> None:
+    """The live tier's closing list: every command sent to the real backend, or why none was."""
     from . import live
+
+    pages = any(gate.pages_seen for gate in GATES)
+    if live.program() is not None and (LIVE or pages):
+        terminalreporter.section(f"live tier: commands run against {live.program()}")
+        for line in LIVE or ["none: no page started the backend"]:
+            terminalreporter.write_line(line)
+        if LIVE:
+            terminalreporter.write_line(f"{len(LIVE)} command(s) sent to the real backend")
+    elif live.off_reason() and pages:
+        terminalreporter.section("live tier")
+        terminalreporter.write_line(f"skipped: {live.off_reason()}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
 
     off = sorted({gate.cache_off for gate in GATES if gate.cache_off and gate.pages_seen})
     if CACHE or off:
@@ -164,13 +184,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(line)
 
     _missing_summary(terminalreporter)
-    if live.program() is not None and any(gate.pages_seen for gate in GATES):
-        terminalreporter.section(f"live tier: commands run against {live.program()}")
-        for line in live.summary() or ["none: no page started the backend in this process"]:
-            terminalreporter.write_line(line)
-    elif live.off_reason() and any(gate.pages_seen for gate in GATES):
-        terminalreporter.section("live tier")
-        terminalreporter.write_line(f"skipped: {live.off_reason()}")
+    _live_summary(terminalreporter)
     if not config.getoption("--ledger"):
         return
     for gate in GATES:
