@@ -18,11 +18,13 @@ from sybil.example import SybilFailure
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE
 from . import claims, display, profile, result_cache
-from .checkers import Checker, CheckFailure, Context, registry
+from .checkers import Checker, CheckFailure, Context
+from .checkers.table import registry
 from .display import Shown
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
 from .render import Rendered, RenderError, Site
+from .session import FILE_COMMANDS, clone_files, page_path
 
 #: mkdocs' own front matter pattern (mkdocs.utils.meta.YAML_RE)
 _FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
@@ -211,10 +213,6 @@ class Gate:
         if config is not None:  # pytest's settings and warning filters decide outcomes too
             self._settings_files = [config.inipath] if config.inipath else []
             self._warnings = list(config.getoption("pythonwarnings", None) or [])
-        if folder is not None:  # tools' help texts are kept with the results
-            from .commands import flags
-
-            flags.HELP_STORE = folder / "help"
         try:
             self.site.config  # noqa: B018 - loading runs the macros' define_env
         except ProblemsError as exc:
@@ -235,8 +233,6 @@ class Gate:
 
     def _shared_parts(self) -> dict[str, str] | None:
         """The parts of the key every page shares (None: not a git checkout, no cache)."""
-        from .session import FILE_COMMANDS, clone_files, page_path  # starts no process
-
         files = clone_files()
         if files is None:
             return None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from . import live, update
 from .collect import GATES
 from .ledger import format_table
 
@@ -50,8 +51,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from . import live, update
-
     update.enable(bool(config.getoption("--update-outputs")))
 
     try:
@@ -82,8 +81,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from . import update
-
     if update.enabled():
         for line in update.apply():
             print(line)
@@ -100,8 +97,6 @@ def cache_summary() -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from . import live
-
     off = sorted({gate.cache_off for gate in GATES if gate.cache_off and gate.pages_seen})
     if CACHE or off:
         terminalreporter.section("gate result cache")

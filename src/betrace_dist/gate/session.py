@@ -29,7 +29,8 @@ from pathlib import Path
 
 from .. import REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
-from . import isolation, live, profile, result_cache
+from . import isolation, live, missing, profile, result_cache
+from .failure import CheckFailure
 from .isolation import BWRAP_HINT, GATE_DIR, Done, Jail, JailError
 from .shellwords import Command
 from .snapshots import Manifest, Snapshots, scan
@@ -301,9 +302,7 @@ class Session:
     def process(self, argv: list[str], env: dict[str, str] | None = None) -> Done:
         """Run a program in the page's jail (see isolation.py), in the page's directory."""
         if not self.jail.available:
-            from .checkers import require_tool
-
-            require_tool("bwrap", BWRAP_HINT)  # skip with the reason; a failure in CI
+            missing.require("bwrap", CheckFailure, BWRAP_HINT)  # skip; a failure in CI
         try:
             return self.jail.run(argv, cwd=self.cwd, env=env or self.env, timeout=self.timeout)
         except JailError as exc:

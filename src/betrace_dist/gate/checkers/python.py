@@ -19,6 +19,7 @@ from pytest_examples import CodeExample, EvalExample
 
 from ... import GATE_SOURCE
 from ..lexer import Block
+from ..session import CommandError
 from . import CheckFailure, Context, Status
 
 
@@ -48,8 +49,6 @@ class PythonChecker:
 
 
 def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
-    from ..session import CommandError
-
     session = ctx.session()
     scratch = Path(tempfile.mkdtemp(prefix="python-block-", dir=session.tmp / "tmp"))
     spec, result = scratch / "block.json", scratch / "result.json"

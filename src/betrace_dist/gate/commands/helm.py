@@ -22,20 +22,13 @@ from typing import Any
 from ... import backend_env, tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
+from .. import grafana_chart
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
-from .flags import CommandLine, accepted
+from .flags import CommandLine, accepted, options
 
-_VALUE_FLAGS = {"-n", "--namespace", "-f", "--values", "--set", "--set-string", "--set-file"}
-_VALUE_FLAGS |= {"--set-json", "--version", "--timeout", "--kube-context", "--kubeconfig", "-o"}
-_VALUE_FLAGS |= {"--output", "--description", "--repo", "--username", "--password", "-d"}
-_VALUE_FLAGS |= {"--destination", "--post-renderer", "--max", "--revision", "--app-version"}
-_VALUE_FLAGS |= {"--kube-version", "--api-versions", "-a", "--name-template", "--wait-for"}
-#: flags `helm template` does not take but install/upgrade do; dropped when rendering
-_RUNTIME_ONLY = {"--wait", "--atomic", "--timeout", "--install", "--reuse-values", "--reset-values"}
-_RUNTIME_ONLY |= {"--cleanup-on-fail", "--force", "--history-max", "--rollback-on-failure"}
-_RUNTIME_ONLY |= {"--reset-then-reuse-values", "--description", "--wait-for-jobs", "--wait-for"}
-_RUNTIME_ONLY |= {"--create-namespace", "--dry-run"}
+#: install/upgrade flags a render (`helm template`) is not given, whatever Helm's template takes
+_NOT_RENDERED = {"-n", "--namespace", "--version", "--dry-run"}
 
 
 def _helm(session: Session, binary: str, args: list[str]) -> str:
@@ -101,8 +94,9 @@ def _render(
     inv: Invocation, chart: Path, name: str, parsed: CommandLine, binary: str
 ) -> list[K8sObject]:
     args = ["template", name, str(chart), "--namespace", parsed.namespace]
+    renders = accepted(binary, "template")  # the rest (--install, --history-max...) is runtime's
     for flag, value in parsed.flags:
-        if flag in _RUNTIME_ONLY or flag in ("-n", "--namespace", "--version"):
+        if flag in _NOT_RENDERED or flag not in renders:
             continue
         args += [flag] if value is None else [flag, value]
     try:
@@ -161,8 +155,6 @@ def _modelled_chart(inv: Invocation, ref: str, parsed: CommandLine) -> None:
 
 def _remote_values(inv: Invocation, parsed: CommandLine) -> dict[str, Any]:
     """The merged `-f` files, each checked against the Grafana chart's keys; `--set` keys too."""
-    from .. import grafana_chart
-
     session = inv.session
     values: dict[str, Any] = {}
     for path in _values_paths(inv, parsed):
@@ -186,8 +178,6 @@ def _remote_values(inv: Invocation, parsed: CommandLine) -> dict[str, Any]:
 
 def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObject]:
     """What the Grafana chart renders that later steps use: Service, Deployment, admin Secret."""
-    from .. import grafana_chart
-
     fullname = grafana_chart.fullname(name, values)
     source = f"helm release {name} (modelled)"
     labels = {
@@ -332,13 +322,14 @@ def _local_release(inv: Invocation, parsed: CommandLine, chart: Path, upgrade: b
 
 
 def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
-    """install and upgrade share one flow of checks: the release, the flags, the namespace, the
-    chart and its values, then what the release's pods reference."""
+    """install and upgrade share one flow of checks: the flags (first: a misspelt flag would
+    leave its value as a stray word), the release, the namespace, the chart and its values, then
+    what the release's pods reference."""
     session = inv.session
-    existing = _existing_release(inv, parsed, upgrade)
-    name, ref = parsed.positional
     for binary in _helm_binaries():
         _check_flags(binary, parsed.sub, parsed)
+    existing = _existing_release(inv, parsed, upgrade)
+    name, ref = parsed.positional
     _namespace_ready(inv, parsed)
     chart = _local_chart(inv, ref, parsed)
     if chart is None:
@@ -471,13 +462,20 @@ def helm(inv: Invocation) -> None:
     argv = inv.argv
     if len(argv) < 2:
         raise CommandError("helm: no subcommand")
-    first = CommandLine(argv[1:], _VALUE_FLAGS, 1).sub
-    sub = first[0] if first else ""
     binary = tools.find("helm")
     if binary is None:
         raise CommandError("helm is not installed (make tools)")
-    parsed = CommandLine(argv[1:], _VALUE_FLAGS, 2 if sub in _TWO_WORD else 1)
-    HANDLERS.get(sub, _not_modelled)(inv, parsed, binary)
+    parsed = command_line(argv[1:], binary)
+    HANDLERS.get(parsed.sub[0] if parsed.sub else "", _not_modelled)(inv, parsed, binary)
+
+
+def command_line(words: list[str], binary: str) -> CommandLine:
+    """The words after `helm`, split as Helm splits them: which flags take a value is what the
+    real Helm's help says, for its global flags (to find the subcommand) and then for the
+    subcommand's own."""
+    first = CommandLine(words, options(binary), 2).sub
+    path = first[:2] if first[:1] and first[0] in _TWO_WORD else first[:1]
+    return CommandLine(words, options(binary, *path), len(path))
 
 
 def _flags_checked(handler: Handler) -> Handler:

@@ -23,6 +23,7 @@ from functools import cache
 from typing import Any
 
 from ... import backend_env, tools, yamlio
+from ...artefacts.chart_policy import Manifest, validate_kubernetes
 from ...errors import ProblemsError
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
@@ -326,8 +327,6 @@ def _files(inv: Invocation, args: Args) -> list[tuple[str, str]]:
 
 
 def _apply(inv: Invocation, ns: str, args: Args) -> None:
-    from ...artefacts.chart_policy import Manifest, validate_kubernetes
-
     files = _files(inv, args)
     if not files:
         raise CommandError(f"kubectl {args.sub} needs -f FILE (a manifest the page saved)")
