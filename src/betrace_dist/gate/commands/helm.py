@@ -22,7 +22,7 @@ from typing import Any
 from ... import backend_env, tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
-from .. import grafana_chart
+from .. import grafana_chart, missing
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
 from .flags import CommandLine, accepted, options
@@ -462,9 +462,7 @@ def helm(inv: Invocation) -> None:
     argv = inv.argv
     if len(argv) < 2:
         raise CommandError("helm: no subcommand")
-    binary = tools.find("helm")
-    if binary is None:
-        raise CommandError("helm is not installed (make tools)")
+    binary = missing.require("helm", CommandError)
     parsed = command_line(argv[1:], binary)
     HANDLERS.get(parsed.sub[0] if parsed.sub else "", _not_modelled)(inv, parsed, binary)
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from ... import backend_env, tools, yamlio
+from ... import backend_env, yamlio
 from ...artefacts.chart_policy import Manifest, validate_kubernetes
 from ...errors import ProblemsError
+from .. import missing
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help
@@ -223,10 +224,7 @@ class Args(FlagQueries):
 
 
 def binary() -> str:
-    found = tools.find("kubectl")
-    if found is None:
-        raise CommandError("kubectl is not installed: run `make tools` (it installs kubectl 1.35)")
-    return found
+    return missing.require("kubectl", CommandError)
 
 
 @cache
