@@ -111,8 +111,15 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted((list(g) for g in groups), key=lambda g: (-len(g), g))
 
 
-def test_the_engine_imports_its_modules_at_module_level_and_has_no_cycle() -> None:
-    graph, inner = import_graph(SRC)
+@pytest.fixture(scope="module")
+def engine() -> tuple[dict[str, set[str]], list[str]]:
+    return import_graph(SRC)
+
+
+def test_the_engine_imports_its_modules_at_module_level_and_has_no_cycle(
+    engine: tuple[dict[str, set[str]], list[str]],
+) -> None:
+    graph, inner = engine
     assert len(graph) > 50  # the engine was found
     assert inner == [], "imports of the project's own modules inside functions:\n" + "\n".join(
         inner
@@ -142,6 +149,8 @@ def test_a_function_level_import_and_a_cycle_are_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("module", ["betrace_dist.gate.failure", "betrace_dist.tools"])
-def test_the_bottom_layers_import_nothing_of_the_gate(module: str) -> None:
-    graph, _ = import_graph(SRC)
+def test_the_bottom_layers_import_nothing_of_the_gate(
+    engine: tuple[dict[str, set[str]], list[str]], module: str
+) -> None:
+    graph, _ = engine
     assert not {m for m in graph[module] if m.startswith("betrace_dist.gate.")}
