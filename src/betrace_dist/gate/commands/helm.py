@@ -5,7 +5,7 @@
   (install as `--dry-run=client`, and with Helm 3 too where it is installed); the objects
   `helm template` renders become the release's objects.
 - the official Grafana chart cannot be fetched offline: its values (-f files and --set keys) are
-  checked against the key schema kept in the repository, and its Service/Deployment/Secret are
+  checked against the JSON Schema kept in the repository, and its Service/Deployment/Secret are
   modelled from the chart's naming rule.
 - test / rollback / uninstall / status / history / get need the release installed earlier.
 """
