@@ -555,8 +555,8 @@ def test_helm_install_with_a_values_alias_bomb_is_refused(session: Session) -> N
 
 def test_helm_install_with_an_unknown_values_key_is_refused(session: Session) -> None:
     chart = session.release.current.grafana_chart
-    (session.cwd / "v.yaml").write_text("adminPasword: x\n", encoding="utf-8")
-    with pytest.raises(CommandError, match=r"^v\.yaml: .*adminPasword"):
+    (session.cwd / "v.yaml").write_text("adminUser: a\nadminPasword: x\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=r"^v\.yaml:2: .*adminPasword"):
         run(
             session,
             _grafana_repo(session) + f"helm install grafana {chart.repo_name}/grafana -f v.yaml\n",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ class KeyProblem:
 
     key: str
     message: str
+    where: tuple[str | int, ...] = ()  # the keys and indexes leading to it in the document
 
     def __str__(self) -> str:
         return self.message
@@ -217,7 +218,7 @@ def validate_values(values: Any) -> list[KeyProblem]:
         problem for error in schema().validator.iter_errors(values) for problem in _problems(error)
     ]
     found.sort(key=lambda item: _order(values, item[0]))
-    return [problem for _, problem in found]
+    return [replace(problem, where=tuple(where)) for where, problem in found]
 
 
 # --- --set keys ----------------------------------------------------------------------------

@@ -160,12 +160,14 @@ def _remote_values(inv: Invocation, parsed: CommandLine) -> dict[str, Any]:
     for path in _values_paths(inv, parsed):
         try:  # bounded: a values file written by a page may be an alias bomb
             text = session.read(str(path))  # only the page's own files
-            loaded = yamlio.safe_load(text, session.reader_path(path)) or {}
+            document = yamlio.parse_with_lines(text, session.reader_path(path))
         except ProblemsError as exc:
             raise CommandError(str(exc.problems[0])) from None
+        loaded = yamlio.to_plain(document) or {}
         problems = grafana_chart.validate_values(loaded)
         if problems:
-            raise CommandError(f"{session.reader_path(path)}: {problems[0]}")
+            line = yamlio.line_of(document, problems[0].where)
+            raise CommandError(f"{session.reader_path(path)}:{line}: {problems[0]}")
         values = _merge(values, loaded)
     for item in parsed.all("--set", "--set-string", "--set-json", "--set-file"):
         for assignment in _set_items(item):
