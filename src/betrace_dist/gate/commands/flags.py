@@ -23,7 +23,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ... import REPO_ROOT
 from ...tools import TOOLS
 
 _FLAG = re.compile(r"(?:^|\s|,)(--?[A-Za-z][\w-]*)")
@@ -43,10 +42,13 @@ class Options:
         )
 
 
-#: Where the tools' help texts are kept between runs (BETRACE_CACHE_DIR, or the ignored .cache/
-#: of the repository); None keeps nothing.
+#: Where the tools' help texts are kept between runs: BETRACE_CACHE_DIR/tool-help when it is
+#: set, and the gate's result cache folder (in pytest's ignored cache) when that is on; None
+#: keeps nothing (a gate run never writes into the repository a cache the reader did not ask for).
 HELP_STORE: Path | None = (
-    Path(os.environ.get("BETRACE_CACHE_DIR") or REPO_ROOT / ".cache") / "tool-help"
+    Path(os.environ["BETRACE_CACHE_DIR"]) / "tool-help"
+    if os.environ.get("BETRACE_CACHE_DIR")
+    else None
 )
 
 
