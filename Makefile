@@ -9,8 +9,8 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test gate ledger build build-zensical lint bench tools setup clean checkov backend
-.PHONY: system-deps
+.PHONY: help serve test check gate ledger build build-zensical lint bench tools setup clean checkov
+.PHONY: backend system-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,19 @@ build-zensical: $(STAMP) ## build the site with Zensical instead of MkDocs into 
 
 test: system-deps tools ## run every test: engine, artefacts, site build and the doc gate (pytest docs/)
 	$(BIN)/pytest -n 2 --dist=loadfile $(PYTEST_ARGS)
+
+# The inner loop: the engine's unit tests (no site build, no sandbox-heavy suites) and one page
+# that goes through the renderer, the shell checker and the Compose and curl models.
+CHECK_TESTS := tests/test_lexer.py tests/test_render.py tests/test_tools.py \
+	tests/test_import_graph.py tests/test_grafana_chart.py tests/test_names.py \
+	tests/test_contract.py tests/test_command_lines.py
+CHECK_PAGE  := docs/guides/deploy-with-docker-compose.md
+
+check: $(STAMP) ## fast inner loop (~1 min on 2 cores, downloads nothing): lint, engine unit tests, one page
+	$(BIN)/ruff check src macros tests benchmarks docs/conftest.py
+	$(BIN)/ruff format --check src macros tests benchmarks docs/conftest.py
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 -q --no-live $(CHECK_TESTS) $(CHECK_PAGE) $(PYTEST_ARGS)
 
 gate: tools ## run only the doc gate on docs/ (PAGE=docs/x.md for one page)
 	$(BIN)/pytest $(or $(PAGE),docs) $(PYTEST_ARGS)

@@ -5,6 +5,7 @@ for real, offline."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from betrace_dist.gate.commands import git as git_model
 from betrace_dist.gate.commands import helm as helm_model
 from betrace_dist.gate.commands import kubectl as kubectl_model
 from betrace_dist.gate.commands import models
+from betrace_dist.gate.commands import nix as nix_model
 from betrace_dist.gate.commands.compose import build_options, compose_line
 from betrace_dist.gate.commands.curl import curl
 from betrace_dist.gate.commands.flags import CommandLine, parse_help
@@ -113,6 +115,39 @@ def test_git_clone_line_reads_its_valued_options() -> None:
     assert line.get("-b", "--branch") == "v1.2.3" and line.get("--depth") == "2"
     with pytest.raises(CommandError, match=r"^git clone: --branch needs a value$"):
         clone_line(["https://x/y.git", "--branch"])
+
+
+def test_git_clone_refuses_an_option_git_does_not_have() -> None:
+    with pytest.raises(CommandError, match=r"^git clone has no option '--dpeth'.*'--depth'"):
+        clone_line(["--dpeth", "1", "https://x/y.git"])
+
+
+@pytest.mark.parametrize("binary", ["helm", "helm3"])
+def test_helm_lines_are_split_with_the_real_helms_flags(binary: str) -> None:
+    """Which flags take a value is what each real Helm's help says, not a list of ours:
+    `--history-max 5` (absent from the old hand list) takes its value."""
+    path = require_tool(binary, "run make tools: it installs Helm 4 and Helm 3")
+    words = ["upgrade", "--install", "r", "./c", "--history-max", "5", "-n", "x", "--atomic"]
+    line = helm_model.command_line(words, path)
+    assert line.sub == ["upgrade"] and line.positional == ["r", "./c"]
+    assert line.get("--history-max") == "5" and line.namespace == "x" and line.has("--atomic")
+    repo = helm_model.command_line(["repo", "add", "--username", "u", "g", "https://g"], path)
+    assert repo.sub == ["repo", "add"] and repo.positional == ["g", "https://g"]
+
+
+def test_nix_lines_are_split_with_nixs_own_description_of_its_flags() -> None:
+    """Nix describes its command line itself (`nix __dump-args`): `--override-input` takes two
+    words, `-o` one, a setting such as `--extra-experimental-features` one."""
+    require_tool("nix", "apt-get install nix-bin")
+    words = ["build", "--override-input", "nixpkgs", "path:/x", "-o", "out", ".#backend"]
+    words += ["--extra-experimental-features", "flakes", "-L"]
+    line = nix_model.command_line(words)
+    assert line.sub == ["build"] and line.positional == [".#backend"]
+    assert line.get("--override-input") == "nixpkgs path:/x" and line.get("-o") == "out"
+    flake = nix_model.command_line(["flake", "show", "--json", ".", "--", "ignored"])
+    assert flake.sub == ["flake", "show"] and flake.positional == ["."]
+    with pytest.raises(CommandError, match=r"^nix build has no flag '--out-lnk'.*'--out-link'"):
+        nix_model.command_line(["build", ".#x", "--out-lnk", "y"])
 
 
 def test_git_clone_model_refuses_a_bad_depth_and_another_tag(session: Session) -> None:
@@ -432,7 +467,8 @@ def test_a_shell_block_without_shellcheck_installed_fails_saying_how_to_install_
 def test_help_texts_are_kept_between_runs_while_the_program_file_is_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A program of the test's own counts how often its help is asked for."""
+    """A program of the test's own counts how often its help is asked for: the kept text is keyed
+    by the program file's content, so a reinstalled (changed) program is asked again."""
     from betrace_dist.gate.commands import flags
 
     calls = tmp_path / "calls"
@@ -440,13 +476,10 @@ def test_help_texts_are_kept_between_runs_while_the_program_file_is_the_same(
     program.write_text(f'#!/bin/sh\necho x >> {calls}\necho "  -n, --name string   a name"\n')
     program.chmod(0o755)
     monkeypatch.setattr(flags, "HELP_STORE", tmp_path / "help")
-    asked = 0
 
     def ask() -> frozenset[str]:
-        nonlocal asked
         flags.help_text.cache_clear()  # a new run: nothing in memory
         flags.options.cache_clear()
-        asked += 1
         return flags.options(str(program), "sub").valued
 
     assert ask() == {"-n", "--name"}
@@ -455,9 +488,12 @@ def test_help_texts_are_kept_between_runs_while_the_program_file_is_the_same(
     program.write_text(program.read_text() + "# reinstalled\n")
     assert ask() == {"-n", "--name"}
     assert len(calls.read_text().splitlines()) == 2  # another program file: asked again
+    os.utime(program, ns=(1, 1))  # same content, another time stamp: still the kept text
+    assert ask() == {"-n", "--name"}
+    assert len(calls.read_text().splitlines()) == 2
     monkeypatch.setattr(flags, "HELP_STORE", None)
     ask()
-    assert len(calls.read_text().splitlines()) == 3  # no store (--no-cache, CI): always asked
+    assert len(calls.read_text().splitlines()) == 3  # no store: always asked
     flags.help_text.cache_clear()
     flags.options.cache_clear()
 
@@ -519,8 +555,8 @@ def test_helm_install_with_a_values_alias_bomb_is_refused(session: Session) -> N
 
 def test_helm_install_with_an_unknown_values_key_is_refused(session: Session) -> None:
     chart = session.release.current.grafana_chart
-    (session.cwd / "v.yaml").write_text("adminPasword: x\n", encoding="utf-8")
-    with pytest.raises(CommandError, match=r"^v\.yaml:1: .*adminPasword"):
+    (session.cwd / "v.yaml").write_text("adminUser: a\nadminPasword: x\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=r"^v\.yaml:2: .*adminPasword"):
         run(
             session,
             _grafana_repo(session) + f"helm install grafana {chart.repo_name}/grafana -f v.yaml\n",

@@ -6,6 +6,7 @@ and a Grafana that silently ignores a setting.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -110,24 +111,31 @@ def test_schema_describes_the_chart_version_the_release_data_pins(
     assert pinned.app_version == chart.app_version
 
 
+_CHART_INFO = {"chart": "c", "version": "1.0.0", "app_version": "1", "source": {}}
+
+
 @pytest.mark.parametrize(
-    ("keys", "complaint"),
+    ("properties", "complaint"),
     [
-        ({"a": {"type": "strin"}}, "type must be one of"),
-        ({"a": {"type": "map"}}, "exactly one of keys, freeform: true or values"),
-        ({"a": {"type": "map", "freeform": True, "keys": {}}}, "exactly one of"),
-        ({"a": {"type": "string", "keys": {}}}, "only meaningful for a map"),
-        ({"a": {"type": "string", "items": {"type": "string"}}}, "only meaningful for a list"),
-        ({"a": {"type": "string", "dflt": 1}}, "unknown schema field"),
+        ({"a": {"type": "strin"}}, "properties.a.type: 'strin' is not valid"),
+        ({"a": {"type": "object", "properties": []}}, "properties.a.properties: [] is not"),
+        ({"a": {"type": "array", "items": 3}}, "properties.a.items: 3 is not"),
     ],
 )
 def test_a_malformed_schema_is_refused_with_the_faulty_key(
-    keys: dict[str, Any], complaint: str
+    properties: dict[str, Any], complaint: str
 ) -> None:
-    doc = {"chart": "c", "version": "1.0.0", "app_version": "1", "source": {}, "keys": keys}
-    with pytest.raises(SchemaError, match=complaint) as raised:
+    """The schema file is checked against JSON Schema's own meta-schema (draft-07)."""
+    doc = {"x-chart": _CHART_INFO, "type": "object", "properties": properties}
+    with pytest.raises(SchemaError, match=re.escape(complaint)):
         parse_schema(doc)
-    assert str(raised.value).startswith("a: ")  # names the key whose schema is wrong
+
+
+def test_a_schema_that_names_no_chart_is_refused() -> None:
+    with pytest.raises(SchemaError, match="no 'x-chart'"):
+        parse_schema({"type": "object"})
+    with pytest.raises(SchemaError, match="x-chart has no 'version'"):
+        parse_schema({"x-chart": {"chart": "c", "app_version": "1", "source": {}}})
 
 
 # --- values files ------------------------------------------------------------------------
@@ -428,16 +436,30 @@ def test_a_parents_note_explains_its_entries_and_items_but_not_its_named_keys(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The note of a free map or a list says what its entries are; a named key has its own."""
-    keys = {
-        "named": {"type": "map", "note": "parent note", "keys": {"k": {"type": "int"}}},
-        "own": {"type": "map", "keys": {"k": {"type": "int", "note": "own note"}}},
-        "free": {"type": "map", "note": "free note", "values": {"type": "int"}},
-        "list": {"type": "list", "note": "list note", "items": {"type": "int"}},
-        "open": {"type": "map", "freeform": True},
-        "anylist": {"type": "list"},
-        "anything": {"type": ["any", "list"], "items": {"type": "int"}},  # any: nothing below
-    }
-    doc = {"chart": "c", "version": "1.0.0", "app_version": "1", "source": {}, "keys": keys}
+    closed = {"additionalProperties": False}
+    properties = {
+        "named": {
+            "type": "object", "description": "parent note",
+            "properties": {"k": {"type": "integer"}}, **closed,
+        },
+        "own": {
+            "type": "object",
+            "properties": {"k": {"type": "integer", "description": "own note"}},
+            **closed,
+        },
+        "free": {
+            "type": "object", "description": "free note",
+            "additionalProperties": {"type": "integer", "description": "free note"},
+        },
+        "list": {
+            "type": "array", "description": "list note",
+            "items": {"type": "integer", "description": "list note"},
+        },
+        "open": {"type": "object"},
+        "anylist": {"type": "array"},
+        "anything": {},  # no type: nothing below is checked
+    }  # fmt: skip
+    doc = {"x-chart": _CHART_INFO, "type": "object", "properties": properties, **closed}
     monkeypatch.setattr(grafana_chart, "schema", lambda: parse_schema(doc))
     values = {
         "named": {"k": "x", "z": 1},

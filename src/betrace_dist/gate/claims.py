@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from ..release import KnownIssue, Release, ReleaseData
+from . import typed
 from .display import Problem
 from .lexer import Block
 
@@ -126,8 +127,6 @@ def artefact_false_claims(root: Path, release: Release) -> list[str]:
 def artefact_typed_values(root: Path, data: ReleaseData) -> list[str]:
     """`file:LINE: reason` for every image tag, chart version, port or size that an artefact's
     text types by hand and gets wrong (gate/typed.py, as on the pages)."""
-    from . import typed
-
     out = []
     for path in artefact_files(root):
         text = path.read_text(encoding="utf-8", errors="replace")

@@ -19,12 +19,15 @@ from ..errors import ProblemsError
 from ..release import RELEASES_FILE
 from ..site.limits import LimitError
 from . import claims, display, live, profile, result_cache, typed
-from .checkers import Checker, CheckFailure, Context, registry
+from .checkers import Checker, CheckFailure, Context
+from .checkers.table import registry
+from .commands import flags
 from .display import Shown
 from .escape import as_data
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
 from .render import Rendered, RenderError, Site
+from .session import FILE_COMMANDS, clone_files, page_path
 
 #: mkdocs' own front matter pattern (mkdocs.utils.meta.YAML_RE)
 _FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
@@ -221,9 +224,7 @@ class Gate:
         if config is not None:  # pytest's settings and warning filters decide outcomes too
             self._settings_files = [config.inipath] if config.inipath else []
             self._warnings = list(config.getoption("pythonwarnings", None) or [])
-        if folder is not None:  # tools' help texts are kept with the results
-            from .commands import flags
-
+        if folder is not None and flags.HELP_STORE is None:  # help texts kept with the results
             flags.HELP_STORE = folder / "help"
         try:
             self.site.config  # noqa: B018 - loading runs the macros' define_env
@@ -245,8 +246,6 @@ class Gate:
 
     def _shared_parts(self) -> dict[str, str] | None:
         """The parts of the key every page shares (None: not a git checkout, no cache)."""
-        from .session import FILE_COMMANDS, clone_files, page_path  # starts no process
-
         files = clone_files()
         if files is None:
             return None
@@ -279,24 +278,30 @@ class Gate:
 
     # -- pytest ----------------------------------------------------------------------------
     def sybil(self) -> Sybil:
+        """Sybil as Sybil: a page document whose text is the page as readers see it (rendered,
+        as Sybil's own docstring document reads only docstrings), and one parser per kind of
+        region: the page's problems, then the blocks of each checker, then the unclaimed ones."""
         gate = self
 
         class GateDocument(Document):
+            result: PageResult
+            reused: bool = False
+
             @classmethod
             def parse(cls, path: str, *parsers: Any, encoding: str = "utf-8") -> Document:
                 result = gate.analyse(Path(path))
                 gate.pages_seen += 1
-                text = result.rendered.text if result.rendered else ""
-                document = cls(text, path)
-                document.result = result  # type: ignore[attr-defined]
+                document = cls(result.rendered.text if result.rendered else "", path)
+                document.result = result
                 key = gate.page_key(result) if gate.results.enabled else None
                 found = gate.results.lookup(key) if key else result_cache.Lookup(False, "")
-                regions = list(gate.regions(result, reused=found.hit))
+                document.reused = found.hit
+                for parser in parsers:
+                    for region in parser(document):
+                        document.add(region)
                 if key is not None:
-                    run = _PageRun(gate, key, found, len(regions))
+                    run = _PageRun(gate, key, found, len(document.regions))
                     document.namespace["gate cache"] = gate._runs[Path(path).resolve()] = run
-                for region in regions:
-                    document.add(region)
                 return document
 
             def examples(self) -> Iterator[Example]:
@@ -307,7 +312,11 @@ class Gate:
                     yield example
 
         return GateSybil(
-            parsers=[lambda document: iter(())],
+            parsers=[
+                ProblemParser(self),
+                *(BlockParser(self, checker) for checker in self.checkers),
+                BlockParser(self, None),
+            ],
             patterns=list(self.patterns),
             path=str(self.site.docs_dir),
             fixtures=["request"],
@@ -317,34 +326,6 @@ class Gate:
 
     def pytest(self) -> Callable[..., Any]:
         return self.sybil().pytest()
-
-    def regions(self, result: PageResult, reused: bool = False) -> Iterator[Region]:
-        """One region per block (and per problem of the page); `reused`: the page passed
-        with these very inputs before (result_cache.py), so its blocks pass without running."""
-        name = self.page_name(result.path)
-        if result.error:
-            line, reason = result.error
-            entry = Entry(name, line, "-", "-", "error", reason)
-            yield Region(0, 0, entry, _fail(f"{name}:{line}: {reason}"))
-            return
-        assert result.rendered is not None
-        rendered = result.rendered
-        offsets = _line_offsets(rendered.text)
-        taken = {block.start for block, _, _ in result.items}
-        spans = [(block.start, block.end) for block, _, _ in result.items]
-        for rendered_line, line, reason in result.problems:
-            start = offsets[rendered_line - 1]
-            # a problem found inside a block (a claim in its code) is placed after it: regions
-            # may not overlap; the report still names the problem's own line
-            start = next((end for begin, end in spans if begin <= start < end), start)
-            while start in taken:  # two problems on one line: regions must not share a start
-                start += 1
-            taken.add(start)
-            entry = Entry(name, line, "-", "-", "error", reason)
-            yield Region(start, start, entry, _fail(f"{name}:{line}: {reason}"))
-        for block, entry, checker in result.items:
-            evaluate = self._evaluator(result.path, rendered, block, entry, checker)
-            yield Region(block.start, block.end, entry, _reuse if reused else _counted(evaluate))
 
     def _evaluator(
         self, path: Path, rendered: Rendered, block: Block, entry: Entry, checker: Checker | None
@@ -388,6 +369,59 @@ class Gate:
             return None
 
         return evaluate
+
+
+class ProblemParser:
+    """The regions of what is wrong with the page itself: it cannot be rendered or read (one
+    failing region), or a statement it makes is false (one failing region per problem, placed
+    after the block it is in: regions may not overlap; the report names the problem's line)."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+
+    def __call__(self, document: Any) -> Iterator[Region]:
+        result: PageResult = document.result
+        name = self.gate.page_name(result.path)
+        if result.error:
+            line, reason = result.error
+            entry = Entry(name, line, "-", "-", "error", reason)
+            yield Region(0, 0, entry, _fail(f"{name}:{line}: {reason}"))
+            return
+        assert result.rendered is not None
+        offsets = _line_offsets(result.rendered.text)
+        taken = {block.start for block, _, _ in result.items}
+        spans = [(block.start, block.end) for block, _, _ in result.items]
+        for rendered_line, line, reason in result.problems:
+            start = offsets[rendered_line - 1]
+            start = next((end for begin, end in spans if begin <= start < end), start)
+            while start in taken:  # two problems on one line: regions must not share a start
+                start += 1
+            taken.add(start)
+            entry = Entry(name, line, "-", "-", "error", reason)
+            yield Region(start, start, entry, _fail(f"{name}:{line}: {reason}"))
+
+
+class BlockParser:
+    """The regions of one kind of block: those one checker claims (None: those no checker
+    claims, which fail saying so), each evaluated by the checker; on a page the result cache
+    reuses (result_cache.py), they pass without running."""
+
+    def __init__(self, gate: Gate, checker: Checker | None) -> None:
+        self.gate = gate
+        self.checker = checker
+
+    def __call__(self, document: Any) -> Iterator[Region]:
+        result: PageResult = document.result
+        if result.error or result.rendered is None:
+            return
+        for block, entry, checker in result.items:
+            if checker is not self.checker:
+                continue
+            if document.reused:
+                yield Region(block.start, block.end, entry, _reuse)
+                continue
+            evaluate = self.gate._evaluator(result.path, result.rendered, block, entry, checker)
+            yield Region(block.start, block.end, entry, _counted(evaluate))
 
 
 @dataclass

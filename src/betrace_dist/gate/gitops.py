@@ -19,6 +19,7 @@ from typing import Any
 from jsonschema import Draft7Validator
 from ruamel.yaml import YAML
 
+from ..artefacts.chart_policy import parse_manifests
 from ..release import ReleaseData
 
 SCHEMAS_FILE = Path(__file__).parent / "data" / "gitops-schemas.yaml"
@@ -106,6 +107,4 @@ def unstable_objects(render: Callable[[], str]) -> list[str]:
 
 
 def _by_object(text: str) -> dict[str, str]:
-    from ..artefacts.chart_policy import parse_manifests
-
     return {f"{m.kind}/{m.name}": json.dumps(m.doc, sort_keys=True) for m in parse_manifests(text)}

@@ -1,34 +1,36 @@
 """The official Grafana Helm chart (grafana-community/grafana) as the guides use it, offline.
 
 The chart has no values.schema.json, so Helm installs happily with a misspelled key and the
-setting silently does nothing. `data/grafana-chart-values.yaml` holds a key schema of the chart's
-values for one chart version; this module loads it and checks values files (`validate_values`)
-and `--set` keys (`validate_set`) against it. It also reproduces the two facts of a release the
-guides rely on: the name of its resources (`fullname`, the chart's `grafana.fullname` helper) and
-the port of its Service (`service_port`).
+setting silently does nothing. `data/grafana-chart-values.schema.yaml` is a JSON Schema of the
+chart's values for one chart version; this module checks values files (`validate_values`, with
+the jsonschema package, its errors said for a reader) and `--set` keys (`validate_set`, walking
+the same schema) against it. It also reproduces the two facts of a release the guides rely on:
+the name of its resources (`fullname`, the chart's `grafana.fullname` helper) and the port of
+its Service (`service_port`).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+from jsonschema.exceptions import ValidationError
 from ruamel.yaml import YAML
 
 from ..yamlio import type_name
 
-SCHEMA_FILE = Path(__file__).parent / "data" / "grafana-chart-values.yaml"
+SCHEMA_FILE = Path(__file__).parent / "data" / "grafana-chart-values.schema.yaml"
 
-#: type names a schema node may use
-TYPES = frozenset({"map", "list", "string", "bool", "int", "number", "any"})
-_NODE_FIELDS = frozenset({"type", "keys", "freeform", "values", "items", "default", "note"})
 #: Kubernetes object names are DNS labels: at most 63 characters
 _NAME_LIMIT = 63
+#: JSON Schema's type names as a reader of a values file says them
+_SAID = {"object": "map", "array": "list", "boolean": "bool", "integer": "int"}
 
 
 class SchemaError(ValueError):
@@ -55,34 +57,10 @@ class ChartInfo:
 
 
 @dataclass(frozen=True)
-class Node:
-    """The schema of one values key."""
-
-    types: tuple[str, ...]
-    keys: dict[str, Node] | None = None
-    freeform: bool = False
-    values: Node | None = None
-    items: Node | None = None
-    default: Any = None
-    note: str = ""
-
-    def accepts(self, kind: str) -> bool:
-        if "any" in self.types:
-            return True
-        if kind == "int" and "number" in self.types:
-            return True
-        return kind in self.types
-
-    @property
-    def open(self) -> bool:
-        """True when nothing below this key is checked."""
-        return self.freeform or "any" in self.types
-
-
-@dataclass(frozen=True)
 class Schema:
     chart: ChartInfo
-    root: Node
+    root: dict[str, Any]  # the JSON Schema of the values
+    validator: jsonschema.Draft7Validator
 
 
 @dataclass(frozen=True)
@@ -91,6 +69,7 @@ class KeyProblem:
 
     key: str
     message: str
+    where: tuple[str | int, ...] = ()  # the keys and indexes leading to it in the document
 
     def __str__(self) -> str:
         return self.message
@@ -99,56 +78,31 @@ class KeyProblem:
 # --- loading -------------------------------------------------------------------------------
 
 
-def _parse_node(raw: Any, where: str) -> Node:
-    if not isinstance(raw, dict):
-        raise SchemaError(f"{where}: a key's schema must be a map, got {_kind(raw)}")
-    unknown = set(raw) - _NODE_FIELDS
-    if unknown:
-        raise SchemaError(f"{where}: unknown schema field(s) {sorted(unknown)}")
-    declared = raw.get("type")
-    types = tuple(declared) if isinstance(declared, list) else (declared,)
-    if not types or not all(isinstance(t, str) and t in TYPES for t in types):
-        raise SchemaError(f"{where}: type must be one of {sorted(TYPES)} or a list of them")
-    shapes = [f for f in ("keys", "freeform", "values") if raw.get(f) not in (None, False)]
-    if shapes and "map" not in types:
-        raise SchemaError(f"{where}: {shapes[0]} is only meaningful for a map")
-    if "map" in types and len(shapes) != 1:
-        raise SchemaError(f"{where}: a map needs exactly one of keys, freeform: true or values")
-    if "items" in raw and "list" not in types:
-        raise SchemaError(f"{where}: items is only meaningful for a list")
-    keys = None
-    if "keys" in raw:
-        if not isinstance(raw["keys"], dict):
-            raise SchemaError(f"{where}.keys: must be a map")
-        keys = {str(k): _parse_node(v, _join(where, str(k))) for k, v in raw["keys"].items()}
-    return Node(
-        types=types,
-        keys=keys,
-        freeform=bool(raw.get("freeform", False)),
-        values=_parse_node(raw["values"], f"{where}.<any>") if "values" in raw else None,
-        items=_parse_node(raw["items"], f"{where}[]") if "items" in raw else None,
-        default=raw.get("default"),
-        note=str(raw.get("note", "")),
-    )
-
-
 def parse_schema(doc: Any) -> Schema:
-    """Build a Schema from the loaded schema file; SchemaError names the faulty spot."""
+    """A Schema from the loaded schema file: a valid draft-07 JSON Schema with x-chart naming
+    the chart; SchemaError names the faulty spot (the path of keys to it)."""
     if not isinstance(doc, dict):
         raise SchemaError("the schema file must be a map")
-    for field in ("chart", "version", "app_version", "source", "keys"):
-        if field not in doc:
-            raise SchemaError(f"the schema file has no '{field}'")
-    source = doc["source"] or {}
+    try:
+        jsonschema.Draft7Validator.check_schema(doc)
+    except jsonschema.SchemaError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path) or "the schema"
+        raise SchemaError(f"{where}: {exc.message}") from None
+    chart = doc.get("x-chart")
+    if not isinstance(chart, dict):
+        raise SchemaError("the schema file has no 'x-chart' naming the chart it describes")
+    for field in ("chart", "version", "app_version", "source"):
+        if field not in chart:
+            raise SchemaError(f"x-chart has no '{field}'")
+    source = chart["source"] or {}
     info = ChartInfo(
-        chart=str(doc["chart"]),
-        version=str(doc["version"]),
-        app_version=str(doc["app_version"]),
+        chart=str(chart["chart"]),
+        version=str(chart["version"]),
+        app_version=str(chart["app_version"]),
         repository=str(source.get("repository", "")),
         commit=str(source.get("commit", "")),
     )
-    root = _parse_node({"type": "map", "keys": doc["keys"]}, "")
-    return Schema(info, root)
+    return Schema(info, doc, jsonschema.Draft7Validator(doc))
 
 
 @cache
@@ -160,7 +114,7 @@ def schema() -> Schema:
 # --- values files --------------------------------------------------------------------------
 
 
-#: The schema's names of the kinds a values file holds (bool before int: True is an int).
+#: The names of the kinds a values file holds (bool before int: True is an int).
 _KINDS: dict[type, str] = {bool: "bool", int: "int", float: "number", str: "string"}
 _KINDS |= {dict: "map", list: "list"}
 
@@ -182,6 +136,20 @@ def _join(prefix: str, key: str | int) -> str:
     return f"{prefix}.{shown}" if prefix else shown
 
 
+def _path(parts: Any) -> str:
+    path = ""
+    for part in parts:
+        path = _join(path, part)
+    return path
+
+
+def _types(node: dict[str, Any]) -> list[str]:
+    declared = node.get("type")
+    if declared is None:
+        return []
+    return [_SAID.get(t, t) for t in ([declared] if isinstance(declared, str) else declared)]
+
+
 def _suggest(key: str, choices: list[str]) -> str | None:
     lowered = {c.lower(): c for c in choices}
     if key.lower() in lowered:
@@ -190,9 +158,9 @@ def _suggest(key: str, choices: list[str]) -> str | None:
     return match[0] if match else None
 
 
-def _unknown(prefix: str, key: str, node: Node) -> KeyProblem:
+def _unknown(prefix: str, key: str, node: dict[str, Any]) -> KeyProblem:
     path = _join(prefix, key)
-    choices = sorted(node.keys or {})
+    choices = sorted(node.get("properties") or {})
     message = f"unknown key '{path}' in the {schema().chart} values"
     guess = _suggest(key, choices)
     if guess is not None:
@@ -202,67 +170,55 @@ def _unknown(prefix: str, key: str, node: Node) -> KeyProblem:
     return KeyProblem(path, message)
 
 
-def _wrong_type(path: str, node: Node, value: Any, hint: str) -> KeyProblem:
-    names = [_with_article(t) for t in node.types]
+def _wrong_type(error: ValidationError) -> KeyProblem:
+    path = _path(error.absolute_path)
+    names = [_with_article(t) for t in _types(error.schema)]
     wanted = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-    message = f"expected {wanted} for '{path}', got {_with_article(_kind(value))}"
-    if hint:
-        message += f" ({hint})"
+    message = f"expected {wanted} for '{path}', got {_with_article(_kind(error.instance))}"
+    if error.schema.get("description"):
+        message += f" ({error.schema['description']})"
     return KeyProblem(path, message)
 
 
-def _check(node: Node, value: Any, path: str, hint: str, out: list[KeyProblem]) -> None:
-    if value is None:  # null deletes the chart's default in Helm: always allowed
-        return
-    kind = _kind(value)
-    if not node.accepts(kind):
-        out.append(_wrong_type(path, node, value, node.note or hint))
-        return
-    check_children = _CHILDREN.get(kind)
-    if check_children is not None and not node.open:
-        check_children(node, value, path, out)
+def _problems(error: ValidationError) -> Iterator[tuple[list[Any], KeyProblem]]:
+    """(where in the document, what the reader is told) of one jsonschema error."""
+    if error.validator == "type" and error.instance is not None:  # null drops a default
+        yield list(error.absolute_path), _wrong_type(error)
+    elif error.validator == "additionalProperties":
+        prefix = _path(error.absolute_path)
+        known = error.schema.get("properties") or {}
+        for key in error.instance:
+            if str(key) not in known:
+                yield [*error.absolute_path, key], _unknown(prefix, str(key), error.schema)
 
 
-def _check_map(node: Node, value: dict[Any, Any], path: str, out: list[KeyProblem]) -> None:
-    """Each entry of a map: under a free map's value shape, or as one of the node's keys."""
-    for raw_key, sub in value.items():
-        key = str(raw_key)
-        if node.values is not None:
-            _check(node.values, sub, _join(path, key), node.note, out)
-        elif node.keys is not None:
-            if key in node.keys:
-                _check(node.keys[key], sub, _join(path, key), "", out)
-            else:
-                out.append(_unknown(path, key, node))
-
-
-def _check_list(node: Node, value: list[Any], path: str, out: list[KeyProblem]) -> None:
-    """Each item of a list, when the node says what its items are."""
-    if node.items is not None:
-        for index, item in enumerate(value):
-            _check(node.items, item, _join(path, index), node.note, out)
-
-
-#: what is checked below a value of each kind (scalars have nothing below them)
-_CHILDREN: dict[str, Callable[[Node, Any, str, list[KeyProblem]], None]] = {
-    "map": _check_map,
-    "list": _check_list,
-}
+def _order(document: Any, where: list[Any]) -> list[int]:
+    """Where a key sits in the document, as positions: problems are given in document order."""
+    positions, node = [], document
+    for part in where:
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        positions.append(keys.index(part) if part in keys else len(keys))
+        node = node[part] if part in keys else None
+        if not isinstance(node, dict | list):
+            break
+    return positions
 
 
 def validate_values(values: Any) -> list[KeyProblem]:
     """Every unknown key and wrong type in a values document, in document order."""
-    out: list[KeyProblem] = []
     if values is None:
-        return out
+        return []
     if not isinstance(values, dict):
         return [
             KeyProblem(
                 "", f"a values file must be a map of keys, got {_with_article(_kind(values))}"
             )
         ]
-    _check(schema().root, values, "", "", out)
-    return out
+    found = [
+        problem for error in schema().validator.iter_errors(values) for problem in _problems(error)
+    ]
+    found.sort(key=lambda item: _order(values, item[0]))
+    return [replace(problem, where=tuple(where)) for where, problem in found]
 
 
 # --- --set keys ----------------------------------------------------------------------------
@@ -298,48 +254,64 @@ def _with_indexes(segment: str) -> list[str | int]:
     return [segment, *indexes]
 
 
+def _is_open(node: dict[str, Any]) -> bool:
+    """Nothing below this key is checked: no type at all, or a map of any keys (freeform)."""
+    free_map = "map" in _types(node) and "properties" not in node
+    return not _types(node) or (free_map and not isinstance(node.get("additionalProperties"), dict))
+
+
+def _accepts(node: dict[str, Any], kind: str) -> bool:
+    types = _types(node)
+    return not types or kind in types
+
+
 def validate_set(path: str, value: str = "") -> list[KeyProblem]:
     """Check the key of one `--set key=value` assignment (the value is not looked at)."""
     del value  # --set, --set-string, --set-json and --set-file all share the key syntax
     parts = split_set_key(path.strip())
     if not parts or parts[0] == "":
         return [KeyProblem(path, f"'{path}' is not a values key")]
-    node: Node | None = schema().root
+    node: dict[str, Any] | None = schema().root
     prefix = ""
     for position, part in enumerate(parts):
-        if node is None or node.open:
+        if node is None or _is_open(node):
             return []
         if isinstance(part, int):
-            if not node.accepts("list"):
+            if not _accepts(node, "list"):
                 return [KeyProblem(prefix, f"'{prefix}' is not a list, it has no item [{part}]")]
-            node, prefix = node.items, _join(prefix, part)
+            node, prefix = node.get("items"), _join(prefix, part)
             continue
-        if not node.accepts("map"):
-            kind = " or ".join(node.types)
+        if not _accepts(node, "map"):
+            kind = " or ".join(_types(node))
             return [
                 KeyProblem(prefix, f"'{prefix}' is {_with_article(kind)}, it has no key '{part}'")
             ]
-        if node.values is not None:
-            node, prefix = node.values, _join(prefix, part)
+        if isinstance(node.get("additionalProperties"), dict):
+            node, prefix = node["additionalProperties"], _join(prefix, part)
             continue
-        keys = node.keys or {}
+        keys = node.get("properties") or {}
         if part not in keys:
-            dotted = _dotted_key(parts, position, keys)
-            if dotted is None:
-                return [_unknown(prefix, part, node)]
-            escaped = dotted.replace(".", "\\.")
-            return [
-                KeyProblem(
-                    _join(prefix, part),
-                    f"unknown key '{_join(prefix, part)}' in the {schema().chart} values: "
-                    f"the key is '{dotted}', and --set needs its dot escaped: {escaped}",
-                )
-            ]
+            return [_unknown_set_key(parts, position, prefix, node)]
         node, prefix = keys[part], _join(prefix, part)
     return []
 
 
-def _dotted_key(parts: list[str | int], position: int, keys: dict[str, Node]) -> str | None:
+def _unknown_set_key(
+    parts: list[str | int], position: int, prefix: str, node: dict[str, Any]
+) -> KeyProblem:
+    part = str(parts[position])
+    dotted = _dotted_key(parts, position, node.get("properties") or {})
+    if dotted is None:
+        return _unknown(prefix, part, node)
+    escaped = dotted.replace(".", "\\.")
+    return KeyProblem(
+        _join(prefix, part),
+        f"unknown key '{_join(prefix, part)}' in the {schema().chart} values: "
+        f"the key is '{dotted}', and --set needs its dot escaped: {escaped}",
+    )
+
+
+def _dotted_key(parts: list[str | int], position: int, keys: dict[str, Any]) -> str | None:
     """The key with a dot in its name (grafana.ini) that the next --set segments spell, if any."""
     joined = str(parts[position])
     for following in parts[position + 1 :]:
@@ -379,10 +351,11 @@ def default_of(*path: str) -> Any:
     """The chart's default for a key, e.g. default_of("service", "port") -> 80."""
     node = schema().root
     for key in path:
-        if node.keys is None or key not in node.keys:
+        keys = node.get("properties") or {}
+        if key not in keys:
             raise KeyError(f"no key '{'.'.join(path)}' in the {schema().chart} schema")
-        node = node.keys[key]
-    return node.default
+        node = keys[key]
+    return node.get("default")
 
 
 def service_port(values: dict[str, Any] | None = None) -> int:

@@ -65,7 +65,7 @@ def validate_stack_values(values: Any) -> list[KeyProblem]:
     s = stack()
     if not isinstance(values, dict):
         return grafana_chart.validate_values(values)
-    grafana_keys = set(grafana_chart.schema().root.keys or {})
+    grafana_keys = set(grafana_chart.schema().root.get("properties") or {})
     out: list[KeyProblem] = []
     for raw_key, sub in values.items():
         key = str(raw_key)

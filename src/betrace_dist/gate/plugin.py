@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from . import live, update
 from .collect import GATES
 from .ledger import format_table
 
@@ -65,8 +66,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from . import live, update
-
     update.enable(bool(config.getoption("--update-outputs")))
 
     try:
@@ -127,8 +126,6 @@ def nothing_checked() -> str | None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from . import update
-
     if update.enabled():
         for line in update.apply():
             print(line)
@@ -161,8 +158,6 @@ def _missing_summary(terminalreporter: Any) -> None:
 
 def _live_summary(terminalreporter: Any) -> None:
     """The live tier's closing list: every command sent to the real backend, or why none was."""
-    from . import live
-
     pages = any(gate.pages_seen for gate in GATES)
     if live.program() is not None and (LIVE or pages):
         terminalreporter.section(f"live tier: commands run against {live.program()}")
@@ -176,7 +171,6 @@ def _live_summary(terminalreporter: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-
     off = sorted({gate.cache_off for gate in GATES if gate.cache_off and gate.pages_seen})
     if CACHE or off:
         terminalreporter.section("gate result cache")

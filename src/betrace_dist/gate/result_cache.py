@@ -59,24 +59,7 @@ from .. import GATE_SOURCE, REPO_ROOT, tools
 #: Bumped when the layout of an entry changes.
 FORMAT = 1
 #: Programs the gate runs, or a page's commands may run inside the jail, by name.
-PROGRAMS = (
-    "bwrap",
-    "nsenter",
-    "prlimit",
-    "setpriv",
-    "sh",
-    "bash",
-    "git",
-    "curl",
-    "helm",
-    "helm3",
-    "kubectl",
-    "docker-compose",
-    "nix",
-    "nix-instantiate",
-    "shellcheck",
-    "python3",
-)
+PROGRAMS = tools.JAIL_PROGRAMS
 #: Environment variables that do not change an outcome (where timings go).
 UNRELATED_SETTINGS = frozenset({"BETRACE_GATE_PROFILE"})
 #: The order in which a changed input is named when a page runs again.

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
-from . import live, profile, result_cache
+from . import live, missing, profile, result_cache
+from .failure import CheckFailure
 from .isolation import BWRAP_HINT, Done, JailError, startup_variable
 from .sandbox import Sandbox
 from .shellwords import Command
@@ -354,9 +355,7 @@ class Session:
     def process(self, argv: list[str], env: dict[str, str] | None = None) -> Done:
         """Run a program in the page's jail (see isolation.py), in the page's directory."""
         if not self.jail.available:
-            from .checkers import require_tool
-
-            require_tool("bwrap", BWRAP_HINT)  # skip with the reason; a failure in CI
+            missing.require("bwrap", CheckFailure, BWRAP_HINT)  # skip; a failure in CI
         try:
             return self.jail.run(argv, cwd=self.cwd, env=env or self.env, timeout=self.timeout)
         except JailError as exc:

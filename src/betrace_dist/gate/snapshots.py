@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import result_cache
-from .checkers import CheckFailure
+from .failure import CheckFailure
 
 #: Bytes of file copies one page's content-tab states may keep (shared between its states).
 SNAPSHOT_LIMIT = 1024 * 1024 * 1024

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import tools
 from ..release import ReleaseData
+from ..yamlio import field_path, load_with_lines
 from . import disagreements
 from .catalogue import MEASUREMENTS, PROBES, READ_ONLY, WORK
 
@@ -130,8 +131,6 @@ class Fact:
 
 def observed_facts(path: Path) -> list[Fact]:
     """Every mapping of the release data with `observed:`, in file order."""
-    from ..yamlio import field_path, load_with_lines
-
     found: list[Fact] = []
 
     def walk(node: object, loc: tuple[int | str, ...]) -> None:

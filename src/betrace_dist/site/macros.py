@@ -10,16 +10,14 @@ import posixpath
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import REPO_ROOT
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE, ReleaseData, Target, load_release_data, next_minor
 from . import artefact_tables, compose_defaults, tables
+from .badge import Verifier
 from .links import links_leaving
-
-if TYPE_CHECKING:
-    from .badge import Verifier
 
 
 class ReleaseDataError(SystemExit):
@@ -56,8 +54,6 @@ def install(env: Any) -> None:
 @cache
 def _verifier(config_file: Path) -> Verifier:
     """The gate's ledger of the site's pages, for the status table (one per build)."""
-    from .badge import Verifier
-
     return Verifier(config_file)
 
 

@@ -31,6 +31,7 @@ import yaml
 
 from .. import REPO_ROOT
 from ..errors import Problem, ProblemsError
+from ..gate import result_cache
 
 #: The name of the generated file, beside mkdocs.yml (ignored by git).
 GENERATED = "zensical.yml"
@@ -121,8 +122,6 @@ def build_key(root: Path) -> str:
     (the page dates). Part of the extension's settings, so a change rebuilds every page. A
     stale cache is never cleared with `zensical build --clean`: it deletes all of `.cache/`,
     the backend build of betrace_dist.upstream included."""
-    from ..gate import result_cache
-
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
     ).stdout.strip()

@@ -10,16 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
+from .. import missing
+from ..failure import CheckFailure
 from ..lexer import Block
+from ..session import CommandError, Session
+
+__all__ = ["CheckFailure", "Checker", "Context", "Status", "claim", "require_tool"]
 
 Status = Literal["run", "verified"]
-
-
-class CheckFailure(Exception):
-    def __init__(self, reason: str, body_line: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.body_line = body_line  # 1-based line inside the block body, when known
 
 
 @dataclass
@@ -40,8 +38,6 @@ class Context:
     def session(self) -> Any:
         """The page's sandbox session, created by its first block that needs one, and placed
         in the state of the block's content tab."""
-        from ..session import CommandError, Session
-
         if "session" not in self.state:
             self.state["session"] = Session(self.release)
             self.state["session"].page = str(self.page)
@@ -62,50 +58,20 @@ class Checker(Protocol):
     def check(self, block: Block, ctx: Context) -> None: ...
 
 
-def require_tool(name: str, hint: str, fail: type[Exception] = CheckFailure) -> str:
-    """A real tool's path. The gate's side of the missing-tool rule (tools.ToolMissing): missing,
-    the block is skipped with the reason; under BETRACE_REQUIRE_TOOLS=1 (CI) `fail` is raised
-    with it (a CheckFailure, or the CommandError of a command model)."""
-    import pytest
-
-    from ... import tools
-
-    try:
-        return tools.require(name, hint)
-    except tools.ToolMissing as exc:
-        if exc.fatal:
-            raise fail(str(exc)) from None
-        pytest.skip(str(exc))
+def require_tool(name: str, hint: str | None = None, fail: type[Exception] = CheckFailure) -> str:
+    """A real tool's path, by the gate's missing-tool rule (missing.py): a checker's failure is
+    a CheckFailure unless `fail` says otherwise."""
+    return missing.require(name, fail, hint)
 
 
 def save_titled(block: Block, ctx: Context) -> None:
     """A block titled with a file name is a file the reader saves: later commands use it."""
     title = (block.title or "").strip()
     if title and " " not in title and "." in title.rsplit("/", 1)[-1]:
-        from ..session import CommandError
-
         try:
             ctx.session().save(title, block.body)
         except CommandError as exc:
             raise CheckFailure(f"title '{title}': {exc}") from None
-
-
-def registry() -> list[Checker]:
-    from .json_ import JsonChecker
-    from .markdown import MarkdownChecker
-    from .nix import NixChecker
-    from .python import PythonChecker
-    from .shell import ShellChecker
-    from .yaml_ import YamlChecker
-
-    return [
-        YamlChecker(),
-        JsonChecker(),
-        ShellChecker(),
-        PythonChecker(),
-        MarkdownChecker(),
-        NixChecker(),
-    ]
 
 
 def claim(block: Block, checkers: list[Checker]) -> Checker | None:

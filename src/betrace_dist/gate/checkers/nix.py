@@ -19,7 +19,7 @@ class NixChecker:
     languages: ClassVar[frozenset[str]] = frozenset({"nix"})
 
     def check(self, block: Block, ctx: Context) -> None:
-        binary = require_tool("nix-instantiate", "apt-get install nix-bin")
+        binary = require_tool("nix-instantiate")
         with tempfile.TemporaryDirectory(prefix="gate-nix-parse-") as home:
             path = Path(home) / "block.nix"
             path.write_text(block.body, encoding="utf-8")

@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from pytest_examples import CodeExample, EvalExample
 
 from ... import GATE_SOURCE
+from .. import python_minimum
+from ..isolation import Done
 from ..lexer import Block
+from ..session import CommandError, Session
 from . import CheckFailure, Context, Status, require_tool
-
-if TYPE_CHECKING:
-    from ..isolation import Done
-    from ..session import Session
 
 
 class PythonChecker:
@@ -54,8 +53,6 @@ class PythonChecker:
 def _check_python_minimum(source: str, ctx: Context) -> None:
     """The page states the oldest Python the example needs (releases.yaml
     examples.python_minimum), and no lower one than it really needs (python_minimum.py)."""
-    from .. import python_minimum
-
     examples = ctx.release.current.examples if ctx.release is not None else None
     if examples is None:
         raise CheckFailure(
@@ -79,8 +76,6 @@ def _check_python_minimum(source: str, ctx: Context) -> None:
 
 
 def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
-    from ..session import CommandError
-
     session = ctx.session()
     # made by descriptor (never where a link of the page leads); the block runs as the page's
     # user and writes its result here, which the gate reads back beneath the sandbox only
@@ -106,8 +101,6 @@ def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
 def _result(session: Session, done: Done, result: Path) -> dict[str, Any]:
     """What the runner reported, read back beneath the sandbox only (never through a link,
     never from a FIFO, at most safefs.READ_LIMIT bytes)."""
-    from ..session import CommandError
-
     try:
         found: dict[str, Any] = json.loads(session.read(str(result)))
     except (OSError, ValueError, CommandError):

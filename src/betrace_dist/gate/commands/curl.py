@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...release import Release
+from .. import grafana_http, live
 from ..session import CommandError, Invocation
 from ..world import closest
 from .flags import Options, options, split_flag
@@ -34,9 +35,7 @@ def served(inv: Invocation, component: str, target_port: int) -> list[tuple[str,
             )
         return [(e.method, e.path) for e in release.backend.endpoints]
     if "grafana" in component:
-        from ..grafana_http import paths
-
-        return paths()
+        return grafana_http.paths()
     if "collector" in component and target_port == 4318:
         return sorted(_OTLP_HTTP)
     raise CommandError(f"nothing known is served over HTTP by {component} on port {target_port}")
@@ -64,8 +63,6 @@ def check_url(inv: Invocation, url: str, method: str) -> str | None:
     path = parts.path or "/"
     endpoints = served(inv, listener.component, listener.target_port)
     if "grafana" in listener.component:
-        from .. import grafana_http
-
         if grafana_http.served(method, path):
             return listener.component
     elif any(m == method and _pattern(p).match(path) for m, p in endpoints):
@@ -244,8 +241,6 @@ _MARK = "\n__betrace_gate_status__"
 
 def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) -> str:
     """The page's curl, run for real against the real backend (the live tier, see live.py)."""
-    from .. import live
-
     session = inv.session
     assert session.live is not None
     for _, url in urls:
@@ -274,9 +269,7 @@ def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) ->
 
 def _check_answer(inv: Invocation, method: str, path: str, out: str) -> None:
     """A JSON answer has no field the release data does not document for the endpoint."""
-    from ..live import json_fields
-
-    answer = json_fields(out)
+    answer = live.json_fields(out)
     endpoints = inv.session.release.current.backend.endpoints
     endpoint = next(
         (e for e in endpoints if e.method == method and _pattern(e.path).match(path)), None

@@ -1,13 +1,19 @@
-"""Flags a real tool accepts, read from its own `--help`, so a guide cannot invent one, and
-which of them take a value, so that a command line is split as the tool splits it.
+"""Flags a real tool accepts, read from the tool itself, so a guide cannot invent one, and how
+many words each takes, so that a command line is split as the tool splits it.
 
-`CommandLine` is the one splitter of the Helm, git clone, docker build and docker compose models;
-kubectl.py splits its lines itself, because which words are subcommands and which flags take a
-value change as kubectl's help is read word by word (and `-it` bundles switches)."""
+How a tool lists its flags is the tool registry's (tools.TOOLS: its help words, or Nix's own
+JSON description of its command line). What a tool prints is read once and kept in
+HELP_STORE (an ignored cache folder), keyed by the program file's content (sha256) and the words
+asked: a new version of the tool is asked again, the same one never twice.
+
+`CommandLine` is the one splitter of the Helm, git clone, nix, docker build and docker compose
+models; kubectl.py splits its lines itself, because which words are subcommands and which flags
+take a value change as kubectl's help is read word by word (and `-it` bundles switches)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -15,33 +21,40 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
+
+from ...tools import TOOLS
 
 _FLAG = re.compile(r"(?:^|\s|,)(--?[A-Za-z][\w-]*)")
 #: what follows the names of a boolean flag in kubectl's help (`--watch=false:`)
 _BOOLEAN_DEFAULT = frozenset({"true", "false"})
 
-#: tools whose plain --help lists only a few options
-_FULL_HELP = {"curl": ["--help", "all"]}
-
 
 @dataclass(frozen=True)
 class Options:
-    names: frozenset[str]  # every -x / --long flag the help lists
+    names: frozenset[str]  # every -x / --long flag the tool lists
     valued: frozenset[str]  # the ones that take a value
+    pairs: frozenset[str] = frozenset()  # the ones that take two (`nix --arg NAME EXPR`)
 
     def __or__(self, other: Options) -> Options:
-        return Options(self.names | other.names, self.valued | other.valued)
+        return Options(
+            self.names | other.names, self.valued | other.valued, self.pairs | other.pairs
+        )
 
 
-#: Where help texts are kept between runs (the result cache's folder, set by the gate when
-#: the cache is on): a help text depends only on the program file and the words asked.
-HELP_STORE: Path | None = None
+#: Where the tools' help texts are kept between runs: BETRACE_CACHE_DIR/tool-help when it is
+#: set, and the gate's result cache folder (in pytest's ignored cache) when that is on; None
+#: keeps nothing (a gate run never writes into the repository a cache the reader did not ask for).
+HELP_STORE: Path | None = (
+    Path(os.environ["BETRACE_CACHE_DIR"]) / "tool-help"
+    if os.environ.get("BETRACE_CACHE_DIR")
+    else None
+)
 
 
 @cache
 def help_text(binary: str, *args: str) -> str:
-    """What `binary ARGS` prints: read once per run, and kept in HELP_STORE while the program
-    file (path, size, modification time) is the same."""
+    """What `binary ARGS` prints: read once, and kept in HELP_STORE for that program file."""
     kept = _kept_help(binary, args)
     if kept is not None and kept.is_file():
         return kept.read_text(encoding="utf-8")
@@ -54,16 +67,27 @@ def help_text(binary: str, *args: str) -> str:
     return text
 
 
+@cache
+def _content_hash(program: Path, size: int, mtime_ns: int, inode: int) -> str:
+    """sha256 of a program file (hashed once per process while its size, time and inode hold)."""
+    digest = hashlib.sha256()
+    with program.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _kept_help(binary: str, args: tuple[str, ...]) -> Path | None:
     if HELP_STORE is None:
         return None
     try:
         program = Path(binary).resolve()
         info = program.stat()
+        content = _content_hash(program, info.st_size, info.st_mtime_ns, info.st_ino)
     except OSError:
         return None
-    identity = f"{program}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}\0" + "\0".join(args)
-    return HELP_STORE / f"{hashlib.sha256(identity.encode()).hexdigest()}.txt"
+    identity = f"{content}\0" + "\0".join(args)
+    return HELP_STORE / program.name / f"{hashlib.sha256(identity.encode()).hexdigest()}.txt"
 
 
 def _run_help(binary: str, args: tuple[str, ...]) -> str:
@@ -104,9 +128,36 @@ def parse_help(text: str) -> Options:
 
 @cache
 def options(binary: str, *subcommand: str) -> Options:
-    """The flags of `binary subcommand --help`."""
-    tail = _FULL_HELP.get(binary.rsplit("/", 1)[-1], ["--help"])
-    return parse_help(help_text(binary, *subcommand, *tail))
+    """The flags of `binary subcommand`, as the registry says the tool lists them (its help, or
+    Nix's description of its command line); a program the registry does not know: its --help."""
+    tool = TOOLS.get(Path(binary).name)
+    if tool is not None and tool.flags == "nix":
+        return nix_options(binary, *subcommand)
+    words = tool.help if tool is not None else ("--help",)
+    return parse_help(help_text(binary, *subcommand, *words))
+
+
+def nix_options(binary: str, *subcommand: str) -> Options:
+    """Nix's flags for `nix SUBCOMMAND`, from `nix __dump-args` (the JSON Nix documents its own
+    command line with: every flag, its short name and how many words it takes); the settings
+    every command takes (`--option`'s names, as `--NAME VALUE`) included."""
+    described: dict[str, Any] = json.loads(help_text(binary, "__dump-args"))
+    flags = dict(described.get("flags") or {})
+    node = described
+    for word in subcommand:
+        node = (node.get("commands") or {}).get(word) or {}
+        flags |= node.get("flags") or {}
+    names: set[str] = set()
+    valued: set[str] = set()
+    pairs: set[str] = set()
+    for long_name, flag in flags.items():
+        short = flag.get("shortName")
+        spelled = {f"--{long_name}"} | ({f"-{short}"} if short else set())
+        names |= spelled
+        arity = flag.get("arity", 0)
+        valued |= spelled if arity >= 1 else set()
+        pairs |= spelled if arity >= 2 else set()
+    return Options(frozenset(names), frozenset(valued), frozenset(pairs))
 
 
 def accepted(binary: str, *subcommand: str) -> frozenset[str]:
@@ -151,7 +202,8 @@ class CommandLine(FlagQueries):
     """The words after a program's name, split as the tool splits them: subcommand words,
     positionals and flags ((name, value) pairs, in order). A flag in `valued` takes the next word
     as its value unless written `--name=value` (at the end of the line it has None); every other
-    flag is a switch; `--` ends the flags.
+    flag is a switch; `--` ends the flags. `valued` may be a tool's Options: then a flag of its
+    `pairs` takes the next two words (`--override-input NAME REF`, as one value "NAME REF").
     `sub_arity`: how many leading non-flag words name the subcommand (`helm repo add`: 2).
     `verbatim_after`: once the subcommand and that many positionals are read, the rest of the line
     is positional as written (`docker compose exec SERVICE COMMAND...`: 1; `docker compose
@@ -160,10 +212,12 @@ class CommandLine(FlagQueries):
     def __init__(
         self,
         words: list[str],
-        valued: Collection[str],
+        valued: Collection[str] | Options,
         sub_arity: int = 0,
         verbatim_after: int | None = None,
     ) -> None:
+        pairs = valued.pairs if isinstance(valued, Options) else frozenset()
+        valued = valued.valued if isinstance(valued, Options) else valued
         self.valued = valued
         self.sub: list[str] = []
         self.positional: list[str] = []
@@ -179,8 +233,9 @@ class CommandLine(FlagQueries):
                 break
             if name.startswith("-") and name != "-":
                 if name in valued and value is None:
-                    i += 1
-                    value = words[i] if i < len(words) else None
+                    taken = words[i + 1 : i + 2 + (name in pairs)]
+                    i += len(taken)
+                    value = " ".join(taken) if taken else None
                 self.flags.append((name, value))
             elif len(self.sub) < sub_arity:
                 self.sub.append(words[i])

@@ -8,19 +8,25 @@ import re
 from pathlib import Path
 
 from ...release import load_release_data
+from .. import missing as gate_missing
 from ..session import CommandError, Invocation
-from .flags import CommandLine
+from ..world import closest
+from .flags import CommandLine, options
 
 #: a release tag as this project writes them
 _TAG = re.compile(r"v?\d+\.\d+\.\d+\S*")
 
-#: `git clone` options that take a value; every other option is taken as a switch
-_CLONE_VALUE = frozenset({"-b", "--branch", "--depth", "-o", "--origin"})
-
 
 def clone_line(words: list[str]) -> CommandLine:
-    """`git clone ...` (the words after `clone`), split as git splits it."""
-    line = CommandLine(words, _CLONE_VALUE)
+    """`git clone ...` (the words after `clone`), split as git splits it: its options, and which
+    of them take a value, are the ones the real `git clone -h` lists."""
+    known = options(gate_missing.require("git", CommandError), "clone")
+    line = CommandLine(words, known)
+    for name, _ in line.flags:
+        if name not in known.names:
+            raise CommandError(
+                f"git clone has no option '{name}'{closest(name, sorted(known.names))}"
+            )
     missing = line.missing_value()
     if missing is not None:
         raise CommandError(f"git clone: {missing} needs a value")

@@ -5,7 +5,7 @@
   (install as `--dry-run=client`, and with Helm 3 too where it is installed); the objects
   `helm template` renders become the release's objects.
 - the official Grafana chart cannot be fetched offline: its values (-f files and --set keys) are
-  checked against the key schema kept in the repository, and its Service/Deployment/Secret are
+  checked against the JSON Schema kept in the repository, and its Service/Deployment/Secret are
   modelled from the chart's naming rule. kube-prometheus-stack is read as the stack reads its
   values: the Grafana chart's keys under `grafana:` (grafana_stack.py).
 - test / rollback / uninstall / status / history / get need the release installed earlier.
@@ -23,20 +23,14 @@ from typing import Any
 from ... import backend_env, tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
+from .. import grafana_chart, grafana_stack, missing
+from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
-from .flags import CommandLine, accepted
+from .flags import CommandLine, accepted, options
 
-_VALUE_FLAGS = {"-n", "--namespace", "-f", "--values", "--set", "--set-string", "--set-file"}
-_VALUE_FLAGS |= {"--set-json", "--version", "--timeout", "--kube-context", "--kubeconfig", "-o"}
-_VALUE_FLAGS |= {"--output", "--description", "--repo", "--username", "--password", "-d"}
-_VALUE_FLAGS |= {"--destination", "--post-renderer", "--max", "--revision", "--app-version"}
-_VALUE_FLAGS |= {"--kube-version", "--api-versions", "-a", "--name-template", "--wait-for"}
-#: flags `helm template` does not take but install/upgrade do; dropped when rendering
-_RUNTIME_ONLY = {"--wait", "--atomic", "--timeout", "--install", "--reuse-values", "--reset-values"}
-_RUNTIME_ONLY |= {"--cleanup-on-fail", "--force", "--history-max", "--rollback-on-failure"}
-_RUNTIME_ONLY |= {"--reset-then-reuse-values", "--description", "--wait-for-jobs", "--wait-for"}
-_RUNTIME_ONLY |= {"--create-namespace", "--dry-run"}
+#: install/upgrade flags a render (`helm template`) is not given, whatever Helm's template takes
+_NOT_RENDERED = {"-n", "--namespace", "--version", "--dry-run"}
 
 
 def _helm(session: Session, binary: str, args: list[str]) -> str:
@@ -111,8 +105,9 @@ def _render(
     inv: Invocation, chart: Path, name: str, parsed: CommandLine, binary: str
 ) -> list[K8sObject]:
     args = ["template", name, str(chart), "--namespace", parsed.namespace]
+    renders = accepted(binary, "template")  # the rest (--install, --history-max...) is runtime's
     for flag, value in parsed.flags:
-        if flag in _RUNTIME_ONLY or flag in ("-n", "--namespace", "--version"):
+        if flag in _NOT_RENDERED or flag not in renders:
             continue
         args += [flag] if value is None else [flag, value]
     try:
@@ -152,8 +147,6 @@ def _first(text: str) -> str:
 def _modelled_chart(inv: Invocation, ref: str, parsed: CommandLine) -> bool:
     """The third-party charts the gate models: the Grafana chart, and kube-prometheus-stack,
     which installs it as its dependency. True for the stack."""
-    from ..grafana_stack import stack
-
     session = inv.session
     alias, _, chart = ref.partition("/")
     gc = session.release.current.grafana_chart
@@ -181,8 +174,6 @@ def _modelled_chart(inv: Invocation, ref: str, parsed: CommandLine) -> bool:
 def _values_file(session: Session, path: Path, umbrella: bool) -> dict[str, Any]:
     """One `-f` file, read as the chart reads it; a problem names the file and its line. The
     Grafana-level values come back (for the stack, what is under `grafana:`)."""
-    from .. import grafana_chart, grafana_stack
-
     try:  # bounded: a values file written by a page may be an alias bomb
         text = session.read(str(path))  # only the page's own files
         loaded = yamlio.safe_load(text, session.reader_path(path)) or {}
@@ -208,8 +199,6 @@ def _values_file(session: Session, path: Path, umbrella: bool) -> dict[str, Any]
 
 def _remote_values(inv: Invocation, parsed: CommandLine, umbrella: bool) -> dict[str, Any]:
     """The merged `-f` files, each checked against the Grafana chart's keys; `--set` keys too."""
-    from .. import grafana_chart
-
     values: dict[str, Any] = {}
     for path in _values_paths(inv, parsed):
         values = _merge(values, _values_file(inv.session, path, umbrella))
@@ -228,8 +217,6 @@ def _remote_values(inv: Invocation, parsed: CommandLine, umbrella: bool) -> dict
 
 def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObject]:
     """What the Grafana chart renders that later steps use: Service, Deployment, admin Secret."""
-    from .. import grafana_chart
-
     fullname = grafana_chart.fullname(name, values)
     source = f"helm release {name} (modelled)"
     labels = {
@@ -272,8 +259,6 @@ def _remote_release(
 ) -> HelmRelease:
     """Installing the third-party Grafana chart (alone or in the stack): checked offline against
     a model of it. The release keeps its Grafana-level values for the next upgrade."""
-    from ..grafana_stack import rolling_volume_problem
-
     umbrella = _modelled_chart(inv, ref, parsed)
     values = _remote_values(inv, parsed, umbrella)
     if existing is not None and parsed.has("--reuse-values"):
@@ -386,13 +371,14 @@ def _local_release(inv: Invocation, parsed: CommandLine, chart: Path, upgrade: b
 
 
 def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
-    """install and upgrade share one flow of checks: the release, the flags, the namespace, the
-    chart and its values, then what the release's pods reference."""
+    """install and upgrade share one flow of checks: the flags (first: a misspelt flag would
+    leave its value as a stray word), the release, the namespace, the chart and its values, then
+    what the release's pods reference."""
     session = inv.session
-    existing = _existing_release(inv, parsed, upgrade)
-    name, ref = parsed.positional
     for binary in _helm_binaries():
         _check_flags(binary, parsed.sub, parsed)
+    existing = _existing_release(inv, parsed, upgrade)
+    name, ref = parsed.positional
     _namespace_ready(inv, parsed)
     chart = _local_chart(inv, ref, parsed)
     if chart is None:
@@ -525,13 +511,18 @@ def helm(inv: Invocation) -> None:
     argv = inv.argv
     if len(argv) < 2:
         raise CommandError("helm: no subcommand")
-    first = CommandLine(argv[1:], _VALUE_FLAGS, 1).sub
-    sub = first[0] if first else ""
-    binary = tools.find("helm")
-    if binary is None:
-        raise CommandError("helm is not installed (make tools)")
-    parsed = CommandLine(argv[1:], _VALUE_FLAGS, 2 if sub in _TWO_WORD else 1)
-    HANDLERS.get(sub, _not_modelled)(inv, parsed, binary)
+    binary = missing.require("helm", CommandError)
+    parsed = command_line(argv[1:], binary)
+    HANDLERS.get(parsed.sub[0] if parsed.sub else "", _not_modelled)(inv, parsed, binary)
+
+
+def command_line(words: list[str], binary: str) -> CommandLine:
+    """The words after `helm`, split as Helm splits them: which flags take a value is what the
+    real Helm's help says, for its global flags (to find the subcommand) and then for the
+    subcommand's own."""
+    first = CommandLine(words, options(binary), 2).sub
+    path = first[:2] if first[:1] and first[0] in _TWO_WORD else first[:1]
+    return CommandLine(words, options(binary, *path), len(path))
 
 
 def _flags_checked(handler: Handler) -> Handler:

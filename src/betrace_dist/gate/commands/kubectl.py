@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from ... import backend_env, tools, yamlio
-from ...artefacts.chart_policy import HelmError
+from ... import backend_env, yamlio
+from ...artefacts.chart_policy import HelmError, Manifest, validate_kubernetes
 from ...errors import ProblemsError
-from .. import gitops
+from .. import gitops, missing
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help
+from .helm import render_text
 
 KINDS = {
     "pod": "Pod",
@@ -225,10 +226,7 @@ class Args(FlagQueries):
 
 
 def binary() -> str:
-    found = tools.find("kubectl")
-    if found is None:
-        raise CommandError("kubectl is not installed: run `make tools` (it installs kubectl 1.35)")
-    return found
+    return missing.require("kubectl", CommandError)
 
 
 @cache
@@ -329,8 +327,6 @@ def _files(inv: Invocation, args: Args) -> list[tuple[str, str]]:
 
 
 def _apply(inv: Invocation, ns: str, args: Args) -> None:
-    from ...artefacts.chart_policy import Manifest, validate_kubernetes
-
     files = _files(inv, args)
     if not files:
         raise CommandError(f"kubectl {args.sub} needs -f FILE (a manifest the page saved)")
@@ -367,8 +363,6 @@ def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
     values = gitops.chart_values(doc)
     if values is None:
         return
-    from .helm import render_text
-
     chart = inv.session.repo / gitops.CHART_PATH
     release = gitops.release_name(doc)
     target = (doc.get("spec") or {}).get("targetNamespace") or (

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import EXPERIMENTAL, Nix
-from .. import safefs
+from .. import missing, safefs
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener, closest
+from .flags import CommandLine, options
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
 UPSTREAM = STUBS / "betrace"
@@ -34,16 +35,6 @@ _CHECKOUT_APPS = {
     "build": "`nix build .#all` in a source checkout",
     "dev": "a script that only prints how to start the services with Flox",
     "default": "upstream's `dev` app, a script that only prints how to start services with Flox",
-}
-_VALUE = {
-    "--override-input",
-    "-o",
-    "--out-link",
-    "--profile",
-    "--system",
-    "--option",
-    "-f",
-    "--file",
 }
 
 
@@ -181,42 +172,33 @@ def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tupl
 def _require_nix(session: Session) -> None:
     if _nix(session) is None:
         # like any missing tool: the block is skipped with the reason, a failure in CI
-        from ..checkers import require_tool
-
-        require_tool("nix", "apt-get install nix-bin", fail=CommandError)
+        missing.require("nix", CommandError)
 
 
-def _words(args: list[str]) -> tuple[list[str], str | None]:
-    """The non-flag words of a nix command line, and the out-link a build leaves (None for
-    --no-link)."""
-    words: list[str] = []
-    link: str | None = "result"
-    i = 0
-    while i < len(args):
-        if args[i] in ("--override-input", "--option"):
-            i += 3  # NAME VALUE
-            continue
-        if args[i] in ("-o", "--out-link"):
-            link = args[i + 1] if i + 1 < len(args) else link
-        if args[i] == "--no-link":
-            link = None
-        if args[i] in _VALUE or args[i] == "--extra-experimental-features":
-            i += 2
-            continue
-        if args[i] == "--":
-            break  # what follows goes to the program `nix run` starts
-        if not args[i].startswith("-"):
-            words.append(args[i])
-        i += 1
-    return words, link
+def command_line(args: list[str]) -> CommandLine:
+    """The words after `nix` up to a `--` (what follows goes to the program `nix run` starts),
+    split as Nix splits them: its flags, and how many words each takes, are the ones Nix
+    describes for the subcommand (flags.nix_options); a flag it does not have is refused."""
+    binary = missing.require("nix", CommandError)
+    args = args[: args.index("--")] if "--" in args else args
+    first = CommandLine(args, options(binary), 2).sub
+    path = first[:2] if first[:1] == ["flake"] else first[:1]
+    known = options(binary, *path)
+    line = CommandLine(args, known, len(path))
+    for name, _ in line.flags:
+        if name not in known.names:
+            command = " ".join(["nix", *path])
+            hint = closest(name, sorted(known.names))
+            raise CommandError(f"{command} has no flag '{name}'{hint}")
+    return line
 
 
 def nix(inv: Invocation) -> str | None:
-    words, link = _words(inv.argv[1:])
-    sub = words[:2] if words[:1] == ["flake"] else words[:1]
-    if "--expr" in inv.argv and sub == ["eval"]:
+    line = command_line(inv.argv[1:])
+    sub, refs = line.sub, line.positional
+    link = None if line.has("--no-link") else line.get("-o", "--out-link") or "result"
+    if line.has("--expr") and sub == ["eval"]:
         return _eval_expr(inv)
-    refs = words[len(sub) :]
     if (sub and sub[0] in ("hash", "store", "path-info", "log", "profile")) or sub == [
         "flake",
         "metadata",

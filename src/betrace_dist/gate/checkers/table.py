@@ -1,0 +1,22 @@
+"""The checkers of the gate, in the order they claim blocks (checkers/__init__.claim)."""
+
+from __future__ import annotations
+
+from . import Checker
+from .json_ import JsonChecker
+from .markdown import MarkdownChecker
+from .nix import NixChecker
+from .python import PythonChecker
+from .shell import ShellChecker
+from .yaml_ import YamlChecker
+
+
+def registry() -> list[Checker]:
+    return [
+        YamlChecker(),
+        JsonChecker(),
+        ShellChecker(),
+        PythonChecker(),
+        MarkdownChecker(),
+        NixChecker(),
+    ]

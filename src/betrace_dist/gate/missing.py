@@ -1,0 +1,20 @@
+"""The gate's side of the missing-tool rule (tools.ToolMissing): a tool that is not installed
+skips the block with the reason, and under BETRACE_REQUIRE_TOOLS=1 (CI) fails it with the error
+type the caller gives (a checker's CheckFailure, a command model's CommandError)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .. import tools
+
+
+def require(name: str, fail: type[Exception], hint: str | None = None) -> str:
+    """A real tool's path; missing, skip (or raise `fail`) saying how to install it (the
+    registry's hint unless `hint` is given)."""
+    try:
+        return tools.require(name, hint)
+    except tools.ToolMissing as exc:
+        if exc.fatal:
+            raise fail(str(exc)) from None
+        pytest.skip(str(exc))
