@@ -78,9 +78,8 @@ def test_the_table_is_counted_outside_the_page_time_limit() -> None:
 
     from betrace_dist.site import limits
 
-    with limits.Deadline(0.3):
-        with limits.trusted_work(left_after=5):
-            time.sleep(0.6)
+    with limits.Deadline(0.3), limits.trusted_work(left_after=5):
+        time.sleep(0.6)
     with pytest.raises(limits.RenderTimeout), limits.Deadline(0.3):
         with limits.trusted_work(left_after=0.1):
             pass
