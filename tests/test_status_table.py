@@ -69,3 +69,18 @@ def test_the_home_page_shows_the_table_with_links_to_known_issues(
             assert f"(reference/known-issues.md#{issue})" in table
     assert re.search(r"\(guides/add-betrace-to-an-existing-grafana\.md#grafana-from-kube-", table)
     assert "{{ status_table() }}" in (DOCS / "index.md").read_text(encoding="utf-8")
+
+
+def test_the_table_is_counted_outside_the_page_time_limit() -> None:
+    """Reading the guides for the table is the project's work: the page's clock stops for it
+    (under load it took longer than a page may render), and runs again afterwards."""
+    import time
+
+    from betrace_dist.site import limits
+
+    with limits.Deadline(0.3), limits.trusted_work(left_after=5):
+        time.sleep(0.6)
+    with pytest.raises(limits.RenderTimeout), limits.Deadline(0.3):
+        with limits.trusted_work(left_after=0.1):
+            pass
+        time.sleep(1)

@@ -12,11 +12,12 @@ page asking for 1 GB fails at once instead of after the allocation.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import re
 import string
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from types import TracebackType
 from typing import Any
@@ -207,6 +208,26 @@ _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 
 
+#: the Deadline running in each thread, for `trusted_work`
+_ACTIVE: dict[int, Deadline] = {}
+
+
+@contextlib.contextmanager
+def trusted_work(left_after: float = TIME_LIMIT) -> Iterator[None]:
+    """Work of the project's own code during a render that the page's time limit must not count
+    (reading other pages for a table, done once per build and cached): the clock stops, and
+    restarts with `left_after` seconds once the work is done."""
+    deadline = _ACTIVE.get(threading.get_ident())
+    if deadline is None:
+        yield
+        return
+    deadline.pause()
+    try:
+        yield
+    finally:
+        deadline.resume(left_after)
+
+
 class Deadline:
     """Raises RenderTimeout in the rendering thread once `seconds` have passed.
 
@@ -229,7 +250,18 @@ class Deadline:
         self._timer = threading.Timer(self.seconds, self._fire)
         self._timer.daemon = True
         self._timer.start()
+        _ACTIVE[self._thread] = self
         return self
+
+    def pause(self) -> None:
+        """Stop the clock."""
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def resume(self, left: float) -> None:
+        self._timer = threading.Timer(max(left, 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
 
     def _fire(self) -> None:
         with self._lock:
@@ -240,6 +272,7 @@ class Deadline:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        _ACTIVE.pop(self._thread, None)
         if self._timer is not None:
             self._timer.cancel()
         with self._lock:
