@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test gate ledger build lint bench tools setup clean checkov
+.PHONY: help serve test gate ledger build lint bench tools setup clean checkov plugin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,14 +23,24 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv with the site and test dependencies
 
 AXE := tests/browser/node_modules/axe-core/axe.min.js
+# esbuild, Effect, React 19 and jsdom for the Grafana app's tests (tests/plugin), pinned by its lock
+PLUGIN_NODE := tests/plugin/node_modules/.package-lock.json
 
-tools: $(STAMP) $(AXE) ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
+tools: $(STAMP) $(AXE) $(PLUGIN_NODE) ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
 	$(BIN)/python -m betrace_dist.tools install
 
 # axe-core for the accessibility checks, pinned by the lock file (needs npm; skipped without it)
 $(AXE): tests/browser/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --silent; \
 	else echo "npm not found: the accessibility checks will be skipped (and fail in CI)"; fi
+
+$(PLUGIN_NODE): tests/plugin/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/plugin --no-audit --no-fund --silent; \
+	else echo "npm not found: the Grafana app's tests will be skipped (and fail in CI)"; fi
+
+plugin: $(STAMP) $(PLUGIN_NODE) ## build the patched Grafana app into .cache/plugin-build/<key>/dist, then test it
+	$(BIN)/python -m betrace_dist.plugin_build build
+	$(BIN)/pytest tests/plugin -q $(PYTEST_ARGS)
 
 checkov: $(STAMP) ## create .venv-checkov with the pinned checkov (the second security scanner CI runs)
 	$(BIN)/python -m betrace_dist.artefacts.checkov install

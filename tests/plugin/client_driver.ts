@@ -1,6 +1,7 @@
 // Drives the patched app's client code (the Effect service and runtime the pages use) against the
 // real backend through the model of Grafana's plugin proxy, and prints what each call returned
-// as one JSON document: tests/plugin/test_client_live.py judges it.
+// as one JSON document in OUT_FILE (stdout carries Effect's log lines): test_client_live.py judges it.
+import { writeFileSync } from 'node:fs';
 import { Effect } from 'effect';
 // a namespace import, so that the snapshot's own client (without listViolations) still bundles
 import * as app from 'betrace-app/services/BeTraceService';
@@ -65,7 +66,7 @@ const main = async () => {
   out.deleted = await call((s) => s.deleteRule(ruleName));
   out.missing = await failure(call((s) => s.getRule(ruleName)));
   out.listEnd = await call((s) => s.listRules());
-  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  writeFileSync(process.env.OUT_FILE!, JSON.stringify(out, null, 2) + '\n');
 };
 
 main().catch((error) => {

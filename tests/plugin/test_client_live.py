@@ -50,7 +50,8 @@ for _ in $(seq 50); do
   if (exec 3<>/dev/tcp/127.0.0.1/12011) 2>/dev/null && grep -q ready "$WORK/proxy.out"; then break; fi
   sleep 0.1
 done
-GRAFANA_URL=http://127.0.0.1:{port} BACKEND_URL={backend} node "$WORK/client.mjs"
+GRAFANA_URL=http://127.0.0.1:{port} BACKEND_URL={backend} OUT_FILE="$WORK/out.json" \\
+  node "$WORK/client.mjs"
 """.format(port=PROXY_PORT, backend=BACKEND_URL)
 
 
@@ -58,7 +59,7 @@ GRAFANA_URL=http://127.0.0.1:{port} BACKEND_URL={backend} node "$WORK/client.mjs
 class Run:
     returncode: int
     out: dict[str, Any]
-    stderr: str
+    output: str
     proxy_log: list[dict[str, Any]]
 
 
@@ -91,15 +92,15 @@ def run_client(node: str, unshare: str, backend: Path, tree: Path, work: Path) -
     )  # fmt: skip
     log = work / "proxy.log"
     lines = log.read_text().splitlines() if log.is_file() else []
-    out = json.loads(done.stdout) if done.returncode == 0 else {}
-    return Run(done.returncode, out, done.stderr, [json.loads(line) for line in lines])
+    out = json.loads((work / "out.json").read_text()) if done.returncode == 0 else {}
+    return Run(done.returncode, out, done.stdout + done.stderr, [json.loads(x) for x in lines])
 
 
 @pytest.fixture(scope="module")
 def run(node: str, unshare: str, backend_program: Path, patched_tree: Path, tmp_path_factory):
     started = time.time()
     result = run_client(node, unshare, backend_program, patched_tree, tmp_path_factory.mktemp("c"))
-    assert result.returncode == 0, f"the patched client failed:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"the patched client failed:\n{result.output[-3000:]}"
     result.out["_window"] = (started * 1000, time.time() * 1000)
     return result
 
@@ -166,7 +167,7 @@ def test_without_the_series_the_client_fails_against_the_backend(
     result = run_client(node, unshare, backend_program, unpack_with(tmp_path, first), tmp_path / "w")
     assert result.returncode != 0
     assert result.proxy_log == [], "the unpatched client never goes through Grafana"
-    assert "driver failed" in result.stderr, result.stderr[-2000:]
+    assert "driver failed" in result.output, result.output[-2000:]
 
 
 def test_a_route_that_does_not_match_the_client_fails(
@@ -183,4 +184,4 @@ def test_a_route_that_does_not_match_the_client_fails(
     manifest_path.write_text(json.dumps(manifest))
     result = run_client(node, unshare, backend_program, tree, tmp_path / "w")
     assert result.returncode != 0
-    assert "HTTP 404" in result.stderr and "no route of plugin.json" in result.stderr
+    assert "HTTP 404" in result.output and "no route of plugin.json" in result.output
