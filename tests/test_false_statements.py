@@ -31,8 +31,8 @@ def gate_run() -> str:
 @pytest.mark.parametrize(
     ("page", "wording", "reason"),
     [
-        ("app-lists-rules.md", "appear in Grafana", "app-pages-ignore-backend-url"),
-        ("app-backend-url-advice.md", "For anyone else", "app-pages-ignore-backend-url"),
+        ("app-lists-rules.md", "the app shows violation", "app-needs-the-distribution-patches"),
+        ("app-backend-url-advice.md", "from your browser", "app-needs-the-distribution-patches"),
         ("body-limit.md", "up to 10 MiB", "about 4 MiB first (429)"),
         ("no-other-variable.md", "reads no other variable", "OTEL_* variables"),
         ("readiness.md", "is not writable", "/v1/ready checks nothing"),
