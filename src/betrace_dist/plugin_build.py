@@ -113,6 +113,24 @@ def header_problems(path: Path) -> list[str]:
     return problems
 
 
+def release_problems(recorded: list[tuple[str, str]], patches: list[Path]) -> list[str]:
+    """The release data's patch list ((file, forwarded) pairs, releases.yaml
+    releases[0].plugin.patches) against the series on disk and each patch's Forwarded field."""
+    files = [str(p.relative_to(REPO_ROOT)) if p.is_absolute() else str(p) for p in patches]
+    listed = [file for file, _ in recorded]
+    problems = []
+    if listed != files:
+        problems.append(f"releases.yaml plugin.patches lists {listed}; the series is {files}")
+    for (file, forwarded), path in zip(recorded, patches, strict=False):
+        header = read_header(path).fields.get("Forwarded", "")
+        if not header.startswith(forwarded):
+            problems.append(
+                f"releases.yaml plugin.patches {file}: forwarded is {forwarded!r}, "
+                f"the patch says {header!r}"
+            )
+    return problems
+
+
 def snapshot_tarball() -> Path:
     override = os.environ.get(SNAPSHOT_ENV)
     folder = Path(override) if override else REPO_ROOT.parent / "shared" / "upstream" / SNAPSHOT_NAME

@@ -16,6 +16,7 @@ import pytest
 
 from betrace_dist import plugin_build
 from betrace_dist.plugin_build import PatchError
+from betrace_dist.release import ReleaseData
 
 from .conftest import unpack_with
 
@@ -96,3 +97,22 @@ def test_a_gap_in_the_numbering_is_an_error(tmp_path: Path) -> None:
     second.rename(tmp_path / second.name.replace("0002-", "0005-"))
     with pytest.raises(PatchError, match="expected number 0002"):
         plugin_build.series(tmp_path)
+
+
+def recorded(release_data: ReleaseData) -> list[tuple[str, str]]:
+    return [(p.file, p.forwarded) for p in release_data.current.plugin.patches]
+
+
+def test_the_release_records_the_series_it_carries(release_data: ReleaseData) -> None:
+    assert plugin_build.release_problems(recorded(release_data), plugin_build.series()) == []
+
+
+def test_a_release_missing_a_patch_or_its_forwarded_state_is_caught(
+    release_data: ReleaseData,
+) -> None:
+    listed = recorded(release_data)
+    (problem,) = plugin_build.release_problems(listed[:2], plugin_build.series())
+    assert "releases.yaml plugin.patches lists" in problem and "0003-" in problem
+    wrong = [(listed[0][0], "yes"), *listed[1:]]
+    (problem,) = plugin_build.release_problems(wrong, plugin_build.series())
+    assert problem.startswith(f"releases.yaml plugin.patches {listed[0][0]}: forwarded is 'yes'")
