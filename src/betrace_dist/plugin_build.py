@@ -147,6 +147,10 @@ def unpack(tarball: Path, dest: Path) -> Path:
 
 def apply_series(tree: Path, patches: list[Path]) -> None:
     """`git apply` each patch in order from the tree's root; the first failure is an error."""
+    # Inside another git work tree (a cache folder of this checkout), `git apply` would take
+    # paths from that repository's root and silently skip every file of the tree: keep git from
+    # looking above the tree, and count what it applied.
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.parent)}
     for path in patches:
         problems = header_problems(path)
         if problems:
@@ -154,12 +158,20 @@ def apply_series(tree: Path, patches: list[Path]) -> None:
         done = subprocess.run(
             ["git", "apply", "--verbose", str(path)],
             cwd=tree,
+            env=env,
             capture_output=True,
             text=True,
             check=False,
         )
         if done.returncode != 0:
             raise PatchError(f"{path}:1: does not apply to {tree.name}:\n{done.stderr.strip()}")
+        files = path.read_text(encoding="utf-8").count("\ndiff --git ")
+        applied = done.stderr.count("Applied patch ")
+        if applied != files or "Skipped patch" in done.stderr:
+            raise PatchError(
+                f"{path}:1: git applied {applied} of its {files} files to {tree}:\n"
+                + done.stderr.strip()
+            )
 
 
 def pin_registry_dependencies(lock_path: Path) -> list[str]:

@@ -31,6 +31,11 @@ for (const name of Object.getOwnPropertyNames(win)) {
 }
 Object.assign(globalThis, { window: win, document: win.document, self: win, location: win.location });
 Object.defineProperty(globalThis, 'navigator', { value: win.navigator, configurable: true });
+// Grafana loads module.js with a script of its own: webpack takes its public path from it.
+Object.defineProperty(win.document, 'currentScript', {
+  value: { tagName: 'SCRIPT', src: 'http://127.0.0.1:3000/public/plugins/betrace-app/module.js' },
+  configurable: true,
+});
 win.matchMedia = () => ({ matches: false, addListener() {}, removeListener() {}, addEventListener() {}, removeEventListener() {} });
 globalThis.matchMedia = win.matchMedia;
 
@@ -129,6 +134,8 @@ try {
   process.stdout.write(JSON.stringify({ react: React.version, deps, rendered, errors }) + '\n');
   process.exit(0);
 } catch (error) {
-  process.stderr.write(`module.js failed to load under React ${React.version}: ${error?.stack ?? error}\n`);
+  // the message and the frames, not the minified source line V8 puts in front of a script's stack
+  const frames = String(error?.stack ?? '').split('\n').filter((l) => l.startsWith('    at ')).slice(0, 8);
+  process.stderr.write(`module.js failed to load under React ${React.version}: ${error?.name}: ${error?.message}\n${frames.join('\n')}\n`);
   process.exit(1);
 }

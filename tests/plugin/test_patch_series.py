@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,12 @@ def test_a_release_missing_a_patch_or_its_forwarded_state_is_caught(
     wrong = [(listed[0][0], "yes"), *listed[1:]]
     (problem,) = plugin_build.release_problems(wrong, plugin_build.series())
     assert problem.startswith(f"releases.yaml plugin.patches {listed[0][0]}: forwarded is 'yes'")
+
+
+def test_the_series_applies_to_a_tree_inside_another_git_work_tree(tmp_path: Path) -> None:
+    # the build unpacks into .cache/ of this checkout: there, plain `git apply` took paths from
+    # the checkout's root and skipped every file while exiting 0 (a build once shipped unpatched)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    tree = unpack_with(tmp_path / "cache", plugin_build.series())
+    assert "'react/jsx-runtime'" in (tree / APP / "webpack.config.js").read_text()
+    assert hard_coded(tree) == []
