@@ -133,7 +133,9 @@ def release_problems(recorded: list[tuple[str, str]], patches: list[Path]) -> li
 
 def snapshot_tarball() -> Path:
     override = os.environ.get(SNAPSHOT_ENV)
-    folder = Path(override) if override else REPO_ROOT.parent / "shared" / "upstream" / SNAPSHOT_NAME
+    folder = (
+        Path(override) if override else REPO_ROOT.parent / "shared" / "upstream" / SNAPSHOT_NAME
+    )
     return folder / "source.tar.gz"
 
 

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from betrace_dist import REPO_ROOT
-
 from betrace_dist.artefacts import nix as nixa
 from betrace_dist.release import ReleaseData
 

@@ -21,7 +21,7 @@ from ..conftest import require_tool, skip_or_fail
 HERE = Path(__file__).parent
 NODE_MODULES = HERE / "node_modules"
 #: The backend built from the snapshot, until betrace_dist.upstream builds it in the cache.
-PREBUILT_BACKEND = Path("/tmp/gobuild/betrace-backend")
+PREBUILT_BACKEND = Path("/tmp/gobuild/betrace-backend")  # noqa: S108 - a read-only shared build
 
 
 def unpack_with(dest: Path, patches: list[Path]) -> Path:

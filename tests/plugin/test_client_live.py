@@ -41,18 +41,20 @@ PROXY_PORT = 3000
 BACKEND_URL = "http://127.0.0.1:12011"
 SEVERITIES = {"critical", "high", "medium", "low"}
 
-SCRIPT = """\
+SCRIPT = f"""\
 set -eu
 ip link set lo up
 BETRACE_DATA_DIR="$WORK/data" OTEL_EXPORTER_OTLP_TIMEOUT=1000 "$BACKEND" >"$WORK/backend.log" 2>&1 &
-python3 "$PROXY" "$MANIFEST" "$SETTINGS" {port} "$WORK/proxy.log" >"$WORK/proxy.out" 2>&1 &
+python3 "$PROXY" "$MANIFEST" "$SETTINGS" {PROXY_PORT} "$WORK/proxy.log" >"$WORK/proxy.out" 2>&1 &
 for _ in $(seq 50); do
-  if (exec 3<>/dev/tcp/127.0.0.1/12011) 2>/dev/null && grep -q ready "$WORK/proxy.out"; then break; fi
+  if (exec 3<>/dev/tcp/127.0.0.1/12011) 2>/dev/null && grep -q ready "$WORK/proxy.out"; then
+    break
+  fi
   sleep 0.1
 done
-GRAFANA_URL=http://127.0.0.1:{port} BACKEND_URL={backend} OUT_FILE="$WORK/out.json" \\
+GRAFANA_URL=http://127.0.0.1:{PROXY_PORT} BACKEND_URL={BACKEND_URL} OUT_FILE="$WORK/out.json" \\
   node "$WORK/client.mjs"
-""".format(port=PROXY_PORT, backend=BACKEND_URL)
+"""
 
 
 @dataclass
@@ -164,7 +166,9 @@ def test_without_the_series_the_client_fails_against_the_backend(
 ) -> None:
     # only the webpack patch: the client still calls http://localhost:12011/api/v1/... itself
     first = plugin_build.series()[:1]
-    result = run_client(node, unshare, backend_program, unpack_with(tmp_path, first), tmp_path / "w")
+    result = run_client(
+        node, unshare, backend_program, unpack_with(tmp_path, first), tmp_path / "w"
+    )
     assert result.returncode != 0
     assert result.proxy_log == [], "the unpatched client never goes through Grafana"
     assert "driver failed" in result.output, result.output[-2000:]

@@ -128,7 +128,11 @@ def by_name_problems(root: Path) -> list[str]:
         return [f"{BY_NAME} does not exist"]
     for path in sorted(p for p in base.rglob("*") if p.is_file()):
         rel = path.relative_to(base)
-        if len(rel.parts) == 3 and rel.suffix == ".patch" and (path.parent / "package.nix").is_file():
+        if (
+            len(rel.parts) == 3
+            and rel.suffix == ".patch"
+            and (path.parent / "package.nix").is_file()
+        ):
             continue
         if len(rel.parts) != 3 or rel.name != "package.nix":
             problems.append(f"{BY_NAME / rel}: by-name holds only <shard>/<name>/package.nix files")
