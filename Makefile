@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test gate ledger build lint bench tools setup clean checkov plugin
+.PHONY: help serve test gate ledger build lint bench tools setup clean checkov plugin plugin-build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,8 +38,10 @@ $(PLUGIN_NODE): tests/plugin/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/plugin --no-audit --no-fund --silent; \
 	else echo "npm not found: the Grafana app's tests will be skipped (and fail in CI)"; fi
 
-plugin: $(STAMP) $(PLUGIN_NODE) ## build the patched Grafana app into .cache/plugin-build/<key>/dist, then test it
+plugin-build: $(STAMP) ## build the patched Grafana app once per key (snapshot, patches, pins) into .cache/plugin-build/<key>/dist
 	$(BIN)/python -m betrace_dist.plugin_build build
+
+plugin: plugin-build $(PLUGIN_NODE) ## build the patched Grafana app (if its key is not built yet), then test it
 	$(BIN)/pytest tests/plugin -q $(PYTEST_ARGS)
 
 checkov: $(STAMP) ## create .venv-checkov with the pinned checkov (the second security scanner CI runs)
