@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test gate ledger build lint bench tools setup clean checkov plugin plugin-build
+.PHONY: help serve test gate ledger build lint bench tools setup clean checkov backend plugin plugin-build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,8 +26,11 @@ AXE := tests/browser/node_modules/axe-core/axe.min.js
 # esbuild, Effect, React 19 and jsdom for the Grafana app's tests (tests/plugin), pinned by its lock
 PLUGIN_NODE := tests/plugin/node_modules/.package-lock.json
 
-tools: $(STAMP) $(AXE) $(PLUGIN_NODE) ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
+tools: $(STAMP) $(AXE) $(PLUGIN_NODE) backend ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
 	$(BIN)/python -m betrace_dist.tools install
+
+backend: $(STAMP) ## build the real betrace-backend from upstream's snapshot (../shared/upstream) into .cache/
+	$(BIN)/python -m betrace_dist.upstream backend
 
 # axe-core for the accessibility checks, pinned by the lock file (needs npm; skipped without it)
 $(AXE): tests/browser/package-lock.json
@@ -71,4 +74,4 @@ bench: tools ## time the gate on a fresh clone, as ratios to baselines (benchmar
 	$(BIN)/python benchmarks/bench_site.py $(or $(BENCH_ARGS),--runs 2)
 
 clean: ## remove the virtualenv, the tools and build output
-	rm -rf $(VENV) .venv-checkov .tools site
+	rm -rf $(VENV) .venv-checkov .tools .cache site

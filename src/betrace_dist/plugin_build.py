@@ -1,8 +1,9 @@
 """The Grafana app as the distribution ships it: upstream's snapshot plus the patch series.
 
 `patches/grafana-betrace-app/NNNN-*.patch` is applied in order with `git apply` from the root of a
-fresh unpack of the snapshot (`../shared/upstream/betrace-<commit>/source.tar.gz`, or the folder in
-BETRACE_UPSTREAM_DIR). Each patch starts with a header in the DEP-3 manner (HEADER_FIELDS).
+fresh unpack of the snapshot (betrace_dist.upstream: `../shared/upstream/betrace-<commit>/
+source.tar.gz`, or the folder in BETRACE_UPSTREAM_DIR; a build checks its sha256 against
+releases.yaml first). Each patch starts with a header in the DEP-3 manner (HEADER_FIELDS).
 
 `python -m betrace_dist.plugin_build build` (what `make plugin` runs) then builds the app with
 Debian's Node and npm: `npm ci` and `npm run build` (webpack), both under `nice -n 10`. Upstream's
@@ -32,14 +33,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import REPO_ROOT
+from . import REPO_ROOT, upstream
+from .tools import ToolMissing
 
 PATCH_DIR = REPO_ROOT / "patches" / "grafana-betrace-app"
 APP_DIR = "grafana-betrace-app"
-SNAPSHOT_ENV = "BETRACE_UPSTREAM_DIR"
 CACHE_ENV = "BETRACE_PLUGIN_CACHE"
-#: The commit the series is written against (releases.yaml: releases[0].upstream.commit).
-SNAPSHOT_NAME = "betrace-c5f17ae4"
 #: DEP-3 fields every patch header must carry (Evidence is this project's addition).
 HEADER_FIELDS = ("Description", "Author", "Forwarded", "Last-Update", "Evidence")
 PATCH_NAME = re.compile(r"^(\d{4})-[a-z0-9][a-z0-9-]*\.patch$")
@@ -132,11 +131,8 @@ def release_problems(recorded: list[tuple[str, str]], patches: list[Path]) -> li
 
 
 def snapshot_tarball() -> Path:
-    override = os.environ.get(SNAPSHOT_ENV)
-    folder = (
-        Path(override) if override else REPO_ROOT.parent / "shared" / "upstream" / SNAPSHOT_NAME
-    )
-    return folder / "source.tar.gz"
+    """Where the snapshot's tarball is (it may be absent: callers say so)."""
+    return upstream.snapshot_dir() / "source.tar.gz"
 
 
 def unpack(tarball: Path, dest: Path) -> Path:
@@ -230,7 +226,7 @@ def _timed(cmd: list[str], cwd: Path, log: Path) -> float:
 
 def build(force: bool = False) -> Path:
     """Build the patched app once per key; return its dist folder."""
-    tarball = snapshot_tarball()
+    tarball, _ = upstream.verified_tarball()
     patches = series()
     target = cache_root() / cache_key(tarball, patches)
     if (target / "dist" / "module.js").is_file() and not force:
@@ -265,7 +261,7 @@ def check() -> int:
     except PatchError as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"{len(patches)} patches apply to {SNAPSHOT_NAME}")
+    print(f"{len(patches)} patches apply to {snapshot_tarball()}")
     return 0
 
 
@@ -281,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         build(force=args.force)
-    except PatchError as error:
+    except (PatchError, upstream.UpstreamError, ToolMissing) as error:
         print(error, file=sys.stderr)
         return 1
     return 0

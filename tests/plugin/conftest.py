@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from betrace_dist import plugin_build
+from betrace_dist import plugin_build, tools, upstream
 
 from ..conftest import require_tool, skip_or_fail
 
 HERE = Path(__file__).parent
 NODE_MODULES = HERE / "node_modules"
-#: The backend built from the snapshot, until betrace_dist.upstream builds it in the cache.
-PREBUILT_BACKEND = Path("/tmp/gobuild/betrace-backend")  # noqa: S108 - a read-only shared build
 
 
 def unpack_with(dest: Path, patches: list[Path]) -> Path:
@@ -49,15 +47,11 @@ def node() -> str:
 
 @pytest.fixture(scope="session")
 def backend_program() -> Path:
+    """The backend built from the snapshot (betrace_dist.upstream, cached in .cache/upstream/)."""
     try:
-        from betrace_dist import upstream  # type: ignore[attr-defined]
-
-        return Path(upstream.backend_program())
-    except ImportError:
-        pass
-    if PREBUILT_BACKEND.is_file():
-        return PREBUILT_BACKEND
-    skip_or_fail("no BeTrace backend built from the snapshot (betrace_dist.upstream is absent)")
+        return upstream.backend_program()
+    except tools.ToolMissing as exc:
+        skip_or_fail(str(exc))
 
 
 @pytest.fixture(scope="session")
