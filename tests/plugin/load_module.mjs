@@ -15,11 +15,17 @@ import { createRequire } from 'node:module';
 import vm from 'node:vm';
 
 const require = createRequire(import.meta.url);
-const { JSDOM } = require('jsdom');
+const { JSDOM, VirtualConsole } = require('jsdom');
 
+// jsdom's CSS parser refuses the editor's nested CSS; a browser reads it. Other errors are shown.
+const virtualConsole = new VirtualConsole();
+virtualConsole.on('jsdomError', (e) => {
+  if (!String(e.message).includes('Could not parse CSS stylesheet')) console.error(e.message);
+});
 const dom = new JSDOM('<!doctype html><html><body><div id="root"></div></body></html>', {
   url: 'http://127.0.0.1:3000/a/betrace-app',
   pretendToBeVisual: true,
+  virtualConsole,
 });
 const win = dom.window;
 for (const name of Object.getOwnPropertyNames(win)) {
@@ -29,8 +35,16 @@ for (const name of Object.getOwnPropertyNames(win)) {
     } catch {}
   }
 }
+// methods the window inherits (not own properties): bound to it, as a browser's global has them
+for (const name of ['addEventListener', 'removeEventListener', 'dispatchEvent', 'getComputedStyle',
+  'requestAnimationFrame', 'cancelAnimationFrame']) {
+  if (typeof win[name] === 'function') globalThis[name] = win[name].bind(win);
+}
 Object.assign(globalThis, { window: win, document: win.document, self: win, location: win.location });
 Object.defineProperty(globalThis, 'navigator', { value: win.navigator, configurable: true });
+// Browser APIs jsdom lacks that the bundled code editor (Monaco) calls while it loads.
+win.document.queryCommandSupported = () => false;
+win.document.execCommand = () => false;
 // Grafana loads module.js with a script of its own: webpack takes its public path from it.
 Object.defineProperty(win.document, 'currentScript', {
   value: { tagName: 'SCRIPT', src: 'http://127.0.0.1:3000/public/plugins/betrace-app/module.js' },
@@ -127,7 +141,7 @@ try {
     document.body.appendChild(host);
     const root = createRoot(host, { onUncaughtError: (e) => errors.push(`${name}: ${e.message}`) });
     root.render(element());
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 1000));
     rendered[name] = host.textContent;
     root.unmount();
   }

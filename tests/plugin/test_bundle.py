@@ -72,7 +72,8 @@ def dist() -> Path:
 def test_no_react_internals_and_the_jsx_runtime_is_external(dist: Path) -> None:
     assert bundle_problems(dist) == []
     deps = amd_dependencies((dist / "module.js").read_text(encoding="utf-8"))
-    assert {"react", "react-dom", "react/jsx-runtime"} <= set(deps), deps
+    # react-dom is not imported by the app's code, so it is not among them
+    assert {"react", "react/jsx-runtime"} <= set(deps), deps
 
 
 def test_module_js_renders_its_pages_under_react_19(node: str, dist: Path) -> None:
