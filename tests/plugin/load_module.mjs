@@ -121,6 +121,18 @@ globalThis.define.amd = {};
 // The module's own calls to the backend go to the (absent) Grafana: answer them as it would.
 globalThis.fetch = async () => new win.Response('{"message":"no Grafana here"}', { status: 502 });
 
+// The page's text once renders stop (effects render again): unchanged for 2 s, at most 20 s.
+const settled = async (host) => {
+  let last = null;
+  let same = 0;
+  for (let waited = 0; waited < 20000 && same < 10; waited += 200) {
+    await new Promise((r) => setTimeout(r, 200));
+    same = host.textContent === last ? same + 1 : 0;
+    last = host.textContent;
+  }
+  return last;
+};
+
 const file = process.argv[2];
 try {
   vm.runInThisContext(readFileSync(file, 'utf8'), { filename: file });
@@ -141,8 +153,7 @@ try {
     document.body.appendChild(host);
     const root = createRoot(host, { onUncaughtError: (e) => errors.push(`${name}: ${e.message}`) });
     root.render(element());
-    await new Promise((r) => setTimeout(r, 1000));
-    rendered[name] = host.textContent;
+    rendered[name] = await settled(host);
     root.unmount();
   }
   process.stdout.write(JSON.stringify({ react: React.version, deps, rendered, errors }) + '\n');
