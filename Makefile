@@ -10,7 +10,7 @@ export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help serve test check gate ledger build build-zensical lint bench tools setup clean checkov
-.PHONY: backend system-deps
+.PHONY: backend system-deps plugin plugin-build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv with the site and test dependencies
 
 AXE := tests/browser/node_modules/axe-core/axe.min.js
+# esbuild, Effect, React 19 and jsdom for the Grafana app's tests (tests/plugin), pinned by its lock
+PLUGIN_NODE := tests/plugin/node_modules/.package-lock.json
 
-tools: $(STAMP) $(AXE) backend ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
+tools: $(STAMP) $(AXE) $(PLUGIN_NODE) backend ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
 	$(BIN)/python -m betrace_dist.tools install
 
 backend: $(STAMP) ## build the real betrace-backend from upstream's snapshot (../shared/upstream) into .cache/
@@ -38,6 +40,15 @@ $(AXE): tests/browser/package-lock.json | system-deps
 
 system-deps: ## install the system programs the tests need (bwrap, nix, chromium, npm, strace) as root with apt; otherwise list them
 	scripts/install-system-deps
+$(PLUGIN_NODE): tests/plugin/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/plugin --no-audit --no-fund --silent; \
+	else echo "npm not found: the Grafana app's tests will be skipped (and fail in CI)"; fi
+
+plugin-build: $(STAMP) ## build the patched Grafana app once per key (snapshot, patches, pins) into .cache/plugin-build/<key>/dist
+	$(BIN)/python -m betrace_dist.plugin_build build
+
+plugin: plugin-build $(PLUGIN_NODE) ## build the patched Grafana app (if its key is not built yet), then test it
+	$(BIN)/pytest tests/plugin -q $(PYTEST_ARGS)
 
 checkov: $(STAMP) ## create .venv-checkov with the pinned checkov (the second security scanner CI runs)
 	$(BIN)/python -m betrace_dist.artefacts.checkov install

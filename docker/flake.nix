@@ -25,6 +25,12 @@
     betrace.url = "github:betrace-hq/betrace/c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
     # One nixpkgs for the packages and the images: the one BeTrace itself is built with.
     nixpkgs.follows = "betrace/nixpkgs";
+    # The distribution's patch series for the Grafana app (patches/README.md of this repository),
+    # a path input relative to this flake (relative path inputs need Nix >= 2.26).
+    app-patches = {
+      url = "path:../patches";
+      flake = false;
+    };
   };
 
   outputs =
@@ -32,6 +38,7 @@
       self,
       betrace,
       nixpkgs,
+      app-patches,
     }:
     let
       # The release these images belong to, in ONE place. releases.yaml is the record:
@@ -54,6 +61,12 @@
           pluginsDir = "/var/lib/grafana/plugins";
           # Where plugin-init copies the plugin unless told otherwise (argument 1 or env).
           initTarget = "/plugins/betrace-app";
+          # The patch series the app is built with, in order (releases.yaml plugin.patches).
+          patches = [
+            "0001-webpack-externalise-react-jsx-runtime.patch"
+            "0002-call-the-backend-through-grafana-plugin-proxy.patch"
+            "0003-use-the-backend-paths-and-answers.patch"
+          ];
         };
       };
 
@@ -79,7 +92,14 @@
         let
           pkgs = nixpkgs.legacyPackages.${system};
           backend = betrace.packages.${system}.backend;
-          plugin = betrace.packages.${system}.grafana-plugin;
+          # Upstream's app with the distribution's patch series, in order; -p2 because the
+          # patches' paths start at upstream's repository root, one level above the app's source.
+          plugin = betrace.packages.${system}.grafana-plugin.overrideAttrs (old: {
+            patches =
+              (old.patches or [ ])
+              ++ map (name: "${app-patches}/grafana-betrace-app/${name}") release.plugin.patches;
+            patchFlags = [ "-p2" ];
+          });
           pluginDir = "${release.plugin.pluginsDir}/${release.plugin.id}";
 
           # Fixed numeric ids: Kubernetes `runAsNonRoot` needs a number, not a name.

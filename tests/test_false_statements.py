@@ -31,8 +31,8 @@ def gate_run() -> str:
 @pytest.mark.parametrize(
     ("page", "wording", "reason"),
     [
-        ("app-lists-rules.md", "appear in Grafana", "app-pages-ignore-backend-url"),
-        ("app-backend-url-advice.md", "For anyone else", "app-pages-ignore-backend-url"),
+        ("app-lists-rules.md", "the app shows violation", "app-needs-the-distribution-patches"),
+        ("app-backend-url-advice.md", "from your browser", "app-needs-the-distribution-patches"),
         ("body-limit.md", "up to 10 MiB", "about 4 MiB first (429)"),
         ("no-other-variable.md", "reads no other variable", "OTEL_* variables"),
         ("readiness.md", "is not writable", "/v1/ready checks nothing"),
@@ -47,13 +47,11 @@ def gate_run() -> str:
         ("all-or-nothing.md", "all-or-nothing", "known issue partial-ingest"),
         ("rejected-count.md", "why it rejected", "known issue partial-ingest"),
         ("receives-otlp.md", "backend receives", "known issue no-otlp-receiver"),
-        ("app-calls-backend-url.md", "calls the backend at", "Test connection uses backendUrl"),
-        ("troubleshoot-backend-url.md", "when it loads rules", "only Test connection"),
+        ("troubleshoot-backend-url.md", "when it loads rules", "never calls the backend from"),
         ("ingress-https.md", "empty means https", "unless backend.ingress.tlsSecret"),
         ("loki-pyroscope.md", "everything it reports to", "nothing to Loki or Pyroscope"),
         ("posted-spans-tempo.md", "Spans you post", "never forwarded"),
         ("api-key.md", "Set an API key", "CORS preflight fail"),
-        ("write-rules-in-grafana.md", "write rules", "known issue app-pages-ignore-backend-url"),
         ("compile-trap.md", "-X POST", 'known_issue("rule-name-taken-after-compile-error")'),
         # values typed by hand and wrong, in a table, a block, prose (issue 18, item 7)
         ("typed-image-tag.md", "backend:1.9.0", "has a tag no release has"),

@@ -221,6 +221,14 @@ class PluginSetting(Sourced):
     meaning: str
 
 
+class PluginPatch(Model):
+    """One patch of the distribution's series for the app (patches/grafana-betrace-app/)."""
+
+    file: str = Field(pattern=r"^patches/grafana-betrace-app/\d{4}-[a-z0-9-]+\.patch$")
+    fixes: str = Field(min_length=1)
+    forwarded: str = Field(pattern=r"^(no|yes|https://\S+)$")
+
+
 class Plugin(Sourced):
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*-app$")
     type: Literal["app"]
@@ -229,6 +237,9 @@ class Plugin(Sourced):
     plugins_dir: str = Field(pattern=r"^/")
     plugins_dir_source: Source
     settings: list[PluginSetting] = Field(default_factory=list)
+    patches: list[PluginPatch] = Field(
+        default_factory=list, description="the patch series every app of this release carries"
+    )
 
 
 class GrafanaSupport(Sourced):

@@ -61,13 +61,6 @@ OLD_WORDINGS = [
         "nothing to Loki or Pyroscope",
         id="compose-reports-to-loki",
     ),
-    pytest.param(
-        "nix/pkgs/by-name/gr/grafana-betrace-app/package.nix",
-        "Grafana app plugin for BeTrace, behavioural assurance for OpenTelemetry traces",
-        "Grafana app plugin for BeTrace: write rules and review violations in Grafana",
-        "known issue app-pages-ignore-backend-url",
-        id="nix-description",
-    ),
 ]
 
 

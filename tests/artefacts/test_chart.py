@@ -155,13 +155,25 @@ def test_backend_only_scenario_renders_the_backend_and_nothing_of_grafana(
     assert not any("grafana" in m.source.rpartition("/")[2] for m in manifests)
 
 
+def without_grafana_peer(doc: dict) -> dict:
+    """A backend NetworkPolicy without its peer for this release's Grafana pod."""
+    rules = [
+        {**rule, "from": [p for p in rule["from"] if p != GRAFANA_PEER]}
+        for rule in doc["spec"]["ingress"]
+    ]
+    return {**doc, "spec": {**doc["spec"], "ingress": rules}}
+
+
 def test_turning_grafana_off_leaves_every_backend_object_as_it_was(helm: Helm) -> None:
-    """grafana.enabled=false removes Grafana's objects and changes nothing else."""
+    """grafana.enabled=false removes Grafana's objects and changes nothing else but the backend
+    policy's peer for Grafana's pod (the app's proxy route calls the backend from that pod)."""
 
     def comparable(manifests: list[chart_policy.Manifest]) -> dict[tuple[str, str], dict]:
         return {
             (m.kind, m.name): {**m.doc, "data": sorted(m.doc["data"])}
             if m.kind == "Secret"
+            else without_grafana_peer(m.doc)
+            if (m.kind, m.name) == ("NetworkPolicy", "betrace-backend")
             else m.doc
             for m in manifests
         }
@@ -174,6 +186,17 @@ def test_turning_grafana_off_leaves_every_backend_object_as_it_was(helm: Helm) -
         assert grafana_objects, scenario
         assert set(without) == set(with_grafana) - grafana_objects, scenario
         assert without == {k: v for k, v in with_grafana.items() if k in without}, scenario
+
+
+GRAFANA_PEER = {
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/name": "betrace",
+            "app.kubernetes.io/instance": "betrace",
+            "app.kubernetes.io/component": "grafana",
+        }
+    }
+}
 
 
 def test_backend_network_policy_admits_the_ingress_controller_and_the_test_pod(
@@ -218,7 +241,14 @@ def test_every_rendered_backend_network_policy_lists_its_sources(
         for m in rendered["production-values.yaml"]
         if m.kind == "NetworkPolicy" and m.name == "betrace-backend"
     ]
-    assert policy.doc["spec"]["ingress"][0]["from"][:-1] == values["networkPolicy"]["backendFrom"]
+    peers = policy.doc["spec"]["ingress"][0]["from"]
+    assert peers[:-2] == values["networkPolicy"]["backendFrom"]
+    # the release's Grafana pod, whose plugin proxy route calls the backend for the app
+    assert peers[-1] == GRAFANA_PEER
+    (grafana,) = [m for m in rendered["production-values.yaml"] if m.name == "betrace-grafana"
+                  and m.kind == "Deployment"]  # fmt: skip
+    labels = grafana.doc["spec"]["template"]["metadata"]["labels"]
+    assert GRAFANA_PEER["podSelector"]["matchLabels"].items() <= labels.items()
 
 
 def test_external_observability_scenario_provisions_datasources_and_otlp(
@@ -274,12 +304,12 @@ def test_backend_only_notes_point_to_the_guide_and_the_backend(
     notes = notes[notes.index("NOTES:") :]
     assert guide in notes
     assert "grafana.enabled is false" in notes
-    assert "backendUrl: https://betrace-api.example.com" in notes
-    assert "http://betrace-backend.betrace.svc:12011" in notes
+    # Grafana's server calls the backend: its Service, whatever the backend ingress
+    assert "backendUrl: http://betrace-backend.betrace.svc:12011" in notes
     assert "helm test betrace --namespace betrace" in notes
     assert "grafana-admin" not in notes
     assert "service/betrace-grafana" not in notes
-    # Without a backend ingress, the browser reaches the backend through a port-forward.
+    # Without a backend ingress too: the app needs neither ingress nor port-forward.
     notes = helm.run(
         "install",
         "betrace",
@@ -291,8 +321,8 @@ def test_backend_only_notes_point_to_the_guide_and_the_backend(
         "grafana.enabled=false",
     )
     assert guide in notes
-    assert "backendUrl: http://localhost:12011" in notes
-    assert "kubectl port-forward --namespace betrace service/betrace-backend 12011:12011" in notes
+    assert "backendUrl: http://betrace-backend.betrace.svc:12011" in notes
+    assert "kubectl port-forward --namespace betrace service/betrace-backend" not in notes
 
 
 def test_helm_test_hook_calls_backend_health(
@@ -450,3 +480,21 @@ def test_gitops_scenario_renders_the_same_twice(helm: Helm) -> None:
     assert helm.run("template", "betrace", str(CHART)) != helm.run(
         "template", "betrace", str(CHART)
     )
+
+
+@pytest.mark.parametrize("scenario", ["default-values.yaml", "production-values.yaml"])
+def test_the_app_is_given_the_backend_service_grafanas_server_reaches(
+    rendered: dict[str, list[chart_policy.Manifest]], scenario: str
+) -> None:
+    """The patched app calls the backend through Grafana's plugin proxy: backendUrl is the
+    backend's Service, never a browser-side address (localhost, or the backend ingress)."""
+    (plugins,) = [m for m in rendered[scenario] if m.name == "betrace-grafana-plugins"]
+    (app,) = YAML(typ="safe").load(plugins.doc["data"]["betrace.yaml"])["apps"]
+    assert app["jsonData"]["backendUrl"] == "http://betrace-backend.betrace.svc:12011"
+
+
+def test_a_browser_side_backend_url_shows_in_the_rendered_app_settings(helm: Helm) -> None:
+    manifests = helm.template(CHART, [], ["grafana.plugin.backendUrl=http://localhost:12011"])
+    (plugins,) = [m for m in manifests if m.name == "betrace-grafana-plugins"]
+    (app,) = YAML(typ="safe").load(plugins.doc["data"]["betrace.yaml"])["apps"]
+    assert app["jsonData"]["backendUrl"] == "http://localhost:12011"

@@ -116,22 +116,13 @@ def test_custom_ports_and_bind_address_follow_the_env(
         ("otel-collector", 4317): (ALL_INTERFACES, "14317"),
         ("otel-collector", 4318): (ALL_INTERFACES, "14318"),
     }
-    # The browser-facing backend URL follows the published port.
-    assert stack.env("grafana")["BETRACE_BACKEND_URL"] == "http://localhost:13011"
+    # Grafana's server reaches the backend inside the compose network: no published port in it.
+    assert stack.env("grafana")["BETRACE_BACKEND_URL"] == "http://backend:12011"
     assert c.check_grafana(stack, release_data) == []
     assert c.check_published_ports(stack, release_data, bind_address=ALL_INTERFACES) == []
     assert "published on 0.0.0.0, expected 127.0.0.1" in "\n".join(
         c.check_published_ports(stack, release_data)
     )
-
-
-def test_public_url_overrides_the_browser_facing_backend_url(
-    compose_bin: str, tmp_path: Path, release_data: ReleaseData
-) -> None:
-    env = write_env(tmp_path, BETRACE_PUBLIC_URL="https://betrace.example.internal")
-    stack = c.Stack(c.load_project(c.COMPOSE_FILE, env, compose_bin), c.COMPOSE_FILE)
-    assert stack.env("grafana")["BETRACE_BACKEND_URL"] == "https://betrace.example.internal"
-    assert c.check_grafana(stack, release_data) == []
 
 
 @pytest.mark.parametrize(
@@ -251,14 +242,14 @@ def test_backend_env_is_what_the_backend_reads(stack: c.Stack, release_data: Rel
     assert c.check_otlp_endpoint(stack) == []
 
 
-def test_grafana_enables_the_app_with_the_browser_facing_backend_url(
+def test_grafana_enables_the_app_with_the_server_side_backend_url(
     stack: c.Stack, release_data: ReleaseData
 ) -> None:
     env = stack.env("grafana")
     assert env["GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS"] == release_data.current.plugin.id
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert env["GF_SECURITY_ADMIN_PASSWORD"] == SECRETS["GRAFANA_ADMIN_PASSWORD"]
-    assert env["BETRACE_BACKEND_URL"] == "http://localhost:12011"
+    assert env["BETRACE_BACKEND_URL"] == "http://backend:12011"
     assert c.check_grafana(stack, release_data) == []
     assert c.check_datasources(stack) == []
 
@@ -572,25 +563,17 @@ BREAKS = [
     pytest.param(
         PLUGINS,
         r"backendUrl: \$\{BETRACE_BACKEND_URL\}",
-        "backendUrl: http://backend:12011",
-        "names the compose service 'backend', but the app calls the backend from the user's "
-        "browser",
-        id="backend-url-service-name",
+        "backendUrl: http://localhost:12011",
+        "Grafana's server calls it through the app's proxy route, where 'localhost' is not the "
+        "backend; use the compose service, http://backend:12011",
+        id="backend-url-localhost",
     ),
     pytest.param(
         PLUGINS,
         r"backendUrl: \$\{BETRACE_BACKEND_URL\}",
-        "backendUrl: http://localhost:8080",
-        "the backend's HTTP port is published on 12011, not 8080",
+        "backendUrl: http://backend:8080",
+        "the backend listens on 12011, not 8080",
         id="backend-url-wrong-port",
-    ),
-    pytest.param(
-        COMPOSE,
-        r'      - "[^"\n]*:\$\{BETRACE_HTTP_HOST_PORT:-12011\}:12011"\n',
-        "",
-        "jsonData.backendUrl '${BETRACE_BACKEND_URL}' (= 'http://localhost:12011'): the "
-        "backend's HTTP port 12011 is not published",
-        id="backend-http-port-unpublished",
     ),
     pytest.param(
         COMPOSE,

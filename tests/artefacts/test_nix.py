@@ -21,11 +21,17 @@ from typing import Any
 
 import pytest
 
+from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import nix as nixa
 from betrace_dist.release import ReleaseData
 
 STUBS = Path(__file__).parent / "nix_stubs"
-DOCKER_INPUTS = {"betrace": STUBS / "betrace", "betrace/nixpkgs": STUBS / "nixpkgs"}
+DOCKER_INPUTS = {
+    "betrace": STUBS / "betrace",
+    "betrace/nixpkgs": STUBS / "nixpkgs",
+    # the real series: a path input relative to docker/flake.nix, given here as an absolute path
+    "app-patches": REPO_ROOT / "patches",
+}
 EXAMPLE_INPUTS = {"betrace": STUBS / "betrace", "nixpkgs": STUBS / "nixpkgs"}
 IMAGES = {"backend": "backend-image", "grafana-plugin": "grafana-plugin-image",
           "plugin-init": "plugin-init-image"}  # fmt: skip
@@ -188,6 +194,42 @@ def test_plugin_package_recorded_arguments(
     assert "--version=branch" in args["passthru"]["updateScript"]["args"]["extraArgs"]
     assert "npmFlags" not in args, "npm ci works at the pinned commit without extra flags"
     assert args["meta"]["license"]["spdxId"] == "MIT"
+
+
+def plugin_patch_problems(args: dict[str, Any], release_data: ReleaseData) -> list[str]:
+    """The nixpkgs expression applies the release's patch series, in order, with -p2 (the
+    patches' paths start at the repository root, one level above sourceRoot)."""
+    want = [Path(p.file).name for p in release_data.current.plugin.patches]
+    got = [Path(p).name for p in args.get("patches", [])]
+    problems = []
+    if got != want:
+        problems.append(f"grafana-betrace-app: patches are {got}, the release carries {want}")
+    if args.get("patchFlags") != ["-p2"]:
+        problems.append(f"grafana-betrace-app: patchFlags is {args.get('patchFlags')}, not -p2")
+    return problems
+
+
+def test_plugin_package_applies_the_release_patches(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData
+) -> None:
+    package = repo_root / PACKAGES["grafana-betrace-app"]
+    args = nix.eval_expr(nixa.package_expr(STUBS, package))["args"]
+    assert plugin_patch_problems(args, release_data) == []
+    # each file beside package.nix is the series' own (a link), not a copy that could drift
+    for name in args["patches"]:
+        assert (package.parent / Path(name).name).resolve() == (
+            repo_root / "patches" / "grafana-betrace-app" / Path(name).name
+        ).resolve()
+
+
+def test_plugin_package_without_a_patch_is_reported(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, tmp_path: Path
+) -> None:
+    line = "    ./0003-use-the-backend-paths-and-answers.patch\n"
+    broken = broken_copy(repo_root / PACKAGES["grafana-betrace-app"], tmp_path, line, "")
+    args = nix.eval_expr(nixa.package_expr(STUBS, broken))["args"]
+    (problem,) = plugin_patch_problems(args, release_data)
+    assert "the release carries" in problem and "0003-use-the-backend" in problem
 
 
 BREAKS = [
@@ -411,6 +453,19 @@ def test_grafana_image_has_the_plugin_in_the_plugins_dir(
     rootfs = built["grafana-plugin-image"] / "rootfs"
     plugin_dir = rootfs / release_data.current.plugin.plugins_dir.lstrip("/") / "betrace-app"
     assert nixa.plugin_dir_problems(plugin_dir, "grafana-plugin image") == []
+
+
+@needs_host_build
+def test_grafana_image_plugin_is_built_with_the_release_patches(
+    built: dict[str, Path], release_data: ReleaseData
+) -> None:
+    plugin_dir = (
+        built["grafana-plugin-image"] / "rootfs"
+        / release_data.current.plugin.plugins_dir.lstrip("/") / "betrace-app"
+    )  # fmt: skip
+    want = " ".join(Path(p.file).name for p in release_data.current.plugin.patches)
+    # the stand-in's module.js names the patches the flake's override gave it, in order
+    assert f"patches: {want} */" in (plugin_dir / "module.js").read_text()
 
 
 @needs_host_build

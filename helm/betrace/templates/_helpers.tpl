@@ -126,14 +126,13 @@ imagePullSecrets:
 {{- default (include "betrace.componentName" (dict "ctx" . "component" "grafana-admin")) .Values.grafana.admin.existingSecret }}
 {{- end }}
 
-{{/* URL of the backend as the user's browser reaches it (jsonData.backendUrl). */}}
+{{/* URL at which Grafana's server reaches the backend (jsonData.backendUrl): the app calls it
+through its plugin proxy route, never from the browser. Default: the backend's Service. */}}
 {{- define "betrace.backendUrl" -}}
 {{- if .Values.grafana.plugin.backendUrl }}
 {{- .Values.grafana.plugin.backendUrl }}
-{{- else if .Values.backend.ingress.enabled }}
-{{- printf "%s://%s" (ternary "https" "http" (ne .Values.backend.ingress.tlsSecret "")) .Values.backend.ingress.host }}
 {{- else }}
-{{- printf "http://localhost:%d" (int .Values.backend.ports.http) }}
+{{- printf "http://%s.%s.svc:%d" (include "betrace.componentName" (dict "ctx" . "component" "backend")) .Release.Namespace (int .Values.backend.ports.http) }}
 {{- end }}
 {{- end }}
 

@@ -687,34 +687,31 @@ def _plugin_app_is_provisioned(g: _GrafanaService) -> list[str]:
             f"grafana provisioning/plugins: no app of type '{g.plugin.id}' is provisioned",
         ]
     for path, app in apps:
-        out += _backend_url_reaches_the_browser(g, path, app)
+        out += _backend_url_is_the_backend_service(g, path, app)
     return out
 
 
-def _backend_url_reaches_the_browser(
+def _backend_url_is_the_backend_service(
     g: _GrafanaService, path: Path, app: Mapping[str, Any]
 ) -> list[str]:
-    """jsonData.backendUrl is an http(s) URL the user's browser can reach: not a compose service
-    name, and on localhost the port the backend's HTTP port is published on."""
+    """jsonData.backendUrl is where Grafana's SERVER reaches the backend: the app calls it
+    through its plugin proxy route (patches/grafana-betrace-app/0002), never from the browser.
+    So it is the compose service `backend` on the backend's own HTTP port; localhost would be the
+    Grafana container itself."""
     raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
     url = _grafana_expand(raw_url, g.env)
     scheme, host, port = _host_port(url)
     where = f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}')"
     if scheme not in ("http", "https"):
         return [f"{where} is not an http(s) URL"]
-    if host in g.stack.services:
-        return [
-            f"{where} names the compose service '{host}', but the app calls the backend "
-            "from the user's browser, which cannot resolve it; use the published URL"
-        ]
-    if host not in ("localhost", "127.0.0.1"):
-        return []
     http = g.data.current.backend.ports["http"].port
-    published = g.stack.published_host_port("backend", http)
-    if published is None:
-        return [f"{where}: the backend's HTTP port {http} is not published"]
-    if str(port) != published:
-        return [f"{where}: the backend's HTTP port is published on {published}, not {port}"]
+    if host != "backend":
+        return [
+            f"{where}: Grafana's server calls it through the app's proxy route, where '{host}' "
+            f"is not the backend; use the compose service, http://backend:{http}"
+        ]
+    if str(port) != str(http):
+        return [f"{where}: the backend listens on {http}, not {port}"]
     return []
 
 

@@ -119,13 +119,21 @@ def package_expr(stubs: Path, package: Path, system: str = "x86_64-linux") -> st
 
 
 def by_name_problems(root: Path) -> list[str]:
-    """pkgs/by-name/<first two letters of name, lowercased>/<name>/package.nix, nothing else."""
+    """pkgs/by-name/<first two letters of name, lowercased>/<name>/package.nix, and beside a
+    package.nix only the files it uses, such as its patches (nixpkgs keeps those in the
+    package's directory)."""
     base = root / BY_NAME
     problems: list[str] = []
     if not base.is_dir():
         return [f"{BY_NAME} does not exist"]
     for path in sorted(p for p in base.rglob("*") if p.is_file()):
         rel = path.relative_to(base)
+        if (
+            len(rel.parts) == 3
+            and rel.suffix == ".patch"
+            and (path.parent / "package.nix").is_file()
+        ):
+            continue
         if len(rel.parts) != 3 or rel.name != "package.nix":
             problems.append(f"{BY_NAME / rel}: by-name holds only <shard>/<name>/package.nix files")
             continue
@@ -334,6 +342,12 @@ def release_problems(release_attr: Mapping[str, Any], data: ReleaseData) -> list
     plugin = release_attr.get("plugin", {})
     if plugin.get("id") != cur.plugin.id or plugin.get("pluginsDir") != cur.plugin.plugins_dir:
         out.append(f"{DOCKER_FLAKE}: release.plugin {plugin!r} disagrees with releases.yaml")
+    patches = [Path(p.file).name for p in cur.plugin.patches]
+    if plugin.get("patches") != patches:
+        out.append(
+            f"{DOCKER_FLAKE}: release.plugin.patches is {plugin.get('patches')!r}, "
+            f"releases.yaml carries {patches!r}"
+        )
     for name in BETRACE_IMAGES:
         tag = getattr(cur.images, name.replace("-", "_")).tag
         if tag != cur.version:

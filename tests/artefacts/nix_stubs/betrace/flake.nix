@@ -73,17 +73,31 @@
             };
           # What `npm run build` leaves in grafana-betrace-app/dist; upstream builds it with
           # stdenv.mkDerivation, pname betrace-grafana-plugin.
+          # overrideAttrs works as on a real derivation, for `patches`: the stand-in applies
+          # nothing, but its module.js names every patch it was given, in order, after reading
+          # each one (a missing file fails the build).
           grafana-plugin =
-            pkgs.runCommand "betrace-grafana-plugin-0.1.0" { } ''
-              mkdir -p $out/img
-              printf '{"id": "betrace-app", "type": "app", "info": {"version": "0.1.0"}}\n' > $out/plugin.json
-              printf '/* module stand-in */\n' > $out/module.js
-              printf '<svg xmlns="http://www.w3.org/2000/svg"/>\n' > $out/img/logo.svg
-            ''
-            // {
-              pname = "betrace-grafana-plugin";
-              version = "0.1.0";
-            };
+            let
+              build =
+                attrs:
+                pkgs.runCommand "betrace-grafana-plugin-0.1.0" { patches = attrs.patches or [ ]; } ''
+                  mkdir -p $out/img
+                  printf '{"id": "betrace-app", "type": "app", "info": {"version": "0.1.0"}}\n' > $out/plugin.json
+                  names=""
+                  for patch in $patches; do
+                    head -n 1 "$patch" > /dev/null
+                    names="$names ''${patch##*/}"
+                  done
+                  printf '/* module stand-in; patches:%s */\n' "$names" > $out/module.js
+                  printf '<svg xmlns="http://www.w3.org/2000/svg"/>\n' > $out/img/logo.svg
+                ''
+                // {
+                  pname = "betrace-grafana-plugin";
+                  version = "0.1.0";
+                  overrideAttrs = f: build (attrs // f attrs);
+                };
+            in
+            build { };
           # upstream: symlinkJoin of frontend and backend
           all = placeholder pkgs "betrace-complete";
           default = all;

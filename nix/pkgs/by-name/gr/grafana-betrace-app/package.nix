@@ -31,6 +31,17 @@ buildNpmPackage (finalAttrs: {
 
   sourceRoot = "${finalAttrs.src.name}/grafana-betrace-app";
 
+  # The app cannot work in Grafana without these (see each file's header): the JSX runtime taken
+  # from Grafana (React 19 in Grafana >= 13.2), backend calls through Grafana's plugin proxy, and
+  # the backend's real API. Not yet merged upstream. Their paths start at the repository root
+  # (grafana-betrace-app/...), one level above sourceRoot: hence -p2.
+  patches = [
+    ./0001-webpack-externalise-react-jsx-runtime.patch
+    ./0002-call-the-backend-through-grafana-plugin-proxy.patch
+    ./0003-use-the-backend-paths-and-answers.patch
+  ];
+  patchFlags = [ "-p2" ];
+
   # Filled in on submission: the first build computes it from grafana-betrace-app/package-lock.json.
   npmDepsHash = lib.fakeHash;
 
