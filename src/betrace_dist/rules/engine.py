@@ -167,7 +167,21 @@ def _post_spans(data: Path, traces: list[list[dict[str, Any]]]) -> dict[str, Any
     found = listed.get("violations", []) if isinstance(listed, dict) else []
     return {
         "evaluated": _evaluated(data, ids),
-        "violations": [{"ruleId": v.get("ruleId"), "traceId": v.get("traceId")} for v in found],
+        "violations": [_violation(v) for v in found],
+    }
+
+
+def _violation(listed: dict[str, Any]) -> dict[str, Any]:
+    """A recorded violation, and its kind: every span is evaluated alone on arrival ("span") and
+    every trace as a whole once complete ("trace"), each with its own message
+    (`IngestSpans` and `onTraceComplete` in internal/grpc/services/span_service.go)."""
+    message = str(listed.get("message", ""))
+    kind = "trace" if "' matched trace '" in message else "span"
+    return {
+        "ruleId": listed.get("ruleId"),
+        "traceId": listed.get("traceId"),
+        "message": message,
+        "kind": kind,
     }
 
 

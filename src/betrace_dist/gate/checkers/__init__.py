@@ -89,10 +89,12 @@ def registry() -> list[Checker]:
     from .markdown import MarkdownChecker
     from .nix import NixChecker
     from .python import PythonChecker
+    from .rules import RuleChecker
     from .shell import ShellChecker
     from .yaml_ import YamlChecker
 
     return [
+        RuleChecker(),
         YamlChecker(),
         JsonChecker(),
         ShellChecker(),
@@ -104,6 +106,7 @@ def registry() -> list[Checker]:
 
 def claim(block: Block, checkers: list[Checker]) -> Checker | None:
     for checker in checkers:
-        if block.language in checker.languages:
+        claims = getattr(checker, "claims", None)
+        if block.language in checker.languages or (claims is not None and claims(block)):
             return checker
     return None
