@@ -1,0 +1,125 @@
+"""Rules: the rules file reader's errors, `betrace-dist rules check` on the real backend, the
+repository's example rules, and the gate failing rule examples that lie (a fixture page).
+
+The backend is the real program (BETRACE_LIVE_BACKEND or the project's build of the pinned
+source), run in a network namespace of its own with only loopback (betrace_dist.rules.engine).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from betrace_dist.cli import main
+from betrace_dist.errors import ProblemsError
+from betrace_dist.rules import engine, rulesfile
+
+from .conftest import REPO_ROOT, copy_site, line_containing, run_pytest, skip_or_fail
+
+#: the repository's rules files: CI compiles every one of them on the real backend
+EXAMPLE_RULES = [REPO_ROOT / "docker" / "rules.yaml"]
+
+
+@pytest.fixture(scope="module")
+def backend() -> Path:
+    try:
+        return engine.backend_program()
+    except engine.EngineError as exc:
+        skip_or_fail(str(exc))
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ProblemsError) as caught:
+        rulesfile.parse(text, "r.yaml")
+    return [str(p) for p in caught.value.problems]
+
+
+BAD_FILES = [
+    ("rules: [\n", "r.yaml:"),
+    ("- just a list\n", "r.yaml:1: a rules file is a mapping with a 'rules' list"),
+    ("rules:\n  - name: a\n", "r.yaml:2: rules[0].expression: required field missing"),
+    (
+        "rules:\n  - name: a\n    expresion: when { a } never { b }\n",
+        "r.yaml:3: rules[0].expresion: unknown field",
+    ),
+    (
+        "rules:\n  - name: a\n    expression: when { a } never { b }\n    enabled: 'no'\n",
+        "r.yaml:4: rules[0].enabled: must be true or false",
+    ),
+    (
+        "rules:\n  - name: a\n    expression: x\n  - name: a\n    expression: y\n",
+        "r.yaml:4: rules[1].name: duplicate name 'a' (first at line 2)",
+    ),
+    ("rules:\n  - name: a b\n    expression: x\n", "r.yaml:2: rules[0].name: use letters"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_FILES)
+def test_bad_rules_file_names_line_and_field(text: str, expected: str) -> None:
+    assert any(p.startswith(expected) for p in problems_of(text)), problems_of(text)
+
+
+def test_json_rules_file_is_read_with_lines() -> None:
+    text = '{"rules": [\n  {"name": "a",\n   "expression": "when { a } never { b }"}\n]}\n'
+    (rule,) = rulesfile.parse(text, "r.json")
+    assert (rule.line, rule.expression_line, rule.enabled) == (2, 3, True)
+
+
+def test_rules_json_has_the_disk_store_shape() -> None:
+    """Keys and field names of upstream's models.Rule (backend/pkg/models/rule.go)."""
+    import json
+
+    rules = rulesfile.parse("rules:\n  - name: a\n    expression: when { a } never { b }\n", "r")
+    stored = json.loads(rulesfile.rules_json(rules))
+    assert set(stored) == {"a"}
+    assert set(stored["a"]) == {
+        "id", "name", "description", "severity", "expression", "luaCode", "enabled", "tags",
+        "created_at", "updated_at",
+    }  # fmt: skip
+
+
+def test_check_reports_the_engine_message_at_the_expression_line(
+    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = "  - name: ok\n    expression: when { a } never { b }\n"
+    bad = "  - name: broken\n    severity: HIGH\n    expression: when { a } always { b\n"
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n" + good + bad, encoding="utf-8")
+    assert main(["rules", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:6: rule 'broken': the backend refused it (400): failed to compile rule:" in out
+    assert 'unexpected token "<EOF>"' in out
+    assert "'ok'" not in out
+
+
+def test_check_passes_good_rules(
+    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text('{"rules": [{"name": "ok", "expression": "when { a } never { b }"}]}')
+    assert main(["rules", "check", str(path)]) == 0
+    assert "every rule compiles" in capsys.readouterr().out
+
+
+def test_the_repository_example_rules_compile(backend: Path) -> None:
+    """CI's check of the rules files shipped with the deployments."""
+    assert EXAMPLE_RULES, "no example rules files found in docker/ or helm/betrace/ci/"
+    assert main(["rules", "check", *map(str, EXAMPLE_RULES)]) == 0
+
+
+def test_gate_fails_rule_examples_that_lie(backend: Path, tmp_path: Path) -> None:
+    site = copy_site(tmp_path, ["index.md", "rule-examples.md"])
+    page = site / "docs" / "rule-examples.md"
+    result = run_pytest(["docs", "-q", "-p", "no:randomly"], cwd=site, timeout=600)
+    out = result.stdout
+    assert result.returncode == 1, out[-3000:]
+    typo = line_containing(page, "always { fraud_check\n".strip())
+    assert f"rule-examples.md:{typo}: " in out and "the backend refused this rule (400)" in out
+    mistake = line_containing(page, '"http.status_code" >= 500')
+    assert f"rule-examples.md:{mistake}: " in out
+    assert "shown as a mistake, but the backend compiled this rule" in out
+    trace = line_containing(page, 'amount: "900"')
+    assert f"rule-examples.md:{trace}: " in out
+    assert "shown to break the rule, but no violation was recorded" in out
+    assert "3 failed" in out, out[-2000:]
