@@ -123,3 +123,36 @@ def test_gate_fails_rule_examples_that_lie(backend: Path, tmp_path: Path) -> Non
     assert f"rule-examples.md:{trace}: " in out
     assert "shown to break the rule, but no violation was recorded" in out
     assert "3 failed" in out, out[-2000:]
+
+
+def test_compose_rules_json_is_made_from_rules_yaml() -> None:
+    """docker/rules.json is what `betrace-dist rules json docker/rules.yaml` writes."""
+    made = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.yaml"))
+    assert (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8") == made, (
+        "docker/rules.json is stale: run betrace-dist rules json docker/rules.yaml "
+        "-o docker/rules.json"
+    )
+
+
+def test_compose_rules_are_loaded_and_enforced_after_each_start(backend: Path) -> None:
+    """The Compose path on the real backend: the rules.json the stack copies into the data
+    folder is loaded at start (listed, enabled) and produces a violation; a second start from
+    the same file (a restart: the init copies it again) does the same."""
+    rules_json = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
+    names = set(__import__("json").loads(rules_json))
+    spans = [
+        {"traceId": "compose-1", "spanId": "a", "name": "payment.charge",
+         "startTime": "1767225600000000000", "endTime": "1767225600050000000",
+         "attributes": {"amount": "1500"}},
+        {"traceId": "compose-1", "spanId": "b", "parentSpanId": "a",
+         "name": "payment.skip_fraud_check", "startTime": "1767225600010000000",
+         "endTime": "1767225600020000000", "attributes": {}},
+    ]  # fmt: skip
+    for _start in range(2):
+        result = engine.run({"rules_json": rules_json, "traces": [spans]}, backend)
+        listed = {r["rule"]["id"] if "rule" in r else r["id"]: r for r in result["listed"]}
+        assert set(listed) == names
+        assert result["evaluated"]
+        assert {"ruleId": "no-fraud-skip-on-large-charge", "kind": "trace"}.items() <= next(
+            v for v in result["violations"] if v["kind"] == "trace"
+        ).items()

@@ -25,13 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     contract.add_argument("--plugin", type=Path, help="the Grafana app's plugin.json")
     contract.add_argument("--file", type=Path, default=REPO_ROOT / "releases.yaml")
     rules = sub.add_parser("rules", help="BeTrace rules files")
-    rules.add_argument("action", choices=["check"])
+    rules.add_argument("action", choices=["check", "json"], help="compile, or write rules.json")
     rules.add_argument("files", type=Path, nargs="+", help="rules files (YAML or JSON)")
+    rules.add_argument("-o", "--output", type=Path, help="rules json: the rules.json to write")
     args = parser.parse_args(argv)
 
     if args.command == "rules":
         from .rules.check import main as rules_check
+        from .rules.check import write_json
 
+        if args.action == "json":
+            return write_json(args.files, args.output)
         return rules_check(args.files)
 
     if args.command == "contract":

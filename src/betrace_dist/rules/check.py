@@ -48,6 +48,27 @@ def check(paths: list[Path]) -> list[Problem]:
     return problems + compile_rules(rules)
 
 
+def write_json(paths: list[Path], output: Path | None) -> int:
+    """`rules json`: the rules.json the backend loads at start-up, from rules files."""
+    rules: list[rulesfile.Rule] = []
+    try:
+        for path in paths:
+            rules.extend(rulesfile.load(path))
+    except ProblemsError as exc:
+        print(exc)
+        return 1
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        print("the same rule name is in more than one file")
+        return 1
+    text = rulesfile.rules_json(rules)
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+    return 0
+
+
 def main(paths: list[Path]) -> int:
     try:
         problems = check(paths)
