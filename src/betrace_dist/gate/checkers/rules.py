@@ -137,7 +137,7 @@ class RuleChecker:
         what = kind(block) or "Rule"
         root = _read(block, what)
         rule = dict(root["rule"])
-        body = {"enabled": True} | rule
+        body: dict[str, Any] = {"enabled": True, **rule}
         expression_line = _line(root["rule"], "expression")
         prefix = f"{ctx.page.stem}-{block.line}"
         traces = []
@@ -158,7 +158,7 @@ class RuleChecker:
         if not compiled:
             reason = f"the backend refused this rule ({answer['status']}): {answer['message']}"
             raise CheckFailure(reason, expression_line)
-        _outcomes(result, body["name"], traces)
+        _outcomes(result, str(body["name"]), traces)
 
 
 def _mistake(root: CommentedMap, compiled: bool, answer: dict[str, Any], line: int) -> None:
