@@ -134,25 +134,55 @@ def test_compose_rules_json_is_made_from_rules_yaml() -> None:
     )
 
 
-def test_compose_rules_are_loaded_and_enforced_after_each_start(backend: Path) -> None:
-    """The Compose path on the real backend: the rules.json the stack copies into the data
-    folder is loaded at start (listed, enabled) and produces a violation; a second start from
-    the same file (a restart: the init copies it again) does the same."""
-    rules_json = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
-    names = set(__import__("json").loads(rules_json))
-    spans = [
-        {"traceId": "compose-1", "spanId": "a", "name": "payment.charge",
-         "startTime": "1767225600000000000", "endTime": "1767225600050000000",
-         "attributes": {"amount": "1500"}},
-        {"traceId": "compose-1", "spanId": "b", "parentSpanId": "a",
-         "name": "payment.skip_fraud_check", "startTime": "1767225600010000000",
-         "endTime": "1767225600020000000", "attributes": {}},
-    ]  # fmt: skip
+SPANS = [
+    {"traceId": "deployed-1", "spanId": "a", "name": "payment.charge",
+     "startTime": "1767225600000000000", "endTime": "1767225600050000000",
+     "attributes": {"amount": "1500"}},
+    {"traceId": "deployed-1", "spanId": "b", "parentSpanId": "a",
+     "name": "payment.skip_fraud_check", "startTime": "1767225600010000000",
+     "endTime": "1767225600020000000", "attributes": {}},
+]  # fmt: skip
+
+
+def assert_deployed(backend: Path, rules_json: str) -> None:
+    """Started twice from the same rules.json (a restart: the deployment writes it again before
+    each start): every rule listed with its enabled flag, and the fraud rule's violation."""
+    import json
+
+    stored = json.loads(rules_json)
     for _start in range(2):
-        result = engine.run({"rules_json": rules_json, "traces": [spans]}, backend)
-        listed = {r["rule"]["id"] if "rule" in r else r["id"]: r for r in result["listed"]}
-        assert set(listed) == names
+        result = engine.run({"rules_json": rules_json, "traces": [SPANS]}, backend)
+        listed = {r["id"]: r for r in map(_rule_of, result["listed"])}
+        assert {k: v["enabled"] for k, v in listed.items()} == {
+            k: v["enabled"] for k, v in stored.items()
+        }
         assert result["evaluated"]
-        assert {"ruleId": "no-fraud-skip-on-large-charge", "kind": "trace"}.items() <= next(
-            v for v in result["violations"] if v["kind"] == "trace"
-        ).items()
+        trace_level = [v for v in result["violations"] if v["kind"] == "trace"]
+        assert [(v["ruleId"], v["traceId"]) for v in trace_level] == [
+            ("no-fraud-skip-on-large-charge", "deployed-1")
+        ]
+
+
+def _rule_of(listed: dict) -> dict:
+    """GET /v1/rules lists rules as the API's Rule message (with or without a wrapper)."""
+    rule = listed.get("rule", listed)
+    return {"id": rule["id"], "enabled": bool(rule.get("enabled", False))}
+
+
+def test_compose_rules_are_loaded_and_enforced_after_each_start(backend: Path) -> None:
+    """The Compose path: the rules.json the stack copies into the data volume."""
+    assert_deployed(backend, (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8"))
+
+
+def test_chart_rules_are_loaded_and_enforced_after_each_start(backend: Path, helm: object) -> None:
+    """The chart path: `helm template` with backend.rules; the ConfigMap's rules.json is what
+    the write-rules init container copies into the data folder before the backend starts."""
+    chart = REPO_ROOT / "helm" / "betrace"
+    manifests = helm.template(chart, [chart / "ci" / "rules-values.yaml"])  # type: ignore[attr-defined]
+    (config,) = [m for m in manifests if m.kind == "ConfigMap" and m.name.endswith("-rules")]
+    (deployment,) = [m for m in manifests if m.kind == "Deployment" and "backend" in m.name]
+    pod = deployment.doc["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert "rules" in {v["name"] for v in pod["volumes"]}
+    assert {m["name"] for m in init["volumeMounts"]} == {"data", "rules"}
+    assert_deployed(backend, config.doc["data"]["rules.json"])

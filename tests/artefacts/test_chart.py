@@ -23,6 +23,7 @@ EXPECTED_SCENARIOS = {
     "external-observability-values.yaml",
     "plugin-image-values.yaml",
     "backend-only-values.yaml",
+    "rules-values.yaml",
 }
 
 
