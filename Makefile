@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test gate ledger build lint bench tools setup clean checkov
+.PHONY: help serve test gate ledger build lint bench tools setup clean checkov backend
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,8 +24,11 @@ setup: $(STAMP) ## create .venv with the site and test dependencies
 
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 
-tools: $(STAMP) $(AXE) ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
+tools: $(STAMP) $(AXE) backend ## fetch the external tools the gate runs (helm 4 and 3, kubectl) into .tools/bin
 	$(BIN)/python -m betrace_dist.tools install
+
+backend: $(STAMP) ## build the real betrace-backend from upstream's snapshot (../shared/upstream) into .cache/
+	$(BIN)/python -m betrace_dist.upstream backend
 
 # axe-core for the accessibility checks, pinned by the lock file (needs npm; skipped without it)
 $(AXE): tests/browser/package-lock.json
@@ -59,4 +62,4 @@ bench: tools ## time the gate on a fresh clone, as ratios to baselines (benchmar
 	$(BIN)/python benchmarks/bench_site.py $(or $(BENCH_ARGS),--runs 2)
 
 clean: ## remove the virtualenv, the tools and build output
-	rm -rf $(VENV) .venv-checkov .tools site
+	rm -rf $(VENV) .venv-checkov .tools .cache site

@@ -109,9 +109,15 @@ def run_python(
 
 
 def run_pytest(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    """pytest in a child process (a gate run must not share state with this session)."""
+    """pytest in a child process (a gate run must not share state with this session). The
+    child's live tier is off unless the test names a program (`--live-backend`): a fixture
+    site tests the gate's mechanism, and tests/live/ runs the real backend on purpose."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BETRACE_"))}
-    return run_python(["-m", "pytest", "-p", "no:cacheprovider", *args], cwd, env, timeout)
+    env |= {
+        k: v for k, v in os.environ.items() if k in ("BETRACE_CACHE_DIR", "BETRACE_UPSTREAM_DIR")
+    }
+    live = [] if any(a.startswith("--live-backend") for a in args) else ["--no-live"]
+    return run_python(["-m", "pytest", "-p", "no:cacheprovider", *live, *args], cwd, env, timeout)
 
 
 def run_mkdocs(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:

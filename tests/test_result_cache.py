@@ -57,7 +57,7 @@ def gate(project: Path, *args: str, **env: str) -> dict[str, str]:
     child = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     child |= {"PYTHONPATH": str(project / "src"), **env}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-n", "0", *(args or (PAGE,))],
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "--no-live", *(args or (PAGE,))],
         cwd=project, env=child, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stdout + done.stderr

@@ -358,7 +358,8 @@ def _gate_without_nix(
     if require:
         env["BETRACE_REQUIRE_TOOLS"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "docs", "-rs", "-q", *extra],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-live", "docs", "-rs",
+         "-q", *extra],
         cwd=site, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 

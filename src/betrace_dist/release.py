@@ -374,6 +374,11 @@ class Upstream(Model):
     commit: str = Field(pattern=r"^[0-9a-f]{40}$", description="full 40-hex commit id")
     date: dt.date
     tag: str | None = None
+    source_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of upstream's tree at the commit as `git archive` makes it (the "
+        "snapshot the tests build the real backend from; upstream.py refuses any other)",
+    )
 
     @property
     def short(self) -> str:

@@ -17,7 +17,7 @@ from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE
-from . import claims, display, profile, result_cache
+from . import claims, display, live, profile, result_cache
 from .checkers import Checker, CheckFailure, Context, registry
 from .display import Shown
 from .ledger import Entry, entry_for, relative
@@ -432,8 +432,8 @@ def _cache_folder(config: pytest.Config | None) -> tuple[Path | None, str | None
         return None, "CI runs every page (the CI environment variable is set)"
     if config.getoption("--update-outputs", default=False):
         return None, "--update-outputs runs every page"
-    if config.getoption("--live-backend", default=None) or os.environ.get("BETRACE_LIVE_BACKEND"):
-        return None, "the live tier runs every page"
+    if live.program() is not None:
+        return None, "the live tier runs every page (--no-live turns it off)"
     store = getattr(config, "cache", None)
     if store is None:
         return None, "pytest's cache is off (-p no:cacheprovider)"

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .session import Session
     from .world import Listener
 
+from .. import upstream
+from ..tools import ToolMissing
 from .isolation import GATE_DIR
 
 ENV_VAR = "BETRACE_LIVE_BACKEND"
@@ -41,18 +43,26 @@ START_TIMEOUT = 15.0
 _ADAPTED = ("BETRACE_DATA_DIR", "BETRACE_PORT_BACKEND")
 
 _program: Path | None = None
+_off_reason: str | None = None
 
 
 class LiveError(Exception):
     """The live tier could not run (the program, its start); the message says why."""
 
 
-def configure(path: str | None) -> None:
-    """Set the backend program for this run (from --live-backend or BETRACE_LIVE_BACKEND)."""
-    global _program
+def configure(path: str | None, off: bool = False) -> None:
+    """Set the backend program for this run: --live-backend or BETRACE_LIVE_BACKEND when given,
+    none with --no-live, else the backend built from upstream's snapshot (upstream.py). Without a
+    snapshot the tier is off and `off_reason()` says why; under BETRACE_REQUIRE_TOOLS=1 (CI) that
+    is a LiveError, as is a snapshot that cannot be built."""
+    global _program, _off_reason
     path = path or os.environ.get(ENV_VAR) or None
+    _program, _off_reason = None, None
     if not path:
-        _program = None
+        if off:
+            _off_reason = "--no-live"
+            return
+        _program = _built()
         return
     program = Path(path).expanduser().resolve()
     if not program.is_file() or not os.access(program, os.X_OK):
@@ -60,8 +70,26 @@ def configure(path: str | None) -> None:
     _program = program
 
 
+def _built() -> Path | None:
+    global _off_reason
+    try:
+        return upstream.backend_program()
+    except ToolMissing as exc:
+        if exc.fatal:
+            raise LiveError(f"the live tier needs the real backend: {exc}") from None
+        _off_reason = exc.reason
+    except upstream.UpstreamError as exc:
+        raise LiveError(f"the live tier cannot build the real backend: {exc}") from None
+    return None
+
+
 def program() -> Path | None:
     return _program
+
+
+def off_reason() -> str | None:
+    """Why this run has no live tier (None when it has one)."""
+    return _off_reason
 
 
 @dataclass

@@ -45,7 +45,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="live tier: run the pages' backend steps for real against this betrace-backend "
-        "program (also BETRACE_LIVE_BACKEND); without it the tier is skipped",
+        "program (also BETRACE_LIVE_BACKEND); by default the one built from upstream's snapshot",
+    )
+    group.addoption(
+        "--no-live",
+        action="store_true",
+        default=False,
+        help="turn the live tier off (a fast local loop; pages' backend steps are then checked "
+        "against a model only, and the gate's result cache can reuse pages)",
     )
 
 
@@ -55,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     update.enable(bool(config.getoption("--update-outputs")))
 
     try:
-        live.configure(config.getoption("--live-backend"))
+        live.configure(config.getoption("--live-backend"), off=config.getoption("--no-live"))
     except live.LiveError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -108,10 +115,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for line in cache_summary() if CACHE else [f"off: {why}" for why in off]:
             terminalreporter.write_line(line)
 
-    if live.program() is not None:
+    if live.program() is not None and any(gate.pages_seen for gate in GATES):
         terminalreporter.section(f"live tier: commands run against {live.program()}")
         for line in live.summary() or ["none: no page started the backend in this process"]:
             terminalreporter.write_line(line)
+    elif live.off_reason() and any(gate.pages_seen for gate in GATES):
+        terminalreporter.section("live tier")
+        terminalreporter.write_line(f"skipped: {live.off_reason()}")
     if not config.getoption("--ledger"):
         return
     for gate in GATES:

