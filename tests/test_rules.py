@@ -111,7 +111,8 @@ def test_the_repository_example_rules_compile(backend: Path) -> None:
 def test_gate_fails_rule_examples_that_lie(backend: Path, tmp_path: Path) -> None:
     site = copy_site(tmp_path, ["index.md", "rule-examples.md"])
     page = site / "docs" / "rule-examples.md"
-    result = run_pytest(["docs", "-q", "-p", "no:randomly"], cwd=site, timeout=600)
+    live = f"--live-backend={backend}"
+    result = run_pytest(["docs", "-q", "-p", "no:randomly", live], cwd=site, timeout=600)
     out = result.stdout
     assert result.returncode == 1, out[-3000:]
     typo = line_containing(page, "always { fraud_check\n".strip())
@@ -186,3 +187,14 @@ def test_chart_rules_are_loaded_and_enforced_after_each_start(backend: Path, hel
     assert "rules" in {v["name"] for v in pod["volumes"]}
     assert {m["name"] for m in init["volumeMounts"]} == {"data", "rules"}
     assert_deployed(backend, config.doc["data"]["rules.json"])
+
+
+def test_rule_examples_are_skipped_with_the_reason_when_the_live_tier_is_off(
+    tmp_path: Path,
+) -> None:
+    """--no-live: the rule blocks say why they did not run; they never pass silently."""
+    site = copy_site(tmp_path, ["index.md", "rule-examples.md"])
+    result = run_pytest(["docs", "-q", "-rs", "-p", "no:randomly"], cwd=site)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "4 skipped" in result.stdout
+    assert "rule examples run on the live tier, which is off: --no-live" in result.stdout

@@ -45,17 +45,19 @@ class EngineError(Exception):
 
 
 def backend_program() -> Path:
-    """The backend program: BETRACE_LIVE_BACKEND, else the project's build of the pinned source."""
+    """The backend program: BETRACE_LIVE_BACKEND, else the project's build of the pinned source
+    (betrace_dist.upstream, built once into the ignored cache)."""
     named = os.environ.get(ENV_VAR)
     if named:
         path = Path(named).expanduser()
     else:
-        try:
-            from .. import upstream  # type: ignore[attr-defined]
+        from .. import upstream
+        from ..tools import ToolMissing
 
+        try:
             path = upstream.backend_program()
-        except (ImportError, AttributeError):
-            path = Path("/tmp/gobuild/betrace-backend")  # noqa: S108 - the shared build
+        except (upstream.UpstreamError, ToolMissing) as exc:
+            raise EngineError(f"the backend could not be built: {exc}") from None
     if not path.is_file() or not os.access(path, os.X_OK):
         raise EngineError(f"no BeTrace backend program at {path} (set {ENV_VAR})")
     return path

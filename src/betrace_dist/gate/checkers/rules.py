@@ -113,16 +113,19 @@ def _span(span: Any, trace_id: str, index: int, line: int) -> dict[str, Any]:
 
 
 def _program() -> Any:
+    """The live tier's backend program; without one (--no-live, no snapshot) the block is
+    skipped with the tier's reason, as the pages' live commands are."""
     from .. import live
 
-    try:
-        return live.program() or engine.backend_program()
-    except engine.EngineError as exc:
-        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1":
-            raise CheckFailure(str(exc)) from None
-        import pytest
+    program = live.program()
+    if program is not None:
+        return program
+    reason = live.off_reason() or "no backend program"
+    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1" and reason != "--no-live":
+        raise CheckFailure(f"rule examples need the live tier: {reason}")
+    import pytest
 
-        pytest.skip(f"rule examples need the BeTrace backend: {exc}")
+    pytest.skip(f"rule examples run on the live tier, which is off: {reason}")
 
 
 class RuleChecker:
