@@ -64,6 +64,14 @@ def _signature_key(value: str) -> str | None:
     return None
 
 
+def _milliseconds(value: str) -> str | None:
+    """The OpenTelemetry SDK reads a whole number of milliseconds (envconfig.WithDuration); a
+    unit such as '1s' is not a number, and the SDK ignores it, keeping its 10 s."""
+    if not value.strip().isdigit() or int(value) == 0:
+        return f"is '{value}': the SDK wants a whole number of milliseconds above 0, e.g. 1000"
+    return None
+
+
 #: variable -> rule; a rule returns what is wrong with a value ("is 'x': ..."), or None
 RULES: dict[str, Callable[[str], str | None]] = {
     "BETRACE_PORT_BACKEND": _port,
@@ -72,6 +80,7 @@ RULES: dict[str, Callable[[str], str | None]] = {
     "BETRACE_SIGNATURE_KEY": _signature_key,
     "OTEL_EXPORTER_OTLP_ENDPOINT": _otlp_endpoint,
     "BETRACE_DEBUG": _debug,
+    "OTEL_EXPORTER_OTLP_TIMEOUT": _milliseconds,
 }
 
 
