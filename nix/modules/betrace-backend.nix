@@ -141,9 +141,10 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    # The rules as the deployment wants them, readable on the host; copied into dataDir before
-    # each start, and a change of them restarts the service.
-    environment.etc."betrace/rules.json" = lib.mkIf (cfg.rules != [ ]) { text = rulesJson; };
+    # The rules as the deployment wants them, readable on the host (they are not secret, and the
+    # service's dynamic user must read them); copied into dataDir before each start, and a change
+    # of them restarts the service.
+    environment.etc."betrace-backend/rules.json" = lib.mkIf (cfg.rules != [ ]) { text = rulesJson; };
 
     systemd.services.betrace-backend = {
       description = "BeTrace backend";
@@ -161,7 +162,7 @@ in
         ExecStart = start;
         ExecStartPre = lib.optional (
           cfg.rules != [ ]
-        ) "${pkgs.coreutils}/bin/install -m 0600 /etc/betrace/rules.json ${cfg.dataDir}/rules.json";
+        ) "${pkgs.coreutils}/bin/install -m 0600 /etc/betrace-backend/rules.json ${cfg.dataDir}/rules.json";
         LoadCredential = lib.optional (cfg.signatureKeyFile != null) "signature-key:${cfg.signatureKeyFile}";
         DynamicUser = true;
         StateDirectory = lib.removePrefix "/var/lib/" cfg.dataDir;

@@ -83,14 +83,14 @@ def test_environment_is_what_the_backend_reads(nix: nixa.Nix, release_data: Rele
     assert service["LoadCredential"] == ["signature-key:/etc/betrace/key"]
     assert "BETRACE_SIGNATURE_KEY" not in env, "the key must not reach the Nix store"
     assert "ExecStartPre" not in service or service["ExecStartPre"] == []
-    assert "betrace/rules.json" not in out["environment"].get("etc", {})
+    assert "betrace-backend/rules.json" not in out["environment"].get("etc", {})
 
 
 def test_rules_are_written_into_the_data_folder_before_start(nix: nixa.Nix, backend: Path) -> None:  # noqa: F811
     out = evaluate(nix, "{ " + ENABLED + f' dataDir = "/var/lib/rules-here"; rules = {RULES}; }}')
     (pre,) = out["service"]["serviceConfig"]["ExecStartPre"]
-    assert pre.endswith(" /etc/betrace/rules.json /var/lib/rules-here/rules.json")
-    rules_json = out["environment"]["etc"]["betrace/rules.json"]["text"]
+    assert pre.endswith(" /etc/betrace-backend/rules.json /var/lib/rules-here/rules.json")
+    rules_json = out["environment"]["etc"]["betrace-backend/rules.json"]["text"]
     assert json.loads(rules_json)["pii-read-audited"]["enabled"] is False
     assert out["service"]["restartTriggers"] == [rules_json]
     assert_deployed(backend, rules_json)
@@ -117,10 +117,10 @@ def test_bad_settings_name_the_option(nix: nixa.Nix, settings: str, message: str
 def test_the_module_without_its_rules_copy_is_caught(nix: nixa.Nix, tmp_path: Path) -> None:
     """Break the module: drop the copy into the data folder, and the test above would fail."""
     text = MODULE.read_text(encoding="utf-8")
-    old = "/etc/betrace/rules.json ${cfg.dataDir}/rules.json"
+    old = "/etc/betrace-backend/rules.json ${cfg.dataDir}/rules.json"
     assert old in text
     broken = tmp_path / "betrace-backend.nix"
-    broken.write_text(text.replace(old, "/etc/betrace/rules.json /tmp/rules.json"), "utf-8")
+    broken.write_text(text.replace(old, "/etc/betrace-backend/rules.json /tmp/rules.json"), "utf-8")
     out = evaluate(nix, "{ " + ENABLED + f" rules = {RULES}; }}", module=broken)
     (pre,) = out["service"]["serviceConfig"]["ExecStartPre"]
     assert not pre.endswith(" /var/lib/betrace/rules.json")
