@@ -252,12 +252,20 @@ class Jail:
         enter = ["nsenter", f"--net={netns}", "--"]
         return [*_limits(self._cgroups), *enter, *self._walls(cwd, shown), "--", *DROP, *argv]
 
-    def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Done:
-        """Run argv in the jail; past its time or output limit its whole jail is killed."""
+    def run(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        timeout: float,
+        shown: tuple[Path, ...] = (),
+    ) -> Done:
+        """Run argv in the jail (`shown`: extra read-only paths, such as the live tier's backend
+        program); past its time or output limit its whole jail is killed."""
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise JailError("the page used up its time limit; later commands were not run")
-        wrapped = self.wrap(argv, cwd)
+        wrapped = self.wrap(argv, cwd, shown)
         if not profile.ACTIVE:
             return run_bounded(wrapped, cwd, env, min(timeout, left))
         # jailed programs are reaped inside their PID namespace, so their CPU time never

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-PORT = 12011
+#: the HTTP and gRPC ports of the throwaway backend: free ones, chosen in its namespace
+PORTS = {"http": 0, "grpc": 0}
 START_TIMEOUT = 15.0
 #: the backend evaluates a trace 3 s after its last span, on a 1 s tick
 #: (`internal/grpc/services/span_service.go`, `internal/services/trace_buffer_fsm.go`)
@@ -63,17 +65,25 @@ def backend_program() -> Path:
     return path
 
 
+def loopback_only() -> bool:
+    """True inside a network namespace whose only interface is loopback (the gate's jail, or
+    a namespace the caller made): the backend can run there as it is."""
+    try:
+        return [name for _, name in socket.if_nameindex()] == ["lo"]  # this namespace's own
+    except OSError:
+        return False
+
+
 def run(request: dict[str, Any], program: Path | None = None) -> dict[str, Any]:
     """Run one request on a fresh backend in a private network namespace; its result."""
     program = program or backend_program()
-    for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            raise EngineError(f"'{tool}' is needed to run the backend on a private loopback")
     src = str(Path(__file__).resolve().parents[2])
-    command = [
-        "unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-        sys.executable, "-m", "betrace_dist.rules.engine",
-    ]  # fmt: skip
+    command = [sys.executable, "-m", "betrace_dist.rules.engine"]
+    if not loopback_only():
+        for tool in ("unshare", "ip"):
+            if shutil.which(tool) is None:
+                raise EngineError(f"'{tool}' is needed to run the backend on a private loopback")
+        command = ["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     payload = json.dumps(request | {"program": str(program)})
@@ -94,7 +104,8 @@ def run(request: dict[str, Any], program: Path | None = None) -> dict[str, Any]:
 
 def _call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", data=data, method=method)
+    url = f"http://127.0.0.1:{PORTS['http']}{path}"
+    req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=5) as answer:  # noqa: S310 - loopback only
@@ -107,10 +118,19 @@ def _call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return status, raw.decode(errors="replace")
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _start(program: str, data: Path) -> subprocess.Popen[bytes]:
+    PORTS.update(http=_free_port(), grpc=_free_port())
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "BETRACE_DATA_DIR": str(data),
+        "BETRACE_PORT_BACKEND": str(PORTS["http"]),
+        "BETRACE_PORT_GRPC": str(PORTS["grpc"]),
         "OTEL_EXPORTER_OTLP_TIMEOUT": "1000",
     }
     log = (data.parent / "backend.log").open("wb")
