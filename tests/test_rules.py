@@ -198,3 +198,50 @@ def test_rule_examples_are_skipped_with_the_reason_when_the_live_tier_is_off(
     assert result.returncode == 0, result.stdout[-2000:]
     assert "4 skipped" in result.stdout
     assert "rule examples run on the live tier, which is off: --no-live" in result.stdout
+
+
+def _listed(result: dict) -> dict[str, dict]:
+    return {r["id"]: r for r in (x.get("rule", x) for x in result["listed"])}
+
+
+def test_rules_json_edited_while_stopped_is_applied_on_start(backend: Path, tmp_path: Path) -> None:
+    """The way out of the restart traps: a rule created through the API, the backend stopped,
+    rules.json edited (one rule changed, one added), started again: the edits are what runs."""
+    import json
+
+    data = tmp_path / "data"
+    created = {"name": "edited", "expression": "when { a } never { b }", "enabled": True}
+    first = engine.run({"data_dir": str(data), "rules": [created]}, backend)
+    assert first["rules"][0]["status"] == 200
+    stored = json.loads((data / "rules.json").read_text(encoding="utf-8"))
+    stored["edited"]["expression"] = "when { a } never { c }"
+    added = rulesfile.parse(
+        "rules:\n  - name: added\n    expression: when { x } never { y }\n", "r"
+    )
+    stored |= json.loads(rulesfile.rules_json(added))
+    (data / "rules.json").write_text(json.dumps(stored), encoding="utf-8")
+    spans = [
+        {"traceId": "edit-1", "spanId": "1", "name": "a", "startTime": "1", "endTime": "2"},
+        {"traceId": "edit-1", "spanId": "2", "name": "c", "startTime": "1", "endTime": "2"},
+    ]
+    second = engine.run({"data_dir": str(data), "traces": [spans]}, backend)
+    listed = _listed(second)
+    assert set(listed) == {"edited", "added"}
+    assert listed["edited"]["expression"] == "when { a } never { c }"
+    trace_level = {
+        (v["ruleId"], v["traceId"]) for v in second["violations"] if v["kind"] == "trace"
+    }
+    assert trace_level == {("edited", "edit-1")}
+
+
+def test_the_file_wins_over_rules_changed_through_the_api(backend: Path, tmp_path: Path) -> None:
+    """What the pages say happens when a deployment applies its rules file again: rules.json is
+    replaced as a whole, so a rule created through the API since the last start is gone."""
+    data = tmp_path / "data"
+    applied = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
+    api_rule = {"name": "made-through-the-api", "expression": "when { a } never { b }"}
+    first = engine.run({"data_dir": str(data), "rules_json": applied, "rules": [api_rule]}, backend)
+    assert "made-through-the-api" in _listed(first)
+    second = engine.run({"data_dir": str(data), "rules_json": applied}, backend)
+    assert "made-through-the-api" not in _listed(second)
+    assert set(_listed(second)) == set(__import__("json").loads(applied))

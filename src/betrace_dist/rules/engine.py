@@ -124,7 +124,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(program: str, data: Path) -> subprocess.Popen[bytes]:
+def _start(program: str, data: Path, folder: Path) -> subprocess.Popen[bytes]:
     PORTS.update(http=_free_port(), grpc=_free_port())
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -133,12 +133,12 @@ def _start(program: str, data: Path) -> subprocess.Popen[bytes]:
         "BETRACE_PORT_GRPC": str(PORTS["grpc"]),
         "OTEL_EXPORTER_OTLP_TIMEOUT": "1000",
     }
-    log = (data.parent / "backend.log").open("wb")
+    log = (folder / "backend.log").open("wb")
     proc = subprocess.Popen([program], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
     end = time.monotonic() + START_TIMEOUT
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise EngineError(f"the backend exited with {proc.returncode}: {_tail(data)}")
+            raise EngineError(f"the backend exited with {proc.returncode}: {_tail(folder)}")
         with contextlib.suppress(OSError):
             if _call("GET", "/v1/health")[0] == 200:
                 return proc
@@ -147,8 +147,8 @@ def _start(program: str, data: Path) -> subprocess.Popen[bytes]:
     raise EngineError(f"the backend did not answer /v1/health within {START_TIMEOUT:g} s")
 
 
-def _tail(data: Path) -> str:
-    log = data.parent / "backend.log"
+def _tail(folder: Path) -> str:
+    log = folder / "backend.log"
     text = log.read_text(errors="replace") if log.is_file() else ""
     return " | ".join(text.splitlines()[-3:])
 
@@ -167,13 +167,13 @@ def _post_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _evaluated(data: Path, trace_ids: set[str]) -> bool:
-    log = data.parent / "backend.log"
+def _evaluated(folder: Path, trace_ids: set[str]) -> bool:
+    log = folder / "backend.log"
     text = log.read_text(errors="replace") if log.is_file() else ""
     return all(f"Trace evaluation complete: trace_id={t} " in text for t in trace_ids)
 
 
-def _post_spans(data: Path, traces: list[list[dict[str, Any]]]) -> dict[str, Any]:
+def _post_spans(folder: Path, traces: list[list[dict[str, Any]]]) -> dict[str, Any]:
     spans = [span for trace in traces for span in trace]
     if not spans:
         return {"accepted": 0, "violations": []}
@@ -182,13 +182,13 @@ def _post_spans(data: Path, traces: list[list[dict[str, Any]]]) -> dict[str, Any
         return {"spans_error": f"POST /v1/spans answered {status}: {_message(answer)}"}
     ids = {span["traceId"] for span in spans}
     end = time.monotonic() + EVALUATION_TIMEOUT
-    while not _evaluated(data, ids) and time.monotonic() < end:
+    while not _evaluated(folder, ids) and time.monotonic() < end:
         time.sleep(0.2)
     time.sleep(0.2)  # violations are stored just after the log line
     _, listed = _call("GET", "/v1/violations?limit=1000")
     found = listed.get("violations", []) if isinstance(listed, dict) else []
     return {
-        "evaluated": _evaluated(data, ids),
+        "evaluated": _evaluated(folder, ids),
         "violations": [_violation(v) for v in found],
     }
 
@@ -210,17 +210,18 @@ def _violation(listed: dict[str, Any]) -> dict[str, Any]:
 def serve(request: dict[str, Any]) -> dict[str, Any]:
     """Start the backend, post the request's rules, then its traces; what the engine said."""
     folder = Path(tempfile.mkdtemp(prefix="betrace-rules-"))
-    data = folder / "data"
-    data.mkdir()
+    # a data folder the caller keeps across runs (a restart), else a throwaway one
+    data = Path(request["data_dir"]) if request.get("data_dir") else folder / "data"
+    data.mkdir(exist_ok=True)
     if request.get("rules_json") is not None:
         (data / "rules.json").write_text(request["rules_json"], encoding="utf-8")
     proc = None
     try:
-        proc = _start(request["program"], data)
+        proc = _start(request["program"], data, folder)
         result: dict[str, Any] = {"rules": _post_rules(request.get("rules", []))}
         _, listed = _call("GET", "/v1/rules")
         result["listed"] = listed.get("rules", []) if isinstance(listed, dict) else []
-        result |= _post_spans(data, request.get("traces", []))
+        result |= _post_spans(folder, request.get("traces", []))
         return result
     finally:
         if proc is not None:
