@@ -20,7 +20,7 @@ EXPERIMENTAL = ["--extra-experimental-features", "nix-command flakes"]
 BY_NAME = Path("nix/pkgs/by-name")
 DOCKER_FLAKE = Path("docker/flake.nix")
 EXAMPLES = {"github": Path("nix/examples/github"), "flakehub": Path("nix/examples/flakehub")}
-SKIP_DIRS = {".git", ".venv", ".tools", "node_modules", "site", "result", "__pycache__"}
+SKIP_DIRS = {".git", ".venv", ".tools", "node_modules", "site", "result", "__pycache__", ".cache"}
 _SRI_SHA256 = re.compile(r"^sha256-[A-Za-z0-9+/]{43}=$")
 
 
