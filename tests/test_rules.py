@@ -245,3 +245,33 @@ def test_the_file_wins_over_rules_changed_through_the_api(backend: Path, tmp_pat
     second = engine.run({"data_dir": str(data), "rules_json": applied}, backend)
     assert "made-through-the-api" not in _listed(second)
     assert set(_listed(second)) == set(__import__("json").loads(applied))
+
+
+def test_check_points_at_the_row_of_a_multi_line_expression(
+    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `|` block keeps its lines: the parser's row is the file's line (the end of the text is
+    its last line); a `>` block is one row, reported at its first line."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - name: literal\n"
+        "    expression: |\n"
+        "      // the closing brace of always is missing\n"
+        "      when { a }\n"
+        "      always { b\n"
+        "  - name: typo-in-the-middle\n"
+        "    expression: |\n"
+        "      when { a }\n"
+        "      always { b = c }\n"
+        "  - name: folded\n"
+        "    expression: >-\n"
+        "      when { a }\n"
+        "      always { b\n",
+        encoding="utf-8",
+    )
+    assert main(["rules", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:6: rule 'literal'" in out
+    assert f"{path}:10: rule 'typo-in-the-middle'" in out
+    assert f"{path}:13: rule 'folded'" in out

@@ -7,6 +7,7 @@ at the line of its expression with the backend's own message.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import Problem, ProblemsError
@@ -22,8 +23,18 @@ def compile_rules(rules: list[rulesfile.Rule]) -> list[Problem]:
     for rule, answer in zip(rules, result["rules"], strict=True):
         if answer["status"] // 100 != 2:
             message = f"rule '{rule.name}': the backend refused it ({answer['status']}): "
-            problems.append(Problem(rule.file, rule.expression_line, message + answer["message"]))
+            line = rule.line_of(_row(answer["message"]))
+            problems.append(Problem(rule.file, line, message + answer["message"]))
     return problems
+
+
+#: the parser's position in a refusal: "failed to compile rule: ROW:COLUMN: ..."
+POSITION = re.compile(r"compile rule: (\d+):(\d+):")
+
+
+def _row(message: str) -> int:
+    found = POSITION.search(message)
+    return int(found.group(1)) if found else 1
 
 
 def check(paths: list[Path]) -> list[Problem]:

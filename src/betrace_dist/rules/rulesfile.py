@@ -59,7 +59,20 @@ class Rule:
     file: str = ""
     line: int = 0
     expression_line: int = 0
+    #: the expression is a YAML block scalar (`|` keeps lines, `>` folds them): its text starts
+    #: on the line after `expression_line`
+    expression_block: str = ""
     lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, row: int) -> int:
+        """The file line of row `row` (1-based) of the expression, as the parser counts rows:
+        a `|` block keeps the file's lines; a `>` block folds them into one row (its first)."""
+        if self.expression_block == "|":
+            rows = self.expression.rstrip("\n").count("\n") + 1  # the end of text is its last row
+            return self.expression_line + min(row, rows)
+        if self.expression_block == ">":
+            return self.expression_line + 1
+        return self.expression_line
 
     def body(self) -> dict[str, Any]:
         """The JSON body of POST /v1/rules for this rule."""
@@ -106,6 +119,14 @@ def _value_line(node: CommentedMap, key: str) -> int:
         return int(node.lc.value(key)[0]) + 1
     except (KeyError, IndexError, TypeError, AttributeError):
         return _line(node, key)
+
+
+def _block_style(value: Any) -> str:
+    from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
+
+    if isinstance(value, LiteralScalarString):
+        return "|"
+    return ">" if isinstance(value, FoldedScalarString) else ""
 
 
 def _read_rule(item: Any, index: int, path: str, problems: list[Problem]) -> Rule | None:
@@ -169,6 +190,7 @@ def _checked_rule(
         file=path,
         line=line,
         expression_line=_value_line(item, "expression"),
+        expression_block=_block_style(item["expression"]),
         lines={key: _line(item, key) for key in item},
     )
 
