@@ -4,6 +4,7 @@ run for real on the page's copy of the repository."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -48,7 +49,12 @@ def _rules_check(inv: Invocation, args: list[str]) -> Done:
 
     program = live.program()
     if program is None:
-        raise CommandError(f"needs the live tier's backend, which is off: {live.off_reason()}")
+        reason = live.off_reason() or "no backend program"
+        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1" and reason != "--no-live":
+            raise CommandError(f"needs the live tier's backend, which is off: {reason}")
+        import pytest
+
+        pytest.skip(f"`betrace-dist rules check` runs on the live tier, which is off: {reason}")
     env = {live.ENV_VAR: str(program)}
     return _run_project(inv, ["-m", "betrace_dist.cli", *args], env, (program,))
 
