@@ -58,15 +58,17 @@ def _debug(value: str) -> str | None:
     return None
 
 
-def _milliseconds(value: str) -> str | None:
-    if not value.isdigit() or int(value) < 1:
-        return f"is '{value}': a whole number of milliseconds, such as 1000"
-    return None
-
-
 def _signature_key(value: str) -> str | None:
     if not value.strip():
         return "is empty: the backend then signs with its built-in development key"
+    return None
+
+
+def _milliseconds(value: str) -> str | None:
+    """The OpenTelemetry SDK reads a whole number of milliseconds (envconfig.WithDuration); a
+    unit such as '1s' is not a number, and the SDK ignores it, keeping its 10 s."""
+    if not value.strip().isdigit() or int(value) == 0:
+        return f"is '{value}': the SDK wants a whole number of milliseconds above 0, e.g. 1000"
     return None
 
 

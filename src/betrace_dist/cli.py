@@ -1,4 +1,4 @@
-"""`betrace-dist`: the project's command line (ledger, release data check, upstream contract)."""
+"""`betrace-dist`: the project's command line (ledger, release data, upstream contract, rules)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from .errors import ProblemsError
 from .gate.collect import Gate
 from .gate.ledger import format_table
 from .release import load_release_data
+from .rules.check import main as rules_check
+from .rules.check import write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     contract.add_argument("--openapi", type=Path, required=True, help="Swagger 2.0 or OpenAPI 3")
     contract.add_argument("--plugin", type=Path, help="the Grafana app's plugin.json")
     contract.add_argument("--file", type=Path, default=REPO_ROOT / "releases.yaml")
+    rules = sub.add_parser("rules", help="BeTrace rules files")
+    rules.add_argument("action", choices=["check", "json"], help="compile, or write rules.json")
+    rules.add_argument("files", type=Path, nargs="+", help="rules files (YAML or JSON)")
+    rules.add_argument("-o", "--output", type=Path, help="rules json: the rules.json to write")
     args = parser.parse_args(argv)
+
+    if args.command == "rules":
+        if args.action == "json":
+            return write_json(args.files, args.output)
+        return rules_check(args.files)
 
     if args.command == "contract":
         return _contract(args.file, args.openapi, args.plugin)

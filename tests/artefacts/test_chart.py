@@ -24,6 +24,7 @@ EXPECTED_SCENARIOS = {
     "plugin-image-values.yaml",
     "backend-only-values.yaml",
     "gitops-values.yaml",
+    "rules-values.yaml",
 }
 
 

@@ -60,6 +60,7 @@ class StackCopy:
         shutil.copytree(c.COMPOSE_DIR / "config", root / "config")
         shutil.copy2(c.ENV_EXAMPLE, root / c.ENV_EXAMPLE.name)
         shutil.copy2(c.COMPOSE_DIR / "Dockerfile", root / "Dockerfile")
+        shutil.copy2(c.COMPOSE_DIR / "rules.json", root / "rules.json")
 
     @property
     def compose_file(self) -> Path:
@@ -220,6 +221,7 @@ def test_images_are_the_ones_releases_yaml_pins(stack: c.Stack, release_data: Re
         "prometheus": obs.prometheus.ref,
         "loki": obs.loki.ref,
         "pyroscope": obs.pyroscope.ref,
+        "backend-rules": release_data.image_ref("plugin-init"),
     }
     assert "latest" not in c.COMPOSE_FILE.read_text(encoding="utf-8")
 

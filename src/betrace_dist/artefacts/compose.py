@@ -39,7 +39,12 @@ SERVICE_IMAGES: dict[str, str] = {
     "prometheus": "prometheus",
     "loki": "loki",
     "pyroscope": "pyroscope",
+    # rules as code: copies docker/rules.json into the backend's data volume before it starts
+    "backend-rules": "plugin-init",
 }
+#: Services that run once before another starts (depended on with service_completed_successfully):
+#: restart "no", since restarting them would be a loop.
+ONE_SHOT = frozenset({"backend-rules"})
 
 
 @dataclass(frozen=True)
@@ -817,7 +822,7 @@ def check_operations(stack: Stack, data: ReleaseData) -> list[str]:
     out = [
         f"services.{name}.restart is {service.get('restart')!r}, expected 'unless-stopped'"
         for name, service in stack.services.items()
-        if service.get("restart") != "unless-stopped"
+        if service.get("restart") != ("no" if name in ONE_SHOT else "unless-stopped")
     ]
     data_dir = stack.env("backend").get("BETRACE_DATA_DIR", "")
     if not any(

@@ -324,12 +324,20 @@ class Jail:
         walls = self._walls(cwd, shown)
         return [*_limits(self._cgroups), *enter, *walls, "--", *DROP, *inner_env(env), *argv]
 
-    def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Done:
-        """Run argv in the jail; past its time or output limit its whole jail is killed."""
+    def run(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        timeout: float,
+        shown: tuple[Path, ...] = (),
+    ) -> Done:
+        """Run argv in the jail (`shown`: extra read-only paths, such as the live tier's backend
+        program); past its time or output limit its whole jail is killed."""
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise JailError("the page used up its time limit; later commands were not run")
-        wrapped = self.wrap(argv, cwd, env)
+        wrapped = self.wrap(argv, cwd, env, shown)
         if not profile.ACTIVE:
             return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left))
         # jailed programs are reaped inside their PID namespace, so their CPU time never

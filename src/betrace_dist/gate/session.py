@@ -352,12 +352,14 @@ class Session:
         self.printed.append(out)
 
     # -- running -----------------------------------------------------------------------------
-    def process(self, argv: list[str], env: dict[str, str] | None = None) -> Done:
+    def process(
+        self, argv: list[str], env: dict[str, str] | None = None, shown: tuple[Path, ...] = ()
+    ) -> Done:
         """Run a program in the page's jail (see isolation.py), in the page's directory."""
         if not self.jail.available:
             missing.require("bwrap", CheckFailure, BWRAP_HINT)  # skip; a failure in CI
         try:
-            return self.jail.run(argv, cwd=self.cwd, env=env or self.env, timeout=self.timeout)
+            return self.jail.run(argv, self.cwd, env or self.env, self.timeout, shown)
         except JailError as exc:
             raise CommandError(str(exc)) from None
 

@@ -76,6 +76,7 @@ def save_titled(block: Block, ctx: Context) -> None:
 
 def claim(block: Block, checkers: list[Checker]) -> Checker | None:
     for checker in checkers:
-        if block.language in checker.languages:
+        claims = getattr(checker, "claims", None)
+        if block.language in checker.languages or (claims is not None and claims(block)):
             return checker
     return None

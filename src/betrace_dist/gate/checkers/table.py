@@ -7,12 +7,14 @@ from .json_ import JsonChecker
 from .markdown import MarkdownChecker
 from .nix import NixChecker
 from .python import PythonChecker
+from .rules import RuleChecker
 from .shell import ShellChecker
 from .yaml_ import YamlChecker
 
 
 def registry() -> list[Checker]:
     return [
+        RuleChecker(),  # before YAML: a titled `Rule:` block is YAML the rules checker claims
         YamlChecker(),
         JsonChecker(),
         ShellChecker(),

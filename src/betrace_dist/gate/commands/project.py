@@ -4,9 +4,12 @@ run for real on the page's copy of the repository."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+from pathlib import Path
 
+from .. import live
 from ..isolation import Done
 from ..session import CommandError, Invocation
 from ..world import closest
@@ -35,15 +38,37 @@ def betrace_dist(inv: Invocation, args: list[str] | None = None) -> Done:
         args = [*args, "--file", str(inv.session.repo / "releases.yaml")]
     elif args[:1] == ["ledger"] and "--site" not in args:
         args = [*args, "--site", str(inv.session.repo / "mkdocs.yml")]
+    elif args[:2] == ["rules", "check"]:
+        return _rules_check(inv, args)
     return _run_project(inv, ["-m", "betrace_dist.cli", *args])
 
 
-def _run_project(inv: Invocation, args: list[str]) -> Done:
+def _rules_check(inv: Invocation, args: list[str]) -> Done:
+    """`betrace-dist rules check`: on the live tier's backend program, shown read-only in the
+    jail, whose network namespace already has only loopback (rules/engine.py runs it there)."""
+    program = live.program()
+    if program is None:
+        reason = live.off_reason() or "no backend program"
+        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1" and reason != "--no-live":
+            raise CommandError(f"needs the live tier's backend, which is off: {reason}")
+        import pytest
+
+        pytest.skip(f"`betrace-dist rules check` runs on the live tier, which is off: {reason}")
+    env = {live.ENV_VAR: str(program)}
+    return _run_project(inv, ["-m", "betrace_dist.cli", *args], env, (program,))
+
+
+def _run_project(
+    inv: Invocation,
+    args: list[str],
+    extra_env: dict[str, str] | None = None,
+    shown: tuple[Path, ...] = (),
+) -> Done:
     """The project's command, run for real in the page's jail: what it printed is returned, so
     a console block compares the output it shows."""
     # the page's copy of the project: its own source, as a reader's clone would run it
-    env = inv.session.env | {"PYTHONPATH": str(inv.session.repo / "src")}
-    done = inv.session.process([sys.executable, *args], env=env)
+    env = inv.session.env | {"PYTHONPATH": str(inv.session.repo / "src")} | (extra_env or {})
+    done = inv.session.process([sys.executable, *args], env=env, shown=shown)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise CommandError(f"failed with exit code {done.returncode}: {' '.join(detail[-3:])}")

