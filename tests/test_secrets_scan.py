@@ -68,6 +68,11 @@ PLANTED: list[tuple[str, str, str]] = [
         "JSON Web Token",
         f"Authorization: Bearer eyJ{rand(ALNUM, 20)}.eyJ{rand(ALNUM, 30)}.{rand(ALNUM, 22)}",
     ),
+    (
+        "docs/admin.md",
+        "high-entropy value assigned to a secret name",
+        "Sign in with the password: `" + rand(ALNUM + "+/", 24) + "`.",  # Markdown inline code
+    ),
 ]
 
 #: Lines that only refer to a secret, or are placeholders: never reported.
@@ -88,6 +93,7 @@ HARMLESS = [
     "api_key: https://vault.example.com/v1/secret/data/betrace",
     "automountServiceAccountToken: false",
     "# secrets are generated once, on first install",
+    "render the chart where `lookup` sees no cluster, name both Secrets: `ci/gitops-values.yaml`",
 ]
 
 

@@ -1,8 +1,10 @@
 """The artefacts' texts (chart README, NOTES.txt, values descriptions, Compose comments, Nix
 descriptions) are held to releases.yaml's false_claims, as the pages are.
 
-Each old wording below is the one the artefact had before the audit against the running backend
-(issue 18) found it false; written back into a copy of its file, it fails with file:LINE.
+Each old wording below is one the artefact said (or close to it) before it became false: found
+by the audit against the running backend (issue 18), or made false by the app's patch series,
+whose app calls the backend from Grafana's server (issue 21). Written back into a copy of its
+file, it fails with file:LINE.
 """
 
 from __future__ import annotations
@@ -28,24 +30,32 @@ def test_the_artefacts_make_no_false_claim(release_data: ReleaseData) -> None:
 OLD_WORDINGS = [
     pytest.param(
         "helm/betrace/templates/NOTES.txt",
-        "4. The app's Test connection (its configuration page) calls the backend from your",
-        "4. The plugin calls the backend at {{ .Values.grafana.plugin.backendUrl }} from your",
-        "Test connection uses backendUrl",
-        id="notes-plugin-calls-backend-url",
+        "4. Grafana's server calls the backend for the app (its plugin proxy route), at",
+        "4. The app calls the backend from your browser, at",
+        "plugin proxy, from Grafana's server",
+        id="notes-app-calls-backend-from-browser",
     ),
     pytest.param(
         "helm/betrace/README.md",
-        "configuration page's Test connection calls the backend at",
-        "plugin runs in the user's browser and calls the backend at",
-        "app's pages ignore it",
-        id="readme-plugin-calls-backend-url",
+        ": it calls\nthe backend through Grafana's plugin proxy,",
+        ": the app calls\nthe backend from the user's browser,",
+        "plugin proxy, from Grafana's server",
+        id="readme-app-calls-backend-from-browser",
     ),
     pytest.param(
         "helm/betrace/values.yaml",
-        "empty means <backend.ingress.host> with https://",
-        "empty means https://<backend.ingress.host> with",
-        "unless backend.ingress.tlsSecret",
-        id="values-ingress-https",
+        "The app calls the backend from Grafana's pod (its plugin proxy route)",
+        "The app calls the backend from the user's browser, never from Grafana's pod",
+        "plugin proxy, from Grafana's server",
+        id="values-backend-from-browser",
+    ),
+    pytest.param(
+        "helm/betrace/templates/backend-ingress.yaml",
+        "# For what runs outside the cluster: applications",
+        "# The plugin calls the backend from the user's browser: this Ingress is how browsers"
+        " reach it.\n# For what runs outside the cluster: applications",
+        "plugin proxy, from Grafana's server",
+        id="ingress-template-plugin-calls-backend-from-browser",
     ),
     pytest.param(
         "helm/betrace/values.yaml",
@@ -92,8 +102,8 @@ def test_the_artefacts_type_no_wrong_value(release_data: ReleaseData) -> None:
     [
         (
             "helm/betrace/README.md",
-            "localhost:12011",
-            "localhost:12013",
+            "svc:12011",
+            "svc:12013",
             "not a port of the backend",
         ),
         (

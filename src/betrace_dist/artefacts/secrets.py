@@ -7,7 +7,8 @@ is explainable; it cannot know that a low-entropy word such as `hunter2` is a re
 
 Values that only refer to a secret are not secrets: expressions (`${{ secrets.X }}`, `${VAR}`,
 `$(openssl rand -hex 32)`), templates (`{{ .Values.x }}`), placeholders (`<token>`, `changeme`,
-`example`), and names of Kubernetes objects (`betrace-signature-key-credentials`). A line that
+`example`), names of Kubernetes objects (`betrace-signature-key-credentials`) and file paths
+(`ci/gitops-values.yaml`); a value in Markdown's backticks is read as a quoted one. A line that
 must hold a secret-shaped string on purpose carries `secrets-scan: allow <reason>`.
 """
 
@@ -60,7 +61,7 @@ _ASSIGNMENT = re.compile(
     rf"""(?ix)
     (?P<name>[A-Za-z0-9_.-]*{_NAME}[A-Za-z0-9_.-]*)
     ["']?\s*(?::|=|:=)\s*
-    (?P<value>"[^"]*"|'[^']*'|[^\s,;#]+)
+    (?P<value>"[^"]*"|'[^']*'|`[^`]*`|[^\s,;#]+)
     """
 )
 #: A value that only names or points at a secret: an expression, a template, a placeholder.
@@ -71,8 +72,8 @@ _REFERENCE = re.compile(
     | changeme|change-me|example|placeholder|dummy|redacted|not-a-secret|your[_-]|xxxx
     """
 )
-#: A value made of lowercase words: the name of an object or a key, not a random string.
-_WORDS = re.compile(r"^[a-z]+[0-9]*(?:[-_.][a-z]+[0-9]*)*$")
+#: A value made of lowercase words: an object's or a key's name, a file path; not a random string.
+_WORDS = re.compile(r"^[a-z]+[0-9]*(?:[-_./][a-z]+[0-9]*)*$")
 #: An unquoted value that is code: a call, a container, or a dotted name (`self.password`).
 _CODE = re.compile(r"[()\[\]{}\"']|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 #: Hex or base64 text at least this long and this random counts as a secret in an assignment.
@@ -133,7 +134,7 @@ def scan_text(text: str, path: str) -> Iterator[Finding]:
             continue  # the line is reported already, by the more precise rule
         for match in _ASSIGNMENT.finditer(line):
             raw = match["value"]
-            quoted = raw[:1] in "\"'" and raw[-1:] == raw[:1] and len(raw) > 1
+            quoted = raw[:1] in "\"'`" and raw[-1:] == raw[:1] and len(raw) > 1
             if not quoted and _CODE.search(raw):
                 continue
             value = raw[1:-1] if quoted else raw
