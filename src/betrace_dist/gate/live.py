@@ -88,6 +88,11 @@ def program() -> Path | None:
     return _program
 
 
+def configured() -> bool:
+    """Whether this process has set its live tier (on, or off with a reason) yet."""
+    return _program is not None or _off_reason is not None
+
+
 def off_reason() -> str | None:
     """Why this run has no live tier (None when it has one)."""
     return _off_reason

@@ -11,7 +11,10 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
 - `--version X` for the BeTrace chart that no release has, or for the Grafana chart other than
   the release's version or its tested minimum;
 - a port in the backend's range (120xx) written after `:` or `=` that the backend does not serve;
-- a size in MiB that is no byte limit of the backend (a limit retyped wrong).
+- a size in MiB that is no byte limit of the backend (a limit retyped wrong), where the
+  paragraph, list item or table row it stands in speaks of what the backend limits (a body, a
+  request, a rule, the backend): the gate's own bounds (a sandbox's disk, a command's output)
+  are sizes in MiB too, and no limit of the backend.
 """
 
 from __future__ import annotations
@@ -101,11 +104,28 @@ def _ports(text: str, data: ReleaseData) -> Iterator[Problem]:
             )
 
 
+_BACKEND_WORDS = re.compile(r"\b(?:bod(?:y|ies)|requests?|rules?|backend|betrace)\b", re.I)
+_ELEMENT_START = re.compile(r"\s*(?:$|[-*+|#>]|\d+[.)]\s)")
+
+
+def _element(text: str, offset: int) -> str:
+    """The paragraph, list item or table row around `offset` (lines up to the next start)."""
+    lines = text.split("\n")
+    index = _line(text, offset) - 1
+    first = index
+    while first > 0 and not _ELEMENT_START.match(lines[first]) and lines[first - 1].strip():
+        first -= 1
+    last = index + 1
+    while last < len(lines) and lines[last].strip() and not _ELEMENT_START.match(lines[last]):
+        last += 1
+    return "\n".join(lines[first:last])
+
+
 def _sizes(text: str, data: ReleaseData) -> Iterator[Problem]:
     limits = [lim for lim in data.current.backend.limits if lim.unit == "bytes"]
     known = {amount(lim.value, lim.unit) for lim in limits}
     for match in re.finditer(r"\b(\d+(?:\.\d+)?) ?MiB\b", text):
-        if f"{match[1]} MiB" not in known:
+        if f"{match[1]} MiB" not in known and _BACKEND_WORDS.search(_element(text, match.start())):
             names = ", ".join(f"{lim.name} = {amount(lim.value, lim.unit)}" for lim in limits)
             yield Problem(
                 _line(text, match.start()),
