@@ -399,7 +399,7 @@ def _backend_env(where: str, c: dict[str, Any]) -> list[str]:
     return out
 
 
-#: above the slowest clean stop observed without an OTLP timeout (10 to 31 s, probe stop-time, is
+#: above the slowest clean stop observed without an OTLP timeout (10 s or more, probe stop-time, is
 #: why the chart sets one) and well above the stop with it
 MIN_GRACE_SECONDS = 30
 
@@ -409,7 +409,7 @@ def _grace_period(m: Manifest, spec: dict[str, Any]) -> list[str]:
     if not isinstance(grace, int) or grace < MIN_GRACE_SECONDS:
         return [
             f"{m}: terminationGracePeriodSeconds is {grace}, must be set to at least "
-            f"{MIN_GRACE_SECONDS}: the backend took 10 to 31 s to stop when nothing listened on "
+            f"{MIN_GRACE_SECONDS}: the backend took 10 s or more to stop when nothing listened on "
             "its OTLP endpoint and no OTLP timeout was set, and a shorter grace period ends the "
             "stop in SIGKILL"
         ]
