@@ -450,7 +450,7 @@ def test_an_otlp_timeout_other_than_the_release_datas_is_reported(
 def test_grace_period_shorter_than_the_slow_stop_is_reported(
     helm: Helm, chart: Path, release_data: ReleaseData
 ) -> None:
-    """The old chart had no terminationGracePeriodSeconds; 10 s is shorter than the stop measured."""
+    """The old chart had no terminationGracePeriodSeconds; 10 s is less than the stop measured."""
     (chart / "values.schema.json").unlink()  # the schema refuses it first; the policy must too
     found = violations(helm, chart, release_data, ("backend.terminationGracePeriodSeconds=10",))
     assert_violation(

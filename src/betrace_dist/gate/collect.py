@@ -126,7 +126,8 @@ class Gate:
         found_problems += claims.unstated_issues(
             rendered.text, relative(path, self.site.docs_dir), self.release_data.current
         )
-        found_problems += typed.problems(rendered.text, self.release_data)
+        about_the_gate = relative(path, self.site.docs_dir).startswith("contributing/")
+        found_problems += typed.problems(rendered.text, self.release_data, about_the_gate)
         located = [(p.line, rendered.source_line(p.line), p.reason) for p in found_problems]
         return PageResult(path, rendered, items, problems=sorted(located))
 

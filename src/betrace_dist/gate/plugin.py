@@ -167,7 +167,7 @@ def _live_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(f"{len(LIVE)} command(s) sent to the real backend")
     elif live.off_reason() and pages:
         terminalreporter.section("live tier")
-        terminalreporter.write_line(f"skipped: {live.off_reason()}")
+        terminalreporter.write_line(f"off: {live.off_reason()}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

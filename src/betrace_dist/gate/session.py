@@ -195,13 +195,28 @@ class Session:
 
     def _harvest(self) -> None:
         """Note the files read so far: before the gate puts files back (content tabs), which
-        replaces them, stamps and all. A file changed since it was laid out counts as read."""
+        replaces them, stamps and all. A file changed since it was laid out counts as read.
+        A link that leads to a file of the clone counts as read when that file was (reading
+        through it stamps the file, not the link); any other link always counts."""
+        links = _links()
         for view in self.views:
             laid_out = self._laid_out.get(view, {})
             self._read.update(
                 name
                 for name in _layout()[1]
-                if result_cache.was_read(view / name)
+                if name not in links
+                and (
+                    result_cache.was_read(view / name)
+                    or result_cache.signature(view / name) != laid_out.get(name)
+                )
+            )
+        for view in self.views:
+            laid_out = self._laid_out.get(view, {})
+            self._read.update(
+                name
+                for name, target in links.items()
+                if target is None
+                or target in self._read
                 or result_cache.signature(view / name) != laid_out.get(name)
             )
 
@@ -560,6 +575,23 @@ def _pristine() -> Path:
         if source.exists() or source.is_symlink():  # else deleted in the working tree
             shutil.copy2(source, pristine / name, follow_symlinks=False)
     return pristine
+
+
+@cache
+def _links() -> dict[str, str | None]:
+    """The pristine clone's links, each with the clone's regular file it leads to (through any
+    chain of links), or None when it leads to a folder, outside the clone or nowhere."""
+    root = _pristine()
+    files = set(_layout()[1])
+    links: dict[str, str | None] = {}
+    for name in files:
+        if not (root / name).is_symlink():
+            continue
+        target = Path(os.path.realpath(root / name))
+        inside = target.is_relative_to(root) and target.is_file()
+        relative = str(target.relative_to(root)) if inside else None
+        links[name] = relative if relative in files else None
+    return links
 
 
 @cache

@@ -13,8 +13,9 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
 - a port in the backend's range (120xx) written after `:` or `=` that the backend does not serve;
 - a size in MiB that is no byte limit of the backend (a limit retyped wrong), where the
   paragraph, list item or table row it stands in speaks of what the backend limits (a body, a
-  request, a rule, the backend): the gate's own bounds (a sandbox's disk, a command's output)
-  are sizes in MiB too, and no limit of the backend.
+  request, a rule, the backend); on the pages about the gate itself (docs/contributing/), every
+  size in MiB must be a limit of the backend or one of the gate's own, held to the constants of
+  the gate's code.
 """
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ from collections.abc import Iterator
 
 from ..release import ReleaseData
 from ..site.tables import amount
+from . import isolation, safefs, session
 from .display import Problem
+
+#: the gate's own byte limits, which its threat model states (docs/contributing/threat-model.md)
+GATE_SIZES = {
+    "isolation.OUTPUT_LIMIT": isolation.OUTPUT_LIMIT,
+    "isolation.FILE_LIMIT": isolation.FILE_LIMIT,
+    "isolation.TMPFS_SIZE": isolation.TMPFS_SIZE,
+    "safefs.READ_LIMIT": safefs.READ_LIMIT,
+    "session.PRINTED_LIMIT": session.PRINTED_LIMIT,
+}
 
 _VERSIONISH = r"v?\d[\w.+-]*"
 
@@ -121,20 +132,28 @@ def _element(text: str, offset: int) -> str:
     return "\n".join(lines[first:last])
 
 
-def _sizes(text: str, data: ReleaseData) -> Iterator[Problem]:
+def _sizes(text: str, data: ReleaseData, about_the_gate: bool) -> Iterator[Problem]:
     limits = [lim for lim in data.current.backend.limits if lim.unit == "bytes"]
     known = {amount(lim.value, lim.unit) for lim in limits}
+    sizes = GATE_SIZES.items() if about_the_gate else ()
+    gate = {name: amount(size, "bytes") for name, size in sizes}
     for match in re.finditer(r"\b(\d+(?:\.\d+)?) ?MiB\b", text):
-        if f"{match[1]} MiB" not in known and _BACKEND_WORDS.search(_element(text, match.start())):
+        if f"{match[1]} MiB" in known | set(gate.values()):
+            continue
+        if about_the_gate or _BACKEND_WORDS.search(_element(text, match.start())):
             names = ", ".join(f"{lim.name} = {amount(lim.value, lim.unit)}" for lim in limits)
+            gates = ", ".join(f"{name} = {size}" for name, size in gate.items())
             yield Problem(
                 _line(text, match.start()),
-                f"'{match[0]}' is no limit of the backend ({names}); write "
-                '{{ limit("<name>") }}',
+                f"'{match[0]}' is no limit of the backend ({names})"
+                + (f" nor of the gate ({gates})" if gate else "")
+                + '; write {{ limit("<name>") }}',
             )
 
 
-def problems(text: str, data: ReleaseData) -> list[Problem]:
-    """Every value the page types by hand and gets wrong."""
-    checks = (_images, _observability, _chart_versions, _ports, _sizes)
-    return [problem for check in checks for problem in check(text, data)]
+def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list[Problem]:
+    """Every value the page types by hand and gets wrong; `about_the_gate`: the page is one of
+    those about the gate itself, which may also state the gate's own size limits."""
+    checks = (_images, _observability, _chart_versions, _ports)
+    found = [problem for check in checks for problem in check(text, data)]
+    return found + list(_sizes(text, data, about_the_gate))
