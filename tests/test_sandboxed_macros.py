@@ -231,3 +231,37 @@ def test_mkdocs_build_refuses_the_shadowing_front_matter_at_its_line(tmp_path: P
     assert "docs/shadow.md:3: front matter key 'release' would replace" in result.stderr, (
         result.stderr[-3000:]
     )
+
+
+#: Pydantic's own (partly deprecated) model API, reachable on every model a page is handed: it
+#: parses, unpickles, reads files and builds unvalidated models. A page may read fields only.
+def _pickle_that_touches(canary: Path) -> str:
+    return f"cos\\nsystem\\n(S'touch {canary}'\\ntR."
+
+
+PYDANTIC_MACHINERY = [
+    'releases.parse_raw("{pickle}", content_type="application/pickle", allow_pickle=True)',
+    "releases.parse_file('/etc/passwd')",
+    "releases.construct()",
+    "release.copy()",
+    "release.json()",
+    "release.dict()",
+    "releases.schema()",
+    "releases.validate({{}})",
+    "releases.update_forward_refs()",
+    "releases.from_orm(release)",
+    "release.schema_json()",
+    "release.backend.parse_obj({{}})",
+]
+
+
+@pytest.mark.parametrize("call", PYDANTIC_MACHINERY)
+def test_pydantic_machinery_on_the_release_data_is_refused_and_never_runs(
+    site: Site, tmp_path: Path, call: str
+) -> None:
+    canary = tmp_path / "canary"
+    error = failure(site, "{{ " + call.format(pickle=_pickle_that_touches(canary)) + " }}")
+    name = call.split("(")[0].rsplit(".", 1)[1]
+    assert error.line == 5
+    assert f"access to attribute {name!r} of a " in error.reason and NOT_ALLOWED in error.reason
+    assert not canary.exists()

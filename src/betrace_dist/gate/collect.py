@@ -326,7 +326,13 @@ class Gate:
         )
 
     def pytest(self) -> Callable[..., Any]:
-        return self.sybil().pytest()
+        collect = self.sybil().pytest()
+
+        def pytest_collect_file(file_path: Path, parent: Any) -> Any:
+            refuse_unsafe_name(file_path)
+            return collect(file_path, parent)
+
+        return pytest_collect_file
 
     def _evaluator(
         self, path: Path, rendered: Rendered, block: Block, entry: Entry, checker: Checker | None
@@ -535,4 +541,19 @@ class GateSybil(Sybil):
             if r.parsed.line == entry.line and r.start < example.region.start
         ]
         suffix = f"#{len(same_line) + 1}" if same_line else ""
-        return f"line:{entry.line}{suffix},{entry.language}"
+        return f"line:{entry.line}{suffix},{_UNSAFE_IN_ID.sub('?', entry.language)}"
+
+
+#: Characters a test id may not hold: ids reach terminals and CI logs raw (pytest prints them).
+_UNSAFE_IN_ID = re.compile(r"[^A-Za-z0-9_.+-]")
+
+
+def refuse_unsafe_name(path: Path) -> None:
+    """Refuse a page whose path holds control characters (escape sequences, newlines that
+    could start a CI workflow command): pytest would print it raw in ids and summaries."""
+    text = str(path)
+    if "\n" in text or "\t" in text or as_data(text) != text:
+        raise pytest.UsageError(
+            f"{as_data(repr(text))}: a page's path may not hold control characters, escape "
+            "sequences or line breaks; rename the file"
+        )

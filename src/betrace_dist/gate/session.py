@@ -18,6 +18,7 @@ import atexit
 import copy
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -429,7 +430,34 @@ class Session:
                 raise CommandError(
                     f"'{head}' after a pipe is not modelled; filters: {', '.join(sorted(FILTERS))}"
                 )
+        before = len(self.printed)
         self._run_one(first, models)
+        if len(members) > 1 and len(self.printed) == before + 1:
+            self._run_filters(members[1:])
+
+    def _run_filters(self, filters: list[Command]) -> None:
+        """Run a pipeline's filters for real on what its modelled first member printed; the
+        pipeline fails when one of them fails (pipefail). When the model cannot say what it
+        printed (None), nothing runs and the block's output stays unknown, never real."""
+        out = self.printed[-1]
+        if out is None:
+            return
+        for member in filters:
+            self.confine(member, self.expand(member.model_words[len(member.assignments) :]))
+        text = out if isinstance(out, str) else out.stdout
+        source = self.write_scratch(self.scratch(), "stdin", text)
+        script = " | ".join(
+            [f"{filters[0].text} < {shlex.quote(str(source))}", *(m.text for m in filters[1:])]
+        )
+        self.printed.pop()
+        done = self.bash(script, check=False)
+        self._keep(done)
+        if done.returncode != 0:
+            names = " | ".join(m.argv[0] for m in filters if m.argv)
+            raise CommandError(
+                f"the pipeline fails: its filters ({names}) exited with code {done.returncode} "
+                f"on what the command printed"
+            )
 
     def confine(self, cmd: Command, argv: list[str]) -> None:
         """Refuse a file command that would write outside the page's sandbox."""

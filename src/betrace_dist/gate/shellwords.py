@@ -132,21 +132,45 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
             )
 
 
-#: `<<'EOF'`, `<<"EOF"`, `<<\EOF` (and `<<-` forms): a here-document whose body bash does not
-#: expand. bashlex reads only bare delimiters.
-_QUOTED_HEREDOC = re.compile(r"<<(-?)([ \t]*)(?:'(\w+)'|\"(\w+)\"|\\(\w+))")
+#: A here-document's delimiter word: bare characters, 'single', "double" quoted parts and
+#: backslash escapes, in any mix (`<<EOF`, `<<'EOF'`, `<<tr"u"e`, `<<\\EOF`, `<<-E'O'F`).
+_HEREDOC = re.compile(
+    r"(?<!<)<<(?!<)(-?)([ \t]*)((?:[^\s;&|<>()'\"\\]|'[^']*'|\"(?:[^\"\\]|\\.)*\"|\\.)+)"
+)
+_QUOTE_PART = re.compile(r"'([^']*)'|\"((?:[^\"\\]|\\.)*)\"|\\(.)|([^'\"\\]+)")
+
+
+def heredoc_delimiter(word: str) -> tuple[str, bool]:
+    """The delimiter bash reads from a `<<` word and whether the body is left unexpanded: bash
+    removes quotes over the whole word, and any quote or backslash in it quotes the body."""
+    parts = []
+    for match in _QUOTE_PART.finditer(word):
+        single, double, escaped, bare = match.groups()
+        if double is not None:
+            double = re.sub(r"\\([$`\"\\\n])", r"\1", double)
+        parts.append(next(p for p in (single, double, escaped, bare) if p is not None))
+    return "".join(parts), any(c in word for c in "'\"\\")
 
 
 def _bare_delimiters(script: str) -> str:
-    """The script with quoted here-document delimiters written bare, padded with spaces so that
-    every offset (and so every command's source text, taken from the original) is unchanged."""
+    """The script with quoted here-document delimiters written bare (as bash reads them), padded
+    with spaces so that every offset (and so every command's source text, taken from the
+    original) is unchanged."""
 
     def bare(match: re.Match[str]) -> str:
-        word = match[3] or match[4] or match[5]
+        word, quoted = heredoc_delimiter(match[3])
+        if not quoted:
+            return match[0]
+        if not re.fullmatch(r"[\w.+-]+", word):
+            raise SplitError(
+                _line(script, match.start()),
+                f"here-document delimiter {match[3]!r} is not modelled: use a plain word "
+                "such as 'EOF'",
+            )
         pad = len(match[0]) - len(match[1]) - len(word) - 2
         return f"<<{match[1]}{' ' * pad}{word}"
 
-    return _QUOTED_HEREDOC.sub(bare, script)
+    return _HEREDOC.sub(bare, script)
 
 
 _UNCLOSED = re.compile(r"here-document .* delimited by end-of-file \(wanted ['\"](\w+)['\"]\)")

@@ -37,6 +37,7 @@ from jinja2.filters import FILTERS as DEFAULT_FILTERS
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from mkdocs.exceptions import PluginError
+from pydantic import BaseModel
 
 from . import limits
 
@@ -202,6 +203,29 @@ def template_line(exc: BaseException) -> int | None:
 #: Attribute prefixes a page never reaches: Python internals, pydantic's machinery, class walks.
 _NEVER = ("_", "model_", "mro")
 
+#: The package whose own properties and methods pages may use on its objects.
+_PROJECT = "betrace_dist."
+
+
+def _defined_in_project(value: Any) -> bool:
+    function = getattr(value, "__func__", value)
+    return str(getattr(function, "__module__", None) or "").startswith(_PROJECT)
+
+
+def is_data_attribute(obj: Any, attr: str, value: Any) -> bool:
+    """Whether `obj.attr` is data a page may read, not machinery it could run.
+
+    Pydantic models carry class methods that parse, unpickle or read files (`parse_raw`,
+    `parse_file`, `construct`, `copy`, `json`, ...): every attribute that `BaseModel` itself has
+    is refused on a model, whatever its prefix. On any object that is not a builtin value (str,
+    list, dict...), a callable is allowed only if the project's package defines it.
+    """
+    if isinstance(obj, BaseModel) and hasattr(BaseModel, attr):
+        return False
+    if callable(value) and type(obj).__module__ != "builtins":
+        return _defined_in_project(value)
+    return True
+
 
 class PageSandbox(ImmutableSandboxedEnvironment):
     """The environment pages render in: no Python internals, bounded sizes and time."""
@@ -223,7 +247,7 @@ class PageSandbox(ImmutableSandboxedEnvironment):
             return False
         if isinstance(obj, type | types.ModuleType) or isinstance(value, type | types.ModuleType):
             return False
-        return not attr.startswith(_NEVER)
+        return not attr.startswith(_NEVER) and is_data_attribute(obj, attr, value)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Undefined):  # `cycler.__init__`: say that `cycler` is undefined
