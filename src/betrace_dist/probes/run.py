@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import tools
+from .. import GATE_SOURCE, tools
 from ..release import ReleaseData
 from ..yamlio import field_path, load_with_lines
 from . import disagreements
@@ -45,7 +45,11 @@ def namespace_argv(argv: list[str], program: Path) -> list[str]:
     walls = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     walls += ["--tmpfs", "/tmp", "--dir", str(WORK), "--tmpfs", str(READ_ONLY)]  # noqa: S108
     walls += ["--remount-ro", str(READ_ONLY)]
-    walls += ["--ro-bind", str(program), str(program)]  # shown again if it lies under /tmp
+    # shown again where they lie under /tmp (a checkout there, as CI's may be): the program, the
+    # Python the probe runs on and its packages, and the project the probe is imported from
+    for shown in sorted({program, Path(sys.prefix), Path(sys.base_prefix), GATE_SOURCE}):
+        if shown == Path("/tmp") or Path("/tmp") in shown.parents:  # noqa: S108
+            walls += ["--ro-bind", str(shown), str(shown)]
     walls += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent"]
     return [*walls, "--", *argv]
 
