@@ -411,3 +411,63 @@ def test_the_gates_own_look_at_a_path_failing_is_a_failure_at_its_line(page: Ses
     with pytest.raises(CommandError, match="will not follow '/proc/1/root/etc/passwd'") as info:
         page.run(split("true\nlooks at it"), {"looks": looks})
     assert info.value.line == 2  # type: ignore[attr-defined]
+
+
+def _flaky_bwrap(tmp_path: Path, failures: int) -> str:
+    """A bwrap that fails its first `failures` holder set-ups the way a busy machine can (after
+    reporting the child's PID), then is the real one."""
+    real = tools.find("bwrap")
+    count = tmp_path / "holder-starts"
+    script = tmp_path / "bwrap"
+    script.write_text(
+        "#!/bin/bash\n"
+        'case " $* " in *" --info-fd "*)\n'
+        f'  n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n'
+        f"  if [ \"$n\" -lt {failures} ]; then\n"
+        '    fd=$(printf "%s\\n" "$@" | grep -A1 -x -- --info-fd | tail -1)\n'
+        '    echo \'{"child-pid": 1}\' >&"$fd"\n'
+        "    echo \"bwrap: Can't remount readonly on /gone: No such file or directory\" >&2\n"
+        "    exit 1\n"
+        "  fi;;\n"
+        "esac\n"
+        f'exec {real} "$@"\n',
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_holder_that_dies_in_its_set_up_is_made_again(tmp_path: Path) -> None:
+    """On a busy machine bwrap can report the holder's PID and then fail its set-up; the first
+    command of the page then met 'nsenter: cannot open /proc/N/ns/net'. The holder now says
+    when it runs, and one that died is made again."""
+    require_tool("bwrap", isolation.BWRAP_HINT)
+    box = tmp_path / "sandbox"
+    box.mkdir()
+    isolation.hand_over(box)
+    jail = Jail(box, deadline=time.monotonic() + 120, bwrap=_flaky_bwrap(tmp_path, 2))
+    try:
+        done = sh(jail, "echo in the jail")
+    finally:
+        jail.close()
+    assert (done.returncode, done.stdout) == (0, "in the jail\n"), done.stderr
+    assert (tmp_path / "holder-starts").read_text().strip() == "3"
+
+
+def test_a_holder_that_never_starts_is_a_jail_error_with_bwraps_words(tmp_path: Path) -> None:
+    require_tool("bwrap", isolation.BWRAP_HINT)
+    box = tmp_path / "sandbox"
+    box.mkdir()
+    jail = Jail(box, deadline=time.monotonic() + 120, bwrap=_flaky_bwrap(tmp_path, 99))
+    with pytest.raises(JailError, match="could not make a network namespace: bwrap: Can't remount"):
+        sh(jail, "true")
+    jail.close()
+    assert (tmp_path / "holder-starts").read_text().strip() == str(isolation.HOLDER_TRIES)
+
+
+def test_a_holder_that_died_later_is_named_not_left_to_nsenter(jail: Jail) -> None:
+    assert sh(jail, "true").returncode == 0
+    assert jail._holder is not None
+    isolation._kill_group(jail._holder)
+    with pytest.raises(JailError, match="network namespace went away"):
+        sh(jail, "true")

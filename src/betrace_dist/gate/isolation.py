@@ -37,6 +37,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
 from . import profile, python_minimum, safefs
@@ -53,6 +54,9 @@ PROCESS_LIMIT = 1024
 PAGE_MEMORY = 6 * 1024 * 1024 * 1024
 #: Size of each RAM-backed folder of the jail (its /tmp and /dev/shm).
 TMPFS_SIZE = 256 * 1024 * 1024
+#: Attempts at the holder of a page's network namespace, and how long each may take to start.
+HOLDER_TRIES = 3
+HOLDER_START_TIMEOUT = 30.0
 #: The user a page runs as: nobody. Root without capabilities could still write /proc/sys
 #: (core_pattern runs a program as the host's root) and read root's files; nobody cannot.
 PAGE_UID = PAGE_GID = 65534
@@ -289,30 +293,59 @@ class Jail:
         return [*argv, "--chdir", str(cwd)]
 
     def _network(self) -> str:
-        """The page's network namespace: made once by a holder process that only sleeps."""
+        """The page's network namespace: made once by a holder process that only sleeps.
+
+        bubblewrap reports the holder's PID as soon as it is cloned, before its set-up (mounts,
+        loopback) is done, and a set-up can fail on a busy machine (a mount that goes away while
+        it is remounted read-only). So the holder says "ready" only when it runs, and a holder
+        that died first is made again, at most HOLDER_TRIES times, then the error is bwrap's."""
         if self._netns is None:
-            read, write = os.pipe()
-            holder = [self.bwrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid"]
-            holder += ["--die-with-parent", "--info-fd", str(write), _program("sleep")]
-            self._holder = subprocess.Popen(
-                [*holder, "infinity"],
-                env=OUTER_ENV,
-                pass_fds=(write,),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            os.close(write)
-            with os.fdopen(read, "rb") as info:
-                text = info.read(4096).decode("utf-8", "replace")
-            try:
-                child = json.loads(text)["child-pid"]
-            except (ValueError, KeyError):
-                raise JailError(f"bubblewrap could not make a network namespace: {text}") from None
-            self._netns = f"/proc/{child}/ns/net"
-            self._cgroups = _cgroups(f"betrace-page-{os.getpid()}-{child}")
+            said = ""
+            for _ in range(HOLDER_TRIES):
+                child, said = self._start_holder()
+                if child is not None:
+                    self._netns = f"/proc/{child}/ns/net"
+                    self._cgroups = _cgroups(f"betrace-page-{os.getpid()}-{child}")
+                    break
+            else:
+                raise JailError(f"bubblewrap could not make a network namespace: {said}")
+        assert self._netns is not None
+        if self._holder is not None and self._holder.poll() is not None:
+            raise JailError("the page's network namespace went away (its holder process died)")
         return self._netns
+
+    def _start_holder(self) -> tuple[int | None, str]:
+        """Start the holder; its namespace PID once it runs, or None and what bwrap said."""
+        read, write = os.pipe()
+        holder = [self.bwrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid"]
+        holder += ["--die-with-parent", "--info-fd", str(write), _program("sh"), "-c"]
+        proc = subprocess.Popen(
+            [*holder, f"echo ready && exec {_program('sleep')} infinity"],
+            env=OUTER_ENV,
+            pass_fds=(write,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        os.close(write)
+        assert proc.stdout is not None and proc.stderr is not None
+        with os.fdopen(read, "rb") as info:
+            text = info.read(4096).decode("utf-8", "replace")
+        ready = _read_line(proc.stdout, HOLDER_START_TIMEOUT)
+        proc.stdout.close()
+        try:
+            child = int(json.loads(text)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            child = None
+        if ready == b"ready\n" and child is not None and proc.poll() is None:
+            proc.stderr.close()
+            self._holder = proc
+            return child, ""
+        _kill_group(proc)
+        said = proc.stderr.read(4096).decode("utf-8", "replace").strip()
+        proc.stderr.close()
+        return None, said or text.strip() or f"the holder exited with {proc.returncode}"
 
     def wrap(
         self, argv: list[str], cwd: Path, env: dict[str, str], shown: tuple[Path, ...] = ()
@@ -389,6 +422,22 @@ class Jail:
                     time.sleep(0.02)
         self._cgroups = []
         self._netns = None
+
+
+def _read_line(stream: IO[bytes], limit: float) -> bytes:
+    """The first line a process prints, read for at most `limit` seconds (b"" if none)."""
+    got = b""
+    end = time.monotonic() + limit
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        while not got.endswith(b"\n") and len(got) < 64 and time.monotonic() < end:
+            if not sel.select(timeout=max(end - time.monotonic(), 0.01)):
+                continue
+            data = os.read(stream.fileno(), 64)
+            if not data:
+                break
+            got += data
+    return got
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

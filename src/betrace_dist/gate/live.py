@@ -196,6 +196,9 @@ class LiveBackend:
         not wait out the slow stop without an OTLP endpoint, a known issue)."""
         if self.proc is None:
             return
+        if self.proc.poll() is not None:  # reaped: its PID may be another process's by now
+            self.proc = None
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:
