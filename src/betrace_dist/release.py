@@ -497,6 +497,24 @@ class KnownIssue(Sourced):
         default_factory=list,
         description="the pages (under docs/) this issue concerns: each must keep stating it",
     )
+    no_pages_because: str | None = Field(
+        default=None,
+        description="why no page concerns this issue (then `pages` stays empty); an issue "
+        "names its pages or says why it has none",
+    )
+
+    @model_validator(mode="after")
+    def _pages_or_a_reason(self) -> KnownIssue:
+        if not self.pages and not (self.no_pages_because or "").strip():
+            raise ValueError(
+                f"known issue {self.id} names no page: list the pages it concerns (pages:), "
+                "which must each state it, or say why none does (no_pages_because:)"
+            )
+        if self.pages and self.no_pages_because:
+            raise ValueError(
+                f"known issue {self.id} has both pages and no_pages_because: keep one"
+            )
+        return self
 
 
 class Release(Model):
