@@ -348,8 +348,8 @@ def test_a_known_issue_without_pages_or_a_reason_is_refused(
     line = line_containing(path, "- id: editor-workers-sub-path")
     index = _issue_index(release_data, "editor-workers-sub-path")
     assert (
-        f"{path}:{line}: releases[0].known_issues[{index}]: known issue editor-workers-sub-path names "
-        "no page: list the pages it concerns (pages:), which must each state it, or say why "
+        f"{path}:{line}: releases[0].known_issues[{index}]: known issue editor-workers-sub-path "
+        "names no page: list the pages it concerns (pages:), which must each state it, or say why "
         "none does (no_pages_because:)"
     ) in problems(path)
 
@@ -357,11 +357,11 @@ def test_a_known_issue_without_pages_or_a_reason_is_refused(
 def test_a_known_issue_with_pages_and_a_reason_is_refused(
     tmp_path: Path, release_data: ReleaseData
 ) -> None:
-    path = broken(tmp_path, "      - id: editor-workers-sub-path\n",
-                  "      - id: editor-workers-sub-path\n        no_pages_because: none\n")  # fmt: skip
+    new = "      - id: editor-workers-sub-path\n        no_pages_because: none\n"
+    path = broken(tmp_path, "      - id: editor-workers-sub-path\n", new)
     line = line_containing(path, "- id: editor-workers-sub-path")
     index = _issue_index(release_data, "editor-workers-sub-path")
     assert (
-        f"{path}:{line}: releases[0].known_issues[{index}]: known issue editor-workers-sub-path has "
-        "both pages and no_pages_because: keep one"
+        f"{path}:{line}: releases[0].known_issues[{index}]: known issue editor-workers-sub-path "
+        "has both pages and no_pages_because: keep one"
     ) in problems(path)
