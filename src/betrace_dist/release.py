@@ -511,9 +511,7 @@ class KnownIssue(Sourced):
                 "which must each state it, or say why none does (no_pages_because:)"
             )
         if self.pages and self.no_pages_because:
-            raise ValueError(
-                f"known issue {self.id} has both pages and no_pages_because: keep one"
-            )
+            raise ValueError(f"known issue {self.id} has both pages and no_pages_because: keep one")
         return self
 
 

@@ -196,6 +196,28 @@ WRONG_VALUES = [
         id="timeout-in-compose-comment",
     ),
     pytest.param(
+        "nix/modules/betrace-backend.nix",
+        'default = "localhost:4317";',
+        'default = "localhost:4318";',
+        "'localhost:4318' is not the backend's default OTLP endpoint (releases.yaml backend.env "
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        id="otlp-default-in-nix-option",
+    ),
+    pytest.param(
+        "helm/betrace/values.yaml",
+        "Empty leaves the backend default (localhost:4317,",
+        "Empty leaves the backend default (localhost:4318,",
+        "is not the backend's default OTLP endpoint",
+        id="otlp-default-in-values-description",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "/var/lib/grafana/plugins/betrace-app.",
+        "/var/lib/grafana/plugins/betrace-plugin.",
+        "does not name the app by its id (releases.yaml plugin.id = betrace-app",
+        id="plugin-folder-in-compose-comment",
+    ),
+    pytest.param(
         "helm/betrace/README.md",
         "`backend.otlpTimeoutMs` (1000)",
         "`backend.otlpTimeoutMs` (2000)",

@@ -16,6 +16,9 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
   tree) that is no release's `upstream.commit`;
 - a version after "BeTrace", "backend", "plugin", "chart" or "Grafana" that the release data
   does not have for it;
+- an OTLP export timeout (in ms or s, near the variable or option that sets it) that is neither
+  the SDK's default nor the distribution's, and a default OTLP endpoint other than the backend's;
+- the app's page path (`/a/<id>`) or plugin folder with another id than the plugin's;
 - a `BETRACE_*` or `OTEL_*` variable the backend does not read (releases.yaml backend.env), that
   the release data does not name as ignored, and that neither the distribution's artefacts nor
   the text itself defines;
@@ -242,6 +245,38 @@ def _variables(text: str, data: ReleaseData, defined: set[str]) -> Iterator[Prob
             )
 
 
+def _plugin_paths(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """The app's page path (`/a/<id>`) and its folder among Grafana's plugins, by the id."""
+    plugin = data.current.plugin
+    pattern = r"(?<![A-Za-z_/.-])/a/([a-z0-9][a-z0-9-]*)|(?:grafana|public)/plugins/([a-z0-9-]+)"
+    for match in re.finditer(pattern, text):
+        if (match[1] or match[2]) != plugin.id:
+            yield Problem(
+                _line(text, match.start()),
+                f"'{match[0]}' does not name the app by its id (releases.yaml plugin.id = "
+                f"{plugin.id}, plugin.page_path = {plugin.page_path}); write "
+                "{{ release.plugin.page_path }} or {{ release.plugin.id }}",
+            )
+
+
+def _otlp_default(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """The backend's default OTLP endpoint, where a line about it states one."""
+    env = next(e for e in data.current.backend.env if e.name == "OTEL_EXPORTER_OTLP_ENDPOINT")
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        window = " ".join(lines[max(index - 2, 0) : index + 3])  # a Nix option's lines
+        if not (re.search(r"otlp", window, re.I) and re.search(r"\bdefault", window)):
+            continue
+        for match in re.finditer(r"\blocalhost:\d+\b", line):
+            if match[0] != env.default:
+                yield Problem(
+                    index + 1,
+                    f"'{match[0]}' is not the backend's default OTLP endpoint (releases.yaml "
+                    f"backend.env OTEL_EXPORTER_OTLP_ENDPOINT: default {env.default}); write "
+                    '{{ env_default("OTEL_EXPORTER_OTLP_ENDPOINT") }}',
+                )
+
+
 _TIMEOUT_WORDS = re.compile(
     r"OTEL_EXPORTER_OTLP_TIMEOUT|otlpTimeoutMs|otlpExportTimeout|SDK's (own|timeout)|export waits"
 )
@@ -345,6 +380,8 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _commits,
         _versions,
         _otlp_timeouts,
+        _otlp_default,
+        _plugin_paths,
     )
     found = [problem for check in checks for problem in check(text, data)]
     found += _variables(text, data, set(own_variables()))
