@@ -12,19 +12,22 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
   the release's version or its tested minimum;
 - a port in the backend's range (120xx), anywhere, that the backend does not serve;
 - a path under `/v1/` that is no endpoint of the backend (OTLP's own paths aside);
-- a BeTrace commit (after "commit", `rev = "`, `BETRACE_COMMIT`, or in a link to upstream's
-  tree) that is no release's `upstream.commit`;
+- a BeTrace commit (a whole commit id anywhere but in a GitHub Action's pin; a shorter one after
+  "commit", "at", `rev = "`, `BETRACE_COMMIT`, or in a link to upstream's tree) that is no
+  release's `upstream.commit`;
 - a version after "BeTrace", "backend", "plugin", "chart" or "Grafana" that the release data
   does not have for it;
 - an OTLP export timeout (in ms or s, near the variable or option that sets it) that is neither
   the SDK's default nor the distribution's, and a default OTLP endpoint other than the backend's;
+- a stop time of the backend with a number: "N s or more" other than the slow stop's bound,
+  "stops in N s" above the bound with the distribution's export timeout (backend.stop);
 - the app's page path (`/a/<id>`) or plugin folder with another id than the plugin's;
 - a `BETRACE_*` or `OTEL_*` variable the backend does not read (releases.yaml backend.env), that
   the release data does not name as ignored, and that neither the distribution's artefacts nor
   the text itself defines;
 - a size in MiB that is no byte limit of the backend (a limit retyped wrong), where the
   paragraph, list item or table row it stands in speaks of what the backend limits (a body, a
-  request, a rule, the backend); on the pages about the gate itself (docs/contributing/), every
+  batch, a request, a rule, the backend); on the pages about the gate itself (docs/contributing/), every
   size in MiB must be a limit of the backend or one of the gate's own, held to the constants of
   the gate's code.
 """
@@ -140,7 +143,7 @@ def _endpoints(text: str, data: ReleaseData) -> Iterator[Problem]:
         re.compile(re.escape(path).replace(r"\{id\}", r"(?:\{id\}|[^/\s]+)") + r"\Z")
         for path in paths
     ]
-    for match in re.finditer(r"(?<![\w/.-])/v1/[\w{}./-]*[\w}]", text):
+    for match in re.finditer(r"(?<![A-Za-z_/.-])/v1/[\w{}./-]*[\w}]", text):
         path = match[0]
         if path in OTLP_PATHS or any(p.match(path) for p in patterns):
             continue
@@ -153,7 +156,9 @@ def _endpoints(text: str, data: ReleaseData) -> Iterator[Problem]:
 
 _COMMIT = re.compile(
     r"(?:\bcommit\W{0,3}|betrace/(?:blob/|tree/)?|\brev\s*=\s*\"|BETRACE_COMMIT[=:]\s*|\bat\s+`?)"
-    r"([0-9a-f]{7,40})\b",
+    r"([0-9a-f]{7,40})\b"
+    # a whole commit id anywhere, but a GitHub Action's pin (`uses: owner/action@<commit>`)
+    r"|(?<![@\w])([0-9a-f]{40})\b",
     re.IGNORECASE,
 )
 
@@ -161,14 +166,15 @@ _COMMIT = re.compile(
 def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
     commits = [release.upstream.commit for release in data.releases]
     for match in _COMMIT.finditer(text):
-        sha = match[1].lower()
+        group = 1 if match[1] else 2
+        sha = match[group].lower()
         if not (re.search(r"\d", sha) and re.search(r"[a-f]", sha)):
             continue  # hex letters only ("commit added") or a number is no commit
         if any(c.startswith(sha) for c in commits):
             continue
         yield Problem(
-            _line(text, match.start(1)),
-            f"commit {match[1]} is no release's upstream commit (releases.yaml "
+            _line(text, match.start(group)),
+            f"commit {match[group]} is no release's upstream commit (releases.yaml "
             f"releases[].upstream.commit: {', '.join(c[:8] for c in commits)}); write "
             "{{ release.upstream.commit }} or {{ release.upstream.short }}",
         )
@@ -277,6 +283,37 @@ def _otlp_default(text: str, data: ReleaseData) -> Iterator[Problem]:
                 )
 
 
+_SLOW_STOP = re.compile(r"\b(\d+(?:\.\d+)?) ?(?:s|seconds) or (?:more|longer)\b")
+_QUICK_STOP = re.compile(r"\bstops? in (?:about |around |under )?(\d+(?:\.\d+)?) ?(?:s|seconds)\b")
+
+
+def _stop_times(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A stop time of the backend stated with a number: the slow stop (nothing on its OTLP
+    endpoint) as the bound the probe holds it to, a quick one within the bound with the
+    distribution's export timeout (releases.yaml backend.stop)."""
+    stop = data.current.backend.stop
+    for match in _SLOW_STOP.finditer(text):
+        window = text[max(match.start() - 120, 0) : match.end() + 60]
+        if re.search(r"\bstop|\btook\b", window, re.I) and (
+            float(match[1]) != stop.without_listener_at_least
+        ):
+            yield Problem(
+                _line(text, match.start()),
+                f"'{match[0]}': the stop without an OTLP listener is "
+                f"{stop.without_listener_at_least:g} s or more (releases.yaml "
+                "backend.stop.without_listener_at_least); write "
+                "{{ release.backend.stop.without_listener_at_least }}",
+            )
+    for match in _QUICK_STOP.finditer(text):
+        if float(match[1]) > stop.with_distribution_timeout_at_most:
+            yield Problem(
+                _line(text, match.start()),
+                f"'{match[0]}' is longer than the stop with the distribution's export timeout "
+                f"(at most {stop.with_distribution_timeout_at_most:g} s: releases.yaml "
+                "backend.stop.with_distribution_timeout_at_most)",
+            )
+
+
 _TIMEOUT_WORDS = re.compile(
     r"OTEL_EXPORTER_OTLP_TIMEOUT|otlpTimeoutMs|otlpExportTimeout|SDK's (own|timeout)|export waits"
 )
@@ -318,7 +355,9 @@ def _otlp_timeouts(text: str, data: ReleaseData) -> Iterator[Problem]:
                 )
 
 
-_BACKEND_WORDS = re.compile(r"\b(?:bod(?:y|ies)|requests?|rules?|backend|betrace)\b", re.I)
+_BACKEND_WORDS = re.compile(
+    r"\b(?:bod(?:y|ies)|requests?|rules?|backend|betrace|batch(?:es)?)\b", re.I
+)
 _ELEMENT_START = re.compile(r"\s*(?:$|[-*+|#>]|\d+[.)]\s)")
 
 
@@ -382,6 +421,7 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _otlp_timeouts,
         _otlp_default,
         _plugin_paths,
+        _stop_times,
     )
     found = [problem for check in checks for problem in check(text, data)]
     found += _variables(text, data, set(own_variables()))
