@@ -8,8 +8,6 @@ export timeout, stop times, the app's page path and the request body limit."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from betrace_dist import REPO_ROOT

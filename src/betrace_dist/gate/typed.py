@@ -27,9 +27,9 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
   the text itself defines;
 - a size in MiB that is no byte limit of the backend (a limit retyped wrong), where the
   paragraph, list item or table row it stands in speaks of what the backend limits (a body, a
-  batch, a request, a rule, the backend); on the pages about the gate itself (docs/contributing/), every
-  size in MiB must be a limit of the backend or one of the gate's own, held to the constants of
-  the gate's code.
+  batch, a request, a rule, the backend); on the pages about the gate itself
+  (docs/contributing/), every size in MiB must be a limit of the backend or one of the gate's
+  own, held to the constants of the gate's code.
 """
 
 from __future__ import annotations
