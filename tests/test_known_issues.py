@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import REPO_ROOT
+from betrace_dist.gate.claims import unstated_issues
 from betrace_dist.gate.render import RenderError, Site
 from betrace_dist.release import ReleaseData
 
@@ -69,3 +70,41 @@ def test_the_known_issues_page_lists_every_issue(release_data: ReleaseData) -> N
 
 def test_the_known_issues_page_is_in_the_navigation() -> None:
     assert "reference/known-issues.md" in (REPO_ROOT / "mkdocs.yml").read_text()
+
+
+def _concerned(release_data: ReleaseData) -> list[tuple[str, str]]:
+    return [(i.id, page) for i in release_data.current.known_issues for page in i.pages]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    return site_with(tmp_path_factory.mktemp("site"))
+
+
+def test_every_concerned_page_states_its_known_issue_through_the_macro(
+    release_data: ReleaseData,
+) -> None:
+    pairs = _concerned(release_data)
+    assert len(pairs) >= 20, pairs
+    site = Site(REPO_ROOT / "mkdocs.yml")
+    for page in sorted({page for _, page in pairs}):
+        text = site.render(site.docs_dir / page).text
+        assert unstated_issues(text, page, release_data.current) == [], page
+
+
+def test_a_concerned_page_without_its_known_issue_fails(
+    site: Site, release_data: ReleaseData
+) -> None:
+    """For every page a known issue names, the page with that issue's macro call taken out (the
+    rest as it is) fails the gate's check at line 1, naming the issue."""
+    for issue_id, page in _concerned(release_data):
+        source = (REPO_ROOT / "docs" / page).read_text(encoding="utf-8")
+        call = f'{{{{ known_issue("{issue_id}") }}}}'
+        assert call in source, f"{page} states {issue_id} without known_issue(): update this test"
+        target = site.docs_dir / page
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source.replace(call, ""), encoding="utf-8")
+        found = unstated_issues(site.render(target).text, page, release_data.current)
+        assert [p.line for p in found] == [1], (issue_id, page, found)
+        assert f"known issue {issue_id} of BeTrace" in found[0].reason
+        assert f'add {{{{ known_issue("{issue_id}") }}}}' in found[0].reason

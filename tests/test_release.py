@@ -328,3 +328,40 @@ def test_a_target_naming_an_unknown_known_issue_is_refused(tmp_path: Path) -> No
         f"{path}:{line}: releases[0]: targets name unknown known issues: editor-workers-subpath"
         in problems(path)
     )
+
+
+def test_every_known_issue_names_its_pages_or_says_why_none(release_data: ReleaseData) -> None:
+    for issue in release_data.current.known_issues:
+        assert issue.pages or issue.no_pages_because, issue.id
+
+
+def _issue_index(release_data: ReleaseData, issue_id: str) -> int:
+    return [issue.id for issue in release_data.current.known_issues].index(issue_id)
+
+
+def test_a_known_issue_without_pages_or_a_reason_is_refused(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
+    old = "        pages: [guides/add-betrace-to-an-existing-grafana.md]\n"
+    path = broken(tmp_path, "      - id: editor-workers-sub-path\n" + old,
+                  "      - id: editor-workers-sub-path\n")  # fmt: skip
+    line = line_containing(path, "- id: editor-workers-sub-path")
+    index = _issue_index(release_data, "editor-workers-sub-path")
+    assert (
+        f"{path}:{line}: releases[0].known_issues[{index}]: known issue editor-workers-sub-path "
+        "names no page: list the pages it concerns (pages:), which must each state it, or say why "
+        "none does (no_pages_because:)"
+    ) in problems(path)
+
+
+def test_a_known_issue_with_pages_and_a_reason_is_refused(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
+    new = "      - id: editor-workers-sub-path\n        no_pages_because: none\n"
+    path = broken(tmp_path, "      - id: editor-workers-sub-path\n", new)
+    line = line_containing(path, "- id: editor-workers-sub-path")
+    index = _issue_index(release_data, "editor-workers-sub-path")
+    assert (
+        f"{path}:{line}: releases[0].known_issues[{index}]: known issue editor-workers-sub-path "
+        "has both pages and no_pages_because: keep one"
+    ) in problems(path)

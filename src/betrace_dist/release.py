@@ -396,6 +396,20 @@ class Cors(Sourced):
     allow_headers: list[str] = Field(min_length=1)
 
 
+class StopTimes(Sourced):
+    """Seconds the backend takes to stop on SIGTERM right after API traffic: the probe stop-time
+    holds each of its runs to these bounds, and texts that state a stop time are held to them."""
+
+    with_receiver_at_most: int = Field(gt=0, description="something receives its OTLP")
+    without_listener_at_least: int = Field(
+        gt=0, description="nothing listens on its OTLP endpoint, no export timeout set"
+    )
+    with_distribution_timeout_at_most: int = Field(
+        gt=0,
+        description="nothing listens, OTEL_EXPORTER_OTLP_TIMEOUT at the distribution's default",
+    )
+
+
 class SdkEnv(Sourced):
     pattern: str = Field(pattern=r"^[A-Z][A-Z0-9_]*_\*$")
     meaning: str
@@ -414,6 +428,7 @@ class Backend(Sourced):
     endpoints: list[Endpoint] = Field(min_length=1)
     limits: list[Limit] = Field(min_length=1)
     env: list[EnvVar] = Field(min_length=1)
+    stop: StopTimes
     sdk_env: SdkEnv
     not_read: list[EnvName] = Field(default_factory=list)
     not_read_source: Sourced
@@ -497,6 +512,22 @@ class KnownIssue(Sourced):
         default_factory=list,
         description="the pages (under docs/) this issue concerns: each must keep stating it",
     )
+    no_pages_because: str | None = Field(
+        default=None,
+        description="why no page concerns this issue (then `pages` stays empty); an issue "
+        "names its pages or says why it has none",
+    )
+
+    @model_validator(mode="after")
+    def _pages_or_a_reason(self) -> KnownIssue:
+        if not self.pages and not (self.no_pages_because or "").strip():
+            raise ValueError(
+                f"known issue {self.id} names no page: list the pages it concerns (pages:), "
+                "which must each state it, or say why none does (no_pages_because:)"
+            )
+        if self.pages and self.no_pages_because:
+            raise ValueError(f"known issue {self.id} has both pages and no_pages_because: keep one")
+        return self
 
 
 class Release(Model):

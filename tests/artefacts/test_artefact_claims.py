@@ -66,6 +66,14 @@ OLD_WORDINGS = [
     ),
     pytest.param(
         "docker/docker-compose.yml",
+        "# 12011: REST API, /v1/health, /v1/ready and /metrics, published for",
+        "# 12011: REST API, /v1/health, /v1/ready and /metrics. Grafana's app calls it from the\n"
+        "      # browser, so it has to be published for",
+        "plugin proxy, from Grafana's server",
+        id="compose-app-calls-backend-from-browser",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
         "and an observability\n# stack (",
         "and the observability\n# stack the backend reports to (",
         "nothing to Loki or Pyroscope",
@@ -97,23 +105,129 @@ def test_the_artefacts_type_no_wrong_value(release_data: ReleaseData) -> None:
     assert artefact_typed_values(REPO_ROOT, release_data) == []
 
 
-@pytest.mark.parametrize(
-    ("relative", "now", "wrong", "reason"),
-    [
-        (
-            "helm/betrace/README.md",
-            "svc:12011",
-            "svc:12013",
-            "not a port of the backend",
-        ),
-        (
-            "docker/docker-compose.yml",
-            "ghcr.io/betrace-hq/betrace/backend:2.0.0",
-            "ghcr.io/betrace-hq/betrace/backend:1.9.0",
-            "has a tag no release has",
-        ),
-    ],
-)
+#: One wrong value per class of fact the artefacts' prose states, in each kind of text (chart
+#: README, values descriptions, templates' comments, Compose comments, .env.example, Nix
+#: descriptions and comments): written into a copy of its file, it fails at its file:LINE and
+#: names the releases.yaml field it should come from.
+WRONG_VALUES = [
+    pytest.param(
+        "helm/betrace/README.md",
+        "svc:12011",
+        "svc:12013",
+        "not a port of the backend (releases.yaml backend.ports.http.port",
+        id="port-after-colon",
+    ),
+    pytest.param(
+        "nix/pkgs/by-name/be/betrace-backend/package.nix",
+        "metrics on port 12011 and gRPC",
+        "metrics on port 12021 and gRPC",
+        "port 12021 is not a port of the backend",
+        id="port-in-nix-description",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "# 12011: REST API",
+        "# 12010: REST API",
+        "port 12010 is not a port of the backend",
+        id="port-in-compose-comment",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "ghcr.io/betrace-hq/betrace/backend:2.0.0",
+        "ghcr.io/betrace-hq/betrace/backend:1.9.0",
+        "has a tag no release has",
+        id="image-tag",
+    ),
+    pytest.param(
+        "helm/betrace/README.md",
+        "The liveness probe calls `/v1/health`",
+        "The liveness probe calls `/v1/healthz`",
+        "'/v1/healthz' is no endpoint of the backend (releases.yaml backend.endpoints[].path",
+        id="endpoint-in-readme",
+    ),
+    pytest.param(
+        "docker/.env.example",
+        "(REST, /v1/health,",
+        "(REST, /v1/status,",
+        "'/v1/status' is no endpoint of the backend",
+        id="endpoint-in-env-example",
+    ),
+    pytest.param(
+        "helm/betrace/templates/backend-deployment.yaml",
+        "health_service.go at c5f17ae4",
+        "health_service.go at c5f17ae5",
+        "commit c5f17ae5 is no release's upstream commit (releases.yaml releases[].upstream.commit",
+        id="commit-in-template-comment",
+    ),
+    pytest.param(
+        "helm/betrace/README.md",
+        "since chart 1.1.0",
+        "since chart 1.0.9",
+        "1.0.9 is no version of it in releases.yaml (releases[].chart.version",
+        id="chart-version-in-readme",
+    ),
+    pytest.param(
+        "helm/betrace/values.yaml",
+        "gRPC API (BETRACE_PORT_GRPC)",
+        "gRPC API (BETRACE_GRPC_PORT)",
+        "BETRACE_GRPC_PORT is no variable the backend reads (releases.yaml backend.env",
+        id="variable-in-values-description",
+    ),
+    pytest.param(
+        "nix/modules/betrace-backend.nix",
+        "telemetry (OTEL_EXPORTER_OTLP_TIMEOUT).",
+        "telemetry (OTEL_EXPORTER_TIMEOUT).",
+        "OTEL_EXPORTER_TIMEOUT is no variable the backend reads",
+        id="variable-in-nix-description",
+    ),
+    pytest.param(
+        "nix/modules/betrace-backend.nix",
+        "the SDK's own 10000 made",
+        "the SDK's own 5000 made",
+        "'own 5000' is no OTLP export timeout of releases.yaml (backend.env "
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        id="timeout-in-nix-comment",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "(each export waits 10 s)",
+        "(each export waits 30 s)",
+        "'waits 30 s' is no OTLP export timeout",
+        id="timeout-in-compose-comment",
+    ),
+    pytest.param(
+        "nix/modules/betrace-backend.nix",
+        'default = "localhost:4317";',
+        'default = "localhost:4318";',
+        "'localhost:4318' is not the backend's default OTLP endpoint (releases.yaml backend.env "
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        id="otlp-default-in-nix-option",
+    ),
+    pytest.param(
+        "helm/betrace/values.yaml",
+        "Empty leaves the backend default (localhost:4317,",
+        "Empty leaves the backend default (localhost:4318,",
+        "is not the backend's default OTLP endpoint",
+        id="otlp-default-in-values-description",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "/var/lib/grafana/plugins/betrace-app.",
+        "/var/lib/grafana/plugins/betrace-plugin.",
+        "does not name the app by its id (releases.yaml plugin.id = betrace-app",
+        id="plugin-folder-in-compose-comment",
+    ),
+    pytest.param(
+        "helm/betrace/README.md",
+        "`backend.otlpTimeoutMs` (1000)",
+        "`backend.otlpTimeoutMs` (2000)",
+        "is no OTLP export timeout",
+        id="timeout-in-readme",
+    ),
+]
+
+
+@pytest.mark.parametrize(("relative", "now", "wrong", "reason"), WRONG_VALUES)
 def test_a_wrong_value_typed_in_an_artefact_fails_at_its_line(
     relative: str, now: str, wrong: str, reason: str, tmp_path: Path, release_data: ReleaseData
 ) -> None:
@@ -124,4 +238,4 @@ def test_a_wrong_value_typed_in_an_artefact_fails_at_its_line(
     target.write_text(text.replace(now, wrong, 1), encoding="utf-8")
     line = text[: text.index(now)].count("\n") + 1
     found = artefact_typed_values(tmp_path, release_data)
-    assert any(f.startswith(f"{relative}:{line}: ") and reason in f for f in found), found
+    assert any(f.startswith(f"{relative}:{line}: ") and reason in f for f in found), (line, found)

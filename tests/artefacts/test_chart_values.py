@@ -18,6 +18,7 @@ from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import chart_values
 from betrace_dist.artefacts.chart_policy import Helm, HelmError
 from betrace_dist.errors import ProblemsError
+from betrace_dist.release import ReleaseData
 
 CHART = REPO_ROOT / "helm" / "betrace"
 
@@ -277,3 +278,30 @@ def test_values_that_are_not_a_mapping_fail(chart: Path) -> None:
     (chart / "values.yaml").write_text("- a list\n", encoding="utf-8")
     with pytest.raises(ProblemsError, match=r"values\.yaml:1: values\.yaml is not a mapping"):
         chart_values.parse_values(chart)
+
+
+def _limits(release_data: ReleaseData) -> dict[str, int]:
+    return {limit.name: limit.value for limit in release_data.current.backend.limits}
+
+
+def test_the_rules_schema_holds_the_backends_limits(release_data: ReleaseData) -> None:
+    doc = chart_values.parse_values(CHART)
+    assert chart_values.limit_problems(doc, _limits(release_data)) == []
+
+
+def test_a_rule_name_length_other_than_the_backends_fails_at_its_line(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
+    chart = tmp_path / "betrace"
+    shutil.copytree(CHART, chart)
+    values = chart / "values.yaml"
+    text = values.read_text(encoding="utf-8")
+    now = '"maxLength": 256}'
+    assert text.count(now) == 1, "values.yaml changed: update this test"
+    values.write_text(text.replace(now, '"maxLength": 300}'), encoding="utf-8")
+    line = text[: text.index("  rules: []")].count("\n") + 1
+    problems = chart_values.limit_problems(chart_values.parse_values(chart), _limits(release_data))
+    assert problems == [
+        f"{values}:{line}: backend.rules[].name has maxLength 300, but the backend's limit is "
+        "256 (releases.yaml backend.limits rule_name)"
+    ]

@@ -366,6 +366,30 @@ def stale_files(chart_dir: Path) -> list[str]:
     return out
 
 
+#: Lengths the values schema holds a rule's fields to, and the backend's limit each one is
+#: (releases.yaml backend.limits): a rule the schema lets through the backend also takes.
+RULE_FIELD_LIMITS = {"name": "rule_name"}
+
+
+def limit_problems(doc: ValuesDoc, limits: dict[str, int]) -> list[str]:
+    """`values.yaml:LINE: ...` where a rule field's maxLength in the schema is not the backend's
+    limit for it (`limits`: releases.yaml backend.limits, by name)."""
+    out = []
+    for param in doc.walk():
+        if param.path != "backend.rules":
+            continue
+        fields = param.extra.get("items", {}).get("properties", {})
+        for name, limit in RULE_FIELD_LIMITS.items():
+            found = fields.get(name, {}).get("maxLength")
+            if found != limits[limit]:
+                out.append(
+                    f"{doc.path}:{param.line}: backend.rules[].{name} has maxLength {found}, "
+                    f"but the backend's limit is {limits[limit]} (releases.yaml backend.limits "
+                    f"{limit})"
+                )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m betrace_dist.artefacts.chart_values",

@@ -10,19 +10,35 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
   (Grafana may also name a version the plugin is tested with);
 - `--version X` for the BeTrace chart that no release has, or for the Grafana chart other than
   the release's version or its tested minimum;
-- a port in the backend's range (120xx) written after `:` or `=` that the backend does not serve;
+- a port in the backend's range (120xx), anywhere, that the backend does not serve;
+- a path under `/v1/` that is no endpoint of the backend (OTLP's own paths aside);
+- a BeTrace commit (a whole commit id anywhere but in a GitHub Action's pin; a shorter one after
+  "commit", "at", `rev = "`, `BETRACE_COMMIT`, or in a link to upstream's tree) that is no
+  release's `upstream.commit`;
+- a version after "BeTrace", "backend", "plugin", "chart" or "Grafana" that the release data
+  does not have for it;
+- an OTLP export timeout (in ms or s, near the variable or option that sets it) that is neither
+  the SDK's default nor the distribution's, and a default OTLP endpoint other than the backend's;
+- a stop time of the backend with a number: "N s or more" other than the slow stop's bound,
+  "stops in N s" above the bound with the distribution's export timeout (backend.stop);
+- the app's page path (`/a/<id>`) or plugin folder with another id than the plugin's;
+- a `BETRACE_*` or `OTEL_*` variable the backend does not read (releases.yaml backend.env), that
+  the release data does not name as ignored, and that neither the distribution's artefacts nor
+  the text itself defines;
 - a size in MiB that is no byte limit of the backend (a limit retyped wrong), where the
   paragraph, list item or table row it stands in speaks of what the backend limits (a body, a
-  request, a rule, the backend); on the pages about the gate itself (docs/contributing/), every
-  size in MiB must be a limit of the backend or one of the gate's own, held to the constants of
-  the gate's code.
+  batch, a request, a rule, the backend); on the pages about the gate itself
+  (docs/contributing/), every size in MiB must be a limit of the backend or one of the gate's
+  own, held to the constants of the gate's code.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
+from .. import REPO_ROOT
 from ..release import ReleaseData
 from ..site.tables import amount
 from . import isolation, safefs, session
@@ -105,17 +121,243 @@ def _chart_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
 
 
 def _ports(text: str, data: ReleaseData) -> Iterator[Problem]:
-    served = {str(port.port) for port in data.current.backend.ports.values()}
-    for match in re.finditer(r"(?<=[:=])\"?(120\d\d)\b", text):
+    ports = data.current.backend.ports
+    served = {str(port.port) for port in ports.values()}
+    fields = ", ".join(f"backend.ports.{name}.port = {port.port}" for name, port in ports.items())
+    for match in re.finditer(r"(?<![\w.-])(120\d\d)(?![\w.-]*\d)", text):
         if match[1] not in served:
             yield Problem(
                 _line(text, match.start()),
-                f"port {match[1]} is not a port of the backend ({', '.join(sorted(served))}); "
+                f"port {match[1]} is not a port of the backend (releases.yaml {fields}); "
                 'write {{ port("http") }} or {{ port("grpc") }}',
             )
 
 
-_BACKEND_WORDS = re.compile(r"\b(?:bod(?:y|ies)|requests?|rules?|backend|betrace)\b", re.I)
+#: OTLP's own HTTP paths (the collector's, not the backend's), which texts name as such
+OTLP_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
+
+
+def _endpoints(text: str, data: ReleaseData) -> Iterator[Problem]:
+    paths = sorted({e.path for e in data.current.backend.endpoints if e.path.startswith("/v1/")})
+    patterns = [
+        re.compile(re.escape(path).replace(r"\{id\}", r"(?:\{id\}|[^/\s]+)") + r"\Z")
+        for path in paths
+    ]
+    for match in re.finditer(r"(?<![A-Za-z_/.-])/v1/[\w{}./-]*[\w}]", text):
+        path = match[0]
+        if path in OTLP_PATHS or any(p.match(path) for p in patterns):
+            continue
+        yield Problem(
+            _line(text, match.start()),
+            f"'{path}' is no endpoint of the backend (releases.yaml backend.endpoints[].path: "
+            f'{", ".join(paths)}); write {{{{ endpoint("<path>") }}}}',
+        )
+
+
+_COMMIT = re.compile(
+    r"(?:\bcommit\W{0,3}|betrace/(?:blob/|tree/)?|\brev\s*=\s*\"|BETRACE_COMMIT[=:]\s*|\bat\s+`?)"
+    r"([0-9a-f]{7,40})\b"
+    # a whole commit id anywhere, but a GitHub Action's pin (`uses: owner/action@<commit>`)
+    r"|(?<![@\w])([0-9a-f]{40})\b",
+    re.IGNORECASE,
+)
+
+
+def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
+    commits = [release.upstream.commit for release in data.releases]
+    for match in _COMMIT.finditer(text):
+        group = 1 if match[1] else 2
+        sha = match[group].lower()
+        if not (re.search(r"\d", sha) and re.search(r"[a-f]", sha)):
+            continue  # hex letters only ("commit added") or a number is no commit
+        if any(c.startswith(sha) for c in commits):
+            continue
+        yield Problem(
+            _line(text, match.start(group)),
+            f"commit {match[group]} is no release's upstream commit (releases.yaml "
+            f"releases[].upstream.commit: {', '.join(c[:8] for c in commits)}); write "
+            "{{ release.upstream.commit }} or {{ release.upstream.short }}",
+        )
+
+
+def _known_versions(data: ReleaseData) -> dict[str, tuple[set[str], str]]:
+    """What each word may be followed by as a version, and the releases.yaml fields it is from."""
+    r, history = data.current, data.releases
+    chart = r.grafana_chart
+    grafana = {str(v) for v in (r.grafana.minimum, *r.grafana.tested, chart.app_version)}
+    grafana.add(r.observability.grafana.tag)
+    return {
+        "betrace": (
+            {str(v) for x in history for v in (x.version, x.backend.version)},
+            "releases[].version, releases[].backend.version",
+        ),
+        "backend": ({str(x.backend.version) for x in history}, "releases[].backend.version"),
+        "plugin": ({str(x.plugin.version) for x in history}, "releases[].plugin.version"),
+        "chart": (
+            {str(x.chart.version) for x in history}
+            | {str(chart.version), *([str(chart.minimum)] if chart.minimum else [])},
+            "releases[].chart.version, grafana_chart.version, grafana_chart.minimum",
+        ),
+        "grafana": (
+            grafana,
+            "grafana.minimum, grafana.tested, grafana_chart.app_version, observability.grafana",
+        ),
+    }
+
+
+def _versions(text: str, data: ReleaseData) -> Iterator[Problem]:
+    known = _known_versions(data)
+    words = "|".join(known)
+    pattern = rf"\b({words})(?: version)? v?(\d+\.\d+\.\d+)(?![\w.-]*\w)"
+    for match in re.finditer(pattern, text, re.IGNORECASE):
+        allowed, fields = known[match[1].lower()]
+        if match[2] not in allowed:
+            yield Problem(
+                _line(text, match.start(2)),
+                f"'{match[0]}': {match[2]} is no version of it in releases.yaml ({fields}: "
+                f"{', '.join(sorted(allowed))}); write it with a macro such as "
+                "{{ release.version }}",
+            )
+
+
+_VARIABLE = re.compile(r"\b(?:BETRACE|OTEL)_[A-Z0-9_]*[A-Z0-9]\b")
+#: how a text defines a variable of its own: an assignment, an export, an ARG or ENV of a
+#: Dockerfile, a ${NAME} or ${NAME:-default} a shell or Compose expands, a Compose key
+_DEFINED = re.compile(
+    r"(?:\b(?:export|ARG|ENV)\s+|\$\{|^\s*-?\s*\"?)((?:BETRACE|OTEL)_[A-Z0-9_]*[A-Z0-9])"
+    r"(?=[=:}]|\b:-)",
+    re.MULTILINE,
+)
+
+
+def defined_variables(text: str) -> set[str]:
+    """The BETRACE_*/OTEL_* variables a text defines or expands itself."""
+    return set(_DEFINED.findall(text))
+
+
+def _variables(text: str, data: ReleaseData, defined: set[str]) -> Iterator[Problem]:
+    backend = data.current.backend
+    read = {env.name for env in backend.env}
+    named = read | set(backend.not_read) | set(_VARIABLE.findall(backend.sdk_env.meaning))
+    allowed = named | defined | defined_variables(text)
+    for match in _VARIABLE.finditer(text):
+        if match[0] not in allowed:
+            yield Problem(
+                _line(text, match.start()),
+                f"{match[0]} is no variable the backend reads (releases.yaml backend.env: "
+                f"{', '.join(sorted(read))}), nor one it names as ignored (backend.not_read, "
+                "backend.sdk_env), nor one this text or the distribution's artefacts define; "
+                'write {{ env_var("<name>") }}',
+            )
+
+
+def _plugin_paths(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """The app's page path (`/a/<id>`) and its folder among Grafana's plugins, by the id."""
+    plugin = data.current.plugin
+    pattern = r"(?<![A-Za-z_/.-])/a/([a-z0-9][a-z0-9-]*)|(?:grafana|public)/plugins/([a-z0-9-]+)"
+    for match in re.finditer(pattern, text):
+        if (match[1] or match[2]) != plugin.id:
+            yield Problem(
+                _line(text, match.start()),
+                f"'{match[0]}' does not name the app by its id (releases.yaml plugin.id = "
+                f"{plugin.id}, plugin.page_path = {plugin.page_path}); write "
+                "{{ release.plugin.page_path }} or {{ release.plugin.id }}",
+            )
+
+
+def _otlp_default(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """The backend's default OTLP endpoint, where a line about it states one."""
+    env = next(e for e in data.current.backend.env if e.name == "OTEL_EXPORTER_OTLP_ENDPOINT")
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        window = " ".join(lines[max(index - 2, 0) : index + 3])  # a Nix option's lines
+        if not (re.search(r"otlp", window, re.I) and re.search(r"\bdefault", window)):
+            continue
+        for match in re.finditer(r"\blocalhost:\d+\b", line):
+            if match[0] != env.default:
+                yield Problem(
+                    index + 1,
+                    f"'{match[0]}' is not the backend's default OTLP endpoint (releases.yaml "
+                    f"backend.env OTEL_EXPORTER_OTLP_ENDPOINT: default {env.default}); write "
+                    '{{ env_default("OTEL_EXPORTER_OTLP_ENDPOINT") }}',
+                )
+
+
+_SLOW_STOP = re.compile(r"\b(\d+(?:\.\d+)?) ?(?:s|seconds) or (?:more|longer)\b")
+_QUICK_STOP = re.compile(r"\bstops? in (?:about |around |under )?(\d+(?:\.\d+)?) ?(?:s|seconds)\b")
+
+
+def _stop_times(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A stop time of the backend stated with a number: the slow stop (nothing on its OTLP
+    endpoint) as the bound the probe holds it to, a quick one within the bound with the
+    distribution's export timeout (releases.yaml backend.stop)."""
+    stop = data.current.backend.stop
+    for match in _SLOW_STOP.finditer(text):
+        window = text[max(match.start() - 120, 0) : match.end() + 60]
+        if re.search(r"\bstop|\btook\b", window, re.I) and (
+            float(match[1]) != stop.without_listener_at_least
+        ):
+            yield Problem(
+                _line(text, match.start()),
+                f"'{match[0]}': the stop without an OTLP listener is "
+                f"{stop.without_listener_at_least:g} s or more (releases.yaml "
+                "backend.stop.without_listener_at_least); write "
+                "{{ release.backend.stop.without_listener_at_least }}",
+            )
+    for match in _QUICK_STOP.finditer(text):
+        if float(match[1]) > stop.with_distribution_timeout_at_most:
+            yield Problem(
+                _line(text, match.start()),
+                f"'{match[0]}' is longer than the stop with the distribution's export timeout "
+                f"(at most {stop.with_distribution_timeout_at_most:g} s: releases.yaml "
+                "backend.stop.with_distribution_timeout_at_most)",
+            )
+
+
+_TIMEOUT_WORDS = re.compile(
+    r"OTEL_EXPORTER_OTLP_TIMEOUT|otlpTimeoutMs|otlpExportTimeout|SDK's (own|timeout)|export waits"
+)
+_TIMEOUT_VALUES = (
+    (re.compile(r"\b(\d+) ?(?:ms|milliseconds)\b"), 1),
+    (re.compile(r"(?:\b(?:set|with|to|own)|Timeout(?:Ms)?`? \(|TIMEOUT`? \()\s*`?(\d{3,})\b"), 1),
+    (re.compile(r"\b(\d+) ?(?:s|seconds) by default|\bwaits (\d+) ?(?:s|seconds)\b"), 1000),
+)
+
+
+def _timeout_values(line: str) -> Iterator[tuple[int, str, int]]:
+    """(offset, words, milliseconds) of each export timeout a line states."""
+    seen = set()
+    for pattern, factor in _TIMEOUT_VALUES:
+        for match in pattern.finditer(line):
+            group = next(n for n in range(1, len(match.groups()) + 1) if match[n])
+            if match.start(group) not in seen:
+                seen.add(match.start(group))
+                yield match.start(group), match[0].strip(), int(match[group]) * factor
+
+
+def _otlp_timeouts(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A timeout of the backend's OTLP exports, typed near the variable or option that sets it,
+    that is neither the SDK's default nor the distribution's (releases.yaml backend.env)."""
+    env = next(e for e in data.current.backend.env if e.name == "OTEL_EXPORTER_OTLP_TIMEOUT")
+    allowed = {int(value) for value in (env.default, env.distribution_default) if value}
+    macro = '{{ env_default("OTEL_EXPORTER_OTLP_TIMEOUT") }}'
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if not _TIMEOUT_WORDS.search(" ".join(lines[max(index - 1, 0) : index + 2])):
+            continue
+        for _, words, value in _timeout_values(line):
+            if value not in allowed:
+                yield Problem(
+                    index + 1,
+                    f"'{words}' is no OTLP export timeout of releases.yaml (backend.env "
+                    f"OTEL_EXPORTER_OTLP_TIMEOUT: default {env.default} ms, "
+                    f"distribution_default {env.distribution_default} ms); write {macro}",
+                )
+
+
+_BACKEND_WORDS = re.compile(
+    r"\b(?:bod(?:y|ies)|requests?|rules?|backend|betrace|batch(?:es)?)\b", re.I
+)
 _ELEMENT_START = re.compile(r"\s*(?:$|[-*+|#>]|\d+[.)]\s)")
 
 
@@ -151,9 +393,36 @@ def _sizes(text: str, data: ReleaseData, about_the_gate: bool) -> Iterator[Probl
             )
 
 
+@functools.cache
+def own_variables() -> frozenset[str]:
+    """The variables the distribution itself defines: in its artefacts (Compose, Dockerfiles,
+    scripts, Nix) and in its own code (the gate's settings, such as BETRACE_REQUIRE_TOOLS)."""
+    names: set[str] = set()
+    for folder, pattern in (("docker", "*"), ("nix", "*.nix"), ("helm", "*.yaml")):
+        for path in sorted((REPO_ROOT / folder).rglob(pattern)):
+            if path.is_file():
+                names |= defined_variables(path.read_text(encoding="utf-8", errors="replace"))
+    for path in sorted((REPO_ROOT / "src" / "betrace_dist").rglob("*.py")):
+        names |= set(re.findall(r"[\"']((?:BETRACE)_[A-Z0-9_]+)[\"']", path.read_text()))
+    return frozenset(names)
+
+
 def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list[Problem]:
     """Every value the page types by hand and gets wrong; `about_the_gate`: the page is one of
     those about the gate itself, which may also state the gate's own size limits."""
-    checks = (_images, _observability, _chart_versions, _ports)
+    checks = (
+        _images,
+        _observability,
+        _chart_versions,
+        _ports,
+        _endpoints,
+        _commits,
+        _versions,
+        _otlp_timeouts,
+        _otlp_default,
+        _plugin_paths,
+        _stop_times,
+    )
     found = [problem for check in checks for problem in check(text, data)]
+    found += _variables(text, data, set(own_variables()))
     return found + list(_sizes(text, data, about_the_gate))

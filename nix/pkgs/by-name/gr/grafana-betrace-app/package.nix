@@ -16,7 +16,7 @@
 
 buildNpmPackage (finalAttrs: {
   pname = "grafana-betrace-app";
-  # The plugin calls itself 0.1.0 (plugin.json), but upstream has no tags or releases: like the
+  # This is plugin 0.1.0 by its plugin.json, but upstream has no tags or releases: like the
   # backend, this is a snapshot of a commit, versioned the nixpkgs way.
   # The commit is the one the release data of BeTrace Distribution pins; a test keeps them equal.
   version = "0-unstable-2026-01-08";

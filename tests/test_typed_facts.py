@@ -1,0 +1,122 @@
+"""A fact about upstream typed by hand into a page, and wrong, fails the gate at page.md:LINE.
+
+Each case takes a real page, writes a wrong value where the page takes it from the release data
+(a macro) or states it in prose, and renders it as the gate does: the gate's check of typed values
+(gate/typed.py) names the line and the releases.yaml field the value should come from. One case
+per class of fact: ports, endpoints, the upstream commit, versions, variable names, the OTLP
+export timeout, stop times, the app's page path and the request body limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from betrace_dist import REPO_ROOT
+from betrace_dist.gate import typed
+from betrace_dist.gate.render import Site
+from betrace_dist.release import ReleaseData
+
+from .test_macros import site_with
+
+CASES = [
+    pytest.param(
+        "guides/send-traces-to-betrace.md",
+        '{{ port("grpc") }}',
+        "12021",
+        "port 12021 is not a port of the backend (releases.yaml backend.ports",
+        id="port",
+    ),
+    pytest.param(
+        "guides/use-betrace-from-a-nix-flake.md",
+        '{{ endpoint("/v1/health") }}',
+        "/v1/healthz",
+        "'/v1/healthz' is no endpoint of the backend (releases.yaml backend.endpoints[].path",
+        id="endpoint",
+    ),
+    pytest.param(
+        "guides/use-betrace-from-a-nix-flake.md",
+        "{{ release.upstream.commit }}",
+        "c5f17ae5a572472e1afa62fa32a6f5fbecb1718d",
+        "is no release's upstream commit (releases.yaml releases[].upstream.commit",
+        id="commit",
+    ),
+    pytest.param(
+        "guides/send-traces-to-betrace.md",
+        "BeTrace {{ release.version }}",
+        "BeTrace 2.1.0",
+        "2.1.0 is no version of it in releases.yaml (releases[].version",
+        id="version",
+    ),
+    pytest.param(
+        "guides/deploy-with-docker-compose.md",
+        "unless `OTEL_EXPORTER_OTLP_TIMEOUT` bounds",
+        "unless `OTEL_EXPORTER_TIMEOUT` bounds",
+        "OTEL_EXPORTER_TIMEOUT is no variable the backend reads (releases.yaml backend.env",
+        id="variable",
+    ),
+    pytest.param(
+        "guides/deploy-with-docker-compose.md",
+        '{{ env_default("OTEL_EXPORTER_OTLP_TIMEOUT") }} milliseconds',
+        "2000 milliseconds",
+        "'2000 milliseconds' is no OTLP export timeout of releases.yaml (backend.env",
+        id="timeout",
+    ),
+    pytest.param(
+        "guides/deploy-with-docker-compose.md",
+        "{{ release.backend.stop.without_listener_at_least }} seconds or more",
+        "20 seconds or more",
+        "backend.stop.without_listener_at_least",
+        id="slow-stop",
+    ),
+    pytest.param(
+        "guides/use-betrace-from-a-nix-flake.md",
+        "the backend then stops in a few seconds",
+        "the backend then stops in about 8 seconds",
+        "backend.stop.with_distribution_timeout_at_most",
+        id="quick-stop",
+    ),
+    pytest.param(
+        "guides/add-betrace-to-an-existing-grafana.md",
+        "{{ release.plugin.page_path }}",
+        "/a/betrace-plugin",
+        "does not name the app by its id (releases.yaml plugin.id",
+        id="page-path",
+    ),
+    pytest.param(
+        "guides/send-traces-to-betrace.md",
+        'each well under {{ limit("request_body") }}.',
+        "each well under 5 MiB.",
+        "'5 MiB' is no limit of the backend",
+        id="body-limit",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    return site_with(tmp_path_factory.mktemp("site"))
+
+
+def test_the_pages_type_no_wrong_value(release_data: ReleaseData) -> None:
+    site = Site(REPO_ROOT / "mkdocs.yml")
+    for page in sorted(site.docs_dir.rglob("*.md")):
+        about_the_gate = page.parent.name == "contributing"
+        found = typed.problems(site.render(page).text, release_data, about_the_gate)
+        assert found == [], (page, found)
+
+
+@pytest.mark.parametrize(("page", "now", "wrong", "reason"), CASES)
+def test_a_wrong_value_typed_into_a_page_fails_at_its_line(
+    page: str, now: str, wrong: str, reason: str, site: Site, release_data: ReleaseData
+) -> None:
+    source = (REPO_ROOT / "docs" / page).read_text(encoding="utf-8")
+    assert now in source, f"{page} no longer says {now!r}: update this test"
+    line = source[: source.index(now)].count("\n") + 1
+    target = site.docs_dir / page
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(source.replace(now, wrong, 1), encoding="utf-8")
+    rendered = site.render(target)
+    found = [
+        (rendered.source_line(p.line), p.reason)
+        for p in typed.problems(rendered.text, release_data)
+    ]
+    assert any(n == line and reason in r for n, r in found), (line, found)
