@@ -422,11 +422,11 @@ def _flaky_bwrap(tmp_path: Path, failures: int) -> str:
     script.write_text(
         "#!/bin/bash\n"
         'case " $* " in *" --info-fd "*)\n'
-        f'  n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n'
-        f"  if [ \"$n\" -lt {failures} ]; then\n"
+        f"  n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
+        f'  if [ "$n" -lt {failures} ]; then\n'
         '    fd=$(printf "%s\\n" "$@" | grep -A1 -x -- --info-fd | tail -1)\n'
         '    echo \'{"child-pid": 1}\' >&"$fd"\n'
-        "    echo \"bwrap: Can't remount readonly on /gone: No such file or directory\" >&2\n"
+        '    echo "bwrap: Can\'t remount readonly on /gone: No such file or directory" >&2\n'
         "    exit 1\n"
         "  fi;;\n"
         "esac\n"
