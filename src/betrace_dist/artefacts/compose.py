@@ -300,12 +300,6 @@ class Stack:
             raise ComposeError(f"services.{service}: the config file {path} does not exist")
         return to_plain(load_with_lines(path)) or {}
 
-    def published_host_port(self, service: str, target: int) -> str | None:
-        for port in self.service(service).get("ports", []):
-            if port.get("target") == target:
-                return str(port.get("published"))
-        return None
-
 
 def _host_port(value: str) -> tuple[str | None, str, int | None]:
     """('http', 'tempo', 3200) from 'http://tempo:3200'; (None, 'tempo', 4317) from 'tempo:4317'."""

@@ -18,7 +18,7 @@ from sybil.example import SybilFailure
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE
 from ..site.limits import LimitError
-from . import claims, display, live, profile, result_cache, typed
+from . import claims, display, profile, result_cache, typed
 from .checkers import Checker, CheckFailure, Context
 from .checkers.table import registry
 from .commands import flags
@@ -26,14 +26,14 @@ from .display import Shown
 from .escape import as_data
 from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
+from .live import LiveTier
 from .render import Rendered, RenderError, Site
+from .run import run_of
 from .session import FILE_COMMANDS, clone_files, page_path
+from .update import Updates
 
 #: mkdocs' own front matter pattern (mkdocs.utils.meta.YAML_RE)
 _FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
-
-#: Every gate created in this process (conftest files register theirs), for the ledger summary.
-GATES: list[Gate] = []
 
 
 class GateFailure(SybilFailure):
@@ -62,10 +62,19 @@ class PageResult:
 
 
 class Gate:
-    def __init__(self, config_file: Path, patterns: tuple[str, ...] = ("*.md",)) -> None:
+    def __init__(
+        self,
+        config_file: Path,
+        patterns: tuple[str, ...] = ("*.md",),
+        live_tier: LiveTier | None = None,
+    ) -> None:
         self.site = Site(config_file)
         self.patterns = patterns
-        self.checkers = registry()
+        #: the run's live tier and output queue: off until `prepare` is given pytest's config
+        #: (run.py), unless the caller passes a live tier (the site build's page notes)
+        self.live = live_tier or LiveTier()
+        self.updates: Updates | None = None
+        self.checkers = registry(self.live.program is not None)
         self._page_ids: dict[Path, set[str] | None] = {}
         #: passed pages kept for warm runs (result_cache.py); off until `prepare` is given a folder
         self.results = result_cache.ResultCache(None)
@@ -75,7 +84,6 @@ class Gate:
         self._settings_files: list[Path] = []
         self._warnings: list[str] = []
         self._runs: dict[Path, _PageRun] = {}  # page file -> its run, for failed reports
-        GATES.append(self)
         profile.install()  # opt-in timing: only when BETRACE_GATE_PROFILE names a file
 
     # -- reading pages ---------------------------------------------------------------------
@@ -219,8 +227,14 @@ class Gate:
 
     def prepare(self, config: pytest.Config | None = None) -> None:
         """Load the site (and with it the release data); stop pytest with the problems if any.
-        With pytest's `config`, the result cache is set up (or the reason it is off kept)."""
-        folder, self.cache_off = _cache_folder(config)
+        With pytest's `config`, the gate joins that config's run (run.py): its live tier, its
+        output queue, its report; and the result cache is set up (or the reason it is off kept)."""
+        if config is not None:
+            run = run_of(config)
+            run.gates.append(self)
+            self.live, self.updates = run.live, run.updates
+            self.checkers = registry(self.live.program is not None)
+        folder, self.cache_off = _cache_folder(config, self.live)
         self.results = result_cache.ResultCache(folder)
         if config is not None:  # pytest's settings and warning filters decide outcomes too
             self._settings_files = [config.inipath] if config.inipath else []
@@ -279,39 +293,11 @@ class Gate:
 
     # -- pytest ----------------------------------------------------------------------------
     def sybil(self) -> Sybil:
-        """Sybil as Sybil: a page document whose text is the page as readers see it (rendered,
-        as Sybil's own docstring document reads only docstrings), and one parser per kind of
-        region: the page's problems, then the blocks of each checker, then the unclaimed ones."""
-        gate = self
-
-        class GateDocument(Document):
-            result: PageResult
-            reused: bool = False
-
-            @classmethod
-            def parse(cls, path: str, *parsers: Any, encoding: str = "utf-8") -> Document:
-                result = gate.analyse(Path(path))
-                gate.pages_seen += 1
-                document = cls(result.rendered.text if result.rendered else "", path)
-                document.result = result
-                key = gate.page_key(result) if gate.results.enabled else None
-                found = gate.results.lookup(key) if key else result_cache.Lookup(False, "")
-                document.reused = found.hit
-                for parser in parsers:
-                    for region in parser(document):
-                        document.add(region)
-                if key is not None:
-                    run = _PageRun(gate, key, found, len(document.regions))
-                    document.namespace["gate cache"] = gate._runs[Path(path).resolve()] = run
-                return document
-
-            def examples(self) -> Iterator[Example]:
-                for example, region in zip(
-                    super().examples(), (r for _, r in self.regions), strict=True
-                ):
-                    example.line = region.parsed.line  # the SOURCE line of the block
-                    yield example
-
+        """Sybil as Sybil: a document type whose text is the page as readers see it (as
+        Sybil's own PythonDocStringDocument reads only a module's docstrings), and one parser
+        per kind of region: the page's problems, then the blocks of each checker, then the
+        unclaimed ones. Sybil parses and evaluates; the gate adds no step of its own."""
+        document = type("SiteDocument", (PageDocument,), {"gate": self})
         return GateSybil(
             parsers=[
                 ProblemParser(self),
@@ -322,17 +308,13 @@ class Gate:
             path=str(self.site.docs_dir),
             fixtures=["request"],
             teardown=_close_session,
-            document_types={".md": GateDocument},
+            document_types={".md": document},
         )
 
-    def pytest(self) -> Callable[..., Any]:
-        collect = self.sybil().pytest()
-
-        def pytest_collect_file(file_path: Path, parent: Any) -> Any:
-            refuse_unsafe_name(file_path)
-            return collect(file_path, parent)
-
-        return pytest_collect_file
+    @cached_property
+    def collect(self) -> Callable[[Path, Any], Any]:
+        """pytest's collector of this site's pages (Sybil's pytest integration)."""
+        return self.sybil().pytest()
 
     def _evaluator(
         self, path: Path, rendered: Rendered, block: Block, entry: Entry, checker: Checker | None
@@ -359,6 +341,8 @@ class Gate:
                 tab=block.tab,
                 source_line=lambda n: rendered.source_line(block.first_body_line + n - 1),
                 before=rendered.text[: block.start],
+                live=self.live,
+                updates=self.updates,
             )
             try:
                 if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py
@@ -378,6 +362,52 @@ class Gate:
         return evaluate
 
 
+def site_hooks(config_file: Path) -> tuple[Callable[..., None], Callable[..., Any]]:
+    """The two hooks of a site's conftest: `pytest_configure` makes the site's gate for the
+    run (kept by the run, run.py, never by the conftest module), `pytest_collect_file` has
+    that gate collect the pages."""
+    site = Path(config_file).resolve()
+
+    def pytest_configure(config: pytest.Config) -> None:
+        Gate(site).prepare(config)
+
+    def pytest_collect_file(file_path: Path, parent: Any) -> Any:
+        refuse_unsafe_name(file_path)
+        gates = run_of(parent.config).gates
+        gate = next(g for g in gates if g.site.config_file == site)
+        return gate.collect(file_path, parent)
+
+    return pytest_configure, pytest_collect_file
+
+
+class PageDocument(Document):
+    """Sybil's document of one page: its text is the page rendered as readers see it (the
+    blocks' regions are offsets in that text), its result what the gate read of it. A page the
+    result cache reuses gets a document-wide evaluator first (Sybil's `push_evaluator`, as
+    Sybil's PythonDocument imports its module): its blocks pass without running."""
+
+    gate: Gate  # the site's gate, set on the subclass Gate.sybil() makes
+
+    def __init__(self, text: str, path: str) -> None:
+        self.result = self.gate.analyse(Path(path))
+        self.gate.pages_seen += 1
+        super().__init__(self.result.rendered.text if self.result.rendered else "", path)
+        gate = self.gate
+        key = gate.page_key(self.result) if gate.results.enabled else None
+        if key is None:
+            return
+        found = gate.results.lookup(key)
+        run = _PageRun(gate, key, found, self)
+        self.namespace["gate cache"] = gate._runs[Path(path).resolve()] = run
+        if found.hit:
+            self.push_evaluator(_reuse)
+
+    def examples(self) -> Iterator[Example]:
+        for example, (_, region) in zip(super().examples(), self.regions, strict=True):
+            example.line = region.parsed.line  # the SOURCE line of the block
+            yield example
+
+
 class ProblemParser:
     """The regions of what is wrong with the page itself: it cannot be rendered or read (one
     failing region), or a statement it makes is false (one failing region per problem, placed
@@ -386,8 +416,9 @@ class ProblemParser:
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
 
-    def __call__(self, document: Any) -> Iterator[Region]:
-        result: PageResult = document.result
+    def __call__(self, document: Document) -> Iterator[Region]:
+        assert isinstance(document, PageDocument), "the gate's parsers read rendered pages"
+        result = document.result
         name = self.gate.page_name(result.path)
         if result.error:
             line, reason = result.error
@@ -410,25 +441,22 @@ class ProblemParser:
 
 class BlockParser:
     """The regions of one kind of block: those one checker claims (None: those no checker
-    claims, which fail saying so), each evaluated by the checker; on a page the result cache
-    reuses (result_cache.py), they pass without running."""
+    claims, which fail saying so), each evaluated by the checker."""
 
     def __init__(self, gate: Gate, checker: Checker | None) -> None:
         self.gate = gate
         self.checker = checker
 
-    def __call__(self, document: Any) -> Iterator[Region]:
-        result: PageResult = document.result
+    def __call__(self, document: Document) -> Iterator[Region]:
+        assert isinstance(document, PageDocument), "the gate's parsers read rendered pages"
+        result = document.result
         if result.error or result.rendered is None:
             return
         for block, entry, checker in result.items:
             if checker is not self.checker:
                 continue
-            if document.reused:
-                yield Region(block.start, block.end, entry, _reuse)
-                continue
             evaluate = self.gate._evaluator(result.path, result.rendered, block, entry, checker)
-            yield Region(block.start, block.end, entry, _counted(evaluate))
+            yield Region(block.start, block.end, entry, _counted(evaluate, self.gate.live))
 
 
 @dataclass
@@ -438,13 +466,18 @@ class _PageRun:
     gate: Gate
     key: result_cache.PageKey
     found: result_cache.Lookup
-    blocks: int
+    document: Document
     ran: int = 0
     failed: bool = False
 
+    @property
+    def blocks(self) -> int:
+        return len(self.document.regions)
+
 
 def _reuse(example: Example) -> None:
-    """A block of a page whose inputs are all as when it last passed (result_cache.py)."""
+    """A block of a page whose inputs are all as when it last passed (result_cache.py): it
+    passes without running (the evaluator every block of a reused page gets first)."""
     _note(example, "reused")
 
 
@@ -456,27 +489,27 @@ def _note(example: Example, outcome: str) -> None:
         request.node.user_properties.append(("betrace-gate-cache", (outcome, why)))
 
 
-def _live_reported(example: Example, evaluate: Callable[[Example], None]) -> None:
+def _live_reported(example: Example, evaluate: Callable[[Example], None], tier: LiveTier) -> None:
     """Run the block; each command it sent to the live backend travels with the block's report
     (as a user property), so the run's closing list holds the commands of every xdist worker."""
-    before = len(live.RAN)
+    before = len(tier.ran)
     try:
         evaluate(example)
     finally:
         request = example.namespace.get("request")
         if request is not None:
-            for line in live.summary()[before:]:
+            for line in tier.summary(before):
                 request.node.user_properties.append(("betrace-live", line))
 
 
-def _counted(evaluate: Callable[[Example], None]) -> Callable[[Example], None]:
+def _counted(evaluate: Callable[[Example], None], tier: LiveTier) -> Callable[[Example], None]:
     def run(example: Example) -> None:
         page = example.namespace.get("gate cache")
         if page is None:
-            return _live_reported(example, evaluate)
+            return _live_reported(example, evaluate, tier)
         _note(example, "ran")
         try:
-            _live_reported(example, evaluate)
+            _live_reported(example, evaluate, tier)
         except BaseException:  # a failure, and a skip at run time (pytest.skip) too
             page.failed = True
             raise
@@ -487,7 +520,7 @@ def _counted(evaluate: Callable[[Example], None]) -> Callable[[Example], None]:
     return run
 
 
-def _cache_folder(config: pytest.Config | None) -> tuple[Path | None, str | None]:
+def _cache_folder(config: pytest.Config | None, tier: LiveTier) -> tuple[Path | None, str | None]:
     """Where passed pages are kept, or why they are not (result_cache.py)."""
     if config is None:
         return None, "the gate was not started by pytest"
@@ -497,7 +530,7 @@ def _cache_folder(config: pytest.Config | None) -> tuple[Path | None, str | None
         return None, "CI runs every page (the CI environment variable is set)"
     if config.getoption("--update-outputs", default=False):
         return None, "--update-outputs runs every page"
-    if live.program() is not None:
+    if tier.program is not None:
         return None, "the live tier runs every page (--no-live turns it off)"
     store = getattr(config, "cache", None)
     if store is None:

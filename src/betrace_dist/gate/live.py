@@ -21,9 +21,11 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pytest
 
 if TYPE_CHECKING:
     import subprocess
@@ -32,70 +34,20 @@ if TYPE_CHECKING:
     from .world import Listener
 
 from .. import upstream
+from ..backend_run import ENV_VAR
 from ..tools import ToolMissing
 from .escape import as_data
 from .isolation import startup_variable
 
-ENV_VAR = "BETRACE_LIVE_BACKEND"
 #: Seconds the real backend gets to answer its health check after it starts.
 START_TIMEOUT = 15.0
 #: Variables the gate sets itself whatever the artefact says, because the artefact's value names
 #: a place that exists only in a container (the data volume) or a port that the page published.
 _ADAPTED = ("BETRACE_DATA_DIR", "BETRACE_PORT_BACKEND")
 
-_program: Path | None = None
-_off_reason: str | None = None
-
 
 class LiveError(Exception):
     """The live tier could not run (the program, its start); the message says why."""
-
-
-def configure(path: str | None, off: bool = False) -> None:
-    """Set the backend program for this run: --live-backend or BETRACE_LIVE_BACKEND when given,
-    none with --no-live, else the backend built from upstream's snapshot (upstream.py). Without a
-    snapshot the tier is off and `off_reason()` says why; under BETRACE_REQUIRE_TOOLS=1 (CI) that
-    is a LiveError, as is a snapshot that cannot be built."""
-    global _program, _off_reason
-    path = path or os.environ.get(ENV_VAR) or None
-    _program, _off_reason = None, None
-    if not path:
-        if off:
-            _off_reason = "--no-live"
-            return
-        _program = _built()
-        return
-    program = Path(path).expanduser().resolve()
-    if not program.is_file() or not os.access(program, os.X_OK):
-        raise LiveError(f"--live-backend: '{path}' is not an executable file")
-    _program = program
-
-
-def _built() -> Path | None:
-    global _off_reason
-    try:
-        return upstream.backend_program()
-    except ToolMissing as exc:
-        if exc.fatal:
-            raise LiveError(f"the live tier needs the real backend: {exc}") from None
-        _off_reason = exc.reason
-    except upstream.UpstreamError as exc:
-        raise LiveError(f"the live tier cannot build the real backend: {exc}") from None
-    return None
-
-
-def program() -> Path | None:
-    return _program
-
-
-def configured() -> bool:
-    """Whether this process has set its live tier (on, or off with a reason) yet."""
-    return _program is not None or _off_reason is not None
-
-
-def off_reason() -> str | None:
-    """Why this run has no live tier (None when it has one)."""
-    return _off_reason
 
 
 @dataclass
@@ -109,19 +61,61 @@ class Ran:
     page: str = ""
 
 
-#: every command this process ran against a live backend, for the run's summary
-RAN: list[Ran] = []
+@dataclass
+class LiveTier:
+    """The live tier of one run: its backend program, or why it has none, and every command
+    the run sent to the real backend (for the run's closing list)."""
+
+    program: Path | None = None
+    off_reason: str | None = "not configured"
+    ran: list[Ran] = field(default_factory=list)
+
+    def summary(self, since: int = 0) -> list[str]:
+        """One line per command run against the live backend: page, result, command."""
+        return [
+            as_data(
+                f"{r.page}: {'ok' if r.ok else 'FAILED'} (HTTP {r.status or '-'}) "
+                f"{' '.join(r.command.split())[:140]}"
+            )
+            for r in self.ran[since:]
+        ]
+
+    def program_or_skip(self, what: str, fail: type[Exception]) -> Path:
+        """The backend program; without one (--no-live, no snapshot) the step (`what`: "rule
+        examples run") is skipped with the tier's reason, or fails with `fail` in CI
+        (BETRACE_REQUIRE_TOOLS=1)."""
+        if self.program is not None:
+            return self.program
+        reason = self.off_reason or "no backend program"
+        said = f"{what} on the live tier, which is off: {reason}"
+        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1" and reason != "--no-live":
+            raise fail(said)
+        pytest.skip(said)
 
 
-def summary() -> list[str]:
-    """One line per command run against the live backend: page, result, command."""
-    return [
-        as_data(
-            f"{r.page}: {'ok' if r.ok else 'FAILED'} (HTTP {r.status or '-'}) "
-            f"{' '.join(r.command.split())[:140]}"
-        )
-        for r in RAN
-    ]
+def configure(path: str | None, off: bool = False) -> LiveTier:
+    """The live tier of a run: --live-backend or BETRACE_LIVE_BACKEND when given, none with
+    --no-live, else the backend built from upstream's snapshot (upstream.py). Without a
+    snapshot the tier is off and its `off_reason` says why; under BETRACE_REQUIRE_TOOLS=1 (CI)
+    that is a LiveError, as is a snapshot that cannot be built."""
+    path = path or os.environ.get(ENV_VAR) or None
+    if not path:
+        return LiveTier(None, "--no-live") if off else _built()
+    program = Path(path).expanduser().resolve()
+    if not program.is_file() or not os.access(program, os.X_OK):
+        raise LiveError(f"--live-backend: '{path}' is not an executable file")
+    return LiveTier(program, None)
+
+
+def _built() -> LiveTier:
+    try:
+        return LiveTier(upstream.backend_program(), None)
+    except ToolMissing as exc:
+        if exc.fatal:
+            raise LiveError(f"the live tier needs the real backend: {exc}") from None
+        return LiveTier(None, exc.reason)
+    except upstream.UpstreamError as exc:
+        raise LiveError(f"the live tier cannot build the real backend: {exc}") from None
 
 
 @dataclass
@@ -129,6 +123,7 @@ class LiveBackend:
     """The real backend of one page: started once, stopped with the page (or its stack)."""
 
     session: Session
+    tier: LiveTier
     proc: subprocess.Popen[bytes] | None = None
     port: int | None = None
     log: Path | None = None
@@ -139,7 +134,7 @@ class LiveBackend:
         if self.proc is not None and self.proc.poll() is None and self.port == listener.port:
             return
         self.stop()
-        prog = program()
+        prog = self.tier.program
         assert prog is not None, "the live tier runs only with a program"
         self.starts += 1
         data = self.data_folder()

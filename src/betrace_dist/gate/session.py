@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
@@ -108,6 +109,7 @@ class Session:
         release: ReleaseData | None = None,
         timeout: float | None = None,
         page_timeout: float = PAGE_TIMEOUT,
+        live_tier: live.LiveTier | None = None,
     ) -> None:
         self.release = release or load_release_data()
         # The operator (never a page) may shorten the limit: BETRACE_COMMAND_TIMEOUT seconds.
@@ -116,9 +118,14 @@ class Session:
         self.sandbox = Sandbox(deadline=time.monotonic() + page_timeout)
         self.tmp = self.sandbox.root
         self.jail = self.sandbox.jail
-        # the real backend of the live tier, when the run was given one (see live.py)
-        self.live = live.LiveBackend(self) if live.program() else None
+        #: the run's live tier (off unless the run passes one in), and the page's real backend
+        #: when the tier has a program (see live.py)
+        self.live_tier = live_tier or live.LiveTier()
+        self.live = live.LiveBackend(self, self.live_tier) if self.live_tier.program else None
         self.page = ""  # the page this session runs (for reports), set by its first block
+        #: what a model worked out once for this page and asks again (Compose resolves a
+        #: project once per distinct file, text and environment; Nix shows a flake once)
+        self.resolved: dict[tuple[str, ...], Any] = {}
         self.home = self.tmp / "home"
         self.repo = self.tmp / "distribution"
         self.home.mkdir()

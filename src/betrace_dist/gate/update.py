@@ -19,9 +19,6 @@ from pathlib import Path
 ELLIPSIS = "..."
 _MACRO = re.compile(r"\{\{.*?\}\}")
 
-_enabled = False
-_pending: list[Update] = []
-
 
 class UpdateError(Exception):
     """An output cannot be rewritten (its lines do not map one to one to the source)."""
@@ -33,16 +30,6 @@ class Update:
     first: int  # source line of the first output line (1-based)
     old_rendered: tuple[str, ...]  # the output lines as the page showed them
     new_rendered: tuple[str, ...]  # what the command printed, wildcards kept
-
-
-def enable(on: bool) -> None:
-    global _enabled
-    _enabled = on
-    _pending.clear()
-
-
-def enabled() -> bool:
-    return _enabled
 
 
 def keep_wildcards(shown: object, actual: object) -> object:
@@ -84,14 +71,30 @@ def new_output(shown: list[str], printed: list[str]) -> list[str]:
     return out
 
 
-def queue(page: Path, first: int, last: int, shown: list[str], printed: list[str]) -> None:
-    """Queue a rewrite of source lines first..last (the output a step shows)."""
-    if last - first != len(shown) - 1:
-        raise UpdateError(
-            "the output shown does not map line for line to the page source (a macro writes "
-            "several lines); update it by hand"
-        )
-    _pending.append(Update(page, first, tuple(shown), tuple(new_output(shown, printed))))
+class Updates:
+    """The rewrites one run (`--update-outputs`) queued, applied when it ends."""
+
+    def __init__(self) -> None:
+        self.pending: list[Update] = []
+
+    def queue(
+        self, page: Path, first: int, last: int, shown: list[str], printed: list[str]
+    ) -> None:
+        """Queue a rewrite of source lines first..last (the output a step shows)."""
+        if last - first != len(shown) - 1:
+            raise UpdateError(
+                "the output shown does not map line for line to the page source (a macro "
+                "writes several lines); update it by hand"
+            )
+        self.pending.append(Update(page, first, tuple(shown), tuple(new_output(shown, printed))))
+
+    def apply(self) -> list[str]:
+        """Rewrite every queued output, page by page, bottom-up; what was done, one line each."""
+        by_page: dict[Path, list[Update]] = {}
+        for item in self.pending:
+            by_page.setdefault(item.page, []).append(item)
+        self.pending = []
+        return [line for page, items in by_page.items() for line in _rewrite(page, items)]
 
 
 def _macro_values(source: str, rendered: str) -> list[tuple[str, str]]:
@@ -113,33 +116,28 @@ def _with_macros(line: str, values: list[tuple[str, str]]) -> str:
     return line
 
 
-def apply() -> list[str]:
-    """Rewrite every queued output, page by page, bottom-up; what was done, one line each."""
+def _rewrite(page: Path, items: list[Update]) -> list[str]:
+    """One page's queued outputs rewritten, bottom-up; what was done, one line each."""
     done = []
-    by_page: dict[Path, list[Update]] = {}
-    for item in _pending:
-        by_page.setdefault(item.page, []).append(item)
-    for page, items in by_page.items():
-        lines = page.read_text(encoding="utf-8").split("\n")
-        taken: set[int] = set()
-        for item in sorted(items, key=lambda u: -u.first):
-            span = set(range(item.first, item.first + len(item.old_rendered)))
-            if span & taken:
-                done.append(f"{page}:{item.first}: not rewritten: these lines were rewritten once")
-                continue
-            taken |= span
-            start = item.first - 1
-            old_source = lines[start : start + len(item.old_rendered)]
-            values = [
-                mv
-                for src, shown in zip(old_source, item.old_rendered, strict=True)
-                for mv in _macro_values(src, shown)
-            ]
-            first_line = old_source[0] if old_source else ""
-            indent = first_line[: len(first_line) - len(first_line.lstrip())]
-            new = [indent + _with_macros(line, values) for line in item.new_rendered]
-            lines[start : start + len(item.old_rendered)] = new
-            done.append(f"{page}:{item.first}: output rewritten ({len(new)} line(s))")
-        page.write_text("\n".join(lines), encoding="utf-8")
-    _pending.clear()
+    lines = page.read_text(encoding="utf-8").split("\n")
+    taken: set[int] = set()
+    for item in sorted(items, key=lambda u: -u.first):
+        span = set(range(item.first, item.first + len(item.old_rendered)))
+        if span & taken:
+            done.append(f"{page}:{item.first}: not rewritten: these lines were rewritten once")
+            continue
+        taken |= span
+        start = item.first - 1
+        old_source = lines[start : start + len(item.old_rendered)]
+        values = [
+            mv
+            for src, shown in zip(old_source, item.old_rendered, strict=True)
+            for mv in _macro_values(src, shown)
+        ]
+        first_line = old_source[0] if old_source else ""
+        indent = first_line[: len(first_line) - len(first_line.lstrip())]
+        new = [indent + _with_macros(line, values) for line in item.new_rendered]
+        lines[start : start + len(item.old_rendered)] = new
+        done.append(f"{page}:{item.first}: output rewritten ({len(new)} line(s))")
+    page.write_text("\n".join(lines), encoding="utf-8")
     return done

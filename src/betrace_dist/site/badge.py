@@ -82,9 +82,7 @@ class Verifier:
         # A curl block runs for real only on the live tier: the note counts it as the gate does
         # by default (`pytest docs/`, live tier on where the backend can be had), not as a
         # process that never set the tier (a site build) would.
-        if not live.configured():
-            live.configure(None)
-        return Gate(self.config_file)
+        return Gate(self.config_file, live_tier=live.configure(None))
 
     @cached_property
     def version(self) -> str:

@@ -13,7 +13,9 @@ from typing import Any, ClassVar, Literal, Protocol
 from .. import missing
 from ..failure import CheckFailure
 from ..lexer import Block
+from ..live import LiveTier
 from ..session import CommandError, Session
+from ..update import Updates
 
 __all__ = ["CheckFailure", "Checker", "Context", "Status", "claim", "require_tool"]
 
@@ -34,12 +36,16 @@ class Context:
     source_line: Any = None
     #: the page's rendered text before the block (what a reader has read when they reach it)
     before: str = ""
+    #: the run's live tier (off unless the run has one: gate/run.py)
+    live: LiveTier = field(default_factory=LiveTier)
+    #: the run's queue of output rewrites, under --update-outputs (else None)
+    updates: Updates | None = None
 
     def session(self) -> Any:
         """The page's sandbox session, created by its first block that needs one, and placed
         in the state of the block's content tab."""
         if "session" not in self.state:
-            self.state["session"] = Session(self.release)
+            self.state["session"] = Session(self.release, live_tier=self.live)
             self.state["session"].page = str(self.page)
         session = self.state["session"]
         try:

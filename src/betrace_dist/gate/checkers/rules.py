@@ -23,7 +23,6 @@ documented outcome did not happen.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, ClassVar
 
@@ -32,7 +31,6 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ... import yamlio
 from ...errors import ProblemsError
 from ...rules import engine
-from .. import live
 from ..lexer import Block
 from . import CheckFailure, Context, Status
 
@@ -113,20 +111,6 @@ def _span(span: Any, trace_id: str, index: int, line: int) -> dict[str, Any]:
     return out
 
 
-def _program() -> Any:
-    """The live tier's backend program; without one (--no-live, no snapshot) the block is
-    skipped with the tier's reason, as the pages' live commands are."""
-    program = live.program()
-    if program is not None:
-        return program
-    reason = live.off_reason() or "no backend program"
-    if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1" and reason != "--no-live":
-        raise CheckFailure(f"rule examples need the live tier: {reason}")
-    import pytest
-
-    pytest.skip(f"rule examples run on the live tier, which is off: {reason}")
-
-
 class RuleChecker:
     name: ClassVar[str] = "betrace-rule"
     status: ClassVar[Status] = "run"
@@ -149,7 +133,9 @@ class RuleChecker:
                 raise CheckFailure("a Rule block lists traces under 'breaks' or 'keeps'", 1)
         request = {"rules": [body], "traces": [spans for _, _, spans in traces]}
         try:
-            result = engine.run(request, _program())
+            result = engine.run(
+                request, ctx.live.program_or_skip("rule examples run", CheckFailure)
+            )
         except engine.EngineError as exc:
             raise CheckFailure(f"the backend could not be run: {exc}") from None
         answer = result["rules"][0]

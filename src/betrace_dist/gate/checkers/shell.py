@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any, ClassVar
 
 from ... import tools
-from .. import live, update
+from .. import update
 from ..commands import models
 from ..lexer import Block
 from ..session import FILE_COMMANDS, CommandError, Model
@@ -113,28 +113,24 @@ def _check_shellcheck(dialect: str, script: str) -> None:
         )
 
 
-_MODELS: dict[str, Model] = {}
-
-
-def _models() -> dict[str, Model]:
-    if not _MODELS:
-        _MODELS.update(models())
-    return _MODELS
-
-
 class ShellChecker:
     name: ClassVar[str] = "shell"
     status: ClassVar[Status] = "run"
     languages: ClassVar[frozenset[str]] = frozenset({"bash", "sh", "shell"}) | CONSOLE
+
+    def __init__(self, live_on: bool = False, table: dict[str, Model] | None = None) -> None:
+        #: whether the run's live tier is on: its curl steps then print what really ran
+        self.live_on = live_on
+        self.models = models() if table is None else table
 
     def plan(self, block: Block) -> tuple[str, str] | None:
         """The ledger status of a block, said plainly: "run" when every command runs for real,
         "modelled" (with what the models stand in for) when one goes to a command model."""
         script = script_of(block)[1]
         if block.language in CONSOLE:
-            heads = {h for step in steps(block.body) for h in _model_heads(step)}
+            heads = {h for step in steps(block.body) for h in self._model_heads(step)}
         else:
-            heads = _model_heads(Step(1, script, None, 1))
+            heads = self._model_heads(Step(1, script, None, 1))
         if not heads:
             return None
         stand_ins = sorted({MODELLED.get(h, f"'{h}'") for h in heads})
@@ -159,13 +155,19 @@ class ShellChecker:
             printed = self.run(step.script, ctx)
             if step.output is not None and printed is not None:
                 _compare_or_update(step, printed, ctx)
-            elif step.output is not None and not _model_heads(step):
+            elif step.output is not None and not self._model_heads(step):
                 # the ledger promised a comparison: a model that could not give the output
                 # must not pass silently
                 raise CheckFailure(
                     "the output shown cannot be compared: a command's model gave no output",
                     step.line,
                 )
+
+    def _model_heads(self, step: Step) -> set[str]:
+        """Programs of a step that go to a model rather than run for real (the project's
+        commands always run for real, curl too when the live tier is on)."""
+        real = _RUN_FOR_REAL | ({"curl"} if self.live_on else set())
+        return {h for h in _heads(step) if h not in real}
 
     def run(self, script: str, ctx: Context) -> str | None:
         """Each command to a command model, in the page's session; what the commands printed,
@@ -177,7 +179,7 @@ class ShellChecker:
         session = ctx.session()
         session.printed = []
         try:
-            session.run(commands, _models())
+            session.run(commands, self.models)
         except CommandError as exc:
             line = getattr(exc, "line", None)
             shown = next((c.text.split("\n")[0] for c in commands if c.line == line), "")
@@ -224,16 +226,14 @@ def steps(body: str) -> list[Step]:
     return out
 
 
-def _model_heads(step: Step) -> set[str]:
-    """Programs of a step that go to a model rather than run for real."""
+def _heads(step: Step) -> set[str]:
+    """Programs of a step that are not file commands (those run in the jail)."""
     try:
         commands = split(step.script)
     except SplitError:
         return set()
     heads = {c.argv[0].rsplit("/", 1)[-1] for c in commands if c.argv}
-    return {
-        h for h in heads if h not in FILE_COMMANDS and h not in ("cd", "export") and not _ran(h)
-    }
+    return {h for h in heads if h not in FILE_COMMANDS and h not in ("cd", "export")}
 
 
 #: What each command model stands in for, as the ledger and the page note name it.
@@ -255,23 +255,18 @@ MODELLED = {
 _RUN_FOR_REAL = frozenset({"python", "python3", "betrace-dist"})
 
 
-def _ran(head: str) -> bool:
-    """The command's output is real: the project's commands always, curl with a live backend."""
-    return head in _RUN_FOR_REAL or (head == "curl" and live.program() is not None)
-
-
 def _compare_or_update(step: Step, printed: str, ctx: Context) -> None:
     """Compare the shown output; under --update-outputs queue a rewrite instead of failing."""
     try:
         compare(step, printed)
     except CheckFailure:
-        if not update.enabled() or ctx.source_line is None:
+        if ctx.updates is None or ctx.source_line is None:
             raise
         shown, actual = _lines(step, printed)
         first = ctx.source_line(step.output_line)
         last = ctx.source_line(step.output_line + len(shown) - 1)
         try:
-            update.queue(ctx.page, first, last, shown, actual)
+            ctx.updates.queue(ctx.page, first, last, shown, actual)
         except update.UpdateError as exc:
             raise CheckFailure(str(exc), step.output_line) from None
 

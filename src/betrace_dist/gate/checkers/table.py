@@ -12,12 +12,13 @@ from .shell import ShellChecker
 from .yaml_ import YamlChecker
 
 
-def registry() -> list[Checker]:
+def registry(live_on: bool = False) -> list[Checker]:
+    """The checkers; `live_on`: the run's live tier is on (its curl steps run for real)."""
     return [
         RuleChecker(),  # before YAML: a titled `Rule:` block is YAML the rules checker claims
         YamlChecker(),
         JsonChecker(),
-        ShellChecker(),
+        ShellChecker(live_on),
         PythonChecker(),
         MarkdownChecker(),
         NixChecker(),

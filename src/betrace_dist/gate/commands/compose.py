@@ -214,9 +214,9 @@ def _project(
     # distinct (file, its text, environment) -- `config` reads nothing else of this stack;
     # the result is copied, never shared. The .env it gets is written in the sandbox's TMPDIR.
     key = (str(compose_file), session.read(str(compose_file)), env_text)
-    if key not in _RESOLVED:
-        _RESOLVED[key] = _resolve(session, compose_file, env_text)
-    found = _RESOLVED[key]
+    if key not in session.resolved:
+        session.resolved[key] = _resolve(session, compose_file, env_text)
+    found = session.resolved[key]
     if isinstance(found, ComposeError):
         reason = str(found).split(": ", 1)[-1]
         raise CommandError(
@@ -242,10 +242,6 @@ def _resolve(session: Session, compose_file: Path, env_text: str) -> dict[str, A
     except ValueError as exc:
         return ComposeError(f"{compose_file}: Compose printed no project ({exc})")
     return project
-
-
-#: resolved projects (or Compose's refusal) by (file, file text, environment text)
-_RESOLVED: dict[tuple[str, str, str], dict[str, Any] | ComposeError] = {}
 
 
 #: `docker compose` subcommands whose first positional is a service and the rest a command run

@@ -257,7 +257,9 @@ def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) ->
     else:
         status = int(status_text)
     ok = done.returncode == 0 and (status is None or status < 400)
-    live.RAN.append(live.Ran(inv.command.line, inv.command.text, status, ok, session.page))
+    session.live_tier.ran.append(
+        live.Ran(inv.command.line, inv.command.text, status, ok, session.page)
+    )
     if not ok:
         said = (done.stderr.strip() or out.strip())[-300:]
         shown = f"HTTP {status}" if status else f"exit code {done.returncode}"

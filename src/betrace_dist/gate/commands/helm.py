@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import subprocess
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -127,16 +127,17 @@ def _render(
     ]
 
 
-# Speed: parsing a render (libyaml, a few ms; ~80 ms without it) is done once per distinct
-# output in a run; pages install, upgrade and template the same chart with the same values.
-# Each caller gets its own copy of the objects, as from a fresh parse. Nothing outlives the run.
-_PARSED: dict[str, list[Manifest]] = {}
+@lru_cache(maxsize=64)
+def _parse_once(out: str) -> tuple[Manifest, ...]:
+    """Speed: parsing a render (libyaml, a few ms; ~80 ms without it) is done once per distinct
+    output, a pure function of it; pages install, upgrade and template the same chart with the
+    same values. A HelmError is raised each time, never kept."""
+    return tuple(parse_manifests(out))
 
 
 def _parsed(out: str) -> list[Manifest]:
-    if out not in _PARSED:
-        _PARSED[out] = parse_manifests(out)  # a HelmError is raised each time, never kept
-    return [Manifest(m.source, copy.deepcopy(m.doc)) for m in _PARSED[out]]
+    """Each caller gets its own copy of the objects, as from a fresh parse."""
+    return [Manifest(m.source, copy.deepcopy(m.doc)) for m in _parse_once(out)]
 
 
 def _first(text: str) -> str:

@@ -80,14 +80,12 @@ def _overrides(directory: Path) -> dict[str, Path]:
 _RELATIVE_INPUT = re.compile(r'([A-Za-z][\w-]*)\s*=\s*\{\s*url\s*=\s*"path:(\.\.?/[^"]*)"')
 
 
-#: outputs of a flake by (directory, flake.nix mtime): the same flake is shown once per run
-_OUTPUTS: dict[tuple[str, float], dict[str, list[str]]] = {}
-
-
 def _outputs(session: Session, flake_dir: str, stamp: float) -> dict[str, list[str]]:
-    """Output names per category (packages, apps, ...) for x86_64-linux, from `nix flake show`."""
-    if (flake_dir, stamp) in _OUTPUTS:
-        return _OUTPUTS[(flake_dir, stamp)]
+    """Output names per category (packages, apps, ...) for x86_64-linux, from `nix flake show`:
+    once per page for a flake (its directory and flake.nix's mtime)."""
+    key = ("nix flake show", flake_dir, str(stamp))
+    if key in session.resolved:
+        return dict(session.resolved[key])
     nix = _nix(session)
     assert nix is not None
     proc = nix.flake("flake show", flake_dir, _overrides(Path(flake_dir)), "--json")
@@ -102,8 +100,8 @@ def _outputs(session: Session, flake_dir: str, stamp: float) -> dict[str, list[s
             node.get("x86_64-linux", {}) if category in ("packages", "apps", "devShells") else node
         )
         out[category] = sorted(names)
-    _OUTPUTS[(flake_dir, stamp)] = out
-    return out
+    session.resolved[key] = out
+    return dict(out)
 
 
 def _remote(inv: Invocation, ref: str) -> None:

@@ -4,12 +4,11 @@ run for real on the page's copy of the repository."""
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 
-from .. import live
+from ...backend_run import ENV_VAR
 from ..isolation import Done
 from ..session import CommandError, Invocation
 from ..world import closest
@@ -46,15 +45,8 @@ def betrace_dist(inv: Invocation, args: list[str] | None = None) -> Done:
 def _rules_check(inv: Invocation, args: list[str]) -> Done:
     """`betrace-dist rules check`: on the live tier's backend program, shown read-only in the
     jail, whose network namespace already has only loopback (rules/engine.py runs it there)."""
-    program = live.program()
-    if program is None:
-        reason = live.off_reason() or "no backend program"
-        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1" and reason != "--no-live":
-            raise CommandError(f"needs the live tier's backend, which is off: {reason}")
-        import pytest
-
-        pytest.skip(f"`betrace-dist rules check` runs on the live tier, which is off: {reason}")
-    env = {live.ENV_VAR: str(program)}
+    program = inv.session.live_tier.program_or_skip("`betrace-dist rules check` runs", CommandError)
+    env = {ENV_VAR: str(program)}
     return _run_project(inv, ["-m", "betrace_dist.cli", *args], env, (program,))
 
 

@@ -1,0 +1,161 @@
+"""The real BeTrace backend, run where it can reach no interface but loopback: the one place
+that says how it is started.
+
+The backend binds every interface (upstream's `backend/cmd/betrace-backend/main.go` listens on
+`:PORT`), so the project runs it only in a network namespace of its own whose one interface is
+loopback, brought up there. `loopback_argv` wraps a command line in such a namespace
+(`unshare -rn`, a user and a network namespace, no privilege needed), or leaves it as it is
+when this process already is in one (the gate's jail). Inside the namespace, `Backend` starts
+it on loopback ports of its own, waits for its health answer, speaks HTTP to it and stops it
+(the probes and the rules engine). Which program: `upstream.named_backend()`, the one named
+by BETRACE_LIVE_BACKEND, else the project's build of the pinned source. The gate's live tier
+starts the backend in the page's own jail instead (isolation.Jail.start), because the page's
+`curl` must reach it there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "BETRACE_LIVE_BACKEND"
+#: Seconds the backend gets to answer GET /v1/health after it starts.
+START_TIMEOUT = 15.0
+
+
+class BackendError(Exception):
+    """The backend cannot be run here (no namespace); the message says why."""
+
+
+def loopback_only() -> bool:
+    """True inside a network namespace whose only interface is loopback (the gate's jail, or
+    a namespace the caller made): the backend can run there as it is."""
+    try:
+        return [name for _, name in socket.if_nameindex()] == ["lo"]  # this namespace's own
+    except OSError:
+        return False
+
+
+def loopback_argv(argv: list[str]) -> list[str]:
+    """`argv` run in a network namespace of its own whose one interface, loopback, is up; the
+    namespace's processes are killed when `argv` ends. Unchanged where this process already
+    has only loopback."""
+    if loopback_only():
+        return argv
+    for tool in ("unshare", "ip"):
+        if shutil.which(tool) is None:
+            raise BackendError(f"'{tool}' is needed to run the backend on a private loopback")
+    up = 'ip link set lo up && exec "$@"'
+    return ["unshare", "-rn", "--kill-child", "sh", "-c", up, "sh", *argv]
+
+
+@dataclass
+class Answer:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+@dataclass
+class Backend:
+    """One run of the real backend program on loopback ports of its own."""
+
+    program: Path
+    data: Path
+    http_port: int
+    grpc_port: int
+    env: dict[str, str] = field(default_factory=dict)
+    #: where its output goes (default: a new file beside the data folder at each start)
+    log_file: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    def start(self) -> Backend:
+        self.data.mkdir(parents=True, exist_ok=True)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.data)}
+        env |= {"BETRACE_DATA_DIR": str(self.data)}
+        env |= {"BETRACE_PORT_BACKEND": str(self.http_port)}
+        env |= {"BETRACE_PORT_GRPC": str(self.grpc_port)} | self.env
+        new = f"{self.data.name}-{self.http_port}-{time.monotonic_ns()}.log"
+        self.log = self.log_file or self.data.parent / new
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(self.program)],
+                cwd=self.data,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        assert self.proc is not None
+        end = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the backend exited with {self.proc.returncode}: {self.text()}")
+            with contextlib.suppress(OSError):
+                if self.call("GET", "/v1/health").status == 200:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"the backend did not answer /v1/health in {START_TIMEOUT:g} s")
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+        try:
+            data = body.encode() if isinstance(body, str) else body
+            sent = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=sent | (headers or {}))
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+            return Answer(resp.status, text, {k.lower(): v for k, v in resp.getheaders()})
+        finally:
+            conn.close()
+
+    def post_json(self, path: str, value: object) -> Answer:
+        return self.call("POST", path, json.dumps(value))
+
+    def stop(self, sig: int = signal.SIGTERM, limit: float = 90.0) -> float:
+        """Send `sig` and wait for the exit; the seconds it took (the process is killed past
+        `limit`, and the time returned is then `limit`)."""
+        if self.proc is None:
+            return 0.0
+        start = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        return round(time.monotonic() - start, 2)
+
+    def text(self) -> str:
+        if self.log is None or not self.log.is_file():
+            return ""
+        return self.log.read_text(encoding="utf-8", errors="replace")
