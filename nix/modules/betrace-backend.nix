@@ -114,7 +114,8 @@ in
     };
     otlpExportTimeout = lib.mkOption {
       type = lib.types.ints.positive;
-      # the SDK's own 10000 made a stop without a collector take 10-30 s; 1000 took 2.3 s
+      # the SDK's own 10000 made a stop without a collector take 10 s or more (48 s once);
+      # 1000 took a few seconds (2.3 to 2.9 s measured)
       # (releases.yaml, backend env OTEL_EXPORTER_OTLP_TIMEOUT)
       default = 1000;
       description = "Milliseconds per export of the backend's own telemetry (OTEL_EXPORTER_OTLP_TIMEOUT).";
