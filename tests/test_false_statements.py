@@ -53,6 +53,7 @@ def gate_run() -> str:
         ("posted-spans-tempo.md", "Spans you post", "never forwarded"),
         ("api-key.md", "Set an API key", "CORS preflight fail"),
         ("compile-trap.md", "-X POST", 'known_issue("rule-name-taken-after-compile-error")'),
+        ("put-rule.md", "-X PUT", 'known_issue("rule-frozen-after-failed-update")'),
         # values typed by hand and wrong, in a table, a block, prose (issue 18, item 7)
         ("typed-image-tag.md", "backend:1.9.0", "has a tag no release has"),
         ("typed-chart-version.md", "--version 0.9.0", "no version of the BeTrace chart"),
