@@ -339,7 +339,7 @@ def test_a_grafana_that_cannot_load_the_app_is_refused(tmp_path: Path, tag: str)
     line = line_containing(path, f"tag: {tag}")
     found = "\n".join(problems(path))
     assert f"{path}:{line}: releases[0].observability.grafana.tag: Grafana {tag} cannot" in found
-    assert "needs Grafana 12.3.0 or later (in older lines: 11.6.11+, 12.0.10+" in found
+    assert "needs Grafana 12.3.0 or later, or 11.6.11+, 12.0.10+, 12.1.7+, 12.2.5+ in" in found
 
 
 @pytest.mark.parametrize("tag", ["12.3.0", "12.2.5", "11.6.11", "13.2.0"])

@@ -266,7 +266,7 @@ class GrafanaSupport(Sourced):
         if not self.backports:
             return f"{self.minimum} or later"
         older = ", ".join(f"{v}+" for v in sorted(self.backports, key=Version))
-        return f"{self.minimum} or later (in older lines: {older})"
+        return f"{self.minimum} or later, or {older} in older lines"
 
     def supports(self, version: str) -> bool:
         """Whether a Grafana version shares what the app takes from it."""
