@@ -73,7 +73,7 @@ def plugin_from(data: ReleaseData) -> dict[str, Any]:
         "type": r.plugin.type,
         "info": {"version": r.plugin.version},
         "includes": [{"type": "page", "path": r.plugin.page_path}],
-        "dependencies": {"grafanaDependency": f">={r.grafana.minimum}"},
+        "dependencies": {"grafanaDependency": f">={r.grafana.upstream_minimum}"},
     }
 
 
@@ -263,15 +263,15 @@ def test_a_changed_plugin_version_is_reported_at_its_line(
     assert code == 1 and capsys.readouterr().out.splitlines() == [expected]
 
 
-def test_a_changed_grafana_dependency_is_reported_at_the_minimum(
+def test_a_changed_grafana_dependency_is_reported_at_the_upstream_minimum(
     upstream: tuple[Path, Path],
 ) -> None:
     plugin = edited(
         upstream[1], lambda d: d["dependencies"].update({"grafanaDependency": ">=10.0.0"})
     )
-    at = line(RELEASES_FILE, "releases", 0, "grafana", "minimum")
+    at = line(RELEASES_FILE, "releases", 0, "grafana", "upstream_minimum")
     assert found(RELEASES_FILE, upstream[0], plugin) == [
-        f"releases.yaml:{at}: releases[0].grafana.minimum: '9.0.0' here (>=9.0.0), "
+        f"releases.yaml:{at}: releases[0].grafana.upstream_minimum: '9.0.0' here (>=9.0.0), "
         "grafanaDependency is '>=10.0.0' in plugin.json"
     ]
 

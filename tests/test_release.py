@@ -365,3 +365,22 @@ def test_a_known_issue_with_pages_and_a_reason_is_refused(
         f"{path}:{line}: releases[0].known_issues[{index}]: known issue editor-workers-sub-path "
         "has both pages and no_pages_because: keep one"
     ) in problems(path)
+
+
+@pytest.mark.parametrize("tag", ["11.0.0", "12.2.4", "12.0.9"])
+def test_a_grafana_that_cannot_load_the_app_is_refused(tmp_path: Path, tag: str) -> None:
+    # the stack's and the chart's Grafana must share react/jsx-runtime, which the patched app
+    # takes from it (grafana.minimum and its backports); 11.0.0 is what they ran before
+    old = "        tag: 13.2.0\n      tempo:"
+    path = broken(tmp_path, old, f"        tag: {tag}\n      tempo:")
+    line = line_containing(path, f"tag: {tag}")
+    found = "\n".join(problems(path))
+    assert f"{path}:{line}: releases[0].observability.grafana.tag: Grafana {tag} cannot" in found
+    assert "needs Grafana 12.3.0 or later, or 11.6.11+, 12.0.10+, 12.1.7+, 12.2.5+ in" in found
+
+
+@pytest.mark.parametrize("tag", ["12.3.0", "12.2.5", "11.6.11", "13.2.0"])
+def test_a_grafana_that_shares_the_jsx_runtime_is_accepted(tmp_path: Path, tag: str) -> None:
+    old = "        tag: 13.2.0\n      tempo:"
+    data = load_release_data(broken(tmp_path, old, f"        tag: {tag}\n      tempo:"))
+    assert data.current.observability.grafana.tag == tag

@@ -261,11 +261,11 @@ def compare_plugin(rep: _Report, release: Release, index: int, doc: dict[str, An
         if other != p.page_path:
             rep.add((*plugin, "page_path"), f"{rep.upstream} has the page '{other}', absent here")
     dependency = (doc.get("dependencies") or {}).get("grafanaDependency")
-    if dependency != f">={release.grafana.minimum}":
+    if dependency != f">={release.grafana.upstream_minimum}":
         rep.add(
-            ("releases", index, "grafana", "minimum"),
-            f"'{release.grafana.minimum}' here "
-            f"(>={release.grafana.minimum}), grafanaDependency is '{dependency}' in "
+            ("releases", index, "grafana", "upstream_minimum"),
+            f"'{release.grafana.upstream_minimum}' here "
+            f"(>={release.grafana.upstream_minimum}), grafanaDependency is '{dependency}' in "
             f"{rep.upstream}",
         )
 

@@ -243,8 +243,37 @@ class Plugin(Sourced):
 
 
 class GrafanaSupport(Sourced):
+    """The Grafana the distribution's (patched) app needs: `minimum` and, in older lines, the
+    patch releases of `backports`; `upstream_minimum` and `tested` are of upstream's own app."""
+
     minimum: SemVer
+    backports: list[SemVer] = Field(default_factory=list)
+    upstream_minimum: SemVer
     tested: list[SemVer] = Field(min_length=1)
+
+    @property
+    def dependency(self) -> str:
+        """The semver range the patched plugin.json declares (`grafanaDependency`)."""
+        lines = [f">={self.minimum}"]
+        for version in sorted(self.backports, key=Version):
+            major, minor = version.split(".")[:2]
+            lines.append(f">={version} <{major}.{int(minor) + 1}.0")
+        return " || ".join(lines)
+
+    @property
+    def needs(self) -> str:
+        """The requirement as pages state it."""
+        if not self.backports:
+            return f"{self.minimum} or later"
+        older = ", ".join(f"{v}+" for v in sorted(self.backports, key=Version))
+        return f"{self.minimum} or later, or {older} in older lines"
+
+    def supports(self, version: str) -> bool:
+        """Whether a Grafana version shares what the app takes from it."""
+        if Version(version) >= Version(self.minimum):
+            return True
+        same_line = [b for b in self.backports if b.split(".")[:2] == version.split(".")[:2]]
+        return any(Version(version) >= Version(b) for b in same_line)
 
 
 class KubernetesSupport(Model):
@@ -680,6 +709,29 @@ def _namespace_problems(data: ReleaseData, root: object, path: Path) -> list[Pro
     return problems
 
 
+def _grafana_problems(data: ReleaseData, root: object, path: Path) -> list[Problem]:
+    """The Grafana the Compose stack and the chart run must load the app the release builds."""
+    problems = []
+    for index, release in enumerate(data.releases):
+        tag = release.observability.grafana.tag
+        try:
+            loads = release.grafana.supports(tag.removeprefix("v"))
+        except ValueError:  # not MAJOR.MINOR.PATCH: no version to compare
+            loads = False
+        if not loads:
+            loc = ("releases", index, "observability", "grafana", "tag")
+            problems.append(
+                Problem(
+                    path,
+                    line_of(root, loc),
+                    f"Grafana {tag} cannot load the app this release builds, which needs Grafana "
+                    f"{release.grafana.needs} (grafana.minimum, grafana.backports)",
+                    field_path(loc),
+                )
+            )
+    return problems
+
+
 def _raw_value(lines: list[str], line: int | None) -> str | None:
     """The value as written on a `key: value` or `- value` line (YAML may have changed it)."""
     if line is None or not 0 < line <= len(lines):
@@ -758,6 +810,7 @@ def _load(path: Path) -> ReleaseData:
             problems.append(Problem(path, line, message, field_path(loc)))
         raise ProblemsError(problems) from None
     problems = _namespace_problems(data, root, path) + _history_problems(data, root, path)
+    problems += _grafana_problems(data, root, path)
     if problems:
         raise ProblemsError(problems)
     return data

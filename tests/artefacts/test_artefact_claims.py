@@ -79,6 +79,28 @@ OLD_WORDINGS = [
         "nothing to Loki or Pyroscope",
         id="compose-reports-to-loki",
     ),
+    # the second audit (issue 18): F2, F5, F6 in the words they had
+    pytest.param(
+        "docker/docker-compose.yml",
+        "published for curl and span\n      # senders on this machine",
+        "Grafana's app calls it from the\n      # browser, so it has to be published",
+        "plugin proxy, from Grafana's server",
+        id="compose-app-calls-it-from-the-browser",
+    ),
+    pytest.param(
+        "docker/README.md",
+        "Tempo and Prometheus for the backend's own traces and metrics, and\nLoki and Pyroscope",
+        "Tempo, Prometheus, Loki and Pyroscope for the backend's own telemetry.\nAnd",
+        "nothing to Loki or Pyroscope",
+        id="compose-readme-loki-for-own-telemetry",
+    ),
+    pytest.param(
+        "nix/modules/betrace-backend.nix",
+        "take 10 s or more (48 s once)",
+        "take 10-30 s",
+        "48 s once",
+        id="nixos-module-stop-10-30",
+    ),
 ]
 
 

@@ -236,8 +236,8 @@ POLICY_BREAKS = [
         r"\1", "stage grafana-plugin does not declare ARG BETRACE_VERSION", id="arg-not-in-stage",
     ),
     pytest.param(
-        r"grafana/grafana:11\.0\.0", "grafana/grafana:10.4.0", "grafana-plugin is FROM "
-        "docker.io/grafana/grafana:10.4.0; releases.yaml pins docker.io/grafana/grafana:11.0.0",
+        r"grafana/grafana:13\.2\.0", "grafana/grafana:10.4.0", "grafana-plugin is FROM "
+        "docker.io/grafana/grafana:10.4.0; releases.yaml pins docker.io/grafana/grafana:13.2.0",
         id="grafana-version-drift",
     ),
     pytest.param(

@@ -62,11 +62,30 @@ def test_the_series_applies_in_order_to_a_fresh_unpack(patched_tree: Path) -> No
     assert hard_coded(patched_tree) == []
 
 
-def test_the_snapshot_without_the_series_has_what_the_series_removes(tmp_path: Path) -> None:
+def test_the_patched_manifest_declares_the_grafana_the_app_needs(
+    patched_tree: Path, release_data: ReleaseData
+) -> None:
+    # module.js takes react/jsx-runtime from Grafana (patch 0001), which only Grafana 12.3.0
+    # and the backports share: the manifest says so, as releases.yaml grafana does
+    manifest = json.loads((patched_tree / APP / "src" / "plugin.json").read_text())
+    grafana = release_data.current.grafana
+    dependency = manifest["dependencies"]["grafanaDependency"]
+    assert dependency == grafana.dependency
+    assert dependency.startswith(f">={grafana.minimum} || ") and all(
+        f">={b} <" in dependency for b in grafana.backports
+    )
+
+
+def test_the_snapshot_without_the_series_has_what_the_series_removes(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
     tree = unpack_with(tmp_path, [])
     found = hard_coded(tree)
     assert any("services/BeTraceService.ts" in f for f in found), found
-    assert "routes" not in json.loads((tree / APP / "src" / "plugin.json").read_text())
+    manifest = json.loads((tree / APP / "src" / "plugin.json").read_text())
+    assert "routes" not in manifest
+    upstream = release_data.current.grafana.upstream_minimum
+    assert manifest["dependencies"]["grafanaDependency"] == f">={upstream}"
 
 
 def test_a_missing_header_field_is_named_with_the_file(tmp_path: Path) -> None:

@@ -465,6 +465,120 @@ def expect_compile_trap(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("compile-trap", measure_compile_trap, expect_compile_trap, _ports))
 
 
+def measure_frozen_rule(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A PUT whose expression does not compile, on a rule created in this run."""
+    path = f"/v1/rules/{RULE['name']}"
+    broken = RULE | {"expression": "when { payment.charge.where(amount > ) } never { x }"}
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", RULE)
+        first = api.call("PUT", path, json.dumps(broken))
+        fixed = api.call("PUT", path, json.dumps(RULE))
+        delete = api.call("DELETE", path)
+        kept = (api.call("GET", path).json() or {}).get("expression")
+        api.post_json("/v1/spans", {"spans": breaking_trace("f" * 32)})
+        time.sleep(EVALUATION_WAIT)
+        found = violations(api)
+        api.stop(signal.SIGKILL)
+    return {
+        "put_broken": first.status,
+        "put_broken_message": first.body[:200],
+        "put_fixed": fixed.status,
+        "put_fixed_message": fixed.body[:200],
+        "delete": delete.status,
+        "delete_message": delete.body[:200],
+        "expression_kept": kept == RULE["expression"],
+        "old_version_violations": found,
+    }
+
+
+def expect_frozen_rule(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "put_broken": equal(400),
+        "put_broken_message": contains("failed to compile rule"),
+        "put_fixed": equal(400),
+        "put_fixed_message": contains("invalid transition from draft"),
+        "delete": equal(400),
+        "delete_message": contains("invalid transition from draft"),
+        "expression_kept": equal(True),
+        "old_version_violations": at_least(1, "violations"),
+    }
+
+
+register(Probe("frozen-rule", measure_frozen_rule, expect_frozen_rule, _ports))
+
+
+def measure_put_replaces(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A PUT and a POST without `enabled`."""
+    path = f"/v1/rules/{RULE['name']}"
+    partial = {k: v for k, v in RULE.items() if k not in ("enabled", "severity")}
+    other = partial | {"name": "created-without-enabled"}
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", RULE)
+        put = api.call("PUT", path, json.dumps(partial))
+        after = api.call("GET", path).json() or {}
+        api.post_json("/v1/rules", other)
+        created = api.call("GET", "/v1/rules/created-without-enabled").json() or {}
+        api.stop(signal.SIGKILL)
+    return {
+        "put_status": put.status,
+        "enabled_after_put": bool(after.get("enabled")),
+        "severity_after_put": after.get("severity", ""),
+        "enabled_after_post": bool(created.get("enabled")),
+    }
+
+
+def expect_put_replaces(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "put_status": equal(200),
+        "enabled_after_put": equal(False),
+        "severity_after_put": equal(""),
+        "enabled_after_post": equal(False),
+    }
+
+
+register(Probe("put-replaces", measure_put_replaces, expect_put_replaces, _ports))
+
+#: Violations recorded for the listing probe: more than the backend's default page of 100.
+RECORDED = 150
+
+
+def measure_violations_cap(params: Mapping[str, Any]) -> dict[str, Any]:
+    """An `always` rule and one span per trace: one span-level violation each, at once."""
+    rule = {"name": "ping-needs-pong", "expression": "when { ping } always { pong }"}
+    spans = [
+        {"traceId": f"{n:032x}", "spanId": f"{n:016x}", "name": "ping", "attributes": {}}
+        for n in range(1, RECORDED + 1)
+    ]
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", rule | {"enabled": True, "severity": "LOW"})
+        api.post_json("/v1/spans", {"spans": spans})
+        default = api.call("GET", "/v1/violations").json() or {}
+        large = api.call("GET", f"/v1/violations?limit={RECORDED * 10}").json() or {}
+        one = api.call("GET", f"/v1/violations?traceId={1:032x}").json() or {}
+        api.stop(signal.SIGKILL)
+    return {
+        "listed_by_default": len(default.get("violations") or []),
+        "total_count_by_default": int(default.get("totalCount") or 0),
+        "total_count_with_limit": int(large.get("totalCount") or 0),
+        "listed_for_one_trace_id": len(one.get("violations") or []),
+    }
+
+
+def expect_violations_cap(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "listed_by_default": equal(100),
+        "total_count_by_default": equal(100),
+        "total_count_with_limit": at_least(RECORDED, "violations"),
+        "listed_for_one_trace_id": at_least(2, "violations"),
+    }
+
+
+register(Probe("violations-cap", measure_violations_cap, expect_violations_cap, _ports))
+
+
 # --- the start-up log, gRPC, CORS -----------------------------------------------------------------
 
 

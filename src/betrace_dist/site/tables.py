@@ -36,7 +36,13 @@ def compatibility(data: ReleaseData, release: Release | None = None) -> str:
             code(r.chart.version),
             f"{code(r.chart.name)}, appVersion {r.chart.app_version}",
         ],
-        ["Grafana", f"≥ {r.grafana.minimum}", "tested: " + ", ".join(r.grafana.tested)],
+        [
+            "Grafana",
+            r.grafana.needs,
+            "the distribution's app takes react/jsx-runtime from Grafana (from Grafana's pull "
+            "requests, not run here); upstream's unpatched app declares grafanaDependency "
+            f">={r.grafana.upstream_minimum}, tested by upstream on " + ", ".join(r.grafana.tested),
+        ],
         ["Kubernetes", f"≥ {r.kubernetes.minimum}", ""],
         ["Helm", f"≥ {r.helm.minimum}", "Helm 3 and Helm 4"],
         ["Nix", f"≥ {r.nix.minimum}", "flakes enabled"],
