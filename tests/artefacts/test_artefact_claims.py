@@ -82,7 +82,7 @@ OLD_WORDINGS = [
     # the second audit (issue 18): F2, F5, F6 in the words they had
     pytest.param(
         "docker/docker-compose.yml",
-        "published for curl and span\n      # senders on this machine",
+        "published for your requests and\n      # applications",
         "Grafana's app calls it from the\n      # browser, so it has to be published",
         "plugin proxy, from Grafana's server",
         id="compose-app-calls-it-from-the-browser",
@@ -96,7 +96,7 @@ OLD_WORDINGS = [
     ),
     pytest.param(
         "nix/modules/betrace-backend.nix",
-        "take 10 s or more (48 s once)",
+        "take 10 s or more; 1000, a few",
         "take 10-30 s",
         "48 s once",
         id="nixos-module-stop-10-30",
