@@ -183,8 +183,8 @@ WRONG_VALUES = [
     ),
     pytest.param(
         "helm/betrace/README.md",
-        "since chart 1.1.0",
-        "since chart 1.0.9",
+        "the `helm test` pod included.",
+        "the `helm test` pod included (since chart 1.0.9).",
         "1.0.9 is no version of it in releases.yaml (releases[].chart.version",
         id="chart-version-in-readme",
     ),

@@ -20,7 +20,7 @@ from betrace_dist.artefacts import nix as nixa
 from betrace_dist.backend_env import value_problem
 from betrace_dist.release import ReleaseData
 
-from ..test_rules import assert_deployed, backend  # noqa: F401 - the backend fixture
+from ..test_rules import assert_deployed
 
 STUBS = Path(__file__).parent / "nix_stubs"
 MODULE = REPO_ROOT / "nix" / "modules" / "betrace-backend.nix"
@@ -86,14 +86,16 @@ def test_environment_is_what_the_backend_reads(nix: nixa.Nix, release_data: Rele
     assert "betrace-backend/rules.json" not in out["environment"].get("etc", {})
 
 
-def test_rules_are_written_into_the_data_folder_before_start(nix: nixa.Nix, backend: Path) -> None:  # noqa: F811
+def test_rules_are_written_into_the_data_folder_before_start(
+    nix: nixa.Nix, backend_program: Path
+) -> None:
     out = evaluate(nix, "{ " + ENABLED + f' dataDir = "/var/lib/rules-here"; rules = {RULES}; }}')
     (pre,) = out["service"]["serviceConfig"]["ExecStartPre"]
     assert pre.endswith(" /etc/betrace-backend/rules.json /var/lib/rules-here/rules.json")
     rules_json = out["environment"]["etc"]["betrace-backend/rules.json"]["text"]
     assert json.loads(rules_json)["pii-read-audited"]["enabled"] is False
     assert out["service"]["restartTriggers"] == [rules_json]
-    assert_deployed(backend, rules_json)
+    assert_deployed(backend_program, rules_json)
 
 
 @pytest.mark.parametrize(
