@@ -15,9 +15,17 @@ from ..failure import CheckFailure
 from ..lexer import Block
 from ..session import CommandError, Session
 
-__all__ = ["CheckFailure", "Checker", "Context", "Status", "claim", "require_tool"]
+__all__ = ["CheckFailure", "Checker", "Context", "PageResource", "Status", "claim", "require_tool"]
 
 Status = Literal["run", "verified"]
+
+
+class PageResource:
+    """What a checker keeps in a page's shared state (Context.state) and must release when the
+    page ends (threads, processes): the gate closes each one with the page's sandbox."""
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 @dataclass
@@ -34,6 +42,8 @@ class Context:
     source_line: Any = None
     #: the page's rendered text before the block (what a reader has read when they reach it)
     before: str = ""
+    #: the page's blocks this block's checker runs (this one among them), in page order
+    siblings: tuple[Block, ...] = ()
 
     def session(self) -> Any:
         """The page's sandbox session, created by its first block that needs one, and placed
