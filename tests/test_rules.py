@@ -108,15 +108,21 @@ def test_gate_fails_rule_examples_that_lie(backend_program: Path, tmp_path: Path
     result = run_pytest(["docs", "-q", "-p", "no:randomly", live], cwd=site, timeout=600)
     out = result.stdout
     assert result.returncode == 1, out[-3000:]
-    typo = line_containing(page, "always { fraud_check\n".strip())
-    assert f"rule-examples.md:{typo}: " in out and "the backend refused this rule (400)" in out
+    typo_line = line_containing(page, "always { fraud_check\n".strip())
+    assert f"rule-examples.md:{typo_line}: " in out and "the backend refused this rule (400)" in out
     mistake = line_containing(page, '"http.status_code" >= 500')
     assert f"rule-examples.md:{mistake}: " in out
     assert "shown as a mistake, but the backend compiled this rule" in out
     trace = line_containing(page, 'amount: "900"')
     assert f"rule-examples.md:{trace}: " in out
     assert "shown to break the rule, but no violation was recorded" in out
-    assert "3 failed" in out, out[-2000:]
+    # the typo's name used again, fixed: its block passes, so the typo's backend was not reused
+    # (the control: on one backend the fixed rule is refused, the name still taken by the typo)
+    typo = {"name": "typo-rule", "expression": "when { payment } always { fraud_check"}
+    fixed_rule = typo | {"expression": "when { payment } always { fraud_check }"}
+    shared = engine.run({"rules": [typo, fixed_rule]}, backend_program)
+    assert [r["status"] for r in shared["rules"]] == [400, 409], shared["rules"]
+    assert "(409)" not in out and "3 failed, 3 passed" in out, out[-2000:]
 
 
 def test_compose_rules_json_is_made_from_rules_yaml() -> None:
@@ -241,7 +247,7 @@ def test_rule_examples_are_skipped_with_the_reason_when_the_live_tier_is_off(
     site = copy_site(tmp_path, ["index.md", "rule-examples.md"])
     result = run_pytest(["docs", "-q", "-rs", "-p", "no:randomly"], cwd=site)
     assert result.returncode == 0, result.stdout[-2000:]
-    assert "4 skipped" in result.stdout
+    assert "5 skipped" in result.stdout
     assert "rule examples run on the live tier, which is off: --no-live" in result.stdout
 
 

@@ -19,7 +19,7 @@ from ..errors import ProblemsError
 from ..release import RELEASES_FILE
 from ..site.limits import LimitError
 from . import claims, display, profile, result_cache, typed
-from .checkers import Checker, CheckFailure, Context
+from .checkers import Checker, CheckFailure, Context, PageResource
 from .checkers.table import registry
 from .commands import flags
 from .display import Shown
@@ -317,7 +317,13 @@ class Gate:
         return self.sybil().pytest()
 
     def _evaluator(
-        self, path: Path, rendered: Rendered, block: Block, entry: Entry, checker: Checker | None
+        self,
+        path: Path,
+        rendered: Rendered,
+        block: Block,
+        entry: Entry,
+        checker: Checker | None,
+        siblings: tuple[Block, ...] = (),
     ) -> Callable[[Example], None]:
         name = entry.page
 
@@ -343,6 +349,7 @@ class Gate:
                 before=rendered.text[: block.start],
                 live=self.live,
                 updates=self.updates,
+                siblings=siblings,
             )
             try:
                 if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py
@@ -452,10 +459,12 @@ class BlockParser:
         result = document.result
         if result.error or result.rendered is None:
             return
-        for block, entry, checker in result.items:
-            if checker is not self.checker:
-                continue
-            evaluate = self.gate._evaluator(result.path, result.rendered, block, entry, checker)
+        mine = [(b, e) for b, e, c in result.items if c is self.checker]
+        siblings = tuple(b for b, e in mine if e.status not in ("skipped", "error"))
+        for block, entry in mine:
+            evaluate = self.gate._evaluator(
+                result.path, result.rendered, block, entry, self.checker, siblings
+            )
             yield Region(block.start, block.end, entry, _counted(evaluate, self.gate.live))
 
 
@@ -545,6 +554,9 @@ def _close_session(namespace: dict[str, Any]) -> None:
     if run is not None and complete and not run.found.hit and run.gate.still_as_collected(run.key):
         run.key.reads = session.reads() if session is not None else {}
         run.gate.results.store(run.key)
+    for value in list(namespace.values()):
+        if isinstance(value, PageResource):  # a checker's own, for the page's blocks
+            value.close()
     session = namespace.pop("session", None)
     if session is not None:
         with profile.phase("sandbox removal"):  # a no-op unless profiling

@@ -17,9 +17,17 @@ from ..live import LiveTier
 from ..session import CommandError, Session
 from ..update import Updates
 
-__all__ = ["CheckFailure", "Checker", "Context", "Status", "claim", "require_tool"]
+__all__ = ["CheckFailure", "Checker", "Context", "PageResource", "Status", "claim", "require_tool"]
 
 Status = Literal["run", "verified"]
+
+
+class PageResource:
+    """What a checker keeps in a page's shared state (Context.state) and must release when the
+    page ends (threads, processes): the gate closes each one with the page's sandbox."""
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 @dataclass
@@ -40,6 +48,8 @@ class Context:
     live: LiveTier = field(default_factory=LiveTier)
     #: the run's queue of output rewrites, under --update-outputs (else None)
     updates: Updates | None = None
+    #: the page's blocks this block's checker runs (this one among them), in page order
+    siblings: tuple[Block, ...] = ()
 
     def session(self) -> Any:
         """The page's sandbox session, created by its first block that needs one, and placed

@@ -16,14 +16,18 @@ string `attributes`; the checker gives each trace its own id and each span an id
 A `Mistake:` block has `rule` and `refused`: a piece of the message the backend answers.
 
 The checker posts the rule to a throwaway backend (betrace_dist.rules.engine), then the spans,
-waits for their evaluation and reads the violations. The page fails at the line of the
-expression when a rule does not compile or a mistake does, and at the line of a trace whose
-documented outcome did not happen.
+waits for their evaluation and reads the violations. Every block gets a backend of its own; a
+page's blocks are sent to theirs side by side (_PageRuns), PARALLEL_RUNS at a time. The page
+fails at the line of the expression when a rule does not compile or a mistake does, and at the
+line of a trace whose documented outcome did not happen.
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -32,11 +36,15 @@ from ... import yamlio
 from ...errors import ProblemsError
 from ...rules import engine
 from ..lexer import Block
-from . import CheckFailure, Context, Status
+from . import CheckFailure, Context, PageResource, Status
 
 TITLE = re.compile(r"^(?P<kind>Rule|Mistake):\s*\S")
 KEYS = {"Rule": {"rule", "breaks", "keeps"}, "Mistake": {"rule", "refused"}}
 BASE_TIME = 1767225600000000000
+#: backends one page runs at once (each a Python process and a backend of a few MB)
+PARALLEL_RUNS = 4
+#: where a page's runs are kept in its blocks' shared state (closed with the page)
+RUNS_KEY = "rule runs"
 
 
 def kind(block: Block) -> str | None:
@@ -120,11 +128,35 @@ class RuleChecker:
         return kind(block) is not None
 
     def check(self, block: Block, ctx: Context) -> None:
+        example = _Example.read(block, ctx)
+        result = _runs(block, example, ctx).result(block, example)
+        answer = result["rules"][0]
+        compiled = answer["status"] // 100 == 2
+        if example.what == "Mistake":
+            _mistake(example.root, compiled, answer, example.expression_line)
+            return
+        if not compiled:
+            reason = f"the backend refused this rule ({answer['status']}): {answer['message']}"
+            raise CheckFailure(reason, example.expression_line)
+        _outcomes(result, example.name, example.traces)
+
+
+@dataclass
+class _Example:
+    """A rule block as read: what it is, and the request its fresh backend is sent."""
+
+    what: str
+    root: CommentedMap
+    name: str
+    expression_line: int
+    traces: list[tuple[int, str, list[dict[str, Any]]]]
+    request: dict[str, Any]
+
+    @classmethod
+    def read(cls, block: Block, ctx: Context) -> _Example:
         what = kind(block) or "Rule"
         root = _read(block, what)
-        rule = dict(root["rule"])
-        body: dict[str, Any] = {"enabled": True, **rule}
-        expression_line = _line(root["rule"], "expression")
+        body: dict[str, Any] = {"enabled": True, **dict(root["rule"])}
         prefix = f"{ctx.page.stem}-{block.line}"
         traces = []
         if what == "Rule":
@@ -132,21 +164,74 @@ class RuleChecker:
             if not traces:
                 raise CheckFailure("a Rule block lists traces under 'breaks' or 'keeps'", 1)
         request = {"rules": [body], "traces": [spans for _, _, spans in traces]}
+        expression_line = _line(root["rule"], "expression")
+        return cls(what, root, str(body["name"]), expression_line, traces, request)
+
+
+class _PageRuns(PageResource):
+    """The engine runs of one page's rule blocks, each on a backend of its own (a fresh data
+    folder in a network namespace of its own, as engine.run always starts one), started side
+    by side: most of a block's time is the backend's wait before it evaluates a trace (3 s after
+    its last span), which several backends can spend together. Each block's verdict still comes
+    from its own backend alone; a block is sent only when the pytest run includes it."""
+
+    def __init__(self, program: Any) -> None:
+        self.program = program
+        self.pool = ThreadPoolExecutor(max_workers=PARALLEL_RUNS, thread_name_prefix="rules")
+        self.runs: dict[int, Future[dict[str, Any]]] = {}
+
+    def start(self, blocks: tuple[Block, ...], ctx: Context) -> None:
+        """Send each block of `blocks` the run includes (see _selected) to a backend."""
+        selected = _selected(ctx)
+        for block in blocks:
+            if selected is not None and block.start not in selected:
+                continue
+            try:
+                self.submit(block, _Example.read(block, ctx))
+            except CheckFailure:
+                continue  # the block's own check reports it
+
+    def submit(self, block: Block, example: _Example) -> Future[dict[str, Any]]:
+        if block.start not in self.runs:
+            self.runs[block.start] = self.pool.submit(engine.run, example.request, self.program)
+        return self.runs[block.start]
+
+    def result(self, block: Block, example: _Example) -> dict[str, Any]:
+        future = self.submit(block, example)
         try:
-            result = engine.run(
-                request, ctx.live.program_or_skip("rule examples run", CheckFailure)
-            )
+            return future.result()
         except engine.EngineError as exc:
             raise CheckFailure(f"the backend could not be run: {exc}") from None
-        answer = result["rules"][0]
-        compiled = answer["status"] // 100 == 2
-        if what == "Mistake":
-            _mistake(root, compiled, answer, expression_line)
-            return
-        if not compiled:
-            reason = f"the backend refused this rule ({answer['status']}): {answer['message']}"
-            raise CheckFailure(reason, expression_line)
-        _outcomes(result, str(body["name"]), traces)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _runs(block: Block, example: _Example, ctx: Context) -> _PageRuns:
+    """The page's runs, started by its first rule block: that block first, then the others."""
+    runs = ctx.state.get(RUNS_KEY)
+    if runs is None:
+        program = ctx.live.program_or_skip("rule examples run", CheckFailure)
+        runs = ctx.state[RUNS_KEY] = _PageRuns(program)
+        runs.submit(block, example)
+        runs.start(ctx.siblings, ctx)
+    return runs
+
+
+def _selected(ctx: Context) -> set[int] | None:
+    """Where the page's blocks this pytest run includes start (after -k or a node id), or None
+    when pytest does not say."""
+    session = getattr(ctx.request, "session", None)
+    items = getattr(session, "items", None)
+    if not items:
+        return None
+    page = ctx.page.resolve()
+    found = set()
+    for item in items:
+        example = getattr(item, "example", None)
+        if example is not None and Path(example.path).resolve() == page:
+            found.add(example.start)
+    return found
 
 
 def _mistake(root: CommentedMap, compiled: bool, answer: dict[str, Any], line: int) -> None:
