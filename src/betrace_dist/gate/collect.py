@@ -309,6 +309,10 @@ class Gate:
             fixtures=["request"],
             teardown=_close_session,
             document_types={".md": document},
+            # Sybil reads the file before it makes the document, whose text is the rendered page
+            # instead (PageDocument): latin-1 decodes any byte, so a page that is not UTF-8 reaches
+            # the gate's own reading, which names its line and byte (never a UnicodeDecodeError)
+            encoding="latin-1",
         )
 
     @cached_property
