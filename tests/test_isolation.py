@@ -278,11 +278,11 @@ def test_the_gates_scratch_folder_is_never_where_a_link_leads(page: Session, can
 
 
 def test_the_live_tiers_data_folder_is_made_as_the_page(page: Session, canary: Path) -> None:
-    from betrace_dist.gate.live import LiveBackend
+    from betrace_dist.gate.live import LiveBackend, LiveTier
 
     as_page(page, f"ln -s {canary} {page.tmp}/.betrace-live")
     with pytest.raises(Exception, match="data folder cannot be made"):
-        LiveBackend(page).data_folder()  # the page's user cannot write the canary from the jail
+        LiveBackend(page, LiveTier()).data_folder()  # the page's user cannot write the canary from the jail
     assert sorted(p.name for p in canary.iterdir()) == ["secret.txt"]
     assert canary.stat().st_uid == os.getuid()
 
