@@ -282,7 +282,9 @@ def test_the_live_tiers_data_folder_is_made_as_the_page(page: Session, canary: P
 
     as_page(page, f"ln -s {canary} {page.tmp}/.betrace-live")
     with pytest.raises(Exception, match="data folder cannot be made"):
-        LiveBackend(page, LiveTier()).data_folder()  # the page's user cannot write the canary from the jail
+        LiveBackend(
+            page, LiveTier()
+        ).data_folder()  # the page's user cannot write the canary from the jail
     assert sorted(p.name for p in canary.iterdir()) == ["secret.txt"]
     assert canary.stat().st_uid == os.getuid()
 
@@ -471,3 +473,61 @@ def test_a_holder_that_died_later_is_named_not_left_to_nsenter(jail: Jail) -> No
     isolation._kill_group(jail._holder)
     with pytest.raises(JailError, match="network namespace went away"):
         sh(jail, "true")
+
+
+def _racing_bwrap(tmp_path: Path, failures: int) -> str:
+    """A bwrap whose first `failures` jails fail to build as when another page's sandbox is
+    unmounted while bwrap copies the mounts (seen in CI: "Can't bind mount /oldroot/ on
+    /newroot/: ... No such file or directory"), then is the real one."""
+    real = tools.find("bwrap")
+    count = tmp_path / "jail-builds"
+    script = tmp_path / "bwrap"
+    script.write_text(
+        "#!/bin/bash\n"
+        'case " $* " in *" --info-fd "*) ;; *)\n'
+        f"  n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
+        f'  if [ "$n" -lt {failures} ]; then\n'
+        "    echo \"bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount flags:"
+        ' remount \\"/newroot/tmp/gone\\": No such file or directory" >&2\n'
+        "    exit 1\n"
+        "  fi;;\n"
+        "esac\n"
+        f'exec {real} "$@"\n',
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_jail_that_lost_a_mount_while_built_is_built_again(tmp_path: Path) -> None:
+    require_tool("bwrap", isolation.BWRAP_HINT)
+    box = tmp_path / "sandbox"
+    box.mkdir()
+    isolation.hand_over(box)
+    jail = Jail(box, deadline=time.monotonic() + 120, bwrap=_racing_bwrap(tmp_path, 2))
+    try:
+        done = sh(jail, "echo ran once >> runs.txt; echo done")
+    finally:
+        jail.close()
+    assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr
+    assert (box / "runs.txt").read_text() == "ran once\n"  # the command itself ran once
+    assert (tmp_path / "jail-builds").read_text().strip() == "3"
+
+
+def test_a_jail_that_never_builds_gives_bwraps_words_after_its_tries(tmp_path: Path) -> None:
+    require_tool("bwrap", isolation.BWRAP_HINT)
+    box = tmp_path / "sandbox"
+    box.mkdir()
+    jail = Jail(box, deadline=time.monotonic() + 120, bwrap=_racing_bwrap(tmp_path, 99))
+    try:
+        done = sh(jail, "true")
+    finally:
+        jail.close()
+    assert done.returncode == 1 and "Can't bind mount /oldroot/" in done.stderr
+    assert (tmp_path / "jail-builds").read_text().strip() == str(isolation.SETUP_TRIES)
+
+
+def test_a_command_that_fails_on_its_own_is_run_once(jail: Jail) -> None:
+    done = sh(jail, "echo x >> runs.txt; echo 'bwrap: not a set-up failure' >&2; exit 1")
+    assert done.returncode == 1
+    assert (jail.writable / "runs.txt").read_text() == "x\n"

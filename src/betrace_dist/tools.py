@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -165,3 +166,17 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["install"]:
         sys.exit("usage: python -m betrace_dist.tools install")
     install()
+
+
+#: What bubblewrap says when a mount it copies goes away while it builds a jail: another page's
+#: sandbox, unmounted at that moment (the gate mounts one per page when it is root).
+_BWRAP_LOST_MOUNT = re.compile(
+    r"bwrap: Can't (bind mount|remount|mount|create file|find source path)[^\n]*"
+    r"No such file or directory\n?"
+)
+
+
+def bwrap_lost_a_mount(returncode: int, stdout: str, stderr: str) -> bool:
+    """bwrap stopped while it built its jail because a mount went away meanwhile: exit 1,
+    nothing printed but its one line about it. Nothing of the command ran: it may run again."""
+    return returncode == 1 and not stdout and bool(_BWRAP_LOST_MOUNT.fullmatch(stderr))

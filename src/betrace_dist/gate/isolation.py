@@ -57,6 +57,8 @@ TMPFS_SIZE = 256 * 1024 * 1024
 #: Attempts at the holder of a page's network namespace, and how long each may take to start.
 HOLDER_TRIES = 3
 HOLDER_START_TIMEOUT = 30.0
+#: Attempts at a command whose jail bwrap could not build because a mount went away meanwhile.
+SETUP_TRIES = 3
 #: The user a page runs as: nobody. Root without capabilities could still write /proc/sys
 #: (core_pattern runs a program as the host's root) and read root's files; nobody cannot.
 PAGE_UID = PAGE_GID = 65534
@@ -367,6 +369,21 @@ class Jail:
     ) -> Done:
         """Run argv in the jail (`shown`: extra read-only paths, such as the live tier's backend
         program); past its time or output limit its whole jail is killed."""
+        done = self._run_once(argv, cwd, env, timeout, shown)
+        for _ in range(SETUP_TRIES - 1):
+            if not _set_up_failed(done):
+                break
+            done = self._run_once(argv, cwd, env, timeout, shown)
+        return done
+
+    def _run_once(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        timeout: float,
+        shown: tuple[Path, ...],
+    ) -> Done:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise JailError("the page used up its time limit; later commands were not run")
@@ -422,6 +439,13 @@ class Jail:
                     time.sleep(0.02)
         self._cgroups = []
         self._netns = None
+
+
+def _set_up_failed(done: Done) -> bool:
+    """bwrap failed while it built the jail, before the page's command ran (so running it
+    again is safe; see tools.bwrap_lost_a_mount). A page that prints that line itself only gets
+    its command run again, within its time limit."""
+    return tools.bwrap_lost_a_mount(done.returncode, done.stdout, done.stderr)
 
 
 def _read_line(stream: IO[bytes], limit: float) -> bytes:

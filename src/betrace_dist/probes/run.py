@@ -65,17 +65,20 @@ def run_probe(
     params = {"program": str(program)} | probe.params(data) | dict(extra or {})
     argv = namespace_argv([sys.executable, "-m", "betrace_dist.probes.run", name], program)
     start = time.monotonic()
-    try:
-        done = subprocess.run(
-            argv,
-            input=json.dumps(params),
-            capture_output=True,
-            text=True,
-            timeout=probe.limit,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ProbeError(f"probe {name} took more than {probe.limit:g} s") from None
+    for _ in range(3):  # again only when bwrap lost a mount while it built the namespace
+        try:
+            done = subprocess.run(
+                argv,
+                input=json.dumps(params),
+                capture_output=True,
+                text=True,
+                timeout=probe.limit,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ProbeError(f"probe {name} took more than {probe.limit:g} s") from None
+        if not tools.bwrap_lost_a_mount(done.returncode, done.stdout, done.stderr):
+            break
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = " | ".join(done.stderr.strip().splitlines()[-4:])

@@ -103,7 +103,7 @@ def history(data: ReleaseData) -> str:
             r.date.isoformat(),
             code(r.chart.version),
             code(r.plugin.version),
-            f"≥ {r.grafana.minimum}",
+            cell(r.grafana.needs),
             cell(r.summary),
         ]
         for r in data.releases
