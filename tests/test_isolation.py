@@ -415,23 +415,31 @@ def test_the_gates_own_look_at_a_path_failing_is_a_failure_at_its_line(page: Ses
     assert info.value.line == 2  # type: ignore[attr-defined]
 
 
-def _flaky_bwrap(tmp_path: Path, failures: int) -> str:
-    """A bwrap that fails its first `failures` holder set-ups the way a busy machine can (after
-    reporting the child's PID), then is the real one."""
+def _failing_bwrap(tmp_path: Path, failures: int, holder: bool) -> str:
+    """A bwrap whose first `failures` builds fail as on a busy machine, then is the real one:
+    of the page's namespace holder (`holder`: after reporting the child's PID) or of a
+    command's jail (a mount that went away while bwrap copied the mount table, as seen in CI:
+    "Can't bind mount /oldroot/ on /newroot/: ... No such file or directory")."""
     real = tools.find("bwrap")
-    count = tmp_path / "holder-starts"
+    count = tmp_path / ("holder-starts" if holder else "jail-builds")
+    if holder:
+        case = '*" --info-fd "*)'
+        fail = (
+            '    fd=$(printf "%s\\n" "$@" | grep -A1 -x -- --info-fd | tail -1)\n'
+            '    echo \'{"child-pid": 1}\' >&"$fd"\n'
+            '    echo "bwrap: Can\'t remount readonly on /gone: No such file or directory" >&2\n'
+        )
+    else:
+        case = '*" --info-fd "*) ;; *)'
+        fail = (
+            "    echo \"bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount"
+            ' flags: remount \\\\"/newroot/tmp/gone\\\\": No such file or directory" >&2\n'
+        )
     script = tmp_path / "bwrap"
     script.write_text(
-        "#!/bin/bash\n"
-        'case " $* " in *" --info-fd "*)\n'
+        f'#!/bin/bash\ncase " $* " in {case}\n'
         f"  n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
-        f'  if [ "$n" -lt {failures} ]; then\n'
-        '    fd=$(printf "%s\\n" "$@" | grep -A1 -x -- --info-fd | tail -1)\n'
-        '    echo \'{"child-pid": 1}\' >&"$fd"\n'
-        '    echo "bwrap: Can\'t remount readonly on /gone: No such file or directory" >&2\n'
-        "    exit 1\n"
-        "  fi;;\n"
-        "esac\n"
+        f'  if [ "$n" -lt {failures} ]; then\n{fail}    exit 1\n  fi;;\nesac\n'
         f'exec {real} "$@"\n',
         encoding="utf-8",
     )
@@ -447,7 +455,9 @@ def test_a_holder_that_dies_in_its_set_up_is_made_again(tmp_path: Path) -> None:
     box = tmp_path / "sandbox"
     box.mkdir()
     isolation.hand_over(box)
-    jail = Jail(box, deadline=time.monotonic() + 120, bwrap=_flaky_bwrap(tmp_path, 2))
+    jail = Jail(
+        box, deadline=time.monotonic() + 120, bwrap=_failing_bwrap(tmp_path, 2, holder=True)
+    )
     try:
         done = sh(jail, "echo in the jail")
     finally:
@@ -460,7 +470,9 @@ def test_a_holder_that_never_starts_is_a_jail_error_with_bwraps_words(tmp_path: 
     require_tool("bwrap", isolation.BWRAP_HINT)
     box = tmp_path / "sandbox"
     box.mkdir()
-    jail = Jail(box, deadline=time.monotonic() + 120, bwrap=_flaky_bwrap(tmp_path, 99))
+    jail = Jail(
+        box, deadline=time.monotonic() + 120, bwrap=_failing_bwrap(tmp_path, 99, holder=True)
+    )
     with pytest.raises(JailError, match="could not make a network namespace: bwrap: Can't remount"):
         sh(jail, "true")
     jail.close()
@@ -475,36 +487,14 @@ def test_a_holder_that_died_later_is_named_not_left_to_nsenter(jail: Jail) -> No
         sh(jail, "true")
 
 
-def _racing_bwrap(tmp_path: Path, failures: int) -> str:
-    """A bwrap whose first `failures` jails fail to build as when another page's sandbox is
-    unmounted while bwrap copies the mounts (seen in CI: "Can't bind mount /oldroot/ on
-    /newroot/: ... No such file or directory"), then is the real one."""
-    real = tools.find("bwrap")
-    count = tmp_path / "jail-builds"
-    script = tmp_path / "bwrap"
-    script.write_text(
-        "#!/bin/bash\n"
-        'case " $* " in *" --info-fd "*) ;; *)\n'
-        f"  n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
-        f'  if [ "$n" -lt {failures} ]; then\n'
-        "    echo \"bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount flags:"
-        ' remount \\"/newroot/tmp/gone\\": No such file or directory" >&2\n'
-        "    exit 1\n"
-        "  fi;;\n"
-        "esac\n"
-        f'exec {real} "$@"\n',
-        encoding="utf-8",
-    )
-    script.chmod(0o755)
-    return str(script)
-
-
 def test_a_jail_that_lost_a_mount_while_built_is_built_again(tmp_path: Path) -> None:
     require_tool("bwrap", isolation.BWRAP_HINT)
     box = tmp_path / "sandbox"
     box.mkdir()
     isolation.hand_over(box)
-    jail = Jail(box, deadline=time.monotonic() + 120, bwrap=_racing_bwrap(tmp_path, 2))
+    jail = Jail(
+        box, deadline=time.monotonic() + 120, bwrap=_failing_bwrap(tmp_path, 2, holder=False)
+    )
     try:
         done = sh(jail, "echo ran once >> runs.txt; echo done")
     finally:
@@ -518,7 +508,9 @@ def test_a_jail_that_never_builds_gives_bwraps_words_after_its_tries(tmp_path: P
     require_tool("bwrap", isolation.BWRAP_HINT)
     box = tmp_path / "sandbox"
     box.mkdir()
-    jail = Jail(box, deadline=time.monotonic() + 120, bwrap=_racing_bwrap(tmp_path, 99))
+    jail = Jail(
+        box, deadline=time.monotonic() + 120, bwrap=_failing_bwrap(tmp_path, 99, holder=False)
+    )
     try:
         done = sh(jail, "true")
     finally:
