@@ -6,11 +6,14 @@ BETRACE_REQUIRE_TOOLS=1, as CI sets it, a missing tool fails instead, so CI runs
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -137,6 +140,33 @@ def run_pytest(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Com
 def run_mkdocs(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     return run_python(["-m", "mkdocs", *args], cwd, env, timeout)
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """`mkdocs build --strict` of the real site: where it went, its exit code and its log."""
+
+    site: Path
+    returncode: int
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def real_site(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> SiteBuild:
+    """The real site, built once per test run and shared by every worker (read it, never
+    change it): the first worker to ask builds it under a lock in the run's temporary root,
+    which pytest-xdist's workers share; the others read what it left, failure included."""
+    root = tmp_path_factory.getbasetemp()
+    root = root if worker_id == "master" else root.parent
+    site, record = root / "real-site", root / "real-site.json"
+    with (root / "real-site.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not record.exists():
+            result = run_mkdocs(["build", "--strict", "-d", str(site)], cwd=REPO_ROOT)
+            done = {"returncode": result.returncode, "stderr": result.stderr}
+            record.write_text(json.dumps(done), encoding="utf-8")
+        done = json.loads(record.read_text(encoding="utf-8"))
+    return SiteBuild(site, done["returncode"], done["stderr"])
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -12,15 +12,13 @@ from betrace_dist.cli import main as cli
 from betrace_dist.gate.collect import Gate
 from betrace_dist.release import ReleaseData
 
-from .conftest import copy_site, run_mkdocs
+from .conftest import SiteBuild, copy_site, run_mkdocs
 
 
 @pytest.fixture(scope="module")
-def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    result = run_mkdocs(["build", "--strict", "-d", str(out)], cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stderr
-    return out
+def built_site(real_site: SiteBuild) -> Path:
+    assert real_site.returncode == 0, real_site.stderr
+    return real_site.site
 
 
 def test_strict_build_writes_every_page_and_no_test_file(built_site: Path) -> None:

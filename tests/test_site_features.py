@@ -24,7 +24,7 @@ from betrace_dist.release import ReleaseData
 from betrace_dist.site import hooks
 from betrace_dist.site.badge import Verifier, summarise
 
-from .conftest import run_mkdocs
+from .conftest import SiteBuild, run_mkdocs
 
 #: Elements that make a browser fetch something while the page loads.
 LOADS = {"script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src"}
@@ -88,12 +88,10 @@ def words(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    result = run_mkdocs(["build", "--strict", "-d", str(out)], cwd=REPO_ROOT)
-    problems = [line for line in result.stderr.splitlines() if not line.startswith("INFO")]
-    assert result.returncode == 0, "\n".join(problems)
-    return out
+def site(real_site: SiteBuild) -> Path:
+    problems = [line for line in real_site.stderr.splitlines() if not line.startswith("INFO")]
+    assert real_site.returncode == 0, "\n".join(problems)
+    return real_site.site
 
 
 @pytest.fixture(scope="module")

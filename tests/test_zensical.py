@@ -27,7 +27,7 @@ from betrace_dist.gate.collect import Gate
 from betrace_dist.site import reader_text, zensical_config
 from betrace_dist.site.reader_text import Difference, first_difference, reader_lines
 
-from .conftest import copy_site, run_mkdocs, run_python
+from .conftest import SiteBuild, copy_site, run_python
 
 DIFFERENCES = Path(__file__).with_name("zensical_differences.yaml")
 DOCS = REPO_ROOT / "docs"
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 class Builds:
     mkdocs: Path
     zensical: Path
-    seconds: dict[str, float]
+    seconds: dict[str, float]  # Zensical's build time
 
 
 def run_zensical(root: Path, config: str, timeout: int = 600) -> tuple[int, str]:
@@ -53,12 +53,9 @@ def run_zensical(root: Path, config: str, timeout: int = 600) -> tuple[int, str]
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
-    out = tmp_path_factory.mktemp("mkdocs-site")
-    start = time.monotonic()
-    result = run_mkdocs(["build", "--strict", "-d", str(out)], cwd=REPO_ROOT)
-    seconds = {"mkdocs": time.monotonic() - start}
-    assert result.returncode == 0, result.stderr[-3000:]
+def builds(real_site: SiteBuild) -> Iterator[Builds]:
+    assert real_site.returncode == 0, real_site.stderr[-3000:]
+    out, seconds = real_site.site, {}  # MkDocs' build is the run's shared one
     # Zensical writes its site inside the folder of its configuration, which must be the
     # repository's (docs_dir must be inside it): a configuration and a site of this run only.
     name = f"zensical.test-{os.getpid()}.yml"

@@ -27,7 +27,7 @@ import pytest
 
 from betrace_dist import REPO_ROOT
 
-from ..conftest import require_tool, run_mkdocs, skip_or_fail
+from ..conftest import SiteBuild, require_tool, run_mkdocs, skip_or_fail
 
 HERE = Path(__file__).parent
 FIXTURE_SITE = HERE / "fixture-site"
@@ -80,8 +80,10 @@ def build(config: Path, out: Path) -> Build:
 
 
 @pytest.fixture(scope="session")
-def real_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    return build(REPO_ROOT / "mkdocs.yml", tmp_path_factory.mktemp("site"))
+def real_build(real_site: SiteBuild) -> Build:
+    problems = [line for line in real_site.stderr.splitlines() if not line.startswith("INFO")]
+    assert real_site.returncode == 0, "mkdocs build --strict failed:\n" + "\n".join(problems)
+    return Build(real_site.site)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """The site as readers meet it: every page of a strict build, opened in Chromium, light and dark.
 
-Each page is visited once per colour scheme (session fixture `visits`); the tests below are the
-guarantees checked on what those visits recorded, plus a few interactions (search, tabs, copy,
-version selector) that need a page of their own.
+Each page is visited once per colour scheme (session fixture `visits`): light on a laptop's
+screen, dark on a phone's, so that one visit per scheme also measures both widths. The tests
+below are the guarantees checked on what those visits recorded, plus a few interactions
+(search, tabs, copy, version selector) that need a page of their own.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ pytestmark = pytest.mark.slow
 SCHEMES = {"light": "default", "dark": "slate"}  # colour scheme asked for -> Material's scheme
 SEARCHES = ("helm", "compose", "flake")
 BLOCKING_IMPACTS = ("serious", "critical")
-VIEWPORT = {"width": 1280, "height": 900}
+LAPTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+VIEWPORT = LAPTOP
+#: The screen each colour scheme's visits are made on.
+SCREENS = {"light": LAPTOP, "dark": PHONE}
 ANNOTATION = re.compile(r"\s*(#|//|--|;)\s*\(\d+\)!?\s*$")  # a code annotation marker, `# (1)`
 
 #: Everything one visit needs from the page, in one round trip.
@@ -60,6 +65,20 @@ COLLECT = """() => {
     scheme: document.body.getAttribute("data-md-color-scheme"),
   };
 }"""
+#: Code blocks that are shown (not in a closed admonition or another tab) and what they allow.
+CODE_BOXES = """() => [...document.querySelectorAll(".md-content pre > code")]
+  .map((code) => {
+    const box = code.getBoundingClientRect();
+    const style = getComputedStyle(code);
+    return {
+      text: code.textContent.split("\\n")[0].slice(0, 60),
+      left: box.left, right: box.right, width: box.width,
+      scrollWidth: code.scrollWidth, clientWidth: code.clientWidth,
+      overflowX: style.overflowX, whiteSpace: style.whiteSpace,
+      cue: style.backgroundImage.includes("gradient"),
+    };
+  })
+  .filter((c) => c.width > 0)"""
 AXE_RUN = """async () => {
   const result = await axe.run(document, {resultTypes: ["violations"]});
   return result.violations.map((v) => ({
@@ -81,6 +100,7 @@ class Visit:
     outside_requests: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     violations: list[dict[str, Any]] = field(default_factory=list)
+    code_boxes: list[dict[str, Any]] = field(default_factory=list)  # CODE_BOXES, on its screen
     screenshot: Path | None = None
 
     @property
@@ -152,8 +172,9 @@ async def record_scheme(
 
     One tab, not one per page: a new tab costs Chromium a renderer and a second of CPU, more
     than the visit itself. What the tab logs or asks for is recorded on the visit under way."""
+    scheme = visits[0].scheme
     context = await browser.new_context(
-        color_scheme=visits[0].scheme, viewport=VIEWPORT, service_workers="block"
+        color_scheme=scheme, viewport=SCREENS[scheme], service_workers="block"
     )
 
     async def refuse(route: Any) -> None:
@@ -170,6 +191,7 @@ async def record_scheme(
             response = await page.goto(url, wait_until="networkidle")
             current.status = response.status if response else 0
             current.data = await page.evaluate(COLLECT)
+            current.code_boxes = await page.evaluate(CODE_BOXES)
             await page.add_script_tag(content=axe)
             current.violations = await page.evaluate(AXE_RUN)
             current.screenshot = shots / f"{slug(current.page)}-{current.scheme}.png"
@@ -182,7 +204,8 @@ async def record_scheme(
 def visits(
     served: Served, real_build: Build, axe_source: str, screenshot_dir: Path
 ) -> dict[tuple[str, str], Visit]:
-    """Every page, light and dark: status, errors, requests, text, links, axe, screenshot.
+    """Every page, light (1280 wide) and dark (390 wide): status, errors, requests, text, links,
+    code boxes, axe, screenshot.
 
     The two schemes are visited at the same time, one tab each (`in_parallel`): a visit spends
     much of its time waiting for the network to go idle, and the two tabs' waits overlap.
@@ -348,6 +371,37 @@ def test_no_serious_or_critical_accessibility_violation(
         if x["impact"] in BLOCKING_IMPACTS
     ]
     assert not blocking, "\n".join(blocking)
+
+
+def code_box_problems(boxes: list[dict[str, Any]], width: int) -> list[str]:
+    """Code that would be cut off: past the screen's edge, or too wide and unscrollable."""
+    problems = []
+    for code in boxes:
+        where = f"block starting {code['text']!r}"
+        if code["left"] < -1 or code["right"] > width + 1:
+            problems.append(f"{where}: spans x={code['left']:.0f}..{code['right']:.0f} of {width}")
+        too_wide = code["scrollWidth"] > code["clientWidth"] + 1
+        wraps = code["whiteSpace"] in ("pre-wrap", "break-spaces")
+        if too_wide and not wraps and code["overflowX"] not in ("auto", "scroll"):
+            problems.append(f"{where}: lines are cut off (overflow-x: {code['overflowX']})")
+        elif too_wide and not wraps and not code["cue"]:
+            problems.append(f"{where}: scrolls with no visible sign that lines go on")
+    return problems
+
+
+@pytest.mark.parametrize("scheme", list(SCREENS))
+def test_no_code_is_cut_off(visits: dict[tuple[str, str], Visit], scheme: str) -> None:
+    """On a laptop's screen (the light visits) and a phone's (the dark ones)."""
+    width = SCREENS[scheme]["width"]
+    problems = [
+        f"{visit.name} at {width} px: {problem}"
+        for visit in visits.values()
+        if visit.scheme == scheme
+        for problem in code_box_problems(visit.code_boxes, width)
+    ]
+    boxes = sum(len(v.code_boxes) for v in visits.values() if v.scheme == scheme)
+    assert boxes, f"no code block was measured in the {scheme} visits"
+    assert not problems, "\n".join(problems)
 
 
 def test_every_page_has_a_light_and_a_dark_screenshot(
