@@ -69,6 +69,13 @@ def gate_run() -> str:
         ("evaluated-after-3s.md", "3 seconds after", "3 to 4 seconds after its last span"),
         ("stop-10-30.md", "10-30 s", "48 s once"),
         ("loki-own-telemetry.md", "Prometheus, Loki and Pyroscope", "nothing to Loki or Pyroscope"),
+        # the fourth audit (issue 18): F1, F4, F5, F7, F8 in the wording they had
+        ("react-19-from.md", "(13.2.0 and later)", "runs plugins under React 19 from 13.0"),
+        ("grafana-plugins-list.md", "that list installs", "a plugin zip from a URL"),
+        ("provisioning-start-up.md", "reads it only at", "/api/admin/provisioning/plugins/reload"),
+        ("compose-v2.md", "Docker Engine 23.0", "Docker Compose 2.17.0 or later"),
+        ("compose-v2.md", "plugin 2.16.0", "compose.minimum, compose.broken"),
+        ("collectors-reach-it.md", "Grafana's users", "no collector calls the backend"),
         # a page a known issue names, without it
         ("guides/send-traces-to-betrace.md", "# 28", "known issue partial-ingest"),
         ("reference/rule-language.md", "# 36", "known issue quoted-list-item-never-matches"),

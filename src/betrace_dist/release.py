@@ -250,6 +250,10 @@ class GrafanaSupport(Sourced):
     backports: list[SemVer] = Field(default_factory=list)
     upstream_minimum: SemVer
     tested: list[SemVer] = Field(min_length=1)
+    react_19_from: SemVer = Field(
+        description="the first Grafana that runs plugins under React 19, where upstream's "
+        "unpatched app (React 18's JSX runtime bundled) fails to load"
+    )
 
     @property
     def dependency(self) -> str:
@@ -282,6 +286,12 @@ class KubernetesSupport(Model):
 
 class ToolSupport(Model):
     minimum: SemVer
+
+
+class ComposeSupport(ToolSupport):
+    """The Docker Compose the stack needs (`minimum`), and releases known not to build it."""
+
+    broken: list[SemVer] = Field(default_factory=list)
 
 
 class Target(Model):
@@ -571,6 +581,7 @@ class Release(Model):
     kubernetes: KubernetesSupport
     helm: ToolSupport
     nix: ToolSupport
+    compose: ComposeSupport
     grafana_chart: GrafanaChart
     observability: Observability
     backend: Backend

@@ -101,6 +101,56 @@ OLD_WORDINGS = [
         "48 s once",
         id="nixos-module-stop-10-30",
     ),
+    # the fourth audit (issue 18): F1, F2, F3, F5, F7, F8 in the words they had
+    pytest.param(
+        "nix/pkgs/by-name/gr/grafana-betrace-app/package.nix",
+        "(React 19 in Grafana 13 and later)",
+        "(React 19 in Grafana >= 13.2, which runs React 19 from 13.2.0)",
+        "React 19 from 13.0",
+        id="nix-app-react-19-from-13-2",
+    ),
+    pytest.param(
+        "patches/README.md",
+        "which breaks on Grafana 13 and later (React 19)",
+        "which breaks on Grafana 13.2 and later (React 19)",
+        "React 19 from 13.0",
+        id="patches-readme-react-19-from-13-2",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "the grafana-plugin image may be the one",
+        "the Grafana image has no HTTP client; the grafana-plugin image may be the one",
+        "has curl",
+        id="compose-grafana-image-no-http-client",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "the official image's default, set for the image",
+        "the image's Grafana would otherwise look inside its read-only Nix store path; the",
+        "sets GF_PATHS_PROVISIONING itself",
+        id="compose-provisioning-nix-store",
+    ),
+    pytest.param(
+        "helm/betrace/templates/grafana-deployment.yaml",
+        "Grafana reads it at start-up (or on an",
+        "Grafana reads it at start-up only (or on an",
+        "/api/admin/provisioning/plugins/reload",
+        id="chart-provisioning-start-up-only",
+    ),
+    pytest.param(
+        "docker/README.md",
+        "with the Compose plugin 2.17.0 or later, not\n2.24.0) is all",
+        "with Compose v2) is all",
+        "Docker Compose 2.17.0 or later",
+        id="compose-readme-compose-v2",
+    ),
+    pytest.param(
+        "helm/betrace/templates/tests/test-backend-health.yaml",
+        "as Grafana's server, the applications that post\n    # spans and Prometheus do.",
+        "as Grafana's users and the collectors do.",
+        "no collector calls the backend",
+        id="chart-test-collectors-reach-it",
+    ),
 ]
 
 

@@ -117,6 +117,7 @@ ARTEFACT_TEXTS = (
     "helm/betrace/templates",
     "docker",
     "nix",
+    "patches/README.md",
 )
 _TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".tpl", ".nix", ".sh", ".example", ""}
 

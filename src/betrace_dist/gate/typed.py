@@ -15,8 +15,8 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
 - a BeTrace commit (a whole commit id anywhere but in a GitHub Action's pin; a shorter one after
   "commit", "at", `rev = "`, `BETRACE_COMMIT`, or in a link to upstream's tree) that is no
   release's `upstream.commit`;
-- a version after "BeTrace", "backend", "plugin", "chart" or "Grafana" that the release data
-  does not have for it;
+- a version after "BeTrace", "backend", "plugin", "chart", "Grafana" or "Compose" that the
+  release data does not have for it;
 - an OTLP export timeout (in ms or s, near the variable or option that sets it) that is neither
   the SDK's default nor the distribution's, and a default OTLP endpoint other than the backend's;
 - a stop time of the backend with a number: "N s or more" other than the slow stop's bound,
@@ -185,8 +185,12 @@ def _known_versions(data: ReleaseData) -> dict[str, tuple[set[str], str]]:
     r, history = data.current, data.releases
     chart = r.grafana_chart
     grafana = {str(v) for v in (r.grafana.minimum, *r.grafana.tested, chart.app_version)}
-    grafana.add(r.observability.grafana.tag)
+    grafana |= {r.observability.grafana.tag, r.grafana.react_19_from}
+    compose = ({r.compose.minimum, *r.compose.broken}, "compose.minimum, compose.broken")
     return {
+        # before "plugin": "the Compose plugin 2.17.0" is Compose's version, not the app's
+        "compose plugin": compose,
+        "compose": compose,
         "betrace": (
             {str(v) for x in history for v in (x.version, x.backend.version)},
             "releases[].version, releases[].backend.version",
@@ -200,7 +204,8 @@ def _known_versions(data: ReleaseData) -> dict[str, tuple[set[str], str]]:
         ),
         "grafana": (
             grafana,
-            "grafana.minimum, grafana.tested, grafana_chart.app_version, observability.grafana",
+            "grafana.minimum, grafana.tested, grafana.react_19_from, grafana_chart.app_version, "
+            "observability.grafana",
         ),
     }
 
