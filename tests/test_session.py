@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.commands import models
 from betrace_dist.gate.session import CommandError, Session
-from betrace_dist.gate.shellwords import split
+from betrace_dist.gate.shellwords import SUBSTITUTED, split
 
 
 @pytest.fixture
@@ -145,3 +145,26 @@ def test_a_word_bash_could_change_goes_to_bash(word: str) -> None:
     from betrace_dist.gate.session import PLAIN_WORD
 
     assert PLAIN_WORD.fullmatch(word) is None
+
+
+@pytest.mark.parametrize("assign", ["", "export "])
+def test_a_modelled_command_in_a_substitution_never_runs_for_real(
+    session: Session, assign: str
+) -> None:
+    """`$(kubectl get secret ...)` is checked against the kubectl model; expanding the
+    assignment must not then run the real kubectl (which would look for an API server): the
+    variable holds the placeholder, not what a failed real run printed (nothing)."""
+    run(session, "kubectl create namespace demo\n")
+    run(session, "kubectl create secret generic s --namespace demo --from-literal=p=x\n")
+    run(
+        session,
+        f"{assign}P=\"$(kubectl get secret s --namespace demo -o jsonpath='{{.data.p}}')\"\n",
+    )
+    assert session.env["P"] == SUBSTITUTED
+    run(session, 'K="$(printf %s abc)"\n')  # a file command in a substitution runs for real
+    assert session.env["K"] == "abc"
+
+
+def test_a_redirect_target_made_by_a_command_is_refused(session: Session) -> None:
+    with pytest.raises(CommandError, match="made by a command substitution: not modelled"):
+        run(session, 'echo x > "$(kubectl get ns -o name)"\n')

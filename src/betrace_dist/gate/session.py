@@ -472,7 +472,7 @@ class Session:
         if argv and argv[0] in WRITERS:
             targets += [a for a in argv[1:] if not a.startswith("-")]
         for raw in targets:
-            expanded = self.expand([raw])[0] if raw not in argv else raw
+            expanded = self.expand_target(raw) if raw not in argv else raw
             if expanded.startswith(("s/", "/dev/null")) or "=" in expanded.split("/")[0]:
                 continue  # a sed expression or an assignment, not a path
             resolved = self.path(expanded).resolve()
@@ -487,11 +487,34 @@ class Session:
         if head not in FILE_COMMANDS:
             self._run_one(sub, models)
 
+    def expand_target(self, raw: str) -> str:
+        """A redirect's target, expanded; one a command substitution makes is refused, since
+        the command would run for real to name it (the target is not among its words)."""
+        if "$(" in raw or "`" in raw:
+            raise CommandError(
+                f"the redirect target {raw} is made by a command substitution: not modelled; "
+                "write the file's name"
+            )
+        return self.expand([raw])[0]
+
+    @staticmethod
+    def real_words(cmd: Command, start: int = 0, stop: int | None = None) -> list[str]:
+        """`cmd.words[start:stop]` as bash may expand them for real: as written when every
+        command substitution in the command is a file command (`$(openssl rand ...)`,
+        `$(mktemp -d)`), which runs in the jail as it would for the reader; otherwise with each
+        substitution a placeholder, since its command was only checked against a model and
+        must never run for real (`$(kubectl get secret ...)` would look for an API server)."""
+        runnable = all(
+            sub.argv and sub.argv[0] in FILE_COMMANDS and Session.real_words(sub) == sub.words
+            for sub in cmd.substitutions
+        )
+        return (cmd.words if runnable else cmd.model_words)[start:stop]
+
     def _run_one(self, cmd: Command, models: dict[str, Model]) -> None:
         for sub in cmd.substitutions:
             self._check_substitution(sub, models)
         if not cmd.argv:  # plain assignments: shell variables for the next commands
-            self._assign(self.expand(cmd.assignments))
+            self._assign(self.expand(self.real_words(cmd, 0, len(cmd.assignments))))
             return
         head = cmd.argv[0]
         argv = self.expand(cmd.model_words[len(cmd.assignments) :])
@@ -529,7 +552,7 @@ class Session:
 
     def _export(self, cmd: Command, argv: list[str]) -> None:
         """`export NAME=value ...`; a bare NAME assigns nothing and is refused."""
-        for assignment in self.expand(cmd.words[1:]):
+        for assignment in self.expand(self.real_words(cmd, 1)):
             if "=" not in assignment:
                 raise CommandError(f"export: '{assignment}' assigns nothing (write NAME=value)")
             self._assign([assignment])

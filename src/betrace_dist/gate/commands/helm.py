@@ -563,7 +563,7 @@ def _offline(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     session.confine(inv.command, [])
     for operator, target in inv.command.redirects:
         # `helm template ... > manifests.yaml`: the reader gets the real output
-        session.write(session.expand([target])[0], out, append=operator == ">>")
+        session.write(session.expand_target(target), out, append=operator == ">>")
 
 
 def _repo(inv: Invocation, parsed: CommandLine, binary: str) -> None:

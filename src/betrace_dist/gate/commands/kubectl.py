@@ -426,7 +426,7 @@ def _write_redirects(inv: Invocation, output: str) -> None:
     """What the page sends to a file (`> secret.yaml`) is what kubectl printed."""
     inv.session.confine(inv.command, inv.argv)
     for operator, raw in inv.command.redirects:
-        inv.session.write(inv.session.expand([raw])[0], output, append=operator == ">>")
+        inv.session.write(inv.session.expand_target(raw), output, append=operator == ">>")
 
 
 def _create(inv: Invocation, ns: str, args: Args) -> str | None:

@@ -346,7 +346,8 @@ def betrace_backend(inv: Invocation) -> None:
                 f"there is no '{head}' at this point of the page"
                 + (f": {known}, not a build of the backend" if known else "")
             )
-    inline = dict(a.partition("=")[::2] for a in session.expand(inv.command.assignments))
+    assigned = session.real_words(inv.command, 0, len(inv.command.assignments))
+    inline = dict(a.partition("=")[::2] for a in session.expand(assigned))
     for name, problem in backend_env.env_problems(inline, session.release):
         raise CommandError(f"{name} {problem}")
     _backend_listens(inv, inline, f"{binary} started on this machine")
