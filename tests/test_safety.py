@@ -6,8 +6,7 @@ $KUBECONFIG, another named by ~/.kube/config, a Docker daemon named by $DOCKER_H
 daemon on a unix socket named by the current Docker context, an HTTP proxy named by the proxy
 variables), runs the gate in a child process with that environment, and requires that no
 connection ever arrived. A control test first proves each trap catches the real tool.
-test_safety_traced.py traces every connection of the gate on the same machine (a file of its
-own, so that the two long gate runs can go to two workers).
+The same run is traced with strace: no process it starts may connect to any IP address.
 
 The gate runs in a git copy of the work tree (with the copy's own source on PYTHONPATH), so the
 repository check sees only what the gate did, never a concurrent edit.
@@ -37,7 +36,7 @@ from betrace_dist import REPO_ROOT, tools
 from betrace_dist.gate.render import Site
 from betrace_dist.release import ReleaseData
 
-from .conftest import FIXTURES, copy_site, line_containing, require_tool
+from .conftest import FIXTURES, copy_site, line_containing, require_tool, skip_or_fail
 
 pytestmark = pytest.mark.slow
 
@@ -288,15 +287,27 @@ class GateRun:
     tmpdir: Path
     left: list[str]
     running: list[str]
+    traced: str | None  # strace's log of every connect() and execve(), or why there is none
+    why_untraced: str = ""
 
 
 @pytest.fixture(scope="module")
 def whole_gate(trap: Trap, repo_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> GateRun:
-    """One run of the gate on every page of the site, on the hostile machine."""
+    """One run of the gate on every page of the site, on the hostile machine, traced by strace
+    where it can trace (every connect() and execve() of every process the gate starts; with
+    --seccomp-bpf only those calls stop the process, so the trace costs little)."""
     trap.clear()
     tmpdir = tmp_path_factory.mktemp("gate-tmp")
+    log = tmp_path_factory.mktemp("gate-trace") / "connect.log"
+    strace, why_untraced = _strace()
+    prefix = None
+    if strace:
+        prefix = [*TRACE, str(log)]
+        prefix[0] = strace
     status_before, home_before = git_status(repo_copy), trap.home_files()
-    result = run_gate(["docs", "-q", "-p", "no:randomly", "-rs"], repo_copy, trap.env, tmpdir)
+    args = ["docs", "-q", "-p", "no:randomly", "-rs"]
+    result = run_gate(args, repo_copy, trap.env, tmpdir, prefix)
+    traced = log.read_text(encoding="utf-8", errors="replace") if strace else None
     return GateRun(
         result,
         trap.hits(),
@@ -308,7 +319,27 @@ def whole_gate(trap: Trap, repo_copy: Path, tmp_path_factory: pytest.TempPathFac
         # pytest-of-<user> is pytest's own temporary root, which pytest itself prunes
         sorted(p.name for p in tmpdir.iterdir() if not p.name.startswith("pytest-of-")),
         processes_mentioning(str(tmpdir)),
+        traced,
+        why_untraced,
     )
+
+
+#: how the gate's run is traced (the log's path follows -o)
+TRACE = ["strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=connect,execve", "-o"]
+
+
+def _strace() -> tuple[str | None, str]:
+    """strace, if it is installed and can trace here with --seccomp-bpf; else why not."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return None, "strace is not installed (apt-get install strace)"
+    probe = subprocess.run(
+        [strace, "-f", "--seccomp-bpf", "-o", "/dev/null", "true"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        return None, f"strace cannot trace here: {probe.stderr.decode().strip()}"
+    return strace, ""
 
 
 def test_the_gate_passes_on_the_hostile_machine(whole_gate: GateRun) -> None:
@@ -319,6 +350,45 @@ def test_the_gate_passes_on_the_hostile_machine(whole_gate: GateRun) -> None:
 
 def test_the_gate_reaches_no_cluster_daemon_or_proxy(whole_gate: GateRun) -> None:
     assert whole_gate.hits == {}, f"the gate connected to: {whole_gate.hits}"
+
+
+def test_the_gate_opens_no_network_connection_at_all(whole_gate: GateRun) -> None:
+    """Beyond the listeners: every connect() of every process of the run, traced. A Unix socket
+    is fine (local IPC); any IPv4 or IPv6 address is not, loopback included, and a name lookup
+    would show as a connection to a DNS server. (The run has no live tier: its copy of the
+    repository has no upstream snapshot beside it, so no backend is started.)"""
+    if whole_gate.traced is None:
+        skip_or_fail(whole_gate.why_untraced)
+    traced = whole_gate.traced
+    for tool in ("helm", "docker-compose", "nix"):  # the trace saw the real tools run
+        assert re.search(rf'execve\("[^"]*/{re.escape(tool)}"', traced), f"{tool} never ran"
+    programs: dict[str, str] = {}  # process id -> the program it runs
+    inet = []
+    for line in traced.splitlines():
+        pid = line.split(" ", 1)[0]
+        if ran := re.search(r'execve\("([^"]*)", \[(.{0,160})', line):
+            programs[pid] = f"{ran[1]} {ran[2]}"
+        elif re.search(r"AF_INET6?\b", line):
+            inet.append(
+                f"{line.strip()}\n    by {programs.get(pid, 'a process whose exec was not seen')}"
+            )
+    assert inet == [], "network connections:\n" + "\n".join(inet[:20])
+
+
+def test_the_trace_sees_a_connection_to_loopback(trap: Trap, tmp_path: Path) -> None:
+    """Control: the same trace of a child that connects to one of the trap's listeners (through
+    a shell, as the gate's programs run) shows an AF_INET connect() and an execve()."""
+    strace, why = _strace()
+    if strace is None:
+        skip_or_fail(why)
+    log = tmp_path / "connect.log"
+    port = trap.listeners["proxy"].port
+    code = f"import socket; socket.create_connection(('127.0.0.1', {port})).close()"
+    command = [strace, *TRACE[1:], str(log), "sh", "-c", f'"{sys.executable}" -c "{code}"']
+    subprocess.run(command, check=True, timeout=60)
+    traced = log.read_text()
+    assert re.search(r'execve\("[^"]*python', traced), traced[:2000]
+    assert re.search(rf"AF_INET.*\b{port}\b", traced), traced[:2000]
 
 
 def test_the_gate_leaves_the_repository_and_home_as_they_were(whole_gate: GateRun) -> None:
