@@ -70,12 +70,16 @@ def gate_run() -> str:
         ("stop-10-30.md", "10-30 s", "48 s once"),
         ("loki-own-telemetry.md", "Prometheus, Loki and Pyroscope", "nothing to Loki or Pyroscope"),
         # the fourth audit (issue 18): F1, F4, F5, F7, F8 in the wording they had
-        ("react-19-from.md", "(13.2.0 and later)", "runs plugins under React 19 from 13.0"),
+        ("react-19-from.md", "(13.2.0 and later)", "React 19 by default from 13.1"),
         ("grafana-plugins-list.md", "that list installs", "a plugin zip from a URL"),
         ("provisioning-start-up.md", "reads it only at", "/api/admin/provisioning/plugins/reload"),
         ("compose-v2.md", "Docker Engine 23.0", "Docker Compose 2.17.0 or later"),
         ("compose-v2.md", "plugin 2.16.0", "compose.minimum, compose.broken"),
         ("collectors-reach-it.md", "Grafana's users", "no collector calls the backend"),
+        # the fifth audit (issue 18): F1, F2, F3 in the wording they had
+        ("rwo-two-pods.md", "ReadWriteOnce volume cannot", "limits a volume to one node"),
+        ("unsigned-log-line.md", "A line about an unsigned", "Permitting"),
+        ("compose-wait.md", "returns once every container", "service_completed_successfully"),
         # a page a known issue names, without it
         ("guides/send-traces-to-betrace.md", "# 28", "known issue partial-ingest"),
         ("reference/rule-language.md", "# 36", "known issue quoted-list-item-never-matches"),

@@ -104,16 +104,16 @@ OLD_WORDINGS = [
     # the fourth audit (issue 18): F1, F2, F3, F5, F7, F8 in the words they had
     pytest.param(
         "nix/pkgs/by-name/gr/grafana-betrace-app/package.nix",
-        "(React 19 in Grafana 13 and later)",
-        "(React 19 in Grafana >= 13.2, which runs React 19 from 13.2.0)",
-        "React 19 from 13.0",
+        "(React 19 in Grafana 13.1 and later)",
+        "(React 19 in Grafana >= 13.2)",
+        "React 19 by default from 13.1",
         id="nix-app-react-19-from-13-2",
     ),
     pytest.param(
         "patches/README.md",
-        "which breaks on Grafana 13 and later (React 19)",
-        "which breaks on Grafana 13.2 and later (React 19)",
-        "React 19 from 13.0",
+        "which breaks under React 19 (Grafana 13.1 and later",
+        "which breaks on Grafana 13.2 and later (React 19 (Grafana 13.1 and later",
+        "React 19 by default from 13.1",
         id="patches-readme-react-19-from-13-2",
     ),
     pytest.param(
@@ -150,6 +150,21 @@ OLD_WORDINGS = [
         "as Grafana's users and the collectors do.",
         "no collector calls the backend",
         id="chart-test-collectors-reach-it",
+    ),
+    # the fifth audit (issue 18): F1 in the words it had
+    pytest.param(
+        "helm/betrace/README.md",
+        "its ReadWriteOnce volume can be mounted by one node at a time",
+        "its ReadWriteOnce volume cannot be shared by two pods",
+        "limits a volume to one node",
+        id="chart-readme-rwo-two-pods",
+    ),
+    pytest.param(
+        "helm/betrace/templates/backend-deployment.yaml",
+        "# Recreate: a ReadWriteOnce volume is mounted by one node at a time",
+        "# Recreate, because a ReadWriteOnce volume cannot be shared by the old and new pod",
+        "limits a volume to one node",
+        id="chart-template-rwo-old-and-new-pod",
     ),
 ]
 

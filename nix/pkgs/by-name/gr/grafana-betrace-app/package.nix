@@ -32,7 +32,7 @@ buildNpmPackage (finalAttrs: {
   sourceRoot = "${finalAttrs.src.name}/grafana-betrace-app";
 
   # The app cannot work in Grafana without these (see each file's header): the JSX runtime taken
-  # from Grafana (React 19 in Grafana 13 and later), backend calls through Grafana's plugin proxy, and
+  # from Grafana (React 19 in Grafana 13.1 and later), backend calls through Grafana's plugin proxy, and
   # the backend's real API. Not yet merged upstream. Their paths start at the repository root
   # (grafana-betrace-app/...), one level above sourceRoot: hence -p2.
   patches = [
