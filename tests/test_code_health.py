@@ -32,13 +32,22 @@ def _copy(tmp_path: Path) -> Path:
     return root
 
 
-def test_mypy_passes_on_src(tmp_path: Path) -> None:
-    result = _mypy(REPO_ROOT, tmp_path / "cache")
+@pytest.fixture(scope="module")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the module's mypy runs: the copy with a fault reuses what the run on src/
+    learnt about the unchanged modules and the libraries (mypy checks each file's hash)."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+def test_mypy_passes_on_src(mypy_cache: Path) -> None:
+    result = _mypy(REPO_ROOT, mypy_cache)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found" in result.stdout
 
 
-def test_mypy_catches_a_type_error_and_an_unannotated_function(tmp_path: Path) -> None:
+def test_mypy_catches_a_type_error_and_an_unannotated_function(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
     root = _copy(tmp_path)
     release = root / "src/betrace_dist/release.py"
     text = release.read_text(encoding="utf-8")
@@ -48,7 +57,7 @@ def test_mypy_catches_a_type_error_and_an_unannotated_function(tmp_path: Path) -
     tools = root / "src/betrace_dist/tools.py"
     tools.write_text(tools.read_text(encoding="utf-8") + "\n\ndef untyped(x):\n    return x\n")
 
-    result = _mypy(root, tmp_path / "cache")
+    result = _mypy(root, mypy_cache)
 
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
