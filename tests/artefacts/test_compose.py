@@ -664,6 +664,15 @@ BREAKS = [
         "pipeline traces uses exporter 'otlp/jaeger', which is not defined under exporters",
         id="collector-undefined-exporter",
     ),
+    pytest.param(
+        c.COMPOSE_FILE.name,
+        r"\n      # The patch series the app is built with "
+        r"\(the Dockerfile's `patches` context\)\.\n"
+        r"      additional_contexts:\n        patches: \.\./patches\n",
+        "\n",
+        "services.grafana.build: target grafana-plugin needs the build context 'patches'",
+        id="grafana-build-without-patches-context",
+    ),
 ]
 
 

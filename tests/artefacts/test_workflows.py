@@ -15,6 +15,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from betrace_dist import REPO_ROOT
+from betrace_dist.artefacts import dockerfiles
 from betrace_dist.artefacts import workflows as wf
 from betrace_dist.errors import Problem
 from betrace_dist.release import ReleaseData
@@ -388,3 +389,34 @@ def test_a_file_that_is_not_a_mapping_is_not_a_workflow(
     path = tmp_path / "list.yml"
     path.write_text("- a list\n", encoding="utf-8")
     assert [str(p) for p in check(path)] == [f"{path}:1: not a workflow (no top-level mapping)"]
+
+
+def build_context_problems(workflow: Path, dockerfile: Path) -> list[str]:
+    """The images workflow builds every target of docker/Dockerfile with the named build
+    contexts the targets need (`--build-context NAME=`), at the line of its `buildx build`."""
+    parsed = dockerfiles.parse(dockerfile)
+    needed: dict[str, str] = {}
+    for stage in parsed.stages:
+        needed |= dockerfiles.named_contexts(parsed, stage.name) if stage.name else {}
+    text = workflow.read_text(encoding="utf-8")
+    build = text.find("docker buildx build")
+    assert build >= 0, f"{workflow.name}: no `docker buildx build`"
+    line = text.count("\n", 0, build) + 1
+    command = text[build : text.find("\n\n", build)]
+    return [
+        f"{workflow.name}:{line}: `docker buildx build` gives no --build-context {name}= "
+        f"(used at {where})"
+        for name, where in sorted(needed.items())
+        if f"--build-context {name}=" not in command
+    ]
+
+
+def test_images_are_built_with_the_named_contexts_they_need(tmp_path: Path) -> None:
+    workflow = REPO_ROOT / ".github/workflows/images.yml"
+    dockerfile = REPO_ROOT / "docker/Dockerfile"
+    assert build_context_problems(workflow, dockerfile) == []
+    broken = tmp_path / "images.yml"
+    text = workflow.read_text(encoding="utf-8")
+    broken.write_text(text.replace("--build-context patches=patches \\\n", ""), encoding="utf-8")
+    found = build_context_problems(broken, dockerfile)
+    assert found and "--build-context patches=" in found[0] and "Dockerfile:88" in found[0], found

@@ -22,6 +22,7 @@ from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import Plugin, ReleaseData
 from ..yamlio import load_with_lines, to_plain
+from . import dockerfiles
 
 COMPOSE_DIR = REPO_ROOT / "docker"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
@@ -353,6 +354,31 @@ def check_images(stack: Stack, data: ReleaseData) -> list[str]:
             )
         elif image != (want := expected_image(data, key)):
             out.append(f"services.{name}.image is '{image}' but releases.yaml pins '{want}'")
+    return out
+
+
+def check_build_contexts(stack: Stack) -> list[str]:
+    """A service that builds a Dockerfile target names every build context the target needs
+    beyond its own (`additional_contexts`): Compose passes nothing else to BuildKit."""
+    out = []
+    for name, service in stack.services.items():
+        build = service.get("build")
+        if not isinstance(build, dict) or not build.get("target"):
+            continue
+        context = Path(str(build.get("context", ".")))
+        context = context if context.is_absolute() else stack.compose_file.parent / context
+        dockerfile = context / str(build.get("dockerfile", "Dockerfile"))
+        if not dockerfile.is_file():
+            continue  # Compose itself names a missing Dockerfile
+        given = build.get("additional_contexts") or {}
+        names = set(given) if isinstance(given, dict) else {str(g).split("=", 1)[0] for g in given}
+        needed = dockerfiles.named_contexts(dockerfiles.parse(dockerfile), build["target"])
+        out += [
+            f"services.{name}.build: target {build['target']} needs the build context "
+            f"'{context_name}' ({where}); name it under additional_contexts"
+            for context_name, where in sorted(needed.items())
+            if context_name not in names
+        ]
     return out
 
 
@@ -922,6 +948,7 @@ def check_grafana_data(stack: Stack) -> list[str]:
 POLICIES = (
     lambda stack, data: check_no_version_key(stack),
     check_images,
+    lambda stack, data: check_build_contexts(stack),
     check_published_ports,
     check_backend_env,
     lambda stack, data: check_otlp_endpoint(stack),

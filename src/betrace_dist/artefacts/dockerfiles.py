@@ -88,8 +88,9 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def parse(path: Path) -> Dockerfile:
-    text = path.read_text(encoding="utf-8")
+def parse(path: Path, text: str | None = None) -> Dockerfile:
+    """The Dockerfile at `path` (its `text`, when the caller has read it already)."""
+    text = path.read_text(encoding="utf-8") if text is None else text
     directives: dict[str, tuple[int, str]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         match = _DIRECTIVE.match(raw.strip())
@@ -261,6 +262,34 @@ def _copies_into(stage: Stage) -> list[tuple[Instruction, str, str]]:
             if len(paths) == 2:
                 out.append((ins, paths[0], paths[1].rstrip("/")))
     return out
+
+
+def named_contexts(df: Dockerfile, target: str) -> dict[str, str]:
+    """The named build contexts building `target` needs -> where the first is used
+    (`Dockerfile:LINE`): each `COPY --from=NAME` or `FROM NAME` of the target or a stage it
+    builds on, where NAME is neither a stage nor an image reference (no `/`, `:` or `@`).
+    Without one, BuildKit takes NAME for an image on a registry and the build fails."""
+    stages = {s.name: s for s in df.stages if s.name}
+    needed: dict[str, str] = {}
+    seen: set[str] = set()
+    todo = [target]
+    while todo:
+        stage = stages.get(todo.pop())
+        if stage is None or stage.name in seen:
+            continue
+        seen.add(stage.name)
+        sources = [(stage.line, stage.image)] + [
+            (ins.line, w.removeprefix("--from="))
+            for ins in stage.all("COPY")
+            for w in ins.args.split()
+            if w.startswith("--from=")
+        ]
+        for line, name in sources:
+            if name in stages:
+                todo.append(name)
+            elif not any(c in name for c in "/:@") and name != "scratch":
+                needed.setdefault(name, df.where(line))
+    return needed
 
 
 def check_grafana_plugin(df: Dockerfile, data: ReleaseData) -> list[str]:

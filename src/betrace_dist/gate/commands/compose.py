@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...artefacts import dockerfiles
 from ...artefacts.compose import (
     IMAGE_CONTENTS,
     SERVICE_IMAGES,
@@ -93,7 +94,9 @@ def _pull(inv: Invocation, args: list[str]) -> None:
 
 
 #: `docker build` options the model reads (no Docker binary here lists the rest in its --help)
-_BUILD_VALUE = frozenset({"-t", "--tag", "--target", "--build-arg", "-f", "--file", "--platform"})
+_BUILD_VALUE = frozenset(
+    {"-t", "--tag", "--target", "--build-arg", "-f", "--file", "--platform", "--build-context"}
+)
 _BUILD_SWITCH = frozenset({"--pull", "--no-cache", "-q", "--quiet"})
 
 
@@ -104,6 +107,7 @@ class _Build:
     target: str | None = None
     build_args: list[str] = field(default_factory=list)
     file: str | None = None
+    contexts: list[str] = field(default_factory=list)  # --build-context NAME=PATH
 
 
 def build_options(args: list[str]) -> _Build:
@@ -125,6 +129,7 @@ def build_options(args: list[str]) -> _Build:
         target=line.get("--target"),
         build_args=line.all("--build-arg"),
         file=line.get("-f", "--file"),
+        contexts=line.all("--build-context"),
     )
 
 
@@ -167,9 +172,31 @@ def _build(inv: Invocation, args: list[str]) -> None:
                 f"docker build: '{where}' declares no ARG '{name}'{closest(name, declared)}; "
                 f"{listing('ARGs', sorted(set(declared)))}"
             )
+    _named_contexts(inv, build, dockerfile, text)
     made = f"docker build --target {build.target or '(the last stage)'}"
     for tag in build.tags:
         inv.session.world.images[tag] = made
+
+
+def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str) -> None:
+    """Every named context the target needs is given (`--build-context NAME=DIR`), and each
+    given directory exists: without one, BuildKit looks for an image called NAME."""
+    parsed = dockerfiles.parse(dockerfile, text)
+    target = build.target or (parsed.stages[-1].name if parsed.stages else "")
+    given = dict(c.partition("=")[::2] for c in build.contexts)
+    where = inv.session.reader_path(dockerfile)
+    for name, used in sorted(dockerfiles.named_contexts(parsed, target).items()):
+        line = used.rsplit(":", 1)[-1]
+        if name not in given:
+            raise CommandError(
+                f"docker build: target {target} needs the build context '{name}' ({where}:{line}):"
+                f" add --build-context {name}=<dir>"
+            )
+        if not inv.session.path(given[name]).is_dir():
+            raise CommandError(
+                f"docker build: --build-context {name}={given[name]}: no such directory at this "
+                "point of the page"
+            )
 
 
 def _push(inv: Invocation, args: list[str]) -> None:
