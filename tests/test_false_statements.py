@@ -80,6 +80,11 @@ def gate_run() -> str:
         ("rwo-two-pods.md", "ReadWriteOnce volume cannot", "limits a volume to one node"),
         ("unsigned-log-line.md", "A line about an unsigned", "Permitting"),
         ("compose-wait.md", "returns once every container", "service_completed_successfully"),
+        # the sixth audit (issue 18): F1-F3 and F8 in the wording they had
+        ("plugin-init-not-in-stack.md", "the two BeTrace images", "builds the three BeTrace"),
+        ("plugin-init-not-in-stack.md", "is not part of the stack", "runs the plugin-init image"),
+        ("network-policy-any-pod.md", "or any pod when", "clients from outside the cluster"),
+        ("docker-build-no-context.md", "docker build", "needs the build context 'patches'"),
         # a page a known issue names, without it
         ("guides/send-traces-to-betrace.md", "# 28", "known issue partial-ingest"),
         ("reference/rule-language.md", "# 36", "known issue quoted-list-item-never-matches"),

@@ -166,6 +166,44 @@ OLD_WORDINGS = [
         "limits a volume to one node",
         id="chart-template-rwo-old-and-new-pod",
     ),
+    # the sixth audit (issue 18): F2, F4, F5, F8 in the words they had
+    pytest.param(
+        "docker/README.md",
+        "`plugin-init` serves the chart's init container, and the stack's one-shot",
+        "`plugin-init` is not part of the stack (it serves Kubernetes init containers); the",
+        "runs the plugin-init image",
+        id="compose-readme-plugin-init-not-in-stack",
+    ),
+    pytest.param(
+        "helm/betrace/values.yaml",
+        "the backend image has no shell or client, plugin-init (BusyBox too) carries",
+        "the BeTrace images carry no shell or client, plugin-init carries",
+        "built on BusyBox",
+        id="values-betrace-images-no-shell",
+    ),
+    pytest.param(
+        "patches/grafana-betrace-app/0002-call-the-backend-through-grafana-plugin-proxy.patch",
+        " The pages, services and API client call http://localhost:12011 (or",
+        " The pages, services, API client and data source call http://localhost:12011\n"
+        " (or window.BETRACE_PORT_BACKEND) from the user's browser and ignore the\n"
+        " configured backendUrl. (Or",
+        "DataSource.ts:18",
+        id="patch-0002-header-data-source-ignores-backend-url",
+    ),
+    pytest.param(
+        "helm/betrace/templates/networkpolicy.yaml",
+        "# Always a `from` list: a rule without one admits every source (every pod of the cluster",
+        "# Always a `from` list: a rule without one admits every pod of the cluster. (Every source",
+        "clients from outside the cluster",
+        id="networkpolicy-template-every-pod",
+    ),
+    pytest.param(
+        "helm/betrace/ci/production-values.yaml",
+        "a NetworkPolicy rule\n  # without sources admits every source, in and outside",
+        "a NetworkPolicy without\n  # sources admits every pod, not every source in and outside",
+        "clients from outside the cluster",
+        id="production-values-every-pod",
+    ),
 ]
 
 

@@ -115,11 +115,14 @@ ARTEFACT_TEXTS = (
     "helm/betrace/Chart.yaml",
     "helm/betrace/values.yaml",
     "helm/betrace/templates",
+    "helm/betrace/ci",
+    "helm/examples",
     "docker",
     "nix",
     "patches/README.md",
+    "patches/grafana-betrace-app",  # each patch's header: what it fixes and the evidence
 )
-_TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".tpl", ".nix", ".sh", ".example", ""}
+_TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".tpl", ".nix", ".sh", ".example", ".patch", ""}
 
 
 def artefact_files(root: Path) -> list[Path]:
@@ -131,11 +134,20 @@ def artefact_files(root: Path) -> list[Path]:
     return [f for f in files if f.name != "values.schema.json"]  # generated from values.yaml
 
 
+def artefact_text(path: Path) -> str:
+    """What an artefact says in prose: the whole file, or a patch's header (the lines before
+    its first diff, so line numbers stay those of the file); upstream's code is not prose."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".patch":
+        text = text.split("\ndiff --git ", 1)[0].split("\n--- a/", 1)[0]
+    return text
+
+
 def artefact_false_claims(root: Path, release: Release) -> list[str]:
     """`file:LINE: reason` for every false claim in the artefacts' texts under `root`."""
     out = []
     for path in artefact_files(root):
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = artefact_text(path)
         where = path.relative_to(root)
         out += [f"{where}:{p.line}: {p.reason}" for p in false_claims(text, release, "text")]
     return out
@@ -146,7 +158,7 @@ def artefact_typed_values(root: Path, data: ReleaseData) -> list[str]:
     text types by hand and gets wrong (gate/typed.py, as on the pages)."""
     out = []
     for path in artefact_files(root):
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = artefact_text(path)
         where = path.relative_to(root)
         out += [f"{where}:{p.line}: {p.reason}" for p in typed.problems(text, data)]
     return out
