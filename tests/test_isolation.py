@@ -7,6 +7,7 @@ name each wall on its own, so a regression says which one fell.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import time
 from collections.abc import Iterator
@@ -415,11 +416,18 @@ def test_the_gates_own_look_at_a_path_failing_is_a_failure_at_its_line(page: Ses
     assert info.value.line == 2  # type: ignore[attr-defined]
 
 
-def _failing_bwrap(tmp_path: Path, failures: int, holder: bool) -> str:
+#: What bwrap printed when a mount went away while it copied the mount table, as seen in CI.
+LOST_MOUNT = (
+    "bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount flags: remount "
+    '"/newroot/tmp/gone": No such file or directory'
+)
+
+
+def _failing_bwrap(tmp_path: Path, failures: int, holder: bool, lost: str = LOST_MOUNT) -> str:
     """A bwrap whose first `failures` builds fail as on a busy machine, then is the real one:
     of the page's namespace holder (`holder`: after reporting the child's PID) or of a
-    command's jail (a mount that went away while bwrap copied the mount table, as seen in CI:
-    "Can't bind mount /oldroot/ on /newroot/: ... No such file or directory")."""
+    command's jail (printing `lost`: a mount that went away while bwrap copied the mount
+    table)."""
     real = tools.find("bwrap")
     count = tmp_path / ("holder-starts" if holder else "jail-builds")
     if holder:
@@ -431,10 +439,7 @@ def _failing_bwrap(tmp_path: Path, failures: int, holder: bool) -> str:
         )
     else:
         case = '*" --info-fd "*) ;; *)'
-        fail = (
-            "    echo \"bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount"
-            ' flags: remount \\\\"/newroot/tmp/gone\\\\": No such file or directory" >&2\n'
-        )
+        fail = f"    printf '%s\\n' {shlex.quote(lost)} >&2\n"
     script = tmp_path / "bwrap"
     script.write_text(
         f'#!/bin/bash\ncase " $* " in {case}\n'
@@ -487,13 +492,23 @@ def test_a_holder_that_died_later_is_named_not_left_to_nsenter(jail: Jail) -> No
         sh(jail, "true")
 
 
-def test_a_jail_that_lost_a_mount_while_built_is_built_again(tmp_path: Path) -> None:
+#: The same race, seen in a full run: the page folder was still there, no longer a mount.
+LOST_PAGE_MOUNT = (
+    "bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount flags: remount "
+    '"/newroot/tmp/betrace-page-8fbrpo4l/page": Invalid argument'
+)
+
+
+@pytest.mark.parametrize("lost", [LOST_MOUNT, LOST_PAGE_MOUNT], ids=["ENOENT", "EINVAL"])
+def test_a_jail_that_lost_a_mount_while_built_is_built_again(tmp_path: Path, lost: str) -> None:
     require_tool("bwrap", isolation.BWRAP_HINT)
     box = tmp_path / "sandbox"
     box.mkdir()
     isolation.hand_over(box)
     jail = Jail(
-        box, deadline=time.monotonic() + 120, bwrap=_failing_bwrap(tmp_path, 2, holder=False)
+        box,
+        deadline=time.monotonic() + 120,
+        bwrap=_failing_bwrap(tmp_path, 2, holder=False, lost=lost),
     )
     try:
         done = sh(jail, "echo ran once >> runs.txt; echo done")
@@ -502,6 +517,16 @@ def test_a_jail_that_lost_a_mount_while_built_is_built_again(tmp_path: Path) -> 
     assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr
     assert (box / "runs.txt").read_text() == "ran once\n"  # the command itself ran once
     assert (tmp_path / "jail-builds").read_text().strip() == "3"
+
+
+def test_only_a_lost_mount_is_taken_for_the_race() -> None:
+    """Another bwrap failure, or EINVAL on a folder that is not a page's, is reported at once."""
+    assert tools.bwrap_lost_a_mount(1, "", LOST_PAGE_MOUNT + "\n")
+    other = LOST_PAGE_MOUNT.replace("betrace-page-8fbrpo4l/page", "srv/data")
+    assert not tools.bwrap_lost_a_mount(1, "", other + "\n")
+    proc = "bwrap: Can't mount proc on /newroot/proc: Invalid argument\n"
+    assert not tools.bwrap_lost_a_mount(1, "", proc)
+    assert not tools.bwrap_lost_a_mount(1, "printed", LOST_PAGE_MOUNT + "\n")
 
 
 def test_a_jail_that_never_builds_gives_bwraps_words_after_its_tries(tmp_path: Path) -> None:

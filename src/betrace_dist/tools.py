@@ -173,6 +173,10 @@ if __name__ == "__main__":
 _BWRAP_LOST_MOUNT = re.compile(
     r"bwrap: Can't (bind mount|remount|mount|create file|find source path)[^\n]*"
     r"No such file or directory\n?"
+    # a page folder another gate process unmounted between bwrap's reading of the mount table
+    # and its remount of that folder: the mount point is still there, no longer a mount (EINVAL)
+    r"|bwrap: Can't bind mount /oldroot/ on /newroot/: Unable to apply mount flags: remount "
+    r"\"/newroot/[^\"\n]*/betrace-page-[^\"\n/]*/page\": Invalid argument\n?"
 )
 
 
