@@ -85,6 +85,12 @@ def gate_run() -> str:
         ("plugin-init-not-in-stack.md", "is not part of the stack", "runs the plugin-init image"),
         ("network-policy-any-pod.md", "or any pod when", "clients from outside the cluster"),
         ("docker-build-no-context.md", "docker build", "needs the build context 'patches'"),
+        # the seventh audit (issue 18): F1 and F3-F6 in the wording they had
+        ("backend-policy-sources.md", "admits only the sources", "the release's Grafana pods"),
+        ("rollout-never-returns.md", "never returns", "progress deadline"),
+        ("nixpkgs-copy-links.md", "cp -R", "copy with -L"),
+        ("nix-images.md", "with it the grafana-plugin", "only the backend image builds"),
+        ("dockerfile-patches-nothing.md", "patches nothing", "applies the app's patch series"),
         # a page a known issue names, without it
         ("guides/send-traces-to-betrace.md", "# 28", "known issue partial-ingest"),
         ("reference/rule-language.md", "# 36", "known issue quoted-list-item-never-matches"),

@@ -204,6 +204,14 @@ OLD_WORDINGS = [
         "clients from outside the cluster",
         id="production-values-every-pod",
     ),
+    # the seventh audit (issue 18): F2 in the words it had
+    pytest.param(
+        "docker/Dockerfile",
+        "#   docker compose build          # backend, grafana-plugin and plugin-init, with",
+        "#   docker compose build          # backend and grafana-plugin, and plugin-init, with",
+        "builds the plugin-init target",
+        id="dockerfile-compose-builds-two",
+    ),
 ]
 
 

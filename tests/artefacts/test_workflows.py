@@ -419,4 +419,7 @@ def test_images_are_built_with_the_named_contexts_they_need(tmp_path: Path) -> N
     text = workflow.read_text(encoding="utf-8")
     broken.write_text(text.replace("--build-context patches=patches \\\n", ""), encoding="utf-8")
     found = build_context_problems(broken, dockerfile)
-    assert found and "--build-context patches=" in found[0] and "Dockerfile:88" in found[0], found
+    lines = dockerfile.read_text(encoding="utf-8").splitlines()
+    used = next(n for n, ln in enumerate(lines, 1) if ln.startswith("COPY --from=patches"))
+    assert found and "--build-context patches=" in found[0], found
+    assert f"Dockerfile:{used})" in found[0], found
