@@ -91,6 +91,8 @@ def gate_run() -> str:
         ("nixpkgs-copy-links.md", "cp -R", "copy with -L"),
         ("nix-images.md", "with it the grafana-plugin", "only the backend image builds"),
         ("dockerfile-patches-nothing.md", "patches nothing", "applies the app's patch series"),
+        # the eighth audit (issue 18): U2 in the wording it had
+        ("official-chart.md", "the official chart", "the Grafana community's"),
         # a page a known issue names, without it
         ("guides/send-traces-to-betrace.md", "# 28", "known issue partial-ingest"),
         ("reference/rule-language.md", "# 36", "known issue quoted-list-item-never-matches"),

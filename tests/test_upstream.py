@@ -6,6 +6,7 @@ live tier; these tests hold the guards around it: the digest, the missing snapsh
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import tarfile
@@ -15,7 +16,7 @@ import pytest
 
 from betrace_dist import tools, upstream
 from betrace_dist.backend_run import loopback_argv
-from betrace_dist.release import ReleaseData
+from betrace_dist.release import Release, ReleaseData
 
 from .conftest import skip_or_fail
 
@@ -109,3 +110,61 @@ def test_an_unpacked_tree_is_reused_not_unpacked_again(
     stamp = marker.stat().st_mtime_ns
     assert upstream.source_tree(release_data.current) == tree
     assert marker.stat().st_mtime_ns == stamp
+
+
+# --- the snapshot made from a git clone (GitHub's CI, which has no ../shared) --------------------
+
+
+def _upstream_like_repo(tmp_path: Path) -> tuple[Path, str]:
+    """A git repository holding upstream's two manifest paths, committed once."""
+    repo = tmp_path / "clone"
+    for inside, text in ((upstream.SWAGGER, '{"swagger": "2.0"}'), (upstream.PLUGIN_JSON, "{}")):
+        (repo / inside).parent.mkdir(parents=True, exist_ok=True)
+        (repo / inside).write_text(text)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    return repo, head.stdout.strip()
+
+
+def _pinned(release_data: ReleaseData, commit: str, digest: str) -> Release:
+    current = release_data.current
+    pin = current.upstream.model_copy(update={"commit": commit, "source_sha256": digest})
+    return current.model_copy(update={"upstream": pin})
+
+
+def test_a_snapshot_made_from_git_is_checked_against_the_pin_and_nothing_is_left(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
+    repo, commit = _upstream_like_repo(tmp_path)
+    release = _pinned(release_data, commit, release_data.current.upstream.source_sha256)
+    with pytest.raises(upstream.UpstreamError) as caught:
+        upstream.snapshot_from_git(repo, tmp_path / "out", release)
+    assert "releases.yaml (upstream.source_sha256) pins" in str(caught.value)
+    assert list((tmp_path / "out").iterdir()) == [], "a refused snapshot leaves nothing behind"
+
+
+def test_a_snapshot_made_from_git_holds_the_tarball_and_both_manifests(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
+    repo, commit = _upstream_like_repo(tmp_path)
+    # The digest comes from git itself here, not from the code under test.
+    made = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar.gz", f"--prefix=betrace-{commit[:8]}/",
+         commit], capture_output=True, check=True,
+    )  # fmt: skip
+    release = _pinned(release_data, commit, hashlib.sha256(made.stdout).hexdigest())
+    folder = upstream.snapshot_from_git(repo, tmp_path / "out", release)
+    assert folder == tmp_path / "out" / f"betrace-{commit[:8]}"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "betrace.swagger.json",
+        "plugin.json",
+        "source.tar.gz",
+    ]
+    assert (folder / "betrace.swagger.json").read_text() == '{"swagger": "2.0"}'
+    with tarfile.open(folder / "source.tar.gz") as archive:
+        assert f"betrace-{commit[:8]}/{upstream.PLUGIN_JSON}" in archive.getnames()
+    with pytest.raises(upstream.UpstreamError, match="already exists"):
+        upstream.snapshot_from_git(repo, tmp_path / "out", release)

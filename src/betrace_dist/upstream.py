@@ -233,10 +233,71 @@ def _build(tree: Path, program: Path, version: str) -> None:
     print(f"built {program} in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
+#: Upstream's API description and plugin manifest inside its tree, kept beside the tarball for
+#: the contract check (the release data cites both paths as `source:`).
+SWAGGER = "api/openapi/betrace.swagger.json"
+PLUGIN_JSON = "grafana-betrace-app/src/plugin.json"
+
+
+def snapshot_from_git(git_dir: Path, into: Path, release: Release | None = None) -> Path:
+    """Make the snapshot folder from a git clone of upstream holding the pinned commit (CI on
+    GitHub, which has no ../shared beside its checkout): the tarball as `git archive
+    --format=tar.gz` makes it, checked against `upstream.source_sha256` before anything is kept,
+    and the API description and plugin.json from the same commit. Returns the folder
+    (`<into>/betrace-<short>`); on any failure nothing is left there."""
+    release = release or _current()
+    up = release.upstream
+    target = into / f"betrace-{up.short}"
+    if target.exists():
+        raise UpstreamError(f"{target} already exists: remove it or name another folder")
+    into.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=into))
+    partial.chmod(0o755)
+    git = ["git", "-C", str(git_dir)]
+    try:
+        with (partial / "source.tar.gz").open("wb") as out:
+            made = subprocess.run(
+                [*git, "archive", "--format=tar.gz", f"--prefix=betrace-{up.short}/", up.commit],
+                stdout=out, stderr=subprocess.PIPE, text=False, timeout=300, check=False,
+            )  # fmt: skip
+        if made.returncode != 0:
+            said = made.stderr.decode(errors="replace").strip()
+            raise UpstreamError(f"git archive of {up.commit} in {git_dir} failed: {said}")
+        found = sha256(partial / "source.tar.gz")
+        if found != up.source_sha256:
+            raise UpstreamError(
+                f"git archive of {up.commit} in {git_dir} has sha256 {found}, but releases.yaml "
+                f"(upstream.source_sha256) pins {up.source_sha256}: another git or zlib compresses "
+                "differently, or the commit is not upstream's"
+            )
+        for inside in (SWAGGER, PLUGIN_JSON):
+            shown = subprocess.run(
+                [*git, "show", f"{up.commit}:{inside}"],
+                capture_output=True, timeout=60, check=False,
+            )  # fmt: skip
+            if shown.returncode != 0:
+                raise UpstreamError(f"{inside} is not in commit {up.commit} of {git_dir}")
+            (partial / Path(inside).name).write_bytes(shown.stdout)
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["snapshot"] and len(argv) == 3:
+        try:
+            print(snapshot_from_git(Path(argv[1]), Path(argv[2])))
+        except UpstreamError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     commands = {"backend": backend_program, "source": source_tree}
     if len(argv) != 1 or argv[0] not in commands:
-        print("usage: python -m betrace_dist.upstream backend|source", file=sys.stderr)
+        print(
+            "usage: python -m betrace_dist.upstream backend|source|snapshot GIT-CLONE FOLDER",
+            file=sys.stderr,
+        )
         return 2
     try:
         print(commands[argv[0]]())

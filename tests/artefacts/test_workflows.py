@@ -22,6 +22,8 @@ from betrace_dist.release import ReleaseData
 
 EXPECTED = {"ci.yml", "images.yml", "flakehub.yml", "chart.yml", "docs.yml"}
 TEST_COMMAND = "make test"
+#: What ci.yml runs: the script every CI runs, which ends in TEST_COMMAND.
+CI_COMMAND = "bash .ci/run"
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +103,9 @@ POLICY_BREAKS = [
      "'actions/checkout@v7' is not pinned by a full 40-hex commit SHA"),
     ("chart.yml", f"{CHECKOUT} # v7.0.1", CHECKOUT, 1,
      f"'{CHECKOUT}' has no '# vX.Y.Z' comment"),
-    ("ci.yml", "run: make test", 'run: echo "${{ github.event.pull_request.title }}" && make test',
-     1, "interpolates ${{ github.event.pull_request.title }} into a run: script"),
+    ("ci.yml", "run: bash .ci/run",
+     'run: echo "${{ github.event.pull_request.title }}" && bash .ci/run', 1,
+     "interpolates ${{ github.event.pull_request.title }} into a run: script"),
     ("docs.yml", 'version="${TAG#v}"', 'version="${{ github.head_ref }}"', 1,
      "interpolates ${{ github.head_ref }} into a run: script"),
     ("chart.yml", "packages: write # push the OCI chart to GHCR",
@@ -145,14 +148,37 @@ def test_broken_gate_is_reported(
 
 
 def test_ci_runs_the_project_test_command(repo_root: Path) -> None:
-    assert TEST_COMMAND in wf.run_commands(repo_root / wf.WORKFLOWS / "ci.yml")
+    assert CI_COMMAND in wf.run_commands(repo_root / wf.WORKFLOWS / "ci.yml")
     makefile = (repo_root / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^test:.*## run every test", makefile, re.M), "Makefile has no test target"
 
 
+def test_ci_prepares_what_make_test_needs_before_running_it(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    """With BETRACE_REQUIRE_TOOLS=1 a missing bwrap or snapshot fails `make test`: the job must
+    install the system programs as root (the runner's user is not) and make the snapshot."""
+
+    def missing(path: Path) -> list[str]:
+        runs = wf.run_commands(path)
+        test_at = runs.index(CI_COMMAND)
+        needed = {
+            "sudo scripts/install-system-deps --require": "the system programs, installed as root",
+            "python -m betrace_dist.upstream snapshot": "upstream's snapshot of the pinned commit",
+            "BETRACE_UPSTREAM_DIR=": "the snapshot's folder, named to the tests",
+        }
+        return [why for text, why in needed.items()
+                if not any(text in run for run in runs[:test_at])]  # fmt: skip
+
+    assert missing(repo_root / wf.WORKFLOWS / "ci.yml") == []
+    old = "run: sudo scripts/install-system-deps --require"
+    without_sudo = broken(repo_root, tmp_path, "ci.yml", old, "run: scripts/install-system-deps")
+    assert missing(without_sudo) == ["the system programs, installed as root"]
+
+
 def test_ci_running_pytest_directly_is_caught(repo_root: Path, tmp_path: Path) -> None:
-    path = broken(repo_root, tmp_path, "ci.yml", "run: make test", "run: .venv/bin/pytest -x")
-    assert TEST_COMMAND not in wf.run_commands(path)
+    path = broken(repo_root, tmp_path, "ci.yml", "run: bash .ci/run", "run: .venv/bin/pytest -x")
+    assert CI_COMMAND not in wf.run_commands(path)
 
 
 def test_readme_test_command_is_the_one_ci_runs(repo_root: Path) -> None:
@@ -160,7 +186,7 @@ def test_readme_test_command_is_the_one_ci_runs(repo_root: Path) -> None:
     commands = re.findall(r"^\s*(make\s+\S*test\S*)\s*(?:#.*)?$", readme, re.M)
     assert commands, "README.md shows no test command"
     assert commands == [TEST_COMMAND] * len(commands)
-    assert TEST_COMMAND in wf.run_commands(repo_root / wf.WORKFLOWS / "ci.yml")
+    assert CI_COMMAND in wf.run_commands(repo_root / wf.WORKFLOWS / "ci.yml")
     ci_run = (repo_root / ".ci" / "run").read_text(encoding="utf-8")
     assert re.search(rf"^{re.escape(TEST_COMMAND)}\b", ci_run, re.M), (
         ".ci/run must run " + TEST_COMMAND

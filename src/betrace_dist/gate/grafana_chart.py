@@ -1,4 +1,4 @@
-"""The official Grafana Helm chart (grafana-community/grafana) as the guides use it, offline.
+"""The Grafana Helm chart (grafana-community/grafana) as the guides use it, offline.
 
 The chart has no values.schema.json, so Helm installs happily with a misspelled key and the
 setting silently does nothing. `data/grafana-chart-values.schema.yaml` is a JSON Schema of the

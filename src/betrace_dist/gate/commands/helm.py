@@ -4,7 +4,7 @@
   published OCI reference, which stands for the chart in this repository) run with the real Helm
   (install as `--dry-run=client`, and with Helm 3 too where it is installed); the objects
   `helm template` renders become the release's objects.
-- the official Grafana chart cannot be fetched offline: its values (-f files and --set keys) are
+- the Grafana Helm chart cannot be fetched offline: its values (-f files and --set keys) are
   checked against the JSON Schema kept in the repository, and its Service/Deployment/Secret are
   modelled from the chart's naming rule. kube-prometheus-stack is read as the stack reads its
   values: the Grafana chart's keys under `grafana:` (grafana_stack.py).
