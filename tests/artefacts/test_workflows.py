@@ -164,7 +164,7 @@ def test_ci_prepares_what_make_test_needs_before_running_it(
         test_at = runs.index(CI_COMMAND)
         needed = {
             "sudo scripts/install-system-deps --require": "the system programs, installed as root",
-            "python -m betrace_dist.upstream snapshot": "upstream's snapshot of the pinned commit",
+            "/python -m betrace_dist.upstream snapshot": "upstream's snapshot of the pinned commit",
             "BETRACE_UPSTREAM_DIR=": "the snapshot's folder, named to the tests",
         }
         return [why for text, why in needed.items()
