@@ -93,6 +93,11 @@ def gate_run() -> str:
         ("dockerfile-patches-nothing.md", "patches nothing", "applies the app's patch series"),
         # the eighth audit (issue 18): U2 in the wording it had
         ("official-chart.md", "the official chart", "the Grafana community's"),
+        # the ninth audit (issue 18): F1, F3, U1, U2 in the wording they had
+        ("unsigned-line-means.md", "a line saying it is unsigned", "Permitting"),
+        ("pull-request-secrets.md", "CI runs on", "only from pull requests of forks"),
+        ("add-git-url.md", "A message that", "the build needs BuildKit"),
+        ("compose-up-builds-backend.md", "builds the backend image", "backend-rules"),
         # a page a known issue names, without it
         ("guides/send-traces-to-betrace.md", "# 28", "known issue partial-ingest"),
         ("reference/rule-language.md", "# 36", "known issue quoted-list-item-never-matches"),

@@ -212,6 +212,28 @@ OLD_WORDINGS = [
         "builds the plugin-init target",
         id="dockerfile-compose-builds-two",
     ),
+    # the ninth audit (issue 18): F2, F4 and U3 in the words they had
+    pytest.param(
+        "docker/docker-compose.yml",
+        "# Not over /var/lib/grafana: a new volume there would receive a copy of the image's",
+        "# Not over /var/lib/grafana: that would hide the plugin baked into the image in",
+        "receives a copy of that directory",
+        id="compose-volume-hides-plugin",
+    ),
+    pytest.param(
+        ".github/workflows/ci.yml",
+        "# The patched app's build (npm ci and webpack) takes 6 to 30 minutes on 2 cores",
+        "# The patched app's webpack build alone takes 6 to 30 minutes on 2 cores",
+        "the whole build: npm ci and webpack",
+        id="ci-webpack-alone",
+    ),
+    pytest.param(
+        "docker/docker-compose.yml",
+        "the collector image is its binary alone (FROM scratch),",
+        "the collector and Pyroscope images are distroless,",
+        "FROM scratch (collector-releases Dockerfile)",
+        id="compose-collector-distroless",
+    ),
 ]
 
 

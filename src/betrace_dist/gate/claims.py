@@ -109,7 +109,8 @@ def problems(text: str, blocks: list[Block], release: Release) -> list[Problem]:
 
 #: The artefacts' texts readers see besides the pages, held to the same false claims: the chart's
 #: README, NOTES.txt and values descriptions, the Compose files and their comments, the configs
-#: beside them, and the Nix expressions' descriptions. Folders are read whole.
+#: beside them, the Nix expressions' descriptions and the workflows' comments. Folders are read
+#: whole.
 ARTEFACT_TEXTS = (
     "helm/betrace/README.md",
     "helm/betrace/Chart.yaml",
@@ -121,6 +122,7 @@ ARTEFACT_TEXTS = (
     "nix",
     "patches/README.md",
     "patches/grafana-betrace-app",  # each patch's header: what it fixes and the evidence
+    ".github/workflows",  # the workflows' comments and step names
 )
 _TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".tpl", ".nix", ".sh", ".example", ".patch", ""}
 
