@@ -37,6 +37,11 @@ CASES = [
     ("curl-field.md", "curl -fsS -X POST", ["no field 'expresion'", "did you mean 'expression'"]),
     ("helm-values-key.md", "helm install", ["additional properties 'replicaCount' not allowed"]),
     (
+        "helm-oci-unpublished.md",
+        "oci://",
+        ["is not published yet", "install ./helm/betrace from a clone"],
+    ),
+    (
         "helm-flag.md",
         "--create-namespaces",
         ["no flag '--create-namespaces'", "did you mean '--create-namespace'"],

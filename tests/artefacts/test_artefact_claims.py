@@ -229,10 +229,46 @@ OLD_WORDINGS = [
     ),
     pytest.param(
         "docker/docker-compose.yml",
-        "the collector image is its binary alone (FROM scratch),",
-        "the collector and Pyroscope images are distroless,",
+        "the collector image is its binary alone (FROM",
+        "the collector and Pyroscope images are distroless (FROM",
         "FROM scratch (collector-releases Dockerfile)",
         id="compose-collector-distroless",
+    ),
+    # the ninth audit, second half (issue 18): F3, F4, F6, F7, F8 in the words they had
+    pytest.param(
+        "helm/betrace/README.md",
+        "With Argo CD, which renders the chart\n  with `helm template`, where",
+        "With GitOps tools (Argo CD, Flux), which\n  render the chart where",
+        "only Argo CD renders",
+        id="readme-flux-lookup",
+    ),
+    pytest.param(
+        "helm/betrace/ci/backend-only-values.yaml",
+        "with the applications or jobs that post spans to",
+        "with the collectors that submit spans and",
+        "no collector submits spans",
+        id="backend-only-collectors",
+    ),
+    pytest.param(
+        "helm/betrace/ci/production-values.yaml",
+        "(<fullname>-backend,",
+        "(<release>-backend,",
+        "the full name is the release",
+        id="production-release-backend",
+    ),
+    pytest.param(
+        "helm/betrace/README.md",
+        "would block the drain of the node that runs it.",
+        "would block every node drain.",
+        "only the drain of the node",
+        id="readme-pdb-every-drain",
+    ),
+    pytest.param(
+        "nix/pkgs/by-name/gr/grafana-betrace-app/package.nix",
+        "Grafana, in its default production mode, loads it only with",
+        "Grafana loads it only with",
+        "development mode",
+        id="package-unsigned-only-with",
     ),
 ]
 

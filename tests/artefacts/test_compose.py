@@ -418,11 +418,11 @@ BREAKS = [
     ),
     pytest.param(
         COMPOSE,
-        r"(      - pyroscope-data:/data\n)",
-        r"\1    healthcheck:\n      test: wget -q -O- http://localhost:4040/ready\n",
-        "services.pyroscope.healthcheck calls 'sh' (CMD-SHELL runs /bin/sh), which the "
-        "pyroscope image does not have",
-        id="shell-healthcheck-in-distroless",
+        r"(      - \./config/otel-collector\.yaml:/etc/otelcol-contrib/config\.yaml:ro\n)",
+        r"\1    healthcheck:\n      test: wget -q -O- http://localhost:13133/\n",
+        "services.otel-collector.healthcheck calls 'sh' (CMD-SHELL runs /bin/sh), which the "
+        "otel-collector image does not have",
+        id="shell-healthcheck-in-an-image-without-a-shell",
     ),
     pytest.param(
         COMPOSE,

@@ -176,6 +176,24 @@ def test_ci_prepares_what_make_test_needs_before_running_it(
     assert missing(without_sudo) == ["the system programs, installed as root"]
 
 
+def test_ci_keeps_the_patched_app_build_keyed_by_the_inputs_patches_readme_names() -> None:
+    """patches/README.md says a hosted runner keeps .cache/plugin-build/ keyed by its inputs:
+    the ci workflow's cache step must be there with that path and those inputs."""
+    readme = (REPO_ROOT / "patches" / "README.md").read_text(encoding="utf-8")
+    said = readme[readme.index("keyed by the same inputs") :]
+    inputs = re.findall(r"`([^`]+)`", said[: said.index(")")])
+    assert inputs, "patches/README.md no longer names the cache key's inputs"
+    doc = YAML(typ="safe").load((REPO_ROOT / wf.WORKFLOWS / "ci.yml").read_text(encoding="utf-8"))
+    caches = [
+        step.get("with", {})
+        for step in doc["jobs"]["test"]["steps"]
+        if str(step.get("uses", "")).startswith("actions/cache@")
+    ]
+    assert [c.get("path") for c in caches] == [".cache/plugin-build"], caches
+    key = caches[0].get("key", "")
+    assert [i for i in inputs if f"'{i}'" not in key] == [], key
+
+
 def test_ci_running_pytest_directly_is_caught(repo_root: Path, tmp_path: Path) -> None:
     path = broken(repo_root, tmp_path, "ci.yml", "run: bash .ci/run", "run: .venv/bin/pytest -x")
     assert CI_COMMAND not in wf.run_commands(path)

@@ -93,8 +93,10 @@ IMAGE_CONTENTS: dict[str, ImageContents] = {
         "prom/prometheus is built on quay.io/prometheus/busybox (busybox sh and wget)",
     ),
     "pyroscope": ImageContents(
-        frozenset({"pyroscope", "profilecli"}),
-        "Pyroscope 1.6 final stage is gcr.io/distroless/static: no shell, no HTTP client",
+        frozenset({"pyroscope", "profilecli", "sh", "wget"}),
+        "Pyroscope 1.6.0's image is alpine:3.18.6 (busybox sh and wget) plus /usr/bin/pyroscope "
+        "and /usr/bin/profilecli (grafana/pyroscope v1.6.0, cmd/pyroscope/Dockerfile); "
+        "distroless only from 1.7.0",
     ),
     "grafana": ImageContents(
         frozenset({"grafana", "grafana-cli", "grafana-server", "sh", "bash", "wget", "curl"}),

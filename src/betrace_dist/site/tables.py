@@ -47,7 +47,7 @@ def compatibility(data: ReleaseData, release: Release | None = None) -> str:
         ["Helm", f"≥ {r.helm.minimum}", "Helm 3 and Helm 4"],
         ["Nix", f"≥ {r.nix.minimum}", "flakes enabled"],
         [
-            "Official Grafana chart",
+            "Grafana Helm chart",
             code(r.grafana_chart.version),
             f"{code(r.grafana_chart.repo_name + '/' + r.grafana_chart.chart)}, "
             f"Grafana {r.grafana_chart.app_version}",

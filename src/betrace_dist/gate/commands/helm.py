@@ -72,6 +72,12 @@ def _local_chart(inv: Invocation, ref: str, parsed: CommandLine) -> Path | None:
             raise CommandError(
                 f"'{ref}' is not where the BeTrace chart is published; it is {expected}"
             )
+        if not session.release.current.published:
+            raise CommandError(
+                f"the chart of release {session.release.current.version} is not published yet "
+                f"(releases.yaml has no image digests), so {expected} cannot be pulled: install "
+                "./helm/betrace from a clone, or show the command only {% if release.published %}"
+            )
         version = parsed.get("--version")
         want = session.release.current.chart.version
         if version is not None and version != want:

@@ -5,7 +5,7 @@
 # in the catalog, so it is built from source and, like every new top-level package, lives in
 # pkgs/by-name/gr/grafana-betrace-app/package.nix. The result is the plugin directory itself
 # (plugin.json, module.js, img/): it fits services.grafana.declarativePlugins and can be copied to
-# <plugins dir>/betrace-app. Grafana loads it only with
+# <plugins dir>/betrace-app. Grafana, in its default production mode, loads it only with
 # allow_loading_unsigned_plugins = betrace-app (it is unsigned).
 {
   lib,
