@@ -75,7 +75,7 @@ CHECK_TESTS := tests/test_lexer.py tests/test_render.py tests/test_tools.py \
 	tests/test_contract.py tests/test_command_lines.py
 CHECK_PAGE  := docs/guides/deploy-with-docker-compose.md
 
-check: $(STAMP) ## fast inner loop (~1 min on 2 cores, downloads nothing): lint, engine unit tests, one page
+check: $(STAMP) ## fast inner loop (~1 min on 2 cores, no tool downloads; the virtualenv's set-up installs from PyPI once): lint, engine unit tests, one page
 	$(BIN)/ruff check src macros tests benchmarks docs/conftest.py
 	$(BIN)/ruff format --check src macros tests benchmarks docs/conftest.py
 	$(BIN)/mypy

@@ -96,6 +96,7 @@ def gate_run() -> str:
         # the ninth audit (issue 18): F1, F3, U1, U2 in the wording they had
         ("unsigned-line-means.md", "a line saying it is unsigned", "Permitting"),
         ("pull-request-secrets.md", "CI runs on", "only from pull requests of forks"),
+        ("pull-request-secrets-short.md", "CI runs on", "only from pull requests of forks"),
         ("add-git-url.md", "A message that", "the build needs BuildKit"),
         ("compose-up-builds-backend.md", "builds the backend image", "backend-rules"),
         # a page a known issue names, without it

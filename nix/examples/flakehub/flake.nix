@@ -1,6 +1,8 @@
 # A flake that uses BeTrace from FlakeHub. "=X.Y.Z" pins exactly that release; "X.Y.*" would
-# follow its patch releases on `nix flake update`. It resolves once the release's tag has run this
-# repository's flakehub workflow, which publishes the pinned BeTrace commit under that version.
+# follow its patch releases on `nix flake update`. It resolves only once the release's tag has run
+# this repository's flakehub workflow, which pushes the pinned BeTrace commit under that version.
+# That FlakeHub accepts BeTrace's flake pushed from this repository has not been tried: if it
+# does not resolve, use the GitHub input (nix/examples/github).
 {
   description = "Example: the BeTrace backend from FlakeHub";
 
