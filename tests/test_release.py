@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from betrace_dist import tools, upstream
 from betrace_dist.errors import ProblemsError
 from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data
 from betrace_dist.yamlio import load_with_lines
 
-from .conftest import copy_site, line_containing, run_mkdocs, run_pytest
+from .conftest import copy_site, line_containing, run_mkdocs, run_pytest, skip_or_fail
 
 ORIGINAL = RELEASES_FILE.read_text(encoding="utf-8")
 
@@ -275,15 +276,37 @@ def test_request_fields_come_from_the_release_data(release_data: ReleaseData) ->
     assert "traceId" in requests["POST /v1/spans"]["items"]["spans"]["fields"]  # type: ignore[index]
 
 
+def _absent_from_tree(data: ReleaseData, tree: Path) -> list[str]:
+    """`version: source` for each source of the snapshot's release that its tree lacks."""
+    missing = []
+    for release in data.releases:
+        if release.upstream.commit != data.current.upstream.commit:
+            continue  # the snapshot holds the current release's commit only
+        for source in sorted(_sources(release)):
+            if not (tree / source.split("#", 1)[0]).exists():
+                missing.append(f"{release.version}: {source}")
+    return missing
+
+
+def _upstream_tree(data: ReleaseData) -> Path:
+    try:
+        return upstream.source_tree(data.current)
+    except (tools.ToolMissing, upstream.UpstreamError) as exc:
+        skip_or_fail(f"no upstream tree to look in: {exc}")
+
+
 def test_every_source_exists_upstream_at_the_pinned_commit(release_data: ReleaseData) -> None:
-    """Needs a git directory of upstream BeTrace (BETRACE_UPSTREAM_GIT); without one it checks
-    nothing: the sources are then only checked for their form, by the model."""
+    """Every `source:` path is a file or folder of upstream's tree at its release's commit:
+    looked up in a git directory of upstream (BETRACE_UPSTREAM_GIT) when one is named, for every
+    release; else in the snapshot beside the checkout (a skip without it, a failure in CI)."""
     import os
     import subprocess
 
     git_dir = os.environ.get("BETRACE_UPSTREAM_GIT")
     if not git_dir:
-        pytest.skip("BETRACE_UPSTREAM_GIT names no git directory of upstream BeTrace")
+        missing = _absent_from_tree(release_data, _upstream_tree(release_data))
+        assert not missing, "sources absent from upstream's snapshot:\n" + "\n".join(missing)
+        return
     missing = []
     for release in release_data.releases:
         for source in sorted(_sources(release)):
@@ -292,6 +315,20 @@ def test_every_source_exists_upstream_at_the_pinned_commit(release_data: Release
             if subprocess.run(check, capture_output=True, check=False).returncode != 0:
                 missing.append(f"{release.version}: {source}")
     assert not missing, "sources absent from upstream at the pinned commit:\n" + "\n".join(missing)
+
+
+def test_a_source_upstream_does_not_have_is_named(
+    release_data: ReleaseData, tmp_path: Path
+) -> None:
+    """A source path renamed in releases.yaml (as if upstream had moved the file) is reported."""
+    tree = _upstream_tree(release_data)
+    text = RELEASES_FILE.read_text(encoding="utf-8")
+    old = "source: backend/cmd/betrace-backend/main.go"
+    assert old in text, "releases.yaml no longer cites main.go: update this test"
+    changed = tmp_path / "releases.yaml"
+    changed.write_text(text.replace(old, old.replace("main.go", "server.go"), 1), encoding="utf-8")
+    missing = _absent_from_tree(load_release_data(changed), tree)
+    assert any(m.endswith("backend/cmd/betrace-backend/server.go") for m in missing), missing
 
 
 _OTHER_PROJECT = re.compile(r"^[\w.-]+/[\w.-]+@[\w.-]+:")
