@@ -270,6 +270,21 @@ OLD_WORDINGS = [
         "development mode",
         id="package-unsigned-only-with",
     ),
+    # the eleventh audit (issue 18): U1 and U2 in the words they had
+    pytest.param(
+        "nix/pkgs/by-name/be/betrace-backend/package.nix",
+        "(`nix flake prefetch` prints it); lib.fakeHash fails the fetch.",
+        "(`nix flake prefetch` prints it); nixpkgs refuses lib.fakeHash.",
+        "fails with a hash mismatch",
+        id="package-fakehash-refused",
+    ),
+    pytest.param(
+        "docker/README.md",
+        "do not build with Nix; the backend image is evaluated",
+        "do not build with Nix (the backend image does); the backend image is evaluated",
+        "never built here",
+        id="docker-readme-backend-builds",
+    ),
 ]
 
 

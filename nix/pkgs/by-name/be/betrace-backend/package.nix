@@ -18,7 +18,7 @@ buildGoModule (finalAttrs: {
     owner = "betrace-hq";
     repo = "betrace";
     rev = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
-    # Filled in on submission (`nix flake prefetch` prints it); nixpkgs refuses lib.fakeHash.
+    # Filled in on submission (`nix flake prefetch` prints it); lib.fakeHash fails the fetch.
     hash = lib.fakeHash;
   };
 
