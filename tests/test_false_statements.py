@@ -97,6 +97,9 @@ def gate_run() -> str:
         ("unsigned-line-means.md", "a line saying it is unsigned", "Permitting"),
         ("pull-request-secrets.md", "CI runs on", "only from pull requests of forks"),
         ("pull-request-secrets-short.md", "CI runs on", "only from pull requests of forks"),
+        # the eleventh audit (issue 18): F1 and F2 in the wording they had
+        ("nix-build-packages-only.md", "looks at packages only", "never looks at apps"),
+        ("prometheus-example-job.md", "`kubernetes-pods` job", "commented out"),
         ("add-git-url.md", "A message that", "the build needs BuildKit"),
         ("compose-up-builds-backend.md", "builds the backend image", "backend-rules"),
         # a page a known issue names, without it
