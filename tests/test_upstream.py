@@ -10,12 +10,13 @@ import hashlib
 import io
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
 from betrace_dist import tools, upstream
-from betrace_dist.backend_run import loopback_argv
+from betrace_dist.backend_run import loopback_argv, loopback_only
 from betrace_dist.release import Release, ReleaseData
 
 from .conftest import skip_or_fail
@@ -168,3 +169,28 @@ def test_a_snapshot_made_from_git_holds_the_tarball_and_both_manifests(
         assert f"betrace-{commit[:8]}/{upstream.PLUGIN_JSON}" in archive.getnames()
     with pytest.raises(upstream.UpstreamError, match="already exists"):
         upstream.snapshot_from_git(repo, tmp_path / "out", release)
+
+
+# --- the loopback namespace the real backend runs in ----------------------------------------------
+
+
+def test_what_a_command_left_running_in_the_loopback_namespace_ends_with_it() -> None:
+    """A script that starts a program with `&` and exits (as the plugin client test starts the
+    backend) must not leave it running on the machine: it dies with the namespace's process 1.
+    Without the PID namespace such backends outlived every test run."""
+    if loopback_only():
+        pytest.skip("this process already has only loopback: loopback_argv adds no namespace")
+    marker = f"{time.monotonic_ns() % 10**6}.25"  # a sleep nobody else runs
+    done = subprocess.run(
+        loopback_argv(["sh", "-c", f"sleep {marker} >/dev/null 2>&1 & echo started"]),
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "started" in done.stdout, done.stderr
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, check=False)
+        if left.returncode != 0:
+            return
+        time.sleep(0.05)
+    subprocess.run(["pkill", "-f", f"sleep {marker}"], check=False)
+    pytest.fail(f"'sleep {marker}' outlived the namespace it was started in")

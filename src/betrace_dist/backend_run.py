@@ -47,16 +47,17 @@ def loopback_only() -> bool:
 
 
 def loopback_argv(argv: list[str]) -> list[str]:
-    """`argv` run in a network namespace of its own whose one interface, loopback, is up; the
-    namespace's processes are killed when `argv` ends. Unchanged where this process already
-    has only loopback."""
+    """`argv` run in a network namespace of its own whose one interface, loopback, is up, and
+    in a PID namespace of its own, where `argv` is process 1: when it ends, the kernel kills
+    every process it left behind (a backend started with `&`), and `--kill-child` ends it when
+    `unshare` is killed. Unchanged where this process already has only loopback."""
     if loopback_only():
         return argv
     for tool in ("unshare", "ip"):
         if shutil.which(tool) is None:
             raise BackendError(f"'{tool}' is needed to run the backend on a private loopback")
     up = 'ip link set lo up && exec "$@"'
-    return ["unshare", "-rn", "--kill-child", "sh", "-c", up, "sh", *argv]
+    return ["unshare", "-rn", "--pid", "--fork", "--kill-child", "sh", "-c", up, "sh", *argv]
 
 
 @dataclass
