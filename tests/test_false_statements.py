@@ -100,6 +100,10 @@ def gate_run() -> str:
         # the eleventh audit (issue 18): F1 and F2 in the wording they had
         ("nix-build-packages-only.md", "looks at packages only", "never looks at apps"),
         ("prometheus-example-job.md", "`kubernetes-pods` job", "commented out"),
+        # the twelfth audit (issue 18): F1, F3 and U1 in the wording they had
+        ("count-bare-word-path.md", "implement such a path", "compared with it as text"),
+        ("tempo-only.md", "reaches Tempo only", "logs to Loki"),
+        ("tested-with.md", "versions it was tested with", "run none of the observability"),
         ("add-git-url.md", "A message that", "the build needs BuildKit"),
         ("compose-up-builds-backend.md", "builds the backend image", "backend-rules"),
         # a page a known issue names, without it

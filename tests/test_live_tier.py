@@ -134,3 +134,18 @@ def test_update_outputs_refuses_nothing_it_can_compare_without_a_program(tmp_pat
     before = page.read_text(encoding="utf-8")
     gate(site, "--update-outputs", "-n", "0")
     assert page.read_text(encoding="utf-8") == before
+
+
+def test_no_live_wins_over_a_backend_named_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--no-live` is the fast loop: a BETRACE_LIVE_BACKEND left in the shell must not turn the
+    tier back on (it did: the variable was read first)."""
+    from betrace_dist.gate import live
+
+    program = tmp_path / "backend"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setenv(live.ENV_VAR, str(program))
+    assert live.configure(None, off=True).program is None
+    assert live.configure(None, off=False).program == program.resolve()

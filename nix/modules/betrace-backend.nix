@@ -121,9 +121,12 @@ in
       description = "Milliseconds per export of the backend's own telemetry (OTEL_EXPORTER_OTLP_TIMEOUT).";
     };
     signatureKeyFile = lib.mkOption {
-      type = lib.types.nullOr lib.types.path;
+      # A string, not a path: a Nix path literal (./key) would be copied into the world-readable
+      # Nix store when the unit is written.
+      type = lib.types.nullOr (lib.types.strMatching "/.+");
       default = null;
-      description = "File holding the key that signs violations; null keeps the backend's insecure development key.";
+      example = "/etc/betrace/signature-key";
+      description = "Absolute path, as a string, of the file holding the key that signs violations (read through systemd's credentials, never copied into the Nix store); null keeps the backend's insecure development key.";
     };
     rules = lib.mkOption {
       type = lib.types.listOf ruleType;

@@ -116,6 +116,15 @@ def test_bad_settings_name_the_option(nix: nixa.Nix, settings: str, message: str
     assert message in failure(nix, "{ " + ENABLED + " " + settings + " }")
 
 
+def test_a_key_given_as_a_nix_path_is_refused(nix: nixa.Nix) -> None:
+    """`signatureKeyFile = ./key` would put the key into the world-readable Nix store (the unit's
+    LoadCredential= names the store copy): the option takes a string only."""
+    without_key = ENABLED.replace(' signatureKeyFile = "/etc/betrace/key";', "")
+    assert without_key != ENABLED
+    message = failure(nix, "{ " + without_key + " signatureKeyFile = ./key; }")
+    assert "option `services.betrace-backend.signatureKeyFile' is not of type" in message
+
+
 def test_the_module_without_its_rules_copy_is_caught(nix: nixa.Nix, tmp_path: Path) -> None:
     """Break the module: drop the copy into the data folder, and the test above would fail."""
     text = MODULE.read_text(encoding="utf-8")

@@ -94,13 +94,16 @@ class LiveTier:
 
 
 def configure(path: str | None, off: bool = False) -> LiveTier:
-    """The live tier of a run: --live-backend or BETRACE_LIVE_BACKEND when given, none with
-    --no-live, else the backend built from upstream's snapshot (upstream.py). Without a
-    snapshot the tier is off and its `off_reason` says why; under BETRACE_REQUIRE_TOOLS=1 (CI)
-    that is a LiveError, as is a snapshot that cannot be built."""
+    """The live tier of a run: none with --no-live (whatever names a backend), else
+    --live-backend or BETRACE_LIVE_BACKEND when given, else the backend built from upstream's
+    snapshot (upstream.py). Without a snapshot the tier is off and its `off_reason` says why;
+    under BETRACE_REQUIRE_TOOLS=1 (CI) that is a LiveError, as is a snapshot that cannot be
+    built."""
+    if off:
+        return LiveTier(None, "--no-live")
     path = path or os.environ.get(ENV_VAR) or None
     if not path:
-        return LiveTier(None, "--no-live") if off else _built()
+        return _built()
     program = Path(path).expanduser().resolve()
     if not program.is_file() or not os.access(program, os.X_OK):
         raise LiveError(f"--live-backend: '{path}' is not an executable file")
