@@ -116,10 +116,14 @@ def test_an_unpacked_tree_is_reused_not_unpacked_again(
 # --- the snapshot made from a git clone (GitHub's CI, which has no ../shared) --------------------
 
 
+#: Where upstream keeps its plugin manifest (written here, not read from the code under test).
+PLUGIN_JSON = "grafana-betrace-app/src/plugin.json"
+
+
 def _upstream_like_repo(tmp_path: Path) -> tuple[Path, str]:
     """A git repository holding upstream's two manifest paths, committed once."""
     repo = tmp_path / "clone"
-    for inside, text in ((upstream.SWAGGER, '{"swagger": "2.0"}'), (upstream.PLUGIN_JSON, "{}")):
+    for inside, text in ((upstream.SWAGGER, '{"swagger": "2.0"}'), (PLUGIN_JSON, "{}")):
         (repo / inside).parent.mkdir(parents=True, exist_ok=True)
         (repo / inside).write_text(text)
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
@@ -166,7 +170,7 @@ def test_a_snapshot_made_from_git_holds_the_tarball_and_both_manifests(
     ]
     assert (folder / "betrace.swagger.json").read_text() == '{"swagger": "2.0"}'
     with tarfile.open(folder / "source.tar.gz") as archive:
-        assert f"betrace-{commit[:8]}/{upstream.PLUGIN_JSON}" in archive.getnames()
+        assert f"betrace-{commit[:8]}/{PLUGIN_JSON}" in archive.getnames()
     with pytest.raises(upstream.UpstreamError, match="already exists"):
         upstream.snapshot_from_git(repo, tmp_path / "out", release)
 

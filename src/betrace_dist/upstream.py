@@ -233,10 +233,10 @@ def _build(tree: Path, program: Path, version: str) -> None:
     print(f"built {program} in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
-#: Upstream's API description and plugin manifest inside its tree, kept beside the tarball for
-#: the contract check (the release data cites both paths as `source:`).
+#: Upstream's API description inside its tree, kept beside the tarball for the contract check
+#: (the endpoints' `source:` in the release data point into it); the plugin manifest's path is
+#: the release data's `plugin.source`.
 SWAGGER = "api/openapi/betrace.swagger.json"
-PLUGIN_JSON = "grafana-betrace-app/src/plugin.json"
 
 
 def snapshot_from_git(git_dir: Path, into: Path, release: Release | None = None) -> Path:
@@ -270,7 +270,7 @@ def snapshot_from_git(git_dir: Path, into: Path, release: Release | None = None)
                 f"(upstream.source_sha256) pins {up.source_sha256}: another git or zlib compresses "
                 "differently, or the commit is not upstream's"
             )
-        for inside in (SWAGGER, PLUGIN_JSON):
+        for inside in (SWAGGER, *release.plugin.source):
             shown = subprocess.run(
                 [*git, "show", f"{up.commit}:{inside}"],
                 capture_output=True, timeout=60, check=False,
