@@ -499,3 +499,14 @@ def test_a_browser_side_backend_url_shows_in_the_rendered_app_settings(helm: Hel
     (plugins,) = [m for m in manifests if m.name == "betrace-grafana-plugins"]
     (app,) = YAML(typ="safe").load(plugins.doc["data"]["betrace.yaml"])["apps"]
     assert app["jsonData"]["backendUrl"] == "http://localhost:12011"
+
+
+def test_the_readme_names_the_generated_secrets_as_helm_renders_them(helm: Helm) -> None:
+    """The README gives the generated Secrets' names for release `betrace` and for a release
+    whose name lacks `betrace` (`prod`); Helm renders both charts' names as it says."""
+    readme = (CHART / "README.md").read_text(encoding="utf-8")
+    assert "`<fullname>-backend`" in readme and "`<fullname>-grafana-admin`" in readme
+    for release, fullname in {"betrace": "betrace", "prod": "prod-betrace"}.items():
+        assert f"`{fullname}-backend`" in readme, f"README.md no longer names {fullname}-backend"
+        secrets = {m.name for m in helm.template(CHART, release=release) if m.kind == "Secret"}
+        assert {f"{fullname}-backend", f"{fullname}-grafana-admin"} <= secrets, sorted(secrets)
