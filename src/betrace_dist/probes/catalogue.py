@@ -377,14 +377,26 @@ def measure_partial(params: Mapping[str, Any]) -> dict[str, Any]:
         api = backend(params).start()
         api.post_json("/v1/rules", RULE)
         answer = api.post_json("/v1/spans", {"spans": [*breaking_trace("d" * 32), nameless]})
+        empty = api.post_json("/v1/spans", {})
         time.sleep(EVALUATION_WAIT)
         found = violations(api)
         api.stop(signal.SIGKILL)
-    return {"batch_status": answer.status, "violations_from_refused_batch": found}
+    return {
+        "batch_status": answer.status,
+        "violations_from_refused_batch": found,
+        "no_spans_status": empty.status,
+        "no_spans_accepted": (empty.json() or {}).get("accepted", 0),
+    }
 
 
 def expect_partial(data: ReleaseData) -> dict[str, Expect]:
-    return {"batch_status": equal(400), "violations_from_refused_batch": at_least(1, "violations")}
+    return {
+        "batch_status": equal(400),
+        "violations_from_refused_batch": at_least(1, "violations"),
+        # the gate's own `required: [spans]` (releases.yaml) is not upstream's rule
+        "no_spans_status": equal(200),
+        "no_spans_accepted": equal(0),
+    }
 
 
 register(Probe("partial-ingest", measure_partial, expect_partial, _ports))
