@@ -270,7 +270,7 @@ def snapshot_from_git(git_dir: Path, into: Path, release: Release | None = None)
                 f"(upstream.source_sha256) pins {up.source_sha256}: another git or zlib compresses "
                 "differently, or the commit is not upstream's"
             )
-        for inside in (SWAGGER, *release.plugin.source):
+        for inside in (SWAGGER, *(release.plugin.source or ())):
             shown = subprocess.run(
                 [*git, "show", f"{up.commit}:{inside}"],
                 capture_output=True, timeout=60, check=False,
