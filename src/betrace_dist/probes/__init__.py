@@ -46,14 +46,6 @@ def contains(text: str) -> Expect:
     return Expect(f"contains {text!r}", lambda seen: isinstance(seen, str) and text in seen)
 
 
-def includes(item: str) -> Expect:
-    return Expect(f"includes {item!r}", lambda seen: isinstance(seen, list) and item in seen)
-
-
-def excludes(item: str) -> Expect:
-    return Expect(f"lacks {item!r}", lambda seen: isinstance(seen, list) and item not in seen)
-
-
 Measure = Callable[[Mapping[str, Any]], dict[str, Any]]
 Expectations = Callable[["ReleaseData"], dict[str, Expect]]
 Params = Callable[["ReleaseData"], dict[str, Any]]
