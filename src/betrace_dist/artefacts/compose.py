@@ -68,7 +68,7 @@ IMAGE_CONTENTS: dict[str, ImageContents] = {
     "grafana-plugin": ImageContents(
         frozenset({"grafana"}),
         "what both builds share: docker/Dockerfile adds the plugin to the official Grafana image "
-        "(Alpine, with curl), but docker/flake.nix builds it from nixpkgs' grafana, the plugin "
+        "(whose Dockerfile adds curl), but docker/flake.nix builds it from nixpkgs' grafana, the plugin "
         "and NSS files, with no shell and no HTTP client",
     ),
     "plugin-init": ImageContents(
@@ -100,7 +100,8 @@ IMAGE_CONTENTS: dict[str, ImageContents] = {
     ),
     "grafana": ImageContents(
         frozenset({"grafana", "grafana-cli", "grafana-server", "sh", "bash", "wget", "curl"}),
-        "official grafana/grafana is Alpine with bash and curl added (busybox wget)",
+        "Grafana's Dockerfile (packaging/docker/Dockerfile in grafana/grafana) adds bash and curl "
+        "to its Alpine base (busybox wget); read from the Dockerfile, not from the published image",
     ),
 }
 
