@@ -95,6 +95,24 @@ def test_check_passes_good_rules(
     assert "every rule compiles" in capsys.readouterr().out
 
 
+def test_check_runs_the_backend_named_with_backend(
+    backend_program: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader without upstream's snapshot names a backend program (write-rules.md): the one
+    named runs, whatever the environment says; a name with no program is refused, exit 2."""
+    monkeypatch.setenv("BETRACE_LIVE_BACKEND", str(tmp_path / "not-a-backend"))
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - name: ok\n    expression: when { a } never { b }\n")
+    assert main(["rules", "check", "--backend", str(backend_program), str(path)]) == 0
+    assert "every rule compiles" in capsys.readouterr().out
+    missing = tmp_path / "nowhere" / "betrace-backend"
+    assert main(["rules", "check", "--backend", str(missing), str(path)]) == 2
+    assert f"--backend {missing}: no such program" in capsys.readouterr().out
+
+
 def test_the_repository_example_rules_compile(backend_program: Path) -> None:
     """CI's check of the rules files shipped with the deployments."""
     assert EXAMPLE_RULES, "no example rules files found in docker/ or helm/betrace/ci/"

@@ -34,12 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     rules.add_argument("action", choices=["check", "json"], help="compile, or write rules.json")
     rules.add_argument("files", type=Path, nargs="+", help="rules files (YAML or JSON)")
     rules.add_argument("-o", "--output", type=Path, help="rules json: the rules.json to write")
+    rules.add_argument(
+        "--backend",
+        type=Path,
+        help="rules check: a betrace-backend program of the pinned commit (default: the one "
+        "built from upstream's snapshot, or BETRACE_LIVE_BACKEND)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "rules":
         if args.action == "json":
             return write_json(args.files, args.output)
-        return rules_check(args.files)
+        return rules_check(args.files, args.backend)
 
     if args.command == "contract":
         return _contract(args.file, args.openapi, args.plugin)

@@ -472,7 +472,7 @@ def test_backend_network_policy_without_sources_is_reported(
     helm: Helm, chart: Path, release_data: ReleaseData
 ) -> None:
     """The old template left `from` out when backendFrom was empty: every pod was admitted."""
-    backend_from = "backendFrom.\n      from:\n"  # the backend rule's `from`, not Grafana's
+    backend_from = "submit spans.\n      from:\n"  # the backend rule's `from`, not Grafana's
     edit(chart, "templates/networkpolicy.yaml", backend_from, backend_from + "{{- if false }}\n")
     edit(
         chart,

@@ -915,6 +915,9 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
     }
     expected_images = {data.image_ref(n) for n in BETRACE_IMAGES}
     expected_images.add(release.observability.grafana.ref)
+    test_image = YAML(typ="safe").load((Path(chart_dir) / "values.yaml").read_text("utf-8"))
+    test_image = (test_image.get("tests") or {}).get("image") or {}
+    expected_images.add(f"{test_image.get('repository')}:{test_image.get('tag')}")  # helm test
     if listed != expected_images:
         out.append(
             f"{chart_file}: artifacthub.io/images lists {sorted(listed)}, expected "

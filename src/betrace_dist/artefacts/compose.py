@@ -67,9 +67,9 @@ IMAGE_CONTENTS: dict[str, ImageContents] = {
     ),
     "grafana-plugin": ImageContents(
         frozenset({"grafana"}),
-        "what both builds share: docker/Dockerfile adds the plugin to the official Grafana image "
-        "(whose Dockerfile adds curl), but docker/flake.nix builds it from nixpkgs' grafana, the plugin "
-        "and NSS files, with no shell and no HTTP client",
+        "what both builds share: docker/Dockerfile adds the plugin to the official Grafana "
+        "image (whose Dockerfile adds curl), but docker/flake.nix builds it from nixpkgs' "
+        "grafana, the plugin and NSS files, with no shell and no HTTP client",
     ),
     "plugin-init": ImageContents(
         frozenset({"betrace-plugin-init"}),

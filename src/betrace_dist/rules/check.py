@@ -7,6 +7,7 @@ at the line of its expression with the backend's own message.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -14,11 +15,12 @@ from ..errors import Problem, ProblemsError
 from . import engine, rulesfile
 
 
-def compile_rules(rules: list[rulesfile.Rule]) -> list[Problem]:
-    """The engine's refusals of these rules (names must be unique across them)."""
+def compile_rules(rules: list[rulesfile.Rule], backend: Path | None = None) -> list[Problem]:
+    """The engine's refusals of these rules (names must be unique across them), on `backend`
+    (a betrace-backend program) or the project's own build."""
     if not rules:
         return []
-    result = engine.run({"rules": [r.body() for r in rules]})
+    result = engine.run({"rules": [r.body() for r in rules]}, backend)
     problems = []
     for rule, answer in zip(rules, result["rules"], strict=True):
         if answer["status"] // 100 != 2:
@@ -37,7 +39,7 @@ def _row(message: str) -> int:
     return int(found.group(1)) if found else 1
 
 
-def check(paths: list[Path]) -> list[Problem]:
+def check(paths: list[Path], backend: Path | None = None) -> list[Problem]:
     """Every problem of these rules files: reading them, then compiling their rules."""
     problems: list[Problem] = []
     rules: list[rulesfile.Rule] = []
@@ -56,7 +58,7 @@ def check(paths: list[Path]) -> list[Problem]:
                 continue
             seen[rule.name] = rule
             rules.append(rule)
-    return problems + compile_rules(rules)
+    return problems + compile_rules(rules, backend)
 
 
 def write_json(paths: list[Path], output: Path | None) -> int:
@@ -80,9 +82,12 @@ def write_json(paths: list[Path], output: Path | None) -> int:
     return 0
 
 
-def main(paths: list[Path]) -> int:
+def main(paths: list[Path], backend: Path | None = None) -> int:
+    if backend is not None and not (backend.is_file() and os.access(backend, os.X_OK)):
+        print(f"rules check: --backend {backend}: no such program")
+        return 2
     try:
-        problems = check(paths)
+        problems = check(paths, backend)
     except engine.EngineError as exc:
         print(f"rules check: {exc}")
         return 2
