@@ -885,6 +885,27 @@ def check_existing_secret_names(
     ]
 
 
+def _artifacthub_images(
+    chart_file: Path, annotations: dict[str, Any], data: ReleaseData
+) -> list[str]:
+    """artifacthub.io/images lists every image the chart runs: BeTrace's, Grafana's and the
+    helm test pod's (tests.image in values.yaml)."""
+    listed = {
+        i.get("image")
+        for i in YAML(typ="safe").load(annotations.get("artifacthub.io/images", "[]"))
+    }
+    expected = {data.image_ref(n) for n in BETRACE_IMAGES}
+    expected.add(data.current.observability.grafana.ref)
+    values = YAML(typ="safe").load((chart_file.parent / "values.yaml").read_text("utf-8"))
+    test_image = (values.get("tests") or {}).get("image") or {}
+    expected.add(f"{test_image.get('repository')}:{test_image.get('tag')}")
+    if listed == expected:
+        return []
+    return [
+        f"{chart_file}: artifacthub.io/images lists {sorted(listed)}, expected {sorted(expected)}"
+    ]
+
+
 def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
     """Chart.yaml and the values defaults agree with releases.yaml."""
     out: list[str] = []
@@ -909,20 +930,7 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
     annotations = chart.get("annotations") or {}
     if annotations.get("artifacthub.io/license") != data.project.license:
         out.append(f"{chart_file}: artifacthub.io/license must be {data.project.license}")
-    listed = {
-        i.get("image")
-        for i in YAML(typ="safe").load(annotations.get("artifacthub.io/images", "[]"))
-    }
-    expected_images = {data.image_ref(n) for n in BETRACE_IMAGES}
-    expected_images.add(release.observability.grafana.ref)
-    test_image = YAML(typ="safe").load((Path(chart_dir) / "values.yaml").read_text("utf-8"))
-    test_image = (test_image.get("tests") or {}).get("image") or {}
-    expected_images.add(f"{test_image.get('repository')}:{test_image.get('tag')}")  # helm test
-    if listed != expected_images:
-        out.append(
-            f"{chart_file}: artifacthub.io/images lists {sorted(listed)}, expected "
-            f"{sorted(expected_images)}"
-        )
+    out += _artifacthub_images(chart_file, annotations, data)
     values_file = Path(chart_dir) / "values.yaml"
     values = YAML(typ="safe").load(values_file.read_text(encoding="utf-8"))
     value_facts: list[tuple[str, object, object]] = [
