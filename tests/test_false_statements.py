@@ -106,6 +106,12 @@ def gate_run() -> str:
         ("tested-with.md", "versions it was tested with", "run none of the observability"),
         # the fifteenth audit: F1, the value false read as true, shown with no word of it
         ("false-literal.md", "verified == false", 'known_issue("false-reads-as-true")'),
+        # the sixteenth audit: F1, F2, a trace evaluated once per part
+        ("trace-as-a-whole.md", "evaluates a trace as a whole", "evaluated again, as another"),
+        ("trace-as-a-whole.md", "one violation per rule", "evaluated again, as another"),
+        # the sixteenth audit: F3, F4 and F5 in the wording they had
+        ("rules-every-up.md", "before the backend starts", "does not restart the backend"),
+        ("one-exception.md", "one documented exception", "the nixpkgs expressions build"),
         ("add-git-url.md", "A message that", "the build needs BuildKit"),
         ("compose-up-builds-backend.md", "builds the backend image", "backend-rules"),
         # a page a known issue names, without it

@@ -368,6 +368,41 @@ def expect_memory(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("violations-in-memory", measure_memory, expect_memory, _ports))
 
 
+# --- trace evaluation -------------------------------------------------------------------------
+
+
+def measure_late_span(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trace's spans sent once the trace was evaluated are judged as a trace of their own."""
+    charge, skip = breaking_trace("e" * 32)
+    with receiver_running():
+        api = backend(params).start()
+        api.post_json("/v1/rules", RULE)
+        api.post_json("/v1/spans", {"spans": [charge]})
+        time.sleep(EVALUATION_WAIT)
+        api.post_json("/v1/spans", {"spans": [skip]})  # the same trace, after its evaluation
+        time.sleep(EVALUATION_WAIT)
+        in_pieces = violations(api)
+        api.post_json("/v1/spans", {"spans": breaking_trace("f" * 32)})
+        time.sleep(EVALUATION_WAIT)
+        whole = violations(api) - in_pieces
+        api.post_json("/v1/spans", {"spans": breaking_trace("f" * 32)})  # again, same trace id
+        time.sleep(EVALUATION_WAIT)
+        again = violations(api) - in_pieces
+        api.stop(signal.SIGKILL)
+    return {"split_trace_violations": in_pieces, "whole_trace": whole, "same_trace_again": again}
+
+
+def expect_late_span(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "split_trace_violations": equal(0),
+        "whole_trace": equal(1),
+        "same_trace_again": equal(2),
+    }
+
+
+register(Probe("late-span", measure_late_span, expect_late_span, _ports))
+
+
 # --- ingest -----------------------------------------------------------------------------------
 
 

@@ -102,6 +102,19 @@ def _env_default_macro(data: ReleaseData) -> Callable[[str], str]:
     return env_default
 
 
+def _tag_note_macro(data: ReleaseData) -> Callable[[], str]:
+    def tag_note() -> str:
+        """What to clone before the release's tag exists (the development site, from main)."""
+        tag = f"v{data.current.version}"
+        return (
+            f"The tag `{tag}` is made when this release is, and the site of a release is built "
+            f"from its tag. On the development site, built from `main` before that, clone `main`: "
+            f"leave out `--branch {tag}`."
+        )
+
+    return tag_note
+
+
 def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
     """Macros that give one fact of the release, refusing names the release does not have."""
     backend = data.current.backend
@@ -142,6 +155,7 @@ def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
         return tables.amount(found.value, found.unit)
 
     return {
+        "tag_note": _tag_note_macro(data),
         "image": image,
         "obs_image": obs_image,
         "port": port,
