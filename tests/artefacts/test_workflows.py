@@ -467,3 +467,33 @@ def test_images_are_built_with_the_named_contexts_they_need(tmp_path: Path) -> N
     used = next(n for n, ln in enumerate(lines, 1) if ln.startswith("COPY --from=patches"))
     assert found and "--build-context patches=" in found[0], found
     assert f"Dockerfile:{used})" in found[0], found
+
+
+_PIP_INSTALL_PROJECT = re.compile(r"pip install\b(?P<args>[^\n]*?)\s\.(\s|$)")
+
+
+def plain_project_installs(workflows: Path) -> list[str]:
+    """`file:LINE` of each step that pip-installs this project without -e: the package finds
+    releases.yaml beside its source (REPO_ROOT in betrace_dist/__init__.py), so a plain install
+    into site-packages fails load_release_data() (checked statically: no runner here)."""
+    found = []
+    for path in sorted(workflows.glob("*.yml")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = _PIP_INSTALL_PROJECT.search(line)
+            if match and not re.search(r"(^|\s)(-e|--editable)(\s|$)", match["args"]):
+                found.append(f"{path.name}:{number}: {line.strip()}")
+    return found
+
+
+def test_workflows_install_the_project_editable(repo_root: Path) -> None:
+    assert plain_project_installs(repo_root / ".github" / "workflows") == []
+
+
+def test_a_plain_install_of_the_project_is_caught(repo_root: Path, tmp_path: Path) -> None:
+    """Break test: the flakehub workflow as it was, whose release step could not find
+    releases.yaml."""
+    path = broken(
+        repo_root, tmp_path, "flakehub.yml", "pip install --quiet -e .", "pip install --quiet ."
+    )
+    found = plain_project_installs(path.parent)
+    assert len(found) == 1 and found[0].startswith("flakehub.yml:"), found
