@@ -112,6 +112,8 @@ def gate_run() -> str:
         # the sixteenth audit: F3, F4 and F5 in the wording they had
         ("rules-every-up.md", "before the backend starts", "does not restart the backend"),
         ("one-exception.md", "one documented exception", "the nixpkgs expressions build"),
+        # the seventeenth audit: F1 in the wording it had
+        ("snapshot-folder.md", "BETRACE_UPSTREAM_DIR=FOLDER", "FOLDER/betrace-<commit>"),
         ("add-git-url.md", "A message that", "the build needs BuildKit"),
         ("compose-up-builds-backend.md", "builds the backend image", "backend-rules"),
         # a page a known issue names, without it
