@@ -293,8 +293,9 @@
           type = "app";
           program = throw (
             "docker/flake.nix: '${name}' builds OCI images, which are Linux-only, and ${system} is not "
-            + "Linux. Run it for x86_64-linux or aarch64-linux with a Linux builder "
-            + "(for example nix-darwin's nix.linux-builder): nix run ./docker#apps.aarch64-linux.${name}"
+            + "Linux; its script runs Linux programs, so no app of this flake runs here. With a Linux "
+            + "builder (for example nix-darwin's nix.linux-builder), build an image instead: "
+            + "nix build ./docker#packages.aarch64-linux.backend-image, then docker load < result"
           );
         });
     in

@@ -165,7 +165,7 @@ def test_plugin_init_copies_the_plugin_and_refuses_an_empty_payload(tmp_path: Pa
 # --- broken on purpose ---------------------------------------------------------------------------
 
 LINT_BREAKS = [
-    pytest.param(r"busybox:1\.36\.1", "busybox:latest", "DL3007", id="latest-tag"),
+    pytest.param(r"busybox:1\.37\.0", "busybox:latest", "DL3007", id="latest-tag"),
     pytest.param(r"(?m)^USER 65534:65534$", "USER root", "DL3002", id="last-user-root"),
     pytest.param(r"library/golang:1\.24\.2-bookworm", "library/golang", "DL3006", id="untagged"),
 ]
@@ -184,7 +184,7 @@ def test_hadolint_catches_a_broken_dockerfile(
 
 POLICY_BREAKS = [
     pytest.param(
-        r"busybox:1\.36\.1", "busybox:latest", "FROM docker.io/library/busybox:latest has the "
+        r"busybox:1\.37\.0", "busybox:latest", "FROM docker.io/library/busybox:latest has the "
         "tag 'latest', which moves over time", id="latest-tag",
     ),
     pytest.param(
@@ -196,7 +196,7 @@ POLICY_BREAKS = [
         "has no tag", id="untagged",
     ),
     pytest.param(
-        r"FROM docker\.io/library/busybox:1\.36\.1", "ARG BASE=busybox:1.36.1\nFROM ${BASE}",
+        r"FROM docker\.io/library/busybox:1\.37\.0", "ARG BASE=busybox:1.37.0\nFROM ${BASE}",
         "is chosen by a build arg", id="base-from-arg",
     ),
     pytest.param(

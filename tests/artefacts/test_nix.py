@@ -385,6 +385,9 @@ def test_apps_on_macos_explain_that_images_are_linux_only(nix: nixa.Nix, repo_ro
         )
         assert proc.returncode != 0
         assert f"builds OCI images, which are Linux-only, and {system} is not Linux" in proc.stderr
+        # a Linux builder builds for Linux, but `nix run` would run the Linux script here
+        assert "nix build ./docker#packages.aarch64-linux.backend-image" in proc.stderr
+        assert "nix run" not in proc.stderr
 
 
 def test_without_the_macos_apps_nix_run_would_only_say_attribute_missing(
