@@ -116,6 +116,8 @@ def gate_run() -> str:
         ("snapshot-folder.md", "BETRACE_UPSTREAM_DIR=FOLDER", "FOLDER/betrace-<commit>"),
         # the eighteenth audit: F1 in the wording it had
         ("grafana-chart-prerequisite.md", "Helm chart at version", "older charts default to"),
+        # the nineteenth audit: F1 in the wording it had
+        ("nix-tab-until.md", "until upstream", "has no sh, cp or chown"),
         ("add-git-url.md", "A message that", "the build needs BuildKit"),
         ("compose-up-builds-backend.md", "builds the backend image", "backend-rules"),
         # a page a known issue names, without it
