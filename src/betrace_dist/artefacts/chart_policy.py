@@ -886,7 +886,7 @@ def check_existing_secret_names(
 
 
 def _artifacthub_images(
-    chart_file: Path, annotations: dict[str, Any], data: ReleaseData
+    chart_file: Path, annotations: dict[str, Any], values: dict[str, Any], data: ReleaseData
 ) -> list[str]:
     """artifacthub.io/images lists every image the chart runs: BeTrace's, Grafana's and the
     helm test pod's (tests.image in values.yaml)."""
@@ -896,7 +896,6 @@ def _artifacthub_images(
     }
     expected = {data.image_ref(n) for n in BETRACE_IMAGES}
     expected.add(data.current.observability.grafana.ref)
-    values = YAML(typ="safe").load((chart_file.parent / "values.yaml").read_text("utf-8"))
     test_image = (values.get("tests") or {}).get("image") or {}
     expected.add(f"{test_image.get('repository')}:{test_image.get('tag')}")
     if listed == expected:
@@ -930,9 +929,9 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
     annotations = chart.get("annotations") or {}
     if annotations.get("artifacthub.io/license") != data.project.license:
         out.append(f"{chart_file}: artifacthub.io/license must be {data.project.license}")
-    out += _artifacthub_images(chart_file, annotations, data)
     values_file = Path(chart_dir) / "values.yaml"
     values = YAML(typ="safe").load(values_file.read_text(encoding="utf-8"))
+    out += _artifacthub_images(chart_file, annotations, values, data)
     value_facts: list[tuple[str, object, object]] = [
         ("image.registry", values["image"]["registry"], data.project.registry),
         (
