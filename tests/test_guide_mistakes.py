@@ -36,6 +36,7 @@ CASES = [
     ("curl-body.md", "curl -fsS -X POST", ["request body is not JSON"]),
     ("curl-field.md", "curl -fsS -X POST", ["no field 'expresion'", "did you mean 'expression'"]),
     ("helm-values-key.md", "helm install", ["additional properties 'replicaCount' not allowed"]),
+    ("rules-check-own-backend.md", "--backend", ["a page cannot name another program"]),
     (
         "helm-oci-unpublished.md",
         "oci://",

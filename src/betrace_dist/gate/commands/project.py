@@ -44,7 +44,14 @@ def betrace_dist(inv: Invocation, args: list[str] | None = None) -> Done:
 
 def _rules_check(inv: Invocation, args: list[str]) -> Done:
     """`betrace-dist rules check`: on the live tier's backend program, shown read-only in the
-    jail, whose network namespace already has only loopback (rules/engine.py runs it there)."""
+    jail, whose network namespace already has only loopback (rules/engine.py runs it there).
+    A page may not name its own program: what the ledger records as run on the real backend
+    must be the live tier's."""
+    if any(a == "--backend" or a.startswith("--backend=") for a in args):
+        raise CommandError(
+            "betrace-dist rules check --backend: the gate checks rules on the live tier's "
+            "backend, built from the pinned source; a page cannot name another program"
+        )
     program = inv.session.live_tier.program_or_skip("`betrace-dist rules check` runs", CommandError)
     env = {ENV_VAR: str(program)}
     return _run_project(inv, ["-m", "betrace_dist.cli", *args], env, (program,))
