@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from betrace_dist import plugin_build
+from betrace_dist import patch_series, plugin_build
 from betrace_dist.plugin_build import PatchError
 from betrace_dist.release import ReleaseData
 
@@ -47,7 +47,7 @@ def hard_coded(tree: Path) -> list[str]:
 
 
 def test_every_patch_has_its_header() -> None:
-    problems = [p for path in plugin_build.series() for p in plugin_build.header_problems(path)]
+    problems = [p for path in plugin_build.series() for p in patch_series.header_problems(path)]
     assert not problems, "\n".join(problems)
 
 
@@ -93,12 +93,12 @@ def test_a_missing_header_field_is_named_with_the_file(tmp_path: Path) -> None:
     broken = tmp_path / first.name
     text = first.read_text(encoding="utf-8")
     broken.write_text(re.sub(r"^Forwarded:.*\n", "", text, flags=re.M), encoding="utf-8")
-    assert plugin_build.header_problems(broken) == [
+    assert patch_series.header_problems(broken) == [
         f"{broken}:1: header field Forwarded is missing or empty"
     ]
     dated = tmp_path / "0001-dated.patch"
     dated.write_text(text.replace("Last-Update: 2026-12-03", "Last-Update: 3 Dec"), "utf-8")
-    (problem,) = plugin_build.header_problems(dated)
+    (problem,) = patch_series.header_problems(dated)
     assert problem.startswith(f"{dated}:") and "Last-Update must be YYYY-MM-DD" in problem
 
 
