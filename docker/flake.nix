@@ -25,9 +25,10 @@
     betrace.url = "github:betrace-hq/betrace/c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
     # One nixpkgs for the packages and the images: the one BeTrace itself is built with.
     nixpkgs.follows = "betrace/nixpkgs";
-    # The distribution's patch series for the Grafana app (patches/README.md of this repository),
-    # a path input relative to this flake (relative path inputs need Nix >= 2.26).
-    app-patches = {
+    # The distribution's patch series for the backend and the Grafana app (patches/README.md of
+    # this repository), a path input relative to this flake (relative path inputs need
+    # Nix >= 2.26).
+    patches = {
       url = "path:../patches";
       flake = false;
     };
@@ -38,7 +39,7 @@
       self,
       betrace,
       nixpkgs,
-      app-patches,
+      patches,
     }:
     let
       # The release these images belong to, in ONE place. releases.yaml is the record:
@@ -56,6 +57,11 @@
           grpc = 12012;
         };
         dataDir = "/var/lib/betrace";
+        # The patch series the backend is built with, in order (releases.yaml backend.patches).
+        backendPatches = [
+          "0001-dsl-read-the-keyword-false-as-false.patch"
+          "0002-dsl-match-quoted-list-items-without-their-quotes.patch"
+        ];
         plugin = {
           id = "betrace-app";
           pluginsDir = "/var/lib/grafana/plugins";
@@ -91,13 +97,21 @@
         system:
         let
           pkgs = nixpkgs.legacyPackages.${system};
-          backend = betrace.packages.${system}.backend;
+          # Upstream's backend with the distribution's patch series, in order; -p2 because the
+          # patches' paths start at upstream's repository root, one level above the backend's
+          # source (upstream's backend/flake.nix builds `src = ./.`).
+          backend = betrace.packages.${system}.backend.overrideAttrs (old: {
+            patches =
+              (old.patches or [ ])
+              ++ map (name: "${patches}/betrace-backend/${name}") release.backendPatches;
+            patchFlags = [ "-p2" ];
+          });
           # Upstream's app with the distribution's patch series, in order; -p2 because the
           # patches' paths start at upstream's repository root, one level above the app's source.
           plugin = betrace.packages.${system}.grafana-plugin.overrideAttrs (old: {
             patches =
               (old.patches or [ ])
-              ++ map (name: "${app-patches}/grafana-betrace-app/${name}") release.plugin.patches;
+              ++ map (name: "${patches}/grafana-betrace-app/${name}") release.plugin.patches;
             patchFlags = [ "-p2" ];
           });
           pluginDir = "${release.plugin.pluginsDir}/${release.plugin.id}";

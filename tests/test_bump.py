@@ -133,7 +133,7 @@ def test_after_a_bump_the_nix_consistency_checks_hold(
         "betrace/nixpkgs": STUBS / "nixpkgs",
         # docker/flake.nix's path:../patches, which a bump does not touch: the repository's own
         # series by its absolute path (Nix before 2.26 cannot follow a relative path input)
-        "app-patches": repo_root / "patches",
+        "patches": repo_root / "patches",
     }
     release = nix.flake_json("eval", f"{tree / 'docker'}#lib.release", inputs)
     assert nixa.release_problems(release, data) == []

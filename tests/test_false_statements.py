@@ -90,7 +90,7 @@ def gate_run() -> str:
         ("rollout-never-returns.md", "never returns", "progress deadline"),
         ("nixpkgs-copy-links.md", "cp -R", "copy with -L"),
         ("nix-images.md", "with it the grafana-plugin", "only the backend image builds"),
-        ("dockerfile-patches-nothing.md", "patches nothing", "applies the app's patch series"),
+        ("dockerfile-patches-nothing.md", "patches nothing", "applies the backend's and the app's"),
         # the eighth audit (issue 18): U2 in the wording it had
         ("official-chart.md", "the official chart", "the Grafana community's"),
         # the ninth audit (issue 18): F1, F3, U1, U2 in the wording they had

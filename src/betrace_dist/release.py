@@ -221,12 +221,24 @@ class PluginSetting(Sourced):
     meaning: str
 
 
-class PluginPatch(Model):
-    """One patch of the distribution's series for the app (patches/grafana-betrace-app/)."""
+class SeriesPatch(Model):
+    """One patch of a series the distribution carries (patches/<component>/, patch_series)."""
 
-    file: str = Field(pattern=r"^patches/grafana-betrace-app/\d{4}-[a-z0-9-]+\.patch$")
+    file: str
     fixes: str = Field(min_length=1)
     forwarded: str = Field(pattern=r"^(no|yes|https://\S+)$")
+
+
+class PluginPatch(SeriesPatch):
+    """One patch of the series for the app (patches/grafana-betrace-app/)."""
+
+    file: str = Field(pattern=r"^patches/grafana-betrace-app/\d{4}-[a-z0-9-]+\.patch$")
+
+
+class BackendPatch(SeriesPatch):
+    """One patch of the series for the backend (patches/betrace-backend/)."""
+
+    file: str = Field(pattern=r"^patches/betrace-backend/\d{4}-[a-z0-9-]+\.patch$")
 
 
 class Plugin(Sourced):
@@ -471,6 +483,9 @@ class Backend(Sourced):
     sdk_env: SdkEnv
     not_read: list[EnvName] = Field(default_factory=list)
     not_read_source: Sourced
+    patches: list[BackendPatch] = Field(
+        default_factory=list, description="the patch series every backend of this release carries"
+    )
 
     def limit(self, name: str) -> Limit:
         for limit in self.limits:
@@ -556,6 +571,17 @@ class KnownIssue(Sourced):
         description="why no page concerns this issue (then `pages` stays empty); an issue "
         "names its pages or says why it has none",
     )
+    fixed_by: str | None = Field(
+        default=None,
+        pattern=r"^patches/[a-z0-9-]+/\d{4}-[a-z0-9-]+\.patch$",
+        description="the distribution's patch that fixes this issue in every build it makes; "
+        "upstream's own builds of the commit still have it",
+    )
+
+    @property
+    def label(self) -> str:
+        """What a page's admonition calls it, before its title."""
+        return "Fixed by the distribution's patch" if self.fixed_by else "Known issue"
 
     @model_validator(mode="after")
     def _pages_or_a_reason(self) -> KnownIssue:
@@ -602,6 +628,13 @@ class Release(Model):
         unknown = sorted({i for t in self.targets for i in t.issues if i not in ids})
         if unknown:
             raise ValueError(f"targets name unknown known issues: {', '.join(unknown)}")
+        carried = {p.file for p in (*self.plugin.patches, *self.backend.patches)}
+        stray = sorted(f"{i.id} ({i.fixed_by})" for i in self.known_issues
+                       if i.fixed_by and i.fixed_by not in carried)  # fmt: skip
+        if stray:
+            raise ValueError(
+                f"known issues fixed by a patch the release does not carry: {', '.join(stray)}"
+            )
         return self
 
     @property

@@ -507,7 +507,7 @@ BREAKS = [
     ),
     pytest.param(
         COMPOSE,
-        r"(?s)(backend:2\.0\.0\n)    build:.*?args: \*betrace-build-args\n",
+        r"(?s)(backend:2\.0\.0\n)    build:.*?patches: \.\./patches\n",
         r"\1",
         "services.backend.build is missing: the backend image is not published",
         id="build-missing",
@@ -672,6 +672,15 @@ BREAKS = [
         "\n",
         "services.grafana.build: target grafana-plugin needs the build context 'patches'",
         id="grafana-build-without-patches-context",
+    ),
+    pytest.param(
+        c.COMPOSE_FILE.name,
+        r"\n      # The patch series the backend is built with "
+        r"\(the Dockerfile's `patches` context\)\.\n"
+        r"      additional_contexts:\n        patches: \.\./patches\n",
+        "\n",
+        "services.backend.build: target backend needs the build context 'patches'",
+        id="backend-build-without-patches-context",
     ),
 ]
 

@@ -256,6 +256,17 @@ POLICY_BREAKS = [
         "betrace-app", id="plugin-init-empty-payload",
     ),
     pytest.param(
+        r"(?m)^RUN git apply --verbose /patches/\*\.patch\nWORKDIR /src/backend\n",
+        "WORKDIR /src/backend\n", "stage backend-build runs `go build` on upstream's code "
+        "without the patch series patches/betrace-backend/", id="backend-unpatched",
+    ),
+    pytest.param(
+        r"COPY --from=patches grafana-betrace-app/ /patches/",
+        "COPY --from=patches betrace-backend/ /patches/", "stage plugin-build runs `npm run "
+        "build` on upstream's code without the patch series patches/grafana-betrace-app/",
+        id="app-with-the-wrong-series",
+    ),
+    pytest.param(
         r"(?m)^# syntax=docker/dockerfile:1\.10\.0$", "# syntax=docker/dockerfile:1",
         "the syntax directive is 'docker/dockerfile:1'", id="syntax-unpinned",
     ),

@@ -30,7 +30,7 @@ DOCKER_INPUTS = {
     "betrace": STUBS / "betrace",
     "betrace/nixpkgs": STUBS / "nixpkgs",
     # the real series: a path input relative to docker/flake.nix, given here as an absolute path
-    "app-patches": REPO_ROOT / "patches",
+    "patches": REPO_ROOT / "patches",
 }
 EXAMPLE_INPUTS = {"betrace": STUBS / "betrace", "nixpkgs": STUBS / "nixpkgs"}
 IMAGES = {"backend": "backend-image", "grafana-plugin": "grafana-plugin-image",
@@ -233,6 +233,47 @@ def test_plugin_package_without_a_patch_is_reported(
     assert "the release carries" in problem and "0003-use-the-backend" in problem
 
 
+def backend_patch_problems(args: dict[str, Any], release_data: ReleaseData) -> list[str]:
+    """The nixpkgs backend applies the release's backend series, in order, from the repository
+    root (-p1, the default: buildGoModule enters modRoot after the patch phase)."""
+    want = [Path(p.file).name for p in release_data.current.backend.patches]
+    got = [Path(p).name for p in args.get("patches", [])]
+    problems = []
+    if got != want:
+        problems.append(f"betrace-backend: patches are {got}, the release carries {want}")
+    if args.get("patchFlags", ["-p1"]) != ["-p1"]:
+        problems.append(f"betrace-backend: patchFlags is {args.get('patchFlags')}, not -p1")
+    return problems
+
+
+def test_backend_package_applies_the_release_patches(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData
+) -> None:
+    package = repo_root / PACKAGES["betrace-backend"]
+    args = nix.eval_expr(nixa.package_expr(STUBS, package))["args"]
+    assert backend_patch_problems(args, release_data) == []
+    for name in args["patches"]:
+        assert (package.parent / Path(name).name).resolve() == (
+            repo_root / "patches" / "betrace-backend" / Path(name).name
+        ).resolve()
+
+
+def test_backend_package_without_a_patch_or_with_p2_is_reported(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, tmp_path: Path
+) -> None:
+    line = "    ./0001-dsl-read-the-keyword-false-as-false.patch\n"
+    broken = broken_copy(repo_root / PACKAGES["betrace-backend"], tmp_path, line, "")
+    args = nix.eval_expr(nixa.package_expr(STUBS, broken))["args"]
+    (problem,) = backend_patch_problems(args, release_data)
+    assert "the release carries" in problem and "0001-dsl-read" in problem
+    text = (repo_root / PACKAGES["betrace-backend"]).read_text()
+    broken.write_text(text.replace("  patches = [", '  patchFlags = [ "-p2" ];\n  patches = ['))
+    args = nix.eval_expr(nixa.package_expr(STUBS, broken))["args"]
+    assert backend_patch_problems(args, release_data) == [
+        "betrace-backend: patchFlags is ['-p2'], not -p1"
+    ]
+
+
 BREAKS = [
     ("betrace-backend", "lib.licenses.mit", "lib.licenses.asl20",
      "meta.license is Apache-2.0, but BeTrace is MIT"),
@@ -312,6 +353,19 @@ def test_images_flake_release_equals_release_data(
     nix: nixa.Nix, repo_root: Path, release_data: ReleaseData
 ) -> None:
     assert nixa.release_problems(flake_release(nix, repo_root / "docker"), release_data) == []
+
+
+def test_images_flake_without_a_backend_patch_is_reported(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, tmp_path: Path
+) -> None:
+    line = '          "0002-dsl-match-quoted-list-items-without-their-quotes.patch"\n'
+    broken_copy(repo_root / nixa.DOCKER_FLAKE, tmp_path, line, "")
+    (problem,) = nixa.release_problems(flake_release(nix, tmp_path), release_data)
+    assert problem.endswith(
+        "release.backendPatches is ['0001-dsl-read-the-keyword-false-as-false.patch'], "
+        "releases.yaml carries ['0001-dsl-read-the-keyword-false-as-false.patch', "
+        "'0002-dsl-match-quoted-list-items-without-their-quotes.patch']"
+    )
 
 
 def test_images_flake_with_old_version_or_port_8080_is_reported(
@@ -470,6 +524,18 @@ def test_grafana_image_plugin_is_built_with_the_release_patches(
     want = " ".join(Path(p.file).name for p in release_data.current.plugin.patches)
     # the stand-in's module.js names the patches the flake's override gave it, in order
     assert f"patches: {want} */" in (plugin_dir / "module.js").read_text()
+
+
+@needs_host_build
+def test_backend_image_program_is_built_with_the_release_patches(
+    built: dict[str, Path], release_data: ReleaseData
+) -> None:
+    image = built["backend-image"]
+    program = Path(json.loads((image / "config.json").read_text())["Entrypoint"][0])
+    want = " ".join(Path(p.file).name for p in release_data.current.backend.patches)
+    # the stand-in names the patches the flake's override gave it, in order
+    recorded = program.parent.parent / "share" / "betrace-backend" / "patches"
+    assert recorded.read_text() == f"patches: {want}\n"
 
 
 @needs_host_build

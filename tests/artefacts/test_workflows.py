@@ -440,8 +440,11 @@ def build_context_problems(workflow: Path, dockerfile: Path) -> list[str]:
     contexts the targets need (`--build-context NAME=`), at the line of its `buildx build`."""
     parsed = dockerfiles.parse(dockerfile)
     needed: dict[str, str] = {}
-    for stage in parsed.stages:
-        needed |= dockerfiles.named_contexts(parsed, stage.name) if stage.name else {}
+    for stage in parsed.stages:  # each name at its first use in the file
+        for name, where in (
+            dockerfiles.named_contexts(parsed, stage.name) if stage.name else {}
+        ).items():
+            needed.setdefault(name, where)
     text = workflow.read_text(encoding="utf-8")
     build = text.find("docker buildx build")
     assert build >= 0, f"{workflow.name}: no `docker buildx build`"

@@ -292,6 +292,35 @@ def named_contexts(df: Dockerfile, target: str) -> dict[str, str]:
     return needed
 
 
+#: A build of upstream's code, and the patch series (patches/<folder>/) it must apply first.
+_SERIES_OF_BUILD = {"go build": "betrace-backend", "npm run build": "grafana-betrace-app"}
+
+
+def check_patch_series(df: Dockerfile) -> list[str]:
+    """Every stage that builds upstream's code first copies its component's patch series from
+    the named context `patches` and applies it with `git apply` (patches/README.md)."""
+    out = []
+    for stage in df.stages:
+        copied: set[str] = set()
+        applied: set[str] = set()
+        for ins in stage.instructions:
+            words = ins.args.split()
+            if ins.keyword == "COPY" and "--from=patches" in words:
+                paths = [w for w in words if not w.startswith("--")]
+                copied.add(paths[0].rstrip("/") if paths else "")
+            elif ins.keyword == "RUN" and "git apply" in ins.args:
+                applied |= copied
+            elif ins.keyword == "RUN":
+                out += [
+                    f"{df.where(ins.line)}: stage {stage.name} runs `{build}` on upstream's code "
+                    f"without the patch series patches/{series}/: COPY --from=patches {series}/ "
+                    "and `git apply` it before the build"
+                    for build, series in _SERIES_OF_BUILD.items()
+                    if build in ins.args and series not in applied
+                ]
+    return out
+
+
 def check_grafana_plugin(df: Dockerfile, data: ReleaseData) -> list[str]:
     """grafana-plugin: the pinned Grafana, the plugin in the plugins dir Grafana reads."""
     stage = df.stage("grafana-plugin")
@@ -354,6 +383,7 @@ def dockerfile_problems(path: Path, data: ReleaseData) -> list[str]:
         *check_users(df),
         *check_release_args(df, data),
         *check_source(df, data),
+        *check_patch_series(df),
         *check_grafana_plugin(df, data),
         *check_plugin_init(df),
     ]

@@ -342,12 +342,13 @@ def release_problems(release_attr: Mapping[str, Any], data: ReleaseData) -> list
     plugin = release_attr.get("plugin", {})
     if plugin.get("id") != cur.plugin.id or plugin.get("pluginsDir") != cur.plugin.plugins_dir:
         out.append(f"{DOCKER_FLAKE}: release.plugin {plugin!r} disagrees with releases.yaml")
-    patches = [Path(p.file).name for p in cur.plugin.patches]
-    if plugin.get("patches") != patches:
-        out.append(
-            f"{DOCKER_FLAKE}: release.plugin.patches is {plugin.get('patches')!r}, "
-            f"releases.yaml carries {patches!r}"
-        )
+    for key, got, series in (
+        ("plugin.patches", plugin.get("patches"), cur.plugin.patches),
+        ("backendPatches", release_attr.get("backendPatches"), cur.backend.patches),
+    ):
+        names = [Path(p.file).name for p in series]
+        if got != names:
+            out.append(f"{DOCKER_FLAKE}: release.{key} is {got!r}, releases.yaml carries {names!r}")
     for name in BETRACE_IMAGES:
         tag = getattr(cur.images, name.replace("-", "_")).tag
         if tag != cur.version:

@@ -70,7 +70,7 @@ def _overrides(directory: Path) -> dict[str, Path]:
         used |= {"betrace": UPSTREAM, "betrace/nixpkgs": STUBS / "nixpkgs"}
     if re.search(r"\bnixpkgs\.url\b|inputs\.nixpkgs\s*=", text):
         used["nixpkgs"] = STUBS / "nixpkgs"
-    # a relative path input (docker/flake.nix's app-patches = { url = "path:../patches"; }): the
+    # a relative path input (docker/flake.nix's patches = { url = "path:../patches"; }): the
     # same folder by its absolute path, which Nix before 2.26 needs
     for name, rel in _RELATIVE_INPUT.findall(text):
         used[name] = (directory / rel).resolve()

@@ -61,16 +61,31 @@
         in
         lib.genAttrs others (placeholder pkgs)
         // rec {
+          # Upstream builds it with buildGoModule (backend/flake.nix, `src = ./.`). overrideAttrs
+          # works as for grafana-plugin below: the stand-in applies nothing, but it reads every
+          # patch it was given and names them, in order, in share/betrace-backend/patches.
           backend =
-            pkgs.runCommand "betrace-backend-2.0.0" { } ''
-              mkdir -p $out/bin
-              printf '#!/bin/sh\necho betrace-backend stand-in\n' > $out/bin/betrace-backend
-              chmod +x $out/bin/betrace-backend
-            ''
-            // {
-              pname = "betrace-backend";
-              version = "2.0.0";
-            };
+            let
+              build =
+                attrs:
+                pkgs.runCommand "betrace-backend-2.0.0" { patches = attrs.patches or [ ]; } ''
+                  mkdir -p $out/bin $out/share/betrace-backend
+                  printf '#!/bin/sh\necho betrace-backend stand-in\n' > $out/bin/betrace-backend
+                  chmod +x $out/bin/betrace-backend
+                  names=""
+                  for patch in $patches; do
+                    head -n 1 "$patch" > /dev/null
+                    names="$names ''${patch##*/}"
+                  done
+                  printf 'patches:%s\n' "$names" > $out/share/betrace-backend/patches
+                ''
+                // {
+                  pname = "betrace-backend";
+                  version = "2.0.0";
+                  overrideAttrs = f: build (attrs // f attrs);
+                };
+            in
+            build { };
           # What `npm run build` leaves in grafana-betrace-app/dist; upstream builds it with
           # stdenv.mkDerivation, pname betrace-grafana-plugin.
           # overrideAttrs works as on a real derivation, for `patches`: the stand-in applies
