@@ -61,6 +61,8 @@
         backendPatches = [
           "0001-dsl-read-the-keyword-false-as-false.patch"
           "0002-dsl-match-quoted-list-items-without-their-quotes.patch"
+          "0003-rules-give-recovered-rules-their-state-machine.patch"
+          "0004-rules-leave-a-rule-as-it-was-when-its-expression-does-not-compile.patch"
         ];
         plugin = {
           id = "betrace-app";

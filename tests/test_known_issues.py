@@ -11,7 +11,7 @@ import pytest
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.claims import unstated_issues
 from betrace_dist.gate.render import RenderError, Site
-from betrace_dist.release import ReleaseData
+from betrace_dist.release import ProblemsError, ReleaseData, load_release_data
 
 from .test_macros import render, site_with
 
@@ -108,3 +108,40 @@ def test_a_concerned_page_without_its_known_issue_fails(
         assert [p.line for p in found] == [1], (issue_id, page, found)
         assert f"known issue {issue_id} of BeTrace" in found[0].reason
         assert f'add {{{{ known_issue("{issue_id}") }}}}' in found[0].reason
+
+
+def test_an_issue_fixed_by_a_patch_renders_a_note_saying_where_it_is_not(
+    tmp_path: Path, release_data: ReleaseData
+) -> None:
+    issue = release_data.current.known_issue("false-reads-as-true")
+    assert issue.fixed_by, "the test needs an issue the distribution's patch fixes"
+    text = render(site_with(tmp_path), '{{ known_issue("false-reads-as-true") }}')
+    lines = text.splitlines()
+    assert lines[0] == f'!!! note "Fixed by the distribution\'s patch: {issue.title}"'
+    body = " ".join(line.strip() for line in lines[1:])
+    assert f"every backend it builds carries `{issue.fixed_by}`" in body
+    assert "Upstream's own builds of commit `c5f17ae4` still have it" in body
+    assert "**Workaround there:** " in body and "users of upstream's own builds" in body
+
+    # a page that shows the note states the issue; the old warning's label does not
+    def unstated(page_text: str) -> list[str]:
+        found = unstated_issues(page_text, "reference/rule-language.md", release_data.current)
+        return [p.reason for p in found if "false-reads-as-true" in p.reason]
+
+    assert unstated(text) == []
+    assert unstated(text.replace("Fixed by the distribution's patch: ", "Known issue: "))
+
+
+def test_an_issue_fixed_by_a_patch_the_release_does_not_carry_is_refused(
+    tmp_path: Path,
+) -> None:
+    text = (REPO_ROOT / "releases.yaml").read_text()
+    old = "fixed_by: patches/betrace-backend/0001-dsl-read-the-keyword-false-as-false.patch"
+    assert old in text
+    path = tmp_path / "releases.yaml"
+    path.write_text(text.replace(old, old.replace("0001-dsl-read", "0009-dsl-read")))
+    with pytest.raises(ProblemsError) as info:
+        load_release_data(path)
+    assert "known issues fixed by a patch the release does not carry: false-reads-as-true " in (
+        str(info.value)
+    )

