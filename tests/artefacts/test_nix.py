@@ -197,80 +197,71 @@ def test_plugin_package_recorded_arguments(
     assert args["meta"]["license"]["spdxId"] == "MIT"
 
 
-def plugin_patch_problems(args: dict[str, Any], release_data: ReleaseData) -> list[str]:
-    """The nixpkgs expression applies the release's patch series, in order, with -p2 (the
-    patches' paths start at the repository root, one level above sourceRoot)."""
-    want = [Path(p.file).name for p in release_data.current.plugin.patches]
+#: Each nixpkgs expression's patch series (the release data's field) and its patchFlags: the
+#: app's paths start at the repository root, one level above sourceRoot (-p2); the backend's are
+#: applied at the repository root (None: the default -p1; buildGoModule enters modRoot only
+#: after the patch phase). Each series' folder under patches/ has the package's name.
+SERIES = {"grafana-betrace-app": ("plugin", ["-p2"]), "betrace-backend": ("backend", None)}
+
+
+def patch_problems(package: str, args: dict[str, Any], release_data: ReleaseData) -> list[str]:
+    """The nixpkgs expression applies the release's series for it, in order, with its flags."""
+    field, flags = SERIES[package]
+    want = [Path(p.file).name for p in getattr(release_data.current, field).patches]
     got = [Path(p).name for p in args.get("patches", [])]
     problems = []
     if got != want:
-        problems.append(f"grafana-betrace-app: patches are {got}, the release carries {want}")
-    if args.get("patchFlags") != ["-p2"]:
-        problems.append(f"grafana-betrace-app: patchFlags is {args.get('patchFlags')}, not -p2")
+        problems.append(f"{package}: patches are {got}, the release carries {want}")
+    if args.get("patchFlags") != flags:
+        shown = flags or "unset (the default -p1)"
+        problems.append(f"{package}: patchFlags is {args.get('patchFlags')}, not {shown}")
     return problems
 
 
-def test_plugin_package_applies_the_release_patches(
-    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData
+@pytest.mark.parametrize("package", sorted(SERIES))
+def test_package_applies_the_release_patches(
+    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, package: str
 ) -> None:
-    package = repo_root / PACKAGES["grafana-betrace-app"]
-    args = nix.eval_expr(nixa.package_expr(STUBS, package))["args"]
-    assert plugin_patch_problems(args, release_data) == []
+    path = repo_root / PACKAGES[package]
+    args = nix.eval_expr(nixa.package_expr(STUBS, path))["args"]
+    assert patch_problems(package, args, release_data) == []
     # each file beside package.nix is the series' own (a link), not a copy that could drift
     for name in args["patches"]:
-        assert (package.parent / Path(name).name).resolve() == (
-            repo_root / "patches" / "grafana-betrace-app" / Path(name).name
+        assert (path.parent / Path(name).name).resolve() == (
+            repo_root / "patches" / package / Path(name).name
         ).resolve()
 
 
-def test_plugin_package_without_a_patch_is_reported(
+@pytest.mark.parametrize(
+    ("package", "line"),
+    [
+        ("grafana-betrace-app", "    ./0003-use-the-backend-paths-and-answers.patch\n"),
+        ("betrace-backend", "    ./0001-dsl-read-the-keyword-false-as-false.patch\n"),
+    ],
+)
+def test_package_without_a_patch_is_reported(
+    nix: nixa.Nix,
+    repo_root: Path,
+    release_data: ReleaseData,
+    tmp_path: Path,
+    package: str,
+    line: str,
+) -> None:
+    broken = broken_copy(repo_root / PACKAGES[package], tmp_path, line, "")
+    args = nix.eval_expr(nixa.package_expr(STUBS, broken))["args"]
+    (problem,) = patch_problems(package, args, release_data)
+    assert "the release carries" in problem and Path(line.strip()).name[:12] in problem
+
+
+def test_backend_package_applied_with_p2_is_reported(
     nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, tmp_path: Path
 ) -> None:
-    line = "    ./0003-use-the-backend-paths-and-answers.patch\n"
-    broken = broken_copy(repo_root / PACKAGES["grafana-betrace-app"], tmp_path, line, "")
-    args = nix.eval_expr(nixa.package_expr(STUBS, broken))["args"]
-    (problem,) = plugin_patch_problems(args, release_data)
-    assert "the release carries" in problem and "0003-use-the-backend" in problem
-
-
-def backend_patch_problems(args: dict[str, Any], release_data: ReleaseData) -> list[str]:
-    """The nixpkgs backend applies the release's backend series, in order, from the repository
-    root (-p1, the default: buildGoModule enters modRoot after the patch phase)."""
-    want = [Path(p.file).name for p in release_data.current.backend.patches]
-    got = [Path(p).name for p in args.get("patches", [])]
-    problems = []
-    if got != want:
-        problems.append(f"betrace-backend: patches are {got}, the release carries {want}")
-    if args.get("patchFlags", ["-p1"]) != ["-p1"]:
-        problems.append(f"betrace-backend: patchFlags is {args.get('patchFlags')}, not -p1")
-    return problems
-
-
-def test_backend_package_applies_the_release_patches(
-    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData
-) -> None:
-    package = repo_root / PACKAGES["betrace-backend"]
-    args = nix.eval_expr(nixa.package_expr(STUBS, package))["args"]
-    assert backend_patch_problems(args, release_data) == []
-    for name in args["patches"]:
-        assert (package.parent / Path(name).name).resolve() == (
-            repo_root / "patches" / "betrace-backend" / Path(name).name
-        ).resolve()
-
-
-def test_backend_package_without_a_patch_or_with_p2_is_reported(
-    nix: nixa.Nix, repo_root: Path, release_data: ReleaseData, tmp_path: Path
-) -> None:
-    line = "    ./0001-dsl-read-the-keyword-false-as-false.patch\n"
-    broken = broken_copy(repo_root / PACKAGES["betrace-backend"], tmp_path, line, "")
-    args = nix.eval_expr(nixa.package_expr(STUBS, broken))["args"]
-    (problem,) = backend_patch_problems(args, release_data)
-    assert "the release carries" in problem and "0001-dsl-read" in problem
     text = (repo_root / PACKAGES["betrace-backend"]).read_text()
+    broken = tmp_path / "package.nix"
     broken.write_text(text.replace("  patches = [", '  patchFlags = [ "-p2" ];\n  patches = ['))
     args = nix.eval_expr(nixa.package_expr(STUBS, broken))["args"]
-    assert backend_patch_problems(args, release_data) == [
-        "betrace-backend: patchFlags is ['-p2'], not -p1"
+    assert patch_problems("betrace-backend", args, release_data) == [
+        "betrace-backend: patchFlags is ['-p2'], not unset (the default -p1)"
     ]
 
 
