@@ -125,6 +125,7 @@ def test_the_series_fixes_what_its_headers_say(tree: Path, tmp_path: Path) -> No
         done.stdout
     )
     assert "update after a restart: rpc error: code = FailedPrecondition" in done.stdout
+    assert "invalid transition from nonexistent via event update" in done.stdout
     assert "invalid transition from draft via event update" in done.stdout
 
 
