@@ -261,6 +261,16 @@ POLICY_BREAKS = [
         "without the patch series patches/betrace-backend/", id="backend-unpatched",
     ),
     pytest.param(
+        r"(?m)^RUN git apply --verbose /patches/\*\.patch\nWORKDIR /src/backend\n",
+        "WORKDIR /src/backend\nRUN git apply --verbose /patches/*.patch\n", "stage backend-build "
+        "applies patches/betrace-backend/ in /src/backend, but its paths start with backend/",
+        id="backend-patched-in-the-wrong-folder",
+    ),
+    pytest.param(
+        r"COPY --from=source /backend/ \./backend/", "COPY --from=source /backend/ ./",
+        "upstream's backend/ is not copied to /src/backend", id="backend-source-flattened",
+    ),
+    pytest.param(
         r"COPY --from=patches grafana-betrace-app/ /patches/",
         "COPY --from=patches betrace-backend/ /patches/", "stage plugin-build runs `npm run "
         "build` on upstream's code without the patch series patches/grafana-betrace-app/",

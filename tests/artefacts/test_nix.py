@@ -511,8 +511,9 @@ def test_grafana_image_plugin_is_built_with_the_release_patches(
         / release_data.current.plugin.plugins_dir.lstrip("/") / "betrace-app"
     )  # fmt: skip
     want = " ".join(Path(p.file).name for p in release_data.current.plugin.patches)
-    # the stand-in's module.js names the patches the flake's override gave it, in order
-    assert f"patches: {want} */" in (plugin_dir / "module.js").read_text()
+    # the stand-in's module.js names the patches the flake's override gave it, in order, and
+    # the flags: the patches' paths start one level above the app's source
+    assert f"patches: {want}; flags: -p2 */" in (plugin_dir / "module.js").read_text()
 
 
 @needs_host_build
@@ -522,9 +523,27 @@ def test_backend_image_program_is_built_with_the_release_patches(
     image = built["backend-image"]
     program = Path(json.loads((image / "config.json").read_text())["Entrypoint"][0])
     want = " ".join(Path(p.file).name for p in release_data.current.backend.patches)
-    # the stand-in names the patches the flake's override gave it, in order
+    # the stand-in names the patches the flake's override gave it, in order, and the flags:
+    # the patches' paths start one level above upstream's backend package's source (backend/)
     recorded = program.parent.parent / "share" / "betrace-backend" / "patches"
-    assert recorded.read_text() == f"patches: {want}\n"
+    assert recorded.read_text() == f"patches: {want}\nflags: -p2\n"
+
+
+@needs_host_build
+def test_backend_image_with_the_wrong_patch_flags_is_caught(
+    nix: nixa.Nix, repo_root: Path, tmp_path: Path
+) -> None:
+    flake = broken_copy(
+        repo_root / nixa.DOCKER_FLAKE,
+        tmp_path / "flake",
+        'release.backendPatches;\n            patchFlags = [ "-p2" ];',
+        'release.backendPatches;\n            patchFlags = [ "-p1" ];',
+    )
+    assert flake.is_file()
+    image = nix.build(f"{tmp_path / 'flake'}#packages.{HOST_SYSTEM}.backend-image", DOCKER_INPUTS)
+    program = Path(json.loads((image / "config.json").read_text())["Entrypoint"][0])
+    recorded = (program.parent.parent / "share" / "betrace-backend" / "patches").read_text()
+    assert recorded.endswith("flags: -p1\n"), recorded
 
 
 @needs_host_build

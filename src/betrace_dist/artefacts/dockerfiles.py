@@ -8,6 +8,7 @@ Grafana reads it. Every problem is a string `path:LINE: what is wrong, what is r
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -294,22 +295,40 @@ def named_contexts(df: Dockerfile, target: str) -> dict[str, str]:
 
 #: A build of upstream's code, and the patch series (patches/<folder>/) it must apply first.
 _SERIES_OF_BUILD = {"go build": "betrace-backend", "npm run build": "grafana-betrace-app"}
+#: The folder of upstream's tree each series' paths start with (`git apply` runs above it).
+_TOP_OF_SERIES = {"betrace-backend": "backend", "grafana-betrace-app": "grafana-betrace-app"}
 
 
 def check_patch_series(df: Dockerfile) -> list[str]:
     """Every stage that builds upstream's code first copies its component's patch series from
-    the named context `patches` and applies it with `git apply` (patches/README.md)."""
+    the named context `patches` and applies it with `git apply`, from the folder that holds the
+    component's source as upstream's tree has it (the series' paths start there)."""
     out = []
     for stage in df.stages:
+        workdir, sources = "/", set()
         copied: set[str] = set()
         applied: set[str] = set()
         for ins in stage.instructions:
             words = ins.args.split()
-            if ins.keyword == "COPY" and "--from=patches" in words:
-                paths = [w for w in words if not w.startswith("--")]
+            paths = [w for w in words if not w.startswith("--")]
+            if ins.keyword == "WORKDIR" and paths:
+                workdir = posixpath.normpath(posixpath.join(workdir, paths[0]))
+            elif ins.keyword == "COPY" and "--from=source" in words and len(paths) == 2:
+                sources.add(posixpath.normpath(posixpath.join(workdir, paths[1])))
+            elif ins.keyword == "COPY" and "--from=patches" in words:
                 copied.add(paths[0].rstrip("/") if paths else "")
             elif ins.keyword == "RUN" and "git apply" in ins.args:
-                applied |= copied
+                for series in sorted(copied & set(_TOP_OF_SERIES)):
+                    top = posixpath.join(workdir, _TOP_OF_SERIES[series])
+                    if top in sources:
+                        applied.add(series)
+                        continue
+                    out.append(
+                        f"{df.where(ins.line)}: stage {stage.name} applies patches/{series}/ in "
+                        f"{workdir}, but its paths start with {_TOP_OF_SERIES[series]}/ and "
+                        f"upstream's {_TOP_OF_SERIES[series]}/ is not copied to {top}: copy it "
+                        "there (COPY --from=source) and apply from the folder above it"
+                    )
             elif ins.keyword == "RUN":
                 out += [
                     f"{df.where(ins.line)}: stage {stage.name} runs `{build}` on upstream's code "

@@ -63,12 +63,16 @@
         // rec {
           # Upstream builds it with buildGoModule (backend/flake.nix, `src = ./.`). overrideAttrs
           # works as for grafana-plugin below: the stand-in applies nothing, but it reads every
-          # patch it was given and names them, in order, in share/betrace-backend/patches.
+          # patch it was given and names them, in order, and the patchFlags it was given, in
+          # share/betrace-backend/patches.
           backend =
             let
               build =
                 attrs:
-                pkgs.runCommand "betrace-backend-2.0.0" { patches = attrs.patches or [ ]; } ''
+                pkgs.runCommand "betrace-backend-2.0.0" {
+                  patches = attrs.patches or [ ];
+                  patchFlags = attrs.patchFlags or [ ];
+                } ''
                   mkdir -p $out/bin $out/share/betrace-backend
                   printf '#!/bin/sh\necho betrace-backend stand-in\n' > $out/bin/betrace-backend
                   chmod +x $out/bin/betrace-backend
@@ -77,7 +81,7 @@
                     head -n 1 "$patch" > /dev/null
                     names="$names ''${patch##*/}"
                   done
-                  printf 'patches:%s\n' "$names" > $out/share/betrace-backend/patches
+                  printf 'patches:%s\nflags: %s\n' "$names" "$patchFlags" > $out/share/betrace-backend/patches
                 ''
                 // {
                   pname = "betrace-backend";
@@ -90,12 +94,15 @@
           # stdenv.mkDerivation, pname betrace-grafana-plugin.
           # overrideAttrs works as on a real derivation, for `patches`: the stand-in applies
           # nothing, but its module.js names every patch it was given, in order, after reading
-          # each one (a missing file fails the build).
+          # each one (a missing file fails the build), and the patchFlags it was given.
           grafana-plugin =
             let
               build =
                 attrs:
-                pkgs.runCommand "betrace-grafana-plugin-0.1.0" { patches = attrs.patches or [ ]; } ''
+                pkgs.runCommand "betrace-grafana-plugin-0.1.0" {
+                  patches = attrs.patches or [ ];
+                  patchFlags = attrs.patchFlags or [ ];
+                } ''
                   mkdir -p $out/img
                   printf '{"id": "betrace-app", "type": "app", "info": {"version": "0.1.0"}}\n' > $out/plugin.json
                   names=""
@@ -103,7 +110,7 @@
                     head -n 1 "$patch" > /dev/null
                     names="$names ''${patch##*/}"
                   done
-                  printf '/* module stand-in; patches:%s */\n' "$names" > $out/module.js
+                  printf '/* module stand-in; patches:%s; flags: %s */\n' "$names" "$patchFlags" > $out/module.js
                   printf '<svg xmlns="http://www.w3.org/2000/svg"/>\n' > $out/img/logo.svg
                 ''
                 // {
