@@ -63,6 +63,7 @@
           "0002-dsl-match-quoted-list-items-without-their-quotes.patch"
           "0003-rules-give-recovered-rules-their-state-machine.patch"
           "0004-rules-leave-a-rule-as-it-was-when-its-expression-does-not-compile.patch"
+          "0005-rules-leave-a-rule-as-it-was-when-the-store-refuses-it.patch"
         ];
         plugin = {
           id = "betrace-app";

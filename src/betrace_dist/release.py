@@ -628,6 +628,15 @@ class Release(Model):
         unknown = sorted({i for t in self.targets for i in t.issues if i not in ids})
         if unknown:
             raise ValueError(f"targets name unknown known issues: {', '.join(unknown)}")
+        unlisted = sorted(
+            f"{t.name} ({i.id})" for t in self.targets if t.section is None
+            for i in self.known_issues if t.guide in i.pages and i.id not in t.issues
+        )  # fmt: skip
+        if unlisted:
+            raise ValueError(
+                "targets do not list known issues their guide states (the home page's status "
+                f"table shows the issues a target's reader meets): {', '.join(unlisted)}"
+            )
         carried = {p.file for p in (*self.plugin.patches, *self.backend.patches)}
         stray = sorted(f"{i.id} ({i.fixed_by})" for i in self.known_issues
                        if i.fixed_by and i.fixed_by not in carried)  # fmt: skip

@@ -530,9 +530,12 @@ def test_backend_image_program_is_built_with_the_release_patches(
 
 
 @needs_host_build
-def test_backend_image_with_the_wrong_patch_flags_is_caught(
+def test_the_backend_stand_in_records_the_flags_the_flake_gives(
     nix: nixa.Nix, repo_root: Path, tmp_path: Path
 ) -> None:
+    """The stand-in records the flake's patchFlags as given, so the test above fails on a flake
+    with other flags. That -p2 is right for upstream's backend package, and -p1 for the
+    nixpkgs expression, is tests/backend's (GNU patch on upstream's tree with each layout)."""
     flake = broken_copy(
         repo_root / nixa.DOCKER_FLAKE,
         tmp_path / "flake",

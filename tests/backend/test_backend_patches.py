@@ -40,8 +40,8 @@ def go_tests(patches: list[Path]) -> list[str]:
 
 
 def go_packages(patches: list[Path]) -> list[str]:
-    """The Go packages (`./internal/...`, from backend/) of the test files the series adds."""
-    added = re.compile(r"^\+\+\+ b/backend/(\S+)/[^/\s]+_test\.go$", re.MULTILINE)
+    """The Go packages (`./internal/...`, from backend/) the series changes or adds tests to."""
+    added = re.compile(r"^\+\+\+ b/backend/(\S+)/[^/\s]+\.go$", re.MULTILINE)
     found = {f"./{d}" for path in patches for d in added.findall(path.read_text(encoding="utf-8"))}
     return sorted(found)
 
@@ -55,14 +55,15 @@ def tree() -> Path:
 
 
 def go_test(
-    module: Path, packages: list[str], names: list[str], work: Path
+    module: Path, packages: list[str], names: list[str] | None, work: Path
 ) -> subprocess.CompletedProcess[str]:
+    """`go test -v` of the packages: only the named tests, or (None) every test in them."""
     try:
         env = upstream.build_env(work)
     except ToolMissing as exc:
         missing(exc)
-    argv = [upstream.go_program(), "test", "-trimpath", "-count=1", *packages]
-    argv += ["-run", "^(" + "|".join(names) + ")$", "-v"]
+    argv = [upstream.go_program(), "test", "-trimpath", "-count=1", "-v", *packages]
+    argv += ["-run", "^(" + "|".join(names) + ")$"] if names else []
     return subprocess.run(
         argv, cwd=module, env=env, capture_output=True, text=True, timeout=GO_TEST_TIMEOUT,
         check=False,
@@ -101,7 +102,7 @@ def test_the_series_fixes_what_its_headers_say(tree: Path, tmp_path: Path) -> No
     work.mkdir(parents=True, exist_ok=True)
 
     patched = upstream.patched_copy(tree, tmp_path / "patched", patches)
-    done = go_test(patched, packages, names, work)
+    done = go_test(patched, packages, None, work)  # upstream's own tests of the packages too
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     for name in names:
         assert f"--- PASS: {name}" in done.stdout
@@ -133,6 +134,7 @@ def test_the_go_packages_are_found() -> None:
     assert go_packages(patch_series.series(SERIES)) == [
         "./internal/dsl",
         "./internal/grpc/services",
+        "./internal/storage",
     ]
 
 
@@ -143,3 +145,37 @@ def test_the_program_is_keyed_by_the_series(tmp_path: Path) -> None:
     changed.write_bytes(patches[0].read_bytes() + b"\n")
     assert upstream.series_digest(patches) != upstream.series_digest([changed, *patches[1:]])
     assert upstream.series_digest(patches) == upstream.series_digest(list(patches))
+
+
+@pytest.mark.parametrize(
+    ("root", "flags"),
+    [("", ["-p1"]), ("backend", ["-p2"])],
+    ids=["nixpkgs: repository root, -p1", "images flake: upstream's backend/ package, -p2"],
+)
+def test_the_series_applies_as_the_nix_builds_apply_it(
+    tree: Path, tmp_path: Path, root: str, flags: list[str]
+) -> None:
+    """GNU patch with the nixpkgs expression's flags from the repository's root, and with the
+    images flake's flags from backend/, where upstream's backend package (`src = ./.` in
+    backend/flake.nix) starts: every hunk applies, the same files change as with git apply."""
+    shutil.copytree(tree / upstream.BACKEND_MODULE, tmp_path / "copy" / upstream.BACKEND_MODULE)
+    where = tmp_path / "copy" / root
+    for path in patch_series.series(SERIES):
+        done = subprocess.run(
+            ["patch", "--batch", "--forward", *flags, "-i", str(path)], cwd=where,
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{path.name}:\n{done.stdout}{done.stderr}"
+    expected = upstream.patched_copy(tree, tmp_path / "git", patch_series.series(SERIES))
+    for name in ("internal/dsl/parser.go", "internal/grpc/services/rule_service.go"):
+        got = (tmp_path / "copy" / upstream.BACKEND_MODULE / name).read_text()
+        assert got == (expected / name).read_text(), name
+    wrong = "-p2" if flags == ["-p1"] else "-p1"
+    first = patch_series.series(SERIES)[0]
+    fresh = tmp_path / "fresh"
+    shutil.copytree(tree / upstream.BACKEND_MODULE, fresh / upstream.BACKEND_MODULE)
+    done = subprocess.run(
+        ["patch", "--batch", "--forward", "--dry-run", wrong, "-i", str(first)],
+        cwd=fresh / root, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0, f"{wrong} applied too: the flags test nothing"

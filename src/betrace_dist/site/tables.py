@@ -178,16 +178,17 @@ def known_issues(data: ReleaseData, release: Release | None = None) -> str:
         return f"No known issue of BeTrace {r.version} is recorded.\n"
     out = []
     for issue in r.known_issues:
+        who, way = ("users of upstream's own builds. ", " there") if issue.fixed_by else ("", "")
         out += [
             f"## {html.escape(issue.title, quote=False)} {{#{issue.id}}}",
             "",
             _text(issue.what),
             "",
-            f"**Who is affected:** {_text(issue.affects)}",
-            "",
-            f"**Workaround:** {_text(issue.workaround)}",
-            "",
             *([_fixed(r, issue), ""] if issue.fixed_by else []),
+            f"**Who is affected:** {who}{_text(issue.affects)}",
+            "",
+            f"**Workaround{way}:** {_text(issue.workaround)}",
+            "",
             f"**Upstream:** {_upstream(data, issue)}. **Evidence:** {_evidence(data, r, issue)}.",
             "",
         ]

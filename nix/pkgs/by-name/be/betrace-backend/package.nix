@@ -24,14 +24,15 @@ buildGoModule (finalAttrs: {
 
   # Bugs at this commit (see each file's header): the keyword false read as true, quoted items of
   # an in list that never match, rules recovered at start-up that cannot be changed or deleted,
-  # and a rule left stuck by an expression that does not compile. Not yet merged upstream. Their
-  # paths start at the repository root (backend/...), where the patch phase runs: buildGoModule
-  # changes into modRoot only in its configure phase, after the patches.
+  # and a rule left stuck by an expression that does not compile or a store that refused it. Not
+  # yet merged upstream. Their paths start at the repository root (backend/...), where the patch
+  # phase runs: buildGoModule changes into modRoot only in its configure phase, after the patches.
   patches = [
     ./0001-dsl-read-the-keyword-false-as-false.patch
     ./0002-dsl-match-quoted-list-items-without-their-quotes.patch
     ./0003-rules-give-recovered-rules-their-state-machine.patch
     ./0004-rules-leave-a-rule-as-it-was-when-its-expression-does-not-compile.patch
+    ./0005-rules-leave-a-rule-as-it-was-when-the-store-refuses-it.patch
   ];
 
   # The Go module is backend/ of the repository, not its root.
