@@ -11,7 +11,7 @@ import pytest
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.claims import unstated_issues
 from betrace_dist.gate.render import RenderError, Site
-from betrace_dist.release import ProblemsError, ReleaseData, load_release_data
+from betrace_dist.release import ReleaseData
 
 from .test_macros import render, site_with
 
@@ -134,18 +134,3 @@ def test_an_issue_fixed_by_a_patch_renders_a_note_saying_where_it_is_not(
 
     assert unstated(text) == []
     assert unstated(text.replace("Fixed by the distribution's patch: ", "Known issue: "))
-
-
-def test_an_issue_fixed_by_a_patch_the_release_does_not_carry_is_refused(
-    tmp_path: Path,
-) -> None:
-    text = (REPO_ROOT / "releases.yaml").read_text()
-    old = "fixed_by: patches/betrace-backend/0001-dsl-read-the-keyword-false-as-false.patch"
-    assert old in text
-    path = tmp_path / "releases.yaml"
-    path.write_text(text.replace(old, old.replace("0001-dsl-read", "0009-dsl-read")))
-    with pytest.raises(ProblemsError) as info:
-        load_release_data(path)
-    assert "known issues fixed by a patch the release does not carry: false-reads-as-true " in (
-        str(info.value)
-    )

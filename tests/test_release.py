@@ -421,3 +421,21 @@ def test_a_grafana_that_shares_the_jsx_runtime_is_accepted(tmp_path: Path, tag: 
     old = "        tag: 13.2.0\n      tempo:"
     data = load_release_data(broken(tmp_path, old, f"        tag: {tag}\n      tempo:"))
     assert data.current.observability.grafana.tag == tag
+
+
+def test_an_issue_fixed_by_a_patch_the_release_does_not_carry_is_refused(tmp_path: Path) -> None:
+    old = "fixed_by: patches/betrace-backend/0001-dsl-read-the-keyword-false-as-false.patch"
+    path = broken(tmp_path, old, old.replace("0001-dsl-read", "0009-dsl-read"))
+    assert any(
+        "known issues fixed by a patch the release does not carry: false-reads-as-true " in p
+        for p in problems(path)
+    ), problems(path)
+
+
+def test_a_target_that_leaves_out_an_issue_its_guide_states_is_refused(tmp_path: Path) -> None:
+    """The home page's status table shows the issues a target's reader meets."""
+    old = "violations-in-memory, startup-log-health-url]"
+    path = broken(tmp_path, old, "violations-in-memory]")
+    found = " ".join(problems(path))
+    assert "targets do not list known issues their guide states" in found
+    assert "Docker Compose (startup-log-health-url)" in found

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import REPO_ROOT
-from betrace_dist.release import ProblemsError, ReleaseData, load_release_data
+from betrace_dist.release import ReleaseData
 from betrace_dist.site import tables
 from betrace_dist.site.badge import Verifier, section_lines
 
@@ -84,15 +84,3 @@ def test_the_table_is_counted_outside_the_page_time_limit() -> None:
         with limits.trusted_work(left_after=0.1):
             pass
         time.sleep(1)
-
-
-def test_a_target_that_leaves_out_an_issue_its_guide_states_is_refused(tmp_path: Path) -> None:
-    text = (REPO_ROOT / "releases.yaml").read_text(encoding="utf-8")
-    old = "violations-in-memory, startup-log-health-url]"
-    assert old in text
-    path = tmp_path / "releases.yaml"
-    path.write_text(text.replace(old, old.replace(", startup-log-health-url", "")))
-    with pytest.raises(ProblemsError) as info:
-        load_release_data(path)
-    assert "targets do not list known issues their guide states" in str(info.value)
-    assert "Docker Compose (startup-log-health-url)" in str(info.value)

@@ -40,6 +40,31 @@
         system:
         let
           pkgs = nixpkgs.legacyPackages.${system};
+          # A stand-in package whose overrideAttrs works as on a real derivation for `patches`
+          # and `patchFlags`: it applies nothing, but reads every patch it was given (a missing
+          # file fails the build) and its script writes their names, in order ("$names"), and
+          # the flags ("$patchFlags") where the tests look.
+          patchable =
+            pname: version: script:
+            let
+              build =
+                attrs:
+                pkgs.runCommand "${pname}-${version}" {
+                  patches = attrs.patches or [ ];
+                  patchFlags = attrs.patchFlags or [ ];
+                } (''
+                  names=""
+                  for patch in $patches; do
+                    head -n 1 "$patch" > /dev/null
+                    names="$names ''${patch##*/}"
+                  done
+                '' + script "$names")
+                // {
+                  inherit pname version;
+                  overrideAttrs = f: build (attrs // f attrs);
+                };
+            in
+            build { };
           others = [
             "frontend"
             "container-backend"
@@ -61,65 +86,23 @@
         in
         lib.genAttrs others (placeholder pkgs)
         // rec {
-          # Upstream builds it with buildGoModule (backend/flake.nix, `src = ./.`). overrideAttrs
-          # works as for grafana-plugin below: the stand-in applies nothing, but it reads every
-          # patch it was given and names them, in order, and the patchFlags it was given, in
-          # share/betrace-backend/patches.
-          backend =
-            let
-              build =
-                attrs:
-                pkgs.runCommand "betrace-backend-2.0.0" {
-                  patches = attrs.patches or [ ];
-                  patchFlags = attrs.patchFlags or [ ];
-                } ''
-                  mkdir -p $out/bin $out/share/betrace-backend
-                  printf '#!/bin/sh\necho betrace-backend stand-in\n' > $out/bin/betrace-backend
-                  chmod +x $out/bin/betrace-backend
-                  names=""
-                  for patch in $patches; do
-                    head -n 1 "$patch" > /dev/null
-                    names="$names ''${patch##*/}"
-                  done
-                  printf 'patches:%s\nflags: %s\n' "$names" "$patchFlags" > $out/share/betrace-backend/patches
-                ''
-                // {
-                  pname = "betrace-backend";
-                  version = "2.0.0";
-                  overrideAttrs = f: build (attrs // f attrs);
-                };
-            in
-            build { };
+          # Upstream builds it with buildGoModule (backend/flake.nix, `src = ./.`); the stand-in
+          # records its patches and flags in share/betrace-backend/patches.
+          backend = patchable "betrace-backend" "2.0.0" (names: ''
+            mkdir -p $out/bin $out/share/betrace-backend
+            printf '#!/bin/sh\necho betrace-backend stand-in\n' > $out/bin/betrace-backend
+            chmod +x $out/bin/betrace-backend
+            printf 'patches:%s\nflags: %s\n' "${names}" "$patchFlags" > $out/share/betrace-backend/patches
+          '');
           # What `npm run build` leaves in grafana-betrace-app/dist; upstream builds it with
-          # stdenv.mkDerivation, pname betrace-grafana-plugin.
-          # overrideAttrs works as on a real derivation, for `patches`: the stand-in applies
-          # nothing, but its module.js names every patch it was given, in order, after reading
-          # each one (a missing file fails the build), and the patchFlags it was given.
-          grafana-plugin =
-            let
-              build =
-                attrs:
-                pkgs.runCommand "betrace-grafana-plugin-0.1.0" {
-                  patches = attrs.patches or [ ];
-                  patchFlags = attrs.patchFlags or [ ];
-                } ''
-                  mkdir -p $out/img
-                  printf '{"id": "betrace-app", "type": "app", "info": {"version": "0.1.0"}}\n' > $out/plugin.json
-                  names=""
-                  for patch in $patches; do
-                    head -n 1 "$patch" > /dev/null
-                    names="$names ''${patch##*/}"
-                  done
-                  printf '/* module stand-in; patches:%s; flags: %s */\n' "$names" "$patchFlags" > $out/module.js
-                  printf '<svg xmlns="http://www.w3.org/2000/svg"/>\n' > $out/img/logo.svg
-                ''
-                // {
-                  pname = "betrace-grafana-plugin";
-                  version = "0.1.0";
-                  overrideAttrs = f: build (attrs // f attrs);
-                };
-            in
-            build { };
+          # stdenv.mkDerivation, pname betrace-grafana-plugin. The stand-in records its patches
+          # and flags in module.js.
+          grafana-plugin = patchable "betrace-grafana-plugin" "0.1.0" (names: ''
+            mkdir -p $out/img
+            printf '{"id": "betrace-app", "type": "app", "info": {"version": "0.1.0"}}\n' > $out/plugin.json
+            printf '/* module stand-in; patches:%s; flags: %s */\n' "${names}" "$patchFlags" > $out/module.js
+            printf '<svg xmlns="http://www.w3.org/2000/svg"/>\n' > $out/img/logo.svg
+          '');
           # upstream: symlinkJoin of frontend and backend
           all = placeholder pkgs "betrace-complete";
           default = all;
