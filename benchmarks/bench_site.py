@@ -493,6 +493,11 @@ def fresh_clone(root: Path, dest: Path) -> dict[str, Any]:
         # the gate lays out in a page's sandbox, as a real folder would be
         with (dest / ".git" / "info" / "exclude").open("a", encoding="utf-8") as exclude:
             exclude.write("/.tools\n")
+    # The live tier needs upstream's snapshot beside the checkout, and a clone in a temporary
+    # folder has none: the runs take the source checkout's snapshot and its backend build, so
+    # the gate runs its backend steps as `make test` does there (and builds nothing meanwhile).
+    for name, value in upstream_env().items():
+        os.environ.setdefault(name, value)
     status = subprocess.run(
         ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
         capture_output=True,
@@ -500,6 +505,16 @@ def fresh_clone(root: Path, dest: Path) -> dict[str, Any]:
         check=True,
     ).stdout
     return checkout_record(root, dest, machine.FRESH, bool(status.strip()))
+
+
+def upstream_env() -> dict[str, str]:
+    """Where the source checkout keeps upstream's snapshot and the backend built from it."""
+    from betrace_dist import upstream  # the venv's install: the source checkout's paths
+
+    return {
+        upstream.SNAPSHOT_ENV: str(upstream.snapshot_dir()),
+        upstream.CACHE_ENV: str(upstream.cache_root()),
+    }
 
 
 def checkout_record(root: Path, measured: Path, label: str, dirty: bool) -> dict[str, Any]:
@@ -515,6 +530,7 @@ def checkout_record(root: Path, measured: Path, label: str, dirty: bool) -> dict
         and label == machine.FRESH,  # a clone measures the commit, not the changes
         "venv_reused": sys.prefix,
         "tools_reused": str(root / ".tools"),
+        "upstream_reused": {k: os.environ.get(k, "") for k in upstream_env()},
     }
 
 
