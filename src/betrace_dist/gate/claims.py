@@ -121,7 +121,8 @@ ARTEFACT_TEXTS = (
     "docker",
     "nix",
     "patches/README.md",
-    "patches/grafana-betrace-app",  # each patch's header: what it fixes and the evidence
+    "patches/betrace-backend",  # each patch's header: what it fixes and the evidence
+    "patches/grafana-betrace-app",
     ".github/workflows",  # the workflows' comments and step names
 )
 _TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".tpl", ".nix", ".sh", ".example", ".patch", ""}
