@@ -6,9 +6,11 @@ name each wall on its own, so a regression says which one fell.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,14 +100,47 @@ def test_the_page_keeps_one_network_namespace_across_commands(jail: Jail) -> Non
 
 def test_nothing_a_command_starts_outlives_it(jail: Jail) -> None:
     sh(jail, "(setsid sleep 4711 &); nohup sleep 4712 >/dev/null 2>&1 &")
-    # the kernel kills a PID namespace's processes when its first one ends, asynchronously:
-    # give it a moment (a process that really survived would still run minutes later)
-    for _ in range(40):
-        left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _alive(p)]
-        if not left:
-            break
-        time.sleep(0.05)
-    assert left == []
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _alive(p)]
+    assert left == [], "a process the command started still ran when the gate went on"
+
+
+def test_a_command_returns_only_once_its_namespace_has_ended(
+    jail: Jail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bwrap returns when the page's command ends; the kernel ends the rest of the PID
+    namespace with its first process, after that. The gate waits for that process, whose PID
+    bwrap reports through the wrappers (prlimit, sh, nsenter): without the report there would
+    be nothing to wait for, and this test fails."""
+    seen: list[tuple[int, bool]] = []
+    real = isolation._running
+
+    def running(pid: int) -> bool:
+        seen.append((pid, answer := real(pid)))
+        return answer
+
+    monkeypatch.setattr(isolation, "_running", running)
+    sh(jail, "(setsid sleep 4713 &); true")
+    with pytest.raises(JailError, match="did not finish"):
+        sh(jail, "sleep 4714 | cat", timeout=1)
+    firsts = {pid for pid, _ in seen}
+    assert len(firsts) == 2, f"bwrap's report of the namespace's first process: {seen}"
+    assert not any(real(pid) for pid in firsts)
+    assert [answer for pid, answer in seen if pid in firsts][-1] is False
+
+
+def test_waiting_for_a_namespace_waits_for_its_first_process() -> None:
+    """The wait itself, on a process of this test's own standing in for the first process."""
+    first = subprocess.Popen(["sleep", "0.3"])
+    read, write = os.pipe()
+    try:
+        os.write(write, json.dumps({"child-pid": first.pid}).encode())
+        isolation._await_namespace(read)
+        assert first.poll() is not None or not isolation._running(first.pid)
+        isolation._await_namespace(read)  # bwrap stopped before it made one: nothing said
+    finally:
+        os.close(read)
+        os.close(write)
+        first.wait()
 
 
 def test_time_and_output_are_bounded(jail: Jail) -> None:
@@ -431,14 +466,14 @@ def _failing_bwrap(tmp_path: Path, failures: int, holder: bool, lost: str = LOST
     real = tools.find("bwrap")
     count = tmp_path / ("holder-starts" if holder else "jail-builds")
     if holder:
-        case = '*" --info-fd "*)'
+        case = '*" --unshare-net "*)'  # only the holder makes the network namespace
         fail = (
             '    fd=$(printf "%s\\n" "$@" | grep -A1 -x -- --info-fd | tail -1)\n'
             '    echo \'{"child-pid": 1}\' >&"$fd"\n'
             '    echo "bwrap: Can\'t remount readonly on /gone: No such file or directory" >&2\n'
         )
     else:
-        case = '*" --info-fd "*) ;; *)'
+        case = '*" --unshare-net "*) ;; *)'
         fail = f"    printf '%s\\n' {shlex.quote(lost)} >&2\n"
     script = tmp_path / "bwrap"
     script.write_text(

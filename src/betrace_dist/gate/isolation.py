@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -57,6 +58,8 @@ TMPFS_SIZE = 256 * 1024 * 1024
 #: Attempts at the holder of a page's network namespace, and how long each may take to start.
 HOLDER_TRIES = 3
 HOLDER_START_TIMEOUT = 30.0
+#: Seconds a command's PID namespace may take to end after its command did (or was killed).
+END_WAIT = 10.0
 #: Attempts at a command whose jail bwrap could not build because a mount went away meanwhile.
 SETUP_TRIES = 3
 #: The user a page runs as: nobody. Root without capabilities could still write /proc/sys
@@ -270,8 +273,12 @@ class Jail:
     def available(self) -> bool:
         return bool(self.bwrap)
 
-    def _walls(self, cwd: Path, shown: tuple[Path, ...] = ()) -> list[str]:
+    def _walls(
+        self, cwd: Path, shown: tuple[Path, ...] = (), info_fd: int | None = None
+    ) -> list[str]:
         argv = [self.bwrap, "--ro-bind", "/", "/"]
+        if info_fd is not None:  # bwrap writes the PID of the namespace's first process there
+            argv += ["--info-fd", str(info_fd)]
         for hidden in (*HIDDEN_DIRS, str(Path.home())):
             if Path(hidden).is_dir() and not Path(hidden).is_symlink():
                 argv += ["--tmpfs", hidden]
@@ -350,13 +357,19 @@ class Jail:
         return None, said or text.strip() or f"the holder exited with {proc.returncode}"
 
     def wrap(
-        self, argv: list[str], cwd: Path, env: dict[str, str], shown: tuple[Path, ...] = ()
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        shown: tuple[Path, ...] = (),
+        info_fd: int | None = None,
     ) -> list[str]:
         """The command line that runs argv inside the jail with exactly `env` as its environment
-        (`shown`: extra read-only paths). Run it with OUTER_ENV."""
+        (`shown`: extra read-only paths; `info_fd`: where bwrap says its child's PID, see
+        run_bounded). Run it with OUTER_ENV."""
         netns = self._network()
         enter = [_program("nsenter"), f"--net={netns}", "--"]
-        walls = self._walls(cwd, shown)
+        walls = self._walls(cwd, shown, info_fd)
         return [*_limits(self._cgroups), *enter, *walls, "--", *DROP, *inner_env(env), *argv]
 
     def run(
@@ -387,18 +400,19 @@ class Jail:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise JailError("the page used up its time limit; later commands were not run")
-        wrapped = self.wrap(argv, cwd, env, shown)
-        if not profile.ACTIVE:
-            return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left))
-        # jailed programs are reaped inside their PID namespace, so their CPU time never
-        # reaches this process's children's usage: the page's cpuacct group counts it
-        before, start = self._cpu_used(), time.perf_counter()
-        try:
-            return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left))
-        finally:
-            after = self._cpu_used()
-            used = after - before if before is not None and after is not None else None
-            profile.jailed(profile.tool_name(argv), time.perf_counter() - start, used)
+        with _info_pipe() as info:
+            wrapped = self.wrap(argv, cwd, env, shown, info_fd=info[1])
+            if not profile.ACTIVE:
+                return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left), info)
+            # jailed programs are reaped inside their PID namespace, so their CPU time never
+            # reaches this process's children's usage: the page's cpuacct group counts it
+            before, start = self._cpu_used(), time.perf_counter()
+            try:
+                return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left), info)
+            finally:
+                after = self._cpu_used()
+                used = after - before if before is not None and after is not None else None
+                profile.jailed(profile.tool_name(argv), time.perf_counter() - start, used)
 
     def _cpu_used(self) -> float | None:
         """CPU seconds the page's programs used so far (None where no cpuacct group exists)."""
@@ -471,9 +485,8 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _drain(proc: subprocess.Popen[bytes], limit: float = 10.0) -> None:
-    """Read the pipes of a killed jail to their end: the kernel tears a PID namespace down
-    asynchronously, and only when its last process is gone do the pipes close. Returning after
-    that means nothing of the command is left when the caller goes on."""
+    """Read the pipes of a killed jail to their end: they close once every process that holds
+    them is gone. (Processes that do not hold them are waited for in run_bounded.)"""
     assert proc.stdout is not None and proc.stderr is not None
     end = time.monotonic() + limit
     with selectors.DefaultSelector() as sel:
@@ -493,9 +506,16 @@ def run_bounded(
     cwd: Path,
     env: dict[str, str],
     timeout: float,
+    info: tuple[int, int] | None = None,
 ) -> Done:
     """Run argv, reading at most OUTPUT_LIMIT bytes of each stream; past the time or output
-    limit the whole process group is killed, so nothing is left running."""
+    limit the whole process group is killed, so nothing is left running.
+
+    `info` is a pipe (read end, write end) whose write end argv's bwrap got as `--info-fd`:
+    bwrap writes the PID of the namespace's first process there. bwrap returns as soon as the
+    page's command has ended (or is killed), while the kernel ends the rest of the namespace
+    (a `setsid` child, a killed process not yet scheduled) only as that first process exits,
+    which it does last. So, given `info`, this returns only once the namespace is empty."""
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -504,7 +524,17 @@ def run_bounded(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        pass_fds=info[1:] if info else (),
     )
+    try:
+        return _bounded(proc, argv, timeout)
+    finally:
+        if info is not None:
+            _await_namespace(info[0])
+
+
+def _bounded(proc: subprocess.Popen[bytes], argv: list[str], timeout: float) -> Done:
+    """What proc printed and its exit code; see run_bounded."""
     assert proc.stdout is not None and proc.stderr is not None
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
     chunks: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
@@ -544,3 +574,37 @@ def run_bounded(
         proc.stderr.close()
     out, err = b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
     return Done(argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def _info_pipe() -> Iterator[tuple[int, int]]:
+    """A pipe for bwrap's `--info-fd` (see run_bounded), closed on the way out."""
+    read, write = os.pipe()
+    try:
+        yield read, write
+    finally:
+        for fd in (read, write):
+            os.close(fd)
+
+
+def _await_namespace(info: int) -> None:
+    """Wait, at most END_WAIT seconds, until the first process of a command's PID namespace
+    (the PID bwrap wrote to the pipe `info` before it started the command) has exited."""
+    os.set_blocking(info, False)
+    try:
+        said = os.read(info, 4096)
+        first = int(json.loads(said)["child-pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # bwrap stopped before it made the namespace: nothing of the page ran
+    end = time.monotonic() + END_WAIT
+    while time.monotonic() < end and _running(first):
+        time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :][:1] not in ("Z", "X")  # the name may hold ")"
