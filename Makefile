@@ -38,7 +38,7 @@ $(AXE): tests/browser/package-lock.json | system-deps
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --silent; \
 	else echo "npm not found: the accessibility checks will be skipped (and fail in CI)"; fi
 
-system-deps: ## install the system programs the tests need (bwrap, nix, chromium, npm, strace) as root with apt; otherwise list them
+system-deps: ## install the system programs of the tool registry (bwrap, nix, chromium, node, npm, strace...) as root with apt; otherwise list them
 	scripts/install-system-deps
 $(PLUGIN_NODE): tests/plugin/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/plugin --no-audit --no-fund --silent; \

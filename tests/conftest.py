@@ -47,16 +47,17 @@ def skip_or_fail(message: str) -> NoReturn:
     missing(tools.ToolMissing(message))
 
 
-def require_tool(name: str, hint: str) -> str:
-    """Path of a real tool, or a skip (a failure under BETRACE_REQUIRE_TOOLS=1) naming the fix."""
+def require_tool(name: str) -> str:
+    """Path of a real tool, or a skip (a failure under BETRACE_REQUIRE_TOOLS=1) naming the fix
+    the registry gives (tools.TOOLS)."""
     try:
-        return tools.require(name, hint)
+        return tools.require(name)
     except tools.ToolMissing as exc:
         missing(exc)
 
 
 @pytest.fixture(scope="session")
-def tool() -> Callable[[str, str], str]:
+def tool() -> Callable[[str], str]:
     return require_tool
 
 
@@ -65,7 +66,7 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> object:
     """Helm 4, with a home of its own."""
     from betrace_dist.artefacts.chart_policy import Helm
 
-    return Helm(require_tool("helm", "run make tools"), tmp_path_factory.mktemp("helm-home"))
+    return Helm(require_tool("helm"), tmp_path_factory.mktemp("helm-home"))
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +75,7 @@ def helm3(tmp_path_factory: pytest.TempPathFactory) -> object:
     failure in CI."""
     from betrace_dist.artefacts.chart_policy import Helm
 
-    helm = Helm(require_tool("helm3", "run make tools"), tmp_path_factory.mktemp("helm3-home"))
+    helm = Helm(require_tool("helm3"), tmp_path_factory.mktemp("helm3-home"))
     assert helm.run("version", "--short").startswith("v3."), f"{helm.binary} is not Helm 3"
     return helm
 

@@ -124,8 +124,7 @@ def test_bump_drops_digests_of_the_old_images(tree: Path) -> None:
 def test_after_a_bump_the_nix_consistency_checks_hold(
     tree: Path, tool: Callable[[str, str], str], tmp_path: Path, repo_root: Path
 ) -> None:
-    hint = "apt-get install nix-bin"
-    nix = nixa.Nix(tool("nix", hint), tool("nix-instantiate", hint), tmp_path / "nix")
+    nix = nixa.Nix(tool("nix"), tool("nix-instantiate"), tmp_path / "nix")
     assert run(tree, NEW, "--date", "2026-12-01") == 0
     data = load_release_data(tree / bump.RELEASES)
     inputs = {

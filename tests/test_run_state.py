@@ -146,7 +146,7 @@ def _gate(pytester: pytest.Pytester, site: Path, *args: str) -> str:
 def test_two_runs_in_one_process_share_nothing(pytester: pytest.Pytester, tmp_path: Path) -> None:
     """The first run sends the page's curl to a live backend; the second, in the same process
     with the live tier off, neither lists that command nor runs against that backend."""
-    require_tool("bwrap", "apt-get install bubblewrap")
+    require_tool("bwrap")
     site = live_site(tmp_path)
     # the modules a page's rendering imports (mkdocs' Markdown extensions), imported before
     # the runs: pytester forgets the modules a run imported, and classes must stay the same

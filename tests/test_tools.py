@@ -4,14 +4,15 @@ fail with it."""
 
 from __future__ import annotations
 
-import re
+import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from betrace_dist import tools
+from betrace_dist import REPO_ROOT, tools
 from betrace_dist.gate.checkers import CheckFailure, require_tool
 
 from .conftest import missing
@@ -19,10 +20,16 @@ from .conftest import missing
 ABSENT = "betrace-no-such-tool"
 
 
+@pytest.fixture(autouse=True)
+def absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A declared tool that no machine has."""
+    monkeypatch.setitem(tools.TOOLS, ABSENT, tools.Tool(ABSENT, "nowhere", "install it"))
+
+
 def test_a_missing_tool_raises_with_its_name_and_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(tools.REQUIRE_TOOLS_ENV, raising=False)
     with pytest.raises(tools.ToolMissing) as caught:
-        tools.require(ABSENT, "install it")
+        tools.require(ABSENT)
     assert str(caught.value) == f"'{ABSENT}' is not installed (install it)"
     assert not caught.value.fatal
 
@@ -30,7 +37,7 @@ def test_a_missing_tool_raises_with_its_name_and_hint(monkeypatch: pytest.Monkey
 def test_under_required_tools_the_error_is_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(tools.REQUIRE_TOOLS_ENV, "1")
     with pytest.raises(tools.ToolMissing) as caught:
-        tools.require(ABSENT, "install it")
+        tools.require(ABSENT)
     assert caught.value.fatal
     assert str(caught.value).endswith("; BETRACE_REQUIRE_TOOLS=1 forbids skipping")
 
@@ -47,12 +54,12 @@ def test_the_tests_adapter_skips_locally_and_fails_in_ci(monkeypatch: pytest.Mon
 def test_the_gates_adapter_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(tools.REQUIRE_TOOLS_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception, match="not installed"):
-        require_tool(ABSENT, "install it")
+        require_tool(ABSENT)
     monkeypatch.setenv(tools.REQUIRE_TOOLS_ENV, "1")
     with pytest.raises(CheckFailure, match="forbids skipping"):
-        require_tool(ABSENT, "install it")
+        require_tool(ABSENT)
     with pytest.raises(KeyError, match="forbids skipping"):  # a command model's own error type
-        require_tool(ABSENT, "install it", fail=KeyError)
+        require_tool(ABSENT, fail=KeyError)
 
 
 def test_tools_does_not_import_pytest() -> None:
@@ -77,30 +84,98 @@ def test_a_project_tool_is_found_as_the_program_itself_not_through_links(
     assert tools.find("helm") == str((real / "helm").resolve())
 
 
-def test_every_tool_the_engine_asks_for_is_declared_in_the_registry() -> None:
-    """A tool is declared once (tools.TOOLS); every place that finds or requires one by name
-    names a declared tool, so its hint, source and flags are the registry's."""
-    src = Path(tools.__file__).parent
-    asked = {
-        name
-        for path in src.rglob("*.py")
-        for name in re.findall(
-            r"(?:tools\.find|tools\.require|missing\.require|require_tool)\(\s*\"([\w.-]+)\"",
-            path.read_text(encoding="utf-8"),
-        )
-    }
-    assert {"helm", "helm3", "kubectl", "nix", "git", "bwrap"} <= asked  # the search works
-    assert asked - set(tools.TOOLS) == set()
+#: The calls that ask for a tool by name (the registry, the adapters, the tests' fixture).
+ASKING = {"tools.find", "tools.require", "missing.require", "gate_missing.require"}
+ASKING |= {"require_tool", "tool"}
+
+
+def _called(func: ast.expr) -> str:
+    """`name` or `module.name` of a call's function ("" for anything else)."""
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return f"{func.value.id}.{func.attr}"
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+def tools_asked(root: Path) -> tuple[set[str], list[str]]:
+    """The tool names the Python files under root ask for, and each place that looks a program
+    up on its own (`shutil.which("name")`) instead of asking the registry, as path:LINE."""
+    asked: set[str] = set()
+    own: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        if "node_modules" in path.parts or path.name == "tools.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            first, func = node.args[0], node.func
+            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                continue
+            if _called(func) in {"shutil.which", "which"}:
+                own.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+            elif _called(func) in ASKING:
+                asked.add(first.value)
+    return asked, own
+
+
+@pytest.mark.parametrize("folder", ["src", "tests"])
+def test_every_tool_asked_for_is_declared_once_in_the_registry(folder: str) -> None:
+    """A tool is declared once (tools.TOOLS): every place that finds or requires one names a
+    declared tool and gives no hint of its own (the signatures take none), and nothing looks a
+    program up by name past the registry."""
+    asked, own = tools_asked(REPO_ROOT / folder)
+    assert {"helm", "bwrap", "nix-instantiate"} <= asked  # the search works
+    assert asked - set(tools.TOOLS) - {ABSENT} == set()
+    if folder == "src":  # a test may look a program up on its own, to check the registry
+        assert own == [], "ask tools.find instead"
     installed = [t.name for t in tools.TOOLS.values() if t.layer is not None]
     assert installed == ["helm", "helm3", "kubectl"]  # what `make tools` installs
+
+
+def test_the_registry_check_finds_an_undeclared_tool_and_a_lookup_of_its_own(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "m.py").write_text(
+        'import shutil\nfrom x import tools\ntools.find("helm"); tools.require("bwrap")\n'
+        'tools.find("nix-instantiate"); tools.require("frobnicate")\nshutil.which("jq")\n'
+    )
+    asked, own = tools_asked(tmp_path / "src")
+    assert asked - set(tools.TOOLS) == {"frobnicate"}
+    assert own == ["src/m.py:5"]
+
+
+def test_the_system_packages_are_the_registrys(tmp_path: Path) -> None:
+    """scripts/install-system-deps installs the Debian package of each registry tool the machine
+    lacks: on a PATH with nothing but Python and the programs the script itself uses, it names
+    them all (and no apt-get is reachable, so it only lists them)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(Path(sys.executable).resolve())
+    for program in ("id", "dirname", "bash"):
+        (bin_dir / program).symlink_to(shutil.which(program) or "/bin/false")
+    script = REPO_ROOT / "scripts" / "install-system-deps"
+    env = {"PATH": str(bin_dir), "LANG": "C.UTF-8"}
+    listed = subprocess.run(
+        [str(bin_dir / "bash"), str(script)], env=env, capture_output=True, text=True, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    first = listed.stderr.splitlines()[0]
+    assert first.startswith("missing system packages: "), listed.stderr
+    packages = set(first.split(": ", 1)[1].split())
+    # what the tests need of the machine (the jail, Nix, the browser tests, the app's build)
+    assert {"bubblewrap", "nix-bin", "chromium", "nodejs", "npm", "strace"} <= packages
+    assert "bash" not in packages  # on the PATH, so not missing
+    required = subprocess.run(
+        [str(bin_dir / "bash"), str(script), "--require"], env=env, capture_output=True,
+        check=False,
+    )  # fmt: skip
+    assert required.returncode == 1
 
 
 def test_a_tool_outside_the_registry_has_no_hint_of_its_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(tools.REQUIRE_TOOLS_ENV, raising=False)
+    monkeypatch.delitem(tools.TOOLS, ABSENT)
     with pytest.raises(tools.ToolMissing, match=r"\(not a tool of the registry\)$"):
-        tools.require(ABSENT)
-    monkeypatch.setitem(tools.TOOLS, ABSENT, tools.Tool(ABSENT, "nowhere", "apt-get install x"))
-    with pytest.raises(tools.ToolMissing, match=r"\(apt-get install x\)$"):
         tools.require(ABSENT)

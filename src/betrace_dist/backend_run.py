@@ -19,7 +19,6 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import tools
 
 ENV_VAR = "BETRACE_LIVE_BACKEND"
 #: Seconds the backend gets to answer GET /v1/health after it starts.
@@ -54,8 +55,11 @@ def loopback_argv(argv: list[str]) -> list[str]:
     if loopback_only():
         return argv
     for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            raise BackendError(f"'{tool}' is needed to run the backend on a private loopback")
+        if tools.find(tool) is None:
+            raise BackendError(
+                f"'{tool}' is needed to run the backend on a private loopback "
+                f"({tools.TOOLS[tool].hint})"
+            )
     up = 'ip link set lo up && exec "$@"'
     return ["unshare", "-rn", "--pid", "--fork", "--kill-child", "sh", "-c", up, "sh", *argv]
 

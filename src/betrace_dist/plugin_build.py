@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import REPO_ROOT, patch_series, upstream
+from . import REPO_ROOT, patch_series, tools, upstream
 from .patch_series import PatchError, apply_series
 from .tools import ToolMissing
 
@@ -140,7 +140,7 @@ def build(force: bool = False) -> Path:
         app = tree / APP_DIR
         pinned = pin_registry_dependencies(app / "package-lock.json")
         print(f"lock entries moved to the npm registry: {', '.join(pinned)}")
-        npm = ["npm", "--no-audit", "--no-fund", "--loglevel=error"]
+        npm = [tools.require("npm"), "--no-audit", "--no-fund", "--loglevel=error"]
         times = {"npm_ci_s": _timed([*npm, "ci"], app, log)}
         times["webpack_s"] = _timed([*npm, "run", "build"], app, log)
         shutil.rmtree(target / "dist", ignore_errors=True)

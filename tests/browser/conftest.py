@@ -187,7 +187,7 @@ PLAYWRIGHT_HINT = "pip install playwright; the system chromium is used, never 'p
 
 def chromium_path() -> str:
     """The system Chromium, once Playwright is importable; else a skip (in CI a failure)."""
-    chromium = require_tool("chromium", "apt-get install -y chromium")
+    chromium = require_tool("chromium")
     require_module("playwright.sync_api", PLAYWRIGHT_HINT)
     return chromium
 

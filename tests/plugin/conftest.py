@@ -38,7 +38,7 @@ def patched_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def node() -> str:
-    path = require_tool("node", "apt-get install -y nodejs (Debian's Node 20)")
+    path = require_tool("node")
     if not (NODE_MODULES / "esbuild").is_dir():
         skip_or_fail("tests/plugin/node_modules is missing: run `make tools` (npm ci there)")
     return path

@@ -93,7 +93,6 @@ HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", 
 GATE_DIR = ".gate"
 #: Replaced by an empty tmpfs of the jail's own: a page sees nothing of the host's /tmp.
 PRIVATE_TMP = "/tmp"  # noqa: S108 - named to be hidden, never written
-BWRAP_HINT = "apt-get install bubblewrap: pages run only inside its jail"
 
 
 #: Variables that change how bash (or any program) starts rather than what a command does: a

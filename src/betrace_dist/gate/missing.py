@@ -9,11 +9,11 @@ import pytest
 from .. import tools
 
 
-def require(name: str, fail: type[Exception], hint: str | None = None) -> str:
+def require(name: str, fail: type[Exception]) -> str:
     """A real tool's path; missing, skip (or raise `fail`) saying how to install it (the
-    registry's hint unless `hint` is given)."""
+    registry's hint)."""
     try:
-        return tools.require(name, hint)
+        return tools.require(name)
     except tools.ToolMissing as exc:
         if exc.fatal:
             raise fail(str(exc)) from None

@@ -10,7 +10,6 @@ The example needs the newer of the two answers.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from .. import tools
 
 Minor = tuple[int, int]
 
@@ -51,8 +52,7 @@ def older_pythons() -> tuple[tuple[Minor, Path], ...]:
 
 def vermin_minimum(source: str) -> Minor | None:
     """vermin's oldest Python 3 for the source (None when vermin is not installed)."""
-    beside = Path(sys.executable).parent / "vermin"
-    program = str(beside) if beside.is_file() else shutil.which("vermin")
+    program = tools.find("vermin")  # the virtualenv's first, then PATH
     if program is None:
         return None
     with tempfile.TemporaryDirectory(prefix="vermin-") as folder:  # vermin reads files only

@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from .. import tools
 from . import safefs
 from .isolation import PAGE_UID, Jail
 
@@ -33,7 +33,7 @@ SANDBOX_SIZE = 1024 * 1024 * 1024
 #: Files and folders a page's sandbox may hold in all.
 SANDBOX_INODES = 100_000
 #: The program that mounts the sandbox's file system (found once, on the gate's own PATH).
-_MOUNT, _UMOUNT = shutil.which("mount"), shutil.which("umount")
+_MOUNT, _UMOUNT = tools.find("mount"), tools.find("umount")
 
 
 def _gate_env() -> dict[str, str]:

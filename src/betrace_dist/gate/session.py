@@ -34,7 +34,7 @@ from .. import GATE_SOURCE, REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
 from . import live, missing, profile, result_cache
 from .failure import CheckFailure
-from .isolation import BWRAP_HINT, Done, JailError, startup_variable
+from .isolation import Done, JailError, startup_variable
 from .sandbox import Sandbox
 from .shellwords import Command
 from .snapshots import Manifest, Snapshots, scan
@@ -380,7 +380,7 @@ class Session:
     ) -> Done:
         """Run a program in the page's jail (see isolation.py), in the page's directory."""
         if not self.jail.available:
-            missing.require("bwrap", CheckFailure, BWRAP_HINT)  # skip; a failure in CI
+            missing.require("bwrap", CheckFailure)  # skip; a failure in CI
         try:
             return self.jail.run(argv, self.cwd, env or self.env, self.timeout, shown)
         except JailError as exc:

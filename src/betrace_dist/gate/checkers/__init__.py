@@ -74,10 +74,10 @@ class Checker(Protocol):
     def check(self, block: Block, ctx: Context) -> None: ...
 
 
-def require_tool(name: str, hint: str | None = None, fail: type[Exception] = CheckFailure) -> str:
+def require_tool(name: str, fail: type[Exception] = CheckFailure) -> str:
     """A real tool's path, by the gate's missing-tool rule (missing.py): a checker's failure is
     a CheckFailure unless `fail` says otherwise."""
-    return missing.require(name, fail, hint)
+    return missing.require(name, fail)
 
 
 def save_titled(block: Block, ctx: Context) -> None:

@@ -59,7 +59,7 @@ def _check_python_minimum(source: str, ctx: Context) -> None:
             "releases.yaml states no examples.python_minimum, the oldest Python the guides' "
             "examples need; the page must say it before a Python example"
         )
-    require_tool("vermin", "pip install vermin (a test dependency: make setup installs it)")
+    require_tool("vermin")
     session = ctx.session()
     # written by descriptor in a folder of the page's user (never where a link of the page leads)
     program = session.write_scratch(session.scratch(), "example.py", source)
