@@ -58,6 +58,41 @@ def test_engine_time_is_block_time_minus_external_time() -> None:
     assert merged["tools"]["helm"]["first_call_seconds"] == pytest.approx(0.4)
 
 
+def test_programs_that_overlap_are_counted_once_and_only_inside_the_block() -> None:
+    """A backend that runs while the page's curl calls do, and one started before the block:
+    their time inside the block is the union of their lives, never more than the block."""
+    backend, curl_1, curl_2 = (0.0, 10.0), (2.0, 3.0), (4.0, 5.0)
+    assert profile.covered([backend, curl_1, curl_2], 1.0, 6.0) == pytest.approx(5.0)
+    assert profile.covered([curl_1, curl_2], 1.0, 6.0) == pytest.approx(2.0)
+    assert profile.covered([(2.0, 4.0), (3.0, 5.0), (4.5, 4.8)], 0.0, 6.0) == pytest.approx(3.0)
+    assert profile.covered([(7.0, 8.0)], 1.0, 6.0) == 0.0
+
+
+def test_a_block_with_a_program_running_throughout_has_no_negative_engine_time(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "profile.json"
+    script = textwrap.dedent(
+        f"""
+        import subprocess
+        from betrace_dist.gate import profile
+        assert profile.install({str(out)!r})
+        server = subprocess.Popen(["sleep", "30"])
+        with profile.block("page.md", 3, "shell", "bash"):
+            subprocess.run(["sleep", "0.1"], check=True)
+            subprocess.run(["sleep", "0.1"], check=True)
+            server.kill()
+            server.wait()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env)
+    rep = json.loads(out.read_text())
+    (block,) = rep["per_block"]
+    assert block["external"] <= block["seconds"]  # a sum of lives would be about 0.2 s more
+    assert rep["engine_seconds"] >= 0
+
+
 def test_cpu_time_and_phases_inside_blocks_are_filed_apart() -> None:
     rec = profile.Recorder()
     rec.blocks.append(profile._Block("a.md", 3, "shell", "bash", 0.5, 0.2, cpu=0.1, phases=0.15))

@@ -3,9 +3,10 @@
 Set ``BETRACE_GATE_PROFILE=path.json`` and run the gate; at exit the file holds, per block, its
 wall time and the time spent inside external programs, plus totals per checker and per external
 tool (helm, helm3, docker-compose, nix, shellcheck, bash, ...). The engine's own overhead of a
-block is its wall time minus the external time inside it. Engine phases (sandbox copy, content-tab
-snapshot and restore, sandbox removal) record wall and CPU time; `notes` say how the run made
-its sandboxes.
+block is its wall time minus the time inside it during which an external program ran (programs
+that overlap, such as the live tier's backend and the page's curl, counted once). Engine phases
+(sandbox copy, content-tab snapshot and restore, sandbox removal) record wall and CPU time;
+`notes` say how the run made its sandboxes.
 
 Wall time grows when other work shares the CPUs, so each block also records the CPU time the
 gate's own process spent on it (``time.process_time``) and each tool the CPU time of its
@@ -88,16 +89,20 @@ class Recorder:
     tools: dict[str, _Tool] = field(default_factory=dict)
     blocks: list[_Block] = field(default_factory=list)
     phases: dict[str, _Tool] = field(default_factory=dict)
-    external: float = 0.0  # running total of the time inside external programs
+    #: (start, end) of each external program's life, in the order they were reaped
+    spans: list[tuple[float, float]] = field(default_factory=list)
     in_phases: float = 0.0  # running total of the time inside engine phases
     notes: dict[str, str] = field(default_factory=dict)  # how the run did things (e.g. sandbox)
     #: commands run in a page's jail, by program: wall time and the CPU time of all the
     #: processes they started (from the page's cpuacct cgroup; 0 where there is none)
     jailed: dict[str, _Tool] = field(default_factory=dict)
 
-    def tool(self, name: str, seconds: float, cpu: float = 0.0, example: str = "") -> None:
+    def tool(
+        self, name: str, seconds: float, cpu: float = 0.0, example: str = "", end: float = 0.0
+    ) -> None:
+        """A program's life of `seconds`, ended at `end` (time.perf_counter())."""
         self.tools.setdefault(name, _Tool()).add(seconds, cpu, example)
-        self.external += seconds
+        self.spans.append((end - seconds, end))
 
     def jail(self, name: str, seconds: float, cpu: float) -> None:
         self.jailed.setdefault(name, _Tool()).add(seconds, cpu)
@@ -216,11 +221,13 @@ class _TimedPopen(subprocess.Popen):  # type: ignore[type-arg]
         code = super().wait(timeout)
         if not self._profile_done:
             self._profile_done = True
+            now = time.perf_counter()
             RECORDER.tool(
                 self._profile_name,
-                time.perf_counter() - self._profile_start,
+                now - self._profile_start,
                 _children_cpu() - self._profile_cpu,  # reaped children: this program's, mostly
                 self._profile_example,
+                now,
             )
         return code
 
@@ -252,22 +259,37 @@ def write(path: Path) -> None:
 def block(page: str, line: int, checker: str, language: str) -> Iterator[None]:
     """Time one block's check (only called while ACTIVE)."""
     start, cpu = time.perf_counter(), time.process_time()
-    external, in_phases = RECORDER.external, RECORDER.in_phases
+    first, in_phases = len(RECORDER.spans), RECORDER.in_phases
     try:
         yield
     finally:
+        end = time.perf_counter()
         RECORDER.blocks.append(
             _Block(
                 page,
                 line,
                 checker,
                 language,
-                time.perf_counter() - start,
-                RECORDER.external - external,
+                end - start,
+                covered(RECORDER.spans[first:], start, end),
                 time.process_time() - cpu,
                 RECORDER.in_phases - in_phases,
             )
         )
+
+
+def covered(spans: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of [start, end] during which at least one of the spans ran. Programs overlap (the
+    live tier's backend runs while the page's curl does) and one may have started before the
+    block (a backend reaped in a later block): a sum would count time twice, or time outside
+    the block, and leave the engine a negative share."""
+    clipped = sorted((max(a, start), min(b, end)) for a, b in spans if b > start and a < end)
+    total, reached = 0.0, start
+    for a, b in clipped:
+        if b > reached:
+            total += b - max(a, reached)
+            reached = b
+    return total
 
 
 @contextmanager
