@@ -7,7 +7,8 @@ upstream's `backend/`: with the whole series they pass; with only the patches' t
 (`git apply --include='*_test.go'`) they fail, which re-observes upstream's bugs at the pinned
 commit in every run. What the built (patched) backend does over HTTP is checked by the rule
 examples of docs/reference/rule-language.md (0001, 0002) and by the probes recovered-rules,
-repost-after-restart, compile-trap and frozen-rule (0003, 0004).
+repost-after-restart, compile-trap, frozen-rule, stored-broken-rule and store-refused-rule
+(0003 to 0006).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from ..conftest import missing
 
 SERIES = upstream.BACKEND_PATCHES
 GO_TEST_TIMEOUT = 900
+#: Upstream tests of the changed packages that are not run, each with why.
+UPSTREAM_TESTS_LEFT_OUT = {
+    # pkg/fsm/rule_service_integration_test.go:305 expects some of ten concurrent updates to
+    # fail; when the machine is quick enough they all succeed, on upstream's unpatched tree too
+    # (seen here, three runs in three): a race with the machine's speed, not a check of a patch
+    "TestSafeRuleService_RaceCondition_ConcurrentUpdates": "races with the machine's speed",
+}
 
 
 def recorded(release_data: ReleaseData) -> list[tuple[str, str]]:
@@ -64,6 +72,7 @@ def go_test(
         missing(exc)
     argv = [upstream.go_program(), "test", "-trimpath", "-count=1", "-v", *packages]
     argv += ["-run", "^(" + "|".join(names) + ")$"] if names else []
+    argv += ["-skip", "^(" + "|".join(UPSTREAM_TESTS_LEFT_OUT) + ")$"]
     return subprocess.run(
         argv, cwd=module, env=env, capture_output=True, text=True, timeout=GO_TEST_TIMEOUT,
         check=False,
@@ -128,6 +137,7 @@ def test_the_series_fixes_what_its_headers_say(tree: Path, tmp_path: Path) -> No
     assert "update after a restart: rpc error: code = FailedPrecondition" in done.stdout
     assert "invalid transition from nonexistent via event update" in done.stdout
     assert "invalid transition from draft via event update" in done.stdout
+    assert "delete of an unknown rule: rpc error: code = FailedPrecondition" in done.stdout
 
 
 def test_the_go_packages_are_found() -> None:
@@ -135,6 +145,7 @@ def test_the_go_packages_are_found() -> None:
         "./internal/dsl",
         "./internal/grpc/services",
         "./internal/storage",
+        "./pkg/fsm",
     ]
 
 

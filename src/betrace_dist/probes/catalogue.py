@@ -173,6 +173,51 @@ def expect_ready(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("ready-equals-health", measure_ready, expect_ready, _ports))
 
 
+def measure_store_refused(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A create that rules.json cannot take (the data directory is read-only), then what the
+    API does with that rule's name."""
+    path = f"/v1/rules/{RULE['name']}"
+    with receiver_running():
+        api = backend(params)
+        api.data = READ_ONLY
+        api.start()
+        create = api.post_json("/v1/rules", RULE)
+        read = api.call("GET", path)
+        again = api.post_json("/v1/rules", RULE)
+        delete = api.call("DELETE", path)
+        never = api.call("DELETE", "/v1/rules/never-created")
+        api.stop(signal.SIGKILL)
+    return {
+        "create": create.status,
+        "create_message": create.body[:200],
+        "get_after": read.status,
+        "post_again": again.status,
+        "delete_after": delete.status,
+        "delete_message": delete.body[:200],
+        "delete_never_created": never.status,
+    }
+
+
+def expect_store_refused(data: ReleaseData) -> dict[str, Expect]:
+    # the distribution's backend, with patches 0005 (the refused rule does not exist, and the
+    # store still refuses it) and 0006 (an unknown rule is not found). Upstream's, measured by
+    # this probe before the patches: GET 404, a second POST 409 "rule already exists", DELETE
+    # 400 "invalid transition from validated", and 400 "invalid transition from nonexistent"
+    # for a rule never created.
+    return {
+        "create": equal(500),
+        "create_message": contains("failed to persist rule"),
+        "get_after": equal(404),
+        "post_again": equal(500),
+        "delete_after": equal(404),
+        "delete_message": contains("rule not found"),
+        "delete_never_created": equal(404),
+    }
+
+
+register(Probe("store-refused-rule", measure_store_refused, expect_store_refused, _ports))
+
+
 # --- body sizes ------------------------------------------------------------------------------
 
 
