@@ -591,8 +591,8 @@ def _await_namespace(info: int) -> None:
     (the PID bwrap wrote to the pipe `info` before it started the command) has exited."""
     os.set_blocking(info, False)
     try:
-        said = os.read(info, 4096)
-        first = int(json.loads(said)["child-pid"])
+        said = os.read(info, 4096).decode("utf-8", "replace")
+        first = int(json.JSONDecoder().raw_decode(said.lstrip())[0]["child-pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return  # bwrap stopped before it made the namespace: nothing of the page ran
     end = time.monotonic() + END_WAIT
