@@ -11,6 +11,7 @@ backend).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -33,6 +34,17 @@ class Header:
     path: Path
     fields: dict[str, str]
     lines: dict[str, int]
+
+
+def digest(patches: list[Path], *more: bytes) -> str:
+    """The sha256 (hex) of a series, its names and contents in order, and of `more` (the
+    rest of a build's inputs): the key under which a build with the series is cached."""
+    found = hashlib.sha256()
+    for path in patches:
+        found.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for part in more:
+        found.update(part + b"\0")
+    return found.hexdigest()
 
 
 def series(patch_dir: Path) -> list[Path]:

@@ -20,7 +20,6 @@ every patch and the pins: a second run with the same inputs reuses it (`--force`
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -91,12 +90,9 @@ def pin_registry_dependencies(lock_path: Path) -> list[str]:
 
 
 def cache_key(tarball: Path, patches: list[Path]) -> str:
-    digest = hashlib.sha256()
-    digest.update(tarball.read_bytes())
-    for path in patches:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    digest.update(json.dumps(REGISTRY_PINS, sort_keys=True).encode())
-    return digest.hexdigest()[:16]
+    """The build's inputs: the snapshot, the series and the registry pins."""
+    pins = json.dumps(REGISTRY_PINS, sort_keys=True).encode()
+    return patch_series.digest(patches, tarball.read_bytes(), pins)[:16]
 
 
 def cache_root() -> Path:
@@ -115,8 +111,8 @@ def _timed(cmd: list[str], cwd: Path, log: Path) -> float:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
         done = subprocess.run(
-            ["nice", "-n", "10", *cmd], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-            timeout=NPM_TIMEOUT, check=False,
+            [tools.require("nice"), "-n", "10", *cmd], cwd=cwd, stdout=out,
+            stderr=subprocess.STDOUT, timeout=NPM_TIMEOUT, check=False,
         )  # fmt: skip
     if done.returncode != 0:
         raise PatchError(f"{' '.join(cmd)} failed with {done.returncode}: see {log}")

@@ -104,6 +104,7 @@ TOOLS = _declare(
     _debian("bwrap", "bubblewrap", _JAIL),
     *(_debian(name, "util-linux") for name in ("nsenter", "prlimit", "setpriv")),
     _debian("env", "coreutils"),
+    _debian("nice", "coreutils", "builds the Grafana app at a low priority", jail=False),
     _debian("unshare", "util-linux", "runs the backend on a private loopback", jail=False),
     _debian("ip", "iproute2", "brings that loopback up", jail=False),
     *(_debian(name, "mount", jail=False) for name in ("mount", "umount")),

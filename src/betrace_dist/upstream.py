@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import REPO_ROOT, tools
+from . import REPO_ROOT, patch_series, tools
 from .backend_run import ENV_VAR as BACKEND_ENV
 from .patch_series import PatchError, apply_series, series
 from .release import Release, load_release_data
@@ -184,10 +184,7 @@ def build_env(work: Path) -> dict[str, str]:
 
 def series_digest(patches: list[Path]) -> str:
     """A digest of a patch series (names and contents, in order): part of the build's key."""
-    digest = hashlib.sha256()
-    for path in patches:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
+    return patch_series.digest(patches)[:12]
 
 
 def backend_program(release: Release | None = None) -> Path:

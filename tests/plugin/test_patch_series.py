@@ -145,3 +145,29 @@ def test_the_series_applies_to_a_tree_inside_another_git_work_tree(tmp_path: Pat
     tree = unpack_with(tmp_path / "cache", plugin_build.series())
     assert "'react/jsx-runtime'" in (tree / APP / "webpack.config.js").read_text()
     assert hard_coded(tree) == []
+
+
+def test_the_apps_build_is_keyed_by_the_snapshot_the_series_and_the_pins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any input of the build changed gives another cache folder, so a stale bundle is never
+    reused: the snapshot's bytes, a patch's content or name, the order, the registry pins."""
+    tarball = tmp_path / "snapshot.tar.gz"
+    tarball.write_bytes(b"snapshot")
+    first, second = tmp_path / "0001-a.patch", tmp_path / "0002-b.patch"
+    first.write_text("a\n")
+    second.write_text("b\n")
+    key = plugin_build.cache_key(tarball, [first, second])
+    assert plugin_build.cache_key(tarball, [first, second]) == key
+    assert plugin_build.cache_key(tarball, [second, first]) != key
+    renamed = tmp_path / "0001-c.patch"
+    renamed.write_text("a\n")
+    assert plugin_build.cache_key(tarball, [renamed, second]) != key
+    first.write_text("a changed\n")
+    assert plugin_build.cache_key(tarball, [first, second]) != key
+    first.write_text("a\n")
+    tarball.write_bytes(b"another snapshot")
+    assert plugin_build.cache_key(tarball, [first, second]) != key
+    tarball.write_bytes(b"snapshot")
+    monkeypatch.setattr(plugin_build, "REGISTRY_PINS", {"pinned": "2.0.0"})
+    assert plugin_build.cache_key(tarball, [first, second]) != key
