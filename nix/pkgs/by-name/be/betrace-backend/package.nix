@@ -26,7 +26,8 @@ buildGoModule (finalAttrs: {
   # an in list that never match, rules recovered at start-up that cannot be changed or deleted,
   # and a rule left stuck by an expression that does not compile or a store that refused it. Not
   # yet merged upstream. Their paths start at the repository root (backend/...), where the patch
-  # phase runs: buildGoModule changes into modRoot only in its configure phase, after the patches.
+  # phase runs: buildGoModule changes into modRoot only in its configure phase, after the patches
+  # (pkgs/build-support/go/module.nix as read at nixpkgs 010277de).
   patches = [
     ./0001-dsl-read-the-keyword-false-as-false.patch
     ./0002-dsl-match-quoted-list-items-without-their-quotes.patch
