@@ -45,7 +45,8 @@ BACKEND_MODULE = "backend"
 BACKEND_MAIN = "./cmd/betrace-backend"
 #: The distribution's patches for the backend, applied from the root of upstream's tree.
 BACKEND_PATCHES = REPO_ROOT / "patches" / "betrace-backend"
-#: Longest a build may take; about 80 s on an idle 2-core machine, several minutes under load.
+#: Longest a build may take; about a minute on an idle 2-core machine (65 s with the six
+#: patches), several minutes under load.
 BUILD_TIMEOUT = 1200
 SNAPSHOT_HINT = (
     "the snapshot of upstream's tree is not beside the checkout: put it at "
@@ -243,7 +244,7 @@ def _build(tree: Path, program: Path, version: str, patches: list[Path]) -> None
     started = time.monotonic()
     print(
         f"building betrace-backend {version} from {tree.name} with {len(patches)} patches "
-        "(about 1.5 min)",
+        "(about a minute, more under load)",
         file=sys.stderr,
     )
     try:

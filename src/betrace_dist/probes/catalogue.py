@@ -174,18 +174,24 @@ register(Probe("ready-equals-health", measure_ready, expect_ready, _ports))
 
 
 def measure_store_refused(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A create that rules.json cannot take (the data directory is read-only), then what the
-    API does with that rule's name."""
+    """A create that rules.json cannot take, what the API then does with that rule's name, and
+    what the store writes once it works again. The store writes rules.json.tmp and renames it:
+    a folder of that name makes the write fail, for root too, until the probe removes it."""
     path = f"/v1/rules/{RULE['name']}"
     with receiver_running():
         api = backend(params)
-        api.data = READ_ONLY
+        blocker = api.data / "rules.json.tmp"
+        blocker.mkdir(parents=True)
         api.start()
         create = api.post_json("/v1/rules", RULE)
         read = api.call("GET", path)
         again = api.post_json("/v1/rules", RULE)
         delete = api.call("DELETE", path)
         never = api.call("DELETE", "/v1/rules/never-created")
+        blocker.rmdir()
+        other = api.post_json("/v1/rules", RULE | {"name": "written-later"})
+        stored = json.loads((api.data / "rules.json").read_text(encoding="utf-8") or "{}")
+        writable = api.post_json("/v1/rules", RULE)
         api.stop(signal.SIGKILL)
     return {
         "create": create.status,
@@ -195,15 +201,19 @@ def measure_store_refused(params: Mapping[str, Any]) -> dict[str, Any]:
         "delete_after": delete.status,
         "delete_message": delete.body[:200],
         "delete_never_created": never.status,
+        "other_rule_once_writable": other.status,
+        "refused_rule_in_file": RULE["name"] in stored,
+        "post_once_writable": writable.status,
     }
 
 
 def expect_store_refused(data: ReleaseData) -> dict[str, Expect]:
     # the distribution's backend, with patches 0005 (the refused rule does not exist, and the
     # store still refuses it) and 0006 (an unknown rule is not found). Upstream's, measured by
-    # this probe before the patches: GET 404, a second POST 409 "rule already exists", DELETE
-    # 400 "invalid transition from validated", and 400 "invalid transition from nonexistent"
-    # for a rule never created.
+    # this probe on its build: GET 404, a second POST 409 "rule already exists", DELETE 400
+    # "invalid transition from validated", 400 "invalid transition from nonexistent" for a rule
+    # never created, the refused rule written into rules.json by the next change, and a POST of
+    # it once the store works 409.
     return {
         "create": equal(500),
         "create_message": contains("failed to persist rule"),
@@ -212,6 +222,9 @@ def expect_store_refused(data: ReleaseData) -> dict[str, Expect]:
         "delete_after": equal(404),
         "delete_message": contains("rule not found"),
         "delete_never_created": equal(404),
+        "other_rule_once_writable": equal(200),
+        "refused_rule_in_file": equal(False),
+        "post_once_writable": equal(200),
     }
 
 
