@@ -457,7 +457,10 @@ def test_a_shell_block_without_shellcheck_installed_fails_saying_how_to_install_
     from betrace_dist.gate.checkers import CheckFailure, Context, shell
     from betrace_dist.gate.lexer import blocks
 
-    monkeypatch.setattr(shell.tools, "find", lambda name: None)
+    found = shell.tools.find
+    monkeypatch.setattr(
+        shell.tools, "find", lambda name: None if name == "shellcheck" else found(name)
+    )
     (block,) = blocks("```bash\necho a\n```\n")
     with pytest.raises(CheckFailure, match=r"^ShellCheck is not installed \(pip install"):
         shell.ShellChecker().check(block, Context(page=tmp_path, site_root=tmp_path))
@@ -737,3 +740,41 @@ def test_references_of_a_pod_are_its_volumes_then_each_containers_env() -> None:
         ("ConfigMap", "fc", ""),
         ("Secret", "fs", ""),
     ]
+
+
+#: A block of chained assignments: ShellCheck needs about 0.7 GB for 500 of them.
+MEMORY_HOG = "\n".join(["v0=x", *(f"v{i}=$v{i - 1}x" for i in range(1, 500))]) + "\n"
+
+
+def test_shellcheck_out_of_its_memory_fails_the_block_never_passes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ShellCheck runs with the gate's rights, so within CHECK_MEMORY; one that ran out of it
+    printed nothing, which once read as "no comments" and passed the block."""
+    from betrace_dist.gate.checkers import CheckFailure, shell
+
+    require_tool("shellcheck")
+    monkeypatch.setattr(shell, "CHECK_MEMORY", 256 * 1024 * 1024)
+    with pytest.raises(CheckFailure, match=r"^ShellCheck could not check this block: .*memory"):
+        shell._check_shellcheck("bash", MEMORY_HOG + "# out-of-memory case\n")
+    monkeypatch.setattr(shell, "CHECK_MEMORY", 2 * 1024 * 1024 * 1024)
+    with pytest.raises(CheckFailure, match=r"^ShellCheck SC2034"):  # with room: its comments
+        shell._check_shellcheck("bash", MEMORY_HOG + "# enough-memory case\n")
+
+
+def test_bash_n_that_fails_for_want_of_memory_is_not_a_syntax_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from betrace_dist.gate.checkers import CheckFailure, shell
+
+    monkeypatch.setattr(shell, "CHECK_MEMORY", 2 * 1024 * 1024)  # bash cannot even start
+    with pytest.raises(CheckFailure, match=r"^bash -n could not check this block"):
+        shell._check_syntax("echo small-memory-case\n")
+
+
+def test_a_check_past_its_time_is_a_failure_that_says_so() -> None:
+    """Not a traceback: the block fails with what ran out (sleep 30 never ends in 0.5 s)."""
+    from betrace_dist.gate.checkers import CheckFailure, shell
+
+    with pytest.raises(CheckFailure, match=r"^sleep did not finish within 0.5 s on this block$"):
+        shell._bounded(["sleep", "30"], "", 0.5)

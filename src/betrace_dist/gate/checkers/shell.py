@@ -37,6 +37,28 @@ SHELLCHECK_EXCLUDE = {
 
 CONSOLE = frozenset({"console", "shell-session"})
 
+#: `bash -n` and ShellCheck read the page's text with the gate's rights, outside the page's jail:
+#: each runs with this much address space and CPU time at most (a block of a few hundred chained
+#: assignments takes ShellCheck 0.7 GB; some thousand would take all the machine's memory).
+CHECK_MEMORY = 1024 * 1024 * 1024
+CHECK_CPU_SECONDS = 60
+#: Wall-clock seconds for each.
+BASH_N_TIMEOUT, SHELLCHECK_TIMEOUT = 10, 30
+
+
+def _bounded(argv: list[str], script: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """argv run on the script, within CHECK_MEMORY and CHECK_CPU_SECONDS; past `timeout`, a
+    CheckFailure that says so."""
+    limits = [tools.require("prlimit"), f"--as={CHECK_MEMORY}", f"--cpu={CHECK_CPU_SECONDS}"]
+    try:
+        return subprocess.run(
+            [*limits, "--", *argv], input=script, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        name = argv[0].rsplit("/", 1)[-1]
+        raise CheckFailure(f"{name} did not finish within {timeout:g} s on this block") from None
+
 
 def script_of(block: Block) -> tuple[str, str]:
     """(dialect, script text) with console output lines blanked."""
@@ -61,28 +83,31 @@ def script_of(block: Block) -> tuple[str, str]:
 # Within one process only: nothing is kept between runs.
 @cache
 def _bash_n(script: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-n"], input=script, capture_output=True, text=True, timeout=10, check=False
-    )
+    return _bounded([tools.require("bash"), "-n"], script, BASH_N_TIMEOUT)
 
 
 @cache
 def _shellcheck(shellcheck: str, dialect: str, script: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [shellcheck, "-f", "json1", "-s", dialect, "-e", ",".join(SHELLCHECK_EXCLUDE), "-"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    comments: list[dict[str, Any]] = json.loads(result.stdout or "{}").get("comments", [])
-    return comments
+    """ShellCheck's comments. It exits 0 with none and 1 with some; anything else (out of
+    memory, killed, a crash) is a failure of the block that says so, never "no comments"."""
+    argv = [shellcheck, "-f", "json1", "-s", dialect, "-e", ",".join(SHELLCHECK_EXCLUDE), "-"]
+    result = _bounded(argv, script, SHELLCHECK_TIMEOUT)
+    try:
+        comments: list[dict[str, Any]] = json.loads(result.stdout).get("comments", [])
+    except (ValueError, AttributeError):
+        comments = []
+    if (result.returncode, bool(comments)) in ((0, False), (1, True)):
+        return comments
+    said = result.stderr.strip().splitlines()[:1] or [f"exit {result.returncode}"]
+    raise CheckFailure(f"ShellCheck could not check this block: {said[0]}")
 
 
 def _check_syntax(script: str) -> None:
     """`bash -n` (once per distinct script in a run): a syntax error at the line bash names."""
     syntax = _bash_n(script)
+    if syntax.returncode not in (0, 2):  # 2: a syntax error; anything else: bash itself failed
+        said = syntax.stderr.strip().splitlines()[:1] or [f"exit {syntax.returncode}"]
+        raise CheckFailure(f"bash -n could not check this block: {said[0]}")
     if syntax.returncode != 0:
         message = syntax.stderr.strip().splitlines()[0] if syntax.stderr.strip() else "error"
         raise CheckFailure(f"shell syntax error: {message.split(': ', 2)[-1]}", _bash_line(message))
