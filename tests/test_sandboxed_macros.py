@@ -61,6 +61,8 @@ ESCAPES = [
     ("{{ page.read_source }}", "has no attribute 'read_source'"),
     ("{{ lipsum(10**6) }}", "'lipsum' is undefined"),
     ("{{ namespace(x=1) }}", "'namespace' is undefined"),
+    ('{% include "index.md" %}', "'index.md' was not read: pages include no files"),
+    ('{% import "index.md" as x %}', "'index.md' was not read: pages include no files"),
 ]
 
 

@@ -12,8 +12,8 @@ before it renders, in `mkdocs build`, `mkdocs serve` and the gate alike, since t
 pages to the same plugin), is where we:
 
 - swap the plugin's environment for a `PageSandbox` (an `ImmutableSandboxedEnvironment`) with the
-  same loader, delimiters, undefined behaviour and extensions, whose only globals are `range`
-  (bounded) and the macros our `define_env` registered;
+  same delimiters, undefined behaviour and extensions, whose only globals are `range` (bounded)
+  and the macros our `define_env` registered, and a loader that reads no file (`NoFiles`);
 - drop every variable but the ones our `define_env` provides, and replace `page` (a mkdocs Page,
   whose methods read files) by a read-only view of its title, URL, source path and front matter;
 - refuse front matter that would shadow one of those names.
@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from jinja2 import Template, TemplateSyntaxError, Undefined
+from jinja2 import BaseLoader, Template, TemplateSyntaxError, Undefined
 from jinja2.filters import FILTERS as DEFAULT_FILTERS
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -120,6 +120,7 @@ def sandboxed(env: Any, names: Provided) -> PageSandbox:
     plain = env.env
     sandbox = PageSandbox(
         **{key: getattr(plain, key) for key in _SETTINGS},
+        loader=NoFiles(),
         extensions=[type(ext) for ext in plain.extensions.values()],
     )
     sandbox.filters = dict(DEFAULT_FILTERS)
@@ -145,9 +146,19 @@ _SETTINGS = (
     "newline_sequence",
     "keep_trailing_newline",
     "undefined",
-    "loader",
     "autoescape",
 )
+
+
+class NoFiles(BaseLoader):
+    """The loader of the sandbox: a page reads no file. mkdocs-macros' own loader reads any file
+    under the docs folder for `{% include %}`, `{% import %}` and `{% extends %}`, links
+    included, so a page (and a link committed beside it) could read the repository's .git/config
+    into the site and the CI log. The site's pages include nothing (artefacts come in through
+    pymdownx.snippets, which refuses links out of the repository)."""
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Any]:
+        raise limits.LimitError(f"'{template}' was not read: pages include no files; {HINT}")
 
 
 def shadowing_keys(meta: Any, names: Provided) -> list[str]:
