@@ -50,7 +50,7 @@ def test_a_block_cannot_write_outside_its_sandbox(session: Session) -> None:
     ("script", "message"),
     [
         ("cd no-such-dir\n", "cd: there is no directory 'no-such-dir' at this point of the page"),
-        ("cd /\n", "the gate will not change to '/': it resolves to '/', outside the page's"),
+        ("cd /\n", "the gate will not change to '/': it lies outside the page's sandbox"),
         ("export GREETING\n", "export: 'GREETING' assigns nothing (write NAME=value)"),
         ("frobnicate --all\n", "no command model for 'frobnicate': add one to the gate, or skip"),
         ("echo $(frobnicate)\n", "no command model for 'frobnicate'"),
@@ -62,6 +62,20 @@ def test_a_command_the_gate_cannot_follow_is_refused(
     with pytest.raises(CommandError) as caught:
         run(session, script)
     assert str(caught.value).startswith(message), caught.value
+
+
+@pytest.mark.parametrize("target", ["/etc/ssh", "/proc/self/cwd", "/no/such/folder"])
+def test_cd_through_a_planted_link_says_nothing_of_where_it_leads(
+    session: Session, target: str
+) -> None:
+    """The gate resolves with its own rights: a link of the page must not tell the page what
+    lies (or whether anything lies) where its jail hides it."""
+    (session.repo / "p").symlink_to(target)
+    with pytest.raises(CommandError) as caught:
+        run(session, "cd p\n")
+    message = str(caught.value)
+    assert message.startswith("the gate will not change to"), message
+    assert target not in message and str(Path.cwd()) not in message
 
 
 def test_builtins_and_assignments_change_the_state_later_commands_see(session: Session) -> None:

@@ -307,12 +307,14 @@ class Session:
         return str(path)
 
     def inside(self, path: Path, verb: str = "write") -> Path:
-        """The path, resolved (symbolic links followed), if it lies in the page's sandbox."""
+        """The path, resolved (symbolic links followed), if it lies in the page's sandbox. Where
+        it leads otherwise is not said: the gate resolves with its own rights, and a link of the
+        page could point at what the page's jail hides."""
         resolved = path.resolve()
         if resolved != self.tmp and self.tmp not in resolved.parents:
             raise CommandError(
-                f"the gate will not {verb} '{path}': it resolves to '{resolved}', outside the "
-                "page's sandbox (a guide's files live in the reader's clone or home)"
+                f"the gate will not {verb} '{path}': it lies outside the page's sandbox (a "
+                "guide's files live in the reader's clone or home)"
             )
         return resolved
 
@@ -543,12 +545,14 @@ class Session:
     def _cd(self, cmd: Command, argv: list[str]) -> None:
         """`cd DIR` (`cd` alone: home), only to a directory that exists inside the sandbox."""
         target = self.path(argv[1] if len(argv) > 1 else str(self.home))
-        if not target.is_dir():
+        # a guide works in the reader's clone or home: the gate reads files relative to cwd;
+        # whether a place outside exists is not looked at (nor said)
+        resolved = self.inside(target, "change to")
+        if not resolved.is_dir():
             raise CommandError(
                 f"cd: there is no directory '{self.reader_path(target)}' at this point of the page"
             )
-        # a guide works in the reader's clone or home: the gate reads files relative to cwd
-        self.cwd = self.inside(target, "change to")
+        self.cwd = resolved
 
     def _export(self, cmd: Command, argv: list[str]) -> None:
         """`export NAME=value ...`; a bare NAME assigns nothing and is refused."""
