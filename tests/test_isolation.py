@@ -583,3 +583,34 @@ def test_a_command_that_fails_on_its_own_is_run_once(jail: Jail) -> None:
     done = sh(jail, "echo x >> runs.txt; echo 'bwrap: not a set-up failure' >&2; exit 1")
     assert done.returncode == 1
     assert (jail.writable / "runs.txt").read_text() == "x\n"
+
+
+def test_the_sandboxes_a_killed_run_left_are_removed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, canary: Path
+) -> None:
+    """A run killed before its pages closed leaves its sandboxes (their RAM-backed folders still
+    mounted where the gate is root); the next gate process removes those of processes that are
+    gone, unmounting first and following none of the page's links, and leaves the rest."""
+    from betrace_dist.gate import sandbox
+
+    monkeypatch.setattr(sandbox.tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    stale = tmp_path / f"betrace-page-{ended.pid}-k1ll3d"
+    (stale / "page").mkdir(parents=True)
+    mounted = sandbox._mount_tmpfs(stale / "page")
+    (stale / "page" / "out").symlink_to(canary)
+    (stale / "page" / "left.txt").write_text("x")
+    running = tmp_path / f"betrace-page-{os.getpid()}-l1ve"
+    unnamed = tmp_path / "betrace-page-0ldname"
+    for kept in (running, unnamed):
+        kept.mkdir()
+    sandbox.sweep_stale.cache_clear()
+    try:
+        assert sandbox.sweep_stale() == (stale,)
+    finally:
+        sandbox.sweep_stale.cache_clear()
+    assert not stale.exists() and running.is_dir() and unnamed.is_dir()
+    assert (canary / "secret.txt").read_text() == "canary-secret"
+    if mounted:
+        assert str(stale / "page") not in Path("/proc/self/mounts").read_text()

@@ -2,7 +2,9 @@
 
 Layout, made fresh for every page:
 
-    betrace-page-XXXX/      the gate's (root, 0700): the page can neither rename nor replace it
+    betrace-page-PID-XXXX/  the gate's (root, 0700): the page can neither rename nor replace it;
+                            PID is the gate process's, so a later run removes what a killed
+                            run left (`sweep_stale`)
       page/                 the page's writable folder, the only one its jail binds writable: a
                             RAM-backed file system of SANDBOX_SIZE bytes where the gate may mount
                             one (then its disk use is bounded and unmounting removes it all)
@@ -18,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import stat
 import subprocess
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 
 from .. import tools
@@ -55,11 +60,55 @@ def _mount_tmpfs(where: Path) -> bool:
     return done.returncode == 0
 
 
+#: A sandbox's folder names the gate process that made it: betrace-page-<PID>-<random>.
+_STALE = re.compile(r"betrace-page-(\d+)-[\w]+")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: running
+        return True
+    return True
+
+
+@cache
+def sweep_stale() -> tuple[Path, ...]:
+    """Remove the sandboxes of gate processes that no longer run (a run killed before its pages
+    closed left them, their RAM-backed folders still mounted): once per process, before its
+    first sandbox. Only folders of this user, named as the gate names them, whose process is
+    gone; their file systems are unmounted first, and nothing in them is followed."""
+    removed = []
+    for base in Path(tempfile.gettempdir()).glob("betrace-page-*-*"):
+        found = _STALE.fullmatch(base.name)
+        try:
+            info = base.lstat()
+        except OSError:
+            continue
+        if not found or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            continue
+        if _running(int(found[1])):
+            continue
+        page = base / "page"
+        if _UMOUNT and not page.is_symlink() and os.path.ismount(page):
+            subprocess.run(
+                [_UMOUNT, "-l", str(page)], env=_gate_env(), capture_output=True, timeout=30,
+                check=False,
+            )  # fmt: skip
+        safefs.remove_tree(base)
+        removed.append(base)
+    return tuple(removed)
+
+
 class Sandbox:
     """The folders of one page and the gate's handle on them (see the module's docstring)."""
 
     def __init__(self, deadline: float) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="betrace-page-")).resolve()
+        sweep_stale()
+        made = tempfile.mkdtemp(prefix=f"betrace-page-{os.getpid()}-")
+        self.base = Path(made).resolve()
         self.root = self.base / "page"
         self.root.mkdir(mode=0o755)
         self.mounted = _mount_tmpfs(self.root)
