@@ -778,3 +778,19 @@ def test_a_check_past_its_time_is_a_failure_that_says_so() -> None:
 
     with pytest.raises(CheckFailure, match=r"^sleep did not finish within 0.5 s on this block$"):
         shell._bounded(["sleep", "30"], "", 0.5)
+
+
+def test_a_page_whose_shell_checks_used_up_their_time_is_stopped_there(tmp_path: Path) -> None:
+    """The gate's own share of a page is bounded too: past PAGE_CHECK_SECONDS of bash -n and
+    ShellCheck, a block fails instead of being checked."""
+    from betrace_dist.gate.checkers import CheckFailure, Context, shell
+    from betrace_dist.gate.lexer import blocks
+
+    (block,) = blocks("```bash\necho page-budget-case\n```\n")
+    ctx = Context(page=tmp_path / "p.md", site_root=tmp_path)
+    ctx.state["shell_check_seconds"] = shell.PAGE_CHECK_SECONDS + 1
+    with pytest.raises(CheckFailure, match=r"used up their 120 s; later blocks were not checked"):
+        shell.ShellChecker().check(block, ctx)
+    fresh = Context(page=tmp_path / "q.md", site_root=tmp_path)
+    shell._checked_in_time(fresh.state, "echo page-budget-case\n", "bash")
+    assert 0 < fresh.state["shell_check_seconds"] < shell.PAGE_CHECK_SECONDS  # it is counted

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
@@ -42,8 +43,10 @@ CONSOLE = frozenset({"console", "shell-session"})
 #: assignments takes ShellCheck 0.7 GB; some thousand would take all the machine's memory).
 CHECK_MEMORY = 1024 * 1024 * 1024
 CHECK_CPU_SECONDS = 60
-#: Wall-clock seconds for each.
+#: Wall-clock seconds for each, and for all of a page's blocks together (the page's commands have
+#: a time limit of their own; this bounds the gate's share: at most this plus one block's).
 BASH_N_TIMEOUT, SHELLCHECK_TIMEOUT = 10, 30
+PAGE_CHECK_SECONDS = 120
 
 
 def _bounded(argv: list[str], script: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -113,6 +116,23 @@ def _check_syntax(script: str) -> None:
         raise CheckFailure(f"shell syntax error: {message.split(': ', 2)[-1]}", _bash_line(message))
 
 
+def _checked_in_time(state: dict[str, Any], script: str, dialect: str) -> None:
+    """`bash -n` and ShellCheck, counted against the page's PAGE_CHECK_SECONDS (`state`: the
+    page's, shared by its blocks)."""
+    spent = float(state.get("shell_check_seconds", 0.0))
+    if spent > PAGE_CHECK_SECONDS:
+        raise CheckFailure(
+            f"the page's shell checks (bash -n, ShellCheck) used up their {PAGE_CHECK_SECONDS} s; "
+            "later blocks were not checked"
+        )
+    started = time.monotonic()
+    try:
+        _check_syntax(script)
+        _check_shellcheck(dialect, script)
+    finally:
+        state["shell_check_seconds"] = spent + time.monotonic() - started
+
+
 def _bash_line(message: str) -> int | None:
     """The block line a bash message names: "bash: line 3: syntax error ..." -> 3."""
     if "line " not in message:
@@ -167,8 +187,7 @@ class ShellChecker:
         dialect, script = script_of(block)
         if block.language in CONSOLE and not script.strip():
             raise CheckFailure("a console block needs at least one command line starting with '$ '")
-        _check_syntax(script)
-        _check_shellcheck(dialect, script)
+        _checked_in_time(ctx.state, script, dialect)
         if block.language in CONSOLE:
             self._run_console(block, ctx)
             return
