@@ -307,6 +307,15 @@ PROMETHEUS = "config/prometheus.yml"
 BREAKS = [
     pytest.param(
         COMPOSE,
+        r"condition: service_completed_successfully",
+        "condition: service_started",
+        "services.backend-rules runs once, but no long-running service depends on it with "
+        "condition: service_completed_successfully: docker compose up --wait would take its "
+        "exit for a failure",
+        id="one-shot-not-awaited",
+    ),
+    pytest.param(
+        COMPOSE,
         r"\$\{BETRACE_HTTP_HOST_PORT:-12011\}:12011",
         "8080:8080",
         "services.backend.ports: container port 8080 is published, but betrace-backend "

@@ -853,11 +853,31 @@ def check_operations(stack: Stack, data: ReleaseData) -> list[str]:
         for m in stack.service("backend").get("volumes", [])
     ):
         out.append(f"services.backend: BETRACE_DATA_DIR '{data_dir}' is not on a named volume")
+    out += _one_shots_awaited(stack)
     replicas = (stack.service("backend").get("deploy") or {}).get("replicas", 1)
     if replicas != data.current.backend.replicas:
         out.append(
             f"services.backend.deploy.replicas is {replicas}; the backend keeps state: run 1"
         )
+    return out
+
+
+def _one_shots_awaited(stack: Stack) -> list[str]:
+    """`up --wait` takes a one-shot service's exit for a failure unless a service that keeps
+    running depends on it with service_completed_successfully (Compose's pull request #9572)."""
+    out = []
+    for name in sorted(ONE_SHOT & set(stack.services)):
+        if not any(
+            (service.get("depends_on") or {}).get(name, {}).get("condition")
+            == "service_completed_successfully"
+            for other, service in stack.services.items()
+            if other not in ONE_SHOT and isinstance(service.get("depends_on"), dict)
+        ):
+            out.append(
+                f"services.{name} runs once, but no long-running service depends on it with "
+                "condition: service_completed_successfully: docker compose up --wait would "
+                "take its exit for a failure"
+            )
     return out
 
 
