@@ -353,3 +353,29 @@ def test_check_points_at_the_row_of_a_multi_line_expression(
     assert f"{path}:6: rule 'literal'" in out
     assert f"{path}:10: rule 'typo-in-the-middle'" in out
     assert f"{path}:13: rule 'folded'" in out
+
+
+#: A backend log as the pinned commit writes it (internal/grpc/services/span_service.go,
+#: onTraceComplete), cut where the trace was evaluated but its violation not yet recorded.
+EVALUATED = (
+    "Trace complete: trace_id=aaa spans=2\n"
+    "Trace evaluation complete: trace_id=aaa matched_rules=1 rule_ids=[r1]\n"
+)
+RECORDED = "Trace-level violation recorded: rule=r1 trace=aaa spans=2\n"
+
+
+def test_a_trace_is_settled_once_its_violations_are_recorded_not_once_it_is_evaluated() -> None:
+    """The rule examples and the probes wait for these events: a fixed pause after the
+    evaluation line once lost a violation on a loaded machine (a benchmark's run)."""
+    from betrace_dist.backend_run import traces_settled
+
+    assert not traces_settled("", {"aaa"})
+    assert not traces_settled(EVALUATED, {"aaa"})
+    assert traces_settled(EVALUATED + RECORDED, {"aaa"})
+    assert not traces_settled(EVALUATED + RECORDED, {"aaa", "bbb"})
+    nothing = "Trace evaluation complete: trace_id=bbb matched_rules=0 rule_ids=[]\n"
+    assert traces_settled(EVALUATED + RECORDED + nothing, {"aaa", "bbb"})
+    failed = "Error recording trace-level violation for rule r1: disk full\n"
+    assert traces_settled(EVALUATED + failed, {"aaa"})  # an error ends the wait too
+    other = "Trace-level violation recorded: rule=r1 trace=aaab spans=2\n"
+    assert not traces_settled(EVALUATED + other, {"aaa"})  # another trace's line is not this one's

@@ -19,10 +19,12 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,31 @@ from . import tools
 ENV_VAR = "BETRACE_LIVE_BACKEND"
 #: Seconds the backend gets to answer GET /v1/health after it starts.
 START_TIMEOUT = 15.0
+#: Longest wait for the backend to evaluate a trace: 3 s after its last span on a 1 s tick
+#: (span_service.go, trace_buffer_fsm.go at the pinned commit), plus a loaded machine's delay.
+EVALUATION_LIMIT = 30.0
+
+
+def traces_settled(log: str, trace_ids: Iterable[str]) -> bool:
+    """Whether a backend log shows each trace evaluated and every trace-level violation it found
+    recorded. At the pinned commit, `onTraceComplete` (internal/grpc/services/span_service.go)
+    logs "Trace evaluation complete: trace_id=T matched_rules=N" and then, per matched rule,
+    "Trace-level violation recorded: rule=R trace=T spans=S" (or "Error recording trace-level
+    violation ..."): the events to wait for, where a fixed pause is a race with the machine."""
+    errors = log.count("Error recording trace-level violation")
+    for trace in trace_ids:
+        evaluated = re.search(
+            rf"Trace evaluation complete: trace_id={re.escape(trace)} matched_rules=(\d+)", log
+        )
+        if evaluated is None:
+            return False
+        after = log[evaluated.end() :]
+        recorded = len(
+            re.findall(rf"violation recorded: rule=\S+ trace={re.escape(trace)} ", after)
+        )
+        if recorded + errors < int(evaluated[1]):
+            return False
+    return True
 
 
 class BackendError(Exception):
@@ -160,7 +187,27 @@ class Backend:
         self.proc = None
         return round(time.monotonic() - start, 2)
 
-    def text(self) -> str:
+    def text(self, since: int = 0) -> str:
+        """Its log (from byte `since`)."""
         if self.log is None or not self.log.is_file():
             return ""
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        with self.log.open("rb") as read:
+            read.seek(since)
+            return read.read().decode("utf-8", "replace")
+
+    def log_mark(self) -> int:
+        """Where its log ends now: take it before sending spans, for `await_traces`."""
+        return self.log.stat().st_size if self.log is not None and self.log.is_file() else 0
+
+    def await_traces(
+        self, trace_ids: Iterable[str], since: int = 0, limit: float = EVALUATION_LIMIT
+    ) -> bool:
+        """Wait until the log after `since` shows each trace evaluated and its violations
+        recorded (`traces_settled`); False if that took longer than `limit` seconds."""
+        wanted = set(trace_ids)
+        end = time.monotonic() + limit
+        while not traces_settled(self.text(since), wanted):
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.1)
+        return True

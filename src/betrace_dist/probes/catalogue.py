@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import Expect, Probe, at_least, at_most, contains, equal
-from .lab import Backend, Receiver, grpc_status, grpc_stream_status, listening
+from .lab import Answer, Backend, Receiver, grpc_status, grpc_stream_status, listening
 
 if TYPE_CHECKING:
     from ..release import ReleaseData
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 #: that is read-only even for root (run.py remounts it).
 WORK = Path("/tmp/probe")  # noqa: S108 (a tmpfs of the probe's own namespace)
 READ_ONLY = Path("/tmp/read-only")  # noqa: S108
-#: Seconds after a trace's last span before the backend evaluates it, plus margin.
+#: Seconds after a trace's last span before the backend evaluates it, plus margin: only where a
+#: probe waits to see that nothing happens (a refused batch); elsewhere `send_and_await` waits for
+#: the backend's own log lines.
 EVALUATION_WAIT = 4.5
 #: The OTLP port the lab's receiver listens on (in the probe's own namespace).
 OTLP_PORT = 4317
@@ -94,6 +96,15 @@ def backend(
 
 def receiver() -> Receiver:
     return Receiver(OTLP_PORT).start()
+
+
+def send_and_await(api: Backend, spans: list[dict[str, Any]]) -> Answer:
+    """POST the spans, then wait until the backend has evaluated their traces and recorded what
+    they broke (backend_run.traces_settled: events of its log, never a fixed pause)."""
+    mark = api.log_mark()
+    answer = api.post_json("/v1/spans", {"spans": spans})
+    api.await_traces({span["traceId"] for span in spans}, mark)
+    return answer
 
 
 def violations(api: Backend) -> int:
@@ -373,13 +384,11 @@ def measure_repost(params: Mapping[str, Any]) -> dict[str, Any]:
         api.stop()
         api.start()
         again = api.post_json("/v1/rules", RULE)
-        api.post_json("/v1/spans", {"spans": breaking_trace("a" * 32)})
-        time.sleep(EVALUATION_WAIT)
+        send_and_await(api, breaking_trace("a" * 32))
         after_repost = violations(api)
         api.stop()
         api.start()
-        api.post_json("/v1/spans", {"spans": breaking_trace("b" * 32)})
-        time.sleep(EVALUATION_WAIT)
+        send_and_await(api, breaking_trace("b" * 32))
         after_next_restart = violations(api)
         api.stop(signal.SIGKILL)
     return {
@@ -453,8 +462,7 @@ def measure_memory(params: Mapping[str, Any]) -> dict[str, Any]:
     with receiver_running():
         api = backend(params).start()
         api.post_json("/v1/rules", RULE)
-        api.post_json("/v1/spans", {"spans": breaking_trace("c" * 32)})
-        time.sleep(EVALUATION_WAIT)
+        send_and_await(api, breaking_trace("c" * 32))
         before = violations(api)
         api.stop()
         api.start()
@@ -484,16 +492,12 @@ def measure_late_span(params: Mapping[str, Any]) -> dict[str, Any]:
     with receiver_running():
         api = backend(params).start()
         api.post_json("/v1/rules", RULE)
-        api.post_json("/v1/spans", {"spans": [charge]})
-        time.sleep(EVALUATION_WAIT)
-        api.post_json("/v1/spans", {"spans": [skip]})  # the same trace, after its evaluation
-        time.sleep(EVALUATION_WAIT)
+        send_and_await(api, [charge])
+        send_and_await(api, [skip])  # the same trace, after its evaluation
         in_pieces = violations(api)
-        api.post_json("/v1/spans", {"spans": breaking_trace("f" * 32)})
-        time.sleep(EVALUATION_WAIT)
+        send_and_await(api, breaking_trace("f" * 32))
         whole = violations(api) - in_pieces
-        api.post_json("/v1/spans", {"spans": breaking_trace("f" * 32)})  # again, same trace id
-        time.sleep(EVALUATION_WAIT)
+        send_and_await(api, breaking_trace("f" * 32))  # again, same trace id
         again = violations(api) - in_pieces
         api.stop(signal.SIGKILL)
     return {"split_trace_violations": in_pieces, "whole_trace": whole, "same_trace_again": again}
@@ -631,8 +635,7 @@ def measure_frozen_rule(params: Mapping[str, Any]) -> dict[str, Any]:
         api.post_json("/v1/rules", RULE)
         first = api.call("PUT", path, json.dumps(broken))
         kept = (api.call("GET", path).json() or {}).get("expression")
-        api.post_json("/v1/spans", {"spans": breaking_trace("f" * 32)})
-        time.sleep(EVALUATION_WAIT)
+        send_and_await(api, breaking_trace("f" * 32))
         found = violations(api)
         fixed = api.call("PUT", path, json.dumps(RULE))
         delete = api.call("DELETE", path)
@@ -933,10 +936,13 @@ def measure_python_example(params: Mapping[str, Any]) -> dict[str, Any]:
         api = backend(params).start()
         api.post_json("/v1/rules", rule)
         scope: dict[str, Any] = {"__name__": "example"}
+        mark = api.log_mark()
         with contextlib.redirect_stdout(io.StringIO()) as printed:
             exec(compile(params["source"], "example.py", "exec"), scope)  # noqa: S102 (the page's own example, in the probe's namespace)
             answer = scope["post_spans"]([scope["charge"], scope["skipped"]])
-        time.sleep(EVALUATION_WAIT)
+        api.await_traces(
+            {str(scope["charge"].get("traceId")), str(scope["skipped"].get("traceId"))}, mark
+        )
         found = api.call("GET", f"/v1/violations?ruleId={rule['name']}").json() or {}
         api.stop(signal.SIGKILL)
     return {

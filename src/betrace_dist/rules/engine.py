@@ -26,7 +26,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,8 @@ from ..backend_run import Answer, Backend
 
 #: the backend's OTLP export gives up after 1 s (no collector runs here)
 _QUIET_EXPORT = {"OTEL_EXPORTER_OTLP_TIMEOUT": "1000"}
-#: the backend evaluates a trace 3 s after its last span, on a 1 s tick
-#: (`internal/grpc/services/span_service.go`, `internal/services/trace_buffer_fsm.go`)
-EVALUATION_TIMEOUT = 10.0
+#: the longest wait for a trace's evaluation (backend_run.EVALUATION_LIMIT says why)
+EVALUATION_TIMEOUT = backend_run.EVALUATION_LIMIT
 
 
 class EngineError(Exception):
@@ -89,29 +87,19 @@ def _post_rules(api: Backend, rules: list[dict[str, Any]]) -> list[dict[str, Any
     return out
 
 
-def _evaluated(log: Path, trace_ids: set[str]) -> bool:
-    text = log.read_text(errors="replace") if log.is_file() else ""
-    return all(f"Trace evaluation complete: trace_id={t} " in text for t in trace_ids)
-
-
-def _post_spans(api: Backend, log: Path, traces: list[list[dict[str, Any]]]) -> dict[str, Any]:
+def _post_spans(api: Backend, traces: list[list[dict[str, Any]]]) -> dict[str, Any]:
     spans = [span for trace in traces for span in trace]
     if not spans:
         return {"accepted": 0, "violations": []}
+    mark = api.log_mark()
     answer = api.post_json("/v1/spans", {"spans": spans})
     if answer.status != 200:
         return {"spans_error": f"POST /v1/spans answered {answer.status}: {_message(answer)}"}
-    ids = {span["traceId"] for span in spans}
-    end = time.monotonic() + EVALUATION_TIMEOUT
-    while not _evaluated(log, ids) and time.monotonic() < end:
-        time.sleep(0.2)
-    time.sleep(0.2)  # violations are stored just after the log line
+    # the trace-level evaluation and its violations, as events of the backend's log
+    evaluated = api.await_traces({span["traceId"] for span in spans}, mark, EVALUATION_TIMEOUT)
     listed = api.call("GET", "/v1/violations?limit=1000").json()
     found = listed.get("violations", []) if isinstance(listed, dict) else []
-    return {
-        "evaluated": _evaluated(log, ids),
-        "violations": [_violation(v) for v in found],
-    }
+    return {"evaluated": evaluated, "violations": [_violation(v) for v in found]}
 
 
 def _violation(listed: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +132,7 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {"rules": _post_rules(api, request.get("rules", []))}
         listed = api.call("GET", "/v1/rules").json()
         result["listed"] = listed.get("rules", []) if isinstance(listed, dict) else []
-        result |= _post_spans(api, log, request.get("traces", []))
+        result |= _post_spans(api, request.get("traces", []))
         return result
     except RuntimeError as exc:  # the backend did not start (backend_run.Backend)
         raise EngineError(str(exc)) from None
