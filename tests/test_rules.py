@@ -379,3 +379,26 @@ def test_a_trace_is_settled_once_its_violations_are_recorded_not_once_it_is_eval
     assert traces_settled(EVALUATED + failed, {"aaa"})  # an error ends the wait too
     other = "Trace-level violation recorded: rule=r1 trace=aaab spans=2\n"
     assert not traces_settled(EVALUATED + other, {"aaa"})  # another trace's line is not this one's
+
+
+def test_a_probe_whose_traces_the_backend_never_settled_stops_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    """The wait reads the backend's real log file (here written by the test: no backend runs):
+    a trace evaluated but its violation not recorded is not settled, and the probe stops rather
+    than measure; once the line is there, it goes on."""
+    from betrace_dist.backend_run import Backend
+    from betrace_dist.probes.catalogue import await_or_fail
+
+    log = tmp_path / "backend.log"
+    log.write_text("started\n")
+    api = Backend(tmp_path / "no-program", tmp_path / "data", 0, 0, log_file=log)
+    api.log = log
+    mark = api.log_mark()
+    log.write_text("started\n" + EVALUATED)
+    with pytest.raises(RuntimeError, match=r"did not log the evaluation of traces \['aaa'\]"):
+        await_or_fail(api, {"aaa"}, mark, limit=0.3)
+    log.write_text("started\n" + EVALUATED + RECORDED)
+    await_or_fail(api, {"aaa"}, mark, limit=0.3)
+    with pytest.raises(RuntimeError):  # what was logged before the mark does not count
+        await_or_fail(api, {"aaa"}, api.log_mark(), limit=0.3)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backend_run import EVALUATION_LIMIT
 from . import Expect, Probe, at_least, at_most, contains, equal
 from .lab import Answer, Backend, Receiver, grpc_status, grpc_stream_status, listening
 
@@ -103,8 +104,20 @@ def send_and_await(api: Backend, spans: list[dict[str, Any]]) -> Answer:
     they broke (backend_run.traces_settled: events of its log, never a fixed pause)."""
     mark = api.log_mark()
     answer = api.post_json("/v1/spans", {"spans": spans})
-    api.await_traces({span["traceId"] for span in spans}, mark)
+    await_or_fail(api, {span["traceId"] for span in spans}, mark)
     return answer
+
+
+def await_or_fail(
+    api: Backend, trace_ids: set[str], mark: int, limit: float = EVALUATION_LIMIT
+) -> None:
+    """`api.await_traces`, and a probe that stops with the reason when the backend never said
+    it evaluated them: a measurement taken then would be of nothing."""
+    if not api.await_traces(trace_ids, mark, limit):
+        raise RuntimeError(
+            f"the backend did not log the evaluation of traces {sorted(trace_ids)} within "
+            f"{limit:g} s"
+        )
 
 
 def violations(api: Backend) -> int:
@@ -940,9 +953,7 @@ def measure_python_example(params: Mapping[str, Any]) -> dict[str, Any]:
         with contextlib.redirect_stdout(io.StringIO()) as printed:
             exec(compile(params["source"], "example.py", "exec"), scope)  # noqa: S102 (the page's own example, in the probe's namespace)
             answer = scope["post_spans"]([scope["charge"], scope["skipped"]])
-        api.await_traces(
-            {str(scope["charge"].get("traceId")), str(scope["skipped"].get("traceId"))}, mark
-        )
+        await_or_fail(api, {str(scope[s].get("traceId")) for s in ("charge", "skipped")}, mark)
         found = api.call("GET", f"/v1/violations?ruleId={rule['name']}").json() or {}
         api.stop(signal.SIGKILL)
     return {
