@@ -596,12 +596,12 @@ def _await_namespace(info: int) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return  # bwrap stopped before it made the namespace: nothing of the page ran
     end = time.monotonic() + END_WAIT
-    while time.monotonic() < end and _running(first):
+    while time.monotonic() < end and process_running(first):
         time.sleep(0.01)
 
 
-def _running(pid: int) -> bool:
-    """Whether a process exists and has not exited (a zombie has)."""
+def process_running(pid: int) -> bool:
+    """Whether a process exists and has not exited (a zombie has), whoever's it is."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

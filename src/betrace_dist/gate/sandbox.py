@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .. import tools
 from . import safefs
-from .isolation import PAGE_UID, Jail
+from .isolation import PAGE_UID, Jail, process_running
 
 #: Bytes a page's sandbox may hold in all (RAM-backed: only what the page writes is used).
 SANDBOX_SIZE = 1024 * 1024 * 1024
@@ -64,16 +64,6 @@ def _mount_tmpfs(where: Path) -> bool:
 _STALE = re.compile(r"betrace-page-(\d+)-[\w]+")
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: running
-        return True
-    return True
-
-
 @cache
 def sweep_stale() -> tuple[Path, ...]:
     """Remove the sandboxes of gate processes that no longer run (a run killed before its pages
@@ -89,7 +79,7 @@ def sweep_stale() -> tuple[Path, ...]:
             continue
         if not found or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
             continue
-        if _running(int(found[1])):
+        if process_running(int(found[1])):
             continue
         page = base / "page"
         if _UMOUNT and not page.is_symlink() and os.path.ismount(page):
@@ -97,7 +87,10 @@ def sweep_stale() -> tuple[Path, ...]:
                 [_UMOUNT, "-l", str(page)], env=_gate_env(), capture_output=True, timeout=30,
                 check=False,
             )  # fmt: skip
-        safefs.remove_tree(base)
+        try:  # another gate process may sweep it at the same time; what stays, a later one takes
+            safefs.remove_tree(base)
+        except OSError:
+            continue
         removed.append(base)
     return tuple(removed)
 
