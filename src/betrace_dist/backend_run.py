@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -81,14 +82,16 @@ def loopback_argv(argv: list[str]) -> list[str]:
     `unshare` is killed. Unchanged where this process already has only loopback."""
     if loopback_only():
         return argv
-    for tool in ("unshare", "ip"):
-        if tools.find(tool) is None:
+    found = {tool: tools.find(tool) for tool in ("unshare", "ip", "sh")}
+    for tool, path in found.items():
+        if path is None:
             raise BackendError(
                 f"'{tool}' is needed to run the backend on a private loopback "
                 f"({tools.TOOLS[tool].hint})"
             )
-    up = 'ip link set lo up && exec "$@"'
-    return ["unshare", "-rn", "--pid", "--fork", "--kill-child", "sh", "-c", up, "sh", *argv]
+    unshare, ip, sh = (str(found[tool]) for tool in ("unshare", "ip", "sh"))
+    up = f'{shlex.quote(ip)} link set lo up && exec "$@"'
+    return [unshare, "-rn", "--pid", "--fork", "--kill-child", sh, "-c", up, "sh", *argv]
 
 
 @dataclass
