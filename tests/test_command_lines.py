@@ -777,7 +777,7 @@ def test_a_check_past_its_time_is_a_failure_that_says_so() -> None:
     from betrace_dist.gate.checkers import CheckFailure, shell
 
     with pytest.raises(CheckFailure, match=r"^sleep did not finish within 0.5 s on this block$"):
-        shell._bounded(["sleep", "30"], "", 0.5)
+        shell._limited(["sleep", "30"], "", 0.5)
 
 
 def test_a_page_whose_shell_checks_used_up_their_time_is_stopped_there(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ BASH_N_TIMEOUT, SHELLCHECK_TIMEOUT = 10, 30
 PAGE_CHECK_SECONDS = 120
 
 
-def _bounded(argv: list[str], script: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _limited(argv: list[str], script: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """argv run on the script, within CHECK_MEMORY and CHECK_CPU_SECONDS; past `timeout`, a
     CheckFailure that says so."""
     limits = [tools.require("prlimit"), f"--as={CHECK_MEMORY}", f"--cpu={CHECK_CPU_SECONDS}"]
@@ -86,7 +86,7 @@ def script_of(block: Block) -> tuple[str, str]:
 # Within one process only: nothing is kept between runs.
 @cache
 def _bash_n(script: str) -> subprocess.CompletedProcess[str]:
-    return _bounded([tools.require("bash"), "-n"], script, BASH_N_TIMEOUT)
+    return _limited([tools.require("bash"), "-n"], script, BASH_N_TIMEOUT)
 
 
 @cache
@@ -94,7 +94,7 @@ def _shellcheck(shellcheck: str, dialect: str, script: str) -> list[dict[str, An
     """ShellCheck's comments. It exits 0 with none and 1 with some; anything else (out of
     memory, killed, a crash) is a failure of the block that says so, never "no comments"."""
     argv = [shellcheck, "-f", "json1", "-s", dialect, "-e", ",".join(SHELLCHECK_EXCLUDE), "-"]
-    result = _bounded(argv, script, SHELLCHECK_TIMEOUT)
+    result = _limited(argv, script, SHELLCHECK_TIMEOUT)
     try:
         comments: list[dict[str, Any]] = json.loads(result.stdout).get("comments", [])
     except (ValueError, AttributeError):
