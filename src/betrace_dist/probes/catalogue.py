@@ -212,6 +212,7 @@ def measure_store_refused(params: Mapping[str, Any]) -> dict[str, Any]:
         again = api.post_json("/v1/rules", RULE)
         delete = api.call("DELETE", path)
         never = api.call("DELETE", "/v1/rules/never-created")
+        put_never = api.call("PUT", "/v1/rules/never-created", json.dumps(RULE))
         blocker.rmdir()
         other = api.post_json("/v1/rules", RULE | {"name": "written-later"})
         stored = json.loads((api.data / "rules.json").read_text(encoding="utf-8") or "{}")
@@ -225,6 +226,7 @@ def measure_store_refused(params: Mapping[str, Any]) -> dict[str, Any]:
         "delete_after": delete.status,
         "delete_message": delete.body[:200],
         "delete_never_created": never.status,
+        "put_never_created": put_never.status,
         "other_rule_once_writable": other.status,
         "refused_rule_in_file": RULE["name"] in stored,
         "post_once_writable": writable.status,
@@ -235,9 +237,9 @@ def expect_store_refused(data: ReleaseData) -> dict[str, Expect]:
     # the distribution's backend, with patches 0005 (the refused rule does not exist, and the
     # store still refuses it) and 0006 (an unknown rule is not found). Upstream's, measured by
     # this probe on its build: GET 404, a second POST 409 "rule already exists", DELETE 400
-    # "invalid transition from validated", 400 "invalid transition from nonexistent" for a rule
-    # never created, the refused rule written into rules.json by the next change, and a POST of
-    # it once the store works 409.
+    # "invalid transition from validated", 400 "invalid transition from nonexistent" for a PUT
+    # and a DELETE of a rule never created, the refused rule written into rules.json by the next
+    # change, and a POST of it once the store works 409.
     return {
         "create": equal(500),
         "create_message": contains("failed to persist rule"),
@@ -246,6 +248,7 @@ def expect_store_refused(data: ReleaseData) -> dict[str, Expect]:
         "delete_after": equal(404),
         "delete_message": contains("rule not found"),
         "delete_never_created": equal(404),
+        "put_never_created": equal(404),
         "other_rule_once_writable": equal(200),
         "refused_rule_in_file": equal(False),
         "post_once_writable": equal(200),
