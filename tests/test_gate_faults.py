@@ -27,10 +27,11 @@ def gate_run() -> str:
 
 
 def failure_lines(output: str) -> dict[str, str]:
-    """`docs/page.md:LINE: reason` lines of the gate's output, by `page.md:LINE`."""
-    found = {}
+    """`docs/page.md:LINE: reason` lines of the gate's output, by `page.md:LINE`; the reasons of
+    one line (a page named by two known issues fails twice at line 1) joined by newlines."""
+    found: dict[str, str] = {}
     for match in re.finditer(r"^(docs/[\w./-]+\.md:\d+): (.+)$", output, re.MULTILINE):
-        found[match[1]] = match[2]
+        found[match[1]] = f"{found[match[1]]}\n{match[2]}" if match[1] in found else match[2]
     return found
 
 

@@ -530,6 +530,66 @@ def expect_late_span(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("late-span", measure_late_span, expect_late_span, _ports))
 
 
+def _levels(api: Backend, rule: str, trace_id: str) -> dict[str, int]:
+    """A rule's violations of one trace, by the level their message names."""
+    listed = api.call("GET", f"/v1/violations?ruleId={rule}&limit=1000").json() or {}
+    mine = [v.get("message", "") for v in listed.get("violations") or []]
+    mine = [m for m in mine if f"trace '{trace_id}'" in m]
+    return {level: sum(f"matched {level} " in m for m in mine) for level in ("span", "trace")}
+
+
+def measure_span_level(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Each span is evaluated alone as it arrives: what `always` and `never` rules record then."""
+    rules = {
+        "always": "when { payment } always { fraud_check }",
+        "never": "when { payment } never { refund }",
+        "never-not": "when { payment } never { not audit_log }",
+    }
+    keeps, breaks = "a" * 32, "b" * 32
+    spans = [
+        {"traceId": keeps, "spanId": "1" * 16, "name": "payment", "attributes": {}},
+        {"traceId": keeps, "spanId": "2" * 16, "name": "fraud_check", "attributes": {}},
+        {"traceId": keeps, "spanId": "3" * 16, "name": "audit_log", "attributes": {}},
+        {"traceId": breaks, "spanId": "4" * 16, "name": "payment", "attributes": {}},
+        {"traceId": breaks, "spanId": "5" * 16, "name": "refund", "attributes": {}},
+    ]
+    with receiver_running():
+        api = backend(params).start()
+        for name, expression in rules.items():
+            api.post_json("/v1/rules", {"name": name, "expression": expression, "enabled": True})
+        send_and_await(api, spans)
+        found = {
+            f"{rule}_{trace}_{level}": count
+            for rule in rules
+            for trace, trace_id in (("keeps", keeps), ("breaks", breaks))
+            for level, count in _levels(api, rule, trace_id).items()
+        }
+        api.stop(signal.SIGKILL)
+    return found
+
+
+def expect_span_level(data: ReleaseData) -> dict[str, Expect]:
+    """What rule-language.md says: `always` flags every `when` span, even in a trace that keeps
+    the rule; `never` with different spans flags none alone, unless its block holds a `not`."""
+    return {
+        "always_keeps_span": equal(1),
+        "always_keeps_trace": equal(0),
+        "always_breaks_span": equal(1),
+        "always_breaks_trace": equal(1),
+        "never_keeps_span": equal(0),
+        "never_keeps_trace": equal(0),
+        "never_breaks_span": equal(0),
+        "never_breaks_trace": equal(1),
+        "never-not_keeps_span": equal(1),
+        "never-not_keeps_trace": equal(0),
+        "never-not_breaks_span": equal(1),
+        "never-not_breaks_trace": equal(1),
+    }
+
+
+register(Probe("span-level", measure_span_level, expect_span_level, _ports))
+
+
 # --- ingest -----------------------------------------------------------------------------------
 
 
