@@ -201,6 +201,15 @@ def test_navigation_search_and_overrides_work_in_the_zensical_build(builds: Buil
         assert 'data-md-component="outdated"' in html, site  # main.html's outdated block
         assert "md-source__repository" in html and "md-source__facts" not in html, site
         assert "betrace-verified" in html and "git-revision-date-localized-plugin" in html
+    # the date under a page: the same plugin code in both builds, so the same markup
+    dates = [
+        re.findall(r'<span class="git-revision-date-localized-plugin[^>]*>[^<]*</span>', html)
+        for html in (
+            (site / "reference" / "security" / "index.html").read_text()
+            for site in (builds.mkdocs, builds.zensical)
+        )
+    ]
+    assert dates[0] and dates[0] == dates[1], dates
 
 
 # -- each guarantee, broken on purpose --------------------------------------------------------

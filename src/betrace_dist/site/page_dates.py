@@ -1,78 +1,36 @@
-"""The "Last update" date under each page in the Zensical build.
+"""The "Last update" date under each page in the Zensical build, by the plugin's own code.
 
-Under MkDocs the git-revision-date-localized plugin (mkdocs.yml: `type: date`,
-`fallback_to_build_date: true`) puts the date of the page's last commit into the page's
-`git_revision_date_localized` meta, which the theme's `partials/source-file.html` shows, both
-Material's and Zensical's. Zensical does not run the plugin, so the Zensical build sets the same
-meta the same way: the author date of the last commit that changed the file (the plugin's
-`git log --follow --diff-filter=r --ignore-all-space --ignore-blank-lines`, read in its
-util.py), in UTC, written as the plugin writes `type: date` for English (Babel's long date);
-the build date for a file git does not know.
+Under MkDocs the git-revision-date-localized plugin puts the date of the page's last commit into
+the page's `git_revision_date_localized` meta, which the theme's `partials/source-file.html`
+shows, both Material's and Zensical's. Zensical does not run MkDocs plugins, so the Zensical build
+calls the same plugin's `Util` (its `git log`, its date formats, its markup) with the options
+mkdocs.yml gives it, defaults filled in by the plugin's own configuration scheme.
 """
 
 from __future__ import annotations
 
-import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+from mkdocs_git_revision_date_localized_plugin.plugin import GitRevisionDateLocalizedPlugin
+from mkdocs_git_revision_date_localized_plugin.util import Util
 
 
-def last_commit(path: Path) -> datetime | None:
-    """Author date of the last commit that changed `path`, None if git does not know it."""
-    try:
-        found = subprocess.run(
-            [
-                "git",
-                "log",
-                "--date=unix",
-                "--format=%at",
-                "--diff-filter=r",
-                "-n",
-                "1",
-                "--follow",
-                "--ignore-all-space",
-                "--ignore-blank-lines",
-                "--",
-                str(path.resolve()),
-            ],
-            cwd=path.resolve().parent,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return None
-    stamp = found.stdout.strip()
-    if found.returncode != 0 or not stamp.isdigit():
-        return None
-    return datetime.fromtimestamp(int(stamp), tz=UTC)
+class PageDates:
+    """The plugin, configured as mkdocs.yml configures it."""
 
+    def __init__(self, options: dict[str, Any], docs_dir: Path) -> None:
+        plugin = GitRevisionDateLocalizedPlugin()  # type: ignore[no-untyped-call]
+        errors, _ = plugin.load_config(options)
+        if errors:
+            raise ValueError(f"git-revision-date-localized: {errors}")
+        self.config = plugin.config
+        self.util = Util(self.config, str(docs_dir))
 
-def long_date(when: datetime) -> str:
-    """`November 30, 2026`: Babel's long date format for English."""
-    return f"{MONTHS[when.month - 1]} {when.day}, {when.year}"
-
-
-def revision_date(path: Path) -> str:
-    """The page meta value the plugin sets for `type: date`, markup included."""
-    when = last_commit(path) or datetime.now(tz=UTC)
-    title = f"{long_date(when)} {when:%H:%M:%S} UTC"
-    return (
-        '<span class="git-revision-date-localized-plugin git-revision-date-localized-plugin-date"'
-        f' title="{title}">{long_date(when)}</span>'
-    )
+    def revision_date(self, path: Path) -> str:
+        """The page meta value the plugin sets, markup included (English unless mkdocs.yml
+        gives the plugin a locale: the site's theme sets none)."""
+        _, stamp = self.util.get_git_commit_timestamp(str(path))
+        locale = str(self.config.get("locale") or "en")
+        formats = self.util.get_date_formats_for_timestamp(stamp, locale=locale)
+        return formats[str(self.config["type"])]

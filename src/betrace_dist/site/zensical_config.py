@@ -78,18 +78,7 @@ def _plugins(config: dict[str, Any], source: Path) -> tuple[list[Any], dict[str,
             )
     if macros is None:
         raise ProblemsError([Problem(source, None, "plugins: the macros plugin is not enabled")])
-    if dates is not None and dates.get("type", "date") != "date":
-        raise ProblemsError(
-            [
-                Problem(
-                    source,
-                    None,
-                    "plugins: git-revision-date-localized: only `type: date` has a "
-                    "counterpart in the Zensical build (src/betrace_dist/site/page_dates.py)",
-                )
-            ]
-        )
-    return kept, {"macros": macros, "dates": dates is not None}
+    return kept, {"macros": macros} | ({} if dates is None else {"dates": dates})
 
 
 #: The hooks module whose work (the verified note) the extension does; its other hook, a name

@@ -136,12 +136,13 @@ class Build:
         self.root = Path(str(config["root_dir"])).resolve()
         self.source = self.root / str(settings["config_file"])
         self.macros_settings = dict(settings["macros"])
-        self.dates = bool(settings.get("dates"))
         conf = {**config, "config_file_path": str(self.source)}
         self.env = MacrosEnv(conf, self.macros_settings, self.root)
         self.module = load_module(self.root, str(self.macros_settings.get("module_name", "main")))
         self.module.define_env(self.env)
         self.docs_dir = (self.root / str(config.get("docs_dir", "docs"))).resolve()
+        dates = settings.get("dates")
+        self.dates = page_dates.PageDates(dict(dates), self.docs_dir) if dates is not None else None
         self.notes = notes.Notes(self.source, self.docs_dir, self._template_dirs(config))
 
     def _template_dirs(self, config: dict[str, Any]) -> list[Path]:
@@ -157,8 +158,8 @@ class Build:
             text,
             dict(page.meta or {}),
         )
-        if self.dates:
-            page.meta["git_revision_date_localized"] = page_dates.revision_date(
+        if self.dates is not None:
+            page.meta["git_revision_date_localized"] = self.dates.revision_date(
                 Path(shim.file.abs_src_path)
             )
         if shim.meta.get("render_macros") is False:
