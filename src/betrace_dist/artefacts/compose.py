@@ -11,7 +11,7 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,6 @@ from . import dockerfiles
 COMPOSE_DIR = REPO_ROOT / "docker"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
-
-#: Variables the stack refuses to start without (`${VAR:?message}`); .env.example leaves them empty.
-SECRET_VARIABLES = frozenset({"BETRACE_SIGNATURE_KEY", "GRAFANA_ADMIN_PASSWORD"})
 
 #: Which releases.yaml image each service runs: a BeTrace image name or an `observability` entry.
 SERVICE_IMAGES: dict[str, str] = {
@@ -175,8 +172,6 @@ def load_project(compose_file: Path, env_file: Path, binary: str | None = None) 
 
 # --- the .env file and interpolation -------------------------------------------------------------
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-9_]*)")
-
 
 @dataclass(frozen=True)
 class EnvEntry:
@@ -203,30 +198,19 @@ def read_env_file(path: Path) -> dict[str, EnvEntry]:
     return entries
 
 
-def _strings(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield str(key)
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _strings(item)
-    elif isinstance(node, str):
-        yield node
-
-
-def interpolated_variables(compose_file: Path) -> set[str]:
-    """Every variable the compose file interpolates (comments are not interpolated, so skipped)."""
-    names: set[str] = set()
-    for text in _strings(to_plain(load_with_lines(compose_file))):
-        for match in _VAR.finditer(text):
-            names.update(n for n in match.groups() if n)
-    return names
+def interpolated_variables(compose_file: Path, env_file: Path) -> dict[str, bool]:
+    """Every variable the compose file interpolates, as Compose itself reads them (`config
+    --variables`), each with whether the stack refuses to start without it (`${VAR:?message}`)."""
+    done = run_compose_config(compose_file, env_file, "--variables", "--format", "json")
+    if done.returncode != 0:
+        raise ComposeError(f"{compose_file}: {done.stderr.strip()}")
+    found: dict[str, Any] = json.loads(done.stdout)
+    return {name: bool(variable.get("Required")) for name, variable in found.items()}
 
 
 def check_env_example(compose_file: Path, env_example: Path) -> list[str]:
     """Every interpolated variable is documented in .env.example, and nothing else is."""
-    used = interpolated_variables(compose_file)
+    used = interpolated_variables(compose_file, env_example)
     entries = read_env_file(env_example)
     out = [
         f"{env_example.name}: {name} is interpolated by {compose_file.name} but not documented"
@@ -240,7 +224,7 @@ def check_env_example(compose_file: Path, env_example: Path) -> list[str]:
     for entry in entries.values():
         if not entry.comment:
             out.append(f"{env_example.name}:{entry.line}: {entry.name} has no comment above it")
-        if entry.name in SECRET_VARIABLES and entry.value:
+        if used.get(entry.name) and entry.value:  # required: a secret each user sets
             out.append(
                 f"{env_example.name}:{entry.line}: {entry.name} must be empty in the example "
                 "(a value there becomes everyone's secret); users set their own"
