@@ -22,6 +22,7 @@ Every other mapping is closed (`additionalProperties: false`), so a misspelled k
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import sys
@@ -294,7 +295,7 @@ def _cell(text: str) -> str:
 
 def _prose(text: str) -> str:
     """Prose safe inside a Markdown table cell (no raw HTML from <placeholders>)."""
-    return _cell(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    return _cell(html.escape(text, quote=False))
 
 
 def _default_cell(param: Param) -> str:

@@ -28,6 +28,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import Abort, ConfigurationError, PluginError
 from mkdocs.structure.files import File
 from mkdocs.structure.pages import Page
+from mkdocs.utils.meta import YAML_RE  # mkdocs' own front matter pattern
 from ruamel.yaml import YAML
 
 from .. import yamlio
@@ -248,8 +249,6 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> tuple[int, str]:
     )
 
 
-#: mkdocs' own front matter pattern (mkdocs.utils.meta.YAML_RE).
-_FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
 _FRONT_MATTER_KEY = re.compile(r"^[A-Za-z0-9_-]+:(\s|$)")
 
 
@@ -260,7 +259,7 @@ def _check_front_matter(source: str, reserved: frozenset[str] = frozenset()) -> 
     lines = text.split("\n")
     if not lines or lines[0].rstrip(" \t") != "---":
         return
-    match = _FRONT_MATTER.match(text)
+    match = YAML_RE.match(text)
     if match is None:
         if len(lines) > 1 and _FRONT_MATTER_KEY.match(lines[1]):
             raise RenderError(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from itertools import zip_longest
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -163,17 +164,10 @@ class Difference:
 
 
 def first_difference(page: str, left: list[str], right: list[str]) -> Difference | None:
-    for number, (a, b) in enumerate(zip(left, right, strict=False), 1):
+    """The first line where the two differ (None for a side that has ended), or None."""
+    for number, (a, b) in enumerate(zip_longest(left, right), 1):
         if a != b:
             return Difference(page, number, a, b)
-    if len(left) != len(right):
-        n = min(len(left), len(right))
-        return Difference(
-            page,
-            n + 1,
-            left[n] if n < len(left) else None,
-            right[n] if n < len(right) else None,
-        )
     return None
 
 

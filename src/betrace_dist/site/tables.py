@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable, Iterable, Sequence
+
+from markdown.extensions.toc import slugify
 
 from ..names import BETRACE_IMAGES
 from ..release import KnownIssue, Release, ReleaseData, Target
@@ -218,7 +219,7 @@ def status(data: ReleaseData, checked: Callable[[Target], str], link: Callable[[
     rows.append("|---|---|---|---|")
     issues_page = link(KNOWN_ISSUES_PAGE)
     for target in release.targets:
-        guide = link(target.guide) + (f"#{_anchor(target.section)}" if target.section else "")
+        guide = link(target.guide) + (f"#{slugify(target.section, '-')}" if target.section else "")
         issues = [
             f"[{html.escape(release.known_issue(i).title, quote=False)}]({issues_page}#{i})"
             for i in target.issues
@@ -230,8 +231,3 @@ def status(data: ReleaseData, checked: Callable[[Target], str], link: Callable[[
             f"{'<br>'.join(issues) or 'none recorded'} | {checked(target)} |"
         )
     return "\n".join(rows) + "\n"
-
-
-def _anchor(heading: str) -> str:
-    """The id Python-Markdown's toc gives a heading (lower case, words joined by '-')."""
-    return re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", heading).strip().lower())

@@ -70,11 +70,8 @@ def help_text(binary: str, *args: str) -> str:
 @cache
 def _content_hash(program: Path, size: int, mtime_ns: int, inode: int) -> str:
     """sha256 of a program file (hashed once per process while its size, time and inode hold)."""
-    digest = hashlib.sha256()
     with program.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _kept_help(binary: str, args: tuple[str, ...]) -> Path | None:
