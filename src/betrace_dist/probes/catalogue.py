@@ -8,10 +8,11 @@ the release data wherever it holds them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,8 +96,26 @@ def backend(
     )
 
 
-def receiver() -> Receiver:
-    return Receiver(OTLP_PORT).start()
+@contextlib.contextmanager
+def receiver_running() -> Iterator[Receiver]:
+    """The lab's OTLP receiver, for the probe's backends to report to."""
+    otlp = Receiver(OTLP_PORT).start()
+    try:
+        yield otlp
+    finally:
+        otlp.stop()
+
+
+@contextlib.contextmanager
+def started(params: Mapping[str, Any]) -> Iterator[Backend]:
+    """The lab's receiver and this probe's backend, started; killed at the end, measurements
+    taken (a probe that measures a stop makes it itself, before)."""
+    with receiver_running():
+        api = backend(params).start()
+        try:
+            yield api
+        finally:
+            api.stop(signal.SIGKILL)
 
 
 def send_and_await(api: Backend, spans: list[dict[str, Any]]) -> Answer:
@@ -136,25 +155,14 @@ def traffic(api: Backend) -> None:
 
 
 def measure_bound(params: Mapping[str, Any]) -> dict[str, Any]:
-    with receiver_running():
-        api = backend(params).start()
+    with started(params):
         found = [a for a in listening() if not a.endswith(f":{OTLP_PORT}")]
-        api.stop(signal.SIGKILL)
     return {"listening": found}
 
 
 def expect_bound(data: ReleaseData) -> dict[str, Expect]:
     ports = _ports(data)
     return {"listening": equal([f"*:{ports['http']}", f"*:{ports['grpc']}"])}
-
-
-class receiver_running:
-    def __enter__(self) -> Receiver:
-        self.receiver = receiver()
-        return self.receiver
-
-    def __exit__(self, *exc: object) -> None:
-        self.receiver.stop()
 
 
 register(Probe("bound-addresses", measure_bound, expect_bound, _ports))
@@ -288,13 +296,11 @@ def measure_body(params: Mapping[str, Any]) -> dict[str, Any]:
         "above_http_limit": params["http_limit"] + margin,
     }
     out: dict[str, Any] = {}
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         for key, size in sizes.items():
             answer = api.call("POST", "/v1/spans", _body_of(size))
             out[key] = answer.status
             out[f"{key}_message"] = answer.body[:200]
-        api.stop(signal.SIGKILL)
     return out
 
 
@@ -360,15 +366,13 @@ register(Probe("otel-variables", measure_otel_env, expect_otel_env, _ports))
 
 
 def measure_recovered(params: Mapping[str, Any]) -> dict[str, Any]:
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", RULE)
         api.stop()
         api.start()
         put = api.call("PUT", f"/v1/rules/{RULE['name']}", json.dumps(RULE))
         delete = api.call("DELETE", f"/v1/rules/{RULE['name']}")
         read = api.call("GET", f"/v1/rules/{RULE['name']}")
-        api.stop(signal.SIGKILL)
     return {
         "read_after_delete": read.status,
         "put_after_restart": put.status,
@@ -394,8 +398,7 @@ register(Probe("recovered-rules", measure_recovered, expect_recovered, _ports))
 
 
 def measure_repost(params: Mapping[str, Any]) -> dict[str, Any]:
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", RULE)
         api.stop()
         api.start()
@@ -406,7 +409,6 @@ def measure_repost(params: Mapping[str, Any]) -> dict[str, Any]:
         api.start()
         send_and_await(api, breaking_trace("b" * 32))
         after_next_restart = violations(api)
-        api.stop(signal.SIGKILL)
     return {
         "repost_status": again.status,
         "repost_message": again.body[:200],
@@ -475,8 +477,7 @@ register(Probe("stored-broken-rule", measure_stored_broken, expect_stored_broken
 
 
 def measure_memory(params: Mapping[str, Any]) -> dict[str, Any]:
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", RULE)
         send_and_await(api, breaking_trace("c" * 32))
         before = violations(api)
@@ -484,7 +485,6 @@ def measure_memory(params: Mapping[str, Any]) -> dict[str, Any]:
         api.start()
         after = violations(api)
         rule = api.call("GET", f"/v1/rules/{RULE['name']}").status
-        api.stop(signal.SIGKILL)
     return {"violations_before_stop": before, "violations_after_start": after, "rule_kept": rule}
 
 
@@ -505,8 +505,7 @@ register(Probe("violations-in-memory", measure_memory, expect_memory, _ports))
 def measure_late_span(params: Mapping[str, Any]) -> dict[str, Any]:
     """A trace's spans sent once the trace was evaluated are judged as a trace of their own."""
     charge, skip = breaking_trace("e" * 32)
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", RULE)
         send_and_await(api, [charge])
         send_and_await(api, [skip])  # the same trace, after its evaluation
@@ -515,7 +514,6 @@ def measure_late_span(params: Mapping[str, Any]) -> dict[str, Any]:
         whole = violations(api) - in_pieces
         send_and_await(api, breaking_trace("f" * 32))  # again, same trace id
         again = violations(api) - in_pieces
-        api.stop(signal.SIGKILL)
     return {"split_trace_violations": in_pieces, "whole_trace": whole, "same_trace_again": again}
 
 
@@ -553,8 +551,7 @@ def measure_span_level(params: Mapping[str, Any]) -> dict[str, Any]:
         {"traceId": breaks, "spanId": "4" * 16, "name": "payment", "attributes": {}},
         {"traceId": breaks, "spanId": "5" * 16, "name": "refund", "attributes": {}},
     ]
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         for name, expression in rules.items():
             api.post_json("/v1/rules", {"name": name, "expression": expression, "enabled": True})
         send_and_await(api, spans)
@@ -564,7 +561,6 @@ def measure_span_level(params: Mapping[str, Any]) -> dict[str, Any]:
             for trace, trace_id in (("keeps", keeps), ("breaks", breaks))
             for level, count in _levels(api, rule, trace_id).items()
         }
-        api.stop(signal.SIGKILL)
     return found
 
 
@@ -595,14 +591,12 @@ register(Probe("span-level", measure_span_level, expect_span_level, _ports))
 
 def measure_partial(params: Mapping[str, Any]) -> dict[str, Any]:
     nameless = {"traceId": "d" * 32, "spanId": "c0ffee00c0ffee00", "attributes": {}}
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", RULE)
         answer = api.post_json("/v1/spans", {"spans": [*breaking_trace("d" * 32), nameless]})
         empty = api.post_json("/v1/spans", {})
         time.sleep(EVALUATION_WAIT)
         found = violations(api)
-        api.stop(signal.SIGKILL)
     return {
         "batch_status": answer.status,
         "violations_from_refused_batch": found,
@@ -625,13 +619,11 @@ register(Probe("partial-ingest", measure_partial, expect_partial, _ports))
 
 
 def measure_no_otlp(params: Mapping[str, Any]) -> dict[str, Any]:
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         found = [a for a in listening() if not a.endswith(f":{OTLP_PORT}")]
         otlp_http = api.call("POST", "/v1/traces", b"{}").status
         otlp_grpc = grpc_status(params["grpc"], TRACES)
         spans = api.post_json("/v1/spans", {"spans": breaking_trace("e" * 32)})
-        api.stop(signal.SIGKILL)
     return {
         "listening": found,
         "otlp_http_traces": otlp_http,
@@ -660,8 +652,7 @@ def measure_compile_trap(params: Mapping[str, Any]) -> dict[str, Any]:
     broken = RULE | {"expression": "when { payment.charge.where(amount > ) } never { x }"}
     other = RULE | {"name": "no-fraud-skip-on-large-charge-2"}
     path = f"/v1/rules/{RULE['name']}"
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         first = api.post_json("/v1/rules", broken)
         again = api.post_json("/v1/rules", RULE)
         read = api.call("GET", path)
@@ -670,7 +661,6 @@ def measure_compile_trap(params: Mapping[str, Any]) -> dict[str, Any]:
         api.stop()
         api.start()
         after_restart = api.post_json("/v1/rules", RULE)
-        api.stop(signal.SIGKILL)
     return {
         "broken_expression": first.status,
         "post_fixed_same_name": again.status,
@@ -706,8 +696,7 @@ def measure_frozen_rule(params: Mapping[str, Any]) -> dict[str, Any]:
     and does afterwards, and whether it can be changed and deleted."""
     path = f"/v1/rules/{RULE['name']}"
     broken = RULE | {"expression": "when { payment.charge.where(amount > ) } never { x }"}
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", RULE)
         first = api.call("PUT", path, json.dumps(broken))
         kept = (api.call("GET", path).json() or {}).get("expression")
@@ -715,7 +704,6 @@ def measure_frozen_rule(params: Mapping[str, Any]) -> dict[str, Any]:
         found = violations(api)
         fixed = api.call("PUT", path, json.dumps(RULE))
         delete = api.call("DELETE", path)
-        api.stop(signal.SIGKILL)
     return {
         "put_broken": first.status,
         "put_broken_message": first.body[:200],
@@ -751,14 +739,12 @@ def measure_put_replaces(params: Mapping[str, Any]) -> dict[str, Any]:
     path = f"/v1/rules/{RULE['name']}"
     partial = {k: v for k, v in RULE.items() if k not in ("enabled", "severity")}
     other = partial | {"name": "created-without-enabled"}
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", RULE)
         put = api.call("PUT", path, json.dumps(partial))
         after = api.call("GET", path).json() or {}
         api.post_json("/v1/rules", other)
         created = api.call("GET", "/v1/rules/created-without-enabled").json() or {}
-        api.stop(signal.SIGKILL)
     return {
         "put_status": put.status,
         "enabled_after_put": bool(after.get("enabled")),
@@ -789,14 +775,12 @@ def measure_violations_cap(params: Mapping[str, Any]) -> dict[str, Any]:
         {"traceId": f"{n:032x}", "spanId": f"{n:016x}", "name": "ping", "attributes": {}}
         for n in range(1, RECORDED + 1)
     ]
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", rule | {"enabled": True, "severity": "LOW"})
         api.post_json("/v1/spans", {"spans": spans})
         default = api.call("GET", "/v1/violations").json() or {}
         large = api.call("GET", f"/v1/violations?limit={RECORDED * 10}").json() or {}
         one = api.call("GET", f"/v1/violations?traceId={1:032x}").json() or {}
-        api.stop(signal.SIGKILL)
     return {
         "listed_by_default": len(default.get("violations") or []),
         "total_count_by_default": int(default.get("totalCount") or 0),
@@ -821,15 +805,13 @@ register(Probe("violations-cap", measure_violations_cap, expect_violations_cap, 
 
 
 def measure_startup_log(params: Mapping[str, Any]) -> dict[str, Any]:
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         time.sleep(0.3)  # the log lines come right after the listeners start
         out = {
             "log": api.text(),
             "advertised_path": api.call("GET", "/health").status,
             "health_path": api.call("GET", "/v1/health").status,
         }
-        api.stop(signal.SIGKILL)
     return out
 
 
@@ -854,8 +836,7 @@ BETRACE_SERVICES = {
 
 def measure_grpc(params: Mapping[str, Any]) -> dict[str, Any]:
     port = params["grpc"]
-    with receiver_running():
-        api = backend(params).start()
+    with started(params):
         out = {
             "grpc_health": grpc_status(port, "/grpc.health.v1.Health/Check"),
             "reflection_v1": grpc_stream_status(
@@ -867,7 +848,6 @@ def measure_grpc(params: Mapping[str, Any]) -> dict[str, Any]:
         }
         for service, method in BETRACE_SERVICES.items():
             out[service] = grpc_status(port, method)
-        api.stop(signal.SIGKILL)
     return out
 
 
@@ -887,11 +867,9 @@ def measure_cors(params: Mapping[str, Any]) -> dict[str, Any]:
         "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "x-api-key",
     }
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         answer = api.call("OPTIONS", "/v1/rules", headers=preflight)
         plain = api.call("GET", "/v1/rules", headers={"Origin": "https://grafana.example"})
-        api.stop(signal.SIGKILL)
     allowed = answer.headers.get("access-control-allow-headers", "")
     return {
         "preflight_status": answer.status,
@@ -1008,8 +986,7 @@ def measure_python_example(params: Mapping[str, Any]) -> dict[str, Any]:
     import io
 
     rule = json.loads(params["rule"])
-    with receiver_running():
-        api = backend(params).start()
+    with started(params) as api:
         api.post_json("/v1/rules", rule)
         scope: dict[str, Any] = {"__name__": "example"}
         mark = api.log_mark()
@@ -1018,7 +995,6 @@ def measure_python_example(params: Mapping[str, Any]) -> dict[str, Any]:
             answer = scope["post_spans"]([scope["charge"], scope["skipped"]])
         await_or_fail(api, {str(scope[s].get("traceId")) for s in ("charge", "skipped")}, mark)
         found = api.call("GET", f"/v1/violations?ruleId={rule['name']}").json() or {}
-        api.stop(signal.SIGKILL)
     return {
         "answer": answer,
         "printed": printed.getvalue(),
