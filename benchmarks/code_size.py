@@ -3,9 +3,10 @@
     python benchmarks/code_size.py               # the work tree
     python benchmarks/code_size.py --rev d1767ab # a commit, read with `git archive`
 
-Prints, as Markdown: lines per module (largest first), the number of functions, the functions
-longer than 60 lines, and how many functions ruff's McCabe check finds over complexity 10 and
-12 (`# noqa` ignored: every such function counts, whatever its reason).
+Prints, as Markdown: lines per module (largest first) and per area (a folder of the engine, or a
+module of its top level), the number of functions, the functions longer than 60 lines, and how
+many functions ruff's McCabe check finds over complexity 10 and 12 (`# noqa` ignored: every such
+function counts, whatever its reason).
 """
 
 from __future__ import annotations
@@ -75,6 +76,17 @@ def report(tree: Path, label: str) -> str:
     out += [f"| {name} | {size} |" for name, size in long]
     out += ["", "| largest modules | lines |", "|---|---|"]
     out += [f"| {name} | {size} |" for name, size in modules[:10]]
+    out += [
+        "",
+        "| area (folder, or a module of the top level) | modules | lines |",
+        "|---|---|---|",
+    ]
+    areas: dict[str, list[int]] = {}
+    for name, size in modules:
+        area = name.rsplit("/", 1)[0] if name.count("/") > 1 else name
+        areas.setdefault(area, []).append(size)
+    ranked = sorted(areas.items(), key=lambda a: -sum(a[1]))
+    out += [f"| {area} | {len(sizes)} | {sum(sizes)} |" for area, sizes in ranked]
     return "\n".join(out)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -248,9 +247,10 @@ def write(site: Site, name: str, text: str) -> Path:
     return path
 
 
-def test_a_1mb_page_renders_and_maps_in_reasonable_time(site: Site) -> None:
-    """A 1 MB page with macro tables, macros in blocks and repeated lines renders in seconds and
-    every block maps to its true source line (the line map is near linear, not quadratic)."""
+def test_a_1mb_page_renders_and_maps_right(site: Site) -> None:
+    """A 1 MB page with macro tables, macros in blocks and repeated lines renders, and every
+    block maps to its true source line (how long the map takes: benchmarks/bench_line_map.py;
+    no test asserts a speed)."""
     parts = ["# A big page", ""]
     expected: list[int] = []
     n = 0
@@ -264,15 +264,12 @@ def test_a_1mb_page_renders_and_maps_in_reasonable_time(site: Site) -> None:
         expected.append(len(parts))
         parts += ["backend:", '  port: {{ port("http") }}', "```", ""]
     page = write(site, "big.md", "\n".join(parts))
-    start = time.perf_counter()
     rendered = site.render(page)
     found = blocks(rendered.text)
-    elapsed = time.perf_counter() - start
     assert [rendered.source_line(b.line) for b in found] == expected
-    assert elapsed < 20, f"a 1 MB page took {elapsed:.1f} s"
 
 
-def test_map_lines_on_thousands_of_identical_lines_is_fast_and_right() -> None:
+def test_map_lines_on_thousands_of_identical_lines_is_right() -> None:
     source, rendered, truth = [], [], []
     for i in range(30_000):
         if i % 10 == 5:
@@ -283,9 +280,7 @@ def test_map_lines_on_thousands_of_identical_lines_is_fast_and_right() -> None:
             source.append("same" if i % 2 else "")
             rendered.append(source[-1])
             truth.append(i + 1)
-    start = time.perf_counter()
     assert map_lines(source, rendered) == tuple(truth)
-    assert time.perf_counter() - start < 5
 
 
 def test_front_matter_that_is_a_list_is_refused(site: Site) -> None:
