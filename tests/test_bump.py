@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import bump
+from betrace_dist.artefacts import chart_policy, chart_values
 from betrace_dist.artefacts import nix as nixa
 from betrace_dist.release import load_release_data
 
@@ -23,13 +24,18 @@ NEW = "2.1.0"
 PACKAGES = [
     nixa.BY_NAME / n[:2] / n / "package.nix" for n in ("betrace-backend", "grafana-betrace-app")
 ]
+#: values.yaml and the files generated from it: a bump changes them only to drop digests
+CHART_FILES = [bump.VALUES, bump.CHART_DIR / "README.md", bump.CHART_DIR / "values.schema.json"]
 FILES = [
     bump.RELEASES,
     bump.CHART,
     bump.COMPOSE,
     *(s.path for s in bump.VERSION_LOCATIONS),
     *PACKAGES,
+    *CHART_FILES,
 ]
+#: Digests as the images workflow writes them into image-digests.txt, one per image.
+DIGESTS = {name: "sha256:" + fill * 64 for name, fill in zip(bump.IMAGES, "abc", strict=True)}
 
 
 @pytest.fixture
@@ -61,10 +67,12 @@ def test_bump_changes_every_place_that_carries_the_version(
     old_version = old.current.version
     assert run(tree, NEW, "--date", "2026-12-01", "--chart-version", "1.3.0") == 0
     changed = capsys.readouterr().out
-    for rel in {str(p) for p in FILES} - {str(p) for p in PACKAGES}:
+    for rel in {str(p) for p in FILES} - {str(p) for p in (*PACKAGES, *CHART_FILES)}:
         assert rel in changed, f"{rel} was not changed"
     for rel in PACKAGES:
         assert str(rel) not in changed, f"{rel} pins the upstream commit; the bump keeps it"
+    for rel in CHART_FILES:
+        assert str(rel) not in changed, f"{rel} has no digest to drop"
 
     data = load_release_data(tree / bump.RELEASES)
     cur = data.current
@@ -99,26 +107,75 @@ def test_bump_keeps_comments_and_the_old_entry_byte_for_byte(repo_root: Path, tr
     assert after.count("# digest: sha256:... is added by the publishing workflow") == 2
 
 
-def test_bump_drops_digests_of_the_old_images(tree: Path) -> None:
-    digest = "sha256:" + "a" * 64
-    releases = tree / bump.RELEASES
-    text = releases.read_text()
-    releases.write_text(
-        text.replace("        tag: 2.0.0\n", f"        tag: 2.0.0\n        digest: {digest}\n")
-    )
-    compose = tree / bump.COMPOSE
-    registry = load_release_data(releases).project.registry
-    compose.write_text(
-        compose.read_text().replace(
-            f"{registry}/backend:2.0.0", f"{registry}/backend:2.0.0@{digest}"
-        )
-    )
-    assert f"{registry}/backend:2.0.0@{digest}" in compose.read_text(), "the digest was not set up"
-    assert run(tree, NEW, "--date", "2026-12-01") == 0
-    data = load_release_data(releases)
-    assert data.current.images.backend.digest is None
-    assert data.releases[1].images.backend.digest == digest
-    assert f"{registry}/backend:{NEW}\n" in compose.read_text()
+def digests_file(path: Path, registry: str, lines: list[str] | None = None) -> Path:
+    """image-digests.txt as the images workflow writes it (or with the given lines)."""
+    made = [f"{name} {registry}/{name}:2.0.0@{digest}" for name, digest in DIGESTS.items()]
+    path.write_text("\n".join(made if lines is None else lines) + "\n")
+    return path
+
+
+def test_digests_are_recorded_wherever_an_image_is_kept_and_a_bump_drops_them(
+    tree: Path, tmp_path: Path
+) -> None:
+    registry = load_release_data(tree / bump.RELEASES).project.registry
+    assert run(tree, "--digests", str(digests_file(tmp_path / "d.txt", registry))) == 0
+    data = load_release_data(tree / bump.RELEASES)
+    values = (tree / bump.VALUES).read_text()
+    for name, digest in DIGESTS.items():
+        ref = f"{registry}/{name}:2.0.0@{digest}"
+        assert data.image_ref(name) == ref
+        for rel in (bump.COMPOSE, bump.CHART):
+            assert ref in (tree / rel).read_text(), f"{rel} lacks {ref}"
+        assert f'digest: "{digest}"' in values
+    assert chart_values.stale_files(tree / bump.CHART_DIR) == []
+    assert chart_policy.check_chart_metadata(tree / bump.CHART_DIR, data) == []
+
+    assert run(tree, NEW, "--date", "2026-12-01") == 0  # the next release: new images
+    bumped = load_release_data(tree / bump.RELEASES)
+    assert bumped.current.images.backend.digest is None
+    assert bumped.releases[1].images.backend.digest == DIGESTS["backend"]
+    for rel in (bump.COMPOSE, bump.CHART):
+        assert "@sha256:" not in (tree / rel).read_text(), rel
+    assert 'digest: "sha256:' not in (tree / bump.VALUES).read_text()
+    assert f"{registry}/backend:{NEW}\n" in (tree / bump.COMPOSE).read_text()
+    assert chart_values.stale_files(tree / bump.CHART_DIR) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "backend ghcr.io/x/backend:2.0.0@sha256:abc",
+            "d.txt:1: expected 'IMAGE REFERENCE@sha256:",
+        ),
+        (f"frontend {{registry}}/backend:2.0.0@{DIGESTS['backend']}", "d.txt:1: 'frontend' is not"),
+        (
+            f"backend {{registry}}/backend:1.9.0@{DIGESTS['backend']}",
+            "d.txt:1: {registry}/backend:1.9.0 is not {registry}/backend:2.0.0",
+        ),
+    ],
+)
+def test_bad_digests_are_refused_with_file_and_line_and_nothing_is_written(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
+    registry = load_release_data(tree / bump.RELEASES).project.registry
+    path = digests_file(tmp_path / "d.txt", registry, [line.format(registry=registry)])
+    before = snapshot(tree)
+    assert run(tree, "--digests", str(path)) == 1
+    err = capsys.readouterr().err
+    assert message.format(registry=registry) in err, err
+    assert snapshot(tree) == before
+
+
+def test_a_digests_file_missing_an_image_is_refused(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = load_release_data(tree / bump.RELEASES).project.registry
+    lines = [f"backend {registry}/backend:2.0.0@{DIGESTS['backend']}"]
+    before = snapshot(tree)
+    assert run(tree, "--digests", str(digests_file(tmp_path / "d.txt", registry, lines))) == 1
+    assert "no line for grafana-plugin, plugin-init" in capsys.readouterr().err
+    assert snapshot(tree) == before
 
 
 def test_after_a_bump_the_nix_consistency_checks_hold(
@@ -208,3 +265,13 @@ def test_a_failed_rename_restores_the_files_already_replaced(
         bump.bump(tree, NEW)
     assert calls["n"] == 3
     assert snapshot(tree) == before
+
+
+def test_the_images_workflow_writes_the_lines_the_bump_reads(repo_root: Path) -> None:
+    """Checked statically: the workflow's line is `$image $ref@$digest`, where `ref` is the
+    release's image reference without digest; a line of that shape is what --digests reads."""
+    workflow = (repo_root / ".github/workflows/images.yml").read_text()
+    assert 'echo "$image $ref@$digest" >> image-digests.txt' in workflow
+    assert 'data.image_ref(name).split("@")[0]' in workflow
+    line = f"backend ghcr.io/o/betrace/backend:2.0.0@{DIGESTS['backend']}"
+    assert bump.DIGEST_LINE.fullmatch(line)

@@ -5,6 +5,11 @@ chart and date; digests dropped, since they belong to the old images) and rewrit
 that carries the version. Every edit is a line-preserving text edit (comments and layout stay),
 every old value must equal what releases.yaml said (a file that had already drifted is refused),
 and nothing is written unless the new release data validates and every edit applies.
+
+`python -m betrace_dist.bump --digests image-digests.txt` records the digests the images workflow
+published (one `IMAGE REFERENCE@sha256:HEX` line per image) wherever an image reference of the
+release is kept: releases.yaml, the Compose file, the chart's artifacthub.io/images and its
+values defaults (with the values table of its README), all or nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from . import REPO_ROOT
+from .artefacts import chart_values
 from .errors import ProblemsError
 from .names import BETRACE_IMAGES
 from .release import _VERSION, ReleaseData, Version, load_release_data, next_minor
@@ -31,7 +37,16 @@ from .release import _VERSION, ReleaseData, Version, load_release_data, next_min
 RELEASES = Path("releases.yaml")
 CHART = Path("helm/betrace/Chart.yaml")
 COMPOSE = Path("docker/docker-compose.yml")
+CHART_DIR = CHART.parent
+VALUES = CHART_DIR / "values.yaml"
 IMAGES = BETRACE_IMAGES
+#: Where the chart's values.yaml keeps each BeTrace image's digest (`digest:` under these keys).
+VALUES_DIGESTS = {
+    "backend": ("backend", "image"),
+    "grafana-plugin": ("grafana", "plugin", "pluginImage"),
+    "plugin-init": ("grafana", "plugin", "initImage"),
+}
+DIGEST_LINE = re.compile(r"(?P<image>\S+) (?P<ref>[^\s@]+)@(?P<digest>sha256:[0-9a-f]{64})")
 
 
 class BumpError(Exception):
@@ -115,6 +130,52 @@ def _edit_image_refs(text: str, registry: str, old: str, new: str) -> str:
     return re.sub(pattern, rf"\1:{new}", text)
 
 
+def _set_digest(text: str, path: Path, ref: str, digest: str) -> str:
+    """Every `ref[@sha256:...]` in the text -> `ref@digest`; the reference must be there."""
+    pattern = rf"{re.escape(ref)}(@sha256:[0-9a-f]{{64}})?(?![\w.:-])"
+    changed, count = re.subn(pattern, f"{ref}@{digest}", text)
+    if count == 0:
+        raise BumpError(f"{path}: {ref} is not there; the digest has no reference to join")
+    return changed
+
+
+def _set_values_digests(text: str, digests: dict[str, str]) -> str:
+    """values.yaml with each image's `digest:` default set (\"\" clears it), line by line."""
+    doc = _yaml().load(text)
+    lines = text.splitlines(keepends=True)
+    for image, digest in digests.items():
+        node = doc
+        for key in VALUES_DIGESTS[image]:
+            node = node[key]
+        number = node.lc.key("digest")[0]
+        edited, count = re.subn(
+            r'(digest: )(""|"sha256:[0-9a-f]{64}")', rf'\1"{digest}"', lines[number]
+        )
+        if count != 1:
+            where = ".".join(VALUES_DIGESTS[image])
+            raise BumpError(f'{VALUES}:{number + 1}: {where}.digest is not a quoted digest or ""')
+        lines[number] = edited
+    return "".join(lines)
+
+
+def _values_table(root: Path, values: str) -> dict[Path, str]:
+    """The chart's generated files (schema, README's values table) for the new values.yaml."""
+    readme = CHART_DIR / chart_values.README_FILE
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "values.yaml").write_text(values, encoding="utf-8")
+            doc = chart_values.parse_values(Path(tmp))
+        table = chart_values.render_table(doc)
+        return {
+            readme: chart_values.readme_with_table(_read(root / readme), table, readme),
+            CHART_DIR / chart_values.SCHEMA_FILE: chart_values.schema_text(doc),
+        }
+    except ProblemsError as exc:
+        raise BumpError(
+            f"{CHART_DIR}: the chart's generated files cannot be remade:\n{exc}"
+        ) from None
+
+
 def _new_releases_text(
     text: str, version: str, chart_version: str, date: dt.date, summary: str
 ) -> str:
@@ -179,6 +240,9 @@ def plan(
     for path in (CHART, COMPOSE):
         if (root / path).is_file():
             edit(path, lambda t: _edit_image_refs(t, data.project.registry, cur.version, version))
+    if (root / VALUES).is_file():  # the digests of the old images go from the defaults too
+        edit(VALUES, partial(_set_values_digests, digests=dict.fromkeys(IMAGES, "")))
+        texts |= _values_table(root, texts[VALUES])
     texts[RELEASES] = _new_releases_text(
         (root / RELEASES).read_text(encoding="utf-8"), version, chart_version, date, summary
     )
@@ -196,6 +260,71 @@ def plan(
 
 def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def read_digests(path: Path, data: ReleaseData) -> dict[str, str]:
+    """image -> digest from the images workflow's file, each line checked against the release."""
+    problems: list[str] = []
+    found: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BumpError(f"{path}: cannot be read ({exc})") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        match = DIGEST_LINE.fullmatch(line.strip())
+        if match is None:
+            problems.append(f"{where}: expected 'IMAGE REFERENCE@sha256:<64 hex>', got {line!r}")
+            continue
+        image = match["image"]
+        if image not in IMAGES or image in found:
+            why = "listed twice" if image in found else f"not an image of the release {IMAGES}"
+            problems.append(f"{where}: {image!r} is {why}")
+            continue
+        tag = getattr(data.current.images, image.replace("-", "_")).tag
+        expected = f"{data.project.registry}/{image}:{tag}"
+        if match["ref"] != expected:
+            problems.append(f"{where}: {match['ref']} is not {expected}, the release's {image}")
+        found[image] = match["digest"]
+    if missing := [i for i in IMAGES if i not in found and not problems]:
+        problems.append(f"{path}: no line for {', '.join(missing)}")
+    if problems:
+        raise BumpError("\n".join(problems))
+    return found
+
+
+def plan_digests(root: Path, digests_file: Path) -> dict[Path, str]:
+    """New text of every file that keeps an image reference of the release, with its digest."""
+    try:
+        data = load_release_data(root / RELEASES)
+    except ProblemsError as exc:
+        raise BumpError(f"the current release data is invalid:\n{exc}") from None
+    digests = read_digests(digests_file, data)
+    yaml = _yaml()
+    doc = yaml.load(_read(root / RELEASES))
+    for image, digest in digests.items():
+        doc["releases"][0]["images"][image]["digest"] = digest
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    texts = {RELEASES: out.getvalue()}
+    for path in (COMPOSE, CHART):
+        text = _read(root / path)
+        for image, digest in digests.items():
+            ref = data.image_ref(image).partition("@")[0]
+            text = _set_digest(text, path, ref, digest)
+        texts[path] = text
+    texts[VALUES] = _set_values_digests(_read(root / VALUES), digests)
+    texts |= _values_table(root, texts[VALUES])
+    with tempfile.TemporaryDirectory() as tmp:
+        check = Path(tmp) / RELEASES.name
+        check.write_text(texts[RELEASES], encoding="utf-8")
+        try:
+            load_release_data(check)
+        except ProblemsError as exc:
+            raise BumpError(f"the release data with the digests would be invalid:\n{exc}") from None
+    return {path: text for path, text in texts.items() if text != _read(root / path)}
 
 
 def write_all(root: Path, texts: dict[Path, str]) -> None:
@@ -236,24 +365,32 @@ def bump(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m betrace_dist.bump", description=__doc__)
-    parser.add_argument("version", help="the new release version, e.g. 2.1.0")
+    parser.add_argument("version", nargs="?", help="the new release version, e.g. 2.1.0")
+    parser.add_argument(
+        "--digests", type=Path, help="record the published digests (image-digests.txt) instead"
+    )
     parser.add_argument("--chart-version", help="new chart version (default: next minor)")
     parser.add_argument("--date", type=dt.date.fromisoformat, help="YYYY-MM-DD (default: today)")
     parser.add_argument("--summary", help="one-line summary of the release")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--dry-run", action="store_true", help="list the files, write nothing")
     args = parser.parse_args(argv)
+    if (args.version is None) == (args.digests is None):
+        parser.error("give either the new VERSION or --digests FILE")
     options = (args.chart_version, args.date, args.summary)
     try:
-        if args.dry_run:
-            changed = sorted(plan(args.root, args.version, *options))
+        if args.digests is not None:
+            texts = plan_digests(args.root, args.digests)
         else:
-            changed = bump(args.root, args.version, *options)
+            texts = plan(args.root, args.version, *options)
+        if not args.dry_run:
+            write_all(args.root, texts)
     except BumpError as exc:
         print(f"bump refused, nothing written: {exc}", file=sys.stderr)
         return 1
     verb = "would change" if args.dry_run else "changed"
-    print(f"{args.version}: {verb} " + ", ".join(str(p) for p in changed))
+    label = args.version or f"digests from {args.digests}"
+    print(f"{label}: {verb} " + ", ".join(str(p) for p in sorted(texts)))
     return 0
 
 

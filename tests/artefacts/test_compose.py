@@ -354,7 +354,7 @@ BREAKS = [
         COMPOSE,
         r"betrace/backend:2\.0\.0",
         "betrace-hq/backend:2.0.0",
-        "services.backend.image is 'ghcr.io/betrace-hq/betrace-hq/backend:2.0.0'",
+        "services.backend.image is 'ghcr.io/betrace-hq/betrace-hq/backend:2.0.0",  # [@digest]
         id="backend-image-spelling",
     ),
     pytest.param(
@@ -515,7 +515,7 @@ BREAKS = [
     ),
     pytest.param(
         COMPOSE,
-        r"(?s)(backend:2\.0\.0\n)    build:.*?patches: \.\./patches\n",
+        r"(?s)(backend:2\.0\.0(?:@sha256:[0-9a-f]{64})?\n)    build:.*?patches: \.\./patches\n",
         r"\1",
         "services.backend.build is missing: the backend image is not published",
         id="build-missing",
