@@ -88,10 +88,10 @@ def test_clean_page_passes_and_the_ledger_counts_every_block(gate_run: str) -> N
     # pages that cannot be rendered (the macro typo, the front matter override) stand in the
     # ledger as one error entry each; so do the code readers see that no fence holds (3 on
     # unseen-code.md: a quoted fence, which the count above does not see, an indented block and
-    # raw HTML) and the broken links (3)
-    assert int(totals[1]) == fences + 2 + 3 + 3
-    # errors: those 8, and the fence hidden in a comment
-    assert "1 unclaimed" in totals[3] and "9 error" in totals[3]
+    # raw HTML), the broken links (3) and the line that is a heading by accident (1)
+    assert int(totals[1]) == fences + 2 + 3 + 3 + 1
+    # errors: those 9, and the fence hidden in a comment
+    assert "1 unclaimed" in totals[3] and "10 error" in totals[3]
     assert "1 modelled" in totals[3]  # the console block whose output a cluster would print
 
 
@@ -106,6 +106,11 @@ def test_code_readers_see_outside_fences_fails_at_its_line(gate_run: str) -> Non
         "no checker claims",
     )
     expect(gate_run, "unseen-code.md", line_containing(page, "<pre><code>"), "raw HTML code")
+
+
+def test_a_line_that_is_a_heading_by_accident_fails_at_its_line(gate_run: str) -> None:
+    line = line_containing(DOCS / "unseen-code.md", "#108478 and")
+    expect(gate_run, "unseen-code.md", line, "starts with '#' and no space", "reflow it")
 
 
 def test_fence_inside_an_html_comment_fails_and_never_runs(gate_run: str) -> None:

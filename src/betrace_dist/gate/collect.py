@@ -127,6 +127,7 @@ class Gate:
         if not problems:
             return PageResult(path, rendered, items)
         found_problems = display.unchecked(rendered.text, found, shown)
+        found_problems += display.stray_headings(rendered.text, found)
         found_problems += display.link_problems(
             rendered.text, path.resolve(), self.site.docs_dir, shown, self._ids
         )

@@ -217,6 +217,25 @@ def unchecked(text: str, found: list[Block], shown: Shown) -> list[Problem]:
     return out
 
 
+#: A line Python-Markdown makes a heading although it has no space after its `#`s (CommonMark
+#: would not): "#108478 and ..." reflowed to the start of a line cuts a sentence in two.
+_STRAY_HEADING = re.compile(r"^#{1,6}[^\s#]", re.MULTILINE)
+
+
+def stray_headings(text: str, found: list[Block]) -> list[Problem]:
+    """Lines outside code blocks that Python-Markdown shows as a heading by accident."""
+    inside = [(b.start, b.end) for b in found]
+    return [
+        Problem(
+            text.count("\n", 0, match.start()) + 1,
+            "this line starts with '#' and no space, which Python-Markdown shows as a heading "
+            "in the middle of the text: reflow it, or write '# ' if it is a heading",
+        )
+        for match in _STRAY_HEADING.finditer(text)
+        if not any(start <= match.start() < end for start, end in inside)
+    ]
+
+
 def link_problems(
     text: str, page: Path, docs_dir: Path, shown: Shown, ids_of: Any
 ) -> list[Problem]:
