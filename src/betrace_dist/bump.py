@@ -246,7 +246,12 @@ def plan(
     texts[RELEASES] = _new_releases_text(
         (root / RELEASES).read_text(encoding="utf-8"), version, chart_version, date, summary
     )
-    # Validate the new release data as the project reads it, before any file is touched.
+    return _changed(root, texts)
+
+
+def _changed(root: Path, texts: dict[Path, str]) -> dict[Path, str]:
+    """The files whose text changes, once the new release data validates as the project reads
+    it (before any file is touched)."""
     with tempfile.TemporaryDirectory() as tmp:
         check = Path(tmp) / RELEASES.name
         check.write_text(texts[RELEASES], encoding="utf-8")
@@ -317,14 +322,7 @@ def plan_digests(root: Path, digests_file: Path) -> dict[Path, str]:
         texts[path] = text
     texts[VALUES] = _set_values_digests(_read(root / VALUES), digests)
     texts |= _values_table(root, texts[VALUES])
-    with tempfile.TemporaryDirectory() as tmp:
-        check = Path(tmp) / RELEASES.name
-        check.write_text(texts[RELEASES], encoding="utf-8")
-        try:
-            load_release_data(check)
-        except ProblemsError as exc:
-            raise BumpError(f"the release data with the digests would be invalid:\n{exc}") from None
-    return {path: text for path, text in texts.items() if text != _read(root / path)}
+    return _changed(root, texts)
 
 
 def write_all(root: Path, texts: dict[Path, str]) -> None:
