@@ -132,6 +132,18 @@ def test_closing_removes_the_sandbox() -> None:
     assert not tmp.exists()
 
 
+def test_content_tab_states_live_in_the_sandbox_a_later_run_sweeps() -> None:
+    """A gate killed mid-page leaves its sandbox, which the next run removes (sandbox.sweep_stale,
+    by the sandbox's PID); the tab states' copies are inside it, never a folder of their own."""
+    s = Session()
+    try:
+        store = s._snapshots.store
+        assert store.is_dir() and store.is_relative_to(s.sandbox.gate), store
+    finally:
+        s.close()
+    assert not store.exists()
+
+
 @given(
     st.lists(
         st.text(alphabet="abcXYZ019_./:=,@%+-", min_size=1, max_size=12), min_size=1, max_size=5

@@ -8,7 +8,8 @@ Layout, made fresh for every page:
       page/                 the page's writable folder, the only one its jail binds writable: a
                             RAM-backed file system of SANDBOX_SIZE bytes where the gate may mount
                             one (then its disk use is bounded and unmounting removes it all)
-      gate/                 the gate's own files (live-tier logs): never visible to the page
+      gate/                 the gate's own files (live-tier logs, content tabs' states): never
+                            visible to the page
 
 The gate reaches into page/ only through `safefs.Tree` (descriptors, nothing followed out of the
 sandbox, no FIFO or device opened, reads bounded), or by running the work inside the jail as

@@ -147,7 +147,9 @@ class Session:
         self._before: dict[int, _Snapshot] = {}
         self._after_first: dict[int, _Snapshot] = {}
         # the sandbox as laid out: content tabs' states keep only what changed since
-        self._snapshots = Snapshots(self.tmp, {self.repo.name: _pristine()})
+        self._snapshots = Snapshots(
+            self.tmp, {self.repo.name: _pristine()}, store=self.sandbox.gate / "states"
+        )
         #: what each command run since the last reset printed (None: a model that cannot say)
         self.printed: list[Done | str | None] = []
         self._printed_size: tuple[list[Done | str | None], int] = (self.printed, 0)

@@ -122,12 +122,24 @@ def _remove(path: Path, kind: str) -> None:
 class Snapshots:
     """The recorded states of one sandbox and the store that keeps their files' content."""
 
-    def __init__(self, root: Path, pristine: dict[str, Path], limit: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        pristine: dict[str, Path],
+        limit: int | None = None,
+        store: Path | None = None,
+    ) -> None:
         """Record the sandbox as laid out: files under `pristine`'s keys (top-level folders of
-        the sandbox) keep their content in the folder each maps to, a copy no page can write."""
+        the sandbox) keep their content in the folder each maps to, a copy no page can write.
+        The states' files go to `store` (made here; a page's session gives a folder of its
+        sandbox's gate side, removed with the sandbox even when the gate was killed)."""
         self.root = root
         self.limit = SNAPSHOT_LIMIT if limit is None else limit
-        self.store = Path(tempfile.mkdtemp(prefix="betrace-page-states-")).resolve()
+        if store is None:
+            store = Path(tempfile.mkdtemp(prefix="betrace-page-states-"))
+        else:
+            store.mkdir(mode=0o700)
+        self.store = store.resolve()
         self.used = 0  # bytes of content in the store
         self._names = itertools.count()
         known = scan(root, self._clock())
