@@ -146,6 +146,30 @@ def test_gate_fails_rule_examples_that_lie(backend_program: Path, tmp_path: Path
     assert "(409)" not in out and "3 failed, 3 passed" in out, out[-2000:]
 
 
+def test_a_page_name_cannot_turn_a_kept_trace_into_a_broken_one(
+    backend_program: Path, tmp_path: Path
+) -> None:
+    """The outcome a trace is shown with was read back from its id, which holds the page's
+    name: on a page named *-breaks-*, a trace shown to keep the rule that breaks it passed."""
+    site = copy_site(tmp_path, ["index.md"])
+    page = site / "docs" / "lie-breaks-here.md"
+    page.write_text(
+        "# A lie\n\n"
+        '```yaml title="Rule: every payment over 1000 has a fraud check"\n'
+        "rule:\n  name: large-payment-fraud-check\n  severity: HIGH\n"
+        "  expression: when { payment.where(amount > 1000) } always { fraud_check }\n"
+        'breaks:\n  - - {name: payment, attributes: {amount: "1500"}}\n'
+        'keeps:\n  - - {name: payment, attributes: {amount: "2500"}}\n'
+        "```\n"
+    )
+    live = f"--live-backend={backend_program}"
+    result = run_pytest(["docs", "-q", "-p", "no:randomly", live], cwd=site, timeout=600)
+    line = line_containing(page, 'amount: "2500"')
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"lie-breaks-here.md:{line}: " in result.stdout, result.stdout[-3000:]
+    assert "shown to keep the rule, but a violation was recorded" in result.stdout
+
+
 def test_compose_rules_json_is_made_from_rules_yaml() -> None:
     """docker/rules.json is what `betrace-dist rules json docker/rules.yaml` writes."""
     made = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.yaml"))

@@ -94,7 +94,8 @@ def _traces(
         line = _line(listed, i)
         if not isinstance(trace, list) or not trace:
             raise CheckFailure(f"'{key}': a trace is a non-empty list of spans", line)
-        trace_id = f"{prefix}-{key}-{i + 1}"
+        # the key first: the outcome is read from it, and the prefix holds the page's name
+        trace_id = f"{key}-{prefix}-{i + 1}"
         out.append((line, trace_id, [_span(s, trace_id, j, line) for j, s in enumerate(trace)]))
     return out
 
@@ -256,7 +257,7 @@ def _outcomes(result: dict[str, Any], name: str, traces: list[Any]) -> None:
         v["traceId"] for v in result["violations"] if v["ruleId"] == name and v["kind"] == "trace"
     }
     for line, trace_id, _ in traces:
-        breaks = "-breaks-" in trace_id
+        breaks = trace_id.startswith("breaks-")
         if breaks and trace_id not in violated:
             raise CheckFailure(
                 "this trace is shown to break the rule, but no violation was recorded", line
