@@ -31,6 +31,14 @@ def test_vermin_alone_misses_a_union_annotation() -> None:
     assert found is not None and found < (3, 10), found
 
 
+def test_a_vermin_crash_is_no_answer_not_any_python() -> None:
+    """A 400-deep sum makes vermin fail (RecursionError) where Python runs it: read as "no
+    minimum", it let a page state 3.6 for an example using itertools.pairwise (3.10)."""
+    source = "import itertools\n\nitertools.pairwise\ntotal = 1" + " + 1" * 400 + "\n"
+    with pytest.raises(python_minimum.VerminError, match="RecursionError"):
+        python_minimum.vermin_minimum(source)
+
+
 def test_running_the_older_pythons_finds_what_vermin_misses(tmp_path: Path) -> None:
     versions = dict(python_minimum.older_pythons())
     if (3, 9) not in versions or (3, 10) not in versions:

@@ -68,7 +68,17 @@ def vermin_minimum(source: str) -> Minor | None:
     last = (done.stdout.strip().splitlines() or [""])[-1]
     # the summary line: ":::<python 2 minimum>:<python 3 minimum>:"
     match = re.search(r":(\d+\.\d+):$", last)
-    return parse(match[1]) if match else None
+    if done.returncode != 0 or match is None:  # a crash is no answer, never "any Python"
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise VerminError(
+            f"vermin could not read the example (exit {done.returncode}: "
+            f"{said[-1] if said else 'no output'}), so the Python it needs is unknown"
+        )
+    return parse(match[1])
+
+
+class VerminError(Exception):
+    """vermin ran but gave no minimum (it crashed on the example)."""
 
 
 @dataclass(frozen=True)

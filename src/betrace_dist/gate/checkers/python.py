@@ -69,7 +69,10 @@ def _check_python_minimum(source: str, ctx: Context) -> None:
         said = (done.stderr or done.stdout).strip().splitlines()
         return None if done.returncode == 0 else (said[-1] if said else f"exit {done.returncode}")
 
-    need = python_minimum.needed(source, run)
+    try:
+        need = python_minimum.needed(source, run)
+    except python_minimum.VerminError as exc:
+        raise CheckFailure(str(exc)) from None
     problem = python_minimum.page_problem(examples.python_minimum, need, ctx.before)
     if problem is not None:
         raise CheckFailure(problem)
