@@ -18,6 +18,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+def _no_constant(name: str) -> Any:
+    """Python reads NaN and Infinity; JSON (RFC 8259) has neither, and Go's parser refuses them."""
+    raise ValueError(f"{name} is not a JSON value (RFC 8259 has no NaN or Infinity)")
+
+
 class JsonChecker:
     name: ClassVar[str] = "json"
     status: ClassVar[Status] = "verified"
@@ -25,7 +30,7 @@ class JsonChecker:
 
     def check(self, block: Block, ctx: Context) -> None:
         try:
-            json.loads(block.body, object_pairs_hook=_no_duplicates)
+            json.loads(block.body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise CheckFailure(f"invalid JSON: {exc.msg}", exc.lineno) from None
         except ValueError as exc:
