@@ -194,3 +194,14 @@ def test_a_modelled_command_in_a_substitution_never_runs_for_real(
 def test_a_redirect_target_made_by_a_command_is_refused(session: Session) -> None:
     with pytest.raises(CommandError, match="made by a command substitution: not modelled"):
         run(session, 'echo x > "$(kubectl get ns -o name)"\n')
+
+
+def test_the_clone_pages_start_from_is_named_for_the_sweep() -> None:
+    """The copy of the reader's clone is removed at exit; a killed run cannot, so it is named as
+    sandboxes are (betrace-page-<PID>-...) and the next run's sweep removes it with them."""
+    from betrace_dist.gate import sandbox
+    from betrace_dist.gate.session import _pristine
+
+    name = _pristine().parent.name
+    found = sandbox._STALE.fullmatch(name)
+    assert found and int(found[1]) == os.getpid(), name

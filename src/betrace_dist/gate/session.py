@@ -624,7 +624,8 @@ def _pristine() -> Path:
     """The reader's clone, copied once per run (removed at exit): every page's sandbox is laid
     out from it, and content tabs' states take the content of unchanged files from it. It lies
     outside every page's writable directory, so no page command can change it."""
-    root = Path(tempfile.mkdtemp(prefix="betrace-clone-")).resolve()
+    # named as sandboxes are (betrace-page-<PID>-...), so a killed run's copy is swept with them
+    root = Path(tempfile.mkdtemp(prefix=f"betrace-page-{os.getpid()}-clone")).resolve()
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     pristine = root / "distribution"
     files = clone_files()
