@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,3 +66,27 @@ def test_a_page_of_blank_lines_is_scanned_for_variables_at_once() -> None:
     worker.start()
     worker.join(120)
     assert found == [{"BETRACE_DEBUG"}], "the scan did not return"
+
+
+def test_snippets_that_include_each_other_are_stopped_at_the_pages_budget(tmp_path: Path) -> None:
+    """Four small files, each including the next 40 times, made 189 MB of Markdown (four
+    minutes, 0.9 GB) before the page's size limit was looked at: the inclusions count now."""
+    import markdown
+
+    from betrace_dist.site.snippets import AllowListedSnippets
+
+    folder = tmp_path / "docs" / "s"
+    folder.mkdir(parents=True)
+
+    def including(name: str) -> str:
+        return f'--8<-- "docs/s/{name}.txt"\n' * 40
+
+    for name, following in zip("abc", "bcd", strict=True):
+        (folder / f"{name}.txt").write_text(including(following))
+    (folder / "d.txt").write_text("Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n")
+    snippets = AllowListedSnippets(base_path=[str(tmp_path)], check_paths=True)
+    md = markdown.Markdown(extensions=[snippets])
+    with pytest.raises(Exception, match="more than 400,000 characters"):
+        md.convert('--8<-- "docs/s/a.txt"\n')  # 40^3 inclusions of d.txt: 3.6 MB
+    md.reset()
+    assert "Lorem ipsum" in md.convert('--8<-- "docs/s/d.txt"\n')  # one inclusion is fine

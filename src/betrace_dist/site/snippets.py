@@ -22,6 +22,8 @@ from pymdownx.snippets import (  # type: ignore[import-untyped]
     SnippetPreprocessor,
 )
 
+from . import limits
+
 #: Folders, relative to a snippet base path, that pages may include files from.
 ALLOWED = ("docs", "helm", "nix", "docker", ".github/workflows")
 NAME = "pymdownx.snippets"
@@ -44,6 +46,26 @@ def allowed(base: Path, path: Path) -> str | None:
 
 
 class _Checked(SnippetPreprocessor):  # type: ignore[misc]
+    #: characters the snippets of one page may bring in, all inclusions counted: files that
+    #: include each other N times each multiply (N to the depth) long before the page's own
+    #: size limit is checked, and a 4.5 KB set of files grew to 189 MB
+    budget = limits.MAX_MARKDOWN
+
+    def run(self, lines: list[str]) -> list[str]:
+        self.included = 0
+        result: list[str] = super().run(lines)
+        return result
+
+    def read_lines(self, path: str) -> list[str]:
+        lines: list[str] = super().read_lines(path)
+        self.included = getattr(self, "included", 0) + sum(len(line) + 1 for line in lines)
+        if self.included > self.budget:
+            raise SnippetMissingError(
+                f"snippet '{path}' is refused: the page's snippets would bring in more than "
+                f"{self.budget:,} characters (each inclusion counted)"
+            )
+        return lines
+
     def get_snippet_path(self, path: str) -> str | None:
         found: str | None = super().get_snippet_path(path)
         if found is None:
