@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from betrace_dist.gate.checkers.shell import matches_with_ellipses
+from betrace_dist.release import ReleaseData
 
 
 def by_regular_expression(shown: list[str], actual: list[str]) -> bool:
@@ -90,3 +91,53 @@ def test_snippets_that_include_each_other_are_stopped_at_the_pages_budget(tmp_pa
         md.convert('--8<-- "docs/s/a.txt"\n')  # 40^3 inclusions of d.txt: 3.6 MB
     md.reset()
     assert "Lorem ipsum" in md.convert('--8<-- "docs/s/d.txt"\n')  # one inclusion is fine
+
+
+def test_a_markdown_link_out_of_the_pages_is_refused_before_it_is_looked_at(
+    tmp_path: Path,
+) -> None:
+    """The gate looked at (and read, for an anchor of a .md file) what a link named with its
+    own rights, and said whether it existed: a page could learn what files the machine has."""
+    from betrace_dist.gate.display import Shown, link_problems
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (tmp_path / "exists.md").write_text("# Outside\n")
+    page = docs / "p.md"
+    links = ["../exists.md", "../missing.md", "../exists.md#a"]
+    shown = Shown(links=links)
+    found = link_problems("\n".join(links), page, docs, shown, lambda _: set())
+    assert [p.reason for p in found] == [
+        f"the link '{h}' leaves the site's pages (docs/)" for h in links
+    ]
+
+
+def test_only_the_first_broken_anchors_get_a_suggestion(tmp_path: Path) -> None:
+    """Each suggestion compares with every id of the page: thousands of broken anchors on a
+    page of thousands of headings took minutes, so only the first few get one."""
+    from betrace_dist.gate.display import SUGGESTED, Shown, link_problems
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    links = [f"#headin{n}" for n in range(SUGGESTED + 5)]
+    shown = Shown(ids={f"heading{n}" for n in range(SUGGESTED + 5)}, links=links)
+    found = link_problems("\n".join(links), docs / "p.md", docs, shown, lambda _: set())
+    suggested = [p for p in found if "did you mean" in p.reason]
+    assert len(found) == SUGGESTED + 5 and len(suggested) == SUGGESTED, found[:3]
+
+
+def test_a_paragraph_of_many_sizes_is_read_once(release_data: ReleaseData) -> None:
+    """Each size walked its whole paragraph again: 12,000 lines of sizes took minutes. Run in a
+    thread, so a return to that fails instead of hanging; every size is still reported at its
+    line."""
+    from betrace_dist.gate import typed
+
+    text = "# Sizes\n\n" + "The body may hold 7 MiB\n" * 12_000
+    found: list[list[int]] = []
+    worker = threading.Thread(
+        target=lambda: found.append([p.line for p in typed._sizes(text, release_data, False)]),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(120)
+    assert found == [list(range(3, 12_003))], "the scan did not return, or lost a line"

@@ -236,6 +236,10 @@ def stray_headings(text: str, found: list[Block]) -> list[Problem]:
     ]
 
 
+#: Broken links of a page that get a "did you mean" (a page of thousands took minutes).
+SUGGESTED = 20
+
+
 def link_problems(
     text: str, page: Path, docs_dir: Path, shown: Shown, ids_of: Any
 ) -> list[Problem]:
@@ -252,6 +256,11 @@ def link_problems(
         target = page
         if parts.path:
             target = (page.parent / unquote(parts.path)).resolve()
+            if not target.is_relative_to(docs_dir.resolve()):
+                # said before anything is looked at: whether it exists is not the page's to learn
+                reason = f"the link '{href}' leaves the site's pages (docs/)"
+                out.append(Problem(_line_of(lines, href), reason))
+                continue
             if not target.exists():
                 shown_path = (
                     target.relative_to(docs_dir.parent).as_posix()
@@ -267,7 +276,8 @@ def link_problems(
         ids = shown.ids if target == page else ids_of(target)
         if ids is not None and anchor not in ids:
             name = "this page" if target == page else target.relative_to(docs_dir).as_posix()
-            close = _closest(anchor, ids)
+            # suggestions for the first few only: each compares with every id of the page
+            close = _closest(anchor, ids) if len(out) < SUGGESTED else ""
             out.append(
                 Problem(
                     _line_of(lines, href),
