@@ -384,7 +384,7 @@ def test_console_steps_and_output_comparison() -> None:
 
     found = steps("$ printf 'a\\nb\\n' \\\n    | head -1\na\n$ cd /tmp\n")
     assert [(s.line, s.output, s.output_line) for s in found] == [(1, ["a"], 3), (4, None, 5)]
-    assert found[0].script.startswith("printf") and found[1].script == "\n\n\ncd /tmp\n"
+    assert found[0].script.startswith("printf") and found[1].script == "cd /tmp\n"
     compare(found[0], "a\n")
     with pytest.raises(CheckFailure, match="shows 'a' as output, but the command printed 'b'") as e:
         compare(found[0], "b\n")

@@ -141,3 +141,27 @@ def test_a_paragraph_of_many_sizes_is_read_once(release_data: ReleaseData) -> No
     worker.start()
     worker.join(120)
     assert found == [list(range(3, 12_003))], "the scan did not return, or lost a line"
+
+
+def test_a_console_block_of_thousands_of_steps_is_split_once_per_step() -> None:
+    """Each step was split with every line before it as blank lines, which bashlex read again:
+    6,000 steps ran past five minutes. A step's command is split alone, its lines shifted to the
+    block's, so an error still names the block line. Run in a thread, so a return to the old
+    way fails instead of hanging."""
+    from betrace_dist.gate.checkers.shell import _heads, steps
+    from betrace_dist.gate.shellwords import SplitError, split
+
+    body = "$ true\n" * 6000 + "$ helm version\n"
+    heads: list[set[str]] = []
+
+    def plan() -> None:
+        heads.append(set().union(*(_heads(step) for step in steps(body))))
+
+    worker = threading.Thread(target=plan, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert heads == [{"helm"}], "the steps were not split in time"  # true runs in the jail
+    assert split("echo one\necho two\n", first_line=7)[1].line == 8
+    with pytest.raises(SplitError) as error:
+        split("if then\n", first_line=7)
+    assert error.value.line == 7

@@ -196,8 +196,26 @@ def _unclosed_heredoc(script: str, message: str) -> SplitError | None:
     )
 
 
-def split(script: str) -> list[Command]:
-    """The simple commands of a script, in order."""
+def split(script: str, first_line: int = 1) -> list[Command]:
+    """The simple commands of a script, in order; `first_line` is the block line the script
+    starts at (a console step's command alone, never padded with the lines before it, which
+    bashlex would read again for every step)."""
+    try:
+        commands = _split(script)
+    except SplitError as exc:
+        raise SplitError(exc.line + first_line - 1 if exc.line else exc.line, exc.reason) from None
+    if first_line != 1:
+        _shift(commands, first_line - 1)
+    return commands
+
+
+def _shift(commands: list[Command], lines: int) -> None:
+    for command in commands:
+        command.line += lines
+        _shift(command.substitutions, lines)
+
+
+def _split(script: str) -> list[Command]:
     if not script.strip():
         return []
     try:

@@ -196,7 +196,7 @@ class ShellChecker:
     def _run_console(self, block: Block, ctx: Context) -> None:
         """Each `$` command of a transcript on its own, its output compared where it can be."""
         for step in steps(block.body):
-            printed = self.run(step.script, ctx)
+            printed = self.run(step.script, ctx, step.line)
             if step.output is not None and printed is not None:
                 _compare_or_update(step, printed, ctx)
             elif step.output is not None and not self._model_heads(step):
@@ -213,11 +213,11 @@ class ShellChecker:
         real = _RUN_FOR_REAL | ({"curl"} if self.live_on else set())
         return {h for h in _heads(step) if h not in real}
 
-    def run(self, script: str, ctx: Context) -> str | None:
+    def run(self, script: str, ctx: Context, first_line: int = 1) -> str | None:
         """Each command to a command model, in the page's session; what the commands printed,
-        or None when a model could not say."""
+        or None when a model could not say. `first_line`: the block line the script starts at."""
         try:
-            commands = split(script)
+            commands = split(script, first_line)
         except SplitError as exc:
             raise CheckFailure(exc.reason, exc.line) from None
         session = ctx.session()
@@ -238,7 +238,7 @@ class Step:
     """One `$ command` of a console block and the output shown under it."""
 
     line: int  # body line of the `$`, 1-based
-    script: str  # the command, prompt removed, after line-1 blank lines (so lines match)
+    script: str  # the command, prompt removed; its first line is `line`
     output: list[str] | None  # the lines shown under it (None: nothing is shown)
     output_line: int  # body line of the first output line
 
@@ -265,7 +265,7 @@ def steps(body: str) -> list[Step]:
         shown = lines[shown_from:i]
         while shown and not shown[-1].strip():
             shown.pop()
-        script = "\n" * start + "\n".join(command) + "\n"
+        script = "\n".join(command) + "\n"
         out.append(Step(start + 1, script, shown or None, shown_from + 1))
     return out
 
@@ -273,7 +273,7 @@ def steps(body: str) -> list[Step]:
 def _heads(step: Step) -> set[str]:
     """Programs of a step that are not file commands (those run in the jail)."""
     try:
-        commands = split(step.script)
+        commands = split(step.script, step.line)
     except SplitError:
         return set()
     heads = {c.argv[0].rsplit("/", 1)[-1] for c in commands if c.argv}
