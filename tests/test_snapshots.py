@@ -61,7 +61,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     for name in ("README.md", "docker/compose.yaml"):
         (root / "repo" / name).write_bytes((pristine / name).read_bytes())
     _tick_past(root)
-    states = Snapshots(root, {"repo": pristine})
+    states = Snapshots(root, {"repo": pristine}, tmp_path / "states")
     yield root, pristine, states
     states.close()
 

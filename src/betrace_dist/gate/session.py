@@ -148,7 +148,7 @@ class Session:
         self._after_first: dict[int, _Snapshot] = {}
         # the sandbox as laid out: content tabs' states keep only what changed since
         self._snapshots = Snapshots(
-            self.tmp, {self.repo.name: _pristine()}, store=self.sandbox.gate / "states"
+            self.tmp, {self.repo.name: _pristine()}, self.sandbox.gate / "states"
         )
         #: what each command run since the last reset printed (None: a model that cannot say)
         self.printed: list[Done | str | None] = []

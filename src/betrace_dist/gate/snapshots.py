@@ -26,7 +26,6 @@ import itertools
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -123,22 +122,15 @@ class Snapshots:
     """The recorded states of one sandbox and the store that keeps their files' content."""
 
     def __init__(
-        self,
-        root: Path,
-        pristine: dict[str, Path],
-        limit: int | None = None,
-        store: Path | None = None,
+        self, root: Path, pristine: dict[str, Path], store: Path, limit: int | None = None
     ) -> None:
         """Record the sandbox as laid out: files under `pristine`'s keys (top-level folders of
         the sandbox) keep their content in the folder each maps to, a copy no page can write.
-        The states' files go to `store` (made here; a page's session gives a folder of its
-        sandbox's gate side, removed with the sandbox even when the gate was killed)."""
+        The states' files go to `store`, made here: a folder of the sandbox's gate side, so it
+        goes with the sandbox, also when a killed gate leaves it to the next run's sweep."""
         self.root = root
         self.limit = SNAPSHOT_LIMIT if limit is None else limit
-        if store is None:
-            store = Path(tempfile.mkdtemp(prefix="betrace-page-states-"))
-        else:
-            store.mkdir(mode=0o700)
+        store.mkdir(mode=0o700)
         self.store = store.resolve()
         self.used = 0  # bytes of content in the store
         self._names = itertools.count()
