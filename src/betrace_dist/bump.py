@@ -288,8 +288,7 @@ def read_digests(path: Path, data: ReleaseData) -> dict[str, str]:
             why = "listed twice" if image in found else f"not an image of the release {IMAGES}"
             problems.append(f"{where}: {image!r} is {why}")
             continue
-        tag = getattr(data.current.images, image.replace("-", "_")).tag
-        expected = f"{data.project.registry}/{image}:{tag}"
+        expected = data.image_ref(image).partition("@")[0]  # the release's, without a digest
         if match["ref"] != expected:
             problems.append(f"{where}: {match['ref']} is not {expected}, the release's {image}")
         found[image] = match["digest"]
