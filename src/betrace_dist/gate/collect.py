@@ -17,6 +17,7 @@ from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE
+from ..site import limits
 from ..site.limits import LimitError
 from . import claims, display, profile, result_cache, typed
 from .checkers import Checker, CheckFailure, Context, PageResource
@@ -31,6 +32,13 @@ from .render import Rendered, RenderError, Site
 from .run import run_of
 from .session import FILE_COMMANDS, clone_files, page_path
 from .update import Updates
+
+#: Processor seconds the gate may spend reading one page (rendering, finding its blocks, what
+#: readers see, its links and claims) and checking one block (the commands a block runs are not
+#: counted: they are other processes, each with its own time limit). Measured with
+#: benchmarks/bench_budgets.py: the largest real page and block use a small fraction of either.
+ANALYSIS_SECONDS = 60.0
+BLOCK_SECONDS = 60.0
 
 #: mkdocs' own front matter pattern (mkdocs.utils.meta.YAML_RE)
 _FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
@@ -93,8 +101,19 @@ class Gate:
     def analyse(self, path: Path, html: str | None = None, problems: bool = True) -> PageResult:
         """A page as the gate reads it. `html`: the page as mkdocs converted it, when a build
         asks (what readers are shown is read from it, not converted again); `problems=False`:
-        the blocks only, without the page's problems outside them (links, claims)."""
+        the blocks only, without the page's problems outside them (links, claims).
+
+        The whole reading has one bound, ANALYSIS_SECONDS of the gate's processor time: a slow
+        path in it that nobody has found yet fails the page instead of holding a worker."""
         path = Path(path)
+        try:
+            with limits.ProcessorBudget(ANALYSIS_SECONDS):
+                return self._analyse(path, html, problems)
+        except limits.OutOfProcessorTime:
+            reason = _out_of_time("reading the page", ANALYSIS_SECONDS)
+            return PageResult(path, None, [], (1, reason))
+
+    def _analyse(self, path: Path, html: str | None, problems: bool) -> PageResult:
         name = self.page_name(path)
         overrides = self._overrides(path)
         if overrides is not None:
@@ -357,11 +376,18 @@ class Gate:
                 siblings=siblings,
             )
             try:
-                if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py
-                    with profile.block(name, entry.line, checker.name, block.language):
+                with limits.ProcessorBudget(BLOCK_SECONDS):
+                    if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py
+                        with profile.block(name, entry.line, checker.name, block.language):
+                            checker.check(block, ctx)
+                    else:
                         checker.check(block, ctx)
-                else:
-                    checker.check(block, ctx)
+            except limits.OutOfProcessorTime:
+                raise GateFailure(
+                    example,
+                    f"{name}:{entry.line}: {checker.name} block ({block.language}): "
+                    + _out_of_time("checking the block", BLOCK_SECONDS),
+                ) from None
             except CheckFailure as exc:
                 line = entry.line
                 if exc.body_line is not None:
@@ -573,6 +599,13 @@ def _line_offsets(text: str) -> list[int]:
     for line in text.split("\n"):
         offsets.append(offsets[-1] + len(line) + 1)
     return offsets
+
+
+def _out_of_time(what: str, seconds: float) -> str:
+    return (
+        f"{what} used more than {seconds:g} s of the gate's processor time and was stopped "
+        "(a bound against pages that hold the gate: what on the page makes it so slow?)"
+    )
 
 
 def _fail(message: str) -> Callable[[Example], None]:

@@ -17,6 +17,7 @@ import ctypes
 import re
 import string
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from types import TracebackType
@@ -279,6 +280,67 @@ class Deadline:
             self._armed = False
             if self._fired:
                 _set_async_exc(self._thread, ctypes.py_object())  # NULL: withdraw it
+
+
+class OutOfProcessorTime(BaseException):
+    """Raised inside a thread that used up its ProcessorBudget (a BaseException, as
+    RenderTimeout, so that no `except Exception` on the way swallows it)."""
+
+
+class ProcessorBudget:
+    """Raises OutOfProcessorTime in the calling thread once it has used `seconds` of processor
+    time inside the block.
+
+    Processor time, not wall time: the thread's own clock (pthread_getcpuclockid) advances only
+    while it computes, so waiting on a command (whose time its own timeout bounds) costs
+    nothing, and a loaded machine does not make a page fail. A watcher thread reads that clock
+    every `poll` seconds; the exception is delivered between two bytecodes, as Deadline's.
+    """
+
+    def __init__(self, seconds: float, poll: float = 0.05) -> None:
+        self.seconds = seconds
+        self.poll = poll
+        self.fired = False
+        self._lock = threading.Lock()
+        self._armed = False
+        self._thread = 0
+        self._clock = 0
+        self._start = 0.0
+        self._done = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def used(self) -> float:
+        """Processor seconds the thread has used since the block began."""
+        return time.clock_gettime(self._clock) - self._start
+
+    def __enter__(self) -> ProcessorBudget:
+        self._thread = threading.get_ident()
+        self._clock = time.pthread_getcpuclockid(self._thread)
+        self._start = time.clock_gettime(self._clock)
+        self._armed, self.fired = True, False
+        self._done.clear()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.poll):
+            with self._lock:
+                if not self._armed:
+                    return
+                if self.used() > self.seconds:
+                    self.fired = True
+                    _set_async_exc(self._thread, OutOfProcessorTime)
+                    return
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with self._lock:
+            self._armed = False
+            if self.fired and kind is not OutOfProcessorTime:
+                _set_async_exc(self._thread, ctypes.py_object())  # NULL: withdraw it
+        self._done.set()
 
 
 #: Characters of one page's Markdown (as rendered by the macros) turned into HTML: the largest
