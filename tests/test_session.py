@@ -205,3 +205,36 @@ def test_the_clone_pages_start_from_is_named_for_the_sweep() -> None:
     name = _pristine().parent.name
     found = sandbox._STALE.fullmatch(name)
     assert found and int(found[1]) == os.getpid(), name
+
+
+#: Commands whose models look at a file or folder the page names, with {p} for the path: each
+#: asks with the gate's rights, so a path outside the sandbox is refused before it is looked at.
+NAMING_A_PATH = [
+    "kubectl apply -f {p}",
+    "curl -sS --json @{p} http://localhost:12011/api/rules",
+    "make check PAGE={p}",
+    "docker compose -f {p} config",
+    "cd docker\ndocker compose --env-file {p} config -q",
+    "docker build -f {p} .",
+    "docker build {p}",
+    "nix eval {p}#x",
+]
+
+
+@pytest.mark.parametrize("command", NAMING_A_PATH)
+def test_a_model_says_nothing_of_whether_a_path_outside_the_sandbox_exists(
+    command: str,
+) -> None:
+    """`/etc/passwd` exists on every machine, `/no/such/file` on none: the refusal must read the
+    same for both (the page learns nothing of the machine), and name the sandbox as the reason."""
+    said = []
+    for path in ("/etc/passwd", "/no/such/file"):
+        s = Session(timeout=30)
+        try:
+            with pytest.raises(CommandError) as caught:
+                run(s, command.format(p=path) + "\n")
+        finally:
+            s.close()
+        said.append(str(caught.value).replace(path, "<path>"))
+    assert said[0] == said[1], said
+    assert said[0].startswith("the gate will not read '<path>': it lies outside the page's sandbox")

@@ -320,6 +320,12 @@ class Session:
             )
         return resolved
 
+    def where(self, name: str, verb: str = "read") -> Path:
+        """A path the page names, for a model to look at with the gate's rights (is it a file, a
+        directory?): only inside the page's sandbox. A path outside is refused before anything
+        is asked of it, with the same words whether it exists or not (inside())."""
+        return self.inside(self.path(name), verb)
+
     def read(self, name: str) -> str:
         """A file of the page, read by the gate itself: resolved beneath the sandbox (never
         through a link leading out), a regular file only (never a FIFO or a device), at most

@@ -139,13 +139,13 @@ _ARG = re.compile(r"^\s*ARG\s+(.+)$", re.I | re.M)
 
 def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
     session = inv.session
-    context = session.path(build.context)
+    context = session.where(build.context)
     if not context.is_dir():
         raise CommandError(
             f"docker build: the context '{build.context}' is no directory at this point of the page"
         )
     # Docker reads -f relative to the current directory, and Dockerfile in the context without it
-    dockerfile = session.path(build.file) if build.file else context / "Dockerfile"
+    dockerfile = session.where(build.file) if build.file else context / "Dockerfile"
     if not dockerfile.is_file():
         raise CommandError(
             f"docker build: there is no Dockerfile '{session.reader_path(dockerfile)}' at this "
@@ -192,7 +192,7 @@ def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str)
                 f"docker build: target {target} needs the build context '{name}' ({where}:{line}):"
                 f" add --build-context {name}=<dir>"
             )
-        if not inv.session.path(given[name]).is_dir():
+        if not inv.session.where(given[name]).is_dir():
             raise CommandError(
                 f"docker build: --build-context {name}={given[name]}: no such directory at this "
                 "point of the page"
@@ -220,7 +220,7 @@ def _project(
 ) -> tuple[Path, dict[str, Any]]:
     session = inv.session
     if files:
-        compose_file = session.path(files[0])
+        compose_file = session.where(files[0])
     else:
         compose_file = next(
             (session.cwd / f for f in _FILES if (session.cwd / f).is_file()),
@@ -231,7 +231,7 @@ def _project(
             f"there is no Compose file in '{session.reader_path(session.cwd)}' at this point of "
             "the page"
         )
-    env_path = session.path(env_file) if env_file else compose_file.parent / ".env"
+    env_path = session.where(env_file) if env_file else compose_file.parent / ".env"
     # the gate reads it itself: only a file of the page's (never /proc/self/environ, a host file)
     lines = session.read(str(env_path)).splitlines() if env_path.is_file() else []
     # Variables the page exported override .env, as they do for the real `docker compose`.

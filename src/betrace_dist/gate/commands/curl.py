@@ -131,8 +131,7 @@ def _check_request(release: Release, method: str, path: str, body: object) -> No
 
 def _body(inv: Invocation, value: str) -> object:
     if value.startswith("@"):
-        target = inv.session.path(value[1:])
-        if not target.is_file():
+        if not inv.session.where(value[1:]).is_file():
             raise CommandError(f"curl reads the body from '{value[1:]}', which does not exist here")
         value = inv.session.read(value[1:])  # only the page's own files
     try:

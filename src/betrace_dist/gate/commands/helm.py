@@ -85,9 +85,9 @@ def _local_chart(inv: Invocation, ref: str, parsed: CommandLine) -> Path | None:
                 f"the BeTrace chart of this release is version {want}, not {version}"
             )
         return session.repo / "helm" / session.release.current.chart.name
-    if "/" in ref and not ref.startswith((".", "/")) and not session.path(ref).exists():
+    if "/" in ref and not ref.startswith((".", "/")) and not session.where(ref).exists():
         return None
-    path = session.path(ref)
+    path = session.where(ref)
     if not (path / "Chart.yaml").is_file():
         raise CommandError(
             f"there is no chart at '{ref}' from '{session.reader_path(session.cwd)}'"
@@ -98,7 +98,7 @@ def _local_chart(inv: Invocation, ref: str, parsed: CommandLine) -> Path | None:
 def _values_paths(inv: Invocation, parsed: CommandLine) -> list[Path]:
     paths = []
     for value in parsed.all("-f", "--values"):
-        path = inv.session.path(value)
+        path = inv.session.where(value)
         if not path.is_file():
             raise CommandError(
                 f"the values file '{value}' does not exist at this point of the page"

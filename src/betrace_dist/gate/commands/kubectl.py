@@ -319,8 +319,7 @@ def _files(inv: Invocation, args: Args) -> list[tuple[str, str]]:
                 raise CommandError("-f - reads a manifest from stdin: give it a here-document")
             out.append(("<here-document>", inv.command.heredoc.rsplit("\n", 1)[0] + "\n"))
             continue
-        path = inv.session.path(value)
-        if not path.is_file():
+        if not inv.session.where(value).is_file():
             raise CommandError(f"the file '{value}' does not exist at this point of the page")
         out.append((value, inv.session.read(value)))
     return out

@@ -271,7 +271,7 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
             return None
         category, name = _check_upstream_attr(inv, sub, ref, attr)
         return UPSTREAM, f"{category}.{_HOST}.{name}", _overrides(UPSTREAM)
-    directory = inv.session.path(flake or ".")
+    directory = inv.session.where(flake or ".")
     if not (directory / "flake.nix").is_file():
         raise CommandError(f"there is no flake.nix in '{inv.session.reader_path(directory)}'")
     if not attr:
@@ -336,7 +336,7 @@ def betrace_backend(inv: Invocation) -> None:
     head = inv.argv[0]
     binary = session.release.current.backend.binary
     if "/" in head:
-        path = session.path(head)
+        path = session.where(head, "run")
         if not path.is_file():
             link = head.split("/", 2)[1] if head.startswith("./") else head.split("/", 1)[0]
             where = session.path(link)

@@ -82,7 +82,7 @@ def make(inv: Invocation) -> None:
     for word in inv.argv[1:]:
         name, eq, value = word.partition("=")
         if eq:
-            if name == "PAGE" and not inv.session.path(value).exists():
+            if name == "PAGE" and not inv.session.where(value).exists():
                 raise CommandError(f"make {word}: there is no '{value}'")
             continue
         if word not in targets:
