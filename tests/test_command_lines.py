@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from betrace_dist import tools
 from betrace_dist.gate.commands import git as git_model
 from betrace_dist.gate.commands import helm as helm_model
 from betrace_dist.gate.commands import kubectl as kubectl_model
@@ -754,10 +755,10 @@ def test_shellcheck_out_of_its_memory_fails_the_block_never_passes_it(
     from betrace_dist.gate.checkers import CheckFailure, shell
 
     require_tool("shellcheck")
-    monkeypatch.setattr(shell, "CHECK_MEMORY", 256 * 1024 * 1024)
+    monkeypatch.setattr(tools, "CHECK_MEMORY", 256 * 1024 * 1024)
     with pytest.raises(CheckFailure, match=r"^ShellCheck could not check this block: .*memory"):
         shell._check_shellcheck("bash", MEMORY_HOG + "# out-of-memory case\n")
-    monkeypatch.setattr(shell, "CHECK_MEMORY", 2 * 1024 * 1024 * 1024)
+    monkeypatch.setattr(tools, "CHECK_MEMORY", 2 * 1024 * 1024 * 1024)
     with pytest.raises(CheckFailure, match=r"^ShellCheck SC2034"):  # with room: its comments
         shell._check_shellcheck("bash", MEMORY_HOG + "# enough-memory case\n")
 
@@ -767,7 +768,7 @@ def test_bash_n_that_fails_for_want_of_memory_is_not_a_syntax_error(
 ) -> None:
     from betrace_dist.gate.checkers import CheckFailure, shell
 
-    monkeypatch.setattr(shell, "CHECK_MEMORY", 2 * 1024 * 1024)  # bash cannot even start
+    monkeypatch.setattr(tools, "CHECK_MEMORY", 2 * 1024 * 1024)  # bash cannot even start
     with pytest.raises(CheckFailure, match=r"^bash -n could not check this block"):
         shell._check_syntax("echo small-memory-case\n")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from betrace_dist import tools
 from betrace_dist.gate import python_minimum
 from betrace_dist.gate.python_minimum import Need, needed, page_problem
 
@@ -37,6 +38,19 @@ def test_a_vermin_crash_is_no_answer_not_any_python() -> None:
     source = "import itertools\n\nitertools.pairwise\ntotal = 1" + " + 1" * 400 + "\n"
     with pytest.raises(python_minimum.VerminError, match="RecursionError"):
         python_minimum.vermin_minimum(source)
+
+
+def test_code_that_needs_no_newer_python_is_an_answer_not_a_crash() -> None:
+    """vermin says `~3` (no rule of a newer Python 3 applies) for plain code: Python 3.0."""
+    assert python_minimum.vermin_minimum("total = 1 + 2\n") == (3, 0)
+
+
+def test_vermin_out_of_its_memory_is_no_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vermin reads the page's code with the gate's rights, so within tools.CHECK_MEMORY: one
+    that could not run is no minimum (and so a failure of the block), never "any Python"."""
+    monkeypatch.setattr(tools, "CHECK_MEMORY", 2 * 1024 * 1024)  # Python cannot even start
+    with pytest.raises(python_minimum.VerminError, match="vermin could not read the example"):
+        python_minimum.vermin_minimum("import itertools\n\nitertools.pairwise\n")
 
 
 def test_running_the_older_pythons_finds_what_vermin_misses(tmp_path: Path) -> None:
@@ -76,3 +90,28 @@ def test_gate_fails_an_example_newer_than_the_stated_minimum() -> None:
         "but the example needs Python 3.11 (vermin 3.11)"
     )
     assert expected in result.stdout, result.stdout[-2000:]
+
+
+def test_ruff_findings_fail_the_block_at_their_line() -> None:
+    from betrace_dist.gate.checkers import CheckFailure
+    from betrace_dist.gate.checkers.python import _lint
+
+    with pytest.raises(CheckFailure) as failed:
+        _lint("x = 1\nimport os\n")
+    assert failed.value.body_line == 2
+    assert failed.value.reason.startswith("ruff: E402 Module level import not at top of file")
+    assert "(and 1 more)" in failed.value.reason  # F401: `os` unused
+
+
+def test_ruff_out_of_its_memory_fails_the_block_never_passes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ruff reads the page's code with the gate's rights, so within tools.CHECK_MEMORY (as
+    pytest-examples' own ruff call is not): one that could not run fails the block."""
+    from betrace_dist.gate.checkers import CheckFailure
+    from betrace_dist.gate.checkers.python import _lint
+
+    _lint("x = 1\n")  # clean code passes with the normal bound
+    monkeypatch.setattr(tools, "CHECK_MEMORY", 2 * 1024 * 1024)
+    with pytest.raises(CheckFailure, match=r"^ruff could not check this block \(exit "):
+        _lint("x = 1\n")

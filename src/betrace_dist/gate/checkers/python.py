@@ -9,14 +9,15 @@ wrong `#>` comment, `os._exit`, a hang) is a plain `page.md:LINE` failure.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytest
-from pytest_examples import CodeExample, EvalExample
+from pytest_examples.config import ExamplesConfig
 
-from ... import GATE_SOURCE
+from ... import GATE_SOURCE, tools
 from .. import python_minimum
 from ..isolation import Done
 from ..lexer import Block
@@ -32,14 +33,7 @@ class PythonChecker:
     def check(self, block: Block, ctx: Context) -> None:
         if ctx.request is None:
             raise CheckFailure("Python examples run only under pytest (pytest docs/)")
-        example = CodeExample.create(block.body, path=ctx.page, start_line=0)
-        scratch = ctx.request.getfixturevalue("tmp_path")
-        evaluator = EvalExample(tmp_path=scratch, pytest_request=ctx.request)
-        evaluator.set_config(line_length=100, target_version="py310")
-        try:
-            evaluator.lint_ruff(example)
-        except pytest.fail.Exception as exc:
-            raise CheckFailure(f"ruff: {_first_line(str(exc))}", _ruff_line(str(exc))) from None
+        _lint(block.body)
         result = _run_in_jail(block.body, str(ctx.page), ctx)
         if result["outcome"] == "printed":
             raise _print_mismatch(result["report"], block.body)
@@ -48,6 +42,37 @@ class PythonChecker:
                 f"the example raised {result['type']}: {result['message']}", result.get("line")
             )
         _check_python_minimum(block.body, ctx)
+
+
+#: How pytest-examples lints an example (its configuration, as `EvalExample.set_config` takes it).
+LINT = ExamplesConfig(line_length=100, target_version="py310")
+RUFF_TIMEOUT = 10  # wall-clock seconds, as pytest-examples' own ruff_check allows
+
+
+def _lint(source: str) -> None:
+    """ruff on the block as pytest-examples' `lint_ruff` runs it (its configuration's arguments,
+    the source on stdin, in the gate's directory), but within the bounds of programs that read a
+    page with the gate's rights (tools.run_checker): pytest-examples runs ruff without one."""
+    argv = [tools.require("ruff"), "check", "-", "--output-format=concise", *LINT.ruff_config()]
+    try:
+        done = tools.run_checker(argv, source, RUFF_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise CheckFailure(f"ruff did not finish within {RUFF_TIMEOUT} s on this block") from None
+    found = _RUFF_FINDING.findall(done.stdout)
+    if done.returncode == 1 and found:
+        line, said = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise CheckFailure(f"ruff: {said}{more}", int(line))
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise CheckFailure(
+            f"ruff could not check this block (exit {done.returncode}: "
+            f"{said[-1] if said else 'no output'})"
+        )
+
+
+#: A finding in ruff's concise output: `-:LINE:COLUMN: CODE message`.
+_RUFF_FINDING = re.compile(r"^-:(\d+):\d+: (.+)$", re.MULTILINE)
 
 
 def _check_python_minimum(source: str, ctx: Context) -> None:
@@ -133,17 +158,3 @@ def _print_mismatch(report: str, body: str) -> CheckFailure:
     return CheckFailure(
         f"printed output differs: the page says {wanted!r}, the code printed {shown!r}", line
     )
-
-
-def _first_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return " ".join(lines[:3])[:400] if lines else text
-
-
-def _ruff_line(text: str) -> int | None:
-    # ruff reports "<path>:LINE:COL: CODE message"
-    for token in text.split():
-        parts = token.split(":")
-        if len(parts) >= 3 and parts[1].isdigit():
-            return int(parts[1])
-    return None

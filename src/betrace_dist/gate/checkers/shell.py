@@ -39,25 +39,18 @@ SHELLCHECK_EXCLUDE = {
 CONSOLE = frozenset({"console", "shell-session"})
 
 #: `bash -n` and ShellCheck read the page's text with the gate's rights, outside the page's jail:
-#: each runs with this much address space and CPU time at most (a block of a few hundred chained
-#: assignments takes ShellCheck 0.7 GB; some thousand would take all the machine's memory).
-CHECK_MEMORY = 1024 * 1024 * 1024
-CHECK_CPU_SECONDS = 60
-#: Wall-clock seconds for each, and for all of a page's blocks together (the page's commands have
-#: a time limit of their own; this bounds the gate's share: at most this plus one block's).
+#: each runs within tools.CHECK_MEMORY and CHECK_CPU_SECONDS. Wall-clock seconds for each,
+#: and for all of a page's blocks together (the page's commands have a time limit of their own;
+#: this bounds the gate's share: at most this plus one block's).
 BASH_N_TIMEOUT, SHELLCHECK_TIMEOUT = 10, 30
 PAGE_CHECK_SECONDS = 120
 
 
 def _limited(argv: list[str], script: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """argv run on the script, within CHECK_MEMORY and CHECK_CPU_SECONDS; past `timeout`, a
-    CheckFailure that says so."""
-    limits = [tools.require("prlimit"), f"--as={CHECK_MEMORY}", f"--cpu={CHECK_CPU_SECONDS}"]
+    """argv run on the script (tools.run_checker); past `timeout`, a CheckFailure that
+    says so."""
     try:
-        return subprocess.run(
-            [*limits, "--", *argv], input=script, capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )  # fmt: skip
+        return tools.run_checker(argv, script, timeout)
     except subprocess.TimeoutExpired:
         name = argv[0].rsplit("/", 1)[-1]
         raise CheckFailure(f"{name} did not finish within {timeout:g} s on this block") from None
