@@ -214,3 +214,10 @@ class Backend:
                 return False
             time.sleep(0.1)
         return True
+
+
+def violation_kind(message: str) -> str:
+    """The kind of a recorded violation, from its message: every span is evaluated alone on
+    arrival ("span") and every trace as a whole once complete ("trace"), each with its own
+    message (`IngestSpans` and `onTraceComplete` in internal/grpc/services/span_service.go)."""
+    return "trace" if "' matched trace '" in message else "span"

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backend_run import EVALUATION_LIMIT
+from ..backend_run import EVALUATION_LIMIT, violation_kind
 from . import Expect, Probe, at_least, at_most, contains, equal
 from .lab import Answer, Backend, Receiver, grpc_status, grpc_stream_status, listening
 
@@ -529,11 +529,11 @@ register(Probe("late-span", measure_late_span, expect_late_span, _ports))
 
 
 def _levels(api: Backend, rule: str, trace_id: str) -> dict[str, int]:
-    """A rule's violations of one trace, by the level their message names."""
+    """A rule's violations of one trace, by their kind (as the rule examples read them)."""
     listed = api.call("GET", f"/v1/violations?ruleId={rule}&limit=1000").json() or {}
-    mine = [v.get("message", "") for v in listed.get("violations") or []]
-    mine = [m for m in mine if f"trace '{trace_id}'" in m]
-    return {level: sum(f"matched {level} " in m for m in mine) for level in ("span", "trace")}
+    mine = [str(v.get("message", "")) for v in listed.get("violations") or []]
+    kinds = [violation_kind(m) for m in mine if f"trace '{trace_id}'" in m]
+    return {level: kinds.count(level) for level in ("span", "trace")}
 
 
 def measure_span_level(params: Mapping[str, Any]) -> dict[str, Any]:

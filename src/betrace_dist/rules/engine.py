@@ -103,16 +103,13 @@ def _post_spans(api: Backend, traces: list[list[dict[str, Any]]]) -> dict[str, A
 
 
 def _violation(listed: dict[str, Any]) -> dict[str, Any]:
-    """A recorded violation, and its kind: every span is evaluated alone on arrival ("span") and
-    every trace as a whole once complete ("trace"), each with its own message
-    (`IngestSpans` and `onTraceComplete` in internal/grpc/services/span_service.go)."""
+    """A recorded violation, and its kind (backend_run.violation_kind)."""
     message = str(listed.get("message", ""))
-    kind = "trace" if "' matched trace '" in message else "span"
     return {
         "ruleId": listed.get("ruleId"),
         "traceId": listed.get("traceId"),
         "message": message,
-        "kind": kind,
+        "kind": backend_run.violation_kind(message),
     }
 
 
