@@ -111,6 +111,8 @@ def test_code_readers_see_outside_fences_fails_at_its_line(gate_run: str) -> Non
 def test_a_line_that_is_a_heading_by_accident_fails_at_its_line(gate_run: str) -> None:
     line = line_containing(DOCS / "unseen-code.md", "#108478 and")
     expect(gate_run, "unseen-code.md", line, "starts with '#' and no space", "reflow it")
+    hidden = line_containing(DOCS / "unseen-code.md", "#hidden:")
+    assert f"docs/unseen-code.md:{hidden}" not in failure_lines(gate_run)  # inside a comment
 
 
 def test_fence_inside_an_html_comment_fails_and_never_runs(gate_run: str) -> None:

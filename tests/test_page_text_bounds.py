@@ -87,8 +87,11 @@ def test_snippets_that_include_each_other_are_stopped_at_the_pages_budget(tmp_pa
     (folder / "d.txt").write_text("Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n")
     snippets = AllowListedSnippets(base_path=[str(tmp_path)], check_paths=True)
     md = markdown.Markdown(extensions=[snippets])
-    with pytest.raises(Exception, match="more than 400,000 characters"):
+    with pytest.raises(Exception, match="more than 400,000 characters") as refused:
         md.convert('--8<-- "docs/s/a.txt"\n')  # 40^3 inclusions of d.txt: 3.6 MB
+    # named as the page names it, never by the checkout's place on the machine
+    assert str(refused.value).startswith("snippet 'docs/s/d.txt' is refused"), refused.value
+    assert str(tmp_path) not in str(refused.value)
     md.reset()
     assert "Lorem ipsum" in md.convert('--8<-- "docs/s/d.txt"\n')  # one inclusion is fine
 
@@ -165,3 +168,33 @@ def test_a_console_block_of_thousands_of_steps_is_split_once_per_step() -> None:
     with pytest.raises(SplitError) as error:
         split("if then\n", first_line=7)
     assert error.value.line == 7
+
+
+def test_a_hash_line_is_a_stray_heading_unless_a_comment_starting_a_line_hides_it() -> None:
+    """Python-Markdown keeps a comment that starts a line as raw HTML (nothing in it is shown);
+    one that starts mid-line protects nothing: its `#x` line is an <h1> (seen with
+    Python-Markdown here), so the gate flags it."""
+    import markdown
+
+    from betrace_dist.gate.display import stray_headings
+
+    hidden = "text\n<!--\n#x hidden\n-->\n"
+    shown = "text <!-- a\n#x shown -->\n"
+    assert "<h1>" not in markdown.markdown(hidden) and "<h1>" in markdown.markdown(shown)
+    assert stray_headings(hidden, []) == []
+    assert [p.line for p in stray_headings(shown, [])] == [2]
+
+
+def test_many_unclosed_comments_and_hash_lines_are_read_in_one_pass() -> None:
+    """Thousands of `<!--` without an end and `#x` lines: no search from every opening, no walk
+    of every span for every line (run in a thread that must return)."""
+    from betrace_dist.gate.display import stray_headings
+
+    text = "x <!--\n#y\n" * 20_000
+    found: list[int] = []
+    worker = threading.Thread(
+        target=lambda: found.append(len(stray_headings(text, []))), daemon=True
+    )
+    worker.start()
+    worker.join(120)
+    assert found == [20_000], "the scan did not return"

@@ -14,6 +14,8 @@ Three guarantees rest on it:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -223,17 +225,42 @@ _STRAY_HEADING = re.compile(r"^#{1,6}[^\s#]", re.MULTILINE)
 
 
 def stray_headings(text: str, found: list[Block]) -> list[Problem]:
-    """Lines outside code blocks that Python-Markdown shows as a heading by accident."""
-    inside = [(b.start, b.end) for b in found]
-    return [
-        Problem(
-            text.count("\n", 0, match.start()) + 1,
-            "this line starts with '#' and no space, which Python-Markdown shows as a heading "
-            "in the middle of the text: reflow it, or write '# ' if it is a heading",
+    """Lines outside code blocks and HTML comments that Python-Markdown shows as a heading by
+    accident."""
+    hidden = sorted([(b.start, b.end) for b in found] + _comments(text))
+    starts = [start for start, _ in hidden]
+    reach = list(itertools.accumulate((end for _, end in hidden), max))  # spans may nest
+    problems = []
+    for match in _STRAY_HEADING.finditer(text):
+        before = bisect.bisect_right(starts, match.start())
+        if before and reach[before - 1] > match.start():
+            continue  # inside a block or a comment
+        problems.append(
+            Problem(
+                text.count("\n", 0, match.start()) + 1,
+                "this line starts with '#' and no space, which Python-Markdown shows as a "
+                "heading in the middle of the text: reflow it, or write '# ' if it is a heading",
+            )
         )
-        for match in _STRAY_HEADING.finditer(text)
-        if not any(start <= match.start() < end for start, end in inside)
-    ]
+    return problems
+
+
+def _comments(text: str) -> list[tuple[int, int]]:
+    """The spans of the HTML comments that start a line (Python-Markdown keeps those as raw
+    HTML; one that starts mid-line protects nothing: a `#x` line in it is still a heading); an
+    unclosed one runs to the text's end. Found with str.find in one pass (a regular expression
+    would search on from every `<!--`)."""
+    spans = []
+    start = text.find("<!--")
+    while start != -1:
+        if start and text[start - 1] != "\n":
+            start = text.find("<!--", start + 4)
+            continue
+        end = text.find("-->", start + 4)
+        end = len(text) if end == -1 else end + 3
+        spans.append((start, end))
+        start = text.find("<!--", end)
+    return spans
 
 
 #: Broken links of a page that get a "did you mean" (a page of thousands took minutes).

@@ -61,10 +61,18 @@ class _Checked(SnippetPreprocessor):  # type: ignore[misc]
         self.included = getattr(self, "included", 0) + sum(len(line) + 1 for line in lines)
         if self.included > self.budget:
             raise SnippetMissingError(
-                f"snippet '{path}' is refused: the page's snippets would bring in more than "
+                f"snippet '{self._shown(path)}' is refused: the page's snippets would bring in "
+                "more than "
                 f"{self.budget:,} characters (each inclusion counted)"
             )
         return lines
+
+    def _shown(self, path: str) -> str:
+        """A snippet's path as the page names it (from its base), never the checkout's place."""
+        for base, is_dir in self.get_bases():
+            if is_dir and Path(path).is_relative_to(base):
+                return Path(path).relative_to(base).as_posix()
+        return Path(path).name
 
     def get_snippet_path(self, path: str) -> str | None:
         found: str | None = super().get_snippet_path(path)
