@@ -321,6 +321,27 @@ def test_unclosed_here_document_is_reported_at_its_opening_line() -> None:
     assert caught.value.line == 2 and "never closed" in caught.value.reason
 
 
+@pytest.mark.parametrize(
+    ("script", "line", "said"),
+    [
+        ("echo ok\nif then\n", 2, "unexpected token 'then'"),
+        ("echo a\n\n\n\necho b\necho c | | d\necho e\n", 6, "unexpected token '|'"),
+        ('echo ok\necho "unclosed\n', 2, "unexpected EOF while looking for matching"),
+        ("echo ok; if then\n", 1, "unexpected token 'then'"),
+        ("if then\necho ok\n", 1, "unexpected token 'then'"),
+    ],
+)  # fmt: skip
+def test_a_parse_error_is_reported_at_its_own_line(script: str, line: int, said: str) -> None:
+    """bashlex counts an error's position from the line it was reading: taken as a position
+    in the script, the first three were reported at line 1."""
+    with pytest.raises(SplitError) as caught:
+        split(script)
+    assert (caught.value.line, said in caught.value.reason) == (line, True), caught.value
+    with pytest.raises(SplitError) as shifted:  # a console step's line shift applies too
+        split(script, first_line=10)
+    assert shifted.value.line == line + 9
+
+
 def test_curl_option_values_are_not_read_as_urls() -> None:
     inv = SimpleNamespace(
         argv=["curl", "--noproxy", "*", "-fsS", "https://example.com/"],

@@ -215,6 +215,33 @@ def _shift(commands: list[Command], lines: int) -> None:
         _shift(command.substitutions, lines)
 
 
+def _error_line(script: str, message: str, position: int) -> int:
+    """The line of bashlex's parse error. bashlex counts its position from the start of the line
+    it was reading, not of the script (an error on the second line of `echo ok` then `if then`
+    is at position 3), so the line is found by parsing: the first line such that the script up
+    to it fails the same way (before it, the script parses or ends early). A binary search: a
+    few parses, and only for a block that fails."""
+    lines = script.split("\n")
+
+    def fails_the_same(count: int) -> bool:
+        try:
+            bashlex.parse(_bare_delimiters("\n".join(lines[:count]) + "\n"))
+        except bashlex.errors.ParsingError as exc:
+            return (exc.message, exc.position) == (message, position)
+        except NotImplementedError:
+            return False
+        return False
+
+    low, high = 1, len(lines)
+    while low < high:
+        middle = (low + high) // 2
+        if fails_the_same(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 def _split(script: str) -> list[Command]:
     if not script.strip():
         return []
@@ -225,7 +252,8 @@ def _split(script: str) -> list[Command]:
         if unclosed is not None:
             raise unclosed from None
         raise SplitError(
-            _line(script, exc.position), f"cannot parse the command: {exc.message}"
+            _error_line(script, exc.message, exc.position),
+            f"cannot parse the command: {exc.message}",
         ) from None
     except NotImplementedError as exc:
         raise SplitError(1, f"unsupported shell syntax: {exc}") from None
