@@ -637,3 +637,20 @@ def test_the_sandboxes_a_killed_run_left_are_removed_by_the_next(
     assert (canary / "secret.txt").read_text() == "canary-secret"
     if mounted:
         assert str(stale / "page") not in Path("/proc/self/mounts").read_text()
+
+
+def test_the_projects_git_folder_is_hidden_from_pages(jail: Jail) -> None:
+    """The checkout's `.git/config` may hold its remote's credentials: a page sees an empty
+    folder there (its own clone is a copy without `.git`), while the rest of the project (the
+    virtualenv, the tools, the gate's own code) stays visible."""
+    dirs = isolation.project_git_dirs()
+    if not dirs:
+        pytest.skip("the project is not a git checkout here: it has no git folder to hide")
+    (git_dir,) = dirs
+    assert (git_dir / "config").is_file()  # the gate sees it
+    done = sh(jail, f"ls -A {shlex.quote(str(git_dir))} | wc -l; cat {git_dir / 'config'}")
+    assert done.stdout.split("\n")[0] == "0", done.stdout
+    assert "No such file" in done.stderr
+    from betrace_dist import REPO_ROOT
+
+    assert sh(jail, f"test -f {REPO_ROOT / 'pyproject.toml'} && echo seen").stdout == "seen\n"

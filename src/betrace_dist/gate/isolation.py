@@ -142,6 +142,23 @@ def _shown_again() -> list[Path]:
     return sorted(p for p in wanted if any(p == h or h in p.parents for h in hidden))
 
 
+def project_git_dirs() -> list[Path]:
+    """The project checkout's git folders: its `.git`, or for a worktree (whose `.git` is a
+    file naming its folder) the repository's own. A checkout may keep its remote's credentials
+    there (`.git/config`); pages never need it (their clone is a copy without it)."""
+    dot_git = REPO_ROOT / ".git"
+    if dot_git.is_dir():
+        return [dot_git]
+    try:
+        named = dot_git.read_text(encoding="utf-8", errors="replace").partition("gitdir:")[2]
+    except OSError:
+        return []
+    if not named.strip():
+        return []
+    git_dir = (REPO_ROOT / named.strip()).resolve()
+    return [git_dir.parents[1] if git_dir.parent.name == "worktrees" else git_dir]
+
+
 def _traversable_parents(path: Path, made: set[Path]) -> list[str]:
     """bwrap arguments making the folders between a hidden root (a tmpfs) and `path`, mode
     0755, so that the page's user can reach what is bound at `path` (bwrap would make them
@@ -289,6 +306,8 @@ class Jail:
         for path in (*_shown_again(), *shown):  # after the tmpfs that hid them, before the sandbox
             argv += _traversable_parents(path, made)
             argv += ["--ro-bind", str(path), str(path)]
+        for git_dir in project_git_dirs():  # after the project was shown again, if it was
+            argv += ["--tmpfs", str(git_dir)]
         argv += _traversable_parents(self.writable, made)
         argv += ["--bind", str(self.writable), str(self.writable)]
         argv += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
