@@ -5,9 +5,11 @@ and the everyday subcommands that change nothing the gate checks."""
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
-from ...release import load_release_data
+from ...errors import ProblemsError
+from ...release import ReleaseData, load_release_data
 from .. import missing as gate_missing
 from ..session import CommandError, Invocation
 from ..world import closest
@@ -113,6 +115,24 @@ def _pull(inv: Invocation) -> None:
     )
 
 
+def _page_release(inv: Invocation) -> ReleaseData:
+    """The release data as the page has left it (a bump earlier on the page moves it). The
+    page had the file in its hands: it is read beneath the sandbox (Session.read: never through
+    a link leading out), and the gate validates a copy of its own."""
+    text = inv.session.read(str(inv.session.repo / "releases.yaml"))
+    with tempfile.TemporaryDirectory(prefix="betrace-page-release-") as folder:
+        copy = Path(folder) / "releases.yaml"
+        copy.write_text(text, encoding="utf-8")
+        try:
+            return load_release_data(copy)
+        except ProblemsError as exc:
+            first = exc.problems[0]
+            raise CommandError(
+                f"git tag: the clone's releases.yaml is no valid release data (line "
+                f"{first.line or '-'}: {first.message})"
+            ) from None
+
+
 def git(inv: Invocation) -> None:
     argv = inv.argv
     sub = argv[1] if len(argv) > 1 else ""
@@ -127,8 +147,7 @@ def git(inv: Invocation) -> None:
         return
     if sub == "tag":
         tags = [a for a in argv[2:] if _TAG.fullmatch(a)]
-        # the release data as the page has left it (a bump earlier on the page moves it)
-        want = f"v{load_release_data(inv.session.repo / 'releases.yaml').current.version}"
+        want = f"v{_page_release(inv).current.version}"
         if tags and tags[0] != want:
             raise CommandError(f"the tag of this release is {want}, not {tags[0]}")
         return
