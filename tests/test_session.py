@@ -237,4 +237,78 @@ def test_a_model_says_nothing_of_whether_a_path_outside_the_sandbox_exists(
             s.close()
         said.append(str(caught.value).replace(path, "<path>"))
     assert said[0] == said[1], said
-    assert said[0].startswith("the gate will not read '<path>': it lies outside the page's sandbox")
+    assert said[0].startswith("the gate will not read '<path>': it is outside the page's sandbox")
+
+
+def test_git_tag_reads_the_clones_release_data_never_through_a_planted_link() -> None:
+    """`git tag` checks the tag against the clone's releases.yaml, which the page had in its
+    hands: a link to /etc/shadow planted there (by a command run for real in the jail) was read
+    with the gate's rights and printed line by line in the release data's errors."""
+    s = Session(timeout=30)
+    try:
+        run(s, "sed -n '1e ln -sf /etc/shadow releases.yaml' README.md\n")
+        with pytest.raises(CommandError) as caught:
+            run(s, "git tag v0.0.1\n")
+        assert "leads out of the page's sandbox" in str(caught.value)
+        assert "root:" not in str(caught.value)
+        run(s, "sed -n '1e rm releases.yaml; echo \"version: [\" > releases.yaml' README.md\n")
+        with pytest.raises(CommandError, match=r"the clone.s releases\.yaml is no valid release"):
+            run(s, "git tag v0.0.1\n")
+    finally:
+        s.close()
+
+
+#: (set-up, the name a model adds itself, the command): each model looks at a file it names
+#: itself in the page's folder, which the page may have made a link.
+FIXED_NAMES = [
+    ("mkdir -p m\ncd m\n", "Makefile", "make all"),
+    ("mkdir -p c\ncd c\nprintf 'services:\\n  a:\\n    image: b\\n' > compose.yaml\n", ".env",
+     "docker compose config -q"),
+    ("mkdir -p d\ncd d\n", "Dockerfile", "docker build ."),
+    ("mkdir -p n\ncd n\n", "flake.nix", "nix eval .#x"),
+]  # fmt: skip
+
+
+def _refusal(setup: str, plant: str, command: str) -> str:
+    s = Session(timeout=30)
+    try:
+        run(s, setup)
+        run(s, f"sed -n '1e {plant}' {s.repo / 'README.md'}\n")  # run for real, in the jail
+        with pytest.raises(CommandError) as caught:
+            run(s, command + "\n")
+        return str(caught.value).replace(str(s.tmp), "<sandbox>")
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize(("setup", "name", "command"), FIXED_NAMES)
+def test_a_name_a_model_adds_itself_is_looked_at_only_beneath_the_sandbox(
+    setup: str, name: str, command: str
+) -> None:
+    """`where` checked the path the page named, not `Makefile`, `.env`, `Dockerfile` or
+    `flake.nix` that the model appends: a link there to /etc/passwd and to a missing file gave
+    two different answers (the page learnt what exists)."""
+    said = [_refusal(setup, f"ln -s {target} {name}", command) for target in EXISTS_OR_NOT]
+    assert said[0] == said[1], said
+    assert "leads out of the page's sandbox" in said[0]
+
+
+#: Two targets outside the sandbox: one every machine has, one none has.
+EXISTS_OR_NOT = ("/etc/passwd", "/no/such/file")
+
+
+@pytest.mark.parametrize("command", ["make all", "docker compose config -q"])
+def test_a_working_folder_swapped_for_a_link_tells_nothing(command: str) -> None:
+    """The page's working folder, checked at `cd`, replaced later by a link that passes through
+    a folder outside ('/etc/../<sandbox>/e' or '/no/such/../<sandbox>/e'): refused alike."""
+    setup = "mkdir -p d e\nprintf 'all:\\n\\ttrue\\n' > e/Makefile\ncp e/Makefile e/compose.yaml\n"
+    said = [
+        _refusal(
+            setup + "cd d\n",
+            f"mv ../d ../d0 && ln -s {base}/../../$(cd .. \\&\\& pwd)/e ../d",
+            command,
+        )
+        for base in ("/etc/ssl", "/no/such")
+    ]
+    assert said[0] == said[1], said
+    assert "leads out of the page's sandbox" in said[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import errno
 import os
 import re
 import shlex
@@ -32,7 +33,7 @@ from typing import Any
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
-from . import live, missing, profile, result_cache
+from . import live, missing, profile, result_cache, safefs
 from .failure import CheckFailure
 from .isolation import Done, JailError, startup_variable
 from .sandbox import Sandbox
@@ -322,9 +323,26 @@ class Session:
 
     def where(self, name: str, verb: str = "read") -> Path:
         """A path the page names, for a model to look at with the gate's rights (is it a file, a
-        directory?): only inside the page's sandbox. A path outside is refused before anything
-        is asked of it, with the same words whether it exists or not (inside())."""
-        return self.inside(self.path(name), verb)
+        directory?): see beneath()."""
+        return self.beneath(self.path(name), verb)
+
+    def beneath(self, path: Path, verb: str = "read") -> Path:
+        """`path`, once it is known to resolve beneath the page's sandbox, for a model to look
+        at with the gate's rights. Resolved as the gate's own reads are (openat2 with
+        RESOLVE_BENEATH from the sandbox's descriptor, safefs.py): a path outside, a link
+        leading out (absolute, or '..' past the sandbox, the working folder itself swapped for
+        one) is refused where the kernel meets it, with the same words whether what lies beyond
+        exists or not; nothing outside is looked at (Path.resolve would lstat it)."""
+        tree = self.sandbox.tree
+        try:  # O_PATH: nothing is opened for reading, and openat2 takes no other flag with it
+            os.close(safefs.open_beneath(tree.fd, tree.relative(path), os.O_PATH | os.O_CLOEXEC))
+            return path
+        except safefs.UnsafePath as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return path  # nothing there, found without leaving the sandbox
+            raise CommandError(
+                f"the gate will not {verb} '{self.reader_path(path)}': {exc.strerror}"
+            ) from None
 
     def read(self, name: str) -> str:
         """A file of the page, read by the gate itself: resolved beneath the sandbox (never

@@ -145,7 +145,9 @@ def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
             f"docker build: the context '{build.context}' is no directory at this point of the page"
         )
     # Docker reads -f relative to the current directory, and Dockerfile in the context without it
-    dockerfile = session.where(build.file) if build.file else context / "Dockerfile"
+    dockerfile = (
+        session.where(build.file) if build.file else session.beneath(context / "Dockerfile", "read")
+    )
     if not dockerfile.is_file():
         raise CommandError(
             f"docker build: there is no Dockerfile '{session.reader_path(dockerfile)}' at this "
@@ -222,16 +224,16 @@ def _project(
     if files:
         compose_file = session.where(files[0])
     else:
-        compose_file = next(
-            (session.cwd / f for f in _FILES if (session.cwd / f).is_file()),
-            session.cwd / _FILES[-1],
-        )
+        # each looked at only inside the sandbox (a name may be a link the page planted)
+        defaults = [session.beneath(session.cwd / name, "read") for name in _FILES]
+        compose_file = next((f for f in defaults if f.is_file()), defaults[-1])
     if not compose_file.is_file():
         raise CommandError(
             f"there is no Compose file in '{session.reader_path(session.cwd)}' at this point of "
             "the page"
         )
     env_path = session.where(env_file) if env_file else compose_file.parent / ".env"
+    env_path = session.beneath(env_path, "read")
     # the gate reads it itself: only a file of the page's (never /proc/self/environ, a host file)
     lines = session.read(str(env_path)).splitlines() if env_path.is_file() else []
     # Variables the page exported override .env, as they do for the real `docker compose`.

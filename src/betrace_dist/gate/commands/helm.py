@@ -88,7 +88,7 @@ def _local_chart(inv: Invocation, ref: str, parsed: CommandLine) -> Path | None:
     if "/" in ref and not ref.startswith((".", "/")) and not session.where(ref).exists():
         return None
     path = session.where(ref)
-    if not (path / "Chart.yaml").is_file():
+    if not session.beneath(path / "Chart.yaml", "read").is_file():
         raise CommandError(
             f"there is no chart at '{ref}' from '{session.reader_path(session.cwd)}'"
         )

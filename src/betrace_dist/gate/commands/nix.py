@@ -7,6 +7,7 @@ carries the output names of upstream's flake.nix at the pinned commit)."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 from pathlib import Path
@@ -272,7 +273,7 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
         category, name = _check_upstream_attr(inv, sub, ref, attr)
         return UPSTREAM, f"{category}.{_HOST}.{name}", _overrides(UPSTREAM)
     directory = inv.session.where(flake or ".")
-    if not (directory / "flake.nix").is_file():
+    if not inv.session.beneath(directory / "flake.nix", "read").is_file():
         raise CommandError(f"there is no flake.nix in '{inv.session.reader_path(directory)}'")
     if not attr:
         return None
@@ -305,12 +306,16 @@ def _out_link(
     # and its snapshots see what the link points at; the stand-ins are a few small files.
     copy = inv.session.tmp / "nix-store" / built.name
     target = inv.session.path(link)
-    inv.session.inside(target.parent)  # the link is made only in the sandbox
+    parent = inv.session.inside(target.parent)  # the link is made only in the sandbox
+    # relative, so that the gate's later looks through it (`./result/bin/...`) resolve beneath
+    # the sandbox (Session.beneath refuses an absolute link, as one that may lead out)
+    pointing = os.path.relpath(copy, parent)
     # copied and linked in the jail, as the page's user: a link the page planted on the way
     # (nix-store, the link's name) leads nowhere the page could not already write
     script = 'mkdir -p -- "$1" && { [ -e "$2" ] || cp -a -- "$3" "$2"; } && rm -f -- "$4"'
-    script += ' && ln -s -- "$2" "$4"'
+    script += ' && ln -s -- "$5" "$4"'
     argv = ["/bin/sh", "-c", script, "sh", str(copy.parent), str(copy), str(built), str(target)]
+    argv.append(pointing)
     done = inv.session.process(argv)
     if done.returncode != 0:
         raise CommandError(f"nix build: the result link cannot be made: {done.stderr.strip()}")

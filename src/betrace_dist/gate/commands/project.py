@@ -75,7 +75,7 @@ def _run_project(
 
 
 def make(inv: Invocation) -> None:
-    makefile = inv.session.cwd / "Makefile"
+    makefile = inv.session.beneath(inv.session.cwd / "Makefile", "read")
     if not makefile.is_file():
         raise CommandError(f"there is no Makefile in '{inv.session.reader_path(inv.session.cwd)}'")
     targets = re.findall(r"^([a-z][a-z0-9-]*):", inv.session.read(str(makefile)), re.M)
