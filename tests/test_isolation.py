@@ -654,3 +654,21 @@ def test_the_projects_git_folder_is_hidden_from_pages(jail: Jail) -> None:
     from betrace_dist import REPO_ROOT
 
     assert sh(jail, f"test -f {REPO_ROOT / 'pyproject.toml'} && echo seen").stdout == "seen\n"
+
+
+def test_a_command_stopped_from_outside_goes_with_it(jail: Jail) -> None:
+    """The gate's processor budget stops a block with an exception raised in the gate's thread,
+    possibly while it waits on a command: the command (and all it started) must end with it,
+    never run on through the next page (seen: a writer alive until pytest exited)."""
+    from betrace_dist.site import limits
+
+    thread = threading.get_ident()
+    stop = threading.Timer(1.0, limits._set_async_exc, (thread, limits.OutOfProcessorTime))
+    stop.start()
+    try:
+        with pytest.raises(limits.OutOfProcessorTime):
+            sh(jail, "sleep 4713 & sleep 4714", timeout=60)
+    finally:
+        stop.cancel()
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _alive(p)]
+    assert left == [], "a process of the stopped command still ran"

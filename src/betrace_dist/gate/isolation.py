@@ -546,6 +546,14 @@ def run_bounded(
     )
     try:
         return _bounded(proc, argv, timeout)
+    except BaseException:  # stopped from outside (the gate's processor budget, Ctrl-C)
+        if proc.returncode is None:  # the command goes with it, never on past its page
+            _kill_group(proc)
+            _drain(proc)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        raise
     finally:
         if info is not None:
             _await_namespace(info[0])
