@@ -94,3 +94,25 @@ def test_checking_a_block_that_never_ends_fails_the_block(
         "0.3 s of the gate's processor time and was stopped (a bound against pages that hold the "
         "gate: what on the page makes it so slow?)"
     )
+
+
+def test_a_budget_swallowed_once_fires_again() -> None:
+    """Library code with a bare `except:` (ruamel.yaml's CommentedMap.get has one) can swallow
+    the budget's exception: it fires again after each further REFIRE seconds of computing."""
+    swallowed = 0
+
+    def swallowing() -> None:
+        nonlocal swallowed
+        end = time.thread_time() + 20
+        while time.thread_time() < end:
+            try:
+                while time.thread_time() < end:
+                    pass
+            except limits.OutOfProcessorTime:  # as a bare `except:` would
+                swallowed += 1
+                if swallowed == 3:
+                    raise
+
+    with pytest.raises(limits.OutOfProcessorTime), limits.ProcessorBudget(0.2):
+        swallowing()
+    assert swallowed == 3

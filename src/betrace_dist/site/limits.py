@@ -287,6 +287,10 @@ class OutOfProcessorTime(BaseException):
     RenderTimeout, so that no `except Exception` on the way swallows it)."""
 
 
+#: Processor seconds after which a budget that fired fires again, as long as its block runs.
+REFIRE = 1.0
+
+
 class ProcessorBudget:
     """Raises OutOfProcessorTime in the calling thread once it has used `seconds` of processor
     time inside the block.
@@ -324,14 +328,18 @@ class ProcessorBudget:
         return self
 
     def _watch(self) -> None:
+        due = self.seconds
         while not self._done.wait(self.poll):
             with self._lock:
                 if not self._armed:
                     return
-                if self.used() > self.seconds:
+                if self.used() > due:
+                    # again after each further REFIRE seconds of computing: code on the way
+                    # that swallows an exception (a bare `except:` in a library) cannot lift
+                    # the bound; cleanup that waits (killing a command) uses no processor time
                     self.fired = True
                     _set_async_exc(self._thread, OutOfProcessorTime)
-                    return
+                    due = self.used() + REFIRE
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
