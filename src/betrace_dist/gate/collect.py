@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -466,13 +468,19 @@ class ProblemParser:
         assert result.rendered is not None
         offsets = _line_offsets(result.rendered.text)
         taken = {block.start for block, _, _ in result.items}
-        spans = [(block.start, block.end) for block, _, _ in result.items]
+        spans = sorted((block.start, block.end) for block, _, _ in result.items)
+        starts = [begin for begin, _ in spans]
+        following: dict[int, int] = {}  # a start already given out -> where to look on from
         for rendered_line, line, reason in result.problems:
             start = offsets[rendered_line - 1]
-            start = next((end for begin, end in spans if begin <= start < end), start)
+            inside = bisect.bisect_right(starts, start) - 1  # blocks do not overlap
+            if inside >= 0 and start < spans[inside][1]:
+                start = spans[inside][1]
+            wanted, start = start, following.get(start, start)
             while start in taken:  # two problems on one line: regions must not share a start
                 start += 1
             taken.add(start)
+            following[wanted] = start + 1
             entry = Entry(name, line, "-", "-", "error", reason)
             yield Region(start, start, entry, _fail(f"{name}:{line}: {reason}"))
 
@@ -618,13 +626,24 @@ def _fail(message: str) -> Callable[[Example], None]:
 class GateSybil(Sybil):
     def identify(self, example: Example) -> str:
         entry: Entry = example.region.parsed
-        same_line = [
-            r
-            for _, r in example.document.regions
-            if r.parsed.line == entry.line and r.start < example.region.start
-        ]
-        suffix = f"#{len(same_line) + 1}" if same_line else ""
+        number = _numbers_on_lines(example.document)[example.region.start]
+        suffix = f"#{number}" if number > 1 else ""
         return f"line:{entry.line}{suffix},{_UNSAFE_IN_ID.sub('?', entry.language)}"
+
+
+def _numbers_on_lines(document: Document) -> dict[int, int]:
+    """Each region's number among the regions of its source line (1 for the first), by start;
+    counted once per document (once per example, it grew with the square of a page's
+    problems: 10,000 links to nothing on one line took minutes to collect)."""
+    numbers: dict[int, int] | None = getattr(document, "numbers_on_lines", None)
+    if numbers is None:
+        seen: Counter[int] = Counter()
+        numbers = {}
+        for region in sorted((r for _, r in document.regions), key=lambda r: r.start):
+            seen[region.parsed.line] += 1
+            numbers[region.start] = seen[region.parsed.line]
+        document.numbers_on_lines = numbers  # type: ignore[attr-defined]
+    return numbers
 
 
 #: Characters a test id may not hold: ids reach terminals and CI logs raw (pytest prints them).
