@@ -231,3 +231,21 @@ def test_many_problems_on_one_line_are_placed_and_named_in_one_pass() -> None:
     worker.join(120)
     assert len(ids) == count, "collecting did not return"
     assert ids[:2] == ["line:1,-", "line:1#2,-"] and ids[-1] == f"line:1#{count},-"
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "text\n<!-- a note --!>\n#stray\n",  # Python-Markdown's comment ends at --!> too
+        "text\n\n```console\n$ echo '<!--'\n```\n\n#stray\n",  # no comment inside code
+    ],
+)
+def test_a_comment_that_python_markdown_has_closed_hides_no_heading(page: str) -> None:
+    import markdown
+
+    from betrace_dist.gate.display import stray_headings
+    from betrace_dist.gate.lexer import blocks
+
+    assert "<h1>stray</h1>" in markdown.markdown(page, extensions=["fenced_code"])
+    line = page.split("\n").index("#stray") + 1
+    assert [p.line for p in stray_headings(page, blocks(page))] == [line]

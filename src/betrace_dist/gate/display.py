@@ -227,17 +227,21 @@ _STRAY_HEADING = re.compile(r"^#{1,6}[^\s#]", re.MULTILINE)
 def stray_headings(text: str, found: list[Block]) -> list[Problem]:
     """Lines outside code blocks and HTML comments that Python-Markdown shows as a heading by
     accident."""
-    hidden = sorted([(b.start, b.end) for b in found] + _comments(text))
+    code = sorted((b.start, b.end) for b in found)
+    hidden = sorted(code + _comments(text, code))
     starts = [start for start, _ in hidden]
     reach = list(itertools.accumulate((end for _, end in hidden), max))  # spans may nest
     problems = []
+    line, counted = 1, 0  # lines counted on from the last match (once per match: quadratic)
     for match in _STRAY_HEADING.finditer(text):
         before = bisect.bisect_right(starts, match.start())
         if before and reach[before - 1] > match.start():
             continue  # inside a block or a comment
+        line += text.count("\n", counted, match.start())
+        counted = match.start()
         problems.append(
             Problem(
-                text.count("\n", 0, match.start()) + 1,
+                line,
                 "this line starts with '#' and no space, which Python-Markdown shows as a "
                 "heading in the middle of the text: reflow it, or write '# ' if it is a heading",
             )
@@ -245,19 +249,33 @@ def stray_headings(text: str, found: list[Block]) -> list[Problem]:
     return problems
 
 
-def _comments(text: str) -> list[tuple[int, int]]:
-    """The spans of the HTML comments that start a line (Python-Markdown keeps those as raw
-    HTML; one that starts mid-line protects nothing: a `#x` line in it is still a heading); an
-    unclosed one runs to the text's end. Found with str.find in one pass (a regular expression
-    would search on from every `<!--`)."""
+def _comments(text: str, code: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans of the HTML comments that start a line outside code blocks (`code`: sorted,
+    not overlapping). Python-Markdown keeps those as raw HTML up to its comment end, `-->` or
+    `--!>` (its `commentclose`); a `<!--` mid-line or in a code block hides nothing, so a `#x`
+    line after it is still a heading. An unclosed one runs to the text's end. Found with
+    str.find in one pass (a regular expression would search on from every `<!--`)."""
+    starts = [begin for begin, _ in code]
     spans = []
+    closes = {"-->": -2, "--!>": -2}  # the next of each at or after the last search (-1: none)
+
+    def next_close(after: int) -> int:
+        for mark, at in closes.items():
+            if at != -1 and at < after:  # searched again only once passed: one pass in all
+                closes[mark] = text.find(mark, after)
+        found = [(at, len(mark)) for mark, at in closes.items() if at >= 0]
+        return min(at + length for at, length in found) if found else len(text)
+
     start = text.find("<!--")
     while start != -1:
+        block = bisect.bisect_right(starts, start) - 1
+        if block >= 0 and start < code[block][1]:  # in a code block: on after it
+            start = text.find("<!--", code[block][1])
+            continue
         if start and text[start - 1] != "\n":
             start = text.find("<!--", start + 4)
             continue
-        end = text.find("-->", start + 4)
-        end = len(text) if end == -1 else end + 3
+        end = next_close(start + 4)
         spans.append((start, end))
         start = text.find("<!--", end)
     return spans
