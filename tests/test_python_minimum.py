@@ -115,3 +115,10 @@ def test_ruff_out_of_its_memory_fails_the_block_never_passes_it(
     monkeypatch.setattr(tools, "CHECK_MEMORY", 2 * 1024 * 1024)
     with pytest.raises(CheckFailure, match=r"^ruff could not check this block \(exit "):
         _lint("x = 1\n")
+
+
+def test_a_novermin_comment_on_the_page_does_not_lower_the_minimum() -> None:
+    """vermin skips a line marked `# novermin` unless told not to read such comments: a page
+    could then state 3.10 for `import tomllib` (3.11) where no older Python is installed."""
+    found = python_minimum.vermin_minimum("import tomllib  # novermin\n")
+    assert found == (3, 11), found

@@ -61,7 +61,8 @@ def vermin_minimum(source: str) -> Minor | None:
     with tempfile.TemporaryDirectory(prefix="vermin-") as folder:  # vermin reads files only
         example = Path(folder) / "example.py"
         example.write_text(source, encoding="utf-8")
-        argv = [program, "--no-tips", "--eval-annotations", "--format", "parsable", str(example)]
+        argv = [program, "--no-tips", "--no-parse-comments", "--eval-annotations"]
+        argv += ["--format", "parsable", str(example)]
         try:  # it reads the page's code with the gate's rights: within the checkers' bounds
             done = tools.run_checker(argv, None, VERMIN_TIMEOUT)
         except subprocess.TimeoutExpired:
