@@ -426,3 +426,25 @@ def test_a_probe_whose_traces_the_backend_never_settled_stops_with_the_reason(
     await_or_fail(api, {"aaa"}, mark, limit=0.3)
     with pytest.raises(RuntimeError):  # what was logged before the mark does not count
         await_or_fail(api, {"aaa"}, api.log_mark(), limit=0.3)
+
+
+def test_a_pages_rule_examples_share_one_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run has its own limit (120 s), but a page of many rule blocks had none in all: the
+    page's runs together stop at PAGE_RULE_SECONDS, the rest never begun."""
+    import threading
+    from types import SimpleNamespace
+
+    from betrace_dist.gate.checkers import CheckFailure
+    from betrace_dist.gate.checkers import rules as rules_checker
+    from betrace_dist.rules import engine
+
+    release = threading.Event()
+    monkeypatch.setattr(engine, "run", lambda request, program: release.wait(30) and {})
+    monkeypatch.setattr(rules_checker, "PAGE_RULE_SECONDS", 0.5)
+    runs = rules_checker._PageRuns(program=None)
+    try:
+        with pytest.raises(CheckFailure, match=r"rule examples used up their 0\.5 s together"):
+            runs.result(SimpleNamespace(start=0), SimpleNamespace(request={}))  # type: ignore[arg-type]
+    finally:
+        release.set()
+        runs.close()

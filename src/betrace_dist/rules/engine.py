@@ -34,6 +34,9 @@ from ..backend_run import Answer, Backend
 
 #: the backend's OTLP export gives up after 1 s (no collector runs here)
 _QUIET_EXPORT = {"OTEL_EXPORTER_OTLP_TIMEOUT": "1000"}
+#: Wall-clock seconds one run (a backend started, its rules and traces sent, its answers read)
+#: may take.
+RUN_TIMEOUT = 120.0
 #: the longest wait for a trace's evaluation (backend_run.EVALUATION_LIMIT says why)
 EVALUATION_TIMEOUT = backend_run.EVALUATION_LIMIT
 
@@ -53,9 +56,13 @@ def run(request: dict[str, Any], program: Path | None = None) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     payload = json.dumps(request | {"program": str(program)})
-    done = subprocess.run(
-        command, input=payload, capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+    try:
+        done = subprocess.run(
+            command, input=payload, capture_output=True, text=True, env=env,
+            timeout=RUN_TIMEOUT, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"the run did not finish within {RUN_TIMEOUT:g} s") from None
     if done.returncode != 0:
         detail = done.stderr.strip()[-800:]
         raise EngineError(f"the engine run failed ({done.returncode}): {detail}")

@@ -25,7 +25,9 @@ line of a trace whose documented outcome did not happen.
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -169,6 +171,11 @@ class _Example:
         return cls(what, root, str(body["name"]), expression_line, traces, request)
 
 
+#: Wall-clock seconds all of one page's rule examples may take together (each run has its own
+#: limit too, engine.RUN_TIMEOUT): as long as a page's commands may take (session.PAGE_TIMEOUT).
+PAGE_RULE_SECONDS = 600.0
+
+
 class _PageRuns(PageResource):
     """The engine runs of one page's rule blocks, each on a backend of its own (a fresh data
     folder in a network namespace of its own, as engine.run always starts one), started side
@@ -180,6 +187,7 @@ class _PageRuns(PageResource):
         self.program = program
         self.pool = ThreadPoolExecutor(max_workers=PARALLEL_RUNS, thread_name_prefix="rules")
         self.runs: dict[int, Future[dict[str, Any]]] = {}
+        self.deadline = time.monotonic() + PAGE_RULE_SECONDS
 
     def start(self, blocks: tuple[Block, ...], ctx: Context) -> None:
         """Send each block of `blocks` the run includes (see _selected) to a backend."""
@@ -200,7 +208,13 @@ class _PageRuns(PageResource):
     def result(self, block: Block, example: _Example) -> dict[str, Any]:
         future = self.submit(block, example)
         try:
-            return future.result()
+            return future.result(timeout=max(self.deadline - time.monotonic(), 0))
+        except FutureTimeout:
+            self.pool.shutdown(wait=False, cancel_futures=True)  # those not begun never will
+            raise CheckFailure(
+                f"the page's rule examples used up their {PAGE_RULE_SECONDS:g} s together (a "
+                "bound against pages that hold the gate)"
+            ) from None
         except engine.EngineError as exc:
             raise CheckFailure(f"the backend could not be run: {exc}") from None
 
