@@ -196,12 +196,13 @@ def _unclosed_heredoc(script: str, message: str) -> SplitError | None:
     )
 
 
-def split(script: str, first_line: int = 1) -> list[Command]:
+def split(script: str, first_line: int = 1, locate: bool = True) -> list[Command]:
     """The simple commands of a script, in order; `first_line` is the block line the script
     starts at (a console step's command alone, never padded with the lines before it, which
-    bashlex would read again for every step)."""
+    bashlex would read again for every step). `locate=False`: a caller that discards a parse
+    error's line does not pay for finding it (_error_line parses again)."""
     try:
-        commands = _split(script)
+        commands = _split(script, locate)
     except SplitError as exc:
         raise SplitError(exc.line + first_line - 1 if exc.line else exc.line, exc.reason) from None
     if first_line != 1:
@@ -220,7 +221,9 @@ def _error_line(script: str, message: str, position: int) -> int:
     it was reading, not of the script (an error on the second line of `echo ok` then `if then`
     is at position 3), so the line is found by parsing: the first line such that the script up
     to it fails the same way (before it, the script parses or ends early). A binary search: a
-    few parses, and only for a block that fails."""
+    few parses, and only for a block that fails. Not exact for every script: where prefixes
+    fail the same way, pass, then fail again (unclosed quotes and `case` mixed; 15 of 3,000
+    fuzzed scripts), the line found can be a later one than bash names."""
     lines = script.split("\n")
 
     def fails_the_same(count: int) -> bool:
@@ -242,7 +245,7 @@ def _error_line(script: str, message: str, position: int) -> int:
     return low
 
 
-def _split(script: str) -> list[Command]:
+def _split(script: str, locate: bool = True) -> list[Command]:
     if not script.strip():
         return []
     try:
@@ -251,10 +254,8 @@ def _split(script: str) -> list[Command]:
         unclosed = _unclosed_heredoc(script, exc.message)
         if unclosed is not None:
             raise unclosed from None
-        raise SplitError(
-            _error_line(script, exc.message, exc.position),
-            f"cannot parse the command: {exc.message}",
-        ) from None
+        line = _error_line(script, exc.message, exc.position) if locate else 1
+        raise SplitError(line, f"cannot parse the command: {exc.message}") from None
     except NotImplementedError as exc:
         raise SplitError(1, f"unsupported shell syntax: {exc}") from None
     collector = _Collector(script)

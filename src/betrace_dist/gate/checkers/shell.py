@@ -266,8 +266,8 @@ def steps(body: str) -> list[Step]:
 def _heads(step: Step) -> set[str]:
     """Programs of a step that are not file commands (those run in the jail)."""
     try:
-        commands = split(step.script, step.line)
-    except SplitError:
+        commands = split(step.script, step.line, locate=False)
+    except SplitError:  # reported with its line when the block is checked
         return set()
     heads = {c.argv[0].rsplit("/", 1)[-1] for c in commands if c.argv}
     return {h for h in heads if h not in FILE_COMMANDS and h not in ("cd", "export")}
