@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,10 +206,13 @@ class _PageRuns(PageResource):
         return self.runs[block.start]
 
     def result(self, block: Block, example: _Example) -> dict[str, Any]:
-        future = self.submit(block, example)
         try:
-            return future.result(timeout=max(self.deadline - time.monotonic(), 0))
-        except FutureTimeout:
+            if time.monotonic() >= self.deadline:  # the pool is shut: nothing more is sent
+                raise FutureTimeout
+            return self.submit(block, example).result(
+                timeout=max(self.deadline - time.monotonic(), 0)
+            )
+        except (FutureTimeout, CancelledError):  # a run cancelled when the time was up
             self.pool.shutdown(wait=False, cancel_futures=True)  # those not begun never will
             raise CheckFailure(
                 f"the page's rule examples used up their {PAGE_RULE_SECONDS:g} s together (a "
