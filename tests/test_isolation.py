@@ -52,13 +52,23 @@ def test_the_sandbox_is_writable_and_nothing_else(jail: Jail, tmp_path: Path) ->
     assert "Read-only file system" in done.stderr
 
 
-def test_homes_and_daemon_sockets_are_hidden(jail: Jail) -> None:
-    assert sh(jail, "ls -A /run | wc -l").stdout.split() == ["0"]  # daemon sockets live there
+def test_the_jail_shows_an_allow_list_of_the_machine(jail: Jail) -> None:
+    """The jail's root is made, not the machine's: /var, /opt, /srv, /mnt, the homes and /run
+    (daemon sockets) are absent, whatever a machine keeps there for every user to read."""
+    for folder in ("/var", "/opt", "/srv", "/mnt", "/home", "/run", "/boot"):
+        assert sh(jail, f"test -e {folder} || echo absent").stdout == "absent\n", folder
+    # the root holds the system's folders, the jail's own, and the first folder of each path
+    # the gate's tools live in: nothing of the machine's root besides
+    tops = {"usr", "etc", "nix", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
+    tops |= {"tmp", "proc", "dev"}
+    tops |= {p.parts[1] for p in isolation._shown_again()} | {jail.writable.parts[1]}
+    assert set(sh(jail, "ls -A /").stdout.split()) <= tops
     # only what the gate shows again (the Python installation, under a home) is in the home
     shown_again = {p.relative_to(Path.home()).parts[0] for p in isolation._shown_again()
                    if Path.home() in p.parents}  # fmt: skip
-    assert set(sh(jail, f"ls -A {Path.home()}").stdout.split()) <= shown_again
+    assert set(sh(jail, f"ls -A {Path.home()} 2>/dev/null").stdout.split()) <= shown_again
     assert "root:" not in sh(jail, "cat /etc/shadow").stdout
+    assert sh(jail, "ls -A /etc/ssh | wc -l").stdout.split() == ["0"]  # host keys
 
 
 def test_only_the_pages_own_loopback_exists(jail: Jail) -> None:

@@ -3,9 +3,12 @@
 A page is untrusted input (anyone can open a pull request), so the argument checks in
 `session.py` are only a second line. The first is bubblewrap (`bwrap`), with these walls:
 
-- filesystem: everything read-only but the page's own sandbox directory; a private, empty /tmp;
-  the homes (/root, /home, the gate's $HOME), /run (Docker and other daemon sockets), host keys
-  and password hashes hidden; only the Python installation under a home is shown again, read-only;
+- filesystem: built from an allow-list, never from the machine's root: the programs and their
+  configuration (/usr and the links into it, /etc without host keys and password hashes, the
+  Nix store), read-only; the folders the gate's tools live in (its Python, virtualenv, the
+  project and its tools), read-only; the page's own sandbox directory, writable; a private,
+  empty /tmp. Nothing else of the machine exists in the jail: not the homes, /run (Docker and
+  other daemon sockets), /var, /opt, /srv, /mnt or whatever else a machine keeps at its root;
 - network: one network namespace per page with nothing in it but its own loopback, so a page
   reaches no host, no proxy and no listener of the machine, while the page's own steps (and the
   live tier's real backend) can still talk to each other on 127.0.0.1;
@@ -85,8 +88,13 @@ def _program(name: str) -> str:
 OUTER_ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
 DROP = [_program("setpriv"), f"--reuid={PAGE_UID}", f"--regid={PAGE_GID}", "--clear-groups"]
 DROP += ["--no-new-privs", "--"]
-#: Paths that hold secrets of the machine or sockets of daemons: never visible to a page.
-HIDDEN_DIRS = ("/root", "/home", "/run", "/var/run", "/etc/ssh", "/var/lib/docker", "/srv")
+#: The machine's folders a page sees (read-only), whole: programs, their libraries and their
+#: configuration. Everything else of the machine's root is absent from the jail, but for the
+#: folders the gate's own tools live in (`_shown_again`). On a merged-/usr system /bin, /lib
+#: and the rest are links into /usr, made as the same links in the jail.
+SYSTEM_DIRS = ("/usr", "/etc", "/nix", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: Inside those, what holds secrets of the machine: hidden (an empty folder, an empty file).
+HIDDEN_DIRS = ("/etc/ssh", "/etc/ssl/private")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 
 #: The gate's own folder in a page's sandbox (live-tier logs): the page's user cannot write it.
@@ -127,19 +135,48 @@ class Done:
     stderr: str
 
 
+def _system() -> list[str]:
+    """bwrap arguments showing SYSTEM_DIRS (a folder bound read-only, a link made again as
+    the same link) with the secrets in them hidden."""
+    argv: list[str] = []
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            argv += ["--symlink", str(path.readlink()), name]
+        elif path.is_dir():
+            argv += ["--ro-bind", name, name]
+    for hidden in HIDDEN_DIRS:
+        if Path(hidden).is_dir() and not Path(hidden).is_symlink():
+            argv += ["--tmpfs", hidden]
+    for hidden in HIDDEN_FILES:
+        if Path(hidden).exists():
+            argv += ["--ro-bind", "/dev/null", hidden]
+    return argv
+
+
+def _in_system(path: Path) -> bool:
+    """True for a path the jail shows anyway (under a folder of SYSTEM_DIRS that is one)."""
+    return any(
+        path == Path(d) or Path(d) in path.parents
+        for d in SYSTEM_DIRS
+        if Path(d).is_dir() and not Path(d).is_symlink()
+    )
+
+
 def _shown_again() -> list[Path]:
-    """Read-only paths under the hidden homes or /tmp that the tools need: the Python
-    installation the gate runs on (pyenv keeps it under /root), its virtualenv, the project and
-    its tools, and the folders the tools' links lead to (a test may run the gate on a copy of
-    the project under /tmp whose tools are links to another checkout's)."""
+    """Read-only paths outside SYSTEM_DIRS that the tools need: the Python installation the
+    gate runs on (pyenv keeps it under /root), its virtualenv, the project and its tools, and
+    the folders the tools' links lead to (a test may run the gate on a copy of the project
+    under /tmp whose tools are links to another checkout's). A path inside another of them
+    is shown with it."""
     wanted = {Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT, tools.TOOLS_BIN.resolve()}
     wanted.add(GATE_SOURCE)
     # the older Pythons a page's Python example is run with (python_minimum.py)
     wanted.update(program.parents[1] for _, program in python_minimum.older_pythons())
     if tools.TOOLS_BIN.is_dir():
         wanted.update(entry.resolve().parent for entry in tools.TOOLS_BIN.iterdir())
-    hidden = [Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)] + [Path.home()]
-    return sorted(p for p in wanted if any(p == h or h in p.parents for h in hidden))
+    outside = sorted(p for p in wanted if not _in_system(p))
+    return [p for p in outside if not any(o in p.parents for o in outside)]
 
 
 def project_git_dirs() -> list[Path]:
@@ -159,14 +196,16 @@ def project_git_dirs() -> list[Path]:
     return [git_dir.parents[1] if git_dir.parent.name == "worktrees" else git_dir]
 
 
-def _traversable_parents(path: Path, made: set[Path]) -> list[str]:
-    """bwrap arguments making the folders between a hidden root (a tmpfs) and `path`, mode
-    0755, so that the page's user can reach what is bound at `path` (bwrap would make them
-    0700, for root alone)."""
-    roots = {Path(d) for d in (*HIDDEN_DIRS, PRIVATE_TMP)} | {Path.home()}
+def _traversable_parents(path: Path, made: set[Path], bound: set[Path]) -> list[str]:
+    """bwrap arguments making the folders between the jail's root (or its /tmp) and `path`,
+    mode 0755, so that the page's user can reach what is bound at `path` (bwrap would make
+    them 0700, for root alone). `made`, `bound`: the folders made and bound so far (what is
+    inside a bound one exists)."""
     argv: list[str] = []
     for parent in reversed(path.parents[:-1]):
-        if parent in made or parent in roots or not any(r in parent.parents for r in roots):
+        if parent in made or parent == Path(PRIVATE_TMP) or _in_system(parent):
+            continue
+        if any(b == parent or b in parent.parents for b in bound):
             continue
         argv += ["--perms", "0755", "--dir", str(parent)]
         made.add(parent)
@@ -292,23 +331,20 @@ class Jail:
     def _walls(
         self, cwd: Path, shown: tuple[Path, ...] = (), info_fd: int | None = None
     ) -> list[str]:
-        argv = [self.bwrap, "--ro-bind", "/", "/"]
+        argv = [self.bwrap, *_system()]
         if info_fd is not None:  # bwrap writes the PID of the namespace's first process there
             argv += ["--info-fd", str(info_fd)]
-        for hidden in (*HIDDEN_DIRS, str(Path.home())):
-            if Path(hidden).is_dir() and not Path(hidden).is_symlink():
-                argv += ["--tmpfs", hidden]
         argv += ["--perms", "1777", "--size", str(TMPFS_SIZE), "--tmpfs", PRIVATE_TMP]
-        for hidden in HIDDEN_FILES:
-            if Path(hidden).exists():
-                argv += ["--ro-bind", "/dev/null", hidden]
         made: set[Path] = set()
-        for path in (*_shown_again(), *shown):  # after the tmpfs that hid them, before the sandbox
-            argv += _traversable_parents(path, made)
+        bound: set[Path] = set()
+        for path in (*_shown_again(), *shown):  # after the private /tmp, before the sandbox
+            argv += _traversable_parents(path, made, bound)
             argv += ["--ro-bind", str(path), str(path)]
-        for git_dir in project_git_dirs():  # after the project was shown again, if it was
-            argv += ["--tmpfs", str(git_dir)]
-        argv += _traversable_parents(self.writable, made)
+            bound.add(path)
+        for git_dir in project_git_dirs():  # after the project was shown, where it is
+            if any(b == git_dir or b in git_dir.parents for b in bound):
+                argv += ["--tmpfs", str(git_dir)]
+        argv += _traversable_parents(self.writable, made, bound)
         argv += ["--bind", str(self.writable), str(self.writable)]
         argv += ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
         argv += ["--perms", "1777", "--size", str(TMPFS_SIZE), "--tmpfs", "/dev/shm"]  # noqa: S108
@@ -344,7 +380,7 @@ class Jail:
     def _start_holder(self) -> tuple[int | None, str]:
         """Start the holder; its namespace PID once it runs, or None and what bwrap said."""
         read, write = os.pipe()
-        holder = [self.bwrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid"]
+        holder = [self.bwrap, *_system(), "--unshare-net", "--unshare-pid"]
         holder += ["--die-with-parent", "--info-fd", str(write), _program("sh"), "-c"]
         proc = subprocess.Popen(
             [*holder, f"echo ready && exec {_program('sleep')} infinity"],
