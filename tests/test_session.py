@@ -38,7 +38,7 @@ def test_state_carries_across_blocks(session: Session) -> None:
 
 def test_a_block_cannot_write_outside_its_sandbox(session: Session) -> None:
     marker = f"escaped-{uuid.uuid4().hex}"
-    with pytest.raises(CommandError, match="outside the page's sandbox"):
+    with pytest.raises(CommandError, match="leads out of the page's sandbox"):
         run(session, f"cp README.md ../../../{marker}\n")
     with pytest.raises(CommandError, match="outside the page's sandbox"):
         run(session, f"echo x > /tmp/{marker}\n")
@@ -50,7 +50,7 @@ def test_a_block_cannot_write_outside_its_sandbox(session: Session) -> None:
     ("script", "message"),
     [
         ("cd no-such-dir\n", "cd: there is no directory 'no-such-dir' at this point of the page"),
-        ("cd /\n", "the gate will not change to '/': it lies outside the page's sandbox"),
+        ("cd /\n", "the gate will not change to '/': it is outside the page's sandbox"),
         ("export GREETING\n", "export: 'GREETING' assigns nothing (write NAME=value)"),
         ("frobnicate --all\n", "no command model for 'frobnicate': add one to the gate, or skip"),
         ("echo $(frobnicate)\n", "no command model for 'frobnicate'"),
@@ -76,6 +76,17 @@ def test_cd_through_a_planted_link_says_nothing_of_where_it_leads(
     message = str(caught.value)
     assert message.startswith("the gate will not change to"), message
     assert target not in message and str(Path.cwd()) not in message
+
+
+def test_cd_follows_a_link_inside_the_sandbox_to_where_it_leads(session: Session) -> None:
+    """As bash's `cd -P` and the kernel see it: the working folder is the real one, so a later
+    clone check (`git pull` in the checkout) finds the checkout it lies in."""
+    run(session, "mkdir -p work/deeper\n")
+    assert session.bash("ln -s work/deeper w", check=False).returncode == 0  # in the jail
+    run(session, "cd w\n")
+    assert session.cwd == session.repo / "work" / "deeper"
+    run(session, "cd ../..\n")  # from the real folder: the clone again
+    assert session.cwd == session.repo
 
 
 def test_builtins_and_assignments_change_the_state_later_commands_see(session: Session) -> None:
@@ -295,6 +306,20 @@ def test_a_name_a_model_adds_itself_is_looked_at_only_beneath_the_sandbox(
 
 #: Two targets outside the sandbox: one every machine has, one none has.
 EXISTS_OR_NOT = ("/etc/passwd", "/no/such/file")
+
+
+def test_cd_and_writers_never_pass_through_a_folder_outside() -> None:
+    """`cd`, a `git clone` target and the file commands' targets are resolved by the kernel
+    beneath the sandbox: a link that leaves it and comes back ('/etc/ssl/../../<sandbox>/e') is
+    refused as leading out, in the same words as one through a folder that does not exist
+    (Path.resolve, used before, looked at the folder outside and let both through)."""
+    plant = "ln -s {base}/../..$(pwd)/e d"
+    setup = "mkdir -p e\n"
+    clone = "git clone https://github.com/betrace-hq/distribution d/c"
+    for command in ("cd d", "mkdir d/x", clone):
+        said = [_refusal(setup, plant.format(base=b), command) for b in ("/etc/ssl", "/no/such")]
+        assert said[0] == said[1], said
+        assert "leads out of the page's sandbox" in said[0], said[0]
 
 
 @pytest.mark.parametrize("command", ["make all", "docker compose config -q"])

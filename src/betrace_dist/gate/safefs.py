@@ -84,17 +84,17 @@ def open_beneath(root_fd: int, rel: str, flags: int, mode: int = 0o644) -> int:
             return _openat2(root_fd, rel, flags, mode)
         except OSError as exc:
             if exc.errno not in (errno.ENOSYS, errno.EPERM) or _openat2_works:
-                raise UnsafePath(exc.errno, _why(exc.errno or 0), rel) from None
+                raise UnsafePath(exc.errno, why(exc.errno or 0), rel) from None
             _openat2_works = False  # no openat2 (old kernel, seccomp): the strict walk
     try:
         return _walk_open(root_fd, rel, flags, mode)
     except UnsafePath:
         raise
     except OSError as exc:
-        raise UnsafePath(exc.errno, _why(exc.errno or 0), rel) from None
+        raise UnsafePath(exc.errno, why(exc.errno or 0), rel) from None
 
 
-def _why(code: int) -> str:
+def why(code: int) -> str:
     if code in (errno.EXDEV, errno.ELOOP):
         return "it leads out of the page's sandbox (a link, '..' or another file system)"
     if code == errno.ENOTDIR:
@@ -192,7 +192,7 @@ class Tree:
         except OSError as exc:
             if isinstance(exc, UnsafePath):
                 raise
-            raise UnsafePath(exc.errno, _why(exc.errno or 0), str(path)) from None
+            raise UnsafePath(exc.errno, why(exc.errno or 0), str(path)) from None
         finally:
             os.close(current)
 

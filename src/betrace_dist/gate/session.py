@@ -309,17 +309,35 @@ class Session:
                 continue
         return str(path)
 
-    def inside(self, path: Path, verb: str = "write") -> Path:
-        """The path, resolved (symbolic links followed), if it lies in the page's sandbox. Where
-        it leads otherwise is not said: the gate resolves with its own rights, and a link of the
-        page could point at what the page's jail hides."""
-        resolved = path.resolve()
-        if resolved != self.tmp and self.tmp not in resolved.parents:
+    def real_path(self, path: Path, verb: str = "write") -> Path:
+        """`path` with its links followed, as the kernel resolves it beneath the page's sandbox
+        (see beneath(): nothing outside is looked at, and a path leading out is refused in the
+        same words whatever lies there). A path that does not exist yet resolves through the
+        folder that would hold it ('..' after a missing folder, as Path.resolve does)."""
+        try:
+            return self._real(path)
+        except safefs.UnsafePath as exc:
             raise CommandError(
-                f"the gate will not {verb} '{path}': it lies outside the page's sandbox (a "
-                "guide's files live in the reader's clone or home)"
-            )
-        return resolved
+                f"the gate will not {verb} '{self.reader_path(path)}': {exc.strerror}"
+            ) from None
+
+    def _real(self, path: Path) -> Path:
+        tree = self.sandbox.tree
+        try:  # O_PATH: nothing is opened for reading; /proc names what the kernel found
+            fd = safefs.open_beneath(tree.fd, tree.relative(path), os.O_PATH | os.O_CLOEXEC)
+        except safefs.UnsafePath as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            parent = self._real(path.parent)
+            if path.name != "..":
+                return parent / path.name
+            if parent == tree.root:  # as the kernel says of '..' at the root
+                raise safefs.UnsafePath(errno.EXDEV, safefs.why(errno.EXDEV), str(path)) from None
+            return parent.parent
+        try:
+            return Path(f"/proc/self/fd/{fd}").readlink()
+        finally:
+            os.close(fd)
 
     def where(self, name: str, verb: str = "read") -> Path:
         """A path the page names, for a model to look at with the gate's rights (is it a file, a
@@ -503,12 +521,7 @@ class Session:
             expanded = self.expand_target(raw) if raw not in argv else raw
             if expanded.startswith(("s/", "/dev/null")) or "=" in expanded.split("/")[0]:
                 continue  # a sed expression or an assignment, not a path
-            resolved = self.path(expanded).resolve()
-            if resolved != self.tmp and self.tmp not in resolved.parents:
-                raise CommandError(
-                    f"'{expanded}' is outside the page's sandbox: a guide's file commands work "
-                    "inside the reader's clone or home"
-                )
+            self.real_path(self.path(expanded), "write")  # refused if it leads out
 
     def _check_substitution(self, sub: Command, models: dict[str, Model]) -> None:
         head = sub.argv[0] if sub.argv else ""
@@ -573,7 +586,7 @@ class Session:
         target = self.path(argv[1] if len(argv) > 1 else str(self.home))
         # a guide works in the reader's clone or home: the gate reads files relative to cwd;
         # whether a place outside exists is not looked at (nor said)
-        resolved = self.inside(target, "change to")
+        resolved = self.real_path(target, "change to")
         if not resolved.is_dir():
             raise CommandError(
                 f"cd: there is no directory '{self.reader_path(target)}' at this point of the page"

@@ -60,7 +60,7 @@ def _clone(inv: Invocation, words: list[str]) -> None:
     if not depth.isdigit() or int(depth) < 1:
         raise CommandError(f"git clone --depth {depth}: not a positive number")
     # the gate writes the copy itself: only inside the page's sandbox (second line)
-    target = inv.session.inside(
+    target = inv.session.real_path(
         inv.session.path(urls[1] if len(urls) > 1 else url.rsplit("/", 1)[-1])
     )
     if target.exists():

@@ -306,7 +306,7 @@ def _out_link(
     # and its snapshots see what the link points at; the stand-ins are a few small files.
     copy = inv.session.tmp / "nix-store" / built.name
     target = inv.session.path(link)
-    parent = inv.session.inside(target.parent)  # the link is made only in the sandbox
+    parent = inv.session.real_path(target.parent)  # the link is made only in the sandbox
     # relative, so that the gate's later looks through it (`./result/bin/...`) resolve beneath
     # the sandbox (Session.beneath refuses an absolute link, as one that may lead out)
     pointing = os.path.relpath(copy, parent)
