@@ -97,8 +97,6 @@ SYSTEM_DIRS = ("/usr", "/etc", "/nix", "/bin", "/sbin", "/lib", "/lib32", "/lib6
 HIDDEN_DIRS = ("/etc/ssh", "/etc/ssl/private")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
 
-#: The gate's own folder in a page's sandbox (live-tier logs): the page's user cannot write it.
-GATE_DIR = ".gate"
 #: Replaced by an empty tmpfs of the jail's own: a page sees nothing of the host's /tmp.
 PRIVATE_TMP = "/tmp"  # noqa: S108 - named to be hidden, never written
 
