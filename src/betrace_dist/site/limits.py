@@ -229,28 +229,50 @@ def trusted_work(left_after: float = TIME_LIMIT) -> Iterator[None]:
         deadline.resume(left_after)
 
 
-class Deadline:
+class _Alarm:
+    """What Deadline and ProcessorBudget share: an exception raised in the thread that entered
+    the block (delivered between two bytecodes, so it stops any Python loop), and withdrawn
+    when the block ends before it was delivered."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._armed = False
+        self._thread = 0
+
+    def _arm(self) -> None:
+        self._thread = threading.get_ident()
+        self._armed, self.fired = True, False
+
+    def _raise(self, kind: type[BaseException]) -> bool:
+        """Raise `kind` in the block's thread; False once the block has ended."""
+        with self._lock:
+            if self._armed:
+                self.fired = True
+                _set_async_exc(self._thread, kind)
+            return self._armed
+
+    def _disarm(self) -> None:
+        with self._lock:
+            self._armed = False
+            if self.fired:  # one not delivered yet is withdrawn (NULL); none pending: no-op
+                _set_async_exc(self._thread, ctypes.py_object())
+
+
+class Deadline(_Alarm):
     """Raises RenderTimeout in the rendering thread once `seconds` have passed.
 
-    Works in any thread (`mkdocs serve` renders in a worker thread, where signals cannot reach)
-    and stops any Python loop: the exception is delivered between two bytecodes. A pending
-    exception that was not delivered before the block ended is withdrawn.
+    Works in any thread (`mkdocs serve` renders in a worker thread, where signals cannot reach).
     """
 
     def __init__(self, seconds: float) -> None:
+        super().__init__()
         self.seconds = seconds
-        self._lock = threading.Lock()
-        self._armed = False
-        self._fired = False
-        self._thread = 0
         self._timer: threading.Timer | None = None
 
     def __enter__(self) -> Deadline:
-        self._thread = threading.get_ident()
-        self._armed, self._fired = True, False
-        self._timer = threading.Timer(self.seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._arm()
+        self.resume(self.seconds)
         _ACTIVE[self._thread] = self
         return self
 
@@ -260,26 +282,16 @@ class Deadline:
             self._timer.cancel()
 
     def resume(self, left: float) -> None:
-        self._timer = threading.Timer(max(left, 0.0), self._fire)
+        self._timer = threading.Timer(max(left, 0.0), self._raise, (RenderTimeout,))
         self._timer.daemon = True
         self._timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._armed:
-                self._fired = True
-                _set_async_exc(self._thread, RenderTimeout)
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         _ACTIVE.pop(self._thread, None)
-        if self._timer is not None:
-            self._timer.cancel()
-        with self._lock:
-            self._armed = False
-            if self._fired:
-                _set_async_exc(self._thread, ctypes.py_object())  # NULL: withdraw it
+        self.pause()
+        self._disarm()
 
 
 class OutOfProcessorTime(BaseException):
@@ -291,63 +303,52 @@ class OutOfProcessorTime(BaseException):
 REFIRE = 1.0
 
 
-class ProcessorBudget:
+class ProcessorBudget(_Alarm):
     """Raises OutOfProcessorTime in the calling thread once it has used `seconds` of processor
     time inside the block.
 
     Processor time, not wall time: the thread's own clock (pthread_getcpuclockid) advances only
     while it computes, so waiting on a command (whose time its own timeout bounds) costs
     nothing, and a loaded machine does not make a page fail. A watcher thread reads that clock
-    every `poll` seconds; the exception is delivered between two bytecodes, as Deadline's.
+    every `poll` seconds.
     """
 
     def __init__(self, seconds: float, poll: float = 0.05) -> None:
+        super().__init__()
         self.seconds = seconds
         self.poll = poll
-        self.fired = False
-        self._lock = threading.Lock()
-        self._armed = False
-        self._thread = 0
         self._clock = 0
         self._start = 0.0
         self._done = threading.Event()
-        self._watcher: threading.Thread | None = None
 
     def used(self) -> float:
         """Processor seconds the thread has used since the block began."""
         return time.clock_gettime(self._clock) - self._start
 
     def __enter__(self) -> ProcessorBudget:
-        self._thread = threading.get_ident()
+        self._arm()
         self._clock = time.pthread_getcpuclockid(self._thread)
         self._start = time.clock_gettime(self._clock)
-        self._armed, self.fired = True, False
         self._done.clear()
-        self._watcher = threading.Thread(target=self._watch, daemon=True)
-        self._watcher.start()
+        threading.Thread(target=self._watch, daemon=True).start()
         return self
 
     def _watch(self) -> None:
         due = self.seconds
         while not self._done.wait(self.poll):
-            with self._lock:
-                if not self._armed:
-                    return
-                if self.used() > due:
-                    # again after each further REFIRE seconds of computing: code on the way
-                    # that swallows an exception (a bare `except:` in a library) cannot lift
-                    # the bound; cleanup that waits (killing a command) uses no processor time
-                    self.fired = True
-                    _set_async_exc(self._thread, OutOfProcessorTime)
-                    due = self.used() + REFIRE
+            if self.used() <= due:
+                continue
+            # again after each further REFIRE seconds of computing: code on the way that
+            # swallows an exception (a bare `except:` in a library) cannot lift the bound;
+            # cleanup that waits (killing a command) uses no processor time
+            if not self._raise(OutOfProcessorTime):
+                return
+            due = self.used() + REFIRE
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        with self._lock:
-            self._armed = False
-            if self.fired and kind is not OutOfProcessorTime:
-                _set_async_exc(self._thread, ctypes.py_object())  # NULL: withdraw it
+        self._disarm()
         self._done.set()
 
 
