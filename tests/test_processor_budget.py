@@ -96,6 +96,30 @@ def test_checking_a_block_that_never_ends_fails_the_block(
     )
 
 
+def test_an_error_of_the_gate_itself_fails_its_block_not_the_run(site: Path) -> None:
+    """A checker that breaks (a RecursionError on a path of 1,100 folders did) failed nothing
+    with a line: it reached Sybil's traceback filter, which broke too, and pytest ended the
+    whole run with INTERNALERROR. The block fails now, naming its line and the error."""
+    gate = Gate(site / "mkdocs.yml")
+    page = site / "docs" / "index.md"
+    result = gate.analyse(page)
+    assert result.rendered is not None
+    block, entry, _ = result.items[0]
+
+    def breaking(*_: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    checker = SimpleNamespace(name="breaking", check=breaking)
+    evaluate = gate._evaluator(page, result.rendered, block, entry, checker)  # type: ignore[arg-type]
+    example = SimpleNamespace(namespace={}, path=str(page), line=entry.line, column=1)
+    with pytest.raises(GateFailure) as failed:
+        evaluate(example)  # type: ignore[arg-type]
+    assert str(failed.value) == (
+        f"docs/index.md:{entry.line}: breaking block (yaml): the gate could not check it "
+        "(RecursionError: maximum recursion depth exceeded)"
+    )
+
+
 def test_a_budget_swallowed_once_fires_again() -> None:
     """Library code with a bare `except:` (ruamel.yaml's CommentedMap.get has one) can swallow
     the budget's exception: it fires again after each further REFIRE seconds of computing."""

@@ -322,6 +322,36 @@ def test_cd_and_writers_never_pass_through_a_folder_outside() -> None:
         assert "leads out of the page's sandbox" in said[0], said[0]
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cd missing/../link",
+        "git clone https://github.com/betrace-hq/distribution missing/../link/x",
+    ],
+)
+def test_a_link_after_a_missing_folder_and_dot_dot_is_not_followed(command: str) -> None:
+    """'missing/../link': the kernel stops at 'missing'; the path must not be finished by text
+    (the gate then looked through 'link' with its own rights, and told what exists there)."""
+    said = [_refusal("", f"ln -s {target} link", command) for target in ("/root", "/no/such")]
+    assert said[0] == said[1], said
+    assert "No such file or directory" in said[0], said[0]
+
+
+def test_a_link_to_nothing_is_not_a_place_to_write() -> None:
+    said = _refusal(
+        "", "ln -s nothing-here link", "git clone https://github.com/betrace-hq/distribution link"
+    )
+    assert "it is a link to nothing" in said, said
+
+
+def test_a_path_of_many_folders_is_resolved_without_recursion(session: Session) -> None:
+    """1,100 folders deep: each missing one was one more call of a recursion (past Python's
+    limit, a RecursionError ended the whole run); found in a loop now."""
+    deep = "/".join(["a"] * 1100)
+    run(session, f"mkdir -p {deep}\n")
+    assert session.real_path(session.repo / deep / "b") == session.repo / deep / "b"
+
+
 @pytest.mark.parametrize("command", ["make all", "docker compose config -q"])
 def test_a_working_folder_swapped_for_a_link_tells_nothing(command: str) -> None:
     """The page's working folder, checked at `cd`, replaced later by a link that passes through

@@ -397,6 +397,12 @@ class Gate:
                 raise GateFailure(
                     example, f"{name}:{line}: {checker.name} block ({block.language}): {exc.reason}"
                 ) from None
+            except Exception as exc:  # the gate's own error: the block fails, the run goes on
+                raise GateFailure(
+                    example,
+                    f"{name}:{entry.line}: {checker.name} block ({block.language}): the gate "
+                    f"could not check it ({type(exc).__name__}: {str(exc)[:300]})",
+                ) from None
             return None
 
         return evaluate

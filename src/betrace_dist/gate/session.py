@@ -77,6 +77,15 @@ class CommandError(Exception):
     """A command does not hold; the message says what exists instead."""
 
 
+def _entry_exists(name: str, folder: int) -> bool:
+    """Whether `name` is an entry of the folder `folder` (a link is not followed)."""
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
@@ -309,33 +318,41 @@ class Session:
                 continue
         return str(path)
 
-    def real_path(self, path: Path, verb: str = "write") -> Path:
+    def real_path(self, path: Path, verb: str = "write", leads_out_only: bool = False) -> Path:
         """`path` with its links followed, as the kernel resolves it beneath the page's sandbox
         (see beneath(): nothing outside is looked at, and a path leading out is refused in the
-        same words whatever lies there). A path that does not exist yet resolves through the
-        folder that would hold it ('..' after a missing folder, as Path.resolve does)."""
+        same words whatever lies there). A path that does not exist yet is the real folder that
+        would hold it and the plain names still missing; what is missing cannot be '..' (the
+        kernel would not pass there either) nor a link to nothing (its name exists).
+        `leads_out_only`: refuse only a path leading out; `path` itself if it is missing."""
         try:
             return self._real(path)
         except safefs.UnsafePath as exc:
+            if leads_out_only and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return path
             raise CommandError(
                 f"the gate will not {verb} '{self.reader_path(path)}': {exc.strerror}"
             ) from None
 
     def _real(self, path: Path) -> Path:
         tree = self.sandbox.tree
-        try:  # O_PATH: nothing is opened for reading; /proc names what the kernel found
-            fd = safefs.open_beneath(tree.fd, tree.relative(path), os.O_PATH | os.O_CLOEXEC)
-        except safefs.UnsafePath as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-            parent = self._real(path.parent)
-            if path.name != "..":
-                return parent / path.name
-            if parent == tree.root:  # as the kernel says of '..' at the root
-                raise safefs.UnsafePath(errno.EXDEV, safefs.why(errno.EXDEV), str(path)) from None
-            return parent.parent
+        missing: list[str] = []  # innermost first
+        found = path
+        while True:  # the longest part of the path that exists, found by the kernel
+            try:  # O_PATH: nothing is opened for reading; /proc names what the kernel found
+                fd = safefs.open_beneath(tree.fd, tree.relative(found), os.O_PATH | os.O_CLOEXEC)
+                break
+            except safefs.UnsafePath as exc:
+                if exc.errno != errno.ENOENT or found == tree.root:
+                    raise
+                missing.append(found.name)
+                found = found.parent
         try:
-            return Path(f"/proc/self/fd/{fd}").readlink()
+            if ".." in missing:
+                raise safefs.UnsafePath(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+            if missing and _entry_exists(missing[-1], fd):  # a link to nothing
+                raise safefs.UnsafePath(errno.ENOENT, "it is a link to nothing", str(path))
+            return Path(f"/proc/self/fd/{fd}").readlink().joinpath(*reversed(missing))
         finally:
             os.close(fd)
 
@@ -521,7 +538,8 @@ class Session:
             expanded = self.expand_target(raw) if raw not in argv else raw
             if expanded.startswith(("s/", "/dev/null")) or "=" in expanded.split("/")[0]:
                 continue  # a sed expression or an assignment, not a path
-            self.real_path(self.path(expanded), "write")  # refused if it leads out
+            # refused only where it leads out (a word that is no path: the command says)
+            self.real_path(self.path(expanded), "write", leads_out_only=True)
 
     def _check_substitution(self, sub: Command, models: dict[str, Model]) -> None:
         head = sub.argv[0] if sub.argv else ""
