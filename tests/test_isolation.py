@@ -55,7 +55,8 @@ def test_the_sandbox_is_writable_and_nothing_else(jail: Jail, tmp_path: Path) ->
 def test_the_jail_shows_an_allow_list_of_the_machine(jail: Jail) -> None:
     """The jail's root is made, not the machine's: /var, /opt, /srv, /mnt, the homes and /run
     (daemon sockets) are absent, whatever a machine keeps there for every user to read."""
-    for folder in ("/var", "/opt", "/srv", "/mnt", "/home", "/run", "/boot"):
+    # /nix/var: a Nix daemon's socket lives there, and a Unix socket crosses the network wall
+    for folder in ("/var", "/opt", "/srv", "/mnt", "/home", "/run", "/boot", "/nix/var"):
         assert sh(jail, f"test -e {folder} || echo absent").stdout == "absent\n", folder
     # the root holds the system's folders, the jail's own, and the first folder of each path
     # the gate's tools live in: nothing of the machine's root besides
@@ -221,6 +222,24 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return b""
+
+
+def test_a_tool_found_on_the_gates_path_runs_in_the_jail(
+    jail: Jail, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubectl found on the operator's PATH, in a folder the jail does not show (a user's bin
+    folder, a Nix profile): the page was blamed, '/usr/bin/env: ...kubectl: No such file'."""
+    real = require_tool("kubectl")
+    folder = tmp_path / "bin"  # under the host's /tmp: hidden in the jail
+    folder.mkdir()
+    (folder / "kubectl").symlink_to(real)
+    monkeypatch.setattr(tools, "TOOLS_BIN", tmp_path / "no-tools")
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    found = tools.find("kubectl")
+    assert found == str(folder / "kubectl")
+    done = jail.run([found, "version", "--client"], jail.writable, ENV, 30)
+    assert done.returncode == 0, done.stderr
+    assert "Client Version" in done.stdout
 
 
 def test_tools_linked_from_a_hidden_folder_are_shown_again(

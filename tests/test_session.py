@@ -352,6 +352,17 @@ def test_a_path_of_many_folders_is_resolved_without_recursion(session: Session) 
     assert session.real_path(session.repo / deep / "b") == session.repo / deep / "b"
 
 
+def test_the_working_folder_is_entered_in_the_jail_only(tmp_path: Path) -> None:
+    """The page's working folder, swapped for a link to a folder of the machine the jail hides
+    (one that exists, one that does not): the programs that build the jail were started in it
+    with the gate's rights, and the two gave different answers. Both are entered by bwrap
+    inside the jail now, where neither exists."""
+    setup = "mkdir -p d\ncd d\n"
+    plant = "mv ../d ../d0 && ln -s {} ../d"
+    said = [_refusal(setup, plant.format(t), "echo hi") for t in (tmp_path, tmp_path / "none")]
+    assert said[0] == said[1], said
+
+
 @pytest.mark.parametrize("command", ["make all", "docker compose config -q"])
 def test_a_working_folder_swapped_for_a_link_tells_nothing(command: str) -> None:
     """The page's working folder, checked at `cd`, replaced later by a link that passes through

@@ -4,11 +4,13 @@ A page is untrusted input (anyone can open a pull request), so the argument chec
 `session.py` are only a second line. The first is bubblewrap (`bwrap`), with these walls:
 
 - filesystem: built from an allow-list, never from the machine's root: the programs and their
-  configuration (/usr and the links into it, /etc without host keys and password hashes, the
-  Nix store), read-only; the folders the gate's tools live in (its Python, virtualenv, the
+  configuration (/usr and the links into it, /etc without host keys, private keys, Nix's
+  configuration and password hashes, the Nix store but not the rest of /nix), read-only; the folders the gate's tools live in (its Python, virtualenv, the
   project and its tools), read-only; the page's own sandbox directory, writable; a private,
   empty /tmp. Nothing else of the machine exists in the jail: not the homes, /run (Docker and
-  other daemon sockets), /var, /opt, /srv, /mnt or whatever else a machine keeps at its root;
+  other daemon sockets), /var, /opt, /srv, /mnt, /nix/var (a Nix daemon's socket) or whatever
+  else a machine keeps at its root; the programs that build the jail start at /, and the
+  page's working folder is entered inside the jail, never with the gate's rights;
 - network: one network namespace per page with nothing in it but its own loopback, so a page
   reaches no host, no proxy and no listener of the machine, while the page's own steps (and the
   live tier's real backend) can still talk to each other on 127.0.0.1;
@@ -85,6 +87,8 @@ def _program(name: str) -> str:
 
 
 #: The environment of the programs that build the jail: the gate's, never the page's.
+#: Their working folder: the root, never a folder of the page's (see run_bounded).
+OUTSIDE_CWD = "/"
 OUTER_ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
 DROP = [_program("setpriv"), f"--reuid={PAGE_UID}", f"--regid={PAGE_GID}", "--clear-groups"]
 DROP += ["--no-new-privs", "--"]
@@ -92,10 +96,12 @@ DROP += ["--no-new-privs", "--"]
 #: configuration. Everything else of the machine's root is absent from the jail, but for the
 #: folders the gate's own tools live in (`_shown_again`). On a merged-/usr system /bin, /lib
 #: and the rest are links into /usr, made as the same links in the jail.
-SYSTEM_DIRS = ("/usr", "/etc", "/nix", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_DIRS = ("/usr", "/etc", "/nix/store", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 #: Inside those, what holds secrets of the machine: hidden (an empty folder, an empty file).
-HIDDEN_DIRS = ("/etc/ssh", "/etc/ssl/private")
+#: /etc/nix: nix.conf may hold access tokens; a page's Nix has a configuration of its own.
+HIDDEN_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/pki/tls/private", "/etc/nix")
 HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
+HIDDEN_FILES += ("/etc/netrc",)
 
 #: Replaced by an empty tmpfs of the jail's own: a page sees nothing of the host's /tmp.
 PRIVATE_TMP = "/tmp"  # noqa: S108 - named to be hidden, never written
@@ -142,6 +148,8 @@ def _system() -> list[str]:
         if path.is_symlink():
             argv += ["--symlink", str(path.readlink()), name]
         elif path.is_dir():
+            for parent in reversed(path.parents[:-1]):  # /nix of /nix/store: reachable by all
+                argv += ["--perms", "0755", "--dir", str(parent)]
             argv += ["--ro-bind", name, name]
     for hidden in HIDDEN_DIRS:
         if Path(hidden).is_dir() and not Path(hidden).is_symlink():
@@ -153,12 +161,9 @@ def _system() -> list[str]:
 
 
 def _in_system(path: Path) -> bool:
-    """True for a path the jail shows anyway (under a folder of SYSTEM_DIRS that is one)."""
-    return any(
-        path == Path(d) or Path(d) in path.parents
-        for d in SYSTEM_DIRS
-        if Path(d).is_dir() and not Path(d).is_symlink()
-    )
+    """True for a path the jail shows anyway (under a folder of SYSTEM_DIRS, or a link of
+    them into /usr)."""
+    return any(path == Path(d) or Path(d) in path.parents for d in SYSTEM_DIRS)
 
 
 def _shown_again() -> list[Path]:
@@ -173,7 +178,12 @@ def _shown_again() -> list[Path]:
     wanted.update(program.parents[1] for _, program in python_minimum.older_pythons())
     if tools.TOOLS_BIN.is_dir():
         wanted.update(entry.resolve().parent for entry in tools.TOOLS_BIN.iterdir())
-    outside = sorted(p for p in wanted if not _in_system(p))
+    # a tool found on the gate's PATH (a user's bin folder, a Nix profile): its folder, and
+    # the one its links lead to, or the page would be blamed for a program it cannot see
+    for name in tools.JAIL_PROGRAMS:
+        if found := tools.find(name):
+            wanted.update((Path(found).parent, Path(found).resolve().parent))
+    outside = sorted(p for p in wanted if not _in_system(p) and p.exists())
     return [p for p in outside if not any(o in p.parents for o in outside)]
 
 
@@ -455,12 +465,12 @@ class Jail:
         with _info_pipe() as info:
             wrapped = self.wrap(argv, cwd, env, shown, info_fd=info[1])
             if not profile.ACTIVE:
-                return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left), info)
+                return run_bounded(wrapped, OUTER_ENV, min(timeout, left), info)
             # jailed programs are reaped inside their PID namespace, so their CPU time never
             # reaches this process's children's usage: the page's cpuacct group counts it
             before, start = self._cpu_used(), time.perf_counter()
             try:
-                return run_bounded(wrapped, cwd, OUTER_ENV, min(timeout, left), info)
+                return run_bounded(wrapped, OUTER_ENV, min(timeout, left), info)
             finally:
                 after = self._cpu_used()
                 used = after - before if before is not None and after is not None else None
@@ -484,7 +494,7 @@ class Jail:
         with os.fdopen(os.open(log, flags, 0o600), "wb") as out:
             return subprocess.Popen(
                 self.wrap(argv, cwd, env, tuple(shown)),
-                cwd=cwd,
+                cwd=OUTSIDE_CWD,  # the jail enters `cwd` (see run_bounded)
                 env=OUTER_ENV,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -555,7 +565,6 @@ def _drain(proc: subprocess.Popen[bytes], limit: float = 10.0) -> None:
 
 def run_bounded(
     argv: list[str],
-    cwd: Path,
     env: dict[str, str],
     timeout: float,
     info: tuple[int, int] | None = None,
@@ -567,10 +576,14 @@ def run_bounded(
     bwrap writes the PID of the namespace's first process there. bwrap returns as soon as the
     page's command has ended (or is killed), while the kernel ends the rest of the namespace
     (a `setsid` child, a killed process not yet scheduled) only as that first process exits,
-    which it does last. So, given `info`, this returns only once the namespace is empty."""
+    which it does last. So, given `info`, this returns only once the namespace is empty.
+
+    argv starts at the root: the page's working folder is entered by bwrap's --chdir, inside
+    the jail, never with the gate's rights (a folder the page swapped for a link would be
+    followed on the machine, and could block there)."""
     proc = subprocess.Popen(
         argv,
-        cwd=cwd,
+        cwd=OUTSIDE_CWD,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
