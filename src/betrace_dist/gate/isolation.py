@@ -5,12 +5,13 @@ A page is untrusted input (anyone can open a pull request), so the argument chec
 
 - filesystem: built from an allow-list, never from the machine's root: the programs and their
   configuration (/usr and the links into it, /etc without host keys, private keys, Nix's
-  configuration and password hashes, the Nix store but not the rest of /nix), read-only; the folders the gate's tools live in (its Python, virtualenv, the
-  project and its tools), read-only; the page's own sandbox directory, writable; a private,
-  empty /tmp. Nothing else of the machine exists in the jail: not the homes, /run (Docker and
-  other daemon sockets), /var, /opt, /srv, /mnt, /nix/var (a Nix daemon's socket) or whatever
-  else a machine keeps at its root; the programs that build the jail start at /, and the
-  page's working folder is entered inside the jail, never with the gate's rights;
+  configuration and password hashes, the Nix store but not the rest of /nix), read-only; the
+  folders the gate's tools live in (its Python, virtualenv, the project and its tools), read-
+  only; the page's own sandbox directory, writable; a private, empty /tmp. Nothing else of the
+  machine exists in the jail: not the homes, /run (Docker and other daemon sockets), /var, /opt,
+  /srv, /mnt, /nix/var (a Nix daemon's socket) or whatever else a machine keeps at its root; the
+  programs that build the jail start at /, and the page's working folder is entered inside the
+  jail, never with the gate's rights;
 - network: one network namespace per page with nothing in it but its own loopback, so a page
   reaches no host, no proxy and no listener of the machine, while the page's own steps (and the
   live tier's real backend) can still talk to each other on 127.0.0.1;
@@ -100,8 +101,8 @@ SYSTEM_DIRS = ("/usr", "/etc", "/nix/store", "/bin", "/sbin", "/lib", "/lib32", 
 #: Inside those, what holds secrets of the machine: hidden (an empty folder, an empty file).
 #: /etc/nix: nix.conf may hold access tokens; a page's Nix has a configuration of its own.
 HIDDEN_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/pki/tls/private", "/etc/nix")
-HIDDEN_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
-HIDDEN_FILES += ("/etc/netrc",)
+HIDDEN_FILES: tuple[str, ...] = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+HIDDEN_FILES += ("/etc/sudoers", "/etc/netrc")
 
 #: Replaced by an empty tmpfs of the jail's own: a page sees nothing of the host's /tmp.
 PRIVATE_TMP = "/tmp"  # noqa: S108 - named to be hidden, never written
