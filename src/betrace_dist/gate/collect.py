@@ -378,34 +378,44 @@ class Gate:
                 siblings=siblings,
             )
             try:
-                with limits.ProcessorBudget(BLOCK_SECONDS):
-                    if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py
-                        with profile.block(name, entry.line, checker.name, block.language):
-                            checker.check(block, ctx)
-                    else:
-                        checker.check(block, ctx)
-            except limits.OutOfProcessorTime:
-                raise GateFailure(
-                    example,
-                    f"{name}:{entry.line}: {checker.name} block ({block.language}): "
-                    + _out_of_time("checking the block", BLOCK_SECONDS),
-                ) from None
-            except CheckFailure as exc:
+                _check(checker, block, ctx, name, entry.line)
+            except _Failed as failed:
                 line = entry.line
-                if exc.body_line is not None:
-                    line = rendered.source_line(block.first_body_line + exc.body_line - 1)
+                if failed.body_line is not None:
+                    line = rendered.source_line(block.first_body_line + failed.body_line - 1)
                 raise GateFailure(
-                    example, f"{name}:{line}: {checker.name} block ({block.language}): {exc.reason}"
-                ) from None
-            except Exception as exc:  # the gate's own error: the block fails, the run goes on
-                raise GateFailure(
-                    example,
-                    f"{name}:{entry.line}: {checker.name} block ({block.language}): the gate "
-                    f"could not check it ({type(exc).__name__}: {str(exc)[:300]})",
+                    example, f"{name}:{line}: {checker.name} block ({block.language}): {failed}"
                 ) from None
             return None
 
         return evaluate
+
+
+class _Failed(Exception):
+    """Why a block failed (the reason), and the line of its body it names, if any."""
+
+    def __init__(self, reason: str, body_line: int | None = None) -> None:
+        super().__init__(reason)
+        self.body_line = body_line
+
+
+def _check(checker: Checker, block: Block, ctx: Context, page: str, line: int) -> None:
+    """`checker` on `block` under the block's budget; every way it fails raises _Failed."""
+    try:
+        with limits.ProcessorBudget(BLOCK_SECONDS):
+            if profile.ACTIVE:  # opt-in timing (BETRACE_GATE_PROFILE), see profile.py
+                with profile.block(page, line, checker.name, block.language):
+                    checker.check(block, ctx)
+            else:
+                checker.check(block, ctx)
+    except limits.OutOfProcessorTime:
+        raise _Failed(_out_of_time("checking the block", BLOCK_SECONDS)) from None
+    except CheckFailure as exc:
+        raise _Failed(exc.reason, exc.body_line) from None
+    except Exception as exc:  # the gate's own error: the block fails, the run goes on
+        raise _Failed(
+            f"the gate could not check it ({type(exc).__name__}: {str(exc)[:300]})"
+        ) from None
 
 
 def site_hooks(config_file: Path) -> tuple[Callable[..., None], Callable[..., Any]]:
