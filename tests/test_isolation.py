@@ -262,7 +262,37 @@ def test_tools_linked_from_a_hidden_folder_are_shown_again(
         shown = isolation._shown_again()
     finally:
         shutil.rmtree(tmp_path)
-    assert elsewhere.resolve() in shown and links.resolve() in shown
+    # the program file, not its folder: a link into a home would have shown the whole home
+    assert (elsewhere / "helm").resolve() in shown and links.resolve() in shown
+    assert elsewhere.resolve() not in shown
+
+
+def test_a_tool_in_a_home_shows_its_file_and_nothing_else_of_the_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubectl on the gate's PATH as ~/.local/bin/kubectl, a link to ~/kubectl: the folders
+    were shown, and with them the home's other files (.npmrc, .gitconfig)."""
+    real = require_tool("kubectl")
+    home = tmp_path / "home" / "alice"
+    (home / ".local" / "bin").mkdir(parents=True)
+    (home / ".npmrc").write_text("//registry.npmjs.org/:_authToken=secret\n")
+    (home / "kubectl").symlink_to(real)
+    (home / ".local" / "bin" / "kubectl").symlink_to(home / "kubectl")
+    monkeypatch.setattr(tools, "TOOLS_BIN", tmp_path / "no-tools")
+    monkeypatch.setenv("PATH", f"{home / '.local' / 'bin'}:/usr/bin:/bin")
+    shown = [p for p in isolation._shown_again() if home == p or home in p.parents]
+    assert shown == [home / ".local" / "bin" / "kubectl"], shown  # its file, at its name
+
+
+def test_a_tool_that_would_show_the_machines_root_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    links = tmp_path / ".tools" / "bin"
+    links.mkdir(parents=True)
+    (links / "helm").symlink_to("/")  # a link that ends at the root (as /kubectl would)
+    monkeypatch.setattr(tools, "TOOLS_BIN", links)
+    with pytest.raises(JailError, match="the gate will not show '/' to pages"):
+        isolation._shown_again()
 
 
 # -- round 2: the gate never follows what a page made (gate/safefs.py, gate/sandbox.py) --------

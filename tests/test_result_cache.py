@@ -226,7 +226,7 @@ def test_a_read_whose_access_time_was_put_back_still_counts() -> None:
         makefile = session.repo / "Makefile"
         makefile.read_bytes()
         result_cache.forget_reads(makefile)  # the access time put back, as such tools do
-        assert result_cache.was_read(makefile) is False
+        assert result_cache.was_read(os.lstat(makefile)) is False
         assert list(session.reads()) == ["Makefile"]
     finally:
         session.close()

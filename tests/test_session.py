@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,14 +79,19 @@ def test_cd_through_a_planted_link_says_nothing_of_where_it_leads(
     assert target not in message and str(Path.cwd()) not in message
 
 
-def test_cd_follows_a_link_inside_the_sandbox_to_where_it_leads(session: Session) -> None:
-    """As bash's `cd -P` and the kernel see it: the working folder is the real one, so a later
-    clone check (`git pull` in the checkout) finds the checkout it lies in."""
+def test_cd_takes_dot_dot_by_text_as_bash_does(session: Session) -> None:
+    """bash's `cd` (-L): `cd w/..` and `cd ..` from `w` (a link to work/deeper) go back to
+    the clone, where the kernel's '..' would go to work; files resolve as the kernel finds
+    them (`../mark` from `w` is work/mark). The gate took the kernel's way for `cd` too."""
     run(session, "mkdir -p work/deeper\n")
     assert session.bash("ln -s work/deeper w", check=False).returncode == 0  # in the jail
+    run(session, "cd w/..\n")
+    assert session.cwd == session.repo
     run(session, "cd w\n")
-    assert session.cwd == session.repo / "work" / "deeper"
-    run(session, "cd ../..\n")  # from the real folder: the clone again
+    assert session.cwd == session.repo / "w"
+    assert session.bash("pwd -P", check=False).stdout.strip() == str(session.repo / "work/deeper")
+    assert session.real_path(session.path("../mark")) == session.repo / "work" / "mark"
+    run(session, "cd ..\n")
     assert session.cwd == session.repo
 
 
@@ -334,7 +340,15 @@ def test_a_link_after_a_missing_folder_and_dot_dot_is_not_followed(command: str)
     (the gate then looked through 'link' with its own rights, and told what exists there)."""
     said = [_refusal("", f"ln -s {target} link", command) for target in ("/root", "/no/such")]
     assert said[0] == said[1], said
-    assert "No such file or directory" in said[0], said[0]
+    # cd takes '..' by text (as bash does) and meets the link; clone is refused at 'missing'
+    assert "leads out of" in said[0] or "No such file or directory" in said[0], said[0]
+
+
+def test_a_writer_climbing_out_past_a_missing_folder_is_refused(session: Session) -> None:
+    """`mkdir -p m/../../../../zz` makes m, then climbs past the sandbox: the kernel finds
+    only that m is missing, so the climb is counted by text."""
+    with pytest.raises(CommandError, match="leads out of the page's sandbox"):
+        run(session, "mkdir -p m/../../../../zz\n")
 
 
 def test_a_link_to_nothing_is_not_a_place_to_write() -> None:
@@ -361,6 +375,66 @@ def test_the_working_folder_is_entered_in_the_jail_only(tmp_path: Path) -> None:
     plant = "mv ../d ../d0 && ln -s {} ../d"
     said = [_refusal(setup, plant.format(t), "echo hi") for t in (tmp_path, tmp_path / "none")]
     assert said[0] == said[1], said
+
+
+@pytest.mark.parametrize("target", ["/proc/self/fd/3", "/proc/self/fd/4", "/proc/self/cwd"])
+def test_a_working_folder_swapped_for_a_proc_link_leads_nowhere(target: str) -> None:
+    """bwrap changed into the page's folder as root, holding the machine's /proc as its fd 3:
+    a folder swapped for a link to /proc/self/fd/3 put the page's next command in the
+    machine's /proc (every process of the machine, and through a root-owned process's
+    `root` link the machine's whole file system). Entered as the page's user now."""
+    s = Session(timeout=30)
+    try:
+        run(s, "mkdir -p d\ncd d\n")
+        run(s, f"sed -n '1e mv ../d ../d0 && ln -s {target} ../d' {s.repo / 'README.md'}\n")
+        done = s.bash("ls -A | head -50; cat sys/kernel/hostname 2>/dev/null", check=False)
+        seen = set(done.stdout.split())
+        assert not {"1", "self", "sys", "kcore", "cmdline"} & seen, done.stdout
+    finally:
+        s.close()
+
+
+def test_what_a_page_read_is_looked_at_beneath_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which files of the clone a page read (for the result cache) was found by lstat of each
+    file's path as text: a folder swapped for a link (docs -> a folder of the machine) was
+    followed with the gate's rights, once per file under it. Every look the gate makes now
+    lands in the sandbox."""
+    s = Session(timeout=30)
+    looked_outside: list[str] = []
+    busy = threading.local()
+    real_lstat, real_stat = os.lstat, os.stat
+
+    def note(path: object, dir_fd: int | None) -> None:
+        if getattr(busy, "on", False) or not isinstance(path, str | Path):
+            return
+        busy.on = True
+        try:
+            base = Path(f"/proc/self/fd/{dir_fd}").readlink() if dir_fd is not None else Path()
+            where = Path(os.path.realpath(base / path))
+            if where == tmp_path or tmp_path in where.parents:  # where the planted link leads
+                looked_outside.append(str(where))
+        finally:
+            busy.on = False
+
+    def lstat(path: object, *, dir_fd: int | None = None) -> os.stat_result:
+        note(path, dir_fd)
+        return real_lstat(path, dir_fd=dir_fd)  # type: ignore[arg-type]
+
+    def stat(path: object, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> object:
+        note(path, dir_fd)
+        return real_stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)  # type: ignore[arg-type]
+
+    try:
+        run(s, f"sed -n '1e mv docs docs0 && ln -s {tmp_path} docs' {s.repo / 'README.md'}\n")
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "lstat", lstat)
+            patched.setattr(os, "stat", stat)
+            s.reads()
+    finally:
+        s.close()
+    assert looked_outside == [], looked_outside[:3]
 
 
 @pytest.mark.parametrize("command", ["make all", "docker compose config -q"])

@@ -11,7 +11,7 @@ A page is untrusted input (anyone can open a pull request), so the argument chec
   machine exists in the jail: not the homes, /run (Docker and other daemon sockets), /var, /opt,
   /srv, /mnt, /nix/var (a Nix daemon's socket) or whatever else a machine keeps at its root; the
   programs that build the jail start at /, and the page's working folder is entered inside the
-  jail, never with the gate's rights;
+  jail as the page's user, never with the gate's rights;
 - network: one network namespace per page with nothing in it but its own loopback, so a page
   reaches no host, no proxy and no listener of the machine, while the page's own steps (and the
   live tier's real backend) can still talk to each other on 127.0.0.1;
@@ -93,6 +93,11 @@ OUTSIDE_CWD = "/"
 OUTER_ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
 DROP = [_program("setpriv"), f"--reuid={PAGE_UID}", f"--regid={PAGE_GID}", "--clear-groups"]
 DROP += ["--no-new-privs", "--"]
+#: Enters the page's working folder as the page's user, after the drop, then runs the rest.
+#: Never bwrap's --chdir: bwrap changes folder as root, still holding a descriptor of the
+#: machine's /proc (its fd 3), so a working folder swapped for a link to /proc/self/fd/3 led
+#: a page into the machine's /proc, and from there into any process's root.
+ENTER = [_program("sh"), "-c", 'cd -P -- "$1" || exit 125; shift; exec "$@"', "sh"]
 #: The machine's folders a page sees (read-only), whole: programs, their libraries and their
 #: configuration. Everything else of the machine's root is absent from the jail, but for the
 #: folders the gate's own tools live in (`_shown_again`). On a merged-/usr system /bin, /lib
@@ -169,23 +174,38 @@ def _in_system(path: Path) -> bool:
 
 def _shown_again() -> list[Path]:
     """Read-only paths outside SYSTEM_DIRS that the tools need: the Python installation the
-    gate runs on (pyenv keeps it under /root), its virtualenv, the project and its tools, and
-    the folders the tools' links lead to (a test may run the gate on a copy of the project
-    under /tmp whose tools are links to another checkout's). A path inside another of them
-    is shown with it."""
+    gate runs on (pyenv keeps it under /root), its virtualenv, the project and its tools; and
+    the program files (never their folders) that the tools' links lead to (a test may run the
+    gate on a copy of the project under /tmp whose tools are links to another checkout's) or
+    that the gate found on its PATH (a user's bin folder, a Nix profile), or the page would be
+    blamed for a program it cannot see. A path inside another of them is shown with it; one
+    that would show a folder the jail hides (a home, the machine's root) is refused."""
     wanted = {Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT, tools.TOOLS_BIN.resolve()}
     wanted.add(GATE_SOURCE)
     # the older Pythons a page's Python example is run with (python_minimum.py)
     wanted.update(program.parents[1] for _, program in python_minimum.older_pythons())
     if tools.TOOLS_BIN.is_dir():
-        wanted.update(entry.resolve().parent for entry in tools.TOOLS_BIN.iterdir())
-    # a tool found on the gate's PATH (a user's bin folder, a Nix profile): its folder, and
-    # the one its links lead to, or the page would be blamed for a program it cannot see
+        wanted.update(entry.resolve() for entry in tools.TOOLS_BIN.iterdir())
     for name in tools.JAIL_PROGRAMS:
         if found := tools.find(name):
-            wanted.update((Path(found).parent, Path(found).resolve().parent))
+            wanted.update((Path(found), Path(found).resolve()))
     outside = sorted(p for p in wanted if not _in_system(p) and p.exists())
-    return [p for p in outside if not any(o in p.parents for o in outside)]
+    shown = [p for p in outside if not any(o in p.parents for o in outside)]
+    for path in shown:
+        _refuse_to_show(path)
+    return shown
+
+
+def _refuse_to_show(path: Path) -> None:
+    """A shown path must not hold what the jail hides: the machine's root, a home, /tmp, /run,
+    /var, or a hidden path (binding it would show them again)."""
+    hidden = (*HIDDEN_DIRS, *HIDDEN_FILES, PRIVATE_TMP, "/root", "/home", "/run", "/var")
+    protected = [Path(h) for h in hidden] + [Path.home()]
+    if path == Path("/") or any(path == q or path in q.parents for q in protected):
+        raise JailError(
+            f"the gate will not show '{path}' to pages: it holds folders their jail hides "
+            "(a tool, Python or the project lies there; move it into a folder of its own)"
+        )
 
 
 def project_git_dirs() -> list[Path]:
@@ -337,9 +357,7 @@ class Jail:
     def available(self) -> bool:
         return bool(self.bwrap)
 
-    def _walls(
-        self, cwd: Path, shown: tuple[Path, ...] = (), info_fd: int | None = None
-    ) -> list[str]:
+    def _walls(self, shown: tuple[Path, ...] = (), info_fd: int | None = None) -> list[str]:
         argv = [self.bwrap, *_system()]
         if info_fd is not None:  # bwrap writes the PID of the namespace's first process there
             argv += ["--info-fd", str(info_fd)]
@@ -362,7 +380,7 @@ class Jail:
         # every capability dropped but the two setpriv needs to become nobody, right after
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         argv += ["--die-with-parent", "--new-session"]
-        return [*argv, "--chdir", str(cwd)]
+        return [*argv, "--chdir", "/"]  # the page's folder: entered as its user (ENTER)
 
     def _network(self) -> str:
         """The page's network namespace: made once by a holder process that only sleeps.
@@ -432,8 +450,9 @@ class Jail:
         run_bounded). Run it with OUTER_ENV."""
         netns = self._network()
         enter = [_program("nsenter"), f"--net={netns}", "--"]
-        walls = self._walls(cwd, shown, info_fd)
-        return [*_limits(self._cgroups), *enter, *walls, "--", *DROP, *inner_env(env), *argv]
+        walls = self._walls(shown, info_fd)
+        inside = [*DROP, *ENTER, str(cwd), *inner_env(env), *argv]
+        return [*_limits(self._cgroups), *enter, *walls, "--", *inside]
 
     def run(
         self,
@@ -579,9 +598,9 @@ def run_bounded(
     (a `setsid` child, a killed process not yet scheduled) only as that first process exits,
     which it does last. So, given `info`, this returns only once the namespace is empty.
 
-    argv starts at the root: the page's working folder is entered by bwrap's --chdir, inside
-    the jail, never with the gate's rights (a folder the page swapped for a link would be
-    followed on the machine, and could block there)."""
+    argv starts at the root: the page's working folder is entered inside the jail by the
+    page's user (ENTER), never with the gate's rights (a folder the page swapped for a link
+    would be followed on the machine, and could block there)."""
     proc = subprocess.Popen(
         argv,
         cwd=OUTSIDE_CWD,

@@ -174,14 +174,10 @@ def manifest_digest(root: Path, names: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def signature(path: Path) -> tuple[int, int] | None:
-    """A file's inode and change time: any write, rename over it, chmod or time reset moves
-    them (a page cannot set a change time). None when it is gone."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return None
-    return info.st_ino, info.st_ctime_ns
+def signature(info: os.stat_result | None) -> tuple[int, int] | None:
+    """A file's inode and change time (from its lstat): any write, rename over it, chmod or
+    time reset moves them (a page cannot set a change time). None when it is gone."""
+    return None if info is None else (info.st_ino, info.st_ctime_ns)
 
 
 def _write(path: Path, value: object) -> None:
@@ -247,14 +243,10 @@ def _copy(source: Path, target: Path, keep_time: bool) -> None:
     os.utime(target, ns=(0, mtime), follow_symlinks=False)  # unread: its first read stamps it
 
 
-def was_read(path: Path) -> bool:
-    """True once a file has been read since `forget_reads`; a link, or a file the page removed
-    (it may have read it first), counts as read."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return True
-    return not stat.S_ISREG(info.st_mode) or info.st_atime_ns != 0
+def was_read(info: os.stat_result | None) -> bool:
+    """True once a file (its lstat) has been read since `forget_reads`; a link, or a file the
+    page removed (None: it may have read it first), counts as read."""
+    return info is None or not stat.S_ISREG(info.st_mode) or info.st_atime_ns != 0
 
 
 @cache
@@ -266,7 +258,7 @@ def access_times_work(where: str) -> bool:
         os.close(fd)
         forget_reads(Path(name))
         Path(name).read_bytes()
-        return was_read(Path(name))
+        return was_read(os.lstat(name))  # the gate's own file
     finally:
         Path(name).unlink()
 

@@ -149,7 +149,7 @@ class Session:
         self._read: set[str] = set()  # names of the clone's files read so far (reads())
         #: each view's files as laid out (inode, change time): a file changed since is counted
         #: as read too, since some commands put a file's access time back after reading it
-        self._laid_out = {self.repo: _signatures(self.repo)}
+        self._laid_out = {self.repo: self._signatures(self.repo)}
         self.world = World()
         self.env = self._clean_env()
         self.exported: set[str] = set()  # variables the page itself set
@@ -211,7 +211,7 @@ class Session:
             said = " ".join(done.stderr.strip().splitlines()[-1:])
             raise CommandError(f"git clone: the copy of the clone failed: {said}")
         self.views.append(target)
-        self._laid_out[target] = _signatures(target)
+        self._laid_out[target] = self._signatures(target)
 
     def _harvest(self) -> None:
         """Note the files read so far: before the gate puts files back (content tabs), which
@@ -226,8 +226,8 @@ class Session:
                 for name in _layout()[1]
                 if name not in links
                 and (
-                    result_cache.was_read(view / name)
-                    or result_cache.signature(view / name) != laid_out.get(name)
+                    result_cache.was_read(self._lstat(view / name))
+                    or result_cache.signature(self._lstat(view / name)) != laid_out.get(name)
                 )
             )
         for view in self.views:
@@ -237,8 +237,27 @@ class Session:
                 for name, target in links.items()
                 if target is None
                 or target in self._read
-                or result_cache.signature(view / name) != laid_out.get(name)
+                or result_cache.signature(self._lstat(view / name)) != laid_out.get(name)
             )
+
+    def _signatures(self, view: Path) -> dict[str, tuple[int, int] | None]:
+        return {name: result_cache.signature(self._lstat(view / name)) for name in _layout()[1]}
+
+    def _lstat(self, path: Path) -> os.stat_result | None:
+        """lstat of a file of the page's, its folders resolved beneath the sandbox: a folder
+        the page swapped for a link leading out is never followed (None, as for a file gone)."""
+        tree = self.sandbox.tree
+        flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+        try:
+            folder = safefs.open_beneath(tree.fd, tree.relative(path.parent), flags)
+        except OSError:
+            return None
+        try:
+            return os.stat(path.name, dir_fd=folder, follow_symlinks=False)
+        except OSError:
+            return None
+        finally:
+            os.close(folder)
 
     def reads(self) -> dict[str, str]:
         """Files of the reader's clone this page read (any of its commands, or the gate for
@@ -324,15 +343,22 @@ class Session:
         same words whatever lies there). A path that does not exist yet is the real folder that
         would hold it and the plain names still missing; what is missing cannot be '..' (the
         kernel would not pass there either) nor a link to nothing (its name exists).
-        `leads_out_only`: refuse only a path leading out; `path` itself if it is missing."""
+        `leads_out_only`: refuse only a path leading out, where the kernel says so or where
+        its '..' climb out by text (`mkdir -p m/../../x` makes `m`, then climbs); `path`
+        itself if it is missing."""
         try:
-            return self._real(path)
+            real = self._real(path)
         except safefs.UnsafePath as exc:
-            if leads_out_only and exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                return path
-            raise CommandError(
-                f"the gate will not {verb} '{self.reader_path(path)}': {exc.strerror}"
-            ) from None
+            if not (leads_out_only and exc.errno in (errno.ENOENT, errno.ENOTDIR)):
+                raise CommandError(
+                    f"the gate will not {verb} '{self.reader_path(path)}': {exc.strerror}"
+                ) from None
+            real = path
+        climbed = Path(os.path.normpath(real))
+        if climbed != self.tmp and self.tmp not in climbed.parents:
+            why = safefs.why(errno.EXDEV)
+            raise CommandError(f"the gate will not {verb} '{self.reader_path(path)}': {why}")
+        return real
 
     def _real(self, path: Path) -> Path:
         tree = self.sandbox.tree
@@ -600,16 +626,18 @@ class Session:
             self.exported.add(name)
 
     def _cd(self, cmd: Command, argv: list[str]) -> None:
-        """`cd DIR` (`cd` alone: home), only to a directory that exists inside the sandbox."""
-        target = self.path(argv[1] if len(argv) > 1 else str(self.home))
+        """`cd DIR` (`cd` alone: home), only to a directory that exists inside the sandbox.
+        As bash's `cd` (-L): '..' is taken by text first, so `cd link/..` stays where it was;
+        the folder kept is that logical one, and the files under it resolve as the kernel
+        finds them."""
+        target = Path(os.path.normpath(self.path(argv[1] if len(argv) > 1 else str(self.home))))
         # a guide works in the reader's clone or home: the gate reads files relative to cwd;
         # whether a place outside exists is not looked at (nor said)
-        resolved = self.real_path(target, "change to")
-        if not resolved.is_dir():
+        if not self.real_path(target, "change to").is_dir():
             raise CommandError(
                 f"cd: there is no directory '{self.reader_path(target)}' at this point of the page"
             )
-        self.cwd = resolved
+        self.cwd = target
 
     def _export(self, cmd: Command, argv: list[str]) -> None:
         """`export NAME=value ...`; a bare NAME assigns nothing and is refused."""
@@ -642,10 +670,6 @@ def page_path() -> str:
     python_bin = str(Path(tools.find("python3") or "/usr/bin/python3").parent)
     tools_bin = str(tools.TOOLS_BIN.resolve())  # not through links the jail may hide
     return os.pathsep.join((tools_bin, python_bin, "/usr/bin", "/bin"))
-
-
-def _signatures(view: Path) -> dict[str, tuple[int, int] | None]:
-    return {name: result_cache.signature(view / name) for name in _layout()[1]}
 
 
 @cache

@@ -78,7 +78,7 @@ def _clone(inv: Invocation, words: list[str]) -> None:
 
 def _checkout_of(inv: Invocation) -> tuple[Path, str] | None:
     """The clone the page's working folder lies in, and the tag its HEAD is detached at."""
-    cwd = inv.session.cwd
+    cwd = inv.session.real_path(inv.session.cwd, "look at")  # the real folder (cd is logical)
     for folder, tag in inv.session.world.checkouts.items():
         root = Path(folder)
         if cwd == root or root in cwd.parents:
