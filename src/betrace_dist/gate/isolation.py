@@ -3,13 +3,13 @@
 A page is untrusted input (anyone can open a pull request), so the argument checks in
 `session.py` are only a second line. The first is bubblewrap (`bwrap`), with these walls:
 
-- filesystem: built from an allow-list, never from the machine's root: the programs and their
-  configuration (/usr and the links into it, /etc without host keys, private keys, Nix's
-  configuration and password hashes, the Nix store but not the rest of /nix), read-only; the
-  folders the gate's tools live in (its Python, virtualenv, the project and its tools), read-
-  only; the page's own sandbox directory, writable; a private, empty /tmp. Nothing else of the
-  machine exists in the jail: not the homes, /run (Docker and other daemon sockets), /var, /opt,
-  /srv, /mnt, /nix/var (a Nix daemon's socket) or whatever else a machine keeps at its root; the
+- filesystem: built from an allow-list, never from the machine's root: the programs (/usr and
+  the links into it, the Nix store but not the rest of /nix) and the entries of /etc programs
+  need (ETC_ENTRIES; private keys hidden), read-only; the folders and program files the gate's
+  tools live in (its Python, virtualenv, the project and its tools), read-only; the page's own
+  sandbox directory, writable; a private, empty /tmp. Nothing else of the machine exists in the
+  jail: not the homes, /run (Docker and other daemon sockets), /var, /opt, /srv, /mnt, /nix/var
+  (a Nix daemon's socket), the rest of /etc or whatever else a machine keeps at its root; the
   programs that build the jail start at /, and the page's working folder is entered inside the
   jail as the page's user, never with the gate's rights;
 - network: one network namespace per page with nothing in it but its own loopback, so a page
@@ -102,12 +102,21 @@ ENTER = [_program("sh"), "-c", 'cd -P -- "$1" || exit 125; shift; exec "$@"', "s
 #: configuration. Everything else of the machine's root is absent from the jail, but for the
 #: folders the gate's own tools live in (`_shown_again`). On a merged-/usr system /bin, /lib
 #: and the rest are links into /usr, made as the same links in the jail.
-SYSTEM_DIRS = ("/usr", "/etc", "/nix/store", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-#: Inside those, what holds secrets of the machine: hidden (an empty folder, an empty file).
-#: /etc/nix: nix.conf may hold access tokens; a page's Nix has a configuration of its own.
-HIDDEN_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/pki/tls/private", "/etc/nix")
-HIDDEN_FILES: tuple[str, ...] = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
-HIDDEN_FILES += ("/etc/sudoers", "/etc/netrc")
+SYSTEM_DIRS = ("/usr", "/nix/store", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: The entries of /etc a page sees: what programs read to start, name users and hosts, load
+#: libraries, pick a program (Debian's alternatives), check certificates and tell the time.
+#: An allow-list: /etc also holds what machines keep secret from nobody's eyes only by habit
+#: (pip.conf, npmrc, gitconfig and apt sources with tokens in URLs, environment, nix.conf,
+#: netrc, host keys), so nothing else of it exists in the jail.
+ETC_ENTRIES = (
+    *("passwd", "group", "nsswitch.conf", "hosts", "host.conf", "resolv.conf", "gai.conf"),
+    *("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "pki"),
+    *("ca-certificates", "ca-certificates.conf", "localtime", "timezone", "mime.types"),
+    *("protocols", "services", "networks", "rpc", "os-release", "debian_version", "mtab"),
+    *("locale.alias", "magic", "magic.mime", "terminfo", "shells", "netconfig"),
+)
+#: Inside those, what holds secrets of the machine: hidden (an empty folder).
+HIDDEN_DIRS = ("/etc/ssl/private", "/etc/pki/tls/private")
 
 #: Replaced by an empty tmpfs of the jail's own: a page sees nothing of the host's /tmp.
 PRIVATE_TMP = "/tmp"  # noqa: S108 - named to be hidden, never written
@@ -157,12 +166,16 @@ def _system() -> list[str]:
             for parent in reversed(path.parents[:-1]):  # /nix of /nix/store: reachable by all
                 argv += ["--perms", "0755", "--dir", str(parent)]
             argv += ["--ro-bind", name, name]
+    argv += ["--perms", "0755", "--dir", "/etc"]
+    for name in ETC_ENTRIES:
+        path = Path("/etc", name)
+        if path.is_symlink():
+            argv += ["--symlink", str(path.readlink()), str(path)]
+        elif path.exists():
+            argv += ["--ro-bind", str(path), str(path)]
     for hidden in HIDDEN_DIRS:
         if Path(hidden).is_dir() and not Path(hidden).is_symlink():
             argv += ["--tmpfs", hidden]
-    for hidden in HIDDEN_FILES:
-        if Path(hidden).exists():
-            argv += ["--ro-bind", "/dev/null", hidden]
     return argv
 
 
@@ -198,8 +211,8 @@ def _shown_again() -> list[Path]:
 
 def _refuse_to_show(path: Path) -> None:
     """A shown path must not hold what the jail hides: the machine's root, a home, /tmp, /run,
-    /var, or a hidden path (binding it would show them again)."""
-    hidden = (*HIDDEN_DIRS, *HIDDEN_FILES, PRIVATE_TMP, "/root", "/home", "/run", "/var")
+    /var, /etc or a hidden path (binding it would show them again)."""
+    hidden = (*HIDDEN_DIRS, "/etc", PRIVATE_TMP, "/root", "/home", "/run", "/var")
     protected = [Path(h) for h in hidden] + [Path.home()]
     if path == Path("/") or any(path == q or path in q.parents for q in protected):
         raise JailError(
