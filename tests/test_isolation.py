@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import re
 import shlex
 import socket
 import subprocess
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import tools
-from betrace_dist.gate import isolation
+from betrace_dist.gate import isolation, seccomp
 from betrace_dist.gate.checkers import CheckFailure
 from betrace_dist.gate.isolation import Jail, JailError
 from betrace_dist.gate.session import CommandError, Session
@@ -74,6 +76,65 @@ def test_the_jail_shows_an_allow_list_of_the_machine(jail: Jail) -> None:
     assert etc <= set(isolation.ETC_ENTRIES), etc - set(isolation.ETC_ENTRIES)
     assert {"passwd", "hosts"} <= etc
     assert "root:" not in sh(jail, "cat /etc/shadow").stdout
+
+
+#: What the seccomp filter refuses (gate/seccomp.py), each as a page would try it.
+REFUSED_CALLS = {
+    "a user namespace": "unshare -U true",
+    "a key in nobody's keyring": (
+        'python3 -c "import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); '
+        "libc.syscall(248, b'user', b'k', b'v', 1, -4) == -1 "
+        'and print(os.strerror(ctypes.get_errno()))"'
+    ),
+    "a read that stamps no access time": (
+        "echo x > f; python3 -c \"import os; os.open('f', os.O_RDONLY | os.O_NOATIME)\""
+    ),
+    "O_NOATIME set later": (
+        'echo x > f; python3 -c "import fcntl, os; '
+        "fcntl.fcntl(os.open('f', os.O_RDONLY), fcntl.F_SETFL, os.O_NOATIME)\""
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(REFUSED_CALLS))
+def test_the_system_calls_no_page_needs_are_refused(jail: Jail, what: str) -> None:
+    """A user namespace (root with every capability inside it), nobody's keyring (shared by
+    every page and run on the machine) and O_NOATIME (a read the result cache would miss):
+    each worked in the jail before the seccomp filter."""
+    if seccomp.program() is None:
+        pytest.skip(f"no seccomp filter is written for {platform.machine()} (gate/seccomp.py)")
+    done = sh(jail, REFUSED_CALLS[what])
+    assert "Operation not permitted" in done.stdout + done.stderr, (what, done)
+
+
+def test_threads_and_child_processes_still_start_under_the_filter(jail: Jail) -> None:
+    """clone3 fails with ENOSYS, so that glibc falls back to clone: threads, child processes
+    and Go programs (helm, kubectl) still start."""
+    script = (
+        'python3 -c "import subprocess, threading; t = threading.Thread(target=print, '
+        "args=('thread',)); t.start(); t.join(); subprocess.run(['echo', 'child'])\""
+    )
+    assert sorted(sh(jail, script).stdout.split()) == ["child", "thread"]
+    helm = require_tool("helm")
+    assert sh(jail, f"{helm} version --short").returncode == 0
+
+
+def test_the_filters_numbers_are_the_kernels() -> None:
+    """The system call numbers and flags in gate/seccomp.py, against the kernel's headers."""
+    headers = Path("/usr/include")
+    unistd = headers / "x86_64-linux-gnu" / "asm" / "unistd_64.h"
+    if not unistd.is_file():
+        pytest.skip(f"the kernel's headers are not installed here ({unistd})")
+    defined = dict(re.findall(r"#define __NR_(\w+) (\d+)", unistd.read_text()))
+    assert {name: int(defined[name]) for name in seccomp.NR} == seccomp.NR
+    sched = (headers / "linux" / "sched.h").read_text()
+    assert re.search(rf"#define CLONE_NEWUSER\s+{seccomp.CLONE_NEWUSER:#010x}\b", sched)
+    fcntl_h = (headers / "asm-generic" / "fcntl.h").read_text()
+    assert re.search(rf"#define O_NOATIME\s+0{seccomp.O_NOATIME:o}\b", fcntl_h)
+    assert re.search(rf"#define F_SETFL\s+{seccomp.F_SETFL}\b", fcntl_h)
+    audit = (headers / "linux" / "elf-em.h").read_text()
+    machine = int(re.search(r"#define EM_X86_64\s+(\d+)", audit).group(1))  # type: ignore[union-attr]
+    assert machine | 0x80000000 | 0x40000000 == seccomp.AUDIT_ARCH_X86_64
 
 
 def test_only_the_pages_own_loopback_exists(jail: Jail) -> None:

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import IO
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
-from . import profile, python_minimum, safefs
+from . import profile, python_minimum, safefs, seccomp
 
 #: Bytes of stdout (and of stderr) a command may print before it is stopped.
 OUTPUT_LIMIT = 8 * 1024 * 1024
@@ -370,10 +370,14 @@ class Jail:
     def available(self) -> bool:
         return bool(self.bwrap)
 
-    def _walls(self, shown: tuple[Path, ...] = (), info_fd: int | None = None) -> list[str]:
+    def _walls(
+        self, shown: tuple[Path, ...], info_fd: int | None, seccomp_fd: int | None
+    ) -> list[str]:
         argv = [self.bwrap, *_system()]
         if info_fd is not None:  # bwrap writes the PID of the namespace's first process there
             argv += ["--info-fd", str(info_fd)]
+        if seccomp_fd is not None:  # the system calls no page makes (seccomp.py)
+            argv += ["--seccomp", str(seccomp_fd)]
         argv += ["--perms", "1777", "--size", str(TMPFS_SIZE), "--tmpfs", PRIVATE_TMP]
         made: set[Path] = set()
         bound: set[Path] = set()
@@ -457,13 +461,14 @@ class Jail:
         env: dict[str, str],
         shown: tuple[Path, ...] = (),
         info_fd: int | None = None,
+        seccomp_fd: int | None = None,
     ) -> list[str]:
         """The command line that runs argv inside the jail with exactly `env` as its environment
         (`shown`: extra read-only paths; `info_fd`: where bwrap says its child's PID, see
         run_bounded). Run it with OUTER_ENV."""
         netns = self._network()
         enter = [_program("nsenter"), f"--net={netns}", "--"]
-        walls = self._walls(shown, info_fd)
+        walls = self._walls(shown, info_fd, seccomp_fd)
         inside = [*DROP, *ENTER, str(cwd), *inner_env(env), *argv]
         return [*_limits(self._cgroups), *enter, *walls, "--", *inside]
 
@@ -495,15 +500,15 @@ class Jail:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise JailError("the page used up its time limit; later commands were not run")
-        with _info_pipe() as info:
-            wrapped = self.wrap(argv, cwd, env, shown, info_fd=info[1])
+        with _info_pipe() as info, _filter() as kept:
+            wrapped = self.wrap(argv, cwd, env, shown, info[1], *kept)
             if not profile.ACTIVE:
-                return run_bounded(wrapped, OUTER_ENV, min(timeout, left), info)
+                return run_bounded(wrapped, OUTER_ENV, min(timeout, left), info, kept)
             # jailed programs are reaped inside their PID namespace, so their CPU time never
             # reaches this process's children's usage: the page's cpuacct group counts it
             before, start = self._cpu_used(), time.perf_counter()
             try:
-                return run_bounded(wrapped, OUTER_ENV, min(timeout, left), info)
+                return run_bounded(wrapped, OUTER_ENV, min(timeout, left), info, kept)
             finally:
                 after = self._cpu_used()
                 used = after - before if before is not None and after is not None else None
@@ -524,15 +529,16 @@ class Jail:
         is stopped by the caller or, at the latest, with the page (its jail dies with the gate).
         Its log is a file of the gate's own (outside the sandbox), capped at FILE_LIMIT."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        with os.fdopen(os.open(log, flags, 0o600), "wb") as out:
+        with os.fdopen(os.open(log, flags, 0o600), "wb") as out, _filter() as kept:
             return subprocess.Popen(
-                self.wrap(argv, cwd, env, tuple(shown)),
+                self.wrap(argv, cwd, env, tuple(shown), None, *kept),
                 cwd=OUTSIDE_CWD,  # the jail enters `cwd` (see run_bounded)
                 env=OUTER_ENV,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=kept,
             )
 
     def close(self) -> None:
@@ -601,6 +607,7 @@ def run_bounded(
     env: dict[str, str],
     timeout: float,
     info: tuple[int, int] | None = None,
+    kept: tuple[int, ...] = (),
 ) -> Done:
     """Run argv, reading at most OUTPUT_LIMIT bytes of each stream; past the time or output
     limit the whole process group is killed, so nothing is left running.
@@ -622,7 +629,7 @@ def run_bounded(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        pass_fds=info[1:] if info else (),
+        pass_fds=(*(info[1:] if info else ()), *kept),
     )
     try:
         return _bounded(proc, argv, timeout)
@@ -680,6 +687,24 @@ def _bounded(proc: subprocess.Popen[bytes], argv: list[str], timeout: float) -> 
         proc.stderr.close()
     out, err = b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
     return Done(argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def _filter() -> Iterator[tuple[int, ...]]:
+    """The seccomp filter (seccomp.py) in a file of memory, for bwrap's --seccomp: one per
+    command, since bwrap reads it from where the descriptor stands. Nothing where no filter
+    is written for the machine."""
+    program = seccomp.program()
+    if program is None:
+        yield ()
+        return
+    fd = os.memfd_create("betrace-seccomp")
+    try:
+        os.write(fd, program)
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield (fd,)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
