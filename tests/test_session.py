@@ -95,6 +95,20 @@ def test_cd_takes_dot_dot_by_text_as_bash_does(session: Session) -> None:
     assert session.cwd == session.repo
 
 
+def test_pwd_and_cd_options_are_those_of_a_readers_shell(session: Session) -> None:
+    """After `cd lnk` (a link to real), a reader's `pwd` and $PWD name the link; `cd -P`
+    takes the real folder, and `cd --` ends the options."""
+    run(session, "mkdir -p real\n")
+    assert session.bash("ln -s real lnk", check=False).returncode == 0  # in the jail
+    run(session, "cd -- lnk\n")
+    assert (
+        session.bash('pwd; echo "$PWD"', check=False).stdout.split()
+        == [str(session.repo / "lnk")] * 2
+    )
+    run(session, "cd -P .\n")
+    assert session.cwd == session.repo / "real"
+
+
 def test_builtins_and_assignments_change_the_state_later_commands_see(session: Session) -> None:
     run(session, "mkdir -p work\ncd work\nNAME=a\nexport OTHER=b\n")
     assert session.cwd == session.repo / "work"

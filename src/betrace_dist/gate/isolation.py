@@ -469,7 +469,8 @@ class Jail:
         netns = self._network()
         enter = [_program("nsenter"), f"--net={netns}", "--"]
         walls = self._walls(shown, info_fd, seccomp_fd)
-        inside = [*DROP, *ENTER, str(cwd), *inner_env(env), *argv]
+        # PWD: the folder as the page named it (a link kept), as a reader's shell has it
+        inside = [*DROP, *ENTER, str(cwd), *inner_env({**env, "PWD": str(cwd)}), *argv]
         return [*_limits(self._cgroups), *enter, *walls, "--", *inside]
 
     def run(

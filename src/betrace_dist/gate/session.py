@@ -628,16 +628,24 @@ class Session:
     def _cd(self, cmd: Command, argv: list[str]) -> None:
         """`cd DIR` (`cd` alone: home), only to a directory that exists inside the sandbox.
         As bash's `cd` (-L): '..' is taken by text first, so `cd link/..` stays where it was;
-        the folder kept is that logical one, and the files under it resolve as the kernel
-        finds them."""
-        target = Path(os.path.normpath(self.path(argv[1] if len(argv) > 1 else str(self.home))))
+        the folder kept is that logical one (the page's $PWD), and the files under it resolve
+        as the kernel finds them. `cd -P`: the kernel's way, links followed first."""
+        words, physical = argv[1:], False
+        while words and words[0] in ("-L", "-P", "--"):  # bash's options, the last one wins
+            option = words.pop(0)
+            if option == "--":
+                break
+            physical = option == "-P"
+        target = self.path(words[0] if words else str(self.home))
+        logical = Path(os.path.normpath(target))
         # a guide works in the reader's clone or home: the gate reads files relative to cwd;
         # whether a place outside exists is not looked at (nor said)
-        if not self.real_path(target, "change to").is_dir():
+        real = self.real_path(target if physical else logical, "change to")
+        if not real.is_dir():
             raise CommandError(
                 f"cd: there is no directory '{self.reader_path(target)}' at this point of the page"
             )
-        self.cwd = target
+        self.cwd = real if physical else logical
 
     def _export(self, cmd: Command, argv: list[str]) -> None:
         """`export NAME=value ...`; a bare NAME assigns nothing and is refused."""
