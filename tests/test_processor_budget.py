@@ -75,22 +75,29 @@ def test_the_real_page_is_read_within_the_budget(site: Path) -> None:
     assert result.error is None and result.items
 
 
-def test_checking_a_block_that_never_ends_fails_the_block(
-    site: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(collect, "BLOCK_SECONDS", 0.3)
+def _failure(site: Path, name: str, check: object) -> tuple[str, int]:
+    """What the gate says of the first block of the site's index checked by `check`, and
+    the block's line."""
     gate = Gate(site / "mkdocs.yml")
     page = site / "docs" / "index.md"
     result = gate.analyse(page)
     assert result.rendered is not None
     block, entry, _ = result.items[0]
-    checker = SimpleNamespace(name="spinning", check=_spin)
+    checker = SimpleNamespace(name=name, check=check)
     evaluate = gate._evaluator(page, result.rendered, block, entry, checker)  # type: ignore[arg-type]
     example = SimpleNamespace(namespace={}, path=str(page), line=entry.line, column=1)
     with pytest.raises(GateFailure) as failed:
         evaluate(example)  # type: ignore[arg-type]
-    assert str(failed.value) == (
-        f"docs/index.md:{entry.line}: spinning block (yaml): checking the block used more than "
+    return str(failed.value), entry.line
+
+
+def test_checking_a_block_that_never_ends_fails_the_block(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collect, "BLOCK_SECONDS", 0.3)
+    said, line = _failure(site, "spinning", _spin)
+    assert said == (
+        f"docs/index.md:{line}: spinning block (yaml): checking the block used more than "
         "0.3 s of the gate's processor time and was stopped (a bound against pages that hold the "
         "gate: what on the page makes it so slow?)"
     )
@@ -100,22 +107,13 @@ def test_an_error_of_the_gate_itself_fails_its_block_not_the_run(site: Path) -> 
     """A checker that breaks (a RecursionError on a path of 1,100 folders did) failed nothing
     with a line: it reached Sybil's traceback filter, which broke too, and pytest ended the
     whole run with INTERNALERROR. The block fails now, naming its line and the error."""
-    gate = Gate(site / "mkdocs.yml")
-    page = site / "docs" / "index.md"
-    result = gate.analyse(page)
-    assert result.rendered is not None
-    block, entry, _ = result.items[0]
 
     def breaking(*_: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    checker = SimpleNamespace(name="breaking", check=breaking)
-    evaluate = gate._evaluator(page, result.rendered, block, entry, checker)  # type: ignore[arg-type]
-    example = SimpleNamespace(namespace={}, path=str(page), line=entry.line, column=1)
-    with pytest.raises(GateFailure) as failed:
-        evaluate(example)  # type: ignore[arg-type]
-    assert str(failed.value) == (
-        f"docs/index.md:{entry.line}: breaking block (yaml): the gate could not check it "
+    said, line = _failure(site, "breaking", breaking)
+    assert said == (
+        f"docs/index.md:{line}: breaking block (yaml): the gate could not check it "
         "(RecursionError: maximum recursion depth exceeded)"
     )
 
