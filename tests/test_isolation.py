@@ -107,6 +107,16 @@ def test_the_system_calls_no_page_needs_are_refused(jail: Jail, what: str) -> No
     assert "Operation not permitted" in done.stdout + done.stderr, (what, done)
 
 
+def test_a_page_holds_no_capability_in_any_set(jail: Jail) -> None:
+    """Effective, permitted and ambient were empty already; the bounding and inheritable sets
+    kept every capability (harmless while no_new_privs holds, and now empty too)."""
+    status = sh(jail, "grep -E '^(Cap|NoNewPrivs)' /proc/self/status").stdout
+    sets = dict(line.split(":\t") for line in status.splitlines())
+    assert {name: int(value, 16) for name, value in sets.items()} == {
+        "CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": 0, "CapAmb": 0, "NoNewPrivs": 1
+    }  # fmt: skip
+
+
 def test_threads_and_child_processes_still_start_under_the_filter(jail: Jail) -> None:
     """clone3 fails with ENOSYS, so that glibc falls back to clone: threads, child processes
     and Go programs (helm, kubectl) still start."""

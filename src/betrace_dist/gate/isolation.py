@@ -92,7 +92,9 @@ def _program(name: str) -> str:
 OUTSIDE_CWD = "/"
 OUTER_ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
 DROP = [_program("setpriv"), f"--reuid={PAGE_UID}", f"--regid={PAGE_GID}", "--clear-groups"]
-DROP += ["--no-new-privs", "--"]
+#: and no capability left to raise again, in any set (the bounding set needs CAP_SETPCAP to
+#: empty, which bwrap keeps for setpriv with the two it needs to change user)
+DROP += ["--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--"]
 #: Enters the page's working folder as the page's user, after the drop, then runs the rest.
 #: Never bwrap's --chdir: bwrap changes folder as root, still holding a descriptor of the
 #: machine's /proc (its fd 3), so a working folder swapped for a link to /proc/self/fd/3 led
@@ -394,8 +396,9 @@ class Jail:
         argv += ["--perms", "1777", "--size", str(TMPFS_SIZE), "--tmpfs", "/dev/shm"]  # noqa: S108
         argv += ["--hostname", "betrace-page"]
         argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        # every capability dropped but the two setpriv needs to become nobody, right after
+        # every capability dropped but the three setpriv needs to become nobody, right after
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        argv += ["--cap-add", "CAP_SETPCAP"]
         argv += ["--die-with-parent", "--new-session"]
         return [*argv, "--chdir", "/"]  # the page's folder: entered as its user (ENTER)
 
