@@ -7,7 +7,7 @@ import os
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -322,6 +322,30 @@ def test_a_name_a_model_adds_itself_is_looked_at_only_beneath_the_sandbox(
     said = [_refusal(setup, f"ln -s {target} {name}", command) for target in EXISTS_OR_NOT]
     assert said[0] == said[1], said
     assert "leads out of the page's sandbox" in said[0]
+
+
+def test_a_flakes_path_input_is_resolved_beneath_the_sandbox(tool: Callable[[str], str]) -> None:
+    """A relative `path:` input of a page's flake.nix is passed to Nix by its absolute path: it
+    was resolved with Path.resolve, with the gate's rights, so a path climbing out was looked at
+    outside the sandbox, and Nix then said different things of one that exists and one that
+    does not."""
+    flake = 'inputs.x = {{ url = "path:{climb}{target}"; }}; outputs = _: {{ y = 1; }};'
+    tool("nix")
+    climb = "../" * 40
+    said = []
+    for target in ("etc/ssl", "no/such"):
+        text = flake.format(climb=climb, target=target)
+        setup = f"mkdir -p n\ncd n\necho '{{ {text} }}' > flake.nix\n"
+        with pytest.raises(CommandError) as caught:
+            s = Session(timeout=60)
+            try:
+                run(s, setup)
+                run(s, "nix eval .#y\n")
+            finally:
+                s.close()
+        said.append(str(caught.value).replace(target, "<target>"))
+    assert said[0] == said[1], said
+    assert "leads out of the page's sandbox" in said[0], said[0]
 
 
 #: Two targets outside the sandbox: one every machine has, one none has.

@@ -393,21 +393,11 @@ class Session:
 
     def beneath(self, path: Path, verb: str = "read") -> Path:
         """`path`, once it is known to resolve beneath the page's sandbox, for a model to look
-        at with the gate's rights. Resolved as the gate's own reads are (openat2 with
-        RESOLVE_BENEATH from the sandbox's descriptor, safefs.py): a path outside, a link
-        leading out (absolute, or '..' past the sandbox, the working folder itself swapped for
-        one) is refused where the kernel meets it, with the same words whether what lies beyond
-        exists or not; nothing outside is looked at (Path.resolve would lstat it)."""
-        tree = self.sandbox.tree
-        try:  # O_PATH: nothing is opened for reading, and openat2 takes no other flag with it
-            os.close(safefs.open_beneath(tree.fd, tree.relative(path), os.O_PATH | os.O_CLOEXEC))
-            return path
-        except safefs.UnsafePath as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                return path  # nothing there, found without leaving the sandbox
-            raise CommandError(
-                f"the gate will not {verb} '{self.reader_path(path)}': {exc.strerror}"
-            ) from None
+        at with the gate's rights (real_path: the kernel resolves it from the sandbox's
+        descriptor; a path or link leading out is refused in the same words whether what lies
+        beyond exists or not, and nothing outside is looked at, as Path.resolve would)."""
+        self.real_path(path, verb, leads_out_only=True)
+        return path
 
     def read(self, name: str) -> str:
         """A file of the page, read by the gate itself: resolved beneath the sandbox (never

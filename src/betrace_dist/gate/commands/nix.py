@@ -58,9 +58,9 @@ def _nix(session: Session) -> Nix | None:
     return found
 
 
-def _overrides(directory: Path) -> dict[str, Path]:
+def _overrides(session: Session, directory: Path) -> dict[str, Path]:
     """Every input, and the inputs of inputs, replaced by a stand-in: nothing may be fetched."""
-    if directory.resolve() == UPSTREAM.resolve():
+    if directory == UPSTREAM:
         return {"nixpkgs": STUBS / "nixpkgs"}
     try:  # a page's file: never followed out, never a FIFO, bounded (safefs.py)
         text = safefs.read_regular(directory / "flake.nix").decode("utf-8", "replace")
@@ -72,24 +72,25 @@ def _overrides(directory: Path) -> dict[str, Path]:
     if re.search(r"\bnixpkgs\.url\b|inputs\.nixpkgs\s*=", text):
         used["nixpkgs"] = STUBS / "nixpkgs"
     # a relative path input (docker/flake.nix's patches = { url = "path:../patches"; }): the
-    # same folder by its absolute path, which Nix before 2.26 needs
+    # same folder by its absolute path, which Nix before 2.26 needs; the page wrote the path, so
+    # the kernel resolves it beneath the sandbox (one leading out is refused, never looked at)
     for name, rel in _RELATIVE_INPUT.findall(text):
-        used[name] = (directory / rel).resolve()
+        used[name] = session.real_path(directory / rel, "read", leads_out_only=True)
     return used
 
 
 _RELATIVE_INPUT = re.compile(r'([A-Za-z][\w-]*)\s*=\s*\{\s*url\s*=\s*"path:(\.\.?/[^"]*)"')
 
 
-def _outputs(session: Session, flake_dir: str, stamp: float) -> dict[str, list[str]]:
+def _outputs(session: Session, flake_dir: Path, stamp: float) -> dict[str, list[str]]:
     """Output names per category (packages, apps, ...) for x86_64-linux, from `nix flake show`:
     once per page for a flake (its directory and flake.nix's mtime)."""
-    key = ("nix flake show", flake_dir, str(stamp))
+    key = ("nix flake show", str(flake_dir), str(stamp))
     if key in session.resolved:
         return dict(session.resolved[key])
     nix = _nix(session)
     assert nix is not None
-    proc = nix.flake("flake show", flake_dir, _overrides(Path(flake_dir)), "--json")
+    proc = nix.flake("flake show", str(flake_dir), _overrides(session, flake_dir), "--json")
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
         raise CommandError(f"nix flake show fails on {flake_dir}: {' '.join(lines[-2:])}")
@@ -156,7 +157,7 @@ def _resolve(sub: str, attr: str, outputs: dict[str, list[str]]) -> tuple[str, s
 def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tuple[str, str]:
     """`nix run github:betrace-hq/betrace/<rev>#backend`: resolved against upstream's outputs."""
     _require_nix(inv.session)
-    outputs = _outputs(inv.session, str(UPSTREAM), (UPSTREAM / "flake.nix").stat().st_mtime)
+    outputs = _outputs(inv.session, UPSTREAM, (UPSTREAM / "flake.nix").stat().st_mtime)
     found = _resolve(sub, attr or "default", outputs)
     if found is None:
         category = {"run": "apps", "develop": "devShells"}.get(sub, "packages")
@@ -271,14 +272,14 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
         if sub not in ("run", "build", "shell", "develop"):
             return None
         category, name = _check_upstream_attr(inv, sub, ref, attr)
-        return UPSTREAM, f"{category}.{_HOST}.{name}", _overrides(UPSTREAM)
+        return UPSTREAM, f"{category}.{_HOST}.{name}", _overrides(inv.session, UPSTREAM)
     directory = inv.session.where(flake or ".")
     if not inv.session.beneath(directory / "flake.nix", "read").is_file():
         raise CommandError(f"there is no flake.nix in '{inv.session.reader_path(directory)}'")
     if not attr:
         return None
     _require_nix(inv.session)
-    outputs = _outputs(inv.session, str(directory), (directory / "flake.nix").stat().st_mtime)
+    outputs = _outputs(inv.session, directory, (directory / "flake.nix").stat().st_mtime)
     if sub == "eval":
         _eval(inv, directory, attr)
         return None
@@ -289,7 +290,7 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
             f"the flake in '{inv.session.reader_path(directory)}' has no {category[:-1]} "
             f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
         )
-    return directory, attr, _overrides(directory)
+    return directory, attr, _overrides(inv.session, directory)
 
 
 def _out_link(
@@ -362,7 +363,7 @@ def _eval(inv: Invocation, directory: Path, attr: str) -> None:
     """`nix eval ./flake#attr.path`: evaluated for real with the stand-in inputs."""
     nix = _nix(inv.session)
     assert nix is not None
-    proc = nix.flake("eval --json", f"{directory}#{attr}", _overrides(directory))
+    proc = nix.flake("eval --json", f"{directory}#{attr}", _overrides(inv.session, directory))
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
         raise CommandError(f"nix eval of '{attr}' fails: {' '.join(lines[-2:])}")
