@@ -223,25 +223,26 @@ class Session:
         A link that leads to a file of the clone counts as read when that file was (reading
         through it stamps the file, not the link); any other link always counts."""
         links = _links()
-        for view in self.views:
+        seen = {view: {n: self._lstat(view / n) for n in _layout()[1]} for view in self.views}
+        for view, stats in seen.items():  # files first: a link counts when its file does
             laid_out = self._laid_out.get(view, {})
             self._read.update(
                 name
-                for name in _layout()[1]
+                for name, stat in stats.items()
                 if name not in links
                 and (
-                    result_cache.was_read(self._lstat(view / name))
-                    or result_cache.signature(self._lstat(view / name)) != laid_out.get(name)
+                    result_cache.was_read(stat)
+                    or result_cache.signature(stat) != laid_out.get(name)
                 )
             )
-        for view in self.views:
+        for view, stats in seen.items():
             laid_out = self._laid_out.get(view, {})
             self._read.update(
                 name
                 for name, target in links.items()
                 if target is None
                 or target in self._read
-                or result_cache.signature(self._lstat(view / name)) != laid_out.get(name)
+                or result_cache.signature(stats[name]) != laid_out.get(name)
             )
 
     def _signatures(self, view: Path) -> dict[str, tuple[int, int] | None]:
