@@ -158,28 +158,26 @@ class Done:
 
 
 def _system() -> list[str]:
-    """bwrap arguments showing SYSTEM_DIRS (a folder bound read-only, a link made again as
-    the same link) with the secrets in them hidden."""
+    """bwrap arguments showing SYSTEM_DIRS and /etc's ETC_ENTRIES as they are, with the
+    secrets in them hidden."""
     argv: list[str] = []
-    for name in SYSTEM_DIRS:
-        path = Path(name)
-        if path.is_symlink():
-            argv += ["--symlink", str(path.readlink()), name]
-        elif path.is_dir():
-            for parent in reversed(path.parents[:-1]):  # /nix of /nix/store: reachable by all
-                argv += ["--perms", "0755", "--dir", str(parent)]
-            argv += ["--ro-bind", name, name]
+    for name in SYSTEM_DIRS:  # /nix of /nix/store made reachable by all first
+        argv += _traversable_parents(Path(name), set(), set()) + _as_it_is(Path(name))
     argv += ["--perms", "0755", "--dir", "/etc"]
     for name in ETC_ENTRIES:
-        path = Path("/etc", name)
-        if path.is_symlink():
-            argv += ["--symlink", str(path.readlink()), str(path)]
-        elif path.exists():
-            argv += ["--ro-bind", str(path), str(path)]
+        argv += _as_it_is(Path("/etc", name))
     for hidden in HIDDEN_DIRS:
         if Path(hidden).is_dir() and not Path(hidden).is_symlink():
             argv += ["--tmpfs", hidden]
     return argv
+
+
+def _as_it_is(path: Path) -> list[str]:
+    """bwrap arguments showing a system path: a link made again as the same link, anything
+    else bound read-only; nothing for what this machine lacks."""
+    if path.is_symlink():
+        return ["--symlink", str(path.readlink()), str(path)]
+    return ["--ro-bind", str(path), str(path)] if path.exists() else []
 
 
 def _in_system(path: Path) -> bool:
