@@ -34,6 +34,15 @@ const main = async () => {
   const out: Record<string, unknown> = {};
   out.health = await call((s) => s.health());
   out.listBefore = await call((s) => s.listRules());
+  if (process.env.ROLE === 'Viewer') {
+    // a Viewer reads; creating a rule is refused by Grafana (the route's reqRole)
+    out.refused = await failure(
+      call((s) => s.createRule({ name: ruleName, description: '', expression, enabled: false, severity: 'HIGH' }))
+    );
+    out.listAfter = await call((s) => s.listRules());
+    writeFileSync(process.env.OUT_FILE!, JSON.stringify(out, null, 2) + '\n');
+    return;
+  }
   out.created = await call((s) =>
     s.createRule({ name: ruleName, description: 'written by the test', expression, enabled: false, severity: 'HIGH' })
   );

@@ -2,29 +2,43 @@
 
 No Grafana can run here, so the Node test of the patched app's client talks to this instead. It
 does what Grafana's app plugin proxy does with a request to
-`/api/plugin-proxy/<plugin id>/<rest>` (grafana/grafana, pkg/api/pluginproxy/pluginproxy.go, and
-"Add authentication for app plugins" in Grafana's plugin-tools documentation):
+`/api/plugin-proxy/<plugin id>/<rest>`, as read in grafana/grafana's source (not run):
+pkg/api/plugin_proxy.go (the path cleaned by path.Join), pkg/api/pluginproxy/pluginproxy.go
+(PluginProxy.HandleRequest, hasAccessToRoute, director) and pkg/web/tree.go (how a route's
+`path` matches; grafana/grafana@e6c13507), and "Add authentication for app plugins" in
+Grafana's plugin-tools docs:
 
-- picks the first route of plugin.json whose `path` begins `<rest>` (and whose `method`, when it
-  has one, is the request's), and drops that prefix;
+- takes the routes of plugin.json in order, skipping one whose `method` is neither empty, `*`
+  nor the request's, and picks the first whose `path` matches `<rest>` as web.Tree matches it:
+  a plain path matches only itself (`backend` never matches `backend/v1/rules`), a path ending
+  in `/*` matches anything below it and forwards that part (`v1/rules`); no match is 404
+  "plugin route match not found";
+- refuses the request with 403 "plugin proxy route access denied" when the picked route has a
+  valid `reqRole` (Viewer, Editor, Admin, None) that the signed-in user's org role does not
+  include (Admin includes Editor, Editor includes Viewer), without trying later routes; an
+  invalid `reqRole` (a misspelt one) checks nothing, as in Grafana;
 - interpolates `{{ .JsonData.<key> }}` and `{{ .SecureJsonData.<key> }}` in the route's `url`
   and in its `headers` from the app's settings, which Grafana keeps on its server;
-- sends the request to the url's scheme and host, with the url's path joined to what is left of
-  `<rest>`, the query string kept, Cookie headers dropped and the route's headers set;
+- sends the request to the url's scheme and host, with the url's path joined to the forwarded
+  part, the query string kept, Cookie headers dropped and the route's headers set;
 - answers with the target's status and body.
 
-What it does not model: sign-in, roles (`reqRole`), Grafana's own headers (X-Grafana-Context,
-X-Grafana-User), token auth, body templates, and any template syntax beyond those two forms (any
-other `{{ ... }}` is refused with 500, so a route using it fails the test rather than passing).
+What it does not model: sign-in itself (the user's org role is given to the model), RBAC
+actions (`reqAction`), Grafana's own headers (X-Grafana-Context, X-Grafana-User), token auth,
+body templates, route paths with parameters (`:id`, regular expressions, `*.*`, `?`),
+percent-escapes in the request path, and any template syntax beyond those two forms: each is
+refused with 500, so a route using it fails the test rather than passing.
 Every forwarded request is appended, as one JSON line, to the `--log` file.
 
-Usage: python3 grafana_proxy_model.py PLUGIN_JSON SETTINGS_JSON PORT LOG
-(SETTINGS_JSON: {"jsonData": {...}, "secureJsonData": {...}}); it prints `ready` when listening.
+Usage: python3 grafana_proxy_model.py PLUGIN_JSON SETTINGS_JSON PORT LOG ROLE
+(SETTINGS_JSON: {"jsonData": {...}, "secureJsonData": {...}}; ROLE: the signed-in user's org
+role); it prints `ready` when listening.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import sys
 import urllib.error
@@ -67,18 +81,55 @@ def join_url_fragments(base: str, rest: str) -> str:
     return base + rest
 
 
-def match_route(manifest: dict[str, Any], rest: str, method: str) -> tuple[dict[str, Any], str]:
+#: org.RoleType values that IsValid accepts, each with the roles it includes (RoleType.Includes)
+ROLES = {
+    "Admin": {"Admin", "Editor", "Viewer", "None"},
+    "Editor": {"Editor", "Viewer", "None"},
+    "Viewer": {"Viewer", "None"},
+    "None": {"None"},
+}
+
+
+class AccessDenied(Exception):
+    pass
+
+
+def tree_match(pattern: str, rest: str) -> str | None:
+    """web.Tree's match of one route path: None, or the part forwarded ('' for a plain path)."""
+    pattern = pattern.removesuffix("/").removeprefix("/")  # Tree.Add, addNextSegment
+    wild = pattern == "*" or pattern.endswith("/*")
+    if re.search(r"[:?()]|\*\.", pattern) or pattern.count("*") > int(wild):
+        raise TemplateError(f"route path outside the model: {pattern!r}")
+    if "%" in rest:
+        raise TemplateError(f"percent-escape outside the model: {rest!r}")
+    url = rest.removeprefix("/").removesuffix("/")  # Tree.Match
+    if not wild:
+        return "" if url == pattern else None
+    below = pattern.removesuffix("*")  # "" for "*" (anything, even nothing), "backend/"
+    return url[len(below) :] if url.startswith(below) else None  # `url` ends in no "/"
+
+
+def match_route(
+    manifest: dict[str, Any], rest: str, method: str, role: str
+) -> tuple[dict[str, Any], str]:
+    rest = posixpath.normpath("/" + rest)  # path.Join("/", ...) in plugin_proxy.go
     for route in manifest.get("routes", []):
-        if route.get("method") and route["method"].upper() != method:
+        if route.get("method", "") not in ("", "*", method):
             continue
-        if rest.startswith(route["path"]):
-            return route, rest[len(route["path"]) :]
-    raise LookupError(f"no route of plugin.json matches {rest!r}")
+        forwarded = tree_match(route["path"], rest)
+        if forwarded is None:
+            continue
+        required = route.get("reqRole", "")
+        if required in ROLES and required not in ROLES[role]:
+            raise AccessDenied("plugin proxy route access denied")
+        return route, forwarded
+    raise LookupError(f"plugin route match not found: no route of plugin.json matches {rest!r}")
 
 
 class Handler(BaseHTTPRequestHandler):
     manifest: ClassVar[dict[str, Any]] = {}
     settings: ClassVar[dict[str, Any]] = {}
+    role: ClassVar[str] = "None"
     log_path: Path = Path("/dev/null")
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -96,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         own = f"{PREFIX}{self.manifest['id']}/"
         if not parts.path.startswith(own):
             raise LookupError(f"not a plugin-proxy path of {self.manifest['id']}: {parts.path}")
-        route, rest = match_route(self.manifest, parts.path[len(own) :], self.command)
+        route, rest = match_route(self.manifest, parts.path[len(own) :], self.command, self.role)
         target = urlsplit(interpolate(route["url"], self.settings))
         url = f"{target.scheme}://{target.netloc}{join_url_fragments(target.path, rest)}"
         if parts.query:
@@ -111,6 +162,9 @@ class Handler(BaseHTTPRequestHandler):
             url, headers = self._target()
         except LookupError as error:
             self._answer(404, json.dumps({"message": str(error)}).encode())
+            return
+        except AccessDenied as error:
+            self._answer(403, json.dumps({"message": str(error)}).encode())
             return
         except TemplateError as error:
             self._answer(500, json.dumps({"message": str(error)}).encode())
@@ -142,7 +196,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str]) -> None:
-    manifest_path, settings_json, port, log = argv
+    manifest_path, settings_json, port, log, role = argv
+    if role not in ROLES:
+        raise SystemExit(f"ROLE must be one of {', '.join(ROLES)}, not {role!r}")
+    Handler.role = role
     Handler.manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     Handler.settings = json.loads(settings_json)
     Handler.log_path = Path(log)

@@ -45,7 +45,8 @@ SEVERITIES = {"critical", "high", "medium", "low"}
 SCRIPT = f"""\
 set -eu
 BETRACE_DATA_DIR="$WORK/data" OTEL_EXPORTER_OTLP_TIMEOUT=1000 "$BACKEND" >"$WORK/backend.log" 2>&1 &
-python3 "$PROXY" "$MANIFEST" "$SETTINGS" {PROXY_PORT} "$WORK/proxy.log" >"$WORK/proxy.out" 2>&1 &
+python3 "$PROXY" "$MANIFEST" "$SETTINGS" {PROXY_PORT} "$WORK/proxy.log" "$ROLE" \
+  >"$WORK/proxy.out" 2>&1 &
 for _ in $(seq 50); do
   if (exec 3<>/dev/tcp/127.0.0.1/12011) 2>/dev/null && grep -q ready "$WORK/proxy.out"; then
     break
@@ -72,8 +73,9 @@ def bundle(node: str, tree: Path, out: Path) -> None:
     )  # fmt: skip
 
 
-def run_client(node: str, backend: Path, tree: Path, work: Path) -> Run:
-    """Bundle the tree's client, then run backend, proxy model and client in one namespace."""
+def run_client(node: str, backend: Path, tree: Path, work: Path, role: str = "Editor") -> Run:
+    """Bundle the tree's client, then run backend, proxy model and client in one namespace, the
+    user signed in to Grafana having the org role `role` (the driver does less as a Viewer)."""
     work.mkdir(parents=True, exist_ok=True)
     bundle(node, tree, work / "client.mjs")
     settings = {"jsonData": {"backendUrl": BACKEND_URL}, "secureJsonData": {"apiKey": API_KEY}}
@@ -87,6 +89,7 @@ def run_client(node: str, backend: Path, tree: Path, work: Path) -> Run:
         "RULE_NAME": RULE,
         "RULE_EXPRESSION": EXPRESSION,
         "SPAN_NAME": SPAN,
+        "ROLE": role,
     }
     done = subprocess.run(
         loopback_argv(["bash", "-c", SCRIPT]),
@@ -182,8 +185,43 @@ def test_a_route_that_does_not_match_the_client_fails(
     manifest_path = tree / APP / "src" / "plugin.json"
     manifest = json.loads(manifest_path.read_text())
     manifest_path.unlink()
-    manifest["routes"][0]["path"] = "api"
+    for route in manifest["routes"]:  # a plain path matches only itself (web.Tree)
+        route["path"] = "backend"
     manifest_path.write_text(json.dumps(manifest))
     result = run_client(node, backend_program, tree, tmp_path / "w")
     assert result.returncode != 0
-    assert "HTTP 404" in result.output and "no route of plugin.json" in result.output
+    assert "HTTP 404" in result.output and "plugin route match not found" in result.output
+
+
+def test_a_viewer_reads_rules_but_cannot_change_them(
+    node: str, backend_program: Path, patched_tree: Path, tmp_path: Path
+) -> None:
+    """The write route needs the Editor role: a Viewer lists rules and reads health through the
+    app, and is refused a new rule with Grafana's 403 before the backend sees it."""
+    result = run_client(node, backend_program, patched_tree, tmp_path / "w", role="Viewer")
+    assert result.returncode == 0, result.output[-3000:]
+    out = result.out
+    assert out["health"]["status"] == "HEALTHY" and out["listBefore"]["totalCount"] == 0, out
+    assert out["refused"]["message"] == "HTTP 403: plugin proxy route access denied", out
+    assert [call["method"] for call in result.proxy_log] == ["GET", "GET", "GET"], result.proxy_log
+    assert out["listAfter"]["totalCount"] == 0, out["listAfter"]
+
+
+def test_a_misspelt_role_lets_a_viewer_write_as_in_grafana(
+    node: str, backend_program: Path, patched_tree: Path, tmp_path: Path
+) -> None:
+    """Grafana checks only a valid reqRole: 'editor' (lower case) lets a Viewer write, which
+    the Viewer test then catches."""
+    tree = tmp_path / "tree"
+    (tree / APP / "src").mkdir(parents=True)
+    for entry in (patched_tree / APP / "src").iterdir():
+        (tree / APP / "src" / entry.name).symlink_to(entry)
+    manifest_path = tree / APP / "src" / "plugin.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.unlink()
+    manifest["routes"][1]["reqRole"] = "editor"
+    manifest_path.write_text(json.dumps(manifest))
+    result = run_client(node, backend_program, tree, tmp_path / "w", role="Viewer")
+    assert result.returncode == 0, result.output[-3000:]
+    assert result.out["refused"] is None, "the misspelt role let the Viewer's rule through"
+    assert result.out["listAfter"]["totalCount"] == 1, result.out["listAfter"]

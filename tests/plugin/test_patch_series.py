@@ -54,9 +54,17 @@ def test_every_patch_has_its_header() -> None:
 def test_the_series_applies_in_order_to_a_fresh_unpack(patched_tree: Path) -> None:
     # patched_tree is unpack + `git apply` of every patch; here, what the series promises is there
     manifest = json.loads((patched_tree / APP / "src" / "plugin.json").read_text())
-    (route,) = manifest["routes"]
-    assert route["url"] == "{{ .JsonData.backendUrl }}"
-    assert route["headers"] == [{"name": "X-API-Key", "content": "{{ .SecureJsonData.apiKey }}"}]
+    reads, writes = manifest["routes"]  # Grafana takes the first that matches method and path
+    assert (reads["path"], reads["method"], reads.get("reqRole")) == ("backend/*", "GET", None)
+    assert (writes["path"], writes.get("method"), writes["reqRole"]) == (
+        "backend/*",
+        None,
+        "Editor",
+    )
+    for route in (reads, writes):
+        assert route["url"] == "{{ .JsonData.backendUrl }}"
+        key = {"name": "X-API-Key", "content": "{{ .SecureJsonData.apiKey }}"}
+        assert route["headers"] == [key]
     webpack = (patched_tree / APP / "webpack.config.js").read_text()
     assert "'react/jsx-runtime'" in webpack and "'react/jsx-dev-runtime'" in webpack
     assert hard_coded(patched_tree) == []
