@@ -171,4 +171,21 @@ def test_two_configs_alive_at_once_keep_their_own_live_tier(pytester: pytest.Pyt
     assert ShellChecker(off.live.program is not None).plan(_CURL) is not None
 
 
-_CURL = blocks("```console\n$ curl -s http://localhost:8080/v1/health\n{}\n```\n")[0]
+_CURL = blocks("```console\n$ curl -s http://localhost:12011/v1/health\n{}\n```\n")[0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:3000/api/health",  # Grafana: only a model of its paths runs here
+        "http://localhost:12012/v1/health",  # the gRPC port
+        "$BETRACE_URL/v1/health",  # not known before the block runs
+    ],
+)
+def test_a_curl_to_anything_but_the_backend_is_labelled_modelled(url: str) -> None:
+    """The live tier runs only the backend: a curl to Grafana was counted as run for real
+    whenever the tier was on (the label said more than what ran)."""
+    block = blocks(f"```bash\ncurl -fsS {url}\n```\n")[0]
+    planned = ShellChecker(live_on=True).plan(block)
+    assert planned is not None and planned[0] == "modelled", planned
+    assert "the running services" in planned[1], planned

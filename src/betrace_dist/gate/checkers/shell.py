@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from functools import cache
 from typing import Any, ClassVar
 
 from ... import tools
+from ...release import load_release_data
 from .. import update
 from ..commands import models
 from ..lexer import Block
@@ -202,8 +204,9 @@ class ShellChecker:
 
     def _model_heads(self, step: Step) -> set[str]:
         """Programs of a step that go to a model rather than run for real (the project's
-        commands always run for real, curl too when the live tier is on)."""
-        real = _RUN_FOR_REAL | ({"curl"} if self.live_on else set())
+        commands always run for real; curl too when the live tier is on and every URL it names
+        is the backend's port, the only service that runs here: Grafana's is a model)."""
+        real = _RUN_FOR_REAL | ({"curl"} if self.live_on and _curls_reach_backend(step) else set())
         return {h for h in _heads(step) if h not in real}
 
     def run(self, script: str, ctx: Context, first_line: int = 1) -> str | None:
@@ -261,6 +264,19 @@ def steps(body: str) -> list[Step]:
         script = "\n".join(command) + "\n"
         out.append(Step(start + 1, script, shown or None, shown_from + 1))
     return out
+
+
+def _curls_reach_backend(step: Step) -> bool:
+    """Every URL of the step's curl commands names the backend's HTTP port, as written (a URL
+    built from a variable or another port counts as a model: the label says less, never
+    more, than what ran)."""
+    try:
+        commands = split(step.script, step.line, locate=False)
+    except SplitError:
+        return False
+    port = str(load_release_data().current.backend.ports["http"].port)
+    urls = [w for c in commands if c.argv[:1] == ["curl"] for w in c.argv if "://" in w]
+    return bool(urls) and all(re.match(rf"https?://[^/:]+:{port}(/|$)", u) for u in urls)
 
 
 def _heads(step: Step) -> set[str]:
