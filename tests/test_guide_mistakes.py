@@ -71,6 +71,11 @@ CASES = [
     ),
     ("kubectl-port.md", "3000:3000", ["has no port 3000", "it has: 80"]),
     (
+        "kubectl-exec-backend.md",
+        "kubectl exec",
+        ["the backend image has no 'cat'", "FROM scratch", "no program to exec"],
+    ),
+    (
         "grafana-chart-key.md",
         "helm install grafana",
         ["unknown key 'adminPasword'", "did you mean 'adminPassword'"],

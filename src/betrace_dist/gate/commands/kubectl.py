@@ -25,6 +25,7 @@ from typing import Any
 
 from ... import backend_env, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, validate_kubernetes
+from ...artefacts.compose import IMAGE_CONTENTS
 from ...errors import ProblemsError
 from .. import gitops, missing
 from ..session import CommandError, Invocation
@@ -501,6 +502,25 @@ def _refs(inv: Invocation, ns: str, args: Args) -> None:
         _target(inv.session.world, ns, ref)
 
 
+def _exec(inv: Invocation, ns: str, args: Args) -> None:
+    """`kubectl exec TARGET -- PROGRAM ...`: the target exists, and the backend's image (the
+    only container of its pod) has the program; the image's contents are the Compose model's
+    (artefacts/compose.py IMAGE_CONTENTS), the same images."""
+    _refs(inv, ns, args)
+    pos = args.positional
+    if "--" not in pos or pos.index("--") + 1 >= len(pos) or args.get("-c", "--container"):
+        return
+    ref = next((p for p in pos[: pos.index("--")] if "/" in p), None)
+    target = _target(inv.session.world, ns, ref) if ref else None
+    program = pos[pos.index("--") + 1].rsplit("/", 1)[-1]
+    contents = IMAGE_CONTENTS["backend"]
+    if target is not None and target.component == "backend" and program not in contents.binaries:
+        has = ", ".join(sorted(contents.binaries)) or "no program to exec"
+        raise CommandError(
+            f"the backend image has no '{program}' ({contents.source}); it has: {has}"
+        )
+
+
 def _scale(inv: Invocation, ns: str, args: Args) -> None:
     for ref in (p for p in args.positional if "/" in p):
         if _target(inv.session.world, ns, ref).component == "backend":
@@ -518,7 +538,7 @@ HANDLERS: dict[str, Handler] = {
     "port-forward": _port_forward,
     "rollout": _refs,
     "wait": _refs,
-    "exec": _refs,
+    "exec": _exec,
     "top": _refs,
     "scale": _scale,
     "create": _create,
