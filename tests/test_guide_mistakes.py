@@ -58,6 +58,11 @@ CASES = [
         ["helm upgrade has no flag '--histroy-max'", "did you mean '--history-max'"],
     ),
     ("helm-values-file.md", "my-values.yaml", ["'my-values.yaml' does not exist"]),
+    (
+        "helm-image-unpublished.md",
+        "helm install",
+        ["would pull ghcr.io/betrace-hq/betrace/", "has not published", "set image.registry"],
+    ),
     ("helm-rollback.md", "helm rollback", ["no release 'betrace' in namespace 'betrace'"]),
     (
         "kubectl-namespace.md",

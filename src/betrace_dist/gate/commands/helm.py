@@ -374,7 +374,43 @@ def _local_release(inv: Invocation, parsed: CommandLine, chart: Path, upgrade: b
     problems = backend_env.manifest_problems([o.doc for o in objects], inv.session.release)
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
+    _images_published(inv, objects)
     return HelmRelease(name, parsed.namespace, ref, 1, objects)
+
+
+def _images_published(inv: Invocation, objects: list[K8sObject]) -> None:
+    """No rendered container takes a BeTrace image from the project's registry before the
+    release is published (its pods would not pull): the page sets image.registry to the
+    registry the reader pushed to, or shows the command only once the release is published."""
+    release = inv.session.release
+    if release.current.published:
+        return
+    own = release.project.registry + "/"
+    for obj in objects:
+        for image in _container_images(obj.doc):
+            if image.startswith(own):
+                raise CommandError(
+                    f"{obj.kind} {obj.name} would pull {image}, which release "
+                    f"{release.current.version} has not published (releases.yaml has no image "
+                    "digests): set image.registry to the registry the images were pushed to"
+                )
+
+
+def _container_images(node: Any) -> list[str]:
+    """The `image` of every container and init container anywhere in a manifest."""
+    if isinstance(node, list):
+        return [image for item in node for image in _container_images(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [
+        c["image"]
+        for key in ("containers", "initContainers")
+        for c in node.get(key) or []
+        if isinstance(c, dict) and isinstance(c.get("image"), str)
+    ]
+    return found + [
+        i for v in node.values() if isinstance(v, dict | list) for i in _container_images(v)
+    ]
 
 
 def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
