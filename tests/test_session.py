@@ -490,3 +490,27 @@ def test_a_working_folder_swapped_for_a_link_tells_nothing(command: str) -> None
     ]
     assert said[0] == said[1], said
     assert "leads out of the page's sandbox" in said[0]
+
+
+@pytest.mark.parametrize("command", ["kubectl x/evil get pods", "helm x/evil list"])
+def test_a_pages_word_never_reaches_a_tools_help_as_a_subcommand(
+    command: str, tool: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate reads the tools' help with its own rights, outside the jail. It asked kubectl
+    for the help of the page's first word: `kubectl x/evil --help` runs a plugin
+    `kubectl-x/evil` found from the working folder, a file the same pull request can add; the
+    plugin ran as the gate's user. Only the tool's own subcommands are asked about now."""
+    tool(command.split()[0])
+    plugin = tmp_path / f"{command.split()[0]}-x" / "evil"
+    plugin.parent.mkdir()
+    marker = tmp_path / "ran"
+    plugin.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    plugin.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    s = Session(timeout=30)
+    try:
+        with pytest.raises(CommandError, match=r"has no command 'x/evil'|not modelled"):
+            run(s, command + "\n")
+    finally:
+        s.close()
+    assert not marker.exists(), "the page's program ran outside the jail"

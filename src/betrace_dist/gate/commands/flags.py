@@ -52,9 +52,18 @@ HELP_STORE: Path | None = (
 )
 
 
+#: The words a help text may be asked with: subcommand names and the registry's help flags.
+#: A page's word reaches here only once it is one of the tool's own subcommands (subcommands());
+#: this is the last line against one that is not (kubectl runs `kubectl-<word>` as a plugin).
+_HELP_WORD = re.compile(r"-{0,2}[a-z_][a-z0-9_-]*")
+
+
 @cache
 def help_text(binary: str, *args: str) -> str:
-    """What `binary ARGS` prints: read once, and kept in HELP_STORE for that program file."""
+    """What `binary ARGS` prints: read once, and kept in HELP_STORE for that program file. Run
+    with the gate's rights, outside any jail: so only with words that name no file, from `/`."""
+    if not all(_HELP_WORD.fullmatch(a) for a in args):
+        raise ValueError(f"no help is asked with the words {args!r}: they are no subcommand")
     kept = _kept_help(binary, args)
     if kept is not None and kept.is_file():
         return kept.read_text(encoding="utf-8")
@@ -95,8 +104,29 @@ def _run_help(binary: str, args: tuple[str, ...]) -> str:
         timeout=30,
         check=False,
         env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+        cwd="/",  # never the checkout, where a pull request can put files
     )
     return done.stdout + done.stderr
+
+
+_COMMANDS_HEADING = re.compile(r"[A-Z][^:]*Commands(?: \([^)]*\))?:")
+
+
+@cache
+def subcommands(binary: str, *path: str) -> frozenset[str]:
+    """The subcommands `binary PATH --help` lists under its headings ending in "Commands:"
+    (cobra's layout, which Helm and kubectl share: "Available Commands:", kubectl's "Basic
+    Commands (Beginner):"...). A page's word is a subcommand only if it is one of these."""
+    names: set[str] = set()
+    listing = False
+    for line in help_text(binary, *path, "--help").splitlines():
+        if _COMMANDS_HEADING.fullmatch(line.strip()) and not line.startswith(" "):
+            listing = True
+        elif listing and line.startswith("  ") and line.strip():
+            names.add(line.split()[0])
+        else:
+            listing = False
+    return frozenset(names)
 
 
 def parse_help(text: str) -> Options:

@@ -27,7 +27,7 @@ from .. import grafana_chart, grafana_stack, missing
 from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
-from .flags import CommandLine, accepted, options
+from .flags import CommandLine, accepted, options, subcommands
 
 #: install/upgrade flags a render (`helm template`) is not given, whatever Helm's template takes
 _NOT_RENDERED = {"-n", "--namespace", "--version", "--dry-run"}
@@ -565,6 +565,11 @@ def command_line(words: list[str], binary: str) -> CommandLine:
     subcommand's own."""
     first = CommandLine(words, options(binary), 2).sub
     path = first[:2] if first[:1] and first[0] in _TWO_WORD else first[:1]
+    for depth, word in enumerate(path):  # only Helm's own words go on to its help
+        known = subcommands(binary, *path[:depth])
+        if word not in known:
+            command = " ".join(["helm", *path[:depth]])
+            raise CommandError(f"{command} has no command '{word}'{closest(word, sorted(known))}")
     return CommandLine(words, options(binary, *path), len(path))
 
 

@@ -30,7 +30,7 @@ from ...errors import ProblemsError
 from .. import gitops, missing
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
-from .flags import FlagQueries, Options, help_text, options, parse_help
+from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands
 from .helm import render_text
 
 KINDS = {
@@ -235,19 +235,6 @@ def _global(kubectl: str) -> Options:
     return parse_help(help_text(kubectl, "options"))
 
 
-@cache
-def _subcommands(kubectl: str, *path: str) -> frozenset[str]:
-    """Subcommands `kubectl PATH --help` lists under "Available Commands:"."""
-    text = help_text(kubectl, *path, "--help")
-    section = text.split("Available Commands:", 1)[1] if "Available Commands:" in text else ""
-    names = set()
-    for line in section.splitlines()[1:]:
-        if not line.startswith("  ") or not line.strip():
-            break
-        names.add(line.split()[0])
-    return frozenset(names)
-
-
 def _flag(word: str, following: str | None, known: Options) -> tuple[list[tuple[str, Any]], bool]:
     """The flags one word holds ((name, value) pairs), and whether it took the next word."""
     if word.startswith("--"):
@@ -284,7 +271,7 @@ def parse(argv: list[str], kubectl: str) -> Args:
             args.flags.extend(found)
             i += 1 + took
             continue
-        if not args.positional and (not args.path or word in _subcommands(kubectl, *args.path)):
+        if not args.positional and word in subcommands(kubectl, *args.path):
             args.path.append(word)
             known = _global(kubectl) | options(kubectl, *args.path)
         else:
