@@ -8,6 +8,7 @@ import ast
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,18 @@ def test_a_tool_outside_the_registry_has_no_hint_of_its_own(
     monkeypatch.delitem(tools.TOOLS, ABSENT)
     with pytest.raises(tools.ToolMissing, match=r"\(not a tool of the registry\)$"):
         tools.require(ABSENT)
+
+
+def test_a_checker_reads_no_configuration_from_the_gates_folder(
+    tool: Callable[[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkers read page text with the gate's rights: ShellCheck took `.shellcheckrc` from its
+    working folder up (where a pull request can add one, with `external-sources=true` making it
+    read the files a script sources as root). They run in an empty folder now."""
+    shellcheck = tool("shellcheck")
+    (tmp_path / ".shellcheckrc").write_text("enable=require-variable-braces\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    done = tools.run_checker([shellcheck, "-s", "bash", "-"], 'echo "$x"\n', 30)
+    assert "SC2250" not in done.stdout, done.stdout
+    assert (tmp_path / ".shellcheckrc").exists()

@@ -243,9 +243,15 @@ def run_checker(
     argv: list[str], text: str | None, timeout: float
 ) -> subprocess.CompletedProcess[str]:
     """argv, given `text` on its stdin, under `prlimit` (CHECK_MEMORY, CHECK_CPU_SECONDS);
-    subprocess.TimeoutExpired past `timeout` wall-clock seconds (the process is killed)."""
+    subprocess.TimeoutExpired past `timeout` wall-clock seconds (the process is killed). Run
+    in an empty folder of its own with no home: a checker reads no configuration a pull request
+    could add (ShellCheck takes `.shellcheckrc` from its working folder up and from the home
+    folder, ruff its `ruff.toml` or `pyproject.toml` from the working folder up)."""
     limits = [require("prlimit"), f"--as={CHECK_MEMORY}", f"--cpu={CHECK_CPU_SECONDS}"]
-    return subprocess.run(
-        [*limits, "--", *argv], input=text, capture_output=True, text=True,
-        timeout=timeout, check=False,
-    )  # fmt: skip
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
+    env["LC_ALL"] = "C.UTF-8"
+    with tempfile.TemporaryDirectory(prefix="betrace-checker-") as empty:
+        return subprocess.run(
+            [*limits, "--", *argv], input=text, capture_output=True, text=True,
+            timeout=timeout, check=False, cwd=empty, env=env,
+        )  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from pytest_examples.config import ExamplesConfig
 
-from ... import GATE_SOURCE, tools
+from ... import GATE_SOURCE, REPO_ROOT, tools
 from .. import python_minimum
 from ..isolation import Done
 from ..lexer import Block
@@ -51,9 +51,12 @@ RUFF_TIMEOUT = 10  # wall-clock seconds, as pytest-examples' own ruff_check allo
 
 def _lint(source: str) -> None:
     """ruff on the block as pytest-examples' `lint_ruff` runs it (its configuration's arguments,
-    the source on stdin, in the gate's directory), but within the bounds of programs that read a
-    page with the gate's rights (tools.run_checker): pytest-examples runs ruff without one."""
+    the source on stdin, with the project's ruff settings, which it found from the gate's
+    directory: named now, since checkers run in an empty folder), but within the bounds of
+    programs that read a page with the gate's rights (tools.run_checker): pytest-examples runs
+    ruff without one."""
     argv = [tools.require("ruff"), "check", "-", "--output-format=concise", *LINT.ruff_config()]
+    argv += ["--config", str(REPO_ROOT / "pyproject.toml")]
     try:
         done = tools.run_checker(argv, source, RUFF_TIMEOUT)
     except subprocess.TimeoutExpired:
