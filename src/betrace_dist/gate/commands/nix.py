@@ -79,7 +79,11 @@ def _overrides(session: Session, directory: Path) -> dict[str, Path]:
     return used
 
 
-_RELATIVE_INPUT = re.compile(r'([A-Za-z][\w-]*)\s*=\s*\{\s*url\s*=\s*"path:(\.\.?/[^"]*)"')
+# A name starts after no name character: retried from every letter of a long word, the scan
+# was quadratic in a page's flake.nix (one C call the processor budget cannot interrupt).
+_RELATIVE_INPUT = re.compile(
+    r'(?<![\w-])([A-Za-z][\w-]*)\s*=\s*\{\s*url\s*=\s*"path:(\.\.?/[^"]*)"'
+)
 
 
 def _outputs(session: Session, flake_dir: Path, stamp: float) -> dict[str, list[str]]:
