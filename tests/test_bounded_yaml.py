@@ -144,3 +144,14 @@ def test_a_yaml_block_with_an_alias_bomb_fails_the_gate_at_its_line(tmp_path: Pa
     assert f"bomb.md:{line}" in result.stdout
     assert "YAML refused: the document expands to more than 200,000 nodes" in result.stdout
     assert time.monotonic() - started < HANG
+
+
+def test_a_programs_output_is_bounded_as_a_file_is() -> None:
+    """fast_safe_load reads rendered charts (a page's own among them) with libyaml: the same
+    bounds as every YAML the project reads, on the node libyaml composed."""
+    levels = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 7))
+    with pytest.raises(yamlio.YAML_ERRORS, match="expands to more than 200,000 nodes"):
+        yamlio.fast_safe_load("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n" + levels)
+    with pytest.raises(yamlio.YAML_ERRORS, match="2,000,000"):
+        yamlio.fast_safe_load("a: " + "b" * yamlio.MAX_CHARS + "\n")
+    assert yamlio.fast_safe_load("a: [1, 2]\n") == {"a": [1, 2]}

@@ -816,3 +816,13 @@ def test_a_page_whose_shell_checks_used_up_their_time_is_stopped_there(tmp_path:
     fresh = Context(page=tmp_path / "q.md", site_root=tmp_path)
     shell._checked_in_time(fresh.state, "echo page-budget-case\n", "bash")
     assert 0 < fresh.state["shell_check_seconds"] < shell.PAGE_CHECK_SECONDS  # it is counted
+
+
+def test_a_render_too_big_to_load_is_refused(session: Session, helm4: str) -> None:
+    """The render of a page's own chart is parsed by the gate itself: three template lines that
+    render one document of megabytes (about 800 MB of the gate's memory per such render, kept
+    for the whole run) are refused as any YAML the project reads is."""
+    big = _CONFIG.replace("data:\n  a: b\n", 'data:\n  a: "{{ repeat 1100000 "ab" }}"\n')
+    _chart(session, big=big)
+    with pytest.raises(CommandError, match="YAML refused: the document is 2,200,"):
+        run(session, "helm upgrade --install r ./mychart\n")

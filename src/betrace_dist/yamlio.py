@@ -159,10 +159,22 @@ def fast_safe_load(text: str) -> Any:
     `yes` or `0755`, which a chart's templates quote. Without libyaml, ruamel's loader."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", None)
-    if loader is None:
+    loader_class = getattr(yaml, "CSafeLoader", None)
+    if loader_class is None:
+        check_bounds(text, "rendered output")
         return YAML(typ="safe").load(text)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - CSafeLoader is the safe loader
+    # the output may come from a page's own chart: bounded as every YAML the project reads is
+    # (size, then aliases that multiply), on the node libyaml composed, before constructing it
+    loader = loader_class(text)
+    try:
+        found = size_problem(text)
+        root = None if found else loader.get_single_node()
+        found = found or (expansion_problem(root) if root is not None else None)
+        if found is not None:
+            raise yaml.YAMLError(f"line {found[0] + 1}: YAML refused: the document {found[1]}")
+        return None if root is None else loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 def safe_load_all(text: str, path: Path | str) -> list[Any]:

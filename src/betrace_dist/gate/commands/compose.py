@@ -13,6 +13,7 @@ upstream source) and whether the registry accepts the push are not checked.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -136,6 +137,14 @@ def build_options(args: list[str]) -> _Build:
 # Blanks are spaces and tabs, never newlines: `^\s*` under re.M retried every start across all
 # the blank lines that follow, quadratic in a page's Dockerfile (one C call the processor
 # budget cannot interrupt: 240,000 blank lines took 12 minutes).
+#: Resolved projects a page keeps (each a parsed configuration): enough for a guide's stacks.
+RESOLVED_KEPT = 16
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 _STAGE = re.compile(
     r"^[ \t]*FROM[ \t]+(?:--\S+[ \t]+)*\S+[ \t]+AS[ \t]+(\S+)[ \t\r]*$", re.I | re.M
 )
@@ -247,8 +256,12 @@ def _project(
     # A page runs many compose commands on the same project: Compose resolves it once per
     # distinct (file, its text, environment) -- `config` reads nothing else of this stack;
     # the result is copied, never shared. The .env it gets is written in the sandbox's TMPDIR.
-    key = (str(compose_file), session.read(str(compose_file)), env_text)
+    # keyed by digests, not the texts (up to 16 MiB each); at most RESOLVED_KEPT kept per page
+    text = session.read(str(compose_file))
+    key = (str(compose_file), _digest(text), _digest(env_text))
     if key not in session.resolved:
+        while len(session.resolved) >= RESOLVED_KEPT:
+            del session.resolved[next(iter(session.resolved))]
         session.resolved[key] = _resolve(session, compose_file, env_text)
     found = session.resolved[key]
     if isinstance(found, ComposeError):

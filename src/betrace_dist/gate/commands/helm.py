@@ -133,7 +133,7 @@ def _render(
     ]
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _parse_once(out: str) -> tuple[Manifest, ...]:
     """Speed: parsing a render (libyaml, a few ms; ~80 ms without it) is done once per distinct
     output, a pure function of it; pages install, upgrade and template the same chart with the
@@ -141,8 +141,15 @@ def _parse_once(out: str) -> tuple[Manifest, ...]:
     return tuple(parse_manifests(out))
 
 
+#: Renders kept parsed are at most this long (the BeTrace chart's is about 25 KB): a page's own
+#: chart can render megabytes, each document bounded by yamlio, but not kept for the whole run.
+KEPT_RENDER = 512 * 1024
+
+
 def _parsed(out: str) -> list[Manifest]:
     """Each caller gets its own copy of the objects, as from a fresh parse."""
+    if len(out) > KEPT_RENDER:
+        return parse_manifests(out)
     return [Manifest(m.source, copy.deepcopy(m.doc)) for m in _parse_once(out)]
 
 
