@@ -13,6 +13,7 @@ fresh path, so a module body's paths start at its own top level.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -63,13 +64,15 @@ def _skip_string(text: str, i: int, closing: str) -> tuple[int, str | None]:
 
 def tokens(text: str) -> list[Token]:
     out: list[Token] = []
+    breaks = [m.start() for m in re.finditer("\n", text)]  # the line of i, found by bisection
     i = 0
     while i < len(text):
-        ch, line = text[i], text.count("\n", 0, i) + 1
+        ch, line = text[i], bisect.bisect_left(breaks, i) + 1
         if ch.isspace():
             i += 1
         elif ch == "#":
-            i = text.find("\n", i) if "\n" in text[i:] else len(text)
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
         elif text.startswith("/*", i):
             end = text.find("*/", i + 2)
             i = len(text) if end < 0 else end + 2

@@ -100,13 +100,20 @@ def _observability(text: str, data: ReleaseData) -> Iterator[Problem]:
                 )
 
 
+#: Characters before a `--version` in which its command names its chart.
+COMMAND_WINDOW = 1000
+
+
 def _chart_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
     ours = {release.chart.version for release in data.releases}
     chart = data.current.grafana_chart
     theirs = {chart.version} | ({chart.minimum} if chart.minimum else set())
     flat = text.replace("\\\n", "  ")  # a command continued on the next line is one line
     for match in re.finditer(r"--version[ =]\"?(\d+\.\d+\.\d+[\w.+-]*)", flat):
-        start = flat.rfind("\n", 0, match.start()) + 1
+        # the command before the flag, on its line: at most COMMAND_WINDOW characters of it, so
+        # that a line of many flags is read in linear time
+        window = max(0, match.start() - COMMAND_WINDOW)
+        start = max(flat.rfind("\n", window, match.start()) + 1, window)
         command = flat[start : match.start()]
         if re.search(r"grafana-community|GRAFANA_CHART|/grafana\b", command):
             allowed, what, macro = theirs, "Grafana chart", "release.grafana_chart.version"
