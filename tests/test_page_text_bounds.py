@@ -249,3 +249,25 @@ def test_a_comment_that_python_markdown_has_closed_hides_no_heading(page: str) -
     assert "<h1>stray</h1>" in markdown.markdown(page, extensions=["fenced_code"])
     line = page.split("\n").index("#stray") + 1
     assert [p.line for p in stray_headings(page, blocks(page))] == [line]
+
+
+def test_a_pages_failures_are_reported_within_a_budget(tmp_path: Path) -> None:
+    """Each failure's text was capped, but not their sum: 2,000 failing blocks of a 131 KB
+    page made a 33 MB report. Past the page's budget (and the run's), a failure keeps its
+    first line, which names page:line."""
+    from types import SimpleNamespace
+
+    from betrace_dist.gate import collect
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text("site_name: t\n")
+    gate = collect.Gate(tmp_path / "mkdocs.yml")
+    page = SimpleNamespace(namespace={}, path="p.md", line=1, column=1)
+    long = "p.md:{}: shell block (bash): `kubectl get pod x`: no Pod 'x'; pods: " + "y" * 4000
+    said = [str(gate._failure(page, long.format(n))) for n in range(200)]
+    assert said[0] == long.format(0)
+    assert said[-1].startswith("p.md:199: shell block") and len(said[-1]) < 400, said[-1]
+    assert "left out" in said[-1]
+    assert sum(len(s) > 400 for s in said) <= collect.PAGE_REPORT_LIMIT // 4000 + 1
+    other = SimpleNamespace(namespace={}, path="q.md", line=1, column=1)
+    assert str(gate._failure(other, long.format(0))) == long.format(0)  # its own budget

@@ -46,6 +46,11 @@ BLOCK_SECONDS = 60.0
 _FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
 
 
+#: Characters of failure text the report shows in full, for one page and for a whole run.
+PAGE_REPORT_LIMIT = 256 * 1024
+RUN_REPORT_LIMIT = 4 * 1024 * 1024
+
+
 class GateFailure(SybilFailure):
     """A block that does not hold: the message starts with `page.md:LINE:`."""
 
@@ -91,6 +96,7 @@ class Gate:
         #: why the cache is off, for the run's summary (None while it is on)
         self.cache_off: str | None = "not prepared"
         self.pages_seen = 0  # pages pytest collected from this gate
+        self._reported = 0  # characters of failure text this run reported (_failure)
         self._settings_files: list[Path] = []
         self._warnings: list[str] = []
         self._runs: dict[Path, _PageRun] = {}  # page file -> its run, for failed reports
@@ -357,9 +363,9 @@ class Gate:
             if entry.status == "skipped":
                 return None
             if entry.status == "error":
-                raise GateFailure(example, f"{name}:{entry.line}: {entry.reason}")
+                raise self._failure(example, f"{name}:{entry.line}: {entry.reason}")
             if checker is None:
-                raise GateFailure(
+                raise self._failure(
                     example,
                     f"{name}:{entry.line}: {entry.reason}: every block needs a checker, or a "
                     f"skip with its reason on the line above: <!-- gate: skip: <why> -->",
@@ -383,12 +389,24 @@ class Gate:
                 line = entry.line
                 if failed.body_line is not None:
                     line = rendered.source_line(block.first_body_line + failed.body_line - 1)
-                raise GateFailure(
+                raise self._failure(
                     example, f"{name}:{line}: {checker.name} block ({block.language}): {failed}"
                 ) from None
             return None
 
         return evaluate
+
+    def _failure(self, example: Example, message: str) -> GateFailure:
+        """A block's failure, its text within the report's budget: past PAGE_REPORT_LIMIT
+        characters of failures on one page, or RUN_REPORT_LIMIT in the run, a failure keeps its
+        first line only (a page of thousands of failing blocks made a report of gigabytes)."""
+        spent = example.namespace.get("gate report", 0)
+        if spent > PAGE_REPORT_LIMIT or self._reported > RUN_REPORT_LIMIT:
+            first = message.split("\n", 1)[0][:300]
+            message = f"{first} [the rest is left out: the report's failures passed its limit]"
+        example.namespace["gate report"] = spent + len(message)
+        self._reported += len(message)
+        return GateFailure(example, message)
 
 
 class _Failed(Exception):
