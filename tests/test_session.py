@@ -514,3 +514,29 @@ def test_a_pages_word_never_reaches_a_tools_help_as_a_subcommand(
     finally:
         s.close()
     assert not marker.exists(), "the page's program ran outside the jail"
+
+
+def test_a_stopped_backend_answers_nothing_and_down_volumes_forgets_its_rules(
+    backend_program: Path,
+) -> None:
+    """`docker compose stop backend` left its port answering (the live backend started again
+    on the next curl), and `down --volumes` kept the rules the real volume loses (found by a
+    review of what a page can claim; the real backend answers 404 for a rule it never had)."""
+    from betrace_dist.gate.live import LiveTier
+
+    s = Session(timeout=120, live_tier=LiveTier(program=backend_program, off_reason=None))
+    url = f"http://localhost:{s.release.current.backend.ports['http'].port}/v1/rules"
+    rule = '{"name":"r1","expression":"when { a } always { b }"}'
+    try:
+        run(s, "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n")
+        run(s, "docker compose up --build --wait\n")
+        run(s, f"curl -fsS -X POST {url} -H 'Content-Type: application/json' -d '{rule}'\n")
+        run(s, "docker compose stop backend\n")
+        with pytest.raises(CommandError, match="nothing answers on localhost"):
+            run(s, f"curl -fsS {url}/r1\n")
+        run(s, f"docker compose start backend\ncurl -fsS {url}/r1\n")
+        run(s, "docker compose down --volumes\ndocker compose up --build --wait\n")
+        with pytest.raises(CommandError, match="the real backend answered HTTP 404"):
+            run(s, f"curl -fsS {url}/r1\n")
+    finally:
+        s.close()

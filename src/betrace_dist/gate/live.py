@@ -166,6 +166,19 @@ class LiveBackend:
             raise LiveError(f"the live backend's data folder cannot be made: {made.stderr[-300:]}")
         return data
 
+    def forget(self) -> None:
+        """What the backend kept is gone (`docker compose down --volumes` removed its volume):
+        stopped, and its data folder emptied in the jail, as the page's user."""
+        self.stop()
+        data = self.session.tmp / ".betrace-live" / "data"
+        done = self.session.jail.run(
+            ["rm", "-rf", "--", str(data)], self.session.tmp, {"PATH": "/usr/bin:/bin"}, 30
+        )
+        if done.returncode != 0:
+            raise LiveError(
+                f"the live backend's data folder cannot be emptied: {done.stderr[-300:]}"
+            )
+
     def _wait_healthy(self) -> None:
         assert self.proc is not None and self.port is not None
         url = f"http://127.0.0.1:{self.port}/v1/health"

@@ -355,17 +355,18 @@ def compose(inv: Invocation, args: list[str]) -> None:
             )
     world = inv.session.world
     key = str(compose_file.parent)
-    if sub in ("up", "start", "restart", "create"):
+    if sub in ("up", "start", "restart", "create", "unpause"):
         world.compose_projects[key] = project
         _publish(world, services, named or list(services))
-    if sub in ("restart", "stop", "down") and inv.session.live is not None:
+    if sub in ("restart", "stop", "kill", "pause", "down") and inv.session.live is not None:
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
+    if sub in ("stop", "kill", "pause"):  # nothing answers on their ports until start/unpause
+        _unpublish(world, set(named or services))
     if sub == "down":
-        for port in [
-            p for p, lst in world.listeners.items() if lst.source.startswith("compose service")
-        ]:
-            del world.listeners[port]
+        _unpublish(world, None)
         world.compose_projects.pop(key, None)
+        if line.args.has("-v", "--volumes") and inv.session.live is not None:
+            inv.session.live.forget()  # the named volume with the rules is gone
     if (
         sub in ("logs", "ps", "exec", "stop", "top", "pause", "kill")
         and key not in world.compose_projects
@@ -392,6 +393,15 @@ def _publish(world: World, services: dict[str, Any], started: list[str]) -> None
                     f"compose service {name}",
                     {k: str(v) for k, v in environment.items() if v is not None},
                 )
+
+
+def _unpublish(world: World, services: set[str] | None) -> None:
+    """The ports of these services (None: of every Compose service) answer no more."""
+    for port, listener in list(world.listeners.items()):
+        if listener.source.startswith("compose service") and (
+            services is None or listener.source.removeprefix("compose service ") in services
+        ):
+            del world.listeners[port]
 
 
 def _program_exists(service: str, program: str) -> None:
