@@ -540,3 +540,22 @@ def test_a_stopped_backend_answers_nothing_and_down_volumes_forgets_its_rules(
             run(s, f"curl -fsS {url}/r1\n")
     finally:
         s.close()
+
+
+def test_compose_reads_every_file_named_and_the_override_file() -> None:
+    """The Compose model read only the first `-f` file, and with an explicit one skipped
+    nothing, but without one never loaded the override file Compose merges: a schema error in
+    a second file, and an override moving the backend's port, both passed (found by a review
+    of what a page can claim; real Compose rejects the first and merges the second)."""
+    s = Session(timeout=120)
+    try:
+        run(s, "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n")
+        run(s, "printf 'services:\\n  backend:\\n    enviroment: {A: b}\\n' > debug.yml\n")
+        with pytest.raises(CommandError, match="enviroment"):
+            run(s, "docker compose -f docker-compose.yml -f debug.yml config -q\n")
+        override = "services:\\n  backend:\\n    environment:\\n      BETRACE_PORT_BACKEND: 8080\\n"
+        run(s, f"printf '{override}' > docker-compose.override.yml\n")
+        with pytest.raises(CommandError, match=r"listens on 8080 .BETRACE_PORT_BACKEND.*nothing"):
+            run(s, "docker compose up --build --wait\n")
+    finally:
+        s.close()

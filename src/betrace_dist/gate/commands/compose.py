@@ -29,12 +29,14 @@ from ...artefacts.compose import (
     compose_binary,
 )
 from ...names import BETRACE_IMAGES
+from ...release import Port
 from ..session import CommandError, Invocation, Session
 from ..world import Listener, World, closest, listing
 from .flags import CommandLine, accepted
 from .flags import options as flag_table
 
 _FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+_OVERRIDES = tuple(name.replace(".y", ".override.y") for name in _FILES)
 _SERVICE_ARGS = {
     "up",
     "start",
@@ -234,13 +236,24 @@ def docker_compose_v1(inv: Invocation) -> None:
 def _project(
     inv: Invocation, files: list[str], env_file: str | None
 ) -> tuple[Path, dict[str, Any]]:
+    """The project Compose resolves: from every `-f` file in order, or without one from the
+    default file of the working folder and its override file, as Compose finds them."""
     session = inv.session
     if files:
-        compose_file = session.where(files[0])
+        paths = [session.where(name) for name in files]
+        missing = next((p for p in paths if not p.is_file()), None)
+        if missing is not None:
+            raise CommandError(
+                f"there is no Compose file '{session.reader_path(missing)}' at this point of "
+                "the page"
+            )
+        compose_file = paths[0]
     else:
         # each looked at only inside the sandbox (a name may be a link the page planted)
         defaults = [session.beneath(session.cwd / name, "read") for name in _FILES]
         compose_file = next((f for f in defaults if f.is_file()), defaults[-1])
+        overrides = [session.beneath(session.cwd / name, "read") for name in _OVERRIDES]
+        paths = [compose_file, *(f for f in overrides if f.is_file())]
     if not compose_file.is_file():
         raise CommandError(
             f"there is no Compose file in '{session.reader_path(session.cwd)}' at this point of "
@@ -254,15 +267,16 @@ def _project(
     lines += [f"{k}={v}" for k, v in session.env.items() if k in session.exported]
     env_text = "\n".join(lines) + "\n"
     # A page runs many compose commands on the same project: Compose resolves it once per
-    # distinct (file, its text, environment) -- `config` reads nothing else of this stack;
+    # distinct (files, their texts, environment) -- `config` reads nothing else of this stack;
     # the result is copied, never shared. The .env it gets is written in the sandbox's TMPDIR.
-    # keyed by digests, not the texts (up to 16 MiB each); at most RESOLVED_KEPT kept per page
-    text = session.read(str(compose_file))
-    key = (str(compose_file), _digest(text), _digest(env_text))
+    # Keyed by digests, not the texts (up to 16 MiB each); at most RESOLVED_KEPT kept per page.
+    digests = tuple(_digest(session.read(str(path))) for path in paths)
+    key = (*map(str, paths), *digests, _digest(env_text))
     if key not in session.resolved:
         while len(session.resolved) >= RESOLVED_KEPT:
             del session.resolved[next(iter(session.resolved))]
-        session.resolved[key] = _resolve(session, compose_file, env_text)
+        named = paths if files else []  # no -f: Compose finds the file and its override itself
+        session.resolved[key] = _resolve(session, compose_file, named, env_text)
     found = session.resolved[key]
     if isinstance(found, ComposeError):
         reason = str(found).split(": ", 1)[-1]
@@ -272,13 +286,16 @@ def _project(
     return compose_file, copy.deepcopy(found)
 
 
-def _resolve(session: Session, compose_file: Path, env_text: str) -> dict[str, Any] | ComposeError:
+def _resolve(
+    session: Session, compose_file: Path, files: list[Path], env_text: str
+) -> dict[str, Any] | ComposeError:
     """`docker compose config` of a page's project, run in the page's jail: a Compose file can
     name files to read and remote `include`s, so it gets the page's walls like any command."""
     scratch = session.scratch()  # made by descriptor: never where a link of the page leads
     try:
         env = session.write_scratch(scratch, "compose.env", env_text)
-        argv = [compose_binary(), "-f", str(compose_file), "--env-file", str(env)]
+        argv = [compose_binary(), *(w for f in files for w in ("-f", str(f)))]
+        argv += ["--env-file", str(env)]
         done = session.process([*argv, "config", "--format", "json"])
     finally:
         session.sandbox.remove(scratch)
@@ -357,7 +374,12 @@ def compose(inv: Invocation, args: list[str]) -> None:
     key = str(compose_file.parent)
     if sub in ("up", "start", "restart", "create", "unpause"):
         world.compose_projects[key] = project
-        _publish(world, services, named or list(services))
+        _publish(
+            world,
+            services,
+            named or list(services),
+            list(inv.session.release.current.backend.ports.values()),
+        )
     if sub in ("restart", "stop", "kill", "pause", "down") and inv.session.live is not None:
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
     if sub in ("stop", "kill", "pause"):  # nothing answers on their ports until start/unpause
@@ -379,13 +401,22 @@ def compose(inv: Invocation, args: list[str]) -> None:
         _program_exists(positional[0], positional[1])
 
 
-def _publish(world: World, services: dict[str, Any], started: list[str]) -> None:
-    """The ports the started services publish now answer on the host."""
+def _publish(world: World, services: dict[str, Any], started: list[str], ports: list[Port]) -> None:
+    """The ports the started services publish now answer on the host. The backend listens on
+    the ports its variables name (`ports`: http, grpc): a published port leading to another
+    one reaches nothing, whatever the live tier (which picks the port itself) would answer."""
     for name in started:
+        environment = services[name].get("environment") or {}
+        listens = {str(environment.get(p.env) or p.port): p.env for p in ports}
         for port in services[name].get("ports", []):
             if port.get("published"):
                 published = int(str(port["published"]).split("-")[0])
-                environment = services[name].get("environment") or {}
+                if SERVICE_IMAGES.get(name) == "backend" and str(port["target"]) not in listens:
+                    said = ", ".join(f"{n} ({v})" for n, v in listens.items())
+                    raise CommandError(
+                        f"the {name} service publishes {published} to its port {port['target']}, "
+                        f"but the backend listens on {said}: nothing would answer there"
+                    )
                 world.listeners[published] = Listener(
                     published,
                     name,
