@@ -33,6 +33,11 @@ CASES = [
     ("compose-no-env.md", "docker compose up", ["required variable BETRACE_SIGNATURE_KEY"]),
     ("curl-port.md", "localhost:8080", ["nothing answers on localhost:8080", "12011 (backend"]),
     ("curl-path.md", "/health", ["serves no /health", "did you mean '/v1/health'"]),
+    (
+        "curl-query.md",
+        "rule_name=",
+        ["no query parameter 'rule_name'", "it takes: endTime, limit, ruleId", "would ignore it"],
+    ),
     ("curl-body.md", "curl -fsS -X POST", ["request body is not JSON"]),
     ("curl-field.md", "curl -fsS -X POST", ["no field 'expresion'", "did you mean 'expression'"]),
     ("helm-values-key.md", "helm install", ["additional properties 'replicaCount' not allowed"]),

@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from ...release import Release
 from .. import grafana_http, live
@@ -210,11 +210,41 @@ def _parse(args: list[str]) -> _Request:
 
 
 def _check_target(inv: Invocation, url: str, verb: str, parsed: object) -> str | None:
-    """The component answering the URL, with a JSON body checked against the backend's."""
+    """The component answering the URL, with a JSON body and the query string checked against
+    the backend's."""
     listener = check_url(inv, url, verb)
     if listener == "backend" and parsed is not None:
         _check_request(inv.session.release.current, verb, urlsplit(url).path, parsed)
+    if listener == "backend":
+        _check_query(inv.session.release.current, verb, urlsplit(url))
     return listener
+
+
+def _check_query(release: Release, method: str, url: SplitResult) -> None:
+    """Every query parameter is one the endpoint takes: the backend answers 200 to one it does
+    not know and ignores it, so `?rule_name=x` lists every violation, not x's (run on the real
+    backend). Names as upstream's API description spells them, or their proto spelling
+    (`rule_id` for `ruleId`), which the gateway takes too."""
+    names = [name for name, _ in parse_qsl(url.query, keep_blank_values=True)]
+    if not names:
+        return
+    endpoint = next(
+        (e for e in release.backend.endpoints
+         if e.method == method and _pattern(e.path).match(url.path)),
+        None,
+    )  # fmt: skip
+    if endpoint is None:
+        return  # check_url has said what is served
+    known = sorted(endpoint.query.fields) if endpoint.query else []
+    spelled = set(known) | {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower() for k in known}
+    for name in names:
+        if name not in spelled:
+            takes = f"takes: {', '.join(known)}" if known else "takes none"
+            raise CommandError(
+                f"{method} {url.path} has no query parameter '{name}'{closest(name, known)} "
+                f"(releases.yaml backend.endpoints[].query; it {takes}); the backend would "
+                "ignore it and answer as if it were not there"
+            )
 
 
 def curl(inv: Invocation) -> str | None:
