@@ -434,8 +434,8 @@ def test_an_issue_fixed_by_a_patch_the_release_does_not_carry_is_refused(tmp_pat
 
 def test_a_target_that_leaves_out_an_issue_its_guide_states_is_refused(tmp_path: Path) -> None:
     """The home page's status table shows the issues a target's reader meets."""
-    old = "violations-in-memory, startup-log-health-url]"
-    path = broken(tmp_path, old, "violations-in-memory]")
+    old = "          - startup-log-health-url\n          - startup-log-otlp-url-warning\n"
+    path = broken(tmp_path, old, "          - startup-log-otlp-url-warning\n")
     found = " ".join(problems(path))
     assert "targets do not list known issues their guide states" in found
     assert "Docker Compose (startup-log-health-url)" in found

@@ -835,14 +835,19 @@ register(Probe("violations-cap", measure_violations_cap, expect_violations_cap, 
 # --- the start-up log, gRPC, CORS -----------------------------------------------------------------
 
 
+#: What the OpenTelemetry SDK logs of the OTLP endpoint in the host:port form the backend needs.
+URL_WARNING = "first path segment in URL cannot contain colon"
+
+
 def measure_startup_log(params: Mapping[str, Any]) -> dict[str, Any]:
-    with started(params) as api:
+    with started(params) as api:  # OTEL_EXPORTER_OTLP_ENDPOINT=127.0.0.1:<port>, the right form
         time.sleep(0.3)  # the log lines come right after the listeners start
         out = {
             "log": api.text(),
             "advertised_path": api.call("GET", "/health").status,
             "health_path": api.call("GET", "/v1/health").status,
         }
+        out["url_warnings"] = str(out["log"]).count(URL_WARNING)
     return out
 
 
@@ -852,6 +857,7 @@ def expect_startup_log(data: ReleaseData) -> dict[str, Expect]:
         "log": contains(f"http://localhost:{port}/health"),
         "advertised_path": equal(404),
         "health_path": equal(200),
+        "url_warnings": at_least(1, "warnings"),
     }
 
 
