@@ -36,7 +36,12 @@ CASES = [
     (
         "curl-query.md",
         "rule_name=",
-        ["no query parameter 'rule_name'", "it takes: endTime, limit, ruleId", "would ignore it"],
+        ["no query parameter 'rule_name'", "it takes: limit, ruleId)", "would ignore it"],
+    ),
+    (
+        "curl-query.md",
+        "traceId=",
+        ["ignores the query parameter 'traceId'", "violations-list-capped"],
     ),
     ("curl-body.md", "curl -fsS -X POST", ["request body is not JSON"]),
     ("curl-field.md", "curl -fsS -X POST", ["no field 'expresion'", "did you mean 'expression'"]),

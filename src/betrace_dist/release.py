@@ -407,6 +407,10 @@ class Endpoint(Sourced):
     port: Literal["http", "grpc"]
     purpose: str
     query: Body | None = None
+    query_ignored: list[FieldName] = Field(
+        default_factory=list,
+        description="query fields upstream's API description lists that the backend ignores",
+    )
     request: Body | None = None
     response: Body | None = None
     contract: bool = Field(
@@ -418,6 +422,9 @@ class Endpoint(Sourced):
     def _contract_reason(self) -> Endpoint:
         if not self.contract and not self.contract_note:
             raise ValueError("contract: false needs a contract_note saying why")
+        unknown = [n for n in self.query_ignored if not self.query or n not in self.query.fields]
+        if unknown:
+            raise ValueError(f"query_ignored names fields the query does not have: {unknown}")
         return self
 
 
