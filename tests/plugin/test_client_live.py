@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,9 +176,8 @@ def test_without_the_series_the_client_fails_against_the_backend(
     assert "driver failed" in result.output, result.output[-2000:]
 
 
-def test_a_route_that_does_not_match_the_client_fails(
-    node: str, backend_program: Path, patched_tree: Path, tmp_path: Path
-) -> None:
+def with_routes(patched_tree: Path, tmp_path: Path, change: Callable[[list[Any]], None]) -> Path:
+    """A tree of links to the patched app's sources, its plugin.json's routes changed."""
     tree = tmp_path / "tree"
     (tree / APP / "src").mkdir(parents=True)
     for entry in (patched_tree / APP / "src").iterdir():
@@ -185,9 +185,19 @@ def test_a_route_that_does_not_match_the_client_fails(
     manifest_path = tree / APP / "src" / "plugin.json"
     manifest = json.loads(manifest_path.read_text())
     manifest_path.unlink()
-    for route in manifest["routes"]:  # a plain path matches only itself (web.Tree)
-        route["path"] = "backend"
+    change(manifest["routes"])
     manifest_path.write_text(json.dumps(manifest))
+    return tree
+
+
+def test_a_route_that_does_not_match_the_client_fails(
+    node: str, backend_program: Path, patched_tree: Path, tmp_path: Path
+) -> None:
+    def plain(routes: list[Any]) -> None:  # a plain path matches only itself (web.Tree)
+        for route in routes:
+            route["path"] = "backend"
+
+    tree = with_routes(patched_tree, tmp_path, plain)
     result = run_client(node, backend_program, tree, tmp_path / "w")
     assert result.returncode != 0
     assert "HTTP 404" in result.output and "plugin route match not found" in result.output
@@ -212,15 +222,7 @@ def test_a_misspelt_role_lets_a_viewer_write_as_in_grafana(
 ) -> None:
     """Grafana checks only a valid reqRole: 'editor' (lower case) lets a Viewer write, which
     the Viewer test then catches."""
-    tree = tmp_path / "tree"
-    (tree / APP / "src").mkdir(parents=True)
-    for entry in (patched_tree / APP / "src").iterdir():
-        (tree / APP / "src" / entry.name).symlink_to(entry)
-    manifest_path = tree / APP / "src" / "plugin.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest_path.unlink()
-    manifest["routes"][1]["reqRole"] = "editor"
-    manifest_path.write_text(json.dumps(manifest))
+    tree = with_routes(patched_tree, tmp_path, lambda routes: routes[1].update(reqRole="editor"))
     result = run_client(node, backend_program, tree, tmp_path / "w", role="Viewer")
     assert result.returncode == 0, result.output[-3000:]
     assert result.out["refused"] is None, "the misspelt role let the Viewer's rule through"
