@@ -81,7 +81,9 @@ def join_url_fragments(base: str, rest: str) -> str:
     return base + rest
 
 
-#: org.RoleType values that IsValid accepts, each with the roles it includes (RoleType.Includes)
+#: org.RoleType values that IsValid accepts, each with the roles it includes: RoleType.Includes
+#: in grafana/grafana's package roletype (read, not run; its path not noted), a precedence
+#: None < Viewer < Editor < Admin
 ROLES = {
     "Admin": {"Admin", "Editor", "Viewer", "None"},
     "Editor": {"Editor", "Viewer", "None"},
