@@ -80,6 +80,10 @@ class Listener:
     env: dict[str, str] = field(default_factory=dict)  # what the artefact gives the component
 
 
+#: kinds whose pods a Service's selector can pick
+WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"})
+
+
 @dataclass
 class World:
     namespaces: set[str] = field(default_factory=lambda: {"default"})
@@ -104,3 +108,24 @@ class World:
 
     def names(self, namespace: str, kind: str) -> list[str]:
         return [o.name for o in self.all_objects(namespace) if o.kind == kind]
+
+    def selected(self, namespace: str, selector: dict[str, str]) -> list[K8sObject]:
+        """The workloads whose pods carry every label of the selector."""
+        return [
+            o
+            for o in self.all_objects(namespace)
+            if o.kind in WORKLOADS and all(o.pod_labels.get(k) == v for k, v in selector.items())
+        ]
+
+    def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:
+        """The container port a Service port's targetPort leads to: a number as written, a name
+        as the selected pods declare it (None when no pod declares it)."""
+        if isinstance(target, int) or str(target).isdigit():
+            return int(target)
+        selector = (service.doc.get("spec") or {}).get("selector") or {}
+        for workload in self.selected(namespace, selector):
+            for container in workload.containers():
+                for port in container.get("ports") or []:
+                    if port.get("name") == target:
+                        return int(port["containerPort"])
+        return None

@@ -87,7 +87,6 @@ KINDS = {
     "event": "Event",
     "all": "all",
 }
-_WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
 #: kinds that belong to the cluster, not to anything a guide installs
 _CLUSTER_SCOPED = {"StorageClass", "Node"}
 
@@ -128,14 +127,6 @@ def _selector(text: str) -> dict[str, str]:
             raise CommandError(f"only equality selectors (key=value) are modelled, not '{part}'")
         out[key.strip()] = value.strip()
     return out
-
-
-def _matching(world: World, ns: str, selector: dict[str, str]) -> list[K8sObject]:
-    return [
-        o
-        for o in world.all_objects(ns)
-        if o.kind in _WORKLOADS and all(o.pod_labels.get(k) == v for k, v in selector.items())
-    ]
 
 
 def _target(world: World, ns: str, ref: str) -> K8sObject:
@@ -181,18 +172,13 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
 
 
 def _resolve_target(world: World, ns: str, service: K8sObject, target: Any) -> int:
-    if isinstance(target, int) or str(target).isdigit():
-        return int(target)
-    selector = (service.doc.get("spec") or {}).get("selector") or {}
-    for workload in _matching(world, ns, selector):
-        for container in workload.containers():
-            for port in container.get("ports") or []:
-                if port.get("name") == target:
-                    return int(port["containerPort"])
-    raise CommandError(
-        f"Service '{service.name}' targets the named port '{target}', which no pod it selects "
-        "declares"
-    )
+    port = world.target_port(ns, service, target)
+    if port is None:
+        raise CommandError(
+            f"Service '{service.name}' targets the named port '{target}', which no pod it "
+            "selects declares"
+        )
+    return port
 
 
 def _jsonpath_secret(obj: K8sObject, jsonpath: str) -> None:
@@ -455,7 +441,7 @@ def _get(inv: Invocation, ns: str, args: Args) -> None:
     else:
         _names(world, ns, _kind(first), pos[1:], args)
     selector = args.get("-l", "--selector")
-    if selector and not _matching(world, ns, _selector(selector)):
+    if selector and not world.selected(ns, _selector(selector)):
         raise CommandError(f"no pods in namespace '{ns}' match '{selector}'")
 
 
@@ -471,7 +457,7 @@ def _logs(inv: Invocation, ns: str, args: Args) -> None:
     world, pos = inv.session.world, args.positional
     selector = args.get("-l", "--selector")
     if selector:
-        targets = _matching(world, ns, _selector(selector))
+        targets = world.selected(ns, _selector(selector))
     else:
         targets = [_target(world, ns, pos[0])] if pos else []
     if not targets:
