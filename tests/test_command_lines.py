@@ -593,11 +593,14 @@ def test_helm_install_of_the_grafana_chart_models_its_objects(session: Session) 
         "fullnameOverride: dash\nservice:\n  port: 8080\nadmin:\n  existingSecret: admin\n",
         encoding="utf-8",
     )
+    install = f"helm install grafana {chart.repo_name}/grafana -n monitoring -f v.yaml\n"
+    run(session, _grafana_repo(session) + "kubectl create namespace monitoring\n")
+    with pytest.raises(CommandError, match="needs Secret 'admin', which neither the release"):
+        run(session, install)  # the chart's pod reads the admin keys of the Secret the values name
     run(
         session,
-        _grafana_repo(session)
-        + f"helm install grafana {chart.repo_name}/grafana -n monitoring --create-namespace "
-        "-f v.yaml\n",
+        "kubectl create secret generic admin -n monitoring --from-literal=admin-user=a "
+        "--from-literal=admin-password=b\n" + install,
     )
     release = session.world.releases[("monitoring", "grafana")]
     assert release.modelled

@@ -153,6 +153,25 @@ CASES = [
         ["stack-values.yaml:3:", "fails Pod Security 'restricted'", "seccompProfile.type"],
     ),
     (
+        "helm-grafana-configmap-missing.md",
+        "helm install grafana",
+        ["needs ConfigMap 'betrace-app-provisoning'", "did you mean 'betrace-app-provisioning'"],
+    ),
+    (
+        "helm-grafana-backend-url.md",
+        "helm install grafana",
+        [
+            "jsonData.backendUrl",
+            "port 12012 of Service 'betrace-backend' (backend) leads to port 12012",
+            "HTTP port 12011",
+        ],
+    ),
+    (
+        "helm-grafana-admin-key.md",
+        "helm install grafana",
+        ["reads key 'user' of Secret 'grafana-admin'", "admin-password, admin-user"],
+    ),
+    (
         "helm-grafana-rolling-volume.md",
         "helm upgrade grafana",
         ["ReadWriteOnce volume", "deploymentStrategy.type: Recreate"],

@@ -367,3 +367,93 @@ def service_port(values: dict[str, Any] | None = None) -> int:
     if isinstance(port, bool) or not isinstance(port, int | str) or not str(port).isdigit():
         raise ValueError(f"service.port must be a port number, got {port!r}")
     return int(port)
+
+
+# --- what the release's pod names ----------------------------------------------------------
+
+#: grafana.ini's paths.provisioning in the chart's values.yaml (x-chart's commit)
+PROVISIONING = "/etc/grafana/provisioning"
+
+
+def _named(value: Any) -> str | None:
+    """A name as written, or None when the chart would template it (`{{ ... }}`): not modelled."""
+    text = str(value or "")
+    return text if text and "{{" not in text else None
+
+
+def _optional(item: dict[str, Any]) -> dict[str, Any]:
+    return {"optional": True} if item.get("optional") else {}
+
+
+def _list(values: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    return [i for i in values.get(key) or [] if isinstance(i, dict)]
+
+
+def _extra_volumes(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """extraConfigmapMounts, extraSecretMounts and extraVolumes as pod volumes."""
+    out: list[dict[str, Any]] = []
+    for item in _list(values, "extraConfigmapMounts"):
+        if name := _named(item.get("configMap")):
+            out.append({"name": item.get("name"), "configMap": {"name": name, **_optional(item)}})
+    for item in _list(values, "extraSecretMounts"):
+        if name := _named(item.get("secretName")):
+            secret = {"secretName": name, **_optional(item)}
+            out.append({"name": item.get("name"), "secret": secret})
+    for item in _list(values, "extraVolumes"):
+        if name := _named(item.get("existingClaim")):
+            out.append({"name": item.get("name"), "persistentVolumeClaim": {"claimName": name}})
+        elif isinstance(item.get("configMap"), dict):
+            out.append({"name": item.get("name"), "configMap": item["configMap"]})
+    return out
+
+
+def pod_volumes(values: dict[str, Any], fullname: str) -> list[dict[str, Any]]:
+    """The volumes of the Grafana pod that name a ConfigMap, Secret or claim, in Kubernetes'
+    form, as the chart's templates/_pod.tpl (x-chart's commit) writes them from the values."""
+    out = _extra_volumes(values)
+    dashboards = values.get("dashboardsConfigMaps") or {}
+    for provider, cm in dashboards.items() if isinstance(dashboards, dict) else ():
+        if name := _named(cm):
+            out.append({"name": f"dashboards-{provider}", "configMap": {"name": name}})
+    persistence = values.get("persistence") or {}
+    if persistence.get("enabled") and persistence.get("type", "pvc") == "pvc":
+        claim = _named(persistence.get("existingClaim")) or fullname
+        out.append({"name": "storage", "persistentVolumeClaim": {"claimName": claim}})
+    return out
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def grafana_container(values: dict[str, Any], fullname: str) -> dict[str, Any]:
+    """The grafana container's env and envFrom entries that read a Secret or ConfigMap, as
+    templates/_pod.tpl writes them: the admin user and password (unless `env` sets them), the
+    SMTP Secret, envFromSecret(s) and envFromConfigMaps."""
+    env_values = values.get("env") or {}
+    admin = values.get("admin") or {}
+    secret = _named(admin.get("existingSecret")) or fullname
+    env: list[dict[str, Any]] = []
+    for variable, key in (("USER", "userKey"), ("PASSWORD", "passwordKey")):
+        own = f"GF_SECURITY_ADMIN_{variable}"
+        if not any(
+            env_values.get(v)
+            for v in (own, f"{own}__FILE", "GF_SECURITY_DISABLE_INITIAL_ADMIN_CREATION")
+        ):
+            env.append(_secret_env(own, secret, str(admin.get(key) or f"admin-{variable.lower()}")))
+    smtp = values.get("smtp") or {}
+    if name := _named(smtp.get("existingSecret")):
+        env.append(_secret_env("GF_SMTP_USER", name, str(smtp.get("userKey") or "user")))
+        env.append(
+            _secret_env("GF_SMTP_PASSWORD", name, str(smtp.get("passwordKey") or "password"))
+        )
+    env_from: list[dict[str, Any]] = []
+    if name := _named(values.get("envFromSecret")):
+        env_from.append({"secretRef": {"name": name}})
+    for item in _list(values, "envFromSecrets"):
+        if name := _named(item.get("name")):
+            env_from.append({"secretRef": {"name": name, **_optional(item)}})
+    for item in _list(values, "envFromConfigMaps"):
+        if name := _named(item.get("name")):
+            env_from.append({"configMapRef": {"name": name, **_optional(item)}})
+    return {"name": "grafana", "ports": [{"containerPort": 3000}], "env": env, "envFrom": env_from}

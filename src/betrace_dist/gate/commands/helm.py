@@ -23,7 +23,7 @@ from typing import Any
 from ... import backend_env, tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
-from .. import grafana_chart, grafana_stack, missing
+from .. import grafana_app, grafana_chart, grafana_stack, missing
 from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, closest, listing
@@ -241,10 +241,11 @@ def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObje
     pod = {
         "metadata": {"labels": labels},
         "spec": {
-            "containers": [{"name": "grafana", "ports": [{"containerPort": 3000}]}],
+            "containers": [grafana_chart.grafana_container(values, fullname)],
             "initContainers": [
                 {"name": c.get("name", "")} for c in values.get("extraInitContainers") or []
             ],
+            "volumes": grafana_chart.pod_volumes(values, fullname),
         },
     }
     port = grafana_chart.service_port(values)
@@ -265,6 +266,10 @@ def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObje
     if not (values.get("admin") or {}).get("existingSecret"):
         secret = {"data": {"admin-user": "", "admin-password": ""}}
         objects.append(K8sObject("Secret", fullname, ns, secret, source))
+    persistence = values.get("persistence") or {}
+    pvc = persistence.get("enabled") and persistence.get("type", "pvc") == "pvc"
+    if pvc and not persistence.get("existingClaim"):  # the chart's templates/pvc.yaml
+        objects.append(K8sObject("PersistentVolumeClaim", fullname, ns, {}, source))
     return objects
 
 
@@ -437,8 +442,13 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
         release = _local_release(inv, parsed, chart, upgrade)
     if existing is not None:
         release.revision = existing.revision + 1
-    if not release.modelled:
-        _references_exist(session, release)
+    _references_exist(session, release)
+    if release.modelled:
+        problem = grafana_app.provisioning_problem(
+            session.world, release.namespace, release.values, session.release
+        )
+        if problem is not None:
+            raise CommandError(f"helm {parsed.sub[0]} {name}: {problem}")
     session.world.releases[(parsed.namespace, name)] = release
 
 
@@ -450,6 +460,8 @@ _ENV_FROM_REFS = (("Secret", "secretRef"), ("ConfigMap", "configMapRef"))
 def _volume_references(volume: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(kind, name, '') of the Secret, ConfigMap or PVC a pod volume mounts."""
     found: list[tuple[str, str, str]] = []
+    if any((volume.get(kind) or {}).get("optional") for kind in ("secret", "configMap")):
+        return found
     if "secret" in volume:
         found.append(("Secret", volume["secret"].get("secretName", ""), ""))
     if "configMap" in volume:
@@ -499,9 +511,10 @@ def _references_exist(session: Session, release: HelmRelease) -> None:
         for kind, name, key in _references(pod):
             target = available.get((kind, name))
             if target is None:
+                known = [n for k, n in available if k == kind]
                 raise CommandError(
                     f"{obj.kind} '{obj.name}' needs {kind} '{name}', which neither the release "
-                    f"nor an earlier step creates in namespace '{ns}'"
+                    f"nor an earlier step creates in namespace '{ns}'{closest(name, known)}"
                 )
             data = dict(target.doc.get("data") or {}) | dict(target.doc.get("stringData") or {})
             if key and target.kind != "PersistentVolumeClaim" and key not in data:

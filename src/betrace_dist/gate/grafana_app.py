@@ -1,0 +1,162 @@
+"""The BeTrace app in a Grafana the page installs with the Grafana chart: the backend URL its
+provisioning file gives it, checked against what the page has deployed.
+
+The Grafana chart mounts the ConfigMaps its values name (`extraConfigmapMounts`, read in the
+chart's templates/_pod.tpl at the commit the values schema names). Grafana provisions apps
+from the files of `<provisioning>/plugins` (`paths.provisioning` of grafana.ini). When such a
+file comes from a ConfigMap the page created and provisions the BeTrace app, its
+`jsonData.backendUrl` is where Grafana's SERVER calls the backend (the app's proxy route,
+patches/grafana-betrace-app/0002): a Service of the page's world, by a DNS name Grafana's pod
+resolves, on a Service port that leads to the backend's HTTP port.
+
+Names a pod resolves (Kubernetes' "DNS for Services and Pods", kubernetes/website
+content/en/docs/concepts/services-networking/dns-pod-service.md): `<service>` in the pod's own
+namespace, `<service>.<namespace>`, and `<service>.<namespace>.svc` followed by the cluster
+domain or not. The cluster domain (`cluster.local` unless the cluster is set up otherwise)
+is not checked: the page cannot know the reader's.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import yamlio
+from ..errors import ProblemsError
+from ..release import ReleaseData
+from . import grafana_chart
+from .world import K8sObject, World, closest, listing
+
+#: the port of a URL without one, by scheme
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _provisioning(values: dict[str, Any]) -> str:
+    ini = values.get("grafana.ini") or {}
+    paths = ini.get("paths") if isinstance(ini, dict) else None
+    given = paths.get("provisioning") if isinstance(paths, dict) else None
+    return str(given or grafana_chart.PROVISIONING).rstrip("/")
+
+
+def _plugin_files(values: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(ConfigMap, key, file path in the pod) of each file a ConfigMap mount puts directly in
+    the plugins provisioning folder: a subPath mount is one key at its mountPath; a whole mount
+    of the folder is every key (or the `items` it lists) under the folder."""
+    folder = f"{_provisioning(values)}/plugins"
+    for mount in values.get("extraConfigmapMounts") or []:
+        if not isinstance(mount, dict) or "{{" in str(mount.get("configMap", "{{")):
+            continue
+        name, path = str(mount["configMap"]), str(mount.get("mountPath", "")).rstrip("/")
+        if mount.get("subPath") and posixpath.dirname(path) == folder:
+            yield name, str(mount["subPath"]), path
+        elif path == folder and mount.get("items"):
+            for item in mount["items"]:
+                yield name, str(item.get("key")), f"{folder}/{item.get('path')}"
+        elif path == folder:
+            yield name, "*", folder
+
+
+def _files(cm: K8sObject, key: str, path: str) -> list[tuple[str, str]]:
+    """(file path, text) of what the mount shows; a missing key is refused (no file appears)."""
+    data = {str(k): str(v) for k, v in (cm.doc.get("data") or {}).items()}
+    if key == "*":
+        return [(f"{path}/{k}", v) for k, v in data.items()]
+    if key not in data:
+        raise ValueError(
+            f"ConfigMap '{cm.name}' has no key '{key}', so nothing appears at {path}; it has: "
+            f"{', '.join(sorted(data)) or 'no keys'}"
+        )
+    return [(path, data[key])]
+
+
+def _apps(cm: K8sObject, path: str, text: str, plugin_id: str) -> list[dict[str, Any]]:
+    try:  # bounded: the ConfigMap is the page's text
+        doc = yamlio.safe_load(text, f"ConfigMap '{cm.name}' ({path})")
+    except ProblemsError as exc:
+        raise ValueError(str(exc.problems[0])) from None
+    apps = doc.get("apps") if isinstance(doc, dict) else None
+    mine = [a for a in apps or [] if isinstance(a, dict) and a.get("type") == plugin_id]
+    if mine and doc.get("apiVersion") != 1:
+        raise ValueError(
+            f"ConfigMap '{cm.name}' ({path}): apiVersion is {doc.get('apiVersion')!r}; Grafana's "
+            "plugin provisioning files say apiVersion: 1"
+        )
+    return mine
+
+
+def _service(world: World, host: str, namespace: str) -> tuple[str, str] | None:
+    """(Service, namespace) a host name resolves to from a pod in `namespace`, or None."""
+    parts = host.split(".")
+    if len(parts) == 1:
+        return parts[0], namespace
+    if len(parts) == 2 or parts[2] == "svc":
+        return parts[0], parts[1]
+    return None
+
+
+def backend_url_problem(world: World, namespace: str, url: str, data: ReleaseData) -> str | None:
+    """What keeps Grafana's pod in `namespace` from reaching the backend at `url`, or None."""
+    http = data.current.backend.ports["http"].port
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        port = None
+    if parts.scheme not in _DEFAULT_PORTS or not host or port is None:
+        return f"'{url}' is not an http(s) URL with a host"
+    found = _service(world, host, namespace)
+    if found is None:
+        return (
+            f"'{host}' is not a Service name Grafana's pod resolves (SERVICE, SERVICE.NAMESPACE "
+            "or SERVICE.NAMESPACE.svc); the gate checks only Services the page deployed"
+        )
+    name, ns = found
+    service = world.find(ns, "Service", name)
+    if service is None:
+        names = world.names(ns, "Service")
+        return f"no Service '{name}' in namespace '{ns}'{closest(name, names)}; " + listing(
+            f"Services in '{ns}'", names
+        )
+    return _port_problem(world, ns, service, port, http)
+
+
+def _port_problem(world: World, ns: str, service: K8sObject, port: int, http: int) -> str | None:
+    entry = next((p for p in service.service_ports() if p.get("port") == port), None)
+    have = ", ".join(str(p.get("port")) for p in service.service_ports())
+    if entry is None:
+        return f"Service '{service.name}' has no port {port}; it has: {have or 'none'}"
+    target = world.target_port(ns, service, entry.get("targetPort", port))
+    if service.component != "backend" or target != http:
+        what = service.component or "not the backend"
+        return (
+            f"port {port} of Service '{service.name}' ({what}) leads to port {target}, not to "
+            f"the backend's HTTP port {http}"
+        )
+    return None
+
+
+def provisioning_problem(
+    world: World, namespace: str, values: dict[str, Any], data: ReleaseData
+) -> str | None:
+    """The first problem of the BeTrace app's provisioning in a Grafana release's values."""
+    plugin_id = data.current.plugin.id
+    for cm_name, key, path in _plugin_files(values):
+        cm = world.find(namespace, "ConfigMap", cm_name)
+        if cm is None:
+            continue  # the missing ConfigMap itself is the references check's to report
+        try:
+            for file, text in _files(cm, key, path):
+                for app in _apps(cm, file, text, plugin_id):
+                    url = str((app.get("jsonData") or {}).get("backendUrl", ""))
+                    problem = backend_url_problem(world, namespace, url, data)
+                    if problem is not None:
+                        return (
+                            f"ConfigMap '{cm.name}' ({file}): the app {plugin_id}'s "
+                            f"jsonData.backendUrl: {problem}"
+                        )
+        except ValueError as exc:
+            return str(exc)
+    return None

@@ -1,0 +1,120 @@
+"""The BeTrace app's backend URL in a Grafana the page installs: the names a pod resolves, the
+Service port and where it leads. The world is built by hand here, as the BeTrace chart renders
+its backend (a Service named <release>-backend, its port `http` leading to the container's);
+test_guide_mistakes.py shows the same check on a page, with the real chart rendered."""
+
+from __future__ import annotations
+
+import pytest
+
+from betrace_dist.gate.grafana_app import backend_url_problem, provisioning_problem
+from betrace_dist.gate.world import K8sObject, World
+from betrace_dist.release import load_release_data
+
+DATA = load_release_data()
+HTTP = DATA.current.backend.ports["http"].port
+GRPC = DATA.current.backend.ports["grpc"].port
+PLUGIN = DATA.current.plugin.id
+LABELS = {"app.kubernetes.io/component": "backend", "app.kubernetes.io/name": "betrace"}
+
+
+def _world() -> World:
+    world = World()
+    service = {
+        "metadata": {"labels": LABELS},
+        "spec": {
+            "selector": LABELS,
+            "ports": [
+                {"name": "http", "port": HTTP, "targetPort": "http"},
+                {"name": "grpc", "port": GRPC, "targetPort": "grpc"},
+            ],
+        },
+    }
+    pod = {
+        "metadata": {"labels": LABELS},
+        "spec": {
+            "containers": [
+                {
+                    "name": "backend",
+                    "ports": [
+                        {"name": "http", "containerPort": HTTP},
+                        {"name": "grpc", "containerPort": GRPC},
+                    ],
+                }
+            ]
+        },
+    }
+    deployment = {"metadata": {"labels": LABELS}, "spec": {"template": pod}}
+    world.objects += [
+        K8sObject("Service", "betrace-backend", "betrace", service, "test"),
+        K8sObject("Deployment", "betrace-backend", "betrace", deployment, "test"),
+    ]
+    return world
+
+
+@pytest.mark.parametrize(
+    ("url", "namespace"),
+    [
+        (f"http://betrace-backend.betrace.svc:{HTTP}", "monitoring"),
+        (f"http://betrace-backend.betrace.svc.cluster.local:{HTTP}", "monitoring"),
+        (f"http://betrace-backend.betrace:{HTTP}/", "monitoring"),
+        (f"http://betrace-backend:{HTTP}", "betrace"),  # the short name, from the same namespace
+    ],
+)
+def test_a_url_that_reaches_the_backend_passes(url: str, namespace: str) -> None:
+    assert backend_url_problem(_world(), namespace, url, DATA) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "namespace", "said"),
+    [
+        (f"http://betrace-backend:{HTTP}", "monitoring", "no Service 'betrace-backend' in"),
+        (f"http://betrace-backnd.betrace:{HTTP}", "monitoring", "did you mean 'betrace-backend'"),
+        (f"http://betrace-backend.betrace:{GRPC}", "monitoring", f"leads to port {GRPC}"),
+        ("http://betrace-backend.betrace", "monitoring", "has no port 80"),
+        (f"betrace-backend.betrace:{HTTP}", "monitoring", "not an http(s) URL"),
+        (f"http://backend.example.com:{HTTP}", "monitoring", "not a Service name"),
+        (f"http://localhost:{HTTP}", "monitoring", "no Service 'localhost'"),
+    ],
+)
+def test_a_url_that_misses_the_backend_is_refused(url: str, namespace: str, said: str) -> None:
+    problem = backend_url_problem(_world(), namespace, url, DATA)
+    assert problem is not None and said in problem, problem
+
+
+def _provisioned(url: str, api_version: int = 1, key: str = "betrace-app.yaml") -> World:
+    world = _world()
+    text = f"apiVersion: {api_version}\napps:\n  - type: {PLUGIN}\n    jsonData:\n"
+    text += f"      backendUrl: {url}\n"
+    cm = {"data": {key: text}}
+    world.objects.append(K8sObject("ConfigMap", "betrace-app", "monitoring", cm, "test"))
+    return world
+
+
+def _values(sub_path: str = "betrace-app.yaml", folder: str = "plugins") -> dict[str, object]:
+    mount = {
+        "name": "betrace-app",
+        "configMap": "betrace-app",
+        "mountPath": f"/etc/grafana/provisioning/{folder}/betrace-app.yaml",
+        "subPath": sub_path,
+    }
+    return {"extraConfigmapMounts": [mount]}
+
+
+def test_the_provisioned_url_is_checked_through_the_mount() -> None:
+    good = _provisioned(f"http://betrace-backend.betrace.svc:{HTTP}")
+    assert provisioning_problem(good, "monitoring", _values(), DATA) is None
+    bad = _provisioned(f"http://betrace-backend.betrace.svc:{GRPC}")
+    problem = provisioning_problem(bad, "monitoring", _values(), DATA)
+    assert problem is not None and "jsonData.backendUrl" in problem, problem
+    # mounted elsewhere than provisioning/plugins, Grafana does not read it as the app's file
+    assert provisioning_problem(bad, "monitoring", _values(folder="datasources"), DATA) is None
+
+
+def test_a_missing_key_and_a_wrong_api_version_are_refused() -> None:
+    world = _provisioned(f"http://betrace-backend.betrace.svc:{HTTP}")
+    problem = provisioning_problem(world, "monitoring", _values(sub_path="betrace.yaml"), DATA)
+    assert problem is not None and "has no key 'betrace.yaml'" in problem, problem
+    world = _provisioned(f"http://betrace-backend.betrace.svc:{HTTP}", api_version=2)
+    problem = provisioning_problem(world, "monitoring", _values(), DATA)
+    assert problem is not None and "apiVersion is 2" in problem, problem
