@@ -829,3 +829,19 @@ def test_a_render_too_big_to_load_is_refused(session: Session, helm4: str) -> No
     _chart(session, big=big)
     with pytest.raises(CommandError, match="YAML refused: the document is 2,200,"):
         run(session, "helm upgrade --install r ./mychart\n")
+
+
+def test_an_optional_configmap_mount_of_the_grafana_chart_may_be_missing(
+    session: Session,
+) -> None:
+    """The chart writes `optional:` into the volume (templates/_pod.tpl); Kubernetes then starts
+    the pod without the ConfigMap, so only the mount that is not optional is refused."""
+    chart = session.release.current.grafana_chart
+    mount = "extraConfigmapMounts:\n  - {name: x, configMap: absent, mountPath: /x%s}\n"
+    install = f"helm install grafana {chart.repo_name}/grafana -n monitoring -f v.yaml\n"
+    run(session, _grafana_repo(session) + "kubectl create namespace monitoring\n")
+    (session.cwd / "v.yaml").write_text(mount % "", encoding="utf-8")
+    with pytest.raises(CommandError, match="needs ConfigMap 'absent'"):
+        run(session, install)
+    (session.cwd / "v.yaml").write_text(mount % ", optional: true", encoding="utf-8")
+    run(session, install)
