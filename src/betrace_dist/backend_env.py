@@ -30,6 +30,14 @@ def _port(value: str) -> str | None:
     return None
 
 
+#: The default ports of OTLP over gRPC and over HTTP (open-telemetry/opentelemetry-proto,
+#: docs/specification.md, "OTLP/gRPC" and "OTLP/HTTP"). The backend's exporter speaks gRPC only
+#: (backend/internal/observability/otel.go at the pinned commit: otlptracegrpc, otlpmetricgrpc).
+#: What a collector answers to gRPC on its HTTP port was not run here: the endpoint is refused
+#: on the port's meaning alone.
+_OTLP_GRPC_PORT, _OTLP_HTTP_PORT = 4317, 4318
+
+
 def _otlp_endpoint(value: str) -> str | None:
     if "://" in value:
         parts = urlsplit(value)
@@ -40,8 +48,15 @@ def _otlp_endpoint(value: str) -> str | None:
         )
     if not _HOST_PORT.fullmatch(value):
         return f"is '{value}': the backend wants host:port with no scheme, e.g. otel-collector:4317"
-    if not 1 <= int(value.rpartition(":")[2]) <= 65535:
+    port = int(value.rpartition(":")[2])
+    if not 1 <= port <= 65535:
         return f"is '{value}': the port is not from 1 to 65535"
+    if port == _OTLP_HTTP_PORT:
+        return (
+            f"is '{value}': {port} is the port of OTLP over HTTP, and the backend exports OTLP "
+            f"over gRPC, whose port is {_OTLP_GRPC_PORT} (a receiver of OTLP/HTTP does not take "
+            "gRPC)"
+        )
     return None
 
 

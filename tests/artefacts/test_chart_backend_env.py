@@ -34,6 +34,7 @@ def test_each_rule_accepts_the_release_datas_own_default(release_data: ReleaseDa
         (OTLP, "https://collector.observability:4317", "too many colons in address"),
         (OTLP, "otel-collector", "host:port with no scheme"),
         (OTLP, "otel-collector:99999", "not from 1 to 65535"),
+        (OTLP, "otel-collector:4318", "the port of OTLP over HTTP"),
         ("BETRACE_DEBUG", "false", "turns debug logging ON"),
         ("BETRACE_DEBUG", "0", "turns debug logging ON"),
         ("BETRACE_PORT_BACKEND", "8080x", "a TCP port number"),
@@ -86,6 +87,13 @@ def test_chart_schema_pattern_agrees_with_the_rule() -> None:
         "otel_collector:4317",
         "collector:4317/v1",
         "-collector:4317",
+        "otel-collector:4318",  # OTLP/HTTP's port
+        "otel-collector:4319",
+        "otel-collector:43180",
+        "otel-collector:14318",
+        "otel-collector:3318",
+        "otel-collector:4418",
+        "otel-collector:4328",
     ]
     for value in samples:
         schema_ok = re.search(pattern, value) is not None

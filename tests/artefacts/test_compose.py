@@ -376,8 +376,15 @@ BREAKS = [
         COMPOSE,
         r"OTEL_EXPORTER_OTLP_ENDPOINT: otel-collector:4317",
         "OTEL_EXPORTER_OTLP_ENDPOINT: otel-collector:4318",
-        "uses port 4318, but the collector's otlp receiver listens for gRPC on 4317",
+        "4318 is the port of OTLP over HTTP, and the backend exports OTLP over gRPC",
         id="otlp-http-port",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"OTEL_EXPORTER_OTLP_ENDPOINT: otel-collector:4317",
+        "OTEL_EXPORTER_OTLP_ENDPOINT: otel-collector:4319",
+        "uses port 4319, but the collector's otlp receiver listens for gRPC on 4317",
+        id="otlp-port-no-receiver",
     ),
     pytest.param(
         COMPOSE,
