@@ -10,6 +10,7 @@ import pytest
 from betrace_dist.gate.checkers import CheckFailure, Context
 from betrace_dist.gate.checkers.json_ import JsonChecker
 from betrace_dist.gate.lexer import Block
+from betrace_dist.release import load_release_data
 
 
 def check(body: str) -> None:
@@ -27,3 +28,30 @@ def test_a_duplicate_key_is_refused_and_plain_json_passes() -> None:
     with pytest.raises(CheckFailure, match="duplicate key 'a'"):
         check('{"a": 1, "a": 2}')
     check('{"a": 1.5e3, "b": [true, null]}')
+
+
+def _answer(title: str, body: str) -> None:
+    block = Block(
+        line=1,
+        start=0,
+        end=len(body),
+        indent="",
+        language="json",
+        body=body,
+        attrs={"title": title},
+    )
+    ctx = Context(page=Path("p.md"), site_root=Path(), release=load_release_data())
+    JsonChecker().check(block, ctx)
+
+
+def test_an_answer_block_is_checked_against_the_endpoints_answer_fields() -> None:
+    """Fields and types from upstream's API description (the release data's `response`); the
+    expected words are the description's, not the checker's."""
+    health = '{"status": "HEALTHY", "version": "2.0.0", "uptimeSeconds": "42", "metadata": {}}'
+    _answer("Answer of GET /v1/health", health)
+    with pytest.raises(CheckFailure, match=r"no field 'uptime'.*did you mean 'uptimeSeconds'"):
+        _answer("Answer of GET /v1/health", health.replace("uptimeSeconds", "uptime"))
+    with pytest.raises(CheckFailure, match="'uptimeSeconds' must be a JSON string"):
+        _answer("Answer of GET /v1/health", health.replace('"42"', "42"))
+    with pytest.raises(CheckFailure, match="serves no GET /v1/healthz"):
+        _answer("Answer of GET /v1/healthz", health)

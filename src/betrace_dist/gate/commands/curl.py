@@ -20,7 +20,8 @@ _LOCAL = {"localhost", "127.0.0.1", "[::1]", "::1"}
 _OTLP_HTTP = {("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs")}
 
 
-def _pattern(path: str) -> re.Pattern[str]:
+def path_pattern(path: str) -> re.Pattern[str]:
+    """A path of the API description (`/v1/rules/{id}`) as a pattern of the paths it takes."""
     return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "/?$")
 
 
@@ -65,9 +66,9 @@ def check_url(inv: Invocation, url: str, method: str) -> str | None:
     if "grafana" in listener.component:
         if grafana_http.served(method, path):
             return listener.component
-    elif any(m == method and _pattern(p).match(path) for m, p in endpoints):
+    elif any(m == method and path_pattern(p).match(path) for m, p in endpoints):
         return listener.component
-    same_path = [m for m, p in endpoints if _pattern(p).match(path)]
+    same_path = [m for m, p in endpoints if path_pattern(p).match(path)]
     if same_path:
         raise CommandError(
             f"{listener.component} serves {path} with {', '.join(same_path)}, not {method}"
@@ -87,8 +88,13 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _fields(body: object, spec: dict[str, Any], where: str) -> None:
-    """Field names and types of a request body against the backend's request definitions."""
+#: what happens to a field the backend does not know, said after its name
+_DROPPED = "(unknown fields are dropped silently)"
+
+
+def check_fields(body: object, spec: dict[str, Any], where: str, unknown: str = _DROPPED) -> None:
+    """Field names and types of a JSON body against the backend's definitions (a request's, or
+    an answer's with `unknown` saying what a field it does not send means)."""
     if not isinstance(body, dict):
         raise CommandError(f"{where}: the body must be a JSON object")
     fields = spec.get("fields", {})
@@ -97,7 +103,7 @@ def _fields(body: object, spec: dict[str, Any], where: str) -> None:
         if known not in fields:
             raise CommandError(
                 f"{where}: the backend has no field '{name}'{closest(name, list(fields))} "
-                f"(unknown fields are dropped silently); fields: {', '.join(fields)}"
+                f"{unknown}; fields: {', '.join(fields)}"
             )
         kind = _TYPES[fields[known]]
         if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
@@ -105,7 +111,7 @@ def _fields(body: object, spec: dict[str, Any], where: str) -> None:
         item_spec = spec.get("items", {}).get(known)
         if item_spec is not None and isinstance(value, list):  # items are specified for arrays
             for index, item in enumerate(value):
-                _fields(item, item_spec, f"{where} {name}[{index}]")
+                check_fields(item, item_spec, f"{where} {name}[{index}]", unknown)
     present = {_camel(n) for n in body}
     missing = [n for n in spec.get("required", []) if n not in present]
     if missing:
@@ -125,8 +131,8 @@ def _requests(release: Release) -> dict[str, dict[str, object]]:
 def _check_request(release: Release, method: str, path: str, body: object) -> None:
     for key, spec in _requests(release).items():
         want_method, _, pattern = key.partition(" ")
-        if want_method == method and _pattern(pattern).match(path):
-            _fields(body, spec, f"{method} {path}")
+        if want_method == method and path_pattern(pattern).match(path):
+            check_fields(body, spec, f"{method} {path}")
 
 
 def _body(inv: Invocation, value: str) -> object:
@@ -230,7 +236,7 @@ def _check_query(release: Release, method: str, url: SplitResult) -> None:
         return
     endpoint = next(
         (e for e in release.backend.endpoints
-         if e.method == method and _pattern(e.path).match(url.path)),
+         if e.method == method and path_pattern(e.path).match(url.path)),
         None,
     )  # fmt: skip
     if endpoint is None:
@@ -311,7 +317,7 @@ def _check_answer(inv: Invocation, method: str, path: str, out: str) -> None:
     answer = live.json_fields(out)
     endpoints = inv.session.release.current.backend.endpoints
     endpoint = next(
-        (e for e in endpoints if e.method == method and _pattern(e.path).match(path)), None
+        (e for e in endpoints if e.method == method and path_pattern(e.path).match(path)), None
     )
     if answer is None or endpoint is None or endpoint.response is None:
         return
