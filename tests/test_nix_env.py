@@ -78,3 +78,36 @@ def test_a_value_the_backend_misreads_is_reported(release_data: ReleaseData) -> 
     ((line, reason),) = nix_env.problems(broken, release_data)
     assert line == 8
     assert "which turns debug logging ON" in reason
+
+
+HOST = """\
+{ pkgs, ... }:
+{
+  services.betrace-backend = {
+    enable = true;
+    otlpEndpoint = "localhost:4317";
+    rules = [ { name = "a"; expression = "x"; } ];
+  };
+  services.betrace-backend.openFirewall = false;
+}
+"""
+
+
+def test_module_options_a_host_sets_are_the_modules_own() -> None:
+    """The options are read from nix/modules/betrace-backend.nix, so the expected names below
+    are the module's, not a list kept beside the check."""
+    assert nix_env.option_problems(HOST) == []
+    bad = HOST.replace("rules = [", "rulez = [")
+    ((line, message),) = nix_env.option_problems(bad)
+    assert line == 6
+    assert "services.betrace-backend.rulez is not an option" in message
+    assert "did you mean 'rules'?" in message and "signatureKeyFile" in message
+
+
+def test_the_otlp_endpoint_option_follows_the_backends_rule() -> None:
+    for value, said in (
+        ("http://collector:4317", "no scheme"),
+        ("collector:4318", "the port of OTLP over HTTP"),
+    ):
+        ((line, message),) = nix_env.option_problems(HOST.replace("localhost:4317", value))
+        assert line == 5 and said in message, message

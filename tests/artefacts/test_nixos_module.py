@@ -104,6 +104,8 @@ def test_rules_are_written_into_the_data_folder_before_start(
          "option `services.betrace-backend.rules.[0].expression' is used but not defined"),
         ('otlpEndpoint = "http://collector:4317";',
          "option `services.betrace-backend.otlpEndpoint' is not of type"),
+        ('otlpEndpoint = "collector:4318";',
+         "option `services.betrace-backend.otlpEndpoint' is not of type"),
         ("otlpExportTimeout = 0;",
          "option `services.betrace-backend.otlpExportTimeout' is not of type `positive integer'"),
         ("rulez = [ ];", "option `services.betrace-backend.rulez' does not exist"),
@@ -132,3 +134,20 @@ def test_the_module_without_its_rules_copy_is_caught(nix: nixa.Nix, tmp_path: Pa
     out = evaluate(nix, "{ " + ENABLED + f" rules = {RULES}; }}", module=broken)
     (pre,) = out["service"]["serviceConfig"]["ExecStartPre"]
     assert not pre.endswith(" /var/lib/betrace/rules.json")
+
+
+def test_the_otlp_endpoint_type_agrees_with_the_backends_rule(nix: nixa.Nix) -> None:
+    """The module's strMatching pattern carries backend_env's OTLP rule into NixOS (Nix cannot
+    call Python): real Nix matches each sample, and it must accept exactly what the rule does."""
+    samples = ["collector:4317", "10.0.0.7:4317", "collector:4318", "collector:4319",
+               "collector:43180", "collector:3318", "collector:4418", "collector:4328",
+               "http://collector:4317", "collector"]  # fmt: skip
+    text = MODULE.read_text(encoding="utf-8")
+    declared = text[text.index("otlpEndpoint = lib.mkOption") :]
+    pattern = declared.split('strMatching "', 1)[1].split('"', 1)[0]
+    listed = "[ " + " ".join(f'"{s}"' for s in samples) + " ]"
+    # what lib.types.strMatching checks: builtins.match of the whole string (POSIX ERE)
+    accepted = nix.eval_expr(f'map (s: builtins.match "{pattern}" s != null) {listed}')
+    for sample, nix_ok in zip(samples, accepted, strict=True):
+        rule_ok = value_problem("OTEL_EXPORTER_OTLP_ENDPOINT", sample) is None
+        assert nix_ok == rule_ok, sample

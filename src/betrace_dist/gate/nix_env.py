@@ -14,11 +14,20 @@ fresh path, so a module body's paths start at its own top level.
 from __future__ import annotations
 
 import bisect
+import difflib
 import re
 from dataclasses import dataclass
+from functools import cache
 
-from ..backend_env import env_problems
+from .. import REPO_ROOT
+from ..backend_env import env_problems, value_problem
 from ..release import ReleaseData
+
+#: The distribution's NixOS module, whose options a host flake sets under `services.<name>`
+MODULE = REPO_ROOT / "nix" / "modules" / "betrace-backend.nix"
+_SERVICE = "betrace-backend"
+#: module options that are the backend's variables, held to the same rule (backend_env)
+_OPTION_VARIABLES = {"otlpEndpoint": "OTEL_EXPORTER_OTLP_ENDPOINT"}
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_'\-]*")
 _KEYWORDS = {"let", "in", "inherit", "rec", "with", "if", "then", "else", "assert", "or"}
@@ -167,4 +176,41 @@ def problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
         env = {found.path[-1]: found.value}
         for _, problem in env_problems(env, data):
             out.append((found.line, f"{'.'.join(found.path)} {problem}"))
+    return out
+
+
+@cache
+def module_options() -> frozenset[str]:
+    """The top-level options the module declares (`options.services.betrace-backend.NAME`)."""
+    text = MODULE.read_text(encoding="utf-8")
+    head = ("options", "services", _SERVICE)
+    return frozenset(
+        a.path[3] for a in assignments(text) if a.path[:3] == head and len(a.path) == 4
+    )
+
+
+def option_problems(text: str) -> list[tuple[int, str]]:
+    """(line, sentence) for every `services.betrace-backend.X` the module does not declare, and
+    every option that is a backend variable given a plain string the backend refuses. Read, not
+    evaluated: a setting the module's types refuse otherwise is not seen here."""
+    known = module_options()
+    out = []
+    for found in assignments(text):
+        if found.path[:2] != ("services", _SERVICE) or len(found.path) < 3:
+            continue
+        name, shown = found.path[2], ".".join(found.path[:3])
+        if name not in known:
+            guess = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f", did you mean '{guess[0]}'?" if guess else ""
+            out.append(
+                (
+                    found.line,
+                    f"{shown} is not an option of the distribution's module "
+                    f"(nix/modules/{MODULE.name}){hint}; it has: {', '.join(sorted(known))}",
+                )
+            )
+        elif name in _OPTION_VARIABLES and found.value is not None and len(found.path) == 3:
+            problem = value_problem(_OPTION_VARIABLES[name], found.value)
+            if problem is not None:
+                out.append((found.line, f"{shown} {problem}"))
     return out

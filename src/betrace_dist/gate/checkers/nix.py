@@ -1,5 +1,7 @@
 """Nix blocks: parsed by the real Nix parser (syntax and undefined variables), then the
-backend variables they set are held to the release data, as in a Compose file."""
+backend variables they set are held to the release data, as in a Compose file, and the options
+they set under `services.betrace-backend` must be the distribution module's (read, not
+evaluated: NixOS cannot be fetched offline)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class NixChecker:
             message = message.replace(str(path), "the block").removeprefix("error: ")
             raise CheckFailure(f"Nix cannot parse it: {message}", line)
         if ctx.release is not None:
-            for line, reason in nix_env.problems(block.body, ctx.release):
+            found = nix_env.problems(block.body, ctx.release) + nix_env.option_problems(block.body)
+            for line, reason in sorted(found)[:1]:
                 raise CheckFailure(reason, line)
         save_titled(block, ctx)
