@@ -384,6 +384,31 @@ def test_curl_reads_its_options_as_curl_does(args: list[str], message: str) -> N
         _curl_at_backend(*args)
 
 
+def _curl_through_grafana(*args: str) -> str | None:
+    """curl's model with Grafana answering on 3000 (the app's proxy routes: the patched
+    plugin.json, read from upstream's manifest and the patch series)."""
+    release = load_release_data()
+    world = World()
+    world.listeners[3000] = Listener(3000, "grafana", 3000, "kubectl port-forward svc/grafana")
+    session = SimpleNamespace(world=world, release=release, live=None)
+    return curl(SimpleNamespace(argv=["curl", "-fsS", "-u", "admin", *args], session=session))
+
+
+def test_a_call_through_the_apps_proxy_route_reaches_a_backend_endpoint() -> None:
+    app = load_release_data().current.plugin.id
+    base = f"http://localhost:3000/api/plugin-proxy/{app}"
+    _curl_through_grafana(f"{base}/backend/v1/health")
+    _curl_through_grafana("-X", "DELETE", f"{base}/backend/v1/rules/r")  # the route for Editors
+    with pytest.raises(CommandError, match=r"to the backend's /v1/helth .*did you mean"):
+        _curl_through_grafana(f"{base}/backend/v1/helth")
+    with pytest.raises(CommandError, match=r"404 'plugin route match not found'.*GET backend/\*"):
+        _curl_through_grafana(f"{base}/api/v1/health")  # the app's routes start with backend/
+    with pytest.raises(CommandError, match="404 'plugin route match not found'"):
+        _curl_through_grafana(f"{base}/backend")  # backend/* needs something below it
+    with pytest.raises(CommandError, match=f"no app 'betrace'.*the app's id is {app}"):
+        _curl_through_grafana("http://localhost:3000/api/plugin-proxy/betrace/backend/v1/health")
+
+
 def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:
     url = "http://localhost:PORT/v1/rules"
     assert _curl_at_backend("-d", "{bad", url) is None

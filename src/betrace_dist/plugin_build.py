@@ -20,6 +20,7 @@ every patch and the pins: a second run with the same inputs reuses it (`--force`
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -60,6 +61,34 @@ def release_problems(recorded: list[tuple[str, str]], patches: list[Path]) -> li
 def snapshot_tarball() -> Path:
     """Where the snapshot's tarball is (it may be absent: callers say so)."""
     return upstream.snapshot_dir() / "source.tar.gz"
+
+
+#: the app's manifest inside upstream's tree
+MANIFEST = f"{APP_DIR}/src/plugin.json"
+
+
+@functools.cache
+def patched_manifest() -> dict[str, object]:
+    """The app's plugin.json as the distribution ships it: upstream's (kept beside the snapshot,
+    ../shared/upstream) with the series' changes to that one file (`git apply --include`), so
+    its `routes` are the ones patch 0002 adds, read from the patch rather than typed again."""
+    with tempfile.TemporaryDirectory(prefix="plugin-manifest-") as work:
+        tree = Path(work) / "tree"
+        target = tree / MANIFEST
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(upstream.snapshot_dir() / "plugin.json", target)
+        env = {**os.environ, "GIT_CEILING_DIRECTORIES": work}
+        for patch in series():
+            done = subprocess.run(
+                ["git", "apply", f"--include={MANIFEST}", str(patch)],
+                cwd=tree, env=env, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise PatchError(f"{patch}:1: does not apply to {MANIFEST}: {done.stderr.strip()}")
+        manifest = json.loads(target.read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict):
+        raise PatchError(f"{MANIFEST}: not a JSON object after the series")
+    return manifest
 
 
 def unpack(tarball: Path, dest: Path) -> Path:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from ... import plugin_build
 from ...release import Release
 from .. import grafana_http, live
 from ..session import CommandError, Invocation
@@ -64,6 +65,9 @@ def check_url(inv: Invocation, url: str, method: str) -> str | None:
     path = parts.path or "/"
     endpoints = served(inv, listener.component, listener.target_port)
     if "grafana" in listener.component:
+        if path.startswith(_PLUGIN_PROXY):
+            _through_plugin_proxy(inv, method, path)
+            return listener.component
         if grafana_http.served(method, path):
             return listener.component
     elif any(m == method and path_pattern(p).match(path) for m, p in endpoints):
@@ -77,6 +81,58 @@ def check_url(inv: Invocation, url: str, method: str) -> str | None:
     raise CommandError(
         f"{listener.component} (port {port}) serves no {path}{closest(path, names)}; "
         f"it serves: {', '.join(sorted(set(names)))}"
+    )
+
+
+#: where Grafana serves an app's proxy routes (pkg/api/api.go: apiRoute.Any("/plugin-proxy/
+#: :pluginId/*", ..., hs.ProxyPluginRequest), read in grafana/grafana's source, not run)
+_PLUGIN_PROXY = "/api/plugin-proxy/"
+
+
+def _route_forwards(route_path: str, rest: str) -> str | None:
+    """What a plugin.json route forwards of `rest`, as Grafana matches a route's path (web.Tree;
+    the cases are worked out in tests/plugin/test_grafana_proxy_model.py): a plain path matches
+    only itself and forwards nothing, `p/*` matches what lies below p and forwards it. Any other
+    pattern is not modelled and refused."""
+    if route_path.endswith("/*") and not any(c in route_path[:-2] for c in "*:?"):
+        prefix = route_path[:-1]
+        return rest[len(prefix) :] if rest.startswith(prefix) and len(rest) > len(prefix) else None
+    if any(c in route_path for c in "*:?"):
+        raise CommandError(f"the app's plugin.json route path '{route_path}' is not modelled")
+    return "" if rest.strip("/") == route_path.strip("/") else None
+
+
+def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> None:
+    """A call of the app's proxy route: the app's id, a route of the patched plugin.json that
+    takes the method and the path, and a backend endpoint at what it forwards (to backendUrl,
+    whose path the guides leave empty)."""
+    data = inv.session.release.current
+    plugin_id, _, rest = path.removeprefix(_PLUGIN_PROXY).partition("/")
+    if plugin_id != data.plugin.id:
+        raise CommandError(
+            f"Grafana proxies for no app '{plugin_id}': the app's id is {data.plugin.id}"
+        )
+    given = plugin_build.patched_manifest().get("routes")
+    routes: list[dict[str, Any]] = given if isinstance(given, list) else []
+    for route in routes:
+        if route.get("method") not in (None, "", "*", method):
+            continue
+        forwarded = _route_forwards(str(route.get("path", "")), rest)
+        if forwarded is None:
+            continue
+        backend = "/" + forwarded
+        endpoints = served(inv, "backend", data.backend.ports["http"].port)
+        if any(m == method and path_pattern(p).match(backend) for m, p in endpoints):
+            return
+        raise CommandError(
+            f"Grafana forwards {path} to the backend's {backend} (route '{route['path']}' of the "
+            f"app's plugin.json), which the backend does not serve with {method}"
+            f"{closest(backend, [p for _, p in endpoints])}"
+        )
+    shown = ", ".join(f"{r.get('method') or 'any'} {r.get('path')}" for r in routes)
+    raise CommandError(
+        f"Grafana answers 404 'plugin route match not found': no route of the app's plugin.json "
+        f"takes {method} {rest}; its routes: {shown or 'none'}"
     )
 
 
