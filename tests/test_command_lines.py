@@ -25,7 +25,7 @@ from betrace_dist.gate.commands.flags import CommandLine, parse_help
 from betrace_dist.gate.commands.git import clone_line
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import SplitError, split
-from betrace_dist.gate.world import Listener, World
+from betrace_dist.gate.world import Listener, World, pod_references
 from betrace_dist.release import load_release_data
 
 from .conftest import require_tool
@@ -780,7 +780,7 @@ def test_references_of_a_pod_are_its_volumes_then_each_containers_env() -> None:
         ],
         "initContainers": [{"envFrom": [{"secretRef": {"name": "init"}}]}],
     }
-    assert helm_model._references(pod) == [
+    assert pod_references(pod) == [
         ("Secret", "vs", ""),
         ("ConfigMap", "vc", ""),
         ("PersistentVolumeClaim", "pvc", ""),

@@ -21,6 +21,51 @@ def listing(kind: str, names: list[str]) -> str:
     return f"{kind}: {', '.join(sorted(names))}" if names else f"no {kind} at all"
 
 
+#: (kind, field) of an env entry's valueFrom and of an envFrom entry that name a Secret/ConfigMap
+_ENV_REFS = (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef"))
+_ENV_FROM_REFS = (("Secret", "secretRef"), ("ConfigMap", "configMapRef"))
+
+
+def _volume_references(volume: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, '') of the Secret, ConfigMap or PVC a pod volume mounts."""
+    found: list[tuple[str, str, str]] = []
+    if any((volume.get(kind) or {}).get("optional") for kind in ("secret", "configMap")):
+        return found
+    if "secret" in volume:
+        found.append(("Secret", volume["secret"].get("secretName", ""), ""))
+    if "configMap" in volume:
+        found.append(("ConfigMap", volume["configMap"].get("name", ""), ""))
+    if "persistentVolumeClaim" in volume:
+        found.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], ""))
+    return found
+
+
+def _required(source: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> list[tuple[str, Any]]:
+    """(kind, reference) of each reference in source that is not marked optional."""
+    refs = ((kind, source.get(field)) for kind, field in fields)
+    return [(kind, ref) for kind, ref in refs if ref and not ref.get("optional")]
+
+
+def _container_references(container: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, key or '') of what a container's env and envFrom read."""
+    found: list[tuple[str, str, str]] = []
+    for env in container.get("env") or []:
+        for kind, ref in _required(env.get("valueFrom") or {}, _ENV_REFS):
+            found.append((kind, ref.get("name", ""), ref.get("key", "")))
+    for env_from in container.get("envFrom") or []:
+        for kind, ref in _required(env_from, _ENV_FROM_REFS):
+            found.append((kind, ref.get("name", ""), ""))
+    return found
+
+
+def pod_references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, key or '') of every Secret, ConfigMap and PVC a pod spec needs."""
+    found = [ref for volume in pod.get("volumes") or [] for ref in _volume_references(volume)]
+    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+        found += _container_references(container)
+    return found
+
+
 @dataclass
 class K8sObject:
     kind: str
@@ -49,6 +94,16 @@ class K8sObject:
         spec = self.doc.get("spec") or {}
         pod = (spec.get("template") or {}).get("spec") or spec
         return list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
+
+    def pod_spec(self) -> dict[str, Any] | None:
+        """The spec of the pods this object runs (workloads) or is (a Pod); None otherwise."""
+        spec = self.doc.get("spec") or {}
+        return (spec.get("template") or {}).get("spec") or (spec if self.kind == "Pod" else None)
+
+    def references(self) -> list[tuple[str, str, str]]:
+        """(kind, name, key or '') of every Secret, ConfigMap and claim its pods need."""
+        pod = self.pod_spec()
+        return pod_references(pod) if pod is not None else []
 
     def service_ports(self) -> list[dict[str, Any]]:
         return list((self.doc.get("spec") or {}).get("ports") or [])

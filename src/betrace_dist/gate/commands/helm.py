@@ -452,51 +452,6 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     session.world.releases[(parsed.namespace, name)] = release
 
 
-#: (kind, field) of an env entry's valueFrom and of an envFrom entry that name a Secret/ConfigMap
-_ENV_REFS = (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef"))
-_ENV_FROM_REFS = (("Secret", "secretRef"), ("ConfigMap", "configMapRef"))
-
-
-def _volume_references(volume: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(kind, name, '') of the Secret, ConfigMap or PVC a pod volume mounts."""
-    found: list[tuple[str, str, str]] = []
-    if any((volume.get(kind) or {}).get("optional") for kind in ("secret", "configMap")):
-        return found
-    if "secret" in volume:
-        found.append(("Secret", volume["secret"].get("secretName", ""), ""))
-    if "configMap" in volume:
-        found.append(("ConfigMap", volume["configMap"].get("name", ""), ""))
-    if "persistentVolumeClaim" in volume:
-        found.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], ""))
-    return found
-
-
-def _required(source: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> list[tuple[str, Any]]:
-    """(kind, reference) of each reference in source that is not marked optional."""
-    refs = ((kind, source.get(field)) for kind, field in fields)
-    return [(kind, ref) for kind, ref in refs if ref and not ref.get("optional")]
-
-
-def _container_references(container: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(kind, name, key or '') of what a container's env and envFrom read."""
-    found: list[tuple[str, str, str]] = []
-    for env in container.get("env") or []:
-        for kind, ref in _required(env.get("valueFrom") or {}, _ENV_REFS):
-            found.append((kind, ref.get("name", ""), ref.get("key", "")))
-    for env_from in container.get("envFrom") or []:
-        for kind, ref in _required(env_from, _ENV_FROM_REFS):
-            found.append((kind, ref.get("name", ""), ""))
-    return found
-
-
-def _references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(kind, name, key or '') of every Secret, ConfigMap and PVC a pod spec needs."""
-    found = [ref for volume in pod.get("volumes") or [] for ref in _volume_references(volume)]
-    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
-        found += _container_references(container)
-    return found
-
-
 def _references_exist(session: Session, release: HelmRelease) -> None:
     """Every Secret, ConfigMap and PVC the release's pods need exists in its namespace: in the
     release itself, or created earlier on the page (an existing Secret the values name)."""
@@ -504,11 +459,9 @@ def _references_exist(session: Session, release: HelmRelease) -> None:
     available = {(o.kind, o.name): o for o in release.objects if not o.is_hook("test")}
     available |= {(o.kind, o.name): o for o in session.world.all_objects(ns)}
     for obj in release.objects:
-        spec = obj.doc.get("spec") or {}
-        pod = (spec.get("template") or {}).get("spec") or (spec if obj.kind == "Pod" else None)
-        if pod is None or obj.is_hook("test"):
+        if obj.is_hook("test"):
             continue
-        for kind, name, key in _references(pod):
+        for kind, name, key in obj.references():
             target = available.get((kind, name))
             if target is None:
                 known = [n for k, n in available if k == kind]
