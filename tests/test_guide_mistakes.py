@@ -172,6 +172,14 @@ CASES = [
         ["reads key 'user' of Secret 'grafana-admin'", "admin-password, admin-user"],
     ),
     (
+        "kubectl-delete-in-use.md",
+        "kubectl delete configmap",
+        [
+            "Deployment 'grafana' (helm release grafana (modelled)) still uses ConfigMap",
+            "take it out of that workload first",
+        ],
+    ),
+    (
         "helm-grafana-rolling-volume.md",
         "helm upgrade grafana",
         ["ReadWriteOnce volume", "deploymentStrategy.type: Recreate"],

@@ -445,12 +445,52 @@ def _get(inv: Invocation, ns: str, args: Args) -> None:
         raise CommandError(f"no pods in namespace '{ns}' match '{selector}'")
 
 
-def _delete(inv: Invocation, ns: str, args: Args) -> None:
-    _get(inv, ns, args)
+#: kinds a pod uses by name: deleting one that a pod still uses breaks that pod's next start
+_USED_BY_PODS = frozenset({"ConfigMap", "Secret", "PersistentVolumeClaim"})
+
+
+def _deleted(inv: Invocation, ns: str, args: Args) -> list[tuple[str, str]]:
+    """(kind, name) of what the delete names: `KIND NAME...`, `KIND/NAME...` or -f manifests."""
     pos = args.positional
-    if len(pos) > 1 and "/" not in pos[0] and _kind(pos[0]) == "Namespace":
-        for name in pos[1:]:
-            inv.session.world.namespaces.discard(name)
+    if args.all("-f", "--filename"):
+        try:  # bounded: the manifests are the page's files (an alias bomb is refused)
+            docs = [d for name, text in _files(inv, args) for d in yamlio.safe_load_all(text, name)]
+        except ProblemsError as exc:
+            raise CommandError(str(exc.problems[0])) from None
+        return [
+            (str(d.get("kind")), str((d.get("metadata") or {}).get("name")))
+            for d in docs
+            if isinstance(d, dict)
+        ]
+    if pos and "/" in pos[0]:
+        return [(_kind(ref.partition("/")[0]), ref.partition("/")[2]) for ref in pos]
+    if len(pos) > 1 and "," not in pos[0]:
+        return [(_kind(pos[0]), name) for name in pos[1:]]
+    return []
+
+
+def _delete(inv: Invocation, ns: str, args: Args) -> None:
+    """The objects must exist; a ConfigMap, Secret or claim a pod of the page still uses is not
+    deleted (the pod would not start again: take it out of that workload first)."""
+    _get(inv, ns, args)
+    world = inv.session.world
+    for kind, name in _deleted(inv, ns, args):
+        if kind == "Namespace":
+            world.namespaces.discard(name)
+            continue
+        users = [
+            o for o in world.all_objects(ns) if any(r[:2] == (kind, name) for r in o.references())
+        ]
+        if kind in _USED_BY_PODS and users:
+            user = users[0]
+            raise CommandError(
+                f"{user.kind} '{user.name}' ({user.source}) still uses {kind} '{name}': its pods "
+                "would not start again; take it out of that workload first (for a Helm release, "
+                "an upgrade that drops it), then delete it"
+            )
+        world.objects = [
+            o for o in world.objects if (o.kind, o.name, o.namespace) != (kind, name, ns)
+        ]
 
 
 def _logs(inv: Invocation, ns: str, args: Args) -> None:
