@@ -52,6 +52,13 @@ class ImageContents:
     binaries: frozenset[str]
     source: str
 
+    def exec_problem(self, image: str, program: str) -> str | None:
+        """Why running `program` in a container of this image fails (exec), or None."""
+        if program.rsplit("/", 1)[-1] in self.binaries:
+            return None
+        has = ", ".join(sorted(self.binaries)) or "no program to exec"
+        return f"the {image} image has no '{program}' ({self.source}); it has: {has}"
+
 
 #: What each pinned image contains. A healthcheck may only call a program listed here; when an
 #: image changes base, update its row (the healthcheck test fails until the row says why).

@@ -439,11 +439,9 @@ def _program_exists(service: str, program: str) -> None:
     """`docker compose exec|run SERVICE PROGRAM`: the service's image has the program."""
     image = SERVICE_IMAGES.get(service)
     contents = IMAGE_CONTENTS.get(image or "")
-    if contents is not None and program not in contents.binaries:
-        has = ", ".join(sorted(contents.binaries)) or "no program to exec"
-        raise CommandError(
-            f"the {service} image has no '{program}' ({contents.source}); it has: {has}"
-        )
+    problem = contents.exec_problem(service, program) if contents is not None else None
+    if problem is not None:
+        raise CommandError(problem)
 
 
 #: `docker SUBCOMMAND` handlers

@@ -526,12 +526,10 @@ def _exec(inv: Invocation, ns: str, args: Args) -> None:
     ref = next((p for p in pos[: pos.index("--")] if "/" in p), None)
     target = _target(inv.session.world, ns, ref) if ref else None
     program = pos[pos.index("--") + 1].rsplit("/", 1)[-1]
-    contents = IMAGE_CONTENTS["backend"]
-    if target is not None and target.component == "backend" and program not in contents.binaries:
-        has = ", ".join(sorted(contents.binaries)) or "no program to exec"
-        raise CommandError(
-            f"the backend image has no '{program}' ({contents.source}); it has: {has}"
-        )
+    if target is not None and target.component == "backend":
+        problem = IMAGE_CONTENTS["backend"].exec_problem("backend", program)
+        if problem is not None:
+            raise CommandError(problem)
 
 
 def _scale(inv: Invocation, ns: str, args: Args) -> None:
