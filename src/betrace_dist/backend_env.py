@@ -154,13 +154,28 @@ def is_backend_image(image: str, data: ReleaseData) -> bool:
     )
 
 
+def containers(node: Any) -> list[Mapping[str, Any]]:
+    """Every container and init container anywhere in a Kubernetes object: a pod's, a
+    workload's template, a CronJob's job template, or a custom resource that embeds one."""
+    if isinstance(node, list):
+        return [c for item in node for c in containers(item)]
+    if not isinstance(node, Mapping):
+        return []
+    found = [
+        c
+        for key in ("initContainers", "containers")
+        for c in node.get(key) or []
+        if isinstance(c, Mapping)
+    ]
+    nested = [v for v in node.values() if isinstance(v, Mapping | list)]
+    return found + [c for v in nested for c in containers(v)]
+
+
 def manifest_problems(docs: Iterable[Mapping[str, Any]], data: ReleaseData) -> list[str]:
     """Problems of every backend container in Kubernetes objects (a page's manifests)."""
     out: list[str] = []
     for doc in docs:
-        spec = doc.get("spec") or {}
-        pod = (spec.get("template") or {}).get("spec") or (spec if doc.get("kind") == "Pod" else {})
-        for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+        for c in containers(doc):
             if not is_backend_image(str(c.get("image", "")), data):
                 continue
             name = (doc.get("metadata") or {}).get("name")

@@ -134,6 +134,19 @@ def test_manifest_with_a_wrong_backend_value_is_reported(release_data: ReleaseDa
     ]
 
 
+def test_a_backend_container_below_a_job_template_is_found(release_data: ReleaseData) -> None:
+    """A CronJob nests its pod one level deeper (jobTemplate.spec.template.spec)."""
+    container = {
+        "name": "backend",
+        "image": release_data.image_ref("backend"),
+        "env": [{"name": "BETRACE_DEBUG", "value": "false"}],
+    }
+    pod = {"template": {"spec": {"containers": [container]}}}
+    doc = {"kind": "CronJob", "metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec": pod}}}
+    (problem,) = backend_env.manifest_problems([doc], release_data)
+    assert problem.startswith("CronJob/c container backend: BETRACE_DEBUG"), problem
+
+
 def test_the_gate_refuses_a_page_manifest_with_a_scheme_in_the_otlp_endpoint(
     release_data: ReleaseData,
 ) -> None:

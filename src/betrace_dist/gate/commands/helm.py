@@ -399,7 +399,7 @@ def _images_published(inv: Invocation, objects: list[K8sObject]) -> None:
         return
     own = release.project.registry + "/"
     for obj in objects:
-        for image in _container_images(obj.doc):
+        for image in _images_of(obj.doc):
             if image.startswith(own):
                 raise CommandError(
                     f"{obj.kind} {obj.name} would pull {image}, which release "
@@ -408,21 +408,9 @@ def _images_published(inv: Invocation, objects: list[K8sObject]) -> None:
                 )
 
 
-def _container_images(node: Any) -> list[str]:
-    """The `image` of every container and init container anywhere in a manifest."""
-    if isinstance(node, list):
-        return [image for item in node for image in _container_images(item)]
-    if not isinstance(node, dict):
-        return []
-    found = [
-        c["image"]
-        for key in ("containers", "initContainers")
-        for c in node.get(key) or []
-        if isinstance(c, dict) and isinstance(c.get("image"), str)
-    ]
-    return found + [
-        i for v in node.values() if isinstance(v, dict | list) for i in _container_images(v)
-    ]
+def _images_of(node: Any) -> list[str]:
+    """The `image` of every container anywhere in a manifest."""
+    return [c["image"] for c in backend_env.containers(node) if isinstance(c.get("image"), str)]
 
 
 def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
