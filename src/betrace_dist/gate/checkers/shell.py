@@ -17,7 +17,7 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 from ... import tools
@@ -266,26 +266,29 @@ def steps(body: str) -> list[Step]:
     return out
 
 
+@lru_cache(maxsize=8)  # the questions about one step come together; a page's text is bounded
+def _argvs(script: str, line: int) -> tuple[tuple[str, ...], ...]:
+    """The word lists of a step's commands (split once per step; an error is reported with its
+    line when the block is checked, so here it gives no command)."""
+    try:
+        return tuple(tuple(c.argv) for c in split(script, line, locate=False))
+    except SplitError:
+        return ()
+
+
 def _curls_reach_backend(step: Step) -> bool:
     """Every URL of the step's curl commands names the backend's HTTP port, as written (a URL
     built from a variable or another port counts as a model: the label says less, never
     more, than what ran)."""
-    try:
-        commands = split(step.script, step.line, locate=False)
-    except SplitError:
-        return False
     port = str(load_release_data().current.backend.ports["http"].port)
-    urls = [w for c in commands if c.argv[:1] == ["curl"] for w in c.argv if "://" in w]
+    argvs = _argvs(step.script, step.line)
+    urls = [w for argv in argvs if argv[:1] == ("curl",) for w in argv if "://" in w]
     return bool(urls) and all(re.match(rf"https?://[^/:]+:{port}(/|$)", u) for u in urls)
 
 
 def _heads(step: Step) -> set[str]:
     """Programs of a step that are not file commands (those run in the jail)."""
-    try:
-        commands = split(step.script, step.line, locate=False)
-    except SplitError:  # reported with its line when the block is checked
-        return set()
-    heads = {c.argv[0].rsplit("/", 1)[-1] for c in commands if c.argv}
+    heads = {argv[0].rsplit("/", 1)[-1] for argv in _argvs(step.script, step.line) if argv}
     return {h for h in heads if h not in FILE_COMMANDS and h not in ("cd", "export")}
 
 
