@@ -22,6 +22,7 @@ import pytest
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import compose as c
+from betrace_dist.gate.checkers.shell import steps
 from betrace_dist.probes import Expect, disagreements
 from betrace_dist.probes.catalogue import PROBES
 from betrace_dist.probes.run import Fact, Job, Outcome, observed_facts, report, run_all, verdict
@@ -124,6 +125,19 @@ def block(page: Path, language: str, title: str | None = None) -> str:
     ]
     assert len(found) == 1, f"{page.name}: expected one {language} block titled {title!r}"
     return str(found[0])
+
+
+def documented_span_answer() -> str:
+    """The output the send-traces page shows under its `$ curl ... /v1/spans` step."""
+    shown = [
+        "\n".join(step.output)
+        for b in page_blocks(SEND_TRACES)
+        if b.language == "console"
+        for step in steps(str(b.body))
+        if "/v1/spans" in step.script and step.output
+    ]
+    assert len(shown) == 1, f"{SEND_TRACES.name}: expected one transcript posting spans"
+    return shown[0]
 
 
 def python_example() -> dict[str, Any]:
@@ -319,10 +333,11 @@ def test_the_python_example_of_the_send_traces_page_runs_against_the_real_backen
     outcomes: dict[str, Outcome | str],
 ) -> None:
     """The page's example posts its two spans with `post_spans` to the real backend: the answer
-    is the one the page documents (its "Answer" block), and the spans break the Compose guide's
-    rule, as the page says, so the backend records one violation of it."""
+    is the one the page documents (the output of its `curl` transcript posting the same spans),
+    and the spans break the Compose guide's rule, as the page says, so the backend records one
+    violation of it."""
     found = measured(outcomes, "python-example")
-    documented = json.loads(block(SEND_TRACES, "json", "Answer"))
+    documented = json.loads(documented_span_answer())
     rule = json.loads(python_example()["rule"])["name"]
     assert not example_disagreements(found, documented, rule), found
 

@@ -72,11 +72,14 @@ def patched_manifest() -> dict[str, object]:
     """The app's plugin.json as the distribution ships it: upstream's (kept beside the snapshot,
     ../shared/upstream) with the series' changes to that one file (`git apply --include`), so
     its `routes` are the ones patch 0002 adds, read from the patch rather than typed again."""
+    source = upstream.snapshot_dir() / "plugin.json"
+    if not source.is_file():  # the missing-tool rule: a skip locally, a failure in CI
+        raise ToolMissing(f"{upstream.SNAPSHOT_HINT} (looked for {source})")
     with tempfile.TemporaryDirectory(prefix="plugin-manifest-") as work:
         tree = Path(work) / "tree"
         target = tree / MANIFEST
         target.parent.mkdir(parents=True)
-        shutil.copyfile(upstream.snapshot_dir() / "plugin.json", target)
+        shutil.copyfile(source, target)
         env = {**os.environ, "GIT_CEILING_DIRECTORIES": work}
         for patch in series():
             done = subprocess.run(

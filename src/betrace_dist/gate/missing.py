@@ -4,6 +4,8 @@ type the caller gives (a checker's CheckFailure, a command model's CommandError)
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pytest
 
 from .. import tools
@@ -18,3 +20,12 @@ def require(name: str, fail: type[Exception]) -> str:
         if exc.fatal:
             raise fail(str(exc)) from None
         pytest.skip(str(exc))
+
+
+def absent(exc: tools.ToolMissing, what: str, fail: type[Exception]) -> NoReturn:
+    """A file or tool the step needs is absent (`what` says for what): skip with the reason,
+    or raise `fail` where skipping is forbidden."""
+    said = f"{what}: {exc.reason}"
+    if exc.fatal:
+        raise fail(str(exc)) from None
+    pytest.skip(said)

@@ -11,7 +11,8 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from ... import plugin_build
 from ...release import Release
-from .. import grafana_http, live
+from ...tools import ToolMissing
+from .. import grafana_http, live, missing
 from ..session import CommandError, Invocation
 from ..world import closest
 from .flags import Options, options, split_flag
@@ -112,7 +113,12 @@ def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> None:
         raise CommandError(
             f"Grafana proxies for no app '{plugin_id}': the app's id is {data.plugin.id}"
         )
-    given = plugin_build.patched_manifest().get("routes")
+    try:
+        given = plugin_build.patched_manifest().get("routes")
+    except ToolMissing as exc:
+        missing.absent(
+            exc, "the app's proxy routes are read from upstream's plugin.json", CommandError
+        )
     routes: list[dict[str, Any]] = given if isinstance(given, list) else []
     for route in routes:
         if route.get("method") not in (None, "", "*", method):
