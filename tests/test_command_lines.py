@@ -870,3 +870,58 @@ def test_an_optional_configmap_mount_of_the_grafana_chart_may_be_missing(
         run(session, install)
     (session.cwd / "v.yaml").write_text(mount % ", optional: true", encoding="utf-8")
     run(session, install)
+
+
+def test_kubectl_delete_refuses_what_a_remaining_workload_still_uses(session: Session) -> None:
+    """A claim and the Job that mounts it go together (one -f file, or both named); a ConfigMap
+    still mounted is refused whichever way the kinds are written."""
+    manifest = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm}
+data: {a: b}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: load}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: c
+          image: busybox:1.36
+          volumeMounts: [{name: d, mountPath: /d}, {name: c, mountPath: /c}]
+      volumes:
+        - {name: d, persistentVolumeClaim: {claimName: data}}
+        - {name: c, configMap: {name: cm}}
+"""
+    (session.cwd / "m.yaml").write_text(manifest, encoding="utf-8")
+    run(session, "kubectl create namespace x\nkubectl apply -f m.yaml -n x\n")
+    for words in ("pvc/data", "configmap cm", "pvc data", "cm/cm"):
+        with pytest.raises(CommandError, match=r"Job 'load' .* still uses"):
+            run(session, f"kubectl delete {words} -n x\n")
+    with pytest.raises(CommandError, match="no Secret 'cm'"):  # each kind is looked up by name
+        run(session, "kubectl delete configmap,secret cm -n x\n")
+    run(session, "kubectl delete pvc/data job/load -n x\n")  # together: nothing is left using it
+    run(session, "kubectl apply -f m.yaml -n x\nkubectl delete -f m.yaml -n x\n")
+
+
+def test_a_templated_admin_secret_of_the_grafana_chart_is_not_guessed(session: Session) -> None:
+    """The chart resolves `admin.existingSecret` with tpl; the gate does not, so it neither
+    invents the chart's own Secret nor refuses the page."""
+    chart = session.release.current.grafana_chart
+    (session.cwd / "v.yaml").write_text(
+        'admin:\n  existingSecret: "{{ .Release.Name }}-admin"\n', encoding="utf-8"
+    )
+    run(
+        session,
+        _grafana_repo(session)
+        + f"helm install grafana {chart.repo_name}/grafana -n monitoring --create-namespace "
+        "-f v.yaml\n",
+    )

@@ -75,6 +75,8 @@ def test_a_url_that_reaches_the_backend_passes(url: str, namespace: str) -> None
         (f"betrace-backend.betrace:{HTTP}", "monitoring", "not an http(s) URL"),
         (f"http://backend.example.com:{HTTP}", "monitoring", "not a Service name"),
         (f"http://localhost:{HTTP}", "monitoring", "no Service 'localhost'"),
+        (f"https://betrace-backend.betrace.svc:{HTTP}", "monitoring", "serves plain HTTP"),
+        (f"http://betrace-backend.betrace.svc:{HTTP}/api", "monitoring", "ends at the host"),
     ],
 )
 def test_a_url_that_misses_the_backend_is_refused(url: str, namespace: str, said: str) -> None:
@@ -118,3 +120,30 @@ def test_a_missing_key_and_a_wrong_api_version_are_refused() -> None:
     world = _provisioned(f"http://betrace-backend.betrace.svc:{HTTP}", api_version=2)
     problem = provisioning_problem(world, "monitoring", _values(), DATA)
     assert problem is not None and "apiVersion is 2" in problem, problem
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("apiVersion: 1\napps: 5\n", "apps must be a list"),
+        (f"apiVersion: 1\napps:\n  - type: {PLUGIN}\n    jsonData: [1, 2]\n", "must be a map"),
+    ],
+)
+def test_a_provisioning_file_of_the_wrong_shape_is_named(text: str, said: str) -> None:
+    world = _world()
+    cm = {"data": {"betrace-app.yaml": text}}
+    world.objects.append(K8sObject("ConfigMap", "betrace-app", "monitoring", cm, "test"))
+    problem = provisioning_problem(world, "monitoring", _values(), DATA)
+    assert problem is not None and said in problem, problem
+
+
+def test_items_of_a_folder_mount_without_key_and_path_are_named() -> None:
+    world = _provisioned(f"http://betrace-backend.betrace.svc:{HTTP}")
+    mount = {
+        "name": "m",
+        "configMap": "betrace-app",
+        "mountPath": "/etc/grafana/provisioning/plugins",
+    }
+    values = {"extraConfigmapMounts": [{**mount, "items": ["betrace-app.yaml"]}]}
+    problem = provisioning_problem(world, "monitoring", values, DATA)
+    assert problem is not None and "needs a key and a path" in problem, problem

@@ -172,6 +172,11 @@ CASES = [
         ["reads key 'user' of Secret 'grafana-admin'", "admin-password, admin-user"],
     ),
     (
+        "kubectl-provisioning-reapplied.md",
+        "kubectl apply --namespace monitoring",
+        ["leads to port 12012", "mounted by Grafana's release grafana"],
+    ),
+    (
         "kubectl-delete-in-use.md",
         "kubectl delete configmap",
         [

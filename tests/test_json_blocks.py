@@ -55,3 +55,17 @@ def test_an_answer_block_is_checked_against_the_endpoints_answer_fields() -> Non
         _answer("Answer of GET /v1/health", health.replace('"42"', "42"))
     with pytest.raises(CheckFailure, match="serves no GET /v1/healthz"):
         _answer("Answer of GET /v1/healthz", health)
+
+
+def test_an_answer_block_takes_integers_and_the_json_names_only() -> None:
+    """totalCount is an integer in the API description; the gateway sends the JSON names
+    (uptimeSeconds), never the .proto's snake_case, which a request may use."""
+    _answer("Answer of GET /v1/rules", '{"rules": [], "totalCount": 0}')
+    _answer("answer of get  /v1/violations?limit=5", '{"violations": [], "totalCount": 1}')
+    with pytest.raises(CheckFailure, match="'totalCount' must be a JSON integer"):
+        _answer("Answer of GET /v1/rules", '{"rules": [], "totalCount": true}')
+    with pytest.raises(CheckFailure, match="no field 'uptime_seconds'"):
+        _answer(
+            "Answer of GET /v1/health",
+            '{"status": "HEALTHY", "version": "2.0.0", "uptime_seconds": "42", "metadata": {}}',
+        )

@@ -45,22 +45,29 @@ def _plugin_files(values: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     the plugins provisioning folder: a subPath mount is one key at its mountPath; a whole mount
     of the folder is every key (or the `items` it lists) under the folder."""
     folder = f"{_provisioning(values)}/plugins"
-    for mount in values.get("extraConfigmapMounts") or []:
+    mounts = values.get("extraConfigmapMounts")
+    for mount in mounts if isinstance(mounts, list) else []:
         if not isinstance(mount, dict) or "{{" in str(mount.get("configMap", "{{")):
             continue
         name, path = str(mount["configMap"]), str(mount.get("mountPath", "")).rstrip("/")
+        items = mount.get("items")
         if mount.get("subPath") and posixpath.dirname(path) == folder:
             yield name, str(mount["subPath"]), path
-        elif path == folder and mount.get("items"):
-            for item in mount["items"]:
-                yield name, str(item.get("key")), f"{folder}/{item.get('path')}"
+        elif path == folder and isinstance(items, list) and items:
+            for item in items:
+                if not isinstance(item, dict) or "key" not in item or "path" not in item:
+                    raise ValueError(
+                        f"extraConfigmapMounts '{name}': each of its items needs a key and a path"
+                    )
+                yield name, str(item["key"]), f"{folder}/{item['path']}"
         elif path == folder:
             yield name, "*", folder
 
 
 def _files(cm: K8sObject, key: str, path: str) -> list[tuple[str, str]]:
     """(file path, text) of what the mount shows; a missing key is refused (no file appears)."""
-    data = {str(k): str(v) for k, v in (cm.doc.get("data") or {}).items()}
+    given = cm.doc.get("data")
+    data = {str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
     if key == "*":
         return [(f"{path}/{k}", v) for k, v in data.items()]
     if key not in data:
@@ -77,6 +84,8 @@ def _apps(cm: K8sObject, path: str, text: str, plugin_id: str) -> list[dict[str,
     except ProblemsError as exc:
         raise ValueError(str(exc.problems[0])) from None
     apps = doc.get("apps") if isinstance(doc, dict) else None
+    if apps is not None and not isinstance(apps, list):
+        raise ValueError(f"ConfigMap '{cm.name}' ({path}): apps must be a list of apps")
     mine = [a for a in apps or [] if isinstance(a, dict) and a.get("type") == plugin_id]
     if mine and doc.get("apiVersion") != 1:
         raise ValueError(
@@ -107,6 +116,13 @@ def backend_url_problem(world: World, namespace: str, url: str, data: ReleaseDat
         port = None
     if parts.scheme not in _DEFAULT_PORTS or not host or port is None:
         return f"'{url}' is not an http(s) URL with a host"
+    if parts.scheme == "https":
+        return f"'{url}': the backend serves plain HTTP (it has no TLS setting); use http://"
+    if parts.path not in ("", "/") or parts.query:
+        return (
+            f"'{url}': the app's route appends the backend's own paths (/v1/...) to backendUrl, "
+            "so it ends at the host and port"
+        )
     found = _service(world, host, namespace)
     if found is None:
         return (
@@ -138,25 +154,34 @@ def _port_problem(world: World, ns: str, service: K8sObject, port: int, http: in
     return None
 
 
+def _app_urls(
+    world: World, namespace: str, values: dict[str, Any], plugin_id: str
+) -> Iterator[tuple[str, str]]:
+    """(where, backendUrl) of each app of the plugin's id in a provisioning file the values
+    mount from a ConfigMap of the page; ValueError for a file that is not one."""
+    for cm_name, key, path in _plugin_files(values):
+        cm = world.find(namespace, "ConfigMap", cm_name)
+        if cm is None:
+            continue  # the missing ConfigMap itself is the references check's to report
+        for file, text in _files(cm, key, path):
+            for app in _apps(cm, file, text, plugin_id):
+                settings = app.get("jsonData")
+                where = f"ConfigMap '{cm.name}' ({file})"
+                if not isinstance(settings, dict):
+                    raise ValueError(f"{where}: the app's jsonData must be a map")
+                yield where, str(settings.get("backendUrl", ""))
+
+
 def provisioning_problem(
     world: World, namespace: str, values: dict[str, Any], data: ReleaseData
 ) -> str | None:
     """The first problem of the BeTrace app's provisioning in a Grafana release's values."""
     plugin_id = data.current.plugin.id
-    for cm_name, key, path in _plugin_files(values):
-        cm = world.find(namespace, "ConfigMap", cm_name)
-        if cm is None:
-            continue  # the missing ConfigMap itself is the references check's to report
-        try:
-            for file, text in _files(cm, key, path):
-                for app in _apps(cm, file, text, plugin_id):
-                    url = str((app.get("jsonData") or {}).get("backendUrl", ""))
-                    problem = backend_url_problem(world, namespace, url, data)
-                    if problem is not None:
-                        return (
-                            f"ConfigMap '{cm.name}' ({file}): the app {plugin_id}'s "
-                            f"jsonData.backendUrl: {problem}"
-                        )
-        except ValueError as exc:
-            return str(exc)
+    try:
+        for where, url in _app_urls(world, namespace, values, plugin_id):
+            problem = backend_url_problem(world, namespace, url, data)
+            if problem is not None:
+                return f"{where}: the app {plugin_id}'s jsonData.backendUrl: {problem}"
+    except ValueError as exc:
+        return str(exc)
     return None

@@ -432,9 +432,12 @@ def grafana_container(values: dict[str, Any], fullname: str) -> dict[str, Any]:
     SMTP Secret, envFromSecret(s) and envFromConfigMaps."""
     env_values = values.get("env") or {}
     admin = values.get("admin") or {}
-    secret = _named(admin.get("existingSecret")) or fullname
+    given = admin.get("existingSecret")
+    secret = _named(given) or fullname
     env: list[dict[str, Any]] = []
-    for variable, key in (("USER", "userKey"), ("PASSWORD", "passwordKey")):
+    # a templated name (`{{ .Release.Name }}-admin`) is the chart's tpl to resolve: not modelled
+    templated = bool(given) and _named(given) is None
+    for variable, key in () if templated else (("USER", "userKey"), ("PASSWORD", "passwordKey")):
         own = f"GF_SECURITY_ADMIN_{variable}"
         if not any(
             env_values.get(v)

@@ -26,42 +26,54 @@ _ENV_REFS = (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef"))
 _ENV_FROM_REFS = (("Secret", "secretRef"), ("ConfigMap", "configMapRef"))
 
 
+def _map(value: Any) -> dict[str, Any]:
+    """A mapping as written, or an empty one where a page wrote null or another kind (the
+    Kubernetes schema admits null for most fields)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _maps(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _volume_references(volume: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(kind, name, '') of the Secret, ConfigMap or PVC a pod volume mounts."""
+    secret, config_map = _map(volume.get("secret")), _map(volume.get("configMap"))
+    if secret.get("optional") or config_map.get("optional"):
+        return []
     found: list[tuple[str, str, str]] = []
-    if any((volume.get(kind) or {}).get("optional") for kind in ("secret", "configMap")):
-        return found
     if "secret" in volume:
-        found.append(("Secret", volume["secret"].get("secretName", ""), ""))
+        found.append(("Secret", str(secret.get("secretName", "")), ""))
     if "configMap" in volume:
-        found.append(("ConfigMap", volume["configMap"].get("name", ""), ""))
+        found.append(("ConfigMap", str(config_map.get("name", "")), ""))
     if "persistentVolumeClaim" in volume:
-        found.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], ""))
+        claim = _map(volume["persistentVolumeClaim"]).get("claimName", "")
+        found.append(("PersistentVolumeClaim", str(claim), ""))
     return found
 
 
 def _required(source: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> list[tuple[str, Any]]:
     """(kind, reference) of each reference in source that is not marked optional."""
-    refs = ((kind, source.get(field)) for kind, field in fields)
+    refs = ((kind, _map(source.get(field))) for kind, field in fields)
     return [(kind, ref) for kind, ref in refs if ref and not ref.get("optional")]
 
 
 def _container_references(container: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(kind, name, key or '') of what a container's env and envFrom read."""
     found: list[tuple[str, str, str]] = []
-    for env in container.get("env") or []:
-        for kind, ref in _required(env.get("valueFrom") or {}, _ENV_REFS):
-            found.append((kind, ref.get("name", ""), ref.get("key", "")))
-    for env_from in container.get("envFrom") or []:
+    for env in _maps(container.get("env")):
+        for kind, ref in _required(_map(env.get("valueFrom")), _ENV_REFS):
+            found.append((kind, str(ref.get("name", "")), str(ref.get("key", ""))))
+    for env_from in _maps(container.get("envFrom")):
         for kind, ref in _required(env_from, _ENV_FROM_REFS):
-            found.append((kind, ref.get("name", ""), ""))
+            found.append((kind, str(ref.get("name", "")), ""))
     return found
 
 
 def pod_references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(kind, name, key or '') of every Secret, ConfigMap and PVC a pod spec needs."""
-    found = [ref for volume in pod.get("volumes") or [] for ref in _volume_references(volume)]
-    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+    found = [ref for volume in _maps(pod.get("volumes")) for ref in _volume_references(volume)]
+    for container in _maps(pod.get("initContainers")) + _maps(pod.get("containers")):
         found += _container_references(container)
     return found
 
@@ -97,8 +109,9 @@ class K8sObject:
 
     def pod_spec(self) -> dict[str, Any] | None:
         """The spec of the pods this object runs (workloads) or is (a Pod); None otherwise."""
-        spec = self.doc.get("spec") or {}
-        return (spec.get("template") or {}).get("spec") or (spec if self.kind == "Pod" else None)
+        spec = _map(self.doc.get("spec"))
+        template = _map(_map(spec.get("template")).get("spec"))
+        return template or (spec if self.kind == "Pod" else None)
 
     def references(self) -> list[tuple[str, str, str]]:
         """(kind, name, key or '') of every Secret, ConfigMap and claim its pods need."""

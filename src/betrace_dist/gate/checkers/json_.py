@@ -18,7 +18,7 @@ from ..lexer import Block
 from ..session import CommandError
 from . import CheckFailure, Context, Status, save_titled
 
-_ANSWER = re.compile(r"Answer of (GET|POST|PUT|DELETE|PATCH) (/\S*)")
+_ANSWER = re.compile(r"answer of (get|post|put|delete|patch) (/[^\s?#]*)(?:[?#]\S*)?", re.I)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -47,9 +47,9 @@ class JsonChecker:
             raise CheckFailure(f"invalid JSON: {exc.msg}", exc.lineno) from None
         except ValueError as exc:
             raise CheckFailure(f"invalid JSON: {exc}") from None
-        answer = _ANSWER.fullmatch((block.title or "").strip())
+        answer = _ANSWER.fullmatch(" ".join((block.title or "").split()))
         if answer is not None:
-            _check_answer(ctx, answer.group(1), answer.group(2), block.body)
+            _check_answer(ctx, answer.group(1).upper(), answer.group(2), block.body)
         save_titled(block, ctx)
 
 
@@ -68,10 +68,7 @@ def _check_answer(ctx: Context, method: str, path: str, body: str) -> None:
         )
     try:
         check_fields(
-            json.loads(body),
-            endpoint.response.spec(),
-            f"the answer of {method} {path}",
-            "(upstream's API description lists no such field)",
+            json.loads(body), endpoint.response.spec(), f"the answer of {method} {path}", True
         )
     except CommandError as exc:
         raise CheckFailure(str(exc)) from None

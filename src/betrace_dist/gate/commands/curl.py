@@ -142,7 +142,19 @@ def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> None:
     )
 
 
-_TYPES = {"string": str, "boolean": bool, "array": list, "object": dict}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": (int, float),
+    "array": list,
+    "object": dict,
+}
+
+
+def _is_a(value: object, kind: str) -> bool:
+    """JSON's kinds as Python reads them: true is no number and 1.5 no integer."""
+    return isinstance(value, _TYPES[kind]) and (kind == "boolean" or not isinstance(value, bool))
 
 
 def _camel(name: str) -> str:
@@ -154,27 +166,28 @@ def _camel(name: str) -> str:
 _DROPPED = "(unknown fields are dropped silently)"
 
 
-def check_fields(body: object, spec: dict[str, Any], where: str, unknown: str = _DROPPED) -> None:
-    """Field names and types of a JSON body against the backend's definitions (a request's, or
-    an answer's with `unknown` saying what a field it does not send means)."""
+def check_fields(body: object, spec: dict[str, Any], where: str, answer: bool = False) -> None:
+    """Field names and types of a JSON body against the backend's definitions. A request may
+    spell a field as the .proto does (snake_case: protojson reads both); an answer uses the JSON
+    names only (the gateway's default marshaller), so `answer` compares them as they are."""
     if not isinstance(body, dict):
         raise CommandError(f"{where}: the body must be a JSON object")
     fields = spec.get("fields", {})
+    unknown = "(upstream's API description lists no such field)" if answer else _DROPPED
     for name, value in body.items():
-        known = _camel(name)
+        known = str(name) if answer else _camel(name)
         if known not in fields:
             raise CommandError(
                 f"{where}: the backend has no field '{name}'{closest(name, list(fields))} "
                 f"{unknown}; fields: {', '.join(fields)}"
             )
-        kind = _TYPES[fields[known]]
-        if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
+        if not _is_a(value, fields[known]):
             raise CommandError(f"{where}: '{name}' must be a JSON {fields[known]}")
         item_spec = spec.get("items", {}).get(known)
         if item_spec is not None and isinstance(value, list):  # items are specified for arrays
             for index, item in enumerate(value):
-                check_fields(item, item_spec, f"{where} {name}[{index}]", unknown)
-    present = {_camel(n) for n in body}
+                check_fields(item, item_spec, f"{where} {name}[{index}]", answer)
+    present = {str(n) if answer else _camel(n) for n in body}
     missing = [n for n in spec.get("required", []) if n not in present]
     if missing:
         raise CommandError(f"{where}: required field(s) missing: {', '.join(missing)}")

@@ -28,6 +28,7 @@ from ...artefacts.chart_policy import HelmError, Manifest, validate_kubernetes
 from ...artefacts.compose import IMAGE_CONTENTS
 from ...errors import ProblemsError
 from .. import gitops, missing
+from ..grafana_app import provisioning_problem
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands
@@ -325,6 +326,20 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             continue
         for doc in docs:
             _join(inv.session.world, doc, ns, f"kubectl {args.sub}")
+        _provisioning_still_holds(inv, name)
+
+
+def _provisioning_still_holds(inv: Invocation, name: str) -> None:
+    """A ConfigMap applied again after a Grafana release mounted it: the app's backend URL in
+    it is checked as at the release's install (grafana_app.py)."""
+    world = inv.session.world
+    for release in world.releases.values():
+        if release.modelled:
+            found = provisioning_problem(
+                world, release.namespace, release.values, inv.session.release
+            )
+            if found is not None:
+                raise CommandError(f"{name}: {found} (mounted by Grafana's release {release.name})")
 
 
 def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
@@ -366,11 +381,12 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str) -> None:
     if doc.get("kind") == "Namespace":
         world.namespaces.add(meta.get("name", ""))
         return
-    world.objects.append(
-        K8sObject(
-            doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source
-        )
+    obj = K8sObject(
+        doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source
     )
+    same = (obj.kind, obj.name, obj.namespace)  # apply replaces what it applied before
+    world.objects = [o for o in world.objects if (o.kind, o.name, o.namespace) != same]
+    world.objects.append(obj)
 
 
 def _generate(inv: Invocation, ns: str, args: Args) -> str | None:
@@ -436,8 +452,8 @@ def _get(inv: Invocation, ns: str, args: Args) -> None:
         for ref in pos:
             _target(world, ns, ref)
     elif "," in first:
-        for word in first.split(","):
-            _kind(word)  # several kinds at once: each must be a kind, names are not given
+        for word in first.split(","):  # several kinds at once: each must be a kind, and each
+            _names(world, ns, _kind(word), pos[1:], args)  # name given must exist as each
     else:
         _names(world, ns, _kind(first), pos[1:], args)
     selector = args.get("-l", "--selector")
@@ -464,9 +480,9 @@ def _deleted(inv: Invocation, ns: str, args: Args) -> list[tuple[str, str]]:
         ]
     if pos and "/" in pos[0]:
         return [(_kind(ref.partition("/")[0]), ref.partition("/")[2]) for ref in pos]
-    if len(pos) > 1 and "," not in pos[0]:
-        return [(_kind(pos[0]), name) for name in pos[1:]]
-    return []
+    if len(pos) < 2:
+        return []
+    return [(_kind(word), name) for word in pos[0].split(",") for name in pos[1:]]
 
 
 def _delete(inv: Invocation, ns: str, args: Args) -> None:
@@ -474,13 +490,13 @@ def _delete(inv: Invocation, ns: str, args: Args) -> None:
     deleted (the pod would not start again: take it out of that workload first)."""
     _get(inv, ns, args)
     world = inv.session.world
-    for kind, name in _deleted(inv, ns, args):
+    deleted = _deleted(inv, ns, args)
+    staying = [o for o in world.all_objects(ns) if (o.kind, o.name) not in deleted]
+    for kind, name in deleted:
         if kind == "Namespace":
             world.namespaces.discard(name)
             continue
-        users = [
-            o for o in world.all_objects(ns) if any(r[:2] == (kind, name) for r in o.references())
-        ]
+        users = [o for o in staying if any(r[:2] == (kind, name) for r in o.references())]
         if kind in _USED_BY_PODS and users:
             user = users[0]
             raise CommandError(
