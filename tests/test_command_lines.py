@@ -407,6 +407,29 @@ def test_a_call_through_the_apps_proxy_route_reaches_a_backend_endpoint() -> Non
         _curl_through_grafana(f"{base}/backend")  # backend/* needs something below it
     with pytest.raises(CommandError, match=f"no app 'betrace'.*the app's id is {app}"):
         _curl_through_grafana("http://localhost:3000/api/plugin-proxy/betrace/backend/v1/health")
+    # what the backend gets is checked as a direct call is: its query, its body
+    with pytest.raises(CommandError, match="no query parameter 'rule_name'"):
+        _curl_through_grafana(f"{base}/backend/v1/violations?rule_name=x")
+    with pytest.raises(CommandError, match="no field 'expresion'"):
+        _curl_through_grafana(
+            "-X", "POST", "--json", '{"name": "a", "expresion": "x"}', f"{base}/backend/v1/rules"
+        )
+
+
+def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
+    app = load_release_data().current.plugin.id
+    url = f"http://localhost:3000/api/plugin-proxy/{app}/backend/v1/health"
+    release = load_release_data()
+    world = World()
+    world.listeners[3000] = Listener(3000, "grafana", 3000, "kubectl port-forward svc/grafana")
+    session = SimpleNamespace(world=world, release=release, live=None)
+    with pytest.raises(CommandError, match="Grafana answers 401"):
+        curl(SimpleNamespace(argv=["curl", "-fsS", url], session=session))
+    curl(
+        SimpleNamespace(
+            argv=["curl", "-fsS", "-H", "Authorization: Bearer t", url], session=session
+        )
+    )
 
 
 def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:

@@ -103,10 +103,10 @@ def _route_forwards(route_path: str, rest: str) -> str | None:
     return "" if rest.strip("/") == route_path.strip("/") else None
 
 
-def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> None:
+def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> str:
     """A call of the app's proxy route: the app's id, a route of the patched plugin.json that
     takes the method and the path, and a backend endpoint at what it forwards (to backendUrl,
-    whose path the guides leave empty)."""
+    whose path the guides leave empty): the backend path it reaches."""
     data = inv.session.release.current
     plugin_id, _, rest = path.removeprefix(_PLUGIN_PROXY).partition("/")
     if plugin_id != data.plugin.id:
@@ -129,7 +129,7 @@ def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> None:
         backend = "/" + forwarded
         endpoints = served(inv, "backend", data.backend.ports["http"].port)
         if any(m == method and path_pattern(p).match(backend) for m, p in endpoints):
-            return
+            return backend
         raise CommandError(
             f"Grafana forwards {path} to the backend's {backend} (route '{route['path']}' of the "
             f"app's plugin.json), which the backend does not serve with {method}"
@@ -230,6 +230,7 @@ class _Request:
     method: str | None = None
     body: str | None = None
     is_json: bool = False
+    signed_in: bool = False  # credentials given: -u, a cookie or an Authorization header
     urls: list[str] = field(default_factory=list)
 
 
@@ -245,6 +246,12 @@ def _set_body(request: _Request, flag: str, value: str | None) -> None:
 def _set_header(request: _Request, flag: str, value: str | None) -> None:
     if value and value.lower().startswith("content-type:"):
         request.is_json = request.is_json or "json" in value.lower()
+    if value and value.lower().startswith(("authorization:", "cookie:")):
+        request.signed_in = True
+
+
+def _set_signed_in(request: _Request, flag: str, value: str | None) -> None:
+    request.signed_in = True
 
 
 #: the curl options the model reads, by name; every other option is only checked to exist
@@ -254,6 +261,7 @@ _HANDLERS = {
     **dict.fromkeys(("-d", "--data", "--data-raw", "--data-binary", "--json"), _set_body),
     "-H": _set_header,
     "--header": _set_header,
+    **dict.fromkeys(("-u", "--user", "-b", "--cookie", "--oauth2-bearer"), _set_signed_in),
 }
 
 
@@ -290,14 +298,28 @@ def _parse(args: list[str]) -> _Request:
     return request
 
 
-def _check_target(inv: Invocation, url: str, verb: str, parsed: object) -> str | None:
+def _check_target(
+    inv: Invocation, url: str, verb: str, parsed: object, request: _Request
+) -> str | None:
     """The component answering the URL, with a JSON body and the query string checked against
-    the backend's."""
+    the backend's, also when Grafana's app proxy forwards them to it."""
     listener = check_url(inv, url, verb)
-    if listener == "backend" and parsed is not None:
-        _check_request(inv.session.release.current, verb, urlsplit(url).path, parsed)
-    if listener == "backend":
-        _check_query(inv.session.release.current, verb, urlsplit(url))
+    parts = urlsplit(url)
+    reaches = listener
+    if listener is not None and "grafana" in listener and parts.path.startswith(_PLUGIN_PROXY):
+        if not request.signed_in:
+            raise CommandError(
+                "Grafana answers 401 to an API call from no signed-in user (its /api routes need "
+                "one, and anonymous access is off): give -u USER, and curl asks for the password"
+            )
+        parts, reaches = (
+            parts._replace(path=_through_plugin_proxy(inv, verb, parts.path)),
+            "backend",
+        )
+    if reaches == "backend" and parsed is not None:
+        _check_request(inv.session.release.current, verb, parts.path, parsed)
+    if reaches == "backend":
+        _check_query(inv.session.release.current, verb, parts)
     return listener
 
 
@@ -344,7 +366,7 @@ def curl(inv: Invocation) -> str | None:
     verb = request.method or ("POST" if body is not None else "GET")
     live_urls = []
     for url in request.urls:
-        listener = _check_target(inv, url, verb, parsed)
+        listener = _check_target(inv, url, verb, parsed, request)
         if listener == "backend" and inv.session.live is not None:
             live_urls.append((verb, url))
     if live_urls:  # what the real backend answered: a console block compares it
