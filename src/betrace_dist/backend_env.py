@@ -42,15 +42,18 @@ def _otlp_endpoint(value: str) -> str | None:
     if "://" in value:
         parts = urlsplit(value)
         bare = parts.netloc or value.split("://", 1)[1]
+        if bare.endswith(f":{_OTLP_HTTP_PORT}"):  # the form is not the only mistake
+            bare = bare.removesuffix(str(_OTLP_HTTP_PORT)) + str(_OTLP_GRPC_PORT)
         return (
             f"is '{value}': the backend wants host:port with no scheme, e.g. '{bare}' "
             "(with a scheme its exporter fails: too many colons in address)"
         )
     if not _HOST_PORT.fullmatch(value):
         return f"is '{value}': the backend wants host:port with no scheme, e.g. otel-collector:4317"
-    port = int(value.rpartition(":")[2])
-    if not 1 <= port <= 65535:
-        return f"is '{value}': the port is not from 1 to 65535"
+    digits = value.rpartition(":")[2]
+    port = int(digits)
+    if not 1 <= port <= 65535 or digits.startswith("0"):
+        return f"is '{value}': the port is not a number from 1 to 65535 without leading zeros"
     if port == _OTLP_HTTP_PORT:
         return (
             f"is '{value}': {port} is the port of OTLP over HTTP, and the backend exports OTLP "

@@ -33,7 +33,8 @@ def test_each_rule_accepts_the_release_datas_own_default(release_data: ReleaseDa
         (OTLP, "http://otel-collector:4317", "no scheme, e.g. 'otel-collector:4317'"),
         (OTLP, "https://collector.observability:4317", "too many colons in address"),
         (OTLP, "otel-collector", "host:port with no scheme"),
-        (OTLP, "otel-collector:99999", "not from 1 to 65535"),
+        (OTLP, "otel-collector:99999", "not a number from 1 to 65535"),
+        (OTLP, "otel-collector:04318", "without leading zeros"),
         (OTLP, "otel-collector:4318", "the port of OTLP over HTTP"),
         ("BETRACE_DEBUG", "false", "turns debug logging ON"),
         ("BETRACE_DEBUG", "0", "turns debug logging ON"),
@@ -94,6 +95,9 @@ def test_chart_schema_pattern_agrees_with_the_rule() -> None:
         "otel-collector:3318",
         "otel-collector:4418",
         "otel-collector:4328",
+        "otel-collector:04318",
+        "otel-collector:0",
+        "otel-collector:0431",
     ]
     for value in samples:
         schema_ok = re.search(pattern, value) is not None
