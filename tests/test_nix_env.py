@@ -111,3 +111,19 @@ def test_the_otlp_endpoint_option_follows_the_backends_rule() -> None:
     ):
         ((line, message),) = nix_env.option_problems(HOST.replace("localhost:4317", value))
         assert line == 5 and said in message, message
+
+
+def test_options_inside_common_nix_forms_are_found() -> None:
+    """mkIf, with, if-then-else, mkMerge and a top-level config: an attribute set inside the
+    value of a binding continues its path (read statically; nothing is evaluated)."""
+    forms = [
+        "services.betrace-backend = lib.mkIf cfg.on { enble = true; };",
+        "services.betrace-backend = with lib; { enble = true; };",
+        "services.betrace-backend = if on then { enble = true; } else { };",
+        "services.betrace-backend = lib.mkMerge [ { enble = true; } ];",
+        "config = { services.betrace-backend.enble = true; };",
+    ]
+    for form in forms:
+        found = nix_env.option_problems("{ lib, cfg, on, ... }:\n{\n  " + form + "\n}\n")
+        assert [line for line, _ in found] == [3], (form, found)
+        assert "services.betrace-backend.enble is not an option" in found[0][1], form

@@ -122,11 +122,15 @@ def _path_at(toks: list[Token], i: int) -> tuple[list[str], int] | None:
 
 
 def assignments(text: str) -> list[Assignment]:
-    """Every `path = "string";` and `path = <other>;` binding, with its full attribute path."""
+    """Every `path = "string";` and `path = <other>;` binding, with its full attribute path. An
+    attribute set inside the value of a binding (`x = lib.mkIf c { ... };`, `with lib; { ... }`,
+    `if c then { ... } else { };`, `lib.mkMerge [ { ... } ]`, a list item) continues that
+    binding's path; a top-level `config.` is dropped, as NixOS reads it."""
     toks = tokens(text)
     frames: list[list[str]] = [[]]
+    pending: list[list[str] | None] = [None]  # the binding whose value is being read, per frame
     out: list[Assignment] = []
-    start = True
+    start, in_with = True, False
     i = 0
     while i < len(toks):
         tok = toks[i]
@@ -134,21 +138,30 @@ def assignments(text: str) -> list[Assignment]:
         if found is not None:
             path, eq = found
             full = frames[-1] + path
+            if not frames[-1] and full[:1] == ["config"]:
+                full = full[1:]
             value = toks[eq + 1] if eq + 1 < len(toks) else None
             if value is not None and value.kind == "{":
                 frames.append(full)
+                pending.append(None)
                 i, start = eq + 2, True
                 continue
             ends = [t.kind for t in toks[eq + 2 : eq + 3]]
             plain = value is not None and value.kind == "str" and ends == [";"]
             text_value = value.text if value is not None and plain else None
             out.append(Assignment(tuple(full), text_value, tok.line))
+            pending[-1] = full
             i, start = eq + 1, False
             continue
         if tok.kind == "{":
-            frames.append([])
+            frames.append(list(pending[-1] or []))
+            pending.append(None)
         elif tok.kind == "}" and len(frames) > 1:
             frames.pop()
+            pending.pop()
+        elif tok.kind == ";" and not in_with:
+            pending[-1] = None
+        in_with = (in_with and tok.kind != ";") or (tok.kind == "id" and tok.text == "with")
         start = tok.kind in ("{", ";") or (tok.kind == "id" and tok.text in ("let", "in", "rec"))
         i += 1
     return out
@@ -195,11 +208,13 @@ def option_problems(text: str) -> list[tuple[int, str]]:
     evaluated: a setting the module's types refuse otherwise is not seen here."""
     known = module_options()
     out = []
+    reported: set[str] = set()
     for found in assignments(text):
         if found.path[:2] != ("services", _SERVICE) or len(found.path) < 3:
             continue
         name, shown = found.path[2], ".".join(found.path[:3])
-        if name not in known:
+        if name not in known and name not in reported:
+            reported.add(name)
             guess = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f", did you mean '{guess[0]}'?" if guess else ""
             out.append(
