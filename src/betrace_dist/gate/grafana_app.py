@@ -133,8 +133,11 @@ def backend_url_problem(world: World, namespace: str, url: str, data: ReleaseDat
     service = world.find(ns, "Service", name)
     if service is None:
         names = world.names(ns, "Service")
-        return f"no Service '{name}' in namespace '{ns}'{closest(name, names)}; " + listing(
-            f"Services in '{ns}'", names
+        return (
+            f"no Service '{name}' in namespace '{ns}'{closest(name, names)}; "
+            + listing(f"Services in '{ns}'", names)
+            + " (the URL is checked when Grafana's release is installed or upgraded: deploy the "
+            "backend before it)"
         )
     return _port_problem(world, ns, service, port, http)
 
