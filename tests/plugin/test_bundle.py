@@ -87,6 +87,15 @@ def test_module_js_renders_its_pages_under_react_19(node: str, dist: Path) -> No
     assert "BeTrace Plugin Configuration" in result["rendered"]["config"], result["rendered"]
 
 
+def test_the_signals_page_of_the_build_says_when_its_list_may_be_incomplete(dist: Path) -> None:
+    """Patch 0003 asks the backend for up to 1000 violations (it answers 100 without a limit)
+    and warns when the answer reaches that number; checked in the built text only (the page is
+    not rendered against a backend here)."""
+    module = (dist / "module.js").read_text(encoding="utf-8")
+    assert "More violations may exist" in module
+    assert "every violation it holds in memory" not in module  # the claim the limit made false
+
+
 def test_a_bundled_react_18_jsx_runtime_is_caught(node: str, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     dist.mkdir()
