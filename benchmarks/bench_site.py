@@ -16,7 +16,7 @@ By default (`--only` empty) the run measures, on a fresh `git clone` of HEAD:
   (BETRACE_GATE_PROFILE, see src/betrace_dist/gate/profile.py: cheap) for the engine's time per
   block in wall and CPU seconds;
 - one warm gate run under cProfile: where the engine's own time goes;
-- instruction counts (callgrind) of the ledger of every page, in process: repeatable under load.
+- instruction counts (callgrind) of one page's ledger, in process: repeatable under load.
 
 Opt-in parts (name them in --only): build, serve, scale, xdist (the older site-wide timings).
 `--in-place` measures the working tree itself, labelled "not a fresh clone".
