@@ -213,6 +213,11 @@ CASES = [
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         ["betrace-backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT", "host:port with no scheme"],
     ),
+    (
+        "nix-distribution-file.md",
+        "${distribution}/nix/modules/betrace.nix",
+        ["the repository has no such file", "did you mean nix/modules/betrace-backend.nix?"],
+    ),
 ]
 
 

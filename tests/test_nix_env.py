@@ -3,6 +3,8 @@ held to the release data like a Compose file's environment."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from betrace_dist.gate import nix_env
 from betrace_dist.release import ReleaseData
 
@@ -127,3 +129,51 @@ def test_options_inside_common_nix_forms_are_found() -> None:
         found = nix_env.option_problems("{ lib, cfg, on, ... }:\n{\n  " + form + "\n}\n")
         assert [line for line, _ in found] == [3], (form, found)
         assert "services.betrace-backend.enble is not an option" in found[0][1], form
+
+
+def _series(data: ReleaseData, field: str) -> list[str]:
+    return [p.file for p in getattr(data.current, field).patches]
+
+
+def _flake_naming(files: list[str]) -> str:
+    items = "\n".join(f'    "${{distribution}}/{f}"' for f in files)
+    return f"{{ distribution }}:\n{{\n  patches = [\n{items}\n  ];\n}}\n"
+
+
+def test_files_of_the_repository_and_the_whole_series_pass(release_data: ReleaseData) -> None:
+    files = ["nix/modules/betrace-backend.nix", *_series(release_data, "backend")]
+    assert nix_env.distribution_file_problems(_flake_naming(files), release_data) == []
+
+
+def test_a_file_the_repository_does_not_have_is_named_with_its_line(
+    release_data: ReleaseData,
+) -> None:
+    text = _flake_naming(["nix/modules/betrace.nix"])
+    assert nix_env.distribution_file_problems(text, release_data) == [
+        (
+            4,
+            "${distribution}/nix/modules/betrace.nix: the repository has no such file, "
+            "did you mean nix/modules/betrace-backend.nix?",
+        )
+    ]
+
+
+def test_a_path_out_of_the_repository_is_refused_without_looking(
+    release_data: ReleaseData,
+) -> None:
+    (problem,) = nix_env.distribution_file_problems(
+        _flake_naming(["nix/../../../etc/passwd"]), release_data
+    )
+    assert problem == (
+        4,
+        "${distribution}/nix/../../../etc/passwd is not a plain path of the repository",
+    )
+
+
+def test_a_series_missing_a_patch_or_out_of_order_is_reported(release_data: ReleaseData) -> None:
+    series = _series(release_data, "plugin")
+    for files in (series[:-1], list(reversed(series))):
+        (problem,) = nix_env.distribution_file_problems(_flake_naming(files), release_data)
+        assert problem[0] == 4
+        assert "the release carries" in problem[1] and "releases.yaml plugin.patches" in problem[1]
+        assert Path(series[-1]).name in problem[1]

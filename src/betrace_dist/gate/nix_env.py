@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from .. import REPO_ROOT
 from ..backend_env import env_problems, value_problem
@@ -28,6 +30,15 @@ MODULE = REPO_ROOT / "nix" / "modules" / "betrace-backend.nix"
 _SERVICE = "betrace-backend"
 #: module options that are the backend's variables, held to the same rule (backend_env)
 _OPTION_VARIABLES = {"otlpEndpoint": "OTEL_EXPORTER_OTLP_ENDPOINT"}
+
+#: A file of this distribution's repository in a Nix block: a host flake's input of the
+#: repository (`flake = false`) is named `distribution`, as on the Nix flake guide.
+_DISTRIBUTION_FILE = re.compile(r'"\$\{distribution\}/([^"$\\]*)"')
+#: The repository's folders a host flake takes files from (walked, links never followed).
+_DISTRIBUTION_FOLDERS = ("nix", "patches")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*")
+#: Each patch series' folder and the part of the release data that lists the series.
+_SERIES = {"patches/betrace-backend/": "backend", "patches/grafana-betrace-app/": "plugin"}
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_'\-]*")
 _KEYWORDS = {"let", "in", "inherit", "rec", "with", "if", "then", "else", "assert", "or"}
@@ -228,4 +239,49 @@ def option_problems(text: str) -> list[tuple[int, str]]:
             problem = value_problem(_OPTION_VARIABLES[name], found.value)
             if problem is not None:
                 out.append((found.line, f"{shown} {problem}"))
+    return out
+
+
+@cache
+def _repository_files() -> frozenset[str]:
+    """The files under the repository's folders a host flake takes from it, as relative paths
+    (names only: no link is followed)."""
+    found: set[str] = set()
+    for top in _DISTRIBUTION_FOLDERS:
+        for folder, _, files in os.walk(REPO_ROOT / top):
+            base = Path(folder).relative_to(REPO_ROOT).as_posix()
+            found.update(f"{base}/{name}" for name in files)
+    return frozenset(found)
+
+
+def distribution_file_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
+    """(line, sentence) for every `"${distribution}/PATH"` the repository does not have, and
+    for a patch series the block applies other than the release's (every file, in order)."""
+    out: list[tuple[int, str]] = []
+    named: dict[str, list[tuple[int, str]]] = {folder: [] for folder in _SERIES}
+    for match in _DISTRIBUTION_FILE.finditer(text):
+        line, path = text.count("\n", 0, match.start()) + 1, match[1]
+        if not _PLAIN_PATH.fullmatch(path) or ".." in path.split("/"):
+            out.append((line, f"${{distribution}}/{path} is not a plain path of the repository"))
+            continue
+        if path not in _repository_files():
+            guess = difflib.get_close_matches(path, sorted(_repository_files()), n=1)
+            hint = f", did you mean {guess[0]}?" if guess else ""
+            out.append((line, f"${{distribution}}/{path}: the repository has no such file{hint}"))
+        for folder in _SERIES:
+            if path.startswith(folder):
+                named[folder].append((line, path))
+    for folder, field in _SERIES.items():
+        if named[folder]:
+            want = [p.file for p in getattr(data.current, field).patches]
+            got = [path for _, path in named[folder]]
+            if got != want:
+                shown, carried = (", ".join(Path(f).name for f in fs) for fs in (got, want))
+                out.append(
+                    (
+                        named[folder][0][0],
+                        f"the block applies the {field} patches {shown}; the release carries "
+                        f"{carried}, all of them in this order (releases.yaml {field}.patches)",
+                    )
+                )
     return out

@@ -1,7 +1,8 @@
 """Nix blocks: parsed by the real Nix parser (syntax and undefined variables), then the
 backend variables they set are held to the release data, as in a Compose file, and the options
 they set under `services.betrace-backend` must be the distribution module's (read, not
-evaluated: NixOS cannot be fetched offline)."""
+evaluated: NixOS cannot be fetched offline), and the files they take from the distribution's
+repository (`"${distribution}/..."`) must be there, a patch series whole and in order."""
 
 from __future__ import annotations
 
@@ -49,7 +50,11 @@ class NixChecker:
             message = message.replace(str(path), "the block").removeprefix("error: ")
             raise CheckFailure(f"Nix cannot parse it: {message}", line)
         if ctx.release is not None:
-            found = nix_env.problems(block.body, ctx.release) + nix_env.option_problems(block.body)
+            found = (
+                nix_env.problems(block.body, ctx.release)
+                + nix_env.option_problems(block.body)
+                + nix_env.distribution_file_problems(block.body, ctx.release)
+            )
             for line, reason in sorted(found)[:1]:
                 raise CheckFailure(reason, line)
         save_titled(block, ctx)
