@@ -274,6 +274,7 @@ def _candidates(expect: Expect) -> Iterator[Any]:
     if says.startswith("contains "):
         yield says.removeprefix("contains ").strip("'")
     yield "served"
+    yield "failed (SSLError)"
     yield [
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",

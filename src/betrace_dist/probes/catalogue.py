@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -933,6 +935,65 @@ def expect_cors(data: ReleaseData) -> dict[str, Expect]:
 
 
 register(Probe("cors", measure_cors, expect_cors, _cors_params))
+
+
+def measure_plain_http(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A TLS handshake on the HTTP port, then a plain request: which one the server speaks."""
+    with started(params) as api:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", params["http"]), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname="localhost"),
+            ):
+                handshake = "completed"
+        except (ssl.SSLError, ConnectionError) as exc:
+            handshake = f"failed ({type(exc).__name__})"
+        return {"tls_handshake": handshake, "plain_health": api.call("GET", "/v1/health").status}
+
+
+def expect_plain_http(data: ReleaseData) -> dict[str, Expect]:
+    failed = Expect("failed", lambda seen: str(seen).startswith("failed"))
+    return {"tls_handshake": failed, "plain_health": equal(200)}
+
+
+register(Probe("plain-http", measure_plain_http, expect_plain_http, _ports))
+
+#: What the metrics exporter logs when nothing answers on the OTLP endpoint.
+UPLOAD_FAILED = "failed to upload metrics"
+
+
+def measure_unreachable_otlp(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The log of a backend whose OTLP endpoint has no listener, read until it shows a second
+    failed metrics upload (the reader exports every 10 s, otel.go) or 60 s have passed: the
+    verdict depends on what is logged, not on when."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:9", "OTEL_EXPORTER_OTLP_TIMEOUT": "1000"}
+    api = backend(params, env=env).start()
+    try:
+        deadline = time.monotonic() + 60
+        while api.text().count(UPLOAD_FAILED) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        lines = [line for line in api.text().splitlines() if UPLOAD_FAILED in line]
+        health = api.call("GET", "/v1/health").status
+    finally:
+        api.stop(signal.SIGKILL)
+    return {
+        "failed_uploads": len(lines),
+        "connection_refused": bool(lines) and all("connection refused" in x for x in lines),
+        "health": health,
+    }
+
+
+def expect_unreachable_otlp(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "failed_uploads": at_least(2, "lines"),
+        "connection_refused": equal(True),
+        "health": equal(200),  # the backend goes on serving
+    }
+
+
+register(Probe("otlp-unreachable-log", measure_unreachable_otlp, expect_unreachable_otlp, _ports))
 
 
 # --- stopping ------------------------------------------------------------------------------
