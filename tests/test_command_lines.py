@@ -353,6 +353,13 @@ def test_curl_option_values_are_not_read_as_urls() -> None:
         curl(inv)
 
 
+def test_curl_to_a_port_that_is_not_a_number_says_so() -> None:
+    """Read as a number by urllib, the port raised ValueError, which the gate reported as a
+    fault of its own instead of the page's mistake."""
+    with pytest.raises(CommandError, match=r"'http://localhost:abc/v1/health': the port is not a"):
+        _curl_at_backend("-fsS", "http://localhost:abc/v1/health")
+
+
 def _curl_at_backend(*args: str) -> str | None:
     """curl's model on a command line, with the backend answering on its HTTP port."""
     release = load_release_data()

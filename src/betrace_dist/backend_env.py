@@ -185,3 +185,38 @@ def manifest_problems(docs: Iterable[Mapping[str, Any]], data: ReleaseData) -> l
             for var, problem in env_problems(container_env(c), data):
                 out.append(f"{doc.get('kind')}/{name} container {c.get('name')}: {var} {problem}")
     return out
+
+
+# --- the app's backend URL ----------------------------------------------------------------------
+
+#: The port a URL without one goes to, by scheme.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_port(url: str) -> int | None:
+    """The port an http(s) `url` goes to (its scheme's when it names none); None for another
+    scheme or a port that is not a number."""
+    parts = urlsplit(url)
+    try:
+        return parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+
+
+def backend_url_problem(url: str, tls: bool = False) -> str | None:
+    """What keeps `url` from being the app's backendUrl, whoever checks it (a page's Grafana,
+    the Compose stack, the chart): Grafana's server calls it through the app's proxy route
+    (patches/grafana-betrace-app/0002), which appends the backend's own paths (/v1/...), so it
+    ends at the host and port; and the backend serves plain HTTP only (release data, ports.http,
+    probe plain-http). `tls` allows https, for a backend behind a proxy of the reader's."""
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or url_port(url) is None:
+        return f"'{url}' is not an http(s) URL with a host and a numeric port"
+    if parts.scheme == "https" and not tls:
+        return f"'{url}': the backend serves plain HTTP (it has no TLS setting); use http://"
+    if parts.path not in ("", "/") or parts.query:
+        return (
+            f"'{url}': the app's route appends the backend's own paths (/v1/...) to backendUrl, "
+            "so it ends at the host and port"
+        )
+    return None

@@ -583,6 +583,22 @@ def _backend_url_without_scheme(manifests: list[Manifest]) -> None:
         data[key] = re.sub(r"backendUrl: *\S*http://", "backendUrl: ", text)
 
 
+def _backend_url_to_grafana(manifests: list[Manifest]) -> None:
+    """The URL names the release's Grafana Service and its port: a Service of the release that
+    is not the backend's."""
+    grafana = next(m for m in manifests if m.kind == "Service" and "grafana" in m.name)
+    port = grafana.doc["spec"]["ports"][0]["port"]
+    data = _provisioning(manifests)
+    for key, text in data.items():
+        data[key] = re.sub(r"backendUrl: *\S*", f'backendUrl: "http://{grafana.name}:{port}"', text)
+
+
+def _backend_url_https_to_the_service(manifests: list[Manifest]) -> None:
+    data = _provisioning(manifests)
+    for key, text in data.items():
+        data[key] = text.replace('"http://', '"https://')
+
+
 def _provisioning_not_yaml(manifests: list[Manifest]) -> None:
     data = _provisioning(manifests)
     for key in data:
@@ -602,7 +618,9 @@ GRAFANA_BREAKS = [
         "container grafana: no rendered ConfigMap is mounted at provisioning/plugins",
     ),
     (_provisioning_api_version_2, ": apiVersion must be 1"),
-    (_backend_url_without_scheme, "jsonData.backendUrl of 'betrace-app' must be an http(s) URL"),
+    (_backend_url_without_scheme, "svc:12011\"' is not an http(s) URL with a host"),
+    (_backend_url_to_grafana, "does not lead to the backend's container port http"),
+    (_backend_url_https_to_the_service, "the backend serves plain HTTP (it has no TLS setting)"),
     (_provisioning_not_yaml, ": not YAML ("),
 ]
 
@@ -678,3 +696,14 @@ def test_undeclared_mount_and_missing_configmap_are_reported(helm: Helm) -> None
     assert chart_policy.check_references(manifests, external) == [
         f for f in found if "ConfigMap 'elsewhere'" not in f
     ]
+
+
+def test_an_external_backend_url_is_held_to_its_form_only() -> None:
+    """A host the release does not render is a backend of the reader's, maybe behind a TLS
+    proxy: https passes there, a path does not."""
+    from betrace_dist.artefacts.chart_policy import _backend_url_problem
+
+    assert _backend_url_problem([], "https://betrace.example.com") is None
+    assert "appends the backend's own paths" in str(
+        _backend_url_problem([], "https://betrace.example.com/api")
+    )

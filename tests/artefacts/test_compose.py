@@ -480,8 +480,22 @@ BREAKS = [
         COMPOSE,
         r"      BETRACE_BACKEND_URL: ",
         "      BETRACE_URL: ",
-        "jsonData.backendUrl '${BETRACE_BACKEND_URL}' (= '') is not an http(s) URL",
+        "jsonData.backendUrl '${BETRACE_BACKEND_URL}' (= ''): '' is not an http(s) URL",
         id="backend-url-env-missing",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"BETRACE_BACKEND_URL: http://backend:12011",
+        "BETRACE_BACKEND_URL: https://backend:12011",
+        "the backend serves plain HTTP (it has no TLS setting); use http://",
+        id="backend-url-https",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"BETRACE_BACKEND_URL: http://backend:12011",
+        "BETRACE_BACKEND_URL: http://backend:12011/v1",
+        "the app's route appends the backend's own paths (/v1/...) to backendUrl",
+        id="backend-url-with-path",
     ),
     pytest.param(
         COMPOSE,

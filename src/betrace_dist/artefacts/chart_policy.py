@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 
@@ -593,9 +594,30 @@ def _plugin_app_is_provisioned(pod: _GrafanaPod) -> list[str]:
     app = next((a for a in apps if a.get("type") == plugin_id), None)
     if app is None:
         out.append(f"{cm}: no app of type '{plugin_id}' is provisioned")
-    elif not str((app.get("jsonData") or {}).get("backendUrl", "")).startswith("http"):
-        out.append(f"{cm}: jsonData.backendUrl of '{plugin_id}' must be an http(s) URL")
+    else:
+        url = str((app.get("jsonData") or {}).get("backendUrl", ""))
+        problem = _backend_url_problem(pod.manifests, url)
+        if problem is not None:
+            out.append(f"{cm}: jsonData.backendUrl of '{plugin_id}': {problem}")
     return out
+
+
+def _backend_url_problem(manifests: list[Manifest], url: str) -> str | None:
+    """The shared backendUrl rule (backend_env); a URL naming a Service of the release must
+    reach the backend's container port `http` through it. A host the release does not render
+    is an external backend: its form only, https allowed (a proxy of the reader's)."""
+    name = (urlsplit(url).hostname or "").split(".")[0]
+    service = _find(manifests, "Service", name)
+    form = backend_env.backend_url_problem(url, tls=service is None)
+    if form is not None or service is None:
+        return form
+    port = backend_env.url_port(url)
+    spec = service.doc.get("spec") or {}
+    entry = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
+    component = (spec.get("selector") or {}).get("app.kubernetes.io/component")
+    if entry is None or component != "backend" or entry.get("targetPort") != "http":
+        return f"port {port} of Service '{name}' does not lead to the backend's container port http"
+    return None
 
 
 #: The Grafana pod's rules, in the order they report.

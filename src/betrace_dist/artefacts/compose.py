@@ -719,10 +719,11 @@ def _backend_url_is_the_backend_service(
     Grafana container itself."""
     raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
     url = _grafana_expand(raw_url, g.env)
-    scheme, host, port = _host_port(url)
     where = f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}')"
-    if scheme not in ("http", "https"):
-        return [f"{where} is not an http(s) URL"]
+    form = backend_env.backend_url_problem(url)
+    if form is not None:
+        return [f"{where}: {form}"]
+    host, port = urlsplit(url).hostname, backend_env.url_port(url)
     http = g.data.current.backend.ports["http"].port
     if host != "backend":
         return [

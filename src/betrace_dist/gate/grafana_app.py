@@ -23,14 +23,11 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import yamlio
+from .. import backend_env, yamlio
 from ..errors import ProblemsError
 from ..release import ReleaseData
 from . import grafana_chart
 from .world import K8sObject, World, closest, listing
-
-#: the port of a URL without one, by scheme
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _provisioning(values: dict[str, Any]) -> str:
@@ -108,21 +105,11 @@ def _service(world: World, host: str, namespace: str) -> tuple[str, str] | None:
 def backend_url_problem(world: World, namespace: str, url: str, data: ReleaseData) -> str | None:
     """What keeps Grafana's pod in `namespace` from reaching the backend at `url`, or None."""
     http = data.current.backend.ports["http"].port
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    except ValueError:
-        port = None
-    if parts.scheme not in _DEFAULT_PORTS or not host or port is None:
-        return f"'{url}' is not an http(s) URL with a host"
-    if parts.scheme == "https":
-        return f"'{url}': the backend serves plain HTTP (it has no TLS setting); use http://"
-    if parts.path not in ("", "/") or parts.query:
-        return (
-            f"'{url}': the app's route appends the backend's own paths (/v1/...) to backendUrl, "
-            "so it ends at the host and port"
-        )
+    form = backend_env.backend_url_problem(url)
+    if form is not None:
+        return form
+    host, port = urlsplit(url).hostname or "", backend_env.url_port(url)
+    assert port is not None  # the form rule refuses a URL without one
     found = _service(world, host, namespace)
     if found is None:
         return (

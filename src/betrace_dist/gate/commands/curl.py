@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from ... import plugin_build
+from ... import backend_env, plugin_build
 from ...release import Release
 from ...tools import ToolMissing
 from .. import grafana_http, live, missing
@@ -52,7 +52,9 @@ def check_url(inv: Invocation, url: str, method: str) -> str | None:
     host = parts.hostname or ""
     if host not in _LOCAL:
         return None  # a URL on the reader's own domain (ingress): checked by the chart, not here
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = backend_env.url_port(url)
+    if port is None:
+        raise CommandError(f"'{url}': the port is not a number")
     listeners = inv.session.world.listeners
     if port not in listeners:
         known = ", ".join(
