@@ -44,14 +44,15 @@ def served(inv: Invocation, component: str, target_port: int) -> list[tuple[str,
     raise CommandError(f"nothing known is served over HTTP by {component} on port {target_port}")
 
 
-def check_url(inv: Invocation, url: str, method: str) -> str | None:
-    """The component that answers the URL (None for a URL off this machine), or CommandError."""
+def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str | None]:
+    """The component that answers the URL (None for a URL off this machine) and, for a call of
+    the app's proxy route, the backend path Grafana forwards it to; or CommandError."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise CommandError(f"'{url}' is not an http(s) URL")
     host = parts.hostname or ""
     if host not in _LOCAL:
-        return None  # a URL on the reader's own domain (ingress): checked by the chart, not here
+        return None, None  # a URL on the reader's own domain (ingress): checked by the chart
     port = backend_env.url_port(url)
     if port is None:
         raise CommandError(f"'{url}': the port is not a number")
@@ -69,12 +70,11 @@ def check_url(inv: Invocation, url: str, method: str) -> str | None:
     endpoints = served(inv, listener.component, listener.target_port)
     if "grafana" in listener.component:
         if path.startswith(_PLUGIN_PROXY):
-            _through_plugin_proxy(inv, method, path)
-            return listener.component
+            return listener.component, _through_plugin_proxy(inv, method, path)
         if grafana_http.served(method, path):
-            return listener.component
+            return listener.component, None
     elif any(m == method and path_pattern(p).match(path) for m, p in endpoints):
-        return listener.component
+        return listener.component, None
     same_path = [m for m, p in endpoints if path_pattern(p).match(path)]
     if same_path:
         raise CommandError(
@@ -305,19 +305,16 @@ def _check_target(
 ) -> str | None:
     """The component answering the URL, with a JSON body and the query string checked against
     the backend's, also when Grafana's app proxy forwards them to it."""
-    listener = check_url(inv, url, verb)
+    listener, forwarded = check_url(inv, url, verb)
     parts = urlsplit(url)
     reaches = listener
-    if listener is not None and "grafana" in listener and parts.path.startswith(_PLUGIN_PROXY):
+    if forwarded is not None:
         if not request.signed_in:
             raise CommandError(
                 "Grafana answers 401 to an API call from no signed-in user (its /api routes need "
                 "one, and anonymous access is off): give -u USER, and curl asks for the password"
             )
-        parts, reaches = (
-            parts._replace(path=_through_plugin_proxy(inv, verb, parts.path)),
-            "backend",
-        )
+        parts, reaches = parts._replace(path=forwarded), "backend"
     if reaches == "backend" and parsed is not None:
         _check_request(inv.session.release.current, verb, parts.path, parsed)
     if reaches == "backend":
@@ -386,7 +383,7 @@ def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) ->
     session = inv.session
     assert session.live is not None
     for _, url in urls:
-        port = urlsplit(url).port or 80
+        port = backend_env.url_port(url) or 80
         try:
             session.live.ensure(session.world.listeners[port])
         except live.LiveError as exc:

@@ -326,12 +326,13 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             continue
         for doc in docs:
             _join(inv.session.world, doc, ns, f"kubectl {args.sub}")
-        _provisioning_still_holds(inv, name)
+        if any(isinstance(d, dict) and d.get("kind") in ("ConfigMap", "Service") for d in docs):
+            _provisioning_still_holds(inv, name)
 
 
 def _provisioning_still_holds(inv: Invocation, name: str) -> None:
-    """A ConfigMap applied again after a Grafana release mounted it: the app's backend URL in
-    it is checked as at the release's install (grafana_app.py)."""
+    """A ConfigMap or Service applied after a Grafana release mounted the provisioning file: the
+    app's backend URL in it is checked as at the release's install (grafana_app.py)."""
     world = inv.session.world
     for release in world.releases.values():
         if release.modelled:
