@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ruamel.yaml import YAML
 
 from .. import backend_env, yamlio
+from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import Plugin, ReleaseData
 
@@ -456,10 +457,10 @@ def check_secret_env(manifests: list[Manifest]) -> list[str]:
 
 
 def _load_yaml(text: str, where: str, out: list[str]) -> Any:
-    try:
-        return YAML(typ="safe").load(text)
-    except Exception as exc:  # any parse error is a finding, not a crash
-        out.append(f"{where}: not YAML ({exc})")
+    try:  # bounded, as every YAML text a check reads
+        return yamlio.safe_load(text, where)
+    except ProblemsError as exc:  # any parse error is a finding, not a crash
+        out.append(f"{where}: not YAML ({exc.problems[0].message})")
         return None
 
 

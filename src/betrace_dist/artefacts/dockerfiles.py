@@ -25,7 +25,6 @@ DOCKERFILE = DOCKER_DIR / "Dockerfile"
 TARGETS = BETRACE_IMAGES
 #: Build args that carry the release into every image.
 COMMIT_ARG, VERSION_ARG = "BETRACE_COMMIT", "BETRACE_VERSION"
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _DIRECTIVE = re.compile(r"^#\s*([a-z]+)\s*=\s*(\S+)\s*$")
 
 

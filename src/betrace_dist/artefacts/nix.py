@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import Problem
 from ..names import BETRACE_IMAGES
-from ..release import ReleaseData
+from ..release import ReleaseData, load_release_data
 
 EXPERIMENTAL = ["--extra-experimental-features", "nix-command flakes"]
 BY_NAME = Path("nix/pkgs/by-name")
@@ -493,17 +493,19 @@ def image_problems(name: str, args: Mapping[str, Any], data: ReleaseData) -> lis
     return [problem for rule in rules for problem in rule(image)]
 
 
-def plugin_dir_problems(directory: Path, what: str) -> list[str]:
-    """A Grafana plugin directory: plugin.json with the right id, module.js."""
+def plugin_dir_problems(directory: Path, what: str, plugin_id: str | None = None) -> list[str]:
+    """A Grafana plugin directory: plugin.json with the app's id (the release's by default),
+    module.js."""
     out = [
         f"{what}: {directory} has no {required}"
         for required in ("plugin.json", "module.js")
         if not (directory / required).is_file()
     ]
     if not out:
-        plugin_id = json.loads((directory / "plugin.json").read_text(encoding="utf-8")).get("id")
-        if plugin_id != "betrace-app":
-            out.append(f"{what}: plugin.json has id {plugin_id!r}, not 'betrace-app'")
+        want = plugin_id or load_release_data().current.plugin.id
+        found = json.loads((directory / "plugin.json").read_text(encoding="utf-8")).get("id")
+        if found != want:
+            out.append(f"{what}: plugin.json has id {found!r}, not {want!r}")
     return out
 
 
