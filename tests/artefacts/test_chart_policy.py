@@ -236,7 +236,7 @@ def test_unsigned_plugin_wildcard_and_anonymous_access_are_reported(
     )
     found = violations(helm, chart, release_data)
     assert_violation(found, "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is 'betrace-app,*'")
-    assert_violation(found, "GF_AUTH_ANONYMOUS_ENABLED is 'true', must be 'false'")
+    assert_violation(found, "GF_AUTH_ANONYMOUS_ENABLED is 'true'; it must be 'false'")
     assert_violation(found, "no app of type 'betrace-app' is provisioned")
 
 

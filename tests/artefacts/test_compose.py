@@ -458,14 +458,14 @@ BREAKS = [
         COMPOSE,
         r'GF_AUTH_ANONYMOUS_ENABLED: "false"',
         'GF_AUTH_ANONYMOUS_ENABLED: "true"',
-        "GF_AUTH_ANONYMOUS_ENABLED must be false",
+        "GF_AUTH_ANONYMOUS_ENABLED is 'true'; it must be 'false'",
         id="anonymous-grafana",
     ),
     pytest.param(
         COMPOSE,
         r"GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS: betrace-app",
         "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS: betrace-app,some-other-app",
-        "is 'betrace-app,some-other-app'; allow exactly 'betrace-app' and no other",
+        "is 'betrace-app,some-other-app'; it must be 'betrace-app' (releases.yaml plugin.id)",
         id="unsigned-allow-list",
     ),
     pytest.param(
@@ -617,8 +617,8 @@ BREAKS = [
         COMPOSE,
         r"GF_PATHS_PLUGINS: /var/lib/grafana/plugins",
         "GF_PATHS_PLUGINS: /var/lib/grafana/data/plugins",
-        "services.grafana: GF_PATHS_PLUGINS must be /var/lib/grafana/plugins, where the image "
-        "has the plugin",
+        "services.grafana.environment.GF_PATHS_PLUGINS is '/var/lib/grafana/data/plugins'; it "
+        "must be '/var/lib/grafana/plugins' (releases.yaml plugin.plugins_dir), where the image",
         id="grafana-plugins-path",
     ),
     pytest.param(

@@ -247,8 +247,8 @@ POLICY_BREAKS = [
     ),
     pytest.param(
         r"GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=betrace-app",
-        "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=*", "must allow exactly the unsigned plugin "
-        "betrace-app", id="unsigned-wildcard",
+        "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=*", "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS "
+        "is '*'; it must be 'betrace-app'", id="unsigned-wildcard",
     ),
     pytest.param(
         r"/dist /opt/betrace/betrace-app", "/src /opt/betrace/betrace-app",

@@ -817,7 +817,8 @@ IMAGE_RULE_BREAKS = [
     ("backend", _env_var("BACKEND_PORT", "1"),
      "backend: sets BACKEND_PORT, which the backend never reads"),
     ("grafana-plugin", _env_var("GF_PATHS_PLUGINS", "/plugins"),
-     "grafana-plugin: GF_PATHS_PLUGINS is not /var/lib/grafana/plugins"),
+     "grafana-plugin: GF_PATHS_PLUGINS is '/plugins'; it must be '/var/lib/grafana/plugins' "
+     "(releases.yaml plugin.plugins_dir), where the image has it"),
 ]  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 
-from .. import backend_env, yamlio
+from .. import backend_env, grafana_env, yamlio
 from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import Plugin, ReleaseData
@@ -501,21 +501,12 @@ class _GrafanaPod:
         ]
 
 
-def _only_betrace_loads_unsigned(pod: _GrafanaPod) -> list[str]:
-    unsigned = (pod.env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS") or {}).get("value")
-    if unsigned == pod.plugin.id:
-        return []
-    return [
-        f"{pod.where}: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is {unsigned!r}, must be "
-        f"exactly '{pod.plugin.id}' (releases.yaml plugin.id)"
-    ]
-
-
-def _anonymous_access_is_off(pod: _GrafanaPod) -> list[str]:
-    anonymous = (pod.env.get("GF_AUTH_ANONYMOUS_ENABLED") or {}).get("value")
-    if anonymous == "false":
-        return []
-    return [f"{pod.where}: GF_AUTH_ANONYMOUS_ENABLED is {anonymous!r}, must be 'false'"]
+def _grafana_variables(pod: _GrafanaPod) -> list[str]:
+    """The shared rules of grafana_env, each variable set explicitly (the chart's Grafana image
+    is the reader's choice, so nothing is assumed of it)."""
+    env = {name: (var or {}).get("value") for name, var in pod.env.items()}
+    names = (grafana_env.UNSIGNED, grafana_env.ANONYMOUS)
+    return [f"{pod.where}: {problem}" for problem in grafana_env.problems(env, pod.plugin, names)]
 
 
 def _no_anonymous_role(pod: _GrafanaPod) -> list[str]:
@@ -623,8 +614,7 @@ def _backend_url_problem(manifests: list[Manifest], url: str) -> str | None:
 
 #: The Grafana pod's rules, in the order they report.
 _GRAFANA_RULES: list[Callable[[_GrafanaPod], list[str]]] = [
-    _only_betrace_loads_unsigned,
-    _anonymous_access_is_off,
+    _grafana_variables,
     _no_anonymous_role,
     _admin_password_from_a_secret,
     _plugin_is_installed,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import REPO_ROOT, backend_env, tools
+from .. import REPO_ROOT, backend_env, grafana_env, tools
 from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import Plugin, ReleaseData
@@ -644,35 +644,18 @@ def _grafana_service(stack: Stack, data: ReleaseData) -> _GrafanaService:
     return _GrafanaService(stack, data, env, raw_env)
 
 
-def _only_betrace_loads_unsigned(g: _GrafanaService) -> list[str]:
-    allowed = g.env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS", "")
-    if allowed == g.plugin.id:
-        return []
-    return [
-        f"services.grafana.environment.GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is "
-        f"'{allowed}'; allow exactly '{g.plugin.id}' and no other unsigned plugin"
-    ]
-
-
-def _anonymous_access_is_off(g: _GrafanaService) -> list[str]:
-    if g.env.get("GF_AUTH_ANONYMOUS_ENABLED", "false").lower() == "false":
-        return []
-    return ["services.grafana.environment.GF_AUTH_ANONYMOUS_ENABLED must be false"]
+def _grafana_variables(g: _GrafanaService) -> list[str]:
+    """The shared rules of grafana_env; the image sets the plugins folder when the stack does
+    not, and Grafana's anonymous access is off by default."""
+    unset = {grafana_env.PLUGINS: g.plugin.plugins_dir, grafana_env.ANONYMOUS: "false"}
+    found = grafana_env.problems(g.env, g.plugin, unset=unset)
+    return [f"services.grafana.environment.{problem}" for problem in found]
 
 
 def _admin_password_is_set(g: _GrafanaService) -> list[str]:
     if "GF_SECURITY_ADMIN_PASSWORD" in g.raw_env:
         return []
     return ["services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD is not set (admin/admin)"]
-
-
-def _plugins_path_is_the_images(g: _GrafanaService) -> list[str]:
-    plugins_dir = g.plugin.plugins_dir
-    if g.env.get("GF_PATHS_PLUGINS", plugins_dir) == plugins_dir:
-        return []
-    return [
-        f"services.grafana: GF_PATHS_PLUGINS must be {plugins_dir}, where the image has the plugin"
-    ]
 
 
 def _no_mount_hides_the_plugin(g: _GrafanaService) -> list[str]:
@@ -737,10 +720,8 @@ def _backend_url_is_the_backend_service(
 
 #: The Grafana service's rules, in the order they report.
 _GRAFANA_RULES: list[Callable[[_GrafanaService], list[str]]] = [
-    _only_betrace_loads_unsigned,
-    _anonymous_access_is_off,
+    _grafana_variables,
     _admin_password_is_set,
-    _plugins_path_is_the_images,
     _no_mount_hides_the_plugin,
     _plugin_app_is_provisioned,
 ]

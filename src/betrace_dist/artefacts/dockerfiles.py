@@ -14,9 +14,14 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import REPO_ROOT
+from .. import REPO_ROOT, grafana_env
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag
 from ..release import ReleaseData
+
+#: Where the official Grafana image reads plugins unless told otherwise: its Dockerfile sets
+#: ENV GF_PATHS_PLUGINS=/var/lib/grafana/plugins (grafana/grafana packaging/docker/Dockerfile,
+#: read in its source on the main branch, not at the pinned tag).
+GRAFANA_IMAGE_PLUGINS = "/var/lib/grafana/plugins"
 
 DOCKER_DIR = REPO_ROOT / "docker"
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
@@ -354,17 +359,12 @@ def check_grafana_plugin(df: Dockerfile, data: ReleaseData) -> list[str]:
     env: dict[str, str] = {}
     for ins in stage.all("ENV"):
         env |= _pairs(ins.args)
-    plugins_dir = env.get("GF_PATHS_PLUGINS", "/var/lib/grafana/plugins")
-    if plugins_dir != plugin.plugins_dir:
-        out.append(
-            f"{df.where(stage.line)}: grafana-plugin sets GF_PATHS_PLUGINS={plugins_dir}; "
-            f"releases.yaml's plugins_dir is {plugin.plugins_dir}"
-        )
-    if env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS") != plugin.id:
-        out.append(
-            f"{df.where(stage.line)}: grafana-plugin must allow exactly the unsigned plugin "
-            f"{plugin.id} (ENV GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS={plugin.id})"
-        )
+    # unset, the official image's own setting applies: its Dockerfile sets GF_PATHS_PLUGINS
+    unset = {grafana_env.PLUGINS: GRAFANA_IMAGE_PLUGINS}
+    names = (grafana_env.PLUGINS, grafana_env.UNSIGNED)
+    for problem in grafana_env.problems(env, plugin, names, unset):
+        out.append(f"{df.where(stage.line)}: grafana-plugin: {problem}")
+    plugins_dir = env.get(grafana_env.PLUGINS, GRAFANA_IMAGE_PLUGINS)
     target = f"{plugins_dir}/{plugin.id}"
     if not any(src.rstrip("/").endswith("/dist") and dest == target
                for _, src, dest in _copies_into(stage)):  # fmt: skip

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import grafana_env
 from ..errors import Problem
 from ..names import BETRACE_IMAGES
 from ..release import ReleaseData, load_release_data
@@ -448,22 +449,11 @@ def _backend_sets_only_what_it_reads(image: _Image) -> list[str]:
     ]
 
 
-def _grafana_allows_only_the_plugin_unsigned(image: _Image) -> list[str]:
-    plugin_id = image.data.current.plugin.id
-    allowed = image.env.get("GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS")
-    if allowed == plugin_id:
-        return []
-    return [
-        f"grafana-plugin: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is {allowed!r}; allow "
-        f"exactly {plugin_id!r}"
-    ]
-
-
-def _grafana_reads_plugins_from_the_plugins_dir(image: _Image) -> list[str]:
-    plugins_dir = image.data.current.plugin.plugins_dir
-    if image.env.get("GF_PATHS_PLUGINS") == plugins_dir:
-        return []
-    return [f"grafana-plugin: GF_PATHS_PLUGINS is not {plugins_dir}"]
+def _grafana_variables(image: _Image) -> list[str]:
+    """The shared rules of grafana_env for the image's own environment (nothing else sets it)."""
+    names = (grafana_env.UNSIGNED, grafana_env.PLUGINS)
+    found = grafana_env.problems(image.env, image.data.current.plugin, names)
+    return [f"grafana-plugin: {problem}" for problem in found]
 
 
 #: The rules of every image, then those of one image, in the order they report.
@@ -480,8 +470,7 @@ _IMAGE_RULES_BY_NAME: dict[str, list[Callable[[_Image], list[str]]]] = {
         _backend_sets_only_what_it_reads,
     ],
     "grafana-plugin": [
-        _grafana_allows_only_the_plugin_unsigned,
-        _grafana_reads_plugins_from_the_plugins_dir,
+        _grafana_variables,
     ],
 }
 
