@@ -49,7 +49,7 @@ let
       BETRACE_SIGNATURE_KEY="$(cat "$CREDENTIALS_DIRECTORY/signature-key")"
       export BETRACE_SIGNATURE_KEY
     ''}
-    exec ${lib.getExe cfg.package}
+    exec ${lib.getExe' cfg.package "betrace-backend"}
   '';
 
   ruleType = lib.types.submodule {

@@ -27,8 +27,7 @@ MODULE = REPO_ROOT / "nix" / "modules" / "betrace-backend.nix"
 PACKAGE = (
     f"(import {STUBS}/nixpkgs/pkgs.nix {{ lib = import {STUBS}/nixpkgs/lib.nix; "
     f'system = "x86_64-linux"; }}).runCommand "betrace-backend" {{ }} "" '
-    '// { meta.mainProgram = "betrace-backend"; }'
-)
+)  # like upstream's backend package (backend/flake.nix): no meta.mainProgram
 RULES = """[
   { name = "no-fraud-skip-on-large-charge"; severity = "HIGH";
     expression = "when { payment.charge.where(amount > 1000) }
@@ -81,6 +80,19 @@ def test_environment_is_what_the_backend_reads(nix: nixa.Nix, release_data: Rele
     assert "BETRACE_SIGNATURE_KEY" not in env, "the key must not reach the Nix store"
     assert "ExecStartPre" not in service or service["ExecStartPre"] == []
     assert "betrace-backend/rules.json" not in out["environment"].get("etc", {})
+
+
+def test_the_service_runs_the_backend_binary_by_its_name(
+    nix: nixa.Nix, release_data: ReleaseData
+) -> None:
+    """Upstream's backend package has no meta.mainProgram (backend/flake.nix at the pinned
+    commit), so lib.getExe warns on every rebuild and guesses from the name; the module names
+    the release's binary."""
+    expr = f"""(import {STUBS}/nixos/eval-module.nix {{
+        module = {MODULE}; settings.services.betrace-backend = {{ {ENABLED} }};
+      }}).config.systemd.services.betrace-backend.serviceConfig.ExecStart.text"""
+    script = nix.eval_expr(expr)
+    assert script.rstrip().endswith(f"/bin/{release_data.current.backend.binary}"), script
 
 
 def test_rules_are_written_into_the_data_folder_before_start(

@@ -16,6 +16,7 @@ rec {
   concatMapStringsSep = sep: f: list: builtins.concatStringsSep sep (map f list);
   makeBinPath = paths: concatMapStringsSep ":" (p: "${p}/bin") paths;
   getExe = drv: "${drv}/bin/${drv.meta.mainProgram}";
+  getExe' = drv: name: "${drv}/bin/${name}";
   fakeHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
   licenses = {
