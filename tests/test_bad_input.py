@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -158,6 +159,23 @@ def test_second_document_is_refused_at_its_line(tmp_path: Path) -> None:
 def test_windows_line_endings_and_a_byte_order_mark_are_accepted(tmp_path: Path) -> None:
     path = release_file(tmp_path, ("\ufeff" + ORIGINAL.replace("\n", "\r\n")).encode("utf-8"))
     assert load_release_data(path).current.version
+
+
+def test_release_data_the_live_tier_cannot_load_stops_pytest_with_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live tier reads the release data before the site does: a broken releases.yaml was an
+    INTERNALERROR traceback there, with the file and line deep inside it."""
+    from betrace_dist import upstream
+    from betrace_dist.gate.run import run_of
+
+    path = release_file(tmp_path, ORIGINAL.replace("  - name: Docker Compose", "  - nme: x", 1))
+    monkeypatch.setattr(upstream, "load_release_data", lambda: load_release_data(path))
+    config = SimpleNamespace(stash=pytest.Stash(), getoption=lambda name, default=None: default)
+    with pytest.raises(pytest.UsageError) as caught:
+        run_of(config)  # type: ignore[arg-type]
+    assert str(caught.value).startswith("the release data cannot be loaded:\n")
+    assert f"{path}:" in str(caught.value)
 
 
 # -- pages, through the gate --------------------------------------------------------------------

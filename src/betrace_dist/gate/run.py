@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ..errors import ProblemsError
 from .live import LiveError, LiveTier, configure
 from .update import Updates
 
@@ -58,6 +59,8 @@ def run_of(config: pytest.Config) -> GateRun:
             )
         except LiveError as exc:
             raise pytest.UsageError(str(exc)) from None
+        except ProblemsError as exc:  # the live tier reads the release data first
+            raise pytest.UsageError(f"the release data cannot be loaded:\n{exc}") from None
         updates = Updates() if config.getoption("--update-outputs", default=False) else None
         config.stash[_KEY] = GateRun(live=live, updates=updates)
     return config.stash[_KEY]
