@@ -214,6 +214,21 @@ CASES = [
         ["betrace-backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT", "host:port with no scheme"],
     ),
     (
+        "grafana-backend-port-changed.md",
+        "kubectl apply -f backend-v2.yaml",
+        ["leads to port 9999", "mounted by Grafana's release grafana"],
+    ),
+    (
+        "grafana-backend-upgraded.md",
+        "helm upgrade betrace",
+        ["Grafana's release grafana loses the backend", "has no port 12011; it has: 9999"],
+    ),
+    (
+        "grafana-provisioning-created-twice.md",
+        "kubectl create configmap betrace-app-provisioning",
+        ["exists already in namespace 'monitoring'", "AlreadyExists"],
+    ),
+    (
         "nix-distribution-file.md",
         "${distribution}/nix/modules/betrace.nix",
         ["the repository has no such file", "did you mean nix/modules/betrace-backend.nix?"],

@@ -175,3 +175,15 @@ def provisioning_problem(
     except ValueError as exc:
         return str(exc)
     return None
+
+
+def world_problem(world: World, data: ReleaseData) -> tuple[str, str] | None:
+    """(release, problem) of the first Grafana release of the page whose app provisioning the
+    world no longer serves: checked again after every step that changes the world (a Service,
+    a workload's ports, the ConfigMap itself, another release)."""
+    for release in world.releases.values():
+        if release.modelled:
+            found = provisioning_problem(world, release.namespace, release.values, data)
+            if found is not None:
+                return release.name, found
+    return None

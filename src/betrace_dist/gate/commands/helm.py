@@ -431,13 +431,12 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     if existing is not None:
         release.revision = existing.revision + 1
     _references_exist(session, release)
-    if release.modelled:
-        problem = grafana_app.provisioning_problem(
-            session.world, release.namespace, release.values, session.release
-        )
-        if problem is not None:
-            raise CommandError(f"helm {parsed.sub[0]} {name}: {problem}")
     session.world.releases[(parsed.namespace, name)] = release
+    found = grafana_app.world_problem(session.world, session.release)
+    if found is not None:
+        grafana, problem = found
+        after = "" if grafana == name else f"Grafana's release {grafana} loses the backend: "
+        raise CommandError(f"helm {parsed.sub[0]} {name}: {after}{problem}")
 
 
 def _references_exist(session: Session, release: HelmRelease) -> None:

@@ -28,7 +28,7 @@ from ...artefacts.chart_policy import HelmError, Manifest, validate_kubernetes
 from ...artefacts.compose import IMAGE_CONTENTS
 from ...errors import ProblemsError
 from .. import gitops, missing
-from ..grafana_app import provisioning_problem
+from ..grafana_app import world_problem
 from ..session import CommandError, Invocation
 from ..world import K8sObject, Listener, World, closest, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands
@@ -326,21 +326,17 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             continue
         for doc in docs:
             _join(inv.session.world, doc, ns, f"kubectl {args.sub}")
-        if any(isinstance(d, dict) and d.get("kind") in ("ConfigMap", "Service") for d in docs):
-            _provisioning_still_holds(inv, name)
+        _provisioning_still_holds(inv, name)
 
 
 def _provisioning_still_holds(inv: Invocation, name: str) -> None:
-    """A ConfigMap or Service applied after a Grafana release mounted the provisioning file: the
-    app's backend URL in it is checked as at the release's install (grafana_app.py)."""
-    world = inv.session.world
-    for release in world.releases.values():
-        if release.modelled:
-            found = provisioning_problem(
-                world, release.namespace, release.values, inv.session.release
-            )
-            if found is not None:
-                raise CommandError(f"{name}: {found} (mounted by Grafana's release {release.name})")
+    """What the step changed (a ConfigMap, a Service, a workload's named port) after a Grafana
+    release mounted the app's provisioning file: its backend URL is checked as at the release's
+    install (grafana_app.py)."""
+    found = world_problem(inv.session.world, inv.session.release)
+    if found is not None:
+        release, problem = found
+        raise CommandError(f"{name}: {problem} (mounted by Grafana's release {release})")
 
 
 def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
@@ -407,7 +403,16 @@ def _generate(inv: Invocation, ns: str, args: Args) -> str | None:
     _write_redirects(inv, done.stdout)
     if dry_run is None:
         created = yamlio.safe_load(done.stdout, "kubectl output")
+        meta = created.get("metadata") or {} if isinstance(created, dict) else {}
+        where = meta.get("namespace") or ns
+        if inv.session.world.find(where, created.get("kind", ""), meta.get("name", "")):
+            raise CommandError(
+                f"{created.get('kind')} '{meta.get('name')}' exists already in namespace "
+                f"'{where}': kubectl create answers AlreadyExists; change it with kubectl apply, "
+                "or delete it first"
+            )
         _join(inv.session.world, created, ns, "kubectl create")
+        _provisioning_still_holds(inv, f"kubectl create {created.get('kind', '').lower()}")
         return None  # what kubectl prints against a cluster ("secret/x created") is not known
     return "" if inv.command.redirects else done.stdout
 
