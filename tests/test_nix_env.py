@@ -173,7 +173,55 @@ def test_a_path_out_of_the_repository_is_refused_without_looking(
 def test_a_series_missing_a_patch_or_out_of_order_is_reported(release_data: ReleaseData) -> None:
     series = _series(release_data, "plugin")
     for files in (series[:-1], list(reversed(series))):
-        (problem,) = nix_env.distribution_file_problems(_flake_naming(files), release_data)
-        assert problem[0] == 4
-        assert "the release carries" in problem[1] and "releases.yaml plugin.patches" in problem[1]
-        assert Path(series[-1]).name in problem[1]
+        problems = nix_env.distribution_file_problems(_flake_naming(files), release_data)
+        assert problems and problems[0][0] == 4, problems
+        for _, problem in problems:
+            assert "the release carries" in problem and "releases.yaml plugin.patches" in problem
+            assert Path(series[-1]).name in problem
+
+
+def _series_block(release_data: ReleaseData, lines: list[str]) -> list[tuple[int, str]]:
+    return nix_env.distribution_file_problems("\n".join(lines) + "\n", release_data)
+
+
+def test_what_hides_a_patch_from_a_text_search_is_read_as_nix_reads_it(
+    release_data: ReleaseData,
+) -> None:
+    """Found by an attack on the first version, a search of the raw text: a commented-out patch
+    passed for applied, a link's path or an interpolated one was not counted, an indented string
+    was not read; a comment naming one patch was refused as an incomplete series."""
+    series = _series(release_data, "backend")
+    full = [f'"${{distribution}}/{f}"' for f in series]
+    commented = [full[0], f"# {full[1]}", *full[2:]]
+    (problem,) = _series_block(release_data, commented)
+    assert "the release carries" in problem[1] and Path(series[1]).name in problem[1]
+    assert _series_block(release_data, ["# " + full[0], "x = 1;"]) == []
+    link = f'"${{distribution}}/nix/pkgs/by-name/be/betrace-backend/{Path(series[0]).name}"'
+    (problem,) = _series_block(release_data, [link])
+    assert "the release carries" in problem[1]
+    indented = "''${distribution}/nix/modules/betrace.nix''"
+    (problem,) = _series_block(release_data, [indented])
+    assert "the repository has no such file" in problem[1]
+    for unread in ('"${distribution}/patches/betrace-backend/${p}"', 'distribution + "/x"'):
+        (problem,) = _series_block(release_data, [unread])
+        assert "whose path the gate cannot read" in problem[1], unread
+
+
+def test_other_files_folders_and_a_series_on_two_packages_pass(release_data: ReleaseData) -> None:
+    series = _series(release_data, "backend")
+    full = [f'"${{distribution}}/{f}"' for f in series]
+    named = [
+        '"${distribution}/releases.yaml"',
+        '"${distribution}/docker/Dockerfile"',
+        '"${distribution}/patches/betrace-backend"',
+        '"${distribution}/./nix/modules/betrace-backend.nix"',
+    ]
+    assert _series_block(release_data, [*named, *full, *full]) == []
+
+
+def test_only_the_first_unknown_paths_get_a_hint(release_data: ReleaseData) -> None:
+    """Each hint searches every file's name: a block of thousands of misspelt paths would spend
+    the block's time budget on hints nobody reads (only the first problem is shown)."""
+    lines = [f'"${{distribution}}/nix/modules/betrace-{i}.nix"' for i in range(10)]
+    problems = _series_block(release_data, lines)
+    assert sum("did you mean" in p for _, p in problems) == 3

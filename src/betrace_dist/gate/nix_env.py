@@ -16,7 +16,10 @@ from __future__ import annotations
 import bisect
 import difflib
 import os
+import posixpath
 import re
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -33,12 +36,12 @@ _OPTION_VARIABLES = {"otlpEndpoint": "OTEL_EXPORTER_OTLP_ENDPOINT"}
 
 #: A file of this distribution's repository in a Nix block: a host flake's input of the
 #: repository (`flake = false`) is named `distribution`, as on the Nix flake guide.
-_DISTRIBUTION_FILE = re.compile(r'"\$\{distribution\}/([^"$\\]*)"')
-#: The repository's folders a host flake takes files from (walked, links never followed).
-_DISTRIBUTION_FOLDERS = ("nix", "patches")
+_INPUT = "distribution"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*")
-#: Each patch series' folder and the part of the release data that lists the series.
-_SERIES = {"patches/betrace-backend/": "backend", "patches/grafana-betrace-app/": "plugin"}
+#: The parts of the release data that list a patch series.
+_SERIES = ("backend", "plugin")
+#: How many unknown paths get a "did you mean" (each is a search of every file's name).
+_HINTS = 3
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_'\-]*")
 _KEYWORDS = {"let", "in", "inherit", "rec", "with", "if", "then", "else", "assert", "or"}
@@ -49,6 +52,7 @@ class Token:
     kind: str  # id, str, {, }, =, ;, ., other
     text: str | None  # the identifier, or a string's value when it has no interpolation
     line: int
+    raw: str = ""  # a string's source between its quotes, interpolations included
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,9 @@ def tokens(text: str) -> list[Token]:
             i = len(text) if end < 0 else end + 2
         elif ch == '"' or text.startswith("''", i):
             closing = '"' if ch == '"' else "''"
-            i, value = _skip_string(text, i + len(closing), closing)
-            out.append(Token("str", value, line))
+            start = i + len(closing)
+            i, value = _skip_string(text, start, closing)
+            out.append(Token("str", value, line, text[start : i - len(closing)]))
         elif match := _IDENT.match(text, i):
             out.append(Token("id", match.group(), line))
             i = match.end()
@@ -244,44 +249,94 @@ def option_problems(text: str) -> list[tuple[int, str]]:
 
 @cache
 def _repository_files() -> frozenset[str]:
-    """The files under the repository's folders a host flake takes from it, as relative paths
-    (names only: no link is followed)."""
-    found: set[str] = set()
-    for top in _DISTRIBUTION_FOLDERS:
-        for folder, _, files in os.walk(REPO_ROOT / top):
+    """The repository's files and folders, as relative paths: the files git tracks (names only:
+    no link is followed), or, outside a git checkout, those under nix/ and patches/."""
+    done = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "ls-files", "-z"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    files = [f for f in done.stdout.split("\0") if f] if done.returncode == 0 else []
+    for top in () if files else ("nix", "patches"):
+        for folder, _, names in os.walk(REPO_ROOT / top):
             base = Path(folder).relative_to(REPO_ROOT).as_posix()
-            found.update(f"{base}/{name}" for name in files)
-    return frozenset(found)
+            files += [f"{base}/{name}" for name in names]
+    folders = {posixpath.dirname(f) for f in files}
+    while "" not in folders and folders:
+        folders |= {posixpath.dirname(f) for f in folders}
+    return frozenset(files) | (folders - {""})
+
+
+def _distribution_paths(text: str) -> Iterator[tuple[int, str | None]]:
+    """(line, path in the repository) of each file the block takes from the distribution's
+    input, in order; None for one whose path the gate cannot read (an interpolation, `+`).
+    Comments are not read (the tokens skip them)."""
+    toks = tokens(text)
+    head = "${" + _INPUT + "}"
+    for i, tok in enumerate(toks):
+        if tok.kind == "str" and head in tok.raw:
+            rest = tok.raw.removeprefix(head + "/")
+            plain = tok.raw.startswith(head + "/") and "${" not in rest
+            yield tok.line, (rest if plain else None)
+        elif (
+            tok.kind == "id"
+            and tok.text == _INPUT
+            and [t.text for t in toks[i + 1 : i + 2]] == ["+"]
+        ):
+            yield tok.line, None  # `distribution + "/path"`
+
+
+def _series_problems(named: list[tuple[int, str]], data: ReleaseData) -> Iterator[tuple[int, str]]:
+    """Each run of a series' patches (a run starts again at its first patch: the series applied
+    to two packages) must be the whole series, in order."""
+    for field in _SERIES:
+        want = [Path(p.file).name for p in getattr(data.current, field).patches]
+        runs: list[list[tuple[int, str]]] = []
+        for line, path in named:
+            name = Path(path).name
+            if name in want:
+                if not runs or name == want[0]:
+                    runs.append([])
+                runs[-1].append((line, name))
+        for run in runs:
+            if [name for _, name in run] != want:
+                shown = ", ".join(name for _, name in run)
+                yield (
+                    run[0][0],
+                    f"the block applies the {field} patches {shown}; the release carries "
+                    f"{', '.join(want)}, all of them in this order (releases.yaml {field}.patches)",
+                )
 
 
 def distribution_file_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
-    """(line, sentence) for every `"${distribution}/PATH"` the repository does not have, and
-    for a patch series the block applies other than the release's (every file, in order)."""
+    """(line, sentence) for every file the block takes from the distribution that the
+    repository does not have or the gate cannot read, and for a patch series applied other
+    than whole and in order."""
     out: list[tuple[int, str]] = []
-    named: dict[str, list[tuple[int, str]]] = {folder: [] for folder in _SERIES}
-    for match in _DISTRIBUTION_FILE.finditer(text):
-        line, path = text.count("\n", 0, match.start()) + 1, match[1]
-        if not _PLAIN_PATH.fullmatch(path) or ".." in path.split("/"):
-            out.append((line, f"${{distribution}}/{path} is not a plain path of the repository"))
-            continue
-        if path not in _repository_files():
-            guess = difflib.get_close_matches(path, sorted(_repository_files()), n=1)
-            hint = f", did you mean {guess[0]}?" if guess else ""
-            out.append((line, f"${{distribution}}/{path}: the repository has no such file{hint}"))
-        for folder in _SERIES:
-            if path.startswith(folder):
-                named[folder].append((line, path))
-    for folder, field in _SERIES.items():
-        if named[folder]:
-            want = [p.file for p in getattr(data.current, field).patches]
-            got = [path for _, path in named[folder]]
-            if got != want:
-                shown, carried = (", ".join(Path(f).name for f in fs) for fs in (got, want))
-                out.append(
-                    (
-                        named[folder][0][0],
-                        f"the block applies the {field} patches {shown}; the release carries "
-                        f"{carried}, all of them in this order (releases.yaml {field}.patches)",
-                    )
+    named: list[tuple[int, str]] = []
+    hints = _HINTS
+    for line, path in _distribution_paths(text):
+        if path is None:
+            out.append(
+                (
+                    line,
+                    f"a file of the {_INPUT} input whose path the gate cannot read: write it out "
+                    f'in full, as "${{{_INPUT}}}/path/in/the/repository"',
                 )
-    return out
+            )
+            continue
+        clean = posixpath.normpath(path) if _PLAIN_PATH.fullmatch(path) else ""
+        if not clean or ".." in path.split("/") or clean.startswith("/"):
+            out.append((line, f"${{{_INPUT}}}/{path} is not a plain path of the repository"))
+            continue
+        if clean not in _repository_files():
+            guess = []
+            if hints:
+                hints -= 1
+                guess = difflib.get_close_matches(clean, sorted(_repository_files()), n=1)
+            hint = f", did you mean {guess[0]}?" if guess else ""
+            out.append((line, f"${{{_INPUT}}}/{path}: the repository has no such file{hint}"))
+        named.append((line, clean))
+    return out + list(_series_problems(named, data))
