@@ -353,6 +353,18 @@ def test_curl_option_values_are_not_read_as_urls() -> None:
         curl(inv)
 
 
+@pytest.mark.parametrize("host", ["127.1", "0", "localhost.", "[0:0:0:0:0:0:0:1]"])
+def test_curl_to_loopback_written_otherwise_is_checked(host: str) -> None:
+    """Other spellings of this machine skipped every check as if they were off the machine."""
+    with pytest.raises(CommandError, match="serves no /v1/nothing"):
+        _curl_at_backend("-fsS", f"http://{host}:PORT/v1/nothing")
+
+
+def test_curl_to_a_url_it_cannot_read_names_the_url() -> None:
+    with pytest.raises(CommandError, match=r"'http://\[::1/v1/health' is not a URL curl can read"):
+        _curl_at_backend("-fsS", "http://[::1/v1/health")
+
+
 def test_curl_to_a_port_that_is_not_a_number_says_so() -> None:
     """Read as a number by urllib, the port raised ValueError, which the gate reported as a
     fault of its own instead of the page's mistake."""

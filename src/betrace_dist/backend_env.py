@@ -12,7 +12,9 @@ accepts the release data's own default.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -195,12 +197,15 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def url_port(url: str) -> int | None:
     """The port an http(s) `url` goes to (its scheme's when it names none); None for another
-    scheme or a port that is not a number."""
-    parts = urlsplit(url)
+    scheme, a URL urllib cannot split (`http://[::1`) or a port that is not one (a word, 0)."""
     try:
-        return parts.port or DEFAULT_PORTS.get(parts.scheme)
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return None
+    if port is None:
+        return DEFAULT_PORTS.get(parts.scheme)
+    return port if port > 0 else None
 
 
 def backend_url_problem(url: str, tls: bool = False) -> str | None:
@@ -208,10 +213,17 @@ def backend_url_problem(url: str, tls: bool = False) -> str | None:
     the Compose stack, the chart): Grafana's server calls it through the app's proxy route
     (patches/grafana-betrace-app/0002), which appends the backend's own paths (/v1/...), so it
     ends at the host and port; and the backend serves plain HTTP only (release data, ports.http,
-    probe plain-http). `tls` allows https, for a backend behind a proxy of the reader's."""
-    parts = urlsplit(url)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or url_port(url) is None:
-        return f"'{url}' is not an http(s) URL with a host and a numeric port"
+    probe plain-http). `tls` allows https, for a backend behind a proxy of the reader's.
+    Inside Grafana's pod, localhost is Grafana's own pod, never the backend's."""
+    port = url_port(url)
+    parts = urlsplit(url) if port is not None else None
+    if parts is None or parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return f"'{url}' is not an http(s) URL with a host and a port from 1 to 65535"
+    if is_loopback(parts.hostname):
+        return (
+            f"'{url}': Grafana's server calls it from Grafana's pod or container, where "
+            f"{parts.hostname} is Grafana itself; name the backend's Service"
+        )
     if parts.scheme == "https" and not tls:
         return f"'{url}': the backend serves plain HTTP (it has no TLS setting); use http://"
     if parts.path not in ("", "/") or parts.query:
@@ -220,3 +232,19 @@ def backend_url_problem(url: str, tls: bool = False) -> str | None:
             "so it ends at the host and port"
         )
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a URL's host is this machine: localhost (with or without its final dot), a
+    loopback or unspecified address, also written short (`127.1`, `0`, as curl reads them)."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        try:  # the short IPv4 forms curl and inet_aton take: 127.1, 0, 2130706433
+            address = ipaddress.ip_address(socket.inet_aton(name))
+        except OSError:
+            return False
+    return address.is_loopback or address.is_unspecified

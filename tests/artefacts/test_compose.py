@@ -595,8 +595,8 @@ BREAKS = [
         PLUGINS,
         r"backendUrl: \$\{BETRACE_BACKEND_URL\}",
         "backendUrl: http://localhost:12011",
-        "Grafana's server calls it through the app's proxy route, where 'localhost' is not the "
-        "backend; use the compose service, http://backend:12011",
+        "Grafana's server calls it from Grafana's pod or container, where localhost is Grafana "
+        "itself; name the backend's Service",
         id="backend-url-localhost",
     ),
     pytest.param(

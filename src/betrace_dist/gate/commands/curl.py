@@ -17,7 +17,6 @@ from ..session import CommandError, Invocation
 from ..world import closest
 from .flags import Options, options, split_flag
 
-_LOCAL = {"localhost", "127.0.0.1", "[::1]", "::1"}
 #: OTLP/HTTP paths the collector receives on 4318
 _OTLP_HTTP = {("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs")}
 
@@ -44,18 +43,28 @@ def served(inv: Invocation, component: str, target_port: int) -> list[tuple[str,
     raise CommandError(f"nothing known is served over HTTP by {component} on port {target_port}")
 
 
+def _split(url: str) -> SplitResult:
+    """An http(s) URL's parts, or CommandError saying why curl would not take it."""
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - `http://[::1/` fails here: curl refuses it too
+    except ValueError as exc:
+        raise CommandError(f"'{url}' is not a URL curl can read ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise CommandError(f"'{url}' is not an http(s) URL")
+    return parts
+
+
 def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str | None]:
     """The component that answers the URL (None for a URL off this machine) and, for a call of
     the app's proxy route, the backend path Grafana forwards it to; or CommandError."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise CommandError(f"'{url}' is not an http(s) URL")
+    parts = _split(url)
     host = parts.hostname or ""
-    if host not in _LOCAL:
+    if not backend_env.is_loopback(host):
         return None, None  # a URL on the reader's own domain (ingress): checked by the chart
     port = backend_env.url_port(url)
     if port is None:
-        raise CommandError(f"'{url}': the port is not a number")
+        raise CommandError(f"'{url}': the port is not a number from 1 to 65535")
     listeners = inv.session.world.listeners
     if port not in listeners:
         known = ", ".join(
