@@ -275,6 +275,7 @@ def _candidates(expect: Expect) -> Iterator[Any]:
         yield says.removeprefix("contains ").strip("'")
     yield "served"
     yield "failed (SSLError)"
+    yield 10
     yield [
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import socket
 import ssl
@@ -948,13 +949,14 @@ def measure_plain_http(params: Mapping[str, Any]) -> dict[str, Any]:
                 context.wrap_socket(raw, server_hostname="localhost"),
             ):
                 handshake = "completed"
-        except (ssl.SSLError, ConnectionError) as exc:
+        except OSError as exc:  # ssl.SSLError is one; so are a refused connection, a timeout
             handshake = f"failed ({type(exc).__name__})"
         return {"tls_handshake": handshake, "plain_health": api.call("GET", "/v1/health").status}
 
 
 def expect_plain_http(data: ReleaseData) -> dict[str, Expect]:
-    failed = Expect("failed", lambda seen: str(seen).startswith("failed"))
+    # the TLS layer refuses what the server answers (plain HTTP), not the connection itself
+    failed = Expect("failed in TLS (SSLError)", lambda seen: str(seen).startswith("failed (SSL"))
     return {"tls_handshake": failed, "plain_health": equal(200)}
 
 
@@ -978,11 +980,20 @@ def measure_unreachable_otlp(params: Mapping[str, Any]) -> dict[str, Any]:
         health = api.call("GET", "/v1/health").status
     finally:
         api.stop(signal.SIGKILL)
+    stamps = [t for t in (_log_time(line) for line in lines[:2]) if t is not None]
     return {
         "failed_uploads": len(lines),
         "connection_refused": bool(lines) and all("connection refused" in x for x in lines),
         "health": health,
+        # by the backend's own clock (its log's time stamps), not by when the probe read them
+        "seconds_between": stamps[1] - stamps[0] if len(stamps) == 2 else None,
     }
+
+
+def _log_time(line: str) -> int | None:
+    """Seconds of the day of a Go log line (`2026/12/05 13:07:31 ...`), None without a stamp."""
+    match = re.match(r"\d{4}/\d\d/\d\d (\d\d):(\d\d):(\d\d) ", line)
+    return None if match is None else int(match[1]) * 3600 + int(match[2]) * 60 + int(match[3])
 
 
 def expect_unreachable_otlp(data: ReleaseData) -> dict[str, Expect]:
@@ -990,6 +1001,11 @@ def expect_unreachable_otlp(data: ReleaseData) -> dict[str, Expect]:
         "failed_uploads": at_least(2, "lines"),
         "connection_refused": equal(True),
         "health": equal(200),  # the backend goes on serving
+        # the metrics reader's interval (otel.go: metric.WithInterval(10*time.Second)); whole
+        # seconds in the log, and a midnight between the two lines would show a negative gap
+        "seconds_between": Expect(
+            "about 10 s (9 to 12)", lambda seen: isinstance(seen, int) and 9 <= seen <= 12
+        ),
     }
 
 
