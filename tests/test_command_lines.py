@@ -967,3 +967,25 @@ def test_a_templated_admin_secret_of_the_grafana_chart_is_not_guessed(session: S
         + f"helm install grafana {chart.repo_name}/grafana -n monitoring --create-namespace "
         "-f v.yaml\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://backend:12011", None),
+        ("http://grafana:3000", "'grafana' is not the backend's service of this project"),
+        ("http://backnd:12011", "did you mean 'backend'?"),
+        ("http://backend:12012", "the backend service listens on 12011, not 12012"),
+    ],
+)
+def test_a_started_projects_backend_url_names_the_backend_service(
+    url: str, said: str | None
+) -> None:
+    from betrace_dist.gate.commands.compose import _stack_problem
+
+    services = {
+        "backend": {"environment": {}},
+        "grafana": {"environment": {"BETRACE_BACKEND_URL": url}},
+    }
+    found = _stack_problem(services, load_release_data())
+    assert (found is None) if said is None else (said in str(found)), found

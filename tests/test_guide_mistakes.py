@@ -229,6 +229,21 @@ CASES = [
         ["exists already in namespace 'monitoring'", "AlreadyExists"],
     ),
     (
+        "chart-backend-url-path.md",
+        "helm upgrade --install betrace",
+        ["at '/grafana/plugin/backendUrl'", "does not match pattern"],
+    ),
+    (
+        "compose-override-backend-url.md",
+        "docker compose up --build --wait",
+        ["services.grafana.environment.BETRACE_BACKEND_URL", "localhost is Grafana itself"],
+    ),
+    (
+        "compose-override-otlp-http.md",
+        "docker compose up --build --wait",
+        ["services.backend.environment.OTEL_EXPORTER_OTLP_ENDPOINT", "4318 is the port of OTLP"],
+    ),
+    (
         "nix-distribution-file.md",
         "${distribution}/nix/modules/betrace.nix",
         ["the repository has no such file", "did you mean nix/modules/betrace-backend.nix?"],

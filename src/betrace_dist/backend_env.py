@@ -197,7 +197,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def url_port(url: str) -> int | None:
     """The port an http(s) `url` goes to (its scheme's when it names none); None for another
-    scheme, a URL urllib cannot split (`http://[::1`) or a port that is not one (a word, 0)."""
+    scheme, a URL urllib cannot split (`http://[::1`) or a port that is not one (a word, 0, a
+    leading zero)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -205,7 +206,18 @@ def url_port(url: str) -> int | None:
         return None
     if port is None:
         return DEFAULT_PORTS.get(parts.scheme)
-    return port if port > 0 else None
+    written = parts.netloc.rpartition(":")[2]
+    return port if port > 0 and not written.startswith("0") else None
+
+
+def _url_host(host: str) -> bool:
+    """A DNS name or IPv4 address (_HOST_PORT's host), or an IPv6 address."""
+    if _HOST_PORT.fullmatch(f"{host}:1"):
+        return True
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 def backend_url_problem(url: str, tls: bool = False) -> str | None:
@@ -215,14 +227,14 @@ def backend_url_problem(url: str, tls: bool = False) -> str | None:
     ends at the host and port; and the backend serves plain HTTP only (release data, ports.http,
     probe plain-http). `tls` allows https, for a backend behind a proxy of the reader's.
     Inside Grafana's pod, localhost is Grafana's own pod, never the backend's."""
-    port = url_port(url)
-    parts = urlsplit(url) if port is not None else None
-    if parts is None or parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+    parts = urlsplit(url) if url_port(url) is not None else None
+    host = (parts.hostname if parts is not None else None) or ""
+    if parts is None or parts.scheme not in DEFAULT_PORTS or not _url_host(host):
         return f"'{url}' is not an http(s) URL with a host and a port from 1 to 65535"
-    if is_loopback(parts.hostname):
+    if is_loopback(host):
         return (
             f"'{url}': Grafana's server calls it from Grafana's pod or container, where "
-            f"{parts.hostname} is Grafana itself; name the backend's Service"
+            f"{host} is Grafana itself; name the backend's Service"
         )
     if parts.scheme == "https" and not tls:
         return f"'{url}': the backend serves plain HTTP (it has no TLS setting); use http://"

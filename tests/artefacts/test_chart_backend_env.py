@@ -105,6 +105,37 @@ def test_chart_schema_pattern_agrees_with_the_rule() -> None:
         assert schema_ok == rule_ok, value
 
 
+def test_chart_backend_url_pattern_agrees_with_the_rule() -> None:
+    """The chart's values schema carries the shared backendUrl rule as a pattern (Helm cannot
+    call Python), with https allowed: the URL may name a backend of the reader's behind a TLS
+    proxy. A loopback host is left out: Helm's regexp (Go's RE2) has no lookahead to refuse it,
+    so the chart policy refuses it when rendering (tests/artefacts/test_chart_policy.py)."""
+    schema = json.loads((REPO_ROOT / "helm/betrace/values.schema.json").read_text())
+    grafana = schema["properties"]["grafana"]["properties"]
+    pattern = grafana["plugin"]["properties"]["backendUrl"]["pattern"]
+    samples = [
+        "http://betrace-backend.betrace.svc:12011",
+        "http://betrace-backend:12011/",
+        "https://betrace.example.com",
+        "http://10.0.0.7:12011",
+        "http://[fd00::7]:12011",
+        "http://betrace-backend:12011/v1",
+        "http://betrace-backend:12011?x=1",
+        "http://betrace-backend:0",
+        "http://betrace-backend:012011",
+        "http://betrace-backend:65536",
+        "http://betrace-backend:65535",
+        "betrace-backend:12011",
+        "ftp://betrace-backend:12011",
+        "http://:12011",
+        "http://betrace backend:12011",
+    ]
+    for value in samples:
+        schema_ok = re.search(pattern, value) is not None
+        rule_ok = backend_env.backend_url_problem(value, tls=True) is None
+        assert schema_ok == rule_ok, value
+
+
 def test_manifest_with_a_wrong_backend_value_is_reported(release_data: ReleaseData) -> None:
     """What the gate's kubectl and helm models call on a page's manifests."""
     backend = release_data.image_ref("backend")

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from ... import backend_env
 from ...artefacts import dockerfiles
 from ...artefacts.compose import (
     IMAGE_CONTENTS,
@@ -29,7 +31,7 @@ from ...artefacts.compose import (
     compose_binary,
 )
 from ...names import BETRACE_IMAGES
-from ...release import Port
+from ...release import Port, ReleaseData
 from ..session import CommandError, Invocation, Session
 from ..world import Listener, World, closest, listing
 from .flags import CommandLine, accepted
@@ -373,13 +375,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
     world = inv.session.world
     key = str(compose_file.parent)
     if sub in ("up", "start", "restart", "create", "unpause"):
-        world.compose_projects[key] = project
-        _publish(
-            world,
-            services,
-            named or list(services),
-            list(inv.session.release.current.backend.ports.values()),
-        )
+        _start(inv.session, key, project, named or list(services))
     if sub in ("restart", "stop", "kill", "pause", "down") and inv.session.live is not None:
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
     if sub in ("stop", "kill", "pause"):  # nothing answers on their ports until start/unpause
@@ -399,6 +395,60 @@ def compose(inv: Invocation, args: list[str]) -> None:
         )
     if sub in _COMMAND_AFTER_SERVICE and len(positional) > 1:
         _program_exists(positional[0], positional[1])
+
+
+def _start(session: Session, key: str, project: dict[str, Any], started: list[str]) -> None:
+    """The project as started: held to the backend's and the app's rules, then its ports."""
+    services: dict[str, Any] = project.get("services", {})
+    problem = _stack_problem(services, session.release)
+    if problem is not None:
+        raise CommandError(problem)
+    session.world.compose_projects[key] = project
+    _publish(session.world, services, started, list(session.release.current.backend.ports.values()))
+
+
+#: What the stack's provisioning file gives the app as its backendUrl (docker/config/grafana/
+#: provisioning/plugins/betrace.yaml: `backendUrl: ${BETRACE_BACKEND_URL}`, Grafana's expansion).
+_BACKEND_URL_VARIABLE = "BETRACE_BACKEND_URL"
+
+
+def _stack_problem(services: dict[str, Any], data: ReleaseData) -> str | None:
+    """What the page's project, its own files and overrides merged by Compose, gives the backend
+    or Grafana wrongly: the backend's variables follow backend_env's one rule, and the app's
+    backend URL the shared backendUrl rule, naming the backend service on its HTTP port."""
+    for name, service in services.items():
+        given = service.get("environment") or {}
+        env = {k: None if v is None else str(v) for k, v in given.items()}
+        image = str(service.get("image", ""))
+        if SERVICE_IMAGES.get(name) == "backend" or backend_env.is_backend_image(image, data):
+            for variable, problem in backend_env.env_problems(env, data):
+                return f"services.{name}.environment.{variable} {problem}"
+        url = env.get(_BACKEND_URL_VARIABLE)
+        if url is not None:
+            wrong = backend_env.backend_url_problem(url) or _backend_service_problem(
+                url, services, data
+            )
+            if wrong is not None:
+                return f"services.{name}.environment.{_BACKEND_URL_VARIABLE}: {wrong}"
+    return None
+
+
+def _backend_service_problem(url: str, services: dict[str, Any], data: ReleaseData) -> str | None:
+    host, port = urlsplit(url).hostname or "", backend_env.url_port(url)
+    service = services.get(host)
+    image = str((service or {}).get("image", ""))
+    if service is None or not (
+        SERVICE_IMAGES.get(host) == "backend" or backend_env.is_backend_image(image, data)
+    ):
+        return (
+            f"'{host}' is not the backend's service of this project{closest(host, list(services))}"
+        )
+    env = service.get("environment") or {}
+    http = data.current.backend.ports["http"]
+    listens = int(str(env.get(http.env) or http.port))
+    if port != listens:
+        return f"the backend service listens on {listens}, not {port}"
+    return None
 
 
 def _publish(world: World, services: dict[str, Any], started: list[str], ports: list[Port]) -> None:
