@@ -111,10 +111,16 @@ def tree_match(pattern: str, rest: str) -> str | None:
     return url[len(below) :] if url.startswith(below) else None  # `url` ends in no "/"
 
 
+def go_join(rest: str) -> str:
+    """path.Join("/", rest), as plugin_proxy.go joins the proxied path: cleaned, with one
+    leading "/" (Python's normpath keeps two, as POSIX allows; Go's Clean does not)."""
+    return "/" + posixpath.normpath("/" + rest).lstrip("/")
+
+
 def match_route(
     manifest: dict[str, Any], rest: str, method: str, role: str
 ) -> tuple[dict[str, Any], str]:
-    rest = posixpath.normpath("/" + rest)  # path.Join("/", ...) in plugin_proxy.go
+    rest = go_join(rest)
     for route in manifest.get("routes", []):
         if route.get("method", "") not in ("", "*", method):
             continue

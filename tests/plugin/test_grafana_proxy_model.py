@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .grafana_proxy_model import AccessDenied, TemplateError, match_route, tree_match
+from .grafana_proxy_model import AccessDenied, TemplateError, go_join, match_route, tree_match
 
 #: (route path, request path after /api/plugin-proxy/<id>/, what is forwarded or None)
 TREE = [
@@ -32,6 +32,26 @@ def test_a_route_path_matches_as_grafanas_tree_does(
     pattern: str, path: str, forwarded: str | None
 ) -> None:
     assert tree_match(pattern, path) == forwarded
+
+
+#: Paths that plugin_proxy.go's path.Join cleans before the tree sees them
+JOINED = [
+    ("backend/*", "//backend/v1", "v1"),
+    ("backend/*", "backend/../backend/v1", "v1"),
+    ("backend/*", "backend/v1/../../x", None),
+]
+
+
+@pytest.mark.parametrize(("pattern", "path", "forwarded"), TREE + JOINED)
+def test_the_gates_curl_model_matches_routes_as_this_model_does(
+    pattern: str, path: str, forwarded: str | None
+) -> None:
+    """The gate's curl model (src) and this model of Grafana's proxy (run as a script, so it
+    cannot import src) match a route path the same way; they disagreed on trailing slashes,
+    "*" and a leading "/" before."""
+    from betrace_dist.gate.commands.curl import _route_forwards
+
+    assert _route_forwards(pattern, path) == forwarded == tree_match(pattern, go_join(path))
 
 
 @pytest.mark.parametrize("pattern", ["rules/:id", "api/*.*", "?optional", "a/*/b", "back*end"])

@@ -4,6 +4,7 @@ the path must be an endpoint that component serves; JSON bodies must be JSON."""
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,16 +103,23 @@ _PLUGIN_PROXY = "/api/plugin-proxy/"
 
 
 def _route_forwards(route_path: str, rest: str) -> str | None:
-    """What a plugin.json route forwards of `rest`, as Grafana matches a route's path (web.Tree;
-    the cases are worked out in tests/plugin/test_grafana_proxy_model.py): a plain path matches
-    only itself and forwards nothing, `p/*` matches what lies below p and forwards it. Any other
-    pattern is not modelled and refused."""
-    if route_path.endswith("/*") and not any(c in route_path[:-2] for c in "*:?"):
-        prefix = route_path[:-1]
-        return rest[len(prefix) :] if rest.startswith(prefix) and len(rest) > len(prefix) else None
-    if any(c in route_path for c in "*:?"):
+    """What a plugin.json route forwards of `rest`, as Grafana matches a route's path: the path
+    joined to "/" (path.Join in plugin_proxy.go), then web.Tree, which trims the slashes at
+    both ends of the pattern and the path. A plain path matches only itself and forwards
+    nothing; `p/*` matches what lies below p and forwards it; `*` forwards the whole path. The
+    cases are worked out, and this function held to them, in tests/plugin/
+    test_grafana_proxy_model.py. Other patterns and percent-escapes are not modelled: refused."""
+    pattern = route_path.removesuffix("/").removeprefix("/")
+    wild = pattern == "*" or pattern.endswith("/*")
+    if re.search(r"[:?()]|\*\.", pattern) or pattern.count("*") > int(wild):
         raise CommandError(f"the app's plugin.json route path '{route_path}' is not modelled")
-    return "" if rest.strip("/") == route_path.strip("/") else None
+    if "%" in rest:
+        raise CommandError(f"a percent-escape in the proxy path '{rest}' is not modelled")
+    url = posixpath.normpath("/" + rest).strip("/")  # Go's Clean leaves no "//" to trim
+    if not wild:
+        return "" if url == pattern else None
+    below = pattern.removesuffix("*")
+    return url[len(below) :] if url.startswith(below) else None
 
 
 def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> str:
