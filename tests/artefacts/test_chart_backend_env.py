@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -74,6 +75,12 @@ def test_names_the_backend_ignores_are_reported(release_data: ReleaseData) -> No
     assert OTLP not in found, "a value from a Secret is not checked, its name is"
 
 
+def assert_agrees(pattern: str, samples: list[str], rule_ok: Callable[[str], bool]) -> None:
+    """The schema's pattern accepts exactly the samples the rule accepts."""
+    for value in samples:
+        assert (re.search(pattern, value) is not None) == rule_ok(value), value
+
+
 def test_chart_schema_pattern_agrees_with_the_rule() -> None:
     """Helm cannot call Python, so values.schema.json carries the OTLP rule as a pattern; it
     must accept and refuse exactly what the rule does."""
@@ -99,10 +106,7 @@ def test_chart_schema_pattern_agrees_with_the_rule() -> None:
         "otel-collector:0",
         "otel-collector:0431",
     ]
-    for value in samples:
-        schema_ok = re.search(pattern, value) is not None
-        rule_ok = backend_env.value_problem(OTLP, value) is None
-        assert schema_ok == rule_ok, value
+    assert_agrees(pattern, samples, lambda value: backend_env.value_problem(OTLP, value) is None)
 
 
 def test_chart_backend_url_pattern_agrees_with_the_rule() -> None:
@@ -130,10 +134,9 @@ def test_chart_backend_url_pattern_agrees_with_the_rule() -> None:
         "http://:12011",
         "http://betrace backend:12011",
     ]
-    for value in samples:
-        schema_ok = re.search(pattern, value) is not None
-        rule_ok = backend_env.backend_url_problem(value, tls=True) is None
-        assert schema_ok == rule_ok, value
+    assert_agrees(
+        pattern, samples, lambda value: backend_env.backend_url_problem(value, tls=True) is None
+    )
 
 
 def test_manifest_with_a_wrong_backend_value_is_reported(release_data: ReleaseData) -> None:
