@@ -553,7 +553,10 @@ def test_compose_reads_every_file_named_and_the_override_file() -> None:
         run(s, "printf 'services:\\n  backend:\\n    enviroment: {A: b}\\n' > debug.yml\n")
         with pytest.raises(CommandError, match="enviroment"):
             run(s, "docker compose -f docker-compose.yml -f debug.yml config -q\n")
-        override = "services:\\n  backend:\\n    environment:\\n      BETRACE_PORT_BACKEND: 8080\\n"
+        override = (  # Grafana's backend URL moves too: the published port is what is wrong
+            "services:\\n  backend:\\n    environment:\\n      BETRACE_PORT_BACKEND: 8080\\n"
+            "  grafana:\\n    environment:\\n      BETRACE_BACKEND_URL: http://backend:8080\\n"
+        )
         run(s, f"printf '{override}' > docker-compose.override.yml\n")
         with pytest.raises(CommandError, match=r"listens on 8080 .BETRACE_PORT_BACKEND.*nothing"):
             run(s, "docker compose up --build --wait\n")
