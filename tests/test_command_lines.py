@@ -976,6 +976,7 @@ def test_a_templated_admin_secret_of_the_grafana_chart_is_not_guessed(session: S
         ("http://grafana:3000", "'grafana' is not the backend's service of this project"),
         ("http://backnd:12011", "did you mean 'backend'?"),
         ("http://backend:12012", "the backend service listens on 12011, not 12012"),
+        ("http://backend:12011 port=abc", "BETRACE_PORT_BACKEND is 'abc', not a port"),
     ],
 )
 def test_a_started_projects_backend_url_names_the_backend_service(
@@ -983,9 +984,10 @@ def test_a_started_projects_backend_url_names_the_backend_service(
 ) -> None:
     from betrace_dist.gate.commands.compose import _stack_problem
 
+    url, _, port = url.partition(" port=")  # a backend port variable the page set, if any
     services = {
-        "backend": {"environment": {}},
-        "grafana": {"environment": {"BETRACE_BACKEND_URL": url}},
+        "grafana": {"environment": {"BETRACE_BACKEND_URL": url}},  # checked before the backend
+        "backend": {"environment": {"BETRACE_PORT_BACKEND": port} if port else {}},
     }
     found = _stack_problem(services, load_release_data())
     assert (found is None) if said is None else (said in str(found)), found

@@ -445,7 +445,10 @@ def _backend_service_problem(url: str, services: dict[str, Any], data: ReleaseDa
         )
     env = service.get("environment") or {}
     http = data.current.backend.ports["http"]
-    listens = int(str(env.get(http.env) or http.port))
+    given = str(env.get(http.env) or http.port)
+    if not given.isdigit():  # the backend's own variable rule names what is wrong with it
+        return f"the backend service's {http.env} is '{given}', not a port"
+    listens = int(given)
     if port != listens:
         return f"the backend service listens on {listens}, not {port}"
     return None
