@@ -18,7 +18,6 @@ import difflib
 import os
 import posixpath
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -27,6 +26,7 @@ from pathlib import Path
 from .. import REPO_ROOT
 from ..backend_env import env_problems, value_problem
 from ..release import ReleaseData
+from .session import clone_files
 
 #: The distribution's NixOS module, whose options a host flake sets under `services.<name>`
 MODULE = REPO_ROOT / "nix" / "modules" / "betrace-backend.nix"
@@ -249,16 +249,10 @@ def option_problems(text: str) -> list[tuple[int, str]]:
 
 @cache
 def _repository_files() -> frozenset[str]:
-    """The repository's files and folders, as relative paths: the files git tracks (names only:
-    no link is followed), or, outside a git checkout, those under nix/ and patches/."""
-    done = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "ls-files", "-z"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    files = [f for f in done.stdout.split("\0") if f] if done.returncode == 0 else []
+    """The repository's files and folders, as relative paths: what a fresh clone holds
+    (session.clone_files; names only, no link is followed), or, outside a git checkout, the
+    files under nix/ and patches/."""
+    files = list(clone_files() or ())
     for top in () if files else ("nix", "patches"):
         for folder, _, names in os.walk(REPO_ROOT / top):
             base = Path(folder).relative_to(REPO_ROOT).as_posix()
