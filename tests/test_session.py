@@ -562,3 +562,24 @@ def test_compose_reads_every_file_named_and_the_override_file() -> None:
             run(s, "docker compose up --build --wait\n")
     finally:
         s.close()
+
+
+def test_a_pages_own_backend_service_publishing_where_nothing_listens_is_refused() -> None:
+    """The published-port rule held only for a service named `backend`: a page's own project
+    running the release's backend image under another name, publishing 8080 to a port the
+    backend does not listen on, was taken as answering there."""
+    s = Session(timeout=120)
+    try:
+        image = f"{s.release.project.registry}/backend:{s.release.current.version}"
+        project = (
+            f"services:\\n  engine:\\n    image: {image}\\n"
+            "    environment:\\n      BETRACE_SIGNATURE_KEY: k\\n"
+            "    ports: [\\x278080:8080\\x27]\\n"
+        )
+        run(s, f"mkdir mine\ncd mine\nprintf '{project}' > compose.yaml\n")
+        with pytest.raises(
+            CommandError, match=r"the engine service publishes 8080 to its port 8080, but the"
+        ):
+            run(s, "docker compose up -d\n")
+    finally:
+        s.close()

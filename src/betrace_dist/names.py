@@ -3,6 +3,7 @@ use: written once here, so that no two copies can drift apart."""
 
 from __future__ import annotations
 
+import difflib
 import re
 
 #: The images the project builds and publishes (docker/Dockerfile's targets, releases.yaml's
@@ -31,3 +32,9 @@ def image_tag(image: str) -> str:
 def looks_secret(name: str) -> bool:
     """True for a variable name such as DB_PASSWORD, API_TOKEN or SIGNATURE_KEY."""
     return SECRET_NAME.search(name) is not None
+
+
+def closest(name: str, choices: list[str]) -> str:
+    """', did you mean X?' or an empty string."""
+    match = difflib.get_close_matches(name, choices, n=1)
+    return f", did you mean '{match[0]}'?" if match else ""

@@ -603,7 +603,7 @@ BREAKS = [
         PLUGINS,
         r"backendUrl: \$\{BETRACE_BACKEND_URL\}",
         "backendUrl: http://backend:8080",
-        "the backend listens on 12011, not 8080",
+        "the backend service listens on 12011, not 8080",
         id="backend-url-wrong-port",
     ),
     pytest.param(

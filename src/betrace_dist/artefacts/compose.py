@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from .. import REPO_ROOT, backend_env, grafana_env, tools
 from ..errors import ProblemsError
-from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
+from ..names import BETRACE_IMAGES, closest, image_tag, is_floating_tag, looks_secret
 from ..release import Plugin, ReleaseData
 from ..yamlio import load_with_lines, to_plain
 from . import dockerfiles
@@ -698,24 +698,46 @@ def _backend_url_is_the_backend_service(
 ) -> list[str]:
     """jsonData.backendUrl is where Grafana's SERVER reaches the backend: the app calls it
     through its plugin proxy route (patches/grafana-betrace-app/0002), never from the browser.
-    So it is the compose service `backend` on the backend's own HTTP port; localhost would be the
-    Grafana container itself."""
+    So it is the backend's compose service on the backend's own HTTP port; localhost would be
+    the Grafana container itself."""
     raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
     url = _grafana_expand(raw_url, g.env)
-    where = f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}')"
-    form = backend_env.backend_url_problem(url)
-    if form is not None:
-        return [f"{where}: {form}"]
-    host, port = urlsplit(url).hostname, backend_env.url_port(url)
-    http = g.data.current.backend.ports["http"].port
-    if host != "backend":
-        return [
-            f"{where}: Grafana's server calls it through the app's proxy route, where '{host}' "
-            f"is not the backend; use the compose service, http://backend:{http}"
-        ]
-    if str(port) != str(http):
-        return [f"{where}: the backend listens on {http}, not {port}"]
-    return []
+    wrong = backend_env.backend_url_problem(url) or backend_service_problem(
+        url, g.stack.services, g.data
+    )
+    return (
+        []
+        if wrong is None
+        else [f"{path.name}: jsonData.backendUrl '{raw_url}' (= '{url}'): {wrong}"]
+    )
+
+
+def is_backend_service(name: str, service: Mapping[str, Any], data: ReleaseData) -> bool:
+    """The service runs the backend: the stack's `backend` service, or any service of a
+    project that runs the release's backend image."""
+    image = str(service.get("image", ""))
+    return SERVICE_IMAGES.get(name) == "backend" or backend_env.is_backend_image(image, data)
+
+
+def backend_service_problem(url: str, services: Mapping[str, Any], data: ReleaseData) -> str | None:
+    """What is wrong with a backend URL, of a form backend_url_problem accepts, on a Compose
+    network: its host must be the project's backend service, its port the one that service
+    listens on (its own variable, or the release's default). Compose's `config` form of
+    `services` (environment as a mapping)."""
+    host, port = urlsplit(url).hostname or "", backend_env.url_port(url)
+    service = services.get(host)
+    if service is None or not is_backend_service(host, service, data):
+        return (
+            f"'{host}' is not the backend's service of this project{closest(host, list(services))}"
+        )
+    env = service.get("environment") or {}
+    http = data.current.backend.ports["http"]
+    given = str(env.get(http.env) or http.port)
+    if not given.isdigit():  # the backend's own variable rule names what is wrong with it
+        return f"the backend service's {http.env} is '{given}', not a port"
+    if port != int(given):
+        return f"the backend service listens on {given}, not {port}"
+    return None
 
 
 #: The Grafana service's rules, in the order they report.

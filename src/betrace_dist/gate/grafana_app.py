@@ -25,9 +25,10 @@ from urllib.parse import urlsplit
 
 from .. import backend_env, yamlio
 from ..errors import ProblemsError
+from ..names import closest
 from ..release import ReleaseData
 from . import grafana_chart
-from .world import K8sObject, World, closest, listing
+from .world import K8sObject, World, listing
 
 
 def _provisioning(values: dict[str, Any]) -> str:

@@ -6,15 +6,8 @@ and write it (an install adds a release, a port-forward makes a port answer).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
-
-
-def closest(name: str, choices: list[str]) -> str:
-    """', did you mean X?' or an empty string."""
-    match = difflib.get_close_matches(name, choices, n=1)
-    return f", did you mean '{match[0]}'?" if match else ""
 
 
 def listing(kind: str, names: list[str]) -> str:

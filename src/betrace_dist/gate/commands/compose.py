@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ... import backend_env
 from ...artefacts import dockerfiles
@@ -28,12 +27,14 @@ from ...artefacts.compose import (
     IMAGE_CONTENTS,
     SERVICE_IMAGES,
     ComposeError,
+    backend_service_problem,
     compose_binary,
+    is_backend_service,
 )
-from ...names import BETRACE_IMAGES
-from ...release import Port, ReleaseData
+from ...names import BETRACE_IMAGES, closest
+from ...release import ReleaseData
 from ..session import CommandError, Invocation, Session
-from ..world import Listener, World, closest, listing
+from ..world import Listener, World, listing
 from .flags import CommandLine, accepted
 from .flags import options as flag_table
 
@@ -404,7 +405,7 @@ def _start(session: Session, key: str, project: dict[str, Any], started: list[st
     if problem is not None:
         raise CommandError(problem)
     session.world.compose_projects[key] = project
-    _publish(session.world, services, started, list(session.release.current.backend.ports.values()))
+    _publish(session.world, services, started, session.release)
 
 
 #: What the stack's provisioning file gives the app as its backendUrl (docker/config/grafana/
@@ -419,13 +420,12 @@ def _stack_problem(services: dict[str, Any], data: ReleaseData) -> str | None:
     for name, service in services.items():
         given = service.get("environment") or {}
         env = {k: None if v is None else str(v) for k, v in given.items()}
-        image = str(service.get("image", ""))
-        if SERVICE_IMAGES.get(name) == "backend" or backend_env.is_backend_image(image, data):
+        if is_backend_service(name, service, data):
             for variable, problem in backend_env.env_problems(env, data):
                 return f"services.{name}.environment.{variable} {problem}"
         url = env.get(_BACKEND_URL_VARIABLE)
         if url is not None:
-            wrong = backend_env.backend_url_problem(url) or _backend_service_problem(
+            wrong = backend_env.backend_url_problem(url) or backend_service_problem(
                 url, services, data
             )
             if wrong is not None:
@@ -433,38 +433,19 @@ def _stack_problem(services: dict[str, Any], data: ReleaseData) -> str | None:
     return None
 
 
-def _backend_service_problem(url: str, services: dict[str, Any], data: ReleaseData) -> str | None:
-    host, port = urlsplit(url).hostname or "", backend_env.url_port(url)
-    service = services.get(host)
-    image = str((service or {}).get("image", ""))
-    if service is None or not (
-        SERVICE_IMAGES.get(host) == "backend" or backend_env.is_backend_image(image, data)
-    ):
-        return (
-            f"'{host}' is not the backend's service of this project{closest(host, list(services))}"
-        )
-    env = service.get("environment") or {}
-    http = data.current.backend.ports["http"]
-    given = str(env.get(http.env) or http.port)
-    if not given.isdigit():  # the backend's own variable rule names what is wrong with it
-        return f"the backend service's {http.env} is '{given}', not a port"
-    listens = int(given)
-    if port != listens:
-        return f"the backend service listens on {listens}, not {port}"
-    return None
-
-
-def _publish(world: World, services: dict[str, Any], started: list[str], ports: list[Port]) -> None:
+def _publish(world: World, services: dict[str, Any], started: list[str], data: ReleaseData) -> None:
     """The ports the started services publish now answer on the host. The backend listens on
-    the ports its variables name (`ports`: http, grpc): a published port leading to another
-    one reaches nothing, whatever the live tier (which picks the port itself) would answer."""
+    the ports its variables name (http, grpc): a published port leading to another one reaches
+    nothing, whatever the live tier (which picks the port itself) would answer."""
+    ports = list(data.current.backend.ports.values())
     for name in started:
         environment = services[name].get("environment") or {}
         listens = {str(environment.get(p.env) or p.port): p.env for p in ports}
         for port in services[name].get("ports", []):
             if port.get("published"):
                 published = int(str(port["published"]).split("-")[0])
-                if SERVICE_IMAGES.get(name) == "backend" and str(port["target"]) not in listens:
+                backend = is_backend_service(name, services[name], data)
+                if backend and str(port["target"]) not in listens:
                     said = ", ".join(f"{n} ({v})" for n, v in listens.items())
                     raise CommandError(
                         f"the {name} service publishes {published} to its port {port['target']}, "

@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from ... import backend_env, plugin_build
+from ...names import closest
 from ...release import Release
 from ...tools import ToolMissing
 from .. import grafana_http, live, missing
 from ..session import CommandError, Invocation
-from ..world import closest
 from .flags import Options, options, split_flag
 
 #: OTLP/HTTP paths the collector receives on 4318

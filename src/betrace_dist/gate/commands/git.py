@@ -9,10 +9,10 @@ import tempfile
 from pathlib import Path
 
 from ...errors import ProblemsError
+from ...names import closest
 from ...release import ReleaseData, load_release_data
 from .. import missing as gate_missing
 from ..session import CommandError, Invocation
-from ..world import closest
 from .flags import CommandLine, options
 
 #: a release tag as this project writes them

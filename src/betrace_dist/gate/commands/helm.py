@@ -23,10 +23,11 @@ from typing import Any
 from ... import backend_env, tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
+from ...names import closest
 from .. import grafana_app, grafana_chart, grafana_stack, missing
 from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
-from ..world import HelmRelease, K8sObject, closest, listing
+from ..world import HelmRelease, K8sObject, listing
 from .flags import CommandLine, accepted, options, subcommands
 
 #: install/upgrade flags a render (`helm template`) is not given, whatever Helm's template takes

@@ -27,10 +27,11 @@ from ... import backend_env, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, validate_kubernetes
 from ...artefacts.compose import IMAGE_CONTENTS
 from ...errors import ProblemsError
+from ...names import closest
 from .. import gitops, missing
 from ..grafana_app import world_problem
 from ..session import CommandError, Invocation
-from ..world import K8sObject, Listener, World, closest, listing
+from ..world import K8sObject, Listener, World, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands
 from .helm import render_text
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import EXPERIMENTAL, Nix
+from ...names import closest
 from .. import missing, safefs
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
-from ..world import Listener, closest
+from ..world import Listener
 from .flags import CommandLine, options
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"

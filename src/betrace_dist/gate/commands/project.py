@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from ...backend_run import ENV_VAR
+from ...names import closest
 from ..isolation import Done
 from ..session import CommandError, Invocation
-from ..world import closest
 
 
 def python(inv: Invocation) -> Done:
