@@ -14,12 +14,14 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import tools
 from ..backend_run import EVALUATION_LIMIT, violation_kind
 from . import Expect, Probe, at_least, at_most, contains, equal
 from .lab import Answer, Backend, Receiver, grpc_status, grpc_stream_status, listening
@@ -1010,6 +1012,50 @@ def expect_unreachable_otlp(data: ReleaseData) -> dict[str, Expect]:
 
 
 register(Probe("otlp-unreachable-log", measure_unreachable_otlp, expect_unreachable_otlp, _ports))
+
+
+def measure_duplicate_rule(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The pages' create step run twice with the real curl, as they write it (`curl -fsS -X POST
+    ... -d @rule.json`): what the second POST answers, and what curl then does with `-f`."""
+
+    def curl(*more: str) -> subprocess.CompletedProcess[str]:
+        argv = [params["curl"], "-sS", "-X", "POST", url, "-H", "Content-Type: application/json"]
+        argv += ["-d", f"@{WORK / 'rule.json'}", *more]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+
+    (WORK / "rule.json").write_text(json.dumps(RULE), encoding="utf-8")
+    url = f"http://127.0.0.1:{params['http']}/v1/rules"
+    with started(params):
+        first, again, failing = curl("-f"), curl("-w", "\\n%{http_code}"), curl("-f")
+    body, _, status = again.stdout.rpartition("\n")
+    return {
+        "first_exit": first.returncode,
+        "second_status": int(status) if status.isdigit() else status,
+        "second_body": body[:200],
+        "with_f_exit": failing.returncode,
+        "with_f_says": failing.stderr.strip()[:200],
+        "with_f_prints_body": failing.stdout != "",
+    }
+
+
+def _curl_params(data: ReleaseData) -> dict[str, Any]:
+    return _ports(data) | {"curl": tools.find("curl") or "curl"}
+
+
+def expect_duplicate_rule(data: ReleaseData) -> dict[str, Expect]:
+    # `curl --help all` of Debian 12's curl 7.88.1: "-f, --fail  Fail fast with no output on
+    # HTTP errors"; the exit code and the message are what this probe measures, not read
+    return {
+        "first_exit": equal(0),
+        "second_status": equal(409),
+        "second_body": contains("rule already exists"),
+        "with_f_exit": equal(22),
+        "with_f_says": contains("409"),
+        "with_f_prints_body": equal(False),
+    }
+
+
+register(Probe("duplicate-rule", measure_duplicate_rule, expect_duplicate_rule, _curl_params))
 
 
 # --- stopping ------------------------------------------------------------------------------
