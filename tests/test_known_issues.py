@@ -61,8 +61,18 @@ def test_an_unknown_issue_id_fails_with_the_list_of_ids(
 def test_the_known_issues_page_lists_every_issue(release_data: ReleaseData) -> None:
     site = Site(REPO_ROOT / "mkdocs.yml")
     text = site.render(site.docs_dir / "reference" / "known-issues.md").text
-    anchors = re.findall(r"^## .+ \{#([a-z0-9-]+)\}$", text, flags=re.MULTILINE)
-    assert anchors == [issue.id for issue in release_data.current.known_issues]
+    anchors = re.findall(r"^### .+ \{#([a-z0-9-]+)\}$", text, flags=re.MULTILINE)
+    assert sorted(anchors) == sorted(issue.id for issue in release_data.current.known_issues)
+    # those of every build first: a reader of the distribution's builds can stop at the second
+    # group's heading; each issue under the heading its patch, or none, puts it
+    groups = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+    assert [g.splitlines()[0] for g in groups] == [
+        "In every build",
+        "Only in upstream's own builds",
+    ]
+    for group, patched in zip(groups, (False, True), strict=True):
+        for issue_id in re.findall(r"\{#([a-z0-9-]+)\}$", group, flags=re.MULTILINE):
+            assert bool(release_data.current.known_issue(issue_id).fixed_by) is patched, issue_id
     assert len(release_data.current.known_issues) >= 11
     for issue in release_data.current.known_issues:
         # an issue the distribution's patch fixes concerns upstream's own builds only

@@ -173,27 +173,46 @@ def _evidence(data: ReleaseData, release: Release, issue: KnownIssue) -> str:
 
 
 def known_issues(data: ReleaseData, release: Release | None = None) -> str:
-    """Every known issue of a release, one section each (anchored by its id)."""
+    """Every known issue of a release, one section each (anchored by its id), in two groups:
+    those of every build first, then those the distribution's patches fix, which only
+    upstream's own builds have."""
     r = release or data.current
     if not r.known_issues:
         return f"No known issue of BeTrace {r.version} is recorded.\n"
+    every = [i for i in r.known_issues if not i.fixed_by]
+    patched = [i for i in r.known_issues if i.fixed_by]
+    groups = [
+        ("In every build", "The distribution's builds and upstream's own have these.", every),
+        (
+            "Only in upstream's own builds",
+            "The distribution's patches fix these in every backend it builds: you meet them "
+            f"only on upstream's own builds of commit `{r.upstream.short}`, such as its flake.",
+            patched,
+        ),
+    ]
     out = []
-    for issue in r.known_issues:
-        who, way = ("users of upstream's own builds. ", " there") if issue.fixed_by else ("", "")
-        out += [
-            f"## {html.escape(issue.title, quote=False)} {{#{issue.id}}}",
-            "",
-            _text(issue.what),
-            "",
-            *([_fixed(r, issue), ""] if issue.fixed_by else []),
-            f"**Who is affected:** {who}{_text(issue.affects)}",
-            "",
-            f"**Workaround{way}:** {_text(issue.workaround)}",
-            "",
-            f"**Upstream:** {_upstream(data, issue)}. **Evidence:** {_evidence(data, r, issue)}.",
-            "",
-        ]
+    for heading, intro, issues in groups:
+        if issues:
+            out += [f"## {heading}", "", intro, ""]
+            out += [line for issue in issues for line in _known_issue(data, r, issue)]
     return "\n".join(out)
+
+
+def _known_issue(data: ReleaseData, r: Release, issue: KnownIssue) -> list[str]:
+    who, way = ("users of upstream's own builds. ", " there") if issue.fixed_by else ("", "")
+    return [
+        f"### {html.escape(issue.title, quote=False)} {{#{issue.id}}}",
+        "",
+        _text(issue.what),
+        "",
+        *([_fixed(r, issue), ""] if issue.fixed_by else []),
+        f"**Who is affected:** {who}{_text(issue.affects)}",
+        "",
+        f"**Workaround{way}:** {_text(issue.workaround)}",
+        "",
+        f"**Upstream:** {_upstream(data, issue)}. **Evidence:** {_evidence(data, r, issue)}.",
+        "",
+    ]
 
 
 def amount(value: int, unit: str) -> str:
