@@ -17,6 +17,7 @@ import pytest
 
 from betrace_dist.artefacts import compose as c
 from betrace_dist.release import ReleaseData
+from betrace_dist.site import compose_defaults
 
 #: Every interface: the address a user sets to open the stack to the network.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - a test value, not a listening socket
@@ -223,6 +224,22 @@ def test_images_are_the_ones_releases_yaml_pins(stack: c.Stack, release_data: Re
         "backend-rules": release_data.image_ref("plugin-init"),
     }
     assert "latest" not in c.COMPOSE_FILE.read_text(encoding="utf-8")
+
+
+def test_the_pages_network_name_is_the_one_compose_gives(
+    stack: c.Stack, compose_bin: str, tmp_path: Path
+) -> None:
+    """The Compose guide names the stack's network for containers of the reader's own; the
+    macro reads docker-compose.yml, real Compose says what the network is called. A stack whose
+    `name:` changes (or that names its network itself) moves both."""
+    assert compose_defaults.default_network() == stack.project["networks"]["default"]["name"]
+    renamed = tmp_path / "docker-compose.yml"
+    text = c.COMPOSE_FILE.read_text(encoding="utf-8")
+    renamed.write_text(text.replace("\nname: betrace\n", "\nname: tracing\n", 1))
+    shutil.copytree(c.COMPOSE_DIR / "config", tmp_path / "config")
+    env = write_env(tmp_path)
+    project = c.load_project(renamed, env, compose_bin)
+    assert project["networks"]["default"]["name"] == "tracing_default"
 
 
 def test_published_ports_listen_on_localhost_by_default(stack: c.Stack) -> None:

@@ -1,4 +1,5 @@
-"""Default host ports of the Compose stack, read from docker/docker-compose.yml itself."""
+"""Default host ports and the network of the Compose stack, read from docker/docker-compose.yml
+itself."""
 
 from __future__ import annotations
 
@@ -22,11 +23,29 @@ def _resolve(text: str) -> str:
 
 
 @cache
-def services() -> dict[str, Any]:
-    """The services of docker/docker-compose.yml as written (parsed once per build:
-    macros.install clears the cache when the next build starts)."""
-    found: dict[str, Any] = to_plain(load_with_lines(COMPOSE_FILE)).get("services", {})
+def written() -> dict[str, Any]:
+    """docker/docker-compose.yml as written (parsed once per build: macros.install clears the
+    cache when the next build starts)."""
+    found: dict[str, Any] = to_plain(load_with_lines(COMPOSE_FILE))
     return found
+
+
+def services() -> dict[str, Any]:
+    found: dict[str, Any] = written().get("services", {})
+    return found
+
+
+def default_network() -> str:
+    """The network Compose puts the stack's services on: the default network's own `name:`,
+    else `<project name>_default` (Compose's naming; the test holds it to what the real
+    `docker compose config` prints)."""
+    file = written()
+    default = (file.get("networks") or {}).get("default") or {}
+    if default.get("name"):
+        return str(default["name"])
+    if not file.get("name"):
+        raise KeyError(f"{COMPOSE_FILE.name} has no top-level `name:`: its network's name varies")
+    return f"{file['name']}_default"
 
 
 def published_port(service: str, target: int | None = None) -> int:

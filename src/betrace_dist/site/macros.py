@@ -78,7 +78,7 @@ def forget_cached_tables() -> None:
     _verifier.cache_clear()
     _target_counts.cache_clear()
     artefact_tables.chart_values_table.cache_clear()
-    compose_defaults.services.cache_clear()
+    compose_defaults.written.cache_clear()
 
 
 def define(env: Any, data: ReleaseData) -> None:
@@ -163,6 +163,7 @@ def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
         "env_var": env_var,
         "env_default": _env_default_macro(data),
         "compose_port": compose_defaults.published_port,
+        "compose_network": compose_defaults.default_network,
         "limit": limit,
     }
 
