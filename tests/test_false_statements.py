@@ -31,7 +31,7 @@ def gate_run() -> str:
 @pytest.mark.parametrize(
     ("page", "wording", "reason"),
     [
-        ("app-lists-rules.md", "the app shows violation", "app-needs-the-distribution-patches"),
+        ("app-lists-rules.md", "the app shows violation", "app-shows-no-statistics-or-traces"),
         ("app-backend-url-advice.md", "from your browser", "app-needs-the-distribution-patches"),
         ("body-limit.md", "up to 10 MiB", "about 4 MiB first (429)"),
         ("no-other-variable.md", "reads no other variable", "OTEL_* variables"),

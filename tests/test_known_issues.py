@@ -133,9 +133,16 @@ def test_an_issue_fixed_by_a_patch_renders_a_note_saying_where_it_is_not(
     lines = text.splitlines()
     assert lines[0] == f'!!! note "Fixed by the distribution\'s patch: {issue.title}"'
     body = " ".join(line.strip() for line in lines[1:])
-    assert f"every backend it builds carries `{issue.fixed_by}`" in body
+    assert f"every backend it builds carries `{issue.fixed_by[0]}`" in body
     assert "Upstream's own builds of commit `c5f17ae4` still have it" in body
     assert "**Workaround there:** " in body and "users of upstream's own builds" in body
+
+    # an issue the app's patches fix says the apps carry them, every one of them
+    app = release_data.current.known_issue("app-needs-the-distribution-patches")
+    assert len(app.fixed_by) == 3, "the test needs an issue fixed by a series of patches"
+    site = site_with(tmp_path / "app")
+    body = " ".join(render(site, '{{ known_issue("' + app.id + '") }}').split())
+    assert "every app it builds carries " + ", ".join(f"`{p}`" for p in app.fixed_by) in body
 
     # a page that shows the note states the issue; the old warning's label does not
     def unstated(page_text: str) -> list[str]:

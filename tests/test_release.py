@@ -431,6 +431,16 @@ def test_an_issue_fixed_by_a_patch_the_release_does_not_carry_is_refused(tmp_pat
     ), problems(path)
 
 
+def test_an_issue_fixed_by_two_components_patches_is_refused(tmp_path: Path) -> None:
+    """The page says which builds carry the fix from the patches' component: an issue fixed by
+    the backend's and the app's patches at once cannot be said so, and is two issues."""
+    old = "fixed_by: patches/betrace-backend/0001-dsl-read-the-keyword-false-as-false.patch"
+    app = "patches/grafana-betrace-app/0002-call-the-backend-through-grafana-plugin-proxy.patch"
+    path = broken(tmp_path, old, f"{old.replace('fixed_by: ', 'fixed_by: [')}, {app}]")
+    found = " ".join(problems(path))
+    assert "fixed_by names patches of betrace-backend and grafana-betrace-app" in found, found
+
+
 def test_a_target_that_leaves_out_an_issue_its_guide_states_is_refused(tmp_path: Path) -> None:
     """The home page's status table shows the issues a target's reader meets."""
     old = "          - startup-log-health-url\n          - startup-log-otlp-url-warning\n"

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -144,6 +145,8 @@ def _one_or_many(value: object) -> object:
 
 Source = Annotated[str, AfterValidator(_source)]
 Sources = Annotated[list[Source], BeforeValidator(_one_or_many), Field(min_length=1)]
+#: A patch the distribution carries, by its path in the repository.
+PatchFile = Annotated[str, Field(pattern=r"^patches/[a-z0-9-]+/\d{4}-[a-z0-9-]+\.patch$")]
 Observation = Annotated[str, Field(min_length=1, pattern=r"\S")]
 
 
@@ -578,12 +581,25 @@ class KnownIssue(Sourced):
         description="why no page concerns this issue (then `pages` stays empty); an issue "
         "names its pages or says why it has none",
     )
-    fixed_by: str | None = Field(
-        default=None,
-        pattern=r"^patches/[a-z0-9-]+/\d{4}-[a-z0-9-]+\.patch$",
-        description="the distribution's patch that fixes this issue in every build it makes; "
-        "upstream's own builds of the commit still have it",
+    fixed_by: Annotated[list[PatchFile], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list,
+        description="the distribution's patch (or patches, one component's) that fix this issue "
+        "in every build it makes; upstream's own builds of the commit still have it",
     )
+
+    @field_validator("fixed_by")
+    @classmethod
+    def _one_component(cls, value: list[str]) -> list[str]:
+        folders = sorted({p.split("/")[1] for p in value})
+        if len(folders) > 1:
+            raise ValueError(f"fixed_by names patches of {' and '.join(folders)}: one issue, "
+                             "one component's patches (or two issues)")  # fmt: skip
+        return value
+
+    @property
+    def fixing_component(self) -> str | None:
+        """The patches folder of the component whose patches fix it (betrace-backend, ...)."""
+        return self.fixed_by[0].split("/")[1] if self.fixed_by else None
 
     @property
     def label(self) -> str:
@@ -645,8 +661,8 @@ class Release(Model):
                 f"table shows the issues a target's reader meets): {', '.join(unlisted)}"
             )
         carried = {p.file for p in (*self.plugin.patches, *self.backend.patches)}
-        stray = sorted(f"{i.id} ({i.fixed_by})" for i in self.known_issues
-                       if i.fixed_by and i.fixed_by not in carried)  # fmt: skip
+        stray = sorted(f"{i.id} ({p})" for i in self.known_issues
+                       for p in i.fixed_by if p not in carried)  # fmt: skip
         if stray:
             raise ValueError(
                 f"known issues fixed by a patch the release does not carry: {', '.join(stray)}"

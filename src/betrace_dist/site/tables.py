@@ -153,13 +153,35 @@ def known_issue(data: ReleaseData, issue_id: str, link: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+#: Per component whose patches fix an issue: what of the distribution's carries them, and which
+#: of upstream's own builds still have the issue.
+_PATCHED_BUILDS = {
+    "betrace-backend": (
+        "every backend it builds",
+        "the backend image, the images flake and the nixpkgs expression",
+        "its flake, which the Nix flake guide builds, and the FlakeHub flake, which is the same "
+        "flake",
+    ),
+    "grafana-betrace-app": (
+        "every app it builds",
+        "the plugin images the Compose stack and the charts' Grafana use, its nixpkgs "
+        "expression and `make plugin`",
+        "an app built from its tree, and its flake's plugin package",
+    ),
+}
+
+
 def _fixed(release: Release, issue: KnownIssue) -> str:
-    """Where a known issue fixed by the distribution's patch is fixed, and where it is not."""
+    """Where a known issue fixed by the distribution's patches is fixed, and where it is not."""
+    component = issue.fixing_component or ""
+    if component not in _PATCHED_BUILDS:
+        raise KeyError(f"known issue {issue.id}: no wording for patches of {component}; add it "
+                       "to _PATCHED_BUILDS in site/tables.py")  # fmt: skip
+    what, where, upstream = _PATCHED_BUILDS[component]
+    patches = ", ".join(f"`{p}`" for p in issue.fixed_by)
     return (
-        f"**Fixed in this distribution:** every backend it builds carries `{issue.fixed_by}` (the "
-        "backend image, the images flake and the nixpkgs expression). Upstream's own builds of "
-        f"commit `{release.upstream.short}` still have it: its flake, which the Nix flake guide "
-        "builds, and the FlakeHub flake, which is the same flake."
+        f"**Fixed in this distribution:** {what} carries {patches} ({where}). Upstream's own "
+        f"builds of commit `{release.upstream.short}` still have it: {upstream}."
     )
 
 
@@ -185,8 +207,9 @@ def known_issues(data: ReleaseData, release: Release | None = None) -> str:
         ("In every build", "The distribution's builds and upstream's own have these.", every),
         (
             "Only in upstream's own builds",
-            "The distribution's patches fix these in every backend it builds: you meet them "
-            f"only on upstream's own builds of commit `{r.upstream.short}`, such as its flake.",
+            "The distribution's patches fix these in every backend and app it builds: you meet "
+            f"them only on upstream's own builds of commit `{r.upstream.short}`, such as its "
+            "flake.",
             patched,
         ),
     ]
