@@ -1016,7 +1016,8 @@ register(Probe("otlp-unreachable-log", measure_unreachable_otlp, expect_unreacha
 
 def measure_duplicate_rule(params: Mapping[str, Any]) -> dict[str, Any]:
     """The pages' create step run twice with the real curl, as they write it (`curl -fsS -X POST
-    ... -d @rule.json`): what the second POST answers, and what curl then does with `-f`."""
+    ... -d @rule.json`): what the second POST answers, and what curl then does with `-f` and with
+    `--fail-with-body`."""
 
     def curl(*more: str) -> subprocess.CompletedProcess[str]:
         argv = [params["curl"], "-sS", "-X", "POST", url, "-H", "Content-Type: application/json"]
@@ -1027,6 +1028,7 @@ def measure_duplicate_rule(params: Mapping[str, Any]) -> dict[str, Any]:
     url = f"http://127.0.0.1:{params['http']}/v1/rules"
     with started(params):
         first, again, failing = curl("-f"), curl("-w", "\\n%{http_code}"), curl("-f")
+        with_body = curl("--fail-with-body")
     body, _, status = again.stdout.rpartition("\n")
     return {
         "first_exit": first.returncode,
@@ -1035,6 +1037,8 @@ def measure_duplicate_rule(params: Mapping[str, Any]) -> dict[str, Any]:
         "with_f_exit": failing.returncode,
         "with_f_says": failing.stderr.strip()[:200],
         "with_f_prints_body": failing.stdout != "",
+        "fail_with_body_exit": with_body.returncode,
+        "fail_with_body_prints": with_body.stdout[:200],
     }
 
 
@@ -1050,8 +1054,10 @@ def expect_duplicate_rule(data: ReleaseData) -> dict[str, Expect]:
         "second_status": equal(409),
         "second_body": contains("rule already exists"),
         "with_f_exit": equal(22),
-        "with_f_says": contains("409"),
+        "with_f_says": contains("The requested URL returned error: 409"),
         "with_f_prints_body": equal(False),
+        "fail_with_body_exit": equal(22),
+        "fail_with_body_prints": contains("rule already exists"),
     }
 
 
