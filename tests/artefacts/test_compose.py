@@ -7,9 +7,11 @@ copy of the stack on purpose and checks the message says where and what.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -240,6 +242,36 @@ def test_the_pages_network_name_is_the_one_compose_gives(
     env = write_env(tmp_path)
     project = c.load_project(renamed, env, compose_bin)
     assert project["networks"]["default"]["name"] == "tracing_default"
+    # the page: `-p NAME` gives NAME_default
+    argv = [compose_bin, "-f", str(c.COMPOSE_FILE), "--env-file", str(env), "-p", "other"]
+    done = subprocess.run(
+        [*argv, "config", "--format", "json"],
+        env=c.clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout)["networks"]["default"]["name"] == "other_default"
+
+
+def test_a_compose_yaml_beside_the_stacks_file_takes_its_place(
+    compose_bin: str, tmp_path: Path
+) -> None:
+    """The Compose guide tells readers to keep their application's compose.yaml out of docker/:
+    real Compose, given both in one folder, uses compose.yaml."""
+    (tmp_path / "docker-compose.yml").write_text("services:\n  a:\n    image: x:1\n")
+    (tmp_path / "compose.yaml").write_text("services:\n  b:\n    image: y:1\n")
+    done = subprocess.run(
+        [compose_bin, "config", "--services"],
+        env=c.clean_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["b"]
 
 
 def test_published_ports_listen_on_localhost_by_default(stack: c.Stack) -> None:
