@@ -26,8 +26,12 @@ _HOST_PORT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}")
 _FALSE_WORDS = {"false", "0", "no", "off"}
 
 
+#: digits as Go's strconv reads them: ASCII only (str.isdigit also takes '²' and '١٢')
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def _port(value: str) -> str | None:
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= 65535:
         return f"is '{value}': a TCP port number from 1 to 65535"
     return None
 
@@ -87,7 +91,7 @@ def _signature_key(value: str) -> str | None:
 def _milliseconds(value: str) -> str | None:
     """The OpenTelemetry SDK reads a whole number of milliseconds (envconfig.WithDuration); a
     unit such as '1s' is not a number, and the SDK ignores it, keeping its 10 s."""
-    if not value.strip().isdigit() or int(value) == 0:
+    if not _DIGITS.fullmatch(value.strip()) or int(value) == 0:
         return f"is '{value}': the SDK wants a whole number of milliseconds above 0, e.g. 1000"
     return None
 
@@ -124,12 +128,43 @@ def name_problem(name: str, data: ReleaseData) -> str | None:
 def env_problems(env: Mapping[str, str | None], data: ReleaseData) -> Iterator[tuple[str, str]]:
     """(name, problem) for each variable of a backend environment; None values come from a
     Secret or ConfigMap and only their name is checked."""
+    found = False
     for name, value in env.items():
         problem = name_problem(name, data)
         if problem is None and value is not None:
             problem = value_problem(name, value)
         if problem:
+            found = True
             yield name, problem
+    if not found:
+        yield from _one_port_twice(env, data)
+
+
+def listening_ports(env: Mapping[str, str | None], data: ReleaseData) -> dict[str, int | None]:
+    """The port each of the backend's servers (http, grpc) listens on with this environment:
+    its variable, else the release's default; None where a variable is not a port or comes from
+    a Secret."""
+    out: dict[str, int | None] = {}
+    for key, port in data.current.backend.ports.items():
+        value = env[port.env] if port.env in env else str(port.port)
+        out[key] = int(value) if value is not None and _port(value) is None else None
+    return out
+
+
+def _one_port_twice(env: Mapping[str, str | None], data: ReleaseData) -> Iterator[tuple[str, str]]:
+    """Both servers on one port: the second cannot bind it, and the backend exits (release
+    data, ports.grpc, probe same-port)."""
+    ports = data.current.backend.ports
+    listening = listening_ports(env, data)
+    if listening["http"] is not None and listening["http"] == listening["grpc"]:
+        grpc, http = ports["grpc"], ports["http"]
+        yield (
+            grpc.env,
+            (
+                f"is {listening['grpc']}, the port of the HTTP server too ({http.env}): the second "
+                "server cannot bind it, and the backend exits"
+            ),
+        )
 
 
 def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
@@ -227,6 +262,8 @@ def backend_url_problem(url: str, tls: bool = False) -> str | None:
     ends at the host and port; and the backend serves plain HTTP only (release data, ports.http,
     probe plain-http). `tls` allows https, for a backend behind a proxy of the reader's.
     Inside Grafana's pod, localhost is Grafana's own pod, never the backend's."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return f"{url!r} holds a space or a control character, which no URL may (RFC 3986)"
     parts = urlsplit(url) if url_port(url) is not None else None
     host = (parts.hostname if parts is not None else None) or ""
     if parts is None or parts.scheme not in DEFAULT_PORTS or not _url_host(host):

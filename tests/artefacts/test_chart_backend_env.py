@@ -40,6 +40,10 @@ def test_each_rule_accepts_the_release_datas_own_default(release_data: ReleaseDa
         ("BETRACE_DEBUG", "false", "turns debug logging ON"),
         ("BETRACE_DEBUG", "0", "turns debug logging ON"),
         ("BETRACE_PORT_BACKEND", "8080x", "a TCP port number"),
+        # str.isdigit takes these, Go's strconv does not: the backend cannot listen on them
+        ("BETRACE_PORT_BACKEND", "\u00b2", "a TCP port number"),
+        ("BETRACE_PORT_GRPC", "\u0661\u0662\u0660\u0661\u0661", "a TCP port number"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "\u0661\u0660\u0660\u0660", "whole number of milliseconds"),
         ("BETRACE_DATA_DIR", " ", "writable directory"),
         ("BETRACE_SIGNATURE_KEY", "", "built-in development key"),
     ],
@@ -133,6 +137,9 @@ def test_chart_backend_url_pattern_agrees_with_the_rule() -> None:
         "ftp://betrace-backend:12011",
         "http://:12011",
         "http://betrace backend:12011",
+        " http://betrace-backend:12011",  # urlsplit drops these; Go's url.Parse refuses them
+        "http://betrace-back\nend:12011",
+        "\thttp://betrace-backend:12011",
     ]
     assert_agrees(
         pattern, samples, lambda value: backend_env.backend_url_problem(value, tls=True) is None
@@ -223,3 +230,23 @@ spec:
     message = str(failure.value)
     assert message.startswith("backend.yaml: Deployment/betrace-backend container backend"), message
     assert f"{OTLP} is 'http://otel-collector:4317'" in message and "no scheme" in message
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({"BETRACE_PORT_GRPC": "12011"}, True),  # the HTTP server's default
+        ({"BETRACE_PORT_BACKEND": "12012"}, True),  # the gRPC server's default
+        ({"BETRACE_PORT_BACKEND": "9000", "BETRACE_PORT_GRPC": "9000"}, True),
+        ({"BETRACE_PORT_BACKEND": "12012", "BETRACE_PORT_GRPC": "12011"}, False),  # swapped
+        ({"BETRACE_PORT_BACKEND": None, "BETRACE_PORT_GRPC": "12011"}, False),  # from a Secret
+    ],
+)
+def test_one_port_for_both_servers_is_refused(
+    env: dict[str, str | None], refused: bool, release_data: ReleaseData
+) -> None:
+    """The backend exits when its two servers are given one port (probe same-port)."""
+    found = list(backend_env.env_problems(env, release_data))
+    assert bool(found) is refused, found
+    if refused:
+        assert found[0][0] == "BETRACE_PORT_GRPC" and "cannot bind it" in found[0][1], found

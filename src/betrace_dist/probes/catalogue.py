@@ -1014,6 +1014,35 @@ def expect_unreachable_otlp(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("otlp-unreachable-log", measure_unreachable_otlp, expect_unreachable_otlp, _ports))
 
 
+def measure_same_port(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend given one port for both servers (BETRACE_PORT_GRPC = BETRACE_PORT_BACKEND):
+    whether it comes up, and what it says when it does not."""
+    with receiver_running():
+        api = backend(params)
+        api.grpc_port = api.http_port
+        try:
+            api.start()
+            started = True
+        except RuntimeError:  # it exited before answering /v1/health
+            started = False
+        log = api.text()
+        exit_code = api.proc.poll() if api.proc is not None else None
+        if started:
+            api.stop(signal.SIGKILL)
+    return {
+        "started": started,
+        "exit_code": exit_code,
+        "bind_refused": "bind: address already in use" in log,
+    }
+
+
+def expect_same_port(data: ReleaseData) -> dict[str, Expect]:
+    return {"started": equal(False), "exit_code": equal(1), "bind_refused": equal(True)}
+
+
+register(Probe("same-port", measure_same_port, expect_same_port, _ports))
+
+
 def measure_duplicate_rule(params: Mapping[str, Any]) -> dict[str, Any]:
     """The pages' create step run twice with the real curl, as they write it (`curl -fsS -X POST
     ... -d @rule.json`): what the second POST answers, and what curl then does with `-f` and with
