@@ -985,9 +985,16 @@ def test_a_started_projects_backend_url_names_the_backend_service(
     from betrace_dist.gate.commands.compose import _stack_problem
 
     url, _, port = url.partition(" port=")  # a backend port variable the page set, if any
-    services = {
-        "grafana": {"environment": {"BETRACE_BACKEND_URL": url}},  # checked before the backend
-        "backend": {"environment": {"BETRACE_PORT_BACKEND": port} if port else {}},
+    data = load_release_data()
+    image = f"{data.project.registry}/backend:{data.current.version}"
+    net = {"default": None}
+    services = {  # grafana checked before the backend
+        "grafana": {"environment": {"BETRACE_BACKEND_URL": url}, "networks": net},
+        "backend": {
+            "image": image,
+            "environment": {"BETRACE_PORT_BACKEND": port} if port else {},
+            "networks": net,
+        },
     }
-    found = _stack_problem(services, load_release_data())
+    found = _stack_problem(services, data)
     assert (found is None) if said is None else (said in str(found)), found

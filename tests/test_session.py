@@ -4,6 +4,7 @@ process group, and the real repository and home are never touched."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import uuid
@@ -581,5 +582,117 @@ def test_a_pages_own_backend_service_publishing_where_nothing_listens_is_refused
             CommandError, match=r"the engine service publishes 8080 to its port 8080, but the"
         ):
             run(s, "docker compose up -d\n")
+    finally:
+        s.close()
+
+
+def _own_project(s: Session, services: str, folder: str = "mine") -> None:
+    """A page's own Compose project in `folder`, written with printf; `services` is YAML with
+    {image} for the release's backend image."""
+    image = f"{s.release.project.registry}/backend:{s.release.current.version}"
+    text = services.format(image=image).replace("\n", "\\n").replace("'", "\\x27")
+    run(s, f"mkdir -p {folder}\nprintf '{text}' > {folder}/compose.yaml\n")
+
+
+_KEY = "      BETRACE_SIGNATURE_KEY: k\n"
+
+
+@pytest.mark.parametrize(
+    ("services", "said"),
+    [
+        # ports swapped: 12011 is the gRPC server's now (found by an attack on the model)
+        (
+            "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
+            + "      BETRACE_PORT_BACKEND: 12012\n      BETRACE_PORT_GRPC: 12011\n"
+            "    ports: ['8080:12011']\n",
+            "port 12011 of the backend is not its HTTP server's; HTTP is on 12012",
+        ),
+        # a service named backend that runs something else is not the backend
+        (
+            "services:\n  backend:\n    image: docker.io/library/nginx:1.25\n"
+            "    ports: ['8080:12011']\n",
+            "nothing known is served over HTTP by service backend on port 12011",
+        ),
+        # bound to another address: nothing answers as localhost
+        (
+            "services:\n  engine:\n    image: {image}\n    environment:\n" + _KEY
+            + "    ports: ['192.0.2.1:8080:12011']\n",
+            "nothing answers on localhost:8080",
+        ),
+        (
+            "services:\n  engine:\n    image: {image}\n    environment:\n" + _KEY
+            + "    ports: ['8080:12011/udp']\n",
+            "nothing answers on localhost:8080",
+        ),
+    ],
+)  # fmt: skip
+def test_a_published_port_that_does_not_reach_the_backends_http_is_refused(
+    services: str, said: str
+) -> None:
+    s = Session(timeout=120)
+    try:
+        _own_project(s, services)
+        run(s, "cd mine\ndocker compose up -d\n")
+        with pytest.raises(CommandError, match=re.escape(said)):
+            run(s, "curl -fsS http://localhost:8080/v1/health\n")
+    finally:
+        s.close()
+
+
+def test_the_backend_given_one_port_for_both_servers_is_refused() -> None:
+    s = Session(timeout=120)
+    try:
+        services = (
+            "services:\n  engine:\n    image: {image}\n    environment:\n" + _KEY
+            + "      BETRACE_PORT_GRPC: 12011\n"
+        )  # fmt: skip
+        _own_project(s, services)
+        with pytest.raises(CommandError, match="BETRACE_PORT_GRPC is 12011, the port of the HTTP"):
+            run(s, "cd mine\ndocker compose up -d\n")
+    finally:
+        s.close()
+
+
+def test_projects_publish_a_port_once_and_take_down_only_their_own() -> None:
+    """A second project publishing a held port was taken over it; `down` of one project took
+    every project's ports away."""
+    s = Session(timeout=120)
+    try:
+        backend = (
+            "services:\n  engine:\n    image: {image}\n    environment:\n" + _KEY
+            + "    ports: ['8080:12011']\n"
+        )  # fmt: skip
+        _own_project(s, backend, "one")
+        _own_project(s, "services:\n  web:\n    image: nginx:1.25\n    ports: ['9090:80']\n", "two")
+        run(s, "cd one\ndocker compose up -d\ncd ../two\ndocker compose up -d\n")
+        run(s, "docker compose down\ncurl -fsS http://localhost:8080/v1/health\n")
+        _own_project(
+            s, "services:\n  web:\n    image: nginx:1.25\n    ports: ['8080:80']\n", "../three"
+        )
+        with pytest.raises(CommandError, match="port 8080 is published already"):
+            run(s, "cd ../three\ndocker compose up -d\n")
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize(
+    ("grafana", "said"),
+    [
+        ("    network_mode: none\n", "network_mode 'none': it finds no service by name"),
+        ("    networks: [other]\n", "share no network"),
+    ],
+)
+def test_grafana_that_cannot_reach_the_backend_by_name_is_refused(grafana: str, said: str) -> None:
+    s = Session(timeout=120)
+    try:
+        services = (
+            "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
+            + "  grafana:\n    image: docker.io/grafana/grafana:13.2.0\n    environment:\n"
+            "      BETRACE_BACKEND_URL: http://backend:12011\n" + grafana
+            + "networks:\n  other: {{}}\n"
+        )  # fmt: skip
+        _own_project(s, services)
+        with pytest.raises(CommandError, match=re.escape(said)):
+            run(s, "cd mine\ndocker compose up -d\n")
     finally:
         s.close()

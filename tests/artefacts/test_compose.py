@@ -235,6 +235,8 @@ def test_the_pages_network_name_is_the_one_compose_gives(
     macro reads docker-compose.yml, real Compose says what the network is called. A stack whose
     `name:` changes (or that names its network itself) moves both."""
     assert compose_defaults.default_network() == stack.project["networks"]["default"]["name"]
+    # and the backend is on that network, where the page sends the reader's containers
+    assert "default" in stack.services["backend"]["networks"]
     renamed = tmp_path / "docker-compose.yml"
     text = c.COMPOSE_FILE.read_text(encoding="utf-8")
     renamed.write_text(text.replace("\nname: betrace\n", "\nname: tracing\n", 1))
@@ -647,6 +649,13 @@ BREAKS = [
         "Grafana's server calls it from Grafana's pod or container, where localhost is Grafana "
         "itself; name the backend's Service",
         id="backend-url-localhost",
+    ),
+    pytest.param(
+        COMPOSE,
+        r"(?m)^  grafana:\n",
+        "  grafana:\n    network_mode: none\n",
+        "the grafana service has network_mode 'none': it finds no service by name",
+        id="grafana-off-the-network",
     ),
     pytest.param(
         PLUGINS,

@@ -703,7 +703,7 @@ def _backend_url_is_the_backend_service(
     raw_url = str((app.get("jsonData") or {}).get("backendUrl", ""))
     url = _grafana_expand(raw_url, g.env)
     wrong = backend_env.backend_url_problem(url) or backend_service_problem(
-        url, g.stack.services, g.data
+        url, g.stack.services, g.data, "grafana"
     )
     return (
         []
@@ -713,30 +713,56 @@ def _backend_url_is_the_backend_service(
 
 
 def is_backend_service(name: str, service: Mapping[str, Any], data: ReleaseData) -> bool:
-    """The service runs the backend: the stack's `backend` service, or any service of a
-    project that runs the release's backend image."""
-    image = str(service.get("image", ""))
-    return SERVICE_IMAGES.get(name) == "backend" or backend_env.is_backend_image(image, data)
+    """The service runs the backend: the release's backend image, or, with no image, a build of
+    the distribution's Dockerfile target `backend`. A service's name says nothing: a reader's
+    own `backend` may run anything."""
+    image = str(service.get("image") or "")
+    if image:
+        return backend_env.is_backend_image(image, data)
+    build = service.get("build")
+    return isinstance(build, Mapping) and build.get("target") == "backend"
 
 
-def backend_service_problem(url: str, services: Mapping[str, Any], data: ReleaseData) -> str | None:
+def backend_service_problem(
+    url: str, services: Mapping[str, Any], data: ReleaseData, caller: str | None = None
+) -> str | None:
     """What is wrong with a backend URL, of a form backend_url_problem accepts, on a Compose
     network: its host must be the project's backend service, its port the one that service
-    listens on (its own variable, or the release's default). Compose's `config` form of
-    `services` (environment as a mapping)."""
-    host, port = urlsplit(url).hostname or "", backend_env.url_port(url)
-    service = services.get(host)
-    if service is None or not is_backend_service(host, service, data):
+    listens on (its own variable, or the release's default), and the calling service (`caller`)
+    must share a network with it. Compose's `config` form of `services`."""
+    host, port = (urlsplit(url).hostname or "").lower(), backend_env.url_port(url)
+    name = next((n for n in services if n.lower() == host), host)  # DNS names ignore case
+    service = services.get(name)
+    if service is None or not is_backend_service(name, service, data):
         return (
             f"'{host}' is not the backend's service of this project{closest(host, list(services))}"
         )
     env = service.get("environment") or {}
-    http = data.current.backend.ports["http"]
-    given = str(env.get(http.env) or http.port)
-    if not given.isdigit():  # the backend's own variable rule names what is wrong with it
-        return f"the backend service's {http.env} is '{given}', not a port"
-    if port != int(given):
-        return f"the backend service listens on {given}, not {port}"
+    listens = backend_env.listening_ports(env, data)["http"]
+    if listens is None:  # the backend's own variable rule names what is wrong with it
+        variable = data.current.backend.ports["http"].env
+        return f"the backend service's {variable} is '{env.get(variable)}', not a port"
+    if port != listens:
+        return f"the backend service listens on {listens}, not {port}"
+    return _shared_network(caller, services, name)
+
+
+def _shared_network(caller: str | None, services: Mapping[str, Any], backend: str) -> str | None:
+    """The caller finds the backend by its service name only on a network both are on."""
+    if caller is None:
+        return None
+    calling = services.get(caller) or {}
+    mode = str(calling.get("network_mode") or "")
+    if mode.startswith("service:"):  # another service's network, which the model leaves be
+        return None
+    if mode:
+        return (
+            f"the {caller} service has network_mode '{calling['network_mode']}': it finds no "
+            f"service by name"
+        )
+    shared = set(calling.get("networks") or {}) & set(services[backend].get("networks") or {})
+    if not shared:
+        return f"the {caller} and {backend} services share no network: '{backend}' is unknown there"
     return None
 
 

@@ -139,6 +139,7 @@ class Listener:
     target_port: int  # the component's own port behind it
     source: str  # "compose service backend", "kubectl port-forward svc/betrace-grafana"
     env: dict[str, str] = field(default_factory=dict)  # what the artefact gives the component
+    owner: str = ""  # the Compose project (its folder) whose service publishes it
 
 
 #: kinds whose pods a Service's selector can pick

@@ -380,9 +380,9 @@ def compose(inv: Invocation, args: list[str]) -> None:
     if sub in ("restart", "stop", "kill", "pause", "down") and inv.session.live is not None:
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
     if sub in ("stop", "kill", "pause"):  # nothing answers on their ports until start/unpause
-        _unpublish(world, set(named or services))
+        _unpublish(world, key, set(named or services))
     if sub == "down":
-        _unpublish(world, None)
+        _unpublish(world, key, None)
         world.compose_projects.pop(key, None)
         if line.args.has("-v", "--volumes") and inv.session.live is not None:
             inv.session.live.forget()  # the named volume with the rules is gone
@@ -405,7 +405,7 @@ def _start(session: Session, key: str, project: dict[str, Any], started: list[st
     if problem is not None:
         raise CommandError(problem)
     session.world.compose_projects[key] = project
-    _publish(session.world, services, started, session.release)
+    _publish(session.world, key, services, started, session.release)
 
 
 #: What the stack's provisioning file gives the app as its backendUrl (docker/config/grafana/
@@ -426,44 +426,69 @@ def _stack_problem(services: dict[str, Any], data: ReleaseData) -> str | None:
         url = env.get(_BACKEND_URL_VARIABLE)
         if url is not None:
             wrong = backend_env.backend_url_problem(url) or backend_service_problem(
-                url, services, data
+                url, services, data, name
             )
             if wrong is not None:
                 return f"services.{name}.environment.{_BACKEND_URL_VARIABLE}: {wrong}"
     return None
 
 
-def _publish(world: World, services: dict[str, Any], started: list[str], data: ReleaseData) -> None:
-    """The ports the started services publish now answer on the host. The backend listens on
-    the ports its variables name (http, grpc): a published port leading to another one reaches
-    nothing, whatever the live tier (which picks the port itself) would answer."""
-    ports = list(data.current.backend.ports.values())
+#: host addresses a published port answers `localhost` on: every interface, or loopback
+_REACHED_AS_LOCALHOST = frozenset({"", "0.0.0.0", "127.0.0.1", "::", "::1"})  # noqa: S104
+
+
+def _publish(
+    world: World, key: str, services: dict[str, Any], started: list[str], data: ReleaseData
+) -> None:
+    """The ports the started services publish now answer on the host, as `localhost` where
+    they are bound to every interface or to loopback, for TCP. The backend listens on the ports
+    its variables name (http, grpc): a published port leading to another one reaches nothing,
+    whatever the live tier (which picks the port itself) would answer. Docker refuses a host
+    port another service holds."""
     for name in started:
-        environment = services[name].get("environment") or {}
-        listens = {str(environment.get(p.env) or p.port): p.env for p in ports}
-        for port in services[name].get("ports", []):
-            if port.get("published"):
-                published = int(str(port["published"]).split("-")[0])
-                backend = is_backend_service(name, services[name], data)
-                if backend and str(port["target"]) not in listens:
-                    said = ", ".join(f"{n} ({v})" for n, v in listens.items())
-                    raise CommandError(
-                        f"the {name} service publishes {published} to its port {port['target']}, "
-                        f"but the backend listens on {said}: nothing would answer there"
-                    )
-                world.listeners[published] = Listener(
-                    published,
-                    name,
-                    int(port["target"]),
-                    f"compose service {name}",
-                    {k: str(v) for k, v in environment.items() if v is not None},
+        service = services[name]
+        environment = service.get("environment") or {}
+        backend = is_backend_service(name, service, data)
+        listens = {v: k for k, v in backend_env.listening_ports(environment, data).items() if v}
+        for port in service.get("ports", []):
+            if not port.get("published") or port.get("protocol", "tcp") != "tcp":
+                continue
+            if str(port.get("host_ip") or "") not in _REACHED_AS_LOCALHOST:
+                continue  # answers on that address only, never as localhost
+            published, target = int(str(port["published"]).split("-")[0]), int(port["target"])
+            if backend and target not in listens:
+                variable: dict[str, str] = {k: p.env for k, p in data.current.backend.ports.items()}
+                said = ", ".join(f"{v} ({variable[k]})" for v, k in listens.items())
+                raise CommandError(
+                    f"the {name} service publishes {published} to its port {target}, "
+                    f"but the backend listens on {said}: nothing would answer there"
                 )
+            _hold(world, published, name, key)
+            world.listeners[published] = Listener(
+                published,
+                "backend" if backend else f"service {name}",  # a name says nothing of what runs
+                target,
+                f"compose service {name}",
+                {k: str(v) for k, v in environment.items() if v is not None},
+                key,
+            )
 
 
-def _unpublish(world: World, services: set[str] | None) -> None:
-    """The ports of these services (None: of every Compose service) answer no more."""
+def _hold(world: World, port: int, service: str, key: str) -> None:
+    """Docker publishes a host port once: another service holding it refuses this one."""
+    held = world.listeners.get(port)
+    if held is not None and (held.owner, held.source) != (key, f"compose service {service}"):
+        raise CommandError(
+            f"port {port} is published already ({held.source}): Docker does not publish it for "
+            f"the {service} service too"
+        )
+
+
+def _unpublish(world: World, key: str, services: set[str] | None) -> None:
+    """The ports of these services of the project in `key` (None: of all its services) answer
+    no more."""
     for port, listener in list(world.listeners.items()):
-        if listener.source.startswith("compose service") and (
+        if listener.owner == key and (
             services is None or listener.source.removeprefix("compose service ") in services
         ):
             del world.listeners[port]

@@ -16,6 +16,7 @@ from ...release import Release
 from ...tools import ToolMissing
 from .. import grafana_http, live, missing
 from ..session import CommandError, Invocation
+from ..world import Listener
 from .flags import Options, options, split_flag
 
 #: OTLP/HTTP paths the collector receives on 4318
@@ -27,14 +28,18 @@ def path_pattern(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "/?$")
 
 
-def served(inv: Invocation, component: str, target_port: int) -> list[tuple[str, str]]:
-    """(method, path) pairs a component serves on one of its ports."""
+def served(inv: Invocation, listener: Listener) -> list[tuple[str, str]]:
+    """(method, path) pairs a component serves on one of its ports. A Compose service is the
+    backend when it runs the backend (compose.is_backend_service names it so); a port-forward's
+    target when its Service or pod is labelled so, or named so."""
     release = inv.session.release.current
-    if component in ("backend",) or component.endswith("backend"):
-        http = release.backend.ports["http"].port
+    component, target_port = listener.component, listener.target_port
+    if component == "backend" or (not listener.owner and component.endswith("backend")):
+        # the HTTP server's port as the backend's own variables set it
+        http = backend_env.listening_ports(listener.env, inv.session.release)["http"]
         if target_port != http:
             raise CommandError(
-                f"port {target_port} of the backend speaks gRPC, not HTTP; HTTP is on {http}"
+                f"port {target_port} of the backend is not its HTTP server's; HTTP is on {http}"
             )
         return [(e.method, e.path) for e in release.backend.endpoints]
     if "grafana" in component:
@@ -77,7 +82,7 @@ def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str |
         )
     listener = listeners[port]
     path = parts.path or "/"
-    endpoints = served(inv, listener.component, listener.target_port)
+    endpoints = served(inv, listener)
     if "grafana" in listener.component:
         if path.startswith(_PLUGIN_PROXY):
             return listener.component, _through_plugin_proxy(inv, method, path)
@@ -146,7 +151,7 @@ def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> str:
         if forwarded is None:
             continue
         backend = "/" + forwarded
-        endpoints = served(inv, "backend", data.backend.ports["http"].port)
+        endpoints = [(e.method, e.path) for e in data.backend.endpoints]
         if any(m == method and path_pattern(p).match(backend) for m, p in endpoints):
             return backend
         raise CommandError(
