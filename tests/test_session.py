@@ -696,3 +696,24 @@ def test_grafana_that_cannot_reach_the_backend_by_name_is_refused(grafana: str, 
             run(s, "cd mine\ndocker compose up -d\n")
     finally:
         s.close()
+
+
+def test_another_projects_down_volumes_leaves_the_backends_rules(backend_program: Path) -> None:
+    """`down --volumes` of a project without the backend emptied the live backend's data,
+    which only the backend's own volume holds (found by an attack on the Compose model)."""
+    from betrace_dist.gate.live import LiveTier
+
+    s = Session(timeout=120, live_tier=LiveTier(program=backend_program, off_reason=None))
+    url = f"http://localhost:{s.release.current.backend.ports['http'].port}/v1/rules"
+    rule = '{"name":"r1","expression":"when { a } always { b }"}'
+    try:
+        run(s, "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n")
+        run(s, "docker compose up --build --wait\n")
+        run(s, f"curl -fsS -X POST {url} -H 'Content-Type: application/json' -d '{rule}'\n")
+        _own_project(
+            s, "services:\n  web:\n    image: nginx:1.25\n    ports: ['9090:80']\n", "../web"
+        )
+        run(s, "cd ../web\ndocker compose up -d\ndocker compose down --volumes\n")
+        run(s, f"curl -fsS {url}/r1\n")
+    finally:
+        s.close()

@@ -377,14 +377,18 @@ def compose(inv: Invocation, args: list[str]) -> None:
     key = str(compose_file.parent)
     if sub in ("up", "start", "restart", "create", "unpause"):
         _start(inv.session, key, project, named or list(services))
-    if sub in ("restart", "stop", "kill", "pause", "down") and inv.session.live is not None:
+    data = inv.session.release
+    runs_backend = any(  # another project's stop or down leaves the live backend be
+        is_backend_service(n, services[n], data) for n in (named or services)
+    )
+    if sub in ("restart", "stop", "kill", "pause", "down") and inv.session.live and runs_backend:
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
     if sub in ("stop", "kill", "pause"):  # nothing answers on their ports until start/unpause
         _unpublish(world, key, set(named or services))
     if sub == "down":
         _unpublish(world, key, None)
         world.compose_projects.pop(key, None)
-        if line.args.has("-v", "--volumes") and inv.session.live is not None:
+        if line.args.has("-v", "--volumes") and inv.session.live and runs_backend:
             inv.session.live.forget()  # the named volume with the rules is gone
     if (
         sub in ("logs", "ps", "exec", "stop", "top", "pause", "kill")
