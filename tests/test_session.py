@@ -717,3 +717,73 @@ def test_another_projects_down_volumes_leaves_the_backends_rules(backend_program
         run(s, f"curl -fsS {url}/r1\n")
     finally:
         s.close()
+
+
+_GRAFANA_NEEDS_BACKEND = (
+    "  grafana:\n    image: docker.io/grafana/grafana:13.2.0\n    depends_on: [backend]\n"
+    "    environment:\n      BETRACE_BACKEND_URL: http://backend:12011\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("services", "steps", "said"),
+    [
+        # a variable passed through with no value is unset in the container (Compose's null)
+        (
+            "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
+            + "      BETRACE_PORT_BACKEND:\n    ports: ['8080:12011']\n" + _GRAFANA_NEEDS_BACKEND,
+            "docker compose up -d\n",
+            None,
+        ),
+        # `up grafana` starts the backend it depends on
+        (
+            "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
+            + "    ports: ['8080:12011']\n" + _GRAFANA_NEEDS_BACKEND,
+            "docker compose up -d grafana\n",
+            None,
+        ),
+        # a backend built here and tagged with a name of the reader's
+        (
+            "services:\n  backend:\n    image: betrace-backend:local\n"
+            "    build: {{context: ., target: backend}}\n    environment:\n" + _KEY
+            + "    ports: ['8080:12011']\n",
+            "docker compose up -d\n",
+            None,
+        ),
+        # containers made but not started answer nothing
+        (
+            "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
+            + "    ports: ['8080:12011']\n",
+            "docker compose create\n",
+            "nothing answers on localhost:8080",
+        ),
+        (
+            "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
+            + "    ports: ['8080:12011']\n",
+            "docker compose up --no-start\n",
+            "nothing answers on localhost:8080",
+        ),
+        (
+            "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
+            + "    ports: ['8080:12011']\n" + _GRAFANA_NEEDS_BACKEND,
+            "docker compose up -d --no-deps grafana\n",
+            "nothing answers on localhost:8080",
+        ),
+    ],
+)  # fmt: skip
+def test_what_compose_starts_is_what_answers(services: str, steps: str, said: str | None) -> None:
+    """Found by a second attack on the Compose model: a null variable read as a Secret, `up
+    SERVICE` without its dependencies, a tagged build of the backend not taken for one, and
+    `create` / `up --no-start` taken to start containers."""
+    s = Session(timeout=120)
+    try:
+        _own_project(s, services)
+        run(s, "cd mine\nprintf 'FROM scratch AS backend\\n' > Dockerfile\n" + steps)
+        check = "curl -fsS http://localhost:8080/v1/health\n"
+        if said is None:
+            run(s, check)
+        else:
+            with pytest.raises(CommandError, match=re.escape(said)):
+                run(s, check)
+    finally:
+        s.close()

@@ -713,14 +713,13 @@ def _backend_url_is_the_backend_service(
 
 
 def is_backend_service(name: str, service: Mapping[str, Any], data: ReleaseData) -> bool:
-    """The service runs the backend: the release's backend image, or, with no image, a build of
-    the distribution's Dockerfile target `backend`. A service's name says nothing: a reader's
-    own `backend` may run anything."""
-    image = str(service.get("image") or "")
-    if image:
-        return backend_env.is_backend_image(image, data)
+    """The service runs the backend: a build of the distribution's Dockerfile target `backend`,
+    or the release's backend image. A service's name says nothing: a reader's own `backend` may
+    run anything."""
     build = service.get("build")
-    return isinstance(build, Mapping) and build.get("target") == "backend"
+    if isinstance(build, Mapping) and build.get("target") == "backend":
+        return True  # built here; `image` then only names what the build is tagged
+    return backend_env.is_backend_image(str(service.get("image") or ""), data)
 
 
 def backend_service_problem(
@@ -737,7 +736,7 @@ def backend_service_problem(
         return (
             f"'{host}' is not the backend's service of this project{closest(host, list(services))}"
         )
-    env = service.get("environment") or {}
+    env = {k: v for k, v in (service.get("environment") or {}).items() if v is not None}
     listens = backend_env.listening_ports(env, data)["http"]
     if listens is None:  # the backend's own variable rule names what is wrong with it
         variable = data.current.backend.ports["http"].env

@@ -376,7 +376,12 @@ def compose(inv: Invocation, args: list[str]) -> None:
     world = inv.session.world
     key = str(compose_file.parent)
     if sub in ("up", "start", "restart", "create", "unpause"):
-        _start(inv.session, key, project, named or list(services))
+        # `create` and `up --no-start` make containers that do not run: nothing answers yet;
+        # `up SERVICE` starts what it depends on too, unless --no-deps
+        running = sub != "create" and not line.args.has("--no-start")
+        deps = sub == "up" and not line.args.has("--no-deps")
+        started = _with_dependencies(services, named, deps) if named else list(services)
+        _start(inv.session, key, project, started if running else [])
     data = inv.session.release
     runs_backend = any(  # another project's stop or down leaves the live backend be
         is_backend_service(n, services[n], data) for n in (named or services)
@@ -400,6 +405,19 @@ def compose(inv: Invocation, args: list[str]) -> None:
         )
     if sub in _COMMAND_AFTER_SERVICE and len(positional) > 1:
         _program_exists(positional[0], positional[1])
+
+
+def _with_dependencies(services: dict[str, Any], named: list[str], deps: bool) -> list[str]:
+    """The named services and, with `deps`, every service they depend on (depends_on)."""
+    found, todo = [], list(named)
+    while todo:
+        name = todo.pop()
+        if name in found or name not in services:
+            continue
+        found.append(name)
+        if deps:
+            todo += list(services[name].get("depends_on") or {})
+    return found
 
 
 def _start(session: Session, key: str, project: dict[str, Any], started: list[str]) -> None:
@@ -451,7 +469,8 @@ def _publish(
     port another service holds."""
     for name in started:
         service = services[name]
-        environment = service.get("environment") or {}
+        given = service.get("environment") or {}
+        environment = {k: v for k, v in given.items() if v is not None}  # null: not set
         backend = is_backend_service(name, service, data)
         listens = {v: k for k, v in backend_env.listening_ports(environment, data).items() if v}
         for port in service.get("ports", []):
