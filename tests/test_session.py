@@ -3,6 +3,7 @@ process group, and the real repository and home are never touched."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -523,6 +524,20 @@ def test_a_stopped_backend_answers_nothing_and_down_volumes_forgets_its_rules(
     """`docker compose stop backend` left its port answering (the live backend started again
     on the next curl), and `down --volumes` kept the rules the real volume loses (found by a
     review of what a page can claim; the real backend answers 404 for a rule it never had)."""
+    with _stack_with_a_rule(backend_program) as (s, url):
+        run(s, "docker compose stop backend\n")
+        with pytest.raises(CommandError, match="nothing answers on localhost"):
+            run(s, f"curl -fsS {url}/r1\n")
+        run(s, f"docker compose start backend\ncurl -fsS {url}/r1\n")
+        run(s, "docker compose down --volumes\ndocker compose up --build --wait\n")
+        with pytest.raises(CommandError, match="the real backend answered HTTP 404"):
+            run(s, f"curl -fsS {url}/r1\n")
+
+
+@contextlib.contextmanager
+def _stack_with_a_rule(backend_program: Path) -> Iterator[tuple[Session, str]]:
+    """The Compose stack started on a page whose curl calls reach the real backend, with rule
+    r1 created: the session and the rules URL."""
     from betrace_dist.gate.live import LiveTier
 
     s = Session(timeout=120, live_tier=LiveTier(program=backend_program, off_reason=None))
@@ -532,13 +547,7 @@ def test_a_stopped_backend_answers_nothing_and_down_volumes_forgets_its_rules(
         run(s, "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n")
         run(s, "docker compose up --build --wait\n")
         run(s, f"curl -fsS -X POST {url} -H 'Content-Type: application/json' -d '{rule}'\n")
-        run(s, "docker compose stop backend\n")
-        with pytest.raises(CommandError, match="nothing answers on localhost"):
-            run(s, f"curl -fsS {url}/r1\n")
-        run(s, f"docker compose start backend\ncurl -fsS {url}/r1\n")
-        run(s, "docker compose down --volumes\ndocker compose up --build --wait\n")
-        with pytest.raises(CommandError, match="the real backend answered HTTP 404"):
-            run(s, f"curl -fsS {url}/r1\n")
+        yield s, url
     finally:
         s.close()
 
@@ -701,22 +710,12 @@ def test_grafana_that_cannot_reach_the_backend_by_name_is_refused(grafana: str, 
 def test_another_projects_down_volumes_leaves_the_backends_rules(backend_program: Path) -> None:
     """`down --volumes` of a project without the backend emptied the live backend's data,
     which only the backend's own volume holds (found by an attack on the Compose model)."""
-    from betrace_dist.gate.live import LiveTier
-
-    s = Session(timeout=120, live_tier=LiveTier(program=backend_program, off_reason=None))
-    url = f"http://localhost:{s.release.current.backend.ports['http'].port}/v1/rules"
-    rule = '{"name":"r1","expression":"when { a } always { b }"}'
-    try:
-        run(s, "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n")
-        run(s, "docker compose up --build --wait\n")
-        run(s, f"curl -fsS -X POST {url} -H 'Content-Type: application/json' -d '{rule}'\n")
+    with _stack_with_a_rule(backend_program) as (s, url):
         _own_project(
             s, "services:\n  web:\n    image: nginx:1.25\n    ports: ['9090:80']\n", "../web"
         )
         run(s, "cd ../web\ndocker compose up -d\ndocker compose down --volumes\n")
         run(s, f"curl -fsS {url}/r1\n")
-    finally:
-        s.close()
 
 
 _GRAFANA_NEEDS_BACKEND = (
