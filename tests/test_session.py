@@ -786,3 +786,43 @@ def test_what_compose_starts_is_what_answers(services: str, steps: str, said: st
                 run(s, check)
     finally:
         s.close()
+
+
+@pytest.mark.parametrize(
+    ("services", "url", "said"),
+    [
+        # a service's name says nothing of what it runs: Grafana's and the collector's too
+        (
+            "services:\n  grafana:\n    image: docker.io/library/nginx:1.25\n"
+            "    ports: ['3000:80']\n",
+            "http://localhost:3000/api/health",
+            "nothing known is served over HTTP by service grafana on port 80",
+        ),
+        (
+            "services:\n  otel-collector:\n    image: docker.io/library/nginx:1.25\n"
+            "    ports: ['4318:4318']\n",
+            "http://localhost:4318/v1/traces",
+            "nothing known is served over HTTP by service otel-collector on port 4318",
+        ),
+        (
+            "services:\n  ui:\n    image: docker.io/grafana/grafana:13.2.0\n"
+            "    ports: ['3000:3000']\n",
+            "http://localhost:3000/api/health",
+            None,
+        ),
+    ],
+)
+def test_grafana_and_the_collector_are_what_their_image_runs(
+    services: str, url: str, said: str | None
+) -> None:
+    s = Session(timeout=120)
+    try:
+        _own_project(s, services)
+        run(s, "cd mine\ndocker compose up -d\n")
+        if said is None:
+            run(s, f"curl -fsS {url}\n")
+        else:
+            with pytest.raises(CommandError, match=re.escape(said)):
+                run(s, f"curl -fsS {url}\n")
+    finally:
+        s.close()

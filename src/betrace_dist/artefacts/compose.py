@@ -712,14 +712,39 @@ def _backend_url_is_the_backend_service(
     )
 
 
-def is_backend_service(name: str, service: Mapping[str, Any], data: ReleaseData) -> bool:
-    """The service runs the backend: a build of the distribution's Dockerfile target `backend`,
-    or the release's backend image. A service's name says nothing: a reader's own `backend` may
-    run anything."""
+#: Build targets of the distribution's Dockerfile, by the role of what they build.
+_TARGET_ROLES = {"backend": "backend", "grafana-plugin": "grafana"}
+#: Images of others', by repository (without a tag or digest), and the role of what they run.
+_IMAGE_ROLES = {
+    "grafana/grafana": "grafana",
+    "docker.io/grafana/grafana": "grafana",
+    "otel/opentelemetry-collector-contrib": "otel-collector",
+    "docker.io/otel/opentelemetry-collector-contrib": "otel-collector",
+}
+
+
+def service_role(service: Mapping[str, Any], data: ReleaseData) -> str | None:
+    """What a Compose service runs, as the models know it (backend, grafana, otel-collector),
+    or None: from its build target of the distribution's Dockerfile, else its image. A
+    service's name says nothing: a reader's own `backend` or `grafana` may run anything."""
     build = service.get("build")
-    if isinstance(build, Mapping) and build.get("target") == "backend":
-        return True  # built here; `image` then only names what the build is tagged
-    return backend_env.is_backend_image(str(service.get("image") or ""), data)
+    if isinstance(build, Mapping) and build.get("target") in _TARGET_ROLES:
+        return _TARGET_ROLES[str(build["target"])]  # `image` then only names the build's tag
+    image = str(service.get("image") or "")
+    if backend_env.is_backend_image(image, data):
+        return "backend"
+    repository = image.split("@")[0]
+    repository = (
+        repository.rsplit(":", 1)[0] if ":" in repository.rsplit("/", 1)[-1] else repository
+    )
+    if repository == f"{data.project.registry}/grafana-plugin":
+        return "grafana"
+    return _IMAGE_ROLES.get(repository)
+
+
+def is_backend_service(name: str, service: Mapping[str, Any], data: ReleaseData) -> bool:
+    """The service runs the backend (service_role)."""
+    return service_role(service, data) == "backend"
 
 
 def backend_service_problem(

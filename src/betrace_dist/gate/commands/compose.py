@@ -30,6 +30,7 @@ from ...artefacts.compose import (
     backend_service_problem,
     compose_binary,
     is_backend_service,
+    service_role,
 )
 from ...names import BETRACE_IMAGES, closest
 from ...release import ReleaseData
@@ -471,7 +472,8 @@ def _publish(
         service = services[name]
         given = service.get("environment") or {}
         environment = {k: v for k, v in given.items() if v is not None}  # null: not set
-        backend = is_backend_service(name, service, data)
+        role = service_role(service, data)
+        backend = role == "backend"
         listens = {v: k for k, v in backend_env.listening_ports(environment, data).items() if v}
         for port in service.get("ports", []):
             if not port.get("published") or port.get("protocol", "tcp") != "tcp":
@@ -489,7 +491,7 @@ def _publish(
             _hold(world, published, name, key)
             world.listeners[published] = Listener(
                 published,
-                "backend" if backend else f"service {name}",  # a name says nothing of what runs
+                role or f"service {name}",  # a name says nothing of what runs
                 target,
                 f"compose service {name}",
                 {k: str(v) for k, v in environment.items() if v is not None},

@@ -33,8 +33,8 @@ def served(inv: Invocation, listener: Listener) -> list[tuple[str, str]]:
     backend when it runs the backend (compose.is_backend_service names it so); a port-forward's
     target when its Service or pod is labelled so, or named so."""
     release = inv.session.release.current
-    component, target_port = listener.component, listener.target_port
-    if component == "backend" or (not listener.owner and component.endswith("backend")):
+    role, target_port = _role(listener), listener.target_port
+    if role == "backend":
         # the HTTP server's port as the backend's own variables set it
         http = backend_env.listening_ports(listener.env, inv.session.release)["http"]
         if target_port != http:
@@ -42,11 +42,28 @@ def served(inv: Invocation, listener: Listener) -> list[tuple[str, str]]:
                 f"port {target_port} of the backend is not its HTTP server's; HTTP is on {http}"
             )
         return [(e.method, e.path) for e in release.backend.endpoints]
-    if "grafana" in component:
+    if role == "grafana":
         return grafana_http.paths()
-    if "collector" in component and target_port == 4318:
+    if role == "otel-collector" and target_port == 4318:
         return sorted(_OTLP_HTTP)
-    raise CommandError(f"nothing known is served over HTTP by {component} on port {target_port}")
+    raise CommandError(
+        f"nothing known is served over HTTP by {listener.component} on port {target_port}"
+    )
+
+
+def _role(listener: Listener) -> str:
+    """What answers behind a listener: a Compose service's role was read from what it runs
+    (compose.service_role); a port-forward's from its Service's or pod's component label, or
+    its name."""
+    component = listener.component
+    if listener.owner:
+        return component
+    if component.endswith("backend"):
+        return "backend"
+    for role, word in (("grafana", "grafana"), ("otel-collector", "collector")):
+        if word in component:
+            return role
+    return component
 
 
 def _split(url: str) -> SplitResult:
@@ -83,13 +100,14 @@ def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str |
     listener = listeners[port]
     path = parts.path or "/"
     endpoints = served(inv, listener)
-    if "grafana" in listener.component:
+    role = _role(listener)
+    if role == "grafana":
         if path.startswith(_PLUGIN_PROXY):
-            return listener.component, _through_plugin_proxy(inv, method, path)
+            return role, _through_plugin_proxy(inv, method, path)
         if grafana_http.served(method, path):
-            return listener.component, None
+            return role, None
     elif any(m == method and path_pattern(p).match(path) for m, p in endpoints):
-        return listener.component, None
+        return role, None
     same_path = [m for m, p in endpoints if path_pattern(p).match(path)]
     if same_path:
         raise CommandError(
