@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from betrace_dist.names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
+from betrace_dist.names import (
+    BETRACE_IMAGES,
+    image_repository,
+    image_tag,
+    is_floating_tag,
+    looks_secret,
+)
 from betrace_dist.release import ReleaseData, next_minor
 
 
@@ -29,6 +35,19 @@ def test_version_tags_are_not_floating(tag: str) -> None:
 )
 def test_image_tag(image: str, tag: str) -> None:
     assert image_tag(image) == tag
+
+
+@pytest.mark.parametrize(
+    ("image", "repository"),
+    [
+        ("grafana/grafana:11.4.0", "grafana/grafana"),
+        ("reg.example:5000/team/app:1.2@sha256:" + "0" * 64, "reg.example:5000/team/app"),
+        ("reg.example:5000/team/app", "reg.example:5000/team/app"),
+        ("busybox@sha256:" + "0" * 64, "busybox"),
+    ],
+)
+def test_image_repository(image: str, repository: str) -> None:
+    assert image_repository(image) == repository
 
 
 @pytest.mark.parametrize("name", ["DB_PASSWORD", "API_TOKEN", "SIGNATURE_KEY", "KEY", "API_KEYS"])

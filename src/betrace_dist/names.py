@@ -29,6 +29,13 @@ def image_tag(image: str) -> str:
     return last.partition(":")[2]
 
 
+def image_repository(image: str) -> str:
+    """An image reference without its tag and digest: `reg:5000/a/b:1.0@sha256:...` ->
+    'reg:5000/a/b'."""
+    reference, tag = image.split("@")[0], image_tag(image)
+    return reference[: -len(tag) - 1] if tag else reference
+
+
 def looks_secret(name: str) -> bool:
     """True for a variable name such as DB_PASSWORD, API_TOKEN or SIGNATURE_KEY."""
     return SECRET_NAME.search(name) is not None

@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 
 from .. import REPO_ROOT, backend_env, grafana_env, tools
 from ..errors import ProblemsError
-from ..names import BETRACE_IMAGES, closest, image_tag, is_floating_tag, looks_secret
+from ..names import (
+    BETRACE_IMAGES,
+    closest,
+    image_repository,
+    image_tag,
+    is_floating_tag,
+    looks_secret,
+)
 from ..release import Plugin, ReleaseData
 from ..yamlio import load_with_lines, to_plain
 from . import dockerfiles
@@ -733,16 +740,13 @@ def service_role(service: Mapping[str, Any], data: ReleaseData) -> str | None:
     image = str(service.get("image") or "")
     if backend_env.is_backend_image(image, data):
         return "backend"
-    repository = image.split("@")[0]
-    repository = (
-        repository.rsplit(":", 1)[0] if ":" in repository.rsplit("/", 1)[-1] else repository
-    )
+    repository = image_repository(image)
     if repository == f"{data.project.registry}/grafana-plugin":
         return "grafana"
     return _IMAGE_ROLES.get(repository)
 
 
-def is_backend_service(name: str, service: Mapping[str, Any], data: ReleaseData) -> bool:
+def is_backend_service(service: Mapping[str, Any], data: ReleaseData) -> bool:
     """The service runs the backend (service_role)."""
     return service_role(service, data) == "backend"
 
@@ -757,7 +761,7 @@ def backend_service_problem(
     host, port = (urlsplit(url).hostname or "").lower(), backend_env.url_port(url)
     name = next((n for n in services if n.lower() == host), host)  # DNS names ignore case
     service = services.get(name)
-    if service is None or not is_backend_service(name, service, data):
+    if service is None or not is_backend_service(service, data):
         return (
             f"'{host}' is not the backend's service of this project{closest(host, list(services))}"
         )

@@ -385,7 +385,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
         _start(inv.session, key, project, started if running else [])
     data = inv.session.release
     runs_backend = any(  # another project's stop or down leaves the live backend be
-        is_backend_service(n, services[n], data) for n in (named or services)
+        is_backend_service(services[n], data) for n in (named or services)
     )
     if sub in ("restart", "stop", "kill", "pause", "down") and inv.session.live and runs_backend:
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
@@ -443,7 +443,7 @@ def _stack_problem(services: dict[str, Any], data: ReleaseData) -> str | None:
     for name, service in services.items():
         given = service.get("environment") or {}
         env = {k: None if v is None else str(v) for k, v in given.items()}
-        if is_backend_service(name, service, data):
+        if is_backend_service(service, data):
             for variable, problem in backend_env.env_problems(env, data):
                 return f"services.{name}.environment.{variable} {problem}"
         url = env.get(_BACKEND_URL_VARIABLE)
@@ -494,7 +494,7 @@ def _publish(
                 role or f"service {name}",  # a name says nothing of what runs
                 target,
                 f"compose service {name}",
-                {k: str(v) for k, v in environment.items() if v is not None},
+                {k: str(v) for k, v in environment.items()},
                 key,
             )
 
