@@ -377,7 +377,9 @@ def _curl_at_backend(*args: str) -> str | None:
     release = load_release_data()
     port = release.current.backend.ports["http"].port
     world = World()
-    world.listeners[port] = Listener(port, "backend", port, "compose service backend")
+    world.listeners[port] = Listener(
+        port, "backend", port, "compose service backend", role="backend"
+    )
     session = SimpleNamespace(world=world, release=release, live=None)
     argv = ["curl", *(a.replace("PORT", str(port)) for a in args)]
     return curl(SimpleNamespace(argv=argv, session=session))
@@ -408,7 +410,9 @@ def _curl_through_grafana(*args: str) -> str | None:
     plugin.json, read from upstream's manifest and the patch series)."""
     release = load_release_data()
     world = World()
-    world.listeners[3000] = Listener(3000, "grafana", 3000, "kubectl port-forward svc/grafana")
+    world.listeners[3000] = Listener(
+        3000, "grafana", 3000, "kubectl port-forward svc/grafana", role="grafana"
+    )
     session = SimpleNamespace(world=world, release=release, live=None)
     return curl(SimpleNamespace(argv=["curl", "-fsS", "-u", "admin", *args], session=session))
 
@@ -440,7 +444,9 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
     url = f"http://localhost:3000/api/plugin-proxy/{app}/backend/v1/health"
     release = load_release_data()
     world = World()
-    world.listeners[3000] = Listener(3000, "grafana", 3000, "kubectl port-forward svc/grafana")
+    world.listeners[3000] = Listener(
+        3000, "grafana", 3000, "kubectl port-forward svc/grafana", role="grafana"
+    )
     session = SimpleNamespace(world=world, release=release, live=None)
     with pytest.raises(CommandError, match="Grafana answers 401"):
         curl(SimpleNamespace(argv=["curl", "-fsS", url], session=session))

@@ -36,6 +36,7 @@ def _world() -> World:
             "containers": [
                 {
                     "name": "backend",
+                    "image": f"{DATA.project.registry}/backend:{DATA.current.version}",
                     "ports": [
                         {"name": "http", "containerPort": HTTP},
                         {"name": "grpc", "containerPort": GRPC},
@@ -85,6 +86,40 @@ def test_a_url_that_reaches_the_backend_passes(url: str, namespace: str) -> None
 def test_a_url_that_misses_the_backend_is_refused(url: str, namespace: str, said: str) -> None:
     problem = backend_url_problem(_world(), namespace, url, DATA)
     assert problem is not None and said in problem, problem
+
+
+def _container(world: World) -> dict[str, object]:
+    deployment = world.find("betrace", "Deployment", "betrace-backend")
+    assert deployment is not None
+    container: dict[str, object] = deployment.doc["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_a_service_labelled_backend_whose_pods_run_another_image_is_refused() -> None:
+    """The backend was recognised by its Service's component label."""
+    world = _world()
+    _container(world)["image"] = "nginx:1.27"
+    url = f"http://betrace-backend.betrace:{HTTP}"
+    problem = backend_url_problem(world, "monitoring", url, DATA)
+    assert problem is not None and "where image nginx:1.27 answers" in problem, problem
+
+
+def test_a_backend_whose_variable_moves_its_http_port_is_reached_there() -> None:
+    """The HTTP port was the release's default whatever the container's own variable said."""
+    world = _world()
+    variable = DATA.current.backend.ports["http"].env
+    container = _container(world)
+    container["env"] = [{"name": variable, "value": "9000"}]
+    container["ports"] = [
+        {"name": "http", "containerPort": 9000},
+        {"name": "grpc", "containerPort": GRPC},
+    ]
+    assert (
+        backend_url_problem(world, "monitoring", f"http://betrace-backend.betrace:{HTTP}", DATA)
+        is None
+    )
+    moved = backend_url_problem(world, "monitoring", f"http://betrace-backend.betrace:{GRPC}", DATA)
+    assert moved is not None and "not to the backend's HTTP port 9000" in moved, moved
 
 
 def _provisioned(url: str, api_version: int = 1, key: str = "betrace-app.yaml") -> World:

@@ -162,7 +162,7 @@ CASES = [
         "helm install grafana",
         [
             "jsonData.backendUrl",
-            "port 12012 of Service 'betrace-backend' (backend) leads to port 12012",
+            "port 12012 of Service 'betrace-backend' leads to port 12012",
             "HTTP port 12011",
         ],
     ),

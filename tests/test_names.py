@@ -7,6 +7,7 @@ import pytest
 from betrace_dist.names import (
     BETRACE_IMAGES,
     image_repository,
+    image_role,
     image_tag,
     is_floating_tag,
     looks_secret,
@@ -48,6 +49,28 @@ def test_image_tag(image: str, tag: str) -> None:
 )
 def test_image_repository(image: str, repository: str) -> None:
     assert image_repository(image) == repository
+
+
+@pytest.mark.parametrize(
+    ("image", "role"),
+    [
+        ("ghcr.io/betrace-hq/betrace/backend:2.0.0", "backend"),
+        ("ghcr.io/betrace-hq/betrace/backend@sha256:" + "0" * 64, "backend"),
+        ("ghcr.io/betrace-hq/betrace/grafana-plugin:1.9.0", "grafana"),
+        ("ghcr.io/betrace-hq/betrace/plugin-init:2.0.0", None),  # copies files, serves nothing
+        # pushed to a reader's own registry: known by name only with the release's tag
+        ("registry.example.com/betrace/backend:2.0.0", "backend"),
+        ("registry.example.com/betrace/backend:1.0.0", None),
+        ("backend:2.0.0", None),  # a local name, not a pushed image
+        ("docker.io/grafana/grafana:13.2.0", "grafana"),
+        ("grafana/grafana", "grafana"),
+        ("otel/opentelemetry-collector-contrib:0.120.0", "otel-collector"),
+        ("nginx:1.27", None),
+        ("registry.example.com/grafana/grafana:13.2.0", None),  # another registry's copy
+    ],
+)
+def test_image_role(image: str, role: str | None) -> None:
+    assert image_role(image, "ghcr.io/betrace-hq/betrace", "2.0.0") == role
 
 
 @pytest.mark.parametrize("name", ["DB_PASSWORD", "API_TOKEN", "SIGNATURE_KEY", "KEY", "API_KEYS"])

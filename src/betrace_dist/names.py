@@ -36,6 +36,32 @@ def image_repository(image: str) -> str:
     return reference[: -len(tag) - 1] if tag else reference
 
 
+#: The role of what each of the project's build targets runs (docker/Dockerfile's targets).
+TARGET_ROLES = {"backend": "backend", "grafana-plugin": "grafana"}
+#: Images of others' the models know, by repository (no tag or digest), and what they run.
+_OTHERS_IMAGES = {
+    "grafana/grafana": "grafana",
+    "docker.io/grafana/grafana": "grafana",
+    "otel/opentelemetry-collector-contrib": "otel-collector",
+    "docker.io/otel/opentelemetry-collector-contrib": "otel-collector",
+}
+
+
+def image_role(image: str, registry: str, version: str) -> str | None:
+    """What an image runs, as the models know it (backend, grafana, otel-collector), or None.
+    The project's images by their name: any tag under the project's `registry`, or the
+    release's `version` under the registry a reader pushed them to (the chart takes
+    `<image.registry>/backend:<appVersion>`); others' images by their repository. A
+    container's or a service's own name says nothing of it."""
+    repository = image_repository(image)
+    if repository.startswith(registry + "/"):
+        return TARGET_ROLES.get(repository[len(registry) + 1 :])
+    name = repository.rsplit("/", 1)[-1]
+    if name in TARGET_ROLES and "/" in repository and image_tag(image) == version:
+        return TARGET_ROLES[name]
+    return _OTHERS_IMAGES.get(repository)
+
+
 def looks_secret(name: str) -> bool:
     """True for a variable name such as DB_PASSWORD, API_TOKEN or SIGNATURE_KEY."""
     return SECRET_NAME.search(name) is not None

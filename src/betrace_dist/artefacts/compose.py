@@ -21,8 +21,9 @@ from .. import REPO_ROOT, backend_env, grafana_env, tools
 from ..errors import ProblemsError
 from ..names import (
     BETRACE_IMAGES,
+    TARGET_ROLES,
     closest,
-    image_repository,
+    image_role,
     image_tag,
     is_floating_tag,
     looks_secret,
@@ -719,31 +720,15 @@ def _backend_url_is_the_backend_service(
     )
 
 
-#: Build targets of the distribution's Dockerfile, by the role of what they build.
-_TARGET_ROLES = {"backend": "backend", "grafana-plugin": "grafana"}
-#: Images of others', by repository (without a tag or digest), and the role of what they run.
-_IMAGE_ROLES = {
-    "grafana/grafana": "grafana",
-    "docker.io/grafana/grafana": "grafana",
-    "otel/opentelemetry-collector-contrib": "otel-collector",
-    "docker.io/otel/opentelemetry-collector-contrib": "otel-collector",
-}
-
-
 def service_role(service: Mapping[str, Any], data: ReleaseData) -> str | None:
     """What a Compose service runs, as the models know it (backend, grafana, otel-collector),
     or None: from its build target of the distribution's Dockerfile, else its image. A
     service's name says nothing: a reader's own `backend` or `grafana` may run anything."""
     build = service.get("build")
-    if isinstance(build, Mapping) and build.get("target") in _TARGET_ROLES:
-        return _TARGET_ROLES[str(build["target"])]  # `image` then only names the build's tag
+    if isinstance(build, Mapping) and build.get("target") in TARGET_ROLES:
+        return TARGET_ROLES[str(build["target"])]  # `image` then only names the build's tag
     image = str(service.get("image") or "")
-    if backend_env.is_backend_image(image, data):
-        return "backend"
-    repository = image_repository(image)
-    if repository == f"{data.project.registry}/grafana-plugin":
-        return "grafana"
-    return _IMAGE_ROLES.get(repository)
+    return image_role(image, data.project.registry, data.current.version)
 
 
 def is_backend_service(service: Mapping[str, Any], data: ReleaseData) -> bool:

@@ -105,7 +105,6 @@ def _service(world: World, host: str, namespace: str) -> tuple[str, str] | None:
 
 def backend_url_problem(world: World, namespace: str, url: str, data: ReleaseData) -> str | None:
     """What keeps Grafana's pod in `namespace` from reaching the backend at `url`, or None."""
-    http = data.current.backend.ports["http"].port
     form = backend_env.backend_url_problem(url)
     if form is not None:
         return form
@@ -127,20 +126,37 @@ def backend_url_problem(world: World, namespace: str, url: str, data: ReleaseDat
             + " (the URL is checked when Grafana's release is installed or upgraded: deploy the "
             "backend before it)"
         )
-    return _port_problem(world, ns, service, port, http)
+    return _port_problem(world, ns, service, port, data)
 
 
-def _port_problem(world: World, ns: str, service: K8sObject, port: int, http: int) -> str | None:
+def _port_problem(
+    world: World, ns: str, service: K8sObject, port: int, data: ReleaseData
+) -> str | None:
+    """The Service's port leads to the HTTP server of a backend: the container behind it runs
+    the backend's image (World.role), and listens for HTTP there by its own variables."""
     entry = next((p for p in service.service_ports() if p.get("port") == port), None)
     have = ", ".join(str(p.get("port")) for p in service.service_ports())
     if entry is None:
         return f"Service '{service.name}' has no port {port}; it has: {have or 'none'}"
-    target = world.target_port(ns, service, entry.get("targetPort", port))
-    if service.component != "backend" or target != http:
-        what = service.component or "not the backend"
+    named = entry.get("targetPort", port)
+    target = world.target_port(ns, service, named)
+    if target is None:
         return (
-            f"port {port} of Service '{service.name}' ({what}) leads to port {target}, not to "
-            f"the backend's HTTP port {http}"
+            f"Service '{service.name}' targets the port '{named}', which no pod it selects declares"
+        )
+    container = world.serving(ns, service, target)
+    if world.role(container, data) != "backend":
+        image = f"image {container.get('image')}" if container else "no one container"
+        return (
+            f"port {port} of Service '{service.name}' leads to port {target}, where {image} "
+            "answers, not the backend's (known by its image, not by a name or a label)"
+        )
+    assert container is not None  # a role is known only for a container
+    http = backend_env.listening_ports(backend_env.container_env(container), data)["http"]
+    if target != http:
+        return (
+            f"port {port} of Service '{service.name}' leads to port {target}, not to the "
+            f"backend's HTTP port {http}"
         )
     return None
 

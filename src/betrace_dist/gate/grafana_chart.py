@@ -426,10 +426,19 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def grafana_container(values: dict[str, Any], fullname: str) -> dict[str, Any]:
-    """The grafana container's env and envFrom entries that read a Secret or ConfigMap, as
-    templates/_pod.tpl writes them: the admin user and password (unless `env` sets them), the
-    SMTP Secret, envFromSecret(s) and envFromConfigMaps."""
+def image(values: dict[str, Any], app_version: str) -> str:
+    """The grafana container's image as templates/_pod.tpl writes it without `image.sha` or
+    `global.imageRegistry` (not modelled): registry/repository:tag, the tag defaulting to the
+    chart's appVersion."""
+    given: dict[str, Any] = values["image"] if isinstance(values.get("image"), dict) else {}
+    part = {k: given.get(k) or default_of("image", k) for k in ("registry", "repository", "tag")}
+    return f"{part['registry']}/{part['repository']}:{part['tag'] or app_version}"
+
+
+def grafana_container(values: dict[str, Any], fullname: str, app_version: str) -> dict[str, Any]:
+    """The grafana container's image, and its env and envFrom entries that read a Secret or
+    ConfigMap, as templates/_pod.tpl writes them: the admin user and password (unless `env`
+    sets them), the SMTP Secret, envFromSecret(s) and envFromConfigMaps."""
     env_values = values.get("env") or {}
     admin = values.get("admin") or {}
     given = admin.get("existingSecret")
@@ -459,4 +468,5 @@ def grafana_container(values: dict[str, Any], fullname: str) -> dict[str, Any]:
     for item in _list(values, "envFromConfigMaps"):
         if name := _named(item.get("name")):
             env_from.append({"configMapRef": {"name": name, **_optional(item)}})
-    return {"name": "grafana", "ports": [{"containerPort": 3000}], "env": env, "envFrom": env_from}
+    container = {"name": "grafana", "image": image(values, app_version), "env": env}
+    return container | {"ports": [{"containerPort": 3000}], "envFrom": env_from}

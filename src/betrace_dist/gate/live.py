@@ -146,7 +146,8 @@ class LiveBackend:
         env = {
             k: v
             for k, v in listener.env.items()
-            if k not in _ADAPTED and not startup_variable(k)  # LD_PRELOAD from a Compose file
+            # LD_PRELOAD from a Compose file; a Secret's value (None) the gate does not have
+            if k not in _ADAPTED and not startup_variable(k) and v is not None
         }
         env |= {"BETRACE_DATA_DIR": str(data), "BETRACE_PORT_BACKEND": str(listener.port)}
         env |= {k: self.session.env[k] for k in ("PATH", "HOME", "LANG", "TMPDIR")}

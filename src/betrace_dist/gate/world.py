@@ -6,8 +6,14 @@ and write it (an install adds a release, a port-forward makes a port answer).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..names import TARGET_ROLES, image_role
+
+if TYPE_CHECKING:
+    from ..release import ReleaseData
 
 
 def listing(kind: str, names: list[str]) -> str:
@@ -69,6 +75,10 @@ def pod_references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
     for container in _maps(pod.get("initContainers")) + _maps(pod.get("containers")):
         found += _container_references(container)
     return found
+
+
+def _container_ports(container: Mapping[str, Any]) -> list[Any]:
+    return [p.get("containerPort") for p in _maps(container.get("ports"))]
 
 
 @dataclass
@@ -138,8 +148,9 @@ class Listener:
     component: str  # backend, grafana, otel-collector, ...
     target_port: int  # the component's own port behind it
     source: str  # "compose service backend", "kubectl port-forward svc/betrace-grafana"
-    env: dict[str, str] = field(default_factory=dict)  # what the artefact gives the component
+    env: Mapping[str, str | None] = field(default_factory=dict)  # None: from a Secret
     owner: str = ""  # the Compose project (its folder) whose service publishes it
+    role: str | None = None  # what runs there (names.image_role), when the models know it
 
 
 #: kinds whose pods a Service's selector can pick
@@ -154,7 +165,8 @@ class World:
     helm_repos: dict[str, str] = field(default_factory=dict)
     listeners: dict[int, Listener] = field(default_factory=dict)
     compose_projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by project dir
-    images: dict[str, str] = field(default_factory=dict)  # tag -> how `docker build` made it
+    # tag -> the Dockerfile target `docker build` made it from ("" for the last stage)
+    images: dict[str, str] = field(default_factory=dict)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
     checkouts: dict[str, str] = field(default_factory=dict)
 
@@ -178,6 +190,29 @@ class World:
             for o in self.all_objects(namespace)
             if o.kind in WORKLOADS and all(o.pod_labels.get(k) == v for k, v in selector.items())
         ]
+
+    def serving(self, namespace: str, obj: K8sObject, port: int) -> Mapping[str, Any] | None:
+        """The container that listens on `port` of the pods a Service selects, or of a
+        workload's or a pod's own: the one that declares it, else the pods' only container;
+        None where that cannot be told."""
+        if obj.kind in WORKLOADS:
+            workloads = [obj]
+        else:
+            workloads = self.selected(namespace, _map(_map(obj.doc.get("spec")).get("selector")))
+        found = [c for w in workloads for c in _maps(_map(w.pod_spec()).get("containers"))]
+        declaring = [c for c in found if port in _container_ports(c)]
+        found = declaring or found
+        return found[0] if len(found) == 1 else None
+
+    def role(self, container: Mapping[str, Any] | None, data: ReleaseData) -> str | None:
+        """What a container runs: the role of the target an image was built from on this page
+        (its tag), else names.image_role."""
+        if container is None:
+            return None
+        image = str(container.get("image") or "")
+        if image in self.images:
+            return TARGET_ROLES.get(self.images[image])
+        return image_role(image, data.project.registry, data.current.version)
 
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:
         """The container port a Service port's targetPort leads to: a number as written, a name

@@ -195,9 +195,8 @@ def _build(inv: Invocation, args: list[str]) -> None:
                 f"{listing('ARGs', sorted(set(declared)))}"
             )
     _named_contexts(inv, build, dockerfile, text)
-    made = f"docker build --target {build.target or '(the last stage)'}"
     for tag in build.tags:
-        inv.session.world.images[tag] = made
+        inv.session.world.images[tag] = (build.target or "").lower()
 
 
 def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str) -> None:
@@ -496,6 +495,7 @@ def _publish(
                 f"compose service {name}",
                 {k: str(v) for k, v in environment.items()},
                 key,
+                role,
             )
 
 

@@ -29,14 +29,20 @@ def path_pattern(path: str) -> re.Pattern[str]:
 
 
 def served(inv: Invocation, listener: Listener) -> list[tuple[str, str]]:
-    """(method, path) pairs a component serves on one of its ports. A Compose service is the
-    backend when it runs the backend (compose.is_backend_service names it so); a port-forward's
-    target when its Service or pod is labelled so, or named so."""
+    """(method, path) pairs a component serves on one of its ports, by what runs there
+    (`listener.role`: a Compose service's image or build target, a port-forward's container
+    image; never a name)."""
     release = inv.session.release.current
-    role, target_port = _role(listener), listener.target_port
+    role, target_port = listener.role, listener.target_port
     if role == "backend":
         # the HTTP server's port as the backend's own variables set it
         http = backend_env.listening_ports(listener.env, inv.session.release)["http"]
+        if http is None:
+            variable = release.backend.ports["http"].env
+            raise CommandError(
+                f"the backend's {variable} comes from a Secret (or is not a port): the gate "
+                "cannot tell which of its ports serves HTTP"
+            )
         if target_port != http:
             raise CommandError(
                 f"port {target_port} of the backend is not its HTTP server's; HTTP is on {http}"
@@ -49,21 +55,6 @@ def served(inv: Invocation, listener: Listener) -> list[tuple[str, str]]:
     raise CommandError(
         f"nothing known is served over HTTP by {listener.component} on port {target_port}"
     )
-
-
-def _role(listener: Listener) -> str:
-    """What answers behind a listener: a Compose service's role was read from what it runs
-    (compose.service_role); a port-forward's from its Service's or pod's component label, or
-    its name."""
-    component = listener.component
-    if listener.owner:
-        return component
-    if component.endswith("backend"):
-        return "backend"
-    for role, word in (("grafana", "grafana"), ("otel-collector", "collector")):
-        if word in component:
-            return role
-    return component
 
 
 def _split(url: str) -> SplitResult:
@@ -100,7 +91,7 @@ def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str |
     listener = listeners[port]
     path = parts.path or "/"
     endpoints = served(inv, listener)
-    role = _role(listener)
+    role = listener.role
     if role == "grafana":
         if path.startswith(_PLUGIN_PROXY):
             return role, _through_plugin_proxy(inv, method, path)

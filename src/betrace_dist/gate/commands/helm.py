@@ -230,7 +230,9 @@ def _remote_values(inv: Invocation, parsed: CommandLine, umbrella: bool) -> dict
     return values
 
 
-def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObject]:
+def _grafana_objects(
+    name: str, ns: str, values: dict[str, Any], app_version: str
+) -> list[K8sObject]:
     """What the Grafana chart renders that later steps use: Service, Deployment, admin Secret."""
     fullname = grafana_chart.fullname(name, values)
     source = f"helm release {name} (modelled)"
@@ -242,7 +244,7 @@ def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObje
     pod = {
         "metadata": {"labels": labels},
         "spec": {
-            "containers": [grafana_chart.grafana_container(values, fullname)],
+            "containers": [grafana_chart.grafana_container(values, fullname, app_version)],
             "initContainers": [
                 {"name": c.get("name", "")} for c in values.get("extraInitContainers") or []
             ],
@@ -252,7 +254,12 @@ def _grafana_objects(name: str, ns: str, values: dict[str, Any]) -> list[K8sObje
     port = grafana_chart.service_port(values)
     service = {
         "metadata": {"labels": labels},
-        "spec": {"ports": [{"name": "service", "port": port, "targetPort": 3000}]},
+        "spec": {
+            "ports": [{"name": "service", "port": port, "targetPort": 3000}],
+            "selector": {
+                k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+            },
+        },
     }
     objects = [
         K8sObject("Service", fullname, ns, service, source),
@@ -288,7 +295,8 @@ def _remote_release(
         if problem is not None:
             raise CommandError(f"helm upgrade {name}: {problem}")
     ns = parsed.namespace
-    objects = _grafana_objects(name, ns, values)
+    app_version = inv.session.release.current.grafana_chart.app_version
+    objects = _grafana_objects(name, ns, values, app_version)
     return HelmRelease(name, ns, ref, 1, objects, modelled=True, values=values)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -167,10 +167,24 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
             target_port = _resolve_target(world, ns, obj, target)
         else:
             target_port = int(remote)
-        component = obj.component or obj.name
+        container = world.serving(ns, obj, target_port)
+        role = world.role(container, inv.session.release)
+        env = backend_env.container_env(container) if container is not None else {}
+        source = f"kubectl port-forward {parsed.positional[0]}"
+        component = role or _unknown(obj, container)  # a name or a label says nothing
         world.listeners[int(local)] = Listener(
-            int(local), component, target_port, f"kubectl port-forward {parsed.positional[0]}"
+            int(local), component, target_port, source, env, role=role
         )
+
+
+def _unknown(obj: K8sObject, container: Mapping[str, Any] | None) -> str:
+    """A forwarded object whose role the models do not know, as messages name it."""
+    if container is None:
+        return f"{obj.kind} {obj.name} (no one container of its pods declares the port)"
+    return (
+        f"{obj.kind} {obj.name} (image {container.get('image')}, neither built on this page "
+        "nor one the gate knows)"
+    )
 
 
 def _resolve_target(world: World, ns: str, service: K8sObject, target: Any) -> int:
@@ -549,15 +563,23 @@ def _exec(inv: Invocation, ns: str, args: Args) -> None:
     ref = next((p for p in pos[: pos.index("--")] if "/" in p), None)
     target = _target(inv.session.world, ns, ref) if ref else None
     program = pos[pos.index("--") + 1].rsplit("/", 1)[-1]
-    if target is not None and target.component == "backend":
+    if target is not None and _runs_backend(inv, ns, target):
         problem = IMAGE_CONTENTS["backend"].exec_problem("backend", program)
         if problem is not None:
             raise CommandError(problem)
 
 
+def _runs_backend(inv: Invocation, ns: str, obj: K8sObject) -> bool:
+    """A container of the object's pods runs the backend's image (World.role)."""
+    spec = obj.pod_spec() or {}
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    world, data = inv.session.world, inv.session.release
+    return any(world.role(c, data) == "backend" for c in containers)
+
+
 def _scale(inv: Invocation, ns: str, args: Args) -> None:
     for ref in (p for p in args.positional if "/" in p):
-        if _target(inv.session.world, ns, ref).component == "backend":
+        if _runs_backend(inv, ns, _target(inv.session.world, ns, ref)):
             raise CommandError(
                 "the backend keeps violations in memory and rules on disk: it runs exactly "
                 "one replica"

@@ -336,7 +336,7 @@ def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> No
         if not value.isdigit():
             raise CommandError(f"{port.env}={value} is not a port number")
         given = {k: v for k, v in env.items() if k in inline or k in session.exported}
-        listener = Listener(int(value), "backend", port.port, source, given)
+        listener = Listener(int(value), "backend", int(value), source, given, role="backend")
         session.world.listeners[int(value)] = listener
 
 
