@@ -23,6 +23,10 @@
     # has no tags yet). Never the default branch: tests/artefacts/test_dockerfiles.py holds this
     # URL to the release data; docker/Dockerfile and docker-compose.yml pin the same commit.
     betrace.url = "github:betrace-hq/betrace/c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
+    # Upstream's flake names a dev-tools input, path:./dev-tools, that its commit does not have:
+    # Nix 2.26 and later cannot lock this flake unless that input follows another (known issue
+    # flake-input-dev-tools-missing). BeTrace's outputs never use it.
+    betrace.inputs.dev-tools.follows = "betrace/nixpkgs";
     # One nixpkgs for the packages and the images: the one BeTrace itself is built with.
     nixpkgs.follows = "betrace/nixpkgs";
     # The distribution's patch series for the backend and the Grafana app (patches/README.md of

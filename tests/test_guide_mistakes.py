@@ -98,6 +98,11 @@ CASES = [
     ("tabs-depend.md", "docker compose pull", ["no Compose file in '.'"]),
     ("nix-output.md", "build-everything", ["no app 'build-everything'", "apps: build-all"]),
     (
+        "nix-dev-tools.md",
+        "nix build",
+        ["declares dev-tools = path:./dev-tools", "flake-input-dev-tools-missing", "follows"],
+    ),
+    (
         "nix-run-app.md",
         "nix run github:",
         ["apps.<system>.backend", "go run", "#packages.<system>.backend"],

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from betrace_dist import REPO_ROOT
+from betrace_dist import REPO_ROOT, upstream
 from betrace_dist.artefacts import nix as nixa
+from betrace_dist.gate.commands.nix import UPSTREAM_AS_ROOT
 from betrace_dist.release import ReleaseData
 
 STUBS = Path(__file__).parent / "nix_stubs"
@@ -697,13 +698,37 @@ def test_broken_example_flake_is_reported(
     assert any(message in p for p in problems), problems
 
 
+DEV_TOOLS_FOLLOWS = {
+    "github": 'inputs.dev-tools.follows = "nixpkgs";',
+    "flakehub": 'inputs.dev-tools.follows = "nixpkgs";',
+    "docker": 'betrace.inputs.dev-tools.follows = "betrace/nixpkgs";',
+}
+
+
+@pytest.mark.parametrize("flake", sorted(DEV_TOOLS_FOLLOWS))
+def test_a_flake_that_leaves_upstreams_dev_tools_input_fails_to_lock(
+    nix: nixa.Nix, repo_root: Path, tmp_path: Path, flake: str
+) -> None:
+    """Each flake that takes BeTrace as an input makes dev-tools follow another input; without
+    that line the Nix of the tests fails on the stand-in's missing folder, as Nix 2.26 and later
+    fail on upstream's (checked against a model of Nix's locking, read in its source)."""
+    folder = repo_root / ("docker" if flake == "docker" else nixa.EXAMPLES[flake])
+    copy = tmp_path / flake
+    broken_copy(folder / "flake.nix", copy, DEV_TOOLS_FOLLOWS[flake], "")
+    inputs = DOCKER_INPUTS if flake == "docker" else EXAMPLE_INPUTS
+    done = nix.flake("flake show", str(copy), inputs, "--json")
+    assert done.returncode != 0 and "/nonexistent/betrace-dev-tools" in done.stderr, done.stderr
+    kept = nix.flake("flake show", str(folder), inputs, "--json")
+    assert kept.returncode == 0, kept.stderr
+
+
 # --- the stand-in of upstream's flake ---------------------------------------------------------
 
 
 def test_upstream_stand_in_has_an_app_that_shadows_the_backend_package(nix: nixa.Nix) -> None:
     """Upstream's flake.nix (at the pinned commit) exports apps.<system>.backend, a development
     script, next to packages.<system>.backend: the doc gate's Nix model depends on both."""
-    shown = nix.flake_json("flake show", str(STUBS / "betrace"), {"nixpkgs": STUBS / "nixpkgs"})
+    shown = nix.flake_json("flake show", str(STUBS / "betrace"), UPSTREAM_AS_ROOT)
     systems = {"x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"}
     for category in ("packages", "apps", "devShells"):
         assert set(shown[category]) == systems, category
@@ -713,7 +738,7 @@ def test_upstream_stand_in_has_an_app_that_shadows_the_backend_package(nix: nixa
     plugin = nix.flake_json(
         "eval",
         f"{STUBS / 'betrace'}#packages.x86_64-linux.grafana-plugin.pname",
-        {"nixpkgs": STUBS / "nixpkgs"},
+        UPSTREAM_AS_ROOT,
     )
     assert plugin == "betrace-grafana-plugin"
 
@@ -836,3 +861,23 @@ def test_each_image_rule_is_reported(
     assert nixa.image_problems(name, args, release_data) == []
     change(args)
     assert message in nixa.image_problems(name, args, release_data)
+
+
+def test_the_stand_in_lacks_the_subflakes_upstreams_commit_lacks() -> None:
+    """Upstream's flake.lock locks relative path inputs (`path:./X`); the stand-in declares as
+    missing exactly those whose folder has no flake.nix in upstream's source at the pinned
+    commit, so the model follows upstream: once it adds dev-tools, this test fails."""
+    tree = upstream.source_tree()
+    lock = json.loads((tree / "flake.lock").read_text(encoding="utf-8"))
+    nodes = lock["nodes"]
+    relative = {
+        name: nodes[node]["locked"]["path"]
+        for name, node in nodes["root"]["inputs"].items()
+        if nodes[node].get("locked", {}).get("type") == "path"
+        and str(nodes[node]["locked"].get("path", "")).startswith("./")
+    }
+    assert relative, "upstream's lock has no relative path input any more: drop the stand-in's"
+    missing = {name for name, path in relative.items() if not (tree / path / "flake.nix").is_file()}
+    stand_in = (STUBS / "betrace" / "flake.nix").read_text(encoding="utf-8")
+    declared = set(re.findall(r'inputs\.([\w-]+)\.url = "path:/nonexistent/', stand_in))
+    assert declared == missing

@@ -13,9 +13,15 @@
 
   # The real flake's input; tests override it with the nixpkgs stand-in.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
+  # Upstream declares `dev-tools = { url = "path:./dev-tools"; }`, a folder its commit does not
+  # have (tests/artefacts/test_nix_stubs.py reads upstream's flake.lock and source for it). Nix
+  # 2.26 and later read that folder's flake.nix when a flake takes BeTrace as an input, and fail
+  # (computeLocks, from Nix's source; not run here): a path that does not exist makes the Nix
+  # of the tests fail the same way, unless the consumer makes the input follow another.
+  inputs.dev-tools.url = "path:/nonexistent/betrace-dev-tools";
 
   outputs =
-    { self, nixpkgs }:
+    { self, nixpkgs, ... }:
     let
       inherit (nixpkgs) lib;
       forAllSystems = lib.genAttrs lib.platforms.all;
