@@ -187,6 +187,7 @@ def test_after_a_bump_the_nix_consistency_checks_hold(
     inputs = {
         "betrace": STUBS / "betrace",
         "betrace/nixpkgs": STUBS / "nixpkgs",
+        "betrace/flake-utils": STUBS / "flake-utils",
         # docker/flake.nix's path:../patches, which a bump does not touch: the repository's own
         # series by its absolute path (Nix before 2.26 cannot follow a relative path input)
         "patches": repo_root / "patches",

@@ -279,3 +279,20 @@ def test_every_mistake_page_is_covered() -> None:
     # python-minimum.md fails in a Python block: tests/test_python_minimum.py reads it
     pages = {p.name for p in DOCS.glob("*.md")} - {"index.md", "python-minimum.md"}
     assert pages == {c[0] for c in CASES}
+
+
+def test_each_mistake_page_fails_only_where_its_mistake_is(gate_output: str) -> None:
+    """A page that failed at an earlier, ordinary step still passed the test above when the
+    expected line failed too: every line a page fails at must be one of its cases."""
+    expected: dict[str, set[int]] = {}
+    for page, needle, _ in CASES:
+        expected.setdefault(page, set()).add(line_containing(DOCS / page, needle))
+    failed: dict[str, set[int]] = {}
+    for page, line in re.findall(r"^docs/([\w.-]+\.md):(\d+): ", gate_output, re.M):
+        failed.setdefault(page, set()).add(int(line))
+    stray = {
+        page: sorted(lines - expected[page])
+        for page, lines in failed.items()
+        if page in expected and lines - expected[page]
+    }
+    assert stray == {}, stray

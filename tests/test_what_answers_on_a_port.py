@@ -5,6 +5,7 @@ a label; and a backend started by hand listens where its own variables say."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -95,6 +96,68 @@ kubectl apply -f fake.yaml
 """
 
 
+def test_the_charts_backend_with_another_tag_and_grafana_from_a_mirror_are_known(
+    session: Session,
+) -> None:
+    """In a release of the project's chart, what a container runs is what the chart's template
+    says, whatever registry or tag the values give: taken by its image alone, a backend with
+    its own tag and a Grafana mirrored to a private registry were not known."""
+    run(
+        session,
+        _install(
+            session,
+            "backend.image.tag=2.0.0-patched",
+            "grafana.image.repository=registry.example.com/mirror/grafana/grafana",
+        )
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+        + "curl -fsS http://localhost:12011/v1/health\n"
+        + "kubectl -n betrace port-forward svc/betrace-grafana 3000:80\n"
+        + "curl -fsS http://localhost:3000/api/health\n",
+    )
+    with pytest.raises(CommandError, match="it runs exactly one replica"):
+        run(session, "kubectl -n betrace scale deploy/betrace-backend --replicas=2\n")
+
+
+def test_exec_through_a_service_reaches_the_backends_image(session: Session) -> None:
+    """kubectl exec svc/NAME runs in one of the Service's pods: the backend's image there has
+    no shell tools (the check read only a workload's own pods)."""
+    with pytest.raises(CommandError, match="the backend image has no 'cat'"):
+        run(
+            session,
+            _install(session)
+            + "kubectl -n betrace exec svc/betrace-backend -- cat /var/lib/betrace/rules.json\n",
+        )
+
+
+def test_a_port_forward_to_a_service_without_a_selector_is_refused(session: Session) -> None:
+    """A Service without a selector selected every workload of its namespace."""
+    with pytest.raises(CommandError, match="'proxy' has no selector"):
+        run(
+            session,
+            _install(session)
+            + "cat > proxy.yaml <<'YAML'\n"
+            + "apiVersion: v1\nkind: Service\nmetadata: {name: proxy}\n"
+            + "spec: {ports: [{port: 12011}]}\nYAML\n"
+            + "kubectl -n betrace apply -f proxy.yaml\n"
+            + "kubectl -n betrace port-forward svc/proxy 12011:12011\n",
+        )
+
+
+def test_a_workloads_named_port_and_a_missing_local_port(session: Session) -> None:
+    """kubectl resolves a pod's named port; the gate failed on it with a ValueError, and on
+    `:PORT`, where kubectl picks the local port itself."""
+    run(
+        session,
+        _install(session)
+        + "kubectl -n betrace port-forward deploy/betrace-backend 12011:http\n"
+        + "curl -fsS http://localhost:12011/v1/health\n",
+    )
+    with pytest.raises(CommandError, match="name the local port"):
+        run(session, "kubectl -n betrace port-forward deploy/betrace-backend :12011\n")
+    with pytest.raises(CommandError, match="declares no port named 'htp', did you mean 'http'"):
+        run(session, "kubectl -n betrace port-forward deploy/betrace-backend 12011:htp\n")
+
+
 def test_a_service_named_and_labelled_backend_that_runs_nginx_is_not_the_backend(
     session: Session,
 ) -> None:
@@ -127,3 +190,44 @@ def test_a_backend_started_on_another_port_serves_http_there(session: Session) -
         "BETRACE_PORT_BACKEND=9000 ./result/bin/betrace-backend &\n"
         "curl -fsS http://localhost:9000/v1/health\n",
     )
+
+
+def test_a_plain_assignment_does_not_reach_the_backend(session: Session) -> None:
+    """As in bash, a variable the page sets without `export` stays in the shell: the backend
+    started next listens on its default port, not on the one the variable names."""
+    commit = session.release.current.upstream.commit
+    run(session, f"nix build github:betrace-hq/betrace/{commit}#backend\n")
+    with pytest.raises(CommandError, match="nothing answers on localhost:9000"):
+        run(
+            session,
+            "BETRACE_PORT_BACKEND=9000\n./result/bin/betrace-backend &\n"
+            "curl -fsS http://localhost:9000/v1/health\n",
+        )
+
+
+def test_an_exported_variable_of_the_backend_is_checked_as_an_inline_one(session: Session) -> None:
+    commit = session.release.current.upstream.commit
+    grpc = session.release.current.backend.ports["grpc"].env
+    http = session.release.current.backend.ports["http"].port
+    run(session, f"nix build github:betrace-hq/betrace/{commit}#backend\n")
+    with pytest.raises(
+        CommandError, match=rf"{grpc} is {http}, the port of the HTTP server.*\(exported\)"
+    ):
+        run(session, f"export {grpc}={http}\n./result/bin/betrace-backend &\n")
+
+
+def test_the_live_backend_takes_a_grpc_port_of_its_own(backend_program: Path) -> None:
+    """The live backend was given the chart's gRPC port while its HTTP server took the page's
+    local port: with both 9000 it exited ("address already in use")."""
+    from betrace_dist.gate.live import LiveTier
+
+    s = Session(timeout=120, live_tier=LiveTier(program=backend_program, off_reason=None))
+    try:
+        run(
+            s,
+            _install(s, "backend.ports.grpc=9000")
+            + "kubectl -n betrace port-forward svc/betrace-backend 9000:12011\n"
+            + "curl -fsS http://localhost:9000/v1/health\n",
+        )
+    finally:
+        s.close()

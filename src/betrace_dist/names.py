@@ -47,18 +47,14 @@ _OTHERS_IMAGES = {
 }
 
 
-def image_role(image: str, registry: str, version: str) -> str | None:
-    """What an image runs, as the models know it (backend, grafana, otel-collector), or None.
-    The project's images by their name: any tag under the project's `registry`, or the
-    release's `version` under the registry a reader pushed them to (the chart takes
-    `<image.registry>/backend:<appVersion>`); others' images by their repository. A
-    container's or a service's own name says nothing of it."""
+def image_role(image: str, registry: str) -> str | None:
+    """What an image runs, as the models know it (backend, grafana, otel-collector), or None:
+    the project's images under its `registry` by their name, others' images by their
+    repository. A name alone elsewhere (`someone/backend:2.0.0`) says nothing, nor does a
+    container's or a service's own name."""
     repository = image_repository(image)
     if repository.startswith(registry + "/"):
         return TARGET_ROLES.get(repository[len(registry) + 1 :])
-    name = repository.rsplit("/", 1)[-1]
-    if name in TARGET_ROLES and "/" in repository and image_tag(image) == version:
-        return TARGET_ROLES[name]
     return _OTHERS_IMAGES.get(repository)
 
 

@@ -30,10 +30,15 @@ STUBS = Path(__file__).parent / "nix_stubs"
 DOCKER_INPUTS = {
     "betrace": STUBS / "betrace",
     "betrace/nixpkgs": STUBS / "nixpkgs",
+    "betrace/flake-utils": STUBS / "flake-utils",
     # the real series: a path input relative to docker/flake.nix, given here as an absolute path
     "patches": REPO_ROOT / "patches",
 }
-EXAMPLE_INPUTS = {"betrace": STUBS / "betrace", "nixpkgs": STUBS / "nixpkgs"}
+EXAMPLE_INPUTS = {
+    "betrace": STUBS / "betrace",
+    "nixpkgs": STUBS / "nixpkgs",
+    "betrace/flake-utils": STUBS / "flake-utils",
+}
 IMAGES = {"backend": "backend-image", "grafana-plugin": "grafana-plugin-image",
           "plugin-init": "plugin-init-image"}  # fmt: skip
 HOST_SYSTEM = {"x86_64": "x86_64-linux", "aarch64": "aarch64-linux"}.get(platform.machine())

@@ -727,8 +727,7 @@ def service_role(service: Mapping[str, Any], data: ReleaseData) -> str | None:
     build = service.get("build")
     if isinstance(build, Mapping) and build.get("target") in TARGET_ROLES:
         return TARGET_ROLES[str(build["target"])]  # `image` then only names the build's tag
-    image = str(service.get("image") or "")
-    return image_role(image, data.project.registry, data.current.version)
+    return image_role(str(service.get("image") or ""), data.project.registry)
 
 
 def is_backend_service(service: Mapping[str, Any], data: ReleaseData) -> bool:

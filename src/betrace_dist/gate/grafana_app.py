@@ -144,14 +144,19 @@ def _port_problem(
         return (
             f"Service '{service.name}' targets the port '{named}', which no pod it selects declares"
         )
-    container = world.serving(ns, service, target)
-    if world.role(container, data) != "backend":
-        image = f"image {container.get('image')}" if container else "no one container"
+    serving = world.serving(ns, service, target)
+    if serving is None:
         return (
-            f"port {port} of Service '{service.name}' leads to port {target}, where {image} "
-            "answers, not the backend's (known by its image, not by a name or a label)"
+            f"port {port} of Service '{service.name}' leads to port {target} of no pod the gate "
+            "can tell (the Service selects none, or several containers and none declares it)"
         )
-    assert container is not None  # a role is known only for a container
+    workload, container = serving
+    if world.role(workload, container, data) != "backend":
+        return (
+            f"port {port} of Service '{service.name}' leads to port {target} of {workload.kind} "
+            f"'{workload.name}', whose container '{container.get('name')}' (image "
+            f"{container.get('image')}) the gate does not know for the backend"
+        )
     http = backend_env.listening_ports(backend_env.container_env(container), data)["http"]
     if target != http:
         return (

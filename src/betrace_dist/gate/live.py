@@ -43,7 +43,7 @@ from .isolation import startup_variable
 START_TIMEOUT = 15.0
 #: Variables the gate sets itself whatever the artefact says, because the artefact's value names
 #: a place that exists only in a container (the data volume) or a port that the page published.
-_ADAPTED = ("BETRACE_DATA_DIR", "BETRACE_PORT_BACKEND")
+_ADAPTED = ("BETRACE_DATA_DIR", "BETRACE_PORT_BACKEND", "BETRACE_PORT_GRPC")
 
 
 class LiveError(Exception):
@@ -150,6 +150,9 @@ class LiveBackend:
             if k not in _ADAPTED and not startup_variable(k) and v is not None
         }
         env |= {"BETRACE_DATA_DIR": str(data), "BETRACE_PORT_BACKEND": str(listener.port)}
+        # the page's gRPC port may be the local port HTTP was moved to: the live tier sends HTTP
+        # only, so gRPC gets a port of its own beside it (the models check the page's ports)
+        env["BETRACE_PORT_GRPC"] = str(listener.port + 1 if listener.port < 65535 else 65534)
         env |= {k: self.session.env[k] for k in ("PATH", "HOME", "LANG", "TMPDIR")}
         self.port = listener.port
         self.proc = self.session.jail.start([str(prog)], data, env, self.log, shown=[prog])

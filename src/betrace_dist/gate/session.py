@@ -612,8 +612,10 @@ class Session:
         else:
             self._run_model(head, cmd, argv, models)
 
-    def _assign(self, assignments: list[str]) -> None:
-        """NAME=value words (expanded): variables of the commands that follow."""
+    def _assign(self, assignments: list[str], export: bool = False) -> None:
+        """NAME=value words (expanded): variables of the commands that follow. As in bash, the
+        programs they start see one only once it is exported (`export`, or an earlier export of
+        the same name): a plain assignment is the shell's own."""
         for assignment in assignments:
             name, _, value = assignment.partition("=")
             if not VARIABLE_NAME.fullmatch(name) or startup_variable(name):
@@ -623,7 +625,8 @@ class Session:
                     "from a page"
                 )
             self.env[name] = value
-            self.exported.add(name)
+            if export:
+                self.exported.add(name)
 
     def _cd(self, cmd: Command, argv: list[str]) -> None:
         """`cd DIR` (`cd` alone: home), only to a directory that exists inside the sandbox.
@@ -652,7 +655,7 @@ class Session:
         for assignment in self.expand(self.real_words(cmd, 1)):
             if "=" not in assignment:
                 raise CommandError(f"export: '{assignment}' assigns nothing (write NAME=value)")
-            self._assign([assignment])
+            self._assign([assignment], export=True)
 
     def _run_model(
         self, head: str, cmd: Command, argv: list[str], models: dict[str, Model]

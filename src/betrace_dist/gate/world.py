@@ -137,6 +137,7 @@ class HelmRelease:
     revision: int
     objects: list[K8sObject]
     modelled: bool = False  # True when the chart could not be rendered offline (a remote chart)
+    project_chart: bool = False  # rendered from this project's chart (its Chart.yaml's name)
     values: dict[str, Any] = field(default_factory=dict)  # a modelled Grafana's, for upgrades
 
 
@@ -191,28 +192,41 @@ class World:
             if o.kind in WORKLOADS and all(o.pod_labels.get(k) == v for k, v in selector.items())
         ]
 
-    def serving(self, namespace: str, obj: K8sObject, port: int) -> Mapping[str, Any] | None:
-        """The container that listens on `port` of the pods a Service selects, or of a
-        workload's or a pod's own: the one that declares it, else the pods' only container;
-        None where that cannot be told."""
+    def serving(
+        self, namespace: str, obj: K8sObject, port: int
+    ) -> tuple[K8sObject, Mapping[str, Any]] | None:
+        """The workload and container that listen on `port` of the pods a Service selects, or
+        of a workload's or a pod's own: the container that declares it, else the pods' only
+        container; None where that cannot be told (a Service without a selector selects none)."""
         if obj.kind in WORKLOADS:
             workloads = [obj]
         else:
-            workloads = self.selected(namespace, _map(_map(obj.doc.get("spec")).get("selector")))
-        found = [c for w in workloads for c in _maps(_map(w.pod_spec()).get("containers"))]
-        declaring = [c for c in found if port in _container_ports(c)]
+            selector = _map(_map(obj.doc.get("spec")).get("selector"))
+            workloads = self.selected(namespace, selector) if selector else []
+        found = [(w, c) for w in workloads for c in _maps(_map(w.pod_spec()).get("containers"))]
+        declaring = [(w, c) for w, c in found if port in _container_ports(c)]
         found = declaring or found
         return found[0] if len(found) == 1 else None
 
-    def role(self, container: Mapping[str, Any] | None, data: ReleaseData) -> str | None:
-        """What a container runs: the role of the target an image was built from on this page
-        (its tag), else names.image_role."""
-        if container is None:
-            return None
+    def role(
+        self, workload: K8sObject, container: Mapping[str, Any], data: ReleaseData
+    ) -> str | None:
+        """What a container runs. In a release of the project's chart, what the chart's own
+        template says it runs (its component label: the values may move the image to any
+        registry or tag); in the modelled Grafana chart, Grafana; in anything else the page
+        wrote, its image: the Dockerfile target a tag was built from on this page, else
+        names.image_role."""
+        release = next(
+            (r for r in self.releases.values() if any(o is workload for o in r.objects)), None
+        )
+        if release is not None and release.modelled:
+            return "grafana" if container.get("name") == "grafana" else None
+        if release is not None and release.project_chart:
+            return workload.component if workload.component in TARGET_ROLES.values() else None
         image = str(container.get("image") or "")
         if image in self.images:
             return TARGET_ROLES.get(self.images[image])
-        return image_role(image, data.project.registry, data.current.version)
+        return image_role(image, data.project.registry)
 
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:
         """The container port a Service port's targetPort leads to: a number as written, a name
@@ -221,8 +235,9 @@ class World:
             return int(target)
         selector = (service.doc.get("spec") or {}).get("selector") or {}
         for workload in self.selected(namespace, selector):
-            for container in workload.containers():
-                for port in container.get("ports") or []:
+            # kubectl and the Service controller look at the pods' containers, not init ones
+            for container in _maps(_map(workload.pod_spec()).get("containers")):
+                for port in _maps(container.get("ports")):
                     if port.get("name") == target:
                         return int(port["containerPort"])
         return None

@@ -396,7 +396,18 @@ def _local_release(inv: Invocation, parsed: CommandLine, chart: Path, upgrade: b
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
     _images_published(inv, objects)
-    return HelmRelease(name, parsed.namespace, ref, 1, objects)
+    ours = _chart_name(inv, chart) == inv.session.release.current.chart.name
+    return HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours)
+
+
+def _chart_name(inv: Invocation, chart: Path) -> str | None:
+    """The name a chart's Chart.yaml gives (read as the page's file: bounded, never through a
+    link leading out), or None."""
+    try:
+        meta = yamlio.safe_load(inv.session.read(str(chart / "Chart.yaml")), "Chart.yaml")
+    except (OSError, ProblemsError, CommandError):
+        return None
+    return str(meta.get("name")) if isinstance(meta, dict) else None
 
 
 def _images_published(inv: Invocation, objects: list[K8sObject]) -> None:

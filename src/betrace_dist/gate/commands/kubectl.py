@@ -155,6 +155,11 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
     for spec in parsed.positional[1:]:
         local, _, remote = spec.partition(":")
         remote = remote or local
+        if not local.isdigit():
+            raise CommandError(
+                f"port-forward {spec}: name the local port (LOCAL:REMOTE); without one kubectl "
+                "picks a free port, which later steps cannot name"
+            )
         if obj.kind == "Service":
             ports = obj.service_ports()
             port = next(
@@ -166,15 +171,38 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
             target = port.get("targetPort", port.get("port"))
             target_port = _resolve_target(world, ns, obj, target)
         else:
-            target_port = int(remote)
-        container = world.serving(ns, obj, target_port)
-        role = world.role(container, inv.session.release)
+            target_port = _pod_port(obj, remote)
+        if obj.kind == "Service" and not _map_of(obj.doc.get("spec")).get("selector"):
+            raise CommandError(
+                f"Service '{obj.name}' has no selector: kubectl port-forward forwards to a pod "
+                "the Service selects, and it selects none"
+            )
+        serving = world.serving(ns, obj, target_port)
+        role = world.role(*serving, inv.session.release) if serving else None
+        container = serving[1] if serving else None
         env = backend_env.container_env(container) if container is not None else {}
         source = f"kubectl port-forward {parsed.positional[0]}"
         component = role or _unknown(obj, container)  # a name or a label says nothing
         world.listeners[int(local)] = Listener(
             int(local), component, target_port, source, env, role=role
         )
+
+
+def _pod_port(obj: K8sObject, remote: str) -> int:
+    """A port of a workload's or a pod's containers: a number, or a name one of its (not init)
+    containers declares, as kubectl resolves it."""
+    if remote.isdigit():
+        return int(remote)
+    declared = [
+        p for c in (obj.pod_spec() or {}).get("containers") or [] for p in c.get("ports") or []
+    ]
+    port = next((p for p in declared if p.get("name") == remote), None)
+    if port is None:
+        names = [str(p.get("name")) for p in declared if p.get("name")]
+        raise CommandError(
+            f"{obj.kind} '{obj.name}' declares no port named '{remote}'{closest(remote, names)}"
+        )
+    return int(port["containerPort"])
 
 
 def _unknown(obj: K8sObject, container: Mapping[str, Any] | None) -> str:
@@ -570,11 +598,24 @@ def _exec(inv: Invocation, ns: str, args: Args) -> None:
 
 
 def _runs_backend(inv: Invocation, ns: str, obj: K8sObject) -> bool:
-    """A container of the object's pods runs the backend's image (World.role)."""
-    spec = obj.pod_spec() or {}
-    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    """A container of the object's pods, or of the pods a Service selects (kubectl picks one
+    of them), runs the backend (World.role)."""
     world, data = inv.session.world, inv.session.release
-    return any(world.role(c, data) == "backend" for c in containers)
+    if obj.kind == "Service":
+        selector = _map_of(obj.doc.get("spec")).get("selector") or {}
+        workloads = world.selected(ns, selector) if selector else []
+    else:
+        workloads = [obj]
+    return any(
+        world.role(w, c, data) == "backend"
+        for w in workloads
+        for c in (w.pod_spec() or {}).get("containers") or []
+        if isinstance(c, dict)
+    )
+
+
+def _map_of(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _scale(inv: Invocation, ns: str, args: Args) -> None:

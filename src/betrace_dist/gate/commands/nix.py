@@ -26,7 +26,11 @@ UPSTREAM = STUBS / "betrace"
 #: Upstream's flake as the flake a command names (`nix build github:...#backend`): its own lock
 #: is kept and its missing dev-tools folder never read (Nix's computeLocks, read in its source,
 #: not run), so that input of the stand-in is given a flake that exists.
-UPSTREAM_AS_ROOT = {"nixpkgs": STUBS / "nixpkgs", "dev-tools": STUBS / "nixpkgs"}
+UPSTREAM_AS_ROOT = {
+    "nixpkgs": STUBS / "nixpkgs",
+    "flake-utils": STUBS / "flake-utils",
+    "dev-tools": STUBS / "nixpkgs",
+}
 #: What the Nix of the tests says when a flake takes the stand-in as an input and leaves its
 #: dev-tools input as upstream declares it (tests/artefacts/nix_stubs/betrace/flake.nix).
 _DEV_TOOLS_MISSING = "/nonexistent/betrace-dev-tools"
@@ -77,8 +81,10 @@ def _overrides(session: Session, directory: Path) -> dict[str, Path]:
     used: dict[str, Path] = {}
     if re.search(r"\bbetrace\b", text):
         used |= {"betrace": UPSTREAM, "betrace/nixpkgs": STUBS / "nixpkgs"}
-    if re.search(r"\bnixpkgs\.url\b|inputs\.nixpkgs\s*=", text):
-        used["nixpkgs"] = STUBS / "nixpkgs"
+        used["betrace/flake-utils"] = STUBS / "flake-utils"
+    for name in ("nixpkgs", "flake-utils"):
+        if re.search(rf"(?<![\w/-]){name}\.url\b|inputs\.{name}\s*=", text):
+            used[name] = STUBS / name
     # a relative path input (docker/flake.nix's patches = { url = "path:../patches"; }): the
     # same folder by its absolute path, which Nix before 2.26 needs; the page wrote the path, so
     # the kernel resolves it beneath the sandbox (one leading out is refused, never looked at)
@@ -97,8 +103,8 @@ _RELATIVE_INPUT = re.compile(
 DEV_TOOLS_MESSAGE = (
     "the flake takes BeTrace as an input, whose flake declares dev-tools = path:./dev-tools, a "
     "folder its commit does not have: Nix 2.26 and later fail to lock it (known issue "
-    'flake-input-dev-tools-missing); add `inputs.dev-tools.follows = "nixpkgs";` to the '
-    "betrace input"
+    'flake-input-dev-tools-missing); add `inputs.dev-tools.follows = "nixpkgs";` (or another '
+    "input the flake has) to the betrace input"
 )
 
 
@@ -298,10 +304,14 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
     directory = inv.session.where(flake or ".")
     if not inv.session.beneath(directory / "flake.nix", "read").is_file():
         raise CommandError(f"there is no flake.nix in '{inv.session.reader_path(directory)}'")
-    if not attr:
+    if not attr and sub not in ("run", "build", "shell", "develop", "flake"):
         return None
     _require_nix(inv.session)
+    # every one of these locks the flake first (`nix flake show` here does the same)
     outputs = _outputs(inv.session, directory, (directory / "flake.nix").stat().st_mtime)
+    if sub == "flake":
+        return None
+    attr = attr or "default"  # what Nix builds, runs or enters when the reference names none
     if sub == "eval":
         _eval(inv, directory, attr)
         return None
@@ -347,7 +357,8 @@ def _out_link(
 def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> None:
     """The backend now answers on its ports (from the environment it was started with)."""
     session = inv.session
-    env = {**session.env, **inline}
+    # what the program sees: the page's exported variables and its own assignments
+    env = {k: v for k, v in session.env.items() if k in session.exported} | inline
     for port in session.release.current.backend.ports.values():
         value = env.get(port.env, str(port.port))
         if not value.isdigit():
@@ -376,8 +387,13 @@ def betrace_backend(inv: Invocation) -> None:
             )
     assigned = session.real_words(inv.command, 0, len(inv.command.assignments))
     inline = dict(a.partition("=")[::2] for a in session.expand(assigned))
-    for name, problem in backend_env.env_problems(inline, session.release):
-        raise CommandError(f"{name} {problem}")
+    # an exported variable reaches it too: checked when the backend reads it, or when the
+    # release data says it does not (a page that exports it expects it to)
+    backend = session.release.current.backend
+    names = {v.name for v in backend.env} | set(backend.not_read)
+    exported = {k: v for k, v in session.env.items() if k in session.exported and k in names}
+    for name, problem in backend_env.env_problems(exported | inline, session.release):
+        raise CommandError(f"{name} {problem}" + ("" if name in inline else " (exported)"))
     _backend_listens(inv, inline, f"{binary} started on this machine")
 
 

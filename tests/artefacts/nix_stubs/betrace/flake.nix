@@ -13,6 +13,10 @@
 
   # The real flake's input; tests override it with the nixpkgs stand-in.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
+  # Upstream's too, so that a consumer may follow it (`betrace/flake-utils`); overridden with
+  # the flake-utils stand-in. Upstream's path:./bff, ./backend and ./grafana-betrace-app
+  # inputs are not declared: a consumer that follows one of them is refused here.
+  inputs.flake-utils.url = "github:numtide/flake-utils";
   # Upstream declares `dev-tools = { url = "path:./dev-tools"; }`, a folder its commit does not
   # have (tests/artefacts/test_nix_stubs.py reads upstream's flake.lock and source for it). Nix
   # 2.26 and later read that folder's flake.nix when a flake takes BeTrace as an input, and fail

@@ -59,6 +59,9 @@ let
 
     runCommand = name: env: script: record "runCommand" { inherit name env script; } (mkDrv name script env);
 
+    # A development shell: what it was given, recorded; `nix develop` itself is not run.
+    mkShell = args: record "mkShell" args (mkDrv (args.name or "shell") "mkdir $out" { });
+
     writeShellApplication =
       args@{
         name,
