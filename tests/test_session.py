@@ -54,7 +54,7 @@ def test_a_block_cannot_write_outside_its_sandbox(session: Session) -> None:
     [
         ("cd no-such-dir\n", "cd: there is no directory 'no-such-dir' at this point of the page"),
         ("cd /\n", "the gate will not change to '/': it is outside the page's sandbox"),
-        ("export GREETING\n", "export: 'GREETING' assigns nothing (write NAME=value)"),
+        ("export GREETING\n", "export: 'GREETING' was not set earlier on this page"),
         ("frobnicate --all\n", "no command model for 'frobnicate': add one to the gate, or skip"),
         ("echo $(frobnicate)\n", "no command model for 'frobnicate'"),
     ],

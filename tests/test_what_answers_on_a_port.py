@@ -231,3 +231,25 @@ def test_the_live_backend_takes_a_grpc_port_of_its_own(backend_program: Path) ->
         )
     finally:
         s.close()
+
+
+def test_grafana_answers_on_its_own_port_only(session: Session) -> None:
+    """Any port of Grafana's pod was taken to serve Grafana's API."""
+    run(session, _install(session))
+    with pytest.raises(CommandError, match="Grafana listens on 3000 .*not on port 8080"):
+        run(
+            session,
+            "kubectl -n betrace port-forward deploy/betrace-grafana 8080:8080\n"
+            "curl -fsS http://localhost:8080/api/health\n",
+        )
+
+
+def test_scaling_the_backend_in_either_form_and_to_none(session: Session) -> None:
+    """`scale deployment NAME` escaped the check, and --replicas=0, which stops the backend
+    and is no second replica, was refused."""
+    run(
+        session,
+        _install(session) + "kubectl -n betrace scale deploy/betrace-backend --replicas=0\n",
+    )
+    with pytest.raises(CommandError, match="it runs exactly one replica"):
+        run(session, "kubectl -n betrace scale deployment betrace-backend --replicas=3\n")

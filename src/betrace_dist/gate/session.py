@@ -152,7 +152,8 @@ class Session:
         self._laid_out = {self.repo: self._signatures(self.repo)}
         self.world = World()
         self.env = self._clean_env()
-        self.exported: set[str] = set()  # variables the page itself set
+        self._inherited = frozenset(self.env)  # exported to every program, as a login's are
+        self.exported: set[str] = set()  # variables the page itself exported
         self._tab: tuple[int, int] | None = None
         self._before: dict[int, _Snapshot] = {}
         self._after_first: dict[int, _Snapshot] = {}
@@ -471,13 +472,23 @@ class Session:
         if not self.jail.available:
             missing.require("bwrap", CheckFailure)  # skip; a failure in CI
         try:
-            return self.jail.run(argv, self.cwd, env or self.env, self.timeout, shown, filtered)
+            return self.jail.run(
+                argv, self.cwd, env or self.program_env(), self.timeout, shown, filtered
+            )
         except JailError as exc:
             raise CommandError(str(exc)) from None
 
+    def program_env(self) -> dict[str, str]:
+        """What a program the page starts sees: the environment it was given and what it
+        exported, not its plain assignments, which stay in its shell (as in bash)."""
+        return {k: v for k, v in self.env.items() if k in self._inherited or k in self.exported}
+
     def bash(self, script: str, check: bool = True) -> Done:
         # the system's bash (never one the page put on its PATH), no rc file, no profile;
-        # pipefail: a pipeline fails when any member fails, not only the last
+        # pipefail: a pipeline fails when any member fails, not only the last. The page's plain
+        # assignments are the shell's own again: set first, not exported to what it starts.
+        own = [f"{k}={shlex.quote(v)}" for k, v in self.env.items() if k not in self.program_env()]
+        script = "; ".join([*own, script]) if own else script
         done = self.process([BASH, "--norc", "--noprofile", "-o", "pipefail", "-c", script])
         if check and done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()
@@ -651,11 +662,18 @@ class Session:
         self.cwd = real if physical else logical
 
     def _export(self, cmd: Command, argv: list[str]) -> None:
-        """`export NAME=value ...`; a bare NAME assigns nothing and is refused."""
+        """`export NAME=value ...`, or `export NAME` of a variable the page set before (as in
+        bash, it then reaches the programs the page starts); a bare NAME never set is refused."""
         for assignment in self.expand(self.real_words(cmd, 1)):
-            if "=" not in assignment:
-                raise CommandError(f"export: '{assignment}' assigns nothing (write NAME=value)")
-            self._assign([assignment], export=True)
+            if "=" in assignment:
+                self._assign([assignment], export=True)
+            elif assignment in self.env and VARIABLE_NAME.fullmatch(assignment):
+                self.exported.add(assignment)
+            else:
+                raise CommandError(
+                    f"export: '{assignment}' was not set earlier on this page: it exports nothing "
+                    "(write NAME=value)"
+                )
 
     def _run_model(
         self, head: str, cmd: Command, argv: list[str], models: dict[str, Model]

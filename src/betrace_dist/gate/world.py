@@ -238,6 +238,7 @@ class World:
             # kubectl and the Service controller look at the pods' containers, not init ones
             for container in _maps(_map(workload.pod_spec()).get("containers")):
                 for port in _maps(container.get("ports")):
-                    if port.get("name") == target:
-                        return int(port["containerPort"])
+                    number = port.get("containerPort")
+                    if port.get("name") == target and isinstance(number, int):
+                        return number
         return None

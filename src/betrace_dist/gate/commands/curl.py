@@ -19,6 +19,9 @@ from ..session import CommandError, Invocation
 from ..world import Listener
 from .flags import Options, options, split_flag
 
+#: Grafana's HTTP port: http_port of its [server] section, 3000 unless GF_SERVER_HTTP_PORT (its
+#: variable for that key) says otherwise; the port both charts' Grafana containers declare
+GRAFANA_PORT, GRAFANA_PORT_VARIABLE = 3000, "GF_SERVER_HTTP_PORT"
 #: OTLP/HTTP paths the collector receives on 4318
 _OTLP_HTTP = {("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs")}
 
@@ -49,6 +52,13 @@ def served(inv: Invocation, listener: Listener) -> list[tuple[str, str]]:
             )
         return [(e.method, e.path) for e in release.backend.endpoints]
     if role == "grafana":
+        given = listener.env.get(GRAFANA_PORT_VARIABLE)
+        port = int(given) if given and given.isdigit() else GRAFANA_PORT
+        if target_port != port:
+            raise CommandError(
+                f"Grafana listens on {port} ({GRAFANA_PORT_VARIABLE}, else its default "
+                f"{GRAFANA_PORT}), not on port {target_port}"
+            )
         return grafana_http.paths()
     if role == "otel-collector" and target_port == 4318:
         return sorted(_OTLP_HTTP)

@@ -202,7 +202,10 @@ def _pod_port(obj: K8sObject, remote: str) -> int:
         raise CommandError(
             f"{obj.kind} '{obj.name}' declares no port named '{remote}'{closest(remote, names)}"
         )
-    return int(port["containerPort"])
+    number = port.get("containerPort")
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise CommandError(f"{obj.kind} '{obj.name}': its port '{remote}' has no containerPort")
+    return number
 
 
 def _unknown(obj: K8sObject, container: Mapping[str, Any] | None) -> str:
@@ -619,12 +622,20 @@ def _map_of(value: Any) -> dict[str, Any]:
 
 
 def _scale(inv: Invocation, ns: str, args: Args) -> None:
-    for ref in (p for p in args.positional if "/" in p):
-        if _runs_backend(inv, ns, _target(inv.session.world, ns, ref)):
-            raise CommandError(
-                "the backend keeps violations in memory and rules on disk: it runs exactly "
-                "one replica"
-            )
+    """More than one replica of the backend is refused (none, to stop it, is not): named as
+    KIND/NAME or as KIND NAME."""
+    replicas = str(args.get("--replicas") or "")
+    if not replicas.isdigit() or int(replicas) <= 1:
+        return
+    pos, world = args.positional, inv.session.world
+    if pos and "/" not in pos[0]:
+        targets = [_object(world, ns, _kind(pos[0]), name) for name in pos[1:]]
+    else:
+        targets = [_target(world, ns, ref) for ref in pos if "/" in ref]
+    if any(_runs_backend(inv, ns, target) for target in targets):
+        raise CommandError(
+            "the backend keeps violations in memory and rules on disk: it runs exactly one replica"
+        )
 
 
 HANDLERS: dict[str, Handler] = {

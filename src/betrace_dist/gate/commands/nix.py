@@ -251,7 +251,7 @@ def nix(inv: Invocation) -> str | None:
         if sub[0] == "build" and link is not None:
             _out_link(inv, link if index == 0 else f"{link}-{index}", *built)
         if sub[0] == "run" and built[1].rsplit(".", 1)[-1] in ("backend", "betrace-backend"):
-            _backend_listens(inv, {}, f"nix run {ref}")
+            _backend_listens(inv, _checked_env(inv), f"nix run {ref}")
     return None
 
 
@@ -316,12 +316,17 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
         _eval(inv, directory, attr)
         return None
     category = {"run": "apps", "develop": "devShells"}.get(sub, "packages")
-    names = outputs[category] + (outputs["packages"] if sub in ("run", "shell") else [])
+    # run, shell and develop fall back to a package of the name (Nix's installable search)
+    fallback = outputs["packages"] if sub in ("run", "shell", "develop") else []
+    names = outputs[category] + fallback
     if attr.split(".")[-1] not in names:
         raise CommandError(
             f"the flake in '{inv.session.reader_path(directory)}' has no {category[:-1]} "
             f"'{attr}'{closest(attr, names)}; {category}: {', '.join(outputs[category])}"
         )
+    if sub == "develop" and attr in outputs["devShells"]:
+        # the shell's derivation, evaluated: what it is built from (a misspelt package) too
+        _eval(inv, directory, f"devShells.{_HOST}.{attr}.drvPath")
     return directory, attr, _overrides(inv.session, directory)
 
 
@@ -385,16 +390,23 @@ def betrace_backend(inv: Invocation) -> None:
                 f"there is no '{head}' at this point of the page"
                 + (f": {known}, not a build of the backend" if known else "")
             )
+    _backend_listens(inv, _checked_env(inv), f"{binary} started on this machine")
+
+
+def _checked_env(inv: Invocation) -> dict[str, str]:
+    """The variables a command line sets for the backend it starts (`NAME=value PROGRAM`),
+    each one it must read in its form; an exported variable reaches it too, checked when the
+    backend reads it or when the release data says it does not (a page exporting it expects
+    it to)."""
+    session = inv.session
     assigned = session.real_words(inv.command, 0, len(inv.command.assignments))
     inline = dict(a.partition("=")[::2] for a in session.expand(assigned))
-    # an exported variable reaches it too: checked when the backend reads it, or when the
-    # release data says it does not (a page that exports it expects it to)
     backend = session.release.current.backend
     names = {v.name for v in backend.env} | set(backend.not_read)
     exported = {k: v for k, v in session.env.items() if k in session.exported and k in names}
     for name, problem in backend_env.env_problems(exported | inline, session.release):
         raise CommandError(f"{name} {problem}" + ("" if name in inline else " (exported)"))
-    _backend_listens(inv, inline, f"{binary} started on this machine")
+    return inline
 
 
 def _eval(inv: Invocation, directory: Path, attr: str) -> None:

@@ -59,8 +59,14 @@ let
 
     runCommand = name: env: script: record "runCommand" { inherit name env script; } (mkDrv name script env);
 
-    # A development shell: what it was given, recorded; `nix develop` itself is not run.
-    mkShell = args: record "mkShell" args (mkDrv (args.name or "shell") "mkdir $out" { });
+    # A development shell: what it was given, recorded; its packages are inputs of the
+    # derivation, as nativeBuildInputs are of the real one, so evaluating it evaluates them.
+    # `nix develop` itself is not run.
+    mkShell =
+      args:
+      record "mkShell" args (
+        mkDrv (args.name or "shell") "mkdir $out" { packages = args.packages or [ ]; }
+      );
 
     writeShellApplication =
       args@{

@@ -1,0 +1,92 @@
+"""What a page's variables reach, as in bash: a plain assignment stays in the page's shell (its
+own commands expand it), an exported one reaches every program it starts, and `NAME=value
+PROGRAM` reaches that program alone. The Compose, Nix and shell models follow the same rule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from betrace_dist.gate.commands import models
+from betrace_dist.gate.session import CommandError, Session
+from betrace_dist.gate.shellwords import split
+
+from .conftest import require_tool
+
+STACK = "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n"
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    s = Session(timeout=120)
+    yield s
+    s.close()
+
+
+def run(session: Session, script: str) -> None:
+    session.run(split(script), models())
+
+
+def test_a_plain_assignment_is_expanded_by_the_shell_and_reaches_no_program(
+    session: Session,
+) -> None:
+    """Every program the page started got the page's plain assignments in its environment."""
+    run(session, "NAME=plain\nexport OTHER=exported\n")
+    assert "NAME" not in session.program_env()
+    assert session.program_env()["OTHER"] == "exported"
+    run(session, 'echo "$NAME" > seen.txt\njq -rn \'env.NAME // "unset"\' > env.txt\n')
+    assert (session.cwd / "seen.txt").read_text() == "plain\n"
+    assert (session.cwd / "env.txt").read_text() == "unset\n"
+
+
+def test_compose_sees_exported_and_inline_variables_not_plain_ones(session: Session) -> None:
+    """Compose interpolates from its own environment: a plain GRAFANA_HOST_PORT=3300 before
+    `docker compose up` moved Grafana to 3300 in the model, where it stays on 3000; given on
+    the command line, it was ignored."""
+    require_tool("docker-compose")
+    run(session, STACK + "GRAFANA_HOST_PORT=3300\ndocker compose up --build --wait\n")
+    run(session, "curl -fsS http://localhost:3000/api/health\n")
+    run(session, "docker compose down\nGRAFANA_HOST_PORT=3300 docker compose up --build --wait\n")
+    run(session, "curl -fsS http://localhost:3300/api/health\n")
+    with pytest.raises(CommandError, match="nothing answers on localhost:3000"):
+        run(session, "curl -fsS http://localhost:3000/api/health\n")
+
+
+def test_nix_run_starts_the_backend_with_the_variables_of_its_line(session: Session) -> None:
+    """`NAME=value nix run ...#backend` dropped the variables; an exported one was not
+    checked there as it is for the binary started by hand."""
+    require_tool("nix")
+    commit = session.release.current.upstream.commit
+    ref = f"github:betrace-hq/betrace/{commit}#packages.x86_64-linux.backend"
+    run(session, f"BETRACE_PORT_BACKEND=18080 nix run {ref} &\n")
+    run(session, "curl -fsS http://localhost:18080/v1/health\n")
+    with pytest.raises(CommandError, match=r"4318.*\(exported\)"):
+        run(session, f"export OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318\nnix run {ref} &\n")
+
+
+def test_nix_develop_evaluates_the_shell_it_enters(session: Session) -> None:
+    """A development shell's packages were never evaluated: a misspelt one passed."""
+    require_tool("nix")
+    commit = session.release.current.upstream.commit
+    flake = (
+        '{\n  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";\n'
+        "  inputs.betrace = {\n"
+        f'    url = "github:betrace-hq/betrace/{commit}";\n'
+        '    inputs.nixpkgs.follows = "nixpkgs";\n'
+        '    inputs.dev-tools.follows = "nixpkgs";\n  };\n'
+        "  outputs = { nixpkgs, betrace, ... }: {\n"
+        "    devShells.x86_64-linux.default = nixpkgs.legacyPackages.x86_64-linux.mkShell {\n"
+        "      packages = [ betrace.packages.x86_64-linux.backendd ];\n    };\n  };\n}\n"
+    )
+    run(session, f"mkdir shell\ncd shell\ncat > flake.nix <<'EOF'\n{flake}EOF\n")
+    with pytest.raises(CommandError, match="attribute 'backendd' missing"):
+        run(session, "nix develop\n")
+
+
+def test_export_of_a_variable_set_before_reaches_programs(session: Session) -> None:
+    """`NAME=value` then `export NAME`, bash's other form, was refused as assigning nothing."""
+    run(session, "NAME=later\nexport NAME\n")
+    assert session.program_env()["NAME"] == "later"
+    with pytest.raises(CommandError, match="'NEVER' was not set earlier on this page"):
+        run(session, "export NEVER\n")
