@@ -90,3 +90,21 @@ def test_export_of_a_variable_set_before_reaches_programs(session: Session) -> N
     assert session.program_env()["NAME"] == "later"
     with pytest.raises(CommandError, match="'NEVER' was not set earlier on this page"):
         run(session, "export NEVER\n")
+
+
+def test_nix_flake_update_takes_input_names(session: Session) -> None:
+    """`nix flake update betrace` (the Nix guide's way to move to another release) was taken
+    to name a flake in the folder `betrace`."""
+    require_tool("nix")
+    commit = session.release.current.upstream.commit
+    flake = (
+        '{\n  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";\n'
+        "  inputs.betrace = {\n"
+        f'    url = "github:betrace-hq/betrace/{commit}";\n'
+        '    inputs.nixpkgs.follows = "nixpkgs";\n'
+        '    inputs.dev-tools.follows = "nixpkgs";\n  };\n'
+        "  outputs = { betrace, ... }: { packages.x86_64-linux.default = "
+        "betrace.packages.x86_64-linux.backend; };\n}\n"
+    )
+    run(session, f"mkdir own\ncd own\ncat > flake.nix <<'EOF'\n{flake}EOF\n")
+    run(session, "nix flake update betrace\n")

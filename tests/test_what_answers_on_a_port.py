@@ -236,7 +236,7 @@ def test_the_live_backend_takes_a_grpc_port_of_its_own(backend_program: Path) ->
 def test_grafana_answers_on_its_own_port_only(session: Session) -> None:
     """Any port of Grafana's pod was taken to serve Grafana's API."""
     run(session, _install(session))
-    with pytest.raises(CommandError, match="Grafana listens on 3000 .*not on port 8080"):
+    with pytest.raises(CommandError, match=r"Grafana listens on 3000 .*not on port 8080"):
         run(
             session,
             "kubectl -n betrace port-forward deploy/betrace-grafana 8080:8080\n"

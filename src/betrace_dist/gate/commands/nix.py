@@ -244,7 +244,7 @@ def nix(inv: Invocation) -> str | None:
         return None
     if not sub or sub[0] not in ("run", "build", "flake", "develop", "shell", "eval"):
         raise CommandError(f"nix {' '.join(sub)} is not modelled")
-    for index, ref in enumerate(refs or ["."]):
+    for index, ref in enumerate(_flake_refs(line)):
         built = _installable(inv, sub[0], _substituted(inv, ref))
         if built is None:
             continue
@@ -253,6 +253,14 @@ def nix(inv: Invocation) -> str | None:
         if sub[0] == "run" and built[1].rsplit(".", 1)[-1] in ("backend", "betrace-backend"):
             _backend_listens(inv, _checked_env(inv), f"nix run {ref}")
     return None
+
+
+def _flake_refs(line: CommandLine) -> list[str]:
+    """The flakes a command names: its positional words, or the working folder's flake; for
+    `nix flake update [INPUT...]` the words are inputs to update, and the flake is --flake's."""
+    if line.sub[:2] == ["flake", "update"]:
+        return [str(line.get("--flake") or ".")]
+    return line.positional or ["."]
 
 
 def _eval_expr(inv: Invocation) -> str:
