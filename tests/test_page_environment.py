@@ -65,9 +65,9 @@ def test_nix_run_starts_the_backend_with_the_variables_of_its_line(session: Sess
         run(session, f"export OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318\nnix run {ref} &\n")
 
 
-def test_nix_develop_evaluates_the_shell_it_enters(session: Session) -> None:
-    """A development shell's packages were never evaluated: a misspelt one passed."""
-    require_tool("nix")
+def _consumer_flake(session: Session, folder: str, outputs: str) -> None:
+    """A flake of the page's that takes BeTrace as an input, as the Nix guide writes one,
+    saved in `folder` (the page then works there)."""
     commit = session.release.current.upstream.commit
     flake = (
         '{\n  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";\n'
@@ -75,11 +75,19 @@ def test_nix_develop_evaluates_the_shell_it_enters(session: Session) -> None:
         f'    url = "github:betrace-hq/betrace/{commit}";\n'
         '    inputs.nixpkgs.follows = "nixpkgs";\n'
         '    inputs.dev-tools.follows = "nixpkgs";\n  };\n'
-        "  outputs = { nixpkgs, betrace, ... }: {\n"
-        "    devShells.x86_64-linux.default = nixpkgs.legacyPackages.x86_64-linux.mkShell {\n"
-        "      packages = [ betrace.packages.x86_64-linux.backendd ];\n    };\n  };\n}\n"
+        f"  outputs = {{ nixpkgs, betrace, ... }}: {outputs};\n}}\n"
     )
-    run(session, f"mkdir shell\ncd shell\ncat > flake.nix <<'EOF'\n{flake}EOF\n")
+    run(session, f"mkdir {folder}\ncd {folder}\ncat > flake.nix <<'EOF'\n{flake}EOF\n")
+
+
+def test_nix_develop_evaluates_the_shell_it_enters(session: Session) -> None:
+    """A development shell's packages were never evaluated: a misspelt one passed."""
+    require_tool("nix")
+    shell = (
+        "{ devShells.x86_64-linux.default = nixpkgs.legacyPackages.x86_64-linux.mkShell "
+        "{ packages = [ betrace.packages.x86_64-linux.backendd ]; }; }"
+    )
+    _consumer_flake(session, "shell", shell)
     with pytest.raises(CommandError, match="attribute 'backendd' missing"):
         run(session, "nix develop\n")
 
@@ -96,15 +104,6 @@ def test_nix_flake_update_takes_input_names(session: Session) -> None:
     """`nix flake update betrace` (the Nix guide's way to move to another release) was taken
     to name a flake in the folder `betrace`."""
     require_tool("nix")
-    commit = session.release.current.upstream.commit
-    flake = (
-        '{\n  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";\n'
-        "  inputs.betrace = {\n"
-        f'    url = "github:betrace-hq/betrace/{commit}";\n'
-        '    inputs.nixpkgs.follows = "nixpkgs";\n'
-        '    inputs.dev-tools.follows = "nixpkgs";\n  };\n'
-        "  outputs = { betrace, ... }: { packages.x86_64-linux.default = "
-        "betrace.packages.x86_64-linux.backend; };\n}\n"
-    )
-    run(session, f"mkdir own\ncd own\ncat > flake.nix <<'EOF'\n{flake}EOF\n")
+    package = "{ packages.x86_64-linux.default = betrace.packages.x86_64-linux.backend; }"
+    _consumer_flake(session, "own", package)
     run(session, "nix flake update betrace\n")
