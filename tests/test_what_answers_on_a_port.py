@@ -253,3 +253,13 @@ def test_scaling_the_backend_in_either_form_and_to_none(session: Session) -> Non
     )
     with pytest.raises(CommandError, match="it runs exactly one replica"):
         run(session, "kubectl -n betrace scale deployment betrace-backend --replicas=3\n")
+
+
+def test_exec_checks_the_container_it_enters(session: Session) -> None:
+    """`kubectl exec -c CONTAINER` skipped the check of the backend's image."""
+    with pytest.raises(CommandError, match="the backend image has no 'cat'"):
+        run(
+            session,
+            _install(session)
+            + "kubectl -n betrace exec deploy/betrace-backend -c backend -- cat /etc/hostname\n",
+        )

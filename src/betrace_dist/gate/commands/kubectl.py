@@ -584,37 +584,54 @@ def _refs(inv: Invocation, ns: str, args: Args) -> None:
 
 
 def _exec(inv: Invocation, ns: str, args: Args) -> None:
-    """`kubectl exec TARGET -- PROGRAM ...`: the target exists, and the backend's image (the
-    only container of its pod) has the program; the image's contents are the Compose model's
-    (artefacts/compose.py IMAGE_CONTENTS), the same images."""
+    """`kubectl exec TARGET [-c CONTAINER] -- PROGRAM ...`: the target exists, and where the
+    container it runs in is the backend's (World.role), its image has the program; the image's
+    contents are the Compose model's (artefacts/compose.py IMAGE_CONTENTS), the same images."""
     _refs(inv, ns, args)
     pos = args.positional
-    if "--" not in pos or pos.index("--") + 1 >= len(pos) or args.get("-c", "--container"):
+    if "--" not in pos or pos.index("--") + 1 >= len(pos):
         return
     ref = next((p for p in pos[: pos.index("--")] if "/" in p), None)
     target = _target(inv.session.world, ns, ref) if ref else None
     program = pos[pos.index("--") + 1].rsplit("/", 1)[-1]
-    if target is not None and _runs_backend(inv, ns, target):
+    chosen = args.get("-c", "--container")
+    entered = str(chosen) if chosen else ""
+    if target is not None and _runs_backend(inv, ns, target, entered):
         problem = IMAGE_CONTENTS["backend"].exec_problem("backend", program)
         if problem is not None:
             raise CommandError(problem)
 
 
-def _runs_backend(inv: Invocation, ns: str, obj: K8sObject) -> bool:
+def _runs_backend(inv: Invocation, ns: str, obj: K8sObject, entered: str | None = None) -> bool:
     """A container of the object's pods, or of the pods a Service selects (kubectl picks one
-    of them), runs the backend (World.role)."""
+    of them), runs the backend (World.role). With `entered` (a name, or "" for kubectl's
+    choice: the pod's default-container annotation, else its first container), only the
+    container kubectl exec enters counts."""
     world, data = inv.session.world, inv.session.release
     if obj.kind == "Service":
         selector = _map_of(obj.doc.get("spec")).get("selector") or {}
         workloads = world.selected(ns, selector) if selector else []
     else:
         workloads = [obj]
-    return any(
-        world.role(w, c, data) == "backend"
-        for w in workloads
-        for c in (w.pod_spec() or {}).get("containers") or []
-        if isinstance(c, dict)
-    )
+    for workload in workloads:
+        spec = workload.pod_spec() or {}
+        found = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+        if entered is not None:
+            found = _entered(workload, found, entered)
+        if any(world.role(workload, c, data) == "backend" for c in found):
+            return True
+    return False
+
+
+def _entered(workload: K8sObject, found: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The container `kubectl exec` enters: the one named, else the default-container
+    annotation's, else the first."""
+    pod = workload.doc if workload.kind == "Pod" else workload.doc.get("spec", {}).get("template")
+    annotations = _map_of(_map_of(_map_of(pod).get("metadata")).get("annotations"))
+    name = name or str(annotations.get("kubectl.kubernetes.io/default-container") or "")
+    if name:
+        return [c for c in found if c.get("name") == name]
+    return found[:1]
 
 
 def _map_of(value: Any) -> dict[str, Any]:
