@@ -263,3 +263,47 @@ def test_exec_checks_the_container_it_enters(session: Session) -> None:
             _install(session)
             + "kubectl -n betrace exec deploy/betrace-backend -c backend -- cat /etc/hostname\n",
         )
+
+
+def _two_container_pod(session: Session, annotation: str, backend_first: bool = False) -> str:
+    """A pod of the page's own: a busybox sidecar and a container of the project's backend
+    image (the sidecar first unless `backend_first`), the default-container annotation naming
+    `annotation`."""
+    image = f"{session.release.project.registry}/backend:{session.release.current.version}"
+    containers = [
+        "  - {name: sidecar, image: busybox:1.37}\n",
+        f"  - {{name: backend, image: {image}}}\n",
+    ]
+    return (
+        "cat > pod.yaml <<'YAML'\n"
+        "apiVersion: v1\nkind: Pod\n"
+        f"metadata: {{name: two, annotations: {{kubectl.kubernetes.io/default-container: "
+        f"{annotation}}}}}\n"
+        "spec:\n  containers:\n"
+        + "".join(containers[::-1] if backend_first else containers)
+        + "YAML\nkubectl apply -f pod.yaml\n"
+    )
+
+
+def test_exec_enters_the_container_the_annotation_names(session: Session) -> None:
+    """Without -c, kubectl exec enters the container the pod's default-container annotation
+    names (kubectl's podcmd), here the backend's, whose image has no cat."""
+    with pytest.raises(CommandError, match="the backend image has no 'cat'"):
+        run(session, _two_container_pod(session, "backend") + "kubectl exec pod/two -- cat x\n")
+
+
+def test_an_annotation_naming_no_container_falls_back_to_the_first(session: Session) -> None:
+    """kubectl ignores a default-container annotation that names no container of the pod and
+    enters the first; the model entered none, and so checked nothing by accident."""
+    with pytest.raises(CommandError, match="the backend image has no 'cat'"):
+        run(session, _two_container_pod(session, "gone", True) + "kubectl exec pod/two -- cat x\n")
+
+
+def test_exec_into_a_container_the_pods_lack_is_refused(session: Session) -> None:
+    """`kubectl exec -c NAME` of a container the pods do not have fails ("container NAME not
+    found in pod"); the model took it for one that runs nothing it knows."""
+    with pytest.raises(CommandError, match="has no container 'backnd'"):
+        run(
+            session,
+            _install(session) + "kubectl -n betrace exec deploy/betrace-backend -c backnd -- ls\n",
+        )

@@ -119,9 +119,8 @@ def name_problem(name: str, data: ReleaseData) -> str | None:
     backend = data.current.backend
     if name in backend.not_read:
         return f"is not read by the backend (releases.yaml backend.not_read); remove {name}"
-    known = {v.name for v in backend.env}
-    if name not in known:
-        return "is not a variable the backend reads; it reads " + ", ".join(sorted(known))
+    if name not in backend.read:
+        return "is not a variable the backend reads; it reads " + ", ".join(sorted(backend.read))
     return None
 
 

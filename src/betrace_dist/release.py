@@ -504,6 +504,11 @@ class Backend(Sourced):
         known = ", ".join(limit.name for limit in self.limits)
         raise KeyError(f"the release data has no backend limit '{name}'; limits: {known}")
 
+    @property
+    def read(self) -> set[str]:
+        """The names of the variables it reads."""
+        return {var.name for var in self.env}
+
     def env_var(self, name: str) -> EnvVar:
         for var in self.env:
             if var.name == name:

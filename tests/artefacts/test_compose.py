@@ -455,14 +455,14 @@ BREAKS = [
         COMPOSE,
         r'(BETRACE_PORT_GRPC: "12012"\n)',
         r'\1      PORT: "12011"\n',
-        "services.backend.environment.PORT: betrace-backend does not read PORT",
+        "services.backend.environment.PORT is not read by the backend",
         id="env-port-not-read",
     ),
     pytest.param(
         COMPOSE,
         r'(BETRACE_PORT_GRPC: "12012"\n)',
         r"\1      LOG_FORMAT: json\n",
-        "services.backend.environment.LOG_FORMAT is not a variable betrace-backend reads",
+        "services.backend.environment.LOG_FORMAT is not a variable the backend reads",
         id="env-unknown",
     ),
     pytest.param(

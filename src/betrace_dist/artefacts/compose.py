@@ -416,24 +416,14 @@ def check_published_ports(
 
 
 def check_backend_env(stack: Stack, data: ReleaseData) -> list[str]:
-    backend = data.current.backend
-    read = {var.name for var in backend.env}
+    """Each variable the backend service sets is one it reads, in its form (backend_env)."""
     out = []
     for name, value in stack.env("backend").items():
-        if name in read and name != "OTEL_EXPORTER_OTLP_ENDPOINT":  # that one: check_otlp_endpoint
+        problem = backend_env.name_problem(name, data)
+        if problem is None and name != "OTEL_EXPORTER_OTLP_ENDPOINT":  # check_otlp_endpoint's
             problem = backend_env.value_problem(name, value)
-            if problem:
-                out.append(f"services.backend.environment.{name} {problem}")
-        if name in backend.not_read:
-            out.append(
-                f"services.backend.environment.{name}: betrace-backend does not read {name} "
-                "(releases.yaml backend.not_read); remove it"
-            )
-        elif name not in read:
-            out.append(
-                f"services.backend.environment.{name} is not a variable betrace-backend reads; "
-                f"it reads {', '.join(sorted(read))}"
-            )
+        if problem:
+            out.append(f"services.backend.environment.{name} {problem}")
     return out
 
 

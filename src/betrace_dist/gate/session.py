@@ -483,11 +483,22 @@ class Session:
         exported, not its plain assignments, which stay in its shell (as in bash)."""
         return {k: v for k, v in self.env.items() if k in self._inherited or k in self.exported}
 
+    def exported_env(self) -> dict[str, str]:
+        """What the page itself exported (program_env without the environment it was given)."""
+        return {k: v for k, v in self.env.items() if k in self.exported}
+
+    def assignments(self, cmd: Command) -> dict[str, str]:
+        """A command's own `NAME=value` words, expanded: what it alone gets beside
+        program_env."""
+        assigned = self.expand(self.real_words(cmd, 0, len(cmd.assignments)))
+        return dict(word.partition("=")[::2] for word in assigned)
+
     def bash(self, script: str, check: bool = True) -> Done:
         # the system's bash (never one the page put on its PATH), no rc file, no profile;
         # pipefail: a pipeline fails when any member fails, not only the last. The page's plain
         # assignments are the shell's own again: set first, not exported to what it starts.
-        own = [f"{k}={shlex.quote(v)}" for k, v in self.env.items() if k not in self.program_env()]
+        given = self.program_env()
+        own = [f"{k}={shlex.quote(v)}" for k, v in self.env.items() if k not in given]
         script = "; ".join([*own, script]) if own else script
         done = self.process([BASH, "--norc", "--noprofile", "-o", "pipefail", "-c", script])
         if check and done.returncode != 0:

@@ -253,7 +253,7 @@ def defined_variables(text: str) -> set[str]:
 
 def _variables(text: str, data: ReleaseData, defined: set[str]) -> Iterator[Problem]:
     backend = data.current.backend
-    read = {env.name for env in backend.env}
+    read = backend.read
     named = read | set(backend.not_read) | set(_VARIABLE.findall(backend.sdk_env.meaning))
     allowed = named | defined | defined_variables(text)
     for match in _VARIABLE.finditer(text):

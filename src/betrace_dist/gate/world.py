@@ -96,10 +96,11 @@ class K8sObject:
     @property
     def pod_labels(self) -> dict[str, str]:
         """Labels of the pods this object runs (workloads) or is (pods)."""
-        if self.kind == "Pod":
-            return self.labels
-        template = ((self.doc.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        return dict(template.get("labels") or {})
+        return dict(_map(_map(self.pod().get("metadata")).get("labels")))
+
+    @property
+    def pod_annotations(self) -> dict[str, Any]:
+        return dict(_map(_map(self.pod().get("metadata")).get("annotations")))
 
     @property
     def component(self) -> str | None:
@@ -110,11 +111,25 @@ class K8sObject:
         pod = (spec.get("template") or {}).get("spec") or spec
         return list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
 
+    def pod(self) -> dict[str, Any]:
+        """The pod this object is (a Pod) or runs (a workload's template); {} for other kinds."""
+        return self.doc if self.kind == "Pod" else _map(_map(self.doc.get("spec")).get("template"))
+
     def pod_spec(self) -> dict[str, Any] | None:
         """The spec of the pods this object runs (workloads) or is (a Pod); None otherwise."""
         spec = _map(self.doc.get("spec"))
         template = _map(_map(spec.get("template")).get("spec"))
         return template or (spec if self.kind == "Pod" else None)
+
+    def running(self) -> list[dict[str, Any]]:
+        """The containers of its pods, not the init ones (what serves ports and what kubectl
+        exec and port-forward reach)."""
+        return _maps(_map(self.pod_spec()).get("containers"))
+
+    @property
+    def selector(self) -> dict[str, Any]:
+        """A Service's selector ({} when it has none)."""
+        return _map(_map(self.doc.get("spec")).get("selector"))
 
     def references(self) -> list[tuple[str, str, str]]:
         """(kind, name, key or '') of every Secret, ConfigMap and claim its pods need."""
@@ -192,18 +207,21 @@ class World:
             if o.kind in WORKLOADS and all(o.pod_labels.get(k) == v for k, v in selector.items())
         ]
 
+    def behind(self, namespace: str, obj: K8sObject) -> list[K8sObject]:
+        """The workloads whose pods kubectl port-forward and exec reach through `obj`: a
+        workload or pod itself, the ones a Service selects (none when it has no selector)."""
+        if obj.kind in WORKLOADS:
+            return [obj]
+        selector = obj.selector
+        return self.selected(namespace, selector) if obj.kind == "Service" and selector else []
+
     def serving(
         self, namespace: str, obj: K8sObject, port: int
     ) -> tuple[K8sObject, Mapping[str, Any]] | None:
         """The workload and container that listen on `port` of the pods a Service selects, or
         of a workload's or a pod's own: the container that declares it, else the pods' only
         container; None where that cannot be told (a Service without a selector selects none)."""
-        if obj.kind in WORKLOADS:
-            workloads = [obj]
-        else:
-            selector = _map(_map(obj.doc.get("spec")).get("selector"))
-            workloads = self.selected(namespace, selector) if selector else []
-        found = [(w, c) for w in workloads for c in _maps(_map(w.pod_spec()).get("containers"))]
+        found = [(w, c) for w in self.behind(namespace, obj) for c in w.running()]
         declaring = [(w, c) for w, c in found if port in _container_ports(c)]
         found = declaring or found
         return found[0] if len(found) == 1 else None
@@ -233,10 +251,9 @@ class World:
         as the selected pods declare it (None when no pod declares it)."""
         if isinstance(target, int) or str(target).isdigit():
             return int(target)
-        selector = (service.doc.get("spec") or {}).get("selector") or {}
-        for workload in self.selected(namespace, selector):
+        for workload in self.behind(namespace, service):
             # kubectl and the Service controller look at the pods' containers, not init ones
-            for container in _maps(_map(workload.pod_spec()).get("containers")):
+            for container in workload.running():
                 for port in _maps(container.get("ports")):
                     number = port.get("containerPort")
                     if port.get("name") == target and isinstance(number, int):

@@ -268,9 +268,8 @@ def _project(
     lines = session.read(str(env_path)).splitlines() if env_path.is_file() else []
     # Variables the page exported, and those it sets for this command alone, override .env, as
     # they do for the real `docker compose`; a plain assignment before stays in the shell.
-    lines += [f"{k}={v}" for k, v in session.env.items() if k in session.exported]
-    assigned = session.real_words(inv.command, 0, len(inv.command.assignments))
-    lines += session.expand(assigned)
+    given = session.exported_env() | session.assignments(inv.command)
+    lines += [f"{k}={v}" for k, v in given.items()]
     env_text = "\n".join(lines) + "\n"
     # A page runs many compose commands on the same project: Compose resolves it once per
     # distinct (files, their texts, environment) -- `config` reads nothing else of this stack;

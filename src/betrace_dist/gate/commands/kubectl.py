@@ -172,7 +172,7 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
             target_port = _resolve_target(world, ns, obj, target)
         else:
             target_port = _pod_port(obj, remote)
-        if obj.kind == "Service" and not _map_of(obj.doc.get("spec")).get("selector"):
+        if obj.kind == "Service" and not obj.selector:
             raise CommandError(
                 f"Service '{obj.name}' has no selector: kubectl port-forward forwards to a pod "
                 "the Service selects, and it selects none"
@@ -193,9 +193,7 @@ def _pod_port(obj: K8sObject, remote: str) -> int:
     containers declares, as kubectl resolves it."""
     if remote.isdigit():
         return int(remote)
-    declared = [
-        p for c in (obj.pod_spec() or {}).get("containers") or [] for p in c.get("ports") or []
-    ]
+    declared = [p for c in obj.running() for p in c.get("ports") or [] if isinstance(p, dict)]
     port = next((p for p in declared if p.get("name") == remote), None)
     if port is None:
         names = [str(p.get("name")) for p in declared if p.get("name")]
@@ -596,6 +594,8 @@ def _exec(inv: Invocation, ns: str, args: Args) -> None:
     program = pos[pos.index("--") + 1].rsplit("/", 1)[-1]
     chosen = args.get("-c", "--container")
     entered = str(chosen) if chosen else ""
+    for workload in inv.session.world.behind(ns, target) if target and entered else []:
+        _container(workload, entered)
     if target is not None and _runs_backend(inv, ns, target, entered):
         problem = IMAGE_CONTENTS["backend"].exec_problem("backend", program)
         if problem is not None:
@@ -608,34 +608,27 @@ def _runs_backend(inv: Invocation, ns: str, obj: K8sObject, entered: str | None 
     choice: the pod's default-container annotation, else its first container), only the
     container kubectl exec enters counts."""
     world, data = inv.session.world, inv.session.release
-    if obj.kind == "Service":
-        selector = _map_of(obj.doc.get("spec")).get("selector") or {}
-        workloads = world.selected(ns, selector) if selector else []
-    else:
-        workloads = [obj]
-    for workload in workloads:
-        spec = workload.pod_spec() or {}
-        found = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
-        if entered is not None:
-            found = _entered(workload, found, entered)
+    for workload in world.behind(ns, obj):
+        found = workload.running() if entered is None else _entered(workload, entered)
         if any(world.role(workload, c, data) == "backend" for c in found):
             return True
     return False
 
 
-def _entered(workload: K8sObject, found: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    """The container `kubectl exec` enters: the one named, else the default-container
-    annotation's, else the first."""
-    pod = workload.doc if workload.kind == "Pod" else workload.doc.get("spec", {}).get("template")
-    annotations = _map_of(_map_of(_map_of(pod).get("metadata")).get("annotations"))
-    name = name or str(annotations.get("kubectl.kubernetes.io/default-container") or "")
+def _entered(workload: K8sObject, name: str) -> list[dict[str, Any]]:
+    """The container `kubectl exec` enters: the one named, else the one the pod's
+    default-container annotation names if the pod has it, else the first. Read in kubectl's
+    podcmd.FindOrDefaultContainerByName (kubernetes commit 650c573d; not at the v1.35 tag, whose
+    binary `make tools` installs: tests/test_kubectl_facts.py finds the annotation's name in it)."""
+    found = workload.running()
     if name:
         return [c for c in found if c.get("name") == name]
-    return found[:1]
+    annotation = workload.pod_annotations.get(DEFAULT_CONTAINER)
+    return [c for c in found if annotation and c.get("name") == annotation] or found[:1]
 
 
-def _map_of(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+#: the pod annotation that names the container kubectl exec and logs default to
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
 
 def _scale(inv: Invocation, ns: str, args: Args) -> None:

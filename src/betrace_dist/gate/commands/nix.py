@@ -370,14 +370,13 @@ def _out_link(
 def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> None:
     """The backend now answers on its ports (from the environment it was started with)."""
     session = inv.session
-    # what the program sees: the page's exported variables and its own assignments
-    env = {k: v for k, v in session.env.items() if k in session.exported} | inline
+    # what the program sees beside the gate's own environment: the page's exports, its own
+    env = session.exported_env() | inline
     for port in session.release.current.backend.ports.values():
         value = env.get(port.env, str(port.port))
         if not value.isdigit():
             raise CommandError(f"{port.env}={value} is not a port number")
-        given = {k: v for k, v in env.items() if k in inline or k in session.exported}
-        listener = Listener(int(value), "backend", int(value), source, given, role="backend")
+        listener = Listener(int(value), "backend", int(value), source, env, role="backend")
         session.world.listeners[int(value)] = listener
 
 
@@ -407,11 +406,10 @@ def _checked_env(inv: Invocation) -> dict[str, str]:
     backend reads it or when the release data says it does not (a page exporting it expects
     it to)."""
     session = inv.session
-    assigned = session.real_words(inv.command, 0, len(inv.command.assignments))
-    inline = dict(a.partition("=")[::2] for a in session.expand(assigned))
+    inline = session.assignments(inv.command)
     backend = session.release.current.backend
-    names = {v.name for v in backend.env} | set(backend.not_read)
-    exported = {k: v for k, v in session.env.items() if k in session.exported and k in names}
+    names = backend.read | set(backend.not_read)
+    exported = {k: v for k, v in session.exported_env().items() if k in names}
     for name, problem in backend_env.env_problems(exported | inline, session.release):
         raise CommandError(f"{name} {problem}" + ("" if name in inline else " (exported)"))
     return inline

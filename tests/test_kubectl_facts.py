@@ -1,0 +1,21 @@
+"""Facts about kubectl the gate's model of it uses, re-observed in the kubectl `make tools`
+installs (the version the gate models) where its source was read at another commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from betrace_dist.gate.commands.kubectl import DEFAULT_CONTAINER
+
+from .conftest import require_tool
+
+
+def test_the_installed_kubectl_reads_the_default_container_annotation() -> None:
+    """kubectl exec's default container is read in podcmd.go at a commit of kubernetes, not at
+    the installed version's tag: the annotation's name must at least be in that binary (a
+    kubectl that dropped it would enter the first container, and the model would be wrong)."""
+    binary = Path(require_tool("kubectl")).read_bytes()
+    assert DEFAULT_CONTAINER.encode() in binary, (
+        f"the installed kubectl has no '{DEFAULT_CONTAINER}': re-read its podcmd.go "
+        "(gate/commands/kubectl.py _entered)"
+    )
