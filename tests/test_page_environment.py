@@ -107,3 +107,22 @@ def test_nix_flake_update_takes_input_names(session: Session) -> None:
     package = "{ packages.x86_64-linux.default = betrace.packages.x86_64-linux.backend; }"
     _consumer_flake(session, "own", package)
     run(session, "nix flake update betrace\n")
+
+
+def test_nix_run_of_a_default_that_is_the_backend_starts_it(session: Session) -> None:
+    """What `nix run` starts was told from the output's name: a flake whose `default` is the
+    backend registered nothing, and a page's own `backend` that runs another program was taken
+    for BeTrace's."""
+    require_tool("nix")
+    package = "{ packages.x86_64-linux.default = betrace.packages.x86_64-linux.backend; }"
+    _consumer_flake(session, "own", package)
+    run(session, "BETRACE_PORT_BACKEND=18081 nix run . &\n")
+    run(session, "curl -fsS http://localhost:18081/v1/health\n")
+    other = (
+        "{ packages.x86_64-linux.backend = nixpkgs.legacyPackages.x86_64-linux.runCommand "
+        '"acme-api-1.0" { } "mkdir $out"; }'
+    )
+    _consumer_flake(session, "other", other)
+    run(session, "BETRACE_PORT_BACKEND=18082 nix run .#backend &\n")
+    with pytest.raises(CommandError, match="nothing answers on localhost:18082"):
+        run(session, "curl -fsS http://localhost:18082/v1/health\n")

@@ -170,7 +170,10 @@ def _resolve(sub: str, attr: str, outputs: dict[str, list[str]]) -> tuple[str, s
 
     `nix run` tries apps.<system>.attr, then packages.<system>.attr; `nix build` and
     `nix shell` packages; `nix develop` devShells, then packages. A full path
-    (`packages.x86_64-linux.backend`) is taken as written."""
+    (`packages.x86_64-linux.backend`) is taken as written. Read in Nix's source, the same at
+    2.8.0 and 2.35.2 (getDefaultFlakeAttrPathPrefixes in src/nix/run.cc, src/nix/develop.cc
+    and src/libcmd/installables.cc); their last resort, legacyPackages, and the old names
+    (defaultPackage, defaultApp, devShell) are not modelled."""
     parts = attr.split(".")
     if len(parts) == 3 and parts[0] in outputs:
         category, system, name = parts
@@ -250,9 +253,34 @@ def nix(inv: Invocation) -> str | None:
             continue
         if sub[0] == "build" and link is not None:
             _out_link(inv, link if index == 0 else f"{link}-{index}", *built)
-        if sub[0] == "run" and built[1].rsplit(".", 1)[-1] in ("backend", "betrace-backend"):
+        if sub[0] == "run" and _starts_backend(inv, *built):
             _backend_listens(inv, _checked_env(inv), f"nix run {ref}")
     return None
+
+
+#: The program `nix run` starts: an app's program, else a package's meta.mainProgram, else its
+#: pname, else its name without the version (src/nix/app.cc, the same at Nix 2.8.0 and 2.35.2).
+_PROGRAM = (
+    'x: baseNameOf (if (x.type or "") == "app" then x.program '
+    "else x.meta.mainProgram or x.pname or (builtins.parseDrvName x.name).name)"
+)
+
+
+def _starts_backend(inv: Invocation, directory: Path, attr: str, inputs: dict[str, Path]) -> bool:
+    """`nix run` of it starts the backend: the program it runs, evaluated for real with the
+    stand-in inputs, is the backend's binary (whatever the output's name: `default` may be
+    it, and a page's own `backend` may be something else)."""
+    if attr.count(".") != 2:  # as written: resolved as `nix run` resolves it
+        outputs = _outputs(inv.session, directory, (directory / "flake.nix").stat().st_mtime)
+        found = _resolve("run", attr, outputs)
+        if found is None:
+            return False
+        attr = f"{found[0]}.{_HOST}.{found[1]}"
+    nix = _nix(inv.session)
+    assert nix is not None
+    proc = nix.flake("eval --raw", f"{directory}#{attr}", inputs, "--apply", _PROGRAM)
+    binary = inv.session.release.current.backend.binary
+    return bool(proc.returncode == 0 and proc.stdout.strip() == binary)
 
 
 def _flake_refs(line: CommandLine) -> list[str]:
@@ -324,7 +352,7 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
         _eval(inv, directory, attr)
         return None
     category = {"run": "apps", "develop": "devShells"}.get(sub, "packages")
-    # run, shell and develop fall back to a package of the name (Nix's installable search)
+    # run, shell and develop fall back to a package of the name (Nix's search: _resolve)
     fallback = outputs["packages"] if sub in ("run", "shell", "develop") else []
     names = outputs[category] + fallback
     if attr.split(".")[-1] not in names:
