@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 from pathlib import Path
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import EXPERIMENTAL, Nix
 from ...names import closest
-from .. import missing, safefs
+from .. import missing
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener
@@ -71,33 +70,92 @@ def _nix(session: Session) -> Nix | None:
 
 
 def _overrides(session: Session, directory: Path) -> dict[str, Path]:
-    """Every input, and the inputs of inputs, replaced by a stand-in: nothing may be fetched."""
+    """Every input, and the inputs of BeTrace's, replaced by a stand-in: nothing may be
+    fetched. Which input is which is told by what it names (its url), in whatever form the
+    flake declares it: the inputs Nix reads from it, evaluated."""
     if directory == UPSTREAM:
         return dict(UPSTREAM_AS_ROOT)
-    try:  # a page's file: never followed out, never a FIFO, bounded (safefs.py)
-        text = safefs.read_regular(directory / "flake.nix").decode("utf-8", "replace")
-    except OSError as exc:
-        raise CommandError(f"the gate will not read '{directory / 'flake.nix'}': {exc}") from None
     used: dict[str, Path] = {}
-    if re.search(r"\bbetrace\b", text):
-        used |= {"betrace": UPSTREAM, "betrace/nixpkgs": STUBS / "nixpkgs"}
-        used["betrace/flake-utils"] = STUBS / "flake-utils"
-    for name in ("nixpkgs", "flake-utils"):
-        if re.search(rf"(?<![\w/-]){name}\.url\b|inputs\.{name}\s*=", text):
-            used[name] = STUBS / name
-    # a relative path input (docker/flake.nix's patches = { url = "path:../patches"; }): the
-    # same folder by its absolute path, which Nix before 2.26 needs; the page wrote the path, so
-    # the kernel resolves it beneath the sandbox (one leading out is refused, never looked at)
-    for name, rel in _RELATIVE_INPUT.findall(text):
-        used[name] = session.real_path(directory / rel, "read", leads_out_only=True)
+    for name, spec in _declared_inputs(session, directory).items():
+        url = _input_url(spec)
+        if url is None:  # follows another input: nothing of its own to fetch
+            continue
+        if url.startswith("path:."):
+            # a relative path input (docker/flake.nix's patches = { url = "path:../patches"; }):
+            # the same folder by its absolute path, which Nix before 2.26 needs; the page wrote
+            # the path, so the kernel resolves it beneath the sandbox (one leading out is
+            # refused, never looked at)
+            rel = url.removeprefix("path:")
+            used[name] = session.real_path(directory / rel, "read", leads_out_only=True)
+            continue
+        stand_in = _stand_in(url)
+        if stand_in is None:
+            raise CommandError(
+                f"the flake's input '{name}' ({url}) cannot be fetched offline and has no "
+                "stand-in here: the gate evaluates flakes with stand-ins of nixpkgs, "
+                "flake-utils and BeTrace's flake only"
+            )
+        used[name] = stand_in
+        if stand_in == UPSTREAM:  # and BeTrace's own inputs, unless the page made them follow
+            used[f"{name}/nixpkgs"] = STUBS / "nixpkgs"
+            used[f"{name}/flake-utils"] = STUBS / "flake-utils"
     return used
 
 
-# A name starts after no name character: retried from every letter of a long word, the scan
-# was quadratic in a page's flake.nix (one C call the processor budget cannot interrupt).
-_RELATIVE_INPUT = re.compile(
-    r'(?<![\w-])([A-Za-z][\w-]*)\s*=\s*\{\s*url\s*=\s*"path:(\.\.?/[^"]*)"'
+#: What an input's url names (lower case) -> its stand-in: nixpkgs (any branch, from GitHub or
+#: FlakeHub), flake-utils, and BeTrace's flake (tests/artefacts/nix_stubs)
+_STAND_INS = (
+    (("github:nixos/nixpkgs", "https://flakehub.com/f/nixos/nixpkgs/"), STUBS / "nixpkgs"),
+    (
+        ("github:numtide/flake-utils", "https://flakehub.com/f/numtide/flake-utils/"),
+        STUBS / "flake-utils",
+    ),
+    (("github:betrace-hq/betrace", "https://flakehub.com/f/betrace-hq/betrace/"), UPSTREAM),
 )
+
+
+def _stand_in(url: str) -> Path | None:
+    lowered = url.lower()
+    for prefixes, stand_in in _STAND_INS:
+        for prefix in prefixes:
+            rest = lowered[len(prefix) :] if lowered.startswith(prefix) else None
+            # github:nixos/nixpkgs-foo is another repository; a FlakeHub prefix ends in /
+            if rest is not None and (prefix.endswith("/") or rest[:1] in ("", "/", "?")):
+                return stand_in
+    return None
+
+
+def _input_url(spec: object) -> str | None:
+    """An input's url as Nix reads it: `url`, or `type`/`owner`/`repo` (github, gitlab,
+    sourcehut); None for one that follows another."""
+    if not isinstance(spec, dict) or "follows" in spec:
+        return None
+    if isinstance(spec.get("url"), str):
+        return str(spec["url"])
+    kind, owner, repo = (str(spec.get(k, "")) for k in ("type", "owner", "repo"))
+    return f"{kind}:{owner}/{repo}" if kind and owner and repo else f"{kind}:"
+
+
+def _declared_inputs(session: Session, directory: Path) -> dict[str, object]:
+    """The flake's `inputs`, as Nix reads them from its flake.nix (evaluated in the page's
+    jail, without its outputs): once per page for a flake and its flake.nix's mtime."""
+    flake = directory / "flake.nix"
+    key = ("nix flake inputs", str(flake), str(session.beneath(flake, "read").stat().st_mtime))
+    if key not in session.resolved:
+        nix = _nix(session)
+        assert nix is not None
+        # the path as an argument, never in the expression's text (a folder the page named
+        # may hold `${...}`)
+        expr = "{ flake }: (import flake).inputs or { }"
+        argv = [nix.nix_instantiate, "--eval", "--strict", "--json", "--argstr", "flake"]
+        argv += [str(flake), "-E", expr]
+        proc = nix.run(argv)
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
+            raise CommandError(f"Nix cannot read the inputs of {flake}: {' '.join(lines[-2:])}")
+        found = json.loads(proc.stdout)
+        session.resolved[key] = found if isinstance(found, dict) else {}
+    return dict(session.resolved[key])
 
 
 DEV_TOOLS_MESSAGE = (
