@@ -165,7 +165,7 @@ class Listener:
     target_port: int  # the component's own port behind it
     source: str  # "compose service backend", "kubectl port-forward svc/betrace-grafana"
     env: Mapping[str, str | None] = field(default_factory=dict)  # None: from a Secret
-    owner: str = ""  # the Compose project (its folder) whose service publishes it
+    owner: str = ""  # the Compose project (its name) whose service publishes it
     role: str | None = None  # what runs there (names.image_role), when the models know it
 
 
@@ -180,7 +180,7 @@ class World:
     objects: list[K8sObject] = field(default_factory=list)  # created outside Helm
     helm_repos: dict[str, str] = field(default_factory=dict)
     listeners: dict[int, Listener] = field(default_factory=dict)
-    compose_projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by project dir
+    compose_projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by its name
     # tag -> the Dockerfile target `docker build` made it from ("" for the last stage)
     images: dict[str, str] = field(default_factory=dict)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)

@@ -237,10 +237,12 @@ def docker_compose_v1(inv: Invocation) -> None:
 
 
 def _project(
-    inv: Invocation, files: list[str], env_file: str | None
+    inv: Invocation, files: list[str], env_file: str | None, name: str | None = None
 ) -> tuple[Path, dict[str, Any]]:
     """The project Compose resolves: from every `-f` file in order, or without one from the
-    default file of the working folder and its override file, as Compose finds them."""
+    default file of the working folder and its override file, as Compose finds them; named by
+    `-p` when given (else by COMPOSE_PROJECT_NAME, the file's `name`, or its folder: Compose
+    says which, in the `name` it prints)."""
     session = inv.session
     if files:
         paths = [session.where(name) for name in files]
@@ -276,12 +278,13 @@ def _project(
     # the result is copied, never shared. The .env it gets is written in the sandbox's TMPDIR.
     # Keyed by digests, not the texts (up to 16 MiB each); at most RESOLVED_KEPT kept per page.
     digests = tuple(_digest(session.read(str(path))) for path in paths)
-    key = (*map(str, paths), *digests, _digest(env_text))
+    key = (*map(str, paths), *digests, _digest(env_text), name or "")
     if key not in session.resolved:
         while len(session.resolved) >= RESOLVED_KEPT:
             del session.resolved[next(iter(session.resolved))]
         named = paths if files else []  # no -f: Compose finds the file and its override itself
-        session.resolved[key] = _resolve(session, compose_file, named, env_text)
+        options = [w for f in named for w in ("-f", str(f))] + (["-p", name] if name else [])
+        session.resolved[key] = _resolve(session, compose_file, options, env_text)
     found = session.resolved[key]
     if isinstance(found, ComposeError):
         reason = str(found).split(": ", 1)[-1]
@@ -292,15 +295,14 @@ def _project(
 
 
 def _resolve(
-    session: Session, compose_file: Path, files: list[Path], env_text: str
+    session: Session, compose_file: Path, options: list[str], env_text: str
 ) -> dict[str, Any] | ComposeError:
     """`docker compose config` of a page's project, run in the page's jail: a Compose file can
     name files to read and remote `include`s, so it gets the page's walls like any command."""
     scratch = session.scratch()  # made by descriptor: never where a link of the page leads
     try:
         env = session.write_scratch(scratch, "compose.env", env_text)
-        argv = [compose_binary(), *(w for f in files for w in ("-f", str(f)))]
-        argv += ["--env-file", str(env)]
+        argv = [compose_binary(), *options, "--env-file", str(env)]
         done = session.process([*argv, "config", "--format", "json"])
     finally:
         session.sandbox.remove(scratch)
@@ -360,7 +362,8 @@ def compose(inv: Invocation, args: list[str]) -> None:
     line = compose_line(args)
     sub, positional = line.sub, line.args.positional
     files, env_file = line.files, line.options.get("--env-file")
-    compose_file, project = _project(inv, files, env_file)
+    name = line.options.get("-p", "--project-name")
+    compose_file, project = _project(inv, files, env_file, str(name) if name else None)
     services: dict[str, Any] = project.get("services", {})
     named = (
         positional[:1]
@@ -376,7 +379,8 @@ def compose(inv: Invocation, args: list[str]) -> None:
                 f"{listing('services', list(services))}"
             )
     world = inv.session.world
-    key = str(compose_file.parent)
+    # a project is its name, as Compose knows it: the same name in two folders is one project
+    key = str(project.get("name") or compose_file.parent)
     if sub in ("up", "start", "restart", "create", "unpause"):
         # `create` and `up --no-start` make containers that do not run: nothing answers yet;
         # `up SERVICE` starts what it depends on too, unless --no-deps
