@@ -213,6 +213,7 @@ CASES = [
         "git pull",
         ["has v2.0.0 checked out on a detached HEAD", "git fetch --tags"],
     ),
+    ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",
         "OTEL_EXPORTER_OTLP_ENDPOINT",

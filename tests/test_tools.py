@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import REPO_ROOT, tools
-from betrace_dist.gate.checkers import CheckFailure, require_tool
+from betrace_dist.gate.checkers import CheckFailure, Context, require_tool
+from betrace_dist.gate.checkers.nix import NixChecker
+from betrace_dist.gate.lexer import Block
 
 from .conftest import missing
 
@@ -195,3 +197,19 @@ def test_a_checker_reads_no_configuration_from_the_gates_folder(
     done = tools.run_checker([shellcheck, "-s", "bash", "-"], 'echo "$x"\n', 30)
     assert "SC2250" not in done.stdout, done.stdout
     assert (tmp_path / ".shellcheckrc").exists()
+
+
+def test_the_nix_parser_reads_a_page_within_the_checkers_limits(
+    tool: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nix blocks were parsed with the gate's rights and no memory or processor bound, unlike
+    every other checker that reads a page's text. With the bound too small for Nix to start,
+    the block fails: it never passes unparsed."""
+    tool("nix-instantiate")
+    body = "{ a = 1; }\n"
+    block = Block(line=1, start=0, end=len(body), indent="", language="nix", body=body)
+    ctx = Context(page=Path("p.md"), site_root=Path())
+    NixChecker().check(block, ctx)  # within the usual bound it parses
+    monkeypatch.setattr(tools, "CHECK_MEMORY", 4 * 1024 * 1024)
+    with pytest.raises(CheckFailure, match="Nix cannot parse it"):
+        NixChecker().check(block, ctx)

@@ -6,14 +6,31 @@ repository (`"${distribution}/..."`) must be there, a patch series whole and in 
 
 from __future__ import annotations
 
+import re
 import subprocess
-import tempfile
-from pathlib import Path
 from typing import ClassVar
 
+from ... import tools
 from .. import nix_env
 from ..lexer import Block
 from . import CheckFailure, Context, Status, require_tool, save_titled
+
+#: wall-clock seconds for parsing one block
+PARSE_TIMEOUT = 30
+#: where Nix's message places the fault in what it read from stdin
+_AT = re.compile(r"\bat «stdin»:(\d+):\d+:?")
+
+
+def _parse_failure(stderr: str, body: str) -> CheckFailure:
+    """Nix's error (its warnings left out), the block's line it names and that line's text."""
+    text = stderr[stderr.find("error:") :] if "error:" in stderr else stderr
+    found = _AT.search(text)
+    message = " ".join(_AT.sub("", text.split("\n\n", 1)[0]).split()).removeprefix("error: ")
+    line = int(found[1]) if found else None
+    lines = body.splitlines()
+    if line is not None and 0 < line <= len(lines):
+        message += f", in `{lines[line - 1].strip()[:120]}`"
+    return CheckFailure(f"Nix cannot parse it: {message}", line)
 
 
 class NixChecker:
@@ -22,33 +39,15 @@ class NixChecker:
     languages: ClassVar[frozenset[str]] = frozenset({"nix"})
 
     def check(self, block: Block, ctx: Context) -> None:
-        binary = require_tool("nix-instantiate")
-        with tempfile.TemporaryDirectory(prefix="gate-nix-parse-") as home:
-            path = Path(home) / "block.nix"
-            path.write_text(block.body, encoding="utf-8")
-            done = subprocess.run(
-                [binary, "--parse", str(path)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-                env={
-                    "PATH": "/usr/bin:/bin",
-                    "HOME": home,
-                    "NIX_STATE_DIR": home,
-                    "NIX_LOG_DIR": home,
-                },
-            )
+        # The page's text, read with the gate's rights: on stdin, in an empty folder, within
+        # the checkers' memory and processor limits (tools.run_checker), as ShellCheck is.
+        argv = [require_tool("nix-instantiate"), "--parse", "-"]
+        try:
+            done = tools.run_checker(argv, block.body, PARSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise CheckFailure(f"Nix did not parse it within {PARSE_TIMEOUT} s") from None
         if done.returncode != 0:
-            message = " ".join(done.stderr.split())
-            line = None
-            marker = f"{path}:"
-            if marker in message:
-                tail = message.split(marker, 1)[1]
-                digits = tail.split(":", 1)[0]
-                line = int(digits) if digits.isdigit() else None
-            message = message.replace(str(path), "the block").removeprefix("error: ")
-            raise CheckFailure(f"Nix cannot parse it: {message}", line)
+            raise _parse_failure(done.stderr, block.body)
         if ctx.release is not None:
             found = (
                 nix_env.problems(block.body, ctx.release)
