@@ -14,6 +14,8 @@ import pytest
 
 from betrace_dist.cli import main
 from betrace_dist.errors import ProblemsError
+from betrace_dist.gate import isolation
+from betrace_dist.gate.checkers.rules import run_bounds
 from betrace_dist.rules import engine, rulesfile
 
 from .conftest import REPO_ROOT, copy_site, line_containing, run_pytest
@@ -439,7 +441,7 @@ def test_a_pages_rule_examples_share_one_time_limit(monkeypatch: pytest.MonkeyPa
     from betrace_dist.rules import engine
 
     release = threading.Event()
-    monkeypatch.setattr(engine, "run", lambda request, program: release.wait(30) and {})
+    monkeypatch.setattr(engine, "run", lambda request, program, bounds: release.wait(30) and {})
     monkeypatch.setattr(rules_checker, "PAGE_RULE_SECONDS", 0.5)
     runs = rules_checker._PageRuns(program=None)
     try:
@@ -449,3 +451,17 @@ def test_a_pages_rule_examples_share_one_time_limit(monkeypatch: pytest.MonkeyPa
     finally:
         release.set()
         runs.close()
+
+
+def test_a_rule_run_is_held_to_the_bounds_of_a_pages_commands(
+    backend_program: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's rules and spans reach the backend outside the page's jail, and the run had no
+    memory or file-size bound; it has a page's now. Bounds too small for the run to start fail
+    it, never pass it."""
+    rule = {"name": "bounded", "expression": "when { payment } never { skip_fraud_check }"}
+    done = engine.run({"rules": [rule]}, backend_program, run_bounds())
+    assert [r["status"] for r in done["rules"]] == [200], done["rules"]
+    monkeypatch.setattr(isolation, "MEMORY_LIMIT", 16 * 1024 * 1024)
+    with pytest.raises(engine.EngineError, match="the engine run failed"):
+        engine.run({"rules": [rule]}, backend_program, run_bounds())

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,15 @@ class EngineError(Exception):
     """The engine could not be run (no program, no namespace, no start); the message says why."""
 
 
-def run(request: dict[str, Any], program: Path | None = None) -> dict[str, Any]:
-    """Run one request on a fresh backend in a private network namespace; its result."""
+def run(
+    request: dict[str, Any], program: Path | None = None, bounds: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run one request on a fresh backend in a private network namespace; its result. `bounds`
+    (a `prlimit ... --` prefix) hold the run and the backend it starts."""
     try:
         program = program or upstream.named_backend()
-        command = backend_run.loopback_argv([sys.executable, "-m", "betrace_dist.rules.engine"])
+        engine = [sys.executable, "-m", "betrace_dist.rules.engine"]
+        command = [*bounds, *backend_run.loopback_argv(engine)]
     except (upstream.UpstreamError, backend_run.BackendError) as exc:
         raise EngineError(str(exc)) from None
     src = str(Path(__file__).resolve().parents[2])

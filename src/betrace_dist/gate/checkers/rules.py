@@ -34,9 +34,10 @@ from typing import Any, ClassVar
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from ... import yamlio
+from ... import tools, yamlio
 from ...errors import ProblemsError
 from ...rules import engine
+from .. import isolation
 from ..lexer import Block
 from . import CheckFailure, Context, PageResource, Status
 
@@ -171,6 +172,14 @@ class _Example:
         return cls(what, root, str(body["name"]), expression_line, traces, request)
 
 
+def run_bounds() -> list[str]:
+    """A run evaluates the page's rules and spans outside the page's jail (the backend binds
+    every interface, so it needs a network namespace of its own): it gets the memory and
+    file-size bounds of a page's commands (isolation.py) and leaves no core file."""
+    limits = [f"--as={isolation.MEMORY_LIMIT}", f"--fsize={isolation.FILE_LIMIT}", "--core=0"]
+    return [tools.require("prlimit"), *limits, "--"]
+
+
 #: Wall-clock seconds all of one page's rule examples may take together (each run has its own
 #: limit too, engine.RUN_TIMEOUT): as long as a page's commands may take (session.PAGE_TIMEOUT).
 PAGE_RULE_SECONDS = 600.0
@@ -202,7 +211,8 @@ class _PageRuns(PageResource):
 
     def submit(self, block: Block, example: _Example) -> Future[dict[str, Any]]:
         if block.start not in self.runs:
-            self.runs[block.start] = self.pool.submit(engine.run, example.request, self.program)
+            run = self.pool.submit(engine.run, example.request, self.program, run_bounds())
+            self.runs[block.start] = run
         return self.runs[block.start]
 
     def result(self, block: Block, example: _Example) -> dict[str, Any]:
