@@ -4,11 +4,13 @@ a label; and a backend started by hand listens where its own variables say."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from betrace_dist import REPO_ROOT
 from betrace_dist.gate.commands import models
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
@@ -307,3 +309,84 @@ def test_exec_into_a_container_the_pods_lack_is_refused(session: Session) -> Non
             session,
             _install(session) + "kubectl -n betrace exec deploy/betrace-backend -c backnd -- ls\n",
         )
+
+
+#: a Deployment and Service labelled as the backend's, running nginx (for charts of the page's)
+_NGINX_TEMPLATE = NGINX.split("<<'YAML'\n", 1)[1].split("YAML\n", 1)[0]
+
+
+def test_a_chart_of_the_pages_named_betrace_is_not_the_projects(session: Session) -> None:
+    """A chart the page wrote, whose Chart.yaml is named like the project's, was trusted as the
+    project's chart: its pods' roles came from their component labels, so nginx labelled
+    `backend` was taken for the backend."""
+    chart = "apiVersion: v2\nname: betrace\nversion: 1.2.0\n"
+    with pytest.raises(CommandError, match=r"nothing known is served .*image nginx:1\.27"):
+        run(
+            session,
+            "mkdir -p mine/templates\n"
+            f"cat > mine/Chart.yaml <<'YAML'\n{chart}YAML\n"
+            f"cat > mine/templates/all.yaml <<'YAML'\n{_NGINX_TEMPLATE}YAML\n"
+            "helm install betrace ./mine --namespace betrace --create-namespace\n"
+            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+            "curl -fsS http://localhost:12011/v1/health\n",
+        )
+
+
+def _copied_chart(session: Session, change: str, *values: str) -> str:
+    """The project's chart copied to ./copy, `change` run on the copy, then installed from
+    it with the page's own backend image (the Kubernetes guide's build)."""
+    return change + _install(session, *values).replace("./helm/betrace", "./copy")
+
+
+def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
+    session: Session,
+) -> None:
+    """A copy with a template changed is not the project's chart: what its pods run is their
+    images', so the page's own build of the backend is still the backend, and a backend tag
+    built nowhere on the page is not known."""
+    change = "cp -r helm/betrace copy\necho '# changed' >> copy/templates/NOTES.txt\n"
+    run(
+        session,
+        _copied_chart(session, change)
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+        + "curl -fsS http://localhost:12011/v1/health\n",
+    )
+    run(session, "helm uninstall betrace --namespace betrace\n")
+    with pytest.raises(CommandError, match=r"nothing known is served .*:2\.0\.0-patched"):
+        run(
+            session,
+            _copied_chart(session, "", "backend.image.tag=2.0.0-patched")
+            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+            + "curl -fsS http://localhost:12011/v1/health\n",
+        )
+
+
+def test_a_copy_of_the_projects_chart_with_other_values_is_the_projects(
+    session: Session,
+) -> None:
+    """Values are the page's to give: a copy whose values.yaml alone differs renders what the
+    project's chart renders with those values, so its template still says what runs."""
+    change = "cp -r helm/betrace copy\necho 'nameOverride: betrace' >> copy/values.yaml\n"
+    run(
+        session,
+        _copied_chart(session, change, "backend.image.tag=2.0.0-patched")
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+        + "curl -fsS http://localhost:12011/v1/health\n",
+    )
+
+
+def test_a_copy_reaching_the_projects_chart_through_a_link_out_is_not_the_projects(
+    session: Session,
+) -> None:
+    """The chart is compared as the page's files are read: a folder that is a link leading out
+    of the sandbox is never followed, even to the project's own templates; a link that stays
+    inside is followed, as Helm follows it."""
+    run(session, "cp -r helm/betrace copy\ncp -r helm/betrace/templates kept\n")
+    copy, free = session.repo / "copy", frozenset({"values.yaml"})
+    assert session.is_projects(copy, "helm/betrace", free)
+    shutil.rmtree(copy / "templates")
+    (copy / "templates").symlink_to(REPO_ROOT / "helm" / "betrace" / "templates")
+    assert not session.is_projects(copy, "helm/betrace", free)
+    (copy / "templates").unlink()
+    (copy / "templates").symlink_to("../kept")
+    assert session.is_projects(copy, "helm/betrace", free)

@@ -412,6 +412,32 @@ class Session:
             raise CommandError(f"the gate will not read '{name}': {_reason(exc)}") from None
         return data.decode("utf-8", errors="replace")
 
+    def is_projects(self, path: Path, relative: str, free: frozenset[str] = frozenset()) -> bool:
+        """True where the page's file or folder `path` holds what the project's `relative` holds
+        (the reader's clone as every sandbox is laid out from it, which no page can change): the
+        same names, every file the same bytes, but the files `free` names at its top. A name
+        or a copy says nothing of what a chart or a Dockerfile the page may have changed runs.
+        The page's side is read as the page's files are (beneath the sandbox, never through a
+        link leading out, a regular file only, no more bytes than the project's file has):
+        what is missing, larger, of another kind or leads out is not the project's."""
+        try:
+            return self._holds(path, _pristine() / relative, free)
+        except OSError:
+            return False
+
+    def _holds(self, path: Path, project: Path, free: frozenset[str]) -> bool:
+        if not project.is_dir():
+            expected = project.read_bytes()
+            return self.sandbox.read(path, limit=len(expected)) == expected
+        names = sorted(entry.name for entry in project.iterdir())
+        with (
+            self.sandbox.tree.opened(path, os.O_RDONLY | os.O_DIRECTORY) as folder,
+            os.scandir(folder) as entries,
+        ):
+            if sorted(entry.name for entry in entries) != names:
+                return False
+        return all(n in free or self._holds(path / n, project / n, frozenset()) for n in names)
+
     def write(self, name: str, text: str, append: bool = False) -> Path:
         """Write (or append) what a model printed to a file the page names (a redirect): the
         gate's own write, so only beneath the sandbox, never through a link, only a file."""

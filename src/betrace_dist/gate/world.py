@@ -152,7 +152,7 @@ class HelmRelease:
     revision: int
     objects: list[K8sObject]
     modelled: bool = False  # True when the chart could not be rendered offline (a remote chart)
-    project_chart: bool = False  # rendered from this project's chart (its Chart.yaml's name)
+    project_chart: bool = False  # rendered from this project's chart (Session.is_projects)
     values: dict[str, Any] = field(default_factory=dict)  # a modelled Grafana's, for upgrades
 
 

@@ -396,18 +396,13 @@ def _local_release(inv: Invocation, parsed: CommandLine, chart: Path, upgrade: b
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
     _images_published(inv, objects)
-    ours = _chart_name(inv, chart) == inv.session.release.current.chart.name
+    ours = inv.session.is_projects(chart, f"helm/{inv.session.release.current.chart.name}", _FREE)
     return HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours)
 
 
-def _chart_name(inv: Invocation, chart: Path) -> str | None:
-    """The name a chart's Chart.yaml gives (read as the page's file: bounded, never through a
-    link leading out), or None."""
-    try:
-        meta = yamlio.safe_load(inv.session.read(str(chart / "Chart.yaml")), "Chart.yaml")
-    except (OSError, ProblemsError, CommandError):
-        return None
-    return str(meta.get("name")) if isinstance(meta, dict) else None
+#: What a copy of the project's chart may change and stay the project's: the values, which the
+#: page may give with -f and --set anyway; its templates decide what each pod runs.
+_FREE = frozenset({"values.yaml"})
 
 
 def _images_published(inv: Invocation, objects: list[K8sObject]) -> None:
