@@ -390,3 +390,36 @@ def test_a_copy_reaching_the_projects_chart_through_a_link_out_is_not_the_projec
     (copy / "templates").unlink()
     (copy / "templates").symlink_to("../kept")
     assert session.is_projects(copy, "helm/betrace", free)
+
+
+def _built_and_forwarded(session: Session, dockerfile: str) -> str:
+    """`dockerfile` (commands that write ./own/Dockerfile) built for the target `backend` as
+    the project's backend image, run in a pod of the page's, and forwarded."""
+    image = f"{session.release.project.registry}/backend:{session.release.current.version}"
+    return (
+        dockerfile
+        + f"docker build --target backend -t {image} own/\n"
+        + "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
+        + f"spec: {{containers: [{{name: web, image: {image}, ports: [{{containerPort: 80}}]}}]}}\n"
+        + "YAML\nkubectl apply -f pod.yaml\n"
+        + "kubectl port-forward pod/own 12011:80\n"
+        + "curl -fsS http://localhost:12011/v1/health\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        "mkdir own\nprintf 'FROM nginx:1.27 AS backend\\n' > own/Dockerfile\n",
+        "mkdir own\ncp docker/Dockerfile own/\n"
+        "printf 'FROM nginx:1.27 AS backend\\n' >> own/Dockerfile\n",
+    ],
+    ids=["own", "changed-copy"],
+)
+def test_an_image_built_from_a_dockerfile_of_the_pages_is_unknown(
+    session: Session, dockerfile: str
+) -> None:
+    """A stage named `backend` in a Dockerfile the page wrote, or changed, made the tag the
+    backend's (its target's role), whatever the stage runs: here nginx, listening on 80."""
+    with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
+        run(session, _built_and_forwarded(session, dockerfile))

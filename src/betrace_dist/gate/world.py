@@ -181,8 +181,9 @@ class World:
     helm_repos: dict[str, str] = field(default_factory=dict)
     listeners: dict[int, Listener] = field(default_factory=dict)
     compose_projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by its name
-    # tag -> the Dockerfile target `docker build` made it from ("" for the last stage)
-    images: dict[str, str] = field(default_factory=dict)
+    # tag -> the target of the project's Dockerfile `docker build` made it from ("" for the last
+    # stage), None when it was built from another Dockerfile (what it runs is not known)
+    images: dict[str, str | None] = field(default_factory=dict)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
     checkouts: dict[str, str] = field(default_factory=dict)
 
@@ -233,7 +234,8 @@ class World:
         template says it runs (its component label: the values may move the image to any
         registry or tag); in the modelled Grafana chart, Grafana; in anything else the page
         wrote, its image: the Dockerfile target a tag was built from on this page, else
-        names.image_role."""
+        names.image_role. A tag built on the page from a Dockerfile other than the project's
+        runs what the models cannot know, whatever its name or its stage's."""
         release = next(
             (r for r in self.releases.values() if any(o is workload for o in r.objects)), None
         )
@@ -243,7 +245,7 @@ class World:
             return workload.component if workload.component in TARGET_ROLES.values() else None
         image = str(container.get("image") or "")
         if image in self.images:
-            return TARGET_ROLES.get(self.images[image])
+            return TARGET_ROLES.get(self.images[image] or "")
         return image_role(image, data.project.registry)
 
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:

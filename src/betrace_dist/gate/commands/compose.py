@@ -5,9 +5,11 @@ models.
 There is no Docker daemon here, so nothing is built, pulled or pushed. `docker build` is checked
 against the Dockerfile in the page's sandbox: the file and the context directory must exist, the
 `--target` must be a stage of it and every `--build-arg` an ARG it declares (Docker itself only
-warns about an unused build arg); the tags it names are recorded. `docker push` must push a tag
-built earlier on the page. Whether the build succeeds (the network, the base images, the
-upstream source) and whether the registry accepts the push are not checked.
+warns about an unused build arg); the tags it names are recorded, with their target where the
+Dockerfile is the project's (docker/Dockerfile, the same bytes): only its targets say what an
+image runs. `docker push` must push a tag built earlier on the page. Whether the build succeeds
+(the network, the base images, the upstream source) and whether the registry accepts the push
+are not checked.
 """
 
 from __future__ import annotations
@@ -195,8 +197,11 @@ def _build(inv: Invocation, args: list[str]) -> None:
                 f"{listing('ARGs', sorted(set(declared)))}"
             )
     _named_contexts(inv, build, dockerfile, text)
+    # a target says what it runs only in the project's Dockerfile: a stage of the page's own
+    # named `backend` may run anything
+    ours = inv.session.is_projects(dockerfile, "docker/Dockerfile")
     for tag in build.tags:
-        inv.session.world.images[tag] = (build.target or "").lower()
+        inv.session.world.images[tag] = (build.target or "").lower() if ours else None
 
 
 def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str) -> None:
