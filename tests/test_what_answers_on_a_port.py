@@ -12,6 +12,7 @@ import pytest
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.commands import models
+from betrace_dist.gate.grafana_app import backend_url_problem
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
 
@@ -423,3 +424,77 @@ def test_an_image_built_from_a_dockerfile_of_the_pages_is_unknown(
     backend's (its target's role), whatever the stage runs: here nginx, listening on 80."""
     with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
         run(session, _built_and_forwarded(session, dockerfile))
+
+
+def _service_of(selector: str, pod: str = "") -> str:
+    """A Service `both` on port 12011 with `selector`, and `pod` (a pod's YAML) beside it."""
+    return (
+        "cat > both.yaml <<'YAML'\n"
+        + pod
+        + "apiVersion: v1\nkind: Service\nmetadata: {name: both}\n"
+        + f"spec: {{selector: {{{selector}}}, ports: [{{port: 12011, targetPort: 12011}}]}}\n"
+        + "YAML\nkubectl -n betrace apply -f both.yaml\n"
+    )
+
+
+def test_a_port_forward_to_a_service_over_the_backend_and_grafana_is_refused(
+    session: Session,
+) -> None:
+    """kubectl port-forward svc/NAME forwards to one pod the Service selects, the one kubectl's
+    GetFirstPod sorts first (the most ready), never the one that declares the port: over the
+    backend's and Grafana's pods, the model took the backend's."""
+    with pytest.raises(
+        CommandError,
+        match=r"Service 'both' selects pods that run different things: .*backend.*grafana"
+        r".*a selector that picks one workload",
+    ):
+        run(
+            session,
+            _install(session)
+            + _service_of("app.kubernetes.io/instance: betrace")
+            + "kubectl -n betrace port-forward svc/both 12011:12011\n",
+        )
+
+
+def test_a_service_over_pods_that_all_run_the_backend_reaches_the_backend(
+    session: Session,
+) -> None:
+    """Whichever pod kubectl picks, where all of them run the backend, the backend answers."""
+    image = f"{REGISTRY}/backend:{session.release.current.version}"
+    pod = (
+        "apiVersion: v1\nkind: Pod\n"
+        "metadata: {name: spare, labels: {app.kubernetes.io/component: backend}}\n"
+        f"spec: {{containers: [{{name: backend, image: {image}, "
+        "ports: [{containerPort: 12011}]}]}\n---\n"
+    )
+    run(
+        session,
+        _install(session)
+        + _service_of("app.kubernetes.io/component: backend", pod)
+        + "kubectl -n betrace port-forward svc/both 12011:12011\n"
+        + "curl -fsS http://localhost:12011/v1/health\n",
+    )
+
+
+def test_a_helm_tests_pod_is_not_among_the_pods_a_service_reaches(session: Session) -> None:
+    """The chart's test pod runs only while `helm test` does (deleted once it succeeds): a
+    Service over the release's pods reaches the backend's alone when Grafana is off."""
+    run(
+        session,
+        _install(session, "grafana.enabled=false")
+        + _service_of("app.kubernetes.io/instance: betrace")
+        + "kubectl -n betrace port-forward svc/both 12011:12011\n"
+        + "curl -fsS http://localhost:12011/v1/health\n",
+    )
+
+
+def test_grafana_given_a_service_over_the_backend_and_grafana_is_refused(
+    session: Session,
+) -> None:
+    """A Service sends each connection to any pod it selects: as a backend URL, one over the
+    backend's and Grafana's pods was taken to reach the backend, the one declaring the port."""
+    run(session, _install(session) + _service_of("app.kubernetes.io/instance: betrace"))
+    url = "http://both:12011"
+    problem = backend_url_problem(session.world, "betrace", url, session.release)
+    assert problem is not None and "selects pods that run different things" in problem, problem
+    assert "a selector that picks the backend's pods only" in problem

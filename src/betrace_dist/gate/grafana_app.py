@@ -28,7 +28,7 @@ from ..errors import ProblemsError
 from ..names import closest
 from ..release import ReleaseData
 from . import grafana_chart
-from .world import K8sObject, World, listing
+from .world import K8sObject, MixedPods, World, listing
 
 
 def _provisioning(values: dict[str, Any]) -> str:
@@ -144,7 +144,13 @@ def _port_problem(
         return (
             f"Service '{service.name}' targets the port '{named}', which no pod it selects declares"
         )
-    serving = world.serving(ns, service, target)
+    try:
+        serving = world.serving(ns, service, target, data)
+    except MixedPods as exc:
+        return (
+            f"{exc}: a Service sends each connection to any of its pods, so whether the backend "
+            "answers cannot be told; give it a selector that picks the backend's pods only"
+        )
     if serving is None:
         return (
             f"port {port} of Service '{service.name}' leads to port {target} of no pod the gate "

@@ -169,6 +169,18 @@ class Listener:
     role: str | None = None  # what runs there (names.image_role), when the models know it
 
 
+class MixedPods(Exception):
+    """The pods behind a Service run different things: which one answers cannot be told."""
+
+
+def _listening(workload: K8sObject, port: int) -> Mapping[str, Any] | None:
+    """The container of a workload's pods that listens on `port`: the one that declares it,
+    else the pods' only container; None where that cannot be told."""
+    running = workload.running()
+    found = [c for c in running if port in _container_ports(c)] or running
+    return found[0] if len(found) == 1 else None
+
+
 #: kinds whose pods a Service's selector can pick
 WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"})
 
@@ -210,22 +222,35 @@ class World:
 
     def behind(self, namespace: str, obj: K8sObject) -> list[K8sObject]:
         """The workloads whose pods kubectl port-forward and exec reach through `obj`: a
-        workload or pod itself, the ones a Service selects (none when it has no selector)."""
+        workload or pod itself, the ones a Service selects (none when it has no selector) but
+        a Helm test's pod, which runs only while `helm test` does."""
         if obj.kind in WORKLOADS:
             return [obj]
         selector = obj.selector
-        return self.selected(namespace, selector) if obj.kind == "Service" and selector else []
+        if obj.kind != "Service" or not selector:
+            return []
+        return [w for w in self.selected(namespace, selector) if not w.is_hook("test")]
 
     def serving(
-        self, namespace: str, obj: K8sObject, port: int
+        self, namespace: str, obj: K8sObject, port: int, data: ReleaseData
     ) -> tuple[K8sObject, Mapping[str, Any]] | None:
-        """The workload and container that listen on `port` of the pods a Service selects, or
-        of a workload's or a pod's own: the container that declares it, else the pods' only
-        container; None where that cannot be told (a Service without a selector selects none)."""
-        found = [(w, c) for w in self.behind(namespace, obj) for c in w.running()]
-        declaring = [(w, c) for w, c in found if port in _container_ports(c)]
-        found = declaring or found
-        return found[0] if len(found) == 1 else None
+        """The workload and container that answer on `port` of a workload's or a pod's own
+        pods, or of the pods a Service selects (_listening); None where that cannot be told (a
+        Service without a selector selects none). A Service's clients reach one of its pods,
+        which the model cannot know: kubectl port-forward takes the one GetFirstPod sorts first
+        (sort.Reverse(podutils.ActivePods): scheduled, running, ready for longest, fewest
+        restarts, oldest; kubernetes/kubectl pkg/polymorphichelpers, commit dee3483a), never
+        the one that declares the port, and then resolves the Service's targetPort on that pod.
+        So over pods of workloads that run different things (World.role), MixedPods; where all
+        run the same, the first."""
+        found = [(w, _listening(w, port)) for w in self.behind(namespace, obj)]
+        roles = {(w.kind, w.name): None if c is None else self.role(w, c, data) for w, c in found}
+        if len(set(roles.values())) > 1:
+            raise MixedPods(
+                f"{obj.kind} '{obj.name}' selects pods that run different things: "
+                + ", ".join(f"{k} '{n}' ({role or 'not known'})" for (k, n), role in roles.items())
+            )
+        return next(((w, c) for w, c in found if c is not None), None)
 
     def role(
         self, workload: K8sObject, container: Mapping[str, Any], data: ReleaseData

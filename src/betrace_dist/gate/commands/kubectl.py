@@ -28,10 +28,11 @@ from ...artefacts.chart_policy import HelmError, Manifest, validate_kubernetes
 from ...artefacts.compose import IMAGE_CONTENTS
 from ...errors import ProblemsError
 from ...names import closest
+from ...release import ReleaseData
 from .. import gitops, missing
 from ..grafana_app import world_problem
 from ..session import CommandError, Invocation
-from ..world import K8sObject, Listener, World, listing
+from ..world import K8sObject, Listener, MixedPods, World, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands
 from .helm import render_text
 
@@ -177,7 +178,7 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
                 f"Service '{obj.name}' has no selector: kubectl port-forward forwards to a pod "
                 "the Service selects, and it selects none"
             )
-        serving = world.serving(ns, obj, target_port)
+        serving = _serving(world, ns, obj, target_port, inv.session.release)
         role = world.role(*serving, inv.session.release) if serving else None
         container = serving[1] if serving else None
         env = backend_env.container_env(container) if container is not None else {}
@@ -186,6 +187,20 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
         world.listeners[int(local)] = Listener(
             int(local), component, target_port, source, env, role=role
         )
+
+
+def _serving(
+    world: World, ns: str, obj: K8sObject, port: int, data: ReleaseData
+) -> tuple[K8sObject, Mapping[str, Any]] | None:
+    """World.serving, refused where the Service's pods run different things."""
+    try:
+        return world.serving(ns, obj, port, data)
+    except MixedPods as exc:
+        raise CommandError(
+            f"{exc}: kubectl port-forward forwards to one of them, the one kubectl finds most "
+            "ready, so which one answers cannot be told; give the Service a selector that picks "
+            "one workload's pods (its app.kubernetes.io/component label, say)"
+        ) from None
 
 
 def _pod_port(obj: K8sObject, remote: str) -> int:
