@@ -47,3 +47,42 @@ def test_another_project_name_is_another_project(session: Session) -> None:
     run(session, "docker compose down\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:3000"):
         run(session, HEALTH)
+
+
+def _own_stack(session: Session, dockerfile: str) -> None:
+    """A project of the page's own: a service named `backend`, built from `dockerfile` with
+    the target `backend`, under the project's image name, publishing the backend's port."""
+    data = session.release
+    image = f"{data.project.registry}/backend:{data.current.version}"
+    port = data.current.backend.ports["http"].port
+    compose = (
+        "services:\n  backend:\n"
+        f"    image: {image}\n"
+        "    build: {context: ., target: backend}\n"
+        f'    ports: ["127.0.0.1:{port}:{port}"]\n'
+    )
+    script = (
+        "mkdir own\ncd own\n"
+        f"cat > Dockerfile <<'EOF'\n{dockerfile}EOF\n"
+        f"cat > compose.yaml <<'EOF'\n{compose}EOF\n"
+        "docker compose up --build --wait\n"
+    )
+    run(session, script)
+
+
+def test_a_service_built_from_the_pages_own_dockerfile_is_not_the_backend(
+    session: Session,
+) -> None:
+    """A stage named `backend` in the page's own Dockerfile, under the project's image name,
+    was taken for BeTrace's backend: the gate's curl then went to the real one."""
+    _own_stack(session, "FROM nginx:1.27 AS backend\n")
+    port = session.release.current.backend.ports["http"].port
+    with pytest.raises(CommandError, match=f"nothing known is served .* on port {port}"):
+        run(session, f"curl -fsS http://localhost:{port}/v1/health\n")
+
+
+def test_exec_is_checked_by_what_a_service_runs_not_its_name(session: Session) -> None:
+    """`docker compose exec backend sh` was refused for any service named `backend`, the
+    project's image contents taken from the name; nginx has a shell."""
+    _own_stack(session, "FROM nginx:1.27 AS backend\n")
+    run(session, "docker compose exec backend sh -c 'nginx -v'\n")

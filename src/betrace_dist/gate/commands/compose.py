@@ -26,6 +26,7 @@ from typing import Any
 from ... import backend_env
 from ...artefacts import dockerfiles
 from ...artefacts.compose import (
+    FOREIGN_BUILD,
     IMAGE_CONTENTS,
     SERVICE_IMAGES,
     ComposeError,
@@ -370,6 +371,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
     name = line.options.get("-p", "--project-name")
     compose_file, project = _project(inv, files, env_file, str(name) if name else None)
     services: dict[str, Any] = project.get("services", {})
+    _mark_foreign_builds(inv.session, services)
     named = (
         positional[:1]
         if sub in _COMMAND_AFTER_SERVICE
@@ -415,7 +417,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
             f"'{inv.session.reader_path(compose_file.parent)}' was not started earlier on this page"
         )
     if sub in _COMMAND_AFTER_SERVICE and len(positional) > 1:
-        _program_exists(positional[0], positional[1])
+        _program_exists(positional[0], services[positional[0]], positional[1], inv.session)
 
 
 def _with_dependencies(services: dict[str, Any], named: list[str], deps: bool) -> list[str]:
@@ -530,11 +532,27 @@ def _unpublish(world: World, key: str, services: set[str] | None) -> None:
             del world.listeners[port]
 
 
-def _program_exists(service: str, program: str) -> None:
-    """`docker compose exec|run SERVICE PROGRAM`: the service's image has the program."""
-    image = SERVICE_IMAGES.get(service)
-    contents = IMAGE_CONTENTS.get(image or "")
-    problem = contents.exec_problem(service, program) if contents is not None else None
+def _mark_foreign_builds(session: Session, services: dict[str, Any]) -> None:
+    """A service built from a Dockerfile other than the project's (docker/Dockerfile, the same
+    bytes), or from an inline one, runs what the models cannot know: marked FOREIGN_BUILD
+    (service_role), whatever its target or image name say. Compose's `config` gives each
+    build's context as an absolute path and its dockerfile relative to it."""
+    for service in services.values():
+        build = service.get("build")
+        if not isinstance(build, dict):
+            continue
+        dockerfile = Path(str(build.get("context") or "")) / str(build.get("dockerfile") or "")
+        inline = "dockerfile_inline" in build
+        if inline or not session.is_projects(dockerfile, "docker/Dockerfile"):
+            build[FOREIGN_BUILD] = True
+
+
+def _program_exists(name: str, service: dict[str, Any], program: str, session: Session) -> None:
+    """`docker compose exec|run SERVICE PROGRAM`: what the service runs (service_role, never its
+    name) has the program in its image."""
+    role = service_role(service, session.release)
+    contents = IMAGE_CONTENTS.get(SERVICE_IMAGES.get(role or "", ""))
+    problem = contents.exec_problem(name, program) if contents is not None else None
     if problem is not None:
         raise CommandError(problem)
 
