@@ -80,6 +80,7 @@
             "0001-webpack-externalise-react-jsx-runtime.patch"
             "0002-call-the-backend-through-grafana-plugin-proxy.patch"
             "0003-use-the-backend-paths-and-answers.patch"
+            "0004-fetch-the-signals-page-violations-once-per-interval.patch"
           ];
         };
       };

@@ -139,7 +139,7 @@ def test_an_issue_fixed_by_a_patch_renders_a_note_saying_where_it_is_not(
 
     # an issue the app's patches fix says the apps carry them, every one of them
     app = release_data.current.known_issue("app-needs-the-distribution-patches")
-    assert len(app.fixed_by) == 3, "the test needs an issue fixed by a series of patches"
+    assert len(app.fixed_by) > 1, "the test needs an issue fixed by a series of patches"
     site = site_with(tmp_path / "app")
     body = " ".join(render(site, '{{ known_issue("' + app.id + '") }}').split())
     assert "every app it builds carries " + ", ".join(f"`{p}`" for p in app.fixed_by) in body

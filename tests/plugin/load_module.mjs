@@ -1,5 +1,5 @@
 // Loads a built module.js (AMD, as Grafana loads it) under React 19 from the npm registry and
-// renders the app's root page and configuration page into a jsdom document.
+// renders the app's root page, its configuration page and its Signals tab into a jsdom document.
 //
 // What is real: the module.js from `make plugin`, React and react-dom 19 (this folder's lock
 // file), their JSX runtime, the DOM of jsdom. What is NOT Grafana: the define() shim below and
@@ -133,6 +133,9 @@ const settled = async (host) => {
   return last;
 };
 
+// The app's own logging (console.log) goes to stderr: stdout holds only the result.
+console.log = (...args) => console.error(...args);
+
 const file = process.argv[2];
 try {
   vm.runInThisContext(readFileSync(file, 'utf8'), { filename: file });
@@ -148,15 +151,28 @@ try {
       }),
   };
   const errors = [];
-  for (const [name, element] of Object.entries(pages)) {
+  const render = async (name, element) => {
     const host = document.createElement('div');
     document.body.appendChild(host);
     const root = createRoot(host, { onUncaughtError: (e) => errors.push(`${name}: ${e.message}`) });
-    root.render(element());
+    root.render(element);
     rendered[name] = await settled(host);
     root.unmount();
-  }
-  process.stdout.write(JSON.stringify({ react: React.version, deps, rendered, errors }) + '\n');
+  };
+  for (const [name, element] of Object.entries(pages)) await render(name, element());
+  // The Signals tab (the root page at ?tab=signals), its calls answered as the backend answers
+  // an empty list through Grafana's proxy, and counted: it asks on open, then every 10 s.
+  const calls = [];
+  globalThis.fetch = async (url) => {
+    calls.push(String(url));
+    const body = '{"violations":[],"totalCount":0}';
+    return new Response(body, { status: 200, headers: { 'Content-Type': 'application/json' } });
+  };
+  win.history.pushState({}, '', '/a/betrace-app?tab=signals');
+  await render('signals', pages.root());
+  const signalsCalls = calls.length;
+  const result = { react: React.version, deps, rendered, errors, signalsCalls, firstCall: calls[0] };
+  process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(0);
 } catch (error) {
   // the message and the frames, not the minified source line V8 puts in front of a script's stack

@@ -87,6 +87,24 @@ def test_module_js_renders_its_pages_under_react_19(node: str, dist: Path) -> No
     assert "BeTrace Plugin Configuration" in result["rendered"]["config"], result["rendered"]
 
 
+def test_the_signals_tab_asks_for_the_violations_once_on_opening(node: str, dist: Path) -> None:
+    """Patch 0004: the Signals tab's effect depended on a default window made anew at every
+    render, so it asked again at every render, in a loop (279 calls while the tab settled,
+    before the patch). Every call is answered as the backend answers an empty list; the tab
+    asks on opening and then every 10 s, which the 2 s it is watched do not reach."""
+    done = load(node, dist / "module.js")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["firstCall"].endswith(
+        "/api/plugin-proxy/betrace-app/backend/v1/violations?limit=1000"
+    ), result["firstCall"]
+    assert result["signalsCalls"] == 1, (
+        f"the Signals tab asked {result['signalsCalls']} times while it settled; once expected"
+    )
+    assert "Maximum update depth exceeded" not in done.stderr
+    assert "No behavioral violations detected" in result["rendered"]["signals"]
+
+
 def test_the_signals_page_of_the_build_says_when_its_list_may_be_incomplete(dist: Path) -> None:
     """Patch 0003 asks the backend for up to 1000 violations (it answers 100 without a limit)
     and warns when the answer reaches that number; checked in the built text only (the page is
