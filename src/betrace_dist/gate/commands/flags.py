@@ -203,9 +203,12 @@ def split_flag(arg: str) -> tuple[str, str | None]:
 class FlagQueries:
     """What a split command line answers about its flags (`self.flags`: (name, value) pairs in
     order): the last value of a flag, all of them, whether one is there, and the Kubernetes
-    namespace (`-n`/`--namespace`, "default" without) for the Helm and kubectl models."""
+    namespace (`-n`/`--namespace`, default_namespace without) for the Helm and kubectl models."""
 
     flags: list[tuple[str, str | None]]
+    #: the namespace without -n/--namespace: Kubernetes' "default" (kubectl), or what the tool
+    #: reads from its environment (helm.py sets Helm's HELM_NAMESPACE here)
+    default_namespace = "default"
 
     def get(self, *names: str) -> str | None:
         found = None
@@ -222,7 +225,11 @@ class FlagQueries:
 
     @property
     def namespace(self) -> str:
-        return self.get("-n", "--namespace") or "default"
+        """-n/--namespace, else default_namespace; an empty one (`-n ""`) is "default", as
+        the flag's empty value leaves the choice to the kubeconfig, which the guides never set."""
+        if self.has("-n", "--namespace"):
+            return self.get("-n", "--namespace") or "default"
+        return self.default_namespace
 
 
 class CommandLine(FlagQueries):

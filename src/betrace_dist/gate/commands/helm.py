@@ -531,7 +531,20 @@ def helm(inv: Invocation) -> None:
         raise CommandError("helm: no subcommand")
     binary = missing.require("helm", CommandError)
     parsed = command_line(argv[1:], binary)
+    parsed.default_namespace = _helm_namespace(inv)
     HANDLERS.get(parsed.sub[0] if parsed.sub else "", _not_modelled)(inv, parsed, binary)
+
+
+def _helm_namespace(inv: Invocation) -> str:
+    """The namespace of a helm command without -n/--namespace: HELM_NAMESPACE where the page
+    exported it or set it for this command alone (a plain assignment stays in the shell), else
+    "default". Helm reads the variable as the flag's default: cli.New() in pkg/cli/environment.go
+    (`namespace: os.Getenv("HELM_NAMESPACE")`, bound to `-n` by AddFlags), read at helm/helm
+    commits 00249a3 and 6ee9485 (Helm 3); that Helm 4.1.4 and 3.11.1 still do was tried here
+    with the installed binaries (`HELM_NAMESPACE=x helm template` renders namespace x, and `-n`
+    wins). An empty value leaves it to the kubeconfig, which the guides never set."""
+    given = inv.session.program_env() | inv.session.assignments(inv.command)
+    return given.get("HELM_NAMESPACE") or "default"
 
 
 def command_line(words: list[str], binary: str) -> CommandLine:
