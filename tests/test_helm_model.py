@@ -5,9 +5,11 @@ the test pod only once `helm test` made it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from betrace_dist.gate.commands import helm as helm_model
 from betrace_dist.gate.commands import models
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
@@ -61,3 +63,64 @@ def test_helm_namespace_reaches_helm_only_as_bash_passes_it(session: Session) ->
         "HELM_NAMESPACE=betrace\nhelm install other ./helm/betrace --set image.registry=r/b\n",
     )
     assert ("default", "other") in session.world.releases
+
+
+def _backend(session: Session, namespace: str = "betrace") -> dict[str, Any]:
+    """The backend container of the release as the world has it now."""
+    deployment = session.world.find(namespace, "Deployment", "betrace-backend")
+    assert deployment is not None
+    return deployment.running()[0]
+
+
+def _ports(container: dict[str, Any]) -> set[int]:
+    return {p["containerPort"] for p in container.get("ports") or []}
+
+
+UPGRADE = "helm upgrade betrace ./helm/betrace -n betrace"
+
+
+def test_reuse_values_keeps_the_values_given_at_install(session: Session) -> None:
+    """--reuse-values puts the values given now over the previous revision's: the registry set
+    at install stays (the model rendered the upgrade with the chart's defaults), the port set
+    again takes the new value."""
+    run(
+        session,
+        f"{INSTALL} -n betrace --set backend.ports.http=9000\n"
+        f"{UPGRADE} --reuse-values --set backend.ports.http=9100\n",
+    )
+    backend = _backend(session)
+    assert backend["image"].startswith(f"{REGISTRY}/backend:")
+    assert 9100 in _ports(backend) and 9000 not in _ports(backend)
+    assert session.world.releases[("betrace", "betrace")].values == {
+        "image": {"registry": REGISTRY},
+        "backend": {"ports": {"http": 9100}},
+    }
+
+
+def test_an_upgrade_without_values_takes_the_previous_ones(session: Session) -> None:
+    """Helm's rule without --reuse-values: an upgrade that gives no values at all takes the
+    previous revision's; one that gives any starts from the chart's defaults."""
+    run(session, f"{INSTALL} -n betrace --set backend.ports.http=9000\n{UPGRADE}\n")
+    assert 9000 in _ports(_backend(session))
+    run(session, f"{UPGRADE} --set image.registry={REGISTRY}\n")
+    assert 9000 not in _ports(_backend(session))
+
+
+PREVIOUS = {"a": {"b": 1, "kept": 1}, "x": 1}
+GIVEN = {"a": {"b": 2, "kept": None, "gone": None}}
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ("--reset-values", GIVEN),
+        # the previous values also stand for the chart's defaults: `kept`, nulled now, stays
+        ("--reuse-values", {"a": {"b": 2, "kept": 1, "gone": None}, "x": 1}),
+        ("--reset-then-reuse-values", {"a": {"b": 2, "gone": None}, "x": 1}),
+    ],
+)
+def test_upgrade_values_follow_helms_reuse_rule(flag: str, expected: dict[str, Any]) -> None:
+    """Helm's Upgrade.reuseValues and CoalesceTables, on the values alone: a null given where
+    the previous revision had a value drops the key; one it did not have stays null."""
+    line = helm_model.command_line(["upgrade", "r", "./c", flag], require_tool("helm"))
+    assert helm_model._upgrade_values(line, PREVIOUS, GIVEN) == expected

@@ -153,7 +153,9 @@ class HelmRelease:
     objects: list[K8sObject]
     modelled: bool = False  # True when the chart could not be rendered offline (a remote chart)
     project_chart: bool = False  # rendered from this project's chart (Session.is_projects)
-    values: dict[str, Any] = field(default_factory=dict)  # a modelled Grafana's, for upgrades
+    #: the values the page gave this revision (Helm's user-supplied values), which a later
+    #: upgrade may reuse; a modelled Grafana's are its Grafana-level ones
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -3,7 +3,8 @@
 - install / upgrade / template / lint / show / package of the BeTrace chart (a local path, or the
   published OCI reference, which stands for the chart in this repository) run with the real Helm
   (install as `--dry-run=client`, and with Helm 3 too where it is installed); the objects
-  `helm template` renders become the release's objects.
+  `helm template` renders become the release's objects. An upgrade renders with the values Helm
+  gives it: with --reuse-values, the previous revision's under the new ones.
 - the Grafana Helm chart cannot be fetched offline: its values (-f files and --set keys) are
   checked against the JSON Schema kept in the repository, and its Service/Deployment/Secret are
   modelled from the chart's naming rule. kube-prometheus-stack is read as the stack reads its
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from collections.abc import Callable
 from functools import cache, lru_cache
@@ -31,7 +33,17 @@ from ..world import HelmRelease, K8sObject, listing
 from .flags import CommandLine, accepted, options, subcommands
 
 #: install/upgrade flags a render (`helm template`) is not given, whatever Helm's template takes
-_NOT_RENDERED = {"-n", "--namespace", "--version", "--dry-run"}
+_NOT_RENDERED = frozenset({"-n", "--namespace", "--version", "--dry-run"})
+#: the flags that give a release its values (Helm's values.Options)
+_VALUE_FLAGS = frozenset(
+    {"-f", "--values", "--set", "--set-string", "--set-json", "--set-file", "--set-literal"}
+)
+#: A chart whose one template prints the values it is given: Helm merges a command line's -f
+#: files and --set flags for it as for any chart, and prints what it merged
+_ECHO_CHART = (
+    ("Chart.yaml", "apiVersion: v2\nname: values\nversion: 0.0.0\n"),
+    ("templates/values.json", "{{ toJson .Values }}\n"),
+)
 
 
 def _helm(session: Session, binary: str, args: list[str]) -> str:
@@ -109,14 +121,23 @@ def _values_paths(inv: Invocation, parsed: CommandLine) -> list[Path]:
 
 
 def _render(
-    inv: Invocation, chart: Path, name: str, parsed: CommandLine, binary: str
+    inv: Invocation,
+    chart: Path,
+    name: str,
+    parsed: CommandLine,
+    binary: str,
+    values: Path | None = None,
 ) -> list[K8sObject]:
+    """The objects `helm template` renders with the command line's flags; with `values` (a
+    file of the values worked out for an upgrade), that file instead of the line's own values."""
     args = ["template", name, str(chart), "--namespace", parsed.namespace]
     renders = accepted(binary, "template")  # the rest (--install, --history-max...) is runtime's
+    skipped = _NOT_RENDERED | (_VALUE_FLAGS if values is not None else frozenset())
     for flag, value in parsed.flags:
-        if flag in _NOT_RENDERED or flag not in renders:
+        if flag in skipped or flag not in renders:
             continue
         args += [flag] if value is None else [flag, value]
+    args += ["-f", str(values)] if values is not None else []
     try:
         out = _helm(inv.session, binary, args)
         manifests = _parsed(out)
@@ -380,24 +401,110 @@ def _client_dry_run(inv: Invocation, binary: str, ref: str, chart: Path) -> None
         raise CommandError(f"Helm {_major(binary)} rejects it: {_first(str(exc))}") from None
 
 
-def _local_release(inv: Invocation, parsed: CommandLine, chart: Path, upgrade: bool) -> HelmRelease:
-    """Installing the BeTrace chart (or one of the page's own): the real Helm renders it."""
+def _given_values(inv: Invocation, parsed: CommandLine) -> dict[str, Any]:
+    """The values a command line gives, its -f files and --set flags merged as Helm merges them:
+    what Helm keeps as the revision's user-supplied values (a later upgrade may reuse them).
+    The real Helm merges them, for a chart that only prints its values."""
+    given = [(flag, value) for flag, value in parsed.flags if flag in _VALUE_FLAGS]
+    if not given:
+        return {}
+    session = inv.session
+    scratch = session.scratch()  # made by descriptor: never where a link of the page leads
+    try:
+        session.sandbox.makedirs(scratch / "templates")
+        for name, text in _ECHO_CHART:
+            session.write_scratch(scratch, name, text)
+        args = ["template", "values", str(scratch)]
+        for flag, value in given:
+            args += [flag] if value is None else [flag, value]
+        loaded = yamlio.safe_load(_helm(session, _helm_binaries()[0], args), "values")
+    except HelmError as exc:
+        raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
+    except ProblemsError as exc:
+        raise CommandError(f"the values the command gives: {exc.problems[0]}") from None
+    finally:
+        session.sandbox.remove(scratch)
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _coalesced(given: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Helm's CoalesceTables(given, previous): the previous values under the given ones, map by
+    map; a key the given values set to null, where the previous ones had a value, is dropped.
+    Read in pkg/chart/common/util/coalesce.go at helm/helm 012bc59 (Helm 4's main branch; how
+    a null given is treated has changed between Helm releases: that commit's rule is kept)."""
+    out = dict(given)
+    for key, old in previous.items():
+        new = given.get(key)
+        if key not in given:
+            out[key] = old
+        elif new is None and old is not None:
+            del out[key]
+        elif isinstance(new, dict) and isinstance(old, dict):
+            out[key] = _coalesced(new, old)
+    return out
+
+
+def _upgrade_values(
+    parsed: CommandLine, previous: dict[str, Any], given: dict[str, Any]
+) -> dict[str, Any]:
+    """The user-supplied values of an upgrade, by Helm's Upgrade.reuseValues (pkg/action/
+    upgrade.go at helm/helm 00669cd, Helm 4): --reset-values takes the given ones alone;
+    --reuse-values puts them over the previous revision's, which also stand for the chart's
+    defaults (a key nulled now keeps its previous value); --reset-then-reuse-values (Helm 4)
+    puts them over the previous ones on the new chart's defaults; with none of these, an
+    upgrade that gives no values takes the previous revision's. The page's chart is the same
+    in both revisions, so the old chart's defaults are the new one's."""
+    if parsed.has("--reset-values"):
+        return given
+    if parsed.has("--reuse-values"):
+        return _coalesced(_coalesced(given, previous), previous)
+    if parsed.has("--reset-then-reuse-values"):
+        return _coalesced(given, previous)
+    return given or previous
+
+
+def _rendered(
+    inv: Invocation, chart: Path, parsed: CommandLine, values: dict[str, Any] | None
+) -> list[K8sObject]:
+    """The release's objects as each installed Helm renders them (the last one's are kept):
+    with the command line's values, or with `values` handed to Helm as a file."""
+    name = parsed.positional[0]
+    if values is None:
+        renders = [_render(inv, chart, name, parsed, b) for b in _helm_binaries()]
+        return renders[-1]
+    scratch = inv.session.scratch()  # made by descriptor: never where a link of the page leads
+    try:
+        # JSON is YAML: Helm reads it as a values file
+        path = inv.session.write_scratch(scratch, "values.json", json.dumps(values))
+        renders = [_render(inv, chart, name, parsed, b, path) for b in _helm_binaries()]
+    finally:
+        inv.session.sandbox.remove(scratch)
+    return renders[-1]
+
+
+def _local_release(
+    inv: Invocation, parsed: CommandLine, chart: Path, existing: HelmRelease | None, upgrade: bool
+) -> HelmRelease:
+    """Installing the BeTrace chart (or one of the page's own): the real Helm renders it, with
+    the values the upgrade of an existing release works out from the previous revision's."""
     name, ref = parsed.positional
     _values_paths(inv, parsed)
-    objects: list[K8sObject] = []
-    for binary in _helm_binaries():
-        # Helm 4 checks the command itself with --dry-run=client; Helm 3's --dry-run would
-        # contact a cluster, so Helm 3 only renders (below), which needs none.
-        if not upgrade and _major(binary) >= 4:
+    # Helm 4 checks the command itself with --dry-run=client; Helm 3's --dry-run would
+    # contact a cluster, so Helm 3 only renders (below), which needs none.
+    for binary in _helm_binaries() if not upgrade else []:
+        if _major(binary) >= 4:
             _client_dry_run(inv, binary, ref, chart)
-        objects = _render(inv, chart, name, parsed, binary)
+    values = given = _given_values(inv, parsed)
+    if existing is not None:
+        values = _upgrade_values(parsed, existing.values, given)
+    objects = _rendered(inv, chart, parsed, None if values == given else values)
     # Values of the backend's variables follow the one rule of backend_env.py.
     problems = backend_env.manifest_problems([o.doc for o in objects], inv.session.release)
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
     _images_published(inv, objects)
     ours = inv.session.is_projects(chart, f"helm/{inv.session.release.current.chart.name}", _FREE)
-    return HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours)
+    return HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours, values=values)
 
 
 #: What a copy of the project's chart may change and stay the project's: the values, which the
@@ -442,7 +549,7 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     if chart is None:
         release = _remote_release(inv, name, ref, parsed, existing)
     else:
-        release = _local_release(inv, parsed, chart, upgrade)
+        release = _local_release(inv, parsed, chart, existing, upgrade)
     if existing is not None:
         release.revision = existing.revision + 1
     _references_exist(session, release)
