@@ -124,3 +124,29 @@ def test_upgrade_values_follow_helms_reuse_rule(flag: str, expected: dict[str, A
     the previous revision had a value drops the key; one it did not have stays null."""
     line = helm_model.command_line(["upgrade", "r", "./c", flag], require_tool("helm"))
     assert helm_model._upgrade_values(line, PREVIOUS, GIVEN) == expected
+
+
+def test_rollback_restores_the_objects_and_values_of_a_revision(session: Session) -> None:
+    """A rollback is a new revision with an earlier one's objects and values (the model only
+    counted it): without a number, the revision before the current one."""
+    run(session, f"{INSTALL} -n betrace\n{UPGRADE} --reuse-values --set backend.ports.http=9000\n")
+    run(session, "helm rollback betrace -n betrace\n")
+    release = session.world.releases[("betrace", "betrace")]
+    assert release.revision == 3 and release.values == {"image": {"registry": REGISTRY}}
+    assert 9000 not in _ports(_backend(session))
+    run(session, "helm rollback betrace 2 -n betrace\n")
+    assert session.world.releases[("betrace", "betrace")].revision == 4
+    assert 9000 in _ports(_backend(session))
+    # the values an upgrade reuses are the rolled-back-to revision's
+    run(session, f"helm rollback betrace 1 -n betrace\n{UPGRADE} --reuse-values\n")
+    assert 9000 not in _ports(_backend(session))
+
+
+def test_rollback_needs_a_revision_the_release_has(session: Session) -> None:
+    run(session, f"{INSTALL} -n betrace\n")
+    with pytest.raises(CommandError, match=r"has no revision 0 \(it has 1\)"):
+        run(session, "helm rollback betrace -n betrace\n")
+    with pytest.raises(CommandError, match="has no revision 7"):
+        run(session, "helm rollback betrace 7 -n betrace\n")
+    with pytest.raises(CommandError, match="the revision is a number, not 'latest'"):
+        run(session, "helm rollback betrace latest -n betrace\n")

@@ -18,6 +18,7 @@ import copy
 import json
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -551,7 +552,7 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     else:
         release = _local_release(inv, parsed, chart, existing, upgrade)
     if existing is not None:
-        release.revision = existing.revision + 1
+        _supersede(existing, release)
     _references_exist(session, release)
     session.world.releases[(parsed.namespace, name)] = release
     found = grafana_app.world_problem(session.world, session.release)
@@ -559,6 +560,12 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
         grafana, problem = found
         after = "" if grafana == name else f"Grafana's release {grafana} loses the backend: "
         raise CommandError(f"helm {parsed.sub[0]} {name}: {after}{problem}")
+
+
+def _supersede(current: HelmRelease, release: HelmRelease) -> None:
+    """`release` becomes the revision after `current`, which joins its history as it was."""
+    release.revision = current.revision + 1
+    release.history = [*current.history, replace(current, history=[])]
 
 
 def _references_exist(session: Session, release: HelmRelease) -> None:
@@ -739,14 +746,21 @@ def _inspect(inv: Invocation, parsed: CommandLine, binary: str) -> None:
 
 
 def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
+    """`helm rollback NAME [REVISION]`: a new revision with the chart, objects and values of
+    REVISION (without one, or 0, the revision before the current one), as Helm's
+    Rollback.prepareRollback makes it (pkg/action/rollback.go at helm/helm 00669cd)."""
     release = _release(inv, parsed)
-    if len(parsed.positional) > 1:
-        revision = int(parsed.positional[1])
-        if not 1 <= revision < release.revision + 1:
-            raise CommandError(
-                f"release '{release.name}' has revisions 1..{release.revision}, not {revision}"
-            )
-    release.revision += 1
+    word = parsed.positional[1] if len(parsed.positional) > 1 else "0"
+    if not word.isdigit():
+        raise CommandError(f"helm rollback: the revision is a number, not '{word}'")
+    number = int(word) or release.revision - 1
+    revisions = {r.revision: r for r in [*release.history, release]}
+    if number not in revisions:
+        known = ", ".join(str(n) for n in sorted(revisions))
+        raise CommandError(f"release '{release.name}' has no revision {number} (it has {known})")
+    restored = replace(revisions[number], objects=list(revisions[number].objects), history=[])
+    _supersede(release, restored)
+    inv.session.world.releases[(release.namespace, release.name)] = restored
 
 
 def _uninstall(inv: Invocation, parsed: CommandLine, binary: str) -> None:
