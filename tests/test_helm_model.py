@@ -150,3 +150,14 @@ def test_rollback_needs_a_revision_the_release_has(session: Session) -> None:
         run(session, "helm rollback betrace 7 -n betrace\n")
     with pytest.raises(CommandError, match="the revision is a number, not 'latest'"):
         run(session, "helm rollback betrace latest -n betrace\n")
+
+
+def test_the_test_pod_exists_only_once_helm_test_ran(session: Session) -> None:
+    """Helm creates a `helm.sh/hook: test` pod when `helm test` runs: a page that reads it
+    before passed, since the model put it in the world at install. It stays after an upgrade."""
+    run(session, f"{INSTALL} -n betrace\n")
+    for read in ("kubectl logs pod/betrace-test-health", "kubectl get pod betrace-test-health"):
+        with pytest.raises(CommandError, match="no Pod 'betrace-test-health'"):
+            run(session, f"{read} -n betrace\n")
+    run(session, "helm test betrace -n betrace\nkubectl logs pod/betrace-test-health -n betrace\n")
+    run(session, f"{UPGRADE} --reuse-values\nkubectl get pod betrace-test-health -n betrace\n")

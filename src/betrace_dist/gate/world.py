@@ -159,6 +159,13 @@ class HelmRelease:
     #: the revisions before this one, oldest first, each as it was (its chart, objects and
     #: values, without a history of its own): what `helm rollback` restores
     history: list[HelmRelease] = field(default_factory=list)
+    #: the objects of its test hooks that `helm test` created (they stay after it)
+    tested: list[K8sObject] = field(default_factory=list)
+
+    def present(self) -> list[K8sObject]:
+        """Its objects in the cluster: Helm creates a `helm.sh/hook: test` object (the chart's
+        test pod) when `helm test` runs, not at install, so only once `helm test` made it."""
+        return [o for o in self.objects if not o.is_hook("test")] + self.tested
 
 
 @dataclass
@@ -205,7 +212,7 @@ class World:
     checkouts: dict[str, str] = field(default_factory=dict)
 
     def all_objects(self, namespace: str) -> list[K8sObject]:
-        found = [o for r in self.releases.values() for o in r.objects if o.namespace == namespace]
+        found = [o for r in self.releases.values() for o in r.present() if o.namespace == namespace]
         return found + [o for o in self.objects if o.namespace == namespace]
 
     def find(self, namespace: str, kind: str, name: str) -> K8sObject | None:

@@ -9,7 +9,8 @@
   checked against the JSON Schema kept in the repository, and its Service/Deployment/Secret are
   modelled from the chart's naming rule. kube-prometheus-stack is read as the stack reads its
   values: the Grafana chart's keys under `grafana:` (grafana_stack.py).
-- test / rollback / uninstall / status / history / get need the release installed earlier.
+- test / rollback / uninstall / status / history / get need the release installed earlier;
+  the chart's test pods exist only once `helm test` made them.
 """
 
 from __future__ import annotations
@@ -563,9 +564,11 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
 
 
 def _supersede(current: HelmRelease, release: HelmRelease) -> None:
-    """`release` becomes the revision after `current`, which joins its history as it was."""
+    """`release` becomes the revision after `current`, which joins its history as it was; the
+    test pods an earlier `helm test` made stay (Helm replaces them at the next `helm test`)."""
     release.revision = current.revision + 1
     release.history = [*current.history, replace(current, history=[])]
+    release.tested = current.tested
 
 
 def _references_exist(session: Session, release: HelmRelease) -> None:
@@ -735,14 +738,20 @@ def _search(inv: Invocation, parsed: CommandLine, binary: str) -> None:
 
 
 def _inspect(inv: Invocation, parsed: CommandLine, binary: str) -> None:
-    """test, status, history, get: the release must exist (and `test` needs a test hook)."""
+    """status, history, get: the release must exist."""
+    _release(inv, parsed)
+
+
+def _test(inv: Invocation, parsed: CommandLine, binary: str) -> None:
+    """`helm test`: the release's test hooks are created now (before, their pods do not exist),
+    replacing those of an earlier run (the chart's before-hook-creation policy). They stay: the
+    chart deletes its test pod only when the test passed, which the model cannot know, and a
+    page reads the pod's log after a failure."""
     release = _release(inv, parsed)
-    if (
-        parsed.sub[0] == "test"
-        and not release.modelled
-        and not any(o.is_hook("test") for o in release.objects)
-    ):
+    hooks = [o for o in release.objects if o.is_hook("test")]
+    if not hooks and not release.modelled:
         raise CommandError(f"release '{release.name}' has no test hook")
+    release.tested = hooks
 
 
 def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
@@ -781,7 +790,8 @@ HANDLERS: dict[str, Handler] = {
     "repo": _repo,
     "registry": _nothing,  # login/logout: credentials only, nothing to check offline
     "search": _search,
-    **dict.fromkeys(("test", "status", "history", "get"), _flags_checked(_inspect)),
+    **dict.fromkeys(("status", "history", "get"), _flags_checked(_inspect)),
+    "test": _flags_checked(_test),
     "rollback": _flags_checked(_rollback),
     **dict.fromkeys(("uninstall", "delete"), _flags_checked(_uninstall)),
     **dict.fromkeys(("list", "ls", "version", "env"), _flags_checked(_nothing)),
