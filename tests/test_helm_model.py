@@ -161,3 +161,18 @@ def test_the_test_pod_exists_only_once_helm_test_ran(session: Session) -> None:
             run(session, f"{read} -n betrace\n")
     run(session, "helm test betrace -n betrace\nkubectl logs pod/betrace-test-health -n betrace\n")
     run(session, f"{UPGRADE} --reuse-values\nkubectl get pod betrace-test-health -n betrace\n")
+
+
+def test_a_rollback_is_checked_as_an_install_is(session: Session) -> None:
+    """The revision a rollback restores may need what was deleted since: its pods' Secret.
+    The model restored it unchecked; Helm would apply it and its pods would not start."""
+    run(
+        session,
+        "kubectl create namespace betrace\n"
+        "kubectl -n betrace create secret generic key --from-literal=signature-key=k\n"
+        f"{INSTALL} -n betrace --set backend.signatureKey.existingSecret=key\n"
+        f"{UPGRADE} --reuse-values --set backend.signatureKey.existingSecret=\n"
+        "kubectl -n betrace delete secret key\n",
+    )
+    with pytest.raises(CommandError, match="needs Secret 'key', which neither the release"):
+        run(session, "helm rollback betrace 1 -n betrace\n")

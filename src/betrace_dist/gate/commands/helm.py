@@ -541,7 +541,6 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     """install and upgrade share one flow of checks: the flags (first: a misspelt flag would
     leave its value as a stray word), the release, the namespace, the chart and its values, then
     what the release's pods reference."""
-    session = inv.session
     for binary in _helm_binaries():
         _check_flags(binary, parsed.sub, parsed)
     existing = _existing_release(inv, parsed, upgrade)
@@ -554,13 +553,21 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
         release = _local_release(inv, parsed, chart, existing, upgrade)
     if existing is not None:
         _supersede(existing, release)
+    _settle(inv, parsed.sub[0], release)
+
+
+def _settle(inv: Invocation, verb: str, release: HelmRelease) -> None:
+    """The release as it now stands (installed, upgraded or rolled back): what its pods
+    reference exists, and every Grafana still reaches the backend."""
+    session = inv.session
     _references_exist(session, release)
-    session.world.releases[(parsed.namespace, name)] = release
+    session.world.releases[(release.namespace, release.name)] = release
     found = grafana_app.world_problem(session.world, session.release)
     if found is not None:
         grafana, problem = found
+        name = release.name
         after = "" if grafana == name else f"Grafana's release {grafana} loses the backend: "
-        raise CommandError(f"helm {parsed.sub[0]} {name}: {after}{problem}")
+        raise CommandError(f"helm {verb} {name}: {after}{problem}")
 
 
 def _supersede(current: HelmRelease, release: HelmRelease) -> None:
@@ -769,7 +776,8 @@ def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
         raise CommandError(f"release '{release.name}' has no revision {number} (it has {known})")
     restored = replace(revisions[number], objects=list(revisions[number].objects), history=[])
     _supersede(release, restored)
-    inv.session.world.releases[(release.namespace, release.name)] = restored
+    # what the restored pods reference may be gone since (a Secret deleted after an upgrade)
+    _settle(inv, "rollback", restored)
 
 
 def _uninstall(inv: Invocation, parsed: CommandLine, binary: str) -> None:
