@@ -176,3 +176,10 @@ def test_a_rollback_is_checked_as_an_install_is(session: Session) -> None:
     )
     with pytest.raises(CommandError, match="needs Secret 'key', which neither the release"):
         run(session, "helm rollback betrace 1 -n betrace\n")
+
+
+def test_a_revision_is_ascii_digits(session: Session) -> None:
+    """'²' passed str.isdigit() and then crashed int() (an internal error, not a verdict)."""
+    run(session, f"{INSTALL} -n betrace\n")
+    with pytest.raises(CommandError, match="the revision is a number, not '²'"):
+        run(session, "helm rollback betrace ² -n betrace\n")

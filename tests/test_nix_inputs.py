@@ -108,3 +108,11 @@ def test_flake_utils_helpers_a_consumer_calls(session: Session) -> None:
     session.run(split(script), models())
     session.run(split("BETRACE_PORT_BACKEND=18083 nix run . &\n"), models())
     session.run(split("curl -fsS http://localhost:18083/v1/health\n"), models())
+
+
+def test_inputs_nix_cannot_print_as_json_are_refused_not_a_crash(session: Session) -> None:
+    """Nix 2.8 prints an overflowing float as `inf`, which json.loads refused with an internal
+    error."""
+    inputs = '  inputs.nixpkgs.url = "github:NixOS/nixpkgs";\n  inputs.nixpkgs.x = 1.0e308 * 10.0;'
+    with pytest.raises(CommandError, match="not data Nix can print"):
+        _build(session, "inf", inputs, "inputs.nixpkgs.legacyPackages.x86_64-linux.coreutils")

@@ -498,3 +498,21 @@ def test_grafana_given_a_service_over_the_backend_and_grafana_is_refused(
     problem = backend_url_problem(session.world, "betrace", url, session.release)
     assert problem is not None and "selects pods that run different things" in problem, problem
     assert "a selector that picks the backend's pods only" in problem
+
+
+@pytest.mark.parametrize(
+    ("step", "said"),
+    [
+        ("kubectl -n betrace port-forward svc/betrace-backend ²:12011", "name the local port"),
+        ("kubectl -n betrace port-forward deploy/betrace-backend 8080:²", "no port named '²'"),
+        ("kubectl -n betrace scale deploy/betrace-backend --replicas=²", None),
+    ],
+)
+def test_numbers_are_ascii_digits(session: Session, step: str, said: str | None) -> None:
+    """'²' passed str.isdigit() and then crashed int(): an internal error, not a verdict."""
+    run(session, _install(session))
+    if said is None:
+        run(session, step + "\n")  # not a count above one: not refused as a second replica
+        return
+    with pytest.raises(CommandError, match=said):
+        run(session, step + "\n")

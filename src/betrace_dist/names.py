@@ -67,3 +67,12 @@ def closest(name: str, choices: list[str]) -> str:
     """', did you mean X?' or an empty string."""
     match = difflib.get_close_matches(name, choices, n=1)
     return f", did you mean '{match[0]}'?" if match else ""
+
+
+_NUMBER = re.compile(r"[0-9]+")
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only, as Go's strconv.Atoi, Helm and kubectl read a number: str.isdigit()
+    also takes '²', which int() then refuses, and other scripts' digits, which it reads."""
+    return _NUMBER.fullmatch(text) is not None

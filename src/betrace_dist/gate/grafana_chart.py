@@ -23,6 +23,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 from ruamel.yaml import YAML
 
+from ..names import is_number
 from ..yamlio import type_name
 
 SCHEMA_FILE = Path(__file__).parent / "data" / "grafana-chart-values.schema.yaml"
@@ -364,7 +365,7 @@ def service_port(values: dict[str, Any] | None = None) -> int:
     port = service.get("port") if isinstance(service, dict) else None
     if port is None:
         return int(default_of("service", "port"))
-    if isinstance(port, bool) or not isinstance(port, int | str) or not str(port).isdigit():
+    if isinstance(port, bool) or not isinstance(port, int | str) or not is_number(str(port)):
         raise ValueError(f"service.port must be a port number, got {port!r}")
     return int(port)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..names import TARGET_ROLES, image_role
+from ..names import TARGET_ROLES, image_role, is_number
 
 if TYPE_CHECKING:
     from ..release import ReleaseData
@@ -288,7 +288,7 @@ class World:
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:
         """The container port a Service port's targetPort leads to: a number as written, a name
         as the selected pods declare it (None when no pod declares it)."""
-        if isinstance(target, int) or str(target).isdigit():
+        if isinstance(target, int) or is_number(str(target)):
             return int(target)
         for workload in self.behind(namespace, service):
             # kubectl and the Service controller look at the pods' containers, not init ones

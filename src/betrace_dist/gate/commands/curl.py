@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from ... import backend_env, plugin_build
-from ...names import closest
+from ...names import closest, is_number
 from ...release import Release
 from ...tools import ToolMissing
 from .. import grafana_http, live, missing
@@ -55,7 +55,7 @@ def served(inv: Invocation, listener: Listener) -> list[tuple[str, str]]:
         return [(e.method, e.path) for e in release.backend.endpoints]
     if role == "grafana":
         given = listener.env.get(GRAFANA_PORT_VARIABLE)
-        port = int(given) if given and given.isdigit() else GRAFANA_PORT
+        port = int(given) if given and is_number(given) else GRAFANA_PORT
         if target_port != port:
             raise CommandError(
                 f"Grafana listens on {port} ({GRAFANA_PORT_VARIABLE}, else its default "
@@ -434,7 +434,7 @@ def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) ->
     argv = list(inv.argv) if writes_out else [*inv.argv, "--write-out", _MARK + "%{http_code}"]
     done = session.process(argv, env=live.client_env(session.env))
     out, _, status_text = done.stdout.rpartition(_MARK)
-    if writes_out or not status_text.isdigit():
+    if writes_out or not is_number(status_text):
         out, status = done.stdout, None
     else:
         status = int(status_text)

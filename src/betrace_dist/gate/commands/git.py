@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ...errors import ProblemsError
-from ...names import closest
+from ...names import closest, is_number
 from ...release import ReleaseData, load_release_data
 from .. import missing as gate_missing
 from ..session import CommandError, Invocation
@@ -57,7 +57,7 @@ def _clone(inv: Invocation, words: list[str]) -> None:
         )
     depth = line.get("--depth")
     depth = "1" if depth is None else depth
-    if not depth.isdigit() or int(depth) < 1:
+    if not is_number(depth) or int(depth) < 1:
         raise CommandError(f"git clone --depth {depth}: not a positive number")
     # the gate writes the copy itself: only inside the page's sandbox (second line)
     target = inv.session.real_path(

@@ -27,7 +27,7 @@ from typing import Any
 from ... import backend_env, tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
-from ...names import closest
+from ...names import closest, is_number
 from .. import grafana_app, grafana_chart, grafana_stack, missing
 from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
@@ -767,7 +767,7 @@ def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     Rollback.prepareRollback makes it (pkg/action/rollback.go at helm/helm 00669cd)."""
     release = _release(inv, parsed)
     word = parsed.positional[1] if len(parsed.positional) > 1 else "0"
-    if not word.isdigit():
+    if not is_number(word):
         raise CommandError(f"helm rollback: the revision is a number, not '{word}'")
     number = int(word) or release.revision - 1
     revisions = {r.revision: r for r in [*release.history, release]}

@@ -27,7 +27,7 @@ from ... import backend_env, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, validate_kubernetes
 from ...artefacts.compose import IMAGE_CONTENTS
 from ...errors import ProblemsError
-from ...names import closest
+from ...names import closest, is_number
 from ...release import ReleaseData
 from .. import gitops, missing
 from ..grafana_app import world_problem
@@ -156,7 +156,7 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
     for spec in parsed.positional[1:]:
         local, _, remote = spec.partition(":")
         remote = remote or local
-        if not local.isdigit():
+        if not is_number(local):
             raise CommandError(
                 f"port-forward {spec}: name the local port (LOCAL:REMOTE); without one kubectl "
                 "picks a free port, which later steps cannot name"
@@ -206,7 +206,7 @@ def _serving(
 def _pod_port(obj: K8sObject, remote: str) -> int:
     """A port of a workload's or a pod's containers: a number, or a name one of its (not init)
     containers declares, as kubectl resolves it."""
-    if remote.isdigit():
+    if is_number(remote):
         return int(remote)
     declared = [p for c in obj.running() for p in c.get("ports") or [] if isinstance(p, dict)]
     port = next((p for p in declared if p.get("name") == remote), None)
@@ -650,7 +650,7 @@ def _scale(inv: Invocation, ns: str, args: Args) -> None:
     """More than one replica of the backend is refused (none, to stop it, is not): named as
     KIND/NAME or as KIND NAME."""
     replicas = str(args.get("--replicas") or "")
-    if not replicas.isdigit() or int(replicas) <= 1:
+    if not is_number(replicas) or int(replicas) <= 1:
         return
     pos, world = args.positional, inv.session.world
     if pos and "/" not in pos[0]:

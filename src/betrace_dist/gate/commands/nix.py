@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import EXPERIMENTAL, Nix
-from ...names import closest
+from ...names import closest, is_number
 from .. import missing
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
@@ -153,7 +153,10 @@ def _declared_inputs(session: Session, directory: Path) -> dict[str, object]:
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
             raise CommandError(f"Nix cannot read the inputs of {flake}: {' '.join(lines[-2:])}")
-        found = json.loads(proc.stdout)
+        try:
+            found = json.loads(proc.stdout)
+        except ValueError:  # Nix prints `inf` for an overflowing float, which is no JSON
+            raise CommandError(f"the inputs of {flake} are not data Nix can print") from None
         session.resolved[key] = found if isinstance(found, dict) else {}
     return dict(session.resolved[key])
 
@@ -180,7 +183,10 @@ def _outputs(session: Session, flake_dir: Path, stamp: float) -> dict[str, list[
             raise CommandError(DEV_TOOLS_MESSAGE)
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
         raise CommandError(f"nix flake show fails on {flake_dir}: {' '.join(lines[-2:])}")
-    shown = json.loads(proc.stdout)
+    try:
+        shown = json.loads(proc.stdout)
+    except ValueError:
+        raise CommandError(f"nix flake show prints no JSON for {flake_dir}") from None
     out: dict[str, list[str]] = {}
     for category in ("packages", "apps", "devShells", "nixosModules", "overlays"):
         node = shown.get(category) or {}
@@ -460,7 +466,7 @@ def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> No
     env = session.exported_env() | inline
     for port in session.release.current.backend.ports.values():
         value = env.get(port.env, str(port.port))
-        if not value.isdigit():
+        if not is_number(value):
             raise CommandError(f"{port.env}={value} is not a port number")
         listener = Listener(int(value), "backend", int(value), source, env, role="backend")
         session.world.listeners[int(value)] = listener
