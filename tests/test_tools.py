@@ -8,8 +8,10 @@ import ast
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +215,26 @@ def test_the_nix_parser_reads_a_page_within_the_checkers_limits(
     monkeypatch.setattr(tools, "CHECK_MEMORY", 4 * 1024 * 1024)
     with pytest.raises(CheckFailure, match="Nix cannot parse it"):
         NixChecker().check(block, ctx)
+
+
+def test_the_nix_parser_keeps_its_state_in_a_folder_of_its_own(
+    tool: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run by root, nix-instantiate --parse opened the machine's store database
+    (/nix/var/nix/db, with its lock) and read its nix.conf for each Nix block of a page. Its
+    state, logs and settings are given a temporary folder, gone after the parse."""
+    tool("nix-instantiate")
+    seen: list[dict[str, str]] = []
+    real = tools.run_checker
+
+    def spy(argv: list[str], text: str | None, timeout: float, extra_env: Any = None) -> Any:
+        seen.append(dict(extra_env or {}))
+        return real(argv, text, timeout, extra_env)
+
+    monkeypatch.setattr(tools, "run_checker", spy)
+    body = "{ a = 1; }\n"
+    block = Block(line=1, start=0, end=len(body), indent="", language="nix", body=body)
+    NixChecker().check(block, Context(page=Path("p.md"), site_root=Path()))
+    folders = {seen[0].get(f"NIX_{k}_DIR", "") for k in ("STATE", "LOG", "CONF")}
+    assert all(f.startswith(tempfile.gettempdir()) for f in folders), seen
+    assert not any(Path(f).exists() for f in folders)  # removed with the parse

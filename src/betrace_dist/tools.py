@@ -20,6 +20,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,7 +241,7 @@ CHECK_CPU_SECONDS = 60
 
 
 def run_checker(
-    argv: list[str], text: str | None, timeout: float
+    argv: list[str], text: str | None, timeout: float, extra_env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """argv, given `text` on its stdin, under `prlimit` (CHECK_MEMORY, CHECK_CPU_SECONDS);
     subprocess.TimeoutExpired past `timeout` wall-clock seconds (the process is killed). Run
@@ -250,6 +251,7 @@ def run_checker(
     limits = [require("prlimit"), f"--as={CHECK_MEMORY}", f"--cpu={CHECK_CPU_SECONDS}"]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
     env["LC_ALL"] = "C.UTF-8"
+    env |= extra_env or {}  # the checker's own folders (Nix's state), never the page's
     with tempfile.TemporaryDirectory(prefix="betrace-checker-") as empty:
         return subprocess.run(
             [*limits, "--", *argv], input=text, capture_output=True, text=True,

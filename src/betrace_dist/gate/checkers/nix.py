@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from typing import ClassVar
 
 from ... import tools
@@ -42,10 +43,14 @@ class NixChecker:
         # The page's text, read with the gate's rights: on stdin, in an empty folder, within
         # the checkers' memory and processor limits (tools.run_checker), as ShellCheck is.
         argv = [require_tool("nix-instantiate"), "--parse", "-"]
-        try:
-            done = tools.run_checker(argv, block.body, PARSE_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise CheckFailure(f"Nix did not parse it within {PARSE_TIMEOUT} s") from None
+        # Nix's state, logs and settings in a folder of its own: run as root, Nix would open
+        # the machine's store database (/nix/var/nix/db) and read its nix.conf
+        with tempfile.TemporaryDirectory(prefix="gate-nix-parse-") as home:
+            own = {f"NIX_{k}_DIR": f"{home}/{k.lower()}" for k in ("STATE", "LOG", "CONF")}
+            try:
+                done = tools.run_checker(argv, block.body, PARSE_TIMEOUT, own)
+            except subprocess.TimeoutExpired:
+                raise CheckFailure(f"Nix did not parse it within {PARSE_TIMEOUT} s") from None
         if done.returncode != 0:
             raise _parse_failure(done.stderr, block.body)
         if ctx.release is not None:
