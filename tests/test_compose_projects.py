@@ -86,3 +86,13 @@ def test_exec_is_checked_by_what_a_service_runs_not_its_name(session: Session) -
     project's image contents taken from the name; nginx has a shell."""
     _own_stack(session, "FROM nginx:1.27 AS backend\n")
     run(session, "docker compose exec backend sh -c 'nginx -v'\n")
+
+
+def test_a_service_started_again_on_another_port_leaves_the_old_one(session: Session) -> None:
+    """`up` with another published port recreates the container: the model kept the old port
+    answering beside the new one."""
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
+    run(session, "BETRACE_HTTP_HOST_PORT=12099 docker compose up --build --wait\n")
+    run(session, "curl -fsS http://localhost:12099/v1/health\n")
+    with pytest.raises(CommandError, match="nothing answers on localhost:12011"):
+        run(session, "curl -fsS http://localhost:12011/v1/health\n")

@@ -440,6 +440,8 @@ def _start(session: Session, key: str, project: dict[str, Any], started: list[st
     if problem is not None:
         raise CommandError(problem)
     session.world.compose_projects[key] = project
+    # a service started again is recreated with this configuration: its old ports are gone
+    _unpublish(session.world, key, set(started))
     _publish(session.world, key, services, started, session.release)
 
 
