@@ -516,3 +516,26 @@ def test_numbers_are_ascii_digits(session: Session, step: str, said: str | None)
         return
     with pytest.raises(CommandError, match=said):
         run(session, step + "\n")
+
+
+def test_the_projects_chart_runs_what_the_page_built_under_its_image_name(
+    session: Session,
+) -> None:
+    """A tag the page built from its own Dockerfile, under the backend's image name, run by the
+    project's chart: the chart's label made it the backend, so a port-forward reached the real
+    one and an exec was checked against the backend's image."""
+    version = session.release.current.version
+    run(
+        session,
+        "mkdir mine\nprintf 'FROM nginx:1.27\\n' > mine/Dockerfile\n"
+        f"docker build -t {REGISTRY}/backend:{version} mine\n"
+        f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
+        f"--set image.registry={REGISTRY}\n"
+        "kubectl -n betrace exec deploy/betrace-backend -- sh -c 'nginx -v'\n",
+    )
+    with pytest.raises(CommandError, match="built on this page, not from a target of the project"):
+        run(
+            session,
+            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+            "curl -fsS http://localhost:12011/v1/health\n",
+        )

@@ -267,12 +267,16 @@ class World:
     def role(
         self, workload: K8sObject, container: Mapping[str, Any], data: ReleaseData
     ) -> str | None:
-        """What a container runs. In a release of the project's chart, what the chart's own
-        template says it runs (its component label: the values may move the image to any
-        registry or tag); in the modelled Grafana chart, Grafana; in anything else the page
-        wrote, its image: the Dockerfile target a tag was built from on this page, else
-        names.image_role. A tag built on the page from a Dockerfile other than the project's
-        runs what the models cannot know, whatever its name or its stage's."""
+        """What a container runs. An image built on this page: the target of the project's
+        Dockerfile it was built from (a tag built from another Dockerfile, or from another
+        target, runs what the models cannot know, whatever chart runs it and whatever its name
+        says). Otherwise, in a release of the project's chart, what the chart's own template
+        says it runs (its component label: the values may move the image to any registry or
+        tag); in the modelled Grafana chart, Grafana; in anything else the page wrote,
+        names.image_role of its image."""
+        image = str(container.get("image") or "")
+        if image in self.images:
+            return TARGET_ROLES.get(self.images[image] or "")
         release = next(
             (r for r in self.releases.values() if any(o is workload for o in r.objects)), None
         )
@@ -280,9 +284,6 @@ class World:
             return "grafana" if container.get("name") == "grafana" else None
         if release is not None and release.project_chart:
             return workload.component if workload.component in TARGET_ROLES.values() else None
-        image = str(container.get("image") or "")
-        if image in self.images:
-            return TARGET_ROLES.get(self.images[image] or "")
         return image_role(image, data.project.registry)
 
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:

@@ -183,7 +183,7 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
         container = serving[1] if serving else None
         env = backend_env.container_env(container) if container is not None else {}
         source = f"kubectl port-forward {parsed.positional[0]}"
-        component = role or _unknown(obj, container)  # a name or a label says nothing
+        component = role or _unknown(world, obj, container)  # a name or a label says nothing
         world.listeners[int(local)] = Listener(
             int(local), component, target_port, source, env, role=role
         )
@@ -221,14 +221,16 @@ def _pod_port(obj: K8sObject, remote: str) -> int:
     return number
 
 
-def _unknown(obj: K8sObject, container: Mapping[str, Any] | None) -> str:
+def _unknown(world: World, obj: K8sObject, container: Mapping[str, Any] | None) -> str:
     """A forwarded object whose role the models do not know, as messages name it."""
     if container is None:
         return f"{obj.kind} {obj.name} (no one container of its pods declares the port)"
-    return (
-        f"{obj.kind} {obj.name} (image {container.get('image')}, neither built on this page "
-        "nor one the gate knows)"
-    )
+    image = str(container.get("image"))
+    if image in world.images:
+        why = "built on this page, not from a target of the project's docker/Dockerfile"
+    else:
+        why = "neither built on this page nor one the gate knows"
+    return f"{obj.kind} {obj.name} (image {image}, {why})"
 
 
 def _resolve_target(world: World, ns: str, service: K8sObject, target: Any) -> int:
