@@ -96,3 +96,38 @@ def test_a_service_started_again_on_another_port_leaves_the_old_one(session: Ses
     run(session, "curl -fsS http://localhost:12099/v1/health\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:12011"):
         run(session, "curl -fsS http://localhost:12011/v1/health\n")
+
+
+def _project_of(session: Session, service: str) -> None:
+    """A project of the page's own in `own/`, with the one service given (YAML, indented)."""
+    port = session.release.current.backend.ports["http"].port
+    compose = f'services:\n{service}    ports: ["127.0.0.1:{port}:{port}"]\n'
+    run(session, f"mkdir -p own\ncd own\ncat > compose.yaml <<'EOF'\n{compose}EOF\n")
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        # an image the page built from its own Dockerfile, under the backend's name
+        "  api:\n    image: {image}\n",
+        # the project's Dockerfile without a target builds its last stage (plugin-init)
+        "  api:\n    image: {image}\n    build: {{context: ../docker}}\n",
+        # a field of the page's own does not make it the backend
+        "  api:\n    image: nginx:1.27\n    x-betrace-role: backend\n",
+    ],
+    ids=["built-here", "no-target", "own-field"],
+)
+def test_what_a_service_runs_is_not_taken_from_its_image_name(
+    session: Session, service: str
+) -> None:
+    """A service's image name (or a field a page may write) made it the backend, so the
+    gate's curl went to the real one (found by an attack)."""
+    data = session.release
+    image = f"{data.project.registry}/backend:{data.current.version}"
+    run(session, "mkdir mine\nprintf 'FROM nginx:1.27\\n' > mine/Dockerfile\n")
+    run(session, f"docker build -t {image} mine\n")
+    _project_of(session, service.format(image=image))
+    port = data.current.backend.ports["http"].port
+    run(session, "docker compose up --wait\n")
+    with pytest.raises(CommandError, match=f"nothing known is served .* on port {port}"):
+        run(session, f"curl -fsS http://localhost:{port}/v1/health\n")

@@ -710,18 +710,21 @@ def _backend_url_is_the_backend_service(
     )
 
 
-#: Set by the doc gate on a service built from a Dockerfile that is not the distribution's (a
-#: page's own, or a changed copy): what it runs is not known, whatever its target or image name.
-FOREIGN_BUILD = "x-betrace-foreign-build"
+#: Set by the doc gate on every service of a page's project whose role it decided itself (an
+#: image the page built, or a build from another Dockerfile or without a target): the role, or
+#: None where what the service runs is not known, whatever its target or image name say. The
+#: gate removes any value a page's file gave it first.
+ROLE = "x-betrace-role"
 
 
 def service_role(service: Mapping[str, Any], data: ReleaseData) -> str | None:
     """What a Compose service runs, as the models know it (backend, grafana, otel-collector),
     or None: from its build target of the distribution's Dockerfile, else its image. A
     service's name says nothing: a reader's own `backend` or `grafana` may run anything."""
+    if ROLE in service:
+        role = service[ROLE]
+        return str(role) if role is not None else None
     build = service.get("build")
-    if isinstance(build, Mapping) and build.get(FOREIGN_BUILD) is True:
-        return None
     if isinstance(build, Mapping) and build.get("target") in TARGET_ROLES:
         return TARGET_ROLES[str(build["target"])]  # `image` then only names the build's tag
     return image_role(str(service.get("image") or ""), data.project.registry)

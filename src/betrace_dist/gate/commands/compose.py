@@ -26,8 +26,8 @@ from typing import Any
 from ... import backend_env
 from ...artefacts import dockerfiles
 from ...artefacts.compose import (
-    FOREIGN_BUILD,
     IMAGE_CONTENTS,
+    ROLE,
     SERVICE_IMAGES,
     ComposeError,
     backend_service_problem,
@@ -35,7 +35,7 @@ from ...artefacts.compose import (
     is_backend_service,
     service_role,
 )
-from ...names import BETRACE_IMAGES, closest
+from ...names import BETRACE_IMAGES, TARGET_ROLES, closest
 from ...release import ReleaseData
 from ..session import CommandError, Invocation, Session
 from ..world import Listener, World, listing
@@ -371,7 +371,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
     name = line.options.get("-p", "--project-name")
     compose_file, project = _project(inv, files, env_file, str(name) if name else None)
     services: dict[str, Any] = project.get("services", {})
-    _mark_foreign_builds(inv.session, services)
+    _mark_roles(inv.session, services)
     named = (
         positional[:1]
         if sub in _COMMAND_AFTER_SERVICE
@@ -534,19 +534,30 @@ def _unpublish(world: World, key: str, services: set[str] | None) -> None:
             del world.listeners[port]
 
 
-def _mark_foreign_builds(session: Session, services: dict[str, Any]) -> None:
-    """A service built from a Dockerfile other than the project's (docker/Dockerfile, the same
-    bytes), or from an inline one, runs what the models cannot know: marked FOREIGN_BUILD
-    (service_role), whatever its target or image name say. Compose's `config` gives each
-    build's context as an absolute path and its dockerfile relative to it."""
+def _mark_roles(session: Session, services: dict[str, Any]) -> None:
+    """What each service runs where the page decides it (service_role reads ROLE): an image
+    built on this page runs what the project's Dockerfile target it was built from runs
+    (World.images: nothing known for another Dockerfile); a build of another Dockerfile, an
+    inline one, or the project's without a target (its last stage, plugin-init) runs nothing
+    the models know. Compose's `config` gives a build's context as an absolute path and its
+    dockerfile relative to it. A ROLE the page's own file gave a service is dropped first."""
     for service in services.values():
+        service.pop(ROLE, None)
         build = service.get("build")
-        if not isinstance(build, dict):
+        if isinstance(build, dict):
+            base = Path(str(build.get("context") or ""))
+            dockerfile = base / str(build.get("dockerfile") or "")
+            inline = "dockerfile_inline" in build
+            if (
+                inline
+                or not build.get("target")
+                or not session.is_projects(dockerfile, "docker/Dockerfile")
+            ):
+                service[ROLE] = None
             continue
-        dockerfile = Path(str(build.get("context") or "")) / str(build.get("dockerfile") or "")
-        inline = "dockerfile_inline" in build
-        if inline or not session.is_projects(dockerfile, "docker/Dockerfile"):
-            build[FOREIGN_BUILD] = True
+        image = str(service.get("image") or "")
+        if image in session.world.images:
+            service[ROLE] = TARGET_ROLES.get(session.world.images[image] or "")
 
 
 def _program_exists(name: str, service: dict[str, Any], program: str, session: Session) -> None:
