@@ -126,3 +126,19 @@ def test_nix_run_of_a_default_that_is_the_backend_starts_it(session: Session) ->
     run(session, "BETRACE_PORT_BACKEND=18082 nix run .#backend &\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:18082"):
         run(session, "curl -fsS http://localhost:18082/v1/health\n")
+
+
+def test_a_program_of_the_pages_named_like_the_backend_is_not_the_backend(
+    session: Session,
+) -> None:
+    """`nix run` of a script the page wrote, named betrace-backend, was taken for the backend:
+    the gate then answered its curl with the real one (found by an attack)."""
+    require_tool("nix")
+    fake = (
+        "{ packages.x86_64-linux.default = nixpkgs.legacyPackages.x86_64-linux"
+        '.writeShellApplication { name = "betrace-backend"; text = "exit 1"; }; }'
+    )
+    _consumer_flake(session, "fake", fake)
+    run(session, "nix run . &\n")
+    with pytest.raises(CommandError, match="nothing answers on localhost:12011"):
+        run(session, "curl -fsS http://localhost:12011/v1/health\n")

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import EXPERIMENTAL, Nix
@@ -323,17 +324,23 @@ def nix(inv: Invocation) -> str | None:
 
 
 #: The program `nix run` starts: an app's program, else a package's meta.mainProgram, else its
-#: pname, else its name without the version (src/nix/app.cc, the same at Nix 2.8.0 and 2.35.2).
+#: pname, else its name without the version (src/nix/app.cc, the same at Nix 2.8.0 and 2.35.2);
+#: and the derivations it comes from (the string's context), each as "NAME-VERSION.drv".
 _PROGRAM = (
-    'x: baseNameOf (if (x.type or "") == "app" then x.program '
-    "else x.meta.mainProgram or x.pname or (builtins.parseDrvName x.name).name)"
+    'x: let program = if (x.type or "") == "app" then x.program else '
+    '"${x}/bin/${x.meta.mainProgram or x.pname or (builtins.parseDrvName x.name).name}"; '
+    "in { program = baseNameOf (builtins.unsafeDiscardStringContext program); "
+    "from = map (p: builtins.substring 33 (-1) (baseNameOf p)) "
+    "(builtins.attrNames (builtins.getContext program)); }"
 )
 
 
 def _starts_backend(inv: Invocation, directory: Path, attr: str, inputs: dict[str, Path]) -> bool:
     """`nix run` of it starts the backend: the program it runs, evaluated for real with the
-    stand-in inputs, is the backend's binary (whatever the output's name: `default` may be
-    it, and a page's own `backend` may be something else)."""
+    stand-in inputs, is the backend's binary, out of the backend's package (BINARY-VERSION, as
+    the stand-in of BeTrace's flake and an overrideAttrs of it name it), whatever the output's
+    name: `default` may be it, and a page's own `backend` may be something else. A wrapper
+    script of the page's that starts the backend is not recognised (the page is refused)."""
     if attr.count(".") != 2:  # as written: resolved as `nix run` resolves it
         outputs = _outputs(inv.session, directory, (directory / "flake.nix").stat().st_mtime)
         found = _resolve("run", attr, outputs)
@@ -342,9 +349,14 @@ def _starts_backend(inv: Invocation, directory: Path, attr: str, inputs: dict[st
         attr = f"{found[0]}.{_HOST}.{found[1]}"
     nix = _nix(inv.session)
     assert nix is not None
-    proc = nix.flake("eval --raw", f"{directory}#{attr}", inputs, "--apply", _PROGRAM)
-    binary = inv.session.release.current.backend.binary
-    return bool(proc.returncode == 0 and proc.stdout.strip() == binary)
+    proc = nix.flake("eval --json", f"{directory}#{attr}", inputs, "--apply", _PROGRAM)
+    backend = inv.session.release.current.backend
+    try:
+        program: dict[str, Any] = json.loads(proc.stdout) if proc.returncode == 0 else {}
+    except ValueError:
+        return False
+    package = f"{backend.binary}-{backend.version}.drv"
+    return bool(program.get("program") == backend.binary and package in program.get("from", []))
 
 
 def _flake_refs(line: CommandLine) -> list[str]:
