@@ -116,3 +116,25 @@ def test_inputs_nix_cannot_print_as_json_are_refused_not_a_crash(session: Sessio
     inputs = '  inputs.nixpkgs.url = "github:NixOS/nixpkgs";\n  inputs.nixpkgs.x = 1.0e308 * 10.0;'
     with pytest.raises(CommandError, match="not data Nix can print"):
         _build(session, "inf", inputs, "inputs.nixpkgs.legacyPackages.x86_64-linux.coreutils")
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        '  inputs.nixpkgs.url = "nixpkgs/nixos-unstable";',
+        '  inputs.nixpkgs.url = "git+https://github.com/NixOS/nixpkgs?ref=nixos-unstable";',
+        '  inputs.nixpkgs.url = "https://github.com/NixOS/nixpkgs/archive/nixos-unstable.tar.gz";',
+        "",  # not declared: taken by the outputs function, looked up in the flake registry
+    ],
+    ids=["registry", "git", "tarball", "implicit"],
+)
+def test_other_ways_to_name_nixpkgs(session: Session, inputs: str) -> None:
+    """nixpkgs named through the flake registry, a git URL, a tarball, or not declared at all:
+    each was refused as having no stand-in, or went to the network."""
+    flake = (
+        "{\n" + inputs + "\n"
+        "  outputs = { self, nixpkgs }: "
+        "{ packages.x86_64-linux.default = nixpkgs.legacyPackages.x86_64-linux.coreutils; };\n}\n"
+    )
+    script = f"mkdir -p n\ncd n\ncat > flake.nix <<'EOF'\n{flake}EOF\nnix build\n"
+    session.run(split(script), models())

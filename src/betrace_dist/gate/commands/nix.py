@@ -97,7 +97,7 @@ def _overrides(session: Session, directory: Path) -> dict[str, Path]:
                 "flake-utils and BeTrace's flake only"
             )
         used[name] = stand_in
-        if stand_in == UPSTREAM:  # and BeTrace's own inputs, unless the page made them follow
+        if stand_in == UPSTREAM:  # and BeTrace's own (over a follows: the same stand-ins)
             used[f"{name}/nixpkgs"] = STUBS / "nixpkgs"
             used[f"{name}/flake-utils"] = STUBS / "flake-utils"
     return used
@@ -106,12 +106,35 @@ def _overrides(session: Session, directory: Path) -> dict[str, Path]:
 #: What an input's url names (lower case) -> its stand-in: nixpkgs (any branch, from GitHub or
 #: FlakeHub), flake-utils, and BeTrace's flake (tests/artefacts/nix_stubs)
 _STAND_INS = (
-    (("github:nixos/nixpkgs", "https://flakehub.com/f/nixos/nixpkgs/"), STUBS / "nixpkgs"),
     (
-        ("github:numtide/flake-utils", "https://flakehub.com/f/numtide/flake-utils/"),
+        (
+            "github:nixos/nixpkgs",
+            "https://flakehub.com/f/nixos/nixpkgs/",
+            "git+https://github.com/nixos/nixpkgs",
+            "https://github.com/nixos/nixpkgs/archive/",
+            "nixpkgs",  # the flake registry's name (an indirect reference), implicit inputs too
+            "flake:nixpkgs",
+        ),
+        STUBS / "nixpkgs",
+    ),
+    (
+        (
+            "github:numtide/flake-utils",
+            "https://flakehub.com/f/numtide/flake-utils/",
+            "git+https://github.com/numtide/flake-utils",
+            "flake-utils",
+            "flake:flake-utils",
+        ),
         STUBS / "flake-utils",
     ),
-    (("github:betrace-hq/betrace", "https://flakehub.com/f/betrace-hq/betrace/"), UPSTREAM),
+    (
+        (
+            "github:betrace-hq/betrace",
+            "https://flakehub.com/f/betrace-hq/betrace/",
+            "git+https://github.com/betrace-hq/betrace",
+        ),
+        UPSTREAM,
+    ),
 )
 
 
@@ -120,8 +143,10 @@ def _stand_in(url: str) -> Path | None:
     for prefixes, stand_in in _STAND_INS:
         for prefix in prefixes:
             rest = lowered[len(prefix) :] if lowered.startswith(prefix) else None
-            # github:nixos/nixpkgs-foo is another repository; a FlakeHub prefix ends in /
-            if rest is not None and (prefix.endswith("/") or rest[:1] in ("", "/", "?")):
+            # github:nixos/nixpkgs-foo is another repository; a prefix ending in / takes any
+            # path; a git URL may end in .git
+            end = (rest or "").removeprefix(".git")[:1] in ("", "/", "?")
+            if rest is not None and (prefix.endswith("/") or end):
                 return stand_in
     return None
 
@@ -137,9 +162,20 @@ def _input_url(spec: object) -> str | None:
     return f"{kind}:{owner}/{repo}" if kind and owner and repo else f"{kind}:"
 
 
+#: A flake's inputs: those it declares, and those its outputs function takes without declaring
+#: them, which Nix looks up in the flake registry by their name (`flake:NAME`).
+_INPUTS = (
+    "{ flake }: let f = import flake; declared = f.inputs or { }; "
+    "takes = if builtins.isFunction (f.outputs or null) then builtins.functionArgs f.outputs "
+    'else { }; implicit = removeAttrs takes ([ "self" ] ++ builtins.attrNames declared); '
+    'in declared // builtins.mapAttrs (name: _: { url = "flake:${name}"; }) implicit'
+)
+
+
 def _declared_inputs(session: Session, directory: Path) -> dict[str, object]:
-    """The flake's `inputs`, as Nix reads them from its flake.nix (evaluated in the page's
-    jail, without its outputs): once per page for a flake and its flake.nix's mtime."""
+    """The flake's inputs, as Nix reads them from its flake.nix (evaluated in the page's jail,
+    its outputs function's arguments but never its body): once per page for a flake and its
+    flake.nix's mtime."""
     flake = directory / "flake.nix"
     key = ("nix flake inputs", str(flake), str(session.beneath(flake, "read").stat().st_mtime))
     if key not in session.resolved:
@@ -147,7 +183,7 @@ def _declared_inputs(session: Session, directory: Path) -> dict[str, object]:
         assert nix is not None
         # the path as an argument, never in the expression's text (a folder the page named
         # may hold `${...}`)
-        expr = "{ flake }: (import flake).inputs or { }"
+        expr = _INPUTS
         argv = [nix.nix_instantiate, "--eval", "--strict", "--json", "--argstr", "flake"]
         argv += [str(flake), "-E", expr]
         proc = nix.run(argv)
