@@ -183,3 +183,18 @@ def test_a_revision_is_ascii_digits(session: Session) -> None:
     run(session, f"{INSTALL} -n betrace\n")
     with pytest.raises(CommandError, match="the revision is a number, not '²'"):
         run(session, "helm rollback betrace ² -n betrace\n")
+
+
+def test_reuse_values_renders_with_the_old_charts_values(session: Session) -> None:
+    """With --reuse-values Helm renders with the previous revision's chart values in place of
+    the new chart's (tried with both Helm binaries on a stub API server): the model rendered
+    with the new chart's, so a port moved in the chart's values.yaml moved the Service."""
+    run(session, f"{INSTALL} -n betrace\n")
+    run(session, "sed -i 's/^    http: 12011$/    http: 9000/' helm/betrace/values.yaml\n")
+    run(session, f"{UPGRADE} --reuse-values\n")
+    run(session, "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n")
+    with pytest.raises(CommandError, match="has no port 9000"):
+        run(session, "kubectl -n betrace port-forward svc/betrace-backend 9000:9000\n")
+    # without it, the new chart's values are the defaults
+    run(session, f"{UPGRADE} --set image.registry={REGISTRY}\n")
+    run(session, "kubectl -n betrace port-forward svc/betrace-backend 9001:9000\n")

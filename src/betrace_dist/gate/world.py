@@ -156,6 +156,9 @@ class HelmRelease:
     #: the values the page gave this revision (Helm's user-supplied values), which a later
     #: upgrade may reuse; a modelled Grafana's are its Grafana-level ones
     values: dict[str, Any] = field(default_factory=dict)
+    #: a local chart's own values (values.yaml) this revision rendered with: with
+    #: --reuse-values, Helm renders the next revision with these in place of the new chart's
+    defaults: dict[str, Any] = field(default_factory=dict)
     #: the revisions before this one, oldest first, each as it was (its chart, objects and
     #: values, without a history of its own): what `helm rollback` restores
     history: list[HelmRelease] = field(default_factory=list)

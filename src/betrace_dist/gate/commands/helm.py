@@ -454,8 +454,8 @@ def _upgrade_values(
     --reuse-values puts them over the previous revision's, which also stand for the chart's
     defaults (a key nulled now keeps its previous value); --reset-then-reuse-values (Helm 4)
     puts them over the previous ones on the new chart's defaults; with none of these, an
-    upgrade that gives no values takes the previous revision's. The page's chart is the same
-    in both revisions, so the old chart's defaults are the new one's."""
+    upgrade that gives no values takes the previous revision's. With --reuse-values Helm also
+    renders with the old chart's values in place of the new chart's (see _local_release)."""
     if parsed.has("--reset-values"):
         return given
     if parsed.has("--reuse-values"):
@@ -497,16 +497,37 @@ def _local_release(
         if _major(binary) >= 4:
             _client_dry_run(inv, binary, ref, chart)
     values = given = _given_values(inv, parsed)
+    defaults = _chart_defaults(inv, chart)
+    rendered_with: dict[str, Any] | None = None
     if existing is not None:
         values = _upgrade_values(parsed, existing.values, given)
-    objects = _rendered(inv, chart, parsed, None if values == given else values)
+        rendered_with = None if values == given else values
+        if parsed.has("--reuse-values"):
+            # Helm renders with the old chart's values in place of the new chart's own
+            # (Upgrade.reuseValues: chart.Values = the old release's coalesced values)
+            defaults = existing.defaults
+            rendered_with = _coalesced(values, defaults)
+    objects = _rendered(inv, chart, parsed, rendered_with)
     # Values of the backend's variables follow the one rule of backend_env.py.
     problems = backend_env.manifest_problems([o.doc for o in objects], inv.session.release)
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
     _images_published(inv, objects)
     ours = inv.session.is_projects(chart, f"helm/{inv.session.release.current.chart.name}", _FREE)
-    return HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours, values=values)
+    release = HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours)
+    release.values, release.defaults = values, defaults
+    return release
+
+
+def _chart_defaults(inv: Invocation, chart: Path) -> dict[str, Any]:
+    """A local chart's own values (its values.yaml, read as the page's file: bounded, never
+    through a link leading out), or none where it has no readable one."""
+    try:
+        text = inv.session.read(str(chart / "values.yaml"))
+        loaded = yamlio.safe_load(text, inv.session.reader_path(chart / "values.yaml"))
+    except (OSError, ProblemsError, CommandError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 #: What a copy of the project's chart may change and stay the project's: the values, which the
