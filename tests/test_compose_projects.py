@@ -131,3 +131,27 @@ def test_what_a_service_runs_is_not_taken_from_its_image_name(
     run(session, "docker compose up --wait\n")
     with pytest.raises(CommandError, match=f"nothing known is served .* on port {port}"):
         run(session, f"curl -fsS http://localhost:{port}/v1/health\n")
+
+
+def test_a_built_image_is_known_by_any_spelling_docker_reads(session: Session) -> None:
+    """A tag built without `:latest`, run as `...:latest`: the page's own build under the
+    backend's name was taken for the backend (found by an attack)."""
+    data = session.release
+    name = f"{data.project.registry}/backend"
+    run(session, "mkdir mine\nprintf 'FROM nginx:1.27\\n' > mine/Dockerfile\n")
+    run(session, f"docker build -t {name} mine\n")
+    _project_of(session, f"  api:\n    image: {name}:latest\n")
+    port = data.current.backend.ports["http"].port
+    run(session, "docker compose up --wait\n")
+    with pytest.raises(CommandError, match=f"nothing known is served .* on port {port}"):
+        run(session, f"curl -fsS http://localhost:{port}/v1/health\n")
+
+
+def test_restart_keeps_the_ports_the_containers_were_made_with(session: Session) -> None:
+    """start, restart and unpause run the containers made before: a port changed in the file
+    since is not theirs until an `up` makes them again (the model moved it at a restart)."""
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
+    run(session, "BETRACE_HTTP_HOST_PORT=12098 docker compose restart\n")
+    run(session, "curl -fsS http://localhost:12011/v1/health\n")
+    with pytest.raises(CommandError, match="nothing answers on localhost:12098"):
+        run(session, "curl -fsS http://localhost:12098/v1/health\n")

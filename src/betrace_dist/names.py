@@ -69,10 +69,29 @@ def closest(name: str, choices: list[str]) -> str:
     return f", did you mean '{match[0]}'?" if match else ""
 
 
-_NUMBER = re.compile(r"[0-9]+")
+#: at most ten digits: enough for every count and port the models read, and int() of a longer
+#: string is refused by Python itself past 4300 digits (an internal error, not a verdict)
+_NUMBER = re.compile(r"[0-9]{1,10}")
 
 
 def is_number(text: str) -> bool:
     """ASCII digits only, as Go's strconv.Atoi, Helm and kubectl read a number: str.isdigit()
-    also takes '²', which int() then refuses, and other scripts' digits, which it reads."""
+    also takes '²', which int() then refuses, and other scripts' digits, which it reads. At
+    most ten of them (_NUMBER)."""
     return _NUMBER.fullmatch(text) is not None
+
+
+def canonical_image(ref: str) -> str:
+    """An image reference as Docker resolves it, so that two spellings of one image compare
+    equal: no tag and no digest means `:latest`; a first component with no `.` or `:` (and not
+    `localhost`) is on Docker Hub (`docker.io/`), whose single names are under `library/`."""
+    name, at, digest = ref.partition("@")
+    if ":" not in name.rsplit("/", 1)[-1] and not at:
+        name += ":latest"
+    first = name.split("/", 1)[0]
+    if "/" not in name or ("." not in first and ":" not in first and first != "localhost"):
+        name = "docker.io/" + name
+    name = name.replace("index.docker.io/", "docker.io/", 1)
+    if name.startswith("docker.io/") and name.count("/") == 1:
+        name = "docker.io/library/" + name.removeprefix("docker.io/")
+    return name + at + digest

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..names import TARGET_ROLES, image_role, is_number
+from ..names import TARGET_ROLES, canonical_image, image_role, is_number
 
 if TYPE_CHECKING:
     from ..release import ReleaseData
@@ -278,8 +278,8 @@ class World:
         tag); in the modelled Grafana chart, Grafana; in anything else the page wrote,
         names.image_role of its image."""
         image = str(container.get("image") or "")
-        if image in self.images:
-            return TARGET_ROLES.get(self.images[image] or "")
+        if self.built(image):
+            return self.built_role(image)
         release = next(
             (r for r in self.releases.values() if any(o is workload for o in r.objects)), None
         )
@@ -288,6 +288,16 @@ class World:
         if release is not None and release.project_chart:
             return workload.component if workload.component in TARGET_ROLES.values() else None
         return image_role(image, data.project.registry)
+
+    def built(self, image: str) -> bool:
+        """The image is one the page built (any spelling Docker reads as its tag)."""
+        return any(canonical_image(t) == canonical_image(image) for t in self.images)
+
+    def built_role(self, image: str) -> str | None:
+        """What an image the page built runs: its target of the project's Dockerfile's role."""
+        wanted = canonical_image(image)
+        found = [v for t, v in self.images.items() if canonical_image(t) == wanted]
+        return TARGET_ROLES.get(found[-1] or "") if found else None
 
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:
         """The container port a Service port's targetPort leads to: a number as written, a name

@@ -35,7 +35,7 @@ from ...artefacts.compose import (
     is_backend_service,
     service_role,
 )
-from ...names import BETRACE_IMAGES, TARGET_ROLES, closest
+from ...names import BETRACE_IMAGES, closest
 from ...release import ReleaseData
 from ..session import CommandError, Invocation, Session
 from ..world import Listener, World, listing
@@ -389,12 +389,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
     # a project is its name, as Compose knows it: the same name in two folders is one project
     key = str(project.get("name") or compose_file.parent)
     if sub in ("up", "start", "restart", "create", "unpause"):
-        # `create` and `up --no-start` make containers that do not run: nothing answers yet;
-        # `up SERVICE` starts what it depends on too, unless --no-deps
-        running = sub != "create" and not line.args.has("--no-start")
-        deps = sub == "up" and not line.args.has("--no-deps")
-        started = _with_dependencies(services, named, deps) if named else list(services)
-        _start(inv.session, key, project, started if running else [])
+        _starting(inv, line, key, project, named)
     data = inv.session.release
     runs_backend = any(  # another project's stop or down leaves the live backend be
         is_backend_service(services[n], data) for n in (named or services)
@@ -433,15 +428,36 @@ def _with_dependencies(services: dict[str, Any], named: list[str], deps: bool) -
     return found
 
 
-def _start(session: Session, key: str, project: dict[str, Any], started: list[str]) -> None:
+def _starting(
+    inv: Invocation, line: ComposeLine, key: str, project: dict[str, Any], named: list[str]
+) -> None:
+    """up, start, restart, create, unpause: which services run now, with which configuration.
+    `create` and `up --no-start` make containers that do not run (nothing answers yet); `up
+    SERVICE` starts what it depends on too, unless --no-deps. Only `up` and `create` make
+    containers from the files as they are now: start, restart and unpause run the containers
+    made before, with their configuration (and their ports)."""
+    sub, services = line.sub, project.get("services", {})
+    running = sub != "create" and not line.args.has("--no-start")
+    deps = sub == "up" and not line.args.has("--no-deps")
+    started = _with_dependencies(services, named, deps) if named else list(services)
+    made = inv.session.world.compose_projects.get(key)
+    recreate = sub in ("up", "create") and not line.args.has("--no-recreate")
+    if not recreate and made is not None:
+        project = made
+    _start(inv.session, key, project, started if running else [], recreate)
+
+
+def _start(
+    session: Session, key: str, project: dict[str, Any], started: list[str], recreate: bool
+) -> None:
     """The project as started: held to the backend's and the app's rules, then its ports."""
     services: dict[str, Any] = project.get("services", {})
     problem = _stack_problem(services, session.release)
     if problem is not None:
         raise CommandError(problem)
     session.world.compose_projects[key] = project
-    # a service started again is recreated with this configuration: its old ports are gone
-    _unpublish(session.world, key, set(started))
+    if recreate:  # a service made again with this configuration: its old ports are gone
+        _unpublish(session.world, key, set(started))
     _publish(session.world, key, services, started, session.release)
 
 
@@ -556,8 +572,8 @@ def _mark_roles(session: Session, services: dict[str, Any]) -> None:
                 service[ROLE] = None
             continue
         image = str(service.get("image") or "")
-        if image in session.world.images:
-            service[ROLE] = TARGET_ROLES.get(session.world.images[image] or "")
+        if session.world.built(image):
+            service[ROLE] = session.world.built_role(image)
 
 
 def _program_exists(name: str, service: dict[str, Any], program: str, session: Session) -> None:

@@ -226,7 +226,7 @@ def _unknown(world: World, obj: K8sObject, container: Mapping[str, Any] | None) 
     if container is None:
         return f"{obj.kind} {obj.name} (no one container of its pods declares the port)"
     image = str(container.get("image"))
-    if image in world.images:
+    if world.built(image):
         why = "built on this page, not from a target of the project's docker/Dockerfile"
     else:
         why = "neither built on this page nor one the gate knows"
