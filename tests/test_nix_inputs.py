@@ -138,3 +138,19 @@ def test_other_ways_to_name_nixpkgs(session: Session, inputs: str) -> None:
     )
     script = f"mkdir -p n\ncd n\ncat > flake.nix <<'EOF'\n{flake}EOF\nnix build\n"
     session.run(split(script), models())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "git+https://github.com/NixOS/nixpkgs/../../attacker/evil",
+        "https://github.com/NixOS/nixpkgs/archive/../../../attacker/evil/archive/main.tar.gz",
+        "NIXPKGS",
+    ],
+)
+def test_a_url_that_may_name_another_repository_has_no_stand_in(session: Session, url: str) -> None:
+    """A path Git or curl resolves elsewhere, or a registry name in another case, was given
+    nixpkgs's stand-in (found by an attack)."""
+    inputs = f'  inputs.nixpkgs.url = "{url}";'
+    with pytest.raises(CommandError, match="has no stand-in"):
+        _build(session, "elsewhere", inputs, "inputs.nixpkgs.legacyPackages.x86_64-linux.hello")

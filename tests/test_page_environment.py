@@ -142,3 +142,26 @@ def test_a_program_of_the_pages_named_like_the_backend_is_not_the_backend(
     run(session, "nix run . &\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:12011"):
         run(session, "curl -fsS http://localhost:12011/v1/health\n")
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        # a derivation of the page's that only takes the backend's name
+        '{ packages.x86_64-linux.default = derivation { name = "betrace-backend-2.0.0"; '
+        'system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }; }',
+        # a program of the page's with the backend's package in its string's context
+        '{ apps.x86_64-linux.default = { type = "app"; program = "${nixpkgs.legacyPackages'
+        '.x86_64-linux.runCommand "mine" { } "mkdir $out"}/bin/betrace-backend" + '
+        'builtins.substring 0 0 "${betrace.packages.x86_64-linux.backend}"; }; }',
+    ],
+    ids=["named-like-it", "context-smuggled"],
+)
+def test_only_the_backends_own_program_is_the_backend(session: Session, package: str) -> None:
+    """The program must be the backend's binary in the backend package's output (found by an
+    attack on the first check, which compared names)."""
+    require_tool("nix")
+    _consumer_flake(session, "forged", package)
+    run(session, "BETRACE_PORT_BACKEND=18085 nix run . &\n")
+    with pytest.raises(CommandError, match="nothing answers on localhost:18085"):
+        run(session, "curl -fsS http://localhost:18085/v1/health\n")

@@ -10,7 +10,6 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import EXPERIMENTAL, Nix
@@ -103,8 +102,9 @@ def _overrides(session: Session, directory: Path) -> dict[str, Path]:
     return used
 
 
-#: What an input's url names (lower case) -> its stand-in: nixpkgs (any branch, from GitHub or
-#: FlakeHub), flake-utils, and BeTrace's flake (tests/artefacts/nix_stubs)
+#: What an input's url names -> its stand-in (tests/artefacts/nix_stubs): nixpkgs (any branch,
+#: from GitHub, FlakeHub, git or a GitHub tarball, or the flake registry's name), flake-utils,
+#: and BeTrace's flake. A URL is compared in lower case; a registry name as written.
 _STAND_INS = (
     (
         (
@@ -112,9 +112,8 @@ _STAND_INS = (
             "https://flakehub.com/f/nixos/nixpkgs/",
             "git+https://github.com/nixos/nixpkgs",
             "https://github.com/nixos/nixpkgs/archive/",
-            "nixpkgs",  # the flake registry's name (an indirect reference), implicit inputs too
-            "flake:nixpkgs",
         ),
+        ("nixpkgs", "flake:nixpkgs"),
         STUBS / "nixpkgs",
     ),
     (
@@ -122,9 +121,8 @@ _STAND_INS = (
             "github:numtide/flake-utils",
             "https://flakehub.com/f/numtide/flake-utils/",
             "git+https://github.com/numtide/flake-utils",
-            "flake-utils",
-            "flake:flake-utils",
         ),
+        ("flake-utils", "flake:flake-utils"),
         STUBS / "flake-utils",
     ),
     (
@@ -133,22 +131,37 @@ _STAND_INS = (
             "https://flakehub.com/f/betrace-hq/betrace/",
             "git+https://github.com/betrace-hq/betrace",
         ),
+        (),
         UPSTREAM,
     ),
 )
 
 
 def _stand_in(url: str) -> Path | None:
-    lowered = url.lower()
-    for prefixes, stand_in in _STAND_INS:
-        for prefix in prefixes:
-            rest = lowered[len(prefix) :] if lowered.startswith(prefix) else None
-            # github:nixos/nixpkgs-foo is another repository; a prefix ending in / takes any
-            # path; a git URL may end in .git
-            end = (rest or "").removeprefix(".git")[:1] in ("", "/", "?")
-            if rest is not None and (prefix.endswith("/") or end):
-                return stand_in
+    """The stand-in of what an input's url names, or None. A path with `.` or `..` in it may
+    lead to another repository once Git or curl resolves it: it names nothing known."""
+    path = url.split("?", 1)[0]
+    if any(part in (".", "..") for part in path.split("/")):
+        return None
+    for urls, names, stand_in in _STAND_INS:
+        if any(url == n or url.startswith(n + "/") for n in names):
+            return stand_in
+        if any(_names(url.lower(), prefix) for prefix in urls):
+            return stand_in
     return None
+
+
+def _names(url: str, prefix: str) -> bool:
+    """`url` names what `prefix` does: a GitHub or FlakeHub reference with any revision after
+    it, a git URL with only `.git` or a query after it, a tarball of the archive folder."""
+    if not url.startswith(prefix):
+        return False
+    rest = url[len(prefix) :]
+    if prefix.endswith("/archive/"):
+        return "/" not in rest
+    if prefix.startswith("git+"):
+        return rest.removeprefix(".git")[:1] in ("", "?")
+    return prefix.endswith("/") or rest[:1] in ("", "/", "?")
 
 
 def _input_url(spec: object) -> str | None:
@@ -360,23 +373,21 @@ def nix(inv: Invocation) -> str | None:
 
 
 #: The program `nix run` starts: an app's program, else a package's meta.mainProgram, else its
-#: pname, else its name without the version (src/nix/app.cc, the same at Nix 2.8.0 and 2.35.2);
-#: and the derivations it comes from (the string's context), each as "NAME-VERSION.drv".
+#: pname, else its name without the version (src/nix/app.cc, the same at Nix 2.8.0 and 2.35.2),
+#: as a path.
 _PROGRAM = (
-    'x: let program = if (x.type or "") == "app" then x.program else '
-    '"${x}/bin/${x.meta.mainProgram or x.pname or (builtins.parseDrvName x.name).name}"; '
-    "in { program = baseNameOf (builtins.unsafeDiscardStringContext program); "
-    "from = map (p: builtins.substring 33 (-1) (baseNameOf p)) "
-    "(builtins.attrNames (builtins.getContext program)); }"
+    'x: builtins.unsafeDiscardStringContext (if (x.type or "") == "app" then x.program else '
+    '"${x}/bin/${x.meta.mainProgram or x.pname or (builtins.parseDrvName x.name).name}")'
 )
 
 
 def _starts_backend(inv: Invocation, directory: Path, attr: str, inputs: dict[str, Path]) -> bool:
     """`nix run` of it starts the backend: the program it runs, evaluated for real with the
-    stand-in inputs, is the backend's binary, out of the backend's package (BINARY-VERSION, as
-    the stand-in of BeTrace's flake and an overrideAttrs of it name it), whatever the output's
-    name: `default` may be it, and a page's own `backend` may be something else. A wrapper
-    script of the page's that starts the backend is not recognised (the page is refused)."""
+    stand-in inputs, is the backend's binary in the output of BeTrace's backend package (the
+    stand-in's, as the Nix guide runs it), whatever the output's name: `default` may be it, and
+    a page's own `backend` may be something else. A wrapper of the page's that starts the
+    backend, and a patched build of it (an overrideAttrs), are not recognised: no guide runs
+    one with `nix run`, and such a page is refused (nothing answers)."""
     if attr.count(".") != 2:  # as written: resolved as `nix run` resolves it
         outputs = _outputs(inv.session, directory, (directory / "flake.nix").stat().st_mtime)
         found = _resolve("run", attr, outputs)
@@ -385,14 +396,24 @@ def _starts_backend(inv: Invocation, directory: Path, attr: str, inputs: dict[st
         attr = f"{found[0]}.{_HOST}.{found[1]}"
     nix = _nix(inv.session)
     assert nix is not None
-    proc = nix.flake("eval --json", f"{directory}#{attr}", inputs, "--apply", _PROGRAM)
-    backend = inv.session.release.current.backend
-    try:
-        program: dict[str, Any] = json.loads(proc.stdout) if proc.returncode == 0 else {}
-    except ValueError:
-        return False
-    package = f"{backend.binary}-{backend.version}.drv"
-    return bool(program.get("program") == backend.binary and package in program.get("from", []))
+    proc = nix.flake("eval --raw", f"{directory}#{attr}", inputs, "--apply", _PROGRAM)
+    expected = _backend_program(inv.session)
+    return bool(proc.returncode == 0 and expected and proc.stdout.strip() == expected)
+
+
+def _backend_program(session: Session) -> str:
+    """Where the backend's binary is in the output of the stand-in of BeTrace's backend package
+    (evaluated once per page), or "" where it cannot be evaluated."""
+    key = ("nix backend program",)
+    if key not in session.resolved:
+        nix = _nix(session)
+        assert nix is not None
+        ref = f"{UPSTREAM}#packages.{_HOST}.backend.outPath"
+        proc = nix.flake("eval --raw", ref, dict(UPSTREAM_AS_ROOT))
+        binary = session.release.current.backend.binary
+        out = proc.stdout.strip() if proc.returncode == 0 else ""
+        session.resolved[key] = f"{out}/bin/{binary}" if out else ""
+    return str(session.resolved[key])
 
 
 def _flake_refs(line: CommandLine) -> list[str]:
