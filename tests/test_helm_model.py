@@ -198,3 +198,26 @@ def test_reuse_values_renders_with_the_old_charts_values(session: Session) -> No
     # without it, the new chart's values are the defaults
     run(session, f"{UPGRADE} --set image.registry={REGISTRY}\n")
     run(session, "kubectl -n betrace port-forward svc/betrace-backend 9001:9000\n")
+
+
+def test_a_long_number_is_no_number(session: Session) -> None:
+    """int() refuses strings over 4300 digits: an internal error, not a verdict."""
+    run(session, f"{INSTALL} -n betrace\n")
+    with pytest.raises(CommandError, match="the revision is a number"):
+        run(session, "helm rollback betrace " + "9" * 5000 + " -n betrace\n")
+
+
+def test_a_date_in_a_charts_values_goes_back_to_helm_as_text(session: Session) -> None:
+    """YAML reads a date as a date, which json.dumps refused when a reuse wrote the chart's
+    values for Helm: an internal error (found by an attack)."""
+    chart = (
+        "mkdir -p mine/templates\n"
+        "printf 'apiVersion: v2\\nname: mine\\nversion: 0.1.0\\n' > mine/Chart.yaml\n"
+        "printf 'released: 2024-01-01\\n' > mine/values.yaml\n"
+        "printf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: mine}\\n"
+        'data: {released: "{{ .Values.released }}"}\\n\' > mine/templates/cm.yaml\n'
+    )
+    run(session, chart + "helm install mine ./mine -n default\n")
+    run(session, "helm upgrade mine ./mine -n default --reuse-values\n")
+    config = session.world.find("default", "ConfigMap", "mine")
+    assert config is not None and config.doc["data"]["released"] == "2024-01-01"

@@ -476,8 +476,10 @@ def _rendered(
         return renders[-1]
     scratch = inv.session.scratch()  # made by descriptor: never where a link of the page leads
     try:
-        # JSON is YAML: Helm reads it as a values file
-        path = inv.session.write_scratch(scratch, "values.json", json.dumps(values))
+        # JSON is YAML: Helm reads it as a values file. A date YAML read from a values file
+        # goes back as the text it was, as Helm's YAML reader keeps it (a string)
+        text = json.dumps(values, default=str)
+        path = inv.session.write_scratch(scratch, "values.json", text)
         renders = [_render(inv, chart, name, parsed, b, path) for b in _helm_binaries()]
     finally:
         inv.session.sandbox.remove(scratch)
