@@ -126,6 +126,11 @@ class K8sObject:
         exec and port-forward reach)."""
         return _maps(_map(self.pod_spec()).get("containers"))
 
+    def declared_ports(self) -> list[dict[str, Any]]:
+        """The ports its pods' containers declare (not init ones: kubectl and the Service
+        controller resolve a named port on those)."""
+        return [p for c in self.running() for p in _maps(c.get("ports"))]
+
     @property
     def selector(self) -> dict[str, Any]:
         """A Service's selector ({} when it has none)."""
@@ -208,8 +213,9 @@ class World:
     helm_repos: dict[str, str] = field(default_factory=dict)
     listeners: dict[int, Listener] = field(default_factory=dict)
     compose_projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by its name
-    # tag -> the target of the project's Dockerfile `docker build` made it from ("" for the last
-    # stage), None when it was built from another Dockerfile (what it runs is not known)
+    # tag (names.canonical_image: any spelling Docker reads as it) -> the target of the
+    # project's Dockerfile `docker build` made it from ("" for the last stage), None when it was
+    # built from another Dockerfile (what it runs is not known); World.built reads it
     images: dict[str, str | None] = field(default_factory=dict)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
     checkouts: dict[str, str] = field(default_factory=dict)
@@ -289,15 +295,18 @@ class World:
             return workload.component if workload.component in TARGET_ROLES.values() else None
         return image_role(image, data.project.registry)
 
+    def build(self, tag: str, target: str | None) -> None:
+        """`docker build -t tag` made an image from `target` of the project's Dockerfile (None:
+        from another Dockerfile)."""
+        self.images[canonical_image(tag)] = target
+
     def built(self, image: str) -> bool:
         """The image is one the page built (any spelling Docker reads as its tag)."""
-        return any(canonical_image(t) == canonical_image(image) for t in self.images)
+        return canonical_image(image) in self.images
 
     def built_role(self, image: str) -> str | None:
         """What an image the page built runs: its target of the project's Dockerfile's role."""
-        wanted = canonical_image(image)
-        found = [v for t, v in self.images.items() if canonical_image(t) == wanted]
-        return TARGET_ROLES.get(found[-1] or "") if found else None
+        return TARGET_ROLES.get(self.images.get(canonical_image(image)) or "")
 
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:
         """The container port a Service port's targetPort leads to: a number as written, a name
@@ -305,10 +314,8 @@ class World:
         if isinstance(target, int) or is_number(str(target)):
             return int(target)
         for workload in self.behind(namespace, service):
-            # kubectl and the Service controller look at the pods' containers, not init ones
-            for container in workload.running():
-                for port in _maps(container.get("ports")):
-                    number = port.get("containerPort")
-                    if port.get("name") == target and isinstance(number, int):
-                        return number
+            for port in workload.declared_ports():
+                number = port.get("containerPort")
+                if port.get("name") == target and isinstance(number, int):
+                    return number
         return None

@@ -202,7 +202,7 @@ def _build(inv: Invocation, args: list[str]) -> None:
     # named `backend` may run anything
     ours = inv.session.is_projects(dockerfile, "docker/Dockerfile")
     for tag in build.tags:
-        inv.session.world.images[tag] = (build.target or "").lower() if ours else None
+        inv.session.world.build(tag, (build.target or "").lower() if ours else None)
 
 
 def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str) -> None:
@@ -231,7 +231,7 @@ def _push(inv: Invocation, args: list[str]) -> None:
     if len(refs) != 1:
         raise CommandError("docker push: name one image, with its tag")
     built = list(inv.session.world.images)
-    if refs[0] not in built:
+    if not inv.session.world.built(refs[0]):
         raise CommandError(
             f"docker push: '{refs[0]}' was not built earlier on this page{closest(refs[0], built)}"
             f"; {listing('built', built)}"

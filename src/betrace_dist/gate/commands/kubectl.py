@@ -208,7 +208,7 @@ def _pod_port(obj: K8sObject, remote: str) -> int:
     containers declares, as kubectl resolves it."""
     if is_number(remote):
         return int(remote)
-    declared = [p for c in obj.running() for p in c.get("ports") or [] if isinstance(p, dict)]
+    declared = obj.declared_ports()
     port = next((p for p in declared if p.get("name") == remote), None)
     if port is None:
         names = [str(p.get("name")) for p in declared if p.get("name")]
