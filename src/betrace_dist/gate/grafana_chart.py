@@ -26,6 +26,12 @@ from ruamel.yaml import YAML
 from ..names import is_number
 from ..yamlio import type_name
 
+#: Grafana's HTTP port: http_port of its [server] section, 3000 unless GF_SERVER_HTTP_PORT (its
+#: variable for that key) says otherwise. Read in grafana/grafana's conf/defaults.ini (commit
+#: 002060fd, a 10.x tree) and pkg/setting's EnvKey (GF_<SECTION>_<KEY>, upper case), not at the
+#: pinned Grafana's tag; at their pinned versions, both charts' Grafana containers declare it.
+GRAFANA_PORT, GRAFANA_PORT_VARIABLE = 3000, "GF_SERVER_HTTP_PORT"
+
 SCHEMA_FILE = Path(__file__).parent / "data" / "grafana-chart-values.schema.yaml"
 
 #: Kubernetes object names are DNS labels: at most 63 characters
@@ -470,4 +476,4 @@ def grafana_container(values: dict[str, Any], fullname: str, app_version: str) -
         if name := _named(item.get("name")):
             env_from.append({"configMapRef": {"name": name, **_optional(item)}})
     container = {"name": "grafana", "image": image(values, app_version), "env": env}
-    return container | {"ports": [{"containerPort": 3000}], "envFrom": env_from}
+    return container | {"ports": [{"containerPort": GRAFANA_PORT}], "envFrom": env_from}

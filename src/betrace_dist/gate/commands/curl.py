@@ -15,15 +15,11 @@ from ...names import closest, is_number
 from ...release import Release
 from ...tools import ToolMissing
 from .. import grafana_http, live, missing
+from ..grafana_chart import GRAFANA_PORT, GRAFANA_PORT_VARIABLE
 from ..session import CommandError, Invocation
 from ..world import Listener
 from .flags import Options, options, split_flag
 
-#: Grafana's HTTP port: http_port of its [server] section, 3000 unless GF_SERVER_HTTP_PORT (its
-#: variable for that key) says otherwise. Read in grafana/grafana's conf/defaults.ini (commit
-#: 002060fd, a 10.x tree) and pkg/setting's EnvKey (GF_<SECTION>_<KEY>, upper case), not at the
-#: pinned Grafana's tag; at their pinned versions, both charts' Grafana containers declare 3000.
-GRAFANA_PORT, GRAFANA_PORT_VARIABLE = 3000, "GF_SERVER_HTTP_PORT"
 #: OTLP/HTTP paths the collector receives on 4318
 _OTLP_HTTP = {("POST", "/v1/traces"), ("POST", "/v1/metrics"), ("POST", "/v1/logs")}
 

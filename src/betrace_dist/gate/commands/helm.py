@@ -278,7 +278,7 @@ def _grafana_objects(
     service = {
         "metadata": {"labels": labels},
         "spec": {
-            "ports": [{"name": "service", "port": port, "targetPort": 3000}],
+            "ports": [{"name": "service", "port": port, "targetPort": grafana_chart.GRAFANA_PORT}],
             "selector": {
                 k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")
             },
