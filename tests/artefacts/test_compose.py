@@ -129,6 +129,31 @@ def test_custom_ports_and_bind_address_follow_the_env(
     )
 
 
+def test_grafana_alone_follows_its_own_bind_address(
+    compose_bin: str, tmp_path: Path, release_data: ReleaseData
+) -> None:
+    """GRAFANA_BIND_ADDRESS moves Grafana's port only: the backend, which asks for no password,
+    and the collector stay where BETRACE_BIND_ADDRESS (here its default) puts them."""
+    env = write_env(tmp_path, GRAFANA_BIND_ADDRESS=ALL_INTERFACES)
+    stack = c.Stack(c.load_project(c.COMPOSE_FILE, env, compose_bin), c.COMPOSE_FILE)
+    hosts = {
+        name: {p["host_ip"] for p in service.get("ports", [])}
+        for name, service in stack.services.items()
+        if service.get("ports")
+    }
+    assert hosts == {
+        "backend": {"127.0.0.1"},
+        "grafana": {ALL_INTERFACES},
+        "otel-collector": {"127.0.0.1"},
+    }
+    assert c.check_published_ports(stack, release_data, grafana_bind_address=ALL_INTERFACES) == []
+    assert (
+        "services.grafana.ports: container port 3000 is published on 0.0.0.0, expected "
+        '127.0.0.1; write it as "${GRAFANA_BIND_ADDRESS:-'
+        in "\n".join(c.check_published_ports(stack, release_data))
+    )
+
+
 @pytest.mark.parametrize(
     ("values", "named"),
     [
@@ -439,14 +464,16 @@ BREAKS = [
     ),
     pytest.param(
         COMPOSE,
-        r'"\$\{BETRACE_BIND_ADDRESS:-127\.0\.0\.1\}:\$\{GRAFANA_HOST_PORT:-3000\}:3000"',
+        r'"\$\{GRAFANA_BIND_ADDRESS:-\$\{BETRACE_BIND_ADDRESS:-127\.0\.0\.1\}\}:'
+        r'\$\{GRAFANA_HOST_PORT:-3000\}:3000"',
         '"3000:3000"',
         "services.grafana.ports: container port 3000 is published on 0.0.0.0, expected 127.0.0.1",
         id="port-on-all-interfaces",
     ),
     pytest.param(
         COMPOSE,
-        r"\$\{BETRACE_BIND_ADDRESS:-127\.0\.0\.1\}:\$\{GRAFANA_HOST_PORT:-3000\}",
+        r"\$\{GRAFANA_BIND_ADDRESS:-\$\{BETRACE_BIND_ADDRESS:-127\.0\.0\.1\}\}:"
+        r"\$\{GRAFANA_HOST_PORT:-3000\}",
         "0.0.0.0:3000",
         "services.grafana.ports: container port 3000 is published on 0.0.0.0, expected 127.0.0.1",
         id="port-on-0.0.0.0",

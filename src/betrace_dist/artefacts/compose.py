@@ -384,19 +384,31 @@ def check_build_contexts(stack: Stack) -> list[str]:
     return out
 
 
+#: How a published port names its host address: Grafana's has a variable of its own, which
+#: falls back to the stack's.
+_BIND = "${BETRACE_BIND_ADDRESS:-127.0.0.1}"
+_BIND_OF = {"grafana": "${GRAFANA_BIND_ADDRESS:-" + _BIND + "}"}
+
+
 def check_published_ports(
-    stack: Stack, data: ReleaseData, bind_address: str = "127.0.0.1"
+    stack: Stack,
+    data: ReleaseData,
+    bind_address: str = "127.0.0.1",
+    grafana_bind_address: str | None = None,
 ) -> list[str]:
+    """Each published port listens where the stack's settings say (Grafana's on
+    `grafana_bind_address`, when given), and the backend's are ports it listens on."""
     out = []
     backend_ports = {p.port: name for name, p in data.current.backend.ports.items()}
     for name, service in stack.services.items():
+        wanted = grafana_bind_address or bind_address if name == "grafana" else bind_address
         for port in service.get("ports", []):
             host_ip = port.get("host_ip") or "0.0.0.0"  # noqa: S104 - what an empty host_ip means
-            if host_ip != bind_address:
+            if host_ip != wanted:
                 out.append(
                     f"services.{name}.ports: container port {port.get('target')} is published "
-                    f"on {host_ip}, expected {bind_address}; write it as "
-                    '"${BETRACE_BIND_ADDRESS:-127.0.0.1}:HOST:CONTAINER"'
+                    f"on {host_ip}, expected {wanted}; write it as "
+                    f'"{_BIND_OF.get(name, _BIND)}:HOST:CONTAINER"'
                 )
             if name == "backend" and port.get("target") not in backend_ports:
                 listening = ", ".join(f"{p} ({n})" for p, n in backend_ports.items())
