@@ -979,7 +979,7 @@ def test_a_templated_admin_secret_of_the_grafana_chart_is_not_guessed(session: S
     ("url", "said"),
     [
         ("http://backend:12011", None),
-        ("http://grafana:3000", "'grafana' is not the backend's service of this project"),
+        ("http://grafana:3000", "the service 'grafana' does not run the backend of this release"),
         ("http://backnd:12011", "did you mean 'backend'?"),
         ("http://backend:12012", "the backend service listens on 12011, not 12012"),
         ("http://backend:12011 port=abc", "BETRACE_PORT_BACKEND is 'abc', not a port"),

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from betrace_dist import REPO_ROOT
 from betrace_dist.gate.commands import models
+from betrace_dist.gate.commands.compose import PROJECT_CONTEXTS
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
+from betrace_dist.yamlio import load_with_lines
 
 from .conftest import require_tool
 
@@ -155,3 +158,27 @@ def test_restart_keeps_the_ports_the_containers_were_made_with(session: Session)
     run(session, "curl -fsS http://localhost:12011/v1/health\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:12098"):
         run(session, "curl -fsS http://localhost:12098/v1/health\n")
+
+
+def test_a_stack_built_with_other_patches_does_not_run_the_backend(session: Session) -> None:
+    """The stack's `patches` context pointed at another folder (one patch left out) builds
+    upstream with other patches than the gate's live backend: the model took it for the
+    project's backend."""
+    run(session, "cp -r patches mine\nrm mine/betrace-backend/0006-*.patch\ncd docker\n" + ENV)
+    run(session, "sed -i 's#patches: ../patches#patches: ../mine#' docker-compose.yml\n")
+    with pytest.raises(CommandError, match="the service 'backend' does not run the backend"):
+        run(session, "docker compose up --build --wait\n")
+
+
+def test_the_named_contexts_the_gate_trusts_are_the_stacks() -> None:
+    """PROJECT_CONTEXTS names the project's folder for each named build context; the stack's
+    own file is where they are given."""
+
+    stack = load_with_lines(REPO_ROOT / "docker/docker-compose.yml")
+    given = {
+        name: (REPO_ROOT / "docker" / folder).resolve()
+        for service in stack["services"].values()
+        for name, folder in (service.get("build") or {}).get("additional_contexts", {}).items()
+    }
+    assert given, "the stack gives no named build context"
+    assert given == {name: REPO_ROOT / folder for name, folder in PROJECT_CONTEXTS.items()}

@@ -539,3 +539,29 @@ def test_the_projects_chart_runs_what_the_page_built_under_its_image_name(
             "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
             "curl -fsS http://localhost:12011/v1/health\n",
         )
+
+
+def test_an_image_built_with_other_patches_is_unknown(session: Session) -> None:
+    """The project's Dockerfile given another folder as its `patches` context builds upstream
+    with other patches (here one left out): the gate's live backend, built with the project's
+    series, says nothing of what it runs."""
+    version = session.release.current.version
+    image = f"{session.release.project.registry}/backend:{version}"
+    build = (
+        "cp -r patches mine\nrm mine/betrace-backend/0006-*.patch\n"
+        + f"docker build --target backend --build-context patches=mine -t {image} docker/\n"
+    )
+    forward = (
+        "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
+        + f"spec: {{containers: [{{name: b, image: {image}, ports: [{{containerPort: 12011}}]}}]}}"
+        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011\n"
+        + "curl -fsS http://localhost:12011/v1/health\n"
+    )
+    with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
+        run(session, build + forward)
+    # the same steps with the project's own series reach the backend
+    again = Session(timeout=60)
+    try:
+        run(again, build.replace("=mine", "=patches") + forward)
+    finally:
+        again.close()

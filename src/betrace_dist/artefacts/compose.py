@@ -757,7 +757,13 @@ def backend_service_problem(
     host, port = (urlsplit(url).hostname or "").lower(), backend_env.url_port(url)
     name = next((n for n in services if n.lower() == host), host)  # DNS names ignore case
     service = services.get(name)
-    if service is None or not is_backend_service(service, data):
+    if service is not None and not is_backend_service(service, data):
+        return (
+            f"the service '{name}' does not run the backend of this release: its image is "
+            "neither the release's backend image nor built from the project's Dockerfile and "
+            "patches"
+        )
+    if service is None:
         return (
             f"'{host}' is not the backend's service of this project{closest(host, list(services))}"
         )

@@ -197,17 +197,34 @@ def _build(inv: Invocation, args: list[str]) -> None:
                 f"docker build: '{where}' declares no ARG '{name}'{closest(name, declared)}; "
                 f"{listing('ARGs', sorted(set(declared)))}"
             )
-    _named_contexts(inv, build, dockerfile, text)
+    needed = _named_contexts(inv, build, dockerfile, text)
+    given = {name: inv.session.where(folder) for name, folder in needed.items()}
     # a target says what it runs only in the project's Dockerfile: a stage of the page's own
     # named `backend` may run anything
-    ours = inv.session.is_projects(dockerfile, "docker/Dockerfile")
+    ours = _projects_build(inv.session, dockerfile, given)
     for tag in build.tags:
         inv.session.world.build(tag, (build.target or "").lower() if ours else None)
 
 
-def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str) -> None:
+#: The named build contexts of the project's Dockerfile, and the project's folder each is
+#: (docker-compose.yml's additional_contexts; a test holds them together).
+PROJECT_CONTEXTS = {"patches": "patches"}
+
+
+def _projects_build(session: Session, dockerfile: Path, contexts: dict[str, Path]) -> bool:
+    """True where a build runs what the project's image of its target runs: the project's
+    Dockerfile, and as each named context it uses, the project's folder. Another `patches`
+    folder builds upstream with other patches than the live backend's."""
+    return session.is_projects(dockerfile, "docker/Dockerfile") and all(
+        name in PROJECT_CONTEXTS and session.is_projects(folder, PROJECT_CONTEXTS[name])
+        for name, folder in contexts.items()
+    )
+
+
+def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str) -> dict[str, str]:
     """Every named context the target needs is given (`--build-context NAME=DIR`), and each
-    given directory exists: without one, BuildKit looks for an image called NAME."""
+    given directory exists: without one, BuildKit looks for an image called NAME. The needed
+    ones, and the folder given for each."""
     parsed = dockerfiles.parse(dockerfile, text)
     target = build.target or (parsed.stages[-1].name if parsed.stages else "")
     given = dict(c.partition("=")[::2] for c in build.contexts)
@@ -224,6 +241,7 @@ def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str)
                 f"docker build: --build-context {name}={given[name]}: no such directory at this "
                 "point of the page"
             )
+    return {name: given[name] for name in dockerfiles.named_contexts(parsed, target)}
 
 
 def _push(inv: Invocation, args: list[str]) -> None:
@@ -564,10 +582,12 @@ def _mark_roles(session: Session, services: dict[str, Any]) -> None:
             base = Path(str(build.get("context") or ""))
             dockerfile = base / str(build.get("dockerfile") or "")
             inline = "dockerfile_inline" in build
+            contexts = build.get("additional_contexts") or {}
+            folders = {str(k): Path(str(v)) for k, v in contexts.items()}
             if (
                 inline
                 or not build.get("target")
-                or not session.is_projects(dockerfile, "docker/Dockerfile")
+                or not _projects_build(session, dockerfile, folders)
             ):
                 service[ROLE] = None
             continue
