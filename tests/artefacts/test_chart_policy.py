@@ -230,9 +230,9 @@ def test_unsigned_plugin_wildcard_and_anonymous_access_are_reported(
     edit(chart, "templates/_helpers.tpl", "\nbetrace-app\n", "\nbetrace-app,*\n")
     edit(
         chart,
-        "templates/grafana-deployment.yaml",
-        '- name: GF_AUTH_ANONYMOUS_ENABLED\n              value: "false"',
-        '- name: GF_AUTH_ANONYMOUS_ENABLED\n              value: "true"',
+        "templates/_helpers.tpl",
+        '- name: GF_AUTH_ANONYMOUS_ENABLED\n  value: "false"',
+        '- name: GF_AUTH_ANONYMOUS_ENABLED\n  value: "true"',
     )
     found = violations(helm, chart, release_data)
     assert_violation(found, "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS is 'betrace-app,*'")
@@ -707,3 +707,45 @@ def test_an_external_backend_url_is_held_to_its_form_only() -> None:
     assert "appends the backend's own paths" in str(
         _backend_url_problem([], "https://betrace.example.com/api")
     )
+
+
+def test_grafana_preinstaller_on_a_read_only_root_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    edit(
+        chart,
+        "templates/_helpers.tpl",
+        '- name: GF_PLUGINS_PREINSTALL_DISABLED\n  value: "true"',
+        '- name: GF_PLUGINS_PREINSTALL_DISABLED\n  value: "false"',
+    )
+    assert_violation(
+        violations(helm, chart, release_data),
+        "Deployment/betrace-grafana container grafana: the root filesystem is read-only, so "
+        "GF_PLUGINS_PREINSTALL_DISABLED must be 'true'",
+    )
+
+
+def _grafana_env_names(helm: Helm, chart: Path, *values: str) -> set[str]:
+    manifests = helm.template(chart, set_values=values)
+    return {
+        name
+        for _, spec in chart_policy.pod_specs(manifests)
+        for c in spec.get("containers") or []
+        if c.get("name") == "grafana"
+        for name in chart_policy.env_of(c)
+    }
+
+
+def test_extra_env_may_not_name_a_variable_the_chart_sets(helm: Helm, chart: Path) -> None:
+    """Each variable the chart renders for Grafana (with its ingress on, which adds root_url) is
+    refused in grafana.extraEnv by name: a later entry of the same name would win."""
+    ingress = ("grafana.ingress.enabled=true", "grafana.ingress.host=g.example.com")
+    names = _grafana_env_names(helm, chart, *ingress)
+    assert {"GF_AUTH_ANONYMOUS_ENABLED", "GF_SERVER_ROOT_URL"} <= names
+    for name in sorted(names):
+        extra = (f"grafana.extraEnv[0].name={name}", "grafana.extraEnv[0].value=x")
+        with pytest.raises(HelmError, match=rf"grafana\.extraEnv\[0\]\.name: {name} is set by "):
+            helm.template(chart, set_values=(*ingress, *extra))
+    # another variable is added after the chart's, and root_url is free without the ingress
+    free = ("grafana.extraEnv[0].name=GF_SERVER_ROOT_URL", "grafana.extraEnv[0].value=x")
+    assert "GF_SERVER_ROOT_URL" in _grafana_env_names(helm, chart, *free)

@@ -145,3 +145,69 @@ through its plugin proxy route, never from the browser. Default: the backend's S
 {{- randAlphaNum (int .length) | b64enc }}
 {{- end }}
 {{- end }}
+
+{{/*
+The environment the chart gives Grafana (a list of EnvVars). grafana.extraEnv comes after it and
+may not name any of these: a later entry of the same name would win, so an extra
+GF_AUTH_ANONYMOUS_ENABLED or GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS could undo the chart's
+defaults.
+*/}}
+{{- define "betrace.grafanaEnv" -}}
+- name: GF_SECURITY_ADMIN_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "betrace.adminSecretName" . }}
+      key: {{ .Values.grafana.admin.userKey }}
+- name: GF_SECURITY_ADMIN_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "betrace.adminSecretName" . }}
+      key: {{ .Values.grafana.admin.passwordKey }}
+# The plugin is unsigned: allow exactly this id and nothing else.
+- name: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS
+  value: {{ include "betrace.pluginId" . | quote }}
+- name: GF_AUTH_ANONYMOUS_ENABLED
+  value: "false"
+- name: GF_USERS_ALLOW_SIGN_UP
+  value: "false"
+# Data on its own volume so that it never hides the plugins directory of the image.
+- name: GF_PATHS_DATA
+  value: /var/lib/grafana/data
+- name: GF_PATHS_PLUGINS
+  value: /var/lib/grafana/plugins
+- name: GF_PATHS_PROVISIONING
+  value: /etc/grafana/provisioning
+- name: GF_PATHS_LOGS
+  value: /var/log/grafana
+- name: GF_LOG_MODE
+  value: console
+- name: GF_ANALYTICS_REPORTING_ENABLED
+  value: "false"
+- name: GF_ANALYTICS_CHECK_FOR_UPDATES
+  value: "false"
+{{- if .Values.grafana.ingress.enabled }}
+- name: GF_SERVER_ROOT_URL
+  value: {{ printf "%s://%s/" (ternary "https" "http" (ne .Values.grafana.ingress.tlsSecret "")) .Values.grafana.ingress.host | quote }}
+{{- end }}
+# Grafana's plugin preinstaller off. It runs at every start and replaces the bundled data-source
+# plugins (Prometheus, Tempo, Loki...) with newer ones from grafana.com; on this read-only root
+# filesystem the replacement fails after the plugin was unloaded, which leaves the data source
+# unregistered ("plugin not registered"), as grafana/grafana#132528 reports for 13.2 (not tried
+# here). The plugins directory is read-only too, so nothing it fetched could be installed.
+# preinstall_disabled of [plugins], default false: read in pkg/setting/setting_plugins.go of
+# grafana/grafana@0a8a924, not at the pinned Grafana's tag.
+- name: GF_PLUGINS_PREINSTALL_DISABLED
+  value: "true"
+{{- end }}
+
+{{/* grafana.extraEnv, refused where it names a variable betrace.grafanaEnv sets. */}}
+{{- define "betrace.grafanaExtraEnv" -}}
+{{- $fixed := dict }}
+{{- range (include "betrace.grafanaEnv" . | fromYamlArray) }}{{ $_ := set $fixed .name true }}{{ end }}
+{{- range $i, $e := .Values.grafana.extraEnv }}
+{{- if hasKey $fixed $e.name }}
+{{- fail (printf "grafana.extraEnv[%d].name: %s is set by the chart itself; an entry of the same name would override it" $i $e.name) }}
+{{- end }}
+{{- end }}
+{{- with .Values.grafana.extraEnv }}{{ toYaml . }}{{ end }}
+{{- end }}

@@ -515,6 +515,26 @@ def _no_anonymous_role(pod: _GrafanaPod) -> list[str]:
     return [f"{pod.where}: GF_AUTH_ANONYMOUS_ORG_ROLE must not be set"]
 
 
+#: Grafana's plugin preinstaller, on by default ([plugins] preinstall_disabled false, read in
+#: grafana/grafana's pkg/setting/setting_plugins.go at commit 0a8a924, not at the pinned tag),
+#: replaces bundled data-source plugins at each start; on a read-only root filesystem it
+#: unloads one, fails to write, and leaves it unregistered (grafana/grafana#132528, reported on
+#: 13.2; not run here).
+PREINSTALL = "GF_PLUGINS_PREINSTALL_DISABLED"
+
+
+def _no_preinstall_on_a_read_only_root(pod: _GrafanaPod) -> list[str]:
+    # readOnlyRootFilesystem is a container field only (Kubernetes' SecurityContext)
+    if ((pod.c.get("securityContext") or {}).get("readOnlyRootFilesystem")) is not True:
+        return []
+    if str((pod.env.get(PREINSTALL) or {}).get("value", "")).lower() == "true":
+        return []
+    return [
+        f"{pod.where}: the root filesystem is read-only, so {PREINSTALL} must be 'true': "
+        "Grafana's plugin preinstaller would unload bundled data sources it cannot replace"
+    ]
+
+
 def _admin_password_from_a_secret(pod: _GrafanaPod) -> list[str]:
     password = pod.env.get("GF_SECURITY_ADMIN_PASSWORD") or {}
     if "secretKeyRef" in (password.get("valueFrom") or {}):
@@ -619,6 +639,7 @@ _GRAFANA_RULES: list[Callable[[_GrafanaPod], list[str]]] = [
     _admin_password_from_a_secret,
     _plugin_is_installed,
     _plugin_app_is_provisioned,
+    _no_preinstall_on_a_read_only_root,
 ]
 
 
