@@ -221,3 +221,80 @@ def test_a_date_in_a_charts_values_goes_back_to_helm_as_text(session: Session) -
     run(session, "helm upgrade mine ./mine -n default --reuse-values\n")
     config = session.world.find("default", "ConfigMap", "mine")
     assert config is not None and config.doc["data"]["released"] == "2024-01-01"
+
+
+def _revisions(session: Session, name: str = "r", namespace: str = "default") -> list[int]:
+    release = session.world.releases[(namespace, name)]
+    return [r.revision for r in [*release.history, release]]
+
+
+def _small_chart(session: Session, test_hook: str | None = None) -> None:
+    """A chart of the page's own in ./mine: one ConfigMap, and with `test_hook` (the YAML of
+    its annotations past helm.sh/hook: test) a test Pod named mine-test."""
+    root = session.cwd / "mine"
+    (root / "templates").mkdir(parents=True, exist_ok=True)
+    (root / "Chart.yaml").write_text("apiVersion: v2\nname: mine\nversion: 0.1.0\n")
+    (root / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\ndata:\n  a: b\n"
+    )
+    if test_hook is not None:
+        (root / "templates" / "test.yaml").write_text(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: mine-test\n  annotations:\n"
+            f"    helm.sh/hook: test\n{test_hook}spec:\n  restartPolicy: Never\n"
+            "  containers:\n    - name: t\n      image: busybox\n"
+        )
+
+
+def test_history_max_prunes_the_oldest_revisions(session: Session) -> None:
+    """Each upgrade keeps the newest --history-max revisions (the model kept them all), so a
+    rollback to a pruned one fails, naming the revisions the release still has."""
+    _small_chart(session)
+    run(session, "helm install r ./mine\n" + "helm upgrade r ./mine --history-max 3\n" * 3)
+    assert _revisions(session) == [2, 3, 4]
+    with pytest.raises(
+        CommandError,
+        match=r"release 'r' no longer has revision 1: the helm upgrade that made revision 4 "
+        r"pruned it \(--history-max 3\); it has 2, 3, 4",
+    ):
+        run(session, "helm rollback r 1\n")
+    run(session, "helm rollback r 2 --history-max=2\n")  # a rollback prunes by its own flag
+    assert _revisions(session) == [4, 5]
+    with pytest.raises(CommandError, match=r"no longer has revision 3: the helm rollback that"):
+        run(session, "helm rollback r 3\n")
+
+
+def test_helm_keeps_ten_revisions_by_default(session: Session) -> None:
+    """Without --history-max an upgrade keeps Helm's default, 10 revisions; HELM_MAX_HISTORY
+    stands for the flag's default, and 0 (or less) keeps every revision."""
+    _small_chart(session)
+    run(session, "helm install r ./mine\n" + "helm upgrade r ./mine\n" * 10)
+    assert _revisions(session) == list(range(2, 12))
+    with pytest.raises(CommandError, match=r"revision 1: .*\(--history-max not given: 10\)"):
+        run(session, "helm rollback r 1\n")
+    run(session, "export HELM_MAX_HISTORY=3\nhelm upgrade r ./mine\n")
+    assert _revisions(session) == [10, 11, 12]
+    run(
+        session,
+        "helm upgrade r ./mine --history-max 0\nHELM_MAX_HISTORY=-1 helm upgrade r ./mine\n",
+    )
+    assert _revisions(session) == [10, 11, 12, 13, 14]
+
+
+def test_history_max_1_keeps_the_deployed_revision_too(session: Session) -> None:
+    """Helm never prunes the deployed revision: with --history-max 1 the one before the new one
+    stays, and it is the one a plain `helm rollback` goes back to."""
+    _small_chart(session)
+    run(
+        session,
+        "helm install r ./mine\nhelm upgrade r ./mine\nhelm upgrade r ./mine --history-max 1\n",
+    )
+    assert _revisions(session) == [2, 3]
+    run(session, "helm rollback r\n")
+    assert _revisions(session) == [2, 3, 4]
+
+
+def test_history_max_is_a_number(session: Session) -> None:
+    _small_chart(session)
+    run(session, "helm install r ./mine\n")
+    with pytest.raises(CommandError, match="--history-max as a decimal number, not 'five'"):
+        run(session, "helm upgrade r ./mine --history-max five\n")

@@ -164,9 +164,11 @@ class HelmRelease:
     #: a local chart's own values (values.yaml) this revision rendered with: with
     #: --reuse-values, Helm renders the next revision with these in place of the new chart's
     defaults: dict[str, Any] = field(default_factory=dict)
-    #: the revisions before this one, oldest first, each as it was (its chart, objects and
-    #: values, without a history of its own): what `helm rollback` restores
+    #: the revisions before this one that Helm still keeps, oldest first, each as it was (its
+    #: chart, objects and values, without a history of its own): what `helm rollback` restores
     history: list[HelmRelease] = field(default_factory=list)
+    #: the revisions Helm's history limit removed -> what removed them (for a rollback's message)
+    pruned: dict[int, str] = field(default_factory=dict)
     #: the objects of its test hooks that `helm test` created (they stay after it)
     tested: list[K8sObject] = field(default_factory=list)
 

@@ -11,12 +11,15 @@
   values: the Grafana chart's keys under `grafana:` (grafana_stack.py).
 - test / rollback / uninstall / status / history / get need the release installed earlier;
   the chart's test pods exist only once `helm test` made them.
+- each upgrade and rollback keeps the release's newest revisions as --history-max (else
+  HELM_MAX_HISTORY, else 10) says; a rollback to one it pruned fails.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
@@ -575,7 +578,7 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     else:
         release = _local_release(inv, parsed, chart, existing, upgrade)
     if existing is not None:
-        _supersede(existing, release)
+        _supersede(existing, release, _history_max(inv, parsed), "upgrade")
     _settle(inv, parsed.sub[0], release)
 
 
@@ -593,12 +596,76 @@ def _settle(inv: Invocation, verb: str, release: HelmRelease) -> None:
         raise CommandError(f"helm {verb} {name}: {after}{problem}")
 
 
-def _supersede(current: HelmRelease, release: HelmRelease) -> None:
-    """`release` becomes the revision after `current`, which joins its history as it was; the
-    test pods an earlier `helm test` made stay (Helm replaces them at the next `helm test`)."""
+def _supersede(
+    current: HelmRelease, release: HelmRelease, limit: tuple[int, str], verb: str
+) -> None:
+    """`release` becomes the revision after `current`, which joins its history as it was, and
+    the history is pruned to `limit` (_prune). The test pods an earlier `helm test` made stay
+    (Helm replaces them at the next `helm test`)."""
     release.revision = current.revision + 1
-    release.history = [*current.history, replace(current, history=[])]
+    release.history = [*current.history, replace(current, history=[], pruned={})]
+    release.pruned = dict(current.pruned)
     release.tested = current.tested
+    _prune(release, *limit, verb)
+
+
+#: How many revisions an upgrade or a rollback keeps when neither --history-max nor
+#: HELM_MAX_HISTORY says: defaultMaxHistory in pkg/cli/environment.go (helm/helm v4.1.4 and
+#: v3.11.1), the default of both commands' --history-max (`helm upgrade --help` prints it)
+_DEFAULT_HISTORY_MAX = 10
+#: a number as Go's strconv.Atoi reads it: an optional sign and decimal digits (19 at most
+#: here; _go_int checks the int64 range)
+_GO_INT = re.compile(r"[+-]?[0-9]{1,19}")
+
+
+def _go_int(text: str) -> int | None:
+    """The int64 Go's strconv.Atoi reads in `text`, or None where it refuses it."""
+    if _GO_INT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def _history_max(inv: Invocation, parsed: CommandLine) -> tuple[int, str]:
+    """The --history-max of an upgrade or a rollback, and how it was given. Without the flag,
+    HELM_MAX_HISTORY (exported, or set for the command) stands for its default, and where the
+    variable is not a number strconv.Atoi reads, 10: `envIntOr("HELM_MAX_HISTORY",
+    defaultMaxHistory)` in pkg/cli/environment.go, bound to --history-max by pkg/cmd/upgrade.go
+    and pkg/cmd/rollback.go (helm/helm v4.1.4) and cmd/helm/upgrade.go and rollback.go
+    (v3.11.1). The flag itself is a Go int (pflag also reads 0x.. and 0o.., which the gate
+    refuses as not decimal)."""
+    if parsed.has("--history-max"):
+        word = parsed.get("--history-max") or ""
+        value = _go_int(word)
+        if value is None:
+            raise CommandError(
+                f"helm {parsed.sub[0]}: the gate reads --history-max as a decimal number, "
+                f"not '{word}'"
+            )
+        return value, f"--history-max {word}"
+    given = inv.session.program_env() | inv.session.assignments(inv.command)
+    variable = given.get("HELM_MAX_HISTORY")
+    value = _go_int(variable) if variable is not None else None
+    if value is None:
+        return _DEFAULT_HISTORY_MAX, f"--history-max not given: {_DEFAULT_HISTORY_MAX}"
+    return value, f"HELM_MAX_HISTORY={variable}"
+
+
+def _prune(release: HelmRelease, limit: int, said: str, verb: str) -> None:
+    """Helm's history limit, applied as the new revision `release` is stored: for a limit above
+    0, Storage.Create first removes the oldest revisions until `limit - 1` remain, skipping the
+    deployed one, then stores the new one; 0 or less removes none (Storage.Create and
+    removeLeastRecent in pkg/storage/storage.go, helm/helm v4.1.4 and v3.11.1). The model's
+    deployed revision is always the one before the new one, the newest of the history, so the
+    oldest go first and a limit of 1 keeps two revisions."""
+    if limit <= 0:
+        return
+    keep = max(limit - 1, 1)
+    for old in release.history[:-keep]:
+        release.pruned[old.revision] = (
+            f"the helm {verb} that made revision {release.revision} pruned it ({said})"
+        )
+    release.history = release.history[-keep:]
 
 
 def _references_exist(session: Session, release: HelmRelease) -> None:
@@ -787,7 +854,10 @@ def _test(inv: Invocation, parsed: CommandLine, binary: str) -> None:
 def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     """`helm rollback NAME [REVISION]`: a new revision with the chart, objects and values of
     REVISION (without one, or 0, the revision before the current one), as Helm's
-    Rollback.prepareRollback makes it (pkg/action/rollback.go at helm/helm 00669cd)."""
+    Rollback.prepareRollback makes it (pkg/action/rollback.go at helm/helm 00669cd); REVISION
+    must be one the history limit kept: prepareRollback reads it from the stored revisions and
+    fails without it ("release has no N version" at v4.1.4; the storage's "release: not found"
+    at v3.11.1, pkg/action/rollback.go and pkg/storage/driver/driver.go)."""
     release = _release(inv, parsed)
     word = parsed.positional[1] if len(parsed.positional) > 1 else "0"
     if not is_number(word):
@@ -796,9 +866,15 @@ def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     revisions = {r.revision: r for r in [*release.history, release]}
     if number not in revisions:
         known = ", ".join(str(n) for n in sorted(revisions))
+        pruned = release.pruned.get(number)
+        if pruned is not None:
+            raise CommandError(
+                f"release '{release.name}' no longer has revision {number}: {pruned}; "
+                f"it has {known}"
+            )
         raise CommandError(f"release '{release.name}' has no revision {number} (it has {known})")
     restored = replace(revisions[number], objects=list(revisions[number].objects), history=[])
-    _supersede(release, restored)
+    _supersede(release, restored, _history_max(inv, parsed), "rollback")
     # what the restored pods reference may be gone since (a Secret deleted after an upgrade)
     _settle(inv, "rollback", restored)
 
