@@ -154,13 +154,15 @@ def test_rollback_needs_a_revision_the_release_has(session: Session) -> None:
 
 def test_the_test_pod_exists_only_once_helm_test_ran(session: Session) -> None:
     """Helm creates a `helm.sh/hook: test` pod when `helm test` runs: a page that reads it
-    before passed, since the model put it in the world at install. It stays after an upgrade."""
+    before passed, since the model put it in the world at install. A pod its delete policy
+    keeps after the test stays after an upgrade."""
     run(session, f"{INSTALL} -n betrace\n")
     for read in ("kubectl logs pod/betrace-test-health", "kubectl get pod betrace-test-health"):
         with pytest.raises(CommandError, match="no Pod 'betrace-test-health'"):
             run(session, f"{read} -n betrace\n")
-    run(session, "helm test betrace -n betrace\nkubectl logs pod/betrace-test-health -n betrace\n")
-    run(session, f"{UPGRADE} --reuse-values\nkubectl get pod betrace-test-health -n betrace\n")
+    _small_chart(session, "")
+    run(session, "helm install r ./mine\nhelm test r\nkubectl logs pod/mine-test\n")
+    run(session, "helm upgrade r ./mine\nkubectl get pod mine-test\n")
 
 
 def test_a_rollback_is_checked_as_an_install_is(session: Session) -> None:
@@ -298,3 +300,52 @@ def test_history_max_is_a_number(session: Session) -> None:
     run(session, "helm install r ./mine\n")
     with pytest.raises(CommandError, match="--history-max as a decimal number, not 'five'"):
         run(session, "helm upgrade r ./mine --history-max five\n")
+
+
+def test_a_passed_test_pod_is_gone_under_hook_succeeded(session: Session) -> None:
+    """The chart's test pod has hook-succeeded: Helm deletes it once the test passed, which is
+    how the gate runs `helm test` (the model kept it, and a page read its log)."""
+    run(session, f"{INSTALL} -n betrace\nhelm test betrace -n betrace\n")
+    for read in ("kubectl logs pod/betrace-test-health", "kubectl get pod betrace-test-health"):
+        with pytest.raises(
+            CommandError,
+            match=r"no Pod 'betrace-test-health' in namespace 'betrace'.*Helm deleted it when "
+            r"`helm test` passed \(its helm.sh/hook-delete-policy has hook-succeeded\).*"
+            r"`helm test --logs`",
+        ):
+            run(session, f"{read} -n betrace\n")
+    # still gone after an upgrade; a new `helm test` runs it again
+    run(session, f"{UPGRADE} --reuse-values\nhelm test betrace -n betrace\n")
+    with pytest.raises(CommandError, match="Helm deleted it when `helm test` passed"):
+        run(session, "kubectl logs pod/betrace-test-health -n betrace\n")
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        "",  # none: Helm's default, before-hook-creation
+        "    helm.sh/hook-delete-policy: before-hook-creation\n",
+        "    helm.sh/hook-delete-policy: ' Before-Hook-Creation , hook-failed'\n",
+    ],
+)
+def test_a_test_pod_without_hook_succeeded_stays_and_is_replaced(
+    session: Session, policy: str
+) -> None:
+    """Without hook-succeeded a passed test's pod stays; before-hook-creation (Helm's default,
+    the policies read trimmed and in any case) deletes it when the next `helm test` makes it."""
+    _small_chart(session, policy)
+    run(session, "helm install r ./mine\nhelm test r\nkubectl logs pod/mine-test\n")
+    run(session, "helm test r\nkubectl get pod mine-test\n")
+    release = session.world.releases[("default", "r")]
+    assert [o.name for o in release.tested] == ["mine-test"]
+
+
+def test_a_kept_test_pod_blocks_the_next_run_without_before_hook_creation(
+    session: Session,
+) -> None:
+    """hook-failed alone keeps a passed test's pod, and nothing deletes it before the next run
+    makes it again."""
+    _small_chart(session, "    helm.sh/hook-delete-policy: hook-failed\n")
+    run(session, "helm install r ./mine\nhelm test r\nkubectl logs pod/mine-test\n")
+    with pytest.raises(CommandError, match=r"Pod 'mine-test', left by the earlier `helm test`"):
+        run(session, "helm test r\n")

@@ -169,12 +169,16 @@ class HelmRelease:
     history: list[HelmRelease] = field(default_factory=list)
     #: the revisions Helm's history limit removed -> what removed them (for a rollback's message)
     pruned: dict[int, str] = field(default_factory=dict)
-    #: the objects of its test hooks that `helm test` created (they stay after it)
+    #: the objects of its test hooks that a `helm test` created and its delete policy left in
+    #: the cluster
     tested: list[K8sObject] = field(default_factory=list)
+    #: (namespace, kind, name) of the test hooks Helm deleted after `helm test` -> why
+    hooks_gone: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def present(self) -> list[K8sObject]:
         """Its objects in the cluster: Helm creates a `helm.sh/hook: test` object (the chart's
-        test pod) when `helm test` runs, not at install, so only once `helm test` made it."""
+        test pod) when `helm test` runs, not at install, so only once `helm test` made it and
+        as long as its delete policy left it there."""
         return [o for o in self.objects if not o.is_hook("test")] + self.tested
 
 
@@ -225,6 +229,14 @@ class World:
     def all_objects(self, namespace: str) -> list[K8sObject]:
         found = [o for r in self.releases.values() for o in r.present() if o.namespace == namespace]
         return found + [o for o in self.objects if o.namespace == namespace]
+
+    def gone(self, namespace: str, kind: str, name: str) -> str | None:
+        """Why a release's object that was in the cluster is not any more (a test hook Helm
+        deleted), or None."""
+        key = (namespace, kind, name)
+        return next(
+            (r.hooks_gone[key] for r in self.releases.values() if key in r.hooks_gone), None
+        )
 
     def find(self, namespace: str, kind: str, name: str) -> K8sObject | None:
         for obj in self.all_objects(namespace):

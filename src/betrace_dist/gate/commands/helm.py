@@ -10,7 +10,8 @@
   modelled from the chart's naming rule. kube-prometheus-stack is read as the stack reads its
   values: the Grafana chart's keys under `grafana:` (grafana_stack.py).
 - test / rollback / uninstall / status / history / get need the release installed earlier;
-  the chart's test pods exist only once `helm test` made them.
+  the chart's test pods exist only once `helm test` made them, and only as long as their delete
+  policy leaves them: `helm test` is modelled as passing, so hook-succeeded deletes them.
 - each upgrade and rollback keeps the release's newest revisions as --history-max (else
   HELM_MAX_HISTORY, else 10) says; a rollback to one it pruned fails.
 """
@@ -600,12 +601,12 @@ def _supersede(
     current: HelmRelease, release: HelmRelease, limit: tuple[int, str], verb: str
 ) -> None:
     """`release` becomes the revision after `current`, which joins its history as it was, and
-    the history is pruned to `limit` (_prune). The test pods an earlier `helm test` made stay
-    (Helm replaces them at the next `helm test`)."""
+    the history is pruned to `limit` (_prune). The test pods an earlier `helm test` left stay,
+    and those it deleted stay gone: Helm deletes or makes them only at the next `helm test`."""
     release.revision = current.revision + 1
     release.history = [*current.history, replace(current, history=[], pruned={})]
     release.pruned = dict(current.pruned)
-    release.tested = current.tested
+    release.tested, release.hooks_gone = current.tested, dict(current.hooks_gone)
     _prune(release, *limit, verb)
 
 
@@ -840,15 +841,71 @@ def _inspect(inv: Invocation, parsed: CommandLine, binary: str) -> None:
 
 
 def _test(inv: Invocation, parsed: CommandLine, binary: str) -> None:
-    """`helm test`: the release's test hooks are created now (before, their pods do not exist),
-    replacing those of an earlier run (the chart's before-hook-creation policy). They stay: the
-    chart deletes its test pod only when the test passed, which the model cannot know, and a
-    page reads the pod's log after a failure."""
+    """`helm test`, as it goes when the tests pass (the gate goes on after it, as the reader
+    does): each test hook is made now (before, it is not in the cluster), in place of the one
+    an earlier run left; once all have passed, Helm deletes those whose delete policy has
+    hook-succeeded, and leaves the others (hook-failed deletes only after a failure).
+    execHookWithDelayedShutdown in pkg/action/hooks.go at helm/helm v4.1.4, execHook at v3.11.1."""
     release = _release(inv, parsed)
     hooks = [o for o in release.objects if o.is_hook("test")]
     if not hooks and not release.modelled:
         raise CommandError(f"release '{release.name}' has no test hook")
-    release.tested = hooks
+    made = {_key(h) for h in hooks}
+    for left in (o for o in release.tested if _key(o) in made):
+        _replaced(release.name, left, next(h for h in hooks if _key(h) == _key(left)))
+    passed = [h for h in hooks if _deleted_when_passed(h)]
+    release.tested = [o for o in release.tested if _key(o) not in made]
+    release.tested += [h for h in hooks if h not in passed]
+    release.hooks_gone = {k: why for k, why in release.hooks_gone.items() if k not in made}
+    release.hooks_gone |= {_key(h): _PASSED for h in passed}
+
+
+#: why a passed test's hook is not in the cluster any more. `helm test --logs` prints the test
+#: pods' logs: Helm 4 before it deletes them (the deletion waits for the logs since helm/helm
+#: v4.0.5: execHookWithDelayedShutdown, read at v4.1.4); Helm 3 deletes them first, so its
+#: --logs finds no pod (execHook, then GetPodLogs in cmd/helm/release_testing.go at v3.11.1;
+#: the same at v3.21.4). Both Helms list --logs in `helm test --help`.
+_PASSED = (
+    "Helm deleted it when `helm test` passed (its helm.sh/hook-delete-policy has "
+    "hook-succeeded): `helm test --logs` prints its output (Helm 4.0.5 and later print it "
+    "before the deletion; Helm 3 deletes the pod first, so there --logs finds it only after a "
+    "failed test)"
+)
+
+
+def _key(obj: K8sObject) -> tuple[str, str, str]:
+    return obj.namespace, obj.kind, obj.name
+
+
+def _delete_policies(hook: K8sObject) -> list[str]:
+    """A hook's delete policies as Helm reads helm.sh/hook-delete-policy: split at commas, each
+    trimmed and lower-cased (operateAnnotationValues in pkg/release/v1/util/manifest_sorter.go
+    at helm/helm v4.1.4, pkg/releaseutil/manifest_sorter.go at v3.11.1); without the
+    annotation, before-hook-creation alone (hookSetDeletePolicy in pkg/action/hooks.go at
+    v4.1.4, execHook at v3.11.1). An empty annotation is one empty policy, not the default."""
+    annotations = (hook.doc.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get("helm.sh/hook-delete-policy")
+    if text is None:
+        return ["before-hook-creation"]
+    return [p.strip().lower() for p in str(text).split(",")]
+
+
+def _deleted_when_passed(hook: K8sObject) -> bool:
+    """Helm never deletes a CustomResourceDefinition hook (deleteHookByPolicy, same files)."""
+    return hook.kind != "CustomResourceDefinition" and "hook-succeeded" in _delete_policies(hook)
+
+
+def _replaced(release: str, left: K8sObject, hook: K8sObject) -> None:
+    """The hook an earlier `helm test` left is deleted before the new one is made only under
+    before-hook-creation (read on the new hook); otherwise making it again fails."""
+    if "before-hook-creation" in _delete_policies(hook):
+        return
+    raise CommandError(
+        f"helm test {release}: {left.kind} '{left.name}', left by the earlier `helm test`, is "
+        "still there, and its helm.sh/hook-delete-policy has no before-hook-creation to delete "
+        "it first: Helm 3 cannot create it again (it already exists); Helm 4, applying "
+        "server-side, applies it over the old, finished pod, which does not run again"
+    )
 
 
 def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:

@@ -115,9 +115,10 @@ def _object(world: World, ns: str, kind: str, name: str) -> K8sObject:
     found = world.find(ns, kind, name)
     if found is None:
         names = world.names(ns, kind)
+        gone = world.gone(ns, kind, name)
         raise CommandError(
             f"no {kind} '{name}' in namespace '{ns}'{closest(name, names)}; "
-            f"{listing(kind + 's', names)}"
+            + (gone if gone is not None else listing(kind + "s", names))
         )
     return found
 
