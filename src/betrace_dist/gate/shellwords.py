@@ -117,12 +117,7 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
                     )
                 self.command(member, background, (index, len(members)))
         elif kind == "list":
-            parts = node.parts
-            for index, part in enumerate(parts):
-                if part.kind == "operator":
-                    continue
-                follows = parts[index + 1] if index + 1 < len(parts) else None
-                amp = follows is not None and follows.kind == "operator" and follows.op == "&"
+            for part, amp in _backgrounded(node.parts):
                 self.walk(part, background=amp)
         else:
             raise SplitError(
@@ -130,6 +125,21 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
                 f"shell {kind} constructs (if, for, while, functions, subshells) are not modelled "
                 "in guide blocks; write the steps as plain commands",
             )
+
+
+def _backgrounded(parts: list[bashlex.ast.node]) -> list[tuple[bashlex.ast.node, bool]]:
+    """A list's commands and pipelines, each with whether it runs in the background: `&` ends
+    an AND-OR list (`a && b &`), and bash runs all of it in the background, `a` too."""
+    out: list[tuple[bashlex.ast.node, bool]] = []
+    pending: list[bashlex.ast.node] = []
+    for part in [*parts, None]:
+        if part is not None and part.kind != "operator":
+            pending.append(part)
+        elif part is None or part.op in (";", "&", "\n"):
+            amp = part is not None and part.op == "&"
+            out += [(member, amp) for member in pending]
+            pending = []
+    return out
 
 
 #: A here-document's delimiter word: bare characters, 'single', "double" quoted parts and
