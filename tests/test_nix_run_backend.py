@@ -1,9 +1,62 @@
-"""What `nix run` of BeTrace's backend package does with the rest of its line, and with the
-commands after it."""
+"""What `nix run` of BeTrace's backend package does with the rest of its line: the model had
+the backend answer whatever the line said (Nix's own `--help` only prints Nix's manual), and
+took the program's arguments for flakes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
+from betrace_dist.gate.commands import models
+from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
+
+from .conftest import require_tool
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    require_tool("nix")
+    s = Session(timeout=120)
+    yield s
+    s.close()
+
+
+def run(session: Session, script: str) -> None:
+    session.run(split(script), models())
+
+
+def backend(session: Session) -> str:
+    commit = session.release.current.upstream.commit
+    return f"github:betrace-hq/betrace/{commit}#packages.x86_64-linux.backend"
+
+
+def answers(session: Session, port: int) -> bool:
+    try:
+        run(session, f"curl -fsS http://localhost:{port}/v1/health\n")
+    except CommandError as exc:
+        assert f"nothing answers on localhost:{port}" in str(exc)
+        return False
+    return True
+
+
+@pytest.mark.parametrize("words", ["--help", "--version"])
+def test_nixs_own_help_and_version_run_nothing(session: Session, words: str) -> None:
+    """`nix run FLAKE#backend --help` prints Nix's manual of `nix run` and exits; the model
+    had the backend answering."""
+    run(session, f"BETRACE_PORT_BACKEND=18090 nix run {backend(session)} {words}\n")
+    assert not answers(session, 18090)
+
+
+@pytest.mark.parametrize("words", ["-- --help", "-- --port 9000", "serve now"])
+def test_the_backend_serves_whatever_its_arguments(session: Session, words: str) -> None:
+    """The backend reads no argument (upstream's main.go): it serves all the same. A word after
+    the flake reference is the program's too, not a second flake (`serve` was looked for as
+    a folder with a flake.nix)."""
+    run(session, f"BETRACE_PORT_BACKEND=18091 nix run {backend(session)} {words}\n")
+    assert answers(session, 18091)
+    assert not answers(session, 9000)
 
 
 def test_an_and_or_list_ended_by_an_ampersand_runs_in_the_background() -> None:

@@ -348,7 +348,12 @@ def command_line(args: list[str]) -> CommandLine:
 def nix(inv: Invocation) -> str | None:
     line = command_line(inv.argv[1:])
     sub, refs = line.sub, line.positional
-    link = None if line.has("--no-link") else line.get("-o", "--out-link") or "result"
+    if line.has("--help", "--version"):
+        # Nix prints the subcommand's manual or its version once it has read the line, and
+        # exits: nothing is evaluated, built or run (src/nix/main.cc; observed with Nix 2.8.0:
+        # `nix run FLAKE --help` and `--version` exit 0 on a flake whose evaluation aborts).
+        # A word after `--` is the program's, never Nix's (command_line stops there).
+        return None
     if line.has("--expr") and sub == ["eval"]:
         return _eval_expr(inv)
     if (sub and sub[0] in ("hash", "store", "path-info", "log", "profile")) or sub == [
@@ -361,15 +366,34 @@ def nix(inv: Invocation) -> str | None:
         return None
     if not sub or sub[0] not in ("run", "build", "flake", "develop", "shell", "eval"):
         raise CommandError(f"nix {' '.join(sub)} is not modelled")
+    _installables(inv, line)
+    return None
+
+
+def _installables(inv: Invocation, line: CommandLine) -> None:
+    """Each flake the command names, checked: `nix build` leaves its result links, and `nix
+    run` of the backend's program starts the backend."""
+    sub = line.sub[0]
+    link = None if line.has("--no-link") else line.get("-o", "--out-link") or "result"
     for index, ref in enumerate(_flake_refs(line)):
-        built = _installable(inv, sub[0], _substituted(inv, ref))
+        built = _installable(inv, sub, _substituted(inv, ref))
         if built is None:
             continue
-        if sub[0] == "build" and link is not None:
+        if sub == "build" and link is not None:
             _out_link(inv, link if index == 0 else f"{link}-{index}", *built)
-        if sub[0] == "run" and _starts_backend(inv, *built):
-            _backend_listens(inv, _checked_env(inv), f"nix run {ref}")
-    return None
+        if sub == "run" and _starts_backend(inv, *built):
+            _backend_runs(inv, f"nix run {ref}")
+
+
+def _backend_runs(inv: Invocation, source: str) -> None:
+    """`nix run` started the backend: it answers on its ports, whatever words the line gives it.
+
+    backend/cmd/betrace-backend/main.go at c5f17ae4a572472e1afa62fa32a6f5fbecb1718d reads no
+    argument (it imports no flag package and never looks at os.Args; its settings are BETRACE_*
+    variables), so `nix run FLAKE#backend -- --help`, or any word after `--` or after the
+    flake reference, starts it serving all the same; observed on the built backend
+    (`betrace-backend --help` logged its listeners and answered /v1/health until stopped)."""
+    _backend_listens(inv, _checked_env(inv), source)
 
 
 #: The program `nix run` starts: an app's program, else a package's meta.mainProgram, else its
@@ -418,9 +442,14 @@ def _backend_program(session: Session) -> str:
 
 def _flake_refs(line: CommandLine) -> list[str]:
     """The flakes a command names: its positional words, or the working folder's flake; for
-    `nix flake update [INPUT...]` the words are inputs to update, and the flake is --flake's."""
+    `nix flake update [INPUT...]` the words are inputs to update, and the flake is --flake's;
+    for `nix run INSTALLABLE ARGS...` the first word alone, the rest are the program's
+    arguments (its synopsis; observed with Nix 2.8.0: `nix run FLAKE foo bar` ran the app with
+    `foo bar`)."""
     if line.sub[:2] == ["flake", "update"]:
         return [str(line.get("--flake") or ".")]
+    if line.sub[:1] == ["run"]:
+        return line.positional[:1] or ["."]
     return line.positional or ["."]
 
 
