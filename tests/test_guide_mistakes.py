@@ -113,6 +113,11 @@ CASES = [
         ["attribute 'currentSystem' missing", "builtins.currentSystem needs --impure"],
     ),
     (
+        "nix-run-foreground.md",
+        'nix run "github:',
+        ["serves in the foreground and does not return", "`curl -fsS", "with &"],
+    ),
+    (
         "nix-tag-ref.md",
         "nix build github:",
         ["upstream has no tags yet", "pin the commit c5f17ae4"],

@@ -1,6 +1,7 @@
-"""What `nix run` of BeTrace's backend package does with the rest of its line: the model had
-the backend answer whatever the line said (Nix's own `--help` only prints Nix's manual), and
-took the program's arguments for flakes."""
+"""What `nix run` of BeTrace's backend package does with the rest of its line, and with the
+commands after it: the model had the backend answer whatever the line said (Nix's own
+`--help` only prints Nix's manual), took the program's arguments for flakes, and let the
+commands after a backend started in the foreground run, where the reader's block stops."""
 
 from __future__ import annotations
 
@@ -57,6 +58,34 @@ def test_the_backend_serves_whatever_its_arguments(session: Session, words: str)
     run(session, f"BETRACE_PORT_BACKEND=18091 nix run {backend(session)} {words}\n")
     assert answers(session, 18091)
     assert not answers(session, 9000)
+
+
+@pytest.mark.parametrize("then", ["\ncurl -fsS http://localhost:12011/v1/health", " && echo up"])
+def test_commands_after_a_backend_in_the_foreground_never_run(session: Session, then: str) -> None:
+    """The backend serves in the foreground and does not return: what follows it in its block
+    never runs for the reader, and the model ran it."""
+    with pytest.raises(CommandError, match="serves in the foreground and does not return") as exc:
+        run(session, f"nix run {backend(session)}{then}\n")
+    after = then.strip().removeprefix("&& ")
+    assert f"`{after}` after it in this block never runs" in str(exc.value)
+    assert "or start it in the background with &" in str(exc.value)
+    assert getattr(exc.value, "line", None) == 1  # the `nix run` line
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "nix run REF\n",  # the block ends with it: the next block is another terminal
+        "nix run REF &\ncurl -fsS http://localhost:12011/v1/health\n",
+        "nix run REF && echo stopped &\ncurl -fsS http://localhost:12011/v1/health\n",
+    ],
+    ids=["last-in-block", "background", "background-and-list"],
+)
+def test_a_backend_that_lets_the_block_go_on(session: Session, block: str) -> None:
+    """Last in its block (the guides' way: the next block is another terminal), or in the
+    background, alone or with the AND-OR list it ends: the backend answers, nothing is refused."""
+    run(session, block.replace("REF", backend(session)))
+    assert answers(session, 12011)
 
 
 def test_an_and_or_list_ended_by_an_ampersand_runs_in_the_background() -> None:

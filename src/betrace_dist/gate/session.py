@@ -164,6 +164,9 @@ class Session:
         #: what each command run since the last reset printed (None: a model that cannot say)
         self.printed: list[Done | str | None] = []
         self._printed_size: tuple[list[Done | str | None], int] = (self.printed, 0)
+        #: the commands of the block after the one running: what a command that never returns
+        #: (a server started in the foreground) keeps from running
+        self.following: list[Command] = []
 
     def _clean_env(self) -> dict[str, str]:
         path = page_path()
@@ -549,6 +552,7 @@ class Session:
             position, length = cmd.pipeline
             members = commands[index : index + length] if position == 0 else [cmd]
             index += len(members)
+            self.following = commands[index:]
             try:
                 self._run_pipeline(members, models)
             except CommandError as exc:

@@ -392,8 +392,20 @@ def _backend_runs(inv: Invocation, source: str) -> None:
     argument (it imports no flag package and never looks at os.Args; its settings are BETRACE_*
     variables), so `nix run FLAKE#backend -- --help`, or any word after `--` or after the
     flake reference, starts it serving all the same; observed on the built backend
-    (`betrace-backend --help` logged its listeners and answered /v1/health until stopped)."""
+    (`betrace-backend --help` logged its listeners and answered /v1/health until stopped).
+
+    It serves in the foreground and never returns: the block stops there, and a command after
+    it in the same block never runs (the guides end the block with it and go on in the next
+    one, another terminal, or start it with `&`)."""
     _backend_listens(inv, _checked_env(inv), source)
+    if inv.command.background or not inv.session.following:
+        return
+    after = inv.session.following[0].text.split("\n")[0]
+    raise CommandError(
+        "`nix run` starts the backend, which serves in the foreground and does not return: "
+        f"`{after}` after it in this block never runs; end the block with it and run the rest "
+        "from another terminal (the next block), or start it in the background with &"
+    )
 
 
 #: The program `nix run` starts: an app's program, else a package's meta.mainProgram, else its
