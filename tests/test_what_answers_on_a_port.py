@@ -52,7 +52,7 @@ def test_a_port_forward_reaches_the_http_port_the_values_set(session: Session) -
     run(
         session,
         _install(session, "backend.ports.http=9000")
-        + "kubectl -n betrace port-forward svc/betrace-backend 9000:9000\n"
+        + "kubectl -n betrace port-forward svc/betrace-backend 9000:9000 &\n"
         + "curl -fsS http://localhost:9000/v1/health\n",
     )
 
@@ -63,7 +63,7 @@ def test_a_port_forward_to_the_grpc_port_is_not_http(session: Session) -> None:
         run(
             session,
             _install(session)
-            + f"kubectl -n betrace port-forward svc/betrace-backend {grpc}:{grpc}\n"
+            + f"kubectl -n betrace port-forward svc/betrace-backend {grpc}:{grpc} &\n"
             + f"curl -fsS http://localhost:{grpc}/v1/health\n",
         )
 
@@ -112,9 +112,9 @@ def test_the_charts_backend_with_another_tag_and_grafana_from_a_mirror_are_known
             "backend.image.tag=2.0.0-patched",
             "grafana.image.repository=registry.example.com/mirror/grafana/grafana",
         )
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
-        + "kubectl -n betrace port-forward svc/betrace-grafana 3000:80\n"
+        + "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\n"
         + "curl -fsS http://localhost:3000/api/health\n",
     )
     with pytest.raises(CommandError, match="it runs exactly one replica"):
@@ -142,7 +142,7 @@ def test_a_port_forward_to_a_service_without_a_selector_is_refused(session: Sess
             + "apiVersion: v1\nkind: Service\nmetadata: {name: proxy}\n"
             + "spec: {ports: [{port: 12011}]}\nYAML\n"
             + "kubectl -n betrace apply -f proxy.yaml\n"
-            + "kubectl -n betrace port-forward svc/proxy 12011:12011\n",
+            + "kubectl -n betrace port-forward svc/proxy 12011:12011 &\n",
         )
 
 
@@ -152,13 +152,13 @@ def test_a_workloads_named_port_and_a_missing_local_port(session: Session) -> No
     run(
         session,
         _install(session)
-        + "kubectl -n betrace port-forward deploy/betrace-backend 12011:http\n"
+        + "kubectl -n betrace port-forward deploy/betrace-backend 12011:http &\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
     with pytest.raises(CommandError, match="name the local port"):
-        run(session, "kubectl -n betrace port-forward deploy/betrace-backend :12011\n")
+        run(session, "kubectl -n betrace port-forward deploy/betrace-backend :12011 &\n")
     with pytest.raises(CommandError, match="declares no port named 'htp', did you mean 'http'"):
-        run(session, "kubectl -n betrace port-forward deploy/betrace-backend 12011:htp\n")
+        run(session, "kubectl -n betrace port-forward deploy/betrace-backend 12011:htp &\n")
 
 
 def test_a_service_named_and_labelled_backend_that_runs_nginx_is_not_the_backend(
@@ -169,7 +169,7 @@ def test_a_service_named_and_labelled_backend_that_runs_nginx_is_not_the_backend
         run(
             session,
             NGINX
-            + "kubectl port-forward svc/betrace-backend 12011:12011\n"
+            + "kubectl port-forward svc/betrace-backend 12011:12011 &\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -229,7 +229,7 @@ def test_the_live_backend_takes_a_grpc_port_of_its_own(backend_program: Path) ->
         run(
             s,
             _install(s, "backend.ports.grpc=9000")
-            + "kubectl -n betrace port-forward svc/betrace-backend 9000:12011\n"
+            + "kubectl -n betrace port-forward svc/betrace-backend 9000:12011 &\n"
             + "curl -fsS http://localhost:9000/v1/health\n",
         )
     finally:
@@ -242,7 +242,7 @@ def test_grafana_answers_on_its_own_port_only(session: Session) -> None:
     with pytest.raises(CommandError, match=r"Grafana listens on 3000 .*not on port 8080"):
         run(
             session,
-            "kubectl -n betrace port-forward deploy/betrace-grafana 8080:8080\n"
+            "kubectl -n betrace port-forward deploy/betrace-grafana 8080:8080 &\n"
             "curl -fsS http://localhost:8080/api/health\n",
         )
 
@@ -328,7 +328,7 @@ def test_a_chart_of_the_pages_named_betrace_is_not_the_projects(session: Session
             f"cat > mine/Chart.yaml <<'YAML'\n{chart}YAML\n"
             f"cat > mine/templates/all.yaml <<'YAML'\n{_NGINX_TEMPLATE}YAML\n"
             "helm install betrace ./mine --namespace betrace --create-namespace\n"
-            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
             "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -349,7 +349,7 @@ def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
     run(
         session,
         _copied_chart(session, change)
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
     run(session, "helm uninstall betrace --namespace betrace\n")
@@ -357,7 +357,7 @@ def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
         run(
             session,
             _copied_chart(session, "", "backend.image.tag=2.0.0-patched")
-            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -371,7 +371,7 @@ def test_a_copy_of_the_projects_chart_with_other_values_is_the_projects(
     run(
         session,
         _copied_chart(session, change, "backend.image.tag=2.0.0-patched")
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
 
@@ -403,7 +403,7 @@ def _built_and_forwarded(session: Session, dockerfile: str) -> str:
         + "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
         + f"spec: {{containers: [{{name: web, image: {image}, ports: [{{containerPort: 80}}]}}]}}\n"
         + "YAML\nkubectl apply -f pod.yaml\n"
-        + "kubectl port-forward pod/own 12011:80\n"
+        + "kubectl port-forward pod/own 12011:80 &\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
     )
 
@@ -452,7 +452,7 @@ def test_a_port_forward_to_a_service_over_the_backend_and_grafana_is_refused(
             session,
             _install(session)
             + _service_of("app.kubernetes.io/instance: betrace")
-            + "kubectl -n betrace port-forward svc/both 12011:12011\n",
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\n",
         )
 
 
@@ -471,7 +471,7 @@ def test_a_service_over_pods_that_all_run_the_backend_reaches_the_backend(
         session,
         _install(session)
         + _service_of("app.kubernetes.io/component: backend", pod)
-        + "kubectl -n betrace port-forward svc/both 12011:12011\n"
+        + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
 
@@ -483,7 +483,7 @@ def test_a_helm_tests_pod_is_not_among_the_pods_a_service_reaches(session: Sessi
         session,
         _install(session, "grafana.enabled=false")
         + _service_of("app.kubernetes.io/instance: betrace")
-        + "kubectl -n betrace port-forward svc/both 12011:12011\n"
+        + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
 
@@ -536,7 +536,7 @@ def test_the_projects_chart_runs_what_the_page_built_under_its_image_name(
     with pytest.raises(CommandError, match="built on this page, not from a target of the project"):
         run(
             session,
-            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011\n"
+            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
             "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -554,7 +554,7 @@ def test_an_image_built_with_other_patches_is_unknown(session: Session) -> None:
     forward = (
         "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
         + f"spec: {{containers: [{{name: b, image: {image}, ports: [{{containerPort: 12011}}]}}]}}"
-        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011\n"
+        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011 &\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
     )
     with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):

@@ -96,6 +96,19 @@ class Invocation:
     command: Command
     session: Session
 
+    def never_returns(self, what: str) -> None:
+        """`what` (a server, a port-forward) runs in the foreground until stopped: a command
+        after it in the same block never runs. The guides end the block with it and go on in
+        the next one (another terminal), or start it with `&`."""
+        if self.command.background or not self.session.following:
+            return
+        after = self.session.following[0].text.split("\n")[0]
+        raise CommandError(
+            f"{what} in the foreground and does not return: `{after}` after it in this block "
+            "never runs; end the block with it and run the rest from another terminal (the next "
+            "block), or start it in the background with &"
+        )
+
 
 #: A command model checks one command and raises CommandError when it does not hold. It may return
 #: what the command would print (a Done or its stdout as a str): console blocks compare

@@ -463,6 +463,10 @@ def _starting(
     if not recreate and made is not None:
         project = made
     _start(inv.session, key, project, started if running else [], recreate)
+    if sub == "up" and not line.args.has("-d", "--detach", "--wait", "--no-start"):
+        # attached to the containers' logs until they stop; --wait sets detached, --no-start
+        # returns before attaching (cmd/compose/up.go of Compose v5.5.0)
+        inv.never_returns("`docker compose up` without -d or --wait stays attached")
 
 
 def _start(

@@ -188,6 +188,7 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
         world.listeners[int(local)] = Listener(
             int(local), component, target_port, source, env, role=role
         )
+    inv.never_returns("`kubectl port-forward` forwards")
 
 
 def _serving(

@@ -398,14 +398,7 @@ def _backend_runs(inv: Invocation, source: str) -> None:
     it in the same block never runs (the guides end the block with it and go on in the next
     one, another terminal, or start it with `&`)."""
     _backend_listens(inv, _checked_env(inv), source)
-    if inv.command.background or not inv.session.following:
-        return
-    after = inv.session.following[0].text.split("\n")[0]
-    raise CommandError(
-        "`nix run` starts the backend, which serves in the foreground and does not return: "
-        f"`{after}` after it in this block never runs; end the block with it and run the rest "
-        "from another terminal (the next block), or start it in the background with &"
-    )
+    inv.never_returns("`nix run` starts the backend, which serves")
 
 
 #: The program `nix run` starts: an app's program, else a package's meta.mainProgram, else its
@@ -600,6 +593,7 @@ def betrace_backend(inv: Invocation) -> None:
                 + (f": {known}, not a build of the backend" if known else "")
             )
     _backend_listens(inv, _checked_env(inv), f"{binary} started on this machine")
+    inv.never_returns(f"{binary} serves")
 
 
 def _checked_env(inv: Invocation) -> dict[str, str]:

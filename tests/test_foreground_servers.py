@@ -1,0 +1,89 @@
+"""A server started in the foreground does not return: the commands after it in its block never
+run for the reader. `nix run` of the backend was held to this; the backend's own binary,
+`kubectl port-forward` and an attached `docker compose up` let the rest of the block run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from betrace_dist.gate.commands import models
+from betrace_dist.gate.session import CommandError, Session
+from betrace_dist.gate.shellwords import split
+
+from .conftest import require_tool
+
+HEALTH = "curl -fsS http://localhost:12011/v1/health\n"
+ENV = "printf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n"
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    s = Session(timeout=120)
+    yield s
+    s.close()
+
+
+def run(session: Session, script: str) -> None:
+    session.run(split(script), models())
+
+
+def _chart(session: Session) -> str:
+    require_tool("helm")
+    require_tool("kubectl")
+    registry = "registry.example.com/betrace"
+    return (
+        "docker build --target backend --build-context patches=patches "
+        f"-t {registry}/backend:{session.release.current.version} docker/\n"
+        f"helm install betrace ./helm/betrace -n betrace --create-namespace "
+        f"--set image.registry={registry}\n"
+    )
+
+
+def _compose(session: Session) -> str:
+    require_tool("docker-compose")
+    return "cd docker\n" + ENV
+
+
+#: (what sets the scene, the server's line, what the refusal names)
+CASES = {
+    "backend-binary": (lambda s: "", "betrace-backend", "betrace-backend serves"),
+    "port-forward": (
+        _chart,
+        "kubectl -n betrace port-forward svc/betrace-backend 12011:12011",
+        "`kubectl port-forward` forwards",
+    ),
+    "compose-up": (_compose, "docker compose up --build", "`docker compose up` without -d"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_command_after_a_foreground_server_is_refused(session: Session, case: str) -> None:
+    scene, server, said = CASES[case]
+    run(session, scene(session))
+    with pytest.raises(CommandError, match="in the foreground and does not return") as exc:
+        run(session, f"{server}\n{HEALTH}")
+    assert said in str(exc.value)
+    assert f"`{HEALTH.strip()}` after it in this block never runs" in str(exc.value)
+    assert getattr(exc.value, "line", None) == 1
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("form", ["last", "background"])
+def test_a_server_last_in_its_block_or_in_the_background_is_fine(
+    session: Session, case: str, form: str
+) -> None:
+    scene, server, _ = CASES[case]
+    run(session, scene(session))
+    if form == "last":
+        run(session, f"{server}\n")
+    else:
+        run(session, f"{server} &\n{HEALTH}")
+
+
+@pytest.mark.parametrize("flag", ["-d", "--detach", "--wait", "--no-start"])
+def test_compose_up_detached_returns(session: Session, flag: str) -> None:
+    """--wait implies detached and --no-start returns before attaching (Compose's up.go)."""
+    run(session, _compose(session))
+    run(session, f"docker compose up --build {flag}\necho next\n")
