@@ -65,7 +65,7 @@ def test_bump_changes_every_place_that_carries_the_version(
 ) -> None:
     old = load_release_data(tree / bump.RELEASES)
     old_version = old.current.version
-    assert run(tree, NEW, "--date", "2026-12-01", "--chart-version", "1.3.0") == 0
+    assert run(tree, NEW, "--date", "2026-12-01", "--chart-version", "1.4.0") == 0
     changed = capsys.readouterr().out
     for rel in {str(p) for p in FILES} - {str(p) for p in (*PACKAGES, *CHART_FILES)}:
         assert rel in changed, f"{rel} was not changed"
@@ -79,14 +79,16 @@ def test_bump_changes_every_place_that_carries_the_version(
     assert cur.version == NEW
     assert str(cur.date) == "2026-12-01"
     assert cur.backend.version == NEW
-    assert (cur.chart.version, cur.chart.app_version) == ("1.3.0", NEW)
+    # the code at the commit still calls itself what it did: the commit is kept
+    assert cur.upstream.version == old.current.upstream.version != NEW
+    assert (cur.chart.version, cur.chart.app_version) == ("1.4.0", NEW)
     assert {cur.images.backend.tag, cur.images.grafana_plugin.tag, cur.images.plugin_init.tag} == {
         NEW
     }
     assert data.releases[1] == old.current, "the previous release must stay as it was"
 
     chart = (tree / bump.CHART).read_text()
-    assert "\nversion: 1.3.0\n" in chart
+    assert "\nversion: 1.4.0\n" in chart
     assert f"\nappVersion: {NEW}\n" in chart
     for rel in (bump.CHART, bump.COMPOSE, *(s.path for s in bump.VERSION_LOCATIONS)):
         text = (tree / rel).read_text()

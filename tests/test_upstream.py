@@ -198,3 +198,23 @@ def test_what_a_command_left_running_in_the_loopback_namespace_ends_with_it() ->
         time.sleep(0.05)
     subprocess.run(["pkill", "-f", f"sleep {marker}"], check=False)
     pytest.fail(f"'sleep {marker}' outlived the namespace it was started in")
+
+
+def test_the_upstream_version_is_what_upstreams_flake_gives_the_backend(
+    release_data: ReleaseData,
+) -> None:
+    """Read from the snapshot's backend/flake.nix, not copied: the Nix flake guide and the
+    nixpkgs guide state it, and a release bump must not change it."""
+    release = release_data.current
+    try:
+        upstream.tarball(release)
+    except tools.ToolMissing as exc:
+        skip_or_fail(str(exc))
+    assert upstream.flake_version_problem(release) is None
+    other = release.model_copy(
+        update={"upstream": release.upstream.model_copy(update={"version": "9.9.9"})}
+    )
+    problem = upstream.flake_version_problem(other)
+    assert problem is not None
+    assert "upstream.version is 9.9.9, but upstream's backend/flake.nix at " in problem
+    assert f"gives the backend {release.upstream.version}" in problem

@@ -523,6 +523,11 @@ class Upstream(Model):
     commit: str = Field(pattern=r"^[0-9a-f]{40}$", description="full 40-hex commit id")
     date: dt.date
     tag: str | None = None
+    version: SemVer = Field(
+        description="the version upstream's own build gives the backend at this commit "
+        "(backend/flake.nix: its version and -X main.version; upstream.py re-reads it from the "
+        "snapshot). A release bump keeps it: only a new commit changes it"
+    )
     source_sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$",
         description="sha256 of upstream's tree at the commit as `git archive` makes it (the "

@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,6 +132,26 @@ def source_tree(release: Release | None = None) -> Path:
         if not (tree / ".complete").is_file():
             _unpack(path, tree)
     return _top(tree)
+
+
+#: Where upstream's own build sets the backend's version: backend/flake.nix's `version = "X";`
+#: and its `-X main.version=X` (read at c5f17ae4a572472e1afa62fa32a6f5fbecb1718d).
+_FLAKE_VERSIONS = re.compile(r'^\s*version\s*=\s*"([^"]+)";|-X main\.version=([^\s"]+)', re.M)
+
+
+def flake_version_problem(release: Release | None = None) -> str | None:
+    """Whether the release data's upstream.version is what upstream's backend/flake.nix says
+    at the pinned commit, read from the snapshot."""
+    release = release or _current()
+    text = (source_tree(release) / BACKEND_MODULE / "flake.nix").read_text(encoding="utf-8")
+    found = {a or b for a, b in _FLAKE_VERSIONS.findall(text)}
+    if found != {release.upstream.version}:
+        said = ", ".join(sorted(found)) or "none"
+        return (
+            f"releases.yaml upstream.version is {release.upstream.version}, but upstream's "
+            f"backend/flake.nix at {release.upstream.short} gives the backend {said}"
+        )
+    return None
 
 
 def _top(tree: Path) -> Path:
