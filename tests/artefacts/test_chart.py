@@ -510,3 +510,29 @@ def test_the_readme_names_the_generated_secrets_as_helm_renders_them(helm: Helm)
         assert f"`{fullname}-backend`" in readme, f"README.md no longer names {fullname}-backend"
         secrets = {m.name for m in helm.template(CHART, release=release) if m.kind == "Secret"}
         assert {f"{fullname}-backend", f"{fullname}-grafana-admin"} <= secrets, sorted(secrets)
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        (("backend.service.type=NodePort",), "its Service is of type NodePort"),
+        (("backend.service.type=LoadBalancer",), "its Service is of type LoadBalancer"),
+        (
+            ("backend.ingress.enabled=true", "backend.ingress.host=api.example.com"),
+            "backend.ingress serves it at http://api.example.com, in plain HTTP",
+        ),
+    ],
+)
+def test_notes_warn_when_the_backend_is_reachable_from_outside(
+    helm: Helm, values: tuple[str, ...], said: str
+) -> None:
+    """The backend asks for no credentials: a release that publishes it says so where the
+    operator reads next, and no warning stands in the default install."""
+    sets = [w for v in values for w in ("--set", v)]
+    notes = helm.run("install", "betrace", str(CHART), "--dry-run=client", "-n", "betrace", *sets)
+    notes = notes[notes.index("NOTES:") :]
+    assert "WARNING: the backend asks for no credentials" in notes
+    assert said in notes
+    assert "No NetworkPolicy narrows who can" in notes
+    default = helm.run("install", "betrace", str(CHART), "--dry-run=client", "-n", "betrace")
+    assert "WARNING" not in default[default.index("NOTES:") :]
