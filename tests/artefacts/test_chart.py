@@ -536,3 +536,19 @@ def test_notes_warn_when_the_backend_is_reachable_from_outside(
     assert "No NetworkPolicy narrows who can" in notes
     default = helm.run("install", "betrace", str(CHART), "--dry-run=client", "-n", "betrace")
     assert "WARNING" not in default[default.index("NOTES:") :]
+
+
+def test_grafana_has_five_minutes_to_start_before_liveness_counts(
+    rendered: dict[str, list[chart_policy.Manifest]],
+) -> None:
+    """A first start migrates Grafana's database: the liveness probe alone gave it about 90 s
+    before the kubelet restarted it, mid-migration."""
+    for scenario, manifests in rendered.items():
+        for _, spec in chart_policy.pod_specs(manifests):
+            for name, c in chart_policy.containers(spec):
+                if name != "grafana":
+                    continue
+                startup = c.get("startupProbe") or {}
+                assert (startup.get("httpGet") or {}).get("path") == "/api/health", scenario
+                allowed = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
+                assert allowed >= 300, f"{scenario}: {allowed} s to start"
