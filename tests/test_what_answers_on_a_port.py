@@ -456,24 +456,42 @@ def test_a_port_forward_to_a_service_over_the_backend_and_grafana_is_refused(
         )
 
 
+def _backend_pod(session: Session, name: str, env: str = "") -> str:
+    image = f"{REGISTRY}/backend:{session.release.current.version}"
+    return (
+        "apiVersion: v1\nkind: Pod\n"
+        f"metadata: {{name: {name}, labels: {{app: pair}}}}\n"
+        f"spec: {{containers: [{{name: backend, image: {image}, {env}"
+        "ports: [{containerPort: 12011}]}]}\n---\n"
+    )
+
+
 def test_a_service_over_pods_that_all_run_the_backend_reaches_the_backend(
     session: Session,
 ) -> None:
-    """Whichever pod kubectl picks, where all of them run the backend, the backend answers."""
-    image = f"{REGISTRY}/backend:{session.release.current.version}"
-    pod = (
-        "apiVersion: v1\nkind: Pod\n"
-        "metadata: {name: spare, labels: {app.kubernetes.io/component: backend}}\n"
-        f"spec: {{containers: [{{name: backend, image: {image}, "
-        "ports: [{containerPort: 12011}]}]}\n---\n"
-    )
+    """Whichever pod kubectl picks, where all of them run the backend alike, it answers."""
+    pods = _backend_pod(session, "one") + _backend_pod(session, "two")
     run(
         session,
         _install(session)
-        + _service_of("app.kubernetes.io/component: backend", pod)
+        + _service_of("app: pair", pods)
         + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
+
+
+def test_a_service_over_backends_set_up_differently_is_refused(session: Session) -> None:
+    """Two backends behind one Service, one told to listen elsewhere: the model took the first
+    one's environment, where kubectl may pick either pod."""
+    moved = "env: [{name: BETRACE_PORT_BACKEND, value: '9000'}], "
+    pods = _backend_pod(session, "one") + _backend_pod(session, "two", moved)
+    with pytest.raises(CommandError, match="selects pods whose containers are set up differently"):
+        run(
+            session,
+            _install(session)
+            + _service_of("app: pair", pods)
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\n",
+        )
 
 
 def test_a_helm_tests_pod_is_not_among_the_pods_a_service_reaches(session: Session) -> None:

@@ -276,14 +276,22 @@ class World:
         (sort.Reverse(podutils.ActivePods): scheduled, running, ready for longest, fewest
         restarts, oldest; kubernetes/kubectl pkg/polymorphichelpers, commit dee3483a), never
         the one that declares the port, and then resolves the Service's targetPort on that pod.
-        So over pods of workloads that run different things (World.role), MixedPods; where all
-        run the same, the first."""
+        So over pods of workloads that run different things (World.role), or the same thing
+        configured otherwise (their environment, from which the models read ports and
+        settings), MixedPods; where all run the same, the first."""
         found = [(w, _listening(w, port)) for w in self.behind(namespace, obj)]
         roles = {(w.kind, w.name): None if c is None else self.role(w, c, data) for w, c in found}
         if len(set(roles.values())) > 1:
             raise MixedPods(
                 f"{obj.kind} '{obj.name}' selects pods that run different things: "
                 + ", ".join(f"{k} '{n}' ({role or 'not known'})" for (k, n), role in roles.items())
+            )
+        envs = {repr((c.get("env"), c.get("envFrom"))) for _, c in found if c is not None}
+        if len(envs) > 1:
+            raise MixedPods(
+                f"{obj.kind} '{obj.name}' selects pods whose containers are set up differently "
+                "(their environment): "
+                + ", ".join(f"{w.kind} '{w.name}'" for w, c in found if c is not None)
             )
         return next(((w, c) for w, c in found if c is not None), None)
 
