@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -20,7 +20,10 @@ from typing import NoReturn
 import pytest
 
 from betrace_dist import REPO_ROOT, tools
+from betrace_dist.gate.commands import models
 from betrace_dist.gate.run import run_of
+from betrace_dist.gate.session import Session
+from betrace_dist.gate.shellwords import split
 from betrace_dist.release import ReleaseData, load_release_data
 
 
@@ -54,6 +57,25 @@ def require_tool(name: str) -> str:
         return tools.require(name)
     except tools.ToolMissing as exc:
         missing(exc)
+
+
+@pytest.fixture
+def session(request: pytest.FixtureRequest) -> Iterator[Session]:
+    """A page's session, for tests that drive the gate's models with scripts (`run`). A module
+    names the tools its scripts need and the time a command may take with its mark:
+    `pytestmark = pytest.mark.gate_session(tools=("helm",), timeout=60)` (default: none, 120 s)."""
+    mark = request.node.get_closest_marker("gate_session")
+    options = mark.kwargs if mark is not None else {}
+    for name in options.get("tools", ()):
+        require_tool(name)
+    s = Session(timeout=options.get("timeout", 120))
+    yield s
+    s.close()
+
+
+def run(session: Session, script: str) -> None:
+    """Run a script's commands as one block of a page, in order, with every command model."""
+    session.run(split(script), models())
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +27,7 @@ from betrace_dist.gate.shellwords import SplitError, split
 from betrace_dist.gate.world import Listener, World, pod_references
 from betrace_dist.release import load_release_data
 
-from .conftest import require_tool
+from .conftest import require_tool, run
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +35,7 @@ def kubectl() -> str:
     return require_tool("kubectl")
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    s = Session(timeout=20)
-    yield s
-    s.close()
-
-
-def run(session: Session, script: str) -> None:
-    session.run(split(script), models())
+pytestmark = pytest.mark.gate_session(timeout=20)
 
 
 # -- help texts ---------------------------------------------------------------------------------

@@ -4,33 +4,20 @@ copy was taken for a second one, and `-p` was never given to Compose."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from betrace_dist import REPO_ROOT
-from betrace_dist.gate.commands import models
 from betrace_dist.gate.commands.compose import PROJECT_CONTEXTS
 from betrace_dist.gate.session import CommandError, Session
-from betrace_dist.gate.shellwords import split
 from betrace_dist.yamlio import load_with_lines
 
-from .conftest import require_tool
+from .conftest import run
 
 ENV = "printf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n"
 HEALTH = "curl -fsS http://localhost:3000/api/health\n"
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    require_tool("docker-compose")
-    s = Session(timeout=120)
-    yield s
-    s.close()
-
-
-def run(session: Session, script: str) -> None:
-    session.run(split(script), models())
+pytestmark = pytest.mark.gate_session(tools=("docker-compose",))
 
 
 def test_the_stack_from_a_copy_is_the_same_project(session: Session) -> None:

@@ -4,29 +4,17 @@ run for the reader. `nix run` of the backend was held to this; the backend's own
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from betrace_dist.gate.commands import models
 from betrace_dist.gate.session import CommandError, Session
-from betrace_dist.gate.shellwords import split
 
-from .conftest import require_tool
+from .conftest import require_tool, run
 
 HEALTH = "curl -fsS http://localhost:12011/v1/health\n"
 ENV = "printf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n"
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    s = Session(timeout=120)
-    yield s
-    s.close()
-
-
-def run(session: Session, script: str) -> None:
-    session.run(split(script), models())
+pytestmark = pytest.mark.gate_session()
 
 
 def _chart(session: Session) -> str:

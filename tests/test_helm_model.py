@@ -4,33 +4,20 @@ the test pod only once `helm test` made it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from betrace_dist.gate.commands import helm as helm_model
-from betrace_dist.gate.commands import models
 from betrace_dist.gate.session import CommandError, Session
-from betrace_dist.gate.shellwords import split
 
-from .conftest import require_tool
+from .conftest import require_tool, run
 
 REGISTRY = "registry.example.com/betrace"
 INSTALL = f"helm install betrace ./helm/betrace --create-namespace --set image.registry={REGISTRY}"
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    require_tool("helm")
-    require_tool("kubectl")
-    s = Session(timeout=60)
-    yield s
-    s.close()
-
-
-def run(session: Session, script: str) -> None:
-    session.run(split(script), models())
+pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
 
 
 def test_helm_namespace_exported_is_where_helm_installs(session: Session) -> None:

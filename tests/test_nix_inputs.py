@@ -4,8 +4,6 @@ one way of writing them, and the rest went to the network."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from betrace_dist.gate.commands import models
@@ -13,15 +11,7 @@ from betrace_dist.gate.commands import nix as nix_model
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
 
-from .conftest import require_tool
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    require_tool("nix")
-    s = Session(timeout=120)
-    yield s
-    s.close()
+pytestmark = pytest.mark.gate_session(tools=("nix",))
 
 
 def _build(session: Session, folder: str, inputs: str, package: str) -> None:

@@ -5,27 +5,14 @@ commands after a backend started in the foreground run, where the reader's block
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from betrace_dist.gate.commands import models
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
 
-from .conftest import require_tool
+from .conftest import run
 
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    require_tool("nix")
-    s = Session(timeout=120)
-    yield s
-    s.close()
-
-
-def run(session: Session, script: str) -> None:
-    session.run(split(script), models())
+pytestmark = pytest.mark.gate_session(tools=("nix",))
 
 
 def backend(session: Session) -> str:

@@ -4,28 +4,16 @@ PROGRAM` reaches that program alone. The Compose, Nix and shell models follow th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from betrace_dist.gate.commands import models
 from betrace_dist.gate.session import CommandError, Session
-from betrace_dist.gate.shellwords import split
 
-from .conftest import require_tool
+from .conftest import require_tool, run
 
 STACK = "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n"
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    s = Session(timeout=120)
-    yield s
-    s.close()
-
-
-def run(session: Session, script: str) -> None:
-    session.run(split(script), models())
+pytestmark = pytest.mark.gate_session()
 
 
 def test_a_plain_assignment_is_expanded_by_the_shell_and_reaches_no_program(

@@ -4,8 +4,6 @@ filtered text. A model that cannot say what it printed leaves the output unknown
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from betrace_dist.gate.checkers.shell import ShellChecker
@@ -19,11 +17,7 @@ from betrace_dist.gate.shellwords import split
 DOUBLES = {"says": lambda invocation: "v1.2.3\nsecond line\n", "unsure": lambda invocation: None}
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    s = Session(timeout=10)
-    yield s
-    s.close()
+pytestmark = pytest.mark.gate_session(timeout=10)
 
 
 def test_a_filter_that_fails_fails_the_pipeline_at_its_line(session: Session) -> None:

@@ -17,20 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from betrace_dist import REPO_ROOT
-from betrace_dist.gate.commands import models
 from betrace_dist.gate.session import CommandError, Session
-from betrace_dist.gate.shellwords import SUBSTITUTED, split
+from betrace_dist.gate.shellwords import SUBSTITUTED
 
+from .conftest import run
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    s = Session(timeout=2)
-    yield s
-    s.close()
-
-
-def run(session: Session, script: str) -> None:
-    session.run(split(script), models())
+pytestmark = pytest.mark.gate_session(timeout=2)
 
 
 def test_state_carries_across_blocks(session: Session) -> None:

@@ -5,33 +5,20 @@ a label; and a backend started by hand listens where its own variables say."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from betrace_dist import REPO_ROOT
-from betrace_dist.gate.commands import models
 from betrace_dist.gate.grafana_app import backend_url_problem
 from betrace_dist.gate.session import CommandError, Session
-from betrace_dist.gate.shellwords import split
 
-from .conftest import require_tool
+from .conftest import run
 
 REGISTRY = "registry.example.com/betrace"
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    require_tool("helm")
-    require_tool("kubectl")
-    s = Session(timeout=60)
-    yield s
-    s.close()
-
-
-def run(session: Session, script: str) -> None:
-    session.run(split(script), models())
+pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
 
 
 def _install(session: Session, *values: str) -> str:
