@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("release", help="validate the release data")
     check.add_argument("action", choices=["check"])
     check.add_argument("--file", type=Path, default=REPO_ROOT / "releases.yaml")
+    check.add_argument(
+        "--tag",
+        help="also refuse unless this git tag is the current release's (v<version>): the "
+        "workflows that publish a release run this first",
+    )
     contract = sub.add_parser(
         "contract", help="compare the release data with upstream's API description and plugin.json"
     )
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             data = load_release_data(args.file)
         except ProblemsError as exc:
             print(exc, file=sys.stderr)
+            return 1
+        problem = data.current.tag_problem(args.tag) if args.tag is not None else None
+        if problem:
+            print(f"{args.file}: {problem}", file=sys.stderr)
             return 1
         print(f"{args.file}: valid; current release {data.current.version}")
         return 0

@@ -680,6 +680,21 @@ class Release(Model):
         return self
 
     @property
+    def git_tag(self) -> str:
+        """The git tag that publishes this release: `v` and its version. The release workflow
+        publishes nothing from any other tag (`betrace-dist release check --tag`)."""
+        return f"v{self.version}"
+
+    def tag_problem(self, tag: str) -> str | None:
+        """Why `tag` may not publish this release, or None when it is this release's tag."""
+        if tag == self.git_tag:
+            return None
+        return (
+            f"the release is {self.version} but the tag is {tag}: only {self.git_tag} publishes "
+            "it, and nothing is published from another tag"
+        )
+
+    @property
     def published(self) -> bool:
         """True once every BeTrace image of this release has a digest.
 

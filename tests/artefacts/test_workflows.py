@@ -17,8 +17,10 @@ from ruamel.yaml import YAML
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import dockerfiles
 from betrace_dist.artefacts import workflows as wf
+from betrace_dist.cli import main as cli
 from betrace_dist.errors import Problem
 from betrace_dist.release import ReleaseData
+from betrace_dist.yamlio import load_with_lines
 
 EXPECTED = {"ci.yml", "images.yml", "flakehub.yml", "chart.yml", "docs.yml"}
 TEST_COMMAND = "make test"
@@ -123,6 +125,65 @@ def test_policy_breach_is_reported_with_file_and_line(
     repo_root: Path, tmp_path: Path, name: str, old: str, new: str, count: int, message: str
 ) -> None:
     path = broken(repo_root, tmp_path, name, old, new, count)
+    problems = [str(p) for p in wf.policy_problems(path)]
+    assert any(message in p for p in problems), problems
+    assert all(re.match(rf"{re.escape(str(path))}:\d+: ", p) for p in problems), problems
+
+
+# --- release tags: every job that can publish checks the tag first --------------------------------
+
+#: The tag check as each publishing workflow writes it (docs.yml also deploys main: it checks only
+#: on a tag).
+CHECK_STEP = """      - name: The tag is the release's
+        env:
+          TAG: ${{ github.ref_name }}
+        run: .venv/bin/betrace-dist release check --tag "$TAG"
+"""
+DOCS_CHECK_STEP = CHECK_STEP.replace(
+    "        env:\n", "        if: startsWith(github.ref, 'refs/tags/')\n        env:\n"
+)
+FLAKEHUB_CHECK_STEP = CHECK_STEP.replace(".venv/bin/betrace-dist", "betrace-dist")
+
+
+def test_only_the_publishing_workflows_run_on_a_tag(repo_root: Path) -> None:
+    """The tag rules below hold every workflow that can run on a tag: the four that publish,
+    and no other (ci.yml runs on main and pull requests)."""
+    on_a_tag = {
+        path.name for path in wf.workflow_files(repo_root)
+        if wf.runs_on_a_tag(load_with_lines(path))
+    }  # fmt: skip
+    assert on_a_tag == set(TAG_CHECKING_JOBS)
+
+
+TAG_BREAKS = [
+    ("images.yml", CHECK_STEP, "", "job 'build' can run on a tag and never checks it"),
+    ("chart.yml", CHECK_STEP, "", "job 'package' can run on a tag and never checks it"),
+    ("flakehub.yml", FLAKEHUB_CHECK_STEP, "",
+     "job 'publish' can run on a tag and never checks it"),
+    ("docs.yml", DOCS_CHECK_STEP, "", "job 'deploy' can run on a tag and never checks it"),
+    ("images.yml", "    needs: build\n", "", "job 'manifest' can run on a tag and never checks it"),
+    ("chart.yml", "        run: make setup\n", "        run: make tools\n",
+     "job 'package' checks the tag only after 'Install the project', which could already publish"),
+    ("chart.yml", CHECK_STEP, CHECK_STEP.replace("${{ github.ref_name }}", "v2.0.0"),
+     "job 'package' checks TAG, which is not ${{ github.ref_name }}"),
+    ("docs.yml", "if: startsWith(github.ref, 'refs/tags/')\n        env:\n          TAG",
+     "if: false\n        env:\n          TAG", "job 'deploy' may skip or ignore the tag check"),
+    ("images.yml", CHECK_STEP, CHECK_STEP + "        continue-on-error: true\n",
+     "job 'build' may skip or ignore the tag check"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "message"),
+    TAG_BREAKS,
+    ids=[b[0] + "-" + re.sub(r"\W+", "-", b[3][:40]) for b in TAG_BREAKS],
+)
+def test_a_publishing_workflow_without_the_tag_check_is_caught(
+    repo_root: Path, tmp_path: Path, name: str, old: str, new: str, message: str
+) -> None:
+    """Break test: a copy of a real workflow whose tag filter or tag check is broken fails the
+    policy with the file and line."""
+    path = broken(repo_root, tmp_path, name, old, new, 1)
     problems = [str(p) for p in wf.policy_problems(path)]
     assert any(message in p for p in problems), problems
     assert all(re.match(rf"{re.escape(str(path))}:\d+: ", p) for p in problems), problems
@@ -328,7 +389,7 @@ def test_a_checkout_of_upstream_at_the_tag_is_caught() -> None:
 # --- images.yml: Docker builds of docker/Dockerfile, fed by releases.yaml ------------------------
 
 IMAGES = REPO_ROOT / wf.WORKFLOWS / "images.yml"
-RELEASE_STEP = "The tag names the release, and the Dockerfile builds the pinned commit"
+RELEASE_STEP = "The Dockerfile builds the pinned commit"
 BUILD_STEP = "Build and push one tag per architecture"
 # Each flag the build command must carry, and why.
 BUILD_FLAGS = {
@@ -367,18 +428,18 @@ def build_problems(path: Path) -> list[str]:
     return problems
 
 
-def release_step(path: Path, tag: str) -> subprocess.CompletedProcess[str]:
+def release_step(path: Path) -> subprocess.CompletedProcess[str]:
     """The release step's Python, run for real with the project's interpreter."""
     run = step(path, "build", RELEASE_STEP)["run"]
     script = run.split("<<'PY'\n", 1)[1].rsplit("PY\n", 1)[0]
     return subprocess.run(
-        [sys.executable, "-"], input=script, env={**os.environ, "TAG": tag},
+        [sys.executable, "-"], input=script, env=dict(os.environ),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 
 def test_images_workflow_reads_every_image_from_the_release_data(release_data: ReleaseData) -> None:
-    done = release_step(IMAGES, f"v{release_data.current.version}")
+    done = release_step(IMAGES)
     assert done.returncode == 0, done.stderr
     outputs = dict(line.split("=", 1) for line in done.stdout.splitlines())
     assert outputs["commit"] == release_data.current.upstream.commit
@@ -394,12 +455,39 @@ def test_images_workflow_reads_every_image_from_the_release_data(release_data: R
     }
 
 
-def test_images_workflow_refuses_a_tag_that_is_not_the_release(release_data: ReleaseData) -> None:
-    done = release_step(IMAGES, "v0.0.1")
-    assert done.returncode == 1
-    want = f"the release is {release_data.current.version} but the tag is v0.0.1"
-    assert want in done.stderr, done.stderr
-    assert "images=" not in done.stdout
+def tag_check_args(path: Path, job: str) -> list[str]:
+    """The arguments of the job's tag check (`betrace-dist ARGS "$TAG"`), the command its one
+    tag-check step runs."""
+    checks = [
+        s
+        for s in YAML(typ="safe").load(path.read_text(encoding="utf-8"))["jobs"][job]["steps"]
+        if wf.TAG_CHECK.search(str(s.get("run") or ""))
+    ]
+    assert len(checks) == 1, f"{path.name}: job {job} has {len(checks)} tag checks"
+    command = checks[0]["run"].strip().split()
+    assert command[0].endswith("betrace-dist") and command[-1] == '"$TAG"', command
+    return command[1:-1]
+
+
+#: The job of each publishing workflow that checks the tag before anything else.
+TAG_CHECKING_JOBS = {
+    "images.yml": "build", "chart.yml": "package", "flakehub.yml": "publish", "docs.yml": "deploy",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "job"), sorted(TAG_CHECKING_JOBS.items()))
+def test_a_publishing_workflow_refuses_a_tag_that_is_not_the_release(
+    release_data: ReleaseData, capsys: pytest.CaptureFixture[str], name: str, job: str
+) -> None:
+    """The job's check, run with the tag as GitHub gives it (`github.ref_name` of a tag push is
+    the tag's name): the release's tag passes, any other fails and says why."""
+    args = tag_check_args(REPO_ROOT / wf.WORKFLOWS / name, job)
+    version = release_data.current.version
+    assert cli([*args, f"v{version}"]) == 0, capsys.readouterr().err
+    for tag in ["v0.0.1", f"v{version}-rc.1", version]:
+        assert cli([*args, tag]) == 1, tag
+        err = capsys.readouterr().err
+        assert f"the release is {version} but the tag is {tag}" in err, err
 
 
 def test_images_workflow_builds_the_dockerfile_with_the_release_args() -> None:

@@ -125,9 +125,131 @@ def _job_and_steps_are_safe(job: _Job) -> _Found:
     ]
 
 
+# --- release tags ------------------------------------------------------------------------------
+
+#: The step that refuses a tag that is not the release's: the project's own check
+#: (`betrace-dist release check --tag`), reading the tag from `env: TAG: ${{ github.ref_name }}`.
+TAG_CHECK = re.compile(r'(?:^|[\s/])betrace-dist release check --tag "\$TAG"\s*$')
+TAG_CHECK_ENV = "${{ github.ref_name }}"
+#: The one condition the check may carry: "run on tags" (docs.yml also deploys main).
+TAG_CHECK_IF = "startsWith(github.ref, 'refs/tags/')"
+#: Steps that may run before the check: they only fetch and install, and publish nothing.
+PREPARATION_ACTIONS = {"actions/checkout", "actions/setup-python"}
+_PREPARATION_LINE = re.compile(
+    r"^(?:#.*|make setup|(?:\.venv/bin/)?pip install\b.*|python3? -m pip install\b.*)$"
+)
+
+
+def trigger_map(doc: CommentedMap) -> dict[str, Any]:
+    """The `on:` triggers as a mapping (a string or a list names triggers without filters)."""
+    on = doc.get("on", doc.get(True))  # YAML 1.1 readers turn a bare `on` into true
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return {str(trigger): None for trigger in on}
+    return dict(on or {})
+
+
+def runs_on_a_tag(doc: CommentedMap) -> bool:
+    """True when a run of the workflow can have a tag as its ref.
+
+    A push with neither a branch nor a tag filter runs for tags too, and a push with only a
+    branch filter runs for no tag (GitHub docs, "Workflow syntax for GitHub Actions",
+    `on.push.<branches|tags|branches-ignore|tags-ignore>`). A called workflow (`workflow_call`)
+    runs with its caller's ref, a tag for the release workflow (GitHub docs, "Reusing workflow
+    configurations": the `github` context is the caller's); a manual run can be started on a tag.
+    """
+    on = trigger_map(doc)
+    if "push" in on:
+        push = on["push"] or {}
+        if {"tags", "tags-ignore"} & set(push) or not {"branches", "branches-ignore"} & set(push):
+            return True
+    return bool({"workflow_call", "workflow_dispatch", "create", "release"} & set(on))
+
+
+def _is_preparation(step: Any) -> bool:
+    uses = step.get("uses") if isinstance(step, dict) else None
+    if uses:
+        return str(uses).split("@", 1)[0] in PREPARATION_ACTIONS
+    run = step.get("run") if isinstance(step, dict) else None
+    lines = [line.strip() for line in str(run or "").splitlines() if line.strip()]
+    return bool(lines) and all(_PREPARATION_LINE.match(line) for line in lines)
+
+
+def _tag_check_problems(job_id: str, steps: list[Any]) -> tuple[bool, _Found]:
+    """Whether the job checks the tag, and what is wrong with how it does."""
+    checks = [
+        (index, step)
+        for index, step in enumerate(steps)
+        if isinstance(step, dict) and TAG_CHECK.search(str(step.get("run") or ""))
+    ]
+    if not checks:
+        return False, []
+    index, step = checks[0]
+    line = _line(step, "run")
+    found: _Found = []
+    if (step.get("env") or {}).get("TAG") != TAG_CHECK_ENV:
+        message = f"job '{job_id}' checks TAG, which is not {TAG_CHECK_ENV} (env: TAG: ...)"
+        found.append((line, message))
+    if step.get("if") not in (None, TAG_CHECK_IF) or step.get("continue-on-error"):
+        message = (
+            f"job '{job_id}' may skip or ignore the tag check (only `if: {TAG_CHECK_IF}` is "
+            "allowed, never continue-on-error)"
+        )
+        found.append((line, message))
+    early = next((s for s in steps[:index] if not _is_preparation(s)), None)
+    if early is not None:
+        name = early.get("name") or early.get("uses") or "a step"
+        message = (
+            f"job '{job_id}' checks the tag only after '{name}', which could already publish: "
+            "check it right after installing the project"
+        )
+        found.append((line, message))
+    return True, found
+
+
+def _every_job_checks_the_tag(doc: CommentedMap) -> _Found:
+    """In a workflow that can run on a tag, every job checks that the tag is the release's before
+    it publishes anything, or needs a job that did; a job that calls a workflow leaves it to the
+    called workflow, which this rule holds to the same."""
+    if not runs_on_a_tag(doc):
+        return []
+    jobs = doc.get("jobs") or {}
+    found: _Found = []
+    checked: set[str] = set()
+    for job_id, node in jobs.items():
+        if "uses" in node:
+            checked.add(job_id)
+            continue
+        does, problems = _tag_check_problems(job_id, list(node.get("steps") or []))
+        found += problems
+        if does:
+            checked.add(job_id)
+    grew = True
+    while grew:  # a job that needs a checked job is checked
+        grew = False
+        for job_id, node in jobs.items():
+            needs = node.get("needs") or []
+            needs = [needs] if isinstance(needs, str) else list(needs)
+            if job_id not in checked and set(needs) & checked:
+                checked.add(job_id)
+                grew = True
+    advice = (
+        f'run `betrace-dist release check --tag "$TAG"` (env: TAG: {TAG_CHECK_ENV}) right after '
+        "installing the project, or need a job that does"
+    )
+    found += [
+        (_line(jobs, job_id), f"job '{job_id}' can run on a tag and never checks it: {advice}")
+        for job_id in jobs
+        if job_id not in checked
+    ]
+    return found
+
+
 _WORKFLOW_RULES: list[Callable[[CommentedMap], _Found]] = [
     _permissions_are_empty,
     _has_concurrency_group,
+    _every_job_checks_the_tag,
 ]
 _JOB_RULES: list[Callable[[_Job], _Found]] = [
     _job_has_permissions,
