@@ -130,7 +130,15 @@ def test_policy_breach_is_reported_with_file_and_line(
     assert all(re.match(rf"{re.escape(str(path))}:\d+: ", p) for p in problems), problems
 
 
-# --- release tags: every job that can publish checks the tag first --------------------------------
+# --- release tags: one tag pattern, and every job that can publish checks the tag first ---------
+
+#: The job of each publishing workflow that checks the tag before anything else.
+TAG_CHECKING_JOBS = {
+    "images.yml": "build",
+    "chart.yml": "package",
+    "flakehub.yml": "publish",
+    "docs.yml": "deploy",
+}
 
 #: The tag check as each publishing workflow writes it (docs.yml also deploys main: it checks only
 #: on a tag).
@@ -155,7 +163,22 @@ def test_only_the_publishing_workflows_run_on_a_tag(repo_root: Path) -> None:
     assert on_a_tag == set(TAG_CHECKING_JOBS)
 
 
+@pytest.mark.parametrize("name", sorted(TAG_CHECKING_JOBS))
+def test_a_publishing_workflow_starts_only_on_release_tags(repo_root: Path, name: str) -> None:
+    """A workflow that starts on a tag push starts only on vMAJOR.MINOR.PATCH: a tag such as
+    v2.1.0-rc.1 would otherwise deploy the site as the current version and push the chart while
+    the images refused it."""
+    push = wf.trigger_map(load_with_lines(repo_root / wf.WORKFLOWS / name)).get("push") or {}
+    assert push.get("tags") == [wf.RELEASE_TAGS]
+
+
 TAG_BREAKS = [
+    ("images.yml", f'tags: ["{wf.RELEASE_TAGS}"]', 'tags: ["v*"]',
+     "images.yml:30: tag filter ['v*'] is not [\"v[0-9]+.[0-9]+.[0-9]+\"]"),
+    ("chart.yml", f'  push:\n    tags: ["{wf.RELEASE_TAGS}"]\n', "  push:\n",
+     "push starts on tags that are not releases"),
+    ("docs.yml", f'    tags: ["{wf.RELEASE_TAGS}"]\n', '    tags-ignore: ["v*-rc*"]\n',
+     "push starts on tags that are not releases"),
     ("images.yml", CHECK_STEP, "", "job 'build' can run on a tag and never checks it"),
     ("chart.yml", CHECK_STEP, "", "job 'package' can run on a tag and never checks it"),
     ("flakehub.yml", FLAKEHUB_CHECK_STEP, "",
@@ -467,12 +490,6 @@ def tag_check_args(path: Path, job: str) -> list[str]:
     command = checks[0]["run"].strip().split()
     assert command[0].endswith("betrace-dist") and command[-1] == '"$TAG"', command
     return command[1:-1]
-
-
-#: The job of each publishing workflow that checks the tag before anything else.
-TAG_CHECKING_JOBS = {
-    "images.yml": "build", "chart.yml": "package", "flakehub.yml": "publish", "docs.yml": "deploy",
-}  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "job"), sorted(TAG_CHECKING_JOBS.items()))

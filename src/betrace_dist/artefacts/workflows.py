@@ -127,6 +127,11 @@ def _job_and_steps_are_safe(job: _Job) -> _Found:
 
 # --- release tags ------------------------------------------------------------------------------
 
+#: The only tags that publish: vMAJOR.MINOR.PATCH. In GitHub's filter patterns `+` matches one or
+#: more of the character (or bracketed range) before it and `.` is no special character (GitHub
+#: docs, "Workflow syntax for GitHub Actions", "Filter pattern cheat sheet", whose example
+#: `v[12].[0-9]+.[0-9]+` matches v1.10.1 and v2.0.0), so v2.1.0-rc.1 starts nothing.
+RELEASE_TAGS = "v[0-9]+.[0-9]+.[0-9]+"
 #: The step that refuses a tag that is not the release's: the project's own check
 #: (`betrace-dist release check --tag`), reading the tag from `env: TAG: ${{ github.ref_name }}`.
 TAG_CHECK = re.compile(r'(?:^|[\s/])betrace-dist release check --tag "\$TAG"\s*$')
@@ -165,6 +170,27 @@ def runs_on_a_tag(doc: CommentedMap) -> bool:
         if {"tags", "tags-ignore"} & set(push) or not {"branches", "branches-ignore"} & set(push):
             return True
     return bool({"workflow_call", "workflow_dispatch", "create", "release"} & set(on))
+
+
+def _tag_filter_is_the_release_pattern(doc: CommentedMap) -> _Found:
+    """A push that can start on a tag names exactly RELEASE_TAGS."""
+    on = trigger_map(doc)
+    if "push" not in on:
+        return []
+    push = on["push"] or {}
+    on_key = "on" if "on" in doc else True
+    where = _line(push, "tags") if isinstance(push, CommentedMap) else _line(doc, on_key)
+    tags = push.get("tags")
+    wanted = f'tags: ["{RELEASE_TAGS}"]'
+    if "tags-ignore" in push or (tags is None and not {"branches", "branches-ignore"} & set(push)):
+        return [(where, f"push starts on tags that are not releases; filter them: {wanted}")]
+    if tags is not None and list(tags) != [RELEASE_TAGS]:
+        message = (
+            f'tag filter {list(tags)} is not ["{RELEASE_TAGS}"]: it starts on tags that are not '
+            "releases (v2.1.0-rc.1), or misses some"
+        )
+        return [(where, message)]
+    return []
 
 
 def _is_preparation(step: Any) -> bool:
@@ -249,6 +275,7 @@ def _every_job_checks_the_tag(doc: CommentedMap) -> _Found:
 _WORKFLOW_RULES: list[Callable[[CommentedMap], _Found]] = [
     _permissions_are_empty,
     _has_concurrency_group,
+    _tag_filter_is_the_release_pattern,
     _every_job_checks_the_tag,
 ]
 _JOB_RULES: list[Callable[[_Job], _Found]] = [
