@@ -698,10 +698,11 @@ class Release(Model):
     def published(self) -> bool:
         """True once every BeTrace image of this release has a digest.
 
-        The publishing workflow (.github/workflows/images.yml, with the chart workflow on the
-        same tag) records the digests of the images it pushed, and the release's last step
-        copies them here: a digest is the one sign in the release data that the images and the
-        chart can be pulled. Pages state the status from this property (`release.published`)."""
+        The images workflow (.github/workflows/images.yml, which the release workflow runs
+        before the chart's on the same tag) records the digests of the images it pushed, and the
+        release's last step copies them here: a digest is the one sign in the release data that
+        the images and the chart can be pulled. Pages state the status from this property
+        (`release.published`)."""
         images = (self.images.backend, self.images.grafana_plugin, self.images.plugin_init)
         return all(image.digest for image in images)
 

@@ -22,7 +22,7 @@ from betrace_dist.errors import Problem
 from betrace_dist.release import ReleaseData
 from betrace_dist.yamlio import load_with_lines
 
-EXPECTED = {"ci.yml", "images.yml", "flakehub.yml", "chart.yml", "docs.yml"}
+EXPECTED = {"ci.yml", "release.yml", "images.yml", "flakehub.yml", "chart.yml", "docs.yml"}
 TEST_COMMAND = "make test"
 #: What ci.yml runs: the script every CI runs, which ends in TEST_COMMAND.
 CI_COMMAND = "bash .ci/run"
@@ -112,7 +112,11 @@ POLICY_BREAKS = [
      "interpolates ${{ github.head_ref }} into a run: script"),
     ("chart.yml", "packages: write # push the OCI chart to GHCR",
      "packages: write\n      id-token: write", 1,
-     "job 'package' requests id-token: write; only [('flakehub.yml', 'publish')] may"),
+     "job 'package' requests id-token: write; only [('flakehub.yml', 'publish'), "
+     "('release.yml', 'flakehub')] may"),
+    ("release.yml", "      contents: write # mike commits to gh-pages",
+     "      contents: write # mike commits to gh-pages\n      id-token: write", 1,
+     "job 'docs' requests id-token: write"),
 ]  # fmt: skip
 
 
@@ -154,30 +158,40 @@ FLAKEHUB_CHECK_STEP = CHECK_STEP.replace(".venv/bin/betrace-dist", "betrace-dist
 
 
 def test_only_the_publishing_workflows_run_on_a_tag(repo_root: Path) -> None:
-    """The tag rules below hold every workflow that can run on a tag: the four that publish,
-    and no other (ci.yml runs on main and pull requests)."""
+    """The tag rules below hold every workflow that can run on a tag: the release workflow, the
+    four it calls, and no other (ci.yml runs on main and pull requests)."""
     on_a_tag = {
         path.name for path in wf.workflow_files(repo_root)
         if wf.runs_on_a_tag(load_with_lines(path))
     }  # fmt: skip
-    assert on_a_tag == set(TAG_CHECKING_JOBS)
+    assert on_a_tag == {"release.yml", *TAG_CHECKING_JOBS}
 
 
-@pytest.mark.parametrize("name", sorted(TAG_CHECKING_JOBS))
-def test_a_publishing_workflow_starts_only_on_release_tags(repo_root: Path, name: str) -> None:
-    """A workflow that starts on a tag push starts only on vMAJOR.MINOR.PATCH: a tag such as
-    v2.1.0-rc.1 would otherwise deploy the site as the current version and push the chart while
-    the images refused it."""
-    push = wf.trigger_map(load_with_lines(repo_root / wf.WORKFLOWS / name)).get("push") or {}
-    assert push.get("tags") == [wf.RELEASE_TAGS]
+def test_only_the_release_workflow_starts_on_a_tag_push(repo_root: Path) -> None:
+    """The four publishing workflows start only when release.yml calls them, in its order."""
+    started = {
+        path.name for path in wf.workflow_files(repo_root)
+        if "tags" in (wf.trigger_map(load_with_lines(path)).get("push") or {})
+    }  # fmt: skip
+    assert started == {"release.yml"}
+    release = YAML(typ="safe").load((repo_root / wf.WORKFLOWS / "release.yml").read_text())
+    assert release["on"]["push"]["tags"] == [wf.RELEASE_TAGS]
+    calls = {job: node["uses"] for job, node in release["jobs"].items()}
+    assert calls == {name.removesuffix(".yml"): f"./.github/workflows/{name}"
+                     for name in TAG_CHECKING_JOBS}  # fmt: skip
+    needs = {job: node.get("needs") for job, node in release["jobs"].items()}
+    assert needs == {"images": None, "chart": "images", "flakehub": "images",
+                     "docs": ["chart", "flakehub"]}  # fmt: skip
 
 
 TAG_BREAKS = [
-    ("images.yml", f'tags: ["{wf.RELEASE_TAGS}"]', 'tags: ["v*"]',
-     "images.yml:30: tag filter ['v*'] is not [\"v[0-9]+.[0-9]+.[0-9]+\"]"),
-    ("chart.yml", f'  push:\n    tags: ["{wf.RELEASE_TAGS}"]\n', "  push:\n",
+    ("release.yml", f'tags: ["{wf.RELEASE_TAGS}"]', 'tags: ["v*"]',
+     "release.yml:21: tag filter ['v*'] is not [\"v[0-9]+.[0-9]+.[0-9]+\"]"),
+    ("release.yml", f'  push:\n    tags: ["{wf.RELEASE_TAGS}"]\n', "  push:\n",
      "push starts on tags that are not releases"),
-    ("docs.yml", f'    tags: ["{wf.RELEASE_TAGS}"]\n', '    tags-ignore: ["v*-rc*"]\n',
+    ("docs.yml", "    branches: [main]\n", '    branches: [main]\n    tags: ["v*"]\n',
+     "tag filter ['v*'] is not"),
+    ("docs.yml", "    branches: [main]\n", '    branches: [main]\n    tags-ignore: ["v*-rc*"]\n',
      "push starts on tags that are not releases"),
     ("images.yml", CHECK_STEP, "", "job 'build' can run on a tag and never checks it"),
     ("chart.yml", CHECK_STEP, "", "job 'package' can run on a tag and never checks it"),

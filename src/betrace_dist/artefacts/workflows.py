@@ -14,8 +14,10 @@ from ..errors import Problem
 from ..yamlio import load_with_lines
 
 WORKFLOWS = Path(".github/workflows")
-# The only workflow (and job) that may mint an OIDC token: FlakeHub authenticates with it.
-ID_TOKEN_ALLOWED = {("flakehub.yml", "publish")}
+# The only workflow (and job) that may mint an OIDC token: FlakeHub authenticates with it. The
+# release workflow's job that calls it must grant it too: a called workflow gets no permission
+# its calling job does not grant (GitHub docs, "Reusing workflow configurations").
+ID_TOKEN_ALLOWED = {("flakehub.yml", "publish"), ("release.yml", "flakehub")}
 _PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@([0-9a-f]{40})$")
 _VERSION_COMMENT = re.compile(r"#\s*v\d+(\.\d+){0,2}\s*$")
 # Untrusted text an attacker controls (titles, branch names, bodies...) must reach a script
@@ -82,6 +84,11 @@ def _job_has_permissions(job: _Job) -> _Found:
 
 
 def _job_has_timeout(job: _Job) -> _Found:
+    """Every job that runs steps is bounded. A job that calls a workflow (`uses:`) cannot take
+    `timeout-minutes` (GitHub docs, "Reusing workflow configurations", supported keywords for
+    jobs that call a reusable workflow): the called workflow's jobs carry theirs."""
+    if "uses" in job.node:
+        return []
     if not isinstance(job.node.get("timeout-minutes"), int):
         return [(job.line, f"job '{job.id}' has no 'timeout-minutes'")]
     return []
