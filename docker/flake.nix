@@ -54,7 +54,9 @@
         # The BeTrace commit inputs.betrace.url pins (tests/artefacts/test_dockerfiles.py).
         upstreamCommit = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";
         registry = "ghcr.io/betrace-hq/betrace";
-        source = "https://github.com/betrace-hq/betrace";
+        # org.opencontainers.image.source: this repository, which GHCR links pushed images to
+        # (the comment on the labels in docker/Dockerfile says why).
+        source = "https://github.com/betrace-hq/distribution";
         license = "MIT";
         ports = {
           http = 12011;

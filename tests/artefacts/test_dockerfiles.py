@@ -232,6 +232,13 @@ POLICY_BREAKS = [
         id="label-revision",
     ),
     pytest.param(
+        r"(BeTrace plugin-init: copies the BeTrace app plugin into a volume\" \\\n\s*"
+        r"org\.opencontainers\.image\.source=)\"https://github\.com/betrace-hq/distribution\"",
+        r'\1"https://github.com/betrace-hq/betrace"', "stage plugin-init labels "
+        "org.opencontainers.image.source='https://github.com/betrace-hq/betrace', expected "
+        "'https://github.com/betrace-hq/distribution'", id="label-source-upstream",
+    ),
+    pytest.param(
         r"(AS grafana-plugin\nARG BETRACE_COMMIT\n)ARG BETRACE_VERSION\n",
         r"\1", "stage grafana-plugin does not declare ARG BETRACE_VERSION", id="arg-not-in-stage",
     ),

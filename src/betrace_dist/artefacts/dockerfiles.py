@@ -193,7 +193,8 @@ def check_users(df: Dockerfile) -> list[str]:
 
 
 def check_release_args(df: Dockerfile, data: ReleaseData) -> list[str]:
-    """Global ARG defaults and every target's labels carry the commit and version of the release."""
+    """Global ARG defaults and every target's labels carry the commit and version of the release,
+    and name this repository as the images' source."""
     want = {COMMIT_ARG: data.current.upstream.commit, VERSION_ARG: data.current.version}
     defaults = _arg_defaults(df.global_args)
     out = []
@@ -206,7 +207,8 @@ def check_release_args(df: Dockerfile, data: ReleaseData) -> list[str]:
                 f"says {value!r} (releases[0].{field_of[name]})"
             )
     labels = {
-        "org.opencontainers.image.source": data.project.repository,
+        # the repository GHCR links the packages to: this one, whose workflow pushes them
+        "org.opencontainers.image.source": data.project.distribution_repository,
         "org.opencontainers.image.revision": f"${{{COMMIT_ARG}}}",
         "org.opencontainers.image.version": f"${{{VERSION_ARG}}}",
     }

@@ -331,7 +331,7 @@ def release_problems(release_attr: Mapping[str, Any], data: ReleaseData) -> list
     want = {
         "version": cur.version,
         "registry": data.project.registry,
-        "source": data.project.repository,
+        "source": data.project.distribution_repository,
         "license": data.project.license,
         "ports": {name: port.port for name, port in cur.backend.ports.items()},
     }
