@@ -43,6 +43,36 @@ CASES = {
         "`kubectl port-forward` forwards",
     ),
     "compose-up": (_compose, "docker compose up --build", "`docker compose up` without -d"),
+    "compose-up-detach-false": (
+        _compose,
+        "docker compose up --build --detach=false",
+        "`docker compose up` without -d",
+    ),
+    "compose-up-wait-false": (
+        _compose,
+        "docker compose up --build --wait=false",
+        "`docker compose up` without -d",
+    ),
+    "kubectl-logs-follow": (
+        _chart,
+        "kubectl -n betrace logs -f deploy/betrace-backend",
+        "`kubectl logs -f` follows the log",
+    ),
+    "kubectl-get-watch": (
+        _chart,
+        "kubectl -n betrace get pods --watch",
+        "`kubectl get --watch` watches",
+    ),
+    "compose-logs-follow": (
+        lambda s: _compose(s) + "docker compose up --build -d\n",
+        "docker compose logs -f backend",
+        "`docker compose logs` streams until stopped",
+    ),
+    "compose-events": (
+        lambda s: _compose(s) + "docker compose up --build -d\n",
+        "docker compose events",
+        "`docker compose events` streams until stopped",
+    ),
 }
 
 
@@ -67,7 +97,7 @@ def test_a_server_last_in_its_block_or_in_the_background_is_fine(
     if form == "last":
         run(session, f"{server}\n")
     else:
-        run(session, f"{server} &\n{HEALTH}")
+        run(session, f"{server} &\necho next\n")
 
 
 @pytest.mark.parametrize("flag", ["-d", "--detach", "--wait", "--no-start"])
@@ -75,3 +105,10 @@ def test_compose_up_detached_returns(session: Session, flag: str) -> None:
     """--wait implies detached and --no-start returns before attaching (Compose's up.go)."""
     run(session, _compose(session))
     run(session, f"docker compose up --build {flag}\necho next\n")
+
+
+def test_a_dry_run_starts_nothing(session: Session) -> None:
+    """`docker compose --dry-run up -d` prints what it would do: nothing answers after it."""
+    run(session, _compose(session) + "docker compose --dry-run up --build -d\n")
+    with pytest.raises(CommandError, match="nothing answers on localhost:12011"):
+        run(session, HEALTH)

@@ -113,6 +113,12 @@ CASES = [
         ["attribute 'currentSystem' missing", "builtins.currentSystem needs --impure"],
     ),
     (
+        # each `$` step of a transcript runs on its own, but in the same terminal
+        "console-foreground.md",
+        'nix run "github:',
+        ["serves in the foreground and does not return", "`curl -fsS", "with &"],
+    ),
+    (
         "nix-run-foreground.md",
         'nix run "github:',
         ["serves in the foreground and does not return", "`curl -fsS", "with &"],
@@ -268,8 +274,8 @@ def test_mistake_is_named_with_page_line_and_what_exists(
 ) -> None:
     line = line_containing(DOCS / page, needle)
     match = re.search(
-        rf"^docs/{re.escape(page)}:{line}: (?:shell block \(bash\): `([^`]*)`|nix block \(nix\)): "
-        r"(.*)$",
+        rf"^docs/{re.escape(page)}:{line}: "
+        r"(?:shell block \((?:bash|console)\): `([^`]*)`|nix block \(nix\)): (.*)$",
         gate_output,
         re.M,
     )

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -557,15 +557,19 @@ class Session:
             raise CommandError(f"cannot expand the arguments: {done.stderr.strip()}")
         return done.stdout.split("\0")[:-1]
 
-    def run(self, commands: list[Command], models: dict[str, Model]) -> None:
-        """Run a block's commands in order; the first that does not hold raises CommandError."""
+    def run(
+        self, commands: list[Command], models: dict[str, Model], later: Sequence[Command] = ()
+    ) -> None:
+        """Run a block's commands in order; the first that does not hold raises CommandError.
+        `later`: what the block runs after these (a transcript's next steps), for a command
+        that never returns."""
         index = 0
         while index < len(commands):
             cmd = commands[index]
             position, length = cmd.pipeline
             members = commands[index : index + length] if position == 0 else [cmd]
             index += len(members)
-            self.following = commands[index:]
+            self.following = [*commands[index:], *later]
             try:
                 self._run_pipeline(members, models)
             except CommandError as exc:

@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, ClassVar
@@ -26,7 +27,7 @@ from .. import update
 from ..commands import models
 from ..lexer import Block
 from ..session import FILE_COMMANDS, CommandError, Model
-from ..shellwords import SplitError, split
+from ..shellwords import Command, SplitError, split
 from ..update import ELLIPSIS  # one spelling of "any value" for compare and update
 from . import CheckFailure, Context, Status
 
@@ -189,9 +190,12 @@ class ShellChecker:
         self.run(script, ctx)
 
     def _run_console(self, block: Block, ctx: Context) -> None:
-        """Each `$` command of a transcript on its own, its output compared where it can be."""
-        for step in steps(block.body):
-            printed = self.run(step.script, ctx, step.line)
+        """Each `$` command of a transcript on its own, its output compared where it can be.
+        The later steps are the same terminal's: a step that never returns (a foreground
+        server) stops them too."""
+        todo = steps(block.body)
+        for index, step in enumerate(todo):
+            printed = self.run(step.script, ctx, step.line, _later(todo[index + 1 :]))
             if step.output is not None and printed is not None:
                 _compare_or_update(step, printed, ctx)
             elif step.output is not None and not self._model_heads(step):
@@ -209,9 +213,12 @@ class ShellChecker:
         real = _RUN_FOR_REAL | ({"curl"} if self.live_on and _curls_reach_backend(step) else set())
         return {h for h in _heads(step) if h not in real}
 
-    def run(self, script: str, ctx: Context, first_line: int = 1) -> str | None:
+    def run(
+        self, script: str, ctx: Context, first_line: int = 1, later: Sequence[Command] = ()
+    ) -> str | None:
         """Each command to a command model, in the page's session; what the commands printed,
-        or None when a model could not say. `first_line`: the block line the script starts at."""
+        or None when a model could not say. `first_line`: the block line the script starts at;
+        `later`: commands the same block runs after this script (a transcript's next steps)."""
         try:
             commands = split(script, first_line)
         except SplitError as exc:
@@ -219,7 +226,7 @@ class ShellChecker:
         session = ctx.session()
         session.printed = []
         try:
-            session.run(commands, self.models)
+            session.run(commands, self.models, later)
         except CommandError as exc:
             line = getattr(exc, "line", None)
             shown = next((c.text.split("\n")[0] for c in commands if c.line == line), "")
@@ -428,3 +435,15 @@ def compare(step: Step, printed: str) -> None:
         "or end the output with a line ...",
         step.output_line + len(shown) - 1,
     )
+
+
+def _later(rest: Sequence[Step]) -> list[Command]:
+    """The commands of a transcript's later steps (those that do not split are told when they
+    run)."""
+    out: list[Command] = []
+    for step in rest:
+        try:
+            out += split(step.script, step.line)
+        except SplitError:
+            break
+    return out

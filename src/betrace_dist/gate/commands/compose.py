@@ -403,9 +403,29 @@ def compose(inv: Invocation, args: list[str]) -> None:
                 f"no service '{name}'{closest(name, list(services))}; "
                 f"{listing('services', list(services))}"
             )
-    world = inv.session.world
     # a project is its name, as Compose knows it: the same name in two folders is one project
     key = str(project.get("name") or compose_file.parent)
+    if not line.options.on("--dry-run"):  # --dry-run prints what it would do, and does nothing
+        _apply(inv, line, key, project, named)
+    if (
+        sub in ("logs", "ps", "exec", "stop", "top", "pause", "kill")
+        and key not in inv.session.world.compose_projects
+    ):
+        raise CommandError(
+            f"docker compose {sub}: the stack in "
+            f"'{inv.session.reader_path(compose_file.parent)}' was not started earlier on this page"
+        )
+    if sub in _COMMAND_AFTER_SERVICE and len(positional) > 1:
+        _program_exists(positional[0], services[positional[0]], positional[1], inv.session)
+    if (sub == "logs" and line.args.on("-f", "--follow")) or sub in ("watch", "events"):
+        inv.never_returns(f"`docker compose {sub}` streams until stopped: it runs")
+
+
+def _apply(
+    inv: Invocation, line: ComposeLine, key: str, project: dict[str, Any], named: list[str]
+) -> None:
+    """What a command changes in the page's world: services started, stopped or removed."""
+    sub, services, world = line.sub, project.get("services", {}), inv.session.world
     if sub in ("up", "start", "restart", "create", "unpause"):
         _starting(inv, line, key, project, named)
     data = inv.session.release
@@ -421,16 +441,6 @@ def compose(inv: Invocation, args: list[str]) -> None:
         world.compose_projects.pop(key, None)
         if line.args.has("-v", "--volumes") and inv.session.live and runs_backend:
             inv.session.live.forget()  # the named volume with the rules is gone
-    if (
-        sub in ("logs", "ps", "exec", "stop", "top", "pause", "kill")
-        and key not in world.compose_projects
-    ):
-        raise CommandError(
-            f"docker compose {sub}: the stack in "
-            f"'{inv.session.reader_path(compose_file.parent)}' was not started earlier on this page"
-        )
-    if sub in _COMMAND_AFTER_SERVICE and len(positional) > 1:
-        _program_exists(positional[0], services[positional[0]], positional[1], inv.session)
 
 
 def _with_dependencies(services: dict[str, Any], named: list[str], deps: bool) -> list[str]:
@@ -463,7 +473,8 @@ def _starting(
     if not recreate and made is not None:
         project = made
     _start(inv.session, key, project, started if running else [], recreate)
-    if sub == "up" and not line.args.has("-d", "--detach", "--wait", "--no-start"):
+    flags = line.args
+    if sub == "up" and not (flags.on("-d", "--detach") or flags.on("--wait", "--no-start")):
         # attached to the containers' logs until they stop; --wait sets detached, --no-start
         # returns before attaching (cmd/compose/up.go of Compose v5.5.0)
         inv.never_returns("`docker compose up` without -d or --wait stays attached")

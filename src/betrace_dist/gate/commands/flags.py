@@ -200,6 +200,11 @@ def split_flag(arg: str) -> tuple[str, str | None]:
     return arg, None
 
 
+#: The words Go's strconv.ParseBool reads as false (its documentation: "0", "f", "F", "FALSE",
+#: "false", "False").
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
 class FlagQueries:
     """What a split command line answers about its flags (`self.flags`: (name, value) pairs in
     order): the last value of a flag, all of them, whether one is there, and the Kubernetes
@@ -222,6 +227,15 @@ class FlagQueries:
 
     def has(self, *names: str) -> bool:
         return any(n in names for n, _ in self.flags)
+
+    def on(self, *names: str) -> bool:
+        """Whether the last of these boolean flags is on: `--x` and `--x=true` are, `--x=false`
+        is not (the false words of Go's strconv.ParseBool, which pflag's bool flags use)."""
+        state = False
+        for name, value in self.flags:
+            if name in names:
+                state = value is None or value not in _GO_FALSE
+        return state
 
     @property
     def namespace(self) -> str:

@@ -697,7 +697,17 @@ def kubectl(inv: Invocation) -> str | None:
         )
     if args.path[:2] == ["create", "namespace"] or args.path[:2] == ["create", "ns"]:
         return handler(inv, "default", args)  # a namespace belongs to no namespace
-    return handler(inv, _namespace(inv.session.world, args), args)
+    done = handler(inv, _namespace(inv.session.world, args), args)
+    _streams(inv, args)
+    return done
+
+
+def _streams(inv: Invocation, args: Args) -> None:
+    """`logs -f` and `get -w` stream until stopped: what follows them in a block never runs."""
+    if args.sub == "logs" and args.on("-f", "--follow"):
+        inv.never_returns("`kubectl logs -f` follows the log")
+    if args.sub == "get" and (args.on("-w", "--watch") or args.on("--watch-only")):
+        inv.never_returns("`kubectl get --watch` watches")
 
 
 MODELS = {"kubectl": kubectl}
