@@ -218,3 +218,35 @@ def test_the_upstream_version_is_what_upstreams_flake_gives_the_backend(
     assert problem is not None
     assert "upstream.version is 9.9.9, but upstream's backend/flake.nix at " in problem
     assert f"gives the backend {release.upstream.version}" in problem
+
+
+@pytest.mark.parametrize(
+    ("flake", "said"),
+    [
+        # the Nix idiom: the ldflag refers to the attribute, whose value is the fact
+        ('version = "2.0.0";\nldflags = [ "-X main.version=${version}" ];\n', None),
+        (
+            'version = "2.0.0";\nldflags = [ "-X main.version=2.1.0" ];\n',
+            "gives the backend 2.0.0, 2.1.0",
+        ),
+        (None, "has no backend/flake.nix"),
+    ],
+    ids=["interpolated", "two-values", "no-flake"],
+)
+def test_the_upstream_version_check_reads_literals_and_names_a_missing_flake(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    release_data: ReleaseData,
+    flake: str | None,
+    said: str | None,
+) -> None:
+    tree = tmp_path / "betrace-x"
+    (tree / "backend").mkdir(parents=True)
+    if flake is not None:
+        (tree / "backend" / "flake.nix").write_text(flake, encoding="utf-8")
+    monkeypatch.setattr(upstream, "source_tree", lambda release=None: tree)
+    problem = upstream.flake_version_problem(release_data.current)
+    if said is None:
+        assert problem is None
+    else:
+        assert problem is not None and said in problem

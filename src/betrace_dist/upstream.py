@@ -135,7 +135,8 @@ def source_tree(release: Release | None = None) -> Path:
 
 
 #: Where upstream's own build sets the backend's version: backend/flake.nix's `version = "X";`
-#: and its `-X main.version=X` (read at c5f17ae4a572472e1afa62fa32a6f5fbecb1718d).
+#: and its `-X main.version=X` (read at c5f17ae4a572472e1afa62fa32a6f5fbecb1718d, where the file
+#: has no other `version =`; two different values are reported, not guessed between).
 _FLAKE_VERSIONS = re.compile(r'^\s*version\s*=\s*"([^"]+)";|-X main\.version=([^\s"]+)', re.M)
 
 
@@ -143,8 +144,12 @@ def flake_version_problem(release: Release | None = None) -> str | None:
     """Whether the release data's upstream.version is what upstream's backend/flake.nix says
     at the pinned commit, read from the snapshot."""
     release = release or _current()
-    text = (source_tree(release) / BACKEND_MODULE / "flake.nix").read_text(encoding="utf-8")
-    found = {a or b for a, b in _FLAKE_VERSIONS.findall(text)}
+    flake = source_tree(release) / BACKEND_MODULE / "flake.nix"
+    if not flake.is_file():
+        return f"upstream's tree at {release.upstream.short} has no {BACKEND_MODULE}/flake.nix"
+    text = flake.read_text(encoding="utf-8")
+    # a literal version only: `-X main.version=${version}` names the attribute found beside it
+    found = {v for a, b in _FLAKE_VERSIONS.findall(text) if not (v := a or b).startswith("${")}
     if found != {release.upstream.version}:
         said = ", ".join(sorted(found)) or "none"
         return (
