@@ -169,3 +169,23 @@ def test_the_named_contexts_the_gate_trusts_are_the_stacks() -> None:
     }
     assert given, "the stack gives no named build context"
     assert given == {name: REPO_ROOT / folder for name, folder in PROJECT_CONTEXTS.items()}
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        # the named context reset away: BuildKit looks for an image called `patches`
+        "services:\n  backend:\n    build:\n      additional_contexts: !reset {}\n",
+        # another commit of upstream
+        "services:\n  backend:\n    build:\n      args:\n        BETRACE_COMMIT: "
+        + "0" * 40
+        + "\n",
+    ],
+    ids=["contexts-reset", "other-commit"],
+)
+def test_a_stack_built_without_the_patches_or_from_other_code_does_not_run_the_backend(
+    session: Session, override: str
+) -> None:
+    run(session, "cd docker\n" + ENV + f"cat > compose.override.yaml <<'EOF'\n{override}EOF\n")
+    with pytest.raises(CommandError, match="the service 'backend' does not run the backend"):
+        run(session, "docker compose up --build --wait\n")

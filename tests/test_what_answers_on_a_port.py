@@ -570,3 +570,47 @@ def test_an_image_built_with_other_patches_is_unknown(session: Session) -> None:
         run(again, build.replace("=mine", "=patches") + forward)
     finally:
         again.close()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        # buildx keys `patches:latest` and `docker.io/library/patches` as `patches`: the last wins
+        "--build-context patches=patches --build-context patches:latest=mine",
+        "--build-context patches=patches --build-context docker.io/library/patches=mine",
+        # other code than the release's
+        "--build-context patches=patches --build-arg BETRACE_COMMIT=" + "0" * 40,
+        "--build-context patches=patches --build-arg BETRACE_VERSION=9.9.9",
+        "--build-context patches=patches --build-arg BETRACE_COMMIT",
+    ],
+    ids=["name-tag", "name-registry", "commit", "version", "arg-from-env"],
+)
+def test_a_build_of_other_patches_or_code_under_another_spelling_is_unknown(
+    session: Session, build: str
+) -> None:
+    """The project's Dockerfile built with the project's patches under one spelling of the
+    context's name and a trimmed copy under another, or with another commit or version: the
+    model took the first spelling and ignored the build args."""
+    version = session.release.current.version
+    image = f"{session.release.project.registry}/backend:{version}"
+    script = (
+        "cp -r patches mine\nrm mine/betrace-backend/0006-*.patch\n"
+        + f"docker build --target backend {build} -t {image} docker/\n"
+        + "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
+        + f"spec: {{containers: [{{name: b, image: {image}, ports: [{{containerPort: 12011}}]}}]}}"
+        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011 &\n"
+        + "curl -fsS http://localhost:12011/v1/health\n"
+    )
+    with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
+        run(session, script)
+
+
+@pytest.mark.parametrize(
+    ("context", "said"),
+    [("patches", "expected NAME=VALUE"), ("PATCHES=patches", "must be lowercase")],
+)
+def test_build_context_words_buildx_refuses_are_refused(
+    session: Session, context: str, said: str
+) -> None:
+    with pytest.raises(CommandError, match=said):
+        run(session, f"docker build --target backend --build-context {context} -t x:1 docker/\n")

@@ -32,6 +32,7 @@ from ...artefacts.compose import (
     ComposeError,
     backend_service_problem,
     compose_binary,
+    expected_build_args,
     is_backend_service,
     service_role,
 )
@@ -197,11 +198,16 @@ def _build(inv: Invocation, args: list[str]) -> None:
                 f"docker build: '{where}' declares no ARG '{name}'{closest(name, declared)}; "
                 f"{listing('ARGs', sorted(set(declared)))}"
             )
-    needed = _named_contexts(inv, build, dockerfile, text)
-    given = {name: inv.session.where(folder) for name, folder in needed.items()}
+    given = _given_contexts(build.contexts)
+    _named_contexts(inv, build, dockerfile, text, given)
+    folders = {name: inv.session.where(folder) for name, folder in given.items()}
     # a target says what it runs only in the project's Dockerfile: a stage of the page's own
     # named `backend` may run anything
-    ours = _projects_build(inv.session, dockerfile, given)
+    values: dict[str, str | None] = {}
+    for word in build.build_args:  # NAME alone takes the value from the environment: unknown
+        name, equals, value = word.partition("=")
+        values[name] = value if equals else None
+    ours = _projects_build(inv.session, dockerfile, build.target or "", folders, values)
     for tag in build.tags:
         inv.session.world.build(tag, (build.target or "").lower() if ours else None)
 
@@ -211,23 +217,61 @@ def _build(inv: Invocation, args: list[str]) -> None:
 PROJECT_CONTEXTS = {"patches": "patches"}
 
 
-def _projects_build(session: Session, dockerfile: Path, contexts: dict[str, Path]) -> bool:
+def _context_name(raw: str) -> str:
+    """A named context as buildx keys it: a reference in its familiar form (`patches:latest`
+    and `docker.io/library/patches` are `patches`), lower case only (ParseContextNames in
+    docker/buildx's build options, read there, not run)."""
+    if raw != raw.lower():
+        raise CommandError(f"docker build: the build context name '{raw}' must be lowercase")
+    name = raw.removesuffix(":latest")
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "library/"):
+        name = name.removeprefix(prefix)
+    return name
+
+
+def _given_contexts(words: list[str]) -> dict[str, str]:
+    """`--build-context NAME=VALUE` words: NAME (as buildx keys it) to VALUE, the last of a
+    name winning."""
+    out: dict[str, str] = {}
+    for word in words:
+        if "=" not in word:
+            raise CommandError(f"docker build: --build-context {word}: expected NAME=VALUE")
+        name, _, value = word.partition("=")
+        out[_context_name(name)] = value
+    return out
+
+
+def _projects_build(
+    session: Session,
+    dockerfile: Path,
+    target: str,
+    contexts: dict[str, Path],
+    args: dict[str, str | None],
+) -> bool:
     """True where a build runs what the project's image of its target runs: the project's
-    Dockerfile, and as each named context it uses, the project's folder. Another `patches`
-    folder builds upstream with other patches than the live backend's."""
-    return session.is_projects(dockerfile, "docker/Dockerfile") and all(
-        name in PROJECT_CONTEXTS and session.is_projects(folder, PROJECT_CONTEXTS[name])
-        for name, folder in contexts.items()
-    )
+    Dockerfile; as each named context the target uses, the project's folder (another `patches`
+    folder builds upstream with other patches than the live backend's); and no build arg but
+    the release's own values (another BETRACE_COMMIT is other code)."""
+    if not session.is_projects(dockerfile, "docker/Dockerfile"):
+        return False
+    parsed = dockerfiles.parse(dockerfile, session.read(str(dockerfile)))
+    needed = dockerfiles.named_contexts(parsed, target or (parsed.stages[-1].name or ""))
+    expected = expected_build_args(session.release)
+    return all(
+        name in PROJECT_CONTEXTS
+        and name in contexts
+        and session.is_projects(contexts[name], PROJECT_CONTEXTS[name])
+        for name in needed
+    ) and all(expected.get(name) == value for name, value in args.items())
 
 
-def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str) -> dict[str, str]:
+def _named_contexts(
+    inv: Invocation, build: _Build, dockerfile: Path, text: str, given: dict[str, str]
+) -> None:
     """Every named context the target needs is given (`--build-context NAME=DIR`), and each
-    given directory exists: without one, BuildKit looks for an image called NAME. The needed
-    ones, and the folder given for each."""
+    given directory exists: without one, BuildKit looks for an image called NAME."""
     parsed = dockerfiles.parse(dockerfile, text)
     target = build.target or (parsed.stages[-1].name if parsed.stages else "")
-    given = dict(c.partition("=")[::2] for c in build.contexts)
     where = inv.session.reader_path(dockerfile)
     for name, used in sorted(dockerfiles.named_contexts(parsed, target).items()):
         line = used.rsplit(":", 1)[-1]
@@ -241,7 +285,6 @@ def _named_contexts(inv: Invocation, build: _Build, dockerfile: Path, text: str)
                 f"docker build: --build-context {name}={given[name]}: no such directory at this "
                 "point of the page"
             )
-    return {name: given[name] for name in dockerfiles.named_contexts(parsed, target)}
 
 
 def _push(inv: Invocation, args: list[str]) -> None:
@@ -594,21 +637,26 @@ def _mark_roles(session: Session, services: dict[str, Any]) -> None:
         service.pop(ROLE, None)
         build = service.get("build")
         if isinstance(build, dict):
-            base = Path(str(build.get("context") or ""))
-            dockerfile = base / str(build.get("dockerfile") or "")
             inline = "dockerfile_inline" in build
-            contexts = build.get("additional_contexts") or {}
-            folders = {str(k): Path(str(v)) for k, v in contexts.items()}
-            if (
-                inline
-                or not build.get("target")
-                or not _projects_build(session, dockerfile, folders)
-            ):
+            if inline or not build.get("target") or not _service_build_ours(session, build):
                 service[ROLE] = None
             continue
         image = str(service.get("image") or "")
         if session.world.built(image):
             service[ROLE] = session.world.built_role(image)
+
+
+def _service_build_ours(session: Session, build: dict[str, Any]) -> bool:
+    """_projects_build for a service's `build` as Compose's `config` prints it (absolute
+    context, dockerfile relative to it, args resolved)."""
+    dockerfile = Path(str(build.get("context") or "")) / str(build.get("dockerfile") or "")
+    contexts = build.get("additional_contexts") or {}
+    try:
+        folders = {_context_name(str(k)): Path(str(v)) for k, v in contexts.items()}
+    except CommandError:
+        return False
+    args = {str(k): None if v is None else str(v) for k, v in (build.get("args") or {}).items()}
+    return _projects_build(session, dockerfile, str(build.get("target")), folders, args)
 
 
 def _program_exists(name: str, service: dict[str, Any], program: str, session: Session) -> None:
