@@ -744,8 +744,36 @@ def test_extra_env_may_not_name_a_variable_the_chart_sets(helm: Helm, chart: Pat
     assert {"GF_AUTH_ANONYMOUS_ENABLED", "GF_SERVER_ROOT_URL"} <= names
     for name in sorted(names):
         extra = (f"grafana.extraEnv[0].name={name}", "grafana.extraEnv[0].value=x")
-        with pytest.raises(HelmError, match=rf"grafana\.extraEnv\[0\]\.name: {name} is set by "):
+        said = rf"grafana\.extraEnv\[0\]\.name: {name}: {name} is set by the chart itself"
+        with pytest.raises(HelmError, match=said):
+            helm.template(chart, set_values=(*ingress, *extra))
+        # the image's run.sh reads NAME__FILE into NAME
+        extra = (f"grafana.extraEnv[0].name={name}__FILE", "grafana.extraEnv[0].value=/f")
+        with pytest.raises(HelmError, match=rf"{name}__FILE: {name} is set by the chart itself"):
             helm.template(chart, set_values=(*ingress, *extra))
     # another variable is added after the chart's, and root_url is free without the ingress
     free = ("grafana.extraEnv[0].name=GF_SERVER_ROOT_URL", "grafana.extraEnv[0].value=x")
     assert "GF_SERVER_ROOT_URL" in _grafana_env_names(helm, chart, *free)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("GF_DEFAULT_APP_MODE", "development mode loads every unsigned plugin"),
+        ("GF_PATHS_HOME", "the chart's paths hold the plugin"),
+        ("GF_PATHS_CONFIG__FILE", "the chart's paths hold the plugin"),
+        ("GF_SERVER_PROTOCOL", "speak plain HTTP"),
+        ("GF_SERVER_HTTP_PORT", "reach Grafana on 3000"),
+        ("GF_SERVER_HTTP_ADDR", "on the pod's address"),
+    ],
+)
+def test_extra_env_may_not_undo_what_the_chart_relies_on(
+    helm: Helm, chart: Path, name: str, said: str
+) -> None:
+    """Variables the chart does not set but relies on being unset: development mode loads any
+    unsigned plugin, and the Service and probes speak HTTP to port 3000."""
+    extra = (f"grafana.extraEnv[0].name={name}", "grafana.extraEnv[0].value=x")
+    with pytest.raises(
+        HelmError, match=rf"grafana\.extraEnv\[0\]\.name: {name} is not allowed: .*{said}"
+    ):
+        helm.template(chart, set_values=extra)

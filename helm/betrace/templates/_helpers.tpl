@@ -200,13 +200,30 @@ defaults.
   value: "true"
 {{- end }}
 
-{{/* grafana.extraEnv, refused where it names a variable betrace.grafanaEnv sets. */}}
+{{/*
+grafana.extraEnv, refused where it names a variable betrace.grafanaEnv sets, or its __FILE form
+(the official image's packaging/docker/run.sh reads NAME__FILE into NAME and exits when both
+are set: read on grafana/grafana's main branch, not at the pinned tag), or a setting that undoes
+what the chart relies on.
+*/}}
 {{- define "betrace.grafanaExtraEnv" -}}
 {{- $fixed := dict }}
 {{- range (include "betrace.grafanaEnv" . | fromYamlArray) }}{{ $_ := set $fixed .name true }}{{ end }}
+{{- $undoes := dict
+  "GF_DEFAULT_APP_MODE" "development mode loads every unsigned plugin, not only the BeTrace app"
+  "GF_SERVER_PROTOCOL" "the chart's probes and Service speak plain HTTP to Grafana"
+  "GF_SERVER_HTTP_PORT" "the chart's Service, probes and NetworkPolicy reach Grafana on 3000"
+  "GF_SERVER_HTTP_ADDR" "the chart's Service and probes reach Grafana on the pod's address" }}
 {{- range $i, $e := .Values.grafana.extraEnv }}
-{{- if hasKey $fixed $e.name }}
-{{- fail (printf "grafana.extraEnv[%d].name: %s is set by the chart itself; an entry of the same name would override it" $i $e.name) }}
+{{- $base := trimSuffix "__FILE" $e.name }}
+{{- if hasKey $fixed $base }}
+{{- fail (printf "grafana.extraEnv[%d].name: %s: %s is set by the chart itself, and another value would override it" $i $e.name $base) }}
+{{- end }}
+{{- if hasKey $undoes $base }}
+{{- fail (printf "grafana.extraEnv[%d].name: %s is not allowed: %s" $i $e.name (get $undoes $base)) }}
+{{- end }}
+{{- if hasPrefix "GF_PATHS_" $base }}
+{{- fail (printf "grafana.extraEnv[%d].name: %s is not allowed: the chart's paths hold the plugin, its provisioning and the database" $i $e.name) }}
 {{- end }}
 {{- end }}
 {{- with .Values.grafana.extraEnv }}{{ toYaml . }}{{ end }}
