@@ -86,3 +86,14 @@ def test_an_and_or_list_ended_by_an_ampersand_runs_in_the_background() -> None:
         ("e", False),
         ("f", False),
     ]
+
+
+@pytest.mark.parametrize("flag", ["-c", "--command"])
+def test_a_program_run_inside_nix_shell_is_refused_not_taken_for_a_flake(
+    session: Session, flag: str
+) -> None:
+    """The words after --command are a program and its arguments: the model looked for a
+    flake.nix in a folder named like the program, and it does not follow what that program
+    does, so it says so."""
+    with pytest.raises(CommandError, match="a program run inside the Nix environment is not"):
+        run(session, f"nix shell {backend(session)} {flag} betrace-backend --version\n")

@@ -333,6 +333,16 @@ def command_line(args: list[str]) -> CommandLine:
     describes for the subcommand (flags.nix_options); a flag it does not have is refused."""
     binary = missing.require("nix", CommandError)
     args = args[: args.index("--")] if "--" in args else args
+    # `nix shell|develop ... -c|--command PROGRAM ARGS...` takes every word after it as the
+    # program and its arguments, never installables ("Command and arguments to be executed",
+    # `nix shell --help`; `nix __dump-args` gives it no fixed arity)
+    at = next((i for i, w in enumerate(args) if w in ("-c", "--command")), None)
+    if at is not None:
+        program = " ".join(args[at + 1 :]) or "$SHELL"
+        raise CommandError(
+            f"`{args[at]} {program}`: a program run inside the Nix environment is not "
+            "modelled, so what it does could not be checked; `nix run` starts the backend"
+        )
     first = CommandLine(args, options(binary), 2).sub
     path = first[:2] if first[:1] == ["flake"] else first[:1]
     known = options(binary, *path)
