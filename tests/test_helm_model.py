@@ -298,7 +298,7 @@ def test_a_passed_test_pod_is_gone_under_hook_succeeded(session: Session) -> Non
             CommandError,
             match=r"no Pod 'betrace-test-health' in namespace 'betrace'.*Helm deleted it when "
             r"`helm test` passed \(its helm.sh/hook-delete-policy has hook-succeeded\).*"
-            r"`helm test --logs`",
+            r"a failed test.s pod is kept",
         ):
             run(session, f"{read} -n betrace\n")
     # still gone after an upgrade; a new `helm test` runs it again
@@ -336,3 +336,37 @@ def test_a_kept_test_pod_blocks_the_next_run_without_before_hook_creation(
     run(session, "helm install r ./mine\nhelm test r\nkubectl logs pod/mine-test\n")
     with pytest.raises(CommandError, match=r"Pod 'mine-test', left by the earlier `helm test`"):
         run(session, "helm test r\n")
+
+
+def test_helm_test_logs_is_refused_where_helm_3_deletes_the_pod_first(session: Session) -> None:
+    """--logs reads each test hook's pod after the run: Helm 3 (through 3.21) and Helm 4 before
+    4.0.5 have deleted a passed test's pod under hook-succeeded by then, and the command fails
+    there (the model accepted it, and the Kubernetes guide showed it)."""
+    run(session, f"{INSTALL} -n betrace\n")
+    with pytest.raises(
+        CommandError,
+        match=r"helm test --logs: the test hook Pod 'betrace-test-health' has hook-succeeded .*"
+        r"unable to get pod logs for betrace-test-health.*`helm test` alone.*"
+        r"kubectl logs pod/betrace-test-health --namespace betrace",
+    ):
+        run(session, "helm test betrace -n betrace --logs\n")
+    run(session, "helm test betrace -n betrace\n")
+
+
+def test_helm_test_logs_reads_the_pods_a_test_leaves(session: Session) -> None:
+    """Without hook-succeeded the pod outlives the run, and --logs reads it with every Helm."""
+    _small_chart(session, "    helm.sh/hook-delete-policy: before-hook-creation\n")
+    run(session, "helm install r ./mine\nhelm test r --logs\n")
+
+
+def test_helm_test_logs_needs_a_pod_by_each_test_hooks_name(session: Session) -> None:
+    """--logs asks for the log of a Pod named as each test hook, whatever the hook's kind: a
+    ConfigMap test hook has no such pod, and every Helm fails."""
+    _small_chart(session, "    helm.sh/hook-delete-policy: before-hook-creation\n")
+    (session.cwd / "mine" / "templates" / "data.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine-data\n  annotations:\n"
+        "    helm.sh/hook: test\n    helm.sh/hook-delete-policy: before-hook-creation\n"
+    )
+    run(session, "helm install r ./mine\nhelm test r\n")
+    with pytest.raises(CommandError, match=r"test hook ConfigMap 'mine-data' is no Pod"):
+        run(session, "helm test r --logs\n")

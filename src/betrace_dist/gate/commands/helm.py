@@ -11,7 +11,8 @@
   values: the Grafana chart's keys under `grafana:` (grafana_stack.py).
 - test / rollback / uninstall / status / history / get need the release installed earlier;
   the chart's test pods exist only once `helm test` made them, and only as long as their delete
-  policy leaves them: `helm test` is modelled as passing, so hook-succeeded deletes them.
+  policy leaves them: `helm test` is modelled as passing, so hook-succeeded deletes them, and
+  `helm test --logs`, which Helm 3 runs after that deletion, is refused there.
 - each upgrade and rollback keeps the release's newest revisions as --history-max (else
   HELM_MAX_HISTORY, else 10) says; a rollback to one it pruned fails.
 """
@@ -845,11 +846,15 @@ def _test(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     does): each test hook is made now (before, it is not in the cluster), in place of the one
     an earlier run left; once all have passed, Helm deletes those whose delete policy has
     hook-succeeded, and leaves the others (hook-failed deletes only after a failure).
-    execHookWithDelayedShutdown in pkg/action/hooks.go at helm/helm v4.1.4, execHook at v3.11.1."""
+    execHookWithDelayedShutdown in pkg/action/hooks.go at helm/helm v4.1.4, execHook at v3.11.1.
+    --logs is refused where some Helm the project supports fails it (_logs_problem)."""
     release = _release(inv, parsed)
     hooks = [o for o in release.objects if o.is_hook("test")]
     if not hooks and not release.modelled:
         raise CommandError(f"release '{release.name}' has no test hook")
+    problem = _logs_problem(hooks) if parsed.has("--logs") else None
+    if problem is not None:
+        raise CommandError(f"helm test --logs: {problem}")
     made = {_key(h) for h in hooks}
     for left in (o for o in release.tested if _key(o) in made):
         _replaced(release.name, left, next(h for h in hooks if _key(h) == _key(left)))
@@ -860,16 +865,39 @@ def _test(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     release.hooks_gone |= {_key(h): _PASSED for h in passed}
 
 
-#: why a passed test's hook is not in the cluster any more. `helm test --logs` prints the test
-#: pods' logs: Helm 4 before it deletes them (the deletion waits for the logs since helm/helm
-#: v4.0.5: execHookWithDelayedShutdown, read at v4.1.4); Helm 3 deletes them first, so its
-#: --logs finds no pod (execHook, then GetPodLogs in cmd/helm/release_testing.go at v3.11.1;
-#: the same at v3.21.4). Both Helms list --logs in `helm test --help`.
+def _logs_problem(hooks: list[K8sObject]) -> str | None:
+    """Why `helm test --logs` fails with some supported Helm, or None. After the run, --logs
+    asks for the log of the Pod named as each test hook, whatever the hook's kind (GetPodLogs in
+    pkg/action/release_testing.go at helm/helm v3.11.1, v3.21.4, v4.1.4 and v4.2.4; at v3.11.1
+    also for the hooks a --filter skipped, so every test hook counts here; helm/helm#32129,
+    which skips other kinds, is in none of these). Helm 4.0.5 and later read the logs before
+    deleting the passed hooks (execHookWithDelayedShutdown in pkg/action/hooks.go at v4.0.5 and
+    v4.1.4); Helm 3, through v3.21.4, and Helm 4 before 4.0.5 delete them first (execHook,
+    called by ReleaseTesting.Run), so a pod under hook-succeeded is gone and the command fails:
+    helm/helm#9098."""
+    for hook in hooks:
+        if hook.kind != "Pod":
+            return (
+                f"the test hook {hook.kind} '{hook.name}' is no Pod, yet --logs asks for the log "
+                f"of a Pod named '{hook.name}' (every Helm does), and fails: `unable to get pod "
+                f"logs for {hook.name}`; run `helm test` alone"
+            )
+        if _deleted_when_passed(hook):
+            return (
+                f"the test hook Pod '{hook.name}' has hook-succeeded in its "
+                "helm.sh/hook-delete-policy: Helm 3 (every release through 3.21) and Helm 4 "
+                "before 4.0.5 delete it once the test passed, before --logs reads it, and the "
+                f"command fails with `unable to get pod logs for {hook.name}` (helm/helm#9098). "
+                "Run `helm test` alone: a failed test's pod is kept, and then `kubectl logs "
+                f"pod/{hook.name} --namespace {hook.namespace}` shows its log"
+            )
+    return None
+
+
+#: why a passed test's hook is not in the cluster any more
 _PASSED = (
     "Helm deleted it when `helm test` passed (its helm.sh/hook-delete-policy has "
-    "hook-succeeded): `helm test --logs` prints its output (Helm 4.0.5 and later print it "
-    "before the deletion; Helm 3 deletes the pod first, so there --logs finds it only after a "
-    "failed test)"
+    "hook-succeeded); a failed test's pod is kept, and its log can be read then"
 )
 
 
