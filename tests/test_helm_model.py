@@ -285,8 +285,59 @@ def test_history_max_1_keeps_the_deployed_revision_too(session: Session) -> None
 def test_history_max_is_a_number(session: Session) -> None:
     _small_chart(session)
     run(session, "helm install r ./mine\n")
-    with pytest.raises(CommandError, match="--history-max as a decimal number, not 'five'"):
+    with pytest.raises(
+        CommandError,
+        match=r'helm upgrade: invalid argument "five" for "--history-max" flag: '
+        r'strconv.ParseInt: parsing "five": invalid syntax',
+    ):
         run(session, "helm upgrade r ./mine --history-max five\n")
+
+
+def test_history_max_is_read_as_helms_flags_read_an_int(session: Session) -> None:
+    """--history-max is a pflag int, which Go reads with its base prefixes (0x, 0o, 0b, and a
+    leading 0 for octal) and underscores: the model read decimal digits alone, so it refused
+    0x3, and read 010 as ten where Helm keeps eight; 09 is no octal number, and Helm refuses it."""
+    _small_chart(session)
+    run(session, "helm install r ./mine\n" + "helm upgrade r ./mine\n" * 10)
+    run(session, "helm upgrade r ./mine --history-max 0x3\n")
+    assert _revisions(session) == [10, 11, 12]
+    run(session, "helm upgrade r ./mine --history-max=0b1_1\nhelm rollback r --history-max 0o3\n")
+    assert _revisions(session) == [12, 13, 14]
+    run(
+        session,
+        "helm upgrade r ./mine --history-max 0\n" * 8 + "helm upgrade r ./mine --history-max 010\n",
+    )
+    assert len(_revisions(session)) == 8
+    with pytest.raises(
+        CommandError,
+        match=r'invalid argument "09" for "--history-max" flag: strconv.ParseInt: parsing "09": '
+        "invalid syntax",
+    ):
+        run(session, "helm upgrade r ./mine --history-max 09\n")
+    with pytest.raises(CommandError, match=r'parsing "0x8000000000000000": value out of range'):
+        run(session, "helm rollback r --history-max 0x8000000000000000\n")
+
+
+def test_helm_max_history_is_read_as_strconv_atoi(session: Session) -> None:
+    """HELM_MAX_HISTORY is read with strconv.Atoi (decimal, a sign, any number of digits); where
+    Atoi refuses it, the default 10 holds. The model refused more than 19 digits."""
+    _small_chart(session)
+    run(session, "helm install r ./mine\n" + "helm upgrade r ./mine\n" * 4)
+    run(session, "HELM_MAX_HISTORY=000000000000000000003 helm upgrade r ./mine\n")
+    assert _revisions(session) == [4, 5, 6]
+    run(session, "HELM_MAX_HISTORY=+2 helm upgrade r ./mine\n")
+    assert _revisions(session) == [6, 7]
+    run(session, "HELM_MAX_HISTORY=0x2 helm upgrade r ./mine\n")  # not Atoi's: 10
+    assert _revisions(session) == [6, 7, 8]
+
+
+def test_a_rollback_revision_is_read_as_strconv_atoi(session: Session) -> None:
+    """Helm reads the revision with strconv.Atoi, so +1 is 1, and refuses a negative one."""
+    _small_chart(session)
+    run(session, "helm install r ./mine\nhelm upgrade r ./mine\nhelm rollback r +1\n")
+    assert _revisions(session) == [1, 2, 3]
+    with pytest.raises(CommandError, match="invalid release revision"):
+        run(session, "helm rollback r -- -1\n")
 
 
 def test_a_passed_test_pod_is_gone_under_hook_succeeded(session: Session) -> None:

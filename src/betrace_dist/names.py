@@ -77,8 +77,110 @@ _NUMBER = re.compile(r"[0-9]{1,10}")
 def is_number(text: str) -> bool:
     """ASCII digits only, as Go's strconv.Atoi, Helm and kubectl read a number: str.isdigit()
     also takes '²', which int() then refuses, and other scripts' digits, which it reads. At
-    most ten of them (_NUMBER)."""
+    most ten of them (_NUMBER). Signs, prefixes and underscores, as Go reads them: go_int."""
     return _NUMBER.fullmatch(text) is not None
+
+
+class GoNumberError(ValueError):
+    """Go's strconv refuses a number: the reason as Go words it ("invalid syntax", "value out
+    of range")."""
+
+
+#: Go's base prefixes after a leading 0 (any letter case) -> the base
+_GO_PREFIXES = {"b": 2, "o": 8, "x": 16}
+_GO_INT64 = 2**63
+
+
+def go_int(text: str, base: int = 0) -> int:
+    """The int64 Go's strconv.ParseInt(text, base, 64) reads, or GoNumberError. Base 0 is how
+    pflag reads an int flag (intValue.Set in spf13/pflag's int.go at v1.0.5 and v1.0.10, which
+    Helm 3.11.1 and 4.1.4 build with): an optional sign, then 0b, 0o or 0x (any case) for base
+    2, 8 or 16, a leading 0 alone for 8, else 10, and an underscore only between digits or
+    after a prefix. Base 10 is strconv.Atoi (no prefix, no underscore; Helm's int is 64 bits).
+    As ParseUint and ParseInt do in Go's src/strconv/atoi.go: a digit the base lacks, or no
+    digit, is invalid syntax; past the int64 range, out of range, told as soon as the digits
+    read so far overflow 64 bits (before a bad character further on); the underscores are
+    checked last (underscoreOK)."""
+    body = text[1:] if text[:1] in ("+", "-") else text
+    digits, radix = body, base
+    if base == 0:
+        radix = 10
+        if body[:1] == "0":
+            mark = body[1:2].lower() if body[1:2].isascii() and len(body) >= 3 else ""
+            prefix = _GO_PREFIXES.get(mark)
+            radix, digits = (prefix, body[2:]) if prefix else (8, body[1:])
+    if not body:
+        raise GoNumberError("invalid syntax")
+    value, underscores = 0, False
+    for ch in digits:
+        if ch == "_" and base == 0:
+            underscores = True
+            continue
+        digit = int(ch, 36) if ch.isascii() and ch.isalnum() else radix
+        if digit >= radix:
+            raise GoNumberError("invalid syntax")
+        value = value * radix + digit
+        if value >= 2**64:
+            raise GoNumberError("value out of range")
+    if underscores and not _go_underscores_ok(body):
+        raise GoNumberError("invalid syntax")
+    value = -value if text[:1] == "-" else value
+    if not -_GO_INT64 <= value < _GO_INT64:
+        raise GoNumberError("value out of range")
+    return value
+
+
+def _go_underscores_ok(body: str) -> bool:
+    """Go's underscoreOK, on the number past its sign: each underscore follows a digit or the
+    base prefix, and a digit follows it."""
+    prefixed = body[:1] == "0" and body[1:2] in ("b", "B", "o", "O", "x", "X")
+    digits = "0123456789abcdefABCDEF" if body[1:2] in ("x", "X") and prefixed else "0123456789"
+    saw = "0" if prefixed else "^"  # the prefix counts as a digit
+    for ch in body[2:] if prefixed else body:
+        if ch in digits:
+            saw = "0"
+        elif ch == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        elif saw == "_":
+            return False
+        else:
+            saw = "!"
+    return saw != "_"
+
+
+#: the escapes Go's strconv.Quote writes for these characters
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def go_quote(text: str) -> str:
+    """`text` as Go's strconv.Quote (and so fmt's %q) writes it, as Helm and Go's errors quote
+    a value: printable characters as they are, the rest escaped."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
 
 
 def canonical_image(ref: str) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,7 +31,7 @@ from typing import Any
 from ... import backend_env, tools, yamlio
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
-from ...names import closest, is_number
+from ...names import GoNumberError, closest, go_int, go_quote
 from .. import grafana_app, grafana_chart, grafana_stack, missing
 from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
@@ -615,39 +614,32 @@ def _supersede(
 #: HELM_MAX_HISTORY says: defaultMaxHistory in pkg/cli/environment.go (helm/helm v4.1.4 and
 #: v3.11.1), the default of both commands' --history-max (`helm upgrade --help` prints it)
 _DEFAULT_HISTORY_MAX = 10
-#: a number as Go's strconv.Atoi reads it: an optional sign and decimal digits (19 at most
-#: here; _go_int checks the int64 range)
-_GO_INT = re.compile(r"[+-]?[0-9]{1,19}")
-
-
-def _go_int(text: str) -> int | None:
-    """The int64 Go's strconv.Atoi reads in `text`, or None where it refuses it."""
-    if _GO_INT.fullmatch(text) is None:
-        return None
-    value = int(text)
-    return value if -(2**63) <= value < 2**63 else None
 
 
 def _history_max(inv: Invocation, parsed: CommandLine) -> tuple[int, str]:
-    """The --history-max of an upgrade or a rollback, and how it was given. Without the flag,
-    HELM_MAX_HISTORY (exported, or set for the command) stands for its default, and where the
-    variable is not a number strconv.Atoi reads, 10: `envIntOr("HELM_MAX_HISTORY",
-    defaultMaxHistory)` in pkg/cli/environment.go, bound to --history-max by pkg/cmd/upgrade.go
-    and pkg/cmd/rollback.go (helm/helm v4.1.4) and cmd/helm/upgrade.go and rollback.go
-    (v3.11.1). The flag itself is a Go int (pflag also reads 0x.. and 0o.., which the gate
-    refuses as not decimal)."""
+    """The --history-max of an upgrade or a rollback, and how it was given. The flag is a pflag
+    int, read as Go's strconv.ParseInt(s, 0, 64) reads it (names.go_int: 0x1f, 0o17, 017,
+    0b101, 1_000), and a value it refuses fails the command with pflag's message (flag.go at
+    spf13/pflag v1.0.5 and v1.0.10; both Helm binaries print it). Without the flag,
+    HELM_MAX_HISTORY (exported, or set for the command) stands for its default, and where
+    strconv.Atoi refuses the variable, 10: `envIntOr("HELM_MAX_HISTORY", defaultMaxHistory)` in
+    pkg/cli/environment.go, bound to --history-max by pkg/cmd/upgrade.go and
+    pkg/cmd/rollback.go (helm/helm v4.1.4) and cmd/helm/upgrade.go and rollback.go (v3.11.1)."""
     if parsed.has("--history-max"):
         word = parsed.get("--history-max") or ""
-        value = _go_int(word)
-        if value is None:
+        try:
+            return go_int(word), f"--history-max {word}"
+        except GoNumberError as exc:
             raise CommandError(
-                f"helm {parsed.sub[0]}: the gate reads --history-max as a decimal number, "
-                f"not '{word}'"
-            )
-        return value, f"--history-max {word}"
+                f"helm {parsed.sub[0]}: invalid argument {go_quote(word)} for "
+                f'"--history-max" flag: strconv.ParseInt: parsing {go_quote(word)}: {exc}'
+            ) from None
     given = inv.session.program_env() | inv.session.assignments(inv.command)
     variable = given.get("HELM_MAX_HISTORY")
-    value = _go_int(variable) if variable is not None else None
+    try:
+        value = go_int(variable, 10) if variable is not None else None
+    except GoNumberError:
+        value = None
     if value is None:
         return _DEFAULT_HISTORY_MAX, f"--history-max not given: {_DEFAULT_HISTORY_MAX}"
     return value, f"HELM_MAX_HISTORY={variable}"
@@ -938,16 +930,24 @@ def _replaced(release: str, left: K8sObject, hook: K8sObject) -> None:
 
 def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     """`helm rollback NAME [REVISION]`: a new revision with the chart, objects and values of
-    REVISION (without one, or 0, the revision before the current one), as Helm's
+    REVISION (read by strconv.Atoi; without one, or 0, the revision before the current one;
+    a negative one is refused: errInvalidRevision in pkg/action/rollback.go), as Helm's
     Rollback.prepareRollback makes it (pkg/action/rollback.go at helm/helm 00669cd); REVISION
     must be one the history limit kept: prepareRollback reads it from the stored revisions and
     fails without it ("release has no N version" at v4.1.4; the storage's "release: not found"
     at v3.11.1, pkg/action/rollback.go and pkg/storage/driver/driver.go)."""
     release = _release(inv, parsed)
     word = parsed.positional[1] if len(parsed.positional) > 1 else "0"
-    if not is_number(word):
-        raise CommandError(f"helm rollback: the revision is a number, not '{word}'")
-    number = int(word) or release.revision - 1
+    try:
+        number = go_int(word, 10)
+    except GoNumberError as exc:
+        raise CommandError(
+            f"helm rollback: the revision is a number, not '{word}' (Helm: could not convert "
+            f"revision to a number: strconv.Atoi: parsing {go_quote(word)}: {exc})"
+        ) from None
+    if number < 0:
+        raise CommandError(f"helm rollback: invalid release revision {number}")
+    number = number or release.revision - 1
     revisions = {r.revision: r for r in [*release.history, release]}
     if number not in revisions:
         known = ", ".join(str(n) for n in sorted(revisions))
