@@ -421,3 +421,62 @@ def test_helm_test_logs_needs_a_pod_by_each_test_hooks_name(session: Session) ->
     run(session, "helm install r ./mine\nhelm test r\n")
     with pytest.raises(CommandError, match=r"test hook ConfigMap 'mine-data' is no Pod"):
         run(session, "helm test r --logs\n")
+
+
+def test_a_release_uninstalled_with_keep_history_can_be_rolled_back(session: Session) -> None:
+    """--keep-history keeps the revisions, the last marked uninstalled: status and history read
+    them, and `helm rollback` makes a new revision from one (the model dropped the release and
+    refused the rollback)."""
+    _small_chart(session)
+    run(session, "helm install r ./mine\nhelm upgrade r ./mine\nhelm uninstall r --keep-history\n")
+    assert session.world.find("default", "ConfigMap", "mine") is None
+    with pytest.raises(CommandError, match=r"uninstalled with --keep-history.*helm rollback"):
+        run(session, "helm test r\n")
+    # without a revision, the one before the last (uninstalling made no revision)
+    run(session, "helm status r\nhelm history r\nhelm rollback r\n")
+    assert _revisions(session) == [1, 2, 3]
+    assert session.world.releases[("default", "r")].history[-1].revision == 2
+    assert session.world.find("default", "ConfigMap", "mine") is not None
+    run(session, "helm upgrade r ./mine\n")
+
+
+def test_a_kept_history_keeps_the_name(session: Session) -> None:
+    """After --keep-history, `helm install` of the name fails but with --replace, which numbers
+    on from the kept revisions; `helm upgrade --install` fails on Helm before 3.14.4 and installs
+    on later ones, so it is refused; a second --keep-history uninstall fails."""
+    _small_chart(session)
+    run(session, "helm install r ./mine\nhelm uninstall r --keep-history\n")
+    with pytest.raises(CommandError, match=r"cannot reuse a name that is still in use.*--replace"):
+        run(session, "helm install r ./mine\n")
+    with pytest.raises(CommandError, match=r"Helm 3 before 3.14.4"):
+        run(session, "helm upgrade --install r ./mine\n")
+    with pytest.raises(CommandError, match=r"has no deployed releases"):
+        run(session, "helm upgrade r ./mine\n")
+    with pytest.raises(CommandError, match=r'the release named "r" is already deleted'):
+        run(session, "helm uninstall r --keep-history\n")
+    run(session, "helm install r ./mine --replace\n")
+    assert _revisions(session) == [1, 2]
+
+
+def test_uninstall_without_keep_history_purges_a_kept_release(session: Session) -> None:
+    _small_chart(session)
+    run(
+        session,
+        "helm install r ./mine\nhelm uninstall r --keep-history\nhelm uninstall r\n"
+        "helm install r ./mine\n",
+    )
+    assert _revisions(session) == [1]
+
+
+def test_a_rollback_of_an_uninstalled_release_prunes_with_no_deployed_revision(
+    session: Session,
+) -> None:
+    """Helm's pruning spares the deployed revision; after --keep-history none is deployed, so
+    --history-max 1 leaves the new revision alone (removeLeastRecent in pkg/storage)."""
+    _small_chart(session)
+    run(
+        session,
+        "helm install r ./mine\nhelm upgrade r ./mine\nhelm upgrade r ./mine\n"
+        "helm uninstall r --keep-history\nhelm rollback r 3 --history-max 1\n",
+    )
+    assert _revisions(session) == [4]

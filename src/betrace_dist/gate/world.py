@@ -215,6 +215,9 @@ WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"})
 class World:
     namespaces: set[str] = field(default_factory=lambda: {"default"})
     releases: dict[tuple[str, str], HelmRelease] = field(default_factory=dict)
+    #: releases `helm uninstall --keep-history` removed from the cluster: Helm keeps their
+    #: revisions, the last one marked uninstalled (with its history, as `releases` has it)
+    uninstalled: dict[tuple[str, str], HelmRelease] = field(default_factory=dict)
     objects: list[K8sObject] = field(default_factory=list)  # created outside Helm
     helm_repos: dict[str, str] = field(default_factory=dict)
     listeners: dict[int, Listener] = field(default_factory=dict)

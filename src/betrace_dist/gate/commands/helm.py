@@ -9,7 +9,9 @@
   checked against the JSON Schema kept in the repository, and its Service/Deployment/Secret are
   modelled from the chart's naming rule. kube-prometheus-stack is read as the stack reads its
   values: the Grafana chart's keys under `grafana:` (grafana_stack.py).
-- test / rollback / uninstall / status / history / get need the release installed earlier;
+- test / rollback / uninstall / status / history / get need the release installed earlier
+  (rollback, status, history and get also take one `helm uninstall --keep-history` removed,
+  whose revisions Helm keeps, and whose name install takes only with --replace);
   the chart's test pods exist only once `helm test` made them, and only as long as their delete
   policy leaves them: `helm test` is modelled as passing, so hook-succeeded deletes them, and
   `helm test --logs`, which Helm 3 runs after that deletion, is refused there.
@@ -380,6 +382,8 @@ def _existing_release(inv: Invocation, parsed: CommandLine, upgrade: bool) -> He
     name = parsed.positional[0]
     releases = inv.session.world.releases
     existing = releases.get((parsed.namespace, name))
+    if (parsed.namespace, name) in inv.session.world.uninstalled:
+        _over_kept_history(parsed, name, upgrade)
     if upgrade and existing is None and not parsed.has("--install"):
         installed = [f"{n} in {ns}" for ns, n in releases]
         raise CommandError(
@@ -392,6 +396,35 @@ def _existing_release(inv: Invocation, parsed: CommandLine, upgrade: bool) -> He
             "upgrade"
         )
     return existing
+
+
+def _over_kept_history(parsed: CommandLine, name: str, upgrade: bool) -> None:
+    """An install or upgrade of a name whose revisions `helm uninstall --keep-history` kept.
+    Install takes the name only with --replace (Install.availableName in pkg/action/install.go
+    at helm/helm v3.11.1 and v4.1.4: "cannot re-use" at 3.11.1, "cannot reuse" at 4.1.4). An
+    upgrade finds no deployed revision and fails (Upgrade.prepareUpgrade in
+    pkg/action/upgrade.go at both tags); with --install, Helm 3.14.4 and later install anew
+    with --replace (isReleaseUninstalled in cmd/helm/upgrade.go at v3.14.4, pkg/cmd/upgrade.go
+    at v4.1.4; not at v3.14.3), earlier ones fail."""
+    ns = parsed.namespace
+    restore = f"`helm rollback {name} REVISION -n {ns}` restores one of its revisions"
+    if not upgrade and not parsed.has("--replace"):
+        raise CommandError(
+            f"helm install: release '{name}' in '{ns}' was uninstalled with --keep-history, and "
+            f"Helm keeps the name (cannot reuse a name that is still in use): add --replace to "
+            f"install it anew, or {restore}"
+        )
+    if upgrade and parsed.has("--install"):
+        raise CommandError(
+            f"helm upgrade --install: release '{name}' in '{ns}' was uninstalled with "
+            f'--keep-history: Helm 3 before 3.14.4 fails ("{name}" has no deployed releases), '
+            f"later ones install it anew; use `helm install {name} ... --replace`, or {restore}"
+        )
+    if upgrade:
+        raise CommandError(
+            f'helm upgrade: "{name}" has no deployed releases: it was uninstalled with '
+            f"--keep-history; {restore}"
+        )
 
 
 def _client_dry_run(inv: Invocation, binary: str, ref: str, chart: Path) -> None:
@@ -580,6 +613,9 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
         release = _local_release(inv, parsed, chart, existing, upgrade)
     if existing is not None:
         _supersede(existing, release, _history_max(inv, parsed), "upgrade")
+    kept = inv.session.world.uninstalled.pop((parsed.namespace, name), None)
+    if kept is not None:  # --replace: Install.replaceRelease numbers on; install prunes none
+        _supersede(kept, release, (0, "helm install keeps every revision"), "install")
     _settle(inv, parsed.sub[0], release)
 
 
@@ -598,16 +634,21 @@ def _settle(inv: Invocation, verb: str, release: HelmRelease) -> None:
 
 
 def _supersede(
-    current: HelmRelease, release: HelmRelease, limit: tuple[int, str], verb: str
+    current: HelmRelease,
+    release: HelmRelease,
+    limit: tuple[int, str],
+    verb: str,
+    deployed: bool = True,
 ) -> None:
     """`release` becomes the revision after `current`, which joins its history as it was, and
-    the history is pruned to `limit` (_prune). The test pods an earlier `helm test` left stay,
-    and those it deleted stay gone: Helm deletes or makes them only at the next `helm test`."""
+    the history is pruned to `limit` (_prune; `deployed`: whether `current` is deployed, or was
+    uninstalled with --keep-history). The test pods an earlier `helm test` left stay, and those
+    it deleted stay gone: Helm deletes or makes them only at the next `helm test`."""
     release.revision = current.revision + 1
     release.history = [*current.history, replace(current, history=[], pruned={})]
     release.pruned = dict(current.pruned)
     release.tested, release.hooks_gone = current.tested, dict(current.hooks_gone)
-    _prune(release, *limit, verb)
+    _prune(release, *limit, verb, deployed)
 
 
 #: How many revisions an upgrade or a rollback keeps when neither --history-max nor
@@ -645,21 +686,23 @@ def _history_max(inv: Invocation, parsed: CommandLine) -> tuple[int, str]:
     return value, f"HELM_MAX_HISTORY={variable}"
 
 
-def _prune(release: HelmRelease, limit: int, said: str, verb: str) -> None:
+def _prune(release: HelmRelease, limit: int, said: str, verb: str, deployed: bool) -> None:
     """Helm's history limit, applied as the new revision `release` is stored: for a limit above
     0, Storage.Create first removes the oldest revisions until `limit - 1` remain, skipping the
     deployed one, then stores the new one; 0 or less removes none (Storage.Create and
     removeLeastRecent in pkg/storage/storage.go, helm/helm v4.1.4 and v3.11.1). The model's
     deployed revision is always the one before the new one, the newest of the history, so the
-    oldest go first and a limit of 1 keeps two revisions."""
+    oldest go first and a limit of 1 keeps two revisions; where none is `deployed` (the release
+    was uninstalled with --keep-history), a limit of 1 keeps only the new one."""
     if limit <= 0:
         return
-    keep = max(limit - 1, 1)
-    for old in release.history[:-keep]:
+    keep = max(limit - 1, 1 if deployed else 0)
+    cut = len(release.history) - keep
+    for old in release.history[:cut]:
         release.pruned[old.revision] = (
             f"the helm {verb} that made revision {release.revision} pruned it ({said})"
         )
-    release.history = release.history[-keep:]
+    release.history = release.history[cut:] if cut > 0 else release.history
 
 
 def _references_exist(session: Session, release: HelmRelease) -> None:
@@ -717,6 +760,11 @@ def _release(inv: Invocation, parsed: CommandLine) -> HelmRelease:
         raise CommandError(f"helm {' '.join(parsed.sub)} needs a release name")
     name = parsed.positional[0]
     found = inv.session.world.releases.get((parsed.namespace, name))
+    if found is None and (parsed.namespace, name) in inv.session.world.uninstalled:
+        raise CommandError(
+            f"release '{name}' in namespace '{parsed.namespace}' was uninstalled with "
+            f"--keep-history: nothing of it runs; `helm rollback {name} REVISION` restores it"
+        )
     if found is None:
         installed = [f"{n} (namespace {ns})" for ns, n in inv.session.world.releases]
         raise CommandError(
@@ -829,8 +877,16 @@ def _search(inv: Invocation, parsed: CommandLine, binary: str) -> None:
 
 
 def _inspect(inv: Invocation, parsed: CommandLine, binary: str) -> None:
-    """status, history, get: the release must exist."""
-    _release(inv, parsed)
+    """status, history, get: the release must exist, or have been uninstalled with
+    --keep-history (they read its last revision: Storage.Last and History, no status asked)."""
+    if _kept(inv, parsed) is None:
+        _release(inv, parsed)
+
+
+def _kept(inv: Invocation, parsed: CommandLine) -> HelmRelease | None:
+    """The release named, if `helm uninstall --keep-history` removed it."""
+    name = parsed.positional[0] if parsed.positional else ""
+    return inv.session.world.uninstalled.get((parsed.namespace, name))
 
 
 def _test(inv: Invocation, parsed: CommandLine, binary: str) -> None:
@@ -936,7 +992,8 @@ def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     must be one the history limit kept: prepareRollback reads it from the stored revisions and
     fails without it ("release has no N version" at v4.1.4; the storage's "release: not found"
     at v3.11.1, pkg/action/rollback.go and pkg/storage/driver/driver.go)."""
-    release = _release(inv, parsed)
+    kept = _kept(inv, parsed)
+    release = kept if kept is not None else _release(inv, parsed)
     word = parsed.positional[1] if len(parsed.positional) > 1 else "0"
     try:
         number = go_int(word, 10)
@@ -959,15 +1016,34 @@ def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
             )
         raise CommandError(f"release '{release.name}' has no revision {number} (it has {known})")
     restored = replace(revisions[number], objects=list(revisions[number].objects), history=[])
-    _supersede(release, restored, _history_max(inv, parsed), "rollback")
+    _supersede(release, restored, _history_max(inv, parsed), "rollback", kept is None)
+    inv.session.world.uninstalled.pop((release.namespace, release.name), None)
     # what the restored pods reference may be gone since (a Secret deleted after an upgrade)
     _settle(inv, "rollback", restored)
 
 
 def _uninstall(inv: Invocation, parsed: CommandLine, binary: str) -> None:
+    """The release's objects leave the cluster, but those helm.sh/resource-policy: keep. Helm
+    purges its revisions, or with --keep-history keeps them, the last marked uninstalled, for
+    `helm rollback`, `helm install --replace`, status, history and get. A kept release is
+    purged by an uninstall without --keep-history, and one with it fails: Uninstall.Run in
+    pkg/action/uninstall.go at helm/helm v3.11.1 and v4.1.4."""
     world = inv.session.world
+    kept = _kept(inv, parsed)
+    if kept is not None:
+        if parsed.has("--keep-history"):
+            raise CommandError(
+                f'helm uninstall: the release named "{kept.name}" is already deleted (it was '
+                "uninstalled with --keep-history)"
+            )
+        del world.uninstalled[(kept.namespace, kept.name)]
+        return
     release = _release(inv, parsed)
     del world.releases[(release.namespace, release.name)]
+    if parsed.has("--keep-history"):
+        world.uninstalled[(release.namespace, release.name)] = replace(
+            release, tested=[], hooks_gone={}
+        )
     # Objects annotated helm.sh/resource-policy: keep outlive the release (PVCs, usually).
     for obj in release.objects:
         annotations = (obj.doc.get("metadata") or {}).get("annotations") or {}
