@@ -4,6 +4,7 @@ a label; and a backend started by hand listens where its own variables say."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.grafana_app import backend_url_problem
 from betrace_dist.gate.session import CommandError, Session
+from betrace_dist.gate.world import K8sObject, MixedPods
 
 from .conftest import run
 
@@ -614,3 +616,23 @@ def test_build_context_words_buildx_refuses_are_refused(
 ) -> None:
     with pytest.raises(CommandError, match=said):
         run(session, f"docker build --target backend --build-context {context} -t x:1 docker/\n")
+
+
+def test_two_workloads_of_one_kind_and_name_behind_a_service_are_two(session: Session) -> None:
+    """World.serving told the workloads behind a Service apart by kind and name: of a release's
+    backend and a twin of the same name running nginx, the second's role overwrote the first's,
+    so the pods were taken to run one thing, the backend."""
+    run(session, _install(session))
+    world = session.world
+    chart = world.find("betrace", "Deployment", "betrace-backend")
+    service = world.find("betrace", "Service", "betrace-backend")
+    assert chart is not None and service is not None
+    doc = copy.deepcopy(chart.doc)
+    doc["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.27"
+    world.objects.append(K8sObject(chart.kind, chart.name, chart.namespace, doc, "test"))
+    with pytest.raises(
+        MixedPods,
+        match=r"Deployment 'betrace-backend' \(backend\), Deployment 'betrace-backend' "
+        r"\(not known\)",
+    ):
+        world.serving("betrace", service, 12011, session.release)

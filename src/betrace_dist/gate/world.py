@@ -283,11 +283,13 @@ class World:
         configured otherwise (their environment, from which the models read ports and
         settings), MixedPods; where all run the same, the first."""
         found = [(w, _listening(w, port)) for w in self.behind(namespace, obj)]
-        roles = {(w.kind, w.name): None if c is None else self.role(w, c, data) for w, c in found}
-        if len(set(roles.values())) > 1:
+        # one entry per workload, not per kind and name: two of one name (a Helm release's
+        # and a page's own, say) are two workloads, and either may answer
+        roles = [(w, None if c is None else self.role(w, c, data)) for w, c in found]
+        if len({role for _, role in roles}) > 1:
             raise MixedPods(
                 f"{obj.kind} '{obj.name}' selects pods that run different things: "
-                + ", ".join(f"{k} '{n}' ({role or 'not known'})" for (k, n), role in roles.items())
+                + ", ".join(f"{w.kind} '{w.name}' ({role or 'not known'})" for w, role in roles)
             )
         envs = {repr((c.get("env"), c.get("envFrom"))) for _, c in found if c is not None}
         if len(envs) > 1:
