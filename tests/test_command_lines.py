@@ -296,6 +296,45 @@ def test_kubectl_apply_reads_a_here_document_and_validates_it(
         run(session, f"kubectl apply -f - <<EOF\n{manifest}spex: 1\nEOF\n")
 
 
+_MANIFEST = (
+    "cat > secret.yaml <<'YAML'\n"
+    "apiVersion: v1\nkind: Secret\nmetadata: {name: key}\nstringData: {signature-key: one}\n"
+    "YAML\n"
+)
+
+
+def test_kubectl_create_of_an_object_that_exists_is_refused(session: Session, kubectl: str) -> None:
+    """`kubectl create -f` of an object made before answers AlreadyExists; the model replaced
+    it, as kubectl apply would."""
+    with pytest.raises(CommandError, match=r"Secret 'key' exists already .* AlreadyExists"):
+        run(session, _MANIFEST + "kubectl create -f secret.yaml\nkubectl create -f secret.yaml\n")
+
+
+def test_kubectl_apply_over_what_kubectl_create_made_is_refused(
+    session: Session, kubectl: str
+) -> None:
+    """Without --save-config, kubectl create leaves no last-applied configuration: a later
+    kubectl apply merges its manifest into the object (the keys it drops stay), where the model
+    took the object for the manifest."""
+    with pytest.raises(CommandError, match="made by kubectl create without --save-config"):
+        run(session, _MANIFEST + "kubectl create -f secret.yaml\nkubectl apply -f secret.yaml\n")
+
+
+@pytest.mark.parametrize(
+    "make", ["kubectl apply -f secret.yaml\n", "kubectl create --save-config -f secret.yaml\n"]
+)
+def test_kubectl_apply_replaces_what_kubectl_apply_made(
+    session: Session, kubectl: str, make: str
+) -> None:
+    """Applied again, an object kubectl apply (or create --save-config) made is the manifest:
+    a key the new one drops is gone."""
+    other = _MANIFEST.replace("signature-key: one", "other: two")
+    run(session, _MANIFEST + make + other + "kubectl apply -f secret.yaml\n")
+    secret = session.world.find("default", "Secret", "key")
+    assert secret is not None and secret.doc["stringData"] == {"other": "two"}
+    assert [o.name for o in session.world.objects] == ["key"]
+
+
 # -- shell and curl ---------------------------------------------------------------------------
 
 

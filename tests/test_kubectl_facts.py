@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from betrace_dist.gate.commands.kubectl import DEFAULT_CONTAINER
+from betrace_dist.gate.commands.kubectl import APPLY_WARNING, DEFAULT_CONTAINER
 
 from .conftest import require_tool
 
@@ -19,3 +19,11 @@ def test_the_installed_kubectl_reads_the_default_container_annotation() -> None:
         f"the installed kubectl has no '{DEFAULT_CONTAINER}': re-read its podcmd.go "
         "(gate/commands/kubectl.py _entered)"
     )
+
+
+def test_the_installed_kubectl_warns_when_it_applies_over_an_object_it_did_not_apply() -> None:
+    """The model refuses kubectl apply over an object without a last-applied configuration in
+    kubectl's own words: the installed kubectl must print them (with its name for itself)."""
+    binary = Path(require_tool("kubectl")).read_bytes()
+    printed = APPLY_WARNING.replace("kubectl", "%[3]s").encode()
+    assert printed in binary, "the installed kubectl words its warning otherwise: re-read apply.go"

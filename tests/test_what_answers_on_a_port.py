@@ -618,6 +618,62 @@ def test_build_context_words_buildx_refuses_are_refused(
         run(session, f"docker build --target backend --build-context {context} -t x:1 docker/\n")
 
 
+#: the chart's backend Deployment, as `helm template` renders it, running nginx: the same
+#: labels, container name, ports and variables
+_TWIN = """\
+cat > twin.yaml <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: betrace-backend
+  labels: &labels
+    app.kubernetes.io/name: betrace
+    app.kubernetes.io/instance: betrace
+    app.kubernetes.io/component: backend
+spec:
+  selector:
+    matchLabels: *labels
+  template:
+    metadata:
+      labels: *labels
+    spec:
+      containers:
+        - name: backend
+          image: nginx:1.27
+          env:
+            - {name: BETRACE_PORT_BACKEND, value: "12011"}
+            - {name: BETRACE_PORT_GRPC, value: "12012"}
+            - {name: BETRACE_DATA_DIR, value: /var/lib/betrace}
+            - name: BETRACE_SIGNATURE_KEY
+              valueFrom: {secretKeyRef: {name: betrace-backend, key: signature-key}}
+            - {name: OTEL_EXPORTER_OTLP_TIMEOUT, value: "1000"}
+          ports:
+            - {name: http, containerPort: 12011}
+            - {name: grpc, containerPort: 12012}
+YAML
+"""
+
+
+def test_applying_over_a_releases_object_is_refused(session: Session) -> None:
+    """kubectl apply of the chart's Deployment by its own name joined the world as a second
+    object beside the release's: the port-forward reached the release's backend, where the
+    reader's cluster runs what the apply made of it (nginx here). kubectl apply merges a
+    manifest into an object without its last-applied configuration, which Helm's are."""
+    with pytest.raises(
+        CommandError,
+        match=r"Deployment 'betrace-backend' belongs to Helm release 'betrace'.*"
+        r"should only be used on resources created declaratively",
+    ):
+        run(
+            session,
+            _install(session)
+            + _TWIN
+            + "kubectl -n betrace apply -f twin.yaml\n"
+            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
+            + "curl -fsS http://localhost:12011/v1/health\n",
+        )
+
+
 def test_two_workloads_of_one_kind_and_name_behind_a_service_are_two(session: Session) -> None:
     """World.serving told the workloads behind a Service apart by kind and name: of a release's
     backend and a twin of the same name running nginx, the second's role overwrote the first's,

@@ -88,6 +88,22 @@ class K8sObject:
     namespace: str
     doc: dict[str, Any]
     source: str  # "helm release betrace", "kubectl create", ...
+    #: it carries kubectl's last-applied configuration (made by kubectl apply, or by kubectl
+    #: create --save-config), from which a later kubectl apply works out what to remove, so
+    #: that the object becomes the manifest applied; over one without it (Helm's, kubectl
+    #: create's), kubectl apply merges the manifest into what is there
+    applied: bool = False
+
+    @property
+    def group(self) -> str:
+        """Its API group: apiVersion without the version ('' for the core group's v1)."""
+        return str(self.doc.get("apiVersion") or "").rpartition("/")[0]
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        """(API group, kind, namespace, name): what makes it one object of the cluster, whatever
+        version of its group a manifest writes it in."""
+        return self.group, self.kind, self.namespace, self.name
 
     @property
     def labels(self) -> dict[str, str]:
@@ -240,6 +256,16 @@ class World:
         return next(
             (r.hooks_gone[key] for r in self.releases.values() if key in r.hooks_gone), None
         )
+
+    def existing(self, obj: K8sObject) -> K8sObject | None:
+        """The object of the cluster that `obj` is a manifest of (K8sObject.identity), or None."""
+        return next(
+            (o for o in self.all_objects(obj.namespace) if o.identity == obj.identity), None
+        )
+
+    def owner(self, obj: K8sObject) -> HelmRelease | None:
+        """The release that holds the object itself, or None."""
+        return next((r for r in self.releases.values() if any(o is obj for o in r.present())), None)
 
     def find(self, namespace: str, kind: str, name: str) -> K8sObject | None:
         for obj in self.all_objects(namespace):

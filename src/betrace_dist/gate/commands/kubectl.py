@@ -8,6 +8,9 @@ page's world answers what only a cluster could.
   files, and the object it prints joins the page's world (unless the page asked for a dry run);
 - `-f FILE` is read in the page's sandbox and validated against the Kubernetes schemas (strict);
   `-f URL` is refused: a remote manifest cannot be checked offline;
+- an object that exists already (same API group, kind, namespace and name): kubectl create
+  refuses it; kubectl apply makes it the manifest where kubectl apply (or create --save-config)
+  made it, and is refused over any other, a Helm release's included, into which it would merge;
 - namespaces, kinds, names, label selectors, containers and ports must exist in what the page
   installed. Nothing ever reaches a cluster.
 
@@ -387,8 +390,10 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             raise CommandError(f"{name}: {problems[0]}")
         if args.has("--dry-run"):
             continue
+        # kubectl apply, and kubectl create --save-config, leave the last-applied configuration
+        applied = args.sub == "apply" or args.has("--save-config")
         for doc in docs:
-            _join(inv.session.world, doc, ns, f"kubectl {args.sub}")
+            _join(inv.session.world, doc, ns, f"kubectl {args.sub}", applied)
         _provisioning_still_holds(inv, name)
 
 
@@ -436,17 +441,63 @@ def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
         )
 
 
-def _join(world: World, doc: dict[str, Any], ns: str, source: str) -> None:
+def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool) -> None:
+    """The object a manifest makes joins the world: a new one, or in place of the one kubectl
+    apply made before (_replaceable)."""
     meta = doc.get("metadata") or {}
     if doc.get("kind") == "Namespace":
         world.namespaces.add(meta.get("name", ""))
         return
     obj = K8sObject(
-        doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source
+        doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source, applied
     )
-    same = (obj.kind, obj.name, obj.namespace)  # apply replaces what it applied before
-    world.objects = [o for o in world.objects if (o.kind, o.name, o.namespace) != same]
+    existing = world.existing(obj)
+    if existing is not None:
+        _replaceable(world, existing, source)
+    world.objects = [o for o in world.objects if o is not existing]
     world.objects.append(obj)
+
+
+def _already_exists(kind: str, name: str, ns: str) -> CommandError:
+    return CommandError(
+        f"{kind} '{name}' exists already in namespace '{ns}': kubectl create answers "
+        "AlreadyExists; change it with kubectl apply, or delete it first"
+    )
+
+
+#: kubectl apply's own warning over an object without its last-applied configuration, which
+#: then patches the object (tests/test_kubectl_facts.py finds it in the installed kubectl)
+APPLY_WARNING = (
+    "kubectl apply should only be used on resources created declaratively by either kubectl "
+    "create --save-config or kubectl apply"
+)
+
+
+def _replaceable(world: World, existing: K8sObject, source: str) -> None:
+    """A manifest of an object that exists: kubectl create refuses it (AlreadyExists); kubectl
+    apply makes the object the manifest where kubectl apply made it before (its last-applied
+    configuration says what to remove), and otherwise merges the manifest into what is there
+    (a strategic merge: containers and variables by name, the object's others kept), which the
+    models do not work out, so that is refused. A Helm release's object is Helm's besides: its
+    next upgrade or rollback puts the chart's back, and its uninstall deletes it."""
+    kind, name, ns = existing.kind, existing.name, existing.namespace
+    if source == "kubectl create":
+        raise _already_exists(kind, name, ns)
+    release = world.owner(existing)
+    if release is not None:
+        raise CommandError(
+            f"{kind} '{name}' belongs to Helm release '{release.name}' (namespace "
+            f"'{release.namespace}'): {APPLY_WARNING}; over Helm's object it merges the manifest "
+            "into it, which the gate does not model, and the release's next upgrade puts the "
+            "chart's back: change it through the release's values"
+        )
+    if not existing.applied:
+        raise CommandError(
+            f"{kind} '{name}' in namespace '{ns}' was made by {existing.source} without "
+            f"--save-config: {APPLY_WARNING}; over it, it merges the manifest into the object, "
+            "which the gate does not model: make the object with kubectl apply in the first "
+            "place, or delete it first"
+        )
 
 
 def _generate(inv: Invocation, ns: str, args: Args) -> str | None:
@@ -469,12 +520,8 @@ def _generate(inv: Invocation, ns: str, args: Args) -> str | None:
         meta = created.get("metadata") or {} if isinstance(created, dict) else {}
         where = meta.get("namespace") or ns
         if inv.session.world.find(where, created.get("kind", ""), meta.get("name", "")):
-            raise CommandError(
-                f"{created.get('kind')} '{meta.get('name')}' exists already in namespace "
-                f"'{where}': kubectl create answers AlreadyExists; change it with kubectl apply, "
-                "or delete it first"
-            )
-        _join(inv.session.world, created, ns, "kubectl create")
+            raise _already_exists(str(created.get("kind")), str(meta.get("name")), where)
+        _join(inv.session.world, created, ns, "kubectl create", args.has("--save-config"))
         _provisioning_still_holds(inv, f"kubectl create {created.get('kind', '').lower()}")
         return None  # what kubectl prints against a cluster ("secret/x created") is not known
     return "" if inv.command.redirects else done.stdout
