@@ -692,3 +692,51 @@ def test_two_workloads_of_one_kind_and_name_behind_a_service_are_two(session: Se
         r"\(not known\)",
     ):
         world.serving("betrace", service, 12011, session.release)
+
+
+def _from_config_map(session: Session, image: str) -> str:
+    """A ConfigMap that moves the backend's HTTP server to 9000, read by a pod of `image`
+    through envFrom, behind the Service `both` on 12011."""
+    http = session.release.current.backend.ports["http"].env
+    config = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: moved}\n"
+        f"data: {{{http}: '9000'}}\n---\n"
+    )
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: one, labels: {app: pair}}\n"
+        f"spec: {{containers: [{{name: server, image: {image}, "
+        "envFrom: [{configMapRef: {name: moved}}], ports: [{containerPort: 12011}]}]}\n---\n"
+    )
+    return _service_of("app: pair", config + pod)
+
+
+def test_a_backend_that_takes_variables_from_env_from_is_refused(session: Session) -> None:
+    """envFrom was not read: the backend behind the port-forward was taken to listen on its
+    default port, where its ConfigMap moves it to 9000. As for a port variable from a Secret,
+    the gate cannot tell where it listens, and refuses it, naming the container."""
+    image = f"{REGISTRY}/backend:{session.release.current.version}"
+    with pytest.raises(
+        CommandError,
+        match=r"the backend's container 'server' of Pod 'one' takes variables "
+        r"from envFrom \(ConfigMap 'moved'\).*cannot tell which of its ports serves HTTP",
+    ):
+        run(
+            session,
+            _install(session)
+            + _from_config_map(session, image)
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
+            + "curl -fsS http://localhost:12011/v1/health\n",
+        )
+    url = "http://both:12011"
+    problem = backend_url_problem(session.world, "betrace", url, session.release)
+    assert problem is not None and "takes variables from envFrom" in problem, problem
+
+
+def test_a_manifest_of_the_backend_image_with_env_from_is_refused(session: Session) -> None:
+    """The backend's variables in a manifest are checked one by one (backend_env.py): through
+    envFrom, any name and value went unchecked."""
+    image = f"{session.release.project.registry}/backend:{session.release.current.version}"
+    with pytest.raises(
+        CommandError, match=r"Pod/one container server takes variables from envFrom"
+    ):
+        run(session, "kubectl create namespace betrace\n" + _from_config_map(session, image))

@@ -167,11 +167,41 @@ def _one_port_twice(env: Mapping[str, str | None], data: ReleaseData) -> Iterato
 
 
 def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
-    """A Kubernetes container's env as name -> literal value (None for valueFrom)."""
+    """A Kubernetes container's env as name -> literal value (None for valueFrom); its envFrom
+    is not read here: a backend container with one is refused (env_from_problem)."""
     return {
         str(e.get("name")): (str(e["value"]) if "value" in e else None)
         for e in container.get("env") or []
     }
+
+
+#: (kind, field) of an envFrom entry's source
+_ENV_FROM = (("ConfigMap", "configMapRef"), ("Secret", "secretRef"))
+
+
+def env_from_problem(container: Mapping[str, Any], data: ReleaseData) -> str | None:
+    """Why the variables of a backend container with envFrom cannot be told ("takes variables
+    from envFrom (...): ..."), None without one. envFrom makes a variable of each key of its
+    ConfigMaps and Secrets, whatever the key, so the backend's port variables may come from
+    there, as from a Secret under valueFrom, and any name and value the rules above would refuse
+    go unchecked. Secrets the gate cannot read; ConfigMaps it does not: the pod reads one as it
+    starts, and a later change of it does not reach the pod until it starts again."""
+    entries = [e for e in container.get("envFrom") or [] if isinstance(e, Mapping)]
+    if not entries:
+        return None
+    sources = [
+        f"{kind} '{ref.get('name')}'"
+        for e in entries
+        for kind, key in _ENV_FROM
+        if isinstance(ref := e.get(key), Mapping)
+    ]
+    variable = data.current.backend.ports["http"].env
+    return (
+        f"takes variables from envFrom ({', '.join(sources) or 'no source'}), which may set "
+        f"{variable}: the gate cannot tell which of its ports serves HTTP, nor check the "
+        "variables it sets; set each of the backend's variables by name under env (a Secret's "
+        "with valueFrom)"
+    )
 
 
 def distribution_default_problems(env: Mapping[str, str | None], data: ReleaseData) -> list[str]:
@@ -211,15 +241,19 @@ def containers(node: Any) -> list[Mapping[str, Any]]:
 
 
 def manifest_problems(docs: Iterable[Mapping[str, Any]], data: ReleaseData) -> list[str]:
-    """Problems of every backend container in Kubernetes objects (a page's manifests)."""
+    """Problems of every backend container in Kubernetes objects (a page's manifests): its
+    variables by the rules above, and an envFrom, which keeps them from being told."""
     out: list[str] = []
     for doc in docs:
         for c in containers(doc):
             if not is_backend_image(str(c.get("image", "")), data):
                 continue
-            name = (doc.get("metadata") or {}).get("name")
+            where = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+            env_from = env_from_problem(c, data)
+            if env_from is not None:
+                out.append(f"{where} container {c.get('name')} {env_from}")
             for var, problem in env_problems(container_env(c), data):
-                out.append(f"{doc.get('kind')}/{name} container {c.get('name')}: {var} {problem}")
+                out.append(f"{where} container {c.get('name')}: {var} {problem}")
     return out
 
 

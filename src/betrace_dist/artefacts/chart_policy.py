@@ -333,6 +333,8 @@ def check_backend(manifests: list[Manifest], data: ReleaseData) -> list[str]:
         # One rule per variable, shared with the Compose checks and the gate (backend_env.py).
         for name, problem in backend_env.env_problems(backend_env.container_env(c), data):
             out.append(f"{where}: env {name} {problem}")
+        env_from = backend_env.env_from_problem(c, data)
+        out += [f"{where} {env_from}"] if env_from is not None else []
         out += _backend_env(where, c)
         defaults = backend_env.distribution_default_problems(backend_env.container_env(c), data)
         out += [f"{where}: env {problem}" for problem in defaults]

@@ -133,7 +133,8 @@ def _port_problem(
     world: World, ns: str, service: K8sObject, port: int, data: ReleaseData
 ) -> str | None:
     """The Service's port leads to the HTTP server of a backend: the container behind it runs
-    the backend's image (World.role), and listens for HTTP there by its own variables."""
+    the backend's image (World.role), and listens for HTTP there by its own variables, which
+    it sets under env (with envFrom, they cannot be told: backend_env.env_from_problem)."""
     entry = next((p for p in service.service_ports() if p.get("port") == port), None)
     have = ", ".join(str(p.get("port")) for p in service.service_ports())
     if entry is None:
@@ -162,6 +163,12 @@ def _port_problem(
             f"port {port} of Service '{service.name}' leads to port {target} of {workload.kind} "
             f"'{workload.name}', whose container '{container.get('name')}' (image "
             f"{container.get('image')}) the gate does not know for the backend"
+        )
+    env_from = backend_env.env_from_problem(container, data)
+    if env_from is not None:
+        return (
+            f"port {port} of Service '{service.name}' leads to the backend's container "
+            f"'{container.get('name')}' of {workload.kind} '{workload.name}': it {env_from}"
         )
     http = backend_env.listening_ports(backend_env.container_env(container), data)["http"]
     if target != http:

@@ -185,7 +185,7 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
         serving = _serving(world, ns, obj, target_port, inv.session.release)
         role = world.role(*serving, inv.session.release) if serving else None
         container = serving[1] if serving else None
-        env = backend_env.container_env(container) if container is not None else {}
+        env = _env(serving, role, inv.session.release)
         source = f"kubectl port-forward {parsed.positional[0]}"
         component = role or _unknown(world, obj, container)  # a name or a label says nothing
         world.listeners[int(local)] = Listener(
@@ -206,6 +206,23 @@ def _serving(
             "ready, so which one answers cannot be told; give the Service a selector that picks "
             "one workload's pods (its app.kubernetes.io/component label, say)"
         ) from None
+
+
+def _env(
+    serving: tuple[K8sObject, Mapping[str, Any]] | None, role: str | None, data: ReleaseData
+) -> dict[str, str | None]:
+    """The forwarded container's variables (backend_env.container_env); a backend's that
+    envFrom may set are not known, which is refused (backend_env.env_from_problem)."""
+    if serving is None:
+        return {}
+    workload, container = serving
+    problem = backend_env.env_from_problem(container, data) if role == "backend" else None
+    if problem is not None:
+        raise CommandError(
+            f"the backend's container '{container.get('name')}' of {workload.kind} "
+            f"'{workload.name}' {problem}"
+        )
+    return backend_env.container_env(container)
 
 
 def _pod_port(obj: K8sObject, remote: str) -> int:
