@@ -740,3 +740,48 @@ def test_a_manifest_of_the_backend_image_with_env_from_is_refused(session: Sessi
         CommandError, match=r"Pod/one container server takes variables from envFrom"
     ):
         run(session, "kubectl create namespace betrace\n" + _from_config_map(session, image))
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        ("[{name: A, value: '1'}, {name: B, value: '2'}]",
+         "[{name: B, value: '2'}, {name: A, value: '1'}]"),
+        ("[{name: A, value: '0'}, {name: A, value: '1'}]", "[{name: A, value: '1'}]"),
+        ("[{name: A, value: ''}]", "[{name: A}]"),
+    ],
+    ids=["order", "later-name-wins", "empty-value"],
+)  # fmt: skip
+def test_backends_whose_variables_resolve_alike_are_set_up_alike(
+    session: Session, one: str, two: str
+) -> None:
+    """The pods' environments were compared as written: the same variables in another order,
+    or a name given twice whose later value is the other pod's, made MixedPods, where each
+    container's process gets the same variables (kubelet takes a name's last entry)."""
+    pods = _backend_pod(session, "one", f"env: {one}, ") + _backend_pod(
+        session, "two", f"env: {two}, "
+    )
+    run(
+        session,
+        _install(session)
+        + _service_of("app: pair", pods)
+        + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
+        + "curl -fsS http://localhost:12011/v1/health\n",
+    )
+
+
+def test_backends_whose_references_read_variables_in_another_order_differ(
+    session: Session,
+) -> None:
+    """$(NAME) in a value reads the variables defined before it: in another order, B is '1' in
+    one pod and '$(A)' in the other, so the order of such a list counts."""
+    one = "env: [{name: A, value: '1'}, {name: B, value: '$(A)'}], "
+    two = "env: [{name: B, value: '$(A)'}, {name: A, value: '1'}], "
+    pods = _backend_pod(session, "one", one) + _backend_pod(session, "two", two)
+    with pytest.raises(CommandError, match="selects pods whose containers are set up differently"):
+        run(
+            session,
+            _install(session)
+            + _service_of("app: pair", pods)
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\n",
+        )

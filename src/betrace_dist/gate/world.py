@@ -223,6 +223,24 @@ def _listening(workload: K8sObject, port: int) -> Mapping[str, Any] | None:
     return found[0] if len(found) == 1 else None
 
 
+def _environment(container: Mapping[str, Any]) -> str:
+    """A container's env and envFrom, written so that two containers whose processes get the
+    same variables compare equal: kubelet gives a name given twice its later entry's value,
+    and a value left out or empty is ''; the order of the others does not count. But a value
+    that refers to variables, `$(NAME)`, reads those defined before it, so with one the env
+    is compared as written. envFrom is compared as written: of its sources, a later one's keys
+    win."""
+    env = container.get("env")
+    entries = _maps(env)
+    if any("$(" in str(e.get("value") or "") for e in entries):
+        return repr((env, container.get("envFrom")))
+    resolved = {
+        str(e.get("name")): {k: v for k, v in e.items() if k != "name" and v not in (None, "")}
+        for e in entries
+    }
+    return repr((sorted(resolved.items()), container.get("envFrom")))
+
+
 #: kinds whose pods a Service's selector can pick
 WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"})
 
@@ -306,8 +324,9 @@ class World:
         restarts, oldest; kubernetes/kubectl pkg/polymorphichelpers, commit dee3483a), never
         the one that declares the port, and then resolves the Service's targetPort on that pod.
         So over pods of workloads that run different things (World.role), or the same thing
-        configured otherwise (their environment, from which the models read ports and
-        settings), MixedPods; where all run the same, the first."""
+        configured otherwise (their environment as its process gets it, _environment, from
+        which the models read ports and settings), MixedPods; where all run the same, the
+        first. Each workload counts, two of one kind and name included."""
         found = [(w, _listening(w, port)) for w in self.behind(namespace, obj)]
         # one entry per workload, not per kind and name: two of one name (a Helm release's
         # and a page's own, say) are two workloads, and either may answer
@@ -317,7 +336,7 @@ class World:
                 f"{obj.kind} '{obj.name}' selects pods that run different things: "
                 + ", ".join(f"{w.kind} '{w.name}' ({role or 'not known'})" for w, role in roles)
             )
-        envs = {repr((c.get("env"), c.get("envFrom"))) for _, c in found if c is not None}
+        envs = {_environment(c) for _, c in found if c is not None}
         if len(envs) > 1:
             raise MixedPods(
                 f"{obj.kind} '{obj.name}' selects pods whose containers are set up differently "
