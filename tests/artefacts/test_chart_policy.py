@@ -119,6 +119,23 @@ def test_env_var_the_backend_never_reads_is_reported(
     )
 
 
+def test_env_from_on_the_backend_is_reported(
+    helm: Helm, chart: Path, release_data: ReleaseData
+) -> None:
+    """envFrom may set any of the backend's variables, its ports included, past every rule."""
+    edit(
+        chart,
+        "templates/backend-deployment.yaml",
+        "          env:\n            - name: BETRACE_PORT_BACKEND\n",
+        "          envFrom:\n            - configMapRef: {name: more}\n"
+        "          env:\n            - name: BETRACE_PORT_BACKEND\n",
+    )
+    assert_violation(
+        violations(helm, chart, release_data),
+        "container backend takes variables from envFrom (ConfigMap 'more')",
+    )
+
+
 def test_otlp_endpoint_with_scheme_is_reported(
     helm: Helm, chart: Path, release_data: ReleaseData
 ) -> None:
