@@ -713,6 +713,28 @@ def test_helm_install_of_the_grafana_chart_models_its_objects(session: Session) 
     assert service.doc["spec"]["ports"] == [{"name": "service", "port": 8080, "targetPort": 3000}]
 
 
+def test_kubectl_apply_over_the_modelled_grafanas_objects_is_refused(
+    session: Session, kubectl: str
+) -> None:
+    """The modelled Grafana chart's objects had no apiVersion, so a page's manifest of its
+    Deployment (apps/v1) was taken for another object and joined the world beside it."""
+    chart = session.release.current.grafana_chart
+    deployment = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: grafana}\nspec:\n"
+        "  selector: {matchLabels: {app: g}}\n  template:\n    metadata: {labels: {app: g}}\n"
+        "    spec: {containers: [{name: grafana, image: nginx:1.27}]}\n"
+    )
+    with pytest.raises(
+        CommandError, match="Deployment 'grafana' belongs to Helm release 'grafana'"
+    ):
+        run(
+            session,
+            _grafana_repo(session)
+            + f"helm install grafana {chart.repo_name}/grafana\n"
+            + f"kubectl apply -f - <<'YAML'\n{deployment}YAML\n",
+        )
+
+
 def test_helm_install_with_a_values_file_that_is_not_yaml_names_its_line(
     session: Session,
 ) -> None:

@@ -262,7 +262,9 @@ def _remote_values(inv: Invocation, parsed: CommandLine, umbrella: bool) -> dict
 def _grafana_objects(
     name: str, ns: str, values: dict[str, Any], app_version: str
 ) -> list[K8sObject]:
-    """What the Grafana chart renders that later steps use: Service, Deployment, admin Secret."""
+    """What the Grafana chart renders that later steps use: Service, Deployment, admin Secret,
+    PVC; each with its apiVersion, which makes it one object of the cluster (K8sObject.identity)
+    with the manifests a page applies."""
     fullname = grafana_chart.fullname(name, values)
     source = f"helm release {name} (modelled)"
     labels = {
@@ -282,6 +284,7 @@ def _grafana_objects(
     }
     port = grafana_chart.service_port(values)
     service = {
+        "apiVersion": "v1",
         "metadata": {"labels": labels},
         "spec": {
             "ports": [{"name": "service", "port": port, "targetPort": grafana_chart.GRAFANA_PORT}],
@@ -296,17 +299,18 @@ def _grafana_objects(
             "Deployment",
             fullname,
             ns,
-            {"metadata": {"labels": labels}, "spec": {"template": pod}},
+            {"apiVersion": "apps/v1", "metadata": {"labels": labels}, "spec": {"template": pod}},
             source,
         ),
     ]
     if not (values.get("admin") or {}).get("existingSecret"):
-        secret = {"data": {"admin-user": "", "admin-password": ""}}
+        secret = {"apiVersion": "v1", "data": {"admin-user": "", "admin-password": ""}}
         objects.append(K8sObject("Secret", fullname, ns, secret, source))
     persistence = values.get("persistence") or {}
     pvc = persistence.get("enabled") and persistence.get("type", "pvc") == "pvc"
     if pvc and not persistence.get("existingClaim"):  # the chart's templates/pvc.yaml
-        objects.append(K8sObject("PersistentVolumeClaim", fullname, ns, {}, source))
+        claim = {"apiVersion": "v1"}
+        objects.append(K8sObject("PersistentVolumeClaim", fullname, ns, claim, source))
     return objects
 
 
