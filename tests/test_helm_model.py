@@ -480,3 +480,35 @@ def test_a_rollback_of_an_uninstalled_release_prunes_with_no_deployed_revision(
         "helm uninstall r --keep-history\nhelm rollback r 3 --history-max 1\n",
     )
     assert _revisions(session) == [4]
+
+
+def test_helm_install_over_an_object_the_page_made_is_refused(session: Session) -> None:
+    """Helm takes over no object it did not make ("exists and cannot be imported into the
+    current release: invalid ownership metadata"): the model installed the chart's Service
+    beside the page's of the same name, two objects where the cluster has one."""
+    service = (
+        "apiVersion: v1\nkind: Service\nmetadata: {name: betrace-backend}\n"
+        "spec: {selector: {app: mine}, ports: [{port: 12011}]}\n"
+    )
+    with pytest.raises(
+        CommandError, match=r"Service 'betrace-backend' exists already .*cannot be imported"
+    ):
+        run(
+            session,
+            "kubectl create namespace betrace\n"
+            f"kubectl -n betrace apply -f - <<'YAML'\n{service}YAML\n"
+            f"{INSTALL} -n betrace\n",
+        )
+
+
+def test_a_reinstall_takes_over_the_claims_the_uninstall_kept(session: Session) -> None:
+    """A claim the chart keeps (helm.sh/resource-policy: keep) outlives `helm uninstall` with
+    the release's ownership metadata, so installing the release again takes it over: one
+    claim, the release's, where the model held two."""
+    run(session, f"{INSTALL} -n betrace\nhelm uninstall betrace -n betrace\n")
+    kept = [o.name for o in session.world.objects if o.kind == "PersistentVolumeClaim"]
+    assert "betrace-backend" in kept
+    run(session, f"{INSTALL} -n betrace\n")
+    claims = [o for o in session.world.all_objects("betrace") if o.kind == "PersistentVolumeClaim"]
+    assert sorted(o.name for o in claims) == sorted(kept)
+    assert not session.world.objects

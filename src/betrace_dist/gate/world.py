@@ -93,6 +93,10 @@ class K8sObject:
     #: that the object becomes the manifest applied; over one without it (Helm's, kubectl
     #: create's), kubectl apply merges the manifest into what is there
     applied: bool = False
+    #: (namespace, name) of the Helm release whose ownership metadata Helm gave it
+    #: (meta.helm.sh/release-namespace and -name), which it keeps after `helm uninstall` where
+    #: its resource policy keeps it: a release of that name and namespace takes it over
+    helm: tuple[str, str] | None = None
 
     @property
     def group(self) -> str:

@@ -17,6 +17,8 @@
   `helm test --logs`, which Helm 3 runs after that deletion, is refused there.
 - each upgrade and rollback keeps the release's newest revisions as --history-max (else
   HELM_MAX_HISTORY, else 10) says; a rollback to one it pruned fails.
+- a release makes no object that exists outside it (a page's, another release's), but takes
+  over what an uninstall of it kept (helm.sh/resource-policy: keep), as Helm does.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ...names import GoNumberError, closest, go_int, go_quote
 from .. import grafana_app, grafana_chart, grafana_stack, missing
 from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
-from ..world import HelmRelease, K8sObject, listing
+from ..world import HelmRelease, K8sObject, World, listing
 from .flags import CommandLine, accepted, options, subcommands
 
 #: install/upgrade flags a render (`helm template`) is not given, whatever Helm's template takes
@@ -158,6 +160,7 @@ def _render(
             (m.doc.get("metadata") or {}).get("namespace") or parsed.namespace,
             m.doc,
             f"helm release {name}",
+            helm=(parsed.namespace, name),
         )
         for m in manifests
     ]
@@ -311,7 +314,7 @@ def _grafana_objects(
     if pvc and not persistence.get("existingClaim"):  # the chart's templates/pvc.yaml
         claim = {"apiVersion": "v1"}
         objects.append(K8sObject("PersistentVolumeClaim", fullname, ns, claim, source))
-    return objects
+    return [replace(o, helm=(ns, name)) for o in objects]
 
 
 def _remote_release(
@@ -624,10 +627,13 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
 
 
 def _settle(inv: Invocation, verb: str, release: HelmRelease) -> None:
-    """The release as it now stands (installed, upgraded or rolled back): what its pods
+    """The release as it now stands (installed, upgraded or rolled back): no object outside it
+    has the identity of one of its own but what it takes over (_taken_over), what its pods
     reference exists, and every Grafana still reaches the backend."""
     session = inv.session
+    taken = _taken_over(session.world, release, verb)
     _references_exist(session, release)
+    session.world.objects = [o for o in session.world.objects if not any(o is t for t in taken)]
     session.world.releases[(release.namespace, release.name)] = release
     found = grafana_app.world_problem(session.world, session.release)
     if found is not None:
@@ -635,6 +641,34 @@ def _settle(inv: Invocation, verb: str, release: HelmRelease) -> None:
         name = release.name
         after = "" if grafana == name else f"Grafana's release {grafana} loses the backend: "
         raise CommandError(f"helm {verb} {name}: {after}{problem}")
+
+
+def _taken_over(world: World, release: HelmRelease, verb: str) -> list[K8sObject]:
+    """The objects outside the release that it makes again, which Helm takes over: only those
+    that carry the release's ownership metadata (what an uninstall of it kept). Any other
+    object of the same identity, a page's or another release's, install and upgrade refuse:
+    "KIND NAME exists and cannot be imported into the current release: invalid ownership
+    metadata" (existingResourceConflict and checkOwnership in pkg/action/validate.go of
+    helm/helm v3; the words are in both installed Helms). A rollback fails on it too, as
+    KubeClient.Update finds no such object in the current revision."""
+    mine = (release.namespace, release.name)
+    others = [r for r in world.releases.values() if (r.namespace, r.name) != mine]
+    outside = world.objects + [o for r in others for o in r.present()]
+    taken: list[K8sObject] = []
+    for obj in (o for o in release.objects if not o.is_hook("test")):
+        twin = next((o for o in outside if o.identity == obj.identity), None)
+        if twin is None:
+            continue
+        if twin.helm != mine or not any(o is twin for o in world.objects):
+            raise CommandError(
+                f"helm {verb} {release.name}: {obj.kind} '{obj.name}' exists already in "
+                f"namespace '{obj.namespace}' ({twin.source}), and Helm takes over only what "
+                "carries the release's own ownership metadata (it answers that the object "
+                '"exists and cannot be imported into the current release: invalid ownership '
+                'metadata"): delete it first, or leave it out of the release'
+            )
+        taken.append(twin)
+    return taken
 
 
 def _supersede(
