@@ -738,10 +738,11 @@ _GRAFANA_NEEDS_BACKEND = (
             None,
         ),
         # a backend built here from a copy of the project's Dockerfile, tagged with a name of
-        # the reader's
+        # the reader's, given the project's patches as the context the target needs
         (
             "services:\n  backend:\n    image: betrace-backend:local\n"
-            "    build: {{context: ., target: backend}}\n    environment:\n" + _KEY
+            "    build: {{context: ., target: backend, "
+            "additional_contexts: {{patches: ../patches}}}}\n    environment:\n" + _KEY
             + "    ports: ['8080:12011']\n",
             "docker compose up -d\n",
             None,
