@@ -97,7 +97,10 @@ def test_flake_utils_helpers_a_consumer_calls(session: Session) -> None:
     script = f"mkdir app\ncd app\ncat > flake.nix <<'EOF'\n{flake}EOF\n"
     session.run(split(script), models())
     session.run(split("BETRACE_PORT_BACKEND=18083 nix run . &\n"), models())
-    session.run(split("curl -fsS http://localhost:18083/v1/health\n"), models())
+    session.run(
+        split("curl -fsS --retry 30 --retry-connrefused http://localhost:18083/v1/health\n"),
+        models(),
+    )
 
 
 def test_inputs_nix_cannot_print_as_json_are_refused_not_a_crash(session: Session) -> None:

@@ -20,6 +20,10 @@ def backend(session: Session) -> str:
     return f"github:betrace-hq/betrace/{commit}#packages.x86_64-linux.backend"
 
 
+#: a client that waits for a backend `nix run` starts in the background (it builds first)
+WAIT = "curl -fsS --retry 30 --retry-connrefused --retry-delay 1 http://localhost:12011/v1/health\n"
+
+
 def answers(session: Session, port: int) -> bool:
     try:
         run(session, f"curl -fsS http://localhost:{port}/v1/health\n")
@@ -63,8 +67,8 @@ def test_commands_after_a_backend_in_the_foreground_never_run(session: Session, 
     "block",
     [
         "nix run REF\n",  # the block ends with it: the next block is another terminal
-        "nix run REF &\ncurl -fsS http://localhost:12011/v1/health\n",
-        "nix run REF && echo stopped &\ncurl -fsS http://localhost:12011/v1/health\n",
+        "nix run REF &\n" + WAIT,
+        "nix run REF && echo stopped &\n" + WAIT,
     ],
     ids=["last-in-block", "background", "background-and-list"],
 )
@@ -97,3 +101,38 @@ def test_a_program_run_inside_nix_shell_is_refused_not_taken_for_a_flake(
     does, so it says so."""
     with pytest.raises(CommandError, match="a program run inside the Nix environment is not"):
         run(session, f"nix shell {backend(session)} {flag} betrace-backend --version\n")
+
+
+@pytest.mark.parametrize(
+    ("start", "wait", "said"),
+    [
+        # nix run builds the package first: no fixed wait covers that
+        ("nix run REF &\n", "sleep 2\n", "it builds the package first"),
+        ("nix run REF &\n", "", "it builds the package first"),
+        # the binary itself starts at once: a short wait, or a retrying client
+        ("betrace-backend &\n", "", "or `sleep 1` before it"),
+        # --retry alone does not retry a refused connection
+        (
+            "betrace-backend &\n",
+            "curl -fsS --retry 5 http://localhost:12011/v1/health\n",
+            "or `sleep 1`",
+        ),
+    ],
+    ids=["nix-run-sleep", "nix-run", "binary", "retry-without-connrefused"],
+)
+def test_a_client_that_does_not_wait_for_a_background_backend_is_refused(
+    session: Session, start: str, wait: str, said: str
+) -> None:
+    """A backend started in the background may not listen yet: the reader's curl right after
+    it is refused the connection (found by an attack: the gate's own advice to add & led to a
+    race)."""
+    check = "curl -fsS http://localhost:12011/v1/health\n"
+    with pytest.raises(CommandError, match="was started in the background") as exc:
+        run(session, start.replace("REF", backend(session)) + wait + check)
+    assert said in str(exc.value)
+    assert "--retry-connrefused" in str(exc.value)
+
+
+@pytest.mark.parametrize("wait", ["sleep 1\n", WAIT])
+def test_a_client_that_waits_for_the_binary_reaches_it(session: Session, wait: str) -> None:
+    run(session, "betrace-backend &\n" + wait + "curl -fsS http://localhost:12011/v1/health\n")

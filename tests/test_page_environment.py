@@ -48,7 +48,7 @@ def test_nix_run_starts_the_backend_with_the_variables_of_its_line(session: Sess
     commit = session.release.current.upstream.commit
     ref = f"github:betrace-hq/betrace/{commit}#packages.x86_64-linux.backend"
     run(session, f"BETRACE_PORT_BACKEND=18080 nix run {ref} &\n")
-    run(session, "curl -fsS http://localhost:18080/v1/health\n")
+    run(session, "curl -fsS --retry 30 --retry-connrefused http://localhost:18080/v1/health\n")
     with pytest.raises(CommandError, match=r"4318.*\(exported\)"):
         run(session, f"export OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318\nnix run {ref} &\n")
 
@@ -105,7 +105,7 @@ def test_nix_run_of_a_default_that_is_the_backend_starts_it(session: Session) ->
     package = "{ packages.x86_64-linux.default = betrace.packages.x86_64-linux.backend; }"
     _consumer_flake(session, "own", package)
     run(session, "BETRACE_PORT_BACKEND=18081 nix run . &\n")
-    run(session, "curl -fsS http://localhost:18081/v1/health\n")
+    run(session, "curl -fsS --retry 30 --retry-connrefused http://localhost:18081/v1/health\n")
     other = (
         "{ packages.x86_64-linux.backend = nixpkgs.legacyPackages.x86_64-linux.runCommand "
         '"acme-api-1.0" { } "mkdir $out"; }'
@@ -113,7 +113,7 @@ def test_nix_run_of_a_default_that_is_the_backend_starts_it(session: Session) ->
     _consumer_flake(session, "other", other)
     run(session, "BETRACE_PORT_BACKEND=18082 nix run .#backend &\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:18082"):
-        run(session, "curl -fsS http://localhost:18082/v1/health\n")
+        run(session, "curl -fsS --retry 30 --retry-connrefused http://localhost:18082/v1/health\n")
 
 
 def test_a_program_of_the_pages_named_like_the_backend_is_not_the_backend(
@@ -152,4 +152,4 @@ def test_only_the_backends_own_program_is_the_backend(session: Session, package:
     _consumer_flake(session, "forged", package)
     run(session, "BETRACE_PORT_BACKEND=18085 nix run . &\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:18085"):
-        run(session, "curl -fsS http://localhost:18085/v1/health\n")
+        run(session, "curl -fsS --retry 30 --retry-connrefused http://localhost:18085/v1/health\n")

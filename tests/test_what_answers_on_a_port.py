@@ -41,7 +41,7 @@ def test_a_port_forward_reaches_the_http_port_the_values_set(session: Session) -
     run(
         session,
         _install(session, "backend.ports.http=9000")
-        + "kubectl -n betrace port-forward svc/betrace-backend 9000:9000 &\n"
+        + "kubectl -n betrace port-forward svc/betrace-backend 9000:9000 &\nsleep 1\n"
         + "curl -fsS http://localhost:9000/v1/health\n",
     )
 
@@ -52,7 +52,7 @@ def test_a_port_forward_to_the_grpc_port_is_not_http(session: Session) -> None:
         run(
             session,
             _install(session)
-            + f"kubectl -n betrace port-forward svc/betrace-backend {grpc}:{grpc} &\n"
+            + f"kubectl -n betrace port-forward svc/betrace-backend {grpc}:{grpc} &\nsleep 1\n"
             + f"curl -fsS http://localhost:{grpc}/v1/health\n",
         )
 
@@ -101,9 +101,9 @@ def test_the_charts_backend_with_another_tag_and_grafana_from_a_mirror_are_known
             "backend.image.tag=2.0.0-patched",
             "grafana.image.repository=registry.example.com/mirror/grafana/grafana",
         )
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
-        + "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\n"
+        + "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\nsleep 1\n"
         + "curl -fsS http://localhost:3000/api/health\n",
     )
     with pytest.raises(CommandError, match="it runs exactly one replica"):
@@ -131,7 +131,7 @@ def test_a_port_forward_to_a_service_without_a_selector_is_refused(session: Sess
             + "apiVersion: v1\nkind: Service\nmetadata: {name: proxy}\n"
             + "spec: {ports: [{port: 12011}]}\nYAML\n"
             + "kubectl -n betrace apply -f proxy.yaml\n"
-            + "kubectl -n betrace port-forward svc/proxy 12011:12011 &\n",
+            + "kubectl -n betrace port-forward svc/proxy 12011:12011 &\nsleep 1\n",
         )
 
 
@@ -141,13 +141,15 @@ def test_a_workloads_named_port_and_a_missing_local_port(session: Session) -> No
     run(
         session,
         _install(session)
-        + "kubectl -n betrace port-forward deploy/betrace-backend 12011:http &\n"
+        + "kubectl -n betrace port-forward deploy/betrace-backend 12011:http &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
     with pytest.raises(CommandError, match="name the local port"):
-        run(session, "kubectl -n betrace port-forward deploy/betrace-backend :12011 &\n")
+        run(session, "kubectl -n betrace port-forward deploy/betrace-backend :12011 &\nsleep 1\n")
     with pytest.raises(CommandError, match="declares no port named 'htp', did you mean 'http'"):
-        run(session, "kubectl -n betrace port-forward deploy/betrace-backend 12011:htp &\n")
+        run(
+            session, "kubectl -n betrace port-forward deploy/betrace-backend 12011:htp &\nsleep 1\n"
+        )
 
 
 def test_a_service_named_and_labelled_backend_that_runs_nginx_is_not_the_backend(
@@ -158,7 +160,7 @@ def test_a_service_named_and_labelled_backend_that_runs_nginx_is_not_the_backend
         run(
             session,
             NGINX
-            + "kubectl port-forward svc/betrace-backend 12011:12011 &\n"
+            + "kubectl port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -180,7 +182,7 @@ def test_a_backend_started_on_another_port_serves_http_there(session: Session) -
         session,
         f"nix build github:betrace-hq/betrace/{commit}#backend\n"
         "BETRACE_PORT_BACKEND=9000 ./result/bin/betrace-backend &\n"
-        "curl -fsS http://localhost:9000/v1/health\n",
+        "sleep 1\ncurl -fsS http://localhost:9000/v1/health\n",
     )
 
 
@@ -218,7 +220,7 @@ def test_the_live_backend_takes_a_grpc_port_of_its_own(backend_program: Path) ->
         run(
             s,
             _install(s, "backend.ports.grpc=9000")
-            + "kubectl -n betrace port-forward svc/betrace-backend 9000:12011 &\n"
+            + "kubectl -n betrace port-forward svc/betrace-backend 9000:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:9000/v1/health\n",
         )
     finally:
@@ -231,7 +233,7 @@ def test_grafana_answers_on_its_own_port_only(session: Session) -> None:
     with pytest.raises(CommandError, match=r"Grafana listens on 3000 .*not on port 8080"):
         run(
             session,
-            "kubectl -n betrace port-forward deploy/betrace-grafana 8080:8080 &\n"
+            "kubectl -n betrace port-forward deploy/betrace-grafana 8080:8080 &\nsleep 1\n"
             "curl -fsS http://localhost:8080/api/health\n",
         )
 
@@ -317,7 +319,7 @@ def test_a_chart_of_the_pages_named_betrace_is_not_the_projects(session: Session
             f"cat > mine/Chart.yaml <<'YAML'\n{chart}YAML\n"
             f"cat > mine/templates/all.yaml <<'YAML'\n{_NGINX_TEMPLATE}YAML\n"
             "helm install betrace ./mine --namespace betrace --create-namespace\n"
-            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
+            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -338,7 +340,7 @@ def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
     run(
         session,
         _copied_chart(session, change)
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
     run(session, "helm uninstall betrace --namespace betrace\n")
@@ -346,7 +348,7 @@ def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
         run(
             session,
             _copied_chart(session, "", "backend.image.tag=2.0.0-patched")
-            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
+            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -360,7 +362,7 @@ def test_a_copy_of_the_projects_chart_with_other_values_is_the_projects(
     run(
         session,
         _copied_chart(session, change, "backend.image.tag=2.0.0-patched")
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
+        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
 
@@ -392,7 +394,7 @@ def _built_and_forwarded(session: Session, dockerfile: str) -> str:
         + "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
         + f"spec: {{containers: [{{name: web, image: {image}, ports: [{{containerPort: 80}}]}}]}}\n"
         + "YAML\nkubectl apply -f pod.yaml\n"
-        + "kubectl port-forward pod/own 12011:80 &\n"
+        + "kubectl port-forward pod/own 12011:80 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
     )
 
@@ -441,7 +443,7 @@ def test_a_port_forward_to_a_service_over_the_backend_and_grafana_is_refused(
             session,
             _install(session)
             + _service_of("app.kubernetes.io/instance: betrace")
-            + "kubectl -n betrace port-forward svc/both 12011:12011 &\n",
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n",
         )
 
 
@@ -464,7 +466,7 @@ def test_a_service_over_pods_that_all_run_the_backend_reaches_the_backend(
         session,
         _install(session)
         + _service_of("app: pair", pods)
-        + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
+        + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
 
@@ -479,7 +481,7 @@ def test_a_service_over_backends_set_up_differently_is_refused(session: Session)
             session,
             _install(session)
             + _service_of("app: pair", pods)
-            + "kubectl -n betrace port-forward svc/both 12011:12011 &\n",
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n",
         )
 
 
@@ -490,7 +492,7 @@ def test_a_helm_tests_pod_is_not_among_the_pods_a_service_reaches(session: Sessi
         session,
         _install(session, "grafana.enabled=false")
         + _service_of("app.kubernetes.io/instance: betrace")
-        + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
+        + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
 
@@ -543,7 +545,7 @@ def test_the_projects_chart_runs_what_the_page_built_under_its_image_name(
     with pytest.raises(CommandError, match="built on this page, not from a target of the project"):
         run(
             session,
-            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
+            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -561,7 +563,7 @@ def test_an_image_built_with_other_patches_is_unknown(session: Session) -> None:
     forward = (
         "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
         + f"spec: {{containers: [{{name: b, image: {image}, ports: [{{containerPort: 12011}}]}}]}}"
-        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011 &\n"
+        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
     )
     with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
@@ -600,7 +602,7 @@ def test_a_build_of_other_patches_or_code_under_another_spelling_is_unknown(
         + f"docker build --target backend {build} -t {image} docker/\n"
         + "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
         + f"spec: {{containers: [{{name: b, image: {image}, ports: [{{containerPort: 12011}}]}}]}}"
-        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011 &\n"
+        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
     )
     with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
@@ -669,7 +671,7 @@ def test_applying_over_a_releases_object_is_refused(session: Session) -> None:
             _install(session)
             + _TWIN
             + "kubectl -n betrace apply -f twin.yaml\n"
-            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\n"
+            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -724,7 +726,7 @@ def test_a_backend_that_takes_variables_from_env_from_is_refused(session: Sessio
             session,
             _install(session)
             + _from_config_map(session, image)
-            + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
     url = "http://both:12011"
@@ -765,7 +767,7 @@ def test_backends_whose_variables_resolve_alike_are_set_up_alike(
         session,
         _install(session)
         + _service_of("app: pair", pods)
-        + "kubectl -n betrace port-forward svc/both 12011:12011 &\n"
+        + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
 
@@ -783,5 +785,5 @@ def test_backends_whose_references_read_variables_in_another_order_differ(
             session,
             _install(session)
             + _service_of("app: pair", pods)
-            + "kubectl -n betrace port-forward svc/both 12011:12011 &\n",
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n",
         )

@@ -213,6 +213,9 @@ class Listener:
     env: Mapping[str, str | None] = field(default_factory=dict)  # None: from a Secret
     owner: str = ""  # the Compose project (its name) whose service publishes it
     role: str | None = None  # what runs there (names.image_role), when the models know it
+    #: started in the background and maybe not listening yet: "" it is; "start" once a short
+    #: wait has passed (`sleep`); "build" only for a client that retries (it builds first)
+    starting: str = ""
 
 
 class MixedPods(Exception):

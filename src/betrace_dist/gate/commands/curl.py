@@ -77,6 +77,32 @@ def _split(url: str) -> SplitResult:
     return parts
 
 
+def _retries(argv: list[str]) -> bool:
+    """curl retries a refused connection: --retry N (N > 0) with --retry-connrefused or
+    --retry-all-errors (curl's manual: --retry alone does not retry a refused connection)."""
+    counts = [argv[i + 1] for i, w in enumerate(argv[:-1]) if w == "--retry"]
+    counts += [w.split("=", 1)[1] for w in argv if w.startswith("--retry=")]
+    again = any(w in ("--retry-connrefused", "--retry-all-errors") for w in argv)
+    return again and any(is_number(c) and int(c) > 0 for c in counts)
+
+
+def _started(inv: Invocation, listener: Listener, port: int) -> None:
+    """A program started in the background may not listen yet: the page waits for it (a
+    `sleep`, or curl retrying), or its reader's curl is refused the connection."""
+    if not listener.starting:
+        return
+    if _retries(inv.argv):
+        listener.starting = ""  # this curl waited until it answered
+        return
+    wait = "" if listener.starting == "build" else ", or `sleep 1` before it"
+    first = " (it builds the package first, which can take minutes)" if not wait else ""
+    raise CommandError(
+        f"`{listener.source}` was started in the background{first}: nothing may listen on port "
+        f"{port} yet when curl connects; wait for it: `curl --retry 30 --retry-connrefused "
+        f"--retry-delay 1 ...`{wait}"
+    )
+
+
 def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str | None]:
     """The component that answers the URL (None for a URL off this machine) and, for a call of
     the app's proxy route, the backend path Grafana forwards it to; or CommandError."""
@@ -97,6 +123,7 @@ def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str |
             + (f"listening: {known}" if known else "no port was published or forwarded yet")
         )
     listener = listeners[port]
+    _started(inv, listener, port)
     path = parts.path or "/"
     endpoints = served(inv, listener)
     role = listener.role

@@ -189,8 +189,9 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
         source = f"kubectl port-forward {parsed.positional[0]}"
         component = role or _unknown(world, obj, container)  # a name or a label says nothing
         world.listeners[int(local)] = Listener(
-            int(local), component, target_port, source, env, role=role
-        )
+            int(local), component, target_port, source, env, role=role,
+            starting="start" if inv.command.background else "",
+        )  # fmt: skip
     inv.never_returns("`kubectl port-forward` forwards")
 
 

@@ -407,7 +407,7 @@ def _backend_runs(inv: Invocation, source: str) -> None:
     It serves in the foreground and never returns: the block stops there, and a command after
     it in the same block never runs (the guides end the block with it and go on in the next
     one, another terminal, or start it with `&`)."""
-    _backend_listens(inv, _checked_env(inv), source)
+    _backend_listens(inv, _checked_env(inv), source, "build")
     inv.never_returns("`nix run` starts the backend, which serves")
 
 
@@ -572,8 +572,11 @@ def _out_link(
         raise CommandError(f"nix build: the result link cannot be made: {done.stderr.strip()}")
 
 
-def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> None:
-    """The backend now answers on its ports (from the environment it was started with)."""
+def _backend_listens(
+    inv: Invocation, inline: dict[str, str], source: str, first: str = "start"
+) -> None:
+    """The backend now answers on its ports (from the environment it was started with); in the
+    background, once what comes `first` is done (Listener.starting)."""
     session = inv.session
     # what the program sees beside the gate's own environment: the page's exports, its own
     env = session.exported_env() | inline
@@ -582,6 +585,7 @@ def _backend_listens(inv: Invocation, inline: dict[str, str], source: str) -> No
         if not is_number(value):
             raise CommandError(f"{port.env}={value} is not a port number")
         listener = Listener(int(value), "backend", int(value), source, env, role="backend")
+        listener.starting = first if inv.command.background else ""
         session.world.listeners[int(value)] = listener
 
 

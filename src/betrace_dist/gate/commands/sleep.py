@@ -21,6 +21,14 @@ def sleep(inv: Invocation) -> None:
         ) from None
     if inv.session.live is not None and inv.session.live.proc is not None:
         time.sleep(min(seconds, _LONGEST_SLEEP))
+    if seconds > 0:
+        # what was started in the background and starts at once listens after a wait: the
+        # backend answered its health check about 0.1 s after it started (measured, see
+        # rules/engine.py); kubectl port-forward opens its local port before it says so (not
+        # measured here). A `nix run` builds first, which no fixed wait covers.
+        for listener in inv.session.world.listeners.values():
+            if listener.starting == "start":
+                listener.starting = ""
 
 
 MODELS = {"sleep": sleep}
