@@ -457,6 +457,19 @@ def _backend_pod(session: Session, name: str, env: str = "") -> str:
     )
 
 
+def _pair_is_refused(session: Session, one: str, two: str) -> None:
+    """Two backend pods with these environments (`env: [...], ` or nothing) behind one Service
+    are refused as set up differently."""
+    pods = _backend_pod(session, "one", one) + _backend_pod(session, "two", two)
+    with pytest.raises(CommandError, match="selects pods whose containers are set up differently"):
+        run(
+            session,
+            _install(session)
+            + _service_of("app: pair", pods)
+            + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n",
+        )
+
+
 def test_a_service_over_pods_that_all_run_the_backend_reaches_the_backend(
     session: Session,
 ) -> None:
@@ -475,14 +488,7 @@ def test_a_service_over_backends_set_up_differently_is_refused(session: Session)
     """Two backends behind one Service, one told to listen elsewhere: the model took the first
     one's environment, where kubectl may pick either pod."""
     moved = "env: [{name: BETRACE_PORT_BACKEND, value: '9000'}], "
-    pods = _backend_pod(session, "one") + _backend_pod(session, "two", moved)
-    with pytest.raises(CommandError, match="selects pods whose containers are set up differently"):
-        run(
-            session,
-            _install(session)
-            + _service_of("app: pair", pods)
-            + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n",
-        )
+    _pair_is_refused(session, "", moved)
 
 
 def test_a_helm_tests_pod_is_not_among_the_pods_a_service_reaches(session: Session) -> None:
@@ -779,11 +785,4 @@ def test_backends_whose_references_read_variables_in_another_order_differ(
     one pod and '$(A)' in the other, so the order of such a list counts."""
     one = "env: [{name: A, value: '1'}, {name: B, value: '$(A)'}], "
     two = "env: [{name: B, value: '$(A)'}, {name: A, value: '1'}], "
-    pods = _backend_pod(session, "one", one) + _backend_pod(session, "two", two)
-    with pytest.raises(CommandError, match="selects pods whose containers are set up differently"):
-        run(
-            session,
-            _install(session)
-            + _service_of("app: pair", pods)
-            + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n",
-        )
+    _pair_is_refused(session, one, two)

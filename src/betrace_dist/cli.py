@@ -56,17 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return _contract(args.file, args.openapi, args.plugin)
 
     if args.command == "release":
-        try:
-            data = load_release_data(args.file)
-        except ProblemsError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        problem = data.current.tag_problem(args.tag) if args.tag is not None else None
-        if problem:
-            print(f"{args.file}: {problem}", file=sys.stderr)
-            return 1
-        print(f"{args.file}: valid; current release {data.current.version}")
-        return 0
+        return _release_check(args.file, args.tag)
 
     gate = Gate(args.site)
     try:
@@ -77,6 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(entries))
     bad = [e for e in entries if e.status in ("unclaimed", "error")]
     return 1 if bad else 0
+
+
+def _release_check(path: Path, tag: str | None) -> int:
+    """`release check [--tag TAG]`: the release data is valid (and TAG is its release's)."""
+    try:
+        data = load_release_data(path)
+    except ProblemsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    problem = data.current.tag_problem(tag) if tag is not None else None
+    if problem:
+        print(f"{path}: {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: valid; current release {data.current.version}")
+    return 0
 
 
 def _contract(data: Path, openapi: Path, plugin: Path | None) -> int:
