@@ -592,8 +592,24 @@ def test_an_image_built_with_other_patches_is_unknown(session: Session) -> None:
         "--build-context patches=patches --build-arg BETRACE_COMMIT=" + "0" * 40,
         "--build-context patches=patches --build-arg BETRACE_VERSION=9.9.9",
         "--build-context patches=patches --build-arg BETRACE_COMMIT",
+        # Docker Hub's name without library/, and in its index form
+        "--build-context patches=patches --build-context docker.io/patches=mine",
+        "--build-context patches=patches --build-context index.docker.io/patches:latest=mine",
+        # a context that replaces a stage, or a FROM image, of the same name
+        "--build-context patches=patches --build-context backend-build=mine",
+        "--build-context patches=patches --build-context golang:1.24.2-bookworm=mine",
     ],
-    ids=["name-tag", "name-registry", "commit", "version", "arg-from-env"],
+    ids=[
+        "name-tag",
+        "name-registry",
+        "commit",
+        "version",
+        "arg-from-env",
+        "name-hub",
+        "name-index",
+        "stage",
+        "from-image",
+    ],  # fmt: skip
 )
 def test_a_build_of_other_patches_or_code_under_another_spelling_is_unknown(
     session: Session, build: str
@@ -786,3 +802,13 @@ def test_backends_whose_references_read_variables_in_another_order_differ(
     one = "env: [{name: A, value: '1'}, {name: B, value: '$(A)'}], "
     two = "env: [{name: B, value: '$(A)'}, {name: A, value: '1'}], "
     _pair_is_refused(session, one, two)
+
+
+def test_a_build_with_the_legacy_builder_is_refused(session: Session) -> None:
+    """DOCKER_BUILDKIT=0 builds without BuildKit, which the named patches context needs."""
+    with pytest.raises(CommandError, match="legacy builder, which has no named build contexts"):
+        run(
+            session,
+            "DOCKER_BUILDKIT=0 docker build --target backend --build-context patches=patches "
+            "-t x:1 docker/\n",
+        )

@@ -194,8 +194,9 @@ class ShellChecker:
         The later steps are the same terminal's: a step that never returns (a foreground
         server) stops them too."""
         todo = steps(block.body)
+        split_steps = [_split_or_none(step) for step in todo]
         for index, step in enumerate(todo):
-            printed = self.run(step.script, ctx, step.line, _later(todo[index + 1 :]))
+            printed = self.run(step.script, ctx, step.line, _later(split_steps[index + 1 :]))
             if step.output is not None and printed is not None:
                 _compare_or_update(step, printed, ctx)
             elif step.output is not None and not self._model_heads(step):
@@ -437,13 +438,20 @@ def compare(step: Step, printed: str) -> None:
     )
 
 
-def _later(rest: Sequence[Step]) -> list[Command]:
-    """The commands of a transcript's later steps (those that do not split are told when they
-    run)."""
+def _split_or_none(step: Step) -> list[Command] | None:
+    """A transcript step's commands, split once (None: it does not split, which is told when
+    it runs)."""
+    try:
+        return split(step.script, step.line)
+    except SplitError:
+        return None
+
+
+def _later(rest: Sequence[list[Command] | None]) -> list[Command]:
+    """The commands of a transcript's later steps, up to one that does not split."""
     out: list[Command] = []
-    for step in rest:
-        try:
-            out += split(step.script, step.line)
-        except SplitError:
+    for commands in rest:
+        if commands is None:
             break
+        out += commands
     return out

@@ -182,6 +182,12 @@ def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
 
 def _build(inv: Invocation, args: list[str]) -> None:
     build = build_options(args)
+    given_env = inv.session.exported_env() | inv.session.assignments(inv.command)
+    if given_env.get("DOCKER_BUILDKIT", "").lower() in ("0", "false"):
+        raise CommandError(
+            "docker build: DOCKER_BUILDKIT=0 builds with the legacy builder, which has no named "
+            "build contexts and no ADD of a Git URL: the project's Dockerfile needs BuildKit"
+        )
     dockerfile, text = _dockerfile(inv, build)
     where = inv.session.reader_path(dockerfile)
     stages = [s.lower() for s in _STAGE.findall(text)]
@@ -224,9 +230,9 @@ def _context_name(raw: str) -> str:
     if raw != raw.lower():
         raise CommandError(f"docker build: the build context name '{raw}' must be lowercase")
     name = raw.removesuffix(":latest")
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "library/"):
-        name = name.removeprefix(prefix)
-    return name
+    for registry in ("index.docker.io/", "docker.io/"):  # Docker Hub, named or not
+        name = name.removeprefix(registry)
+    return name.removeprefix("library/")
 
 
 def _given_contexts(words: list[str]) -> dict[str, str]:
@@ -257,12 +263,18 @@ def _projects_build(
     parsed = dockerfiles.parse(dockerfile, session.read(str(dockerfile)))
     needed = dockerfiles.named_contexts(parsed, target or (parsed.stages[-1].name or ""))
     expected = expected_build_args(session.release)
-    return all(
-        name in PROJECT_CONTEXTS
-        and name in contexts
-        and session.is_projects(contexts[name], PROJECT_CONTEXTS[name])
-        for name in needed
-    ) and all(expected.get(name) == value for name, value in args.items())
+    # a context the target does not read as one may still replace a stage or a FROM image of
+    # that name (Docker's --build-context documentation): only the needed ones are allowed
+    return (
+        set(contexts) <= set(needed)
+        and all(
+            name in PROJECT_CONTEXTS
+            and name in contexts
+            and session.is_projects(contexts[name], PROJECT_CONTEXTS[name])
+            for name in needed
+        )
+        and all(expected.get(name) == value for name, value in args.items())
+    )
 
 
 def _named_contexts(
