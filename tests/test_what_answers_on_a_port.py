@@ -609,7 +609,7 @@ def test_an_image_built_with_other_patches_is_unknown(session: Session) -> None:
         "name-index",
         "stage",
         "from-image",
-    ],  # fmt: skip
+    ],
 )
 def test_a_build_of_other_patches_or_code_under_another_spelling_is_unknown(
     session: Session, build: str
