@@ -21,7 +21,9 @@ def backend(session: Session) -> str:
 
 
 #: a client that waits for a backend `nix run` starts in the background (it builds first)
-WAIT = "curl -fsS --retry 30 --retry-connrefused --retry-delay 1 http://localhost:12011/v1/health\n"
+WAIT = (
+    "curl -fsS --retry 300 --retry-connrefused --retry-delay 1 http://localhost:12011/v1/health\n"
+)
 
 
 def answers(session: Session, port: int) -> bool:
@@ -110,7 +112,7 @@ def test_a_program_run_inside_nix_shell_is_refused_not_taken_for_a_flake(
         ("nix run REF &\n", "sleep 2\n", "it builds the package first"),
         ("nix run REF &\n", "", "it builds the package first"),
         # the binary itself starts at once: a short wait, or a retrying client
-        ("betrace-backend &\n", "", "or `sleep 1` before it"),
+        ("betrace-backend &\n", "", "or `sleep 1` first"),
         # --retry alone does not retry a refused connection
         (
             "betrace-backend &\n",
@@ -136,3 +138,55 @@ def test_a_client_that_does_not_wait_for_a_background_backend_is_refused(
 @pytest.mark.parametrize("wait", ["sleep 1\n", WAIT])
 def test_a_client_that_waits_for_the_binary_reaches_it(session: Session, wait: str) -> None:
     run(session, "betrace-backend &\n" + wait + "curl -fsS http://localhost:12011/v1/health\n")
+
+
+@pytest.mark.parametrize(
+    ("start", "check", "said"),
+    [
+        # one retry, a second after: a build takes minutes
+        (
+            "nix run REF &\n",
+            "curl -fsS --retry 1 --retry-connrefused http://localhost:12011/v1/health\n",
+            "does not wait 300 s",
+        ),
+        # 30 retries a second apart are 30 s
+        (
+            "nix run REF &\n",
+            "curl -fsS --retry 30 --retry-delay 1 --retry-connrefused "
+            "http://localhost:12011/v1/health\n",
+            "does not wait 300 s",
+        ),
+        # the flag is -A's value (the User-Agent), not an option
+        (
+            "betrace-backend &\n",
+            "curl -fsS --retry 5 -A --retry-connrefused http://localhost:12011/v1/health\n",
+            "does not wait 1 s",
+        ),
+    ],
+    ids=["nix-run-one-retry", "nix-run-30-s", "flag-as-a-value"],
+)
+def test_a_retry_that_does_not_wait_long_enough_is_refused(
+    session: Session, start: str, check: str, said: str
+) -> None:
+    with pytest.raises(CommandError, match=said):
+        run(session, start.replace("REF", backend(session)) + check)
+
+
+@pytest.mark.parametrize("wait", ["sleep 1m\n", "sleep -- 1\n", "sleep 0x10\n", "sleep 0.5 0.5\n"])
+def test_a_sleep_as_coreutils_reads_it_waits(session: Session, wait: str) -> None:
+    run(session, "betrace-backend &\n" + wait + "curl -fsS http://localhost:12011/v1/health\n")
+
+
+@pytest.mark.parametrize(
+    ("wait", "said"),
+    [
+        ("sleep 0.01\n", "was started in the background"),
+        ("sleep 5 &\n", "was started in the background"),
+        ("sleep\n", "is not a number of seconds"),
+        ("sleep infinity\n", "`sleep infinity` waits in the foreground"),
+    ],
+    ids=["too-short", "in-the-background", "no-operand", "infinity"],
+)
+def test_a_sleep_that_does_not_wait_is_not_a_wait(session: Session, wait: str, said: str) -> None:
+    with pytest.raises(CommandError, match=said):
+        run(session, "betrace-backend &\n" + wait + "curl -fsS http://localhost:12011/v1/health\n")

@@ -77,35 +77,59 @@ def _split(url: str) -> SplitResult:
     return parts
 
 
-def _retries(argv: list[str]) -> bool:
-    """curl retries a refused connection: --retry N (N > 0) with --retry-connrefused or
-    --retry-all-errors (curl's manual: --retry alone does not retry a refused connection)."""
-    counts = [argv[i + 1] for i, w in enumerate(argv[:-1]) if w == "--retry"]
-    counts += [w.split("=", 1)[1] for w in argv if w.startswith("--retry=")]
-    again = any(w in ("--retry-connrefused", "--retry-all-errors") for w in argv)
-    return again and any(is_number(c) and int(c) > 0 for c in counts)
+#: How long a client must keep retrying a backend that `nix run` builds first: the first
+#: build of upstream's backend took minutes here (about a minute idle, longer under load;
+#: upstream.py BUILD_TIMEOUT allows 20), so five minutes, a belief rather than a measure.
+BUILD_WAIT = 300.0
 
 
-def _started(inv: Invocation, listener: Listener, port: int) -> None:
+def _retry_seconds(request: _Request) -> float:
+    """How long curl keeps retrying a refused connection (0: it does not): --retry N with
+    --retry-connrefused or --retry-all-errors (curl's manual: --retry alone does not retry a
+    refused connection), N waits of --retry-delay, or without it one second doubling up to
+    ten minutes (curl's manual), all within --retry-max-time when given."""
+    if not request.retry_refused or request.retry <= 0:
+        return 0.0
+    if request.retry_delay is not None:
+        total = request.retry * request.retry_delay
+    else:
+        total = float(sum(min(2**i, 600) for i in range(min(request.retry, 64))))
+    if request.retry_max_time:
+        total = min(total, request.retry_max_time)
+    return total
+
+
+def _started(listener: Listener, port: int, request: _Request | None) -> None:
     """A program started in the background may not listen yet: the page waits for it (a
-    `sleep`, or curl retrying), or its reader's curl is refused the connection."""
+    `sleep`, or curl retrying long enough), or its reader's curl is refused the connection."""
     if not listener.starting:
         return
-    if _retries(inv.argv):
+    waits = _retry_seconds(request) if request is not None else 0.0
+    needed = BUILD_WAIT if listener.starting == "build" else 1.0
+    if waits >= needed:
         listener.starting = ""  # this curl waited until it answered
         return
-    wait = "" if listener.starting == "build" else ", or `sleep 1` before it"
-    first = " (it builds the package first, which can take minutes)" if not wait else ""
+    if listener.starting == "build":
+        advice, first = (
+            "`curl --retry 300 --retry-delay 1 --retry-connrefused ...`",
+            (" (it builds the package first, which can take minutes)"),
+        )
+    else:
+        advice = "`curl --retry 30 --retry-delay 1 --retry-connrefused ...`, or `sleep 1` first"
+        first = ""
     raise CommandError(
         f"`{listener.source}` was started in the background{first}: nothing may listen on port "
-        f"{port} yet when curl connects; wait for it: `curl --retry 30 --retry-connrefused "
-        f"--retry-delay 1 ...`{wait}"
+        f"{port} yet when curl connects, and this curl does not wait {needed:g} s for it; "
+        f"wait for it: {advice}"
     )
 
 
-def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str | None]:
+def check_url(
+    inv: Invocation, url: str, method: str, request: _Request | None = None
+) -> tuple[str | None, str | None]:
     """The component that answers the URL (None for a URL off this machine) and, for a call of
-    the app's proxy route, the backend path Grafana forwards it to; or CommandError."""
+    the app's proxy route, the backend path Grafana forwards it to; or CommandError. `request`:
+    the curl command's, for how long it retries."""
     parts = _split(url)
     host = parts.hostname or ""
     if not backend_env.is_loopback(host):
@@ -123,7 +147,7 @@ def check_url(inv: Invocation, url: str, method: str) -> tuple[str | None, str |
             + (f"listening: {known}" if known else "no port was published or forwarded yet")
         )
     listener = listeners[port]
-    _started(inv, listener, port)
+    _started(listener, port, request)
     path = parts.path or "/"
     endpoints = served(inv, listener)
     role = listener.role
@@ -299,6 +323,10 @@ class _Request:
     body: str | None = None
     is_json: bool = False
     signed_in: bool = False  # credentials given: -u, a cookie or an Authorization header
+    retry: int = 0  # --retry N
+    retry_delay: float | None = None  # --retry-delay SECONDS
+    retry_max_time: float | None = None  # --retry-max-time SECONDS
+    retry_refused: bool = False  # --retry-connrefused or --retry-all-errors
     urls: list[str] = field(default_factory=list)
 
 
@@ -322,6 +350,27 @@ def _set_signed_in(request: _Request, flag: str, value: str | None) -> None:
     request.signed_in = True
 
 
+def _number(flag: str, value: str | None) -> float:
+    try:
+        number = float(value or "")
+    except ValueError:
+        raise CommandError(f"curl: {flag} takes a number, not '{value}'") from None
+    if not 0 <= number < 10**9:
+        raise CommandError(f"curl: {flag} {value} is out of range")
+    return number
+
+
+def _set_retry(request: _Request, flag: str, value: str | None) -> None:
+    if flag == "--retry":
+        request.retry = int(_number(flag, value))
+    elif flag == "--retry-delay":
+        request.retry_delay = _number(flag, value)
+    elif flag == "--retry-max-time":
+        request.retry_max_time = _number(flag, value)
+    else:
+        request.retry_refused = True
+
+
 #: the curl options the model reads, by name; every other option is only checked to exist
 _HANDLERS = {
     "-X": _set_method,
@@ -330,6 +379,16 @@ _HANDLERS = {
     "-H": _set_header,
     "--header": _set_header,
     **dict.fromkeys(("-u", "--user", "-b", "--cookie", "--oauth2-bearer"), _set_signed_in),
+    **dict.fromkeys(
+        (
+            "--retry",
+            "--retry-delay",
+            "--retry-max-time",
+            "--retry-connrefused",
+            "--retry-all-errors",
+        ),
+        _set_retry,
+    ),
 }
 
 
@@ -371,7 +430,7 @@ def _check_target(
 ) -> str | None:
     """The component answering the URL, with a JSON body and the query string checked against
     the backend's, also when Grafana's app proxy forwards them to it."""
-    listener, forwarded = check_url(inv, url, verb)
+    listener, forwarded = check_url(inv, url, verb, request)
     parts = urlsplit(url)
     reaches = listener
     if forwarded is not None:

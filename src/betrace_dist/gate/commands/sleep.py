@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 
 from ..session import CommandError, Invocation
 
 #: Longest wait a page may ask of the live tier (the backend evaluates a trace 3 s after it).
 _LONGEST_SLEEP = 30.0
+#: coreutils' sleep: a number (decimal or hexadecimal, or inf) and a unit (s, m, h, d), the
+#: arguments summed (its manual and `sleep --help`)
+_ARG = re.compile(
+    r"(?P<n>(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|0x[0-9a-f]*\.?[0-9a-f]*(?:p[+-]?\d+)?|inf|infinity)"
+    r"(?P<unit>[smhd]?)",
+    re.I,
+)
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The wait after which what started at once in the background listens: the backend answered
+#: its health check about 0.1 s after it started (measured, see rules/engine.py); kubectl
+#: port-forward opens its local port before it says so (not measured here). A `nix run`
+#: builds first, which no fixed wait covers.
+_STARTED_AFTER = 1.0
+
+
+def _seconds(words: list[str]) -> float:
+    total = 0.0
+    for word in [w for w in words if w != "--"] or [""]:
+        found = _ARG.fullmatch(word)
+        if found is None:
+            raise CommandError(f"sleep: '{word}' is not a number of seconds (with s, m, h or d)")
+        number = found["n"].lower()
+        value = float.fromhex(number) if number.startswith("0x") else float(number)
+        total += value * _UNIT[found["unit"].lower()]
+    return total
 
 
 def sleep(inv: Invocation) -> None:
-    """Offline, waiting changes nothing the gate can observe; with a live backend it does (the
-    backend evaluates a trace seconds after its last span), so the wait is real."""
-    try:
-        seconds = sum(float(a.rstrip("s")) for a in inv.argv[1:])
-    except ValueError:
-        raise CommandError(
-            f"sleep: '{' '.join(inv.argv[1:])}' is not a number of seconds"
-        ) from None
+    """Offline, waiting changes nothing the gate can observe but what started in the
+    background; with a live backend the wait is real (the backend evaluates a trace seconds
+    after its last span). `sleep inf` never returns."""
+    seconds = _seconds(inv.argv[1:])
+    if math.isinf(seconds):
+        inv.never_returns("`sleep infinity` waits")
+        return
+    if inv.command.background:
+        return  # nothing waits for it
     if inv.session.live is not None and inv.session.live.proc is not None:
         time.sleep(min(seconds, _LONGEST_SLEEP))
-    if seconds > 0:
-        # what was started in the background and starts at once listens after a wait: the
-        # backend answered its health check about 0.1 s after it started (measured, see
-        # rules/engine.py); kubectl port-forward opens its local port before it says so (not
-        # measured here). A `nix run` builds first, which no fixed wait covers.
+    if seconds >= _STARTED_AFTER:
         for listener in inv.session.world.listeners.values():
             if listener.starting == "start":
                 listener.starting = ""
