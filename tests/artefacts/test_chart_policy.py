@@ -782,6 +782,9 @@ def test_extra_env_may_not_name_a_variable_the_chart_sets(helm: Helm, chart: Pat
         ("GF_SERVER_PROTOCOL", "speak plain HTTP"),
         ("GF_SERVER_HTTP_PORT", "reach Grafana on 3000"),
         ("GF_SERVER_HTTP_ADDR", "on the pod's address"),
+        ("GF_PLUGINS_DISABLE_PLUGINS", "keep the BeTrace app from loading"),
+        ("GF_SECURITY_DISABLE_INITIAL_ADMIN_CREATION", "would never be made"),
+        ("GF_DATABASE_PATH", "off the chart's volume"),
     ],
 )
 def test_extra_env_may_not_undo_what_the_chart_relies_on(

@@ -213,7 +213,10 @@ what the chart relies on.
   "GF_DEFAULT_APP_MODE" "development mode loads every unsigned plugin, not only the BeTrace app"
   "GF_SERVER_PROTOCOL" "the chart's probes and Service speak plain HTTP to Grafana"
   "GF_SERVER_HTTP_PORT" "the chart's Service, probes and NetworkPolicy reach Grafana on 3000"
-  "GF_SERVER_HTTP_ADDR" "the chart's Service and probes reach Grafana on the pod's address" }}
+  "GF_SERVER_HTTP_ADDR" "the chart's Service and probes reach Grafana on the pod's address"
+  "GF_PLUGINS_DISABLE_PLUGINS" "it can keep the BeTrace app from loading"
+  "GF_SECURITY_DISABLE_INITIAL_ADMIN_CREATION" "the admin the chart's Secret names would never be made"
+  "GF_DATABASE_PATH" "it moves Grafana's database off the chart's volume" }}
 {{- range $i, $e := .Values.grafana.extraEnv }}
 {{- $base := trimSuffix "__FILE" $e.name }}
 {{- if hasKey $fixed $base }}
