@@ -254,6 +254,31 @@ def test_kubectl_unmodelled_subcommand_says_so(session: Session, kubectl: str) -
         run(session, "kubectl cordon node-1\n")
 
 
+def _applied(manifest: str, flags: str = "") -> str:
+    return f"cat > m.yaml <<'YAML'\n{manifest}YAML\nkubectl apply {flags}-f m.yaml\n"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "said"),
+    [
+        ("apiVersion: 1\nkind: ConfigMap\nmetadata: {name: a}\n", r"document 1 .*apiVersion is 1"),
+        ("apiVersion: v1\nkind: [ConfigMap]\nmetadata: {name: a}\n", r"document 1 .*kind is"),
+        ("- apiVersion: v1\n- kind: ConfigMap\n", r"document 1 .*is a list, not a mapping"),
+        ("just words\n", r"document 1 .*is a string, not a mapping"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n42\n", r"document 2 "),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: [a]\n", r"document 1 .*metadata is"),
+    ],
+    ids=["apiVersion-int", "kind-list", "list", "string", "second-scalar", "metadata-list"],
+)
+def test_a_manifest_document_of_the_wrong_shape_is_refused(
+    session: Session, kubectl: str, manifest: str, said: str
+) -> None:
+    """The schema validator raised TypeError on an apiVersion not a string and on a document
+    not a mapping: the page got a traceback where kubectl refuses the file."""
+    with pytest.raises(CommandError, match=f"m.yaml: {said}"):
+        run(session, _applied(manifest))
+
+
 # -- kubectl generators, for real -----------------------------------------------------------------
 
 

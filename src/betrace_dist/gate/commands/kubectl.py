@@ -390,9 +390,14 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
         raise CommandError(f"kubectl {args.sub} needs -f FILE (a manifest the page saved)")
     for name, text in files:
         try:  # bounded: a manifest written by a page may be an alias bomb
-            docs = [d for d in yamlio.safe_load_all(text, name) if d]
+            loaded = yamlio.safe_load_all(text, name)
         except ProblemsError as exc:
             raise CommandError(str(exc.problems[0])) from None
+        for number, doc in enumerate(loaded, start=1):
+            problem = _shape_problem(doc)
+            if problem is not None:
+                raise CommandError(f"{name}: document {number} {problem}")
+        docs = [d for d in loaded if d]
         custom = [d for d in docs if isinstance(d, dict) and gitops.modelled(d)]
         for doc in custom:
             _check_gitops(inv, name, doc)
@@ -413,6 +418,35 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
         for doc in docs:
             _join(inv.session.world, doc, ns, f"kubectl {args.sub}", applied)
         _provisioning_still_holds(inv, name)
+
+
+#: how a YAML value that is not a mapping reads in a message
+_YAML_KINDS = {
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
+def _shape_problem(doc: Any) -> str | None:
+    """What makes a manifest's document no Kubernetes object, which kubectl refuses before it
+    sends anything (and the schema validator fails on): a document that is not a mapping, an
+    apiVersion or kind that is not a string, metadata that is not a mapping. None when it is
+    one, or empty (kubectl skips an empty document)."""
+    if doc is None or doc == {}:
+        return None
+    if not isinstance(doc, dict):
+        what = _YAML_KINDS.get(type(doc), "a scalar")
+        return f"is {what}, not a mapping: a Kubernetes object maps apiVersion, kind, metadata"
+    for key in ("apiVersion", "kind"):
+        value = doc.get(key)
+        if not isinstance(value, str) or not value:
+            return f"is no Kubernetes object: its {key} is {value!r}, where kubectl needs a string"
+    if doc.get("metadata") is not None and not isinstance(doc["metadata"], dict):
+        return f"({doc['kind']}): its metadata is {doc['metadata']!r}, not a mapping"
+    return None
 
 
 def _provisioning_still_holds(inv: Invocation, name: str) -> None:
