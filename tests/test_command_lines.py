@@ -279,6 +279,60 @@ def test_a_manifest_document_of_the_wrong_shape_is_refused(
         run(session, _applied(manifest))
 
 
+CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: other}\n"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    ["{}", "{labels: {a: b}}", "{name: ''}", "null"],
+    ids=["empty", "no-name", "''", "null"],
+)
+def test_an_object_without_a_name_is_refused(session: Session, kubectl: str, metadata: str) -> None:
+    with pytest.raises(CommandError, match="resource name may not be empty"):
+        run(session, _applied(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {metadata}\n"))
+
+
+def test_an_objects_namespace_other_than_the_flags_is_refused(
+    session: Session, kubectl: str
+) -> None:
+    """kubectl refuses an object whose metadata.namespace is not the one -n names (its own
+    words, as the installed kubectl binary holds them)."""
+    with pytest.raises(
+        CommandError,
+        match=re.escape(
+            'the namespace from the provided object "other" does not match the namespace '
+            "\"betrace\". You must pass '--namespace=other' to perform this operation."
+        ),
+    ):
+        run(
+            session,
+            "kubectl create namespace betrace\nkubectl create namespace other\n"
+            + _applied(CONFIG_MAP, "-n betrace "),
+        )
+
+
+def test_an_object_in_a_namespace_never_created_is_refused(session: Session, kubectl: str) -> None:
+    with pytest.raises(CommandError, match="namespace 'other' does not exist.*NotFound"):
+        run(session, _applied(CONFIG_MAP))
+    # made earlier in the same file, it exists by then: kubectl applies the documents in order
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\n"
+    run(session, _applied(namespace + CONFIG_MAP))
+    assert session.world.find("other", "ConfigMap", "a") is not None
+
+
+def test_a_cluster_scoped_object_belongs_to_no_namespace(session: Session, kubectl: str) -> None:
+    role = (
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n"
+        "metadata: {name: reader, namespace: nowhere}\nrules: []\n"
+    )
+    run(session, "kubectl create namespace betrace\n" + _applied(role, "-n betrace "))
+    (found,) = [o for o in session.world.objects if o.kind == "ClusterRole"]
+    assert found.namespace == ""
+    # the same object applied from another namespace is that object, not a second one
+    run(session, _applied(role))
+    assert [o.kind for o in session.world.objects].count("ClusterRole") == 1
+
+
 # -- kubectl generators, for real -----------------------------------------------------------------
 
 

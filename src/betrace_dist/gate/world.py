@@ -81,6 +81,20 @@ def _container_ports(container: Mapping[str, Any]) -> list[Any]:
     return [p.get("containerPort") for p in _maps(container.get("ports"))]
 
 
+#: kinds that belong to the cluster, in no namespace: an object of one has none in its identity,
+#: whatever its manifest's metadata.namespace or the namespace it was applied in say
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole",
+        "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass", "IngressClass",
+        "RuntimeClass", "CSIDriver", "CSINode", "VolumeAttachment", "APIService",
+        "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+        "CertificateSigningRequest", "FlowSchema", "PriorityLevelConfiguration",
+    }
+)  # fmt: skip
+
+
 @dataclass
 class K8sObject:
     kind: str
@@ -97,6 +111,10 @@ class K8sObject:
     #: (meta.helm.sh/release-namespace and -name), which it keeps after `helm uninstall` where
     #: its resource policy keeps it: a release of that name and namespace takes it over
     helm: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind in CLUSTER_SCOPED:
+            self.namespace = ""
 
     @property
     def group(self) -> str:

@@ -35,7 +35,7 @@ from ...release import ReleaseData
 from .. import gitops, missing
 from ..grafana_app import world_problem
 from ..session import CommandError, Invocation
-from ..world import K8sObject, Listener, MixedPods, World, listing
+from ..world import CLUSTER_SCOPED, K8sObject, Listener, MixedPods, World, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands
 from .helm import render_text
 
@@ -395,6 +395,8 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             raise CommandError(str(exc.problems[0])) from None
         for number, doc in enumerate(loaded, start=1):
             problem = _shape_problem(doc)
+            if problem is None and doc:
+                problem = _placement_problem(doc, ns, args)
             if problem is not None:
                 raise CommandError(f"{name}: document {number} {problem}")
         docs = [d for d in loaded if d]
@@ -447,6 +449,24 @@ def _shape_problem(doc: Any) -> str | None:
     if doc.get("metadata") is not None and not isinstance(doc["metadata"], dict):
         return f"({doc['kind']}): its metadata is {doc['metadata']!r}, not a mapping"
     return None
+
+
+def _placement_problem(doc: dict[str, Any], ns: str, args: Args) -> str | None:
+    """What kubectl itself refuses in a document's metadata, before it asks the cluster: an
+    object without a name, and one whose metadata.namespace is not the one -n names (of a
+    namespaced kind; without -n, the object's own namespace wins)."""
+    meta = doc.get("metadata") or {}
+    kind = doc["kind"]
+    if not meta.get("name"):
+        return f'({kind}) has no metadata.name: kubectl answers "resource name may not be empty"'
+    own = meta.get("namespace")
+    if kind in CLUSTER_SCOPED or not own or not args.get("-n", "--namespace") or own == ns:
+        return None
+    return (
+        f"({kind} '{meta['name']}'): kubectl answers \"the namespace from the provided object "
+        f'"{own}" does not match the namespace "{ns}". You must pass '
+        f"'--namespace={own}' to perform this operation.\""
+    )
 
 
 def _provisioning_still_holds(inv: Invocation, name: str) -> None:
@@ -503,6 +523,13 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool
     obj = K8sObject(
         doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source, applied
     )
+    if obj.namespace and obj.namespace not in world.namespaces:
+        raise CommandError(
+            f"{obj.kind} '{obj.name}': namespace '{obj.namespace}' does not exist at this point "
+            f"of the page, and the cluster answers NotFound; create it first (kubectl create "
+            f"namespace, or a Namespace earlier in the manifest); "
+            f"{listing('namespaces', list(world.namespaces))}"
+        )
     existing = world.existing(obj)
     if existing is not None:
         _replaceable(world, existing, source)
@@ -570,7 +597,7 @@ def _generate(inv: Invocation, ns: str, args: Args) -> str | None:
     if dry_run is None:
         created = yamlio.safe_load(done.stdout, "kubectl output")
         meta = created.get("metadata") or {} if isinstance(created, dict) else {}
-        where = meta.get("namespace") or ns
+        where = "" if created.get("kind") in CLUSTER_SCOPED else meta.get("namespace") or ns
         if inv.session.world.find(where, created.get("kind", ""), meta.get("name", "")):
             raise _already_exists(str(created.get("kind")), str(meta.get("name")), where)
         _join(inv.session.world, created, ns, "kubectl create", args.has("--save-config"))
