@@ -812,3 +812,40 @@ def test_a_build_with_the_legacy_builder_is_refused(session: Session) -> None:
             "DOCKER_BUILDKIT=0 docker build --target backend --build-context patches=patches "
             "-t x:1 docker/\n",
         )
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec"),
+    [
+        ("ReplicaSet", "selector: {matchLabels: {app.kubernetes.io/component: backend}}"),
+        ("ReplicationController", "selector: {app.kubernetes.io/component: backend}"),
+        ("Deployment", "selector: {matchLabels: {app.kubernetes.io/component: backend}}"),
+        (
+            "StatefulSet",
+            "serviceName: x\n  selector: {matchLabels: {app.kubernetes.io/component: backend}}",
+        ),
+        ("DaemonSet", "selector: {matchLabels: {app.kubernetes.io/component: backend}}"),
+    ],
+)
+def test_nginx_of_any_workload_kind_behind_the_charts_service_is_seen(
+    session: Session, kind: str, spec: str
+) -> None:
+    """A ReplicaSet's or ReplicationController's pods were invisible behind a Service, so nginx
+    carrying the backend's labels was not among the pods kubectl may forward to."""
+    api = "v1" if kind == "ReplicationController" else "apps/v1"
+    labels = (
+        "{app.kubernetes.io/name: betrace, app.kubernetes.io/instance: betrace, "
+        "app.kubernetes.io/component: backend}"
+    )
+    manifest = (
+        f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: impostor}}\nspec:\n  {spec}\n"
+        f"  template:\n    metadata: {{labels: {labels}}}\n"
+        "    spec: {containers: [{name: web, image: 'nginx:1.27', ports: [{containerPort: 80}]}]}\n"
+    )
+    with pytest.raises(CommandError, match=f"selects pods that run different things: .*{kind}"):
+        run(
+            session,
+            _install(session)
+            + f"cat > rs.yaml <<'YAML'\n{manifest}YAML\nkubectl -n betrace apply -f rs.yaml\n"
+            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n",
+        )

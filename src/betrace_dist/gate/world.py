@@ -267,7 +267,9 @@ def _environment(container: Mapping[str, Any]) -> str:
 
 
 #: kinds whose pods a Service's selector can pick
-WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"})
+WORKLOADS = frozenset(
+    {"Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job", "Pod"}
+)
 
 
 @dataclass
