@@ -312,7 +312,7 @@ def test_an_objects_namespace_other_than_the_flags_is_refused(
 
 
 def test_an_object_in_a_namespace_never_created_is_refused(session: Session, kubectl: str) -> None:
-    with pytest.raises(CommandError, match="namespace 'other' does not exist.*NotFound"):
+    with pytest.raises(CommandError, match=r"namespace 'other' does not exist.*NotFound"):
         run(session, _applied(CONFIG_MAP))
     # made earlier in the same file, it exists by then: kubectl applies the documents in order
     namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\n"

@@ -392,17 +392,7 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
     if not files:
         raise CommandError(f"kubectl {args.sub} needs -f FILE (a manifest the page saved)")
     for name, text in files:
-        try:  # bounded: a manifest written by a page may be an alias bomb
-            loaded = yamlio.safe_load_all(text, name)
-        except ProblemsError as exc:
-            raise CommandError(str(exc.problems[0])) from None
-        for number, doc in enumerate(loaded, start=1):
-            problem = _shape_problem(doc)
-            if problem is None and doc:
-                problem = _placement_problem(doc, ns, args)
-            if problem is not None:
-                raise CommandError(f"{name}: document {number} {problem}")
-        docs = [d for d in loaded if d]
+        docs = _documents(name, text, ns, args)
         custom = [d for d in docs if isinstance(d, dict) and gitops.modelled(d)]
         for doc in custom:
             _check_gitops(inv, name, doc)
@@ -423,6 +413,22 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
         for doc in docs:
             _join(inv.session.world, doc, ns, f"kubectl {args.sub}", applied)
         _provisioning_still_holds(inv, name)
+
+
+def _documents(name: str, text: str, ns: str, args: Args) -> list[dict[str, Any]]:
+    """The objects of a manifest, each one kubectl would send (_shape_problem,
+    _placement_problem), without its empty documents."""
+    try:  # bounded: a manifest written by a page may be an alias bomb
+        loaded = yamlio.safe_load_all(text, name)
+    except ProblemsError as exc:
+        raise CommandError(str(exc.problems[0])) from None
+    for number, doc in enumerate(loaded, start=1):
+        problem = _shape_problem(doc)
+        if problem is None and doc:
+            problem = _placement_problem(doc, ns, args)
+        if problem is not None:
+            raise CommandError(f"{name}: document {number} {problem}")
+    return [d for d in loaded if d]
 
 
 #: how a YAML value that is not a mapping reads in a message
@@ -526,7 +532,9 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool
     obj = K8sObject(
         doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source, applied
     )
-    if obj.namespace and obj.namespace not in world.namespaces:
+    # a GitOps controller's object goes where the reader installed the controller (argocd,
+    # flux-system), a namespace of its install, outside the page
+    if obj.namespace and obj.namespace not in world.namespaces and not gitops.modelled(doc):
         raise CommandError(
             f"{obj.kind} '{obj.name}': namespace '{obj.namespace}' does not exist at this point "
             f"of the page, and the cluster answers NotFound; create it first (kubectl create "
