@@ -849,3 +849,31 @@ def test_nginx_of_any_workload_kind_behind_the_charts_service_is_seen(
             + f"cat > rs.yaml <<'YAML'\n{manifest}YAML\nkubectl -n betrace apply -f rs.yaml\n"
             + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n",
         )
+
+
+def test_a_port_forward_to_a_port_the_backend_holds_is_refused(session: Session) -> None:
+    """kubectl cannot listen where the backend listens already ("address already in use"):
+    the model let the forward take the port from the backend."""
+    commit = session.release.current.upstream.commit
+    http = session.release.current.backend.ports["http"].port
+    with pytest.raises(CommandError, match=f"port {http} is held already .*betrace-backend"):
+        run(
+            session,
+            f"nix build github:betrace-hq/betrace/{commit}#backend\n"
+            "./result/bin/betrace-backend &\nsleep 1\n"
+            + _install(session)
+            + f"kubectl -n betrace port-forward svc/betrace-backend {http}:{http} &\nsleep 1\n",
+        )
+
+
+def test_a_backend_started_where_a_port_forward_listens_is_refused(session: Session) -> None:
+    commit = session.release.current.upstream.commit
+    http = session.release.current.backend.ports["http"].port
+    with pytest.raises(CommandError, match=f"port {http} is held already .*kubectl port-forward"):
+        run(
+            session,
+            _install(session)
+            + f"kubectl -n betrace port-forward svc/betrace-backend {http}:{http} &\nsleep 1\n"
+            + f"nix build github:betrace-hq/betrace/{commit}#backend\n"
+            "./result/bin/betrace-backend &\n",
+        )

@@ -234,6 +234,9 @@ class Listener:
     #: started in the background and maybe not listening yet: "" it is; "start" once a short
     #: wait has passed (`sleep`); "build" only for a client that retries (it builds first)
     starting: str = ""
+    #: a port-forward's: the workload whose pod it forwards to; kubectl port-forward ends once
+    #: that pod is gone (an uninstall, a delete, an upgrade that replaced it)
+    pod_of: K8sObject | None = None
 
 
 class MixedPods(Exception):
@@ -289,6 +292,22 @@ class World:
     images: dict[str, str | None] = field(default_factory=dict)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
     checkouts: dict[str, str] = field(default_factory=dict)
+
+    def held(self, port: int, starting: str) -> str | None:
+        """Why `starting` cannot listen on a local port another listener holds (the kernel
+        answers "address already in use"), or None when the port is free."""
+        held = self.listeners.get(port)
+        if held is None or (held.pod_of is not None and not self.present(held.pod_of)):
+            return None
+        return (
+            f"port {port} is held already by {held.source} ({held.component}): {starting} "
+            'cannot listen there too, it fails with "address already in use"; use another '
+            "local port"
+        )
+
+    def present(self, obj: K8sObject) -> bool:
+        """The object itself (not one of its name) is still in the cluster."""
+        return any(o is obj for o in self.all_objects(obj.namespace))
 
     def all_objects(self, namespace: str) -> list[K8sObject]:
         found = [o for r in self.releases.values() for o in r.present() if o.namespace == namespace]

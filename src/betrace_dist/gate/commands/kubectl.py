@@ -191,9 +191,13 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
         env = _env(serving, role, inv.session.release)
         source = f"kubectl port-forward {parsed.positional[0]}"
         component = role or _unknown(world, obj, container)  # a name or a label says nothing
+        held = world.held(int(local), source)
+        if held is not None:
+            raise CommandError(held)
         world.listeners[int(local)] = Listener(
             int(local), component, target_port, source, env, role=role,
             starting="start" if inv.command.background else "",
+            pod_of=serving[0] if serving else None,
         )  # fmt: skip
     inv.never_returns("`kubectl port-forward` forwards")
 

@@ -584,6 +584,9 @@ def _backend_listens(
         value = env.get(port.env, str(port.port))
         if not is_number(value):
             raise CommandError(f"{port.env}={value} is not a port number")
+        held = session.world.held(int(value), source)
+        if held is not None:
+            raise CommandError(held)
         listener = Listener(int(value), "backend", int(value), source, env, role="backend")
         listener.starting = first if inv.command.background else ""
         session.world.listeners[int(value)] = listener
