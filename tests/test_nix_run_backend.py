@@ -190,3 +190,16 @@ def test_a_sleep_as_coreutils_reads_it_waits(session: Session, wait: str) -> Non
 def test_a_sleep_that_does_not_wait_is_not_a_wait(session: Session, wait: str, said: str) -> None:
     with pytest.raises(CommandError, match=said):
         run(session, "betrace-backend &\n" + wait + "curl -fsS http://localhost:12011/v1/health\n")
+
+
+def test_a_server_started_again_after_one_in_the_foreground_takes_its_port(
+    session: Session,
+) -> None:
+    """A block that ends with a server in the foreground is stopped with Ctrl+C before the
+    reader starts another on its port (the Nix flake guide says so): the model took the first
+    for still holding it. One started with & holds it."""
+    run(session, "betrace-backend\n")
+    run(session, "betrace-backend\n")
+    run(session, "betrace-backend &\n")
+    with pytest.raises(CommandError, match="port 12011 is held already"):
+        run(session, "betrace-backend\n")

@@ -237,6 +237,9 @@ class Listener:
     #: a port-forward's: the workload whose pod it forwards to; kubectl port-forward ends once
     #: that pod is gone (an uninstall, a delete, an upgrade that replaced it)
     pod_of: K8sObject | None = None
+    #: started in the foreground of the reader's terminal: the guides end such a block with it
+    #: and say to stop it with Ctrl+C before they start another on its port
+    foreground: bool = False
 
 
 class MixedPods(Exception):
@@ -297,7 +300,9 @@ class World:
         """Why `starting` cannot listen on a local port another listener holds (the kernel
         answers "address already in use"), or None when the port is free."""
         held = self.listeners.get(port)
-        if held is None or (held.pod_of is not None and not self.present(held.pod_of)):
+        if held is None or held.foreground:
+            return None  # free, or stopped by the reader first (Listener.foreground)
+        if held.pod_of is not None and not self.present(held.pod_of):
             return None
         return (
             f"port {port} is held already by {held.source} ({held.component}): {starting} "

@@ -197,6 +197,7 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
         world.listeners[int(local)] = Listener(
             int(local), component, target_port, source, env, role=role,
             starting="start" if inv.command.background else "",
+            foreground=not inv.command.background,
             pod_of=serving[0] if serving else None,
         )  # fmt: skip
     inv.never_returns("`kubectl port-forward` forwards")

@@ -589,6 +589,7 @@ def _backend_listens(
             raise CommandError(held)
         listener = Listener(int(value), "backend", int(value), source, env, role="backend")
         listener.starting = first if inv.command.background else ""
+        listener.foreground = not inv.command.background
         session.world.listeners[int(value)] = listener
 
 
