@@ -4,9 +4,12 @@ copy was taken for a second one, and `-p` was never given to Compose."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from betrace_dist import REPO_ROOT
+from betrace_dist.artefacts import dockerfiles
 from betrace_dist.gate.commands.compose import PROJECT_CONTEXTS
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.yamlio import load_with_lines
@@ -187,5 +190,41 @@ def test_a_stack_built_without_the_patches_or_from_other_code_does_not_run_the_b
     session: Session, override: str
 ) -> None:
     run(session, "cd docker\n" + ENV + f"cat > compose.override.yaml <<'EOF'\n{override}EOF\n")
+    with pytest.raises(CommandError, match="the service 'backend' does not run the backend"):
+        run(session, "docker compose up --build --wait\n")
+
+
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The Dockerfiles the gate parses from now on, one entry a parse."""
+    parsed: list[str] = []
+    parse = dockerfiles.parse
+
+    def counted(path: Path, text: str | None = None) -> dockerfiles.Dockerfile:
+        parsed.append(str(path))
+        return parse(path, text)
+
+    monkeypatch.setattr(dockerfiles, "parse", counted)
+    return parsed
+
+
+def test_the_stacks_dockerfile_is_parsed_once_a_command(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three services of the stack are built from one Dockerfile, and `docker build` checks
+    it twice (its named contexts, whether it is the project's): each parsed it again."""
+    run(session, "cd docker\n" + ENV)
+    parsed = _counting_parses(monkeypatch)
+    run(session, "docker compose up --build --wait\n")
+    assert len(parsed) == 1, parsed
+    parsed.clear()
+    run(session, "docker build --target backend --build-context patches=../patches -t x:1 .\n")
+    assert len(parsed) == 1, parsed
+
+
+def test_a_dockerfile_changed_between_commands_is_read_again(session: Session) -> None:
+    """What a command made of the stack's Dockerfile holds for that command alone: the page
+    may change the file before the next."""
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
+    run(session, "printf 'FROM nginx:1.27 AS backend\\n' >> Dockerfile\n")
     with pytest.raises(CommandError, match="the service 'backend' does not run the backend"):
         run(session, "docker compose up --build --wait\n")

@@ -205,7 +205,8 @@ def _build(inv: Invocation, args: list[str]) -> None:
                 f"{listing('ARGs', sorted(set(declared)))}"
             )
     given = _given_contexts(build.contexts)
-    _named_contexts(inv, build, dockerfile, text, given)
+    parsed = dockerfiles.parse(dockerfile, text)  # once: both checks below read this parse
+    _named_contexts(inv, build, parsed, given)
     folders = {name: inv.session.where(folder) for name, folder in given.items()}
     # a target says what it runs only in the project's Dockerfile: a stage of the page's own
     # named `backend` may run anything
@@ -213,10 +214,14 @@ def _build(inv: Invocation, args: list[str]) -> None:
     for word in build.build_args:  # NAME alone takes the value from the environment: unknown
         name, equals, value = word.partition("=")
         values[name] = value if equals else None
-    ours = _projects_build(inv.session, dockerfile, build.target or "", folders, values)
+    projects = parsed if inv.session.is_projects(dockerfile, PROJECT_DOCKERFILE) else None
+    ours = _projects_build(inv.session, projects, build.target or "", folders, values)
     for tag in build.tags:
         inv.session.world.build(tag, (build.target or "").lower() if ours else None)
 
+
+#: The project's Dockerfile, relative to the top of the project.
+PROJECT_DOCKERFILE = "docker/Dockerfile"
 
 #: The named build contexts of the project's Dockerfile, and the project's folder each is
 #: (docker-compose.yml's additional_contexts; a test holds them together).
@@ -249,18 +254,18 @@ def _given_contexts(words: list[str]) -> dict[str, str]:
 
 def _projects_build(
     session: Session,
-    dockerfile: Path,
+    parsed: dockerfiles.Dockerfile | None,
     target: str,
     contexts: dict[str, Path],
     args: dict[str, str | None],
 ) -> bool:
     """True where a build runs what the project's image of its target runs: the project's
-    Dockerfile; as each named context the target uses, the project's folder (another `patches`
+    Dockerfile (`parsed`, which the caller has found to be the project's file; None where it
+    is not); as each named context the target uses, the project's folder (another `patches`
     folder builds upstream with other patches than the live backend's); and no build arg but
     the release's own values (another BETRACE_COMMIT is other code)."""
-    if not session.is_projects(dockerfile, "docker/Dockerfile"):
+    if parsed is None:
         return False
-    parsed = dockerfiles.parse(dockerfile, session.read(str(dockerfile)))
     needed = dockerfiles.named_contexts(parsed, target or (parsed.stages[-1].name or ""))
     expected = expected_build_args(session.release)
     # a context the target does not read as one may still replace a stage or a FROM image of
@@ -278,13 +283,13 @@ def _projects_build(
 
 
 def _named_contexts(
-    inv: Invocation, build: _Build, dockerfile: Path, text: str, given: dict[str, str]
+    inv: Invocation, build: _Build, parsed: dockerfiles.Dockerfile, given: dict[str, str]
 ) -> None:
-    """Every named context the target needs is given (`--build-context NAME=DIR`), and each
-    given directory exists: without one, BuildKit looks for an image called NAME."""
-    parsed = dockerfiles.parse(dockerfile, text)
+    """Every named context the target of the `parsed` Dockerfile needs is given
+    (`--build-context NAME=DIR`), and each given directory exists: without one, BuildKit
+    looks for an image called NAME."""
     target = build.target or (parsed.stages[-1].name if parsed.stages else "")
-    where = inv.session.reader_path(dockerfile)
+    where = inv.session.reader_path(parsed.path)
     for name, used in sorted(dockerfiles.named_contexts(parsed, target).items()):
         line = used.rsplit(":", 1)[-1]
         if name not in given:
@@ -644,13 +649,16 @@ def _mark_roles(session: Session, services: dict[str, Any]) -> None:
     (World.images: nothing known for another Dockerfile); a build of another Dockerfile, an
     inline one, or the project's without a target (its last stage, plugin-init) runs nothing
     the models know. Compose's `config` gives a build's context as an absolute path and its
-    dockerfile relative to it. A ROLE the page's own file gave a service is dropped first."""
+    dockerfile relative to it. A ROLE the page's own file gave a service is dropped first.
+    Services built from one Dockerfile share its parse (this command's, never a later one's:
+    a page may change the file between commands)."""
+    parsed: dict[tuple[Path, str], dockerfiles.Dockerfile] = {}
     for service in services.values():
         service.pop(ROLE, None)
         build = service.get("build")
         if isinstance(build, dict):
             inline = "dockerfile_inline" in build
-            if inline or not build.get("target") or not _service_build_ours(session, build):
+            if inline or not build.get("target") or not _service_build_ours(session, build, parsed):
                 service[ROLE] = None
             continue
         image = str(service.get("image") or "")
@@ -658,9 +666,14 @@ def _mark_roles(session: Session, services: dict[str, Any]) -> None:
             service[ROLE] = session.world.built_role(image)
 
 
-def _service_build_ours(session: Session, build: dict[str, Any]) -> bool:
+def _service_build_ours(
+    session: Session,
+    build: dict[str, Any],
+    parsed: dict[tuple[Path, str], dockerfiles.Dockerfile],
+) -> bool:
     """_projects_build for a service's `build` as Compose's `config` prints it (absolute
-    context, dockerfile relative to it, args resolved)."""
+    context, dockerfile relative to it, args resolved). `parsed` holds the Dockerfiles this
+    command has parsed, by path and text; a new one is added to it."""
     dockerfile = Path(str(build.get("context") or "")) / str(build.get("dockerfile") or "")
     contexts = build.get("additional_contexts") or {}
     try:
@@ -668,7 +681,21 @@ def _service_build_ours(session: Session, build: dict[str, Any]) -> bool:
     except CommandError:
         return False
     args = {str(k): None if v is None else str(v) for k, v in (build.get("args") or {}).items()}
-    return _projects_build(session, dockerfile, str(build.get("target")), folders, args)
+    projects = _projects_dockerfile(session, dockerfile, parsed)
+    return _projects_build(session, projects, str(build.get("target")), folders, args)
+
+
+def _projects_dockerfile(
+    session: Session, dockerfile: Path, parsed: dict[tuple[Path, str], dockerfiles.Dockerfile]
+) -> dockerfiles.Dockerfile | None:
+    """The page's `dockerfile` parsed where it is the project's Dockerfile (None where not),
+    taken from `parsed` when this command has parsed the same path and text already."""
+    if not session.is_projects(dockerfile, PROJECT_DOCKERFILE):
+        return None
+    key = (dockerfile, session.read(str(dockerfile)))
+    if key not in parsed:
+        parsed[key] = dockerfiles.parse(*key)
+    return parsed[key]
 
 
 def _program_exists(name: str, service: dict[str, Any], program: str, session: Session) -> None:
