@@ -35,6 +35,27 @@ def _install(session: Session, *values: str) -> str:
     )
 
 
+def _written(name: str, text: str) -> str:
+    """The page's lines that write `text` to the file `name` (a quoted heredoc: nothing in it
+    is expanded)."""
+    return f"cat > {name} <<'YAML'\n{text}YAML\n"
+
+
+def _forwarded_pod(image: str, port: int = 12011) -> str:
+    """A pod `own` of the page's, running `image` with `port` declared, applied, forwarded
+    from local port 12011, and the backend's health asked of it there."""
+    container = f"{{name: web, image: {image}, ports: [{{containerPort: {port}}}]}}"
+    pod = (
+        f"apiVersion: v1\nkind: Pod\nmetadata: {{name: own}}\nspec: {{containers: [{container}]}}\n"
+    )
+    return (
+        _written("pod.yaml", pod)
+        + "kubectl apply -f pod.yaml\n"
+        + f"kubectl port-forward pod/own 12011:{port} &\nsleep 1\n"
+        + "curl -fsS http://localhost:12011/v1/health\n"
+    )
+
+
 def test_a_port_forward_reaches_the_http_port_the_values_set(session: Session) -> None:
     """The chart's backend.ports.http moves the server and the Service together; the model took
     the release's default port for every port-forward and refused the page."""
@@ -57,8 +78,8 @@ def test_a_port_forward_to_the_grpc_port_is_not_http(session: Session) -> None:
         )
 
 
-NGINX = """\
-cat > fake.yaml <<'YAML'
+#: a Deployment and Service labelled as the backend's, running nginx
+_NGINX_MANIFEST = """\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -83,9 +104,8 @@ metadata:
 spec:
   selector: {app: fake}
   ports: [{port: 12011, targetPort: 80}]
-YAML
-kubectl apply -f fake.yaml
 """
+NGINX = _written("fake.yaml", _NGINX_MANIFEST) + "kubectl apply -f fake.yaml\n"
 
 
 def test_the_charts_backend_with_another_tag_and_grafana_from_a_mirror_are_known(
@@ -127,9 +147,11 @@ def test_a_port_forward_to_a_service_without_a_selector_is_refused(session: Sess
         run(
             session,
             _install(session)
-            + "cat > proxy.yaml <<'YAML'\n"
-            + "apiVersion: v1\nkind: Service\nmetadata: {name: proxy}\n"
-            + "spec: {ports: [{port: 12011}]}\nYAML\n"
+            + _written(
+                "proxy.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata: {name: proxy}\n"
+                "spec: {ports: [{port: 12011}]}\n",
+            )
             + "kubectl -n betrace apply -f proxy.yaml\n"
             + "kubectl -n betrace port-forward svc/proxy 12011:12011 &\nsleep 1\n",
         )
@@ -268,15 +290,13 @@ def _two_container_pod(session: Session, annotation: str, backend_first: bool = 
         "  - {name: sidecar, image: busybox:1.37}\n",
         f"  - {{name: backend, image: {image}}}\n",
     ]
-    return (
-        "cat > pod.yaml <<'YAML'\n"
+    pod = (
         "apiVersion: v1\nkind: Pod\n"
         f"metadata: {{name: two, annotations: {{kubectl.kubernetes.io/default-container: "
         f"{annotation}}}}}\n"
-        "spec:\n  containers:\n"
-        + "".join(containers[::-1] if backend_first else containers)
-        + "YAML\nkubectl apply -f pod.yaml\n"
+        "spec:\n  containers:\n" + "".join(containers[::-1] if backend_first else containers)
     )
+    return _written("pod.yaml", pod) + "kubectl apply -f pod.yaml\n"
 
 
 def test_exec_enters_the_container_the_annotation_names(session: Session) -> None:
@@ -303,10 +323,6 @@ def test_exec_into_a_container_the_pods_lack_is_refused(session: Session) -> Non
         )
 
 
-#: a Deployment and Service labelled as the backend's, running nginx (for charts of the page's)
-_NGINX_TEMPLATE = NGINX.split("<<'YAML'\n", 1)[1].split("YAML\n", 1)[0]
-
-
 def test_a_chart_of_the_pages_named_betrace_is_not_the_projects(session: Session) -> None:
     """A chart the page wrote, whose Chart.yaml is named like the project's, was trusted as the
     project's chart: its pods' roles came from their component labels, so nginx labelled
@@ -316,9 +332,9 @@ def test_a_chart_of_the_pages_named_betrace_is_not_the_projects(session: Session
         run(
             session,
             "mkdir -p mine/templates\n"
-            f"cat > mine/Chart.yaml <<'YAML'\n{chart}YAML\n"
-            f"cat > mine/templates/all.yaml <<'YAML'\n{_NGINX_TEMPLATE}YAML\n"
-            "helm install betrace ./mine --namespace betrace --create-namespace\n"
+            + _written("mine/Chart.yaml", chart)
+            + _written("mine/templates/all.yaml", _NGINX_MANIFEST)
+            + "helm install betrace ./mine --namespace betrace --create-namespace\n"
             "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             "curl -fsS http://localhost:12011/v1/health\n",
         )
@@ -389,13 +405,7 @@ def _built_and_forwarded(session: Session, dockerfile: str) -> str:
     the project's backend image, run in a pod of the page's, and forwarded."""
     image = f"{session.release.project.registry}/backend:{session.release.current.version}"
     return (
-        dockerfile
-        + f"docker build --target backend -t {image} own/\n"
-        + "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
-        + f"spec: {{containers: [{{name: web, image: {image}, ports: [{{containerPort: 80}}]}}]}}\n"
-        + "YAML\nkubectl apply -f pod.yaml\n"
-        + "kubectl port-forward pod/own 12011:80 &\nsleep 1\n"
-        + "curl -fsS http://localhost:12011/v1/health\n"
+        dockerfile + f"docker build --target backend -t {image} own/\n" + _forwarded_pod(image, 80)
     )
 
 
@@ -419,13 +429,11 @@ def test_an_image_built_from_a_dockerfile_of_the_pages_is_unknown(
 
 def _service_of(selector: str, pod: str = "") -> str:
     """A Service `both` on port 12011 with `selector`, and `pod` (a pod's YAML) beside it."""
-    return (
-        "cat > both.yaml <<'YAML'\n"
-        + pod
-        + "apiVersion: v1\nkind: Service\nmetadata: {name: both}\n"
-        + f"spec: {{selector: {{{selector}}}, ports: [{{port: 12011, targetPort: 12011}}]}}\n"
-        + "YAML\nkubectl -n betrace apply -f both.yaml\n"
+    service = (
+        "apiVersion: v1\nkind: Service\nmetadata: {name: both}\n"
+        f"spec: {{selector: {{{selector}}}, ports: [{{port: 12011, targetPort: 12011}}]}}\n"
     )
+    return _written("both.yaml", pod + service) + "kubectl -n betrace apply -f both.yaml\n"
 
 
 def test_a_port_forward_to_a_service_over_the_backend_and_grafana_is_refused(
@@ -566,12 +574,7 @@ def test_an_image_built_with_other_patches_is_unknown(session: Session) -> None:
         "cp -r patches mine\nrm mine/betrace-backend/0006-*.patch\n"
         + f"docker build --target backend --build-context patches=mine -t {image} docker/\n"
     )
-    forward = (
-        "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
-        + f"spec: {{containers: [{{name: b, image: {image}, ports: [{{containerPort: 12011}}]}}]}}"
-        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011 &\nsleep 1\n"
-        + "curl -fsS http://localhost:12011/v1/health\n"
-    )
+    forward = _forwarded_pod(image)
     with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
         run(session, build + forward)
     # the same steps with the project's own series reach the backend
@@ -622,10 +625,7 @@ def test_a_build_of_other_patches_or_code_under_another_spelling_is_unknown(
     script = (
         "cp -r patches mine\nrm mine/betrace-backend/0006-*.patch\n"
         + f"docker build --target backend {build} -t {image} docker/\n"
-        + "cat > pod.yaml <<'YAML'\napiVersion: v1\nkind: Pod\nmetadata: {name: own}\n"
-        + f"spec: {{containers: [{{name: b, image: {image}, ports: [{{containerPort: 12011}}]}}]}}"
-        + "\nYAML\nkubectl apply -f pod.yaml\nkubectl port-forward pod/own 12011:12011 &\nsleep 1\n"
-        + "curl -fsS http://localhost:12011/v1/health\n"
+        + _forwarded_pod(image)
     )
     with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
         run(session, script)
@@ -644,8 +644,7 @@ def test_build_context_words_buildx_refuses_are_refused(
 
 #: the chart's backend Deployment, as `helm template` renders it, running nginx: the same
 #: labels, container name, ports and variables
-_TWIN = """\
-cat > twin.yaml <<'YAML'
+_TWIN_MANIFEST = """\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -674,8 +673,8 @@ spec:
           ports:
             - {name: http, containerPort: 12011}
             - {name: grpc, containerPort: 12012}
-YAML
 """
+_TWIN = _written("twin.yaml", _TWIN_MANIFEST)
 
 
 def test_applying_over_a_releases_object_is_refused(session: Session) -> None:
@@ -846,7 +845,8 @@ def test_nginx_of_any_workload_kind_behind_the_charts_service_is_seen(
         run(
             session,
             _install(session)
-            + f"cat > rs.yaml <<'YAML'\n{manifest}YAML\nkubectl -n betrace apply -f rs.yaml\n"
+            + _written("rs.yaml", manifest)
+            + "kubectl -n betrace apply -f rs.yaml\n"
             + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n",
         )
 
