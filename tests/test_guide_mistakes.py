@@ -21,6 +21,9 @@ def gate_output() -> str:
     return result.stdout
 
 
+#: what a page that waits on a server it started in the foreground is told
+FOREGROUND = ["serves in the foreground and does not return", "`curl -fsS", "with &"]
+
 CASES = [
     # page, text of the failing line, what the message must say
     (
@@ -112,16 +115,11 @@ CASES = [
         'nix run "github:',
         ["attribute 'currentSystem' missing", "builtins.currentSystem needs --impure"],
     ),
-    (
-        # each `$` step of a transcript runs on its own, but in the same terminal
-        "console-foreground.md",
-        'nix run "github:',
-        ["serves in the foreground and does not return", "`curl -fsS", "with &"],
-    ),
-    (
-        "nix-run-foreground.md",
-        'nix run "github:',
-        ["serves in the foreground and does not return", "`curl -fsS", "with &"],
+    # a server run in the foreground, in a transcript (each `$` step runs on its own, but in
+    # the same terminal) and in a plain block
+    *(
+        (page, 'nix run "github:', FOREGROUND)
+        for page in ("console-foreground.md", "nix-run-foreground.md")
     ),
     (
         "nix-tag-ref.md",
