@@ -17,7 +17,9 @@ from betrace_dist.yamlio import load_with_lines
 from .conftest import run
 
 ENV = "printf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n"
-HEALTH = "curl -fsS http://localhost:3000/api/health\n"
+HEALTH = (
+    "curl -fsS --retry 30 --retry-delay 2 --retry-all-errors http://localhost:3000/api/health\n"
+)
 
 
 pytestmark = pytest.mark.gate_session(tools=("docker-compose",))
@@ -26,14 +28,17 @@ pytestmark = pytest.mark.gate_session(tools=("docker-compose",))
 def test_the_stack_from_a_copy_is_the_same_project(session: Session) -> None:
     """The stack's file names its project (`name: betrace`): started again from a copy of the
     folder, Compose updates that project's containers, which publish the same ports."""
-    run(session, "cp -r docker copy\ncd docker\n" + ENV + "docker compose up --build --wait\n")
-    run(session, "cd ../copy\n" + ENV + "docker compose up --build --wait\n" + HEALTH)
+    run(
+        session,
+        "cp -r docker copy\ncd docker\n" + ENV + "docker compose up --build --wait\nsleep 1\n",
+    )
+    run(session, "cd ../copy\n" + ENV + "docker compose up --build --wait\nsleep 1\n" + HEALTH)
 
 
 def test_another_project_name_is_another_project(session: Session) -> None:
     """`-p other` names another project: its `down` leaves the stack running, and its `up`
     cannot publish the ports the stack holds."""
-    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\nsleep 1\n")
     run(session, "docker compose -p other down\n" + HEALTH)
     with pytest.raises(CommandError, match=r"port [0-9]+ is published already"):
         run(session, "docker compose -p other up --build --wait\n")
@@ -58,7 +63,7 @@ def _own_stack(session: Session, dockerfile: str) -> None:
         "mkdir own\ncd own\n"
         f"cat > Dockerfile <<'EOF'\n{dockerfile}EOF\n"
         f"cat > compose.yaml <<'EOF'\n{compose}EOF\n"
-        "docker compose up --build --wait\n"
+        "docker compose up --build --wait\nsleep 1\n"
     )
     run(session, script)
 
@@ -84,8 +89,8 @@ def test_exec_is_checked_by_what_a_service_runs_not_its_name(session: Session) -
 def test_a_service_started_again_on_another_port_leaves_the_old_one(session: Session) -> None:
     """`up` with another published port recreates the container: the model kept the old port
     answering beside the new one."""
-    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
-    run(session, "BETRACE_HTTP_HOST_PORT=12099 docker compose up --build --wait\n")
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\nsleep 1\n")
+    run(session, "BETRACE_HTTP_HOST_PORT=12099 docker compose up --build --wait\nsleep 1\n")
     run(session, "curl -fsS http://localhost:12099/v1/health\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:12011"):
         run(session, "curl -fsS http://localhost:12011/v1/health\n")
@@ -121,7 +126,7 @@ def test_what_a_service_runs_is_not_taken_from_its_image_name(
     run(session, f"docker build -t {image} mine\n")
     _project_of(session, service.format(image=image))
     port = data.current.backend.ports["http"].port
-    run(session, "docker compose up --wait\n")
+    run(session, "docker compose up --wait\nsleep 1\n")
     with pytest.raises(CommandError, match=f"nothing known is served .* on port {port}"):
         run(session, f"curl -fsS http://localhost:{port}/v1/health\n")
 
@@ -135,7 +140,7 @@ def test_a_built_image_is_known_by_any_spelling_docker_reads(session: Session) -
     run(session, f"docker build -t {name} mine\n")
     _project_of(session, f"  api:\n    image: {name}:latest\n")
     port = data.current.backend.ports["http"].port
-    run(session, "docker compose up --wait\n")
+    run(session, "docker compose up --wait\nsleep 1\n")
     with pytest.raises(CommandError, match=f"nothing known is served .* on port {port}"):
         run(session, f"curl -fsS http://localhost:{port}/v1/health\n")
 
@@ -143,8 +148,8 @@ def test_a_built_image_is_known_by_any_spelling_docker_reads(session: Session) -
 def test_restart_keeps_the_ports_the_containers_were_made_with(session: Session) -> None:
     """start, restart and unpause run the containers made before: a port changed in the file
     since is not theirs until an `up` makes them again (the model moved it at a restart)."""
-    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
-    run(session, "BETRACE_HTTP_HOST_PORT=12098 docker compose restart\n")
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\nsleep 1\n")
+    run(session, "BETRACE_HTTP_HOST_PORT=12098 docker compose restart\nsleep 1\n")
     run(session, "curl -fsS http://localhost:12011/v1/health\n")
     with pytest.raises(CommandError, match="nothing answers on localhost:12098"):
         run(session, "curl -fsS http://localhost:12098/v1/health\n")
@@ -157,7 +162,7 @@ def test_a_stack_built_with_other_patches_does_not_run_the_backend(session: Sess
     run(session, "cp -r patches mine\nrm mine/betrace-backend/0006-*.patch\ncd docker\n" + ENV)
     run(session, "sed -i 's#patches: ../patches#patches: ../mine#' docker-compose.yml\n")
     with pytest.raises(CommandError, match="the service 'backend' does not run the backend"):
-        run(session, "docker compose up --build --wait\n")
+        run(session, "docker compose up --build --wait\nsleep 1\n")
 
 
 def test_the_named_contexts_the_gate_trusts_are_the_stacks() -> None:
@@ -191,7 +196,7 @@ def test_a_stack_built_without_the_patches_or_from_other_code_does_not_run_the_b
 ) -> None:
     run(session, "cd docker\n" + ENV + f"cat > compose.override.yaml <<'EOF'\n{override}EOF\n")
     with pytest.raises(CommandError, match="the service 'backend' does not run the backend"):
-        run(session, "docker compose up --build --wait\n")
+        run(session, "docker compose up --build --wait\nsleep 1\n")
 
 
 def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -214,7 +219,7 @@ def test_the_stacks_dockerfile_is_parsed_once_a_command(
     it twice (its named contexts, whether it is the project's): each parsed it again."""
     run(session, "cd docker\n" + ENV)
     parsed = _counting_parses(monkeypatch)
-    run(session, "docker compose up --build --wait\n")
+    run(session, "docker compose up --build --wait\nsleep 1\n")
     assert len(parsed) == 1, parsed
     parsed.clear()
     run(session, "docker build --target backend --build-context patches=../patches -t x:1 .\n")
@@ -224,7 +229,7 @@ def test_the_stacks_dockerfile_is_parsed_once_a_command(
 def test_a_dockerfile_changed_between_commands_is_read_again(session: Session) -> None:
     """What a command made of the stack's Dockerfile holds for that command alone: the page
     may change the file before the next."""
-    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\nsleep 1\n")
     run(session, "printf 'FROM nginx:1.27 AS backend\\n' >> Dockerfile\n")
     with pytest.raises(CommandError, match="the service 'backend' does not run the backend"):
-        run(session, "docker compose up --build --wait\n")
+        run(session, "docker compose up --build --wait\nsleep 1\n")

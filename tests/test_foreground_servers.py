@@ -24,7 +24,7 @@ def _chart(session: Session) -> str:
     return (
         "docker build --target backend --build-context patches=patches "
         f"-t {registry}/backend:{session.release.current.version} docker/\n"
-        f"helm install betrace ./helm/betrace -n betrace --create-namespace "
+        f"helm install betrace ./helm/betrace -n betrace --create-namespace --wait "
         f"--set image.registry={registry}\n"
     )
 

@@ -14,7 +14,9 @@ from betrace_dist.gate.session import CommandError, Session
 from .conftest import require_tool, run
 
 REGISTRY = "registry.example.com/betrace"
-INSTALL = f"helm install betrace ./helm/betrace --create-namespace --set image.registry={REGISTRY}"
+INSTALL = (
+    f"helm install betrace ./helm/betrace --create-namespace --wait --set image.registry={REGISTRY}"
+)
 
 
 pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
@@ -63,7 +65,7 @@ def _ports(container: dict[str, Any]) -> set[int]:
     return {p["containerPort"] for p in container.get("ports") or []}
 
 
-UPGRADE = "helm upgrade betrace ./helm/betrace -n betrace"
+UPGRADE = "helm upgrade betrace ./helm/betrace -n betrace --wait"
 
 
 def test_reuse_values_keeps_the_values_given_at_install(session: Session) -> None:

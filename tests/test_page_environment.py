@@ -33,12 +33,24 @@ def test_compose_sees_exported_and_inline_variables_not_plain_ones(session: Sess
     `docker compose up` moved Grafana to 3300 in the model, where it stays on 3000; given on
     the command line, it was ignored."""
     require_tool("docker-compose")
-    run(session, STACK + "GRAFANA_HOST_PORT=3300\ndocker compose up --build --wait\n")
-    run(session, "curl -fsS http://localhost:3000/api/health\n")
-    run(session, "docker compose down\nGRAFANA_HOST_PORT=3300 docker compose up --build --wait\n")
-    run(session, "curl -fsS http://localhost:3300/api/health\n")
+    run(session, STACK + "GRAFANA_HOST_PORT=3300\ndocker compose up --build --wait\nsleep 1\n")
+    run(
+        session,
+        "curl -fsS --retry 30 --retry-delay 2 --retry-all-errors http://localhost:3000/api/health\n",
+    )
+    run(
+        session,
+        "docker compose down\nGRAFANA_HOST_PORT=3300 docker compose up --build --wait\nsleep 1\n",
+    )
+    run(
+        session,
+        "curl -fsS --retry 30 --retry-delay 2 --retry-all-errors http://localhost:3300/api/health\n",
+    )
     with pytest.raises(CommandError, match="nothing answers on localhost:3000"):
-        run(session, "curl -fsS http://localhost:3000/api/health\n")
+        run(
+            session,
+            "curl -fsS --retry 30 --retry-delay 2 --retry-all-errors http://localhost:3000/api/health\n",
+        )
 
 
 def test_nix_run_starts_the_backend_with_the_variables_of_its_line(session: Session) -> None:

@@ -524,8 +524,8 @@ def test_a_stopped_backend_answers_nothing_and_down_volumes_forgets_its_rules(
         run(s, "docker compose stop backend\n")
         with pytest.raises(CommandError, match="nothing answers on localhost"):
             run(s, f"curl -fsS {url}/r1\n")
-        run(s, f"docker compose start backend\ncurl -fsS {url}/r1\n")
-        run(s, "docker compose down --volumes\ndocker compose up --build --wait\n")
+        run(s, f"docker compose start backend\nsleep 1\ncurl -fsS {url}/r1\n")
+        run(s, "docker compose down --volumes\ndocker compose up --build --wait\nsleep 1\n")
         with pytest.raises(CommandError, match="the real backend answered HTTP 404"):
             run(s, f"curl -fsS {url}/r1\n")
 
@@ -541,7 +541,7 @@ def _stack_with_a_rule(backend_program: Path) -> Iterator[tuple[Session, str]]:
     rule = '{"name":"r1","expression":"when { a } always { b }"}'
     try:
         run(s, "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n")
-        run(s, "docker compose up --build --wait\n")
+        run(s, "docker compose up --build --wait\nsleep 1\n")
         run(s, f"curl -fsS -X POST {url} -H 'Content-Type: application/json' -d '{rule}'\n")
         yield s, url
     finally:
@@ -565,7 +565,7 @@ def test_compose_reads_every_file_named_and_the_override_file() -> None:
         )
         run(s, f"printf '{override}' > docker-compose.override.yml\n")
         with pytest.raises(CommandError, match=r"listens on 8080 .BETRACE_PORT_BACKEND.*nothing"):
-            run(s, "docker compose up --build --wait\n")
+            run(s, "docker compose up --build --wait\nsleep 1\n")
     finally:
         s.close()
 
@@ -586,7 +586,7 @@ def test_a_pages_own_backend_service_publishing_where_nothing_listens_is_refused
         with pytest.raises(
             CommandError, match=r"the engine service publishes 8080 to its port 8080, but the"
         ):
-            run(s, "docker compose up -d\n")
+            run(s, "docker compose up -d\nsleep 1\n")
     finally:
         s.close()
 
@@ -637,7 +637,7 @@ def test_a_published_port_that_does_not_reach_the_backends_http_is_refused(
     s = Session(timeout=120)
     try:
         _own_project(s, services)
-        run(s, "cd mine\ndocker compose up -d\n")
+        run(s, "cd mine\ndocker compose up -d\nsleep 1\n")
         with pytest.raises(CommandError, match=re.escape(said)):
             run(s, "curl -fsS http://localhost:8080/v1/health\n")
     finally:
@@ -653,7 +653,7 @@ def test_the_backend_given_one_port_for_both_servers_is_refused() -> None:
         )  # fmt: skip
         _own_project(s, services)
         with pytest.raises(CommandError, match="BETRACE_PORT_GRPC is 12011, the port of the HTTP"):
-            run(s, "cd mine\ndocker compose up -d\n")
+            run(s, "cd mine\ndocker compose up -d\nsleep 1\n")
     finally:
         s.close()
 
@@ -669,13 +669,13 @@ def test_projects_publish_a_port_once_and_take_down_only_their_own() -> None:
         )  # fmt: skip
         _own_project(s, backend, "one")
         _own_project(s, "services:\n  web:\n    image: nginx:1.25\n    ports: ['9090:80']\n", "two")
-        run(s, "cd one\ndocker compose up -d\ncd ../two\ndocker compose up -d\n")
+        run(s, "cd one\ndocker compose up -d\ncd ../two\ndocker compose up -d\nsleep 1\n")
         run(s, "docker compose down\ncurl -fsS http://localhost:8080/v1/health\n")
         _own_project(
             s, "services:\n  web:\n    image: nginx:1.25\n    ports: ['8080:80']\n", "../three"
         )
         with pytest.raises(CommandError, match="port 8080 is published already"):
-            run(s, "cd ../three\ndocker compose up -d\n")
+            run(s, "cd ../three\ndocker compose up -d\nsleep 1\n")
     finally:
         s.close()
 
@@ -698,7 +698,7 @@ def test_grafana_that_cannot_reach_the_backend_by_name_is_refused(grafana: str, 
         )  # fmt: skip
         _own_project(s, services)
         with pytest.raises(CommandError, match=re.escape(said)):
-            run(s, "cd mine\ndocker compose up -d\n")
+            run(s, "cd mine\ndocker compose up -d\nsleep 1\n")
     finally:
         s.close()
 
@@ -727,14 +727,14 @@ _GRAFANA_NEEDS_BACKEND = (
         (
             "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
             + "      BETRACE_PORT_BACKEND:\n    ports: ['8080:12011']\n" + _GRAFANA_NEEDS_BACKEND,
-            "docker compose up -d\n",
+            "docker compose up -d\nsleep 1\n",
             None,
         ),
         # `up grafana` starts the backend it depends on
         (
             "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
             + "    ports: ['8080:12011']\n" + _GRAFANA_NEEDS_BACKEND,
-            "docker compose up -d grafana\n",
+            "docker compose up -d grafana\nsleep 1\n",
             None,
         ),
         # a backend built here from a copy of the project's Dockerfile, tagged with a name of
@@ -744,7 +744,7 @@ _GRAFANA_NEEDS_BACKEND = (
             "    build: {{context: ., target: backend, "
             "additional_contexts: {{patches: ../patches}}}}\n    environment:\n" + _KEY
             + "    ports: ['8080:12011']\n",
-            "docker compose up -d\n",
+            "docker compose up -d\nsleep 1\n",
             None,
         ),
         # containers made but not started answer nothing
@@ -763,7 +763,7 @@ _GRAFANA_NEEDS_BACKEND = (
         (
             "services:\n  backend:\n    image: {image}\n    environment:\n" + _KEY
             + "    ports: ['8080:12011']\n" + _GRAFANA_NEEDS_BACKEND,
-            "docker compose up -d --no-deps grafana\n",
+            "docker compose up -d --no-deps grafana\nsleep 1\n",
             "nothing answers on localhost:8080",
         ),
     ],
@@ -817,9 +817,9 @@ def test_grafana_and_the_collector_are_what_their_image_runs(
     s = Session(timeout=120)
     try:
         _own_project(s, services)
-        run(s, "cd mine\ndocker compose up -d\n")
+        run(s, "cd mine\ndocker compose up -d\nsleep 1\n")
         if said is None:
-            run(s, f"curl -fsS {url}\n")
+            run(s, f"curl -fsS --retry 30 --retry-delay 2 --retry-all-errors {url}\n")
         else:
             with pytest.raises(CommandError, match=re.escape(said)):
                 run(s, f"curl -fsS {url}\n")

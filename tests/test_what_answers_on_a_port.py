@@ -18,6 +18,8 @@ from betrace_dist.gate.world import K8sObject, MixedPods
 from .conftest import run
 
 REGISTRY = "registry.example.com/betrace"
+#: what a page does before it reaches a pod it made: wait for it to run (tests/test_readiness.py)
+READY = "kubectl wait --for=condition=Ready pod --all -n betrace\n"
 
 
 pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
@@ -51,6 +53,7 @@ def _forwarded_pod(image: str, port: int = 12011) -> str:
     return (
         _written("pod.yaml", pod)
         + "kubectl apply -f pod.yaml\n"
+        + "kubectl wait --for=condition=Ready pod/own\n"
         + f"kubectl port-forward pod/own 12011:{port} &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
     )
@@ -62,6 +65,7 @@ def test_a_port_forward_reaches_the_http_port_the_values_set(session: Session) -
     run(
         session,
         _install(session, "backend.ports.http=9000")
+        + READY
         + "kubectl -n betrace port-forward svc/betrace-backend 9000:9000 &\nsleep 1\n"
         + "curl -fsS http://localhost:9000/v1/health\n",
     )
@@ -73,6 +77,7 @@ def test_a_port_forward_to_the_grpc_port_is_not_http(session: Session) -> None:
         run(
             session,
             _install(session)
+            + READY
             + f"kubectl -n betrace port-forward svc/betrace-backend {grpc}:{grpc} &\nsleep 1\n"
             + f"curl -fsS http://localhost:{grpc}/v1/health\n",
         )
@@ -121,8 +126,10 @@ def test_the_charts_backend_with_another_tag_and_grafana_from_a_mirror_are_known
             "backend.image.tag=2.0.0-patched",
             "grafana.image.repository=registry.example.com/mirror/grafana/grafana",
         )
+        + READY
         + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n"
+        + READY
         + "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\nsleep 1\n"
         + "curl -fsS http://localhost:3000/api/health\n",
     )
@@ -137,6 +144,7 @@ def test_exec_through_a_service_reaches_the_backends_image(session: Session) -> 
         run(
             session,
             _install(session)
+            + READY
             + "kubectl -n betrace exec svc/betrace-backend -- cat /var/lib/betrace/rules.json\n",
         )
 
@@ -153,6 +161,7 @@ def test_a_port_forward_to_a_service_without_a_selector_is_refused(session: Sess
                 "spec: {ports: [{port: 12011}]}\n",
             )
             + "kubectl -n betrace apply -f proxy.yaml\n"
+            + READY
             + "kubectl -n betrace port-forward svc/proxy 12011:12011 &\nsleep 1\n",
         )
 
@@ -163,14 +172,19 @@ def test_a_workloads_named_port_and_a_missing_local_port(session: Session) -> No
     run(
         session,
         _install(session)
+        + READY
         + "kubectl -n betrace port-forward deploy/betrace-backend 12011:http &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
     with pytest.raises(CommandError, match="name the local port"):
-        run(session, "kubectl -n betrace port-forward deploy/betrace-backend :12011 &\nsleep 1\n")
+        run(
+            session,
+            READY + "kubectl -n betrace port-forward deploy/betrace-backend :12011 &\nsleep 1\n",
+        )
     with pytest.raises(CommandError, match="declares no port named 'htp', did you mean 'http'"):
         run(
-            session, "kubectl -n betrace port-forward deploy/betrace-backend 12011:htp &\nsleep 1\n"
+            session,
+            READY + "kubectl -n betrace port-forward deploy/betrace-backend 12011:htp &\nsleep 1\n",
         )
 
 
@@ -182,6 +196,7 @@ def test_a_service_named_and_labelled_backend_that_runs_nginx_is_not_the_backend
         run(
             session,
             NGINX
+            + "kubectl wait --for=condition=Ready pod --all\n"
             + "kubectl port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
@@ -242,6 +257,7 @@ def test_the_live_backend_takes_a_grpc_port_of_its_own(backend_program: Path) ->
         run(
             s,
             _install(s, "backend.ports.grpc=9000")
+            + READY
             + "kubectl -n betrace port-forward svc/betrace-backend 9000:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:9000/v1/health\n",
         )
@@ -255,7 +271,7 @@ def test_grafana_answers_on_its_own_port_only(session: Session) -> None:
     with pytest.raises(CommandError, match=r"Grafana listens on 3000 .*not on port 8080"):
         run(
             session,
-            "kubectl -n betrace port-forward deploy/betrace-grafana 8080:8080 &\nsleep 1\n"
+            READY + "kubectl -n betrace port-forward deploy/betrace-grafana 8080:8080 &\nsleep 1\n"
             "curl -fsS http://localhost:8080/api/health\n",
         )
 
@@ -277,6 +293,7 @@ def test_exec_checks_the_container_it_enters(session: Session) -> None:
         run(
             session,
             _install(session)
+            + READY
             + "kubectl -n betrace exec deploy/betrace-backend -c backend -- cat /etc/hostname\n",
         )
 
@@ -303,14 +320,22 @@ def test_exec_enters_the_container_the_annotation_names(session: Session) -> Non
     """Without -c, kubectl exec enters the container the pod's default-container annotation
     names (kubectl's podcmd), here the backend's, whose image has no cat."""
     with pytest.raises(CommandError, match="the backend image has no 'cat'"):
-        run(session, _two_container_pod(session, "backend") + "kubectl exec pod/two -- cat x\n")
+        run(
+            session,
+            _two_container_pod(session, "backend")
+            + "kubectl wait --for=condition=Ready pod/two\nkubectl exec pod/two -- cat x\n",
+        )
 
 
 def test_an_annotation_naming_no_container_falls_back_to_the_first(session: Session) -> None:
     """kubectl ignores a default-container annotation that names no container of the pod and
     enters the first; the model entered none, and so checked nothing by accident."""
     with pytest.raises(CommandError, match="the backend image has no 'cat'"):
-        run(session, _two_container_pod(session, "gone", True) + "kubectl exec pod/two -- cat x\n")
+        run(
+            session,
+            _two_container_pod(session, "gone", True)
+            + "kubectl wait --for=condition=Ready pod/two\nkubectl exec pod/two -- cat x\n",
+        )
 
 
 def test_exec_into_a_container_the_pods_lack_is_refused(session: Session) -> None:
@@ -319,7 +344,9 @@ def test_exec_into_a_container_the_pods_lack_is_refused(session: Session) -> Non
     with pytest.raises(CommandError, match="has no container 'backnd'"):
         run(
             session,
-            _install(session) + "kubectl -n betrace exec deploy/betrace-backend -c backnd -- ls\n",
+            _install(session)
+            + READY
+            + "kubectl -n betrace exec deploy/betrace-backend -c backnd -- ls\n",
         )
 
 
@@ -335,7 +362,8 @@ def test_a_chart_of_the_pages_named_betrace_is_not_the_projects(session: Session
             + _written("mine/Chart.yaml", chart)
             + _written("mine/templates/all.yaml", _NGINX_MANIFEST)
             + "helm install betrace ./mine --namespace betrace --create-namespace\n"
-            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
+            + READY
+            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -356,6 +384,7 @@ def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
     run(
         session,
         _copied_chart(session, change)
+        + READY
         + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
@@ -364,6 +393,7 @@ def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
         run(
             session,
             _copied_chart(session, "", "backend.image.tag=2.0.0-patched")
+            + READY
             + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
@@ -378,6 +408,7 @@ def test_a_copy_of_the_projects_chart_with_other_values_is_the_projects(
     run(
         session,
         _copied_chart(session, change, "backend.image.tag=2.0.0-patched")
+        + READY
         + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
@@ -451,6 +482,7 @@ def test_a_port_forward_to_a_service_over_the_backend_and_grafana_is_refused(
             session,
             _install(session)
             + _service_of("app.kubernetes.io/instance: betrace")
+            + READY
             + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n",
         )
 
@@ -474,6 +506,7 @@ def _pair_is_refused(session: Session, one: str, two: str) -> None:
             session,
             _install(session)
             + _service_of("app: pair", pods)
+            + READY
             + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n",
         )
 
@@ -487,6 +520,7 @@ def test_a_service_over_pods_that_all_run_the_backend_reaches_the_backend(
         session,
         _install(session)
         + _service_of("app: pair", pods)
+        + READY
         + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
@@ -506,6 +540,7 @@ def test_a_helm_tests_pod_is_not_among_the_pods_a_service_reaches(session: Sessi
         session,
         _install(session, "grafana.enabled=false")
         + _service_of("app.kubernetes.io/instance: betrace")
+        + READY
         + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
@@ -526,8 +561,14 @@ def test_grafana_given_a_service_over_the_backend_and_grafana_is_refused(
 @pytest.mark.parametrize(
     ("step", "said"),
     [
-        ("kubectl -n betrace port-forward svc/betrace-backend ²:12011", "name the local port"),
-        ("kubectl -n betrace port-forward deploy/betrace-backend 8080:²", "no port named '²'"),
+        (
+            READY + "kubectl -n betrace port-forward svc/betrace-backend ²:12011",
+            "name the local port",
+        ),
+        (
+            READY + "kubectl -n betrace port-forward deploy/betrace-backend 8080:²",
+            "no port named '²'",
+        ),
         ("kubectl -n betrace scale deploy/betrace-backend --replicas=²", None),
     ],
 )
@@ -554,12 +595,13 @@ def test_the_projects_chart_runs_what_the_page_built_under_its_image_name(
         f"docker build -t {REGISTRY}/backend:{version} mine\n"
         f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
         f"--set image.registry={REGISTRY}\n"
-        "kubectl -n betrace exec deploy/betrace-backend -- sh -c 'nginx -v'\n",
+        + READY
+        + "kubectl -n betrace exec deploy/betrace-backend -- sh -c 'nginx -v'\n",
     )
     with pytest.raises(CommandError, match="built on this page, not from a target of the project"):
         run(
             session,
-            "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
+            READY + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -692,6 +734,7 @@ def test_applying_over_a_releases_object_is_refused(session: Session) -> None:
             _install(session)
             + _TWIN
             + "kubectl -n betrace apply -f twin.yaml\n"
+            + READY
             + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
@@ -747,6 +790,7 @@ def test_a_backend_that_takes_variables_from_env_from_is_refused(session: Sessio
             session,
             _install(session)
             + _from_config_map(session, image)
+            + READY
             + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
@@ -788,6 +832,7 @@ def test_backends_whose_variables_resolve_alike_are_set_up_alike(
         session,
         _install(session)
         + _service_of("app: pair", pods)
+        + READY
         + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
@@ -847,6 +892,7 @@ def test_nginx_of_any_workload_kind_behind_the_charts_service_is_seen(
             _install(session)
             + _written("rs.yaml", manifest)
             + "kubectl -n betrace apply -f rs.yaml\n"
+            + READY
             + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n",
         )
 
@@ -862,6 +908,7 @@ def test_a_port_forward_to_a_port_the_backend_holds_is_refused(session: Session)
             f"nix build github:betrace-hq/betrace/{commit}#backend\n"
             "./result/bin/betrace-backend &\nsleep 1\n"
             + _install(session)
+            + READY
             + f"kubectl -n betrace port-forward svc/betrace-backend {http}:{http} &\nsleep 1\n",
         )
 
@@ -873,6 +920,7 @@ def test_a_backend_started_where_a_port_forward_listens_is_refused(session: Sess
         run(
             session,
             _install(session)
+            + READY
             + f"kubectl -n betrace port-forward svc/betrace-backend {http}:{http} &\nsleep 1\n"
             + f"nix build github:betrace-hq/betrace/{commit}#backend\n"
             "./result/bin/betrace-backend &\n",

@@ -231,8 +231,10 @@ class Listener:
     env: Mapping[str, str | None] = field(default_factory=dict)  # None: from a Secret
     owner: str = ""  # the Compose project (its name) whose service publishes it
     role: str | None = None  # what runs there (names.image_role), when the models know it
-    #: started in the background and maybe not listening yet: "" it is; "start" once a short
-    #: wait has passed (`sleep`); "build" only for a client that retries (it builds first)
+    #: started and maybe not listening yet: "" it is; "start" (in the background) once a short
+    #: wait has passed (`sleep`); "build" only for a client that retries (it builds first);
+    #: "container" (a Compose service nothing waited for) for a client that retries all errors
+    #: (curl._needed)
     starting: str = ""
     #: a port-forward's: the workload whose pod it forwards to; kubectl port-forward ends once
     #: that pod is gone (an uninstall, a delete, an upgrade that replaced it)
@@ -295,6 +297,37 @@ class World:
     images: dict[str, str | None] = field(default_factory=dict)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
     checkouts: dict[str, str] = field(default_factory=dict)
+    #: identities (K8sObject.identity) of workloads and pods whose pods were made anew and that
+    #: nothing has waited for since (World.started)
+    unready: set[tuple[str, str, str, str]] = field(default_factory=set)
+
+    def started(self, objects: list[K8sObject], waited: bool) -> None:
+        """Objects about to join the cluster (an install, upgrade or rollback; kubectl apply or
+        create): a workload or pod whose pods are made anew (new, or its pod template changed)
+        runs them only once they are scheduled and their images pulled. Until something waits
+        for them (`waited`: helm --wait; later kubectl rollout status or wait, World.waited),
+        they may still be Pending. One whose pod template is unchanged keeps its pods."""
+        for obj in (o for o in objects if o.kind in WORKLOADS):
+            before = self.existing(obj)
+            if before is not None and before.pod() == obj.pod():
+                continue
+            if waited:
+                self.unready.discard(obj.identity)
+            else:
+                self.unready.add(obj.identity)
+
+    def waited(self, obj: K8sObject) -> None:
+        """kubectl rollout status or wait has seen the object's pods ready."""
+        self.unready.discard(obj.identity)
+
+    def not_running(self, workload: K8sObject) -> str | None:
+        """Why the workload's pods may not run yet (World.started), or None."""
+        if workload.identity not in self.unready:
+            return None
+        return (
+            f"{workload.kind} '{workload.name}' ({workload.source}) has new pods that nothing "
+            "waited for: they may still be Pending while their images are pulled"
+        )
 
     def held(self, port: int, starting: str) -> str | None:
         """Why `starting` cannot listen on a local port another listener holds (the kernel

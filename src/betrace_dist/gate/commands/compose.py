@@ -532,18 +532,64 @@ def _starting(
     recreate = sub in ("up", "create") and not line.args.has("--no-recreate")
     if not recreate and made is not None:
         project = made
-    _start(inv.session, key, project, started if running else [], recreate)
     flags = line.args
+    ready = _ready(services, flags.on("--wait") and sub in ("up", "start"))
+    if sub == "unpause":  # its processes went on where they were: they listen already
+        ready = set(services)
+    elif sub == "up" and not flags.has("--force-recreate"):
+        ready |= _unchanged(inv.session.world, key, project, made)
+    _start(inv.session, key, project, started if running else [], recreate, ready)
     if sub == "up" and not (flags.on("-d", "--detach") or flags.on("--wait", "--no-start")):
         # attached to the containers' logs until they stop; --wait sets detached, --no-start
         # returns before attaching (cmd/compose/up.go of Compose v5.5.0)
         inv.never_returns("`docker compose up` without -d or --wait stays attached")
 
 
+def _ready(services: dict[str, Any], waits: bool) -> set[str]:
+    """The services that answer once the command returns: with --wait, those with a
+    healthcheck, which Compose waits to see healthy; the others it waits to see running only
+    (isServiceHealthy with fallbackRunning, pkg/compose/convergence.go of docker/compose
+    v5.5.0), which says nothing of their ports."""
+    if not waits:
+        return set()
+    return {name for name, service in services.items() if _has_healthcheck(service)}
+
+
+def _has_healthcheck(service: dict[str, Any]) -> bool:
+    check = service.get("healthcheck")
+    if not isinstance(check, dict) or check.get("disable"):
+        return False
+    test = check.get("test")
+    return bool(test) and test not in (["NONE"], "NONE")
+
+
+def _unchanged(
+    world: World, key: str, project: dict[str, Any], made: dict[str, Any] | None
+) -> set[str]:
+    """The services `up` leaves running as they are (their configuration unchanged, so Compose
+    does not recreate their containers) and that answered already."""
+    if made is None:
+        return set()
+    before, now = made.get("services", {}), project.get("services", {})
+    answering = {
+        listener.source.removeprefix("compose service ")
+        for listener in world.listeners.values()
+        if listener.owner == key and not listener.starting
+    }
+    return {name for name in answering if name in now and before.get(name) == now[name]}
+
+
 def _start(
-    session: Session, key: str, project: dict[str, Any], started: list[str], recreate: bool
+    session: Session,
+    key: str,
+    project: dict[str, Any],
+    started: list[str],
+    recreate: bool,
+    ready: set[str],
 ) -> None:
-    """The project as started: held to the backend's and the app's rules, then its ports."""
+    """The project as started: held to the backend's and the app's rules, then its ports,
+    which answer at once for the `ready` services only (the others are "container",
+    Listener.starting)."""
     services: dict[str, Any] = project.get("services", {})
     problem = _stack_problem(services, session.release)
     if problem is not None:
@@ -552,6 +598,10 @@ def _start(
     if recreate:  # a service made again with this configuration: its old ports are gone
         _unpublish(session.world, key, set(started))
     _publish(session.world, key, services, started, session.release)
+    for listener in session.world.listeners.values():
+        service = listener.source.removeprefix("compose service ")
+        if listener.owner == key and service in started and service not in ready:
+            listener.starting = "container"
 
 
 #: What the stack's provisioning file gives the app as its backendUrl (docker/config/grafana/

@@ -4,6 +4,7 @@ the path must be an endpoint that component serves; JSON bodies must be JSON."""
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -81,14 +82,37 @@ def _split(url: str) -> SplitResult:
 #: build of upstream's backend took minutes here (about a minute idle, longer under load;
 #: upstream.py BUILD_TIMEOUT allows 20), so five minutes, a belief rather than a measure.
 BUILD_WAIT = 300.0
+#: How long a client must keep retrying a Compose service other than the backend that was just
+#: started and that nothing waited for (no healthcheck, or no --wait): Grafana prepares its
+#: database on its first start. Not observed (no Grafana runs here): it is the wait the Compose
+#: guide gives it (30 tries, 2 s apart), a belief rather than a measure.
+CONTAINER_WAIT = 60.0
 
 
-def _retry_seconds(request: _Request) -> float:
+def _needed(listener: Listener) -> tuple[float, bool]:
+    """How long a client must wait for a listener that may not answer yet, and whether only
+    --retry-all-errors retries what it meets (Listener.starting). A Compose container's port
+    is Docker's: its userland proxy accepts the connection and, while nothing listens in the
+    container, closes it (TCPProxy.clientLoop in moby's cmd/docker-proxy, read in its source,
+    not run here: no Docker daemon), so curl gets an empty reply (exit 52), which
+    --retry-connrefused does not retry (curl's manual). The backend listens within a second
+    of its start (the live tier starts it), any other service within CONTAINER_WAIT."""
+    if listener.starting == "build":
+        return BUILD_WAIT, False
+    if listener.starting == "container":
+        return (1.0 if listener.role == "backend" else CONTAINER_WAIT), True
+    return 1.0, False
+
+
+def _retry_seconds(request: _Request, all_errors: bool = False) -> float:
     """How long curl keeps retrying a refused connection (0: it does not): --retry N with
     --retry-connrefused or --retry-all-errors (curl's manual: --retry alone does not retry a
-    refused connection), N waits of --retry-delay, or without it one second doubling up to
-    ten minutes (curl's manual), all within --retry-max-time when given."""
+    refused connection; with `all_errors`, only --retry-all-errors counts), N waits of
+    --retry-delay, or without it one second doubling up to ten minutes (curl's manual), all
+    within --retry-max-time when given."""
     if not request.retry_refused or request.retry <= 0:
+        return 0.0
+    if all_errors and not request.retry_all:
         return 0.0
     if request.retry_delay is not None:
         total = request.retry * request.retry_delay
@@ -104,20 +128,32 @@ def _started(listener: Listener, port: int, request: _Request | None) -> None:
     `sleep`, or curl retrying long enough), or its reader's curl is refused the connection."""
     if not listener.starting:
         return
-    waits = _retry_seconds(request) if request is not None else 0.0
-    needed = BUILD_WAIT if listener.starting == "build" else 1.0
+    needed, all_errors = _needed(listener)
+    waits = _retry_seconds(request, all_errors) if request is not None else 0.0
     if waits >= needed:
         listener.starting = ""  # this curl waited until it answered
         return
-    if listener.starting == "build":
-        advice, first = (
-            "`curl --retry 300 --retry-delay 1 --retry-connrefused ...`",
-            (" (it builds the package first, which can take minutes)"),
+    raise CommandError(_not_waited(listener, port, needed))
+
+
+def _not_waited(listener: Listener, port: int, needed: float) -> str:
+    """What a curl that does not wait for a starting listener meets, and how to wait."""
+    if listener.starting == "container":
+        sleep = ", or `sleep 1` first" if needed <= 1.0 else ""
+        return (
+            f"`{listener.source}` was just started and nothing waited for it to answer (it has "
+            f"no healthcheck, or `up` had no --wait): Docker's port {port} may close the "
+            "connection at once (curl: empty reply, which --retry-connrefused does not retry), "
+            f"and this curl does not retry for {needed:g} s; wait for it: `curl --retry "
+            f"{math.ceil(needed / 2)} --retry-delay 2 --retry-all-errors ...`{sleep}"
         )
+    if listener.starting == "build":
+        advice = "`curl --retry 300 --retry-delay 1 --retry-connrefused ...`"
+        first = " (it builds the package first, which can take minutes)"
     else:
         advice = "`curl --retry 30 --retry-delay 1 --retry-connrefused ...`, or `sleep 1` first"
         first = ""
-    raise CommandError(
+    return (
         f"`{listener.source}` was started in the background{first}: nothing may listen on port "
         f"{port} yet when curl connects, and this curl does not wait {needed:g} s for it; "
         f"wait for it: {advice}"
@@ -147,9 +183,9 @@ def check_url(
             + (f"listening: {known}" if known else "no port was published or forwarded yet")
         )
     listener = listeners[port]
-    _started(listener, port, request)
     path = parts.path or "/"
-    endpoints = served(inv, listener)
+    endpoints = served(inv, listener)  # first: what answers there at all
+    _started(listener, port, request)
     role = listener.role
     if role == "grafana":
         if path.startswith(_PLUGIN_PROXY):
@@ -327,6 +363,7 @@ class _Request:
     retry_delay: float | None = None  # --retry-delay SECONDS
     retry_max_time: float | None = None  # --retry-max-time SECONDS
     retry_refused: bool = False  # --retry-connrefused or --retry-all-errors
+    retry_all: bool = False  # --retry-all-errors
     urls: list[str] = field(default_factory=list)
 
 
@@ -369,6 +406,7 @@ def _set_retry(request: _Request, flag: str, value: str | None) -> None:
         request.retry_max_time = _number(flag, value)
     else:
         request.retry_refused = True
+        request.retry_all = request.retry_all or flag == "--retry-all-errors"
 
 
 #: the curl options the model reads, by name; every other option is only checked to exist

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
@@ -623,16 +624,34 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     kept = inv.session.world.uninstalled.pop((parsed.namespace, name), None)
     if kept is not None:  # --replace: Install.replaceRelease numbers on; install prunes none
         _supersede(kept, release, (0, "helm install keeps every revision"), "install")
-    _settle(inv, parsed.sub[0], release)
+    _settle(inv, parsed.sub[0], release, _waits(parsed))
 
 
-def _settle(inv: Invocation, verb: str, release: HelmRelease) -> None:
+#: --wait values with which Helm does not wait for the release's pods: Helm 3's bool read as
+#: false, and Helm 4's default strategy (`helm upgrade --help`: "Values: 'watcher', 'hookOnly',
+#: and 'legacy'. (default hookOnly)", with "[=watcher]" when given bare)
+_NO_WAIT = frozenset({"hookOnly", "false", "False", "FALSE", "f", "F", "0"})
+
+
+def _waits(parsed: CommandLine) -> bool:
+    """Whether the command returns only once the release's pods are ready: --wait (not with a
+    value that waits for nothing, _NO_WAIT), or Helm 3's --atomic and Helm 4's
+    --rollback-on-failure, which set it (their `--help`)."""
+    waits = [value for name, value in parsed.flags if name == "--wait"]
+    if waits and (waits[-1] is None or waits[-1] not in _NO_WAIT):
+        return True
+    return parsed.on("--atomic", "--rollback-on-failure")
+
+
+def _settle(inv: Invocation, verb: str, release: HelmRelease, waited: bool) -> None:
     """The release as it now stands (installed, upgraded or rolled back): no object outside it
     has the identity of one of its own but what it takes over (_taken_over), what its pods
-    reference exists, and every Grafana still reaches the backend."""
+    reference exists, and every Grafana still reaches the backend. Its pods made anew are not
+    known to run unless the command waited (World.started)."""
     session = inv.session
     taken = _taken_over(session.world, release, verb)
     _references_exist(session, release)
+    session.world.started(release.present(), waited)
     session.world.objects = [o for o in session.world.objects if not any(o is t for t in taken)]
     session.world.releases[(release.namespace, release.name)] = release
     found = grafana_app.world_problem(session.world, session.release)
@@ -941,6 +960,7 @@ def _test(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     problem = _logs_problem(hooks) if parsed.has("--logs") else None
     if problem is not None:
         raise CommandError(f"helm test --logs: {problem}")
+    _pods_run(inv.session.world, release, hooks)
     made = {_key(h) for h in hooks}
     for left in (o for o in release.tested if _key(o) in made):
         _replaced(release.name, left, next(h for h in hooks if _key(h) == _key(left)))
@@ -949,6 +969,35 @@ def _test(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     release.tested += [h for h in hooks if h not in passed]
     release.hooks_gone = {k: why for k, why in release.hooks_gone.items() if k not in made}
     release.hooks_gone |= {_key(h): _PASSED for h in passed}
+
+
+#: the Service a URL of a test hook's command calls (its host's first label)
+_CALLED = re.compile(r"://([a-z0-9]([-a-z0-9]*[a-z0-9])?)[.:/]")
+
+
+def _pods_run(world: World, release: HelmRelease, hooks: list[K8sObject]) -> None:
+    """A test hook calls a Service once (the URLs in its containers' command and args), so the
+    pods behind it must run: refused while they were made anew and nothing waited for them
+    (World.not_running). A hook that names no URL is taken as calling nothing."""
+    words = [str(w) for h in hooks for c in h.running() for w in _command_words(c)]
+    called = {m[1] for w in words for m in _CALLED.finditer(w + "/")}
+    for name in sorted(called):
+        service = world.find(release.namespace, "Service", name)
+        for workload in world.behind(release.namespace, service) if service else []:
+            problem = world.not_running(workload)
+            if problem is not None:
+                raise CommandError(
+                    f"helm test {release.name}: {problem}, and the test pod calls Service "
+                    f"'{name}' at once; wait first: `kubectl rollout status "
+                    f"{workload.kind.lower()}/{workload.name} --namespace "
+                    f"{workload.namespace}`, or install with --wait"
+                )
+
+
+def _command_words(container: dict[str, Any]) -> list[Any]:
+    """What a container runs: its command and args (lists, as the schema has them)."""
+    found = [container.get("command"), container.get("args")]
+    return [word for part in found if isinstance(part, list) for word in part]
 
 
 def _logs_problem(hooks: list[K8sObject]) -> str | None:
@@ -1057,7 +1106,7 @@ def _rollback(inv: Invocation, parsed: CommandLine, binary: str) -> None:
     _supersede(release, restored, _history_max(inv, parsed), "rollback", kept is None)
     inv.session.world.uninstalled.pop((release.namespace, release.name), None)
     # what the restored pods reference may be gone since (a Secret deleted after an upgrade)
-    _settle(inv, "rollback", restored)
+    _settle(inv, "rollback", restored, _waits(parsed))
 
 
 def _uninstall(inv: Invocation, parsed: CommandLine, binary: str) -> None:

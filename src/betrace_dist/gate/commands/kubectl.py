@@ -186,6 +186,8 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
                 "the Service selects, and it selects none"
             )
         serving = _serving(world, ns, obj, target_port, inv.session.release)
+        if serving is not None:
+            _pod_runs(world, serving[0], "port-forward")
         role = world.role(*serving, inv.session.release) if serving else None
         container = serving[1] if serving else None
         env = _env(serving, role, inv.session.release)
@@ -201,6 +203,31 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
             pod_of=serving[0] if serving else None,
         )  # fmt: skip
     inv.never_returns("`kubectl port-forward` forwards")
+
+
+def _pod_runs(world: World, workload: K8sObject, verb: str) -> None:
+    """kubectl port-forward and exec need a running pod (World.not_running). port-forward finds
+    one even before it runs (GetFirstPod waits only until a pod exists), then fails: "unable to
+    forward port because pod is not running. Current status=Pending" (RunPortForwardContext,
+    pkg/cmd/portforward/portforward.go of kubernetes/kubectl v0.35.2)."""
+    problem = world.not_running(workload)
+    if problem is None:
+        return
+    ref = f"{workload.kind.lower()}/{workload.name}"
+    wait = (
+        f"`kubectl wait --for=condition=Ready {ref} --namespace {workload.namespace}`"
+        if workload.kind == "Pod"
+        else f"`kubectl rollout status {ref} --namespace {workload.namespace}`"
+    )
+    said = (
+        ', and it fails: "unable to forward port because pod is not running. Current '
+        'status=Pending"'
+        if verb == "port-forward"
+        else ", and its container may not exist yet"
+    )
+    raise CommandError(
+        f"kubectl {verb}: {problem}{said}; wait for them first: {wait} (or helm's --wait)"
+    )
 
 
 def _serving(
@@ -549,6 +576,7 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool
     existing = world.existing(obj)
     if existing is not None:
         _replaceable(world, existing, source)
+    world.started([obj], waited=False)
     world.objects = [o for o in world.objects if o is not existing]
     world.objects.append(obj)
 
@@ -742,6 +770,49 @@ def _refs(inv: Invocation, ns: str, args: Args) -> None:
         _target(inv.session.world, ns, ref)
 
 
+def _rollout(inv: Invocation, ns: str, args: Args) -> None:
+    """`rollout status` (unless --watch=false) returns once the rollout is done: the pods it
+    names run. `rollout restart` and `undo` make new pods (World.started, unwaited)."""
+    _refs(inv, ns, args)
+    world, action = inv.session.world, args.path[1] if len(args.path) > 1 else ""
+    watches = not args.has("-w", "--watch") or args.on("-w", "--watch")
+    for obj in _named(world, ns, args):
+        if action == "status" and watches:
+            world.waited(obj)
+        elif action in ("restart", "undo"):
+            world.unready.add(obj.identity)
+
+
+#: `kubectl wait --for=condition=...` conditions that mean a workload's or pod's pods run
+_RUNNING_CONDITIONS = frozenset({"available", "ready"})
+
+
+def _wait(inv: Invocation, ns: str, args: Args) -> None:
+    """`kubectl wait --for=condition=Ready pod/NAME` (or Available, for a Deployment) returns
+    once the condition holds: the pods run. Other conditions (complete, delete) say nothing of
+    it."""
+    _refs(inv, ns, args)
+    condition = str(args.get("--for") or "").partition("=")
+    if condition[0] != "condition" or condition[2].lower() not in _RUNNING_CONDITIONS:
+        return
+    for obj in _named(inv.session.world, ns, args):
+        inv.session.world.waited(obj)
+
+
+def _named(world: World, ns: str, args: Args) -> list[K8sObject]:
+    """The objects a command names, as KIND/NAME or as KIND NAME..., or those of KIND a
+    selector (or --all) picks; for pods, the workloads whose pods it picks (World.selected)."""
+    pos = [p for p in args.positional if p != "--"]
+    selector = args.get("-l", "--selector")
+    if (selector or args.on("--all")) and len(pos) == 1:
+        kind = _kind(pos[0])
+        picked = world.selected(ns, _selector(selector) if selector else {})
+        return [o for o in picked if kind == "Pod" or o.kind == kind]
+    if pos and "/" not in pos[0] and len(pos) > 1:
+        return [_object(world, ns, _kind(pos[0]), name) for name in pos[1:]]
+    return [_target(world, ns, ref) for ref in pos if "/" in ref]
+
+
 def _exec(inv: Invocation, ns: str, args: Args) -> None:
     """`kubectl exec TARGET [-c CONTAINER] -- PROGRAM ...`: the target exists, and where the
     container it runs in is the backend's (World.role), its image has the program; the image's
@@ -752,6 +823,8 @@ def _exec(inv: Invocation, ns: str, args: Args) -> None:
         return
     ref = next((p for p in pos[: pos.index("--")] if "/" in p), None)
     target = _target(inv.session.world, ns, ref) if ref else None
+    for workload in inv.session.world.behind(ns, target) if target else []:
+        _pod_runs(inv.session.world, workload, "exec")
     program = pos[pos.index("--") + 1].rsplit("/", 1)[-1]
     chosen = args.get("-c", "--container")
     entered = str(chosen) if chosen else ""
@@ -815,8 +888,8 @@ HANDLERS: dict[str, Handler] = {
     "delete": _delete,
     "logs": _logs,
     "port-forward": _port_forward,
-    "rollout": _refs,
-    "wait": _refs,
+    "rollout": _rollout,
+    "wait": _wait,
     "exec": _exec,
     "top": _refs,
     "scale": _scale,

@@ -1,0 +1,210 @@
+"""A program that was just started answers only once it listens: the gate refuses a page that
+calls it before it waits for it. After `helm install`, `upgrade` or `rollback` without --wait
+the new pods may still be Pending (kubectl port-forward and exec fail, and so does the chart's
+test), until `kubectl rollout status` or `kubectl wait` has seen them run. After `docker compose
+up` a service with no healthcheck (or any, without --wait) may not listen yet, and Docker's port
+closes the connection, which only curl's --retry-all-errors retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from betrace_dist.gate.session import CommandError, Session
+
+from .conftest import require_tool, run
+
+REGISTRY = "registry.example.com/betrace"
+PENDING = "unable to forward port because pod is not running"
+STACK = "cd docker\nprintf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n"
+RETRY = "--retry 30 --retry-delay 2 --retry-all-errors"
+
+pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
+
+
+def _install(session: Session, flags: str = "") -> str:
+    """The Kubernetes guide's build of the backend image and the chart's install."""
+    version = session.release.current.version
+    return (
+        f"docker build --target backend --build-context patches=patches "
+        f"-t {REGISTRY}/backend:{version} docker/\n"
+        f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
+        f"--set image.registry={REGISTRY}{flags}\n"
+    )
+
+
+def _forward(port: int, local: int | None = None) -> str:
+    local = local or port
+    return (
+        f"kubectl -n betrace port-forward svc/betrace-backend {local}:{port} &\nsleep 1\n"
+        f"curl -fsS http://localhost:{local}/v1/health\n"
+    )
+
+
+def _http(session: Session) -> int:
+    return session.release.current.backend.ports["http"].port
+
+
+def test_a_port_forward_right_after_an_install_is_refused(session: Session) -> None:
+    with pytest.raises(CommandError, match=f"{PENDING}.*kubectl rollout status deployment/betrace"):
+        run(session, _install(session) + _forward(_http(session)))
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [
+        "kubectl rollout status deploy/betrace-backend -n betrace --timeout=5m\n",
+        "kubectl wait --for=condition=Available deployment/betrace-backend -n betrace\n",
+        "kubectl wait --for=condition=Ready pod -n betrace "
+        "-l app.kubernetes.io/component=backend\n",
+    ],
+)
+def test_a_port_forward_after_a_wait_for_the_pods_answers(session: Session, wait: str) -> None:
+    run(session, _install(session) + wait + _forward(_http(session)))
+
+
+def test_helm_wait_waits(session: Session) -> None:
+    run(session, _install(session, " --wait") + _forward(_http(session)))
+
+
+@pytest.mark.parametrize(
+    ("flags", "waits"),
+    [
+        (["--wait"], True),
+        (["--wait=watcher"], True),
+        (["--wait=legacy"], True),
+        (["--wait=true"], True),
+        (["--wait=hookOnly"], False),  # Helm 4's default strategy
+        (["--wait=false"], False),
+        (["--wait", "--wait=false"], False),
+        (["--atomic"], True),  # Helm 3: sets --wait
+        (["--rollback-on-failure"], True),  # Helm 4: sets --wait
+        (["--atomic=false"], False),
+        ([], False),
+    ],
+)
+def test_which_helm_flags_wait_for_the_pods(flags: list[str], waits: bool) -> None:
+    from betrace_dist.gate.commands.flags import CommandLine
+    from betrace_dist.gate.commands.helm import _waits
+
+    line = CommandLine(["upgrade", "betrace", "./helm/betrace", *flags], set(), 1)
+    assert _waits(line) is waits
+
+
+def test_a_wait_that_says_nothing_of_running_pods_does_not_count(session: Session) -> None:
+    with pytest.raises(CommandError, match=PENDING):
+        run(
+            session,
+            _install(session)
+            + "kubectl rollout status deploy/betrace-backend -n betrace --watch=false\n"
+            + "kubectl wait --for=condition=Progressing deploy/betrace-backend -n betrace\n"
+            + _forward(_http(session)),
+        )
+
+
+def test_an_upgrade_keeps_the_pods_it_does_not_change_and_not_the_others(
+    session: Session,
+) -> None:
+    wait = "kubectl rollout status deploy/betrace-backend -n betrace\n"
+    upgrade = "helm upgrade betrace ./helm/betrace -n betrace --reuse-values"
+    run(session, _install(session) + wait)
+    run(session, f"{upgrade} --set grafana.podAnnotations.a=b\n" + _forward(_http(session)))
+    with pytest.raises(CommandError, match=PENDING):
+        run(session, f"{upgrade} --set backend.debug=true\n" + _forward(_http(session), 9000))
+
+
+def test_a_rollback_and_a_restart_make_new_pods(session: Session) -> None:
+    wait = "kubectl rollout status deploy/betrace-backend -n betrace\n"
+    run(session, _install(session) + wait)
+    run(session, "helm upgrade betrace ./helm/betrace -n betrace --reuse-values "
+        "--set backend.debug=true\n" + wait)  # fmt: skip
+    with pytest.raises(CommandError, match=PENDING):
+        run(session, "helm rollback betrace 1 -n betrace\n" + _forward(_http(session)))
+    with pytest.raises(CommandError, match=PENDING):
+        run(session, wait + "kubectl rollout restart deploy/betrace-backend -n betrace\n"
+            + _forward(_http(session)))  # fmt: skip
+
+
+def test_helm_test_waits_for_the_service_its_pod_calls(session: Session) -> None:
+    """The chart's test pod calls the backend's Service once (wget, no retry): Grafana's pods
+    need not run for it."""
+    with pytest.raises(CommandError, match="helm test betrace: Deployment 'betrace-backend'"):
+        run(session, _install(session) + "helm test betrace -n betrace\n")
+    run(session, "kubectl rollout status deploy/betrace-backend -n betrace\n")
+    run(session, "helm test betrace -n betrace\n")
+
+
+POD = """\
+cat > pod.yaml <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: helper
+spec:
+  containers:
+    - name: helper
+      image: docker.io/library/busybox:1.36
+      command: [sleep, "3600"]
+YAML
+kubectl create namespace work
+kubectl apply -f pod.yaml -n work
+"""
+
+
+def test_kubectl_exec_into_a_pod_just_applied_is_refused_until_it_is_ready(
+    session: Session,
+) -> None:
+    with pytest.raises(CommandError, match=r"kubectl exec: Pod 'helper'.*kubectl wait"):
+        run(session, POD + "kubectl exec pod/helper -n work -- ls\n")
+    run(session, "kubectl wait --for=condition=Ready pod/helper -n work\n")
+    run(session, "kubectl exec pod/helper -n work -- ls\n")
+
+
+# -- Compose --------------------------------------------------------------------------------
+
+
+@pytest.mark.gate_session(timeout=120)
+@pytest.mark.parametrize(
+    ("client", "said"),
+    [
+        ("curl -fsS {url}", "empty reply"),
+        ("curl -fsS --retry 30 --retry-delay 2 --retry-connrefused {url}", "empty reply"),
+        ("curl -fsS --retry 30 --retry-delay 2 --retry-all-errors {url}", None),
+        ("sleep 1\ncurl -fsS {url}", None),
+    ],
+)
+def test_the_compose_backend_answers_a_client_that_waits(
+    session: Session, client: str, said: str | None
+) -> None:
+    """Compose's --wait waits for a service with no healthcheck to run, not to listen."""
+    require_tool("docker-compose")
+    url = f"http://localhost:{_http(session)}/v1/health"
+    run(session, STACK + "docker compose up --build --wait\n")
+    if said is None:
+        run(session, client.format(url=url) + "\n")
+        return
+    with pytest.raises(CommandError, match=rf"compose service backend.*{said}.*--retry-all"):
+        run(session, client.format(url=url) + "\n")
+
+
+@pytest.mark.gate_session(timeout=120)
+def test_compose_grafana_needs_a_retrying_client_not_a_sleep(session: Session) -> None:
+    require_tool("docker-compose")
+    url = "http://localhost:3000/api/health"
+    run(session, STACK + "docker compose up --build --wait\n")
+    with pytest.raises(CommandError, match="does not retry for 60 s"):
+        run(session, f"sleep 5\ncurl -fsS {url}\n")
+    with pytest.raises(CommandError, match="does not retry for 60 s"):
+        run(session, f"curl -fsS --retry 5 --retry-delay 2 --retry-all-errors {url}\n")
+    run(session, f"curl -fsS {RETRY} {url}\ncurl -fsS {url}\n")
+
+
+@pytest.mark.gate_session(timeout=120)
+def test_an_up_that_changes_nothing_leaves_what_answers_answering(session: Session) -> None:
+    require_tool("docker-compose")
+    url = f"http://localhost:{_http(session)}/v1/health"
+    run(session, STACK + f"docker compose up --build --wait\ncurl -fsS {RETRY} {url}\n")
+    run(session, f"docker compose up --wait\ncurl -fsS {url}\n")
+    with pytest.raises(CommandError, match="empty reply"):
+        run(session, f"docker compose restart backend\ncurl -fsS {url}\n")
+    with pytest.raises(CommandError, match="empty reply"):
+        run(session, f"docker compose up --wait --force-recreate\ncurl -fsS {url}\n")
