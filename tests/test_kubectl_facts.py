@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from betrace_dist.gate.commands.kubectl import APPLY_WARNING, DEFAULT_CONTAINER
+from betrace_dist.gate.commands.kubectl import APPLY_WARNING, DEFAULT_CONTAINER, NO_POD_TIMEOUT
+from betrace_dist.gate.world import LOST_POD
 
 from .conftest import require_tool
 
@@ -27,3 +28,12 @@ def test_the_installed_kubectl_warns_when_it_applies_over_an_object_it_did_not_a
     binary = Path(require_tool("kubectl")).read_bytes()
     printed = APPLY_WARNING.replace("kubectl", "%[3]s").encode()
     assert printed in binary, "the installed kubectl words its warning otherwise: re-read apply.go"
+
+
+def test_the_installed_kubectl_words_a_port_forward_without_a_pod_as_the_model_does() -> None:
+    """A port-forward to a Service that selects no pod times out waiting for one, and one whose
+    pod went away loses it: the model refuses both in kubectl's words (kubectl.py _some_pod,
+    World.ended), which come from client-go, compiled into the installed kubectl."""
+    binary = Path(require_tool("kubectl")).read_bytes()
+    for words in (NO_POD_TIMEOUT, LOST_POD):
+        assert words.encode() in binary, f"the installed kubectl has no '{words}'"

@@ -212,12 +212,25 @@ class HelmRelease:
     tested: list[K8sObject] = field(default_factory=list)
     #: (namespace, kind, name) of the test hooks Helm deleted after `helm test` -> why
     hooks_gone: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: its objects `kubectl delete` removed from the cluster (with a workload, its pods): the
+    #: release's record keeps them, and its next upgrade or rollback creates them again, as
+    #: Helm's KubeClient.Update creates what the cluster lacks (helm.py _supersede)
+    deleted: list[K8sObject] = field(default_factory=list)
 
     def present(self) -> list[K8sObject]:
         """Its objects in the cluster: Helm creates a `helm.sh/hook: test` object (the chart's
         test pod) when `helm test` runs, not at install, so only once `helm test` made it and
-        as long as its delete policy left it there."""
-        return [o for o in self.objects if not o.is_hook("test")] + self.tested
+        as long as its delete policy left it there; and none `kubectl delete` removed."""
+        made = [o for o in self.objects if not o.is_hook("test")]
+        return [o for o in made if not any(o is d for d in self.deleted)] + self.tested
+
+    def delete(self, obj: K8sObject) -> None:
+        """`kubectl delete` removed one of its objects from the cluster."""
+        if any(o is obj for o in self.tested):
+            self.tested = [o for o in self.tested if o is not obj]
+            self.hooks_gone[(obj.namespace, obj.kind, obj.name)] = DELETED
+        else:
+            self.deleted.append(obj)
 
 
 @dataclass
@@ -242,6 +255,13 @@ class Listener:
     #: started in the foreground of the reader's terminal: the guides end such a block with it
     #: and say to stop it with Ctrl+C before they start another on its port
     foreground: bool = False
+
+
+#: why a release's object is not in the cluster after `kubectl delete` (World.gone)
+DELETED = (
+    "`kubectl delete` deleted it earlier on the page (its Helm release creates it again at its "
+    "next upgrade or rollback)"
+)
 
 
 class MixedPods(Exception):
@@ -273,6 +293,9 @@ def _environment(container: Mapping[str, Any]) -> str:
     }
     return repr((sorted(resolved.items()), container.get("envFrom")))
 
+
+#: what kubectl port-forward reports once the pod it forwards to is gone
+LOST_POD = "lost connection to pod"
 
 #: kinds whose pods a Service's selector can pick
 WORKLOADS = frozenset(
@@ -353,10 +376,27 @@ class World:
 
     def gone(self, namespace: str, kind: str, name: str) -> str | None:
         """Why a release's object that was in the cluster is not any more (a test hook Helm
-        deleted), or None."""
+        deleted, an object `kubectl delete` deleted), or None."""
         key = (namespace, kind, name)
-        return next(
-            (r.hooks_gone[key] for r in self.releases.values() if key in r.hooks_gone), None
+        for release in self.releases.values():
+            if key in release.hooks_gone:
+                return release.hooks_gone[key]
+            if any((o.namespace, o.kind, o.name) == key for o in release.deleted):
+                return DELETED
+        return None
+
+    def ended(self, listener: Listener) -> str | None:
+        """Why a port-forward no longer answers (the workload whose pod it forwarded to left
+        the cluster: an uninstall, a delete, an upgrade that replaced it), or None. kubectl
+        port-forward then reports "lost connection to pod" (client-go's portforward, in the
+        kubectl `make tools` installs: tests/test_kubectl_facts.py)."""
+        pod_of = listener.pod_of
+        if pod_of is None or self.present(pod_of):
+            return None
+        return (
+            f"`{listener.source}` no longer answers on port {listener.port}: the pod of "
+            f"{pod_of.kind} '{pod_of.name}' it forwarded to is gone, and kubectl port-forward "
+            f'reports "{LOST_POD}"; start the port-forward again once a pod runs'
         )
 
     def existing(self, obj: K8sObject) -> K8sObject | None:

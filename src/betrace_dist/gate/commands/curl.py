@@ -183,6 +183,9 @@ def check_url(
             + (f"listening: {known}" if known else "no port was published or forwarded yet")
         )
     listener = listeners[port]
+    ended = inv.session.world.ended(listener)
+    if ended is not None:
+        raise CommandError(ended)
     path = parts.path or "/"
     endpoints = served(inv, listener)  # first: what answers there at all
     _started(listener, port, request)

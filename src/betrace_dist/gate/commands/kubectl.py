@@ -160,6 +160,7 @@ def _port_forward(inv: Invocation, ns: str, parsed: Args) -> None:
     if len(parsed.positional) < 2:
         raise CommandError("kubectl port-forward takes a target and LOCAL:REMOTE ports")
     obj = _target(world, ns, parsed.positional[0])
+    _some_pod(world, ns, obj)
     for spec in parsed.positional[1:]:
         local, _, remote = spec.partition(":")
         remote = remote or local
@@ -227,6 +228,39 @@ def _pod_runs(world: World, workload: K8sObject, verb: str) -> None:
     )
     raise CommandError(
         f"kubectl {verb}: {problem}{said}; wait for them first: {wait} (or helm's --wait)"
+    )
+
+
+#: what kubectl port-forward fails with where a Service selects no pod: GetPodList, finding
+#: none, watches for one until --pod-running-timeout, and the watch's timeout is this error
+#: (tests/test_kubectl_facts.py finds it in the installed kubectl)
+NO_POD_TIMEOUT = "timed out waiting for the condition"
+
+
+def _some_pod(world: World, ns: str, obj: K8sObject) -> None:
+    """A Service with a selector must select a pod. kubectl port-forward SERVICE asks
+    polymorphichelpers.AttachablePodForObjectFn for a pod (pkg/cmd/portforward/portforward.go,
+    Complete), which lists those the selector matches and, with none, watches for one until
+    --pod-running-timeout (defaultPodPortForwardWaitTimeout, 60 s), then fails with the watch's
+    timeout error (GetFirstPod and GetPodList in pkg/polymorphichelpers/helpers.go; both read
+    at tag v0.35.0 of kubernetes/kubectl, the staging copy of the v1.35 kubectl `make tools`
+    installs)."""
+    if obj.kind != "Service" or not obj.selector or world.behind(ns, obj):
+        return
+    deleted = [
+        (r, o)
+        for r in world.releases.values()
+        for o in r.deleted
+        if o.namespace == ns and all(o.pod_labels.get(k) == v for k, v in obj.selector.items())
+    ]
+    why = "".join(
+        f"; {o.kind} '{o.name}' of Helm release '{r.name}' ran them until `kubectl delete` "
+        "deleted it with its pods (the release's next upgrade or rollback creates it again)"
+        for r, o in deleted[:1]
+    )
+    raise CommandError(
+        f"Service '{obj.name}' selects no pod in namespace '{ns}'{why}: kubectl port-forward "
+        f'waits for one for --pod-running-timeout (1m0s), then fails with "{NO_POD_TIMEOUT}"'
     )
 
 
@@ -743,9 +777,21 @@ def _delete(inv: Invocation, ns: str, args: Args) -> None:
                 "would not start again; take it out of that workload first (for a Helm release, "
                 "an upgrade that drops it), then delete it"
             )
-        world.objects = [
-            o for o in world.objects if (o.kind, o.name, o.namespace) != (kind, name, ns)
-        ]
+        _remove(world, ns, kind, name)
+
+
+def _remove(world: World, ns: str, kind: str, name: str) -> None:
+    """The object leaves the cluster: the page's own, or a Helm release's, which the release's
+    record keeps (HelmRelease.delete; a workload's pods go with it, so a Service over them
+    selects none, and a port-forward to one of them ends: World.ended)."""
+    where = "" if kind in CLUSTER_SCOPED else ns
+    world.objects = [
+        o for o in world.objects if (o.kind, o.name, o.namespace) != (kind, name, where)
+    ]
+    for release in world.releases.values():
+        for obj in release.present():
+            if (obj.kind, obj.name, obj.namespace) == (kind, name, where):
+                release.delete(obj)
 
 
 def _logs(inv: Invocation, ns: str, args: Args) -> None:

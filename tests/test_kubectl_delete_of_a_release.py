@@ -1,0 +1,69 @@
+"""`kubectl delete` of an object a Helm release made: it leaves the cluster (the release keeps
+its record), the pods of a deleted workload go with it, and the release's next upgrade or
+rollback creates it again."""
+
+from __future__ import annotations
+
+import pytest
+
+from betrace_dist.gate.session import CommandError, Session
+
+from .conftest import run
+
+REGISTRY = "registry.example.com/betrace"
+
+pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
+
+FORWARD = "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
+HEALTH = "curl -fsS http://localhost:12011/v1/health\n"
+DELETE = "kubectl delete deployment betrace-backend -n betrace\n"
+
+
+def _install(session: Session, verb: str = "install") -> str:
+    """The Kubernetes guide's build of the backend image and the chart's install (or, with
+    verb="upgrade", an upgrade with the same values)."""
+    version = session.release.current.version
+    build = (
+        f"docker build --target backend --build-context patches=patches "
+        f"-t {REGISTRY}/backend:{version} docker/\n"
+    )
+    return (build if verb == "install" else "") + (
+        f"helm {verb} betrace ./helm/betrace --namespace betrace"
+        + (" --create-namespace" if verb == "install" else "")
+        + f" --set image.registry={REGISTRY}\n"
+    )
+
+
+def test_a_port_forward_to_the_service_of_a_deleted_deployment_is_refused(
+    session: Session,
+) -> None:
+    """The Deployment's pods went with it: the Service selects none, and kubectl port-forward
+    waits for one until it times out. The model still had the chart's Deployment."""
+    with pytest.raises(CommandError, match=r"selects no pod.*timed out waiting for the condition"):
+        run(session, _install(session) + DELETE + FORWARD)
+
+
+def test_a_port_forward_to_a_deleted_deployment_says_it_was_deleted(session: Session) -> None:
+    with pytest.raises(CommandError, match=r"no Deployment 'betrace-backend'.*kubectl delete"):
+        run(
+            session,
+            _install(session)
+            + DELETE
+            + "kubectl -n betrace port-forward deploy/betrace-backend 12011:12011 &\n",
+        )
+
+
+def test_a_forward_to_a_pod_of_a_deleted_deployment_stops_answering(session: Session) -> None:
+    """kubectl port-forward loses its pod when the Deployment goes: a curl through it fails."""
+    run(session, _install(session) + FORWARD + HEALTH)
+    with pytest.raises(CommandError, match="lost connection to pod"):
+        run(session, DELETE + HEALTH)
+
+
+def test_deleting_a_release_object_no_pod_needs_removes_it(session: Session) -> None:
+    """A Service of the release no pod needs is deleted: it is gone from the cluster (a later
+    get is refused), and the release's uninstall does not fail over it."""
+    run(session, _install(session) + "kubectl delete svc betrace-grafana -n betrace\n")
+    with pytest.raises(CommandError, match=r"no Service 'betrace-grafana'.*kubectl delete"):
+        run(session, "kubectl get svc betrace-grafana -n betrace\n")
+    run(session, "helm uninstall betrace --namespace betrace\n")
