@@ -60,6 +60,19 @@ def test_a_forward_to_a_pod_of_a_deleted_deployment_stops_answering(session: Ses
         run(session, DELETE + HEALTH)
 
 
+@pytest.mark.parametrize("again", ["upgrade", "rollback"])
+def test_an_upgrade_or_rollback_after_a_delete_creates_the_object_again(
+    session: Session, again: str
+) -> None:
+    """Helm's Update creates an object of the release's manifest that the cluster lacks."""
+    restore = (
+        _install(session, "upgrade")
+        if again == "upgrade"
+        else _install(session, "upgrade") + DELETE + "helm rollback betrace 1 -n betrace\n"
+    )
+    run(session, _install(session) + DELETE + restore + FORWARD + HEALTH)
+
+
 def test_deleting_a_release_object_no_pod_needs_removes_it(session: Session) -> None:
     """A Service of the release no pod needs is deleted: it is gone from the cluster (a later
     get is refused), and the release's uninstall does not fail over it."""
@@ -67,3 +80,19 @@ def test_deleting_a_release_object_no_pod_needs_removes_it(session: Session) -> 
     with pytest.raises(CommandError, match=r"no Service 'betrace-grafana'.*kubectl delete"):
         run(session, "kubectl get svc betrace-grafana -n betrace\n")
     run(session, "helm uninstall betrace --namespace betrace\n")
+
+
+def test_a_claim_is_deleted_once_the_deployment_that_mounts_it_is(session: Session) -> None:
+    """Once the backend's Deployment is deleted no pod mounts its claim, which may go too; and
+    the release's uninstall, which keeps its claims (helm.sh/resource-policy: keep), does not
+    bring the deleted one back."""
+    run(
+        session,
+        _install(session)
+        + DELETE
+        + "kubectl delete pvc betrace-backend -n betrace\n"
+        + "helm uninstall betrace --namespace betrace\n"
+        + "kubectl get pvc betrace-grafana -n betrace\n",
+    )
+    with pytest.raises(CommandError, match="no PersistentVolumeClaim 'betrace-backend'"):
+        run(session, "kubectl get pvc betrace-backend -n betrace\n")

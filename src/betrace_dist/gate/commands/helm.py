@@ -700,11 +700,16 @@ def _supersede(
     """`release` becomes the revision after `current`, which joins its history as it was, and
     the history is pruned to `limit` (_prune; `deployed`: whether `current` is deployed, or was
     uninstalled with --keep-history). The test pods an earlier `helm test` left stay, and those
-    it deleted stay gone: Helm deletes or makes them only at the next `helm test`."""
+    it deleted stay gone: Helm deletes or makes them only at the next `helm test`. What
+    `kubectl delete` deleted of the release is back: KubeClient.Update, which upgrade and
+    rollback both call, creates each object of the new manifest that the cluster lacks ("Since
+    the resource does not exist, create it", in Client.Update of pkg/kube/client.go at
+    helm/helm v3.11.1, and in Client.update, which Update calls, at v4.1.4)."""
     release.revision = current.revision + 1
-    release.history = [*current.history, replace(current, history=[], pruned={})]
+    release.history = [*current.history, replace(current, history=[], pruned={}, deleted=[])]
     release.pruned = dict(current.pruned)
     release.tested, release.hooks_gone = current.tested, dict(current.hooks_gone)
+    release.deleted = []
     _prune(release, *limit, verb, deployed)
 
 
@@ -1131,8 +1136,11 @@ def _uninstall(inv: Invocation, parsed: CommandLine, binary: str) -> None:
         world.uninstalled[(release.namespace, release.name)] = replace(
             release, tested=[], hooks_gone={}
         )
-    # Objects annotated helm.sh/resource-policy: keep outlive the release (PVCs, usually).
-    for obj in release.objects:
+    # Objects annotated helm.sh/resource-policy: keep outlive the release (PVCs, usually);
+    # those `kubectl delete` deleted are gone (and Helm's Client.Delete skips what it does not
+    # find: "Ignoring delete failure", pkg/kube/client.go at v3.11.1; "ignoring delete failure"
+    # at v4.1.4)
+    for obj in (o for o in release.objects if not any(o is d for d in release.deleted)):
         annotations = (obj.doc.get("metadata") or {}).get("annotations") or {}
         if annotations.get("helm.sh/resource-policy") == "keep":
             world.objects.append(obj)
