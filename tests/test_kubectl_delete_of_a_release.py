@@ -96,3 +96,20 @@ def test_a_claim_is_deleted_once_the_deployment_that_mounts_it_is(session: Sessi
     )
     with pytest.raises(CommandError, match="no PersistentVolumeClaim 'betrace-backend'"):
         run(session, "kubectl get pvc betrace-backend -n betrace\n")
+
+
+def test_a_forward_keeps_its_pod_through_an_upgrade_that_leaves_the_pod_template(
+    session: Session,
+) -> None:
+    """A Deployment replaces its pods only when its pod template changes: an upgrade with the
+    same values leaves the forwarded pod running, and the forward answers."""
+    run(session, _install(session) + FORWARD + HEALTH + _install(session, "upgrade") + HEALTH)
+
+
+def test_a_forward_ends_with_an_upgrade_that_replaces_its_pod(session: Session) -> None:
+    """A new pod annotation changes the pod template: the Deployment replaces the pod, and the
+    forward to the old one ends."""
+    run(session, _install(session) + FORWARD + HEALTH)
+    upgrade = _install(session, "upgrade").replace("\n", " --set backend.podAnnotations.a=b\n")
+    with pytest.raises(CommandError, match="lost connection to pod"):
+        run(session, upgrade + HEALTH)

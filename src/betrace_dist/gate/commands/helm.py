@@ -653,6 +653,7 @@ def _settle(inv: Invocation, verb: str, release: HelmRelease, waited: bool) -> N
     _references_exist(session, release)
     session.world.started(release.present(), waited)
     session.world.objects = [o for o in session.world.objects if not any(o is t for t in taken)]
+    _forwards_follow(session.world, release)
     session.world.releases[(release.namespace, release.name)] = release
     found = grafana_app.world_problem(session.world, session.release)
     if found is not None:
@@ -660,6 +661,24 @@ def _settle(inv: Invocation, verb: str, release: HelmRelease, waited: bool) -> N
         name = release.name
         after = "" if grafana == name else f"Grafana's release {grafana} loses the backend: "
         raise CommandError(f"helm {verb} {name}: {after}{problem}")
+
+
+def _forwards_follow(world: World, release: HelmRelease) -> None:
+    """A port-forward to a pod of the release's deployed revision keeps that pod where the new
+    revision leaves its workload's pod template as it was: a Deployment replaces its pods only
+    when the template changes ("Updating a Deployment", Kubernetes' documentation), and Helm
+    updates an unchanged object without replacing it. The forward then follows the new
+    revision's object (World.ended); any other change of the template ends it."""
+    previous = world.releases.get((release.namespace, release.name))
+    if previous is None:
+        return
+    before = previous.present()
+    for listener in world.listeners.values():
+        old = listener.pod_of
+        if old is None or not any(o is old for o in before):
+            continue
+        same = (o for o in release.present() if o.identity == old.identity)
+        listener.pod_of = next((o for o in same if o.pod() == old.pod()), old)
 
 
 def _taken_over(world: World, release: HelmRelease, verb: str) -> list[K8sObject]:
