@@ -21,7 +21,7 @@ DELETE = "kubectl delete deployment betrace-backend -n betrace\n"
 
 def _install(session: Session, verb: str = "install") -> str:
     """The Kubernetes guide's build of the backend image and the chart's install (or, with
-    verb="upgrade", an upgrade with the same values)."""
+    verb="upgrade", an upgrade with the same values), waiting for its pods (test_readiness)."""
     version = session.release.current.version
     build = (
         f"docker build --target backend --build-context patches=patches "
@@ -30,7 +30,7 @@ def _install(session: Session, verb: str = "install") -> str:
     return (build if verb == "install" else "") + (
         f"helm {verb} betrace ./helm/betrace --namespace betrace"
         + (" --create-namespace" if verb == "install" else "")
-        + f" --set image.registry={REGISTRY}\n"
+        + f" --wait --set image.registry={REGISTRY}\n"
     )
 
 
@@ -68,7 +68,7 @@ def test_an_upgrade_or_rollback_after_a_delete_creates_the_object_again(
     restore = (
         _install(session, "upgrade")
         if again == "upgrade"
-        else _install(session, "upgrade") + DELETE + "helm rollback betrace 1 -n betrace\n"
+        else _install(session, "upgrade") + DELETE + "helm rollback betrace 1 -n betrace --wait\n"
     )
     run(session, _install(session) + DELETE + restore + FORWARD + HEALTH)
 

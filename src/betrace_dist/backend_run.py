@@ -120,6 +120,8 @@ class Backend:
     log_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    #: seconds from its last start until /v1/health answered
+    started_in: float | None = None
 
     def start(self) -> Backend:
         self.data.mkdir(parents=True, exist_ok=True)
@@ -129,6 +131,7 @@ class Backend:
         env |= {"BETRACE_PORT_GRPC": str(self.grpc_port)} | self.env
         new = f"{self.data.name}-{self.http_port}-{time.monotonic_ns()}.log"
         self.log = self.log_file or self.data.parent / new
+        begun = time.monotonic()
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [str(self.program)],
@@ -139,6 +142,7 @@ class Backend:
                 stderr=subprocess.STDOUT,
             )
         self._wait_healthy()
+        self.started_in = round(time.monotonic() - begun, 3)
         return self
 
     def _wait_healthy(self) -> None:

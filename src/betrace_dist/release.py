@@ -471,6 +471,16 @@ class StopTimes(Sourced):
     )
 
 
+class StartTime(Sourced):
+    """How soon the backend answers after it starts: the probe start-time holds it to this, and
+    the gate's models give a backend started in the background that long (a `sleep` of it, or a
+    client retrying that long) before it answers."""
+
+    listening_at_most: float = Field(
+        gt=0, le=10, description="seconds from its start until /v1/health answers"
+    )
+
+
 class SdkEnv(Sourced):
     pattern: str = Field(pattern=r"^[A-Z][A-Z0-9_]*_\*$")
     meaning: str
@@ -490,6 +500,7 @@ class Backend(Sourced):
     limits: list[Limit] = Field(min_length=1)
     env: list[EnvVar] = Field(min_length=1)
     stop: StopTimes
+    start: StartTime
     sdk_env: SdkEnv
     not_read: list[EnvName] = Field(default_factory=list)
     not_read_source: Sourced

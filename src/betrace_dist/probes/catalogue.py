@@ -868,6 +868,32 @@ def expect_startup_log(data: ReleaseData) -> dict[str, Expect]:
 
 register(Probe("startup-log", measure_startup_log, expect_startup_log, _ports))
 
+
+#: starts the start-time probe times, of which it keeps the median: one start slowed by the
+#: machine's load says less of the program than of the machine
+STARTS = 3
+
+
+def measure_start_time(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Seconds from the program's start until /v1/health answers (Backend.start polls it
+    every 50 ms), each start with a new data folder, as a first start of a reader's has."""
+    times = []
+    with receiver_running():
+        for n in range(STARTS):
+            api = backend(params, name=f"start-{n}").start()
+            assert api.started_in is not None  # set by start()
+            times.append(api.started_in)
+            api.stop(signal.SIGKILL)
+    return {"listening_after": sorted(times)[STARTS // 2], "each": times}
+
+
+def expect_start_time(data: ReleaseData) -> dict[str, Expect]:
+    start = data.current.backend.start  # releases.yaml backend.start
+    return {"listening_after": at_most(start.listening_at_most)}
+
+
+register(Probe("start-time", measure_start_time, expect_start_time, _ports))
+
 BETRACE_SERVICES = {
     "HealthService": "/betrace.v1.HealthService/Check",
     "RuleService": "/betrace.v1.RuleService/ListRules",

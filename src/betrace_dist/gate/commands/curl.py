@@ -89,19 +89,21 @@ BUILD_WAIT = 300.0
 CONTAINER_WAIT = 60.0
 
 
-def _needed(listener: Listener) -> tuple[float, bool]:
+def _needed(listener: Listener, started: float) -> tuple[float, bool]:
     """How long a client must wait for a listener that may not answer yet, and whether only
     --retry-all-errors retries what it meets (Listener.starting). A Compose container's port
     is Docker's: its userland proxy accepts the connection and, while nothing listens in the
     container, closes it (TCPProxy.clientLoop in moby's cmd/docker-proxy, read in its source,
     not run here: no Docker daemon), so curl gets an empty reply (exit 52), which
-    --retry-connrefused does not retry (curl's manual). The backend listens within a second
-    of its start (the live tier starts it), any other service within CONTAINER_WAIT."""
+    --retry-connrefused does not retry (curl's manual). The backend listens `started` seconds
+    after its start (releases.yaml backend.start, re-measured by the probe start-time), any
+    other service within CONTAINER_WAIT; what a page starts in the background is given the
+    backend's time (kubectl port-forward's, to open its local port, is not measured)."""
     if listener.starting == "build":
         return BUILD_WAIT, False
     if listener.starting == "container":
-        return (1.0 if listener.role == "backend" else CONTAINER_WAIT), True
-    return 1.0, False
+        return (started if listener.role == "backend" else CONTAINER_WAIT), True
+    return started, False
 
 
 def _retry_seconds(request: _Request, all_errors: bool = False) -> float:
@@ -123,12 +125,12 @@ def _retry_seconds(request: _Request, all_errors: bool = False) -> float:
     return total
 
 
-def _started(listener: Listener, port: int, request: _Request | None) -> None:
+def _started(listener: Listener, port: int, request: _Request | None, started: float) -> None:
     """A program started in the background may not listen yet: the page waits for it (a
     `sleep`, or curl retrying long enough), or its reader's curl is refused the connection."""
     if not listener.starting:
         return
-    needed, all_errors = _needed(listener)
+    needed, all_errors = _needed(listener, started)
     waits = _retry_seconds(request, all_errors) if request is not None else 0.0
     if waits >= needed:
         listener.starting = ""  # this curl waited until it answered
@@ -139,7 +141,7 @@ def _started(listener: Listener, port: int, request: _Request | None) -> None:
 def _not_waited(listener: Listener, port: int, needed: float) -> str:
     """What a curl that does not wait for a starting listener meets, and how to wait."""
     if listener.starting == "container":
-        sleep = ", or `sleep 1` first" if needed <= 1.0 else ""
+        sleep = f", or `sleep {math.ceil(needed)}` first" if listener.role == "backend" else ""
         return (
             f"`{listener.source}` was just started and nothing waited for it to answer (it has "
             f"no healthcheck, or `up` had no --wait): Docker's port {port} may close the "
@@ -151,7 +153,10 @@ def _not_waited(listener: Listener, port: int, needed: float) -> str:
         advice = "`curl --retry 300 --retry-delay 1 --retry-connrefused ...`"
         first = " (it builds the package first, which can take minutes)"
     else:
-        advice = "`curl --retry 30 --retry-delay 1 --retry-connrefused ...`, or `sleep 1` first"
+        advice = (
+            "`curl --retry 30 --retry-delay 1 --retry-connrefused ...`, or "
+            f"`sleep {math.ceil(needed)}` first"
+        )
         first = ""
     return (
         f"`{listener.source}` was started in the background{first}: nothing may listen on port "
@@ -188,7 +193,7 @@ def check_url(
         raise CommandError(ended)
     path = parts.path or "/"
     endpoints = served(inv, listener)  # first: what answers there at all
-    _started(listener, port, request)
+    _started(listener, port, request, inv.session.release.current.backend.start.listening_at_most)
     role = listener.role
     if role == "grafana":
         if path.startswith(_PLUGIN_PROXY):

@@ -18,11 +18,6 @@ _ARG = re.compile(
     re.I,
 )
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-#: The wait after which what started at once in the background listens: the backend answered
-#: its health check about 0.1 s after it started (measured, see rules/engine.py); kubectl
-#: port-forward opens its local port before it says so (not measured here). A `nix run`
-#: builds first, which no fixed wait covers.
-_STARTED_AFTER = 1.0
 
 
 def _seconds(words: list[str]) -> float:
@@ -49,7 +44,11 @@ def sleep(inv: Invocation) -> None:
         return  # nothing waits for it
     if inv.session.live is not None and inv.session.live.proc is not None:
         time.sleep(min(seconds, _LONGEST_SLEEP))
-    if seconds >= _STARTED_AFTER:
+    # what started in the background listens once the backend's start time has passed
+    # (releases.yaml backend.start, re-measured by the probe start-time; kubectl port-forward
+    # opens its local port before it says so, not measured here); `nix run` builds first,
+    # which no fixed wait covers
+    if seconds >= inv.session.release.current.backend.start.listening_at_most:
         for listener in inv.session.world.listeners.values():
             # a Compose container's backend listens within a second too (curl._needed)
             if listener.starting == "start" or (
