@@ -86,6 +86,11 @@ def test_bump_changes_every_place_that_carries_the_version(
         NEW
     }
     assert data.releases[1] == old.current, "the previous release must stay as it was"
+    # the new chart version says what it changed, in releases.yaml and in Chart.yaml alike
+    (change,) = cur.chart.changes_of("1.4.0")
+    assert change.kind == "changed" and f"BeTrace {NEW}" in change.description
+    assert f"in place of {old_version}" in change.description
+    assert chart_policy.check_chart_metadata(tree / bump.CHART_DIR, data) == []
 
     chart = (tree / bump.CHART).read_text()
     assert "\nversion: 1.4.0\n" in chart

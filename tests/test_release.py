@@ -59,7 +59,9 @@ def test_the_release_pins_the_upstream_commit(tmp_path: Path) -> None:
 
 def test_unknown_key_names_file_line_and_field(tmp_path: Path) -> None:
     path = broken(
-        tmp_path, "      app_version: 2.0.0\n    plugin:", "      app_verison: 2.0.0\n    plugin:"
+        tmp_path,
+        "      app_version: 2.0.0\n      # What each chart",
+        "      app_verison: 2.0.0\n      # What each chart",
     )
     line = line_containing(path, "app_verison")
     assert f"{path}:{line}: releases[0].chart.app_verison: unknown key" in "\n".join(problems(path))
@@ -448,3 +450,27 @@ def test_a_target_that_leaves_out_an_issue_its_guide_states_is_refused(tmp_path:
     found = " ".join(problems(path))
     assert "targets do not list known issues their guide states" in found
     assert "Docker Compose (startup-log-health-url)" in found
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        # a change of a version the chart has not reached
+        ("        - version: 1.1.0\n", "        - version: 1.4.0\n", "changes of versions after"),
+        # oldest first
+        ("        - version: 1.2.0\n", "        - version: 1.0.0\n", "newest version first"),
+        # the current version says nothing of what it changed
+        (
+            "      version: 1.3.0\n      app_version",
+            "      version: 1.3.1\n      app_version",
+            "lists no change",
+        ),
+        ("          kind: fixed\n", "          kind: broke\n", "kind"),
+    ],
+)  # fmt: skip
+def test_chart_changes_out_of_step_with_the_chart_are_refused(
+    tmp_path: Path, old: str, new: str, said: str
+) -> None:
+    path = broken(tmp_path, old, new)
+    found = "\n".join(problems(path))
+    assert "releases[0].chart" in found and said in found, found

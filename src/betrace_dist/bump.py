@@ -18,6 +18,7 @@ import argparse
 import copy
 import datetime as dt
 import io
+import json
 import re
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 
@@ -176,6 +178,32 @@ def _values_table(root: Path, values: str) -> dict[Path, str]:
         ) from None
 
 
+def _app_change(chart_version: str, version: str, doc: Any) -> dict[str, str]:
+    """What every bumped chart version changes: the BeTrace it runs (chart.changes)."""
+    before = doc["releases"][0]["version"]
+    return {
+        "version": chart_version,
+        "kind": "changed",
+        "description": f"BeTrace {version} (its images and appVersion), in place of {before}.",
+    }
+
+
+#: the annotation of Chart.yaml that lists the chart version's changes (chart_policy checks it)
+_CHANGES = re.compile(r"(?m)^  artifacthub\.io/changes: \|\n(?:(?:    .*)?\n)*")
+
+
+def _chart_changes(text: str, changes: list[dict[str, str]]) -> str:
+    """Chart.yaml with its artifacthub.io/changes block listing `changes` (kind, description;
+    a JSON string is a YAML string), added at the end of the annotations if it has none."""
+    block = "  artifacthub.io/changes: |\n" + "".join(
+        f"    - kind: {c['kind']}\n      description: {json.dumps(c['description'])}\n"
+        for c in changes
+    )
+    if _CHANGES.search(text):
+        return _CHANGES.sub(lambda _: block, text, count=1)
+    raise BumpError(f"{CHART}: no artifacthub.io/changes annotation to rewrite")
+
+
 def _new_releases_text(
     text: str, version: str, chart_version: str, date: dt.date, summary: str
 ) -> str:
@@ -190,6 +218,8 @@ def _new_releases_text(
         entry["images"][name].pop("digest", None)
     entry["chart"]["version"] = chart_version
     entry["chart"]["app_version"] = version
+    entry["chart"].setdefault("changes", [])
+    entry["chart"]["changes"].insert(0, _app_change(chart_version, version, doc))
     entry["backend"]["version"] = version
     doc["releases"].insert(0, entry)
     out = io.StringIO()
@@ -246,6 +276,9 @@ def plan(
     texts[RELEASES] = _new_releases_text(
         (root / RELEASES).read_text(encoding="utf-8"), version, chart_version, date, summary
     )
+    if (root / CHART).is_file():
+        change = _app_change(chart_version, version, {"releases": [{"version": cur.version}]})
+        edit(CHART, partial(_chart_changes, changes=[change]))
     return _changed(root, texts)
 
 

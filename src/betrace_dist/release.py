@@ -212,10 +212,52 @@ class Images(Model):
     plugin_init: Image = Field(alias="plugin-init")
 
 
+def _semver_key(version: str) -> tuple[int, ...]:
+    """A version's order: MAJOR, MINOR, PATCH, then a pre-release before its release (their
+    own order is not compared)."""
+    found = _VERSION.match(version)
+    if found is None:
+        return ()
+    return (int(found[1]), int(found[2]), int(found[3]), 0 if found[4] else 1)
+
+
+class ChartChange(Model):
+    """One change of a chart version, in Artifact Hub's `artifacthub.io/changes` form (a kind
+    and a description; artifacthub.io/docs/topics/annotations/helm, read on the web), and what
+    an upgrade to that version asks of an operator (None: nothing)."""
+
+    version: SemVer
+    kind: Literal["added", "changed", "deprecated", "removed", "fixed", "security"]
+    description: str = Field(min_length=1)
+    upgrade: str | None = None
+
+
 class Chart(Model):
     name: str = Field(pattern=r"^[a-z0-9-]+$")
     version: SemVer
     app_version: SemVer
+    #: what each chart version changed, newest first: Chart.yaml's artifacthub.io/changes lists
+    #: the current version's (chart_policy), the releases page all of them
+    changes: list[ChartChange] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _changes_of_known_versions(self) -> Chart:
+        newer = [
+            c.version for c in self.changes if _semver_key(c.version) > _semver_key(self.version)
+        ]
+        if newer:
+            raise ValueError(f"changes of versions after the chart's {self.version}: {newer}")
+        keys = [_semver_key(c.version) for c in self.changes]
+        if keys != sorted(keys, reverse=True):
+            raise ValueError("changes are listed newest version first")
+        if self.changes and self.changes[0].version != self.version:
+            raise ValueError(
+                f"the chart's version {self.version} lists no change: say what it changed"
+            )
+        return self
+
+    def changes_of(self, version: str) -> list[ChartChange]:
+        return [c for c in self.changes if c.version == version]
 
 
 class PluginSetting(Sourced):

@@ -797,3 +797,11 @@ def test_extra_env_may_not_undo_what_the_chart_relies_on(
         HelmError, match=rf"grafana\.extraEnv\[0\]\.name: {name} is not allowed: .*{said}"
     ):
         helm.template(chart, set_values=extra)
+
+
+def test_chart_changes_drift_from_release_data_is_reported(
+    chart: Path, release_data: ReleaseData
+) -> None:
+    edit(chart, "Chart.yaml", "    - kind: fixed\n", "    - kind: changed\n")
+    found = chart_policy.check_chart_metadata(chart, release_data)
+    assert_violation(found, "Chart.yaml: artifacthub.io/changes lists", "'kind': 'changed'")

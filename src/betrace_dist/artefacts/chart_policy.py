@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from .. import backend_env, grafana_env, yamlio
 from ..errors import ProblemsError
@@ -941,6 +942,37 @@ def _artifacthub_images(
     ]
 
 
+def _artifacthub_changes(
+    chart_file: Path, annotations: dict[str, Any], data: ReleaseData
+) -> list[str]:
+    """artifacthub.io/changes is a YAML list of {kind, description} in a string (Artifact
+    Hub's documentation of its Helm annotations), and lists this version's changes as the
+    release data does, in its order."""
+    chart = data.current.chart
+    expected = [
+        {"kind": c.kind, "description": " ".join(c.description.split())}
+        for c in chart.changes_of(chart.version)
+    ]
+    text = annotations.get("artifacthub.io/changes")
+    if not isinstance(text, str):
+        return [f"{chart_file}: artifacthub.io/changes must be a YAML list in a string"]
+    try:
+        listed = YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        return [f"{chart_file}: artifacthub.io/changes is not YAML: {exc}"]
+    found = [
+        {"kind": item.get("kind"), "description": " ".join(str(item.get("description")).split())}
+        for item in (listed if isinstance(listed, list) else [])
+        if isinstance(item, dict)
+    ]
+    if found == expected:
+        return []
+    return [
+        f"{chart_file}: artifacthub.io/changes lists {found}, releases.yaml "
+        f"(releases[0].chart.changes of {chart.version}) says {expected}"
+    ]
+
+
 def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
     """Chart.yaml and the values defaults agree with releases.yaml."""
     out: list[str] = []
@@ -968,6 +1000,7 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
     values_file = Path(chart_dir) / "values.yaml"
     values = YAML(typ="safe").load(values_file.read_text(encoding="utf-8"))
     out += _artifacthub_images(chart_file, annotations, values, data)
+    out += _artifacthub_changes(chart_file, annotations, data)
     value_facts: list[tuple[str, object, object]] = [
         ("image.registry", values["image"]["registry"], data.project.registry),
         (

@@ -202,6 +202,7 @@ def _table_macros(env: Any, data: ReleaseData) -> dict[str, Callable[..., str]]:
         "endpoints_table": lambda: tables.endpoints(data),
         "ports_table": lambda: tables.ports(data),
         "history_table": lambda: tables.history(data),
+        "chart_changes_table": lambda: tables.chart_changes(data),
         "known_issues_list": lambda: tables.known_issues(data),
         "limits_table": lambda: tables.limits(data),
     }

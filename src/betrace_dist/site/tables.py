@@ -112,6 +112,17 @@ def history(data: ReleaseData) -> str:
     return table(["Release", "Date", "Chart", "Plugin", "Grafana", "Summary"], rows)
 
 
+def chart_changes(data: ReleaseData) -> str:
+    """Every chart version's changes (releases.yaml chart.changes), newest first, with what an
+    upgrade to it asks of an operator."""
+    chart = data.current.chart
+    rows = [
+        [code(c.version), c.kind, _text(c.description), _text(c.upgrade) if c.upgrade else "-"]
+        for c in chart.changes
+    ]
+    return table(["Chart", "Kind", "Change", "What an upgrade to it needs"], rows)
+
+
 KNOWN_ISSUES_PAGE = "reference/known-issues.md"
 
 
