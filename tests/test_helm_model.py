@@ -503,6 +503,41 @@ def test_helm_install_over_an_object_the_page_made_is_refused(session: Session) 
         )
 
 
+@pytest.mark.parametrize(
+    ("owner", "adopted"),
+    [
+        ("{app.kubernetes.io/managed-by: Helm}", "betrace/betrace"),
+        ("{app.kubernetes.io/managed-by: Helm}", "betrace/other"),  # another release's
+        ("{app.kubernetes.io/managed-by: Helm}", "default/betrace"),  # another namespace's
+        ("{app.kubernetes.io/managed-by: kubectl}", "betrace/betrace"),  # the label is Helm's
+    ],
+)
+def test_helm_takes_over_an_object_that_carries_its_ownership_metadata(
+    session: Session, owner: str, adopted: str
+) -> None:
+    """Helm 3.2 and later adopt an object the page made that carries the release's ownership
+    label and annotations (checkOwnership): the model refused it as any other object's twin."""
+    namespace, release = adopted.split("/")
+    service = (
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: betrace-backend\n"
+        f"  labels: {owner}\n  annotations: {{meta.helm.sh/release-name: {release}, "
+        f"meta.helm.sh/release-namespace: {namespace}}}\n"
+        "spec: {selector: {app: mine}, ports: [{port: 12011}]}\n"
+    )
+    script = (
+        "kubectl create namespace betrace\n"
+        f"kubectl -n betrace apply -f - <<'YAML'\n{service}YAML\n"
+        f"{INSTALL} -n betrace\n"
+    )
+    if adopted != "betrace/betrace" or "kubectl" in owner:
+        with pytest.raises(CommandError, match="cannot be imported"):
+            run(session, script)
+        return
+    run(session, script)
+    services = [o for o in session.world.all_objects("betrace") if o.name == "betrace-backend"]
+    assert [o.source for o in services if o.kind == "Service"] == ["helm release betrace"]
+
+
 def test_a_reinstall_takes_over_the_claims_the_uninstall_kept(session: Session) -> None:
     """A claim the chart keeps (helm.sh/resource-policy: keep) outlives `helm uninstall` with
     the release's ownership metadata, so installing the release again takes it over: one

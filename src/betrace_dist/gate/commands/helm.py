@@ -683,7 +683,8 @@ def _forwards_follow(world: World, release: HelmRelease) -> None:
 
 def _taken_over(world: World, release: HelmRelease, verb: str) -> list[K8sObject]:
     """The objects outside the release that it makes again, which Helm takes over: only those
-    that carry the release's ownership metadata (what an uninstall of it kept). Any other
+    that carry the release's ownership metadata (what an uninstall of it kept, or what the
+    page applied with it, kubectl._helm_owner). Any other
     object of the same identity, a page's or another release's, install and upgrade refuse:
     "KIND NAME exists and cannot be imported into the current release: invalid ownership
     metadata" (existingResourceConflict and checkOwnership in pkg/action/validate.go of

@@ -598,6 +598,7 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool
     obj = K8sObject(
         doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source, applied
     )
+    obj.helm = _helm_owner(meta)
     # a GitOps controller's object goes where the reader installed the controller (argocd,
     # flux-system), a namespace of its install, outside the page
     if obj.namespace and obj.namespace not in world.namespaces and not gitops.modelled(doc):
@@ -613,6 +614,21 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool
     world.started([obj], waited=False)
     world.objects = [o for o in world.objects if o is not existing]
     world.objects.append(obj)
+
+
+def _helm_owner(meta: dict[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) of the Helm release whose ownership metadata a manifest gives its
+    object, which that release then takes over at its install or upgrade (Helm 3.2 and later:
+    checkOwnership in pkg/action/validate.go at helm/helm v3.11.1 and v4.1.4 asks for the
+    label app.kubernetes.io/managed-by=Helm and both annotations), or None."""
+    labels, notes = meta.get("labels"), meta.get("annotations")
+    labels = labels if isinstance(labels, dict) else {}
+    notes = notes if isinstance(notes, dict) else {}
+    name = notes.get("meta.helm.sh/release-name")
+    namespace = notes.get("meta.helm.sh/release-namespace")
+    if labels.get("app.kubernetes.io/managed-by") != "Helm" or not name or not namespace:
+        return None
+    return str(namespace), str(name)
 
 
 def _already_exists(kind: str, name: str, ns: str) -> CommandError:
