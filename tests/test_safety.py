@@ -70,13 +70,13 @@ class Listener:
                 continue
             except OSError:
                 return
-            with conn:
+            with conn:  # recorded before the close, which may let the client exit
                 conn.settimeout(0.5)
                 try:
                     first = conn.recv(120)
                 except OSError:
                     first = b""
-            self.hits.append(f"{peer!r} sent {first!r}")
+                self.hits.append(f"{peer!r} sent {first!r}")
 
     def close(self) -> None:
         self._stop.set()
@@ -265,6 +265,7 @@ def test_the_traps_catch_the_real_tools(trap: Trap, tmp_path: Path) -> None:
         if all(proc.poll() is not None for proc in procs):
             break
         time.sleep(0.05)
+    ended = [proc.poll() for proc in procs]  # None: still running, stopped below
     for proc in procs:
         proc.terminate()
         proc.wait(timeout=30)
@@ -272,6 +273,8 @@ def test_the_traps_catch_the_real_tools(trap: Trap, tmp_path: Path) -> None:
     with pytest.raises(OSError):
         urllib.request.build_opener(proxies).open("https://example.invalid/", timeout=5)
     expected = {"proxy", "kube-env", "kube-home", "docker-tcp", "docker-unix"}
+    missing = sorted(expected - set(trap.hits()))
+    assert not missing, f"not reached: {missing}; exit codes {ended} of {[a for a, _ in runs]}"
     assert set(trap.hits()) == expected, trap.hits()
     trap.clear()
 
