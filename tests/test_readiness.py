@@ -133,6 +133,18 @@ def test_helm_test_waits_for_the_service_its_pod_calls(session: Session) -> None
     run(session, "helm test betrace -n betrace\n")
 
 
+def test_helm_wait_waits_for_pods_it_did_not_make_anew(session: Session) -> None:
+    """Helm's --wait waits for every resource of the new manifest (KubeClient.Build of the whole
+    manifest, then Wait or WaitWithJobs on it: pkg/action/upgrade.go at helm/helm v3.11.1 and
+    v4.1.4), pods an earlier install left unwaited included."""
+    run(
+        session,
+        _install(session)
+        + "helm upgrade betrace ./helm/betrace -n betrace --reuse-values --wait\n"
+        + _forward(_http(session)),
+    )
+
+
 POD = """\
 cat > pod.yaml <<'YAML'
 apiVersion: v1

@@ -328,15 +328,14 @@ class World:
         """Objects about to join the cluster (an install, upgrade or rollback; kubectl apply or
         create): a workload or pod whose pods are made anew (new, or its pod template changed)
         runs them only once they are scheduled and their images pulled. Until something waits
-        for them (`waited`: helm --wait; later kubectl rollout status or wait, World.waited),
-        they may still be Pending. One whose pod template is unchanged keeps its pods."""
+        for them (`waited`: helm --wait, which waits for all the objects it is given, made anew
+        or not; later kubectl rollout status or wait, World.waited), they may still be Pending.
+        One whose pod template is unchanged keeps its pods, ready or not."""
         for obj in (o for o in objects if o.kind in WORKLOADS):
             before = self.existing(obj)
-            if before is not None and before.pod() == obj.pod():
-                continue
-            if waited:
-                self.unready.discard(obj.identity)
-            else:
+            if waited:  # Helm's --wait waits for every object of the release, unchanged ones
+                self.unready.discard(obj.identity)  # too (helm.py _waits)
+            elif before is None or before.pod() != obj.pod():
                 self.unready.add(obj.identity)
 
     def waited(self, obj: K8sObject) -> None:
