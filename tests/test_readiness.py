@@ -145,6 +145,24 @@ def test_helm_wait_waits_for_pods_it_did_not_make_anew(session: Session) -> None
     )
 
 
+@pytest.mark.parametrize(("watch", "waits"), [("-w=false", False), ("-w=true", True)])
+def test_rollout_status_reads_a_short_watch_flag_with_its_value(
+    session: Session, watch: str, waits: bool
+) -> None:
+    """pflag reads `-w=false` as the value of -w (parseSingleShortArg, flag.go of spf13/pflag
+    v1.0.9, the version kubectl v0.35.0's go.mod pins); kubectl takes it."""
+    script = (
+        _install(session)
+        + f"kubectl rollout status deploy/betrace-backend -n betrace {watch}\n"
+        + _forward(_http(session))
+    )
+    if waits:
+        run(session, script)
+    else:
+        with pytest.raises(CommandError, match=PENDING):
+            run(session, script)
+
+
 POD = """\
 cat > pod.yaml <<'YAML'
 apiVersion: v1

@@ -391,6 +391,8 @@ def _flag(word: str, following: str | None, known: Options) -> tuple[list[tuple[
         return [(short, None)], False
     if short in known.valued:  # -oyaml, -n=betrace
         return [(short, word[2:].removeprefix("="))], False
+    if word[2] == "=":  # -w=false: pflag's '-f=arg' gives a boolean flag its value too
+        return [(short, word[3:])], False  # (parseSingleShortArg, flag.go of spf13/pflag v1.0.9)
     return [(f"-{c}", None) for c in word[1:]], False  # -it: several boolean flags
 
 
