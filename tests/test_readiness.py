@@ -145,6 +145,46 @@ def test_helm_wait_waits_for_pods_it_did_not_make_anew(session: Session) -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("wait", "waits"),
+    [
+        ("--for=condition=Available=True deployment/betrace-backend", True),
+        ("--for=condition=available=true deployment/betrace-backend", True),
+        ("--for condition=Available deployment/betrace-backend", True),
+        ("--for=condition=Available=false deployment/betrace-backend", False),
+        ("--for=condition=Ready=False pod -l app.kubernetes.io/component=backend", False),
+    ],
+)
+def test_a_wait_counts_only_where_its_condition_is_true(
+    session: Session, wait: str, waits: bool
+) -> None:
+    """kubectl wait reads --for=condition=NAME[=VALUE], VALUE true by default, both compared
+    case-insensitively (conditionFuncFor, pkg/cmd/wait/wait.go, and ConditionalWait.checkCondition,
+    pkg/cmd/wait/condition.go, kubernetes/kubectl v0.35.0)."""
+    script = _install(session) + f"kubectl wait {wait} -n betrace\n" + _forward(_http(session))
+    if waits:
+        run(session, script)
+    else:
+        with pytest.raises(CommandError, match=PENDING):
+            run(session, script)
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [
+        "--for=condition=Ready deployment/betrace-backend",
+        "--for=condition=Ready deploy -l app.kubernetes.io/component=backend",
+        "--for=condition=Available pod -l app.kubernetes.io/component=backend",
+    ],
+)
+def test_a_wait_for_a_condition_its_kind_never_has_times_out(session: Session, wait: str) -> None:
+    """A Deployment's conditions are Available, Progressing and ReplicaFailure, a pod's Ready,
+    ContainersReady and the like: kubectl wait for one the object never has waits until its
+    --timeout (30 s) and fails."""
+    with pytest.raises(CommandError, match="timed out waiting for the condition"):
+        run(session, _install(session) + f"kubectl wait {wait} -n betrace\n")
+
+
 @pytest.mark.parametrize(("watch", "waits"), [("-w=false", False), ("-w=true", True)])
 def test_rollout_status_reads_a_short_watch_flag_with_its_value(
     session: Session, watch: str, waits: bool

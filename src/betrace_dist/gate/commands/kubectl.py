@@ -840,41 +840,89 @@ def _rollout(inv: Invocation, ns: str, args: Args) -> None:
     _refs(inv, ns, args)
     world, action = inv.session.world, args.path[1] if len(args.path) > 1 else ""
     watches = not args.has("-w", "--watch") or args.on("-w", "--watch")
-    for obj in _named(world, ns, args):
+    for _, obj in _named(world, ns, args):
         if action == "status" and watches:
             world.waited(obj)
         elif action in ("restart", "undo"):
             world.unready.add(obj.identity)
 
 
-#: `kubectl wait --for=condition=...` conditions that mean a workload's or pod's pods run
-_RUNNING_CONDITIONS = frozenset({"available", "ready"})
+#: The condition types a kind's objects get (those k8s.io/api declares: PodConditionType in
+#: core/v1, DeploymentConditionType and ReplicaSetConditionType in apps/v1, which has none for
+#: StatefulSet, "TODO: Add valid condition types for Statefulsets", nor DaemonSet), lower-cased
+#: as kubectl compares them; of each, the ones whose truth means the pods run. kubectl wait for
+#: a condition its object never gets waits until --timeout (30 s) and fails.
+_CONDITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "Pod": (
+        frozenset({
+            "podscheduled", "podreadytostartcontainers", "initialized", "containersready",
+            "ready", "disruptiontarget", "podresizepending", "podresizeinprogress",
+        }),
+        frozenset({"ready", "containersready"}),
+    ),
+    "Deployment": (
+        frozenset({"available", "progressing", "replicafailure"}),
+        frozenset({"available"}),
+    ),
+    "ReplicaSet": (frozenset({"replicafailure"}), frozenset()),
+    "StatefulSet": (frozenset(), frozenset()),
+    "DaemonSet": (frozenset(), frozenset()),
+}  # fmt: skip
+
+#: what kubectl wait fails with once its --timeout passes, before the resource/name (the
+#: expectedErr of pkg/cmd/wait/wait_test.go, kubernetes/kubectl v0.35.0)
+WAIT_TIMEOUT = "timed out waiting for the condition on"
+
+
+def _condition(args: Args) -> tuple[str, bool] | None:
+    """--for=condition=NAME[=VALUE] as kubectl reads it (conditionFuncFor, pkg/cmd/wait/wait.go
+    of kubernetes/kubectl v0.35.0: VALUE is true when left out, and both are compared after
+    case folding, ConditionalWait.checkCondition in condition.go): (NAME lower-cased, whether
+    VALUE is true), or None for another --for (create, delete, jsonpath=)."""
+    given = str(args.get("--for") or "")
+    if not given.startswith("condition="):  # the prefix is matched as written
+        return None
+    name, _, value = given.removeprefix("condition=").partition("=")
+    return name.lower(), (value or "true").lower() == "true"
 
 
 def _wait(inv: Invocation, ns: str, args: Args) -> None:
     """`kubectl wait --for=condition=Ready pod/NAME` (or Available, for a Deployment) returns
-    once the condition holds: the pods run. Other conditions (complete, delete) say nothing of
-    it."""
+    once the condition is true: the pods run. Other conditions (Progressing, or Ready=false),
+    create, delete and jsonpath say nothing of it. A condition the kind never gets
+    (_CONDITIONS: Ready of a Deployment, say) times out."""
     _refs(inv, ns, args)
-    condition = str(args.get("--for") or "").partition("=")
-    if condition[0] != "condition" or condition[2].lower() not in _RUNNING_CONDITIONS:
+    condition = _condition(args)
+    if condition is None:
         return
-    for obj in _named(inv.session.world, ns, args):
-        inv.session.world.waited(obj)
+    name, true = condition
+    for kind, obj in _named(inv.session.world, ns, args):
+        known, running = _CONDITIONS.get(kind, (None, frozenset()))
+        if known is not None and name not in known:
+            ref = f"{kind.lower()}/{obj.name}"
+            fix = "condition=Ready" if kind == "Pod" else f"`kubectl rollout status {ref}`"
+            raise CommandError(
+                f"kubectl wait: {kind} '{obj.name}' never has a condition '{name}' (its kind's: "
+                f"{', '.join(sorted(known)) or 'none'}): kubectl waits until --timeout, then "
+                f'fails with "{WAIT_TIMEOUT} {kind.lower()}s/{obj.name}"; wait with {fix}'
+            )
+        if true and name in running:
+            inv.session.world.waited(obj)
 
 
-def _named(world: World, ns: str, args: Args) -> list[K8sObject]:
+def _named(world: World, ns: str, args: Args) -> list[tuple[str, K8sObject]]:
     """The objects a command names, as KIND/NAME or as KIND NAME..., or those of KIND a
-    selector (or --all) picks; for pods, the workloads whose pods it picks (World.selected)."""
+    selector (or --all) picks; for pods, the workloads whose pods it picks (World.selected).
+    Each with the kind the command named (Pod for the workloads whose pods it picks)."""
     pos = [p for p in args.positional if p != "--"]
     selector = args.get("-l", "--selector")
     if (selector or args.on("--all")) and len(pos) == 1:
         kind = _kind(pos[0])
         picked = world.selected(ns, _selector(selector) if selector else {})
-        return [o for o in picked if kind == "Pod" or o.kind == kind]
+        return [(kind, o) for o in picked if kind == "Pod" or o.kind == kind]
     if pos and "/" not in pos[0] and len(pos) > 1:
-        return [_object(world, ns, _kind(pos[0]), name) for name in pos[1:]]
-    return [_target(world, ns, ref) for ref in pos if "/" in ref]
+        return [(o.kind, o) for o in (_object(world, ns, _kind(pos[0]), n) for n in pos[1:])]
+    return [(o.kind, o) for o in (_target(world, ns, ref) for ref in pos if "/" in ref)]
 
 
 def _exec(inv: Invocation, ns: str, args: Args) -> None:
