@@ -203,6 +203,25 @@ def test_rollout_status_reads_a_short_watch_flag_with_its_value(
             run(session, script)
 
 
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ("rollout status svc/betrace-backend", "no status viewer has been implemented for Service"),
+        ("rollout restart svc/betrace-backend", "restarting is not supported"),
+        ("rollout undo svc/betrace-backend", "no rollbacker has been implemented for"),
+    ],
+)
+def test_a_rollout_of_a_kind_without_rollouts_fails(
+    session: Session, command: str, said: str
+) -> None:
+    """kubectl rollout works on Deployments, DaemonSets and StatefulSets only
+    (pkg/polymorphichelpers rollout_status.go, objectrestarter.go, rollback.go of
+    kubernetes/kubectl v0.35.0)."""
+    run(session, _install(session, " --wait"))
+    with pytest.raises(CommandError, match=said):
+        run(session, f"kubectl {command} -n betrace\n")
+
+
 POD = """\
 cat > pod.yaml <<'YAML'
 apiVersion: v1

@@ -834,13 +834,47 @@ def _refs(inv: Invocation, ns: str, args: Args) -> None:
         _target(inv.session.world, ns, ref)
 
 
+#: what kubectl rollout ACTION fails with on a kind it has no implementation for, and the
+#: kinds it has one for (pkg/polymorphichelpers of kubernetes/kubectl v0.35.0: rollout_status.go
+#: StatusViewerFor, objectrestarter.go, rollback.go RollbackerFor, history.go HistoryViewerFor,
+#: objectpauser.go; the last two messages quote the kind as Go's %q does)
+_ROLLOUT_KINDS = frozenset({"Deployment", "DaemonSet", "StatefulSet"})
+_NO_ROLLOUT = {
+    "status": "no status viewer has been implemented for {kind}",
+    "restart": "{plural} {name!r} restarting is not supported",
+    "undo": 'no rollbacker has been implemented for "{kind}"',
+    "history": 'no history viewer has been implemented for "{kind}"',
+    "pause": "{plural} {name!r} pausing is not supported",
+    "resume": "{plural} {name!r} resuming is not supported",
+}
+
+
+def _rollable(action: str, kind: str, name: str) -> None:
+    """kubectl rollout ACTION fails on an object of a kind it cannot roll out (_NO_ROLLOUT):
+    pause and resume work on Deployments only, the others on _ROLLOUT_KINDS."""
+    kinds = {"Deployment"} if action in ("pause", "resume") else _ROLLOUT_KINDS
+    said = _NO_ROLLOUT.get(action)
+    if said is None or kind in kinds:
+        return
+    plural = kind.lower() + ("es" if kind.endswith("s") else "s")
+    raise CommandError(
+        f'kubectl rollout {action} {kind.lower()}/{name}: kubectl answers "'
+        + said.format(kind=kind, plural=plural, name=name).replace("'", '"')
+        + f'"; it rolls out {", ".join(sorted(kinds))} only'
+    )
+
+
 def _rollout(inv: Invocation, ns: str, args: Args) -> None:
     """`rollout status` (unless --watch=false) returns once the rollout is done: the pods it
-    names run. `rollout restart` and `undo` make new pods (World.started, unwaited)."""
+    names run. `rollout restart` and `undo` make new pods (World.started, unwaited). A kind
+    kubectl cannot roll out fails (_rollable)."""
     _refs(inv, ns, args)
     world, action = inv.session.world, args.path[1] if len(args.path) > 1 else ""
     watches = not args.has("-w", "--watch") or args.on("-w", "--watch")
-    for _, obj in _named(world, ns, args):
+    named = _named(world, ns, args)
+    for kind, obj in named:
+        _rollable(action, kind, obj.name)
+    for _, obj in named:
         if action == "status" and watches:
             world.waited(obj)
         elif action in ("restart", "undo"):
