@@ -170,6 +170,31 @@ def test_a_wait_counts_only_where_its_condition_is_true(
 
 
 @pytest.mark.parametrize(
+    ("wait", "waits"),
+    [
+        ("--for=jsonpath='{.status.phase}'=Running pod/helper", True),
+        ("--for=jsonpath=.status.phase=Running pod/helper", True),
+        (
+            "--for='jsonpath={.status.conditions[?(@.type==\"Ready\")].status}=True' pod/helper",
+            True,
+        ),
+        ("--for=jsonpath='{.status.phase}'=running pod/helper", False),
+        ("--for=jsonpath='{.status.phase}'=Pending pod/helper", False),
+    ],
+)
+def test_a_jsonpath_wait_for_a_running_pod_counts(session: Session, wait: str, waits: bool) -> None:
+    """kubectl's own examples wait for a pod so (`kubectl wait --help`); the value is compared as
+    written (compareResults, pkg/cmd/wait/json.go of kubernetes/kubectl v0.35.0), and port-forward
+    and exec need the pod's phase to be Running (portforward.go)."""
+    script = POD + f"kubectl wait {wait} -n work\nkubectl exec pod/helper -n work -- ls\n"
+    if waits:
+        run(session, script)
+    else:
+        with pytest.raises(CommandError, match=r"kubectl exec: Pod 'helper'"):
+            run(session, script)
+
+
+@pytest.mark.parametrize(
     "wait",
     [
         "--for=condition=Ready deployment/betrace-backend",

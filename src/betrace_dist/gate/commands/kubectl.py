@@ -920,14 +920,45 @@ def _condition(args: Args) -> tuple[str, bool] | None:
     return name.lower(), (value or "true").lower() == "true"
 
 
+#: what a pod's fields say once it runs, by the JSONPath kubectl wait reads them at (without
+#: its braces and leading dot): its phase (which kubectl port-forward and exec need to be
+#: Running), its Ready and ContainersReady conditions; `kubectl wait --help` gives the first two
+_POD_RUNS = {
+    "status.phase": "Running",
+    'status.conditions[?(@.type=="Ready")].status': "True",
+    'status.conditions[?(@.type=="ContainersReady")].status': "True",
+}
+
+
+def _jsonpath_runs(args: Args) -> bool:
+    """--for=jsonpath=EXPRESSION=VALUE says a pod runs (_POD_RUNS). kubectl splits the text at
+    each single '=' ('==' stays), takes the expression with or without its braces and leading
+    dot, trims quotes and spaces from the value and compares it as written
+    (processJSONPathInput, splitJSONPathInput in pkg/cmd/wait/wait.go, compareResults in
+    json.go, kubernetes/kubectl v0.35.0)."""
+    given = str(args.get("--for") or "")
+    if not given.startswith("jsonpath="):
+        return False
+    parts = re.split(r"(?<!=)=(?!=)", given.removeprefix("jsonpath="))
+    if len(parts) != 2:
+        return False
+    expression = parts[0].strip().removeprefix("{").removesuffix("}").removeprefix(".")
+    return _POD_RUNS.get(expression) == parts[1].strip("'\"").strip()
+
+
 def _wait(inv: Invocation, ns: str, args: Args) -> None:
     """`kubectl wait --for=condition=Ready pod/NAME` (or Available, for a Deployment) returns
-    once the condition is true: the pods run. Other conditions (Progressing, or Ready=false),
-    create, delete and jsonpath say nothing of it. A condition the kind never gets
-    (_CONDITIONS: Ready of a Deployment, say) times out."""
+    once the condition is true: the pods run; so does a pod's wait for a JSONPath that says it
+    runs (_jsonpath_runs). Other conditions (Progressing, or Ready=false), create, delete and
+    other JSONPaths say nothing of it. A condition the kind never gets (_CONDITIONS: Ready of
+    a Deployment, say) times out."""
     _refs(inv, ns, args)
     condition = _condition(args)
     if condition is None:
+        if _jsonpath_runs(args):
+            for kind, obj in _named(inv.session.world, ns, args):
+                if kind == "Pod":
+                    inv.session.world.waited(obj)
         return
     name, true = condition
     for kind, obj in _named(inv.session.world, ns, args):
