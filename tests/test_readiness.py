@@ -210,6 +210,60 @@ def test_a_wait_for_a_condition_its_kind_never_has_times_out(session: Session, w
         run(session, _install(session) + f"kubectl wait {wait} -n betrace\n")
 
 
+@pytest.mark.parametrize(
+    "wait",
+    [
+        "--for=condition=Ready pod -l app.kubernetes.io/component=nothing -n betrace",
+        "--for=condition=Available deploy -l app.kubernetes.io/component=nothing -n betrace",
+        "--for=condition=Ready pods --all -n default",
+    ],
+)
+def test_a_wait_whose_selector_matches_nothing_fails(session: Session, wait: str) -> None:
+    """kubectl wait that visits no object fails with "no matching resources found" (RunWait,
+    errNoMatchingResources, pkg/cmd/wait/wait.go of kubernetes/kubectl v0.35.0), where it waits
+    for anything but a delete."""
+    run(session, _install(session, " --wait"))
+    with pytest.raises(CommandError, match="no matching resources found"):
+        run(session, f"kubectl wait {wait}\n")
+    run(
+        session, "kubectl wait --for=delete pod -l app.kubernetes.io/component=nothing -n betrace\n"
+    )
+
+
+def test_a_selector_picks_workloads_by_their_own_labels(session: Session) -> None:
+    """kubectl matches -l against the labels of the kind it lists: a Deployment's own, not its
+    pods'."""
+    run(session, DEPLOYMENT)
+    with pytest.raises(CommandError, match="no matching resources found"):
+        run(session, "kubectl wait --for=condition=Available deploy -l role=pod -n work\n")
+    run(session, "kubectl wait --for=condition=Available deploy -l role=deployment -n work\n")
+    run(session, "kubectl exec deploy/helper -n work -- ls\n")
+
+
+DEPLOYMENT = """\
+cat > deployment.yaml <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: helper
+  labels: {role: deployment}
+spec:
+  selector:
+    matchLabels: {role: pod}
+  template:
+    metadata:
+      labels: {role: pod}
+    spec:
+      containers:
+        - name: helper
+          image: docker.io/library/busybox:1.36
+          command: [sleep, "3600"]
+YAML
+kubectl create namespace work
+kubectl apply -f deployment.yaml -n work
+"""
+
+
 @pytest.mark.parametrize(("watch", "waits"), [("-w=false", False), ("-w=true", True)])
 def test_rollout_status_reads_a_short_watch_flag_with_its_value(
     session: Session, watch: str, waits: bool

@@ -35,7 +35,7 @@ from ...release import ReleaseData
 from .. import gitops, missing
 from ..grafana_app import world_problem
 from ..session import CommandError, Invocation
-from ..world import CLUSTER_SCOPED, K8sObject, Listener, MixedPods, World, listing
+from ..world import CLUSTER_SCOPED, WORKLOADS, K8sObject, Listener, MixedPods, World, listing
 from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands
 from .helm import render_text
 
@@ -953,6 +953,7 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
     other JSONPaths say nothing of it. A condition the kind never gets (_CONDITIONS: Ready of
     a Deployment, say) times out."""
     _refs(inv, ns, args)
+    _some_match(inv.session.world, ns, args)
     condition = _condition(args)
     if condition is None:
         if _jsonpath_runs(args):
@@ -975,6 +976,24 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
             inv.session.world.waited(obj)
 
 
+def _some_match(world: World, ns: str, args: Args) -> None:
+    """kubectl wait that visits no object fails, unless it waits for a delete: "no matching
+    resources found" (RunWait and errNoMatchingResources in pkg/cmd/wait/wait.go of
+    kubernetes/kubectl v0.35.0). Told here for a selector or --all over pods and workloads, the
+    kinds whose objects the page's world knows all of."""
+    pos = [p for p in args.positional if p != "--"]
+    if not (args.get("-l", "--selector") or args.on("--all")) or len(pos) != 1:
+        return
+    if str(args.get("--for") or "").lower() == "delete" or _kind(pos[0]) not in WORKLOADS:
+        return
+    if not _named(world, ns, args):
+        raise CommandError(
+            f"kubectl wait: no {pos[0]} in namespace '{ns}' match "
+            f"{args.get('-l', '--selector') or '--all'}, and kubectl fails: "
+            '"no matching resources found"'
+        )
+
+
 def _named(world: World, ns: str, args: Args) -> list[tuple[str, K8sObject]]:
     """The objects a command names, as KIND/NAME or as KIND NAME..., or those of KIND a
     selector (or --all) picks; for pods, the workloads whose pods it picks (World.selected).
@@ -983,8 +1002,12 @@ def _named(world: World, ns: str, args: Args) -> list[tuple[str, K8sObject]]:
     selector = args.get("-l", "--selector")
     if (selector or args.on("--all")) and len(pos) == 1:
         kind = _kind(pos[0])
-        picked = world.selected(ns, _selector(selector) if selector else {})
-        return [(kind, o) for o in picked if kind == "Pod" or o.kind == kind]
+        wanted = _selector(selector) if selector else {}
+        if kind == "Pod":
+            return [(kind, o) for o in world.selected(ns, wanted)]
+        # any other kind by its own labels, as kubectl lists it (not its pods')
+        found = [o for o in world.all_objects(ns) if o.kind == kind]
+        return [(kind, o) for o in found if all(o.labels.get(k) == v for k, v in wanted.items())]
     if pos and "/" not in pos[0] and len(pos) > 1:
         return [(o.kind, o) for o in (_object(world, ns, _kind(pos[0]), n) for n in pos[1:])]
     return [(o.kind, o) for o in (_target(world, ns, ref) for ref in pos if "/" in ref)]
