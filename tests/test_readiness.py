@@ -240,6 +240,19 @@ def test_a_selector_picks_workloads_by_their_own_labels(session: Session) -> Non
     run(session, "kubectl exec deploy/helper -n work -- ls\n")
 
 
+@pytest.mark.parametrize(
+    "wait",
+    [
+        "kubectl rollout status -f deployment.yaml -n work",
+        "kubectl wait --for=condition=Available -f deployment.yaml -n work",
+    ],
+)
+def test_a_wait_for_the_objects_of_a_manifest_counts(session: Session, wait: str) -> None:
+    """kubectl rollout status and wait take -f, as every resource builder does (FilenameParam in
+    rollout_status.go and wait.go of kubernetes/kubectl v0.35.0)."""
+    run(session, DEPLOYMENT + wait + "\nkubectl exec deploy/helper -n work -- ls\n")
+
+
 DEPLOYMENT = """\
 cat > deployment.yaml <<'YAML'
 apiVersion: apps/v1

@@ -757,7 +757,8 @@ _USED_BY_PODS = frozenset({"ConfigMap", "Secret", "PersistentVolumeClaim"})
 
 
 def _deleted(inv: Invocation, ns: str, args: Args) -> list[tuple[str, str]]:
-    """(kind, name) of what the delete names: `KIND NAME...`, `KIND/NAME...` or -f manifests."""
+    """(kind, name) of what a delete (or a rollout or wait, with -f) names: `KIND NAME...`,
+    `KIND/NAME...` or -f manifests."""
     pos = args.positional
     if args.all("-f", "--filename"):
         try:  # bounded: the manifests are the page's files (an alias bomb is refused)
@@ -871,7 +872,7 @@ def _rollout(inv: Invocation, ns: str, args: Args) -> None:
     _refs(inv, ns, args)
     world, action = inv.session.world, args.path[1] if len(args.path) > 1 else ""
     watches = not args.has("-w", "--watch") or args.on("-w", "--watch")
-    named = _named(world, ns, args)
+    named = _named(world, ns, args) + _from_files(inv, ns, args)
     for kind, obj in named:
         _rollable(action, kind, obj.name)
     for _, obj in named:
@@ -957,12 +958,12 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
     condition = _condition(args)
     if condition is None:
         if _jsonpath_runs(args):
-            for kind, obj in _named(inv.session.world, ns, args):
+            for kind, obj in _named(inv.session.world, ns, args) + _from_files(inv, ns, args):
                 if kind == "Pod":
                     inv.session.world.waited(obj)
         return
     name, true = condition
-    for kind, obj in _named(inv.session.world, ns, args):
+    for kind, obj in _named(inv.session.world, ns, args) + _from_files(inv, ns, args):
         known, running = _CONDITIONS.get(kind, (None, frozenset()))
         if known is not None and name not in known:
             ref = f"{kind.lower()}/{obj.name}"
@@ -974,6 +975,16 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
             )
         if true and name in running:
             inv.session.world.waited(obj)
+
+
+def _from_files(inv: Invocation, ns: str, args: Args) -> list[tuple[str, K8sObject]]:
+    """The objects of the manifests -f names (rollout and wait take -f as every resource
+    builder does: FilenameParam in rollout_status.go, the FilenameOptions of wait.go,
+    kubernetes/kubectl v0.35.0), each of which must exist."""
+    if not args.all("-f", "--filename"):
+        return []
+    world = inv.session.world
+    return [(kind, _object(world, ns, kind, name)) for kind, name in _deleted(inv, ns, args)]
 
 
 def _some_match(world: World, ns: str, args: Args) -> None:
