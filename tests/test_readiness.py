@@ -389,3 +389,31 @@ def test_an_up_that_changes_nothing_leaves_what_answers_answering(session: Sessi
         run(session, f"docker compose restart backend\ncurl -fsS {url}\n")
     with pytest.raises(CommandError, match="empty reply"):
         run(session, f"docker compose up --wait --force-recreate\ncurl -fsS {url}\n")
+
+
+@pytest.mark.gate_session(timeout=120)
+def test_compose_start_leaves_running_services_answering(session: Session) -> None:
+    """`docker compose start` starts only the containers that do not run (startService filters
+    isNotRunning, pkg/compose/convergence.go of docker/compose v5.5.0): a running one goes on
+    answering, a stopped one starts anew."""
+    require_tool("docker-compose")
+    url = f"http://localhost:{_http(session)}/v1/health"
+    run(session, STACK + f"docker compose up --build --wait\ncurl -fsS {RETRY} {url}\n")
+    run(session, f"docker compose start\ncurl -fsS {url}\n")
+    with pytest.raises(CommandError, match="empty reply"):
+        run(
+            session, f"docker compose stop backend\ndocker compose start backend\ncurl -fsS {url}\n"
+        )
+
+
+@pytest.mark.gate_session(timeout=120)
+def test_compose_unpause_resumes_only_what_was_paused(session: Session) -> None:
+    """`docker compose unpause` unpauses the project's running containers (getContainers without
+    stopped ones, pkg/compose/pause.go of docker/compose v5.5.0): a paused one answers again at
+    once, a stopped one stays stopped."""
+    require_tool("docker-compose")
+    url = f"http://localhost:{_http(session)}/v1/health"
+    run(session, STACK + f"docker compose up --build --wait\ncurl -fsS {RETRY} {url}\n")
+    run(session, f"docker compose pause backend\ndocker compose unpause backend\ncurl -fsS {url}\n")
+    with pytest.raises(CommandError, match="nothing answers"):
+        run(session, f"docker compose stop backend\ndocker compose unpause\ncurl -fsS {url}\n")

@@ -323,6 +323,9 @@ class World:
     #: identities (K8sObject.identity) of workloads and pods whose pods were made anew and that
     #: nothing has waited for since (World.started)
     unready: set[tuple[str, str, str, str]] = field(default_factory=set)
+    #: Compose project (its name) -> the services `docker compose pause` paused, which
+    #: `unpause` resumes (and only those)
+    paused: dict[str, set[str]] = field(default_factory=dict)
 
     def started(self, objects: list[K8sObject], waited: bool) -> None:
         """Objects about to join the cluster (an install, upgrade or rollback; kubectl apply or

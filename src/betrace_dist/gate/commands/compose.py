@@ -496,11 +496,22 @@ def _apply(
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
     if sub in ("stop", "kill", "pause"):  # nothing answers on their ports until start/unpause
         _unpublish(world, key, set(named or services))
+    _track_pauses(world, sub, key, set(named or services))
     if sub == "down":
         _unpublish(world, key, None)
         world.compose_projects.pop(key, None)
         if line.args.has("-v", "--volumes") and inv.session.live and runs_backend:
             inv.session.live.forget()  # the named volume with the rules is gone
+
+
+def _track_pauses(world: World, sub: str, key: str, services: set[str]) -> None:
+    """Which services of the project are paused: `pause` pauses them, and any command that
+    stops, starts or removes their containers leaves them not paused (unpause reads it)."""
+    paused = world.paused.setdefault(key, set())
+    if sub == "pause":
+        paused |= services
+    elif sub in ("unpause", "stop", "kill", "down", "up", "start", "restart", "create", "rm"):
+        paused -= services
 
 
 def _with_dependencies(services: dict[str, Any], named: list[str], deps: bool) -> list[str]:
@@ -534,10 +545,16 @@ def _starting(
         project = made
     flags = line.args
     ready = _ready(services, flags.on("--wait") and sub in ("up", "start"))
-    if sub == "unpause":  # its processes went on where they were: they listen already
+    if sub == "unpause":  # its processes went on where they were: they listen already; it
+        # unpauses the containers that run, paused ones among them, never a stopped one
+        # (getContainers without stopped ones, pkg/compose/pause.go of docker/compose v5.5.0)
         ready = set(services)
+        started = [s for s in started if s in inv.session.world.paused.get(key, set())]
     elif sub == "up" and not flags.has("--force-recreate"):
         ready |= _unchanged(inv.session.world, key, project, made)
+    elif sub == "start":  # it starts the containers that do not run only (startService's
+        # isNotRunning filter, pkg/compose/convergence.go of docker/compose v5.5.0)
+        ready |= _answering(inv.session.world, key)
     _start(inv.session, key, project, started if running else [], recreate, ready)
     if sub == "up" and not (flags.on("-d", "--detach") or flags.on("--wait", "--no-start")):
         # attached to the containers' logs until they stop; --wait sets detached, --no-start
@@ -571,12 +588,17 @@ def _unchanged(
     if made is None:
         return set()
     before, now = made.get("services", {}), project.get("services", {})
-    answering = {
+    answering = _answering(world, key)
+    return {name for name in answering if name in now and before.get(name) == now[name]}
+
+
+def _answering(world: World, key: str) -> set[str]:
+    """The project's services whose published ports answer already."""
+    return {
         listener.source.removeprefix("compose service ")
         for listener in world.listeners.values()
         if listener.owner == key and not listener.starting
     }
-    return {name for name in answering if name in now and before.get(name) == now[name]}
 
 
 def _start(
