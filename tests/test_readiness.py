@@ -417,3 +417,17 @@ def test_compose_unpause_resumes_only_what_was_paused(session: Session) -> None:
     run(session, f"docker compose pause backend\ndocker compose unpause backend\ncurl -fsS {url}\n")
     with pytest.raises(CommandError, match="nothing answers"):
         run(session, f"docker compose stop backend\ndocker compose unpause\ncurl -fsS {url}\n")
+
+
+def test_a_call_through_grafanas_proxy_route_needs_the_backends_pods(session: Session) -> None:
+    """Grafana's server calls the backend's Service for the app's proxy route: while the backend's
+    pods, made anew by an upgrade (its Deployment's strategy is Recreate, so the old pod is gone
+    first), are not running, the Service has no endpoint, and Grafana answers 502."""
+    app = session.release.current.plugin.id
+    curl = f"curl -fsS -u admin:p http://localhost:3000/api/plugin-proxy/{app}/backend/v1/health\n"
+    forward = "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\nsleep 1\n"
+    run(session, _install(session, " --wait") + forward + curl)
+    upgrade = "helm upgrade betrace ./helm/betrace -n betrace --reuse-values"
+    with pytest.raises(CommandError, match=r"Deployment 'betrace-backend'.*502"):
+        run(session, f"{upgrade} --set backend.debug=true\n" + curl)
+    run(session, "kubectl rollout status deploy/betrace-backend -n betrace\n" + curl)

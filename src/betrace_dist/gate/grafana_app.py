@@ -222,3 +222,23 @@ def world_problem(world: World, data: ReleaseData) -> tuple[str, str] | None:
             if found is not None:
                 return release.name, found
     return None
+
+
+def called_backends(world: World, grafana: K8sObject, plugin_id: str) -> Iterator[K8sObject]:
+    """The workloads behind the Services that the app's provisioning, in the ConfigMaps a
+    Grafana workload's pods mount, names as its backendUrl: what Grafana's server calls for
+    the app's proxy route. A file the gate cannot read names none (the install checked it)."""
+    ns = grafana.namespace
+    for kind, name, _ in grafana.references():
+        cm = world.find(ns, "ConfigMap", name) if kind == "ConfigMap" else None
+        for path, text in _files(cm, "*", name) if cm is not None else []:
+            try:
+                apps = _apps(cm, path, text, plugin_id)  # type: ignore[arg-type]
+            except ValueError:
+                continue
+            for app in apps:
+                settings = app.get("jsonData")
+                url = settings.get("backendUrl") if isinstance(settings, dict) else None
+                found = _service(world, urlsplit(str(url)).hostname or "", ns) if url else None
+                service = world.find(found[1], "Service", found[0]) if found else None
+                yield from world.behind(found[1], service) if found and service else []

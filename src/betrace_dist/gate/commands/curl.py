@@ -15,7 +15,7 @@ from ... import backend_env, plugin_build
 from ...names import closest, is_number
 from ...release import Release
 from ...tools import ToolMissing
-from .. import grafana_http, live, missing
+from .. import grafana_app, grafana_http, live, missing
 from ..grafana_chart import GRAFANA_PORT, GRAFANA_PORT_VARIABLE
 from ..session import CommandError, Invocation
 from ..world import Listener
@@ -197,7 +197,9 @@ def check_url(
     role = listener.role
     if role == "grafana":
         if path.startswith(_PLUGIN_PROXY):
-            return role, _through_plugin_proxy(inv, method, path)
+            forwarded = _through_plugin_proxy(inv, method, path)
+            _proxied_backend_runs(inv, listener)
+            return role, forwarded
         if grafana_http.served(method, path):
             return role, None
     elif any(m == method and path_pattern(p).match(path) for m, p in endpoints):
@@ -237,6 +239,29 @@ def _route_forwards(route_path: str, rest: str) -> str | None:
         return "" if url == pattern else None
     below = pattern.removesuffix("*")
     return url[len(below) :] if url.startswith(below) else None
+
+
+def _proxied_backend_runs(inv: Invocation, listener: Listener) -> None:
+    """Grafana's server calls the backend's Service for the app's proxy route (the backendUrl
+    of the app's provisioning, grafana_app.called_backends): while the backend's pods were made
+    anew and nothing waited for them (World.not_running; the chart's backend Deployment is
+    Recreate, so its old pod is gone first), the Service has no ready endpoint, the call is
+    refused, and Grafana's proxy answers 502 Bad Gateway (ReverseProxy's default error
+    handler, Go's net/http/httputil). Told for a Grafana reached through a port-forward."""
+    grafana, world = listener.pod_of, inv.session.world
+    if grafana is None:
+        return
+    for workload in grafana_app.called_backends(
+        world, grafana, inv.session.release.current.plugin.id
+    ):
+        problem = world.not_running(workload)
+        if problem is not None:
+            raise CommandError(
+                f"Grafana calls the backend for the app's proxy route, but {problem}: the "
+                "Service has no ready endpoint and Grafana answers 502 Bad Gateway; wait "
+                f"first: `kubectl rollout status {workload.kind.lower()}/{workload.name} "
+                f"--namespace {workload.namespace}`"
+            )
 
 
 def _through_plugin_proxy(inv: Invocation, method: str, path: str) -> str:
