@@ -246,8 +246,9 @@ def _proxied_backend_runs(inv: Invocation, listener: Listener) -> None:
     of the app's provisioning, grafana_app.called_backends): while the backend's pods were made
     anew and nothing waited for them (World.not_running; the chart's backend Deployment is
     Recreate, so its old pod is gone first), the Service has no ready endpoint, the call is
-    refused, and Grafana's proxy answers 502 Bad Gateway (ReverseProxy's default error
-    handler, Go's net/http/httputil). Told for a Grafana reached through a port-forward."""
+    refused, and Grafana's proxy answers 502 Bad Gateway (errorHandler of grafana/grafana's
+    pkg/util/proxyutil/reverse_proxy.go, read in its source, not run: any error but a cancel or
+    a timeout). Told for a Grafana reached through a port-forward."""
     grafana, world = listener.pod_of, inv.session.world
     if grafana is None:
         return
