@@ -431,3 +431,14 @@ def test_a_call_through_grafanas_proxy_route_needs_the_backends_pods(session: Se
     with pytest.raises(CommandError, match=r"Deployment 'betrace-backend'.*502"):
         run(session, f"{upgrade} --set backend.debug=true\n" + curl)
     run(session, "kubectl rollout status deploy/betrace-backend -n betrace\n" + curl)
+
+
+@pytest.mark.parametrize("timeout", ["--timeout=0", "--timeout 0s", "--timeout=0m0s"])
+def test_a_wait_with_no_timeout_checks_once(session: Session, timeout: str) -> None:
+    """kubectl wait's --timeout of zero "means check once and don't wait" (its --help, and
+    pkg/cmd/wait/wait.go of kubernetes/kubectl v0.35.0): over pods nothing waited for it fails,
+    over running ones it passes."""
+    wait = f"kubectl wait --for=condition=Ready pod/helper -n work {timeout}\n"
+    with pytest.raises(CommandError, match="timed out waiting for the condition on pods/helper"):
+        run(session, POD + wait)
+    run(session, "kubectl wait --for=condition=Ready pod/helper -n work\n" + wait)

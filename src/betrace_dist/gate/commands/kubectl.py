@@ -960,6 +960,7 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
         if _jsonpath_runs(args):
             for kind, obj in _named(inv.session.world, ns, args) + _from_files(inv, ns, args):
                 if kind == "Pod":
+                    _checked_once(inv.session.world, args, kind, obj)
                     inv.session.world.waited(obj)
         return
     name, true = condition
@@ -974,7 +975,26 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
                 f'fails with "{WAIT_TIMEOUT} {kind.lower()}s/{obj.name}"; wait with {fix}'
             )
         if true and name in running:
+            _checked_once(inv.session.world, args, kind, obj)
             inv.session.world.waited(obj)
+
+
+#: a Go duration of zero (time.ParseDuration: "0", or zeros each with a unit)
+_ZERO_DURATION = re.compile(r"[+-]?(0|((0+(\.0*)?|\.0+)(ns|us|µs|μs|ms|s|m|h))+)")
+
+
+def _checked_once(world: World, args: Args, kind: str, obj: K8sObject) -> None:
+    """kubectl wait with a --timeout of zero checks once and does not wait ("Zero means check
+    once and don't wait", the flag's help in pkg/cmd/wait/wait.go of kubernetes/kubectl
+    v0.35.0): over pods nothing waited for yet (World.not_running) it fails."""
+    timeout = args.get("--timeout")
+    problem = world.not_running(obj)
+    if timeout is None or not _ZERO_DURATION.fullmatch(timeout) or problem is None:
+        return
+    raise CommandError(
+        f"kubectl wait {timeout} checks once and does not wait: {problem}, and it fails with "
+        f'"{WAIT_TIMEOUT} {kind.lower()}s/{obj.name}"; give it a --timeout long enough (2m)'
+    )
 
 
 def _from_files(inv: Invocation, ns: str, args: Args) -> list[tuple[str, K8sObject]]:
