@@ -442,3 +442,14 @@ def test_a_wait_with_no_timeout_checks_once(session: Session, timeout: str) -> N
     with pytest.raises(CommandError, match="timed out waiting for the condition on pods/helper"):
         run(session, POD + wait)
     run(session, "kubectl wait --for=condition=Ready pod/helper -n work\n" + wait)
+
+
+@pytest.mark.parametrize("where", ["-A", "--all-namespaces"])
+def test_a_wait_over_all_namespaces_waits_for_each(session: Session, where: str) -> None:
+    """kubectl wait -A lists the kind in every namespace (its --all-namespaces flag)."""
+    run(
+        session,
+        _install(session)
+        + f"kubectl wait --for=condition=Ready pods --all {where} --timeout=5m\n"
+        + _forward(_http(session)),
+    )

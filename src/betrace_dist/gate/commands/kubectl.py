@@ -1019,7 +1019,7 @@ def _some_match(world: World, ns: str, args: Args) -> None:
         return
     if not _named(world, ns, args):
         raise CommandError(
-            f"kubectl wait: no {pos[0]} in namespace '{ns}' match "
+            f"kubectl wait: no {pos[0]} in namespace '{ns}' (or, with -A, any) match "
             f"{args.get('-l', '--selector') or '--all'}, and kubectl fails: "
             '"no matching resources found"'
         )
@@ -1034,10 +1034,13 @@ def _named(world: World, ns: str, args: Args) -> list[tuple[str, K8sObject]]:
     if (selector or args.on("--all")) and len(pos) == 1:
         kind = _kind(pos[0])
         wanted = _selector(selector) if selector else {}
+        # -A lists the kind in every namespace (wait.go's ResourceBuilderFlags
+        # WithAllNamespaces, kubernetes/kubectl v0.35.0; rollout status has no -A)
+        where = sorted(world.namespaces) if args.on("-A", "--all-namespaces") else [ns]
         if kind == "Pod":
-            return [(kind, o) for o in world.selected(ns, wanted)]
+            return [(kind, o) for n in where for o in world.selected(n, wanted)]
         # any other kind by its own labels, as kubectl lists it (not its pods')
-        found = [o for o in world.all_objects(ns) if o.kind == kind]
+        found = [o for n in where for o in world.all_objects(n) if o.kind == kind]
         return [(kind, o) for o in found if all(o.labels.get(k) == v for k, v in wanted.items())]
     if pos and "/" not in pos[0] and len(pos) > 1:
         return [(o.kind, o) for o in (_object(world, ns, _kind(pos[0]), n) for n in pos[1:])]
