@@ -453,3 +453,15 @@ def test_a_wait_over_all_namespaces_waits_for_each(session: Session, where: str)
         + f"kubectl wait --for=condition=Ready pods --all {where} --timeout=5m\n"
         + _forward(_http(session)),
     )
+
+
+@pytest.mark.gate_session(timeout=120)
+def test_compose_grafana_answers_after_a_sleep_as_long_as_the_retries(session: Session) -> None:
+    """A sleep waits as long as the retries the gate asks of a curl (curl.CONTAINER_WAIT): after
+    it, Grafana answers as it does after those retries."""
+    require_tool("docker-compose")
+    url = "http://localhost:3000/api/health"
+    run(session, STACK + "docker compose up --build --wait\n")
+    with pytest.raises(CommandError, match="does not retry for 60 s"):
+        run(session, f"sleep 59\ncurl -fsS {url}\n")
+    run(session, f"sleep 60\ncurl -fsS {url}\n")

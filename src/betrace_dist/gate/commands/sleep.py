@@ -7,6 +7,7 @@ import re
 import time
 
 from ..session import CommandError, Invocation
+from .curl import CONTAINER_WAIT
 
 #: Longest wait a page may ask of the live tier (the backend evaluates a trace 3 s after it).
 _LONGEST_SLEEP = 30.0
@@ -48,13 +49,14 @@ def sleep(inv: Invocation) -> None:
     # (releases.yaml backend.start, re-measured by the probe start-time; kubectl port-forward
     # opens its local port before it says so, not measured here); `nix run` builds first,
     # which no fixed wait covers
-    if seconds >= inv.session.release.current.backend.start.listening_at_most:
-        for listener in inv.session.world.listeners.values():
-            # a Compose container's backend listens within a second too (curl._needed)
-            if listener.starting == "start" or (
-                listener.starting == "container" and listener.role == "backend"
-            ):
-                listener.starting = ""
+    started = inv.session.release.current.backend.start.listening_at_most
+    for listener in inv.session.world.listeners.values():
+        # a Compose container's backend listens within its start time too, any other
+        # container within the wait a retrying curl is given (curl._needed)
+        backend = listener.starting == "start" or listener.role == "backend"
+        needed = started if backend else CONTAINER_WAIT
+        if listener.starting in ("start", "container") and seconds >= needed:
+            listener.starting = ""
 
 
 MODELS = {"sleep": sleep}
