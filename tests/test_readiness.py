@@ -40,6 +40,15 @@ def _forward(port: int, local: int | None = None) -> str:
     )
 
 
+def _runs_or_pends(session: Session, script: str, waits: bool) -> None:
+    """The script runs (its wait counted), or its port-forward finds the pod Pending."""
+    if waits:
+        run(session, script)
+        return
+    with pytest.raises(CommandError, match=PENDING):
+        run(session, script)
+
+
 def _http(session: Session) -> int:
     return session.release.current.backend.ports["http"].port
 
@@ -162,11 +171,7 @@ def test_a_wait_counts_only_where_its_condition_is_true(
     case-insensitively (conditionFuncFor, pkg/cmd/wait/wait.go, and ConditionalWait.checkCondition,
     pkg/cmd/wait/condition.go, kubernetes/kubectl v0.35.0)."""
     script = _install(session) + f"kubectl wait {wait} -n betrace\n" + _forward(_http(session))
-    if waits:
-        run(session, script)
-    else:
-        with pytest.raises(CommandError, match=PENDING):
-            run(session, script)
+    _runs_or_pends(session, script, waits)
 
 
 @pytest.mark.parametrize(
@@ -288,11 +293,7 @@ def test_rollout_status_reads_a_short_watch_flag_with_its_value(
         + f"kubectl rollout status deploy/betrace-backend -n betrace {watch}\n"
         + _forward(_http(session))
     )
-    if waits:
-        run(session, script)
-    else:
-        with pytest.raises(CommandError, match=PENDING):
-            run(session, script)
+    _runs_or_pends(session, script, waits)
 
 
 @pytest.mark.parametrize(
