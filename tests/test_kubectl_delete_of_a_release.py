@@ -113,3 +113,15 @@ def test_a_forward_ends_with_an_upgrade_that_replaces_its_pod(session: Session) 
     upgrade = _install(session, "upgrade").replace("\n", " --set backend.podAnnotations.a=b\n")
     with pytest.raises(CommandError, match="lost connection to pod"):
         run(session, upgrade + HEALTH)
+
+
+def test_deleting_the_namespace_of_a_release_deletes_the_release(session: Session) -> None:
+    """Helm keeps a release's record as Secrets of its namespace: once the namespace is gone,
+    the release is too, and the same name installs again. The model kept the release and
+    refused the install ("already exists"), and its objects still answered."""
+    run(session, _install(session) + FORWARD + HEALTH)
+    run(session, "kubectl delete namespace betrace\n")
+    assert not session.world.releases
+    with pytest.raises(CommandError, match="lost connection to pod"):
+        run(session, HEALTH)
+    run(session, _install(session) + "helm list -n betrace\n")

@@ -376,6 +376,16 @@ class World:
         found = [o for r in self.releases.values() for o in r.present() if o.namespace == namespace]
         return found + [o for o in self.objects if o.namespace == namespace]
 
+    def drop_namespace(self, name: str) -> None:
+        """`kubectl delete namespace`: everything in it goes, and with it the records of the
+        releases installed there, which Helm keeps as Secrets of the release's namespace
+        (Configuration.Init in pkg/action/action.go at helm/helm v3.11.1: the Secrets driver
+        of a client for that namespace), so Helm no longer knows them."""
+        self.namespaces.discard(name)
+        self.releases = {k: r for k, r in self.releases.items() if k[0] != name}
+        self.uninstalled = {k: r for k, r in self.uninstalled.items() if k[0] != name}
+        self.objects = [o for o in self.objects if o.namespace != name]
+
     def gone(self, namespace: str, kind: str, name: str) -> str | None:
         """Why a release's object that was in the cluster is not any more (a test hook Helm
         deleted, an object `kubectl delete` deleted), or None."""

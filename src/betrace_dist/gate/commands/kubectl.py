@@ -786,7 +786,7 @@ def _delete(inv: Invocation, ns: str, args: Args) -> None:
     staying = [o for o in world.all_objects(ns) if (o.kind, o.name) not in deleted]
     for kind, name in deleted:
         if kind == "Namespace":
-            world.namespaces.discard(name)
+            world.drop_namespace(name)
             continue
         users = [o for o in staying if any(r[:2] == (kind, name) for r in o.references())]
         if kind in _USED_BY_PODS and users:
