@@ -1105,11 +1105,7 @@ def _scale(inv: Invocation, ns: str, args: Args) -> None:
     replicas = str(args.get("--replicas") or "")
     if not is_number(replicas) or int(replicas) <= 1:
         return
-    pos, world = args.positional, inv.session.world
-    if pos and "/" not in pos[0]:
-        targets = [_object(world, ns, _kind(pos[0]), name) for name in pos[1:]]
-    else:
-        targets = [_target(world, ns, ref) for ref in pos if "/" in ref]
+    targets = [obj for _, obj in _named(inv.session.world, ns, args)]
     if any(_runs_backend(inv, ns, target) for target in targets):
         raise CommandError(
             "the backend keeps violations in memory and rules on disk: it runs exactly one replica"
