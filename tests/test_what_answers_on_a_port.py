@@ -37,6 +37,11 @@ def _install(session: Session, *values: str) -> str:
     )
 
 
+def _forward_backend(ports: str) -> str:
+    """Wait for the pods, then forward LOCAL:REMOTE to the backend's Service in the background."""
+    return READY + f"kubectl -n betrace port-forward svc/betrace-backend {ports} &\nsleep 1\n"
+
+
 def _written(name: str, text: str) -> str:
     """The page's lines that write `text` to the file `name` (a quoted heredoc: nothing in it
     is expanded)."""
@@ -65,8 +70,7 @@ def test_a_port_forward_reaches_the_http_port_the_values_set(session: Session) -
     run(
         session,
         _install(session, "backend.ports.http=9000")
-        + READY
-        + "kubectl -n betrace port-forward svc/betrace-backend 9000:9000 &\nsleep 1\n"
+        + _forward_backend("9000:9000")
         + "curl -fsS http://localhost:9000/v1/health\n",
     )
 
@@ -77,8 +81,7 @@ def test_a_port_forward_to_the_grpc_port_is_not_http(session: Session) -> None:
         run(
             session,
             _install(session)
-            + READY
-            + f"kubectl -n betrace port-forward svc/betrace-backend {grpc}:{grpc} &\nsleep 1\n"
+            + _forward_backend(f"{grpc}:{grpc}")
             + f"curl -fsS http://localhost:{grpc}/v1/health\n",
         )
 
@@ -126,8 +129,7 @@ def test_the_charts_backend_with_another_tag_and_grafana_from_a_mirror_are_known
             "backend.image.tag=2.0.0-patched",
             "grafana.image.repository=registry.example.com/mirror/grafana/grafana",
         )
-        + READY
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
+        + _forward_backend("12011:12011")
         + "curl -fsS http://localhost:12011/v1/health\n"
         + READY
         + "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\nsleep 1\n"
@@ -257,8 +259,7 @@ def test_the_live_backend_takes_a_grpc_port_of_its_own(backend_program: Path) ->
         run(
             s,
             _install(s, "backend.ports.grpc=9000")
-            + READY
-            + "kubectl -n betrace port-forward svc/betrace-backend 9000:12011 &\nsleep 1\n"
+            + _forward_backend("9000:12011")
             + "curl -fsS http://localhost:9000/v1/health\n",
         )
     finally:
@@ -362,9 +363,8 @@ def test_a_chart_of_the_pages_named_betrace_is_not_the_projects(session: Session
             + _written("mine/Chart.yaml", chart)
             + _written("mine/templates/all.yaml", _NGINX_MANIFEST)
             + "helm install betrace ./mine --namespace betrace --create-namespace\n"
-            + READY
-            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
-            "curl -fsS http://localhost:12011/v1/health\n",
+            + _forward_backend("12011:12011")
+            + "curl -fsS http://localhost:12011/v1/health\n",
         )
 
 
@@ -384,8 +384,7 @@ def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
     run(
         session,
         _copied_chart(session, change)
-        + READY
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
+        + _forward_backend("12011:12011")
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
     run(session, "helm uninstall betrace --namespace betrace\n")
@@ -393,8 +392,7 @@ def test_a_modified_copy_of_the_projects_chart_runs_what_its_images_are(
         run(
             session,
             _copied_chart(session, "", "backend.image.tag=2.0.0-patched")
-            + READY
-            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
+            + _forward_backend("12011:12011")
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -408,8 +406,7 @@ def test_a_copy_of_the_projects_chart_with_other_values_is_the_projects(
     run(
         session,
         _copied_chart(session, change, "backend.image.tag=2.0.0-patched")
-        + READY
-        + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
+        + _forward_backend("12011:12011")
         + "curl -fsS http://localhost:12011/v1/health\n",
     )
 
@@ -734,8 +731,7 @@ def test_applying_over_a_releases_object_is_refused(session: Session) -> None:
             _install(session)
             + _TWIN
             + "kubectl -n betrace apply -f twin.yaml\n"
-            + READY
-            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
+            + _forward_backend("12011:12011")
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
 
@@ -892,8 +888,7 @@ def test_nginx_of_any_workload_kind_behind_the_charts_service_is_seen(
             _install(session)
             + _written("rs.yaml", manifest)
             + "kubectl -n betrace apply -f rs.yaml\n"
-            + READY
-            + "kubectl -n betrace port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n",
+            + _forward_backend("12011:12011"),
         )
 
 
@@ -908,8 +903,7 @@ def test_a_port_forward_to_a_port_the_backend_holds_is_refused(session: Session)
             f"nix build github:betrace-hq/betrace/{commit}#backend\n"
             "./result/bin/betrace-backend &\nsleep 1\n"
             + _install(session)
-            + READY
-            + f"kubectl -n betrace port-forward svc/betrace-backend {http}:{http} &\nsleep 1\n",
+            + _forward_backend(f"{http}:{http}"),
         )
 
 
@@ -920,8 +914,7 @@ def test_a_backend_started_where_a_port_forward_listens_is_refused(session: Sess
         run(
             session,
             _install(session)
-            + READY
-            + f"kubectl -n betrace port-forward svc/betrace-backend {http}:{http} &\nsleep 1\n"
+            + _forward_backend(f"{http}:{http}")
             + f"nix build github:betrace-hq/betrace/{commit}#backend\n"
             "./result/bin/betrace-backend &\n",
         )
