@@ -102,22 +102,6 @@ def why(code: int) -> str:
     return os.strerror(code)
 
 
-def read_regular(path: Path, limit: int = READ_LIMIT) -> bytes:
-    """A regular file's bytes (at most `limit`) where no sandbox root is at hand: the last
-    component is not followed, nothing blocks, a FIFO or device is refused. For content the
-    gate only matches, never shows."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnsafePath(errno.EINVAL, "it is not a regular file", str(path))
-        data = os.read(fd, limit + 1)
-        if len(data) > limit:
-            raise UnsafePath(errno.EFBIG, f"it is larger than {limit >> 20} MiB", str(path))
-        return data
-    finally:
-        os.close(fd)
-
-
 class Tree:
     """The gate's handle on one sandbox: a descriptor of its root, opened by the gate."""
 
