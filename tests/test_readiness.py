@@ -63,8 +63,10 @@ def test_a_port_forward_right_after_an_install_is_refused(session: Session) -> N
     [
         "kubectl rollout status deploy/betrace-backend -n betrace --timeout=5m\n",
         "kubectl wait --for=condition=Available deployment/betrace-backend -n betrace\n",
+        "kubectl wait --for=create pod -n betrace -l app.kubernetes.io/component=backend\n"
         "kubectl wait --for=condition=Ready pod -n betrace "
         "-l app.kubernetes.io/component=backend\n",
+        "kubectl rollout status deployment -n betrace -l app.kubernetes.io/instance=betrace\n",
     ],
 )
 def test_a_port_forward_after_a_wait_for_the_pods_answers(session: Session, wait: str) -> None:
@@ -170,8 +172,9 @@ def test_a_wait_counts_only_where_its_condition_is_true(
     """kubectl wait reads --for=condition=NAME[=VALUE], VALUE true by default, both compared
     case-insensitively (conditionFuncFor, pkg/cmd/wait/wait.go, and ConditionalWait.checkCondition,
     pkg/cmd/wait/condition.go, kubernetes/kubectl v0.35.0)."""
-    script = _install(session) + f"kubectl wait {wait} -n betrace\n" + _forward(_http(session))
-    _runs_or_pends(session, script, waits)
+    made = "kubectl wait --for=create pod -l app.kubernetes.io/component=backend -n betrace\n"
+    script = _install(session) + made + f"kubectl wait {wait} -n betrace\n"
+    _runs_or_pends(session, script + _forward(_http(session)), waits)
 
 
 @pytest.mark.parametrize(
@@ -232,6 +235,41 @@ def test_a_wait_whose_selector_matches_nothing_fails(session: Session, wait: str
         run(session, f"kubectl wait {wait}\n")
     run(
         session, "kubectl wait --for=delete pod -l app.kubernetes.io/component=nothing -n betrace\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "",
+        "sleep 10\n",  # no time is known to be enough for a controller
+        "kubectl wait --for=create pod -n betrace -l app.kubernetes.io/instance=betrace\n",
+    ],
+)
+def test_a_wait_for_pods_right_after_their_workload_was_made_is_refused(
+    session: Session, first: str
+) -> None:
+    """kubectl wait lists pods once, when it starts: right after `helm install` their
+    Deployment's controller may not have made them yet, and kubectl fails with "no matching
+    resources found". A wait for `create` over one workload's pods waits for them; over two, it
+    returns once the first exists."""
+    wait = "kubectl wait --for=condition=Ready pod -n betrace -l app.kubernetes.io/instance=betrace"
+    with pytest.raises(
+        CommandError,
+        match=r"pods of Deployment 'betrace-\w+' .*may not exist yet.*no matching resources found"
+        r".*kubectl rollout status deployment/betrace-",
+    ):
+        run(session, _install(session) + first + wait + "\n")
+
+
+def test_a_wait_for_pods_made_earlier_is_not_a_race(session: Session) -> None:
+    """Pods a Deployment had before an upgrade that changed its template are there to list."""
+    run(session, _install(session, " --wait"))
+    run(
+        session,
+        "helm upgrade betrace ./helm/betrace -n betrace --reuse-values "
+        "--set grafana.podAnnotations.a=b\n"
+        "kubectl wait --for=condition=Ready pod -n betrace -l app.kubernetes.io/instance=betrace\n",
     )
 
 
@@ -450,9 +488,10 @@ def test_a_wait_over_all_namespaces_waits_for_each(session: Session, where: str)
     """kubectl wait -A lists the kind in every namespace (its --all-namespaces flag)."""
     run(
         session,
-        _install(session)
+        POD.replace("work", "other")
+        + POD
         + f"kubectl wait --for=condition=Ready pods --all {where} --timeout=5m\n"
-        + _forward(_http(session)),
+        + "kubectl exec pod/helper -n other -- ls\nkubectl exec pod/helper -n work -- ls\n",
     )
 
 

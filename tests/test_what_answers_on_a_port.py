@@ -19,7 +19,10 @@ from .conftest import run
 
 REGISTRY = "registry.example.com/betrace"
 #: what a page does before it reaches a pod it made: wait for it to run (tests/test_readiness.py)
-READY = "kubectl wait --for=condition=Ready pod --all -n betrace\n"
+READY = (
+    "kubectl rollout status deployment -n betrace -l app.kubernetes.io/instance=betrace\n"
+    "kubectl wait --for=condition=Ready pod --all -n betrace\n"
+)
 
 
 pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
@@ -198,7 +201,7 @@ def test_a_service_named_and_labelled_backend_that_runs_nginx_is_not_the_backend
         run(
             session,
             NGINX
-            + "kubectl wait --for=condition=Ready pod --all\n"
+            + "kubectl rollout status deployment/betrace-backend\n"
             + "kubectl port-forward svc/betrace-backend 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
@@ -363,6 +366,7 @@ def test_a_chart_of_the_pages_named_betrace_is_not_the_projects(session: Session
             + _written("mine/Chart.yaml", chart)
             + _written("mine/templates/all.yaml", _NGINX_MANIFEST)
             + "helm install betrace ./mine --namespace betrace --create-namespace\n"
+            + "kubectl rollout status deployment/betrace-backend -n betrace\n"
             + _forward_backend("12011:12011")
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
@@ -875,7 +879,7 @@ def test_nginx_of_any_workload_kind_behind_the_charts_service_is_seen(
     api = "v1" if kind == "ReplicationController" else "apps/v1"
     labels = (
         "{app.kubernetes.io/name: betrace, app.kubernetes.io/instance: betrace, "
-        "app.kubernetes.io/component: backend}"
+        "app.kubernetes.io/component: backend, test: impostor}"
     )
     manifest = (
         f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: impostor}}\nspec:\n  {spec}\n"
@@ -886,8 +890,10 @@ def test_nginx_of_any_workload_kind_behind_the_charts_service_is_seen(
         run(
             session,
             _install(session)
+            + READY
             + _written("rs.yaml", manifest)
             + "kubectl -n betrace apply -f rs.yaml\n"
+            + "kubectl -n betrace wait --for=create pod -l test=impostor\n"
             + _forward_backend("12011:12011"),
         )
 

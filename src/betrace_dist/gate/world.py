@@ -323,6 +323,9 @@ class World:
     #: identities (K8sObject.identity) of workloads and pods whose pods were made anew and that
     #: nothing has waited for since (World.started)
     unready: set[tuple[str, str, str, str]] = field(default_factory=set)
+    #: of those, the workloads made by the command itself (not Pods): their controller makes
+    #: their pods a moment after, so right after that command they may have none at all
+    unmade: set[tuple[str, str, str, str]] = field(default_factory=set)
     #: Compose project (its name) -> the services `docker compose pause` paused, which
     #: `unpause` resumes (and only those)
     paused: dict[str, set[str]] = field(default_factory=dict)
@@ -337,13 +340,16 @@ class World:
         for obj in (o for o in objects if o.kind in WORKLOADS):
             before = self.existing(obj)
             if waited:  # Helm's --wait waits for every object of the release, unchanged ones
-                self.unready.discard(obj.identity)  # too (helm.py _waits)
+                self.waited(obj)  # too (helm.py _waits)
             elif before is None or before.pod() != obj.pod():
                 self.unready.add(obj.identity)
+                if before is None and obj.kind != "Pod":
+                    self.unmade.add(obj.identity)
 
     def waited(self, obj: K8sObject) -> None:
         """kubectl rollout status or wait has seen the object's pods ready."""
         self.unready.discard(obj.identity)
+        self.unmade.discard(obj.identity)
 
     def not_running(self, workload: K8sObject) -> str | None:
         """Why the workload's pods may not run yet (World.started), or None."""

@@ -954,29 +954,44 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
     other JSONPaths say nothing of it. A condition the kind never gets (_CONDITIONS: Ready of
     a Deployment, say) times out."""
     _refs(inv, ns, args)
-    _some_match(inv.session.world, ns, args)
-    condition = _condition(args)
-    if condition is None:
-        if _jsonpath_runs(args):
-            for kind, obj in _named(inv.session.world, ns, args) + _from_files(inv, ns, args):
-                if kind == "Pod":
-                    _checked_once(inv.session.world, args, kind, obj)
-                    inv.session.world.waited(obj)
+    world = inv.session.world
+    _some_match(world, ns, args)
+    given = str(args.get("--for") or "").lower()
+    if given == "create":
+        _made(world, ns, args)
         return
+    objects = _named(world, ns, args) + _from_files(inv, ns, args)
+    condition = _condition(args)
+    if condition is not None:
+        for kind, obj in objects:
+            _has_condition(kind, obj, condition[0])
+    if given != "delete":
+        _pods_made(world, objects)
+    for kind, obj in objects:
+        if _says_running(args, condition, kind):
+            _checked_once(world, args, kind, obj)
+            world.waited(obj)
+
+
+def _says_running(args: Args, condition: tuple[str, bool] | None, kind: str) -> bool:
+    """Whether a wait's --for, once met, says the kind's pods run."""
+    if condition is None:
+        return kind == "Pod" and _jsonpath_runs(args)
     name, true = condition
-    for kind, obj in _named(inv.session.world, ns, args) + _from_files(inv, ns, args):
-        known, running = _CONDITIONS.get(kind, (None, frozenset()))
-        if known is not None and name not in known:
-            ref = f"{kind.lower()}/{obj.name}"
-            fix = "condition=Ready" if kind == "Pod" else f"`kubectl rollout status {ref}`"
-            raise CommandError(
-                f"kubectl wait: {kind} '{obj.name}' never has a condition '{name}' (its kind's: "
-                f"{', '.join(sorted(known)) or 'none'}): kubectl waits until --timeout, then "
-                f'fails with "{WAIT_TIMEOUT} {kind.lower()}s/{obj.name}"; wait with {fix}'
-            )
-        if true and name in running:
-            _checked_once(inv.session.world, args, kind, obj)
-            inv.session.world.waited(obj)
+    return true and name in _CONDITIONS.get(kind, (None, frozenset()))[1]
+
+
+def _has_condition(kind: str, obj: K8sObject, name: str) -> None:
+    """A wait for a condition the kind never gets times out (_CONDITIONS)."""
+    known = _CONDITIONS.get(kind, (None, frozenset()))[0]
+    if known is not None and name not in known:
+        ref = f"{kind.lower()}/{obj.name}"
+        fix = "condition=Ready" if kind == "Pod" else f"`kubectl rollout status {ref}`"
+        raise CommandError(
+            f"kubectl wait: {kind} '{obj.name}' never has a condition '{name}' (its kind's: "
+            f"{', '.join(sorted(known)) or 'none'}): kubectl waits until --timeout, then "
+            f'fails with "{WAIT_TIMEOUT} {kind.lower()}s/{obj.name}"; wait with {fix}'
+        )
 
 
 #: a Go duration of zero (time.ParseDuration: "0", or zeros each with a unit)
@@ -1023,6 +1038,44 @@ def _some_match(world: World, ns: str, args: Args) -> None:
             f"{args.get('-l', '--selector') or '--all'}, and kubectl fails: "
             '"no matching resources found"'
         )
+
+
+def _pods_made(world: World, picked: list[tuple[str, K8sObject]]) -> None:
+    """kubectl wait lists the objects once, when it starts (RunWait in pkg/cmd/wait/wait.go of
+    kubernetes/kubectl v0.35.0: only a wait for `create` polls until they exist). Pods of a
+    workload an earlier command made, with no wait since (World.unmade), are made by its
+    controller a moment after that command returned: listed too early, there are none, and
+    kubectl fails with "no matching resources found" (or waits only for the pods that exist)."""
+    early = [o for kind, o in picked if kind == "Pod" and o.identity in world.unmade]
+    if early:
+        o = early[0]
+        raise CommandError(
+            f"kubectl wait: the pods of {o.kind} '{o.name}' ({o.source}) may not exist yet: "
+            "its controller makes them a moment after the command that created it returned, "
+            "and kubectl wait lists pods once, when it starts, so it can fail with "
+            f'"no matching resources found"; {_wait_for_made(o)}'
+        )
+
+
+def _made(world: World, ns: str, args: Args) -> None:
+    """`kubectl wait --for=create` returns once the first of the objects it lists exists (the
+    poll in RunWait, pkg/cmd/wait/wait.go of kubernetes/kubectl v0.35.0): over the pods of one
+    workload, they exist now (whether they run is another wait); over several, which one's
+    pods were found cannot be told, so none counts."""
+    workloads = [o for kind, o in _named(world, ns, args) if kind == "Pod"]
+    if len(workloads) == 1:
+        world.unmade.discard(workloads[0].identity)
+
+
+def _wait_for_made(workload: K8sObject) -> str:
+    """The wait that outlasts a workload's controller making its pods."""
+    ref = f"{workload.kind.lower()}/{workload.name}"
+    if workload.kind in ("Deployment", "StatefulSet", "DaemonSet"):  # rollout's kinds
+        return f"first wait with `kubectl rollout status {ref}`, which waits for them to be made"
+    return (
+        "first wait with `kubectl wait --for=create pod -l ...` and a selector of its pods "
+        "only, which polls until they exist"
+    )
 
 
 def _named(world: World, ns: str, args: Args) -> list[tuple[str, K8sObject]]:
