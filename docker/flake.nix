@@ -71,6 +71,7 @@
           "0004-rules-leave-a-rule-as-it-was-when-its-expression-does-not-compile.patch"
           "0005-rules-leave-a-rule-as-it-was-when-the-store-refuses-it.patch"
           "0006-rules-answer-404-for-an-unknown-rule-and-keep-no-state-for-it.patch"
+          "0007-rules-refuse-a-name-the-rules-url-cannot-carry.patch"
         ];
         plugin = {
           id = "betrace-app";

@@ -1,14 +1,15 @@
 """The backend's patch series (patches/betrace-backend/): every patch has its header, the release
 data records the series, and each patch fixes what its header says, shown by running Go.
 
-Each patch adds a Go test of the package it changes (`internal/dsl`, `internal/grpc/services`).
+Each patch adds a Go test of the package it changes (`internal/dsl`, `internal/grpc/services`,
+`pkg/models`).
 Those tests run for real, with the Go toolchain the backend is built with, on two copies of
 upstream's `backend/`: with the whole series they pass; with only the patches' test files
 (`git apply --include='*_test.go'`) they fail, which re-observes upstream's bugs at the pinned
 commit in every run. What the built (patched) backend does over HTTP is checked by the rule
 examples of docs/reference/rule-language.md (0001, 0002) and by the probes recovered-rules,
-repost-after-restart, compile-trap, frozen-rule, stored-broken-rule and store-refused-rule
-(0003 to 0006).
+repost-after-restart, compile-trap, frozen-rule, stored-broken-rule, store-refused-rule
+(0003 to 0006) and rule-name-in-url (0007).
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def test_the_go_packages_are_found() -> None:
         "./internal/grpc/services",
         "./internal/storage",
         "./pkg/fsm",
+        "./pkg/models",
     ]
 
 

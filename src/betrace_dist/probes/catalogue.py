@@ -302,6 +302,44 @@ def expect_store_refused(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("store-refused-rule", measure_store_refused, expect_store_refused, _ports))
 
 
+def measure_rule_name_in_url(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Rule names the rule's URL (/v1/rules/{id}) cannot carry, and one it can: a slash, "..",
+    and a name with dots inside."""
+    with started(params) as api:
+        slash = api.post_json("/v1/rules", RULE | {"name": "team/slow-query"})
+        dots = api.post_json("/v1/rules", RULE | {"name": ".."})
+        dotted = api.post_json("/v1/rules", RULE | {"name": "team.slow-query"})
+        read = api.call("GET", "/v1/rules/team.slow-query")
+        rules = (api.call("GET", "/v1/rules").json() or {}).get("rules", [])
+    listed = [r.get("name") for r in rules if isinstance(r, dict)]
+    return {
+        "slash": slash.status,
+        "slash_message": slash.body[:300],
+        "dots": dots.status,
+        "dotted": dotted.status,
+        "dotted_read": read.status,
+        "rules_listed": sorted(n for n in listed if isinstance(n, str)),
+    }
+
+
+def expect_rule_name_in_url(data: ReleaseData) -> dict[str, Expect]:
+    # the distribution's backend, with patch 0007. The series before it, measured by hand with
+    # these calls: POST of "team/slow-query" and of ".." answered 200, and GET and DELETE of
+    # /v1/rules/team%2Fslow-query and /v1/rules/team/slow-query answered 404; GET of
+    # /v1/rules/.. answered 307 to /v1 (only /v1/rules/%2E%2E reached the rule).
+    return {
+        "slash": equal(400),
+        "slash_message": contains("cannot be a segment of the rule's URL"),
+        "dots": equal(400),
+        "dotted": equal(200),
+        "dotted_read": equal(200),
+        "rules_listed": equal(["team.slow-query"]),
+    }
+
+
+register(Probe("rule-name-in-url", measure_rule_name_in_url, expect_rule_name_in_url, _ports))
+
+
 # --- body sizes ------------------------------------------------------------------------------
 
 
