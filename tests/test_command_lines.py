@@ -769,6 +769,56 @@ def test_helm_install_with_an_unknown_values_key_is_refused(session: Session) ->
         )
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [
+        "--set admin.existingSecret=grafana-admn",
+        "--set-string admin.existingSecret=grafana-admn",
+        '--set-json admin=\'{"existingSecret": "grafana-admn"}\'',
+        "--set admin.existingSecret=grafana-admin --set admin.existingSecret=grafana-admn",
+    ],
+)
+def test_set_values_of_the_grafana_chart_count_over_the_files(session: Session, flags: str) -> None:
+    """--set overrides -f (Helm's MergeValues): a Secret named only by --set was checked as a
+    key and its value dropped, so the pod's missing Secret went unseen."""
+    chart = session.release.current.grafana_chart
+    (session.cwd / "v.yaml").write_text("admin:\n  existingSecret: grafana-admin\n", "utf-8")
+    admin = (
+        "kubectl create secret generic grafana-admin -n monitoring --from-literal=admin-user=a "
+        "--from-literal=admin-password=b\n"
+    )
+    install = f"helm install grafana {chart.repo_name}/grafana -n monitoring -f v.yaml"
+    run(session, _grafana_repo(session) + "kubectl create namespace monitoring\n" + admin)
+    with pytest.raises(CommandError, match="needs Secret 'grafana-admn', which neither"):
+        run(session, f"{install} {flags}\n")
+    run(session, f"{install} --set admin.existingSecret=grafana-admin\n")
+
+
+@pytest.mark.parametrize(
+    ("assignment", "flag", "merged"),
+    [
+        ("a.b=true", "--set", {"a": {"b": True}}),
+        ("a.b=TRUE", "--set", {"a": {"b": True}}),
+        ("a=0", "--set", {"a": 0}),
+        ("a=012", "--set", {"a": "012"}),
+        ("a=-5", "--set", {"a": -5}),
+        ("a=true", "--set-string", {"a": "true"}),
+        ("a={x,2}", "--set", {"a": ["x", 2]}),
+        ("a\\.b.c=x", "--set", {"a.b": {"c": "x"}}),
+        ("a=null", "--set", {"a": 1}),
+        ("a[0]=x", "--set", {"a": 1}),
+    ],
+)
+def test_a_set_value_is_typed_as_helm_types_it(
+    assignment: str, flag: str, merged: dict[str, object]
+) -> None:
+    """typedVal and the key splitting of pkg/strvals/parser.go, helm v4.1.4."""
+    from betrace_dist.gate.commands.helm import _set_into
+
+    key, _, raw = assignment.partition("=")
+    assert _set_into({"a": 1}, key, raw, flag) == ({"a": 1} | merged)
+
+
 def test_helm_install_of_the_grafana_chart_models_its_objects(session: Session) -> None:
     chart = session.release.current.grafana_chart
     (session.cwd / "v.yaml").write_text(

@@ -245,22 +245,70 @@ def _values_file(session: Session, path: Path, umbrella: bool) -> dict[str, Any]
     return values
 
 
+#: the --set flags in the order Helm merges them, after the -f files (MergeValues in
+#: pkg/cli/values/options.go of helm v4.1.4): JSON, typed, strings, files
+_SET_FLAGS = ("--set-json", "--set", "--set-string", "--set-file")
+
+
 def _remote_values(inv: Invocation, parsed: CommandLine, umbrella: bool) -> dict[str, Any]:
-    """The merged `-f` files, each checked against the Grafana chart's keys; `--set` keys too."""
+    """The merged `-f` files, each checked against the Grafana chart's keys, then the `--set`
+    values, checked too and merged over them as Helm does."""
     values: dict[str, Any] = {}
     for path in _values_paths(inv, parsed):
         values = _merge(values, _values_file(inv.session, path, umbrella))
-    for item in parsed.all("--set", "--set-string", "--set-json", "--set-file"):
-        for assignment in _set_items(item):
-            key = assignment.partition("=")[0]
-            if umbrella and key.startswith("grafana."):
-                key = key.removeprefix("grafana.")
-            elif umbrella:
-                continue  # the stack's other keys are not modelled
-            problems = grafana_chart.validate_set(key, assignment.partition("=")[2])
-            if problems:
-                raise CommandError(f"--set {assignment}: {problems[0]}")
+    for flag in _SET_FLAGS:
+        for item in parsed.all(flag):
+            for assignment in _set_items(item):
+                key, _, raw = assignment.partition("=")
+                if umbrella and key.startswith("grafana."):
+                    key = key.removeprefix("grafana.")
+                elif umbrella:
+                    continue  # the stack's other keys are not modelled
+                problems = grafana_chart.validate_set(key, raw)
+                if problems:
+                    raise CommandError(f"--set {assignment}: {problems[0]}")
+                values = _set_into(values, key, raw, flag)
     return values
+
+
+def _set_into(values: dict[str, Any], key: str, raw: str, flag: str) -> dict[str, Any]:
+    """One KEY=VALUE of a --set flag merged into the values as Helm's strvals parser reads it
+    (pkg/strvals/parser.go of helm v4.1.4): the key split at dots not escaped by a backslash,
+    `{a,b}` a list, and for --set the value typed by typedVal (true, false, null, integers
+    without a leading zero); --set-string keeps text, --set-json reads JSON. Not modelled, their
+    keys checked and their values left out: a key with a list index (`a[0]`), --set-file (a
+    file's text) and null (which removes a key of the chart's defaults)."""
+    if "[" in key or flag == "--set-file":
+        return values
+    if flag == "--set-json":
+        try:
+            value: Any = json.loads(raw)
+        except ValueError as exc:
+            raise CommandError(f"--set-json {key}={raw}: not JSON ({exc})") from None
+    elif raw.startswith("{") and raw.endswith("}"):
+        value = [_typed(v, flag) for v in raw[1:-1].split(",") if v]
+    else:
+        value = _typed(raw, flag)
+    if value is None:  # Helm removes the key; the model keeps what the files gave
+        return values
+    parts = [p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.", key)]
+    for part in reversed(parts):
+        value = {part: value}
+    return _merge(values, value)
+
+
+def _typed(raw: str, flag: str) -> Any:
+    """typedVal of Helm's strvals parser for --set; text for --set-string."""
+    if flag == "--set-string":
+        return raw
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    if raw == "0" or (raw[:1] not in ("", "0") and re.fullmatch(r"[+-]?\d+", raw)):
+        return int(raw)
+    return raw
 
 
 def _grafana_objects(
