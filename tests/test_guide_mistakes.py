@@ -129,7 +129,12 @@ CASES = [
     (
         "nix-result-replaced.md",
         "./result/bin",
-        ["'result' is the build of betrace-grafana-plugin-0.1.0", "not a build of the backend"],
+        ["'result' is the build of stand-in-frontend", "not a build of the backend"],
+    ),
+    (
+        "nix-plugin-build.md",
+        "nix build github:",
+        ["packages.<system>.grafana-plugin", "does not build", "npm install", "plugin-init"],
     ),
     ("make-gate-page.md", "make gate", ["there is no 'docs/guides/tarbal.md'"]),
     (

@@ -311,6 +311,8 @@ def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tupl
             f"packages: {', '.join(outputs['packages'])}"
         )
     category, name = found
+    if category == "packages":
+        _builds_in_the_sandbox(sub, name)
     if category == "apps" and name in _CHECKOUT_APPS:
         flake = ref.partition("#")[0]
         raise CommandError(
@@ -319,6 +321,29 @@ def _check_upstream_attr(inv: Invocation, sub: str, ref: str, attr: str) -> tupl
             f"nix {sub} {flake}#packages.<system>.{name}"
         )
     return found
+
+
+#: upstream's packages that build its Grafana plugin, whose build runs a plain `npm install`
+#: (grafana-betrace-app/flake.nix, buildPhase, at the pinned commit): without network in Nix's
+#: sandbox it cannot fetch the dependencies, so these fail to build. The images of
+#: nix/containers.nix take the plugin into the grafana image (its line 282) and join that image
+#: into `all` (583-592). Read in upstream's source, not run (the stand-in flake builds them).
+_NO_SANDBOX_BUILD = {
+    "grafana-plugin": "the plugin itself",
+    "container-grafana": "the Grafana image, which copies the plugin in",
+    "containers-all": "every image, the Grafana image with the plugin among them",
+}
+
+
+def _builds_in_the_sandbox(sub: str, name: str) -> None:
+    """A package that cannot build in Nix's sandbox, refused where the command builds it."""
+    if sub in ("build", "run", "shell", "profile") and name in _NO_SANDBOX_BUILD:
+        raise CommandError(
+            f"upstream's packages.<system>.{name} ({_NO_SANDBOX_BUILD[name]}) does not build: "
+            "the plugin's build runs a plain `npm install` (grafana-betrace-app/flake.nix at the "
+            "pinned commit), which cannot download anything in Nix's sandbox, so the build "
+            "fails; the plugin ships in the plugin-init image built with Docker"
+        )
 
 
 def _require_nix(session: Session) -> None:
