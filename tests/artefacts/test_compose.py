@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist.artefacts import compose as c
+from betrace_dist.artefacts import container_logs
 from betrace_dist.release import ReleaseData
 from betrace_dist.site import compose_defaults
 
@@ -907,3 +908,126 @@ def test_reference_page_lists_the_volumes_the_stack_mounts(stack: c.Stack) -> No
             cell = listed.get(mount.get("source", ""), "")
             if mount.get("type") == "volume" and name in ("backend", "grafana"):
                 assert f"`{mount['target']}`" in cell, (name, mount, cell)
+
+
+# --- bounded logs --------------------------------------------------------------------------------
+
+
+def _line_of(path: Path, text: str) -> int:
+    """1-based line of the one line of `path` that is `text`."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines.count(text) == 1, f"{path.name}: {text!r} is not on exactly one line"
+    return lines.index(text) + 1
+
+
+def test_every_service_keeps_a_bounded_log(stack: c.Stack) -> None:
+    """The stack's x-logging block, on every service, as its comment states the bound."""
+    assert c.check_logs(stack) == []
+    limits = {name: container_logs.limit(s.get("logging")) for name, s in stack.services.items()}
+    assert set(limits) == set(c.SERVICE_IMAGES)
+    bound = limits["backend"]
+    assert set(limits.values()) == {bound}
+    stated = (
+        f"{bound.files} x {container_logs.amount(bound.file_bytes)} = "
+        f"{container_logs.amount(bound.total_bytes)}"
+    )
+    assert stated in " ".join(c.COMPOSE_FILE.read_text(encoding="utf-8").split())
+
+
+def test_a_service_without_logging_fails_at_its_line(
+    copy: StackCopy, release_data: ReleaseData
+) -> None:
+    copy.edit(
+        COMPOSE,
+        r"(pyroscope:1\.6\.0\n    restart: unless-stopped\n)    logging: \*logging\n",
+        r"\1",
+    )
+    line = _line_of(copy.compose_file, "  pyroscope:")
+    assert c.check_logs(copy.load()) == [
+        f"docker-compose.yml:{line}: services.pyroscope.logging is not set: Docker's default "
+        "json-file driver then keeps all the container writes; use json-file with max-size and "
+        "max-file, or the local driver"
+    ]
+    assert any(
+        "services.pyroscope.logging is not set" in v
+        for v in c.check_stack(copy.load(), release_data)
+    )
+
+
+def test_json_file_without_max_size_fails_at_the_shared_options(copy: StackCopy) -> None:
+    """The options are written once, in x-logging: every service is named, at that line."""
+    copy.edit(COMPOSE, r'\n    max-size: "20m"', "")
+    line = _line_of(copy.compose_file, "  options:")
+    found = c.check_logs(copy.load())
+    assert len(found) == len(c.SERVICE_IMAGES)
+    assert found[0].startswith(f"docker-compose.yml:{line}: services.")
+    assert ".logging.options.max-size is not set: json-file then keeps" in found[0]
+
+
+@pytest.mark.parametrize(
+    ("logging", "message"),
+    [
+        ({"driver": "none"}, "services.tempo.logging.driver is 'none': the container keeps no log"),
+        ({"driver": "syslog"}, "services.tempo.logging.driver is 'syslog': only json-file"),
+        (
+            {"options": {"max-size": "20m"}},
+            "services.tempo.logging.driver is not set: the daemon's",
+        ),
+        (
+            {"driver": "json-file", "options": {"max-size": "-1"}},
+            "services.tempo.logging.options.max-size is '-1', not a size Docker takes",
+        ),
+        (
+            {"driver": "local", "options": {"max-file": "1"}},
+            "services.tempo.logging.options.compress is true with max-file 1: Docker refuses",
+        ),
+        (
+            {"driver": "json-file", "options": {"max-size": "9m", "compress": "true"}},
+            "services.tempo.logging.options.compress is true with max-file 1: Docker refuses",
+        ),
+        (
+            {"driver": "local", "options": {"max-file": "0"}},
+            "services.tempo.logging.options.max-file is '0', not a whole number of files",
+        ),
+    ],
+)
+def test_a_logging_setting_that_does_not_bound_the_log_is_named(
+    copy: StackCopy, logging: dict[str, object], message: str
+) -> None:
+    copy.edit(
+        COMPOSE,
+        r"(grafana/tempo:2\.5\.0\n    restart: unless-stopped\n    logging: )\*logging",
+        r"\g<1>" + json.dumps(logging),
+    )
+    line = _line_of(copy.compose_file, "    logging: " + json.dumps(logging))
+    found = c.check_logs(copy.load())
+    assert len(found) == 1 and found[0].startswith(f"docker-compose.yml:{line}: "), found
+    assert message in found[0]
+
+
+def test_the_local_driver_is_bounded_by_its_defaults() -> None:
+    assert container_logs.limit({"driver": "local"}) == container_logs.LogLimit(
+        "local", 20_000_000, 5
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("20m", 20_000_000),
+        ("20M", 20_000_000),
+        ("20MB", 20_000_000),
+        ("20mib", 20_000_000),  # go-units' FromHumanSize: decimal whatever the suffix
+        ("20 m", 20_000_000),
+        ("1.5g", 1_500_000_000),
+        ("512k", 512_000),
+        ("100", 100),
+        ("100b", 100),
+        ("-1", None),
+        ("20x", None),
+        ("m", None),
+        ("20mbb", None),
+    ],
+)
+def test_sizes_are_read_like_docker(text: str, size: int | None) -> None:
+    assert container_logs.size_bytes(text) == size

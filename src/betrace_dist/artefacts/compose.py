@@ -29,8 +29,8 @@ from ..names import (
     looks_secret,
 )
 from ..release import Plugin, ReleaseData
-from ..yamlio import load_with_lines, to_plain
-from . import dockerfiles
+from ..yamlio import field_path, line_of, load_with_lines, to_plain
+from . import container_logs, dockerfiles
 
 COMPOSE_DIR = REPO_ROOT / "docker"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
@@ -1018,6 +1018,21 @@ def check_grafana_data(stack: Stack) -> list[str]:
     ]
 
 
+def check_logs(stack: Stack) -> list[str]:
+    """Every service's container keeps a bounded log (container_logs.limit): with no `logging:`
+    Docker's default json-file driver keeps all of it, and the backend writes a line per span."""
+    root = load_with_lines(stack.compose_file)
+    out = []
+    for name, service in stack.services.items():
+        try:
+            container_logs.limit(service.get("logging"))
+        except container_logs.LoggingProblem as exc:
+            where = ("services", name, "logging", *exc.field)
+            line = line_of(root, where)
+            out.append(f"{stack.compose_file.name}:{line}: {field_path(where)} {exc.reason}")
+    return out
+
+
 #: Every policy, in the order a report lists them; each takes (stack, data).
 POLICIES = (
     lambda stack, data: check_no_version_key(stack),
@@ -1038,6 +1053,7 @@ POLICIES = (
     lambda stack, data: check_stop_grace(stack),
     check_distribution_defaults,
     lambda stack, data: check_grafana_data(stack),
+    lambda stack, data: check_logs(stack),
 )
 
 
