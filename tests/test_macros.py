@@ -9,6 +9,7 @@ import pytest
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.render import RenderError, Site
+from betrace_dist.site import compose_defaults
 
 from .conftest import copy_site
 
@@ -63,6 +64,8 @@ def test_image_shows_the_digest_once_published(tmp_path: Path) -> None:
         ('{{ endpoint("/health") }}', "the backend serves no endpoint '/health'"),
         ('{{ env_var("PORT") }}', "the backend reads no environment variable 'PORT'"),
         ('{{ obs_image("jaeger") }}', "no observability image 'jaeger'"),
+        ('{{ compose_log_limit("jaeger") }}', "the Compose stack has no service 'jaeger'"),
+        ('{{ compose_log_limit("backend", "week") }}', "no part 'week' of a log bound"),
     ],
 )
 def test_macros_refuse_facts_that_are_not_in_the_release(
@@ -71,3 +74,28 @@ def test_macros_refuse_facts_that_are_not_in_the_release(
     with pytest.raises(RenderError) as info:
         render(site_with(tmp_path), f"# P\n\nUse {call} here.\n")
     assert info.value.line == 3 and message in info.value.reason
+
+
+def test_the_log_bound_is_read_from_the_compose_file(tmp_path: Path) -> None:
+    site = site_with(tmp_path)
+    text = '{{ compose_log_limit("backend") }}, {{ compose_log_limit("backend", "files") }} files'
+    options = compose_defaults.written()["x-logging"]["options"]
+    size = int(options["max-size"].removesuffix("m")) * int(options["max-file"])
+    assert render(site, text) == f"{size} MB, {options['max-file']} files"
+
+
+def test_a_service_without_bounded_logs_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A number the file no longer sets is never shown: the macro refuses the service."""
+    broken = tmp_path / "docker-compose.yml"
+    text = compose_defaults.COMPOSE_FILE.read_text(encoding="utf-8")
+    broken.write_text(text.replace("    logging: *logging\n", "", 1), encoding="utf-8")
+    monkeypatch.setattr(compose_defaults, "COMPOSE_FILE", broken)
+    compose_defaults.written.cache_clear()
+    try:
+        first = next(iter(compose_defaults.services()))
+        with pytest.raises(KeyError, match=f"services.{first}.logging is not set"):
+            compose_defaults.log_limit(first)
+    finally:
+        compose_defaults.written.cache_clear()

@@ -10,6 +10,7 @@ from functools import cache
 from .. import REPO_ROOT
 from ..artefacts import chart_values
 from ..artefacts.compose import ENV_EXAMPLE, read_env_file
+from ..artefacts.container_logs import LogLimit, amount
 from . import compose_defaults
 from .compose_defaults import _resolve
 from .tables import cell, code, table
@@ -52,9 +53,18 @@ def compose_services_table() -> str:
                 code(name),
                 code(_resolve(str(service.get("image", "")))),
                 ", ".join(code(p) for p in ports) or "none (internal)",
+                _logs_cell(compose_defaults.log_bound(name)),
             ]
         )
-    return table(["Service", "Image", "Published (host:port:container)"], rows)
+    return table(["Service", "Image", "Published (host:port:container)", "Logs kept"], rows)
+
+
+def _logs_cell(bound: LogLimit) -> str:
+    """'200 MB: 10 files of 20 MB (json-file)'."""
+    return (
+        f"{amount(bound.total_bytes)}: {bound.files} files of {amount(bound.file_bytes)} "
+        f"({code(bound.driver)})"
+    )
 
 
 def compose_env_table() -> str:

@@ -1,5 +1,5 @@
-"""Default host ports and the network of the Compose stack, read from docker/docker-compose.yml
-itself."""
+"""Default host ports, the network and the log bound of the Compose stack, read from
+docker/docker-compose.yml itself."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from functools import cache
 from typing import Any
 
+from ..artefacts import container_logs
 from ..artefacts.compose import COMPOSE_FILE
 from ..yamlio import load_with_lines, to_plain
 
@@ -60,3 +61,33 @@ def published_port(service: str, target: int | None = None) -> int:
         if target is None or int(container) == target:
             return int(host)
     raise KeyError(f"the Compose service '{service}' publishes no port {target}")
+
+
+def log_bound(service: str) -> container_logs.LogLimit:
+    """The bound on a service's container log, refused when the service has none."""
+    stack = services()
+    if service not in stack:
+        raise KeyError(
+            f"the Compose stack has no service '{service}'; services: {', '.join(stack)}"
+        )
+    logging = stack[service].get("logging") or {}
+    options = {k: _resolve(str(v)) for k, v in (logging.get("options") or {}).items()}
+    try:
+        return container_logs.limit(logging and {**logging, "options": options})
+    except container_logs.LoggingProblem as exc:
+        where = ".".join(("services", service, "logging", *exc.field))
+        raise KeyError(f"{COMPOSE_FILE.name}: {where} {exc}") from None
+
+
+def log_limit(service: str, part: str = "total") -> str:
+    """How much log a service's container keeps ("200 MB"), or one part of that bound: "file",
+    the size of one file, or "files", how many are kept; refused when the log is unbounded."""
+    found = log_bound(service)
+    parts = {
+        "total": container_logs.amount(found.total_bytes),
+        "file": container_logs.amount(found.file_bytes),
+        "files": str(found.files),
+    }
+    if part not in parts:
+        raise KeyError(f"no part '{part}' of a log bound; parts: {', '.join(parts)}")
+    return parts[part]

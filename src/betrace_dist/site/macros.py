@@ -164,6 +164,7 @@ def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
         "env_default": _env_default_macro(data),
         "compose_port": compose_defaults.published_port,
         "compose_network": compose_defaults.default_network,
+        "compose_log_limit": compose_defaults.log_limit,
         "limit": limit,
     }
 
