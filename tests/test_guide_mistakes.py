@@ -29,7 +29,7 @@ CASES = [
     (
         "compose-service.md",
         "logs grafna",
-        ["no service 'grafna'", "did you mean 'grafana'", "services: backend"],
+        ["no such service: grafna", "did you mean 'grafana'", "services: backend"],
     ),
     ("compose-exec-before-up.md", "compose exec", ["was not started earlier on this page"]),
     ("compose-v1.md", "docker-compose up", ["Compose v1", "write `docker compose`"]),

@@ -45,8 +45,15 @@ from .flags import options as flag_table
 
 _FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 _OVERRIDES = tuple(name.replace(".y", ".override.y") for name in _FILES)
+#: `docker compose` subcommands whose positionals are all services of the project (Compose
+#: v5.6.1 refuses one the project lacks: "no such service: NAME", exit 1)
 _SERVICE_ARGS = {
     "up",
+    "build",
+    "config",
+    "down",
+    "push",
+    "watch",
     "start",
     "stop",
     "restart",
@@ -62,18 +69,13 @@ _SERVICE_ARGS = {
     "unpause",
 }
 _KNOWN = _SERVICE_ARGS | {
-    "down",
     "exec",
     "run",
-    "config",
     "ls",
     "version",
     "events",
     "port",
     "cp",
-    "build",
-    "push",
-    "watch",
     "wait",
 }
 
@@ -450,19 +452,12 @@ def compose(inv: Invocation, args: list[str]) -> None:
     compose_file, project = _project(inv, files, env_file, str(name) if name else None)
     services: dict[str, Any] = project.get("services", {})
     _mark_roles(inv.session, services)
-    named = (
-        positional[:1]
-        if sub in _COMMAND_AFTER_SERVICE
-        else positional
-        if sub in _SERVICE_ARGS
-        else []
-    )
+    named = _named_services(sub, positional)
     for name in named:
         if name not in services:
-            raise CommandError(
-                f"no service '{name}'{closest(name, list(services))}; "
-                f"{listing('services', list(services))}"
-            )
+            raise CommandError(_no_service(sub, name, list(services)))
+    if sub in ("cp", "port"):
+        named = []  # they change nothing in the world
     # a project is its name, as Compose knows it: the same name in two folders is one project
     key = str(project.get("name") or compose_file.parent)
     if not line.options.on("--dry-run"):  # --dry-run prints what it would do, and does nothing
@@ -481,6 +476,49 @@ def compose(inv: Invocation, args: list[str]) -> None:
         inv.never_returns(f"`docker compose {sub}` streams until stopped: it runs")
 
 
+def _named_services(sub: str, positional: list[str]) -> list[str]:
+    """The services a command line names, by the shape of its subcommand's arguments: `exec`
+    and `run` SERVICE COMMAND..., `port` SERVICE PRIVATE_PORT, `cp` SERVICE:PATH on one side
+    (_cp_service), the others services only."""
+    if sub in _COMMAND_AFTER_SERVICE or sub == "port":
+        return positional[:1]
+    if sub == "cp":
+        return [_cp_service(positional)]
+    return positional if sub in _SERVICE_ARGS else []
+
+
+def _cp_service(positional: list[str]) -> str:
+    """The service of `cp SERVICE:SRC DEST` or `cp SRC SERVICE:DEST`. A word names a service
+    where it has a colon, is not absolute and does not start with `.` (splitCpArg); one on
+    each side, or none, is refused (copy, pkg/compose/cp.go of docker/compose v5.5.0); Compose
+    takes exactly two words (cmd/compose/cp.go)."""
+    if len(positional) != 2 or "" in positional:
+        raise CommandError("docker compose cp: give a source and a destination")
+    sides = [
+        word.split(":", 1)[0]
+        for word in positional
+        if ":" in word and not word.startswith(("/", "."))
+    ]
+    if len(sides) == 2:
+        raise CommandError("docker compose cp: copying between services is not supported")
+    if not sides:
+        raise CommandError("docker compose cp: unknown copy direction")
+    return sides[0]
+
+
+def _no_service(sub: str, name: str, services: list[str]) -> str:
+    """What Compose says of a service the project lacks: the commands that resolve the project
+    refuse the name; `exec` and `port` look its container up (getSpecifiedContainer,
+    pkg/compose/containers.go), `cp` its containers (pkg/compose/cp.go, both of docker/compose
+    v5.5.0), and find none."""
+    hint = f"{closest(name, services)}; {listing('services', services)}"
+    if sub in ("exec", "port"):
+        return f'service "{name}" is not running: the project has no such service{hint}'
+    if sub == "cp":
+        return f'no container found for service "{name}": the project has no such service{hint}'
+    return f"no such service: {name}{hint}"
+
+
 def _apply(
     inv: Invocation, line: ComposeLine, key: str, project: dict[str, Any], named: list[str]
 ) -> None:
@@ -489,19 +527,37 @@ def _apply(
     if sub in ("up", "start", "restart", "create", "unpause"):
         _starting(inv, line, key, project, named)
     data = inv.session.release
+    touched = _dependents(services, named) if sub == "down" else set(named or services)
     runs_backend = any(  # another project's stop or down leaves the live backend be
-        is_backend_service(services[n], data) for n in (named or services)
+        is_backend_service(services[n], data) for n in touched
     )
     if sub in ("restart", "stop", "kill", "pause", "down") and inv.session.live and runs_backend:
         inv.session.live.stop()  # a restart starts again, with the rules it kept, on next use
     if sub in ("stop", "kill", "pause"):  # nothing answers on their ports until start/unpause
-        _unpublish(world, key, set(named or services))
-    _track_pauses(world, sub, key, set(named or services))
+        _unpublish(world, key, touched)
+    _track_pauses(world, sub, key, touched)
     if sub == "down":
-        _unpublish(world, key, None)
-        world.compose_projects.pop(key, None)
+        _unpublish(world, key, touched if named else None)
+        if not named:  # `down SERVICE...` leaves the project's other services be
+            world.compose_projects.pop(key, None)
         if line.args.has("-v", "--volumes") and inv.session.live and runs_backend:
             inv.session.live.forget()  # the named volume with the rules is gone
+
+
+def _dependents(services: dict[str, Any], named: list[str]) -> set[str]:
+    """What `down` removes: every service without `named` ones, else the named ones and every
+    service that depends on them, however far (WithRootNodesAndDown in down, pkg/compose/
+    down.go of docker/compose v5.5.0)."""
+    if not named:
+        return set(services)
+    gone, todo = set(named), list(named)
+    while todo:
+        name = todo.pop()
+        for other, service in services.items():
+            if other not in gone and name in (service.get("depends_on") or {}):
+                gone.add(other)
+                todo.append(other)
+    return gone
 
 
 def _track_pauses(world: World, sub: str, key: str, services: set[str]) -> None:
