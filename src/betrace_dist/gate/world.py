@@ -329,6 +329,12 @@ class World:
     #: Compose project (its name) -> the services `docker compose pause` paused, which
     #: `unpause` resumes (and only those)
     paused: dict[str, set[str]] = field(default_factory=dict)
+    #: Compose project (its name) -> its services that have a container, running or stopped
+    #: (made by `up`, `create`, `run` for what it depends on; removed by `down` and `rm`)
+    containers: dict[str, set[str]] = field(default_factory=dict)
+    #: Compose project (its name) -> its services whose container runs (paused ones too: a
+    #: paused container is listed as running); `stop`, `kill` and `down` end it
+    running: dict[str, set[str]] = field(default_factory=dict)
 
     def started(self, objects: list[K8sObject], waited: bool) -> None:
         """Objects about to join the cluster (an install, upgrade or rollback; kubectl apply or

@@ -470,10 +470,35 @@ def compose(inv: Invocation, args: list[str]) -> None:
             f"docker compose {sub}: the stack in "
             f"'{inv.session.reader_path(compose_file.parent)}' was not started earlier on this page"
         )
+    _is_running(inv.session.world, line, key)
     if sub in _COMMAND_AFTER_SERVICE and len(positional) > 1:
         _program_exists(positional[0], services[positional[0]], positional[1], inv.session)
     if (sub == "logs" and line.args.on("-f", "--follow")) or sub in ("watch", "events"):
         inv.never_returns(f"`docker compose {sub}` streams until stopped: it runs")
+
+
+def _is_running(world: World, line: ComposeLine, key: str) -> None:
+    """`exec` and `port` look the service's container up among the running ones, and fail
+    without one (getSpecifiedContainer, pkg/compose/containers.go of docker/compose v5.5.0,
+    called from exec.go and port.go with all=false); the Docker daemon refuses an exec in a
+    paused one (its errExecPaused). `cp` looks among all the service's containers, stopped
+    ones too, and fails without any (listContainersTargetedForCopy, pkg/compose/cp.go); with
+    --all, a one-off container of `run` counts too, which the model does not keep: it is not
+    checked then."""
+    sub, positional = line.sub, line.args.positional
+    if sub in ("exec", "port") and positional:
+        service = positional[0]
+        if service not in world.running.get(key, set()):
+            raise CommandError(f'service "{service}" is not running')
+        if sub == "exec" and service in world.paused.get(key, set()):
+            raise CommandError(
+                f'the container of service "{service}" is paused, and the Docker daemon refuses'
+                ' the exec: "Container ... is paused, unpause the container before exec"'
+            )
+    elif sub == "cp" and not line.args.on("--all"):
+        service = _cp_service(positional)
+        if service not in world.containers.get(key, set()):
+            raise CommandError(f'no container found for service "{service}"')
 
 
 def _named_services(sub: str, positional: list[str]) -> list[str]:
@@ -536,10 +561,13 @@ def _apply(
     if sub in ("stop", "kill", "pause"):  # nothing answers on their ports until start/unpause
         _unpublish(world, key, touched)
     _track_pauses(world, sub, key, touched)
+    _track_containers(world, line, key, project, named)
     if sub == "down":
         _unpublish(world, key, touched if named else None)
         if not named:  # `down SERVICE...` leaves the project's other services be
             world.compose_projects.pop(key, None)
+            world.containers.pop(key, None)
+            world.running.pop(key, None)
         if line.args.has("-v", "--volumes") and inv.session.live and runs_backend:
             inv.session.live.forget()  # the named volume with the rules is gone
 
@@ -558,6 +586,55 @@ def _dependents(services: dict[str, Any], named: list[str]) -> set[str]:
                 gone.add(other)
                 todo.append(other)
     return gone
+
+
+def _track_containers(
+    world: World, line: ComposeLine, key: str, project: dict[str, Any], named: list[str]
+) -> None:
+    """Which services of the project have a container (World.containers) and which of those
+    run (World.running), as each command leaves them (pkg/compose of docker/compose v5.5.0):
+    `up` makes and starts the named services and what they depend on (all of them without a
+    name; --no-start makes them only); `create` makes them; `start` and `restart` start the
+    ones that have a container (start.go, restart.go: stopped containers are listed too);
+    `stop` and `kill` stop them; `rm` removes the stopped ones (with --stop, every one it
+    names); `down` removes them and what depends on them; `run` starts what the service
+    depends on, unless --no-deps, and with --detach its own container, which runs on."""
+    sub, flags, services = line.sub, line.args, project.get("services", {})
+    made = world.containers.setdefault(key, set())
+    running = world.running.setdefault(key, set())
+    chosen = set(named or services)
+    if sub in ("up", "create"):
+        deps = sub == "up" and not flags.on("--no-deps")
+        chosen = set(_with_dependencies(services, named, deps)) if named else set(services)
+        made |= chosen
+        if sub == "up" and not flags.on("--no-start"):
+            running |= chosen
+    elif sub == "run" and named:
+        needed = set(_with_dependencies(services, named, not flags.on("--no-deps"))) - set(named)
+        made |= needed
+        running |= needed | (set(named) if flags.on("-d", "--detach") else set())
+        world.compose_projects.setdefault(key, project)  # the project has containers now
+    elif sub in ("start", "restart"):
+        running |= chosen & made
+    removed = _removed(sub, flags, services, named, running)
+    if sub in ("stop", "kill"):
+        running -= chosen
+    made -= removed
+    running -= removed
+
+
+def _removed(
+    sub: str, flags: CommandLine, services: dict[str, Any], named: list[str], running: set[str]
+) -> set[str]:
+    """The services whose containers a command removes: `down` those it names and what depends
+    on them (all without a name); `rm` the stopped ones it names (all without a name), with
+    --stop the running ones too (remove.go, down.go of docker/compose v5.5.0)."""
+    if sub == "down":
+        return _dependents(services, named)
+    if sub == "rm":
+        chosen = set(named or services)
+        return chosen if flags.on("-s", "--stop") else chosen - running
+    return set()
 
 
 def _track_pauses(world: World, sub: str, key: str, services: set[str]) -> None:
