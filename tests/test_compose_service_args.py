@@ -104,3 +104,24 @@ def test_down_of_a_service_removes_it_and_what_depends_on_it(session: Session) -
     run(session, f"cat > compose.yaml <<'EOF'\n{depends}EOF\n")
     run(session, "docker compose up -d\ndocker compose down grafana\n")
     assert 18080 not in session.world.listeners
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ("docker compose port web abc", 'parsing "abc": invalid syntax'),
+        ("docker compose port web 70000", 'parsing "70000": value out of range'),
+        ("docker compose port web 80 81", "accepts between 1 and 2 arg"),
+        ("docker compose exec web", "requires at least 2 arg"),
+        ("docker compose cp web:/etc/hostname", "'docker compose cp' requires 2 arguments"),
+        ("docker compose cp '' ./x", "source can not be empty"),
+    ],
+)
+def test_arguments_compose_refuses_before_looking_anything_up(
+    session: Session, command: str, said: str
+) -> None:
+    """The number and form of the words exec, port and cp take (Compose v5.6.1's own
+    messages, run here)."""
+    _project(session)
+    with pytest.raises(CommandError, match=said):
+        run(session, command + "\n")

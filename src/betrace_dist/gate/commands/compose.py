@@ -36,7 +36,7 @@ from ...artefacts.compose import (
     is_backend_service,
     service_role,
 )
-from ...names import BETRACE_IMAGES, closest
+from ...names import BETRACE_IMAGES, closest, is_number
 from ...release import ReleaseData
 from ..session import CommandError, Invocation, Session
 from ..world import Listener, World, listing
@@ -452,6 +452,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
     compose_file, project = _project(inv, files, env_file, str(name) if name else None)
     services: dict[str, Any] = project.get("services", {})
     _mark_roles(inv.session, services)
+    _arguments(sub, positional)
     named = _named_services(sub, positional)
     for name in named:
         if name not in services:
@@ -501,6 +502,27 @@ def _is_running(world: World, line: ComposeLine, key: str) -> None:
             raise CommandError(f'no container found for service "{service}"')
 
 
+def _arguments(sub: str, positional: list[str]) -> None:
+    """How many arguments `exec` and `port` take, and port's PRIVATE_PORT, as Compose v5.6.1
+    checks them before it looks anything up (run here: `exec` wants a SERVICE and a COMMAND,
+    `port` a SERVICE and at most one port, a 16-bit number read by strconv.ParseUint)."""
+    if sub == "exec" and len(positional) < 2:
+        raise CommandError(
+            f"docker compose exec: requires at least 2 arg(s), only received {len(positional)}"
+        )
+    if sub != "port":
+        return
+    if not 1 <= len(positional) <= 2:
+        raise CommandError(
+            f"docker compose port: accepts between 1 and 2 arg(s), received {len(positional)}"
+        )
+    if len(positional) == 2 and not (is_number(positional[1]) and int(positional[1]) < 65536):
+        reason = "value out of range" if is_number(positional[1]) else "invalid syntax"
+        raise CommandError(
+            f'docker compose port: strconv.ParseUint: parsing "{positional[1]}": {reason}'
+        )
+
+
 def _named_services(sub: str, positional: list[str]) -> list[str]:
     """The services a command line names, by the shape of its subcommand's arguments: `exec`
     and `run` SERVICE COMMAND..., `port` SERVICE PRIVATE_PORT, `cp` SERVICE:PATH on one side
@@ -516,9 +538,12 @@ def _cp_service(positional: list[str]) -> str:
     """The service of `cp SERVICE:SRC DEST` or `cp SRC SERVICE:DEST`. A word names a service
     where it has a colon, is not absolute and does not start with `.` (splitCpArg); one on
     each side, or none, is refused (copy, pkg/compose/cp.go of docker/compose v5.5.0); Compose
-    takes exactly two words (cmd/compose/cp.go)."""
-    if len(positional) != 2 or "" in positional:
-        raise CommandError("docker compose cp: give a source and a destination")
+    takes exactly two words, neither empty (cmd/compose/cp.go; its messages, v5.6.1 run here)."""
+    if len(positional) != 2:
+        raise CommandError("docker compose cp: 'docker compose cp' requires 2 arguments")
+    for side, word in zip(("source", "destination"), positional, strict=True):
+        if not word:
+            raise CommandError(f"docker compose cp: {side} can not be empty")
     sides = [
         word.split(":", 1)[0]
         for word in positional
