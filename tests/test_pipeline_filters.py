@@ -13,6 +13,8 @@ from betrace_dist.gate.lexer import blocks
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
 
+from .conftest import require_tool, run
+
 #: test doubles for a tool's model: one that says what it printed, one that cannot say
 DOUBLES = {"says": lambda invocation: "v1.2.3\nsecond line\n", "unsure": lambda invocation: None}
 
@@ -47,3 +49,41 @@ def test_helm_version_cannot_say_so_its_block_is_modelled_not_run(session: Sessi
     block = blocks(f"# T\n\n```bash\n{script}```\n")[0]
     plan = ShellChecker().plan(block)
     assert plan is not None and plan[0] == "modelled"
+
+
+LOGIN = (
+    "kubectl create namespace work\n"
+    "kubectl create secret generic login -n work --from-literal=password=hunter2\n"
+)
+
+
+@pytest.mark.gate_session(tools=("kubectl",), timeout=30)
+@pytest.mark.parametrize(
+    "read",
+    [
+        "-o json | jq -r '.data.password' | base64 --decode",
+        "-o jsonpath='{.data.password}' | base64 --decode",
+    ],
+)
+def test_a_secret_read_through_filters_gives_its_value(session: Session, read: str) -> None:
+    """kubectl get of one Secret prints it as the API server answers (data in base64), so the
+    pipeline's filters run for real on it: before, its output was unknown and they never ran."""
+    require_tool("jq")
+    run(session, LOGIN + f"kubectl get secret login -n work {read}\n")
+    assert isinstance(session.printed[-1], Done)
+    assert session.printed[-1].stdout == "hunter2"
+
+
+@pytest.mark.gate_session(tools=("kubectl",), timeout=30)
+@pytest.mark.parametrize(
+    ("read", "said"),
+    [
+        ("-o json | jq -e '.data.nosuchkey'", r"filters \(jq\) exited with code 1"),
+        ("-o jsonpath='{.data.password}' | base64 --decode --bogus", r"filters \(base64\)"),
+        ("-o jsonpath='{.data.pasword}' | base64 --decode", "has no key 'pasword'"),
+    ],
+)
+def test_a_wrong_secret_read_fails(session: Session, read: str, said: str) -> None:
+    require_tool("jq")
+    with pytest.raises(CommandError, match=said):
+        run(session, LOGIN + f"kubectl get secret login -n work {read}\n")

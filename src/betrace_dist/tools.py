@@ -110,6 +110,7 @@ TOOLS = _declare(
     _debian("unshare", "util-linux", "runs the backend on a private loopback", jail=False),
     _debian("ip", "iproute2", "brings that loopback up", jail=False),
     *(_debian(name, "mount", jail=False) for name in ("mount", "umount")),
+    _debian("jq", "jq", "a filter pages pipe JSON through (run for real on a model's output)"),
     _debian("sh", "dash"),
     _debian("bash", "bash"),
     Tool("python3", "the Python the project runs with", "install Python 3.11 or later"),

@@ -19,6 +19,7 @@ One small handler per subcommand (HANDLERS); a subcommand without one is "not mo
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -335,19 +336,44 @@ def _resolve_target(world: World, ns: str, service: K8sObject, target: Any) -> i
     return port
 
 
-def _jsonpath_secret(obj: K8sObject, jsonpath: str) -> None:
+def _jsonpath_secret(obj: K8sObject, jsonpath: str) -> str | None:
+    """`-o jsonpath={.data.KEY}` of a Secret: the key exists; what kubectl prints is its value,
+    base64 as the API keeps it (empty where the model does not know it)."""
     match = re.fullmatch(
         r"\{\.data(?:\.((?:[^.\\}]|\\.)+)|\[['\"]([^'\"]+)['\"]\])\}", jsonpath.strip("'\"")
     )
     if not match:
-        return
+        return None
     key = (match[1] or match[2]).replace("\\.", ".")
-    data = dict(obj.doc.get("data") or {}) | dict(obj.doc.get("stringData") or {})
+    data = _secret_data(obj)
     if key not in data:
         raise CommandError(
             f"Secret '{obj.name}' has no key '{key}'{closest(key, list(data))}; keys: "
             f"{', '.join(sorted(data))}"
         )
+    return data[key]
+
+
+def _secret_data(obj: K8sObject) -> dict[str, str]:
+    """A Secret's `data` as the API server answers it: stringData merged in, base64-encoded
+    (the Secret type's documented write-only field), values the model does not know empty."""
+    data = {str(k): str(v or "") for k, v in dict(obj.doc.get("data") or {}).items()}
+    for key, value in dict(obj.doc.get("stringData") or {}).items():
+        data[str(key)] = base64.b64encode(str(value or "").encode()).decode()
+    return data
+
+
+def _secret_json(obj: K8sObject) -> str:
+    """`kubectl get secret NAME -o json`: the object as the API server answers it, its data
+    base64 (_secret_data); enough for a pipeline's filters (jq) to run on it for real."""
+    answer = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": obj.name, "namespace": obj.namespace},
+        "type": str(obj.doc.get("type") or "Opaque"),
+        "data": _secret_data(obj),
+    }
+    return json.dumps(answer, indent=4) + "\n"
 
 
 # -- reading a command line as kubectl reads it ---------------------------------------------
@@ -716,7 +742,10 @@ def _create(inv: Invocation, ns: str, args: Args) -> str | None:
     return None
 
 
-def _names(world: World, ns: str, kind: str, names: list[str], args: Args) -> None:
+def _names(world: World, ns: str, kind: str, names: list[str], args: Args) -> str | None:
+    """Each name exists as the kind; for `get` of one Secret with `-o json` or a JSONPath of
+    its data, what kubectl prints (else None: not modelled)."""
+    printed = None
     for name in names:
         if kind == "Namespace":
             if name not in world.namespaces:
@@ -725,17 +754,23 @@ def _names(world: World, ns: str, kind: str, names: list[str], args: Args) -> No
             continue  # cluster objects (nodes, storage classes) are the reader's own
         else:
             obj = _object(world, ns, kind, name)
-            jsonpath = (args.get("-o", "--output") or "").removeprefix("jsonpath=")
+            output = str(args.get("-o", "--output") or "")
+            jsonpath = output.removeprefix("jsonpath=")
             if kind == "Secret" and jsonpath.startswith(("{", "'{", '"{')):
-                _jsonpath_secret(obj, jsonpath)
+                printed = _jsonpath_secret(obj, jsonpath)
+            elif kind == "Secret" and output == "json":
+                printed = _secret_json(obj)
+    return printed if len(names) == 1 and args.sub == "get" else None
 
 
-def _get(inv: Invocation, ns: str, args: Args) -> None:
-    """get / describe / delete: the kinds and names must exist at this point of the page."""
+def _get(inv: Invocation, ns: str, args: Args) -> str | None:
+    """get / describe / delete: the kinds and names must exist at this point of the page; what
+    `get` of one Secret prints, where _names models it."""
     world, pos = inv.session.world, args.positional
+    printed = None
     if args.all("-f", "--filename"):
         _files(inv, args)
-        return
+        return None
     if not pos:
         raise CommandError(f"kubectl {args.sub} needs a resource type")
     first = pos[0]
@@ -746,10 +781,11 @@ def _get(inv: Invocation, ns: str, args: Args) -> None:
         for word in first.split(","):  # several kinds at once: each must be a kind, and each
             _names(world, ns, _kind(word), pos[1:], args)  # name given must exist as each
     else:
-        _names(world, ns, _kind(first), pos[1:], args)
+        printed = _names(world, ns, _kind(first), pos[1:], args)
     selector = args.get("-l", "--selector")
     if selector and not world.selected(ns, _selector(selector)):
         raise CommandError(f"no pods in namespace '{ns}' match '{selector}'")
+    return printed
 
 
 #: kinds a pod uses by name: deleting one that a pod still uses breaks that pod's next start
