@@ -31,6 +31,7 @@ from .ledger import Entry, entry_for, relative
 from .lexer import Block, LexError, blocks
 from .live import LiveTier
 from .render import Rendered, RenderError, Site
+from .repo_links import RepoLinks
 from .run import run_of
 from .session import FILE_COMMANDS, clone_files, page_path
 from .update import Updates
@@ -156,7 +157,12 @@ class Gate:
         found_problems = display.unchecked(rendered.text, found, shown)
         found_problems += display.stray_headings(rendered.text, found)
         found_problems += display.link_problems(
-            rendered.text, path.resolve(), self.site.docs_dir, shown, self._ids
+            rendered.text,
+            path.resolve(),
+            self.site.docs_dir,
+            shown,
+            self._ids,
+            self.repo_links.problem,
         )
         found_problems += claims.problems(rendered.text, found, self.release_data.current)
         found_problems += claims.unstated_issues(
@@ -197,6 +203,11 @@ class Gate:
                     f"would replace what the release data gives '{key}'; rename the key"
                 )
         return None
+
+    @cached_property
+    def repo_links(self) -> RepoLinks:
+        """Links into the distribution (the site's checkout) and upstream (the snapshot)."""
+        return RepoLinks(self.release_data, self.site.root)
 
     @cached_property
     def display(self) -> display.Renderer:

@@ -9,7 +9,8 @@ Three guarantees rest on it:
 - every block the lexer found is shown: a fence inside an HTML comment is invisible, so the gate
   refuses it rather than run commands a reader never sees;
 - every internal link points at a page of the site, and every anchor at an id of that page
-  (headings get the ids the site's `toc` extension gives them).
+  (headings get the ids the site's `toc` extension gives them); a link into the distribution's
+  repository or upstream's at the pinned commit, at a file and line that exist (repo_links.py).
 """
 
 from __future__ import annotations
@@ -286,9 +287,16 @@ SUGGESTED = 20
 
 
 def link_problems(
-    text: str, page: Path, docs_dir: Path, shown: Shown, ids_of: Any
+    text: str,
+    page: Path,
+    docs_dir: Path,
+    shown: Shown,
+    ids_of: Any,
+    external: Callable[[str], str | None] | None = None,
 ) -> list[Problem]:
-    """Internal links whose page does not exist, or whose anchor is no id of that page.
+    """Internal links whose page does not exist, or whose anchor is no id of that page; and,
+    with `external` (why a link with a scheme goes nowhere, None if it does or is not checked:
+    repo_links.py), links into the repositories the gate holds.
 
     `ids_of(path)` gives the ids of another page of the site (None when it cannot be read).
     """
@@ -296,8 +304,13 @@ def link_problems(
     out = []
     for href in shown.links:
         parts = urlsplit(href)
-        if parts.scheme or parts.netloc or href.startswith("/"):
-            continue  # external, or absolute (the strict build warns about those)
+        if parts.scheme or parts.netloc:
+            said = external(href) if external is not None else None
+            if said:
+                out.append(Problem(_line_of(lines, href), said))
+            continue
+        if href.startswith("/"):
+            continue  # absolute (the strict build warns about those)
         target = page
         if parts.path:
             target = (page.parent / unquote(parts.path)).resolve()
