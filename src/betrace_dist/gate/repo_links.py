@@ -62,7 +62,7 @@ def target_of(href: str, repositories: tuple[str, ...]) -> Target | str | None:
         "raw.githubusercontent.com",
     ):
         return None
-    words = parts.path.split("/")[1:]
+    words = unquote(parts.path).split("/")[1:]  # decoded: '%2F..' is judged as '/..'
     repository = next(
         (r for r in repositories if [w.lower() for w in words[:2]] == _owner_name(r)), None
     )
@@ -77,7 +77,7 @@ def target_of(href: str, repositories: tuple[str, ...]) -> Target | str | None:
         rest = rest[2:]
     if not rest or not rest[0]:
         return None
-    ref, path = unquote(rest[0]), [unquote(w) for w in rest[1:]]
+    ref, path = rest[0], rest[1:]
     if path and path[-1] == "":
         path = path[:-1]  # a folder's trailing slash
     if any(w in ("", ".", "..") or "\0" in w for w in path):
