@@ -233,3 +233,24 @@ def test_a_dockerfile_changed_between_commands_is_read_again(session: Session) -
     run(session, "printf 'FROM nginx:1.27 AS backend\\n' >> Dockerfile\n")
     with pytest.raises(CommandError, match="the service 'backend' does not run the backend"):
         run(session, "docker compose up --build --wait\nsleep 1\n")
+
+
+@pytest.mark.parametrize("line", ["BETRACE_LOG_LEVEL=debug", "export OTEL_SERVICE_NAME=x"])
+def test_a_setting_in_env_that_no_compose_file_uses_is_refused(session: Session, line: str) -> None:
+    """Compose reads .env to interpolate its files and passes nothing of it to a container by
+    itself: a BETRACE_ or OTEL_ variable the stack never interpolates changes nothing."""
+    name = line.removeprefix("export ").partition("=")[0]
+    with pytest.raises(CommandError, match=rf"\.env: {name} is set, but no Compose file"):
+        run(session, "cd docker\n" + ENV + f"echo '{line}' >> .env\ndocker compose config -q\n")
+
+
+def test_a_setting_a_compose_file_uses_or_takes_in_is_not_refused(session: Session) -> None:
+    """Interpolated by the stack, or taken into a service with env_file, it counts."""
+    run(session, "cd docker\n" + ENV + "echo 'BETRACE_SIGNATURE_KEY=other' >> .env\n")
+    run(session, "docker compose config -q\n")
+    mine = (
+        "mkdir -p ../mine\ncd ../mine\n"
+        "printf 'services:\\n  app:\\n    image: busybox:1.36\\n    env_file: [.env]\\n' "
+        "> compose.yaml\necho 'BETRACE_LOG_LEVEL=debug' > .env\ndocker compose config -q\n"
+    )
+    run(session, mine)

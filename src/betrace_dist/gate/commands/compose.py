@@ -365,11 +365,11 @@ def _project(
     # Keyed by digests, not the texts (up to 16 MiB each); at most RESOLVED_KEPT kept per page.
     digests = tuple(_digest(session.read(str(path))) for path in paths)
     key = (*map(str, paths), *digests, _digest(env_text), name or "")
+    named = paths if files else []  # no -f: Compose finds the file and its override itself
+    options = [w for f in named for w in ("-f", str(f))] + (["-p", name] if name else [])
     if key not in session.resolved:
         while len(session.resolved) >= RESOLVED_KEPT:
             del session.resolved[next(iter(session.resolved))]
-        named = paths if files else []  # no -f: Compose finds the file and its override itself
-        options = [w for f in named for w in ("-f", str(f))] + (["-p", name] if name else [])
         session.resolved[key] = _resolve(session, compose_file, options, env_text)
     found = session.resolved[key]
     if isinstance(found, ComposeError):
@@ -377,7 +377,62 @@ def _project(
         raise CommandError(
             f"Compose rejects the project in '{session.reader_path(compose_file.parent)}': {reason}"
         )
+    file_lines = session.read(str(env_path)).splitlines() if env_path.is_file() else []
+    _settings_used(session, (paths, options, env_text), env_path, file_lines, found)
     return compose_file, copy.deepcopy(found)
+
+
+#: the variables of a .env that claim to configure BeTrace or its OpenTelemetry SDK
+_SETTING = re.compile(r"(?:BETRACE|OTEL)_[A-Z0-9_]*[A-Z0-9]")
+
+
+def _settings_used(
+    session: Session,
+    resolving: tuple[list[Path], list[str], str],
+    env_path: Path,
+    lines: list[str],
+    project: dict[str, Any],
+) -> None:
+    """A BETRACE_* or OTEL_* variable of the project's .env changes something only where the
+    Compose files interpolate it (`${NAME}`) or a service takes it into its environment
+    (`env_file`): Compose reads .env for interpolation, and "a container's environment is not
+    set until there's an explicit entry in the service configuration" (Docker's Compose
+    documentation, "Set environment variables within your container's environment"). Found in
+    the files' text first, then asked of Compose itself (`config --variables`, in the jail)."""
+    paths, options, env_text = resolving
+    names = [line.partition("=")[0].removeprefix("export ").strip() for line in lines]
+    given = [n for n in names if _SETTING.fullmatch(n)]
+    services = (project.get("services") or {}).values()
+    taken = {str(k) for svc in services for k in dict(svc.get("environment") or {})}
+    texts = "\n".join(session.read(str(p)) for p in paths)
+    unused = [
+        n for n in given if n not in taken and not re.search(rf"\$\{{?{n}(?![A-Z0-9_])", texts)
+    ]
+    if unused:
+        unused = [n for n in unused if n not in _variables(session, options, env_text)]
+    if unused:
+        raise CommandError(
+            f"{session.reader_path(env_path)}: {unused[0]} is set, but no Compose file of the "
+            "project uses it (no ${...} of it, and no service takes it in with env_file): "
+            "Compose passes no variable of .env to a container by itself, so it changes nothing"
+        )
+
+
+def _variables(session: Session, options: list[str], env_text: str) -> set[str]:
+    """The variables Compose interpolates in the project (`config --variables`), asked in the
+    page's jail; empty when Compose fails (the project's own resolution said why)."""
+    scratch = session.scratch()
+    try:
+        env = session.write_scratch(scratch, "compose.env", env_text)
+        argv = [compose_binary(), *options, "--env-file", str(env)]
+        done = session.process([*argv, "config", "--variables", "--format", "json"])
+    finally:
+        session.sandbox.remove(scratch)
+    try:
+        found = json.loads(done.stdout) if done.returncode == 0 else {}
+    except ValueError:
+        found = {}
+    return {str(k) for k in found} if isinstance(found, dict) else set()
 
 
 def _resolve(
