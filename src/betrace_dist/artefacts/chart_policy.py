@@ -22,6 +22,7 @@ from .. import backend_env, grafana_env, yamlio
 from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import Plugin, ReleaseData
+from . import kube_enums
 
 
 class HelmError(Exception):
@@ -1027,7 +1028,9 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
 
 
 def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> list[str]:
-    """Strict Kubernetes schema validation (unknown fields rejected) for each version given."""
+    """Strict Kubernetes schema validation (unknown fields rejected) for each version given,
+    then the values of the fields the API server takes from a fixed set (kube_enums), which the
+    schemas do not hold."""
     import kubernetes_validate  # imported here: loading its schemas is only needed by this check
 
     out: list[str] = []
@@ -1040,6 +1043,8 @@ def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> l
                 out.append(f"{m} (Kubernetes {version}): {path}: {exc.message}")
             except kubernetes_validate.SchemaNotFoundError:
                 out.append(f"{m} (Kubernetes {version}): unknown kind or apiVersion")
+    for m in manifests:
+        out += [f"{m}: {problem}" for problem in kube_enums.problems(m.doc)]
     return out
 
 
