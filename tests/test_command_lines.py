@@ -375,6 +375,43 @@ def test_kubectl_apply_reads_a_here_document_and_validates_it(
         run(session, f"kubectl apply -f - <<EOF\n{manifest}spex: 1\nEOF\n")
 
 
+_WORKER = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: worker}\nspec:\n"
+    "  selector: {matchLabels: {app: worker}}\n  template:\n"
+    "    metadata: {labels: {app: worker}}\n    spec:\n      restartPolicy: %s\n"
+    "      containers:\n        - {name: worker, image: 'busybox:1.36', imagePullPolicy: %s}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("restart", "pull", "said"),
+    [
+        ("Sometimes", "Always", r'restartPolicy: Unsupported value: "Sometimes": supported '),
+        (
+            "OnFailure",
+            "Always",
+            r'restartPolicy: Unsupported value: "OnFailure": supported values: "Always"$',
+        ),
+        (
+            "Always",
+            "Sometimes",
+            r'spec.template.spec.containers\[0\].imagePullPolicy: Unsupported value: "Sometimes": '
+            r'supported values: "Always", "IfNotPresent", "Never"$',
+        ),
+    ],
+    ids=["restart-unknown", "restart-not-for-a-deployment", "pull-unknown"],
+)
+def test_kubectl_apply_refuses_a_value_the_api_server_does_not_support(
+    session: Session, kubectl: str, restart: str, pull: str, said: str
+) -> None:
+    """The schemas have no enums: the API server's set of values is checked besides them, and
+    the refusal names the file, the object and the field, in the API server's words."""
+    with pytest.raises(CommandError, match=f"^m.yaml: m.yaml Deployment/worker: .*{said}"):
+        run(session, _applied(_WORKER % (restart, pull)))
+    run(session, _applied(_WORKER % ("Always", "IfNotPresent")))
+    assert session.world.find("default", "Deployment", "worker") is not None
+
+
 _MANIFEST = (
     "cat > secret.yaml <<'YAML'\n"
     "apiVersion: v1\nkind: Secret\nmetadata: {name: key}\nstringData: {signature-key: one}\n"

@@ -223,6 +223,14 @@ CASES = [
         ["flux.yaml: HelmRelease spec.install:", "'createNamespaces' was unexpected"],
     ),
     (
+        "kubectl-image-pull-policy.md",
+        "kubectl apply",
+        [
+            "worker.yaml Deployment/worker: spec.template.spec.containers[0].imagePullPolicy:",
+            'Unsupported value: "Sometimes": supported values: "Always", "IfNotPresent", "Never"',
+        ],
+    ),
+    (
         "git-pull-detached.md",
         "git pull",
         ["has v2.0.0 checked out on a detached HEAD", "git fetch --tags"],
