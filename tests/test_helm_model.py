@@ -4,6 +4,7 @@ the test pod only once `helm test` made it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -234,6 +235,37 @@ def _small_chart(session: Session, test_hook: str | None = None) -> None:
             f"    helm.sh/hook: test\n{test_hook}spec:\n  restartPolicy: Never\n"
             "  containers:\n    - name: t\n      image: busybox\n"
         )
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: mine}\n"
+            "spec: {type: {{ .Values.type }}, ports: [{port: 80}]}\n",
+            'Service/mine: spec.type: Unsupported value: "Internal": supported values: '
+            '"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
+        ),
+        (
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: mine}\n"
+            "spec: {accessModes: [{{ .Values.mode }}], resources: {requests: {storage: 1Gi}}}\n",
+            'PersistentVolumeClaim/mine: spec.accessModes: Unsupported value: "RWX": supported '
+            'values: "ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"',
+        ),
+    ],
+    ids=["service-type", "access-mode"],
+)
+def test_a_render_with_a_value_the_api_server_does_not_support_is_refused(
+    session: Session, template: str, said: str
+) -> None:
+    """The JSON Schemas have no enums: a rendered object is checked against the API server's
+    set of values as kubectl apply's manifest is, and a supported value installs."""
+    _small_chart(session)
+    (session.cwd / "mine" / "templates" / "cm.yaml").write_text(template)
+    with pytest.raises(CommandError, match=re.escape(f"the release's {said}")):
+        run(session, "helm install mine ./mine -n default --set type=Internal,mode=RWX\n")
+    run(session, "helm install mine ./mine -n default --set type=NodePort,mode=ReadWriteOnce\n")
+    assert ("default", "mine") in session.world.releases
 
 
 def test_history_max_prunes_the_oldest_revisions(session: Session) -> None:

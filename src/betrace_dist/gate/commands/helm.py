@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import backend_env, tools, yamlio
+from ...artefacts import kube_enums
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
 from ...names import GoNumberError, closest, go_int, go_quote
@@ -607,6 +608,7 @@ def _local_release(
     problems = backend_env.manifest_problems([o.doc for o in objects], inv.session.release)
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
+    _values_supported(objects)
     _images_published(inv, objects)
     ours = inv.session.is_projects(chart, f"helm/{inv.session.release.current.chart.name}", _FREE)
     release = HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours)
@@ -628,6 +630,18 @@ def _chart_defaults(inv: Invocation, chart: Path) -> dict[str, Any]:
 #: What a copy of the project's chart may change and stay the project's: the values, which the
 #: page may give with -f and --set anyway; its templates decide what each pod runs.
 _FREE = frozenset({"values.yaml"})
+
+
+def _values_supported(objects: list[K8sObject]) -> None:
+    """No rendered object has a value the API server refuses for a field that takes one of a
+    fixed set (kube_enums: the JSON Schemas have no enums), as `kubectl apply` of the same
+    object is refused: Helm would fail the install with the API server's message."""
+    for obj in objects:
+        problems = kube_enums.problems(obj.doc)
+        if problems:
+            raise CommandError(
+                f"the API server would refuse the release's {obj.kind}/{obj.name}: {problems[0]}"
+            )
 
 
 def _images_published(inv: Invocation, objects: list[K8sObject]) -> None:
