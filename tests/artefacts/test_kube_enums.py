@@ -42,6 +42,14 @@ OBJECTS: dict[str, dict[str, Any]] = {
         },
     },
     "Job": {"apiVersion": "batch/v1", "spec": {"template": TEMPLATE}},
+    "CronJob": {
+        "apiVersion": "batch/v1",
+        "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": TEMPLATE}}},
+    },
+    "ReplicationController": {
+        "apiVersion": "v1",
+        "spec": {"selector": {"app": "a"}, "template": TEMPLATE},
+    },
     "Service": {"apiVersion": "v1", "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]}},
     "PersistentVolumeClaim": {
         "apiVersion": "v1",
@@ -81,6 +89,20 @@ CASES: list[tuple[str, tuple[Any, ...], list[str], str, str]] = [
         ["OnFailure", "Never"],
         "spec.template.spec.restartPolicy",
         '"OnFailure", "Never"',
+    ),
+    (
+        "CronJob",
+        ("spec", "jobTemplate", *TPL, "restartPolicy"),
+        ["OnFailure", "Never"],
+        "spec.jobTemplate.spec.template.spec.restartPolicy",
+        '"OnFailure", "Never"',
+    ),
+    (
+        "ReplicationController",
+        (*TPL, "restartPolicy"),
+        ["Always"],
+        "spec.template.spec.restartPolicy",
+        '"Always"',
     ),
     (
         "Pod",

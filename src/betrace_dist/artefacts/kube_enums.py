@@ -44,9 +44,11 @@ STRATEGY_TYPES = ("Recreate", "RollingUpdate")
 ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
 
 #: Where each kind keeps its pod's spec, and the restartPolicy values its controller allows
-#: there (None: any of RESTART_POLICIES). A ReplicaSet's and a Deployment's pod template must
-#: restart always (ValidatePodTemplateSpecForReplicaSet), as must a StatefulSet's and a
-#: DaemonSet's; a Job's (and so a CronJob's) restarts on failure or never (validateJobSpec).
+#: there (None: any of RESTART_POLICIES). A controller that keeps pods running wants "Always"
+#: (pkg/apis/apps/validation: ValidatePodTemplateSpecForReplicaSet for a ReplicaSet and a
+#: Deployment, ValidateStatefulSetSpec, ValidateDaemonSetSpec; pkg/apis/core/validation:
+#: ValidatePodTemplateSpecForRC); a Job's, and so a CronJob's, pods "OnFailure" or "Never"
+#: (pkg/apis/batch/validation: validateJobSpec, in that order).
 POD_SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "Pod": (("spec",), None),
     "PodTemplate": (("template", "spec"), None),
@@ -54,6 +56,7 @@ POD_SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "ReplicaSet": (("spec", "template", "spec"), ("Always",)),
     "StatefulSet": (("spec", "template", "spec"), ("Always",)),
     "DaemonSet": (("spec", "template", "spec"), ("Always",)),
+    "ReplicationController": (("spec", "template", "spec"), ("Always",)),
     "Job": (("spec", "template", "spec"), ("OnFailure", "Never")),
     "CronJob": (("spec", "jobTemplate", "spec", "template", "spec"), ("OnFailure", "Never")),
 }
