@@ -537,6 +537,9 @@ def _curl_at_backend(*args: str) -> str | None:
         (["-fsW", "http://localhost:PORT/v1/health"], "curl has no option '-W'"),
         (["--jsn", "{}", "http://localhost:PORT/v1/rules"], "curl has no option '--jsn'"),
         (["-X", "DELETE", "http://localhost:PORT/v1/health"], "with GET, not DELETE"),
+        # a short option's value may follow it in the same argument, after other options too
+        (["-XDELETE", "http://localhost:PORT/v1/health"], "with GET, not DELETE"),
+        (["-fsSXDELETE", "http://localhost:PORT/v1/health"], "with GET, not DELETE"),
         (["--request=PUT", "http://localhost:PORT/v1/health"], "with GET, not PUT"),
         (["-d", "x", "http://localhost:PORT/v1/health"], "with GET, not POST"),
         (["--json", "{bad", "http://localhost:PORT/v1/rules"], "request body is not JSON"),
@@ -601,6 +604,9 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
             argv=["curl", "-fsS", "-H", "Authorization: Bearer t", url], session=session
         )
     )
+    # -u's value in the same argument, alone or after other options, as curl reads it
+    for signed_in in (["-uadmin"], ["-fsSuadmin"], ["--user", "admin"], ["--user=admin:p"]):
+        curl(SimpleNamespace(argv=["curl", *signed_in, url], session=session))
 
 
 def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:

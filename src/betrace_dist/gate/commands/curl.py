@@ -464,34 +464,71 @@ _HANDLERS = {
 }
 
 
-def _flags(name: str, known: Options) -> list[str]:
-    """The options one argument names (`-fsS` is -f, -s and -S), each one curl has."""
-    combined = not name.startswith("--") and len(name) > 2
-    flags = [f"-{c}" for c in name[1:]] if combined else [name]
-    for flag in flags:
+@dataclass(frozen=True)
+class _Word:
+    """One option of a curl command line as curl reads it, or a URL (`flag` None, the URL in
+    `value`), and the arguments it takes up: args[start:end]. `before`: the short options
+    written before it in its argument ("-fsS" of "-fsSu"), or ""."""
+
+    flag: str | None
+    value: str | None
+    start: int
+    end: int
+    before: str = ""
+
+
+def _short(arg: str, known: Options) -> tuple[list[str], str | None]:
+    """The options of one argument of short options (`-fsS` is -f, -s and -S), as curl reads
+    them: one that takes a value takes the rest of the argument (`-uadmin`, `-XPOST`), or the
+    next argument when nothing is left (value None)."""
+    flags: list[str] = []
+    for index, letter in enumerate(arg[1:], 1):
+        flag = f"-{letter}"
         if flag not in known.names:
             raise CommandError(f"curl has no option '{flag}'")
-    return flags
+        flags.append(flag)
+        if flag in known.valued:
+            return flags, arg[index + 1 :] or None
+    return flags, None
+
+
+def _words(args: list[str], known: Options) -> list[_Word]:
+    """The command line's options and URLs, in order (the last of combined options takes the
+    value)."""
+    words: list[_Word] = []
+    i = 0
+    while i < len(args):
+        start, arg = i, args[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            words.append(_Word(None, arg, start, i))
+            continue
+        before = ""
+        if arg.startswith("--"):
+            flag, value = split_flag(arg)
+            if flag not in known.names:
+                raise CommandError(f"curl has no option '{flag}'")
+        else:
+            flags, value = _short(arg, known)
+            flag, before = flags[-1], arg[: len(flags)] if len(flags) > 1 else ""
+        if flag in known.valued and value is None:
+            value = args[i] if i < len(args) else ""
+            i += 1
+        words.append(_Word(flag, value, start, i, before))
+    return words
 
 
 def _parse(args: list[str]) -> _Request:
-    """The request of curl's arguments; the last of combined options takes the value."""
+    """The request of curl's arguments."""
     request = _Request()
     known = options("curl")  # curl's own `--help all`: which options exist, which take a value
-    i = 0
-    while i < len(args):
-        name, value = split_flag(args[i])
-        if name.startswith("-") and name != "-":
-            last = _flags(name, known)[-1]
-            if last in known.valued and value is None:
-                i += 1
-                value = args[i] if i < len(args) else ""
-            handler = _HANDLERS.get(last)
-            if handler is not None:
-                handler(request, last, value)
-        else:
-            request.urls.append(args[i])
-        i += 1
+    for word in _words(args, known):
+        if word.flag is None:
+            request.urls.append(str(word.value))
+            continue
+        handler = _HANDLERS.get(word.flag)
+        if handler is not None:
+            handler(request, word.flag, word.value)
     if not request.urls:
         raise CommandError("curl: no URL")
     return request
