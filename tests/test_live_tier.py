@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from betrace_dist.gate.commands import models
+from betrace_dist.gate.live import LiveTier
+from betrace_dist.gate.session import CommandError, Session
+from betrace_dist.gate.shellwords import split
+
 from .conftest import FIXTURES, copy_site, line_containing, require_tool, run_pytest
 
 pytestmark = pytest.mark.slow
@@ -149,3 +154,93 @@ def test_no_live_wins_over_a_backend_named_in_the_environment(
     monkeypatch.setenv(live.ENV_VAR, str(program))
     assert live.configure(None, off=True).program is None
     assert live.configure(None, off=False).program == program.resolve()
+
+
+#: Calls through Grafana's app proxy route on the Compose stack's Grafana: no Grafana runs here,
+#: but the backend behind it does, so each reaches the real backend (the live tier)
+PROXY_BLOCKS = {
+    "bad-expression": "-u admin -X POST {base}/v1/rules -H 'Content-Type: application/json' "
+    '-d \'{{"name": "proxy-rule", "expression": "when {{ a-b }} always {{ c }}", '
+    '"enabled": true}}\'',
+    "no-such-rule": "-u admin -X POST {base}/v1/rules/no-such-rule/enable",
+    "valid": "-uadmin -X POST {base}/v1/rules -H 'Content-Type: application/json' "
+    '-d \'{{"name": "proxy-rule", "expression": "when {{ a }} always {{ b }}", '
+    '"enabled": true}}\'',
+}
+
+
+def proxy_site(tmp_path: Path) -> Path:
+    """The live fixture's stack, then one block per call of PROXY_BLOCKS through Grafana (a
+    `sleep 60` waits for Grafana, which has no healthcheck)."""
+    site = live_site(tmp_path)
+    page = site / "docs" / "index.md"
+    base = (
+        'http://localhost:{{ compose_port("grafana") }}/api/plugin-proxy/'
+        "{{ release.plugin.id }}/backend"
+    )
+    text = page.read_text(encoding="utf-8").replace(
+        "docker compose up --wait && sleep 1", "docker compose up --wait && sleep 60"
+    )
+    for name, args in PROXY_BLOCKS.items():
+        text += f"\n{name}:\n\n```bash\ncurl -sS --fail-with-body {args.format(base=base)}\n```\n"
+    page.write_text(text, encoding="utf-8")
+    return site
+
+
+def test_a_call_through_grafanas_proxy_reaches_the_real_backend(
+    tmp_path: Path, backend_program: Path
+) -> None:
+    """The backend's answer through the proxy is the block's: a rule that does not compile
+    (400) and a rule that does not exist (404) fail at their lines with the backend's message;
+    a valid call passes, and the run's list counts each call sent to the real backend."""
+    site = proxy_site(tmp_path)
+    out = gate(site, "--live-backend", str(backend_program), "-n", "0")
+    page = site / "docs" / "index.md"
+    bad, missing = line_containing(page, "{ a-b }"), line_containing(page, "rules/no-such")
+    said = "the real backend answered HTTP {} (through Grafana's app proxy route): "
+    for line, status, message in (
+        (bad, 400, "failed to compile rule"),
+        (missing, 404, "rule not found: no-such-rule"),
+    ):
+        where = f"index.md:{line}: shell block (bash): "
+        assert re.search(re.escape(where) + ".*" + re.escape(said.format(status)), out), out
+        assert message in out, out[-4000:]
+    assert re.search(r"\b2 failed, 3 passed\b", out), out[-4000:]
+    assert "FAILED (HTTP 400)" in out and "FAILED (HTTP 404)" in out, out[-4000:]
+    assert re.search(r"ok \(HTTP 200\) curl -sS --fail-with-body -uadmin", out), out[-4000:]
+
+
+def test_a_call_through_a_kubernetes_grafanas_proxy_reaches_its_backend(
+    backend_program: Path,
+) -> None:
+    """Grafana in Kubernetes calls the backend its app's backendUrl names (the chart's own
+    Service): with no port-forward to that backend, the live tier serves it on a port of the
+    jail's loopback that nothing of the page holds, and the call is sent there."""
+    for tool in ("helm", "kubectl"):
+        require_tool(tool)
+    tier = LiveTier(program=backend_program, off_reason=None)
+    session = Session(timeout=120, live_tier=tier)
+    app, version = session.release.current.plugin.id, session.release.current.version
+    registry = "registry.example.com/betrace"
+    base = f"http://localhost:3000/api/plugin-proxy/{app}/backend"
+    body = '{"name": "r", "expression": "when { a-b } always { c }", "enabled": true}'
+    try:
+        session.run(
+            split(
+                f"docker build --target backend --build-context patches=patches "
+                f"-t {registry}/backend:{version} docker/\n"
+                f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
+                f"--set image.registry={registry} --wait\n"
+                "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\nsleep 1\n"
+                f"curl -fsS -u admin {base}/v1/health\n"
+            ),
+            models(),
+        )
+        with pytest.raises(CommandError, match=r"answered HTTP 400 .*failed to compile rule"):
+            session.run(
+                split(f"curl -sS --fail-with-body -uadmin --json '{body}' {base}/v1/rules\n"),
+                models(),
+            )
+    finally:
+        session.close()
+    assert [(r.status, r.ok) for r in tier.ran] == [(200, True), (400, False)]

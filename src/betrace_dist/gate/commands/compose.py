@@ -841,7 +841,7 @@ def _start(
 
 #: What the stack's provisioning file gives the app as its backendUrl (docker/config/grafana/
 #: provisioning/plugins/betrace.yaml: `backendUrl: ${BETRACE_BACKEND_URL}`, Grafana's expansion).
-_BACKEND_URL_VARIABLE = "BETRACE_BACKEND_URL"
+BACKEND_URL_VARIABLE = "BETRACE_BACKEND_URL"
 
 
 def _stack_problem(services: dict[str, Any], data: ReleaseData) -> str | None:
@@ -854,13 +854,13 @@ def _stack_problem(services: dict[str, Any], data: ReleaseData) -> str | None:
         if is_backend_service(service, data):
             for variable, problem in backend_env.env_problems(env, data):
                 return f"services.{name}.environment.{variable} {problem}"
-        url = env.get(_BACKEND_URL_VARIABLE)
+        url = env.get(BACKEND_URL_VARIABLE)
         if url is not None:
             wrong = backend_env.backend_url_problem(url) or backend_service_problem(
                 url, services, data, name
             )
             if wrong is not None:
-                return f"services.{name}.environment.{_BACKEND_URL_VARIABLE}: {wrong}"
+                return f"services.{name}.environment.{BACKEND_URL_VARIABLE}: {wrong}"
     return None
 
 

@@ -19,6 +19,7 @@ from .. import grafana_app, grafana_http, live, missing
 from ..grafana_chart import GRAFANA_PORT, GRAFANA_PORT_VARIABLE
 from ..session import CommandError, Invocation
 from ..world import Listener
+from . import proxied
 from .flags import Options, options, split_flag
 
 #: OTLP/HTTP paths the collector receives on 4318
@@ -536,9 +537,9 @@ def _parse(args: list[str]) -> _Request:
 
 def _check_target(
     inv: Invocation, url: str, verb: str, parsed: object, request: _Request
-) -> str | None:
-    """The component answering the URL, with a JSON body and the query string checked against
-    the backend's, also when Grafana's app proxy forwards them to it."""
+) -> tuple[str | None, str | None]:
+    """The component answering the URL, and the backend path Grafana's app proxy forwards it
+    to (check_url), with a JSON body and the query string checked against the backend's."""
     listener, forwarded = check_url(inv, url, verb, request)
     parts = urlsplit(url)
     reaches = listener
@@ -553,7 +554,7 @@ def _check_target(
         _check_request(inv.session.release.current, verb, parts.path, parsed)
     if reaches == "backend":
         _check_query(inv.session.release.current, verb, parts)
-    return listener
+    return listener, forwarded
 
 
 def _check_query(release: Release, method: str, url: SplitResult) -> None:
@@ -597,14 +598,74 @@ def curl(inv: Invocation) -> str | None:
     body = request.body
     parsed = _body(inv, body) if body is not None and request.is_json else None
     verb = request.method or ("POST" if body is not None else "GET")
-    live_urls = []
+    live_urls: list[_Live] = []
+    rewrites: dict[str, str] = {}
     for url in request.urls:
-        listener = _check_target(inv, url, verb, parsed, request)
-        if listener == "backend" and inv.session.live is not None:
-            live_urls.append((verb, url))
+        reaches, forwarded = _check_target(inv, url, verb, parsed, request)
+        if (reaches != "backend" and forwarded is None) or inv.session.live is None:
+            continue  # only the backend runs here, on the live tier
+        if reaches == "backend":
+            port = backend_env.url_port(url) or 80
+            live_urls.append(_Live(verb, url, inv.session.world.listeners[port]))
+        elif forwarded is not None:
+            through = _behind_grafana(inv, url, verb, forwarded)
+            rewrites[url] = through.url
+            live_urls.append(through)
     if live_urls:  # what the real backend answered: a console block compares it
-        return _run_live(inv, live_urls, writes_out=any(a in _OUTPUT_FLAGS for a in args))
+        argv = [inv.argv[0], *_to_backend(args, rewrites)] if rewrites else list(inv.argv)
+        return _run_live(inv, argv, live_urls, writes_out=any(a in _OUTPUT_FLAGS for a in args))
     return None
+
+
+@dataclass(frozen=True)
+class _Live:
+    """A URL of the page's curl as the live tier sends it: to the real backend, on the port of
+    the listener it stands for (`proxied`: a call of Grafana's app proxy route, rewritten)."""
+
+    method: str
+    url: str
+    listener: Listener
+    proxied: bool = False
+
+
+def _behind_grafana(inv: Invocation, url: str, method: str, forwarded: str) -> _Live:
+    """A call of Grafana's app proxy route as the live tier sends it: to the backend Grafana's
+    server calls for the route (proxied.backend_behind), at the path the route forwards
+    (`forwarded`) with the call's query, as `http://localhost:PORT/PATH?QUERY`."""
+    world = inv.session.world
+    grafana = world.listeners[backend_env.url_port(url) or 80]
+    listener = proxied.backend_behind(world, grafana, inv.session.release)
+    if listener is None:
+        raise CommandError(
+            "live tier: the backend Grafana's server calls for the app's proxy route cannot be "
+            f"told ({grafana.source}), so the call cannot be sent to the real backend"
+        )
+    query = urlsplit(url).query
+    backend = f"http://localhost:{listener.port}{forwarded}" + (f"?{query}" if query else "")
+    return _Live(method, backend, listener, proxied=True)
+
+
+#: curl options for Grafana alone, which the live tier leaves out of a call of the app's proxy
+#: route that it sends to the backend: the sign-in Grafana takes (-u), and cookies, which the
+#: proxy deletes before it calls the backend (NewApiPluginProxy's director in grafana/grafana's
+#: pkg/api/pluginproxy/pluginproxy.go: req.Header.Del("Cookie"), read in its source, not run)
+_GRAFANA_ONLY = frozenset({"-u", "--user", "-b", "--cookie"})
+
+
+def _to_backend(args: list[str], rewrites: dict[str, str]) -> list[str]:
+    """The page's curl arguments as the live tier runs them for calls of the app's proxy
+    route: each such URL the backend's (`rewrites`), Grafana's own options left out (a short
+    one with the options written before it in its argument kept: `-fsSu admin` is `-fsS`),
+    everything else as the page wrote it."""
+    out: list[str] = []
+    for word in _words(args, options("curl")):
+        if word.flag is None:
+            out.append(rewrites.get(str(word.value), str(word.value)))
+        elif word.flag in _GRAFANA_ONLY:
+            out += [word.before] if word.before else []
+        else:
+            out += args[word.start : word.end]
+    return out
 
 
 #: curl options whose output the live tier leaves alone (it then does not read the status)
@@ -612,17 +673,26 @@ _OUTPUT_FLAGS = {"-w", "--write-out", "-o", "--output", "-O", "--remote-name", "
 _MARK = "\n__betrace_gate_status__"
 
 
-def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) -> str:
-    """The page's curl, run for real against the real backend (the live tier, see live.py)."""
+def _run_live(inv: Invocation, argv: list[str], urls: list[_Live], writes_out: bool) -> str:
+    """The page's curl (`argv`: as written, or with its calls of Grafana's app proxy route
+    rewritten, _to_backend), run for real against the real backend (the live tier, live.py),
+    in the page's jail as every command of the page. A call through the proxy route counts
+    as the backend's answer: Grafana's reverse proxy passes the backend's status and body
+    through (httputil.ReverseProxy; its ModifyResponse only drops Set-Cookie and sets
+    Content-Security-Policy: sandbox, pkg/util/proxyutil/reverse_proxy.go and proxyutil.go of
+    grafana/grafana, read in its source, not run here). What Grafana adds is not run: its
+    sign-in (a wrong password is a 401 no run here shows), the headers it adds to the call
+    (X-Grafana-Context, the route's X-API-Key, which the backend is believed to ignore), and
+    its own errors when the backend cannot be reached (502, 504; modelled, check_url)."""
     session = inv.session
     assert session.live is not None
-    for _, url in urls:
-        port = backend_env.url_port(url) or 80
+    for live_url in urls:
         try:
-            session.live.ensure(session.world.listeners[port])
+            session.live.ensure(live_url.listener)
         except live.LiveError as exc:
             raise CommandError(f"live tier: {exc}") from None
-    argv = list(inv.argv) if writes_out else [*inv.argv, "--write-out", _MARK + "%{http_code}"]
+    if not writes_out:
+        argv = [*argv, "--write-out", _MARK + "%{http_code}"]
     done = session.process(argv, env=live.client_env(session.env))
     out, _, status_text = done.stdout.rpartition(_MARK)
     if writes_out or not is_number(status_text):
@@ -634,11 +704,12 @@ def _run_live(inv: Invocation, urls: list[tuple[str, str]], writes_out: bool) ->
         live.Ran(inv.command.line, inv.command.text, status, ok, session.page)
     )
     if not ok:
-        said = (done.stderr.strip() or out.strip())[-300:]
+        said = (out.strip() or done.stderr.strip())[-300:]  # the answer's body, else curl's
         shown = f"HTTP {status}" if status else f"exit code {done.returncode}"
-        raise CommandError(f"the real backend answered {shown}: {said}")
+        via = " (through Grafana's app proxy route)" if any(u.proxied for u in urls) else ""
+        raise CommandError(f"the real backend answered {shown}{via}: {said}")
     if status is not None and len(urls) == 1:
-        _check_answer(inv, urls[0][0], urlsplit(urls[0][1]).path, out)
+        _check_answer(inv, urls[0].method, urlsplit(urls[0].url).path, out)
     return out
 
 
