@@ -189,3 +189,23 @@ def test_a_curl_to_anything_but_the_backend_is_labelled_modelled(url: str) -> No
     planned = ShellChecker(live_on=True).plan(block)
     assert planned is not None and planned[0] == "modelled", planned
     assert "the running services" in planned[1], planned
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:3000/api/plugin-proxy/betrace-app/backend/v1/rules",
+        "http://127.0.0.1:3000/api/plugin-proxy/betrace-app/backend/v1/health",
+    ],
+)
+def test_a_call_through_grafanas_proxy_route_is_labelled_run(url: str) -> None:
+    """The live tier sends a call of Grafana's app proxy route to the real backend behind it
+    (tests/test_live_tier.py): with the tier on, the block ran for real; off, it is modelled."""
+    block = blocks(f"```bash\ncurl -fsS -u admin {url}\n```\n")[0]
+    assert ShellChecker(live_on=True).plan(block) is None
+    planned = ShellChecker(live_on=False).plan(block)
+    assert planned is not None and planned[0] == "modelled", planned
+    elsewhere = "https://grafana.example/api/plugin-proxy/betrace-app/backend/v1/health"
+    remote = blocks(f"```bash\ncurl -fsS -u admin {elsewhere}\n```\n")  # a reader's Grafana
+    planned = ShellChecker(live_on=True).plan(remote[0])
+    assert planned is not None and planned[0] == "modelled", planned

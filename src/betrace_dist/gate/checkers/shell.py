@@ -210,7 +210,8 @@ class ShellChecker:
     def _model_heads(self, step: Step) -> set[str]:
         """Programs of a step that go to a model rather than run for real (the project's
         commands always run for real; curl too when the live tier is on and every URL it names
-        is the backend's port, the only service that runs here: Grafana's is a model)."""
+        is the backend's port, the only service that runs here, or Grafana's app proxy route,
+        which the live tier sends to the backend behind it: Grafana itself is a model)."""
         real = _RUN_FOR_REAL | ({"curl"} if self.live_on and _curls_reach_backend(step) else set())
         return {h for h in _heads(step) if h not in real}
 
@@ -284,14 +285,21 @@ def _argvs(script: str, line: int) -> tuple[tuple[str, ...], ...]:
         return ()
 
 
+#: a call of Grafana's app proxy route on this machine, which the live tier sends to the real
+#: backend behind it (commands/curl.py `_behind_grafana`)
+_PROXY_ROUTE = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?/api/plugin-proxy/")
+
+
 def _curls_reach_backend(step: Step) -> bool:
-    """Every URL of the step's curl commands names the backend's HTTP port, as written (a URL
-    built from a variable or another port counts as a model: the label says less, never
-    more, than what ran)."""
+    """Every URL of the step's curl commands names the backend's HTTP port or Grafana's app
+    proxy route on this machine, as written (a URL built from a variable or another port
+    counts as a model: the label says less, never more, than what ran)."""
     port = str(load_release_data().current.backend.ports["http"].port)
     argvs = _argvs(step.script, step.line)
     urls = [w for argv in argvs if argv[:1] == ("curl",) for w in argv if "://" in w]
-    return bool(urls) and all(re.match(rf"https?://[^/:]+:{port}(/|$)", u) for u in urls)
+    return bool(urls) and all(
+        re.match(rf"https?://[^/:]+:{port}(/|$)", u) or _PROXY_ROUTE.match(u) for u in urls
+    )
 
 
 def _heads(step: Step) -> set[str]:
