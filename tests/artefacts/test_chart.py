@@ -156,6 +156,27 @@ def test_backend_only_scenario_renders_the_backend_and_nothing_of_grafana(
     assert not any("grafana" in m.source.rpartition("/")[2] for m in manifests)
 
 
+def test_backend_only_ingress_publishes_the_span_intake_only(
+    rendered: dict[str, list[chart_policy.Manifest]],
+) -> None:
+    """backend.ingress.paths decides what the Ingress publishes: here POST /v1/spans and nothing
+    else, so the rules API (no authentication) stays inside the cluster."""
+    (ingress,) = [m for m in rendered["backend-only-values.yaml"] if m.kind == "Ingress"]
+    (rule,) = ingress.doc["spec"]["rules"]
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/v1/spans", "Exact")]
+    assert rule["http"]["paths"][0]["backend"] == {
+        "service": {"name": "betrace-backend", "port": {"name": "http"}}
+    }
+    # The default is still the whole API, as before the value existed.
+    (default,) = [
+        m
+        for m in rendered["production-values.yaml"]
+        if m.name == "betrace-backend" and m.kind == "Ingress"
+    ]
+    (rule,) = default.doc["spec"]["rules"]
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/", "Prefix")]
+
+
 def without_grafana_peer(doc: dict) -> dict:
     """A backend NetworkPolicy without its peer for this release's Grafana pod."""
     rules = [
