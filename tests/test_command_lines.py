@@ -862,6 +862,18 @@ def test_a_set_value_is_typed_as_helm_types_it(
     assert _set_into({"a": 1}, key, raw, flag) == ({"a": 1} | merged)
 
 
+def test_a_set_value_nested_past_reading_is_refused_not_a_crash() -> None:
+    """A page's --set-json or dotted key can nest deeper than Python recurses: a clear refusal,
+    never an internal error of the gate."""
+    from betrace_dist.gate.commands.helm import _set_into
+
+    with pytest.raises(CommandError, match="nested too deep"):
+        _set_into({}, "affinity", "[" * 5000 + "]" * 5000, "--set-json")
+    deep = "affinity." + ".".join(["a"] * 5000)
+    with pytest.raises(CommandError, match="nested too deep"):
+        _set_into(_set_into({}, deep, "x", "--set"), deep, "y", "--set")
+
+
 def test_helm_install_of_the_grafana_chart_models_its_objects(session: Session) -> None:
     chart = session.release.current.grafana_chart
     (session.cwd / "v.yaml").write_text(

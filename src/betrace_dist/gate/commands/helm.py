@@ -285,7 +285,9 @@ def _set_into(values: dict[str, Any], key: str, raw: str, flag: str) -> dict[str
         try:
             value: Any = json.loads(raw)
         except ValueError as exc:
-            raise CommandError(f"--set-json {key}={raw}: not JSON ({exc})") from None
+            raise CommandError(f"--set-json {key}={raw[:80]}: not JSON ({exc})") from None
+        except RecursionError:  # a page's text: nested past what Python's parser follows
+            raise CommandError(f"--set-json {key}: nested too deep to read") from None
     elif raw.startswith("{") and raw.endswith("}"):
         value = [_typed(v, flag) for v in raw[1:-1].split(",") if v]
     else:
@@ -295,7 +297,10 @@ def _set_into(values: dict[str, Any], key: str, raw: str, flag: str) -> dict[str
     parts = [p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.", key)]
     for part in reversed(parts):
         value = {part: value}
-    return _merge(values, value)
+    try:
+        return _merge(values, value)
+    except RecursionError:  # as deep as a page can nest a key or a JSON value
+        raise CommandError(f"--set {key[:80]}: nested too deep to follow") from None
 
 
 def _typed(raw: str, flag: str) -> Any:
