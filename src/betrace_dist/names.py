@@ -15,6 +15,8 @@ FLOATING_TAGS = frozenset({"latest", "stable", "main", "master", "edge", "nightl
 
 #: Variable names that hold a credential: such a variable must never be given a literal value.
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|API_KEY")
+#: a variable that claims to configure BeTrace or its OpenTelemetry SDK (BETRACE_*, OTEL_*)
+SETTING_VARIABLE = re.compile(r"\b(?:BETRACE|OTEL)_[A-Z0-9_]*[A-Z0-9]\b")
 
 
 def is_floating_tag(tag: str) -> bool:

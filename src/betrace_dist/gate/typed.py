@@ -41,6 +41,7 @@ import re
 from collections.abc import Iterator
 
 from .. import REPO_ROOT
+from ..names import SETTING_VARIABLE
 from ..release import ReleaseData
 from ..site.tables import amount
 from . import isolation, safefs, session
@@ -234,7 +235,7 @@ def _versions(text: str, data: ReleaseData) -> Iterator[Problem]:
             )
 
 
-_VARIABLE = re.compile(r"\b(?:BETRACE|OTEL)_[A-Z0-9_]*[A-Z0-9]\b")
+_VARIABLE = SETTING_VARIABLE
 #: how a text defines a variable of its own: an assignment, an export, an ARG or ENV of a
 #: Dockerfile, a ${NAME} or ${NAME:-default} a shell or Compose expands, a Compose key
 _DEFINED = re.compile(

@@ -36,7 +36,7 @@ from ...artefacts.compose import (
     is_backend_service,
     service_role,
 )
-from ...names import BETRACE_IMAGES, closest, is_number
+from ...names import BETRACE_IMAGES, SETTING_VARIABLE, closest, is_number
 from ...release import ReleaseData
 from ..session import CommandError, Invocation, Session
 from ..world import Listener, World, listing
@@ -382,10 +382,6 @@ def _project(
     return compose_file, copy.deepcopy(found)
 
 
-#: the variables of a .env that claim to configure BeTrace or its OpenTelemetry SDK
-_SETTING = re.compile(r"(?:BETRACE|OTEL)_[A-Z0-9_]*[A-Z0-9]")
-
-
 def _settings_used(
     session: Session,
     resolving: tuple[list[Path], list[str], str],
@@ -401,7 +397,7 @@ def _settings_used(
     the files' text first, then asked of Compose itself (`config --variables`, in the jail)."""
     paths, options, env_text = resolving
     names = [line.partition("=")[0].removeprefix("export ").strip() for line in lines]
-    given = [n for n in names if _SETTING.fullmatch(n)]
+    given = [n for n in names if SETTING_VARIABLE.fullmatch(n)]
     services = (project.get("services") or {}).values()
     taken = {str(k) for svc in services for k in dict(svc.get("environment") or {})}
     texts = "\n".join(session.read(str(p)) for p in paths)
