@@ -240,6 +240,7 @@ CHANGED_FACTS: dict[str, tuple[str, str]] = {
     "body-size": ("value: 4194304", "value: 10485760"),
     "stop-time": ('distribution_default: "1000"', 'distribution_default: "5000"'),
     "start-time": ("listening_at_most: 1\n", "listening_at_most: 0.001\n"),
+    "log-lines": ("lines_per_trace: 3\n", "lines_per_trace: 2\n"),
 }
 
 

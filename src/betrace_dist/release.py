@@ -523,6 +523,17 @@ class StartTime(Sourced):
     )
 
 
+class LogLines(Sourced):
+    """What the backend's log gains as spans come in: the probe log-lines measures it in every
+    run, and the pages that size the log's rotation read it from here."""
+
+    lines_per_span: int = Field(gt=0, description="lines for every span it ingests")
+    lines_per_trace: int = Field(
+        gt=0, description="lines for every trace, once complete and evaluated"
+    )
+    lines_per_violation: int = Field(gt=0, description="lines for every violation it records")
+
+
 class SdkEnv(Sourced):
     pattern: str = Field(pattern=r"^[A-Z][A-Z0-9_]*_\*$")
     meaning: str
@@ -543,6 +554,7 @@ class Backend(Sourced):
     env: list[EnvVar] = Field(min_length=1)
     stop: StopTimes
     start: StartTime
+    log: LogLines
     sdk_env: SdkEnv
     not_read: list[EnvName] = Field(default_factory=list)
     not_read_source: Sourced

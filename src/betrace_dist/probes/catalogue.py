@@ -395,6 +395,67 @@ register(
 )
 
 
+# --- what the log gets per span, trace and violation ------------------------------------------
+
+
+def quiet_trace(trace_id: str, spans: int) -> list[dict[str, Any]]:
+    """A trace of `spans` spans that breaks no rule of the probe (names RULE does not use)."""
+    return [
+        {
+            "traceId": trace_id,
+            "spanId": f"{n + 1:016x}",
+            "name": "inventory.check",
+            "startTime": "1767225600000000000",
+            "endTime": "1767225600050000000",
+            "attributes": {},
+        }
+        for n in range(spans)
+    ]
+
+
+def _lines_for(api: Backend, spans: list[dict[str, Any]]) -> int:
+    """The lines the backend's log gained for these spans, from the POST until their trace was
+    evaluated and its violations recorded."""
+    mark = api.log_mark()
+    send_and_await(api, spans)
+    return len(api.text(mark).splitlines())
+
+
+def measure_log_lines(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Lines the backend logs for a trace of one span and of three spans breaking no rule,
+    and for the Compose guide's trace of two spans breaking its rule once: from which the lines
+    per span, per trace and per recorded violation (the lab's receiver takes the backend's
+    telemetry, so no export error lands between them)."""
+    with started(params) as api:
+        api.post_json("/v1/rules", RULE)
+        one = _lines_for(api, quiet_trace("e" * 31 + "1", 1))
+        three = _lines_for(api, quiet_trace("e" * 31 + "3", 3))
+        broken = _lines_for(api, breaking_trace("e" * 31 + "b"))
+        recorded = violations(api)
+    per_span, rest = divmod(three - one, 2)
+    per_trace = one - per_span
+    return {
+        "lines_per_span": per_span if rest == 0 else (three - one) / 2,
+        "lines_per_trace": per_trace,
+        "lines_per_violation": broken - 2 * per_span - per_trace,
+        "violations_recorded": recorded,
+        "lines": {"one_span": one, "three_spans": three, "two_spans_one_violation": broken},
+    }
+
+
+def expect_log_lines(data: ReleaseData) -> dict[str, Expect]:
+    log = data.current.backend.log  # releases.yaml backend.log
+    return {
+        "lines_per_span": equal(log.lines_per_span),
+        "lines_per_trace": equal(log.lines_per_trace),
+        "lines_per_violation": equal(log.lines_per_violation),
+        "violations_recorded": equal(1),
+    }
+
+
+register(Probe("log-lines", measure_log_lines, expect_log_lines, _ports))
+
+
 # --- body sizes ------------------------------------------------------------------------------
 
 
