@@ -73,6 +73,16 @@ def session(request: pytest.FixtureRequest) -> Iterator[Session]:
     s.close()
 
 
+def backend_image(session: Session, registry: str) -> str:
+    """The Kubernetes guide's steps for the backend's image: built from the project's
+    Dockerfile under `registry`, then pushed there (a cluster's nodes pull from it)."""
+    image = f"{registry}/backend:{session.release.current.version}"
+    return (
+        f"docker build --target backend --build-context patches=patches -t {image} docker/\n"
+        f"docker push {image}\n"
+    )
+
+
 def run(session: Session, script: str) -> None:
     """Run a script's commands as one block of a page, in order, with every command model."""
     session.run(split(script), models())

@@ -8,7 +8,7 @@ import pytest
 
 from betrace_dist.gate.session import CommandError, Session
 
-from .conftest import require_tool, run
+from .conftest import backend_image, require_tool, run
 
 HEALTH = "curl -fsS http://localhost:12011/v1/health\n"
 ENV = "printf 'BETRACE_SIGNATURE_KEY=k\\nGRAFANA_ADMIN_PASSWORD=p\\n' > .env\n"
@@ -21,9 +21,7 @@ def _chart(session: Session) -> str:
     require_tool("helm")
     require_tool("kubectl")
     registry = "registry.example.com/betrace"
-    return (
-        "docker build --target backend --build-context patches=patches "
-        f"-t {registry}/backend:{session.release.current.version} docker/\n"
+    return backend_image(session, registry) + (
         f"helm install betrace ./helm/betrace -n betrace --create-namespace --wait "
         f"--set image.registry={registry}\n"
     )

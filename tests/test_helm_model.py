@@ -581,3 +581,13 @@ def test_a_reinstall_takes_over_the_claims_the_uninstall_kept(session: Session) 
     claims = [o for o in session.world.all_objects("betrace") if o.kind == "PersistentVolumeClaim"]
     assert sorted(o.name for o in claims) == sorted(kept)
     assert not session.world.objects
+
+
+@pytest.mark.parametrize("dry_run", ["--dry-run", "--dry-run=client", "--dry-run=server"])
+def test_a_dry_run_installs_nothing(session: Session, dry_run: str) -> None:
+    """`helm install --dry-run` renders and checks the release and sends nothing: the model
+    recorded it as installed, so a later step that needs the release passed."""
+    run(session, f"{INSTALL} {dry_run}\n")
+    assert ("default", "betrace") not in session.world.releases
+    run(session, f"{INSTALL} --dry-run=none\n")
+    assert ("default", "betrace") in session.world.releases

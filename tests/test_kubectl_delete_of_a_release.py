@@ -8,7 +8,7 @@ import pytest
 
 from betrace_dist.gate.session import CommandError, Session
 
-from .conftest import run
+from .conftest import backend_image, run
 
 REGISTRY = "registry.example.com/betrace"
 
@@ -22,11 +22,7 @@ DELETE = "kubectl delete deployment betrace-backend -n betrace\n"
 def _install(session: Session, verb: str = "install") -> str:
     """The Kubernetes guide's build of the backend image and the chart's install (or, with
     verb="upgrade", an upgrade with the same values), waiting for its pods (test_readiness)."""
-    version = session.release.current.version
-    build = (
-        f"docker build --target backend --build-context patches=patches "
-        f"-t {REGISTRY}/backend:{version} docker/\n"
-    )
+    build = backend_image(session, REGISTRY)
     return (build if verb == "install" else "") + (
         f"helm {verb} betrace ./helm/betrace --namespace betrace"
         + (" --create-namespace" if verb == "install" else "")

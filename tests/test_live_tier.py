@@ -20,7 +20,14 @@ from betrace_dist.gate.live import LiveTier
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.shellwords import split
 
-from .conftest import FIXTURES, copy_site, line_containing, require_tool, run_pytest
+from .conftest import (
+    FIXTURES,
+    backend_image,
+    copy_site,
+    line_containing,
+    require_tool,
+    run_pytest,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -220,16 +227,15 @@ def test_a_call_through_a_kubernetes_grafanas_proxy_reaches_its_backend(
         require_tool(tool)
     tier = LiveTier(program=backend_program, off_reason=None)
     session = Session(timeout=120, live_tier=tier)
-    app, version = session.release.current.plugin.id, session.release.current.version
+    app = session.release.current.plugin.id
     registry = "registry.example.com/betrace"
     base = f"http://localhost:3000/api/plugin-proxy/{app}/backend"
     body = '{"name": "r", "expression": "when { a-b } always { c }", "enabled": true}'
     try:
         session.run(
             split(
-                f"docker build --target backend --build-context patches=patches "
-                f"-t {registry}/backend:{version} docker/\n"
-                f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
+                backend_image(session, registry)
+                + f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
                 f"--set image.registry={registry} --wait\n"
                 "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\nsleep 1\n"
                 f"curl -fsS -u admin {base}/v1/health\n"

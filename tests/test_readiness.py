@@ -11,7 +11,7 @@ import pytest
 
 from betrace_dist.gate.session import CommandError, Session
 
-from .conftest import require_tool, run
+from .conftest import backend_image, require_tool, run
 
 REGISTRY = "registry.example.com/betrace"
 PENDING = "unable to forward port because pod is not running"
@@ -23,10 +23,7 @@ pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
 
 def _install(session: Session, flags: str = "") -> str:
     """The Kubernetes guide's build of the backend image and the chart's install."""
-    version = session.release.current.version
-    return (
-        f"docker build --target backend --build-context patches=patches "
-        f"-t {REGISTRY}/backend:{version} docker/\n"
+    return backend_image(session, REGISTRY) + (
         f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
         f"--set image.registry={REGISTRY}{flags}\n"
     )

@@ -15,7 +15,7 @@ from betrace_dist.gate.grafana_app import backend_url_problem
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.gate.world import K8sObject, MixedPods
 
-from .conftest import run
+from .conftest import backend_image, run
 
 REGISTRY = "registry.example.com/betrace"
 #: what a page does before it reaches a pod it made: wait for it to run (tests/test_readiness.py)
@@ -30,11 +30,8 @@ pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=60)
 
 def _install(session: Session, *values: str) -> str:
     """The Kubernetes guide's build of the backend image and the chart's install."""
-    version = session.release.current.version
     sets = "".join(f" --set {v}" for v in values)
-    return (
-        f"docker build --target backend --build-context patches=patches "
-        f"-t {REGISTRY}/backend:{version} docker/\n"
+    return backend_image(session, REGISTRY) + (
         f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
         f"--set image.registry={REGISTRY}{sets}\n"
     )
@@ -437,7 +434,9 @@ def _built_and_forwarded(session: Session, dockerfile: str) -> str:
     the project's backend image, run in a pod of the page's, and forwarded."""
     image = f"{session.release.project.registry}/backend:{session.release.current.version}"
     return (
-        dockerfile + f"docker build --target backend -t {image} own/\n" + _forwarded_pod(image, 80)
+        dockerfile
+        + f"docker build --target backend -t {image} own/\ndocker push {image}\n"
+        + _forwarded_pod(image, 80)
     )
 
 
@@ -594,6 +593,7 @@ def test_the_projects_chart_runs_what_the_page_built_under_its_image_name(
         session,
         "mkdir mine\nprintf 'FROM nginx:1.27\\n' > mine/Dockerfile\n"
         f"docker build -t {REGISTRY}/backend:{version} mine\n"
+        f"docker push {REGISTRY}/backend:{version}\n"
         f"helm install betrace ./helm/betrace --namespace betrace --create-namespace "
         f"--set image.registry={REGISTRY}\n"
         + READY
@@ -616,6 +616,7 @@ def test_an_image_built_with_other_patches_is_unknown(session: Session) -> None:
     build = (
         "cp -r patches mine\nrm mine/betrace-backend/0006-*.patch\n"
         + f"docker build --target backend --build-context patches=mine -t {image} docker/\n"
+        + f"docker push {image}\n"
     )
     forward = _forwarded_pod(image)
     with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):
@@ -668,6 +669,7 @@ def test_a_build_of_other_patches_or_code_under_another_spelling_is_unknown(
     script = (
         "cp -r patches mine\nrm mine/betrace-backend/0006-*.patch\n"
         + f"docker build --target backend {build} -t {image} docker/\n"
+        + f"docker push {image}\n"
         + _forwarded_pod(image)
     )
     with pytest.raises(CommandError, match=r"nothing known is served .*image ghcr\.io/"):

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..backend_env import containers
 from ..names import TARGET_ROLES, canonical_image, image_role, is_number
 
 if TYPE_CHECKING:
@@ -318,6 +319,8 @@ class World:
     # project's Dockerfile `docker build` made it from ("" for the last stage), None when it was
     # built from another Dockerfile (what it runs is not known); World.built reads it
     images: dict[str, str | None] = field(default_factory=dict)
+    #: tags (names.canonical_image) `docker push` sent to their registry
+    pushed: set[str] = field(default_factory=set)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
     checkouts: dict[str, str] = field(default_factory=dict)
     #: identities (K8sObject.identity) of workloads and pods whose pods were made anew and that
@@ -519,6 +522,28 @@ class World:
         """`docker build -t tag` made an image from `target` of the project's Dockerfile (None:
         from another Dockerfile)."""
         self.images[canonical_image(tag)] = target
+
+    def push(self, image: str) -> None:
+        self.pushed.add(canonical_image(image))
+
+    def unpushed(self, docs: list[dict[str, Any]]) -> str | None:
+        """The first container of these objects whose image the page built on this machine and
+        never pushed: a cluster's nodes pull it from its registry, where it is not (they do not
+        share this machine's image store). A container with imagePullPolicy Never is the page's
+        own choice of an image already on its node, and is left to it."""
+        for doc in docs:
+            for container in containers(doc):
+                image = str(container.get("image") or "")
+                policy = container.get("imagePullPolicy")
+                unpushed = self.built(image) and canonical_image(image) not in self.pushed
+                if unpushed and policy != "Never":
+                    name = _map(doc.get("metadata")).get("name")
+                    return (
+                        f"{doc.get('kind')} {name} would pull {image}, which this page built "
+                        "but never pushed: a cluster's nodes pull images from their registry, "
+                        f"not from the machine that built them (docker push {image} first)"
+                    )
+        return None
 
     def built(self, image: str) -> bool:
         """The image is one the page built (any spelling Docker reads as its tag)."""

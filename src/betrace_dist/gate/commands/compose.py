@@ -316,6 +316,7 @@ def _push(inv: Invocation, args: list[str]) -> None:
             f"docker push: '{refs[0]}' was not built earlier on this page{closest(refs[0], built)}"
             f"; {listing('built', built)}"
         )
+    inv.session.world.push(refs[0])
 
 
 def docker_compose_v1(inv: Invocation) -> None:

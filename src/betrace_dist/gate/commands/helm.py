@@ -686,12 +686,22 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
         release = _remote_release(inv, name, ref, parsed, existing)
     else:
         release = _local_release(inv, parsed, chart, existing, upgrade)
+    if _dry_run(parsed):
+        return  # rendered and checked, sent nowhere: the cluster stays as it was
     if existing is not None:
         _supersede(existing, release, _history_max(inv, parsed), "upgrade")
     kept = inv.session.world.uninstalled.pop((parsed.namespace, name), None)
     if kept is not None:  # --replace: Install.replaceRelease numbers on; install prunes none
         _supersede(kept, release, (0, "helm install keeps every revision"), "install")
     _settle(inv, parsed.sub[0], release, _waits(parsed))
+
+
+def _dry_run(parsed: CommandLine) -> bool:
+    """Whether --dry-run keeps the command from the cluster: given bare (client) or with any
+    value but `none` (Helm 4's `--dry-run string[="client"]`, values none, client and server;
+    Helm 3.13's also reads `false` as none)."""
+    values = [value for name, value in parsed.flags if name == "--dry-run"]
+    return bool(values) and values[-1] not in ("none", "false")
 
 
 #: --wait values with which Helm does not wait for the release's pods: Helm 3's bool read as
@@ -718,6 +728,9 @@ def _settle(inv: Invocation, verb: str, release: HelmRelease, waited: bool) -> N
     session = inv.session
     taken = _taken_over(session.world, release, verb)
     _references_exist(session, release)
+    unpushed = session.world.unpushed([o.doc for o in release.present()])
+    if unpushed is not None:
+        raise CommandError(f"helm {verb} {release.name}: {unpushed}")
     session.world.started(release.present(), waited)
     session.world.objects = [o for o in session.world.objects if not any(o is t for t in taken)]
     _forwards_follow(session.world, release)

@@ -502,6 +502,9 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             raise CommandError(f"{name}: {problems[0]}")
         if args.has("--dry-run"):
             continue
+        unpushed = inv.session.world.unpushed(docs)
+        if unpushed is not None:
+            raise CommandError(f"{name}: {unpushed}")
         # kubectl apply, and kubectl create --save-config, leave the last-applied configuration
         applied = args.sub == "apply" or args.has("--save-config")
         for doc in docs:
