@@ -7,6 +7,7 @@ source), run in a network namespace of its own with only loopback (betrace_dist.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -234,11 +235,12 @@ def compose_init(tool: Any, tmp_path: Path) -> list[str]:
     return list(service["entrypoint"])
 
 
-def run_init(command: list[str], rules_json: str, data: Path, tmp_path: Path) -> None:
+def run_init(
+    command: list[str], rules_json: str, data: Path, tmp_path: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """The init's shell command run by the real sh on a folder standing in for the volume
     (chown only where the test runs as root, as the service does)."""
     import os
-    import subprocess
 
     source = tmp_path / "rules" / "rules.json"
     source.parent.mkdir(exist_ok=True)
@@ -248,7 +250,9 @@ def run_init(command: list[str], rules_json: str, data: Path, tmp_path: Path) ->
     script = script.replace("/rules/rules.json", str(source)).replace("/data", str(data))
     if os.geteuid() != 0:
         script = script.replace("chown -R 10001:10001", "true")
-    subprocess.run([*command[:-1], script], check=True, timeout=30)
+    return subprocess.run(
+        [*command[:-1], script], check=check, timeout=30, capture_output=True, text=True
+    )
 
 
 def test_compose_rules_are_loaded_and_enforced_after_each_start(
@@ -268,6 +272,56 @@ def test_compose_rules_are_loaded_and_enforced_after_each_start(
     (data / "rules.json").write_text("kept", encoding="utf-8")
     shipped = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
     run_init(command, shipped, data, tmp_path)
+    assert (data / "rules.json").read_text(encoding="utf-8") == "kept"
+
+
+def test_an_up_with_the_file_copied_last_keeps_the_rules_made_through_the_api(
+    tool: Any, tmp_path: Path
+) -> None:
+    """`docker compose up` runs backend-rules each time; with the same rules.json it copied the
+    file again, and the backend's next start (a `restart backend`, a crash, a reboot) dropped
+    every rule made through the API since. A changed file is copied again."""
+    command = compose_init(tool, tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    example = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
+    run_init(command, example, data, tmp_path)
+    (data / "rules.json").write_text('{"made-through-the-api": {}}', encoding="utf-8")
+    again = run_init(command, example, data, tmp_path)
+    assert (data / "rules.json").read_text(encoding="utf-8") == '{"made-through-the-api": {}}'
+    assert "nothing copied" in again.stdout
+    changed = example.replace("HIGH", "LOW", 1)
+    assert changed != example
+    run_init(command, changed, data, tmp_path)
+    assert (data / "rules.json").read_text(encoding="utf-8") == changed
+
+
+@pytest.mark.parametrize("text", ["", "\n", "null", "[]", "{", '"rules"'])
+def test_a_rules_file_that_is_no_json_object_stops_the_up_with_a_message(
+    tool: Any, tmp_path: Path, text: str
+) -> None:
+    """An emptied or broken rules.json was copied, and the backend then exited at each start
+    ("Failed to initialize rule store"), restarted by Compose, or (`null`) started with no
+    rules: now backend-rules fails, so `up` stops with its message, and nothing is written."""
+    command = compose_init(tool, tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rules.json").write_text("before", encoding="utf-8")
+    result = run_init(command, text, data, tmp_path, check=False)
+    assert result.returncode == 1, result
+    assert "docker/rules.json is not a JSON object: write {} for no rules" in result.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["rules.json"]
+    assert (data / "rules.json").read_text(encoding="utf-8") == "before"
+
+
+@pytest.mark.parametrize("text", ["{}", "{ }\n", "{\n}\n"])
+def test_a_rules_file_with_no_rule_copies_nothing(tool: Any, tmp_path: Path, text: str) -> None:
+    command = compose_init(tool, tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rules.json").write_text("kept", encoding="utf-8")
+    result = run_init(command, text, data, tmp_path)
+    assert "holds no rule: nothing copied" in result.stdout
     assert (data / "rules.json").read_text(encoding="utf-8") == "kept"
 
 
