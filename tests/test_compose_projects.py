@@ -235,18 +235,30 @@ def test_a_dockerfile_changed_between_commands_is_read_again(session: Session) -
         run(session, "docker compose up --build --wait\nsleep 1\n")
 
 
-@pytest.mark.parametrize("line", ["BETRACE_LOG_LEVEL=debug", "export OTEL_SERVICE_NAME=x"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "BETRACE_LOG_LEVEL=debug",
+        "export OTEL_SERVICE_NAME=x",
+        # the stack's port variable is GRAFANA_HOST_PORT: a port clash the page says it solves
+        "GRAFANA_PORT=3300",
+        "grafana_host_port=3300",
+    ],
+)
 def test_a_setting_in_env_that_no_compose_file_uses_is_refused(session: Session, line: str) -> None:
     """Compose reads .env to interpolate its files and passes nothing of it to a container by
-    itself: a BETRACE_ or OTEL_ variable the stack never interpolates changes nothing."""
+    itself: a variable the stack never interpolates changes nothing (only BETRACE_ and OTEL_
+    names were checked, so a misspelt port variable passed)."""
     name = line.removeprefix("export ").partition("=")[0]
     with pytest.raises(CommandError, match=rf"\.env: {name} is set, but no Compose file"):
         run(session, "cd docker\n" + ENV + f"echo '{line}' >> .env\ndocker compose config -q\n")
 
 
 def test_a_setting_a_compose_file_uses_or_takes_in_is_not_refused(session: Session) -> None:
-    """Interpolated by the stack, or taken into a service with env_file, it counts."""
+    """Interpolated by the stack, or taken into a service with env_file, it counts; so do
+    Compose's own settings."""
     run(session, "cd docker\n" + ENV + "echo 'BETRACE_SIGNATURE_KEY=other' >> .env\n")
+    run(session, "echo 'GRAFANA_HOST_PORT=3300' >> .env\necho 'COMPOSE_PROFILES=' >> .env\n")
     run(session, "docker compose config -q\n")
     mine = (
         "mkdir -p ../mine\ncd ../mine\n"
@@ -254,3 +266,23 @@ def test_a_setting_a_compose_file_uses_or_takes_in_is_not_refused(session: Sessi
         "> compose.yaml\necho 'BETRACE_LOG_LEVEL=debug' > .env\ndocker compose config -q\n"
     )
     run(session, mine)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "cat > .env <<'EOF'\nBETRACE_SIGNATURE_KEY=$(openssl rand -hex 32)\n"
+        "GRAFANA_ADMIN_PASSWORD=p\nEOF\n",
+        "echo 'BETRACE_SIGNATURE_KEY=`openssl rand -hex 32`' > .env\n"
+        "echo GRAFANA_ADMIN_PASSWORD=p >> .env\n",
+    ],
+    ids=["quoted-heredoc", "backquotes"],
+)
+def test_a_command_in_env_is_refused_as_the_text_it_is(session: Session, write: str) -> None:
+    """A quoted heredoc wrote `$(openssl rand -hex 32)` into .env, and the stack's signing key
+    became that known text: Compose runs no command there (its `config` shows the text)."""
+    with pytest.raises(
+        CommandError, match=r"\.env: BETRACE_SIGNATURE_KEY is the text .*Compose runs no command"
+    ):
+        run(session, "cd docker\n" + write + "docker compose config -q\n")
+    # the Compose guide writes it with an unquoted heredoc, and passes (its own page run)

@@ -36,7 +36,7 @@ from ...artefacts.compose import (
     is_backend_service,
     service_role,
 )
-from ...names import BETRACE_IMAGES, SETTING_VARIABLE, closest, is_number
+from ...names import BETRACE_IMAGES, closest, is_number
 from ...release import ReleaseData
 from ..session import CommandError, Invocation, Session
 from ..world import Listener, World, listing
@@ -383,6 +383,11 @@ def _project(
     return compose_file, copy.deepcopy(found)
 
 
+#: a variable's name in a .env file, and the prefixes of the variables Compose reads itself
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COMPOSE_OWN = ("COMPOSE_", "DOCKER_", "BUILDKIT_")
+
+
 def _settings_used(
     session: Session,
     resolving: tuple[list[Path], list[str], str],
@@ -390,20 +395,31 @@ def _settings_used(
     lines: list[str],
     project: dict[str, Any],
 ) -> None:
-    """A BETRACE_* or OTEL_* variable of the project's .env changes something only where the
-    Compose files interpolate it (`${NAME}`) or a service takes it into its environment
-    (`env_file`): Compose reads .env for interpolation, and "a container's environment is not
-    set until there's an explicit entry in the service configuration" (Docker's Compose
-    documentation, "Set environment variables within your container's environment"). Found in
-    the files' text first, then asked of Compose itself (`config --variables`, in the jail)."""
+    """A variable of the project's .env changes something only where the Compose files
+    interpolate it (`${NAME}`) or a service takes it into its environment (`env_file`):
+    Compose reads .env for interpolation, and "a container's environment is not set until
+    there's an explicit entry in the service configuration" (Docker's Compose documentation,
+    "Set environment variables within your container's environment"). Compose's own settings
+    (COMPOSE_*, DOCKER_*, BUILDKIT_*) are left out: Compose reads them itself. Found in the
+    files' text first, then asked of Compose itself (`config --variables`, in the jail). A value
+    with a command substitution is refused too: Compose runs no command in .env, so the
+    variable holds the text `$(...)` (real Compose v5.6.1's `config` prints it so)."""
     paths, options, env_text = resolving
+    for line in lines:
+        name, _, value = line.partition("=")
+        if not line.lstrip().startswith("#") and ("$(" in value or "`" in value):
+            raise CommandError(
+                f"{session.reader_path(env_path)}: {name.strip()} is the text {value.strip()!r}: "
+                "Compose runs no command in .env, so the variable holds that text; write the "
+                "value itself (a heredoc whose delimiter is quoted, <<'EOF', runs nothing either)"
+            )
     names = [line.partition("=")[0].removeprefix("export ").strip() for line in lines]
-    given = [n for n in names if SETTING_VARIABLE.fullmatch(n)]
+    given = [n for n in names if _ENV_NAME.fullmatch(n) and not n.startswith(_COMPOSE_OWN)]
     services = (project.get("services") or {}).values()
     taken = {str(k) for svc in services for k in dict(svc.get("environment") or {})}
     texts = "\n".join(session.read(str(p)) for p in paths)
     unused = [
-        n for n in given if n not in taken and not re.search(rf"\$\{{?{n}(?![A-Z0-9_])", texts)
+        n for n in given if n not in taken and not re.search(rf"\$\{{?{n}(?![A-Za-z0-9_])", texts)
     ]
     if unused:
         unused = [n for n in unused if n not in _variables(session, options, env_text)]
