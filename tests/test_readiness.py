@@ -502,3 +502,132 @@ def test_compose_grafana_answers_after_a_sleep_as_long_as_the_retries(session: S
     with pytest.raises(CommandError, match="does not retry for 60 s"):
         run(session, f"sleep 59\ncurl -fsS {url}\n")
     run(session, f"sleep 60\ncurl -fsS {url}\n")
+
+
+@pytest.mark.parametrize(
+    "fed",
+    [
+        "kubectl exec pod/helper -n work -- sh -c 'cat > /tmp/x' < rules.json\n",
+        "kubectl exec pod/helper -n work -- sh -c 'cat > /tmp/x' <<'EOF'\n{}\nEOF\n",
+    ],
+    ids=["redirect", "heredoc"],
+)
+def test_input_fed_to_kubectl_exec_without_stdin_is_refused(session: Session, fed: str) -> None:
+    """Without -i, kubectl passes no standard input: a restore that pipes a file into
+    `cat > FILE` inside the pod writes an empty file over the rules, and passed."""
+    run(
+        session,
+        POD + "kubectl wait --for=condition=Ready pod/helper -n work\necho {} > rules.json\n",
+    )
+    with pytest.raises(CommandError, match=r"kubectl exec without -i \(--stdin\) passes no"):
+        run(session, fed)
+    for given in ("-i", "--stdin", "-it", "--stdin=true"):
+        run(session, fed.replace("kubectl exec ", f"kubectl exec {given} "))
+    with pytest.raises(CommandError, match=r"without -i"):
+        run(session, fed.replace("kubectl exec ", "kubectl exec --stdin=false "))
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        (
+            "kubectl rollout status deploy/betrace-backend -n betrace --timeout=5\n",
+            r'kubectl rollout: invalid argument "5" for "--timeout" flag: .*missing unit',
+        ),
+        (
+            "kubectl wait --for=condition=Available deploy/betrace-backend -n betrace "
+            "--timeout 5 minutes\n",
+            r'invalid argument "5" for "--timeout" flag',
+        ),
+        (
+            "kubectl logs deploy/betrace-backend -n betrace --tail=fifty\n",
+            r'kubectl logs: invalid argument "fifty" for "--tail" flag',
+        ),
+        (
+            f"helm upgrade betrace ./helm/betrace -n betrace --set image.registry={REGISTRY} "
+            "--timeout 10\n",
+            r'helm upgrade: invalid argument "10" for "--timeout" flag',
+        ),
+    ],
+    ids=["rollout-timeout", "wait-timeout", "logs-tail", "helm-timeout"],
+)
+def test_a_flag_value_the_real_tool_cannot_parse_is_refused(
+    session: Session, line: str, said: str
+) -> None:
+    """Flag values are parsed by the real kubectl and Helm (their --help, which parses every
+    flag first): `--timeout=5` has no unit, and passed; the same lines with a right value pass."""
+    run(session, _install(session, " --wait"))
+    with pytest.raises(CommandError, match=said):
+        run(session, line)
+    fixed = line.replace("=5\n", "=5m\n").replace("5 minutes", "5m").replace("fifty", "50")
+    run(session, fixed.replace("--timeout 10\n", "--timeout 10m\n"))
+
+
+#: the Kubernetes guide's rules-access pod, reduced: the backend's claim, mounted
+CLAIM_POD = """\
+cat > access.yaml <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: access
+spec:
+  containers:
+    - name: access
+      image: docker.io/library/busybox:1.36
+      command: [sleep, "3600"]
+      volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+    - name: data
+      persistentVolumeClaim: {claimName: betrace-backend}
+YAML
+"""
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [
+        "kubectl wait --for=condition=Ready pod/access -n {ns} --timeout=2m\n",
+        "kubectl wait --for=jsonpath='{{.status.phase}}'=Running pod/access -n {ns}\n",
+    ],
+    ids=["condition", "jsonpath"],
+)
+def test_a_wait_for_a_pod_whose_claim_is_in_another_namespace_fails(
+    session: Session, wait: str
+) -> None:
+    """The guide's helper pod applied in `default` while the backend's claim is in `betrace`:
+    the API server takes it, it stays Pending, and the wait times out; the wait passed."""
+    run(session, _install(session, " --wait") + CLAIM_POD)
+    run(session, "kubectl apply -f access.yaml --namespace default\n")
+    with pytest.raises(
+        CommandError,
+        match=r"kubectl wait: Pod 'access' needs PersistentVolumeClaim 'betrace-backend', "
+        r"which is not in namespace 'default'.*never start",
+    ):
+        run(session, wait.format(ns="default"))
+    run(session, "kubectl apply -f access.yaml --namespace betrace\n" + wait.format(ns="betrace"))
+
+
+def test_a_rollout_of_pods_that_read_a_missing_secret_key_fails(session: Session) -> None:
+    """A workload of the page's whose pods read a key its Secret lacks never gets a ready pod
+    (CreateContainerConfigError): the rollout's wait times out."""
+    deployment = (
+        "cat > web.yaml <<'YAML'\napiVersion: apps/v1\nkind: Deployment\n"
+        "metadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n"
+        "  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n"
+        "        - name: web\n          image: docker.io/library/nginx:1.27\n"
+        "          env: [{name: P, valueFrom: {secretKeyRef: {name: creds, key: pass}}}]\n"
+        "YAML\n"
+    )
+    run(
+        session,
+        "kubectl create namespace work\n"
+        "kubectl create secret generic creds -n work --from-literal=user=u\n"
+        + deployment
+        + "kubectl apply -f web.yaml -n work\n",
+    )
+    with pytest.raises(
+        CommandError,
+        match=r"kubectl rollout status: Deployment 'web' reads key 'pass' of Secret 'creds' in "
+        r"namespace 'work', which has only: user",
+    ):
+        run(session, "kubectl rollout status deployment/web -n work --timeout=2m\n")

@@ -29,6 +29,8 @@ class Command:
     model_words: list[str] = field(default_factory=list)
     heredoc: str | None = None
     redirects: list[tuple[str, str]] = field(default_factory=list)  # (operator, raw target)
+    #: what feeds its standard input besides a heredoc: (operator, raw word) of `<` and `<<<`
+    inputs: list[tuple[str, str]] = field(default_factory=list)
     pipeline: tuple[int, int] = (0, 1)  # position in its pipeline, pipeline length
     background: bool = False
     substitutions: list[Command] = field(default_factory=list)
@@ -69,6 +71,7 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
         heredoc = None
         subs: list[Command] = []
         redirects: list[tuple[str, str]] = []
+        inputs: list[tuple[str, str]] = []
         for part in node.parts:
             if part.kind in ("word", "assignment"):
                 raw = self.script[part.pos[0] : part.pos[1]]
@@ -89,6 +92,12 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
                 elif part.type in (">", ">>", ">|", "&>") and hasattr(part.output, "pos"):
                     target = self.script[part.output.pos[0] : part.output.pos[1]]
                     redirects.append((part.type, target))
+                elif (
+                    part.type in ("<", "<<<")
+                    and getattr(part, "input", None) in (None, 0)
+                    and hasattr(part.output, "pos")
+                ):
+                    inputs.append((part.type, self.script[part.output.pos[0] : part.output.pos[1]]))
         self.commands.append(
             Command(
                 words=words,
@@ -97,6 +106,7 @@ class _Collector(bashlex.ast.nodevisitor):  # type: ignore[misc]
                 line=_line(self.script, start),
                 heredoc=heredoc,
                 redirects=redirects,
+                inputs=inputs,
                 pipeline=pipeline,
                 background=background,
                 substitutions=subs,

@@ -360,6 +360,27 @@ class World:
         self.unready.discard(obj.identity)
         self.unmade.discard(obj.identity)
 
+    def never_starts(self, obj: K8sObject) -> str | None:
+        """Why the object's pods never start, or None: a Secret, ConfigMap or
+        PersistentVolumeClaim they need is not in their namespace, or lacks the key they read.
+        The API server accepts such a pod, which then stays Pending (a claim) or in
+        ContainerCreating / CreateContainerConfigError (a volume, a variable) until the object
+        is made; a wait for it runs into its timeout."""
+        available = {(o.kind, o.name): o for o in self.all_objects(obj.namespace)}
+        for kind, name, key in obj.references():
+            target = available.get((kind, name))
+            where = f"in namespace '{obj.namespace}'"
+            if target is None:
+                return f"{obj.kind} '{obj.name}' needs {kind} '{name}', which is not {where}"
+            data = _map(target.doc.get("data")) | _map(target.doc.get("stringData"))
+            if key and kind != "PersistentVolumeClaim" and key not in data:
+                keys = ", ".join(sorted(map(str, data))) or "no keys"
+                return (
+                    f"{obj.kind} '{obj.name}' reads key '{key}' of {kind} '{name}' {where}, "
+                    f"which has only: {keys}"
+                )
+        return None
+
     def not_running(self, workload: K8sObject) -> str | None:
         """Why the workload's pods may not run yet (World.started), or None."""
         if workload.identity not in self.unready:

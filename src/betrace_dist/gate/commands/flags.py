@@ -17,13 +17,14 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ...tools import TOOLS
+from ..shellwords import SUBSTITUTED
 
 _FLAG = re.compile(r"(?:^|\s|,)(--?[A-Za-z][\w-]*)")
 #: what follows the names of a boolean flag in kubectl's help (`--watch=false:`)
@@ -185,6 +186,38 @@ def nix_options(binary: str, *subcommand: str) -> Options:
         valued |= spelled if arity >= 1 else set()
         pairs |= spelled if arity >= 2 else set()
     return Options(frozenset(names), frozenset(valued), frozenset(pairs))
+
+
+class Ran(Protocol):
+    """What a finished process gives (the session's Done, subprocess's CompletedProcess)."""
+
+    @property
+    def returncode(self) -> int: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+
+
+#: pflag's message for a value its flag's type cannot parse (a duration, a number, a boolean)
+_INVALID_VALUE = re.compile(r'invalid argument "[^"\n]*" for "[^"\n]+" flag: [^\n]*')
+
+
+def value_problem(process: Callable[[list[str]], Ran], argv: list[str]) -> str | None:
+    """A flag value the real tool's flag parser refuses (`--timeout=5`: "missing unit in
+    duration"), asked of the tool itself: the page's words with --help before any `--`. Cobra
+    parses every flag, each value by its type, before it shows the help, and then does nothing
+    else (kubectl and Helm are cobra programs). None when it parses, when it fails otherwise
+    (the models say why), or when the refused value stands for a command substitution."""
+    words = list(argv)
+    at = words.index("--") if "--" in words else len(words)
+    done = process([*words[:at], "--help", *words[at:]])
+    if done.returncode == 0:
+        return None
+    found = _INVALID_VALUE.search(f"{done.stderr}\n{done.stdout}")
+    if found is None or SUBSTITUTED in found.group(0) or '"--help"' in found.group(0):
+        return None
+    return found.group(0)
 
 
 def accepted(binary: str, *subcommand: str) -> frozenset[str]:

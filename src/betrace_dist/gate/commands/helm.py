@@ -42,7 +42,7 @@ from .. import grafana_app, grafana_chart, grafana_stack, missing
 from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
 from ..world import HelmRelease, K8sObject, World, listing
-from .flags import CommandLine, accepted, options, subcommands
+from .flags import CommandLine, accepted, options, subcommands, value_problem
 
 #: install/upgrade flags a render (`helm template`) is not given, whatever Helm's template takes
 _NOT_RENDERED = frozenset({"-n", "--namespace", "--version", "--dry-run"})
@@ -950,6 +950,10 @@ def helm(inv: Invocation) -> None:
     binary = missing.require("helm", CommandError)
     parsed = command_line(argv[1:], binary)
     parsed.default_namespace = _helm_namespace(inv)
+    if parsed.sub and parsed.sub[0] in HANDLERS:
+        problem = value_problem(inv.session.process, [binary, *argv[1:]])
+        if problem is not None:
+            raise CommandError(f"helm {parsed.sub[0]}: {problem}")
     HANDLERS.get(parsed.sub[0] if parsed.sub else "", _not_modelled)(inv, parsed, binary)
 
 

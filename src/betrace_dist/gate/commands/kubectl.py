@@ -37,7 +37,7 @@ from .. import gitops, missing
 from ..grafana_app import world_problem
 from ..session import CommandError, Invocation
 from ..world import CLUSTER_SCOPED, WORKLOADS, K8sObject, Listener, MixedPods, World, listing
-from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands
+from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands, value_problem
 from .helm import render_text
 
 KINDS = {
@@ -916,6 +916,7 @@ def _rollout(inv: Invocation, ns: str, args: Args) -> None:
         _rollable(action, kind, obj.name)
     for _, obj in named:
         if action == "status" and watches:
+            _starts(world, "kubectl rollout status", obj)
             world.waited(obj)
         elif action in ("restart", "undo"):
             world.unready.add(obj.identity)
@@ -1009,7 +1010,17 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
     for kind, obj in objects:
         if _says_running(args, condition, kind):
             _checked_once(world, args, kind, obj)
+            _starts(world, "kubectl wait", obj)
             world.waited(obj)
+
+
+def _starts(world: World, waiting: str, obj: K8sObject) -> None:
+    """A wait for pods that never start (World.never_starts) runs into its timeout."""
+    problem = world.never_starts(obj)
+    if problem is not None:
+        raise CommandError(
+            f"{waiting}: {problem}: its pods never start, and the wait fails at its timeout"
+        )
 
 
 def _says_running(args: Args, condition: tuple[str, bool] | None, kind: str) -> bool:
@@ -1144,6 +1155,7 @@ def _exec(inv: Invocation, ns: str, args: Args) -> None:
     container it runs in is the backend's (World.role), its image has the program; the image's
     contents are the Compose model's (artefacts/compose.py IMAGE_CONTENTS), the same images."""
     _refs(inv, ns, args)
+    _stdin_passed(inv, args)
     pos = args.positional
     if "--" not in pos or pos.index("--") + 1 >= len(pos):
         return
@@ -1160,6 +1172,20 @@ def _exec(inv: Invocation, ns: str, args: Args) -> None:
         problem = IMAGE_CONTENTS["backend"].exec_problem("backend", program)
         if problem is not None:
             raise CommandError(problem)
+
+
+def _stdin_passed(inv: Invocation, args: Args) -> None:
+    """What the page feeds `kubectl exec` (a heredoc, a `<` file, a pipe) reaches the
+    container only with -i: `kubectl exec --help` says "-i, --stdin=false: Pass stdin to the
+    container". Without it the program inside reads nothing (a `cat > FILE` writes an empty
+    file)."""
+    command = inv.command
+    fed = command.heredoc is not None or bool(command.inputs) or command.pipeline[0] > 0
+    if fed and not args.on("-i", "--stdin"):
+        raise CommandError(
+            "kubectl exec without -i (--stdin) passes no standard input to the container: what "
+            "this command feeds it never arrives, and the program inside reads nothing"
+        )
 
 
 def _runs_backend(inv: Invocation, ns: str, obj: K8sObject, entered: str | None = None) -> bool:
@@ -1232,6 +1258,11 @@ def kubectl(inv: Invocation) -> str | None:
             f"kubectl {args.sub or '(no subcommand)'} is not modelled; modelled: "
             f"{', '.join(sorted(HANDLERS))}"
         )
+    problem = value_problem(
+        inv.session.process, [binary(), "--kubeconfig=/dev/null", *inv.argv[1:]]
+    )
+    if problem is not None:
+        raise CommandError(f"kubectl {args.sub}: {problem}")
     if args.path[:2] == ["create", "namespace"] or args.path[:2] == ["create", "ns"]:
         return handler(inv, "default", args)  # a namespace belongs to no namespace
     done = handler(inv, _namespace(inv.session.world, args), args)
