@@ -36,7 +36,16 @@ from ...release import ReleaseData
 from .. import gitops, missing
 from ..grafana_app import world_problem
 from ..session import CommandError, Invocation
-from ..world import CLUSTER_SCOPED, WORKLOADS, K8sObject, Listener, MixedPods, World, listing
+from ..world import (
+    CLUSTER_SCOPED,
+    WORKLOADS,
+    K8sObject,
+    Listener,
+    MixedPods,
+    World,
+    listing,
+    pod_references,
+)
 from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands, value_problem
 from .helm import render_text
 
@@ -489,7 +498,7 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
         docs = _documents(name, text, ns, args)
         custom = [d for d in docs if isinstance(d, dict) and gitops.modelled(d)]
         for doc in custom:
-            _check_gitops(inv, name, doc)
+            _check_gitops(inv, name, doc, (docs, ns))
         problems = validate_kubernetes(
             [Manifest(name, d) for d in docs if not any(d is c for c in custom)],
             [inv.session.release.current.kubernetes.minimum],
@@ -585,12 +594,17 @@ def _provisioning_still_holds(inv: Invocation, name: str) -> None:
         raise CommandError(f"{name}: {problem} (mounted by Grafana's release {release})")
 
 
-def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
+def _check_gitops(
+    inv: Invocation, name: str, doc: dict[str, Any], applied: tuple[list[Any], str]
+) -> None:
     """An Argo CD Application, Flux HelmRelease or GitRepository: its CRD's schema, the chart's
-    source, and a render of its values that is the same every time (gitops.py)."""
+    source (a HelmRelease's sourceRef, an object this file or an earlier step makes), and a
+    render of its values that is the same every time (gitops.py) and whose pods find what they
+    reference in the namespace the tool installs into."""
     problems = gitops.schema_problems(doc) + gitops.source_problems(doc, inv.session.release)
     if problems:
         raise CommandError(f"{name}: {problems[0]}")
+    _source_made(inv.session.world, name, doc, applied)
     values = gitops.chart_values(doc)
     if values is None:
         return
@@ -604,12 +618,17 @@ def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
     values_file = inv.session.write_scratch(
         inv.session.scratch(), "values.json", json.dumps(values)
     )
+    renders: list[str] = []
+
+    def render() -> str:
+        renders.append(render_text(inv.session, chart, release, str(target), values_file))
+        return renders[-1]
+
     try:
-        unstable = gitops.unstable_objects(
-            lambda: render_text(inv.session, chart, release, str(target), values_file)
-        )
+        unstable = gitops.unstable_objects(render)
     except HelmError as exc:
         raise CommandError(f"{name}: Helm rejects the {doc.get('kind')}'s values: {exc}") from None
+    _found_in(inv.session.world, name, doc, str(target), renders[-1])
     if unstable:
         raise CommandError(
             f"{name}: the {doc.get('kind')}'s values render differently each time "
@@ -617,6 +636,60 @@ def _check_gitops(inv: Invocation, name: str, doc: dict[str, Any]) -> None:
             "so the application never stays in sync; name Secrets created beforehand in "
             "backend.signatureKey.existingSecret and grafana.admin.existingSecret"
         )
+
+
+def _source_made(
+    world: World, name: str, doc: dict[str, Any], applied: tuple[list[Any], str]
+) -> None:
+    """A Flux HelmRelease's chart comes from the source object its sourceRef names (kind,
+    name, and its namespace or the HelmRelease's): helm-controller finds nothing otherwise."""
+    ref = (((doc.get("spec") or {}).get("chart") or {}).get("spec") or {}).get("sourceRef")
+    if not isinstance(ref, dict):
+        return
+    docs, ns = applied
+    own = (doc.get("metadata") or {}).get("namespace") or ns
+    where = str(ref.get("namespace") or own)
+    made = [
+        (str(d.get("kind")), str((d.get("metadata") or {}).get("name")))
+        for d in docs
+        if isinstance(d, dict) and ((d.get("metadata") or {}).get("namespace") or ns) == where
+    ]
+    made += [(o.kind, o.name) for o in world.all_objects(where)]
+    wanted = (str(ref.get("kind")), str(ref.get("name")))
+    if wanted not in made:
+        raise CommandError(
+            f"{name}: the {doc.get('kind')}'s sourceRef names {wanted[0]} '{wanted[1]}' in "
+            f"namespace '{where}', which neither this file nor an earlier step makes: the "
+            "controller finds no chart"
+        )
+
+
+def _found_in(world: World, name: str, doc: dict[str, Any], target: str, rendered: str) -> None:
+    """The pods of the application's render find every Secret, ConfigMap and claim they need
+    in the namespace the tool installs into (the render's own, or ones made before)."""
+    try:
+        objects = [d for d in yamlio.safe_load_all(rendered, "render") if isinstance(d, dict)]
+    except ProblemsError:
+        return  # Helm rendered it: not reached
+    made = {(str(o.get("kind")), str((o.get("metadata") or {}).get("name"))) for o in objects}
+    made |= {(o.kind, o.name) for o in world.all_objects(target)}
+    for obj in objects:
+        for kind, needed, _ in pod_references(_pod_spec(obj)):
+            if (kind, needed) not in made:
+                raise CommandError(
+                    f"{name}: the {doc.get('kind')} installs into namespace '{target}', where "
+                    f"{obj.get('kind')} '{(obj.get('metadata') or {}).get('name')}' needs "
+                    f"{kind} '{needed}', which neither the chart nor an earlier step makes "
+                    "there: its pods never start"
+                )
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec") or {}
+    template = (spec.get("template") or {}).get("spec")
+    if isinstance(template, dict):
+        return template
+    return spec if obj.get("kind") == "Pod" and isinstance(spec, dict) else {}
 
 
 def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool) -> None:
