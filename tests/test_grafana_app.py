@@ -148,8 +148,29 @@ def test_the_provisioned_url_is_checked_through_the_mount() -> None:
     bad = _provisioned(f"http://betrace-backend.betrace.svc:{GRPC}")
     problem = provisioning_problem(bad, "monitoring", _values(), DATA)
     assert problem is not None and "jsonData.backendUrl" in problem, problem
-    # mounted elsewhere than provisioning/plugins, Grafana does not read it as the app's file
-    assert provisioning_problem(bad, "monitoring", _values(folder="datasources"), DATA) is None
+
+
+@pytest.mark.parametrize("folder", ["datasources", "dashboards"])
+def test_an_app_file_mounted_outside_the_plugins_folder_is_refused(folder: str) -> None:
+    """Grafana reads app provisioning from <provisioning>/plugins only: the file mounted in
+    datasources/ provisions nothing, and the check of its backendUrl was silently skipped."""
+    good = _provisioned(f"http://betrace-backend.betrace.svc:{HTTP}")
+    problem = provisioning_problem(good, "monitoring", _values(folder=folder), DATA)
+    assert problem is not None, folder
+    assert f"mounted at /etc/grafana/provisioning/{folder}/betrace-app.yaml" in problem, problem
+    assert "only from /etc/grafana/provisioning/plugins/" in problem, problem
+
+
+def test_an_app_provisioned_disabled_is_refused() -> None:
+    world = _world()
+    text = f"apiVersion: 1\napps:\n  - type: {PLUGIN}\n    disabled: true\n    jsonData:\n"
+    text += f"      backendUrl: http://betrace-backend.betrace.svc:{HTTP}\n"
+    cm = {"data": {"betrace-app.yaml": text}}
+    world.objects.append(K8sObject("ConfigMap", "betrace-app", "monitoring", cm, "test"))
+    problem = provisioning_problem(world, "monitoring", _values(), DATA)
+    assert problem is not None and "provisioned with disabled: true" in problem, problem
+    cm["data"]["betrace-app.yaml"] = text.replace("disabled: true", "disabled: false")
+    assert provisioning_problem(world, "monitoring", _values(), DATA) is None
 
 
 def test_a_missing_key_and_a_wrong_api_version_are_refused() -> None:

@@ -194,7 +194,37 @@ def _app_urls(
                 where = f"ConfigMap '{cm.name}' ({file})"
                 if not isinstance(settings, dict):
                     raise ValueError(f"{where}: the app's jsonData must be a map")
+                if app.get("disabled") is True:
+                    raise ValueError(
+                        f"{where}: the app {plugin_id} is provisioned with disabled: true: "
+                        "Grafana keeps it off, with no pages, and no call reaches the backend"
+                    )
                 yield where, str(settings.get("backendUrl", ""))
+    _misplaced(world, namespace, values, plugin_id)
+
+
+def _misplaced(world: World, namespace: str, values: dict[str, Any], plugin_id: str) -> None:
+    """A ConfigMap file that provisions the app but is mounted outside the plugins folder of
+    Grafana's provisioning (datasources/, dashboards/...): Grafana reads app provisioning only
+    from `<provisioning>/plugins`, so the app is never provisioned (ValueError)."""
+    folder = f"{_provisioning(values)}/plugins"
+    mounts = values.get("extraConfigmapMounts")
+    for mount in mounts if isinstance(mounts, list) else []:
+        if not isinstance(mount, dict) or "{{" in str(mount.get("configMap", "{{")):
+            continue
+        path = str(mount.get("mountPath", "")).rstrip("/")
+        placed = posixpath.dirname(path) if mount.get("subPath") else path
+        cm = world.find(namespace, "ConfigMap", str(mount["configMap"]))
+        if placed == folder or cm is None:
+            continue
+        key = str(mount.get("subPath") or "")
+        texts = [v for k, v in dict(cm.doc.get("data") or {}).items() if not key or k == key]
+        for text in texts:
+            if _apps(cm, path, str(text), plugin_id):
+                raise ValueError(
+                    f"ConfigMap '{cm.name}' provisions the app {plugin_id} but is mounted at "
+                    f"{path}: Grafana reads app provisioning only from {folder}/"
+                )
 
 
 def provisioning_problem(
