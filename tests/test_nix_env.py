@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from betrace_dist import REPO_ROOT
 from betrace_dist.gate import nix_env
 from betrace_dist.release import ReleaseData
 
@@ -225,3 +228,52 @@ def test_only_the_first_unknown_paths_get_a_hint(release_data: ReleaseData) -> N
     lines = [f'"${{distribution}}/nix/modules/betrace-{i}.nix"' for i in range(10)]
     problems = _series_block(release_data, lines)
     assert sum("did you mean" in p for _, p in problems) == 3
+
+
+HOST_FLAKE = "Host flake: BeTrace backend and Grafana"
+
+
+def _host_flake() -> str:
+    from betrace_dist.gate.lexer import blocks
+    from betrace_dist.gate.render import Site
+
+    page = REPO_ROOT / "docs" / "guides" / "use-betrace-from-a-nix-flake.md"
+    text = Site(REPO_ROOT / "mkdocs.yml").render(page).text
+    (found,) = [b.body for b in blocks(text) if b.attrs.get("title") == HOST_FLAKE]
+    return str(found)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        (
+            "enable = true;\n                package",
+            "package",
+            "services.betrace-backend is configured but not enabled",
+        ),
+        (
+            "enable = true;\n                package",
+            "enable = false;\n                package",
+            "is configured but not enabled",
+        ),
+        (
+            "package = patchedBackend;",
+            "package = backend;",
+            "package is backend, not the backend this block patches (patchedBackend)",
+        ),
+        ('patchFlags = [ "-p2" ];', 'patchFlags = [ "-p1" ];', "without patchFlags"),
+        ('patchFlags = [ "-p2" ];', "", "without patchFlags"),
+    ],
+    ids=["enable-left-out", "enable-false", "unpatched-package", "p1", "no-flags"],
+)
+def test_a_host_flake_that_runs_no_patched_backend_is_refused(
+    release_data: ReleaseData, old: str, new: str, said: str
+) -> None:
+    """The Nix guide's host flake with its enable line left out, or the upstream package in
+    place of the patched one, or the patches' strip level changed, passed: read statically,
+    the module's options and the patches' files were all there."""
+    body = _host_flake()
+    assert nix_env.host_problems(body, release_data) == []
+    assert body.count(old) == 1, old
+    (found,) = nix_env.host_problems(body.replace(old, new, 1), release_data)
+    assert said in found[1], found

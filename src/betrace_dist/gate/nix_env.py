@@ -60,6 +60,22 @@ class Assignment:
     path: tuple[str, ...]
     value: str | None  # a plain string literal, else None
     line: int  # 1-based, in the block
+    #: the value's first tokens as written (identifiers, string values, punctuation), up to its
+    #: `;`: `true`, `backend.overrideAttrs (`, `[ -p2 ]` (at most _WORDS of them)
+    words: tuple[str, ...] = ()
+
+
+#: how many tokens of a value an Assignment keeps
+_WORDS = 12
+
+
+def _words(toks: list[Token], start: int) -> tuple[str, ...]:
+    out: list[str] = []
+    for tok in toks[start : start + _WORDS]:
+        if tok.kind == ";":
+            break
+        out.append(tok.text if tok.text is not None else tok.raw)
+    return tuple(out)
 
 
 def _skip_string(text: str, i: int, closing: str) -> tuple[int, str | None]:
@@ -165,7 +181,7 @@ def assignments(text: str) -> list[Assignment]:
             ends = [t.kind for t in toks[eq + 2 : eq + 3]]
             plain = value is not None and value.kind == "str" and ends == [";"]
             text_value = value.text if value is not None and plain else None
-            out.append(Assignment(tuple(full), text_value, tok.line))
+            out.append(Assignment(tuple(full), text_value, tok.line, _words(toks, eq + 1)))
             pending[-1] = full
             i, start = eq + 1, False
             continue
@@ -334,3 +350,68 @@ def distribution_file_problems(text: str, data: ReleaseData) -> list[tuple[int, 
             out.append((line, f"${{{_INPUT}}}/{path}: the repository has no such file{hint}"))
         named.append((line, clean))
     return out + list(_series_problems(named, data))
+
+
+def host_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
+    """(line, sentence) for a host's configuration of the distribution's module that cannot
+    run what it says: options set without `enable = true` (the module's `enable` is a
+    mkEnableOption, off, and its whole `config` is `lib.mkIf cfg.enable`: no service exists);
+    the backend's patch series applied without `patchFlags = [ "-p2" ]` (its paths start at
+    the repository's root, one level above the backend's source); and, where the block builds
+    such a patched backend, a `package` that is not it."""
+    found = assignments(text)
+    service = [a for a in found if a.path[:2] == ("services", _SERVICE) and len(a.path) >= 3]
+    out: list[tuple[int, str]] = []
+    enabled = [a for a in service if a.path[2:] == ("enable",)]
+    if service and not any(a.words == ("true",) for a in enabled):
+        out.append(
+            (
+                (enabled or service)[0].line,
+                f"services.{_SERVICE} is configured but not enabled (enable = true): the "
+                f"module's enable option is off by default and it applies nothing without it "
+                f"(nix/modules/{MODULE.name}), so no backend service exists",
+            )
+        )
+    patched = _patched_names(text, found, data)
+    if patched is None:
+        return out
+    names, line = patched
+    flags = [a for a in found if a.path[-1:] == ("patchFlags",)]
+    if not any(a.words == ("[", "-p2", "]") for a in flags):
+        out.append(
+            (
+                (flags[0] if flags else Assignment((), None, line)).line,
+                'the backend\'s patches are applied without patchFlags = [ "-p2" ]: their paths '
+                "start one level above the backend's source (a/backend/...), so the build "
+                "finds none of their files",
+            )
+        )
+    for a in service:
+        if a.path[2:] == ("package",) and a.words[:1] and a.words[0] not in names:
+            out.append(
+                (
+                    a.line,
+                    f"services.{_SERVICE}.package is {' '.join(a.words)}, not the backend this "
+                    f"block patches ({', '.join(sorted(names))}): the service runs without the "
+                    "distribution's patches",
+                )
+            )
+    return out
+
+
+def _patched_names(
+    text: str, found: list[Assignment], data: ReleaseData
+) -> tuple[set[str], int] | None:
+    """Where the block takes the backend's patch series from the distribution: the names it
+    binds to an `overrideAttrs` (the patched package), and the first patch's line; None where
+    it applies no backend patch."""
+    series = {Path(p.file).name for p in data.current.backend.patches}
+    lines = [
+        line
+        for line, path in _distribution_paths(text)
+        if path is not None and Path(path).name in series
+    ]
+    if not lines:
+        return None
+    names = {a.path[-1] for a in found if a.path and "overrideAttrs" in a.words}
+    return names, lines[0]
