@@ -1240,3 +1240,33 @@ def test_a_started_projects_backend_url_names_the_backend_service(
     }
     found = _stack_problem(services, data)
     assert (found is None) if said is None else (said in str(found)), found
+
+
+#: what Pod Security "restricted" asks of a container (the Grafana model holds init
+#: containers to it)
+RESTRICTED = (
+    "securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, "
+    "seccompProfile: {type: RuntimeDefault}, runAsNonRoot: true, runAsUser: 472}"
+)
+
+
+def test_a_grafana_init_container_that_cannot_start_fails_a_wait(session: Session) -> None:
+    """The chart writes extraInitContainers into Grafana's pod as given; the model kept their
+    names only, so an image that is no image reference (a `$REGISTRY` a quoted sed left)
+    passed a `--wait`. Without --wait the install itself passes, as Helm's does."""
+    chart = session.release.current.grafana_chart
+    container = f"{{name: copy, image: $REGISTRY/plugin-init:1, {RESTRICTED}}}"
+    values = f"cat > v.yaml <<'YAML'\nextraInitContainers: [{container}]\nYAML\n"
+    install = (
+        f"helm install grafana {chart.repo_name}/grafana --version {chart.version} "
+        "-n monitoring --create-namespace -f v.yaml"
+    )
+    run(session, _grafana_repo(session) + values + install + "\n")
+    with pytest.raises(
+        CommandError,
+        match=r"helm upgrade grafana --wait: Deployment .*container 'copy': "
+        r"'\$REGISTRY/plugin-init:1' is no valid image reference",
+    ):
+        run(session, install.replace("helm install", "helm upgrade") + " --wait\n")
+    fixed = values.replace("$REGISTRY", "registry.example.com")
+    run(session, fixed + install.replace("helm install", "helm upgrade") + " --wait\n")

@@ -631,3 +631,51 @@ def test_a_rollout_of_pods_that_read_a_missing_secret_key_fails(session: Session
         r"namespace 'work', which has only: user",
     ):
         run(session, "kubectl rollout status deployment/web -n work --timeout=2m\n")
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            "      image: docker.io/library/busybox:1.36\n",
+            r"container 'access': '\$REGISTRY/busybox:1.36' is no valid image reference",
+        ),
+        (
+            '      command: [sleep, "3600"]\n',
+            r"container 'access' runs as user 0 under runAsNonRoot: true",
+        ),
+    ],
+    ids=["image-reference", "root-under-non-root"],
+)
+def test_a_wait_for_a_container_that_cannot_start_fails(
+    session: Session, change: str, said: str
+) -> None:
+    """A literal `$REGISTRY` left in an image (a quoted sed), or runAsUser 0 under
+    runAsNonRoot: the API server takes the pod, the kubelet never starts it, and the wait
+    passed."""
+    replacement = {
+        "image-reference": "      image: $REGISTRY/busybox:1.36\n",
+        "root-under-non-root": change
+        + "      securityContext: {runAsNonRoot: true, runAsUser: 0}\n",
+    }["image-reference" if "image" in change else "root-under-non-root"]
+    run(session, _install(session, " --wait") + CLAIM_POD.replace(change, replacement))
+    run(session, "kubectl apply -f access.yaml --namespace betrace\n")
+    with pytest.raises(CommandError, match=said):
+        run(session, "kubectl wait --for=condition=Ready pod/access -n betrace --timeout=2m\n")
+
+
+def test_a_wait_for_a_job_whose_pod_cannot_start_fails(session: Session) -> None:
+    """The existing-Grafana guide's pre-load Job with runAsUser 0 under runAsNonRoot: its pod
+    never starts, so the Job never completes; the wait for condition=complete passed."""
+    job = (
+        "cat > job.yaml <<'YAML'\napiVersion: batch/v1\nkind: Job\nmetadata: {name: load}\n"
+        "spec:\n  template:\n    spec:\n      restartPolicy: Never\n"
+        "      securityContext: {runAsNonRoot: true, runAsUser: USER}\n"
+        "      containers: [{name: load, image: docker.io/library/busybox:1.37}]\nYAML\n"
+        "kubectl apply -f job.yaml -n work\n"
+    )
+    wait = "kubectl wait --for=condition=complete job/load -n work --timeout=5m\n"
+    run(session, "kubectl create namespace work\n" + job.replace("USER", "0"))
+    with pytest.raises(CommandError, match=r"Job 'load': container 'load' runs as user 0 under"):
+        run(session, wait)
+    run(session, "kubectl delete job/load -n work\n" + job.replace("USER", "472") + wait)

@@ -199,3 +199,23 @@ def canonical_image(ref: str) -> str:
     if name.startswith("docker.io/") and name.count("/") == 1:
         name = "docker.io/library/" + name.removeprefix("docker.io/")
     return name + at + digest
+
+
+#: an image reference as Docker's reference grammar reads it (distribution/reference's
+#: regexp.go: a name of lower-case path components under an optional domain and port, then an
+#: optional tag and an optional digest)
+_DOMAIN = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}(?:\.{_DOMAIN})*(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+
+
+def image_reference_problem(ref: str) -> str | None:
+    """Why `ref` is no image reference a container runtime can pull (the kubelet's
+    InvalidImageName), or None."""
+    if not IMAGE_REFERENCE.fullmatch(ref):
+        return f"'{ref}' is no valid image reference (lower-case name, optional :tag and @digest)"
+    return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..backend_env import containers
-from ..names import TARGET_ROLES, canonical_image, image_role, is_number
+from ..names import TARGET_ROLES, canonical_image, image_reference_problem, image_role, is_number
 
 if TYPE_CHECKING:
     from ..release import ReleaseData
@@ -76,6 +76,23 @@ def pod_references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
     for container in _maps(pod.get("initContainers")) + _maps(pod.get("containers")):
         found += _container_references(container)
     return found
+
+
+def _container_problem(obj: K8sObject) -> str | None:
+    """What keeps one of the object's pods' containers from starting (World.never_starts)."""
+    pod = obj.pod_spec() or {}
+    pod_context = _map(pod.get("securityContext"))
+    for container in _maps(pod.get("initContainers")) + _maps(pod.get("containers")):
+        name = container.get("name")
+        image = container.get("image")
+        problem = image_reference_problem(image) if isinstance(image, str) else None
+        if problem is not None:
+            return f"container '{name}': {problem}"
+        context = pod_context | _map(container.get("securityContext"))
+        user = context.get("runAsUser")
+        if context.get("runAsNonRoot") is True and user == 0 and not isinstance(user, bool):
+            return f"container '{name}' runs as user 0 under runAsNonRoot: true"
+    return None
 
 
 def _container_ports(container: Mapping[str, Any]) -> list[Any]:
@@ -360,13 +377,19 @@ class World:
         self.unready.discard(obj.identity)
         self.unmade.discard(obj.identity)
 
-    def never_starts(self, obj: K8sObject) -> str | None:
+    def never_starts(self, obj: K8sObject, made: tuple[K8sObject, ...] = ()) -> str | None:
         """Why the object's pods never start, or None: a Secret, ConfigMap or
-        PersistentVolumeClaim they need is not in their namespace, or lacks the key they read.
-        The API server accepts such a pod, which then stays Pending (a claim) or in
-        ContainerCreating / CreateContainerConfigError (a volume, a variable) until the object
-        is made; a wait for it runs into its timeout."""
-        available = {(o.kind, o.name): o for o in self.all_objects(obj.namespace)}
+        PersistentVolumeClaim they need is not in their namespace, or lacks the key they read;
+        an image that is no image reference (InvalidImageName); a container that runs as user
+        0 under runAsNonRoot ("the Kubelet will ... fail to start the container if it does":
+        the field's description in Kubernetes 1.35's JSON schema, as kubernetes-validate ships
+        it). The API server accepts such a pod, which then stays Pending or waiting until the
+        cause is mended; a wait for it runs into its timeout."""
+        problem = _container_problem(obj)
+        if problem is not None:
+            return f"{obj.kind} '{obj.name}': {problem}"
+        present = [*self.all_objects(obj.namespace), *made]  # made: by the step being checked
+        available = {(o.kind, o.name): o for o in present if o.namespace == obj.namespace}
         for kind, name, key in obj.references():
             target = available.get((kind, name))
             where = f"in namespace '{obj.namespace}'"

@@ -334,8 +334,15 @@ def _grafana_objects(
         "metadata": {"labels": labels},
         "spec": {
             "containers": [grafana_chart.grafana_container(values, fullname, app_version)],
+            # the chart writes extraInitContainers into the pod as given (through `tpl`): the
+            # fields later checks read, the image and the security context among them (an
+            # image with a template in it is left out: the model renders no template)
             "initContainers": [
-                {"name": c.get("name", "")} for c in values.get("extraInitContainers") or []
+                {k: c[k] for k in ("name", "image", "securityContext") if k in c}
+                | {"name": c.get("name", "")}
+                | ({"image": None} if "{{" in str(c.get("image")) else {})
+                for c in values.get("extraInitContainers") or []
+                if isinstance(c, dict)
             ],
             "volumes": grafana_chart.pod_volumes(values, fullname),
         },
@@ -731,6 +738,13 @@ def _settle(inv: Invocation, verb: str, release: HelmRelease, waited: bool) -> N
     unpushed = session.world.unpushed([o.doc for o in release.present()])
     if unpushed is not None:
         raise CommandError(f"helm {verb} {release.name}: {unpushed}")
+    for obj in release.present() if waited else []:
+        problem = session.world.never_starts(obj, tuple(release.present()))
+        if problem is not None:
+            raise CommandError(
+                f"helm {verb} {release.name} --wait: {problem}: its pods never start, and "
+                "Helm fails at its --timeout"
+            )
     session.world.started(release.present(), waited)
     session.world.objects = [o for o in session.world.objects if not any(o is t for t in taken)]
     _forwards_follow(session.world, release)

@@ -1081,6 +1081,8 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
     if given != "delete":
         _pods_made(world, objects)
     for kind, obj in objects:
+        if kind == "Job" and condition == ("complete", True):
+            _starts(world, "kubectl wait", obj)  # a Job completes only once its pod has run
         if _says_running(args, condition, kind):
             _checked_once(world, args, kind, obj)
             _starts(world, "kubectl wait", obj)
