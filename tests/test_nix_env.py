@@ -277,3 +277,37 @@ def test_a_host_flake_that_runs_no_patched_backend_is_refused(
     assert body.count(old) == 1, old
     (found,) = nix_env.host_problems(body.replace(old, new, 1), release_data)
     assert said in found[1], found
+
+
+def test_the_rules_a_block_gives_the_module_are_read_in_order() -> None:
+    text = (
+        "{ services.betrace-backend = { enable = true; rules = [\n"
+        '  { name = "a"; expression = "when { x } never { y }"; severity = "HIGH"; }\n'
+        '  { name = "b";\n    expression = "when { p } always { q }"; }\n'
+        '  { name = "c"; expression = "when { ${x} }"; }\n'
+        "]; }; }\n"
+    )
+    assert nix_env.module_rules(text) == [
+        (2, {"name": "a", "expression": "when { x } never { y }", "severity": "HIGH"}),
+        (4, {"name": "b", "expression": "when { p } always { q }"}),
+    ]
+
+
+def test_a_module_rule_that_does_not_compile_fails_at_its_line(
+    backend_program: Path, tmp_path: Path
+) -> None:
+    """The host flake's rule with a hyphen in a span name passed: the module's rules were
+    never sent to the engine, and the backend skips such a rule at its start."""
+    from betrace_dist.gate.checkers import CheckFailure, Context
+    from betrace_dist.gate.checkers.nix import _rules_compile
+    from betrace_dist.gate.lexer import blocks
+    from betrace_dist.gate.live import LiveTier
+
+    body = _host_flake().replace("payment.charge.where", "payment-charge.where", 1)
+    (block,) = blocks(f'```nix title="{HOST_FLAKE}"\n{body}```\n')
+    live = LiveTier(program=backend_program, off_reason=None)
+    ctx = Context(page=tmp_path / "page.md", site_root=tmp_path, live=live)
+    with pytest.raises(CheckFailure, match=r"refused rule 'no-fraud-skip-on-large-charge' \(400\)"):
+        _rules_compile(block, ctx)
+    fixed = blocks(f'```nix title="{HOST_FLAKE}"\n{_host_flake()}```\n')[0]
+    _rules_compile(fixed, ctx)

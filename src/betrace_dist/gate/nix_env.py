@@ -30,7 +30,7 @@ from .session import clone_files
 
 #: The distribution's NixOS module, whose options a host flake sets under `services.<name>`
 MODULE = REPO_ROOT / "nix" / "modules" / "betrace-backend.nix"
-_SERVICE = "betrace-backend"
+SERVICE = _SERVICE = "betrace-backend"
 #: module options that are the backend's variables, held to the same rule (backend_env)
 _OPTION_VARIABLES = {"otlpEndpoint": "OTEL_EXPORTER_OTLP_ENDPOINT"}
 
@@ -415,3 +415,30 @@ def _patched_names(
         return None
     names = {a.path[-1] for a in found if a.path and "overrideAttrs" in a.words}
     return names, lines[0]
+
+
+#: the fields of a rule of the module's `rules` option that the backend's POST /v1/rules takes
+_RULE_FIELDS = ("name", "expression", "severity", "description")
+
+
+def module_rules(text: str) -> list[tuple[int, dict[str, str]]]:
+    """(line of its expression, the rule) of each rule the block gives the module's `rules`
+    option whose name and expression are plain strings, in order: a `name` starts a rule."""
+    head = ("services", _SERVICE, "rules")
+    out: list[tuple[int, dict[str, str]]] = []
+    current: dict[str, str] = {}
+    line = 0
+    for found in assignments(text):
+        if found.path[:3] != head or len(found.path) != 4 or found.path[3] not in _RULE_FIELDS:
+            continue
+        field = found.path[3]
+        if field == "name" or field in current:
+            if {"name", "expression"} <= current.keys():
+                out.append((line, current))
+            current = {}
+        if found.value is not None:
+            current[field] = found.value
+        line = found.line if field == "expression" else line
+    if {"name", "expression"} <= current.keys():
+        out.append((line, current))
+    return out

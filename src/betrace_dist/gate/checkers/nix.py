@@ -12,9 +12,11 @@ import tempfile
 from typing import ClassVar
 
 from ... import tools
+from ...rules import engine
 from .. import nix_env
 from ..lexer import Block
 from . import CheckFailure, Context, Status, require_tool, save_titled
+from .rules import run_bounds
 
 #: wall-clock seconds for parsing one block
 PARSE_TIMEOUT = 30
@@ -62,4 +64,28 @@ class NixChecker:
             )
             for line, reason in sorted(found)[:1]:
                 raise CheckFailure(reason, line)
+        _rules_compile(block, ctx)
         save_titled(block, ctx)
+
+
+def _rules_compile(block: Block, ctx: Context) -> None:
+    """The rules a block gives the module (`services.betrace-backend.rules`) must compile on the
+    real backend: the module writes them into rules.json, and the backend skips one that does
+    not, with a warning, and runs without it. Posted to a throwaway backend (rules/engine.py,
+    bounded as the rule examples are) when the run has a live tier; without one (--no-live)
+    they are not compiled, as no rule example is."""
+    rules = nix_env.module_rules(block.body)
+    if not rules or ctx.live.program is None:
+        return
+    try:
+        result = engine.run({"rules": [body for _, body in rules]}, ctx.live.program, run_bounds())
+    except engine.EngineError as exc:
+        raise CheckFailure(f"the rules could not be compiled on the backend: {exc}") from None
+    for (line, body), answer in zip(rules, result["rules"], strict=True):
+        if answer["status"] // 100 != 2:
+            raise CheckFailure(
+                f"services.{nix_env.SERVICE}.rules: the backend refused rule '{body['name']}' "
+                f"({answer['status']}): {answer['message']}; the backend skips it at its start "
+                "and runs without it",
+                line,
+            )
