@@ -236,7 +236,12 @@ def compose_init(tool: Any, tmp_path: Path) -> list[str]:
 
 
 def run_init(
-    command: list[str], rules_json: str, data: Path, tmp_path: Path, check: bool = True
+    command: list[str],
+    rules_json: str | None,
+    data: Path,
+    tmp_path: Path,
+    check: bool = True,
+    force: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """The init's shell command run by the real sh on a folder standing in for the volume
     (chown only where the test runs as root, as the service does)."""
@@ -244,14 +249,19 @@ def run_init(
 
     source = tmp_path / "rules" / "rules.json"
     source.parent.mkdir(exist_ok=True)
-    source.write_text(rules_json, encoding="utf-8")
+    if rules_json is None:  # Docker makes a missing bind source a directory
+        source.unlink(missing_ok=True)
+        source.mkdir(exist_ok=True)
+    else:
+        source.write_text(rules_json, encoding="utf-8")
     # `compose config` keeps `$$` (its escape of `$`), which the container then receives as `$`
     script = command[-1].replace("$$", "$")
     script = script.replace("/rules/rules.json", str(source)).replace("/data", str(data))
     if os.geteuid() != 0:
         script = script.replace("chown -R 10001:10001", "true")
+    env = {"PATH": os.environ["PATH"]} | ({"BETRACE_RULES_FORCE": "1"} if force else {})
     return subprocess.run(
-        [*command[:-1], script], check=check, timeout=30, capture_output=True, text=True
+        [*command[:-1], script], check=check, timeout=30, capture_output=True, text=True, env=env
     )
 
 
@@ -294,6 +304,25 @@ def test_an_up_with_the_file_copied_last_keeps_the_rules_made_through_the_api(
     assert changed != example
     run_init(command, changed, data, tmp_path)
     assert (data / "rules.json").read_text(encoding="utf-8") == changed
+    # the backend wrote over it (a rule made through the API); forced, the same file wins
+    (data / "rules.json").write_text('{"made-through-the-api": {}}', encoding="utf-8")
+    run_init(command, changed, data, tmp_path)
+    assert (data / "rules.json").read_text(encoding="utf-8") == '{"made-through-the-api": {}}'
+    run_init(command, changed, data, tmp_path, force=True)
+    assert (data / "rules.json").read_text(encoding="utf-8") == changed
+
+
+def test_a_missing_rules_file_stops_the_up(tool: Any, tmp_path: Path) -> None:
+    """Docker makes a missing bind source a directory; sha256sum then failed inside a pipe
+    that `set -e` does not see, the empty sum equalled the empty record of a new volume, and
+    the service said "copied last" and exited 0."""
+    command = compose_init(tool, tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    result = run_init(command, None, data, tmp_path, check=False)
+    assert result.returncode == 1, result
+    assert "docker/rules.json is missing" in result.stderr
+    assert list(data.iterdir()) == []
 
 
 @pytest.mark.parametrize("text", ["", "\n", "null", "[]", "{", '"rules"'])
@@ -309,7 +338,8 @@ def test_a_rules_file_that_is_no_json_object_stops_the_up_with_a_message(
     (data / "rules.json").write_text("before", encoding="utf-8")
     result = run_init(command, text, data, tmp_path, check=False)
     assert result.returncode == 1, result
-    assert "docker/rules.json is not a JSON object: write {} for no rules" in result.stderr
+    assert "docker/rules.json is not a JSON object" in result.stderr
+    assert "write {} for no rules" in result.stderr
     assert sorted(p.name for p in data.iterdir()) == ["rules.json"]
     assert (data / "rules.json").read_text(encoding="utf-8") == "before"
 
