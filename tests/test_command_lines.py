@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from betrace_dist import tools
+from betrace_dist.gate.commands import flags, models
 from betrace_dist.gate.commands import git as git_model
 from betrace_dist.gate.commands import helm as helm_model
 from betrace_dist.gate.commands import kubectl as kubectl_model
-from betrace_dist.gate.commands import models
 from betrace_dist.gate.commands import nix as nix_model
 from betrace_dist.gate.commands.compose import build_options, compose_line
 from betrace_dist.gate.commands.curl import curl
@@ -1270,3 +1272,70 @@ def test_a_grafana_init_container_that_cannot_start_fails_a_wait(session: Sessio
         run(session, install.replace("helm install", "helm upgrade") + " --wait\n")
     fixed = values.replace("$REGISTRY", "registry.example.com")
     run(session, fixed + install.replace("helm install", "helm upgrade") + " --wait\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "path", "asked"),
+    [
+        (
+            ["kubectl", "-n", "x", "get", "pods", "-n"],
+            ["get"],
+            ["kubectl", "-n", "x", "get", "--help", "pods", "-n"],
+        ),
+        (
+            ["helm", "repo", "add", "a", "u", "--username"],
+            ["repo", "add"],
+            ["helm", "repo", "add", "--help", "a", "u", "--username"],
+        ),
+        (
+            ["kubectl", "exec", "-i", "p", "--", "sh", "--help"],
+            ["exec"],
+            ["kubectl", "exec", "--help", "-i", "p", "--", "sh", "--help"],
+        ),
+    ],
+)
+def test_the_flag_value_check_asks_for_help_right_after_the_subcommand(
+    argv: list[str], path: list[str], asked: list[str]
+) -> None:
+    """--help appended at the end became the value of a flag the page left without one
+    (`-n --help`), and the real tool then ran the command (it contacted an API server)."""
+    seen: list[list[str]] = []
+
+    def process(words: list[str]) -> Any:
+        seen.append(words)
+        return subprocess.CompletedProcess(words, 0, "", "")
+
+    assert flags.value_problem(process, argv, path) is None
+    assert seen == [asked]
+
+
+def test_the_real_kubectl_refuses_a_value_with_help_after_the_subcommand(tool: Any) -> None:
+    kubectl = tool("kubectl")
+
+    def process(words: list[str]) -> Any:
+        return subprocess.run(words, capture_output=True, text=True, timeout=30, check=False)
+
+    argv = [kubectl, "--kubeconfig=/dev/null", "rollout", "status", "x", "--timeout=5"]
+    problem = flags.value_problem(process, argv, ["rollout", "status"])
+    assert problem is not None and 'invalid argument "5" for "--timeout" flag' in problem
+    assert flags.value_problem(process, [*argv[:-1], "--timeout=5m"], ["rollout", "status"]) is None
+
+
+def test_a_grafana_init_container_as_root_fails_under_the_charts_pod_context(
+    session: Session,
+) -> None:
+    """The chart's pod securityContext says runAsNonRoot: true (values.yaml at the pinned
+    commit); an init container that sets runAsUser: 0 alone (the usual chown) never starts,
+    and passed: the model kept no pod-level context."""
+    chart = session.release.current.grafana_chart
+    context = RESTRICTED.replace("runAsNonRoot: true, runAsUser: 472", "runAsUser: 0")
+    container = f"{{name: chown, image: docker.io/library/busybox:1.37, {context}}}"
+    values = f"cat > v.yaml <<'YAML'\nextraInitContainers: [{container}]\nYAML\n"
+    install = (
+        f"helm install grafana {chart.repo_name}/grafana --version {chart.version} "
+        "-n monitoring --create-namespace -f v.yaml --wait"
+    )
+    with pytest.raises(CommandError, match=r"container 'chown' runs as user 0 under runAsNonRoot"):
+        run(session, _grafana_repo(session) + values + install + "\n")
+    allowed = values.replace("runAsUser: 0", "runAsUser: 0, runAsNonRoot: false")
+    run(session, allowed + install + "\n")

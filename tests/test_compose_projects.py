@@ -259,6 +259,8 @@ def test_a_setting_a_compose_file_uses_or_takes_in_is_not_refused(session: Sessi
     Compose's own settings."""
     run(session, "cd docker\n" + ENV + "echo 'BETRACE_SIGNATURE_KEY=other' >> .env\n")
     run(session, "echo 'GRAFANA_HOST_PORT=3300' >> .env\necho 'COMPOSE_PROFILES=' >> .env\n")
+    # a variable another line of .env uses (compose-go's dotenv expands it)
+    run(session, "echo 'PORT_BASE=33' >> .env\necho 'GRAFANA_HOST_PORT=${PORT_BASE}00' >> .env\n")
     run(session, "docker compose config -q\n")
     mine = (
         "mkdir -p ../mine\ncd ../mine\n"

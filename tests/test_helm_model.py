@@ -583,11 +583,20 @@ def test_a_reinstall_takes_over_the_claims_the_uninstall_kept(session: Session) 
     assert not session.world.objects
 
 
-@pytest.mark.parametrize("dry_run", ["--dry-run", "--dry-run=client", "--dry-run=server"])
-def test_a_dry_run_installs_nothing(session: Session, dry_run: str) -> None:
+@pytest.mark.parametrize(
+    "dry_run", ["--dry-run", "--dry-run=client", "--dry-run=server", "--dry-run=true"]
+)
+@pytest.mark.parametrize("none", ["--dry-run=none", "--dry-run=false", "--dry-run=0"])
+def test_a_dry_run_installs_nothing(session: Session, dry_run: str, none: str) -> None:
     """`helm install --dry-run` renders and checks the release and sends nothing: the model
-    recorded it as installed, so a later step that needs the release passed."""
+    recorded it as installed, so a later step that needs the release passed. Helm 4 reads a
+    value it does not name as a Go boolean (cmdGetDryRunFlagStrategy)."""
     run(session, f"{INSTALL} {dry_run}\n")
     assert ("default", "betrace") not in session.world.releases
-    run(session, f"{INSTALL} --dry-run=none\n")
+    run(session, f"{INSTALL} {none}\n")
     assert ("default", "betrace") in session.world.releases
+
+
+def test_a_dry_run_value_helm_does_not_read_is_refused(session: Session) -> None:
+    with pytest.raises(CommandError, match=r'invalid dry-run value \("bogus"\)'):
+        run(session, f"{INSTALL} --dry-run=bogus\n")

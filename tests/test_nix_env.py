@@ -311,3 +311,28 @@ def test_a_module_rule_that_does_not_compile_fails_at_its_line(
         _rules_compile(block, ctx)
     fixed = blocks(f'```nix title="{HOST_FLAKE}"\n{_host_flake()}```\n')[0]
     _rules_compile(fixed, ctx)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (
+            "enable = true;\n                package",
+            "enable = lib.mkDefault true;\n                package",
+        ),
+        ('patchFlags = [ "-p2" ];', 'patchFlags = [ "-p2" "-F3" ];'),
+        ("package = patchedBackend;", "package = backend.overrideAttrs (old: { });"),
+    ],
+    ids=["mkDefault", "more-flags", "inline-override"],
+)
+def test_a_host_flake_written_otherwise_but_rightly_passes(
+    release_data: ReleaseData, old: str, new: str
+) -> None:
+    body = _host_flake()
+    assert body.count(old) == 1, old
+    assert nix_env.host_problems(body.replace(old, new, 1), release_data) == []
+
+
+def test_a_fragment_that_adds_one_option_is_not_asked_for_enable(release_data: ReleaseData) -> None:
+    fragment = '{ services.betrace-backend.otlpEndpoint = "localhost:4317"; }\n'
+    assert nix_env.host_problems(fragment, release_data) == []

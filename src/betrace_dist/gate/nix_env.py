@@ -358,12 +358,16 @@ def host_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
     mkEnableOption, off, and its whole `config` is `lib.mkIf cfg.enable`: no service exists);
     the backend's patch series applied without `patchFlags = [ "-p2" ]` (its paths start at
     the repository's root, one level above the backend's source); and, where the block builds
-    such a patched backend, a `package` that is not it."""
+    such a patched backend, a `package` that is not it. The `enable` is asked only of a whole
+    system (a block with `nixosSystem`): a fragment may show one option to add."""
     found = assignments(text)
-    service = [a for a in found if a.path[:2] == ("services", _SERVICE) and len(a.path) >= 3]
+    service = [s for a in found if (s := _from_service(a)) is not None and len(s.path) >= 3]
     out: list[tuple[int, str]] = []
     enabled = [a for a in service if a.path[2:] == ("enable",)]
-    if service and not any(a.words == ("true",) for a in enabled):
+    whole = any(t.kind == "id" and t.text == "nixosSystem" for t in tokens(text))
+    # `true`, or wrapped (lib.mkDefault true, lib.mkForce true)
+    on = any(a.words[-1:] == ("true",) and "false" not in a.words for a in enabled)
+    if service and whole and not on:
         out.append(
             (
                 (enabled or service)[0].line,
@@ -377,7 +381,7 @@ def host_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
         return out
     names, line = patched
     flags = [a for a in found if a.path[-1:] == ("patchFlags",)]
-    if not any(a.words == ("[", "-p2", "]") for a in flags):
+    if not any(a.words[:1] == ("[",) and "-p2" in a.words for a in flags):
         out.append(
             (
                 (flags[0] if flags else Assignment((), None, line)).line,
@@ -387,7 +391,8 @@ def host_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
             )
         )
     for a in service:
-        if a.path[2:] == ("package",) and a.words[:1] and a.words[0] not in names:
+        inline = "overrideAttrs" in a.words
+        if a.path[2:] == ("package",) and a.words[:1] and a.words[0] not in names and not inline:
             out.append(
                 (
                     a.line,
@@ -397,6 +402,16 @@ def host_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
                 )
             )
     return out
+
+
+def _from_service(found: Assignment) -> Assignment | None:
+    """The assignment with its path from `services.betrace-backend` on, wherever the block
+    nests it (a module in a list of modules continues its binding's path), or None."""
+    path = found.path
+    for i in range(len(path) - 1):
+        if path[i : i + 2] == ("services", _SERVICE):
+            return Assignment(path[i:], found.value, found.line, found.words)
+    return None
 
 
 def _patched_names(

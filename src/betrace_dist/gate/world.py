@@ -584,8 +584,10 @@ class World:
                     name = _map(doc.get("metadata")).get("name")
                     return (
                         f"{doc.get('kind')} {name} would pull {image}, which this page built "
-                        "but never pushed: a cluster's nodes pull images from their registry, "
-                        f"not from the machine that built them (docker push {image} first)"
+                        "but never pushed: a cluster's nodes pull images from their registry "
+                        f"(docker push {image} first), unless they share this machine's images "
+                        "(Docker Desktop's Kubernetes) or were given them (kind load): say so, "
+                        "with imagePullPolicy: Never"
                     )
         return None
 

@@ -417,7 +417,9 @@ def _settings_used(
     given = [n for n in names if _ENV_NAME.fullmatch(n) and not n.startswith(_COMPOSE_OWN)]
     services = (project.get("services") or {}).values()
     taken = {str(k) for svc in services for k in dict(svc.get("environment") or {})}
-    texts = "\n".join(session.read(str(p)) for p in paths)
+    # a .env value may use an earlier variable of the file (compose-go's dotenv expands it)
+    values = [line.partition("=")[2] for line in lines if not line.lstrip().startswith("#")]
+    texts = "\n".join([*(session.read(str(p)) for p in paths), *values])
     unused = [
         n for n in given if n not in taken and not re.search(rf"\$\{{?{n}(?![A-Za-z0-9_])", texts)
     ]

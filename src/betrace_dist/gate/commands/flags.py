@@ -203,21 +203,29 @@ class Ran(Protocol):
 _INVALID_VALUE = re.compile(r'invalid argument "[^"\n]*" for "[^"\n]+" flag: [^\n]*')
 
 
-def value_problem(process: Callable[[list[str]], Ran], argv: list[str]) -> str | None:
+def value_problem(
+    process: Callable[[list[str]], Ran], argv: list[str], path: list[str]
+) -> str | None:
     """A flag value the real tool's flag parser refuses (`--timeout=5`: "missing unit in
-    duration"), asked of the tool itself: the page's words with --help before any `--`. Cobra
-    parses every flag, each value by its type, before it shows the help, and then does nothing
-    else (kubectl and Helm are cobra programs). None when it parses, when it fails otherwise
-    (the models say why), or when the refused value stands for a command substitution."""
-    words = list(argv)
-    at = words.index("--") if "--" in words else len(words)
-    done = process([*words[:at], "--help", *words[at:]])
+    duration"), asked of the tool itself: the page's words with --help right after its
+    subcommand `path` (`rollout status`). Cobra parses every flag, each value by its type,
+    before it shows the help, and then does nothing else (kubectl and Helm are cobra programs);
+    placed there, --help is never the value of a flag the page left without one (which would
+    run the command). None when it parses, when it fails otherwise (the models say why), or
+    when the refused value stands for a command substitution."""
+    at, found = 0, 0
+    for index, word in enumerate(argv[1:], start=1):
+        if found < len(path) and word == path[found]:
+            found, at = found + 1, index
+    if found < len(path) or not path:
+        return None
+    done = process([*argv[: at + 1], "--help", *argv[at + 1 :]])
     if done.returncode == 0:
         return None
-    found = _INVALID_VALUE.search(f"{done.stderr}\n{done.stdout}")
-    if found is None or SUBSTITUTED in found.group(0) or '"--help"' in found.group(0):
+    found_text = _INVALID_VALUE.search(f"{done.stderr}\n{done.stdout}")
+    if found_text is None or SUBSTITUTED in found_text.group(0):
         return None
-    return found.group(0)
+    return found_text.group(0)
 
 
 def accepted(binary: str, *subcommand: str) -> frozenset[str]:

@@ -317,6 +317,21 @@ def _typed(raw: str, flag: str) -> Any:
     return raw
 
 
+def _pod_security(values: dict[str, Any]) -> dict[str, Any]:
+    """The Grafana pod's securityContext: the chart's default with the given map merged over
+    it, as Helm coalesces values (a null drops a key)."""
+    merged = dict(grafana_chart.default_of("securityContext") or {})
+    given = values.get("securityContext", {})
+    if given is None:
+        return {}
+    for key, value in given.items() if isinstance(given, dict) else ():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _grafana_objects(
     name: str, ns: str, values: dict[str, Any], app_version: str
 ) -> list[K8sObject]:
@@ -345,6 +360,7 @@ def _grafana_objects(
                 if isinstance(c, dict)
             ],
             "volumes": grafana_chart.pod_volumes(values, fullname),
+            "securityContext": _pod_security(values),
         },
     }
     port = grafana_chart.service_port(values)
@@ -703,12 +719,29 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     _settle(inv, parsed.sub[0], release, _waits(parsed))
 
 
+#: the words Go's strconv.ParseBool reads as true (as _NO_WAIT's false ones)
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+
+
 def _dry_run(parsed: CommandLine) -> bool:
-    """Whether --dry-run keeps the command from the cluster: given bare (client) or with any
-    value but `none` (Helm 4's `--dry-run string[="client"]`, values none, client and server;
-    Helm 3.13's also reads `false` as none)."""
+    """Whether --dry-run keeps the command from the cluster, read as Helm 4 reads it
+    (cmdGetDryRunFlagStrategy, pkg/cmd/helpers.go of helm/helm after v4.1.0): bare (its
+    NoOptDefVal, "unset"), client or server are dry runs, none is not, and any other value is
+    read as a Go boolean (true: client; false: none) or refused."""
     values = [value for name, value in parsed.flags if name == "--dry-run"]
-    return bool(values) and values[-1] not in ("none", "false")
+    if not values:
+        return False
+    value = values[-1]
+    if value is None or value in ("unset", "client", "server"):
+        return True
+    if value == "none" or value in _NO_WAIT - {"hookOnly"}:
+        return False
+    if value in _GO_TRUE:
+        return True
+    raise CommandError(
+        f'helm {parsed.sub[0]}: invalid dry-run value ("{value}"). Must be "none", "server", '
+        'or "client"'
+    )
 
 
 #: --wait values with which Helm does not wait for the release's pods: Helm 3's bool read as
@@ -738,7 +771,10 @@ def _settle(inv: Invocation, verb: str, release: HelmRelease, waited: bool) -> N
     unpushed = session.world.unpushed([o.doc for o in release.present()])
     if unpushed is not None:
         raise CommandError(f"helm {verb} {release.name}: {unpushed}")
+    # Helm's --wait waits for Jobs only with --wait-for-jobs (not modelled): left out
     for obj in release.present() if waited else []:
+        if obj.kind in ("Job", "CronJob"):
+            continue
         problem = session.world.never_starts(obj, tuple(release.present()))
         if problem is not None:
             raise CommandError(
@@ -965,7 +1001,9 @@ def helm(inv: Invocation) -> None:
     parsed = command_line(argv[1:], binary)
     parsed.default_namespace = _helm_namespace(inv)
     if parsed.sub and parsed.sub[0] in HANDLERS:
-        problem = value_problem(inv.session.process, [binary, *argv[1:]])
+        problem = value_problem(
+            inv.session.process, [binary, "--kubeconfig=/dev/null", *argv[1:]], parsed.sub
+        )
         if problem is not None:
             raise CommandError(f"helm {parsed.sub[0]}: {problem}")
     HANDLERS.get(parsed.sub[0] if parsed.sub else "", _not_modelled)(inv, parsed, binary)

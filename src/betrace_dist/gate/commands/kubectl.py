@@ -660,7 +660,7 @@ def _source_made(
         raise CommandError(
             f"{name}: the {doc.get('kind')}'s sourceRef names {wanted[0]} '{wanted[1]}' in "
             f"namespace '{where}', which neither this file nor an earlier step makes: the "
-            "controller finds no chart"
+            "controller finds no chart until it exists, so make it first"
         )
 
 
@@ -680,7 +680,7 @@ def _found_in(world: World, name: str, doc: dict[str, Any], target: str, rendere
                     f"{name}: the {doc.get('kind')} installs into namespace '{target}', where "
                     f"{obj.get('kind')} '{(obj.get('metadata') or {}).get('name')}' needs "
                     f"{kind} '{needed}', which neither the chart nor an earlier step makes "
-                    "there: its pods never start"
+                    "there: its pods do not start until it exists, so make it first"
                 )
 
 
@@ -1334,7 +1334,7 @@ def kubectl(inv: Invocation) -> str | None:
             f"{', '.join(sorted(HANDLERS))}"
         )
     problem = value_problem(
-        inv.session.process, [binary(), "--kubeconfig=/dev/null", *inv.argv[1:]]
+        inv.session.process, [binary(), "--kubeconfig=/dev/null", *inv.argv[1:]], args.path
     )
     if problem is not None:
         raise CommandError(f"kubectl {args.sub}: {problem}")
