@@ -317,6 +317,19 @@ def _typed(raw: str, flag: str) -> Any:
     return raw
 
 
+def _init_containers(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chart writes extraInitContainers into the pod as given (through `tpl`): the fields
+    later checks read, the image and the security context among them (an image with a
+    template in it is left out: the model renders no template)."""
+    return [
+        {k: c[k] for k in ("name", "image", "securityContext") if k in c}
+        | {"name": c.get("name", "")}
+        | ({"image": None} if "{{" in str(c.get("image")) else {})
+        for c in values.get("extraInitContainers") or []
+        if isinstance(c, dict)
+    ]
+
+
 def _pod_security(values: dict[str, Any]) -> dict[str, Any]:
     """The Grafana pod's securityContext: the chart's default with the given map merged over
     it, as Helm coalesces values (a null drops a key)."""
@@ -349,16 +362,7 @@ def _grafana_objects(
         "metadata": {"labels": labels},
         "spec": {
             "containers": [grafana_chart.grafana_container(values, fullname, app_version)],
-            # the chart writes extraInitContainers into the pod as given (through `tpl`): the
-            # fields later checks read, the image and the security context among them (an
-            # image with a template in it is left out: the model renders no template)
-            "initContainers": [
-                {k: c[k] for k in ("name", "image", "securityContext") if k in c}
-                | {"name": c.get("name", "")}
-                | ({"image": None} if "{{" in str(c.get("image")) else {})
-                for c in values.get("extraInitContainers") or []
-                if isinstance(c, dict)
-            ],
+            "initContainers": _init_containers(values),
             "volumes": grafana_chart.pod_volumes(values, fullname),
             "securityContext": _pod_security(values),
         },
