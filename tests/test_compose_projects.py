@@ -288,3 +288,23 @@ def test_a_command_in_env_is_refused_as_the_text_it_is(session: Session, write: 
     ):
         run(session, "cd docker\n" + write + "docker compose config -q\n")
     # the Compose guide writes it with an unquoted heredoc, and passes (its own page run)
+
+
+@pytest.mark.parametrize(
+    ("word", "said"),
+    [
+        ("backend:/data/rules.json", "has no '/data/rules.json'"),
+        ("backend:/etc/betrace/rules.json", "has no '/etc/betrace/rules.json'"),
+    ],
+)
+def test_cp_from_the_backend_reads_only_what_its_image_and_volumes_hold(
+    session: Session, word: str, said: str
+) -> None:
+    """The backend's image is FROM scratch with the binary alone; `/data` is where the
+    backend-rules service mounts the volume, not the backend. A backup copied from there
+    passed; the backend's own path, relative or absolute, passes."""
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
+    with pytest.raises(CommandError, match=rf"the backend's container {said}"):
+        run(session, f"docker compose cp {word} ./rules-backup.json\n")
+    run(session, "docker compose cp backend:/var/lib/betrace/rules.json ./rules-backup.json\n")
+    run(session, "docker compose cp backend:rules.json ./rules-backup.json\n")

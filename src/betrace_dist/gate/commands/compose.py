@@ -17,13 +17,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ... import backend_env
+from ... import REPO_ROOT, backend_env
 from ...artefacts import dockerfiles
 from ...artefacts.compose import (
     IMAGE_CONTENTS,
@@ -527,6 +528,8 @@ def compose(inv: Invocation, args: list[str]) -> None:
     for name in named:
         if name not in services:
             raise CommandError(_no_service(sub, name, list(services)))
+    if sub == "cp":
+        _cp_path(inv.session, positional, services)
     if sub in ("cp", "port"):
         named = []  # they change nothing in the world
     # a project is its name, as Compose knows it: the same name in two folders is one project
@@ -546,6 +549,43 @@ def compose(inv: Invocation, args: list[str]) -> None:
         _program_exists(positional[0], services[positional[0]], positional[1], inv.session)
     if (sub == "logs" and line.args.on("-f", "--follow")) or sub in ("watch", "events"):
         inv.never_returns(f"`docker compose {sub}` streams until stopped: it runs")
+
+
+#: what Docker puts into every container at its start, whatever its image
+_RUNTIME_PATHS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev")
+
+
+def _cp_path(session: Session, positional: list[str], services: dict[str, Any]) -> None:
+    """`docker compose cp` to or from the backend's container: its image holds only what the
+    project's Dockerfile copies into its `backend` stage (FROM scratch), so a path is there
+    only under those, under the service's volumes, or where Docker puts files at the start
+    (_RUNTIME_PATHS). A relative path is under the stage's WORKDIR."""
+    name = _cp_service(positional)
+    if service_role(services.get(name) or {}, session.release) != "backend":
+        return
+    word = next(w for w in positional if w.startswith(f"{name}:"))
+    stage = _backend_stage()
+    if stage is None:
+        return
+    workdir = ([i.args.strip() for i in stage.all("WORKDIR")] or ["/"])[-1]
+    path = posixpath.normpath(posixpath.join(workdir, word.split(":", 1)[1] or "."))
+    copied = [i.args.split()[-1].rstrip("/") for i in stage.all("COPY")]
+    volumes = services[name].get("volumes") or []
+    mounted = [str(v.get("target")) for v in volumes if isinstance(v, dict) and v.get("target")]
+    roots = [*copied, *mounted, *_RUNTIME_PATHS]
+    if not any(path == root or path.startswith(root + "/") for root in roots):
+        raise CommandError(
+            f"docker compose cp: the backend's container has no '{path}': its image holds only "
+            f"{', '.join(copied)} (docker/Dockerfile's backend stage, FROM scratch), and its "
+            f"volumes are at {', '.join(mounted) or 'nothing'}"
+        )
+
+
+def _backend_stage() -> dockerfiles.Stage | None:
+    """The `backend` stage of the project's Dockerfile (the checkout's, read with the gate's
+    rights: the image the models know, not one a page wrote)."""
+    parsed = dockerfiles.parse(REPO_ROOT / PROJECT_DOCKERFILE)
+    return next((s for s in parsed.stages if s.name.lower() == "backend"), None)
 
 
 def _is_running(world: World, line: ComposeLine, key: str) -> None:
