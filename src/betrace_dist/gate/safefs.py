@@ -81,7 +81,7 @@ def open_beneath(root_fd: int, rel: str, flags: int, mode: int = 0o644) -> int:
     rel = rel.lstrip("/") or "."
     if _openat2_works is not False:
         try:
-            return _openat2(root_fd, rel, flags, mode)
+            return _openat2_retried(root_fd, rel, flags, mode)
         except OSError as exc:
             if exc.errno not in (errno.ENOSYS, errno.EPERM) or _openat2_works:
                 raise UnsafePath(exc.errno, why(exc.errno or 0), rel) from None
@@ -92,6 +92,24 @@ def open_beneath(root_fd: int, rel: str, flags: int, mode: int = 0o644) -> int:
         raise
     except OSError as exc:
         raise UnsafePath(exc.errno, why(exc.errno or 0), rel) from None
+
+
+#: times openat2 is asked again when it answers EAGAIN
+OPENAT2_TRIES = 64
+
+
+def _openat2_retried(root_fd: int, rel: str, flags: int, mode: int) -> int:
+    """openat2, asked again on EAGAIN: with RESOLVE_BENEATH, a path with `..` (a link to
+    `../kept`) fails with EAGAIN when any rename or mount happened on the machine during the
+    lookup ("The caller may choose to retry", openat2(2)); a busy machine made a page's path
+    unreadable now and then. Each try is a new lookup; the last EAGAIN is raised."""
+    for _ in range(OPENAT2_TRIES - 1):
+        try:
+            return _openat2(root_fd, rel, flags, mode)
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                raise
+    return _openat2(root_fd, rel, flags, mode)
 
 
 def why(code: int) -> str:
