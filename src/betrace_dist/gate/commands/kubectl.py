@@ -44,7 +44,6 @@ from ..world import (
     MixedPods,
     World,
     listing,
-    pod_references,
 )
 from .flags import FlagQueries, Options, help_text, options, parse_help, subcommands, value_problem
 from .helm import render_text
@@ -671,25 +670,25 @@ def _found_in(world: World, name: str, doc: dict[str, Any], target: str, rendere
         objects = [d for d in yamlio.safe_load_all(rendered, "render") if isinstance(d, dict)]
     except ProblemsError:
         return  # Helm rendered it: not reached
-    made = {(str(o.get("kind")), str((o.get("metadata") or {}).get("name"))) for o in objects}
-    made |= {(o.kind, o.name) for o in world.all_objects(target)}
-    for obj in objects:
-        for kind, needed, _ in pod_references(_pod_spec(obj)):
+    rendered_objects = [
+        K8sObject(str(o.get("kind")), str(_meta(o).get("name")), target, o, "render")
+        for o in objects
+    ]
+    made = {(o.kind, o.name) for o in [*rendered_objects, *world.all_objects(target)]}
+    for obj in rendered_objects:
+        for kind, needed, _ in obj.references():
             if (kind, needed) not in made:
                 raise CommandError(
                     f"{name}: the {doc.get('kind')} installs into namespace '{target}', where "
-                    f"{obj.get('kind')} '{(obj.get('metadata') or {}).get('name')}' needs "
-                    f"{kind} '{needed}', which neither the chart nor an earlier step makes "
-                    "there: its pods do not start until it exists, so make it first"
+                    f"{obj.kind} '{obj.name}' needs {kind} '{needed}', which neither the chart "
+                    "nor an earlier step makes there: its pods do not start until it exists, "
+                    "so make it first"
                 )
 
 
-def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
-    spec = obj.get("spec") or {}
-    template = (spec.get("template") or {}).get("spec")
-    if isinstance(template, dict):
-        return template
-    return spec if obj.get("kind") == "Pod" and isinstance(spec, dict) else {}
+def _meta(doc: dict[str, Any]) -> dict[str, Any]:
+    meta = doc.get("metadata")
+    return meta if isinstance(meta, dict) else {}
 
 
 def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool) -> None:
