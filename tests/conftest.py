@@ -94,6 +94,18 @@ def tool() -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
+def busybox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of BusyBox's programs (its sh, cp, sha256sum...) and nothing else, to run a
+    script of the BusyBox-based plugin-init image with PATH set to it alone. The machine's
+    BusyBox (Debian's), not the image's: docker/Dockerfile's plugin-init stage pins
+    busybox:1.37.0; Debian 12 ships 1.35.0: the same shell and programs, two releases older."""
+    binary = require_tool("busybox")
+    folder = tmp_path_factory.mktemp("busybox-bin")
+    subprocess.run([binary, "--install", "-s", str(folder)], check=True, timeout=30)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> object:
     """Helm 4, with a home of its own."""
     from betrace_dist.artefacts.chart_policy import Helm

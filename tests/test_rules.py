@@ -7,6 +7,7 @@ source), run in a network namespace of its own with only loopback (betrace_dist.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -217,8 +218,9 @@ def _rule_of(listed: dict) -> dict:
     return {"id": rule["id"], "enabled": bool(rule.get("enabled", False))}
 
 
-def compose_init(tool: Any, tmp_path: Path) -> list[str]:
-    """The backend-rules service's command as the real Compose resolves the stack."""
+def compose_init(tool: Any, tmp_path: Path, busybox: Path) -> list[str]:
+    """The backend-rules service's command as the real Compose resolves the stack, its `sh`
+    BusyBox's (the image's shell; run_init gives it BusyBox's programs alone)."""
     from betrace_dist.artefacts import compose as c
 
     env = tmp_path / ".env"
@@ -232,7 +234,9 @@ def compose_init(tool: Any, tmp_path: Path) -> list[str]:
     assert "/var/lib/betrace" in str(project["services"]["backend"]["volumes"])
     backend_deps = project["services"]["backend"]["depends_on"]
     assert backend_deps["backend-rules"]["condition"] == "service_completed_successfully"
-    return list(service["entrypoint"])
+    shell, *rest = service["entrypoint"]
+    assert shell == "sh", service["entrypoint"]
+    return [str(busybox / "sh"), *rest]
 
 
 def run_init(
@@ -243,8 +247,9 @@ def run_init(
     check: bool = True,
     force: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """The init's shell command run by the real sh on a folder standing in for the volume
-    (chown only where the test runs as root, as the service does)."""
+    """The init's shell command run by BusyBox's sh, with BusyBox's programs alone on its PATH,
+    on a folder standing in for the volume (chown only where the test runs as root, as the
+    service does)."""
     import os
 
     source = tmp_path / "rules" / "rules.json"
@@ -259,20 +264,20 @@ def run_init(
     script = script.replace("/rules/rules.json", str(source)).replace("/data", str(data))
     if os.geteuid() != 0:
         script = script.replace("chown -R 10001:10001", "true")
-    env = {"PATH": os.environ["PATH"]} | ({"BETRACE_RULES_FORCE": "1"} if force else {})
+    env = {"PATH": str(Path(command[0]).parent)} | ({"BETRACE_RULES_FORCE": "1"} if force else {})
     return subprocess.run(
         [*command[:-1], script], check=check, timeout=30, capture_output=True, text=True, env=env
     )
 
 
 def test_compose_rules_are_loaded_and_enforced_after_each_start(
-    backend_program: Path, tool: Any, tmp_path: Path
+    backend_program: Path, tool: Any, busybox: Path, tmp_path: Path
 ) -> None:
     """The Compose path: the stack's init command copies rules.json (here made from the
     example rules, as a reader makes docker/rules.json) into the data volume; the real backend
     lists and enforces them, after a restart too. The shipped empty rules.json writes nothing,
     so rules made through the API stay."""
-    command = compose_init(tool, tmp_path)
+    command = compose_init(tool, tmp_path, busybox)
     data = tmp_path / "data"
     data.mkdir()
     example = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
@@ -286,12 +291,12 @@ def test_compose_rules_are_loaded_and_enforced_after_each_start(
 
 
 def test_an_up_with_the_file_copied_last_keeps_the_rules_made_through_the_api(
-    tool: Any, tmp_path: Path
+    tool: Any, busybox: Path, tmp_path: Path
 ) -> None:
     """`docker compose up` runs backend-rules each time; with the same rules.json it copied the
     file again, and the backend's next start (a `restart backend`, a crash, a reboot) dropped
     every rule made through the API since. A changed file is copied again."""
-    command = compose_init(tool, tmp_path)
+    command = compose_init(tool, tmp_path, busybox)
     data = tmp_path / "data"
     data.mkdir()
     example = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
@@ -312,11 +317,11 @@ def test_an_up_with_the_file_copied_last_keeps_the_rules_made_through_the_api(
     assert (data / "rules.json").read_text(encoding="utf-8") == changed
 
 
-def test_a_missing_rules_file_stops_the_up(tool: Any, tmp_path: Path) -> None:
+def test_a_missing_rules_file_stops_the_up(tool: Any, busybox: Path, tmp_path: Path) -> None:
     """Docker makes a missing bind source a directory; sha256sum then failed inside a pipe
     that `set -e` does not see, the empty sum equalled the empty record of a new volume, and
     the service said "copied last" and exited 0."""
-    command = compose_init(tool, tmp_path)
+    command = compose_init(tool, tmp_path, busybox)
     data = tmp_path / "data"
     data.mkdir()
     result = run_init(command, None, data, tmp_path, check=False)
@@ -327,12 +332,12 @@ def test_a_missing_rules_file_stops_the_up(tool: Any, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text", ["", "\n", "null", "[]", "{", '"rules"'])
 def test_a_rules_file_that_is_no_json_object_stops_the_up_with_a_message(
-    tool: Any, tmp_path: Path, text: str
+    tool: Any, busybox: Path, tmp_path: Path, text: str
 ) -> None:
     """An emptied or broken rules.json was copied, and the backend then exited at each start
     ("Failed to initialize rule store"), restarted by Compose, or (`null`) started with no
     rules: now backend-rules fails, so `up` stops with its message, and nothing is written."""
-    command = compose_init(tool, tmp_path)
+    command = compose_init(tool, tmp_path, busybox)
     data = tmp_path / "data"
     data.mkdir()
     (data / "rules.json").write_text("before", encoding="utf-8")
@@ -345,8 +350,10 @@ def test_a_rules_file_that_is_no_json_object_stops_the_up_with_a_message(
 
 
 @pytest.mark.parametrize("text", ["{}", "{ }\n", "{\n}\n"])
-def test_a_rules_file_with_no_rule_copies_nothing(tool: Any, tmp_path: Path, text: str) -> None:
-    command = compose_init(tool, tmp_path)
+def test_a_rules_file_with_no_rule_copies_nothing(
+    tool: Any, busybox: Path, tmp_path: Path, text: str
+) -> None:
+    command = compose_init(tool, tmp_path, busybox)
     data = tmp_path / "data"
     data.mkdir()
     (data / "rules.json").write_text("kept", encoding="utf-8")
@@ -356,10 +363,11 @@ def test_a_rules_file_with_no_rule_copies_nothing(tool: Any, tmp_path: Path, tex
 
 
 def test_chart_rules_are_loaded_and_enforced_after_each_start(
-    backend_program: Path, helm: object
+    backend_program: Path, helm: object, busybox: Path, tmp_path: Path
 ) -> None:
-    """The chart path: `helm template` with backend.rules; the ConfigMap's rules.json is what
-    the write-rules init container copies into the data folder before the backend starts."""
+    """The chart path: `helm template` with backend.rules; the write-rules init container's
+    command, run by BusyBox's sh with BusyBox's programs alone, copies the ConfigMap's
+    rules.json into the data folder, and the real backend runs what it copied."""
     chart = REPO_ROOT / "helm" / "betrace"
     manifests = helm.template(chart, [chart / "ci" / "rules-values.yaml"])  # type: ignore[attr-defined]
     (config,) = [m for m in manifests if m.kind == "ConfigMap" and m.name.endswith("-rules")]
@@ -367,8 +375,25 @@ def test_chart_rules_are_loaded_and_enforced_after_each_start(
     pod = deployment.doc["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     assert "rules" in {v["name"] for v in pod["volumes"]}
-    assert {m["name"] for m in init["volumeMounts"]} == {"data", "rules"}
-    assert_deployed(backend_program, config.doc["data"]["rules.json"])
+    folders = {"data": tmp_path / "data", "rules": tmp_path / "rules"}
+    assert {m["name"] for m in init["volumeMounts"]} == set(folders)
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["rules"] / "rules.json").write_text(config.doc["data"]["rules.json"], "utf-8")
+
+    def local(text: str) -> str:  # the container's mount paths, as this test's folders
+        for mount in init["volumeMounts"]:
+            path = re.escape(mount["mountPath"]) + r"(?=/|\"|$)"
+            text = re.sub(path, str(folders[mount["name"]]), text)
+        return text
+
+    shell, *words = init["command"]
+    assert shell == "sh", init["command"]
+    env = {"PATH": str(busybox)} | {e["name"]: local(e["value"]) for e in init["env"]}
+    subprocess.run([str(busybox / "sh"), *map(local, words)], env=env, check=True, timeout=30)
+    copied = (folders["data"] / "rules.json").read_text(encoding="utf-8")
+    assert copied == config.doc["data"]["rules.json"]
+    assert_deployed(backend_program, copied)
 
 
 def test_rule_examples_are_skipped_with_the_reason_when_the_live_tier_is_off(

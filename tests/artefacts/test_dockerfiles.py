@@ -135,10 +135,12 @@ def test_shellcheck_accepts_plugin_init(tool: Callable[[str, str], str]) -> None
     assert done.returncode == 0, done.stdout
 
 
-def run_plugin_init(source: Path, target: Path) -> subprocess.CompletedProcess[str]:
+def run_plugin_init(busybox: Path, source: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    """The image's entrypoint, run by BusyBox's sh with BusyBox's programs alone (the image's
+    shell and programs, at Debian's BusyBox version)."""
     return subprocess.run(
-        ["sh", str(d.DOCKER_DIR / "plugin-init.sh"), str(target)],
-        env={"PATH": "/usr/bin:/bin", "BETRACE_PLUGIN_SOURCE": str(source)},
+        [str(busybox / "sh"), str(d.DOCKER_DIR / "plugin-init.sh"), str(target)],
+        env={"PATH": str(busybox), "BETRACE_PLUGIN_SOURCE": str(source)},
         capture_output=True,
         text=True,
         timeout=30,
@@ -146,17 +148,19 @@ def run_plugin_init(source: Path, target: Path) -> subprocess.CompletedProcess[s
     )
 
 
-def test_plugin_init_copies_the_plugin_and_refuses_an_empty_payload(tmp_path: Path) -> None:
+def test_plugin_init_copies_the_plugin_and_refuses_an_empty_payload(
+    busybox: Path, tmp_path: Path
+) -> None:
     payload = tmp_path / "payload"
     (payload / "img").mkdir(parents=True)
     for name in ("plugin.json", "module.js", "img/logo.svg"):
         (payload / name).write_text("{}", encoding="utf-8")
-    done = run_plugin_init(payload, tmp_path / "volume" / "betrace-app")
+    done = run_plugin_init(busybox, payload, tmp_path / "volume" / "betrace-app")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "volume/betrace-app/img/logo.svg").is_file()
     assert "copied betrace-app to" in done.stdout
     (payload / "module.js").unlink()
-    refused = run_plugin_init(payload, tmp_path / "other")
+    refused = run_plugin_init(busybox, payload, tmp_path / "other")
     assert refused.returncode == 1
     assert "has no module.js: this image carries no plugin" in refused.stderr
     assert not (tmp_path / "other").exists()
