@@ -241,6 +241,7 @@ CHANGED_FACTS: dict[str, tuple[str, str]] = {
     "stop-time": ('distribution_default: "1000"', 'distribution_default: "5000"'),
     "start-time": ("listening_at_most: 1\n", "listening_at_most: 0.001\n"),
     "log-lines": ("lines_per_trace: 3\n", "lines_per_trace: 2\n"),
+    "data-files": ("before_any_rule: []\n", "before_any_rule: [rules.json]\n"),
 }
 
 
@@ -254,6 +255,8 @@ def _wrong(value: Any) -> Iterator[Any]:
         yield from ("", "OK", "UNIMPLEMENTED", value + "-changed")
     elif isinstance(value, list):
         yield from ([], [*value, "extra"])
+    elif isinstance(value, dict):
+        yield from (None, {**value, "extra": {}})
 
 
 def _true_measurement(name: str, release_data: ReleaseData) -> dict[str, Any]:

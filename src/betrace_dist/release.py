@@ -534,6 +534,18 @@ class LogLines(Sourced):
     lines_per_violation: int = Field(gt=0, description="lines for every violation it records")
 
 
+class DataFiles(Sourced):
+    """What the backend keeps in its data folder (BETRACE_DATA_DIR): the probe data-files lists
+    it in every run, and the guides' backup steps rest on it."""
+
+    before_any_rule: list[str] = Field(
+        description="files in an empty data folder once the backend has started"
+    )
+    after_a_rule: list[str] = Field(
+        min_length=1, description="files once a rule was made (and kept after its deletion)"
+    )
+
+
 class SdkEnv(Sourced):
     pattern: str = Field(pattern=r"^[A-Z][A-Z0-9_]*_\*$")
     meaning: str
@@ -555,6 +567,7 @@ class Backend(Sourced):
     stop: StopTimes
     start: StartTime
     log: LogLines
+    data_files: DataFiles
     sdk_env: SdkEnv
     not_read: list[EnvName] = Field(default_factory=list)
     not_read_source: Sourced

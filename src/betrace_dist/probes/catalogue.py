@@ -666,6 +666,41 @@ def expect_stored_broken(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("stored-broken-rule", measure_stored_broken, expect_stored_broken, _ports))
 
 
+def _files(api: Backend) -> list[str]:
+    return sorted(path.name for path in api.data.iterdir())
+
+
+def measure_data_files(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What the backend keeps in its data folder: after it started on an empty one, after the
+    first rule was made, and after that rule was deleted (with what the file then holds)."""
+    with started(params) as api:
+        before = _files(api)
+        api.post_json("/v1/rules", RULE)
+        after = _files(api)
+        api.call("DELETE", f"/v1/rules/{RULE['name']}")
+        deleted = _files(api)
+        kept = (api.data / "rules.json").read_text(encoding="utf-8") if deleted else ""
+    return {
+        "before_any_rule": before,
+        "after_a_rule": after,
+        "after_its_deletion": deleted,
+        "rules_after_its_deletion": json.loads(kept) if kept else None,
+    }
+
+
+def expect_data_files(data: ReleaseData) -> dict[str, Expect]:
+    files = data.current.backend.data_files  # releases.yaml backend.data_files
+    return {
+        "before_any_rule": equal(files.before_any_rule),
+        "after_a_rule": equal(files.after_a_rule),
+        "after_its_deletion": equal(files.after_a_rule),
+        "rules_after_its_deletion": equal({}),
+    }
+
+
+register(Probe("data-files", measure_data_files, expect_data_files, _ports))
+
+
 def measure_memory(params: Mapping[str, Any]) -> dict[str, Any]:
     with started(params) as api:
         api.post_json("/v1/rules", RULE)
