@@ -452,6 +452,30 @@ def test_a_target_that_leaves_out_an_issue_its_guide_states_is_refused(tmp_path:
     assert "Docker Compose (startup-log-health-url)" in found
 
 
+def test_a_target_of_patched_builds_that_lists_an_issue_the_patches_fix_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The home page listed "Upstream's Grafana app works only with the distribution's
+    patches" as a problem of the Compose stack, whose app carries those patches."""
+    old = (
+        "        issues:\n          - app-shows-no-statistics-or-traces\n          - violations-in"
+    )
+    new = old.replace("issues:\n", "issues:\n          - app-needs-the-distribution-patches\n")
+    path = broken(tmp_path, old, new)
+    found = " ".join(problems(path))
+    assert "targets list known issues the distribution's patches fix" in found, found
+    assert "Docker Compose (app-needs-the-distribution-patches)" in found
+
+
+def test_only_a_target_of_upstreams_builds_may_list_the_issues_the_patches_fix(
+    tmp_path: Path,
+) -> None:
+    path = broken(tmp_path, "        upstream_builds: true\n", "")
+    found = " ".join(problems(path))
+    assert "targets list known issues the distribution's patches fix" in found, found
+    assert "Nix flake (false-reads-as-true)" in found
+
+
 @pytest.mark.parametrize(
     ("old", "new", "said"),
     [

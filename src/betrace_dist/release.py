@@ -361,6 +361,9 @@ class Target(Model):
     works: str = Field(min_length=1)
     # the guide needs the release's images (or chart): unpublished, the table says so
     needs_images: bool = False
+    # it runs upstream's own builds, without the distribution's patches: only such a target
+    # meets the known issues those patches fix (`fixed_by`)
+    upstream_builds: bool = False
     issues: list[str] = Field(default_factory=list)  # ids of known_issues
 
 
@@ -742,11 +745,22 @@ class Release(Model):
         unlisted = sorted(
             f"{t.name} ({i.id})" for t in self.targets if t.section is None
             for i in self.known_issues if t.guide in i.pages and i.id not in t.issues
+            and (t.upstream_builds or not i.fixed_by)
         )  # fmt: skip
         if unlisted:
             raise ValueError(
                 "targets do not list known issues their guide states (the home page's status "
                 f"table shows the issues a target's reader meets): {', '.join(unlisted)}"
+            )
+        patched = sorted(
+            f"{t.name} ({i})" for t in self.targets if not t.upstream_builds
+            for i in t.issues if i in ids and self.known_issue(i).fixed_by
+        )  # fmt: skip
+        if patched:
+            raise ValueError(
+                "targets list known issues the distribution's patches fix, which their builds "
+                "carry (a target meets them only with `upstream_builds: true`): "
+                + ", ".join(patched)
             )
         carried = {p.file for p in (*self.plugin.patches, *self.backend.patches)}
         stray = sorted(f"{i.id} ({p})" for i in self.known_issues
