@@ -49,6 +49,14 @@ BAD_FILES = [
         "r.yaml:4: rules[1].name: duplicate name 'a' (first at line 2)",
     ),
     ("rules:\n  - name: a b\n    expression: x\n", "r.yaml:2: rules[0].name: use letters"),
+    (
+        "rules:\n  - name: a\n    expression: x\n    severity: HIHG\n",
+        "r.yaml:4: rules[0].severity: 'HIHG' is no severity the Grafana app knows: use LOW,",
+    ),
+    (
+        "rules:\n  - name: a\n    expression: x\n    severity: high\n",
+        "r.yaml:4: rules[0].severity: 'high' is no severity",
+    ),
 ]
 
 

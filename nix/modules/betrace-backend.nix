@@ -68,9 +68,10 @@ let
         description = "What the rule is for.";
       };
       severity = lib.mkOption {
-        type = lib.types.str;
+        # the four the Grafana app knows; the backend stores any text
+        type = lib.types.enum [ "" "LOW" "MEDIUM" "HIGH" "CRITICAL" ];
         default = "";
-        description = "Severity recorded with its violations (HIGH, MEDIUM, LOW).";
+        description = "Severity recorded with its violations; empty, the app shows MEDIUM.";
       };
       enabled = lib.mkOption {
         type = lib.types.bool;

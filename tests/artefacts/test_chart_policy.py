@@ -805,3 +805,17 @@ def test_chart_changes_drift_from_release_data_is_reported(
     edit(chart, "Chart.yaml", "    - kind: fixed\n", "    - kind: changed\n")
     found = chart_policy.check_chart_metadata(chart, release_data)
     assert_violation(found, "Chart.yaml: artifacthub.io/changes lists", "'kind': 'changed'")
+
+
+def test_a_rule_in_the_values_with_a_severity_the_app_does_not_know_is_refused(
+    helm: Helm, chart: Path
+) -> None:
+    """The backend stores any text as a severity; the app knows four (rulesfile.SEVERITIES),
+    and the chart's schema holds backend.rules to them as a rules file is held."""
+    from betrace_dist.rules.rulesfile import SEVERITIES
+
+    rule = ("backend.rules[0].name=a", "backend.rules[0].expression=when { a } never { b }")
+    for severity in SEVERITIES:
+        helm.template(chart, set_values=(*rule, f"backend.rules[0].severity={severity}"))
+    with pytest.raises(HelmError, match=r"backend\.rules\.0\.severity|/backend/rules/0/severity"):
+        helm.template(chart, set_values=(*rule, "backend.rules[0].severity=high"))

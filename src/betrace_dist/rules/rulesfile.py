@@ -43,6 +43,9 @@ REQUIRED = ("name", "expression")
 MAX_NAME = 256
 #: A name is used as a path segment (/v1/rules/{id}): letters, digits, '.', '_', '-'.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: The severities the Grafana app knows (`SeverityLevels` in grafana-betrace-app's
+#: src/services/BeTraceService.ts at the pinned commit); the backend stores any text.
+SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 #: The time the backend writes for a rule it has not stamped (Go's zero time.Time).
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -180,11 +183,19 @@ def _checked_rule(
         message = "use letters, digits, '.', '_' and '-' only (the name is the rule's URL path)"
         problems.append(Problem(path, line, message, f"{where}.name"))
         return None
+    severity = str(item.get("severity", ""))
+    if "severity" in item and severity not in SEVERITIES:
+        message = (
+            f"{severity!r} is no severity the Grafana app knows: use {', '.join(SEVERITIES)} "
+            "(the backend would store any text)"
+        )
+        problems.append(Problem(path, _line(item, "severity"), message, f"{where}.severity"))
+        return None
     return Rule(
         name=name,
         expression=str(item["expression"]),
         description=str(item.get("description", "")),
-        severity=str(item.get("severity", "")),
+        severity=severity,
         enabled=bool(item.get("enabled", True)),
         tags=tuple(str(t) for t in item.get("tags", [])),
         file=path,
