@@ -1198,6 +1198,23 @@ spec:
     run(session, "kubectl apply -f m.yaml -n x\nkubectl delete -f m.yaml -n x\n")
 
 
+def test_a_wait_for_a_condition_a_job_never_has_times_out(session: Session) -> None:
+    """A Job's conditions are Suspended, Complete, Failed, FailureTarget and
+    SuccessCriteriaMet (JobConditionType, k8s.io/api v0.35.0 batch/v1): a wait for Ready on
+    one waits until its --timeout and fails; for complete it returns once the pod has run."""
+    manifest = (
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: load}\nspec:\n  template:\n"
+        "    spec:\n      restartPolicy: Never\n"
+        "      containers: [{name: c, image: busybox:1.36}]\n"
+    )
+    (session.cwd / "job.yaml").write_text(manifest, encoding="utf-8")
+    run(session, "kubectl create namespace x\nkubectl apply -f job.yaml -n x\n")
+    with pytest.raises(CommandError, match=r"Job 'load' never has a condition 'ready' .*"
+                       r"wait with condition=complete"):  # fmt: skip
+        run(session, "kubectl wait --for=condition=Ready job/load -n x --timeout=5m\n")
+    run(session, "kubectl wait --for=condition=complete job/load -n x --timeout=5m\n")
+
+
 def test_a_templated_admin_secret_of_the_grafana_chart_is_not_guessed(session: Session) -> None:
     """The chart resolves `admin.existingSecret` with tpl; the gate does not, so it neither
     invents the chart's own Secret nor refuses the page."""

@@ -994,16 +994,18 @@ def _rollout(inv: Invocation, ns: str, args: Args) -> None:
             world.unready.add(obj.identity)
 
 
-#: The condition types a kind's objects get (those k8s.io/api declares: PodConditionType in
-#: core/v1, DeploymentConditionType and ReplicaSetConditionType in apps/v1, which has none for
-#: StatefulSet, "TODO: Add valid condition types for Statefulsets", nor DaemonSet), lower-cased
-#: as kubectl compares them; of each, the ones whose truth means the pods run. kubectl wait for
-#: a condition its object never gets waits until --timeout (30 s) and fails.
+#: The condition types a kind's objects get (those k8s.io/api v0.35.0 declares: PodConditionType
+#: in core/v1, DeploymentConditionType and ReplicaSetConditionType in apps/v1, which has none for
+#: StatefulSet, "TODO: Add valid condition types for Statefulsets", nor DaemonSet, and
+#: JobConditionType in batch/v1), lower-cased as kubectl compares them; of each, the ones whose
+#: truth means the pods run. kubectl wait for a condition its object never gets waits until
+#: --timeout (30 s) and fails.
 _CONDITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "Pod": (
         frozenset({
             "podscheduled", "podreadytostartcontainers", "initialized", "containersready",
             "ready", "disruptiontarget", "podresizepending", "podresizeinprogress",
+            "allcontainersrestarting",
         }),
         frozenset({"ready", "containersready"}),
     ),
@@ -1014,6 +1016,10 @@ _CONDITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ReplicaSet": (frozenset({"replicafailure"}), frozenset()),
     "StatefulSet": (frozenset(), frozenset()),
     "DaemonSet": (frozenset(), frozenset()),
+    "Job": (
+        frozenset({"suspended", "complete", "failed", "failuretarget", "successcriteriamet"}),
+        frozenset(),
+    ),
 }  # fmt: skip
 
 #: what kubectl wait fails with once its --timeout passes, before the resource/name (the
@@ -1110,7 +1116,9 @@ def _has_condition(kind: str, obj: K8sObject, name: str) -> None:
     known = _CONDITIONS.get(kind, (None, frozenset()))[0]
     if known is not None and name not in known:
         ref = f"{kind.lower()}/{obj.name}"
-        fix = "condition=Ready" if kind == "Pod" else f"`kubectl rollout status {ref}`"
+        fix = {"Pod": "condition=Ready", "Job": "condition=complete"}.get(
+            kind, f"`kubectl rollout status {ref}`"
+        )
         raise CommandError(
             f"kubectl wait: {kind} '{obj.name}' never has a condition '{name}' (its kind's: "
             f"{', '.join(sorted(known)) or 'none'}): kubectl waits until --timeout, then "
