@@ -357,16 +357,23 @@ def example_disagreements(found: dict[str, Any], documented: object, rule: str) 
         )
     if (found["violations"], found["violated_rules"]) != (1, [rule]):
         out.append(f"one violation of {rule} expected, the backend recorded {found['violations']}")
+    if found.get("boolean_violations") != 1:
+        out.append(
+            "the page says betrace_span turns True and False into the words rules compare "
+            "with; a rule on them recorded no violation"
+        )
     return out
 
 
 def test_a_changed_documented_answer_or_a_missing_violation_is_caught() -> None:
     """Break test of the comparison: the page documenting another answer, or no violation."""
     real = {"answer": {"accepted": 2, "rejected": 0, "errors": []}, "violations": 1}
-    real["violated_rules"] = ["r"]
+    real |= {"violated_rules": ["r"], "boolean_violations": 1}
     assert example_disagreements(real, {"accepted": 2, "rejected": 0, "errors": []}, "r") == []
     wrong = example_disagreements(real, {"accepted": 3, "rejected": 0, "errors": []}, "r")
     assert wrong and "accepted': 3" in wrong[0]
     assert example_disagreements(
         real | {"violations": 0, "violated_rules": []}, real["answer"], "r"
     )
+    (booleans,) = example_disagreements(real | {"boolean_violations": 0}, real["answer"], "r")
+    assert "turns True and False into the words rules compare with" in booleans

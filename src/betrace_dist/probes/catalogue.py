@@ -1405,12 +1405,39 @@ def measure_python_example(params: Mapping[str, Any]) -> dict[str, Any]:
             answer = scope["post_spans"]([scope["charge"], scope["skipped"]])
         await_or_fail(api, {str(scope[s].get("traceId")) for s in ("charge", "skipped")}, mark)
         found = api.call("GET", f"/v1/violations?ruleId={rule['name']}").json() or {}
+        booleans = _booleans_as_rules_read_them(api, scope["betrace_span"], scope["post_spans"])
     return {
         "answer": answer,
         "printed": printed.getvalue(),
         "violations": found.get("totalCount"),
         "violated_rules": sorted({v.get("ruleId") for v in found.get("violations") or []}),
+        "boolean_violations": booleans,
     }
+
+
+#: A rule on attributes the example's betrace_span turns from Python's True and False
+BOOLEAN_RULE = {
+    "name": "example-booleans",
+    "expression": "when { check.where(verified == true) } never { retry.where(final == false) }",
+    "enabled": True,
+}
+
+
+def _booleans_as_rules_read_them(api: Backend, span: Any, post: Any) -> int:
+    """The page says its betrace_span turns a boolean into the word a rule compares with: a
+    trace made with it from True and False, which breaks BOOLEAN_RULE only if so; the number
+    of violations the backend recorded (1 when the words are right)."""
+    api.post_json("/v1/rules", BOOLEAN_RULE)
+    trace = "b0" * 16
+    spans = [
+        span(trace, "1" * 16, "check", 1, 2, attributes={"verified": True}),
+        span(trace, "2" * 16, "retry", 1, 2, attributes={"final": False}),
+    ]
+    mark = api.log_mark()
+    post(spans, url=f"http://127.0.0.1:{api.http_port}/v1/spans")
+    await_or_fail(api, {trace}, mark)
+    answer = api.call("GET", f"/v1/violations?ruleId={BOOLEAN_RULE['name']}").json() or {}
+    return int(answer.get("totalCount") or 0)
 
 
 MEASUREMENTS["python-example"] = Probe(
