@@ -84,6 +84,7 @@
             "0002-call-the-backend-through-grafana-plugin-proxy.patch"
             "0003-use-the-backend-paths-and-answers.patch"
             "0004-fetch-the-signals-page-violations-once-per-interval.patch"
+            "0005-test-rule-expressions-by-the-rule-language-not-older-keywords.patch"
           ];
         };
       };

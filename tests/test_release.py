@@ -380,7 +380,7 @@ def _issue_index(release_data: ReleaseData, issue_id: str) -> int:
 def test_a_known_issue_without_pages_or_a_reason_is_refused(
     tmp_path: Path, release_data: ReleaseData
 ) -> None:
-    old = "        pages: [guides/add-betrace-to-an-existing-grafana.md]\n"
+    old = "        pages: [guides/add-betrace-to-an-existing-grafana.md, guides/write-rules.md]\n"
     path = broken(tmp_path, "      - id: editor-workers-sub-path\n" + old,
                   "      - id: editor-workers-sub-path\n")  # fmt: skip
     line = line_containing(path, "- id: editor-workers-sub-path")

@@ -49,6 +49,11 @@ const main = async () => {
   out.duplicate = await failure(
     call((s) => s.createRule({ name: ruleName, description: '', expression, enabled: false, severity: 'HIGH' }))
   );
+  // a rule the backend does not compile: the editor shows this message above its form
+  out.uncompiled = await failure(
+    call((s) => s.createRule({ name: `${ruleName}-uncompiled`, description: '',
+      expression: 'when { fraud-check } never { skip }', enabled: false, severity: 'HIGH' }))
+  );
   out.got = await call((s) => s.getRule(ruleName));
   out.updated = await call((s) =>
     s.updateRule(ruleName, { name: ruleName, description: 'edited', expression, enabled: false, severity: 'CRITICAL' })

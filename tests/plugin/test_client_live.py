@@ -140,6 +140,13 @@ def test_rules_list_create_update_enable_disable_delete(run: Run) -> None:
     assert out["listBefore"] == {"rules": [], "totalCount": 0}
     rule_as_sent(out["created"], "written by the test", "HIGH", False)
     assert "HTTP 409" in out["duplicate"]["message"], out["duplicate"]
+    # a refused save says why (the editor shows the message in its Error alert): the backend's
+    # compile error, which write-rules.md shows for the same hyphenated span name
+    said = out["uncompiled"]["message"]
+    assert said.startswith("HTTP 400: failed to compile rule: 1:13: lexer: invalid input text"), (
+        said
+    )
+    assert '"-check' in said, said
     rule_as_sent(out["got"], "written by the test", "HIGH", False)
     rule_as_sent(out["updated"], "edited", "CRITICAL", False)
     rule_as_sent(out["enabled"], "edited", "CRITICAL", True)

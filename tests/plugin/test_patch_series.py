@@ -179,3 +179,46 @@ def test_the_apps_build_is_keyed_by_the_snapshot_the_series_and_the_pins(
     tarball.write_bytes(b"snapshot")
     monkeypatch.setattr(plugin_build, "REGISTRY_PINS", {"pinned": "2.0.0"})
     assert plugin_build.cache_key(tarball, [first, second]) != key
+
+
+#: A JavaScript regular-expression literal in the app's source, as Python reads the simple ones
+#: these tests take (\b, \s, \{, \(, alternatives: the same meaning in both).
+JS_REGEX = re.compile(r"/((?:\\.|[^/\n])+)/\.test\(expression\)")
+
+
+def _expression_tests(source: str) -> list[re.Pattern[str]]:
+    return [re.compile(found) for found in JS_REGEX.findall(source)]
+
+
+def _example_expressions() -> list[str]:
+    from betrace_dist import REPO_ROOT
+    from betrace_dist.rules import rulesfile
+
+    rules = [REPO_ROOT / "docker" / "rules.example.yaml", REPO_ROOT / "docker" / "rules.yaml"]
+    return [rule.expression for path in rules for rule in rulesfile.load(path)]
+
+
+def test_the_rules_tabs_test_button_judges_rules_by_the_rule_languages_shape(
+    tmp_path: Path, patched_tree: Path
+) -> None:
+    """Patch 0005. The snapshot's Rules tab tests an expression by keywords of an older rule
+    language; run on the repository's example rules (which the real backend compiles in every
+    run, tests/test_rules.py), its test calls some invalid. Patched, the tab passes no test
+    of its own, and the editor's (when { } and always { } or never { }) takes every one. The
+    app's regular expressions are read from its source and run here in Python: checked
+    against the app's own tests, not by clicking its button (no Grafana runs here)."""
+    expressions = _example_expressions()
+    assert expressions
+    snapshot = unpack_with(tmp_path / "snapshot", [])
+    page = (snapshot / APP / "src" / "pages" / "RulesPage.tsx").read_text(encoding="utf-8")
+    (keywords,) = _expression_tests(page)
+    refused = [e for e in expressions if not keywords.search(e)]
+    assert refused, "the snapshot's keyword test takes every example rule: is patch 0005 needed?"
+
+    patched = patched_tree / APP / "src"
+    page = (patched / "pages" / "RulesPage.tsx").read_text(encoding="utf-8")
+    assert "onTest=" not in page and not _expression_tests(page)
+    editor = (patched / "components" / "MonacoRuleEditor.tsx").read_text(encoding="utf-8")
+    shape = _expression_tests(editor)
+    assert len(shape) == 2, shape  # when { ... }, then always { ... } or never { ... }
+    assert [e for e in expressions if not all(test.search(e) for test in shape)] == []

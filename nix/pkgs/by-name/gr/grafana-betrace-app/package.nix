@@ -33,14 +33,15 @@ buildNpmPackage (finalAttrs: {
 
   # The app cannot work in Grafana without these (see each file's header): the JSX runtime taken
   # from Grafana (React 19 in Grafana 13.1 and later), backend calls through Grafana's plugin proxy,
-  # the backend's real API, and a Signals tab that asks for violations once per interval, not in a
-  # loop. Not yet merged upstream. Their paths start at the repository root
+  # the backend's real API, a Signals tab that asks for violations once per interval, not in a
+  # loop, and a Rules tab whose Test button knows the rule language. Not yet merged upstream. Their paths start at the repository root
   # (grafana-betrace-app/...), one level above sourceRoot: hence -p2.
   patches = [
     ./0001-webpack-externalise-react-jsx-runtime.patch
     ./0002-call-the-backend-through-grafana-plugin-proxy.patch
     ./0003-use-the-backend-paths-and-answers.patch
     ./0004-fetch-the-signals-page-violations-once-per-interval.patch
+    ./0005-test-rule-expressions-by-the-rule-language-not-older-keywords.patch
   ];
   patchFlags = [ "-p2" ];
 
