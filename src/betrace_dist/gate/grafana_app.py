@@ -27,7 +27,7 @@ from .. import backend_env, yamlio
 from ..errors import ProblemsError
 from ..names import closest
 from ..release import ReleaseData
-from . import grafana_chart
+from . import grafana_chart, plugin_copy
 from .world import K8sObject, MixedPods, World, listing
 
 
@@ -249,6 +249,7 @@ def world_problem(world: World, data: ReleaseData) -> tuple[str, str] | None:
     for release in world.releases.values():
         if release.modelled:
             found = provisioning_problem(world, release.namespace, release.values, data)
+            found = found or plugin_copy.problem(world, release.namespace, release.values, data)
             if found is not None:
                 return release.name, found
     return None

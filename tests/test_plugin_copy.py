@@ -1,0 +1,130 @@
+"""Where a Grafana of the Grafana chart finds the BeTrace app: the plugin-init copy must land in
+the volume, and at the path of it, that Grafana mounts as the app's folder (gate/plugin_copy.py).
+
+Two lies passed before: the existing-Grafana guide's init container copying to the plugins
+folder itself (outside the one volume it mounts: the copy is lost with the container), and its
+Job copying to the claim's root while Grafana mounts the claim's `betrace-app` sub folder.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from betrace_dist.gate import plugin_copy
+from betrace_dist.gate.session import CommandError, Session
+
+from .conftest import REPO_ROOT, run
+
+pytestmark = pytest.mark.gate_session(tools=("helm", "kubectl"), timeout=20)
+
+APP = "/var/lib/grafana/plugins/betrace-app"
+SECURE = (
+    "securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, "
+    "seccompProfile: {type: RuntimeDefault}, runAsNonRoot: true, runAsUser: 472}"
+)
+
+
+def _grafana(session: Session, values: str, verb: str = "install") -> str:
+    chart = session.release.current.grafana_chart
+    return (
+        f"cat > v.yaml <<'YAML'\n{values}YAML\n"
+        f"helm {verb} grafana {chart.repo_name}/grafana --version {chart.version} "
+        "-n monitoring --create-namespace -f v.yaml\n"
+    )
+
+
+def _repo(session: Session) -> str:
+    chart = session.release.current.grafana_chart
+    return f"helm repo add {chart.repo_name} {chart.repo_url}\n"
+
+
+def _init_values(target: str, mount: str = APP) -> str:
+    init = (
+        f"{{name: install, image: registry.example.com/plugin-init:2.0.0, args: [{target}], "
+        f"volumeMounts: [{{name: app, mountPath: {mount}}}], {SECURE}}}"
+    )
+    return (
+        f"extraInitContainers: [{init}]\n"
+        "extraVolumes: [{name: app, emptyDir: {sizeLimit: 64Mi}}]\n"
+        f"extraVolumeMounts: [{{name: app, mountPath: {APP}, readOnly: true}}]\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "mount", "said"),
+    [
+        (APP, APP, None),
+        ("/out", "/out", None),  # the volume's root, which Grafana mounts as the app's folder
+        ("/var/lib/grafana/plugins", APP, "copies the app to /var/lib/grafana/plugins, which "
+         "none of its volumes holds: the copy is lost with the container"),
+        ("/out/betrace-app", "/out", r"reads the app from volume 'app' at '/' .*"
+         r"\(init container 'install' to 'betrace-app'\): Grafana starts without the app"),
+    ],
+)  # fmt: skip
+def test_an_init_container_must_copy_into_the_folder_grafana_mounts(
+    session: Session, target: str, mount: str, said: str | None
+) -> None:
+    script = _repo(session) + _grafana(session, _init_values(target, mount))
+    if said is None:
+        run(session, script)
+    else:
+        with pytest.raises(CommandError, match=said):
+            run(session, script)
+
+
+JOB = """apiVersion: batch/v1
+kind: Job
+metadata: {name: load}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: copy
+          image: registry.example.com/plugin-init:2.0.0
+          args: [TARGET]
+          volumeMounts: [{name: plugin, mountPath: /plugins}]
+      volumes: [{name: plugin, persistentVolumeClaim: {claimName: betrace-plugin}}]
+"""
+CLAIM = """apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: betrace-plugin}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 64Mi}}}
+"""
+CLAIM_VALUES = (
+    "extraVolumes: [{name: app, existingClaim: betrace-plugin}]\n"
+    f"extraVolumeMounts: [{{name: app, mountPath: {APP}, subPath: betrace-app, readOnly: true}}]\n"
+)
+
+
+@pytest.mark.parametrize(("target", "fine"), [("/plugins/betrace-app", True), ("/plugins", False)])
+def test_a_job_must_copy_into_the_claims_sub_folder_grafana_mounts(
+    session: Session, target: str, fine: bool
+) -> None:
+    (session.cwd / "m.yaml").write_text(CLAIM + "---\n" + JOB.replace("TARGET", target))
+    script = (
+        "kubectl create namespace monitoring\nkubectl apply -f m.yaml -n monitoring\n"
+        + _repo(session)
+        + _grafana(session, CLAIM_VALUES)
+    )
+    if fine:
+        run(session, script)
+        return
+    with pytest.raises(
+        CommandError,
+        match=r"Grafana reads the app from claim 'betrace-plugin' at 'betrace-app' .*"
+        r"Job 'load' to '/'\): Grafana starts without the app",
+    ):
+        run(session, script)
+
+
+def test_a_claim_no_job_of_the_page_fills_is_not_judged(session: Session) -> None:
+    """The page may fill the claim some other way the gate does not see."""
+    (session.cwd / "claim.yaml").write_text(CLAIM, encoding="utf-8")
+    made = "kubectl create namespace monitoring\nkubectl apply -f claim.yaml -n monitoring\n"
+    run(session, made + _repo(session) + _grafana(session, CLAIM_VALUES))
+
+
+def test_the_default_target_is_plugin_init_shs() -> None:
+    script = (REPO_ROOT / "docker" / "plugin-init.sh").read_text(encoding="utf-8")
+    assert f"${{BETRACE_PLUGIN_TARGET:-{plugin_copy.DEFAULT_TARGET}}}" in script
