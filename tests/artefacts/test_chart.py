@@ -4,6 +4,7 @@ passes the chart policy (src/betrace_dist/artefacts/chart_policy.py)."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes_validate
@@ -576,3 +577,29 @@ def test_grafana_has_five_minutes_to_start_before_liveness_counts(
                 allowed = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
                 assert allowed >= 300, f"{scenario}: {allowed} s to start"
     assert checked, "no scenario renders a Grafana container"
+
+
+#: The one label the control plane sets on every namespace (LabelMetadataName, k8s.io/api
+#: v0.35.0 core/v1/well_known_labels.go): namespaces carry no `name` label of their own
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _namespace_selectors(value: object) -> Iterator[dict]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "namespaceSelector" and isinstance(item, dict):
+                yield item
+            yield from _namespace_selectors(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _namespace_selectors(item)
+
+
+@pytest.mark.parametrize("scenario", ["production-values.yaml", "backend-only-values.yaml"])
+def test_the_examples_select_namespaces_by_the_label_every_namespace_has(scenario: str) -> None:
+    """A selector on a `name` label admits nothing from a namespace nobody labelled so: the
+    ingress controller's spans would be refused. The examples select by the control plane's."""
+    selectors = list(_namespace_selectors(scenario_values(scenario)))
+    assert selectors
+    for selector in selectors:
+        assert set(selector.get("matchLabels") or {}) == {NAMESPACE_NAME_LABEL}, selector

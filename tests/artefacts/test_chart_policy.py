@@ -819,3 +819,26 @@ def test_a_rule_in_the_values_with_a_severity_the_app_does_not_know_is_refused(
         helm.template(chart, set_values=(*rule, f"backend.rules[0].severity={severity}"))
     with pytest.raises(HelmError, match=r"backend\.rules\.0\.severity|/backend/rules/0/severity"):
         helm.template(chart, set_values=(*rule, "backend.rules[0].severity=high"))
+
+
+@pytest.mark.parametrize(
+    ("ingress", "extra"),
+    [("backend.ingress", ()), ("grafana.ingress", ("grafana.ingress.enabled=true",))],
+)
+def test_an_ingress_nginx_annotation_the_controller_does_not_read_is_refused(
+    helm: Helm, chart: Path, ingress: str, extra: tuple[str, ...]
+) -> None:
+    """ingress-nginx ignores a name under its prefix it does not know: a misspelt
+    whitelist-source-range left the backend's API, which has no authentication, open to all.
+    The chart refuses one; both the old name and its new alias allowlist- are taken."""
+    key = f"{ingress}.annotations.nginx\\.ingress\\.kubernetes\\.io"
+    base = ("backend.ingress.enabled=true", *extra)
+    for name in ("whitelist-source-range", "allowlist-source-range", "proxy-body-size"):
+        helm.template(chart, set_values=(*base, f"{key}/{name}=10.0.0.0/8"))
+    helm.template(chart, set_values=(*base, f"{ingress}.annotations.example\\.com/anything=x"))
+    said = (
+        rf"{ingress}\.annotations: nginx\.ingress\.kubernetes\.io/whitelist-source-ranges is no "
+        r"annotation ingress-nginx reads \(controller v1\.15\.1\): it would be ignored"
+    )
+    with pytest.raises(HelmError, match=said):
+        helm.template(chart, set_values=(*base, f"{key}/whitelist-source-ranges=10.0.0.0/8"))
