@@ -121,6 +121,8 @@ def test_rules_are_written_into_the_data_folder_before_start(
         ("otlpExportTimeout = 0;",
          "option `services.betrace-backend.otlpExportTimeout' is not of type `positive integer'"),
         ("rulez = [ ];", "option `services.betrace-backend.rulez' does not exist"),
+        ('rules = [ { name = "a"; expression = "x"; severity = "high"; } ];',
+         "option `services.betrace-backend.rules.[0].severity' is not of type `one of"),
     ],
 )  # fmt: skip
 def test_bad_settings_name_the_option(nix: nixa.Nix, settings: str, message: str) -> None:

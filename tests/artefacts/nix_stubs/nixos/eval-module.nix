@@ -22,6 +22,7 @@ let
     ints.positive = type "positive integer" (v: builtins.isInt v && v > 0);
     strMatching = re: type "string matching ${re}" (v: builtins.isString v && builtins.match re v != null);
     nullOr = t: type "null or ${t.name}" (v: v == null || t.check v);
+    enum = values: type "one of ${builtins.concatStringsSep ", " (map builtins.toJSON values)}" (v: builtins.elem v values);
     listOf = t: (type "list of ${t.name}" builtins.isList) // { elem = t; };
     submodule = m: (type "submodule" builtins.isAttrs) // { options = m.options; };
   };
