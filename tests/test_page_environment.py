@@ -63,6 +63,13 @@ def test_nix_run_starts_the_backend_with_the_variables_of_its_line(session: Sess
     run(session, "curl -fsS --retry 30 --retry-connrefused http://localhost:18080/v1/health\n")
     with pytest.raises(CommandError, match=r"4318.*\(exported\)"):
         run(session, f"export OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318\nnix run {ref} &\n")
+    # an SDK variable the backend's code overrides: exported, it reached no check at all
+    with pytest.raises(CommandError, match=r"OTEL_TRACES_SAMPLER is ignored.*\(exported\)"):
+        run(
+            session,
+            "export OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4317\n"
+            f"export OTEL_TRACES_SAMPLER=parentbased_traceidratio\nnix run {ref} &\n",
+        )
 
 
 def _consumer_flake(session: Session, folder: str, outputs: str) -> None:

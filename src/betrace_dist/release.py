@@ -552,6 +552,10 @@ class DataFiles(Sourced):
 class SdkEnv(Sourced):
     pattern: str = Field(pattern=r"^[A-Z][A-Z0-9_]*_\*$")
     meaning: str
+    ignored: list[EnvName] = Field(
+        default_factory=list,
+        description="standard variables the SDK would read, which the backend's code overrides",
+    )
 
 
 class Backend(Sourced):

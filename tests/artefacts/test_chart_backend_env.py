@@ -79,6 +79,20 @@ def test_names_the_backend_ignores_are_reported(release_data: ReleaseData) -> No
     assert OTLP not in found, "a value from a Secret is not checked, its name is"
 
 
+@pytest.mark.parametrize(
+    "name", ["OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+)
+def test_sdk_variables_the_backends_code_overrides_are_reported(
+    release_data: ReleaseData, name: str
+) -> None:
+    """The probe otel-variables sees traces arrive with OTEL_TRACES_SAMPLER=always_off, over
+    gRPC with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf: a page setting them to sample less or
+    to send OTLP/HTTP misleads. They were named in the fact's text only, and passed."""
+    found = dict(backend_env.env_problems({name: "x"}, release_data))
+    assert "releases.yaml backend.sdk_env.ignored" in found[name], found
+    assert name in release_data.current.backend.sdk_env.ignored
+
+
 def assert_agrees(pattern: str, samples: list[str], rule_ok: Callable[[str], bool]) -> None:
     """The schema's pattern accepts exactly the samples the rule accepts."""
     for value in samples:
