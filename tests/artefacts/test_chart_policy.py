@@ -833,7 +833,7 @@ def test_an_ingress_nginx_annotation_the_controller_does_not_read_is_refused(
     The chart refuses one; both the old name and its new alias allowlist- are taken."""
     key = f"{ingress}.annotations.nginx\\.ingress\\.kubernetes\\.io"
     base = ("backend.ingress.enabled=true", *extra)
-    for name in ("whitelist-source-range", "allowlist-source-range", "proxy-body-size"):
+    for name in ("whitelist-source-range", "allowlist-source-range", "auth-secret", "auth-type"):
         helm.template(chart, set_values=(*base, f"{key}/{name}=10.0.0.0/8"))
     helm.template(chart, set_values=(*base, f"{ingress}.annotations.example\\.com/anything=x"))
     said = (

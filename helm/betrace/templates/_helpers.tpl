@@ -243,9 +243,9 @@ unauthenticated API open to everyone: the chart refuses it instead.
   affinity affinity-canary-behavior affinity-mode allowlist-source-range app-root
   auth-always-set-cookie auth-cache-duration auth-cache-key auth-keepalive
   auth-keepalive-requests auth-keepalive-share-vars auth-keepalive-timeout auth-method
-  auth-proxy-set-headers auth-realm auth-request-redirect auth-response-headers auth-secret-type
-  auth-signin auth-signin-redirect-param auth-snippet auth-tls-error-page auth-tls-match-cn
-  auth-tls-pass-certificate-to-upstream auth-tls-secret auth-tls-verify-client
+  auth-proxy-set-headers auth-realm auth-request-redirect auth-response-headers auth-secret
+  auth-secret-type auth-signin auth-signin-redirect-param auth-snippet auth-tls-error-page
+  auth-tls-match-cn auth-tls-pass-certificate-to-upstream auth-tls-secret auth-tls-verify-client
   auth-tls-verify-depth auth-type auth-url backend-protocol canary canary-by-cookie
   canary-by-header canary-by-header-pattern canary-by-header-value canary-weight
   canary-weight-total client-body-buffer-size configuration-snippet connection-proxy-header
