@@ -128,3 +128,74 @@ def test_a_claim_no_job_of_the_page_fills_is_not_judged(session: Session) -> Non
 def test_the_default_target_is_plugin_init_shs() -> None:
     script = (REPO_ROOT / "docker" / "plugin-init.sh").read_text(encoding="utf-8")
     assert f"${{BETRACE_PLUGIN_TARGET:-{plugin_copy.DEFAULT_TARGET}}}" in script
+
+
+def _init(fields: str, mount: str = "/out") -> str:
+    return (
+        f"{{name: install, image: registry.example.com/plugin-init:2.0.0, {fields}"
+        f"volumeMounts: [{{name: app, mountPath: {mount}}}], {SECURE}}}"
+    )
+
+
+ROOT_MOUNT = f"extraVolumeMounts: [{{name: app, mountPath: {APP}}}]\n"
+
+
+@pytest.mark.parametrize(
+    ("init", "volumes", "said"),
+    [
+        # the image's own entrypoint, named, with its argument: judged as the image runs
+        (_init(f"command: [{plugin_copy.ENTRYPOINT}], args: [/out], "), "- {name: app}", None),
+        (_init(f"command: [{plugin_copy.ENTRYPOINT}], args: [/out/x], "), "- {name: app}",
+         "init container 'install' to 'x'"),
+        # a command of its own: what it copies is not followed, so not judged
+        (_init("command: [sh, -c], args: ['cp -R /opt/betrace/betrace-app/. /out/x/'], "),
+         "- {name: app}", None),
+        # $(NAME) from the container's env, as Kubernetes expands it
+        (_init("env: [{name: D, value: /out}], args: ['$(D)/x'], "), "- {name: app}",
+         "init container 'install' to 'x'"),
+        (_init("env: [{name: D, value: /out}], args: ['$(D)'], "), "- {name: app}", None),
+        (_init("args: ['$(UNSET)/x'], "), "- {name: app}", None),
+        # no source the chart knows: an empty emptyDir, still filled by the init container
+        (_init("args: [/out/x], "), "- {name: app}", "init container 'install' to 'x'"),
+        # persistentVolumeClaim is no key of the chart's extraVolumes: an emptyDir again
+        (_init("args: [/out], "), "- {name: app, persistentVolumeClaim: {claimName: c}}", None),
+        # the image mirrored under another repository name
+        (_init("args: [/out/x], ").replace("/plugin-init:", "/betrace-plugin-init:"),
+         "- {name: app}", "to 'x'"),
+        # mounted at /
+        (_init("args: [/x], ", mount="/"), "- {name: app}", "to 'x'"),
+        (_init("args: ['/'], ", mount="/"), "- {name: app}", None),
+    ],
+)  # fmt: skip
+def test_init_containers_as_the_chart_and_kubernetes_run_them(
+    session: Session, init: str, volumes: str, said: str | None
+) -> None:
+    values = f"extraInitContainers: [{init}]\nextraVolumes:\n  {volumes}\n" + ROOT_MOUNT
+    script = _repo(session) + _grafana(session, values)
+    if said is None:
+        run(session, script)
+    else:
+        with pytest.raises(CommandError, match=said):
+            run(session, script)
+
+
+def test_an_empty_dir_mount_nothing_fills_leaves_grafana_without_the_app(
+    session: Session,
+) -> None:
+    """extraEmptyDirMounts makes an empty folder, which nothing here fills."""
+    values = f"extraEmptyDirMounts: [{{name: app, mountPath: {APP}}}]\n"
+    with pytest.raises(CommandError, match=r"volume 'app' at '/'.*nothing copies the app there"):
+        run(session, _repo(session) + _grafana(session, values))
+
+
+def test_grafanas_plugins_path_comes_from_its_ini(session: Session) -> None:
+    """grafana.ini's paths.plugins moves the folder Grafana reads: a mount at the default
+    folder then holds nothing Grafana looks at, and is not judged."""
+    values = (
+        "grafana.ini: {paths: {plugins: /srv/plugins}}\n"
+        f"extraEmptyDirMounts: [{{name: app, mountPath: {APP}}}]\n"
+    )
+    run(session, _repo(session) + _grafana(session, values))
+    moved = values.replace(APP, "/srv/plugins/betrace-app")
+    with pytest.raises(CommandError, match=r"\(/srv/plugins/betrace-app\), and nothing copies"):
+        run(session, _repo(session) + _grafana(session, moved, verb="upgrade"))

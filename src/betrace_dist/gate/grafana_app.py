@@ -32,10 +32,7 @@ from .world import K8sObject, MixedPods, World, listing
 
 
 def _provisioning(values: dict[str, Any]) -> str:
-    ini = values.get("grafana.ini") or {}
-    paths = ini.get("paths") if isinstance(ini, dict) else None
-    given = paths.get("provisioning") if isinstance(paths, dict) else None
-    return str(given or grafana_chart.PROVISIONING).rstrip("/")
+    return grafana_chart.ini_path(values, "provisioning", grafana_chart.PROVISIONING)
 
 
 def _plugin_files(values: dict[str, Any]) -> Iterator[tuple[str, str, str]]:

@@ -396,8 +396,22 @@ def _list(values: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return [i for i in values.get(key) or [] if isinstance(i, dict)]
 
 
-def _extra_volumes(values: dict[str, Any]) -> list[dict[str, Any]]:
-    """extraConfigmapMounts, extraSecretMounts and extraVolumes as pod volumes."""
+def _extra_volume(item: dict[str, Any]) -> dict[str, Any] | None:
+    """One extraVolumes item as the pod's volume: its existingClaim, hostPath, csi, configMap or
+    emptyDir, the first given, and an emptyDir when none is (None: a templated claim)."""
+    volume: dict[str, Any] = {"name": item.get("name")}
+    if item.get("existingClaim"):
+        name = _named(item.get("existingClaim"))
+        return volume | {"persistentVolumeClaim": {"claimName": name}} if name else None
+    for source in ("hostPath", "csi", "configMap", "emptyDir"):
+        if item.get(source):
+            return volume | {source: item[source]}
+    return volume | {"emptyDir": {}}
+
+
+def extra_volumes(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """extraConfigmapMounts, extraSecretMounts, extraVolumes and extraEmptyDirMounts as the
+    pod's volumes, as templates/_pod.tpl (x-chart's commit) writes them."""
     out: list[dict[str, Any]] = []
     for item in _list(values, "extraConfigmapMounts"):
         if name := _named(item.get("configMap")):
@@ -406,18 +420,36 @@ def _extra_volumes(values: dict[str, Any]) -> list[dict[str, Any]]:
         if name := _named(item.get("secretName")):
             secret = {"secretName": name, **_optional(item)}
             out.append({"name": item.get("name"), "secret": secret})
-    for item in _list(values, "extraVolumes"):
-        if name := _named(item.get("existingClaim")):
-            out.append({"name": item.get("name"), "persistentVolumeClaim": {"claimName": name}})
-        elif isinstance(item.get("configMap"), dict):
-            out.append({"name": item.get("name"), "configMap": item["configMap"]})
+    out += [v for v in map(_extra_volume, _list(values, "extraVolumes")) if v is not None]
+    out += [{"name": i.get("name"), "emptyDir": {}} for i in _list(values, "extraEmptyDirMounts")]
     return out
+
+
+def extra_mounts(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The grafana container's mounts of extraVolumes and extraEmptyDirMounts (templates/
+    _pod.tpl: name, mountPath, and subPath for the first)."""
+    out = [
+        {k: i[k] for k in ("name", "mountPath", "subPath") if i.get(k)}
+        for i in _list(values, "extraVolumeMounts")
+    ]
+    return out + [
+        {k: i[k] for k in ("name", "mountPath") if i.get(k)}
+        for i in _list(values, "extraEmptyDirMounts")
+    ]
+
+
+def ini_path(values: dict[str, Any], key: str, default: str) -> str:
+    """grafana.ini's paths.<key> in the values, or the chart's default."""
+    ini = values.get("grafana.ini") or {}
+    paths = ini.get("paths") if isinstance(ini, dict) else None
+    given = paths.get(key) if isinstance(paths, dict) else None
+    return str(given or default).rstrip("/")
 
 
 def pod_volumes(values: dict[str, Any], fullname: str) -> list[dict[str, Any]]:
     """The volumes of the Grafana pod that name a ConfigMap, Secret or claim, in Kubernetes'
     form, as the chart's templates/_pod.tpl (x-chart's commit) writes them from the values."""
-    out = _extra_volumes(values)
+    out = extra_volumes(values)
     dashboards = values.get("dashboardsConfigMaps") or {}
     for provider, cm in dashboards.items() if isinstance(dashboards, dict) else ():
         if name := _named(cm):

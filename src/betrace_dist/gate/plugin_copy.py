@@ -1,47 +1,64 @@
 """Where a Grafana the page installs with the Grafana chart finds the BeTrace app's files.
 
-Grafana loads the app from `<plugins_dir>/<plugin id>` (releases.yaml `plugin`). When the
-values mount a volume there (`extraVolumeMounts`), something must copy the app into that volume
-at the path Grafana reads: a container of the plugin-init image, an init container of the same
-pod (`extraInitContainers`, sharing an `emptyDir`) or a Job of the page's world writing into the
-same claim. The image copies the app to its first argument, else `BETRACE_PLUGIN_TARGET`, else
-/plugins/betrace-app (docker/plugin-init.sh, this project's own script). A copy that lands
-outside the container's volumes is lost with the container; one into another sub folder of the
-volume than the one Grafana mounts leaves Grafana without the app.
+Grafana loads the app from `<paths.plugins>/<plugin id>` (grafana.ini's `paths.plugins` in the
+values, else releases.yaml `plugin.plugins_dir`). When the values mount a volume of their own
+there (`extraVolumeMounts`, `extraEmptyDirMounts`), something must copy the app into that
+volume, at the path Grafana reads: an init container of the same pod (`extraInitContainers`)
+or a Job of the page's world writing into the same claim. The volumes are the pod's as the
+chart writes them (grafana_chart.extra_volumes: an `extraVolumes` item with no source it knows
+is an empty `emptyDir`).
 
-A volume's path is its mount's `subPath` joined to the path below the mount (Kubernetes'
-`volumeMounts[].subPath`). A claim no Job of the world writes into is not judged: the page may
-fill it in a way the gate does not see.
+A container of the plugin-init image run as its image runs it (no `command`, or the image's
+entrypoint) copies the app to its first argument, else `BETRACE_PLUGIN_TARGET`, else
+/plugins/betrace-app (docker/plugin-init.sh, this project's own script); Kubernetes expands
+`$(NAME)` in it from the container's `env`. Such a copy that lands outside the container's
+volumes is lost with the container; one into another folder of the volume than the one Grafana
+mounts leaves Grafana without the app. A volume's path is its mount's `subPath` joined to the
+path below the mount (Kubernetes' `volumeMounts[].subPath`).
+
+Not judged: a volume another container also writes into (another image, or a command of its
+own: the gate cannot tell what it copies), a claim no Job of the page fills, and a volume the
+gate does not model (hostPath, csi, ConfigMap).
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..release import ReleaseData
-from .world import K8sObject, World
+from . import grafana_chart
+from .world import World
 
 #: plugin-init.sh's target when given none (`${1:-${BETRACE_PLUGIN_TARGET:-...}}`)
 DEFAULT_TARGET = "/plugins/betrace-app"
-#: The image, by the last part of its repository (a page may point it at any registry)
+#: The image's entrypoint (docker/Dockerfile, the plugin-init stage)
+ENTRYPOINT = "/usr/local/bin/betrace-plugin-init"
+#: The image, by the end of its repository's name (a page may mirror it under any registry)
 IMAGE = "plugin-init"
 
 
-def _is_plugin_init(container: dict[str, Any]) -> bool:
-    name = str(container.get("image") or "").rsplit("/", 1)[-1]
-    return name.split("@")[0].split(":")[0] == IMAGE
+@dataclass(frozen=True)
+class Copy:
+    """What one container that mounts the volume does with it: `path` in the volume, or
+    `lost` (why the copy goes nowhere), or neither (a writer the gate cannot follow)."""
+
+    where: str
+    path: str | None = None
+    lost: str | None = None
 
 
-def _target(container: dict[str, Any]) -> str:
-    args = container.get("args")
-    if isinstance(args, list) and args:
-        return str(args[0])
-    for env in container.get("env") or []:
-        if isinstance(env, dict) and env.get("name") == "BETRACE_PLUGIN_TARGET":
-            return str(env.get("value") or DEFAULT_TARGET)
-    return DEFAULT_TARGET
+def _volume_key(volume: dict[str, Any] | None) -> str | None:
+    """How two pods name one volume: a claim by its name; an emptyDir only within its pod."""
+    if not isinstance(volume, dict):
+        return None
+    claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+    if claim:
+        return f"claim '{claim}'"
+    return f"volume '{volume.get('name')}'" if "emptyDir" in volume else None
 
 
 def _below(path: str, folder: str) -> str | None:
@@ -49,7 +66,8 @@ def _below(path: str, folder: str) -> str | None:
     path, folder = posixpath.normpath(path), posixpath.normpath(folder)
     if path == folder:
         return ""
-    return path[len(folder) + 1 :] if path.startswith(folder.rstrip("/") + "/") else None
+    prefix = folder.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
 
 
 def _in_volume(mount: dict[str, Any], below: str) -> str:
@@ -57,107 +75,101 @@ def _in_volume(mount: dict[str, Any], below: str) -> str:
     return "" if path == "." else path
 
 
-def _volume_key(volume: dict[str, Any] | None) -> str | None:
-    """How two pods name one volume: a claim by its name; an emptyDir only within its pod."""
-    if not isinstance(volume, dict):
+def _target(container: dict[str, Any]) -> str | None:
+    """Where the image's script copies the app, or None when the container does not run the
+    script as the image does, or names its target with a variable it does not set."""
+    image = str(container.get("image") or "").rsplit("/", 1)[-1]
+    command = container.get("command")
+    if not image.split("@")[0].split(":")[0].endswith(IMAGE) or command not in (None, [ENTRYPOINT]):
         return None
-    claim = volume.get("existingClaim") or (volume.get("persistentVolumeClaim") or {}).get(
-        "claimName"
-    )
-    if claim:
-        return f"claim '{claim}'"
-    return f"volume '{volume.get('name')}'" if "emptyDir" in volume else None
+    env = {
+        str(e.get("name")): str(e.get("value") or "")
+        for e in container.get("env") or []
+        if isinstance(e, dict) and "value" in e
+    }
+    args = container.get("args")
+    given = str(args[0]) if isinstance(args, list) and args else None
+    target = given or env.get("BETRACE_PLUGIN_TARGET") or DEFAULT_TARGET
+    target = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), target)
+    return None if "$(" in target else target
 
 
-def _copies(
-    where: str, container: dict[str, Any], volumes: dict[str, dict[str, Any]]
-) -> Iterator[tuple[str, str] | str]:
-    """(volume key, path in it) the container copies the app to, or why the copy is lost."""
-    target = _target(container)
+def _copy(
+    where: str, container: dict[str, Any], volumes: dict[str, str | None], key: str
+) -> Copy | None:
+    """What `container` does with the volume `key`, or None when it does not mount it."""
     mounts = [m for m in container.get("volumeMounts") or [] if isinstance(m, dict)]
-    found = [(m, _below(target, str(m.get("mountPath") or "/"))) for m in mounts]
-    held = [(m, below) for m, below in found if below is not None]
+    if key not in {volumes.get(str(m.get("name"))) for m in mounts}:
+        return None
+    target = _target(container)
+    if target is None:
+        return Copy(where)
+    held = [
+        (m, b) for m in mounts if (b := _below(target, str(m.get("mountPath") or "/"))) is not None
+    ]
     if not held:
-        yield (
+        lost = (
             f"{where} copies the app to {target}, which none of its volumes holds: the copy "
             "is lost with the container"
         )
-        return
+        return Copy(where, lost=lost)
     mount, below = max(held, key=lambda pair: len(str(pair[0].get("mountPath"))))
-    key = _volume_key(volumes.get(str(mount.get("name"))))
-    if key is not None:
-        yield key, _in_volume(mount, str(below))
+    if volumes.get(str(mount.get("name"))) != key:
+        into = f"its volume '{mount.get('name')}', not Grafana's {key}"
+        return Copy(where, lost=f"{where} copies the app to {target}, into {into}")
+    return Copy(where, path=_in_volume(mount, below))
 
 
-def _grafana_reads(values: dict[str, Any], folder: str) -> tuple[str, str, str] | None:
-    """(volume key, path in it, mount path) of the volume Grafana sees at `folder`."""
-    volumes = {
-        str(v.get("name")): v for v in values.get("extraVolumes") or [] if isinstance(v, dict)
-    }
-    best: tuple[str, str, str] | None = None
-    for mount in values.get("extraVolumeMounts") or []:
-        if not isinstance(mount, dict):
-            continue
-        below = _below(folder, str(mount.get("mountPath") or "/"))
-        key = _volume_key(volumes.get(str(mount.get("name"))) or mount)
-        if below is None or key is None:
-            continue
-        if best is None or len(str(mount.get("mountPath"))) > len(best[2]):
-            best = (key, _in_volume(mount, below), str(mount.get("mountPath")))
-    return best
-
-
-def _writers(
-    world: World, namespace: str, values: dict[str, Any], key: str
-) -> Iterator[tuple[str, tuple[str, str] | str]]:
-    """Each plugin-init container that may fill the volume `key` Grafana reads, with what it
-    copies: the pod's init containers, and the world's Jobs that mount that claim."""
-    own = {str(v.get("name")): v for v in values.get("extraVolumes") or [] if isinstance(v, dict)}
+def _copies(
+    world: World, namespace: str, values: dict[str, Any], volumes: dict[str, str | None], key: str
+) -> Iterator[Copy]:
     for c in values.get("extraInitContainers") or []:
-        if isinstance(c, dict) and _is_plugin_init(c):
-            where = f"init container '{c.get('name')}'"
-            for copy in _copies(where, c, own):
-                yield where, copy
-    for job in world.all_objects(namespace):
-        if job.kind == "Job" and key.startswith("claim"):
-            yield from _job_copies(job, key)
-
-
-def _job_copies(job: K8sObject, key: str) -> Iterator[tuple[str, tuple[str, str] | str]]:
-    spec = job.pod_spec() or {}
-    volumes = {str(v.get("name")): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
-    if key not in {_volume_key(v) for v in volumes.values()}:
-        return
-    for c in job.containers():
-        if _is_plugin_init(c):
-            where = f"Job '{job.name}'"
-            for copy in _copies(where, c, volumes):
-                yield where, copy
+        if isinstance(c, dict) and (
+            copy := _copy(f"init container '{c.get('name')}'", c, volumes, key)
+        ):
+            yield copy
+    for job in world.all_objects(namespace) if key.startswith("claim") else ():
+        if job.kind != "Job":
+            continue
+        own = {
+            str(v.get("name")): _volume_key(v) for v in (job.pod_spec() or {}).get("volumes") or []
+        }
+        for c in job.containers():
+            if copy := _copy(f"Job '{job.name}'", c, own, key):
+                yield copy
 
 
 def problem(world: World, namespace: str, values: dict[str, Any], data: ReleaseData) -> str | None:
     """Why the Grafana of these values finds no app in the volume mounted where it looks, or
-    None (no volume there, or one whose filling the gate does not see)."""
+    None (no volume of the values there, or one the gate does not judge)."""
     plugin = data.current.plugin
-    folder = f"{plugin.plugins_dir}/{plugin.id}"
-    reads = _grafana_reads(values, folder)
-    if reads is None:
+    folder = f"{grafana_chart.ini_path(values, 'plugins', plugin.plugins_dir)}/{plugin.id}"
+    volumes = {str(v.get("name")): _volume_key(v) for v in grafana_chart.extra_volumes(values)}
+    reads = [
+        (m, b)
+        for m in grafana_chart.extra_mounts(values)
+        if (b := _below(folder, str(m.get("mountPath") or "/"))) is not None
+    ]
+    if not reads:
         return None
-    key, path, _mount = reads
-    writers = list(_writers(world, namespace, values, key))
-    lost = next((copy for _where, copy in writers if isinstance(copy, str)), None)
+    mount, below = max(reads, key=lambda pair: len(str(pair[0].get("mountPath"))))
+    key = volumes.get(str(mount.get("name")))
+    if key is None:
+        return None
+    path = _in_volume(mount, below)
+    copies = list(_copies(world, namespace, values, volumes, key))
+    if any(c.path is None and c.lost is None for c in copies):
+        return None
+    lost = next((c.lost for c in copies if c.lost), None)
     if lost is not None:
         return lost
-    into = [(where, copy) for where, copy in writers if isinstance(copy, tuple) and copy[0] == key]
-    if not into and key.startswith("claim"):
+    if any(c.path == path for c in copies) or (not copies and key.startswith("claim")):
         return None
-    if any(copy[1] == path for _where, copy in into):
-        return None
-    seen = f"{key} at '{path or '/'}'"
-    if not into:
-        return f"Grafana reads the app from {seen} ({folder}), and nothing copies the app there"
-    copied = ", ".join(f"{where} to '{copy[1] or '/'}'" for where, copy in into)
+    seen = f"{key} at '{path or '/'}' ({folder})"
+    if not copies:
+        return f"Grafana reads the app from {seen}, and nothing copies the app there"
+    copied = ", ".join(f"{c.where} to '{c.path or '/'}'" for c in copies)
     return (
-        f"Grafana reads the app from {seen} ({folder}), but the plugin-init copy goes "
-        f"elsewhere in that volume ({copied}): Grafana starts without the app"
+        f"Grafana reads the app from {seen}, but the plugin-init copy goes elsewhere in that "
+        f"volume ({copied}): Grafana starts without the app"
     )
