@@ -54,10 +54,17 @@ BAD_FILES = [
         "r.yaml:4: rules[0].severity: 'HIHG' is no severity the Grafana app knows: use LOW,",
     ),
     (
-        "rules:\n  - name: a\n    expression: x\n    severity: high\n",
-        "r.yaml:4: rules[0].severity: 'high' is no severity",
+        "rules:\n  - name: a\n    expression: x\n    severity: hihg\n",
+        "r.yaml:4: rules[0].severity: 'hihg' is no severity",
     ),
 ]
+
+
+def test_a_severity_in_any_case_is_written_in_capitals() -> None:
+    """As upstream's YAML import does (backend/internal/api/rules_import.go, strings.ToUpper):
+    the app's editor preselects only the capitals."""
+    (rule,) = rulesfile.parse("rules:\n  - name: a\n    expression: x\n    severity: high\n", "r")
+    assert rule.severity == "HIGH"
 
 
 @pytest.mark.parametrize(("text", "expected"), BAD_FILES)

@@ -68,8 +68,11 @@ const main = async () => {
     headers: { 'Content-Type': 'application/json' } });
   out.spans = { status: posted.status, body: await posted.json() };
 
+  // until the trace's own verdict ("matched trace"), 3 to 4 s after its last span; the
+  // span-level one ("matched span") comes at once
   let violations: any = { violations: [] };
-  for (let i = 0; i < 40 && violations.violations.length === 0; i++) {
+  const judged = () => violations.violations.some((v: any) => / matched trace /.test(v.message));
+  for (let i = 0; i < 60 && !judged(); i++) {
     await sleep(250);
     violations = await call((s) => s.listViolations({ ruleId: ruleName }));
   }

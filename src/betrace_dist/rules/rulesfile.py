@@ -183,11 +183,12 @@ def _checked_rule(
         message = "use letters, digits, '.', '_' and '-' only (the name is the rule's URL path)"
         problems.append(Problem(path, line, message, f"{where}.name"))
         return None
-    severity = str(item.get("severity", ""))
+    # any case, written in capitals, as upstream's own YAML import does (rules_import.go)
+    severity = str(item.get("severity", "")).upper()
     if "severity" in item and severity not in SEVERITIES:
         message = (
-            f"{severity!r} is no severity the Grafana app knows: use {', '.join(SEVERITIES)} "
-            "(the backend would store any text)"
+            f"{item['severity']!r} is no severity the Grafana app knows: use "
+            f"{', '.join(SEVERITIES)} (the backend would store any text)"
         )
         problems.append(Problem(path, _line(item, "severity"), message, f"{where}.severity"))
         return None
