@@ -121,8 +121,9 @@ def name_problem(name: str, data: ReleaseData) -> str | None:
         return f"is not read by the backend (releases.yaml backend.not_read); remove {name}"
     if name in backend.sdk_env.ignored:
         return (
-            "is ignored: the backend's code sets the sampler (always on) and the protocol "
-            f"(gRPC) itself (releases.yaml backend.sdk_env.ignored); remove {name}"
+            "is ignored: the backend's code sets what it would set (the sampler, always on; "
+            "gRPC to OTEL_EXPORTER_OTLP_ENDPOINT, without TLS) (releases.yaml "
+            f"backend.sdk_env.ignored); remove {name}"
         )
     if name not in backend.read:
         return "is not a variable the backend reads; it reads " + ", ".join(sorted(backend.read))

@@ -7,7 +7,7 @@ import hashlib
 import re
 from functools import total_ordering
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -547,6 +547,9 @@ class DataFiles(Sourced):
     after_a_rule: list[str] = Field(
         min_length=1, description="files once a rule was made (and kept after its deletion)"
     )
+    rules_after_the_last_deletion: dict[str, Any] = Field(
+        description="what rules.json holds once every rule made was deleted"
+    )
 
 
 class SdkEnv(Sourced):
@@ -735,7 +738,7 @@ class Release(Model):
     false_claims: list[FalseClaim] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique_issue_ids(self) -> Release:
+    def _issue_ids_and_references(self) -> Release:
         ids = [issue.id for issue in self.known_issues]
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
@@ -746,6 +749,10 @@ class Release(Model):
         unknown = sorted({i for t in self.targets for i in t.issues if i not in ids})
         if unknown:
             raise ValueError(f"targets name unknown known issues: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _targets_list_the_issues_their_readers_meet(self) -> Release:
         unlisted = sorted(
             f"{t.name} ({i.id})" for t in self.targets if t.section is None
             for i in self.known_issues if t.guide in i.pages and i.id not in t.issues
@@ -758,7 +765,7 @@ class Release(Model):
             )
         patched = sorted(
             f"{t.name} ({i})" for t in self.targets if not t.upstream_builds
-            for i in t.issues if i in ids and self.known_issue(i).fixed_by
+            for i in t.issues if self.known_issue(i).fixed_by
         )  # fmt: skip
         if patched:
             raise ValueError(
@@ -766,6 +773,10 @@ class Release(Model):
                 "carry (a target meets them only with `upstream_builds: true`): "
                 + ", ".join(patched)
             )
+        return self
+
+    @model_validator(mode="after")
+    def _fixes_are_carried(self) -> Release:
         carried = {p.file for p in (*self.plugin.patches, *self.backend.patches)}
         stray = sorted(f"{i.id} ({p})" for i in self.known_issues
                        for p in i.fixed_by if p not in carried)  # fmt: skip

@@ -694,7 +694,7 @@ def expect_data_files(data: ReleaseData) -> dict[str, Expect]:
         "before_any_rule": equal(files.before_any_rule),
         "after_a_rule": equal(files.after_a_rule),
         "after_its_deletion": equal(files.after_a_rule),
-        "rules_after_its_deletion": equal({}),
+        "rules_after_its_deletion": equal(files.rules_after_the_last_deletion),
     }
 
 
