@@ -377,3 +377,16 @@ def test_a_changed_documented_answer_or_a_missing_violation_is_caught() -> None:
     )
     (booleans,) = example_disagreements(real | {"boolean_violations": 0}, real["answer"], "r")
     assert "turns True and False into the words rules compare with" in booleans
+
+
+def test_every_ignored_sdk_variable_has_a_value_the_probe_sets_against_it(
+    release_data: ReleaseData,
+) -> None:
+    """The probe otel-variables sets each name of releases.yaml backend.sdk_env.ignored to a
+    value that would stop the export; a name added there without one fails the probe."""
+    from betrace_dist.probes import catalogue
+
+    ignored = set(release_data.current.backend.sdk_env.ignored)
+    assert ignored <= set(catalogue._OVERRIDDEN), sorted(ignored - set(catalogue._OVERRIDDEN))
+    with pytest.raises(KeyError, match="OTEL_NEW"):
+        catalogue.measure_otel_env({"ignored": ["OTEL_NEW"]})

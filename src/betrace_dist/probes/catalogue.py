@@ -510,46 +510,71 @@ register(Probe("body-size", measure_body, expect_body, _body_params))
 
 # --- the OpenTelemetry SDK's variables --------------------------------------------------------
 
+#: a loopback address with no listener in the probe's namespace (for variables to point at)
+NOTHING_LISTENS_HERE = "127.0.0.1:4998"
 MARKER = "probe-resource-attribute-seen"
 SERVICE_NAME = "probe-service-name-seen"
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 METRICS = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 
 
+#: For each variable releases.yaml calls ignored (backend.sdk_env.ignored), a value that would
+#: stop the export to the lab's gRPC receiver if the SDK took it
+_OVERRIDDEN = {
+    "OTEL_TRACES_SAMPLER": "always_off",
+    "OTEL_TRACES_SAMPLER_ARG": "0",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": NOTHING_LISTENS_HERE,
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": NOTHING_LISTENS_HERE,
+    "OTEL_EXPORTER_OTLP_INSECURE": "false",
+    "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "false",
+    "OTEL_EXPORTER_OTLP_METRICS_INSECURE": "false",
+}
+
+
 def measure_otel_env(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend with the SDK's variables set, the ignored ones of releases.yaml each to a
+    value that would stop its export (_OVERRIDDEN: a name without one fails the probe)."""
+    ignored = {name: _OVERRIDDEN[name] for name in params["ignored"]}
     env = {
         "OTEL_RESOURCE_ATTRIBUTES": f"probe.marker={MARKER}",
         "OTEL_SERVICE_NAME": SERVICE_NAME,
-        "OTEL_TRACES_SAMPLER": "always_off",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-    }
+    } | ignored
     with receiver_running() as otlp:
         api = backend(params, env=env).start()
         traffic(api)
         api.stop()  # the SDK flushes what it holds on the way out
     return {
         "exported_over_grpc": otlp.methods(),
+        "ignored_set": sorted(ignored),
         "resource_attributes_applied": otlp.payload_has(MARKER),
         "service_name_from_code": otlp.payload_has("betrace-backend"),
         "service_name_from_env": otlp.payload_has(SERVICE_NAME),
     }
 
 
+def _otel_params(data: ReleaseData) -> dict[str, Any]:
+    return _ports(data) | {"ignored": list(data.current.backend.sdk_env.ignored)}
+
+
 def expect_otel_env(data: ReleaseData) -> dict[str, Expect]:
     return {
-        # traces arrive although OTEL_TRACES_SAMPLER=always_off, over gRPC although the
-        # protocol variable asks for http/protobuf: both are ignored
+        # traces and metrics arrive, over gRPC, at the receiver, although every ignored
+        # variable asks for something else: none of them is taken
         "exported_over_grpc": Expect(
             f"both {TRACES} and {METRICS}",
             lambda seen: isinstance(seen, list) and TRACES in seen and METRICS in seen,
         ),
+        "ignored_set": equal(sorted(data.current.backend.sdk_env.ignored)),
         "resource_attributes_applied": equal(True),
         "service_name_from_code": equal(True),
         "service_name_from_env": equal(False),
     }
 
 
-register(Probe("otel-variables", measure_otel_env, expect_otel_env, _ports))
+register(Probe("otel-variables", measure_otel_env, expect_otel_env, _otel_params))
 
 
 # --- restarts ----------------------------------------------------------------------------------
