@@ -15,6 +15,7 @@ are not checked.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import posixpath
@@ -581,9 +582,11 @@ def _cp_path(session: Session, positional: list[str], services: dict[str, Any]) 
         )
 
 
+@functools.cache
 def _backend_stage() -> dockerfiles.Stage | None:
     """The `backend` stage of the project's Dockerfile (the checkout's, read with the gate's
-    rights: the image the models know, not one a page wrote)."""
+    rights: the image the models know, not one a page wrote); read once a run, as the checkout
+    does not change under it."""
     parsed = dockerfiles.parse(REPO_ROOT / PROJECT_DOCKERFILE)
     return next((s for s in parsed.stages if s.name.lower() == "backend"), None)
 
