@@ -186,6 +186,15 @@ CASES = [
         ],
     ),
     (
+        "helm-grafana-unsigned.md",
+        "helm install grafana",
+        [
+            "the app betrace-app is not signed",
+            "grafana.ini sets no plugins.allow_loading_unsigned_plugins) gives nothing",
+            "has 'allow_unsigned_plugins', which Grafana does not read",
+        ],
+    ),
+    (
         "helm-grafana-admin-key.md",
         "helm install grafana",
         ["reads key 'user' of Secret 'grafana-admin'", "admin-password, admin-user"],

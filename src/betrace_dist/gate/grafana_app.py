@@ -27,12 +27,12 @@ from .. import backend_env, yamlio
 from ..errors import ProblemsError
 from ..names import closest
 from ..release import ReleaseData
-from . import grafana_chart, plugin_copy
+from . import grafana_chart, grafana_settings, plugin_copy
 from .world import K8sObject, MixedPods, World, listing
 
 
 def _provisioning(values: dict[str, Any]) -> str:
-    return grafana_chart.ini_path(values, "provisioning", grafana_chart.PROVISIONING)
+    return grafana_settings.ini_path(values, "provisioning", grafana_chart.PROVISIONING)
 
 
 def _plugin_files(values: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
@@ -239,6 +239,17 @@ def provisioning_problem(
     return None
 
 
+def _loading_problem(
+    world: World, namespace: str, values: dict[str, Any], data: ReleaseData
+) -> str | None:
+    """Why the Grafana of these values, which provisions the app, would not load it, or None.
+    Asked only where the values provision the app: a Grafana without it loads nothing of it."""
+    plugin_id = data.current.plugin.id
+    if next(_app_urls(world, namespace, values, plugin_id), None) is None:
+        return None
+    return grafana_settings.unsigned_problem(values, plugin_id)
+
+
 def world_problem(world: World, data: ReleaseData) -> tuple[str, str] | None:
     """(release, problem) of the first Grafana release of the page whose app provisioning the
     world no longer serves: checked again after every step that changes the world (a Service,
@@ -247,6 +258,7 @@ def world_problem(world: World, data: ReleaseData) -> tuple[str, str] | None:
         if release.modelled:
             found = provisioning_problem(world, release.namespace, release.values, data)
             found = found or plugin_copy.problem(world, release.namespace, release.values, data)
+            found = found or _loading_problem(world, release.namespace, release.values, data)
             if found is not None:
                 return release.name, found
     return None

@@ -438,14 +438,6 @@ def extra_mounts(values: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def ini_path(values: dict[str, Any], key: str, default: str) -> str:
-    """grafana.ini's paths.<key> in the values, or the chart's default."""
-    ini = values.get("grafana.ini") or {}
-    paths = ini.get("paths") if isinstance(ini, dict) else None
-    given = paths.get(key) if isinstance(paths, dict) else None
-    return str(given or default).rstrip("/")
-
-
 def pod_volumes(values: dict[str, Any], fullname: str) -> list[dict[str, Any]]:
     """The volumes of the Grafana pod that name a ConfigMap, Secret or claim, in Kubernetes'
     form, as the chart's templates/_pod.tpl (x-chart's commit) writes them from the values."""

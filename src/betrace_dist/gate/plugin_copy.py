@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..release import ReleaseData
-from . import grafana_chart
+from . import grafana_chart, grafana_settings
 from .world import World
 
 #: plugin-init.sh's target when given none (`${1:-${BETRACE_PLUGIN_TARGET:-...}}`)
@@ -143,7 +143,7 @@ def problem(world: World, namespace: str, values: dict[str, Any], data: ReleaseD
     """Why the Grafana of these values finds no app in the volume mounted where it looks, or
     None (no volume of the values there, or one the gate does not judge)."""
     plugin = data.current.plugin
-    folder = f"{grafana_chart.ini_path(values, 'plugins', plugin.plugins_dir)}/{plugin.id}"
+    folder = f"{grafana_settings.ini_path(values, 'plugins', plugin.plugins_dir)}/{plugin.id}"
     volumes = {str(v.get("name")): _volume_key(v) for v in grafana_chart.extra_volumes(values)}
     reads = [
         (m, b)

@@ -1,0 +1,139 @@
+"""A Grafana setting as Grafana reads it in the pod the Grafana chart makes from a page's values.
+
+The chart writes the values' `grafana.ini` map into grafana.ini (templates/_config.tpl at chart
+version 12.11.1: a map is a section; a list value is written as JSON) and the values' `env` map
+into the grafana container's `env`, after the `GF_PATHS_*` variables it sets from
+`grafana.ini.paths` (templates/_pod.tpl). Kubernetes gives a container the last of two `env`
+entries of one name, and `env` over `envFrom` (kubelet's makeEnvironmentVariables). Grafana
+takes a non-empty `GF_<SECTION>_<KEY>` over the ini file's key (pkg/setting/setting.go,
+applyEnvVariableOverrides) and splits a list setting at commas and spaces, or reads it as a JSON
+list when it starts with `[` (pkg/util/strings.go, SplitString); `[plugins]
+allow_loading_unsigned_plugins` and `disable_plugins` are such lists
+(pkg/setting/setting_plugins.go). Grafana's files read at the stored grafana/grafana version of
+its main branch, not at the v13.2.0 tag (which could not be fetched here), and not run here.
+
+A setting the gate cannot tell is None: a value templated by the chart (`{{ }}`) or expanded by
+Grafana (`$__env{}`, `$__file{}`...), or a variable that `envValueFrom`, or an `envFrom` source
+the chart writes (`envFromSecret`, `envRenderSecret`, `envFromSecrets`, `envFromConfigMaps`),
+may set.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+#: the values' keys the chart turns into the grafana container's envFrom (templates/_pod.tpl)
+ENV_FROM = ("envFromSecret", "envRenderSecret", "envFromSecrets", "envFromConfigMaps")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What Grafana reads for one key, and where the values give it (for messages)."""
+
+    value: str
+    where: str
+
+
+def env_name(section: str, key: str) -> str:
+    """The variable Grafana reads over `[section] key` (setting.go's EnvKey)."""
+    name = f"GF_{section}_{key}".upper()
+    return name.replace(".", "_").replace("-", "_")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _opaque(text: str) -> bool:
+    return "{{" in text or "$__" in text
+
+
+def setting(values: dict[str, Any], section: str, key: str, default: str = "") -> Setting | None:
+    """`[section] key` as Grafana reads it in the chart's pod, or None where it cannot be told."""
+    name = env_name(section, key)
+    env = values.get("env")
+    given = _text(env.get(name)) if isinstance(env, dict) else ""
+    if given:
+        return None if _opaque(given) else Setting(given, f"env {name}")
+    from_values = values.get("envValueFrom")
+    if isinstance(from_values, dict) and name in from_values:
+        return None
+    if any(values.get(k) for k in ENV_FROM):
+        return None
+    ini = values.get("grafana.ini")
+    table = ini.get(section) if isinstance(ini, dict) else None
+    if isinstance(table, dict) and key in table:
+        text = _text(table[key])
+        return None if _opaque(text) else Setting(text, f"grafana.ini {section}.{key}")
+    return Setting(default, f"Grafana's default (grafana.ini sets no {section}.{key})")
+
+
+def split_list(text: str) -> list[str]:
+    """A list setting's items, as Grafana's SplitString reads them."""
+    if not text:
+        return []
+    if text.strip().startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            return []
+        return [str(i) for i in items] if isinstance(items, list) else []
+    return text.replace(",", " ").split()
+
+
+def ini_path(values: dict[str, Any], key: str, default: str) -> str:
+    """`[paths] key` in the grafana container: the values' env over the chart's variable from
+    grafana.ini paths.<key>, else the chart's default. A path the gate cannot tell is taken as
+    the ini file's or default one (the checks of it then judge that path)."""
+    found = setting(values, "paths", key, default)
+    if found is None or not found.value:
+        ini = values.get("grafana.ini")
+        paths = ini.get("paths") if isinstance(ini, dict) else None
+        given = paths.get(key) if isinstance(paths, dict) else None
+        return str(given or default).rstrip("/")
+    return found.value.rstrip("/")
+
+
+def _misspelt(values: dict[str, Any], section: str, key: str) -> str:
+    """A note naming a key of the section, or a variable, close to the right one, if any."""
+    ini = values.get("grafana.ini")
+    table = ini.get(section) if isinstance(ini, dict) else None
+    keys = [str(k) for k in table if k != key] if isinstance(table, dict) else []
+    if near := difflib.get_close_matches(key, keys, n=1):
+        return f" (grafana.ini {section} has '{near[0]}', which Grafana does not read)"
+    env = values.get("env")
+    name = env_name(section, key)
+    names = [str(k) for k in env if k != name] if isinstance(env, dict) else []
+    if near := difflib.get_close_matches(name, names, n=1):
+        return f" (env has '{near[0]}', which Grafana does not read)"
+    return ""
+
+
+def unsigned_problem(values: dict[str, Any], plugin_id: str) -> str | None:
+    """Why Grafana in the pod of these values would not load the unsigned app `plugin_id`, or
+    None (it would, or the gate cannot tell)."""
+    allowed = setting(values, "plugins", "allow_loading_unsigned_plugins")
+    if allowed is not None and plugin_id not in split_list(allowed.value):
+        given = f"'{allowed.value}'" if allowed.value else "nothing"
+        return (
+            f"the app {plugin_id} is not signed, and Grafana loads it only when [plugins] "
+            f"allow_loading_unsigned_plugins names it; {allowed.where} gives {given}"
+            f"{_misspelt(values, 'plugins', 'allow_loading_unsigned_plugins')}: Grafana skips "
+            "the app and logs a signature error"
+        )
+    disabled = setting(values, "plugins", "disable_plugins")
+    if disabled is not None and plugin_id in split_list(disabled.value):
+        return (
+            f"{disabled.where} lists the app {plugin_id} in [plugins] disable_plugins: Grafana "
+            "does not load it"
+        )
+    return None
