@@ -99,3 +99,21 @@ def test_a_service_without_bounded_logs_is_refused(
             compose_defaults.log_limit(first)
     finally:
         compose_defaults.written.cache_clear()
+
+
+def test_the_rules_file_note_follows_the_observed_data_files(tmp_path: Path) -> None:
+    """The backup sentences come from releases.yaml backend.data_files (re-measured by the probe
+    data-files): once the backend is seen writing rules.json at its start, or keeping another
+    text after the last deletion, the pages say so without an edit."""
+    call = '{{ rules_file_note(", and the copy fails") }}'
+    now = render(site_with(tmp_path / "now"), call)
+    assert "has no `rules.json` yet, and the copy fails: there is nothing" in now, now
+    assert "(it then holds `{}`)" in now, now
+    text = (REPO_ROOT / "releases.yaml").read_text()
+    changed = text.replace("before_any_rule: []", "before_any_rule: [rules.json]").replace(
+        "rules_after_the_last_deletion: {}", "rules_after_the_last_deletion: {rules: []}"
+    )
+    assert changed.count("rules.json]") > text.count("rules.json]")
+    later = render(site_with(tmp_path / "later", changed), call)
+    assert "writes `rules.json` when it starts" in later and "copy fails" not in later, later
+    assert '(it then holds `{"rules": []}`)' in later, later

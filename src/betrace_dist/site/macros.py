@@ -6,6 +6,7 @@ it stops the build with file, line and field before any page is written.
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Callable
 from functools import cache
@@ -115,6 +116,29 @@ def _tag_note_macro(data: ReleaseData) -> Callable[[], str]:
     return tag_note
 
 
+def _rules_file_note_macro(data: ReleaseData) -> Callable[[str], str]:
+    def rules_file_note(failure: str) -> str:
+        """What a backup of the rules file finds, from releases.yaml backend.data_files (which
+        the probe data-files measures in every run). `failure` says, in the page's words, what
+        the page's copy does where there is no file yet."""
+        files = data.current.backend.data_files
+        name = files.after_a_rule[0]
+        if name in files.before_any_rule:
+            first = f"The backend writes `{name}` when it starts, before any rule is made."
+        else:
+            first = (
+                f"A backend that has never had a rule has no `{name}` yet{failure}: there is "
+                "nothing to back up."
+            )
+        left = json.dumps(files.rules_after_the_last_deletion)
+        return (
+            f"{first} Once a rule was made, the file stays, even when every rule was deleted "
+            f"since (it then holds `{left}`)."
+        )
+
+    return rules_file_note
+
+
 def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
     """Macros that give one fact of the release, refusing names the release does not have."""
     backend = data.current.backend
@@ -156,6 +180,7 @@ def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
 
     return {
         "tag_note": _tag_note_macro(data),
+        "rules_file_note": _rules_file_note_macro(data),
         "image": image,
         "obs_image": obs_image,
         "port": port,
