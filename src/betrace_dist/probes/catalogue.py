@@ -364,11 +364,20 @@ def measure_metrics_after_traffic(params: Mapping[str, Any]) -> dict[str, Any]:
         send_and_await(api, breaking_trace("d" * 32))
         violations = (api.call("GET", "/v1/violations").json() or {}).get("violations") or []
         busy = _betrace_series(api)
+        api.post_json("/v1/rules", RULE | {"name": "disabled-rule", "enabled": False})
+        with_disabled = _betrace_series(api)
+        for name in (RULE["name"], "disabled-rule"):
+            api.call("DELETE", f"/v1/rules/{name}")
+        left = (api.call("GET", "/v1/rules").json() or {}).get("totalCount")
+        deleted = _betrace_series(api)
     return {
         "after_a_rule": ", ".join(_moved(idle, ruled)),
         "rules_active": ruled.get("betrace_rules_active"),
         "violations_recorded": len(violations),
         "after_spans_and_a_violation": _moved(ruled, busy),
+        "rules_active_with_a_disabled_rule": with_disabled.get("betrace_rules_active"),
+        "rules_listed_after_deleting_both": left,
+        "rules_active_after_deleting_both": deleted.get("betrace_rules_active"),
     }
 
 
@@ -382,6 +391,11 @@ def expect_metrics_after_traffic(data: ReleaseData) -> dict[str, Expect]:
         "rules_active": equal("1"),
         "violations_recorded": at_least(1, "violations"),
         "after_spans_and_a_violation": equal([]),
+        # the gauge is the number of rules compiled into the engine, set only when one is
+        # compiled (engine_observability.go): a disabled rule counts, a deletion lowers nothing
+        "rules_active_with_a_disabled_rule": equal("2"),
+        "rules_listed_after_deleting_both": equal(0),
+        "rules_active_after_deleting_both": equal("2"),
     }
 
 
@@ -731,11 +745,19 @@ def measure_memory(params: Mapping[str, Any]) -> dict[str, Any]:
         api.post_json("/v1/rules", RULE)
         send_and_await(api, breaking_trace("c" * 32))
         before = violations(api)
+        listed = (api.call("GET", "/v1/violations").json() or {}).get("violations") or [{}]
+        fields = sorted(str(k) for k in listed[0])
         api.stop()
         api.start()
         after = violations(api)
         rule = api.call("GET", f"/v1/rules/{RULE['name']}").status
-    return {"violations_before_stop": before, "violations_after_start": after, "rule_kept": rule}
+    return {
+        "violations_before_stop": before,
+        "violations_after_start": after,
+        "rule_kept": rule,
+        "signature_fields": [f for f in fields if "sig" in f.lower() or "hmac" in f.lower()],
+        "violation_fields": len(fields),
+    }
 
 
 def expect_memory(data: ReleaseData) -> dict[str, Expect]:
@@ -743,6 +765,9 @@ def expect_memory(data: ReleaseData) -> dict[str, Expect]:
         "violations_before_stop": at_least(1, "violations"),
         "violations_after_start": equal(0),
         "rule_kept": equal(200),
+        # known issue signature-not-exposed: the answer holds fields, none of them a signature
+        "signature_fields": equal([]),
+        "violation_fields": at_least(1, "fields"),
     }
 
 
