@@ -95,6 +95,7 @@ def outcomes(
     jobs = {name: Job(name, release_data) for name in NAMES}
     jobs["artefact-stop"] = Job("artefact-stop", release_data, {"artefacts": artefacts["env"]})
     jobs["python-example"] = Job("python-example", release_data, python_example())
+    jobs["otel-exporter"] = Job("otel-exporter", release_data, python_example(EXPORTER))
     for name, (old, new) in CHANGED_FACTS.items():
         changed = _broken(tmp_path_factory.mktemp(name) / "releases.yaml", old, new)
         jobs[f"changed:{name}"] = Job(name, load_release_data(changed))
@@ -118,10 +119,11 @@ def page_blocks(page: Path) -> list[Any]:
 
 
 def block(page: Path, language: str, title: str | None = None) -> str:
+    """The one block of the language with that title (None: the one without a title)."""
     found = [
         b.body
         for b in page_blocks(page)
-        if b.language == language and (title is None or b.attrs.get("title") == title)
+        if b.language == language and b.attrs.get("title") == title
     ]
     assert len(found) == 1, f"{page.name}: expected one {language} block titled {title!r}"
     return str(found[0])
@@ -140,10 +142,11 @@ def documented_span_answer() -> str:
     return shown[0]
 
 
-def python_example() -> dict[str, Any]:
-    """The send-traces page's Python example and the Compose guide's rule it breaks."""
+def python_example(title: str | None = None) -> dict[str, Any]:
+    """A Python example of the send-traces page (the untitled one, or the one of `title`) and
+    the Compose guide's rule its spans break."""
     return {
-        "source": block(SEND_TRACES, "python"),
+        "source": block(SEND_TRACES, "python", title),
         "rule": block(COMPOSE_GUIDE, "json", "rule.json"),
     }
 
@@ -363,6 +366,50 @@ def example_disagreements(found: dict[str, Any], documented: object, rule: str) 
             "with; a rule on them recorded no violation"
         )
     return out
+
+
+#: The title of the send-traces page's OpenTelemetry exporter block
+EXPORTER = "betrace_exporter.py"
+
+
+def test_the_opentelemetry_exporter_of_the_send_traces_page_runs_against_the_real_backend(
+    outcomes: dict[str, Outcome | str],
+) -> None:
+    """The page's exporter, with the SDK: the two spans its block makes reach the backend as
+    one trace (judged whole, so the Compose guide's never-rule records one trace-level
+    violation, which the spans sent apart would not), and a boolean attribute arrives as the
+    word rules compare with."""
+    found = measured(outcomes, "otel-exporter")
+    assert not exporter_disagreements(found), found
+
+
+def exporter_disagreements(found: dict[str, Any]) -> list[str]:
+    out = []
+    if (found["traces"], found["violation_kinds"]) != (1, ["trace"]):
+        out.append(
+            f"one trace with one trace-level violation expected, measured {found['traces']} "
+            f"trace(s) and violations {found['violation_kinds']}: the exporter did not post the "
+            "trace's spans together"
+        )
+    if found["boolean_violations"] != 1:
+        out.append("a boolean attribute did not arrive as the word rules compare with")
+    return out
+
+
+def test_a_trace_sent_in_pieces_or_a_wrong_boolean_is_caught() -> None:
+    real = {"traces": 1, "violation_kinds": ["trace"], "boolean_violations": 1}
+    assert exporter_disagreements(real) == []
+    (apart,) = exporter_disagreements(real | {"violation_kinds": []})
+    assert "did not post the trace's spans together" in apart
+    assert exporter_disagreements(real | {"boolean_violations": 0})
+
+
+def test_the_sdk_installed_is_the_one_the_release_data_names(release_data: ReleaseData) -> None:
+    """The page names the SDK version its exporter is run with (releases.yaml
+    examples.opentelemetry_sdk); pyproject.toml pins the one installed."""
+    from importlib.metadata import version
+
+    assert version("opentelemetry-sdk") == release_data.current.examples.opentelemetry_sdk
 
 
 def test_a_changed_documented_answer_or_a_missing_violation_is_caught() -> None:

@@ -63,6 +63,23 @@ def test_running_the_older_pythons_finds_what_vermin_misses(tmp_path: Path) -> N
     assert "Python 3.9 failed it: TypeError" in need.why
 
 
+def test_a_run_stopped_by_a_missing_package_is_no_answer_but_a_missing_stdlib_module_is() -> None:
+    """An older Python without the example's own dependency (the OpenTelemetry SDK is installed
+    for the gate's Python only) stops at its import, whatever its version: that run is skipped
+    and vermin's answer stands. A standard module the older Python lacks (tomllib before 3.11)
+    is that version's failure."""
+    third_party = "ModuleNotFoundError: No module named 'opentelemetry'"
+    assert python_minimum.missing_package(third_party) == "opentelemetry"
+    assert python_minimum.missing_package("ModuleNotFoundError: No module named 'tomllib'") is None
+    assert python_minimum.missing_package("TypeError: unsupported operand") is None
+    if not python_minimum.older_pythons():
+        pytest.skip(f"needs an older Python under {python_minimum.PYENV_VERSIONS}")
+    need = needed("import json\n", lambda program: third_party)
+    assert need is not None and need.why.startswith("vermin"), need
+    stdlib = needed("import json\n", lambda program: "ModuleNotFoundError: No module named 'json'")
+    assert stdlib is not None and "failed it: ModuleNotFoundError" in stdlib.why, stdlib
+
+
 def test_page_stating_less_than_needed_fails() -> None:
     need = Need((3, 10), "Python 3.9 failed it: TypeError")
     problem = page_problem("3.9", need, "## Send\n\nThis needs Python 3.9 or later.\n")

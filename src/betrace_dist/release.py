@@ -371,6 +371,9 @@ class Examples(Model):
     """What the guides' own examples need of the reader's machine."""
 
     python_minimum: MinorVersion
+    opentelemetry_sdk: SemVer = Field(
+        description="the OpenTelemetry SDK for Python the exporter example is run with"
+    )
 
 
 class GrafanaChart(Model):

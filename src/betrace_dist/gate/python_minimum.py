@@ -93,9 +93,25 @@ class Need:
     why: str
 
 
+#: The last line of a run that stopped at an import: `ModuleNotFoundError: No module named 'x'`
+_NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([A-Za-z0-9_]+)")
+
+
+def missing_package(error: str) -> str | None:
+    """The package an older Python's run lacked, when it stopped at importing one that is not
+    part of Python (an example's own dependency, such as the OpenTelemetry SDK, installed for
+    the gate's Python only): such a run says nothing of the Python version. A missing standard
+    module (the gate's Python has it) is a version's failure."""
+    match = _NO_MODULE.search(error)
+    if match is None or match[1] in sys.stdlib_module_names:
+        return None
+    return match[1]
+
+
 def needed(source: str, run: Callable[[Path], str | None]) -> Need | None:
     """The oldest Python the source needs, and why; `run` runs it with one interpreter and
-    returns None when it passed, else the error's last line."""
+    returns None when it passed, else the error's last line. A run that stopped at a package
+    the interpreter lacks (missing_package) is no answer: vermin's stands for it."""
     found: Need | None = None
     by_vermin = vermin_minimum(source)
     if by_vermin is not None:
@@ -104,6 +120,8 @@ def needed(source: str, run: Callable[[Path], str | None]) -> Need | None:
         if found is not None and version < found.version:
             break
         error = run(program)
+        if error is not None and missing_package(error) is not None:
+            continue
         if error is not None:
             after = (version[0], version[1] + 1)
             return Need(after, f"Python {shown(version)} failed it: {error}")

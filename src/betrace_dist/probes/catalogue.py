@@ -1493,3 +1493,62 @@ def _booleans_as_rules_read_them(api: Backend, span: Any, post: Any) -> int:
 MEASUREMENTS["python-example"] = Probe(
     "python-example", measure_python_example, lambda data: {}, _ports, 60.0
 )
+
+
+def measure_otel_exporter(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The send-traces page's OpenTelemetry exporter (`params["source"]`), run as readers run
+    it, against the real backend listening where it sends, with the page's rule created first:
+    the spans the block itself makes with the SDK, and a trace with boolean attributes made by
+    a second provider with the page's exporter. The trace ids are taken as the page's
+    `to_betrace` converts spans (its batch processor exports only when the provider shuts down
+    here, so the wrapper is in place before the first export)."""
+    import contextlib
+    import io
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    rule = json.loads(params["rule"])
+    seen: set[str] = set()
+    with started(params) as api:
+        api.post_json("/v1/rules", rule)
+        api.post_json("/v1/rules", BOOLEAN_RULE)
+        scope: dict[str, Any] = {"__name__": "__main__"}  # run as a program, as the page says
+        mark = api.log_mark()
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(params["source"], "betrace_exporter.py", "exec"), scope)  # noqa: S102 (the page's own example, in the probe's namespace)
+        convert = scope["to_betrace"]
+
+        def recording(span: Any) -> dict[str, Any]:
+            out: dict[str, Any] = convert(span)
+            seen.add(str(out["traceId"]))
+            return out
+
+        scope["to_betrace"] = recording
+        scope["provider"].shutdown()
+        await_or_fail(api, set(seen), mark)
+        found = api.call("GET", f"/v1/violations?ruleId={rule['name']}").json() or {}
+        own = TracerProvider()
+        scope["add_betrace"](own)
+        tracer = own.get_tracer("probe")
+        before, mark = set(seen), api.log_mark()
+        with (
+            tracer.start_as_current_span("check", attributes={"verified": True}),
+            tracer.start_as_current_span("retry", attributes={"final": False}),
+        ):
+            pass
+        own.shutdown()
+        await_or_fail(api, seen - before, mark)
+        booleans = api.call("GET", f"/v1/violations?ruleId={BOOLEAN_RULE['name']}").json() or {}
+    return {
+        "traces": len(before),
+        "violations": found.get("totalCount"),
+        "violation_kinds": sorted(
+            violation_kind(str(v.get("message"))) for v in found.get("violations") or []
+        ),
+        "boolean_violations": booleans.get("totalCount"),
+    }
+
+
+MEASUREMENTS["otel-exporter"] = Probe(
+    "otel-exporter", measure_otel_exporter, lambda data: {}, _ports, 60.0
+)
