@@ -336,3 +336,60 @@ def test_a_host_flake_written_otherwise_but_rightly_passes(
 def test_a_fragment_that_adds_one_option_is_not_asked_for_enable(release_data: ReleaseData) -> None:
     fragment = '{ services.betrace-backend.otlpEndpoint = "localhost:4317"; }\n'
     assert nix_env.host_problems(fragment, release_data) == []
+
+
+HOST_GRAFANA = """{
+  services.grafana = {
+    enable = true;
+    declarativePlugins = lib.mkIf withPlugin [ grafana-plugin ];
+    settings = {
+      server.http_addr = "127.0.0.1";
+      plugins.allow_loading_unsigned_plugins = "betrace-app";
+    };
+  };
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"betrace-app"', '"other-panel,betrace-app"', '[ "other-panel" "betrace-app" ]'],
+)
+def test_a_host_grafana_given_the_app_and_allowed_to_load_it_passes(
+    value: str, release_data: ReleaseData
+) -> None:
+    text = HOST_GRAFANA.replace('"betrace-app"', value)
+    assert nix_env.grafana_problems(text, release_data) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        (
+            "allow_loading_unsigned_plugins",
+            "allow_unsigned_plugins",
+            "the block sets settings.plugins.allow_unsigned_plugins, which Grafana does not read",
+        ),
+        ('"betrace-app"', '"betrace"', "does not name it"),
+        ('"betrace-app"', '[ "other-panel" ]', "does not name it"),
+    ],
+)
+def test_a_host_grafana_given_the_app_but_not_allowed_to_load_it_fails(
+    old: str, new: str, said: str, release_data: ReleaseData
+) -> None:
+    """Grafana skips an unsigned plugin its settings do not allow: a host flake that gives
+    Grafana the app (declarativePlugins) must allow the app's id."""
+    problems = nix_env.grafana_problems(HOST_GRAFANA.replace(old, new), release_data)
+    assert problems and said in problems[0][1], problems
+    assert problems[0][0] in (4, 7), problems
+
+
+def test_a_host_grafana_without_the_app_or_with_a_computed_list_is_not_judged(
+    release_data: ReleaseData,
+) -> None:
+    without = HOST_GRAFANA.replace("declarativePlugins", "declarativeThings").replace(
+        '"betrace-app"', '"x"'
+    )
+    assert nix_env.grafana_problems(without, release_data) == []
+    computed = HOST_GRAFANA.replace('"betrace-app"', 'lib.concatStringsSep "," ids')
+    assert nix_env.grafana_problems(computed, release_data) == []

@@ -26,6 +26,7 @@ from pathlib import Path
 from .. import REPO_ROOT
 from ..backend_env import env_problems, value_problem
 from ..release import ReleaseData
+from .grafana_settings import split_list
 from .session import clone_files
 
 #: The distribution's NixOS module, whose options a host flake sets under `services.<name>`
@@ -404,14 +405,57 @@ def host_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
     return out
 
 
-def _from_service(found: Assignment) -> Assignment | None:
-    """The assignment with its path from `services.betrace-backend` on, wherever the block
-    nests it (a module in a list of modules continues its binding's path), or None."""
+def _from_service(found: Assignment, service: str = _SERVICE) -> Assignment | None:
+    """The assignment with its path from `services.<service>` (the backend's by default) on,
+    wherever the block nests it (a module in a list of modules continues its binding's path),
+    or None."""
     path = found.path
     for i in range(len(path) - 1):
-        if path[i : i + 2] == ("services", _SERVICE):
+        if path[i : i + 2] == ("services", service):
             return Assignment(path[i:], found.value, found.line, found.words)
     return None
+
+
+#: The NixOS Grafana module's freeform `settings.<section>.<key>`, which it writes into
+#: grafana.ini (nixpkgs nixos/modules/services/monitoring/grafana.nix, as the Nix flake guide
+#: uses it; the module is not evaluated here)
+_UNSIGNED = ("settings", "plugins", "allow_loading_unsigned_plugins")
+
+
+def grafana_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
+    """(line, sentence) for a host's Grafana that is given the app (`declarativePlugins`) but
+    not allowed to load it unsigned: `settings.plugins.allow_loading_unsigned_plugins` must
+    name the app's id (Grafana reads the list as grafana_settings.split_list says). A value
+    the block computes (not a string or a list of strings) is not judged; a key of
+    `settings.plugins` close to the right one is named."""
+    found = [g for a in assignments(text) if (g := _from_service(a, "grafana")) is not None]
+    given = [a for a in found if a.path[2:] == ("declarativePlugins",)]
+    if not given:
+        return []
+    plugin_id = data.current.plugin.id
+    allowed = [a for a in found if a.path[2:] == _UNSIGNED]
+    for a in allowed:
+        if a.value is not None and plugin_id in split_list(a.value):
+            return []
+        listed = [w for w in a.words if w not in ("[", "]")]
+        if a.words[:1] == ("[",) and plugin_id in listed:
+            return []
+        if a.value is None and a.words[:1] != ("[",):
+            return []  # computed: not judged
+    keys = [a.path[4] for a in found if a.path[2:4] == _UNSIGNED[:2] and len(a.path) == 5]
+    near = difflib.get_close_matches(_UNSIGNED[-1], [k for k in keys if k != _UNSIGNED[-1]], 1)
+    hint = (
+        f" (the block sets settings.plugins.{near[0]}, which Grafana does not read)" if near else ""
+    )
+    where = (allowed or given)[0].line
+    return [
+        (
+            where,
+            f"services.grafana is given the app {plugin_id} (declarativePlugins) but "
+            f"settings.plugins.allow_loading_unsigned_plugins does not name it{hint}: the app "
+            "is not signed, and Grafana skips it with a signature error",
+        )
+    ]
 
 
 def _patched_names(

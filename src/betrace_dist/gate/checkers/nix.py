@@ -61,6 +61,7 @@ class NixChecker:
                 + nix_env.option_problems(block.body)
                 + nix_env.distribution_file_problems(block.body, ctx.release)
                 + nix_env.host_problems(block.body, ctx.release)
+                + nix_env.grafana_problems(block.body, ctx.release)
             )
             for line, reason in sorted(found)[:1]:
                 raise CheckFailure(reason, line)
