@@ -43,14 +43,23 @@ def test_nixs_own_help_and_version_run_nothing(session: Session, words: str) -> 
     assert not answers(session, 18090)
 
 
-@pytest.mark.parametrize("words", ["-- --help", "-- --port 9000", "serve now"])
-def test_the_backend_serves_whatever_its_arguments(session: Session, words: str) -> None:
-    """The backend reads no argument (upstream's main.go): it serves all the same. A word after
-    the flake reference is the program's too, not a second flake (`serve` was looked for as
-    a folder with a flake.nix)."""
-    run(session, f"BETRACE_PORT_BACKEND=18091 nix run {backend(session)} {words}\n")
-    assert answers(session, 18091)
-    assert not answers(session, 9000)
+@pytest.mark.parametrize(
+    ("words", "shown"),
+    [("-- --help", "--help"), ("-- --port 9000", "--port 9000"), ("serve now", "serve now")],
+)
+def test_arguments_given_to_the_backend_are_refused_as_changing_nothing(
+    session: Session, words: str, shown: str
+) -> None:
+    """The backend reads no argument (upstream's main.go): it serves all the same, so a page
+    that passes `--port 9000` tells its reader of a setting that changes nothing (an attack on
+    the Nix flake guide passed that way). A word after the flake reference is the program's
+    too, not a second flake (`serve` was looked for as a folder with a flake.nix)."""
+    with pytest.raises(CommandError, match="reads no command-line arguments") as exc:
+        run(session, f"BETRACE_PORT_BACKEND=18091 nix run {backend(session)} {words}\n")
+    assert f"'{shown}' would change nothing" in str(exc.value)
+    assert not answers(session, 18091)
+    with pytest.raises(CommandError, match="reads no command-line arguments"):
+        run(session, "betrace-backend --port 9000 &\n")
 
 
 @pytest.mark.parametrize("then", ["\ncurl -fsS http://localhost:12011/v1/health", " && echo up"])
@@ -203,3 +212,12 @@ def test_a_server_started_again_after_one_in_the_foreground_takes_its_port(
     run(session, "betrace-backend &\n")
     with pytest.raises(CommandError, match="port 12011 is held already"):
         run(session, "betrace-backend\n")
+
+
+def test_a_nix_subcommand_this_nix_does_not_have_is_refused(session: Session) -> None:
+    """`nix flake prefetch-hash` passed: an unknown subcommand got no flags of its own, and the
+    model took the line for a build. Nix's own list of its commands (`nix __dump-args`)
+    names the closest."""
+    with pytest.raises(CommandError, match="nix flake has no subcommand 'prefetch-hash'") as exc:
+        run(session, "nix flake prefetch-hash github:betrace-hq/betrace\n")
+    assert "did you mean 'prefetch'" in str(exc.value)

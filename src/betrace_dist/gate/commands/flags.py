@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from ...names import closest
 from ...tools import TOOLS
 from ..shellwords import SUBSTITUTED
 
@@ -163,6 +164,20 @@ def options(binary: str, *subcommand: str) -> Options:
         return nix_options(binary, *subcommand)
     words = tool.help if tool is not None else ("--help",)
     return parse_help(help_text(binary, *subcommand, *words))
+
+
+def nix_unknown_subcommand(binary: str, *subcommand: str) -> str | None:
+    """Why `nix SUBCOMMAND` is no command of this Nix (`nix __dump-args` lists its commands),
+    with the closest one, or None. nix_options alone gave an unknown one no flags of its own
+    and let the line pass."""
+    node: dict[str, Any] = json.loads(help_text(binary, "__dump-args"))
+    for depth, word in enumerate(subcommand):
+        commands = node.get("commands") or {}
+        if word not in commands:
+            above = " ".join(["nix", *subcommand[:depth]])
+            return f"{above} has no subcommand '{word}'{closest(word, sorted(commands))}"
+        node = commands[word]
+    return None
 
 
 def nix_options(binary: str, *subcommand: str) -> Options:

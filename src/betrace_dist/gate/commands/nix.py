@@ -18,7 +18,7 @@ from .. import missing
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener
-from .flags import CommandLine, options
+from .flags import CommandLine, nix_unknown_subcommand, options
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
 UPSTREAM = STUBS / "betrace"
@@ -370,6 +370,9 @@ def command_line(args: list[str]) -> CommandLine:
         )
     first = CommandLine(args, options(binary), 2).sub
     path = first[:2] if first[:1] == ["flake"] else first[:1]
+    unknown = nix_unknown_subcommand(binary, *path)
+    if unknown is not None:
+        raise CommandError(unknown)
     known = options(binary, *path)
     line = CommandLine(args, known, len(path))
     for name, _ in line.flags:
@@ -417,21 +420,35 @@ def _installables(inv: Invocation, line: CommandLine) -> None:
         if sub == "build" and link is not None:
             _out_link(inv, link if index == 0 else f"{link}-{index}", *built)
         if sub == "run" and _starts_backend(inv, *built):
-            _backend_runs(inv, f"nix run {ref}")
+            words = inv.argv[1:]
+            after = words[words.index("--") + 1 :] if "--" in words else []
+            _backend_runs(inv, f"nix run {ref}", line.positional[1:] + after)
 
 
-def _backend_runs(inv: Invocation, source: str) -> None:
-    """`nix run` started the backend: it answers on its ports, whatever words the line gives it.
+def _ignored_arguments(words: list[str], binary: str) -> None:
+    """Refuses arguments given to the backend: it reads none, so a page that passes `--port
+    9090` tells its reader of a setting that changes nothing.
 
     backend/cmd/betrace-backend/main.go at c5f17ae4a572472e1afa62fa32a6f5fbecb1718d reads no
     argument (it imports no flag package and never looks at os.Args; its settings are BETRACE_*
     variables), so `nix run FLAKE#backend -- --help`, or any word after `--` or after the
     flake reference, starts it serving all the same; observed on the built backend
-    (`betrace-backend --help` logged its listeners and answered /v1/health until stopped).
+    (`betrace-backend --help` logged its listeners and answered /v1/health until stopped)."""
+    if words:
+        raise CommandError(
+            f"{binary} reads no command-line arguments ('{' '.join(words)}' would change "
+            "nothing: it starts and serves as without them); its settings are BETRACE_* "
+            "variables, see the backend's configuration reference"
+        )
+
+
+def _backend_runs(inv: Invocation, source: str, arguments: list[str]) -> None:
+    """`nix run` started the backend: it answers on its ports (_ignored_arguments: none given).
 
     It serves in the foreground and never returns: the block stops there, and a command after
     it in the same block never runs (the guides end the block with it and go on in the next
     one, another terminal, or start it with `&`)."""
+    _ignored_arguments(arguments, inv.session.release.current.backend.binary)
     _backend_listens(inv, _checked_env(inv), source, "build")
     inv.never_returns("`nix run` starts the backend, which serves")
 
@@ -635,6 +652,7 @@ def betrace_backend(inv: Invocation) -> None:
                 f"there is no '{head}' at this point of the page"
                 + (f": {known}, not a build of the backend" if known else "")
             )
+    _ignored_arguments(inv.argv[1:], binary)
     _backend_listens(inv, _checked_env(inv), f"{binary} started on this machine")
     inv.never_returns(f"{binary} serves")
 
