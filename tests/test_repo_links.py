@@ -233,3 +233,52 @@ def test_in_a_git_checkout_only_what_a_clone_holds_is_there(site: Path) -> None:
         (4, "there is no secret.env in the checkout)"),
         (5, "there is no .git/HEAD in the checkout)"),
     ]
+
+
+def _prose_problems(site: Path, spans: list[str], before: str = "") -> list[tuple[int, str]]:
+    """(source line, reason) of each problem of a page naming `spans` in code, one a line."""
+    page = site / "docs" / "index.md"
+    body = "".join(f"- see `{span}`\n" for span in spans)
+    page.write_text(f"# Paths\n\n{before}{body}", encoding="utf-8")
+    result = Gate(site / "mkdocs.yml").analyse(page)
+    assert result.error is None, result.error
+    return [(line, reason) for _, line, reason in result.problems]
+
+
+def test_a_path_named_in_prose_must_be_a_file_of_either_repository(site: Path) -> None:
+    """An attack renamed `docker/rules.example.yaml`, upstream's `spans.proto` and a workflow
+    in prose and the gate passed all three: only links were looked up. A path in a folder of
+    either repository must now be there; what the ignore rules cover (files a reader makes),
+    paths in folders neither has and files straight under folders many projects have (another
+    project's `src/main.rs`) are not judged."""
+    subprocess.run(["git", "init", "-q", str(site)], check=True, capture_output=True)
+    (site / ".gitignore").write_text("docker/.env\n", encoding="utf-8")
+    found = _prose_problems(
+        site,
+        [
+            "docker/ok.yml",
+            "docker/ok.yml:2",
+            "backend/main.go",
+            "docker/ko.yml",
+            "backend/mian.go",
+            "docker/.env",
+            "src/main.rs",
+            "src/libexpr/eval.cc",
+            "patches/",
+            "docker compose up",
+            "/etc/betrace/rules.json",
+            "docker/<name>.yml",
+        ],
+    )
+    assert [(line, reason.split(" names")[0]) for line, reason in found] == [
+        (6, "`docker/ko.yml`"),
+        (7, "`backend/mian.go`"),
+    ]
+    assert "did you mean 'docker/ok.yml'" in found[0][1], found
+    assert "did you mean 'backend/main.go'" in found[1][1], found
+
+
+def test_a_file_the_page_writes_is_not_looked_up(site: Path) -> None:
+    """A page that has its reader create a file (a block titled with its path) names it."""
+    block = '```yaml title="docker/new.yml"\na: 1\n```\n\n'
+    assert _prose_problems(site, ["docker/new.yml"], before=block) == []

@@ -164,6 +164,10 @@ class Gate:
             self._ids,
             self.repo_links.problem,
         )
+        made = frozenset(str(b.attrs["title"]) for b in found if b.attrs.get("title"))
+        found_problems += display.named_path_problems(
+            rendered.text, shown, self.repo_links.named_path_problem, made
+        )
         found_problems += claims.problems(rendered.text, found, self.release_data.current)
         found_problems += claims.unstated_issues(
             rendered.text, relative(path, self.site.docs_dir), self.release_data.current
@@ -223,10 +227,12 @@ class Gate:
         key = result_cache.digest(f"{result_cache.code_digest()} {config}\n{text}".encode())
         kept = self.results.load("displayed", key)
         if isinstance(kept, dict):
-            with contextlib.suppress(TypeError, ValueError):
-                return Shown(list(kept["code"]), set(kept["ids"]), list(kept["links"]))
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                found = (list(kept["code"]), set(kept["ids"]), list(kept["links"]))
+                return Shown(*found, list(kept["inline"]))
         shown = self.display.displayed_page(text)
         as_json = {"code": shown.code, "ids": sorted(shown.ids), "links": shown.links}
+        as_json["inline"] = shown.inline
         self.results.keep("displayed", key, as_json)
         return shown
 

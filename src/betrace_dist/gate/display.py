@@ -43,6 +43,7 @@ class Shown:
     code: list[str] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
     links: list[str] = field(default_factory=list)
+    inline: list[str] = field(default_factory=list)  # code spans outside <pre>
 
 
 class _Reader(HTMLParser):
@@ -86,6 +87,8 @@ class _Reader(HTMLParser):
             # <code> outside <pre> is inline: browsers fold its line breaks into spaces, so a
             # code span that wraps in the Markdown source is prose, never a block of code
             self._code -= 1
+            if self._code == 0:
+                self.shown.inline.append("".join(self._text))
 
     def handle_data(self, data: str) -> None:
         if self._pre or self._code:
@@ -284,6 +287,24 @@ def _comments(text: str, code: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 #: Broken links of a page that get a "did you mean" (a page of thousands took minutes).
 SUGGESTED = 20
+
+
+def named_path_problems(
+    text: str,
+    shown: Shown,
+    problem: Callable[[str, frozenset[str]], str | None],
+    made: frozenset[str],
+) -> list[Problem]:
+    """Code spans of the prose that name a file of one of the repositories the gate holds and
+    that no file is (`problem`: repo_links.RepoLinks.named_path_problem; `made`: the files
+    the page's blocks write), at their line."""
+    lines = text.split("\n")
+    out = []
+    for span in dict.fromkeys(shown.inline):
+        said = problem(span, made)
+        if said:
+            out.append(Problem(_line_of(lines, span), said))
+    return out
 
 
 def link_problems(

@@ -17,6 +17,9 @@ the checkout: a page describes the tree it ships with), and into upstream at the
 (full or short). A link into the distribution at any other ref is refused (it cannot be checked
 here); one into upstream at another ref (`main`, a tag) is left unchecked. A line anchor
 (`#L10`, `#L10-L20`) must fall within the file.
+
+A path a page writes in code in its prose is looked up in both lists too (named_path_problem):
+nothing of it is opened.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from .. import tools, upstream
+from ..names import closest
 from ..release import ReleaseData
 from . import safefs
 
@@ -164,6 +168,42 @@ class RepoLinks:
                 os.close(root)
         return self._lines[path]
 
+    # -- paths a page names in its prose -----------------------------------------------------
+    def named_path_problem(self, span: str, made: frozenset[str] = frozenset()) -> str | None:
+        """Why a code span of prose that names a path in a folder of either repository
+        (`docker/rules.yaml`, `backend/internal/dsl/evaluator.go`) names no file of either, or
+        None. Not judged: a path whose folder neither has, or a file directly in a folder
+        many projects have (`src/main.rs`: other projects' files, which pages cite too); one
+        the checkout's ignore rules cover (a file the reader or a tool makes, such as
+        `docker/.env`); and one of `made`, the files the page's own blocks write (their
+        titles). Only git's list and the snapshot's are looked at: nothing of the page's is
+        opened."""
+        path = named_path(span)
+        if path is None or path in made:
+            return None
+        clone = self._clone_paths()
+        tree = self._upstream_tree()
+        theirs = tree if isinstance(tree, dict) else {}
+        parent = path.rpartition("/")[0]
+        if parent in _COMMON_FOLDERS or (parent not in clone and parent not in theirs):
+            return None
+        if path in clone or path in theirs or self._ignored(path):
+            return None
+        hint = closest(path, sorted(clone | set(theirs)))
+        short = self.data.current.upstream.short
+        return (
+            f"`{span}` names no file of this repository or of upstream at {short}{hint} "
+            "(a path in a folder of either is looked up in both)"
+        )
+
+    def _ignored(self, path: str) -> bool:
+        """Whether the checkout's ignore rules cover the path (`git check-ignore`)."""
+        done = subprocess.run(
+            ["git", "-C", str(self.checkout), "check-ignore", "-q", "--no-index", "--", path],
+            capture_output=True, check=False, timeout=60,
+        )  # fmt: skip
+        return done.returncode == 0
+
     # -- upstream: the snapshot at the pinned commit -----------------------------------------
     def _upstream_problem(self, href: str, target: Target) -> str | None:
         commit = self.data.current.upstream.commit
@@ -197,6 +237,27 @@ class RepoLinks:
             except (upstream.UpstreamError, OSError, tarfile.TarError) as exc:
                 self._upstream = "the link '{href}' cannot be checked: " + str(exc)
         return self._upstream
+
+
+#: A repository path as a page writes one in code: two or more parts, a `:LINE` or `:A-B` after
+_NAMED_PATH = re.compile(
+    r"([A-Za-z0-9_.][A-Za-z0-9_.+@-]*(?:/[A-Za-z0-9_.+@-]+)+)/?(?::\d+(?:-\d+)?)?"
+)
+
+
+#: Folders of these repositories that many other projects have at their root: a file directly
+#: in one of them, named in prose, is as likely another project's (`src/main.rs` of an action)
+_COMMON_FOLDERS = frozenset({"src", "tests", "docs", "api", "lib", "pkg", "cmd", "scripts"})
+
+
+def named_path(span: str) -> str | None:
+    """The repository path a code span of prose names, or None (not a relative path of two
+    parts or more: a command, an absolute path, a placeholder, a glob)."""
+    match = _NAMED_PATH.fullmatch(span.strip())
+    if match is None:
+        return None
+    parts = match[1].split("/")
+    return None if {".", ".."} & set(parts) else match[1]
 
 
 def _lines_beneath(root: int, path: str) -> int | None:
