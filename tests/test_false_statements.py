@@ -115,7 +115,6 @@ def gate_run() -> str:
         # the nineteenth audit: F1 in the wording it had
         ("nix-tab-until.md", "until upstream", "has no sh, cp or chown"),
         ("add-git-url.md", "A message that", "the build needs BuildKit"),
-        ("compose-up-builds-backend.md", "builds the backend image", "backend-rules"),
         # a page a known issue names, without it
         ("guides/send-traces-to-betrace.md", "# 28", "known issue partial-ingest"),
         ("reference/rule-language.md", "# 36", "known issue quoted-list-item-never-matches"),

@@ -405,6 +405,7 @@ class Observability(Model):
     prometheus: PinnedImage
     pyroscope: PinnedImage
     otel_collector: PinnedImage = Field(alias="otel-collector")
+    busybox: PinnedImage
 
 
 class Port(Sourced):

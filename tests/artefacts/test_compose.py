@@ -249,7 +249,7 @@ def test_images_are_the_ones_releases_yaml_pins(stack: c.Stack, release_data: Re
         "prometheus": obs.prometheus.ref,
         "loki": obs.loki.ref,
         "pyroscope": obs.pyroscope.ref,
-        "backend-rules": release_data.image_ref("plugin-init"),
+        "backend-rules": obs.busybox.ref,
     }
     assert "latest" not in c.COMPOSE_FILE.read_text(encoding="utf-8")
 

@@ -69,6 +69,7 @@ def images(data: ReleaseData, release: Release | None = None) -> str:
             ("prometheus", r.observability.prometheus),
             ("pyroscope", r.observability.pyroscope),
             ("otel-collector", r.observability.otel_collector),
+            ("busybox", r.observability.busybox),
         )
     ]
     return table(["Image", "Reference"], rows)
