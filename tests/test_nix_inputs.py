@@ -147,3 +147,15 @@ def test_a_url_that_may_name_another_repository_has_no_stand_in(session: Session
     inputs = f'  inputs.nixpkgs.url = "{url}";'
     with pytest.raises(CommandError, match="has no stand-in"):
         _build(session, "elsewhere", inputs, "inputs.nixpkgs.legacyPackages.x86_64-linux.hello")
+
+
+def test_a_build_that_fails_says_nixs_error_not_its_warnings(session: Session) -> None:
+    """A build that failed ended in an internal AssertionError, cut to Nix's warnings and
+    reported as "could not check it"; now the block fails at its line with Nix's error."""
+    failing = (
+        'derivation { name = "fails"; system = "x86_64-linux"; builder = "/bin/sh"; '
+        'args = [ "-c" "exit 3" ]; }'
+    )
+    with pytest.raises(CommandError, match=r"nix build of 'default' fails: error:") as exc:
+        _build(session, "failing", "", failing)
+    assert "warning" not in str(exc.value)

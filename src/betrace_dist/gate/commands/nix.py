@@ -592,9 +592,13 @@ def _out_link(
     `./result/bin/...` finds exactly what the reader's would (or nothing, if it was replaced)."""
     nix = _nix(inv.session)
     assert nix is not None
-    built = Path(
-        nix.flake_json("build --no-link", f"{directory}#{attr}", inputs)[0]["outputs"]["out"]
-    )
+    proc = nix.flake("build --no-link", f"{directory}#{attr}", inputs, "--json")
+    if proc.returncode != 0:
+        # Nix's own error lines, without its warnings (the reason, not the noise before it)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.lstrip().startswith("error")]
+        said = " ".join(lines[-2:]) or (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CommandError(f"nix build of '{attr}' fails: {said}")
+    built = Path(json.loads(proc.stdout)[0]["outputs"]["out"])
     # A copy inside the page's sandbox, so that the page's own processes (jailed to the sandbox)
     # and its snapshots see what the link points at; the stand-ins are a few small files.
     copy = inv.session.tmp / "nix-store" / built.name
