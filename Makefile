@@ -85,7 +85,7 @@ gate: tools ## run only the doc gate on docs/ (PAGE=docs/x.md for one page)
 	$(BIN)/pytest $(or $(PAGE),docs) $(PYTEST_ARGS)
 
 ledger: $(STAMP) ## print the block ledger: every block of every page and its checker
-	$(BIN)/betrace-dist ledger
+	$(BIN)/betrace-gate ledger
 
 lint: $(STAMP) ## ruff on the engine, macros, tests and benchmarks; mypy on the engine (src/)
 	$(BIN)/ruff check src macros tests benchmarks docs/conftest.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -589,3 +590,39 @@ def test_a_rule_run_is_held_to_the_bounds_of_a_pages_commands(
     monkeypatch.setattr(isolation, "MEMORY_LIMIT", 16 * 1024 * 1024)
     with pytest.raises(engine.EngineError, match="the engine run failed"):
         engine.run({"rules": [rule]}, backend_program, run_bounds())
+
+
+#: Runs `betrace-dist` with every module that only the test tools bring refused at import: the
+#: modules whose distributions are all in pyproject's `tests` extra and none in its base
+#: dependencies (importlib.metadata's own map from modules to distributions).
+WITHOUT_TEST_TOOLS = """
+import importlib.metadata as md, re, sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+def names(reqs):
+    return {re.split(r"[<>=!~\\\\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
+base, tests = names(project["dependencies"]), names(project["optional-dependencies"]["tests"])
+only = {m for m, d in md.packages_distributions().items()
+        if {x.lower().replace("_", "-") for x in d} <= tests - base}
+assert {"pytest", "sybil"} <= only, only
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in only:
+            raise ImportError(f"{name} comes with the test tools only")
+sys.meta_path.insert(0, Refuse())
+from betrace_dist.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_the_rules_commands_run_with_the_projects_dependencies_alone(tmp_path: Path) -> None:
+    """write-rules.md tells readers that `pip install .` is enough for `betrace-dist rules`: the
+    command line imported the gate (pytest, Sybil) when it started, so only the test tools'
+    install ran it."""
+    out = tmp_path / "rules.json"
+    argv = [REPO_ROOT / "pyproject.toml", "rules", "json", REPO_ROOT / "docker/rules.example.yaml"]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TEST_TOOLS, *map(str, argv), "-o", str(out)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.read_text(encoding="utf-8").startswith("{")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import REPO_ROOT
-from betrace_dist.cli import main as cli
+from betrace_dist.gate.cli import main as cli
 from betrace_dist.gate.collect import Gate
 from betrace_dist.release import ReleaseData
 

@@ -1,4 +1,7 @@
-"""`betrace-dist`: the project's command line (ledger, release data, upstream contract, rules)."""
+"""`betrace-dist`: the project's command line (release data, upstream contract, rules).
+
+It imports nothing of the gate, so it runs with the project's dependencies alone (`pip
+install .`); the gate's ledger is `betrace-gate ledger` (betrace_dist.gate.cli)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ from pathlib import Path
 from . import REPO_ROOT
 from .contract import contract
 from .errors import ProblemsError
-from .gate.collect import Gate
-from .gate.ledger import format_table
 from .release import load_release_data
 from .rules.check import main as rules_check
 from .rules.check import write_json
@@ -19,8 +20,6 @@ from .rules.check import write_json
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="betrace-dist", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    ledger = sub.add_parser("ledger", help="print every block of every page and its checker")
-    ledger.add_argument("--site", type=Path, default=REPO_ROOT / "mkdocs.yml", help="mkdocs.yml")
     check = sub.add_parser("release", help="validate the release data")
     check.add_argument("action", choices=["check"])
     check.add_argument("--file", type=Path, default=REPO_ROOT / "releases.yaml")
@@ -55,18 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "contract":
         return _contract(args.file, args.openapi, args.plugin)
 
-    if args.command == "release":
-        return _release_check(args.file, args.tag)
-
-    gate = Gate(args.site)
-    try:
-        entries = gate.ledger()
-    except (ProblemsError, SystemExit) as exc:
-        print(exc.code if isinstance(exc, SystemExit) else exc, file=sys.stderr)
-        return 1
-    print(format_table(entries))
-    bad = [e for e in entries if e.status in ("unclaimed", "error")]
-    return 1 if bad else 0
+    return _release_check(args.file, args.tag)
 
 
 def _release_check(path: Path, tag: str | None) -> int:
