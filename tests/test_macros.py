@@ -117,3 +117,18 @@ def test_the_rules_file_note_follows_the_observed_data_files(tmp_path: Path) -> 
     later = render(site_with(tmp_path / "later", changed), call)
     assert "writes `rules.json` when it starts" in later and "copy fails" not in later, later
     assert '(it then holds `{"rules": []}`)' in later, later
+
+
+def test_the_development_site_warns_that_the_tag_may_not_exist_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release_data
+) -> None:
+    """A reader of the development site (built from main) ran `git clone --branch v<version>`
+    before that tag existed; the docs workflow's dev build sets BETRACE_DEV_SITE, and the note
+    under every clone becomes a warning that says to clone main."""
+    tag = f"v{release_data.current.version}"
+    released = render(site_with(tmp_path / "release"), "{{ tag_note() }}")
+    assert "!!!" not in released and f"leave out `--branch {tag}`" in released
+    monkeypatch.setenv("BETRACE_DEV_SITE", "1")
+    dev = render(site_with(tmp_path / "dev"), "{{ tag_note() }}")
+    assert dev.startswith('!!! warning "This is the development site')
+    assert f"may not exist yet. Until then clone `main`: leave out `--branch {tag}`" in dev

@@ -7,6 +7,7 @@ it stops the build with file, line and field before any page is written.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections.abc import Callable
 from functools import cache
@@ -103,10 +104,23 @@ def _env_default_macro(data: ReleaseData) -> Callable[[str], str]:
     return env_default
 
 
+#: Set by the docs workflow when it builds the development site from main (mike's `dev`): the
+#: pages then say plainly that the release's tag may not exist yet.
+DEV_SITE_ENV = "BETRACE_DEV_SITE"
+
+
 def _tag_note_macro(data: ReleaseData) -> Callable[[], str]:
     def tag_note() -> str:
         """What to clone before the release's tag exists (the development site, from main)."""
         tag = f"v{data.current.version}"
+        if os.environ.get(DEV_SITE_ENV):
+            return (
+                f'!!! warning "This is the development site, built from `main`"\n\n'
+                f"    Its commands name the tag `{tag}`, which is made only when release "
+                f"{data.current.version} is published, and may not exist yet. Until then clone "
+                f"`main`: leave out `--branch {tag}`. The site of each published release, "
+                f"chosen in the version menu, matches its tag.\n"
+            )
         return (
             f"The tag `{tag}` is made when this release is, and the site of a release is built "
             f"from its tag. On the development site, built from `main` before that, clone `main`: "
