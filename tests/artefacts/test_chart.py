@@ -168,14 +168,17 @@ def test_backend_only_ingress_publishes_the_span_intake_only(
     assert rule["http"]["paths"][0]["backend"] == {
         "service": {"name": "betrace-backend", "port": {"name": "http"}}
     }
-    # The default is still the whole API, as before the value existed.
-    (default,) = [
+    # The production example publishes the span intake only too (the guide says so).
+    (production,) = [
         m
         for m in rendered["production-values.yaml"]
         if m.name == "betrace-backend" and m.kind == "Ingress"
     ]
-    (rule,) = default.doc["spec"]["rules"]
-    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/", "Prefix")]
+    (rule,) = production.doc["spec"]["rules"]
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/v1/spans", "Exact")]
+    # The chart's default is still the whole API, as before the value existed.
+    default = YAML(typ="safe").load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    assert default["backend"]["ingress"]["paths"] == [{"path": "/", "pathType": "Prefix"}]
 
 
 def without_grafana_peer(doc: dict) -> dict:
