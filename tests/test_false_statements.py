@@ -77,8 +77,8 @@ def gate_run() -> str:
         ("unsigned-log-line.md", "A line about an unsigned", "Permitting"),
         ("compose-wait.md", "returns once every container", "service_completed_successfully"),
         # the sixth audit (issue 18): F1-F3 and F8 in the wording they had
-        ("plugin-init-not-in-stack.md", "the two BeTrace images", "builds the three BeTrace"),
-        ("plugin-init-not-in-stack.md", "is not part of the stack", "runs the plugin-init image"),
+        ("compose-builds-three.md", "the three BeTrace images", "Compose builds two BeTrace"),
+        ("compose-builds-three.md", "service runs the plugin-init", "official BusyBox image"),
         ("network-policy-any-pod.md", "or any pod when", "clients from outside the cluster"),
         ("docker-build-no-context.md", "docker build", "needs the build context 'patches'"),
         # the seventh audit (issue 18): F1 and F3-F6 in the wording they had

@@ -112,9 +112,9 @@ TOOLS = _declare(
     *(_debian(name, "mount", jail=False) for name in ("mount", "umount")),
     _debian("jq", "jq", "a filter pages pipe JSON through (run for real on a model's output)"),
     _debian("sh", "dash"),
-    _debian("busybox", "busybox", "runs the scripts of the BusyBox-based plugin-init image "
-            "(the Compose stack's backend-rules, the chart's write-rules, plugin-init.sh) with "
-            "BusyBox's own sh and programs", jail=False),
+    _debian("busybox", "busybox", "runs the scripts of BusyBox images (the Compose stack's "
+            "backend-rules; the chart's write-rules and plugin-init.sh, on the BusyBox-based "
+            "plugin-init image) with BusyBox's own sh and programs", jail=False),
     _debian("bash", "bash"),
     Tool("python3", "the Python the project runs with", "install Python 3.11 or later"),
     _debian("strace", "strace", "proves a gate run opens no network connection", jail=False),

@@ -189,13 +189,13 @@ OLD_WORDINGS = [
         "limits a volume to one node",
         id="chart-template-rwo-old-and-new-pod",
     ),
-    # the sixth audit (issue 18): F2, F4, F5, F8 in the words they had
+    # the sixth audit (issue 18) made it say the stack runs plugin-init; it runs BusyBox since
     pytest.param(
         "docker/README.md",
-        "`plugin-init` serves the chart's init container, and the stack's one-shot",
-        "`plugin-init` is not part of the stack (it serves Kubernetes init containers); the",
-        "runs the plugin-init image",
-        id="compose-readme-plugin-init-not-in-stack",
+        "`plugin-init` serves the chart's init containers; the stack does not build or run it",
+        "`plugin-init` serves the chart's init container, and the stack's one-shot `backend-rules` service runs it; the",
+        "runs the official BusyBox image",
+        id="compose-readme-stack-runs-plugin-init",
     ),
     pytest.param(
         "helm/betrace/values.yaml",

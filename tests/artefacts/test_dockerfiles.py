@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
+from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import compose as c
 from betrace_dist.artefacts import dockerfiles as d
 from betrace_dist.release import ReleaseData
@@ -341,3 +343,14 @@ def test_copied_dockerfile_still_passes(release_data: ReleaseData, tmp_path: Pat
     copy = tmp_path / "Dockerfile"
     shutil.copy2(d.DOCKERFILE, copy)
     assert d.dockerfile_problems(copy, release_data) == []
+
+
+def test_the_busybox_images_are_the_one_the_release_data_pins(release_data: ReleaseData) -> None:
+    """The Compose stack's backend-rules, the Dockerfile's plugin-init stage and the chart's
+    helm test pod run one BusyBox: releases.yaml observability.busybox."""
+    pinned = release_data.current.observability.busybox.ref
+    dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    assert f"FROM {pinned} AS plugin-init" in dockerfile
+    values = YAML(typ="safe").load((REPO_ROOT / "helm/betrace/values.yaml").read_text("utf-8"))
+    image = values["tests"]["image"]
+    assert f"{image['repository']}:{image['tag']}" == pinned
