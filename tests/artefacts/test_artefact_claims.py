@@ -193,7 +193,8 @@ OLD_WORDINGS = [
     pytest.param(
         "docker/README.md",
         "`plugin-init` serves the chart's init containers; the stack does not build or run it",
-        "`plugin-init` serves the chart's init container, and the stack's one-shot `backend-rules` service runs it; the",
+        "`plugin-init` serves the chart's init container, and the stack's one-shot "
+        "`backend-rules` service runs it; the",
         "runs the official BusyBox image",
         id="compose-readme-stack-runs-plugin-init",
     ),
