@@ -28,6 +28,7 @@ def _ini(value: Any) -> dict[str, Any]:
         _ini(["other-panel", APP]),  # the chart writes a list as JSON, which Grafana reads
         {"env": {VAR: APP}},
         _ini("other-panel") | {"env": {VAR: APP}},  # env wins over the ini file
+        _ini(f'"{APP}"'),  # Grafana trims the quotes
     ],
 )
 def test_values_that_allow_the_app_pass(values: dict[str, Any]) -> None:
@@ -41,6 +42,8 @@ def test_values_that_allow_the_app_pass(values: dict[str, Any]) -> None:
         (_ini("betrace"), "grafana.ini plugins.allow_loading_unsigned_plugins gives 'betrace'"),
         (_ini(f"{APP}x"), "gives 'betrace-appx'"),
         (_ini(APP) | {"env": {VAR: "other-panel"}}, f"env {VAR} gives 'other-panel'"),
+        # a list under env is printed by the chart as Go prints it, which Grafana cannot read
+        ({"env": {VAR: ["other-panel", APP]}}, f"env {VAR} gives '[other-panel {APP}]'"),
         (
             {"grafana.ini": {"plugins": {"allow_loading_unsigned_plugin": APP}}},
             "grafana.ini plugins has 'allow_loading_unsigned_plugin', which Grafana does not read",
@@ -92,6 +95,9 @@ def test_what_the_gate_cannot_tell_is_not_judged(values: dict[str, Any]) -> None
         ("a, b  c", ["a", "b", "c"]),
         ('["a", "b"]', ["a", "b"]),
         ("[not json", []),
+        ('"betrace-app"', ["betrace-app"]),  # quotes trimmed
+        ('"a b", c', ["a b", "c"]),  # a quoted item keeps its space
+        ("[a b]", []),  # a list Go printed: no JSON, no item
     ],
 )
 def test_a_list_setting_is_split_as_grafana_splits_it(text: str, items: list[str]) -> None:

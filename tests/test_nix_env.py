@@ -387,9 +387,17 @@ def test_a_host_grafana_given_the_app_but_not_allowed_to_load_it_fails(
 def test_a_host_grafana_without_the_app_or_with_a_computed_list_is_not_judged(
     release_data: ReleaseData,
 ) -> None:
+    """A review found both refused: Grafana given other plugins only, and a list holding a
+    variable (`[ appId ]`), which the gate cannot read."""
     without = HOST_GRAFANA.replace("declarativePlugins", "declarativeThings").replace(
         '"betrace-app"', '"x"'
     )
     assert nix_env.grafana_problems(without, release_data) == []
-    computed = HOST_GRAFANA.replace('"betrace-app"', 'lib.concatStringsSep "," ids')
-    assert nix_env.grafana_problems(computed, release_data) == []
+    others = HOST_GRAFANA.replace(
+        "lib.mkIf withPlugin [ grafana-plugin ]",
+        "with pkgs.grafanaPlugins; [ grafana-piechart-panel ]",
+    ).replace('"betrace-app"', '"x"')
+    assert nix_env.grafana_problems(others, release_data) == []
+    for computed in ('lib.concatStringsSep "," ids', "[ appId ]", '[ "other" appId ]'):
+        text = HOST_GRAFANA.replace('"betrace-app"', computed)
+        assert nix_env.grafana_problems(text, release_data) == [], computed

@@ -6,11 +6,14 @@ into the grafana container's `env`, after the `GF_PATHS_*` variables it sets fro
 `grafana.ini.paths` (templates/_pod.tpl). Kubernetes gives a container the last of two `env`
 entries of one name, and `env` over `envFrom` (kubelet's makeEnvironmentVariables). Grafana
 takes a non-empty `GF_<SECTION>_<KEY>` over the ini file's key (pkg/setting/setting.go,
-applyEnvVariableOverrides) and splits a list setting at commas and spaces, or reads it as a JSON
-list when it starts with `[` (pkg/util/strings.go, SplitString); `[plugins]
-allow_loading_unsigned_plugins` and `disable_plugins` are such lists
-(pkg/setting/setting_plugins.go). Grafana's files read at the stored grafana/grafana version of
-its main branch, not at the v13.2.0 tag (which could not be fetched here), and not run here.
+applyEnvVariableOverrides) and reads a list setting as a JSON list when it starts with `[`,
+else as its items: quoted strings (`"a b"`) or runs of characters other than commas and white
+space, with their quotes trimmed (pkg/util/strings.go, SplitString, whose older versions split
+at commas and spaces alone); `[plugins] allow_loading_unsigned_plugins` and `disable_plugins`
+are such lists (pkg/setting/setting_plugins.go). The chart writes a list under `env` as Go
+prints it (`tpl (print $value)`: `[a b]`), which is no JSON, so Grafana reads no item of it.
+Grafana's files read at stored grafana/grafana versions of its main branch, not at the v13.2.0
+tag (which could not be fetched here), and not run here.
 
 A setting the gate cannot tell is None: a value templated by the chart (`{{ }}`) or expanded by
 Grafana (`$__env{}`, `$__file{}`...), or a variable that `envValueFrom`, or an `envFrom` source
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +47,13 @@ def env_name(section: str, key: str) -> str:
     return name.replace(".", "_").replace("-", "_")
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, printed: bool = False) -> str:
+    """A value as the chart writes it: a list as JSON in grafana.ini (`toJson`), or as Go's
+    fmt prints it under env (`printed`)."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return json.dumps(value)
+        return "[" + " ".join(_text(v) for v in value) + "]" if printed else json.dumps(value)
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
@@ -61,7 +67,7 @@ def setting(values: dict[str, Any], section: str, key: str, default: str = "") -
     """`[section] key` as Grafana reads it in the chart's pod, or None where it cannot be told."""
     name = env_name(section, key)
     env = values.get("env")
-    given = _text(env.get(name)) if isinstance(env, dict) else ""
+    given = _text(env.get(name), printed=True) if isinstance(env, dict) else ""
     if given:
         return None if _opaque(given) else Setting(given, f"env {name}")
     from_values = values.get("envValueFrom")
@@ -77,6 +83,10 @@ def setting(values: dict[str, Any], section: str, key: str, default: str = "") -
     return Setting(default, f"Grafana's default (grafana.ini sets no {section}.{key})")
 
 
+#: SplitString's items (pkg/util/strings.go: stringListItemMatcher)
+_ITEM = re.compile(r'"[^"]+"|[^,\t\n\v\f\r ]+')
+
+
 def split_list(text: str) -> list[str]:
     """A list setting's items, as Grafana's SplitString reads them."""
     if not text:
@@ -86,8 +96,9 @@ def split_list(text: str) -> list[str]:
             items = json.loads(text)
         except ValueError:
             return []
-        return [str(i) for i in items] if isinstance(items, list) else []
-    return text.replace(",", " ").split()
+        ok = isinstance(items, list) and all(isinstance(i, str) for i in items)
+        return list(items) if ok else []
+    return [item.strip('"') for item in _ITEM.findall(text)]
 
 
 def ini_path(values: dict[str, Any], key: str, default: str) -> str:

@@ -64,6 +64,8 @@ class Assignment:
     #: the value's first tokens as written (identifiers, string values, punctuation), up to its
     #: `;`: `true`, `backend.overrideAttrs (`, `[ -p2 ]` (at most _WORDS of them)
     words: tuple[str, ...] = ()
+    #: the kind of each of `words` (Token.kind: id, str, punctuation)
+    kinds: tuple[str, ...] = ()
 
 
 #: how many tokens of a value an Assignment keeps
@@ -71,12 +73,20 @@ _WORDS = 12
 
 
 def _words(toks: list[Token], start: int) -> tuple[str, ...]:
-    out: list[str] = []
+    return tuple(t.text if t.text is not None else t.raw for t in _value_tokens(toks, start))
+
+
+def _kinds(toks: list[Token], start: int) -> tuple[str, ...]:
+    return tuple(t.kind for t in _value_tokens(toks, start))
+
+
+def _value_tokens(toks: list[Token], start: int) -> list[Token]:
+    out: list[Token] = []
     for tok in toks[start : start + _WORDS]:
         if tok.kind == ";":
             break
-        out.append(tok.text if tok.text is not None else tok.raw)
-    return tuple(out)
+        out.append(tok)
+    return out
 
 
 def _skip_string(text: str, i: int, closing: str) -> tuple[int, str | None]:
@@ -182,7 +192,8 @@ def assignments(text: str) -> list[Assignment]:
             ends = [t.kind for t in toks[eq + 2 : eq + 3]]
             plain = value is not None and value.kind == "str" and ends == [";"]
             text_value = value.text if value is not None and plain else None
-            out.append(Assignment(tuple(full), text_value, tok.line, _words(toks, eq + 1)))
+            words, kinds = _words(toks, eq + 1), _kinds(toks, eq + 1)
+            out.append(Assignment(tuple(full), text_value, tok.line, words, kinds))
             pending[-1] = full
             i, start = eq + 1, False
             continue
@@ -412,8 +423,15 @@ def _from_service(found: Assignment, service: str = _SERVICE) -> Assignment | No
     path = found.path
     for i in range(len(path) - 1):
         if path[i : i + 2] == ("services", service):
-            return Assignment(path[i:], found.value, found.line, found.words)
+            return Assignment(path[i:], found.value, found.line, found.words, found.kinds)
     return None
+
+
+def _names_the_app(word: str, plugin_id: str) -> bool:
+    """A word of a `declarativePlugins` value that stands for the BeTrace app: its id, or a
+    package named like the ones this project's pages and flakes give it (`grafana-plugin`,
+    `betrace...`)."""
+    return plugin_id in word or word.split(".")[-1] == "grafana-plugin" or "betrace" in word
 
 
 #: The NixOS Grafana module's freeform `settings.<section>.<key>`, which it writes into
@@ -429,19 +447,26 @@ def grafana_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
     the block computes (not a string or a list of strings) is not judged; a key of
     `settings.plugins` close to the right one is named."""
     found = [g for a in assignments(text) if (g := _from_service(a, "grafana")) is not None]
-    given = [a for a in found if a.path[2:] == ("declarativePlugins",)]
+    plugin_id = data.current.plugin.id
+    given = [
+        a
+        for a in found
+        if a.path[2:] == ("declarativePlugins",)
+        and any(_names_the_app(w, plugin_id) for w in a.words)
+    ]
     if not given:
         return []
-    plugin_id = data.current.plugin.id
     allowed = [a for a in found if a.path[2:] == _UNSIGNED]
     for a in allowed:
         if a.value is not None and plugin_id in split_list(a.value):
             return []
-        listed = [w for w in a.words if w not in ("[", "]")]
-        if a.words[:1] == ("[",) and plugin_id in listed:
+        items = [(w, k) for w, k in zip(a.words, a.kinds, strict=False) if w not in ("[", "]")]
+        strings_only = a.words[:1] == ("[",) and a.words[-1:] == ("]",)
+        strings_only = strings_only and all(k == "str" for _, k in items)
+        if strings_only and plugin_id in [w for w, _ in items]:
             return []
-        if a.value is None and a.words[:1] != ("[",):
-            return []  # computed: not judged
+        if a.value is None and not strings_only:
+            return []  # computed (a variable, a function, a list with one): not judged
     keys = [a.path[4] for a in found if a.path[2:4] == _UNSIGNED[:2] and len(a.path) == 5]
     near = difflib.get_close_matches(_UNSIGNED[-1], [k for k in keys if k != _UNSIGNED[-1]], 1)
     hint = (
