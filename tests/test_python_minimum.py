@@ -63,19 +63,28 @@ def test_running_the_older_pythons_finds_what_vermin_misses(tmp_path: Path) -> N
     assert "Python 3.9 failed it: TypeError" in need.why
 
 
-def test_a_run_stopped_by_a_missing_package_is_no_answer_but_a_missing_stdlib_module_is() -> None:
+def test_a_run_stopped_by_a_missing_package_answers_by_the_packages_requires_python() -> None:
     """An older Python without the example's own dependency (the OpenTelemetry SDK is installed
-    for the gate's Python only) stops at its import, whatever its version: that run is skipped
-    and vermin's answer stands. A standard module the older Python lacks (tomllib before 3.11)
-    is that version's failure."""
+    for the gate's Python only) stops at its import whatever its version. That run fails the
+    version when the package's Requires-Python excludes it (a review found an example of this
+    project's package, which needs 3.11, passing a page that stated 3.9), and says nothing
+    otherwise. A standard module the older Python lacks (tomllib before 3.11) fails it."""
     third_party = "ModuleNotFoundError: No module named 'opentelemetry'"
     assert python_minimum.missing_package(third_party) == "opentelemetry"
     assert python_minimum.missing_package("ModuleNotFoundError: No module named 'tomllib'") is None
-    assert python_minimum.missing_package("TypeError: unsupported operand") is None
-    if not python_minimum.older_pythons():
-        pytest.skip(f"needs an older Python under {python_minimum.PYENV_VERSIONS}")
-    need = needed("import json\n", lambda program: third_party)
-    assert need is not None and need.why.startswith("vermin"), need
+    assert python_minimum.package_refuses("opentelemetry", (3, 9)) is not None
+    assert python_minimum.package_refuses("opentelemetry", (3, 10)) is None
+    refused = python_minimum.package_refuses("betrace_dist", (3, 10))
+    assert refused is not None and "requires Python >=3.11" in refused, refused
+    versions = dict(python_minimum.older_pythons())
+    if (3, 9) not in versions or (3, 10) not in versions:
+        pytest.skip(f"needs Python 3.9 and 3.10 under {python_minimum.PYENV_VERSIONS}")
+    own = "ModuleNotFoundError: No module named 'betrace_dist'"
+    need = needed("import json\n", lambda program: own)
+    assert need is not None and need.version == (3, 11), need
+    assert "requires Python >=3.11" in need.why, need
+    sdk = needed("import json\n", lambda program: third_party)
+    assert sdk is not None and sdk.version == (3, 10), sdk
     stdlib = needed("import json\n", lambda program: "ModuleNotFoundError: No module named 'json'")
     assert stdlib is not None and "failed it: ModuleNotFoundError" in stdlib.why, stdlib
 

@@ -16,7 +16,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
 
 from .. import tools
 
@@ -100,18 +103,31 @@ _NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([A-Za-z0-9_]+)"
 def missing_package(error: str) -> str | None:
     """The package an older Python's run lacked, when it stopped at importing one that is not
     part of Python (an example's own dependency, such as the OpenTelemetry SDK, installed for
-    the gate's Python only): such a run says nothing of the Python version. A missing standard
-    module (the gate's Python has it) is a version's failure."""
+    the gate's Python only). A missing standard module (the gate's Python has it) is a
+    version's failure."""
     match = _NO_MODULE.search(error)
     if match is None or match[1] in sys.stdlib_module_names:
         return None
     return match[1]
 
 
+def package_refuses(module: str, version: Minor) -> str | None:
+    """Why the package that gives `module` cannot be installed for Python `version`, from the
+    `Requires-Python` of its distributions as installed for the gate's Python (None: it can,
+    or nothing says). A run stopped at such an import answers by that floor, not by skipping:
+    otherwise an example of a package that needs 3.11 passed a page stating 3.9."""
+    for dist in sorted(set(metadata.packages_distributions().get(module) or ())):
+        wanted = metadata.metadata(dist)["Requires-Python"]
+        if wanted and f"{version[0]}.{version[1]}.0" not in SpecifierSet(wanted):
+            return f"{dist} requires Python {wanted}"
+    return None
+
+
 def needed(source: str, run: Callable[[Path], str | None]) -> Need | None:
     """The oldest Python the source needs, and why; `run` runs it with one interpreter and
     returns None when it passed, else the error's last line. A run that stopped at a package
-    the interpreter lacks (missing_package) is no answer: vermin's stands for it."""
+    the interpreter lacks (missing_package) fails that version when the package requires a
+    newer Python (package_refuses); otherwise it is no answer."""
     found: Need | None = None
     by_vermin = vermin_minimum(source)
     if by_vermin is not None:
@@ -120,8 +136,11 @@ def needed(source: str, run: Callable[[Path], str | None]) -> Need | None:
         if found is not None and version < found.version:
             break
         error = run(program)
-        if error is not None and missing_package(error) is not None:
-            continue
+        module = missing_package(error) if error is not None else None
+        if module is not None:
+            error = package_refuses(module, version)
+            if error is None:
+                continue  # the package would install there: this run says nothing
         if error is not None:
             after = (version[0], version[1] + 1)
             return Need(after, f"Python {shown(version)} failed it: {error}")
