@@ -32,6 +32,7 @@ from ruamel.yaml import YAML
 
 from . import REPO_ROOT
 from .artefacts import chart_values
+from .artefacts.compose import SERVICE_IMAGES
 from .errors import ProblemsError
 from .names import BETRACE_IMAGES
 from .release import _VERSION, ReleaseData, Version, load_release_data, next_minor
@@ -42,6 +43,9 @@ COMPOSE = Path("docker/docker-compose.yml")
 CHART_DIR = CHART.parent
 VALUES = CHART_DIR / "values.yaml"
 IMAGES = BETRACE_IMAGES
+#: The BeTrace images the Compose file names (its services': artefacts/compose.SERVICE_IMAGES;
+#: backend-rules runs BusyBox, so plugin-init is not among them)
+COMPOSE_IMAGES = tuple(i for i in IMAGES if i in set(SERVICE_IMAGES.values()))
 #: Where the chart's values.yaml keeps each BeTrace image's digest (`digest:` under these keys).
 VALUES_DIGESTS = {
     "backend": ("backend", "image"),
@@ -346,11 +350,12 @@ def plan_digests(root: Path, digests_file: Path) -> dict[Path, str]:
     out = io.StringIO()
     yaml.dump(doc, out)
     texts = {RELEASES: out.getvalue()}
-    for path in (COMPOSE, CHART):
+    for path, kept in ((COMPOSE, COMPOSE_IMAGES), (CHART, IMAGES)):
         text = _read(root / path)
         for image, digest in digests.items():
-            ref = data.image_ref(image).partition("@")[0]
-            text = _set_digest(text, path, ref, digest)
+            if image in kept:
+                ref = data.image_ref(image).partition("@")[0]
+                text = _set_digest(text, path, ref, digest)
         texts[path] = text
     texts[VALUES] = _set_values_digests(_read(root / VALUES), digests)
     texts |= _values_table(root, texts[VALUES])
