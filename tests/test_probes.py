@@ -379,7 +379,7 @@ def test_the_opentelemetry_exporter_of_the_send_traces_page_runs_against_the_rea
     reach the backend and break the Compose guide's never-rule once, at trace level, and a
     boolean attribute arrives as the word rules compare with. That the exporter posts a
     trace's spans together is not shown here (two requests milliseconds apart are judged as
-    one trace too): tests/test_otel_exporter.py shows it."""
+    one trace too): test_the_exporter_behaves_as_the_page_says shows it."""
     found = measured(outcomes, "otel-exporter")
     assert not exporter_disagreements(found), found
 
@@ -411,6 +411,72 @@ def test_the_sdk_installed_is_the_one_the_release_data_names(release_data: Relea
     from importlib.metadata import version
 
     assert version("opentelemetry-sdk") == release_data.current.examples.opentelemetry_sdk
+
+
+def behaviour_disagreements(found: dict[str, Any]) -> list[str]:
+    """Each claim of the page the measured behaviour breaks, in the page's words."""
+    out = []
+    if found["posted_before_the_trace_ended"] != 0 or found["requests_of_one_trace"] != 1:
+        out.append(
+            "the page says the exporter keeps a trace's spans until its first span here ends, "
+            f"then posts them in one request; measured {found['posted_before_the_trace_ended']} "
+            f"request(s) before it ended and {found['requests_of_one_trace']} in all"
+        )
+    if not found["parent_linked"]:
+        out.append("the child span was not posted with its parent's span id")
+    if found["attributes"] != {"verified": "true", "final": "false", "tags": "a,b", "ratio": "0.5"}:
+        out.append(f"attribute values were sent as {found['attributes']}")
+    if found["request_sizes"] != [found["max_spans"], 2]:
+        out.append(f"a trace of MAX_SPANS + 2 spans went in requests of {found['request_sizes']}")
+    if found["remote_parent_posted"] != 1:
+        out.append("a span whose parent is in another process did not close its trace here")
+    if (found["waiting_before_shutdown"], found["sent_at_shutdown"]) != (0, ["child"]):
+        out.append("spans waiting for their trace were not sent at shutdown")
+    if (found["refused_result"], found["refused_requests"]) != ("FAILURE", 1):
+        out.append("a refused request was not a failure, or was sent again")
+    return out
+
+
+def test_the_exporter_behaves_as_the_page_says(outcomes: dict[str, Outcome | str]) -> None:
+    """The page's exporter, run in the probe's jail against a loopback server of its own: what
+    it posts and when (the grouping, strings, request size and failures the page claims, which
+    the backend's verdict could not show: two requests milliseconds apart are judged as one
+    trace too). The page's code never runs in the tests' process."""
+    behaviour = measured(outcomes, "otel-exporter")["behaviour"]
+    assert not behaviour_disagreements(behaviour), behaviour
+
+
+#: the measurement of the page's exporter as it is (its run in the probe gave these)
+EXPORTER_GOOD = {
+    "posted_before_the_trace_ended": 0,
+    "requests_of_one_trace": 1,
+    "parent_linked": True,
+    "attributes": {"verified": "true", "final": "false", "tags": "a,b", "ratio": "0.5"},
+    "request_sizes": [1000, 2],
+    "max_spans": 1000,
+    "remote_parent_posted": 1,
+    "waiting_before_shutdown": 0,
+    "sent_at_shutdown": ["child"],
+    "refused_result": "FAILURE",
+    "refused_requests": 1,
+}
+
+
+def test_an_exporter_that_posts_each_span_at_once_is_caught() -> None:
+    """What a naive exporter (a POST per export call) measures: the child goes out alone before
+    its parent ends, and a large trace in requests of one span (measured by editing the page's
+    block to post at once: three claims broke)."""
+    assert behaviour_disagreements(EXPORTER_GOOD) == []
+    naive = EXPORTER_GOOD | {
+        "posted_before_the_trace_ended": 1,
+        "requests_of_one_trace": 2,
+        "request_sizes": [1] * 1002,
+        "waiting_before_shutdown": 1,
+    }
+    found = behaviour_disagreements(naive)
+    assert len(found) == 3 and "then posts them in one request" in found[0], found
+    wrong = EXPORTER_GOOD | {"attributes": {"verified": "True"}}
+    assert "attribute values were sent as" in str(behaviour_disagreements(wrong))
 
 
 def test_a_changed_documented_answer_or_a_missing_violation_is_caught() -> None:
