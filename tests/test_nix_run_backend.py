@@ -221,3 +221,18 @@ def test_a_nix_subcommand_this_nix_does_not_have_is_refused(session: Session) ->
     with pytest.raises(CommandError, match="nix flake has no subcommand 'prefetch-hash'") as exc:
         run(session, "nix flake prefetch-hash github:betrace-hq/betrace\n")
     assert "did you mean 'prefetch'" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("nix profile instal nixpkgs#hello", "nix profile has no subcommand 'instal'"),
+        ("nix store gcc", "nix store has no subcommand 'gcc'"),
+    ],
+)
+def test_a_nested_nix_subcommand_is_looked_up_at_every_level(
+    session: Session, line: str, said: str
+) -> None:
+    """A review: only `nix X` and `nix flake X` were looked up, so `nix profile instal` passed."""
+    with pytest.raises(CommandError, match=said):
+        run(session, line + "\n")

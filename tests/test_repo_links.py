@@ -268,12 +268,19 @@ def test_a_path_named_in_prose_must_be_a_file_of_either_repository(site: Path) -
             "docker compose up",
             "/etc/betrace/rules.json",
             "docker/<name>.yml",
+            "docker/ok.yml:4",
+            "backend/main.go:2-9",
+            "patches:1",
         ],
     )
     assert [(line, reason.split(" names")[0]) for line, reason in found] == [
         (6, "`docker/ko.yml`"),
         (7, "`backend/mian.go`"),
+        (15, "`docker/ok.yml:4`"),
+        (16, "`backend/main.go:2-9`"),
     ]
+    assert "line 4 of docker/ok.yml, which has 3 lines" in found[2][1], found
+    assert "line 9 of backend/main.go, which has 4 lines" in found[3][1], found
     assert "did you mean 'docker/ok.yml'" in found[0][1], found
     assert "did you mean 'backend/main.go'" in found[1][1], found
 

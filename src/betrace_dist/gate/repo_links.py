@@ -149,8 +149,8 @@ class RepoLinks:
         with their folders; empty where the checkout is no git work tree (then its files)."""
         if self._clone is None:
             done = subprocess.run(
-                ["git", "-C", str(self.checkout), "ls-files", "-z", "--cached", "--others",
-                 "--exclude-standard"],
+                ["git", "-c", "core.excludesFile=/dev/null", "-C", str(self.checkout),
+                 "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                 capture_output=True, text=True, check=False, timeout=60,
             )  # fmt: skip
             files = [f for f in done.stdout.split("\0") if f] if done.returncode == 0 else []
@@ -176,8 +176,10 @@ class RepoLinks:
         many projects have (`src/main.rs`: other projects' files, which pages cite too); one
         the checkout's ignore rules cover (a file the reader or a tool makes, such as
         `docker/.env`); and one of `made`, the files the page's own blocks write (their
-        titles). Only git's list and the snapshot's are looked at: nothing of the page's is
-        opened."""
+        titles). A `:LINE` (or `:A-B`) after the path must be a line of the file: upstream's
+        counted in the snapshot, the checkout's read beneath its root to count lines, as for
+        links (never through a link leading out). Only git's list and the snapshot's decide
+        what exists."""
         path = named_path(span)
         if path is None or path in made:
             return None
@@ -187,7 +189,9 @@ class RepoLinks:
         parent = path.rpartition("/")[0]
         if parent in _COMMON_FOLDERS or (parent not in clone and parent not in theirs):
             return None
-        if path in clone or path in theirs or self._ignored(path):
+        if path in theirs or path in clone:
+            return self._named_line_problem(span, path, theirs)
+        if self._ignored(path):
             return None
         hint = closest(path, sorted(clone | set(theirs)))
         short = self.data.current.upstream.short
@@ -196,10 +200,29 @@ class RepoLinks:
             "(a path in a folder of either is looked up in both)"
         )
 
+    def _named_line_problem(
+        self, span: str, path: str, theirs: dict[str, int | None]
+    ) -> str | None:
+        """A `path:LINE` span whose line the file (upstream's, else the checkout's) lacks."""
+        line = named_last_line(span)
+        if line is None:
+            return None
+        try:
+            lines = theirs[path] if path in theirs else self._checkout_lines(path)
+        except safefs.UnsafePath:
+            return None  # the link check's reading refuses it; a path is not followed here
+        if lines is None:
+            return f"`{span}` names lines of {path}, a folder"
+        if line > lines:
+            return f"`{span}` names line {line} of {path}, which has {lines} lines"
+        return None
+
     def _ignored(self, path: str) -> bool:
-        """Whether the checkout's ignore rules cover the path (`git check-ignore`)."""
+        """Whether the checkout's own ignore rules cover the path (`git check-ignore`, without
+        the machine's global excludes file, so that the verdict is the same everywhere)."""
+        argv = ["git", "-c", "core.excludesFile=/dev/null", "-C", str(self.checkout)]
         done = subprocess.run(
-            ["git", "-C", str(self.checkout), "check-ignore", "-q", "--no-index", "--", path],
+            [*argv, "check-ignore", "-q", "--no-index", "--", path],
             capture_output=True, check=False, timeout=60,
         )  # fmt: skip
         return done.returncode == 0
@@ -258,6 +281,12 @@ def named_path(span: str) -> str | None:
         return None
     parts = match[1].split("/")
     return None if {".", ".."} & set(parts) else match[1]
+
+
+def named_last_line(span: str) -> int | None:
+    """The last line a `path:LINE` or `path:A-B` span names, or None."""
+    match = re.search(r":(\d+)(?:-(\d+))?$", span.strip())
+    return int(match[2] or match[1]) if match else None
 
 
 def _lines_beneath(root: int, path: str) -> int | None:

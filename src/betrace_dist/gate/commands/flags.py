@@ -166,18 +166,24 @@ def options(binary: str, *subcommand: str) -> Options:
     return parse_help(help_text(binary, *subcommand, *words))
 
 
-def nix_unknown_subcommand(binary: str, *subcommand: str) -> str | None:
-    """Why `nix SUBCOMMAND` is no command of this Nix (`nix __dump-args` lists its commands),
-    with the closest one, or None. nix_options alone gave an unknown one no flags of its own
-    and let the line pass."""
+def nix_command_path(binary: str, words: list[str]) -> tuple[list[str], str | None]:
+    """The subcommand the leading words of a `nix` line name, walked down Nix's own tree of
+    commands (`nix __dump-args`) for as long as a command has subcommands of its own (`nix
+    flake show`, `nix profile install`, `nix store gc`), and why a word there is none, with
+    the closest one (None when all are). nix_options alone gave an unknown one no flags of
+    its own and let the line pass."""
     node: dict[str, Any] = json.loads(help_text(binary, "__dump-args"))
-    for depth, word in enumerate(subcommand):
+    path: list[str] = []
+    for word in words:
         commands = node.get("commands") or {}
+        if not commands:
+            break
         if word not in commands:
-            above = " ".join(["nix", *subcommand[:depth]])
-            return f"{above} has no subcommand '{word}'{closest(word, sorted(commands))}"
+            above = " ".join(["nix", *path])
+            return path, f"{above} has no subcommand '{word}'{closest(word, sorted(commands))}"
+        path.append(word)
         node = commands[word]
-    return None
+    return path, None
 
 
 def nix_options(binary: str, *subcommand: str) -> Options:

@@ -18,7 +18,7 @@ from .. import missing
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener
-from .flags import CommandLine, nix_unknown_subcommand, options
+from .flags import CommandLine, nix_command_path, options
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
 UPSTREAM = STUBS / "betrace"
@@ -368,9 +368,8 @@ def command_line(args: list[str]) -> CommandLine:
             f"`{args[at]} {program}`: a program run inside the Nix environment is not "
             "modelled, so what it does could not be checked; `nix run` starts the backend"
         )
-    first = CommandLine(args, options(binary), 2).sub
-    path = first[:2] if first[:1] == ["flake"] else first[:1]
-    unknown = nix_unknown_subcommand(binary, *path)
+    first = CommandLine(args, options(binary), 3).sub
+    path, unknown = nix_command_path(binary, first)
     if unknown is not None:
         raise CommandError(unknown)
     known = options(binary, *path)
