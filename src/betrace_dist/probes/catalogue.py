@@ -1616,24 +1616,33 @@ def _exporter_behaviour(scope: dict[str, Any]) -> dict[str, Any]:
         with tracer.start_as_current_span("handle", context=context):
             pass
         out["remote_parent_posted"] = len(server.bodies)
-        server.bodies.clear()
-        exporter = scope["BeTraceExporter"](url)
-        loose = TracerProvider().get_tracer("probe")
-        with loose.start_as_current_span("root"), loose.start_as_current_span("child") as child:
-            pass
-        exporter.export([child])
-        out["waiting_before_shutdown"] = len(server.bodies)
-        exporter.shutdown()
-        out["sent_at_shutdown"] = [s["name"] for b in server.bodies for s in b["spans"]]
-        server.bodies.clear()
-        server.status = 400
-        with loose.start_as_current_span("alone") as alone:
-            pass
-        out["refused_result"] = exporter.export([alone]).name
-        out["refused_requests"] = len(server.bodies)
+        out |= _exporter_shutdown_and_refusal(scope["BeTraceExporter"](url), server)
     finally:
         server.shutdown()
         server.server_close()
+    return out
+
+
+def _exporter_shutdown_and_refusal(exporter: Any, server: _Catcher) -> dict[str, Any]:
+    """The page's exporter handed spans directly: one left waiting for its trace (sent at
+    shutdown), then one the server refuses (a failure, not sent again)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    out: dict[str, Any] = {}
+    server.bodies.clear()
+    loose = TracerProvider().get_tracer("probe")
+    with loose.start_as_current_span("root"), loose.start_as_current_span("child") as child:
+        pass
+    exporter.export([child])
+    out["waiting_before_shutdown"] = len(server.bodies)
+    exporter.shutdown()
+    out["sent_at_shutdown"] = [s["name"] for b in server.bodies for s in b["spans"]]
+    server.bodies.clear()
+    server.status = 400
+    with loose.start_as_current_span("alone") as alone:
+        pass
+    out["refused_result"] = exporter.export([alone]).name
+    out["refused_requests"] = len(server.bodies)
     return out
 
 
