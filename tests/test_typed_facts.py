@@ -120,3 +120,24 @@ def test_a_wrong_value_typed_into_a_page_fails_at_its_line(
         for p in typed.problems(rendered.text, release_data)
     ]
     assert any(n == line and reason in r for n, r in found), (line, found)
+
+
+@pytest.mark.parametrize(
+    ("span", "said"),
+    [
+        ("backend.rulesConfigmapName", "did you mean 'rulesConfigMap'"),
+        ("backend.ingres.className", "'backend.ingres', did you mean 'ingress'"),
+        ("backend.versoin", "no field of releases.yaml's backend"),
+    ],
+)
+def test_a_backend_key_in_prose_must_be_a_chart_value_or_a_release_field(
+    span: str, said: str, release_data: ReleaseData
+) -> None:
+    """An attack renamed `backend.rulesConfigMap` in the write-rules guide's prose and the gate
+    passed it. Pages write `backend.` for the chart's values and for the release data's backend
+    facts: a key must be one of either (a free-form map's own keys are not judged)."""
+    problem = typed.backend_key_problem(span, release_data)
+    assert problem is not None and said in problem, problem
+    for good in ("backend.rulesConfigMap", "backend.version", "backend.resources.limits.memory"):
+        assert typed.backend_key_problem(good, release_data) is None, good
+    assert typed.backend_key_problem("backend.ingress.*", release_data) is None

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,9 @@ class Gate:
         made = frozenset(str(b.attrs["title"]) for b in found if b.attrs.get("title"))
         found_problems += display.named_path_problems(
             rendered.text, shown, self.repo_links.named_path_problem, made
+        )
+        found_problems += display.span_problems(
+            rendered.text, shown, partial(typed.backend_key_problem, data=self.release_data)
         )
         found_problems += claims.problems(rendered.text, found, self.release_data.current)
         found_problems += claims.unstated_issues(

@@ -307,6 +307,16 @@ def named_path_problems(
     return out
 
 
+def span_problems(text: str, shown: Shown, problem: Callable[[str], str | None]) -> list[Problem]:
+    """Code spans of the prose that `problem` refuses, at their line."""
+    lines = text.split("\n")
+    return [
+        Problem(_line_of(lines, span), said)
+        for span in dict.fromkeys(shown.inline)
+        if (said := problem(span))
+    ]
+
+
 def link_problems(
     text: str,
     page: Path,

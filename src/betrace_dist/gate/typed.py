@@ -40,8 +40,10 @@ import itertools
 import re
 from collections.abc import Iterator
 
+import yaml
+
 from .. import REPO_ROOT
-from ..names import SETTING_VARIABLE
+from ..names import SETTING_VARIABLE, closest
 from ..release import ReleaseData
 from ..site.tables import amount
 from . import isolation, safefs, session
@@ -439,6 +441,49 @@ def own_variables() -> frozenset[str]:
     for path in sorted((REPO_ROOT / "src" / "betrace_dist").rglob("*.py")):
         names |= set(re.findall(r"[\"']((?:BETRACE)_[A-Z0-9_]+)[\"']", path.read_text()))
     return frozenset(names)
+
+
+#: A dotted key under `backend` as pages write one in code: `backend.ingress.paths`
+_BACKEND_KEY = re.compile(r"backend(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+@functools.cache
+def _chart_values() -> dict[str, object]:
+    """The BeTrace chart's values.yaml (this project's own file)."""
+    loaded = yaml.safe_load((REPO_ROOT / "helm" / "betrace" / "values.yaml").read_text("utf-8"))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _walk(tree: object, parts: list[str]) -> str | None:
+    """None when `parts` is a path of the tree (or reaches a free-form map: an empty one, whose
+    keys are the reader's), else the first part that is no key there, with the closest one."""
+    for i, part in enumerate(parts):
+        if isinstance(tree, dict) and not tree:
+            return None
+        if not isinstance(tree, dict) or part not in tree:
+            keys = sorted(str(k) for k in tree) if isinstance(tree, dict) else []
+            return f"'{'.'.join(parts[: i + 1])}'{closest(part, keys)}"
+        tree = tree[part]
+    return None
+
+
+def backend_key_problem(span: str, data: ReleaseData) -> str | None:
+    """Why a `backend.x.y` key a page writes in code is neither a value of the BeTrace chart
+    (helm/betrace/values.yaml) nor a field of the release data's backend (releases.yaml), the
+    two things pages call `backend.`: a misspelt chart value is ignored by no schema of the
+    reader's own (the chart's schema refuses it at install, but the page's prose is not
+    installed), and a misspelt release fact names nothing."""
+    if _BACKEND_KEY.fullmatch(span.strip()) is None:
+        return None
+    parts = span.strip().split(".")
+    chart = _walk(_chart_values(), parts)
+    release = _walk({"backend": data.current.backend.model_dump(by_alias=True)}, parts)
+    if chart is None or release is None:
+        return None
+    return (
+        f"`{span}` is no value of the BeTrace chart (helm/betrace/values.yaml: {chart}) and no "
+        f"field of releases.yaml's backend ({release})"
+    )
 
 
 def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list[Problem]:
