@@ -165,8 +165,8 @@ class Gate:
             self.repo_links.problem,
         )
         made = frozenset(str(b.attrs["title"]) for b in found if b.attrs.get("title"))
-        found_problems += display.named_path_problems(
-            rendered.text, shown, self.repo_links.named_path_problem, made
+        found_problems += display.span_problems(
+            rendered.text, shown, partial(self.repo_links.named_path_problem, made=made)
         )
         found_problems += display.span_problems(
             rendered.text, shown, partial(typed.backend_key_problem, data=self.release_data)

@@ -289,24 +289,6 @@ def _comments(text: str, code: list[tuple[int, int]]) -> list[tuple[int, int]]:
 SUGGESTED = 20
 
 
-def named_path_problems(
-    text: str,
-    shown: Shown,
-    problem: Callable[[str, frozenset[str]], str | None],
-    made: frozenset[str],
-) -> list[Problem]:
-    """Code spans of the prose that name a file of one of the repositories the gate holds and
-    that no file is (`problem`: repo_links.RepoLinks.named_path_problem; `made`: the files
-    the page's blocks write), at their line."""
-    lines = text.split("\n")
-    out = []
-    for span in dict.fromkeys(shown.inline):
-        said = problem(span, made)
-        if said:
-            out.append(Problem(_line_of(lines, span), said))
-    return out
-
-
 def span_problems(text: str, shown: Shown, problem: Callable[[str], str | None]) -> list[Problem]:
     """Code spans of the prose that `problem` refuses, at their line."""
     lines = text.split("\n")

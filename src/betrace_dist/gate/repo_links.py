@@ -18,8 +18,8 @@ the checkout: a page describes the tree it ships with), and into upstream at the
 here); one into upstream at another ref (`main`, a tag) is left unchecked. A line anchor
 (`#L10`, `#L10-L20`) must fall within the file.
 
-A path a page writes in code in its prose is looked up in both lists too (named_path_problem):
-nothing of it is opened.
+A path a page writes in code in its prose is looked up in both lists too (named_path_problem);
+a `:LINE` after it is checked as a link's anchor is, the checkout's file read beneath its root.
 """
 
 from __future__ import annotations
