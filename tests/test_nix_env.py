@@ -382,6 +382,8 @@ def test_a_host_grafana_given_the_app_but_not_allowed_to_load_it_fails(
     problems = nix_env.grafana_problems(HOST_GRAFANA.replace(old, new), release_data)
     assert problems and said in problems[0][1], problems
     assert problems[0][0] in (4, 7), problems
+    # the chart's values are judged by the same sentence (grafana_settings.unsigned_sentence)
+    assert "Grafana skips the app and logs a signature error" in problems[0][1], problems
 
 
 def test_a_host_grafana_without_the_app_or_with_a_computed_list_is_not_judged(

@@ -65,10 +65,16 @@ def looks_secret(name: str) -> bool:
     return SECRET_NAME.search(name) is not None
 
 
+def close_to(name: str, choices: list[str]) -> str | None:
+    """The choice closest to `name` (difflib's measure), if one is close enough."""
+    match = difflib.get_close_matches(name, choices, n=1)
+    return match[0] if match else None
+
+
 def closest(name: str, choices: list[str]) -> str:
     """', did you mean X?' or an empty string."""
-    match = difflib.get_close_matches(name, choices, n=1)
-    return f", did you mean '{match[0]}'?" if match else ""
+    match = close_to(name, choices)
+    return f", did you mean '{match}'?" if match else ""
 
 
 #: at most ten digits: enough for every count and port the models read, and int() of a longer

@@ -23,11 +23,12 @@ may set.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from ..names import close_to
 
 #: the values' keys the chart turns into the grafana container's envFrom (templates/_pod.tpl)
 ENV_FROM = ("envFromSecret", "envRenderSecret", "envFromSecrets", "envFromConfigMaps")
@@ -114,32 +115,45 @@ def ini_path(values: dict[str, Any], key: str, default: str) -> str:
     return found.value.rstrip("/")
 
 
-def _misspelt(values: dict[str, Any], section: str, key: str) -> str:
-    """A note naming a key of the section, or a variable, close to the right one, if any."""
+def _misspelt(values: dict[str, Any], section: str, key: str) -> str | None:
+    """A key of the section, or a variable, close to the right one, as the values set it."""
     ini = values.get("grafana.ini")
     table = ini.get(section) if isinstance(ini, dict) else None
     keys = [str(k) for k in table if k != key] if isinstance(table, dict) else []
-    if near := difflib.get_close_matches(key, keys, n=1):
-        return f" (grafana.ini {section} has '{near[0]}', which Grafana does not read)"
+    if near := close_to(key, keys):
+        return f"grafana.ini {section} has '{near}'"
     env = values.get("env")
     name = env_name(section, key)
     names = [str(k) for k in env if k != name] if isinstance(env, dict) else []
-    if near := difflib.get_close_matches(name, names, n=1):
-        return f" (env has '{near[0]}', which Grafana does not read)"
-    return ""
+    if near := close_to(name, names):
+        return f"env has '{near}'"
+    return None
+
+
+def unsigned_sentence(plugin_id: str, setting: str, given: str, near: str | None) -> str:
+    """Why Grafana skips the unsigned app `plugin_id`, for every reader of a Grafana's settings
+    (the chart's values here, a NixOS host in nix_env): `setting` is the setting as the page
+    writes it, `given` what the page gives there, `near` a key the page sets close to the
+    setting's name (which Grafana does not read)."""
+    hint = f" ({near}, which Grafana does not read)" if near else ""
+    return (
+        f"the app {plugin_id} is not signed, and Grafana loads it only when {setting} names it; "
+        f"{given}{hint}: Grafana skips the app and logs a signature error"
+    )
 
 
 def unsigned_problem(values: dict[str, Any], plugin_id: str) -> str | None:
     """Why Grafana in the pod of these values would not load the unsigned app `plugin_id`, or
     None (it would, or the gate cannot tell)."""
-    allowed = setting(values, "plugins", "allow_loading_unsigned_plugins")
+    key = "allow_loading_unsigned_plugins"
+    allowed = setting(values, "plugins", key)
     if allowed is not None and plugin_id not in split_list(allowed.value):
         given = f"'{allowed.value}'" if allowed.value else "nothing"
-        return (
-            f"the app {plugin_id} is not signed, and Grafana loads it only when [plugins] "
-            f"allow_loading_unsigned_plugins names it; {allowed.where} gives {given}"
-            f"{_misspelt(values, 'plugins', 'allow_loading_unsigned_plugins')}: Grafana skips "
-            "the app and logs a signature error"
+        return unsigned_sentence(
+            plugin_id,
+            f"[plugins] {key}",
+            f"{allowed.where} gives {given}",
+            _misspelt(values, "plugins", key),
         )
     disabled = setting(values, "plugins", "disable_plugins")
     if disabled is not None and plugin_id in split_list(disabled.value):

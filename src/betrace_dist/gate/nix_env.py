@@ -14,7 +14,6 @@ fresh path, so a module body's paths start at its own top level.
 from __future__ import annotations
 
 import bisect
-import difflib
 import os
 import posixpath
 import re
@@ -25,8 +24,9 @@ from pathlib import Path
 
 from .. import REPO_ROOT
 from ..backend_env import env_problems, value_problem
+from ..names import close_to, closest
 from ..release import ReleaseData
-from .grafana_settings import split_list
+from .grafana_settings import split_list, unsigned_sentence
 from .session import clone_files
 
 #: The distribution's NixOS module, whose options a host flake sets under `services.<name>`
@@ -259,8 +259,7 @@ def option_problems(text: str) -> list[tuple[int, str]]:
         name, shown = found.path[2], ".".join(found.path[:3])
         if name not in known and name not in reported:
             reported.add(name)
-            guess = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f", did you mean '{guess[0]}'?" if guess else ""
+            hint = closest(name, sorted(known))
             out.append(
                 (
                     found.line,
@@ -354,11 +353,11 @@ def distribution_file_problems(text: str, data: ReleaseData) -> list[tuple[int, 
             out.append((line, f"${{{_INPUT}}}/{path} is not a plain path of the repository"))
             continue
         if clean not in _repository_files():
-            guess = []
+            guess = None
             if hints:
                 hints -= 1
-                guess = difflib.get_close_matches(clean, sorted(_repository_files()), n=1)
-            hint = f", did you mean {guess[0]}?" if guess else ""
+                guess = close_to(clean, sorted(_repository_files()))
+            hint = f", did you mean {guess}?" if guess else ""
             out.append((line, f"${{{_INPUT}}}/{path}: the repository has no such file{hint}"))
         named.append((line, clean))
     return out + list(_series_problems(named, data))
@@ -468,19 +467,15 @@ def grafana_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
         if a.value is None and not strings_only:
             return []  # computed (a variable, a function, a list with one): not judged
     keys = [a.path[4] for a in found if a.path[2:4] == _UNSIGNED[:2] and len(a.path) == 5]
-    near = difflib.get_close_matches(_UNSIGNED[-1], [k for k in keys if k != _UNSIGNED[-1]], 1)
-    hint = (
-        f" (the block sets settings.plugins.{near[0]}, which Grafana does not read)" if near else ""
-    )
+    near = close_to(_UNSIGNED[-1], [k for k in keys if k != _UNSIGNED[-1]])
     where = (allowed or given)[0].line
-    return [
-        (
-            where,
-            f"services.grafana is given the app {plugin_id} (declarativePlugins) but "
-            f"settings.plugins.allow_loading_unsigned_plugins does not name it{hint}: the app "
-            "is not signed, and Grafana skips it with a signature error",
-        )
-    ]
+    sentence = unsigned_sentence(
+        plugin_id,
+        ".".join(_UNSIGNED),
+        "services.grafana is given it (declarativePlugins) and the block does not name it there",
+        f"the block sets settings.plugins.{near}" if near else None,
+    )
+    return [(where, sentence)]
 
 
 def _patched_names(
