@@ -556,6 +556,19 @@ class DataFiles(Sourced):
     )
 
 
+class Judging(Sourced):
+    """When a rule judges a trace: the probe rule-judging measures it in every run, and the
+    send-traces guide's checklist ("No violation where you expected one", its first two
+    steps) rests on both values: change those steps with them."""
+
+    enabled_when_not_given: Literal[False] = Field(
+        description="`enabled` of a rule created through the API without it"
+    )
+    judges_earlier_traces: Literal[False] = Field(
+        description="whether a rule created or enabled later judges traces already judged"
+    )
+
+
 class SdkEnv(Sourced):
     pattern: str = Field(pattern=r"^[A-Z][A-Z0-9_]*_\*$")
     meaning: str
@@ -582,6 +595,7 @@ class Backend(Sourced):
     start: StartTime
     log: LogLines
     data_files: DataFiles
+    judging: Judging
     sdk_env: SdkEnv
     not_read: list[EnvName] = Field(default_factory=list)
     not_read_source: Sourced

@@ -742,6 +742,52 @@ def expect_data_files(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("data-files", measure_data_files, expect_data_files, _ports))
 
 
+def _violations_of(api: Backend, rule: str) -> int:
+    answer = api.call("GET", f"/v1/violations?ruleId={rule}")
+    return int((answer.json() or {}).get("totalCount") or 0)
+
+
+def measure_judging(params: Mapping[str, Any]) -> dict[str, Any]:
+    """When a rule judges a trace: one created without `enabled` (as stored, and against a
+    trace that breaks it), and two that come after a breaking trace was judged, one created
+    then and one enabled then; a second breaking trace follows, so that each has judged one
+    trace where it judges only what comes after it, two where it looks back."""
+    quiet = RULE | {"name": "created-without-enabled"}
+    del quiet["enabled"]
+    later = RULE | {"name": "created-later"}
+    with started(params) as api:
+        api.post_json("/v1/rules", quiet)
+        stored = api.call("GET", f"/v1/rules/{quiet['name']}").json() or {}
+        send_and_await(api, breaking_trace("c" * 32))
+        while_disabled = _violations_of(api, str(quiet["name"]))
+        api.post_json("/v1/rules", later)
+        api.call("POST", f"/v1/rules/{quiet['name']}/enable")
+        send_and_await(api, breaking_trace("d" * 32))
+        created_later = _violations_of(api, str(later["name"]))
+        enabled_later = _violations_of(api, str(quiet["name"]))
+    return {
+        "enabled_when_not_given": stored.get("enabled"),
+        "violations_while_disabled": while_disabled,
+        "violations_of_a_rule_created_later": created_later,
+        "violations_of_a_rule_enabled_later": enabled_later,
+    }
+
+
+def expect_judging(data: ReleaseData) -> dict[str, Expect]:
+    judging = data.current.backend.judging  # releases.yaml backend.judging
+    # each later rule saw one breaking trace after it came (and two if it looked back)
+    seen = 2 if judging.judges_earlier_traces else 1
+    return {
+        "enabled_when_not_given": equal(judging.enabled_when_not_given),
+        "violations_while_disabled": equal(0),
+        "violations_of_a_rule_created_later": equal(seen),
+        "violations_of_a_rule_enabled_later": equal(seen),
+    }
+
+
+register(Probe("rule-judging", measure_judging, expect_judging, _ports))
+
+
 def measure_memory(params: Mapping[str, Any]) -> dict[str, Any]:
     with started(params) as api:
         api.post_json("/v1/rules", RULE)
