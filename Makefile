@@ -9,17 +9,32 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test check gate ledger build build-zensical lint bench tools setup clean checkov
+.PHONY: help serve test check gate ledger build build-zensical lint bench tools setup clean checkov lock
 .PHONY: backend system-deps plugin plugin-build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The Python packages install at the versions of constraints.txt (written by `make lock`): a
+# fresh clone gets what the suite last passed with, and a new release of a dependency reaches
+# the project only through a change of that file, which CI then tests.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[tests]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[tests]'
 	touch $@
+
+LOCK_VENV := .cache/lock-venv
+lock: ## write constraints.txt anew: the newest versions pyproject.toml allows, from a scratch virtualenv
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[tests]'
+	{ printf '%s\n' '# Written by `make lock` from pyproject.toml; `make setup` installs these versions.' \
+	  '# Do not edit: run `make lock` again, then the tests (docs/contributing/decisions.md).'; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 setup: $(STAMP) ## create .venv with the site and test dependencies
 

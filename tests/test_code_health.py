@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,68 @@ def test_a_function_over_the_limit_is_reported(tmp_path: Path) -> None:
     result = _ruff_complexity(tmp_path, "tangled.py")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "tangled.py:1:5: C901 `tangled` is too complex (11 > 10)" in result.stdout
+
+
+# --- the locked Python packages (constraints.txt, docs/contributing/decisions.md) ------------
+
+
+def lock_problems(
+    constraints: str, installed: Callable[[str], str | None], required: list[str]
+) -> list[str]:
+    """constraints.txt:LINE for each locked package installed at another version, and each
+    dependency of pyproject.toml the lock does not name. A locked package that is not
+    installed is not judged (an environment marker may leave it out on another Python)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    problems, locked = [], set()
+    for number, line in enumerate(constraints.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, _, version = line.partition("==")
+        locked.add(canonicalize_name(name))
+        have = installed(name)
+        if have is not None and have != version.strip():
+            problems.append(
+                f"constraints.txt:{number}: {name} is locked at {version.strip()}, the "
+                f"virtualenv has {have}: run `make setup` (or `make lock` to take {have})"
+            )
+    for requirement in required:
+        name = Requirement(requirement).name
+        if canonicalize_name(name) not in locked:
+            problems.append(f"pyproject.toml names {name}, constraints.txt does not: `make lock`")
+    return problems
+
+
+def _installed(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _required() -> list[str]:
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["tests"],
+    ]
+
+
+def test_the_virtualenv_has_the_locked_versions() -> None:
+    constraints = (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8")
+    assert lock_problems(constraints, _installed, _required()) == []
+
+
+def test_another_version_or_an_unlocked_dependency_is_reported() -> None:
+    constraints = "# header\nMarkdown==3.11.4\npytest==9.2.0\n"
+    found = lock_problems(constraints, {"Markdown": "3.11.3"}.get, ["Markdown>=3", "sybil>=9"])
+    assert found == [
+        "constraints.txt:2: Markdown is locked at 3.11.4, the virtualenv has 3.11.3: run "
+        "`make setup` (or `make lock` to take 3.11.3)",
+        "pyproject.toml names sybil, constraints.txt does not: `make lock`",
+    ]
