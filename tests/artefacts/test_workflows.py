@@ -614,8 +614,28 @@ def test_workflows_install_the_project_editable(repo_root: Path) -> None:
 def test_a_plain_install_of_the_project_is_caught(repo_root: Path, tmp_path: Path) -> None:
     """Break test: the flakehub workflow as it was, whose release step could not find
     releases.yaml."""
-    path = broken(
-        repo_root, tmp_path, "flakehub.yml", "pip install --quiet -e .", "pip install --quiet ."
-    )
+    path = broken(repo_root, tmp_path, "flakehub.yml", "constraints.txt -e .", "constraints.txt .")
     found = plain_project_installs(path.parent)
     assert len(found) == 1 and found[0].startswith("flakehub.yml:"), found
+
+
+def unlocked_installs(workflows: Path) -> list[str]:
+    """`file:LINE` of each pip install without the lock (`-c constraints.txt`): it could move
+    a version the suite was tested with (docs/contributing/decisions.md; checked statically)."""
+    found = []
+    for path in sorted(workflows.glob("*.yml")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            pip = "pip install" in line and "--upgrade pip" not in line
+            if pip and not re.search(r"\s(-c|--constraint)\s+constraints\.txt(\s|$)", line):
+                found.append(f"{path.name}:{number}: {line.strip()}")
+    return found
+
+
+def test_workflows_install_with_the_lock(repo_root: Path) -> None:
+    assert unlocked_installs(repo_root / ".github" / "workflows") == []
+
+
+def test_an_install_without_the_lock_is_caught(repo_root: Path, tmp_path: Path) -> None:
+    path = broken(repo_root, tmp_path, "docs.yml", "-c constraints.txt mike", "mike")
+    found = unlocked_installs(path.parent)
+    assert len(found) == 1 and found[0].startswith("docs.yml:"), found
