@@ -760,14 +760,15 @@ def measure_judging(params: Mapping[str, Any]) -> dict[str, Any]:
         stored = api.call("GET", f"/v1/rules/{quiet['name']}").json() or {}
         send_and_await(api, breaking_trace("c" * 32))
         while_disabled = _violations_of(api, str(quiet["name"]))
-        api.post_json("/v1/rules", later)
-        api.call("POST", f"/v1/rules/{quiet['name']}/enable")
+        created = api.post_json("/v1/rules", later)
+        enabled = api.call("POST", f"/v1/rules/{quiet['name']}/enable")
         send_and_await(api, breaking_trace("d" * 32))
         created_later = _violations_of(api, str(later["name"]))
         enabled_later = _violations_of(api, str(quiet["name"]))
     return {
         "enabled_when_not_given": stored.get("enabled"),
         "violations_while_disabled": while_disabled,
+        "later_rule_created_and_enabled": [created.status, enabled.status],
         "violations_of_a_rule_created_later": created_later,
         "violations_of_a_rule_enabled_later": enabled_later,
     }
@@ -780,6 +781,7 @@ def expect_judging(data: ReleaseData) -> dict[str, Expect]:
     return {
         "enabled_when_not_given": equal(judging.enabled_when_not_given),
         "violations_while_disabled": equal(0),
+        "later_rule_created_and_enabled": equal([200, 200]),
         "violations_of_a_rule_created_later": equal(seen),
         "violations_of_a_rule_enabled_later": equal(seen),
     }
