@@ -146,8 +146,8 @@ def await_or_fail(
         )
 
 
-def violations(api: Backend) -> int:
-    answer = api.call("GET", f"/v1/violations?ruleId={RULE['name']}")
+def violations(api: Backend, rule: str = str(RULE["name"])) -> int:
+    answer = api.call("GET", f"/v1/violations?ruleId={rule}")
     return int((answer.json() or {}).get("totalCount") or 0)
 
 
@@ -742,48 +742,55 @@ def expect_data_files(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("data-files", measure_data_files, expect_data_files, _ports))
 
 
-def _violations_of(api: Backend, rule: str) -> int:
-    answer = api.call("GET", f"/v1/violations?ruleId={rule}")
-    return int((answer.json() or {}).get("totalCount") or 0)
+def _traces_judged(api: Backend, rule: str) -> list[str]:
+    """The traces a rule's violations name (their message says `trace '<id>'`), in order."""
+    listed = api.call("GET", f"/v1/violations?ruleId={rule}&limit=1000").json() or {}
+    messages = [str(v.get("message", "")) for v in listed.get("violations") or []]
+    return sorted({m[1] for text in messages if (m := _TRACE_IN_MESSAGE.search(text))})
+
+
+_TRACE_IN_MESSAGE = re.compile(r"trace '([0-9a-f]+)'")
 
 
 def measure_judging(params: Mapping[str, Any]) -> dict[str, Any]:
     """When a rule judges a trace: one created without `enabled` (as stored, and against a
-    trace that breaks it), and two that come after a breaking trace was judged, one created
-    then and one enabled then; a second breaking trace follows, so that each has judged one
-    trace where it judges only what comes after it, two where it looks back."""
+    trace that breaks it), and two that come after that trace was judged, one created then and
+    one enabled then; a second breaking trace follows. Which traces each rule's violations
+    name shows whether it looked back."""
     quiet = RULE | {"name": "created-without-enabled"}
     del quiet["enabled"]
     later = RULE | {"name": "created-later"}
     with started(params) as api:
         api.post_json("/v1/rules", quiet)
         stored = api.call("GET", f"/v1/rules/{quiet['name']}").json() or {}
-        send_and_await(api, breaking_trace("c" * 32))
-        while_disabled = _violations_of(api, str(quiet["name"]))
+        send_and_await(api, breaking_trace(EARLIER_TRACE))
+        while_disabled = _traces_judged(api, str(quiet["name"]))
         created = api.post_json("/v1/rules", later)
         enabled = api.call("POST", f"/v1/rules/{quiet['name']}/enable")
-        send_and_await(api, breaking_trace("d" * 32))
-        created_later = _violations_of(api, str(later["name"]))
-        enabled_later = _violations_of(api, str(quiet["name"]))
+        send_and_await(api, breaking_trace(NEXT_TRACE))
+        created_later = _traces_judged(api, str(later["name"]))
+        enabled_later = _traces_judged(api, str(quiet["name"]))
     return {
         "enabled_when_not_given": stored.get("enabled"),
-        "violations_while_disabled": while_disabled,
+        "traces_judged_while_disabled": while_disabled,
         "later_rule_created_and_enabled": [created.status, enabled.status],
-        "violations_of_a_rule_created_later": created_later,
-        "violations_of_a_rule_enabled_later": enabled_later,
+        "traces_judged_by_a_rule_created_later": created_later,
+        "traces_judged_by_a_rule_enabled_later": enabled_later,
     }
+
+
+EARLIER_TRACE, NEXT_TRACE = "c" * 32, "d" * 32
 
 
 def expect_judging(data: ReleaseData) -> dict[str, Expect]:
     judging = data.current.backend.judging  # releases.yaml backend.judging
-    # each later rule saw one breaking trace after it came (and two if it looked back)
-    seen = 2 if judging.judges_earlier_traces else 1
+    looked_back: list[str] = [EARLIER_TRACE] if judging.judges_earlier_traces else []
     return {
         "enabled_when_not_given": equal(judging.enabled_when_not_given),
-        "violations_while_disabled": equal(0),
+        "traces_judged_while_disabled": equal([]),
         "later_rule_created_and_enabled": equal([200, 200]),
-        "violations_of_a_rule_created_later": equal(seen),
-        "violations_of_a_rule_enabled_later": equal(seen),
+        "traces_judged_by_a_rule_created_later": equal([*looked_back, NEXT_TRACE]),
+        "traces_judged_by_a_rule_enabled_later": equal([*looked_back, NEXT_TRACE]),
     }
 
 
