@@ -25,15 +25,19 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 LOCK_VENV := .cache/lock-venv
+# CI's Python: a lock written on another one could miss what only CI's needs
+LOCK_PYTHON := 3.11
 lock: ## write constraints.txt anew: the newest versions pyproject.toml allows, from a scratch virtualenv
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(LOCK_PYTHON)".split("."))))' \
+	  || { echo "make lock: run it with Python $(LOCK_PYTHON), CI's (PYTHON=python$(LOCK_PYTHON) make lock)"; exit 1; }
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/pip install --quiet -e '.[tests]'
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[tests,publish]'
 	{ printf '%s\n' '# Written by `make lock` from pyproject.toml; `make setup` installs these versions.' \
 	  '# Do not edit: run `make lock` again, then the tests (docs/contributing/decisions.md).'; \
-	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
-	mv constraints.txt.new constraints.txt
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > $(LOCK_VENV)/constraints.txt
+	cmp -s $(LOCK_VENV)/constraints.txt constraints.txt || cp $(LOCK_VENV)/constraints.txt constraints.txt
 	rm -rf $(LOCK_VENV)
 
 setup: $(STAMP) ## create .venv with the site and test dependencies

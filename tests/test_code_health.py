@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,63 +92,81 @@ def test_a_function_over_the_limit_is_reported(tmp_path: Path) -> None:
 # --- the locked Python packages (constraints.txt, docs/contributing/decisions.md) ------------
 
 
-def lock_problems(
-    constraints: str, installed: Callable[[str], str | None], required: list[str]
-) -> list[str]:
-    """constraints.txt:LINE for each locked package installed at another version, and each
-    dependency of pyproject.toml the lock does not name. A locked package that is not
+def lock_problems(constraints: str, installed: dict[str, str], required: list[str]) -> list[str]:
+    """What makes the virtualenv differ from constraints.txt, or the lock from pyproject.toml:
+    a locked package installed at another version (constraints.txt:LINE), a package installed
+    that the lock does not name, and a requirement of pyproject.toml the lock lacks or pins
+    outside its range. `installed`: canonical name -> version. A locked package that is not
     installed is not judged (an environment marker may leave it out on another Python)."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    problems, locked = [], set()
+    problems, locked = [], {}
     for number, line in enumerate(constraints.splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
+        text = line.split("#", 1)[0].strip()
+        if not text:
             continue
-        name, _, version = line.partition("==")
-        locked.add(canonicalize_name(name))
-        have = installed(name)
-        if have is not None and have != version.strip():
+        pin = Requirement(text)
+        if pin.marker is not None and not pin.marker.evaluate():
+            continue
+        version = next((s.version for s in pin.specifier if s.operator == "=="), "")
+        name = canonicalize_name(pin.name)
+        locked[name] = version
+        have = installed.get(name)
+        if have is not None and have != version:
             problems.append(
-                f"constraints.txt:{number}: {name} is locked at {version.strip()}, the "
-                f"virtualenv has {have}: run `make setup` (or `make lock` to take {have})"
+                f"constraints.txt:{number}: {pin.name} is locked at {version}, the virtualenv "
+                f"has {have}: run `make setup` (or `make lock` to take {have})"
             )
-    for requirement in required:
-        name = Requirement(requirement).name
-        if canonicalize_name(name) not in locked:
-            problems.append(f"pyproject.toml names {name}, constraints.txt does not: `make lock`")
+    for name in sorted(set(installed) - set(locked) - _NOT_LOCKED):
+        problems.append(f"{name} {installed[name]} is installed but not locked: `make lock`")
+    for text in required:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        if name not in locked:
+            problems.append(
+                f"pyproject.toml names {requirement.name}, the lock does not: `make lock`"
+            )
+        elif not requirement.specifier.contains(locked[name], prereleases=True):
+            problems.append(
+                f"pyproject.toml asks for {text}, the lock pins {locked[name]}: `make lock`"
+            )
     return problems
 
 
-def _installed(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
+#: installed beside the locked packages: the project itself, and the installer
+_NOT_LOCKED = {"betrace-dist", "pip", "setuptools"}
 
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
+
+def _installed_now() -> dict[str, str]:
+    from importlib.metadata import distributions
+
+    from packaging.utils import canonicalize_name
+
+    return {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}
 
 
 def _required() -> list[str]:
     import tomllib
 
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return [
-        *project["project"]["dependencies"],
-        *project["project"]["optional-dependencies"]["tests"],
-    ]
+    extras = project["project"]["optional-dependencies"]
+    return [*project["project"]["dependencies"], *(r for group in extras.values() for r in group)]
 
 
 def test_the_virtualenv_has_the_locked_versions() -> None:
     constraints = (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8")
-    assert lock_problems(constraints, _installed, _required()) == []
+    assert lock_problems(constraints, _installed_now(), _required()) == []
 
 
-def test_another_version_or_an_unlocked_dependency_is_reported() -> None:
-    constraints = "# header\nMarkdown==3.11.4\npytest==9.2.0\n"
-    found = lock_problems(constraints, {"Markdown": "3.11.3"}.get, ["Markdown>=3", "sybil>=9"])
-    assert found == [
-        "constraints.txt:2: Markdown is locked at 3.11.4, the virtualenv has 3.11.3: run "
+def test_another_version_an_unlocked_package_or_a_stale_lock_is_reported() -> None:
+    constraints = "# header\nmarkdown==3.11.4\npytest==9.2.0\nold==1 ; python_version < '3'\n"
+    installed = {"markdown": "3.11.3", "pytest": "9.2.0", "stray": "1.0"}
+    required = ["Markdown==3.11.5", "sybil>=9", "pytest>=8"]
+    assert lock_problems(constraints, installed, required) == [
+        "constraints.txt:2: markdown is locked at 3.11.4, the virtualenv has 3.11.3: run "
         "`make setup` (or `make lock` to take 3.11.3)",
-        "pyproject.toml names sybil, constraints.txt does not: `make lock`",
+        "stray 1.0 is installed but not locked: `make lock`",
+        "pyproject.toml asks for Markdown==3.11.5, the lock pins 3.11.4: `make lock`",
+        "pyproject.toml names sybil, the lock does not: `make lock`",
     ]

@@ -619,14 +619,17 @@ def test_a_plain_install_of_the_project_is_caught(repo_root: Path, tmp_path: Pat
     assert len(found) == 1 and found[0].startswith("flakehub.yml:"), found
 
 
+#: pip's constraint option naming the lock: `-c constraints.txt`, `--constraint=./constraints.txt`
+_LOCKED = re.compile(r"\s(-c|--constraint)(\s+|=)(\./)?constraints\.txt(\s|$)")
+
+
 def unlocked_installs(workflows: Path) -> list[str]:
     """`file:LINE` of each pip install without the lock (`-c constraints.txt`): it could move
     a version the suite was tested with (docs/contributing/decisions.md; checked statically)."""
     found = []
     for path in sorted(workflows.glob("*.yml")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            pip = "pip install" in line and "--upgrade pip" not in line
-            if pip and not re.search(r"\s(-c|--constraint)\s+constraints\.txt(\s|$)", line):
+            if "pip install" in line and not _LOCKED.search(line):
                 found.append(f"{path.name}:{number}: {line.strip()}")
     return found
 
@@ -635,7 +638,20 @@ def test_workflows_install_with_the_lock(repo_root: Path) -> None:
     assert unlocked_installs(repo_root / ".github" / "workflows") == []
 
 
-def test_an_install_without_the_lock_is_caught(repo_root: Path, tmp_path: Path) -> None:
-    path = broken(repo_root, tmp_path, "docs.yml", "-c constraints.txt mike", "mike")
+@pytest.mark.parametrize(
+    ("option", "refused"),
+    [
+        ("", True),
+        ("--upgrade pip mike", True),
+        ("-c other.txt", True),
+        ("--constraint=./constraints.txt", False),
+        ("--constraint constraints.txt", False),
+    ],
+)
+def test_an_install_without_the_lock_is_caught(
+    repo_root: Path, tmp_path: Path, option: str, refused: bool
+) -> None:
+    path = broken(repo_root, tmp_path, "docs.yml", "-c constraints.txt -e", f"{option} -e")
     found = unlocked_installs(path.parent)
-    assert len(found) == 1 and found[0].startswith("docs.yml:"), found
+    assert (found != []) == refused, found
+    assert all(f.startswith("docs.yml:") for f in found), found
