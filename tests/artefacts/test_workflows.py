@@ -655,3 +655,43 @@ def test_an_install_without_the_lock_is_caught(
     found = unlocked_installs(path.parent)
     assert (found != []) == refused, found
     assert all(f.startswith("docs.yml:") for f in found), found
+
+
+_PYTHON_VERSION = re.compile(r"^\s*python-version:\s*[\"']?(?P<version>[^\"'\s#]+)")
+_LOCK_PYTHON = re.compile(r"^LOCK_PYTHON\s*:?=\s*(?P<version>\S+)\s*$", re.MULTILINE)
+
+
+def other_pythons(workflows: Path, makefile: Path) -> list[str]:
+    """`file:LINE` of each workflow's `python-version` other than the Python the lock is
+    written with (the Makefile's LOCK_PYTHON): the lock's exact pins are of that Python, so a
+    workflow on another may find no wheel of a pinned compiled package (checked statically)."""
+    lock = _LOCK_PYTHON.search(makefile.read_text(encoding="utf-8"))
+    if lock is None:
+        return [f"{makefile.name}: no LOCK_PYTHON := <version> line"]
+    found = []
+    for path in sorted(workflows.glob("*.yml")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = _PYTHON_VERSION.search(line)
+            if match and match["version"] != lock["version"]:
+                found.append(
+                    f"{path.name}:{number}: python-version {match['version']}, but the lock is "
+                    f"written with {lock['version']} ({makefile.name} LOCK_PYTHON)"
+                )
+    return found
+
+
+def test_workflows_run_the_python_the_lock_is_written_with(repo_root: Path) -> None:
+    assert other_pythons(repo_root / ".github" / "workflows", repo_root / "Makefile") == []
+
+
+def test_a_workflow_on_another_python_is_caught(repo_root: Path, tmp_path: Path) -> None:
+    old, new = 'python-version: "3.11"', 'python-version: "3.12"'
+    path = broken(repo_root, tmp_path, "docs.yml", old, new)
+    (found,) = other_pythons(path.parent, repo_root / "Makefile")
+    assert found.startswith("docs.yml:") and "3.12" in found and "LOCK_PYTHON" in found, found
+    makefile = tmp_path / "Makefile"
+    makefile.write_text("LOCK_PYTHON := 3.12\n", encoding="utf-8")
+    every = other_pythons(repo_root / ".github" / "workflows", makefile)
+    assert every and all("python-version 3.11, but" in f for f in every), every
+    makefile.write_text("PYTHON := python3\n", encoding="utf-8")
+    assert "no LOCK_PYTHON" in other_pythons(path.parent, makefile)[0]

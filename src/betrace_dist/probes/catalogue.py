@@ -151,6 +151,12 @@ def violations(api: Backend, rule: str = str(RULE["name"])) -> int:
     return int((answer.json() or {}).get("totalCount") or 0)
 
 
+def violation_messages(api: Backend, rule: str) -> list[str]:
+    """The messages of a rule's violations, as the API lists them (up to 1,000)."""
+    listed = api.call("GET", f"/v1/violations?ruleId={rule}&limit=1000").json() or {}
+    return [str(v.get("message", "")) for v in listed.get("violations") or []]
+
+
 def traffic(api: Backend) -> None:
     """API calls just before a stop: the case in which stops were slowest."""
     for n in range(3):
@@ -743,9 +749,9 @@ register(Probe("data-files", measure_data_files, expect_data_files, _ports))
 
 
 def _traces_judged(api: Backend, rule: str) -> list[str]:
-    """The traces a rule's violations name (their message says `trace '<id>'`), in order."""
-    listed = api.call("GET", f"/v1/violations?ruleId={rule}&limit=1000").json() or {}
-    messages = [str(v.get("message", "")) for v in listed.get("violations") or []]
+    """The traces a rule's violations name (their message says `trace '<id>'`), each once,
+    sorted."""
+    messages = violation_messages(api, rule)
     return sorted({m[1] for text in messages if (m := _TRACE_IN_MESSAGE.search(text))})
 
 
@@ -862,8 +868,7 @@ register(Probe("late-span", measure_late_span, expect_late_span, _ports))
 
 def _levels(api: Backend, rule: str, trace_id: str) -> dict[str, int]:
     """A rule's violations of one trace, by their kind (as the rule examples read them)."""
-    listed = api.call("GET", f"/v1/violations?ruleId={rule}&limit=1000").json() or {}
-    mine = [str(v.get("message", "")) for v in listed.get("violations") or []]
+    mine = violation_messages(api, rule)
     kinds = [violation_kind(m) for m in mine if f"trace '{trace_id}'" in m]
     return {level: kinds.count(level) for level in ("span", "trace")}
 
@@ -1543,8 +1548,7 @@ def _booleans_as_rules_read_them(api: Backend, span: Any, post: Any) -> int:
     mark = api.log_mark()
     post(spans, url=f"http://127.0.0.1:{api.http_port}/v1/spans")
     await_or_fail(api, {trace}, mark)
-    answer = api.call("GET", f"/v1/violations?ruleId={BOOLEAN_RULE['name']}").json() or {}
-    return int(answer.get("totalCount") or 0)
+    return violations(api, str(BOOLEAN_RULE["name"]))
 
 
 MEASUREMENTS["python-example"] = Probe(
@@ -1595,14 +1599,14 @@ def measure_otel_exporter(params: Mapping[str, Any]) -> dict[str, Any]:
             pass
         own.shutdown()
         await_or_fail(api, seen - before, mark)
-        booleans = api.call("GET", f"/v1/violations?ruleId={BOOLEAN_RULE['name']}").json() or {}
+        booleans = violations(api, str(BOOLEAN_RULE["name"]))
     return {
         "traces": len(before),
         "violations": found.get("totalCount"),
         "violation_kinds": sorted(
             violation_kind(str(v.get("message"))) for v in found.get("violations") or []
         ),
-        "boolean_violations": booleans.get("totalCount"),
+        "boolean_violations": booleans,
         "behaviour": _exporter_behaviour(scope),
     }
 
