@@ -70,10 +70,15 @@ def _container_references(container: dict[str, Any]) -> list[tuple[str, str, str
     return found
 
 
+def pod_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """A pod spec's init containers, then its containers (each a mapping)."""
+    return _maps(pod.get("initContainers")) + _maps(pod.get("containers"))
+
+
 def pod_references(pod: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(kind, name, key or '') of every Secret, ConfigMap and PVC a pod spec needs."""
     found = [ref for volume in _maps(pod.get("volumes")) for ref in _volume_references(volume)]
-    for container in _maps(pod.get("initContainers")) + _maps(pod.get("containers")):
+    for container in pod_containers(pod):
         found += _container_references(container)
     return found
 
@@ -82,7 +87,7 @@ def _container_problem(obj: K8sObject) -> str | None:
     """What keeps one of the object's pods' containers from starting (World.never_starts)."""
     pod = obj.pod_spec() or {}
     pod_context = _map(pod.get("securityContext"))
-    for container in _maps(pod.get("initContainers")) + _maps(pod.get("containers")):
+    for container in pod_containers(pod):
         name = container.get("name")
         image = container.get("image")
         problem = image_reference_problem(image) if isinstance(image, str) else None
@@ -163,9 +168,8 @@ class K8sObject:
         return self.labels.get("app.kubernetes.io/component")
 
     def containers(self) -> list[dict[str, Any]]:
-        spec = self.doc.get("spec") or {}
-        pod = (spec.get("template") or {}).get("spec") or spec
-        return list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
+        spec = _map(self.doc.get("spec"))
+        return pod_containers(_map(spec.get("template")).get("spec") or spec)
 
     def pod(self) -> dict[str, Any]:
         """The pod this object is (a Pod) or runs (a workload's template); {} for other kinds."""
