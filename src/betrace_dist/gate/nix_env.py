@@ -18,7 +18,7 @@ import os
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -61,32 +61,27 @@ class Assignment:
     path: tuple[str, ...]
     value: str | None  # a plain string literal, else None
     line: int  # 1-based, in the block
-    #: the value's first tokens as written (identifiers, string values, punctuation), up to its
-    #: `;`: `true`, `backend.overrideAttrs (`, `[ -p2 ]` (at most _WORDS of them)
-    words: tuple[str, ...] = ()
-    #: the kind of each of `words` (Token.kind: id, str, punctuation)
-    kinds: tuple[str, ...] = ()
+    #: the value's first tokens (at most _WORDS of them), up to its `;`
+    tokens: tuple[Token, ...] = ()
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The tokens as written (identifiers, string values, punctuation): `true`,
+        `backend.overrideAttrs (`, `[ -p2 ]`."""
+        return tuple(t.text if t.text is not None else t.raw for t in self.tokens)
 
 
 #: how many tokens of a value an Assignment keeps
 _WORDS = 12
 
 
-def _words(toks: list[Token], start: int) -> tuple[str, ...]:
-    return tuple(t.text if t.text is not None else t.raw for t in _value_tokens(toks, start))
-
-
-def _kinds(toks: list[Token], start: int) -> tuple[str, ...]:
-    return tuple(t.kind for t in _value_tokens(toks, start))
-
-
-def _value_tokens(toks: list[Token], start: int) -> list[Token]:
+def _value_tokens(toks: list[Token], start: int) -> tuple[Token, ...]:
     out: list[Token] = []
     for tok in toks[start : start + _WORDS]:
         if tok.kind == ";":
             break
         out.append(tok)
-    return out
+    return tuple(out)
 
 
 def _skip_string(text: str, i: int, closing: str) -> tuple[int, str | None]:
@@ -192,8 +187,7 @@ def assignments(text: str) -> list[Assignment]:
             ends = [t.kind for t in toks[eq + 2 : eq + 3]]
             plain = value is not None and value.kind == "str" and ends == [";"]
             text_value = value.text if value is not None and plain else None
-            words, kinds = _words(toks, eq + 1), _kinds(toks, eq + 1)
-            out.append(Assignment(tuple(full), text_value, tok.line, words, kinds))
+            out.append(Assignment(tuple(full), text_value, tok.line, _value_tokens(toks, eq + 1)))
             pending[-1] = full
             i, start = eq + 1, False
             continue
@@ -422,7 +416,7 @@ def _from_service(found: Assignment, service: str = _SERVICE) -> Assignment | No
     path = found.path
     for i in range(len(path) - 1):
         if path[i : i + 2] == ("services", service):
-            return Assignment(path[i:], found.value, found.line, found.words, found.kinds)
+            return replace(found, path=path[i:])
     return None
 
 
@@ -459,7 +453,7 @@ def grafana_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
     for a in allowed:
         if a.value is not None and plugin_id in split_list(a.value):
             return []
-        items = [(w, k) for w, k in zip(a.words, a.kinds, strict=False) if w not in ("[", "]")]
+        items = [(w, t.kind) for w, t in zip(a.words, a.tokens, strict=True) if w not in "[]"]
         strings_only = a.words[:1] == ("[",) and a.words[-1:] == ("]",)
         strings_only = strings_only and all(k == "str" for _, k in items)
         if strings_only and plugin_id in [w for w, _ in items]:
