@@ -21,7 +21,8 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[tests,backend]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[tests,backend]' \
+	  || { echo "make setup: pip could not install the locked versions; if it names a conflict with constraints.txt, pyproject.toml asks for versions the lock lacks: run make lock"; exit 1; }
 	touch $@
 
 LOCK_VENV := .cache/lock-venv
