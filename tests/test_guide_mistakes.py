@@ -213,6 +213,11 @@ CASES = [
         ],
     ),
     (
+        "helm-upgrade-drops-values.md",
+        "--namespace monitoring --version",
+        ["drops values the release has", "(values: adminUser)", "Add --reuse-values"],
+    ),
+    (
         "helm-grafana-rolling-volume.md",
         "helm upgrade grafana",
         ["ReadWriteOnce volume", "deploymentStrategy.type: Recreate"],

@@ -89,11 +89,33 @@ def test_reuse_values_keeps_the_values_given_at_install(session: Session) -> Non
 
 def test_an_upgrade_without_values_takes_the_previous_ones(session: Session) -> None:
     """Helm's rule without --reuse-values: an upgrade that gives no values at all takes the
-    previous revision's; one that gives any starts from the chart's defaults."""
+    previous revision's; one that gives any starts from the chart's defaults, which the gate
+    refuses unless the page says it means it (--reset-values)."""
     run(session, f"{INSTALL} -n betrace --set backend.ports.http=9000\n{UPGRADE}\n")
     assert 9000 in _ports(_backend(session))
-    run(session, f"{UPGRADE} --set image.registry={REGISTRY}\n")
+    dropped = r"drops values the release has .* \(values: backend\.ports\.http\)"
+    with pytest.raises(CommandError, match=dropped):
+        run(session, f"{UPGRADE} --set image.registry={REGISTRY}\n")
+    assert 9000 in _ports(_backend(session))  # refused: the release is as it was
+    run(session, f"{UPGRADE} --set image.registry={REGISTRY} --set backend.ports.http=9000\n")
+    run(session, f"{UPGRADE} --reset-values --set image.registry={REGISTRY}\n")
     assert 9000 not in _ports(_backend(session))
+
+
+def test_an_upgrade_of_the_grafana_chart_that_drops_its_values_is_refused(
+    session: Session,
+) -> None:
+    """The existing-Grafana guide's upgrade for real without the --reuse-values of its dry run:
+    the page's Grafana loses the values it was installed with (a reviewer's edit the gate
+    passed before)."""
+    chart = session.release.current.grafana_chart
+    ref = f"{chart.repo_name}/grafana --version {chart.version} -n monitoring"
+    install = f"helm install grafana {ref} --create-namespace --set adminUser=ops\n"
+    run(session, f"helm repo add {chart.repo_name} {chart.repo_url}\n{install}")
+    upgrade = f"helm upgrade grafana {ref} --set replicas=1"
+    with pytest.raises(CommandError, match=r"\(values: adminUser\)"):
+        run(session, upgrade + "\n")
+    run(session, upgrade + " --reuse-values\n")
 
 
 PREVIOUS = {"a": {"b": 1, "kept": 1}, "x": 1}

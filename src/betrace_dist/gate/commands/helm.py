@@ -406,9 +406,8 @@ def _remote_release(
     a model of it. The release keeps its Grafana-level values for the next upgrade."""
     umbrella = _modelled_chart(inv, ref, parsed)
     values = _remote_values(inv, parsed, umbrella)
-    if existing is not None and parsed.has("--reuse-values"):
-        values = _merge(existing.values, values)
     if existing is not None:
+        values = _upgrade_values(parsed, existing.values, values)
         problem = rolling_volume_problem(values)
         if problem is not None:
             raise CommandError(f"helm upgrade {name}: {problem}")
@@ -713,6 +712,8 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
         release = _remote_release(inv, name, ref, parsed, existing)
     else:
         release = _local_release(inv, parsed, chart, existing, upgrade)
+    if existing is not None:
+        _values_kept(parsed, existing, release)
     if _dry_run(parsed):
         return  # rendered and checked, sent nowhere: the cluster stays as it was
     if existing is not None:
@@ -721,6 +722,38 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     if kept is not None:  # --replace: Install.replaceRelease numbers on; install prunes none
         _supersede(kept, release, (0, "helm install keeps every revision"), "install")
     _settle(inv, parsed.sub[0], release, _waits(parsed))
+
+
+def _leaves(values: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The key path of every value that is not a non-empty mapping."""
+    found: list[tuple[str, ...]] = []
+    for key, value in values.items():
+        path = (*prefix, str(key))
+        found += _leaves(value, path) if isinstance(value, dict) and value else [path]
+    return found
+
+
+def _values_kept(parsed: CommandLine, existing: HelmRelease, release: HelmRelease) -> None:
+    """An upgrade that gives values without --reuse-values or --reset-then-reuse-values starts
+    again from the chart's defaults and the values given (Upgrade.reuseValues): the values the
+    release had and the command does not give again are lost, which a page must mean
+    (--reset-values says so)."""
+    if parsed.has("--reset-values"):
+        return
+    kept = set(_leaves(release.values))
+    dropped = [
+        ".".join(path)
+        for path in _leaves(existing.values)
+        if not any(path[:i] in kept for i in range(1, len(path) + 1))
+    ]
+    if dropped:
+        raise CommandError(
+            f"helm upgrade {release.name} drops values the release has and this command does "
+            f"not give again ({listing('values', dropped)}): an upgrade that gives values "
+            "without --reuse-values or --reset-then-reuse-values starts again from the chart's "
+            "defaults (Upgrade.reuseValues in Helm's pkg/action/upgrade.go). Add --reuse-values, "
+            "give the same values again, or write --reset-values if dropping them is meant"
+        )
 
 
 #: the words Go's strconv.ParseBool reads as true (as _NO_WAIT's false ones)
