@@ -213,6 +213,11 @@ CASES = [
         ],
     ),
     (
+        "helm-grafana-init-request.md",
+        "helm install grafana",
+        ["initContainers[0].resources.requests", "must be less than or equal to memory limit"],
+    ),
+    (
         "helm-upgrade-drops-values.md",
         "--namespace monitoring --version",
         ["drops values the release has", "(values: adminUser)", "Add --reuse-values"],

@@ -219,3 +219,41 @@ def test_a_value_that_is_no_string_is_left_to_the_schema() -> None:
     bad.doc["spec"]["type"] = 3
     problems = chart_policy.validate_kubernetes([bad], [VERSION])
     assert len(problems) == 1 and "(Kubernetes 1.25): spec.type: 3 is not of type" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "refused"),
+    [
+        ({"memory": "128Mi"}, {"memory": "64Mi"}, 'Invalid value: "128Mi": must be less than or '
+         "equal to memory limit of 64Mi"),
+        ({"cpu": "1"}, {"cpu": "500m"}, 'Invalid value: "1": must be less than or equal to cpu '
+         "limit of 500m"),
+        ({"cpu": "0.5", "memory": "64Mi"}, {"cpu": "500m", "memory": "0.0625Gi"}, None),
+        ({"cpu": "10m", "memory": "16Mi"}, {"cpu": "100m", "memory": "64Mi"}, None),
+        ({"memory": "1G"}, {"memory": "1Gi"}, None),  # 10^9 is less than 2^30
+        ({"memory": "2Gi"}, {"cpu": "1"}, None),  # no limit of memory: any request
+    ],
+)  # fmt: skip
+def test_a_request_above_its_limit_is_refused_in_the_api_servers_words(
+    requests: dict[str, str], limits: dict[str, str], refused: str | None
+) -> None:
+    """The schemas cannot compare two fields; the API server refuses such a container
+    (validateResourceRequirements), in an init container as in any other."""
+    for containers in ("containers", "initContainers"):
+        bad = manifest("Deployment", (*TPL, containers), [
+            CONTAINER | {"resources": {"requests": requests, "limits": limits}}
+        ])  # fmt: skip
+        problems = chart_policy.validate_kubernetes([bad], [VERSION])
+        path = f"spec.template.spec.{containers}[0].resources.requests"
+        assert problems == ([f"page.yaml Deployment/a: {path}: {refused}"] if refused else [])
+
+
+def test_quantities_read_as_kubernetes_reads_them() -> None:
+    from fractions import Fraction
+
+    from betrace_dist.quantity import parse
+
+    cases = {"64Mi": 64 * 2**20, "100m": Fraction(1, 10), "1.5": Fraction(3, 2), "2e3": 2000,
+             "1E": 10**18, "0.5Gi": 2**29, "10M": 10**7, "1": 1, 2: 2, "+.5k": 500}  # fmt: skip
+    assert {q: parse(q) for q in cases} == cases
+    assert [parse(q) for q in ("64MB", "Mi", "1Mi1", "", True, None, "1 Mi")] == [None] * 7

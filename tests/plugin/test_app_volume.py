@@ -11,7 +11,6 @@ here (no kubelet here).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from betrace_dist import REPO_ROOT, plugin_build
 from betrace_dist.artefacts.chart_policy import Helm
 from betrace_dist.gate.lexer import blocks
 from betrace_dist.gate.render import Site
+from betrace_dist.quantity import parse
 from betrace_dist.release import ReleaseData
 
 from ..conftest import skip_or_fail
@@ -30,17 +30,14 @@ from ..conftest import skip_or_fail
 CHART = REPO_ROOT / "helm" / "betrace"
 GUIDE = REPO_ROOT / "docs" / "guides" / "add-betrace-to-an-existing-grafana.md"
 BLOCK = 4096
-_QUANTITY = re.compile(r"^(?P<number>\d+)(?P<unit>Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6,
-          "G": 10**9, "T": 10**12, None: 1}  # fmt: skip
 
 
 def quantity(text: str) -> int:
-    """Bytes of a Kubernetes quantity as the distribution writes sizes (`64Mi`, `1G`, `500`)."""
-    match = _QUANTITY.match(text.strip())
-    if match is None:
-        raise ValueError(f"not a size this test reads: {text!r}")
-    return int(match["number"]) * _UNITS[match["unit"]]
+    """Bytes of a Kubernetes quantity (`64Mi`)."""
+    value = parse(text)
+    if value is None:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    return int(value)
 
 
 def disk_use(tree: Path) -> int:
@@ -142,7 +139,7 @@ def test_sizes_are_read_as_kubernetes_writes_them() -> None:
     assert [quantity(q) for q in ("64Mi", "1Gi", "500", "2k", "1M")] == [
         64 * 2**20, 2**30, 500, 2000, 10**6,
     ]  # fmt: skip
-    with pytest.raises(ValueError, match="not a size this test reads: '64MB'"):
+    with pytest.raises(ValueError, match="not a Kubernetes quantity: '64MB'"):
         quantity("64MB")
     doc = {"extraVolumes": [{"name": "app", "emptyDir": {"sizeLimit": "8Mi"}},
                             {"name": "other", "emptyDir": {"sizeLimit": "1Mi"}}],

@@ -13,6 +13,13 @@ pkg/apis/core/validation/validation.go and pkg/apis/apps/validation/validation.g
 
 A field left out, or empty, is defaulted by the API server before it validates, so neither is
 a problem here; a value that is not a string is one the schema validation already reports.
+
+One rule between two fields is here too, for the same reason (the schemas cannot hold it): a
+container's request of a resource may not exceed its limit of it (validateResourceRequirements
+in kubernetes/kubernetes pkg/apis/core/validation/validation.go, read at commit 000f2605; the
+rule is as old as limits): `<path>.resources.requests: Invalid value: "<request>": must be less
+than or equal to <resource> limit of <limit>`. The API server writes both quantities in their
+canonical form; here they stand as the page wrote them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from .. import quantity
 from ..names import go_quote
 
 #: core/v1/types.go v0.35.2 lines 3636-3638 (RestartPolicyAlways, RestartPolicyOnFailure,
@@ -104,6 +112,22 @@ def _pod_spec(doc: dict[str, Any], kind: str) -> Iterator[str]:
             )
             for j, port in _items(container, "ports"):
                 yield from _check(port, "protocol", f"{where}.ports[{j}].protocol", PROTOCOLS)
+            yield from _over_limit(container, f"{where}.resources.requests")
+
+
+def _over_limit(container: Any, path: str) -> Iterator[str]:
+    """Each request of the container above its limit of the same resource."""
+    resources = _at(container, ("resources",))
+    requests, limits = _at(resources, ("requests",)), _at(resources, ("limits",))
+    if not isinstance(requests, dict) or not isinstance(limits, dict):
+        return
+    for name, request in requests.items():
+        wanted, limit = quantity.parse(request), quantity.parse(limits.get(name))
+        if wanted is not None and limit is not None and wanted > limit:
+            yield (
+                f"{path}: Invalid value: {go_quote(str(request))}: must be less than or equal "
+                f"to {name} limit of {limits[name]}"
+            )
 
 
 def _service(doc: dict[str, Any]) -> Iterator[str]:

@@ -322,7 +322,7 @@ def _init_containers(values: dict[str, Any]) -> list[dict[str, Any]]:
     later checks read, the image and the security context among them (an image with a
     template in it is left out: the model renders no template)."""
     return [
-        {k: c[k] for k in ("name", "image", "securityContext") if k in c}
+        {k: c[k] for k in ("name", "image", "securityContext", "resources") if k in c}
         | {"name": c.get("name", "")}
         | ({"image": None} if "{{" in str(c.get("image")) else {})
         for c in values.get("extraInitContainers") or []
@@ -639,7 +639,6 @@ def _local_release(
     problems = backend_env.manifest_problems([o.doc for o in objects], inv.session.release)
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
-    _values_supported(objects)
     _images_published(inv, objects)
     ours = inv.session.is_projects(chart, f"helm/{inv.session.release.current.chart.name}", _FREE)
     release = HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours)
@@ -668,7 +667,7 @@ def _values_supported(objects: list[K8sObject]) -> None:
     fixed set (kube_enums: the JSON Schemas have no enums), as `kubectl apply` of the same
     object is refused: Helm would fail the install with the API server's message."""
     for obj in objects:
-        problems = kube_enums.problems(obj.doc)
+        problems = kube_enums.problems({"kind": obj.kind} | obj.doc)  # a model's doc has none
         if problems:
             raise CommandError(
                 f"the API server would refuse the release's {obj.kind}/{obj.name}: {problems[0]}"
@@ -712,6 +711,7 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
         release = _remote_release(inv, name, ref, parsed, existing)
     else:
         release = _local_release(inv, parsed, chart, existing, upgrade)
+    _values_supported(release.objects)
     if existing is not None:
         _values_kept(parsed, existing, release)
     if _dry_run(parsed):

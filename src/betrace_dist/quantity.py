@@ -1,0 +1,36 @@
+"""Kubernetes quantities (`64Mi`, `100m`, `1.5`, `2e3`) as exact numbers.
+
+The grammar is apimachinery's (pkg/api/resource/quantity.go, ParseQuantity): a signed decimal
+number, then a binary suffix (Ki to Ei, powers of 1024), a decimal one (n, u, m, none, k, M, G,
+T, P, E) or a decimal exponent (e3, E-2). YAML may give a bare number (`cpu: 1`), which reads as
+the same quantity.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+_QUANTITY = re.compile(
+    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
+    r"(?:(?P<binary>[KMGTPE]i)|(?P<exponent>[eE][+-]?\d+)|(?P<decimal>[numkMGTPE]?))$"
+)
+_BINARY = {f"{p}i": Fraction(1024**n) for n, p in enumerate("KMGTPE", 1)}
+_DECIMAL = {s: Fraction(10) ** e for s, e in
+            (("n", -9), ("u", -6), ("m", -3), ("", 0), ("k", 3), ("M", 6), ("G", 9), ("T", 12),
+             ("P", 15), ("E", 18))}  # fmt: skip
+
+
+def parse(value: object) -> Fraction | None:
+    """The quantity's exact value, or None where it is not one (the schemas report that)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
+        return None
+    number = Fraction(match["number"])
+    if match["binary"]:
+        return number * _BINARY[match["binary"]]
+    if match["exponent"]:
+        return number * Fraction(10) ** int(match["exponent"][1:])
+    return number * _DECIMAL[match["decimal"] or ""]
