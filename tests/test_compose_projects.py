@@ -308,3 +308,25 @@ def test_cp_from_the_backend_reads_only_what_its_image_and_volumes_hold(
         run(session, f"docker compose cp {word} ./rules-backup.json\n")
     run(session, "docker compose cp backend:/var/lib/betrace/rules.json ./rules-backup.json\n")
     run(session, "docker compose cp backend:rules.json ./rules-backup.json\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ("cp backend:/var/lib/betrace/data/rules.json ./r.json", "no 'data/rules.json'"),
+        ("cp backend:/var/lib/betrace/rules.yaml ./r.json", "no 'rules.yaml'"),
+        ("cp ./r.json backend:/var/lib/betrace/data/rules.json", "no 'data/rules.json'"),
+    ],
+)
+def test_cp_in_the_backends_data_folder_names_what_the_backend_keeps_there(
+    session: Session, command: str, said: str
+) -> None:
+    """The data folder (BETRACE_DATA_DIR, the volume's mount) holds the files the probe
+    data-files finds, at its top: a backup from a folder below it passed (a reviewer's edit of
+    the Compose guide); a copy back to the folder itself passes."""
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\n")
+    with pytest.raises(CommandError, match=rf"data folder /var/lib/betrace holds rules\.json .*"
+                       rf"{said}"):  # fmt: skip
+        run(session, f"echo '{{}}' > r.json\ndocker compose {command}\n")
+    run(session, "docker compose cp ./r.json backend:/var/lib/betrace/rules.json\n")
+    run(session, "docker compose cp backend:/var/lib/betrace ./backup\n")

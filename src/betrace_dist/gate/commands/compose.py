@@ -580,6 +580,25 @@ def _cp_path(session: Session, positional: list[str], services: dict[str, Any]) 
             f"{', '.join(copied)} (docker/Dockerfile's backend stage, FROM scratch), and its "
             f"volumes are at {', '.join(mounted) or 'nothing'}"
         )
+    data_dir = dict(services[name].get("environment") or {}).get("BETRACE_DATA_DIR")
+    if isinstance(data_dir, str) and data_dir.startswith("/"):
+        _in_data_dir(session, path, posixpath.normpath(data_dir), word is positional[0])
+
+
+def _in_data_dir(session: Session, path: str, data_dir: str, source: bool) -> None:
+    """A path in the backend's data folder names what the backend keeps there: the files the
+    probe data-files finds in every run (releases.yaml backend.data_files), all at its top.
+    Copied from, the file must be one of them; copied to, its folder must be the data folder."""
+    if not path.startswith(data_dir + "/"):
+        return
+    name = path[len(data_dir) + 1 :]
+    files = session.release.current.backend.data_files.after_a_rule
+    if (source and name not in files) or (not source and "/" in name):
+        raise CommandError(
+            f"docker compose cp: the backend's data folder {data_dir} holds "
+            f"{', '.join(files)} at its top (once a rule was made: releases.yaml "
+            f"backend.data_files, measured by the probe data-files), so it has no '{name}'"
+        )
 
 
 @functools.cache
