@@ -330,3 +330,25 @@ def test_cp_in_the_backends_data_folder_names_what_the_backend_keeps_there(
         run(session, f"echo '{{}}' > r.json\ndocker compose {command}\n")
     run(session, "docker compose cp ./r.json backend:/var/lib/betrace/rules.json\n")
     run(session, "docker compose cp backend:/var/lib/betrace ./backup\n")
+
+
+def test_an_external_network_must_be_one_a_started_stack_makes(session: Session) -> None:
+    """A reviewer named the stack's network `betrace_net` in the Compose guide's file for the
+    reader's own containers and the gate passed: `config` needs no network, but the file's `up`
+    would fail. The network must be one a stack started on the page makes, by the name
+    `docker compose config` resolves; after `down` it is gone."""
+    app = (
+        "mkdir -p my-app && cat > my-app/compose.yaml <<'YAML'\n"
+        "services:\n  app:\n    image: my-app:1.0\n    networks: [betrace]\n"
+        "networks:\n  betrace:\n    name: {name}\n    external: true\nYAML\n"
+        "docker compose -f my-app/compose.yaml config --quiet\n"
+    )
+    with pytest.raises(CommandError, match=r"named 'betrace_default', which no stack started"):
+        run(session, app.format(name="betrace_default"))  # the stack is not up yet
+    run(session, "cd docker\n" + ENV + "docker compose up --build --wait\ncd ..\n")
+    with pytest.raises(CommandError, match=r"'betrace_net'.*\(networks: betrace_default\)"):
+        run(session, app.format(name="betrace_net"))
+    run(session, app.format(name="betrace_default"))
+    run(session, "cd docker && docker compose down && cd ..\n")
+    with pytest.raises(CommandError, match=r"no stack started on this page makes \(no networks"):
+        run(session, app.format(name="betrace_default"))

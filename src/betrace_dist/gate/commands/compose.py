@@ -531,6 +531,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
             raise CommandError(_no_service(sub, name, list(services)))
     if sub == "cp":
         _cp_path(inv.session, positional, services)
+    _external_networks(inv.session.world, project, line)
     if sub in ("cp", "port"):
         named = []  # they change nothing in the world
     # a project is its name, as Compose knows it: the same name in two folders is one project
@@ -550,6 +551,31 @@ def compose(inv: Invocation, args: list[str]) -> None:
         _program_exists(positional[0], services[positional[0]], positional[1], inv.session)
     if (sub == "logs" and line.args.on("-f", "--follow")) or sub in ("watch", "events"):
         inv.never_returns(f"`docker compose {sub}` streams until stopped: it runs")
+
+
+def _external_networks(world: World, project: dict[str, Any], line: ComposeLine) -> None:
+    """A network the project declares `external: true` is one Compose looks up and does not
+    make: at `up` it fails without it ("network ... declared as external, but could not be
+    found": Compose v2's words as its users report them; not run here, which has no Docker
+    daemon). On a page it is the network of a stack the
+    page started (Compose makes a project's networks at `up` and removes them at `down`); the
+    network's name is the one `docker compose config` resolves. `config` and `down` of such a
+    project need no network, but the file must name one that a stack on this page makes."""
+    made = {
+        str(net.get("name"))
+        for other in world.compose_projects.values()
+        for net in (other.get("networks") or {}).values()
+        if isinstance(net, dict) and not net.get("external")
+    }
+    for key, net in (project.get("networks") or {}).items():
+        name = str(net.get("name") or key) if isinstance(net, dict) else str(key)
+        if isinstance(net, dict) and net.get("external") and name not in made:
+            raise CommandError(
+                f"docker compose {line.sub}: network {key} is external, named '{name}', which no "
+                f"stack started on this page makes ({listing('networks', sorted(made))}): "
+                f'Compose does not create it, and `up` fails with "network {name} declared as '
+                'external, but could not be found"'
+            )
 
 
 #: what Docker puts into every container at its start, whatever its image
