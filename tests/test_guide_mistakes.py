@@ -138,6 +138,11 @@ CASES = [
     ),
     ("make-gate-page.md", "make gate", ["there is no 'docs/guides/tarbal.md'"]),
     (
+        "docker-build-context-outside-clone.md",
+        "patches=../patches",
+        ["--build-context patches=../patches leads out of the clone 'distribution'"],
+    ),
+    (
         "docker-build-target.md",
         "grafana-plugins",
         ["has no stage 'grafana-plugins'", "did you mean 'grafana-plugin'", "stages: backend"],

@@ -165,8 +165,27 @@ _STAGE = re.compile(
 _ARG = re.compile(r"^[ \t]*ARG[ \t]+(.+)$", re.I | re.M)
 
 
+def _within_the_clone(session: Session, name: str, what: str) -> None:
+    """A folder a command in a clone of the page's names in the clone: the page's clone is made
+    inside the sandbox's own copy of the project, so a path leading out of it (`../patches`)
+    finds the project there, where the reader has nothing of it."""
+    cwd = session.real_path(session.cwd, "look at")
+    target = session.real_path(session.path(name), "look at", leads_out_only=True)
+    for folder in session.world.checkouts:
+        root = Path(folder)
+        inside = cwd == root or root in cwd.parents
+        if inside and not (target == root or root in target.parents):
+            raise CommandError(
+                f"docker build: {what} leads out of the clone '{root.name}' the page works "
+                "in: the reader's machine has nothing of the project there"
+            )
+
+
 def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:
     session = inv.session
+    _within_the_clone(session, build.context, f"the context '{build.context}'")
+    if build.file:
+        _within_the_clone(session, build.file, f"the Dockerfile '{build.file}'")
     context = session.where(build.context)
     if not context.is_dir():
         raise CommandError(
@@ -301,6 +320,7 @@ def _named_contexts(
                 f"docker build: target {target} needs the build context '{name}' ({where}:{line}):"
                 f" add --build-context {name}=<dir>"
             )
+        _within_the_clone(inv.session, given[name], f"--build-context {name}={given[name]}")
         if not inv.session.where(given[name]).is_dir():
             raise CommandError(
                 f"docker build: --build-context {name}={given[name]}: no such directory at this "
