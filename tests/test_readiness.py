@@ -679,3 +679,53 @@ def test_a_wait_for_a_job_whose_pod_cannot_start_fails(session: Session) -> None
     with pytest.raises(CommandError, match=r"Job 'load': container 'load' runs as user 0 under"):
         run(session, wait)
     run(session, "kubectl delete job/load -n work\n" + job.replace("USER", "472") + wait)
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        # the pod has no working folder: a bare name is read from /, which is not the claim
+        ("cat rules.json", r"reads /rules\.json, but this container mounts .* at /data "
+         r"\(working folder /\)"),
+        ("cat /data/rules.json", None),
+        ("cat /var/lib/betrace/rules.json", r"reads /var/lib/betrace/rules\.json, but this "
+         r"container mounts the backend's data volume at /data .*no such file there"),
+        ("cat /data/data/rules.json", r"mounted at /data, holds rules\.json .*finds no "
+         r"/data/data/rules\.json"),
+    ],
+)  # fmt: skip
+def test_a_backup_through_a_helper_pod_reads_the_backends_file_where_it_lies(
+    session: Session, line: str, said: str | None
+) -> None:
+    """The Kubernetes guide's backup reads rules.json in a helper pod that mounts the
+    backend's claim at /data: a reviewer moved it to the backend's own path, which is in no
+    mount of the helper, and the gate passed (the reader's `cat` fails and leaves an empty
+    backup). Without a working folder, a bare `rules.json` is read from /, where it is not."""
+    run(session, _install(session, " --wait") + CLAIM_POD)
+    run(session, "kubectl apply -f access.yaml -n betrace\nkubectl wait --for=condition=Ready "
+        "pod/access -n betrace --timeout=2m\n")  # fmt: skip
+    command = f"kubectl exec pod/access -n betrace -- {line} > backup.json\n"
+    if said is None:
+        run(session, command)
+    else:
+        with pytest.raises(CommandError, match=said):
+            run(session, command)
+
+
+def test_a_restore_through_a_helper_pod_is_followed_by_a_restart_of_the_backend(
+    session: Session,
+) -> None:
+    """A restore writes rules.json while the backend runs: it reads the file only when it
+    starts, and writes its own rules over it at its next change. A reviewer restarted Grafana
+    instead of the backend after the guide's restore, and the gate passed."""
+    run(session, _install(session, " --wait") + CLAIM_POD)
+    run(session, "kubectl apply -f access.yaml -n betrace\nkubectl wait --for=condition=Ready "
+        "pod/access -n betrace --timeout=2m\necho '{}' > backup.json\n")  # fmt: skip
+    restore = (
+        "kubectl exec -i pod/access -n betrace -- sh -c 'cat > /data/rules.json' < backup.json\n"
+    )
+    with pytest.raises(CommandError, match=r"nothing after it in the block restarts the backend "
+                       r"\(deployment/betrace-backend\)"):  # fmt: skip
+        run(session, restore + "kubectl rollout restart deploy/betrace-grafana -n betrace\n")
+    run(session, restore + "kubectl rollout restart deploy/betrace-backend -n betrace\n")
+    run(session, restore + "kubectl rollout restart deployment betrace-backend -n betrace\n")

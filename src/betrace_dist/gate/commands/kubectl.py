@@ -33,7 +33,7 @@ from ...artefacts.compose import IMAGE_CONTENTS
 from ...errors import ProblemsError
 from ...names import closest, is_number
 from ...release import ReleaseData
-from .. import gitops, missing
+from .. import data_volume, gitops, missing
 from ..grafana_app import world_problem
 from ..session import CommandError, Invocation
 from ..world import (
@@ -1254,6 +1254,43 @@ def _exec(inv: Invocation, ns: str, args: Args) -> None:
         problem = IMAGE_CONTENTS["backend"].exec_problem("backend", program)
         if problem is not None:
             raise CommandError(problem)
+    if target is not None:
+        _data_volume(inv, ns, target, entered, pos[pos.index("--") + 1 :])
+
+
+def _fed(inv: Invocation) -> bool:
+    """Whether the page feeds the command's standard input (a heredoc, a `<` file, a pipe)."""
+    command = inv.command
+    return command.heredoc is not None or bool(command.inputs) or command.pipeline[0] > 0
+
+
+def _data_volume(
+    inv: Invocation, ns: str, target: K8sObject, entered: str, argv: list[str]
+) -> None:
+    """An exec into a helper that mounts the backend's data volume (data_volume.py): what
+    `cat` reads is there, and a restore fed through standard input is followed in the block by
+    a restart of the backend on that claim."""
+    world, data = inv.session.world, inv.session.release
+    claims = data_volume.backend_claims(world, ns, data)
+    for workload in world.behind(ns, target) if claims else []:
+        pod = workload.pod_spec() or {}
+        for container in _entered(workload, entered):
+            mounts = data_volume.mounts_of(container, data_volume.claims_of(pod))
+            mounted = {claim: path for claim, path in mounts.items() if claim in claims}
+            if not mounted or world.role(workload, container, data) == "backend":
+                continue
+            problem = data_volume.read_problem(container, mounted, argv, data)
+            if problem is not None:
+                raise CommandError(problem)
+            backends = [w for claim in mounted for w in claims[claim]]
+            if _fed(inv) and not data_volume.restarted(inv.session.following, backends):
+                names = ", ".join(f"{w.kind.lower()}/{w.name}" for w in backends)
+                raise CommandError(
+                    f"this writes into the backend's data volume, and nothing after it in the "
+                    f"block restarts the backend ({names}): it reads its rules only when it "
+                    "starts, and writes the rules it holds over the file at its next rule "
+                    f"change; add `kubectl rollout restart {names.split(', ')[0]}`"
+                )
 
 
 def _stdin_passed(inv: Invocation, args: Args) -> None:
@@ -1261,9 +1298,7 @@ def _stdin_passed(inv: Invocation, args: Args) -> None:
     container only with -i: `kubectl exec --help` says "-i, --stdin=false: Pass stdin to the
     container". Without it the program inside reads nothing (a `cat > FILE` writes an empty
     file)."""
-    command = inv.command
-    fed = command.heredoc is not None or bool(command.inputs) or command.pipeline[0] > 0
-    if fed and not args.on("-i", "--stdin"):
+    if _fed(inv) and not args.on("-i", "--stdin"):
         raise CommandError(
             "kubectl exec without -i (--stdin) passes no standard input to the container: what "
             "this command feeds it never arrives, and the program inside reads nothing"

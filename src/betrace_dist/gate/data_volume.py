@@ -1,0 +1,121 @@
+"""The backend's data volume, as a helper pod reaches it with `kubectl exec`.
+
+The backend keeps its rules in its data folder (BETRACE_DATA_DIR), on a PersistentVolumeClaim in
+Kubernetes. Its image has no shell, so the guides back the file up and restore it through a
+helper pod that mounts the same claim. What the folder holds is measured in every run (the probe
+data-files: releases.yaml backend.data_files), and two facts of the backend decide a restore:
+it reads its rules from the file only when it starts, and it writes every rule it holds over
+the file at its next rule change (facts/betrace.md; write-rules.md states both). So:
+
+- a file the helper reads (`cat PATH`) lies where the helper mounts the claim, and is one the
+  backend keeps there;
+- a command that feeds the helper (a restore through its standard input) is followed, in the
+  same block, by a restart of a workload that runs the backend on that claim
+  (`kubectl rollout restart`), or the restored rules never run and are overwritten.
+
+Only `cat`'s operands are read as paths; other programs inside the helper are not modelled.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from typing import Any
+
+from ..release import ReleaseData
+from .shellwords import Command
+from .world import K8sObject, World, pod_containers
+
+#: programs whose operands are files the helper reads
+_READERS = frozenset({"cat"})
+
+
+def claims_of(pod: dict[str, Any]) -> dict[str, str]:
+    """Volume name to claim name, of a pod's persistentVolumeClaim volumes."""
+    found = {}
+    for volume in pod.get("volumes") or []:
+        claim = (volume or {}).get("persistentVolumeClaim") if isinstance(volume, dict) else None
+        if isinstance(claim, dict) and claim.get("claimName"):
+            found[str(volume.get("name"))] = str(claim["claimName"])
+    return found
+
+
+def _env(container: dict[str, Any], name: str) -> str | None:
+    for entry in container.get("env") or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            value = entry.get("value")
+            return value if isinstance(value, str) else None
+    return None
+
+
+def mounts_of(container: dict[str, Any], claims: dict[str, str]) -> dict[str, str]:
+    """Claim name to the path a container mounts it at (a subPath mount is left out)."""
+    return {
+        claims[str(m.get("name"))]: posixpath.normpath(str(m.get("mountPath")))
+        for m in container.get("volumeMounts") or []
+        if isinstance(m, dict) and m.get("name") in claims and not m.get("subPath")
+    }
+
+
+def backend_claims(world: World, ns: str, data: ReleaseData) -> dict[str, list[K8sObject]]:
+    """The claims a backend container of the namespace mounts at its data folder, each with
+    the workloads that run it there."""
+    found: dict[str, list[K8sObject]] = {}
+    for workload in world.all_objects(ns):
+        pod = workload.pod_spec() or {}
+        claims = claims_of(pod)
+        for container in pod_containers(pod):
+            data_dir = _env(container, "BETRACE_DATA_DIR")
+            if data_dir is None or world.role(workload, container, data) != "backend":
+                continue
+            for claim, path in mounts_of(container, claims).items():
+                if path == posixpath.normpath(data_dir):
+                    found.setdefault(claim, []).append(workload)
+    return found
+
+
+def read_problem(
+    helper: dict[str, Any], mounted: dict[str, str], argv: Sequence[str], data: ReleaseData
+) -> str | None:
+    """What is wrong with the files `cat` reads in the helper container: each resolved from
+    its working folder; the backend's file named outside the claim's mount, or a name the
+    backend does not keep inside it."""
+    if not argv or posixpath.basename(argv[0]) not in _READERS:
+        return None
+    files = data.current.backend.data_files.after_a_rule
+    workdir = str(helper.get("workingDir") or "/")
+    for operand in (a for a in argv[1:] if not a.startswith("-")):
+        path = posixpath.normpath(posixpath.join(workdir, operand))
+        inside = [m for m in mounted.values() if path.startswith(m + "/")]
+        if inside and path[len(inside[0]) + 1 :] not in files:
+            return (
+                f"the backend's data volume, mounted at {inside[0]}, holds {', '.join(files)} "
+                f"(releases.yaml backend.data_files, measured by the probe data-files): "
+                f"`cat {operand}` finds no {path}"
+            )
+        if not inside and posixpath.basename(path) in files:
+            where = ", ".join(sorted(mounted.values()))
+            return (
+                f"`cat {operand}` reads {path}, but this container mounts the backend's data "
+                f"volume at {where} (working folder {workdir}): no such file there"
+            )
+    return None
+
+
+def restarted(later: Sequence[Command], workloads: list[K8sObject]) -> bool:
+    """Whether a later command of the block restarts one of the workloads (`kubectl rollout
+    restart KIND/NAME`, or `KIND NAME`), read from its words as written."""
+    names = {(w.kind.lower(), w.name) for w in workloads}
+    for command in later:
+        words = [w.strip("'\"") for w in command.words]
+        if words[:1] != ["kubectl"] or "rollout" not in words or "restart" not in words:
+            continue
+        rest = words[words.index("restart") + 1 :]
+        for i, word in enumerate(rest):
+            kind, _, name = word.partition("/")
+            if not name and i + 1 < len(rest):
+                name = rest[i + 1]
+            kind = {"deploy": "deployment", "deployments": "deployment"}.get(kind, kind)
+            if (kind, name) in names:
+                return True
+    return False
