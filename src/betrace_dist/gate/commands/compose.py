@@ -170,7 +170,7 @@ def _within_the_clone(session: Session, name: str, what: str) -> None:
     inside the sandbox's own copy of the project, so a path leading out of it (`../patches`)
     finds the project there, where the reader has nothing of it."""
     cwd = session.real_path(session.cwd, "look at")
-    target = session.real_path(session.path(name), "look at", leads_out_only=True)
+    target = session.real_path(session.path(name), "read", leads_out_only=True)
     for folder in session.world.checkouts:
         root = Path(folder)
         inside = cwd == root or root in cwd.parents
