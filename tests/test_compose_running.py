@@ -114,3 +114,27 @@ def test_cp_needs_a_container_running_or_not(session: Session) -> None:
     run(session, "docker compose down\ndocker compose up -d web\n")
     with pytest.raises(CommandError, match=NO_CONTAINER):
         run(session, "docker compose cp grafana:/etc/hostname ./x\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ("docker compose down --rmi everything", r'Compose refuses it: invalid value for --rmi: '
+         r'"everything"'),
+        ("docker compose down --rmi all", None),
+        ("docker compose down --rmi local --volumes", None),
+    ],
+)  # fmt: skip
+def test_what_compose_refuses_before_it_reaches_the_daemon_is_refused_in_its_words(
+    session: Session, command: str, said: str | None
+) -> None:
+    """The real Compose runs the page's command in the jail with a Docker host that is not
+    there: a reviewer's `--rmi everything` passed the flag table (the option exists), while
+    Compose refuses the value before it connects. A command it takes fails only at the
+    connection, which is not the page's fault."""
+    _project(session, "docker compose up -d\n")
+    if said is None:
+        run(session, command + "\n")
+    else:
+        with pytest.raises(CommandError, match=said):
+            run(session, command + "\n")

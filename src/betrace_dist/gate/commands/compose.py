@@ -41,6 +41,7 @@ from ...artefacts.compose import (
 from ...names import BETRACE_IMAGES, closest, is_number
 from ...release import ReleaseData
 from ..session import CommandError, Invocation, Session
+from ..shellwords import SUBSTITUTED
 from ..world import Listener, World, listing
 from .flags import CommandLine, accepted
 from .flags import options as flag_table
@@ -552,6 +553,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
     if sub == "cp":
         _cp_path(inv.session, positional, services)
     _external_networks(inv.session.world, project, line)
+    _checked_by_compose(inv, args, sub)
     if sub in ("cp", "port"):
         named = []  # they change nothing in the world
     # a project is its name, as Compose knows it: the same name in two folders is one project
@@ -571,6 +573,33 @@ def compose(inv: Invocation, args: list[str]) -> None:
         _program_exists(positional[0], services[positional[0]], positional[1], inv.session)
     if (sub == "logs" and line.args.on("-f", "--follow")) or sub in ("watch", "events"):
         inv.never_returns(f"`docker compose {sub}` streams until stopped: it runs")
+
+
+#: subcommands that talk to the Docker daemon: Compose checks what it can of their arguments
+#: (an option's value, `--rmi everything`) before it connects, and fails to connect here
+_DAEMON_SUBCOMMANDS = frozenset({
+    "up", "down", "start", "stop", "restart", "rm", "kill", "pause", "unpause", "create",
+    "logs", "ps", "top", "exec", "run", "cp", "port", "pull", "push", "images", "events",
+})  # fmt: skip
+#: where Compose is told the daemon is: a socket that is not there, in the page's jail
+_NO_DAEMON = "unix:///nonexistent/docker.sock"
+_CONNECT_FAILED = "failed to connect to the docker API"
+
+
+def _checked_by_compose(inv: Invocation, args: list[str], sub: str) -> None:
+    """The page's own command run by the real Compose in the page's jail, with a daemon that
+    is not there: what Compose refuses before it connects (a value of an option it checks
+    itself, `invalid value for --rmi: "everything"`) is refused here in its words; it never
+    gets further than the failed connection (no Docker daemon is ever reached)."""
+    if sub not in _DAEMON_SUBCOMMANDS:
+        return
+    env = inv.session.program_env() | {"DOCKER_HOST": _NO_DAEMON}
+    env.pop("DOCKER_CONTEXT", None)
+    done = inv.session.process([compose_binary(), *args], env)
+    said = f"{done.stderr}\n{done.stdout}".strip()
+    if done.returncode == 0 or _CONNECT_FAILED in said or SUBSTITUTED in said:
+        return
+    raise CommandError(f"docker compose {sub}: Compose refuses it: {said.splitlines()[0]}")
 
 
 def _external_networks(world: World, project: dict[str, Any], line: ComposeLine) -> None:
