@@ -45,6 +45,7 @@ from ..shellwords import SUBSTITUTED
 from ..world import Listener, World, listing
 from .flags import CommandLine, accepted
 from .flags import options as flag_table
+from .git import checkout_of
 
 _FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 _OVERRIDES = tuple(name.replace(".y", ".override.y") for name in _FILES)
@@ -167,19 +168,15 @@ _ARG = re.compile(r"^[ \t]*ARG[ \t]+(.+)$", re.I | re.M)
 
 
 def _within_the_clone(session: Session, name: str, what: str) -> None:
-    """A folder a command in a clone of the page's names in the clone: the page's clone is made
-    inside the sandbox's own copy of the project, so a path leading out of it (`../patches`)
-    finds the project there, where the reader has nothing of it."""
-    cwd = session.real_path(session.cwd, "look at")
-    target = session.real_path(session.path(name), "read", leads_out_only=True)
-    for folder in session.world.checkouts:
-        root = Path(folder)
-        inside = cwd == root or root in cwd.parents
-        if inside and not (target == root or root in target.parents):
-            raise CommandError(
-                f"docker build: {what} leads out of the clone '{root.name}' the page works "
-                "in: the reader's machine has nothing of the project there"
-            )
+    """A folder a command in one of the page's clones names lies in that clone: the page's
+    clone is made inside the sandbox's own copy of the project, so a path leading out of it
+    (`../patches`) finds the project there, where the reader has nothing of it."""
+    working = checkout_of(session)
+    if working is not None and checkout_of(session, session.path(name)) != working:
+        raise CommandError(
+            f"docker build: {what} leads out of the clone '{working[0].name}' the page works "
+            "in: the reader's machine has nothing of the project there"
+        )
 
 
 def _dockerfile(inv: Invocation, build: _Build) -> tuple[Path, str]:

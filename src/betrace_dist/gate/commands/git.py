@@ -12,7 +12,7 @@ from ...errors import ProblemsError
 from ...names import closest, is_number
 from ...release import ReleaseData, load_release_data
 from .. import missing as gate_missing
-from ..session import CommandError, Invocation
+from ..session import CommandError, Invocation, Session
 from .flags import CommandLine, options
 
 #: a release tag as this project writes them
@@ -76,19 +76,22 @@ def _clone(inv: Invocation, words: list[str]) -> None:
     inv.session.world.checkouts[str(target)] = branch or ""
 
 
-def _checkout_of(inv: Invocation) -> tuple[Path, str] | None:
-    """The clone the page's working folder lies in, and the tag its HEAD is detached at."""
-    cwd = inv.session.real_path(inv.session.cwd, "look at")  # the real folder (cd is logical)
-    for folder, tag in inv.session.world.checkouts.items():
+def checkout_of(session: Session, path: Path | None = None) -> tuple[Path, str] | None:
+    """The clone a path of the page lies in (its working folder by default), and the tag its
+    HEAD is detached at. The path is resolved beneath the sandbox (a path leading out is
+    refused in the gate's usual words; a missing one stands as the folder that would hold it)."""
+    where = session.cwd if path is None else path
+    real = session.real_path(where, "read", leads_out_only=True)  # the real folder
+    for folder, tag in session.world.checkouts.items():
         root = Path(folder)
-        if cwd == root or root in cwd.parents:
+        if real == root or root in real.parents:
             return root, tag
     return None
 
 
 def _switch(inv: Invocation, words: list[str]) -> None:
     """`git checkout <ref>` / `git switch <branch>`: a tag leaves HEAD detached, a branch not."""
-    found = _checkout_of(inv)
+    found = checkout_of(inv.session)
     refs = [w for w in words[1:] if not w.startswith("-")]
     if found is None or not refs:
         return
@@ -103,7 +106,7 @@ def _switch(inv: Invocation, words: list[str]) -> None:
 
 
 def _pull(inv: Invocation) -> None:
-    found = _checkout_of(inv)
+    found = checkout_of(inv.session)
     if found is None or not found[1]:
         return
     root, tag = found
