@@ -682,26 +682,34 @@ def test_a_wait_for_a_job_whose_pod_cannot_start_fails(session: Session) -> None
 
 
 @pytest.mark.parametrize(
-    ("line", "said"),
+    ("workdir", "line", "said"),
     [
-        # the pod has no working folder: a bare name is read from /, which is not the claim
-        ("cat rules.json", r"reads /rules\.json, but this container mounts .* at /data "
-         r"\(working folder /\)"),
-        ("cat /data/rules.json", None),
-        ("cat /var/lib/betrace/rules.json", r"reads /var/lib/betrace/rules\.json, but this "
-         r"container mounts the backend's data volume at /data .*no such file there"),
-        ("cat /data/data/rules.json", r"mounted at /data, holds rules\.json .*finds no "
-         r"/data/data/rules\.json"),
+        ("/data", "cat rules.json", None),  # the guide's pod: its working folder is the claim
+        ("/data", "cat /data/rules.json", None),
+        ("/data", "cat /var/lib/betrace/rules.json", r"reads /var/lib/betrace/rules\.json, but "
+         r"this container mounts the backend's data volume at /data: no such file there"),
+        ("/data", "cat data/rules.json", r"data folder, /data here, holds rules\.json at its "
+         r"top .*so it has no 'data/rules\.json'"),
+        ("/", "cat rules.json", r"reads /rules\.json, but this container mounts .* at /data"),
+        ("/", "cat /data/data/rules.json", r"data folder, /data here, holds rules\.json .*no "
+         r"'data/rules\.json'"),
+        # no working folder: the image's own WORKDIR is not known here, so a bare name is not
+        # judged (an absolute path still is)
+        (None, "cat rules.json", None),
+        (None, "cat /var/lib/betrace/rules.json", r"mounts the backend's data volume at /data"),
     ],
 )  # fmt: skip
 def test_a_backup_through_a_helper_pod_reads_the_backends_file_where_it_lies(
-    session: Session, line: str, said: str | None
+    session: Session, workdir: str | None, line: str, said: str | None
 ) -> None:
     """The Kubernetes guide's backup reads rules.json in a helper pod that mounts the
-    backend's claim at /data: a reviewer moved it to the backend's own path, which is in no
-    mount of the helper, and the gate passed (the reader's `cat` fails and leaves an empty
-    backup). Without a working folder, a bare `rules.json` is read from /, where it is not."""
-    run(session, _install(session, " --wait") + CLAIM_POD)
+    backend's claim at /data, its working folder: a reviewer moved it to the backend's own
+    path, which is in no mount of the helper, and the gate passed (the reader's `cat` fails and
+    leaves an empty backup)."""
+    pod = CLAIM_POD
+    if workdir is not None:
+        pod = pod.replace("      command:", f"      workingDir: {workdir}\n      command:")
+    run(session, _install(session, " --wait") + pod)
     run(session, "kubectl apply -f access.yaml -n betrace\nkubectl wait --for=condition=Ready "
         "pod/access -n betrace --timeout=2m\n")  # fmt: skip
     command = f"kubectl exec pod/access -n betrace -- {line} > backup.json\n"

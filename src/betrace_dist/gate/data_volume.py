@@ -11,7 +11,8 @@ the file at its next rule change (facts/betrace.md; write-rules.md states both).
   backend keeps there;
 - a command that feeds the helper (a restore through its standard input) is followed, in the
   same block, by a restart of a workload that runs the backend on that claim
-  (`kubectl rollout restart`), or the restored rules never run and are overwritten.
+  (`kubectl rollout restart`, read by kubectl's model), or the restored rules never run and
+  are overwritten.
 
 Only `cat`'s operands are read as paths; other programs inside the helper are not modelled.
 """
@@ -22,8 +23,8 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any
 
+from ..backend_env import container_env
 from ..release import ReleaseData
-from .shellwords import Command
 from .world import K8sObject, World, pod_containers
 
 #: programs whose operands are files the helper reads
@@ -38,14 +39,6 @@ def claims_of(pod: dict[str, Any]) -> dict[str, str]:
         if isinstance(claim, dict) and claim.get("claimName"):
             found[str(volume.get("name"))] = str(claim["claimName"])
     return found
-
-
-def _env(container: dict[str, Any], name: str) -> str | None:
-    for entry in container.get("env") or []:
-        if isinstance(entry, dict) and entry.get("name") == name:
-            value = entry.get("value")
-            return value if isinstance(value, str) else None
-    return None
 
 
 def mounts_of(container: dict[str, Any], claims: dict[str, str]) -> dict[str, str]:
@@ -65,7 +58,7 @@ def backend_claims(world: World, ns: str, data: ReleaseData) -> dict[str, list[K
         pod = workload.pod_spec() or {}
         claims = claims_of(pod)
         for container in pod_containers(pod):
-            data_dir = _env(container, "BETRACE_DATA_DIR")
+            data_dir = container_env(container).get("BETRACE_DATA_DIR")
             if data_dir is None or world.role(workload, container, data) != "backend":
                 continue
             for claim, path in mounts_of(container, claims).items():
@@ -74,48 +67,47 @@ def backend_claims(world: World, ns: str, data: ReleaseData) -> dict[str, list[K
     return found
 
 
+def data_file_problem(path: str, data_dir: str, data: ReleaseData, reading: bool) -> str | None:
+    """What is wrong with a path in the backend's data folder: it holds the files the probe
+    data-files finds in every run (releases.yaml backend.data_files), all at its top. Read, a
+    path must name one of them; written, it must lie at the folder's top. None elsewhere."""
+    if not path.startswith(data_dir + "/"):
+        return None
+    name = path[len(data_dir) + 1 :]
+    files = data.current.backend.data_files.after_a_rule
+    if (reading and name not in files) or (not reading and "/" in name):
+        return (
+            f"the backend's data folder, {data_dir} here, holds {', '.join(files)} at its top "
+            "(once a rule was made: releases.yaml backend.data_files, measured by the probe "
+            f"data-files), so it has no '{name}'"
+        )
+    return None
+
+
 def read_problem(
     helper: dict[str, Any], mounted: dict[str, str], argv: Sequence[str], data: ReleaseData
 ) -> str | None:
-    """What is wrong with the files `cat` reads in the helper container: each resolved from
-    its working folder; the backend's file named outside the claim's mount, or a name the
-    backend does not keep inside it."""
+    """What is wrong with the files `cat` reads in the helper container: the backend's file
+    named outside the claim's mount, or a name the backend does not keep inside it. A relative
+    operand is judged only where the container gives its working folder (an image's own
+    WORKDIR is not known here)."""
     if not argv or posixpath.basename(argv[0]) not in _READERS:
         return None
     files = data.current.backend.data_files.after_a_rule
-    workdir = str(helper.get("workingDir") or "/")
+    workdir = helper.get("workingDir")
     for operand in (a for a in argv[1:] if not a.startswith("-")):
-        path = posixpath.normpath(posixpath.join(workdir, operand))
-        inside = [m for m in mounted.values() if path.startswith(m + "/")]
-        if inside and path[len(inside[0]) + 1 :] not in files:
-            return (
-                f"the backend's data volume, mounted at {inside[0]}, holds {', '.join(files)} "
-                f"(releases.yaml backend.data_files, measured by the probe data-files): "
-                f"`cat {operand}` finds no {path}"
-            )
+        if not operand.startswith("/") and not isinstance(workdir, str):
+            continue
+        path = posixpath.normpath(posixpath.join(str(workdir or "/"), operand))
+        for mount in mounted.values():
+            problem = data_file_problem(path, mount, data, reading=True)
+            if problem is not None:
+                return f"`cat {operand}`: {problem}"
+        inside = any(path.startswith(m + "/") for m in mounted.values())
         if not inside and posixpath.basename(path) in files:
             where = ", ".join(sorted(mounted.values()))
             return (
                 f"`cat {operand}` reads {path}, but this container mounts the backend's data "
-                f"volume at {where} (working folder {workdir}): no such file there"
+                f"volume at {where}: no such file there"
             )
     return None
-
-
-def restarted(later: Sequence[Command], workloads: list[K8sObject]) -> bool:
-    """Whether a later command of the block restarts one of the workloads (`kubectl rollout
-    restart KIND/NAME`, or `KIND NAME`), read from its words as written."""
-    names = {(w.kind.lower(), w.name) for w in workloads}
-    for command in later:
-        words = [w.strip("'\"") for w in command.words]
-        if words[:1] != ["kubectl"] or "rollout" not in words or "restart" not in words:
-            continue
-        rest = words[words.index("restart") + 1 :]
-        for i, word in enumerate(rest):
-            kind, _, name = word.partition("/")
-            if not name and i + 1 < len(rest):
-                name = rest[i + 1]
-            kind = {"deploy": "deployment", "deployments": "deployment"}.get(kind, kind)
-            if (kind, name) in names:
-                return True
-    return False

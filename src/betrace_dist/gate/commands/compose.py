@@ -40,6 +40,7 @@ from ...artefacts.compose import (
 )
 from ...names import BETRACE_IMAGES, closest, is_number
 from ...release import ReleaseData
+from ..data_volume import data_file_problem
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener, World, listing
@@ -596,7 +597,8 @@ def _checked_by_compose(inv: Invocation, args: list[str], sub: str) -> None:
     said = f"{done.stderr}\n{done.stdout}".strip()
     if done.returncode == 0 or _CONNECT_FAILED in said or SUBSTITUTED in said:
         return
-    raise CommandError(f"docker compose {sub}: Compose refuses it: {said.splitlines()[0]}")
+    # Compose prints its error last, after any warning about the file
+    raise CommandError(f"docker compose {sub}: Compose refuses it: {said.splitlines()[-1]}")
 
 
 def _external_networks(world: World, project: dict[str, Any], line: ComposeLine) -> None:
@@ -654,23 +656,10 @@ def _cp_path(session: Session, positional: list[str], services: dict[str, Any]) 
         )
     data_dir = dict(services[name].get("environment") or {}).get("BETRACE_DATA_DIR")
     if isinstance(data_dir, str) and data_dir.startswith("/"):
-        _in_data_dir(session, path, posixpath.normpath(data_dir), word is positional[0])
-
-
-def _in_data_dir(session: Session, path: str, data_dir: str, source: bool) -> None:
-    """A path in the backend's data folder names what the backend keeps there: the files the
-    probe data-files finds in every run (releases.yaml backend.data_files), all at its top.
-    Copied from, the file must be one of them; copied to, its folder must be the data folder."""
-    if not path.startswith(data_dir + "/"):
-        return
-    name = path[len(data_dir) + 1 :]
-    files = session.release.current.backend.data_files.after_a_rule
-    if (source and name not in files) or (not source and "/" in name):
-        raise CommandError(
-            f"docker compose cp: the backend's data folder {data_dir} holds "
-            f"{', '.join(files)} at its top (once a rule was made: releases.yaml "
-            f"backend.data_files, measured by the probe data-files), so it has no '{name}'"
-        )
+        reading = word is positional[0]
+        problem = data_file_problem(path, posixpath.normpath(data_dir), session.release, reading)
+        if problem is not None:
+            raise CommandError(f"docker compose cp: {problem}")
 
 
 @functools.cache

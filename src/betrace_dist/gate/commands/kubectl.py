@@ -35,7 +35,7 @@ from ...names import closest, is_number
 from ...release import ReleaseData
 from .. import data_volume, gitops, missing
 from ..grafana_app import world_problem
-from ..session import CommandError, Invocation
+from ..session import CommandError, Invocation, Session
 from ..world import (
     CLUSTER_SCOPED,
     WORKLOADS,
@@ -1283,14 +1283,32 @@ def _data_volume(
             if problem is not None:
                 raise CommandError(problem)
             backends = [w for claim in mounted for w in claims[claim]]
-            if _fed(inv) and not data_volume.restarted(inv.session.following, backends):
-                names = ", ".join(f"{w.kind.lower()}/{w.name}" for w in backends)
+            if _fed(inv) and not _restarted_later(inv, backends):
+                names = [f"{w.kind.lower()}/{w.name}" for w in backends]
                 raise CommandError(
                     f"this writes into the backend's data volume, and nothing after it in the "
-                    f"block restarts the backend ({names}): it reads its rules only when it "
-                    "starts, and writes the rules it holds over the file at its next rule "
-                    f"change; add `kubectl rollout restart {names.split(', ')[0]}`"
+                    f"block restarts the backend ({', '.join(names)}): it reads its rules only "
+                    "when it starts, and writes the rules it holds over the file at its next "
+                    f"rule change; add `kubectl rollout restart {names[0]}`"
                 )
+
+
+def _restarted_later(inv: Invocation, workloads: list[K8sObject]) -> bool:
+    """Whether a later command of the block is a `kubectl rollout restart` of one of the
+    workloads, read as this model reads that command (its flags, namespace and names)."""
+    for command in inv.session.following:
+        if command.words[:1] != ["kubectl"]:
+            continue
+        try:
+            args = parse(inv.session.expand(Session.real_words(command)), binary())
+        except CommandError:
+            continue  # that command fails on its own when it runs
+        if args.path[:2] != ["rollout", "restart"]:
+            continue
+        ns = _namespace(inv.session.world, args)
+        if any(o is w for _, o in _named(inv.session.world, ns, args) for w in workloads):
+            return True
+    return False
 
 
 def _stdin_passed(inv: Invocation, args: Args) -> None:
