@@ -554,6 +554,15 @@ class DataFiles(Sourced):
     rules_after_the_last_deletion: dict[str, Any] = Field(
         description="what rules.json holds once every rule made was deleted"
     )
+    #: the guides' restores through a helper pod (and the gate's check that a restart follows
+    #: one, gate/data_volume.py) rest on both: change them with these
+    read_at_start_only: Literal[True] = Field(
+        description="a rules.json changed while the backend runs is read only at its next start"
+    )
+    overwritten_at_next_change: Literal[True] = Field(
+        description="the backend writes the rules it holds over a changed rules.json at its "
+        "next rule change"
+    )
 
 
 class Judging(Sourced):

@@ -2,10 +2,10 @@
 
 The backend keeps its rules in its data folder (BETRACE_DATA_DIR), on a PersistentVolumeClaim in
 Kubernetes. Its image has no shell, so the guides back the file up and restore it through a
-helper pod that mounts the same claim. What the folder holds is measured in every run (the probe
-data-files: releases.yaml backend.data_files), and two facts of the backend decide a restore:
-it reads its rules from the file only when it starts, and it writes every rule it holds over
-the file at its next rule change (facts/betrace.md; write-rules.md states both). So:
+helper pod that mounts the same claim. What the folder holds, and two facts that decide a
+restore, are measured in every run by the probe data-files (releases.yaml backend.data_files):
+the backend reads a file changed under it only when it starts again (read_at_start_only), and
+writes the rules it holds over it at its next rule change (overwritten_at_next_change). So:
 
 - a file the helper reads (`cat PATH`) lies where the helper mounts the claim, and is one the
   backend keeps there;

@@ -719,27 +719,55 @@ def _files(api: Backend) -> list[str]:
 
 def measure_data_files(params: Mapping[str, Any]) -> dict[str, Any]:
     """What the backend keeps in its data folder: after it started on an empty one, after the
-    first rule was made, and after that rule was deleted (with what the file then holds)."""
+    first rule was made, and after that rule was deleted (with what the file then holds). Then
+    a restore as the guides make one, the file written under the running backend: what it
+    lists, what the file holds after its next rule change, and what it lists once restarted."""
     with started(params) as api:
         before = _files(api)
         api.post_json("/v1/rules", RULE)
         after = _files(api)
-        api.call("DELETE", f"/v1/rules/{RULE['name']}")
+        rules_file = api.data / "rules.json"
+        # the backend's own entry, renamed: a restore in the file's own format
+        entry = json.loads(rules_file.read_text(encoding="utf-8"))[RULE["name"]]
+        restore = json.dumps({"restored": entry | {"id": "restored", "name": "restored"}})
+        rules_file.write_text(restore, encoding="utf-8")
+        listed_while_running = _rule_names(api)
+        api.post_json("/v1/rules", RULE | {"name": "made-after"})
+        in_file_after_a_change = sorted(json.loads(rules_file.read_text(encoding="utf-8")))
+        rules_file.write_text(restore, encoding="utf-8")
+        api.stop()
+        api.start()
+        listed_after_a_restart = _rule_names(api)
+        for name in listed_after_a_restart:
+            api.call("DELETE", f"/v1/rules/{name}")
         deleted = _files(api)
-        kept = (api.data / "rules.json").read_text(encoding="utf-8") if deleted else ""
+        kept = rules_file.read_text(encoding="utf-8") if deleted else ""
     return {
         "before_any_rule": before,
         "after_a_rule": after,
+        "listed_while_a_changed_file_lies_there": listed_while_running,
+        "in_the_changed_file_after_the_next_rule": in_file_after_a_change,
+        "listed_after_a_restart": listed_after_a_restart,
         "after_its_deletion": deleted,
         "rules_after_its_deletion": json.loads(kept) if kept else None,
     }
 
 
+def _rule_names(api: Backend) -> list[str]:
+    rules = (api.call("GET", "/v1/rules").json() or {}).get("rules") or []
+    return sorted(str(r.get("name")) for r in rules if isinstance(r, dict))
+
+
 def expect_data_files(data: ReleaseData) -> dict[str, Expect]:
     files = data.current.backend.data_files  # releases.yaml backend.data_files
+    ours = str(RULE["name"])
     return {
         "before_any_rule": equal(files.before_any_rule),
         "after_a_rule": equal(files.after_a_rule),
+        # read_at_start_only and overwritten_at_next_change, both held true by the model
+        "listed_while_a_changed_file_lies_there": equal([ours]),
+        "in_the_changed_file_after_the_next_rule": equal(sorted([ours, "made-after"])),
+        "listed_after_a_restart": equal(["restored"]),
         "after_its_deletion": equal(files.after_a_rule),
         "rules_after_its_deletion": equal(files.rules_after_the_last_deletion),
     }
