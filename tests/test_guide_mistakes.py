@@ -259,6 +259,11 @@ CASES = [
         "git pull",
         ["has v2.0.0 checked out on a detached HEAD", "git fetch --tags"],
     ),
+    (
+        "git-push-before-tag.md",
+        "git push origin",
+        ["the tag v2.0.0 is not made yet on this page", "src refspec v2.0.0 does not match any"],
+    ),
     ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",

@@ -344,6 +344,8 @@ class World:
     pushed: set[str] = field(default_factory=set)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
     checkouts: dict[str, str] = field(default_factory=dict)
+    #: release tags `git tag` made on the page (and `git tag -d` has not deleted), by name
+    tags: set[str] = field(default_factory=set)
     #: identities (K8sObject.identity) of workloads and pods whose pods were made anew and that
     #: nothing has waited for since (World.started)
     unready: set[tuple[str, str, str, str]] = field(default_factory=set)

@@ -1,6 +1,7 @@
 """`git`: `git clone` of this project's repository (the gate copies the sandbox's copy of the
-repository, the reader's clone, to where the page clones it), `git tag` of the release's version,
-and the everyday subcommands that change nothing the gate checks."""
+repository, the reader's clone, to where the page clones it), `git tag` of the release's version
+and `git push` of that tag once it is made, and the everyday subcommands that change nothing the
+gate checks."""
 
 from __future__ import annotations
 
@@ -136,6 +137,37 @@ def _page_release(inv: Invocation) -> ReleaseData:
             ) from None
 
 
+def _tag(inv: Invocation, words: list[str]) -> None:
+    """`git tag [-a] <tag> ...` makes the release's tag; `git tag -d <tag>` deletes it."""
+    tags = [a for a in words if _TAG.fullmatch(a)]
+    if {"-d", "--delete"} & set(words):
+        inv.session.world.tags.difference_update(tags)
+        return
+    want = f"v{_page_release(inv).current.version}"
+    if tags and tags[0] != want:
+        raise CommandError(f"the tag of this release is {want}, not {tags[0]}")
+    inv.session.world.tags.update(tags[:1])
+
+
+def _push(inv: Invocation, words: list[str]) -> None:
+    """`git push <remote> <tag>` of the release's own tag needs that tag made first: the
+    release is new, so no clone has its tag until `git tag` makes it, and git refuses the push
+    ("src refspec ... does not match any", git-push(1)'s refspec). A push that deletes a tag,
+    and tags of other versions (older releases a clone has), are not judged."""
+    if {"-d", "--delete"} & set(words) or any(w.startswith(":") for w in words):
+        return
+    refs = {w: w.removeprefix("+").partition(":")[0].removeprefix("refs/tags/") for w in words}
+    if not any(_TAG.fullmatch(ref) for ref in refs.values()):
+        return  # a branch
+    want = f"v{_page_release(inv).current.version}"
+    for word, ref in refs.items():
+        if ref == want and ref not in inv.session.world.tags:
+            raise CommandError(
+                f"git push: the tag {want} is not made yet on this page (`git tag -a {want}` "
+                f'comes first); git answers "src refspec {word} does not match any"'
+            )
+
+
 def git(inv: Invocation) -> None:
     argv = inv.argv
     sub = argv[1] if len(argv) > 1 else ""
@@ -149,13 +181,12 @@ def git(inv: Invocation) -> None:
         _pull(inv)
         return
     if sub == "tag":
-        tags = [a for a in argv[2:] if _TAG.fullmatch(a)]
-        want = f"v{_page_release(inv).current.version}"
-        if tags and tags[0] != want:
-            raise CommandError(f"the tag of this release is {want}, not {tags[0]}")
+        _tag(inv, argv[2:])
+        return
+    if sub == "push":
+        _push(inv, argv[2:])
         return
     if sub in (
-        "push",
         "add",
         "commit",
         "fetch",
