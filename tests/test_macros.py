@@ -66,6 +66,12 @@ def test_image_shows_the_digest_once_published(tmp_path: Path) -> None:
         ('{{ obs_image("jaeger") }}', "no observability image 'jaeger'"),
         ('{{ compose_log_limit("jaeger") }}', "the Compose stack has no service 'jaeger'"),
         ('{{ compose_log_limit("backend", "week") }}', "no part 'week' of a log bound"),
+        (
+            '{{ request_field("POST /v1/spans", "spans.parentId") }}',
+            "'POST /v1/spans' spans has no field 'parentId'; fields: traceId, spanId",
+        ),
+        ('{{ request_field("POST /v1/spans", "span.name") }}', "no array of objects 'span'"),
+        ('{{ request_field("GET /v1/spans", "spans") }}', "no request body for 'GET /v1/spans'"),
     ],
 )
 def test_macros_refuse_facts_that_are_not_in_the_release(
@@ -132,3 +138,12 @@ def test_the_development_site_warns_that_the_tag_may_not_exist_yet(
     dev = render(site_with(tmp_path / "dev"), "{{ tag_note() }}")
     assert dev.startswith('!!! warning "This is the development site')
     assert f"may not exist yet. Until then clone `main`: leave out `--branch {tag}`" in dev
+
+
+def test_a_request_field_is_its_name_and_json_type(tmp_path: Path, release_data) -> None:
+    """The span fields' table takes both cells from the release data (upstream's v1Span)."""
+    spans = next(e for e in release_data.current.backend.endpoints if e.path == "/v1/spans")
+    assert spans.request is not None
+    kind = spans.request.items["spans"].fields["attributes"]
+    text = '{{ request_field("POST /v1/spans", "spans.attributes") }}'
+    assert render(site_with(tmp_path), text) == f"`attributes` | {kind}"

@@ -153,6 +153,33 @@ def _rules_file_note_macro(data: ReleaseData) -> Callable[[str], str]:
     return rules_file_note
 
 
+def _request_field_macro(data: ReleaseData) -> Callable[[str, str], str]:
+    backend = data.current.backend
+
+    def request_field(method_path: str, dotted: str) -> str:
+        """Two table cells, a request field's JSON name and its JSON type, from the release
+        data (`request_field("POST /v1/spans", "spans.traceId")`: a name after a dot is a field
+        of the array's items); refused unless the body has that field."""
+        method, _, path = method_path.partition(" ")
+        found = [e for e in backend.endpoints if (e.method, e.path) == (method, path)]
+        body = found[0].request if found else None
+        if body is None:
+            raise KeyError(f"the backend defines no request body for '{method_path}'")
+        *outer, name = dotted.split(".")
+        for part in outer:
+            if part not in body.items:
+                raise KeyError(f"'{method_path}' has no array of objects '{part}'")
+            body = body.items[part]
+        if name not in body.fields:
+            raise KeyError(
+                f"'{method_path}' {'.'.join(outer)} has no field '{name}'; "
+                f"fields: {', '.join(body.fields)}"
+            )
+        return f"{tables.code(name)} | {body.fields[name]}"
+
+    return request_field
+
+
 def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
     """Macros that give one fact of the release, refusing names the release does not have."""
     backend = data.current.backend
@@ -205,6 +232,7 @@ def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
         "compose_network": compose_defaults.default_network,
         "compose_log_limit": compose_defaults.log_limit,
         "limit": limit,
+        "request_field": _request_field_macro(data),
     }
 
 
