@@ -20,7 +20,7 @@ help: ## list the targets
 # the project only through a change of that file, which CI then tests.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[tests,backend]' \
 	  || { echo "make setup: pip could not install the locked versions; if it names a conflict with constraints.txt, pyproject.toml asks for versions the lock lacks: run make lock"; exit 1; }
 	touch $@
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 LOCK_VENV := .cache/lock-venv
 # CI's Python: a lock written on another one could miss what only CI's needs
 LOCK_PYTHON := 3.11
-lock: ## write constraints.txt anew: the newest versions pyproject.toml allows, from a scratch virtualenv
+lock: ## write constraints.txt (and checkov's, constraints-checkov.txt) anew: the newest versions allowed, from scratch virtualenvs
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(LOCK_PYTHON)".split("."))))' \
 	  || { echo "make lock: run it with Python $(LOCK_PYTHON), CI's (PYTHON=python$(LOCK_PYTHON) make lock)"; exit 1; }
 	rm -rf $(LOCK_VENV)
@@ -37,8 +37,10 @@ lock: ## write constraints.txt anew: the newest versions pyproject.toml allows, 
 	$(LOCK_VENV)/bin/pip install --quiet -e '.[tests,backend,publish]'
 	{ printf '%s\n' '# Written by `make lock` from pyproject.toml; `make setup` installs these versions.' \
 	  '# Do not edit: run `make lock` again, then the tests (docs/contributing/decisions.md).'; \
+	  $(LOCK_VENV)/bin/pip --version | awk '{print "pip==" $$2}'; \
 	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > $(LOCK_VENV)/constraints.txt
 	cmp -s $(LOCK_VENV)/constraints.txt constraints.txt || cp $(LOCK_VENV)/constraints.txt constraints.txt
+	$(LOCK_VENV)/bin/python -m betrace_dist.artefacts.checkov lock
 	rm -rf $(LOCK_VENV)
 
 setup: $(STAMP) ## create .venv with the site and test dependencies

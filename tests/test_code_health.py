@@ -134,8 +134,9 @@ def lock_problems(constraints: str, installed: dict[str, str], required: list[st
     return problems
 
 
-#: installed beside the locked packages: the project itself, and the installer
-_NOT_LOCKED = {"betrace-dist", "pip", "setuptools"}
+#: installed beside the locked packages: the project itself, and what Python's venv puts in
+#: every virtualenv (pip is locked: `make setup` upgrades it to the lock's version)
+_NOT_LOCKED = {"betrace-dist", "setuptools"}
 
 
 def _installed_now() -> dict[str, str]:

@@ -167,3 +167,43 @@ def test_privileged_root_chart_fails_checkov(checkov_bin: str, helm: Helm, tmp_p
     )
     privileged = {kind_and_name(f) for f in report.failed if f.check_id == "CKV_K8S_16"}
     assert {"Deployment/betrace-backend", "Deployment/betrace-grafana"} <= privileged
+
+
+# --- checkov's lock (constraints-checkov.txt, written by `make lock`) --------------------------
+
+
+def test_the_checkov_lock_pins_pip_and_the_pinned_checkov() -> None:
+    assert checkov.constraint_problems() == []
+
+
+def test_a_broken_or_stale_checkov_lock_is_refused_at_its_line(tmp_path: Path) -> None:
+    lock = tmp_path / "constraints-checkov.txt"
+    lock.write_text("# header\nrequests>=2\n\ncheckov==3.0.0\n", encoding="utf-8")
+    assert checkov.constraint_problems(lock) == [
+        "constraints-checkov.txt:2: 'requests>=2' is not name==version",
+        "constraints-checkov.txt: pip is not pinned; run make lock",
+        f"constraints-checkov.txt:4: checkov is 3.0.0, CHECKOV_VERSION is "
+        f"{checkov.CHECKOV_VERSION}; run make lock",
+    ]
+    assert checkov.constraint_problems(tmp_path / "none.txt") == [
+        "none.txt: missing; run make lock"
+    ]
+
+
+def test_the_checkov_virtualenv_has_the_locked_versions(checkov_bin: str) -> None:
+    """What `make checkov` installed is the lock, package by package (pip's freeze, with pip)."""
+    import subprocess
+
+    python = checkov.VENV / "bin" / "python"
+    frozen = subprocess.run(
+        [str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    ).stdout
+    have = {n.lower(): v for n, _, v in (x.partition("==") for x in frozen.split()) if v}
+    text = checkov.CONSTRAINTS.read_text(encoding="utf-8").splitlines()
+    locked = [line.partition("==") for line in text if line and not line.startswith("#")]
+    differ = [
+        f"{n}: locked {v}, installed {have.get(n.lower())}"
+        for n, _, v in locked
+        if have.get(n.lower()) != v
+    ]
+    assert not differ, "run make checkov again:\n" + "\n".join(differ)
