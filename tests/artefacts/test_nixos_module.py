@@ -107,6 +107,32 @@ def test_rules_are_written_into_the_data_folder_before_start(
     assert_deployed(backend_program, rules_json)
 
 
+def test_rules_read_from_a_json_rules_file_are_the_rules_json_betrace_dist_writes(
+    nix: nixa.Nix, tmp_path: Path
+) -> None:
+    """The Nix flake guide keeps the host's rules in a JSON rules file, checked with
+    `betrace-dist rules check` and read by the flake with builtins.fromJSON: the module then
+    writes the same rules.json as `betrace-dist rules json` of that file, defaults included."""
+    from betrace_dist.rules import rulesfile
+
+    path = tmp_path / "rules.json"
+    path.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {"name": "a", "severity": "HIGH", "expression": "when { x } never { y }"},
+                    {"name": "b", "enabled": False, "tags": ["pii"], "expression": "when { x }"},
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    settings = f"rules = (builtins.fromJSON (builtins.readFile {path})).rules;"
+    out = evaluate(nix, "{ " + ENABLED + f" {settings} }}")
+    written = out["environment"]["etc"]["betrace-backend/rules.json"]["text"]
+    assert json.loads(written) == json.loads(rulesfile.rules_json(rulesfile.load(path)))
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
