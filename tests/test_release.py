@@ -498,3 +498,23 @@ def test_chart_changes_out_of_step_with_the_chart_are_refused(
     path = broken(tmp_path, old, new)
     found = "\n".join(problems(path))
     assert "releases[0].chart" in found and said in found, found
+
+
+def test_chart_versions_before_the_first_release_are_marked_never_released(
+    release_data: ReleaseData,
+) -> None:
+    """The chart's changelog keeps the versions of its development before the first release;
+    the table marks them, so no reader takes their upgrade notes for an installation of theirs.
+    Each release's own chart version stays unmarked."""
+    from betrace_dist.site import tables
+
+    rows = {
+        line.split("|")[1].strip()
+        for line in tables.chart_changes(release_data).splitlines()
+        if line.startswith("| `")
+    }
+    first = release_data.releases[-1]
+    assert f"`1.2.0` (never released: before release {first.version})" in rows, rows
+    released = {r.chart.version for r in release_data.releases}
+    for version in released & {c.version for c in release_data.current.chart.changes}:
+        assert f"`{version}`" in rows, rows

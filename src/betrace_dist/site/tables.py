@@ -6,6 +6,7 @@ import html
 from collections.abc import Callable, Iterable, Sequence
 
 from markdown.extensions.toc import slugify
+from packaging.version import Version
 
 from ..names import BETRACE_IMAGES
 from ..release import KnownIssue, Release, ReleaseData, Target
@@ -115,10 +116,18 @@ def history(data: ReleaseData) -> str:
 
 def chart_changes(data: ReleaseData) -> str:
     """Every chart version's changes (releases.yaml chart.changes), newest first, with what an
-    upgrade to it asks of an operator."""
+    upgrade to it asks of an operator. A version older than the first release's chart was the
+    chart's development before that release: no release carries it, and the table says so."""
     chart = data.current.chart
+    first = min(data.releases, key=lambda r: Version(r.chart.version))
+    before = f" (never released: before release {first.version})"
     rows = [
-        [code(c.version), c.kind, _text(c.description), _text(c.upgrade) if c.upgrade else "-"]
+        [
+            code(c.version) + (before if Version(c.version) < Version(first.chart.version) else ""),
+            c.kind,
+            _text(c.description),
+            _text(c.upgrade) if c.upgrade else "-",
+        ]
         for c in chart.changes
     ]
     return table(["Chart", "Kind", "Change", "What an upgrade to it needs"], rows)
