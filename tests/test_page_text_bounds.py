@@ -9,6 +9,8 @@ a match, kept here as the model. The scan for variables a page defines is held t
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -55,18 +57,53 @@ def test_output_that_made_the_old_comparison_backtrack_is_answered() -> None:
 
 def test_a_page_of_blank_lines_is_scanned_for_variables_at_once() -> None:
     """The scan for variables a page defines (typed.defined_variables) split each run of blank
-    lines every way from each line start: 3,000 blank lines took 80 s, 10,000 over five minutes.
-    Run in a thread, so a return to that fails instead of hanging."""
-    from betrace_dist.gate import typed
-
-    text = "# A page\n\nA short page." + "\n" * 20_000 + "export BETRACE_DEBUG=1\n"
-    found: list[set[str]] = []
-    worker = threading.Thread(
-        target=lambda: found.append(typed.defined_variables(text)), daemon=True
+    lines every way from each line start: 3,000 blank lines took 80 s, 10,000 over five minutes."""
+    code = (
+        "from betrace_dist.gate import typed\n"
+        "text = '# A page\\n\\nA short page.' + '\\n' * 20_000 + 'export BETRACE_DEBUG=1\\n'\n"
+        "print(sorted(typed.defined_variables(text)))"
     )
-    worker.start()
-    worker.join(120)
-    assert found == [{"BETRACE_DEBUG"}], "the scan did not return"
+    assert _returns(code) == "['BETRACE_DEBUG']"
+
+
+def _returns(code: str, seconds: float = 120) -> str:
+    """What a Python snippet printed, run in a child process: one regular expression call holds
+    the interpreter until it returns (a thread's join cannot end it), so a scan that does not
+    return is killed after `seconds` and fails here instead of hanging the suite."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=seconds
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the scan did not return in {seconds} s")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_line_of_blanks_is_scanned_for_variables_at_once() -> None:
+    """`[ \t]*-?[ \t]*` after a line start split one line of blanks every way: a page line
+    of 300,000 tabs held the gate 10 minutes, past its processor budget, which cannot stop one
+    regular expression call."""
+    code = (
+        "from betrace_dist.gate import typed\n"
+        "text = '# A page\\n\\nSome text\\n' + '\\t' * 300_000 + 'x\\n  - \\t\"BETRACE_DEBUG=1'\n"
+        "print(sorted(typed.defined_variables(text)))"
+    )
+    assert _returns(code) == "['BETRACE_DEBUG']"
+
+
+def test_a_long_line_is_scanned_for_secrets_at_once() -> None:
+    """The secrets scan tried a name from every character of a run of name characters, each
+    scanning the rest of the run: 16,000 characters took 12 s, a page's 400,000 hours."""
+    code = (
+        "from betrace_dist.artefacts import secrets\n"
+        "print(list(secrets.scan_text('x:' + '-a' * 200_000, 'page.md')))"
+    )
+    assert _returns(code) == "[]"
+    from betrace_dist.artefacts import secrets
+
+    shown = "db.password=Zk3l9Qx8vB2mN7pL4tR6"  # a name inside a longer one is still read
+    assert [f.excerpt for f in secrets.scan_text(shown, "page.md")] == ["db.password = Zk3l…"]
 
 
 def test_snippets_that_include_each_other_are_stopped_at_the_pages_budget(tmp_path: Path) -> None:

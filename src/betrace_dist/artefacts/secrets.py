@@ -57,9 +57,11 @@ _NAME = (
     r"|signature[_-]?key|client[_-]?secret|credentials?)"
 )
 #: NAME = value, NAME: value, "NAME": "value", --name=value; the name may be part of a longer one.
+#: A name starts where a run of name characters starts (the lookbehind): tried from inside a
+#: run too, each start scanned the rest of the run again, quadratic in a long line.
 _ASSIGNMENT = re.compile(
     rf"""(?ix)
-    (?P<name>[A-Za-z0-9_.-]*{_NAME}[A-Za-z0-9_.-]*)
+    (?<![A-Za-z0-9_.-])(?P<name>[A-Za-z0-9_.-]*{_NAME}[A-Za-z0-9_.-]*)
     ["']?\s*(?::|=|:=)\s*
     (?P<value>"[^"]*"|'[^']*'|`[^`]*`|[^\s,;#]+)
     """
