@@ -15,7 +15,7 @@ import pytest
 
 from betrace_dist.release import ReleaseData
 
-from .conftest import Served
+from .conftest import Served, keep_on_this_machine
 from .test_site_in_browser import AXE_RUN, CODE_BOXES, LAPTOP, PHONE, code_box_problems
 
 pytestmark = pytest.mark.slow
@@ -48,12 +48,7 @@ def reader(browser: Any, served: Served, viewport: dict[str, int]) -> Iterator[t
     """A light-scheme page of the given size; every request to another host is refused and noted."""
     outside: list[str] = []
     context = browser.new_context(color_scheme="light", viewport=viewport, service_workers="block")
-
-    def refuse(route: Any) -> None:
-        outside.append(route.request.url)
-        route.abort()
-
-    context.route(lambda url: not url.startswith(served.origin + "/"), refuse)
+    keep_on_this_machine(context, served.origin, lambda: outside)
     page = context.new_page()
     try:
         yield page, outside

@@ -25,7 +25,14 @@ from betrace_dist.gate.collect import Gate
 from betrace_dist.release import ReleaseData
 from betrace_dist.site.badge import LABELS
 
-from .conftest import VERSIONS, Build, Served, in_parallel
+from .conftest import (
+    VERSIONS,
+    Build,
+    Served,
+    in_parallel,
+    keep_on_this_machine,
+    keep_on_this_machine_async,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -152,12 +159,7 @@ def watch(page: Any, visit: Visit | Callable[[], Visit]) -> None:
 def new_context(browser: Any, served: Served, scheme: str, outside: list[str]) -> Any:
     """A browser context that answers every request to another host with an abort, and notes it."""
     context = browser.new_context(color_scheme=scheme, viewport=VIEWPORT, service_workers="block")
-
-    def refuse(route: Any) -> None:
-        outside.append(route.request.url)
-        route.abort()
-
-    context.route(lambda url: not url.startswith(served.origin + "/"), refuse)
+    keep_on_this_machine(context, served.origin, lambda: outside)
     return context
 
 
@@ -177,12 +179,8 @@ async def record_scheme(
         color_scheme=scheme, viewport=SCREENS[scheme], service_workers="block"
     )
 
-    async def refuse(route: Any) -> None:
-        current.outside_requests.append(route.request.url)
-        await route.abort()
-
-    await context.route(lambda url: not url.startswith(served.origin + "/"), refuse)
     current = visits[0]
+    await keep_on_this_machine_async(context, served.origin, lambda: current.outside_requests)
     try:
         page = await context.new_page()
         watch(page, lambda: current)

@@ -155,6 +155,7 @@ class Gate:
         if not problems:
             return PageResult(path, rendered, items)
         found_problems = display.unchecked(rendered.text, found, shown)
+        found_problems += display.active_problems(rendered.text, shown)
         found_problems += display.stray_headings(rendered.text, found)
         found_problems += display.link_problems(
             rendered.text,

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import markdown
 
-from ..site import limits
+from ..site import active_content, limits
 from ..site.snippets import is_snippets
 from .lexer import Block
 
@@ -44,6 +44,7 @@ class Shown:
     ids: set[str] = field(default_factory=set)
     links: list[str] = field(default_factory=list)
     inline: list[str] = field(default_factory=list)  # code spans outside <pre>
+    active: list[active_content.Active] = field(default_factory=list)  # would run in a browser
 
 
 class _Reader(HTMLParser):
@@ -117,7 +118,16 @@ def shown_in_html(html: str) -> Shown:
     reader = _Reader()
     reader.feed(html)
     reader.close()
+    reader.shown.active = active_content.found_in(html)
     return reader.shown
+
+
+def active_problems(text: str, shown: Shown) -> list[Problem]:
+    """Each piece of the page's HTML that would run in a reader's browser, at its line."""
+    return [
+        Problem(active_content.line_of(text, a.needle), active_content.reason(a))
+        for a in shown.active
+    ]
 
 
 def _key(text: str) -> tuple[str, ...]:

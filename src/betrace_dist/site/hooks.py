@@ -15,11 +15,12 @@ from typing import Any
 
 from jinja2 import Template
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
-from betrace_dist.site import limits, snippets
+from betrace_dist.site import active_content, limits, snippets
 from betrace_dist.site.badge import PageSummary, Verifier
 from betrace_dist.site.notes import EXPLAINED_AT, EXPLAINED_IN, TEMPLATE, with_note
 
@@ -112,7 +113,12 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """A page whose HTML would run anything in a reader's browser is refused (active_content)."""
     _end_render_deadline()
+    found = active_content.found_in(html)
+    if found:
+        line = active_content.line_of(page.markdown or "", found[0].needle)
+        raise PluginError(f"{page.file.src_path}:{line}: {active_content.reason(found[0])}")
     return html
 
 
