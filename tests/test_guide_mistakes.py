@@ -264,6 +264,21 @@ CASES = [
         "git push origin",
         ["the tag v2.0.0 is not made yet on this page", "src refspec v2.0.0 does not match any"],
     ),
+    (
+        "git-switch-missing-branch.md",
+        'git switch "release-',
+        ["no branch 'release-2.0.0' exists here", "invalid reference", "branches: main"],
+    ),
+    (
+        "git-push-not-a-remote.md",
+        "git push",
+        ["'v2.0.0' is no remote of this clone", "does not appear to be a git repository"],
+    ),
+    (
+        "git-push-unknown-branch.md",
+        "git push origin",
+        ["no branch 'release/2.0.0' exists here", "branches: main, release-2.0.0"],
+    ),
     ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",

@@ -695,3 +695,13 @@ def test_a_workflow_on_another_python_is_caught(repo_root: Path, tmp_path: Path)
     assert every and all("python-version 3.11, but" in f for f in every), every
     makefile.write_text("PYTHON := python3\n", encoding="utf-8")
     assert "no LOCK_PYTHON" in other_pythons(path.parent, makefile)[0]
+
+
+def test_the_git_models_default_branch_is_the_one_the_workflows_run_on(repo_root: Path) -> None:
+    """The release guide's `git switch main` and its pushes are judged against one default
+    branch (gate/commands/git.py): the branch ci.yml and docs.yml run on when pushed to."""
+    from betrace_dist.gate.commands.git import DEFAULT_BRANCH
+
+    for name in ("ci.yml", "docs.yml"):
+        data = load_with_lines(repo_root / ".github" / "workflows" / name)
+        assert data["on"]["push"]["branches"] == [DEFAULT_BRANCH], name

@@ -346,6 +346,10 @@ class World:
     checkouts: dict[str, str] = field(default_factory=dict)
     #: release tags `git tag` made on the page (and `git tag -d` has not deleted), by name
     tags: set[str] = field(default_factory=set)
+    #: branches `git switch -c` / `git checkout -b` made on the page
+    branches: set[str] = field(default_factory=set)
+    #: remotes `git remote add` named on the page (a clone's `origin` is always there)
+    remotes: set[str] = field(default_factory=set)
     #: identities (K8sObject.identity) of workloads and pods whose pods were made anew and that
     #: nothing has waited for since (World.started)
     unready: set[tuple[str, str, str, str]] = field(default_factory=set)

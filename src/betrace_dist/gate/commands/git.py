@@ -18,6 +18,12 @@ from .flags import CommandLine, options
 
 #: a release tag as this project writes them
 _TAG = re.compile(r"v?\d+\.\d+\.\d+\S*")
+#: The repository's default branch: the one the ci and docs workflows run on when pushed to
+#: (on.push.branches; tests/artefacts/test_workflows.py holds the two to each other). A reader's
+#: clone has it, as every clone has its remote's default branch.
+DEFAULT_BRANCH = "main"
+#: the remote a clone names the repository it was cloned from (git-clone(1), --origin)
+ORIGIN = "origin"
 
 
 def clone_line(words: list[str]) -> CommandLine:
@@ -90,8 +96,47 @@ def checkout_of(session: Session, path: Path | None = None) -> tuple[Path, str] 
     return None
 
 
+def _line(inv: Invocation, sub: str, words: list[str]) -> CommandLine:
+    """`git <sub> WORDS` split with the flags the real `git <sub> -h` lists."""
+    known = options(gate_missing.require("git", CommandError), sub)
+    line = CommandLine(words, known)
+    for name, _ in line.flags:
+        if name not in known.names:
+            raise CommandError(
+                f"git {sub} has no option '{name}'{closest(name, sorted(known.names))}"
+            )
+    return line
+
+
+def _branches(inv: Invocation) -> set[str]:
+    return {DEFAULT_BRANCH} | inv.session.world.branches
+
+
+def _switch_branch(inv: Invocation, words: list[str]) -> None:
+    """`git switch -c NAME` makes a branch; `git switch NAME` needs one that exists: the
+    default branch, or one made earlier on the page (git: "invalid reference")."""
+    line = _line(inv, "switch", words)
+    made = line.get("-c", "--create", "-C", "--force-create", "--orphan")
+    if made is not None:
+        inv.session.world.branches.add(made)
+        return
+    if line.has("--detach", "-d") or not line.positional:
+        return
+    name = line.positional[0]
+    if name != "-" and not _TAG.fullmatch(name) and name not in _branches(inv):
+        raise CommandError(
+            f"git switch {name}: no branch '{name}' exists here (git answers 'invalid "
+            f"reference: {name}'); branches: {', '.join(sorted(_branches(inv)))}; "
+            "`git switch -c` makes a new one"
+        )
+
+
 def _switch(inv: Invocation, words: list[str]) -> None:
     """`git checkout <ref>` / `git switch <branch>`: a tag leaves HEAD detached, a branch not."""
+    if words[0] == "switch":
+        _switch_branch(inv, words[1:])
+    elif {"-b", "-B"} & set(words):
+        inv.session.world.branches.update(w for w in words[2:3] if not w.startswith("-"))
     found = checkout_of(inv.session)
     refs = [w for w in words[1:] if not w.startswith("-")]
     if found is None or not refs:
@@ -150,12 +195,31 @@ def _tag(inv: Invocation, words: list[str]) -> None:
 
 
 def _push(inv: Invocation, words: list[str]) -> None:
-    """`git push <remote> <tag>` of the release's own tag needs that tag made first: the
-    release is new, so no clone has its tag until `git tag` makes it, and git refuses the push
-    ("src refspec ... does not match any", git-push(1)'s refspec). A push that deletes a tag,
-    and tags of other versions (older releases a clone has), are not judged."""
-    if {"-d", "--delete"} & set(words) or any(w.startswith(":") for w in words):
+    """`git push <remote> <ref>...`: the first word names a remote (`origin`, or one `git remote
+    add` named); a branch pushed is one that exists here; the release's own tag needs that tag
+    made first: the release is new, so no clone has its tag until `git tag` makes it, and git
+    refuses the push ("src refspec ... does not match any", git-push(1)'s refspec). A push that
+    deletes, and tags of other versions (older releases a clone has), are not judged."""
+    line = _line(inv, "push", words)
+    if not line.positional:
         return
+    remote, *words = line.positional
+    if remote not in {ORIGIN} | inv.session.world.remotes:
+        raise CommandError(
+            f"git push {remote}: '{remote}' is no remote of this clone (git answers "
+            f"\"'{remote}' does not appear to be a git repository\"); its remote is {ORIGIN}"
+        )
+    if line.has("-d", "--delete") or any(w.startswith(":") for w in words):
+        return
+    for word in words:
+        ref = word.removeprefix("+").partition(":")[0]
+        if not _TAG.fullmatch(ref.removeprefix("refs/tags/")) and ref != "HEAD":
+            name = ref.removeprefix("refs/heads/")
+            if name not in _branches(inv):
+                raise CommandError(
+                    f"git push: no branch '{name}' exists here (git answers \"src refspec "
+                    f'{word} does not match any"); branches: {", ".join(sorted(_branches(inv)))}'
+                )
     refs = {w: w.removeprefix("+").partition(":")[0].removeprefix("refs/tags/") for w in words}
     if not any(_TAG.fullmatch(ref) for ref in refs.values()):
         return  # a branch
@@ -185,6 +249,9 @@ def git(inv: Invocation) -> None:
         return
     if sub == "push":
         _push(inv, argv[2:])
+        return
+    if sub == "remote" and argv[2:3] == ["add"]:
+        inv.session.world.remotes.update(w for w in argv[3:4] if not w.startswith("-"))
         return
     if sub in (
         "add",
