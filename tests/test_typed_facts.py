@@ -141,3 +141,23 @@ def test_a_backend_key_in_prose_must_be_a_chart_value_or_a_release_field(
     for good in ("backend.rulesConfigMap", "backend.version", "backend.resources.limits.memory"):
         assert typed.backend_key_problem(good, release_data) is None, good
     assert typed.backend_key_problem("backend.ingress.*", release_data) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('    prometheus.io/port: "12012"\n', "prometheus.io/port names port 12012, which serves"),
+        ("    prometheus.io/path: /v1/metrics\n", "prometheus.io/path names the path /v1/metrics"),
+        ("--set-string 'podAnnotations.prometheus\\.io/path=/stats'", "the path /stats"),
+    ],
+)
+def test_scrape_annotations_name_the_backends_metrics(
+    text: str, said: str, release_data: ReleaseData
+) -> None:
+    """Found by attacking the Kubernetes guide: its values with the gRPC port or an OTLP path in
+    the scrape annotations passed, and Prometheus would have scraped nothing."""
+    found = typed.problems(f"# Page\n\n```yaml\n{text}```\n", release_data)
+    assert [p.line for p in found] == [4] and said in found[0].reason, found
+    http = release_data.current.backend.ports["http"].port
+    fine = f'prometheus.io/port: "{http}"\nprometheus.io/path: /metrics\n'
+    assert typed.problems(fine, release_data) == []

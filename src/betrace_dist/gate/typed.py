@@ -145,6 +145,37 @@ def _ports(text: str, data: ReleaseData) -> Iterator[Problem]:
             )
 
 
+#: Prometheus' scrape annotations on a pod (the relabelling of its kubernetes_sd examples reads
+#: prometheus.io/port and prometheus.io/path), written as YAML or as --set
+_SCRAPE = re.compile(r"prometheus\\?\.io/(port|path)[\"']?[ \t]*[:=][ \t]*[\"']?([^\"'\s,}]+)")
+#: where Prometheus scrapes by default (its metrics_path), the backend's metrics endpoint
+METRICS_PATH = "/metrics"
+
+
+def _scrape_annotations(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A scrape annotation naming a backend port that does not serve its metrics, or a path
+    other than its metrics endpoint's: Prometheus then scrapes nothing (on the gRPC port, the
+    answer is not even HTTP/1)."""
+    backend = data.current.backend
+    metrics = next(e for e in backend.endpoints if e.path == METRICS_PATH)
+    port = backend.ports[metrics.port]
+    backend_ports = {str(p.port) for p in backend.ports.values()}
+    for match in _SCRAPE.finditer(text):
+        kind, value = match[1], match[2]
+        if kind == "port" and value in backend_ports and value != str(port.port):
+            wrong = f"port {value}, which serves no metrics"
+        elif kind == "path" and value != metrics.path:
+            wrong = f"the path {value}, which the backend does not serve its metrics at"
+        else:
+            continue
+        yield Problem(
+            _line(text, match.start()),
+            f"prometheus.io/{kind} names {wrong}: the backend serves them at GET "
+            f"{metrics.path} on port {port.port} ({metrics.port}; releases.yaml "
+            "backend.endpoints and backend.ports)",
+        )
+
+
 #: OTLP's own HTTP paths (the collector's, not the backend's), which texts name as such
 OTLP_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
 
@@ -504,6 +535,7 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _otlp_default,
         _plugin_paths,
         _stop_times,
+        _scrape_annotations,
     )
     found = [problem for check in checks for problem in check(text, data)]
     found += _variables(text, data, set(own_variables()))
