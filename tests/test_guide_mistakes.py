@@ -279,6 +279,11 @@ CASES = [
         "git push origin",
         ["no branch 'release/2.0.0' exists here", "branches: main, release-2.0.0"],
     ),
+    (
+        "kubectl-namespace-still-terminating.md",
+        "kubectl create namespace trial  # again",
+        ["namespace 'trial' is still terminating", "AlreadyExists", "kubectl wait --for=delete"],
+    ),
     ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",

@@ -346,6 +346,10 @@ class World:
     checkouts: dict[str, str] = field(default_factory=dict)
     #: release tags `git tag` made on the page (and `git tag -d` has not deleted), by name
     tags: set[str] = field(default_factory=set)
+    #: namespaces `kubectl delete --wait=false` left terminating: Kubernetes removes what they
+    #: hold before the namespace itself, and until then a namespace of that name cannot be made
+    #: again (World.terminating_problem); `kubectl wait --for=delete` waits that out
+    terminating: set[str] = field(default_factory=set)
     #: branches `git switch -c` / `git checkout -b` made on the page
     branches: set[str] = field(default_factory=set)
     #: remotes `git remote add` named on the page (a clone's `origin` is always there)
@@ -444,6 +448,18 @@ class World:
     def all_objects(self, namespace: str) -> list[K8sObject]:
         found = [o for r in self.releases.values() for o in r.present() if o.namespace == namespace]
         return found + [o for o in self.objects if o.namespace == namespace]
+
+    def terminating_problem(self, name: str) -> str | None:
+        """Why a namespace cannot be made now, or None: one of its name is still terminating.
+        The API server answers AlreadyExists while the old namespace exists (its deletion only
+        marks it Terminating until its content is gone)."""
+        if name not in self.terminating:
+            return None
+        return (
+            f"namespace '{name}' is still terminating (deleted with --wait=false, and nothing "
+            "waited for it to go): making it again answers AlreadyExists; delete it without "
+            f"--wait=false, or `kubectl wait --for=delete namespace/{name}` first"
+        )
 
     def drop_namespace(self, name: str) -> None:
         """`kubectl delete namespace`: everything in it goes, and with it the records of the

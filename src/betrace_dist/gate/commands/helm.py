@@ -448,6 +448,9 @@ def _namespace_ready(inv: Invocation, parsed: CommandLine) -> None:
     if ns in world.namespaces:
         return
     if parsed.has("--create-namespace"):
+        problem = world.terminating_problem(ns)
+        if problem is not None:
+            raise CommandError(f"--create-namespace: {problem}")
         world.namespaces.add(ns)
         return
     raise CommandError(

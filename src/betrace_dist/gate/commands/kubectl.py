@@ -696,6 +696,9 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool
     apply made before (_replaceable)."""
     meta = doc.get("metadata") or {}
     if doc.get("kind") == "Namespace":
+        problem = world.terminating_problem(meta.get("name", ""))
+        if problem is not None:
+            raise CommandError(problem)
         world.namespaces.add(meta.get("name", ""))
         return
     obj = K8sObject(
@@ -898,6 +901,8 @@ def _delete(inv: Invocation, ns: str, args: Args) -> None:
     for kind, name in deleted:
         if kind == "Namespace":
             world.drop_namespace(name)
+            if str(args.get("--wait") or "true").lower() in ("false", "f", "0"):
+                world.terminating.add(name)
             continue
         users = [o for o in staying if any(r[:2] == (kind, name) for r in o.references())]
         if kind in _USED_BY_PODS and users:
@@ -1071,8 +1076,12 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
     runs (_jsonpath_runs). Other conditions (Progressing, or Ready=false), create, delete and
     other JSONPaths say nothing of it. A condition the kind never gets (_CONDITIONS: Ready of
     a Deployment, say) times out."""
-    _refs(inv, ns, args)
     world = inv.session.world
+    gone = [p.partition("/")[2] for p in args.positional if p.startswith(("namespace/", "ns/"))]
+    if str(args.get("--for") or "").lower() == "delete" and gone and world.terminating >= set(gone):
+        world.terminating.difference_update(gone)  # the namespaces' deletion has ended
+        return
+    _refs(inv, ns, args)
     _some_match(world, ns, args)
     given = str(args.get("--for") or "").lower()
     if given == "create":
