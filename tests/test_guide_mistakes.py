@@ -284,6 +284,11 @@ CASES = [
         "kubectl create namespace trial  # again",
         ["namespace 'trial' is still terminating", "AlreadyExists", "kubectl wait --for=delete"],
     ),
+    (
+        "kubectl-secret-not-decoded.md",
+        "kubectl get secret admin",
+        ["{.data.admin-password} base64-encoded", "pipe it to `base64 --decode`"],
+    ),
     ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",

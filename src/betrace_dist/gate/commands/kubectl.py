@@ -860,10 +860,25 @@ def _get(inv: Invocation, ns: str, args: Args) -> str | None:
             _names(world, ns, _kind(word), pos[1:], args)  # name given must exist as each
     else:
         printed = _names(world, ns, _kind(first), pos[1:], args)
+        _decoded(inv, _kind(first), args)
     selector = args.get("-l", "--selector")
     if selector and not world.selected(ns, _selector(selector)):
         raise CommandError(f"no pods in namespace '{ns}' match '{selector}'")
     return printed
+
+
+def _decoded(inv: Invocation, kind: str, args: Args) -> None:
+    """A Secret's `.data` read with a JSONPath is base64 (the API keeps it so): printed to the
+    reader with no pipe or redirect, it is not the value. A pipe decides for itself (its filters
+    run for real on what the model prints)."""
+    output = str(args.get("-o", "--output") or "").removeprefix("jsonpath=").strip("'\"")
+    if kind != "Secret" or not output.startswith("{.data"):
+        return
+    if inv.command.pipeline[1] == 1 and not inv.command.redirects:
+        raise CommandError(
+            f"prints the Secret's {output} base64-encoded, as the API keeps a Secret's data: "
+            "that is not the value; pipe it to `base64 --decode`"
+        )
 
 
 #: kinds a pod uses by name: deleting one that a pod still uses breaks that pod's next start
