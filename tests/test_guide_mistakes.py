@@ -289,6 +289,11 @@ CASES = [
         "kubectl get secret admin",
         ["{.data.admin-password} base64-encoded", "pipe it to `base64 --decode`"],
     ),
+    (
+        "nix-module-rule-severity.md",
+        'severity = "high"',
+        ['severity "high" is not one the module\'s rule type takes', "'HIGH'", "an enum"],
+    ),
     ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",

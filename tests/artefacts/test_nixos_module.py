@@ -191,3 +191,16 @@ def test_the_otlp_endpoint_type_agrees_with_the_backends_rule(nix: nixa.Nix) -> 
     for sample, nix_ok in zip(samples, accepted, strict=True):
         rule_ok = value_problem("OTEL_EXPORTER_OTLP_ENDPOINT", sample) is None
         assert nix_ok == rule_ok, sample
+
+
+def test_the_gates_module_severities_are_the_modules_enum() -> None:
+    """The gate refuses a module rule's severity the module's enum does not list
+    (nix_env.MODULE_SEVERITIES); the list is the one in the module's source."""
+    import re
+
+    from betrace_dist.gate import nix_env
+
+    text = MODULE.read_text(encoding="utf-8")
+    enum = re.search(r"severity = lib\.mkOption \{[^}]*?lib\.types\.enum \[([^\]]*)\]", text, re.S)
+    assert enum is not None, "the module's severity option is no longer an enum"
+    assert tuple(re.findall(r'"([^"]*)"', enum[1])) == nix_env.MODULE_SEVERITIES

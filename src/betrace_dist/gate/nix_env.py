@@ -26,6 +26,7 @@ from .. import REPO_ROOT
 from ..backend_env import env_problems, value_problem
 from ..names import close_to, closest
 from ..release import ReleaseData
+from ..rules.rulesfile import SEVERITIES
 from .grafana_settings import split_list, unsigned_sentence
 from .session import clone_files
 
@@ -238,6 +239,28 @@ def module_options() -> frozenset[str]:
     return frozenset(
         a.path[3] for a in assignments(text) if a.path[:3] == head and len(a.path) == 4
     )
+
+
+#: the severities the module's rule type takes (its `lib.types.enum`: the Grafana app's four, as
+#: rules/rulesfile.py SEVERITIES, or none); tests/artefacts/test_nixos_module.py holds the two
+#: to each other. Unlike a rules file, which writes any case in capitals, Nix compares as written.
+MODULE_SEVERITIES = ("", *SEVERITIES)
+
+
+def severity_problems(text: str) -> list[tuple[int, str]]:
+    """(line, sentence) for each rule given to the module's `rules` with a severity its type
+    refuses: Nix stops the build with "is not of type `one of ...`"."""
+    head = ("services", _SERVICE, "rules", "severity")
+    return [
+        (
+            found.line,
+            f'services.{_SERVICE}.rules: severity "{found.value}" is not one the module\'s rule '
+            f"type takes ({', '.join(repr(s) for s in MODULE_SEVERITIES)}, as written: an enum); "
+            f"Nix stops the build",
+        )
+        for found in assignments(text)
+        if found.path == head and found.value is not None and found.value not in MODULE_SEVERITIES
+    ]
 
 
 def option_problems(text: str) -> list[tuple[int, str]]:
