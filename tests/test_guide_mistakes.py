@@ -294,6 +294,16 @@ CASES = [
         'severity = "high"',
         ['severity "high" is not one the module\'s rule type takes', "'HIGH'", "an enum"],
     ),
+    (
+        "nix-credential-name.md",
+        "secret_key = ",
+        ["reads the credential 'secret-key' of grafana.service", "it names: secret_key"],
+    ),
+    (
+        "nix-load-credential-option.md",
+        "LoadCredential = ",
+        ["systemd.services.grafana.LoadCredential is no NixOS option", "serviceConfig"],
+    ),
     ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",

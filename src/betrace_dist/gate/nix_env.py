@@ -263,6 +263,52 @@ def severity_problems(text: str) -> list[tuple[int, str]]:
     ]
 
 
+#: a file systemd hands a unit (LoadCredential=NAME:PATH puts it at
+#: /run/credentials/UNIT.service/NAME: systemd.exec(5), "Credentials")
+_CREDENTIAL = re.compile(r"/run/credentials/([\w@.-]+)\.service/([\w@.-]+)")
+
+
+def credential_problems(text: str) -> list[tuple[int, str]]:
+    """(line, sentence) for a unit's LoadCredential written outside its serviceConfig (NixOS has
+    no such option: a unit's [Service] settings go in serviceConfig), and for a read of
+    /run/credentials/UNIT.service/NAME where the block gives that unit a LoadCredential that
+    names no NAME: systemd hands a unit only the credentials it names, and the reader's
+    service then fails on a file that is not there."""
+    given: dict[str, set[str]] = {}
+    out: list[tuple[int, str]] = []
+    found = assignments(text)
+    for a in found:
+        if a.path[-1:] != ("LoadCredential",) or "services" not in a.path[:-2]:
+            continue
+        at = a.path.index("services")
+        unit = a.path[at + 1] if len(a.path) > at + 1 else ""
+        if a.path[at + 2 : -1] != ("serviceConfig",):
+            out.append(
+                (
+                    a.line,
+                    f"{'.'.join(a.path)} is no NixOS option: a unit's LoadCredential goes in "
+                    f"systemd.services.{unit}.serviceConfig, with its other [Service] settings",
+                )
+            )
+            continue
+        given.setdefault(unit, set()).update(
+            w.split(":", 1)[0] for w in a.words if ":" in w and w[:1] not in "[]"
+        )
+    for a in found:
+        for unit, name in _CREDENTIAL.findall(a.value or ""):
+            if unit in given and name not in given[unit]:
+                out.append(
+                    (
+                        a.line,
+                        f"reads the credential '{name}' of {unit}.service, which its "
+                        f"LoadCredential does not name (it names: {', '.join(sorted(given[unit]))}"
+                        f"): systemd hands the unit only those, and {unit} fails on the missing "
+                        "file",
+                    )
+                )
+    return out
+
+
 def option_problems(text: str) -> list[tuple[int, str]]:
     """(line, sentence) for every `services.betrace-backend.X` the module does not declare, and
     every option that is a backend variable given a plain string the backend refuses. Read, not
