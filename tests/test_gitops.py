@@ -41,6 +41,34 @@ def test_an_application_following_main_is_refused(release_data: ReleaseData) -> 
     assert problem == f"Application spec.source.targetRevision: 'main', expected '{tag}'"
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "said"),
+    [
+        (("project",), "betrace", "referencing project betrace which does not exist"),
+        (
+            ("destination", "server"),
+            "https://kubernetes.default.svc:6443",
+            'cluster "https://kubernetes.default.svc:6443" not found',
+        ),
+        (("destination", "name"), "prod", "the cluster it runs in is name 'in-cluster'"),
+    ],
+)
+def test_an_application_naming_what_argo_cd_lacks_is_refused(
+    release_data: ReleaseData, where: tuple[str, ...], value: str, said: str
+) -> None:
+    """Found by attacking the Kubernetes guide: a project or cluster the reader's Argo CD does
+    not have passed, and the controller would never sync the Application."""
+    doc = application(
+        f"v{release_data.current.version}", release_data.project.distribution_repository
+    )
+    target = doc["spec"]
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    (problem,) = gitops.source_problems(doc, release_data)
+    assert said in problem, problem
+
+
 def test_a_missing_required_field_is_named(release_data: ReleaseData) -> None:
     doc = application("v1", release_data.project.distribution_repository)
     del doc["spec"]["project"]

@@ -75,6 +75,38 @@ def source_problems(doc: dict[str, Any], data: ReleaseData) -> list[str]:
         found = _get(doc, *path)
         if str(found).removesuffix(".git") != value:
             out.append(f"{kind} {'.'.join(path)}: '{found}', expected '{value}'")
+    return out + (_argo_problems(doc) if kind == "Application" else [])
+
+
+#: What every Argo CD install has, and all a page can name without making more (it makes no
+#: AppProject and registers no cluster): pkg/apis/application/v1alpha1/application_defaults.go of
+#: argoproj/argo-cd v3.5.1 (commit 109ca7ca), DefaultAppProjectName, KubernetesInternalAPIServerAddr
+#: and KubernetesInClusterName, the cluster Argo CD runs in.
+ARGO_PROJECT = "default"
+ARGO_IN_CLUSTER = {"server": "https://kubernetes.default.svc", "name": "in-cluster"}
+
+
+def _argo_problems(doc: dict[str, Any]) -> list[str]:
+    """An Application's project and destination cluster must be ones Argo CD has: else its
+    controller marks it ("Application referencing project X which does not exist",
+    controller/appcontroller.go; `cluster "X" not found`, util/db/cluster.go) and never syncs."""
+    out = []
+    project = _get(doc, "spec", "project")
+    if project != ARGO_PROJECT:
+        out.append(
+            f"Application spec.project: '{project}' is no project of an Argo CD install, which "
+            f"has only '{ARGO_PROJECT}' until one is made: the controller answers \"Application "
+            f'referencing project {project} which does not exist" and never syncs it'
+        )
+    destination = _get(doc, "spec", "destination") or {}
+    for key, value in ARGO_IN_CLUSTER.items():
+        given = destination.get(key) if isinstance(destination, dict) else None
+        if given is not None and given != value:
+            out.append(
+                f"Application spec.destination.{key}: '{given}' is no cluster Argo CD knows; "
+                f"the cluster it runs in is {key} '{value}', and another must be registered "
+                f'first: the controller answers cluster "{given}" not found'
+            )
     return out
 
 
