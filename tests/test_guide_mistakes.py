@@ -304,6 +304,11 @@ CASES = [
         "LoadCredential = ",
         ["systemd.services.grafana.LoadCredential is no NixOS option", "serviceConfig"],
     ),
+    (
+        "git-commit-leaves-out-a-change.md",
+        'git commit -m "Note"',
+        ["git commit leaves out what this page changed", "README.md; git add it too"],
+    ),
     ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",

@@ -352,6 +352,9 @@ class World:
     terminating: set[str] = field(default_factory=set)
     #: branches `git switch -c` / `git checkout -b` made on the page
     branches: set[str] = field(default_factory=set)
+    #: what `git add` staged in the page's copy of the project since its last commit, as paths
+    #: relative to the copy ("." for all of it)
+    staged: set[str] = field(default_factory=set)
     #: remotes `git remote add` named on the page (a clone's `origin` is always there)
     remotes: set[str] = field(default_factory=set)
     #: identities (K8sObject.identity) of workloads and pods whose pods were made anew and that

@@ -13,7 +13,7 @@ from ...errors import ProblemsError
 from ...names import closest, is_number
 from ...release import ReleaseData, load_release_data
 from .. import missing as gate_missing
-from ..session import CommandError, Invocation, Session
+from ..session import CommandError, Invocation, Session, clone_files
 from .flags import CommandLine, options
 
 #: a release tag as this project writes them
@@ -232,6 +232,54 @@ def _push(inv: Invocation, words: list[str]) -> None:
             )
 
 
+def _in_the_project(inv: Invocation, word: str) -> str | None:
+    """A path of the page as a path of its copy of the project ("." for all of it), or None
+    when it lies elsewhere (resolved beneath the sandbox, never through a link leading out)."""
+    real = inv.session.real_path(inv.session.path(word), "read", leads_out_only=True)
+    repo = inv.session.real_path(inv.session.repo, "read", leads_out_only=True)
+    if real != repo and repo not in real.parents:
+        return None
+    return real.relative_to(repo).as_posix()
+
+
+def _add(inv: Invocation, words: list[str]) -> None:
+    """`git add PATH...` (or -A / --all / `.`) stages what the page changed under them."""
+    line = _line(inv, "add", words)
+    staged = inv.session.world.staged
+    if line.has("-A", "--all"):
+        staged.add(".")
+    for word in line.positional:
+        found = _in_the_project(inv, word)
+        if found is not None:
+            staged.add(found)
+
+
+def _commit(inv: Invocation, words: list[str]) -> None:
+    """`git commit` without -a commits what `git add` staged: a file of the project an earlier
+    command of the page changed (a bump, run for real in the page's copy) and no `git add`
+    covered is left out of the commit, and of the pull request."""
+    line = _line(inv, "commit", words)
+    world = inv.session.world
+    files = clone_files()
+    if line.has("-a", "--all") or files is None or _in_the_project(inv, ".") is None:
+        world.staged.clear()
+        return
+    covered = world.staged
+    left = [
+        name
+        for name in files
+        if not any(s == "." or name == s or name.startswith(s + "/") for s in covered)
+        and not inv.session.is_projects(inv.session.repo / name, name)
+    ]
+    world.staged.clear()
+    if left:
+        raise CommandError(
+            f"git commit leaves out what this page changed and no git add staged: "
+            f"{', '.join(left[:5])}{' ...' if len(left) > 5 else ''}; git add it too, or the "
+            "commit, and the pull request, lack it"
+        )
+
+
 def git(inv: Invocation) -> None:
     argv = inv.argv
     sub = argv[1] if len(argv) > 1 else ""
@@ -250,12 +298,16 @@ def git(inv: Invocation) -> None:
     if sub == "push":
         _push(inv, argv[2:])
         return
+    if sub == "add":
+        _add(inv, argv[2:])
+        return
+    if sub == "commit":
+        _commit(inv, argv[2:])
+        return
     if sub == "remote" and argv[2:3] == ["add"]:
         inv.session.world.remotes.update(w for w in argv[3:4] if not w.startswith("-"))
         return
     if sub in (
-        "add",
-        "commit",
         "fetch",
         "status",
         "diff",
