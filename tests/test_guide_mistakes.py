@@ -31,6 +31,11 @@ CASES = [
         "logs grafna",
         ["no such service: grafna", "did you mean 'grafana'", "services: backend"],
     ),
+    (
+        "compose-network-not-joined.md",
+        "docker compose -f my-app/compose.yaml",
+        ["network betrace ('betrace_default') is external, but no service joins it"],
+    ),
     ("compose-exec-before-up.md", "compose exec", ["was not started earlier on this page"]),
     ("compose-v1.md", "docker-compose up", ["Compose v1", "write `docker compose`"]),
     ("compose-no-env.md", "docker compose up", ["required variable BETRACE_SIGNATURE_KEY"]),

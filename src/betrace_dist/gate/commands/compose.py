@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ... import REPO_ROOT, backend_env
+from ... import REPO_ROOT, backend_env, yamlio
 from ...artefacts import dockerfiles
 from ...artefacts.compose import (
     IMAGE_CONTENTS,
@@ -38,6 +38,7 @@ from ...artefacts.compose import (
     is_backend_service,
     service_role,
 )
+from ...errors import ProblemsError
 from ...names import BETRACE_IMAGES, closest, is_number
 from ...release import ReleaseData
 from ..data_volume import data_file_problem
@@ -551,6 +552,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
     if sub == "cp":
         _cp_path(inv.session, positional, services)
     _external_networks(inv.session.world, project, line)
+    _unjoined_networks(inv.session, compose_file, project, line)
     _checked_by_compose(inv, args, sub)
     if sub in ("cp", "port"):
         named = []  # they change nothing in the world
@@ -623,6 +625,29 @@ def _external_networks(world: World, project: dict[str, Any], line: ComposeLine)
                 f"stack started on this page makes ({listing('networks', sorted(made))}): "
                 f'Compose does not create it, and `up` fails with "network {name} declared as '
                 'external, but could not be found"'
+            )
+
+
+def _unjoined_networks(
+    session: Session, compose_file: Path, project: dict[str, Any], line: ComposeLine
+) -> None:
+    """An external network the file declares and no service joins: Compose leaves it out of
+    the project (`config` prints it no more), and the services stay on the project's own
+    network, where another stack's services are not reached by name. The declaration says the
+    file meant to join it."""
+    try:  # the page's file, read beneath the sandbox and bounded
+        raw = yamlio.safe_load(session.read(str(compose_file)), compose_file.name)
+    except ProblemsError:
+        return  # Compose itself reports a file it cannot read
+    declared = raw.get("networks") if isinstance(raw, dict) else None
+    kept = project.get("networks") or {}
+    for key, net in (declared or {}).items() if isinstance(declared, dict) else ():
+        if isinstance(net, dict) and net.get("external") and key not in kept:
+            name = net.get("name") or key
+            raise CommandError(
+                f"docker compose {line.sub}: network {key} ('{name}') is external, but no "
+                "service joins it: Compose leaves it out, and the services stay on this "
+                f"project's own network; list it under the services' networks"
             )
 
 
