@@ -36,6 +36,11 @@ CASES = [
         "docker compose -f my-app/compose.yaml",
         ["network betrace ('betrace_default') is external, but no service joins it"],
     ),
+    (
+        "compose-app-backend-at-localhost.md",
+        "docker compose -f my-app/compose.yaml",
+        ["services.app.environment.SPANS_URL", "localhost is the container itself"],
+    ),
     ("compose-exec-before-up.md", "compose exec", ["was not started earlier on this page"]),
     ("compose-v1.md", "docker-compose up", ["Compose v1", "write `docker compose`"]),
     ("compose-no-env.md", "docker compose up", ["required variable BETRACE_SIGNATURE_KEY"]),

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ... import REPO_ROOT, backend_env, yamlio
 from ...artefacts import dockerfiles
@@ -553,6 +554,7 @@ def compose(inv: Invocation, args: list[str]) -> None:
         _cp_path(inv.session, positional, services)
     _external_networks(inv.session.world, project, line)
     _unjoined_networks(inv.session, compose_file, project, line)
+    _loopback_backend_urls(services, inv.session.release)
     _checked_by_compose(inv, args, sub)
     if sub in ("cp", "port"):
         named = []  # they change nothing in the world
@@ -649,6 +651,26 @@ def _unjoined_networks(
                 "service joins it: Compose leaves it out, and the services stay on this "
                 f"project's own network; list it under the services' networks"
             )
+
+
+def _loopback_backend_urls(services: dict[str, Any], data: ReleaseData) -> None:
+    """A service's variable that sends to the backend's port on localhost: inside a container,
+    localhost is the container itself, never the backend's (a published port is the host's)."""
+    ports = {p.port for p in data.current.backend.ports.values()}
+    for name, service in services.items():
+        if is_backend_service(service, data):
+            continue
+        for variable, value in (service.get("environment") or {}).items():
+            port = backend_env.url_port(value) if isinstance(value, str) else None
+            if port not in ports:
+                continue
+            host = urlsplit(str(value)).hostname or ""
+            if backend_env.is_loopback(host):
+                raise CommandError(
+                    f"services.{name}.environment.{variable}: '{value}': inside the "
+                    f"container, {host} is the container itself, not the backend; name the "
+                    f"backend's service on a network both join (http://backend:{port})"
+                )
 
 
 #: what Docker puts into every container at its start, whatever its image
