@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ...errors import ProblemsError
@@ -280,29 +281,25 @@ def _commit(inv: Invocation, words: list[str]) -> None:
         )
 
 
+#: the subcommands modelled, each given the words from the subcommand's name on
+_SUBCOMMANDS: dict[str, Callable[[Invocation, list[str]], None]] = {
+    "clone": lambda inv, words: _clone(inv, words[1:]),
+    "checkout": _switch,
+    "switch": _switch,
+    "pull": lambda inv, words: _pull(inv),
+    "tag": lambda inv, words: _tag(inv, words[1:]),
+    "push": lambda inv, words: _push(inv, words[1:]),
+    "add": lambda inv, words: _add(inv, words[1:]),
+    "commit": lambda inv, words: _commit(inv, words[1:]),
+}
+
+
 def git(inv: Invocation) -> None:
     argv = inv.argv
     sub = argv[1] if len(argv) > 1 else ""
-    if sub == "clone":
-        _clone(inv, argv[2:])
-        return
-    if sub in ("checkout", "switch"):
-        _switch(inv, argv[1:])
-        return
-    if sub == "pull":
-        _pull(inv)
-        return
-    if sub == "tag":
-        _tag(inv, argv[2:])
-        return
-    if sub == "push":
-        _push(inv, argv[2:])
-        return
-    if sub == "add":
-        _add(inv, argv[2:])
-        return
-    if sub == "commit":
-        _commit(inv, argv[2:])
+    handler = _SUBCOMMANDS.get(sub)
+    if handler is not None:
+        handler(inv, argv[1:])
         return
     if sub == "remote" and argv[2:3] == ["add"]:
         inv.session.world.remotes.update(w for w in argv[3:4] if not w.startswith("-"))
