@@ -95,6 +95,8 @@ class Invocation:
     argv: list[str]  # expanded as bash would (command substitutions stand as placeholders)
     command: Command
     session: Session
+    #: run inside $(...): what it prints becomes a word of another command, never the reader's
+    substituted: bool = False
 
     def never_returns(self, what: str) -> None:
         """`what` (a server, a port-forward) runs in the foreground until stopped: a command
@@ -639,7 +641,7 @@ class Session:
     def _check_substitution(self, sub: Command, models: dict[str, Model]) -> None:
         head = sub.argv[0] if sub.argv else ""
         if head not in FILE_COMMANDS:
-            self._run_one(sub, models)
+            self._run_one(sub, models, substituted=True)
 
     def expand_target(self, raw: str) -> str:
         """A redirect's target, expanded; one a command substitution makes is refused, since
@@ -664,7 +666,7 @@ class Session:
         )
         return (cmd.words if runnable else cmd.model_words)[start:stop]
 
-    def _run_one(self, cmd: Command, models: dict[str, Model]) -> None:
+    def _run_one(self, cmd: Command, models: dict[str, Model], substituted: bool = False) -> None:
         for sub in cmd.substitutions:
             self._check_substitution(sub, models)
         if not cmd.argv:  # plain assignments: shell variables for the next commands
@@ -679,7 +681,7 @@ class Session:
             self.confine(cmd, argv)
             self._keep(self.bash(cmd.text))
         else:
-            self._run_model(head, cmd, argv, models)
+            self._run_model(head, cmd, argv, models, substituted)
 
     def _assign(self, assignments: list[str], export: bool = False) -> None:
         """NAME=value words (expanded): variables of the commands that follow. As in bash, the
@@ -734,7 +736,12 @@ class Session:
                 )
 
     def _run_model(
-        self, head: str, cmd: Command, argv: list[str], models: dict[str, Model]
+        self,
+        head: str,
+        cmd: Command,
+        argv: list[str],
+        models: dict[str, Model],
+        substituted: bool = False,
     ) -> None:
         model = models.get(head) or models.get(head.rsplit("/", 1)[-1])
         if model is None:
@@ -742,7 +749,7 @@ class Session:
                 f"no command model for '{head}': add one to the gate, or skip the block with "
                 "<!-- gate: skip: <reason> -->"
             )
-        self._keep(model(Invocation(argv, cmd, self)))
+        self._keep(model(Invocation(argv, cmd, self, substituted)))
 
 
 #: shell builtins that change the session itself (its directory, its variables)

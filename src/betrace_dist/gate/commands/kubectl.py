@@ -870,11 +870,11 @@ def _get(inv: Invocation, ns: str, args: Args) -> str | None:
 def _decoded(inv: Invocation, kind: str, args: Args) -> None:
     """A Secret's `.data` read with a JSONPath is base64 (the API keeps it so): printed to the
     reader with no pipe or redirect, it is not the value. A pipe decides for itself (its filters
-    run for real on what the model prints)."""
+    run for real on what the model prints), and so does the command a substitution feeds."""
     output = str(args.get("-o", "--output") or "").removeprefix("jsonpath=").strip("'\"")
     if kind != "Secret" or not output.startswith("{.data"):
         return
-    if inv.command.pipeline[1] == 1 and not inv.command.redirects:
+    if inv.command.pipeline[1] == 1 and not inv.command.redirects and not inv.substituted:
         raise CommandError(
             f"prints the Secret's {output} base64-encoded, as the API keeps a Secret's data: "
             "that is not the value; pipe it to `base64 --decode`"
