@@ -94,3 +94,40 @@ def test_the_build_refuses_the_page_with_its_line(tmp_path: Path) -> None:
     line = line_containing(site / "docs" / "index.md", "<script>")
     assert f"index.md:{line}: a <script> element would run" in done.stdout + done.stderr
     assert not (tmp_path / "out" / "index.html").exists()
+
+
+FRONT_MATTER = """---
+title: Fine
+description: "\\"><script>new WebSocket('ws://127.0.0.1:1/')</script>"
+---
+# A page
+
+Some text.
+"""
+
+
+def front_matter_site(tmp_path: Path) -> Path:
+    site = copy_site(tmp_path, ["index.md"])
+    (site / "docs" / "index.md").write_text(FRONT_MATTER, encoding="utf-8")
+    return site
+
+
+def test_the_gate_refuses_markup_in_front_matter_at_its_line(tmp_path: Path) -> None:
+    """Material writes a page's title and description into its templates unescaped (tried: a
+    `<script>` in either reached the built page), past the check of the page's content."""
+    site = front_matter_site(tmp_path)
+    done = run_pytest(["docs", "-q", "-p", "no:randomly"], cwd=site)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "docs/index.md:3: the front matter's 'description' holds" in done.stdout
+    assert "the theme writes front matter into the page's HTML unescaped" in done.stdout
+
+
+def test_the_build_refuses_markup_in_front_matter(tmp_path: Path) -> None:
+    site = front_matter_site(tmp_path)
+    config = site / "mkdocs.yml"
+    hooks = REPO_ROOT / "src" / "betrace_dist" / "site" / "hooks.py"
+    config.write_text(config.read_text(encoding="utf-8") + f"hooks:\n  - {hooks}\n", "utf-8")
+    done = run_mkdocs(["build", "--strict", "-d", str(tmp_path / "out")], cwd=site)
+    assert done.returncode != 0
+    assert "index.md:3: the front matter's 'description' holds" in done.stdout + done.stderr
+    assert not (tmp_path / "out" / "index.html").exists()

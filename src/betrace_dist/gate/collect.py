@@ -19,7 +19,7 @@ from sybil.example import SybilFailure
 
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE
-from ..site import limits
+from ..site import active_content, limits
 from ..site.limits import LimitError
 from . import claims, display, profile, result_cache, typed
 from .checkers import Checker, CheckFailure, Context, PageResource
@@ -193,6 +193,9 @@ class Gate:
         match = _FRONT_MATTER.match(source)
         if match is None:
             return None
+        markup = active_content.front_matter_markup(source)
+        if markup is not None:
+            return markup
         plugin = self.site.macros
         for number, line in enumerate(match[1].split("\n"), 2):
             key = line.split(":", 1)[0].strip().strip("'\"") if ":" in line else ""

@@ -14,6 +14,11 @@ another document, or changes where the page's links and forms lead:
 - a URL attribute whose scheme runs code (`javascript:`, `vbscript:`) or is a document of its
   own (`data:` anywhere but an image's `src`).
 
+The page's front matter reaches the page's HTML by another way: the theme writes a title or a
+description into its templates as it is, unescaped (tried with Material: `title:` and
+`description:` holding a `<script>` put it into the page). So no front matter text holds a
+character that can end a text or an attribute of HTML (`<`, `>`, `"`, `'`, a backquote).
+
 `mkdocs build` refuses such a page (hooks.on_page_content), and the gate names its line.
 """
 
@@ -22,6 +27,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+
+from .. import yamlio
+from ..errors import ProblemsError
 
 #: elements a page may not write (lower case, as HTMLParser gives them)
 ELEMENTS = frozenset(
@@ -93,3 +101,51 @@ def line_of(text: str, needle: str) -> int:
     1 when the HTML made it from something the text spells otherwise."""
     at = text.lower().find(needle.lower())
     return text.count("\n", 0, at) + 1 if at >= 0 else 1
+
+
+#: characters that end an HTML text or attribute value, or open an element
+_MARKUP = frozenset("<>\"'`")
+
+
+#: a page's front matter, as mkdocs reads it (a YAML document between `---` lines at the top)
+_FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
+
+
+def front_matter_markup(source: str) -> tuple[int, str] | None:
+    """(line, reason) for the page's own front matter (never what plugins add to page.meta)
+    holding a _MARKUP character, or None; read bounded (yamlio), a front matter that is no YAML
+    is left to the renderer's report."""
+    match = _FRONT_MATTER.match(source.removeprefix("\ufeff"))
+    if match is None:
+        return None
+    try:
+        meta = yamlio.safe_load(match[1], "front matter")
+    except ProblemsError:
+        return None
+    found = front_matter_problem(meta)
+    return None if found is None else (line_of(source, f"{found[0]}:"), found[1])
+
+
+def front_matter_problem(meta: object, key: str = "") -> tuple[str, str] | None:
+    """(top-level key, reason) for the first front matter text holding a _MARKUP character,
+    or None; keys are texts too."""
+    if isinstance(meta, dict):
+        for name, value in meta.items():
+            top = key or str(name)
+            found = front_matter_problem(name, top) or front_matter_problem(value, top)
+            if found is not None:
+                return found
+    elif isinstance(meta, list):
+        for item in meta:
+            found = front_matter_problem(item, key)
+            if found is not None:
+                return found
+    elif isinstance(meta, str):
+        chars = sorted(_MARKUP & set(meta))
+        if chars:
+            return key, (
+                f"the front matter's {key!r} holds {' '.join(chars)}: the theme writes front "
+                "matter into the page's HTML unescaped, where such a character can end a text "
+                "or an attribute and start a script; write it without them"
+            )
+    return None

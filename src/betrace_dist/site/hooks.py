@@ -115,6 +115,9 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """A page whose HTML would run anything in a reader's browser is refused (active_content)."""
     _end_render_deadline()
+    meta = active_content.front_matter_markup(page.file.content_string)
+    if meta is not None:
+        raise PluginError(f"{page.file.src_path}:{meta[0]}: {meta[1]}")
     found = active_content.found_in(html)
     if found:
         line = active_content.line_of(page.markdown or "", found[0].needle)
