@@ -22,7 +22,7 @@ from .conftest import copy_site, line_containing, run_mkdocs, run_pytest
     ("html", "what"),
     [
         ('<script>new WebSocket("ws://x")</script>', ["a <script> element"]),
-        ("<SCRIPT src=//x></SCRIPT>", ["a <script> element"]),
+        ("<SCRIPT src=//x></SCRIPT>", ["a <script> element", "a URL of another host in src"]),
         ('<img src="x.png" onerror="fetch(1)">', ["the attribute onerror of <img>"]),
         ('<h2 id="a" onclick="x()">A</h2>', ["the attribute onclick of <h2>"]),
         ('<a href="java\tscript:alert(1)">a</a>', ["a javascript: URL in href of <a>"]),
@@ -36,10 +36,24 @@ from .conftest import copy_site, line_containing, run_mkdocs, run_pytest
         ('<meta http-equiv="refresh" content="0;url=//x">', ["a <meta> element"]),
         ('<base href="//x/">', ["a <base> element"]),
         ('<form action="//x"><input></form>', ["a <form> element"]),
+        # a second attack: markup Python's parser ends elsewhere than a browser, and requests
+        # made without any script
+        ("<style></style x><img src=x onerror=alert(1)></style>", ["a <style> element"]),
+        ("<!--><img src=x onerror=alert(1)>-->", ["the markup '<!-->', which browsers"]),
+        ("<![CDATA[><img src=x onerror=alert(1)>]]>", ["the markup '<!', which browsers"]),
+        ("a --!> b", ["the markup '--!>', which browsers"]),
+        ('<img src="https://host/x.png">', ["a URL of another host in src of <img>"]),
+        ('<img srcset="//host/x.png 2x">', ["a URL of another host in srcset of <img>"]),
+        ('<link rel="dns-prefetch" href="http://host">', ["a <link> element"]),
+        ('<p style="background: URL(//host)">x</p>', ["the attribute style of <p>"]),
+        ('<a href="/x" ping="//host">x</a>', ["the attribute ping of <a>"]),
     ],
 )  # fmt: skip
 def test_active_content_is_found(html: str, what: list[str]) -> None:
-    assert [a.what for a in found_in(f"<p>before</p>{html}<p>after</p>")] == what
+    found = [a.what for a in found_in(f"<p>before</p>{html}<p>after</p>")]
+    assert len(found) == len(what) and all(
+        f.startswith(w) for f, w in zip(found, what, strict=True)
+    ), found
 
 
 @pytest.mark.parametrize(
@@ -50,6 +64,8 @@ def test_active_content_is_found(html: str, what: list[str]) -> None:
         '<a href="../guides/x/#on">on</a> <span data-on="1">x</span>',
         "<pre><code>&lt;script&gt;alert(1)&lt;/script&gt; onclick=</code></pre>",
         '<input type="radio" id="tab" name="t"><label for="tab">Tab</label>',
+        "<!-- gate: skip: a reason --><!DOCTYPE html>",
+        '<img src="../assets/x.png" srcset="x.png 2x"><p style="color: red">x</p>',
     ],
 )
 def test_what_pages_write_is_not_active(html: str) -> None:
@@ -131,3 +147,31 @@ def test_the_build_refuses_markup_in_front_matter(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "index.md:3: the front matter's 'description' holds" in done.stdout + done.stderr
     assert not (tmp_path / "out" / "index.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "said"),
+    [
+        # MultiMarkdown's metadata, which mkdocs reads too: no --- lines
+        ("title: <img src=x onerror=alert(1)>\ndescription: x\n\n# P\n", 1, "'title' holds"),
+        # two equal keys: mkdocs keeps the last
+        ("---\ntitle: Fine\ntitle: <img src=x>\n---\n# P\n", 2, "'title' holds < >"),
+        # a value that is no text
+        ("---\ntitle: !!binary PGltZz4=\n---\n# P\n", 2, "'title' holds < >"),
+        # aliases that make a small text a huge tree
+        (
+            "---\na: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+            "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n---\n# P\n",
+            5,
+            "more than 10000 values",
+        ),
+    ],
+)
+def test_metadata_is_read_as_mkdocs_reads_it(source: str, line: int, said: str) -> None:
+    """Found by a second attack: three ways past a front matter check of `---` blocks read by
+    the project's own YAML reader, each of which put a script into the built page."""
+    from betrace_dist.site.active_content import front_matter_markup
+
+    found = front_matter_markup(source)
+    assert found is not None and found[0] == line and said in found[1], found
+    assert front_matter_markup("---\ntitle: BeTrace Distribution\n---\n# P\n") is None

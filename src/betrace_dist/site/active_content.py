@@ -28,16 +28,23 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-from .. import yamlio
-from ..errors import ProblemsError
+from mkdocs.utils.meta import get_data
 
 #: elements a page may not write (lower case, as HTMLParser gives them)
 ELEMENTS = frozenset(
     {
         "script", "iframe", "frame", "frameset", "object", "embed", "applet", "portal",
-        "base", "meta", "form", "animate", "set", "handler",
+        "base", "meta", "form", "animate", "set", "handler", "link", "style",
     }
 )  # fmt: skip
+#: attributes whose URL the browser loads as the page is shown (no click needed): one leading to
+#: another host makes every visit a request there (and, for the CI machine, a DNS query)
+LOADED = frozenset({"src", "srcset", "poster", "data", "background", "lowsrc", "dynsrc"})
+#: markup whose end Python's HTMLParser finds elsewhere than a browser does, so that what
+#: follows it could be read as text here and run there: comments that a browser ends at once
+#: (`<!-->`, `<!--->`) or at `--!>`, CDATA and other `<!...>` declarations outside foreign
+#: content (a browser's bogus comment ends at the first `>`), processing instructions
+_MISREAD = re.compile(r"<!-->|<!--->|--!>|<!(?!--|doctype\b)|<\?", re.IGNORECASE)
 #: attributes that hold a URL the browser follows or loads
 URL_ATTRIBUTES = frozenset(
     {"href", "src", "action", "formaction", "data", "xlink:href", "poster", "background"}
@@ -60,6 +67,11 @@ def _scheme(value: str) -> str:
     return match[1].lower() if match else ""
 
 
+def _remote(value: str) -> bool:
+    """A scheme-relative URL (`//host/x`): another host, on the page's own scheme."""
+    return _DROPPED.sub("", value).startswith("//")
+
+
 class _Finder(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -69,23 +81,34 @@ class _Finder(HTMLParser):
         if tag in ELEMENTS:
             self.found.append(Active(f"a <{tag}> element", f"<{tag}"))
         for name, value in attrs:
-            if name.startswith("on") or name == "srcdoc":
+            loads = name == "style" and "url(" in (value or "").lower()
+            if name.startswith("on") or name in ("srcdoc", "ping") or loads:
                 self.found.append(Active(f"the attribute {name} of <{tag}>", name))
-            elif name in URL_ATTRIBUTES and value:
-                scheme = _scheme(value)
-                image = tag == "img" and name == "src"
-                if scheme in ("javascript", "vbscript") or (scheme == "data" and not image):
-                    self.found.append(Active(f"a {scheme}: URL in {name} of <{tag}>", f"{scheme}:"))
+            elif name in URL_ATTRIBUTES | LOADED and value:
+                self._url(tag, name, value)
+
+    def _url(self, tag: str, name: str, value: str) -> None:
+        scheme = _scheme(value)
+        image = tag == "img" and name == "src" and value.lower().startswith("data:image/")
+        if scheme in ("javascript", "vbscript") or (scheme == "data" and not image):
+            self.found.append(Active(f"a {scheme}: URL in {name} of <{tag}>", f"{scheme}:"))
+        elif name in LOADED and scheme != "data" and (scheme or _remote(value)):
+            self.found.append(Active(f"a URL of another host in {name} of <{tag}>", value))
 
     handle_startendtag = handle_starttag
 
 
 def found_in(html: str) -> list[Active]:
-    """Every piece of active content in a page's HTML, in the order it stands."""
+    """Every piece of active content in a page's HTML, in the order it stands; first, markup
+    this parser and a browser would read differently (_MISREAD)."""
+    misread = [
+        Active(f"the markup {m[0]!r}, which browsers read otherwise than this check", m[0])
+        for m in _MISREAD.finditer(html)
+    ]
     finder = _Finder()
     finder.feed(html)
     finder.close()
-    return finder.found
+    return misread + finder.found
 
 
 def reason(active: Active) -> str:
@@ -107,45 +130,55 @@ def line_of(text: str, needle: str) -> int:
 _MARKUP = frozenset("<>\"'`")
 
 
-#: a page's front matter, as mkdocs reads it (a YAML document between `---` lines at the top)
-_FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
-
-
 def front_matter_markup(source: str) -> tuple[int, str] | None:
-    """(line, reason) for the page's own front matter (never what plugins add to page.meta)
-    holding a _MARKUP character, or None; read bounded (yamlio), a front matter that is no YAML
-    is left to the renderer's report."""
-    match = _FRONT_MATTER.match(source.removeprefix("\ufeff"))
-    if match is None:
-        return None
+    """(line, reason) for the page's own metadata (never what plugins add to page.meta) holding
+    a _MARKUP character, or None. Read by mkdocs' own reader, as the build reads it: YAML
+    between `---` lines, or MultiMarkdown's `key: value` lines at the top, the last of two
+    equal keys kept."""
     try:
-        meta = yamlio.safe_load(match[1], "front matter")
-    except ProblemsError:
-        return None
-    found = front_matter_problem(meta)
+        _, meta = get_data(source.removeprefix("\ufeff"))
+    except Exception:
+        return 1, "the page's metadata at its top cannot be read as mkdocs reads it"
+    found = front_matter_problem(meta, budget=[_META_NODES])
     return None if found is None else (line_of(source, f"{found[0]}:"), found[1])
 
 
-def front_matter_problem(meta: object, key: str = "") -> tuple[str, str] | None:
-    """(top-level key, reason) for the first front matter text holding a _MARKUP character,
-    or None; keys are texts too."""
+#: how many values of a page's metadata are looked at: YAML aliases can make a small text a
+#: huge tree (each alias is the same object again), which no page's metadata needs
+_META_NODES = 10_000
+
+
+def front_matter_problem(
+    meta: object, key: str = "", budget: list[int] | None = None
+) -> tuple[str, str] | None:
+    """(top-level key, reason) for the first metadata text holding a _MARKUP character, or
+    None; keys are texts too, and a value of another type is read as the theme would write it.
+    `budget`: how many more values may be looked at (past it, the metadata is refused)."""
+    budget = budget if budget is not None else [_META_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        return key, f"the page's metadata holds more than {_META_NODES} values"
     if isinstance(meta, dict):
         for name, value in meta.items():
             top = key or str(name)
-            found = front_matter_problem(name, top) or front_matter_problem(value, top)
-            if found is not None:
-                return found
-    elif isinstance(meta, list):
-        for item in meta:
-            found = front_matter_problem(item, key)
-            if found is not None:
-                return found
-    elif isinstance(meta, str):
-        chars = sorted(_MARKUP & set(meta))
-        if chars:
-            return key, (
-                f"the front matter's {key!r} holds {' '.join(chars)}: the theme writes front "
-                "matter into the page's HTML unescaped, where such a character can end a text "
-                "or an attribute and start a script; write it without them"
+            found = front_matter_problem(name, top, budget) or front_matter_problem(
+                value, top, budget
             )
+            if found is not None:
+                return found
+        return None
+    if isinstance(meta, list | tuple | set):
+        for item in meta:
+            found = front_matter_problem(item, key, budget)
+            if found is not None:
+                return found
+        return None
+    text = meta.decode("latin-1") if isinstance(meta, bytes) else str(meta)
+    chars = sorted(_MARKUP & set(text))
+    if chars:
+        return key, (
+            f"the front matter's {key!r} holds {' '.join(chars)}: the theme writes front "
+            "matter into the page's HTML unescaped, where such a character can end a text "
+            "or an attribute and start a script; write it without them"
+        )
     return None
