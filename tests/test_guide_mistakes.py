@@ -277,7 +277,7 @@ CASES = [
     (
         "git-switch-missing-branch.md",
         'git switch "release-',
-        ["no branch 'release-2.0.0' exists here", "invalid reference", "branches: main"],
+        ["no branch 'release-2.0.0' exists here", "invalid reference", "branches: gh-pages, main"],
     ),
     (
         "git-push-not-a-remote.md",
@@ -287,7 +287,7 @@ CASES = [
     (
         "git-push-unknown-branch.md",
         "git push origin",
-        ["no branch 'release/2.0.0' exists here", "branches: main, release-2.0.0"],
+        ["no branch 'release/2.0.0' exists here", "branches: gh-pages, main, release-2.0.0"],
     ),
     (
         "kubectl-namespace-still-terminating.md",

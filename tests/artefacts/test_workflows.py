@@ -700,8 +700,11 @@ def test_a_workflow_on_another_python_is_caught(repo_root: Path, tmp_path: Path)
 def test_the_git_models_default_branch_is_the_one_the_workflows_run_on(repo_root: Path) -> None:
     """The release guide's `git switch main` and its pushes are judged against one default
     branch (gate/commands/git.py): the branch ci.yml and docs.yml run on when pushed to."""
-    from betrace_dist.gate.commands.git import DEFAULT_BRANCH
+    from betrace_dist.gate.commands.git import DEFAULT_BRANCH, REMOTE_BRANCHES
 
     for name in ("ci.yml", "docs.yml"):
         data = load_with_lines(repo_root / ".github" / "workflows" / name)
         assert data["on"]["push"]["branches"] == [DEFAULT_BRANCH], name
+    docs = (repo_root / ".github" / "workflows" / "docs.yml").read_text(encoding="utf-8")
+    for branch in REMOTE_BRANCHES:
+        assert f"mike commits to {branch}" in docs, branch

@@ -15,7 +15,7 @@ from ...names import closest, is_number
 from ...release import ReleaseData, load_release_data
 from .. import missing as gate_missing
 from ..session import CommandError, Invocation, Session, clone_files
-from .flags import CommandLine, options
+from .flags import CommandLine, Options, options
 
 #: a release tag as this project writes them
 _TAG = re.compile(r"v?\d+\.\d+\.\d+\S*")
@@ -97,10 +97,28 @@ def checkout_of(session: Session, path: Path | None = None) -> tuple[Path, str] 
     return None
 
 
+def _unbundled(words: list[str], known: Options) -> list[str]:
+    """Short flags written together as git's parser takes them (`-am MSG` is `-a -m MSG`; a
+    flag that takes a value takes the rest of the word: `-mMSG`)."""
+    out: list[str] = []
+    for word in words:
+        if word == "--":
+            return out + words[len(out) :]
+        if not re.fullmatch(r"-[A-Za-z][^\s]+", word) or word in known.names:
+            out.append(word)
+            continue
+        for at, letter in enumerate(word[1:], 1):
+            out.append(f"-{letter}")
+            if f"-{letter}" in known.valued:
+                out += [word[at + 1 :]] if word[at + 1 :] else []
+                break
+    return out
+
+
 def _line(inv: Invocation, sub: str, words: list[str]) -> CommandLine:
     """`git <sub> WORDS` split with the flags the real `git <sub> -h` lists."""
     known = options(gate_missing.require("git", CommandError), sub)
-    line = CommandLine(words, known)
+    line = CommandLine(_unbundled(words, known), known)
     for name, _ in line.flags:
         if name not in known.names:
             raise CommandError(
@@ -109,8 +127,14 @@ def _line(inv: Invocation, sub: str, words: list[str]) -> CommandLine:
     return line
 
 
+#: the branches of the repository besides the default one: mike publishes the site to gh-pages
+#: (the docs workflow's `mike deploy --push`); a clone switches to either by name
+#: (git-switch(1), --guess)
+REMOTE_BRANCHES = frozenset({"gh-pages"})
+
+
 def _branches(inv: Invocation) -> set[str]:
-    return {DEFAULT_BRANCH} | inv.session.world.branches
+    return {DEFAULT_BRANCH} | REMOTE_BRANCHES | inv.session.world.branches
 
 
 def _switch_branch(inv: Invocation, words: list[str]) -> None:
@@ -136,8 +160,10 @@ def _switch(inv: Invocation, words: list[str]) -> None:
     """`git checkout <ref>` / `git switch <branch>`: a tag leaves HEAD detached, a branch not."""
     if words[0] == "switch":
         _switch_branch(inv, words[1:])
-    elif {"-b", "-B"} & set(words):
-        inv.session.world.branches.update(w for w in words[2:3] if not w.startswith("-"))
+    else:
+        made = _line(inv, "checkout", words[1:]).get("-b", "-B", "--orphan")
+        if made is not None:
+            inv.session.world.branches.add(made)
     found = checkout_of(inv.session)
     refs = [w for w in words[1:] if not w.startswith("-")]
     if found is None or not refs:
@@ -212,6 +238,7 @@ def _push(inv: Invocation, words: list[str]) -> None:
         )
     if line.has("-d", "--delete") or any(w.startswith(":") for w in words):
         return
+    words = [w for w in words if w != "tag"]  # `git push origin tag v1.0.0`: the tag v1.0.0
     for word in words:
         ref = word.removeprefix("+").partition(":")[0]
         if not _TAG.fullmatch(ref.removeprefix("refs/tags/")) and ref != "HEAD":
@@ -247,7 +274,7 @@ def _add(inv: Invocation, words: list[str]) -> None:
     """`git add PATH...` (or -A / --all / `.`) stages what the page changed under them."""
     line = _line(inv, "add", words)
     staged = inv.session.world.staged
-    if line.has("-A", "--all"):
+    if line.has("-A", "--all", "-u", "--update"):  # -u: every tracked file (the ones judged)
         staged.add(".")
     for word in line.positional:
         found = _in_the_project(inv, word)
