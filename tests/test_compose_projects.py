@@ -12,6 +12,7 @@ from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import dockerfiles
 from betrace_dist.gate.commands.compose import PROJECT_CONTEXTS
 from betrace_dist.gate.session import CommandError, Session
+from betrace_dist.release import ReleaseData
 from betrace_dist.yamlio import load_with_lines
 
 from .conftest import run
@@ -352,3 +353,20 @@ def test_an_external_network_must_be_one_a_started_stack_makes(session: Session)
     run(session, "cd docker && docker compose down && cd ..\n")
     with pytest.raises(CommandError, match=r"no stack started on this page makes \(no networks"):
         run(session, app.format(name="betrace_default"))
+
+
+@pytest.mark.parametrize(
+    "value", ["http://localhost:12011/v1/spans", "localhost:12012", "127.0.0.1:12012"]
+)
+def test_a_service_sending_to_the_backends_port_on_localhost_is_refused(
+    value: str, release_data: ReleaseData
+) -> None:
+    """Also when the address is written without a scheme, as gRPC endpoints are (a review
+    found `localhost:12012` past the first form of the check); not with the host's network."""
+    from betrace_dist.gate.commands.compose import _loopback_backend_urls
+
+    app = {"image": "my-app:1.0", "environment": {"TARGET": value}}
+    with pytest.raises(CommandError, match="is the container itself, not the backend"):
+        _loopback_backend_urls({"app": app}, release_data)
+    _loopback_backend_urls({"app": {**app, "network_mode": "host"}}, release_data)
+    _loopback_backend_urls({"app": {**app, "environment": {"T": "backend:12012"}}}, release_data)

@@ -825,3 +825,11 @@ def test_grafana_and_the_collector_are_what_their_image_runs(
                 run(s, f"curl -fsS {url}\n")
     finally:
         s.close()
+
+
+def test_a_secret_named_kind_slash_name_and_read_undecoded_is_refused(session: Session) -> None:
+    """A review found `secret/NAME` and a template with spaces past the undecoded-data check."""
+    run(session, "kubectl create namespace demo\n")
+    run(session, "kubectl create secret generic s --namespace demo --from-literal=p=x\n")
+    with pytest.raises(CommandError, match="base64-encoded"):
+        run(session, "kubectl get secret/s --namespace demo -o jsonpath='{ .data.p }'\n")

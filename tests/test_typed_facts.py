@@ -147,8 +147,15 @@ def test_a_backend_key_in_prose_must_be_a_chart_value_or_a_release_field(
     ("text", "said"),
     [
         ('    prometheus.io/port: "12012"\n', "prometheus.io/port names port 12012, which serves"),
-        ("    prometheus.io/path: /v1/metrics\n", "prometheus.io/path names the path /v1/metrics"),
-        ("--set-string 'podAnnotations.prometheus\\.io/path=/stats'", "the path /stats"),
+        (
+            '    prometheus.io/path: /v1/metrics\n    prometheus.io/port: "12011"\n',
+            "prometheus.io/path names the path /v1/metrics",
+        ),
+        (
+            "--set-string 'podAnnotations.prometheus\\.io/path=/stats' "
+            "--set-string 'podAnnotations.prometheus\\.io/port=12011'",
+            "the path /stats",
+        ),
     ],
 )
 def test_scrape_annotations_name_the_backends_metrics(
@@ -161,3 +168,12 @@ def test_scrape_annotations_name_the_backends_metrics(
     http = release_data.current.backend.ports["http"].port
     fine = f'prometheus.io/port: "{http}"\nprometheus.io/path: /metrics\n'
     assert typed.problems(fine, release_data) == []
+
+
+def test_another_applications_scrape_annotations_are_not_the_backends(
+    release_data: ReleaseData,
+) -> None:
+    """A review found the check judging every path on a page, whoever's: annotations whose port
+    is none of the backend's are another application's."""
+    text = 'prometheus.io/port: "8080"\nprometheus.io/path: /actuator/prometheus\n'
+    assert typed.problems(text, release_data) == []

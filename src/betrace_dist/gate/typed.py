@@ -153,27 +153,41 @@ METRICS_PATH = "/metrics"
 
 
 def _scrape_annotations(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """A scrape annotation naming a backend port that does not serve its metrics, or a path
-    other than its metrics endpoint's: Prometheus then scrapes nothing (on the gRPC port, the
-    answer is not even HTTP/1)."""
+    """Scrape annotations of the backend naming a port that does not serve its metrics, or a
+    path other than its metrics endpoint's: Prometheus then scrapes nothing (on the gRPC port,
+    the answer is not even HTTP/1). Annotations within a few lines of each other are one pod's;
+    they are the backend's when their port is one of its ports (another application's are not
+    judged, nor a port the backend does not have: nothing says whose it is)."""
     backend = data.current.backend
     metrics = next(e for e in backend.endpoints if e.path == METRICS_PATH)
     port = backend.ports[metrics.port]
     backend_ports = {str(p.port) for p in backend.ports.values()}
+    groups: list[list[tuple[int, str, str]]] = []
     for match in _SCRAPE.finditer(text):
-        kind, value = match[1], match[2]
-        if kind == "port" and value in backend_ports and value != str(port.port):
-            wrong = f"port {value}, which serves no metrics"
-        elif kind == "path" and value != metrics.path:
-            wrong = f"the path {value}, which the backend does not serve its metrics at"
-        else:
+        line = _line(text, match.start())
+        if not groups or line - groups[-1][-1][0] > _SCRAPE_SPAN:
+            groups.append([])
+        groups[-1].append((line, match[1], match[2]))
+    for group in groups:
+        if not any(kind == "port" and value in backend_ports for _, kind, value in group):
             continue
-        yield Problem(
-            _line(text, match.start()),
-            f"prometheus.io/{kind} names {wrong}: the backend serves them at GET "
-            f"{metrics.path} on port {port.port} ({metrics.port}; releases.yaml "
-            "backend.endpoints and backend.ports)",
-        )
+        for line, kind, value in group:
+            if kind == "port" and value != str(port.port):
+                wrong = f"port {value}, which serves no metrics"
+            elif kind == "path" and value != metrics.path:
+                wrong = f"the path {value}, which the backend does not serve its metrics at"
+            else:
+                continue
+            yield Problem(
+                line,
+                f"prometheus.io/{kind} names {wrong}: the backend serves them at GET "
+                f"{metrics.path} on port {port.port} ({metrics.port}; releases.yaml "
+                "backend.endpoints and backend.ports)",
+            )
+
+
+#: how many lines apart one pod's scrape annotations stand at most
+_SCRAPE_SPAN = 5
 
 
 #: OTLP's own HTTP paths (the collector's, not the backend's), which texts name as such

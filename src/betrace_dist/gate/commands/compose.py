@@ -653,19 +653,29 @@ def _unjoined_networks(
             )
 
 
+def _host_and_port(value: str) -> tuple[str, int | None]:
+    """The host and port a variable's value names: an http(s) URL's, or a bare `host:port`
+    (the form gRPC and OTLP endpoints are written in); else ("", None)."""
+    port = backend_env.url_port(value)
+    if port is not None:
+        return urlsplit(value).hostname or "", port
+    host, sep, number = value.rpartition(":")
+    if sep and number.isdigit() and host and "/" not in host:
+        return host.strip("[]"), int(number)
+    return "", None
+
+
 def _loopback_backend_urls(services: dict[str, Any], data: ReleaseData) -> None:
     """A service's variable that sends to the backend's port on localhost: inside a container,
     localhost is the container itself, never the backend's (a published port is the host's)."""
     ports = {p.port for p in data.current.backend.ports.values()}
     for name, service in services.items():
-        if is_backend_service(service, data):
+        # network_mode host, service:X or container:X: localhost is the host's, or another's
+        if is_backend_service(service, data) or service.get("network_mode"):
             continue
         for variable, value in (service.get("environment") or {}).items():
-            port = backend_env.url_port(value) if isinstance(value, str) else None
-            if port not in ports:
-                continue
-            host = urlsplit(str(value)).hostname or ""
-            if backend_env.is_loopback(host):
+            host, port = _host_and_port(value) if isinstance(value, str) else ("", None)
+            if port in ports and backend_env.is_loopback(host):
                 raise CommandError(
                     f"services.{name}.environment.{variable}: '{value}': inside the "
                     f"container, {host} is the container itself, not the backend; name the "

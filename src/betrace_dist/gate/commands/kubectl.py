@@ -855,6 +855,7 @@ def _get(inv: Invocation, ns: str, args: Args) -> str | None:
     if "/" in first:
         for ref in pos:
             _target(world, ns, ref)
+        _decoded(inv, _kind(first.partition("/")[0]), args)
     elif "," in first:
         for word in first.split(","):  # several kinds at once: each must be a kind, and each
             _names(world, ns, _kind(word), pos[1:], args)  # name given must exist as each
@@ -872,7 +873,7 @@ def _decoded(inv: Invocation, kind: str, args: Args) -> None:
     reader with no pipe or redirect, it is not the value. A pipe decides for itself (its filters
     run for real on what the model prints), and so does the command a substitution feeds."""
     output = str(args.get("-o", "--output") or "").removeprefix("jsonpath=").strip("'\"")
-    if kind != "Secret" or not output.startswith("{.data"):
+    if kind != "Secret" or not re.match(r"\{\s*\.data\b", output):
         return
     if inv.command.pipeline[1] == 1 and not inv.command.redirects and not inv.substituted:
         raise CommandError(
@@ -1092,7 +1093,11 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
     other JSONPaths say nothing of it. A condition the kind never gets (_CONDITIONS: Ready of
     a Deployment, say) times out."""
     world = inv.session.world
-    gone = [p.partition("/")[2] for p in args.positional if p.startswith(("namespace/", "ns/"))]
+    pos = args.positional
+    if pos and pos[0] in ("namespace", "namespaces", "ns"):
+        gone = pos[1:]  # TYPE NAME...
+    else:
+        gone = [p.partition("/")[2] for p in pos if p.split("/")[0] in ("namespace", "ns")]
     if str(args.get("--for") or "").lower() == "delete" and gone and world.terminating >= set(gone):
         world.terminating.difference_update(gone)  # the namespaces' deletion has ended
         return
