@@ -55,11 +55,26 @@ VERSIONS = [
 FIXTURE_PATH = "/fixture/"
 
 
+#: Run in every frame before the page's own scripts: the ways out that no routing sees go.
+#: WebRTC reaches a TURN server over TCP (and STUN over UDP without the Chromium switch), and
+#: WebTransport speaks QUIC over UDP; both were seen reaching loopback listeners. A script that
+#: got a constructor from a frame before this ran would keep it: pages run no script
+#: (site/active_content.py), and this is the second wall.
+NO_SIDE_DOORS = """
+for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "WebTransport"]) {
+  try { delete globalThis[name]; } catch (e) {}
+  try { Object.defineProperty(globalThis, name, {value: undefined}); } catch (e) {}
+}
+"""
+
+
 def keep_on_this_machine(context: Any, origin: str, noted: Callable[[], list[str]]) -> None:
     """Refuse, and note in `noted()`, every request of a browser context to another place than
     `origin`: HTTP(S) through Playwright's request routing, and WebSockets, which that routing
     never sees (a page's script reached a listener that way), through its WebSocket routing,
-    which closes them before any connection is made."""
+    which closes them before any connection is made; WebRTC and WebTransport are taken away
+    (NO_SIDE_DOORS)."""
+    context.add_init_script(NO_SIDE_DOORS)
 
     def refuse(route: Any) -> None:
         noted().append(route.request.url)
@@ -77,6 +92,7 @@ async def keep_on_this_machine_async(
     context: Any, origin: str, noted: Callable[[], list[str]]
 ) -> None:
     """keep_on_this_machine for Playwright's asynchronous API."""
+    await context.add_init_script(NO_SIDE_DOORS)
 
     async def refuse(route: Any) -> None:
         noted().append(route.request.url)

@@ -131,3 +131,20 @@ def test_webrtc_sends_no_udp(served: Served) -> None:
     flag = "--webrtc-ip-handling-policy=disable_non_proxied_udp"
     assert flag in CHROMIUM_ARGS
     assert stun_requests([a for a in CHROMIUM_ARGS if a != flag], served) != []
+
+
+def test_webrtc_and_webtransport_are_gone_from_a_guarded_page(browser: Any, served: Served) -> None:
+    """A review reached a TURN server over TCP through WebRTC, and a UDP listener through
+    WebTransport's QUIC, neither of which the routing sees: in a guarded context a page has
+    neither constructor; the same page without the guard has both."""
+    names = "() => [typeof RTCPeerConnection, typeof WebTransport]"
+    for guarded, expected in ((True, ["undefined", "undefined"]), (False, ["function"] * 2)):
+        context = browser.new_context(service_workers="block")
+        if guarded:
+            keep_on_this_machine(context, served.origin, lambda: [])
+        try:
+            page = context.new_page()
+            page.goto(served.version_url("dev"), wait_until="load")
+            assert page.evaluate(names) == expected, guarded
+        finally:
+            context.close()
