@@ -319,6 +319,11 @@ CASES = [
         'git commit -m "Note"',
         ["git commit leaves out what this page changed", "README.md; git add it too"],
     ),
+    (
+        "nix-shell-hook-variable.md",
+        "export BETRACE_STORAGE_PATH",
+        ["shellHook exports BETRACE_STORAGE_PATH, which the backend does not read"],
+    ),
     ("nix-syntax.md", "openFirewall = ;", ["Nix cannot parse it: syntax error, unexpected ';'"]),
     (
         "nix-otlp-scheme.md",

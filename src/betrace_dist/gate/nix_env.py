@@ -231,6 +231,32 @@ def problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
     return out
 
 
+#: a variable a development shell's shellHook exports for the backend it puts on PATH
+_HOOK_EXPORT = re.compile(r"^[ \t]*export[ \t]+(BETRACE_[A-Z0-9_]+)=", re.MULTILINE)
+
+
+def shell_hook_problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
+    """(line, sentence) for a BETRACE_* variable a shellHook exports that the backend does not
+    read (releases.yaml backend.env): the backend started from that shell ignores it, and the
+    setting it stands for (a data folder, a port) silently stays at its default."""
+    read = data.current.backend.read
+    out = []
+    for found in assignments(text):
+        if found.path[-1:] != ("shellHook",) or found.value is None:
+            continue
+        for match in _HOOK_EXPORT.finditer(found.value):
+            if match[1] not in read:
+                out.append(
+                    (
+                        found.line + found.value.count("\n", 0, match.start(1)),
+                        f"shellHook exports {match[1]}, which the backend does not read"
+                        f"{closest(match[1], sorted(read))} (releases.yaml backend.env); it "
+                        "starts with that setting's default",
+                    )
+                )
+    return out
+
+
 @cache
 def module_options() -> frozenset[str]:
     """The top-level options the module declares (`options.services.betrace-backend.NAME`)."""

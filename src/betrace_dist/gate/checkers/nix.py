@@ -61,6 +61,7 @@ class NixChecker:
                 + nix_env.option_problems(block.body)
                 + nix_env.severity_problems(block.body)
                 + nix_env.credential_problems(block.body)
+                + nix_env.shell_hook_problems(block.body, ctx.release)
                 + nix_env.distribution_file_problems(block.body, ctx.release)
                 + nix_env.host_problems(block.body, ctx.release)
                 + nix_env.grafana_problems(block.body, ctx.release)
