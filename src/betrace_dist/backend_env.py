@@ -322,6 +322,19 @@ def backend_url_problem(url: str, tls: bool = False) -> str | None:
     return None
 
 
+def host_and_port(value: str) -> tuple[str, int | None]:
+    """The host and port an address names: an http(s) URL's (url_port), or a bare `host:port`
+    as the backend's OTLP endpoint is written (_HOST_PORT; `[::1]:port` too); else ("", None)."""
+    port = url_port(value)
+    if port is not None:
+        return urlsplit(value).hostname or "", port
+    host, _, digits = value.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if (_HOST_PORT.fullmatch(value) or bracketed) and digits.isdigit():
+        return host.strip("[]"), int(digits)
+    return "", None
+
+
 def is_loopback(host: str) -> bool:
     """Whether a URL's host is this machine: localhost (with or without its final dot), a
     loopback or unspecified address, also written short (`127.1`, `0`, as curl reads them)."""

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ... import REPO_ROOT, backend_env, yamlio
 from ...artefacts import dockerfiles
@@ -653,18 +652,6 @@ def _unjoined_networks(
             )
 
 
-def _host_and_port(value: str) -> tuple[str, int | None]:
-    """The host and port a variable's value names: an http(s) URL's, or a bare `host:port`
-    (the form gRPC and OTLP endpoints are written in); else ("", None)."""
-    port = backend_env.url_port(value)
-    if port is not None:
-        return urlsplit(value).hostname or "", port
-    host, sep, number = value.rpartition(":")
-    if sep and number.isdigit() and host and "/" not in host:
-        return host.strip("[]"), int(number)
-    return "", None
-
-
 def _loopback_backend_urls(services: dict[str, Any], data: ReleaseData) -> None:
     """A service's variable that sends to the backend's port on localhost: inside a container,
     localhost is the container itself, never the backend's (a published port is the host's)."""
@@ -674,7 +661,7 @@ def _loopback_backend_urls(services: dict[str, Any], data: ReleaseData) -> None:
         if is_backend_service(service, data) or service.get("network_mode"):
             continue
         for variable, value in (service.get("environment") or {}).items():
-            host, port = _host_and_port(value) if isinstance(value, str) else ("", None)
+            host, port = backend_env.host_and_port(value) if isinstance(value, str) else ("", None)
             if port in ports and backend_env.is_loopback(host):
                 raise CommandError(
                     f"services.{name}.environment.{variable}: '{value}': inside the "

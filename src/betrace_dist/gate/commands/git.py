@@ -30,13 +30,7 @@ ORIGIN = "origin"
 def clone_line(words: list[str]) -> CommandLine:
     """`git clone ...` (the words after `clone`), split as git splits it: its options, and which
     of them take a value, are the ones the real `git clone -h` lists."""
-    known = options(gate_missing.require("git", CommandError), "clone")
-    line = CommandLine(words, known)
-    for name, _ in line.flags:
-        if name not in known.names:
-            raise CommandError(
-                f"git clone has no option '{name}'{closest(name, sorted(known.names))}"
-            )
+    line = _line("clone", words)
     missing = line.missing_value()
     if missing is not None:
         raise CommandError(f"git clone: {missing} needs a value")
@@ -115,7 +109,7 @@ def _unbundled(words: list[str], known: Options) -> list[str]:
     return out
 
 
-def _line(inv: Invocation, sub: str, words: list[str]) -> CommandLine:
+def _line(sub: str, words: list[str]) -> CommandLine:
     """`git <sub> WORDS` split with the flags the real `git <sub> -h` lists."""
     known = options(gate_missing.require("git", CommandError), sub)
     line = CommandLine(_unbundled(words, known), known)
@@ -140,7 +134,7 @@ def _branches(inv: Invocation) -> set[str]:
 def _switch_branch(inv: Invocation, words: list[str]) -> None:
     """`git switch -c NAME` makes a branch; `git switch NAME` needs one that exists: the
     default branch, or one made earlier on the page (git: "invalid reference")."""
-    line = _line(inv, "switch", words)
+    line = _line("switch", words)
     made = line.get("-c", "--create", "-C", "--force-create", "--orphan")
     if made is not None:
         inv.session.world.branches.add(made)
@@ -161,7 +155,7 @@ def _switch(inv: Invocation, words: list[str]) -> None:
     if words[0] == "switch":
         _switch_branch(inv, words[1:])
     else:
-        made = _line(inv, "checkout", words[1:]).get("-b", "-B", "--orphan")
+        made = _line("checkout", words[1:]).get("-b", "-B", "--orphan")
         if made is not None:
             inv.session.world.branches.add(made)
     found = checkout_of(inv.session)
@@ -227,7 +221,7 @@ def _push(inv: Invocation, words: list[str]) -> None:
     made first: the release is new, so no clone has its tag until `git tag` makes it, and git
     refuses the push ("src refspec ... does not match any", git-push(1)'s refspec). A push that
     deletes, and tags of other versions (older releases a clone has), are not judged."""
-    line = _line(inv, "push", words)
+    line = _line("push", words)
     if not line.positional:
         return
     remote, *words = line.positional
@@ -272,7 +266,7 @@ def _in_the_project(inv: Invocation, word: str) -> str | None:
 
 def _add(inv: Invocation, words: list[str]) -> None:
     """`git add PATH...` (or -A / --all / `.`) stages what the page changed under them."""
-    line = _line(inv, "add", words)
+    line = _line("add", words)
     staged = inv.session.world.staged
     if line.has("-A", "--all", "-u", "--update"):  # -u: every tracked file (the ones judged)
         staged.add(".")
@@ -286,7 +280,7 @@ def _commit(inv: Invocation, words: list[str]) -> None:
     """`git commit` without -a commits what `git add` staged: a file of the project an earlier
     command of the page changed (a bump, run for real in the page's copy) and no `git add`
     covered is left out of the commit, and of the pull request."""
-    line = _line(inv, "commit", words)
+    line = _line("commit", words)
     world = inv.session.world
     files = clone_files()
     if line.has("-a", "--all") or files is None or _in_the_project(inv, ".") is None:
