@@ -454,14 +454,17 @@ class World:
 
     def terminating_problem(self, name: str) -> str | None:
         """Why a namespace cannot be made now, or None: one of its name is still terminating.
-        The API server answers AlreadyExists while the old namespace exists (its deletion only
-        marks it Terminating until its content is gone)."""
+        Its deletion only stamps it (Terminating) until its content is gone, and a create over
+        an object with a deletion timestamp is AlreadyExists, its message prefixed "object is
+        being deleted: " (k8s.io/apiserver v0.35.2, the kubectl's own library tag,
+        pkg/registry/generic/registry/store.go lines 529-541, Store.Create)."""
         if name not in self.terminating:
             return None
         return (
             f"namespace '{name}' is still terminating (deleted with --wait=false, and nothing "
-            "waited for it to go): making it again answers AlreadyExists; delete it without "
-            f"--wait=false, or `kubectl wait --for=delete namespace/{name}` first"
+            'waited for it to go): making it again answers AlreadyExists ("object is being '
+            f'deleted: namespaces "{name}" already exists"); delete it without --wait=false, '
+            f"or `kubectl wait --for=delete namespace/{name}` first"
         )
 
     def drop_namespace(self, name: str) -> None:
