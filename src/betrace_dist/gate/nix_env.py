@@ -296,7 +296,9 @@ _CREDENTIAL = re.compile(r"/run/credentials/([\w@.-]+)\.service/([\w@.-]+)")
 
 def credential_problems(text: str) -> list[tuple[int, str]]:
     """(line, sentence) for a unit's LoadCredential written outside its serviceConfig (NixOS has
-    no such option: a unit's [Service] settings go in serviceConfig), and for a read of
+    no such option: a unit's [Service] settings go in serviceConfig; read in nixpkgs'
+    nixos/lib/systemd-unit-options.nix, serviceOptions, at commit 01f31c2e, a version older
+    than the page's nixos-unstable, which cannot be fetched here), and for a read of
     /run/credentials/UNIT.service/NAME where the block gives that unit a LoadCredential that
     names no NAME: systemd hands a unit only the credentials it names, and the reader's
     service then fails on a file that is not there."""
