@@ -137,9 +137,19 @@ CASES = [
         ["upstream has no tags yet", "pin the commit c5f17ae4"],
     ),
     (
+        "program-path-not-made.md",
+        "./tools/bin/helm lint",
+        ["there is no './tools/bin/helm' at this point of the page", ".tools/bin/helm"],
+    ),
+    (
+        "program-path-not-made.md",
+        "/usr/local/bin/helm",
+        ["is a program of the reader's machine, which the gate cannot see"],
+    ),
+    (
         "nix-result-replaced.md",
         "./result/bin",
-        ["'result' is the build of stand-in-frontend", "not a build of the backend"],
+        ["'result' is the build of stand-in-frontend", "not of betrace-backend"],
     ),
     (
         "nix-plugin-build.md",

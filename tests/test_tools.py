@@ -5,6 +5,7 @@ fail with it."""
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -238,3 +239,15 @@ def test_the_nix_parser_keeps_its_state_in_a_folder_of_its_own(
     folders = {seen[0].get(f"NIX_{k}_DIR", "") for k in ("STATE", "LOG", "CONF")}
     assert all(f.startswith(tempfile.gettempdir()) for f in folders), seen
     assert not any(Path(f).exists() for f in folders)  # removed with the parse
+
+
+def test_the_programs_of_a_clone_are_where_the_makefile_puts_them() -> None:
+    """The paths a page may name a program by (Session._program_is_there) are the Makefile's:
+    its virtualenv, and the folder `make tools` installs into."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    venv = re.search(r"^VENV\s*:=\s*(\S+)", makefile, re.M)
+    assert venv and venv.group(1) == tools.VENV
+    assert "-m betrace_dist.tools" in makefile  # `make tools` is the registry's install()
+    made = tools.clone_programs()
+    assert {".tools/bin/helm", ".tools/bin/kubectl", ".venv/bin/betrace-dist"} <= made
+    assert ".tools/bin/curl" not in made  # the machine's curl: found on the PATH, not there

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -175,6 +176,20 @@ def find(name: str) -> str | None:
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
     return shutil.which(name)
+
+
+#: The virtualenv `make setup` makes in a clone (the Makefile's VENV; a test holds them equal).
+VENV = ".venv"
+
+
+def clone_programs() -> frozenset[str]:
+    """Where the project's set-up puts programs in a reader's clone, as paths from its root:
+    `make tools` the tools it takes out of wheels in .tools/bin, and `make setup` Python and
+    the project's own commands (pyproject.toml's [project.scripts]) in the virtualenv."""
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    tools_bin = TOOLS_BIN.relative_to(REPO_ROOT).as_posix()
+    made = {f"{tools_bin}/{name}" for name, tool in TOOLS.items() if tool.layer}
+    return frozenset(made | {f"{VENV}/bin/{n}" for n in ("python", "python3", *scripts)})
 
 
 def _install_from_layer(name: str, wheel_spec: str, member_path: str) -> None:

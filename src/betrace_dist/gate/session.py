@@ -744,12 +744,43 @@ class Session:
         substituted: bool = False,
     ) -> None:
         model = models.get(head) or models.get(head.rsplit("/", 1)[-1])
+        if model is not None and "/" in head:
+            self._program_is_there(head)
         if model is None:
             raise CommandError(
                 f"no command model for '{head}': add one to the gate, or skip the block with "
                 "<!-- gate: skip: <reason> -->"
             )
         self._keep(model(Invocation(argv, cmd, self, substituted)))
+
+    def _program_is_there(self, head: str) -> None:
+        """A program the page names by its path is there: where the project's set-up puts it
+        in the reader's clone (tools.clone_programs: `.tools/bin/helm`, `.venv/bin/python`),
+        or a file the page made (a build's `result/bin/...`). A path outside the clone and the
+        home names the reader's own machine, which the gate cannot see."""
+        path = Path(os.path.normpath(self.path(head)))
+        if path.is_relative_to(self.repo):
+            if path.relative_to(self.repo).as_posix() in tools.clone_programs():
+                return
+        elif not path.is_relative_to(self.tmp):
+            raise CommandError(
+                f"'{head}' is a program of the reader's machine, which the gate cannot see: "
+                "name it as the PATH finds it, or by where the project's set-up puts it"
+            )
+        if self.where(head, "run").is_file():
+            return
+        first = head.removeprefix("./").split("/", 1)[0]
+        link = self.path(first)
+        built = link.readlink().name.split("-", 1)[-1] if link.is_symlink() else ""
+        made = ", ".join(sorted(tools.clone_programs()))
+        raise CommandError(
+            f"there is no '{head}' at this point of the page"
+            + (
+                f": '{first}' is the build of {built}, not of {head.rsplit('/', 1)[-1]}"
+                if built
+                else f" (the project's set-up makes {made})"
+            )
+        )
 
 
 #: shell builtins that change the session itself (its directory, its variables)

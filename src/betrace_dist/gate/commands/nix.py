@@ -639,22 +639,9 @@ def _backend_listens(
 
 
 def betrace_backend(inv: Invocation) -> None:
-    """Running the backend binary: it must exist where the page says (a build earlier on the
-    page left it there), and every variable given to it must be one it reads, in its form."""
-    session = inv.session
-    head = inv.argv[0]
-    binary = session.release.current.backend.binary
-    if "/" in head:
-        path = session.where(head, "run")
-        if not path.is_file():
-            link = head.split("/", 2)[1] if head.startswith("./") else head.split("/", 1)[0]
-            where = session.path(link)
-            built = where.readlink().name.split("-", 1)[-1] if where.is_symlink() else ""
-            known = f"'{link}' is the build of {built}" if built else ""
-            raise CommandError(
-                f"there is no '{head}' at this point of the page"
-                + (f": {known}, not a build of the backend" if known else "")
-            )
+    """Running the backend binary (where the page says it is: Session._program_is_there), with
+    every variable given to it one it reads, in its form."""
+    binary = inv.session.release.current.backend.binary
     _ignored_arguments(inv.argv[1:], binary)
     _backend_listens(inv, _checked_env(inv), f"{binary} started on this machine")
     inv.never_returns(f"{binary} serves")
