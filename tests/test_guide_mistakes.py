@@ -285,6 +285,11 @@ CASES = [
         ["the tag v2.0.0 is not made yet on this page", "src refspec v2.0.0 does not match any"],
     ),
     (
+        "git-tag-before-pull.md",
+        "git tag -a",
+        ["this clone's main lacks the merge of release-", "until `git pull`"],
+    ),
+    (
         "git-switch-missing-branch.md",
         'git switch "release-',
         ["no branch 'release-2.0.0' exists here", "invalid reference", "branches: gh-pages, main"],

@@ -355,6 +355,11 @@ class World:
     #: what `git add` staged in the page's copy of the project since its last commit, as paths
     #: relative to the copy ("." for all of it)
     staged: set[str] = field(default_factory=set)
+    #: the branch the page last switched to (None: not known, or a detached HEAD)
+    branch: str | None = None
+    #: branch -> the branch the page pushed for a pull request into it: once that is merged,
+    #: the remote's branch holds a commit this clone lacks until `git pull`
+    unpulled: dict[str, str] = field(default_factory=dict)
     #: remotes `git remote add` named on the page (a clone's `origin` is always there)
     remotes: set[str] = field(default_factory=set)
     #: identities (K8sObject.identity) of workloads and pods whose pods were made anew and that

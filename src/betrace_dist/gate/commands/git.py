@@ -135,11 +135,14 @@ def _switch_branch(inv: Invocation, words: list[str]) -> None:
     """`git switch -c NAME` makes a branch; `git switch NAME` needs one that exists: the
     default branch, or one made earlier on the page (git: "invalid reference")."""
     line = _line("switch", words)
+    world = inv.session.world
     made = line.get("-c", "--create", "-C", "--force-create", "--orphan")
     if made is not None:
-        inv.session.world.branches.add(made)
+        world.branches.add(made)
+        world.branch = made
         return
     if line.has("--detach", "-d") or not line.positional:
+        world.branch = None if line.positional else world.branch
         return
     name = line.positional[0]
     if name != "-" and not _TAG.fullmatch(name) and name not in _branches(inv):
@@ -148,6 +151,7 @@ def _switch_branch(inv: Invocation, words: list[str]) -> None:
             f"reference: {name}'); branches: {', '.join(sorted(_branches(inv)))}; "
             "`git switch -c` makes a new one"
         )
+    world.branch = None if name == "-" else name  # `-`: the one before, not followed here
 
 
 def _switch(inv: Invocation, words: list[str]) -> None:
@@ -155,9 +159,13 @@ def _switch(inv: Invocation, words: list[str]) -> None:
     if words[0] == "switch":
         _switch_branch(inv, words[1:])
     else:
-        made = _line("checkout", words[1:]).get("-b", "-B", "--orphan")
+        line = _line("checkout", words[1:])
+        made = line.get("-b", "-B", "--orphan")
         if made is not None:
             inv.session.world.branches.add(made)
+        named = line.positional[:1] if not line.has("--") else []
+        branch = made or next((n for n in named if n in _branches(inv)), None)
+        inv.session.world.branch = branch
     found = checkout_of(inv.session)
     refs = [w for w in words[1:] if not w.startswith("-")]
     if found is None or not refs:
@@ -173,6 +181,8 @@ def _switch(inv: Invocation, words: list[str]) -> None:
 
 
 def _pull(inv: Invocation) -> None:
+    world = inv.session.world
+    world.unpulled.pop(world.branch or "", None)
     found = checkout_of(inv.session)
     if found is None or not found[1]:
         return
@@ -212,7 +222,30 @@ def _tag(inv: Invocation, words: list[str]) -> None:
     want = f"v{_page_release(inv).current.version}"
     if tags and tags[0] != want:
         raise CommandError(f"the tag of this release is {want}, not {tags[0]}")
-    inv.session.world.tags.update(tags[:1])
+    world = inv.session.world
+    merged = world.unpulled.get(world.branch or "")
+    if tags and merged is not None:
+        raise CommandError(
+            f"git tag {tags[0]}: this clone's {world.branch} lacks the merge of {merged}, "
+            f"pushed above for a pull request, until `git pull`: the tag would name "
+            f"{world.branch} as it was before the release"
+        )
+    world.tags.update(tags[:1])
+
+
+def _pushed_branch(inv: Invocation, word: str, ref: str) -> None:
+    """A branch `git push` sends: one that exists here (HEAD: the branch the page is on). One
+    other than the default branch and the site's goes to a pull request into the default
+    branch, whose merge this clone lacks until it pulls (World.unpulled)."""
+    world = inv.session.world
+    name = (world.branch or DEFAULT_BRANCH) if ref == "HEAD" else ref.removeprefix("refs/heads/")
+    if name not in _branches(inv):
+        raise CommandError(
+            f"git push: no branch '{name}' exists here (git answers \"src refspec "
+            f'{word} does not match any"); branches: {", ".join(sorted(_branches(inv)))}'
+        )
+    if name not in {DEFAULT_BRANCH} | REMOTE_BRANCHES:
+        world.unpulled[DEFAULT_BRANCH] = name
 
 
 def _push(inv: Invocation, words: list[str]) -> None:
@@ -235,13 +268,8 @@ def _push(inv: Invocation, words: list[str]) -> None:
     words = [w for w in words if w != "tag"]  # `git push origin tag v1.0.0`: the tag v1.0.0
     for word in words:
         ref = word.removeprefix("+").partition(":")[0]
-        if not _TAG.fullmatch(ref.removeprefix("refs/tags/")) and ref != "HEAD":
-            name = ref.removeprefix("refs/heads/")
-            if name not in _branches(inv):
-                raise CommandError(
-                    f"git push: no branch '{name}' exists here (git answers \"src refspec "
-                    f'{word} does not match any"); branches: {", ".join(sorted(_branches(inv)))}'
-                )
+        if not _TAG.fullmatch(ref.removeprefix("refs/tags/")):
+            _pushed_branch(inv, word, ref)
     refs = {w: w.removeprefix("+").partition(":")[0].removeprefix("refs/tags/") for w in words}
     if not any(_TAG.fullmatch(ref) for ref in refs.values()):
         return  # a branch
