@@ -290,6 +290,11 @@ CASES = [
         ["this clone's main lacks the merge of release-", "until `git pull`"],
     ),
     (
+        "git-push-before-tag.md",
+        "git push --tags origin",
+        ["git push --tags: the tag v", "the push sends no release tag"],
+    ),
+    (
         "git-switch-missing-branch.md",
         'git switch "release-',
         ["no branch 'release-2.0.0' exists here", "invalid reference", "branches: gh-pages, main"],

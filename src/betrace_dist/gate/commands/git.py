@@ -248,6 +248,17 @@ def _pushed_branch(inv: Invocation, word: str, ref: str) -> None:
         world.unpulled[DEFAULT_BRANCH] = name
 
 
+def _tags_made(inv: Invocation) -> None:
+    """`git push --tags` sends the tags the clone has: the release's only once `git tag` made
+    it (before, git pushes the older tags and says "Everything up-to-date")."""
+    want = f"v{_page_release(inv).current.version}"
+    if want not in inv.session.world.tags:
+        raise CommandError(
+            f"git push --tags: the tag {want} is not made yet on this page (`git tag -a {want}` "
+            "comes first): the push sends no release tag, and no release workflow starts"
+        )
+
+
 def _push(inv: Invocation, words: list[str]) -> None:
     """`git push <remote> <ref>...`: the first word names a remote (`origin`, or one `git remote
     add` named); a branch pushed is one that exists here; the release's own tag needs that tag
@@ -255,6 +266,8 @@ def _push(inv: Invocation, words: list[str]) -> None:
     refuses the push ("src refspec ... does not match any", git-push(1)'s refspec). A push that
     deletes, and tags of other versions (older releases a clone has), are not judged."""
     line = _line("push", words)
+    if line.has("--tags"):
+        _tags_made(inv)
     if not line.positional:
         return
     remote, *words = line.positional
