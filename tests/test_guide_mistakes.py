@@ -58,6 +58,11 @@ CASES = [
     ),
     ("curl-body.md", "curl -fsS -X POST", ["request body is not JSON"]),
     ("curl-field.md", "curl -fsS -X POST", ["no field 'expresion'", "did you mean 'expression'"]),
+    (
+        "helm-scrape-port.md",
+        "helm install betrace",
+        ["Deployment/betrace-backend: pod annotation prometheus.io/port is '9090'", "/metrics"],
+    ),
     ("helm-values-key.md", "helm install", ["additional properties 'replicaCount' not allowed"]),
     ("rules-check-own-backend.md", "--backend", ["a page cannot name another program"]),
     (
@@ -265,6 +270,11 @@ CASES = [
         "kubectl-gitops-crd-key.md",
         "kubectl apply",
         ["flux.yaml: HelmRelease spec.install:", "'createNamespaces' was unexpected"],
+    ),
+    (
+        "kubectl-own-backend-env.md",
+        "kubectl apply",
+        ["Deployment/backend container backend: OTEL_EXPORTER_OTLP_ENDPOINT"],
     ),
     (
         "kubectl-image-pull-policy.md",

@@ -246,15 +246,76 @@ def containers(node: Any) -> list[Mapping[str, Any]]:
     return found + [c for v in nested for c in containers(v)]
 
 
-def manifest_problems(docs: Iterable[Mapping[str, Any]], data: ReleaseData) -> list[str]:
+#: the path of the backend's Prometheus metrics (releases.yaml backend.endpoints names its port)
+METRICS_PATH = "/metrics"
+
+
+def metrics_at(data: ReleaseData) -> tuple[str, int, str]:
+    """Where the backend serves its metrics: the port's name and number, and the path."""
+    backend = data.current.backend
+    metrics = next(e for e in backend.endpoints if e.path == METRICS_PATH)
+    return metrics.port, backend.ports[metrics.port].port, metrics.path
+
+
+def _pod_of(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod an object runs: a Pod itself, a workload's template, a CronJob's job's."""
+    if doc.get("kind") == "Pod":
+        return doc
+    spec = doc.get("spec")
+    if isinstance(spec, Mapping) and isinstance(spec.get("jobTemplate"), Mapping):
+        spec = spec["jobTemplate"].get("spec")
+    template = spec.get("template") if isinstance(spec, Mapping) else None
+    return template if isinstance(template, Mapping) else None
+
+
+#: which images run the backend (the project's by default; a page's own builds too)
+BackendImage = Callable[[str], bool]
+
+
+def scrape_problems(
+    doc: Mapping[str, Any], data: ReleaseData, backend: BackendImage | None = None
+) -> list[str]:
+    """The scrape annotations of a pod whose every container is the backend: Prometheus's
+    `role: pod` relabelling scrapes the pod's `prometheus.io/port` at `prometheus.io/path`,
+    and only the backend can be meant, whose metrics are at one port and path."""
+    pod = _pod_of(doc)
+    metadata = pod.get("metadata") if pod is not None else None
+    spec = pod.get("spec") if pod is not None else None
+    if not isinstance(metadata, Mapping) or not isinstance(spec, Mapping):
+        return []
+    ours = backend or (lambda image: is_backend_image(image, data))
+    running = [c for c in spec.get("containers") or [] if isinstance(c, Mapping)]
+    if not running or not all(ours(str(c.get("image", ""))) for c in running):
+        return []
+    name, port, path = metrics_at(data)
+    annotations = metadata.get("annotations") or {}
+    expected = {"port": str(port), "path": path}
+    return [
+        f"pod annotation prometheus.io/{key} is '{annotations[f'prometheus.io/{key}']}': the "
+        f"backend serves its metrics at GET {path} on port {port} ({name}; releases.yaml "
+        "backend.endpoints and backend.ports), and Prometheus would scrape nothing there"
+        for key, right in expected.items()
+        if isinstance(annotations, Mapping)
+        and f"prometheus.io/{key}" in annotations
+        and str(annotations[f"prometheus.io/{key}"]) != right
+    ]
+
+
+def manifest_problems(
+    docs: Iterable[Mapping[str, Any]], data: ReleaseData, backend: BackendImage | None = None
+) -> list[str]:
     """Problems of every backend container in Kubernetes objects (a page's manifests): its
-    variables by the rules above, and an envFrom, which keeps them from being told."""
+    variables by the rules above, an envFrom, which keeps them from being told, and the scrape
+    annotations of its pod. `backend` says which images run the backend (by default, the
+    project's images)."""
+    ours = backend or (lambda image: is_backend_image(image, data))
     out: list[str] = []
     for doc in docs:
+        where = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+        out += [f"{where}: {problem}" for problem in scrape_problems(doc, data, ours)]
         for c in containers(doc):
-            if not is_backend_image(str(c.get("image", "")), data):
+            if not ours(str(c.get("image", ""))):
                 continue
-            where = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
             env_from = env_from_problem(c, data)
             if env_from is not None:
                 out.append(f"{where} container {c.get('name')} {env_from}")

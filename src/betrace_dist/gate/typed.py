@@ -42,7 +42,7 @@ from collections.abc import Iterator
 
 import yaml
 
-from .. import REPO_ROOT
+from .. import REPO_ROOT, backend_env
 from ..names import SETTING_VARIABLE, closest
 from ..release import ReleaseData
 from ..site.tables import amount
@@ -148,8 +148,6 @@ def _ports(text: str, data: ReleaseData) -> Iterator[Problem]:
 #: Prometheus' scrape annotations on a pod (the relabelling of its kubernetes_sd examples reads
 #: prometheus.io/port and prometheus.io/path), written as YAML or as --set
 _SCRAPE = re.compile(r"prometheus\\?\.io/(port|path)[\"']?[ \t]*[:=][ \t]*[\"']?([^\"'\s,}]+)")
-#: where Prometheus scrapes by default (its metrics_path), the backend's metrics endpoint
-METRICS_PATH = "/metrics"
 
 
 def _scrape_annotations(text: str, data: ReleaseData) -> Iterator[Problem]:
@@ -158,10 +156,8 @@ def _scrape_annotations(text: str, data: ReleaseData) -> Iterator[Problem]:
     the answer is not even HTTP/1). Annotations within a few lines of each other are one pod's;
     they are the backend's when their port is one of its ports (another application's are not
     judged, nor a port the backend does not have: nothing says whose it is)."""
-    backend = data.current.backend
-    metrics = next(e for e in backend.endpoints if e.path == METRICS_PATH)
-    port = backend.ports[metrics.port]
-    backend_ports = {str(p.port) for p in backend.ports.values()}
+    name, port, path = backend_env.metrics_at(data)
+    backend_ports = {str(p.port) for p in data.current.backend.ports.values()}
     groups: list[list[tuple[int, str, str]]] = []
     for match in _SCRAPE.finditer(text):
         line = _line(text, match.start())
@@ -172,16 +168,16 @@ def _scrape_annotations(text: str, data: ReleaseData) -> Iterator[Problem]:
         if not any(kind == "port" and value in backend_ports for _, kind, value in group):
             continue
         for line, kind, value in group:
-            if kind == "port" and value != str(port.port):
+            if kind == "port" and value != str(port):
                 wrong = f"port {value}, which serves no metrics"
-            elif kind == "path" and value != metrics.path:
+            elif kind == "path" and value != path:
                 wrong = f"the path {value}, which the backend does not serve its metrics at"
             else:
                 continue
             yield Problem(
                 line,
                 f"prometheus.io/{kind} names {wrong}: the backend serves them at GET "
-                f"{metrics.path} on port {port.port} ({metrics.port}; releases.yaml "
+                f"{path} on port {port} ({name}; releases.yaml "
                 "backend.endpoints and backend.ports)",
             )
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..backend_env import containers
+from ..backend_env import containers, is_backend_image
 from ..names import TARGET_ROLES, canonical_image, image_reference_problem, image_role, is_number
 
 if TYPE_CHECKING:
@@ -635,6 +635,13 @@ class World:
     def built_role(self, image: str) -> str | None:
         """What an image the page built runs: its target of the project's Dockerfile's role."""
         return TARGET_ROLES.get(self.images.get(canonical_image(image)) or "")
+
+    def runs_backend(self, image: str, data: ReleaseData) -> bool:
+        """The image runs the backend: one the page built from the Dockerfile's backend target
+        (pushed to the reader's registry, image.registry), else the project's (as role())."""
+        if self.built(image):
+            return self.built_role(image) == "backend"
+        return is_backend_image(image, data)
 
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:
         """The container port a Service port's targetPort leads to: a number as written, a name

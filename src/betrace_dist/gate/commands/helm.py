@@ -29,7 +29,7 @@ import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -639,7 +639,9 @@ def _local_release(
             rendered_with = _coalesced(values, defaults)
     objects = _rendered(inv, chart, parsed, rendered_with)
     # Values of the backend's variables follow the one rule of backend_env.py.
-    problems = backend_env.manifest_problems([o.doc for o in objects], inv.session.release)
+    data = inv.session.release
+    runs_backend = partial(inv.session.world.runs_backend, data=data)
+    problems = backend_env.manifest_problems([o.doc for o in objects], data, runs_backend)
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
     _images_published(inv, objects)

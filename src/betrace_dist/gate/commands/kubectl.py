@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from ... import backend_env, yamlio
@@ -505,7 +505,9 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
         if problems:
             raise CommandError(f"{name}: {problems[0]}")
         # Values of the backend's variables follow the one rule of backend_env.py.
-        problems = backend_env.manifest_problems(docs, inv.session.release)
+        data = inv.session.release
+        runs_backend = partial(inv.session.world.runs_backend, data=data)
+        problems = backend_env.manifest_problems(docs, data, runs_backend)
         if problems:
             raise CommandError(f"{name}: {problems[0]}")
         if args.has("--dry-run"):
