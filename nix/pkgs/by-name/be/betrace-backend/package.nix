@@ -36,6 +36,7 @@ buildGoModule (finalAttrs: {
     ./0005-rules-leave-a-rule-as-it-was-when-the-store-refuses-it.patch
     ./0006-rules-answer-404-for-an-unknown-rule-and-keep-no-state-for-it.patch
     ./0007-rules-refuse-a-name-the-rules-url-cannot-carry.patch
+    ./0008-dsl-guard-the-pattern-cache-against-concurrent-use.patch
   ];
 
   # The Go module is backend/ of the repository, not its root.
