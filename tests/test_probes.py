@@ -413,9 +413,35 @@ def test_the_sdk_installed_is_the_one_the_release_data_names(release_data: Relea
     assert version("opentelemetry-sdk") == release_data.current.examples.opentelemetry_sdk
 
 
+def size_disagreements(found: dict[str, Any]) -> list[str]:
+    """The exporter's requests against the backend's limits in the release data (spans per
+    request, request body), and add_betrace's URL."""
+    backend = load_release_data().current.backend
+    spans, body = backend.limit("spans_per_request").value, backend.limit("request_body").value
+    out = []
+    if found["max_spans"] > spans:
+        out.append(
+            f"MAX_SPANS is {found['max_spans']}: the backend answers 400 to more than "
+            f"{spans} spans in one request (releases.yaml "
+            "backend.limits spans_per_request), and the trace is lost"
+        )
+    if found["largest_body"] > body:
+        out.append(
+            f"a request of MAX_SPANS spans with no attributes was {found['largest_body']} "
+            f"bytes, over the backend's {body} (request_body): the page says "
+            "it stays well under"
+        )
+    if found["add_betrace_posted"] != 1:
+        out.append(
+            "add_betrace(provider, url) did not post to the URL it was given: "
+            f"{found['add_betrace_posted']} span(s) arrived there"
+        )
+    return out
+
+
 def behaviour_disagreements(found: dict[str, Any]) -> list[str]:
     """Each claim of the page the measured behaviour breaks, in the page's words."""
-    out = []
+    out = size_disagreements(found)
     if found["posted_before_the_trace_ended"] != 0 or found["requests_of_one_trace"] != 1:
         out.append(
             "the page says the exporter keeps a trace's spans until its first span here ends, "
@@ -453,7 +479,9 @@ EXPORTER_GOOD = {
     "parent_linked": True,
     "attributes": {"verified": "true", "final": "false", "tags": "a,b", "ratio": "0.5"},
     "request_sizes": [1000, 2],
+    "largest_body": 224_889,  # about a hundredth of the 22,488,901 bytes 100_000 spans measured
     "max_spans": 1000,
+    "add_betrace_posted": 1,
     "remote_parent_posted": 1,
     "waiting_before_shutdown": 0,
     "sent_at_shutdown": ["child"],
@@ -477,6 +505,18 @@ def test_an_exporter_that_posts_each_span_at_once_is_caught() -> None:
     assert len(found) == 3 and "then posts them in one request" in found[0], found
     wrong = EXPORTER_GOOD | {"attributes": {"verified": "True"}}
     assert "attribute values were sent as" in str(behaviour_disagreements(wrong))
+
+
+def test_an_exporter_too_large_for_the_backend_or_deaf_to_its_url_is_caught() -> None:
+    """MAX_SPANS over the backend's spans per request (edited to 100_000, a reader's trace of
+    20,000 spans got 400 and was lost), and add_betrace that drops its url (every span goes
+    to the default, and an app in a container loses them all)."""
+    large = EXPORTER_GOOD | {"max_spans": 100_000, "largest_body": 25_700_000}
+    found = behaviour_disagreements(large | {"request_sizes": [100_000, 2]})
+    assert len(found) == 2 and "MAX_SPANS is 100000" in found[0], found
+    assert "over the backend's" in found[1]
+    (deaf,) = behaviour_disagreements(EXPORTER_GOOD | {"add_betrace_posted": 0})
+    assert "did not post to the URL it was given" in deaf
 
 
 def test_a_changed_documented_answer_or_a_missing_violation_is_caught() -> None:

@@ -1696,6 +1696,7 @@ def _exporter_behaviour(scope: dict[str, Any]) -> dict[str, Any]:
                 with tracer.start_as_current_span(f"step_{n}"):
                     pass
         out["request_sizes"] = [len(b["spans"]) for b in server.bodies]
+        out["largest_body"] = max((len(json.dumps(b)) for b in server.bodies), default=0)
         out["max_spans"] = int(scope["MAX_SPANS"])
         server.bodies.clear()
         remote = trace.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(1))
@@ -1704,10 +1705,26 @@ def _exporter_behaviour(scope: dict[str, Any]) -> dict[str, Any]:
             pass
         out["remote_parent_posted"] = len(server.bodies)
         out |= _exporter_shutdown_and_refusal(scope["BeTraceExporter"](url), server)
+        out["add_betrace_posted"] = _posted_by_add_betrace(scope["add_betrace"], url, server)
     finally:
         server.shutdown()
         server.server_close()
     return out
+
+
+def _posted_by_add_betrace(add_betrace: Any, url: str, server: _Catcher) -> int:
+    """The page's add_betrace given a URL (the probe's server, not the page's default): the
+    spans posted there once its provider shuts down."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    server.bodies.clear()
+    server.status = 200
+    provider = TracerProvider()
+    add_betrace(provider, url)
+    with provider.get_tracer("probe").start_as_current_span("given_url"):
+        pass
+    provider.shutdown()
+    return sum(len(b["spans"]) for b in server.bodies)
 
 
 def _exporter_shutdown_and_refusal(exporter: Any, server: _Catcher) -> dict[str, Any]:
