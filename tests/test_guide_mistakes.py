@@ -142,6 +142,11 @@ CASES = [
         ["upstream has no tags yet", "pin the commit c5f17ae4"],
     ),
     (
+        "nix-tag-ref.md",
+        "nix flake show",
+        ["the flake's input 'betrace': 'github:betrace-hq/betrace/v", "upstream has no tags yet"],
+    ),
+    (
         "program-path-not-made.md",
         "./tools/bin/helm lint",
         ["there is no './tools/bin/helm' at this point of the page", ".tools/bin/helm"],
@@ -150,6 +155,11 @@ CASES = [
         "program-path-not-made.md",
         "/usr/local/bin/helm",
         ["is a program of the reader's machine, which the gate cannot see"],
+    ),
+    (
+        "nix-flake-untracked.md",
+        "nix flake show",
+        ["git does not track mytarget/flake.nix", "`git add` it first"],
     ),
     (
         "nix-result-replaced.md",

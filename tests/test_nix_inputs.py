@@ -23,7 +23,7 @@ def _build(session: Session, folder: str, inputs: str, package: str) -> None:
         f"  outputs = inputs: {{ packages.x86_64-linux.default = {package}; }};\n}}\n"
     )
     script = f"mkdir -p '{folder}'\ncd '{folder}'\ncat > flake.nix <<'EOF'\n{flake}EOF\n"
-    session.run(split(script + "nix build\n"), models())
+    session.run(split(script + "git add flake.nix\nnix build\n"), models())
 
 
 def test_inputs_written_as_one_nested_set(session: Session) -> None:
@@ -94,7 +94,7 @@ def test_flake_utils_helpers_a_consumer_calls(session: Session) -> None:
         "      apps.default = flake-utils.lib.mkApp { drv = packages.backend; };\n"
         "    });\n}\n"
     )
-    script = f"mkdir app\ncd app\ncat > flake.nix <<'EOF'\n{flake}EOF\n"
+    script = f"mkdir app\ncd app\ncat > flake.nix <<'EOF'\n{flake}EOF\ngit add flake.nix\n"
     session.run(split(script), models())
     session.run(split("BETRACE_PORT_BACKEND=18083 nix run . &\n"), models())
     session.run(
@@ -129,7 +129,8 @@ def test_other_ways_to_name_nixpkgs(session: Session, inputs: str) -> None:
         "  outputs = { self, nixpkgs }: "
         "{ packages.x86_64-linux.default = nixpkgs.legacyPackages.x86_64-linux.coreutils; };\n}\n"
     )
-    script = f"mkdir -p n\ncd n\ncat > flake.nix <<'EOF'\n{flake}EOF\nnix build\n"
+    script = f"mkdir -p n\ncd n\ncat > flake.nix <<'EOF'\n{flake}EOF\n"
+    script += "git add flake.nix\nnix build\n"
     session.run(split(script), models())
 
 

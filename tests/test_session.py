@@ -333,7 +333,7 @@ def test_a_flakes_path_input_is_resolved_beneath_the_sandbox(tool: Callable[[str
     said = []
     for target in ("etc/ssl", "no/such"):
         text = flake.format(climb=climb, target=target)
-        setup = f"mkdir -p n\ncd n\necho '{{ {text} }}' > flake.nix\n"
+        setup = f"mkdir -p n\ncd n\necho '{{ {text} }}' > flake.nix\ngit add flake.nix\n"
         with pytest.raises(CommandError) as caught:
             s = Session(timeout=60)
             try:

@@ -305,6 +305,20 @@ def _in_the_project(inv: Invocation, word: str) -> str | None:
     return real.relative_to(repo).as_posix()
 
 
+def untracked(inv: Invocation, path: Path) -> str | None:
+    """A file of the page's copy of the project that git does not track, as a path of the
+    project: not one of the reader's clone (clone_files) and no `git add` took it on the page.
+    None when git tracks it, or it lies outside the project."""
+    found = _in_the_project(inv, str(path))
+    files = clone_files()
+    if found is None or files is None or found in files:
+        return None
+    covered = inv.session.world.added
+    if any(s == "." or found == s or found.startswith(s + "/") for s in covered):
+        return None
+    return found
+
+
 def _add(inv: Invocation, words: list[str]) -> None:
     """`git add PATH...` (or -A / --all / `.`) stages what the page changed under them."""
     line = _line("add", words)
@@ -315,6 +329,7 @@ def _add(inv: Invocation, words: list[str]) -> None:
         found = _in_the_project(inv, word)
         if found is not None:
             staged.add(found)
+    inv.session.world.added.update(staged)
 
 
 def _commit(inv: Invocation, words: list[str]) -> None:

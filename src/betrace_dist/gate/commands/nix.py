@@ -10,14 +10,17 @@ import json
 import os
 import platform
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from ... import REPO_ROOT, backend_env, tools
 from ...artefacts.nix import EXPERIMENTAL, Nix
 from ...names import closest, is_number
+from ...release import ReleaseData
 from .. import missing
 from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener
+from . import git
 from .flags import CommandLine, nix_command_path, options
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
@@ -96,6 +99,9 @@ def _overrides(session: Session, directory: Path) -> dict[str, Path]:
                 "flake-utils and BeTrace's flake only"
             )
         used[name] = stand_in
+        problem = _unpinned(session.release, url) if url.lower().startswith("github:") else None
+        if stand_in == UPSTREAM and problem:
+            raise CommandError(f"the flake's input '{name}': {problem}")
         if stand_in == UPSTREAM:  # and BeTrace's own (over a follows: the same stand-ins)
             used[f"{name}/nixpkgs"] = STUBS / "nixpkgs"
             used[f"{name}/flake-utils"] = STUBS / "flake-utils"
@@ -248,28 +254,43 @@ def _outputs(session: Session, flake_dir: Path, stamp: float) -> dict[str, list[
     return dict(out)
 
 
+def _unpinned(data: ReleaseData, ref: str) -> str | None:
+    """Why a `github:` reference of BeTrace's flake (on a command line, or an input's url)
+    names a revision the release data does not list for the release: its path's third part,
+    or its `rev` or `ref` parameter. None when it lists it, or the reference names none."""
+    owner_repo = data.project.repository.removeprefix("https://github.com/")
+    flake = ref.split("#")[0]
+    path, _, query = flake.partition("?")
+    revs = [path[len(f"github:{owner_repo}") :].lstrip("/")]
+    revs += [v for k, v in parse_qsl(query) if k in ("rev", "ref")]
+    upstream = data.current.upstream
+    listed = {upstream.commit, *([upstream.tag] if upstream.tag else [])}
+    rev = next((r for r in revs if r and r not in listed), None)
+    if rev is None:
+        return None
+    return (
+        f"'{ref}' names {rev}, which the release data does not list for BeTrace "
+        f"{data.current.version}: "
+        + (
+            f"pin the tag {upstream.tag} or the commit {upstream.commit}"
+            if upstream.tag
+            else f"upstream has no tags yet; pin the commit {upstream.commit} "
+            "(releases.yaml releases[0].upstream.commit)"
+        )
+    )
+
+
 def _remote(inv: Invocation, ref: str) -> None:
     data = inv.session.release
-    version = data.current.version
     upstream = data.current.upstream
     owner_repo = data.project.repository.removeprefix("https://github.com/")
     if ref.startswith("github:"):
         want = f"github:{owner_repo}"
         if not (ref == want or ref.startswith(want + "/") or ref.startswith(want + "#")):
             raise CommandError(f"'{ref}' is not BeTrace's flake; it is {want}/{upstream.ref}")
-        rev = ref.removeprefix(want).lstrip("/").split("#")[0]
-        listed = {upstream.commit, *([upstream.tag] if upstream.tag else [])}
-        if rev and rev not in listed:
-            raise CommandError(
-                f"'{ref}' names {rev}, which the release data does not list for BeTrace "
-                f"{version}: "
-                + (
-                    f"pin the tag {upstream.tag} or the commit {upstream.commit}"
-                    if upstream.tag
-                    else f"upstream has no tags yet; pin the commit {upstream.commit} "
-                    "(releases.yaml releases[0].upstream.commit)"
-                )
-            )
+        problem = _unpinned(data, ref)
+        if problem:
+            raise CommandError(problem)
         return
     if ref.startswith("https://flakehub.com/f/"):
         want = f"https://flakehub.com/f/{data.project.flakehub}/"
@@ -558,6 +579,14 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
     directory = inv.session.where(flake or ".")
     if not inv.session.beneath(directory / "flake.nix", "read").is_file():
         raise CommandError(f"there is no flake.nix in '{inv.session.reader_path(directory)}'")
+    new = git.untracked(inv, directory / "flake.nix")
+    if new is not None:
+        raise CommandError(
+            f"git does not track {new}: Nix reads a flake inside a git repository from the "
+            'files git tracks, and this one does not exist for it (Nix 2.8 here: "getting '
+            "status of '/nix/store/...-source/...': No such file or directory\"); "
+            "`git add` it first"
+        )
     if not attr and sub not in ("run", "build", "shell", "develop", "flake"):
         return None
     _require_nix(inv.session)
