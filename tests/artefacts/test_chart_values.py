@@ -120,6 +120,21 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"image": {"pullSecrets": [{"secret": "regcred"}]}},
         r"image[./]pullSecrets",
     ),
+    # a peer is Kubernetes' NetworkPolicyPeer: a misspelt selector made the whole policy fail
+    # at install (the API server refuses it), after Helm had taken the values
+    "network-policy-peer-misspelt": (
+        {
+            "networkPolicy": {
+                "enabled": True,
+                "backendFrom": [{"namespaceSelectors": {"matchLabels": {"a": "b"}}}],
+            }
+        },
+        r"networkPolicy[./]backendFrom[./]0",
+    ),
+    "grafana-peer-empty": (
+        {"networkPolicy": {"grafanaFrom": [{}]}},
+        r"networkPolicy[./]grafanaFrom[./]0",
+    ),
     "grace-period-under-the-slow-stop": (
         {"backend": {"terminationGracePeriodSeconds": 10}},
         r"backend[./]terminationGracePeriodSeconds",
@@ -305,3 +320,24 @@ def test_a_rule_name_length_other_than_the_backends_fails_at_its_line(
         f"{values}:{line}: backend.rules[].name has maxLength 300, but the backend's limit is "
         "256 (releases.yaml backend.limits rule_name)"
     ]
+
+
+def test_the_network_policy_peers_are_kubernetes_networkpolicypeer(
+    release_data: ReleaseData,
+) -> None:
+    """The fields the chart's schema takes in backendFrom and grafanaFrom are those of
+    NetworkPolicyPeer in Kubernetes' own (strict) schema, at the oldest Kubernetes the release
+    supports, as kubernetes-validate carries it."""
+    import kubernetes_validate
+
+    minimum = release_data.current.kubernetes.minimum
+    folder = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    peer = json.loads(
+        (folder / f"v{minimum}.0-local-strict" / "networkpolicypeer-networking-v1.json").read_text()
+    )
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    policy = schema["properties"]["networkPolicy"]["properties"]
+    for key in ("backendFrom", "grafanaFrom"):
+        items = policy[key]["items"]
+        assert sorted(items["properties"]) == sorted(peer["properties"]), key
+        assert items["additionalProperties"] is False, key
