@@ -121,6 +121,8 @@ TOOLS = _declare(
     _debian("bash", "bash"),
     Tool("python3", "the Python the project runs with", "install Python 3.11 or later"),
     _debian("strace", "strace", "proves a gate run opens no network connection", jail=False),
+    _debian("systemd-analyze", "systemd", "re-observes the systemd rule a NixOS test is held to",
+            jail=False),
     _debian("chromium", "chromium", "the browser tests (screenshots, accessibility)",
             jail=False),
     _debian("node", "nodejs", "runs the Grafana app's tests and build", jail=False),

@@ -2,7 +2,8 @@
 backend variables they set are held to the release data, as in a Compose file, and the options
 they set under `services.betrace-backend` must be the distribution module's (read, not
 evaluated: NixOS cannot be fetched offline), and the files they take from the distribution's
-repository (`"${distribution}/..."`) must be there, a patch series whole and in order."""
+repository (`"${distribution}/..."`) must be there, a patch series whole and in order. A NixOS
+test is held to what it tests (nixos_test.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import ClassVar
 
 from ... import tools
 from ...rules import engine
-from .. import nix_env
+from .. import nix_env, nixos_test
 from ..lexer import Block
 from . import CheckFailure, Context, Status, require_tool, save_titled
 from .rules import run_bounds
@@ -65,6 +66,7 @@ class NixChecker:
                 + nix_env.distribution_file_problems(block.body, ctx.release)
                 + nix_env.host_problems(block.body, ctx.release)
                 + nix_env.grafana_problems(block.body, ctx.release)
+                + nixos_test.problems(block.body, ctx.release)
             )
             for line, reason in sorted(found)[:1]:
                 raise CheckFailure(reason, line)
