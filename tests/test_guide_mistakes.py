@@ -162,6 +162,16 @@ CASES = [
         ["git does not track mytarget/flake.nix", "`git add` it first"],
     ),
     (
+        "python-test-of-the-project.md",
+        'assert (repo_root / "helm" / "betrace.yaml")',
+        ["the example raised AssertionError: no chart file"],
+    ),
+    (
+        "python-test-of-the-project.md",
+        "def test_with_a_fixture_of_its_own",
+        ["tests test_with_a_fixture_of_its_own take an argument the gate has no fixture for"],
+    ),
+    (
         "nix-result-replaced.md",
         "./result/bin",
         ["'result' is the build of stand-in-frontend", "not of betrace-backend"],
@@ -415,14 +425,16 @@ def test_mistake_is_named_with_page_line_and_what_exists(
     line = line_containing(DOCS / page, needle)
     match = re.search(
         rf"^docs/{re.escape(page)}:{line}: "
-        r"(?:shell block \((?:bash|console)\): `([^`]*)`|nix block \(nix\)): (.*)$",
+        r"(?:shell block \((?:bash|console)\): `([^`]*)`|(?:nix|python) block \(\w+\)): (.*)$",
         gate_output,
         re.M,
     )
     assert match, f"no failure at docs/{page}:{line}\n{gate_output[-4000:]}"
     command, reason = match[1], match[2]
-    # a shell failure names the command; a Nix block's failure names the attribute path
-    assert needle.split()[0] in (command if command is not None else reason)
+    # a shell failure names the command; a Nix block's failure names the attribute path; a
+    # Python block's, what the example raised at the needle's line
+    if not page.startswith("python-"):
+        assert needle.split()[0] in (command if command is not None else reason)
     for word in words:
         assert word in reason, f"docs/{page}:{line}: {reason!r} does not say {word!r}"
 

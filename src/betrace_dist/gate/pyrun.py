@@ -9,6 +9,11 @@ pytest-examples' print checking and writes what happened to RESULT as JSON:
     {"outcome": "printed", "report": "<pytest-examples' diff of the #> comments>"}
     {"outcome": "raised", "type": "KeyError", "message": "...", "line": 3}
 
+A block that defines tests of the project (`def test_...(repo_root, release_data)`, as the
+contribute guide shows a target's first test) has them called after it runs, with the project's
+own fixtures of tests/conftest.py made for the page's copy of the project (SPEC's "repo"): the
+copy's root, and its release data. A test taking any other argument is not called, and said so.
+
 A block that ends the process before the result is written leaves no RESULT: the gate reports
 that as a failure, never as a pass. A hostile block can still forge its own RESULT (it runs in
 this process); the walls keep everything else out of its reach (see the security page).
@@ -35,7 +40,38 @@ def _line_in(exc: BaseException, filenames: set[str]) -> int | None:
     return line
 
 
-def run(source: str, page: str, scratch: Path, update: bool = False) -> dict[str, Any]:
+#: the project's fixtures (tests/conftest.py) a page's test may take
+FIXTURES = ("repo_root", "release_data")
+
+
+def _fixture(name: str, repo: Path) -> Any:
+    if name == "repo_root":
+        return repo
+    from betrace_dist.release import load_release_data
+
+    return load_release_data(repo / "releases.yaml")
+
+
+def _call_tests(module: dict[str, Any], repo: Path | None) -> list[tuple[str, int | None]]:
+    """Call each `test_` function the block defined with the fixtures it names; the names and
+    lines of those it could not call (an argument the gate has no fixture for)."""
+    import inspect
+
+    uncalled: list[tuple[str, int | None]] = []
+    for name, value in list(module.items()):
+        if not (name.startswith("test_") and inspect.isfunction(value)):
+            continue
+        wanted = list(inspect.signature(value).parameters)
+        if repo is None or any(w not in FIXTURES for w in wanted):
+            uncalled.append((name, value.__code__.co_firstlineno))
+            continue
+        value(**{w: _fixture(w, repo) for w in wanted})
+    return uncalled
+
+
+def run(
+    source: str, page: str, scratch: Path, update: bool = False, repo: Path | None = None
+) -> dict[str, Any]:
     import pytest
     from pytest_examples import CodeExample
     from pytest_examples.config import ExamplesConfig
@@ -46,7 +82,7 @@ def run(source: str, page: str, scratch: Path, update: bool = False) -> dict[str
     python_file.write_text(example.source, encoding="utf-8")
     config = ExamplesConfig(line_length=100, target_version="py310")
     try:
-        printed, _ = run_code(
+        printed, module = run_code(
             example=example,
             python_file=python_file,
             loader=None,
@@ -60,6 +96,11 @@ def run(source: str, page: str, scratch: Path, update: bool = False) -> dict[str
         if update:
             return {"outcome": "passed", "updated": printed.updated_print_statements(example)}
         printed.check_print_statements(example)
+        uncalled = _call_tests(module, repo)
+        if uncalled:
+            names = [name for name, _ in uncalled]
+            line = uncalled[0][1]
+            return {"outcome": "uncalled", "tests": names, "fixtures": list(FIXTURES), "line": line}
     except pytest.fail.Exception as exc:
         return {"outcome": "printed", "report": str(exc)}
     except BaseException as exc:
@@ -72,7 +113,8 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     result_file = Path(argv[1])
     scratch = result_file.parent
-    result = run(spec["source"], spec["page"], scratch, bool(spec.get("update")))
+    repo = Path(spec["repo"]) if spec.get("repo") else None
+    result = run(spec["source"], spec["page"], scratch, bool(spec.get("update")), repo)
     result_file.write_text(json.dumps(result), encoding="utf-8")
     return 0
 

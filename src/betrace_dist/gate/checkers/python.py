@@ -41,6 +41,13 @@ class PythonChecker:
             raise CheckFailure(
                 f"the example raised {result['type']}: {result['message']}", result.get("line")
             )
+        if result["outcome"] == "uncalled":
+            raise CheckFailure(
+                f"the example's tests {', '.join(result['tests'])} take an argument the gate "
+                f"has no fixture for (it calls a page's tests with {', '.join(result['fixtures'])} "
+                "only): they would pass unrun",
+                result.get("line"),
+            )
         _check_python_minimum(block.body, ctx)
 
 
@@ -111,7 +118,7 @@ def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
     # made by descriptor (never where a link of the page leads); the block runs as the page's
     # user and writes its result here, which the gate reads back beneath the sandbox only
     scratch = session.scratch()
-    spec_text = json.dumps({"source": source, "page": page})
+    spec_text = json.dumps({"source": source, "page": page, "repo": str(session.repo)})
     spec = session.write_scratch(scratch, "block.json", spec_text)
     result = scratch / "result.json"
     # the gate's own runner (never the page's copy of it), from the source the gate runs on;
@@ -140,7 +147,12 @@ def _result(session: Session, done: Done, result: Path) -> dict[str, Any]:
             f"the example ended its process (exit code {done.returncode}) before reporting a "
             f"result{': ' + said if said else ''}"
         ) from None
-    if not isinstance(found, dict) or found.get("outcome") not in ("passed", "printed", "raised"):
+    if not isinstance(found, dict) or found.get("outcome") not in (
+        "passed",
+        "printed",
+        "raised",
+        "uncalled",
+    ):
         raise CheckFailure(f"the example's runner reported nonsense: {str(found)[:200]}")
     return found
 
