@@ -7,6 +7,7 @@ Nix and the stand-in inputs as tests/artefacts/test_nix.py (nixpkgs cannot be fe
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -286,3 +287,22 @@ def test_the_images_workflow_writes_the_lines_the_bump_reads(repo_root: Path) ->
     assert 'data.image_ref(name).split("@")[0]' in workflow
     line = f"backend ghcr.io/o/betrace/backend:2.0.0@{DIGESTS['backend']}"
     assert bump.DIGEST_LINE.fullmatch(line)
+
+
+@pytest.mark.parametrize(
+    ("carries", "pattern", "said"),
+    [
+        ("version", r"(^)(\d+\.\d+\.\d+)(\n)", "carries is 'version'; it is 'release'"),
+        ("release", r"(\d+\.\d+\.\d+)", "the pattern has 1 group(s); it needs three"),
+        ("release", r"(^)(\d+", "the pattern is no regex"),
+    ],
+    ids=["unknown-version", "one-group", "not-a-regex"],
+)
+def test_a_version_location_a_bump_cannot_use_is_refused_when_made(
+    carries: str, pattern: str, said: str
+) -> None:
+    """The contribute guide's VersionLocation, edited as a writer could: each was taken, and the
+    bump then failed with a KeyError or an IndexError."""
+    bump.VersionLocation(Path("tarball/VERSION"), r"(^)(\d+\.\d+\.\d+)(\n)", "release", "tarball")
+    with pytest.raises(ValueError, match=re.escape(said)):
+        bump.VersionLocation(Path("tarball/VERSION"), pattern, carries, "tarball version")

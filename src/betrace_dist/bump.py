@@ -68,6 +68,26 @@ class VersionLocation:
     carries: str  # "release" (the release version) or "chart" (the chart version)
     what: str
 
+    def __post_init__(self) -> None:
+        """Refused when made, naming what is wrong: a bump would otherwise fail on it with a
+        KeyError or IndexError, or rewrite the wrong text."""
+        if self.carries not in ("release", "chart"):
+            raise ValueError(
+                f"VersionLocation {self.path}: carries is {self.carries!r}; it is 'release' (the "
+                "release version) or 'chart' (the chart version)"
+            )
+        try:
+            groups = re.compile(self.pattern).groups
+        except re.error as exc:
+            raise ValueError(
+                f"VersionLocation {self.path}: the pattern is no regex: {exc}"
+            ) from None
+        if groups != 3:
+            raise ValueError(
+                f"VersionLocation {self.path}: the pattern has {groups} group(s); it needs three, "
+                "the text before the version, the version, the text after it"
+            )
+
 
 # Every file that carries the version, besides releases.yaml and the image references. The
 # nixpkgs expressions and the GitHub example flake carry the upstream commit instead (upstream has
