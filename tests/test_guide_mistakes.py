@@ -172,6 +172,11 @@ CASES = [
         ["tests test_with_a_fixture_of_its_own take an argument the gate has no fixture for"],
     ),
     (
+        "nix-features-flag.md",
+        "nix --extra-experimental-features 'nix-command' flake",
+        ["needs the experimental feature(s) flakes", "experimental Nix feature 'flakes' is"],
+    ),
+    (
         "nix-result-replaced.md",
         "./result/bin",
         ["'result' is the build of stand-in-frontend", "not of betrace-backend"],

@@ -403,8 +403,43 @@ def command_line(args: list[str]) -> CommandLine:
     return line
 
 
+#: what flag a command line turns Nix's experimental features on with
+_FEATURE_FLAGS = ("--extra-experimental-features", "--experimental-features")
+#: how a flake reference begins (a path, a registry name with `#`, a URL scheme of flakes)
+_FLAKE_REF = ("github:", "gitlab:", "flake:", "path:", "git+", "https://", ".", "/", "~")
+
+
+def _features_needed(line: CommandLine) -> list[str]:
+    """The experimental features a command line of `nix` needs, in Nix's words: every
+    subcommand of the new command line needs nix-command, and one that reads a flake needs
+    flakes (Nix 2.8 here: "experimental Nix feature 'flakes' is disabled")."""
+    sub, refs = line.sub, line.positional
+    flake = sub[:1] == ["flake"] or any("#" in r or r.startswith(_FLAKE_REF) for r in refs)
+    bare = sub[:1] in (["build"], ["run"], ["develop"], ["shell"]) and not refs  # `.`, a flake
+    return ["nix-command", *(["flakes"] if flake or bare else [])]
+
+
+def _features_given(line: CommandLine) -> None:
+    """A command line that turns experimental features on must turn on those it needs: a Nix
+    whose nix.conf does not would refuse it (a line without the flag relies on nix.conf, as
+    the pages' prerequisites say, and is not judged)."""
+    given = [v or "" for name, v in line.flags if name in _FEATURE_FLAGS]
+    if not given:
+        return
+    turned_on = {feature for value in given for feature in value.split()}
+    lacking = [f for f in _features_needed(line) if f not in turned_on]
+    if lacking:
+        raise CommandError(
+            f"nix {' '.join(line.sub)} needs the experimental feature(s) {', '.join(lacking)}, "
+            f"which its {_FEATURE_FLAGS[0]} does not turn on: a Nix that does not enable "
+            f"them in nix.conf refuses it (\"experimental Nix feature '{lacking[0]}' is "
+            'disabled")'
+        )
+
+
 def nix(inv: Invocation) -> str | None:
     line = command_line(inv.argv[1:])
+    _features_given(line)
     sub, refs = line.sub, line.positional
     if line.has("--help", "--version"):
         # Nix prints the subcommand's manual or its version once it has read the line, and
