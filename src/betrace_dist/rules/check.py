@@ -39,6 +39,57 @@ def _row(message: str) -> int:
     return int(found.group(1)) if found else 1
 
 
+#: a string of the rule language (its quotes may be escaped inside)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+#: `name.where(` and `count(`, whose parentheses hold conditions on attributes and a name
+_GROUP_OPENS = re.compile(r"\.\s*where\s*\(|\bcount\s*\(")
+#: a span name (identifiers joined by dots) followed at once by a comparison
+_NAME_COMPARED = re.compile(
+    r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*(==|!=|<=|>=|<|>|\bin\b|\bmatches\b|\bcontains\b)"
+)
+#: the words of the language (parser.go's keywords), never a span name
+_KEYWORDS = frozenset(
+    {"when", "always", "never", "and", "or", "not", "where", "count", "in", "matches"}
+    | {"contains", "true", "false"}
+)
+
+
+def _outside_groups(expression: str) -> str:
+    """The expression with its strings, `.where(...)` and `count(...)` blanked out (kept the
+    same length, so positions still hold)."""
+    text = _STRING.sub(lambda m: " " * len(m[0]), expression)
+    out = list(text)
+    for match in _GROUP_OPENS.finditer(text):
+        depth, end = 1, match.end()
+        while end < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        out[match.end() : end] = " " * (end - match.end())
+    return "".join(out)
+
+
+def compared_names(rules: list[rulesfile.Rule]) -> list[Problem]:
+    """A comparison written straight after a span name, outside `.where(...)`: the backend
+    accepts it and compares the number 1 (the span is there) with the value, so it tests no
+    attribute (known issue comparison-after-a-name-tests-no-attribute)."""
+    problems = []
+    for rule in rules:
+        for match in _NAME_COMPARED.finditer(_outside_groups(rule.expression)):
+            name, operator = match[1], match[2]
+            if name in _KEYWORDS:
+                continue
+            span, _, attribute = name.rpartition(".")
+            fix = f"{span}.where({attribute} {operator} ...)" if span else f"{name}.where(...)"
+            row = rule.expression.count("\n", 0, match.start()) + 1
+            message = (
+                f"rule '{rule.name}': `{name} {operator}` compares no attribute: the backend "
+                f"takes it, looks for a span named {name} and compares 1 with the value (known "
+                f"issue comparison-after-a-name-tests-no-attribute); write {fix}"
+            )
+            problems.append(Problem(rule.file, rule.line_of(row), message, "expression"))
+    return problems
+
+
 def check(paths: list[Path], backend: Path | None = None) -> list[Problem]:
     """Every problem of these rules files: reading them, then compiling their rules."""
     problems: list[Problem] = []
@@ -58,7 +109,7 @@ def check(paths: list[Path], backend: Path | None = None) -> list[Problem]:
                 continue
             seen[rule.name] = rule
             rules.append(rule)
-    return problems + compile_rules(rules, backend)
+    return problems + compared_names(rules) + compile_rules(rules, backend)
 
 
 def write_json(paths: list[Path], output: Path | None) -> int:
