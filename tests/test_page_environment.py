@@ -84,7 +84,10 @@ def _consumer_flake(session: Session, folder: str, outputs: str) -> None:
         '    inputs.dev-tools.follows = "nixpkgs";\n  };\n'
         f"  outputs = {{ nixpkgs, betrace, ... }}: {outputs};\n}}\n"
     )
-    run(session, f"mkdir {folder}\ncd {folder}\ncat > flake.nix <<'EOF'\n{flake}EOF\n")
+    run(
+        session,
+        f"mkdir {folder}\ncd {folder}\ncat > flake.nix <<'EOF'\n{flake}EOF\ngit add flake.nix\n",
+    )
 
 
 def test_nix_develop_evaluates_the_shell_it_enters(session: Session) -> None:

@@ -782,11 +782,13 @@ def _from_config_map(session: Session, image: str) -> str:
 def test_a_backend_that_takes_variables_from_env_from_is_refused(session: Session) -> None:
     """envFrom was not read: the backend behind the port-forward was taken to listen on its
     default port, where its ConfigMap moves it to 9000. As for a port variable from a Secret,
-    the gate cannot tell where it listens, and refuses it, naming the container."""
+    the gate cannot tell where it listens, and refuses it, naming the container: at the apply
+    now, which holds a page-built backend image's variables to the backend's (before, at the
+    port-forward; World.serving's own refusal stays for objects no manifest check saw)."""
     image = f"{REGISTRY}/backend:{session.release.current.version}"
     with pytest.raises(
         CommandError,
-        match=r"the backend's container 'server' of Pod 'one' takes variables "
+        match=r"Pod/one container server takes variables "
         r"from envFrom \(ConfigMap 'moved'\).*cannot tell which of its ports serves HTTP",
     ):
         run(
@@ -797,9 +799,6 @@ def test_a_backend_that_takes_variables_from_env_from_is_refused(session: Sessio
             + "kubectl -n betrace port-forward svc/both 12011:12011 &\nsleep 1\n"
             + "curl -fsS http://localhost:12011/v1/health\n",
         )
-    url = "http://both:12011"
-    problem = backend_url_problem(session.world, "betrace", url, session.release)
-    assert problem is not None and "takes variables from envFrom" in problem, problem
 
 
 def test_a_manifest_of_the_backend_image_with_env_from_is_refused(session: Session) -> None:
@@ -812,13 +811,18 @@ def test_a_manifest_of_the_backend_image_with_env_from_is_refused(session: Sessi
         run(session, "kubectl create namespace betrace\n" + _from_config_map(session, image))
 
 
+#: two variables the backend reads, whose values the tests below may set freely (a page-built
+#: backend image's variables are held to the backend's, backend_env.py)
+A, B = "BETRACE_DATA_DIR", "BETRACE_DEBUG"
+
+
 @pytest.mark.parametrize(
     ("one", "two"),
     [
-        ("[{name: A, value: '1'}, {name: B, value: '2'}]",
-         "[{name: B, value: '2'}, {name: A, value: '1'}]"),
-        ("[{name: A, value: '0'}, {name: A, value: '1'}]", "[{name: A, value: '1'}]"),
-        ("[{name: A, value: ''}]", "[{name: A}]"),
+        (f"[{{name: {A}, value: '1'}}, {{name: {B}, value: '2'}}]",
+         f"[{{name: {B}, value: '2'}}, {{name: {A}, value: '1'}}]"),
+        (f"[{{name: {A}, value: '0'}}, {{name: {A}, value: '1'}}]", f"[{{name: {A}, value: '1'}}]"),
+        (f"[{{name: {B}, value: ''}}]", f"[{{name: {B}}}]"),
     ],
     ids=["order", "later-name-wins", "empty-value"],
 )  # fmt: skip
@@ -846,8 +850,8 @@ def test_backends_whose_references_read_variables_in_another_order_differ(
 ) -> None:
     """$(NAME) in a value reads the variables defined before it: in another order, B is '1' in
     one pod and '$(A)' in the other, so the order of such a list counts."""
-    one = "env: [{name: A, value: '1'}, {name: B, value: '$(A)'}], "
-    two = "env: [{name: B, value: '$(A)'}, {name: A, value: '1'}], "
+    one = f"env: [{{name: {A}, value: '1'}}, {{name: {B}, value: '$({A})'}}], "
+    two = f"env: [{{name: {B}, value: '$({A})'}}, {{name: {A}, value: '1'}}], "
     _pair_is_refused(session, one, two)
 
 

@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from betrace_dist.release import load_release_data
+
 
 def _line_in(exc: BaseException, filenames: set[str]) -> int | None:
     """Line of the block where it raised, read from raw traceback objects (the example's frames
@@ -47,8 +49,6 @@ FIXTURES = ("repo_root", "release_data")
 def _fixture(name: str, repo: Path) -> Any:
     if name == "repo_root":
         return repo
-    from betrace_dist.release import load_release_data
-
     return load_release_data(repo / "releases.yaml")
 
 
