@@ -177,6 +177,16 @@ CASES = [
         ["needs the experimental feature(s) flakes", "experimental Nix feature 'flakes' is"],
     ),
     (
+        "nix-features-flag.md",
+        "nix --extra-experimental-features flakes --experimental-features nix-command flake",
+        ["needs the experimental feature(s) flakes"],
+    ),
+    (
+        "nix-features-flag.md",
+        "nix --option experimental-features nix-command flake",
+        ["needs the experimental feature(s) flakes"],
+    ),
+    (
         "nix-result-replaced.md",
         "./result/bin",
         ["'result' is the build of stand-in-frontend", "not of betrace-backend"],
@@ -322,12 +332,27 @@ CASES = [
     (
         "git-tag-before-pull.md",
         "git tag -a",
-        ["this clone's main lacks the merge of release-", "until `git pull`"],
+        ["main lacks the merge of release-", "until `git pull`"],
+    ),
+    (
+        "git-tag-before-pull.md",
+        '-m "after switch -"',
+        ["main lacks the merge of release-"],
+    ),
+    (
+        "git-tag-before-pull.md",
+        '-m "after a push of HEAD"',
+        ["main lacks the merge of release-", "-fix"],
+    ),
+    (
+        "git-push-before-tag.md",
+        "git push --follow-tags",
+        ["git push --follow-tags: no annotated tag v"],
     ),
     (
         "git-push-before-tag.md",
         "git push --tags origin",
-        ["git push --tags: the tag v", "the push sends no release tag"],
+        ["git push --tags: no tag v", "the push sends no release tag"],
     ),
     (
         "git-switch-missing-branch.md",

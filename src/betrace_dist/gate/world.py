@@ -358,8 +358,15 @@ class World:
     #: what `git add` staged in the page's copy of the project since its last commit, as paths
     #: relative to the copy ("." for all of it)
     staged: set[str] = field(default_factory=set)
-    #: the branch the page last switched to (None: not known, or a detached HEAD)
+    #: the branch the page last switched to (None: not known, or a detached HEAD), and the one
+    #: before it (`git switch -`)
     branch: str | None = None
+    previous_branch: str | None = None
+    #: branches of `unpulled` whose remote-tracking branch (origin/NAME) `git fetch` has
+    #: brought up to date since: a tag may name origin/NAME
+    fetched: set[str] = field(default_factory=set)
+    #: release tags made annotated (-a, -s, -m): `git push --follow-tags` sends only those
+    annotated: set[str] = field(default_factory=set)
     #: branch -> the branch the page pushed for a pull request into it: once that is merged,
     #: the remote's branch holds a commit this clone lacks until `git pull`
     unpulled: dict[str, str] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from ...names import closest, is_number
 from ...release import ReleaseData, load_release_data
 from .. import missing as gate_missing
 from ..session import CommandError, Invocation, Session, clone_files
+from ..world import World
 from .flags import CommandLine, Options, options
 
 #: a release tag as this project writes them
@@ -139,10 +140,11 @@ def _switch_branch(inv: Invocation, words: list[str]) -> None:
     made = line.get("-c", "--create", "-C", "--force-create", "--orphan")
     if made is not None:
         world.branches.add(made)
-        world.branch = made
+        _on_branch(world, made)
         return
     if line.has("--detach", "-d") or not line.positional:
-        world.branch = None if line.positional else world.branch
+        if line.positional:
+            _on_branch(world, None)
         return
     name = line.positional[0]
     if name != "-" and not _TAG.fullmatch(name) and name not in _branches(inv):
@@ -151,7 +153,12 @@ def _switch_branch(inv: Invocation, words: list[str]) -> None:
             f"reference: {name}'); branches: {', '.join(sorted(_branches(inv)))}; "
             "`git switch -c` makes a new one"
         )
-    world.branch = None if name == "-" else name  # `-`: the one before, not followed here
+    _on_branch(world, world.previous_branch if name == "-" else name)
+
+
+def _on_branch(world: World, branch: str | None) -> None:
+    """The page is now on `branch` (None: a detached HEAD, or a branch not known)."""
+    world.previous_branch, world.branch = world.branch, branch
 
 
 def _switch(inv: Invocation, words: list[str]) -> None:
@@ -164,8 +171,11 @@ def _switch(inv: Invocation, words: list[str]) -> None:
         if made is not None:
             inv.session.world.branches.add(made)
         named = line.positional[:1] if not line.has("--") else []
-        branch = made or next((n for n in named if n in _branches(inv)), None)
-        inv.session.world.branch = branch
+        world = inv.session.world
+        if named == ["-"]:
+            _on_branch(world, world.previous_branch)
+        else:
+            _on_branch(world, made or next((n for n in named if n in _branches(inv)), None))
     found = checkout_of(inv.session)
     refs = [w for w in words[1:] if not w.startswith("-")]
     if found is None or not refs:
@@ -214,23 +224,37 @@ def _page_release(inv: Invocation) -> ReleaseData:
 
 
 def _tag(inv: Invocation, words: list[str]) -> None:
-    """`git tag [-a] <tag> ...` makes the release's tag; `git tag -d <tag>` deletes it."""
-    tags = [a for a in words if _TAG.fullmatch(a)]
-    if {"-d", "--delete"} & set(words):
-        inv.session.world.tags.difference_update(tags)
+    """`git tag [-a] <tag> [<commit>]` makes the release's tag; `git tag -d <tag>` deletes it.
+    The commit it names (the branch the page is on, or the one written) must hold the merge of
+    a branch the page pushed for a pull request: a local branch once pulled, `origin/NAME`
+    once fetched."""
+    line = _line("tag", words)
+    tags = [a for a in line.positional if _TAG.fullmatch(a)]
+    world = inv.session.world
+    if line.has("-d", "--delete"):
+        world.tags.difference_update(tags)
+        world.annotated.difference_update(tags)
         return
     want = f"v{_page_release(inv).current.version}"
     if tags and tags[0] != want:
         raise CommandError(f"the tag of this release is {want}, not {tags[0]}")
-    world = inv.session.world
-    merged = world.unpulled.get(world.branch or "")
-    if tags and merged is not None:
+    if not tags:
+        return
+    target = line.positional[1] if len(line.positional) > 1 else world.branch or ""
+    remote = target.removeprefix("refs/remotes/").removeprefix(f"{ORIGIN}/")
+    if remote != target:  # origin/NAME: up to date once fetched
+        stale = remote in world.unpulled and remote not in world.fetched
+    else:
+        stale = target in world.unpulled
+    if stale:
         raise CommandError(
-            f"git tag {tags[0]}: this clone's {world.branch} lacks the merge of {merged}, "
-            f"pushed above for a pull request, until `git pull`: the tag would name "
-            f"{world.branch} as it was before the release"
+            f"git tag {tags[0]}: {target} lacks the merge of {world.unpulled[remote]}, pushed "
+            f"above for a pull request, until `git pull` (or `git fetch` for origin/{remote}): "
+            f"the tag would name {target} as it was before the release"
         )
-    world.tags.update(tags[:1])
+    world.tags.add(tags[0])
+    if line.has("-a", "--annotate", "-s", "--sign", "-m", "--message", "-F", "--file"):
+        world.annotated.add(tags[0])
 
 
 def _pushed_branch(inv: Invocation, word: str, ref: str) -> None:
@@ -244,17 +268,23 @@ def _pushed_branch(inv: Invocation, word: str, ref: str) -> None:
             f"git push: no branch '{name}' exists here (git answers \"src refspec "
             f'{word} does not match any"); branches: {", ".join(sorted(_branches(inv)))}'
         )
-    if name not in {DEFAULT_BRANCH} | REMOTE_BRANCHES:
-        world.unpulled[DEFAULT_BRANCH] = name
+    remote = word.partition(":")[2].removeprefix("refs/heads/") or name  # SRC:DST sends to DST
+    if remote not in {DEFAULT_BRANCH} | REMOTE_BRANCHES:
+        world.unpulled[DEFAULT_BRANCH] = remote
+        world.fetched.discard(DEFAULT_BRANCH)
 
 
-def _tags_made(inv: Invocation) -> None:
+def _tags_made(inv: Invocation, flag: str) -> None:
     """`git push --tags` sends the tags the clone has: the release's only once `git tag` made
-    it (before, git pushes the older tags and says "Everything up-to-date")."""
+    it (before, git pushes the older tags and says "Everything up-to-date"); `--follow-tags`
+    only annotated ones (git-push(1); a lightweight tag stayed behind, tried with git 2.39)."""
     want = f"v{_page_release(inv).current.version}"
-    if want not in inv.session.world.tags:
+    world = inv.session.world
+    made = world.annotated if flag == "--follow-tags" else world.tags
+    if want not in made:
+        kind = "annotated " if flag == "--follow-tags" and want in world.tags else ""
         raise CommandError(
-            f"git push --tags: the tag {want} is not made yet on this page (`git tag -a {want}` "
+            f"git push {flag}: no {kind}tag {want} is made yet on this page (`git tag -a {want}` "
             "comes first): the push sends no release tag, and no release workflow starts"
         )
 
@@ -266,8 +296,9 @@ def _push(inv: Invocation, words: list[str]) -> None:
     refuses the push ("src refspec ... does not match any", git-push(1)'s refspec). A push that
     deletes, and tags of other versions (older releases a clone has), are not judged."""
     line = _line("push", words)
-    if line.has("--tags"):
-        _tags_made(inv)
+    for flag in ("--tags", "--follow-tags"):
+        if line.has(flag):
+            _tags_made(inv, flag)
     if not line.positional:
         return
     remote, *words = line.positional
@@ -283,6 +314,11 @@ def _push(inv: Invocation, words: list[str]) -> None:
         ref = word.removeprefix("+").partition(":")[0]
         if not _TAG.fullmatch(ref.removeprefix("refs/tags/")):
             _pushed_branch(inv, word, ref)
+    _pushed_tags(inv, words)
+
+
+def _pushed_tags(inv: Invocation, words: list[str]) -> None:
+    """The release's own tag, pushed by name, needs `git tag` first."""
     refs = {w: w.removeprefix("+").partition(":")[0].removeprefix("refs/tags/") for w in words}
     if not any(_TAG.fullmatch(ref) for ref in refs.values()):
         return  # a branch
@@ -381,8 +417,10 @@ def git(inv: Invocation) -> None:
     if sub == "remote" and argv[2:3] == ["add"]:
         inv.session.world.remotes.update(w for w in argv[3:4] if not w.startswith("-"))
         return
+    if sub == "fetch":  # remote-tracking branches brought up to date; local ones not
+        inv.session.world.fetched |= set(inv.session.world.unpulled)
+        return
     if sub in (
-        "fetch",
         "status",
         "diff",
         "log",

@@ -403,43 +403,94 @@ def command_line(args: list[str]) -> CommandLine:
     return line
 
 
-#: what flag a command line turns Nix's experimental features on with
-_FEATURE_FLAGS = ("--extra-experimental-features", "--experimental-features")
-#: how a flake reference begins (a path, a registry name with `#`, a URL scheme of flakes)
-_FLAKE_REF = ("github:", "gitlab:", "flake:", "path:", "git+", "https://", ".", "/", "~")
+#: the setting of Nix's experimental features, and the one that adds to it
+_FEATURES, _EXTRA = "experimental-features", "extra-experimental-features"
+#: how a flake reference begins (a registry name has `#`; a store path is no flake)
+_FLAKE_REF = ("github:", "gitlab:", "flake:", "path:", "git+", "https://", ".", "~")
+#: subcommands whose positional words are installables (a flake reference or a store path)
+_INSTALLING = {"build", "run", "shell", "develop", "eval", "profile", "search", "bundle", "copy"}
+_INSTALLING |= {"edit", "log", "path-info", "why-depends"}
+
+
+def _flake_ref(word: str) -> bool:
+    if word.startswith("/"):
+        return not word.startswith("/nix/store/")
+    return "#" in word or word.startswith(_FLAKE_REF)
 
 
 def _features_needed(line: CommandLine) -> list[str]:
     """The experimental features a command line of `nix` needs, in Nix's words: every
     subcommand of the new command line needs nix-command, and one that reads a flake needs
-    flakes (Nix 2.8 here: "experimental Nix feature 'flakes' is disabled")."""
+    flakes (Nix 2.8 here: "experimental Nix feature 'flakes' is disabled"): `nix flake`, or an
+    installable that is a flake reference (none: `.`, for build, run, develop and shell)."""
     sub, refs = line.sub, line.positional
-    flake = sub[:1] == ["flake"] or any("#" in r or r.startswith(_FLAKE_REF) for r in refs)
-    bare = sub[:1] in (["build"], ["run"], ["develop"], ["shell"]) and not refs  # `.`, a flake
+    installing = sub[:1] and sub[0] in _INSTALLING
+    flake = sub[:1] == ["flake"] or bool(installing and any(_flake_ref(r) for r in refs))
+    bare = sub[:1] in (["build"], ["run"], ["develop"], ["shell"]) and not refs
     return ["nix-command", *(["flakes"] if flake or bare else [])]
 
 
-def _features_given(line: CommandLine) -> None:
-    """A command line that turns experimental features on must turn on those it needs: a Nix
-    whose nix.conf does not would refuse it (a line without the flag relies on nix.conf, as
-    the pages' prerequisites say, and is not judged)."""
-    given = [v or "" for name, v in line.flags if name in _FEATURE_FLAGS]
-    if not given:
+def _config_features(config: str) -> tuple[set[str] | None, set[str]]:
+    """What a NIX_CONFIG text sets experimental-features to (None: not set), and adds."""
+    found: set[str] | None = None
+    extra: set[str] = set()
+    for raw in config.splitlines():
+        name, eq, value = raw.partition("=")
+        if eq and name.strip() == _FEATURES:
+            found = set(value.split())
+        elif eq and name.strip() == _EXTRA:
+            extra |= set(value.split())
+    return found, extra
+
+
+def _settings(words: list[str]) -> list[tuple[str, str]]:
+    """(setting, value) of each way a command line sets a Nix setting, in its order:
+    `--NAME VALUE`, `--NAME=VALUE` and `--option NAME VALUE`, for the two feature settings."""
+    out: list[tuple[str, str]] = []
+    at = 0
+    while at < len(words):
+        word = words[at]
+        name, eq, value = word.removeprefix("--").partition("=")
+        if word == "--option" and at + 2 < len(words) and words[at + 1] in (_FEATURES, _EXTRA):
+            out.append((words[at + 1], words[at + 2]))
+            at += 3
+            continue
+        if word.startswith("--") and name in (_FEATURES, _EXTRA):
+            if eq:
+                out.append((name, value))
+            elif at + 1 < len(words):
+                out.append((name, words[at + 1]))
+                at += 1
+        at += 1
+    return out
+
+
+def _features_given(inv: Invocation, line: CommandLine) -> None:
+    """A command line that sets Nix's experimental features (a flag, `--option`, NIX_CONFIG
+    given to it) must turn on those it needs: the flag is for a Nix whose nix.conf enables
+    none, which refuses it otherwise. `--experimental-features` replaces, the extra form adds,
+    in the order written. A line that sets none relies on nix.conf, as the pages'
+    prerequisites say, and is not judged."""
+    words = inv.argv[1 : inv.argv.index("--")] if "--" in inv.argv else inv.argv[1:]
+    env = inv.session.exported_env() | inv.session.assignments(inv.command)
+    base, extra = _config_features(env.get("NIX_CONFIG", ""))
+    settings = _settings(words)
+    if base is None and not extra and not settings:
         return
-    turned_on = {feature for value in given for feature in value.split()}
+    turned_on = (base or set()) | extra
+    for name, value in settings:
+        turned_on = set(value.split()) if name == _FEATURES else turned_on | set(value.split())
     lacking = [f for f in _features_needed(line) if f not in turned_on]
     if lacking:
         raise CommandError(
             f"nix {' '.join(line.sub)} needs the experimental feature(s) {', '.join(lacking)}, "
-            f"which its {_FEATURE_FLAGS[0]} does not turn on: a Nix that does not enable "
-            f"them in nix.conf refuses it (\"experimental Nix feature '{lacking[0]}' is "
-            'disabled")'
+            "which its command line does not turn on: a Nix that does not enable them in "
+            f"nix.conf refuses it (\"experimental Nix feature '{lacking[0]}' is disabled\")"
         )
 
 
 def nix(inv: Invocation) -> str | None:
     line = command_line(inv.argv[1:])
-    _features_given(line)
     sub, refs = line.sub, line.positional
     if line.has("--help", "--version"):
         # Nix prints the subcommand's manual or its version once it has read the line, and
@@ -447,6 +498,7 @@ def nix(inv: Invocation) -> str | None:
         # `nix run FLAKE --help` and `--version` exit 0 on a flake whose evaluation aborts).
         # A word after `--` is the program's, never Nix's (command_line stops there).
         return None
+    _features_given(inv, line)
     if line.has("--expr") and sub == ["eval"]:
         return _eval_expr(inv)
     if (sub and sub[0] in ("hash", "store", "path-info", "log", "profile")) or sub == [
