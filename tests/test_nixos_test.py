@@ -43,8 +43,34 @@ def _block(data: ReleaseData) -> str:
 
 MISTAKES = {
     "path": ('/v1/health")', '/health")', "asks the backend for /health, which it does not"),
-    "port": ("127.0.0.1:12011", "127.0.0.1:8080", "calls port 8080, where nothing listens"),
-    "open-port": ("wait_for_open_port(12012)", "wait_for_open_port(4317)", "waits for port 4317"),
+    "port": ("127.0.0.1:12011", "127.0.0.1:8080", "calls the backend's /v1/health on port 8080"),
+    "path-without-scheme": (
+        "http://127.0.0.1:12011/v1/health",
+        "localhost:12011/health",
+        "asks the backend for /health",
+    ),
+    "node-by-name": ("127.0.0.1:12011", "machine:8080", "on port 8080, where it does not listen"),
+    "program-of-getbin": (
+        "lib.getExe pkgs.betrace-backend",
+        '"${lib.getBin pkgs.betrace-backend}/bin/betrace"',
+        "starts bin/betrace of betrace-backend",
+    ),
+    "program-of-getexe-prime": (
+        "lib.getExe pkgs.betrace-backend",
+        'lib.getExe\' pkgs.betrace-backend "betrace"',
+        "starts bin/betrace of betrace-backend",
+    ),
+    "state-directory-list": (
+        'StateDirectory = "betrace";',
+        'StateDirectory = [ "/var/lib/betrace" ];',
+        'StateDirectory = "/var/lib/betrace": systemd takes a name relative',
+    ),
+    "node-as-a-function": (
+        "nodes.machine = {\n",
+        "nodes.machine = { pkgs, ... }: {\n"
+        '      systemd.services.x.serviceConfig.StateDirectory = "/x";\n',
+        'StateDirectory = "/x"',
+    ),
     "program": (
         "lib.getExe pkgs.betrace-backend",
         '"${pkgs.betrace-backend}/bin/betrace"',
@@ -75,12 +101,61 @@ def test_each_mistake_is_named_at_its_line(release_data: ReleaseData, case: str)
     bad = good.replace(old, new, 1)
     found = nixos_test.problems(bad, release_data)
     assert len(found) == 1 and said in found[0][1], found
-    marker = new.strip() or "wait_for_unit"  # a missing line is named where it is needed
+    marker = new.strip().splitlines()[-1] if new.strip() else "wait_for_unit"  # a missing line
+    # is named where it is needed
     assert marker in bad.splitlines()[found[0][0] - 1]
 
 
-def test_a_block_that_is_no_nixos_test_is_not_judged(release_data: ReleaseData) -> None:
-    assert nixos_test.problems('{ x.StateDirectory = "/var/lib/x"; }', release_data) == []
+def test_a_directory_setting_is_judged_in_any_block(release_data: ReleaseData) -> None:
+    """Not only in tests: a NixOS host's service has the same systemd."""
+    (found,) = nixos_test.problems('{ x.StateDirectory = "/var/lib/x"; }', release_data)
+    assert "systemd takes a name relative to its base" in found[1]
+
+
+#: correct tests a writer could write, each of which the first version of the check refused
+#: (an independent review of it)
+RIGHT = {
+    "post-endpoint": (
+        'machine.succeed("curl -fsS http://127.0.0.1:12011/v1/health")',
+        'machine.succeed("curl -fsS -X POST -d @s.json http://127.0.0.1:12011/v1/spans")',
+    ),
+    "endpoint-with-id": (
+        '/v1/health")',
+        '/v1/rules/my-rule")',
+    ),
+    "another-service": (
+        'machine.succeed("curl -fsS http://127.0.0.1:12011/v1/health")',
+        'machine.succeed("curl -fsS http://127.0.0.1:3000/api/health")',
+    ),
+    "started-by-the-script": (
+        '      wantedBy = [ "multi-user.target" ];\n',
+        "",
+        'machine.wait_for_unit("betrace-backend.service")',
+        'machine.systemctl("start betrace-backend.service")\n'
+        '    machine.wait_for_unit("betrace-backend.service")',
+    ),
+    "module-enabled": (
+        '      wantedBy = [ "multi-user.target" ];\n',
+        "      wantedBy = [ ];\n    };\n    services.betrace-backend = {\n      enable = true;\n",
+    ),
+    "module-port-moved": (
+        "nodes.machine = {\n",
+        "nodes.machine = {\n    services.betrace-backend.httpPort = 8080;\n",
+        "127.0.0.1:12011",
+        "127.0.0.1:8080",
+    ),
+    "test-script-as-a-function": ("testScript = ''", "testScript = { nodes, ... }: ''"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RIGHT))
+def test_a_correct_test_passes(release_data: ReleaseData, case: str) -> None:
+    text = _block(release_data)
+    edits = RIGHT[case]
+    for old, new in zip(edits[::2], edits[1::2], strict=True):
+        assert old in text, (case, old)
+        text = text.replace(old, new, 1)
+    assert nixos_test.problems(text, release_data) == [], text
 
 
 def test_systemd_ignores_an_absolute_state_directory(tmp_path: Path) -> None:

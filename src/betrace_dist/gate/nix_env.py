@@ -160,6 +160,33 @@ def _path_at(toks: list[Token], i: int) -> tuple[list[str], int] | None:
     return None
 
 
+def _function_body(toks: list[Token], at: int) -> int:
+    """Where the body of a function written at toks[at] begins (`{ pkgs, ... }: BODY`,
+    `args: BODY`, one after another), or `at` when no function is written there: NixOS takes a
+    module, a node or a test script written as a function of its arguments."""
+    while at < len(toks):
+        tok = toks[at]
+        if tok.kind == "id" and at + 1 < len(toks) and _colon(toks, at + 1):
+            at += 2
+            continue
+        if tok.kind != "{":
+            return at
+        depth, close = 0, at
+        for close in range(at, len(toks)):
+            depth += {"{": 1, "}": -1}.get(toks[close].kind, 0)
+            if depth == 0:
+                break
+        if close + 1 < len(toks) and _colon(toks, close + 1):
+            at = close + 2
+            continue
+        return at
+    return at
+
+
+def _colon(toks: list[Token], at: int) -> bool:
+    return toks[at].kind == "other" and toks[at].text == ":"
+
+
 def assignments(text: str) -> list[Assignment]:
     """Every `path = "string";` and `path = <other>;` binding, with its full attribute path. An
     attribute set inside the value of a binding (`x = lib.mkIf c { ... };`, `with lib; { ... }`,
@@ -179,18 +206,19 @@ def assignments(text: str) -> list[Assignment]:
             full = frames[-1] + path
             if not frames[-1] and full[:1] == ["config"]:
                 full = full[1:]
-            value = toks[eq + 1] if eq + 1 < len(toks) else None
+            at = _function_body(toks, eq + 1)  # `x = { pkgs, ... }: { ... };` sets the body
+            value = toks[at] if at < len(toks) else None
             if value is not None and value.kind == "{":
                 frames.append(full)
                 pending.append(None)
-                i, start = eq + 2, True
+                i, start = at + 1, True
                 continue
-            ends = [t.kind for t in toks[eq + 2 : eq + 3]]
+            ends = [t.kind for t in toks[at + 1 : at + 2]]
             plain = value is not None and value.kind == "str" and ends == [";"]
             text_value = value.text if value is not None and plain else None
-            out.append(Assignment(tuple(full), text_value, tok.line, _value_tokens(toks, eq + 1)))
+            out.append(Assignment(tuple(full), text_value, tok.line, _value_tokens(toks, at)))
             pending[-1] = full
-            i, start = eq + 1, False
+            i, start = at, False
             continue
         if tok.kind == "{":
             frames.append(list(pending[-1] or []))

@@ -1,16 +1,22 @@
-"""A NixOS test a page shows (`nodes` and a `testScript`), checked against what it tests: the
+"""A NixOS test a page shows (`nodes` and a `testScript`, each may be a function of its
+arguments), checked against what it tests: the
 backend, run as a systemd service in the test's machine. No NixOS can be evaluated here (no
 nixpkgs offline), so the checks read the block as Nix tokens (nix_env.assignments) and hold it to
 the release data and to systemd's documented rules:
 
-- each address the test script calls on the machine is one of the backend's ports, and each path
-  on its HTTP port an endpoint the backend serves (releases.yaml backend.ports, endpoints);
+- each call of the backend in the test script (the machine itself or a node by name, with or
+  without a scheme) is on the backend's port for its path: a path of the backend's on another
+  port, or on its HTTP port a path it does not serve, any method (releases.yaml backend.ports,
+  endpoints; the module's httpPort and grpcPort move them); another service's calls (Grafana's)
+  are not judged;
 - a unit the script waits for, when the test defines it, is started at boot (`wantedBy`
-  multi-user.target): nothing else starts it, and the test driver's `wait_for_unit` fails on a
+  multi-user.target), by the script, or by an enabled module of its name: nothing else starts
+  it, and the test driver's `wait_for_unit` fails on a
   unit "inactive and there are no pending jobs" (Machine.wait_for_unit in nixpkgs'
   nixos/lib/test-driver/test_driver/machine.py, read at nixpkgs a7b3f3d0, older than the
   nixpkgs a submission targets);
-- the directories systemd makes for a service are relative names: systemd.exec(5) of systemd 252
+- the directories systemd makes for a service (in any Nix block) are relative names:
+  systemd.exec(5) of systemd 252
   ("must be relative"), and `systemd-analyze verify` ignores an absolute one ("path is absolute,
   ignoring"; tests/test_nixos_test.py re-observes it);
 - a program of the backend's package the service starts by path is its binary.
@@ -20,10 +26,11 @@ What the script does beyond those calls (its Python) is not checked.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from ..release import ReleaseData
-from .nix_env import Assignment, assignments
+from .nix_env import SERVICE, Assignment, assignments
 
 #: systemd's directory settings that take names relative to their base (systemd.exec(5),
 #: "RuntimeDirectory=, StateDirectory=, CacheDirectory=, LogsDirectory=,
@@ -35,12 +42,19 @@ DIRECTORY_SETTINGS = (
     "LogsDirectory",
     "ConfigurationDirectory",
 )
-#: an address on the test machine itself, as a test script calls it
-_LOCAL_URL = re.compile(r"https?://(?:127\.0\.0\.1|localhost|\[::1\]):(\d+)(/[^\s\"'|;)]*)?")
-_OPEN_PORT = re.compile(r"\.wait_for_open_port\(\s*(\d+)")
-_WAIT_UNIT = re.compile(r"\.wait_for_unit\(\s*[\"']([^\"']+)[\"']")
-#: `${pkgs.NAME}/bin/PROGRAM` in a service's ExecStart
-_PACKAGE_PROGRAM = re.compile(r"\$\{pkgs\.([A-Za-z0-9_-]+)\}/bin/([^\s\"']+)")
+#: the distribution's module options that move the backend's ports (nix/modules/
+#: betrace-backend.nix: httpPort and grpcPort set BETRACE_PORT_BACKEND and BETRACE_PORT_GRPC)
+MODULE_PORTS = {"httpPort": "http", "grpcPort": "grpc"}
+#: an address of the test's machines as its script calls it: scheme optional (curl takes
+#: host:port/path), host the machine itself or a node by name (NAMES is filled in)
+_URL = r"(?:https?://)?(?:127\.0\.0\.1|localhost|\[::1\]|NAMES):(\d+)(/[^\s\"'|;)]*)?"
+_WAIT_UNIT = re.compile(r"\.wait_for_unit\(\s*(?:unit\s*=\s*)?[\"']([^\"']+)[\"']")
+#: a program of a package in a service's ExecStart: `${pkgs.NAME}/bin/X` (also `.out`,
+#: `lib.getBin pkgs.NAME`), or lib.getExe' pkgs.NAME "X"
+_PACKAGE_PROGRAM = re.compile(
+    r"\$\{\s*(?:lib\.getBin\s+)?pkgs\.([A-Za-z0-9_-]+)(?:\.out)?\s*\}/bin/([^\s\"']+)"
+    r"|lib\.getExe'\s+pkgs\.([A-Za-z0-9_-]+)\s+\"([^\"]+)\""
+)
 
 
 def is_nixos_test(found: list[Assignment]) -> bool:
@@ -49,17 +63,14 @@ def is_nixos_test(found: list[Assignment]) -> bool:
 
 
 def problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
-    """(line in the block, sentence) for each check above the block breaks."""
+    """(line in the block, sentence) for each check above the block breaks; the directory
+    settings of any Nix block."""
     found = assignments(text)
+    out = _directory_problems(found) + _program_problems(found, data)
     if not is_nixos_test(found):
-        return []
+        return out
     script = next(a for a in found if a.path == ("testScript",))
-    return (
-        _script_problems(script, data)
-        + _unit_problems(script, found)
-        + _directory_problems(found)
-        + _program_problems(found, data)
-    )
+    return out + _script_problems(script, found, data) + _unit_problems(script, found)
 
 
 def _script_lines(script: Assignment) -> list[tuple[int, str]]:
@@ -69,24 +80,48 @@ def _script_lines(script: Assignment) -> list[tuple[int, str]]:
     return [(first + n, line) for n, line in enumerate(raw.split("\n"))]
 
 
-def _script_problems(script: Assignment, data: ReleaseData) -> list[tuple[int, str]]:
-    backend = data.current.backend
-    ports: dict[int, str] = {p.port: name for name, p in backend.ports.items()}
-    served = {e.path for e in backend.endpoints if e.port == "http" and e.method == "GET"}
+def _ports(found: list[Assignment], data: ReleaseData) -> dict[int, str]:
+    """The backend's ports in the test's machines: the release data's, or what the module's
+    httpPort and grpcPort set (a node's own value, written as a number)."""
+    ports: dict[str, int] = {name: p.port for name, p in data.current.backend.ports.items()}
+    for a in found:
+        name = MODULE_PORTS.get(a.path[-1])
+        digits = "".join(itertools.takewhile(str.isdigit, a.words))  # Nix's lexer: one per digit
+        if name and a.path[-3:-1] == ("services", SERVICE) and digits:
+            ports[name] = int(digits)
+    return {number: name for name, number in ports.items()}
+
+
+def _served(data: ReleaseData) -> list[re.Pattern[str]]:
+    """The backend's paths on its HTTP port, any method, `{id}` any one segment."""
+    return [
+        re.compile(re.escape(e.path).replace(r"\{id\}", r"[^/?#]+") + r"(?:[?#].*)?")
+        for e in data.current.backend.endpoints
+        if e.port == "http"
+    ]
+
+
+def _script_problems(
+    script: Assignment, found: list[Assignment], data: ReleaseData
+) -> list[tuple[int, str]]:
+    """Each call of the backend in the script: the port it is on, the path it serves. A call
+    of another port with a path of the backend's is the backend's on the wrong port; another
+    service's port and path (Grafana's, say) are not judged."""
+    ports = _ports(found, data)
+    served = _served(data)
+    nodes = sorted({a.path[1] for a in found if a.path[:1] == ("nodes",) and len(a.path) > 1})
+    url = re.compile(_URL.replace("NAMES", "|".join(re.escape(n) for n in nodes) or "localhost"))
     out = []
     for line, text in _script_lines(script):
-        for match in _OPEN_PORT.finditer(text):
-            if int(match[1]) not in ports:
-                why = f"testScript waits for port {match[1]}, which the backend does not open"
-                out.append((line, f"{why}; its ports: {_listed(ports)}"))
-        for match in _LOCAL_URL.finditer(text):
-            port, path = int(match[1]), (match[2] or "/").split("?")[0]
-            if port not in ports:
-                why = f"testScript calls port {port}, where nothing listens in the test's machine"
-                out.append((line, f"{why}; the backend's ports: {_listed(ports)}"))
-            elif ports[port] == "http" and path not in served:
+        for match in url.finditer(text):
+            port, path = int(match[1]), match[2] or "/"
+            backend_path = any(p.fullmatch(path) for p in served)
+            if port in ports and ports[port] == "http" and not backend_path:
                 why = f"testScript asks the backend for {path}, which it does not serve"
-                out.append((line, f"{why} (GET: {', '.join(sorted(served))})"))
+                out.append((line, f"{why} (releases.yaml backend.endpoints)"))
+            elif port not in ports and backend_path:
+                why = f"testScript calls the backend's {path} on port {port}"
+                out.append((line, f"{why}, where it does not listen: {_listed(ports)}"))
     return out
 
 
@@ -95,20 +130,30 @@ def _listed(ports: dict[int, str]) -> str:
 
 
 def _unit_problems(script: Assignment, found: list[Assignment]) -> list[tuple[int, str]]:
-    """A service of the test's nodes the script waits for, which nothing starts."""
+    """A service the test defines and its script waits for, which nothing starts: not wanted
+    by a target, not started by the script, not a service of an enabled module (which sets
+    its own wantedBy, as the distribution's does)."""
     defined: dict[str, list[Assignment]] = {}
+    enabled: set[str] = set()
     for a in found:
-        if a.path[:1] == ("nodes",) and "services" in a.path and len(a.path) > 4:
-            at = a.path.index("services")
-            if a.path[at - 1 : at] == ("systemd",) and at + 1 < len(a.path):
-                defined.setdefault(a.path[at + 1], []).append(a)
+        if a.path[:1] != ("nodes",) or "services" not in a.path:
+            continue
+        at = a.path.index("services")
+        if at + 1 >= len(a.path):
+            continue
+        if a.path[at - 1 : at] == ("systemd",):
+            defined.setdefault(a.path[at + 1], []).append(a)
+        elif a.path[at + 2 :] == ("enable",):
+            enabled.add(a.path[at + 1])
+    text = "\n".join(line for _, line in _script_lines(script))
     out = []
-    for line, text in _script_lines(script):
-        for match in _WAIT_UNIT.finditer(text):
+    for line, row in _script_lines(script):
+        for match in _WAIT_UNIT.finditer(row):
             name = match[1].removesuffix(".service")
             settings = defined.get(name)
-            if settings is None:
-                continue  # a unit of NixOS or of a module: not judged
+            started = re.search(rf"\bstart(?:_job)?\b[\s(\"']*{re.escape(name)}\b", text)
+            if settings is None or name in enabled or started:
+                continue
             wanted = [a for a in settings if a.path[-1] == "wantedBy"]
             if not any("multi-user.target" in a.words for a in wanted):
                 why = f"testScript waits for {name}.service, which nothing starts"
@@ -119,14 +164,21 @@ def _unit_problems(script: Assignment, found: list[Assignment]) -> list[tuple[in
 
 
 def _directory_problems(found: list[Assignment]) -> list[tuple[int, str]]:
-    return [
-        (a.line, f"{a.path[-1]} = \"{a.value}\": systemd takes a name relative to its base "
-                 f"(systemd.exec(5): \"must be relative\"), and ignores an absolute path "
-                 f"(\"path is absolute, ignoring\"): write \"{a.value.strip('/').split('/')[-1]}\"")
-        for a in found
-        if a.path[-1] in DIRECTORY_SETTINGS and a.value is not None
-        and any(word.startswith("/") for word in a.value.split())
-    ]  # fmt: skip
+    """An absolute path in a systemd directory setting, written as a string or a list."""
+    out = []
+    for a in found:
+        if a.path[-1] not in DIRECTORY_SETTINGS:
+            continue
+        values = [a.value] if a.value is not None else [t.text for t in a.tokens if t.kind == "str"]
+        for value in values:
+            bad = [w for w in (value or "").split() if w.startswith("/")]
+            if bad:
+                name = bad[0].strip("/").split("/")[-1]
+                out.append((a.line, f'{a.path[-1]} = "{bad[0]}": systemd takes a name relative '
+                                    f'to its base (systemd.exec(5): "must be relative"), and '
+                                    f'ignores an absolute path ("path is absolute, ignoring"): '
+                                    f'write "{name}"'))  # fmt: skip
+    return out
 
 
 def _program_problems(found: list[Assignment], data: ReleaseData) -> list[tuple[int, str]]:
@@ -135,9 +187,11 @@ def _program_problems(found: list[Assignment], data: ReleaseData) -> list[tuple[
     for a in found:
         if a.path[-1] != "ExecStart":
             continue
-        for token in a.tokens:
-            for match in _PACKAGE_PROGRAM.finditer(token.raw):
-                if match[1] == binary and match[2] != binary:
-                    out.append((a.line, f"ExecStart starts bin/{match[2]} of {binary}, whose "
-                                        f"program is bin/{binary}"))  # fmt: skip
+        words = (f'"{t.raw}"' if t.kind == "str" else (t.text or "") for t in a.tokens)
+        source = re.sub(r"\s*\.\s*", ".", " ".join(words))
+        for match in _PACKAGE_PROGRAM.finditer(source):
+            package, program = match[1] or match[3], match[2] or match[4]
+            if package == binary and program != binary:
+                why = f"ExecStart starts bin/{program} of {binary}"
+                out.append((a.line, f"{why}, whose program is bin/{binary}"))
     return out
