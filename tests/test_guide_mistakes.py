@@ -60,6 +60,16 @@ CASES = [
     ("curl-field.md", "curl -fsS -X POST", ["no field 'expresion'", "did you mean 'expression'"]),
     (
         "helm-scrape-port.md",
+        "helm install stale",
+        ["prometheus.io/port is '12011', which nothing of the pod serves", "on port 8080"],
+    ),
+    (
+        "kubectl-scrape-sidecar.md",
+        "kubectl apply --namespace betrace -f sidecar.yaml",
+        ["Pod/backend: pod annotation prometheus.io/port is '9090', which nothing of the pod"],
+    ),
+    (
+        "helm-scrape-port.md",
         "helm install betrace",
         ["Deployment/betrace-backend: pod annotation prometheus.io/port is '9090'", "/metrics"],
     ),

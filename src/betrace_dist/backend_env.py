@@ -16,7 +16,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .release import ReleaseData
@@ -250,7 +250,7 @@ def containers(node: Any) -> list[Mapping[str, Any]]:
 METRICS_PATH = "/metrics"
 
 
-def metrics_at(data: ReleaseData) -> tuple[str, int, str]:
+def metrics_at(data: ReleaseData) -> tuple[Literal["http", "grpc"], int, str]:
     """Where the backend serves its metrics: the port's name and number, and the path."""
     backend = data.current.backend
     metrics = next(e for e in backend.endpoints if e.path == METRICS_PATH)
@@ -275,30 +275,51 @@ BackendImage = Callable[[str], bool]
 def scrape_problems(
     doc: Mapping[str, Any], data: ReleaseData, backend: BackendImage | None = None
 ) -> list[str]:
-    """The scrape annotations of a pod whose every container is the backend: Prometheus's
-    `role: pod` relabelling scrapes the pod's `prometheus.io/port` at `prometheus.io/path`,
-    and only the backend can be meant, whose metrics are at one port and path."""
+    """The scrape annotations of a pod that runs the backend: Prometheus's `role: pod`
+    relabelling scrapes the pod's `prometheus.io/port` at `prometheus.io/path`. The port must
+    be one something of the pod serves: the backend's metrics port (its HTTP port, moved by
+    the container's own BETRACE_PORT_BACKEND, as the chart's backend.ports.http does) or a
+    port another container declares (a sidecar exporter); on the backend's, the path is its
+    metrics path."""
     pod = _pod_of(doc)
     metadata = pod.get("metadata") if pod is not None else None
     spec = pod.get("spec") if pod is not None else None
-    if not isinstance(metadata, Mapping) or not isinstance(spec, Mapping):
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping) or not isinstance(spec, Mapping):
         return []
     ours = backend or (lambda image: is_backend_image(image, data))
     running = [c for c in spec.get("containers") or [] if isinstance(c, Mapping)]
-    if not running or not all(ours(str(c.get("image", ""))) for c in running):
+    backends = [c for c in running if ours(str(c.get("image", "")))]
+    if not backends:
         return []
-    name, port, path = metrics_at(data)
-    annotations = metadata.get("annotations") or {}
-    expected = {"port": str(port), "path": path}
-    return [
-        f"pod annotation prometheus.io/{key} is '{annotations[f'prometheus.io/{key}']}': the "
-        f"backend serves its metrics at GET {path} on port {port} ({name}; releases.yaml "
-        "backend.endpoints and backend.ports), and Prometheus would scrape nothing there"
-        for key, right in expected.items()
-        if isinstance(annotations, Mapping)
-        and f"prometheus.io/{key}" in annotations
-        and str(annotations[f"prometheus.io/{key}"]) != right
-    ]
+    name, default, path = metrics_at(data)
+    http = data.current.backend.ports[name].env
+    metrics = {_moved(container_env(c).get(http), default) for c in backends}
+    others = {
+        str(port.get("containerPort"))
+        for c in running
+        if c not in backends
+        for port in c.get("ports") or []
+        if isinstance(port, Mapping)
+    }
+    port = annotations.get("prometheus.io/port")
+    out = []
+    where = f"the backend serves its metrics at GET {path} on port {', '.join(sorted(metrics))}"
+    why = f"{where} ({name}; releases.yaml backend.endpoints and backend.ports)"
+    if port is not None and str(port) not in metrics | others:
+        out.append(f"pod annotation prometheus.io/port is '{port}', which nothing of the pod "
+                   f"serves: {why}, and Prometheus would scrape nothing there")  # fmt: skip
+    scraped = annotations.get("prometheus.io/path")
+    on_backend = port is None or str(port) in metrics
+    if scraped is not None and on_backend and str(scraped) != path:
+        out.append(f"pod annotation prometheus.io/path is '{scraped}': {why}")
+    return out
+
+
+def _moved(value: str | None, default: int) -> str:
+    """The port a BETRACE_PORT_* value gives (the default when unset, empty or not a number:
+    env_problems refuses those)."""
+    return value if value and _DIGITS.fullmatch(value) else str(default)
 
 
 def manifest_problems(
