@@ -131,6 +131,19 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         },
         r"networkPolicy[./]backendFrom[./]0",
     ),
+    "network-policy-selector-misspelt": (
+        {
+            "networkPolicy": {
+                "enabled": True,
+                "backendFrom": [{"namespaceSelector": {"matchLabel": {"a": "b"}}}],
+            }
+        },
+        r"backendFrom[./]0[./]namespaceSelector",
+    ),
+    "network-policy-ip-block-without-cidr": (
+        {"networkPolicy": {"enabled": True, "backendFrom": [{"ipBlock": {}}]}},
+        r"backendFrom[./]0[./]ipBlock",
+    ),
     "grafana-peer-empty": (
         {"networkPolicy": {"grafanaFrom": [{}]}},
         r"networkPolicy[./]grafanaFrom[./]0",
@@ -335,9 +348,24 @@ def test_the_network_policy_peers_are_kubernetes_networkpolicypeer(
     peer = json.loads(
         (folder / f"v{minimum}.0-local-strict" / "networkpolicypeer-networking-v1.json").read_text()
     )
+    strict = folder / f"v{minimum}.0-local-strict"
+
+    def kube(name: str) -> dict[str, Any]:
+        return dict(json.loads((strict / f"{name}.json").read_text()))
+
+    def same(ours: dict[str, Any], theirs: dict[str, Any], where: str) -> None:
+        assert sorted(ours["properties"]) == sorted(theirs["properties"]), where
+        assert sorted(ours.get("required", [])) == sorted(theirs.get("required", [])), where
+        assert ours["additionalProperties"] is False is theirs["additionalProperties"], where
+
     schema = json.loads((CHART / "values.schema.json").read_text())
     policy = schema["properties"]["networkPolicy"]["properties"]
     for key in ("backendFrom", "grafanaFrom"):
         items = policy[key]["items"]
-        assert sorted(items["properties"]) == sorted(peer["properties"]), key
-        assert items["additionalProperties"] is False, key
+        same(items, peer, key)
+        same(items["properties"]["ipBlock"], kube("ipblock-networking-v1"), f"{key} ipBlock")
+        for selector in ("namespaceSelector", "podSelector"):
+            ours = items["properties"][selector]
+            same(ours, kube("labelselector-meta-v1"), f"{key} {selector}")
+            requirement = ours["properties"]["matchExpressions"]["items"]
+            same(requirement, kube("labelselectorrequirement-meta-v1"), f"{key} {selector} expr")
