@@ -182,6 +182,11 @@ CASES = [
         ["tests test_with_a_fixture_of_its_own take an argument the gate has no fixture for"],
     ),
     (
+        "python-test-of-the-project.md",
+        'assert (repo_root / "tarball.nix")',
+        ["the example raised AssertionError: no tarball.nix"],
+    ),
+    (
         "nix-features-flag.md",
         "nix --extra-experimental-features 'nix-command' flake",
         ["needs the experimental feature(s) flakes", "experimental Nix feature 'flakes' is"],

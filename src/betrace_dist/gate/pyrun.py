@@ -21,8 +21,11 @@ this process); the walls keep everything else out of its reach (see the security
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,30 +45,66 @@ def _line_in(exc: BaseException, filenames: set[str]) -> int | None:
     return line
 
 
-#: the project's fixtures (tests/conftest.py) a page's test may take
-FIXTURES = ("repo_root", "release_data")
+#: the fixtures a page's test may take: the project's (tests/conftest.py) and pytest's tmp_path
+FIXTURES = ("repo_root", "release_data", "tmp_path")
 
 
-def _fixture(name: str, repo: Path) -> Any:
+def _fixture(name: str, repo: Path, scratch: Path) -> Any:
     if name == "repo_root":
         return repo
+    if name == "tmp_path":
+        return Path(tempfile.mkdtemp(prefix="tmp_path-", dir=scratch))
     return load_release_data(repo / "releases.yaml")
 
 
-def _call_tests(module: dict[str, Any], repo: Path | None) -> list[tuple[str, int | None]]:
-    """Call each `test_` function the block defined with the fixtures it names; the names and
-    lines of those it could not call (an argument the gate has no fixture for)."""
-    import inspect
-
-    uncalled: list[tuple[str, int | None]] = []
+def _tests(module: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The tests a block defines, as pytest collects them: `test_` functions, and the `test_`
+    methods of `Test` classes (an instance each)."""
+    found = []
     for name, value in list(module.items()):
-        if not (name.startswith("test_") and inspect.isfunction(value)):
+        if name.startswith("test_") and inspect.isfunction(value):
+            found.append((name, value))
+        elif name.startswith("Test") and inspect.isclass(value):
+            found += [
+                (f"{name}.{attr}", getattr(value(), attr))
+                for attr in dir(value)
+                if attr.startswith("test_") and inspect.isfunction(getattr(value, attr))
+            ]
+    return found
+
+
+def _parameters(test: Any) -> list[dict[str, Any]]:
+    """The argument sets of a test's `@pytest.mark.parametrize` marks, every combination."""
+    sets: list[dict[str, Any]] = [{}]
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name != "parametrize":
             continue
-        wanted = list(inspect.signature(value).parameters)
-        if repo is None or any(w not in FIXTURES for w in wanted):
-            uncalled.append((name, value.__code__.co_firstlineno))
-            continue
-        value(**{w: _fixture(w, repo) for w in wanted})
+        names, values = mark.args[0], mark.args[1]
+        names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+        rows = [getattr(v, "values", v) for v in values]
+        rows = [row if len(names) > 1 else (row,) for row in rows]
+        sets = [base | dict(zip(names, row, strict=True)) for base in sets for row in rows]
+    return sets
+
+
+def _call_tests(
+    module: dict[str, Any], repo: Path | None, scratch: Path
+) -> list[tuple[str, int | None]]:
+    """Call each test the block defined (a coroutine is run to its end), with each set of its
+    parameters and the fixtures it names; the names and lines of those it could not call (an
+    argument that is neither a parameter nor a fixture the gate has)."""
+    uncalled: list[tuple[str, int | None]] = []
+    for name, test in _tests(module):
+        wanted = list(inspect.signature(test).parameters)
+        for given in _parameters(test):
+            missing = [w for w in wanted if w not in given and w not in FIXTURES]
+            if repo is None or missing:
+                uncalled.append((name, test.__code__.co_firstlineno))
+                break
+            args = given | {w: _fixture(w, repo, scratch) for w in wanted if w not in given}
+            outcome = test(**args)
+            if inspect.iscoroutine(outcome):
+                asyncio.run(outcome)
     return uncalled
 
 
@@ -96,7 +135,7 @@ def run(
         if update:
             return {"outcome": "passed", "updated": printed.updated_print_statements(example)}
         printed.check_print_statements(example)
-        uncalled = _call_tests(module, repo)
+        uncalled = _call_tests(module, repo, scratch)
         if uncalled:
             names = [name for name, _ in uncalled]
             line = uncalled[0][1]
