@@ -293,7 +293,7 @@ def test_the_images_workflow_writes_the_lines_the_bump_reads(repo_root: Path) ->
     ("carries", "pattern", "said"),
     [
         ("version", r"(^)(\d+\.\d+\.\d+)(\n)", "carries is 'version'; it is 'release'"),
-        ("release", r"(\d+\.\d+\.\d+)", "the pattern has 1 group(s); it needs three"),
+        ("release", r"(\d+\.\d+\.\d+)", "the pattern has 1 group(s); the bump rewrites its second"),
         ("release", r"(^)(\d+", "the pattern is no regex"),
     ],
     ids=["unknown-version", "one-group", "not-a-regex"],
@@ -304,5 +304,7 @@ def test_a_version_location_a_bump_cannot_use_is_refused_when_made(
     """The contribute guide's VersionLocation, edited as a writer could: each was taken, and the
     bump then failed with a KeyError or an IndexError."""
     bump.VersionLocation(Path("tarball/VERSION"), r"(^)(\d+\.\d+\.\d+)(\n)", "release", "tarball")
+    # more groups are taken too: the bump rewrites group 2 only (a review's pre-release form)
+    bump.VersionLocation(Path("v"), r'(version = ")(\d+\.\d+\.\d+(-rc\d+)?)(")', "release", "v")
     with pytest.raises(ValueError, match=re.escape(said)):
         bump.VersionLocation(Path("tarball/VERSION"), pattern, carries, "tarball version")

@@ -70,7 +70,7 @@ class VersionLocation:
 
     def __post_init__(self) -> None:
         """Refused when made, naming what is wrong: a bump would otherwise fail on it with a
-        KeyError or IndexError, or rewrite the wrong text."""
+        KeyError or IndexError (it rewrites group 2, _edit_location)."""
         if self.carries not in ("release", "chart"):
             raise ValueError(
                 f"VersionLocation {self.path}: carries is {self.carries!r}; it is 'release' (the "
@@ -82,10 +82,10 @@ class VersionLocation:
             raise ValueError(
                 f"VersionLocation {self.path}: the pattern is no regex: {exc}"
             ) from None
-        if groups != 3:
+        if groups < 2:
             raise ValueError(
-                f"VersionLocation {self.path}: the pattern has {groups} group(s); it needs three, "
-                "the text before the version, the version, the text after it"
+                f"VersionLocation {self.path}: the pattern has {groups} group(s); the bump "
+                "rewrites its second group, the version (the first is the text before it)"
             )
 
 

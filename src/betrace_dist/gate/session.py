@@ -756,13 +756,19 @@ class Session:
     def _program_is_there(self, head: str) -> None:
         """A program the page names by its path is there: where the project's set-up puts it
         in the reader's clone (tools.clone_programs: `.tools/bin/helm`, `.venv/bin/python`),
-        or a file the page made (a build's `result/bin/...`). A path outside the clone and the
-        home names the reader's own machine, which the gate cannot see."""
+        or a page-made clone's, or a file the page made (a build's `result/bin/...`), or the
+        machine's /usr/bin and /bin. Another path outside the clone and the home names the
+        reader's own machine, which the gate cannot see."""
         path = Path(os.path.normpath(self.path(head)))
-        if path.is_relative_to(self.repo):
-            if path.relative_to(self.repo).as_posix() in tools.clone_programs():
+        clones = [self.repo, *(Path(folder) for folder in self.world.checkouts)]  # git clone's
+        for root in clones:
+            if path.is_relative_to(root) and (
+                path.relative_to(root).as_posix() in tools.clone_programs()
+            ):
                 return
-        elif not path.is_relative_to(self.tmp):
+        if path.parent in _SYSTEM_BIN:  # the machine's own, as the page's PATH finds it
+            return
+        if not path.is_relative_to(self.tmp):
             raise CommandError(
                 f"'{head}' is a program of the reader's machine, which the gate cannot see: "
                 "name it as the PATH finds it, or by where the project's set-up puts it"
@@ -781,6 +787,10 @@ class Session:
                 else f" (the project's set-up makes {made})"
             )
         )
+
+
+#: where a Debian machine keeps its programs, on every page's PATH (page_path)
+_SYSTEM_BIN = (Path("/usr/bin"), Path("/bin"))
 
 
 #: shell builtins that change the session itself (its directory, its variables)
