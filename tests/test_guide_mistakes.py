@@ -157,6 +157,16 @@ CASES = [
         ["the flake's input 'betrace': 'github:betrace-hq/betrace/v", "upstream has no tags yet"],
     ),
     (
+        "nix-tag-ref.md",
+        "nix flake show  # attributes",
+        ["the flake's input 'betrace': 'github:betrace-hq/betrace?ref=v", "no tags yet"],
+    ),
+    (
+        "nix-tag-ref.md",
+        "nix flake show  # git",
+        ["the flake's input 'betrace': 'git+https://github.com/betrace-hq/betrace?ref=refs/tags"],
+    ),
+    (
         "program-path-not-made.md",
         "./tools/bin/helm lint",
         ["there is no './tools/bin/helm' at this point of the page", ".tools/bin/helm"],
@@ -170,6 +180,16 @@ CASES = [
         "nix-flake-untracked.md",
         "nix flake show",
         ["git does not track mytarget/flake.nix", "`git add` it first"],
+    ),
+    (
+        "nix-flake-untracked.md",
+        "nix eval .#lib.answer",
+        ["git does not track mytarget/second/extra.nix"],
+    ),
+    (
+        "nix-flake-untracked.md",
+        "nix flake show  # in the new clone",
+        ["git does not track third/flake.nix"],
     ),
     (
         "python-test-of-the-project.md",

@@ -352,8 +352,8 @@ class World:
     terminating: set[str] = field(default_factory=set)
     #: branches `git switch -c` / `git checkout -b` made on the page
     branches: set[str] = field(default_factory=set)
-    #: every path `git add` took on the page, relative to the page's copy of the project: git
-    #: tracks them from then on, committed or not
+    #: every path `git add` took on the page (its real path, in any clone): git tracks them
+    #: from then on, committed or not
     added: set[str] = field(default_factory=set)
     #: what `git add` staged in the page's copy of the project since its last commit, as paths
     #: relative to the copy ("." for all of it)

@@ -341,31 +341,45 @@ def _in_the_project(inv: Invocation, word: str) -> str | None:
     return real.relative_to(repo).as_posix()
 
 
+def _clone_of(inv: Invocation, real: Path) -> Path | None:
+    """The clone a real path of the page lies in: the reader's (the page's copy of the
+    project), or one `git clone` made on the page; None elsewhere."""
+    repo = inv.session.real_path(inv.session.repo, "read", leads_out_only=True)
+    roots = [repo, *(Path(folder) for folder in inv.session.world.checkouts)]
+    return next((r for r in roots if real == r or r in real.parents), None)
+
+
 def untracked(inv: Invocation, path: Path) -> str | None:
-    """A file of the page's copy of the project that git does not track, as a path of the
-    project: not one of the reader's clone (clone_files) and no `git add` took it on the page.
-    None when git tracks it, or it lies outside the project."""
-    found = _in_the_project(inv, str(path))
+    """A file of a clone of the project (the reader's, or one the page made) that git does not
+    track, as a path of that clone: not one of the project's files (clone_files) and no `git add`
+    took it on the page. None when git tracks it, or it lies in no clone."""
+    real = inv.session.real_path(path, "read", leads_out_only=True)
+    root = _clone_of(inv, real)
     files = clone_files()
-    if found is None or files is None or found in files:
+    relative = real.relative_to(root).as_posix() if root is not None else ""
+    if root is None or files is None or relative in files:
         return None
-    covered = inv.session.world.added
-    if any(s == "." or found == s or found.startswith(s + "/") for s in covered):
+    if any(f.startswith(relative + "/") for f in files):  # a folder of tracked files
         return None
-    return found
+    if any(real == Path(a) or Path(a) in real.parents for a in inv.session.world.added):
+        return None
+    return relative
 
 
 def _add(inv: Invocation, words: list[str]) -> None:
-    """`git add PATH...` (or -A / --all / `.`) stages what the page changed under them."""
+    """`git add PATH...` (or -A / --all / `.`) stages what the page changed under them; git
+    tracks them from then on (World.added, as real paths: any clone of the page)."""
     line = _line("add", words)
-    staged = inv.session.world.staged
+    world = inv.session.world
     if line.has("-A", "--all", "-u", "--update"):  # -u: every tracked file (the ones judged)
-        staged.add(".")
+        world.staged.add(".")
+        here = _clone_of(inv, inv.session.real_path(inv.session.cwd, "read", leads_out_only=True))
+        world.added.update([str(here)] if here is not None else [])
     for word in line.positional:
         found = _in_the_project(inv, word)
         if found is not None:
-            staged.add(found)
-    inv.session.world.added.update(staged)
+            world.staged.add(found)
+        world.added.add(str(inv.session.real_path(inv.session.path(word), "read", True)))
 
 
 def _commit(inv: Invocation, words: list[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -99,8 +100,8 @@ def _overrides(session: Session, directory: Path) -> dict[str, Path]:
                 "flake-utils and BeTrace's flake only"
             )
         used[name] = stand_in
-        problem = _unpinned(session.release, url) if url.lower().startswith("github:") else None
-        if stand_in == UPSTREAM and problem:
+        problem = _unpinned(session.release, url) if stand_in == UPSTREAM else None
+        if problem:
             raise CommandError(f"the flake's input '{name}': {problem}")
         if stand_in == UPSTREAM:  # and BeTrace's own (over a follows: the same stand-ins)
             used[f"{name}/nixpkgs"] = STUBS / "nixpkgs"
@@ -178,7 +179,9 @@ def _input_url(spec: object) -> str | None:
     if isinstance(spec.get("url"), str):
         return str(spec["url"])
     kind, owner, repo = (str(spec.get(k, "")) for k in ("type", "owner", "repo"))
-    return f"{kind}:{owner}/{repo}" if kind and owner and repo else f"{kind}:"
+    pinned = "&".join(f"{k}={spec[k]}" for k in ("ref", "rev") if isinstance(spec.get(k), str))
+    url = f"{kind}:{owner}/{repo}" if kind and owner and repo else f"{kind}:"
+    return f"{url}?{pinned}" if pinned else url  # its ref and rev, as a url's parameters
 
 
 #: A flake's inputs: those it declares, and those its outputs function takes without declaring
@@ -255,14 +258,15 @@ def _outputs(session: Session, flake_dir: Path, stamp: float) -> dict[str, list[
 
 
 def _unpinned(data: ReleaseData, ref: str) -> str | None:
-    """Why a `github:` reference of BeTrace's flake (on a command line, or an input's url)
-    names a revision the release data does not list for the release: its path's third part,
-    or its `rev` or `ref` parameter. None when it lists it, or the reference names none."""
+    """Why a reference of BeTrace's flake (on a command line, or an input's url: `github:` or
+    `git+https:`) names a revision the release data does not list for the release: a
+    `github:` path's third part, or its `rev` or `ref` parameter. None when it lists it, or the
+    reference names none."""
     owner_repo = data.project.repository.removeprefix("https://github.com/")
     flake = ref.split("#")[0]
     path, _, query = flake.partition("?")
-    revs = [path[len(f"github:{owner_repo}") :].lstrip("/")]
-    revs += [v for k, v in parse_qsl(query) if k in ("rev", "ref")]
+    revs = [path[len(f"github:{owner_repo}") :].lstrip("/")] if path.startswith("github:") else []
+    revs += [v.removeprefix("refs/tags/") for k, v in parse_qsl(query) if k in ("rev", "ref")]
     upstream = data.current.upstream
     listed = {upstream.commit, *([upstream.tag] if upstream.tag else [])}
     rev = next((r for r in revs if r and r not in listed), None)
@@ -654,6 +658,32 @@ def _substituted(inv: Invocation, ref: str) -> str:
     return ref.replace(SUBSTITUTED, value.strip())
 
 
+#: a relative path literal of Nix (`./extra.nix`, `../patches`), as a flake names its files
+_NIX_PATH = re.compile(r"(?<![\w/.+-])(\.{1,2}/[A-Za-z0-9._+-]+(?:/[A-Za-z0-9._+-]+)*)")
+#: how many of the files a flake names are looked at (a page's text is bounded anyway)
+_NAMED_FILES = 50
+
+
+def _tracked(inv: Invocation, directory: Path) -> None:
+    """The flake's flake.nix, and each file it names by a relative path, is tracked by git
+    when it lies in a clone: Nix copies a flake inside a git repository from the files git
+    tracks, and an untracked one does not exist for it (Nix 2.8 here: "getting status of
+    '/nix/store/...-source/...': No such file or directory")."""
+    flake = directory / "flake.nix"
+    named = _NIX_PATH.findall(inv.session.read(str(flake)))[:_NAMED_FILES]
+    for path in [flake, *(directory / n for n in named)]:
+        if not inv.session.beneath(path, "read").exists():
+            continue  # Nix says so itself, when it evaluates
+        new = git.untracked(inv, path)
+        if new is not None:
+            raise CommandError(
+                f"git does not track {new}: Nix reads a flake inside a git repository from "
+                "the files git tracks, and this one does not exist for it (Nix 2.8 here: "
+                "\"getting status of '/nix/store/...-source/...': No such file or directory\"); "
+                "`git add` it first"
+            )
+
+
 def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[str, Path]] | None:
     """Check one flake reference; (flake directory, attribute, inputs) of a package it names."""
     flake, _, attr = ref.partition("#")
@@ -666,14 +696,7 @@ def _installable(inv: Invocation, sub: str, ref: str) -> tuple[Path, str, dict[s
     directory = inv.session.where(flake or ".")
     if not inv.session.beneath(directory / "flake.nix", "read").is_file():
         raise CommandError(f"there is no flake.nix in '{inv.session.reader_path(directory)}'")
-    new = git.untracked(inv, directory / "flake.nix")
-    if new is not None:
-        raise CommandError(
-            f"git does not track {new}: Nix reads a flake inside a git repository from the "
-            'files git tracks, and this one does not exist for it (Nix 2.8 here: "getting '
-            "status of '/nix/store/...-source/...': No such file or directory\"); "
-            "`git add` it first"
-        )
+    _tracked(inv, directory)
     if not attr and sub not in ("run", "build", "shell", "develop", "flake"):
         return None
     _require_nix(inv.session)
