@@ -163,6 +163,11 @@ CASES = [
     ),
     (
         "nix-tag-ref.md",
+        "nix flake show  # unpinned",
+        ["'github:betrace-hq/betrace' names no revision of BeTrace", "pin c5f17ae4"],
+    ),
+    (
+        "nix-tag-ref.md",
         "nix flake show  # git",
         ["the flake's input 'betrace': 'git+https://github.com/betrace-hq/betrace?ref=refs/tags"],
     ),

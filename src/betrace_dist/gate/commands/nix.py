@@ -260,8 +260,8 @@ def _outputs(session: Session, flake_dir: Path, stamp: float) -> dict[str, list[
 def _unpinned(data: ReleaseData, ref: str) -> str | None:
     """Why a reference of BeTrace's flake (on a command line, or an input's url: `github:` or
     `git+https:`) names a revision the release data does not list for the release: a
-    `github:` path's third part, or its `rev` or `ref` parameter. None when it lists it, or the
-    reference names none."""
+    `github:` path's third part, or its `rev` or `ref` parameter; or names none, and follows
+    upstream's default branch. None when the release data lists it."""
     owner_repo = data.project.repository.removeprefix("https://github.com/")
     flake = ref.split("#")[0]
     path, _, query = flake.partition("?")
@@ -269,6 +269,12 @@ def _unpinned(data: ReleaseData, ref: str) -> str | None:
     revs += [v.removeprefix("refs/tags/") for k, v in parse_qsl(query) if k in ("rev", "ref")]
     upstream = data.current.upstream
     listed = {upstream.commit, *([upstream.tag] if upstream.tag else [])}
+    if not any(revs):
+        return (
+            f"'{ref}' names no revision of BeTrace: it follows upstream's default branch, "
+            f"whatever it holds when locked, not the commit release {data.current.version} "
+            f"pins; pin {upstream.ref}"
+        )
     rev = next((r for r in revs if r and r not in listed), None)
     if rev is None:
         return None
