@@ -166,6 +166,15 @@ def options(binary: str, *subcommand: str) -> Options:
     return parse_help(help_text(binary, *subcommand, *words))
 
 
+def nix_arguments(binary: str, *subcommand: str) -> list[str]:
+    """What the positional words of `nix SUBCOMMAND` are, as Nix labels them in `nix
+    __dump-args` (`installables`, `installable`, `flake-url`, `paths`...)."""
+    node: dict[str, Any] = json.loads(help_text(binary, "__dump-args"))
+    for word in subcommand:
+        node = (node.get("commands") or {}).get(word) or {}
+    return [str(a.get("label")) for a in node.get("args") or []]
+
+
 def nix_command_path(binary: str, words: list[str]) -> tuple[list[str], str | None]:
     """The subcommand the leading words of a `nix` line name, walked down Nix's own tree of
     commands (`nix __dump-args`) for as long as a command has subcommands of its own (`nix

@@ -22,7 +22,7 @@ from ..session import CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener
 from . import git
-from .flags import CommandLine, nix_command_path, options
+from .flags import CommandLine, nix_arguments, nix_command_path, options
 
 STUBS = REPO_ROOT / "tests" / "artefacts" / "nix_stubs"
 UPSTREAM = STUBS / "betrace"
@@ -417,9 +417,6 @@ def command_line(args: list[str]) -> CommandLine:
 _FEATURES, _EXTRA = "experimental-features", "extra-experimental-features"
 #: how a flake reference begins (a registry name has `#`; a store path is no flake)
 _FLAKE_REF = ("github:", "gitlab:", "flake:", "path:", "git+", "https://", ".", "~")
-#: subcommands whose positional words are installables (a flake reference or a store path)
-_INSTALLING = {"build", "run", "shell", "develop", "eval", "profile", "search", "bundle", "copy"}
-_INSTALLING |= {"edit", "log", "path-info", "why-depends"}
 
 
 def _flake_ref(word: str) -> bool:
@@ -431,13 +428,16 @@ def _flake_ref(word: str) -> bool:
 def _features_needed(line: CommandLine) -> list[str]:
     """The experimental features a command line of `nix` needs, in Nix's words: every
     subcommand of the new command line needs nix-command, and one that reads a flake needs
-    flakes (Nix 2.8 here: "experimental Nix feature 'flakes' is disabled"): `nix flake`, or an
-    installable that is a flake reference (none: `.`, for build, run, develop and shell)."""
+    flakes (Nix 2.8 here: "experimental Nix feature 'flakes' is disabled"): `nix flake`, or a
+    subcommand that takes installables (as `nix __dump-args` labels its words) given a flake
+    reference, or none and no --expr or --file (Nix then takes `.`, a flake)."""
+    binary = missing.require("nix", CommandError)
     sub, refs = line.sub, line.positional
-    installing = sub[:1] and sub[0] in _INSTALLING
-    flake = sub[:1] == ["flake"] or bool(installing and any(_flake_ref(r) for r in refs))
-    bare = sub[:1] in (["build"], ["run"], ["develop"], ["shell"]) and not refs
-    return ["nix-command", *(["flakes"] if flake or bare else [])]
+    labels = nix_arguments(binary, *sub)
+    installing = bool({"installable", "installables"} & set(labels))
+    default = installing and not refs and not line.has("--expr", "--file", "-f")
+    flake = sub[:1] == ["flake"] or (installing and any(_flake_ref(r) for r in refs))
+    return ["nix-command", *(["flakes"] if flake or default else [])]
 
 
 def _config_features(config: str) -> tuple[set[str] | None, set[str]]:
