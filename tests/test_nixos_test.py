@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import tools
-from betrace_dist.gate import nixos_test
+from betrace_dist.gate import nix_env, nixos_test
 from betrace_dist.release import ReleaseData
 
 from .conftest import missing
@@ -176,3 +176,13 @@ def test_systemd_ignores_an_absolute_state_directory(tmp_path: Path) -> None:
         said[name] = done.stderr
     assert "StateDirectory= path is absolute, ignoring: /var/lib/betrace" in said["absolute"]
     assert "StateDirectory" not in said["relative"], said["relative"]
+
+
+def test_the_module_ports_are_the_modules_options(release_data: ReleaseData) -> None:
+    """MODULE_PORTS names options the distribution's module declares, each setting the
+    variable of the release data's port it stands for."""
+    assert set(nixos_test.MODULE_PORTS) <= nix_env.module_options()
+    module = nix_env.MODULE.read_text(encoding="utf-8")
+    for option, port in nixos_test.MODULE_PORTS.items():
+        variable = release_data.current.backend.ports[port].env
+        assert f"{variable} = toString cfg.{option};" in module, (option, variable)

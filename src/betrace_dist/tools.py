@@ -11,6 +11,7 @@ download script. Helm 4 is `helm`; Helm 3.11 is `helm3`, because the guides must
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -184,6 +185,7 @@ def find(name: str) -> str | None:
 VENV = ".venv"
 
 
+@functools.cache  # pyproject.toml is the project's, read once per run
 def clone_programs() -> frozenset[str]:
     """Where the project's set-up puts programs in a reader's clone, as paths from its root:
     `make tools` the tools it takes out of wheels in .tools/bin, and `make setup` Python and
