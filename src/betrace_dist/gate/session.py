@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -753,6 +754,41 @@ class Session:
             )
         self._keep(model(Invocation(argv, cmd, self, substituted)))
 
+    def _is_file(self, path: Path) -> bool:
+        """A regular file of the page at `path`, found as the kernel resolves it beneath the
+        sandbox (a link leading out is no file of the page's; nothing outside is looked at)."""
+        fd = self._opened_path(path, 0)
+        if fd is None:
+            return False
+        try:
+            return stat.S_ISREG(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+
+    def _link_target(self, path: Path) -> str | None:
+        """What a link of the page at `path` holds (its text, never followed), read through its
+        folder opened beneath the sandbox; None when it is no link."""
+        folder = self._opened_path(path.parent, os.O_DIRECTORY)
+        if folder is None:
+            return None
+        try:
+            return os.readlink(path.name, dir_fd=folder)
+        except OSError:
+            return None
+        finally:
+            os.close(folder)
+
+    def _opened_path(self, path: Path, flags: int) -> int | None:
+        """An O_PATH descriptor of `path` resolved beneath the sandbox (as _real opens one:
+        openat2 takes no other flags with O_PATH), or None where there is none."""
+        tree = self.sandbox.tree
+        try:
+            return safefs.open_beneath(
+                tree.fd, tree.relative(path), os.O_PATH | os.O_CLOEXEC | flags
+            )
+        except OSError:
+            return None
+
     def _program_is_there(self, head: str) -> None:
         """A program the page names by its path is there: where the project's set-up puts it
         in the reader's clone (tools.clone_programs: `.tools/bin/helm`, `.venv/bin/python`),
@@ -773,11 +809,11 @@ class Session:
                 f"'{head}' is a program of the reader's machine, which the gate cannot see: "
                 "name it as the PATH finds it, or by where the project's set-up puts it"
             )
-        if self.where(head, "run").is_file():
+        if self._is_file(path):
             return
         first = head.removeprefix("./").split("/", 1)[0]
-        link = self.path(first)
-        built = link.readlink().name.split("-", 1)[-1] if link.is_symlink() else ""
+        target = self._link_target(self.path(first))
+        built = Path(target).name.split("-", 1)[-1] if target else ""
         made = ", ".join(sorted(tools.clone_programs()))
         raise CommandError(
             f"there is no '{head}' at this point of the page"
