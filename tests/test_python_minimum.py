@@ -148,3 +148,16 @@ def test_a_novermin_comment_on_the_page_does_not_lower_the_minimum() -> None:
     could then state 3.10 for `import tomllib` (3.11) where no older Python is installed."""
     found = python_minimum.vermin_minimum("import tomllib  # novermin\n")
     assert found == (3, 11), found
+
+
+def test_a_pages_tests_get_the_projects_own_fixtures() -> None:
+    """The fixtures pyrun gives a page's tests are the project's (tests/conftest.py), beside
+    pytest's tmp_path: a page's test is written as the project's tests are."""
+    import ast
+
+    from betrace_dist import REPO_ROOT
+    from betrace_dist.gate import pyrun
+
+    conftest = ast.parse((REPO_ROOT / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    defined = {n.name for n in conftest.body if isinstance(n, ast.FunctionDef)}
+    assert set(pyrun.FIXTURES) - {"tmp_path"} <= defined
