@@ -308,3 +308,18 @@ def test_a_pages_failures_are_reported_within_a_budget(tmp_path: Path) -> None:
     assert sum(len(s) > 400 for s in said) <= collect.PAGE_REPORT_LIMIT // 4000 + 1
     other = SimpleNamespace(namespace={}, path="q.md", line=1, column=1)
     assert str(gate._failure(other, long.format(0))) == long.format(0)  # its own budget
+
+
+def test_deeply_nested_nix_is_read_in_one_pass() -> None:
+    """Each `x = {` looked for its matching `}` to tell a function's argument set from an
+    attribute set: a block nested 2,000 deep took 21.6 s per read, and every Nix check reads
+    the block again, past the block's processor budget. At 20,000 deep that walk would take
+    half an hour; one pass takes well under a second."""
+    code = (
+        "from betrace_dist.gate import nix_env\n"
+        "depth = 20_000\n"
+        "opened = ''.join(f'a{i} = {{ ' for i in range(depth))\n"
+        "text = '{ ' + opened + 'x = 1; ' + '}; ' * depth + '}'\n"
+        "print(len(nix_env.assignments(text)))"
+    )
+    assert _returns(code) == "1"

@@ -160,23 +160,29 @@ def _path_at(toks: list[Token], i: int) -> tuple[list[str], int] | None:
     return None
 
 
-def _function_body(toks: list[Token], at: int) -> int:
+def _closing_braces(toks: list[Token]) -> dict[int, int]:
+    """Each `{` token's index -> the index of its matching `}` (one pass, a stack)."""
+    out: dict[int, int] = {}
+    opened: list[int] = []
+    for at, tok in enumerate(toks):
+        if tok.kind == "{":
+            opened.append(at)
+        elif tok.kind == "}" and opened:
+            out[opened.pop()] = at
+    return out
+
+
+def _function_body(toks: list[Token], at: int, closing: dict[int, int]) -> int:
     """Where the body of a function written at toks[at] begins (`{ pkgs, ... }: BODY`,
     `args: BODY`, one after another), or `at` when no function is written there: NixOS takes a
-    module, a node or a test script written as a function of its arguments."""
+    module, a node or a test script written as a function of its arguments. `closing`:
+    _closing_braces of the tokens, so that each look is one step."""
     while at < len(toks):
-        tok = toks[at]
-        if tok.kind == "id" and at + 1 < len(toks) and _colon(toks, at + 1):
+        if toks[at].kind == "id" and at + 1 < len(toks) and _colon(toks, at + 1):
             at += 2
             continue
-        if tok.kind != "{":
-            return at
-        depth, close = 0, at
-        for close in range(at, len(toks)):
-            depth += {"{": 1, "}": -1}.get(toks[close].kind, 0)
-            if depth == 0:
-                break
-        if close + 1 < len(toks) and _colon(toks, close + 1):
+        close = closing.get(at) if toks[at].kind == "{" else None
+        if close is not None and close + 1 < len(toks) and _colon(toks, close + 1):
             at = close + 2
             continue
         return at
@@ -193,6 +199,7 @@ def assignments(text: str) -> list[Assignment]:
     `if c then { ... } else { };`, `lib.mkMerge [ { ... } ]`, a list item) continues that
     binding's path; a top-level `config.` is dropped, as NixOS reads it."""
     toks = tokens(text)
+    closing = _closing_braces(toks)
     frames: list[list[str]] = [[]]
     pending: list[list[str] | None] = [None]  # the binding whose value is being read, per frame
     out: list[Assignment] = []
@@ -206,7 +213,9 @@ def assignments(text: str) -> list[Assignment]:
             full = frames[-1] + path
             if not frames[-1] and full[:1] == ["config"]:
                 full = full[1:]
-            at = _function_body(toks, eq + 1)  # `x = { pkgs, ... }: { ... };` sets the body
+            at = _function_body(
+                toks, eq + 1, closing
+            )  # `x = { pkgs, ... }: { ... };` sets the body
             value = toks[at] if at < len(toks) else None
             if value is not None and value.kind == "{":
                 frames.append(full)
