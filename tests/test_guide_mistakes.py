@@ -385,6 +385,16 @@ CASES = [
         ["main lacks the merge of release-", "-fix"],
     ),
     (
+        "git-tag-before-pull.md",
+        '-m "after a checkout of a file"',
+        ["main lacks the merge of release-"],
+    ),
+    (
+        "nix-flake-untracked.md",
+        "nix flake show  # after add -u",
+        ["git does not track fourth/flake.nix"],
+    ),
+    (
         "git-push-before-tag.md",
         "git push --follow-tags",
         ["git push --follow-tags: no annotated tag v"],

@@ -132,10 +132,9 @@ def _branches(inv: Invocation) -> set[str]:
     return {DEFAULT_BRANCH} | REMOTE_BRANCHES | inv.session.world.branches
 
 
-def _switch_branch(inv: Invocation, words: list[str]) -> None:
+def _switch_branch(inv: Invocation, line: CommandLine) -> None:
     """`git switch -c NAME` makes a branch; `git switch NAME` needs one that exists: the
     default branch, or one made earlier on the page (git: "invalid reference")."""
-    line = _line("switch", words)
     world = inv.session.world
     made = line.get("-c", "--create", "-C", "--force-create", "--orphan")
     if made is not None:
@@ -161,33 +160,41 @@ def _on_branch(world: World, branch: str | None) -> None:
     world.previous_branch, world.branch = world.branch, branch
 
 
+#: the flags of git switch and git checkout that make a branch (their value is its name)
+_MAKES_BRANCH = ("-c", "--create", "-C", "--force-create", "--orphan", "-b", "-B")
+
+
 def _switch(inv: Invocation, words: list[str]) -> None:
-    """`git checkout <ref>` / `git switch <branch>`: a tag leaves HEAD detached, a branch not."""
-    if words[0] == "switch":
-        _switch_branch(inv, words[1:])
-    else:
-        line = _line("checkout", words[1:])
-        made = line.get("-b", "-B", "--orphan")
+    """`git checkout <ref>` / `git switch <branch>`: a tag leaves HEAD detached, a branch not.
+    Words after `--` are paths: `git checkout -- FILE` restores a file and moves nowhere."""
+    sub, rest = words[0], words[1:]
+    paths = "--" in rest
+    line = _line(sub, rest[: rest.index("--")] if paths else rest)
+    world = inv.session.world
+    made = line.get(*_MAKES_BRANCH)
+    if sub == "switch":
+        _switch_branch(inv, line)
+    elif not paths:
         if made is not None:
-            inv.session.world.branches.add(made)
-        named = line.positional[:1] if not line.has("--") else []
-        world = inv.session.world
+            world.branches.add(made)
+        named = line.positional[:1]
         if named == ["-"]:
             _on_branch(world, world.previous_branch)
         else:
             _on_branch(world, made or next((n for n in named if n in _branches(inv)), None))
     found = checkout_of(inv.session)
-    refs = [w for w in words[1:] if not w.startswith("-")]
-    if found is None or not refs:
+    refs = line.positional
+    if found is None or not refs or paths:
         return
     tag = bool(_TAG.fullmatch(refs[-1]))
-    if words[0] == "switch" and tag and "--detach" not in words:
+    detach = line.has("--detach") or (sub == "switch" and line.has("-d"))
+    if sub == "switch" and tag and not detach and made is None:
         raise CommandError(
             f"git switch {refs[-1]}: git switch wants a branch and fails on a tag ('a branch is "
             "expected, got tag'); write `git checkout <tag>` or `git switch --detach <tag>`"
         )
-    detached = (words[0] == "checkout" and tag) or "--detach" in words
-    inv.session.world.checkouts[str(found[0])] = refs[-1] if detached else ""
+    detached = (sub == "checkout" and tag and made is None) or detach
+    world.checkouts[str(found[0])] = refs[-1] if detached else ""
 
 
 def _pull(inv: Invocation) -> None:
@@ -373,6 +380,7 @@ def _add(inv: Invocation, words: list[str]) -> None:
     world = inv.session.world
     if line.has("-A", "--all", "-u", "--update"):  # -u: every tracked file (the ones judged)
         world.staged.add(".")
+    if line.has("-A", "--all"):  # new files too; -u tracks none that git did not track
         here = _clone_of(inv, inv.session.real_path(inv.session.cwd, "read", leads_out_only=True))
         world.added.update([str(here)] if here is not None else [])
     for word in line.positional:
