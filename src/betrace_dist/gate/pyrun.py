@@ -22,6 +22,7 @@ this process); the walls keep everything else out of its reach (see the security
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import sys
@@ -54,7 +55,12 @@ def _fixture(name: str, repo: Path, scratch: Path) -> Any:
         return repo
     if name == "tmp_path":
         return Path(tempfile.mkdtemp(prefix="tmp_path-", dir=scratch))
-    return load_release_data(repo / "releases.yaml")
+    return _release_data(repo / "releases.yaml")
+
+
+@functools.cache  # one block's tests share the page's release data, as a session fixture does
+def _release_data(path: Path) -> Any:
+    return load_release_data(path)
 
 
 def _tests(module: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -87,9 +93,7 @@ def _parameters(test: Any) -> list[dict[str, Any]]:
     return sets
 
 
-def _call_tests(
-    module: dict[str, Any], repo: Path | None, scratch: Path
-) -> list[tuple[str, int | None]]:
+def _call_tests(module: dict[str, Any], repo: Path, scratch: Path) -> list[tuple[str, int | None]]:
     """Call each test the block defined (a coroutine is run to its end), with each set of its
     parameters and the fixtures it names; the names and lines of those it could not call (an
     argument that is neither a parameter nor a fixture the gate has)."""
@@ -98,7 +102,7 @@ def _call_tests(
         wanted = list(inspect.signature(test).parameters)
         for given in _parameters(test):
             missing = [w for w in wanted if w not in given and w not in FIXTURES]
-            if repo is None or missing:
+            if missing:
                 uncalled.append((name, test.__code__.co_firstlineno))
                 break
             args = given | {w: _fixture(w, repo, scratch) for w in wanted if w not in given}
@@ -108,9 +112,7 @@ def _call_tests(
     return uncalled
 
 
-def run(
-    source: str, page: str, scratch: Path, update: bool = False, repo: Path | None = None
-) -> dict[str, Any]:
+def run(source: str, page: str, scratch: Path, repo: Path, update: bool = False) -> dict[str, Any]:
     import pytest
     from pytest_examples import CodeExample
     from pytest_examples.config import ExamplesConfig
@@ -152,8 +154,9 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     result_file = Path(argv[1])
     scratch = result_file.parent
-    repo = Path(spec["repo"]) if spec.get("repo") else None
-    result = run(spec["source"], spec["page"], scratch, bool(spec.get("update")), repo)
+    result = run(
+        spec["source"], spec["page"], scratch, Path(spec["repo"]), bool(spec.get("update"))
+    )
     result_file.write_text(json.dumps(result), encoding="utf-8")
     return 0
 

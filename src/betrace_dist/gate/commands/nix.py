@@ -453,25 +453,18 @@ def _config_features(config: str) -> tuple[set[str] | None, set[str]]:
     return found, extra
 
 
-def _settings(words: list[str]) -> list[tuple[str, str]]:
-    """(setting, value) of each way a command line sets a Nix setting, in its order:
-    `--NAME VALUE`, `--NAME=VALUE` and `--option NAME VALUE`, for the two feature settings."""
+def _settings(line: CommandLine) -> list[tuple[str, str]]:
+    """(setting, value) of each way the command line sets a feature setting, in its order:
+    `--NAME VALUE` (or `=VALUE`), and `--option NAME VALUE` (its two words, as split by
+    CommandLine from Nix's own description of its flags)."""
     out: list[tuple[str, str]] = []
-    at = 0
-    while at < len(words):
-        word = words[at]
-        name, eq, value = word.removeprefix("--").partition("=")
-        if word == "--option" and at + 2 < len(words) and words[at + 1] in (_FEATURES, _EXTRA):
-            out.append((words[at + 1], words[at + 2]))
-            at += 3
-            continue
-        if word.startswith("--") and name in (_FEATURES, _EXTRA):
-            if eq:
-                out.append((name, value))
-            elif at + 1 < len(words):
-                out.append((name, words[at + 1]))
-                at += 1
-        at += 1
+    for flag, value in line.flags:
+        if flag == "--option":
+            name, _, value = (value or "").partition(" ")
+        else:
+            name = flag.removeprefix("--")
+        if name in (_FEATURES, _EXTRA):
+            out.append((name, value or ""))
     return out
 
 
@@ -481,10 +474,9 @@ def _features_given(inv: Invocation, line: CommandLine) -> None:
     none, which refuses it otherwise. `--experimental-features` replaces, the extra form adds,
     in the order written. A line that sets none relies on nix.conf, as the pages'
     prerequisites say, and is not judged."""
-    words = inv.argv[1 : inv.argv.index("--")] if "--" in inv.argv else inv.argv[1:]
     env = inv.session.exported_env() | inv.session.assignments(inv.command)
     base, extra = _config_features(env.get("NIX_CONFIG", ""))
-    settings = _settings(words)
+    settings = _settings(line)
     if base is None and not extra and not settings:
         return
     turned_on = (base or set()) | extra
