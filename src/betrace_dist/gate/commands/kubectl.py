@@ -919,7 +919,7 @@ def _delete(inv: Invocation, ns: str, args: Args) -> None:
     for kind, name in deleted:
         if kind == "Namespace":
             world.drop_namespace(name)
-            if str(args.get("--wait") or "true").lower() in ("false", "f", "0"):
+            if args.has("--wait") and not args.on("--wait"):  # --wait=false, as pflag reads it
                 world.terminating.add(name)
             continue
         users = [o for o in staying if any(r[:2] == (kind, name) for r in o.references())]
@@ -1096,16 +1096,18 @@ def _wait(inv: Invocation, ns: str, args: Args) -> None:
     a Deployment, say) times out."""
     world = inv.session.world
     pos = args.positional
-    if pos and pos[0] in ("namespace", "namespaces", "ns"):
+    given = str(args.get("--for") or "").lower()
+    if pos and "/" not in pos[0] and KINDS.get(pos[0].lower()) == "Namespace":
         gone = pos[1:]  # TYPE NAME...
     else:
-        gone = [p.partition("/")[2] for p in pos if p.split("/")[0] in ("namespace", "ns")]
-    if str(args.get("--for") or "").lower() == "delete" and gone and world.terminating >= set(gone):
+        gone = [
+            n for k, _, n in (p.partition("/") for p in pos) if KINDS.get(k.lower()) == "Namespace"
+        ]
+    if given == "delete" and gone and world.terminating >= set(gone):
         world.terminating.difference_update(gone)  # the namespaces' deletion has ended
         return
     _refs(inv, ns, args)
     _some_match(world, ns, args)
-    given = str(args.get("--for") or "").lower()
     if given == "create":
         _made(world, ns, args)
         return
