@@ -754,6 +754,14 @@ class Session:
             )
         self._keep(model(Invocation(argv, cmd, self, substituted)))
 
+    def clone_of(self, path: Path) -> Path | None:
+        """The clone of the project a path of the page lies in (self.views: the reader's, and
+        the copies `git clone` made), compared as the kernel resolves the path beneath the
+        sandbox; None when it lies in none."""
+        real = self.real_path(path, "read", leads_out_only=True)
+        roots = [self.real_path(view, "read", leads_out_only=True) for view in self.views]
+        return next((r for r in roots if real == r or r in real.parents), None)
+
     def _is_file(self, path: Path) -> bool:
         """A regular file of the page at `path`, found as the kernel resolves it beneath the
         sandbox (a link leading out is no file of the page's; nothing outside is looked at)."""
@@ -796,11 +804,10 @@ class Session:
         machine's /usr/bin and /bin. Another path outside the clone and the home names the
         reader's own machine, which the gate cannot see."""
         path = Path(os.path.normpath(self.path(head)))
-        clones = [self.repo, *(Path(folder) for folder in self.world.checkouts)]  # git clone's
-        for root in clones:
-            if path.is_relative_to(root) and (
-                path.relative_to(root).as_posix() in tools.clone_programs()
-            ):
+        root = self.clone_of(path) if path.is_relative_to(self.tmp) else None
+        if root is not None:
+            real = self.real_path(path, "read", leads_out_only=True)
+            if real.relative_to(root).as_posix() in tools.clone_programs():
                 return
         if path.parent in _SYSTEM_BIN:  # the machine's own, as the page's PATH finds it
             return

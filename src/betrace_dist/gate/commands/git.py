@@ -348,20 +348,12 @@ def _in_the_project(inv: Invocation, word: str) -> str | None:
     return real.relative_to(repo).as_posix()
 
 
-def _clone_of(inv: Invocation, real: Path) -> Path | None:
-    """The clone a real path of the page lies in: the reader's (the page's copy of the
-    project), or one `git clone` made on the page; None elsewhere."""
-    repo = inv.session.real_path(inv.session.repo, "read", leads_out_only=True)
-    roots = [repo, *(Path(folder) for folder in inv.session.world.checkouts)]
-    return next((r for r in roots if real == r or r in real.parents), None)
-
-
 def untracked(inv: Invocation, path: Path) -> str | None:
     """A file of a clone of the project (the reader's, or one the page made) that git does not
     track, as a path of that clone: not one of the project's files (clone_files) and no `git add`
     took it on the page. None when git tracks it, or it lies in no clone."""
     real = inv.session.real_path(path, "read", leads_out_only=True)
-    root = _clone_of(inv, real)
+    root = inv.session.clone_of(real)
     files = clone_files()
     relative = real.relative_to(root).as_posix() if root is not None else ""
     if root is None or files is None or relative in files:
@@ -381,7 +373,7 @@ def _add(inv: Invocation, words: list[str]) -> None:
     if line.has("-A", "--all", "-u", "--update"):  # -u: every tracked file (the ones judged)
         world.staged.add(".")
     if line.has("-A", "--all"):  # new files too; -u tracks none that git did not track
-        here = _clone_of(inv, inv.session.real_path(inv.session.cwd, "read", leads_out_only=True))
+        here = inv.session.clone_of(inv.session.cwd)
         world.added.update([str(here)] if here is not None else [])
     for word in line.positional:
         found = _in_the_project(inv, word)
