@@ -141,7 +141,10 @@ def test_the_series_fixes_what_its_headers_say(tree: Path, tmp_path: Path) -> No
     assert "invalid transition from nonexistent via event update" in done.stdout
     assert "invalid transition from draft via event update" in done.stdout
     assert "delete of an unknown rule: rpc error: code = FailedPrecondition" in done.stdout
-    assert "ended the process (exit status 2): fatal error: concurrent map writes" in done.stdout
+    # Go's runtime names whichever access it caught: "concurrent map writes", or "concurrent
+    # map read and map write" (7 and 5 of 12 runs; a fresh-clone run of the suite that asked
+    # for the first alone failed)
+    assert "ended the process (exit status 2): fatal error: concurrent map " in done.stdout
 
 
 def test_the_go_packages_are_found() -> None:
