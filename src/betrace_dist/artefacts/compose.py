@@ -310,21 +310,6 @@ class Stack:
         return to_plain(load_with_lines(path)) or {}
 
 
-def _host_port(value: str) -> tuple[str | None, str, int | None]:
-    """('http', 'tempo', 3200) from 'http://tempo:3200'; (None, 'tempo', 4317) from 'tempo:4317'."""
-    if "://" in value:
-        parts = urlsplit(value)
-        try:
-            port = parts.port
-        except ValueError:  # not a number: report the URL, not a traceback
-            port = None
-        return parts.scheme, parts.hostname or "", port
-    host, _, port_text = value.rpartition(":")
-    if not host:
-        return None, value, None
-    return None, host.strip("[]"), int(port_text) if port_text.isdigit() else None
-
-
 # --- policies ------------------------------------------------------------------------------------
 
 
@@ -490,7 +475,7 @@ def _otlp_ports(receivers: Mapping[str, Any], protocol: str) -> set[int]:
         protocols = (receiver or {}).get("protocols") or {}
         if name.split("/")[0] == "otlp" and protocol in protocols:
             endpoint = (protocols[protocol] or {}).get("endpoint", f"0.0.0.0:{default}")
-            if port := _host_port(str(endpoint))[2]:
+            if port := backend_env.host_and_port(str(endpoint))[1]:
                 ports.add(port)
     return ports
 
@@ -504,7 +489,7 @@ def check_otlp_endpoint(stack: Stack) -> list[str]:
     problem = backend_env.value_problem("OTEL_EXPORTER_OTLP_ENDPOINT", value)
     if problem:
         return [f"{where} {problem}"]
-    _scheme, host, port = _host_port(value)
+    host, port = backend_env.host_and_port(value)
     if host not in stack.services:
         return [f"{where} points at '{host}', which is not a service of the stack"]
     if host != "otel-collector":
@@ -528,7 +513,7 @@ def check_prometheus(stack: Stack, data: ReleaseData) -> list[str]:
     out = [
         f"{name}: target '{t}' is not a service of the stack"
         for t in scraped
-        if _host_port(t)[1] not in stack.services
+        if backend_env.host_and_port(t)[0] not in stack.services
     ]
     backend = f"backend:{http}"
     if backend not in scraped:
@@ -584,7 +569,7 @@ def _traces_reach_tempo(col: _Collector) -> list[str]:
     tempo_ports = _otlp_ports(tempo_receivers, "grpc")
     tempo_endpoints = {("tempo", port) for port in tempo_ports}
     if any(
-        e.split("/")[0] == "otlp" and _host_port(col.endpoint(e))[1:] in tempo_endpoints
+        e.split("/")[0] == "otlp" and backend_env.host_and_port(col.endpoint(e)) in tempo_endpoints
         for e in col.exporters_of("traces")
     ):
         return []
@@ -598,11 +583,11 @@ def _metrics_reach_prometheus(col: _Collector) -> list[str]:
     """A prometheus exporter Prometheus scrapes, or a prometheusremotewrite to Prometheus."""
     scraped = _scrape_targets(_prometheus_config(col.stack))
     for e in col.exporters_of("metrics"):
-        endpoint = col.endpoint(e)
+        host, port = backend_env.host_and_port(col.endpoint(e))
         kind = e.split("/")[0]
-        if kind == "prometheus" and f"otel-collector:{_host_port(endpoint)[2]}" in scraped:
+        if kind == "prometheus" and f"otel-collector:{port}" in scraped:
             return []
-        if kind == "prometheusremotewrite" and _host_port(endpoint)[1] == "prometheus":
+        if kind == "prometheusremotewrite" and host == "prometheus":
             return []
     return [
         f"{col.name}: the metrics pipeline reaches Prometheus neither through a prometheus "
@@ -831,7 +816,7 @@ def check_datasources(stack: Stack) -> list[str]:
     for uid in {u for u in uids if uids.count(u) > 1}:
         out.append(f"grafana datasources: uid '{uid}' is used twice")
     for source in sources:
-        host = _host_port(str(source.get("url", "")))[1]
+        host = backend_env.host_and_port(str(source.get("url", "")))[0]
         if host not in stack.services:
             out.append(
                 f"grafana datasource {source.get('name')}: url host '{host}' is not a service"
