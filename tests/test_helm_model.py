@@ -622,3 +622,20 @@ def test_a_dry_run_installs_nothing(session: Session, dry_run: str, none: str) -
 def test_a_dry_run_value_helm_does_not_read_is_refused(session: Session) -> None:
     with pytest.raises(CommandError, match=r'invalid dry-run value \("bogus"\)'):
         run(session, f"{INSTALL} --dry-run=bogus\n")
+
+
+def test_the_charts_backend_is_known_by_its_template_in_any_registry(session: Session) -> None:
+    """The backend of a release of the project's chart is the container its template says runs
+    the backend, whatever registry the values move the images to: a mirror the page did not
+    build into has its backend's pod checked too (the check once knew the backend only by the
+    project's registry or a tag the page built, and let this port pass)."""
+    with pytest.raises(
+        CommandError,
+        match=r"^the release would give the backend Deployment/betrace-backend: pod annotation "
+        r"prometheus\.io/port is '9090', which nothing of the pod serves",
+    ):
+        run(
+            session,
+            f"{INSTALL} -n betrace "
+            "--set-string 'backend.podAnnotations.prometheus\\.io/port=9090'\n",
+        )

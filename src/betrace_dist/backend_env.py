@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .names import image_role
 from .release import ReleaseData
 
 #: a DNS name or IPv4 address, then a port: what the backend's OTLP gRPC exporter dials
@@ -223,12 +224,6 @@ def distribution_default_problems(env: Mapping[str, str | None], data: ReleaseDa
     return out
 
 
-def is_backend_image(image: str, data: ReleaseData) -> bool:
-    return image.startswith(f"{data.project.registry}/backend:") or image.startswith(
-        f"{data.project.registry}/backend@"
-    )
-
-
 def containers(node: Any) -> list[Mapping[str, Any]]:
     """Every container and init container anywhere in a Kubernetes object: a pod's, a
     workload's template, a CronJob's job template, or a custom resource that embeds one."""
@@ -268,12 +263,19 @@ def _pod_of(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return template if isinstance(template, Mapping) else None
 
 
-#: which images run the backend (the project's by default; a page's own builds too)
-BackendImage = Callable[[str], bool]
+#: which containers of an object run the backend (the object, the container)
+BackendContainer = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+
+
+def by_image(data: ReleaseData) -> BackendContainer:
+    """Containers of the project's backend image, by its name under the project's registry
+    (names.image_role): what an object says of itself when nothing else is known."""
+    registry = data.project.registry
+    return lambda _doc, c: image_role(str(c.get("image", "")), registry) == "backend"
 
 
 def scrape_problems(
-    doc: Mapping[str, Any], data: ReleaseData, backend: BackendImage | None = None
+    doc: Mapping[str, Any], data: ReleaseData, backend: BackendContainer | None = None
 ) -> list[str]:
     """The scrape annotations of a pod that runs the backend: Prometheus's `role: pod`
     relabelling scrapes the pod's `prometheus.io/port` at `prometheus.io/path`. The port must
@@ -287,9 +289,9 @@ def scrape_problems(
     annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
     if not isinstance(annotations, Mapping) or not isinstance(spec, Mapping):
         return []
-    ours = backend or (lambda image: is_backend_image(image, data))
+    ours = backend or by_image(data)
     running = [c for c in spec.get("containers") or [] if isinstance(c, Mapping)]
-    backends = [c for c in running if ours(str(c.get("image", "")))]
+    backends = [c for c in running if ours(doc, c)]
     if not backends:
         return []
     name, default, path = metrics_at(data)
@@ -323,19 +325,19 @@ def _moved(value: str | None, default: int) -> str:
 
 
 def manifest_problems(
-    docs: Iterable[Mapping[str, Any]], data: ReleaseData, backend: BackendImage | None = None
+    docs: Iterable[Mapping[str, Any]], data: ReleaseData, backend: BackendContainer | None = None
 ) -> list[str]:
     """Problems of every backend container in Kubernetes objects (a page's manifests): its
     variables by the rules above, an envFrom, which keeps them from being told, and the scrape
-    annotations of its pod. `backend` says which images run the backend (by default, the
-    project's images)."""
-    ours = backend or (lambda image: is_backend_image(image, data))
+    annotations of its pod. `backend` says which containers run the backend (by default, those
+    of the project's backend image, by_image)."""
+    ours = backend or by_image(data)
     out: list[str] = []
     for doc in docs:
         where = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
         out += [f"{where}: {problem}" for problem in scrape_problems(doc, data, ours)]
         for c in containers(doc):
-            if not ours(str(c.get("image", ""))):
+            if not ours(doc, c):
                 continue
             env_from = env_from_problem(c, data)
             if env_from is not None:

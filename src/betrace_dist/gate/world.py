@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..backend_env import containers, is_backend_image
+from ..backend_env import BackendContainer, containers
 from ..names import TARGET_ROLES, canonical_image, image_reference_problem, image_role, is_number
 
 if TYPE_CHECKING:
@@ -588,7 +588,11 @@ class World:
         return next(((w, c) for w, c in found if c is not None), None)
 
     def role(
-        self, workload: K8sObject, container: Mapping[str, Any], data: ReleaseData
+        self,
+        workload: K8sObject,
+        container: Mapping[str, Any],
+        data: ReleaseData,
+        release: HelmRelease | None = None,
     ) -> str | None:
         """What a container runs. An image built on this page: the target of the project's
         Dockerfile it was built from (a tag built from another Dockerfile, or from another
@@ -596,11 +600,12 @@ class World:
         says). Otherwise, in a release of the project's chart, what the chart's own template
         says it runs (its component label: the values may move the image to any registry or
         tag); in the modelled Grafana chart, Grafana; in anything else the page wrote,
-        names.image_role of its image."""
+        names.image_role of its image. `release`: the release the workload is of, when it has
+        not joined the world yet (a release Helm is rendering)."""
         image = str(container.get("image") or "")
         if self.built(image):
             return self.built_role(image)
-        release = next(
+        release = release or next(
             (r for r in self.releases.values() if any(o is workload for o in r.objects)), None
         )
         if release is not None and release.modelled:
@@ -646,12 +651,18 @@ class World:
         """What an image the page built runs: its target of the project's Dockerfile's role."""
         return TARGET_ROLES.get(self.images.get(canonical_image(image)) or "")
 
-    def runs_backend(self, image: str, data: ReleaseData) -> bool:
-        """The image runs the backend: one the page built from the Dockerfile's backend target
-        (pushed to the reader's registry, image.registry), else the project's (as role())."""
-        if self.built(image):
-            return self.built_role(image) == "backend"
-        return is_backend_image(image, data)
+    def backend_in(self, data: ReleaseData, release: HelmRelease | None = None) -> BackendContainer:
+        """Which containers of objects run the backend, as role() says: those of `release`'s
+        objects (not yet joined) by the release, others' by their image."""
+        objects = {id(o.doc): o for o in release.objects} if release is not None else {}
+
+        def runs(doc: Mapping[str, Any], container: Mapping[str, Any]) -> bool:
+            workload = objects.get(id(doc)) or K8sObject(
+                str(doc.get("kind")), "", "", dict(doc), "a manifest"
+            )
+            return self.role(workload, container, data, release) == "backend"
+
+        return runs
 
     def target_port(self, namespace: str, service: K8sObject, target: Any) -> int | None:
         """The container port a Service port's targetPort leads to: a number as written, a name

@@ -29,7 +29,7 @@ import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
-from functools import cache, lru_cache, partial
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -638,16 +638,17 @@ def _local_release(
             defaults = existing.defaults
             rendered_with = _coalesced(values, defaults)
     objects = _rendered(inv, chart, parsed, rendered_with)
-    # Values of the backend's variables follow the one rule of backend_env.py.
+    ours = inv.session.is_projects(chart, f"helm/{inv.session.release.current.chart.name}", _FREE)
+    release = HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours)
+    release.values, release.defaults = values, defaults
+    # Values of the backend's variables follow the one rule of backend_env.py, on the
+    # containers that run it as World.role says: in the project's chart, by its template.
     data = inv.session.release
-    runs_backend = partial(inv.session.world.runs_backend, data=data)
+    runs_backend = inv.session.world.backend_in(data, release)
     problems = backend_env.manifest_problems([o.doc for o in objects], data, runs_backend)
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
     _images_published(inv, objects)
-    ours = inv.session.is_projects(chart, f"helm/{inv.session.release.current.chart.name}", _FREE)
-    release = HelmRelease(name, parsed.namespace, ref, 1, objects, project_chart=ours)
-    release.values, release.defaults = values, defaults
     return release
 
 

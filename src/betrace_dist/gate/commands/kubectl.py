@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from ... import backend_env, yamlio
@@ -506,8 +506,7 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
             raise CommandError(f"{name}: {problems[0]}")
         # Values of the backend's variables follow the one rule of backend_env.py.
         data = inv.session.release
-        runs_backend = partial(inv.session.world.runs_backend, data=data)
-        problems = backend_env.manifest_problems(docs, data, runs_backend)
+        problems = backend_env.manifest_problems(docs, data, inv.session.world.backend_in(data))
         if problems:
             raise CommandError(f"{name}: {problems[0]}")
         if args.has("--dry-run"):
