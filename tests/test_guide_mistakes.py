@@ -202,6 +202,15 @@ CASES = [
         ["the example raised AssertionError: no chart file"],
     ),
     (
+        "python-exporter-deaf-to-its-url.md",
+        '```python title="betrace_exporter.py"',
+        [
+            "the exporter breaks what the page says of it: add_betrace(provider, url) did not "
+            "post to the URL it was given",
+            "measured in the page's jail",
+        ],
+    ),
+    (
         "python-test-of-the-project.md",
         "def test_with_a_fixture_of_its_own",
         ["tests test_with_a_fixture_of_its_own take an argument the gate has no fixture for"],

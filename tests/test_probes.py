@@ -23,7 +23,7 @@ import pytest
 from betrace_dist import REPO_ROOT
 from betrace_dist.artefacts import compose as c
 from betrace_dist.gate.checkers.shell import steps
-from betrace_dist.probes import Expect, disagreements
+from betrace_dist.probes import Expect, disagreements, exporter
 from betrace_dist.probes.catalogue import PROBES
 from betrace_dist.probes.run import Fact, Job, Outcome, observed_facts, report, run_all, verdict
 from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data
@@ -95,7 +95,7 @@ def outcomes(
     jobs = {name: Job(name, release_data) for name in NAMES}
     jobs["artefact-stop"] = Job("artefact-stop", release_data, {"artefacts": artefacts["env"]})
     jobs["python-example"] = Job("python-example", release_data, python_example())
-    jobs["otel-exporter"] = Job("otel-exporter", release_data, python_example(EXPORTER))
+    jobs["otel-exporter"] = Job("otel-exporter", release_data, python_example(exporter.TITLE))
     for name, (old, new) in CHANGED_FACTS.items():
         changed = _broken(tmp_path_factory.mktemp(name) / "releases.yaml", old, new)
         jobs[f"changed:{name}"] = Job(name, load_release_data(changed))
@@ -368,10 +368,6 @@ def example_disagreements(found: dict[str, Any], documented: object, rule: str) 
     return out
 
 
-#: The title of the send-traces page's OpenTelemetry exporter block
-EXPORTER = "betrace_exporter.py"
-
-
 def test_the_opentelemetry_exporter_of_the_send_traces_page_runs_against_the_real_backend(
     outcomes: dict[str, Outcome | str],
 ) -> None:
@@ -413,63 +409,13 @@ def test_the_sdk_installed_is_the_one_the_release_data_names(release_data: Relea
     assert version("opentelemetry-sdk") == release_data.current.examples.opentelemetry_sdk
 
 
-def size_disagreements(found: dict[str, Any]) -> list[str]:
-    """The exporter's requests against the backend's limits in the release data (spans per
-    request, request body), and add_betrace's URL."""
-    backend = load_release_data().current.backend
-    spans, body = backend.limit("spans_per_request").value, backend.limit("request_body").value
-    out = []
-    if found["max_spans"] > spans:
-        out.append(
-            f"MAX_SPANS is {found['max_spans']}: the backend answers 400 to more than "
-            f"{spans} spans in one request (releases.yaml "
-            "backend.limits spans_per_request), and the trace is lost"
-        )
-    if found["largest_body"] > body:
-        out.append(
-            f"a request of MAX_SPANS spans with no attributes was {found['largest_body']} "
-            f"bytes, over the backend's {body} (request_body): the page says "
-            "it stays well under"
-        )
-    if found["add_betrace_posted"] != 1:
-        out.append(
-            "add_betrace(provider, url) did not post to the URL it was given: "
-            f"{found['add_betrace_posted']} span(s) arrived there"
-        )
-    return out
-
-
-def behaviour_disagreements(found: dict[str, Any]) -> list[str]:
-    """Each claim of the page the measured behaviour breaks, in the page's words."""
-    out = size_disagreements(found)
-    if found["posted_before_the_trace_ended"] != 0 or found["requests_of_one_trace"] != 1:
-        out.append(
-            "the page says the exporter keeps a trace's spans until its first span here ends, "
-            f"then posts them in one request; measured {found['posted_before_the_trace_ended']} "
-            f"request(s) before it ended and {found['requests_of_one_trace']} in all"
-        )
-    if not found["parent_linked"]:
-        out.append("the child span was not posted with its parent's span id")
-    if found["attributes"] != {"verified": "true", "final": "false", "tags": "a,b", "ratio": "0.5"}:
-        out.append(f"attribute values were sent as {found['attributes']}")
-    if found["request_sizes"] != [found["max_spans"], 2]:
-        out.append(f"a trace of MAX_SPANS + 2 spans went in requests of {found['request_sizes']}")
-    if found["remote_parent_posted"] != 1:
-        out.append("a span whose parent is in another process did not close its trace here")
-    if (found["waiting_before_shutdown"], found["sent_at_shutdown"]) != (0, ["child"]):
-        out.append("spans waiting for their trace were not sent at shutdown")
-    if (found["refused_result"], found["refused_requests"]) != ("FAILURE", 1):
-        out.append("a refused request was not a failure, or was sent again")
-    return out
-
-
 def test_the_exporter_behaves_as_the_page_says(outcomes: dict[str, Outcome | str]) -> None:
     """The page's exporter, run in the probe's jail against a loopback server of its own: what
     it posts and when (the grouping, strings, request size and failures the page claims, which
     the backend's verdict could not show: two requests milliseconds apart are judged as one
     trace too). The page's code never runs in the tests' process."""
     behaviour = measured(outcomes, "otel-exporter")["behaviour"]
-    assert not behaviour_disagreements(behaviour), behaviour
+    assert not exporter.disagreements(behaviour, load_release_data()), behaviour
 
 
 #: the measurement of the page's exporter as it is (its run in the probe gave these)
@@ -494,17 +440,19 @@ def test_an_exporter_that_posts_each_span_at_once_is_caught() -> None:
     """What a naive exporter (a POST per export call) measures: the child goes out alone before
     its parent ends, and a large trace in requests of one span (measured by editing the page's
     block to post at once: three claims broke)."""
-    assert behaviour_disagreements(EXPORTER_GOOD) == []
+    assert exporter.disagreements(EXPORTER_GOOD, load_release_data()) == []
     naive = EXPORTER_GOOD | {
         "posted_before_the_trace_ended": 1,
         "requests_of_one_trace": 2,
         "request_sizes": [1] * 1002,
         "waiting_before_shutdown": 1,
     }
-    found = behaviour_disagreements(naive)
+    found = exporter.disagreements(naive, load_release_data())
     assert len(found) == 3 and "then posts them in one request" in found[0], found
     wrong = EXPORTER_GOOD | {"attributes": {"verified": "True"}}
-    assert "attribute values were sent as" in str(behaviour_disagreements(wrong))
+    assert "attribute values were sent as" in str(
+        exporter.disagreements(wrong, load_release_data())
+    )
 
 
 def test_an_exporter_too_large_for_the_backend_or_deaf_to_its_url_is_caught() -> None:
@@ -512,10 +460,10 @@ def test_an_exporter_too_large_for_the_backend_or_deaf_to_its_url_is_caught() ->
     20,000 spans got 400 and was lost), and add_betrace that drops its url (every span goes
     to the default, and an app in a container loses them all)."""
     large = EXPORTER_GOOD | {"max_spans": 100_000, "largest_body": 25_700_000}
-    found = behaviour_disagreements(large | {"request_sizes": [100_000, 2]})
+    found = exporter.disagreements(large | {"request_sizes": [100_000, 2]}, load_release_data())
     assert len(found) == 2 and "MAX_SPANS is 100000" in found[0], found
     assert "over the backend's" in found[1]
-    (deaf,) = behaviour_disagreements(EXPORTER_GOOD | {"add_betrace_posted": 0})
+    (deaf,) = exporter.disagreements(EXPORTER_GOOD | {"add_betrace_posted": 0}, load_release_data())
     assert "did not post to the URL it was given" in deaf
 
 

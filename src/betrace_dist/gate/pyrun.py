@@ -14,6 +14,10 @@ contribute guide shows a target's first test) has them called after it runs, wit
 own fixtures of tests/conftest.py made for the page's copy of the project (SPEC's "repo"): the
 copy's root, and its release data. A test taking any other argument is not called, and said so.
 
+A block titled as the send-traces page's exporter (probes/exporter.py TITLE) is then measured
+(SPEC's "measure"): what the exporter it defines posts, and when, to a loopback server of this
+process, reported as "measured" beside "passed"; the gate holds it to the page's claims.
+
 A block that ends the process before the result is written leaves no RESULT: the gate reports
 that as a failure, never as a pass. A hostile block can still forge its own RESULT (it runs in
 this process); the walls keep everything else out of its reach (see the security page).
@@ -25,11 +29,13 @@ import asyncio
 import functools
 import inspect
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from betrace_dist.probes import exporter
 from betrace_dist.release import load_release_data
 
 
@@ -112,7 +118,9 @@ def _call_tests(module: dict[str, Any], repo: Path, scratch: Path) -> list[tuple
     return uncalled
 
 
-def run(source: str, page: str, scratch: Path, repo: Path, update: bool = False) -> dict[str, Any]:
+def run(
+    source: str, page: str, scratch: Path, repo: Path, update: bool = False, measure: bool = False
+) -> dict[str, Any]:
     import pytest
     from pytest_examples import CodeExample
     from pytest_examples.config import ExamplesConfig
@@ -142,6 +150,11 @@ def run(source: str, page: str, scratch: Path, repo: Path, update: bool = False)
             names = [name for name, _ in uncalled]
             line = uncalled[0][1]
             return {"outcome": "uncalled", "tests": names, "fixtures": list(FIXTURES), "line": line}
+        if measure:  # the send-traces page's exporter: what it posts, measured here
+            # the jail sends proxied requests nowhere (Session._clean_env); the measurement's
+            # own server is in this process, on the jail's loopback, and reached directly
+            os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1"
+            return {"outcome": "passed", "measured": exporter.behaviour(module)}
     except pytest.fail.Exception as exc:
         return {"outcome": "printed", "report": str(exc)}
     except BaseException as exc:
@@ -154,9 +167,8 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     result_file = Path(argv[1])
     scratch = result_file.parent
-    result = run(
-        spec["source"], spec["page"], scratch, Path(spec["repo"]), bool(spec.get("update"))
-    )
+    given = (spec["source"], spec["page"], scratch, Path(spec["repo"]))
+    result = run(*given, bool(spec.get("update")), bool(spec.get("measure")))
     result_file.write_text(json.dumps(result), encoding="utf-8")
     return 0
 

@@ -15,17 +15,15 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import tools
 from ..backend_run import EVALUATION_LIMIT, violation_kind
-from . import Expect, Probe, at_least, at_most, contains, equal
+from . import Expect, Probe, at_least, at_most, contains, equal, exporter
 from .lab import Answer, Backend, Receiver, grpc_status, grpc_stream_status, listening
 
 if TYPE_CHECKING:
@@ -1635,119 +1633,8 @@ def measure_otel_exporter(params: Mapping[str, Any]) -> dict[str, Any]:
             violation_kind(str(v.get("message"))) for v in found.get("violations") or []
         ),
         "boolean_violations": booleans,
-        "behaviour": _exporter_behaviour(scope),
+        "behaviour": exporter.behaviour(scope),
     }
-
-
-class _Catcher(ThreadingHTTPServer):
-    """A loopback HTTP server of the probe's own namespace that keeps each JSON body posted to
-    it and answers with `status`."""
-
-    bodies: list[dict[str, Any]]
-    status: int = 200
-
-
-class _Catch(BaseHTTPRequestHandler):
-    server: _Catcher
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.server.bodies.append(json.loads(self.rfile.read(length)))
-        self.send_response(self.server.status)
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _exporter_behaviour(scope: dict[str, Any]) -> dict[str, Any]:
-    """What the page's BeTraceExporter posts, and when, to a loopback server of the probe's own
-    (each span handed to it as it ends, no batching: the grouping measured is the exporter's):
-    whether a child went out before its trace's first span here ended, the requests of one
-    trace, attribute values as sent, a trace of MAX_SPANS + 1 spans, a refused request, spans
-    left waiting at shutdown, and a span whose parent is in another process."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    server = _Catcher(("127.0.0.1", 0), _Catch)
-    server.bodies = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/v1/spans"
-    out: dict[str, Any] = {}
-    try:
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(scope["BeTraceExporter"](url)))
-        tracer = provider.get_tracer("probe")
-        values: dict[str, Any] = {"verified": True, "final": False, "tags": ["a", "b"]}
-        values["ratio"] = 0.5
-        with tracer.start_as_current_span("payment.charge", attributes=values):
-            with tracer.start_as_current_span("payment.skip_fraud_check"):
-                pass
-            out["posted_before_the_trace_ended"] = len(server.bodies)
-        out["requests_of_one_trace"] = len(server.bodies)
-        spans = server.bodies[0]["spans"] if server.bodies else []
-        out["parent_linked"] = bool(spans) and spans[0].get("parentSpanId") == spans[-1]["spanId"]
-        out["attributes"] = spans[-1]["attributes"] if spans else {}
-        server.bodies.clear()
-        with tracer.start_as_current_span("root"):
-            for n in range(int(scope["MAX_SPANS"]) + 1):
-                with tracer.start_as_current_span(f"step_{n}"):
-                    pass
-        out["request_sizes"] = [len(b["spans"]) for b in server.bodies]
-        out["largest_body"] = max((len(json.dumps(b)) for b in server.bodies), default=0)
-        out["max_spans"] = int(scope["MAX_SPANS"])
-        server.bodies.clear()
-        remote = trace.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(1))
-        context = trace.set_span_in_context(trace.NonRecordingSpan(remote))
-        with tracer.start_as_current_span("handle", context=context):
-            pass
-        out["remote_parent_posted"] = len(server.bodies)
-        out |= _exporter_shutdown_and_refusal(scope["BeTraceExporter"](url), server)
-        out["add_betrace_posted"] = _posted_by_add_betrace(scope["add_betrace"], url, server)
-    finally:
-        server.shutdown()
-        server.server_close()
-    return out
-
-
-def _posted_by_add_betrace(add_betrace: Any, url: str, server: _Catcher) -> int:
-    """The page's add_betrace given a URL (the probe's server, not the page's default): the
-    spans posted there once its provider shuts down."""
-    from opentelemetry.sdk.trace import TracerProvider
-
-    server.bodies.clear()
-    server.status = 200
-    provider = TracerProvider()
-    add_betrace(provider, url)
-    with provider.get_tracer("probe").start_as_current_span("given_url"):
-        pass
-    provider.shutdown()
-    return sum(len(b["spans"]) for b in server.bodies)
-
-
-def _exporter_shutdown_and_refusal(exporter: Any, server: _Catcher) -> dict[str, Any]:
-    """The page's exporter handed spans directly: one left waiting for its trace (sent at
-    shutdown), then one the server refuses (a failure, not sent again)."""
-    from opentelemetry.sdk.trace import TracerProvider
-
-    out: dict[str, Any] = {}
-    server.bodies.clear()
-    loose = TracerProvider().get_tracer("probe")
-    with loose.start_as_current_span("root"), loose.start_as_current_span("child") as child:
-        pass
-    exporter.export([child])
-    out["waiting_before_shutdown"] = len(server.bodies)
-    exporter.shutdown()
-    out["sent_at_shutdown"] = [s["name"] for b in server.bodies for s in b["spans"]]
-    server.bodies.clear()
-    server.status = 400
-    with loose.start_as_current_span("alone") as alone:
-        pass
-    out["refused_result"] = exporter.export([alone]).name
-    out["refused_requests"] = len(server.bodies)
-    return out
 
 
 MEASUREMENTS["otel-exporter"] = Probe(

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from pytest_examples.config import ExamplesConfig
 
 from ... import GATE_SOURCE, REPO_ROOT, tools
+from ...probes import exporter
 from .. import python_minimum
 from ..isolation import Done
 from ..lexer import Block
@@ -34,7 +35,7 @@ class PythonChecker:
         if ctx.request is None:
             raise CheckFailure("Python examples run only under pytest (pytest docs/)")
         _lint(block.body)
-        result = _run_in_jail(block.body, str(ctx.page), ctx)
+        result = _run_in_jail(block.body, str(ctx.page), ctx, block.title == exporter.TITLE)
         if result["outcome"] == "printed":
             raise _print_mismatch(result["report"], block.body)
         if result["outcome"] == "raised":
@@ -48,7 +49,26 @@ class PythonChecker:
                 "only): they would pass unrun",
                 result.get("line"),
             )
+        if block.title == exporter.TITLE:
+            _check_exporter(result, ctx)
         _check_python_minimum(block.body, ctx)
+
+
+def _check_exporter(result: dict[str, Any], ctx: Context) -> None:
+    """The send-traces page's exporter does what the page says of it (probes/exporter.py),
+    measured where the block ran: in the page's jail, against a loopback server of its own."""
+    found = result.get("measured")
+    if not isinstance(found, dict):
+        raise CheckFailure("the exporter's run reported no measurement of what it posts")
+    try:
+        problems = exporter.disagreements(found, ctx.release)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckFailure(f"the exporter's measurement is incomplete ({exc!r})") from None
+    if problems:
+        raise CheckFailure(
+            f"the exporter breaks what the page says of it: {'; '.join(problems)} "
+            "(measured in the page's jail, against a loopback server: probes/exporter.py)"
+        )
 
 
 #: How pytest-examples lints an example (its configuration, as `EvalExample.set_config` takes it).
@@ -113,12 +133,14 @@ def _check_python_minimum(source: str, ctx: Context) -> None:
         raise CheckFailure(problem)
 
 
-def _run_in_jail(source: str, page: str, ctx: Context) -> dict[str, Any]:
+def _run_in_jail(source: str, page: str, ctx: Context, measure: bool = False) -> dict[str, Any]:
     session = ctx.session()
     # made by descriptor (never where a link of the page leads); the block runs as the page's
     # user and writes its result here, which the gate reads back beneath the sandbox only
     scratch = session.scratch()
-    spec_text = json.dumps({"source": source, "page": page, "repo": str(session.repo)})
+    spec_text = json.dumps(
+        {"source": source, "page": page, "repo": str(session.repo), "measure": measure}
+    )
     spec = session.write_scratch(scratch, "block.json", spec_text)
     result = scratch / "result.json"
     # the gate's own runner (never the page's copy of it), from the source the gate runs on;
