@@ -202,6 +202,16 @@ CASES = [
         ["the example raised AssertionError: no chart file"],
     ),
     (
+        "openssl-weak-secret.md",
+        "openssl rand -hex 4 > signature-key",
+        ["openssl rand makes 4 random byte(s) (32 bits)", "at least 16 bytes (128 bits)"],
+    ),
+    (
+        "openssl-weak-secret.md",
+        'GRAFANA_ADMIN_PASSWORD="$(openssl rand -base64 8)"',
+        ["openssl rand makes 8 random byte(s) (64 bits)"],
+    ),
+    (
         "python-exporter-deaf-to-its-url.md",
         '```python title="betrace_exporter.py"',
         [

@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import GATE_SOURCE, REPO_ROOT, tools
 from ..release import ReleaseData, load_release_data
-from . import live, missing, profile, result_cache, safefs
+from . import live, missing, profile, randomness, result_cache, safefs
 from .failure import CheckFailure
 from .isolation import Done, JailError, startup_variable
 from .sandbox import Sandbox
@@ -589,7 +589,7 @@ class Session:
             for sub in (s for m in members for s in m.substitutions):
                 self._check_substitution(sub, models)
             for member in members:
-                self.confine(member, self.expand(member.model_words[len(member.assignments) :]))
+                self._file_command(member)
             self._keep(self.bash(" | ".join(m.text for m in members)))
             return
         first = members[0]
@@ -643,6 +643,17 @@ class Session:
         head = sub.argv[0] if sub.argv else ""
         if head not in FILE_COMMANDS:
             self._run_one(sub, models, substituted=True)
+        else:
+            self._file_command(sub)
+
+    def _file_command(self, cmd: Command) -> None:
+        """What the gate asks of a file command before it runs for real: it writes nowhere
+        outside the sandbox (confine), and a secret it makes is not too short to keep anyone
+        out (randomness.py)."""
+        argv = self.expand(cmd.model_words[len(cmd.assignments) :])
+        self.confine(cmd, argv)
+        if problem := randomness.rand_problem(argv):
+            raise CommandError(problem)
 
     def expand_target(self, raw: str) -> str:
         """A redirect's target, expanded; one a command substitution makes is refused, since
@@ -679,7 +690,7 @@ class Session:
         if builtin is not None:
             builtin(self, cmd, argv)
         elif head in FILE_COMMANDS:
-            self.confine(cmd, argv)
+            self._file_command(cmd)
             self._keep(self.bash(cmd.text))
         else:
             self._run_model(head, cmd, argv, models, substituted)
