@@ -301,6 +301,14 @@ CASES = [
         ["needs ConfigMap 'betrace-app-provisoning'", "did you mean 'betrace-app-provisioning'"],
     ),
     (
+        "helm-grafana-app-type.md",
+        "helm install grafana",
+        [
+            "the app given a backendUrl has type 'app', which provisions another plugin",
+            "the plugin's id, betrace-app",
+        ],
+    ),
+    (
         "helm-grafana-backend-url.md",
         "helm install grafana",
         [

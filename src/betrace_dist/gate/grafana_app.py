@@ -82,12 +82,24 @@ def _apps(cm: K8sObject, path: str, text: str, plugin_id: str) -> list[dict[str,
     if apps is not None and not isinstance(apps, list):
         raise ValueError(f"ConfigMap '{cm.name}' ({path}): apps must be a list of apps")
     mine = [a for a in apps or [] if isinstance(a, dict) and a.get("type") == plugin_id]
+    meant = [a for a in apps or [] if isinstance(a, dict) and _names_a_backend(a)]
+    if meant and not mine:  # an app given the backend's URL is meant to be this one
+        raise ValueError(
+            f"ConfigMap '{cm.name}' ({path}): the app given a backendUrl has type "
+            f"{meant[0].get('type')!r}, which provisions another plugin: an app's type is the "
+            f"plugin's id, {plugin_id} (releases.yaml plugin.id)"
+        )
     if mine and doc.get("apiVersion") != 1:
         raise ValueError(
             f"ConfigMap '{cm.name}' ({path}): apiVersion is {doc.get('apiVersion')!r}; Grafana's "
             "plugin provisioning files say apiVersion: 1"
         )
     return mine
+
+
+def _names_a_backend(app: dict[str, Any]) -> bool:
+    settings = app.get("jsonData")
+    return isinstance(settings, dict) and "backendUrl" in settings
 
 
 def _service(world: World, host: str, namespace: str) -> tuple[str, str] | None:
