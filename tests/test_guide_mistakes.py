@@ -301,6 +301,16 @@ CASES = [
         ["needs ConfigMap 'betrace-app-provisoning'", "did you mean 'betrace-app-provisioning'"],
     ),
     (
+        "kubectl-gitops-namespace.md",
+        "kubectl apply -f application.yaml",
+        ["Application in namespace 'betrace': Argo CD reconciles Applications only in its own"],
+    ),
+    (
+        "helm-ingress-source-range.md",
+        "helm template betrace ./helm/betrace",
+        ["whitelist-source-range: '192.168.0.0/33' is not an address range"],
+    ),
+    (
         "helm-grafana-app-type.md",
         "helm install grafana",
         [

@@ -22,7 +22,7 @@ from .. import backend_env, grafana_env, yamlio
 from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import Plugin, ReleaseData
-from . import kube_enums
+from . import ingress_nginx, kube_enums
 
 
 class HelmError(Exception):
@@ -1045,6 +1045,7 @@ def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> l
                 out.append(f"{m} (Kubernetes {version}): unknown kind or apiVersion")
     for m in manifests:
         out += [f"{m}: {problem}" for problem in kube_enums.problems(m.doc)]
+        out += [f"{m}: {problem}" for problem in ingress_nginx.problems(m.doc)]
     return out
 
 

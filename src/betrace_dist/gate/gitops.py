@@ -86,6 +86,24 @@ ARGO_PROJECT = "default"
 ARGO_IN_CLUSTER = {"server": "https://kubernetes.default.svc", "name": "in-cluster"}
 
 
+#: The namespace Argo CD runs in, as its getting-started guide installs it, and the only one whose
+#: Applications it reconciles until "Applications in any namespace" (a beta feature, off by
+#: default) is set up: docs/operator-manual/app-any-namespace.md, read in a copy of Argo CD's
+#: documentation whose version is not known (not run here).
+ARGO_NAMESPACE = "argocd"
+
+
+def argo_namespace_problem(doc: dict[str, Any], namespace: str) -> str | None:
+    """An Application made outside Argo CD's own namespace is never reconciled."""
+    if doc.get("kind") != "Application" or namespace == ARGO_NAMESPACE:
+        return None
+    return (
+        f"Application in namespace '{namespace}': Argo CD reconciles Applications only in its "
+        f"own namespace, '{ARGO_NAMESPACE}' as its guide installs it, unless \"Applications in "
+        'any namespace" is set up for that one; put metadata.namespace: argocd'
+    )
+
+
 def _argo_problems(doc: dict[str, Any]) -> list[str]:
     """An Application's project and destination cluster must be ones Argo CD has: else its
     controller marks it ("Application referencing project X which does not exist",

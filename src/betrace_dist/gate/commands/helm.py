@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import backend_env, tools, yamlio
-from ...artefacts import kube_enums
+from ...artefacts import ingress_nginx, kube_enums
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
 from ...names import GoNumberError, closest, go_int, go_quote
@@ -678,6 +678,9 @@ def _values_supported(objects: list[K8sObject]) -> None:
             raise CommandError(
                 f"the API server would refuse the release's {obj.kind}/{obj.name}: {problems[0]}"
             )
+        problems = ingress_nginx.problems({"kind": obj.kind} | obj.doc)
+        if problems:
+            raise CommandError(f"the release's {obj.kind}/{obj.name}: {problems[0]}")
 
 
 def _images_published(inv: Invocation, objects: list[K8sObject]) -> None:
@@ -1110,8 +1113,11 @@ def _offline(inv: Invocation, parsed: CommandLine, binary: str) -> None:
             args = _drop_flag([str(chart) if a == pos else a for a in args], "--version")
     try:
         out = _helm(session, binary, args)
+        rendered = parse_manifests(out) if sub == "template" else []
     except HelmError as exc:
         raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
+    # what a page renders it means to install: an object the cluster would refuse is a lie
+    _values_supported([K8sObject(m.kind, m.name, "", m.doc, "helm template") for m in rendered])
     session.confine(inv.command, [])
     for operator, target in inv.command.redirects:
         # `helm template ... > manifests.yaml`: the reader gets the real output

@@ -602,6 +602,8 @@ def _check_gitops(
     render of its values that is the same every time (gitops.py) and whose pods find what they
     reference in the namespace the tool installs into."""
     problems = gitops.schema_problems(doc) + gitops.source_problems(doc, inv.session.release)
+    placed = (doc.get("metadata") or {}).get("namespace") or applied[1]
+    problems += filter(None, [gitops.argo_namespace_problem(doc, str(placed))])
     if problems:
         raise CommandError(f"{name}: {problems[0]}")
     _source_made(inv.session.world, name, doc, applied)
