@@ -40,6 +40,14 @@ CASES = [
         id="commit",
     ),
     pytest.param(
+        "guides/use-betrace-from-a-nix-flake.md",
+        '/v{{ release.version }}";',
+        '/{{ release.version }}";',
+        "'2.0.0' is no revision of the distribution's repository: it has the branch main and "
+        "the release tags v2.0.0",
+        id="distribution-tag",
+    ),
+    pytest.param(
         "guides/send-traces-to-betrace.md",
         "BeTrace {{ release.version }}",
         "BeTrace 2.1.0",

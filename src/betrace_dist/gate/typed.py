@@ -15,6 +15,8 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
 - a BeTrace commit (a whole commit id anywhere but in a GitHub Action's pin; a shorter one after
   "commit", "at", `rev = "`, `BETRACE_COMMIT`, or in a link to upstream's tree) that is no
   release's `upstream.commit`;
+- a revision of the distribution's own repository (a flake input's, a link's) other than its
+  branch `main` or a release's tag `v<version>`;
 - a version after "BeTrace", "backend", "plugin", "chart", "Grafana" or "Compose" that the
   release data does not have for it;
 - an OTLP export timeout (in ms or s, near the variable or option that sets it) that is neither
@@ -231,6 +233,30 @@ def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
             f"releases[].upstream.commit: {', '.join(c[:8] for c in commits)}); write "
             "{{ release.upstream.commit }} or {{ release.upstream.short }}",
         )
+
+
+def _distribution_refs(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A revision of the distribution's repository (a flake reference's, a link's) that it does
+    not have: its branch `main`, or a release's tag `v<version>` (the release workflow tags
+    releases so: .github/workflows/*.yml and the release guide)."""
+    repo = re.escape(data.project.distribution_repository.removeprefix("https://github.com/"))
+    refs = {"main"} | {f"v{release.version}" for release in data.releases}
+    pattern = (
+        rf"github:{repo}(?:/([^\s\"'`#?)]+)|\?(?:[^\s\"'`#]*&)?ref=([^\s\"'`#&]+))"
+        rf"|github\.com/{repo}/(?:tree|blob|archive|releases/tag|releases/download)/"
+        r"([^/\s\"'`)#?]+)"
+    )
+    for match in re.finditer(pattern, text, re.IGNORECASE):
+        group = next(g for g in (1, 2, 3) if match[g])
+        ref = re.sub(r"\.(tar\.gz|zip)$", "", match[group].removeprefix("refs/tags/"))
+        if ref not in refs and not ref.startswith("{"):
+            yield Problem(
+                _line(text, match.start(group)),
+                f"'{match[group]}' is no revision of the distribution's repository: it has the "
+                f"branch main and the release tags {', '.join(sorted(refs - {'main'}))} "
+                "(v<version>, releases.yaml releases[].version); write "
+                "v{{ release.version }}",
+            )
 
 
 def _known_versions(data: ReleaseData) -> dict[str, tuple[set[str], str]]:
@@ -540,6 +566,7 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _ports,
         _endpoints,
         _commits,
+        _distribution_refs,
         _versions,
         _otlp_timeouts,
         _otlp_default,
