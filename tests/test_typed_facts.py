@@ -144,11 +144,35 @@ def test_a_backend_key_in_prose_must_be_a_chart_value_or_a_release_field(
     """An attack renamed `backend.rulesConfigMap` in the write-rules guide's prose and the gate
     passed it. Pages write `backend.` for the chart's values and for the release data's backend
     facts: a key must be one of either (a free-form map's own keys are not judged)."""
-    problem = typed.backend_key_problem(span, release_data)
+    problem = typed.chart_key_problem(span, release_data)
     assert problem is not None and said in problem, problem
     for good in ("backend.rulesConfigMap", "backend.version", "backend.resources.limits.memory"):
-        assert typed.backend_key_problem(good, release_data) is None, good
-    assert typed.backend_key_problem("backend.ingress.*", release_data) is None
+        assert typed.chart_key_problem(good, release_data) is None, good
+    assert typed.chart_key_problem("backend.ingress.*", release_data) is None
+
+
+@pytest.mark.parametrize(
+    ("span", "said"),
+    [
+        ("networkPolicy.allowFrom", "no value of the BeTrace chart"),
+        ("grafana.plugin.image.digest", "'grafana.plugin.image', did you mean 'initImage'"),
+        ("grafana.imagePullSecrets", "nor of the Grafana chart"),
+    ],
+)
+def test_a_chart_key_in_prose_must_be_a_value_of_a_chart_the_guides_install(
+    span: str, said: str, release_data: ReleaseData
+) -> None:
+    """An attack renamed `networkPolicy.backendFrom` in the Kubernetes guide's table and
+    `grafana.plugin.pluginImage.digest` in the release guide, and both passed: only `backend.`
+    keys were held. A key under a top-level key of the BeTrace chart must be one of its values,
+    a release-data field, or (for the Grafana guides) a value of the Grafana chart."""
+    problem = typed.chart_key_problem(span, release_data)
+    assert problem is not None and said in problem, problem
+    good = ["networkPolicy.backendFrom", "grafana.plugin.pluginImage.digest", "grafana.minimum"]
+    good += ["image.pullSecrets", "grafana.persistence.storageClass", "networkPolicy.ingress"]
+    good += ["grafana.grafana.ini", "grafana.nix", "grafana.example.org"]
+    for key in good:
+        assert typed.chart_key_problem(key, release_data) is None, key
 
 
 @pytest.mark.parametrize(

@@ -170,7 +170,7 @@ class Gate:
             rendered.text, shown, partial(self.repo_links.named_path_problem, made=made)
         )
         found_problems += display.span_problems(
-            rendered.text, shown, partial(typed.backend_key_problem, data=self.release_data)
+            rendered.text, shown, partial(typed.chart_key_problem, data=self.release_data)
         )
         found_problems += claims.problems(rendered.text, found, self.release_data.current)
         found_problems += claims.unstated_issues(

@@ -48,7 +48,7 @@ from .. import REPO_ROOT, backend_env
 from ..names import SETTING_VARIABLE, closest
 from ..release import ReleaseData
 from ..site.tables import amount
-from . import isolation, safefs, session
+from . import grafana_chart, isolation, safefs, session
 from .display import Problem
 
 #: the gate's own byte limits, which its threat model states (docs/contributing/threat-model.md)
@@ -513,8 +513,12 @@ def own_variables() -> frozenset[str]:
     return frozenset(names)
 
 
-#: A dotted key under `backend` as pages write one in code: `backend.ingress.paths`
-_BACKEND_KEY = re.compile(r"backend(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+#: Last words of a dotted name that make it a file's or a host's, not a key
+_NOT_KEYS = frozenset({"nix", "yaml", "yml", "json", "md", "py", "sh", "tpl", "txt", "conf", "ini"})
+_NOT_KEYS |= {"org", "com", "net", "io", "dev", "local", "svc", "example", "internal"}
+
+#: A dotted key as pages write one in code: `backend.ingress.paths`
+_CHART_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 @functools.cache
@@ -537,23 +541,57 @@ def _walk(tree: object, parts: list[str]) -> str | None:
     return None
 
 
-def backend_key_problem(span: str, data: ReleaseData) -> str | None:
-    """Why a `backend.x.y` key a page writes in code is neither a value of the BeTrace chart
-    (helm/betrace/values.yaml) nor a field of the release data's backend (releases.yaml), the
-    two things pages call `backend.`: a misspelt chart value is ignored by no schema of the
-    reader's own (the chart's schema refuses it at install, but the page's prose is not
-    installed), and a misspelt release fact names nothing."""
-    if _BACKEND_KEY.fullmatch(span.strip()) is None:
+def chart_key_problem(span: str, data: ReleaseData) -> str | None:
+    """Why a dotted key a page writes in code under a top-level key of the BeTrace chart
+    (`backend.ingress.paths`, `networkPolicy.backendFrom`) names nothing: a misspelt chart value
+    is refused by no schema when the page's prose is not installed. A key is good when it is a
+    value of the BeTrace chart (helm/betrace/values.yaml); a field of the release data
+    (releases.yaml: `backend.version`, `grafana.minimum`), which pages name so too; under keys
+    but `backend.`, a value of the Grafana chart (its schema, gate/data), directly or under
+    kube-prometheus-stack's `grafana:`, since the Grafana guides write those."""
+    text = span.strip()
+    parts = text.split(".")
+    if _CHART_KEY.fullmatch(text) is None or parts[0] not in _chart_values():
         return None
-    parts = span.strip().split(".")
+    if parts[-1].lower() in _NOT_KEYS:  # a file (`grafana.nix`) or a host (`grafana.example.org`)
+        return None
     chart = _walk(_chart_values(), parts)
-    release = _walk({"backend": data.current.backend.model_dump(by_alias=True)}, parts)
-    if chart is None or release is None:
+    if chart is None:
+        return None
+    release = _walk(data.current.model_dump(by_alias=True), parts)
+    if release is None:  # a fact of the release data (`backend.version`, `grafana.minimum`)
+        return None
+    if parts[0] == "backend":
+        return (
+            f"`{span}` is no value of the BeTrace chart (helm/betrace/values.yaml: {chart}) and "
+            f"no field of releases.yaml's backend ({release})"
+        )
+    grafana = grafana_chart.schema().root
+    if _in_schema(grafana, parts) or (parts[0] == "grafana" and _in_schema(grafana, parts[1:])):
         return None
     return (
-        f"`{span}` is no value of the BeTrace chart (helm/betrace/values.yaml: {chart}) and no "
-        f"field of releases.yaml's backend ({release})"
+        f"`{span}` is no value of the BeTrace chart (helm/betrace/values.yaml: {chart}), nor of "
+        f"the Grafana chart {grafana_chart.schema().chart.version}"
     )
+
+
+def _in_schema(node: object, parts: list[str]) -> bool:
+    """`parts` is a path of the JSON Schema's values: a key of `properties` (one with dots
+    in it, `grafana.ini`, too), any key below additionalProperties' schema, or anything below
+    an object the schema does not describe."""
+    if not parts:
+        return True
+    if not isinstance(node, dict):
+        return False
+    named = node.get("properties") or {}
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in named and _in_schema(named[key], parts[n:]):
+            return True
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        return _in_schema(extra, parts[1:])
+    return "properties" not in node and extra is None
 
 
 def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list[Problem]:
