@@ -301,6 +301,11 @@ CASES = [
         ["needs ConfigMap 'betrace-app-provisoning'", "did you mean 'betrace-app-provisioning'"],
     ),
     (
+        "kubectl-namespace-exists.md",
+        "kubectl create namespace betrace",
+        ["namespace 'betrace' exists already: kubectl create answers AlreadyExists"],
+    ),
+    (
         "kubectl-gitops-namespace.md",
         "kubectl apply -f application.yaml",
         ["Application in namespace 'betrace': Argo CD reconciles Applications only in its own"],

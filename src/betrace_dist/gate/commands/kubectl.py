@@ -699,10 +699,16 @@ def _join(world: World, doc: dict[str, Any], ns: str, source: str, applied: bool
     apply made before (_replaceable)."""
     meta = doc.get("metadata") or {}
     if doc.get("kind") == "Namespace":
-        problem = world.terminating_problem(meta.get("name", ""))
+        name = meta.get("name", "")
+        problem = world.terminating_problem(name)
         if problem is not None:
             raise CommandError(problem)
-        world.namespaces.add(meta.get("name", ""))
+        if source == "kubectl create" and name in world.namespaces:
+            raise CommandError(
+                f"namespace '{name}' exists already: kubectl create answers AlreadyExists; "
+                "delete it first, or make it with kubectl apply"
+            )
+        world.namespaces.add(name)
         return
     obj = K8sObject(
         doc.get("kind", ""), meta.get("name", ""), meta.get("namespace") or ns, doc, source, applied
