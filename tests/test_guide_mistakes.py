@@ -477,6 +477,11 @@ CASES = [
         ['severity "high" is not one the module\'s rule type takes', "'HIGH'", "an enum"],
     ),
     (
+        "nix-credential-folder.md",
+        "secret_key = ",
+        ["/run/credentials/grafana names no unit", "/run/credentials/grafana.service"],
+    ),
+    (
         "nix-credential-name.md",
         "secret_key = ",
         ["reads the credential 'secret-key' of grafana.service", "it names: secret_key"],

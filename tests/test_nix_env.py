@@ -403,3 +403,18 @@ def test_a_host_grafana_without_the_app_or_with_a_computed_list_is_not_judged(
     for computed in ('lib.concatStringsSep "," ids', "[ appId ]", '[ "other" appId ]'):
         text = HOST_GRAFANA.replace('"betrace-app"', computed)
         assert nix_env.grafana_problems(text, release_data) == [], computed
+
+
+def test_a_credential_is_read_from_the_folder_of_the_unit_given_it() -> None:
+    """The attack moved the host flake's credential reads to /run/credentials/grafana and to
+    grafana-server.service's folder, and both passed: systemd hands a unit its credentials in
+    /run/credentials/UNITNAME alone (systemd.exec(5), systemd 252)."""
+    block = (
+        '{\n  systemd.services.grafana.serviceConfig.LoadCredential = [ "k:/etc/k" ];\n'
+        '  services.grafana.settings.security.secret_key = "$__file{/run/credentials/%s/k}";\n}'
+    )
+    assert nix_env.credential_problems(block % "grafana.service") == []
+    ((line, bare),) = nix_env.credential_problems(block % "grafana")
+    assert line == 3 and "/run/credentials/grafana names no unit" in bare
+    ((_, other),) = nix_env.credential_problems(block % "grafana-server.service")
+    assert "LoadCredential hands it to grafana.service" in other

@@ -328,7 +328,7 @@ def severity_problems(text: str) -> list[tuple[int, str]]:
 
 #: a file systemd hands a unit (LoadCredential=NAME:PATH puts it at
 #: /run/credentials/UNIT.service/NAME: systemd.exec(5), "Credentials")
-_CREDENTIAL = re.compile(r"/run/credentials/([\w@.-]+)\.service/([\w@.-]+)")
+_CREDENTIAL = re.compile(r"/run/credentials/([^/\s\"'}]+)/([\w@.-]+)")
 
 
 def credential_problems(text: str) -> list[tuple[int, str]]:
@@ -360,8 +360,23 @@ def credential_problems(text: str) -> list[tuple[int, str]]:
             w.split(":", 1)[0] for w in a.words if ":" in w and w[:1] not in "[]"
         )
     for a in found:
-        for unit, name in _CREDENTIAL.findall(a.value or ""):
-            if unit in given and name not in given[unit]:
+        for folder, name in _CREDENTIAL.findall(a.value or ""):
+            unit = folder.removesuffix(".service")
+            owners = sorted(u for u, names in given.items() if name in names)
+            if not _UNIT_NAME.search(folder):
+                out.append((a.line, _not_a_unit(folder)))
+            elif unit == folder:  # another kind of unit's: not judged
+                continue
+            elif unit not in given and owners:
+                out.append(
+                    (
+                        a.line,
+                        f"reads the credential '{name}' of {folder}, but the block's "
+                        f"LoadCredential hands it to {owners[0]}.service: systemd puts a "
+                        "unit's credentials in /run/credentials/UNITNAME of that unit alone",
+                    )
+                )
+            elif unit in given and name not in given[unit]:
                 out.append(
                     (
                         a.line,
@@ -372,6 +387,18 @@ def credential_problems(text: str) -> list[tuple[int, str]]:
                     )
                 )
     return out
+
+
+#: the end of a unit's name whose processes systemd may hand credentials (systemd.unit(5))
+_UNIT_NAME = re.compile(r"\.(service|socket|mount|swap)$")
+
+
+def _not_a_unit(folder: str) -> str:
+    return (
+        f"/run/credentials/{folder} names no unit: systemd.exec(5) (systemd 252) puts a system "
+        "service's credentials in /run/credentials/UNITNAME, and a unit's name ends in its "
+        f"type (systemd.unit(5)): /run/credentials/{folder}.service"
+    )
 
 
 def option_problems(text: str) -> list[tuple[int, str]]:
