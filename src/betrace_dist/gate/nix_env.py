@@ -364,14 +364,15 @@ def credential_problems(text: str) -> list[tuple[int, str]]:
             unit = folder.removesuffix(".service")
             owners = sorted(u for u, names in given.items() if name in names)
             if not _UNIT_NAME.search(folder):
-                out.append((a.line, _not_a_unit(folder)))
+                out.append((a.line, f"{'.'.join(a.path)} reads {_not_a_unit(folder)}"))
             elif unit == folder:  # another kind of unit's: not judged
                 continue
             elif unit not in given and owners:
                 out.append(
                     (
                         a.line,
-                        f"reads the credential '{name}' of {folder}, but the block's "
+                        f"{'.'.join(a.path)} reads the credential '{name}' of {folder}, but "
+                        "the block's "
                         f"LoadCredential hands it to {owners[0]}.service: systemd puts a "
                         "unit's credentials in /run/credentials/UNITNAME of that unit alone",
                     )
