@@ -48,6 +48,13 @@ CASES = [
         id="distribution-tag",
     ),
     pytest.param(
+        "guides/deploy-with-docker-compose.md",
+        "(`OTEL_EXPORTER_OTLP_ENDPOINT=otel-collector:4317`",
+        "(`OTEL_EXPORTER_OTLP_ENDPOINT=otel-collector:4318`",
+        "OTEL_EXPORTER_OTLP_ENDPOINT is 'otel-collector:4318': 4318 is the port of OTLP over HTTP",
+        id="setting",
+    ),
+    pytest.param(
         "guides/send-traces-to-betrace.md",
         "BeTrace {{ release.version }}",
         "BeTrace 2.1.0",

@@ -19,6 +19,8 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
   branch `main` or a release's tag `v<version>`;
 - a version after "BeTrace", "backend", "plugin", "chart", "Grafana" or "Compose" that the
   release data does not have for it;
+- a backend variable set in the `NAME=value` form to a value the backend refuses
+  (backend_env.RULES: ports, the OTLP endpoint's host:port, booleans...);
 - an OTLP export timeout (in ms or s, near the variable or option that sets it) that is neither
   the SDK's default nor the distribution's, and a default OTLP endpoint other than the backend's;
 - a stop time of the backend with a number: "N s or more" other than the slow stop's bound,
@@ -372,6 +374,22 @@ def _otlp_default(text: str, data: ReleaseData) -> Iterator[Problem]:
                 )
 
 
+#: `NAME=value` of a variable with a rule for its values (backend_env.RULES), as text writes it
+_SETTING = re.compile(
+    r"\b(" + "|".join(map(re.escape, backend_env.RULES)) + r")=([^\s`'\"<>$(){}\[\],;]+)"
+)
+
+
+def _settings(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A backend variable set to a value the backend refuses, where text sets one in the
+    `NAME=value` form (prose, a table, any block): the rule of backend_env.py, as the
+    artefacts and the command models hold it."""
+    for match in _SETTING.finditer(text):
+        problem = backend_env.value_problem(match[1], match[2])
+        if problem is not None:
+            yield Problem(_line(text, match.start(2)), f"{match[1]} {problem}")
+
+
 _SLOW_STOP = re.compile(r"\b(\d+(?:\.\d+)?) ?(?:s|seconds) or (?:more|longer)\b")
 _QUICK_STOP = re.compile(r"\bstops? in (?:about |around |under )?(\d+(?:\.\d+)?) ?(?:s|seconds)\b")
 
@@ -608,6 +626,7 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _versions,
         _otlp_timeouts,
         _otlp_default,
+        _settings,
         _plugin_paths,
         _stop_times,
         _scrape_annotations,
