@@ -491,12 +491,12 @@ def test_a_parse_error_is_reported_at_its_own_line(script: str, line: int, said:
 
 
 def test_curl_option_values_are_not_read_as_urls() -> None:
+    argv = ["curl", "--noproxy", "*", "-fsS", "https://example.com/"]
     inv = SimpleNamespace(
-        argv=["curl", "--noproxy", "*", "-fsS", "https://example.com/"],
-        session=SimpleNamespace(world=World()),
+        argv=argv, command=SimpleNamespace(argv=argv), session=SimpleNamespace(world=World())
     )
     curl(inv)  # an off-machine URL: nothing to check; '*' is --noproxy's value, not a URL
-    inv.argv = ["curl", "--noproxy", "*"]
+    inv.argv = inv.command.argv = ["curl", "--noproxy", "*"]
     with pytest.raises(CommandError, match="no URL"):
         curl(inv)
 
@@ -520,6 +520,11 @@ def test_curl_to_a_port_that_is_not_a_number_says_so() -> None:
         _curl_at_backend("-fsS", "http://localhost:abc/v1/health")
 
 
+def _inv(argv: list[str], session: object) -> SimpleNamespace:
+    """An invocation of a model as the session makes one: its words, also as written."""
+    return SimpleNamespace(argv=argv, command=SimpleNamespace(argv=argv), session=session)
+
+
 def _curl_at_backend(*args: str) -> str | None:
     """curl's model on a command line, with the backend answering on its HTTP port."""
     release = load_release_data()
@@ -530,7 +535,7 @@ def _curl_at_backend(*args: str) -> str | None:
     )
     session = SimpleNamespace(world=world, release=release, live=None)
     argv = ["curl", *(a.replace("PORT", str(port)) for a in args)]
-    return curl(SimpleNamespace(argv=argv, session=session))
+    return curl(_inv(argv, session))
 
 
 @pytest.mark.parametrize(
@@ -565,7 +570,7 @@ def _curl_through_grafana(*args: str) -> str | None:
         3000, "grafana", 3000, "kubectl port-forward svc/grafana", role="grafana"
     )
     session = SimpleNamespace(world=world, release=release, live=None)
-    return curl(SimpleNamespace(argv=["curl", "-fsS", "-u", "admin", *args], session=session))
+    return curl(_inv(["curl", "-fsS", "-u", "admin", *args], session))
 
 
 def test_a_call_through_the_apps_proxy_route_reaches_a_backend_endpoint() -> None:
@@ -600,15 +605,15 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
     )
     session = SimpleNamespace(world=world, release=release, live=None)
     with pytest.raises(CommandError, match="Grafana answers 401"):
-        curl(SimpleNamespace(argv=["curl", "-fsS", url], session=session))
-    curl(
-        SimpleNamespace(
-            argv=["curl", "-fsS", "-H", "Authorization: Bearer t", url], session=session
-        )
-    )
+        curl(_inv(["curl", "-fsS", url], session))
+    curl(_inv(["curl", "-fsS", "-H", "Authorization: Bearer t", url], session))
     # -u's value in the same argument, alone or after other options, as curl reads it
-    for signed_in in (["-uadmin"], ["-fsSuadmin"], ["--user", "admin"], ["--user=admin:p"]):
-        curl(SimpleNamespace(argv=["curl", *signed_in, url], session=session))
+    for signed_in in (["-uadmin"], ["-fsSuadmin"], ["--user", "admin"], ["--user=admin:$PW"]):
+        curl(_inv(["curl", *signed_in, url], session))
+    # a password written into the page is no Grafana's of these guides
+    for written in (["-u", "admin:admin"], ["--user='admin:p'"], ["-fsSuadmin:secret"]):
+        with pytest.raises(CommandError, match="with a password written into the page"):
+            curl(_inv(["curl", *written, url], session))
 
 
 def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:

@@ -301,6 +301,11 @@ CASES = [
         ["needs ConfigMap 'betrace-app-provisoning'", "did you mean 'betrace-app-provisioning'"],
     ),
     (
+        "curl-grafana-password.md",
+        "curl -sS --fail-with-body -u admin:admin",
+        ["signs in to Grafana with a password written into the page", "-u admin (curl asks"],
+    ),
+    (
         "kubectl-namespace-exists.md",
         "kubectl create namespace betrace",
         ["namespace 'betrace' exists already: kubectl create answers AlreadyExists"],

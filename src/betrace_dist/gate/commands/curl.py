@@ -592,9 +592,33 @@ def _check_query(release: Release, method: str, url: SplitResult) -> None:
             )
 
 
+def _written_password(raw: list[str]) -> str | None:
+    """Why a sign-in (-u USER:PASSWORD) writes Grafana's password into the page, or None. No
+    Grafana of these guides has a password a page could know: the Compose stack takes
+    GRAFANA_ADMIN_PASSWORD from the reader's .env, the chart generates one at install (or takes
+    the reader's Secret), an existing Grafana has its own. A password the shell expands (a
+    variable, a command) is the reader's; -u USER alone makes curl ask for it."""
+    for word in _words(raw, options("curl")):
+        value = str(word.value) if word.flag in ("-u", "--user") else ""
+        if "$" in value or "`" in value:
+            continue
+        user, colon, password = value.strip("'\"").partition(":")
+        if colon and password:
+            return (
+                f"curl -u {user}:{password} signs in to Grafana with a password written into "
+                "the page, which is no Grafana's here: the Compose stack's is the reader's "
+                "GRAFANA_ADMIN_PASSWORD, the chart's is generated at install; write "
+                f'-u {user} (curl asks for it) or -u "{user}:$VARIABLE"'
+            )
+    return None
+
+
 def curl(inv: Invocation) -> str | None:
     args = inv.argv[1:]
     request = _parse(args)
+    problem = _written_password(inv.command.argv[1:])
+    if problem is not None:
+        raise CommandError(problem)
     body = request.body
     parsed = _body(inv, body) if body is not None and request.is_json else None
     verb = request.method or ("POST" if body is not None else "GET")
