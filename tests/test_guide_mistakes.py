@@ -301,6 +301,11 @@ CASES = [
         ["needs ConfigMap 'betrace-app-provisoning'", "did you mean 'betrace-app-provisioning'"],
     ),
     (
+        "helm-grafana-dropped-volume.md",
+        "helm upgrade grafana grafana-community/grafana",
+        ["extraVolumeMounts still mounts 'extra-files'", 'Not found: "extra-files"'],
+    ),
+    (
         "curl-grafana-password.md",
         "curl -sS --fail-with-body -u admin:admin",
         ["signs in to Grafana with a password written into the page", "-u admin (curl asks"],

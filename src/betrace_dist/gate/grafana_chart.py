@@ -438,6 +438,26 @@ def extra_mounts(values: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def dropped_volume_problem(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """Why the values of an upgrade keep a mount (extraVolumeMounts) of a volume that the
+    release's previous values had and these no longer have, or None: the chart writes every
+    mount into the grafana container and every extra volume into the pod (templates/_pod.tpl),
+    so the pod would mount a volume it lacks, which the API server refuses (a volumeMount's
+    name must be one of the pod's volumes: `volumeMounts[0].name: Not found`), and the
+    upgrade fails."""
+    had = {v.get("name") for v in extra_volumes(before)}
+    has = {v.get("name") for v in extra_volumes(after)}
+    for mount in extra_mounts(after):
+        name = mount.get("name")
+        if name in had and name not in has:
+            return (
+                f"extraVolumeMounts still mounts '{name}', whose volume these values no longer "
+                f"have (extraVolumes): the API server refuses the pod (volumeMounts[].name: Not "
+                f'found: "{name}"); empty extraVolumeMounts as well'
+            )
+    return None
+
+
 def pod_volumes(values: dict[str, Any], fullname: str) -> list[dict[str, Any]]:
     """The volumes of the Grafana pod that name a ConfigMap, Secret or claim, in Kubernetes'
     form, as the chart's templates/_pod.tpl (x-chart's commit) writes them from the values."""

@@ -723,6 +723,10 @@ def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:
     _values_supported(release.objects)
     if existing is not None:
         _values_kept(parsed, existing, release)
+    if existing is not None and release.modelled:
+        problem = grafana_chart.dropped_volume_problem(existing.values, release.values)
+        if problem is not None:
+            raise CommandError(f"helm upgrade {release.name}: {problem}")
     if _dry_run(parsed):
         return  # rendered and checked, sent nowhere: the cluster stays as it was
     if existing is not None:
