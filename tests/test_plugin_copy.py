@@ -199,3 +199,16 @@ def test_grafanas_plugins_path_comes_from_its_ini(session: Session) -> None:
     moved = values.replace(APP, "/srv/plugins/betrace-app")
     with pytest.raises(CommandError, match=r"\(/srv/plugins/betrace-app\), and nothing copies"):
         run(session, _repo(session) + _grafana(session, moved, verb="upgrade"))
+
+
+def test_an_emptydir_smaller_than_the_app_is_refused(session: Session) -> None:
+    """The attack wrote the existing-Grafana guide's sizeLimit 64Mi as 64Ki and it passed: the
+    app the release builds is about 11 MiB, and the kubelet evicts a pod whose emptyDir grows
+    over its sizeLimit. Held to the size of the app built here (plugin_build), not a figure."""
+    size = plugin_copy.app_bytes()
+    assert size is not None, "the patched app is not built here: `make plugin-build`"
+    small = _init_values(APP).replace("sizeLimit: 64Mi", f"sizeLimit: {size // 1024 - 1}Ki")
+    with pytest.raises(CommandError, match=r"emptyDir of sizeLimit \d+Ki, and the app copied"):
+        run(session, _repo(session) + _grafana(session, small))
+    enough = _init_values(APP).replace("sizeLimit: 64Mi", f"sizeLimit: {size // 1024 + 1}Ki")
+    run(session, _grafana(session, enough, "upgrade"))  # the refused install left a release

@@ -16,6 +16,9 @@ volumes is lost with the container; one into another folder of the volume than t
 mounts leaves Grafana without the app. A volume's path is its mount's `subPath` joined to the
 path below the mount (Kubernetes' `volumeMounts[].subPath`).
 
+An emptyDir smaller than the app (its sizeLimit under the size of the app this release builds,
+where the build is here) evicts the pod once the copy is made.
+
 Not judged: a volume another container also writes into (another image, or a command of its
 own: the gate cannot tell what it copies), a claim no Job of the page fills, and a volume the
 gate does not model (hostPath, csi, ConfigMap).
@@ -23,12 +26,14 @@ gate does not model (hostPath, csi, ConfigMap).
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .. import plugin_build, quantity
 from ..release import ReleaseData
 from . import grafana_chart, grafana_settings
 from .world import World
@@ -139,6 +144,37 @@ def _copies(
                 yield copy
 
 
+@functools.cache
+def app_bytes() -> int | None:
+    """The size of the app the distribution builds (plugin_build's dist, which every test run
+    builds), or None where it is not built here."""
+    try:
+        dist = plugin_build.built_dist()
+    except OSError:
+        return None
+    if not (dist / "module.js").is_file():
+        return None
+    return sum(f.stat().st_size for f in dist.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def _size_problem(values: dict[str, Any], name: str) -> str | None:
+    """The emptyDir Grafana reads the app from holds less than the app: the kubelet evicts a
+    pod whose emptyDir use exceeds its sizeLimit (Kubernetes' documentation on local ephemeral
+    storage), so Grafana's pod is evicted once the copy is made."""
+    volume = next((v for v in grafana_chart.extra_volumes(values) if v.get("name") == name), {})
+    empty = volume.get("emptyDir")
+    written = empty.get("sizeLimit") if isinstance(empty, dict) else None
+    limit = quantity.parse(written)
+    size = app_bytes()
+    if limit is None or size is None or size <= limit:
+        return None
+    return (
+        f"volume '{name}' is an emptyDir of sizeLimit {written}, and the app copied "
+        f"into it is {size / 1024**2:.1f} MiB (the build of this release): the kubelet evicts "
+        "a pod whose emptyDir grows over its sizeLimit; give it room for the app"
+    )
+
+
 def problem(world: World, namespace: str, values: dict[str, Any], data: ReleaseData) -> str | None:
     """Why the Grafana of these values finds no app in the volume mounted where it looks, or
     None (no volume of the values there, or one the gate does not judge)."""
@@ -156,6 +192,9 @@ def problem(world: World, namespace: str, values: dict[str, Any], data: ReleaseD
     key = volumes.get(str(mount.get("name")))
     if key is None:
         return None
+    too_small = _size_problem(values, str(mount.get("name")))
+    if too_small is not None:
+        return too_small
     path = _in_volume(mount, below)
     copies = list(_copies(world, namespace, values, volumes, key))
     if any(c.path is None and c.lost is None for c in copies):
