@@ -301,6 +301,11 @@ CASES = [
         ["needs ConfigMap 'betrace-app-provisoning'", "did you mean 'betrace-app-provisioning'"],
     ),
     (
+        "kubectl-image-unpublished.md",
+        "kubectl apply -f load.yaml",
+        ["Job load would pull", "has not published", "the reader's registry"],
+    ),
+    (
         "helm-grafana-dropped-volume.md",
         "helm upgrade grafana grafana-community/grafana",
         ["extraVolumeMounts still mounts 'extra-files'", 'Not found: "extra-files"'],

@@ -643,6 +643,26 @@ class World:
                     )
         return None
 
+    def unpublished(self, docs: list[dict[str, Any]], data: ReleaseData) -> str | None:
+        """The first container of these objects that takes a BeTrace image from the project's
+        registry before the release is published (releases.yaml has no image digests): its
+        pods would not pull. A page sets the registry the reader pushed to, or shows the
+        command only once the release is published."""
+        if data.current.published:
+            return None
+        own = data.project.registry + "/"
+        for doc in docs:
+            for container in containers(doc):
+                image = str(container.get("image") or "")
+                if image.startswith(own):
+                    name = _map(doc.get("metadata")).get("name")
+                    return (
+                        f"{doc.get('kind')} {name} would pull {image}, which release "
+                        f"{data.current.version} has not published (releases.yaml has no image "
+                        "digests)"
+                    )
+        return None
+
     def built(self, image: str) -> bool:
         """The image is one the page built (any spelling Docker reads as its tag)."""
         return canonical_image(image) in self.images

@@ -648,7 +648,11 @@ def _local_release(
     problems = backend_env.manifest_problems([o.doc for o in objects], data, runs_backend)
     if problems:
         raise CommandError(f"the release would give the backend {problems[0]}")
-    _images_published(inv, objects)
+    unpublished = inv.session.world.unpublished([o.doc for o in objects], data)
+    if unpublished is not None:
+        raise CommandError(
+            f"{unpublished}: set image.registry to the registry the images were pushed to"
+        )
     return release
 
 
@@ -681,29 +685,6 @@ def _values_supported(objects: list[K8sObject]) -> None:
         problems = ingress_nginx.problems({"kind": obj.kind} | obj.doc)
         if problems:
             raise CommandError(f"the release's {obj.kind}/{obj.name}: {problems[0]}")
-
-
-def _images_published(inv: Invocation, objects: list[K8sObject]) -> None:
-    """No rendered container takes a BeTrace image from the project's registry before the
-    release is published (its pods would not pull): the page sets image.registry to the
-    registry the reader pushed to, or shows the command only once the release is published."""
-    release = inv.session.release
-    if release.current.published:
-        return
-    own = release.project.registry + "/"
-    for obj in objects:
-        for image in _images_of(obj.doc):
-            if image.startswith(own):
-                raise CommandError(
-                    f"{obj.kind} {obj.name} would pull {image}, which release "
-                    f"{release.current.version} has not published (releases.yaml has no image "
-                    "digests): set image.registry to the registry the images were pushed to"
-                )
-
-
-def _images_of(node: Any) -> list[str]:
-    """The `image` of every container anywhere in a manifest."""
-    return [c["image"] for c in backend_env.containers(node) if isinstance(c.get("image"), str)]
 
 
 def install(inv: Invocation, parsed: CommandLine, upgrade: bool) -> None:

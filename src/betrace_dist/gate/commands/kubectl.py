@@ -514,6 +514,11 @@ def _apply(inv: Invocation, ns: str, args: Args) -> None:
         unpushed = inv.session.world.unpushed(docs)
         if unpushed is not None:
             raise CommandError(f"{name}: {unpushed}")
+        unpublished = inv.session.world.unpublished(docs, data)
+        if unpublished is not None:
+            raise CommandError(
+                f"{name}: {unpublished}: name the image the page pushed to the reader's registry"
+            )
         # kubectl apply, and kubectl create --save-config, leave the last-applied configuration
         applied = args.sub == "apply" or args.has("--save-config")
         for doc in docs:
