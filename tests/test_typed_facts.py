@@ -216,3 +216,17 @@ def test_another_applications_scrape_annotations_are_not_the_backends(
     is none of the backend's are another application's."""
     text = 'prometheus.io/port: "8080"\nprometheus.io/path: /actuator/prometheus\n'
     assert typed.problems(text, release_data) == []
+
+
+def test_a_misspelt_variable_of_the_artefacts_is_named_with_the_one_meant(
+    release_data: ReleaseData,
+) -> None:
+    """The attack renamed the Compose stack's own variables (BETRACE_RULES_FORCE) in a page;
+    the gate caught it, but said only that the backend does not read it and to write a backend
+    macro: the name the artefacts define is now offered."""
+    defined = set(typed.own_variables())
+    ((problem,),) = [
+        list(typed._variables("set `BETRACE_RULES_FORCES` to 1", release_data, defined))
+    ]
+    assert "did you mean 'BETRACE_RULES_FORCE'?" in problem.reason
+    assert "the Compose stack's .env" in problem.reason

@@ -333,12 +333,14 @@ def _variables(text: str, data: ReleaseData, defined: set[str]) -> Iterator[Prob
     allowed = named | defined | defined_variables(text)
     for match in _VARIABLE.finditer(text):
         if match[0] not in allowed:
+            near = closest(match[0], sorted(read | defined))
             yield Problem(
                 _line(text, match.start()),
                 f"{match[0]} is no variable the backend reads (releases.yaml backend.env: "
                 f"{', '.join(sorted(read))}), nor one it names as ignored (backend.not_read, "
-                "backend.sdk_env), nor one this text or the distribution's artefacts define; "
-                'write {{ env_var("<name>") }}',
+                "backend.sdk_env), nor one this text or the distribution's artefacts define "
+                f"(docker/, nix/, helm/: the Compose stack's .env, the chart, the module){near}; "
+                'write a backend variable as {{ env_var("<name>") }}',
             )
 
 
