@@ -408,9 +408,9 @@ def test_compose_grafana_needs_a_retrying_client_not_a_sleep(session: Session) -
     require_tool("docker-compose")
     url = "http://localhost:3000/api/health"
     run(session, STACK + "docker compose up --build --wait\n")
-    with pytest.raises(CommandError, match="does not retry for 60 s"):
+    with pytest.raises(CommandError, match="does not retry it for 60 s"):
         run(session, f"sleep 5\ncurl -fsS {url}\n")
-    with pytest.raises(CommandError, match="does not retry for 60 s"):
+    with pytest.raises(CommandError, match="does not retry it for 60 s"):
         run(session, f"curl -fsS --retry 5 --retry-delay 2 --retry-all-errors {url}\n")
     run(session, f"curl -fsS {RETRY} {url}\ncurl -fsS {url}\n")
 
@@ -460,7 +460,7 @@ def test_a_call_through_grafanas_proxy_route_needs_the_backends_pods(session: Se
     pods, made anew by an upgrade (its Deployment's strategy is Recreate, so the old pod is gone
     first), are not running, the Service has no endpoint, and Grafana answers 502."""
     app = session.release.current.plugin.id
-    curl = f"curl -fsS -u admin:p http://localhost:3000/api/plugin-proxy/{app}/backend/v1/health\n"
+    curl = f"curl -fsS -u admin http://localhost:3000/api/plugin-proxy/{app}/backend/v1/health\n"
     forward = "kubectl -n betrace port-forward svc/betrace-grafana 3000:80 &\nsleep 1\n"
     run(session, _install(session, " --wait") + forward + curl)
     upgrade = "helm upgrade betrace ./helm/betrace -n betrace --reuse-values"
@@ -499,7 +499,7 @@ def test_compose_grafana_answers_after_a_sleep_as_long_as_the_retries(session: S
     require_tool("docker-compose")
     url = "http://localhost:3000/api/health"
     run(session, STACK + "docker compose up --build --wait\n")
-    with pytest.raises(CommandError, match="does not retry for 60 s"):
+    with pytest.raises(CommandError, match="does not retry it for 60 s"):
         run(session, f"sleep 59\ncurl -fsS {url}\n")
     run(session, f"sleep 60\ncurl -fsS {url}\n")
 
@@ -737,3 +737,15 @@ def test_a_restore_through_a_helper_pod_is_followed_by_a_restart_of_the_backend(
         run(session, restore + "kubectl rollout restart deploy/betrace-grafana -n betrace\n")
     run(session, restore + "kubectl rollout restart deploy/betrace-backend -n betrace\n")
     run(session, restore + "kubectl rollout restart deployment betrace-backend -n betrace\n")
+
+
+@pytest.mark.gate_session(timeout=120)
+def test_a_retry_without_retry_all_errors_is_told_to_add_it(session: Session) -> None:
+    """The attack dropped --retry-all-errors from the Compose guide's --retry 30 --retry-delay 2:
+    caught, with advice to write a whole new curl and words about `up` having no --wait. The
+    fix is the one flag: the message now says so."""
+    require_tool("docker-compose")
+    url = "http://localhost:3000/api/health"
+    run(session, STACK + "docker compose up --build --wait\n")
+    with pytest.raises(CommandError, match="add --retry-all-errors to its --retry"):
+        run(session, f"curl -fsS --retry 30 --retry-delay 2 {url}\n")

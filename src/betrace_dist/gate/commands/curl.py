@@ -136,19 +136,27 @@ def _started(listener: Listener, port: int, request: _Request | None, started: f
     if waits >= needed:
         listener.starting = ""  # this curl waited until it answered
         return
-    raise CommandError(_not_waited(listener, port, needed))
+    raise CommandError(_not_waited(listener, port, needed, request))
 
 
-def _not_waited(listener: Listener, port: int, needed: float) -> str:
+def _not_waited(
+    listener: Listener, port: int, needed: float, request: _Request | None = None
+) -> str:
     """What a curl that does not wait for a starting listener meets, and how to wait."""
     if listener.starting == "container":
         sleep = f", or `sleep {math.ceil(needed)}` first" if listener.role == "backend" else ""
+        if request is not None and request.retry > 0 and not request.retry_all:
+            fix = "add --retry-all-errors to its --retry: only that one retries an empty reply"
+        else:
+            fix = (
+                f"wait for it: `curl --retry {math.ceil(needed / 2)} --retry-delay 2 "
+                f"--retry-all-errors ...`{sleep}"
+            )
         return (
-            f"`{listener.source}` was just started and nothing waited for it to answer (it has "
-            f"no healthcheck, or `up` had no --wait): Docker's port {port} may close the "
+            f"`{listener.source}` was just started and nothing waited for it to answer (no "
+            f"healthcheck that `up --wait` waits for): Docker's port {port} may close the "
             "connection at once (curl: empty reply, which --retry-connrefused does not retry), "
-            f"and this curl does not retry for {needed:g} s; wait for it: `curl --retry "
-            f"{math.ceil(needed / 2)} --retry-delay 2 --retry-all-errors ...`{sleep}"
+            f"and this curl does not retry it for {needed:g} s; {fix}"
         )
     if listener.starting == "build":
         advice = "`curl --retry 300 --retry-delay 1 --retry-connrefused ...`"
