@@ -639,3 +639,14 @@ def test_the_charts_backend_is_known_by_its_template_in_any_registry(session: Se
             f"{INSTALL} -n betrace "
             "--set-string 'backend.podAnnotations.prometheus\\.io/port=9090'\n",
         )
+
+
+def test_helm_template_into_a_folder_is_not_read_as_manifests(session: Session) -> None:
+    """`helm template --output-dir` prints the files it wrote, not the objects: the check of
+    rendered objects (added for the security page's source ranges) read those lines as a
+    manifest and called it Helm's refusal. It reads only what Helm printed as objects."""
+    run(
+        session,
+        f"helm template betrace ./helm/betrace --namespace betrace --set image.registry={REGISTRY} "
+        "--output-dir rendered\nls rendered/betrace/templates\n",
+    )

@@ -1098,11 +1098,16 @@ def _offline(inv: Invocation, parsed: CommandLine, binary: str) -> None:
             args = _drop_flag([str(chart) if a == pos else a for a in args], "--version")
     try:
         out = _helm(session, binary, args)
-        rendered = parse_manifests(out) if sub == "template" else []
     except HelmError as exc:
         raise CommandError(f"Helm rejects it: {_first(str(exc))}") from None
     # what a page renders it means to install: an object the cluster would refuse is a lie
-    _values_supported([K8sObject(m.kind, m.name, "", m.doc, "helm template") for m in rendered])
+    # (read from what Helm printed: with --output-dir it prints the files it wrote instead)
+    if sub == "template" and not parsed.has("--output-dir"):
+        try:
+            rendered = parse_manifests(out)
+        except HelmError as exc:
+            raise CommandError(f"the rendered output cannot be read: {_first(str(exc))}") from None
+        _values_supported([K8sObject(m.kind, m.name, "", m.doc, "helm template") for m in rendered])
     session.confine(inv.command, [])
     for operator, target in inv.command.redirects:
         # `helm template ... > manifests.yaml`: the reader gets the real output
