@@ -230,3 +230,22 @@ def test_a_misspelt_variable_of_the_artefacts_is_named_with_the_one_meant(
     ]
     assert "did you mean 'BETRACE_RULES_FORCE'?" in problem.reason
     assert "the Compose stack's .env" in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("start your app with `OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318`", None),
+        ("The backend exports (`OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318`).", "4318 is the"),
+        ('Set `BETRACE_DEBUG="false"` to turn debug logging off', "turns debug logging ON"),
+        ("BETRACE_PORT_BACKEND='abc'", "a TCP port number"),
+        ("BETRACE_PORT_BACKEND=12011", None),
+    ],
+)
+def test_a_setting_in_text_is_held_to_the_backends_rule_where_it_is_the_backends(
+    text: str, said: str | None, release_data: ReleaseData
+) -> None:
+    """The OTEL_* variables are any SDK's too: an application's exporter may rightly post to
+    http://...:4318 (the review found the first form refused); a value in quotes is a value."""
+    found = [p.reason for p in typed._settings(text, release_data)]
+    assert (found == []) if said is None else (len(found) == 1 and said in found[0]), found

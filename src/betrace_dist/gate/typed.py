@@ -376,20 +376,37 @@ def _otlp_default(text: str, data: ReleaseData) -> Iterator[Problem]:
                 )
 
 
-#: `NAME=value` of a variable with a rule for its values (backend_env.RULES), as text writes it
+#: `NAME=value` of a variable with a rule for its values (backend_env.RULES), as text writes
+#: it: the value bare, or in quotes (which the shell and .env files take off)
 _SETTING = re.compile(
-    r"\b(" + "|".join(map(re.escape, backend_env.RULES)) + r")=([^\s`'\"<>$(){}\[\],;]+)"
+    r"\b(" + "|".join(map(re.escape, backend_env.RULES)) + r")="
+    r"(?:\"([^\"`$]*)\"|'([^'`]*)'|([^\s`'\"<>$(){}\[\],;]+))"
 )
 
 
 def _settings(text: str, data: ReleaseData) -> Iterator[Problem]:
     """A backend variable set to a value the backend refuses, where text sets one in the
     `NAME=value` form (prose, a table, any block): the rule of backend_env.py, as the
-    artefacts and the command models hold it."""
+    artefacts and the command models hold it. The OTEL_* ones are every OpenTelemetry SDK's
+    too, and an application's exporter may rightly take `http://...:4318`: they are judged
+    only in a paragraph about the backend that speaks of no application or SDK."""
     for match in _SETTING.finditer(text):
-        problem = backend_env.value_problem(match[1], match[2])
+        value = next((g for g in match.groups()[1:] if g is not None), "")
+        if match[1].startswith("OTEL_") and not _about_the_backend(text, match.start()):
+            continue
+        problem = backend_env.value_problem(match[1], value)
         if problem is not None:
-            yield Problem(_line(text, match.start(2)), f"{match[1]} {problem}")
+            yield Problem(_line(text, match.start(1)), f"{match[1]} {problem}")
+
+
+def _about_the_backend(text: str, offset: int) -> bool:
+    """The paragraph around `offset` (between blank lines) names the backend and no app."""
+    start = text.rfind("\n\n", 0, offset) + 1
+    end = text.find("\n\n", offset)
+    paragraph = text[start : end if end >= 0 else len(text)]
+    return bool(re.search(r"\bbackend\b", paragraph, re.I)) and not re.search(
+        r"\b(app|apps|application|applications|SDK|your service)\b", paragraph, re.I
+    )
 
 
 _SLOW_STOP = re.compile(r"\b(\d+(?:\.\d+)?) ?(?:s|seconds) or (?:more|longer)\b")
