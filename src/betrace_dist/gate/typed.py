@@ -50,7 +50,7 @@ from .. import REPO_ROOT, backend_env
 from ..names import SETTING_VARIABLE, closest
 from ..release import ReleaseData
 from ..site.tables import amount
-from . import grafana_chart, isolation, safefs, session
+from . import grafana_chart, grafana_stack, isolation, safefs, session
 from .display import Problem
 
 #: the gate's own byte limits, which its threat model states (docs/contributing/threat-model.md)
@@ -552,7 +552,11 @@ def own_variables() -> frozenset[str]:
 
 #: Last words of a dotted name that make it a file's or a host's, not a key
 _NOT_KEYS = frozenset({"nix", "yaml", "yml", "json", "md", "py", "sh", "tpl", "txt", "conf", "ini"})
+_NOT_KEYS |= {"db", "log", "crt", "key", "pem", "png", "svg", "tgz", "gz", "toml", "lock", "cfg"}
 _NOT_KEYS |= {"org", "com", "net", "io", "dev", "local", "svc", "example", "internal"}
+#: The chart's top-level keys whose dotted names pages write as values; others (`tests`,
+#: `global`) are also words of other things (`tests.test_helm_model`, a Python module)
+_JUDGED_TOP_KEYS = frozenset({"backend", "grafana", "networkPolicy", "serviceAccount", "image"})
 
 #: A dotted key as pages write one in code: `backend.ingress.paths`
 _CHART_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
@@ -588,7 +592,7 @@ def chart_key_problem(span: str, data: ReleaseData) -> str | None:
     kube-prometheus-stack's `grafana:`, since the Grafana guides write those."""
     text = span.strip()
     parts = text.split(".")
-    if _CHART_KEY.fullmatch(text) is None or parts[0] not in _chart_values():
+    if _CHART_KEY.fullmatch(text) is None or parts[0] not in _JUDGED_TOP_KEYS:
         return None
     if parts[-1].lower() in _NOT_KEYS:  # a file (`grafana.nix`) or a host (`grafana.example.org`)
         return None
@@ -606,6 +610,8 @@ def chart_key_problem(span: str, data: ReleaseData) -> str | None:
     grafana = grafana_chart.schema().root
     if _in_schema(grafana, parts) or (parts[0] == "grafana" and _in_schema(grafana, parts[1:])):
         return None
+    if parts[0] == "grafana" and parts[1] in grafana_stack.stack().grafana_keys:
+        return None  # kube-prometheus-stack's own keys under grafana: (additionalDataSources)
     return (
         f"`{span}` is no value of the BeTrace chart (helm/betrace/values.yaml: {chart}), nor of "
         f"the Grafana chart {grafana_chart.schema().chart.version}"
