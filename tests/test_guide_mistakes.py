@@ -204,12 +204,12 @@ CASES = [
     (
         "openssl-weak-secret.md",
         "openssl rand -hex 4 > signature-key",
-        ["openssl rand makes 4 random byte(s) (32 bits)", "at least 16 bytes (128 bits)"],
+        ["openssl rand makes 4 random byte(s) (32 bits) for signature-key", "16 bytes (128"],
     ),
     (
         "openssl-weak-secret.md",
         'GRAFANA_ADMIN_PASSWORD="$(openssl rand -base64 8)"',
-        ["openssl rand makes 8 random byte(s) (64 bits)"],
+        ["openssl rand makes 8 random byte(s) (64 bits) for GRAFANA_ADMIN_PASSWORD"],
     ),
     (
         "python-exporter-deaf-to-its-url.md",

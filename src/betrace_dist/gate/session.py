@@ -586,6 +586,9 @@ class Session:
     def _run_pipeline(self, members: list[Command], models: dict[str, Model]) -> None:
         heads = [m.argv[0] if m.argv else "" for m in members]
         if all(h in FILE_COMMANDS for h in heads):
+            for member in members:
+                if problem := randomness.substitution_problem(_given_words(member)):
+                    raise CommandError(problem)
             for sub in (s for m in members for s in m.substitutions):
                 self._check_substitution(sub, models)
             for member in members:
@@ -648,11 +651,11 @@ class Session:
 
     def _file_command(self, cmd: Command) -> None:
         """What the gate asks of a file command before it runs for real: it writes nowhere
-        outside the sandbox (confine), and a secret it makes is not too short to keep anyone
-        out (randomness.py)."""
+        outside the sandbox (confine), and a secret it makes is not too short (randomness.py)."""
         argv = self.expand(cmd.model_words[len(cmd.assignments) :])
         self.confine(cmd, argv)
-        if problem := randomness.rand_problem(argv):
+        targets = [self.expand_target(t) for _, t in cmd.redirects if "$(" not in t]
+        if problem := randomness.rand_problem(argv, targets):
             raise CommandError(problem)
 
     def expand_target(self, raw: str) -> str:
@@ -679,6 +682,8 @@ class Session:
         return (cmd.words if runnable else cmd.model_words)[start:stop]
 
     def _run_one(self, cmd: Command, models: dict[str, Model], substituted: bool = False) -> None:
+        if problem := randomness.substitution_problem(_given_words(cmd)):
+            raise CommandError(problem)
         for sub in cmd.substitutions:
             self._check_substitution(sub, models)
         if not cmd.argv:  # plain assignments: shell variables for the next commands
@@ -841,6 +846,12 @@ class Session:
                 else f" (the project's set-up makes {made})"
             )
         )
+
+
+def _given_words(cmd: Command) -> list[str]:
+    """The words a command sets things with: its own, and its here-document's (`cat > .env
+    <<EOF` with `NAME=$(...)` lines, which bash expands)."""
+    return [*cmd.words, *(cmd.heredoc or "").splitlines()]
 
 
 #: where a Debian machine keeps its programs, on every page's PATH (page_path)
