@@ -251,3 +251,22 @@ def test_a_setting_in_text_is_held_to_the_backends_rule_where_it_is_the_backends
     http://...:4318 (the review found the first form refused); a value in quotes is a value."""
     found = [p.reason for p in typed._settings(text, release_data)]
     assert (found == []) if said is None else (len(found) == 1 and said in found[0]), found
+
+
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        ("https://github.com/betrace-hq/distribution/archive/refs/tags/v2.0.0.tar.gz", None),
+        ("https://github.com/betrace-hq/distribution/archive/refs/tags/v9.0.0.tar.gz", "v9.0.0"),
+        ("nix run git+https://github.com/betrace-hq/distribution?ref=v9.9.9#x", "v9.9.9"),
+        ("git+ssh://git@github.com/betrace-hq/distribution?ref=nope", "nope"),
+        ("https://github.com/betrace-hq/distribution/tree/main/patches", None),
+    ],
+)
+def test_a_distribution_revision_is_read_in_every_form_of_url(
+    text: str, bad: str | None, release_data: ReleaseData
+) -> None:
+    """The review found GitHub's own tag archive URL refused ('refs' read as the revision) and
+    git+https and git+ssh URLs with a ref never read."""
+    found = [p.reason for p in typed._distribution_refs(text, release_data)]
+    assert found == [] if bad is None else (len(found) == 1 and bad in found[0]), found

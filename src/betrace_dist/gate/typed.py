@@ -246,11 +246,14 @@ def _distribution_refs(text: str, data: ReleaseData) -> Iterator[Problem]:
     pattern = (
         rf"github:{repo}(?:/([^\s\"'`#?)]+)|\?(?:[^\s\"'`#]*&)?ref=([^\s\"'`#&]+))"
         rf"|github\.com/{repo}/(?:tree|blob|archive|releases/tag|releases/download)/"
-        r"([^/\s\"'`)#?]+)"
+        r"((?:refs/(?:tags|heads)/)?[^/\s\"'`)#?]+)"
+        # a git URL's ref (git+https://github.com/..., git+ssh://git@github.com/...)
+        rf"|github\.com[:/]{repo}(?:\.git)?\?(?:[^\s\"'`#]*&)?ref=([^\s\"'`#&]+)"
     )
     for match in re.finditer(pattern, text, re.IGNORECASE):
-        group = next(g for g in (1, 2, 3) if match[g])
-        ref = re.sub(r"\.(tar\.gz|zip)$", "", match[group].removeprefix("refs/tags/"))
+        group = next(g for g in (1, 2, 3, 4) if match[g])
+        written = re.sub(r"^refs/(tags|heads)/", "", match[group])
+        ref = re.sub(r"\.(tar\.gz|zip)$", "", written)
         if ref not in refs and not ref.startswith("{"):
             yield Problem(
                 _line(text, match.start(group)),
