@@ -17,7 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from betrace_dist import REPO_ROOT
-from betrace_dist.artefacts import chart_policy
+from betrace_dist.artefacts import chart_policy, ingress_nginx
 from betrace_dist.artefacts.chart_policy import Helm, HelmError, Manifest, parse_manifests
 from betrace_dist.release import ReleaseData
 
@@ -842,3 +842,25 @@ def test_an_ingress_nginx_annotation_the_controller_does_not_read_is_refused(
     )
     with pytest.raises(HelmError, match=said):
         helm.template(chart, set_values=(*base, f"{key}/whitelist-source-ranges=10.0.0.0/8"))
+
+
+@pytest.mark.parametrize(
+    ("ranges", "bad"),
+    [
+        ("10.0.0.0/8, 192.168.1.7", None),
+        ("10.0.0.1/8,2001:db8::/32", None),
+        ("10.0.0.0/33", "10.0.0.0/33"),
+        ("10.0.0.0/255.0.0.0", "10.0.0.0/255.0.0.0"),  # Python takes a netmask, Go does not
+        ("fe80::1%eth0", "fe80::1%eth0"),
+        ("10.0.0.0/8,", "''"),
+    ],
+)
+def test_an_ingress_source_range_is_a_range_as_the_controller_reads_it(
+    ranges: str, bad: str | None
+) -> None:
+    """The security reference's 10.0.0.0/8 written /33 passed; the review then found the
+    netmask and zone forms, which Python's ipaddress takes and Go's ParseCIDR refuses."""
+    annotation = "nginx.ingress.kubernetes.io/whitelist-source-range"
+    doc = {"kind": "Ingress", "metadata": {"annotations": {annotation: ranges}}}
+    found = ingress_nginx.problems(doc)
+    assert found == [] if bad is None else (len(found) == 1 and bad in found[0]), found

@@ -7,13 +7,15 @@ splits the value at commas, trims each item and takes a CIDR (Go's net.ParseCIDR
 address (net.ParseIP), and fails on anything else. Read in a copy of the controller's source
 whose version is not known, and not run here: a belief about the controller a reader runs,
 kept because a range that is no range is wrong under any reading. The items are read with
-Python's ipaddress, which takes the same forms (host bits set are allowed, as ParseCIDR allows
-them).
+Python's ipaddress (host bits set are allowed, as ParseCIDR allows them), after two forms it
+takes and Go's parsers do not are refused: a netmask after the slash (`10.0.0.0/255.0.0.0`;
+ParseCIDR wants a prefix length) and an IPv6 zone (`fe80::1%eth0`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 #: the annotations whose value is a list of address ranges
@@ -33,7 +35,10 @@ def problems(doc: dict[str, Any]) -> list[str]:
         if not isinstance(value, str):
             continue
         for item in value.split(","):
+            address, slash, length = item.strip().partition("/")
             try:
+                if (slash and not re.fullmatch(r"[0-9]+", length)) or "%" in address:
+                    raise ValueError(item)
                 ipaddress.ip_network(item.strip(), strict=False)
             except ValueError:
                 out.append(
