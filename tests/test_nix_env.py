@@ -418,3 +418,11 @@ def test_a_credential_is_read_from_the_folder_of_the_unit_given_it() -> None:
     assert line == 3 and "/run/credentials/grafana names no unit" in bare
     ((_, other),) = nix_env.credential_problems(block % "grafana-server.service")
     assert "LoadCredential hands it to grafana.service" in other
+
+
+def test_systemds_own_credential_folders_are_not_read_as_units() -> None:
+    """The review found /run/credentials/@system told to be @system.service."""
+    block = (
+        '{ services.grafana.settings.security.secret_key = "$__file{/run/credentials/@system/k}"; }'
+    )
+    assert nix_env.credential_problems(block) == []

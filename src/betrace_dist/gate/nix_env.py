@@ -361,33 +361,36 @@ def credential_problems(text: str) -> list[tuple[int, str]]:
         )
     for a in found:
         for folder, name in _CREDENTIAL.findall(a.value or ""):
-            unit = folder.removesuffix(".service")
-            owners = sorted(u for u, names in given.items() if name in names)
-            if not _UNIT_NAME.search(folder):
-                out.append((a.line, f"{'.'.join(a.path)} reads {_not_a_unit(folder)}"))
-            elif unit == folder:  # another kind of unit's: not judged
-                continue
-            elif unit not in given and owners:
-                out.append(
-                    (
-                        a.line,
-                        f"{'.'.join(a.path)} reads the credential '{name}' of {folder}, but "
-                        "the block's "
-                        f"LoadCredential hands it to {owners[0]}.service: systemd puts a "
-                        "unit's credentials in /run/credentials/UNITNAME of that unit alone",
-                    )
-                )
-            elif unit in given and name not in given[unit]:
-                out.append(
-                    (
-                        a.line,
-                        f"reads the credential '{name}' of {unit}.service, which its "
-                        f"LoadCredential does not name (it names: {', '.join(sorted(given[unit]))}"
-                        f"): systemd hands the unit only those, and {unit} fails on the missing "
-                        "file",
-                    )
-                )
+            problem = _read_problem(folder, name, given)
+            if problem is not None:
+                out.append((a.line, f"{'.'.join(a.path)} {problem}"))
     return out
+
+
+def _read_problem(folder: str, name: str, given: dict[str, set[str]]) -> str | None:
+    """Why a read of /run/credentials/FOLDER/NAME finds no file, where the block's
+    LoadCredentials (`given`: unit -> names) tell; None where it cannot be told."""
+    unit = folder.removesuffix(".service")
+    owners = sorted(u for u, names in given.items() if name in names)
+    if folder.startswith("@"):  # systemd's own folders (@system): not a unit's
+        return None
+    if not _UNIT_NAME.search(folder):
+        return f"reads {_not_a_unit(folder)}"
+    if unit == folder:  # another kind of unit's: not judged
+        return None
+    if unit not in given and owners:
+        return (
+            f"reads the credential '{name}' of {folder}, but the block's LoadCredential hands "
+            f"it to {owners[0]}.service: systemd puts a unit's credentials in "
+            "/run/credentials/UNITNAME of that unit alone"
+        )
+    if unit in given and name not in given[unit]:
+        return (
+            f"reads the credential '{name}' of {unit}.service, which its LoadCredential does "
+            f"not name (it names: {', '.join(sorted(given[unit]))}): systemd hands the unit only "
+            f"those, and {unit} fails on the missing file"
+        )
+    return None
 
 
 #: the end of a unit's name whose processes systemd may hand credentials (systemd.unit(5))
