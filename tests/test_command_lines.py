@@ -611,9 +611,18 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
     for signed_in in (["-uadmin"], ["-fsSuadmin"], ["--user", "admin"], ["--user=admin:$PW"]):
         curl(_inv(["curl", *signed_in, url], session))
     # a password written into the page is no Grafana's of these guides
-    for written in (["-u", "admin:admin"], ["--user='admin:p'"], ["-fsSuadmin:secret"]):
+    # (the review found a literal password after a variable user, and one in the URL, passing)
+    written_url = url.replace("http://", "http://admin:admin@")
+    for written in (
+        ["-u", "admin:admin"],
+        ["--user='admin:p'"],
+        ["-fsSuadmin:secret"],
+        ["-u", '"$GRAFANA_USER:admin"'],
+    ):
         with pytest.raises(CommandError, match="with a password written into the page"):
             curl(_inv(["curl", *written, url], session))
+    with pytest.raises(CommandError, match="with a password written into the page"):
+        curl(_inv(["curl", "-fsS", written_url], session))
 
 
 def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:

@@ -608,10 +608,10 @@ def _written_password(raw: list[str]) -> str | None:
     variable, a command) is the reader's; -u USER alone makes curl ask for it."""
     for word in _words(raw, options("curl")):
         value = str(word.value) if word.flag in ("-u", "--user") else ""
-        if "$" in value or "`" in value:
-            continue
+        if word.flag is None:  # a URL's own user information: http://USER:PASSWORD@host
+            value = urlsplit(str(word.value).strip("'\"")).netloc.rpartition("@")[0]
         user, colon, password = value.strip("'\"").partition(":")
-        if colon and password:
+        if colon and password and "$" not in password and "`" not in password:
             return (
                 f"curl -u {user}:{password} signs in to Grafana with a password written into "
                 "the page, which is no Grafana's here: the Compose stack's is the reader's "
