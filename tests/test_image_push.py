@@ -12,6 +12,8 @@ from __future__ import annotations
 import pytest
 
 from betrace_dist.gate.session import CommandError, Session
+from betrace_dist.gate.world import World
+from betrace_dist.release import ReleaseData
 
 from .conftest import backend_image, run
 
@@ -80,3 +82,33 @@ def test_an_image_pushed_under_another_spelling_counts(session: Session) -> None
 
 def test_an_image_the_page_keeps_on_its_node_is_left_to_it(session: Session) -> None:
     run(session, _built(session) + _pod(_image(session), "Never"))
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/betrace-hq/betrace/plugin-init:2.0.0",
+        "GHCR.IO/betrace-hq/betrace/plugin-init:2.0.0",
+        "ghcr.io:443/betrace-hq/betrace/backend:2.0.0",
+    ],
+)
+def test_an_unpublished_image_is_known_in_every_spelling_of_its_registry(
+    image: str, release_data: ReleaseData
+) -> None:
+    """The review found the registry's host in capitals, or with HTTPS's port, passing."""
+    assert not release_data.current.published, "the release is published: the check is off"
+    doc = {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": image}]}}
+    found = World().unpublished([doc], release_data)
+    assert found is not None and "has not published" in found
+    other = {**doc, "spec": {"containers": [{"image": "registry.example.com/b/backend:2.0.0"}]}}
+    assert World().unpublished([other], release_data) is None
+
+
+def test_kubectl_create_of_an_unpublished_image_is_refused(session: Session) -> None:
+    """The review found `kubectl create deployment --image=` of the project's image passing:
+    the generator's object is held as an applied manifest is."""
+    with pytest.raises(CommandError, match=r"Deployment load would pull .* has not published"):
+        run(
+            session,
+            "kubectl create deployment load --image=ghcr.io/betrace-hq/betrace/backend:2.0.0\n",
+        )

@@ -650,11 +650,13 @@ class World:
         command only once the release is published."""
         if data.current.published:
             return None
-        own = data.project.registry + "/"
+        own = data.project.registry.lower() + "/"
         for doc in docs:
             for container in containers(doc):
                 image = str(container.get("image") or "")
-                if image.startswith(own):
+                # a registry's host is read in any case, and with HTTPS's port written out
+                host, _, rest = image.partition("/")
+                if f"{host.lower().removesuffix(':443')}/{rest}".startswith(own):
                     name = _map(doc.get("metadata")).get("name")
                     return (
                         f"{doc.get('kind')} {name} would pull {image}, which release "

@@ -814,6 +814,9 @@ def _generate(inv: Invocation, ns: str, args: Args) -> str | None:
         where = "" if created.get("kind") in CLUSTER_SCOPED else meta.get("namespace") or ns
         if inv.session.world.find(where, created.get("kind", ""), meta.get("name", "")):
             raise _already_exists(str(created.get("kind")), str(meta.get("name")), where)
+        unpublished = inv.session.world.unpublished([created], inv.session.release)
+        if unpublished is not None:
+            raise CommandError(f"{unpublished}: name the image the page pushed")
         _join(inv.session.world, created, ns, "kubectl create", args.has("--save-config"))
         _provisioning_still_holds(inv, f"kubectl create {created.get('kind', '').lower()}")
         return None  # what kubectl prints against a cluster ("secret/x created") is not known
