@@ -334,7 +334,7 @@ CASES = [
         "helm-grafana-app-type.md",
         "helm install grafana",
         [
-            "the app given a backendUrl has type 'app', which provisions another plugin",
+            "the app meant to be BeTrace's has type 'app', which provisions another plugin",
             "the plugin's id, betrace-app",
         ],
     ),

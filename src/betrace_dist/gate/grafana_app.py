@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from .. import backend_env, yamlio
 from ..errors import ProblemsError
-from ..names import closest
+from ..names import close_to, closest
 from ..release import ReleaseData
 from . import grafana_chart, grafana_settings, plugin_copy
 from .world import K8sObject, MixedPods, World, listing
@@ -82,10 +82,15 @@ def _apps(cm: K8sObject, path: str, text: str, plugin_id: str) -> list[dict[str,
     if apps is not None and not isinstance(apps, list):
         raise ValueError(f"ConfigMap '{cm.name}' ({path}): apps must be a list of apps")
     mine = [a for a in apps or [] if isinstance(a, dict) and a.get("type") == plugin_id]
-    meant = [a for a in apps or [] if isinstance(a, dict) and _names_a_backend(a)]
-    if meant and not mine:  # an app given the backend's URL is meant to be this one
+    meant = [
+        a
+        for a in apps or []
+        if isinstance(a, dict)
+        and (_names_a_backend(a) or close_to(str(a.get("type")), [plugin_id]) is not None)
+    ]
+    if meant and not mine:  # an app given the backend's URL, or a near id, means this one
         raise ValueError(
-            f"ConfigMap '{cm.name}' ({path}): the app given a backendUrl has type "
+            f"ConfigMap '{cm.name}' ({path}): the app meant to be BeTrace's has type "
             f"{meant[0].get('type')!r}, which provisions another plugin: an app's type is the "
             f"plugin's id, {plugin_id} (releases.yaml plugin.id)"
         )
