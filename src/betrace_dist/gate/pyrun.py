@@ -15,8 +15,9 @@ own fixtures of tests/conftest.py made for the page's copy of the project (SPEC'
 copy's root, and its release data. A test taking any other argument is not called, and said so.
 
 A block titled as the send-traces page's exporter (probes/exporter.py TITLE) is then measured
-(SPEC's "measure"): what the exporter it defines posts, and when, to a loopback server of this
-process, reported as "measured" beside "passed"; the gate holds it to the page's claims.
+(SPEC's "measure"): what the exporter it defines posts, and when, kept by urllib's opener in
+this process (no socket), reported as "measured" beside "passed"; the gate holds it to the
+page's claims.
 
 A block that ends the process before the result is written leaves no RESULT: the gate reports
 that as a failure, never as a pass. A hostile block can still forge its own RESULT (it runs in
@@ -29,7 +30,6 @@ import asyncio
 import functools
 import inspect
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -150,11 +150,8 @@ def run(
             names = [name for name, _ in uncalled]
             line = uncalled[0][1]
             return {"outcome": "uncalled", "tests": names, "fixtures": list(FIXTURES), "line": line}
-        if measure:  # the send-traces page's exporter: what it posts, measured here
-            # the jail sends proxied requests nowhere (Session._clean_env); the measurement's
-            # own server is in this process, on the jail's loopback, and reached directly
-            os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1"
-            return {"outcome": "passed", "measured": exporter.behaviour(module)}
+        if measure:  # the send-traces page's exporter: what it posts, kept without a socket
+            return {"outcome": "passed", "measured": exporter.behaviour(module, in_process=True)}
     except pytest.fail.Exception as exc:
         return {"outcome": "printed", "report": str(exc)}
     except BaseException as exc:

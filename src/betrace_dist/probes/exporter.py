@@ -1,23 +1,94 @@
 """The send-traces page's OpenTelemetry exporter (its block titled TITLE), measured against the
-page's claims: what it posts and when, to a loopback server of the measurement's own. The
-exporter probe measures it beside the real backend (tests/test_probes.py); the page's gate
-measures it in the page's jail when it runs the block (gate/pyrun.py), so that `pytest docs/`
-fails the block, at its line, where the exporter breaks what the page says of it. The page's
-code runs in the process that measures it, never in the gate's or the tests'.
+page's claims: what it posts and when. The exporter probe measures it beside the real backend,
+posting to a loopback server of its own (tests/test_probes.py); the page's gate measures it in
+the page's jail when it runs the block (gate/pyrun.py), so that `pytest docs/` fails the block,
+at its line, where the exporter breaks what the page says of it. There the posts never reach a
+socket: urllib's opener is one whose handler keeps each request's body (the gate opens no
+network connection at all, tests/test_safety.py), which measures an exporter that posts with
+urllib, as the page's does. The page's code runs in the process that measures it, never in the
+gate's or the tests'.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import threading
+import urllib.error
+import urllib.request
+import urllib.response
+from collections.abc import Iterator
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..release import ReleaseData
 
 #: The title of the send-traces page's exporter block: a Python block of that title is measured
 TITLE = "betrace_exporter.py"
+
+
+class _Inbox(Protocol):
+    """Where the posted bodies go, and the status the posts are answered with."""
+
+    bodies: list[dict[str, Any]]
+    status: int
+
+
+class _Kept:
+    """An inbox in the measuring process itself, for the posts to `url`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.bodies: list[dict[str, Any]] = []
+        self.status = 200
+
+
+class _Keeping(urllib.request.BaseHandler):
+    """urllib's handler of http(s) requests that keeps each body in the inbox and answers with
+    its status (urllib's error processor turns one of 400 into HTTPError, as from a server)."""
+
+    handler_order = 100  # before urllib's own HTTP handlers
+
+    def __init__(self, inbox: _Kept) -> None:
+        self.inbox = inbox
+
+    def http_open(self, request: urllib.request.Request) -> urllib.response.addinfourl:
+        if request.full_url != self.inbox.url:  # as a URL where nothing listens
+            raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        self.inbox.bodies.append(json.loads(request.data or b"{}"))  # type: ignore[arg-type]
+        answer = urllib.response.addinfourl(
+            io.BytesIO(b"{}"), Message(), request.full_url, self.inbox.status
+        )
+        answer.msg = "OK" if self.inbox.status < 400 else "Bad Request"  # type: ignore[attr-defined]
+        return answer
+
+    https_open = http_open
+
+
+@contextlib.contextmanager
+def _receiving(in_process: bool) -> Iterator[tuple[str, _Inbox]]:
+    """A URL to post to and the inbox behind it: a loopback server of this process, or
+    (`in_process`) urllib's opener, which keeps the posts without a socket."""
+    if in_process:
+        inbox = _Kept("http://betrace.invalid/v1/spans")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _Keeping(inbox))
+        urllib.request.install_opener(opener)
+        try:
+            yield inbox.url, inbox
+        finally:
+            urllib.request.install_opener(None)
+        return
+    server = _Catcher(("127.0.0.1", 0), _Catch)
+    server.bodies = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1/spans", server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class _Catcher(ThreadingHTTPServer):
@@ -42,9 +113,10 @@ class _Catch(BaseHTTPRequestHandler):
         pass
 
 
-def behaviour(scope: dict[str, Any]) -> dict[str, Any]:
-    """What the page's BeTraceExporter posts, and when, to a loopback server of the probe's own
-    (each span handed to it as it ends, no batching: the grouping measured is the exporter's):
+def behaviour(scope: dict[str, Any], in_process: bool = False) -> dict[str, Any]:
+    """What the page's BeTraceExporter posts, and when (_receiving: to a loopback server, or
+    kept by urllib's opener); each span handed to it as it ends, no batching: the grouping
+    measured is the exporter's:
     whether a child went out before its trace's first span here ended, the requests of one
     trace, attribute values as sent, a trace of MAX_SPANS + 1 spans, a refused request, spans
     left waiting at shutdown, and a span whose parent is in another process."""
@@ -52,12 +124,8 @@ def behaviour(scope: dict[str, Any]) -> dict[str, Any]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    server = _Catcher(("127.0.0.1", 0), _Catch)
-    server.bodies = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/v1/spans"
     out: dict[str, Any] = {}
-    try:
+    with _receiving(in_process) as (url, server):
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(scope["BeTraceExporter"](url)))
         tracer = provider.get_tracer("probe")
@@ -87,13 +155,10 @@ def behaviour(scope: dict[str, Any]) -> dict[str, Any]:
         out["remote_parent_posted"] = len(server.bodies)
         out |= _exporter_shutdown_and_refusal(scope["BeTraceExporter"](url), server)
         out["add_betrace_posted"] = _posted_by_add_betrace(scope["add_betrace"], url, server)
-    finally:
-        server.shutdown()
-        server.server_close()
     return out
 
 
-def _posted_by_add_betrace(add_betrace: Any, url: str, server: _Catcher) -> int:
+def _posted_by_add_betrace(add_betrace: Any, url: str, server: _Inbox) -> int:
     """The page's add_betrace given a URL (the probe's server, not the page's default): the
     spans posted there once its provider shuts down."""
     from opentelemetry.sdk.trace import TracerProvider
@@ -108,7 +173,7 @@ def _posted_by_add_betrace(add_betrace: Any, url: str, server: _Catcher) -> int:
     return sum(len(b["spans"]) for b in server.bodies)
 
 
-def _exporter_shutdown_and_refusal(exporter: Any, server: _Catcher) -> dict[str, Any]:
+def _exporter_shutdown_and_refusal(exporter: Any, server: _Inbox) -> dict[str, Any]:
     """The page's exporter handed spans directly: one left waiting for its trace (sent at
     shutdown), then one the server refuses (a failure, not sent again)."""
     from opentelemetry.sdk.trace import TracerProvider

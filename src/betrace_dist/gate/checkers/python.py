@@ -56,7 +56,7 @@ class PythonChecker:
 
 def _check_exporter(result: dict[str, Any], ctx: Context) -> None:
     """The send-traces page's exporter does what the page says of it (probes/exporter.py),
-    measured where the block ran: in the page's jail, against a loopback server of its own."""
+    measured where the block ran: in the page's jail, its posts kept by urllib's opener."""
     found = result.get("measured")
     if not isinstance(found, dict):
         raise CheckFailure("the exporter's run reported no measurement of what it posts")
@@ -67,7 +67,7 @@ def _check_exporter(result: dict[str, Any], ctx: Context) -> None:
     if problems:
         raise CheckFailure(
             f"the exporter breaks what the page says of it: {'; '.join(problems)} "
-            "(measured in the page's jail, against a loopback server: probes/exporter.py)"
+            "(measured in the page's jail, its posts kept without a socket: probes/exporter.py)"
         )
 
 
