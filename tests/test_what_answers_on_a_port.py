@@ -300,10 +300,12 @@ def test_exec_checks_the_container_it_enters(session: Session) -> None:
 
 
 def _two_container_pod(session: Session, annotation: str, backend_first: bool = False) -> str:
-    """A pod of the page's own: a busybox sidecar and a container of the project's backend
-    image (the sidecar first unless `backend_first`), the default-container annotation naming
-    `annotation`."""
-    image = f"{session.release.project.registry}/backend:{session.release.current.version}"
+    """A pod of the page's own: a busybox sidecar and a container of the backend's image, built
+    and pushed as the Kubernetes guide does (the release's images are not published: a pod of
+    the project's would not pull), the sidecar first unless `backend_first`, the
+    default-container annotation naming `annotation`."""
+    registry = "registry.example.com/betrace"
+    image = f"{registry}/backend:{session.release.current.version}"
     containers = [
         "  - {name: sidecar, image: busybox:1.37}\n",
         f"  - {{name: backend, image: {image}}}\n",
@@ -314,7 +316,9 @@ def _two_container_pod(session: Session, annotation: str, backend_first: bool = 
         f"{annotation}}}}}\n"
         "spec:\n  containers:\n" + "".join(containers[::-1] if backend_first else containers)
     )
-    return _written("pod.yaml", pod) + "kubectl apply -f pod.yaml\n"
+    return (
+        backend_image(session, registry) + _written("pod.yaml", pod) + "kubectl apply -f pod.yaml\n"
+    )
 
 
 def test_exec_enters_the_container_the_annotation_names(session: Session) -> None:

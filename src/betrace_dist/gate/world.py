@@ -645,9 +645,10 @@ class World:
 
     def unpublished(self, docs: list[dict[str, Any]], data: ReleaseData) -> str | None:
         """The first container of these objects that takes a BeTrace image from the project's
-        registry before the release is published (releases.yaml has no image digests): its
-        pods would not pull. A page sets the registry the reader pushed to, or shows the
-        command only once the release is published."""
+        registry before the release is published (releases.yaml has no image digests), and
+        that the page did not push there itself: its pods would not pull. A page sets the
+        registry the reader pushed to, or shows the command only once the release is
+        published."""
         if data.current.published:
             return None
         own = data.project.registry.lower() + "/"
@@ -656,7 +657,8 @@ class World:
                 image = str(container.get("image") or "")
                 # a registry's host is read in any case, and with HTTPS's port written out
                 host, _, rest = image.partition("/")
-                if f"{host.lower().removesuffix(':443')}/{rest}".startswith(own):
+                pushed = canonical_image(image) in self.pushed  # the page's own push of it
+                if f"{host.lower().removesuffix(':443')}/{rest}".startswith(own) and not pushed:
                     name = _map(doc.get("metadata")).get("name")
                     return (
                         f"{doc.get('kind')} {name} would pull {image}, which release "

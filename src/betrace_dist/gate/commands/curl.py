@@ -609,7 +609,8 @@ def _written_password(raw: list[str]) -> str | None:
     for word in _words(raw, options("curl")):
         value = str(word.value) if word.flag in ("-u", "--user") else ""
         if word.flag is None:  # a URL's own user information: http://USER:PASSWORD@host
-            value = urlsplit(str(word.value).strip("'\"")).netloc.rpartition("@")[0]
+            value = str(word.value).strip("'\"").partition("://")[2].split("/")[0]
+            value = value.rpartition("@")[0]
         user, colon, password = value.strip("'\"").partition(":")
         if colon and password and "$" not in password and "`" not in password:
             return (
