@@ -261,6 +261,7 @@ def test_a_setting_in_text_is_held_to_the_backends_rule_where_it_is_the_backends
         ("nix run git+https://github.com/betrace-hq/distribution?ref=v9.9.9#x", "v9.9.9"),
         ("git+ssh://git@github.com/betrace-hq/distribution?ref=nope", "nope"),
         ("https://github.com/betrace-hq/distribution/tree/main/patches", None),
+        ("https://github.com/betrace-hq/distribution/releases/tag/v0.1.0", "v0.1.0"),
     ],
 )
 def test_a_distribution_revision_is_read_in_every_form_of_url(

@@ -238,14 +238,16 @@ def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
 
 
 def _distribution_refs(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """A revision of the distribution's repository (a flake reference's, a link's) that it does
-    not have: its branch `main`, or a release's tag `v<version>` (the release workflow tags
-    releases so: .github/workflows/*.yml and the release guide)."""
+    """A revision of the distribution's repository (a flake reference's, a git URL's, an
+    archive's or a release's URL) that it does not have: its branch `main`, or a release's tag
+    `v<version>` (the release workflow tags releases so: .github/workflows/*.yml and the release
+    guide)."""
     repo = re.escape(data.project.distribution_repository.removeprefix("https://github.com/"))
     refs = {"main"} | {f"v{release.version}" for release in data.releases}
     pattern = (
         rf"github:{repo}(?:/([^\s\"'`#?)]+)|\?(?:[^\s\"'`#]*&)?ref=([^\s\"'`#&]+))"
-        rf"|github\.com/{repo}/(?:tree|blob|archive|releases/tag|releases/download)/"
+        # (tree/ and blob/ links are repo_links.py's, which also finds their files)
+        rf"|github\.com/{repo}/(?:archive|releases/tag|releases/download)/"
         r"((?:refs/(?:tags|heads)/)?[^/\s\"'`)#?]+)"
         # a git URL's ref (git+https://github.com/..., git+ssh://git@github.com/...)
         rf"|github\.com[:/]{repo}(?:\.git)?\?(?:[^\s\"'`#]*&)?ref=([^\s\"'`#&]+)"
