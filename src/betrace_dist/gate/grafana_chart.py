@@ -443,7 +443,8 @@ def dropped_volume_problem(before: dict[str, Any], after: dict[str, Any]) -> str
     release's previous values had and these no longer have, or None: the chart writes every
     mount into the grafana container and every extra volume into the pod (templates/_pod.tpl),
     so the pod would mount a volume it lacks, which the API server refuses (a volumeMount's
-    name must be one of the pod's volumes: `volumeMounts[0].name: Not found`), and the
+    name must be one of the pod's volumes: ValidateVolumeMounts' field.NotFound, read in copies
+    of Kubernetes' pkg/apis/core/validation whose versions are not known; not run here), and the
     upgrade fails."""
     had = {v.get("name") for v in extra_volumes(before)}
     has = {v.get("name") for v in extra_volumes(after)}

@@ -160,7 +160,9 @@ def app_bytes() -> int | None:
 def _size_problem(values: dict[str, Any], name: str) -> str | None:
     """The emptyDir Grafana reads the app from holds less than the app: the kubelet evicts a
     pod whose emptyDir use exceeds its sizeLimit (Kubernetes' documentation on local ephemeral
-    storage), so Grafana's pod is evicted once the copy is made."""
+    storage, not read at a pinned version and not run here: a belief, kept because a volume
+    smaller than what is copied into it cannot hold it under any reading), so Grafana's pod is
+    evicted once the copy is made."""
     volume = next((v for v in grafana_chart.extra_volumes(values) if v.get("name") == name), {})
     empty = volume.get("emptyDir")
     written = empty.get("sizeLimit") if isinstance(empty, dict) else None
