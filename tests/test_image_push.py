@@ -104,6 +104,21 @@ def test_an_unpublished_image_is_known_in_every_spelling_of_its_registry(
     assert World().unpublished([other], release_data) is None
 
 
+def test_the_page_s_own_push_counts_in_every_spelling_of_its_registry(
+    release_data: ReleaseData,
+) -> None:
+    """A push and a pull meet at the registry, which is one whatever the host's case or a
+    written `:443` (names.registry_image); a push elsewhere does not count."""
+    pulled = "ghcr.io/betrace-hq/betrace/backend:2.0.0"
+    doc = {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": pulled}]}}
+    world = World()
+    world.push("GHCR.io:443/betrace-hq/betrace/backend:2.0.0")
+    assert world.unpublished([doc], release_data) is None
+    elsewhere = World()
+    elsewhere.push("ghcr.io:8443/betrace-hq/betrace/backend:2.0.0")
+    assert elsewhere.unpublished([doc], release_data) is not None
+
+
 def test_kubectl_create_of_an_unpublished_image_is_refused(session: Session) -> None:
     """The review found `kubectl create deployment --image=` of the project's image passing:
     the generator's object is held as an applied manifest is."""

@@ -207,6 +207,21 @@ def canonical_image(ref: str) -> str:
     return name + at + digest
 
 
+def served_name(name: str) -> str:
+    """A registry path (`host[:port]/path...`) as the registry is reached: its host in lower
+    case (a host is a DNS name, which ignores case: RFC 4343) and without `:443`, the port a
+    registry is reached on when none is written (HTTPS's)."""
+    host, slash, rest = name.partition("/")
+    return f"{host.lower().removesuffix(':443')}{slash}{rest}"
+
+
+def registry_image(ref: str) -> str:
+    """An image as a registry serves it, so that a push and a pull of one image compare equal
+    whatever their spelling: canonical_image, then served_name. Not for the local image store,
+    whose tags keep the host's case and port as written."""
+    return served_name(canonical_image(ref))
+
+
 #: an image reference as Docker's reference grammar reads it (distribution/reference's
 #: regexp.go: a name of lower-case path components under an optional domain and port, then an
 #: optional tag and an optional digest)

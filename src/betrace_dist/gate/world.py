@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..backend_env import BackendContainer, containers
-from ..names import TARGET_ROLES, canonical_image, image_reference_problem, image_role, is_number
+from ..names import (
+    TARGET_ROLES,
+    canonical_image,
+    image_reference_problem,
+    image_role,
+    is_number,
+    registry_image,
+    served_name,
+)
 
 if TYPE_CHECKING:
     from ..release import ReleaseData
@@ -620,7 +628,7 @@ class World:
         self.images[canonical_image(tag)] = target
 
     def push(self, image: str) -> None:
-        self.pushed.add(canonical_image(image))
+        self.pushed.add(registry_image(image))
 
     def unpushed(self, docs: list[dict[str, Any]]) -> str | None:
         """The first container of these objects whose image the page built on this machine and
@@ -631,7 +639,7 @@ class World:
             for container in containers(doc):
                 image = str(container.get("image") or "")
                 policy = container.get("imagePullPolicy")
-                unpushed = self.built(image) and canonical_image(image) not in self.pushed
+                unpushed = self.built(image) and registry_image(image) not in self.pushed
                 if unpushed and policy != "Never":
                     name = _map(doc.get("metadata")).get("name")
                     return (
@@ -651,14 +659,12 @@ class World:
         published."""
         if data.current.published:
             return None
-        own = data.project.registry.lower() + "/"
+        own = served_name(data.project.registry) + "/"
         for doc in docs:
             for container in containers(doc):
                 image = str(container.get("image") or "")
-                # a registry's host is read in any case, and with HTTPS's port written out
-                host, _, rest = image.partition("/")
-                pushed = canonical_image(image) in self.pushed  # the page's own push of it
-                if f"{host.lower().removesuffix(':443')}/{rest}".startswith(own) and not pushed:
+                served = registry_image(image)
+                if served.startswith(own) and served not in self.pushed:
                     name = _map(doc.get("metadata")).get("name")
                     return (
                         f"{doc.get('kind')} {name} would pull {image}, which release "
