@@ -262,6 +262,8 @@ def test_a_setting_in_text_is_held_to_the_backends_rule_where_it_is_the_backends
         ("git+ssh://git@github.com/betrace-hq/distribution?ref=nope", "nope"),
         ("https://github.com/betrace-hq/distribution/tree/main/patches", None),
         ("https://github.com/betrace-hq/distribution/releases/tag/v0.1.0", "v0.1.0"),
+        ("github:betrace-hq/distribution?rev=0123456789abcdef0123456789abcdef01234567", "rev="),
+        ("git+https://github.com/betrace-hq/distribution.git?rev=deadbeef12#x", "rev="),
     ],
 )
 def test_a_distribution_revision_is_read_in_every_form_of_url(
@@ -271,3 +273,12 @@ def test_a_distribution_revision_is_read_in_every_form_of_url(
     git+https and git+ssh URLs with a ref never read."""
     found = [p.reason for p in typed._distribution_refs(text, release_data)]
     assert found == [] if bad is None else (len(found) == 1 and bad in found[0]), found
+
+
+def test_a_commit_of_the_distribution_is_reported_once_as_the_distribution_s(
+    release_data: ReleaseData,
+) -> None:
+    """The last review found `?rev=<sha>` of the distribution reported as no upstream commit."""
+    text = "nix run github:betrace-hq/distribution?rev=0123456789abcdef0123456789abcdef01234567\n"
+    found = [p.reason for p in typed.problems(text, release_data)]
+    assert len(found) == 1 and "pins the distribution's repository" in found[0], found

@@ -222,11 +222,14 @@ _COMMIT = re.compile(
 
 def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
     commits = [release.upstream.commit for release in data.releases]
+    ours = {m.start(1) for m in _distribution_revs(data).finditer(text)}
     for match in _COMMIT.finditer(text):
         group = 1 if match[1] else 2
         sha = match[group].lower()
         if not (re.search(r"\d", sha) and re.search(r"[a-f]", sha)):
             continue  # hex letters only ("commit added") or a number is no commit
+        if match.start(group) in ours:
+            continue  # the distribution's own commit: _distribution_refs judges it
         if any(c.startswith(sha) for c in commits):
             continue
         yield Problem(
@@ -235,6 +238,15 @@ def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
             f"releases[].upstream.commit: {', '.join(c[:8] for c in commits)}); write "
             "{{ release.upstream.commit }} or {{ release.upstream.short }}",
         )
+
+
+def _distribution_revs(data: ReleaseData) -> re.Pattern[str]:
+    """A commit of the distribution's repository in a flake reference or git URL (`?rev=`)."""
+    repo = re.escape(data.project.distribution_repository.removeprefix("https://github.com/"))
+    return re.compile(
+        rf"(?:github:|github\.com[:/]){repo}(?:\.git)?\?(?:[^\s\"'`#]*&)?rev=([^\s\"'`#&]+)",
+        re.IGNORECASE,
+    )
 
 
 def _distribution_refs(text: str, data: ReleaseData) -> Iterator[Problem]:
@@ -264,6 +276,13 @@ def _distribution_refs(text: str, data: ReleaseData) -> Iterator[Problem]:
                 "(v<version>, releases.yaml releases[].version); write "
                 "v{{ release.version }}",
             )
+    for match in _distribution_revs(data).finditer(text):
+        yield Problem(
+            _line(text, match.start(1)),
+            f"rev={match[1]} pins the distribution's repository to a commit, which no release "
+            "names and the gate cannot hold to one: a reader takes a release's tag (releases "
+            "are tagged v<version>); write ref=v{{ release.version }}",
+        )
 
 
 def _known_versions(data: ReleaseData) -> dict[str, tuple[set[str], str]]:
