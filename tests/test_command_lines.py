@@ -5,6 +5,7 @@ for real, offline."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -623,6 +624,22 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
             curl(_inv(["curl", *written, url], session))
     with pytest.raises(CommandError, match="with a password written into the page"):
         curl(_inv(["curl", "-fsS", written_url], session))
+    # the review found one typed into a variable first, and one in a Basic header, passing
+    world.typed_variables["CREDS"] = "admin:admin"
+    basic = "Authorization: Basic " + base64.b64encode(b"admin:admin").decode()
+    for written in (["-u", '"$CREDS"'], ["-u", "${CREDS}"], ["-H", basic]):
+        with pytest.raises(CommandError, match=r"written into the page \(admin:admin\)"):
+            curl(_inv(["curl", *written, url], session))
+    world.typed_variables.clear()  # the reader's own value: the page did not type it
+    for reader_s in (["-u", '"$CREDS"'], ["-H", "Authorization: Basic $TOKEN"]):
+        curl(_inv(["curl", *reader_s, url], session))
+
+
+def test_the_page_s_typed_variables_are_known_by_how_they_were_written(session: Session) -> None:
+    """A value typed into the page is the page's (World.typed_variables); one the shell expands
+    is the reader's, and a later expanded assignment takes the name back."""
+    run(session, 'A=one\nB="$A"\nexport C=\'three\' D="$(printf four)"\nA=$B\n')
+    assert session.world.typed_variables == {"C": "three"}
 
 
 def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:

@@ -687,7 +687,8 @@ class Session:
         for sub in cmd.substitutions:
             self._check_substitution(sub, models)
         if not cmd.argv:  # plain assignments: shell variables for the next commands
-            self._assign(self.expand(self.real_words(cmd, 0, len(cmd.assignments))))
+            raw = self.real_words(cmd, 0, len(cmd.assignments))
+            self._assign(self.expand(raw), raw=raw)
             return
         head = cmd.argv[0]
         argv = self.expand(cmd.model_words[len(cmd.assignments) :])
@@ -700,10 +701,22 @@ class Session:
         else:
             self._run_model(head, cmd, argv, models, substituted)
 
-    def _assign(self, assignments: list[str], export: bool = False) -> None:
+    def _assign(
+        self, assignments: list[str], export: bool = False, raw: list[str] | None = None
+    ) -> None:
         """NAME=value words (expanded): variables of the commands that follow. As in bash, the
         programs they start see one only once it is exported (`export`, or an earlier export of
-        the same name): a plain assignment is the shell's own."""
+        the same name): a plain assignment is the shell's own. `raw`: the words as written,
+        which say whether the page typed the value itself (World.typed_variables)."""
+        aligned = raw is not None and len(raw) == len(assignments)
+        for assignment, written in zip(
+            assignments, raw if raw is not None and aligned else assignments, strict=True
+        ):
+            name, _, value = assignment.partition("=")
+            if aligned and "$" not in written and "`" not in written:
+                self.world.typed_variables[name] = value
+            else:
+                self.world.typed_variables.pop(name, None)
         for assignment in assignments:
             name, _, value = assignment.partition("=")
             if not VARIABLE_NAME.fullmatch(name) or startup_variable(name):
@@ -741,9 +754,12 @@ class Session:
     def _export(self, cmd: Command, argv: list[str]) -> None:
         """`export NAME=value ...`, or `export NAME` of a variable the page set before (as in
         bash, it then reaches the programs the page starts); a bare NAME never set is refused."""
-        for assignment in self.expand(self.real_words(cmd, 1)):
+        raw = self.real_words(cmd, 1)
+        words = self.expand(raw)
+        for i, assignment in enumerate(words):
             if "=" in assignment:
-                self._assign([assignment], export=True)
+                written = [raw[i]] if len(words) == len(raw) else None
+                self._assign([assignment], export=True, raw=written)
             elif assignment in self.env and VARIABLE_NAME.fullmatch(assignment):
                 self.exported.add(assignment)
             else:

@@ -348,8 +348,12 @@ class World:
     # project's Dockerfile `docker build` made it from ("" for the last stage), None when it was
     # built from another Dockerfile (what it runs is not known); World.built reads it
     images: dict[str, str | None] = field(default_factory=dict)
-    #: tags (names.canonical_image) `docker push` sent to their registry
+    #: images `docker push` sent to their registry, as the registry serves them
+    #: (names.registry_image)
     pushed: set[str] = field(default_factory=set)
+    #: shell variables whose value the page typed itself (no expansion), by name: a value a
+    #: reader cannot have chosen (a password written into the page)
+    typed_variables: dict[str, str] = field(default_factory=dict)
     # clone folder -> the tag its HEAD is detached at ("" when a branch is checked out)
     checkouts: dict[str, str] = field(default_factory=dict)
     #: release tags `git tag` made on the page (and `git tag -d` has not deleted), by name

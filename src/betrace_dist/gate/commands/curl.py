@@ -3,10 +3,12 @@ the path must be an endpoint that component serves; JSON bodies must be JSON."""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
@@ -600,32 +602,61 @@ def _check_query(release: Release, method: str, url: SplitResult) -> None:
             )
 
 
-def _written_password(raw: list[str]) -> str | None:
-    """Why a sign-in (-u USER:PASSWORD) writes Grafana's password into the page, or None. No
-    Grafana of these guides has a password a page could know: the Compose stack takes
-    GRAFANA_ADMIN_PASSWORD from the reader's .env, the chart generates one at install (or takes
-    the reader's Secret), an existing Grafana has its own. A password the shell expands (a
-    variable, a command) is the reader's; -u USER alone makes curl ask for it."""
+def _written_password(raw: list[str], typed: Mapping[str, str]) -> str | None:
+    """Why a sign-in (-u USER:PASSWORD, a URL's USER:PASSWORD@, a Basic Authorization header)
+    writes Grafana's password into the page, or None. No Grafana of these guides has a password
+    a page could know: the Compose stack takes GRAFANA_ADMIN_PASSWORD from the reader's .env,
+    the chart generates one at install (or takes the reader's Secret), an existing Grafana has
+    its own. A password the shell expands (a variable, a command) is the reader's, unless the
+    variable is one the page typed the value of itself (`typed`, World.typed_variables);
+    -u USER alone makes curl ask for it."""
     for word in _words(raw, options("curl")):
-        value = str(word.value) if word.flag in ("-u", "--user") else ""
-        if word.flag is None:  # a URL's own user information: http://USER:PASSWORD@host
-            value = str(word.value).strip("'\"").partition("://")[2].split("/")[0]
-            value = value.rpartition("@")[0]
-        user, colon, password = value.strip("'\"").partition(":")
+        value = _credentials(word, typed)
+        user, colon, password = value.partition(":")
         if colon and password and "$" not in password and "`" not in password:
             return (
-                f"curl -u {user}:{password} signs in to Grafana with a password written into "
-                "the page, which is no Grafana's here: the Compose stack's is the reader's "
-                "GRAFANA_ADMIN_PASSWORD, the chart's is generated at install; write "
-                f'-u {user} (curl asks for it) or -u "{user}:$VARIABLE"'
+                "curl signs in to Grafana with a password written into the page "
+                f"({user}:{password}), which is no Grafana's here: the Compose stack's is the "
+                "reader's GRAFANA_ADMIN_PASSWORD, the chart's is generated at install; write "
+                f'-u {user} (curl asks for it) or -u "{user}:$VARIABLE" of a value the reader '
+                "sets"
             )
     return None
+
+
+def _credentials(word: _Word, typed: Mapping[str, str]) -> str:
+    """The USER:PASSWORD a word of curl's command line signs in with, as written ("" if none):
+    -u's value, a URL's user information, a Basic Authorization header's decoded value; the
+    variables in it the page typed the value of stand for what it typed."""
+    value = _typed(str(word.value).strip("'\""), typed)
+    if word.flag is None:  # a URL's own user information: http://USER:PASSWORD@host
+        return value.partition("://")[2].split("/")[0].rpartition("@")[0]
+    if word.flag in ("-H", "--header"):
+        name, _, given = value.partition(":")
+        scheme, _, token = given.strip().partition(" ")
+        if name.strip().lower() != "authorization" or scheme.lower() != "basic":
+            return ""
+        try:
+            return base64.b64decode(token.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return value if word.flag in ("-u", "--user") else ""
+
+
+def _typed(value: str, typed: Mapping[str, str]) -> str:
+    """`value` with each variable the page typed the value of ($NAME, ${NAME}) replaced by it;
+    others stay as written."""
+    return re.sub(
+        r"\$(?:(\w+)|\{(\w+)\})",
+        lambda m: typed.get(m[1] or m[2], m[0]),
+        value,
+    )
 
 
 def curl(inv: Invocation) -> str | None:
     args = inv.argv[1:]
     request = _parse(args)
-    problem = _written_password(inv.command.argv[1:])
+    problem = _written_password(inv.command.argv[1:], inv.session.world.typed_variables)
     if problem is not None:
         raise CommandError(problem)
     body = request.body
