@@ -514,6 +514,26 @@ def test_copy_button_copies_the_block_as_the_gate_checked_it(
     assert copied.strip() in [body.strip() for body in bodies], (copied, bodies)
 
 
+def test_copy_button_leaves_a_console_blocks_prompt_and_output_out(
+    light: Any, served: Served
+) -> None:
+    """A reader pasting a console block runs its commands: the review found `$ ` and the
+    shown output copied too (bash: $: command not found)."""
+    page = light.new_page()
+    page.goto(
+        served.version_url("dev", "guides/deploy-with-docker-compose/"), wait_until="networkidle"
+    )
+    block = page.locator("div.highlight:has(span.gp):has(span.go)").first
+    block.hover()
+    block.locator("button[data-md-type=copy]").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    shown = block.locator("code").inner_text()
+    page.close()
+    commands = [line.removeprefix("$ ") for line in shown.splitlines() if line.startswith("$ ")]
+    assert commands and len(commands) < len(shown.splitlines()), shown  # a block with output
+    assert copied.splitlines() == commands, (copied, shown)
+
+
 def test_version_selector_lists_the_published_versions(light: Any, served: Served) -> None:
     page = light.new_page()
     page.goto(served.version_url("dev"), wait_until="networkidle")
