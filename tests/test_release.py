@@ -10,6 +10,7 @@ import pytest
 from betrace_dist import tools, upstream
 from betrace_dist.errors import ProblemsError
 from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data
+from betrace_dist.site import tables
 from betrace_dist.yamlio import load_with_lines
 
 from .conftest import copy_site, line_containing, run_mkdocs, run_pytest, skip_or_fail
@@ -506,8 +507,6 @@ def test_chart_versions_before_the_first_release_are_marked_never_released(
     """The chart's changelog keeps the versions of its development before the first release;
     the table marks them, so no reader takes their upgrade notes for an installation of theirs.
     Each release's own chart version stays unmarked."""
-    from betrace_dist.site import tables
-
     rows = {
         line.split("|")[1].strip()
         for line in tables.chart_changes(release_data).splitlines()
@@ -518,3 +517,24 @@ def test_chart_versions_before_the_first_release_are_marked_never_released(
     released = {r.chart.version for r in release_data.releases}
     for version in released & {c.version for c in release_data.current.chart.changes}:
         assert f"`{version}`" in rows, rows
+
+
+def test_the_endpoints_table_says_what_each_call_takes(release_data: ReleaseData) -> None:
+    """A reader review found no query parameter or body field in the API reference, while the
+    workarounds say 'pass limit'. Each endpoint's row names its query parameters (those the
+    backend ignores apart) and its body's fields (those a rule needs marked)."""
+    rows = {
+        (cells[0], cells[1]): cells[-1]
+        for line in tables.endpoints(release_data).splitlines()[2:]
+        for cells in [line.removeprefix("| ").removesuffix(" |").split(" | ")]
+    }
+    for e in release_data.current.backend.endpoints:
+        takes = rows[(f"`{e.method}`", f"`{e.path}`")]
+        if e.query is None and e.request is None:
+            assert takes == "nothing", takes
+        for name in e.query.fields if e.query else ():
+            ignored = name in e.query_ignored
+            assert f"`{name}`" in takes.split("(")[-1 if ignored else 0], (name, takes)
+        for name in e.request.fields if e.request else ():
+            needed = f"`{name}` (needed)" in takes
+            assert f"`{name}`" in takes and needed == (name in e.request.required), (name, takes)

@@ -9,7 +9,7 @@ from markdown.extensions.toc import slugify
 from packaging.version import Version
 
 from ..names import BETRACE_IMAGES
-from ..release import KnownIssue, Release, ReleaseData, Target
+from ..release import Endpoint, KnownIssue, Release, ReleaseData, Target
 
 
 def cell(value: object) -> str:
@@ -87,10 +87,29 @@ def environment(data: ReleaseData, release: Release | None = None) -> str:
 def endpoints(data: ReleaseData, release: Release | None = None) -> str:
     b = (release or data.current).backend
     rows = [
-        [code(e.method), code(e.path), code(b.ports[e.port].port), cell(e.purpose)]
+        [code(e.method), code(e.path), code(b.ports[e.port].port), cell(e.purpose), _takes(e)]
         for e in b.endpoints
     ]
-    return table(["Method", "Path", "Port", "Purpose"], rows)
+    return table(["Method", "Path", "Port", "Purpose", "Takes"], rows)
+
+
+def _takes(e: Endpoint) -> str:
+    """What a call of the endpoint may give: its query parameters (those upstream's API
+    description lists and the backend ignores, apart) and its JSON body's fields (those a rule
+    needs marked)."""
+    parts = []
+    if e.query is not None:
+        taken = [code(n) for n in e.query.fields if n not in e.query_ignored]
+        ignored = [code(n) for n in e.query_ignored]
+        parts.append(
+            "query " + ", ".join(taken) + (f" ({', '.join(ignored)}: ignored)" if ignored else "")
+        )
+    if e.request is not None:
+        fields = [
+            code(n) + (" (needed)" if n in e.request.required else "") for n in e.request.fields
+        ]
+        parts.append("JSON body " + ", ".join(fields))
+    return "; ".join(parts) or "nothing"
 
 
 def ports(data: ReleaseData, release: Release | None = None) -> str:
