@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from betrace_dist import tools
+from betrace_dist import REPO_ROOT, tools
 from betrace_dist.gate.commands import flags, models
 from betrace_dist.gate.commands import git as git_model
 from betrace_dist.gate.commands import helm as helm_model
@@ -128,6 +128,19 @@ def test_helm_lines_are_split_with_the_real_helms_flags(binary: str) -> None:
     assert line.get("--history-max") == "5" and line.namespace == "x" and line.has("--atomic")
     repo = helm_model.command_line(["repo", "add", "--username", "u", "g", "https://g"], path)
     assert repo.sub == ["repo", "add"] and repo.positional == ["g", "https://g"]
+
+
+@pytest.mark.parametrize("binary", ["helm", "helm3"])
+def test_helm_ignores_version_for_the_chart_of_a_clone(binary: str) -> None:
+    """The Kubernetes guide and the security reference say Helm uses --version for a chart from
+    a registry and ignores it for a clone's: each real Helm renders the clone's chart with a
+    version it is not, every run (a fact re-observed, not typed once)."""
+    done = subprocess.run(
+        [require_tool(binary), "template", "b", str(REPO_ROOT / "helm" / "betrace"),
+         "--version", "9.9.9", "--show-only", "templates/backend-service.yaml"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "kind: Service" in done.stdout, done.stderr
 
 
 def test_nix_lines_are_split_with_nixs_own_description_of_its_flags() -> None:
