@@ -35,6 +35,13 @@ def test_a_secret_file_gets_enough_bytes(argv: str, targets: list[str], said: st
         (["BETRACE_SIGNATURE_KEY=`openssl rand -hex 4`"], "for BETRACE_SIGNATURE_KEY"),
         (['SUFFIX="$(openssl rand -hex 4)"'], None),
         (["--from-literal=admin-password=$(openssl rand -base64 24)"], None),
+        # cut shorter inside the substitution (the last review found these passing)
+        (['GRAFANA_ADMIN_PASSWORD="$(openssl rand -hex 32 | cut -c1-8)"'], "32 random bits"),
+        (['KEY="$(openssl rand -hex 32 | head -c 16)"'], "64 random bits, for KEY"),
+        (['TOKEN="$(openssl rand -base64 32 | head -c 12)"'], "72 random bits"),
+        (['KEY="$(openssl rand -hex 32 | head -c 32)"'], None),  # 128 bits
+        (['KEY="$(openssl rand -hex 32 | tr -d "\\n")"'], None),  # keeps every character
+        (['SUFFIX="$(openssl rand -hex 32 | cut -c1-4)"'], None),  # no secret's name
     ],
 )
 def test_a_secret_set_from_a_substitution_gets_enough_bytes(

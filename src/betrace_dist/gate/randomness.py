@@ -4,8 +4,11 @@ admin password): a secret made of fewer than MIN_BYTES random bytes is refused.
 A secret is what the bytes are given to: a file whose name says key, password, secret or token
 (names.looks_secret, its words joined by `_`: `signature-key`, `admin-password`), written by
 the command's redirect, or a variable or `--from-literal` key of that kind the command sets
-from `$(openssl rand ...)`. Random bytes for anything else (a name's suffix, a nonce) are not
-judged, nor is a secret cut shorter afterwards (`| head -c 6`), which the gate does not follow.
+from `$(openssl rand ...)`. Inside such a substitution, a filter that keeps fewer characters
+(`| head -c 8`, `| cut -c1-8`) counts: a character of -hex output carries 4 random bits, of
+-base64 output 6, of raw output 8. Random bytes for anything else (a name's suffix, a nonce) are
+not judged, nor is a secret cut shorter in a later command (`${KEY:0:6}`) or by a pipeline that
+writes a file, which the gate does not follow.
 
 The option table is read from `openssl rand -help` (OpenSSL 3.0.19): `[options] num`, where the
 options -engine, -out, -rand, -writerand, -provider-path, -provider and -propquery take a
@@ -74,16 +77,83 @@ def rand_problem(argv: list[str], targets: list[str]) -> str | None:
 
 def substitution_problem(words: list[str]) -> str | None:
     """Why a command sets a secret (a variable, a `--from-literal` key) from a
-    `$(openssl rand ...)` of too few bytes; None where it sets none."""
+    `$(openssl rand ...)` of too few bytes, or cut to too few characters; None where it sets
+    none."""
     for word in words:
         for found in _SUBSTITUTED.finditer(word):
             # what the word gives the bytes to: the name before its last `=` ahead of them
             before = word[: found.start()].rstrip("\"'")
             name = before[:-1].rsplit("=", 1)[-1] if before.endswith("=") else ""
             try:
-                number = _bytes(shlex.split(found[2]))
+                members = _members(shlex.split(found[2]))
             except ValueError:
                 continue
-            if name and _secret(name) and number is not None and number < MIN_BYTES:
+            if not (name and _secret(name)):
+                continue
+            number = _bytes(members[0])
+            if number is not None and number < MIN_BYTES:
                 return _problem(number, name)
+            if problem := _cut_problem(members, number, name):
+                return problem
+    return None
+
+
+def _members(words: list[str]) -> list[list[str]]:
+    """A pipeline's commands, split at its `|` words."""
+    members: list[list[str]] = [[]]
+    for word in words:
+        if word == "|":
+            members.append([])
+        else:
+            members[-1].append(word)
+    return members
+
+
+#: random bits one character of openssl rand's output carries, by its encoding option
+_BITS_PER_CHARACTER = {"-hex": 4, "-base64": 6}
+
+
+def _cut_problem(members: list[list[str]], number: int | None, name: str) -> str | None:
+    """Why the filters after `openssl rand` keep too few random bits of it for `name`."""
+    per = next((b for o, b in _BITS_PER_CHARACTER.items() if o in members[0]), 8)
+    for member in members[1:]:
+        kept = _kept(member)
+        if kept is None:
+            continue
+        bits = kept * per if number is None else min(kept * per, number * 8)
+        if bits < MIN_BYTES * 8:
+            return (
+                f"`{' '.join(member)}` keeps {kept} character(s) of openssl rand's output, "
+                f"{bits} random bits, for {name}: fewer than the {MIN_BYTES * 8} bits this "
+                "project asks of a secret; keep the whole of openssl rand -hex 32"
+            )
+    return None
+
+
+def _kept(argv: list[str]) -> int | None:
+    """How many characters `head -c N` or `cut -c A-B` keeps, or None (another command, or
+    another form)."""
+    if argv[:1] == ["head"]:
+        value = _value(argv[1:], "-c", "--bytes")
+        return int(value) if value is not None and value.isdigit() else None
+    if argv[:1] == ["cut"]:
+        value = _value(argv[1:], "-c", "--characters")
+        ranged = re.fullmatch(r"([0-9]*)-([0-9]+)|([0-9]+)", value or "")
+        if ranged is None:
+            return None
+        if ranged[3]:
+            return 1
+        return int(ranged[2]) - int(ranged[1] or 1) + 1
+    return None
+
+
+def _value(args: list[str], short: str, long: str) -> str | None:
+    """The value of option `short` (`-c8`, `-c 8`) or `long` (`--bytes=8`) in `args`."""
+    for i, arg in enumerate(args):
+        if arg == short and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(short) and len(arg) > len(short):
+            return arg[len(short) :]
+        if arg.startswith(long + "="):
+            return arg.partition("=")[2]
     return None
