@@ -15,7 +15,10 @@ import re
 #: Characters of a failure message shown at most (the rest is counted, not shown).
 MESSAGE_LIMIT = 16 * 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
-_WORKFLOW = re.compile(r"^(\s*)(::|##\[|\[command\]|##vso\[)", re.MULTILINE)
+#: a line a CI runner reads as a command, after any white space but a newline: the space it
+#: takes never crosses a line, so a run of empty lines is read once (`\s*` went back over all
+#: of them from every line, quadratic in a message of newlines)
+_WORKFLOW = re.compile(r"^([^\S\n]*)(::|##\[|\[command\]|##vso\[)", re.MULTILINE)
 
 
 def _escaped(match: re.Match[str]) -> str:
