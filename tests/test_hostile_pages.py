@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import REPO_ROOT, tools
+from betrace_dist.gate import escape
 
 from .conftest import FIXTURES, copy_site, require_tool
 from .test_safety import Listener
@@ -316,3 +317,18 @@ def test_a_page_built_to_render_slowly_is_stopped_at_its_bound(hostile: HostileR
         f"{version('Markdown')} converts it quickly, build the page from an input still "
         "slow in that version"
     )
+
+
+def test_a_forged_result_of_the_runner_fails_its_own_block(hostile: HostileRun) -> None:
+    """r4-forged-result.md: the attack found a result with a line that is no number crashing
+    the gate with a traceback that printed the page's escape sequences, a 4 MiB message
+    reaching the report whole, and a negative line naming the block before. Each block fails
+    at its own line, as nonsense or with its message cut to the report's bound."""
+    page = "r4-forged-result.md"
+    text = (HOSTILE / "docs" / page).read_text(encoding="utf-8").splitlines()
+    starts = [n for n, line in enumerate(text, 1) if line == "```python"]
+    found = _failures_of(hostile, page)
+    for start in starts:
+        assert any(f"{page}:{start}:" in ln for ln in found), (start, found)
+    assert "Traceback" not in hostile.output and "TypeError" not in hostile.output
+    assert all(len(ln) < 2 * escape.MESSAGE_LIMIT for ln in found), [len(ln) for ln in found]

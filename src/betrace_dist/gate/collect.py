@@ -411,7 +411,7 @@ class Gate:
                 _check(checker, block, ctx, name, entry.line)
             except _Failed as failed:
                 line = entry.line
-                if failed.body_line is not None:
+                if failed.body_line is not None and failed.body_line <= block.body.count("\n") + 1:
                     line = rendered.source_line(block.first_body_line + failed.body_line - 1)
                 raise self._failure(
                     example, f"{name}:{line}: {checker.name} block ({block.language}): {failed}"

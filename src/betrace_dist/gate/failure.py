@@ -6,7 +6,11 @@ from __future__ import annotations
 
 
 class CheckFailure(Exception):
-    def __init__(self, reason: str, body_line: int | None = None) -> None:
+    def __init__(self, reason: str, body_line: object = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.body_line = body_line  # 1-based line inside the block body, when known
+        # 1-based line inside the block body, when known; a line a page's own code reported
+        # may be anything, and only a positive whole number is taken (the gate checks it
+        # against the block's length where it reports it)
+        valid = isinstance(body_line, int) and not isinstance(body_line, bool) and body_line > 0
+        self.body_line: int | None = body_line if valid else None  # type: ignore[assignment]

@@ -169,14 +169,35 @@ def _result(session: Session, done: Done, result: Path) -> dict[str, Any]:
             f"the example ended its process (exit code {done.returncode}) before reporting a "
             f"result{': ' + said if said else ''}"
         ) from None
-    if not isinstance(found, dict) or found.get("outcome") not in (
-        "passed",
-        "printed",
-        "raised",
-        "uncalled",
-    ):
+    if not isinstance(found, dict) or _nonsense(found):
         raise CheckFailure(f"the example's runner reported nonsense: {str(found)[:200]}")
     return found
+
+
+#: what each outcome of the runner carries, and of which type: the page's own code can write
+#: the result file (it runs as the same user), so nothing in it is taken on trust
+_FIELDS: dict[str, dict[str, type]] = {
+    "passed": {},
+    "printed": {"report": str},
+    "raised": {"type": str, "message": str},
+    "uncalled": {"tests": list, "fixtures": list},
+}
+
+
+def _nonsense(found: dict[str, Any]) -> bool:
+    """The result is not one the runner writes: an unknown outcome, a field missing or of
+    another type, a list of other than strings, a line that is no whole number."""
+    fields = _FIELDS.get(str(found.get("outcome")))
+    if fields is None:
+        return True
+    for name, kind in fields.items():
+        value = found.get(name)
+        if not isinstance(value, kind):
+            return True
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            return True
+    line = found.get("line")
+    return line is not None and (not isinstance(line, int) or isinstance(line, bool))
 
 
 def _print_mismatch(report: str, body: str) -> CheckFailure:
