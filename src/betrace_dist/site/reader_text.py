@@ -188,15 +188,41 @@ def built_site_pages(site: Path) -> dict[str, Path]:
     return pages
 
 
-_ARTICLE = re.compile(r"<article\b.*</article>", re.DOTALL)
-_CODE = re.compile(r"<pre\b.*?</pre>|<code\b.*?</code>", re.DOTALL)
+_ARTICLE = re.compile(r"<article\b")
+_CODE = re.compile(r"<(pre|code)\b")
 _MACRO = re.compile(r"\{\{|\{%")
 
 
 def article(html: str) -> str:
-    """The page's `<article>` (its content), empty if it has none."""
+    """The page's `<article>` (its content): from the first `<article` to the last
+    `</article>`, empty if it has none. Found with one search and one rfind: a pattern that
+    goes back from every `<article` a page wrote is quadratic in them."""
     found = _ARTICLE.search(html)
-    return found[0] if found else ""
+    end = html.rfind("</article>")
+    if found is None or end < found.start():
+        return ""
+    return html[found.start() : end + len("</article>")]
+
+
+def without_code(html: str) -> str:
+    """`html` without its `<pre>` and `<code>` elements, each from its start to the first
+    close of its kind after it; a start with no close stays. In one pass: once a kind has no
+    close left, later starts of it are not looked for again (a pattern tried from every
+    `<code` of a page that wrote thousands, unclosed, was quadratic: the attack's page took
+    81 s)."""
+    kept: list[str] = []
+    pos, closed = 0, {"pre": True, "code": True}
+    while any(closed.values()) and (found := _CODE.search(html, pos)) is not None:
+        kind = found[1]
+        end = html.find(f"</{kind}>", found.end()) if closed[kind] else -1
+        if end == -1:
+            closed[kind] = False
+            kept.append(html[pos : found.end()])
+            pos = found.end()
+            continue
+        kept.append(html[pos : found.start()])
+        pos = end + len(kind) + 3
+    return "".join(kept) + html[pos:]
 
 
 def unrendered_macros(site: Path) -> list[str]:
@@ -204,7 +230,7 @@ def unrendered_macros(site: Path) -> list[str]:
     not rendered (code may show them: Helm templates and GitHub expressions are code)."""
     found = []
     for name, path in built_site_pages(site).items():
-        text = _CODE.sub("", path.read_text(encoding="utf-8"))
+        text = without_code(path.read_text(encoding="utf-8"))
         for match in _MACRO.finditer(text):
             start = text.rfind("\n", 0, match.start()) + 1
             end = text.find("\n", match.end())
