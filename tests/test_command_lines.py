@@ -744,6 +744,23 @@ def test_a_shell_block_fails_at_the_first_check_it_breaks(
             ctx.state["session"].close()
 
 
+def test_no_block_runs_once_the_page_s_time_is_up(tmp_path: Path) -> None:
+    """The attack found a page of 220 content tabs over 90,000 files using 575 s of the gate's
+    own work (each tab's restore), which the jail's deadline, checked per command, never saw.
+    Once the page's time is up, no further block runs, whatever it would make the gate do."""
+    from betrace_dist.gate.checkers import CheckFailure, Context, shell
+    from betrace_dist.gate.lexer import blocks
+
+    ctx = Context(page=tmp_path, site_root=tmp_path)
+    ctx.state["session"] = Session(page_timeout=0.0)
+    (block,) = blocks("```bash\necho a\n```\n")
+    try:
+        with pytest.raises(CheckFailure, match=r"^the page used up its time limit \(0 s, the gate"):
+            shell.ShellChecker().check(block, ctx)
+    finally:
+        ctx.state["session"].close()
+
+
 def test_a_shell_block_without_shellcheck_installed_fails_saying_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -140,6 +140,7 @@ class Session:
         self.release = release or load_release_data()
         # The operator (never a page) may shorten the limit: BETRACE_COMMAND_TIMEOUT seconds.
         self.timeout = timeout or float(os.environ.get("BETRACE_COMMAND_TIMEOUT") or 60)
+        self.page_timeout = page_timeout
         #: the page's folders and the gate's handle on them (sandbox.py)
         self.sandbox = Sandbox(deadline=time.monotonic() + page_timeout)
         self.tmp = self.sandbox.root
@@ -302,6 +303,17 @@ class Session:
             self.sandbox.close()  # the jail, then every file of the page, whatever it did
         finally:
             self._snapshots.close()
+
+    def time_up(self) -> str | None:
+        """Why no further block of the page may run: its time limit has passed. The jail
+        refuses a command after it; this says so before a block, whose content tab the gate
+        may first restore with its own work (which costs time with every file of the page)."""
+        if time.monotonic() < self.sandbox.jail.deadline:
+            return None
+        return (
+            f"the page used up its time limit ({self.page_timeout:.0f} s, the gate's own work "
+            "for it included): this block and those after it were not run"
+        )
 
     # -- content tabs: alternatives run from the same state --------------------------------
     def enter(self, tab: tuple[int, int] | None) -> None:

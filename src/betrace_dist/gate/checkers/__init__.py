@@ -58,6 +58,8 @@ class Context:
             self.state["session"] = Session(self.release, live_tier=self.live)
             self.state["session"].page = str(self.page)
         session = self.state["session"]
+        if reason := session.time_up():  # the gate's own work for the page counts too
+            raise CheckFailure(reason)
         try:
             session.enter(self.tab)
         except (OSError, CommandError) as exc:  # a sandbox the gate will not hand back
