@@ -50,6 +50,12 @@ class LiveError(Exception):
     """The live tier could not run (the program, its start); the message says why."""
 
 
+#: the reason of a tier the run's --no-live turned off; a block skipped for it ends its reason
+#: with LIVE_OFF (program_or_skip), which the run's report tells from a missing program
+NO_LIVE = "--no-live"
+LIVE_OFF = f"which is off: {NO_LIVE}"
+
+
 @dataclass
 class Ran:
     """One command of a page run for real against the live backend."""
@@ -88,7 +94,7 @@ class LiveTier:
             return self.program
         reason = self.off_reason or "no backend program"
         said = f"{what} on the live tier, which is off: {reason}"
-        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1" and reason != "--no-live":
+        if os.environ.get("BETRACE_REQUIRE_TOOLS") == "1" and reason != NO_LIVE:
             raise fail(said)
         pytest.skip(said)
 
@@ -100,7 +106,7 @@ def configure(path: str | None, off: bool = False) -> LiveTier:
     under BETRACE_REQUIRE_TOOLS=1 (CI) that is a LiveError, as is a snapshot that cannot be
     built."""
     if off:
-        return LiveTier(None, "--no-live")
+        return LiveTier(None, NO_LIVE)
     path = path or os.environ.get(ENV_VAR) or None
     if not path:
         return _built()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from .ledger import format_table
+from .live import LIVE_OFF
 from .run import GateRun, run_of
 
 _NODE = re.compile(r"^(?P<page>[^:]+)::line:(?P<line>\d+)")
@@ -82,6 +83,7 @@ class RunReport:
 
 def _note_skip_or_check(run: GateRun, report: pytest.TestReport) -> None:
     """Count the gate's blocks by what happened to them, and every skip for a missing tool."""
+    reason = ""
     if report.skipped and isinstance(report.longrepr, tuple):
         reason = str(report.longrepr[2]).removeprefix("Skipped: ")
         if "is not installed" in reason:
@@ -90,6 +92,7 @@ def _note_skip_or_check(run: GateRun, report: pytest.TestReport) -> None:
         return
     if report.skipped:
         run.skipped += 1
+        run.skipped_live_off += reason.endswith(LIVE_OFF)
     elif report.when == "call":
         run.checked += 1
 
@@ -117,6 +120,11 @@ def nothing_checked(run: GateRun) -> str | None:
     """Why this run is no pass although nothing failed: the doc gate checked no block."""
     if run.checked or not run.skipped:
         return None
+    if run.skipped_live_off == run.skipped:
+        return (
+            f"the doc gate checked no block: all {run.skipped} run on the live tier, which "
+            "--no-live turned off, so no page was verified; run without --no-live"
+        )
     return (
         f"the doc gate checked no block: all {run.skipped} were skipped, so no page was "
         f"verified; install what is missing ({FIX}) and run again"

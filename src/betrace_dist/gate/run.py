@@ -41,6 +41,8 @@ class GateRun:
     #: gate blocks reported: how many were checked (passed or failed) and how many skipped
     checked: int = 0
     skipped: int = 0
+    #: of those skipped, how many because they run on the live tier and --no-live turned it off
+    skipped_live_off: int = 0
     #: reason -> number of tests (gate blocks or not) skipped for a tool that is not installed
     missing: dict[str, int] = field(default_factory=dict)
 
