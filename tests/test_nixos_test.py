@@ -86,6 +86,17 @@ MISTAKES = {
         'StateDirectory = "/var/lib/betrace";',
         'StateDirectory = "/var/lib/betrace": systemd takes a name relative to its base',
     ),
+    # the attack on the pages found these two passing in the nixpkgs guide's test
+    "waits-for-a-port-nothing-opens": (
+        "machine.wait_for_open_port(12012)",
+        "machine.wait_for_open_port(8080)",
+        "waits for port 8080 to open, where nothing listens",
+    ),
+    "working-directory-nothing-makes": (
+        'StateDirectory = "betrace";',
+        'StateDirectory = "betrace-backend";\n        WorkingDirectory = "/var/lib/betrace";',
+        'WorkingDirectory = "/var/lib/betrace", which nothing makes',
+    ),
 }
 
 
@@ -143,6 +154,22 @@ RIGHT = {
         "nodes.machine = {\n    services.betrace-backend.httpPort = 8080;\n",
         "127.0.0.1:12011",
         "127.0.0.1:8080",
+        "wait_for_open_port(12011)",
+        "wait_for_open_port(8080)",
+    ),
+    "working-directory-of-the-state-directory": (
+        'StateDirectory = "betrace";',
+        'StateDirectory = "betrace";\n        WorkingDirectory = "/var/lib/betrace/rules";',
+    ),
+    "working-directory-may-be-missing": (
+        'StateDirectory = "betrace";',
+        'StateDirectory = "betrace";\n        WorkingDirectory = "-/var/lib/other";',
+    ),
+    "another-service-s-port": (
+        "nodes.machine = {\n",
+        "nodes.machine = {\n    services.grafana.enable = true;\n",
+        "machine.wait_for_open_port(12012)",
+        "machine.wait_for_open_port(3000)",
     ),
     "test-script-as-a-function": ("testScript = ''", "testScript = { nodes, ... }: ''"),
 }

@@ -19,7 +19,15 @@ the release data and to systemd's documented rules:
   systemd.exec(5) of systemd 252
   ("must be relative"), and `systemd-analyze verify` ignores an absolute one ("path is absolute,
   ignoring"; tests/test_nixos_test.py re-observes it);
-- a program of the backend's package the service starts by path is its binary.
+- a program of the backend's package the service starts by path is its binary;
+- a service's WorkingDirectory under /var/lib is one its StateDirectory makes (or one a
+  StateDirectory or tmpfiles rule of the block makes): systemd makes a state directory by its
+  name below /var/lib and nothing else there, and "if the setting is prefixed with the "-"
+  character, a missing working directory is not considered fatal" (systemd.exec(5) of systemd
+  252, read here): without it, the unit fails to start;
+- a port the script waits open, in a test whose machines run no service but the backend, is
+  one of the backend's: the driver's wait_for_open_port waits until the port opens, and
+  nothing else opens one.
 
 What the script does beyond those calls (its Python) is not checked.
 """
@@ -67,10 +75,12 @@ def problems(text: str, data: ReleaseData) -> list[tuple[int, str]]:
     settings of any Nix block."""
     found = assignments(text)
     out = _directory_problems(found) + _program_problems(found, data)
+    out += _working_directory_problems(found, text)
     if not is_nixos_test(found):
         return out
     script = next(a for a in found if a.path == ("testScript",))
-    return out + _script_problems(script, found, data) + _unit_problems(script, found)
+    out += _script_problems(script, found, data) + _unit_problems(script, found)
+    return out + _open_port_problems(script, found, data)
 
 
 def _script_lines(script: Assignment) -> list[tuple[int, str]]:
@@ -195,3 +205,61 @@ def _program_problems(found: list[Assignment], data: ReleaseData) -> list[tuple[
                 why = f"ExecStart starts bin/{program} of {binary}"
                 out.append((a.line, f"{why}, whose program is bin/{binary}"))
     return out
+
+
+#: where systemd makes the directories of StateDirectory= (systemd.exec(5), system services)
+_STATE_BASE = "/var/lib/"
+_WAIT_PORT = re.compile(r"\.wait_for_open_port\(\s*(?:port\s*=\s*)?(\d+)")
+
+
+def _strings(a: Assignment) -> list[str]:
+    """The words of a setting's string or list of strings."""
+    values = [a.value] if a.value is not None else [t.text for t in a.tokens if t.kind == "str"]
+    return [w for value in values for w in (value or "").split()]
+
+
+def _working_directory_problems(found: list[Assignment], text: str) -> list[tuple[int, str]]:
+    """A WorkingDirectory under /var/lib that no StateDirectory (nor a tmpfiles rule) of the
+    block makes, not prefixed with "-": the unit fails to start on it."""
+    made = {
+        _STATE_BASE + w.strip("/") for a in found if a.path[-1] == "StateDirectory"
+        for w in _strings(a)
+    }  # fmt: skip
+    out = []
+    for a in found:
+        if a.path[-1] != "WorkingDirectory" or a.value is None:
+            continue
+        path = a.value.rstrip("/")
+        if not path.startswith(_STATE_BASE) or "tmpfiles" in text:
+            continue
+        if any(path == m or path.startswith(m + "/") for m in made):
+            continue
+        names = ", ".join(sorted(m.removeprefix(_STATE_BASE) for m in made)) or "none"
+        out.append((a.line, f'WorkingDirectory = "{path}", which nothing makes: systemd makes '
+                            f"the StateDirectory of the block below /var/lib ({names}) and "
+                            "nothing else there, and a missing working directory fails the "
+                            'unit unless prefixed with "-" (systemd.exec(5)): name a '
+                            "directory StateDirectory makes"))  # fmt: skip
+    return out
+
+
+def _open_port_problems(
+    script: Assignment, found: list[Assignment], data: ReleaseData
+) -> list[tuple[int, str]]:
+    """A port the script waits open that is none of the backend's, where the test's machines
+    run no other service (a service the block defines or a module it enables)."""
+    others = {
+        a.path[a.path.index("services") + 1] for a in found
+        if a.path[:1] == ("nodes",) and "services" in a.path[:-1]
+        and a.path.index("services") + 1 < len(a.path)
+    } - {SERVICE}  # fmt: skip
+    if others:
+        return []
+    ports = _ports(found, data)
+    return [
+        (line, f"testScript waits for port {match[1]} to open, where nothing listens: the "
+               f"test's machines run the backend alone, on {_listed(ports)}")
+        for line, row in _script_lines(script)
+        for match in _WAIT_PORT.finditer(row)
+        if int(match[1]) not in ports
+    ]  # fmt: skip
