@@ -19,6 +19,13 @@ from .test_macros import site_with
 
 CASES = [
     pytest.param(
+        "guides/write-rules.md",
+        "{{ project_python }}",
+        "3.8",
+        "'Python 3.8 or later': the project needs Python",
+        id="python-needed",
+    ),
+    pytest.param(
         "guides/send-traces-to-betrace.md",
         '{{ port("grpc") }}',
         "12021",

@@ -46,7 +46,7 @@ from collections.abc import Iterator
 
 import yaml
 
-from .. import REPO_ROOT, backend_env
+from .. import REPO_ROOT, backend_env, needed_python
 from ..names import SETTING_VARIABLE, closest
 from ..release import ReleaseData
 from ..site.tables import amount
@@ -327,6 +327,31 @@ def _versions(text: str, data: ReleaseData) -> Iterator[Problem]:
                 f"'{match[0]}': {match[2]} is no version of it in releases.yaml ({fields}: "
                 f"{', '.join(sorted(allowed))}); write it with a macro such as "
                 "{{ release.version }}",
+            )
+
+
+#: a page's "Python X.Y or later": the oldest Python of something it names
+_PYTHON_NEEDED = re.compile(r"\bPython (\d+\.\d+)(?:\.\d+)? or (?:later|newer)\b")
+
+
+def _python_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A "Python X.Y or later" that is neither the project's (pyproject.toml requires-python)
+    nor its examples' (releases.yaml examples.python_minimum): the reader installs the wrong
+    Python, or is told to need a newer one than they do."""
+    examples = data.current.examples
+    allowed = {needed_python()} | ({str(examples.python_minimum)} if examples else set())
+    for match in _PYTHON_NEEDED.finditer(text):
+        if match[1] not in allowed:
+            yield Problem(
+                _line(text, match.start(1)),
+                f"'{match[0]}': the project needs Python {needed_python()} or later "
+                f"(pyproject.toml requires-python; {{{{ project_python }}}})"
+                + (
+                    f", its examples {examples.python_minimum} (releases.yaml "
+                    "examples.python_minimum; {{ release.examples.python_minimum }})"
+                    if examples
+                    else ""
+                ),
             )
 
 
@@ -673,6 +698,7 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _commits,
         _distribution_refs,
         _versions,
+        _python_versions,
         _otlp_timeouts,
         _otlp_default,
         _settings,

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .. import REPO_ROOT
+from .. import REPO_ROOT, needed_python
 from ..errors import ProblemsError
 from ..release import RELEASES_FILE, ReleaseData, load_release_data, next_minor
 from . import artefact_tables, compose_defaults, limits, tables
@@ -89,6 +89,8 @@ def define(env: Any, data: ReleaseData) -> None:
     env.variables["releases"] = data
     # the version a maintainer would release next (the release guide's example)
     env.variables["next_version"] = next_minor(data.current.version)
+    # the oldest Python the project's own code runs on (pyproject.toml requires-python)
+    env.variables["project_python"] = needed_python()
     for name, macro in {**_fact_macros(data), **_table_macros(env, data)}.items():
         env.macro(macro, name)
 
