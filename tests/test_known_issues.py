@@ -22,7 +22,7 @@ def test_known_issue_renders_a_warning_with_what_who_and_workaround(
     issue = release_data.current.known_issue("binds-all-interfaces")
     text = render(site_with(tmp_path), '{{ known_issue("binds-all-interfaces") }}')
     lines = text.splitlines()
-    assert lines[0] == f'!!! warning "Known issue: {issue.title}"'
+    assert lines[0] == f'??? warning "Known issue: {issue.title}"'
     assert all(line.startswith("    ") for line in lines[1:] if line)
     body = " ".join(line.strip() for line in lines[1:])
     assert issue.what.split()[0] in body and "**Who is affected:** " in body
@@ -131,7 +131,7 @@ def test_an_issue_fixed_by_a_patch_renders_a_note_saying_where_it_is_not(
     assert issue.fixed_by, "the test needs an issue the distribution's patch fixes"
     text = render(site_with(tmp_path), '{{ known_issue("false-reads-as-true") }}')
     lines = text.splitlines()
-    assert lines[0] == f'!!! note "Fixed by the distribution\'s patch: {issue.title}"'
+    assert lines[0] == f'??? note "Fixed by the distribution\'s patch: {issue.title}"'
     body = " ".join(line.strip() for line in lines[1:])
     assert f"every backend it builds carries `{issue.fixed_by[0]}`" in body
     assert "Upstream's own builds of commit `c5f17ae4` still have it" in body
