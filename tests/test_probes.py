@@ -424,6 +424,7 @@ EXPORTER_GOOD = {
     "requests_of_one_trace": 1,
     "parent_linked": True,
     "attributes": {"verified": "true", "final": "false", "tags": "a,b", "ratio": "0.5"},
+    "times": ["1796000000000000000", "1796000000001000000"],
     "request_sizes": [1000, 2],
     "largest_body": 224_889,  # about a hundredth of the 22,488,901 bytes 100_000 spans measured
     "max_spans": 1000,
@@ -465,6 +466,16 @@ def test_an_exporter_too_large_for_the_backend_or_deaf_to_its_url_is_caught() ->
     assert "over the backend's" in found[1]
     (deaf,) = exporter.disagreements(EXPORTER_GOOD | {"add_betrace_posted": 0}, load_release_data())
     assert "did not post to the URL it was given" in deaf
+
+
+def test_an_exporter_that_sends_times_in_another_unit_is_caught() -> None:
+    """The attack on the pages found the exporter's times divided by 1000 (microseconds)
+    passing, where the page's field table says nanoseconds since the epoch."""
+    micro = EXPORTER_GOOD | {"times": ["1796000000000000", "1796000000001000"]}
+    (found,) = exporter.disagreements(micro, load_release_data())
+    assert "span times were sent as" in found and "nanoseconds" in found
+    unquoted = EXPORTER_GOOD | {"times": [1796000000000000000, 1796000000001000000]}
+    assert exporter.disagreements(unquoted, load_release_data())
 
 
 def test_a_changed_documented_answer_or_a_missing_violation_is_caught() -> None:

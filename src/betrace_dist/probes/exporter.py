@@ -139,6 +139,7 @@ def behaviour(scope: dict[str, Any], in_process: bool = False) -> dict[str, Any]
         spans = server.bodies[0]["spans"] if server.bodies else []
         out["parent_linked"] = bool(spans) and spans[0].get("parentSpanId") == spans[-1]["spanId"]
         out["attributes"] = spans[-1]["attributes"] if spans else {}
+        out["times"] = [span.get(k) for span in spans for k in ("startTime", "endTime")]
         server.bodies.clear()
         with tracer.start_as_current_span("root"):
             for n in range(int(scope["MAX_SPANS"]) + 1):
@@ -231,6 +232,11 @@ def disagreements(found: dict[str, Any], data: ReleaseData) -> list[str]:
             f"then posts them in one request; measured {found['posted_before_the_trace_ended']} "
             f"request(s) before it ended and {found['requests_of_one_trace']} in all"
         )
+    if not all(_nanoseconds(t) for t in found["times"]):
+        out.append(
+            f"span times were sent as {found['times'][:2]}: the page's field table says "
+            "nanoseconds since the epoch, as strings (the backend reads them so)"
+        )
     if not found["parent_linked"]:
         out.append("the child span was not posted with its parent's span id")
     if found["attributes"] != {"verified": "true", "final": "false", "tags": "a,b", "ratio": "0.5"}:
@@ -244,3 +250,13 @@ def disagreements(found: dict[str, Any], data: ReleaseData) -> list[str]:
     if (found["refused_result"], found["refused_requests"]) != ("FAILURE", 1):
         out.append("a refused request was not a failure, or was sent again")
     return out
+
+
+#: nanoseconds since the epoch have 19 digits from 2001-09-09 to 2286; microseconds 16
+_NS_DIGITS = 19
+
+
+def _nanoseconds(value: object) -> bool:
+    """A span time as the page says the exporter sends it: nanoseconds since the epoch, as a
+    string of digits."""
+    return isinstance(value, str) and value.isdigit() and len(value) == _NS_DIGITS
