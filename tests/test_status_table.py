@@ -98,3 +98,20 @@ def test_every_row_reaches_each_issue_of_every_build(release_data: ReleaseData) 
         listed = sum(f"#{i})" in row for i in every)
         more = re.search(r"and \[(\d+) more of every build\]\([^)]*#in-every-build\)", row)
         assert listed + (int(more[1]) if more else 0) == len(every), row
+
+
+def test_an_unpublished_release_links_each_target_to_where_its_images_are_built(
+    release_data: ReleaseData,
+) -> None:
+    """A reader review found 'Images not published yet: build them' linking to the top of a
+    long guide: it links to the guide's section that gets them, which each such guide has."""
+    if release_data.current.published:
+        pytest.skip("the release is published: the table names no images to build")
+    table = tables.status(release_data, lambda t: "", lambda path: path)
+    anchor = "#get-the-images-and-the-chart"
+    for target in release_data.current.targets:
+        if not target.needs_images:
+            continue
+        row = next(r for r in table.splitlines() if r.startswith(f"| [{target.name}]"))
+        assert f"[build them]({target.guide}{anchor})" in row, row
+        section_lines((DOCS / target.guide).read_text(), tables.IMAGES_SECTION, DOCS / target.guide)

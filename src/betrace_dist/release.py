@@ -359,7 +359,8 @@ class Target(Model):
     guide: str = Field(pattern=r"^guides/[a-z0-9-]+\.md$")
     section: str | None = None  # a heading of the guide: only that section's blocks count
     works: str = Field(min_length=1)
-    # the guide needs the release's images (or chart): unpublished, the table says so
+    # the guide needs the release's images (or chart): unpublished, the table says so and
+    # links to its section that gets them (site/tables.py IMAGES_SECTION)
     needs_images: bool = False
     # it runs upstream's own builds, without the distribution's patches: only such a target
     # meets the known issues those patches fix (`fixed_by`)

@@ -294,6 +294,10 @@ def limits(data: ReleaseData, release: Release | None = None) -> str:
     return table(["Limit", "Value", "Meaning"], rows)
 
 
+#: the heading of a guide that needs the release's images where it says how to get them
+IMAGES_SECTION = "Get the images and the chart"
+
+
 def status(data: ReleaseData, checked: Callable[[Target], str], link: Callable[[str], str]) -> str:
     """The home page's status table: per target, what works, the known issues its guide states
     (and how many more every build has), and how its guide is checked (`checked`, counted from
@@ -309,7 +313,8 @@ def status(data: ReleaseData, checked: Callable[[Target], str], link: Callable[[
             for i in target.issues
         ]
         if target.needs_images and not release.published:
-            issues.insert(0, f"Images not published yet: [build them]({guide})")
+            build = f"{link(target.guide)}#{slugify(IMAGES_SECTION, '-')}"
+            issues.insert(0, f"Images not published yet: [build them]({build})")
         # every build has the issues no patch fixes, whether its guide states them or not
         rest = [i for i in release.known_issues if not i.fixed_by and i.id not in target.issues]
         if rest:
