@@ -498,17 +498,24 @@ def test_search_finds_the_pages_about_a_word(
     assert found <= mentioned, f"'{query}': hits that never mention it: {sorted(found - mentioned)}"
 
 
-def test_copy_button_copies_the_block_as_the_gate_checked_it(
-    light: Any, served: Served, gate: Gate
-) -> None:
+def _copy(light: Any, served: Served, path: str, selector: str) -> tuple[str, str]:
+    """What the copy button of the first block `selector` finds on page `path` puts on the
+    clipboard, and the block's text as shown."""
     page = light.new_page()
-    page.goto(served.version_url("dev", "reference/security/"), wait_until="networkidle")
-    block = page.locator("div.highlight").first
+    page.goto(served.version_url("dev", path), wait_until="networkidle")
+    block = page.locator(selector).first
     block.hover()
     block.locator("button[data-md-type=copy]").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     shown = block.locator("code").inner_text()
     page.close()
+    return copied, shown
+
+
+def test_copy_button_copies_the_block_as_the_gate_checked_it(
+    light: Any, served: Served, gate: Gate
+) -> None:
+    copied, shown = _copy(light, served, "reference/security/", "div.highlight")
     bodies = [b.body for b, _, _ in gate.analyse(source_of("reference/security/")).items]
     assert copied.strip() == shown.strip()
     assert copied.strip() in [body.strip() for body in bodies], (copied, bodies)
@@ -519,16 +526,8 @@ def test_copy_button_leaves_a_console_blocks_prompt_and_output_out(
 ) -> None:
     """A reader pasting a console block runs its commands: the review found `$ ` and the
     shown output copied too (bash: $: command not found)."""
-    page = light.new_page()
-    page.goto(
-        served.version_url("dev", "guides/deploy-with-docker-compose/"), wait_until="networkidle"
-    )
-    block = page.locator("div.highlight:has(span.gp):has(span.go)").first
-    block.hover()
-    block.locator("button[data-md-type=copy]").click()
-    copied = page.evaluate("navigator.clipboard.readText()")
-    shown = block.locator("code").inner_text()
-    page.close()
+    compose = "guides/deploy-with-docker-compose/"
+    copied, shown = _copy(light, served, compose, "div.highlight:has(span.gp):has(span.go)")
     commands = [line.removeprefix("$ ") for line in shown.splitlines() if line.startswith("$ ")]
     assert commands and len(commands) < len(shown.splitlines()), shown  # a block with output
     assert copied.splitlines() == commands, (copied, shown)
