@@ -271,6 +271,8 @@ def test_a_setting_in_text_is_held_to_the_backends_rule_where_it_is_the_backends
         ("https://github.com/betrace-hq/distribution/releases/tag/v0.1.0", "v0.1.0"),
         ("github:betrace-hq/distribution?rev=0123456789abcdef0123456789abcdef01234567", "rev="),
         ("git+https://github.com/betrace-hq/distribution.git?rev=deadbeef12#x", "rev="),
+        ("github:betrace-hq/distribution?dir=nix&ref=v9.9.9", "v9.9.9"),
+        ("github:betrace-hq/distribution?dir=nix&ref=v2.0.0#backend", None),
     ],
 )
 def test_a_distribution_revision_is_read_in_every_form_of_url(

@@ -222,7 +222,7 @@ _COMMIT = re.compile(
 
 def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
     commits = [release.upstream.commit for release in data.releases]
-    ours = {m.start(1) for m in _distribution_revs(data).finditer(text)}
+    ours = {at for name, _, at in _distribution_queries(text, data) if name == "rev"}
     for match in _COMMIT.finditer(text):
         group = 1 if match[1] else 2
         sha = match[group].lower()
@@ -240,49 +240,59 @@ def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
         )
 
 
-def _distribution_revs(data: ReleaseData) -> re.Pattern[str]:
-    """A commit of the distribution's repository in a flake reference or git URL (`?rev=`)."""
+def _distribution_queries(text: str, data: ReleaseData) -> Iterator[tuple[str, str, int]]:
+    """(name, value, offset of the value) of each query parameter of the distribution's flake
+    references and git URLs (`github:...?ref=v1&dir=x`, `git+https://github.com/...?rev=...`).
+    One linear pattern to the query's end, then the query split by hand: a pattern that looks
+    for `ref=` after any `&` goes back over the text from every reference (quadratic)."""
     repo = re.escape(data.project.distribution_repository.removeprefix("https://github.com/"))
-    return re.compile(
-        rf"(?:github:|github\.com[:/]){repo}(?:\.git)?\?(?:[^\s\"'`#]*&)?rev=([^\s\"'`#&]+)",
-        re.IGNORECASE,
-    )
+    pattern = rf"(?:github:|github\.com[:/]){repo}(?:\.git)?\?([^\s\"'`#]*)"
+    for match in re.finditer(pattern, text, re.IGNORECASE):
+        offset = match.start(1)
+        for part in match[1].split("&"):
+            name, _, value = part.partition("=")
+            if value:
+                yield name.lower(), value, offset + len(name) + 1
+            offset += len(part) + 1
 
 
 def _distribution_refs(text: str, data: ReleaseData) -> Iterator[Problem]:
     """A revision of the distribution's repository (a flake reference's, a git URL's, an
     archive's or a release's URL) that it does not have: its branch `main`, or a release's tag
     `v<version>` (the release workflow tags releases so: .github/workflows/*.yml and the release
-    guide)."""
+    guide); a commit of it (`?rev=`), which no release names."""
     repo = re.escape(data.project.distribution_repository.removeprefix("https://github.com/"))
     refs = {"main"} | {f"v{release.version}" for release in data.releases}
     pattern = (
-        rf"github:{repo}(?:/([^\s\"'`#?)]+)|\?(?:[^\s\"'`#]*&)?ref=([^\s\"'`#&]+))"
+        rf"github:{repo}/([^\s\"'`#?)]+)"
         # (tree/ and blob/ links are repo_links.py's, which also finds their files)
         rf"|github\.com/{repo}/(?:archive|releases/tag|releases/download)/"
         r"((?:refs/(?:tags|heads)/)?[^/\s\"'`)#?]+)"
-        # a git URL's ref (git+https://github.com/..., git+ssh://git@github.com/...)
-        rf"|github\.com[:/]{repo}(?:\.git)?\?(?:[^\s\"'`#]*&)?ref=([^\s\"'`#&]+)"
     )
-    for match in re.finditer(pattern, text, re.IGNORECASE):
-        group = next(g for g in (1, 2, 3, 4) if match[g])
-        written = re.sub(r"^refs/(tags|heads)/", "", match[group])
-        ref = re.sub(r"\.(tar\.gz|zip)$", "", written)
+    found = [
+        (match[1] or match[2], match.start(1 if match[1] else 2))
+        for match in re.finditer(pattern, text, re.IGNORECASE)
+    ]
+    queries = list(_distribution_queries(text, data))
+    found += [(value, at) for name, value, at in queries if name == "ref"]
+    for written, at in sorted(found, key=lambda f: f[1]):
+        ref = re.sub(r"\.(tar\.gz|zip)$", "", re.sub(r"^refs/(tags|heads)/", "", written))
         if ref not in refs and not ref.startswith("{"):
             yield Problem(
-                _line(text, match.start(group)),
-                f"'{match[group]}' is no revision of the distribution's repository: it has the "
+                _line(text, at),
+                f"'{written}' is no revision of the distribution's repository: it has the "
                 f"branch main and the release tags {', '.join(sorted(refs - {'main'}))} "
                 "(v<version>, releases.yaml releases[].version); write "
                 "v{{ release.version }}",
             )
-    for match in _distribution_revs(data).finditer(text):
-        yield Problem(
-            _line(text, match.start(1)),
-            f"rev={match[1]} pins the distribution's repository to a commit, which no release "
-            "names and the gate cannot hold to one: a reader takes a release's tag (releases "
-            "are tagged v<version>); write ref=v{{ release.version }}",
-        )
+    for name, value, at in queries:
+        if name == "rev":
+            yield Problem(
+                _line(text, at),
+                f"rev={value} pins the distribution's repository to a commit, which no release "
+                "names and the gate cannot hold to one: a reader takes a release's tag "
+                "(releases are tagged v<version>); write ref=v{{ release.version }}",
+            )
 
 
 def _known_versions(data: ReleaseData) -> dict[str, tuple[set[str], str]]:
