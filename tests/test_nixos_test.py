@@ -97,6 +97,12 @@ MISTAKES = {
         'StateDirectory = "betrace-backend";\n        WorkingDirectory = "/var/lib/betrace";',
         'WorkingDirectory = "/var/lib/betrace", which nothing makes',
     ),
+    # the review of the check: below a state directory, systemd makes nothing
+    "working-directory-below-the-state-directory": (
+        'StateDirectory = "betrace";',
+        'StateDirectory = "betrace";\n        WorkingDirectory = "/var/lib/betrace/rules";',
+        'WorkingDirectory = "/var/lib/betrace/rules", which nothing makes',
+    ),
 }
 
 
@@ -157,9 +163,40 @@ RIGHT = {
         "wait_for_open_port(12011)",
         "wait_for_open_port(8080)",
     ),
-    "working-directory-of-the-state-directory": (
+    "working-directory-of-a-nested-state-directory": (
         'StateDirectory = "betrace";',
-        'StateDirectory = "betrace";\n        WorkingDirectory = "/var/lib/betrace/rules";',
+        'StateDirectory = "betrace/rules";\n        WorkingDirectory = "/var/lib/betrace";',
+    ),
+    "working-directory-a-user-s-home": (
+        "nodes.machine = {\n",
+        'nodes.machine = {\n    users.users.b = { home = "/var/lib/b"; createHome = true; };\n'
+        '    systemd.services.betrace-backend.serviceConfig.WorkingDirectory = "/var/lib/b";\n',
+    ),
+    "working-directory-of-tmpfiles": (
+        "nodes.machine = {\n",
+        '    nodes.machine = {\n    systemd.tmpfiles.rules = [ "d /var/lib/t 0700 - - -" ];\n'
+        '    systemd.services.betrace-backend.serviceConfig.WorkingDirectory = "/var/lib/t";\n',
+    ),
+    "port-of-a-module-imported": (
+        "nodes.machine = {\n",
+        "nodes.machine = {\n    imports = [ ./web.nix ];\n",
+        "machine.wait_for_open_port(12012)",
+        "machine.wait_for_open_port(80)",
+    ),
+    "port-of-every-node-s-settings": (
+        "nodes.machine = {\n",
+        "defaults = { services.nginx.enable = true; };\n  nodes.machine = {\n",
+        "machine.wait_for_open_port(12012)",
+        "machine.wait_for_open_port(80)",
+    ),
+    "port-of-a-program-the-script-starts": (
+        "machine.wait_for_open_port(12012)",
+        'machine.succeed("systemd-run --unit=web python3 -m http.server 8000")\n'
+        "    machine.wait_for_open_port(8000)",
+    ),
+    "port-in-a-comment": (
+        "machine.wait_for_open_port(12012)",
+        "machine.wait_for_open_port(12012)\n    # machine.wait_for_open_port(8080) was here",
     ),
     "working-directory-may-be-missing": (
         'StateDirectory = "betrace";',

@@ -219,47 +219,76 @@ def _strings(a: Assignment) -> list[str]:
 
 
 def _working_directory_problems(found: list[Assignment], text: str) -> list[tuple[int, str]]:
-    """A WorkingDirectory under /var/lib that no StateDirectory (nor a tmpfiles rule) of the
-    block makes, not prefixed with "-": the unit fails to start on it."""
-    made = {
-        _STATE_BASE + w.strip("/") for a in found if a.path[-1] == "StateDirectory"
-        for w in _strings(a)
-    }  # fmt: skip
+    """A service's WorkingDirectory under /var/lib that its own StateDirectory does not make
+    (systemd makes each entry and its parents, nothing below), not prefixed with "-", where
+    nothing else of the block makes it (a tmpfiles rule, a user's home): the unit fails to
+    start on it."""
+    if any("tmpfiles" in a.path for a in found):
+        return []
+    homes = {a.value for a in found if a.path[-1] == "home" and "users" in a.path}
     out = []
     for a in found:
         if a.path[-1] != "WorkingDirectory" or a.value is None:
             continue
         path = a.value.rstrip("/")
-        if not path.startswith(_STATE_BASE) or "tmpfiles" in text:
+        if not path.startswith(_STATE_BASE) or path in homes:
             continue
-        if any(path == m or path.startswith(m + "/") for m in made):
+        made = _made_state(found, a.path[:-1])
+        if path in made:
             continue
         names = ", ".join(sorted(m.removeprefix(_STATE_BASE) for m in made)) or "none"
         out.append((a.line, f'WorkingDirectory = "{path}", which nothing makes: systemd makes '
-                            f"the StateDirectory of the block below /var/lib ({names}) and "
-                            "nothing else there, and a missing working directory fails the "
-                            'unit unless prefixed with "-" (systemd.exec(5)): name a '
-                            "directory StateDirectory makes"))  # fmt: skip
+                            f"the service's StateDirectory below /var/lib ({names}, with their "
+                            "parents) and nothing else there, and a missing working directory "
+                            'fails the unit unless prefixed with "-" (systemd.exec(5)): name a '
+                            "directory its StateDirectory makes"))  # fmt: skip
     return out
+
+
+def _made_state(found: list[Assignment], settings: tuple[str, ...]) -> set[str]:
+    """The folders the StateDirectory of one service's settings (`settings`, the path of its
+    serviceConfig) makes: each entry below /var/lib, and its parents."""
+    made = set()
+    for a in found:
+        if a.path[:-1] == settings and a.path[-1] == "StateDirectory":
+            for word in _strings(a):
+                parts = word.strip("/").split("/")
+                made |= {_STATE_BASE + "/".join(parts[:n]) for n in range(1, len(parts) + 1)}
+    return made
+
+
+#: what the test's machines may run besides the services the block defines: modules of other
+#: files, settings of every node, containers
+_ELSEWHERE = ("imports", "defaults", "oci-containers", "containers")
+#: a command the script runs on a machine, and the programs such a command may be without
+#: starting anything that listens
+_RUNS = re.compile(r"\.(?:succeed|execute|fail|start_job|systemctl)\(\s*[\"']([^\"']*)")
+_QUIET = frozenset({"curl", "wget", "grep", "test", "cat", "ls", "journalctl", "stat"})
 
 
 def _open_port_problems(
     script: Assignment, found: list[Assignment], data: ReleaseData
 ) -> list[tuple[int, str]]:
     """A port the script waits open that is none of the backend's, where the test's machines
-    run no other service (a service the block defines or a module it enables)."""
+    run nothing else: no other service the block defines or module it enables, no module or
+    node setting from elsewhere, no program the script itself starts."""
     others = {
         a.path[a.path.index("services") + 1] for a in found
         if a.path[:1] == ("nodes",) and "services" in a.path[:-1]
         and a.path.index("services") + 1 < len(a.path)
     } - {SERVICE}  # fmt: skip
-    if others:
+    elsewhere = any(part in _ELSEWHERE for a in found for part in a.path)
+    lines = [(n, row) for n, row in _script_lines(script) if not row.lstrip().startswith("#")]
+    started = any(
+        (run[1].split() or [""])[0] not in _QUIET for _, row in lines for run in _RUNS.finditer(row)
+    )
+    if others or elsewhere or started:
         return []
     ports = _ports(found, data)
     return [
         (line, f"testScript waits for port {match[1]} to open, where nothing listens: the "
                f"test's machines run the backend alone, on {_listed(ports)}")
-        for line, row in _script_lines(script)
+        for line, row in lines
         for match in _WAIT_PORT.finditer(row)
         if int(match[1]) not in ports
     ]  # fmt: skip
