@@ -643,16 +643,35 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
     for written in (["-u", '"$CREDS"'], ["-u", "${CREDS}"], ["-H", basic]):
         with pytest.raises(CommandError, match=r"written into the page \(admin:admin\)"):
             curl(_inv(["curl", *written, url], session))
+    # the review of that: through printf and base64, in single quotes
+    world.typed_variables["AUTH"] = "$(printf admin:admin | base64)"
+    for written in (
+        ["-H", '"Authorization: Basic $(printf admin:admin | base64)"'],
+        ["-H", "\"Authorization: Basic $(echo -n 'admin:admin' | base64)\""],
+        ["-H", '"Authorization: Basic $AUTH"'],
+        ["-u", "'admin:$ecret'"],
+    ):
+        with pytest.raises(CommandError, match="with a password written into the page"):
+            curl(_inv(["curl", *written, url], session))
     world.typed_variables.clear()  # the reader's own value: the page did not type it
-    for reader_s in (["-u", '"$CREDS"'], ["-H", "Authorization: Basic $TOKEN"]):
+    for reader_s in (
+        ["-u", '"$CREDS"'],
+        ["-H", "Authorization: Basic $TOKEN"],
+        ["-H", 'Authorization: Basic $(printf \'%s:%s\' "$U" "$P" | base64)'],
+    ):
         curl(_inv(["curl", *reader_s, url], session))
 
 
 def test_the_page_s_typed_variables_are_known_by_how_they_were_written(session: Session) -> None:
     """A value typed into the page is the page's (World.typed_variables); one the shell expands
     is the reader's, and a later expanded assignment takes the name back."""
-    run(session, 'A=one\nB="$A"\nexport C=\'three\' D="$(printf four)"\nA=$B\n')
-    assert session.world.typed_variables == {"C": "three"}
+    run(session, 'A=one\nB="$A"\nexport C=\'three\' D="$(printf four)"\nA=$(pwd)\n')
+    assert session.world.typed_variables == {"B": "one", "C": "three"}
+    # the review: through a typed variable, in single quotes, a printf of the page's text
+    run(session, "PW=hunter2\nCREDS=\"admin:$PW\"\nQ='a$b'\nAUTH=$(printf admin:x | base64)\n")
+    typed = session.world.typed_variables
+    assert typed["CREDS"] == "admin:hunter2" and typed["Q"] == "a$b"
+    assert typed["AUTH"] == "$(printf admin:x | base64)"
 
 
 def test_curl_checks_a_body_only_when_it_is_sent_as_json() -> None:

@@ -38,7 +38,7 @@ from . import live, missing, profile, randomness, result_cache, safefs
 from .failure import CheckFailure
 from .isolation import Done, JailError, startup_variable
 from .sandbox import Sandbox
-from .shellwords import Command
+from .shellwords import Command, constant_base64, with_typed
 from .snapshots import Manifest, Snapshots, scan
 from .world import World
 
@@ -721,14 +721,16 @@ class Session:
         the same name): a plain assignment is the shell's own. `raw`: the words as written,
         which say whether the page typed the value itself (World.typed_variables)."""
         aligned = raw is not None and len(raw) == len(assignments)
+        typed = self.world.typed_variables
         for assignment, written in zip(
             assignments, raw if raw is not None and aligned else assignments, strict=True
         ):
             name, _, value = assignment.partition("=")
-            if aligned and "$" not in written and "`" not in written:
-                self.world.typed_variables[name] = value
+            kept = _typed_value(written, value, typed) if aligned else None
+            if kept is None:
+                typed.pop(name, None)
             else:
-                self.world.typed_variables.pop(name, None)
+                typed[name] = kept
         for assignment in assignments:
             name, _, value = assignment.partition("=")
             if not VARIABLE_NAME.fullmatch(name) or startup_variable(name):
@@ -874,6 +876,22 @@ class Session:
                 else f" (the project's set-up makes {made})"
             )
         )
+
+
+def _typed_value(written: str, value: str, typed: dict[str, str]) -> str | None:
+    """What an assignment as written (`NAME=...`) gives its variable when the page typed the
+    value itself, or None (the reader's: a variable or command the shell expands). Typed: in
+    single quotes; with no `$` or backquote once the variables the page typed are put in
+    (`CREDS="admin:$PW"` after `PW=x`); a `$(printf TEXT | base64)` of the page's text, kept as
+    written (what it prints is read where it is used)."""
+    raw = written.partition("=")[2]
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return value
+    bare = raw.strip('"')
+    if bare.startswith("$(") and constant_base64(bare) is not None:
+        return bare
+    put_in = with_typed(raw, typed)
+    return value if "$" not in put_in and "`" not in put_in else None
 
 
 def _given_words(cmd: Command) -> list[str]:

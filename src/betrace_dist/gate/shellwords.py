@@ -55,6 +55,29 @@ class Command:
 SUBSTITUTED = "substituted-value"
 
 
+#: a command substitution that prints text written into the page through base64
+#: (`$(printf admin:secret | base64)`, `$(echo -n 'a:b' | base64)`): the text is the page's
+_CONSTANT_BASE64 = re.compile(
+    r"\$\(\s*(?:printf|echo(?:\s+-n)?)\s+"
+    r"(?:'([^']*)'|\"([^\"$`\\]*)\"|([^\s'\"$`|()]+))\s*\|\s*base64\s*\)"
+)
+#: a variable as the shell expands it in a word: $NAME or ${NAME}
+_EXPANDED = re.compile(r"\$(?:(\w+)|\{(\w+)\})")
+
+
+def constant_base64(text: str) -> str | None:
+    """The text a `$(printf TEXT | base64)` in `text` encodes, when TEXT is written into the
+    page (no variable, no substitution); None otherwise."""
+    found = _CONSTANT_BASE64.search(text)
+    return None if found is None else next(g for g in found.groups() if g is not None)
+
+
+def with_typed(value: str, typed: dict[str, str]) -> str:
+    """`value` with each variable the page typed the value of ($NAME, ${NAME}) replaced by
+    that value; other variables stay as written."""
+    return _EXPANDED.sub(lambda m: typed.get(m[1] or m[2], m[0]), value)
+
+
 def _line(script: str, pos: int) -> int:
     return script.count("\n", 0, pos) + 1
 

@@ -8,7 +8,6 @@ import json
 import math
 import posixpath
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
@@ -20,6 +19,7 @@ from ...tools import ToolMissing
 from .. import grafana_app, grafana_http, live, missing
 from ..grafana_chart import GRAFANA_PORT, GRAFANA_PORT_VARIABLE
 from ..session import CommandError, Invocation
+from ..shellwords import constant_base64, with_typed
 from ..world import Listener
 from . import proxied
 from .flags import Options, options, split_flag
@@ -602,18 +602,20 @@ def _check_query(release: Release, method: str, url: SplitResult) -> None:
             )
 
 
-def _written_password(raw: list[str], typed: Mapping[str, str]) -> str | None:
+def _written_password(raw: list[str], typed: dict[str, str]) -> str | None:
     """Why a sign-in (-u USER:PASSWORD, a URL's USER:PASSWORD@, a Basic Authorization header)
     writes Grafana's password into the page, or None. No Grafana of these guides has a password
     a page could know: the Compose stack takes GRAFANA_ADMIN_PASSWORD from the reader's .env,
     the chart generates one at install (or takes the reader's Secret), an existing Grafana has
     its own. A password the shell expands (a variable, a command) is the reader's, unless the
-    variable is one the page typed the value of itself (`typed`, World.typed_variables);
-    -u USER alone makes curl ask for it."""
+    variable is one the page typed the value of itself (`typed`, World.typed_variables) or the
+    command prints text of the page's (`$(printf USER:PASSWORD | base64)`); in single quotes
+    a `$` is text; -u USER alone makes curl ask for it."""
     for word in _words(raw, options("curl")):
-        value = _credentials(word, typed)
+        value, literal = _credentials(word, typed)
         user, colon, password = value.partition(":")
-        if colon and password and "$" not in password and "`" not in password:
+        expanded = not literal and ("$" in password or "`" in password)
+        if colon and password and not expanded:
             return (
                 "curl signs in to Grafana with a password written into the page "
                 f"({user}:{password}), which is no Grafana's here: the Compose stack's is the "
@@ -624,33 +626,35 @@ def _written_password(raw: list[str], typed: Mapping[str, str]) -> str | None:
     return None
 
 
-def _credentials(word: _Word, typed: Mapping[str, str]) -> str:
+def _credentials(word: _Word, typed: dict[str, str]) -> tuple[str, bool]:
     """The USER:PASSWORD a word of curl's command line signs in with, as written ("" if none):
     -u's value, a URL's user information, a Basic Authorization header's decoded value; the
-    variables in it the page typed the value of stand for what it typed."""
-    value = _typed(str(word.value).strip("'\""), typed)
+    variables in it the page typed the value of stand for what it typed. True: the word is in
+    single quotes, where the shell expands nothing."""
+    written = str(word.value)
+    literal = len(written) >= 2 and written[0] == written[-1] == "'"
+    value = written[1:-1] if literal else with_typed(written.strip("'\""), typed)
     if word.flag is None:  # a URL's own user information: http://USER:PASSWORD@host
-        return value.partition("://")[2].split("/")[0].rpartition("@")[0]
+        return value.partition("://")[2].split("/")[0].rpartition("@")[0], literal
     if word.flag in ("-H", "--header"):
-        name, _, given = value.partition(":")
-        scheme, _, token = given.strip().partition(" ")
-        if name.strip().lower() != "authorization" or scheme.lower() != "basic":
-            return ""
-        try:
-            return base64.b64decode(token.strip(), validate=True).decode()
-        except (ValueError, UnicodeDecodeError):
-            return ""
-    return value if word.flag in ("-u", "--user") else ""
+        return _basic(value), True
+    return (value if word.flag in ("-u", "--user") else ""), literal
 
 
-def _typed(value: str, typed: Mapping[str, str]) -> str:
-    """`value` with each variable the page typed the value of ($NAME, ${NAME}) replaced by it;
-    others stay as written."""
-    return re.sub(
-        r"\$(?:(\w+)|\{(\w+)\})",
-        lambda m: typed.get(m[1] or m[2], m[0]),
-        value,
-    )
+def _basic(header: str) -> str:
+    """The USER:PASSWORD a Basic Authorization header carries, when the page wrote it: in
+    base64, or through a `$(printf ... | base64)` of text of its own ("" otherwise)."""
+    name, _, given = header.partition(":")
+    scheme, _, token = given.strip().partition(" ")
+    if name.strip().lower() != "authorization" or scheme.lower() != "basic":
+        return ""
+    printed = constant_base64(token)
+    if printed is not None:
+        return printed.strip()
+    try:
+        return base64.b64decode(token.strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 def curl(inv: Invocation) -> str | None:
