@@ -138,3 +138,30 @@ def test_a_budget_swallowed_once_fires_again() -> None:
     with pytest.raises(limits.OutOfProcessorTime), limits.ProcessorBudget(0.2):
         swallowing()
     assert swallowed == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # the attack's pages: each stopped the whole run's collection with a RecursionError
+        (
+            "---\ntitle: x\na: " + "[" * 3000 + "]" * 3000 + "\n---\n\n# Deep\n\nText.\n",
+            "the front matter nests too deeply",
+        ),
+        (
+            "# Deep\n\n"
+            + "".join("    " * i + "!!! note\n\n" for i in range(400))
+            + "    " * 400
+            + "text\n",
+            "too deeply for Python-Markdown",
+        ),
+    ],
+    ids=["front-matter", "admonitions"],
+)
+def test_a_page_nested_too_deeply_fails_the_page_not_the_run(
+    site: Path, text: str, said: str
+) -> None:
+    page = site / "docs" / "index.md"
+    page.write_text(text, encoding="utf-8")
+    result = Gate(site / "mkdocs.yml").analyse(page)
+    assert result.error is not None and said in result.error[1], result.error

@@ -121,6 +121,12 @@ class Gate:
         except limits.OutOfProcessorTime:
             reason = _out_of_time("reading the page", ANALYSIS_SECONDS)
             return PageResult(path, None, [], (1, reason))
+        except RecursionError:  # a parser of ours or of a library, on deep nesting
+            reason = (
+                "the page nests something (lists, admonitions, front matter, brackets) too "
+                "deeply for the gate to read it: flatten it"
+            )
+            return PageResult(path, None, [], (1, reason))
 
     def _analyse(self, path: Path, html: str | None, problems: bool) -> PageResult:
         name = self.page_name(path)

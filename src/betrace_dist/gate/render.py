@@ -269,9 +269,7 @@ def _check_front_matter(source: str, reserved: frozenset[str] = frozenset()) -> 
             )
         return
     try:
-        root = yaml.compose(match[1])
-        bounds_problem = yamlio.bounds_problem(match[1], root)
-        data = yaml.safe_load(match[1]) if bounds_problem is None else None
+        root, bounds_problem, data = _front_matter_yaml(match[1])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         context = getattr(exc, "context_mark", None)
@@ -296,6 +294,20 @@ def _check_front_matter(source: str, reserved: frozenset[str] = frozenset()) -> 
     for key_node, _ in root.value if isinstance(root, yaml.MappingNode) else []:
         if str(key_node.value) in reserved:
             raise RenderError(key_node.start_mark.line + 2, shadow_reason(str(key_node.value)))
+
+
+def _front_matter_yaml(text: str) -> tuple[Any, tuple[int, str] | None, Any]:
+    """Front matter read as mkdocs reads it (PyYAML): its node tree, a bound it breaks, and
+    its data (None when it breaks one). Deep nesting is refused: PyYAML's composer recurses
+    into each nested node."""
+    try:
+        root = yaml.compose(text)
+        bounds_problem = yamlio.bounds_problem(text, root)
+        return root, bounds_problem, yaml.safe_load(text) if bounds_problem is None else None
+    except RecursionError:
+        raise RenderError(
+            2, "the front matter nests too deeply to read as YAML: flatten it"
+        ) from None
 
 
 def _macro_hint(exc: BaseException, names: list[str]) -> str:

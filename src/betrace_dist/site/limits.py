@@ -369,3 +369,8 @@ def markdown_to_html(convert: Callable[[str], str], text: str, page: str) -> str
             f"turning {page} into HTML took longer than {TIME_LIMIT:g} s and was stopped "
             "(render limit against pages that exhaust the machine)"
         ) from None
+    except RecursionError:  # Python-Markdown recurses into each nested block
+        raise LimitError(
+            f"{page} nests blocks (admonitions, lists, quotes) too deeply for Python-Markdown "
+            "to turn into HTML: flatten it"
+        ) from None
