@@ -71,6 +71,11 @@ MISTAKES = {
         '      systemd.services.x.serviceConfig.StateDirectory = "/x";\n',
         'StateDirectory = "/x"',
     ),
+    "program-with-spaces-around-dots": (
+        "lib.getExe pkgs.betrace-backend",
+        '"${pkgs .  betrace-backend}/bin/betrace"',
+        "starts bin/betrace of betrace-backend",
+    ),
     "program": (
         "lib.getExe pkgs.betrace-backend",
         '"${pkgs.betrace-backend}/bin/betrace"',

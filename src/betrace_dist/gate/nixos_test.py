@@ -198,7 +198,9 @@ def _program_problems(found: list[Assignment], data: ReleaseData) -> list[tuple[
         if a.path[-1] != "ExecStart":
             continue
         words = (f'"{t.raw}"' if t.kind == "str" else (t.text or "") for t in a.tokens)
-        source = re.sub(r"\s*\.\s*", ".", " ".join(words))
+        # white space around a dot dropped: runs of it made one first, so the pattern never
+        # tries a run again from each of its characters (quadratic: 390,000 spaces took 113 s)
+        source = re.sub(r" ?\. ?", ".", re.sub(r"\s+", " ", " ".join(words)))
         for match in _PACKAGE_PROGRAM.finditer(source):
             package, program = match[1] or match[3], match[2] or match[4]
             if package == binary and program != binary:
