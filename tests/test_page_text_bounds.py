@@ -314,12 +314,72 @@ def test_deeply_nested_nix_is_read_in_one_pass() -> None:
     """Each `x = {` looked for its matching `}` to tell a function's argument set from an
     attribute set: a block nested 2,000 deep took 21.6 s per read, and every Nix check reads
     the block again, past the block's processor budget. At 20,000 deep that walk would take
-    half an hour; one pass takes well under a second."""
+    half an hour; one pass takes well under a second. Past nix_env.MAX_PATH components (a later
+    attack filled the gate's memory with deep paths) the block is refused, as quickly."""
     code = (
         "from betrace_dist.gate import nix_env\n"
-        "depth = 20_000\n"
-        "opened = ''.join(f'a{i} = {{ ' for i in range(depth))\n"
-        "text = '{ ' + opened + 'x = 1; ' + '}; ' * depth + '}'\n"
-        "print(len(nix_env.assignments(text)))"
+        "from betrace_dist.gate.failure import CheckFailure\n"
+        "for depth in (nix_env.MAX_PATH - 2, 20_000):\n"
+        "    opened = ''.join(f'a{i} = {{ ' for i in range(depth))\n"
+        "    text = '{ ' + opened + 'x = 1; ' + '}; ' * depth + '}'\n"
+        "    try:\n"
+        "        print(len(nix_env.assignments(text)))\n"
+        "    except CheckFailure:\n"
+        "        print('refused')"
     )
-    assert _returns(code) == "1"
+    assert _returns(code).split() == ["1", "refused"]
+
+
+FENCE_PAGE_LINES = st.sampled_from(
+    ["text", "  text", "", '=== "T"', "!!! note", "- item", "  - sub", "```bash", "  ```bash",
+     "    ```bash", "```", "  ```", "    ```", "echo a", "   x", "1. one", "??? q", "   ```"]
+)  # fmt: skip
+
+
+@given(st.lists(FENCE_PAGE_LINES, max_size=30))
+def test_fences_are_placed_as_by_a_walk_from_each_fence(lines: list[str]) -> None:
+    """A fence's container was found by walking back from the fence over every line above it:
+    50,000 lines under 32,000 fences held the gate for its whole budget. The walks now share
+    what they read (lexer._shallower_line); the verdicts are those of a walk from each."""
+    from betrace_dist.gate import lexer
+
+    text = "\n".join(lines) + "\n"
+
+    def verdict() -> object:
+        try:
+            return [(b.line, b.body) for b in lexer.blocks(text)]
+        except lexer.LexError as exc:
+            return str(exc)
+
+    shared = verdict()
+    original = lexer._outside_container
+    try:
+        lexer._outside_container = lambda lines, i, width, opened, memo=None: original(  # type: ignore[assignment]
+            lines, i, width, opened, None
+        )
+        assert verdict() == shared
+    finally:
+        lexer._outside_container = original
+
+
+class _Counted(list[str]):
+    """Lines that count how often they are read."""
+
+    reads = 0
+
+    def __getitem__(self, index: object) -> object:  # type: ignore[override]
+        _Counted.reads += 1
+        return super().__getitem__(index)  # type: ignore[index]
+
+
+def test_the_walks_from_fences_read_each_line_once() -> None:
+    """Event-based: the lines read while placing 2,000 fences under 2,000 lines indented by 2
+    stay a few per line; a walk from each fence reads about 4,000,000."""
+    from betrace_dist.gate import lexer
+
+    lines = _Counted(["  x"] * 2000 + ["  ```"] * 2000)
+    _Counted.reads = 0
+    memo: dict[int, tuple[int, int]] = {}
+    for i in range(2000, 4000):
+        assert lexer._outside_container(lines, i, 2, {}, memo) is None
+    assert _Counted.reads < 3 * len(lines), _Counted.reads

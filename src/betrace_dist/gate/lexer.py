@@ -153,7 +153,11 @@ def _width(indent: str) -> int:
 
 
 def _outside_container(
-    lines: list[str], i: int, width: int, opened_at: dict[int, int]
+    lines: list[str],
+    i: int,
+    width: int,
+    opened_at: dict[int, int],
+    memo: dict[int, tuple[int, int]] | None = None,
 ) -> LexError | None:
     """A fence indented too little to be inside the tab, admonition or list item above it.
 
@@ -162,27 +166,50 @@ def _outside_container(
     """
     if width % 4 == 0:
         return None
+    k = _shallower_line(lines, i, width, opened_at, {} if memo is None else memo)
+    if k < 0:
+        return None
+    line = lines[k].expandtabs(4)
+    stripped = line.lstrip()
+    depth = len(line) - len(stripped)
+    match = CONTAINER.match(stripped)
+    if match is None or width >= depth + 4:
+        return None
+    kind = _CONTAINER_KINDS[str(match.lastgroup)]
+    return LexError(
+        i + 1,
+        f"this code block is indented by {width} spaces, which puts it outside the "
+        f"{kind} opened at line {k + 1} (its content is indented by {depth + 4} "
+        f"spaces): indent both fences and the body by {depth + 4} spaces",
+    )
+
+
+def _shallower_line(
+    lines: list[str],
+    i: int,
+    width: int,
+    opened_at: dict[int, int],
+    memo: dict[int, tuple[int, int]],
+) -> int:
+    """The nearest non-blank line above line `i`, outside earlier blocks, indented less than
+    `width` (-1: none). `memo` keeps, per width, the last walk's start and answer: a later walk
+    of the same width stops where that one started, so a page's walks together read each line
+    once (walking back from every fence over the same lines was quadratic in them)."""
+    upto, answer = memo.get(width, (-1, -1))
     k = i - 1
     while k >= 0:
         if k in opened_at:  # the closing fence of an earlier block: skip its body
             k = opened_at[k]
+        if k <= upto:
+            k = answer
+            break
         line = lines[k].expandtabs(4)
         stripped = line.lstrip()
-        if stripped:
-            depth = len(line) - len(stripped)
-            if depth < width:
-                match = CONTAINER.match(stripped)
-                if match is None or width >= depth + 4:
-                    return None
-                kind = _CONTAINER_KINDS[str(match.lastgroup)]
-                return LexError(
-                    i + 1,
-                    f"this code block is indented by {width} spaces, which puts it outside the "
-                    f"{kind} opened at line {k + 1} (its content is indented by {depth + 4} "
-                    f"spaces): indent both fences and the body by {depth + 4} spaces",
-                )
+        if stripped and len(line) - len(stripped) < width:
+            break
         k -= 1
-    return None
+    memo[width] = (i - 1, k)
+    return k
 
 
 def _opening_fence(raw: str) -> re.Match[str] | None:
@@ -241,6 +268,7 @@ def blocks(text: str) -> list[Block]:
     offsets = _line_offsets(lines)
     found: list[Block] = []
     opened_at: dict[int, int] = {}  # closing fence line index -> opening fence line index
+    memo: dict[int, tuple[int, int]] = {}  # _shallower_line's walks, per width
     pending: Directive | None = None
     i = 0
     while i < len(lines):
@@ -259,7 +287,7 @@ def blocks(text: str) -> list[Block]:
             continue
         indent, fence = match["indent"], match["fence"]
         language, attrs, classes = parse_info(match["info"], i + 1)
-        misplaced = _outside_container(lines, i, _width(indent), opened_at)
+        misplaced = _outside_container(lines, i, _width(indent), opened_at, memo)
         if misplaced is not None:
             raise misplaced
         j = _closing_line(lines, i, indent, fence)
