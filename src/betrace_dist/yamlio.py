@@ -18,6 +18,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarint import ScalarInt
+from ruamel.yaml.scalarstring import ScalarString
 
 from .errors import Problem, ProblemsError
 
@@ -181,6 +183,58 @@ def safe_load_all(text: str, path: Path | str) -> list[Any]:
     """Every document of a stream, as `safe_load` does for one."""
     check_bounds(text, path)
     return list(YAML(typ="safe").load_all(text))
+
+
+#: the unquoted words go-yaml v2 reads as booleans (its resolve table, YAML 1.1's); 1.2 reads
+#: them as strings, but for true and false
+_GO_YAML_V2_BOOLEANS = {
+    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON"), True),
+    **dict.fromkeys(("n", "N", "no", "No", "NO", "off", "Off", "OFF"), False),
+}
+
+
+def as_kubernetes_reads(text: str, path: Path | str) -> list[Any]:
+    """Every document of a stream as Kubernetes' YAML library reads it (sigs.k8s.io/yaml,
+    which kubectl and Helm use: a fork of go-yaml v2, with YAML 1.1's scalars): an unquoted yes,
+    no, on, off, y or n is a boolean, and 0755 an octal number. Helm 3 and 4 read `x: yes` as a
+    bool, `x: 0755` as 493 and `x: 1:20` as a string (run here, `kindOf` in a template): 1.1's
+    base-60 numbers are not taken, as that library does not. Read once, keeping quotes, then
+    each plain scalar as that library resolves it. A ProblemsError names the file and line, as
+    `safe_load` does."""
+    try:
+        check_bounds(text, path)
+        yaml = YAML(typ="rt")
+        yaml.preserve_quotes = True
+        return [_as_go_yaml_v2(doc) for doc in yaml.load_all(text)]
+    except MarkedYAMLError as exc:
+        raise ProblemsError([yaml_problem(exc, path)]) from None
+
+
+def _key(key: Any) -> str:
+    """A mapping key as that library hands it on, as a JSON key: an unquoted `n:` or `on:` is
+    a boolean there too, and becomes "false" or "true" (Helm 3 and 4 print `false` for `n:`,
+    run here)."""
+    resolved = _GO_YAML_V2_BOOLEANS.get(key) if type(key) is str else None
+    return str(resolved).lower() if resolved is not None else str(key)
+
+
+def _as_go_yaml_v2(node: Any) -> Any:
+    """A round-trip tree as plain values, its plain scalars resolved as go-yaml v2 does."""
+    if isinstance(node, dict):
+        return {_key(k): _as_go_yaml_v2(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_as_go_yaml_v2(v) for v in node]
+    if type(node) is str:  # a plain scalar: quoted ones are ScalarString's kinds
+        return _GO_YAML_V2_BOOLEANS.get(node, node)
+    if isinstance(node, ScalarString):
+        return str(node)
+    if isinstance(node, ScalarInt) and not isinstance(node, bool):
+        digits = str(int(node))
+        width = getattr(node, "_width", None) or len(digits)
+        if width > len(digits) and int(node) >= 0 and set(digits) <= set("01234567"):
+            return int(digits, 8)  # written with leading zeros: octal, as go-yaml v2 reads it
+        return int(node)
+    return node
 
 
 def parse_with_lines(text: str, path: Path | str) -> Any:

@@ -225,7 +225,10 @@ def _values_file(session: Session, path: Path, umbrella: bool) -> dict[str, Any]
     Grafana-level values come back (for the stack, what is under `grafana:`)."""
     try:  # bounded: a values file written by a page may be an alias bomb
         text = session.read(str(path))  # only the page's own files
-        loaded = yamlio.safe_load(text, session.reader_path(path)) or {}
+        # as Helm reads it (YAML 1.1's booleans and octal numbers), one document as before
+        yamlio.safe_load(text, session.reader_path(path))
+        read = yamlio.as_kubernetes_reads(text, session.reader_path(path))
+        loaded = (read[0] if read else None) or {}
     except ProblemsError as exc:
         raise CommandError(str(exc.problems[0])) from None
     if umbrella:

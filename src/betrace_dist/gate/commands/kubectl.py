@@ -530,7 +530,7 @@ def _documents(name: str, text: str, ns: str, args: Args) -> list[dict[str, Any]
     """The objects of a manifest, each one kubectl would send (_shape_problem,
     _placement_problem), without its empty documents."""
     try:  # bounded: a manifest written by a page may be an alias bomb
-        loaded = yamlio.safe_load_all(text, name)
+        loaded = yamlio.as_kubernetes_reads(text, name)  # as kubectl reads it: YAML 1.1
     except ProblemsError as exc:
         raise CommandError(str(exc.problems[0])) from None
     for number, doc in enumerate(loaded, start=1):
@@ -909,7 +909,11 @@ def _deleted(inv: Invocation, ns: str, args: Args) -> list[tuple[str, str]]:
     pos = args.positional
     if args.all("-f", "--filename"):
         try:  # bounded: the manifests are the page's files (an alias bomb is refused)
-            docs = [d for name, text in _files(inv, args) for d in yamlio.safe_load_all(text, name)]
+            docs = [
+                d
+                for name, text in _files(inv, args)
+                for d in yamlio.as_kubernetes_reads(text, name)
+            ]
         except ProblemsError as exc:
             raise CommandError(str(exc.problems[0])) from None
         return [
