@@ -312,7 +312,7 @@ class Session:
             return None
         return (
             f"the page used up its time limit ({self.page_timeout:.0f} s, the gate's own work "
-            "for it included): this block and those after it were not run"
+            "for it included): the gate stopped here, and no block after this one was run"
         )
 
     # -- content tabs: alternatives run from the same state --------------------------------

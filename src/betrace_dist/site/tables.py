@@ -318,7 +318,7 @@ def status(data: ReleaseData, checked: Callable[[Target], str], link: Callable[[
         # every build has the issues no patch fixes, whether its guide states them or not
         rest = [i for i in release.known_issues if not i.fixed_by and i.id not in target.issues]
         if rest:
-            issues.append(f"and [{len(rest)} more of every build]({issues_page}#in-every-build)")
+            issues.append(f"[{len(rest)} more in every build]({issues_page}#in-every-build)")
         rows.append(
             f"| [{_text(target.name)}]({guide}) | {_text(target.works)} | "
             f"{'<br>'.join(issues) or 'none recorded'} | {checked(target)} |"

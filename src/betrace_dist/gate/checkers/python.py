@@ -163,6 +163,10 @@ def _result(session: Session, done: Done, result: Path) -> dict[str, Any]:
     never from a FIFO, at most safefs.READ_LIMIT bytes)."""
     try:
         found: dict[str, Any] = json.loads(session.read(str(result)))
+    except RecursionError:  # the page's code can write the file: nested past json's depth
+        raise CheckFailure(
+            "the example's runner reported nonsense: a result nested too deeply"
+        ) from None
     except (OSError, ValueError, CommandError):
         said = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise CheckFailure(
