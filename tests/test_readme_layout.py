@@ -100,3 +100,13 @@ def test_a_missing_path_and_a_folder_without_a_row_fail() -> None:
     found = problems(broken, REPO_ROOT)
     assert f"README.md:{line}: 'patch/' does not exist" in found
     assert "README.md: the layout table has no row for patches/" in found
+
+
+def test_the_readme_names_the_python_the_project_needs() -> None:
+    """README.md is no page the macros fill: its "Python X.Y+" is held to pyproject.toml's
+    requires-python here (a review found it typed by hand beside the pages' macro)."""
+    from betrace_dist import needed_python
+
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"\bPython (\d+\.\d+)\+", text))
+    assert named == {needed_python()}, named

@@ -22,7 +22,7 @@ CASES = [
         "guides/write-rules.md",
         "{{ project_python }}",
         "3.8",
-        "'Python 3.8 or later': the project needs Python",
+        "'Python 3.8 or later': what this paragraph speaks of needs Python 3.11",
         id="python-needed",
     ),
     pytest.param(
@@ -291,3 +291,27 @@ def test_a_commit_of_the_distribution_is_reported_once_as_the_distribution_s(
     text = "nix run github:betrace-hq/distribution?rev=0123456789abcdef0123456789abcdef01234567\n"
     found = [p.reason for p in typed.problems(text, release_data)]
     assert len(found) == 1 and "pins the distribution's repository" in found[0], found
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        # the review: the project's sentence with the examples' version, and other spellings
+        ("with Python 3.10 or later, `python3 -m venv .venv && pip install .`", "3.11"),
+        ("the project needs python 3.8+", "3.11"),
+        ("The release data is usable from Python >= 3.9.", "3.11"),
+        ("This example needs Python 3.11 or later.", "3.10"),
+        ("with Python 3.11 or later, `python3 -m venv .venv`", None),
+        ("This example needs Python 3.10 or later.", None),
+        ("opentelemetry-sdk 1.39 needs Python 3.9 or later.", None),  # another package's
+    ],
+)
+def test_a_python_version_is_held_to_what_its_paragraph_speaks_of(
+    text: str, wanted: str | None, release_data: ReleaseData
+) -> None:
+    found = [p.reason for p in typed._python_versions(text, release_data)]
+    assert (
+        found == []
+        if wanted is None
+        else (len(found) == 1 and f"needs Python {wanted}" in found[0])
+    ), found

@@ -340,28 +340,41 @@ def _versions(text: str, data: ReleaseData) -> Iterator[Problem]:
             )
 
 
-#: a page's "Python X.Y or later": the oldest Python of something it names
-_PYTHON_NEEDED = re.compile(r"\bPython (\d+\.\d+)(?:\.\d+)? or (?:later|newer)\b")
+#: a page's "Python X.Y or later" (or newer, higher, +, >=): the oldest Python of something
+_PYTHON_NEEDED = re.compile(
+    r"\bpython\s?(?:>= ?(\d+\.\d+)|(\d+\.\d+)(?:\.\d+)?(?: or (?:later|newer|higher)|\+))",
+    re.IGNORECASE,
+)
+#: words of a paragraph about the project's own code (its install, its tools)
+_PROJECT_WORDS = re.compile(
+    r"venv|make setup|betrace-dist|this repository|the project|release data", re.I
+)
+#: ... and about the pages' Python examples
+_EXAMPLE_WORDS = re.compile(r"\bexamples?\b|exporter", re.I)
 
 
 def _python_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """A "Python X.Y or later" that is neither the project's (pyproject.toml requires-python)
-    nor its examples' (releases.yaml examples.python_minimum): the reader installs the wrong
-    Python, or is told to need a newer one than they do."""
+    """A "Python X.Y or later" in a paragraph about the project's own code that is not the
+    project's (pyproject.toml requires-python), or in one about the examples that is not
+    theirs (releases.yaml examples.python_minimum). Other paragraphs (another package's
+    needs) are not judged."""
     examples = data.current.examples
-    allowed = {needed_python()} | ({str(examples.python_minimum)} if examples else set())
+    elements = _Elements(text)
     for match in _PYTHON_NEEDED.finditer(text):
-        if match[1] not in allowed:
+        written = match[1] or match[2]
+        around = elements.around(match.start())
+        if _PROJECT_WORDS.search(around):
+            wanted, field = needed_python(), "{{ project_python }}"
+        elif examples and _EXAMPLE_WORDS.search(around):
+            wanted, field = str(examples.python_minimum), "{{ release.examples.python_minimum }}"
+        else:
+            continue
+        if written != wanted:
             yield Problem(
-                _line(text, match.start(1)),
-                f"'{match[0]}': the project needs Python {needed_python()} or later "
-                f"(pyproject.toml requires-python; {{{{ project_python }}}})"
-                + (
-                    f", its examples {examples.python_minimum} (releases.yaml "
-                    "examples.python_minimum; {{ release.examples.python_minimum }})"
-                    if examples
-                    else ""
-                ),
+                elements.line(match.start()),
+                f"'{match[0]}': what this paragraph speaks of needs Python {wanted} or later "
+                f"(pyproject.toml requires-python, releases.yaml examples.python_minimum); "
+                f"write {field}",
             )
 
 
