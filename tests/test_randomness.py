@@ -42,6 +42,12 @@ def test_a_secret_file_gets_enough_bytes(argv: str, targets: list[str], said: st
         (['KEY="$(openssl rand -hex 32 | head -c 32)"'], None),  # 128 bits
         (['KEY="$(openssl rand -hex 32 | tr -d "\\n")"'], None),  # keeps every character
         (['SUFFIX="$(openssl rand -hex 32 | cut -c1-4)"'], None),  # no secret's name
+        # the review of the cut: no spaces, long options, bytes, a recoding on the way
+        (['KEY="$(openssl rand -hex 32|cut -c1-8)"'], "32 random bits"),
+        (['KEY="$(openssl rand -hex 32 | head --bytes 8)"'], "32 random bits"),
+        (['KEY="$(openssl rand -hex 32 | cut -b1-8)"'], "32 random bits"),
+        (['KEY="$(openssl rand 64 | base64 | head -c 20)"'], "120 random bits"),
+        (['KEY="$(openssl rand -hex 32 | xxd -r -p | head -c 16)"'], None),  # 128 raw bits
     ],
 )
 def test_a_secret_set_from_a_substitution_gets_enough_bytes(

@@ -85,7 +85,7 @@ def substitution_problem(words: list[str]) -> str | None:
             before = word[: found.start()].rstrip("\"'")
             name = before[:-1].rsplit("=", 1)[-1] if before.endswith("=") else ""
             try:
-                members = _members(shlex.split(found[2]))
+                members = _members(_words(found[2]))
             except ValueError:
                 continue
             if not (name and _secret(name)):
@@ -109,18 +109,29 @@ def _members(words: list[str]) -> list[list[str]]:
     return members
 
 
+def _words(text: str) -> list[str]:
+    """A command line's words, a `|` one of its own even without spaces around it."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars="|")
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
 #: random bits one character of openssl rand's output carries, by its encoding option
 _BITS_PER_CHARACTER = {"-hex": 4, "-base64": 6}
 
 
 def _cut_problem(members: list[list[str]], number: int | None, name: str) -> str | None:
-    """Why the filters after `openssl rand` keep too few random bits of it for `name`."""
+    """Why the filters after `openssl rand` keep too few random bits of it for `name`: each
+    filter that recodes the output (base64, xxd) changes the bits a character carries, each
+    that cuts it (head -c, cut -c or -b) keeps that many characters."""
     per = next((b for o, b in _BITS_PER_CHARACTER.items() if o in members[0]), 8)
+    bits = None if number is None else number * 8
     for member in members[1:]:
+        per = _recoded(member, per)
         kept = _kept(member)
         if kept is None:
             continue
-        bits = kept * per if number is None else min(kept * per, number * 8)
+        bits = kept * per if bits is None else min(kept * per, bits)
         if bits < MIN_BYTES * 8:
             return (
                 f"`{' '.join(member)}` keeps {kept} character(s) of openssl rand's output, "
@@ -130,14 +141,25 @@ def _cut_problem(members: list[list[str]], number: int | None, name: str) -> str
     return None
 
 
+def _recoded(argv: list[str], per: int) -> int:
+    """The random bits a character carries after `argv`: base64 writes 6 per character and
+    decodes to 8, `xxd -p` writes 4 and `xxd -r` reads them back to 8; other commands keep it."""
+    decode = any(a in ("-d", "--decode", "-r", "-revert") for a in argv[1:])
+    if argv[:1] == ["base64"]:
+        return 8 if decode else 6
+    if argv[:1] == ["xxd"]:
+        return 8 if decode else 4
+    return per
+
+
 def _kept(argv: list[str]) -> int | None:
-    """How many characters `head -c N` or `cut -c A-B` keeps, or None (another command, or
-    another form)."""
+    """How many characters `head -c N` or `cut -c A-B` (or -b) keeps, or None (another
+    command, or another form)."""
     if argv[:1] == ["head"]:
         value = _value(argv[1:], "-c", "--bytes")
         return int(value) if value is not None and value.isdigit() else None
     if argv[:1] == ["cut"]:
-        value = _value(argv[1:], "-c", "--characters")
+        value = _value(argv[1:], "-c", "--characters") or _value(argv[1:], "-b", "--bytes")
         ranged = re.fullmatch(r"([0-9]*)-([0-9]+)|([0-9]+)", value or "")
         if ranged is None:
             return None
@@ -148,9 +170,9 @@ def _kept(argv: list[str]) -> int | None:
 
 
 def _value(args: list[str], short: str, long: str) -> str | None:
-    """The value of option `short` (`-c8`, `-c 8`) or `long` (`--bytes=8`) in `args`."""
+    """The value of option `short` (`-c8`, `-c 8`) or `long` (`--bytes=8`, `--bytes 8`)."""
     for i, arg in enumerate(args):
-        if arg == short and i + 1 < len(args):
+        if arg in (short, long) and i + 1 < len(args):
             return args[i + 1]
         if arg.startswith(short) and len(arg) > len(short):
             return arg[len(short) :]
