@@ -52,6 +52,7 @@ def test_scalars_are_read_as_helm_reads_them(binary: str, tmp_path: Path) -> Non
 def test_a_manifest_s_unquoted_yes_is_a_boolean_to_kubectl(session: Session) -> None:
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: f\ndata:\n  enabled: {}\n"
     bad, good = manifest.format("yes"), manifest.format('"yes"')
-    with pytest.raises(CommandError, match=r"data\.enabled: True is not of type 'string'"):
+    said = r"data\.enabled: True is not of type 'string'.* as a boolean: quote it"
+    with pytest.raises(CommandError, match=said):
         run(session, f"cat > cm.yaml <<'EOF'\n{bad}EOF\nkubectl apply -f cm.yaml\n")
     run(session, f"cat > ok.yaml <<'EOF'\n{good}EOF\nkubectl apply -f ok.yaml\n")

@@ -1027,6 +1027,16 @@ def check_chart_metadata(chart_dir: Path, data: ReleaseData) -> list[str]:
     return out
 
 
+def _hint(exc: Exception) -> str:
+    """What a reader most likely meant where a string field holds a boolean: Kubernetes'
+    YAML library reads an unquoted yes, no, on, off (and y, n, true, false) as one."""
+    if isinstance(getattr(exc, "instance", None), bool) and "'string'" in str(exc):
+        return (
+            " (Kubernetes reads an unquoted yes, no, on, off, true or false as a boolean: quote it)"
+        )
+    return ""
+
+
 def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> list[str]:
     """Strict Kubernetes schema validation (unknown fields rejected) for each version given,
     then the values of the fields the API server takes from a fixed set (kube_enums), which the
@@ -1040,7 +1050,7 @@ def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> l
                 kubernetes_validate.validate(m.doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
                 path = ".".join(str(p) for p in exc.path) or "(root)"
-                out.append(f"{m} (Kubernetes {version}): {path}: {exc.message}")
+                out.append(f"{m} (Kubernetes {version}): {path}: {exc.message}{_hint(exc)}")
             except kubernetes_validate.SchemaNotFoundError:
                 out.append(f"{m} (Kubernetes {version}): unknown kind or apiVersion")
     for m in manifests:
