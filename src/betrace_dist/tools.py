@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import REPO_ROOT, needed_python
+from . import REPO_ROOT
 
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 
@@ -120,8 +120,10 @@ TOOLS = _declare(
             "backend-rules; the chart's write-rules and plugin-init.sh, on the BusyBox-based "
             "plugin-init image) with BusyBox's own sh and programs", jail=False),
     _debian("bash", "bash"),
+    # (the version is pyproject.toml's requires-python, not read here: this module is imported
+    # where the project's files are not, such as a probe's jail)
     Tool("python3", "the Python the project runs with",
-         f"install Python {needed_python()} or later"),
+         "install the Python pyproject.toml's requires-python names, or later"),
     _debian("strace", "strace", "proves a gate run opens no network connection", jail=False),
     _debian("systemd-analyze", "systemd", "re-observes the systemd rule a NixOS test is held to",
             jail=False),
