@@ -330,56 +330,52 @@ def test_deeply_nested_nix_is_read_in_one_pass() -> None:
     assert _returns(code).split() == ["1", "refused"]
 
 
-FENCE_PAGE_LINES = st.sampled_from(
-    ["text", "  text", "", '=== "T"', "!!! note", "- item", "  - sub", "```bash", "  ```bash",
-     "    ```bash", "```", "  ```", "    ```", "echo a", "   x", "1. one", "??? q", "   ```"]
-)  # fmt: skip
+INDENTED_LINES = st.sampled_from(
+    ["", "x", " x", "  x", "   x", "    x", "\tx", " \tx", "\t\tx", "     x"]
+)
 
 
-@given(st.lists(FENCE_PAGE_LINES, max_size=30))
-def test_fences_are_placed_as_by_a_walk_from_each_fence(lines: list[str]) -> None:
-    """A fence's container was found by walking back from the fence over every line above it:
-    50,000 lines under 32,000 fences held the gate for its whole budget. The walks now share
-    what they read (lexer._shallower_line); the verdicts are those of a walk from each."""
+@given(st.lists(INDENTED_LINES, max_size=40), st.lists(st.integers(0, 12), max_size=10))
+def test_the_nearest_shallower_line_is_that_of_a_walk_back(
+    lines: list[str], widths: list[int]
+) -> None:
+    """A fence's container was found by walking back from the fence over every line above it,
+    for each fence: 50,000 lines under 32,000 fences held the gate for its whole budget, and a
+    first cure shared walks of one width only (600 widths of tabs undid it). The lines are read
+    once now (lexer.Shallower); its answers are those of the walk, kept here as the model."""
     from betrace_dist.gate import lexer
 
-    text = "\n".join(lines) + "\n"
-
-    def verdict() -> object:
-        try:
-            return [(b.line, b.body) for b in lexer.blocks(text)]
-        except lexer.LexError as exc:
-            return str(exc)
-
-    shared = verdict()
-    original = lexer._outside_container
-    try:
-        lexer._outside_container = lambda lines, i, width, opened, memo=None: original(  # type: ignore[assignment]
-            lines, i, width, opened, None
-        )
-        assert verdict() == shared
-    finally:
-        lexer._outside_container = original
+    read = lexer.Shallower()
+    for i, line in enumerate(lines):
+        for width in widths:
+            walk = next(
+                (
+                    k
+                    for k in range(i - 1, -1, -1)
+                    if lines[k].strip()
+                    and len(lines[k].expandtabs(4)) - len(lines[k].expandtabs(4).lstrip()) < width
+                ),
+                -1,
+            )
+            assert read.nearest(width) == walk, (lines[:i], width)
+        read.push(i, line)
 
 
-class _Counted(list[str]):
-    """Lines that count how often they are read."""
-
-    reads = 0
-
-    def __getitem__(self, index: object) -> object:  # type: ignore[override]
-        _Counted.reads += 1
-        return super().__getitem__(index)  # type: ignore[index]
-
-
-def test_the_walks_from_fences_read_each_line_once() -> None:
-    """Event-based: the lines read while placing 2,000 fences under 2,000 lines indented by 2
-    stay a few per line; a walk from each fence reads about 4,000,000."""
+def test_fences_of_many_widths_under_many_lines_read_each_line_once() -> None:
+    """Event-based: 600 fences of 600 widths (tabs make wide ones short) under 20,000 lines;
+    the lines read stay one each, where a walk from each fence reads about 12,000,000."""
     from betrace_dist.gate import lexer
 
-    lines = _Counted(["  x"] * 2000 + ["  ```"] * 2000)
-    _Counted.reads = 0
-    memo: dict[int, tuple[int, int]] = {}
-    for i in range(2000, 4000):
-        assert lexer._outside_container(lines, i, 2, {}, memo) is None
-    assert _Counted.reads < 3 * len(lines), _Counted.reads
+    class Counted(str):
+        reads = 0
+
+        def expandtabs(self, tabsize: int = 8) -> str:  # type: ignore[override]
+            Counted.reads += 1
+            return super().expandtabs(tabsize)
+
+    read = lexer.Shallower()
+    for i in range(20_000):
+        read.push(i, Counted("  x"))
+    for k in range(599, -1, -1):
+        read.nearest(4 * k + 1)
+    assert Counted.reads == 20_000, Counted.reads
