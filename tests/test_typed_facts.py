@@ -22,7 +22,7 @@ CASES = [
         "guides/write-rules.md",
         "{{ project_python }}",
         "3.8",
-        "'Python 3.8 or later': what this paragraph speaks of needs Python 3.11",
+        "'Python 3.8 or later': what this sentence speaks of needs Python 3.11",
         id="python-needed",
     ),
     pytest.param(
@@ -304,9 +304,12 @@ def test_a_commit_of_the_distribution_is_reported_once_as_the_distribution_s(
         ("with Python 3.11 or later, `python3 -m venv .venv`", None),
         ("This example needs Python 3.10 or later.", None),
         ("opentelemetry-sdk 1.39 needs Python 3.9 or later.", None),  # another package's
+        # the second review: a sentence about both, a need in the next sentence
+        ("The exporter example needs Python 3.10 or later: make a venv for it.", None),
+        ("Install betrace-dist into a venv. The SDK needs Python 3.8 or later.", None),
     ],
 )
-def test_a_python_version_is_held_to_what_its_paragraph_speaks_of(
+def test_a_python_version_is_held_to_what_its_sentence_speaks_of(
     text: str, wanted: str | None, release_data: ReleaseData
 ) -> None:
     found = [p.reason for p in typed._python_versions(text, release_data)]

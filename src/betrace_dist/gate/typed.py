@@ -353,26 +353,41 @@ _PROJECT_WORDS = re.compile(
 _EXAMPLE_WORDS = re.compile(r"\bexamples?\b|exporter", re.I)
 
 
+#: how far around a "Python X.Y or later" its sentence is looked for
+_SENTENCE_REACH = 300
+
+
+def _sentence(text: str, at: int) -> str:
+    """The sentence around offset `at`, within _SENTENCE_REACH characters each side (so that a
+    page of one long sentence costs no more per match)."""
+    low, high = max(0, at - _SENTENCE_REACH), min(len(text), at + _SENTENCE_REACH)
+    start = max(text.rfind(". ", low, at), text.rfind("\n\n", low, at), low - 1) + 1
+    ends = [e for e in (text.find(". ", at, high), text.find("\n\n", at, high)) if e >= 0]
+    return text[start : min(ends, default=high)]
+
+
 def _python_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """A "Python X.Y or later" in a paragraph about the project's own code that is not the
+    """A "Python X.Y or later" in a sentence about the project's own code that is not the
     project's (pyproject.toml requires-python), or in one about the examples that is not
-    theirs (releases.yaml examples.python_minimum). Other paragraphs (another package's
-    needs) are not judged."""
+    theirs (releases.yaml examples.python_minimum). A sentence about both, or neither (another
+    package's needs), is not judged."""
     examples = data.current.examples
-    elements = _Elements(text)
     for match in _PYTHON_NEEDED.finditer(text):
         written = match[1] or match[2]
-        around = elements.around(match.start())
-        if _PROJECT_WORDS.search(around):
-            wanted, field = needed_python(), "{{ project_python }}"
-        elif examples and _EXAMPLE_WORDS.search(around):
-            wanted, field = str(examples.python_minimum), "{{ release.examples.python_minimum }}"
-        else:
+        sentence = _sentence(text, match.start())
+        project = _PROJECT_WORDS.search(sentence) is not None
+        example = examples is not None and _EXAMPLE_WORDS.search(sentence) is not None
+        if project == example:
             continue
+        if project:
+            wanted, field = needed_python(), "{{ project_python }}"
+        else:
+            assert examples is not None
+            wanted, field = str(examples.python_minimum), "{{ release.examples.python_minimum }}"
         if written != wanted:
             yield Problem(
-                elements.line(match.start()),
-                f"'{match[0]}': what this paragraph speaks of needs Python {wanted} or later "
+                _line(text, match.start()),
+                f"'{match[0]}': what this sentence speaks of needs Python {wanted} or later "
                 f"(pyproject.toml requires-python, releases.yaml examples.python_minimum); "
                 f"write {field}",
             )
