@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarint import ScalarInt
-from ruamel.yaml.scalarstring import ScalarString
+from ruamel.yaml.scalarstring import PlainScalarString, ScalarString
 
 from .errors import Problem, ProblemsError
 
@@ -195,27 +196,39 @@ _GO_YAML_V2_BOOLEANS = {
 
 def as_kubernetes_reads(text: str, path: Path | str) -> list[Any]:
     """Every document of a stream as Kubernetes' YAML library reads it (sigs.k8s.io/yaml,
-    which kubectl and Helm use: a fork of go-yaml v2, with YAML 1.1's scalars): an unquoted yes,
-    no, on, off, y or n is a boolean, and 0755 an octal number. Helm 3 and 4 read `x: yes` as a
-    bool, `x: 0755` as 493 and `x: 1:20` as a string (run here, `kindOf` in a template): 1.1's
-    base-60 numbers are not taken, as that library does not. Read once, keeping quotes, then
-    each plain scalar as that library resolves it. A ProblemsError names the file and line, as
-    `safe_load` does."""
+    which kubectl and Helm use: a fork of go-yaml v2, with YAML 1.1's scalars). What Helm 3 and
+    4 read, run here (`kindOf` of each value in a template, tests/test_yaml_as_kubernetes.py):
+    an unquoted yes, no, on, off, y or n is a boolean, also anchored, and as a key "true" or
+    "false"; 0755 is 493 (octal), 0x010 16; 1:20 and dates are strings as written; `!!str
+    yes` and an unknown tag's value are strings. Read once, keeping quotes, then each plain
+    scalar as that library resolves it. A ProblemsError names the file and line, as `safe_load`
+    does."""
     try:
         check_bounds(text, path)
         yaml = YAML(typ="rt")
         yaml.preserve_quotes = True
+        yaml.Constructor = _DatesAsWritten
         return [_as_go_yaml_v2(doc) for doc in yaml.load_all(text)]
     except MarkedYAMLError as exc:
         raise ProblemsError([yaml_problem(exc, path)]) from None
 
 
+class _DatesAsWritten(RoundTripConstructor):
+    """The round-trip constructor, a date or time kept as the text written (Kubernetes' YAML
+    library hands it on as a string). A class of its own: add_constructor changes the class
+    it is called on, which every other round-trip reading of the gate uses."""
+
+
+_DatesAsWritten.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
 def _key(key: Any) -> str:
-    """A mapping key as that library hands it on, as a JSON key: an unquoted `n:` or `on:` is
-    a boolean there too, and becomes "false" or "true" (Helm 3 and 4 print `false` for `n:`,
-    run here)."""
-    resolved = _GO_YAML_V2_BOOLEANS.get(key) if type(key) is str else None
-    return str(resolved).lower() if resolved is not None else str(key)
+    """A mapping key as that library hands it on, as a JSON key: resolved as a value is (an
+    unquoted `n:` is a boolean, printed `false`), then written as JSON writes it."""
+    value = _as_go_yaml_v2(key)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _as_go_yaml_v2(node: Any) -> Any:
@@ -224,17 +237,26 @@ def _as_go_yaml_v2(node: Any) -> Any:
         return {_key(k): _as_go_yaml_v2(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_as_go_yaml_v2(v) for v in node]
-    if type(node) is str:  # a plain scalar: quoted ones are ScalarString's kinds
-        return _GO_YAML_V2_BOOLEANS.get(node, node)
+    if type(node) is str or isinstance(node, PlainScalarString):  # unquoted (or anchored)
+        return _GO_YAML_V2_BOOLEANS.get(str(node), str(node))
     if isinstance(node, ScalarString):
         return str(node)
-    if isinstance(node, ScalarInt) and not isinstance(node, bool):
-        digits = str(int(node))
-        width = getattr(node, "_width", None) or len(digits)
-        if width > len(digits) and int(node) >= 0 and set(digits) <= set("01234567"):
-            return int(digits, 8)  # written with leading zeros: octal, as go-yaml v2 reads it
+    if isinstance(node, TaggedScalar):  # `!!str yes`, or a tag the library does not know
+        return str(node.value)
+    if type(node) is ScalarInt:  # decimal as written (not 0x, 0o, 0b)
+        return _decimal(node)
+    if isinstance(node, int) and not isinstance(node, bool):
         return int(node)
     return node
+
+
+def _decimal(node: ScalarInt) -> int:
+    """A decimal integer as go-yaml v2 reads it: written with leading zeros, octal."""
+    digits = str(abs(int(node)))
+    width = getattr(node, "_width", None) or len(digits)
+    if width > len(digits) and set(digits) <= set("01234567"):
+        return (-1 if int(node) < 0 else 1) * int(digits, 8)
+    return int(node)
 
 
 def parse_with_lines(text: str, path: Path | str) -> Any:

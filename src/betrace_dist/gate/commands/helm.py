@@ -225,12 +225,16 @@ def _values_file(session: Session, path: Path, umbrella: bool) -> dict[str, Any]
     Grafana-level values come back (for the stack, what is under `grafana:`)."""
     try:  # bounded: a values file written by a page may be an alias bomb
         text = session.read(str(path))  # only the page's own files
-        # as Helm reads it (YAML 1.1's booleans and octal numbers), one document as before
-        yamlio.safe_load(text, session.reader_path(path))
+        # as Helm reads it (YAML 1.1's booleans and octal numbers)
         read = yamlio.as_kubernetes_reads(text, session.reader_path(path))
         loaded = (read[0] if read else None) or {}
     except ProblemsError as exc:
         raise CommandError(str(exc.problems[0])) from None
+    if len(read) > 1:
+        raise CommandError(
+            f"{session.reader_path(path)}: {len(read)} YAML documents; the gate reads a values "
+            "file of one (write the values in one document, without ---)"
+        )
     if umbrella:
         problems = grafana_stack.validate_stack_values(loaded)
         values = grafana_stack.grafana_values(loaded) if not problems else {}
