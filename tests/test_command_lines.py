@@ -658,6 +658,7 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
         ["-u", '"$CREDS"'],
         ["-H", "Authorization: Basic $TOKEN"],
         ["-H", 'Authorization: Basic $(printf \'%s:%s\' "$U" "$P" | base64)'],
+        ["-u", "'admin:'$PW'x'"],  # quoted parts around a variable the shell expands
     ):
         curl(_inv(["curl", *reader_s, url], session))
 

@@ -885,7 +885,7 @@ def _typed_value(written: str, value: str, typed: dict[str, str]) -> str | None:
     (`CREDS="admin:$PW"` after `PW=x`); a `$(printf TEXT | base64)` of the page's text, kept as
     written (what it prints is read where it is used)."""
     raw = written.partition("=")[2]
-    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+    if re.fullmatch(r"'[^']*'", raw):  # one single-quoted string: the shell expands nothing
         return value
     bare = raw.strip('"')
     if bare.startswith("$(") and constant_base64(bare) is not None:

@@ -632,7 +632,7 @@ def _credentials(word: _Word, typed: dict[str, str]) -> tuple[str, bool]:
     variables in it the page typed the value of stand for what it typed. True: the word is in
     single quotes, where the shell expands nothing."""
     written = str(word.value)
-    literal = len(written) >= 2 and written[0] == written[-1] == "'"
+    literal = re.fullmatch(r"'[^']*'", written) is not None  # one single-quoted string
     value = written[1:-1] if literal else with_typed(written.strip("'\""), typed)
     if word.flag is None:  # a URL's own user information: http://USER:PASSWORD@host
         return value.partition("://")[2].split("/")[0].rpartition("@")[0], literal
