@@ -13,10 +13,18 @@ GATE_SOURCE = Path(__file__).resolve().parents[1]
 
 
 @cache
+def project_table() -> dict[str, object]:
+    """pyproject.toml's [project] table, read once (where the project's files are: not in a
+    probe's jail, which shows src/ only)."""
+    text = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    table: dict[str, object] = tomllib.loads(text)["project"]
+    return table
+
+
+@cache
 def needed_python() -> str:
     """The oldest Python the project runs on: pyproject.toml's requires-python (">=3.11")."""
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    found = re.fullmatch(r">=\s*(\d+\.\d+)", project["project"]["requires-python"].strip())
+    found = re.fullmatch(r">=\s*(\d+\.\d+)", str(project_table()["requires-python"]).strip())
     if found is None:
         raise ValueError("pyproject.toml: requires-python is not of the form >=X.Y")
     return found[1]

@@ -20,14 +20,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import tomllib
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import REPO_ROOT
+from . import REPO_ROOT, project_table
 
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 
@@ -193,7 +192,8 @@ def clone_programs() -> frozenset[str]:
     """Where the project's set-up puts programs in a reader's clone, as paths from its root:
     `make tools` the tools it takes out of wheels in .tools/bin, and `make setup` Python and
     the project's own commands (pyproject.toml's [project.scripts]) in the virtualenv."""
-    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = project_table()["scripts"]
+    assert isinstance(scripts, dict), "pyproject.toml: [project.scripts] is no table"
     tools_bin = TOOLS_BIN.relative_to(REPO_ROOT).as_posix()
     made = {f"{tools_bin}/{name}" for name, tool in TOOLS.items() if tool.layer}
     return frozenset(made | {f"{VENV}/bin/{n}" for n in ("python", "python3", *scripts)})
