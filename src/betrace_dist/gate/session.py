@@ -38,7 +38,7 @@ from . import live, missing, profile, randomness, result_cache, safefs
 from .failure import CheckFailure
 from .isolation import Done, JailError, startup_variable
 from .sandbox import Sandbox
-from .shellwords import Command, constant_base64, with_typed
+from .shellwords import Command, constant_base64, single_quoted, with_typed
 from .snapshots import Manifest, Snapshots, scan
 from .world import World
 
@@ -885,7 +885,7 @@ def _typed_value(written: str, value: str, typed: dict[str, str]) -> str | None:
     (`CREDS="admin:$PW"` after `PW=x`); a `$(printf TEXT | base64)` of the page's text, kept as
     written (what it prints is read where it is used)."""
     raw = written.partition("=")[2]
-    if re.fullmatch(r"'[^']*'", raw):  # one single-quoted string: the shell expands nothing
+    if single_quoted(raw) is not None:  # the shell expands nothing in it
         return value
     bare = raw.strip('"')
     if bare.startswith("$(") and constant_base64(bare) is not None:

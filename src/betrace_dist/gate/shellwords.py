@@ -65,6 +65,12 @@ _CONSTANT_BASE64 = re.compile(
 _EXPANDED = re.compile(r"\$(?:(\w+)|\{(\w+)\})")
 
 
+def single_quoted(word: str) -> str | None:
+    """The text of a word that is one single-quoted string (`'a:$b'`), where the shell expands
+    nothing; None for any other word (`'a:'$B'c'` has an expanded part between its quotes)."""
+    return word[1:-1] if re.fullmatch(r"'[^']*'", word) else None
+
+
 def constant_base64(text: str) -> str | None:
     """The text a `$(printf TEXT | base64)` in `text` encodes, when TEXT is written into the
     page (no variable, no substitution); None otherwise."""

@@ -19,7 +19,7 @@ from ...tools import ToolMissing
 from .. import grafana_app, grafana_http, live, missing
 from ..grafana_chart import GRAFANA_PORT, GRAFANA_PORT_VARIABLE
 from ..session import CommandError, Invocation
-from ..shellwords import constant_base64, with_typed
+from ..shellwords import constant_base64, single_quoted, with_typed
 from ..world import Listener
 from . import proxied
 from .flags import Options, options, split_flag
@@ -632,8 +632,9 @@ def _credentials(word: _Word, typed: dict[str, str]) -> tuple[str, bool]:
     variables in it the page typed the value of stand for what it typed. True: the word is in
     single quotes, where the shell expands nothing."""
     written = str(word.value)
-    literal = re.fullmatch(r"'[^']*'", written) is not None  # one single-quoted string
-    value = written[1:-1] if literal else with_typed(written.strip("'\""), typed)
+    quoted = single_quoted(written)
+    literal = quoted is not None
+    value = quoted if quoted is not None else with_typed(written.strip("'\""), typed)
     if word.flag is None:  # a URL's own user information: http://USER:PASSWORD@host
         return value.partition("://")[2].split("/")[0].rpartition("@")[0], literal
     if word.flag in ("-H", "--header"):
