@@ -20,6 +20,7 @@ from typing import NoReturn
 import pytest
 
 from betrace_dist import REPO_ROOT, tools
+from betrace_dist.gate import sandbox
 from betrace_dist.gate.commands import models
 from betrace_dist.gate.run import run_of
 from betrace_dist.gate.session import Session
@@ -148,6 +149,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     taking the next file when it is nearly done: a long file taken last would leave the other
     worker idle while it runs, so the long ones start first and the short ones fill the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish() -> None:
+    """Unmount what gate processes killed by a test (or by an earlier run) left mounted.
+
+    pytest prunes its temporary root when a session ends (after this hook, in the process that
+    ends last), and a page's file system still mounted in a folder there stops that removal
+    with EBUSY: a warning this suite makes an error, so a whole run failed with every test
+    passed, on a mount an earlier run had left (sandbox.unmount_stale)."""
+    sandbox.unmount_stale()
 
 
 def run_python(

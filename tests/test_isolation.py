@@ -774,6 +774,49 @@ def test_the_sandboxes_a_killed_run_left_are_removed_by_the_next(
         assert str(stale / "page") not in Path("/proc/self/mounts").read_text()
 
 
+def test_a_killed_runs_mount_in_another_temporary_folder_is_unmounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with a TMPDIR of its own (a test's) is swept by no later run in that folder, and
+    the file system it left mounted there made every removal of the folder above fail: pytest's
+    own pruning of its temporary root stopped a whole run on EBUSY. The next gate process
+    unmounts it from the kernel's mount table, wherever it is, and leaves the folder."""
+    from betrace_dist.gate import sandbox
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    elsewhere = tmp_path / "another run's TMPDIR" / f"betrace-page-{ended.pid}-k1ll3d" / "page"
+    elsewhere.mkdir(parents=True)
+    live = tmp_path / f"betrace-page-{os.getpid()}-l1ve" / "page"
+    live.mkdir(parents=True)
+    if not (sandbox._mount_tmpfs(elsewhere) and sandbox._mount_tmpfs(live)):
+        pytest.skip("this machine mounts no tmpfs for a page (the gate is not root here)")
+    try:
+        own = tmp_path / "own"
+        own.mkdir()
+        monkeypatch.setattr(sandbox.tempfile, "tempdir", str(own))
+        stale = sandbox._stale_mounts()  # (the machine may hold others a killed run left)
+        assert elsewhere in stale and live not in stale, stale
+        sandbox.sweep_stale.cache_clear()
+        try:
+            sandbox.sweep_stale()
+        finally:
+            sandbox.sweep_stale.cache_clear()
+        assert not os.path.ismount(elsewhere) and elsewhere.is_dir()
+        assert os.path.ismount(live)  # its process runs: not the sweep's
+    finally:
+        for page in (elsewhere, live):
+            if os.path.ismount(page):
+                sandbox._unmount(page, lazy=True)
+
+
+def test_a_mount_point_with_a_space_is_read_from_the_mount_table() -> None:
+    """The kernel writes a space in a mount point as \\040 (proc(5)): read back as written."""
+    from betrace_dist.gate import sandbox
+
+    assert sandbox._unescaped("/srv/a\\040b/c\\134d") == "/srv/a b/c\\d"
+
+
 def test_the_projects_git_folder_is_hidden_from_pages(jail: Jail) -> None:
     """The checkout's `.git/config` may hold its remote's credentials: a page sees an empty
     folder there (its own clone is a copy without `.git`), while the rest of the project (the

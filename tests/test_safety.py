@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import REPO_ROOT, tools
+from betrace_dist.gate import sandbox
 from betrace_dist.gate.render import Site
 from betrace_dist.release import ReleaseData
 
@@ -289,6 +290,7 @@ class GateRun:
     home_after: dict[str, bytes]
     tmpdir: Path
     left: list[str]
+    mounted: list[Path]  # the run's page file systems still mounted after it ended
     running: list[str]
     traced: str | None  # strace's log of every connect() and execve(), or why there is none
     why_untraced: str = ""
@@ -311,6 +313,8 @@ def whole_gate(trap: Trap, repo_copy: Path, tmp_path_factory: pytest.TempPathFac
     args = ["docs", "-q", "-p", "no:randomly", "-rs"]
     result = run_gate(args, repo_copy, trap.env, tmpdir, prefix)
     traced = log.read_text(encoding="utf-8", errors="replace") if strace else None
+    # reported, then unmounted: a mount left in pytest's temporary root fails later sessions
+    mounted = [page for page in sandbox.unmount_stale() if page.is_relative_to(tmpdir)]
     return GateRun(
         result,
         trap.hits(),
@@ -321,6 +325,7 @@ def whole_gate(trap: Trap, repo_copy: Path, tmp_path_factory: pytest.TempPathFac
         tmpdir,
         # pytest-of-<user> is pytest's own temporary root, which pytest itself prunes
         sorted(p.name for p in tmpdir.iterdir() if not p.name.startswith("pytest-of-")),
+        mounted,
         processes_mentioning(str(tmpdir)),
         traced,
         why_untraced,
@@ -412,6 +417,7 @@ def test_the_gate_leaves_no_process_running(whole_gate: GateRun) -> None:
 
 def test_the_gate_removes_its_page_sandboxes(whole_gate: GateRun) -> None:
     assert whole_gate.left == [], f"left behind in TMPDIR: {whole_gate.left}"
+    assert whole_gate.mounted == [], f"left mounted: {whole_gate.mounted}"
 
 
 def test_the_gate_removes_its_nix_store(whole_gate: GateRun) -> None:

@@ -65,12 +65,45 @@ def _mount_tmpfs(where: Path) -> bool:
 _STALE = re.compile(r"betrace-page-(\d+)-[\w]+")
 
 
+def _unescaped(field: str) -> str:
+    """A path as /proc/self/mountinfo shows it: space, tab, newline and backslash as octal."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def _stale_mounts() -> list[Path]:
+    """The sandbox file systems of gate processes that no longer run, wherever their temporary
+    folder was: each is a tmpfs named `betrace-page` on a `betrace-page-<PID>-*/page` folder
+    of this user. Read from the kernel's mount table, not from a folder listing, because a run
+    with another TMPDIR (a test's own, say) is swept by no later run in that folder; and a
+    mount left there makes every removal of the folder above it fail (EBUSY)."""
+    try:
+        table = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    stale = []
+    for line in table.splitlines():
+        mine, _, theirs = line.partition(" - ")
+        fields, kind = mine.split(" "), theirs.split(" ")
+        if len(fields) < 5 or kind[:2] != ["tmpfs", "betrace-page"]:
+            continue
+        page = Path(_unescaped(fields[4]))
+        found = _STALE.fullmatch(page.parent.name)
+        if page.name != "page" or not found or process_running(int(found[1])):
+            continue
+        with contextlib.suppress(OSError):
+            if page.parent.lstat().st_uid == os.geteuid():
+                stale.append(page)
+    return stale
+
+
 @cache
 def sweep_stale() -> tuple[Path, ...]:
     """Remove the sandboxes of gate processes that no longer run (a run killed before its pages
     closed left them, their RAM-backed folders still mounted): once per process, before its
-    first sandbox. Only folders of this user, named as the gate names them, whose process is
-    gone; their file systems are unmounted first, and nothing in them is followed."""
+    first sandbox. Their file systems are unmounted wherever they are (`_stale_mounts`); the
+    folders are removed where this process makes its own: only folders of this user, named
+    as the gate names them, whose process is gone, and nothing in them is followed."""
+    unmount_stale()
     removed = []
     for base in Path(tempfile.gettempdir()).glob("betrace-page-*-*"):
         found = _STALE.fullmatch(base.name)
@@ -83,17 +116,28 @@ def sweep_stale() -> tuple[Path, ...]:
         if process_running(int(found[1])):
             continue
         page = base / "page"
-        if _UMOUNT and not page.is_symlink() and os.path.ismount(page):
-            subprocess.run(
-                [_UMOUNT, "-l", str(page)], env=_gate_env(), capture_output=True, timeout=30,
-                check=False,
-            )  # fmt: skip
+        if not page.is_symlink() and os.path.ismount(page):
+            _unmount(page, lazy=True)
         try:  # another gate process may sweep it at the same time; what stays, a later one takes
             safefs.remove_tree(base)
         except OSError:
             continue
         removed.append(base)
     return tuple(removed)
+
+
+def unmount_stale() -> list[Path]:
+    """Unmount the file systems of sandboxes whose gate process is gone (`_stale_mounts`)."""
+    return [page for page in _stale_mounts() if _unmount(page, lazy=True)]
+
+
+def _unmount(where: Path, lazy: bool = False) -> bool:
+    """Unmount `where` (lazily: at once from the tree, the rest when no process uses it)."""
+    if not _UMOUNT:
+        return False
+    argv = [_UMOUNT, *(["-l"] if lazy else []), str(where)]
+    done = subprocess.run(argv, env=_gate_env(), capture_output=True, timeout=30, check=False)
+    return done.returncode == 0
 
 
 class Sandbox:
@@ -157,14 +201,11 @@ class Sandbox:
         self.tree.close()
         if self.mounted and _UMOUNT:
             for _ in range(20):
-                done = subprocess.run(
-                    [_UMOUNT, str(self.root)], env=_gate_env(), capture_output=True, check=False
-                )
-                if done.returncode == 0:
+                if _unmount(self.root):
                     break
                 time.sleep(0.05)  # the kernel tears the jail's namespaces down asynchronously
             else:
-                subprocess.run([_UMOUNT, "-l", str(self.root)], env=_gate_env(), check=False)
+                _unmount(self.root, lazy=True)
             self.mounted = False
         with contextlib.suppress(FileNotFoundError):
             safefs.remove_tree(self.base)
