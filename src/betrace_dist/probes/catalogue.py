@@ -1127,6 +1127,57 @@ def expect_put_replaces(data: ReleaseData) -> dict[str, Expect]:
 
 register(Probe("put-replaces", measure_put_replaces, expect_put_replaces, _ports))
 
+#: Three rules that differ in each thing GET /v1/rules filters by: enabled, severity, tags.
+FILTERED = {
+    "filter-a": {"enabled": True, "severity": "HIGH", "tags": ["payments"]},
+    "filter-b": {"enabled": False, "severity": "LOW", "tags": ["checkout"]},
+    "filter-c": {"enabled": True, "severity": "LOW", "tags": []},
+}
+#: The listings the probe asks for, by the query string each sends.
+FILTER_QUERIES = {
+    "all": "",
+    "enabled_only": "?enabledOnly=true",
+    "severity_low": "?severity=LOW",
+    "one_tag": "?tags=payments",
+    "two_tags": "?tags=payments&tags=checkout",
+    "enabled_and_low": "?enabledOnly=true&severity=LOW",
+}
+
+
+def measure_rules_filters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """GET /v1/rules with each of its query parameters: the names listed, in name order."""
+    expression = "when { ping } always { pong }"
+    with started(params) as api:
+        for name, fields in FILTERED.items():
+            api.post_json("/v1/rules", {"name": name, "expression": expression} | fields)
+        listed = {key: api.call("GET", f"/v1/rules{q}") for key, q in FILTER_QUERIES.items()}
+    out: dict[str, Any] = {}
+    for key, answer in listed.items():
+        body = answer.json() or {}
+        out[key] = sorted(str(rule.get("name")) for rule in body.get("rules") or [])
+        out[f"{key}_count"] = int(body.get("totalCount") or 0)
+    return out
+
+
+def expect_rules_filters(data: ReleaseData) -> dict[str, Expect]:
+    # ListRules in backend/internal/grpc/services/rule_service.go (read at the pinned commit):
+    # enabledOnly keeps enabled rules, severity the rules of that severity, tags those with any
+    # one of the tags given, and a rule is listed when it passes every filter given; totalCount
+    # counts what is listed
+    wanted = {
+        "all": ["filter-a", "filter-b", "filter-c"],
+        "enabled_only": ["filter-a", "filter-c"],
+        "severity_low": ["filter-b", "filter-c"],
+        "one_tag": ["filter-a"],
+        "two_tags": ["filter-a", "filter-b"],
+        "enabled_and_low": ["filter-c"],
+    }
+    out = {key: equal(names) for key, names in wanted.items()}
+    return out | {f"{key}_count": equal(len(names)) for key, names in wanted.items()}
+
+
+register(Probe("rules-filters", measure_rules_filters, expect_rules_filters, _ports))
+
 #: Violations recorded for the listing probe: more than the backend's default page of 100.
 RECORDED = 150
 
