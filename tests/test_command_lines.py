@@ -650,6 +650,9 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
         ["-H", "\"Authorization: Basic $(echo -n 'admin:admin' | base64)\""],
         ["-H", '"Authorization: Basic $AUTH"'],
         ["-u", "'admin:$ecret'"],
+        # and through printf's format, with the password as its argument (the last review)
+        ["-H", "\"Authorization: Basic $(printf 'admin:%s' 'hunter2' | base64)\""],
+        ["-H", "\"Authorization: Basic $(printf '%s:%s' admin hunter2 | base64)\""],
     ):
         with pytest.raises(CommandError, match="with a password written into the page"):
             curl(_inv(["curl", *written, url], session))

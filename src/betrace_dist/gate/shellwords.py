@@ -57,9 +57,14 @@ SUBSTITUTED = "substituted-value"
 
 #: a command substitution that prints text written into the page through base64
 #: (`$(printf admin:secret | base64)`, `$(echo -n 'a:b' | base64)`): the text is the page's
+#: a word the shell passes on as written: single-quoted, double-quoted with nothing to expand,
+#: or bare with no quote, expansion, pipe or parenthesis
+_CONSTANT_WORD = r"""'[^']*'|"[^"$`\\]*"|[^\s'"$`|()]+"""
+#: `$(printf WORD... | base64)` or `$(echo [-n] WORD... | base64)` of constant words, apart
+#: (one way only to split the words: linear on any text)
 _CONSTANT_BASE64 = re.compile(
-    r"\$\(\s*(?:printf|echo(?:\s+-n)?)\s+"
-    r"(?:'([^']*)'|\"([^\"$`\\]*)\"|([^\s'\"$`|()]+))\s*\|\s*base64\s*\)"
+    rf"\$\(\s*(printf|echo(?:\s+-n)?)\s+((?:{_CONSTANT_WORD})(?:\s+(?:{_CONSTANT_WORD}))*)"
+    r"\s*\|\s*base64\s*\)"
 )
 #: a variable as the shell expands it in a word: $NAME or ${NAME}
 _EXPANDED = re.compile(r"\$(?:(\w+)|\{(\w+)\})")
@@ -73,9 +78,23 @@ def single_quoted(word: str) -> str | None:
 
 def constant_base64(text: str) -> str | None:
     """The text a `$(printf TEXT | base64)` in `text` encodes, when TEXT is written into the
-    page (no variable, no substitution); None otherwise."""
+    page (no variable, no substitution); None otherwise. A printf format's `%s` take the words
+    after it (`printf 'admin:%s' 'pw'`), and echo joins its words with spaces; a format with
+    any other conversion, or with more or fewer words than it takes, gives None."""
     found = _CONSTANT_BASE64.search(text)
-    return None if found is None else next(g for g in found.groups() if g is not None)
+    if found is None:
+        return None
+    words = [w[1:-1] if w[:1] in "'\"" else w for w in re.findall(_CONSTANT_WORD, found[2])]
+    if found[1] != "printf":
+        return " ".join(words)
+    form, given = words[0], words[1:]
+    pieces = re.split(r"(%.)", form)
+    if any(p.startswith("%") and p not in ("%s", "%%") for p in pieces[1::2]):
+        return None
+    if pieces[1::2].count("%s") != len(given):
+        return None
+    fill = iter(given)
+    return "".join((next(fill) if p == "%s" else "%") if i % 2 else p for i, p in enumerate(pieces))
 
 
 def with_typed(value: str, typed: dict[str, str]) -> str:
