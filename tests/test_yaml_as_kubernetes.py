@@ -61,3 +61,18 @@ def test_a_manifest_s_unquoted_yes_is_a_boolean_to_kubectl(session: Session) -> 
     with pytest.raises(CommandError, match=said):
         run(session, f"cat > cm.yaml <<'EOF'\n{bad}EOF\nkubectl apply -f cm.yaml\n")
     run(session, f"cat > ok.yaml <<'EOF'\n{good}EOF\nkubectl apply -f ok.yaml\n")
+
+
+def test_a_stream_s_document_that_grows_past_the_bounds_is_refused_at_its_line() -> None:
+    """Each document is composed once and its bounds checked before it is built: aliases that
+    multiply in a later document, or one that contains itself, are refused at their line."""
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdef", "bcdefg", strict=True)
+    )
+    for second, line in ((laughs, 3), ("x: &x [*x]\n", 3)):
+        with pytest.raises(yamlio.ProblemsError, match=r"^m\.yaml:(\d+): YAML refused") as caught:
+            yamlio.as_kubernetes_reads("kind: A\n---\n" + second, "m.yaml")
+        assert int(str(caught.value).split(":")[1]) >= line
+    both = yamlio.as_kubernetes_reads("kind: A\n---\nkind: B\n", "m.yaml")
+    assert both == [{"kind": "A"}, {"kind": "B"}]

@@ -201,16 +201,26 @@ def as_kubernetes_reads(text: str, path: Path | str) -> list[Any]:
     an unquoted yes, no, on, off, y or n is a boolean, also anchored, and as a key "true" or
     "false"; 0755 is 493 (octal), 0x010 16; 1:20 and dates are strings as written; `!!str
     yes` and an unknown tag's value are strings. Read once, keeping quotes, then each plain
-    scalar as that library resolves it. A ProblemsError names the file and line, as `safe_load`
+    scalar as that library resolves it. Each document is composed once, its bounds checked on
+    that node and built from it. A ProblemsError names the file and line, as `safe_load`
     does."""
+    found = size_problem(text)
+    if found is not None:
+        raise ProblemsError([Problem(path, found[0] + 1, f"YAML refused: the document {found[1]}")])
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.Constructor = _DatesAsWritten
+    documents = []
     try:
-        check_bounds(text, path)
-        yaml = YAML(typ="rt")
-        yaml.preserve_quotes = True
-        yaml.Constructor = _DatesAsWritten
-        return [_as_go_yaml_v2(doc) for doc in yaml.load_all(text)]
+        for root in yaml.compose_all(text):
+            found = expansion_problem(root)
+            if found is not None:
+                refused = f"YAML refused: the document {found[1]}"
+                raise ProblemsError([Problem(path, found[0] + 1, refused)])
+            documents.append(_as_go_yaml_v2(yaml.constructor.construct_document(root)))
     except MarkedYAMLError as exc:
         raise ProblemsError([yaml_problem(exc, path)]) from None
+    return documents
 
 
 class _DatesAsWritten(RoundTripConstructor):
