@@ -795,7 +795,7 @@ def test_a_killed_runs_mount_in_another_temporary_folder_is_unmounted(
         own = tmp_path / "own"
         own.mkdir()
         monkeypatch.setattr(sandbox.tempfile, "tempdir", str(own))
-        stale = sandbox._stale_mounts()  # (the machine may hold others a killed run left)
+        stale = [page for page, _ in sandbox._stale_mounts()]  # (and others a killed run left)
         assert elsewhere in stale and live not in stale, stale
         sandbox.sweep_stale.cache_clear()
         try:
@@ -805,16 +805,60 @@ def test_a_killed_runs_mount_in_another_temporary_folder_is_unmounted(
         assert not os.path.ismount(elsewhere) and elsewhere.is_dir()
         assert os.path.ismount(live)  # its process runs: not the sweep's
     finally:
-        for page in (elsewhere, live):
-            if os.path.ismount(page):
-                sandbox._unmount(page, lazy=True)
+        _release(elsewhere, live)
+
+
+def _release(*mounted: Path) -> None:
+    """The test's own mounts, taken down whatever the test found."""
+    for page in mounted:
+        if os.path.ismount(page):
+            subprocess.run(["umount", "-l", str(page)], check=False, capture_output=True)
+
+
+@pytest.mark.parametrize("swap", ["a link", "a renamed folder"])
+def test_a_swap_on_the_way_to_a_stale_mount_turns_the_sweep_on_no_other_mount(
+    tmp_path: Path, swap: str
+) -> None:
+    """The sweep reads a stale mount's path from the mount table, then detaches it as root. A
+    user who may write a folder on that path can swap the folder between the two (for a link,
+    or for a folder of theirs with another mount at the same place): the review of the first
+    sweep, which ran `umount -l PATH`, showed it detach the other mount and leave its own. The
+    path is opened with no link followed and the device must be the one the table listed."""
+    from betrace_dist.gate import sandbox
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    inside = Path(f"betrace-page-{ended.pid}-k1ll3d", "page")
+    run, theirs, moved = tmp_path / "run", tmp_path / "theirs", tmp_path / "moved"
+    for folder in (run / inside, theirs / inside):
+        folder.mkdir(parents=True)
+    if not (sandbox._mount_tmpfs(run / inside) and sandbox._mount_tmpfs(theirs / inside)):
+        pytest.skip("this machine mounts no tmpfs for a page (the gate is not root here)")
+    try:
+        (device,) = [d for page, d in sandbox._stale_mounts() if page == run / inside]
+        run.rename(moved)  # the stale mount is now at moved/...
+        if swap == "a link":
+            run.symlink_to(theirs)  # run/... leads to their mount
+            victim = theirs / inside
+        else:
+            theirs.rename(run)  # run/... is their mount
+            victim = run / inside
+        assert not sandbox._detach_stale(run / inside, device)
+        assert os.path.ismount(victim) and os.path.ismount(moved / inside)
+        # and with nothing swapped, the same call detaches the stale one
+        assert sandbox._detach_stale(moved / inside, device)
+        assert not os.path.ismount(moved / inside) and os.path.ismount(victim)
+    finally:
+        _release(moved / inside, theirs / inside, run / inside)
 
 
 def test_a_mount_point_with_a_space_is_read_from_the_mount_table() -> None:
-    """The kernel writes a space in a mount point as \\040 (proc(5)): read back as written."""
+    """The kernel writes a space in a mount point as \\040 (proc(5)): read back as written,
+    and a name that is no UTF-8 as its bytes are."""
     from betrace_dist.gate import sandbox
 
-    assert sandbox._unescaped("/srv/a\\040b/c\\134d") == "/srv/a b/c\\d"
+    assert sandbox._unescaped(b"/srv/a\\040b/c\\134d") == "/srv/a b/c\\d"
+    assert os.fsencode(sandbox._unescaped(b"/srv/\\377x")) == b"/srv/\xffx"
 
 
 def test_the_projects_git_folder_is_hidden_from_pages(jail: Jail) -> None:

@@ -14,7 +14,6 @@ repository check sees only what the gate did, never a concurrent edit.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -210,8 +209,9 @@ def git_status(repo: Path) -> str:
 
 def run_gate(
     args: list[str], cwd: Path, env: dict[str, str], tmpdir: Path, prefix: list[str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """pytest on pages in a child process, with exactly `env` (plus the copy's source first).
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """pytest on pages in a child process, with exactly `env` (plus the copy's source first),
+    in a session of its own: the run, and the session's id (the child's process id).
 
     Python's own bytecode cache is kept out of the copy (PYTHONDONTWRITEBYTECODE): the copy's
     engine is imported from its src/, and the interpreter's __pycache__ there is not something
@@ -220,10 +220,43 @@ def run_gate(
     tmpdir.mkdir(parents=True, exist_ok=True)
     child = env | {"TMPDIR": str(tmpdir), "PYTHONPATH": str(cwd / "src")}
     child["PYTHONDONTWRITEBYTECODE"] = "1"
-    return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd, env=child, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    argv = [*(prefix or []), sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    with subprocess.Popen(
+        argv, cwd=cwd, env=child, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    ) as started:  # fmt: skip
+        try:
+            out, err = started.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            end_session(started.pid)
+            raise
+    return subprocess.CompletedProcess(argv, started.returncode, out, err), started.pid
+
+
+def end_session(session: int) -> None:
+    """Kill every process of the session `session` (a run strace let go of goes on in it) and
+    wait until each has ended (a zombie has; bounded: 60 s). Each is held by a pidfd before its
+    session is read, so a process id taken again meanwhile is never signalled."""
+    held = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            pidfd = os.pidfd_open(int(proc.name))
+        except OSError:
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            if int(stat[stat.rfind(")") + 2 :].split()[3]) == session:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                held.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            pass
+        finally:
+            os.close(pidfd)
+    deadline = time.monotonic() + 60
+    while any(map(process_running, held)) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def processes_mentioning(marker: str) -> list[str]:
@@ -307,15 +340,18 @@ def whole_gate(trap: Trap, repo_copy: Path, tmp_path_factory: pytest.TempPathFac
     trap.clear()
     strace, why_untraced = _strace()
     status_before, home_before = git_status(repo_copy), trap.home_files()
-    tmpdir, result, traced = _traced_gate(trap, repo_copy, tmp_path_factory, strace)
+    tmpdir, result, traced, session = _traced_gate(trap, repo_copy, tmp_path_factory, strace)
     if traced is not None and STRACE_FAILED.search(result.stderr):
         # strace itself failed: the measuring tool, not the gate, so the run is made again,
-        # once, after whatever the first run left is ended and unmounted
-        _end_processes_of(tmpdir)
+        # once, after every process of the first run has ended and its mounts are detached
+        end_session(session)
         sandbox.unmount_stale()
-        tmpdir, result, traced = _traced_gate(trap, repo_copy, tmp_path_factory, strace)
-    # reported, then unmounted: a mount left in pytest's temporary root fails later sessions
-    mounted = [page for page in sandbox.unmount_stale() if page.is_relative_to(tmpdir)]
+        tmpdir, result, traced, session = _traced_gate(trap, repo_copy, tmp_path_factory, strace)
+    # every page file system under the run's TMPDIR, its process alive or not, is reported;
+    # then those whose process is gone are detached: one left in pytest's temporary root
+    # fails later sessions' pruning of it
+    mounted = [page for page, _ in sandbox.page_mounts() if page.is_relative_to(tmpdir.resolve())]
+    sandbox.unmount_stale()
     return GateRun(
         result,
         trap.hits(),
@@ -335,42 +371,22 @@ def whole_gate(trap: Trap, repo_copy: Path, tmp_path_factory: pytest.TempPathFac
 
 def _traced_gate(
     trap: Trap, repo_copy: Path, factory: pytest.TempPathFactory, strace: str | None
-) -> tuple[Path, subprocess.CompletedProcess[str], str | None]:
+) -> tuple[Path, subprocess.CompletedProcess[str], str | None, int]:
     """The gate on every page with a TMPDIR of its own, under strace where it can trace: the
-    TMPDIR, the run, and strace's log."""
+    TMPDIR, the run, strace's log and the run's session."""
     tmpdir = factory.mktemp("gate-tmp")
     log = factory.mktemp("gate-trace") / "connect.log"
     prefix = [strace, *TRACE[1:], str(log)] if strace else None
-    result = run_gate(
-        ["docs", "-q", "-p", "no:randomly", "-rs"], repo_copy, trap.env, tmpdir, prefix
-    )
+    args = ["docs", "-q", "-p", "no:randomly", "-rs"]
+    result, session = run_gate(args, repo_copy, trap.env, tmpdir, prefix)
     traced = log.read_text(encoding="utf-8", errors="replace") if strace else None
-    return tmpdir, result, traced
+    return tmpdir, result, traced, session
 
 
 #: strace's own failure, as it prints it: in one fresh-clone run of several, strace stopped
 #: with `strace: ptrace(PTRACE_LISTEN,<pid>,...): Input/output error`, and the run's verdicts
 #: (three tests here) were strace's, not the gate's
 STRACE_FAILED = re.compile(r"^strace: ptrace\(", re.MULTILINE)
-
-
-def _end_processes_of(tmpdir: Path) -> None:
-    """Kill every process whose TMPDIR is `tmpdir` (a run strace let go of) and wait until
-    each has ended (a zombie has; bounded: 60 s)."""
-    mark = f"TMPDIR={tmpdir}\0".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and mark in (proc / "environ").read_bytes():
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while any(map(process_running, pids)) and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 #: how the gate's run is traced (the log's path follows -o)
@@ -431,24 +447,26 @@ def test_the_gate_opens_no_network_connection_at_all(whole_gate: GateRun) -> Non
     assert inet == [], "network connections:\n" + "\n".join(inet[:20])
 
 
-def test_a_run_strace_failed_in_is_ended_before_it_is_made_again(tmp_path: Path) -> None:
+def test_a_run_strace_failed_in_is_ended_before_it_is_made_again() -> None:
     """The whole-gate run is made again only when strace printed its own failure, and only
-    after every process of the first run (found by its TMPDIR) is gone."""
+    after every process of the first run's session is gone; no other process is touched."""
     said = "strace: ptrace(PTRACE_LISTEN,4711,NULL,0): Input/output error\n"
     assert STRACE_FAILED.search("pytest said this\n" + said)
     assert not STRACE_FAILED.search("E   AssertionError: strace: ptrace( in a page's output\n")
-    other = tmp_path / "other"
-    ours, theirs = (
-        subprocess.Popen(["sleep", "120"], env={"PATH": os.environ["PATH"], "TMPDIR": str(t)})
-        for t in (tmp_path, other)
-    )
+    # a run whose first process is gone, its child going on in the session (strace's case)
+    run = subprocess.Popen(
+        ["sh", "-c", "sleep 120 >/dev/null 2>&1 & echo $!"], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    left = int(run.communicate(timeout=30)[0])
+    other = subprocess.Popen(["sleep", "120"], start_new_session=True)
     try:
-        _end_processes_of(tmp_path)
-        assert ours.poll() is not None and theirs.poll() is None
+        assert process_running(left)
+        end_session(run.pid)
+        assert not process_running(left) and other.poll() is None
     finally:
-        for child in (ours, theirs):
-            child.kill()
-            child.wait()
+        other.kill()
+        other.wait()
 
 
 def test_the_trace_sees_a_connection_to_loopback(trap: Trap, tmp_path: Path) -> None:

@@ -20,13 +20,13 @@ rather than leave anything behind.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import secrets
 import stat
 import subprocess
 import tempfile
-import time
 from functools import cache
 from pathlib import Path
 
@@ -39,7 +39,7 @@ SANDBOX_SIZE = 1024 * 1024 * 1024
 #: Files and folders a page's sandbox may hold in all.
 SANDBOX_INODES = 100_000
 #: The program that mounts the sandbox's file system (found once, on the gate's own PATH).
-_MOUNT, _UMOUNT = tools.find("mount"), tools.find("umount")
+_MOUNT = tools.find("mount")
 
 
 def _gate_env() -> dict[str, str]:
@@ -65,42 +65,96 @@ def _mount_tmpfs(where: Path) -> bool:
 _STALE = re.compile(r"betrace-page-(\d+)-[\w]+")
 
 
-def _unescaped(field: str) -> str:
-    """A path as /proc/self/mountinfo shows it: space, tab, newline and backslash as octal."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+def _unescaped(field: bytes) -> str:
+    """A path as /proc/self/mountinfo shows it (space, tab, newline and backslash in octal),
+    decoded as the file system's bytes are (os.fsdecode: a name that is no UTF-8 stays itself)."""
+    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8) & 0xFF]), field))
 
 
-def _stale_mounts() -> list[Path]:
-    """The sandbox file systems of gate processes that no longer run, wherever their temporary
-    folder was: each is a tmpfs named `betrace-page` on a `betrace-page-<PID>-*/page` folder
-    of this user. Read from the kernel's mount table, not from a folder listing, because a run
-    with another TMPDIR (a test's own, say) is swept by no later run in that folder; and a
-    mount left there makes every removal of the folder above it fail (EBUSY)."""
+def page_mounts() -> list[tuple[Path, int]]:
+    """Every sandbox file system mounted on the machine, as the kernel's mount table lists it:
+    (mount point, device number), each a tmpfs named `betrace-page`, whoever's."""
     try:
-        table = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+        table = Path("/proc/self/mountinfo").read_bytes()
     except OSError:
         return []
-    stale = []
+    found = []
     for line in table.splitlines():
-        mine, _, theirs = line.partition(" - ")
-        fields, kind = mine.split(" "), theirs.split(" ")
-        if len(fields) < 5 or kind[:2] != ["tmpfs", "betrace-page"]:
+        mine, _, theirs = line.partition(b" - ")
+        fields, kind = mine.split(b" "), theirs.split(b" ")
+        if len(fields) < 5 or kind[:2] != [b"tmpfs", b"betrace-page"]:
             continue
-        page = Path(_unescaped(fields[4]))
+        major, _, minor = fields[2].partition(b":")
+        if major.isdigit() and minor.isdigit():
+            found.append((Path(_unescaped(fields[4])), os.makedev(int(major), int(minor))))
+    return found
+
+
+def _stale_mounts() -> list[tuple[Path, int]]:
+    """The sandbox file systems of gate processes that no longer run, wherever their temporary
+    folder was: those on a `betrace-page-<PID>-*/page` folder whose PID runs no process. Read
+    from the kernel's mount table, not from a folder listing, because a run with another
+    TMPDIR (a test's own, say) is swept by no later run in that folder; and a mount left there
+    makes every removal of the folder above it fail (EBUSY)."""
+    stale = []
+    for page, device in page_mounts():
         found = _STALE.fullmatch(page.parent.name)
-        if page.name != "page" or not found or process_running(int(found[1])):
-            continue
-        with contextlib.suppress(OSError):
-            if page.parent.lstat().st_uid == os.geteuid():
-                stale.append(page)
+        if page.name == "page" and found and not process_running(int(found[1])):
+            stale.append((page, device))
     return stale
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+#: umount2(2)'s flag: detach the mount from the tree at once, free it when nothing uses it
+_MNT_DETACH = 2
+
+
+def _detach(fd: int) -> bool:
+    """Detach the mount whose root the descriptor `fd` holds, through the descriptor itself
+    (/proc/self/fd/N): no path is looked up again, so nothing can be swapped in between."""
+    return int(_libc.umount2(f"/proc/self/fd/{fd}".encode(), _MNT_DETACH)) == 0
+
+
+def _open_unlinked(path: Path) -> tuple[int, int]:
+    """Descriptors (O_PATH) of the folder `path` and of its parent, every component opened
+    without following a link: OSError if one is a link, or missing."""
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    parent, fd = -1, os.open("/", flags)
+    try:
+        for part in path.parts[1:]:
+            step = os.open(part, flags, dir_fd=fd)
+            if parent >= 0:
+                os.close(parent)
+            parent, fd = fd, step
+    except OSError:
+        for held in (parent, fd):
+            if held >= 0:
+                os.close(held)
+        raise
+    return parent, fd
+
+
+def _detach_stale(page: Path, device: int) -> bool:
+    """Detach a stale sandbox's file system, if `page` still leads to it with no link on the
+    way, and its folder above is this user's: a user who may write a folder on the way cannot
+    turn the gate's rights on another mount by swapping a link in."""
+    try:
+        parent, fd = _open_unlinked(page)
+    except OSError:
+        return False
+    try:
+        ours = os.fstat(parent).st_uid == os.geteuid() and os.fstat(fd).st_dev == device
+        return ours and _detach(fd)
+    finally:
+        os.close(parent)
+        os.close(fd)
 
 
 @cache
 def sweep_stale() -> tuple[Path, ...]:
     """Remove the sandboxes of gate processes that no longer run (a run killed before its pages
     closed left them, their RAM-backed folders still mounted): once per process, before its
-    first sandbox. Their file systems are unmounted wherever they are (`_stale_mounts`); the
+    first sandbox. Their file systems are detached wherever they are (`unmount_stale`); the
     folders are removed where this process makes its own: only folders of this user, named
     as the gate names them, whose process is gone, and nothing in them is followed."""
     unmount_stale()
@@ -115,9 +169,6 @@ def sweep_stale() -> tuple[Path, ...]:
             continue
         if process_running(int(found[1])):
             continue
-        page = base / "page"
-        if not page.is_symlink() and os.path.ismount(page):
-            _unmount(page, lazy=True)
         try:  # another gate process may sweep it at the same time; what stays, a later one takes
             safefs.remove_tree(base)
         except OSError:
@@ -127,17 +178,8 @@ def sweep_stale() -> tuple[Path, ...]:
 
 
 def unmount_stale() -> list[Path]:
-    """Unmount the file systems of sandboxes whose gate process is gone (`_stale_mounts`)."""
-    return [page for page in _stale_mounts() if _unmount(page, lazy=True)]
-
-
-def _unmount(where: Path, lazy: bool = False) -> bool:
-    """Unmount `where` (lazily: at once from the tree, the rest when no process uses it)."""
-    if not _UMOUNT:
-        return False
-    argv = [_UMOUNT, *(["-l"] if lazy else []), str(where)]
-    done = subprocess.run(argv, env=_gate_env(), capture_output=True, timeout=30, check=False)
-    return done.returncode == 0
+    """Detach the file systems of sandboxes whose gate process is gone (`_stale_mounts`)."""
+    return [page for page, device in _stale_mounts() if _detach_stale(page, device)]
 
 
 class Sandbox:
@@ -150,6 +192,12 @@ class Sandbox:
         self.root = self.base / "page"
         self.root.mkdir(mode=0o755)
         self.mounted = _mount_tmpfs(self.root)
+        #: the mount's root, held from the start: it is detached through this descriptor
+        self._mount_fd = (
+            os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            if self.mounted
+            else -1
+        )
         self.gate = self.base / "gate"
         self.gate.mkdir(mode=0o700)
         self.tree = safefs.Tree(self.root)
@@ -199,13 +247,13 @@ class Sandbox:
         goes with it whatever the page did), then remove the folders, never through a link."""
         self.jail.close()
         self.tree.close()
-        if self.mounted and _UMOUNT:
-            for _ in range(20):
-                if _unmount(self.root):
-                    break
-                time.sleep(0.05)  # the kernel tears the jail's namespaces down asynchronously
-            else:
-                _unmount(self.root, lazy=True)
+        if self._mount_fd >= 0:
+            detached = _detach(self._mount_fd)
+            os.close(self._mount_fd)
+            self._mount_fd = -1
+            if not detached:
+                code = ctypes.get_errno()
+                raise OSError(code, f"the sandbox's file system stays mounted: {os.strerror(code)}")
             self.mounted = False
         with contextlib.suppress(FileNotFoundError):
             safefs.remove_tree(self.base)
