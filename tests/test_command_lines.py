@@ -14,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from betrace_dist import REPO_ROOT, tools
 from betrace_dist.gate.commands import flags, models
@@ -26,7 +28,7 @@ from betrace_dist.gate.commands.curl import curl
 from betrace_dist.gate.commands.flags import CommandLine, parse_help
 from betrace_dist.gate.commands.git import clone_line
 from betrace_dist.gate.session import CommandError, Session
-from betrace_dist.gate.shellwords import SplitError, split
+from betrace_dist.gate.shellwords import SplitError, printed, split
 from betrace_dist.gate.world import Listener, World, pod_references
 from betrace_dist.release import load_release_data
 
@@ -650,9 +652,13 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
         ["-H", "\"Authorization: Basic $(echo -n 'admin:admin' | base64)\""],
         ["-H", '"Authorization: Basic $AUTH"'],
         ["-u", "'admin:$ecret'"],
-        # and through printf's format, with the password as its argument (the last review)
+        # and through printf's format, with the password as its argument (the last reviews)
         ["-H", "\"Authorization: Basic $(printf 'admin:%s' 'hunter2' | base64)\""],
         ["-H", "\"Authorization: Basic $(printf '%s:%s' admin hunter2 | base64)\""],
+        ["-H", "\"Authorization: Basic $(printf -- 'admin:%.7s' hunter2 | base64)\""],
+        ["-H", "\"Authorization: Basic $(printf '%b' 'admin:hunter2\\n' | base64)\""],
+        ["-H", "\"Authorization: Basic $(printf '%s' admin:hunter2 '' | base64)\""],
+        ["-H", "\"Authorization: Basic $(printf 'admin:%d' 7 | base64)\""],  # not modelled
     ):
         with pytest.raises(CommandError, match="with a password written into the page"):
             curl(_inv(["curl", *written, url], session))
@@ -664,6 +670,28 @@ def test_a_call_through_the_apps_proxy_route_needs_a_signed_in_user() -> None:
         ["-u", "'admin:'$PW'x'"],  # quoted parts around a variable the shell expands
     ):
         curl(_inv(["curl", *reader_s, url], session))
+
+
+FORMAT_PIECES = ["admin", ":", "%s", "%b", "%%", "%.3s", "%-4s", "%5s", "\\n", "\\t", "|"]
+
+
+@given(
+    st.booleans(),
+    st.lists(st.sampled_from(FORMAT_PIECES), min_size=1, max_size=6),
+    st.lists(st.sampled_from(["pw", "hunter2", "", "a\\tb", "x y"]), max_size=5),
+)
+@settings(max_examples=80, deadline=None)
+def test_printf_is_modelled_as_bash_prints(
+    dashes: bool, pieces: list[str], args: list[str]
+) -> None:
+    """shellwords.printed, which the written-password check reads a `$(printf ... | base64)`
+    with, against bash's own printf (run here): `--`, escapes, `%s`, `%b`, `%%`, width and
+    precision, and the format used again while words remain."""
+    words = [*(["--"] if dashes else []), "".join(pieces), *args]
+    bash = subprocess.run(
+        ["bash", "-c", 'printf "$@"', "printf", *words], capture_output=True, text=True, check=True
+    )
+    assert printed(words) == bash.stdout
 
 
 def test_the_page_s_typed_variables_are_known_by_how_they_were_written(session: Session) -> None:

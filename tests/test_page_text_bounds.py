@@ -102,6 +102,14 @@ def test_a_long_printf_is_read_for_a_written_password_at_once() -> None:
         "constant_base64('$(echo ' + 'a ' * 200_000 + \"| base64)\")[-3:])"
     )
     assert _returns(code) == "None a a"
+    # printf's own model: a format used again for each of 300,000 words, a width of the page's
+    # choosing, a run of zeros the flags and the width could both take: bounded and linear
+    code = (
+        "from betrace_dist.gate.shellwords import printed, PRINTED_MAX\n"
+        "print(len(printed(['x' * 1000 + '%s', *['y'] * 300_000])) == PRINTED_MAX,"
+        " printed(['%99999999999s', 'pw']), len(printed(['%' + '0' * 200_000 + '!', 'pw'])))"
+    )
+    assert _returns(code) == "True %99999999999s pw 65536"
 
 
 def test_a_long_line_is_scanned_for_secrets_at_once() -> None:
