@@ -64,15 +64,35 @@ def test_a_manifest_s_unquoted_yes_is_a_boolean_to_kubectl(session: Session) -> 
 
 
 def test_a_stream_s_document_that_grows_past_the_bounds_is_refused_at_its_line() -> None:
-    """Each document is composed once and its bounds checked before it is built: aliases that
-    multiply in a later document, or one that contains itself, are refused at their line."""
+    """Aliases that multiply in a later document are refused at the line where the document
+    passes the bound (line 8: `g`, the seventh level of ten), one that contains itself at its
+    own line. Documents are read in order, so a problem in an earlier one is named first."""
     laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
         for p, c in zip("abcdef", "bcdefg", strict=True)
     )
-    for second, line in ((laughs, 3), ("x: &x [*x]\n", 3)):
-        with pytest.raises(yamlio.ProblemsError, match=r"^m\.yaml:(\d+): YAML refused") as caught:
+    for second, line in ((laughs, 8), ("x: &x [*x]\n", 3)):
+        with pytest.raises(yamlio.ProblemsError, match=rf"^m\.yaml:{line}: YAML refused"):
             yamlio.as_kubernetes_reads("kind: A\n---\n" + second, "m.yaml")
-        assert int(str(caught.value).split(":")[1]) >= line
-    both = yamlio.as_kubernetes_reads("kind: A\n---\nkind: B\n", "m.yaml")
-    assert both == [{"kind": "A"}, {"kind": "B"}]
+    earlier = "a: 1\na: 2\n---\n" + laughs
+    with pytest.raises(yamlio.ProblemsError, match=r"^m\.yaml:2: .*duplicate key"):
+        yamlio.as_kubernetes_reads(earlier, "m.yaml")
+
+
+def test_each_document_is_composed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bounds are checked on the node the document is built from: a stream of three
+    documents is composed three times, not six (the first reading composed it for its bounds,
+    then again to build it)."""
+    from ruamel.yaml.composer import Composer
+
+    composed = []
+    real = Composer.compose_document
+
+    def counted(self: Composer) -> object:
+        composed.append(1)
+        return real(self)
+
+    monkeypatch.setattr(Composer, "compose_document", counted)
+    read = yamlio.as_kubernetes_reads("kind: A\n---\nkind: B\n---\nkind: C\n", "m.yaml")
+    assert read == [{"kind": "A"}, {"kind": "B"}, {"kind": "C"}]
+    assert len(composed) == 3
