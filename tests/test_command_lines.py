@@ -145,6 +145,25 @@ def test_helm_ignores_version_for_the_chart_of_a_clone(binary: str) -> None:
     assert done.returncode == 0 and "kind: Service" in done.stdout, done.stderr
 
 
+def test_helm_4_warns_of_a_plain_dry_run_which_helm_3_alone_takes() -> None:
+    """The existing-Grafana guide keeps `--dry-run` without a value and says Helm 4 warns of
+    it while Helm 3 refuses `--dry-run=client`: each real Helm, every run (a client-side dry
+    run of Helm 4 reaches no cluster; Helm 3 stops while it reads its flags)."""
+    chart = str(REPO_ROOT / "helm" / "betrace")
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "KUBECONFIG": "/nonexistent"}
+
+    def install(binary: str, dry_run: str) -> subprocess.CompletedProcess[str]:
+        argv = [require_tool(binary), "install", "b", chart, dry_run]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+
+    helm4 = install("helm", "--dry-run")
+    assert helm4.returncode == 0, helm4.stderr
+    said = "--dry-run is deprecated and should be replaced with '--dry-run=client'"
+    assert said in helm4.stderr
+    helm3 = install("helm3", "--dry-run=client")
+    assert helm3.returncode != 0 and 'invalid argument "client" for "--dry-run"' in helm3.stderr
+
+
 def test_nix_lines_are_split_with_nixs_own_description_of_its_flags() -> None:
     """Nix describes its command line itself (`nix __dump-args`): `--override-input` takes two
     words, `-o` one, a setting such as `--extra-experimental-features` one."""
