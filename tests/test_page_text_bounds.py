@@ -105,11 +105,12 @@ def test_a_long_printf_is_read_for_a_written_password_at_once() -> None:
     # printf's own model: a format used again for each of 300,000 words, a width of the page's
     # choosing, a run of zeros the flags and the width could both take: bounded and linear
     code = (
-        "from betrace_dist.gate.shellwords import printed, PRINTED_MAX\n"
+        "from betrace_dist.gate.printf import printed, PRINTED_MAX\n"
         "print(len(printed(['x' * 1000 + '%s', *['y'] * 300_000])) == PRINTED_MAX,"
-        " printed(['%99999999999s', 'pw']), len(printed(['%' + '0' * 200_000 + '!', 'pw'])))"
+        " printed(['%99999999999s', 'pw']), len(printed(['%' + '0' * 200_000 + '!', 'pw'])),"
+        " len(printed(['%65536s' * 2000])), len(printed(['%*s' * 2000, *['65536'] * 4000])))"
     )
-    assert _returns(code) == "True %99999999999s pw 65536"
+    assert _returns(code) == "True %99999999999s pw 65536 65536 65536"
 
 
 def test_a_long_line_is_scanned_for_secrets_at_once() -> None:

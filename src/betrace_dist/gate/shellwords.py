@@ -14,6 +14,7 @@ import bashlex
 import bashlex.errors
 
 from ..errors import LineError
+from . import printf
 
 
 class SplitError(LineError):
@@ -79,74 +80,12 @@ def single_quoted(word: str) -> str | None:
 def constant_base64(text: str) -> str | None:
     """The text a `$(printf ... | base64)` or `$(echo ... | base64)` in `text` encodes, when
     every word is written into the page (no variable, no substitution); None otherwise. printf
-    is modelled (`printed`); echo joins its words with spaces."""
+    is modelled (gate/printf.py); echo joins its words with spaces."""
     found = _CONSTANT_BASE64.search(text)
     if found is None:
         return None
     words = [w[1:-1] if w[:1] in "'\"" else w for w in re.findall(_CONSTANT_WORD, found[2])]
-    return printed(words) if found[1] == "printf" else " ".join(words)
-
-
-#: a conversion of printf's format: `%%`, or flags, width and precision, then its letter
-_CONVERSION = re.compile(r"%(?:%|[-+ #]*\d*(?:\.\d*)?([A-Za-z]))")
-#: the backslash escapes printf reads in its format and in a `%b` argument, as bash does
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a"}
-
-
-def _unbackslashed(text: str) -> str:
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[0]), text)
-
-
-def printed(words: list[str]) -> str:
-    """What `printf WORD...` prints (bash's builtin): an optional `--`, then the format, its
-    escapes read; `%s` and `%b` with their width and precision take the next word (none left:
-    empty), `%%` is `%`, and the format is used again while words remain. A format with any
-    other conversion is not modelled: its words, joined, stand for the text, which is the
-    page's all the same."""
-    if words[:1] == ["--"]:
-        words = words[1:]
-    if not words:
-        return ""
-    form, given = _unbackslashed(words[0]), words[1:]
-    specs = list(_CONVERSION.finditer(form))
-    if any(_unmodelled(m) for m in specs):
-        return " ".join(words)
-    takes = sum(1 for m in specs if m[1] is not None)
-    out = [_filled(form, specs, given[:takes])]
-    size, at = len(out[0]), takes
-    while takes and at < len(given) and size < PRINTED_MAX:
-        out.append(_filled(form, specs, given[at : at + takes]))
-        size, at = size + len(out[-1]), at + takes
-    return "".join(out)[:PRINTED_MAX]
-
-
-#: Characters of printf's output the model keeps: a page's format used again for each of its
-#: words, or one with a width of its choosing, would otherwise fill the gate's memory.
-PRINTED_MAX = 64 * 1024
-
-
-def _unmodelled(spec: re.Match[str]) -> bool:
-    """A conversion other than `%%`, `%s` and `%b`, or a width or precision past PRINTED_MAX."""
-    if spec[1] is None:
-        return False
-    numbers = [int(n) for n in re.findall(r"\d+", spec[0])]
-    return spec[1] not in "sb" or any(n > PRINTED_MAX for n in numbers)
-
-
-def _filled(form: str, specs: list[re.Match[str]], args: list[str]) -> str:
-    """One pass of a printf format whose conversions are `%%`, `%s` and `%b` only."""
-    parts, at, given = [], 0, iter(args)
-    for spec in specs:
-        parts.append(form[at : spec.start()])
-        at = spec.end()
-        if spec[1] is None:
-            parts.append("%")
-            continue
-        value = next(given, "")
-        value = _unbackslashed(value) if spec[1] == "b" else value
-        parts.append((spec[0][:-1].replace("#", "") + "s") % value)
-    parts.append(form[at:])
-    return "".join(parts)
+    return printf.printed(words) if found[1] == "printf" else " ".join(words)
 
 
 def with_typed(value: str, typed: dict[str, str]) -> str:
