@@ -774,6 +774,43 @@ def test_the_sandboxes_a_killed_run_left_are_removed_by_the_next(
         assert str(stale / "page") not in Path("/proc/self/mounts").read_text()
 
 
+def test_a_sandbox_leaves_no_mount_whatever_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review of the descriptor-held mount: a sandbox whose jail failed to start, one whose
+    jail failed to stop, and one whose file system someone detached already each leave no
+    mount, and the last one no folder either."""
+    from betrace_dist.gate import sandbox
+
+    monkeypatch.setattr(sandbox.tempfile, "tempdir", str(tmp_path))
+    probe = sandbox.Sandbox(deadline=time.monotonic() + 60)
+    mounted = probe.mounted
+    probe.close()
+    if not mounted:
+        pytest.skip("this machine mounts no tmpfs for a page (the gate is not root here)")
+
+    def ours() -> list[Path]:
+        return [page for page, _ in sandbox.page_mounts() if page.is_relative_to(tmp_path)]
+
+    real_jail = sandbox.Jail
+    monkeypatch.setattr(sandbox, "Jail", lambda *a, **k: (_ for _ in ()).throw(OSError("no")))
+    with pytest.raises(OSError, match="no"):
+        sandbox.Sandbox(deadline=time.monotonic() + 60)
+    assert ours() == [] and list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(sandbox, "Jail", real_jail)
+
+    failing = sandbox.Sandbox(deadline=time.monotonic() + 60)
+    monkeypatch.setattr(failing.jail, "close", lambda: (_ for _ in ()).throw(OSError("stuck")))
+    with pytest.raises(OSError, match="stuck"):
+        failing.close()
+    assert ours() == []
+
+    gone = sandbox.Sandbox(deadline=time.monotonic() + 60)
+    subprocess.run(["umount", "-l", str(gone.root)], check=True)
+    gone.close()
+    assert ours() == [] and not gone.base.exists()
+
+
 def test_a_killed_runs_mount_in_another_temporary_folder_is_unmounted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -228,35 +228,50 @@ def run_gate(
         try:
             out, err = started.communicate(timeout=600)
         except subprocess.TimeoutExpired:
-            end_session(started.pid)
+            end_session(started.pid, tmpdir)
             raise
     return subprocess.CompletedProcess(argv, started.returncode, out, err), started.pid
 
 
-def end_session(session: int) -> None:
-    """Kill every process of the session `session` (a run strace let go of goes on in it) and
-    wait until each has ended (a zombie has; bounded: 60 s). Each is held by a pidfd before its
-    session is read, so a process id taken again meanwhile is never signalled."""
-    held = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            pidfd = os.pidfd_open(int(proc.name))
-        except OSError:
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            if int(stat[stat.rfind(")") + 2 :].split()[3]) == session:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                held.append(int(proc.name))
-        except (OSError, ValueError, IndexError):
-            pass
-        finally:
-            os.close(pidfd)
+def end_session(session: int, tmpdir: Path) -> None:
+    """Kill every process of the session `session` whose TMPDIR is `tmpdir` (a run strace let
+    go of goes on in it) and wait until each has ended (a zombie has; bounded: 60 s). The
+    session's number alone could be another's by then (its leader is reaped), but no other
+    process has this run's TMPDIR; each is held by a pidfd before it is read, so a process id
+    taken again meanwhile is never signalled; the scan repeats until it finds none (a child
+    forked during one is found by the next)."""
+    mark = f"TMPDIR={tmpdir}".encode()
+    held: set[int] = set()
     deadline = time.monotonic() + 60
-    while any(map(process_running, held)) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        found = [pid for pid in _pids() if pid not in held and _signal_if(pid, session, mark)]
+        held.update(found)
+        if not found and not any(map(process_running, held)):
+            return
         time.sleep(0.1)
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _signal_if(pid: int, session: int, mark: bytes) -> bool:
+    """SIGKILL to `pid` if it is in `session` and has `mark` among its environment's entries."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if int(stat[stat.rfind(")") + 2 :].split()[3]) != session or mark not in environ:
+            return False
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+    finally:
+        os.close(pidfd)
 
 
 def processes_mentioning(marker: str) -> list[str]:
@@ -344,7 +359,7 @@ def whole_gate(trap: Trap, repo_copy: Path, tmp_path_factory: pytest.TempPathFac
     if traced is not None and STRACE_FAILED.search(result.stderr):
         # strace itself failed: the measuring tool, not the gate, so the run is made again,
         # once, after every process of the first run has ended and its mounts are detached
-        end_session(session)
+        end_session(session, tmpdir)
         sandbox.unmount_stale()
         tmpdir, result, traced, session = _traced_gate(trap, repo_copy, tmp_path_factory, strace)
     # every page file system under the run's TMPDIR, its process alive or not, is reported;
@@ -447,26 +462,34 @@ def test_the_gate_opens_no_network_connection_at_all(whole_gate: GateRun) -> Non
     assert inet == [], "network connections:\n" + "\n".join(inet[:20])
 
 
-def test_a_run_strace_failed_in_is_ended_before_it_is_made_again() -> None:
+def test_a_run_strace_failed_in_is_ended_before_it_is_made_again(tmp_path: Path) -> None:
     """The whole-gate run is made again only when strace printed its own failure, and only
-    after every process of the first run's session is gone; no other process is touched."""
+    after every process of the first run is gone: those of its session with its TMPDIR. A
+    process of another session, or of the session with another TMPDIR, is left alone."""
     said = "strace: ptrace(PTRACE_LISTEN,4711,NULL,0): Input/output error\n"
     assert STRACE_FAILED.search("pytest said this\n" + said)
     assert not STRACE_FAILED.search("E   AssertionError: strace: ptrace( in a page's output\n")
-    # a run whose first process is gone, its child going on in the session (strace's case)
+    env = {"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path)}
+    # a run whose first process is gone, its children going on in the session (strace's case):
+    # one with the run's TMPDIR, one started with another
+    script = (
+        "sleep 120 >/dev/null 2>&1 & echo $!; TMPDIR=/elsewhere sleep 120 >/dev/null 2>&1 & echo $!"
+    )
     run = subprocess.Popen(
-        ["sh", "-c", "sleep 120 >/dev/null 2>&1 & echo $!"], stdout=subprocess.PIPE, text=True,
+        ["sh", "-c", script], stdout=subprocess.PIPE, text=True, env=env,
         start_new_session=True,
     )  # fmt: skip
-    left = int(run.communicate(timeout=30)[0])
-    other = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    left, elsewhere = map(int, run.communicate(timeout=30)[0].split())
+    other = subprocess.Popen(["sleep", "120"], env=env, start_new_session=True)
     try:
         assert process_running(left)
-        end_session(run.pid)
-        assert not process_running(left) and other.poll() is None
+        end_session(run.pid, tmp_path)
+        assert not process_running(left)
+        assert process_running(elsewhere) and other.poll() is None
     finally:
         other.kill()
         other.wait()
+        os.kill(elsewhere, signal.SIGKILL)
 
 
 def test_the_trace_sees_a_connection_to_loopback(trap: Trap, tmp_path: Path) -> None:

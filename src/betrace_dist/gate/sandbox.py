@@ -7,7 +7,8 @@ Layout, made fresh for every page:
                             run left (`sweep_stale`)
       page/                 the page's writable folder, the only one its jail binds writable: a
                             RAM-backed file system of SANDBOX_SIZE bytes where the gate may mount
-                            one (then its disk use is bounded and unmounting removes it all)
+                            one (then its disk use is bounded, and detaching it removes it all
+                            once the jail's processes are gone)
       gate/                 the gate's own files (live-tier logs, content tabs' states): never
                             visible to the page
 
@@ -111,7 +112,10 @@ _MNT_DETACH = 2
 
 def _detach(fd: int) -> bool:
     """Detach the mount whose root the descriptor `fd` holds, through the descriptor itself
-    (/proc/self/fd/N): no path is looked up again, so nothing can be swapped in between."""
+    (/proc/self/fd/N): the folders on the way are not looked up again, so no link or folder
+    can be swapped in there. A mount stacked on that same folder since would be taken instead
+    (the kernel follows mounts on the last step); only one with mount rights in the gate's
+    namespace, root, can stack one, and a page cannot."""
     return int(_libc.umount2(f"/proc/self/fd/{fd}".encode(), _MNT_DETACH)) == 0
 
 
@@ -144,10 +148,11 @@ def _detach_stale(page: Path, device: int) -> bool:
         return False
     try:
         ours = os.fstat(parent).st_uid == os.geteuid() and os.fstat(fd).st_dev == device
-        return ours and _detach(fd)
+        detached = ours and _detach(fd)
     finally:
         os.close(parent)
         os.close(fd)
+    return detached and all(found != device for _, found in page_mounts())
 
 
 @cache
@@ -190,18 +195,25 @@ class Sandbox:
         made = tempfile.mkdtemp(prefix=f"betrace-page-{os.getpid()}-")
         self.base = Path(made).resolve()
         self.root = self.base / "page"
-        self.root.mkdir(mode=0o755)
-        self.mounted = _mount_tmpfs(self.root)
-        #: the mount's root, held from the start: it is detached through this descriptor
-        self._mount_fd = (
-            os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            if self.mounted
-            else -1
-        )
         self.gate = self.base / "gate"
-        self.gate.mkdir(mode=0o700)
-        self.tree = safefs.Tree(self.root)
-        self.jail = Jail(self.root, deadline=deadline)
+        #: the mount's root, held from the start (it is detached through this descriptor),
+        #: and its device; -1 and 0 where nothing is mounted
+        self._mount_fd, self._device = -1, 0
+        try:
+            self.root.mkdir(mode=0o755)
+            self.mounted = _mount_tmpfs(self.root)
+            if self.mounted:
+                flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                self._mount_fd = os.open(self.root, flags)
+                self._device = os.fstat(self._mount_fd).st_dev
+            self.gate.mkdir(mode=0o700)
+            self.tree = safefs.Tree(self.root)
+            self.jail = Jail(self.root, deadline=deadline)
+        except BaseException:  # a sandbox that never started leaves nothing
+            self._release_mount()
+            with contextlib.suppress(OSError):
+                safefs.remove_tree(self.base)
+            raise
 
     # -- the gate's file work, beneath the root --------------------------------------------
     def read(self, path: Path, limit: int = safefs.READ_LIMIT) -> bytes:
@@ -243,17 +255,32 @@ class Sandbox:
 
     # -- the end ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the jail and remove everything: unmount the sandbox's file system (its content
-        goes with it whatever the page did), then remove the folders, never through a link."""
-        self.jail.close()
-        self.tree.close()
-        if self._mount_fd >= 0:
-            detached = _detach(self._mount_fd)
-            os.close(self._mount_fd)
-            self._mount_fd = -1
-            if not detached:
-                code = ctypes.get_errno()
-                raise OSError(code, f"the sandbox's file system stays mounted: {os.strerror(code)}")
-            self.mounted = False
+        """Stop the jail and remove everything: detach the sandbox's file system (its content
+        goes with it whatever the page did, its memory once the jail's last process is gone),
+        then remove the folders, never through a link. The file system is detached even when
+        stopping the jail fails."""
+        try:
+            self.jail.close()
+        finally:
+            try:
+                self.tree.close()
+            finally:
+                self._release_mount()
         with contextlib.suppress(FileNotFoundError):
             safefs.remove_tree(self.base)
+
+    def _release_mount(self) -> None:
+        """Detach the file system through the descriptor held since it was mounted, and close
+        the descriptor. A detach that fails while the file system is still in the mount table
+        is an error; one that fails because it is gone already (someone detached it) is not."""
+        if self._mount_fd < 0:
+            return
+        fd, self._mount_fd = self._mount_fd, -1
+        try:
+            detached = _detach(fd)
+            code = ctypes.get_errno()
+        finally:
+            os.close(fd)
+        self.mounted = False
+        if not detached and any(device == self._device for _, device in page_mounts()):
+            raise OSError(code, f"the sandbox's file system stays mounted: {os.strerror(code)}")

@@ -143,6 +143,14 @@ class Session:
         self.page_timeout = page_timeout
         #: the page's folders and the gate's handle on them (sandbox.py)
         self.sandbox = Sandbox(deadline=time.monotonic() + page_timeout)
+        try:
+            self._set_up(live_tier)
+        except BaseException:  # nothing of a session that never started stays on the machine
+            self.sandbox.close()
+            raise
+
+    def _set_up(self, live_tier: live.LiveTier | None) -> None:
+        """Everything of the session beyond its sandbox: the page's clone, home and world."""
         self.tmp = self.sandbox.root
         self.jail = self.sandbox.jail
         #: the run's live tier (off unless the run passes one in), and the page's real backend
