@@ -7,6 +7,7 @@ Nix and the stand-in inputs as tests/artefacts/test_nix.py (nixpkgs cannot be fe
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from collections.abc import Callable
@@ -17,10 +18,16 @@ import pytest
 from betrace_dist import bump
 from betrace_dist.artefacts import chart_policy, chart_values
 from betrace_dist.artefacts import nix as nixa
-from betrace_dist.release import load_release_data
+from betrace_dist.release import load_release_data, next_minor
 
 STUBS = Path(__file__).parent / "artefacts" / "nix_stubs"
-NEW = "2.1.0"
+#: The current release's version, read (a release leaves these tests as they are), and the
+#: version the tests bump to: the next minor one.
+_CURRENT = load_release_data().current
+OLD, NEW = _CURRENT.version, next_minor(_CURRENT.version)
+#: the chart version and the date a test bumps to: after the current release's
+CHART_NEW = next_minor(_CURRENT.chart.version)
+DATE = (_CURRENT.date + dt.timedelta(days=1)).isoformat()
 # The nixpkgs expressions pin the upstream commit, which a bump keeps: copied to check that.
 PACKAGES = [
     nixa.BY_NAME / n[:2] / n / "package.nix" for n in ("betrace-backend", "grafana-betrace-app")
@@ -66,35 +73,36 @@ def test_bump_changes_every_place_that_carries_the_version(
 ) -> None:
     old = load_release_data(tree / bump.RELEASES)
     old_version = old.current.version
-    assert run(tree, NEW, "--date", "2026-12-01", "--chart-version", "1.4.0") == 0
+    assert run(tree, NEW, "--date", DATE, "--chart-version", CHART_NEW) == 0
     changed = capsys.readouterr().out
     for rel in {str(p) for p in FILES} - {str(p) for p in (*PACKAGES, *CHART_FILES)}:
         assert rel in changed, f"{rel} was not changed"
     for rel in PACKAGES:
         assert str(rel) not in changed, f"{rel} pins the upstream commit; the bump keeps it"
-    for rel in CHART_FILES:
-        assert str(rel) not in changed, f"{rel} has no digest to drop"
+    for rel in CHART_FILES[:2]:  # (the schema does not show the digests' defaults)
+        dropped = old.current.published  # digests recorded: the bump drops them
+        assert (str(rel) in changed) == dropped, f"{rel}: digests to drop: {dropped}"
 
     data = load_release_data(tree / bump.RELEASES)
     cur = data.current
     assert cur.version == NEW
-    assert str(cur.date) == "2026-12-01"
+    assert str(cur.date) == DATE
     assert cur.backend.version == NEW
     # the code at the commit still calls itself what it did: the commit is kept
     assert cur.upstream.version == old.current.upstream.version != NEW
-    assert (cur.chart.version, cur.chart.app_version) == ("1.4.0", NEW)
+    assert (cur.chart.version, cur.chart.app_version) == (CHART_NEW, NEW)
     assert {cur.images.backend.tag, cur.images.grafana_plugin.tag, cur.images.plugin_init.tag} == {
         NEW
     }
     assert data.releases[1] == old.current, "the previous release must stay as it was"
     # the new chart version says what it changed, in releases.yaml and in Chart.yaml alike
-    (change,) = cur.chart.changes_of("1.4.0")
+    (change,) = cur.chart.changes_of(CHART_NEW)
     assert change.kind == "changed" and f"BeTrace {NEW}" in change.description
     assert f"in place of {old_version}" in change.description
     assert chart_policy.check_chart_metadata(tree / bump.CHART_DIR, data) == []
 
     chart = (tree / bump.CHART).read_text()
-    assert "\nversion: 1.4.0\n" in chart
+    assert f"\nversion: {CHART_NEW}\n" in chart
     assert f"\nappVersion: {NEW}\n" in chart
     for rel in (bump.CHART, bump.COMPOSE, *(s.path for s in bump.VERSION_LOCATIONS)):
         text = (tree / rel).read_text()
@@ -107,7 +115,7 @@ def test_bump_changes_every_place_that_carries_the_version(
 
 def test_bump_keeps_comments_and_the_old_entry_byte_for_byte(repo_root: Path, tree: Path) -> None:
     before = (tree / bump.RELEASES).read_text()
-    assert run(tree, NEW, "--date", "2026-12-01") == 0
+    assert run(tree, NEW, "--date", DATE) == 0
     after = (tree / bump.RELEASES).read_text()
     head, _, old_entries = before.partition("releases:\n")
     assert after.startswith(head + "releases:\n  - version: " + NEW)
@@ -117,7 +125,7 @@ def test_bump_keeps_comments_and_the_old_entry_byte_for_byte(repo_root: Path, tr
 
 def digests_file(path: Path, registry: str, lines: list[str] | None = None) -> Path:
     """image-digests.txt as the images workflow writes it (or with the given lines)."""
-    made = [f"{name} {registry}/{name}:2.0.0@{digest}" for name, digest in DIGESTS.items()]
+    made = [f"{name} {registry}/{name}:{OLD}@{digest}" for name, digest in DIGESTS.items()]
     path.write_text("\n".join(made if lines is None else lines) + "\n")
     return path
 
@@ -130,7 +138,7 @@ def test_digests_are_recorded_wherever_an_image_is_kept_and_a_bump_drops_them(
     data = load_release_data(tree / bump.RELEASES)
     values = (tree / bump.VALUES).read_text()
     for name, digest in DIGESTS.items():
-        ref = f"{registry}/{name}:2.0.0@{digest}"
+        ref = f"{registry}/{name}:{OLD}@{digest}"
         assert data.image_ref(name) == ref
         # the Compose file names the images of its services only (no plugin-init since
         # backend-rules runs BusyBox), the chart's metadata all three
@@ -141,7 +149,7 @@ def test_digests_are_recorded_wherever_an_image_is_kept_and_a_bump_drops_them(
     assert chart_values.stale_files(tree / bump.CHART_DIR) == []
     assert chart_policy.check_chart_metadata(tree / bump.CHART_DIR, data) == []
 
-    assert run(tree, NEW, "--date", "2026-12-01") == 0  # the next release: new images
+    assert run(tree, NEW, "--date", DATE) == 0  # the next release: new images
     bumped = load_release_data(tree / bump.RELEASES)
     assert bumped.current.images.backend.digest is None
     assert bumped.releases[1].images.backend.digest == DIGESTS["backend"]
@@ -156,13 +164,13 @@ def test_digests_are_recorded_wherever_an_image_is_kept_and_a_bump_drops_them(
     ("line", "message"),
     [
         (
-            "backend ghcr.io/x/backend:2.0.0@sha256:abc",
+            f"backend ghcr.io/x/backend:{OLD}@sha256:abc",
             "d.txt:1: expected 'IMAGE REFERENCE@sha256:",
         ),
-        (f"frontend {{registry}}/backend:2.0.0@{DIGESTS['backend']}", "d.txt:1: 'frontend' is not"),
+        (f"frontend {{registry}}/backend:{OLD}@{DIGESTS['backend']}", "d.txt:1: 'frontend' is not"),
         (
             f"backend {{registry}}/backend:1.9.0@{DIGESTS['backend']}",
-            "d.txt:1: {registry}/backend:1.9.0 is not {registry}/backend:2.0.0",
+            f"d.txt:1: {{registry}}/backend:1.9.0 is not {{registry}}/backend:{OLD}",
         ),
     ],
 )
@@ -182,7 +190,7 @@ def test_a_digests_file_missing_an_image_is_refused(
     tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     registry = load_release_data(tree / bump.RELEASES).project.registry
-    lines = [f"backend {registry}/backend:2.0.0@{DIGESTS['backend']}"]
+    lines = [f"backend {registry}/backend:{OLD}@{DIGESTS['backend']}"]
     before = snapshot(tree)
     assert run(tree, "--digests", str(digests_file(tmp_path / "d.txt", registry, lines))) == 1
     assert "no line for grafana-plugin, plugin-init" in capsys.readouterr().err
@@ -193,7 +201,7 @@ def test_after_a_bump_the_nix_consistency_checks_hold(
     tree: Path, tool: Callable[[str, str], str], tmp_path: Path, repo_root: Path
 ) -> None:
     nix = nixa.Nix(tool("nix"), tool("nix-instantiate"), tmp_path / "nix")
-    assert run(tree, NEW, "--date", "2026-12-01") == 0
+    assert run(tree, NEW, "--date", DATE) == 0
     data = load_release_data(tree / bump.RELEASES)
     inputs = {
         "betrace": STUBS / "betrace",
@@ -216,11 +224,11 @@ def test_after_a_bump_the_nix_consistency_checks_hold(
     [
         (["2.1"], "version '2.1' is not a version of the form MAJOR.MINOR.PATCH"),
         (["v2.1.0"], "version 'v2.1.0' is not a version of the form MAJOR.MINOR.PATCH"),
-        (["2.0.0"], "version 2.0.0 is not newer than the current 2.0.0"),
+        ([OLD], f"version {OLD} is not newer than the current {OLD}"),
         ([NEW, "--chart-version", "0.9.0"], "chart version 0.9.0 is not newer than the current"),
         (
             [NEW, "--date", "2020-01-01"],
-            "is later than that of the newer release 2.1.0 (2020-01-01)",
+            f"is later than that of the newer release {NEW} (2020-01-01)",
         ),
     ],
 )
@@ -241,11 +249,11 @@ def test_a_file_that_already_drifted_is_refused(
     tree: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flake = tree / "docker/flake.nix"
-    flake.write_text(flake.read_text().replace('version = "2.0.0";', 'version = "1.9.0";'))
+    flake.write_text(flake.read_text().replace(f'version = "{OLD}";', 'version = "1.9.0";'))
     before = snapshot(tree)
     assert run(tree, NEW) == 1
     assert (
-        "docker/flake.nix: release.version is 1.9.0, but releases.yaml says 2.0.0"
+        f"docker/flake.nix: release.version is 1.9.0, but releases.yaml says {OLD}"
         in capsys.readouterr().err
     )
     assert snapshot(tree) == before
@@ -285,7 +293,7 @@ def test_the_images_workflow_writes_the_lines_the_bump_reads(repo_root: Path) ->
     workflow = (repo_root / ".github/workflows/images.yml").read_text()
     assert 'echo "$image $ref@$digest" >> image-digests.txt' in workflow
     assert 'data.image_ref(name).split("@")[0]' in workflow
-    line = f"backend ghcr.io/o/betrace/backend:2.0.0@{DIGESTS['backend']}"
+    line = f"backend ghcr.io/o/betrace/backend:{OLD}@{DIGESTS['backend']}"
     assert bump.DIGEST_LINE.fullmatch(line)
 
 

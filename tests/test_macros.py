@@ -9,6 +9,7 @@ import pytest
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.render import RenderError, Site
+from betrace_dist.release import load_release_data
 from betrace_dist.site import compose_defaults
 
 from .conftest import copy_site
@@ -46,13 +47,17 @@ def test_image_shows_the_tag_until_a_digest_is_published(tmp_path: Path, release
 
 def test_image_shows_the_digest_once_published(tmp_path: Path) -> None:
     text = (REPO_ROOT / "releases.yaml").read_text()
-    with_digest = text.replace(
-        "      backend:\n        tag: 2.0.0",
-        f"      backend:\n        tag: 2.0.0\n        digest: {DIGEST}",
+    version = load_release_data().current.version
+    tag = f"      backend:\n        tag: {version}\n"
+    with_digest = re.sub(
+        rf"{re.escape(tag)}(        digest: \S+\n)?",
+        f"{tag}        digest: {DIGEST}\n",
+        text,
+        count=1,
     )
     assert with_digest != text
     assert render(site_with(tmp_path, with_digest), '{{ image("backend") }}').endswith(
-        f":2.0.0@{DIGEST}"
+        f":{version}@{DIGEST}"
     )
 
 

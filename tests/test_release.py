@@ -9,13 +9,20 @@ import pytest
 
 from betrace_dist import tools, upstream
 from betrace_dist.errors import ProblemsError
-from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data
+from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data, next_minor
 from betrace_dist.site import tables
 from betrace_dist.yamlio import load_with_lines
 
 from .conftest import copy_site, line_containing, run_mkdocs, run_pytest, skip_or_fail
 
 ORIGINAL = RELEASES_FILE.read_text(encoding="utf-8")
+#: The current release, whose values the broken copies below edit: read, never typed, so that
+#: a release (`betrace_dist.bump`) leaves these tests as they are.
+CURRENT = load_release_data().current
+VERSION, CHART = CURRENT.version, CURRENT.chart
+NEWER = next_minor(VERSION)
+_MAJOR_MINOR, _, _PATCH = CHART.version.rpartition(".")
+NEXT_CHART_PATCH = f"{_MAJOR_MINOR}.{int(_PATCH) + 1}"
 
 
 def broken(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
@@ -53,7 +60,7 @@ def test_an_owner_other_than_the_repository_organisation_is_refused(
 
 
 def test_the_release_pins_the_upstream_commit(tmp_path: Path) -> None:
-    path = broken(tmp_path, "commit: c5f17ae4a572472e1afa62fa32a6f5fbecb1718d", "commit: main")
+    path = broken(tmp_path, f"commit: {CURRENT.upstream.commit}", "commit: main")
     line = line_containing(path, "commit: main")
     assert f"{path}:{line}: releases[0].upstream.commit:" in "\n".join(problems(path))
 
@@ -61,8 +68,8 @@ def test_the_release_pins_the_upstream_commit(tmp_path: Path) -> None:
 def test_unknown_key_names_file_line_and_field(tmp_path: Path) -> None:
     path = broken(
         tmp_path,
-        "      app_version: 2.0.0\n      # What each chart",
-        "      app_verison: 2.0.0\n      # What each chart",
+        f"      app_version: {CHART.app_version}\n      # What each chart",
+        f"      app_verison: {CHART.app_version}\n      # What each chart",
     )
     line = line_containing(path, "app_verison")
     assert f"{path}:{line}: releases[0].chart.app_verison: unknown key" in "\n".join(problems(path))
@@ -89,7 +96,9 @@ def test_missing_field_points_at_its_parent(tmp_path: Path) -> None:
 @pytest.mark.parametrize("floating", ["latest", "stable", "main"])
 def test_floating_tag_is_refused(tmp_path: Path, floating: str) -> None:
     path = broken(
-        tmp_path, "      backend:\n        tag: 2.0.0", f"      backend:\n        tag: {floating}"
+        tmp_path,
+        f"      backend:\n        tag: {VERSION}",
+        f"      backend:\n        tag: {floating}",
     )
     line = line_containing(path, f"tag: {floating}")
     found = "\n".join(problems(path))
@@ -99,8 +108,8 @@ def test_floating_tag_is_refused(tmp_path: Path, floating: str) -> None:
 def test_malformed_digest_is_refused(tmp_path: Path) -> None:
     path = broken(
         tmp_path,
-        "      backend:\n        tag: 2.0.0",
-        "      backend:\n        tag: 2.0.0\n        digest: sha256:abc",
+        f"      backend:\n        tag: {VERSION}",
+        f"      backend:\n        tag: {VERSION}\n        digest: sha256:abc",
     )
     line = line_containing(path, "sha256:abc")
     assert any(
@@ -111,29 +120,30 @@ def test_malformed_digest_is_refused(tmp_path: Path) -> None:
 def second_release(text: str, version: str, date: str) -> str:
     """The file with a copy of the current release appended as an older one."""
     head, _, current = text.partition("releases:\n")
-    older = current.replace("  - version: 2.0.0", f"  - version: {version}", 1)
-    older = older.replace("    date: 2026-11-24", f"    date: {date}", 1)
+    older = current.replace(f"  - version: {VERSION}", f"  - version: {version}", 1)
+    older = older.replace(f"    date: {CURRENT.date.isoformat()}", f"    date: {date}", 1)
     return f"{head}releases:\n{current}{older}"
 
 
 def test_duplicate_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "releases.yaml"
-    path.write_text(second_release(ORIGINAL, "2.0.0", "2026-01-01"), encoding="utf-8")
-    lines = [n for n, t in enumerate(path.read_text().splitlines(), 1) if "- version: 2.0.0" in t]
+    path.write_text(second_release(ORIGINAL, VERSION, "2026-01-01"), encoding="utf-8")
+    text = path.read_text().splitlines()
+    lines = [n for n, t in enumerate(text, 1) if f"- version: {VERSION}" in t]
     assert (
-        f"{path}:{lines[1]}: releases[1].version: version 2.0.0 is listed twice (also releases[0])"
-        in problems(path)
+        f"{path}:{lines[1]}: releases[1].version: version {VERSION} is listed twice "
+        "(also releases[0])" in problems(path)
     )
 
 
 def test_history_out_of_order_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "releases.yaml"
-    path.write_text(second_release(ORIGINAL, "2.1.0", "2026-01-01"), encoding="utf-8")
-    line = line_containing(path, "- version: 2.1.0")
+    path.write_text(second_release(ORIGINAL, NEWER, "2026-01-01"), encoding="utf-8")
+    line = line_containing(path, f"- version: {NEWER}")
     found = "\n".join(problems(path))
     assert (
         f"{path}:{line}: releases[1].version: "
-        "history must be newest first, but 2.1.0 comes after 2.0.0" in found
+        f"history must be newest first, but {NEWER} comes after {VERSION}" in found
     )
 
 
@@ -152,7 +162,7 @@ def test_duplicate_key_in_release_data_is_refused(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    path = broken(tmp_path, "tag: 2.0.0", "tag: latest", count=3)
+    path = broken(tmp_path, f"tag: {VERSION}", "tag: latest", count=3)
     assert len(problems(path)) == 3
 
 
@@ -263,7 +273,7 @@ def test_a_source_that_is_not_a_file_path_is_refused(tmp_path: Path) -> None:
 
 def test_a_known_issue_id_listed_twice_is_refused(tmp_path: Path) -> None:
     path = broken(tmp_path, "      - id: violations-in-memory", "      - id: binds-all-interfaces")
-    line = line_containing(path, "- version: 2.0.0")
+    line = line_containing(path, f"- version: {VERSION}")
     assert (
         f"{path}:{line}: releases[0]: known issue ids listed twice: binds-all-interfaces"
         in problems(path)
@@ -362,7 +372,7 @@ def _sources(node: object) -> set[str]:
 def test_a_target_naming_an_unknown_known_issue_is_refused(tmp_path: Path) -> None:
     path = broken(tmp_path, "          - editor-workers-sub-path\n",
                   "          - editor-workers-subpath\n")  # fmt: skip
-    line = line_containing(path, "- version: 2.0.0")
+    line = line_containing(path, f"- version: {VERSION}")
     assert (
         f"{path}:{line}: releases[0]: targets name unknown known issues: editor-workers-subpath"
         in problems(path)
@@ -481,13 +491,21 @@ def test_only_a_target_of_upstreams_builds_may_list_the_issues_the_patches_fix(
     ("old", "new", "said"),
     [
         # a change of a version the chart has not reached
-        ("        - version: 1.1.0\n", "        - version: 1.4.0\n", "changes of versions after"),
+        (
+            f"        - version: {CHART.changes[-1].version}\n",
+            f"        - version: {next_minor(CHART.version)}\n",
+            "changes of versions after",
+        ),
         # oldest first
-        ("        - version: 1.2.0\n", "        - version: 1.0.0\n", "newest version first"),
+        (
+            f"        - version: {CHART.changes[-1].version}\n",
+            f"        - version: {CHART.version}\n",
+            "newest version first",
+        ),
         # the current version says nothing of what it changed
         (
-            "      version: 1.3.0\n      app_version",
-            "      version: 1.3.1\n      app_version",
+            f"      version: {CHART.version}\n      app_version",
+            f"      version: {NEXT_CHART_PATCH}\n      app_version",
             "lists no change",
         ),
         ("          kind: fixed\n", "          kind: broke\n", "kind"),

@@ -238,7 +238,8 @@ def test_latest_tag_and_foreign_image_are_reported(
     assert_violation(found, "container backend", "is not pinned to a version tag")
     found = violations(helm, chart, release_data, ("image.registry=ghcr.io/someone/else",))
     # the release's digest follows the tag once it is recorded (bump --digests)
-    assert_violation(found, "'ghcr.io/someone/else/backend:2.0.0", "is neither a BeTrace image")
+    foreign = f"'ghcr.io/someone/else/backend:{release_data.current.version}"
+    assert_violation(found, foreign, "is neither a BeTrace image")
 
 
 def test_unsigned_plugin_wildcard_and_anonymous_access_are_reported(
@@ -312,15 +313,16 @@ def test_invalid_kubernetes_field_is_reported(helm: Helm, chart: Path) -> None:
 def test_chart_version_drift_from_release_data_is_reported(
     chart: Path, release_data: ReleaseData
 ) -> None:
-    edit(chart, "Chart.yaml", "appVersion: 2.0.0", "appVersion: 1.9.0")
+    version = release_data.current.version
+    edit(chart, "Chart.yaml", f"appVersion: {version}", "appVersion: 1.9.0")
     edit(
         chart,
         "Chart.yaml",
-        "ghcr.io/betrace-hq/betrace/backend:2.0.0",
-        "ghcr.io/betrace-hq/backend:2.0.0",
+        f"ghcr.io/betrace-hq/betrace/backend:{version}",
+        f"ghcr.io/betrace-hq/backend:{version}",
     )
     found = chart_policy.check_chart_metadata(chart, release_data)
-    assert_violation(found, "Chart.yaml: appVersion is '1.9.0', releases.yaml says '2.0.0'")
+    assert_violation(found, f"Chart.yaml: appVersion is '1.9.0', releases.yaml says '{version}'")
     assert_violation(found, "artifacthub.io/images lists")
 
 
