@@ -118,11 +118,13 @@ def test_malformed_digest_is_refused(tmp_path: Path) -> None:
 
 
 def second_release(text: str, version: str, date: str) -> str:
-    """The file with a copy of the current release appended as an older one."""
-    head, _, current = text.partition("releases:\n")
-    older = current.replace(f"  - version: {VERSION}", f"  - version: {version}", 1)
-    older = older.replace(f"    date: {CURRENT.date.isoformat()}", f"    date: {date}", 1)
-    return f"{head}releases:\n{current}{older}"
+    """The file with a copy of the current release put right after it, as releases[1]."""
+    head, _, entries = text.partition("releases:\n")
+    end = entries.find("\n  - version: ", 1)
+    current = entries if end < 0 else entries[: end + 1]
+    copy = current.replace(f"  - version: {VERSION}", f"  - version: {version}", 1)
+    copy = copy.replace(f"    date: {CURRENT.date.isoformat()}", f"    date: {date}", 1)
+    return f"{head}releases:\n{current}{copy}{entries[len(current) :]}"
 
 
 def test_duplicate_version_is_refused(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate import typed
 from betrace_dist.gate.render import Site
-from betrace_dist.release import ReleaseData, load_release_data
+from betrace_dist.release import ReleaseData, load_release_data, next_minor
 
 from .test_macros import site_with
 
@@ -21,6 +21,7 @@ from .test_macros import site_with
 _DATA = load_release_data()
 VERSION = _DATA.current.version
 TAGS = ", ".join(sorted(f"v{r.version}" for r in _DATA.releases))
+UNRELEASED = next_minor(VERSION)
 
 CASES = [
     pytest.param(
@@ -69,8 +70,8 @@ CASES = [
     pytest.param(
         "guides/send-traces-to-betrace.md",
         "BeTrace {{ release.version }}",
-        "BeTrace 2.1.0",
-        "2.1.0 is no version of it in releases.yaml (releases[].version",
+        f"BeTrace {UNRELEASED}",
+        f"{UNRELEASED} is no version of it in releases.yaml (releases[].version",
         id="version",
     ),
     pytest.param(

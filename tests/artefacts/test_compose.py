@@ -620,7 +620,8 @@ BREAKS = [
     ),
     pytest.param(
         COMPOSE,
-        r"(?s)(backend:2\.0\.0(?:@sha256:[0-9a-f]{64})?\n)    build:.*?patches: \.\./patches\n",
+        rf"(?s)(backend:{re.escape(CURRENT.version)}(?:@sha256:[0-9a-f]{{64}})?\n)    build:.*?"
+        r"patches: \.\./patches\n",
         r"\1",
         "services.backend.build is missing: the backend image is not published",
         id="build-missing",
