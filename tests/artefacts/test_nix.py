@@ -24,9 +24,14 @@ import pytest
 from betrace_dist import REPO_ROOT, upstream
 from betrace_dist.artefacts import nix as nixa
 from betrace_dist.gate.commands.nix import UPSTREAM_AS_ROOT
-from betrace_dist.release import ReleaseData
+from betrace_dist.release import ReleaseData, load_release_data
 
 STUBS = Path(__file__).parent / "nix_stubs"
+#: The upstream commit the current release pins (read: a release that moves it leaves these
+#: tests as they are), its short form, and a short form no release has.
+UPSTREAM = load_release_data().current.upstream
+SHORT = UPSTREAM.commit[:8]
+OTHER = ("d" if SHORT[0] != "d" else "e") + SHORT[1:]
 DOCKER_INPUTS = {
     "betrace": STUBS / "betrace",
     "betrace/nixpkgs": STUBS / "nixpkgs",
@@ -276,10 +281,10 @@ BREAKS = [
     ("betrace-backend", 'mainProgram = "betrace-backend";', 'mainProgram = "betrace";',
      "meta.mainProgram is 'betrace', expected 'betrace-backend'"),
     ("betrace-backend", 'version = "0-unstable-', 'version = "2.0.0-unstable-',
-     "nixpkgs wants '0-unstable-2026-01-08'"),
-    ("betrace-backend", 'rev = "c5f17ae4', 'tag = "v2.0.0"; rev = "0000',
-     "releases.yaml pins rev = 'c5f17ae4a572472e1afa62fa32a6f5fbecb1718d'"),
-    ("betrace-backend", 'rev = "c5f17ae4a572472e1afa62fa32a6f5fbecb1718d";', 'tag = "v2.0.0";',
+     f"nixpkgs wants '0-unstable-{UPSTREAM.date.isoformat()}'"),
+    ("betrace-backend", f'rev = "{SHORT}', 'tag = "v2.0.0"; rev = "0000',
+     f"releases.yaml pins rev = '{UPSTREAM.commit}'"),
+    ("betrace-backend", f'rev = "{UPSTREAM.commit}";', 'tag = "v2.0.0";',
      "src.tag is 'v2.0.0'; releases.yaml pins rev"),
     ("betrace-backend", '"--version=branch"', "",
      "passthru.updateScript must follow the branch"),
@@ -293,8 +298,8 @@ BREAKS = [
      "meta.license is Apache-2.0, but BeTrace is MIT"),
     ("grafana-betrace-app", 'version = "0-unstable-', 'version = "0.1.0"; x = "',
      "version is '0.1.0'"),
-    ("grafana-betrace-app", 'rev = "c5f17ae4', 'rev = "d5f17ae4',
-     "src.rev is 'd5f17ae4"),
+    ("grafana-betrace-app", f'rev = "{SHORT}', f'rev = "{OTHER}',
+     f"src.rev is '{OTHER}"),
     ("grafana-betrace-app", "cp -R dist $out", "mkdir $out",
      "installPhase must install dist/ as $out"),
 ]  # fmt: skip
@@ -672,13 +677,13 @@ def example_problems(
     [
         (
             "github",
-            "betrace/c5f17ae4",
-            "betrace/d5f17ae4",
-            "github: betrace input is ('betrace-hq', 'betrace', 'd5f17ae4",
+            f"betrace/{SHORT}",
+            f"betrace/{OTHER}",
+            f"github: betrace input is ('betrace-hq', 'betrace', '{OTHER}",
         ),
         (
             "github",
-            "betrace/c5f17ae4a572472e1afa62fa32a6f5fbecb1718d",
+            f"betrace/{UPSTREAM.commit}",
             "betrace/v2.0.0",
             "github: betrace input is ('betrace-hq', 'betrace', None)",
         ),

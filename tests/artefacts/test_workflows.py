@@ -534,7 +534,7 @@ def test_images_workflow_builds_the_dockerfile_with_the_release_args() -> None:
          "no longer builds each image as its own Dockerfile target"),
         ("              --push \\\n", "", "no longer pushes to the registry"),
         ("COMMIT: ${{ steps.release.outputs.commit }}",
-         "COMMIT: c5f17ae4a572472e1afa62fa32a6f5fbecb1718d",
+         "COMMIT: 0123456789abcdef0123456789abcdef01234567",
          "COMMIT is not the release step's 'commit' output"),
     ],
 )  # fmt: skip
