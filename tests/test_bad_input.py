@@ -136,7 +136,8 @@ def test_a_number_where_text_is_expected_asks_for_quotes(tmp_path: Path) -> None
 
 
 def test_impossible_date_names_its_line_instead_of_crashing(tmp_path: Path) -> None:
-    path = release_file(tmp_path, replaced("date: 2026-11-24", "date: 2026-13-45"))
+    date = load_release_data().current.date.isoformat()
+    path = release_file(tmp_path, replaced(f"    date: {date}", "    date: 2026-13-45"))
     line = line_containing(path, "2026-13-45")
     assert only_problem(path) == (
         f"{path}:{line}: invalid YAML: '2026-13-45' is not a valid date (month must be in "

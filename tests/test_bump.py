@@ -79,9 +79,11 @@ def test_bump_changes_every_place_that_carries_the_version(
         assert rel in changed, f"{rel} was not changed"
     for rel in PACKAGES:
         assert str(rel) not in changed, f"{rel} pins the upstream commit; the bump keeps it"
-    for rel in CHART_FILES[:2]:  # (the schema does not show the digests' defaults)
+    for rel in CHART_FILES[:2]:
         dropped = old.current.published  # digests recorded: the bump drops them
         assert (str(rel) in changed) == dropped, f"{rel}: digests to drop: {dropped}"
+    assert str(CHART_FILES[2]) not in changed, "the schema shows no digest default"
+    assert chart_values.stale_files(tree / bump.CHART_DIR) == []
 
     data = load_release_data(tree / bump.RELEASES)
     cur = data.current

@@ -15,6 +15,8 @@ SITE = FIXTURES / "guide-mistakes"
 DOCS = SITE / "docs"
 #: the current release's version, read: a release leaves these messages as they are
 VERSION = load_release_data().current.version
+#: the upstream commit's short form the messages name (read, as the version)
+SHORT = load_release_data().current.upstream.commit[:8]
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +155,7 @@ CASES = [
     (
         "nix-tag-ref.md",
         "nix build github:",
-        ["upstream has no tags yet", "pin the commit c5f17ae4"],
+        ["upstream has no tags yet", f"pin the commit {SHORT}"],
     ),
     (
         "nix-tag-ref.md",
@@ -168,7 +170,7 @@ CASES = [
     (
         "nix-tag-ref.md",
         "nix flake show  # unpinned",
-        ["'github:betrace-hq/betrace' names no revision of BeTrace", "pin c5f17ae4"],
+        ["'github:betrace-hq/betrace' names no revision of BeTrace", f"pin {SHORT}"],
     ),
     (
         "nix-tag-ref.md",

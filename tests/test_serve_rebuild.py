@@ -4,6 +4,7 @@ as serve runs them, with an edit in between."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,6 @@ from mkdocs.commands.build import build
 from mkdocs.config import load_config
 
 from betrace_dist import REPO_ROOT
-from betrace_dist.release import load_release_data
 from betrace_dist.site import artefact_tables
 
 from .conftest import copy_site
@@ -48,13 +48,20 @@ def test_an_edit_of_release_data_or_chart_values_reaches_the_next_build(
     monkeypatch.setattr(artefact_tables, "CHART_DIR", chart)
     monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
 
-    # the current release's summary, as its first words stand on one line of the file
-    summary = " ".join(load_release_data(releases).current.summary.split()[:3])
+    # the current release's summary (the file's first), made a text no other line has
+    summary = "The summary this test gives the current release"
+    text, count = re.subn(
+        r"(?m)^    summary: (?:>-\n(?:      .*\n)+|.*\n)",
+        f"    summary: {summary}\n",
+        releases.read_text(encoding="utf-8"),
+        count=1,
+    )
+    assert count == 1, "releases.yaml has no summary: update this test"
+    releases.write_text(text, encoding="utf-8")
     first = _build(site)
     assert summary in first
 
-    text = releases.read_text(encoding="utf-8")
-    releases.write_text(text.replace(summary, "EDITED SUMMARY", 1))
+    releases.write_text(text.replace(summary, "EDITED SUMMARY", 1), encoding="utf-8")
     values = chart / "values.yaml"
     table_before = artefact_tables.chart_values_table()
     param = next(line for line in values.read_text().splitlines() if line.startswith("## @param"))
