@@ -56,13 +56,12 @@ class Command:
 SUBSTITUTED = "substituted-value"
 
 
-#: a command substitution that prints text written into the page through base64
-#: (`$(printf admin:secret | base64)`, `$(echo -n 'a:b' | base64)`): the text is the page's
 #: a word the shell passes on as written: single-quoted, double-quoted with nothing to expand,
 #: or bare with no quote, expansion, pipe or parenthesis
 _CONSTANT_WORD = r"""'[^']*'|"[^"$`\\]*"|[^\s'"$`|()]+"""
-#: `$(printf WORD... | base64)` or `$(echo [-n] WORD... | base64)` of constant words, apart
-#: (one way only to split the words: linear on any text)
+#: a command substitution that prints text written into the page through base64
+#: (`$(printf admin:secret | base64)`, `$(echo -n 'a:b' | base64)`): the text is the page's.
+#: Its words are matched apart, one way only to split them: linear on any text.
 _CONSTANT_BASE64 = re.compile(
     rf"\$\(\s*(printf|echo(?:\s+-n)?)\s+((?:{_CONSTANT_WORD})(?:\s+(?:{_CONSTANT_WORD}))*)"
     r"\s*\|\s*base64\s*\)"
