@@ -63,6 +63,7 @@ def gate_run() -> str:
         ("grafana-minimum.md", "Grafana 9.0.0 or later", "shares only from 12.3.0"),
         ("attributes-whole-request.md", "more gives 400", "known issue partial-ingest"),
         ("evaluated-after-3s.md", "3 seconds after", "3 to 4 seconds after its last span"),
+        ("evaluated-4-to-5s.md", "4 to 5 seconds after", "backend.evaluation"),
         ("stop-10-30.md", "10-30 s", "48 s once"),
         ("loki-own-telemetry.md", "Prometheus, Loki and Pyroscope", "nothing to Loki or Pyroscope"),
         # the fourth audit (issue 18): F1, F4, F5, F7, F8 in the wording they had

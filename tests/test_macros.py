@@ -152,3 +152,28 @@ def test_a_request_field_is_its_name_and_json_type(tmp_path: Path, release_data)
     kind = spans.request.items["spans"].fields["attributes"]
     text = '{{ request_field("POST /v1/spans", "spans.attributes") }}'
     assert render(site_with(tmp_path), text) == f"`attributes` | {kind}"
+
+
+@pytest.mark.parametrize(
+    ("quiet", "every", "shown"),
+    [
+        (3, 1, "3 to 4 seconds; once a second; sleep 5"),
+        (5, 2, "5 to 7 seconds; every 2 seconds; sleep 8"),
+    ],
+)
+def test_the_evaluation_window_is_read_from_the_release(
+    tmp_path: Path, quiet: int, every: int, shown: str
+) -> None:
+    """When a trace is evaluated (releases.yaml backend.evaluation, re-measured by the probe
+    evaluation-delay): pages say it and wait for it through macros, so a changed window changes
+    every sentence and every wait without an edit."""
+    calls = "{{ evaluation_delay() }}; {{ evaluation_check() }}; sleep {{ evaluation_wait() }}"
+    evaluation = load_release_data().current.backend.evaluation
+    text = (REPO_ROOT / "releases.yaml").read_text()
+    old = (
+        f"        quiet_seconds: {evaluation.quiet_seconds}\n"
+        f"        check_every_seconds: {evaluation.check_every_seconds}\n"
+    )
+    assert old in text
+    new = f"        quiet_seconds: {quiet}\n        check_every_seconds: {every}\n"
+    assert render(site_with(tmp_path, text.replace(old, new)), calls) == shown

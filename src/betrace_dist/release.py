@@ -579,6 +579,21 @@ class Judging(Sourced):
     )
 
 
+class Evaluation(Sourced):
+    """When the backend evaluates a trace: once a check, made every `check_every_seconds`, finds
+    no span of it for `quiet_seconds`. The probe evaluation-delay holds each run to that window,
+    and the pages state it and wait it out through the macros `evaluation_delay` and
+    `evaluation_wait`."""
+
+    quiet_seconds: int = Field(gt=0, description="seconds without a span of the trace")
+    check_every_seconds: int = Field(gt=0, description="seconds between two checks")
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """The earliest and the latest a trace is evaluated after its last span, in seconds."""
+        return self.quiet_seconds, self.quiet_seconds + self.check_every_seconds
+
+
 class SdkEnv(Sourced):
     pattern: str = Field(pattern=r"^[A-Z][A-Z0-9_]*_\*$")
     meaning: str
@@ -606,6 +621,7 @@ class Backend(Sourced):
     log: LogLines
     data_files: DataFiles
     judging: Judging
+    evaluation: Evaluation
     sdk_env: SdkEnv
     not_read: list[EnvName] = Field(default_factory=list)
     not_read_source: Sourced

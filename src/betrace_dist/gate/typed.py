@@ -23,6 +23,8 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
   (backend_env.RULES: ports, the OTLP endpoint's host:port, booleans...);
 - an OTLP export timeout (in ms or s, near the variable or option that sets it) that is neither
   the SDK's default nor the distribution's, and a default OTLP endpoint other than the backend's;
+- when a trace is evaluated, as "N to M seconds after its last span", other than the window
+  of releases.yaml backend.evaluation;
 - a stop time of the backend with a number: "N s or more" other than the slow stop's bound,
   "stops in N s" above the bound with the distribution's export timeout (backend.stop);
 - the app's page path (`/a/<id>`) or plugin folder with another id than the plugin's;
@@ -527,6 +529,27 @@ def _stop_times(text: str, data: ReleaseData) -> Iterator[Problem]:
             )
 
 
+_EVALUATION = re.compile(
+    r"\b(\d+(?:\.\d+)?) ?(?:-|\u2013|to) ?(\d+(?:\.\d+)?) ?(?:s|seconds)\W{0,3} after\b[^.]{0,40}"
+    r"\blast span"
+)
+
+
+def _evaluation_window(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """When a trace is evaluated after its last span, stated as a window ("N to M seconds
+    after its last span"): the window of releases.yaml backend.evaluation, which the probe
+    evaluation-delay measures in every run."""
+    window = data.current.backend.evaluation.window
+    for match in _EVALUATION.finditer(text):
+        if (float(match[1]), float(match[2])) != window:
+            yield Problem(
+                _line(text, match.start()),
+                f"'{match[0]}': a trace is evaluated {window[0]} to {window[1]} seconds after "
+                "its last span (releases.yaml backend.evaluation); write "
+                "{{ evaluation_delay() }}",
+            )
+
+
 _TIMEOUT_WORDS = re.compile(
     r"OTEL_EXPORTER_OTLP_TIMEOUT|otlpTimeoutMs|otlpExportTimeout|SDK's (own|timeout)|export waits"
 )
@@ -742,6 +765,7 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _settings,
         _plugin_paths,
         _stop_times,
+        _evaluation_window,
         _scrape_annotations,
     )
     found = [problem for check in checks for problem in check(text, data)]

@@ -891,6 +891,64 @@ def expect_late_span(data: ReleaseData) -> dict[str, Expect]:
 
 register(Probe("late-span", measure_late_span, expect_late_span, _ports))
 
+#: traces the probe evaluation-delay sends, a quarter of a second apart: their spans arrive at
+#: four points of the backend's one-second check, so the latest waits at least three quarters of
+#: the check's second past the quiet time (a window claimed a second too early fails)
+DELAY_TRACES = 4
+DELAY_STAGGER = 0.25
+#: seconds added to the window's end for the probe's own poll of the log (every 50 ms) and the
+#: machine's load; the window's start needs none, nothing is evaluated before it
+DELAY_MARGIN = 0.5
+
+
+def _evaluated_at(api: Backend, traces: set[str], mark: int) -> dict[str, float]:
+    """When the log after `mark` first showed each trace evaluated (monotonic seconds)."""
+    seen: dict[str, float] = {}
+    end = time.monotonic() + EVALUATION_LIMIT
+    while len(seen) < len(traces) and time.monotonic() < end:
+        log = api.text(mark)
+        for trace in traces - seen.keys():
+            if f"Trace evaluation complete: trace_id={trace} " in log:
+                seen[trace] = time.monotonic()
+        time.sleep(0.05)
+    if len(seen) < len(traces):
+        raise RuntimeError(
+            f"the backend did not log the evaluation of {sorted(traces - seen.keys())}"
+        )
+    return seen
+
+
+def measure_evaluation_delay(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Seconds from each trace's POST until the backend logs its evaluation: the earliest counted
+    from when its POST was sent, the latest from when it was answered (its spans arrived in
+    between), so neither bound is stretched by the time a POST took."""
+    sent: dict[str, tuple[float, float]] = {}
+    with started(params) as api:
+        mark = api.log_mark()
+        for n in range(DELAY_TRACES):
+            trace = f"{n + 10:x}" * 32
+            before = time.monotonic()
+            api.post_json("/v1/spans", {"spans": breaking_trace(trace)})
+            sent[trace] = (before, time.monotonic())
+            time.sleep(DELAY_STAGGER)
+        seen = _evaluated_at(api, set(sent), mark)
+    return {
+        "earliest_after_sent": round(min(seen[t] - sent[t][0] for t in sent), 3),
+        "latest_after_answered": round(max(seen[t] - sent[t][1] for t in sent), 3),
+        "each": [round(seen[t] - sent[t][0], 3) for t in sent],
+    }
+
+
+def expect_evaluation_delay(data: ReleaseData) -> dict[str, Expect]:
+    earliest, latest = data.current.backend.evaluation.window  # releases.yaml backend.evaluation
+    return {
+        "earliest_after_sent": at_least(earliest),
+        "latest_after_answered": at_most(latest + DELAY_MARGIN),
+    }
+
+
+register(Probe("evaluation-delay", measure_evaluation_delay, expect_evaluation_delay, _ports))
+
 
 def _levels(api: Backend, rule: str, trace_id: str) -> dict[str, int]:
     """A rule's violations of one trace, by their kind (as the rule examples read them)."""

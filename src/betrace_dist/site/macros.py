@@ -182,6 +182,33 @@ def _request_field_macro(data: ReleaseData) -> Callable[[str, str], str]:
     return request_field
 
 
+def _evaluation_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
+    """Macros that say when the backend evaluates a trace (releases.yaml backend.evaluation,
+    re-measured by the probe evaluation-delay)."""
+    evaluation = data.current.backend.evaluation
+
+    def evaluation_delay() -> str:
+        """When the backend evaluates a trace after its last span, in words ("3 to 4 seconds")."""
+        earliest, latest = evaluation.window
+        return f"{earliest} to {latest} seconds"
+
+    def evaluation_check() -> str:
+        """How often the backend looks for traces to evaluate, in words ("once a second")."""
+        every = evaluation.check_every_seconds
+        return "once a second" if every == 1 else f"every {every} seconds"
+
+    def evaluation_wait() -> int:
+        """Whole seconds a page waits before it reads a trace's verdict: the latest evaluation,
+        and one second more for the machine (the live tier runs each such wait for real)."""
+        return evaluation.window[1] + 1
+
+    return {
+        "evaluation_delay": evaluation_delay,
+        "evaluation_check": evaluation_check,
+        "evaluation_wait": evaluation_wait,
+    }
+
+
 def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
     """Macros that give one fact of the release, refusing names the release does not have."""
     backend = data.current.backend
@@ -235,6 +262,7 @@ def _fact_macros(data: ReleaseData) -> dict[str, Callable[..., Any]]:
         "compose_log_limit": compose_defaults.log_limit,
         "limit": limit,
         "request_field": _request_field_macro(data),
+        **_evaluation_macros(data),
     }
 
 
