@@ -114,11 +114,16 @@ def stream_problem(text: str) -> tuple[int, str] | None:
     return found
 
 
-def check_bounds(text: str, path: Path | str) -> None:
-    """Raise a ProblemsError naming file and line if `text` is too big to load."""
-    found = stream_problem(text)
+def _refuse(found: tuple[int, str] | None, path: Path | str) -> None:
+    """Raise the ProblemsError of a bound a document broke (`found`: its 0-based line, and
+    what it broke), naming the file and the line; nothing when `found` is None."""
     if found is not None:
         raise ProblemsError([Problem(path, found[0] + 1, f"YAML refused: the document {found[1]}")])
+
+
+def check_bounds(text: str, path: Path | str) -> None:
+    """Raise a ProblemsError naming file and line if `text` is too big to load."""
+    _refuse(stream_problem(text), path)
 
 
 def _bounded_round_trip(text: str, path: Path | str) -> Any:
@@ -127,9 +132,7 @@ def _bounded_round_trip(text: str, path: Path | str) -> Any:
     found = size_problem(text)
     yaml = _loader()
     root = None if found else yaml.compose(text)
-    found = found or (expansion_problem(root) if root is not None else None)
-    if found is not None:
-        raise ProblemsError([Problem(path, found[0] + 1, f"YAML refused: the document {found[1]}")])
+    _refuse(found or (expansion_problem(root) if root is not None else None), path)
     if root is None:
         return None
     return yaml.constructor.construct_document(root)
@@ -204,19 +207,14 @@ def as_kubernetes_reads(text: str, path: Path | str) -> list[Any]:
     scalar as that library resolves it. Each document is composed once, its bounds checked on
     that node and built from it. A ProblemsError names the file and line, as `safe_load`
     does."""
-    found = size_problem(text)
-    if found is not None:
-        raise ProblemsError([Problem(path, found[0] + 1, f"YAML refused: the document {found[1]}")])
+    _refuse(size_problem(text), path)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.Constructor = _DatesAsWritten
     documents = []
     try:
         for root in yaml.compose_all(text):
-            found = expansion_problem(root)
-            if found is not None:
-                refused = f"YAML refused: the document {found[1]}"
-                raise ProblemsError([Problem(path, found[0] + 1, refused)])
+            _refuse(expansion_problem(root), path)
             documents.append(_as_go_yaml_v2(yaml.constructor.construct_document(root)))
     except MarkedYAMLError as exc:
         raise ProblemsError([yaml_problem(exc, path)]) from None
