@@ -6,6 +6,7 @@ name each wall on its own, so a regression says which one fell.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -966,3 +967,49 @@ def test_a_lookup_that_openat2_asks_to_retry_is_retried(
             tree.read(tmp_path / "kept" / "f")
     finally:
         tree.close()
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended (and been reaped)."""
+    done = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_a_stale_page_cgroup_is_removed_and_one_in_use_stays() -> None:
+    """A gate killed before its pages closed leaves their cgroups (the kernel keeps an empty
+    group until someone removes it). The next gate removes those of gone gate processes: not a
+    group of a running gate, not one with a task in it, not a group named otherwise."""
+    from .conftest import skip_or_fail
+
+    parents = isolation._group_parents()
+    if not parents:
+        skip_or_fail("no cgroup hierarchy this process may make groups in")
+    parent = parents[0]
+    dead = _dead_pid()
+    stale, busy = parent / f"betrace-page-{dead}-1", parent / f"betrace-page-{dead}-2"
+    running, other = parent / f"betrace-page-{os.getpid()}-3", parent / f"not-a-page-{dead}-4"
+    groups = [stale, busy, running, other]
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        for group in groups:
+            try:
+                group.mkdir()
+            except OSError as exc:
+                skip_or_fail(f"cannot make a cgroup in {parent}: {exc}")
+        (busy / "cgroup.procs").write_text(str(sleeper.pid))
+        removed = isolation.remove_stale_cgroups()
+        assert stale in removed and not stale.exists()
+        assert busy.exists() and running.exists() and other.exists(), removed
+        sleeper.kill()
+        sleeper.wait()
+        for _ in range(100):  # the kernel frees the group once its task is reaped
+            if busy in isolation.remove_stale_cgroups():
+                break
+            time.sleep(0.02)
+        assert not busy.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for group in groups:
+            with contextlib.suppress(OSError):
+                group.rmdir()

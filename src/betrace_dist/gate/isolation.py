@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -269,17 +270,62 @@ def _own_cgroup(controller: str) -> Path | None:
     return None
 
 
-def _cgroup_v2(name: str) -> list[Path]:
-    """A cgroup v2 group for one page, where the unified hierarchy is mounted and writable."""
+#: a page's cgroup, as `Jail` names it: the gate's process id, then the holder's
+_PAGE_GROUP = re.compile(r"betrace-page-(\d+)-\d+")
+
+
+def _group_parents() -> list[Path]:
+    """Where this process makes its pages' cgroups: its own group of each hierarchy."""
+    if (Path("/sys/fs/cgroup") / "cgroup.controllers").is_file():
+        v2 = _cgroup_v2_parent()
+        return [] if v2 is None else [v2]
+    found = (_own_cgroup(controller) for controller in _CONTROLLERS)
+    return [parent for parent in found if parent is not None]
+
+
+def remove_stale_cgroups() -> list[Path]:
+    """Remove the pages' cgroups that a gate process left when it ended before its pages
+    closed (a run killed, or a task the kernel had not yet reaped when the page closed): only
+    groups named as `Jail` names them, in this process's own groups, whose gate process no
+    longer runs. The kernel refuses to remove a group that still has a task, so a group in use
+    stays."""
+    removed = []
+    for parent in _group_parents():
+        try:
+            children = [entry for entry in parent.iterdir() if entry.is_dir()]
+        except OSError:
+            continue
+        for group in children:
+            found = _PAGE_GROUP.fullmatch(group.name)
+            if found is None or process_running(int(found[1])):
+                continue
+            try:
+                group.rmdir()
+            except OSError:
+                continue
+            removed.append(group)
+    return removed
+
+
+def _cgroup_v2_parent() -> Path | None:
+    """This process's own group of the unified hierarchy, if that is mounted."""
     base = Path("/sys/fs/cgroup")
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
-        return []
+        return None
     own = next((line[3:] for line in lines if line.startswith("0::")), None)
     if own is None or not (base / "cgroup.controllers").is_file():
+        return None
+    return base / own.lstrip("/")
+
+
+def _cgroup_v2(name: str) -> list[Path]:
+    """A cgroup v2 group for one page, where the unified hierarchy is mounted and writable."""
+    parent = _cgroup_v2_parent()
+    if parent is None:
         return []
-    group = base / own.lstrip("/") / name
+    group = parent / name
     try:
         group.mkdir(exist_ok=True)
         for knob, value in (("pids.max", PROCESS_LIMIT), ("memory.max", PAGE_MEMORY)):
@@ -292,19 +338,22 @@ def _cgroup_v2(name: str) -> list[Path]:
     return [group]
 
 
+#: the cgroup v1 controllers a page gets a group of, and the limit each sets
+_CONTROLLERS: dict[str, tuple[str, int] | None] = {
+    "pids": ("pids.max", PROCESS_LIMIT),
+    "memory": ("memory.limit_in_bytes", PAGE_MEMORY),
+    "cpuacct": None,  # no limit: it counts the CPU time of the page's programs (profile.py)
+}
+
+
 def _cgroups(name: str) -> list[Path]:
     """Cgroups (v1) for one page: at most PROCESS_LIMIT tasks and PAGE_MEMORY bytes in all,
     where the machine lets the gate make them; each missing one is said in the docstring of the
     module (then the per-process limits and the time limit are the bounds)."""
-    wanted = {
-        "pids": ("pids.max", PROCESS_LIMIT),
-        "memory": ("memory.limit_in_bytes", PAGE_MEMORY),
-        "cpuacct": None,  # no limit: it counts the CPU time of the page's programs (profile.py)
-    }
     made: list[Path] = []
     if (Path("/sys/fs/cgroup") / "cgroup.controllers").is_file():
         return _cgroup_v2(name)
-    for controller, knob in wanted.items():
+    for controller, knob in _CONTROLLERS.items():
         parent = _own_cgroup(controller)
         if parent is None or not (parent / "cgroup.procs").exists():
             continue

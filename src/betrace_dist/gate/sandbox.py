@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .. import tools
 from . import safefs
-from .isolation import PAGE_UID, Jail, process_running
+from .isolation import PAGE_UID, Jail, process_running, remove_stale_cgroups
 
 #: Bytes a page's sandbox may hold in all (RAM-backed: only what the page writes is used).
 SANDBOX_SIZE = 1024 * 1024 * 1024
@@ -161,8 +161,10 @@ def sweep_stale() -> tuple[Path, ...]:
     closed left them, their RAM-backed folders still mounted): once per process, before its
     first sandbox. Their file systems are detached wherever they are (`unmount_stale`); the
     folders are removed where this process makes its own: only folders of this user, named
-    as the gate names them, whose process is gone, and nothing in them is followed."""
+    as the gate names them, whose process is gone, and nothing in them is followed. The
+    pages' cgroups such a process left are removed too (`isolation.remove_stale_cgroups`)."""
     unmount_stale()
+    remove_stale_cgroups()
     removed = []
     for base in Path(tempfile.gettempdir()).glob("betrace-page-*-*"):
         found = _STALE.fullmatch(base.name)
