@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 #: that is read-only even for root (run.py remounts it).
 WORK = Path("/tmp/probe")  # noqa: S108 (a tmpfs of the probe's own namespace)
 READ_ONLY = Path("/tmp/read-only")  # noqa: S108
-#: Seconds after a trace's last span before the backend evaluates it, plus margin: only where a
-#: probe waits to see that nothing happens (a refused batch); elsewhere `send_and_await` waits for
-#: the backend's own log lines.
-EVALUATION_WAIT = 4.5
 #: The OTLP port the lab's receiver listens on (in the probe's own namespace).
 OTLP_PORT = 4317
 
@@ -1014,9 +1010,11 @@ def measure_partial(params: Mapping[str, Any]) -> dict[str, Any]:
     nameless = {"traceId": "d" * 32, "spanId": "c0ffee00c0ffee00", "attributes": {}}
     with started(params) as api:
         api.post_json("/v1/rules", RULE)
+        mark = api.log_mark()
         answer = api.post_json("/v1/spans", {"spans": [*breaking_trace("d" * 32), nameless]})
         empty = api.post_json("/v1/spans", {})
-        time.sleep(EVALUATION_WAIT)
+        # the spans before the refused one are evaluated, or the wait ends: then none counts
+        api.await_traces({"d" * 32}, mark)
         found = violations(api)
     return {
         "batch_status": answer.status,
@@ -1282,7 +1280,13 @@ URL_WARNING = "first path segment in URL cannot contain colon"
 
 def measure_startup_log(params: Mapping[str, Any]) -> dict[str, Any]:
     with started(params) as api:  # OTEL_EXPORTER_OTLP_ENDPOINT=127.0.0.1:<port>, the right form
-        time.sleep(0.3)  # the log lines come right after the listeners start
+        # both lines come right after the listeners start: wait for them, not for a time (a
+        # line that never comes ends the wait, and the verdict says it is missing)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            line in api.text() for line in ("/health", URL_WARNING)
+        ):
+            time.sleep(0.05)
         out = {
             "log": api.text(),
             "advertised_path": api.call("GET", "/health").status,
