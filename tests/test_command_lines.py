@@ -590,6 +590,11 @@ def _curl_at_backend(*args: str) -> str | None:
          "request body is not JSON: Expecting value"),
         (["-H", "Content-Type: application/json", "--data-raw", '{"nme": "r"}',
           "http://localhost:PORT/v1/rules"], "no field 'nme'"),
+        # span attributes map names to strings (the probe attribute-values: a number is 400)
+        (["--json", '{"spans": [{"traceId": "t", "spanId": "s", "name": "n", "attributes": '
+          '{"ok": "yes", "amount": 1500}}]}', "http://localhost:PORT/v1/spans"],
+         "POST /v1/spans spans[0]: 'attributes' maps names to JSON strings, and 'amount' is "
+         "1500: the backend refuses the whole request (400)"),
     ],
 )  # fmt: skip
 def test_curl_reads_its_options_as_curl_does(args: list[str], message: str) -> None:

@@ -43,6 +43,8 @@ def _definition(defs: dict[str, Any], name: str, body: Body) -> dict[str, str]:
         if field in body.items:
             item = f"{name}_{field}"
             props[field]["items"] = _definition(defs, item, body.items[field])
+        if field in body.values:
+            props[field]["additionalProperties"] = {"type": body.values[field]}
     defs[name] = {"type": "object", "properties": props}
     return {"$ref": f"#/definitions/{name}"}
 
@@ -178,6 +180,21 @@ def test_a_renamed_request_field_is_reported_at_its_line(
         ".fields: betrace.swagger.json has the request body field 'parentSpanId' (string), "
         "absent here" in problems
     )
+
+
+def test_the_type_of_the_attribute_values_is_held_to_upstream(
+    tmp_path: Path, upstream: tuple[Path, Path], release_data: ReleaseData
+) -> None:
+    """Span attributes map names to strings upstream (`additionalProperties`): the release
+    data that drops that type, or gives another, is reported at its line."""
+    n = endpoint_index(release_data, "POST", "/v1/spans")
+    loc = ("releases", 0, "backend", "endpoints", n, "request", "items", "spans", "values")
+    for new, ours in (("values: {attributes: integer}", "integer"), ("values: {}", "not typed")):
+        data = releases_copy(tmp_path, "values: {attributes: string}", new)
+        assert found(data, upstream[0]) == [
+            f"{data}:{line(data, *loc)}: {field_path(loc)}: the values of 'attributes' are "
+            f"{ours} here, string in betrace.swagger.json"
+        ]
 
 
 def test_a_path_missing_upstream_is_reported_at_the_endpoint(

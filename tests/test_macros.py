@@ -145,13 +145,22 @@ def test_the_development_site_warns_that_the_tag_may_not_exist_yet(
     assert f"may not exist yet. Until then clone `main`: leave out `--branch {tag}`" in dev
 
 
-def test_a_request_field_is_its_name_and_json_type(tmp_path: Path, release_data) -> None:
-    """The span fields' table takes both cells from the release data (upstream's v1Span)."""
+def test_a_request_field_is_its_name_json_type_and_whether_it_is_required(
+    tmp_path: Path, release_data
+) -> None:
+    """The span fields' table takes its cells from the release data (upstream's v1Span, and
+    the fields upstream's IngestSpans requires)."""
     spans = next(e for e in release_data.current.backend.endpoints if e.path == "/v1/spans")
     assert spans.request is not None
-    kind = spans.request.items["spans"].fields["attributes"]
+    span = spans.request.items["spans"]
     text = '{{ request_field("POST /v1/spans", "spans.attributes") }}'
-    assert render(site_with(tmp_path), text) == f"`attributes` | {kind}"
+    values = span.values["attributes"]
+    assert render(site_with(tmp_path / "a"), text) == (
+        f"`attributes` | {span.fields['attributes']}, every value a {values} | no"
+    )
+    assert "traceId" in span.required
+    text = '{{ request_field("POST /v1/spans", "spans.traceId") }}'
+    assert render(site_with(tmp_path / "t"), text) == "`traceId` | string | yes"
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ class Schema:
     fields: dict[str, str] = field(default_factory=dict)
     required: list[str] | None = None
     items: dict[str, Schema] = field(default_factory=dict)
+    #: the type of every value of an object field that is a map (`additionalProperties`)
+    values: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +88,9 @@ class _Resolver:
         out = Schema(required=list(schema["required"]) if "required" in schema else None)
         for name, prop in (schema.get("properties") or {}).items():
             out.fields[name] = self.kind(prop)
+            value = self.resolve(prop).get("additionalProperties")
+            if out.fields[name] == "object" and isinstance(value, dict):
+                out.values[name] = self.kind(value)
             item = self.resolve(prop.get("items") or {})
             if out.fields[name] == "array" and item.get("properties") and depth < 4:
                 out.items[name] = self.schema(item, depth + 1)
@@ -154,6 +159,21 @@ def _compare_body(
             f"required fields are {ours.required} here, {theirs.required} in {rep.upstream}",
         )
     _compare_items(rep, loc, ours, theirs, what, items)
+    _compare_values(rep, loc, ours, theirs, items)
+
+
+def _compare_values(rep: _Report, loc: Loc, ours: Body, theirs: Schema, every: bool) -> None:
+    """The type of the values of map fields: ours must be upstream's, and (when `every`, for
+    a request, whose body with another type is refused whole) each upstream gives must be
+    here."""
+    for name in sorted(set(ours.values) | set(theirs.values)):
+        mine, upstream = ours.values.get(name), theirs.values.get(name)
+        if mine != upstream and (every or mine is not None):
+            rep.add(
+                (*loc, "values"),
+                f"the values of '{name}' are {mine or 'not typed'} here, "
+                f"{upstream or 'not typed'} in {rep.upstream}",
+            )
 
 
 def _compare_fields(rep: _Report, loc: Loc, ours: Body, theirs: Schema, what: str) -> None:

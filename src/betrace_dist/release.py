@@ -432,6 +432,10 @@ class Body(Sourced):
     required: list[FieldName] = Field(default_factory=list)
     required_source: Source | None = None
     items: dict[FieldName, Body] = Field(default_factory=dict)
+    values: dict[FieldName, FieldType] = Field(
+        default_factory=dict,
+        description="the type of every value of an object field that is a map",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Body:
@@ -443,6 +447,9 @@ class Body(Sourced):
         not_arrays = [n for n in self.items if self.fields.get(n) != "array"]
         if not_arrays:
             raise ValueError(f"items describes fields that are not arrays: {', '.join(not_arrays)}")
+        not_maps = [n for n in self.values if self.fields.get(n) != "object"]
+        if not_maps:
+            raise ValueError(f"values describes fields that are not objects: {', '.join(not_maps)}")
         return self
 
     def spec(self) -> dict[str, object]:
@@ -451,6 +458,7 @@ class Body(Sourced):
             "fields": dict(self.fields),
             "required": list(self.required),
             "items": {name: body.spec() for name, body in self.items.items()},
+            "values": dict(self.values),
         }
 
 

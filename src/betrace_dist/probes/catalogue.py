@@ -1037,6 +1037,40 @@ def expect_partial(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("partial-ingest", measure_partial, expect_partial, _ports))
 
 
+def measure_attribute_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A span whose attribute value is a JSON number, after a trace that breaks the rule: what
+    the request is answered, and whether that trace was evaluated all the same (a valid trace
+    sent after it is awaited in the log first: the refused one would have been evaluated by
+    then)."""
+    refused, valid = "a1" * 16, "a2" * 16
+    number: dict[str, Any] = {"traceId": refused, "spanId": "0a0a0a0a0a0a0a0a"}
+    number |= {"name": "payment.audit", "attributes": {"amount": 1500}}
+    with started(params) as api:
+        api.post_json("/v1/rules", RULE)
+        answer = api.post_json("/v1/spans", {"spans": [*breaking_trace(refused), number]})
+        send_and_await(api, breaking_trace(valid))
+        listed = api.call("GET", f"/v1/violations?ruleId={RULE['name']}").json() or {}
+    traces = [v.get("traceId") for v in listed.get("violations") or []]
+    return {
+        "status": answer.status,
+        "message": str((answer.json() or {}).get("message", "")),
+        "violations_of_the_refused_request": traces.count(refused),
+        "violations_of_the_valid_trace": traces.count(valid),
+    }
+
+
+def expect_attribute_values(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "status": equal(400),
+        "message": contains("invalid value for string field"),
+        "violations_of_the_refused_request": equal(0),
+        "violations_of_the_valid_trace": equal(1),
+    }
+
+
+register(Probe("attribute-values", measure_attribute_values, expect_attribute_values, _ports))
+
+
 def measure_no_otlp(params: Mapping[str, Any]) -> dict[str, Any]:
     with started(params) as api:
         found = [a for a in listening() if not a.endswith(f":{OTLP_PORT}")]

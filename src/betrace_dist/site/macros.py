@@ -159,9 +159,10 @@ def _request_field_macro(data: ReleaseData) -> Callable[[str, str], str]:
     backend = data.current.backend
 
     def request_field(method_path: str, dotted: str) -> str:
-        """Two table cells, a request field's JSON name and its JSON type, from the release
-        data (`request_field("POST /v1/spans", "spans.traceId")`: a name after a dot is a field
-        of the array's items); refused unless the body has that field."""
+        """Three table cells, a request field's JSON name, its JSON type (an object that maps
+        names to values of one type says which) and whether the backend requires it, from the
+        release data (`request_field("POST /v1/spans", "spans.traceId")`: a name after a dot
+        is a field of the array's items); refused unless the body has that field."""
         method, _, path = method_path.partition(" ")
         found = [e for e in backend.endpoints if (e.method, e.path) == (method, path)]
         body = found[0].request if found else None
@@ -177,7 +178,11 @@ def _request_field_macro(data: ReleaseData) -> Callable[[str, str], str]:
                 f"'{method_path}' {'.'.join(outer)} has no field '{name}'; "
                 f"fields: {', '.join(body.fields)}"
             )
-        return f"{tables.code(name)} | {body.fields[name]}"
+        kind = str(body.fields[name])
+        if name in body.values:
+            kind += f", every value a {body.values[name]}"
+        required = "yes" if name in body.required else "no"
+        return f"{tables.code(name)} | {kind} | {required}"
 
     return request_field
 

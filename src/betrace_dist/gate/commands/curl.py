@@ -356,6 +356,7 @@ def check_fields(body: object, spec: dict[str, Any], where: str, answer: bool = 
             )
         if not _is_a(value, fields[known]):
             raise CommandError(f"{where}: '{name}' must be a JSON {fields[known]}")
+        _check_values(value, spec.get("values", {}).get(known), f"{where}: '{name}'")
         item_spec = spec.get("items", {}).get(known)
         if item_spec is not None and isinstance(value, list):  # items are specified for arrays
             for index, item in enumerate(value):
@@ -364,6 +365,19 @@ def check_fields(body: object, spec: dict[str, Any], where: str, answer: bool = 
     missing = [n for n in spec.get("required", []) if n not in present]
     if missing:
         raise CommandError(f"{where}: required field(s) missing: {', '.join(missing)}")
+
+
+def _check_values(value: object, kind: str | None, where: str) -> None:
+    """Every value of a map field is of its one type (protojson refuses the whole body
+    otherwise: 400, "invalid value for string field")."""
+    if kind is None or not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        if not _is_a(item, kind):
+            raise CommandError(
+                f"{where} maps names to JSON {kind}s, and '{key}' is {json.dumps(item)[:40]}: "
+                f"the backend refuses the whole request (400)"
+            )
 
 
 def _requests(release: Release) -> dict[str, dict[str, object]]:
