@@ -365,6 +365,28 @@ def test_a_rules_file_that_is_no_json_object_stops_the_up_with_a_message(
     assert (data / "rules.json").read_text(encoding="utf-8") == "before"
 
 
+def test_a_rule_body_saved_as_the_rules_file_stops_the_up_with_a_message(
+    backend_program: Path, tool: Any, busybox: Path, tmp_path: Path
+) -> None:
+    """The guides' first rule is a POST /v1/rules body, saved in docker/ beside rules.json:
+    saved under that name, it passed the old shape check, and the backend then exited at each
+    start (here: the real backend on that file), restarted by Compose. backend-rules now
+    refuses a file with no rule under a name, and writes nothing."""
+    from betrace_dist.rules.engine import EngineError
+
+    body = (REPO_ROOT / "docs" / "examples" / "first-violation" / "rule.json").read_text()
+    with pytest.raises(EngineError, match="cannot unmarshal string into Go struct field"):
+        engine.run({"rules_json": body, "traces": []}, backend_program)
+    command = compose_init(tool, tmp_path, busybox)
+    data = tmp_path / "data"
+    data.mkdir()
+    result = run_init(command, body, data, tmp_path, check=False)
+    assert result.returncode == 1, result
+    assert "holds no rule under its name" in result.stderr
+    assert "betrace-dist rules json" in result.stderr
+    assert list(data.iterdir()) == []
+
+
 @pytest.mark.parametrize("text", ["{}", "{ }\n", "{\n}\n"])
 def test_a_rules_file_with_no_rule_copies_nothing(
     tool: Any, busybox: Path, tmp_path: Path, text: str
