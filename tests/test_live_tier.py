@@ -102,6 +102,19 @@ def test_a_wrong_shown_output_fails_at_its_line_against_the_live_backend(tmp_pat
     assert f"index.md:{line}: shell block (console): the page shows" in out, out[-3000:]
 
 
+def test_a_wrong_output_after_a_sleep_in_the_same_step_fails_too(tmp_path: Path) -> None:
+    """`$ sleep N && curl ...`: sleep prints nothing, so the step's output is the curl's and is
+    compared. A review passed a wrong answer this way: the sleep's model said nothing, and the
+    step was taken as one whose output no model could give."""
+    site = live_site(tmp_path, output='"uptimeSeconds":"...","metadata":{"storage":"disk"}}')
+    page = site / "docs" / "index.md"
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("$ curl -fsS", "$ sleep 1 && curl -fsS", 1), encoding="utf-8")
+    out = gate(site, "--live-backend", str(STAND_IN))
+    line = line_containing(page, '"storage":"disk"')
+    assert f"index.md:{line}: shell block (console): the page shows" in out, out[-3000:]
+
+
 def test_an_undocumented_field_in_a_real_answer_names_the_release_data(tmp_path: Path) -> None:
     out = gate(live_site(tmp_path, mode="extra-field"), "--live-backend", str(STAND_IN))
     assert "has field(s) the release data does not document: uptime" in out, out[-3000:]

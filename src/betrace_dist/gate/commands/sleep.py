@@ -33,16 +33,17 @@ def _seconds(words: list[str]) -> float:
     return total
 
 
-def sleep(inv: Invocation) -> None:
+def sleep(inv: Invocation) -> str | None:
     """Offline, waiting changes nothing the gate can observe but what started in the
     background; with a live backend the wait is real (the backend evaluates a trace seconds
-    after its last span). `sleep inf` never returns."""
+    after its last span). `sleep inf` never returns. It prints nothing (""), so a transcript's
+    step `sleep N && curl ...` has the curl's output compared as a step of curl alone has."""
     seconds = _seconds(inv.argv[1:])
     if math.isinf(seconds):
         inv.never_returns("`sleep infinity` waits")
-        return
+        return None
     if inv.command.background:
-        return  # nothing waits for it
+        return ""  # nothing waits for it
     if inv.session.live is not None and inv.session.live.proc is not None:
         time.sleep(min(seconds, _LONGEST_SLEEP))
     # what started in the background listens once the backend's start time has passed
@@ -57,6 +58,7 @@ def sleep(inv: Invocation) -> None:
         needed = started if backend else CONTAINER_WAIT
         if listener.starting in ("start", "container") and seconds >= needed:
             listener.starting = ""
+    return ""
 
 
 MODELS = {"sleep": sleep}
