@@ -19,6 +19,7 @@ from pathlib import Path
 from ..release import KnownIssue, Release, ReleaseData
 from . import typed
 from .display import Problem
+from .flat_text import flatten
 from .lexer import Block
 
 
@@ -32,25 +33,9 @@ def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _flat(text: str) -> tuple[str, list[int]]:
-    """The text as one line, each run of white space (with a comment's `#` that starts a line)
-    one space, so that a claim wrapped across lines or comment lines reads as one; and where
-    each character of it stands in `text`."""
-    flat: list[str] = []
-    where: list[int] = []
-    for match in re.finditer(r"(?:\s*\n[ \t]*#*)+\s*|\s+|\S+", text):
-        if match[0].isspace() or "\n" in match[0]:
-            flat.append(" ")
-            where.append(match.start())
-        else:
-            flat.append(match[0])
-            where.extend(range(match.start(), match.end()))
-    return "".join(flat), where
-
-
 def false_claims(text: str, release: Release, what: str = "page") -> list[Problem]:
     """Every false claim the page (or another text: `what`) makes, at the line where it starts."""
-    flat, where = _flat(text)  # a claim may wrap across lines of the source
+    flat, where = flatten(text)  # a claim may wrap across lines of the source
     found = []
     for claim in release.false_claims:
         for match in re.finditer(claim.claim, flat, re.IGNORECASE):

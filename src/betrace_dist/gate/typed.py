@@ -23,8 +23,9 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
   (backend_env.RULES: ports, the OTLP endpoint's host:port, booleans...);
 - an OTLP export timeout (in ms or s, near the variable or option that sets it) that is neither
   the SDK's default nor the distribution's, and a default OTLP endpoint other than the backend's;
-- when a trace is evaluated, as "N to M seconds after its last span", other than the window
-  of releases.yaml backend.evaluation;
+- when a trace is evaluated after its last span (a window, one time, "at least", "within"),
+  the quiet time it waits for, how often the backend checks and how far apart a trace's spans
+  are judged apart, other than releases.yaml backend.evaluation;
 - a stop time of the backend with a number: "N s or more" other than the slow stop's bound,
   "stops in N s" above the bound with the distribution's export timeout (backend.stop);
 - the app's page path (`/a/<id>`) or plugin folder with another id than the plugin's;
@@ -50,10 +51,11 @@ import yaml
 
 from .. import REPO_ROOT, backend_env, needed_python
 from ..names import SETTING_VARIABLE, closest
-from ..release import ReleaseData
+from ..release import Evaluation, ReleaseData
 from ..site.tables import amount
 from . import grafana_chart, grafana_stack, isolation, safefs, session
 from .display import Problem
+from .flat_text import flatten
 
 #: the gate's own byte limits, which its threat model states (docs/contributing/threat-model.md)
 GATE_SIZES = {
@@ -529,25 +531,97 @@ def _stop_times(text: str, data: ReleaseData) -> Iterator[Problem]:
             )
 
 
-_EVALUATION = re.compile(
-    r"\b(\d+(?:\.\d+)?) ?(?:-|\u2013|to) ?(\d+(?:\.\d+)?) ?(?:s|seconds)\W{0,3} after\b[^.]{0,40}"
-    r"\blast span"
+_WORD_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_NUM = r"(\d+(?:\.\d+)?|" + "|".join(_WORD_NUMBERS) + "|ten)"
+_UNIT = r"(s|secs?|seconds?|mins?|minutes?)\b"
+#: "... after its last span", "after the trace's final span", "after the last of its spans"
+_AFTER = r"\W{0,3} after\b[^.]{0,40}?\b(last|final|first)\b[^.]{0,12}?\bspans?\b"
+_WINDOW = re.compile(
+    rf"\b(?:between )?{_NUM} ?(?:{_UNIT} ?)?(?:-|\u2013|&ndash;|to|and|or) ?"
+    rf"{_NUM} ?{_UNIT}{_AFTER}",
+    re.I,
 )
+_ONE_TIME = re.compile(
+    rf"\b(?:(at least|within|at most|up to|no later than) )?{_NUM} ?{_UNIT}{_AFTER}", re.I
+)
+#: the quiet time: "no span ... for N s", "N seconds without a span", "N s of quiet"
+_QUIET = re.compile(
+    rf"\b(?:no span\b[^.]{{0,60}}?|without (?:a |any )?spans?\b[^.]{{0,30}}?|quiet\b[^.]{{0,20}}?)"
+    rf"\bfor {_NUM} ?{_UNIT}|\b{_NUM} ?{_UNIT} (?:of quiet|without (?:a |any )?spans?)\b",
+    re.I,
+)
+#: how often the backend looks for finished traces
+_CHECK = re.compile(
+    rf"\b(?:check(?:s|ed)?|looks?)\b[^.]{{0,40}}?"
+    rf"\b(?:every {_NUM} ?{_UNIT}|once an? (second|minute)\b)",
+    re.I,
+)
+#: spans of one trace split apart: "N seconds or more apart"
+_APART = re.compile(rf"\b{_NUM} ?{_UNIT} or (?:more|longer) apart\b", re.I)
+
+
+def _seconds(number: str, unit: str | None) -> float:
+    word = number.lower()
+    value = float(
+        _WORD_NUMBERS.index(word) if word in _WORD_NUMBERS else 10 if word == "ten" else word
+    )
+    return value * 60 if (unit or "s").lower().startswith("min") else value
 
 
 def _evaluation_window(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """When a trace is evaluated after its last span, stated as a window ("N to M seconds
-    after its last span"): the window of releases.yaml backend.evaluation, which the probe
-    evaluation-delay measures in every run."""
-    window = data.current.backend.evaluation.window
-    for match in _EVALUATION.finditer(text):
-        if (float(match[1]), float(match[2])) != window:
-            yield Problem(
-                _line(text, match.start()),
-                f"'{match[0]}': a trace is evaluated {window[0]} to {window[1]} seconds after "
-                "its last span (releases.yaml backend.evaluation); write "
-                "{{ evaluation_delay() }}",
-            )
+    """When a trace is evaluated after its last span, however it is worded (a window "N to M
+    seconds", "between N and M", one time with or without "at least" or "within"; wrapped
+    across lines), the quiet time it waits for, how often it checks, and how far apart a
+    trace's spans are judged apart: the values of releases.yaml backend.evaluation, which the
+    probe evaluation-delay measures in every run."""
+    evaluation = data.current.backend.evaluation
+    flat, where = flatten(text)
+    windows = list(_WINDOW.finditer(flat))
+    for match in windows:
+        window = (_seconds(match[1], match[2] or match[4]), _seconds(match[3], match[4]))
+        if window != evaluation.window or match[5].lower() == "first":
+            yield _evaluation_problem(text, where, match, evaluation)
+    taken = [range(m.start(), m.end()) for m in windows]
+    for match in _ONE_TIME.finditer(flat):
+        if any(match.start() in span for span in taken):
+            continue
+        bound, value = (match[1] or "").lower(), _seconds(match[2], match[3])
+        fits = (bound == "at least" and value == evaluation.quiet_seconds) or (
+            bound in ("within", "at most", "up to", "no later than")
+            and value == evaluation.window[1]
+        )
+        if not fits or match[4].lower() == "first":
+            yield _evaluation_problem(text, where, match, evaluation)
+    yield from _evaluation_parts(text, flat, where, evaluation)
+
+
+def _evaluation_parts(
+    text: str, flat: str, where: list[int], evaluation: Evaluation
+) -> Iterator[Problem]:
+    for match in _QUIET.finditer(flat):
+        number, unit = (match[1], match[2]) if match[1] else (match[3], match[4])
+        if _seconds(number, unit) != evaluation.quiet_seconds:
+            yield _evaluation_problem(text, where, match, evaluation)
+    for match in _CHECK.finditer(flat):
+        every = _seconds(match[1], match[2]) if match[1] else 60 if match[3] == "minute" else 1
+        if every != evaluation.check_every_seconds:
+            yield _evaluation_problem(text, where, match, evaluation)
+    for match in _APART.finditer(flat):
+        if _seconds(match[1], match[2]) not in evaluation.window:
+            yield _evaluation_problem(text, where, match, evaluation)
+
+
+def _evaluation_problem(
+    text: str, where: list[int], match: re.Match[str], evaluation: Evaluation
+) -> Problem:
+    quiet, latest = evaluation.window
+    return Problem(
+        _line(text, where[match.start()]),
+        f"'{match[0]}': the backend evaluates a trace once no span of it came for {quiet} s, "
+        f"checked every {evaluation.check_every_seconds} s, so {quiet} to {latest} seconds after "
+        "its last span (releases.yaml backend.evaluation); write {{ evaluation_delay() }}, "
+        "{{ evaluation_check() }} or {{ release.backend.evaluation.quiet_seconds }}",
+    )
 
 
 _TIMEOUT_WORDS = re.compile(
