@@ -529,9 +529,12 @@ def test_a_parse_error_is_reported_at_its_own_line(script: str, line: int, said:
 def test_curl_option_values_are_not_read_as_urls() -> None:
     argv = ["curl", "--noproxy", "*", "-fsS", "https://example.com/"]
     inv = SimpleNamespace(
-        argv=argv, command=SimpleNamespace(argv=argv), session=SimpleNamespace(world=World())
+        argv=argv,
+        command=SimpleNamespace(argv=argv),
+        session=SimpleNamespace(world=World(), release=load_release_data()),
     )
-    curl(inv)  # an off-machine URL: nothing to check; '*' is --noproxy's value, not a URL
+    # an off-machine URL, no path of the backend's: nothing to check; '*' is --noproxy's value
+    curl(inv)
     inv.argv = inv.command.argv = ["curl", "--noproxy", "*"]
     with pytest.raises(CommandError, match="no URL"):
         curl(inv)
@@ -572,6 +575,31 @@ def _curl_at_backend(*args: str) -> str | None:
     session = SimpleNamespace(world=world, release=release, live=None)
     argv = ["curl", *(a.replace("PORT", str(port)) for a in args)]
     return curl(_inv(argv, session))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-X", "PUT", "https://betrace-api.example.com/v1/violations"],
+         "the backend serves /v1/violations with GET, not PUT"),
+        (["https://betrace-api.example.com/v1/violations?rule_name=x"],
+         "no query parameter 'rule_name'"),
+        (["--json", '{"name": "x", "expr": "when { a } always { b }"}',
+          "https://betrace-api.example.com/v1/rules"], "no field 'expr'"),
+    ],
+)  # fmt: skip
+def test_a_backend_path_on_the_reader_s_own_host_is_checked_as_the_backend_s(
+    args: list[str], message: str
+) -> None:
+    """A review passed these calls to an ingress host: the model checked nothing off this
+    machine. A path the backend serves is now the backend's, behind the reader's ingress."""
+    with pytest.raises(CommandError, match=re.escape(message)):
+        _curl_at_backend(*args)
+
+
+def test_another_service_s_path_on_the_reader_s_host_is_left_alone() -> None:
+    assert _curl_at_backend("--json", "{}", "https://otel.example.com/v1/traces") is None
+    assert _curl_at_backend("https://betrace-api.example.com/v1/health") is None
 
 
 @pytest.mark.parametrize(
