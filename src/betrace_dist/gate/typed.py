@@ -4,14 +4,16 @@ The design says every version, image reference, port and limit comes from releas
 the macros. A value typed by hand is not an error while it is right; this check fails the page
 where it is wrong, wherever it stands (any kind of block, prose, a table), at its line:
 
-- a BeTrace image (`<registry>/<name>:<tag>`) with a tag no release of the history has, or a
-  name that is not a BeTrace image;
+- a BeTrace image (`<registry>/<name>:<tag>@<digest>`) with a tag no release of the history
+  has (`latest` too), a digest no release recorded, or a name that is not a BeTrace image;
 - a pinned observability image (`grafana/tempo:<tag>`, ...) with another tag than the pinned one
   (Grafana may also name a version the plugin is tested with);
 - `--version X` for the BeTrace chart that no release has, or for the Grafana chart other than
   the release's version or its tested minimum;
-- a port in the backend's range (120xx), anywhere, that the backend does not serve;
-- a path under `/v1/` that is no endpoint of the backend (OTLP's own paths aside);
+- a port in the backend's range (120xx), anywhere, that the backend does not serve, or named
+  for the other role by the words right around it ("the REST port", "(gRPC)");
+- a path under `/v1/` that is no endpoint of the backend (OTLP's own paths aside), or a
+  method written before it that the backend does not serve it with;
 - a BeTrace commit (a whole commit id anywhere but in a GitHub Action's pin; a shorter one after
   "commit", "at", `rev = "`, `BETRACE_COMMIT`, or in a link to upstream's tree) that is no
   release's `upstream.commit`;
@@ -73,21 +75,39 @@ def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _images(text: str, data: ReleaseData) -> Iterator[Problem]:
+def _image_refs(data: ReleaseData) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """The tags and the recorded digests of each BeTrace image, over every release."""
     tags: dict[str, set[str]] = {}
+    digests: dict[str, set[str]] = {}
     for release in data.releases:
         for name in ("backend", "grafana-plugin", "plugin-init"):
             image = getattr(release.images, name.replace("-", "_"))
             tags.setdefault(name, set()).add(image.tag)
-    pattern = re.escape(data.project.registry) + r"/([a-z0-9-]+)(?::(" + _VERSIONISH + "))?"
+            digests.setdefault(name, set()).update([image.digest] if image.digest else [])
+    return tags, digests
+
+
+def _images(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A BeTrace image named with a tag no release has (`latest` too: no workflow pushes
+    it) or a digest no release recorded."""
+    tags, digests = _image_refs(data)
+    pattern = re.escape(data.project.registry) + (
+        r"/([a-z0-9-]+)(?::(\w[\w.+-]*))?(?:@(sha256:[0-9a-f]{64}))?"
+    )
     for match in re.finditer(pattern, text):
-        name, tag = match[1], match[2]
+        name, tag, digest = match[1], match[2], match[3]
         if name not in tags:
             reason = f"'{match[0]}' names no BeTrace image; images: {', '.join(sorted(tags))}"
         elif tag and tag.rstrip(".") not in tags[name]:
             reason = (
                 f"'{match[0]}' has a tag no release has (releases.yaml: "
                 f'{", ".join(sorted(tags[name]))}); write {{{{ image("{name}") }}}}'
+            )
+        elif digest and digest not in digests[name]:
+            recorded = ", ".join(sorted(digests[name])) or "none yet"
+            reason = (
+                f"'{match[0]}' has a digest no release recorded (releases.yaml: {recorded}); "
+                f'write {{{{ image("{name}") }}}}'
             )
         else:
             continue
@@ -140,17 +160,39 @@ def _chart_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
             )
 
 
+#: a role written right before a port ("the REST port 12011", "gRPC: 12012") or right after
+#: it ("12012 (gRPC)")
+_ROLE_BEFORE = re.compile(r"\b(?:(REST|HTTP)|(gRPC))(?: API)?(?: port| server)?:? ?`?\Z", re.I)
+_ROLE_AFTER = re.compile(r"\A`? ?\(?(?:(REST|HTTP)|(gRPC))\b", re.I)
+
+
+def _port_role(text: str, start: int, end: int) -> str | None:
+    """ "http" or "grpc" where the words right around the port name its role, else None."""
+    found = _ROLE_AFTER.search(text[end : end + 12]) or _ROLE_BEFORE.search(
+        text[max(start - 30, 0) : start]
+    )
+    if found is None:
+        return None
+    return "grpc" if found[2] else "http"
+
+
 def _ports(text: str, data: ReleaseData) -> Iterator[Problem]:
     ports = data.current.backend.ports
     served = {str(port.port) for port in ports.values()}
     fields = ", ".join(f"backend.ports.{name}.port = {port.port}" for name, port in ports.items())
     for match in re.finditer(r"(?<![\w.-])(120\d\d)(?![\w.-]*\d)", text):
+        role = _port_role(text, match.start(), match.end())
         if match[1] not in served:
-            yield Problem(
-                _line(text, match.start()),
-                f"port {match[1]} is not a port of the backend (releases.yaml {fields}); "
-                'write {{ port("http") }} or {{ port("grpc") }}',
-            )
+            reason = f"port {match[1]} is not a port of the backend"
+        elif role is not None and str(ports[role].port) != match[1]:  # type: ignore[index]
+            reason = f"port {match[1]} is not the backend's {role} port"
+        else:
+            continue
+        yield Problem(
+            _line(text, match.start()),
+            f"{reason} (releases.yaml {fields}); "
+            'write {{ port("http") }} or {{ port("grpc") }}',
+        )
 
 
 #: Prometheus' scrape annotations on a pod (the relabelling of its kubernetes_sd examples reads
@@ -213,6 +255,27 @@ def _endpoints(text: str, data: ReleaseData) -> Iterator[Problem]:
             f"'{path}' is no endpoint of the backend (releases.yaml backend.endpoints[].path: "
             f'{", ".join(paths)}); write {{{{ endpoint("<path>") }}}}',
         )
+    yield from _methods(text, data)
+
+
+def _methods(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A method written just before a path the backend serves ("DELETE /v1/violations"):
+    the backend must serve that path with that method."""
+    endpoints = data.current.backend.endpoints
+    for match in re.finditer(r"\b(GET|POST|PUT|DELETE|PATCH) `?(/v1/[\w{}./-]*[\w}])", text):
+        method, path = match[1], match[2]
+        pattern = r"(?:\{id\}|[^/\s]+)"
+        methods = [
+            e.method
+            for e in endpoints
+            if re.fullmatch(re.escape(e.path).replace(r"\{id\}", pattern), path)
+        ]
+        if methods and method not in methods:
+            yield Problem(
+                _line(text, match.start()),
+                f"'{method} {path}': the backend serves {path} with {', '.join(methods)} "
+                "(releases.yaml backend.endpoints)",
+            )
 
 
 _COMMIT = re.compile(

@@ -1,0 +1,131 @@
+"""Values typed by hand in the wordings a review of the gate passed (gate/typed.py).
+
+- When the backend evaluates a trace, held to releases.yaml backend.evaluation: the window
+  after a trace's last span, the quiet time, how often the backend checks, and how far apart
+  spans are judged apart; as a single time, "between N and M", in minutes, with an en dash,
+  wrapped across lines, the quiet time and the check interval on their own.
+- A BeTrace image with the tag `latest` or a digest no release recorded.
+- The backend's ports named for the other role, and a method the backend does not serve
+  written before a path it serves."""
+
+from __future__ import annotations
+
+import pytest
+
+from betrace_dist.gate import typed
+from betrace_dist.release import load_release_data
+
+DATA = load_release_data()
+QUIET, LATEST = DATA.current.backend.evaluation.window
+EVERY = DATA.current.backend.evaluation.check_every_seconds
+
+
+def evaluation_problems(text: str) -> list[str]:
+    return [
+        f"{p.line}: {p.reason}"
+        for p in typed.problems(text, DATA)
+        if "backend.evaluation" in p.reason
+    ]
+
+
+WRONG = [
+    f"A trace is evaluated {LATEST + 1} seconds after its last span.",
+    f"A trace is evaluated between {LATEST + 1} and {LATEST + 2} seconds after its last span.",
+    f"A trace is evaluated {LATEST + 1} s to {LATEST + 2} s after its last span.",
+    f"A trace is evaluated {LATEST + 1} to {LATEST + 2} sec after its last span.",
+    f"A trace is evaluated {LATEST + 1}&ndash;{LATEST + 2} seconds after its last span.",
+    f"A trace is evaluated {LATEST + 1} or {LATEST + 2} seconds after its last span.",
+    f"A trace is evaluated {QUIET} to {LATEST} minutes after its last span.",
+    f"A trace is evaluated {LATEST + 1} to {LATEST + 2} seconds after the final span.",
+    f"A trace is evaluated {LATEST + 1} to {LATEST + 2} seconds after the last of its spans.",
+    f"A trace is evaluated {LATEST + 1} to {LATEST + 2} seconds after its last\n  span.",
+    f"A trace is evaluated {QUIET} to {LATEST} seconds after its first span arrived.",
+    f"It evaluates them once no span of that trace has arrived for {QUIET * 10} seconds.",
+    f"It waits for {QUIET * 10} seconds without a span.",
+    f"Traces are checked every {EVERY * 5} seconds.",
+    "The backend looks for finished traces once a minute.",
+    f"Spans of one trace sent {QUIET * 10} seconds or more apart are judged apart.",
+    f"A trace is evaluated at least {QUIET + 1} seconds after its last span.",
+    f"A trace is evaluated within {LATEST + 5} seconds after its last span.",
+]
+
+
+@pytest.mark.parametrize("text", WRONG)
+def test_a_wrong_evaluation_time_is_refused_at_its_line(text: str) -> None:
+    found = evaluation_problems(f"# Page\n\n{text}\n")
+    assert found and found[0].startswith("3: "), found
+    assert "write {{ evaluation_delay() }}" in found[0]
+
+
+RIGHT = [
+    f"A trace is evaluated {QUIET} to {LATEST} seconds after its last span.",
+    f"A trace is evaluated between {QUIET} and {LATEST} seconds after its\n  last span.",
+    f"A trace is evaluated at least {QUIET} seconds after its last span.",
+    f"A trace is evaluated within {LATEST} seconds after its last span.",
+    f"It evaluates them once no span of that trace has arrived for {QUIET} seconds.",
+    f"Spans sent {QUIET} seconds or more apart may be split, {LATEST} seconds or more apart are.",
+    "A stop takes 10 seconds or more.",
+]
+
+
+@pytest.mark.parametrize("text", RIGHT)
+def test_the_release_s_evaluation_times_pass(text: str) -> None:
+    assert evaluation_problems(f"# Page\n\n{text}\n") == []
+
+
+# -- BeTrace image references, in prose or a table --------------------------------------------
+
+REGISTRY = DATA.project.registry
+
+
+@pytest.mark.parametrize(
+    ("reference", "reason"),
+    [
+        (f"{REGISTRY}/backend:latest", "has a tag no release has"),
+        (f"{REGISTRY}/backend@sha256:{'2c' * 32}", "has a digest no release recorded"),
+        (
+            f"{REGISTRY}/backend:{DATA.current.version}@sha256:{'2c' * 32}",
+            "has a digest no release recorded",
+        ),
+    ],
+)
+def test_an_image_reference_no_release_has_is_refused(reference: str, reason: str) -> None:
+    """A review passed these in prose: the tag had to start with a digit, and a digest was
+    never read. No workflow pushes `latest`, and a digest must be one the release recorded."""
+    found = [p.reason for p in typed.problems(f"# Page\n\nPull `{reference}`.\n", DATA)]
+    assert any(reason in r for r in found), found
+
+
+def test_the_release_s_own_image_reference_passes() -> None:
+    reference = DATA.image_ref("backend")
+    assert typed.problems(f"# Page\n\nPull `{reference}`.\n", DATA) == []
+
+
+# -- the backend's ports by their role, and methods before paths --------------------------------
+
+HTTP = DATA.current.backend.ports["http"].port
+GRPC = DATA.current.backend.ports["grpc"].port
+
+
+def test_a_port_named_for_the_other_role_is_refused() -> None:
+    """A review passed the REST and gRPC ports swapped in prose: each was a port the backend
+    serves, and nothing read which one the sentence meant."""
+    text = f"# Page\n\nAnyone who reaches the REST port {GRPC} or the gRPC port {HTTP}.\n"
+    found = [p.reason for p in typed.problems(text, DATA)]
+    assert any(f"port {GRPC} is not the backend's http port" in r for r in found), found
+    assert any(f"port {HTTP} is not the backend's grpc port" in r for r in found), found
+    right = f"# Page\n\nAnyone who reaches the REST port {HTTP} or the gRPC port {GRPC}.\n"
+    assert typed.problems(right, DATA) == []
+    table = f"# Page\n\n| backend | {HTTP} (REST), {GRPC} (gRPC) |\n"
+    assert typed.problems(table, DATA) == []
+    swapped = f"# Page\n\n| backend | {GRPC} (REST), {HTTP} (gRPC) |\n"
+    assert len(typed.problems(swapped, DATA)) == 2
+
+
+def test_a_method_the_backend_does_not_serve_on_a_path_it_serves_is_refused() -> None:
+    found = [
+        p.reason for p in typed.problems("# P\n\nClear them with `DELETE /v1/violations`.\n", DATA)
+    ]
+    assert any("the backend serves /v1/violations with GET" in r for r in found), found
+    fine = "# P\n\nList them with `GET /v1/violations`, remove one with `DELETE /v1/rules/x`.\n"
+    assert typed.problems(fine, DATA) == []
