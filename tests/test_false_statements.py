@@ -34,6 +34,8 @@ def gate_run() -> str:
         ("app-lists-rules.md", "the app shows violation", "app-shows-no-statistics-or-traces"),
         ("app-backend-url-advice.md", "from your browser", "app-needs-the-distribution-patches"),
         ("body-limit.md", "up to 10 MiB", "about 4 MiB first (429)"),
+        ("body-limit.md", "at most about 10 MiB", "about 4 MiB first (429)"),
+        ("body-limit.md", "limited to 10,485,760 bytes", "about 4 MiB first (429)"),
         ("no-other-variable.md", "reads no other variable", "OTEL_* variables"),
         ("readiness.md", "is not writable", "/v1/ready checks nothing"),
         ("bare-binary.md", "result/bin", 'known_issue("slow-stop-without-otlp")'),
@@ -61,6 +63,9 @@ def gate_run() -> str:
         ("app-tests-connection.md", "at this version the Grafana", "lists, creates, enables"),
         ("grafana-minimum.md", "(≥ 9.0.0)", "shares only from 12.3.0"),
         ("grafana-minimum.md", "Grafana 9.0.0 or later", "shares only from 12.3.0"),
+        # wordings a review of the gate passed: "or newer", "at least", a version of 12 below 12.3
+        ("grafana-minimum.md", "Grafana 11.0.0 or newer", "shares only from 12.3.0"),
+        ("grafana-minimum.md", "at least Grafana 12.1", "shares only from 12.3.0"),
         ("attributes-whole-request.md", "more gives 400", "known issue partial-ingest"),
         ("evaluated-after-3s.md", "3 seconds after", "3 to 4 seconds after its last span"),
         ("evaluated-4-to-5s.md", "4 to 5 seconds after", "backend.evaluation"),
