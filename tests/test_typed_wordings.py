@@ -6,7 +6,9 @@
   wrapped across lines, the quiet time and the check interval on their own.
 - A BeTrace image with the tag `latest` or a digest no release recorded.
 - The backend's ports named for the other role, and a method the backend does not serve
-  written before a path it serves."""
+  written before a path it serves.
+- The stop with nothing on the OTLP endpoint given too few seconds or an upper bound, and
+  the export timeout set in seconds."""
 
 from __future__ import annotations
 
@@ -129,3 +131,38 @@ def test_a_method_the_backend_does_not_serve_on_a_path_it_serves_is_refused() ->
     assert any("the backend serves /v1/violations with GET" in r for r in found), found
     fine = "# P\n\nList them with `GET /v1/violations`, remove one with `DELETE /v1/rules/x`.\n"
     assert typed.problems(fine, DATA) == []
+
+
+# -- the stop with nothing on the OTLP endpoint, and the export timeout in seconds --------------
+
+SLOW = DATA.current.backend.stop.without_listener_at_least
+NOTHING = "When nothing answers on its telemetry endpoint, the backend"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{NOTHING} took up to {SLOW + 5} seconds to stop.",
+        f"{NOTHING} took about 2 seconds to stop.",
+        f"{NOTHING} needs 3 s to stop.",
+        f"{NOTHING} stops within 5 seconds.",
+    ],
+)
+def test_a_slow_stop_given_too_few_seconds_is_refused(text: str) -> None:
+    """A review passed these: only "N s or more" and "stops in N s" were read."""
+    found = [p.reason for p in typed.problems(f"# P\n\n{text}\n", DATA)]
+    assert any("without_listener_at_least" in r for r in found), found
+
+
+def test_the_slow_stop_as_the_release_states_it_passes() -> None:
+    text = f"# P\n\n{NOTHING} took {SLOW} seconds or more to stop (48 s once).\n"
+    assert typed.problems(text, DATA) == []
+
+
+def test_an_export_timeout_set_in_seconds_is_read() -> None:
+    text = (
+        "# P\n\nUnless `OTEL_EXPORTER_OTLP_TIMEOUT` bounds each export.\n"
+        "The Compose file sets it to 5 seconds.\n"
+    )
+    found = [p.reason for p in typed.problems(text, DATA)]
+    assert any("is no OTLP export timeout" in r for r in found), found

@@ -29,7 +29,9 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
   the quiet time it waits for, how often the backend checks and how far apart a trace's spans
   are judged apart, other than releases.yaml backend.evaluation;
 - a stop time of the backend with a number: "N s or more" other than the slow stop's bound,
-  "stops in N s" above the bound with the distribution's export timeout (backend.stop);
+  "stops in N s" above the bound with the distribution's export timeout, and any time below
+  the slow stop's bound, or bounded from above ("up to", "within"), in a sentence about the
+  stop with nothing on the OTLP endpoint that names no export timeout (backend.stop);
 - the app's page path (`/a/<id>`) or plugin folder with another id than the plugin's;
 - a `BETRACE_*` or `OTEL_*` variable the backend does not read (releases.yaml backend.env), that
   the release data does not name as ignored, and that neither the distribution's artefacts nor
@@ -567,6 +569,37 @@ _SLOW_STOP = re.compile(r"\b(\d+(?:\.\d+)?) ?(?:s|seconds) or (?:more|longer)\b"
 _QUICK_STOP = re.compile(r"\bstops? in (?:about |around |under )?(\d+(?:\.\d+)?) ?(?:s|seconds)\b")
 
 
+#: a sentence about the stop with nothing on the backend's OTLP endpoint and no export timeout
+_NO_LISTENER = re.compile(
+    r"\bnothing (?:answers|listens|receives)|\bno (?:OTLP )?(?:listener|receiver|collector)\b", re.I
+)
+_STOP_SECONDS = re.compile(
+    r"\b(?:(up to|at most|within|under|less than) )?(\d+(?:\.\d+)?) ?(?:s|seconds)\b", re.I
+)
+
+
+def _slow_stop_sentences(text: str, data: ReleaseData) -> Iterator[Problem]:
+    """A sentence about the stop with nothing on the OTLP endpoint (and no export timeout
+    named) that bounds it from above, or gives it fewer seconds than the slow stop's bound."""
+    bound = data.current.backend.stop.without_listener_at_least
+    flat, where = flatten(text)
+    for sentence in re.finditer(r"[^.!?]+[.!?]?", flat):
+        said = sentence[0]
+        if not (re.search(r"\bstop", said, re.I) and _NO_LISTENER.search(said)):
+            continue
+        if re.search(r"timeout|OTEL_EXPORTER_OTLP", said, re.I):
+            continue
+        for match in _STOP_SECONDS.finditer(said):
+            if match[1] or float(match[2]) < bound:
+                yield Problem(
+                    _line(text, where[sentence.start() + match.start()]),
+                    f"'{match[0]}': with nothing on its OTLP endpoint and no export timeout the "
+                    f"backend took {bound:g} s or more to stop (releases.yaml "
+                    "backend.stop.without_listener_at_least); write "
+                    "{{ release.backend.stop.without_listener_at_least }} seconds or more",
+                )
+
+
 def _stop_times(text: str, data: ReleaseData) -> Iterator[Problem]:
     """A stop time of the backend stated with a number: the slow stop (nothing on its OTLP
     endpoint) as the bound the probe holds it to, a quick one within the bound with the
@@ -694,6 +727,7 @@ _TIMEOUT_VALUES = (
     (re.compile(r"\b(\d+) ?(?:ms|milliseconds)\b"), 1),
     (re.compile(r"(?:\b(?:set|with|to|own)|Timeout(?:Ms)?`? \(|TIMEOUT`? \()\s*`?(\d{3,})\b"), 1),
     (re.compile(r"\b(\d+) ?(?:s|seconds) by default|\bwaits (\d+) ?(?:s|seconds)\b"), 1000),
+    (re.compile(r"\bsets? (?:it|the timeout) to (\d+) ?(?:s|seconds)\b"), 1000),
 )
 
 
@@ -902,6 +936,7 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _settings,
         _plugin_paths,
         _stop_times,
+        _slow_stop_sentences,
         _evaluation_window,
         _scrape_annotations,
     )
