@@ -600,6 +600,9 @@ def test_a_backend_path_on_the_reader_s_own_host_is_checked_as_the_backend_s(
 def test_another_service_s_path_on_the_reader_s_host_is_left_alone() -> None:
     assert _curl_at_backend("--json", "{}", "https://otel.example.com/v1/traces") is None
     assert _curl_at_backend("https://betrace-api.example.com/v1/health") is None
+    # paths other services share with the backend (the review's cases)
+    assert _curl_at_backend("-X", "POST", "https://prometheus.example.com/metrics") is None
+    assert _curl_at_backend("https://otel.example.com:13133/v1/health?verbose=1") is None
 
 
 @pytest.mark.parametrize(

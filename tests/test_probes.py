@@ -248,7 +248,7 @@ CHANGED_FACTS: dict[str, tuple[str, str]] = {
     "log-lines": ("lines_per_trace: 3\n", "lines_per_trace: 2\n"),
     "data-files": ("before_any_rule: []\n", "before_any_rule: [rules.json]\n"),
     # a window a second too early: its end (plus the probe's margin) falls before the latest
-    # measured evaluation, which the four staggered traces put at least 3.75 s after its POST
+    # measured evaluation, which the eight staggered traces put at least 3.875 s after its POST
     "evaluation-delay": ("quiet_seconds: 3\n", "quiet_seconds: 2\n"),
 }
 

@@ -77,6 +77,21 @@ def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
+#: words just before a value that say the text denies it ("there is no DELETE /v1/...",
+#: "no workflow pushes ...:latest", "not the gRPC port 12011")
+_DENIED = re.compile(
+    r"\b(?:no|not|never|without|nor|isn't|aren't|answers 404 to|refuses?)\b[^.]{0,24}\Z", re.I
+)
+
+
+def _denied(text: str, offset: int) -> bool:
+    return _DENIED.search(text, max(offset - 40, 0), offset) is not None
+
+
+#: a placeholder written where a tag goes (`:VERSION`, `:X.Y.Z`)
+_PLACEHOLDER_TAG = re.compile(r"[A-Z][A-Z0-9_]*|v?X\.Y(?:\.Z)?")
+
+
 def _image_refs(data: ReleaseData) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """The tags and the recorded digests of each BeTrace image, over every release."""
     tags: dict[str, set[str]] = {}
@@ -98,6 +113,8 @@ def _images(text: str, data: ReleaseData) -> Iterator[Problem]:
     )
     for match in re.finditer(pattern, text):
         name, tag, digest = match[1], match[2], match[3]
+        if _denied(text, match.start()) or (tag and _PLACEHOLDER_TAG.fullmatch(tag.rstrip("."))):
+            continue
         if name not in tags:
             reason = f"'{match[0]}' names no BeTrace image; images: {', '.join(sorted(tags))}"
         elif tag and tag.rstrip(".") not in tags[name]:
@@ -184,6 +201,8 @@ def _ports(text: str, data: ReleaseData) -> Iterator[Problem]:
     fields = ", ".join(f"backend.ports.{name}.port = {port.port}" for name, port in ports.items())
     for match in re.finditer(r"(?<![\w.-])(120\d\d)(?![\w.-]*\d)", text):
         role = _port_role(text, match.start(), match.end())
+        if _denied(text, match.start()):
+            role = None  # "not the gRPC port 12011": the words deny the role
         if match[1] not in served:
             reason = f"port {match[1]} is not a port of the backend"
         elif role is not None and str(ports[role].port) != match[1]:  # type: ignore[index]
@@ -272,7 +291,7 @@ def _methods(text: str, data: ReleaseData) -> Iterator[Problem]:
             for e in endpoints
             if re.fullmatch(re.escape(e.path).replace(r"\{id\}", pattern), path)
         ]
-        if methods and method not in methods:
+        if methods and method not in methods and not _denied(text, match.start()):
             yield Problem(
                 _line(text, match.start()),
                 f"'{method} {path}': the backend serves {path} with {', '.join(methods)} "
@@ -569,30 +588,36 @@ _SLOW_STOP = re.compile(r"\b(\d+(?:\.\d+)?) ?(?:s|seconds) or (?:more|longer)\b"
 _QUICK_STOP = re.compile(r"\bstops? in (?:about |around |under )?(\d+(?:\.\d+)?) ?(?:s|seconds)\b")
 
 
-#: a sentence about the stop with nothing on the backend's OTLP endpoint and no export timeout
+#: a clause about the stop with nothing on the backend's OTLP endpoint and no export timeout
 _NO_LISTENER = re.compile(
     r"\bnothing (?:answers|listens|receives)|\bno (?:OTLP )?(?:listener|receiver|collector)\b", re.I
 )
-_STOP_SECONDS = re.compile(
-    r"\b(?:(up to|at most|within|under|less than) )?(\d+(?:\.\d+)?) ?(?:s|seconds)\b", re.I
+#: a stop time attached to its verb: "took about 2 s to stop", "stops within 5 seconds"
+_STOP_TIME = re.compile(
+    r"\b(?:(?:took|takes?|needs?)\s+(?:(up to|at most|within|under|less than|about|around)\s+)?"
+    r"(\d+(?:\.\d+)?) ?(?:s|seconds)\s+to stop"
+    r"|stops?\s+(?:(within|in under|under|in about|in)\s+)?(\d+(?:\.\d+)?) ?(?:s|seconds))\b",
+    re.I,
 )
 
 
 def _slow_stop_sentences(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """A sentence about the stop with nothing on the OTLP endpoint (and no export timeout
-    named) that bounds it from above, or gives it fewer seconds than the slow stop's bound."""
+    """A stop time in a clause about the stop with nothing on the OTLP endpoint that names no
+    export timeout: no upper bound (one stop took 48 s) and no fewer seconds than the slow
+    stop's bound."""
     bound = data.current.backend.stop.without_listener_at_least
     flat, where = flatten(text)
-    for sentence in re.finditer(r"[^.!?]+[.!?]?", flat):
-        said = sentence[0]
-        if not (re.search(r"\bstop", said, re.I) and _NO_LISTENER.search(said)):
+    lines = _LineIndex(text)
+    # a sentence, cut where it joins another statement (", and", "but", ";")
+    for clause in re.finditer(r"(?:(?!,? (?:and|but|while) )[^.!?;]|\.(?=\d))+", flat):
+        said = clause[0]
+        if not _NO_LISTENER.search(said) or re.search(r"timeout|OTEL_EXPORTER", said, re.I):
             continue
-        if re.search(r"timeout|OTEL_EXPORTER_OTLP", said, re.I):
-            continue
-        for match in _STOP_SECONDS.finditer(said):
-            if match[1] or float(match[2]) < bound:
+        for match in _STOP_TIME.finditer(said):
+            upper, seconds = match[1] or match[3], float(match[2] or match[4])
+            if (upper and upper.lower() not in ("about", "around", "in")) or seconds < bound:
                 yield Problem(
-                    _line(text, where[sentence.start() + match.start()]),
+                    lines.line(where[clause.start() + match.start()]),
                     f"'{match[0]}': with nothing on its OTLP endpoint and no export timeout the "
                     f"backend took {bound:g} s or more to stop (releases.yaml "
                     "backend.stop.without_listener_at_least); write "
@@ -638,12 +663,13 @@ _WINDOW = re.compile(
     re.I,
 )
 _ONE_TIME = re.compile(
-    rf"\b(?:(at least|within|at most|up to|no later than) )?{_NUM} ?{_UNIT}{_AFTER}", re.I
+    rf"\b(?:(at least|within|at most|up to|no later than|about|around) )?{_NUM} ?{_UNIT}{_AFTER}",
+    re.I,
 )
-#: the quiet time: "no span ... for N s", "N seconds without a span", "N s of quiet"
+#: the quiet time: "no span ... for N s", "N seconds without a span"
 _QUIET = re.compile(
-    rf"\b(?:no span\b[^.]{{0,60}}?|without (?:a |any )?spans?\b[^.]{{0,30}}?|quiet\b[^.]{{0,20}}?)"
-    rf"\bfor {_NUM} ?{_UNIT}|\b{_NUM} ?{_UNIT} (?:of quiet|without (?:a |any )?spans?)\b",
+    rf"\b(?:no span\b[^.]{{0,60}}?|without (?:a |any )?spans?\b[^.]{{0,30}}?)"
+    rf"\bfor {_NUM} ?{_UNIT}|\b{_NUM} ?{_UNIT} without (?:a |any )?spans?\b",
     re.I,
 )
 #: how often the backend looks for finished traces
@@ -654,6 +680,11 @@ _CHECK = re.compile(
 )
 #: spans of one trace split apart: "N seconds or more apart"
 _APART = re.compile(rf"\b{_NUM} ?{_UNIT} or (?:more|longer) apart\b", re.I)
+#: a sentence that speaks of when the backend evaluates traces (the checks above judge only
+#: such sentences: "Compose checks the health every 5 s" is another subject)
+_ABOUT_EVALUATION = re.compile(r"\b(?:evaluat|judg|verdict|violation|finished traces?|split)", re.I)
+_ABOUT_TRACES = re.compile(r"\btraces?\b", re.I)
+_WAIT = re.compile(r"\bwait", re.I)
 
 
 def _seconds(number: str, unit: str | None) -> float:
@@ -664,55 +695,92 @@ def _seconds(number: str, unit: str | None) -> float:
     return value * 60 if (unit or "s").lower().startswith("min") else value
 
 
+def _sentences(flat: str) -> Iterator[re.Match[str]]:
+    """The sentences of a flattened text (a point between digits ends none)."""
+    return re.finditer(r"(?:[^.!?]|\.(?=\d))+[.!?]?", flat)
+
+
+def _one_time_holds(bound: str, value: float, evaluation: Evaluation, waiting: bool) -> bool:
+    """Whether one time, with its bound, is true of when a trace is evaluated; `waiting`: the
+    time is a wait for the verdict ("wait 5 seconds after the last span"), which must last
+    until the latest evaluation."""
+    quiet, latest = evaluation.window
+    if waiting:
+        return value >= latest and bound not in ("within", "at most", "up to", "no later than")
+    if bound == "at least":
+        return value <= quiet
+    if bound in ("within", "at most", "up to", "no later than"):
+        return value >= latest
+    return quiet <= value <= latest  # bare, about, around: inside the window
+
+
 def _evaluation_window(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """When a trace is evaluated after its last span, however it is worded (a window "N to M
-    seconds", "between N and M", one time with or without "at least" or "within"; wrapped
-    across lines), the quiet time it waits for, how often it checks, and how far apart a
-    trace's spans are judged apart: the values of releases.yaml backend.evaluation, which the
-    probe evaluation-delay measures in every run."""
+    """When a trace is evaluated after its last span, however a sentence about evaluation
+    words it (a window "N to M seconds", "between N and M", one time with or without "at
+    least", "within" or "about"; wrapped across lines), the quiet time it waits for, how often
+    it checks, and how far apart a trace's spans are judged apart: the values of releases.yaml
+    backend.evaluation, which the probe evaluation-delay measures in every run."""
     evaluation = data.current.backend.evaluation
     flat, where = flatten(text)
-    windows = list(_WINDOW.finditer(flat))
-    for match in windows:
+    lines = _LineIndex(text)
+    for sentence in _sentences(flat):
+        said = sentence[0]
+        if not (_ABOUT_EVALUATION.search(said) and _ABOUT_TRACES.search(said)):
+            continue
+        for offset, match in _evaluation_mistakes(said, evaluation):
+            yield _evaluation_problem(
+                lines.line(where[sentence.start() + offset]), match, evaluation
+            )
+
+
+def _evaluation_mistakes(said: str, evaluation: Evaluation) -> Iterator[tuple[int, re.Match[str]]]:
+    covered = bytearray(len(said))  # offsets inside a window: its second number is no time
+    for match in _WINDOW.finditer(said):
+        covered[match.start() : match.end()] = b"\x01" * (match.end() - match.start())
         window = (_seconds(match[1], match[2] or match[4]), _seconds(match[3], match[4]))
         if window != evaluation.window or match[5].lower() == "first":
-            yield _evaluation_problem(text, where, match, evaluation)
-    taken = [range(m.start(), m.end()) for m in windows]
-    for match in _ONE_TIME.finditer(flat):
-        if any(match.start() in span for span in taken):
+            yield match.start(), match
+    for match in _ONE_TIME.finditer(said):
+        if covered[match.start()]:
             continue
         bound, value = (match[1] or "").lower(), _seconds(match[2], match[3])
-        fits = (bound == "at least" and value == evaluation.quiet_seconds) or (
-            bound in ("within", "at most", "up to", "no later than")
-            and value == evaluation.window[1]
-        )
-        if not fits or match[4].lower() == "first":
-            yield _evaluation_problem(text, where, match, evaluation)
-    yield from _evaluation_parts(text, flat, where, evaluation)
+        waiting = _WAIT.search(said, max(match.start() - 40, 0), match.start()) is not None
+        if not _one_time_holds(bound, value, evaluation, waiting) or match[4].lower() == "first":
+            yield match.start(), match
+    yield from _evaluation_parts(said, evaluation)
 
 
-def _evaluation_parts(
-    text: str, flat: str, where: list[int], evaluation: Evaluation
-) -> Iterator[Problem]:
-    for match in _QUIET.finditer(flat):
+def _evaluation_parts(said: str, evaluation: Evaluation) -> Iterator[tuple[int, re.Match[str]]]:
+    """The quiet time, the check interval and how far apart spans split, in one sentence."""
+    for match in _QUIET.finditer(said):
         number, unit = (match[1], match[2]) if match[1] else (match[3], match[4])
         if _seconds(number, unit) != evaluation.quiet_seconds:
-            yield _evaluation_problem(text, where, match, evaluation)
-    for match in _CHECK.finditer(flat):
-        every = _seconds(match[1], match[2]) if match[1] else 60 if match[3] == "minute" else 1
+            yield match.start(), match
+    for match in _CHECK.finditer(said):
+        minute = (match[3] or "").lower() == "minute"
+        every = _seconds(match[1], match[2]) if match[1] else 60 if minute else 1
         if every != evaluation.check_every_seconds:
-            yield _evaluation_problem(text, where, match, evaluation)
-    for match in _APART.finditer(flat):
-        if _seconds(match[1], match[2]) not in evaluation.window:
-            yield _evaluation_problem(text, where, match, evaluation)
+            yield match.start(), match
+    for match in _APART.finditer(said):  # spans further apart than the quiet time may split
+        if _seconds(match[1], match[2]) < evaluation.quiet_seconds:
+            yield match.start(), match
 
 
-def _evaluation_problem(
-    text: str, where: list[int], match: re.Match[str], evaluation: Evaluation
-) -> Problem:
+class _LineIndex:
+    """Line numbers of offsets of a text, by bisection (a page of many matches must not count
+    its newlines again for each)."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset)
+
+
+def _evaluation_problem(line: int, match: re.Match[str], evaluation: Evaluation) -> Problem:
     quiet, latest = evaluation.window
     return Problem(
-        _line(text, where[match.start()]),
+        line,
         f"'{match[0]}': the backend evaluates a trace once no span of it came for {quiet} s, "
         f"checked every {evaluation.check_every_seconds} s, so {quiet} to {latest} seconds after "
         "its last span (releases.yaml backend.evaluation); write {{ evaluation_delay() }}, "
@@ -727,7 +795,6 @@ _TIMEOUT_VALUES = (
     (re.compile(r"\b(\d+) ?(?:ms|milliseconds)\b"), 1),
     (re.compile(r"(?:\b(?:set|with|to|own)|Timeout(?:Ms)?`? \(|TIMEOUT`? \()\s*`?(\d{3,})\b"), 1),
     (re.compile(r"\b(\d+) ?(?:s|seconds) by default|\bwaits (\d+) ?(?:s|seconds)\b"), 1000),
-    (re.compile(r"\bsets? (?:it|the timeout) to (\d+) ?(?:s|seconds)\b"), 1000),
 )
 
 

@@ -887,14 +887,15 @@ def expect_late_span(data: ReleaseData) -> dict[str, Expect]:
 
 register(Probe("late-span", measure_late_span, expect_late_span, _ports))
 
-#: traces the probe evaluation-delay sends, a quarter of a second apart: their spans arrive at
-#: four points of the backend's one-second check, so the latest waits at least three quarters of
-#: the check's second past the quiet time (a window claimed a second too early fails)
-DELAY_TRACES = 4
-DELAY_STAGGER = 0.25
+#: traces the probe evaluation-delay sends, an eighth of a second apart: their spans arrive at
+#: eight points of the backend's one-second check, so the latest waits at least seven eighths
+#: of the check's second past the quiet time (a window claimed a second too early fails)
+DELAY_TRACES = 8
+DELAY_STAGGER = 0.125
 #: seconds added to the window's end for the probe's own poll of the log (every 50 ms) and the
-#: machine's load; the window's start needs none, nothing is evaluated before it
-DELAY_MARGIN = 0.5
+#: machine's load (a check that fires late); the window's start needs none, nothing is
+#: evaluated before it. Below 0.875, so that a window a second early still fails.
+DELAY_MARGIN = 0.75
 
 
 def _evaluated_at(api: Backend, traces: set[str], mark: int) -> dict[str, float]:
@@ -1006,6 +1007,12 @@ register(Probe("span-level", measure_span_level, expect_span_level, _ports))
 # --- ingest -----------------------------------------------------------------------------------
 
 
+#: seconds partial-ingest waits for the refused batch's trace to be evaluated (a few times the
+#: window of releases.yaml backend.evaluation): a backend that never evaluates it, the outcome
+#: if upstream changes, then fails the probe soon, not after EVALUATION_LIMIT
+PARTIAL_WAIT = 15.0
+
+
 def measure_partial(params: Mapping[str, Any]) -> dict[str, Any]:
     nameless = {"traceId": "d" * 32, "spanId": "c0ffee00c0ffee00", "attributes": {}}
     with started(params) as api:
@@ -1014,7 +1021,7 @@ def measure_partial(params: Mapping[str, Any]) -> dict[str, Any]:
         answer = api.post_json("/v1/spans", {"spans": [*breaking_trace("d" * 32), nameless]})
         empty = api.post_json("/v1/spans", {})
         # the spans before the refused one are evaluated, or the wait ends: then none counts
-        api.await_traces({"d" * 32}, mark)
+        api.await_traces({"d" * 32}, mark, PARTIAL_WAIT)
         found = violations(api)
     return {
         "batch_status": answer.status,
@@ -1062,7 +1069,8 @@ def measure_attribute_values(params: Mapping[str, Any]) -> dict[str, Any]:
 def expect_attribute_values(data: ReleaseData) -> dict[str, Expect]:
     return {
         "status": equal(400),
-        "message": contains("invalid value for string field"),
+        # the words send-traces-to-betrace.md quotes, for the value 1500
+        "message": contains("invalid value for string field value: 1500"),
         "violations_of_the_refused_request": equal(0),
         "violations_of_the_valid_trace": equal(1),
     }

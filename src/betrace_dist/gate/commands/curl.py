@@ -583,11 +583,19 @@ def _check_target(
     return listener, forwarded
 
 
+#: the backend's paths that other services serve too (an OTel Collector's health check, any
+#: Prometheus exporter's /metrics): off this machine they say nothing of which service answers
+_SHARED_PATHS = frozenset({"/v1/health", "/v1/ready"})
+
+
 def _backend_off_machine(release: Release, method: str, path: str) -> str | None:
     """A URL off this machine whose path is one the backend serves is taken as a call to the
     backend behind the reader's ingress: its method, body and query are the backend's to
     check (which paths the reader's ingress passes is the chart's to check). Another path is
-    another service's (an OTLP collector's /v1/traces), not checked here."""
+    another service's (an OTLP collector's /v1/traces), not checked here; so are the paths
+    other services share with the backend (/metrics, the health and readiness checks)."""
+    if not path.startswith("/v1/") or path in _SHARED_PATHS:
+        return None
     methods = [e.method for e in release.backend.endpoints if path_pattern(e.path).match(path)]
     if not methods:
         return None
