@@ -51,6 +51,12 @@ WRONG = [
     f"A trace is evaluated at least {QUIET + 1} seconds after its last span.",
     f"A trace is evaluated within {QUIET} seconds after its last span.",
     f"Wait {QUIET - 1} seconds after the last span, then read the trace's violations.",
+    # the second review's: the backend's own wait, a check of traces, the quiet time
+    f"The backend waits {LATEST} seconds after a trace's last span, then evaluates the trace.",
+    f"The backend waits {LATEST} s after the last span before judging the trace.",
+    f"Traces are checked every {EVERY * 5} seconds and then evaluated.",
+    f"A trace is evaluated after {LATEST} seconds of quiet.",
+    f"A trace is evaluated once it has been quiet for {LATEST} seconds.",
 ]
 
 
@@ -72,6 +78,14 @@ RIGHT = [
     "Keep the app quiet for 10 seconds.",
     f"Spans sent {LATEST * 3} seconds or more apart are evaluated as two traces.",
     f"A trace is evaluated within {LATEST + 5} seconds after its last span.",
+    # the second review's: the backend's wait, a span sent later, a reader's sleep or poll
+    f"The backend waits {QUIET} seconds after a trace's last span, then evaluates the trace.",
+    f"A span sent {LATEST * 3} seconds after the last span of a trace is evaluated as another.",
+    f"Sleep {LATEST + 1} seconds after the last span, then read the trace's violations.",
+    f"A trace is not evaluated 1 second after its last span: the backend waits {QUIET} s.",
+    "Check the trace's violations every 5 seconds until they appear.",
+    f"Compose checks the backend's health every 5 s; traces are evaluated {QUIET} to {LATEST} "
+    "seconds after their last span.",
     f"A trace is evaluated between {QUIET} and {LATEST} seconds after its\n  last span.",
     f"A trace is evaluated at least {QUIET} seconds after its last span.",
     f"A trace is evaluated within {LATEST} seconds after its last span.",
@@ -131,7 +145,7 @@ def test_the_release_s_own_image_reference_passes(tmp_path: Path) -> None:
         f"Replace `{REGISTRY}/backend:VERSION` with the release you run.",
         f"Pull `{REGISTRY}/backend:X.Y.Z`.",
         "There is no DELETE /v1/violations: violations stay until a restart.",
-        "The backend answers 404 to DELETE /v1/violations.",
+        "You cannot DELETE /v1/violations: violations stay until a restart.",
         f"Not the gRPC port {DATA.current.backend.ports['http'].port}: that one is HTTP.",
     ],
 )
@@ -184,6 +198,11 @@ NOTHING = "When nothing answers on its telemetry endpoint, the backend"
         f"{NOTHING} took about 2 seconds to stop.",
         f"{NOTHING} needs 3 s to stop.",
         f"{NOTHING} stops within 5 seconds.",
+        # the second review's wordings
+        "With no collector the backend stops after 5 seconds.",
+        "With no collector, stopping the backend takes 5 seconds.",
+        "With no collector the backend needs 5 s before it stops.",
+        "With no OTLP listener and no export timeout, the backend stops within 5 s.",
     ],
 )
 def test_a_slow_stop_given_too_few_seconds_is_refused(text: str) -> None:
@@ -206,12 +225,32 @@ def test_the_slow_stop_as_the_release_states_it_passes(text: str) -> None:
     assert typed.problems(f"# P\n\n{text}\n", DATA) == []
 
 
-def test_the_grafana_backports_as_releases_yaml_states_them_pass() -> None:
-    """The false claim of an early Grafana minimum takes "or later" and "and later" (a review's
-    wordings), but not the patch releases that carry the backport, which the release data
-    itself names."""
-    backport = DATA.current.grafana.backports[-1]
-    line = backport.rsplit(".", 1)[0]
-    said = f"Grafana {backport} and later {line} patch releases share the runtime."
-    assert claims.false_claims(said, DATA.current) == []
-    assert claims.false_claims(f"Grafana {line} or later. Patch releases differ.", DATA.current)
+@pytest.mark.parametrize(
+    "said",
+    [
+        "The app runs on Grafana 11 or later, including patch releases.",
+        "Grafana 11.0 and later patch releases load the app.",
+        "Grafana 12.0 or later. Patch releases differ.",
+    ],
+)
+def test_an_early_grafana_minimum_is_refused_with_patch_releases_too(said: str) -> None:
+    """A second review passed these once the claim left "patch releases" alone: the release
+    data names the backport patch releases one by one, and pages take them from there."""
+    assert claims.false_claims(said, DATA.current)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If you no longer need them, DELETE /v1/violations clears them.",
+        "Not only GET but DELETE /v1/violations works.",
+        f"Without a pinned tag, `{REGISTRY}/backend:latest` is the newest.",
+        f"Pull `{REGISTRY}/backend:LATEST`.",
+        f"The backend has no TLS; its gRPC port {HTTP} is plain.",
+        f"The REST port is {GRPC}.",
+    ],
+)
+def test_a_denial_word_of_another_clause_does_not_hide_a_wrong_value(text: str) -> None:
+    """A second review passed these: a denial counted across a comma, a semicolon or "not
+    only", and any capitals as a placeholder tag; a role counted only right before a port."""
+    assert typed.problems(f"# Page\n\n{text}\n", DATA), text

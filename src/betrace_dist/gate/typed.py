@@ -74,13 +74,21 @@ _VERSIONISH = r"v?\d[\w.+-]*"
 
 
 def _line(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
+    """The line of an offset, by bisection over the text's line starts (counted once a text:
+    a hostile page of many wrong values must not have its newlines counted for each)."""
+    return bisect.bisect_right(_line_starts(text), offset)
+
+
+@functools.lru_cache(maxsize=2)
+def _line_starts(text: str) -> list[int]:
+    return [0] + [m.end() for m in re.finditer("\n", text)]
 
 
 #: words just before a value that say the text denies it ("there is no DELETE /v1/...",
 #: "no workflow pushes ...:latest", "not the gRPC port 12011")
 _DENIED = re.compile(
-    r"\b(?:no|not|never|without|nor|isn't|aren't|answers 404 to|refuses?)\b[^.]{0,24}\Z", re.I
+    r"\b(?:no|not(?! only)|never|without|nor|neither|cannot|can't|isn't|aren't)\b[^.,;:]{0,24}\Z",
+    re.I,
 )
 
 
@@ -89,7 +97,7 @@ def _denied(text: str, offset: int) -> bool:
 
 
 #: a placeholder written where a tag goes (`:VERSION`, `:X.Y.Z`)
-_PLACEHOLDER_TAG = re.compile(r"[A-Z][A-Z0-9_]*|v?X\.Y(?:\.Z)?")
+_PLACEHOLDER_TAG = re.compile(r"VERSION|TAG|RELEASE|v?X\.Y(?:\.Z)?")
 
 
 def _image_refs(data: ReleaseData) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -181,7 +189,9 @@ def _chart_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
 
 #: a role written right before a port ("the REST port 12011", "gRPC: 12012") or right after
 #: it ("12012 (gRPC)")
-_ROLE_BEFORE = re.compile(r"\b(?:(REST|HTTP)|(gRPC))(?: API)?(?: port| server)?:? ?`?\Z", re.I)
+_ROLE_BEFORE = re.compile(
+    r"\b(?:(REST|HTTP)|(gRPC))(?: API)?(?: port| server)?(?: is)?:? ?`?\Z", re.I
+)
 _ROLE_AFTER = re.compile(r"\A`? ?\(?(?:(REST|HTTP)|(gRPC))\b", re.I)
 
 
@@ -590,15 +600,21 @@ _QUICK_STOP = re.compile(r"\bstops? in (?:about |around |under )?(\d+(?:\.\d+)?)
 
 #: a clause about the stop with nothing on the backend's OTLP endpoint and no export timeout
 _NO_LISTENER = re.compile(
-    r"\bnothing (?:answers|listens|receives)|\bno (?:OTLP )?(?:listener|receiver|collector)\b", re.I
+    r"\bnothing (?:answers|listens|receives|is listening)"
+    r"|\b(?:no|without an?) (?:OTLP )?(?:listener|receiver|collector)\b",
+    re.I,
 )
 #: a stop time attached to its verb: "took about 2 s to stop", "stops within 5 seconds"
 _STOP_TIME = re.compile(
     r"\b(?:(?:took|takes?|needs?)\s+(?:(up to|at most|within|under|less than|about|around)\s+)?"
-    r"(\d+(?:\.\d+)?) ?(?:s|seconds)\s+to stop"
-    r"|stops?\s+(?:(within|in under|under|in about|in)\s+)?(\d+(?:\.\d+)?) ?(?:s|seconds))\b",
+    r"(\d+(?:\.\d+)?) ?(?:s|seconds)\s+(?:to stop|before it stops)"
+    r"|stops?\s+(?:(within|in under|under|in about|in|after)\s+)?(\d+(?:\.\d+)?) ?(?:s|seconds)"
+    r"|stop(?:ping)?\b[^.,;]{0,30}?\btakes?\s+(?:(up to|at most|within|under|about|around)\s+)?"
+    r"(\d+(?:\.\d+)?) ?(?:s|seconds))\b",
     re.I,
 )
+#: a clause that gives the backend an export timeout (not one that says there is none)
+_WITH_TIMEOUT = re.compile(r"OTEL_EXPORTER|\b(?<!no )(?<!no export )timeout\b", re.I)
 
 
 def _slow_stop_sentences(text: str, data: ReleaseData) -> Iterator[Problem]:
@@ -607,17 +623,17 @@ def _slow_stop_sentences(text: str, data: ReleaseData) -> Iterator[Problem]:
     stop's bound."""
     bound = data.current.backend.stop.without_listener_at_least
     flat, where = flatten(text)
-    lines = _LineIndex(text)
     # a sentence, cut where it joins another statement (", and", "but", ";")
-    for clause in re.finditer(r"(?:(?!,? (?:and|but|while) )[^.!?;]|\.(?=\d))+", flat):
+    for clause in re.finditer(r"(?:(?!, (?:and|but|while) | but | while )[^.!?;]|\.(?=\d))+", flat):
         said = clause[0]
-        if not _NO_LISTENER.search(said) or re.search(r"timeout|OTEL_EXPORTER", said, re.I):
+        if not _NO_LISTENER.search(said) or _WITH_TIMEOUT.search(said):
             continue
         for match in _STOP_TIME.finditer(said):
-            upper, seconds = match[1] or match[3], float(match[2] or match[4])
-            if (upper and upper.lower() not in ("about", "around", "in")) or seconds < bound:
+            upper = (match[1] or match[3] or match[5] or "").lower()
+            seconds = float(match[2] or match[4] or match[6])
+            if upper not in ("", "about", "around", "in", "in about", "after") or seconds < bound:
                 yield Problem(
-                    lines.line(where[clause.start() + match.start()]),
+                    _line(text, where[clause.start() + match.start()]),
                     f"'{match[0]}': with nothing on its OTLP endpoint and no export timeout the "
                     f"backend took {bound:g} s or more to stop (releases.yaml "
                     "backend.stop.without_listener_at_least); write "
@@ -668,8 +684,8 @@ _ONE_TIME = re.compile(
 )
 #: the quiet time: "no span ... for N s", "N seconds without a span"
 _QUIET = re.compile(
-    rf"\b(?:no span\b[^.]{{0,60}}?|without (?:a |any )?spans?\b[^.]{{0,30}}?)"
-    rf"\bfor {_NUM} ?{_UNIT}|\b{_NUM} ?{_UNIT} without (?:a |any )?spans?\b",
+    rf"\b(?:no span\b[^.]{{0,60}}?|without (?:a |any )?spans?\b[^.]{{0,30}}?|quiet\b[^.]{{0,20}}?)"
+    rf"\bfor {_NUM} ?{_UNIT}|\b{_NUM} ?{_UNIT} (?:of quiet|without (?:a |any )?spans?)\b",
     re.I,
 )
 #: how often the backend looks for finished traces
@@ -678,13 +694,24 @@ _CHECK = re.compile(
     rf"\b(?:every {_NUM} ?{_UNIT}|once an? (second|minute)\b)",
     re.I,
 )
+#: whose check a sentence speaks of: the backend's, for finished traces
+_CHECKER = re.compile(
+    r"\b(?:backend|betrace)\b[^.;]{0,40}\b(?:check|looks?)"
+    r"|finished traces?|traces? (?:are|is) checked",
+    re.I,
+)
 #: spans of one trace split apart: "N seconds or more apart"
 _APART = re.compile(rf"\b{_NUM} ?{_UNIT} or (?:more|longer) apart\b", re.I)
 #: a sentence that speaks of when the backend evaluates traces (the checks above judge only
 #: such sentences: "Compose checks the health every 5 s" is another subject)
 _ABOUT_EVALUATION = re.compile(r"\b(?:evaluat|judg|verdict|violation|finished traces?|split)", re.I)
 _ABOUT_TRACES = re.compile(r"\btraces?\b", re.I)
-_WAIT = re.compile(r"\bwait", re.I)
+#: a wait of the reader's before reading a verdict ("wait 5 seconds", "sleep 5", "give it 5 s")
+_WAIT = re.compile(r"\b(?:wait|sleep|give)", re.I)
+#: the backend's own wait: the quiet time ("the backend waits 3 seconds after the last span")
+_BACKEND_WAIT = re.compile(r"\b(?:backend|betrace|engine)\b[^.,;]{0,20}\bwaits?\b", re.I)
+#: a time of a span sent or arriving later, not of the evaluation ("a span sent 10 s after")
+_SENT = re.compile(r"\b(?:sent|send|sends|arrives?|arriving|comes?|posted)\b[^.,;]{0,12}\Z", re.I)
 
 
 def _seconds(number: str, unit: str | None) -> float:
@@ -697,21 +724,30 @@ def _seconds(number: str, unit: str | None) -> float:
 
 def _sentences(flat: str) -> Iterator[re.Match[str]]:
     """The sentences of a flattened text (a point between digits ends none)."""
-    return re.finditer(r"(?:[^.!?]|\.(?=\d))+[.!?]?", flat)
+    return re.finditer(r"(?:[^.!?;]|\.(?=\d)|;(?! ))+[.!?;]?", flat)
 
 
-def _one_time_holds(bound: str, value: float, evaluation: Evaluation, waiting: bool) -> bool:
-    """Whether one time, with its bound, is true of when a trace is evaluated; `waiting`: the
-    time is a wait for the verdict ("wait 5 seconds after the last span"), which must last
-    until the latest evaluation."""
+def _one_time_holds(bound: str, value: float, evaluation: Evaluation, kind: str) -> bool:
+    """Whether one time, with its bound, is true of when a trace is evaluated. `kind`:
+    "evaluated" (the time of the verdict), "reader" (a wait for the verdict, which must last
+    until the latest evaluation) or "backend" (the backend's own wait, the quiet time)."""
     quiet, latest = evaluation.window
-    if waiting:
+    if kind == "reader":
         return value >= latest and bound not in ("within", "at most", "up to", "no later than")
+    if kind == "backend":
+        latest = quiet
     if bound == "at least":
         return value <= quiet
     if bound in ("within", "at most", "up to", "no later than"):
         return value >= latest
     return quiet <= value <= latest  # bare, about, around: inside the window
+
+
+def _time_kind(before: str) -> str:
+    """Whose time the words before it give: the backend's wait, the reader's, or the verdict's."""
+    if _BACKEND_WAIT.search(before):
+        return "backend"
+    return "reader" if _WAIT.search(before) else "evaluated"
 
 
 def _evaluation_window(text: str, data: ReleaseData) -> Iterator[Problem]:
@@ -722,14 +758,13 @@ def _evaluation_window(text: str, data: ReleaseData) -> Iterator[Problem]:
     backend.evaluation, which the probe evaluation-delay measures in every run."""
     evaluation = data.current.backend.evaluation
     flat, where = flatten(text)
-    lines = _LineIndex(text)
     for sentence in _sentences(flat):
         said = sentence[0]
         if not (_ABOUT_EVALUATION.search(said) and _ABOUT_TRACES.search(said)):
             continue
         for offset, match in _evaluation_mistakes(said, evaluation):
             yield _evaluation_problem(
-                lines.line(where[sentence.start() + offset]), match, evaluation
+                _line(text, where[sentence.start() + offset]), match, evaluation
             )
 
 
@@ -743,9 +778,12 @@ def _evaluation_mistakes(said: str, evaluation: Evaluation) -> Iterator[tuple[in
     for match in _ONE_TIME.finditer(said):
         if covered[match.start()]:
             continue
+        before = said[max(match.start() - 40, 0) : match.start()]
+        if _SENT.search(before) or _DENIED.search(before):
+            continue  # a span sent later, or a time the sentence denies
         bound, value = (match[1] or "").lower(), _seconds(match[2], match[3])
-        waiting = _WAIT.search(said, max(match.start() - 40, 0), match.start()) is not None
-        if not _one_time_holds(bound, value, evaluation, waiting) or match[4].lower() == "first":
+        kind = _time_kind(before)
+        if not _one_time_holds(bound, value, evaluation, kind) or match[4].lower() == "first":
             yield match.start(), match
     yield from _evaluation_parts(said, evaluation)
 
@@ -756,7 +794,8 @@ def _evaluation_parts(said: str, evaluation: Evaluation) -> Iterator[tuple[int, 
         number, unit = (match[1], match[2]) if match[1] else (match[3], match[4])
         if _seconds(number, unit) != evaluation.quiet_seconds:
             yield match.start(), match
-    for match in _CHECK.finditer(said):
+    backend_checks = _CHECKER.search(said) is not None
+    for match in _CHECK.finditer(said) if backend_checks else ():
         minute = (match[3] or "").lower() == "minute"
         every = _seconds(match[1], match[2]) if match[1] else 60 if minute else 1
         if every != evaluation.check_every_seconds:
@@ -764,17 +803,6 @@ def _evaluation_parts(said: str, evaluation: Evaluation) -> Iterator[tuple[int, 
     for match in _APART.finditer(said):  # spans further apart than the quiet time may split
         if _seconds(match[1], match[2]) < evaluation.quiet_seconds:
             yield match.start(), match
-
-
-class _LineIndex:
-    """Line numbers of offsets of a text, by bisection (a page of many matches must not count
-    its newlines again for each)."""
-
-    def __init__(self, text: str) -> None:
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def line(self, offset: int) -> int:
-        return bisect.bisect_right(self.starts, offset)
 
 
 def _evaluation_problem(line: int, match: re.Match[str], evaluation: Evaluation) -> Problem:

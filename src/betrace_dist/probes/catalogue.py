@@ -922,12 +922,14 @@ def measure_evaluation_delay(params: Mapping[str, Any]) -> dict[str, Any]:
     sent: dict[str, tuple[float, float]] = {}
     with started(params) as api:
         mark = api.log_mark()
+        start = time.monotonic()
         for n in range(DELAY_TRACES):
             trace = f"{n + 10:x}" * 32
+            # each POST at its own point of the check's second, however long the last one took
+            time.sleep(max(start + n * DELAY_STAGGER - time.monotonic(), 0))
             before = time.monotonic()
             api.post_json("/v1/spans", {"spans": breaking_trace(trace)})
             sent[trace] = (before, time.monotonic())
-            time.sleep(DELAY_STAGGER)
         seen = _evaluated_at(api, set(sent), mark)
     return {
         "earliest_after_sent": round(min(seen[t] - sent[t][0] for t in sent), 3),
