@@ -254,3 +254,11 @@ def test_a_denial_word_of_another_clause_does_not_hide_a_wrong_value(text: str) 
     """A second review passed these: a denial counted across a comma, a semicolon or "not
     only", and any capitals as a placeholder tag; a role counted only right before a port."""
     assert typed.problems(f"# Page\n\n{text}\n", DATA), text
+
+
+def test_the_grafana_backports_are_versions_grafana_has() -> None:
+    """The release data names the patch releases that carry the backport (grafana.backports):
+    a page may name them; before, the version check refused them as no version of Grafana."""
+    for version in DATA.current.grafana.backports:
+        text = f"# Page\n\nGrafana {version} carries the backport.\n"
+        assert typed.problems(text, DATA) == [], version

@@ -398,6 +398,7 @@ def _known_versions(data: ReleaseData) -> dict[str, tuple[set[str], str]]:
     r, history = data.current, data.releases
     chart = r.grafana_chart
     grafana = {str(v) for v in (r.grafana.minimum, *r.grafana.tested, chart.app_version)}
+    grafana |= {str(v) for v in (*r.grafana.backports, r.grafana.upstream_minimum)}
     grafana |= {r.observability.grafana.tag, r.grafana.react_19_from}
     compose = ({r.compose.minimum, *r.compose.broken}, "compose.minimum, compose.broken")
     return {
@@ -417,8 +418,8 @@ def _known_versions(data: ReleaseData) -> dict[str, tuple[set[str], str]]:
         ),
         "grafana": (
             grafana,
-            "grafana.minimum, grafana.tested, grafana.react_19_from, grafana_chart.app_version, "
-            "observability.grafana",
+            "grafana.minimum, grafana.backports, grafana.upstream_minimum, grafana.tested, "
+            "grafana.react_19_from, grafana_chart.app_version, observability.grafana",
         ),
     }
 
