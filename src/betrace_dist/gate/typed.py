@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import itertools
 import re
 from collections.abc import Iterator
 
@@ -869,12 +868,12 @@ class _Elements:
     each found once: a paragraph of many sizes was walked again for each (minutes for 12,000)."""
 
     def __init__(self, text: str) -> None:
+        self.text = text
         self.lines = text.split("\n")
-        self.starts = list(itertools.accumulate((len(line) + 1 for line in self.lines), initial=0))
         self.found: dict[int, str] = {}
 
     def line(self, offset: int) -> int:
-        return bisect.bisect_right(self.starts, offset)
+        return _line(self.text, offset)
 
     def around(self, offset: int) -> str:
         index = self.line(offset) - 1
