@@ -214,6 +214,20 @@ def test_a_slow_stop_given_too_few_seconds_is_refused(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        f"Without a collector the backend took {SLOW + 5:g} seconds\nor more to stop.",
+        "With the export timeout the backend stops\nin 40 seconds.",
+    ],
+)
+def test_a_stop_time_wrapped_across_lines_is_read(text: str) -> None:
+    """A stop time wrapped across lines was read only in the no-listener wordings: the check
+    of "N s or more" and "stops in N s" read the page line by line."""
+    found = typed.problems(f"# P\n\n{text}\n", DATA)
+    assert [p.line for p in found] == [3], found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         f"{NOTHING} took {SLOW} seconds or more to stop (48 s once).",
         # true sentences a review found refused by the first version of the check
         f"The backend stops within 1 s when the collector answers, and takes {SLOW} s or more "

@@ -617,14 +617,16 @@ _STOP_TIME = re.compile(
 _WITH_TIMEOUT = re.compile(r"OTEL_EXPORTER|\b(?<!no )(?<!no export )timeout\b", re.I)
 
 
-def _slow_stop_sentences(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """A stop time in a clause about the stop with nothing on the OTLP endpoint that names no
-    export timeout: no upper bound (one stop took 48 s) and no fewer seconds than the slow
-    stop's bound."""
-    bound = data.current.backend.stop.without_listener_at_least
-    flat, where = flatten(text)
-    # a sentence, cut where it joins another statement (", and", "but", ";")
-    for clause in re.finditer(r"(?:(?!, (?:and|but|while) | but | while )[^.!?;]|\.(?=\d))+", flat):
+def _clauses(flat: str) -> Iterator[re.Match[str]]:
+    """The clauses of a flattened text: a sentence, cut where it joins another statement
+    (", and", "but", "while", ";")."""
+    return re.finditer(r"(?:(?!, (?:and|but|while) | but | while )[^.!?;]|\.(?=\d))+", flat)
+
+
+def _slow_stop_mistakes(flat: str, bound: float) -> Iterator[tuple[int, str]]:
+    """Where a clause about the stop with nothing on the OTLP endpoint, naming no export
+    timeout, gives an upper bound (one stop took 48 s) or fewer seconds than the slow stop's."""
+    for clause in _clauses(flat):
         said = clause[0]
         if not _NO_LISTENER.search(said) or _WITH_TIMEOUT.search(said):
             continue
@@ -632,40 +634,41 @@ def _slow_stop_sentences(text: str, data: ReleaseData) -> Iterator[Problem]:
             upper = (match[1] or match[3] or match[5] or "").lower()
             seconds = float(match[2] or match[4] or match[6])
             if upper not in ("", "about", "around", "in", "in about", "after") or seconds < bound:
-                yield Problem(
-                    _line(text, where[clause.start() + match.start()]),
-                    f"'{match[0]}': with nothing on its OTLP endpoint and no export timeout the "
-                    f"backend took {bound:g} s or more to stop (releases.yaml "
-                    "backend.stop.without_listener_at_least); write "
-                    "{{ release.backend.stop.without_listener_at_least }} seconds or more",
+                yield (
+                    clause.start() + match.start(),
+                    f"'{match[0]}': " + _SLOW_STOP_TEXT.format(bound),
                 )
 
 
+_SLOW_STOP_TEXT = (
+    "with nothing on its OTLP endpoint and no export timeout the backend took {:g} s or more "
+    "to stop (releases.yaml backend.stop.without_listener_at_least); write "
+    "{{{{ release.backend.stop.without_listener_at_least }}}} seconds or more"
+)
+_QUICK_STOP_TEXT = (
+    "is longer than the stop with the distribution's export timeout (at most {:g} s: "
+    "releases.yaml backend.stop.with_distribution_timeout_at_most)"
+)
+
+
 def _stop_times(text: str, data: ReleaseData) -> Iterator[Problem]:
-    """A stop time of the backend stated with a number: the slow stop (nothing on its OTLP
-    endpoint) as the bound the probe holds it to, a quick one within the bound with the
-    distribution's export timeout (releases.yaml backend.stop)."""
+    """A stop time of the backend stated with a number, read on the text as one line: the slow
+    stop (nothing on its OTLP endpoint) as the bound the probe holds it to, in every wording
+    `_STOP_TIME` reads; a quick one within the bound with the distribution's export timeout
+    (releases.yaml backend.stop)."""
     stop = data.current.backend.stop
-    for match in _SLOW_STOP.finditer(text):
-        window = text[max(match.start() - 120, 0) : match.end() + 60]
-        if re.search(r"\bstop|\btook\b", window, re.I) and (
-            float(match[1]) != stop.without_listener_at_least
-        ):
-            yield Problem(
-                _line(text, match.start()),
-                f"'{match[0]}': the stop without an OTLP listener is "
-                f"{stop.without_listener_at_least:g} s or more (releases.yaml "
-                "backend.stop.without_listener_at_least); write "
-                "{{ release.backend.stop.without_listener_at_least }}",
-            )
-    for match in _QUICK_STOP.finditer(text):
-        if float(match[1]) > stop.with_distribution_timeout_at_most:
-            yield Problem(
-                _line(text, match.start()),
-                f"'{match[0]}' is longer than the stop with the distribution's export timeout "
-                f"(at most {stop.with_distribution_timeout_at_most:g} s: releases.yaml "
-                "backend.stop.with_distribution_timeout_at_most)",
-            )
+    slow, quick = stop.without_listener_at_least, stop.with_distribution_timeout_at_most
+    flat, where = flatten(text)
+    found = list(_slow_stop_mistakes(flat, slow))
+    for match in _SLOW_STOP.finditer(flat):
+        window = flat[max(match.start() - 120, 0) : match.end() + 60]
+        if re.search(r"\bstop|\btook\b", window, re.I) and float(match[1]) != slow:
+            found.append((match.start(), f"'{match[0]}': " + _SLOW_STOP_TEXT.format(slow)))
+    for match in _QUICK_STOP.finditer(flat):
+        if float(match[1]) > quick:
+            found.append((match.start(), f"'{match[0]}' " + _QUICK_STOP_TEXT.format(quick)))
+    for at, reason in sorted(found):
+        yield Problem(_line(text, where[at]), reason)
 
 
 _WORD_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -1031,7 +1034,6 @@ def problems(text: str, data: ReleaseData, about_the_gate: bool = False) -> list
         _settings,
         _plugin_paths,
         _stop_times,
-        _slow_stop_sentences,
         _evaluation_window,
         _scrape_annotations,
     )
