@@ -7,9 +7,11 @@ source), run in a network namespace of its own with only loopback (betrace_dist.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +238,7 @@ def _rule_of(listed: dict) -> dict:
 
 def compose_init(tool: Any, tmp_path: Path, busybox: Path) -> list[str]:
     """The backend-rules service's command as the real Compose resolves the stack, its `sh`
-    BusyBox's (the image's shell; run_init gives it BusyBox's programs alone)."""
+    BusyBox's (the image's shell; ComposeInit.run gives it BusyBox's programs alone)."""
     from betrace_dist.artefacts import compose as c
 
     env = tmp_path / ".env"
@@ -255,118 +257,124 @@ def compose_init(tool: Any, tmp_path: Path, busybox: Path) -> list[str]:
     return [str(busybox / "sh"), *rest]
 
 
-def run_init(
-    command: list[str],
-    rules_json: str | None,
-    data: Path,
-    tmp_path: Path,
-    check: bool = True,
-    force: bool = False,
-) -> subprocess.CompletedProcess[str]:
-    """The init's shell command run by BusyBox's sh, with BusyBox's programs alone on its PATH,
-    on a folder standing in for the volume (chown only where the test runs as root, as the
-    service does)."""
-    import os
+@dataclass
+class ComposeInit:
+    """The backend-rules service's command, resolved by the real Compose, and a folder standing
+    in for the data volume."""
 
-    source = tmp_path / "rules" / "rules.json"
-    source.parent.mkdir(exist_ok=True)
-    if rules_json is None:  # Docker makes a missing bind source a directory
-        source.unlink(missing_ok=True)
-        source.mkdir(exist_ok=True)
-    else:
-        source.write_text(rules_json, encoding="utf-8")
-    # `compose config` keeps `$$` (its escape of `$`), which the container then receives as `$`
-    script = command[-1].replace("$$", "$")
-    script = script.replace("/rules/rules.json", str(source)).replace("/data", str(data))
-    if os.geteuid() != 0:
-        script = script.replace("chown -R 10001:10001", "true")
-    env = {"PATH": str(Path(command[0]).parent)} | ({"BETRACE_RULES_FORCE": "1"} if force else {})
-    return subprocess.run(
-        [*command[:-1], script], check=check, timeout=30, capture_output=True, text=True, env=env
-    )
+    command: list[str]
+    data: Path
+    tmp_path: Path
+
+    def run(
+        self, rules_json: str | None, check: bool = True, force: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """The init's shell command run by BusyBox's sh, with BusyBox's programs alone on its
+        PATH, on `rules_json` as the bind-mounted file (None: missing, which Docker makes a
+        directory); chown only where the test runs as root, as the service does."""
+        source = self.tmp_path / "rules" / "rules.json"
+        source.parent.mkdir(exist_ok=True)
+        if rules_json is None:
+            source.unlink(missing_ok=True)
+            source.mkdir(exist_ok=True)
+        else:
+            source.write_text(rules_json, encoding="utf-8")
+        # `compose config` keeps `$$` (its escape of `$`), which the container receives as `$`
+        script = self.command[-1].replace("$$", "$")
+        script = script.replace("/rules/rules.json", str(source)).replace("/data", str(self.data))
+        if os.geteuid() != 0:
+            script = script.replace("chown -R 10001:10001", "true")
+        env = {"PATH": str(Path(self.command[0]).parent)}
+        env |= {"BETRACE_RULES_FORCE": "1"} if force else {}
+        return subprocess.run(
+            [*self.command[:-1], script],
+            check=check,
+            timeout=30,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
+    def stored(self) -> str:
+        return (self.data / "rules.json").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def rules_init(tool: Any, busybox: Path, tmp_path: Path) -> ComposeInit:
+    data = tmp_path / "data"
+    data.mkdir()
+    return ComposeInit(compose_init(tool, tmp_path, busybox), data, tmp_path)
 
 
 def test_compose_rules_are_loaded_and_enforced_after_each_start(
-    backend_program: Path, tool: Any, busybox: Path, tmp_path: Path
+    backend_program: Path, rules_init: ComposeInit
 ) -> None:
     """The Compose path: the stack's init command copies rules.json (here made from the
     example rules, as a reader makes docker/rules.json) into the data volume; the real backend
     lists and enforces them, after a restart too. The shipped empty rules.json writes nothing,
     so rules made through the API stay."""
-    command = compose_init(tool, tmp_path, busybox)
-    data = tmp_path / "data"
-    data.mkdir()
     example = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
-    run_init(command, example, data, tmp_path)
-    assert (data / "rules.json").read_text(encoding="utf-8") == example
-    assert_deployed(backend_program, (data / "rules.json").read_text(encoding="utf-8"))
-    (data / "rules.json").write_text("kept", encoding="utf-8")
+    rules_init.run(example)
+    assert rules_init.stored() == example
+    assert_deployed(backend_program, rules_init.stored())
+    (rules_init.data / "rules.json").write_text("kept", encoding="utf-8")
     shipped = (REPO_ROOT / "docker" / "rules.json").read_text(encoding="utf-8")
-    run_init(command, shipped, data, tmp_path)
-    assert (data / "rules.json").read_text(encoding="utf-8") == "kept"
+    rules_init.run(shipped)
+    assert rules_init.stored() == "kept"
 
 
 def test_an_up_with_the_file_copied_last_keeps_the_rules_made_through_the_api(
-    tool: Any, busybox: Path, tmp_path: Path
+    rules_init: ComposeInit,
 ) -> None:
     """`docker compose up` runs backend-rules each time; with the same rules.json it copied the
     file again, and the backend's next start (a `restart backend`, a crash, a reboot) dropped
     every rule made through the API since. A changed file is copied again."""
-    command = compose_init(tool, tmp_path, busybox)
-    data = tmp_path / "data"
-    data.mkdir()
     example = rulesfile.rules_json(rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml"))
-    run_init(command, example, data, tmp_path)
-    (data / "rules.json").write_text('{"made-through-the-api": {}}', encoding="utf-8")
-    again = run_init(command, example, data, tmp_path)
-    assert (data / "rules.json").read_text(encoding="utf-8") == '{"made-through-the-api": {}}'
+    rules_init.run(example)
+    (rules_init.data / "rules.json").write_text('{"made-through-the-api": {}}', encoding="utf-8")
+    again = rules_init.run(example)
+    assert rules_init.stored() == '{"made-through-the-api": {}}'
     assert "nothing copied" in again.stdout
     changed = example.replace("HIGH", "LOW", 1)
     assert changed != example
-    run_init(command, changed, data, tmp_path)
-    assert (data / "rules.json").read_text(encoding="utf-8") == changed
+    rules_init.run(changed)
+    assert rules_init.stored() == changed
     # the backend wrote over it (a rule made through the API); forced, the same file wins
-    (data / "rules.json").write_text('{"made-through-the-api": {}}', encoding="utf-8")
-    run_init(command, changed, data, tmp_path)
-    assert (data / "rules.json").read_text(encoding="utf-8") == '{"made-through-the-api": {}}'
-    run_init(command, changed, data, tmp_path, force=True)
-    assert (data / "rules.json").read_text(encoding="utf-8") == changed
+    (rules_init.data / "rules.json").write_text('{"made-through-the-api": {}}', encoding="utf-8")
+    rules_init.run(changed)
+    assert rules_init.stored() == '{"made-through-the-api": {}}'
+    rules_init.run(changed, force=True)
+    assert rules_init.stored() == changed
 
 
-def test_a_missing_rules_file_stops_the_up(tool: Any, busybox: Path, tmp_path: Path) -> None:
+def test_a_missing_rules_file_stops_the_up(rules_init: ComposeInit) -> None:
     """Docker makes a missing bind source a directory; sha256sum then failed inside a pipe
     that `set -e` does not see, the empty sum equalled the empty record of a new volume, and
     the service said "copied last" and exited 0."""
-    command = compose_init(tool, tmp_path, busybox)
-    data = tmp_path / "data"
-    data.mkdir()
-    result = run_init(command, None, data, tmp_path, check=False)
+    result = rules_init.run(None, check=False)
     assert result.returncode == 1, result
     assert "docker/rules.json is missing" in result.stderr
-    assert list(data.iterdir()) == []
+    assert list(rules_init.data.iterdir()) == []
 
 
 @pytest.mark.parametrize("text", ["", "\n", "null", "[]", "{", '"rules"'])
 def test_a_rules_file_that_is_no_json_object_stops_the_up_with_a_message(
-    tool: Any, busybox: Path, tmp_path: Path, text: str
+    rules_init: ComposeInit, text: str
 ) -> None:
     """An emptied or broken rules.json was copied, and the backend then exited at each start
     ("Failed to initialize rule store"), restarted by Compose, or (`null`) started with no
     rules: now backend-rules fails, so `up` stops with its message, and nothing is written."""
-    command = compose_init(tool, tmp_path, busybox)
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "rules.json").write_text("before", encoding="utf-8")
-    result = run_init(command, text, data, tmp_path, check=False)
+    (rules_init.data / "rules.json").write_text("before", encoding="utf-8")
+    result = rules_init.run(text, check=False)
     assert result.returncode == 1, result
     assert "docker/rules.json is not a JSON object" in result.stderr
     assert "write {} for no rules" in result.stderr
-    assert sorted(p.name for p in data.iterdir()) == ["rules.json"]
-    assert (data / "rules.json").read_text(encoding="utf-8") == "before"
+    assert sorted(p.name for p in rules_init.data.iterdir()) == ["rules.json"]
+    assert rules_init.stored() == "before"
 
 
 def test_a_rule_body_saved_as_the_rules_file_stops_the_up_with_a_message(
-    backend_program: Path, tool: Any, busybox: Path, tmp_path: Path
+    backend_program: Path, rules_init: ComposeInit
 ) -> None:
     """The guides' first rule is a POST /v1/rules body, saved in docker/ beside rules.json:
     saved under that name, it passed the old shape check, and the backend then exited at each
@@ -377,27 +385,19 @@ def test_a_rule_body_saved_as_the_rules_file_stops_the_up_with_a_message(
     body = (REPO_ROOT / "docs" / "examples" / "first-violation" / "rule.json").read_text()
     with pytest.raises(EngineError, match="cannot unmarshal string into Go struct field"):
         engine.run({"rules_json": body, "traces": []}, backend_program)
-    command = compose_init(tool, tmp_path, busybox)
-    data = tmp_path / "data"
-    data.mkdir()
-    result = run_init(command, body, data, tmp_path, check=False)
+    result = rules_init.run(body, check=False)
     assert result.returncode == 1, result
     assert "holds no rule under its name" in result.stderr
     assert "betrace-dist rules json" in result.stderr
-    assert list(data.iterdir()) == []
+    assert list(rules_init.data.iterdir()) == []
 
 
 @pytest.mark.parametrize("text", ["{}", "{ }\n", "{\n}\n"])
-def test_a_rules_file_with_no_rule_copies_nothing(
-    tool: Any, busybox: Path, tmp_path: Path, text: str
-) -> None:
-    command = compose_init(tool, tmp_path, busybox)
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "rules.json").write_text("kept", encoding="utf-8")
-    result = run_init(command, text, data, tmp_path)
+def test_a_rules_file_with_no_rule_copies_nothing(rules_init: ComposeInit, text: str) -> None:
+    (rules_init.data / "rules.json").write_text("kept", encoding="utf-8")
+    result = rules_init.run(text)
     assert "holds no rule: nothing copied" in result.stdout
-    assert (data / "rules.json").read_text(encoding="utf-8") == "kept"
+    assert rules_init.stored() == "kept"
 
 
 def test_chart_rules_are_loaded_and_enforced_after_each_start(
