@@ -392,6 +392,25 @@ def test_a_rule_body_saved_as_the_rules_file_stops_the_up_with_a_message(
     assert list(rules_init.data.iterdir()) == []
 
 
+def test_a_rules_file_with_a_byte_order_mark_stops_the_up_with_a_message(
+    backend_program: Path, rules_init: ComposeInit
+) -> None:
+    """A rules file saved with a byte-order mark (some Windows editors write one): the real
+    backend does not start on it, and backend-rules said it did not begin with `{` when it
+    seemed to. It now names the mark, and writes nothing."""
+    from betrace_dist.rules.engine import EngineError
+
+    marked = "\ufeff" + rulesfile.rules_json(
+        rulesfile.load(REPO_ROOT / "docker" / "rules.example.yaml")
+    )
+    with pytest.raises(EngineError, match="invalid character"):
+        engine.run({"rules_json": marked, "traces": []}, backend_program)
+    result = rules_init.run(marked, check=False)
+    assert result.returncode == 1, result
+    assert "docker/rules.json begins with a byte-order mark" in result.stderr
+    assert list(rules_init.data.iterdir()) == []
+
+
 @pytest.mark.parametrize("text", ["{}", "{ }\n", "{\n}\n"])
 def test_a_rules_file_with_no_rule_copies_nothing(rules_init: ComposeInit, text: str) -> None:
     (rules_init.data / "rules.json").write_text("kept", encoding="utf-8")
