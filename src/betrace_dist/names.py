@@ -17,6 +17,9 @@ FLOATING_TAGS = frozenset({"latest", "stable", "main", "master", "edge", "nightl
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|API_KEY")
 #: a variable that claims to configure BeTrace or its OpenTelemetry SDK (BETRACE_*, OTEL_*)
 SETTING_VARIABLE = re.compile(r"\b(?:BETRACE|OTEL)_[A-Z0-9_]*[A-Z0-9]\b")
+#: What Go's strconv.ParseBool reads as true (Go's src/strconv/atob.go): Helm's flags and the
+#: Docker log driver's `compress` are read by it.
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 
 
 def is_floating_tag(tag: str) -> bool:

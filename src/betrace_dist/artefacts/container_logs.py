@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..names import GO_TRUE
+
 #: The local driver's defaults: five files of 20 MB (Docker's page: "100MB of log messages per
 #: container"), the rotated ones compressed.
 LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5", "compress": "true"}
 #: json-file keeps one file, uncompressed, when the options do not say otherwise.
 JSON_FILE_DEFAULTS = {"max-file": "1", "compress": "false"}
-#: What strconv.ParseBool, which reads `compress`, takes for true.
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 
 _USE = "use json-file with max-size and max-file, or the local driver"
 
@@ -95,7 +95,7 @@ def limit(logging: Mapping[str, Any] | None) -> LogLimit:
         raise LoggingProblem(("driver",), _driver_problem(driver))
     options = {**defaults, **options}
     found = LogLimit(driver, _file_bytes(options["max-size"]), _files(options["max-file"]))
-    if options["compress"] in _TRUE and found.files < 2:
+    if options["compress"] in GO_TRUE and found.files < 2:
         # Both drivers refuse it: only rotated files are compressed (moby's option checks).
         raise LoggingProblem(
             ("options", "compress"),

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import markdown
 
+from ..names import close_to
 from ..site import active_content, limits
 from ..site.snippets import is_snippets
 from .lexer import Block
@@ -370,11 +371,8 @@ def link_problems(
 
 
 def _closest(word: str, ids: set[str]) -> str:
-    import difflib
-
-    headings = [i for i in ids if not i.startswith("__")]
-    match = difflib.get_close_matches(word, headings, n=1)
-    return f" (did you mean '#{match[0]}'?)" if match else ""
+    match = close_to(word, [i for i in ids if not i.startswith("__")])
+    return f" (did you mean '#{match}'?)" if match else ""
 
 
 def _line_of(lines: list[str], href: str) -> int:

@@ -1432,10 +1432,6 @@ def measure_cors(params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cors_params(data: ReleaseData) -> dict[str, Any]:
-    return _ports(data)
-
-
 def expect_cors(data: ReleaseData) -> dict[str, Expect]:
     cors = data.current.backend.cors
     return {
@@ -1447,7 +1443,7 @@ def expect_cors(data: ReleaseData) -> dict[str, Expect]:
     }
 
 
-register(Probe("cors", measure_cors, expect_cors, _cors_params))
+register(Probe("cors", measure_cors, expect_cors, _ports))
 
 
 def measure_plain_http(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ added by a postprocessor to the HTML of the page, as the hook adds it to `page.c
 from __future__ import annotations
 
 import importlib.util
-import logging
 import threading
 import xml.etree.ElementTree as etree
 from dataclasses import dataclass, field
@@ -32,8 +31,6 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
 from . import notes, page_dates, sandbox
-
-LOG = logging.getLogger("betrace_dist.site.zensical")
 
 #: mkdocs-macros' `on_undefined` values and the Undefined classes they select.
 _UNDEFINED = {

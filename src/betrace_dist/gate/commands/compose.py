@@ -42,7 +42,7 @@ from ...errors import ProblemsError
 from ...names import BETRACE_IMAGES, closest, is_number
 from ...release import ReleaseData
 from ..data_volume import data_file_problem
-from ..session import CommandError, Invocation, Session
+from ..session import VARIABLE_NAME, CommandError, Invocation, Session
 from ..shellwords import SUBSTITUTED
 from ..world import Listener, World, listing
 from .flags import CommandLine, accepted
@@ -406,7 +406,6 @@ def _project(
 
 
 #: a variable's name in a .env file, and the prefixes of the variables Compose reads itself
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMPOSE_OWN = ("COMPOSE_", "DOCKER_", "BUILDKIT_")
 
 
@@ -436,7 +435,7 @@ def _settings_used(
                 "value itself (a heredoc whose delimiter is quoted, <<'EOF', runs nothing either)"
             )
     names = [line.partition("=")[0].removeprefix("export ").strip() for line in lines]
-    given = [n for n in names if _ENV_NAME.fullmatch(n) and not n.startswith(_COMPOSE_OWN)]
+    given = [n for n in names if VARIABLE_NAME.fullmatch(n) and not n.startswith(_COMPOSE_OWN)]
     services = (project.get("services") or {}).values()
     taken = {str(k) for svc in services for k in dict(svc.get("environment") or {})}
     # a .env value may use an earlier variable of the file (compose-go's dotenv expands it)

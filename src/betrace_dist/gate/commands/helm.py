@@ -37,7 +37,7 @@ from ... import backend_env, tools, yamlio
 from ...artefacts import ingress_nginx, kube_enums
 from ...artefacts.chart_policy import HelmError, Manifest, parse_manifests
 from ...errors import ProblemsError
-from ...names import GoNumberError, closest, go_int, go_quote
+from ...names import GO_TRUE, GoNumberError, closest, go_int, go_quote
 from .. import grafana_app, grafana_chart, grafana_stack, missing
 from ..grafana_stack import rolling_volume_problem, stack
 from ..session import CommandError, Invocation, Session
@@ -757,10 +757,6 @@ def _values_kept(parsed: CommandLine, existing: HelmRelease, release: HelmReleas
         )
 
 
-#: the words Go's strconv.ParseBool reads as true (as _NO_WAIT's false ones)
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-
-
 def _dry_run(parsed: CommandLine) -> bool:
     """Whether --dry-run keeps the command from the cluster, read as Helm 4 reads it
     (cmdGetDryRunFlagStrategy, pkg/cmd/helpers.go of helm/helm after v4.1.0): bare (its
@@ -774,7 +770,7 @@ def _dry_run(parsed: CommandLine) -> bool:
         return True
     if value == "none" or value in _NO_WAIT - {"hookOnly"}:
         return False
-    if value in _GO_TRUE:
+    if value in GO_TRUE:
         return True
     raise CommandError(
         f'helm {parsed.sub[0]}: invalid dry-run value ("{value}"). Must be "none", "server", '
