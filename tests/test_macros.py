@@ -143,6 +143,8 @@ def test_the_development_site_warns_that_the_tag_may_not_exist_yet(
     dev = render(site_with(tmp_path / "dev"), "{{ tag_note() }}")
     assert dev.startswith('!!! warning "This is the development site')
     assert f"may not exist yet. Until then clone `main`: leave out `--branch {tag}`" in dev
+    # a reviewer found the GitOps objects and the flake input naming the tag with no word
+    assert "write `main` where a file names the tag" in dev and "`branch: main`" in dev
 
 
 def test_a_request_field_is_its_name_json_type_and_whether_it_is_required(

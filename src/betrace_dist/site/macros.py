@@ -120,8 +120,10 @@ def _tag_note_macro(data: ReleaseData) -> Callable[[], str]:
                 f'!!! warning "This is the development site, built from `main`"\n\n'
                 f"    Its commands name the tag `{tag}`, which is made only when release "
                 f"{data.current.version} is published, and may not exist yet. Until then clone "
-                f"`main`: leave out `--branch {tag}`. The site of each published release, "
-                f"chosen in the version menu, matches its tag.\n"
+                f"`main`: leave out `--branch {tag}`, and write `main` where a file names the "
+                f"tag (a flake input, Argo CD's `targetRevision`; Flux's `ref` takes "
+                f"`branch: main`). The site of each published release, chosen in the version "
+                f"menu, matches its tag.\n"
             )
         return (
             f"The tag `{tag}` is made when this release is, and the site of a release is built "
