@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from betrace_dist import REPO_ROOT
+from betrace_dist.artefacts import crd_schemas
 from betrace_dist.gate import gitops
 from betrace_dist.gate.session import CommandError, Session
 from betrace_dist.release import ReleaseData
@@ -29,7 +30,7 @@ def test_an_application_on_the_release_tag_passes(release_data: ReleaseData) -> 
     doc = application(
         f"v{release_data.current.version}", release_data.project.distribution_repository
     )
-    assert gitops.schema_problems(doc) == []
+    assert crd_schemas.schema_problems(doc) == []
     assert gitops.source_problems(doc, release_data) == []
     assert gitops.release_name(doc) == "betrace"
 
@@ -72,7 +73,9 @@ def test_an_application_naming_what_argo_cd_lacks_is_refused(
 def test_a_missing_required_field_is_named(release_data: ReleaseData) -> None:
     doc = application("v1", release_data.project.distribution_repository)
     del doc["spec"]["project"]
-    assert gitops.schema_problems(doc) == ["Application spec: 'project' is a required property"]
+    assert crd_schemas.schema_problems(doc) == [
+        "Application spec: 'project' is a required property"
+    ]
 
 
 def test_flux_default_release_name_joins_target_namespace_and_name() -> None:

@@ -26,6 +26,7 @@ EXPECTED_SCENARIOS = {
     "backend-only-values.yaml",
     "gitops-values.yaml",
     "rules-values.yaml",
+    "gateway-values.yaml",
 }
 
 

@@ -188,6 +188,9 @@ defaults.
 {{- if .Values.grafana.ingress.enabled }}
 - name: GF_SERVER_ROOT_URL
   value: {{ printf "%s://%s/" (ternary "https" "http" (ne .Values.grafana.ingress.tlsSecret "")) .Values.grafana.ingress.host | quote }}
+{{- else if and .Values.grafana.httpRoute.enabled .Values.grafana.httpRoute.rootUrl }}
+- name: GF_SERVER_ROOT_URL
+  value: {{ .Values.grafana.httpRoute.rootUrl | quote }}
 {{- end }}
 # Grafana's plugin preinstaller off. It runs at every start and replaces the bundled data-source
 # plugins (Prometheus, Tempo, Loki...) with newer ones from grafana.com; on this read-only root

@@ -22,7 +22,7 @@ from .. import backend_env, grafana_env, yamlio
 from ..errors import ProblemsError
 from ..names import BETRACE_IMAGES, image_tag, is_floating_tag, looks_secret
 from ..release import Plugin, ReleaseData
-from . import ingress_nginx, kube_enums
+from . import crd_schemas, ingress_nginx, kube_enums
 
 
 class HelmError(Exception):
@@ -796,6 +796,47 @@ def check_services(manifests: list[Manifest]) -> list[str]:
     return out
 
 
+def _route_targets(m: Manifest) -> Iterator[tuple[Any, Any]]:
+    """(Service name, port) of each backend an Ingress or an HTTPRoute sends requests to: an
+    Ingress names the port by name or number, an HTTPRoute by number."""
+    spec = m.doc.get("spec") or {}
+    if m.kind == "Ingress":
+        for rule in spec.get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                service = (path.get("backend") or {}).get("service") or {}
+                port = service.get("port") or {}
+                yield service.get("name"), port.get("name", port.get("number"))
+    elif m.kind == "HTTPRoute":
+        for rule in spec.get("rules") or []:
+            for ref in rule.get("backendRefs") or []:
+                if ref.get("kind", "Service") == "Service" and not ref.get("group"):
+                    yield ref.get("name"), ref.get("port")
+
+
+def check_routes(manifests: list[Manifest]) -> list[str]:
+    """Every Ingress and HTTPRoute sends requests to a rendered Service, at a port it has: one
+    that names another answers 503 through the controller, with nothing said at install."""
+    services = {
+        m.name: {
+            v
+            for p in (m.doc.get("spec") or {}).get("ports") or []
+            for v in (p.get("name"), p.get("port"))
+        }
+        for m in manifests
+        if m.kind == "Service"
+    }
+    out: list[str] = []
+    for m in (m for m in manifests if m.kind in ("Ingress", "HTTPRoute")):
+        for name, port in _route_targets(m):
+            if name not in services:
+                out.append(f"{m}: sends requests to Service '{name}', which is not rendered")
+            elif port not in services[name]:
+                out.append(
+                    f"{m}: sends requests to port {port} of Service '{name}', which has none"
+                )
+    return out
+
+
 def check_backend_service(manifests: list[Manifest], data: ReleaseData) -> list[str]:
     """The backend Service publishes the backend's real ports under their names."""
     out: list[str] = []
@@ -830,6 +871,7 @@ def check_all(
         *(check_grafana(manifests, data) if grafana else check_no_grafana(manifests)),
         *check_references(manifests, external),
         *check_services(manifests),
+        *check_routes(manifests),
     ]
 
 
@@ -1038,14 +1080,18 @@ def _hint(exc: Exception) -> str:
 
 
 def validate_kubernetes(manifests: list[Manifest], versions: Sequence[str]) -> list[str]:
-    """Strict Kubernetes schema validation (unknown fields rejected) for each version given,
-    then the values of the fields the API server takes from a fixed set (kube_enums), which the
-    schemas do not hold."""
+    """Strict Kubernetes schema validation (unknown fields rejected) for each version given, or
+    for a kind Kubernetes does not define, its CRD's schema (crd_schemas); then the values of
+    the fields the API server takes from a fixed set (kube_enums), which the schemas do not
+    hold."""
     import kubernetes_validate  # imported here: loading its schemas is only needed by this check
 
     out: list[str] = []
+    plain = [m for m in manifests if not crd_schemas.modelled(m.doc)]
+    for m in (m for m in manifests if crd_schemas.modelled(m.doc)):
+        out += [f"{m}: {problem}" for problem in crd_schemas.schema_problems(m.doc)]
     for version in versions:
-        for m in manifests:
+        for m in plain:
             try:
                 kubernetes_validate.validate(m.doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:

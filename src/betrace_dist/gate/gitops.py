@@ -1,8 +1,8 @@
 """Argo CD Applications and Flux HelmReleases (with their GitRepository), as a page applies them.
 
 kubernetes-validate knows Kubernetes' own kinds only, so these are checked against JSON Schemas
-written from the upstream CRDs at pinned versions (data/gitops-schemas.yaml says which). Beyond
-the schema, the gate checks what makes such an object work with this project: it takes the
+written from the upstream CRDs at pinned versions (artefacts/crd_schemas.py). Beyond the schema,
+the gate checks what makes such an object work with this project: it takes the
 chart from this repository at the release's tag, and its values render with the real Helm to the
 same objects every time (a GitOps tool renders the chart over and over; the chart's generated
 secrets, read back with `lookup`, change at every render where `lookup` sees no cluster).
@@ -12,44 +12,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator
-from ruamel.yaml import YAML
-
 from ..artefacts.chart_policy import parse_manifests
+from ..artefacts.crd_schemas import kind_of
 from ..release import ReleaseData
 
-SCHEMAS_FILE = Path(__file__).parent / "data" / "gitops-schemas.yaml"
 CHART_PATH = "helm/betrace"
-
-
-@cache
-def _schemas() -> dict[str, Any]:
-    return dict(YAML(typ="safe").load(SCHEMAS_FILE.read_text(encoding="utf-8")))
-
-
-def kind_of(doc: dict[str, Any]) -> str:
-    return f"{doc.get('apiVersion')}/{doc.get('kind')}"
+#: the GitOps kinds a page applies: their schemas are in artefacts/data/crd-schemas/gitops.yaml
+GITOPS_KINDS = frozenset(
+    {
+        "argoproj.io/v1alpha1/Application",
+        "helm.toolkit.fluxcd.io/v2/HelmRelease",
+        "source.toolkit.fluxcd.io/v1/GitRepository",
+    }
+)
 
 
 def modelled(doc: dict[str, Any]) -> bool:
-    """True for the kinds this module checks (their CRDs are not Kubernetes' own)."""
-    return kind_of(doc) in _schemas()["kinds"]
-
-
-def schema_problems(doc: dict[str, Any]) -> list[str]:
-    """Every place the object breaks its CRD's schema, as `path: message`."""
-    raw = _schemas()
-    schema = {**raw["kinds"][kind_of(doc)], "definitions": raw["definitions"]}
-    validator = Draft7Validator(schema)
-    out = []
-    for error in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.path))):
-        path = ".".join(str(p) for p in error.path) or "(root)"
-        out.append(f"{doc.get('kind')} {path}: {error.message}")
-    return out
+    """True for the GitOps kinds this module checks (their CRDs are not Kubernetes' own)."""
+    return kind_of(doc) in GITOPS_KINDS
 
 
 def _get(doc: Any, *path: str) -> Any:

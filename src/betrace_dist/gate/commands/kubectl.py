@@ -28,6 +28,7 @@ from functools import cache
 from typing import Any
 
 from ... import backend_env, yamlio
+from ...artefacts import crd_schemas
 from ...artefacts.chart_policy import HelmError, Manifest, validate_kubernetes
 from ...artefacts.compose import IMAGE_CONTENTS
 from ...errors import ProblemsError
@@ -606,7 +607,7 @@ def _check_gitops(
     source (a HelmRelease's sourceRef, an object this file or an earlier step makes), and a
     render of its values that is the same every time (gitops.py) and whose pods find what they
     reference in the namespace the tool installs into."""
-    problems = gitops.schema_problems(doc) + gitops.source_problems(doc, inv.session.release)
+    problems = crd_schemas.schema_problems(doc) + gitops.source_problems(doc, inv.session.release)
     placed = (doc.get("metadata") or {}).get("namespace") or applied[1]
     problems += filter(None, [gitops.argo_namespace_problem(doc, str(placed))])
     if problems:
