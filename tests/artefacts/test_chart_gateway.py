@@ -6,6 +6,8 @@ here: what a Gateway implementation does with the route is not tried."""
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,24 +58,102 @@ def test_no_route_is_rendered_by_default(helm: Helm) -> None:
     assert _routes(helm.template(CHART)) == {}
 
 
+def _route_values(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "values.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+ROUTE = "backend:\n  httpRoute:\n    enabled: true\n    parentRefs: [{name: public}]\n"
+
+
 @pytest.mark.parametrize(
     ("values", "refused"),
     [
         # a route attached to nothing: accepted by the API server, served by no Gateway
-        ("backend.httpRoute.enabled=true", "parentRefs"),
-        ("grafana.httpRoute.enabled=true", "parentRefs"),
+        ("backend:\n  httpRoute: {enabled: true}\n", "httpRoute/parentRefs': minItems"),
+        ("grafana:\n  httpRoute: {enabled: true}\n", "httpRoute/parentRefs': minItems"),
+        (ROUTE.replace("[{name: public}]", "null"), "missing property 'parentRefs'"),
+        # no paths: the API server's default, PathPrefix /, would publish the whole API
+        (ROUTE + "    paths: null\n", "missing property 'paths'"),
         # the Ingress word for a prefix match; HTTPRoute says PathPrefix
-        ("backend.httpRoute.paths[0].type=Prefix", "type"),
-        ("backend.httpRoute.paths[0].path=v1/spans", "path"),
-        ("backend.httpRoute.hostnames[0]=Grafana.Example.com", "hostnames"),
-        ("grafana.httpRoute.rootUrl=grafana.example.com", "rootUrl"),
+        (ROUTE + "    paths: [{path: /v1/spans, type: Prefix}]\n", "value must be one of"),
+        # paths the CRD's rules refuse: relative, a query, '//', '/../', an encoded slash
+        (ROUTE + "    paths: [{path: v1/spans, type: Exact}]\n", "does not match pattern"),
+        (ROUTE + "    paths: [{path: '/v1/spans?a=1', type: Exact}]\n", "does not match pattern"),
+        (ROUTE + "    paths: [{path: /v1//spans, type: Exact}]\n", "not"),
+        (ROUTE + "    paths: [{path: /v1/../v1/spans, type: Exact}]\n", "not"),
+        (ROUTE + "    paths: [{path: /v1%2Fspans, type: Exact}]\n", "not"),
+        (ROUTE + "    hostnames: [Grafana.Example.com]\n", "does not match pattern"),
+        (ROUTE.replace("{name: public}", "{name: public, namespace: Gateways}"), "pattern"),
+        ("grafana:\n  httpRoute: {rootUrl: grafana.example.com}\n", "does not match pattern"),
     ],
 )
 def test_values_a_route_cannot_work_with_are_refused_by_name(
-    helm: Helm, values: str, refused: str
+    helm: Helm, tmp_path: Path, values: str, refused: str
 ) -> None:
-    with pytest.raises(HelmError, match=refused):
-        helm.template(CHART, set_values=[values])
+    with pytest.raises(HelmError, match=refused) as caught:
+        helm.template(CHART, [_route_values(tmp_path, values)])
+    assert "httpRoute" in str(caught.value), caught.value
+
+
+def test_a_root_url_the_route_does_not_answer_is_refused(helm: Helm, tmp_path: Path) -> None:
+    other = "grafana:\n  httpRoute:\n    rootUrl: https://other.example.com/\n"
+    with pytest.raises(
+        HelmError, match=re.escape("other.example.com is none of grafana.httpRoute")
+    ):
+        helm.template(CHART, [GATEWAY, _route_values(tmp_path, other)])
+    wildcard = "grafana:\n  httpRoute:\n    hostnames: ['*.example.com']\n"
+    assert len(_routes(helm.template(CHART, [GATEWAY, _route_values(tmp_path, wildcard)]))) == 2
+
+
+def test_after_the_production_values_the_ingresses_give_way_to_the_routes(
+    helm: Helm, release_data: ReleaseData
+) -> None:
+    """The guide's Gateway tab gives gateway-values.yaml after production-values.yaml and says
+    the ingresses are then off, the span intake alone is published, and the Gateway's
+    namespace is admitted."""
+    manifests = helm.template(CHART, [CHART / "ci" / "production-values.yaml", GATEWAY])
+    assert [m for m in manifests if m.kind == "Ingress"] == []
+    backend = _routes(manifests)["betrace-backend"]["spec"]["rules"][0]
+    assert backend["matches"] == [{"path": {"type": "Exact", "value": "/v1/spans"}}]
+    (policy,) = [m for m in manifests if m.kind == "NetworkPolicy" and "backend" in m.name]
+    sources = [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in policy.doc["spec"]["ingress"]
+        for peer in rule.get("from") or []
+        if "namespaceSelector" in peer and "podSelector" not in peer
+    ]
+    assert sources == ["gateway-system", "observability"], sources
+    external = chart_policy.external_secrets(
+        chart_policy.load_values(CHART / "ci" / "production-values.yaml")
+    )
+    assert chart_policy.check_all(manifests, release_data, external) == []
+
+
+def test_the_values_schema_holds_routes_to_the_crds_rules() -> None:
+    """values.yaml repeats the CRD schema's parentRef, host name and path rules, so that Helm
+    refuses by the value's name what the API server would refuse: the two must not drift."""
+    import json
+
+    definitions = crd_schemas._schemas()["gateway.networking.k8s.io/v1/HTTPRoute"]["definitions"]
+
+    def resolved(node: Any) -> Any:
+        if isinstance(node, dict) and "$ref" in node:
+            return resolved(definitions[node["$ref"].rpartition("/")[2]])
+        if isinstance(node, dict):
+            return {key: resolved(value) for key, value in node.items()}
+        return node
+
+    crd = resolved(definitions)
+    values = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    for who in ("backend", "grafana"):
+        route = values["properties"][who]["properties"]["httpRoute"]["properties"]
+        assert route["parentRefs"]["items"] == crd["parentReference"], who
+        assert route["hostnames"]["items"] == crd["hostname"], who
+    path = values["properties"]["backend"]["properties"]["httpRoute"]["properties"]["paths"]
+    rule = path["items"]["properties"]["path"]
+    assert {k: rule[k] for k in ("pattern", "not")} == crd["absolutePath"]
 
 
 def _broken(route: dict[str, Any], change: str) -> dict[str, Any]:
@@ -94,7 +174,7 @@ def _broken(route: dict[str, Any], change: str) -> dict[str, Any]:
     ("change", "reason"),
     [
         ("no port", "'port' is a required property"),
-        ("relative path", "does not match '^/'"),
+        ("relative path", "'v1/spans' does not match"),
         ("unknown field", "'hostname' was unexpected"),
         ("ingress path type", "'Prefix' is not one of"),
     ],
@@ -141,5 +221,23 @@ def test_notes_warn_that_the_route_exposes_the_backend(helm: Helm) -> None:
         "install", "--dry-run=client", "betrace", str(CHART), "-n", "betrace", "-f", str(GATEWAY)
     )
     notes = out.partition("NOTES:")[2]
-    assert "backend.httpRoute attaches it to the Gateway gateway-system/public" in notes
+    assert "backend.httpRoute attaches it to gateway-system/public" in notes
+    assert "Only the span intake (POST /v1/spans) is published" in notes
+    assert "can read, create and delete rules" not in notes
     assert "Open Grafana at https://grafana.example.com/a/" in notes
+    whole = helm.run(
+        "install",
+        "--dry-run=client",
+        "betrace",
+        str(CHART),
+        "-n",
+        "betrace",
+        "-f",
+        str(GATEWAY),
+        "--set",
+        "backend.httpRoute.paths[0].type=PathPrefix",
+        "--set",
+        "grafana.httpRoute.rootUrl=",
+    ).partition("NOTES:")[2]
+    assert "Whoever reaches it can read, create and delete rules." in whole
+    assert "Open Grafana through your Gateway (grafana.example.com), at /a/" in whole
