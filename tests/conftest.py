@@ -33,9 +33,16 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+#: The releases.yaml of the working tree, read once: RELEASE.current is the release the pages
+#: describe. Tests use it where they need it when their module is imported (parametrize);
+#: inside a test, the `release_data` fixture gives the same.
+RELEASE = load_release_data()
+CURRENT = RELEASE.current
+
+
 @pytest.fixture(scope="session")
 def release_data() -> ReleaseData:
-    return load_release_data()
+    return RELEASE
 
 
 def missing(exc: tools.ToolMissing) -> NoReturn:

@@ -20,11 +20,11 @@ from betrace_dist.gate.lexer import LexError, blocks
 from betrace_dist.gate.render import Site, map_lines
 from betrace_dist.release import RELEASES_FILE, load_release_data
 
-from .conftest import FIXTURES, copy_site, line_containing, run_pytest
+from .conftest import CURRENT, FIXTURES, copy_site, line_containing, run_pytest
 
 ORIGINAL = RELEASES_FILE.read_text(encoding="utf-8")
 #: the current release's version, read: a release leaves these tests as they are
-VERSION = load_release_data().current.version
+VERSION = CURRENT.version
 SITE = FIXTURES / "bad-input-site"
 DOCS = SITE / "docs"
 
@@ -136,7 +136,7 @@ def test_a_number_where_text_is_expected_asks_for_quotes(tmp_path: Path) -> None
 
 
 def test_impossible_date_names_its_line_instead_of_crashing(tmp_path: Path) -> None:
-    date = load_release_data().current.date.isoformat()
+    date = CURRENT.date.isoformat()
     path = release_file(tmp_path, replaced(f"    date: {date}", "    date: 2026-13-45"))
     line = line_containing(path, "2026-13-45")
     assert only_problem(path) == (

@@ -20,10 +20,12 @@ from betrace_dist.artefacts import chart_policy, chart_values
 from betrace_dist.artefacts import nix as nixa
 from betrace_dist.release import load_release_data, next_minor
 
+from .conftest import CURRENT
+
 STUBS = Path(__file__).parent / "artefacts" / "nix_stubs"
 #: The current release's version, read (a release leaves these tests as they are), and the
 #: version the tests bump to: the next minor one.
-_CURRENT = load_release_data().current
+_CURRENT = CURRENT
 OLD, NEW = _CURRENT.version, next_minor(_CURRENT.version)
 #: the chart version and the date a test bumps to: after the current release's
 CHART_NEW = next_minor(_CURRENT.chart.version)

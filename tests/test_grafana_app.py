@@ -9,9 +9,10 @@ import pytest
 
 from betrace_dist.gate.grafana_app import backend_url_problem, provisioning_problem
 from betrace_dist.gate.world import K8sObject, World
-from betrace_dist.release import load_release_data
 
-DATA = load_release_data()
+from .conftest import RELEASE
+
+DATA = RELEASE
 HTTP = DATA.current.backend.ports["http"].port
 GRPC = DATA.current.backend.ports["grpc"].port
 PLUGIN = DATA.current.plugin.id

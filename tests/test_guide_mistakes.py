@@ -7,16 +7,14 @@ import re
 
 import pytest
 
-from betrace_dist.release import load_release_data
-
-from .conftest import FIXTURES, line_containing, run_pytest
+from .conftest import CURRENT, FIXTURES, line_containing, run_pytest
 
 SITE = FIXTURES / "guide-mistakes"
 DOCS = SITE / "docs"
 #: the current release's version, read: a release leaves these messages as they are
-VERSION = load_release_data().current.version
+VERSION = CURRENT.version
 #: the upstream commit's short form the messages name (read, as the version)
-SHORT = load_release_data().current.upstream.commit[:8]
+SHORT = CURRENT.upstream.commit[:8]
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from betrace_dist import REPO_ROOT
 from betrace_dist.gate.render import Site
 from betrace_dist.release import load_release_data
 
-from .conftest import copy_site
+from .conftest import CURRENT, copy_site
 
 DIGEST = "sha256:" + "ab" * 32
 ORIGINAL = (REPO_ROOT / "releases.yaml").read_text(encoding="utf-8")
 #: the current release's version, read: a release leaves these tests as they are
-VERSION = load_release_data().current.version
+VERSION = CURRENT.version
 
 #: pages that state the publication status
 PAGES = [
@@ -83,7 +83,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Site:
 
 
 def test_the_real_release_is_not_published_yet() -> None:
-    assert not load_release_data().current.published, "update the pages' expectations below"
+    assert not CURRENT.published, "update the pages' expectations below"
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -13,12 +13,11 @@ from betrace_dist.release import RELEASES_FILE, ReleaseData, load_release_data, 
 from betrace_dist.site import tables
 from betrace_dist.yamlio import load_with_lines
 
-from .conftest import copy_site, line_containing, run_mkdocs, run_pytest, skip_or_fail
+from .conftest import CURRENT, copy_site, line_containing, run_mkdocs, run_pytest, skip_or_fail
 
 ORIGINAL = RELEASES_FILE.read_text(encoding="utf-8")
 #: The current release, whose values the broken copies below edit: read, never typed, so that
 #: a release (`betrace_dist.bump`) leaves these tests as they are.
-CURRENT = load_release_data().current
 VERSION, CHART = CURRENT.version, CURRENT.chart
 NEWER = next_minor(VERSION)
 _MAJOR_MINOR, _, _PATCH = CHART.version.rpartition(".")

@@ -13,12 +13,13 @@ import pytest
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate import typed
 from betrace_dist.gate.render import Site
-from betrace_dist.release import ReleaseData, load_release_data, next_minor
+from betrace_dist.release import ReleaseData, next_minor
 
+from .conftest import RELEASE
 from .test_macros import site_with
 
 #: Read, not typed: a release leaves these tests as they are.
-_DATA = load_release_data()
+_DATA = RELEASE
 VERSION = _DATA.current.version
 TAGS = ", ".join(sorted(f"v{r.version}" for r in _DATA.releases))
 UNRELEASED = next_minor(VERSION)

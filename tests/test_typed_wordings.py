@@ -18,7 +18,9 @@ import pytest
 from betrace_dist.gate import claims, typed
 from betrace_dist.release import RELEASES_FILE, load_release_data
 
-DATA = load_release_data()
+from .conftest import RELEASE
+
+DATA = RELEASE
 QUIET, LATEST = DATA.current.backend.evaluation.window
 EVERY = DATA.current.backend.evaluation.check_every_seconds
 

@@ -16,7 +16,9 @@ import pytest
 
 from betrace_dist import REPO_ROOT
 from betrace_dist.gate.claims import artefact_false_claims, artefact_files, artefact_typed_values
-from betrace_dist.release import ReleaseData, load_release_data
+from betrace_dist.release import ReleaseData
+
+from ..conftest import CURRENT
 
 
 def test_the_artefacts_make_no_false_claim(release_data: ReleaseData) -> None:
@@ -29,7 +31,6 @@ def test_the_artefacts_make_no_false_claim(release_data: ReleaseData) -> None:
 
 #: The current release (read: a release leaves these tests as they are), and a commit's short
 #: form no release has (the current one's, its last digit changed).
-CURRENT = load_release_data().current
 OTHER_COMMIT = CURRENT.upstream.short[:-1] + ("5" if CURRENT.upstream.short[-1] != "5" else "6")
 
 OLD_WORDINGS = [

@@ -19,11 +19,12 @@ import pytest
 
 from betrace_dist.artefacts import compose as c
 from betrace_dist.artefacts import container_logs
-from betrace_dist.release import ReleaseData, load_release_data
+from betrace_dist.release import ReleaseData
 from betrace_dist.site import compose_defaults
 
+from ..conftest import CURRENT
+
 #: The current release (read: a release leaves these tests as they are).
-CURRENT = load_release_data().current
 
 
 #: Every interface: the address a user sets to open the stack to the network.
