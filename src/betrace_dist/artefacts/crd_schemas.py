@@ -5,11 +5,13 @@ renders. kubernetes-validate knows Kubernetes' own kinds only."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, ValidationError, validators
 from ruamel.yaml import YAML
 
 SCHEMAS_DIR = Path(__file__).parent / "data" / "crd-schemas"
@@ -35,9 +37,25 @@ def modelled(doc: dict[str, Any]) -> bool:
     return isinstance(doc, dict) and kind_of(doc) in _schemas()
 
 
+def _end_of_text(pattern: str) -> str:
+    """The pattern with each `$` that ends it or an alternative made `\\Z`: the API server's
+    regular expressions (Go's, CEL's) read `$` as the end of the text, Python's `re` also before
+    a final newline, which would let `/a\\n` pass a path pattern."""
+    return re.sub(r"(?<!\\)\$(?=\||\)|$)", r"\\Z", pattern)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not re.search(_end_of_text(pattern), instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: Draft 7, with `pattern` read as the API server reads it
+_Validator = validators.extend(Draft7Validator, {"pattern": _pattern})
+
+
 def schema_problems(doc: dict[str, Any]) -> list[str]:
     """Every place the object breaks its CRD's schema, as `Kind path: message`."""
-    validator = Draft7Validator(_schemas()[kind_of(doc)])
+    validator = _Validator(_schemas()[kind_of(doc)])
     out = []
     for error in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.path))):
         path = ".".join(str(p) for p in error.path) or "(root)"
