@@ -246,7 +246,7 @@ OLD_WORDINGS = [
     ),
     pytest.param(
         ".github/workflows/ci.yml",
-        "# The patched app's build (npm ci and webpack) takes 6 to 30 minutes on 2 cores",
+        "# The patched app's build (npm ci and webpack) takes 2 to 30 minutes on 2 cores",
         "# The patched app's webpack build alone takes 6 to 30 minutes on 2 cores",
         "the whole build: npm ci and webpack",
         id="ci-webpack-alone",
