@@ -27,6 +27,7 @@ EXPECTED_SCENARIOS = {
     "gitops-values.yaml",
     "rules-values.yaml",
     "gateway-values.yaml",
+    "prometheus-operator-values.yaml",
 }
 
 

@@ -837,6 +837,33 @@ def check_routes(manifests: list[Manifest]) -> list[str]:
     return out
 
 
+def check_monitors(manifests: list[Manifest]) -> list[str]:
+    """Every ServiceMonitor selects a rendered Service by its labels and scrapes a port that
+    Service names: the Prometheus Operator finds no target otherwise, and says so nowhere an
+    operator looks first."""
+    services = [m for m in manifests if m.kind == "Service"]
+    out: list[str] = []
+    for monitor in (m for m in manifests if m.kind == "ServiceMonitor"):
+        spec = monitor.doc.get("spec") or {}
+        wanted = (spec.get("selector") or {}).get("matchLabels") or {}
+        selected = [
+            svc
+            for svc in services
+            if wanted
+            and wanted.items() <= ((svc.doc.get("metadata") or {}).get("labels") or {}).items()
+        ]
+        if not selected:
+            out.append(f"{monitor}: selects no rendered Service (matchLabels {wanted})")
+            continue
+        for endpoint in spec.get("endpoints") or []:
+            for svc in selected:
+                names = {p.get("name") for p in (svc.doc.get("spec") or {}).get("ports") or []}
+                port = endpoint.get("port")
+                if port not in names:
+                    out.append(f"{monitor}: scrapes port '{port}', which {svc} does not name")
+    return out
+
+
 def check_backend_service(manifests: list[Manifest], data: ReleaseData) -> list[str]:
     """The backend Service publishes the backend's real ports under their names."""
     out: list[str] = []
@@ -872,6 +899,7 @@ def check_all(
         *check_references(manifests, external),
         *check_services(manifests),
         *check_routes(manifests),
+        *check_monitors(manifests),
     ]
 
 
