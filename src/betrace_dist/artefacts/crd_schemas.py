@@ -1,7 +1,8 @@
 """Objects of kinds Kubernetes does not define, checked against JSON Schemas written from their
 CustomResourceDefinitions at pinned versions (`data/crd-schemas/*.yaml`, each file naming its
-sources): the GitOps objects a page applies (Argo CD, Flux) and the Gateway API routes the chart
-renders. kubernetes-validate knows Kubernetes' own kinds only."""
+sources): the GitOps objects a page applies (Argo CD, Flux), and the Gateway API route and the
+Prometheus Operator's ServiceMonitor the chart renders. kubernetes-validate knows Kubernetes'
+own kinds only."""
 
 from __future__ import annotations
 
@@ -18,14 +19,27 @@ SCHEMAS_DIR = Path(__file__).parent / "data" / "crd-schemas"
 
 
 @cache
+def _files() -> dict[str, dict[str, Any]]:
+    """Each schema file by its name (`gitops`, `gateway-api`): its kinds and definitions."""
+    return {
+        path.stem: YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        for path in sorted(SCHEMAS_DIR.glob("*.yaml"))
+    }
+
+
+@cache
 def _schemas() -> dict[str, dict[str, Any]]:
     """Every kind (`apiVersion/kind`) -> its schema, with the definitions of its file."""
-    kinds: dict[str, dict[str, Any]] = {}
-    for path in sorted(SCHEMAS_DIR.glob("*.yaml")):
-        raw = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-        for kind, schema in raw["kinds"].items():
-            kinds[kind] = {**schema, "definitions": raw.get("definitions", {})}
-    return kinds
+    return {
+        kind: {**schema, "definitions": raw.get("definitions", {})}
+        for raw in _files().values()
+        for kind, schema in raw["kinds"].items()
+    }
+
+
+def kinds(name: str) -> frozenset[str]:
+    """The kinds (`apiVersion/kind`) that the schema file `name` describes."""
+    return frozenset(_files()[name]["kinds"])
 
 
 def kind_of(doc: dict[str, Any]) -> str:

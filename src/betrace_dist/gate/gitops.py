@@ -15,23 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ..artefacts.chart_policy import parse_manifests
-from ..artefacts.crd_schemas import kind_of
+from ..artefacts.crd_schemas import kind_of, kinds
 from ..release import ReleaseData
 
 CHART_PATH = "helm/betrace"
-#: the GitOps kinds a page applies: their schemas are in artefacts/data/crd-schemas/gitops.yaml
-GITOPS_KINDS = frozenset(
-    {
-        "argoproj.io/v1alpha1/Application",
-        "helm.toolkit.fluxcd.io/v2/HelmRelease",
-        "source.toolkit.fluxcd.io/v1/GitRepository",
-    }
-)
 
 
 def modelled(doc: dict[str, Any]) -> bool:
-    """True for the GitOps kinds this module checks (their CRDs are not Kubernetes' own)."""
-    return kind_of(doc) in GITOPS_KINDS
+    """True for the GitOps kinds this module checks: those of crd_schemas' `gitops` file."""
+    return kind_of(doc) in kinds("gitops")
 
 
 def _get(doc: Any, *path: str) -> Any:
