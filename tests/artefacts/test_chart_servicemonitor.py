@@ -95,14 +95,79 @@ def test_a_monitor_the_crd_refuses_is_refused_with_its_path(
     assert len(problems) == 1 and reason in problems[0], problems
 
 
-@pytest.mark.parametrize("interval", ["30 seconds", "1.5m", "30S"])
-def test_an_interval_prometheus_cannot_read_is_refused_by_name(
-    helm: Helm, helm3: Helm, tmp_path: Path, interval: str
+def _monitor_values(tmp_path: Path, **fields: str) -> Path:
+    values = tmp_path / "values.yaml"
+    lines = "".join(f"    {key}: '{value}'\n" for key, value in fields.items())
+    values.write_text(f"backend:\n  serviceMonitor:\n    enabled: true\n{lines}", "utf-8")
+    return values
+
+
+@pytest.mark.parametrize("key", ["interval", "scrapeTimeout"])
+@pytest.mark.parametrize("duration", ["30 seconds", "1.5m", "30S"])
+def test_a_duration_prometheus_cannot_read_is_refused_by_name(
+    helm: Helm, helm3: Helm, tmp_path: Path, key: str, duration: str
 ) -> None:
+    values = _monitor_values(tmp_path, **{key: duration})
+    for binary in (helm, helm3):
+        with pytest.raises(HelmError, match=re.escape(key)):
+            binary.template(CHART, [values])
+
+
+def test_a_zero_interval_renders_as_the_string_the_crd_types(helm: Helm, tmp_path: Path) -> None:
+    """Unquoted, "0" rendered as the number 0, which the CRD (type: string) refuses."""
+    monitor = _monitor(helm.template(CHART, [_monitor_values(tmp_path, interval="0")]))
+    assert monitor.doc["spec"]["endpoints"][0]["interval"] == "0"
+    assert crd_schemas.schema_problems(monitor.doc) == []
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "refused"),
+    [
+        ("30s", "45s", True),
+        ("1m30s", "1m31s", True),
+        ("500ms", "1s", True),
+        ("1m", "59s", False),
+        ("1m", "1m", False),
+        ("1h", "59m59s999ms", False),
+    ],
+)
+def test_a_timeout_longer_than_the_interval_is_refused(
+    helm: Helm, helm3: Helm, tmp_path: Path, interval: str, timeout: str, refused: bool
+) -> None:
+    """The operator ignores such a ServiceMonitor (v0.93.0 resource_selector.go), and said so
+    only in an event; every render passed it."""
+    values = _monitor_values(tmp_path, interval=interval, scrapeTimeout=timeout)
+    for binary in (helm, helm3):
+        if refused:
+            with pytest.raises(HelmError, match=r"scrapeTimeout: .* is longer than the interval"):
+                binary.template(CHART, [values])
+        else:
+            assert _monitor(binary.template(CHART, [values]))
+
+
+def test_a_label_the_chart_sets_keeps_the_charts_value(helm: Helm, tmp_path: Path) -> None:
+    """A value naming one of the chart's labels rendered the key twice."""
     values = tmp_path / "values.yaml"
     values.write_text(
-        f"backend:\n  serviceMonitor:\n    enabled: true\n    interval: '{interval}'\n", "utf-8"
+        "backend:\n  serviceMonitor:\n    enabled: true\n    labels:\n"
+        "      app.kubernetes.io/name: other\n      release: kps\n",
+        "utf-8",
     )
-    for binary in (helm, helm3):
-        with pytest.raises(HelmError, match=re.escape("serviceMonitor")):
-            binary.template(CHART, [values])
+    manifests = helm.template(CHART, [values])
+    text = helm.run("template", "betrace", str(CHART), "-f", str(values), "-n", "betrace")
+    start = text.index("kind: ServiceMonitor")
+    monitor_text = text[start : text.find("\n---", start) % (len(text) + 1)]
+    assert monitor_text.count("app.kubernetes.io/name:") == 2  # one label, one selector key
+    labels = _monitor(manifests).doc["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "betrace" and labels["release"] == "kps"
+    assert chart_policy.check_monitors(manifests) == []
+
+
+def test_the_values_schema_reads_durations_as_the_crd_does() -> None:
+    import json
+
+    crd = crd_schemas._schemas()["monitoring.coreos.com/v1/ServiceMonitor"]["definitions"]
+    values = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    monitor = values["properties"]["backend"]["properties"]["serviceMonitor"]["properties"]
+    for key in ("interval", "scrapeTimeout"):
+        assert monitor[key]["pattern"] == "^$|" + crd["duration"]["pattern"], key

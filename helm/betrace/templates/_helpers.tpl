@@ -42,7 +42,7 @@ app.kubernetes.io/part-of: betrace
 {{/* Labels that select one component's pods; never change them (selectors are immutable). */}}
 {{- define "betrace.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "betrace.name" .ctx }}
-app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name | quote }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
@@ -287,4 +287,17 @@ unauthenticated API open to everyone: the chart refuses it instead.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+A Prometheus duration (30s, 1m30s, 1h, 500ms; the units y w d h m s ms) in milliseconds, as text:
+the sum of its parts.
+*/}}
+{{- define "betrace.durationMs" -}}
+{{- $ms := dict "y" 31536000000 "w" 604800000 "d" 86400000 "h" 3600000 "m" 60000 "s" 1000 "ms" 1 }}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+(ms|y|w|d|h|m|s)" . -1 }}
+{{- $total = add $total (mul (regexFind "^[0-9]+" . | int64) (get $ms (regexReplaceAll "^[0-9]+" . ""))) }}
+{{- end }}
+{{- $total }}
 {{- end }}
