@@ -309,45 +309,30 @@ def test_a_route_or_ingress_to_a_port_the_service_lacks_is_refused(
     ]
 
 
+def _notes(helm: Helm, *args: str) -> str:
+    """What `helm install` prints after NOTES:, with the chart and the arguments given."""
+    out = helm.run("install", "--dry-run=client", "betrace", str(CHART), "-n", "betrace", *args)
+    return out.partition("NOTES:")[2]
+
+
 def test_notes_warn_that_the_route_exposes_the_backend(helm: Helm) -> None:
-    out = helm.run(
-        "install", "--dry-run=client", "betrace", str(CHART), "-n", "betrace", "-f", str(GATEWAY)
-    )
-    notes = out.partition("NOTES:")[2]
+    notes = _notes(helm, "-f", str(GATEWAY))
     assert "backend.httpRoute attaches it to the Gateway gateway-system/public" in notes
     assert "Only the span intake (POST /v1/spans) is published" in notes
     assert "can read, create and delete rules" not in notes
     assert "Open Grafana at https://grafana.example.com/a/" in notes
-    whole = helm.run(
-        "install",
-        "--dry-run=client",
-        "betrace",
-        str(CHART),
-        "-n",
-        "betrace",
-        "-f",
-        str(GATEWAY),
-        "--set",
-        "backend.httpRoute.paths[0].type=PathPrefix",
-        "--set",
-        "grafana.httpRoute.rootUrl=",
-    ).partition("NOTES:")[2]
+    whole = _notes(
+        helm,
+        *("-f", str(GATEWAY), "--set", "backend.httpRoute.paths[0].type=PathPrefix"),
+        *("--set", "grafana.httpRoute.rootUrl="),
+    )
     assert "Whoever reaches it can read, create and delete rules." in whole
     assert "Open Grafana through your Gateway (grafana.example.com), at /a/" in whole
-    mesh = helm.run(
-        "install",
-        "--dry-run=client",
-        "betrace",
-        str(CHART),
-        "-n",
-        "betrace",
-        "--set",
-        "backend.httpRoute.enabled=true",
-        "--set",
-        "backend.httpRoute.parentRefs[0].name=mesh",
-        "--set",
-        "backend.httpRoute.parentRefs[0].kind=Service",
-        "--set",
-        "backend.httpRoute.parentRefs[0].group=",
-    ).partition("NOTES:")[2]
+    mesh = _notes(
+        helm,
+        *("--set", "backend.httpRoute.enabled=true"),
+        *("--set", "backend.httpRoute.parentRefs[0].name=mesh"),
+        *("--set", "backend.httpRoute.parentRefs[0].kind=Service"),
+        *("--set", "backend.httpRoute.parentRefs[0].group="),
+    )
     assert "WARNING" not in mesh, "a mesh route (a Service parent) does not reach outside"
