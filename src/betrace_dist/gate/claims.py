@@ -19,7 +19,7 @@ from pathlib import Path
 from ..release import KnownIssue, Release, ReleaseData
 from . import typed
 from .display import Problem
-from .flat_text import flatten
+from .flat_text import flatten, line_of
 from .lexer import Block
 
 
@@ -29,8 +29,7 @@ def stated(issue: KnownIssue, text: str) -> bool:
     return any(f"{issue.label}: {title}" in text for title in (issue.title, escaped))
 
 
-def _line(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
+_line = line_of
 
 
 def false_claims(text: str, release: Release, what: str = "page") -> list[Problem]:

@@ -45,7 +45,6 @@ where it is wrong, wherever it stands (any kind of block, prose, a table), at it
 
 from __future__ import annotations
 
-import bisect
 import functools
 import re
 from collections.abc import Iterator
@@ -58,7 +57,7 @@ from ..release import Evaluation, ReleaseData
 from ..site.tables import amount
 from . import grafana_chart, grafana_stack, isolation, safefs, session
 from .display import Problem
-from .flat_text import flatten
+from .flat_text import flatten, line_of
 
 #: the gate's own byte limits, which its threat model states (docs/contributing/threat-model.md)
 GATE_SIZES = {
@@ -72,15 +71,7 @@ GATE_SIZES = {
 _VERSIONISH = r"v?\d[\w.+-]*"
 
 
-def _line(text: str, offset: int) -> int:
-    """The line of an offset, by bisection over the text's line starts (counted once a text:
-    a hostile page of many wrong values must not have its newlines counted for each)."""
-    return bisect.bisect_right(_line_starts(text), offset)
-
-
-@functools.lru_cache(maxsize=2)
-def _line_starts(text: str) -> list[int]:
-    return [0] + [m.end() for m in re.finditer("\n", text)]
+_line = line_of
 
 
 #: words just before a value that say the text denies it ("there is no DELETE /v1/...",
