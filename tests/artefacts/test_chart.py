@@ -137,6 +137,22 @@ def test_production_scenario_uses_existing_secrets_and_tls(
     assert all(m.doc["spec"].get("tls") for m in ingresses)
 
 
+def test_production_ingress_takes_a_body_as_large_as_the_backend_does(
+    rendered: dict[str, list[chart_policy.Manifest]], release_data: ReleaseData
+) -> None:
+    """ingress-nginx answers a body over its proxy-body-size (1m by default: bodySize in
+    internal/ingress/controller/config/config.go at controller-v1.15.1) with 413; nginx reads
+    `4m` as 4 * 1024 * 1024 bytes. The backend's own limit is release data."""
+    (limit,) = [x for x in release_data.current.backend.limits if x.name == "request_body"]
+    (ingress,) = [
+        m
+        for m in rendered["production-values.yaml"]
+        if m.kind == "Ingress" and m.name == "betrace-backend"
+    ]
+    size = ingress.doc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert size == f"{limit.value // (1024 * 1024)}m" and limit.value % (1024 * 1024) == 0
+
+
 def object_names(manifests: list[chart_policy.Manifest]) -> set[tuple[str, str]]:
     return {(m.kind, m.name) for m in manifests}
 

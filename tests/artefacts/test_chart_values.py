@@ -255,7 +255,9 @@ BROKEN_ANNOTATIONS = {
     "unknown modifier, naming the known ones": (
         "## @param commonLabels [map] ",
         "## @param commonLabels [map, mapping] ",
-        "## @param commonLabels [map, mapping] Labels added to every resource",
+        "## @param commonLabels [map, mapping] Labels added to every resource and pod; one the "
+        "chart sets itself (helm.sh/chart, app.kubernetes.io/name, instance, component, version, "
+        "managed-by, part-of) is refused",
         "commonLabels: unknown modifier [mapping]; known: array, boolean, freeform, integer, "
         "map, nullable, number, object, string",
     ),

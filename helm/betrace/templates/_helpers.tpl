@@ -34,7 +34,34 @@ helm.sh/chart: {{ include "betrace.chart" .ctx }}
 app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 app.kubernetes.io/part-of: betrace
-{{- with .ctx.Values.commonLabels }}
+{{- include "betrace.commonLabels" .ctx }}
+{{- end }}
+
+{{/*
+Labels of a Deployment's pods: the selector's, the app's version and commonLabels. Not the
+chart's version (helm.sh/chart): a change of the pod template replaces the pods, and a new
+backend pod starts with no violations, so a chart upgrade that changes nothing else must leave
+the pods as they are.
+*/}}
+{{- define "betrace.podLabels" -}}
+{{ include "betrace.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: betrace
+{{- include "betrace.commonLabels" .ctx }}
+{{- end }}
+
+{{/*
+commonLabels, on lines of their own. A label the chart sets itself is refused: a second key of
+the same name would make the pods' labels differ from their Deployment's selector.
+*/}}
+{{- define "betrace.commonLabels" -}}
+{{- $chart := list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" }}
+{{- range $key, $_ := .Values.commonLabels }}
+{{- if has $key $chart }}
+{{- fail (printf "commonLabels: %s is a label the chart sets itself (%s); remove it from commonLabels" $key (ternary "its selectors use it" "on every resource" (has $key (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component")))) }}
+{{- end }}
+{{- end }}
+{{- with .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -185,12 +212,22 @@ defaults.
   value: "false"
 - name: GF_ANALYTICS_CHECK_FOR_UPDATES
   value: "false"
+{{- $root := "" }}
 {{- if .Values.grafana.ingress.enabled }}
+{{- $root = printf "%s://%s/" (ternary "https" "http" (ne .Values.grafana.ingress.tlsSecret "")) .Values.grafana.ingress.host }}
+{{- else if .Values.grafana.httpRoute.enabled }}
+{{- $root = .Values.grafana.httpRoute.rootUrl }}
+{{- end }}
+{{- if $root }}
 - name: GF_SERVER_ROOT_URL
-  value: {{ printf "%s://%s/" (ternary "https" "http" (ne .Values.grafana.ingress.tlsSecret "")) .Values.grafana.ingress.host | quote }}
-{{- else if and .Values.grafana.httpRoute.enabled .Values.grafana.httpRoute.rootUrl }}
-- name: GF_SERVER_ROOT_URL
-  value: {{ .Values.grafana.httpRoute.rootUrl | quote }}
+  value: {{ $root | quote }}
+{{- end }}
+{{- if hasPrefix "https://" $root }}
+# Served over HTTPS: the browser sends the session cookie over HTTPS only. cookie_secure of
+# [security], default false, "set to true if you host Grafana behind HTTPS" (conf/defaults.ini,
+# read on grafana/grafana's main branch, not at the pinned tag).
+- name: GF_SECURITY_COOKIE_SECURE
+  value: "true"
 {{- end }}
 # Grafana's plugin preinstaller off. It runs at every start and replaces the bundled data-source
 # plugins (Prometheus, Tempo, Loki...) with newer ones from grafana.com; on this read-only root
