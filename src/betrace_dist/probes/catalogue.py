@@ -681,6 +681,9 @@ def measure_stored_broken(params: Mapping[str, Any]) -> dict[str, Any]:
         kept = (api.data / "rules.json").read_text(encoding="utf-8")
         after = api.post_json("/v1/rules", broken | {"expression": RULE["expression"]})
         api.stop(signal.SIGKILL)
+        # a file that is not JSON (a trailing comma, as a hand edit leaves one)
+        (api.data / "rules.json").write_text('{"a": {"name": "a",}}', encoding="utf-8")
+        not_json = _start_refused(api)
     return {
         "get": read.status,
         "post_same_name": again.status,
@@ -688,7 +691,20 @@ def measure_stored_broken(params: Mapping[str, Any]) -> dict[str, Any]:
         "delete": delete.status,
         "still_in_file": name in json.loads(kept or "{}"),
         "post_after_delete": after.status,
+        "exits_on_a_file_that_is_not_json": not_json.startswith("the backend exited with 1:"),
+        "log_on_a_file_that_is_not_json": not_json,
     }
+
+
+def _start_refused(api: Backend) -> str:
+    """How a start of the backend ends: its exit and log when it exits at once, else
+    "started" (and it is killed)."""
+    try:
+        api.start()
+    except RuntimeError as exc:
+        return str(exc)
+    api.stop(signal.SIGKILL)
+    return "started"
 
 
 def expect_stored_broken(data: ReleaseData) -> dict[str, Expect]:
@@ -701,6 +717,9 @@ def expect_stored_broken(data: ReleaseData) -> dict[str, Expect]:
         "delete": equal(200),
         "still_in_file": equal(False),
         "post_after_delete": equal(200),
+        # cmd/betrace-backend/main.go: log.Fatalf, whose exit status is 1
+        "exits_on_a_file_that_is_not_json": equal(True),
+        "log_on_a_file_that_is_not_json": contains("Failed to initialize rule store"),
     }
 
 
