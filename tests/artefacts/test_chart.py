@@ -559,7 +559,18 @@ def test_the_readme_names_the_generated_secrets_as_helm_renders_them(helm: Helm)
     ("values", "said"),
     [
         (("backend.service.type=NodePort",), "its Service is of type NodePort"),
-        (("backend.service.type=LoadBalancer",), "its Service is of type LoadBalancer"),
+        (
+            ("backend.service.type=LoadBalancer",),
+            "its Service is of type LoadBalancer (backend.service.type), from every address "
+            "(backend.service.loadBalancerSourceRanges is empty)",
+        ),
+        (
+            (
+                "backend.service.type=LoadBalancer",
+                "backend.service.loadBalancerSourceRanges={10.0.0.0/8,192.168.0.0/16}",
+            ),
+            "admitting 10.0.0.0/8, 192.168.0.0/16 (backend.service.loadBalancerSourceRanges)",
+        ),
         (
             ("backend.ingress.enabled=true", "backend.ingress.host=api.example.com"),
             "backend.ingress serves it at http://api.example.com, in plain HTTP",
@@ -579,6 +590,21 @@ def test_notes_warn_when_the_backend_is_reachable_from_outside(
     assert "No NetworkPolicy narrows who can" in notes
     default = helm.run("install", "betrace", str(CHART), "--dry-run=client", "-n", "betrace")
     assert "WARNING" not in default[default.index("NOTES:") :]
+
+
+def test_source_ranges_restrict_a_load_balancer_and_are_refused_elsewhere(helm: Helm) -> None:
+    ranges = "backend.service.loadBalancerSourceRanges={10.0.0.0/8}"
+    manifests = helm.template(CHART, (), ("backend.service.type=LoadBalancer", ranges))
+    (service,) = [m for m in manifests if m.kind == "Service" and m.name == "betrace-backend"]
+    assert service.doc["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
+    with pytest.raises(chart_policy.HelmError) as caught:
+        helm.template(CHART, (), ("backend.service.type=NodePort", ranges))
+    assert (
+        "backend.service.loadBalancerSourceRanges: only a Service of type LoadBalancer reads "
+        "it, and backend.service.type is NodePort"
+    ) in str(caught.value)
+    with pytest.raises(chart_policy.HelmError, match="loadBalancerSourceRanges/0"):
+        helm.template(CHART, (), ("backend.service.loadBalancerSourceRanges={everyone}",))
 
 
 def test_grafana_has_five_minutes_to_start_before_liveness_counts(

@@ -152,3 +152,35 @@ def test_extra_env_cannot_turn_the_secure_cookie_off(helm: Helm) -> None:
             ),
         )
     assert "GF_SECURITY_COOKIE_SECURE is set by the chart itself" in str(caught.value)
+
+
+@pytest.mark.parametrize("component", ["backend", "grafana"])
+def test_pod_labels_and_priority_class_reach_the_pods_alone(helm: Helm, component: str) -> None:
+    """podLabels win over commonLabels on the pods, and reach no other object."""
+    manifests = helm.template(
+        CHART,
+        (),
+        (
+            f"{component}.podLabels.team=pods",
+            "commonLabels.team=common",
+            f"{component}.priorityClassName=betrace-critical",
+        ),
+    )
+    pod = _pod_templates(manifests)[f"betrace-{component}"]
+    assert pod["metadata"]["labels"]["team"] == "pods"  # type: ignore[index]
+    assert pod["spec"]["priorityClassName"] == "betrace-critical"  # type: ignore[index]
+    others = [m for m in manifests if m.kind != "Deployment"]
+    assert others and all(m.doc["metadata"]["labels"]["team"] == "common" for m in others)
+    (other,) = [
+        p for name, p in _pod_templates(manifests).items() if name != f"betrace-{component}"
+    ]
+    assert "priorityClassName" not in other["spec"]  # type: ignore[index]
+
+
+def test_a_pod_label_the_chart_sets_itself_is_refused(helm: Helm) -> None:
+    with pytest.raises(HelmError) as caught:
+        helm.template(CHART, (), (r"grafana.podLabels.app\.kubernetes\.io/component=x",))
+    assert (
+        "grafana.podLabels: app.kubernetes.io/component is a label the chart sets itself "
+        "(its selectors use it); remove it from grafana.podLabels"
+    ) in str(caught.value)

@@ -38,31 +38,43 @@ app.kubernetes.io/part-of: betrace
 {{- end }}
 
 {{/*
-Labels of a Deployment's pods: the selector's, the app's version and commonLabels. Not the
-chart's version (helm.sh/chart): a change of the pod template replaces the pods, and a new
-backend pod starts with no violations, so a chart upgrade that changes nothing else must leave
-the pods as they are.
+Labels of a Deployment's pods (pass a dict: ctx, component): the selector's, the app's version,
+commonLabels and the component's podLabels (which win over commonLabels). Not the chart's
+version (helm.sh/chart): a change of the pod template replaces the pods, and a new backend pod
+starts with no violations, so a chart upgrade that changes nothing else must leave the pods as
+they are.
 */}}
 {{- define "betrace.podLabels" -}}
 {{ include "betrace.selectorLabels" . }}
 app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: betrace
-{{- include "betrace.commonLabels" .ctx }}
+{{- $pod := (index .ctx.Values .component).podLabels | default dict }}
+{{- include "betrace.checkLabels" (dict "labels" $pod "where" (printf "%s.podLabels" .component)) }}
+{{- include "betrace.checkLabels" (dict "labels" .ctx.Values.commonLabels "where" "commonLabels") }}
+{{- with merge (deepCopy $pod) (.ctx.Values.commonLabels | default dict) }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* commonLabels, on lines of their own (refused as betrace.checkLabels says). */}}
+{{- define "betrace.commonLabels" -}}
+{{- include "betrace.checkLabels" (dict "labels" .Values.commonLabels "where" "commonLabels") }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
-commonLabels, on lines of their own. A label the chart sets itself is refused: a second key of
-the same name would make the pods' labels differ from their Deployment's selector.
+Fails on a label the chart sets itself (pass a dict: labels, where): a second key of the same
+name would make the pods' labels differ from their Deployment's selector.
 */}}
-{{- define "betrace.commonLabels" -}}
-{{- $chart := list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" }}
-{{- range $key, $_ := .Values.commonLabels }}
+{{- define "betrace.checkLabels" -}}
+{{- $selector := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" }}
+{{- $chart := concat $selector (list "helm.sh/chart" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of") }}
+{{- range $key, $_ := .labels }}
 {{- if has $key $chart }}
-{{- fail (printf "commonLabels: %s is a label the chart sets itself (%s); remove it from commonLabels" $key (ternary "its selectors use it" "on every resource" (has $key (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component")))) }}
+{{- fail (printf "%s: %s is a label the chart sets itself (%s); remove it from %s" $.where $key (ternary "its selectors use it" "on every resource" (has $key $selector)) $.where) }}
 {{- end }}
-{{- end }}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
 {{- end }}
 {{- end }}
 
