@@ -159,8 +159,8 @@ def test_signature_key_as_literal_is_reported(
         "templates/backend-deployment.yaml",
         "              valueFrom:\n"
         "                secretKeyRef:\n"
-        '                  name: {{ include "betrace.signatureSecretName" . }}\n'
-        "                  key: {{ $b.signatureKey.secretKey }}\n",
+        '                  name: {{ include "betrace.signatureSecretName" . | quote }}\n'
+        "                  key: {{ $b.signatureKey.secretKey | quote }}\n",
         "              value: dev-key\n",
     )
     assert_violation(
@@ -182,7 +182,7 @@ def test_pvc_referenced_without_template_is_reported(
 def test_secret_key_that_the_secret_lacks_is_reported(
     helm: Helm, chart: Path, release_data: ReleaseData
 ) -> None:
-    edit(chart, "templates/grafana-secret.yaml", "{{ $a.passwordKey }}:", "password:")
+    edit(chart, "templates/grafana-secret.yaml", "{{ $a.passwordKey | quote }}:", "password:")
     assert_violation(
         violations(helm, chart, release_data),
         "env GF_SECURITY_ADMIN_PASSWORD reads key 'admin-password' of Secret "

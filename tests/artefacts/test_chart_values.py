@@ -152,7 +152,65 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"backend": {"terminationGracePeriodSeconds": 10}},
         r"backend[./]terminationGracePeriodSeconds",
     ),
+    # an image tag has no '+' (the OCI distribution spec's tag grammar); semver's build part does
+    "tag-with-build-metadata": (
+        {"backend": {"image": {"tag": "2.0.0+b1"}}},
+        r"backend[./]image[./]tag",
+    ),
+    # a Secret's data key is letters, digits, '-', '_' and '.' (the API server refuses others)
+    "secret-key-with-a-space": (
+        {"backend": {"signatureKey": {"secretKey": "signature key"}}},
+        r"backend[./]signatureKey[./]secretKey",
+    ),
+    "claim-name-not-a-name": (
+        {"grafana": {"persistence": {"existingClaim": "My_Claim"}}},
+        r"grafana[./]persistence[./]existingClaim",
+    ),
 }
+
+#: (values, the message's text): what the templates refuse, where the schema cannot compare two
+#: values or a path with the chart's own mounts.
+REFUSED_BY_TEMPLATES: dict[str, tuple[tuple[str, ...], str]] = {
+    "ports-collide": (
+        ("backend.ports.http=12012",),
+        "backend.ports.http and backend.ports.grpc are both 12012",
+    ),
+    "one-key-for-user-and-password": (
+        ("grafana.admin.userKey=k", "grafana.admin.passwordKey=k"),
+        "grafana.admin.userKey and grafana.admin.passwordKey are both k",
+    ),
+    "data-under-tmp": (("backend.dataDir=/tmp/betrace",), "backend.dataDir: /tmp/betrace is not"),
+    "data-at-the-rules-mount": (("backend.dataDir=/rules/",), "backend.dataDir: /rules/ is not"),
+    "data-at-the-root": (("backend.dataDir=/",), "backend.dataDir: / is not allowed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_BY_TEMPLATES))
+def test_values_that_would_collide_fail_naming_the_key(helm: Helm, case: str) -> None:
+    values, message = REFUSED_BY_TEMPLATES[case]
+    with pytest.raises(HelmError) as failure:
+        helm.template(CHART, set_values=values)
+    assert message in str(failure.value)
+
+
+def test_names_that_read_as_numbers_stay_strings(helm: Helm) -> None:
+    """Unquoted, a claim or Secret named 0123 rendered as a number, which the API server
+    refuses for a string field."""
+    manifests = helm.template(
+        CHART,
+        set_values=[
+            "backend.persistence.existingClaim=0123",
+            "grafana.admin.existingSecret=0456",
+        ],
+    )
+    text = json.dumps([m.doc for m in manifests])
+    assert '"claimName": "0123"' in text and '"name": "0456"' in text
+
+
+def test_a_parent_charts_condition_key_is_admitted(helm: Helm) -> None:
+    """A parent chart's `condition: betrace.enabled` sets `enabled` in this chart's values, which
+    the closed schema refused ("additional properties 'enabled' not allowed")."""
+    assert helm.template(CHART, set_values=["enabled=true"])
 
 
 def assert_helm_refuses(helm: Helm, tmp_path: Path, values: dict[str, Any], pattern: str) -> None:

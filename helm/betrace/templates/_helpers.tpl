@@ -192,16 +192,19 @@ GF_AUTH_ANONYMOUS_ENABLED or GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS could und
 defaults.
 */}}
 {{- define "betrace.grafanaEnv" -}}
+{{- if eq .Values.grafana.admin.userKey .Values.grafana.admin.passwordKey }}
+{{- fail (printf "grafana.admin.userKey and grafana.admin.passwordKey are both %s: Grafana would take the password for the user name" .Values.grafana.admin.userKey) }}
+{{- end }}
 - name: GF_SECURITY_ADMIN_USER
   valueFrom:
     secretKeyRef:
-      name: {{ include "betrace.adminSecretName" . }}
-      key: {{ .Values.grafana.admin.userKey }}
+      name: {{ include "betrace.adminSecretName" . | quote }}
+      key: {{ .Values.grafana.admin.userKey | quote }}
 - name: GF_SECURITY_ADMIN_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "betrace.adminSecretName" . }}
-      key: {{ .Values.grafana.admin.passwordKey }}
+      name: {{ include "betrace.adminSecretName" . | quote }}
+      key: {{ .Values.grafana.admin.passwordKey | quote }}
 # The plugin is unsigned: allow exactly this id and nothing else.
 - name: GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS
   value: {{ include "betrace.pluginId" . | quote }}
