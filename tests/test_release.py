@@ -123,6 +123,7 @@ def second_release(text: str, version: str, date: str) -> str:
     current = entries if end < 0 else entries[: end + 1]
     copy = current.replace(f"  - version: {VERSION}", f"  - version: {version}", 1)
     copy = copy.replace(f"    date: {CURRENT.date.isoformat()}", f"    date: {date}", 1)
+    copy = copy.replace(f"      app_version: {VERSION}\n", f"      app_version: {version}\n", 1)
     return f"{head}releases:\n{current}{copy}{entries[len(current) :]}"
 
 
@@ -560,3 +561,13 @@ def test_the_endpoints_table_says_what_each_call_takes(release_data: ReleaseData
         for name in e.request.fields if e.request else ():
             needed = f"`{name}` (needed)" in takes
             assert f"`{name}`" in takes and needed == (name in e.request.required), (name, takes)
+
+
+def test_a_chart_of_another_apps_version_is_refused(tmp_path: Path) -> None:
+    """The chart's NOTES link the site of appVersion's X.Y, the folder docs.yml deploys the
+    release's tag to: an app version other than the release's would link another release's
+    pages, or none."""
+    old = f"      app_version: {CHART.app_version}\n"
+    path = broken(tmp_path, old, f"      app_version: {next_minor(CHART.app_version)}\n")
+    found = "\n".join(problems(path))
+    assert "is not the release's version" in found and "releases[0]" in found, found

@@ -790,6 +790,16 @@ class Release(Model):
     false_claims: list[FalseClaim] = Field(default_factory=list)
 
     @model_validator(mode="after")
+    def _chart_of_this_release(self) -> Release:
+        if self.chart.app_version != self.version:
+            raise ValueError(
+                f"chart.app_version {self.chart.app_version} is not the release's version "
+                f"{self.version}: the chart installs this release's images, and its notes link "
+                "the site of this release (docs.yml deploys tag vX.Y.Z as X.Y)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _issue_ids_and_references(self) -> Release:
         ids = [issue.id for issue in self.known_issues]
         twice = sorted({i for i in ids if ids.count(i) > 1})

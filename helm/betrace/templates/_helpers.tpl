@@ -94,6 +94,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/*
+The site of this chart's release: <home>X.Y/, the folder docs.yml deploys tag vX.Y.Z to
+(appVersion is the release's version, which releases.yaml requires). Not latest/: the pages of
+a later release may describe values this chart does not have.
+*/}}
+{{- define "betrace.docs" -}}
+{{- printf "%s%s/" .Chart.Home (regexReplaceAll "^([0-9]+\\.[0-9]+)\\..*$" .Chart.AppVersion "${1}") }}
+{{- end }}
+
 {{/* The Grafana app plugin id (releases.yaml plugin.id); the only unsigned plugin Grafana may load. */}}
 {{- define "betrace.pluginId" -}}
 betrace-app
