@@ -586,7 +586,9 @@ def test_the_readme_names_the_generated_secrets_as_helm_renders_them(helm: Helm)
                 "backend.service.type=LoadBalancer",
                 "backend.service.loadBalancerSourceRanges={10.0.0.0/8,192.168.0.0/16}",
             ),
-            "admitting 10.0.0.0/8, 192.168.0.0/16 (backend.service.loadBalancerSourceRanges)",
+            "its load balancer admits only 10.0.0.0/8, 192.168.0.0/16 where the provider "
+            "supports it (backend.service.loadBalancerSourceRanges), but that does not restrict "
+            "the node ports",
         ),
         (
             ("backend.ingress.enabled=true", "backend.ingress.host=api.example.com"),

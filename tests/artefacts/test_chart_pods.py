@@ -28,17 +28,24 @@ SCENARIOS = [
 DATASOURCE = ("grafana.datasources.tempo.url=http://tempo.observability:3200",)
 
 
+@pytest.fixture(scope="module", params=["helm", "helm3"])
+def helm(request: pytest.FixtureRequest) -> Helm:
+    """Helm 4, then Helm 3 (the guides take Helm 3.8 and later): `merge`, `deepCopy`,
+    `splitList` and `fromYaml`, which these templates use, are their Sprig and Helm functions."""
+    return request.getfixturevalue(request.param)
+
+
 def _pod_templates(manifests: list[Manifest]) -> dict[str, object]:
     return {m.name: m.doc["spec"]["template"] for m in manifests if m.kind == "Deployment"}
 
 
-def _chart_of_version(tmp_path: Path, version: str) -> Path:
-    """A copy of the chart with another chart version and nothing else changed."""
+def _chart_of_version(tmp_path: Path, version: str, field: str = "version") -> Path:
+    """A copy of the chart with another version (or appVersion) and nothing else changed."""
     chart = tmp_path / "betrace"
     shutil.copytree(CHART, chart)
     meta = chart / "Chart.yaml"
-    text, count = re.subn(r"(?m)^version: .*$", f"version: {version}", meta.read_text("utf-8"))
-    assert count == 1, "Chart.yaml has no version line: update this test"
+    text, count = re.subn(rf"(?m)^{field}: .*$", f"{field}: {version}", meta.read_text("utf-8"))
+    assert count == 1, f"Chart.yaml has no {field} line: update this test"
     meta.write_text(text, encoding="utf-8")
     return chart
 
@@ -57,15 +64,41 @@ def test_a_new_chart_version_alone_leaves_the_pods_as_they_are(
     assert _pod_templates(after) == _pod_templates(before)
 
 
-def test_a_change_of_grafanas_provisioning_restarts_grafana(helm: Helm) -> None:
-    """The checksum covers both ConfigMaps' data: the second is the data sources'."""
+def test_an_app_version_alone_leaves_pods_with_pinned_images_as_they_are(
+    helm: Helm, tmp_path: Path
+) -> None:
+    """With the images pinned by tag, a new appVersion changes nothing the pods run: the pods'
+    version label once changed with it, and replaced them."""
+    pinned = (
+        "backend.image.tag=2.0.0",
+        "grafana.plugin.initImage.tag=2.0.0",
+        "grafana.plugin.pluginImage.tag=2.0.0",
+        *DATASOURCE,
+    )
+    before = helm.template(CHART, (), pinned)
+    after = helm.template(_chart_of_version(tmp_path, "9.9.9", "appVersion"), (), pinned)
+    assert any(
+        m.doc["metadata"]["labels"].get("app.kubernetes.io/version") == "9.9.9" for m in after
+    ), "the copy's objects carry its appVersion: the test compares two different charts"
+    assert _pod_templates(after) == _pod_templates(before)
 
-    def checksum(url: str) -> str:
-        manifests = helm.template(CHART, (), (f"grafana.datasources.tempo.url={url}",))
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "grafana.datasources.tempo.url=http://tempo.b:3200",  # the data sources' ConfigMap
+        "grafana.plugin.backendUrl=http://betrace.elsewhere:12011",  # the app's ConfigMap
+    ],
+)
+def test_a_change_of_grafanas_provisioning_restarts_grafana(helm: Helm, setting: str) -> None:
+    """The checksum covers the data of both ConfigMaps."""
+
+    def checksum(*settings: str) -> str:
+        manifests = helm.template(CHART, (), (*DATASOURCE, *settings))
         template = _pod_templates(manifests)["betrace-grafana"]
         return template["metadata"]["annotations"]["checksum/provisioning"]  # type: ignore[index]
 
-    assert checksum("http://tempo.a:3200") != checksum("http://tempo.b:3200")
+    assert checksum() != checksum(setting)
 
 
 def test_common_labels_reach_every_object_and_the_pods(helm: Helm) -> None:
@@ -76,21 +109,35 @@ def test_common_labels_reach_every_object_and_the_pods(helm: Helm) -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "why"),
-    [
-        ("app.kubernetes.io/component", "its selectors use it"),
-        ("app.kubernetes.io/instance", "its selectors use it"),
-        ("helm.sh/chart", "on every resource"),
-        ("app.kubernetes.io/version", "on every resource"),
-    ],
+    "label", ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"]
 )
-def test_a_common_label_the_chart_sets_itself_is_refused(helm: Helm, label: str, why: str) -> None:
+def test_a_common_label_the_selectors_use_is_refused(helm: Helm, label: str) -> None:
     """Before, the key came twice in every object: the last one wins in Kubernetes' YAML
     reader, so the pods' component could differ from their Deployment's selector."""
     key = label.replace(".", r"\.")
     with pytest.raises(HelmError) as caught:
         helm.template(CHART, (), (f"commonLabels.{key}=x",))
-    assert f"commonLabels: {label} is a label the chart sets itself ({why})" in str(caught.value)
+    message = f"commonLabels: {label} is a label the chart's selectors use; remove it"
+    assert message in str(caught.value)
+
+
+def test_a_common_label_may_replace_the_charts_part_of_once(helm: Helm) -> None:
+    """app.kubernetes.io/part-of names the larger application: an operator's value replaces
+    the chart's, with one key per object (two keys of one name were rendered before)."""
+    manifests = helm.template(CHART, (), (r"commonLabels.app\.kubernetes\.io/part-of=platform",))
+    for m in manifests:
+        assert m.doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "platform", m.name
+    for template in _pod_templates(manifests).values():
+        labels = template["metadata"]["labels"]  # type: ignore[index]
+        assert labels["app.kubernetes.io/part-of"] == "platform"
+    rendered = helm.run(
+        "template",
+        "betrace",
+        str(CHART),
+        "--set",
+        r"commonLabels.app\.kubernetes\.io/part-of=platform",
+    )
+    assert "part-of: betrace" not in rendered
 
 
 def _grafana_env(manifests: list[Manifest]) -> dict[str, str]:
@@ -181,6 +228,6 @@ def test_a_pod_label_the_chart_sets_itself_is_refused(helm: Helm) -> None:
     with pytest.raises(HelmError) as caught:
         helm.template(CHART, (), (r"grafana.podLabels.app\.kubernetes\.io/component=x",))
     assert (
-        "grafana.podLabels: app.kubernetes.io/component is a label the chart sets itself "
-        "(its selectors use it); remove it from grafana.podLabels"
+        "grafana.podLabels: app.kubernetes.io/component is a label the chart's selectors use; "
+        "remove it from grafana.podLabels"
     ) in str(caught.value)

@@ -166,6 +166,16 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"grafana": {"persistence": {"existingClaim": "My_Claim"}}},
         r"grafana[./]persistence[./]existingClaim",
     ),
+    "secret-key-of-dots": (
+        {"grafana": {"admin": {"passwordKey": ".."}}},
+        r"grafana[./]admin[./]passwordKey",
+    ),
+    # a Service's name begins with a letter (a DNS-1035 label)
+    "name-override-of-digits": ({"nameOverride": "123"}, r"nameOverride"),
+    "source-range-not-a-range": (
+        {"backend": {"service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["abc/999"]}}},
+        r"loadBalancerSourceRanges[./]0",
+    ),
 }
 
 #: (values, the message's text): what the templates refuse, where the schema cannot compare two
@@ -193,24 +203,30 @@ def test_values_that_would_collide_fail_naming_the_key(helm: Helm, case: str) ->
     assert message in str(failure.value)
 
 
-def test_names_that_read_as_numbers_stay_strings(helm: Helm) -> None:
-    """Unquoted, a claim or Secret named 0123 rendered as a number, which the API server
-    refuses for a string field."""
-    manifests = helm.template(
-        CHART,
-        set_values=[
-            "backend.persistence.existingClaim=0123",
-            "grafana.admin.existingSecret=0456",
-        ],
+def test_names_that_read_as_numbers_stay_strings(helm: Helm, tmp_path: Path) -> None:
+    """Unquoted, a claim, Secret, ServiceAccount or ConfigMap named 0123 rendered as a number,
+    which the API server refuses for a string field, and a data directory with ' #' lost the
+    rest of its path to a YAML comment in the mount, but not in BETRACE_DATA_DIR."""
+    values = tmp_path / "names.yaml"
+    values.write_text(
+        json.dumps(
+            {
+                "serviceAccount": {"name": "123"},
+                "backend": {
+                    "persistence": {"existingClaim": "0123"},
+                    "rulesConfigMap": "0789",
+                    "dataDir": "/data #x",
+                },
+                "grafana": {"admin": {"existingSecret": "0456"}},
+            }
+        ),
+        encoding="utf-8",
     )
+    manifests = helm.template(CHART, [values])
     text = json.dumps([m.doc for m in manifests])
-    assert '"claimName": "0123"' in text and '"name": "0456"' in text
-
-
-def test_a_parent_charts_condition_key_is_admitted(helm: Helm) -> None:
-    """A parent chart's `condition: betrace.enabled` sets `enabled` in this chart's values, which
-    the closed schema refused ("additional properties 'enabled' not allowed")."""
-    assert helm.template(CHART, set_values=["enabled=true"])
+    for rendered in ('"claimName": "0123"', '"name": "0456"', '"name": "0789"'):
+        assert rendered in text, rendered
+    assert '"serviceAccountName": "123"' in text and '"mountPath": "/data #x"' in text
 
 
 def assert_helm_refuses(helm: Helm, tmp_path: Path, values: dict[str, Any], pattern: str) -> None:

@@ -27,53 +27,41 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels of every resource (pass a dict: ctx, component). */}}
+{{/*
+Labels of every resource (pass a dict: ctx, component): the selector's, then the chart's own,
+which commonLabels may override (app.kubernetes.io/part-of, say), one key each.
+*/}}
 {{- define "betrace.labels" -}}
-helm.sh/chart: {{ include "betrace.chart" .ctx }}
 {{ include "betrace.selectorLabels" . }}
-app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
-app.kubernetes.io/part-of: betrace
-{{- include "betrace.commonLabels" .ctx }}
+{{- $own := dict "helm.sh/chart" (include "betrace.chart" .ctx) "app.kubernetes.io/version" .ctx.Chart.AppVersion "app.kubernetes.io/managed-by" .ctx.Release.Service "app.kubernetes.io/part-of" "betrace" }}
+{{- include "betrace.checkLabels" (dict "labels" .ctx.Values.commonLabels "where" "commonLabels") }}
+{{ merge (deepCopy (.ctx.Values.commonLabels | default dict)) $own | toYaml }}
 {{- end }}
 
 {{/*
-Labels of a Deployment's pods (pass a dict: ctx, component): the selector's, the app's version,
-commonLabels and the component's podLabels (which win over commonLabels). Not the chart's
-version (helm.sh/chart): a change of the pod template replaces the pods, and a new backend pod
-starts with no violations, so a chart upgrade that changes nothing else must leave the pods as
-they are.
+Labels of a Deployment's pods (pass a dict: ctx, component): the selector's, commonLabels and
+the component's podLabels, which win over commonLabels. Neither the chart's version
+(helm.sh/chart) nor the app's (app.kubernetes.io/version, which with a pinned image tag is not
+even what the pod runs): a change of the pod template replaces the pods, and a new backend pod
+starts with no violations, so a chart upgrade that changes nothing the pods run must leave
+them as they are.
 */}}
 {{- define "betrace.podLabels" -}}
 {{ include "betrace.selectorLabels" . }}
-app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
-app.kubernetes.io/part-of: betrace
 {{- $pod := (index .ctx.Values .component).podLabels | default dict }}
 {{- include "betrace.checkLabels" (dict "labels" $pod "where" (printf "%s.podLabels" .component)) }}
 {{- include "betrace.checkLabels" (dict "labels" .ctx.Values.commonLabels "where" "commonLabels") }}
-{{- with merge (deepCopy $pod) (.ctx.Values.commonLabels | default dict) }}
-{{ toYaml . }}
-{{- end }}
-{{- end }}
-
-{{/* commonLabels, on lines of their own (refused as betrace.checkLabels says). */}}
-{{- define "betrace.commonLabels" -}}
-{{- include "betrace.checkLabels" (dict "labels" .Values.commonLabels "where" "commonLabels") }}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
+{{ merge (deepCopy $pod) (.ctx.Values.commonLabels | default dict) (dict "app.kubernetes.io/part-of" "betrace") | toYaml }}
 {{- end }}
 
 {{/*
-Fails on a label the chart sets itself (pass a dict: labels, where): a second key of the same
-name would make the pods' labels differ from their Deployment's selector.
+Fails on a label that selects the chart's pods (pass a dict: labels, where): a second value
+would make the pods' labels differ from their Deployment's selector.
 */}}
 {{- define "betrace.checkLabels" -}}
-{{- $selector := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" }}
-{{- $chart := concat $selector (list "helm.sh/chart" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of") }}
 {{- range $key, $_ := .labels }}
-{{- if has $key $chart }}
-{{- fail (printf "%s: %s is a label the chart sets itself (%s); remove it from %s" $.where $key (ternary "its selectors use it" "on every resource" (has $key $selector)) $.where) }}
+{{- if has $key (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component") }}
+{{- fail (printf "%s: %s is a label the chart's selectors use; remove it from %s" $.where $key $.where) }}
 {{- end }}
 {{- end }}
 {{- end }}
