@@ -89,6 +89,24 @@ def test_a_function_over_the_limit_is_reported(tmp_path: Path) -> None:
     assert "tangled.py:1:5: C901 `tangled` is too complex (11 > 10)" in result.stdout
 
 
+def _long_functions(tree: Path) -> list[tuple[str, int]]:
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import code_size  # benchmarks/code_size.py: the count the closing notes give
+
+    return [f for f in code_size.functions(tree) if f[1] > code_size.LONG]
+
+
+def test_no_function_in_src_is_over_sixty_lines() -> None:
+    """docs/contributing/decisions.md holds the engine to it; only the benchmark measured it."""
+    assert _long_functions(REPO_ROOT / "src") == []
+
+
+def test_a_function_over_sixty_lines_is_reported(tmp_path: Path) -> None:
+    body = "".join(f"    x += {n}\n" for n in range(60))
+    (tmp_path / "long.py").write_text(f"def long(x: int) -> int:\n{body}    return x\n")
+    assert _long_functions(tmp_path) == [("long.py:long", 62)]
+
+
 # --- the locked Python packages (constraints.txt, docs/contributing/decisions.md) ------------
 
 

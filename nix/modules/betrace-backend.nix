@@ -110,7 +110,7 @@ in
     };
     otlpEndpoint = lib.mkOption {
       # host:port; not 4318, the port of OTLP over HTTP: the backend exports over gRPC only
-      type = lib.types.strMatching "[^:/]+:([1-9][0-9]{0,2}|[1-9][0-9]{4}|[1-35-9][0-9]{3}|4[0-24-9][0-9]{2}|43[02-9][0-9]|431[0-79])";
+      type = lib.types.strMatching "[^:/]+:([1-9][0-9]{0,2}|[1-35-9][0-9]{3}|4[0-24-9][0-9]{2}|43[02-9][0-9]|431[0-79]|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
       default = "localhost:4317";
       description = "host:port, no scheme, of an OpenTelemetry Collector for the backend's own telemetry.";
     };

@@ -579,7 +579,7 @@ def test_the_readme_names_the_generated_secrets_as_helm_renders_them(helm: Helm)
         (
             ("backend.service.type=LoadBalancer",),
             "its Service is of type LoadBalancer (backend.service.type), from every address "
-            "(backend.service.loadBalancerSourceRanges is empty)",
+            "(backend.service.loadBalancerSourceRanges is empty or has a /0 range)",
         ),
         (
             (
@@ -589,6 +589,13 @@ def test_the_readme_names_the_generated_secrets_as_helm_renders_them(helm: Helm)
             "its load balancer admits only 10.0.0.0/8, 192.168.0.0/16 where the provider "
             "supports it (backend.service.loadBalancerSourceRanges), but that does not restrict "
             "the node ports",
+        ),
+        (
+            (
+                "backend.service.type=LoadBalancer",
+                "backend.service.loadBalancerSourceRanges={10.0.0.0/8,::/0}",
+            ),
+            "from every address (backend.service.loadBalancerSourceRanges is empty or has a /0",
         ),
         (
             ("backend.ingress.enabled=true", "backend.ingress.host=api.example.com"),

@@ -123,6 +123,13 @@ def test_chart_schema_pattern_agrees_with_the_rule() -> None:
         "otel-collector:04318",
         "otel-collector:0",
         "otel-collector:0431",
+        # a port has 16 bits: 99999 passed the pattern once
+        "otel-collector:65535",
+        "otel-collector:65536",
+        "otel-collector:70000",
+        "otel-collector:99999",
+        "otel-collector:59999",
+        "otel-collector:10000",
     ]
     assert_agrees(pattern, samples, lambda value: backend_env.value_problem(OTLP, value) is None)
 

@@ -9,6 +9,7 @@ Helm renders them, which is what Kubernetes compares.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -222,6 +223,25 @@ def test_pod_labels_and_priority_class_reach_the_pods_alone(helm: Helm, componen
         p for name, p in _pod_templates(manifests).items() if name != f"betrace-{component}"
     ]
     assert "priorityClassName" not in other["spec"]  # type: ignore[index]
+
+
+def test_an_empty_label_value_is_a_value(helm: Helm, tmp_path: Path) -> None:
+    """Sprig's merge takes "" for no value: an empty podLabel lost to commonLabels, and an
+    empty part-of to the chart's. Kubernetes takes an empty label value."""
+    values = tmp_path / "labels.yaml"
+    values.write_text(
+        json.dumps(
+            {
+                "commonLabels": {"app.kubernetes.io/part-of": "", "team": "a"},
+                "backend": {"podLabels": {"team": ""}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    manifests = helm.template(CHART, [values])
+    pod = _pod_templates(manifests)["betrace-backend"]["metadata"]["labels"]  # type: ignore[index]
+    assert pod["team"] == "" and pod["app.kubernetes.io/part-of"] == ""
+    assert all(m.doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "" for m in manifests)
 
 
 def test_a_pod_label_the_chart_sets_itself_is_refused(helm: Helm) -> None:

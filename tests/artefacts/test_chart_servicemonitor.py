@@ -163,6 +163,20 @@ def test_a_label_the_chart_sets_keeps_the_charts_value(helm: Helm, tmp_path: Pat
     assert chart_policy.check_monitors(manifests) == []
 
 
+def test_the_monitors_labels_win_over_common_labels(helm: Helm) -> None:
+    """A Prometheus selects the monitor by these labels: a commonLabels `release` of the
+    platform's replaced kube-prometheus-stack's, and the monitor was never scraped."""
+    manifests = helm.template(
+        CHART,
+        [SCENARIO],
+        ["commonLabels.release=platform", "commonLabels.team=payments"],
+    )
+    labels = _monitor(manifests).doc["metadata"]["labels"]
+    assert labels["release"] == "kube-prometheus-stack" and labels["team"] == "payments"
+    service = [m for m in manifests if m.kind == "Service" and m.name == "betrace-backend"]
+    assert service[0].doc["metadata"]["labels"]["release"] == "platform"
+
+
 def test_the_values_schema_reads_durations_as_the_crd_does() -> None:
     import json
 

@@ -170,8 +170,7 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"grafana": {"admin": {"passwordKey": ".."}}},
         r"grafana[./]admin[./]passwordKey",
     ),
-    # a Service's name begins with a letter (a DNS-1035 label)
-    "name-override-of-digits": ({"nameOverride": "123"}, r"nameOverride"),
+    "name-override-not-a-name": ({"nameOverride": "Beta_Trace"}, r"nameOverride"),
     "source-range-not-a-range": (
         {"backend": {"service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["abc/999"]}}},
         r"loadBalancerSourceRanges[./]0",
@@ -201,6 +200,56 @@ def test_values_that_would_collide_fail_naming_the_key(helm: Helm, case: str) ->
     with pytest.raises(HelmError) as failure:
         helm.template(CHART, set_values=values)
     assert message in str(failure.value)
+
+
+def test_a_service_name_that_would_begin_with_a_digit_is_refused(helm: Helm) -> None:
+    """A Service's name is a DNS-1035 label, which begins with a letter: a release named 1st
+    rendered 1st-betrace-backend, which the API server refuses. nameOverride may begin with a
+    digit: the release's name comes first."""
+    with pytest.raises(HelmError) as failure:
+        helm.template(CHART, release="1st")
+    assert "the Services' names would begin with 1st-betrace" in str(failure.value)
+    assert helm.template(CHART, set_values=["nameOverride=1abc"], release="rel")
+
+
+def _parent_chart(tmp_path: Path) -> Path:
+    """A chart with this one as a dependency, as an umbrella chart has it: condition
+    betrace.enabled, tag observability."""
+    parent = tmp_path / "parent"
+    shutil.copytree(CHART, parent / "charts" / "betrace")
+    version = yaml_version(CHART / "Chart.yaml")
+    (parent / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n"
+        f"  - name: betrace\n    version: {version}\n    condition: betrace.enabled\n"
+        "    tags: [observability]\n",
+        encoding="utf-8",
+    )
+    return parent
+
+
+def yaml_version(chart_yaml: Path) -> str:
+    (line,) = [x for x in chart_yaml.read_text("utf-8").splitlines() if x.startswith("version:")]
+    return line.split(":", 1)[1].strip()
+
+
+@pytest.mark.parametrize(
+    ("settings", "deployments"),
+    [
+        ((), 2),
+        (("betrace.enabled=true",), 2),
+        (("betrace.enabled=false",), 0),
+        # the chart gives enabled no default, so that a parent's tags decide when it is unset
+        (("tags.observability=false",), 0),
+        (("tags.observability=false", "betrace.enabled=true"), 2),
+    ],
+)
+def test_a_parent_chart_turns_the_chart_on_and_off(
+    helm: Helm, tmp_path: Path, settings: tuple[str, ...], deployments: int
+) -> None:
+    """The closed schema refused the `enabled` a parent's condition sets; a default of it in
+    values.yaml made the condition win over the parent's tags."""
+    manifests = helm.template(_parent_chart(tmp_path), set_values=settings)
+    assert len([m for m in manifests if m.kind == "Deployment"]) == deployments
 
 
 def test_names_that_read_as_numbers_stay_strings(helm: Helm, tmp_path: Path) -> None:
@@ -323,15 +372,20 @@ def line_of(path: Path, text: str) -> int:
     return path.read_text(encoding="utf-8").splitlines().index(text) + 1
 
 
+#: commonLabels' line of values.yaml, as it is
+(COMMON_LABELS_LINE,) = [
+    line
+    for line in (CHART / "values.yaml").read_text(encoding="utf-8").splitlines()
+    if line.startswith("## @param commonLabels [map] ")
+]
+
 #: (the edit: old text, new text; the line the problem is reported at; the message after
 #: `values.yaml:LINE: `): each annotation rule, broken on purpose in a copy of the chart.
 BROKEN_ANNOTATIONS = {
     "unknown modifier, naming the known ones": (
         "## @param commonLabels [map] ",
         "## @param commonLabels [map, mapping] ",
-        "## @param commonLabels [map, mapping] Labels added to every resource and pod; one the "
-        "chart sets itself (helm.sh/chart, app.kubernetes.io/name, instance, component, version, "
-        "managed-by, part-of) is refused",
+        COMMON_LABELS_LINE.replace("[map] ", "[map, mapping] "),
         "commonLabels: unknown modifier [mapping]; known: array, boolean, freeform, integer, "
         "map, nullable, number, object, string",
     ),

@@ -33,9 +33,11 @@ which commonLabels may override (app.kubernetes.io/part-of, say), one key each.
 */}}
 {{- define "betrace.labels" -}}
 {{ include "betrace.selectorLabels" . }}
-{{- $own := dict "helm.sh/chart" (include "betrace.chart" .ctx) "app.kubernetes.io/version" .ctx.Chart.AppVersion "app.kubernetes.io/managed-by" .ctx.Release.Service "app.kubernetes.io/part-of" "betrace" }}
+{{- $labels := dict "helm.sh/chart" (include "betrace.chart" .ctx) "app.kubernetes.io/version" .ctx.Chart.AppVersion "app.kubernetes.io/managed-by" .ctx.Release.Service "app.kubernetes.io/part-of" "betrace" }}
 {{- include "betrace.checkLabels" (dict "labels" .ctx.Values.commonLabels "where" "commonLabels") }}
-{{ merge (deepCopy (.ctx.Values.commonLabels | default dict)) $own | toYaml }}
+{{- /* set, not merge: merge takes an empty value for none, and an empty label is a label */}}
+{{- range $key, $value := .ctx.Values.commonLabels }}{{ $_ := set $labels $key $value }}{{ end }}
+{{ toYaml $labels }}
 {{- end }}
 
 {{/*
@@ -51,7 +53,10 @@ them as they are.
 {{- $pod := (index .ctx.Values .component).podLabels | default dict }}
 {{- include "betrace.checkLabels" (dict "labels" $pod "where" (printf "%s.podLabels" .component)) }}
 {{- include "betrace.checkLabels" (dict "labels" .ctx.Values.commonLabels "where" "commonLabels") }}
-{{ merge (deepCopy $pod) (.ctx.Values.commonLabels | default dict) (dict "app.kubernetes.io/part-of" "betrace") | toYaml }}
+{{- $labels := dict "app.kubernetes.io/part-of" "betrace" }}
+{{- range $key, $value := .ctx.Values.commonLabels }}{{ $_ := set $labels $key $value }}{{ end }}
+{{- range $key, $value := $pod }}{{ $_ := set $labels $key $value }}{{ end }}
+{{ toYaml $labels }}
 {{- end }}
 
 {{/*

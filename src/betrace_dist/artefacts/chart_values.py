@@ -270,8 +270,22 @@ def _param_schema(param: Param) -> dict[str, Any]:
     return schema
 
 
+#: Keys of the schema that values.yaml must not have: a parent chart's `condition:
+#: betrace.enabled` sets `enabled`, which the closed schema would refuse, while a default in
+#: values.yaml would resolve that condition to true over the parent's `tags` (Helm reads the
+#: condition first, from values that include the subchart's defaults).
+SCHEMA_ONLY: dict[str, Any] = {
+    "enabled": {
+        "description": "Read by a parent chart's condition (dependencies[].condition, such as "
+        "betrace.enabled); this chart ignores it and gives it no default",
+        "type": "boolean",
+    }
+}
+
+
 def build_schema(doc: ValuesDoc) -> dict[str, Any]:
-    """JSON Schema (draft-07, which Helm 3.8+ and Helm 4 both read) of the documented values."""
+    """JSON Schema (draft-07, which Helm 3.8+ and Helm 4 both read) of the documented values,
+    and the SCHEMA_ONLY keys."""
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Values of the BeTrace Helm chart",
@@ -279,7 +293,7 @@ def build_schema(doc: ValuesDoc) -> dict[str, Any]:
         + REGENERATE.format(command="schema", chart="helm/betrace")
         + "; do not edit by hand.",
         "type": "object",
-        "properties": {p.path: _param_schema(p) for p in doc.params},
+        "properties": {p.path: _param_schema(p) for p in doc.params} | SCHEMA_ONLY,
         "additionalProperties": False,
     }
 
