@@ -79,9 +79,15 @@ def images(data: ReleaseData, release: Release | None = None) -> str:
 def environment(data: ReleaseData, release: Release | None = None) -> str:
     b = (release or data.current).backend
     rows = [
-        [code(v.name), code(v.default) if v.default else "(empty)", cell(v.meaning)] for v in b.env
+        [
+            code(v.name),
+            code(v.default) if v.default else "(empty)",
+            code(v.distribution_default) if v.distribution_default is not None else "",
+            cell(v.meaning),
+        ]
+        for v in b.env
     ]
-    return table(["Variable", "Default", "Meaning"], rows)
+    return table(["Variable", "Default", "Set by Compose, the chart and NixOS", "Meaning"], rows)
 
 
 def endpoints(data: ReleaseData, release: Release | None = None) -> str:
