@@ -49,10 +49,23 @@ def compatibility(data: ReleaseData, release: Release | None = None) -> str:
         ["Helm", f"≥ {r.helm.minimum}", "Helm 3 and Helm 4"],
         ["Nix", f"≥ {r.nix.minimum}", "flakes enabled"],
         [
+            "Docker Compose",
+            f"≥ {r.compose.minimum}",
+            "the Compose plugin (v2); not " + ", ".join(r.compose.broken)
+            if r.compose.broken
+            else "the Compose plugin (v2)",
+        ],
+        ["Go", f"≥ {r.backend.go_minimum}", "to build the backend from source (Nix, by hand)"],
+        [
             "Grafana Helm chart",
             code(r.grafana_chart.version),
             f"{code(r.grafana_chart.repo_name + '/' + r.grafana_chart.chart)}, "
-            f"Grafana {r.grafana_chart.app_version}",
+            f"Grafana {r.grafana_chart.app_version}"
+            + (
+                f"; the existing-Grafana guide's values render from {r.grafana_chart.minimum}"
+                if r.grafana_chart.minimum
+                else ""
+            ),
         ],
     ]
     return table(["Component", "Version", "Notes"], rows)
