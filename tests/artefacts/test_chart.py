@@ -579,7 +579,7 @@ def test_the_readme_names_the_generated_secrets_as_helm_renders_them(helm: Helm)
         (
             ("backend.service.type=LoadBalancer",),
             "its Service is of type LoadBalancer (backend.service.type), from every address "
-            "(backend.service.loadBalancerSourceRanges is empty or has a /0 range)",
+            "(backend.service.loadBalancerSourceRanges is empty)",
         ),
         (
             (
@@ -595,7 +595,7 @@ def test_the_readme_names_the_generated_secrets_as_helm_renders_them(helm: Helm)
                 "backend.service.type=LoadBalancer",
                 "backend.service.loadBalancerSourceRanges={10.0.0.0/8,::/0}",
             ),
-            "from every address (backend.service.loadBalancerSourceRanges is empty or has a /0",
+            "from every IPv6 address (::/0 in backend.service.loadBalancerSourceRanges)",
         ),
         (
             ("backend.ingress.enabled=true", "backend.ingress.host=api.example.com"),

@@ -171,6 +171,14 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         r"grafana[./]admin[./]passwordKey",
     ),
     "name-override-not-a-name": ({"nameOverride": "Beta_Trace"}, r"nameOverride"),
+    "source-range-octet-over-255": (
+        {
+            "backend": {
+                "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["256.0.0.0/8"]}
+            }
+        },
+        r"loadBalancerSourceRanges[./]0",
+    ),
     "source-range-not-a-range": (
         {"backend": {"service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["abc/999"]}}},
         r"loadBalancerSourceRanges[./]0",
@@ -217,7 +225,7 @@ def _parent_chart(tmp_path: Path) -> Path:
     betrace.enabled, tag observability."""
     parent = tmp_path / "parent"
     shutil.copytree(CHART, parent / "charts" / "betrace")
-    version = yaml_version(CHART / "Chart.yaml")
+    version = _yaml_version(CHART / "Chart.yaml")
     (parent / "Chart.yaml").write_text(
         "apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n"
         f"  - name: betrace\n    version: {version}\n    condition: betrace.enabled\n"
@@ -227,7 +235,7 @@ def _parent_chart(tmp_path: Path) -> Path:
     return parent
 
 
-def yaml_version(chart_yaml: Path) -> str:
+def _yaml_version(chart_yaml: Path) -> str:
     (line,) = [x for x in chart_yaml.read_text("utf-8").splitlines() if x.startswith("version:")]
     return line.split(":", 1)[1].strip()
 
@@ -261,6 +269,7 @@ def test_names_that_read_as_numbers_stay_strings(helm: Helm, tmp_path: Path) -> 
         json.dumps(
             {
                 "serviceAccount": {"name": "123"},
+                "nameOverride": "123",
                 "backend": {
                     "persistence": {"existingClaim": "0123"},
                     "rulesConfigMap": "0789",
@@ -276,6 +285,7 @@ def test_names_that_read_as_numbers_stay_strings(helm: Helm, tmp_path: Path) -> 
     for rendered in ('"claimName": "0123"', '"name": "0456"', '"name": "0789"'):
         assert rendered in text, rendered
     assert '"serviceAccountName": "123"' in text and '"mountPath": "/data #x"' in text
+    assert '"app.kubernetes.io/name": "123"' in text
 
 
 def assert_helm_refuses(helm: Helm, tmp_path: Path, values: dict[str, Any], pattern: str) -> None:

@@ -181,7 +181,9 @@ def test_the_otlp_endpoint_type_agrees_with_the_backends_rule(nix: nixa.Nix) -> 
     call Python): real Nix matches each sample, and it must accept exactly what the rule does."""
     samples = ["collector:4317", "10.0.0.7:4317", "collector:4318", "collector:4319",
                "collector:43180", "collector:3318", "collector:4418", "collector:4328",
-               "http://collector:4317", "collector", "collector:04318", "collector:0"]  # fmt: skip
+               "http://collector:4317", "collector", "collector:04318", "collector:0",
+               "collector:65535", "collector:65536", "collector:99999",
+               "collector:10000"]  # fmt: skip
     text = MODULE.read_text(encoding="utf-8")
     declared = text[text.index("otlpEndpoint = lib.mkOption") :]
     pattern = declared.split('strMatching "', 1)[1].split('"', 1)[0]

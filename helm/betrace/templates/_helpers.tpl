@@ -73,7 +73,7 @@ would make the pods' labels differ from their Deployment's selector.
 
 {{/* Labels that select one component's pods; never change them (selectors are immutable). */}}
 {{- define "betrace.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "betrace.name" .ctx }}
+app.kubernetes.io/name: {{ include "betrace.name" .ctx | quote }}
 app.kubernetes.io/instance: {{ .ctx.Release.Name | quote }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}

@@ -277,7 +277,9 @@ def _param_schema(param: Param) -> dict[str, Any]:
 SCHEMA_ONLY: dict[str, Any] = {
     "enabled": {
         "description": "Read by a parent chart's condition (dependencies[].condition, such as "
-        "betrace.enabled); this chart ignores it and gives it no default",
+        "betrace.enabled), which decides whether the parent installs this chart; this chart "
+        "itself ignores it (false given to this chart alone turns nothing off) and gives it no "
+        "default, so that the parent's tags decide when it is unset",
         "type": "boolean",
     }
 }
@@ -341,6 +343,11 @@ def render_table(doc: ValuesDoc) -> str:
             f"| `{param.path}` | {param.type_name} | {_default_cell(param)} | "
             f"{_prose(param.description)}{extra} |"
         )
+        if param.path == "global":  # the other key a parent chart sets, beside it
+            out += [
+                f"| `{key}` | {schema['type']} | (none) | {_prose(schema['description'])} |"
+                for key, schema in SCHEMA_ONLY.items()
+            ]
     return "\n".join(out) + "\n"
 
 

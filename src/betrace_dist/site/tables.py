@@ -46,14 +46,19 @@ def compatibility(data: ReleaseData, release: Release | None = None) -> str:
             f">={r.grafana.upstream_minimum}, tested by upstream on " + ", ".join(r.grafana.tested),
         ],
         ["Kubernetes", f"≥ {r.kubernetes.minimum}", ""],
-        ["Helm", f"≥ {r.helm.minimum}", "Helm 3 and Helm 4"],
+        [
+            "Helm",
+            f"≥ {r.helm.minimum}",
+            "Helm 3 and Helm 4; the minimum is Helm's first with OCI charts generally available "
+            "(Helm's documentation), not run here",
+        ],
         ["Nix", f"≥ {r.nix.minimum}", "flakes enabled"],
         [
             "Docker Compose",
             f"≥ {r.compose.minimum}",
-            "the Compose plugin (v2); not " + ", ".join(r.compose.broken)
-            if r.compose.broken
-            else "the Compose plugin (v2)",
+            "the Compose plugin (v2)"
+            + (f"; not {', '.join(r.compose.broken)}" if r.compose.broken else "")
+            + " (from Compose's pull requests and issues, not run here)",
         ],
         ["Go", f"≥ {r.backend.go_minimum}", "to build the backend from source (Nix, by hand)"],
         [
@@ -92,15 +97,9 @@ def images(data: ReleaseData, release: Release | None = None) -> str:
 def environment(data: ReleaseData, release: Release | None = None) -> str:
     b = (release or data.current).backend
     rows = [
-        [
-            code(v.name),
-            code(v.default) if v.default else "(empty)",
-            code(v.distribution_default) if v.distribution_default is not None else "",
-            cell(v.meaning),
-        ]
-        for v in b.env
+        [code(v.name), code(v.default) if v.default else "(empty)", cell(v.meaning)] for v in b.env
     ]
-    return table(["Variable", "Default", "Set by Compose, the chart and NixOS", "Meaning"], rows)
+    return table(["Variable", "Default", "Meaning"], rows)
 
 
 def endpoints(data: ReleaseData, release: Release | None = None) -> str:
