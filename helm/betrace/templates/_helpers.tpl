@@ -241,8 +241,8 @@ defaults.
 {{- end }}
 {{- if hasPrefix "https://" $root }}
 # Served over HTTPS: the browser sends the session cookie over HTTPS only. cookie_secure of
-# [security], default false, "set to true if you host Grafana behind HTTPS" (conf/defaults.ini,
-# read on grafana/grafana's main branch, not at the pinned tag).
+# [security], default false, "set to true if you host Grafana behind HTTPS" (conf/defaults.ini
+# of grafana/grafana at commit 002060fd, not at the pinned tag).
 - name: GF_SECURITY_COOKIE_SECURE
   value: "true"
 {{- end }}
