@@ -242,7 +242,7 @@ defaults.
 {{- if hasPrefix "https://" $root }}
 # Served over HTTPS: the browser sends the session cookie over HTTPS only. cookie_secure of
 # [security], default false, "set to true if you host Grafana behind HTTPS" (conf/defaults.ini
-# of grafana/grafana at commit 002060fd, not at the pinned tag).
+# of grafana/grafana@002060fd, not at the pinned tag).
 - name: GF_SECURITY_COOKIE_SECURE
   value: "true"
 {{- end }}
