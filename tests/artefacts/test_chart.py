@@ -142,8 +142,10 @@ def test_production_ingress_takes_a_body_as_large_as_the_backend_does(
     rendered: dict[str, list[chart_policy.Manifest]], release_data: ReleaseData
 ) -> None:
     """ingress-nginx answers a body over its proxy-body-size (1m by default: bodySize in
-    internal/ingress/controller/config/config.go at controller-v1.15.1) with 413; nginx reads
-    `4m` as 4 * 1024 * 1024 bytes. The backend's own limit is release data."""
+    internal/ingress/controller/config/config.go at controller-v1.15.1) with 413. nginx's `m`
+    is megabytes (nginx.org/en/docs/syntax.html, which does not say 1000 or 1024: the test takes
+    1024 * 1024, as the guide does; not run through an nginx here). The backend's own limit is
+    release data."""
     (limit,) = [x for x in release_data.current.backend.limits if x.name == "request_body"]
     (ingress,) = [
         m
@@ -341,7 +343,7 @@ def test_notes_tell_the_next_commands(helm: Helm) -> None:
 def test_backend_only_notes_point_to_the_guide_and_the_backend(
     helm: Helm, release_data: ReleaseData
 ) -> None:
-    folder = ".".join(release_data.current.version.split(".")[:2])
+    folder = chart_policy.site_folder(release_data)
     guide = f"{release_data.project.site_url}{folder}/guides/add-betrace-to-an-existing-grafana/"
     scenario = CHART / "ci" / "backend-only-values.yaml"
     notes = helm.run(
@@ -442,7 +444,7 @@ def test_the_notes_link_the_site_of_the_charts_own_release(
     pages that may describe values their chart does not have. They link the release's X.Y
     folder, which docs.yml deploys from its tag vX.Y.Z."""
     site = release_data.project.site_url
-    folder = ".".join(release_data.current.version.split(".")[:2])
+    folder = chart_policy.site_folder(release_data)
     notes = {name: text for name, text in chart_texts(helm).items() if name.startswith("NOTES")}
     assert notes, "no NOTES rendered: update this test"
     for name, text in notes.items():

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from betrace_dist import REPO_ROOT
+from betrace_dist.artefacts import chart_policy
 from betrace_dist.artefacts.chart_policy import Helm, HelmError, Manifest
 
 CHART = REPO_ROOT / "helm" / "betrace"
@@ -148,7 +149,7 @@ def _grafana_env(manifests: list[Manifest]) -> dict[str, str]:
         for c in deployment.doc["spec"]["template"]["spec"]["containers"]
         if c["name"] == "grafana"
     ]
-    return {e["name"]: e.get("value", "") for e in container["env"]}
+    return {name: e.get("value", "") for name, e in chart_policy.env_of(container).items()}
 
 
 @pytest.mark.parametrize(

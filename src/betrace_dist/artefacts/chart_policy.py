@@ -1150,10 +1150,15 @@ def site_page_paths(docs_dir: Path) -> set[str]:
     return out
 
 
+def site_folder(data: ReleaseData) -> str:
+    """The folder of the current release's site: X.Y (.github/workflows/docs.yml deploys tag
+    vX.Y.Z there), which the chart's NOTES link."""
+    return data.current.version.rpartition(".")[0]
+
+
 def site_versions(data: ReleaseData) -> set[str]:
-    """Folders mike serves the site under: the `latest` alias and X.Y of the current release
-    (.github/workflows/docs.yml deploys tag vX.Y.Z as X.Y with the alias latest)."""
-    return {"latest", data.current.version.rpartition(".")[0]}
+    """Folders mike serves the site under: the `latest` alias and the current release's."""
+    return {"latest", site_folder(data)}
 
 
 def check_site_links(texts: dict[str, str], data: ReleaseData, docs_dir: Path) -> list[str]:

@@ -29,9 +29,6 @@ def stated(issue: KnownIssue, text: str) -> bool:
     return any(f"{issue.label}: {title}" in text for title in (issue.title, escaped))
 
 
-_line = line_of
-
-
 def false_claims(text: str, release: Release, what: str = "page") -> list[Problem]:
     """Every false claim the page (or another text: `what`) makes, at the line where it starts."""
     flat, where = flatten(text)  # a claim may wrap across lines of the source
@@ -42,7 +39,7 @@ def false_claims(text: str, release: Release, what: str = "page") -> list[Proble
             see = f" (known issue {claim.see})" if claim.see else ""
             found.append(
                 Problem(
-                    _line(text, where[match.start()]),
+                    line_of(text, where[match.start()]),
                     f"the {what} says '{said}', which is false at BeTrace {release.version}: "
                     f"{claim.why}{see}",
                 )

@@ -71,9 +71,6 @@ GATE_SIZES = {
 _VERSIONISH = r"v?\d[\w.+-]*"
 
 
-_line = line_of
-
-
 #: words just before a value that say the text denies it ("there is no DELETE /v1/...",
 #: "no workflow pushes ...:latest", "not the gRPC port 12011")
 _DENIED = re.compile(
@@ -128,7 +125,7 @@ def _images(text: str, data: ReleaseData) -> Iterator[Problem]:
             )
         else:
             continue
-        yield Problem(_line(text, match.start()), reason)
+        yield Problem(line_of(text, match.start()), reason)
 
 
 def _observability(text: str, data: ReleaseData) -> Iterator[Problem]:
@@ -142,7 +139,7 @@ def _observability(text: str, data: ReleaseData) -> Iterator[Problem]:
         for match in re.finditer(pattern, text):
             if match[1].rstrip(".") not in allowed:
                 yield Problem(
-                    _line(text, match.start()),
+                    line_of(text, match.start()),
                     f"'{match[0]}' is not the pinned {key} image ({pinned['image']}:"
                     f'{pinned["tag"]}); write {{{{ obs_image("{key}") }}}}',
                 )
@@ -171,7 +168,7 @@ def _chart_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
             continue
         if match[1] not in allowed:
             yield Problem(
-                _line(text, match.start()),
+                line_of(text, match.start()),
                 f"--version {match[1]} is no version of the {what} in releases.yaml "
                 f"({', '.join(sorted(allowed))}); write {{{{ {macro} }}}}",
             )
@@ -210,7 +207,7 @@ def _ports(text: str, data: ReleaseData) -> Iterator[Problem]:
         else:
             continue
         yield Problem(
-            _line(text, match.start()),
+            line_of(text, match.start()),
             f"{reason} (releases.yaml {fields}); "
             'write {{ port("http") }} or {{ port("grpc") }}',
         )
@@ -231,7 +228,7 @@ def _scrape_annotations(text: str, data: ReleaseData) -> Iterator[Problem]:
     backend_ports = {str(p.port) for p in data.current.backend.ports.values()}
     groups: list[list[tuple[int, str, str]]] = []
     for match in _SCRAPE.finditer(text):
-        line = _line(text, match.start())
+        line = line_of(text, match.start())
         if not groups or line - groups[-1][-1][0] > _SCRAPE_SPAN:
             groups.append([])
         groups[-1].append((line, match[1], match[2]))
@@ -272,7 +269,7 @@ def _endpoints(text: str, data: ReleaseData) -> Iterator[Problem]:
         if path in OTLP_PATHS or any(p.match(path) for p in patterns):
             continue
         yield Problem(
-            _line(text, match.start()),
+            line_of(text, match.start()),
             f"'{path}' is no endpoint of the backend (releases.yaml backend.endpoints[].path: "
             f'{", ".join(paths)}); write {{{{ endpoint("<path>") }}}}',
         )
@@ -293,7 +290,7 @@ def _methods(text: str, data: ReleaseData) -> Iterator[Problem]:
         ]
         if methods and method not in methods and not _denied(text, match.start()):
             yield Problem(
-                _line(text, match.start()),
+                line_of(text, match.start()),
                 f"'{method} {path}': the backend serves {path} with {', '.join(methods)} "
                 "(releases.yaml backend.endpoints)",
             )
@@ -321,7 +318,7 @@ def _commits(text: str, data: ReleaseData) -> Iterator[Problem]:
         if any(c.startswith(sha) for c in commits):
             continue
         yield Problem(
-            _line(text, match.start(group)),
+            line_of(text, match.start(group)),
             f"commit {match[group]} is no release's upstream commit (releases.yaml "
             f"releases[].upstream.commit: {', '.join(c[:8] for c in commits)}); write "
             "{{ release.upstream.commit }} or {{ release.upstream.short }}",
@@ -367,7 +364,7 @@ def _distribution_refs(text: str, data: ReleaseData) -> Iterator[Problem]:
         ref = re.sub(r"\.(tar\.gz|zip)$", "", re.sub(r"^refs/(tags|heads)/", "", written))
         if ref not in refs and not ref.startswith("{"):
             yield Problem(
-                _line(text, at),
+                line_of(text, at),
                 f"'{written}' is no revision of the distribution's repository: it has the "
                 f"branch main and the release tags {', '.join(sorted(refs - {'main'}))} "
                 "(v<version>, releases.yaml releases[].version); write "
@@ -376,7 +373,7 @@ def _distribution_refs(text: str, data: ReleaseData) -> Iterator[Problem]:
     for name, value, at in queries:
         if name == "rev":
             yield Problem(
-                _line(text, at),
+                line_of(text, at),
                 f"rev={value} pins the distribution's repository to a commit, which no release "
                 "names and the gate cannot hold to one: a reader takes a release's tag "
                 "(releases are tagged v<version>); write ref=v{{ release.version }}",
@@ -422,7 +419,7 @@ def _versions(text: str, data: ReleaseData) -> Iterator[Problem]:
         allowed, fields = known[match[1].lower()]
         if match[2] not in allowed:
             yield Problem(
-                _line(text, match.start(2)),
+                line_of(text, match.start(2)),
                 f"'{match[0]}': {match[2]} is no version of it in releases.yaml ({fields}: "
                 f"{', '.join(sorted(allowed))}); write it with a macro such as "
                 "{{ release.version }}",
@@ -475,7 +472,7 @@ def _python_versions(text: str, data: ReleaseData) -> Iterator[Problem]:
             wanted, field = str(examples.python_minimum), "{{ release.examples.python_minimum }}"
         if written != wanted:
             yield Problem(
-                _line(text, match.start()),
+                line_of(text, match.start()),
                 f"'{match[0]}': what this sentence speaks of needs Python {wanted} or later "
                 f"(pyproject.toml requires-python, releases.yaml examples.python_minimum); "
                 f"write {field}",
@@ -511,7 +508,7 @@ def _variables(text: str, data: ReleaseData, defined: set[str]) -> Iterator[Prob
         if match[0] not in allowed:
             near = closest(match[0], sorted(read | defined))
             yield Problem(
-                _line(text, match.start()),
+                line_of(text, match.start()),
                 f"{match[0]} is no variable the backend reads (releases.yaml backend.env: "
                 f"{', '.join(sorted(read))}), nor one it names as ignored (backend.not_read, "
                 "backend.sdk_env), nor one this text or the distribution's artefacts define "
@@ -527,7 +524,7 @@ def _plugin_paths(text: str, data: ReleaseData) -> Iterator[Problem]:
     for match in re.finditer(pattern, text):
         if (match[1] or match[2]) != plugin.id:
             yield Problem(
-                _line(text, match.start()),
+                line_of(text, match.start()),
                 f"'{match[0]}' does not name the app by its id (releases.yaml plugin.id = "
                 f"{plugin.id}, plugin.page_path = {plugin.page_path}); write "
                 "{{ release.plugin.page_path }} or {{ release.plugin.id }}",
@@ -572,7 +569,7 @@ def _settings(text: str, data: ReleaseData) -> Iterator[Problem]:
             continue
         problem = backend_env.value_problem(match[1], value)
         if problem is not None:
-            yield Problem(_line(text, match.start(1)), f"{match[1]} {problem}")
+            yield Problem(line_of(text, match.start(1)), f"{match[1]} {problem}")
 
 
 def _about_the_backend(text: str, offset: int) -> bool:
@@ -659,7 +656,7 @@ def _stop_times(text: str, data: ReleaseData) -> Iterator[Problem]:
         if float(match[1]) > quick:
             found.append((match.start(), f"'{match[0]}' " + _QUICK_STOP_TEXT.format(quick)))
     for at, reason in sorted(found):
-        yield Problem(_line(text, where[at]), reason)
+        yield Problem(line_of(text, where[at]), reason)
 
 
 _WORD_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -758,7 +755,7 @@ def _evaluation_window(text: str, data: ReleaseData) -> Iterator[Problem]:
             continue
         for offset, match in _evaluation_mistakes(said, evaluation):
             yield _evaluation_problem(
-                _line(text, where[sentence.start() + offset]), match, evaluation
+                line_of(text, where[sentence.start() + offset]), match, evaluation
             )
 
 
@@ -867,7 +864,7 @@ class _Elements:
         self.found: dict[int, str] = {}
 
     def line(self, offset: int) -> int:
-        return _line(self.text, offset)
+        return line_of(self.text, offset)
 
     def around(self, offset: int) -> str:
         index = self.line(offset) - 1
