@@ -447,3 +447,14 @@ def test_a_path_or_nesting_past_the_bound_fails_at_its_line() -> None:
         nix_env.assignments(deep)
     fine = "{ services.betrace-backend.settings.a.b.c = 1; }"
     assert [a.path[-1] for a in nix_env.assignments(fine)] == ["c"]
+
+
+def test_a_go_runtime_value_that_stops_the_backend_is_reported(release_data: ReleaseData) -> None:
+    """GOMEMLIMIT as a Kubernetes quantity stops the backend at start (probe go-runtime-env);
+    the Go runtime's own forms pass."""
+    setting = 'BETRACE_DATA_DIR = "/var/lib/betrace";'
+    broken = MODULE.replace(setting, 'GOMEMLIMIT = "512Mi";')
+    ((line, reason),) = nix_env.problems(broken, release_data)
+    assert line == 8 and "malformed GOMEMLIMIT" in reason, reason
+    right = MODULE.replace(setting, 'GOMEMLIMIT = "512MiB"; GOMAXPROCS = "2";')
+    assert not nix_env.problems(right, release_data)

@@ -13,12 +13,14 @@ accepts the release data's own default.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from . import quantity
 from .names import image_role
 from .release import ReleaseData
 
@@ -109,9 +111,51 @@ RULES: dict[str, Callable[[str], str | None]] = {
 }
 
 
+#: what Go's strconv.ParseInt takes in base 10: an optional sign, then ASCII digits
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+#: GOMEMLIMIT's units and their power of 1024 (Go's parseByteCount, src/runtime/string.go)
+_BYTE_UNITS = {"B": 0, "KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4}
+_GOMEMLIMIT = re.compile(r"(?P<n>[+-]?[0-9]+)(?P<unit>B|KiB|MiB|GiB|TiB)?")
+
+
+def _gomaxprocs(value: str) -> str | None:
+    """Go's schedinit takes a positive whole number that fits 32 bits and silently ignores any
+    other value (golang/go@go1.27.3 src/runtime/proc.go)."""
+    if _GO_INT.fullmatch(value) and 0 < int(value) < 2**31:
+        return None
+    return (
+        f"is '{value}': Go takes a whole number above 0 and ignores any other value, so the "
+        "backend runs as many threads as the node has CPUs"
+    )
+
+
+def _gomemlimit(value: str) -> str | None:
+    """Go's readGOMEMLIMIT: empty or 'off' is no limit; else bytes, or a whole number with a
+    unit B, KiB, MiB, GiB or TiB; anything else stops the program at start (observed: probe
+    go-runtime-env)."""
+    found = _GOMEMLIMIT.fullmatch(value)
+    if value in ("", "off") or (
+        found and 0 <= int(found["n"]) * 1024 ** _BYTE_UNITS[found["unit"] or "B"] < 2**63
+    ):
+        return None
+    example = re.sub(r"([KMGT])i?$", r"\1iB", value) if re.fullmatch(r"\d+[KMGT]i?", value) else ""
+    hint = f", e.g. {example}" if example else ", e.g. 536870912 or 512MiB"
+    return (
+        f"is '{value}': Go takes bytes, or a whole number with B, KiB, MiB, GiB or TiB{hint}; "
+        "on any other value the backend stops at start (fatal error: malformed GOMEMLIMIT)"
+    )
+
+
+#: the Go runtime's variables (releases.yaml backend.runtime_env), each with its rule
+RUNTIME_RULES: dict[str, Callable[[str], str | None]] = {
+    "GOMAXPROCS": _gomaxprocs,
+    "GOMEMLIMIT": _gomemlimit,
+}
+
+
 def value_problem(name: str, value: str) -> str | None:
     """What is wrong with `value` for backend variable `name` ("is 'x': why"), or None."""
-    rule = RULES.get(name)
+    rule = RULES.get(name) or RUNTIME_RULES.get(name)
     return rule(value) if rule else None
 
 
@@ -126,7 +170,7 @@ def name_problem(name: str, data: ReleaseData) -> str | None:
             "gRPC to OTEL_EXPORTER_OTLP_ENDPOINT, without TLS) (releases.yaml "
             f"backend.sdk_env.ignored); remove {name}"
         )
-    if name not in backend.read:
+    if name not in backend.read and name not in backend.runtime_env.names:
         return "is not a variable the backend reads; it reads " + ", ".join(sorted(backend.read))
     return None
 
@@ -174,12 +218,33 @@ def _one_port_twice(env: Mapping[str, str | None], data: ReleaseData) -> Iterato
 
 
 def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
-    """A Kubernetes container's env as name -> literal value (None for valueFrom); its envFrom
-    is not read here: a backend container with one is refused (env_from_problem)."""
+    """A Kubernetes container's env as name -> value: a literal, or what the kubelet gives a
+    resourceFieldRef of the container's own resources; None for any other valueFrom. Its
+    envFrom is not read here: a backend container with one is refused (env_from_problem)."""
     return {
-        str(e.get("name")): (str(e["value"]) if "value" in e else None)
+        str(e.get("name")): (str(e["value"]) if "value" in e else _value_from(container, e))
         for e in container.get("env") or []
     }
+
+
+def _value_from(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str | None:
+    """A model of the kubelet's resourceFieldRef (kubernetes/kubernetes@f9cfc9d9
+    pkg/api/v1/resource/helpers.go): the container's limit or request divided by the divisor
+    (1 when none), rounded up. None for other sources, and where the container sets no such
+    amount: the kubelet then gives the node's allocatable amount, which no manifest tells."""
+    ref = (entry.get("valueFrom") or {}).get("resourceFieldRef")
+    if not isinstance(ref, Mapping) or ref.get("containerName") not in (
+        None,
+        container.get("name"),
+    ):
+        return None
+    kind, _, resource = str(ref.get("resource", "")).partition(".")
+    amounts = (container.get("resources") or {}).get(kind)
+    amount = quantity.parse(amounts.get(resource)) if isinstance(amounts, Mapping) else None
+    divisor = quantity.parse(ref.get("divisor", "1"))
+    if amount is None or not divisor or divisor < 0:
+        return None
+    return str(math.ceil(amount / divisor))
 
 
 #: (kind, field) of an envFrom entry's source

@@ -611,6 +611,14 @@ class SdkEnv(Sourced):
     )
 
 
+class RuntimeEnv(Sourced):
+    """Variables the Go runtime inside the backend reads itself (backend_env.RUNTIME_RULES
+    holds each one's values to what the runtime takes)."""
+
+    names: list[EnvName] = Field(min_length=1)
+    meaning: str
+
+
 class Backend(Sourced):
     binary: str
     version: SemVer
@@ -631,6 +639,7 @@ class Backend(Sourced):
     judging: Judging
     evaluation: Evaluation
     sdk_env: SdkEnv
+    runtime_env: RuntimeEnv
     not_read: list[EnvName] = Field(default_factory=list)
     not_read_source: Sourced
     patches: list[BackendPatch] = Field(

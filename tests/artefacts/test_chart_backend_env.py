@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,14 @@ OTLP = "OTEL_EXPORTER_OTLP_ENDPOINT"
 def test_every_variable_of_the_release_data_has_a_rule(release_data: ReleaseData) -> None:
     names = {v.name for v in release_data.current.backend.env}
     assert names == set(backend_env.RULES), "a variable of releases.yaml needs a value rule"
+
+
+def test_every_go_runtime_variable_of_the_release_data_has_a_rule(
+    release_data: ReleaseData,
+) -> None:
+    names = set(release_data.current.backend.runtime_env.names)
+    assert names == set(backend_env.RUNTIME_RULES), "a Go runtime variable needs a value rule"
+    assert not dict(backend_env.env_problems(dict.fromkeys(names), release_data))
 
 
 def test_each_rule_accepts_the_release_datas_own_default(release_data: ReleaseData) -> None:
@@ -46,6 +55,14 @@ def test_each_rule_accepts_the_release_datas_own_default(release_data: ReleaseDa
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "\u0661\u0660\u0660\u0660", "whole number of milliseconds"),
         ("BETRACE_DATA_DIR", " ", "writable directory"),
         ("BETRACE_SIGNATURE_KEY", "", "built-in development key"),
+        # a Kubernetes quantity: the backend stops at start (probe go-runtime-env)
+        ("GOMEMLIMIT", "512Mi", "e.g. 512MiB; on any other value the backend stops at start"),
+        ("GOMEMLIMIT", "1G", "e.g. 1GiB"),
+        ("GOMEMLIMIT", "-1", "malformed GOMEMLIMIT"),
+        ("GOMEMLIMIT", "9999999999TiB", "malformed GOMEMLIMIT"),
+        ("GOMAXPROCS", "500m", "ignores any other value"),
+        ("GOMAXPROCS", "0", "as many threads as the node has CPUs"),
+        ("GOMAXPROCS", "2147483648", "a whole number above 0"),
     ],
 )
 def test_wrong_values_are_reported_with_the_reason(name: str, value: str, fragment: str) -> None:
@@ -62,6 +79,10 @@ def test_wrong_values_are_reported_with_the_reason(name: str, value: str, fragme
         ("BETRACE_DEBUG", "true"),
         ("BETRACE_DEBUG", ""),
         ("BETRACE_PORT_GRPC", "12012"),
+        ("GOMEMLIMIT", "536870912"),
+        ("GOMEMLIMIT", "512MiB"),
+        ("GOMEMLIMIT", "off"),
+        ("GOMAXPROCS", "1"),
     ],
 )
 def test_right_values_pass(name: str, value: str) -> None:
@@ -271,3 +292,64 @@ def test_one_port_for_both_servers_is_refused(
     assert bool(found) is refused, found
     if refused:
         assert found[0][0] == "BETRACE_PORT_GRPC" and "cannot bind it" in found[0][1], found
+
+
+LIMITED = {"name": "backend", "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}}}
+
+
+def _field(resource: str, divisor: str | None = None, container: str | None = None) -> dict:
+    ref: dict[str, str] = {"resource": resource}
+    ref |= {"divisor": divisor} if divisor else {}
+    ref |= {"containerName": container} if container else {}
+    return {"name": "V", "valueFrom": {"resourceFieldRef": ref}}
+
+
+@pytest.mark.parametrize(
+    ("resources", "entry", "value"),
+    [
+        # half a CPU, rounded up to one; 512 MiB = 512 * 1024 * 1024 bytes
+        (LIMITED["resources"], _field("limits.cpu"), "1"),
+        (LIMITED["resources"], _field("limits.memory"), "536870912"),
+        (LIMITED["resources"], _field("limits.memory", "1Mi"), "512"),
+        (LIMITED["resources"], _field("limits.memory", "1G"), "1"),
+        ({"limits": {"cpu": "1500m"}}, _field("limits.cpu"), "2"),
+        ({"limits": {"cpu": 2}}, _field("limits.cpu", "1m"), "2000"),
+        ({"requests": {"memory": "64M"}}, _field("requests.memory"), "64000000"),
+        # no such amount: the kubelet gives the node's allocatable, which no manifest tells
+        ({"requests": {"cpu": "50m"}}, _field("limits.cpu"), None),
+        ({}, _field("limits.memory"), None),
+        # another container's resources, or another source
+        (LIMITED["resources"], _field("limits.cpu", container="grafana"), None),
+        (LIMITED["resources"], {"name": "V", "valueFrom": {"secretKeyRef": {"name": "s"}}}, None),
+    ],
+)
+def test_a_resource_field_reads_as_the_kubelet_gives_it(
+    resources: dict, entry: dict, value: str | None
+) -> None:
+    container = {"name": "backend", "resources": resources, "env": [entry]}
+    assert backend_env.container_env(container) == {"V": value}
+
+
+def _backend_container(manifests: list) -> dict:
+    from betrace_dist.artefacts import chart_policy
+
+    (deployment,) = [m for m in manifests if m.kind == "Deployment" and m.name.endswith("backend")]
+    pods = chart_policy.containers(deployment.doc["spec"]["template"]["spec"])
+    (container,) = [c for _, c in pods if c.get("name") == "backend"]
+    return container
+
+
+def test_the_chart_gives_the_go_runtime_the_backends_limits(helm: Any) -> None:
+    """GOMAXPROCS and GOMEMLIMIT from the container's limits, in the forms Go reads: without
+    them the backend runs a thread per CPU of the node under a limit of half a CPU."""
+    chart = REPO_ROOT / "helm" / "betrace"
+    env = backend_env.container_env(_backend_container(helm.template(chart)))
+    got = (env.get("GOMAXPROCS"), env.get("GOMEMLIMIT"))
+    assert got == ("1", str(512 * 1024 * 1024)), f"the backend's GOMAXPROCS, GOMEMLIMIT: {got}"
+    decimal = ["backend.resources.limits.memory=1G", "backend.resources.limits.cpu=2"]
+    env = backend_env.container_env(_backend_container(helm.template(chart, set_values=decimal)))
+    assert (env["GOMAXPROCS"], env["GOMEMLIMIT"]) == ("2", "1000000000")
+    off = helm.template(chart, set_values=["backend.goRuntimeFromLimits=false"])
+    assert not {"GOMAXPROCS", "GOMEMLIMIT"} & set(
+        backend_env.container_env(_backend_container(off))
+    )

@@ -593,6 +593,59 @@ def expect_otel_env(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("otel-variables", measure_otel_env, expect_otel_env, _otel_params))
 
 
+# --- the Go runtime's variables ----------------------------------------------------------------
+
+#: the Go runtime's own series of /metrics (client_golang's Go collector, vendored upstream)
+_GO_SERIES = ("go_sched_gomaxprocs_threads", "go_gc_gomemlimit_bytes")
+#: the GOMEMLIMIT the probe sets: 512 MiB, in bytes as the chart's resourceFieldRef gives it
+_MEMORY_LIMIT = 512 * 1024 * 1024
+
+
+def _go_series(api: Backend) -> dict[str, float]:
+    samples = (line.partition(" ") for line in api.call("GET", "/metrics").body.splitlines())
+    return {name: float(value) for name, _, value in samples if name in _GO_SERIES}
+
+
+def _default_godebug(program: Path) -> str:
+    """The GODEBUG defaults the program was built with, from the build information the Go
+    linker writes into it (what `go version -m` prints as DefaultGODEBUG)."""
+    found = re.search(rb"DefaultGODEBUG=([^\s]*)", program.read_bytes())
+    return found[1].decode("ascii", "replace") if found else ""
+
+
+def measure_go_runtime(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend with GOMAXPROCS and GOMEMLIMIT set as the chart sets them (from a container's
+    limits, in bytes), and with a GOMEMLIMIT written as a Kubernetes quantity."""
+    env = {"GOMAXPROCS": "1", "GOMEMLIMIT": str(_MEMORY_LIMIT)}
+    with receiver_running():
+        api = backend(params, env=env).start()
+        series = _go_series(api)
+        api.stop(signal.SIGKILL)
+        quantity = _start_refused(backend(params, name="quantity", env={"GOMEMLIMIT": "512Mi"}))
+    return {
+        "gomaxprocs": series.get("go_sched_gomaxprocs_threads"),
+        "gomemlimit": series.get("go_gc_gomemlimit_bytes"),
+        "quantity_exits_with_2": quantity.startswith("the backend exited with 2:"),
+        "quantity_log": quantity,
+        "default_godebug": _default_godebug(Path(params["program"])),
+    }
+
+
+def expect_go_runtime(data: ReleaseData) -> dict[str, Expect]:
+    return {
+        "gomaxprocs": equal(1.0),
+        "gomemlimit": equal(float(_MEMORY_LIMIT)),
+        # Go's runtime throws at start (exit status 2) on a value parseByteCount refuses
+        "quantity_exits_with_2": equal(True),
+        "quantity_log": contains("malformed GOMEMLIMIT"),
+        # go.mod's `go 1.24.0`: the runtime sizes GOMAXPROCS by the node, not by the cgroup
+        "default_godebug": contains("containermaxprocs=0"),
+    }
+
+
+register(Probe("go-runtime-env", measure_go_runtime, expect_go_runtime, _ports))
+
+
 # --- restarts ----------------------------------------------------------------------------------
 
 

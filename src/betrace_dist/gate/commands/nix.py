@@ -793,6 +793,7 @@ def _checked_env(inv: Invocation) -> dict[str, str]:
     inline = session.assignments(inv.command)
     backend = session.release.current.backend
     names = backend.read | set(backend.not_read) | set(backend.sdk_env.ignored)
+    names |= set(backend.runtime_env.names)
     exported = {k: v for k, v in session.exported_env().items() if k in names}
     for name, problem in backend_env.env_problems(exported | inline, session.release):
         raise CommandError(f"{name} {problem}" + ("" if name in inline else " (exported)"))
