@@ -189,12 +189,14 @@ def go_program() -> str:
 
 def build_env(work: Path) -> dict[str, str]:
     """An offline, reproducible Go build: vendored modules, no proxy, no toolchain download,
-    no cgo, caches in the build folder (not the user's home)."""
+    no cgo, caches in the build folder (not the user's home), and no version control stamp
+    (the build runs inside this repository's work tree, whose commit Go would otherwise write
+    into the program as the backend's vcs.revision)."""
     go = Path(go_program())
     keep = {k: os.environ[k] for k in ("PATH", "LANG", "TMPDIR") if k in os.environ}
     return keep | {
         "GOROOT": str(go.parent.parent),
-        "GOFLAGS": "-mod=vendor",
+        "GOFLAGS": "-mod=vendor -buildvcs=false",
         "GOPROXY": "off",
         "GOTOOLCHAIN": "local",
         "GOTELEMETRY": "off",
