@@ -38,9 +38,12 @@ let
     created_at = "0001-01-01T00:00:00Z";
     updated_at = "0001-01-01T00:00:00Z";
   };
-  rulesJson = builtins.toJSON (
-    builtins.listToAttrs (map (r: lib.nameValuePair r.name (stored r)) cfg.rules)
-  );
+  # keyed by name: listToAttrs keeps the first rule of a name, so a repeated one is refused below
+  byName = builtins.listToAttrs (map (r: lib.nameValuePair r.name (stored r)) cfg.rules);
+  repeated = builtins.filter (
+    n: builtins.length (builtins.filter (r: r.name == n) cfg.rules) > 1
+  ) (builtins.attrNames byName);
+  rulesJson = builtins.toJSON byName;
 
   # The backend reads its key from BETRACE_SIGNATURE_KEY only: the key file reaches it through
   # systemd's credentials, never through the Nix store.
@@ -51,6 +54,9 @@ let
     ''}
     exec ${lib.getExe' cfg.package "betrace-backend"}
   '';
+
+  # a port below 1024 needs CAP_NET_BIND_SERVICE, which the service's dynamic user lacks
+  privilegedPort = cfg.httpPort < 1024 || cfg.grpcPort < 1024;
 
   ruleType = lib.types.submodule {
     options = {
@@ -104,9 +110,11 @@ in
       description = "Port of the gRPC API (BETRACE_PORT_GRPC).";
     };
     dataDir = lib.mkOption {
-      type = lib.types.str;
+      # systemd's StateDirectory= takes a path below /var/lib and ignores an absolute one,
+      # which left the backend no writable directory (ProtectSystem=strict): only /var/lib/...
+      type = lib.types.strMatching "/var/lib/[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*";
       default = "/var/lib/betrace";
-      description = "Where rules.json lives (BETRACE_DATA_DIR); a directory under /var/lib.";
+      description = "Where rules.json lives (BETRACE_DATA_DIR): a directory under /var/lib, which systemd creates for the service's dynamic user.";
     };
     otlpEndpoint = lib.mkOption {
       # host:port; not 4318, the port of OTLP over HTTP: the backend exports over gRPC only
@@ -135,8 +143,9 @@ in
       default = [ ];
       description = ''
         Rules written into dataDir as rules.json before each start. The file wins: rules created,
-        changed or deleted through the API since the last start are replaced. Empty: rules.json
-        is left alone and rules are managed through the API.
+        changed or deleted through the API since the last start are replaced. Each name once.
+        Empty: rules.json is left alone and rules are managed through the API, so emptying the
+        list keeps the rules it last wrote; to remove every rule, delete them through the API.
       '';
     };
     openFirewall = lib.mkOption {
@@ -147,6 +156,13 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = repeated == [ ];
+        message = "services.betrace-backend.rules: more than one rule is named ${builtins.concatStringsSep ", " repeated}; a rule's name is its id, so each name may come once.";
+      }
+    ];
+
     # The rules as the deployment wants them, readable on the host (they are not secret, and the
     # service's dynamic user must read them); copied into dataDir before each start, and a change
     # of them restarts the service.
@@ -175,6 +191,41 @@ in
         WorkingDirectory = cfg.dataDir;
         Restart = "on-failure";
         TimeoutStopSec = "30s";
+        # Hardening, the set nixpkgs' Grafana module gives Grafana, another Go server with gRPC
+        # and OpenTelemetry (NixOS/nixpkgs@88c82ee3 nixos/modules/services/monitoring/grafana.nix);
+        # DynamicUser adds ProtectSystem=strict. The backend under it was not run here: no
+        # systemd runs in the test environment (tests/artefacts/test_nixos_module.py scores the
+        # unit with systemd-analyze security instead).
+        AmbientCapabilities = lib.optional privilegedPort "CAP_NET_BIND_SERVICE";
+        CapabilityBoundingSet = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
+        DeviceAllow = [ "" ];
+        LockPersonality = true;
+        NoNewPrivileges = true;
+        PrivateDevices = true;
+        PrivateTmp = true;
+        ProtectClock = true;
+        ProtectControlGroups = true;
+        ProtectHome = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectProc = "invisible";
+        RemoveIPC = true;
+        RestrictAddressFamilies = [
+          "AF_INET"
+          "AF_INET6"
+          "AF_UNIX"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+        ];
+        UMask = "0077";
       };
     };
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [

@@ -1,7 +1,7 @@
 # Stand-in for NixOS's module system (nixpkgs' lib.evalModules cannot be fetched offline): enough
 # of it to evaluate one service module the way NixOS would for the settings a test gives. Option
 # declarations with mkOption, types that check values (a wrong value fails with the option's
-# name), defaults, submodules in lists, and mkIf. Everything else of NixOS is absent, so this
+# name), defaults, submodules in lists, mkIf, and assertions. Everything else of NixOS is absent, so this
 # shows what the module writes into systemd and /etc, not that NixOS accepts the whole system.
 {
   module,
@@ -112,8 +112,16 @@ let
     services = evalOptions "services" declared.services (settings.services or { });
   };
   out = resolve (import module { config = final; inherit lib pkgs; }).config;
+  # as NixOS does when it builds the system (nixos/modules/system/activation/top-level.nix):
+  # a failed assertion stops the evaluation with its message
+  failed = map (a: a.message) (builtins.filter (a: !a.assertion) (out.assertions or [ ]));
+  checked =
+    if failed == [ ] then
+      out
+    else
+      throw "\nFailed assertions:\n${builtins.concatStringsSep "\n" (map (m: "- ${m}") failed)}";
 in
 {
-  config = out;
+  config = checked;
   options = final;
 }

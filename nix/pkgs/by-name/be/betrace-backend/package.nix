@@ -24,8 +24,10 @@ buildGoModule (finalAttrs: {
 
   # Bugs at this commit (see each file's header): the keyword false read as true, quoted items of
   # an in list that never match, rules recovered at start-up that cannot be changed or deleted,
-  # and a rule left stuck by an expression that does not compile or a store that refused it. Not
-  # yet merged upstream. Their paths start at the repository root (backend/...), where the patch
+  # a rule left stuck by an expression that does not compile or a store that refused it, 400
+  # and state kept for a rule that does not exist, names with a slash that no URL reaches, and
+  # the process stopped when two evaluations first use a `matches` pattern at once. Not yet
+  # merged upstream. Their paths start at the repository root (backend/...), where the patch
   # phase runs: buildGoModule changes into modRoot only in its configure phase, after the patches
   # (pkgs/build-support/go/module.nix as read at nixpkgs 010277de).
   patches = [
