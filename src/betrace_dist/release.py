@@ -798,6 +798,12 @@ class Release(Model):
     known_issues: list[KnownIssue] = Field(default_factory=list)
     false_claims: list[FalseClaim] = Field(default_factory=list)
 
+    @property
+    def site_folder(self) -> str:
+        """The folder of this release's site, X.Y (.github/workflows/docs.yml deploys tag vX.Y.Z
+        there): what the chart's notes link and the guides name."""
+        return self.version.rpartition(".")[0]
+
     @model_validator(mode="after")
     def _chart_of_this_release(self) -> Release:
         if self.chart.app_version != self.version:

@@ -343,7 +343,7 @@ def test_notes_tell_the_next_commands(helm: Helm) -> None:
 def test_backend_only_notes_point_to_the_guide_and_the_backend(
     helm: Helm, release_data: ReleaseData
 ) -> None:
-    folder = chart_policy.site_folder(release_data)
+    folder = release_data.current.site_folder
     guide = f"{release_data.project.site_url}{folder}/guides/add-betrace-to-an-existing-grafana/"
     scenario = CHART / "ci" / "backend-only-values.yaml"
     notes = helm.run(
@@ -444,7 +444,7 @@ def test_the_notes_link_the_site_of_the_charts_own_release(
     pages that may describe values their chart does not have. They link the release's X.Y
     folder, which docs.yml deploys from its tag vX.Y.Z."""
     site = release_data.project.site_url
-    folder = chart_policy.site_folder(release_data)
+    folder = release_data.current.site_folder
     notes = {name: text for name, text in chart_texts(helm).items() if name.startswith("NOTES")}
     assert notes, "no NOTES rendered: update this test"
     for name, text in notes.items():

@@ -1150,15 +1150,9 @@ def site_page_paths(docs_dir: Path) -> set[str]:
     return out
 
 
-def site_folder(data: ReleaseData) -> str:
-    """The folder of the current release's site: X.Y (.github/workflows/docs.yml deploys tag
-    vX.Y.Z there), which the chart's NOTES link."""
-    return data.current.version.rpartition(".")[0]
-
-
 def site_versions(data: ReleaseData) -> set[str]:
     """Folders mike serves the site under: the `latest` alias and the current release's."""
-    return {"latest", site_folder(data)}
+    return {"latest", data.current.site_folder}
 
 
 def check_site_links(texts: dict[str, str], data: ReleaseData, docs_dir: Path) -> list[str]:
