@@ -193,9 +193,9 @@ in
         TimeoutStopSec = "30s";
         # Hardening, the set nixpkgs' Grafana module gives Grafana, another Go server with gRPC
         # and OpenTelemetry (NixOS/nixpkgs@88c82ee3 nixos/modules/services/monitoring/grafana.nix);
-        # DynamicUser adds ProtectSystem=strict. The backend under it was not run here: no
-        # systemd runs in the test environment (tests/artefacts/test_nixos_module.py scores the
-        # unit with systemd-analyze security instead).
+        # DynamicUser adds ProtectSystem=strict. No systemd runs in the test environment:
+        # tests/artefacts/test_nixos_module.py scores the unit with systemd-analyze security and
+        # runs the backend under strace, its system calls and sockets held to the two lists.
         AmbientCapabilities = lib.optional privilegedPort "CAP_NET_BIND_SERVICE";
         CapabilityBoundingSet = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
         DeviceAllow = [ "" ];

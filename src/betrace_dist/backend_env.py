@@ -111,22 +111,38 @@ RULES: dict[str, Callable[[str], str | None]] = {
 }
 
 
-#: what Go's strconv.ParseInt takes in base 10: an optional sign, then ASCII digits
-_GO_INT = re.compile(r"[+-]?[0-9]+")
+#: A whole number as the Go runtimes of both builds read it: ASCII digits, with a '-' at most.
+#: The release image's Go 1.24.2 reads with the runtime's own atoi64, which takes no '+'
+#: (src/runtime/string.go at golang/go@40f23463); the tests' Go 1.27.3 uses strconv.ParseInt,
+#: which does. The rules take only what both take.
+_GO_INT = re.compile(r"-?[0-9]+")
 #: GOMEMLIMIT's units and their power of 1024 (Go's parseByteCount, src/runtime/string.go)
 _BYTE_UNITS = {"B": 0, "KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4}
-_GOMEMLIMIT = re.compile(r"(?P<n>[+-]?[0-9]+)(?P<unit>B|KiB|MiB|GiB|TiB)?")
+_GOMEMLIMIT = re.compile(r"(?P<n>-?[0-9]+)(?P<unit>B|KiB|MiB|GiB|TiB)?")
+#: a Kubernetes quantity with a suffix, as an operator would write a memory size
+_QUANTITY = re.compile(r"(?P<n>[0-9]+)(?P<suffix>[kKMGT]i?)")
 
 
 def _gomaxprocs(value: str) -> str | None:
     """Go's schedinit takes a positive whole number that fits 32 bits and silently ignores any
-    other value (golang/go@go1.27.3 src/runtime/proc.go)."""
+    other value (src/runtime/proc.go of both Go versions)."""
     if _GO_INT.fullmatch(value) and 0 < int(value) < 2**31:
         return None
     return (
         f"is '{value}': Go takes a whole number above 0 and ignores any other value, so the "
         "backend runs as many threads as the node has CPUs"
     )
+
+
+def _same_in_go(value: str) -> str:
+    """The size a Kubernetes quantity means, written as GOMEMLIMIT takes it ('' if none)."""
+    found = _QUANTITY.fullmatch(value)
+    if not found:
+        return ""
+    if found["suffix"].endswith("i"):  # binary: Go's unit with a B
+        return f"{found['n']}{found['suffix'][0].upper()}iB"
+    amount = quantity.parse(value)  # decimal: no unit of Go's means it, so bytes
+    return str(int(amount)) if amount is not None else ""
 
 
 def _gomemlimit(value: str) -> str | None:
@@ -138,11 +154,11 @@ def _gomemlimit(value: str) -> str | None:
         found and 0 <= int(found["n"]) * 1024 ** _BYTE_UNITS[found["unit"] or "B"] < 2**63
     ):
         return None
-    example = re.sub(r"([KMGT])i?$", r"\1iB", value) if re.fullmatch(r"\d+[KMGT]i?", value) else ""
-    hint = f", e.g. {example}" if example else ", e.g. 536870912 or 512MiB"
+    same = _same_in_go(value)
+    hint = f"write {same}, the same size" if same else "e.g. 536870912 or 512MiB"
     return (
-        f"is '{value}': Go takes bytes, or a whole number with B, KiB, MiB, GiB or TiB{hint}; "
-        "on any other value the backend stops at start (fatal error: malformed GOMEMLIMIT)"
+        f"is '{value}': Go takes bytes, or a whole number with B, KiB, MiB, GiB or TiB, and on "
+        f"any other value the backend stops at start (fatal error: malformed GOMEMLIMIT); {hint}"
     )
 
 
@@ -227,11 +243,27 @@ def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
+#: the divisors the API server takes for each resource (ValidateEnv's resourceFieldRef,
+#: pkg/apis/core/validation/validation.go at kubernetes/kubernetes@f9cfc9d9)
+_DIVISORS = {
+    "cpu": {"1m", "1"},
+    "memory": {"1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"},
+}
+
+
+def _amounts(resources: object, kind: str) -> Mapping[str, Any]:
+    """A container's limits or requests (empty where it has none)."""
+    found = resources.get(kind) if isinstance(resources, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
 def _value_from(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str | None:
-    """A model of the kubelet's resourceFieldRef (kubernetes/kubernetes@f9cfc9d9
-    pkg/api/v1/resource/helpers.go): the container's limit or request divided by the divisor
-    (1 when none), rounded up. None for other sources, and where the container sets no such
-    amount: the kubelet then gives the node's allocatable amount, which no manifest tells."""
+    """A model of what the kubelet gives a resourceFieldRef of the container's own resources
+    (pkg/api/v1/resource/helpers.go at kubernetes/kubernetes@f9cfc9d9): the amount divided by
+    the divisor (an absent or zero one is 1), rounded up. A request the container does not set
+    is its limit (the API server's defaulting) or else 0. None for other sources, for a divisor
+    the API server refuses, and for a limit that is absent or zero: the kubelet then gives the
+    node's allocatable amount, which no manifest tells."""
     ref = (entry.get("valueFrom") or {}).get("resourceFieldRef")
     if not isinstance(ref, Mapping) or ref.get("containerName") not in (
         None,
@@ -239,10 +271,18 @@ def _value_from(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str |
     ):
         return None
     kind, _, resource = str(ref.get("resource", "")).partition(".")
-    amounts = (container.get("resources") or {}).get(kind)
-    amount = quantity.parse(amounts.get(resource)) if isinstance(amounts, Mapping) else None
-    divisor = quantity.parse(ref.get("divisor", "1"))
-    if amount is None or not divisor or divisor < 0:
+    resources = container.get("resources")
+    limit = quantity.parse(_amounts(resources, "limits").get(resource))
+    if kind == "requests":
+        given = _amounts(resources, "requests").get(resource)
+        amount = quantity.parse(given) if given is not None else (limit or 0)
+    else:
+        amount = limit or None
+    written = str(ref.get("divisor") or "1")
+    divisor = quantity.parse(written)
+    if divisor == 0:
+        divisor, written = quantity.parse("1"), "1"
+    if amount is None or divisor is None or written not in _DIVISORS.get(resource, set()):
         return None
     return str(math.ceil(amount / divisor))
 

@@ -55,11 +55,15 @@ def test_each_rule_accepts_the_release_datas_own_default(release_data: ReleaseDa
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "\u0661\u0660\u0660\u0660", "whole number of milliseconds"),
         ("BETRACE_DATA_DIR", " ", "writable directory"),
         ("BETRACE_SIGNATURE_KEY", "", "built-in development key"),
-        # a Kubernetes quantity: the backend stops at start (probe go-runtime-env)
-        ("GOMEMLIMIT", "512Mi", "e.g. 512MiB; on any other value the backend stops at start"),
-        ("GOMEMLIMIT", "1G", "e.g. 1GiB"),
+        # a Kubernetes quantity: the backend stops at start (probe go-runtime-env), and the
+        # message gives the same size as Go writes it (bytes for a decimal suffix: 1G is not 1GiB)
+        ("GOMEMLIMIT", "512Mi", "malformed GOMEMLIMIT); write 512MiB, the same size"),
+        ("GOMEMLIMIT", "1G", "write 1000000000, the same size"),
         ("GOMEMLIMIT", "-1", "malformed GOMEMLIMIT"),
         ("GOMEMLIMIT", "9999999999TiB", "malformed GOMEMLIMIT"),
+        # Go 1.24's runtime (the image's) reads no '+' sign; Go 1.27's does
+        ("GOMEMLIMIT", "+512MiB", "malformed GOMEMLIMIT"),
+        ("GOMAXPROCS", "+2", "ignores any other value"),
         ("GOMAXPROCS", "500m", "ignores any other value"),
         ("GOMAXPROCS", "0", "as many threads as the node has CPUs"),
         ("GOMAXPROCS", "2147483648", "a whole number above 0"),
@@ -312,12 +316,21 @@ def _field(resource: str, divisor: str | None = None, container: str | None = No
         (LIMITED["resources"], _field("limits.memory"), "536870912"),
         (LIMITED["resources"], _field("limits.memory", "1Mi"), "512"),
         (LIMITED["resources"], _field("limits.memory", "1G"), "1"),
+        (LIMITED["resources"], _field("limits.memory", "0"), "536870912"),
         ({"limits": {"cpu": "1500m"}}, _field("limits.cpu"), "2"),
         ({"limits": {"cpu": 2}}, _field("limits.cpu", "1m"), "2000"),
         ({"requests": {"memory": "64M"}}, _field("requests.memory"), "64000000"),
-        # no such amount: the kubelet gives the node's allocatable, which no manifest tells
+        # a request not given is the limit (the API server's defaulting), else 0
+        (LIMITED["resources"], _field("requests.memory"), "536870912"),
+        ({}, _field("requests.cpu"), "0"),
+        # no limit, or a zero one: the kubelet gives the node's allocatable, which no manifest
+        # tells
         ({"requests": {"cpu": "50m"}}, _field("limits.cpu"), None),
         ({}, _field("limits.memory"), None),
+        ({"limits": {"memory": 0}}, _field("limits.memory"), None),
+        # a divisor the API server refuses for the resource
+        (LIMITED["resources"], _field("limits.cpu", "500m"), None),
+        (LIMITED["resources"], _field("limits.memory", "2"), None),
         # another container's resources, or another source
         (LIMITED["resources"], _field("limits.cpu", container="grafana"), None),
         (LIMITED["resources"], {"name": "V", "valueFrom": {"secretKeyRef": {"name": "s"}}}, None),
@@ -353,3 +366,21 @@ def test_the_chart_gives_the_go_runtime_the_backends_limits(helm: Any) -> None:
     assert not {"GOMAXPROCS", "GOMEMLIMIT"} & set(
         backend_env.container_env(_backend_container(off))
     )
+
+
+def test_a_memory_limit_of_its_own_is_given_as_it_is(helm: Any) -> None:
+    chart = REPO_ROOT / "helm" / "betrace"
+    given = helm.template(chart, set_values=["backend.goMemLimit=480MiB"])
+    assert backend_env.container_env(_backend_container(given))["GOMEMLIMIT"] == "480MiB"
+
+
+def test_the_schema_takes_only_memory_limits_go_reads() -> None:
+    """values.schema.json holds backend.goMemLimit to a pattern (Helm cannot call Python): each
+    value it takes, the Go rule takes too, and a Kubernetes quantity is refused."""
+    schema = json.loads((REPO_ROOT / "helm/betrace/values.schema.json").read_text())
+    pattern = schema["properties"]["backend"]["properties"]["goMemLimit"]["pattern"]
+    samples = ["", "536870912", "480MiB", "1GiB", "2TiB", "512B", "512Mi", "1G", "+1", "-1",
+               "1.5GiB", "1 GiB", "off", "1KB", "1kiB"]  # fmt: skip
+    taken = [s for s in samples if re.search(pattern, s)]
+    assert taken == ["", "536870912", "480MiB", "1GiB", "2TiB", "512B"], taken
+    assert all(backend_env.value_problem("GOMEMLIMIT", s) is None for s in taken)
