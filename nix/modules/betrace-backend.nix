@@ -22,8 +22,8 @@ let
   cfg = config.services.betrace-backend;
 
   # rules.json as upstream's disk store reads it: an object keyed by rule id, each a models.Rule
-  # (backend/pkg/models/rule.go); the id is the name, as CreateRule sets it. The same shape as
-  # `betrace-dist rules json` and the chart's ConfigMap.
+  # (backend/pkg/models/rule.go); the id is the name, as CreateRule sets it.
+  # The distribution's `betrace-dist rules json` and its chart's ConfigMap write the same shape.
   stored = rule: {
     id = rule.name;
     inherit (rule)
@@ -93,12 +93,13 @@ let
   };
 in
 {
+  # Add the submitter's handle (maintainers/maintainer-list.nix) when proposing it to nixpkgs.
+  meta.maintainers = with lib.maintainers; [ ];
+
   options.services.betrace-backend = {
     enable = lib.mkEnableOption "the BeTrace backend";
-    package = lib.mkOption {
-      type = lib.types.package;
-      description = "The backend package, e.g. betrace.packages.\${system}.backend.";
-    };
+    # pkgs.betrace-backend once nixpkgs has it; before that, the flake guide's patchedBackend
+    package = lib.mkPackageOption pkgs "betrace-backend" { };
     httpPort = lib.mkOption {
       type = lib.types.port;
       default = 12011;
@@ -124,9 +125,8 @@ in
     };
     otlpExportTimeout = lib.mkOption {
       type = lib.types.ints.positive;
-      # the SDK's own 10000 made a stop without a collector take 10 s or more; 1000, a few
-      # seconds (both re-measured by the probe stop-time in every test run)
-      # (releases.yaml, backend env OTEL_EXPORTER_OTLP_TIMEOUT)
+      # the SDK's own 10000 made a stop without a collector take 10 s or more; 1000, a few seconds
+      # (the distribution's release data, backend env OTEL_EXPORTER_OTLP_TIMEOUT, probe stop-time)
       default = 1000;
       description = "Milliseconds per export of the backend's own telemetry (OTEL_EXPORTER_OTLP_TIMEOUT).";
     };
@@ -191,11 +191,10 @@ in
         WorkingDirectory = cfg.dataDir;
         Restart = "on-failure";
         TimeoutStopSec = "30s";
-        # Hardening, the set nixpkgs' Grafana module gives Grafana, another Go server with gRPC
-        # and OpenTelemetry (NixOS/nixpkgs@88c82ee3 nixos/modules/services/monitoring/grafana.nix);
-        # DynamicUser adds ProtectSystem=strict. No systemd runs in the test environment:
-        # tests/artefacts/test_nixos_module.py scores the unit with systemd-analyze security and
-        # runs the backend under strace, its system calls and sockets held to the two lists.
+        # Hardening: the set the Grafana module gives Grafana, another Go server with gRPC and
+        # OpenTelemetry (services/monitoring/grafana.nix at NixOS/nixpkgs@88c82ee3); DynamicUser
+        # adds ProtectSystem=strict.
+        # The distribution tests the unit without systemd: systemd-analyze security scores it, and the backend runs under strace, its system calls and sockets held to these lists.
         AmbientCapabilities = lib.optional privilegedPort "CAP_NET_BIND_SERVICE";
         CapabilityBoundingSet = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
         DeviceAllow = [ "" ];

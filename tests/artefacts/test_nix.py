@@ -128,13 +128,19 @@ def test_wrong_by_name_shard_is_caught(repo_root: Path, tmp_path: Path) -> None:
 # The submission guide's check for comments that mean nothing inside nixpkgs, and the words that
 # mark a comment as one about this repository or the submission.
 SUBMISSION_GUIDE = Path("docs/guides/submit-betrace-to-nixpkgs.md")
-LEFTOVER_GREP = "grep -nE '^#|release data|submission|submitter'"
-ABOUT_US = re.compile(r"release data|releases\.yaml|a test|distribution|submi|\.\./\.\./", re.I)
+LEFTOVER_GREP = "grep -nE '^#|release data|submission|submitter|once nixpkgs has it|distribution'"
+ABOUT_US = re.compile(
+    r"release data|releases\.yaml|a test|tests/|distribution|submi|\.\./\.\./|flake guide"
+    r"|betrace-dist|chart",
+    re.I,
+)
+#: the files the submission guide copies into nixpkgs: the two packages and the module
+SUBMITTED = PACKAGES | {"module": Path("nix/modules/betrace-backend.nix")}
 
 
 def comments_the_grep_misses(text: str) -> list[str]:
     """Comment lines about this repository that the guide's grep would not print."""
-    pattern = re.compile(r"^#|release data|submission|submitter")
+    pattern = re.compile(r"^#|release data|submission|submitter|once nixpkgs has it|distribution")
     return [
         f"{number}: {line.strip()}"
         for number, line in enumerate(text.splitlines(), start=1)
@@ -142,20 +148,21 @@ def comments_the_grep_misses(text: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("name", sorted(PACKAGES))
+@pytest.mark.parametrize("name", sorted(SUBMITTED))
 def test_the_submission_guide_finds_every_comment_about_this_repository(
     repo_root: Path, name: str
 ) -> None:
-    assert LEFTOVER_GREP in (repo_root / SUBMISSION_GUIDE).read_text(encoding="utf-8")
-    text = (repo_root / PACKAGES[name]).read_text(encoding="utf-8")
+    guide = (repo_root / SUBMISSION_GUIDE).read_text(encoding="utf-8")
+    assert LEFTOVER_GREP in guide and str(SUBMITTED[name].name) in guide
+    text = (repo_root / SUBMITTED[name]).read_text(encoding="utf-8")
     assert comments_the_grep_misses(text) == []
 
 
 def test_a_comment_about_this_repository_the_grep_misses_is_caught(repo_root: Path) -> None:
     text = (repo_root / PACKAGES["betrace-backend"]).read_text(encoding="utf-8")
-    broken = text.replace("  modRoot =", "  # See this distribution's tests.\n  modRoot =", 1)
-    line = broken.splitlines().index("  # See this distribution's tests.") + 1
-    assert comments_the_grep_misses(broken) == [f"{line}: # See this distribution's tests."]
+    broken = text.replace("  modRoot =", "  # As in this project's chart.\n  modRoot =", 1)
+    line = broken.splitlines().index("  # As in this project's chart.") + 1
+    assert comments_the_grep_misses(broken) == [f"{line}: # As in this project's chart."]
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGES))

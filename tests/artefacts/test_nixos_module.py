@@ -345,3 +345,12 @@ def test_the_backend_stays_inside_the_units_sandbox(
     assert not outside, f"system calls the unit's filter would refuse: {sorted(outside)}"
     families = {m[1] for line in lines if (m := _SOCKET.search(line))}
     assert families and families <= set(config["RestrictAddressFamilies"]), families
+
+
+def test_the_package_defaults_to_nixpkgs_own_and_says_when_it_has_none(nix: nixa.Nix) -> None:
+    """mkPackageOption, as a module in nixpkgs declares its package: pkgs.betrace-backend by
+    default. Where pkgs has none (before the package is merged), the error names it, and a
+    host that gives `package` (the flake guide's patchedBackend) is not affected."""
+    without = ENABLED.replace(f" package = {PACKAGE};", "")
+    assert without != ENABLED
+    assert "betrace-backend cannot be found in pkgs" in failure(nix, "{ " + without + " }")

@@ -37,6 +37,14 @@ let
       description = "Whether to enable ${what}.";
     };
     mkIf = condition: content: { _type = "if"; inherit condition content; };
+    # nixpkgs' lib.mkPackageOption (lib/options.nix): a package option whose default is
+    # pkgs.NAME, and an error naming it where pkgs has none
+    mkPackageOption = pkgs': name: _: {
+      _type = "option";
+      type = types.package;
+      default = pkgs'.${name} or (throw "${name} cannot be found in pkgs");
+      description = "The ${name} package to use.";
+    };
     optional = cond: x: if cond then [ x ] else [ ];
     optionalString = cond: s: if cond then s else "";
     removePrefix =
