@@ -194,7 +194,7 @@ in
         # Hardening: the set the Grafana module gives Grafana, another Go server with gRPC and
         # OpenTelemetry (services/monitoring/grafana.nix at NixOS/nixpkgs@88c82ee3); DynamicUser
         # adds ProtectSystem=strict.
-        # The distribution tests the unit without systemd: systemd-analyze security scores it, and the backend runs under strace, its system calls and sockets held to these lists.
+        # The distribution tests the unit without systemd: systemd-analyze security scores it, and its programs run under strace, their system calls and sockets held to these lists.
         AmbientCapabilities = lib.optional privilegedPort "CAP_NET_BIND_SERVICE";
         CapabilityBoundingSet = if privilegedPort then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
         DeviceAllow = [ "" ];

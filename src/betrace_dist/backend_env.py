@@ -119,8 +119,9 @@ _GO_INT = re.compile(r"-?[0-9]+")
 #: GOMEMLIMIT's units and their power of 1024 (Go's parseByteCount, src/runtime/string.go)
 _BYTE_UNITS = {"B": 0, "KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4}
 _GOMEMLIMIT = re.compile(r"(?P<n>-?[0-9]+)(?P<unit>B|KiB|MiB|GiB|TiB)?")
-#: a Kubernetes quantity with a suffix, as an operator would write a memory size
-_QUANTITY = re.compile(r"(?P<n>[0-9]+)(?P<suffix>[kKMGT]i?)")
+#: a Kubernetes quantity with a suffix (apimachinery's: k to E, or Ki to Ei), as an operator
+#: would write a memory size
+_QUANTITY = re.compile(r"(?P<n>[0-9]+)(?P<suffix>[kMGTPE]|[KMGTPE]i)")
 
 
 def _gomaxprocs(value: str) -> str | None:
@@ -135,14 +136,16 @@ def _gomaxprocs(value: str) -> str | None:
 
 
 def _same_in_go(value: str) -> str:
-    """The size a Kubernetes quantity means, written as GOMEMLIMIT takes it ('' if none)."""
+    """The size a Kubernetes quantity means, written as GOMEMLIMIT takes it: Go's unit for Ki
+    to Ti, else bytes; '' where the value is no such quantity or Go could not take the size."""
     found = _QUANTITY.fullmatch(value)
-    if not found:
+    amount = quantity.parse(value) if found else None
+    if found is None or amount is None:
         return ""
-    if found["suffix"].endswith("i"):  # binary: Go's unit with a B
-        return f"{found['n']}{found['suffix'][0].upper()}iB"
-    amount = quantity.parse(value)  # decimal: no unit of Go's means it, so bytes
-    return str(int(amount)) if amount is not None else ""
+    unit = found["suffix"]
+    candidates = [f"{found['n']}{unit[0]}iB"] if unit in ("Ki", "Mi", "Gi", "Ti") else []
+    candidates.append(str(int(amount)))
+    return next((c for c in candidates if _gomemlimit(c) is None), "")
 
 
 def _gomemlimit(value: str) -> str | None:
@@ -243,12 +246,17 @@ def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
-#: the divisors the API server takes for each resource (ValidateEnv's resourceFieldRef,
-#: pkg/apis/core/validation/validation.go at kubernetes/kubernetes@f9cfc9d9)
+#: the divisors the API server takes for each resource, compared by value as it compares
+#: their canonical forms (validateContainerResourceDivisor, pkg/apis/core/validation/
+#: validation.go at kubernetes/kubernetes@f9cfc9d9: 1000m and 1k are 1 and 1k)
 _DIVISORS = {
-    "cpu": {"1m", "1"},
-    "memory": {"1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"},
-}
+    resource: {quantity.parse(d) for d in divisors}
+    for resource, divisors in {
+        "cpu": ("1m", "1"),
+        "memory": ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi",
+                   "1Ei"),
+    }.items()
+}  # fmt: skip
 
 
 def _amounts(resources: object, kind: str) -> Mapping[str, Any]:
@@ -271,6 +279,8 @@ def _value_from(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str |
     ):
         return None
     kind, _, resource = str(ref.get("resource", "")).partition(".")
+    if kind not in ("limits", "requests"):
+        return None
     resources = container.get("resources")
     limit = quantity.parse(_amounts(resources, "limits").get(resource))
     if kind == "requests":
@@ -278,11 +288,10 @@ def _value_from(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str |
         amount = quantity.parse(given) if given is not None else (limit or 0)
     else:
         amount = limit or None
-    written = str(ref.get("divisor") or "1")
-    divisor = quantity.parse(written)
+    divisor = quantity.parse(ref.get("divisor") or "1")
     if divisor == 0:
-        divisor, written = quantity.parse("1"), "1"
-    if amount is None or divisor is None or written not in _DIVISORS.get(resource, set()):
+        divisor = quantity.parse("1")
+    if amount is None or divisor is None or divisor not in _DIVISORS.get(resource, set()):
         return None
     return str(math.ceil(amount / divisor))
 

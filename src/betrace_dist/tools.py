@@ -109,6 +109,8 @@ TOOLS = _declare(
     _debian("bwrap", "bubblewrap", _JAIL),
     *(_debian(name, "util-linux") for name in ("nsenter", "prlimit", "setpriv")),
     _debian("env", "coreutils"),
+    _debian("install", "coreutils", "the NixOS module's ExecStartPre, traced against its unit's "
+            "system-call filter", jail=False),
     _debian("nice", "coreutils", "builds the Grafana app at a low priority", jail=False),
     _debian("unshare", "util-linux", "runs the backend on a private loopback", jail=False),
     _debian("ip", "iproute2", "brings that loopback up", jail=False),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,6 +61,10 @@ def test_each_rule_accepts_the_release_datas_own_default(release_data: ReleaseDa
         ("GOMEMLIMIT", "512Mi", "malformed GOMEMLIMIT); write 512MiB, the same size"),
         ("GOMEMLIMIT", "1G", "write 1000000000, the same size"),
         ("GOMEMLIMIT", "-1", "malformed GOMEMLIMIT"),
+        # no size Go can take, so no "same size" is offered
+        ("GOMEMLIMIT", "9999999999Ti", "malformed GOMEMLIMIT); e.g. 536870912 or 512MiB"),
+        ("GOMEMLIMIT", "1ki", "malformed GOMEMLIMIT); e.g. 536870912 or 512MiB"),
+        ("GOMEMLIMIT", "2Pi", "write 2251799813685248, the same size"),
         ("GOMEMLIMIT", "9999999999TiB", "malformed GOMEMLIMIT"),
         # Go 1.24's runtime (the image's) reads no '+' sign; Go 1.27's does
         ("GOMEMLIMIT", "+512MiB", "malformed GOMEMLIMIT"),
@@ -328,6 +333,11 @@ def _field(resource: str, divisor: str | None = None, container: str | None = No
         ({"requests": {"cpu": "50m"}}, _field("limits.cpu"), None),
         ({}, _field("limits.memory"), None),
         ({"limits": {"memory": 0}}, _field("limits.memory"), None),
+        # divisors compared by value, as the API server compares their canonical forms
+        (LIMITED["resources"], _field("limits.cpu", "1000m"), "1"),
+        (LIMITED["resources"], _field("limits.memory", "1000"), "536871"),
+        # no resource of a container
+        (LIMITED["resources"], _field("other.cpu"), None),
         # a divisor the API server refuses for the resource
         (LIMITED["resources"], _field("limits.cpu", "500m"), None),
         (LIMITED["resources"], _field("limits.memory", "2"), None),
@@ -375,12 +385,31 @@ def test_a_memory_limit_of_its_own_is_given_as_it_is(helm: Any) -> None:
 
 
 def test_the_schema_takes_only_memory_limits_go_reads() -> None:
-    """values.schema.json holds backend.goMemLimit to a pattern (Helm cannot call Python): each
-    value it takes, the Go rule takes too, and a Kubernetes quantity is refused."""
+    """values.schema.json holds backend.goMemLimit to a pattern and a range (Helm cannot call
+    Python): every value it takes, string or number, the Go rule takes too, the longest numbers
+    of each unit included, and a Kubernetes quantity is refused."""
     schema = json.loads((REPO_ROOT / "helm/betrace/values.schema.json").read_text())
-    pattern = schema["properties"]["backend"]["properties"]["goMemLimit"]["pattern"]
-    samples = ["", "536870912", "480MiB", "1GiB", "2TiB", "512B", "512Mi", "1G", "+1", "-1",
-               "1.5GiB", "1 GiB", "off", "1KB", "1kiB"]  # fmt: skip
-    taken = [s for s in samples if re.search(pattern, s)]
-    assert taken == ["", "536870912", "480MiB", "1GiB", "2TiB", "512B"], taken
-    assert all(backend_env.value_problem("GOMEMLIMIT", s) is None for s in taken)
+    field = schema["properties"]["backend"]["properties"]["goMemLimit"]
+    samples = ["", "536870912", "480MiB", "0", "-1", "+1", "512Mi", "1G", "1ki", "1.5GiB",
+               "1 GiB", "off", "1KB", "0512MiB"]  # fmt: skip
+    for unit in ("", "B", "KiB", "MiB", "GiB", "TiB"):
+        for digits in range(1, 21):
+            samples += [f"{'9' * digits}{unit}", f"1{'0' * (digits - 1)}{unit}"]
+    taken = [s for s in samples if re.search(field["pattern"], s)]
+    refused = [s for s in taken if backend_env.value_problem("GOMEMLIMIT", s) is not None]
+    assert not refused, f"the schema takes values Go refuses: {refused}"
+    assert {"", "536870912", "480MiB"} <= set(taken)
+    assert not {"0", "512Mi", "1G", "99999999TiB"} & set(taken)
+    for number in (field["minimum"], field["maximum"]):
+        assert backend_env.value_problem("GOMEMLIMIT", str(number)) is None
+
+
+def test_a_memory_limit_in_bytes_from_a_values_file_is_rendered_whole(
+    helm: Any, tmp_path: Path
+) -> None:
+    """A YAML number reaches the template as a float: rendered as it is it would read
+    5.36870912e+08, which Go refuses."""
+    values = tmp_path / "values.yaml"
+    values.write_text("backend:\n  goMemLimit: 536870912\n", encoding="utf-8")
+    given = helm.template(REPO_ROOT / "helm" / "betrace", [values])
+    assert backend_env.container_env(_backend_container(given))["GOMEMLIMIT"] == "536870912"

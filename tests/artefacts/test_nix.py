@@ -158,6 +158,39 @@ def test_the_submission_guide_finds_every_comment_about_this_repository(
     assert comments_the_grep_misses(text) == []
 
 
+def removal_rows(guide: str) -> list[str]:
+    """The start of each comment the guide's removal table names: its first column's code, up
+    to its '...'."""
+    table = guide[guide.index("| Comment | In | Remove |") :].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| `")]
+    return [row.split("`")[1].split("...")[0].strip() for row in rows]
+
+
+def lines_the_table_misses(text: str, rows: list[str]) -> list[str]:
+    """Lines after the header that the guide's grep prints and no row of its table names."""
+    pattern = re.compile(r"release data|submission|submitter|once nixpkgs has it|distribution")
+    body = text.splitlines()
+    start = next(i for i, line in enumerate(body) if line.startswith("{"))
+    return [
+        f"{number}: {line.strip()}"
+        for number, line in enumerate(body[start:], start=start + 1)
+        if pattern.search(line) and not any(r in line for r in rows)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(SUBMITTED))
+def test_every_line_the_grep_prints_has_a_row_of_the_removal_table(
+    repo_root: Path, name: str
+) -> None:
+    rows = removal_rows((repo_root / SUBMISSION_GUIDE).read_text(encoding="utf-8"))
+    text = (repo_root / SUBMITTED[name]).read_text(encoding="utf-8")
+    assert lines_the_table_misses(text, rows) == []
+    broken = text.replace("\n  # ", "\n  # See the distribution's site.\n  # ", 1)
+    assert [line.split(": ", 1)[1] for line in lines_the_table_misses(broken, rows)] == [
+        "# See the distribution's site."
+    ]
+
+
 def test_a_comment_about_this_repository_the_grep_misses_is_caught(repo_root: Path) -> None:
     text = (repo_root / PACKAGES["betrace-backend"]).read_text(encoding="utf-8")
     broken = text.replace("  modRoot =", "  # As in this project's chart.\n  modRoot =", 1)

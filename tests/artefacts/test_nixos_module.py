@@ -296,8 +296,10 @@ def _syscalls(analyze: str, group: str, seen: frozenset[str] = frozenset()) -> s
 
 
 def _allowed(analyze: str, entries: list[str]) -> set[str]:
-    """What a SystemCallFilter= allow-list lets through: its groups, less the ~ ones."""
-    allowed: set[str] = set()
+    """What a SystemCallFilter= lets through (systemd.exec(5)): an allow-list is its groups,
+    less the ~ ones; a list that starts with ~ denies, from every call systemd knows."""
+    first_denies = bool(entries) and entries[0].startswith("~")
+    allowed: set[str] = _syscalls(analyze, "@known") if first_denies else set()
     for entry in entries:
         deny = entry.startswith("~")
         name = entry.removeprefix("~")
@@ -311,13 +313,60 @@ _CALL = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]")
 _SOCKET = re.compile(r"\bsocket\((AF_[A-Z0-9]+)")
 
 
+#: the unit's start as a script of its own: strace runs the module's start script (bash, cat of
+#: the key, exec of the backend); a TERM, as systemd stops the unit, goes on to the backend
+_TRACED = """#!/bin/sh
+export CREDENTIALS_DIRECTORY={credentials}
+{strace} -f -qq -o {trace} -- {sh} -c 'echo $$ > {pid}; exec {bash} {script}' &
+tracer=$!
+trap 'kill -TERM $(cat {pid})' TERM
+wait $tracer
+wait $tracer
+"""
+# (the backend's PID from its own shell: the run is in a PID namespace of its own, and /proc is
+# the host's, so the tracer's children cannot be read there)
+
+
+def _traced_start(tmp_path: Path, start: str, package: str, backend: Path, trace: Path) -> Path:
+    """The unit's ExecStart (the module's start script, its package's program swapped for the
+    real backend), under strace."""
+    from betrace_dist import tools
+
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "signature-key").write_text("a-test-key", encoding="utf-8")
+    script = tmp_path / "start.sh"
+    script.write_text(start.replace(f"{package}/bin/betrace-backend", str(backend)), "utf-8")
+    traced = tmp_path / "traced-start"
+    traced.write_text(
+        _TRACED.format(
+            credentials=credentials, strace=tools.require("strace"), trace=trace,
+            sh=tools.require("sh"), pid=tmp_path / "backend.pid", bash=tools.require("bash"),
+            script=script,
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    traced.chmod(0o755)
+    return traced
+
+
+def _calls(trace: Path) -> tuple[set[str], set[str]]:
+    """The system calls of an strace output, and the socket families it opened."""
+    lines = trace.read_text(encoding="utf-8").splitlines()
+    made = {m[1] for line in lines if (m := _CALL.match(line))}
+    return made, {m[1] for line in lines if (m := _SOCKET.search(line))}
+
+
 def test_the_backend_stays_inside_the_units_sandbox(
     nix: nixa.Nix, backend_program: Path, tmp_path: Path
 ) -> None:
-    """Ran for real: the backend, with the module's rules and a trace that breaks one, under
-    strace. Every system call it made is one the unit's SystemCallFilter lets through (as the
-    machine's systemd expands the groups), and every socket it opened is of a family its
-    RestrictAddressFamilies allows. What it does on a path this run does not take is not seen."""
+    """Ran for real, under strace: the unit's ExecStartPre (`install` of the rules) and its
+    ExecStart (the module's start script, which reads the key and runs the backend), with the
+    module's rules, a trace that breaks one, and a stop by TERM as systemd stops the unit.
+    Every system call made is one the unit's SystemCallFilter lets through (as the machine's
+    systemd expands the groups), and every socket is of a family RestrictAddressFamilies
+    allows. The backend is the tests' build (Go 1.27.3), not the image's or nixpkgs' Go, and
+    what it does on a path this run does not take is not seen."""
     from betrace_dist import tools
     from betrace_dist.rules import engine
 
@@ -329,28 +378,33 @@ def test_the_backend_stays_inside_the_units_sandbox(
         missing(exc)
     out = evaluate(nix, "{ " + ENABLED + f" rules = {RULES}; }}")
     config = out["service"]["serviceConfig"]
-    trace = tmp_path / "calls.txt"
-    traced = tmp_path / "traced-backend"
-    traced.write_text(f"#!/bin/sh\nexec {strace} -f -qq -o {trace} -- {backend_program}\n")
-    traced.chmod(0o755)
     rules_json = out["environment"]["etc"]["betrace-backend/rules.json"]["text"]
-    result = engine.run({"rules_json": rules_json, "traces": [SPANS]}, traced)
+    # ExecStartPre: the module's install of rules.json into the data folder
+    (pre,) = config["ExecStartPre"]
+    source, copy = tmp_path / "rules.json", tmp_path / "copied.json"
+    source.write_text(rules_json, encoding="utf-8")
+    argv = [*pre.split()[:-2], str(source), str(copy)]
+    argv[0] = tools.require("install")
+    pre_trace = tmp_path / "pre.txt"
+    subprocess.run([strace, "-f", "-qq", "-o", str(pre_trace), "--", *argv], check=True, timeout=60)
+    # ExecStart, stopped by TERM
+    package = nix.eval_expr(f"toString ({PACKAGE})")
+    start = nix.eval_expr(
+        f"""(import {STUBS}/nixos/eval-module.nix {{
+        module = {MODULE}; settings.services.betrace-backend = {{ {ENABLED} }};
+      }}).config.systemd.services.betrace-backend.serviceConfig.ExecStart.text"""
+    )
+    trace = tmp_path / "calls.txt"
+    traced = _traced_start(tmp_path, start, package, backend_program, trace)
+    request = {"rules_json": copy.read_text(encoding="utf-8"), "traces": [SPANS]}
+    result = engine.run(request | {"graceful_stop": True}, traced)
     assert [v["ruleId"] for v in result["violations"] if v["kind"] == "trace"] == [
         "no-fraud-skip-on-large-charge"
     ], "the traced run did not evaluate the rules"
-    lines = trace.read_text(encoding="utf-8").splitlines()
-    made = {m[1] for line in lines if (m := _CALL.match(line))}
-    assert len(made) > 20, lines[:20]
-    outside = made - _allowed(analyze, config["SystemCallFilter"])
+    made, families = _calls(trace)
+    pre_made, _ = _calls(pre_trace)
+    assert {"execve", "exit_group"} <= made, "the trace misses the start or the stop by TERM"
+    assert {"openat", "fchmod"} & pre_made, pre_made
+    outside = (made | pre_made) - _allowed(analyze, config["SystemCallFilter"])
     assert not outside, f"system calls the unit's filter would refuse: {sorted(outside)}"
-    families = {m[1] for line in lines if (m := _SOCKET.search(line))}
     assert families and families <= set(config["RestrictAddressFamilies"]), families
-
-
-def test_the_package_defaults_to_nixpkgs_own_and_says_when_it_has_none(nix: nixa.Nix) -> None:
-    """mkPackageOption, as a module in nixpkgs declares its package: pkgs.betrace-backend by
-    default. Where pkgs has none (before the package is merged), the error names it, and a
-    host that gives `package` (the flake guide's patchedBackend) is not affected."""
-    without = ENABLED.replace(f" package = {PACKAGE};", "")
-    assert without != ENABLED
-    assert "betrace-backend cannot be found in pkgs" in failure(nix, "{ " + without + " }")

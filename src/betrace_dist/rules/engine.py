@@ -146,7 +146,8 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
     except RuntimeError as exc:  # the backend did not start (backend_run.Backend)
         raise EngineError(str(exc)) from None
     finally:
-        api.stop(signal.SIGKILL)  # a throwaway data folder: nothing to flush
+        # a throwaway data folder: nothing to flush, unless the caller watches the way out
+        api.stop(signal.SIGTERM if request.get("graceful_stop") else signal.SIGKILL)
         shutil.rmtree(folder, ignore_errors=True)
 
 
