@@ -76,6 +76,14 @@ class Param:
             name = _json_type(self.default) or "null"
         return f"{name}, nullable" if "nullable" in self.modifiers else name
 
+    @property
+    def shown_type(self) -> str:
+        """The type the README shows: the schema's own list where `@schema` gives one."""
+        declared = self.extra.get("type")
+        if isinstance(declared, list):
+            return " or ".join(str(t) for t in declared)
+        return self.type_name
+
 
 @dataclass
 class ValuesDoc:
@@ -340,7 +348,7 @@ def render_table(doc: ValuesDoc) -> str:
                 shown = value if isinstance(value, str) else json.dumps(value)
                 extra += f" ({keyword}: `{_cell(shown)}`)"
         out.append(
-            f"| `{param.path}` | {param.type_name} | {_default_cell(param)} | "
+            f"| `{param.path}` | {param.shown_type} | {_default_cell(param)} | "
             f"{_prose(param.description)}{extra} |"
         )
         if param.path == "global":  # the other key a parent chart sets, beside it
