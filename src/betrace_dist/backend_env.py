@@ -1,7 +1,8 @@
 """What the backend accepts in each variable it reads: one rule per variable, called by every check
 that sets one (Compose stack, chart policy, the gate's Kubernetes manifests).
 
-The variables and their meaning come from releases.yaml (`backend.env`); the rules below encode
+The variables and their meaning come from releases.yaml (`backend.env`, and `backend.runtime_env`
+for those the Go runtime reads itself, GOMAXPROCS and GOMEMLIMIT); the rules below encode
 what that meaning says a value must look like, as observed on the backend built from the pinned
 commit (see the release data and the project's facts): `OTEL_EXPORTER_OTLP_ENDPOINT` is host:port
 with no scheme (`http://host:port` fails with "too many colons in address"), and any non-empty
@@ -248,7 +249,7 @@ def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
 
 #: the divisors the API server takes for each resource, compared by value as it compares
 #: their canonical forms (validateContainerResourceDivisor, pkg/apis/core/validation/
-#: validation.go at kubernetes/kubernetes@f9cfc9d9: 1000m and 1k are 1 and 1k)
+#: validation.go at kubernetes/kubernetes@f9cfc9d9: 1000m is 1, and 1000 is 1k)
 _DIVISORS = {
     resource: {quantity.parse(d) for d in divisors}
     for resource, divisors in {
@@ -272,7 +273,8 @@ def _value_from(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str |
     is its limit (the API server's defaulting) or else 0. None for other sources, for a divisor
     the API server refuses, and for a limit that is absent or zero: the kubelet then gives the
     node's allocatable amount, which no manifest tells."""
-    ref = (entry.get("valueFrom") or {}).get("resourceFieldRef")
+    source = entry.get("valueFrom")
+    ref = source.get("resourceFieldRef") if isinstance(source, Mapping) else None
     if not isinstance(ref, Mapping) or ref.get("containerName") not in (
         None,
         container.get("name"),

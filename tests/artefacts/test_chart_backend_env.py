@@ -344,6 +344,10 @@ def _field(resource: str, divisor: str | None = None, container: str | None = No
         # another container's resources, or another source
         (LIMITED["resources"], _field("limits.cpu", container="grafana"), None),
         (LIMITED["resources"], {"name": "V", "valueFrom": {"secretKeyRef": {"name": "s"}}}, None),
+        # a page's manifest may hold anything there: no value, and no crash
+        (LIMITED["resources"], {"name": "V", "valueFrom": "limits.cpu"}, None),
+        (LIMITED["resources"], {"name": "V", "valueFrom": {"resourceFieldRef": "cpu"}}, None),
+        ("512Mi", _field("limits.memory"), None),
     ],
 )
 def test_a_resource_field_reads_as_the_kubelet_gives_it(
