@@ -241,10 +241,17 @@ def container_env(container: Mapping[str, Any]) -> dict[str, str | None]:
     """A Kubernetes container's env as name -> value: a literal, or what the kubelet gives a
     resourceFieldRef of the container's own resources; None for any other valueFrom. Its
     envFrom is not read here: a backend container with one is refused (env_from_problem)."""
-    return {
-        str(e.get("name")): (str(e["value"]) if "value" in e else _value_from(container, e))
-        for e in container.get("env") or []
-    }
+    env = container.get("env")
+    entries = [e for e in env if isinstance(e, Mapping)] if isinstance(env, list) else []
+    return {str(e.get("name")): _value_of(container, e) for e in entries}
+
+
+def _value_of(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str | None:
+    """An env entry's value as the container sees it: a null value is empty, as Kubernetes
+    gives it."""
+    if "value" in entry:
+        return "" if entry["value"] is None else str(entry["value"])
+    return _value_from(container, entry)
 
 
 #: the divisors the API server takes for each resource, compared by value as it compares

@@ -21,16 +21,29 @@ _DECIMAL = {s: Fraction(10) ** e for s, e in
              ("P", 15), ("E", 18))}  # fmt: skip
 
 
+#: The longest quantity and the largest decimal exponent read. apimachinery holds a quantity's
+#: value to int64 (its maxAllowed) and 9 decimals, far inside both; a page's value beyond them
+#: is not read (None), so that no page can make the gate compute with numbers of thousands of
+#: digits, which takes seconds and more per operation and cannot be interrupted.
+_MAX_LENGTH = 64
+_MAX_EXPONENT = 40
+
+
 def parse(value: object) -> Fraction | None:
-    """The quantity's exact value, or None where it is not one (the schemas report that)."""
+    """The quantity's exact value, or None where it is not one (the schemas report that) or
+    is too long or too large to be read (_MAX_LENGTH, _MAX_EXPONENT)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    match = _QUANTITY.match(str(value).strip())
+    if isinstance(value, int) and value.bit_length() > 4 * _MAX_LENGTH:
+        return None
+    text = str(value).strip()
+    match = _QUANTITY.match(text) if len(text) <= _MAX_LENGTH else None
     if match is None:
         return None
     number = Fraction(match["number"])
     if match["binary"]:
         return number * _BINARY[match["binary"]]
     if match["exponent"]:
-        return number * Fraction(10) ** int(match["exponent"][1:])
+        exponent = int(match["exponent"][1:])
+        return number * Fraction(10) ** exponent if abs(exponent) <= _MAX_EXPONENT else None
     return number * _DECIMAL[match["decimal"] or ""]

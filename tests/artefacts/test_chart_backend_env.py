@@ -417,3 +417,44 @@ def test_a_memory_limit_in_bytes_from_a_values_file_is_rendered_whole(
     values.write_text("backend:\n  goMemLimit: 536870912\n", encoding="utf-8")
     given = helm.template(REPO_ROOT / "helm" / "betrace", [values])
     assert backend_env.container_env(_backend_container(given))["GOMEMLIMIT"] == "536870912"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1e5000", "9" * 5000, 16**5000, "1e99999999", "1e-99999999", float("inf"), float("nan")],
+    ids=[
+        "long-exponent",
+        "5000-digits",
+        "yaml-hex-int",
+        "huge-exponent",
+        "tiny-exponent",
+        "inf",
+        "nan",
+    ],
+)
+def test_a_quantity_no_cluster_would_hold_is_not_read(value: object) -> None:
+    """A page's manifest can hold any size; read as it is, one of thousands of digits took the
+    gate seconds per operation (beyond its block budget, which cannot interrupt it) or broke
+    the conversion to text. apimachinery holds quantities to int64: such a value is unknown."""
+    from betrace_dist import quantity
+
+    assert quantity.parse(value) is None
+    container = {
+        "name": "b",
+        "resources": {"limits": {"memory": value}},
+        "env": [_field("limits.memory")],
+    }
+    assert backend_env.container_env(container) == {"V": None}
+
+
+def test_an_env_of_any_shape_reads_without_a_crash() -> None:
+    """container_env reads what a page's manifest holds: a null value is empty, as Kubernetes
+    gives it (so BETRACE_DEBUG: null is not taken for a value), and what is no entry is left."""
+    read = backend_env.container_env
+    assert read(
+        {"env": [{"name": "X", "value": None}, "abc", None, 5, {"name": "Y", "value": 3}]}
+    ) == {
+        "X": "",
+        "Y": "3",
+    }
+    assert read({"env": "abc"}) == read({"env": 5}) == read({"env": {"a": 1}}) == {}

@@ -320,7 +320,9 @@ _TRACED = """#!/bin/sh
 export CREDENTIALS_DIRECTORY={credentials}
 {strace} -f -qq -o {trace} -- {sh} -c {inner} &
 tracer=$!
-trap 'while [ ! -s {pid} ]; do sleep 0.1; done; kill -TERM "$(cat {pid})"' TERM
+pidfile={pid}
+trap 'n=0; while [ ! -s "$pidfile" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+kill -TERM "$(cat "$pidfile")"' TERM
 wait $tracer
 wait $tracer
 """

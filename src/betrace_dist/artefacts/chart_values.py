@@ -80,9 +80,10 @@ class Param:
     def shown_type(self) -> str:
         """The type the README shows: the schema's own list where `@schema` gives one."""
         declared = self.extra.get("type")
-        if isinstance(declared, list):
-            return " or ".join(str(t) for t in declared)
-        return self.type_name
+        if not isinstance(declared, list):
+            return self.type_name
+        listed = " or ".join(str(t) for t in declared)
+        return f"{listed}, nullable" if "nullable" in self.modifiers else listed
 
 
 @dataclass
