@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import socket
@@ -342,12 +343,16 @@ def expect_rule_name_in_url(data: ReleaseData) -> dict[str, Expect]:
 register(Probe("rule-name-in-url", measure_rule_name_in_url, expect_rule_name_in_url, _ports))
 
 
-def _betrace_series(api: Backend) -> dict[str, str]:
-    """The `betrace_*` samples of GET /metrics (name with labels -> value), histogram buckets
-    left out (their count and sum say the same)."""
+def _series(api: Backend, prefix: str) -> dict[str, str]:
+    """The samples of GET /metrics whose name starts with `prefix` (name with labels -> value),
+    histogram buckets left out (their count and sum say the same)."""
     text = api.call("GET", "/metrics").body
-    samples = (line.rpartition(" ") for line in text.splitlines() if line.startswith("betrace_"))
+    samples = (line.rpartition(" ") for line in text.splitlines() if line.startswith(prefix))
     return {name: value for name, _, value in samples if "_bucket{" not in name}
+
+
+def _betrace_series(api: Backend) -> dict[str, str]:
+    return _series(api, "betrace_")
 
 
 def _moved(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -595,15 +600,20 @@ register(Probe("otel-variables", measure_otel_env, expect_otel_env, _otel_params
 
 # --- the Go runtime's variables ----------------------------------------------------------------
 
-#: the Go runtime's own series of /metrics (client_golang's Go collector, vendored upstream)
-_GO_SERIES = ("go_sched_gomaxprocs_threads", "go_gc_gomemlimit_bytes")
 #: the GOMEMLIMIT the probe sets: 512 MiB, in bytes as the chart's resourceFieldRef gives it
 _MEMORY_LIMIT = 512 * 1024 * 1024
 
 
-def _go_series(api: Backend) -> dict[str, float]:
-    samples = (line.partition(" ") for line in api.call("GET", "/metrics").body.splitlines())
-    return {name: float(value) for name, _, value in samples if name in _GO_SERIES}
+def _go_settings(params: Mapping[str, Any], name: str, env: dict[str, str]) -> tuple[float, float]:
+    """GOMAXPROCS and GOMEMLIMIT as the runtime of a backend started with `env` reports them
+    (its own series of /metrics, from client_golang's Go collector, vendored upstream)."""
+    api = backend(params, name=name, env=env).start()
+    series = _series(api, "go_")
+    api.stop(signal.SIGKILL)
+    return (
+        float(series.get("go_sched_gomaxprocs_threads", "nan")),
+        float(series.get("go_gc_gomemlimit_bytes", "nan")),
+    )
 
 
 def _default_godebug(program: Path) -> str:
@@ -615,16 +625,18 @@ def _default_godebug(program: Path) -> str:
 
 def measure_go_runtime(params: Mapping[str, Any]) -> dict[str, Any]:
     """The backend with GOMAXPROCS and GOMEMLIMIT set as the chart sets them (from a container's
-    limits, in bytes), and with a GOMEMLIMIT written as a Kubernetes quantity."""
-    env = {"GOMAXPROCS": "1", "GOMEMLIMIT": str(_MEMORY_LIMIT)}
+    limits, in bytes), in the forms the pages give (Go's unit; a GOMAXPROCS Go ignores), and
+    with a GOMEMLIMIT written as a Kubernetes quantity."""
     with receiver_running():
-        api = backend(params, env=env).start()
-        series = _go_series(api)
-        api.stop(signal.SIGKILL)
+        chart = _go_settings(params, "chart", {"GOMAXPROCS": "1", "GOMEMLIMIT": str(_MEMORY_LIMIT)})
+        written = _go_settings(params, "units", {"GOMAXPROCS": "500m", "GOMEMLIMIT": "512MiB"})
         quantity = _start_refused(backend(params, name="quantity", env={"GOMEMLIMIT": "512Mi"}))
     return {
-        "gomaxprocs": series.get("go_sched_gomaxprocs_threads"),
-        "gomemlimit": series.get("go_gc_gomemlimit_bytes"),
+        "gomaxprocs": chart[0],
+        "gomemlimit": chart[1],
+        "gomemlimit_in_go_units": written[1],
+        # Go's default, as without the variable: the CPUs this process may run on
+        "gomaxprocs_500m_ignored": written[0] == len(os.sched_getaffinity(0)),
         "quantity_exits_with_2": quantity.startswith("the backend exited with 2:"),
         "quantity_log": quantity,
         "default_godebug": _default_godebug(Path(params["program"])),
@@ -635,6 +647,8 @@ def expect_go_runtime(data: ReleaseData) -> dict[str, Expect]:
     return {
         "gomaxprocs": equal(1.0),
         "gomemlimit": equal(float(_MEMORY_LIMIT)),
+        "gomemlimit_in_go_units": equal(float(_MEMORY_LIMIT)),
+        "gomaxprocs_500m_ignored": equal(True),
         # Go's runtime throws at start (exit status 2) on a value parseByteCount refuses
         "quantity_exits_with_2": equal(True),
         "quantity_log": contains("malformed GOMEMLIMIT"),
