@@ -120,9 +120,6 @@ _GO_INT = re.compile(r"-?[0-9]+")
 #: GOMEMLIMIT's units and their power of 1024 (Go's parseByteCount, src/runtime/string.go)
 _BYTE_UNITS = {"B": 0, "KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4}
 _GOMEMLIMIT = re.compile(r"(?P<n>-?[0-9]+)(?P<unit>B|KiB|MiB|GiB|TiB)?")
-#: a Kubernetes quantity with a suffix (apimachinery's: k to E, or Ki to Ei), as an operator
-#: would write a memory size
-_QUANTITY = re.compile(r"(?P<n>[0-9]+)(?P<suffix>[kMGTPE]|[KMGTPE]i)")
 
 
 def _gomaxprocs(value: str) -> str | None:
@@ -139,12 +136,11 @@ def _gomaxprocs(value: str) -> str | None:
 def _same_in_go(value: str) -> str:
     """The size a Kubernetes quantity means, written as GOMEMLIMIT takes it: Go's unit for Ki
     to Ti, else bytes; '' where the value is no such quantity or Go could not take the size."""
-    found = _QUANTITY.fullmatch(value)
-    amount = quantity.parse(value) if found else None
-    if found is None or amount is None:
-        return ""
-    unit = found["suffix"]
-    candidates = [f"{found['n']}{unit[0]}iB"] if unit in ("Ki", "Mi", "Gi", "Ti") else []
+    unit, amount = quantity.suffix(value), quantity.parse(value)
+    number = value.removesuffix(unit)
+    if unit in ("", "n", "u", "m") or amount is None or not _DIGITS.fullmatch(number):
+        return ""  # a size in whole bytes only: no fractions, no exponent
+    candidates = [f"{number}{unit[0]}iB"] if unit in ("Ki", "Mi", "Gi", "Ti") else []
     candidates.append(str(int(amount)))
     return next((c for c in candidates if _gomemlimit(c) is None), "")
 

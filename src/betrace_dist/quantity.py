@@ -47,3 +47,10 @@ def parse(value: object) -> Fraction | None:
         exponent = int(match["exponent"][1:])
         return number * Fraction(10) ** exponent if abs(exponent) <= _MAX_EXPONENT else None
     return number * _DECIMAL[match["decimal"] or ""]
+
+
+def suffix(value: str) -> str:
+    """A quantity's binary (Ki to Ei) or decimal (n to E) suffix as written; '' for a number
+    without one, an exponent, or no quantity."""
+    match = _QUANTITY.match(value.strip()) if len(value) <= _MAX_LENGTH else None
+    return (match["binary"] or match["decimal"] or "") if match else ""
