@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from . import quantity
+from .artefacts.kube_enums import RESOURCE_DIVISORS
 from .names import image_role
 from .release import ReleaseData
 
@@ -250,19 +251,6 @@ def _value_of(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str | N
     return _value_from(container, entry)
 
 
-#: the divisors the API server takes for each resource, compared by value as it compares
-#: their canonical forms (validateContainerResourceDivisor, pkg/apis/core/validation/
-#: validation.go at kubernetes/kubernetes@f9cfc9d9: 1000m is 1, and 1000 is 1k)
-_DIVISORS = {
-    resource: {quantity.parse(d) for d in divisors}
-    for resource, divisors in {
-        "cpu": ("1m", "1"),
-        "memory": ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi",
-                   "1Ei"),
-    }.items()
-}  # fmt: skip
-
-
 def _amounts(resources: object, kind: str) -> Mapping[str, Any]:
     """A container's limits or requests (empty where it has none)."""
     found = resources.get(kind) if isinstance(resources, Mapping) else None
@@ -275,7 +263,8 @@ def _value_from(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str |
     the divisor (an absent or zero one is 1), rounded up. A request the container does not set
     is its limit (the API server's defaulting) or else 0. None for other sources, for a divisor
     the API server refuses, and for a limit that is absent or zero: the kubelet then gives the
-    node's allocatable amount, which no manifest tells."""
+    node's allocatable amount, which no manifest tells (a divisor the API server refuses is
+    reported by artefacts/kube_enums.py, which holds the rule)."""
     source = entry.get("valueFrom")
     ref = source.get("resourceFieldRef") if isinstance(source, Mapping) else None
     if not isinstance(ref, Mapping) or ref.get("containerName") not in (
@@ -296,7 +285,7 @@ def _value_from(container: Mapping[str, Any], entry: Mapping[str, Any]) -> str |
     divisor = quantity.parse(ref.get("divisor") or "1")
     if divisor == 0:
         divisor = quantity.parse("1")
-    if amount is None or divisor is None or divisor not in _DIVISORS.get(resource, set()):
+    if amount is None or divisor is None or divisor not in RESOURCE_DIVISORS.get(resource, set()):
         return None
     return str(math.ceil(amount / divisor))
 

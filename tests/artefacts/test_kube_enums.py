@@ -257,3 +257,49 @@ def test_quantities_read_as_kubernetes_reads_them() -> None:
              "1E": 10**18, "0.5Gi": 2**29, "10M": 10**7, "1": 1, 2: 2, "+.5k": 500}  # fmt: skip
     assert {q: parse(q) for q in cases} == cases
     assert [parse(q) for q in ("64MB", "Mi", "1Mi1", "", True, None, "1 Mi")] == [None] * 7
+
+
+@pytest.mark.parametrize(
+    ("resource", "divisor", "refused"),
+    [
+        ("limits.cpu", "500m", "cpu"),
+        ("requests.memory", "2", "memory"),
+        ("limits.ephemeral-storage", "1m", "local ephemeral storage"),
+        ("limits.cpu", "1000m", None),  # canonically 1
+        ("limits.memory", "1000", None),  # canonically 1k
+        ("limits.memory", "1Mi", None),
+        ("limits.cpu", "0", None),  # zero, as unset: 1
+        ("limits.cpu", None, None),
+    ],
+)
+def test_a_divisor_the_resource_does_not_take_is_refused_in_the_api_servers_words(
+    resource: str, divisor: str | None, refused: str | None
+) -> None:
+    """validateContainerResourceDivisor: the schemas take any quantity there."""
+    ref = {"resource": resource} | ({"divisor": divisor} if divisor is not None else {})
+    env = [{"name": "N", "valueFrom": {"resourceFieldRef": ref}}]
+    bad = manifest("Deployment", (*TPL, "containers"), [CONTAINER | {"env": env}])
+    problems = chart_policy.validate_kubernetes([bad], [VERSION])
+    path = "spec.template.spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor"
+    said = f'{path}: Invalid value: "{resource}": only divisor\'s values '
+    if refused is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and said in problems[0], problems
+        assert problems[0].endswith(f"are supported with the {refused} resource")
+
+
+@pytest.mark.parametrize(("rolling", "refused"), [({"maxSurge": 1}, True), (None, False)])
+def test_a_recreate_deployment_with_rolling_update_settings_is_refused(
+    rolling: dict[str, int] | None, refused: bool
+) -> None:
+    """What grafana-recreate-values.yaml clears (rollingUpdate: null): the API server refuses
+    Recreate beside rollingUpdate settings, and the schemas do not."""
+    bad = manifest("Deployment", ("spec", "strategy", "type"), "Recreate")
+    bad.doc["spec"]["strategy"]["rollingUpdate"] = rolling
+    problems = chart_policy.validate_kubernetes([bad], [VERSION])
+    forbidden = (
+        "page.yaml Deployment/a: spec.strategy.rollingUpdate: Forbidden: may not be specified "
+        "when strategy `type` is 'Recreate'"
+    )
+    assert problems == ([forbidden] if refused else [])

@@ -20,6 +20,15 @@ in kubernetes/kubernetes pkg/apis/core/validation/validation.go, read at commit 
 rule is as old as limits): `<path>.resources.requests: Invalid value: "<request>": must be less
 than or equal to <resource> limit of <limit>`. The API server writes both quantities in their
 canonical form; here they stand as the page wrote them.
+
+Two more rules the schemas cannot hold are here. A Recreate Deployment has no rollingUpdate
+settings: `spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is
+'Recreate'` (the API server's message as the Kubernetes documentation shows it, "Update API
+Objects in Place Using kubectl patch"; ValidateDeploymentStrategy, not read here). A
+resourceFieldRef's divisor, given (not absent or zero), is in its canonical form one of
+RESOURCE_DIVISORS for its resource (validateContainerResourceDivisor, in
+pkg/apis/core/validation/validation.go at kubernetes/kubernetes@f9cfc9d9): `<path>.divisor:
+Invalid value: "<resource>": only divisor's values ... are supported with the <name> resource`.
 """
 
 from __future__ import annotations
@@ -93,6 +102,50 @@ def _items(node: Any, key: str) -> Iterator[tuple[int, Any]]:
         yield from enumerate(value)
 
 
+#: the divisors the API server takes for each resource a resourceFieldRef reads, and the name its
+#: message gives the resource (validContainerResourceDivisorFor*: sets of canonical forms, so
+#: they are compared by value here: 1000m is 1, and 1000 is 1k)
+_MEMORY_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi",
+                    "1Ei")  # fmt: skip
+_DIVISORS_WRITTEN = {
+    "cpu": (("1m", "1"), "cpu"),
+    "memory": (_MEMORY_DIVISORS, "memory"),
+    "ephemeral-storage": (_MEMORY_DIVISORS, "local ephemeral storage"),
+}
+RESOURCE_DIVISORS = {
+    resource: {quantity.parse(d) for d in divisors}
+    for resource, (divisors, _) in _DIVISORS_WRITTEN.items()
+}
+
+
+def _divisor(container: Any, path: str) -> Iterator[str]:
+    """Each resourceFieldRef of the container's env with a divisor its resource does not take."""
+    for j, entry in _items(container, "env"):
+        ref = _at(entry, ("valueFrom", "resourceFieldRef"))
+        resource = ref.get("resource") if isinstance(ref, dict) else None
+        _, _, name = str(resource).partition(".")
+        divisor = quantity.parse(ref.get("divisor")) if isinstance(ref, dict) else None
+        if not divisor or name not in _DIVISORS_WRITTEN or divisor in RESOURCE_DIVISORS[name]:
+            continue
+        written, said = _DIVISORS_WRITTEN[name]
+        where = f"{path}.env[{j}].valueFrom.resourceFieldRef.divisor"
+        yield (
+            f"{where}: Invalid value: {go_quote(str(resource))}: only divisor's values "
+            f"{', '.join(written)} are supported with the {said} resource"
+        )
+
+
+def _recreate(strategy: Any) -> Iterator[str]:
+    """A Recreate strategy with rollingUpdate settings, which the API server refuses; null is
+    no settings."""
+    recreate = isinstance(strategy, dict) and strategy.get("type") == "Recreate"
+    if recreate and strategy.get("rollingUpdate") is not None:
+        yield (
+            "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy "
+            "`type` is 'Recreate'"
+        )
+
+
 def _at(doc: Any, keys: tuple[str, ...]) -> Any:
     for key in keys:
         doc = doc.get(key) if isinstance(doc, dict) else None
@@ -113,6 +166,7 @@ def _pod_spec(doc: dict[str, Any], kind: str) -> Iterator[str]:
             for j, port in _items(container, "ports"):
                 yield from _check(port, "protocol", f"{where}.ports[{j}].protocol", PROTOCOLS)
             yield from _over_limit(container, f"{where}.resources.requests")
+            yield from _divisor(container, where)
 
 
 def _over_limit(container: Any, path: str) -> Iterator[str]:
@@ -151,7 +205,9 @@ def problems(doc: dict[str, Any]) -> list[str]:
     if kind in POD_SPECS:
         out += _pod_spec(doc, str(kind))
     if kind == "Deployment":
-        out += _check(_at(doc, ("spec", "strategy")), "type", "spec.strategy.type", STRATEGY_TYPES)
+        strategy = _at(doc, ("spec", "strategy"))
+        out += _check(strategy, "type", "spec.strategy.type", STRATEGY_TYPES)
+        out += _recreate(strategy)
     if kind == "Service":
         out += _service(doc)
     if kind == "PersistentVolumeClaim":
